@@ -1,0 +1,89 @@
+//! Padded batches of encoded examples.
+
+use crate::EncodedExample;
+
+/// A batch padded to its longest example ("dynamic padding"), row-major `[batch, seq]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub input_ids: Vec<u32>,
+    pub token_type_ids: Vec<u32>,
+    /// 1 for real tokens, 0 for padding.
+    pub attention_mask: Vec<u32>,
+    /// Class id per example (empty for unlabeled batches).
+    pub labels: Vec<u32>,
+    pub batch_size: usize,
+    pub seq_len: usize,
+}
+
+impl Batch {
+    /// Number of real (non-padding) tokens.
+    pub fn real_tokens(&self) -> usize {
+        self.attention_mask.iter().filter(|&&m| m == 1).count()
+    }
+}
+
+/// Builds batches, padding with the model's pad token id.
+#[derive(Debug, Clone, Copy)]
+pub struct Batcher {
+    pad_id: u32,
+}
+
+impl Batcher {
+    /// A batcher padding with `pad_id` (the model config's `pad_token_id`).
+    pub fn new(pad_id: u32) -> Self {
+        Batcher { pad_id }
+    }
+
+    /// Pads `examples` to the longest among them. `labels` is empty or one per example.
+    pub fn batch(&self, examples: &[&EncodedExample], labels: &[u32]) -> Batch {
+        let batch_size = examples.len();
+        let seq_len = examples
+            .iter()
+            .map(|e| e.input_ids.len())
+            .max()
+            .unwrap_or(0);
+        let mut input_ids = vec![self.pad_id; batch_size * seq_len];
+        let mut token_type_ids = vec![0; batch_size * seq_len];
+        let mut attention_mask = vec![0; batch_size * seq_len];
+        for (row, example) in examples.iter().enumerate() {
+            let start = row * seq_len;
+            let n = example.input_ids.len();
+            input_ids[start..start + n].copy_from_slice(&example.input_ids);
+            token_type_ids[start..start + n].copy_from_slice(&example.type_ids);
+            attention_mask[start..start + n].fill(1);
+        }
+        Batch {
+            input_ids,
+            token_type_ids,
+            attention_mask,
+            labels: labels.to_vec(),
+            batch_size,
+            seq_len,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pads_to_the_longest_example() {
+        let a = EncodedExample {
+            input_ids: vec![5, 6, 7],
+            type_ids: vec![0, 0, 1],
+            truncated: false,
+        };
+        let b = EncodedExample {
+            input_ids: vec![5],
+            type_ids: vec![0],
+            truncated: false,
+        };
+        let batch = Batcher::new(1).batch(&[&a, &b], &[0, 1]);
+        assert_eq!(batch.seq_len, 3);
+        assert_eq!(batch.input_ids, [5, 6, 7, 5, 1, 1]);
+        assert_eq!(batch.token_type_ids, [0, 0, 1, 0, 0, 0]);
+        assert_eq!(batch.attention_mask, [1, 1, 1, 1, 0, 0]);
+        assert_eq!(batch.real_tokens(), 4);
+    }
+}

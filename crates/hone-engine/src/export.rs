@@ -1,0 +1,170 @@
+//! Exporting a classifier as a folder `transformers` loads unchanged:
+//! `AutoModelForSequenceClassification.from_pretrained(dir)` and
+//! `AutoTokenizer.from_pretrained(dir)`.
+
+use std::path::Path;
+
+use hone_data::TextTokenizer;
+use serde_json::{json, Value};
+
+use crate::checkpoint::{save_tensors, write_atomic};
+use crate::metrics::ClassificationReport;
+use crate::models::{Classifier, Family};
+use crate::EngineError;
+
+/// Tokenizer files copied from the source model when present.
+const TOKENIZER_FILES: &[&str] = &[
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+];
+
+/// What the model card says about the run.
+pub struct ModelCard<'a> {
+    pub base_model: &'a str,
+    pub train_examples: u64,
+    pub valid_examples: u64,
+    pub best_step: Option<u64>,
+    pub report: Option<&'a ClassificationReport>,
+    /// The run configuration, as TOML or JSON text.
+    pub config_text: &'a str,
+}
+
+/// The model's config.json with the classification fields a `transformers` head needs.
+pub fn classification_config(model: &Classifier, labels: &[String]) -> Value {
+    let spec = model.spec();
+    let mut config = spec.raw.clone();
+    let id2label: serde_json::Map<String, Value> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i.to_string(), json!(l)))
+        .collect();
+    let label2id: serde_json::Map<String, Value> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.clone(), json!(i)))
+        .collect();
+    if let Some(obj) = config.as_object_mut() {
+        obj.insert(
+            "architectures".into(),
+            json!([spec.classification_architecture()]),
+        );
+        obj.insert("id2label".into(), Value::Object(id2label));
+        obj.insert("label2id".into(), Value::Object(label2id));
+        obj.insert("problem_type".into(), json!("single_label_classification"));
+        obj.remove("num_labels");
+        obj.insert("torch_dtype".into(), json!("float32"));
+        let d = spec.encoder.dropout;
+        match spec.family {
+            Family::DistilBert => {
+                obj.insert("dropout".into(), json!(d.hidden));
+                obj.insert("attention_dropout".into(), json!(d.attention));
+                obj.insert("seq_classif_dropout".into(), json!(d.classifier));
+            }
+            Family::Bert | Family::Roberta => {
+                obj.insert("hidden_dropout_prob".into(), json!(d.hidden));
+                obj.insert("attention_probs_dropout_prob".into(), json!(d.attention));
+                if d.classifier != d.hidden {
+                    obj.insert("classifier_dropout".into(), json!(d.classifier));
+                }
+            }
+        }
+    }
+    config
+}
+
+fn model_card(model: &Classifier, labels: &[String], card: &ModelCard) -> String {
+    let mut s = String::new();
+    s.push_str("---\nlibrary_name: transformers\npipeline_tag: text-classification\n");
+    s.push_str(&format!(
+        "base_model: {}\ntags:\n- hone\n- text-classification\n---\n\n",
+        card.base_model
+    ));
+    s.push_str(&format!(
+        "# {} fine-tuned with Hone\n\nA {} sequence classifier with {} classes: {}.\n\n",
+        card.base_model,
+        model.spec().classification_architecture(),
+        labels.len(),
+        labels.join(", ")
+    ));
+    s.push_str(&format!(
+        "Trained on {} examples, validated on {}.\n\n",
+        card.train_examples, card.valid_examples
+    ));
+    if let Some(r) = card.report {
+        s.push_str(&format!(
+            "## Validation (best checkpoint{})\n\n| metric | value |\n|---|---|\n| loss | {:.4} |\n| accuracy | {:.4} |\n| macro F1 | {:.4} |\n| macro precision | {:.4} |\n| macro recall | {:.4} |\n\n",
+            card.best_step.map(|s| format!(", step {s}")).unwrap_or_default(),
+            r.loss, r.accuracy, r.macro_f1, r.macro_precision, r.macro_recall
+        ));
+        s.push_str("| class | precision | recall | F1 | support |\n|---|---|---|---|---|\n");
+        for c in &r.per_class {
+            s.push_str(&format!(
+                "| {} | {:.4} | {:.4} | {:.4} | {} |\n",
+                c.label, c.precision, c.recall, c.f1, c.support
+            ));
+        }
+        s.push('\n');
+    }
+    s.push_str("## Use\n\n```python\nfrom transformers import pipeline\nclassifier = pipeline(\"text-classification\", model=\"PATH_TO_THIS_FOLDER\")\nprint(classifier(\"your text\"))\n```\n\n");
+    s.push_str("## Training configuration\n\n```toml\n");
+    s.push_str(card.config_text);
+    s.push_str("\n```\n");
+    s
+}
+
+/// Writes the model, its config with `labels`, the tokenizer and a model card into `out`.
+/// `source` is the folder the model was loaded from (for the tokenizer files).
+pub fn export_classifier(
+    model: &Classifier,
+    labels: &[String],
+    source: &Path,
+    tokenizer: &TextTokenizer,
+    out: &Path,
+    card: &ModelCard,
+) -> Result<(), EngineError> {
+    if labels.len() != model.num_labels() {
+        return Err(EngineError::InvalidConfig(format!(
+            "{} label names for a {}-class model",
+            labels.len(),
+            model.num_labels()
+        )));
+    }
+    if let (Ok(a), Ok(b)) = (source.canonicalize(), out.canonicalize()) {
+        if a == b {
+            return Err(EngineError::InvalidConfig(
+                "the output folder is the pretrained model's folder; choose another --out".into(),
+            ));
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| EngineError::io(out, e))?;
+    save_tensors(&model.params().values(), &out.join("model.safetensors"))?;
+    let config = classification_config(model, labels);
+    let text = serde_json::to_string_pretty(&config).map_err(|e| EngineError::Export {
+        path: out.join("config.json"),
+        message: e.to_string(),
+    })?;
+    write_atomic(&out.join("config.json"), text.as_bytes())?;
+    let mut has_json = false;
+    for name in TOKENIZER_FILES {
+        let from = source.join(name);
+        if from.is_file() {
+            let bytes = std::fs::read(&from).map_err(|e| EngineError::io(&from, e))?;
+            write_atomic(&out.join(name), &bytes)?;
+            has_json |= *name == "tokenizer.json";
+        }
+    }
+    if !has_json {
+        tokenizer.save_json(out)?;
+    }
+    write_atomic(
+        &out.join("README.md"),
+        model_card(model, labels, card).as_bytes(),
+    )
+}

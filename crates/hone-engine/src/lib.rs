@@ -1,0 +1,38 @@
+//! Hone's training engine: trainable transformer encoders on candle (BERT, DistilBERT,
+//! RoBERTa / XLM-R) with sequence classification heads, loading and exporting Hugging Face
+//! folders, AdamW with parameter groups, LR schedules, fine-tuning recipes, metrics and the
+//! training loop. Knows nothing of SQLite, Tauri or HTTP.
+//!
+//! Every op used in a forward pass that is trained carries a gradient (candle's fused
+//! `softmax_last_dim`, `layer_norm`, `rms_norm`, `rope` and `sdpa` do not; see `ops`).
+
+pub mod batch;
+pub mod checkpoint;
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod events;
+pub mod export;
+pub mod inference;
+pub mod job;
+pub mod metrics;
+pub mod models;
+pub mod ops;
+pub mod optim;
+pub mod params;
+pub mod recipes;
+pub mod rng;
+pub mod schedule;
+pub mod trainer;
+pub mod weights;
+
+pub use config::{DataConfig, RunConfig, TrainingConfig};
+pub use device::DeviceSpec;
+pub use error::EngineError;
+pub use events::TrainEvent;
+pub use job::{fine_tune, FineTuneOutcome};
+pub use metrics::ClassificationReport;
+pub use models::{Classifier, Family};
+
+/// Result type of the engine.
+pub type Result<T> = std::result::Result<T, EngineError>;

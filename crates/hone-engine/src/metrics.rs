@@ -1,0 +1,202 @@
+//! Classification metrics: accuracy, macro precision / recall / F1, per-class scores and the
+//! confusion matrix.
+
+use serde::{Deserialize, Serialize};
+
+/// A metric that selects the best checkpoint and drives early stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    Loss,
+    Accuracy,
+    #[default]
+    MacroF1,
+    MacroPrecision,
+    MacroRecall,
+}
+
+impl std::str::FromStr for Metric {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "loss" | "eval_loss" => Ok(Metric::Loss),
+            "accuracy" | "acc" => Ok(Metric::Accuracy),
+            "macro_f1" | "f1" => Ok(Metric::MacroF1),
+            "macro_precision" | "precision" => Ok(Metric::MacroPrecision),
+            "macro_recall" | "recall" => Ok(Metric::MacroRecall),
+            other => Err(format!(
+                "unknown metric '{other}': use loss, accuracy, macro_f1, macro_precision or macro_recall"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Metric::Loss => "loss",
+            Metric::Accuracy => "accuracy",
+            Metric::MacroF1 => "macro_f1",
+            Metric::MacroPrecision => "macro_precision",
+            Metric::MacroRecall => "macro_recall",
+        })
+    }
+}
+
+impl Metric {
+    /// True when larger values are better.
+    pub fn higher_is_better(self) -> bool {
+        self != Metric::Loss
+    }
+
+    /// Whether `candidate` beats `best` by more than `min_delta`.
+    pub fn improves(self, candidate: f64, best: Option<f64>, min_delta: f64) -> bool {
+        match best {
+            None => candidate.is_finite(),
+            Some(best) if self.higher_is_better() => candidate > best + min_delta,
+            Some(best) => candidate < best - min_delta,
+        }
+    }
+}
+
+/// Scores of one class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassScores {
+    pub label: String,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    /// Number of examples whose true class is this one.
+    pub support: u64,
+}
+
+/// An evaluation of a classifier on labeled examples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassificationReport {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    pub accuracy: f64,
+    pub macro_precision: f64,
+    pub macro_recall: f64,
+    pub macro_f1: f64,
+    pub per_class: Vec<ClassScores>,
+    /// `confusion_matrix[true][predicted]` counts.
+    pub confusion_matrix: Vec<Vec<u64>>,
+    /// Number of examples evaluated.
+    pub examples: u64,
+}
+
+fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
+}
+
+impl ClassificationReport {
+    /// Scores predictions against true class ids. Classes without predictions or examples score
+    /// 0 where undefined (as scikit-learn's `zero_division=0`).
+    pub fn from_predictions(
+        labels: &[String],
+        truth: &[u32],
+        predicted: &[u32],
+        loss: f64,
+    ) -> Self {
+        let k = labels.len();
+        let mut confusion = vec![vec![0u64; k]; k];
+        for (&t, &p) in truth.iter().zip(predicted) {
+            confusion[t as usize][p as usize] += 1;
+        }
+        let per_class: Vec<ClassScores> = (0..k)
+            .map(|c| {
+                let tp = confusion[c][c];
+                let support: u64 = confusion[c].iter().sum();
+                let predicted_c: u64 = confusion.iter().map(|row| row[c]).sum();
+                let precision = ratio(tp, predicted_c);
+                let recall = ratio(tp, support);
+                let f1 = if precision + recall > 0.0 {
+                    2.0 * precision * recall / (precision + recall)
+                } else {
+                    0.0
+                };
+                ClassScores {
+                    label: labels[c].clone(),
+                    precision,
+                    recall,
+                    f1,
+                    support,
+                }
+            })
+            .collect();
+        let mean =
+            |f: fn(&ClassScores) -> f64| per_class.iter().map(f).sum::<f64>() / k.max(1) as f64;
+        let correct: u64 = (0..k).map(|c| confusion[c][c]).sum();
+        ClassificationReport {
+            loss,
+            accuracy: ratio(correct, truth.len() as u64),
+            macro_precision: mean(|c| c.precision),
+            macro_recall: mean(|c| c.recall),
+            macro_f1: mean(|c| c.f1),
+            per_class,
+            confusion_matrix: confusion,
+            examples: truth.len() as u64,
+        }
+    }
+
+    /// The value of a metric.
+    pub fn get(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::Loss => self.loss,
+            Metric::Accuracy => self.accuracy,
+            Metric::MacroF1 => self.macro_f1,
+            Metric::MacroPrecision => self.macro_precision,
+            Metric::MacroRecall => self.macro_recall,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_match_a_hand_computed_example() {
+        let labels = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        // truth:     a a a b b c
+        // predicted: a a b b c c
+        let r = ClassificationReport::from_predictions(
+            &labels,
+            &[0, 0, 0, 1, 1, 2],
+            &[0, 0, 1, 1, 2, 2],
+            0.5,
+        );
+        assert_eq!(
+            r.confusion_matrix,
+            vec![vec![2, 1, 0], vec![0, 1, 1], vec![0, 0, 1]]
+        );
+        assert!((r.accuracy - 4.0 / 6.0).abs() < 1e-12);
+        // a: p 1, r 2/3, f1 0.8; b: p 1/2, r 1/2, f1 1/2; c: p 1/2, r 1, f1 2/3
+        assert!((r.per_class[0].f1 - 0.8).abs() < 1e-12);
+        assert!((r.macro_f1 - (0.8 + 0.5 + 2.0 / 3.0) / 3.0).abs() < 1e-12);
+        assert!((r.macro_precision - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(r.per_class[2].support, 1);
+    }
+
+    #[test]
+    fn a_class_never_predicted_scores_zero() {
+        let labels = vec!["x".to_string(), "y".to_string()];
+        let r = ClassificationReport::from_predictions(&labels, &[0, 1], &[0, 0], 0.0);
+        assert_eq!(r.per_class[1].precision, 0.0);
+        assert_eq!(r.per_class[1].f1, 0.0);
+    }
+
+    #[test]
+    fn improvement_respects_direction_and_delta() {
+        assert!(Metric::Loss.improves(0.4, Some(0.5), 0.05));
+        assert!(!Metric::Loss.improves(0.46, Some(0.5), 0.05));
+        assert!(Metric::Accuracy.improves(0.8, Some(0.7), 0.0));
+        assert!(!Metric::Accuracy.improves(0.7, Some(0.7), 0.0));
+        assert!(Metric::MacroF1.improves(0.1, None, 0.0));
+    }
+}

@@ -1,0 +1,124 @@
+//! Fine-tuning recipes from the literature, as freezing and per-parameter optimizer groups:
+//! frozen embeddings, frozen bottom layers, layer-wise learning-rate decay (exponential or
+//! cosine-shaped) and a head-only warm start.
+
+use crate::config::{DecayShape, TrainingConfig};
+use crate::models::Classifier;
+use crate::optim::ParamGroup;
+use crate::params::{Param, ParamPosition};
+
+/// Depth of a parameter counted from the top: head 0, top layer 1, …, embeddings L + 1.
+pub fn depth_from_top(position: ParamPosition, num_layers: usize) -> usize {
+    match position {
+        ParamPosition::Head => 0,
+        ParamPosition::Layer(i) => num_layers - i,
+        ParamPosition::EmbeddingTable { .. } | ParamPosition::EmbeddingNorm => num_layers + 1,
+    }
+}
+
+/// The share of the base learning rate a parameter at `position` gets.
+pub fn lr_scale(
+    position: ParamPosition,
+    num_layers: usize,
+    decay: Option<f64>,
+    shape: DecayShape,
+) -> f64 {
+    let Some(factor) = decay else {
+        return 1.0;
+    };
+    let depth = depth_from_top(position, num_layers) as f64;
+    let deepest = (num_layers + 1) as f64;
+    match shape {
+        DecayShape::Exponential => factor.powf(depth),
+        DecayShape::Cosine => {
+            let floor = factor.powf(deepest);
+            floor + (1.0 - floor) * 0.5 * (1.0 + (std::f64::consts::PI * depth / deepest).cos())
+        }
+    }
+}
+
+/// True when the recipe keeps this parameter fixed for the whole run.
+pub fn is_frozen_by_recipe(model: &Classifier, param: &Param, cfg: &TrainingConfig) -> bool {
+    if model.is_fixed(param) {
+        return true;
+    }
+    match param.position() {
+        ParamPosition::EmbeddingTable { .. } => cfg.freeze_embeddings,
+        ParamPosition::Layer(i) => i < cfg.freeze_layers,
+        ParamPosition::EmbeddingNorm | ParamPosition::Head => false,
+    }
+}
+
+/// Sets every parameter's frozen flag: recipe freezing, plus everything but the head while
+/// `head_only` (the warm-start phase).
+pub fn apply_freezing(model: &Classifier, cfg: &TrainingConfig, head_only: bool) {
+    for p in model.params().all() {
+        let frozen = is_frozen_by_recipe(model, p, cfg)
+            || (head_only && p.position() != ParamPosition::Head);
+        p.set_frozen(frozen);
+    }
+}
+
+/// Optimizer groups for every parameter that can ever be trained in this run.
+pub fn param_groups(model: &Classifier, cfg: &TrainingConfig) -> Vec<(Param, ParamGroup)> {
+    model
+        .params()
+        .all()
+        .iter()
+        .filter(|p| !is_frozen_by_recipe(model, p, cfg))
+        .map(|p| {
+            let group = ParamGroup {
+                lr_scale: lr_scale(
+                    p.position(),
+                    model.num_layers(),
+                    cfg.layer_lr_decay,
+                    cfg.layer_lr_decay_shape,
+                ),
+                weight_decay: if p.is_no_decay() {
+                    0.0
+                } else {
+                    cfg.weight_decay
+                },
+            };
+            (p.clone(), group)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exponential_decay_counts_depth_from_the_head() {
+        let s = |p| lr_scale(p, 6, Some(0.5), DecayShape::Exponential);
+        assert_eq!(s(ParamPosition::Head), 1.0);
+        assert_eq!(s(ParamPosition::Layer(5)), 0.5);
+        assert_eq!(s(ParamPosition::Layer(0)), 0.5f64.powi(6));
+        assert_eq!(
+            s(ParamPosition::EmbeddingTable { word: true }),
+            0.5f64.powi(7)
+        );
+        assert_eq!(
+            lr_scale(ParamPosition::Layer(0), 6, None, DecayShape::Cosine),
+            1.0
+        );
+    }
+
+    #[test]
+    fn cosine_decay_shares_end_points_and_keeps_more_at_the_top() {
+        let c = |p| lr_scale(p, 6, Some(0.8), DecayShape::Cosine);
+        let e = |p| lr_scale(p, 6, Some(0.8), DecayShape::Exponential);
+        assert!((c(ParamPosition::Head) - 1.0).abs() < 1e-12);
+        let emb = ParamPosition::EmbeddingNorm;
+        assert!((c(emb) - e(emb)).abs() < 1e-12);
+        for i in 3..6 {
+            let p = ParamPosition::Layer(i);
+            assert!(c(p) > e(p), "layer {i}");
+        }
+        // Monotone: deeper layers never get more.
+        for i in 1..6 {
+            assert!(c(ParamPosition::Layer(i)) >= c(ParamPosition::Layer(i - 1)));
+        }
+    }
+}

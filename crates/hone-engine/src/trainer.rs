@@ -1,0 +1,305 @@
+//! The training loop: seeded epochs of shuffled batches, gradient accumulation, clipping,
+//! AdamW with the recipe's parameter groups, the LR schedule, periodic validation, best and
+//! last checkpoints, early stopping and cancellation. Runs on the caller's thread and reports
+//! through a callback.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use hone_data::{epoch_order, Batcher};
+
+use crate::batch::EncodedSet;
+use crate::checkpoint::{save_best, save_last, TrainerState};
+use crate::config::TrainingConfig;
+use crate::events::{CheckpointKind, RunStatus, TrainEvent};
+use crate::inference::evaluate;
+use crate::metrics::ClassificationReport;
+use crate::models::Classifier;
+use crate::ops::{cross_entropy, ForwardCtx};
+use crate::optim::{AdamW, AdamWSettings, Gradients};
+use crate::recipes::{apply_freezing, param_groups};
+use crate::rng::HoneRng;
+use crate::schedule::warmup_steps;
+use crate::EngineError;
+
+/// Stream of the generator that draws dropout masks (mixed with the step number).
+const DROPOUT_STREAM: u64 = 0xD20F;
+
+/// Step counts of a run, derived from the config and the training set size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrainPlan {
+    pub steps_per_epoch: u64,
+    pub total_steps: u64,
+    pub warmup_steps: u64,
+    /// Optimizer steps during which only the head trains.
+    pub head_only_steps: u64,
+}
+
+impl TrainPlan {
+    pub fn new(cfg: &TrainingConfig, train_examples: usize) -> Self {
+        let per_step = cfg.batch_size * cfg.grad_accum as usize;
+        let steps_per_epoch = train_examples.div_ceil(per_step.max(1)) as u64;
+        let total_steps = steps_per_epoch * cfg.epochs as u64;
+        TrainPlan {
+            steps_per_epoch,
+            total_steps,
+            warmup_steps: warmup_steps(total_steps, cfg.warmup_ratio, cfg.warmup_steps),
+            head_only_steps: cfg.head_warmup_steps
+                + cfg.head_warmup_epochs as u64 * steps_per_epoch,
+        }
+    }
+}
+
+/// What a finished (or stopped) training loop leaves behind.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    pub status: RunStatus,
+    pub steps: u64,
+    pub elapsed_s: f64,
+    /// Step and evaluation of the best checkpoint, if any validation ran.
+    pub best: Option<(u64, ClassificationReport)>,
+    /// Folder of the best checkpoint's weights.
+    pub best_dir: PathBuf,
+}
+
+/// Everything the loop needs.
+pub struct Trainer<'a> {
+    pub model: &'a Classifier,
+    pub cfg: &'a TrainingConfig,
+    pub train: &'a EncodedSet,
+    pub valid: &'a EncodedSet,
+    pub labels: &'a [String],
+    /// Folder for the `best` and `last` checkpoints.
+    pub work_dir: &'a Path,
+}
+
+struct Progress {
+    step: u64,
+    best: Option<(u64, ClassificationReport)>,
+    best_value: Option<f64>,
+    evals_without_improvement: u32,
+    last_eval_step: Option<u64>,
+}
+
+impl Trainer<'_> {
+    /// Runs the loop. Checks `cancel` before every optimizer step.
+    pub fn run(
+        &self,
+        sink: &mut dyn FnMut(TrainEvent),
+        cancel: &AtomicBool,
+    ) -> Result<TrainSummary, EngineError> {
+        let cfg = self.cfg;
+        let model = self.model;
+        let plan = TrainPlan::new(cfg, self.train.len());
+        let head_only = plan.head_only_steps > 0;
+        apply_freezing(model, cfg, head_only);
+        let mut optimizer = AdamW::new(
+            AdamWSettings {
+                beta1: cfg.beta1,
+                beta2: cfg.beta2,
+                eps: cfg.adam_eps,
+            },
+            param_groups(model, cfg),
+        );
+        let batcher = Batcher::new(model.spec().encoder.pad_token_id);
+        let per_step = cfg.batch_size * cfg.grad_accum as usize;
+        let started = Instant::now();
+        let mut progress = Progress {
+            step: 0,
+            best: None,
+            best_value: None,
+            evals_without_improvement: 0,
+            last_eval_step: None,
+        };
+        let mut status = RunStatus::Completed;
+
+        'epochs: for epoch in 0..cfg.epochs {
+            let order = epoch_order(self.train.len(), cfg.seed, epoch as u64);
+            for (chunk_index, chunk) in order.chunks(per_step).enumerate() {
+                if cancel.load(Ordering::SeqCst) {
+                    status = RunStatus::Cancelled;
+                    self.save_last(
+                        &optimizer,
+                        &progress,
+                        epoch,
+                        (chunk_index * per_step) as u64,
+                        sink,
+                    )?;
+                    break 'epochs;
+                }
+                let step = progress.step;
+                if head_only && step == plan.head_only_steps {
+                    apply_freezing(model, cfg, false);
+                    sink(TrainEvent::PhaseChanged {
+                        step,
+                        phase: "all parameters".into(),
+                        params_trainable: model.params().count_trainable() as u64,
+                    });
+                }
+                let step_start = Instant::now();
+                let mut ctx =
+                    ForwardCtx::train(HoneRng::new(cfg.seed, DROPOUT_STREAM ^ (step << 16)));
+                let mut grads = Gradients::default();
+                let mut loss_sum = 0f64;
+                let mut tokens = 0usize;
+                for micro in chunk.chunks(cfg.batch_size) {
+                    let batch = self.train.batch(&batcher, micro);
+                    tokens += batch.real_tokens();
+                    let inputs = model.inputs(&batch)?;
+                    let labels = inputs.labels.as_ref().ok_or_else(|| {
+                        EngineError::InvalidConfig("training examples need labels".into())
+                    })?;
+                    let logits = model.forward(&inputs, &mut ctx)?;
+                    let loss = cross_entropy(&logits, labels)?;
+                    let value = loss.to_scalar::<f32>()? as f64;
+                    if !value.is_finite() {
+                        return Err(EngineError::NonFiniteLoss {
+                            step: step + 1,
+                            value,
+                        });
+                    }
+                    loss_sum += value * micro.len() as f64;
+                    let share = micro.len() as f64 / chunk.len() as f64;
+                    let backward = (loss * share)?.backward()?;
+                    grads.accumulate(&backward, model.params().trainable())?;
+                }
+                let grad_norm = match cfg.clip_norm {
+                    Some(max) => grads.clip(max)?,
+                    None => grads.global_norm()?,
+                };
+                if !grad_norm.is_finite() {
+                    return Err(EngineError::NonFiniteGradient {
+                        step: step + 1,
+                        value: grad_norm,
+                    });
+                }
+                let lr = cfg.lr
+                    * cfg
+                        .schedule
+                        .multiplier(step, plan.warmup_steps, plan.total_steps);
+                optimizer.step(&grads, lr)?;
+                progress.step += 1;
+                let step_s = step_start.elapsed().as_secs_f64().max(1e-9);
+                let elapsed = started.elapsed().as_secs_f64();
+                sink(TrainEvent::Step {
+                    step: progress.step,
+                    total_steps: plan.total_steps,
+                    epoch: epoch as f64
+                        + ((chunk_index + 1) as f64 / plan.steps_per_epoch as f64).min(1.0),
+                    loss: loss_sum / chunk.len() as f64,
+                    lr,
+                    grad_norm,
+                    samples_per_s: chunk.len() as f64 / step_s,
+                    tokens_per_s: tokens as f64 / step_s,
+                    elapsed_s: elapsed,
+                    eta_s: elapsed / progress.step as f64
+                        * (plan.total_steps - progress.step) as f64,
+                });
+                if cfg.eval_every.is_some_and(|n| progress.step % n == 0)
+                    && self.validate(&plan, &mut progress, sink)?
+                {
+                    status = RunStatus::EarlyStopped;
+                    break 'epochs;
+                }
+            }
+            if progress.last_eval_step != Some(progress.step)
+                && (cfg.eval_every.is_none() || epoch + 1 == cfg.epochs)
+                && self.validate(&plan, &mut progress, sink)?
+            {
+                status = RunStatus::EarlyStopped;
+                break 'epochs;
+            }
+            self.save_last(&optimizer, &progress, epoch + 1, 0, sink)?;
+        }
+        apply_freezing(model, cfg, false);
+        Ok(TrainSummary {
+            status,
+            steps: progress.step,
+            elapsed_s: started.elapsed().as_secs_f64(),
+            best: progress.best,
+            best_dir: self.work_dir.join("best"),
+        })
+    }
+
+    /// Evaluates, keeps the best checkpoint, and says whether to stop early.
+    fn validate(
+        &self,
+        plan: &TrainPlan,
+        progress: &mut Progress,
+        sink: &mut dyn FnMut(TrainEvent),
+    ) -> Result<bool, EngineError> {
+        if self.valid.is_empty() {
+            return Ok(false);
+        }
+        let cfg = self.cfg;
+        let metric = cfg.early_stopping_metric;
+        let step = progress.step;
+        progress.last_eval_step = Some(step);
+        let report = evaluate(self.model, self.valid, self.labels, cfg.batch_size * 2)?;
+        let value = report.get(metric);
+        let is_best = metric.improves(value, progress.best_value, cfg.early_stopping_min_delta);
+        sink(TrainEvent::Evaluated {
+            step,
+            epoch: step as f64 / plan.steps_per_epoch.max(1) as f64,
+            metric,
+            value,
+            is_best,
+            report: report.clone(),
+        });
+        if is_best {
+            progress.best_value = Some(value);
+            progress.evals_without_improvement = 0;
+            let dir = self.work_dir.join("best");
+            save_best(&dir, self.model.params(), &report, step)?;
+            progress.best = Some((step, report));
+            sink(TrainEvent::CheckpointSaved {
+                step,
+                kind: CheckpointKind::Best,
+                path: dir,
+            });
+            return Ok(false);
+        }
+        progress.evals_without_improvement += 1;
+        match cfg.early_stopping_patience {
+            Some(patience) if progress.evals_without_improvement >= patience => {
+                sink(TrainEvent::EarlyStopped {
+                    step,
+                    metric,
+                    best: progress.best_value.unwrap_or(value),
+                    patience,
+                });
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn save_last(
+        &self,
+        optimizer: &AdamW,
+        progress: &Progress,
+        epoch: u32,
+        examples_in_epoch: u64,
+        sink: &mut dyn FnMut(TrainEvent),
+    ) -> Result<(), EngineError> {
+        let dir = self.work_dir.join("last");
+        let opt = optimizer.state();
+        let state = TrainerState {
+            step: progress.step,
+            epoch,
+            examples_in_epoch,
+            best_step: progress.best.as_ref().map(|(s, _)| *s),
+            best_value: progress.best_value,
+            evals_without_improvement: progress.evals_without_improvement,
+            optimizer_steps: opt.steps.clone(),
+        };
+        save_last(&dir, self.model.params(), &opt, &state)?;
+        sink(TrainEvent::CheckpointSaved {
+            step: progress.step,
+            kind: CheckpointKind::Last,
+            path: dir,
+        });
+        Ok(())
+    }
+}

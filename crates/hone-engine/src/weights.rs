@@ -1,0 +1,323 @@
+//! Reading checkpoint tensors from a Hugging Face model folder, and building parameters from
+//! them.
+//!
+//! Supported: `model.safetensors`, sharded `model.safetensors.index.json`, `pytorch_model.bin`
+//! (and its sharded index) through candle's pickle reader. Any float dtype is converted to the
+//! training dtype. Old TensorFlow-era names (`LayerNorm.gamma` / `.beta`) are read as
+//! `.weight` / `.bias`, and a base-model checkpoint without the family prefix (`bert.`,
+//! `roberta.`, `distilbert.`) is matched to the prefixed names of the classification model.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use candle_core::pickle::PthTensors;
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Tensor};
+
+use crate::params::{Param, ParamPosition, ParamStore};
+use crate::rng::HoneRng;
+use crate::EngineError;
+
+enum Backend {
+    Safetensors(MmapedSafetensors),
+    Pth(Vec<PthTensors>),
+}
+
+/// The tensors of a checkpoint, read lazily.
+pub struct WeightSource {
+    dir: PathBuf,
+    backend: Backend,
+    /// Normalised name → (original name, file index for pickle shards).
+    names: HashMap<String, (String, usize)>,
+}
+
+fn normalise_name(name: &str) -> String {
+    if let Some(stem) = name.strip_suffix(".gamma") {
+        format!("{stem}.weight")
+    } else if let Some(stem) = name.strip_suffix(".beta") {
+        format!("{stem}.bias")
+    } else {
+        name.to_string()
+    }
+}
+
+fn shard_files(index: &Path) -> Result<Vec<PathBuf>, EngineError> {
+    let text = std::fs::read_to_string(index).map_err(|e| EngineError::io(index, e))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| EngineError::BadWeights {
+            path: index.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    let map = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| EngineError::BadWeights {
+            path: index.to_path_buf(),
+            message: "no \"weight_map\" object".into(),
+        })?;
+    let dir = index.parent().unwrap_or(Path::new("."));
+    let files: BTreeSet<&str> = map.values().filter_map(|v| v.as_str()).collect();
+    let mut out = Vec::new();
+    for f in files {
+        if f.contains("..") || Path::new(f).is_absolute() {
+            return Err(EngineError::BadWeights {
+                path: index.to_path_buf(),
+                message: format!("shard name '{f}' points outside the model folder"),
+            });
+        }
+        let path = dir.join(f);
+        if !path.is_file() {
+            return Err(EngineError::BadWeights {
+                path: index.to_path_buf(),
+                message: format!("shard '{f}' is missing; download the complete model"),
+            });
+        }
+        out.push(path);
+    }
+    Ok(out)
+}
+
+impl WeightSource {
+    /// Opens the weights of a model folder (see the module docs for the accepted files).
+    pub fn open(dir: &Path) -> Result<Self, EngineError> {
+        let single = dir.join("model.safetensors");
+        let index = dir.join("model.safetensors.index.json");
+        let pth = dir.join("pytorch_model.bin");
+        let pth_index = dir.join("pytorch_model.bin.index.json");
+        let (backend, files) = if single.is_file() || index.is_file() {
+            let files = if single.is_file() {
+                vec![single]
+            } else {
+                shard_files(&index)?
+            };
+            // SAFETY: the files are memory-mapped read-only; Hone never writes into a model
+            // folder it is reading, and candle copies tensors out of the map when loading.
+            let st = unsafe { MmapedSafetensors::multi(&files) }.map_err(|e| {
+                EngineError::BadWeights {
+                    path: files[0].clone(),
+                    message: e.to_string(),
+                }
+            })?;
+            (Backend::Safetensors(st), files)
+        } else if pth.is_file() || pth_index.is_file() {
+            let files = if pth.is_file() {
+                vec![pth]
+            } else {
+                shard_files(&pth_index)?
+            };
+            let mut readers = Vec::new();
+            for f in &files {
+                readers.push(
+                    PthTensors::new(f, None).map_err(|e| EngineError::BadWeights {
+                        path: f.clone(),
+                        message: e.to_string(),
+                    })?,
+                );
+            }
+            (Backend::Pth(readers), files)
+        } else {
+            return Err(EngineError::NoWeights {
+                dir: dir.to_path_buf(),
+            });
+        };
+        let mut names = HashMap::new();
+        match &backend {
+            Backend::Safetensors(st) => {
+                for (name, _) in st.tensors() {
+                    names.insert(normalise_name(&name), (name, 0));
+                }
+            }
+            Backend::Pth(readers) => {
+                for (i, r) in readers.iter().enumerate() {
+                    for name in r.tensor_infos().keys() {
+                        names.insert(normalise_name(name), (name.clone(), i));
+                    }
+                }
+            }
+        }
+        let _ = files;
+        Ok(WeightSource {
+            dir: dir.to_path_buf(),
+            backend,
+            names,
+        })
+    }
+
+    /// The folder the weights come from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// All tensor names (normalised).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.keys().map(String::as_str)
+    }
+
+    /// True when the checkpoint has a tensor of this (normalised) name.
+    pub fn contains(&self, name: &str) -> bool {
+        self.names.contains_key(name)
+    }
+
+    /// Loads one tensor on the CPU in its stored dtype.
+    pub fn load(&self, name: &str) -> Result<Option<Tensor>, EngineError> {
+        let Some((original, file)) = self.names.get(name) else {
+            return Ok(None);
+        };
+        let bad = |e: candle_core::Error| EngineError::BadWeights {
+            path: self.dir.clone(),
+            message: format!("tensor '{original}': {e}"),
+        };
+        match &self.backend {
+            Backend::Safetensors(st) => st.load(original, &Device::Cpu).map(Some).map_err(bad),
+            Backend::Pth(readers) => readers[*file].get(original).map_err(bad),
+        }
+    }
+}
+
+/// How a parameter missing from the checkpoint (or a random model) is initialised, as
+/// `transformers`' `_init_weights` does it.
+#[derive(Debug, Clone, Copy)]
+pub enum Init {
+    /// Normal(0, `initializer_range`).
+    Normal,
+    Zeros,
+    Ones,
+}
+
+/// Builds a model's parameters from a checkpoint (or at random), on one device and dtype.
+pub struct ParamBuilder<'a> {
+    source: Option<&'a WeightSource>,
+    prefix: &'static str,
+    family: &'static str,
+    device: Device,
+    dtype: DType,
+    init_std: f64,
+    rng: HoneRng,
+    store: ParamStore,
+    newly_initialized: Vec<String>,
+}
+
+impl<'a> ParamBuilder<'a> {
+    /// A builder reading from `source` (or initialising everything when `None`). `prefix` is
+    /// the family's base-model attribute (`bert`, `roberta`, `distilbert`).
+    pub fn new(
+        source: Option<&'a WeightSource>,
+        prefix: &'static str,
+        family: &'static str,
+        device: &Device,
+        init_std: f64,
+        seed: u64,
+    ) -> Self {
+        ParamBuilder {
+            source,
+            prefix,
+            family,
+            device: device.clone(),
+            dtype: DType::F32,
+            init_std,
+            rng: HoneRng::new(seed, 0x1417),
+            store: ParamStore::default(),
+            newly_initialized: Vec::new(),
+        }
+    }
+
+    fn lookup(&self, name: &str) -> Result<Option<Tensor>, EngineError> {
+        let Some(source) = self.source else {
+            return Ok(None);
+        };
+        if let Some(t) = source.load(name)? {
+            return Ok(Some(t));
+        }
+        if let Some(stripped) = name
+            .strip_prefix(self.prefix)
+            .and_then(|s| s.strip_prefix('.'))
+        {
+            return source.load(stripped);
+        }
+        Ok(None)
+    }
+
+    fn initial(&mut self, shape: &[usize], init: Init) -> Result<Tensor, EngineError> {
+        let n: usize = shape.iter().product();
+        let t = match init {
+            Init::Normal => Tensor::from_vec(
+                self.rng.normal(n, self.init_std as f32),
+                shape,
+                &self.device,
+            )?,
+            Init::Zeros => Tensor::zeros(shape, self.dtype, &self.device)?,
+            Init::Ones => Tensor::ones(shape, self.dtype, &self.device)?,
+        };
+        Ok(t)
+    }
+
+    fn add(
+        &mut self,
+        name: &str,
+        value: Tensor,
+        position: ParamPosition,
+    ) -> Result<Param, EngineError> {
+        let value = value.to_dtype(self.dtype)?.to_device(&self.device)?;
+        let param = Param::new(name, value, position)?;
+        self.store.push(param.clone());
+        Ok(param)
+    }
+
+    fn checked(name: &str, tensor: Tensor, shape: &[usize]) -> Result<Tensor, EngineError> {
+        if tensor.dims() != shape {
+            return Err(EngineError::ShapeMismatch {
+                name: name.to_string(),
+                expected: shape.to_vec(),
+                found: tensor.dims().to_vec(),
+            });
+        }
+        Ok(tensor)
+    }
+
+    /// A parameter the checkpoint must have (initialised with `init` for a random model).
+    pub fn required(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        init: Init,
+        position: ParamPosition,
+    ) -> Result<Param, EngineError> {
+        let value = match (self.lookup(name)?, self.source) {
+            (Some(t), _) => Self::checked(name, t, shape)?,
+            (None, None) => self.initial(shape, init)?,
+            (None, Some(source)) => {
+                return Err(EngineError::MissingTensor {
+                    dir: source.dir().to_path_buf(),
+                    name: name.to_string(),
+                    family: self.family.to_string(),
+                })
+            }
+        };
+        self.add(name, value, position)
+    }
+
+    /// A head parameter: taken from the checkpoint when it is there with the right shape,
+    /// otherwise newly initialised (and reported in [`ParamBuilder::newly_initialized`]).
+    pub fn head(&mut self, name: &str, shape: &[usize], init: Init) -> Result<Param, EngineError> {
+        let value = match self.lookup(name)? {
+            Some(t) if t.dims() == shape => t,
+            _ => {
+                if self.source.is_some() {
+                    self.newly_initialized.push(name.to_string());
+                }
+                self.initial(shape, init)?
+            }
+        };
+        self.add(name, value, ParamPosition::Head)
+    }
+
+    /// Names of head parameters that were not in the checkpoint (or had another shape).
+    pub fn newly_initialized(&self) -> &[String] {
+        &self.newly_initialized
+    }
+
+    /// The parameters built so far.
+    pub fn finish(self) -> (ParamStore, Vec<String>) {
+        (self.store, self.newly_initialized)
+    }
+}

@@ -1,0 +1,229 @@
+//! Hone's models against Hugging Face `transformers` (tests/reference/make_fixtures.py):
+//! logits, loss, the gradient of every parameter, and three AdamW steps with warmup, clipping
+//! and no-decay groups, for tiny BERT, DistilBERT and RoBERTa models.
+
+mod common;
+
+use candle_core::Device;
+use common::{as_u32, golden, relative_error, relative_error_with_floor, tiny_model};
+use hone_data::{Batch, TextTokenizer};
+use hone_engine::config::TrainingConfig;
+use hone_engine::models::Classifier;
+use hone_engine::ops::{cross_entropy, ForwardCtx};
+use hone_engine::optim::{AdamW, AdamWSettings, Gradients};
+use hone_engine::recipes::param_groups;
+use hone_engine::rng::HoneRng;
+use hone_engine::schedule::Schedule;
+
+const FAMILIES: [&str; 3] = ["bert", "distilbert", "roberta"];
+const TOLERANCE: f64 = 1e-4;
+
+fn golden_batch(family: &str) -> Batch {
+    let (t, _) = golden(family);
+    let ids = &t["input.input_ids"];
+    let (b, s) = ids.dims2().unwrap();
+    let types = t
+        .get("input.token_type_ids")
+        .map(as_u32)
+        .unwrap_or_else(|| vec![0; b * s]);
+    Batch {
+        input_ids: as_u32(ids),
+        token_type_ids: types,
+        attention_mask: as_u32(&t["input.attention_mask"]),
+        labels: as_u32(&t["labels"]),
+        batch_size: b,
+        seq_len: s,
+    }
+}
+
+fn load(family: &str) -> Classifier {
+    // Dropout 0: the reference ran in eval mode.
+    let model = Classifier::load(&tiny_model(family), 3, Some(0.0), &Device::Cpu, 0).unwrap();
+    assert!(
+        model.newly_initialized().is_empty(),
+        "{:?}",
+        model.newly_initialized()
+    );
+    model
+}
+
+#[test]
+fn tokenizer_matches_transformers() {
+    for family in FAMILIES {
+        let (_, meta) = golden(family);
+        let texts: Vec<(String, Option<String>)> = meta["texts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let t = t.as_array().unwrap();
+                (
+                    t[0].as_str().unwrap().to_string(),
+                    t.get(1).map(|p| p.as_str().unwrap().to_string()),
+                )
+            })
+            .collect();
+        let tokenizer = TextTokenizer::from_model_dir(&tiny_model(family), 64).unwrap();
+        let encoded = tokenizer.encode(&texts).unwrap();
+        let model = load(family);
+        let batch = hone_data::Batcher::new(model.spec().encoder.pad_token_id)
+            .batch(&encoded.iter().collect::<Vec<_>>(), &[]);
+        let want = golden_batch(family);
+        assert_eq!(batch.input_ids, want.input_ids, "{family} input ids");
+        assert_eq!(batch.attention_mask, want.attention_mask, "{family} mask");
+        if family == "bert" {
+            assert_eq!(
+                batch.token_type_ids, want.token_type_ids,
+                "{family} segments"
+            );
+        }
+    }
+}
+
+#[test]
+fn logits_loss_and_every_gradient_match_transformers() {
+    for family in FAMILIES {
+        let (want, _) = golden(family);
+        let model = load(family);
+        let inputs = model.inputs(&golden_batch(family)).unwrap();
+        let mut ctx = ForwardCtx::train(HoneRng::new(0, 0));
+        let logits = model.forward(&inputs, &mut ctx).unwrap();
+        let err = relative_error(&logits, &want["logits"]);
+        assert!(err < TOLERANCE, "{family} logits: relative error {err:.2e}");
+        let loss = cross_entropy(&logits, inputs.labels.as_ref().unwrap()).unwrap();
+        let err = relative_error(&loss.reshape(1).unwrap(), &want["loss"]);
+        assert!(err < TOLERANCE, "{family} loss: relative error {err:.2e}");
+
+        let grads = loss.backward().unwrap();
+        // Attention key biases have an exactly zero gradient (softmax ignores a constant
+        // shift); there the reference is ~1e-21 and Hone's f32 noise is compared against a
+        // floor of 1e-3 × the model's largest gradient instead.
+        let floor = want
+            .iter()
+            .filter(|(k, _)| k.starts_with("grad."))
+            .map(|(_, t)| {
+                t.abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap() as f64
+            })
+            .fold(0f64, f64::max)
+            * 1e-3;
+        let mut checked = 0;
+        for p in model.params().all() {
+            let reference = want
+                .get(&format!("grad.{}", p.name()))
+                .unwrap_or_else(|| panic!("{family}: no reference gradient for {}", p.name()));
+            let g = grads
+                .get(p.var().as_tensor())
+                .unwrap_or_else(|| panic!("{family}: no gradient reached {}", p.name()));
+            let err = relative_error_with_floor(g, reference, floor);
+            assert!(
+                err < TOLERANCE,
+                "{family} grad {}: relative error {err:.2e}",
+                p.name()
+            );
+            checked += 1;
+        }
+        let reference_count = want.keys().filter(|k| k.starts_with("grad.")).count();
+        assert_eq!(
+            checked, reference_count,
+            "{family}: parameter count differs from transformers"
+        );
+    }
+}
+
+/// Replays the reference's gradients of three steps through Hone's clipping, schedule,
+/// parameter groups and AdamW, and compares the weights' change after the last step.
+#[test]
+fn three_adamw_steps_with_warmup_clipping_and_no_decay_groups_match_torch() {
+    for family in FAMILIES {
+        let (want, meta) = golden(family);
+        let a = &meta["adamw"];
+        let model = load(family);
+        let initial = common::snapshot(model.params());
+        let cfg = TrainingConfig {
+            weight_decay: a["weight_decay"].as_f64().unwrap(),
+            ..Default::default()
+        };
+        let mut opt = AdamW::new(
+            AdamWSettings {
+                beta1: a["betas"][0].as_f64().unwrap(),
+                beta2: a["betas"][1].as_f64().unwrap(),
+                eps: a["eps"].as_f64().unwrap(),
+            },
+            param_groups(&model, &cfg),
+        );
+        let (warmup, total) = (
+            a["warmup_steps"].as_u64().unwrap(),
+            a["total_steps"].as_u64().unwrap(),
+        );
+        for step in 0..a["steps"].as_u64().unwrap() {
+            let prefix = if step == 0 {
+                "grad.".to_string()
+            } else {
+                format!("step{step}.grad.")
+            };
+            let mut grads = Gradients::default();
+            for p in model.params().all() {
+                grads.insert(p.name(), want[&format!("{prefix}{}", p.name())].clone());
+            }
+            let norm = grads.clip(a["clip_norm"].as_f64().unwrap()).unwrap();
+            let want_norm = a["grad_norms"][step as usize].as_f64().unwrap();
+            assert!(
+                (norm - want_norm).abs() / want_norm < 1e-6,
+                "{family} step {step}: grad norm {norm} vs {want_norm}"
+            );
+            let lr = a["lr"].as_f64().unwrap() * Schedule::Linear.multiplier(step, warmup, total);
+            let want_lr = a["lrs"][step as usize].as_f64().unwrap();
+            assert!(
+                (lr - want_lr).abs() < 1e-15,
+                "{family} step {step}: lr {lr} vs {want_lr}"
+            );
+            opt.step(&grads, lr).unwrap();
+        }
+        for p in model.params().all() {
+            let reference = &want[&format!("after_adamw.{}", p.name())];
+            let start = &initial[p.name()];
+            // Compare the change, not the value: the update is ~1e-3 of the weights.
+            let got = (p.value() - start).unwrap();
+            let expected = (reference - start).unwrap();
+            let err = relative_error(&got, &expected);
+            assert!(
+                err < TOLERANCE,
+                "{family} {} after AdamW: relative error {err:.2e}",
+                p.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn schedules_match_transformers() {
+    let path = common::fixtures().join("golden/schedules.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let total = json["total_steps"].as_u64().unwrap();
+    let warmup = json["warmup_steps"].as_u64().unwrap();
+    for (name, schedule) in [
+        ("linear", Schedule::Linear),
+        ("cosine", Schedule::Cosine),
+        ("constant", Schedule::Constant),
+    ] {
+        for (step, want) in json["multipliers"][name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
+            let got = schedule.multiplier(step as u64, warmup, total);
+            let want = want.as_f64().unwrap();
+            assert!(
+                (got - want).abs() < 1e-12,
+                "{name} step {step}: {got} vs {want}"
+            );
+        }
+    }
+}

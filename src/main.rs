@@ -1,1 +1,11 @@
-fn main() {}
+//! `hone`: the command-line twin of the Hone app. Fine-tune, evaluate and run transformer
+//! classifiers on your own machine.
+
+mod cli;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> std::process::ExitCode {
+    cli::run()
+}

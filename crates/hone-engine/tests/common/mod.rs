@@ -81,3 +81,57 @@ pub fn snapshot(params: &hone_engine::params::ParamStore) -> HashMap<String, Ten
         .map(|p| (p.name().to_string(), p.value().copy().unwrap()))
         .collect()
 }
+
+/// A tiny random config of a family, as config.json would give it.
+pub fn tiny_spec(family: &str) -> hone_engine::models::ModelSpec {
+    let json = match family {
+        "bert" => serde_json::json!({
+            "model_type": "bert", "vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 32,
+            "type_vocab_size": 2, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1
+        }),
+        "distilbert" => serde_json::json!({
+            "model_type": "distilbert", "vocab_size": 50, "dim": 16, "n_layers": 2, "n_heads": 2,
+            "hidden_dim": 32, "max_position_embeddings": 32
+        }),
+        "roberta" => serde_json::json!({
+            "model_type": "roberta", "vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 34,
+            "type_vocab_size": 1, "pad_token_id": 1, "layer_norm_eps": 1e-5
+        }),
+        other => panic!("no tiny spec for {other}"),
+    };
+    hone_engine::models::ModelSpec::from_json(json, std::path::Path::new("config.json")).unwrap()
+}
+
+/// A padded batch of `rows` random sequences for a vocabulary of 50 (ids ≥ 3).
+pub fn random_batch(rows: usize, seq: usize, pad: u32, seed: u64) -> hone_data::Batch {
+    let mut rng = hone_engine::rng::HoneRng::new(seed, 99);
+    let mut examples = Vec::new();
+    for r in 0..rows {
+        let len = seq - (r % 3);
+        let ids: Vec<u32> = (0..len)
+            .map(|_| 3 + (rng.uniform() * 47.0) as u32)
+            .collect();
+        let types: Vec<u32> = (0..len).map(|i| u32::from(i >= len / 2)).collect();
+        examples.push(hone_data::EncodedExample {
+            input_ids: ids,
+            type_ids: types,
+            truncated: false,
+        });
+    }
+    let refs: Vec<&hone_data::EncodedExample> = examples.iter().collect();
+    let labels: Vec<u32> = (0..rows as u32).map(|i| i % 3).collect();
+    hone_data::Batcher::new(pad).batch(&refs, &labels)
+}
+
+/// The bit patterns of a tensor's f32 values, for exact comparisons.
+pub fn bits(t: &Tensor) -> Vec<u32> {
+    t.flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f32::to_bits)
+        .collect()
+}

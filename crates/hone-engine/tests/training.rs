@@ -1,0 +1,366 @@
+//! The training machinery on tiny models: gradients reach every trainable tensor, recipes
+//! freeze exactly what they say, runs are reproducible, accumulation equals a larger batch,
+//! and the loop stops cleanly on NaN, cancel and early stopping.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use candle_core::Device;
+use common::{bits, random_batch, snapshot, tiny_model, tiny_spec};
+use hone_data::{read_examples, ColumnSpec, LabelSet, TextTokenizer};
+use hone_engine::batch::EncodedSet;
+use hone_engine::config::TrainingConfig;
+use hone_engine::events::{CheckpointKind, RunStatus, TrainEvent};
+use hone_engine::models::Classifier;
+use hone_engine::ops::{cross_entropy, ForwardCtx};
+use hone_engine::params::ParamPosition;
+use hone_engine::recipes::param_groups;
+use hone_engine::rng::HoneRng;
+use hone_engine::trainer::Trainer;
+use hone_engine::EngineError;
+
+#[test]
+fn every_trainable_tensor_gets_a_gradient_in_every_family() {
+    for family in ["bert", "distilbert", "roberta"] {
+        let spec = tiny_spec(family);
+        let pad = spec.encoder.pad_token_id;
+        let model = Classifier::random(spec, 3, &Device::Cpu, 7).unwrap();
+        let inputs = model.inputs(&random_batch(6, 12, pad, 1)).unwrap();
+        let mut ctx = ForwardCtx::train(HoneRng::new(1, 1));
+        let logits = model.forward(&inputs, &mut ctx).unwrap();
+        let grads = cross_entropy(&logits, inputs.labels.as_ref().unwrap())
+            .unwrap()
+            .backward()
+            .unwrap();
+        let norms: Vec<(String, f32)> = model
+            .params()
+            .all()
+            .iter()
+            .map(|p| {
+                let g = grads
+                    .get(p.var().as_tensor())
+                    .unwrap_or_else(|| panic!("{family}: no gradient reached {}", p.name()));
+                let n = g
+                    .sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    .sqrt();
+                (p.name().to_string(), n)
+            })
+            .collect();
+        let largest = norms.iter().map(|(_, n)| *n).fold(0f32, f32::max);
+        for (name, norm) in &norms {
+            let key_bias = name.ends_with("key.bias") || name.ends_with("k_lin.bias");
+            if key_bias {
+                // Softmax ignores a shift shared by all keys: this gradient is exactly zero in
+                // exact arithmetic, only rounding noise remains.
+                assert!(*norm < largest * 1e-4, "{family} {name}: {norm}");
+            } else {
+                assert!(
+                    *norm > largest * 1e-6,
+                    "{family} {name}: gradient norm {norm}"
+                );
+            }
+        }
+    }
+}
+
+struct Fixture {
+    train: EncodedSet,
+    valid: EncodedSet,
+    labels: Vec<String>,
+}
+
+fn sst2_fixture(model_dir: &Path, max_length: usize) -> Fixture {
+    let file = common::fixtures().join("data/sst2_sample.tsv");
+    let columns = ColumnSpec {
+        text: "sentence".into(),
+        text_pair: None,
+        label: Some("label".into()),
+    };
+    let examples = read_examples(&file, None, &columns).unwrap();
+    let labels = LabelSet::from_examples(&examples).unwrap();
+    let ids = labels.ids_for(&file, &examples).unwrap();
+    let tokenizer = TextTokenizer::from_model_dir(model_dir, max_length).unwrap();
+    let texts: Vec<(&str, Option<&str>)> =
+        examples.iter().map(|e| (e.text.as_str(), None)).collect();
+    let encoded = tokenizer.encode(&texts).unwrap();
+    let split = 40;
+    Fixture {
+        train: EncodedSet {
+            examples: encoded[..split].to_vec(),
+            labels: ids[..split].to_vec(),
+        },
+        valid: EncodedSet {
+            examples: encoded[split..].to_vec(),
+            labels: ids[split..].to_vec(),
+        },
+        labels: labels.names().to_vec(),
+    }
+}
+
+fn train(
+    model: &Classifier,
+    cfg: &TrainingConfig,
+    data: &Fixture,
+    cancel: &AtomicBool,
+) -> (
+    Result<hone_engine::trainer::TrainSummary, EngineError>,
+    Vec<TrainEvent>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut events = Vec::new();
+    let trainer = Trainer {
+        model,
+        cfg,
+        train: &data.train,
+        valid: &data.valid,
+        labels: &data.labels,
+        work_dir: dir.path(),
+    };
+    let result = trainer.run(&mut |e| events.push(e), cancel);
+    (result, events)
+}
+
+fn small_config() -> TrainingConfig {
+    TrainingConfig {
+        epochs: 2,
+        batch_size: 8,
+        lr: 1e-3,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn frozen_tensors_stay_bit_identical_and_the_rest_moves() {
+    let dir = tiny_model("bert");
+    let data = sst2_fixture(&dir, 32);
+    let model = Classifier::load(&dir, 2, None, &Device::Cpu, 0).unwrap();
+    let before = snapshot(model.params());
+    let cfg = TrainingConfig {
+        freeze_embeddings: true,
+        freeze_layers: 1,
+        ..small_config()
+    };
+    let (result, _) = train(&model, &cfg, &data, &AtomicBool::new(false));
+    result.unwrap();
+    for p in model.params().all() {
+        let same = bits(&p.value()) == bits(&before[p.name()]);
+        let frozen = matches!(
+            p.position(),
+            ParamPosition::EmbeddingTable { .. } | ParamPosition::Layer(0)
+        );
+        if frozen {
+            assert!(same, "{} was frozen but changed", p.name());
+        } else if !p.name().ends_with("key.bias") {
+            assert!(!same, "{} was trained but did not change", p.name());
+        }
+    }
+}
+
+#[test]
+fn head_warm_start_trains_only_the_head_then_everything() {
+    let dir = tiny_model("roberta");
+    let data = sst2_fixture(&dir, 32);
+    let model = Classifier::load(&dir, 2, None, &Device::Cpu, 0).unwrap();
+    let before = snapshot(model.params());
+    // 5 steps per epoch: the whole first epoch is head-only.
+    let cfg = TrainingConfig {
+        head_warmup_epochs: 1,
+        epochs: 1,
+        ..small_config()
+    };
+    let (result, events) = train(&model, &cfg, &data, &AtomicBool::new(false));
+    result.unwrap();
+    for p in model.params().all() {
+        let same = bits(&p.value()) == bits(&before[p.name()]);
+        assert_eq!(same, p.position() != ParamPosition::Head, "{}", p.name());
+    }
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, TrainEvent::PhaseChanged { .. })));
+
+    let model = Classifier::load(&dir, 2, None, &Device::Cpu, 0).unwrap();
+    let cfg = TrainingConfig {
+        head_warmup_steps: 2,
+        ..small_config()
+    };
+    let (result, events) = train(&model, &cfg, &data, &AtomicBool::new(false));
+    result.unwrap();
+    let phase: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::PhaseChanged { step, .. } => Some(*step),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(phase, [2]);
+    let word = model
+        .params()
+        .get("roberta.embeddings.word_embeddings.weight")
+        .unwrap();
+    assert_ne!(bits(&word.value()), bits(&before[word.name()]));
+}
+
+#[test]
+fn same_seed_gives_identical_weights_and_another_seed_does_not() {
+    let dir = tiny_model("distilbert");
+    let data = sst2_fixture(&dir, 32);
+    let run = |seed| {
+        let model = Classifier::load(&dir, 2, None, &Device::Cpu, seed).unwrap();
+        let cfg = TrainingConfig {
+            seed,
+            ..small_config()
+        };
+        train(&model, &cfg, &data, &AtomicBool::new(false))
+            .0
+            .unwrap();
+        snapshot(model.params())
+    };
+    let (a, b, c) = (run(5), run(5), run(6));
+    let mut differs = false;
+    for (name, t) in &a {
+        assert_eq!(
+            bits(t),
+            bits(&b[name]),
+            "{name} differs between identical runs"
+        );
+        differs |= bits(t) != bits(&c[name]);
+    }
+    assert!(differs, "another seed gave the same weights");
+}
+
+#[test]
+fn gradient_accumulation_equals_one_larger_batch() {
+    let dir = tiny_model("bert");
+    let data = sst2_fixture(&dir, 32);
+    let run = |batch_size, grad_accum| {
+        let model = Classifier::load(&dir, 2, Some(0.0), &Device::Cpu, 0).unwrap();
+        let cfg = TrainingConfig {
+            batch_size,
+            grad_accum,
+            epochs: 1,
+            ..small_config()
+        };
+        train(&model, &cfg, &data, &AtomicBool::new(false))
+            .0
+            .unwrap();
+        snapshot(model.params())
+    };
+    let one = run(8, 1);
+    let accumulated = run(4, 2);
+    for (name, t) in &one {
+        let err = common::relative_error(&accumulated[name], t);
+        assert!(err < 1e-5, "{name}: {err:.2e}");
+    }
+}
+
+#[test]
+fn layer_wise_decay_and_no_decay_groups() {
+    let model = Classifier::random(tiny_spec("bert"), 2, &Device::Cpu, 0).unwrap();
+    let cfg = TrainingConfig {
+        layer_lr_decay: Some(0.5),
+        weight_decay: 0.01,
+        ..Default::default()
+    };
+    let groups = param_groups(&model, &cfg);
+    let find = |name: &str| groups.iter().find(|(p, _)| p.name() == name).unwrap().1;
+    assert_eq!(find("classifier.weight").lr_scale, 1.0);
+    assert_eq!(find("bert.pooler.dense.weight").lr_scale, 1.0);
+    assert_eq!(
+        find("bert.encoder.layer.1.output.dense.weight").lr_scale,
+        0.5
+    );
+    assert_eq!(
+        find("bert.encoder.layer.0.output.dense.weight").lr_scale,
+        0.25
+    );
+    assert_eq!(
+        find("bert.embeddings.word_embeddings.weight").lr_scale,
+        0.125
+    );
+    assert_eq!(
+        find("bert.encoder.layer.0.output.dense.weight").weight_decay,
+        0.01
+    );
+    assert_eq!(
+        find("bert.encoder.layer.0.output.dense.bias").weight_decay,
+        0.0
+    );
+    assert_eq!(
+        find("bert.encoder.layer.0.output.LayerNorm.weight").weight_decay,
+        0.0
+    );
+    assert_eq!(find("bert.embeddings.LayerNorm.weight").weight_decay, 0.0);
+}
+
+#[test]
+fn a_diverging_run_stops_with_the_step_and_a_hint() {
+    let dir = tiny_model("bert");
+    let data = sst2_fixture(&dir, 32);
+    let model = Classifier::load(&dir, 2, None, &Device::Cpu, 0).unwrap();
+    let cfg = TrainingConfig {
+        lr: 1e30,
+        warmup_ratio: 0.0,
+        clip_norm: None,
+        ..small_config()
+    };
+    let (result, _) = train(&model, &cfg, &data, &AtomicBool::new(false));
+    let err = result.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::NonFiniteLoss { .. } | EngineError::NonFiniteGradient { .. }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("Lower the learning rate"), "{err}");
+}
+
+#[test]
+fn cancel_stops_before_the_next_step_and_saves_a_last_checkpoint() {
+    let dir = tiny_model("bert");
+    let data = sst2_fixture(&dir, 32);
+    let model = Classifier::load(&dir, 2, None, &Device::Cpu, 0).unwrap();
+    let (result, events) = train(&model, &small_config(), &data, &AtomicBool::new(true));
+    let summary = result.unwrap();
+    assert_eq!(summary.status, RunStatus::Cancelled);
+    assert_eq!(summary.steps, 0);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        TrainEvent::CheckpointSaved {
+            kind: CheckpointKind::Last,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn early_stopping_ends_the_run_when_the_metric_stalls() {
+    let dir = tiny_model("bert");
+    let data = sst2_fixture(&dir, 32);
+    let model = Classifier::load(&dir, 2, None, &Device::Cpu, 0).unwrap();
+    let cfg = TrainingConfig {
+        eval_every: Some(1),
+        early_stopping_patience: Some(2),
+        early_stopping_min_delta: 10.0,
+        epochs: 5,
+        ..small_config()
+    };
+    let (result, events) = train(&model, &cfg, &data, &AtomicBool::new(false));
+    let summary = result.unwrap();
+    assert_eq!(summary.status, RunStatus::EarlyStopped);
+    assert_eq!(
+        summary.steps, 3,
+        "first validation is the best, two more without improvement"
+    );
+    assert_eq!(summary.best.as_ref().map(|(s, _)| *s), Some(1));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, TrainEvent::EarlyStopped { .. })));
+}

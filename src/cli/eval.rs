@@ -1,0 +1,92 @@
+//! `hone eval`: score a fine-tuned classifier on a labeled file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use hone_data::{read_examples, ColumnSpec, FileFormat, LabelSet};
+use hone_engine::batch::EncodedSet;
+use hone_engine::inference::{evaluate, Predictor};
+use hone_engine::DeviceSpec;
+use serde::Serialize;
+
+use super::render::{report_line, report_table};
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Fine-tuned model folder (as `hone train --out` writes it).
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    /// Labeled data (CSV, TSV or JSONL).
+    #[arg(long, value_name = "FILE")]
+    data: PathBuf,
+    /// File format when the extension does not tell.
+    #[arg(long)]
+    format: Option<FileFormat>,
+    #[arg(long, value_name = "C")]
+    text_column: String,
+    #[arg(long, value_name = "C2")]
+    text_pair_column: Option<String>,
+    #[arg(long, value_name = "L")]
+    label_column: String,
+    /// Longest input in tokens [default: the model's maximum].
+    #[arg(long)]
+    max_length: Option<usize>,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct EvalOutput<'a> {
+    labels: &'a [String],
+    truncated: u64,
+    #[serde(flatten)]
+    report: &'a hone_engine::ClassificationReport,
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let device = args.device.open()?;
+    let predictor = Predictor::load(&args.model, &device, args.max_length)?;
+    let columns = ColumnSpec {
+        text: args.text_column.clone(),
+        text_pair: args.text_pair_column.clone(),
+        label: Some(args.label_column.clone()),
+    };
+    let examples = read_examples(&args.data, args.format, &columns)?;
+    let labels = LabelSet::from_names(predictor.labels().to_vec());
+    let ids = labels.ids_for(&args.data, &examples)?;
+    let texts: Vec<(&str, Option<&str>)> = examples
+        .iter()
+        .map(|e| (e.text.as_str(), e.text_pair.as_deref()))
+        .collect();
+    let set = EncodedSet {
+        examples: predictor.tokenizer().encode(&texts)?,
+        labels: ids,
+    };
+    let report = evaluate(predictor.model(), &set, predictor.labels(), args.batch_size)?;
+    let truncated = set.truncated() as u64;
+    if args.json {
+        let out = EvalOutput {
+            labels: predictor.labels(),
+            truncated,
+            report: &report,
+        };
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        println!("{} examples · {}", report.examples, report_line(&report));
+        if truncated > 0 {
+            println!(
+                "note: {truncated} texts were longer than {} tokens and were truncated",
+                predictor.tokenizer().max_length()
+            );
+        }
+        println!();
+        print!("{}", report_table(predictor.labels(), &report));
+    }
+    Ok(ExitCode::SUCCESS)
+}

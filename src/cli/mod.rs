@@ -1,0 +1,55 @@
+//! Command-line parsing and dispatch. Each subcommand lives in its own module; errors are
+//! printed once, here, with their causes.
+
+mod eval;
+mod predict;
+mod render;
+mod train;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Fine-tune transformer models on your own machine.
+#[derive(Parser)]
+#[command(name = "hone", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fine-tune a pretrained encoder as a text classifier and export the best checkpoint.
+    Train(Box<train::TrainArgs>),
+    /// Score a fine-tuned classifier on a labeled file.
+    Eval(eval::EvalArgs),
+    /// Classify texts with a fine-tuned classifier.
+    Predict(predict::PredictArgs),
+}
+
+/// Exit status of a run stopped by Ctrl-C (128 + SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Parses the command line and runs the subcommand.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train::run(*args),
+        Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                let text = cause.to_string();
+                if !error.to_string().contains(&text) {
+                    eprintln!("  caused by: {text}");
+                }
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

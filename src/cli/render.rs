@@ -1,0 +1,267 @@
+//! Showing training events: a progress bar with ETA and one line per validation for people,
+//! or one JSON object per line for machines.
+
+use std::io::Write;
+use std::time::Duration;
+
+use hone_engine::events::{CheckpointKind, RunStatus};
+use hone_engine::metrics::Metric;
+use hone_engine::{ClassificationReport, TrainEvent};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Renders [`TrainEvent`]s as they arrive.
+pub struct TrainRenderer {
+    json: bool,
+    bar: Option<ProgressBar>,
+    /// Without a terminal the bar is hidden: print a plain line every this many steps.
+    plain_every: u64,
+}
+
+/// A parameter count for people: 22.7M, 37.4k.
+fn count(n: u64) -> String {
+    match n {
+        0..=9_999 => n.to_string(),
+        10_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1}M", n as f64 / 1e6),
+        _ => format!("{:.2}B", n as f64 / 1e9),
+    }
+}
+
+fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// A short line of the headline metrics of a report.
+pub fn report_line(r: &ClassificationReport) -> String {
+    format!(
+        "loss {:.4} · accuracy {:.4} · macro-F1 {:.4}",
+        r.loss, r.accuracy, r.macro_f1
+    )
+}
+
+/// The per-class table and confusion matrix of a report.
+pub fn report_table(labels: &[String], r: &ClassificationReport) -> String {
+    let width = labels.iter().map(|l| l.len()).max().unwrap_or(5).max(5);
+    let mut s = format!("{:<width$}  precision  recall      f1  support\n", "class");
+    for c in &r.per_class {
+        s.push_str(&format!(
+            "{:<width$}  {:>9.4}  {:>6.4}  {:>6.4}  {:>7}\n",
+            c.label, c.precision, c.recall, c.f1, c.support
+        ));
+    }
+    s.push_str(&format!(
+        "{:<width$}  {:>9.4}  {:>6.4}  {:>6.4}  {:>7}\n\nconfusion matrix (rows: true, columns: predicted)\n",
+        "macro", r.macro_precision, r.macro_recall, r.macro_f1, r.examples
+    ));
+    let cell = r
+        .confusion_matrix
+        .iter()
+        .flatten()
+        .map(|v| v.to_string().len())
+        .max()
+        .unwrap_or(1)
+        .max(labels.iter().map(|l| l.len().min(10)).max().unwrap_or(1));
+    s.push_str(&format!("{:<width$}", ""));
+    for l in labels {
+        let short: String = l.chars().take(10).collect();
+        s.push_str(&format!("  {short:>cell$}"));
+    }
+    s.push('\n');
+    for (label, row) in labels.iter().zip(&r.confusion_matrix) {
+        s.push_str(&format!("{label:<width$}"));
+        for v in row {
+            s.push_str(&format!("  {v:>cell$}"));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+impl TrainRenderer {
+    pub fn new(json: bool) -> Self {
+        TrainRenderer {
+            json,
+            bar: None,
+            plain_every: 0,
+        }
+    }
+
+    fn say(&self, line: &str) {
+        match &self.bar {
+            Some(bar) if !bar.is_hidden() => bar.println(line),
+            _ => eprintln!("{line}"),
+        }
+    }
+
+    /// Shows one event.
+    pub fn show(&mut self, event: &TrainEvent) {
+        if self.json {
+            if let Ok(line) = serde_json::to_string(event) {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+            return;
+        }
+        match event {
+            TrainEvent::Started {
+                device,
+                model_type,
+                labels,
+                train_examples,
+                valid_examples,
+                truncated_train,
+                truncated_valid,
+                max_length,
+                epochs,
+                total_steps,
+                warmup_steps,
+                params_total,
+                params_trainable,
+                newly_initialized,
+                ..
+            } => {
+                eprintln!(
+                    "{model_type} · {} parameters ({} trained) · {device}",
+                    count(*params_total),
+                    count(*params_trainable)
+                );
+                eprintln!(
+                    "{train_examples} training / {valid_examples} validation examples · {} classes: {}",
+                    labels.len(),
+                    labels.join(", ")
+                );
+                eprintln!(
+                    "{epochs} epoch(s) · {total_steps} steps · {warmup_steps} warmup steps · max length {max_length}"
+                );
+                if truncated_train + truncated_valid > 0 {
+                    eprintln!(
+                        "note: {} training and {} validation texts are longer than {max_length} tokens and were truncated",
+                        truncated_train, truncated_valid
+                    );
+                }
+                if !newly_initialized.is_empty() {
+                    eprintln!("new head: {}", newly_initialized.join(", "));
+                }
+                let bar = ProgressBar::with_draw_target(
+                    Some(*total_steps),
+                    ProgressDrawTarget::stderr_with_hz(4),
+                );
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner} [{bar:32.cyan/blue}] {pos}/{len} steps · {msg} · ETA {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                bar.enable_steady_tick(Duration::from_millis(250));
+                self.plain_every = (total_steps / 20).max(1);
+                self.bar = Some(bar);
+            }
+            TrainEvent::Notice { message } => self.say(&format!("note: {message}")),
+            TrainEvent::Step {
+                step,
+                total_steps,
+                epoch,
+                loss,
+                lr,
+                samples_per_s,
+                eta_s,
+                ..
+            } => {
+                let message = format!(
+                    "epoch {epoch:.2} · loss {loss:.4} · lr {lr:.2e} · {samples_per_s:.1} samples/s"
+                );
+                if let Some(bar) = &self.bar {
+                    bar.set_position(*step);
+                    if bar.is_hidden() {
+                        if step % self.plain_every == 0 {
+                            eprintln!("step {step}/{total_steps} · {message} · ETA {}", duration(*eta_s));
+                        }
+                    } else {
+                        bar.set_message(message);
+                    }
+                }
+            }
+            TrainEvent::PhaseChanged {
+                step,
+                phase,
+                params_trainable,
+            } => self.say(&format!(
+                "step {step}: now training {phase} ({} parameters)",
+                count(*params_trainable)
+            )),
+            TrainEvent::Evaluated {
+                step,
+                epoch,
+                metric,
+                value,
+                is_best,
+                report,
+            } => {
+                let extra = match metric {
+                    Metric::MacroPrecision | Metric::MacroRecall => format!(" · {metric} {value:.4}"),
+                    _ => String::new(),
+                };
+                self.say(&format!(
+                    "step {step} (epoch {epoch:.2}) validation: {}{extra}{}",
+                    report_line(report),
+                    if *is_best { " ★ best" } else { "" }
+                ))
+            }
+            TrainEvent::CheckpointSaved { kind, path, .. } => {
+                if *kind == CheckpointKind::Last {
+                    if let Some(bar) = &self.bar {
+                        bar.set_message(format!("checkpoint saved in {}", path.display()));
+                    }
+                }
+            }
+            TrainEvent::EarlyStopped {
+                step,
+                metric,
+                best,
+                patience,
+            } => self.say(&format!(
+                "step {step}: {metric} has not improved on {best:.4} for {patience} validation(s); stopping early"
+            )),
+            TrainEvent::Finished {
+                status,
+                steps,
+                elapsed_s,
+                best_step,
+                best,
+                export_dir,
+            } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                let how = match status {
+                    RunStatus::Completed => "finished",
+                    RunStatus::EarlyStopped => "stopped early",
+                    RunStatus::Cancelled => "cancelled",
+                };
+                eprintln!("{how} after {steps} steps in {}", duration(*elapsed_s));
+                match (best_step, best) {
+                    (Some(step), Some(report)) => eprintln!(
+                        "best checkpoint: step {step} · {}",
+                        report_line(report)
+                    ),
+                    _ => eprintln!("no validation ran; exported the last weights"),
+                }
+                eprintln!("model exported to {}", export_dir.display());
+            }
+        }
+    }
+
+    /// Clears the progress bar (after an error).
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

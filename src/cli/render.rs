@@ -180,7 +180,7 @@ impl TrainRenderer {
                 if let Some(bar) = &self.bar {
                     bar.set_position(*step);
                     if bar.is_hidden() {
-                        if step % self.plain_every == 0 {
+                        if step.is_multiple_of(self.plain_every) {
                             eprintln!("step {step}/{total_steps} · {message} · ETA {}", duration(*eta_s));
                         }
                     } else {

@@ -196,7 +196,9 @@ impl Trainer<'_> {
                     eta_s: elapsed / progress.step as f64
                         * (plan.total_steps - progress.step) as f64,
                 });
-                if cfg.eval_every.is_some_and(|n| progress.step % n == 0)
+                if cfg
+                    .eval_every
+                    .is_some_and(|n| progress.step.is_multiple_of(n))
                     && self.validate(&plan, &mut progress, sink)?
                 {
                     status = RunStatus::EarlyStopped;

@@ -1,0 +1,365 @@
+//! `hone train`, `hone eval` and `hone predict` end to end through the binary: JSON events,
+//! exported folders, reproducibility, and every kind of bad input giving a one-line error.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use support::{fixture, hone, run, stderr, stdout, train_tiny};
+
+fn events(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn train_emits_json_events_and_exports_a_model_that_predicts_and_evaluates() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model");
+    let o = train_tiny(
+        "distilbert",
+        "sst2_sample.tsv",
+        &out,
+        &["--json", "--eval-every", "3"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ev = events(&stdout(&o));
+    let kinds: Vec<&str> = ev.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"started"));
+    assert_eq!(kinds.last(), Some(&"finished"));
+    let steps = kinds.iter().filter(|k| **k == "step").count();
+    assert_eq!(steps as u64, ev[0]["total_steps"].as_u64().unwrap());
+    assert!(kinds.contains(&"evaluated"));
+    for e in ev.iter().filter(|e| e["event"] == "step") {
+        for key in ["loss", "lr", "grad_norm", "samples_per_s", "eta_s"] {
+            assert!(e[key].is_number(), "step event lacks {key}: {e}");
+        }
+    }
+    let finished = ev.last().unwrap();
+    assert_eq!(finished["status"], "completed");
+    assert!(finished["best"]["confusion_matrix"].is_array());
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "README.md",
+        "hone_run.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing from the export");
+    }
+    assert!(
+        !out.join("checkpoints").exists(),
+        "checkpoints are removed after a finished run"
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        config["architectures"][0],
+        "DistilBertForSequenceClassification"
+    );
+    assert_eq!(config["id2label"]["1"], "1");
+
+    let p = run(hone()
+        .arg("predict")
+        .arg("--model")
+        .arg(&out)
+        .arg("--json")
+        .args(["a fine film", "dreadful"]));
+    assert!(p.status.success(), "{}", stderr(&p));
+    let preds: Vec<serde_json::Value> = serde_json::from_str(&stdout(&p)).unwrap();
+    assert_eq!(preds.len(), 2);
+    let probs: f64 = preds[0]["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert!((probs - 1.0).abs() < 1e-9);
+    assert_eq!(preds[0]["logits"].as_array().unwrap().len(), 2);
+
+    let e = run(hone()
+        .arg("eval")
+        .arg("--model")
+        .arg(&out)
+        .arg("--data")
+        .arg(fixture("data/sst2_sample.tsv"))
+        .args([
+            "--text-column",
+            "sentence",
+            "--label-column",
+            "label",
+            "--json",
+        ]));
+    assert!(e.status.success(), "{}", stderr(&e));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&e)).unwrap();
+    for key in ["accuracy", "macro_f1", "per_class", "confusion_matrix"] {
+        assert!(!report[key].is_null(), "eval --json lacks {key}");
+    }
+    let total: u64 = report["confusion_matrix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()))
+        .sum();
+    assert_eq!(total, 48);
+}
+
+#[test]
+fn human_output_shows_progress_validation_and_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = train_tiny(
+        "bert",
+        "sst2_sample.tsv",
+        &dir.path().join("m"),
+        &["--max-length", "8"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("were truncated"), "{err}");
+    assert!(err.contains("validation: loss"), "{err}");
+    assert!(err.contains("model exported to"), "{err}");
+}
+
+#[test]
+fn the_same_seed_exports_identical_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for out in [&a, &b] {
+        let o = train_tiny("roberta", "sst2_sample.tsv", out, &["--seed", "3"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(
+        std::fs::read(a.join("model.safetensors")).unwrap(),
+        std::fs::read(b.join("model.safetensors")).unwrap()
+    );
+}
+
+#[test]
+fn a_toml_run_file_works_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "model = {:?}\nout = {:?}\n[data]\ntrain = {:?}\ntext_column = \"sentence\"\nlabel_column = \"label\"\n[training]\nepochs = 5\nbatch_size = 16\nmax_length = 32\n",
+        fixture("tiny-bert"),
+        dir.path().join("m"),
+        fixture("data/sst2_sample.tsv")
+    );
+    let path = dir.path().join("run.toml");
+    std::fs::write(&path, toml).unwrap();
+    let o = run(hone()
+        .arg("train")
+        .arg("--config")
+        .arg(&path)
+        .args(["--epochs", "1", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ev = events(&stdout(&o));
+    assert_eq!(ev[0]["epochs"], 1);
+    assert_eq!(
+        ev[0]["total_steps"], 3,
+        "44 training examples in batches of 16"
+    );
+}
+
+/// Runs `hone` and checks it failed with one `error:` line containing every `needle`.
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let o = run(hone().args(args));
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "expected a clean failure, got {:?}: {err}",
+        o.status
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    let last = lines.last().copied().unwrap_or("");
+    assert!(last.starts_with("error: "), "{err}");
+    for n in needles {
+        assert!(last.contains(n), "'{n}' not in: {last}");
+    }
+}
+
+fn tiny(family: &str) -> String {
+    fixture(&format!("tiny-{family}")).display().to_string()
+}
+
+#[test]
+fn bad_input_gives_one_line_errors_that_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let sst = fixture("data/sst2_sample.tsv").display().to_string();
+    let out = dir.path().join("out").display().to_string();
+    let base = |model: &str, train: &str| -> Vec<String> {
+        [
+            "train",
+            "--model",
+            model,
+            "--train",
+            train,
+            "--text-column",
+            "sentence",
+            "--label-column",
+            "label",
+            "--out",
+            &out,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let call = |args: Vec<String>, extra: &[&str], needles: &[&str]| {
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend_from_slice(extra);
+        fails_with(&all, needles);
+    };
+
+    // Missing flags, folders and files.
+    fails_with(
+        &["train", "--model", &tiny("bert")],
+        &["missing --train", "--out"],
+    );
+    call(
+        base("/no/such/model", &sst),
+        &[],
+        &["/no/such/model", "no config.json"],
+    );
+    call(
+        base(&tiny("bert"), "/no/such/train.tsv"),
+        &[],
+        &["/no/such/train.tsv"],
+    );
+    // An architecture Hone cannot train.
+    let gpt = dir.path().join("gpt2");
+    std::fs::create_dir(&gpt).unwrap();
+    std::fs::write(gpt.join("config.json"), r#"{"model_type": "gpt2"}"#).unwrap();
+    call(
+        base(&gpt.display().to_string(), &sst),
+        &[],
+        &["'gpt2'", "supported: bert", "distilbert", "roberta"],
+    );
+    // Malformed data, unknown columns, empty and unseen labels.
+    let ragged = d("ragged.tsv", "sentence\tlabel\ngood\t1\nbad\t0\textra\n");
+    call(base(&tiny("bert"), &ragged), &[], &["line 3", "3 fields"]);
+    let other = d("other.tsv", "text\tlabel\nx\t1\n");
+    call(
+        base(&tiny("bert"), &other),
+        &[],
+        &["no column named 'sentence'", "text, label", "--text-column"],
+    );
+    let empty_label = d("empty_label.tsv", "sentence\tlabel\na\t1\nb\t\nc\t0\n");
+    call(
+        base(&tiny("bert"), &empty_label),
+        &[],
+        &["line 3", "'label' value is empty"],
+    );
+    let unseen = d("valid.tsv", "sentence\tlabel\nfine\t1\nodd\t7\n");
+    call(
+        base(&tiny("bert"), &sst),
+        &["--valid", &unseen],
+        &["line 3", "label '7'", "known labels: 0, 1"],
+    );
+    let one_class = d("one.tsv", "sentence\tlabel\na\t1\nb\t1\n");
+    call(base(&tiny("bert"), &one_class), &[], &["only one label"]);
+    // Bad settings.
+    call(base(&tiny("bert"), &sst), &["--lr=-1"], &["learning rate"]);
+    call(
+        base(&tiny("bert"), &sst),
+        &["--max-length", "2"],
+        &["too short"],
+    );
+    // Divergence.
+    call(
+        base(&tiny("bert"), &sst),
+        &["--lr", "1e30", "--clip-norm", "0", "--warmup-ratio", "0"],
+        &["at step", "Lower the learning rate"],
+    );
+    // A device that was not compiled in.
+    #[cfg(not(feature = "cuda"))]
+    call(
+        base(&tiny("bert"), &sst),
+        &["--device", "cuda"],
+        &["--features cuda"],
+    );
+    // Prediction with a model that has no classification head.
+    let head_less = dir.path().join("base");
+    std::fs::create_dir(&head_less).unwrap();
+    std::fs::write(
+        head_less.join("config.json"),
+        std::fs::read_to_string(fixture("tiny-bert/config.json"))
+            .unwrap()
+            .replace("\"id2label\"", "\"unused_id2label\""),
+    )
+    .unwrap();
+    fails_with(
+        &[
+            "predict",
+            "--model",
+            &head_less.display().to_string(),
+            "hello",
+        ],
+        &["no classification head"],
+    );
+}
+
+#[test]
+fn ctrl_c_stops_after_the_current_step_and_keeps_the_best_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
+    let mut child = hone()
+        .arg("train")
+        .arg("--model")
+        .arg(fixture("tiny-bert"))
+        .arg("--train")
+        .arg(fixture("data/sst2_sample.tsv"))
+        .args([
+            "--text-column",
+            "sentence",
+            "--label-column",
+            "label",
+            "--epochs",
+            "10000",
+            "--json",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reader = BufReader::new(child.stdout.take().unwrap());
+    let mut sent = false;
+    let mut last = serde_json::Value::Null;
+    let mut steps_after_signal = 0;
+    for line in reader.lines() {
+        let event: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if sent && event["event"] == "step" {
+            steps_after_signal += 1;
+        }
+        if !sent && event["event"] == "evaluated" {
+            let status = std::process::Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            sent = true;
+        }
+        last = event;
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        steps_after_signal <= 1,
+        "{steps_after_signal} steps ran after Ctrl-C"
+    );
+    assert_eq!(last["event"], "finished");
+    assert_eq!(last["status"], "cancelled");
+    assert!(last["best_step"].is_u64());
+    assert!(out.join("model.safetensors").is_file());
+    assert!(out.join("checkpoints/last/optimizer.safetensors").is_file());
+    assert!(out.join("checkpoints/best/model.safetensors").is_file());
+}

@@ -1,0 +1,89 @@
+//! Helpers of the end-to-end tests: the `hone` binary, fixtures and the Python reference.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file or folder under tests/fixtures.
+pub fn fixture(rel: &str) -> PathBuf {
+    root().join("tests/fixtures").join(rel)
+}
+
+/// A `hone` command.
+pub fn hone() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hone"));
+    c.env("NO_COLOR", "1");
+    c
+}
+
+/// Runs a command and returns its output.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("the command starts")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// `hone train` on a tiny fixture model with small settings; `extra` adds or overrides flags.
+pub fn train_tiny(family: &str, data: &str, out: &Path, extra: &[&str]) -> Output {
+    let data_path = fixture(&format!("data/{data}"));
+    let mut cmd = hone();
+    cmd.arg("train")
+        .arg("--model")
+        .arg(fixture(&format!("tiny-{family}")))
+        .arg("--train")
+        .arg(&data_path)
+        .arg("--out")
+        .arg(out);
+    for (flag, value) in [
+        ("--epochs", "2"),
+        ("--batch-size", "8"),
+        ("--max-length", "48"),
+        ("--lr", "1e-3"),
+    ] {
+        if !extra.contains(&flag) {
+            cmd.args([flag, value]);
+        }
+    }
+    if data.ends_with(".jsonl") {
+        cmd.args([
+            "--text-column",
+            "premise",
+            "--text-pair-column",
+            "hypothesis",
+            "--label-column",
+            "label",
+        ]);
+    } else {
+        cmd.args(["--text-column", "sentence", "--label-column", "label"]);
+    }
+    cmd.args(extra);
+    run(&mut cmd)
+}
+
+/// The Python interpreter of the reference environment (torch + transformers).
+///
+/// `HONE_REFERENCE_PYTHON` wins; otherwise `.reference-venv/bin/python`, which
+/// `scripts/test-all` creates.
+pub fn reference_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("HONE_REFERENCE_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = root().join(".reference-venv/bin/python");
+    assert!(
+        venv.is_file(),
+        "the reference Python environment is missing: run `scripts/test-all` (it creates \
+         .reference-venv with tests/reference/requirements.txt) or set HONE_REFERENCE_PYTHON"
+    );
+    venv
+}

@@ -363,3 +363,64 @@ fn ctrl_c_stops_after_the_current_step_and_keeps_the_best_checkpoint() {
     assert!(out.join("checkpoints/last/optimizer.safetensors").is_file());
     assert!(out.join("checkpoints/best/model.safetensors").is_file());
 }
+
+#[test]
+fn bench_runs_on_a_tiny_model_with_and_without_a_batch_file() {
+    let o = run(hone()
+        .arg("bench")
+        .arg("--model")
+        .arg(fixture("tiny-bert"))
+        .args([
+            "--batch-size",
+            "4",
+            "--max-length",
+            "16",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--json",
+        ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["batch"], 4);
+    assert_eq!(report["seq"], 16);
+    for key in ["train_step", "forward_only"] {
+        assert!(report[key]["median_s"].as_f64().unwrap() > 0.0, "{key}");
+    }
+    assert!(report["samples_per_s"].as_f64().unwrap() > 0.0);
+    assert!(report["peak_rss_mib"].as_f64().unwrap() > 0.0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let batch = dir.path().join("batch.json");
+    std::fs::write(
+        &batch,
+        r#"{"input_ids": [[2, 40, 41, 3], [2, 50, 3, 0]], "token_type_ids": [[0, 0, 0, 0], [0, 0, 0, 0]],
+            "attention_mask": [[1, 1, 1, 1], [1, 1, 1, 0]], "labels": [0, 1]}"#,
+    )
+    .unwrap();
+    let o = run(hone()
+        .arg("bench")
+        .arg("--model")
+        .arg(fixture("tiny-bert"))
+        .arg("--batch-file")
+        .arg(&batch)
+        .args(["--steps", "1", "--warmup", "0"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("batch 2 x seq 4"), "{}", stdout(&o));
+    std::fs::write(
+        &batch,
+        r#"{"input_ids": [[1, 2]], "attention_mask": [[1]], "labels": [0]}"#,
+    )
+    .unwrap();
+    fails_with(
+        &[
+            "bench",
+            "--model",
+            &tiny("bert"),
+            "--batch-file",
+            &batch.display().to_string(),
+        ],
+        &["rectangular"],
+    );
+}

@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own module; errors are
 //! printed once, here, with their causes.
 
+mod bench;
 mod eval;
 mod predict;
 mod render;
@@ -26,6 +27,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Classify texts with a fine-tuned classifier.
     Predict(predict::PredictArgs),
+    /// Time training steps and forward passes on a fixed batch.
+    Bench(bench::BenchArgs),
 }
 
 /// Exit status of a run stopped by Ctrl-C (128 + SIGINT).
@@ -38,6 +41,7 @@ pub fn run() -> ExitCode {
         Command::Train(args) => train::run(*args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

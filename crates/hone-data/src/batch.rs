@@ -26,12 +26,25 @@ impl Batch {
 #[derive(Debug, Clone, Copy)]
 pub struct Batcher {
     pad_id: u32,
+    min_length: usize,
 }
 
 impl Batcher {
-    /// A batcher padding with `pad_id` (the model config's `pad_token_id`).
+    /// A batcher padding with `pad_id` (the model config's `pad_token_id`) to the longest
+    /// example of each batch.
     pub fn new(pad_id: u32) -> Self {
-        Batcher { pad_id }
+        Batcher {
+            pad_id,
+            min_length: 0,
+        }
+    }
+
+    /// Pads every batch to at least `length` tokens (fixed-shape batches for benchmarks).
+    pub fn padding_to(self, length: usize) -> Self {
+        Batcher {
+            min_length: length,
+            ..self
+        }
     }
 
     /// Pads `examples` to the longest among them. `labels` is empty or one per example.
@@ -41,7 +54,8 @@ impl Batcher {
             .iter()
             .map(|e| e.input_ids.len())
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .max(self.min_length);
         let mut input_ids = vec![self.pad_id; batch_size * seq_len];
         let mut token_type_ids = vec![0; batch_size * seq_len];
         let mut attention_mask = vec![0; batch_size * seq_len];
@@ -85,5 +99,8 @@ mod tests {
         assert_eq!(batch.token_type_ids, [0, 0, 1, 0, 0, 0]);
         assert_eq!(batch.attention_mask, [1, 1, 1, 1, 0, 0]);
         assert_eq!(batch.real_tokens(), 4);
+        let fixed = Batcher::new(1).padding_to(5).batch(&[&a, &b], &[]);
+        assert_eq!(fixed.seq_len, 5);
+        assert_eq!(fixed.attention_mask, [1, 1, 1, 0, 0, 1, 0, 0, 0, 0]);
     }
 }

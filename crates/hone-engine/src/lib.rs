@@ -7,6 +7,7 @@
 //! `softmax_last_dim`, `layer_norm`, `rms_norm`, `rope` and `sdpa` do not; see `ops`).
 
 pub mod batch;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
@@ -23,6 +24,7 @@ pub mod params;
 pub mod recipes;
 pub mod rng;
 pub mod schedule;
+pub mod step;
 pub mod trainer;
 pub mod weights;
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use hone_data::{epoch_order, Batcher};
+use hone_data::{epoch_order, Batch, Batcher};
 
 use crate::batch::EncodedSet;
 use crate::checkpoint::{save_best, save_last, TrainerState};
@@ -16,11 +16,12 @@ use crate::events::{CheckpointKind, RunStatus, TrainEvent};
 use crate::inference::evaluate;
 use crate::metrics::ClassificationReport;
 use crate::models::Classifier;
-use crate::ops::{cross_entropy, ForwardCtx};
-use crate::optim::{AdamW, AdamWSettings, Gradients};
+use crate::ops::ForwardCtx;
+use crate::optim::{AdamW, AdamWSettings};
 use crate::recipes::{apply_freezing, param_groups};
 use crate::rng::HoneRng;
 use crate::schedule::warmup_steps;
+use crate::step::train_step;
 use crate::EngineError;
 
 /// Stream of the generator that draws dropout masks (mixed with the step number).
@@ -140,45 +141,23 @@ impl Trainer<'_> {
                 let step_start = Instant::now();
                 let mut ctx =
                     ForwardCtx::train(HoneRng::new(cfg.seed, DROPOUT_STREAM ^ (step << 16)));
-                let mut grads = Gradients::default();
-                let mut loss_sum = 0f64;
-                let mut tokens = 0usize;
-                for micro in chunk.chunks(cfg.batch_size) {
-                    let batch = self.train.batch(&batcher, micro);
-                    tokens += batch.real_tokens();
-                    let inputs = model.inputs(&batch)?;
-                    let labels = inputs.labels.as_ref().ok_or_else(|| {
-                        EngineError::InvalidConfig("training examples need labels".into())
-                    })?;
-                    let logits = model.forward(&inputs, &mut ctx)?;
-                    let loss = cross_entropy(&logits, labels)?;
-                    let value = loss.to_scalar::<f32>()? as f64;
-                    if !value.is_finite() {
-                        return Err(EngineError::NonFiniteLoss {
-                            step: step + 1,
-                            value,
-                        });
-                    }
-                    loss_sum += value * micro.len() as f64;
-                    let share = micro.len() as f64 / chunk.len() as f64;
-                    let backward = (loss * share)?.backward()?;
-                    grads.accumulate(&backward, model.params().trainable())?;
-                }
-                let grad_norm = match cfg.clip_norm {
-                    Some(max) => grads.clip(max)?,
-                    None => grads.global_norm()?,
-                };
-                if !grad_norm.is_finite() {
-                    return Err(EngineError::NonFiniteGradient {
-                        step: step + 1,
-                        value: grad_norm,
-                    });
-                }
+                let batches: Vec<Batch> = chunk
+                    .chunks(cfg.batch_size)
+                    .map(|micro| self.train.batch(&batcher, micro))
+                    .collect();
                 let lr = cfg.lr
                     * cfg
                         .schedule
                         .multiplier(step, plan.warmup_steps, plan.total_steps);
-                optimizer.step(&grads, lr)?;
+                let done = train_step(
+                    model,
+                    &mut optimizer,
+                    &batches,
+                    cfg.clip_norm,
+                    lr,
+                    &mut ctx,
+                    step + 1,
+                )?;
                 progress.step += 1;
                 let step_s = step_start.elapsed().as_secs_f64().max(1e-9);
                 let elapsed = started.elapsed().as_secs_f64();
@@ -187,11 +166,11 @@ impl Trainer<'_> {
                     total_steps: plan.total_steps,
                     epoch: epoch as f64
                         + ((chunk_index + 1) as f64 / plan.steps_per_epoch as f64).min(1.0),
-                    loss: loss_sum / chunk.len() as f64,
+                    loss: done.loss,
                     lr,
-                    grad_norm,
-                    samples_per_s: chunk.len() as f64 / step_s,
-                    tokens_per_s: tokens as f64 / step_s,
+                    grad_norm: done.grad_norm,
+                    samples_per_s: done.examples as f64 / step_s,
+                    tokens_per_s: done.tokens as f64 / step_s,
                     elapsed_s: elapsed,
                     eta_s: elapsed / progress.step as f64
                         * (plan.total_steps - progress.step) as f64,

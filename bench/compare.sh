@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Training speed side by side: `hone bench` against PyTorch + transformers
+# (../shared/bench/torch_baseline.py, the reference training-step benchmark) on the same fixed
+# batch of all-MiniLM-L6-v2, alternating the two, ROUNDS rounds, for (batch, seq) = (16, 64) and
+# (32, 128).
+#
+# Prints, per round and as the median over rounds:
+#   train   PyTorch step time / Hone step time        (> 1: Hone trains faster)
+#   forward PyTorch forward time / Hone forward time  (> 1: Hone infers faster)
+#   memory  Hone peak RSS / PyTorch peak RSS          (< 1: Hone needs less memory)
+#
+# Usage: [ROUNDS=3] [STEPS=20] [THREADS=2] [SHAPES="16x64 32x128"] bench/compare.sh
+# The baseline script is found at $HONE_TORCH_BASELINE or ../shared/bench/torch_baseline.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${ROUNDS:-3}
+steps=${STEPS:-20}
+threads=${THREADS:-2}
+shapes=${SHAPES:-16x64 32x128}
+baseline=${HONE_TORCH_BASELINE:-../shared/bench/torch_baseline.py}
+if [ ! -f "$baseline" ]; then
+  echo "compare: the PyTorch baseline $baseline is missing; set HONE_TORCH_BASELINE" >&2
+  exit 1
+fi
+out=bench/out/compare
+mkdir -p "$out"
+model=$(scripts/fetch-minilm)
+scripts/reference-env
+python=.reference-venv/bin/python
+cargo build --release --quiet
+
+for shape in $shapes; do
+  b=${shape%x*}
+  s=${shape#*x}
+  batch="$out/batch-$shape.json"
+  HF_HUB_OFFLINE=1 "$python" "$baseline" --model "$model" --batch "$b" --seq "$s" --steps 1 \
+    --warmup 0 --matmul-reps 1 --threads "$threads" --dump-batch "$batch" > /dev/null 2>&1
+  for round in $(seq 1 "$rounds"); do
+    echo "== $shape round $round: PyTorch" >&2
+    HF_HUB_OFFLINE=1 "$python" "$baseline" --model "$model" --batch "$b" --seq "$s" \
+      --steps "$steps" --threads "$threads" --json "$out/torch-$shape-$round.json" > "$out/torch-$shape-$round.log" 2>&1
+    echo "== $shape round $round: Hone" >&2
+    RAYON_NUM_THREADS=$threads target/release/hone bench --model "$model" --batch-file "$batch" \
+      --steps "$steps" --json > "$out/hone-$shape-$round.json"
+  done
+done
+
+"$python" - "$out" "$rounds" $shapes <<'PY'
+import json, statistics, sys
+out, rounds, shapes = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+for shape in shapes:
+    print(f"batch x seq = {shape.replace('x', ' x ')}")
+    print("round   PyTorch step  Hone step   train ratio  fwd ratio  mem ratio (Hone/PyTorch MiB)")
+    tr, fr, mr = [], [], []
+    for r in range(1, rounds + 1):
+        t = json.load(open(f"{out}/torch-{shape}-{r}.json"))
+        h = json.load(open(f"{out}/hone-{shape}-{r}.json"))
+        train = t["train_step"]["median_s"] / h["train_step"]["median_s"]
+        fwd = t["forward_only"]["median_s"] / h["forward_only"]["median_s"]
+        mem = h["peak_rss_mib"] / t["peak_rss_mib"]
+        tr.append(train); fr.append(fwd); mr.append(mem)
+        print(f"{r:<7} {t['train_step']['median_s']*1e3:9.1f} ms {h['train_step']['median_s']*1e3:9.1f} ms"
+              f"   {train:9.3f}  {fwd:9.3f}  {mem:9.3f} ({h['peak_rss_mib']:.0f}/{t['peak_rss_mib']:.0f})")
+        if t.get("contaminated"):
+            print("        (PyTorch reported other processes using the CPU during this round)")
+    print(f"median  {'':24} {statistics.median(tr):9.3f}  {statistics.median(fr):9.3f}  {statistics.median(mr):9.3f}\n")
+PY

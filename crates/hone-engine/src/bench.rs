@@ -1,0 +1,225 @@
+//! Timing full training steps and forward passes on one fixed batch (`hone bench`), with the
+//! figures named as `../shared/bench/torch_baseline.py` names them so the two compare directly.
+
+use std::path::Path;
+use std::time::Instant;
+
+use hone_data::Batch;
+use serde::{Deserialize, Serialize};
+
+use crate::config::TrainingConfig;
+use crate::models::Classifier;
+use crate::ops::ForwardCtx;
+use crate::optim::{AdamW, AdamWSettings};
+use crate::recipes::{apply_freezing, param_groups};
+use crate::rng::HoneRng;
+use crate::step::train_step;
+use crate::EngineError;
+
+/// Summary statistics of repeated timings, in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    pub median_s: f64,
+    pub mean_s: f64,
+    pub min_s: f64,
+    pub max_s: f64,
+    pub n: usize,
+}
+
+impl Timing {
+    /// Statistics of `samples` (at least one).
+    pub fn of(samples: &[f64]) -> Self {
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Timing {
+            median_s: median,
+            mean_s: sorted.iter().sum::<f64>() / n as f64,
+            min_s: sorted[0],
+            max_s: sorted[n - 1],
+            n,
+        }
+    }
+}
+
+/// Median time of each phase of a training step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTimes {
+    pub forward_loss: f64,
+    pub backward: f64,
+    pub optimizer: f64,
+}
+
+/// The result of a benchmark.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    pub batch: usize,
+    pub seq: usize,
+    pub threads: usize,
+    pub params: u64,
+    pub dropout: bool,
+    /// Forward + loss + backward + AdamW.
+    pub train_step: Timing,
+    pub train_phase_median_s: PhaseTimes,
+    /// Evaluation-mode forward pass.
+    pub forward_only: Timing,
+    pub samples_per_s: f64,
+    pub tokens_per_s: f64,
+    pub fwd_samples_per_s: f64,
+    /// Peak resident memory of the process (Linux), MiB.
+    pub peak_rss_mib: Option<f64>,
+    pub loss_first_last: [f64; 2],
+}
+
+/// How many steps to run.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchSettings {
+    /// Untimed steps (and forward passes) first.
+    pub warmup: usize,
+    /// Timed training steps and timed forward passes.
+    pub steps: usize,
+    pub lr: f64,
+}
+
+/// Peak resident set size of this process in MiB (`VmHWM`), where the OS reports it.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+#[derive(Deserialize)]
+struct BatchFile {
+    input_ids: Vec<Vec<u32>>,
+    #[serde(default)]
+    token_type_ids: Option<Vec<Vec<u32>>>,
+    attention_mask: Vec<Vec<u32>>,
+    labels: Vec<u32>,
+}
+
+/// Reads a fixed batch written by `torch_baseline.py --dump-batch` (JSON lists of lists).
+pub fn batch_from_json(path: &Path) -> Result<Batch, EngineError> {
+    let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
+    let file: BatchFile = serde_json::from_str(&text)
+        .map_err(|e| EngineError::InvalidConfig(format!("{}: {e}", path.display())))?;
+    let batch_size = file.input_ids.len();
+    let seq_len = file.input_ids.first().map(Vec::len).unwrap_or(0);
+    let rows_ok =
+        |rows: &Vec<Vec<u32>>| rows.len() == batch_size && rows.iter().all(|r| r.len() == seq_len);
+    if batch_size == 0
+        || !rows_ok(&file.input_ids)
+        || !rows_ok(&file.attention_mask)
+        || file.token_type_ids.as_ref().is_some_and(|t| !rows_ok(t))
+        || file.labels.len() != batch_size
+    {
+        return Err(EngineError::InvalidConfig(format!(
+            "{}: input_ids, attention_mask, token_type_ids and labels must describe one rectangular batch",
+            path.display()
+        )));
+    }
+    Ok(Batch {
+        input_ids: file.input_ids.concat(),
+        token_type_ids: file
+            .token_type_ids
+            .map(|t| t.concat())
+            .unwrap_or_else(|| vec![0; batch_size * seq_len]),
+        attention_mask: file.attention_mask.concat(),
+        labels: file.labels,
+        batch_size,
+        seq_len,
+    })
+}
+
+/// Times `settings.steps` training steps and forward passes of `model` on `batch`.
+pub fn run_bench(
+    model: &Classifier,
+    batch: &Batch,
+    cfg: &TrainingConfig,
+    settings: BenchSettings,
+) -> Result<BenchReport, EngineError> {
+    apply_freezing(model, cfg, false);
+    let mut optimizer = AdamW::new(
+        AdamWSettings {
+            beta1: cfg.beta1,
+            beta2: cfg.beta2,
+            eps: cfg.adam_eps,
+        },
+        param_groups(model, cfg),
+    );
+    let batches = std::slice::from_ref(batch);
+    let (mut totals, mut forward, mut backward, mut opt, mut losses) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for step in 0..settings.warmup + settings.steps {
+        let mut ctx = ForwardCtx::train(HoneRng::new(cfg.seed, step as u64));
+        let t0 = Instant::now();
+        let done = train_step(
+            model,
+            &mut optimizer,
+            batches,
+            cfg.clip_norm,
+            settings.lr,
+            &mut ctx,
+            step as u64 + 1,
+        )?;
+        let total = t0.elapsed().as_secs_f64();
+        if step >= settings.warmup {
+            totals.push(total);
+            forward.push(done.forward_s);
+            backward.push(done.backward_s);
+            opt.push(done.optimizer_s);
+            losses.push(done.loss);
+        }
+    }
+    let inputs = model.inputs(batch)?;
+    let mut forward_only = Vec::new();
+    for i in 0..settings.warmup + settings.steps {
+        let t0 = Instant::now();
+        let logits = model.forward(&inputs, &mut ForwardCtx::eval())?;
+        logits.to_vec2::<f32>()?;
+        if i >= settings.warmup {
+            forward_only.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    let train_step = Timing::of(&totals);
+    let forward_only = Timing::of(&forward_only);
+    let d = model.spec().encoder.dropout;
+    Ok(BenchReport {
+        batch: batch.batch_size,
+        seq: batch.seq_len,
+        threads: candle_core::utils::get_num_threads(),
+        params: model.params().count() as u64,
+        dropout: d.hidden > 0.0 || d.attention > 0.0,
+        train_phase_median_s: PhaseTimes {
+            forward_loss: Timing::of(&forward).median_s,
+            backward: Timing::of(&backward).median_s,
+            optimizer: Timing::of(&opt).median_s,
+        },
+        samples_per_s: batch.batch_size as f64 / train_step.median_s,
+        tokens_per_s: (batch.batch_size * batch.seq_len) as f64 / train_step.median_s,
+        fwd_samples_per_s: batch.batch_size as f64 / forward_only.median_s,
+        train_step,
+        forward_only,
+        peak_rss_mib: peak_rss_mib(),
+        loss_first_last: [
+            losses.first().copied().unwrap_or(f64::NAN),
+            losses.last().copied().unwrap_or(f64::NAN),
+        ],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_even_and_odd_counts() {
+        assert_eq!(Timing::of(&[3.0, 1.0, 2.0]).median_s, 2.0);
+        assert_eq!(Timing::of(&[4.0, 1.0, 2.0, 3.0]).median_s, 2.5);
+    }
+}

@@ -1,0 +1,86 @@
+//! One optimizer step: forward, loss and backward over one or more micro-batches, gradient
+//! clipping, AdamW. Shared by the training loop and the benchmark.
+
+use std::time::Instant;
+
+use hone_data::Batch;
+
+use crate::models::Classifier;
+use crate::ops::{cross_entropy, ForwardCtx};
+use crate::optim::{AdamW, Gradients};
+use crate::EngineError;
+
+/// What one step did and how long its phases took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepOutcome {
+    /// Mean loss over the step's examples.
+    pub loss: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    pub examples: usize,
+    /// Real (non-padding) tokens.
+    pub tokens: usize,
+    pub forward_s: f64,
+    pub backward_s: f64,
+    pub optimizer_s: f64,
+}
+
+/// Runs one optimizer step over `batches` (accumulated as one step of all their examples),
+/// with the learning rate `lr`. `step` (1-based) is only used in error messages.
+pub fn train_step(
+    model: &Classifier,
+    optimizer: &mut AdamW,
+    batches: &[Batch],
+    clip_norm: Option<f64>,
+    lr: f64,
+    ctx: &mut ForwardCtx,
+    step: u64,
+) -> Result<StepOutcome, EngineError> {
+    let examples: usize = batches.iter().map(|b| b.batch_size).sum();
+    let mut grads = Gradients::default();
+    let (mut loss_sum, mut tokens) = (0f64, 0usize);
+    let (mut forward_s, mut backward_s) = (0f64, 0f64);
+    for batch in batches {
+        let t0 = Instant::now();
+        tokens += batch.real_tokens();
+        let inputs = model.inputs(batch)?;
+        let labels = inputs
+            .labels
+            .as_ref()
+            .ok_or_else(|| EngineError::InvalidConfig("training examples need labels".into()))?;
+        let logits = model.forward(&inputs, ctx)?;
+        let loss = cross_entropy(&logits, labels)?;
+        let value = loss.to_scalar::<f32>()? as f64;
+        if !value.is_finite() {
+            return Err(EngineError::NonFiniteLoss { step, value });
+        }
+        loss_sum += value * batch.batch_size as f64;
+        let t1 = Instant::now();
+        let share = batch.batch_size as f64 / examples as f64;
+        let backward = (loss * share)?.backward()?;
+        grads.accumulate(&backward, model.params().trainable())?;
+        forward_s += (t1 - t0).as_secs_f64();
+        backward_s += t1.elapsed().as_secs_f64();
+    }
+    let t2 = Instant::now();
+    let grad_norm = match clip_norm {
+        Some(max) => grads.clip(max)?,
+        None => grads.global_norm()?,
+    };
+    if !grad_norm.is_finite() {
+        return Err(EngineError::NonFiniteGradient {
+            step,
+            value: grad_norm,
+        });
+    }
+    optimizer.step(&grads, lr)?;
+    Ok(StepOutcome {
+        loss: loss_sum / examples.max(1) as f64,
+        grad_norm,
+        examples,
+        tokens,
+        forward_s,
+        backward_s,
+        optimizer_s: t2.elapsed().as_secs_f64(),
+    })
+}

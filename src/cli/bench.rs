@@ -1,0 +1,138 @@
+//! `hone bench`: time training steps and forward passes on a fixed batch.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::Args;
+use hone_data::{Batcher, TextTokenizer};
+use hone_engine::bench::{batch_from_json, run_bench, BenchSettings};
+use hone_engine::models::Classifier;
+use hone_engine::{DeviceSpec, TrainingConfig};
+
+/// Texts of the synthetic batch when no --batch-file is given (cycled to fill the batch).
+const SENTENCES: [&str; 8] = [
+    "A gripping story told with warmth, wit and a cast that never hits a false note.",
+    "The sequel repeats every joke of the first film and somehow makes them all worse.",
+    "Fine.",
+    "I expected little and got a thoughtful, beautifully shot meditation on grief and family.",
+    "Two hours of loud noises, forgettable villains and a plot held together with tape.",
+    "The hotel staff went out of their way to make our stay comfortable.",
+    "Not bad, not great: a perfectly adequate way to spend a rainy afternoon.",
+    "Every chapter ends on a cliffhanger, and I read the whole book in one sitting.",
+];
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Model folder (config.json, weights, tokenizer).
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Tokens per sequence (every sequence is padded to this length).
+    #[arg(long, default_value_t = 64)]
+    max_length: usize,
+    /// Timed training steps (and timed forward passes).
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// A fixed batch from `torch_baseline.py --dump-batch` (overrides --batch-size/--max-length).
+    #[arg(long, value_name = "FILE")]
+    batch_file: Option<PathBuf>,
+    /// Learning rate of the timed AdamW steps.
+    #[arg(long, default_value_t = 2e-5)]
+    lr: f64,
+    /// Turn dropout off.
+    #[arg(long)]
+    no_dropout: bool,
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    let device = args.device.open()?;
+    let model = Classifier::load(&args.model, 2, args.no_dropout.then_some(0.0), &device, 0)?;
+    let batch = match &args.batch_file {
+        Some(path) => batch_from_json(path)?,
+        None => {
+            let tokenizer = TextTokenizer::from_model_dir(&args.model, args.max_length)?;
+            let texts: Vec<(&str, Option<&str>)> = (0..args.batch_size)
+                .map(|i| (SENTENCES[i % SENTENCES.len()], None))
+                .collect();
+            let encoded = tokenizer.encode(&texts)?;
+            let labels: Vec<u32> = (0..args.batch_size as u32).map(|i| i % 2).collect();
+            Batcher::new(model.spec().encoder.pad_token_id)
+                .padding_to(args.max_length)
+                .batch(&encoded.iter().collect::<Vec<_>>(), &labels)
+        }
+    };
+    let cfg = TrainingConfig {
+        lr: args.lr,
+        weight_decay: 0.01,
+        clip_norm: None,
+        ..Default::default()
+    };
+    let report = run_bench(
+        &model,
+        &batch,
+        &cfg,
+        BenchSettings {
+            warmup: args.warmup,
+            steps: args.steps,
+            lr: args.lr,
+        },
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let ms = |s: f64| s * 1e3;
+        println!(
+            "batch {} x seq {} · {} threads · {:.1}M parameters · dropout {}",
+            report.batch,
+            report.seq,
+            report.threads,
+            report.params as f64 / 1e6,
+            if report.dropout { "on" } else { "off" }
+        );
+        let t = &report.train_step;
+        println!(
+            "train step   : median {:.1} ms (min {:.1}, max {:.1}) over {} steps",
+            ms(t.median_s),
+            ms(t.min_s),
+            ms(t.max_s),
+            t.n
+        );
+        let p = &report.train_phase_median_s;
+        println!(
+            "  phases     : forward+loss {:.1} ms | backward {:.1} ms | optimizer {:.1} ms",
+            ms(p.forward_loss),
+            ms(p.backward),
+            ms(p.optimizer)
+        );
+        println!(
+            "throughput   : {:.1} samples/s, {:.0} tokens/s",
+            report.samples_per_s, report.tokens_per_s
+        );
+        println!(
+            "forward only : median {:.1} ms -> {:.1} samples/s",
+            ms(report.forward_only.median_s),
+            report.fwd_samples_per_s
+        );
+        if let Some(rss) = report.peak_rss_mib {
+            println!("memory       : peak RSS {rss:.0} MiB");
+        }
+        println!(
+            "loss         : first timed step {:.4}, last {:.4}",
+            report.loss_first_last[0], report.loss_first_last[1]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -47,6 +47,9 @@ pub struct BenchArgs {
     /// Turn dropout off.
     #[arg(long)]
     no_dropout: bool,
+    /// Run candle's autograd instead of Hone's CPU path (for comparison).
+    #[arg(long)]
+    autograd: bool,
     #[arg(long, default_value = "cpu")]
     device: DeviceSpec,
     /// Print one JSON object.
@@ -89,18 +92,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             steps: args.steps,
             lr: args.lr,
         },
+        !args.autograd,
     )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         let ms = |s: f64| s * 1e3;
         println!(
-            "batch {} x seq {} · {} threads · {:.1}M parameters · dropout {}",
+            "batch {} x seq {} · {} threads · {:.1}M parameters · dropout {} · {} path",
             report.batch,
             report.seq,
             report.threads,
             report.params as f64 / 1e6,
-            if report.dropout { "on" } else { "off" }
+            if report.dropout { "on" } else { "off" },
+            report.path
         );
         let t = &report.train_step;
         println!(

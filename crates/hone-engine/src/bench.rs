@@ -8,12 +8,13 @@ use hone_data::Batch;
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainingConfig;
+use crate::cpu::CpuTrainer;
+use crate::inference::batch_logits;
 use crate::models::Classifier;
-use crate::ops::ForwardCtx;
 use crate::optim::{AdamW, AdamWSettings};
 use crate::recipes::{apply_freezing, param_groups};
 use crate::rng::HoneRng;
-use crate::step::train_step;
+use crate::step::Stepper;
 use crate::EngineError;
 
 /// Summary statistics of repeated timings, in seconds.
@@ -63,6 +64,8 @@ pub struct BenchReport {
     pub threads: usize,
     pub params: u64,
     pub dropout: bool,
+    /// "cpu" (Hone's CPU path) or "autograd" (candle's autograd).
+    pub path: String,
     /// Forward + loss + backward + AdamW.
     pub train_step: Timing,
     pub train_phase_median_s: PhaseTimes,
@@ -136,12 +139,14 @@ pub fn batch_from_json(path: &Path) -> Result<Batch, EngineError> {
     })
 }
 
-/// Times `settings.steps` training steps and forward passes of `model` on `batch`.
+/// Times `settings.steps` training steps and forward passes of `model` on `batch` (on the CPU
+/// path when `fast` and possible, through candle's autograd otherwise).
 pub fn run_bench(
     model: &Classifier,
     batch: &Batch,
     cfg: &TrainingConfig,
     settings: BenchSettings,
+    fast: bool,
 ) -> Result<BenchReport, EngineError> {
     apply_freezing(model, cfg, false);
     let mut optimizer = AdamW::new(
@@ -153,18 +158,18 @@ pub fn run_bench(
         param_groups(model, cfg),
     );
     let batches = std::slice::from_ref(batch);
+    let mut stepper = Stepper::new(model, fast);
     let (mut totals, mut forward, mut backward, mut opt, mut losses) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for step in 0..settings.warmup + settings.steps {
-        let mut ctx = ForwardCtx::train(HoneRng::new(cfg.seed, step as u64));
         let t0 = Instant::now();
-        let done = train_step(
+        let done = stepper.step(
             model,
             &mut optimizer,
             batches,
             cfg.clip_norm,
             settings.lr,
-            &mut ctx,
+            HoneRng::new(cfg.seed, step as u64),
             step as u64 + 1,
         )?;
         let total = t0.elapsed().as_secs_f64();
@@ -176,12 +181,11 @@ pub fn run_bench(
             losses.push(done.loss);
         }
     }
-    let inputs = model.inputs(batch)?;
+    let mut cpu = if fast { CpuTrainer::new(model) } else { None };
     let mut forward_only = Vec::new();
     for i in 0..settings.warmup + settings.steps {
         let t0 = Instant::now();
-        let logits = model.forward(&inputs, &mut ForwardCtx::eval())?;
-        logits.to_vec2::<f32>()?;
+        batch_logits(model, cpu.as_mut(), batch)?;
         if i >= settings.warmup {
             forward_only.push(t0.elapsed().as_secs_f64());
         }
@@ -195,6 +199,7 @@ pub fn run_bench(
         threads: candle_core::utils::get_num_threads(),
         params: model.params().count() as u64,
         dropout: d.hidden > 0.0 || d.attention > 0.0,
+        path: if stepper.is_fast() { "cpu" } else { "autograd" }.to_string(),
         train_phase_median_s: PhaseTimes {
             forward_loss: Timing::of(&forward).median_s,
             backward: Timing::of(&backward).median_s,

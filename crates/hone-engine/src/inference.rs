@@ -4,14 +4,37 @@
 use std::path::Path;
 
 use candle_core::Device;
-use hone_data::{Batcher, TextTokenizer};
+use hone_data::{Batch, Batcher, TextTokenizer};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::EncodedSet;
+use crate::cpu::{CpuTrainer, Packed};
 use crate::metrics::ClassificationReport;
 use crate::models::{Classifier, ModelSpec};
 use crate::ops::ForwardCtx;
 use crate::EngineError;
+
+/// Logits `[batch][label]` of one padded batch in evaluation mode: on the CPU path when `cpu`
+/// is given and the batch is right-padded, through candle otherwise.
+pub fn batch_logits(
+    model: &Classifier,
+    cpu: Option<&mut CpuTrainer>,
+    batch: &Batch,
+) -> Result<Vec<Vec<f32>>, EngineError> {
+    if let Some(cpu) = cpu {
+        if let Some(packed) = Packed::from_batch(model, batch) {
+            let flat = cpu.logits(&packed)?;
+            return Ok(flat
+                .chunks_exact(model.num_labels())
+                .map(<[f32]>::to_vec)
+                .collect());
+        }
+    }
+    let inputs = model.inputs(batch)?;
+    Ok(model
+        .forward(&inputs, &mut ForwardCtx::eval())?
+        .to_vec2::<f32>()?)
+}
 
 /// Logits of every example of `set` (in the set's order), computed in evaluation mode in
 /// length-sorted batches of `batch_size`.
@@ -23,12 +46,11 @@ pub fn logits(
     let batcher = Batcher::new(model.spec().encoder.pad_token_id);
     let order = set.by_length();
     let mut out = vec![Vec::new(); set.len()];
-    let mut ctx = ForwardCtx::eval();
+    let mut cpu = CpuTrainer::new(model);
     for chunk in order.chunks(batch_size.max(1)) {
         let mut batch = set.batch(&batcher, chunk);
         batch.labels.clear();
-        let inputs = model.inputs(&batch)?;
-        let rows = model.forward(&inputs, &mut ctx)?.to_vec2::<f32>()?;
+        let rows = batch_logits(model, cpu.as_mut(), &batch)?;
         for (&i, row) in chunk.iter().zip(rows) {
             out[i] = row;
         }

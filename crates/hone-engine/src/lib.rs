@@ -10,6 +10,7 @@ pub mod batch;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod cpu;
 pub mod device;
 pub mod error;
 pub mod events;

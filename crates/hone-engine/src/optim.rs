@@ -37,12 +37,51 @@ pub struct ParamGroup {
     pub weight_decay: f64,
 }
 
+/// Adam moments of one parameter: on the host for the CPU path, as device tensors otherwise.
+enum Moments {
+    Empty,
+    Host { m: Vec<f32>, v: Vec<f32> },
+    Device { m: Var, v: Var },
+}
+
 struct Slot {
     param: Param,
     group: ParamGroup,
-    m: Option<Var>,
-    v: Option<Var>,
+    moments: Moments,
     step: u64,
+}
+
+impl Slot {
+    /// The moments as host vectors (moving them there if needed).
+    fn host(&mut self) -> Result<(&mut Vec<f32>, &mut Vec<f32>), EngineError> {
+        let n = self.param.var().elem_count();
+        let (m, v) = match std::mem::replace(&mut self.moments, Moments::Empty) {
+            Moments::Empty => (vec![0f32; n], vec![0f32; n]),
+            Moments::Host { m, v } => (m, v),
+            Moments::Device { m, v } => (
+                m.as_tensor().flatten_all()?.to_vec1::<f32>()?,
+                v.as_tensor().flatten_all()?.to_vec1::<f32>()?,
+            ),
+        };
+        self.moments = Moments::Host { m, v };
+        match &mut self.moments {
+            Moments::Host { m, v } => Ok((m, v)),
+            _ => unreachable!("just set"),
+        }
+    }
+
+    /// The moments as tensors on the parameter's device, if there are any yet.
+    fn device(&self) -> Result<Option<(Tensor, Tensor)>, EngineError> {
+        let var = self.param.var();
+        Ok(match &self.moments {
+            Moments::Empty => None,
+            Moments::Device { m, v } => Some((m.as_detached_tensor(), v.as_detached_tensor())),
+            Moments::Host { m, v } => Some((
+                Tensor::from_slice(m, var.shape(), var.device())?,
+                Tensor::from_slice(v, var.shape(), var.device())?,
+            )),
+        })
+    }
 }
 
 /// Gradients of the trainable parameters, by parameter name.
@@ -142,8 +181,7 @@ impl AdamW {
                 .map(|(param, group)| Slot {
                     param,
                     group,
-                    m: None,
-                    v: None,
+                    moments: Moments::Empty,
                     step: 0,
                 })
                 .collect(),
@@ -165,8 +203,9 @@ impl AdamW {
             .map(|s| s.group)
     }
 
-    /// One update with base learning rate `lr`. Parameters without a gradient (frozen, or
-    /// outside the current phase) are left untouched, their step count included.
+    /// One update with base learning rate `lr` from tensor gradients (any device).
+    /// Parameters without a gradient (frozen, or outside the current phase) are left
+    /// untouched, their step count included.
     pub fn step(&mut self, grads: &Gradients, lr: f64) -> Result<(), EngineError> {
         let AdamWSettings { beta1, beta2, eps } = self.settings;
         for slot in &mut self.slots {
@@ -175,18 +214,14 @@ impl AdamW {
             };
             slot.step += 1;
             let lr = lr * slot.group.lr_scale;
-            let var = slot.param.var();
+            let var = slot.param.var().clone();
             let mut p = var.as_detached_tensor();
             if slot.group.weight_decay != 0.0 {
                 p = (p * (1.0 - lr * slot.group.weight_decay))?;
             }
-            let m_prev = match &slot.m {
-                Some(m) => m.as_detached_tensor(),
-                None => g.zeros_like()?,
-            };
-            let v_prev = match &slot.v {
-                Some(v) => v.as_detached_tensor(),
-                None => g.zeros_like()?,
+            let (m_prev, v_prev) = match slot.device()? {
+                Some(mv) => mv,
+                None => (g.zeros_like()?, g.zeros_like()?),
             };
             let m = ((m_prev * beta1)? + (g * (1.0 - beta1))?)?;
             let v = ((v_prev * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
@@ -196,24 +231,63 @@ impl AdamW {
             let denom = ((v.sqrt()? / bias2_sqrt)? + eps)?;
             let p = (p - (m.div(&denom)? * (lr / bias1))?)?;
             var.set(&p)?;
-            store(&mut slot.m, m)?;
-            store(&mut slot.v, v)?;
+            slot.moments = Moments::Device {
+                m: Var::from_tensor(&m)?,
+                v: Var::from_tensor(&v)?,
+            };
+        }
+        Ok(())
+    }
+
+    /// One update from the CPU path's gradient buffers (indexed as `store`), in place, with the
+    /// gradients multiplied by `grad_scale` (clipping) on the fly.
+    pub fn step_host(
+        &mut self,
+        grads: &crate::cpu::HostGrads,
+        store: &crate::params::ParamStore,
+        lr: f64,
+        grad_scale: f32,
+    ) -> Result<(), EngineError> {
+        let AdamWSettings { beta1, beta2, eps } = self.settings;
+        for slot in &mut self.slots {
+            let Some(g) = store.index_of(slot.param.name()).and_then(|i| grads.get(i)) else {
+                continue;
+            };
+            slot.step += 1;
+            let t = slot.step as i32;
+            let lr = lr * slot.group.lr_scale;
+            let update = AdamUpdate {
+                decay: (1.0 - lr * slot.group.weight_decay) as f32,
+                beta1: beta1 as f32,
+                beta2: beta2 as f32,
+                eps: eps as f32,
+                step_size: (lr / (1.0 - beta1.powi(t))) as f32,
+                bias2_sqrt: (1.0 - beta2.powi(t)).sqrt() as f32,
+                grad_scale,
+            };
+            let var = slot.param.var().clone();
+            let (m, v) = slot.host()?;
+            var.as_tensor().inplace_op1(&HostAdam {
+                update,
+                grad: g,
+                moments: std::cell::RefCell::new((m.as_mut_slice(), v.as_mut_slice())),
+            })?;
         }
         Ok(())
     }
 
     /// The optimizer state, for a checkpoint.
-    pub fn state(&self) -> AdamWState {
+    pub fn state(&self) -> Result<AdamWState, EngineError> {
         let mut tensors = HashMap::new();
         let mut steps = HashMap::new();
         for slot in &self.slots {
-            if let (Some(m), Some(v)) = (&slot.m, &slot.v) {
-                tensors.insert(format!("m.{}", slot.param.name()), m.as_detached_tensor());
-                tensors.insert(format!("v.{}", slot.param.name()), v.as_detached_tensor());
+            if let Some((m, v)) = slot.device()? {
+                tensors.insert(format!("m.{}", slot.param.name()), m);
+                tensors.insert(format!("v.{}", slot.param.name()), v);
             }
             steps.insert(slot.param.name().to_string(), slot.step);
         }
-        AdamWState { tensors, steps }
+        Ok(AdamWState { tensors, steps })
     }
 
     /// Restores a state saved by [`AdamW::state`].
@@ -222,30 +296,79 @@ impl AdamW {
             let name = slot.param.name().to_string();
             slot.step = state.steps.get(&name).copied().unwrap_or(0);
             let device = slot.param.var().device().clone();
-            match (
+            slot.moments = match (
                 state.tensors.get(&format!("m.{name}")),
                 state.tensors.get(&format!("v.{name}")),
             ) {
-                (Some(m), Some(v)) => {
-                    slot.m = Some(Var::from_tensor(&m.to_device(&device)?)?);
-                    slot.v = Some(Var::from_tensor(&v.to_device(&device)?)?);
-                }
-                _ => {
-                    slot.m = None;
-                    slot.v = None;
-                }
-            }
+                (Some(m), Some(v)) => Moments::Device {
+                    m: Var::from_tensor(&m.to_device(&device)?)?,
+                    v: Var::from_tensor(&v.to_device(&device)?)?,
+                },
+                _ => Moments::Empty,
+            };
         }
         Ok(())
     }
 }
 
-fn store(slot: &mut Option<Var>, value: Tensor) -> Result<(), EngineError> {
-    match slot {
-        Some(var) => var.set(&value)?,
-        None => *slot = Some(Var::from_tensor(&value)?),
+/// The per-parameter constants of one AdamW update.
+#[derive(Clone, Copy)]
+struct AdamUpdate {
+    /// `1 − lr·weight_decay`
+    decay: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    /// `lr / (1 − β₁ᵗ)`
+    step_size: f32,
+    /// `√(1 − β₂ᵗ)`
+    bias2_sqrt: f32,
+    grad_scale: f32,
+}
+
+/// AdamW applied in place to a parameter's storage, moments on the host.
+struct HostAdam<'a> {
+    update: AdamUpdate,
+    grad: &'a [f32],
+    moments: std::cell::RefCell<(&'a mut [f32], &'a mut [f32])>,
+}
+
+impl candle_core::InplaceOp1 for HostAdam<'_> {
+    fn name(&self) -> &'static str {
+        "adamw"
     }
-    Ok(())
+
+    fn cpu_fwd(
+        &self,
+        storage: &mut candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        use rayon::prelude::*;
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("the host AdamW needs f32 parameters");
+        };
+        if !layout.is_contiguous() || data.len() < layout.start_offset() + self.grad.len() {
+            candle_core::bail!("the host AdamW needs a contiguous parameter");
+        }
+        let p = &mut data[layout.start_offset()..][..self.grad.len()];
+        let mut moments = self.moments.borrow_mut();
+        let (m, v) = &mut *moments;
+        let u = self.update;
+        const CHUNK: usize = 32_768;
+        p.par_chunks_mut(CHUNK)
+            .zip(self.grad.par_chunks(CHUNK))
+            .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
+            .for_each(|((p, g), (m, v))| {
+                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    let g = g * u.grad_scale;
+                    *m = u.beta1 * *m + (1.0 - u.beta1) * g;
+                    *v = u.beta2 * *v + (1.0 - u.beta2) * g * g;
+                    let denom = v.sqrt() / u.bias2_sqrt + u.eps;
+                    *p = *p * u.decay - u.step_size * *m / denom;
+                }
+            });
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -128,6 +128,11 @@ impl ParamStore {
         &self.params
     }
 
+    /// The position of the parameter with this Hub name.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
     /// The parameter with this Hub name.
     pub fn get(&self, name: &str) -> Option<&Param> {
         self.by_name.get(name).map(|&i| &self.params[i])

@@ -22,6 +22,11 @@ impl HoneRng {
         }
     }
 
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.inner.next_u64()
+    }
+
     /// A uniform f32 in [0, 1).
     pub fn uniform(&mut self) -> f32 {
         (self.inner.next_u32() >> 8) as f32 * (1.0 / (1u32 << 24) as f32)

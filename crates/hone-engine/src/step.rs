@@ -1,13 +1,16 @@
 //! One optimizer step: forward, loss and backward over one or more micro-batches, gradient
-//! clipping, AdamW. Shared by the training loop and the benchmark.
+//! clipping, AdamW. Shared by the training loop and the benchmark. [`Stepper`] takes the CPU
+//! path (`crate::cpu`) when it can and candle's autograd otherwise.
 
 use std::time::Instant;
 
 use hone_data::Batch;
 
+use crate::cpu::{pack_all, CpuTrainer};
 use crate::models::Classifier;
 use crate::ops::{cross_entropy, ForwardCtx};
 use crate::optim::{AdamW, Gradients};
+use crate::rng::HoneRng;
 use crate::EngineError;
 
 /// What one step did and how long its phases took.
@@ -83,4 +86,46 @@ pub fn train_step(
         backward_s,
         optimizer_s: t2.elapsed().as_secs_f64(),
     })
+}
+
+/// Runs optimizer steps for one model, on the CPU path when the model is f32 on the CPU and the
+/// batches are right-padded, through candle's autograd otherwise.
+pub struct Stepper {
+    cpu: Option<CpuTrainer>,
+}
+
+impl Stepper {
+    /// A stepper for `model`; `fast` allows the CPU path.
+    pub fn new(model: &Classifier, fast: bool) -> Self {
+        Stepper {
+            cpu: if fast { CpuTrainer::new(model) } else { None },
+        }
+    }
+
+    /// True when steps run on the CPU path.
+    pub fn is_fast(&self) -> bool {
+        self.cpu.is_some()
+    }
+
+    /// One optimizer step over `batches` with learning rate `lr`; dropout masks come from
+    /// `rng`. `step` (1-based) is used in error messages.
+    #[allow(clippy::too_many_arguments)]
+    pub fn step(
+        &mut self,
+        model: &Classifier,
+        optimizer: &mut AdamW,
+        batches: &[Batch],
+        clip_norm: Option<f64>,
+        lr: f64,
+        mut rng: HoneRng,
+        step: u64,
+    ) -> Result<StepOutcome, EngineError> {
+        if let Some(cpu) = &mut self.cpu {
+            if let Some(packed) = pack_all(model, batches) {
+                return cpu.step(optimizer, &packed, clip_norm, lr, &mut rng, step);
+            }
+        }
+        let mut ctx = ForwardCtx::train(rng);
+        train_step(model, optimizer, batches, clip_norm, lr, &mut ctx, step)
+    }
 }

@@ -16,12 +16,11 @@ use crate::events::{CheckpointKind, RunStatus, TrainEvent};
 use crate::inference::evaluate;
 use crate::metrics::ClassificationReport;
 use crate::models::Classifier;
-use crate::ops::ForwardCtx;
 use crate::optim::{AdamW, AdamWSettings};
 use crate::recipes::{apply_freezing, param_groups};
 use crate::rng::HoneRng;
 use crate::schedule::warmup_steps;
-use crate::step::train_step;
+use crate::step::Stepper;
 use crate::EngineError;
 
 /// Stream of the generator that draws dropout masks (mixed with the step number).
@@ -104,6 +103,7 @@ impl Trainer<'_> {
             param_groups(model, cfg),
         );
         let batcher = Batcher::new(model.spec().encoder.pad_token_id);
+        let mut stepper = Stepper::new(model, true);
         let per_step = cfg.batch_size * cfg.grad_accum as usize;
         let started = Instant::now();
         let mut progress = Progress {
@@ -139,8 +139,7 @@ impl Trainer<'_> {
                     });
                 }
                 let step_start = Instant::now();
-                let mut ctx =
-                    ForwardCtx::train(HoneRng::new(cfg.seed, DROPOUT_STREAM ^ (step << 16)));
+                let rng = HoneRng::new(cfg.seed, DROPOUT_STREAM ^ (step << 16));
                 let batches: Vec<Batch> = chunk
                     .chunks(cfg.batch_size)
                     .map(|micro| self.train.batch(&batcher, micro))
@@ -149,13 +148,13 @@ impl Trainer<'_> {
                     * cfg
                         .schedule
                         .multiplier(step, plan.warmup_steps, plan.total_steps);
-                let done = train_step(
+                let done = stepper.step(
                     model,
                     &mut optimizer,
                     &batches,
                     cfg.clip_norm,
                     lr,
-                    &mut ctx,
+                    rng,
                     step + 1,
                 )?;
                 progress.step += 1;
@@ -265,7 +264,7 @@ impl Trainer<'_> {
         sink: &mut dyn FnMut(TrainEvent),
     ) -> Result<(), EngineError> {
         let dir = self.work_dir.join("last");
-        let opt = optimizer.state();
+        let opt = optimizer.state()?;
         let state = TrainerState {
             step: progress.step,
             epoch,

@@ -8,6 +8,7 @@ use candle_core::Device;
 use common::{as_u32, golden, relative_error, relative_error_with_floor, tiny_model};
 use hone_data::{Batch, TextTokenizer};
 use hone_engine::config::TrainingConfig;
+use hone_engine::cpu::{CpuModel, HostGrads, Packed, Saved};
 use hone_engine::models::Classifier;
 use hone_engine::ops::{cross_entropy, ForwardCtx};
 use hone_engine::optim::{AdamW, AdamWSettings, Gradients};
@@ -135,6 +136,66 @@ fn logits_loss_and_every_gradient_match_transformers() {
     }
 }
 
+/// The CPU path (hand-written backward over packed sequences) against the same reference.
+#[test]
+fn cpu_path_logits_loss_and_every_gradient_match_transformers() {
+    for family in FAMILIES {
+        let (want, _) = golden(family);
+        let model = load(family);
+        let packed = Packed::from_batch(&model, &golden_batch(family)).expect("right-padded");
+        let cpu = CpuModel::new(&model).expect("an f32 CPU model");
+        let mut grads = HostGrads::default();
+        grads.prepare(cpu.params());
+        let mut saved = Saved::default();
+        let guards = cpu.lock();
+        let weights = guards.weights().unwrap();
+        let logits = cpu
+            .forward(&weights, &packed, true, &mut HoneRng::new(0, 0), &mut saved)
+            .to_vec();
+        let logits =
+            candle_core::Tensor::from_vec(logits, want["logits"].dims(), &Device::Cpu).unwrap();
+        let err = relative_error(&logits, &want["logits"]);
+        assert!(err < TOLERANCE, "{family} logits: relative error {err:.2e}");
+        let loss = cpu.backward(&weights, &packed, &saved, 1.0, &mut grads);
+        let want_loss = want["loss"].to_vec1::<f32>().unwrap()[0] as f64;
+        assert!(
+            (loss - want_loss).abs() / want_loss < TOLERANCE,
+            "{family} loss {loss} vs {want_loss}"
+        );
+        let floor = gradient_floor(&want);
+        for (i, p) in cpu.params().all().iter().enumerate() {
+            let reference = &want[&format!("grad.{}", p.name())];
+            let g = grads
+                .get(i)
+                .unwrap_or_else(|| panic!("{family}: no gradient for {}", p.name()));
+            let g = candle_core::Tensor::from_slice(g, reference.dims(), &Device::Cpu).unwrap();
+            let err = relative_error_with_floor(&g, reference, floor);
+            assert!(
+                err < TOLERANCE,
+                "{family} CPU grad {}: relative error {err:.2e}",
+                p.name()
+            );
+        }
+    }
+}
+
+/// 1e-3 × the largest reference gradient: the scale below which gradients are rounding noise
+/// (attention key biases have an exactly zero gradient).
+fn gradient_floor(want: &std::collections::HashMap<String, candle_core::Tensor>) -> f64 {
+    want.iter()
+        .filter(|(k, _)| k.starts_with("grad."))
+        .map(|(_, t)| {
+            t.abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap() as f64
+        })
+        .fold(0f64, f64::max)
+        * 1e-3
+}
+
 /// Replays the reference's gradients of three steps through Hone's clipping, schedule,
 /// parameter groups and AdamW, and compares the weights' change after the last step.
 #[test]
@@ -194,6 +255,73 @@ fn three_adamw_steps_with_warmup_clipping_and_no_decay_groups_match_torch() {
             assert!(
                 err < TOLERANCE,
                 "{family} {} after AdamW: relative error {err:.2e}",
+                p.name()
+            );
+        }
+    }
+}
+
+/// The same replay through the CPU path's in-place AdamW.
+#[test]
+fn host_adamw_replay_matches_torch() {
+    for family in FAMILIES {
+        let (want, meta) = golden(family);
+        let a = &meta["adamw"];
+        let model = load(family);
+        let initial = common::snapshot(model.params());
+        let cfg = TrainingConfig {
+            weight_decay: a["weight_decay"].as_f64().unwrap(),
+            ..Default::default()
+        };
+        let mut opt = AdamW::new(
+            AdamWSettings {
+                beta1: a["betas"][0].as_f64().unwrap(),
+                beta2: a["betas"][1].as_f64().unwrap(),
+                eps: a["eps"].as_f64().unwrap(),
+            },
+            param_groups(&model, &cfg),
+        );
+        let (warmup, total) = (
+            a["warmup_steps"].as_u64().unwrap(),
+            a["total_steps"].as_u64().unwrap(),
+        );
+        let store = model.params();
+        let mut grads = HostGrads::default();
+        for step in 0..a["steps"].as_u64().unwrap() {
+            grads.prepare(store);
+            let prefix = if step == 0 {
+                "grad.".to_string()
+            } else {
+                format!("step{step}.grad.")
+            };
+            for (i, p) in store.all().iter().enumerate() {
+                let g = want[&format!("{prefix}{}", p.name())]
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap();
+                grads.get_mut(i).unwrap().copy_from_slice(&g);
+            }
+            let norm = grads.squared_norm().sqrt();
+            let want_norm = a["grad_norms"][step as usize].as_f64().unwrap();
+            assert!(
+                (norm - want_norm).abs() / want_norm < 1e-6,
+                "{family} step {step}: {norm} vs {want_norm}"
+            );
+            let clip = a["clip_norm"].as_f64().unwrap();
+            let scale = (clip / (norm + 1e-6)).min(1.0) as f32;
+            let lr = a["lr"].as_f64().unwrap() * Schedule::Linear.multiplier(step, warmup, total);
+            opt.step_host(&grads, store, lr, scale).unwrap();
+        }
+        for p in store.all() {
+            let reference = &want[&format!("after_adamw.{}", p.name())];
+            let start = &initial[p.name()];
+            let got = (p.value() - start).unwrap();
+            let expected = (reference - start).unwrap();
+            let err = relative_error(&got, &expected);
+            assert!(
+                err < TOLERANCE,
+                "{family} {} after host AdamW: relative error {err:.2e}",
                 p.name()
             );
         }

@@ -6,6 +6,7 @@ use candle_core::Tensor;
 use super::layer::{EncoderLayer, LayerNames};
 use super::nn::{Embedding, LayerNorm, Linear};
 use super::spec::EncoderConfig;
+use super::structure::{EmbeddingBlock, HeadBlock, LayerBlock, Structure};
 use super::ModelInputs;
 use crate::ops::ForwardCtx;
 use crate::params::ParamPosition;
@@ -92,6 +93,22 @@ impl BertEncoder {
         })
     }
 
+    /// The embeddings' parameters (`with_token_type`: whether the family uses segments).
+    pub fn embedding_block(&self, with_token_type: bool) -> EmbeddingBlock {
+        EmbeddingBlock {
+            word: self.word.param().clone(),
+            position: self.position.param().clone(),
+            token_type: with_token_type.then(|| self.token_type.param().clone()),
+            norm: self.norm.block(),
+            dropout: self.dropout,
+        }
+    }
+
+    /// The layers' parameters.
+    pub fn layer_blocks(&self) -> Vec<LayerBlock> {
+        self.layers.iter().map(EncoderLayer::block).collect()
+    }
+
     /// Hidden states `[batch, seq, hidden]` of the last layer.
     pub fn forward(
         &self,
@@ -136,6 +153,19 @@ impl BertClassifier {
             classifier: Linear::head(b, "classifier", h, num_labels)?,
             dropout: cfg.dropout.classifier,
         })
+    }
+
+    /// The network's blocks.
+    pub fn structure(&self) -> Structure {
+        Structure {
+            embeddings: self.encoder.embedding_block(true),
+            layers: self.encoder.layer_blocks(),
+            head: HeadBlock::Pooler {
+                dense: self.pooler.block(),
+                classifier: self.classifier.block(),
+                dropout: self.dropout,
+            },
+        }
     }
 
     /// Logits `[batch, num_labels]`.

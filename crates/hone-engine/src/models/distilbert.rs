@@ -7,6 +7,7 @@ use super::bert::first_token;
 use super::layer::{EncoderLayer, LayerNames};
 use super::nn::{Embedding, LayerNorm, Linear};
 use super::spec::EncoderConfig;
+use super::structure::{EmbeddingBlock, HeadBlock, Structure};
 use super::ModelInputs;
 use crate::ops::ForwardCtx;
 use crate::params::ParamPosition;
@@ -86,6 +87,25 @@ impl DistilBertClassifier {
             hidden_dropout: cfg.dropout.hidden,
             classifier_dropout: cfg.dropout.classifier,
         })
+    }
+
+    /// The network's blocks.
+    pub fn structure(&self) -> Structure {
+        Structure {
+            embeddings: EmbeddingBlock {
+                word: self.word.param().clone(),
+                position: self.position.param().clone(),
+                token_type: None,
+                norm: self.norm.block(),
+                dropout: self.hidden_dropout,
+            },
+            layers: self.layers.iter().map(EncoderLayer::block).collect(),
+            head: HeadBlock::PreClassifier {
+                dense: self.pre_classifier.block(),
+                classifier: self.classifier.block(),
+                dropout: self.classifier_dropout,
+            },
+        }
     }
 
     /// Logits `[batch, num_labels]`.

@@ -5,6 +5,7 @@ use candle_core::Tensor;
 
 use super::nn::{LayerNorm, Linear};
 use super::spec::EncoderConfig;
+use super::structure::LayerBlock;
 use crate::ops::{softmax_last_dim, Activation, ForwardCtx};
 use crate::params::ParamPosition;
 use crate::weights::ParamBuilder;
@@ -80,6 +81,25 @@ impl EncoderLayer {
             attention_dropout: cfg.dropout.attention,
             attention_output_dropout: names.attention_output_dropout,
         })
+    }
+
+    /// The parameters and settings of the layer.
+    pub fn block(&self) -> LayerBlock {
+        LayerBlock {
+            query: self.query.block(),
+            key: self.key.block(),
+            value: self.value.block(),
+            attention_output: self.attention_output.block(),
+            attention_norm: self.attention_norm.block(),
+            ffn_in: self.ffn_in.block(),
+            ffn_out: self.ffn_out.block(),
+            output_norm: self.output_norm.block(),
+            num_heads: self.num_heads,
+            activation: self.activation,
+            hidden_dropout: self.hidden_dropout,
+            attention_dropout: self.attention_dropout,
+            attention_output_dropout: self.attention_output_dropout,
+        }
     }
 
     /// `x` `[batch, seq, hidden]`; `mask_bias` `[batch, 1, 1, seq]` (0 for tokens, a large

@@ -7,6 +7,7 @@ pub mod layer;
 pub mod nn;
 pub mod roberta;
 pub mod spec;
+pub mod structure;
 
 use std::path::Path;
 
@@ -145,20 +146,42 @@ impl Classifier {
         }
     }
 
+    /// The network's blocks as parameter handles.
+    pub fn structure(&self) -> structure::Structure {
+        match &self.net {
+            Net::Bert(m) => m.structure(),
+            Net::DistilBert(m) => m.structure(),
+            Net::Roberta(m) => m.structure(),
+        }
+    }
+
+    /// This family's position ids for a padded batch (`[batch × seq]`).
+    pub fn position_ids(&self, batch: &Batch) -> Vec<u32> {
+        let (b, s) = (batch.batch_size, batch.seq_len);
+        match self.spec.family {
+            Family::Roberta => {
+                roberta::position_ids(&batch.input_ids, s, self.spec.encoder.pad_token_id)
+            }
+            _ => (0..b).flat_map(|_| 0..s as u32).collect(),
+        }
+    }
+
+    /// The segment ids the model sees: the batch's when the config has several token types,
+    /// zeros otherwise.
+    pub fn token_type_ids(&self, batch: &Batch) -> Vec<u32> {
+        if self.spec.encoder.type_vocab_size > 1 {
+            batch.token_type_ids.clone()
+        } else {
+            vec![0; batch.batch_size * batch.seq_len]
+        }
+    }
+
     /// Moves a padded batch to the device, with this family's position and segment ids.
     pub fn inputs(&self, batch: &Batch) -> Result<ModelInputs, EngineError> {
         let (b, s) = (batch.batch_size, batch.seq_len);
         let dev = &self.device;
-        let pad = self.spec.encoder.pad_token_id;
-        let position_ids = match self.spec.family {
-            Family::Roberta => roberta::position_ids(&batch.input_ids, s, pad),
-            _ => (0..b).flat_map(|_| 0..s as u32).collect(),
-        };
-        let token_type_ids = if self.spec.encoder.type_vocab_size > 1 {
-            batch.token_type_ids.clone()
-        } else {
-            vec![0; b * s]
-        };
+        let position_ids = self.position_ids(batch);
+        let token_type_ids = self.token_type_ids(batch);
         let mask_bias: Vec<f32> = batch
             .attention_mask
             .iter()

@@ -2,6 +2,7 @@
 
 use candle_core::Tensor;
 
+use super::structure::{LinearBlock, NormBlock};
 use crate::ops::{self, ForwardCtx};
 use crate::params::{Param, ParamPosition};
 use crate::weights::{Init, ParamBuilder};
@@ -58,6 +59,14 @@ impl Linear {
     pub fn forward(&self, x: &Tensor, ctx: &ForwardCtx) -> candle_core::Result<Tensor> {
         ops::linear(x, &self.weight.t(ctx), Some(&self.bias.t(ctx)))
     }
+
+    /// The parameters.
+    pub fn block(&self) -> LinearBlock {
+        LinearBlock {
+            weight: self.weight.clone(),
+            bias: self.bias.clone(),
+        }
+    }
 }
 
 /// Layer normalisation `name.weight` / `name.bias`.
@@ -84,6 +93,15 @@ impl LayerNorm {
 
     pub fn forward(&self, x: &Tensor, ctx: &ForwardCtx) -> candle_core::Result<Tensor> {
         ops::layer_norm(x, &self.weight.t(ctx), &self.bias.t(ctx), self.eps)
+    }
+
+    /// The parameters.
+    pub fn block(&self) -> NormBlock {
+        NormBlock {
+            weight: self.weight.clone(),
+            bias: self.bias.clone(),
+            eps: self.eps,
+        }
     }
 }
 

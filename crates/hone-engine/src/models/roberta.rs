@@ -6,6 +6,7 @@ use candle_core::Tensor;
 use super::bert::{first_token, BertEncoder};
 use super::nn::Linear;
 use super::spec::EncoderConfig;
+use super::structure::{HeadBlock, Structure};
 use super::ModelInputs;
 use crate::ops::ForwardCtx;
 use crate::weights::ParamBuilder;
@@ -33,6 +34,19 @@ impl RobertaClassifier {
             out_proj: Linear::head(b, "classifier.out_proj", h, num_labels)?,
             dropout: cfg.dropout.classifier,
         })
+    }
+
+    /// The network's blocks.
+    pub fn structure(&self) -> Structure {
+        Structure {
+            embeddings: self.encoder.embedding_block(true),
+            layers: self.encoder.layer_blocks(),
+            head: HeadBlock::ClassificationHead {
+                dense: self.dense.block(),
+                out_proj: self.out_proj.block(),
+                dropout: self.dropout,
+            },
+        }
     }
 
     /// Logits `[batch, num_labels]`.

@@ -1,0 +1,365 @@
+//! Multi-head self-attention over packed sequences (no padding tokens at all): each
+//! (sequence, head) pair is an independent task run in parallel, with its probabilities kept
+//! for the backward pass.
+
+use rayon::prelude::*;
+
+use super::gemm::{matmul_into_raw, MatRef};
+use super::kernels::DropMask;
+use super::math;
+use crate::rng::HoneRng;
+
+/// A sequence inside a packed batch: its first token and its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub len: usize,
+}
+
+/// A raw pointer that tasks share to write disjoint blocks of one buffer.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+// SAFETY: every user writes a block no other task touches (see the callers).
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// What the forward pass keeps for the backward pass.
+#[derive(Default)]
+pub struct AttentionSaved {
+    /// Softmax probabilities before dropout, one `len × len` block per (sequence, head).
+    probs: Vec<f32>,
+    /// Dropout mask over `probs`.
+    mask: DropMask,
+}
+
+/// Shape of an attention call.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionShape {
+    pub heads: usize,
+    pub head_dim: usize,
+}
+
+impl AttentionShape {
+    fn hidden(&self) -> usize {
+        self.heads * self.head_dim
+    }
+}
+
+/// (span, head, offset of its probability block) for every task.
+fn tasks(spans: &[Span], heads: usize) -> Vec<(Span, usize, usize)> {
+    let mut out = Vec::with_capacity(spans.len() * heads);
+    let mut offset = 0;
+    for &s in spans {
+        for h in 0..heads {
+            out.push((s, h, offset));
+            offset += s.len * s.len;
+        }
+    }
+    out
+}
+
+fn block(data: &[f32], span: Span, head: usize, shape: AttentionShape) -> MatRef<'_> {
+    let hidden = shape.hidden();
+    MatRef::strided(
+        &data[span.start * hidden + head * shape.head_dim..],
+        span.len,
+        shape.head_dim,
+        hidden,
+    )
+}
+
+/// `ctx = softmax(q·kᵀ/√d) · v` per sequence and head, with dropout on the probabilities.
+/// `q`, `k`, `v`, `ctx` are `[tokens × hidden]`.
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    ctx: &mut [f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    spans: &[Span],
+    shape: AttentionShape,
+    dropout: f64,
+    rng: &mut HoneRng,
+    saved: &mut AttentionSaved,
+) {
+    let hidden = shape.hidden();
+    let scale = 1.0 / (shape.head_dim as f32).sqrt();
+    let jobs = tasks(spans, shape.heads);
+    let total: usize = spans.iter().map(|s| s.len * s.len).sum::<usize>() * shape.heads;
+    saved.probs.resize(total, 0.0);
+    saved.mask = DropMask::draw(rng, total, dropout);
+    let mask = &saved.mask;
+    let out = Shared(ctx.as_mut_ptr());
+    let probs = Shared(saved.probs.as_mut_ptr());
+    jobs.par_iter().for_each(|&(span, head, offset)| {
+        let n = span.len;
+        // SAFETY: the probability blocks of different tasks are disjoint ranges of `probs`.
+        let p = unsafe { std::slice::from_raw_parts_mut(probs.ptr().add(offset), n * n) };
+        // SAFETY: `p` is this task's own block.
+        unsafe {
+            matmul_into_raw(
+                p.as_mut_ptr(),
+                n,
+                block(q, span, head, shape),
+                block(k, span, head, shape).t(),
+                false,
+            )
+        };
+        for row in p.chunks_exact_mut(n) {
+            let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) * scale;
+            let mut sum = 0f32;
+            for x in row.iter_mut() {
+                *x = math::exp(*x * scale - max);
+                sum += *x;
+            }
+            let inv = 1.0 / sum;
+            row.iter_mut().for_each(|x| *x *= inv);
+        }
+        let dropped: Vec<f32>;
+        let p_used: &[f32] = if mask.is_identity() {
+            p
+        } else {
+            dropped = p
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| x * mask.factor(offset + i))
+                .collect();
+            &dropped
+        };
+        // SAFETY: rows span.start..+n, columns head·d..+d of `ctx` belong to this task only.
+        unsafe {
+            matmul_into_raw(
+                out.ptr().add(span.start * hidden + head * shape.head_dim),
+                hidden,
+                MatRef::new(p_used, n, n),
+                block(v, span, head, shape),
+                false,
+            )
+        };
+    });
+}
+
+/// Backward of [`forward`]: writes `dq`, `dk`, `dv` (`[tokens × hidden]`) from `dctx`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    dq: &mut [f32],
+    dk: &mut [f32],
+    dv: &mut [f32],
+    dctx: &[f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    spans: &[Span],
+    shape: AttentionShape,
+    saved: &AttentionSaved,
+) {
+    let hidden = shape.hidden();
+    let scale = 1.0 / (shape.head_dim as f32).sqrt();
+    let jobs = tasks(spans, shape.heads);
+    let (dq_p, dk_p, dv_p) = (
+        Shared(dq.as_mut_ptr()),
+        Shared(dk.as_mut_ptr()),
+        Shared(dv.as_mut_ptr()),
+    );
+    let mask = &saved.mask;
+    jobs.par_iter().for_each(|&(span, head, offset)| {
+        let n = span.len;
+        let p = &saved.probs[offset..offset + n * n];
+        let at = span.start * hidden + head * shape.head_dim;
+        let dctx_b = block(dctx, span, head, shape);
+        // dv = P'ᵀ · dctx
+        let p_dropped: Vec<f32> = if mask.is_identity() {
+            p.to_vec()
+        } else {
+            p.iter()
+                .enumerate()
+                .map(|(i, &x)| x * mask.factor(offset + i))
+                .collect()
+        };
+        // SAFETY: each task writes only its own (rows, head columns) block of dq, dk and dv.
+        unsafe {
+            matmul_into_raw(
+                dv_p.ptr().add(at),
+                hidden,
+                MatRef::new(&p_dropped, n, n).t(),
+                dctx_b,
+                false,
+            );
+        }
+        // dP' = dctx · vᵀ, then through dropout and softmax.
+        let mut ds = vec![0f32; n * n];
+        // SAFETY: `ds` is local.
+        unsafe {
+            matmul_into_raw(
+                ds.as_mut_ptr(),
+                n,
+                dctx_b,
+                block(v, span, head, shape).t(),
+                false,
+            )
+        };
+        for (r, (drow, prow)) in ds.chunks_exact_mut(n).zip(p.chunks_exact(n)).enumerate() {
+            if !mask.is_identity() {
+                for (j, d) in drow.iter_mut().enumerate() {
+                    *d *= mask.factor(offset + r * n + j);
+                }
+            }
+            let dot: f32 = drow.iter().zip(prow).map(|(d, p)| d * p).sum();
+            for (d, &p) in drow.iter_mut().zip(prow) {
+                *d = p * (*d - dot) * scale;
+            }
+        }
+        // SAFETY: as above.
+        unsafe {
+            matmul_into_raw(
+                dq_p.ptr().add(at),
+                hidden,
+                MatRef::new(&ds, n, n),
+                block(k, span, head, shape),
+                false,
+            );
+            matmul_into_raw(
+                dk_p.ptr().add(at),
+                hidden,
+                MatRef::new(&ds, n, n).t(),
+                block(q, span, head, shape),
+                false,
+            );
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loss(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        w: &[f32],
+        spans: &[Span],
+        shape: AttentionShape,
+    ) -> f64 {
+        let mut ctx = vec![0f32; q.len()];
+        forward(
+            &mut ctx,
+            q,
+            k,
+            v,
+            spans,
+            shape,
+            0.0,
+            &mut HoneRng::new(0, 0),
+            &mut AttentionSaved::default(),
+        );
+        ctx.iter().zip(w).map(|(a, b)| (a * b) as f64).sum()
+    }
+
+    #[test]
+    fn forward_matches_a_direct_computation_and_backward_matches_finite_differences() {
+        let shape = AttentionShape {
+            heads: 2,
+            head_dim: 3,
+        };
+        let spans = [Span { start: 0, len: 3 }, Span { start: 3, len: 2 }];
+        let t = 5;
+        let mut rng = HoneRng::new(3, 3);
+        let q = rng.normal(t * 6, 1.0);
+        let k = rng.normal(t * 6, 1.0);
+        let v = rng.normal(t * 6, 1.0);
+        let w = rng.normal(t * 6, 1.0);
+        // Direct: token 4 (second sequence, position 1), head 1.
+        let mut ctx = vec![0f32; t * 6];
+        let mut saved = AttentionSaved::default();
+        forward(
+            &mut ctx, &q, &k, &v, &spans, shape, 0.0, &mut rng, &mut saved,
+        );
+        let s: Vec<f64> = (3..5)
+            .map(|j| {
+                (0..3)
+                    .map(|d| (q[4 * 6 + 3 + d] * k[j * 6 + 3 + d]) as f64)
+                    .sum::<f64>()
+                    / 3f64.sqrt()
+            })
+            .collect();
+        let z: f64 = s.iter().map(|x| x.exp()).sum();
+        for d in 0..3 {
+            let want: f64 = (0..2)
+                .map(|j| s[j].exp() / z * v[(3 + j) * 6 + 3 + d] as f64)
+                .sum();
+            assert!((ctx[4 * 6 + 3 + d] as f64 - want).abs() < 1e-5);
+        }
+        let (mut dq, mut dk, mut dv) = (vec![0f32; t * 6], vec![0f32; t * 6], vec![0f32; t * 6]);
+        backward(
+            &mut dq, &mut dk, &mut dv, &w, &q, &k, &v, &spans, shape, &saved,
+        );
+        let h = 1e-2f32;
+        for (name, grad, which) in [("q", &dq, 0), ("k", &dk, 1), ("v", &dv, 2)] {
+            for i in 0..t * 6 {
+                let mut inputs = [q.clone(), k.clone(), v.clone()];
+                inputs[which][i] += h;
+                let up = loss(&inputs[0], &inputs[1], &inputs[2], &w, &spans, shape);
+                inputs[which][i] -= 2.0 * h;
+                let down = loss(&inputs[0], &inputs[1], &inputs[2], &w, &spans, shape);
+                let want = (up - down) / (2.0 * h as f64);
+                assert!(
+                    (grad[i] as f64 - want).abs() < 2e-3,
+                    "d{name}[{i}] {} vs {want}",
+                    grad[i]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn dropout_on_probabilities_is_consistent_between_passes() {
+        let shape = AttentionShape {
+            heads: 1,
+            head_dim: 2,
+        };
+        let spans = [Span { start: 0, len: 4 }];
+        let mut rng = HoneRng::new(9, 9);
+        let (q, k, v) = (rng.normal(8, 1.0), rng.normal(8, 1.0), rng.normal(8, 1.0));
+        let w = rng.normal(8, 1.0);
+        let run = |q: &[f32]| {
+            let mut ctx = vec![0f32; 8];
+            let mut saved = AttentionSaved::default();
+            forward(
+                &mut ctx,
+                q,
+                &k,
+                &v,
+                &spans,
+                shape,
+                0.5,
+                &mut HoneRng::new(1, 1),
+                &mut saved,
+            );
+            (
+                ctx.iter().zip(&w).map(|(a, b)| (a * b) as f64).sum::<f64>(),
+                saved,
+            )
+        };
+        let (_, saved) = run(&q);
+        let (mut dq, mut dk, mut dv) = (vec![0f32; 8], vec![0f32; 8], vec![0f32; 8]);
+        backward(
+            &mut dq, &mut dk, &mut dv, &w, &q, &k, &v, &spans, shape, &saved,
+        );
+        for i in 0..8 {
+            let mut a = q.clone();
+            a[i] += 1e-2;
+            let up = run(&a).0;
+            a[i] -= 2e-2;
+            let down = run(&a).0;
+            let want = (up - down) / 2e-2;
+            assert!((dq[i] as f64 - want).abs() < 2e-3, "dq[{i}]");
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Row-major matrix products on top of the `gemm` crate (the same kernels candle uses), with
+//! transposes expressed as strides so nothing is copied.
+
+use gemm::Parallelism;
+
+/// A read-only row-major matrix view: element (i, j) is `data[i * row_stride + j * col_stride]`.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A dense `rows × cols` matrix.
+    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        debug_assert!(data.len() >= rows * cols);
+        MatRef {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// A `rows × cols` block with rows `row_stride` apart (a column slice of a wider matrix).
+    pub fn strided(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
+        debug_assert!(rows == 0 || data.len() >= (rows - 1) * row_stride + cols);
+        MatRef {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose (a view).
+    pub fn t(self) -> Self {
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+}
+
+/// How many threads a product may use.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Threads {
+    /// The calling thread only (inside an already parallel loop).
+    One,
+    /// The rayon pool.
+    All,
+}
+
+/// `c = a · b` (or `c += a · b` when `accumulate`), `c` dense `a.rows × b.cols` with rows
+/// `ldc` apart.
+pub fn matmul(c: &mut [f32], ldc: usize, a: MatRef, b: MatRef, accumulate: bool, threads: Threads) {
+    assert_eq!(a.cols, b.rows, "inner dimensions differ");
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(c.len() >= (m - 1) * ldc + n, "output too small");
+    if k == 0 {
+        if !accumulate {
+            for row in c.chunks_mut(ldc).take(m) {
+                row[..n].fill(0.0);
+            }
+        }
+        return;
+    }
+    let parallelism = match threads {
+        Threads::One => Parallelism::None,
+        Threads::All => match rayon::current_num_threads() {
+            0 | 1 => Parallelism::None,
+            n => Parallelism::Rayon(n),
+        },
+    };
+    // SAFETY: the asserts above and the views' constructors keep every index the kernel
+    // computes from (m, n, k, strides) inside the slices; `c` is borrowed mutably and does
+    // not alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            ldc as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// `y[rows × out] = x[rows × in] · wᵀ + bias`, with `w` `[out × in]` as stored by `nn.Linear`.
+pub fn linear(
+    y: &mut [f32],
+    x: &[f32],
+    rows: usize,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    in_f: usize,
+    out_f: usize,
+) {
+    match bias {
+        Some(b) => {
+            for row in y.chunks_exact_mut(out_f).take(rows) {
+                row.copy_from_slice(b);
+            }
+        }
+        None => y[..rows * out_f].fill(0.0),
+    }
+    matmul(
+        y,
+        out_f,
+        MatRef::new(x, rows, in_f),
+        MatRef::new(w, out_f, in_f).t(),
+        true,
+        Threads::All,
+    );
+}
+
+/// Backward of [`linear`]: `dx (+)= dy · w` when `dx` is given, `dw += dyᵀ · x` and
+/// `db += Σ_rows dy` when given.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward(
+    dy: &[f32],
+    x: &[f32],
+    rows: usize,
+    w: &[f32],
+    in_f: usize,
+    out_f: usize,
+    dx: Option<(&mut [f32], bool)>,
+    dw: Option<&mut [f32]>,
+    db: Option<&mut [f32]>,
+) {
+    let dy_m = MatRef::new(dy, rows, out_f);
+    if let Some((dx, accumulate)) = dx {
+        matmul(
+            dx,
+            in_f,
+            dy_m,
+            MatRef::new(w, out_f, in_f),
+            accumulate,
+            Threads::All,
+        );
+    }
+    if let Some(dw) = dw {
+        matmul(
+            dw,
+            in_f,
+            dy_m.t(),
+            MatRef::new(x, rows, in_f),
+            true,
+            Threads::All,
+        );
+    }
+    if let Some(db) = db {
+        super::kernels::add_column_sums(db, dy, out_f);
+    }
+}
+
+/// `c = a · b` (or `+=`) into a block addressed by a raw pointer with rows `ldc` apart, on the
+/// calling thread.
+///
+/// # Safety
+/// `c` must be valid for writes at `c + i * ldc + j` for every `i < a.rows`, `j < b.cols`, and
+/// no other thread may read or write those elements during the call.
+pub unsafe fn matmul_into_raw(c: *mut f32, ldc: usize, a: MatRef, b: MatRef, accumulate: bool) {
+    assert_eq!(a.cols, b.rows, "inner dimensions differ");
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    gemm::gemm(
+        m,
+        n,
+        k,
+        c,
+        1,
+        ldc as isize,
+        accumulate,
+        a.data.as_ptr(),
+        a.col_stride as isize,
+        a.row_stride as isize,
+        b.data.as_ptr(),
+        b.col_stride as isize,
+        b.row_stride as isize,
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        Parallelism::None,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut c = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|l| a[i * k + l] * b[l * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn products_with_transposes_match_the_naive_loop() {
+        let (m, k, n) = (7, 5, 3);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let want = naive(&a, &b, m, k, n);
+        let mut c = vec![0f32; m * n];
+        matmul(
+            &mut c,
+            n,
+            MatRef::new(&a, m, k),
+            MatRef::new(&b, k, n),
+            false,
+            Threads::All,
+        );
+        for (x, y) in c.iter().zip(&want) {
+            assert!((x - y).abs() < 1e-5);
+        }
+        // aᵀ stored as k × m, bᵀ stored as n × k
+        let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+        let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+        let mut c2 = vec![1f32; m * n];
+        matmul(
+            &mut c2,
+            n,
+            MatRef::new(&at, k, m).t(),
+            MatRef::new(&bt, n, k).t(),
+            true,
+            Threads::One,
+        );
+        for (x, y) in c2.iter().zip(&want) {
+            assert!((x - (y + 1.0)).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn linear_and_its_backward() {
+        let (rows, inf, outf) = (4, 3, 2);
+        let x: Vec<f32> = (0..rows * inf).map(|i| i as f32 * 0.1).collect();
+        let w: Vec<f32> = (0..outf * inf).map(|i| 1.0 - i as f32 * 0.2).collect();
+        let b = [0.5f32, -0.5];
+        let mut y = vec![0f32; rows * outf];
+        linear(&mut y, &x, rows, &w, Some(&b), inf, outf);
+        for r in 0..rows {
+            for o in 0..outf {
+                let want: f32 = (0..inf)
+                    .map(|i| x[r * inf + i] * w[o * inf + i])
+                    .sum::<f32>()
+                    + b[o];
+                assert!((y[r * outf + o] - want).abs() < 1e-6);
+            }
+        }
+        let dy: Vec<f32> = (0..rows * outf).map(|i| (i as f32).cos()).collect();
+        let (mut dx, mut dw, mut db) = (
+            vec![0f32; rows * inf],
+            vec![0f32; outf * inf],
+            vec![0f32; outf],
+        );
+        linear_backward(
+            &dy,
+            &x,
+            rows,
+            &w,
+            inf,
+            outf,
+            Some((&mut dx, false)),
+            Some(&mut dw),
+            Some(&mut db),
+        );
+        for r in 0..rows {
+            for i in 0..inf {
+                let want: f32 = (0..outf).map(|o| dy[r * outf + o] * w[o * inf + i]).sum();
+                assert!((dx[r * inf + i] - want).abs() < 1e-5);
+            }
+        }
+        for o in 0..outf {
+            for i in 0..inf {
+                let want: f32 = (0..rows).map(|r| dy[r * outf + o] * x[r * inf + i]).sum();
+                assert!((dw[o * inf + i] - want).abs() < 1e-5);
+            }
+            let want: f32 = (0..rows).map(|r| dy[r * outf + o]).sum();
+            assert!((db[o] - want).abs() < 1e-5);
+        }
+    }
+}

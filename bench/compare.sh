@@ -8,6 +8,12 @@
 #   train   PyTorch step time / Hone step time        (> 1: Hone trains faster)
 #   forward PyTorch forward time / Hone forward time  (> 1: Hone infers faster)
 #   memory  Hone peak RSS / PyTorch peak RSS          (< 1: Hone needs less memory)
+#   dense   PyTorch step time / Hone step time on the same batch with every token marked real
+#
+# Hone drops padding tokens before the first layer (packed sequences); the baseline's batch is
+# mostly padding, so the first three columns include that gain. PyTorch's time does not depend
+# on how much of the batch is padding, so the "dense" column (Hone made to process all
+# batch × seq tokens) isolates the speed of the kernels themselves.
 #
 # Usage: [ROUNDS=3] [STEPS=20] [THREADS=2] [SHAPES="16x64 32x128"] bench/compare.sh
 # The baseline script is found at $HONE_TORCH_BASELINE or ../shared/bench/torch_baseline.py.
@@ -35,6 +41,7 @@ for shape in $shapes; do
   batch="$out/batch-$shape.json"
   HF_HUB_OFFLINE=1 "$python" "$baseline" --model "$model" --batch "$b" --seq "$s" --steps 1 \
     --warmup 0 --matmul-reps 1 --threads "$threads" --dump-batch "$batch" > /dev/null 2>&1
+  "$python" -c 'import json, sys; b = json.load(open(sys.argv[1])); b["attention_mask"] = [[1] * len(r) for r in b["attention_mask"]]; json.dump(b, open(sys.argv[2], "w"))' "$batch" "$out/dense-$shape.json"
   for round in $(seq 1 "$rounds"); do
     echo "== $shape round $round: PyTorch" >&2
     HF_HUB_OFFLINE=1 "$python" "$baseline" --model "$model" --batch "$b" --seq "$s" \
@@ -42,6 +49,8 @@ for shape in $shapes; do
     echo "== $shape round $round: Hone" >&2
     RAYON_NUM_THREADS=$threads target/release/hone bench --model "$model" --batch-file "$batch" \
       --steps "$steps" --json > "$out/hone-$shape-$round.json"
+    RAYON_NUM_THREADS=$threads target/release/hone bench --model "$model" --batch-file "$out/dense-$shape.json" \
+      --steps "$steps" --json > "$out/hone-dense-$shape-$round.json"
   done
 done
 
@@ -50,18 +59,24 @@ import json, statistics, sys
 out, rounds, shapes = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 for shape in shapes:
     print(f"batch x seq = {shape.replace('x', ' x ')}")
-    print("round   PyTorch step  Hone step   train ratio  fwd ratio  mem ratio (Hone/PyTorch MiB)")
-    tr, fr, mr = [], [], []
+    print("round   PyTorch step  Hone step   train ratio  fwd ratio  mem ratio (Hone/PyTorch MiB)   dense: Hone step  ratio")
+    tr, fr, mr, dr = [], [], [], []
     for r in range(1, rounds + 1):
         t = json.load(open(f"{out}/torch-{shape}-{r}.json"))
         h = json.load(open(f"{out}/hone-{shape}-{r}.json"))
         train = t["train_step"]["median_s"] / h["train_step"]["median_s"]
         fwd = t["forward_only"]["median_s"] / h["forward_only"]["median_s"]
         mem = h["peak_rss_mib"] / t["peak_rss_mib"]
-        tr.append(train); fr.append(fwd); mr.append(mem)
+        d = json.load(open(f"{out}/hone-dense-{shape}-{r}.json"))
+        dense = t["train_step"]["median_s"] / d["train_step"]["median_s"]
+        tr.append(train); fr.append(fwd); mr.append(mem); dr.append(dense)
         print(f"{r:<7} {t['train_step']['median_s']*1e3:9.1f} ms {h['train_step']['median_s']*1e3:9.1f} ms"
-              f"   {train:9.3f}  {fwd:9.3f}  {mem:9.3f} ({h['peak_rss_mib']:.0f}/{t['peak_rss_mib']:.0f})")
+              f"   {train:9.3f}  {fwd:9.3f}  {mem:9.3f} ({h['peak_rss_mib']:.0f}/{t['peak_rss_mib']:.0f})"
+              f"      {d['train_step']['median_s']*1e3:9.1f} ms {dense:7.3f}")
         if t.get("contaminated"):
             print("        (PyTorch reported other processes using the CPU during this round)")
-    print(f"median  {'':24} {statistics.median(tr):9.3f}  {statistics.median(fr):9.3f}  {statistics.median(mr):9.3f}\n")
+    real = sum(map(sum, json.load(open(f"{out}/batch-{shape}.json"))["attention_mask"]))
+    print(f"median  {'':24} {statistics.median(tr):9.3f}  {statistics.median(fr):9.3f}  {statistics.median(mr):9.3f}"
+          f"   {'':24} {statistics.median(dr):7.3f}")
+    print(f"({real} of the batch's {shape.replace('x', ' x ')} token slots are real tokens)\n")
 PY

@@ -8,7 +8,7 @@ use candle_core::Device;
 use common::{as_u32, golden, relative_error, relative_error_with_floor, tiny_model};
 use hone_data::{Batch, TextTokenizer};
 use hone_engine::config::TrainingConfig;
-use hone_engine::cpu::{CpuModel, HostGrads, Packed, Saved};
+use hone_engine::cpu::{CpuModel, HostGrads, Packed, Saved, Scratch};
 use hone_engine::models::Classifier;
 use hone_engine::ops::{cross_entropy, ForwardCtx};
 use hone_engine::optim::{AdamW, AdamWSettings, Gradients};
@@ -156,7 +156,14 @@ fn cpu_path_logits_loss_and_every_gradient_match_transformers() {
             candle_core::Tensor::from_vec(logits, want["logits"].dims(), &Device::Cpu).unwrap();
         let err = relative_error(&logits, &want["logits"]);
         assert!(err < TOLERANCE, "{family} logits: relative error {err:.2e}");
-        let loss = cpu.backward(&weights, &packed, &saved, 1.0, &mut grads);
+        let loss = cpu.backward(
+            &weights,
+            &packed,
+            &saved,
+            1.0,
+            &mut grads,
+            &mut Scratch::default(),
+        );
         let want_loss = want["loss"].to_vec1::<f32>().unwrap()[0] as f64;
         assert!(
             (loss - want_loss).abs() / want_loss < TOLERANCE,

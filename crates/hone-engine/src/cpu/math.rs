@@ -10,8 +10,10 @@ const LN_2_LO: f32 = 1.428_606_8e-6;
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.3, 88.7);
-    // x = n·ln2 + r, |r| ≤ ln2/2
-    let n = (x * LOG2_E).round();
+    // x = n·ln2 + r, |r| ≤ ln2/2; adding and subtracting 1.5·2²³ rounds to the nearest integer
+    // without a call to `roundf`, so the loop vectorises.
+    const ROUND: f32 = 12_582_912.0;
+    let n = (x * LOG2_E + ROUND) - ROUND;
     let r = x - n * LN_2_HI - n * LN_2_LO;
     // e^r by a degree-6 Taylor/minimax polynomial
     let p = 1.0

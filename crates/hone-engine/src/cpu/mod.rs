@@ -16,7 +16,7 @@ use std::time::Instant;
 use hone_data::Batch;
 
 pub use grads::HostGrads;
-pub use model::{CpuModel, Packed, Saved};
+pub use model::{CpuModel, Packed, Saved, Scratch};
 
 use crate::models::Classifier;
 use crate::optim::AdamW;
@@ -29,6 +29,7 @@ pub struct CpuTrainer {
     model: CpuModel,
     grads: HostGrads,
     saved: Saved,
+    scratch: Scratch,
 }
 
 impl CpuTrainer {
@@ -38,6 +39,7 @@ impl CpuTrainer {
             model: CpuModel::new(model)?,
             grads: HostGrads::default(),
             saved: Saved::default(),
+            scratch: Scratch::default(),
         })
     }
 
@@ -65,9 +67,14 @@ impl CpuTrainer {
                     .forward(&weights, packed, true, rng, &mut self.saved);
                 let t1 = Instant::now();
                 let share = packed.spans.len() as f32 / examples as f32;
-                let loss =
-                    self.model
-                        .backward(&weights, packed, &self.saved, share, &mut self.grads);
+                let loss = self.model.backward(
+                    &weights,
+                    packed,
+                    &self.saved,
+                    share,
+                    &mut self.grads,
+                    &mut self.scratch,
+                );
                 if !loss.is_finite() {
                     return Err(EngineError::NonFiniteLoss { step, value: loss });
                 }

@@ -162,6 +162,28 @@ pub struct Saved {
     logits: Vec<f32>,
 }
 
+/// Buffers the backward pass borrows and returns, kept across steps so a step allocates (and
+/// page-faults) nothing new once shapes have been seen.
+#[derive(Default)]
+pub struct Scratch {
+    free: Vec<Vec<f32>>,
+}
+
+impl Scratch {
+    /// A zeroed buffer of `n` values.
+    fn zeros(&mut self, n: usize) -> Vec<f32> {
+        let mut v = self.free.pop().unwrap_or_default();
+        v.clear();
+        v.resize(n, 0.0);
+        v
+    }
+
+    /// Gives buffers back for reuse.
+    fn recycle<const N: usize>(&mut self, bufs: [Vec<f32>; N]) {
+        self.free.extend(bufs);
+    }
+}
+
 /// Read access to every parameter's values for the length of a pass.
 pub struct WeightGuards<'a> {
     guards: Vec<(StorageRef<'a>, &'a candle_core::Layout)>,
@@ -532,6 +554,7 @@ impl CpuModel {
         saved: &Saved,
         loss_scale: f32,
         grads: &mut HostGrads,
+        scratch: &mut Scratch,
     ) -> f64 {
         let (t, h, b) = (packed.tokens(), self.hidden, packed.spans.len());
         let c = self.num_labels;
@@ -599,13 +622,14 @@ impl CpuModel {
             any |= layer_params(layer).iter().any(|&i| grads.is_active(i));
         }
 
-        let mut d = vec![0f32; t * h];
+        let mut d = scratch.zeros(t * h);
         for (i, span) in packed.spans.iter().enumerate() {
             d[span.start * h..][..h].copy_from_slice(&d_cls[i * h..][..h]);
         }
         for (l, layer) in self.layers.iter().enumerate().rev() {
             let own = layer_params(layer).iter().any(|&i| grads.is_active(i));
             if !own && !below[l] {
+                scratch.recycle([d]);
                 return loss;
             }
             let ls = &saved.layers[l];
@@ -615,12 +639,13 @@ impl CpuModel {
                 &saved.layers[l - 1].out
             };
             let inter = layer.f1.out;
-            let mut ds2 = vec![0f32; t * h];
+            let mut ds2 = scratch.zeros(t * h);
             let (dg, dbt) = grads.pair(layer.ln2.g, layer.ln2.b);
             layer_norm_backward(&mut ds2, &d, &ls.s2, &w[layer.ln2.g], &ls.st2, h, dg, dbt);
-            let mut d_out = ds2.clone();
+            let mut d_out = scratch.zeros(t * h);
+            d_out.copy_from_slice(&ds2);
             ls.drop2.apply(&mut d_out);
-            let mut dgv = vec![0f32; t * inter];
+            let mut dgv = scratch.zeros(t * inter);
             let (dw, db) = grads.pair(layer.f2.w, layer.f2.b);
             linear_backward(
                 &d_out,
@@ -654,7 +679,7 @@ impl CpuModel {
             let mut da = dh1;
             da.copy_from_slice(&ds1);
             ls.drop1.apply(&mut da);
-            let mut dctx = vec![0f32; t * h];
+            let mut dctx = scratch.zeros(t * h);
             let (dw, db) = grads.pair(layer.o.w, layer.o.b);
             linear_backward(
                 &da,
@@ -667,7 +692,7 @@ impl CpuModel {
                 dw,
                 db,
             );
-            let (mut dq, mut dk, mut dv) = (da, vec![0f32; t * h], vec![0f32; t * h]);
+            let (mut dq, mut dk, mut dv) = (da, scratch.zeros(t * h), scratch.zeros(t * h));
             attention::backward(
                 &mut dq,
                 &mut dk,
@@ -686,13 +711,15 @@ impl CpuModel {
                 let dx_arg = below[l].then_some((&mut dx[..], true));
                 linear_backward(dproj, x, t, &w[lin_.w], h, h, dx_arg, dw, db);
             }
+            scratch.recycle([dq, dk, dv, dctx, d]);
             d = dx;
         }
         if !emb_trainable {
+            scratch.recycle([d]);
             return loss;
         }
         saved.drop0.apply(&mut d);
-        let mut de = vec![0f32; t * h];
+        let mut de = scratch.zeros(t * h);
         let n0 = self.emb.norm;
         let (dg, dbt) = grads.pair(n0.g, n0.b);
         layer_norm_backward(
@@ -710,6 +737,7 @@ impl CpuModel {
         if let Some(types) = self.emb.token_type {
             grads.scatter_rows(types, &packed.type_ids, &de, h);
         }
+        scratch.recycle([d, de]);
         loss
     }
 }

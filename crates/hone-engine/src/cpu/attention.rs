@@ -113,12 +113,9 @@ pub fn forward(
         };
         for row in p.chunks_exact_mut(n) {
             let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) * scale;
-            let mut sum = 0f32;
-            for x in row.iter_mut() {
-                *x = math::exp(*x * scale - max);
-                sum += *x;
-            }
-            let inv = 1.0 / sum;
+            row.iter_mut()
+                .for_each(|x| *x = math::exp(*x * scale - max));
+            let inv = 1.0 / math::sum(row);
             row.iter_mut().for_each(|x| *x *= inv);
         }
         let dropped: Vec<f32>;
@@ -204,13 +201,12 @@ pub fn backward(
                 false,
             )
         };
-        for (r, (drow, prow)) in ds.chunks_exact_mut(n).zip(p.chunks_exact(n)).enumerate() {
-            if !mask.is_identity() {
-                for (j, d) in drow.iter_mut().enumerate() {
-                    *d *= mask.factor(offset + r * n + j);
-                }
-            }
-            let dot: f32 = drow.iter().zip(prow).map(|(d, p)| d * p).sum();
+        if !mask.is_identity() {
+            let raw = ds.clone();
+            mask.apply_block(&mut ds, &raw, offset);
+        }
+        for (drow, prow) in ds.chunks_exact_mut(n).zip(p.chunks_exact(n)) {
+            let dot = math::dot(drow, prow);
             for (d, &p) in drow.iter_mut().zip(prow) {
                 *d = p * (*d - dot) * scale;
             }

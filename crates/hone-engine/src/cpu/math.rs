@@ -95,12 +95,72 @@ pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
+/// Σ xs with eight independent accumulators, so the loop vectorises.
+#[inline]
+pub fn sum(xs: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l += v;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Σ aᵢ·bᵢ with eight independent accumulators.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for ((l, p), q) in lanes.iter_mut().zip(x).zip(y) {
+            *l += p * q;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Σ (xᵢ − c)² with eight independent accumulators.
+#[inline]
+pub fn sum_sq_dev(xs: &[f32], c: f32) -> f32 {
+    let mut lanes = [0f32; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().map(|v| (v - c) * (v - c)).sum();
+    for ch in chunks {
+        for (l, v) in lanes.iter_mut().zip(ch) {
+            *l += (v - c) * (v - c);
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn sweep() -> impl Iterator<Item = f32> {
         (-40_000..=40_000).map(|i| i as f32 * 1.5e-4)
+    }
+
+    #[test]
+    fn lane_sums_match_plain_sums() {
+        let xs: Vec<f32> = (0..37).map(|i| (i as f32 * 0.7).sin()).collect();
+        let ys: Vec<f32> = (0..37).map(|i| (i as f32 * 0.3).cos()).collect();
+        let close = |a: f32, b: f32| assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        close(sum(&xs), xs.iter().sum());
+        close(dot(&xs, &ys), xs.iter().zip(&ys).map(|(a, b)| a * b).sum());
+        close(
+            sum_sq_dev(&xs, 0.25),
+            xs.iter().map(|v| (v - 0.25) * (v - 0.25)).sum(),
+        );
     }
 
     #[test]

@@ -6,17 +6,16 @@ use std::process::ExitCode;
 use clap::Args;
 use hone_data::{read_examples, ColumnSpec, FileFormat, LabelSet};
 use hone_engine::batch::EncodedSet;
-use hone_engine::inference::{evaluate, Predictor};
-use hone_engine::DeviceSpec;
+use hone_engine::inference::evaluate;
 use serde::Serialize;
 
 use super::render::{report_line, report_table};
+use super::ModelArgs;
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// Fine-tuned model folder (as `hone train --out` writes it).
-    #[arg(long, value_name = "DIR")]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Labeled data (CSV, TSV or JSONL).
     #[arg(long, value_name = "FILE")]
     data: PathBuf,
@@ -29,13 +28,6 @@ pub struct EvalArgs {
     text_pair_column: Option<String>,
     #[arg(long, value_name = "L")]
     label_column: String,
-    /// Longest input in tokens [default: the model's maximum].
-    #[arg(long)]
-    max_length: Option<usize>,
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    #[arg(long, default_value = "cpu")]
-    device: DeviceSpec,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -50,8 +42,7 @@ struct EvalOutput<'a> {
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let device = args.device.open()?;
-    let predictor = Predictor::load(&args.model, &device, args.max_length)?;
+    let predictor = args.model.load()?;
     let columns = ColumnSpec {
         text: args.text_column.clone(),
         text_pair: args.text_pair_column.clone(),
@@ -68,7 +59,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         examples: predictor.tokenizer().encode(&texts)?,
         labels: ids,
     };
-    let report = evaluate(predictor.model(), &set, predictor.labels(), args.batch_size)?;
+    let report = evaluate(
+        predictor.model(),
+        &set,
+        predictor.labels(),
+        args.model.batch_size,
+    )?;
     let truncated = set.truncated() as u64;
     if args.json {
         let out = EvalOutput {

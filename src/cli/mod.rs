@@ -7,9 +7,12 @@ mod predict;
 mod render;
 mod train;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use hone_engine::inference::Predictor;
+use hone_engine::DeviceSpec;
 
 /// Fine-tune transformer models on your own machine.
 #[derive(Parser)]
@@ -29,6 +32,31 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Time training steps and forward passes on a fixed batch.
     Bench(bench::BenchArgs),
+}
+
+/// Options of the commands that run a fine-tuned model.
+#[derive(Args)]
+pub struct ModelArgs {
+    /// Fine-tuned model folder (as `hone train --out` writes it).
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    /// Longest input in tokens [default: the model's maximum].
+    #[arg(long)]
+    max_length: Option<usize>,
+    /// Texts per forward pass.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Compute device: auto, cpu, cuda, cuda:N or metal.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+}
+
+impl ModelArgs {
+    /// Opens the device and loads the model.
+    pub fn load(&self) -> anyhow::Result<Predictor> {
+        let device = self.device.open()?;
+        Ok(Predictor::load(&self.model, &device, self.max_length)?)
+    }
 }
 
 /// Exit status of a run stopped by Ctrl-C (128 + SIGINT).

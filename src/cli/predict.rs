@@ -1,29 +1,20 @@
 //! `hone predict`: classify texts given on the command line (or `-` for one per stdin line).
 
 use std::io::BufRead;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use hone_engine::inference::Predictor;
-use hone_engine::DeviceSpec;
+
+use super::ModelArgs;
 
 #[derive(Args)]
 pub struct PredictArgs {
-    /// Fine-tuned model folder (as `hone train --out` writes it).
-    #[arg(long, value_name = "DIR")]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Second text of a sentence pair, the same for every TEXT.
     #[arg(long)]
     pair: Option<String>,
-    /// Longest input in tokens [default: the model's maximum].
-    #[arg(long)]
-    max_length: Option<usize>,
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    #[arg(long, default_value = "cpu")]
-    device: DeviceSpec,
     /// Print a JSON list, one object per text (label, probabilities, logits).
     #[arg(long)]
     json: bool,
@@ -49,11 +40,10 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
     if texts.is_empty() {
         bail!("no text to classify; pass texts as arguments or `-` to read lines from stdin");
     }
-    let device = args.device.open()?;
-    let predictor = Predictor::load(&args.model, &device, args.max_length)?;
+    let predictor = args.model.load()?;
     let inputs: Vec<(String, Option<String>)> =
         texts.into_iter().map(|t| (t, args.pair.clone())).collect();
-    let predictions = predictor.predict(&inputs, args.batch_size)?;
+    let predictions = predictor.predict(&inputs, args.model.batch_size)?;
     if args.json {
         println!("{}", serde_json::to_string(&predictions)?);
     } else {

@@ -11,8 +11,7 @@ use crate::config::TrainingConfig;
 use crate::cpu::CpuTrainer;
 use crate::inference::batch_logits;
 use crate::models::Classifier;
-use crate::optim::{AdamW, AdamWSettings};
-use crate::recipes::{apply_freezing, param_groups};
+use crate::recipes::{apply_freezing, optimizer};
 use crate::rng::HoneRng;
 use crate::step::Stepper;
 use crate::EngineError;
@@ -149,14 +148,7 @@ pub fn run_bench(
     fast: bool,
 ) -> Result<BenchReport, EngineError> {
     apply_freezing(model, cfg, false);
-    let mut optimizer = AdamW::new(
-        AdamWSettings {
-            beta1: cfg.beta1,
-            beta2: cfg.beta2,
-            eps: cfg.adam_eps,
-        },
-        param_groups(model, cfg),
-    );
+    let mut optimizer = optimizer(model, cfg);
     let batches = std::slice::from_ref(batch);
     let mut stepper = Stepper::new(model, fast);
     let (mut totals, mut forward, mut backward, mut opt, mut losses) =

@@ -144,17 +144,22 @@ impl Gradients {
         Ok(total.sqrt())
     }
 
+    /// Multiplies every gradient by `factor` (clipping; nothing to do for 1).
+    pub fn scale(&mut self, factor: f64) -> Result<(), EngineError> {
+        if factor != 1.0 {
+            for g in self.grads.values_mut() {
+                *g = (&*g * factor)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Scales gradients so their global norm is at most `max_norm` (as
     /// `torch.nn.utils.clip_grad_norm_`, which multiplies by `max_norm / (norm + 1e-6)` clamped
     /// to 1). Returns the norm before clipping.
     pub fn clip(&mut self, max_norm: f64) -> Result<f64, EngineError> {
         let norm = self.global_norm()?;
-        let coef = (max_norm / (norm + 1e-6)).min(1.0);
-        if coef < 1.0 {
-            for g in self.grads.values_mut() {
-                *g = (&*g * coef)?;
-            }
-        }
+        self.scale((max_norm / (norm + 1e-6)).min(1.0))?;
         Ok(norm)
     }
 }

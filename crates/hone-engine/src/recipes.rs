@@ -4,7 +4,7 @@
 
 use crate::config::{DecayShape, TrainingConfig};
 use crate::models::Classifier;
-use crate::optim::ParamGroup;
+use crate::optim::{AdamW, AdamWSettings, ParamGroup};
 use crate::params::{Param, ParamPosition};
 
 /// Depth of a parameter counted from the top: head 0, top layer 1, …, embeddings L + 1.
@@ -83,6 +83,18 @@ pub fn param_groups(model: &Classifier, cfg: &TrainingConfig) -> Vec<(Param, Par
             (p.clone(), group)
         })
         .collect()
+}
+
+/// The AdamW optimizer of a run: the config's betas and epsilon, the recipe's groups.
+pub fn optimizer(model: &Classifier, cfg: &TrainingConfig) -> AdamW {
+    AdamW::new(
+        AdamWSettings {
+            beta1: cfg.beta1,
+            beta2: cfg.beta2,
+            eps: cfg.adam_eps,
+        },
+        param_groups(model, cfg),
+    )
 }
 
 #[cfg(test)]

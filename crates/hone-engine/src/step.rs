@@ -28,6 +28,21 @@ pub struct StepOutcome {
     pub optimizer_s: f64,
 }
 
+/// Checks a step's gradient norm and returns the factor clipping multiplies the gradients by
+/// (`max / (norm + 1e-6)` capped at 1, as `torch.nn.utils.clip_grad_norm_`).
+pub fn clip_factor(grad_norm: f64, clip_norm: Option<f64>, step: u64) -> Result<f64, EngineError> {
+    if !grad_norm.is_finite() {
+        return Err(EngineError::NonFiniteGradient {
+            step,
+            value: grad_norm,
+        });
+    }
+    Ok(match clip_norm {
+        Some(max) => (max / (grad_norm + 1e-6)).min(1.0),
+        None => 1.0,
+    })
+}
+
 /// Runs one optimizer step over `batches` (accumulated as one step of all their examples),
 /// with the learning rate `lr`. `step` (1-based) is only used in error messages.
 pub fn train_step(
@@ -66,16 +81,8 @@ pub fn train_step(
         backward_s += t1.elapsed().as_secs_f64();
     }
     let t2 = Instant::now();
-    let grad_norm = match clip_norm {
-        Some(max) => grads.clip(max)?,
-        None => grads.global_norm()?,
-    };
-    if !grad_norm.is_finite() {
-        return Err(EngineError::NonFiniteGradient {
-            step,
-            value: grad_norm,
-        });
-    }
+    let grad_norm = grads.global_norm()?;
+    grads.scale(clip_factor(grad_norm, clip_norm, step)?)?;
     optimizer.step(&grads, lr)?;
     Ok(StepOutcome {
         loss: loss_sum / examples.max(1) as f64,

@@ -16,8 +16,8 @@ use crate::events::{CheckpointKind, RunStatus, TrainEvent};
 use crate::inference::evaluate;
 use crate::metrics::ClassificationReport;
 use crate::models::Classifier;
-use crate::optim::{AdamW, AdamWSettings};
-use crate::recipes::{apply_freezing, param_groups};
+use crate::optim::AdamW;
+use crate::recipes::{apply_freezing, optimizer};
 use crate::rng::HoneRng;
 use crate::schedule::warmup_steps;
 use crate::step::Stepper;
@@ -94,14 +94,7 @@ impl Trainer<'_> {
         let plan = TrainPlan::new(cfg, self.train.len());
         let head_only = plan.head_only_steps > 0;
         apply_freezing(model, cfg, head_only);
-        let mut optimizer = AdamW::new(
-            AdamWSettings {
-                beta1: cfg.beta1,
-                beta2: cfg.beta2,
-                eps: cfg.adam_eps,
-            },
-            param_groups(model, cfg),
-        );
+        let mut optimizer = optimizer(model, cfg);
         let batcher = Batcher::new(model.spec().encoder.pad_token_id);
         let mut stepper = Stepper::new(model, true);
         let per_step = cfg.batch_size * cfg.grad_accum as usize;

@@ -11,8 +11,7 @@ use hone_engine::config::TrainingConfig;
 use hone_engine::cpu::{CpuModel, HostGrads, Packed, Saved, Scratch};
 use hone_engine::models::Classifier;
 use hone_engine::ops::{cross_entropy, ForwardCtx};
-use hone_engine::optim::{AdamW, AdamWSettings, Gradients};
-use hone_engine::recipes::param_groups;
+use hone_engine::optim::{AdamW, Gradients};
 use hone_engine::rng::HoneRng;
 use hone_engine::schedule::Schedule;
 
@@ -203,6 +202,41 @@ fn gradient_floor(want: &std::collections::HashMap<String, candle_core::Tensor>)
         * 1e-3
 }
 
+/// AdamW with the reference's settings and Hone's parameter groups (no decay on biases and
+/// LayerNorm weights).
+fn reference_optimizer(model: &Classifier, a: &serde_json::Value) -> AdamW {
+    let cfg = TrainingConfig {
+        weight_decay: a["weight_decay"].as_f64().unwrap(),
+        beta1: a["betas"][0].as_f64().unwrap(),
+        beta2: a["betas"][1].as_f64().unwrap(),
+        adam_eps: a["eps"].as_f64().unwrap(),
+        ..Default::default()
+    };
+    hone_engine::recipes::optimizer(model, &cfg)
+}
+
+/// Compares each weight's change since `initial` with the reference's (the change, not the
+/// value: an update is ~1e-3 of the weights).
+fn assert_changes_match(
+    family: &str,
+    model: &Classifier,
+    initial: &std::collections::HashMap<String, candle_core::Tensor>,
+    want: &std::collections::HashMap<String, candle_core::Tensor>,
+) {
+    for p in model.params().all() {
+        let reference = &want[&format!("after_adamw.{}", p.name())];
+        let start = &initial[p.name()];
+        let got = (p.value() - start).unwrap();
+        let expected = (reference - start).unwrap();
+        let err = relative_error(&got, &expected);
+        assert!(
+            err < TOLERANCE,
+            "{family} {} after AdamW: relative error {err:.2e}",
+            p.name()
+        );
+    }
+}
+
 /// Replays the reference's gradients of three steps through Hone's clipping, schedule,
 /// parameter groups and AdamW, and compares the weights' change after the last step.
 #[test]
@@ -212,18 +246,7 @@ fn three_adamw_steps_with_warmup_clipping_and_no_decay_groups_match_torch() {
         let a = &meta["adamw"];
         let model = load(family);
         let initial = common::snapshot(model.params());
-        let cfg = TrainingConfig {
-            weight_decay: a["weight_decay"].as_f64().unwrap(),
-            ..Default::default()
-        };
-        let mut opt = AdamW::new(
-            AdamWSettings {
-                beta1: a["betas"][0].as_f64().unwrap(),
-                beta2: a["betas"][1].as_f64().unwrap(),
-                eps: a["eps"].as_f64().unwrap(),
-            },
-            param_groups(&model, &cfg),
-        );
+        let mut opt = reference_optimizer(&model, a);
         let (warmup, total) = (
             a["warmup_steps"].as_u64().unwrap(),
             a["total_steps"].as_u64().unwrap(),
@@ -252,19 +275,7 @@ fn three_adamw_steps_with_warmup_clipping_and_no_decay_groups_match_torch() {
             );
             opt.step(&grads, lr).unwrap();
         }
-        for p in model.params().all() {
-            let reference = &want[&format!("after_adamw.{}", p.name())];
-            let start = &initial[p.name()];
-            // Compare the change, not the value: the update is ~1e-3 of the weights.
-            let got = (p.value() - start).unwrap();
-            let expected = (reference - start).unwrap();
-            let err = relative_error(&got, &expected);
-            assert!(
-                err < TOLERANCE,
-                "{family} {} after AdamW: relative error {err:.2e}",
-                p.name()
-            );
-        }
+        assert_changes_match(family, &model, &initial, &want);
     }
 }
 
@@ -276,18 +287,7 @@ fn host_adamw_replay_matches_torch() {
         let a = &meta["adamw"];
         let model = load(family);
         let initial = common::snapshot(model.params());
-        let cfg = TrainingConfig {
-            weight_decay: a["weight_decay"].as_f64().unwrap(),
-            ..Default::default()
-        };
-        let mut opt = AdamW::new(
-            AdamWSettings {
-                beta1: a["betas"][0].as_f64().unwrap(),
-                beta2: a["betas"][1].as_f64().unwrap(),
-                eps: a["eps"].as_f64().unwrap(),
-            },
-            param_groups(&model, &cfg),
-        );
+        let mut opt = reference_optimizer(&model, a);
         let (warmup, total) = (
             a["warmup_steps"].as_u64().unwrap(),
             a["total_steps"].as_u64().unwrap(),
@@ -320,18 +320,7 @@ fn host_adamw_replay_matches_torch() {
             let lr = a["lr"].as_f64().unwrap() * Schedule::Linear.multiplier(step, warmup, total);
             opt.step_host(&grads, store, lr, scale).unwrap();
         }
-        for p in store.all() {
-            let reference = &want[&format!("after_adamw.{}", p.name())];
-            let start = &initial[p.name()];
-            let got = (p.value() - start).unwrap();
-            let expected = (reference - start).unwrap();
-            let err = relative_error(&got, &expected);
-            assert!(
-                err < TOLERANCE,
-                "{family} {} after host AdamW: relative error {err:.2e}",
-                p.name()
-            );
-        }
+        assert_changes_match(family, &model, &initial, &want);
     }
 }
 

@@ -86,29 +86,42 @@ pub fn matmul(c: &mut [f32], ldc: usize, a: MatRef, b: MatRef, accumulate: bool,
     // SAFETY: the asserts above and the views' constructors keep every index the kernel
     // computes from (m, n, k, strides) inside the slices; `c` is borrowed mutably and does
     // not alias `a` or `b`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            ldc as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.col_stride as isize,
-            a.row_stride as isize,
-            b.data.as_ptr(),
-            b.col_stride as isize,
-            b.row_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
+    unsafe { gemm_raw(c.as_mut_ptr(), ldc, a, b, accumulate, parallelism) }
+}
+
+/// The `gemm` crate's call for row-major views.
+///
+/// # Safety
+/// As [`matmul_into_raw`], with `parallelism` threads.
+unsafe fn gemm_raw(
+    c: *mut f32,
+    ldc: usize,
+    a: MatRef,
+    b: MatRef,
+    accumulate: bool,
+    parallelism: Parallelism,
+) {
+    gemm::gemm(
+        a.rows,
+        b.cols,
+        a.cols,
+        c,
+        1,
+        ldc as isize,
+        accumulate,
+        a.data.as_ptr(),
+        a.col_stride as isize,
+        a.row_stride as isize,
+        b.data.as_ptr(),
+        b.col_stride as isize,
+        b.row_stride as isize,
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        parallelism,
+    );
 }
 
 /// `y[rows × out] = x[rows × in] · wᵀ + bias`, with `w` `[out × in]` as stored by `nn.Linear`.
@@ -191,27 +204,7 @@ pub unsafe fn matmul_into_raw(c: *mut f32, ldc: usize, a: MatRef, b: MatRef, acc
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    gemm::gemm(
-        m,
-        n,
-        k,
-        c,
-        1,
-        ldc as isize,
-        accumulate,
-        a.data.as_ptr(),
-        a.col_stride as isize,
-        a.row_stride as isize,
-        b.data.as_ptr(),
-        b.col_stride as isize,
-        b.row_stride as isize,
-        1.0,
-        1.0,
-        false,
-        false,
-        false,
-        Parallelism::None,
-    );
+    gemm_raw(c, ldc, a, b, accumulate, Parallelism::None);
 }
 
 #[cfg(test)]

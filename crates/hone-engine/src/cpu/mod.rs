@@ -21,7 +21,7 @@ pub use model::{CpuModel, Packed, Saved, Scratch};
 use crate::models::Classifier;
 use crate::optim::AdamW;
 use crate::rng::HoneRng;
-use crate::step::StepOutcome;
+use crate::step::{clip_factor, StepOutcome};
 use crate::EngineError;
 
 /// Training and inference state of the CPU path for one model.
@@ -85,16 +85,7 @@ impl CpuTrainer {
         }
         let t2 = Instant::now();
         let grad_norm = self.grads.squared_norm().sqrt();
-        if !grad_norm.is_finite() {
-            return Err(EngineError::NonFiniteGradient {
-                step,
-                value: grad_norm,
-            });
-        }
-        let scale = match clip_norm {
-            Some(max) => (max / (grad_norm + 1e-6)).min(1.0),
-            None => 1.0,
-        };
+        let scale = clip_factor(grad_norm, clip_norm, step)?;
         optimizer.step_host(&self.grads, self.model.params(), lr, scale as f32)?;
         Ok(StepOutcome {
             loss: loss_sum / examples.max(1) as f64,

@@ -115,10 +115,14 @@ impl HostGrads {
                             .sum::<f64>()
                     })
                     .sum::<f64>(),
+                // Collected in chunk order, then summed: rayon's own `sum` groups by work
+                // stealing and would make the norm (and clipping) vary between runs.
                 None => self.bufs[i]
                     .par_chunks(65_536)
                     .map(|c| c.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>())
-                    .sum(),
+                    .collect::<Vec<f64>>()
+                    .into_iter()
+                    .sum::<f64>(),
             })
             .sum()
     }

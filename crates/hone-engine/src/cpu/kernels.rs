@@ -14,6 +14,17 @@ fn rows_per_task(rows: usize, width: usize) -> usize {
     (16_384 / width.max(1)).clamp(1, rows.max(1))
 }
 
+/// Adds per-task partial sums into `acc` in task order. Partials are collected (which keeps
+/// their order) rather than combined by rayon's `reduce`, whose grouping follows work stealing:
+/// float sums would then differ from run to run, and so would training.
+fn add_partials(acc: &mut [f32], partials: Vec<Vec<f32>>) {
+    for p in partials {
+        for (a, v) in acc.iter_mut().zip(p) {
+            *a += v;
+        }
+    }
+}
+
 /// `acc[j] += Σ_rows m[row, j]` for a row-major `m` with `cols` columns.
 pub fn add_column_sums(acc: &mut [f32], m: &[f32], cols: usize) {
     let partial = m
@@ -27,16 +38,10 @@ pub fn add_column_sums(acc: &mut [f32], m: &[f32], cols: usize) {
             }
             s
         })
-        .reduce(
-            || vec![0f32; cols],
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(b) {
-                    *x += y;
-                }
-                a
-            },
-        );
-    for (a, p) in acc.iter_mut().zip(partial) {
+        .collect();
+    let mut sum = vec![0f32; cols];
+    add_partials(&mut sum, partial);
+    for (a, p) in acc.iter_mut().zip(sum) {
         *a += p;
     }
 }
@@ -167,32 +172,18 @@ pub fn layer_norm_backward(
             }
             (dg, dbt)
         })
-        .reduce(
-            || (Vec::new(), Vec::new()),
-            |a, b| {
-                if a.0.is_empty() {
-                    return b;
-                }
-                if b.0.is_empty() {
-                    return a;
-                }
-                let add = |mut x: Vec<f32>, y: Vec<f32>| {
-                    for (p, q) in x.iter_mut().zip(y) {
-                        *p += q;
-                    }
-                    x
-                };
-                (add(a.0, b.0), add(a.1, b.1))
-            },
-        );
-    if let (Some(dg), false) = (dgamma, partial.0.is_empty()) {
-        for (a, p) in dg.iter_mut().zip(&partial.0) {
-            *a += p;
-        }
+        .collect::<Vec<_>>();
+    if !want_params {
+        return;
     }
-    if let (Some(db), false) = (dbeta, partial.1.is_empty()) {
-        for (a, p) in db.iter_mut().zip(&partial.1) {
-            *a += p;
+    let (g_parts, b_parts): (Vec<_>, Vec<_>) = partial.into_iter().unzip();
+    for (target, parts) in [(dgamma, g_parts), (dbeta, b_parts)] {
+        if let Some(target) = target {
+            let mut sum = vec![0f32; cols];
+            add_partials(&mut sum, parts);
+            for (a, p) in target.iter_mut().zip(sum) {
+                *a += p;
+            }
         }
     }
 }

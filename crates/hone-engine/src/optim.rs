@@ -265,6 +265,8 @@ impl AdamW {
                 decay: (1.0 - lr * slot.group.weight_decay) as f32,
                 beta1: beta1 as f32,
                 beta2: beta2 as f32,
+                one_minus_beta1: (1.0 - beta1) as f32,
+                one_minus_beta2: (1.0 - beta2) as f32,
                 eps: eps as f32,
                 step_size: (lr / (1.0 - beta1.powi(t))) as f32,
                 bias2_sqrt: (1.0 - beta2.powi(t)).sqrt() as f32,
@@ -323,6 +325,9 @@ struct AdamUpdate {
     decay: f32,
     beta1: f32,
     beta2: f32,
+    /// `1 − β₁` and `1 − β₂`, computed in f64 as torch does (not from the rounded betas).
+    one_minus_beta1: f32,
+    one_minus_beta2: f32,
     eps: f32,
     /// `lr / (1 − β₁ᵗ)`
     step_size: f32,
@@ -366,8 +371,8 @@ impl candle_core::InplaceOp1 for HostAdam<'_> {
             .for_each(|((p, g), (m, v))| {
                 for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
                     let g = g * u.grad_scale;
-                    *m = u.beta1 * *m + (1.0 - u.beta1) * g;
-                    *v = u.beta2 * *v + (1.0 - u.beta2) * g * g;
+                    *m = u.beta1 * *m + u.one_minus_beta1 * g;
+                    *v = u.beta2 * *v + u.one_minus_beta2 * g * g;
                     let denom = v.sqrt() / u.bias2_sqrt + u.eps;
                     *p = *p * u.decay - u.step_size * *m / denom;
                 }

@@ -51,6 +51,29 @@ impl AttentionShape {
     }
 }
 
+/// Checks what the parallel tasks' disjoint writes rely on: spans non-empty, in order, not
+/// overlapping and inside the `tokens × hidden` buffers.
+fn check(spans: &[Span], shape: AttentionShape, buffers: &[usize]) {
+    let tokens = buffers[0] / shape.hidden().max(1);
+    assert!(
+        shape.heads > 0 && shape.head_dim > 0,
+        "attention needs heads"
+    );
+    assert!(
+        buffers.iter().all(|&len| len == tokens * shape.hidden()),
+        "attention buffers must all be tokens × hidden"
+    );
+    let mut end = 0;
+    for s in spans {
+        assert!(
+            s.len > 0 && s.start >= end,
+            "spans must be non-empty and in order"
+        );
+        end = s.start + s.len;
+    }
+    assert!(end <= tokens, "a span goes past the last token");
+}
+
 /// (span, head, offset of its probability block) for every task.
 fn tasks(spans: &[Span], heads: usize) -> Vec<(Span, usize, usize)> {
     let mut out = Vec::with_capacity(spans.len() * heads);
@@ -88,6 +111,7 @@ pub fn forward(
     rng: &mut HoneRng,
     saved: &mut AttentionSaved,
 ) {
+    check(spans, shape, &[q.len(), k.len(), v.len(), ctx.len()]);
     let hidden = shape.hidden();
     let scale = 1.0 / (shape.head_dim as f32).sqrt();
     let jobs = tasks(spans, shape.heads);
@@ -156,6 +180,24 @@ pub fn backward(
     shape: AttentionShape,
     saved: &AttentionSaved,
 ) {
+    check(
+        spans,
+        shape,
+        &[
+            q.len(),
+            k.len(),
+            v.len(),
+            dctx.len(),
+            dq.len(),
+            dk.len(),
+            dv.len(),
+        ],
+    );
+    assert_eq!(
+        saved.probs.len(),
+        spans.iter().map(|s| s.len * s.len).sum::<usize>() * shape.heads,
+        "the saved probabilities belong to another batch"
+    );
     let hidden = shape.hidden();
     let scale = 1.0 / (shape.head_dim as f32).sqrt();
     let jobs = tasks(spans, shape.heads);
@@ -312,6 +354,52 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "past the last token")]
+    fn spans_outside_the_buffers_are_refused() {
+        let shape = AttentionShape {
+            heads: 1,
+            head_dim: 2,
+        };
+        let x = vec![0f32; 2];
+        let mut ctx = vec![0f32; 2];
+        let spans = [Span { start: 0, len: 3 }];
+        forward(
+            &mut ctx,
+            &x,
+            &x,
+            &x,
+            &spans,
+            shape,
+            0.0,
+            &mut HoneRng::new(0, 0),
+            &mut AttentionSaved::default(),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "in order")]
+    fn overlapping_spans_are_refused() {
+        let shape = AttentionShape {
+            heads: 1,
+            head_dim: 2,
+        };
+        let x = vec![0f32; 8];
+        let mut ctx = vec![0f32; 8];
+        let spans = [Span { start: 0, len: 2 }, Span { start: 1, len: 2 }];
+        forward(
+            &mut ctx,
+            &x,
+            &x,
+            &x,
+            &spans,
+            shape,
+            0.0,
+            &mut HoneRng::new(0, 0),
+            &mut AttentionSaved::default(),
+        );
     }
 
     #[test]

@@ -4,31 +4,29 @@
 use gemm::Parallelism;
 
 /// A read-only row-major matrix view: element (i, j) is `data[i * row_stride + j * col_stride]`.
+/// The constructors check that every element lies inside `data`, which is what makes the
+/// products below safe to call.
 #[derive(Clone, Copy)]
 pub struct MatRef<'a> {
-    pub data: &'a [f32],
-    pub rows: usize,
-    pub cols: usize,
-    pub row_stride: usize,
-    pub col_stride: usize,
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
 }
 
 impl<'a> MatRef<'a> {
     /// A dense `rows × cols` matrix.
     pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        debug_assert!(data.len() >= rows * cols);
-        MatRef {
-            data,
-            rows,
-            cols,
-            row_stride: cols,
-            col_stride: 1,
-        }
+        Self::strided(data, rows, cols, cols)
     }
 
     /// A `rows × cols` block with rows `row_stride` apart (a column slice of a wider matrix).
     pub fn strided(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
-        debug_assert!(rows == 0 || data.len() >= (rows - 1) * row_stride + cols);
+        assert!(
+            rows == 0 || cols == 0 || (rows - 1) * row_stride + cols <= data.len(),
+            "matrix view outside its data"
+        );
         MatRef {
             data,
             rows,
@@ -36,6 +34,16 @@ impl<'a> MatRef<'a> {
             row_stride,
             col_stride: 1,
         }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
     }
 
     /// The transpose (a view).
@@ -67,6 +75,7 @@ pub fn matmul(c: &mut [f32], ldc: usize, a: MatRef, b: MatRef, accumulate: bool,
     if m == 0 || n == 0 {
         return;
     }
+    assert!(ldc >= n, "output rows overlap");
     assert!(c.len() >= (m - 1) * ldc + n, "output too small");
     if k == 0 {
         if !accumulate {

@@ -53,7 +53,17 @@ impl CpuTrainer {
         rng: &mut HoneRng,
         step: u64,
     ) -> Result<StepOutcome, EngineError> {
-        let examples: usize = batches.iter().map(|b| b.spans.len()).sum();
+        let examples: usize = batches.iter().map(Packed::sequences).sum();
+        if examples == 0 {
+            return Err(EngineError::InvalidConfig(
+                "a training step needs examples".into(),
+            ));
+        }
+        if batches.iter().any(|b| b.labels().len() != b.sequences()) {
+            return Err(EngineError::InvalidConfig(
+                "training examples need labels".into(),
+            ));
+        }
         self.grads.prepare(self.model.params());
         let (mut loss_sum, mut tokens) = (0f64, 0usize);
         let (mut forward_s, mut backward_s) = (0f64, 0f64);
@@ -66,7 +76,7 @@ impl CpuTrainer {
                 self.model
                     .forward(&weights, packed, true, rng, &mut self.saved);
                 let t1 = Instant::now();
-                let share = packed.spans.len() as f32 / examples as f32;
+                let share = packed.sequences() as f32 / examples as f32;
                 let loss = self.model.backward(
                     &weights,
                     packed,
@@ -78,7 +88,7 @@ impl CpuTrainer {
                 if !loss.is_finite() {
                     return Err(EngineError::NonFiniteLoss { step, value: loss });
                 }
-                loss_sum += loss * packed.spans.len() as f64;
+                loss_sum += loss * packed.sequences() as f64;
                 forward_s += (t1 - t0).as_secs_f64();
                 backward_s += t1.elapsed().as_secs_f64();
             }

@@ -22,14 +22,15 @@ use crate::params::{Param, ParamStore};
 use crate::rng::HoneRng;
 use crate::EngineError;
 
-/// A batch with the padding removed: the real tokens of every sequence, back to back.
+/// A batch with the padding removed: the real tokens of every sequence, back to back. Only
+/// [`Packed::from_batch`] builds one, so its spans always tile its tokens exactly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packed {
-    pub spans: Vec<Span>,
-    pub input_ids: Vec<u32>,
-    pub type_ids: Vec<u32>,
-    pub position_ids: Vec<u32>,
-    pub labels: Vec<u32>,
+    spans: Vec<Span>,
+    input_ids: Vec<u32>,
+    type_ids: Vec<u32>,
+    position_ids: Vec<u32>,
+    labels: Vec<u32>,
 }
 
 impl Packed {
@@ -69,6 +70,16 @@ impl Packed {
     /// Number of real tokens.
     pub fn tokens(&self) -> usize {
         self.input_ids.len()
+    }
+
+    /// Number of sequences.
+    pub fn sequences(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Class ids, one per sequence (empty for unlabeled batches).
+    pub fn labels(&self) -> &[u32] {
+        &self.labels
     }
 }
 
@@ -162,8 +173,8 @@ pub struct Saved {
     logits: Vec<f32>,
 }
 
-/// Buffers the backward pass borrows and returns, kept across steps so a step allocates (and
-/// page-faults) nothing new once shapes have been seen.
+/// Token-sized buffers the backward pass borrows and returns, kept across steps so the large
+/// allocations (and their page faults) happen once per shape, not once per layer and step.
 #[derive(Default)]
 pub struct Scratch {
     free: Vec<Vec<f32>>,
@@ -672,7 +683,7 @@ impl CpuModel {
                 dw,
                 db,
             );
-            drop(dgv);
+            scratch.recycle([dgv]);
             let mut ds1 = d_out;
             let (dg, dbt) = grads.pair(layer.ln1.g, layer.ln1.b);
             layer_norm_backward(&mut ds1, &dh1, &ls.s1, &w[layer.ln1.g], &ls.st1, h, dg, dbt);

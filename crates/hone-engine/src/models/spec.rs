@@ -265,6 +265,15 @@ impl ModelSpec {
             },
         };
         let e = &encoder;
+        for (name, p) in [
+            ("hidden dropout", e.dropout.hidden),
+            ("attention dropout", e.dropout.attention),
+            ("classifier dropout", e.dropout.classifier),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(r.bad(format!("{name} probability {p} must be in [0, 1)")));
+            }
+        }
         if e.num_heads == 0 || e.hidden_size % e.num_heads != 0 {
             return Err(r.bad(format!(
                 "hidden size {} is not divisible by {} attention heads",

@@ -1,0 +1,416 @@
+//! Runs and what they record: status, metrics over time, evaluations, artifacts.
+
+use rusqlite::{params, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, Store, StoreError};
+
+/// Where a run is in its life: queued → running → completed | failed | cancelled |
+/// interrupted (the process died; resumable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "queued" => RunStatus::Queued,
+            "running" => RunStatus::Running,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            "interrupted" => RunStatus::Interrupted,
+            other => return Err(StoreError::Invalid(format!("unknown run status '{other}'"))),
+        })
+    }
+}
+
+/// A run to create.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewRun {
+    pub name: Option<String>,
+    pub config: serde_json::Value,
+    pub dataset_id: Option<i64>,
+    pub split_id: Option<i64>,
+    pub model_fingerprint: Option<String>,
+    pub dataset_fingerprint: Option<String>,
+    pub hardware: serde_json::Value,
+    /// Folder of the run's checkpoints.
+    pub run_dir: String,
+}
+
+/// A stored run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub name: Option<String>,
+    pub status: RunStatus,
+    pub config: serde_json::Value,
+    pub dataset_id: Option<i64>,
+    pub split_id: Option<i64>,
+    pub model_fingerprint: Option<String>,
+    pub dataset_fingerprint: Option<String>,
+    pub hardware: serde_json::Value,
+    pub run_dir: String,
+    pub error: Option<String>,
+    pub pid: Option<i64>,
+    /// Optimizer steps recorded so far.
+    pub step: i64,
+    pub total_steps: Option<i64>,
+    pub final_metrics: Option<serde_json::Value>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// One metric value at one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricRow {
+    pub step: i64,
+    pub epoch: Option<f64>,
+    pub name: String,
+    pub value: f64,
+    pub recorded_at: String,
+}
+
+/// An evaluation of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationRecord {
+    pub step: i64,
+    pub epoch: Option<f64>,
+    pub part: String,
+    pub report: serde_json::Value,
+    pub predictions: Option<serde_json::Value>,
+    pub created_at: String,
+}
+
+/// A file a run produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactRecord {
+    pub kind: String,
+    pub path: String,
+    pub step: Option<i64>,
+    pub created_at: String,
+}
+
+const RUN_COLUMNS: &str = "id, name, status, config_json, dataset_id, split_id, model_fingerprint,
+    dataset_fingerprint, hardware_json, run_dir, error, pid, step, total_steps, final_metrics_json,
+    created_at, started_at, finished_at";
+
+fn json(text: Option<String>) -> rusqlite::Result<Option<serde_json::Value>> {
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+    })
+    .transpose()
+}
+
+fn run_from_row(r: &Row) -> rusqlite::Result<(RunRecord, String)> {
+    Ok((
+        RunRecord {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            status: RunStatus::Queued,
+            config: json(r.get(3)?)?.unwrap_or_default(),
+            dataset_id: r.get(4)?,
+            split_id: r.get(5)?,
+            model_fingerprint: r.get(6)?,
+            dataset_fingerprint: r.get(7)?,
+            hardware: json(r.get(8)?)?.unwrap_or_default(),
+            run_dir: r.get(9)?,
+            error: r.get(10)?,
+            pid: r.get(11)?,
+            step: r.get(12)?,
+            total_steps: r.get(13)?,
+            final_metrics: json(r.get(14)?)?,
+            created_at: r.get(15)?,
+            started_at: r.get(16)?,
+            finished_at: r.get(17)?,
+        },
+        r.get(2)?,
+    ))
+}
+
+impl Store {
+    /// Creates a queued run. Returns its id.
+    pub fn create_run(&mut self, run: &NewRun) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO runs (name, status, config_json, dataset_id, split_id, model_fingerprint,
+                               dataset_fingerprint, hardware_json, run_dir)
+             VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                run.name,
+                run.config.to_string(),
+                run.dataset_id,
+                run.split_id,
+                run.model_fingerprint,
+                run.dataset_fingerprint,
+                run.hardware.to_string(),
+                run.run_dir
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Marks a run as running in process `pid` (started at `pid_started`, to tell it from a
+    /// later process with the same id).
+    pub fn start_run(
+        &mut self,
+        id: i64,
+        pid: i64,
+        pid_started: Option<i64>,
+        total_steps: i64,
+    ) -> Result<()> {
+        let n = self.conn.execute(
+            "UPDATE runs SET status = 'running', pid = ?2, pid_started = ?3, total_steps = ?4, error = NULL,
+                 finished_at = NULL,
+                 started_at = COALESCE(started_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+             WHERE id = ?1",
+            params![id, pid, pid_started, total_steps],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoRun(id));
+        }
+        Ok(())
+    }
+
+    /// Records the metrics of one training step (one transaction).
+    pub fn record_step(
+        &mut self,
+        id: i64,
+        step: i64,
+        epoch: f64,
+        metrics: &[(&str, f64)],
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO metrics (run_id, step, epoch, name, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (name, value) in metrics {
+                if value.is_finite() {
+                    stmt.execute(params![id, step, epoch, name, value])?;
+                }
+            }
+        }
+        tx.execute("UPDATE runs SET step = ?2 WHERE id = ?1", params![id, step])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records an evaluation and its headline metrics (one transaction).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_evaluation(
+        &mut self,
+        id: i64,
+        step: i64,
+        epoch: f64,
+        part: &str,
+        report: &serde_json::Value,
+        predictions: Option<&serde_json::Value>,
+        metrics: &[(&str, f64)],
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO evaluations (run_id, step, epoch, part, report_json, predictions_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, step, epoch, part, report.to_string(), predictions.map(|p| p.to_string())],
+        )?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO metrics (run_id, step, epoch, name, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (name, value) in metrics {
+                if value.is_finite() {
+                    stmt.execute(params![id, step, epoch, name, value])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records (or updates) a run's artifact of a kind ("checkpoint_best", "checkpoint_last",
+    /// "export").
+    pub fn record_artifact(
+        &mut self,
+        id: i64,
+        kind: &str,
+        path: &str,
+        step: Option<i64>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO artifacts (run_id, kind, path, step) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (run_id, kind) DO UPDATE SET path = excluded.path, step = excluded.step,
+               created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+            params![id, kind, path, step],
+        )?;
+        Ok(())
+    }
+
+    /// Ends a run with `status`, an error message for failures, and its final metrics.
+    pub fn finish_run(
+        &mut self,
+        id: i64,
+        status: RunStatus,
+        error: Option<&str>,
+        final_metrics: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET status = ?2, error = ?3,
+                 final_metrics_json = COALESCE(?4, final_metrics_json),
+                 finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), pid = NULL
+             WHERE id = ?1",
+            params![
+                id,
+                status.as_str(),
+                error,
+                final_metrics.map(|m| m.to_string())
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// One run.
+    pub fn run(&self, id: i64) -> Result<RunRecord> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                [id],
+                run_from_row,
+            )
+            .optional()?;
+        let (mut run, status) = row.ok_or(StoreError::NoRun(id))?;
+        run.status = RunStatus::parse(&status)?;
+        Ok(run)
+    }
+
+    /// All runs, newest first.
+    pub fn runs(&self) -> Result<Vec<RunRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC"))?;
+        let rows = stmt.query_map([], run_from_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut run, status) = row?;
+            run.status = RunStatus::parse(&status)?;
+            out.push(run);
+        }
+        Ok(out)
+    }
+
+    /// A run's metrics, by name then step.
+    pub fn metrics(&self, id: i64) -> Result<Vec<MetricRow>> {
+        Ok(self
+            .conn
+            .prepare(
+                "SELECT step, epoch, name, value, recorded_at FROM metrics WHERE run_id = ?1 ORDER BY name, step",
+            )?
+            .query_map([id], |r| {
+                Ok(MetricRow {
+                    step: r.get(0)?,
+                    epoch: r.get(1)?,
+                    name: r.get(2)?,
+                    value: r.get(3)?,
+                    recorded_at: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A run's evaluations, by step.
+    pub fn evaluations(&self, id: i64) -> Result<Vec<EvaluationRecord>> {
+        Ok(self
+            .conn
+            .prepare(
+                "SELECT step, epoch, part, report_json, predictions_json, created_at FROM evaluations
+                 WHERE run_id = ?1 ORDER BY step, part",
+            )?
+            .query_map([id], |r| {
+                Ok(EvaluationRecord {
+                    step: r.get(0)?,
+                    epoch: r.get(1)?,
+                    part: r.get(2)?,
+                    report: json(r.get(3)?)?.unwrap_or_default(),
+                    predictions: json(r.get(4)?)?,
+                    created_at: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A run's artifacts.
+    pub fn artifacts(&self, id: i64) -> Result<Vec<ArtifactRecord>> {
+        Ok(self
+            .conn
+            .prepare("SELECT kind, path, step, created_at FROM artifacts WHERE run_id = ?1 ORDER BY kind")?
+            .query_map([id], |r| {
+                Ok(ArtifactRecord {
+                    kind: r.get(0)?,
+                    path: r.get(1)?,
+                    step: r.get(2)?,
+                    created_at: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Deletes a run and everything it recorded (its files are the caller's to remove).
+    pub fn delete_run(&mut self, id: i64) -> Result<()> {
+        if self.conn.execute("DELETE FROM runs WHERE id = ?1", [id])? == 0 {
+            return Err(StoreError::NoRun(id));
+        }
+        Ok(())
+    }
+
+    /// Marks every `running` run whose process is gone as `interrupted`. `alive(pid,
+    /// pid_started)` tells whether the process that ran it still runs. Returns the run ids.
+    pub fn mark_interrupted(
+        &mut self,
+        alive: impl Fn(i64, Option<i64>) -> bool,
+    ) -> Result<Vec<i64>> {
+        let running: Vec<(i64, Option<i64>, Option<i64>)> = self
+            .conn
+            .prepare("SELECT id, pid, pid_started FROM runs WHERE status = 'running'")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut out = Vec::new();
+        for (id, pid, started) in running {
+            let gone = match pid {
+                Some(pid) => !alive(pid, started),
+                None => true,
+            };
+            if gone {
+                self.conn.execute(
+                    "UPDATE runs SET status = 'interrupted', pid = NULL,
+                         error = 'the process running it stopped before it finished; resume it with `hone runs resume`'
+                     WHERE id = ?1 AND status = 'running'",
+                    [id],
+                )?;
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -48,7 +48,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         text_pair: args.text_pair_column.clone(),
         label: Some(args.label_column.clone()),
     };
-    let examples = read_examples(&args.data, args.format, &columns)?;
+    let file = read_examples(&args.data, args.format, &columns)?;
+    for warning in &file.warnings {
+        eprintln!("note: {warning}");
+    }
+    let examples = file.examples;
     let labels = LabelSet::from_names(predictor.labels().to_vec());
     let ids = labels.ids_for(&args.data, &examples)?;
     let texts: Vec<(&str, Option<&str>)> = examples

@@ -12,7 +12,7 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: unknown file type; use a .csv, .tsv or .jsonl file (or name the format)")]
+    #[error("{path}: cannot tell the format from the name; pass --format (csv, tsv, jsonl, json, parquet, conll or lines)")]
     UnknownFormat { path: PathBuf },
     #[error("{path}: the file is empty; it needs a header row and at least one example")]
     EmptyFile { path: PathBuf },

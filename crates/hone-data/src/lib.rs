@@ -1,5 +1,5 @@
-//! Hone's data layer: reading labeled text files, label sets, seeded splits, tokenization and
-//! batching. Knows nothing of tensors, models or storage; the engine turns [`Batch`]es into
+//! Hone's data layer: streaming readers of example files (CSV, TSV, JSONL, JSON, Parquet, CoNLL,
+//! labeled lines), label sets, seeded splits, tokenization and batching. Knows nothing of tensors, models or storage; the engine turns [`Batch`]es into
 //! tensors.
 
 pub mod batch;
@@ -7,13 +7,15 @@ pub mod error;
 pub mod examples;
 pub mod format;
 pub mod labels;
+pub mod source;
 pub mod split;
 pub mod tokenize;
 
 pub use batch::{Batch, Batcher};
 pub use error::DataError;
-pub use examples::{read_examples, ColumnSpec, Example};
+pub use examples::{read_examples, ColumnSpec, Example, ExampleFile};
 pub use format::FileFormat;
 pub use labels::LabelSet;
+pub use source::{fingerprint_file, SourceReader, SourceRow, SourceSpec};
 pub use split::{epoch_order, stratified_holdout};
 pub use tokenize::{EncodedExample, TextTokenizer};

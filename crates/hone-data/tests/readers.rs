@@ -28,7 +28,9 @@ fn csv_with_quotes_spanning_lines_bom_and_line_numbers() {
         "\u{feff}id,text,label\n1,\"hello, world\",pos\n2,\"two\nlines\",neg\n3,plain,pos\n"
             .as_bytes(),
     );
-    let ex = read_examples(&path, None, &columns("text", "label")).unwrap();
+    let ex = read_examples(&path, None, &columns("text", "label"))
+        .unwrap()
+        .examples;
     assert_eq!(ex.len(), 3);
     assert_eq!(ex[0].text, "hello, world");
     assert_eq!(ex[1].text, "two\nlines");
@@ -52,7 +54,9 @@ fn tsv_keeps_quote_characters_as_text() {
         "e.tsv",
         b"sentence\tlabel\n\" a film \" , he said \t1\n",
     );
-    let ex = read_examples(&path, None, &columns("sentence", "label")).unwrap();
+    let ex = read_examples(&path, None, &columns("sentence", "label"))
+        .unwrap()
+        .examples;
     assert_eq!(ex[0].text, "\" a film \" , he said ");
 }
 
@@ -69,7 +73,7 @@ fn jsonl_with_numeric_labels_pairs_and_blank_lines() {
         text_pair: Some("b".into()),
         label: Some("label".into()),
     };
-    let ex = read_examples(&path, None, &spec).unwrap();
+    let ex = read_examples(&path, None, &spec).unwrap().examples;
     assert_eq!(ex.len(), 2);
     assert_eq!(ex[0].text_pair.as_deref(), Some("y"));
     assert_eq!(ex[0].label.as_deref(), Some("3"));
@@ -80,7 +84,9 @@ fn jsonl_with_numeric_labels_pairs_and_blank_lines() {
 fn the_real_sst2_sample_reads_completely() {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/data/sst2_sample.tsv");
-    let ex = read_examples(&path, Some(FileFormat::Tsv), &columns("sentence", "label")).unwrap();
+    let ex = read_examples(&path, Some(FileFormat::Tsv), &columns("sentence", "label"))
+        .unwrap()
+        .examples;
     assert_eq!(ex.len(), 48);
     assert_eq!(ex[0].text, "hide new secretions from the parental units ");
 }
@@ -107,8 +113,14 @@ fn hostile_inputs_give_errors_with_lines_and_fixes() {
     );
     let e = error_of("lab.csv", b"text,label\na,1\nb,\n", c());
     assert!(e.contains("line 3") && e.contains("'label'"), "{e}");
-    let e = error_of("utf.csv", b"text,label\n\xff\xfe bad,1\n", c());
-    assert!(e.contains("UTF-8"), "{e}");
+    // Invalid UTF-8 far into a file (after the part read to guess the encoding) is an error.
+    let mut late = b"text,label\n".to_vec();
+    for _ in 0..20_000 {
+        late.extend_from_slice(b"fine text,1\n");
+    }
+    late.extend_from_slice(b"caf\xe9,1\n");
+    let e = error_of("utf.csv", &late, c());
+    assert!(e.contains("line 20002") && e.contains("UTF-8"), "{e}");
     let e = error_of("obj.jsonl", b"[1, 2]\n", c());
     assert!(e.contains("line 1") && e.contains("JSON object"), "{e}");
     let e = error_of(
@@ -124,9 +136,18 @@ fn hostile_inputs_give_errors_with_lines_and_fixes() {
     );
     assert!(e.contains("line 2") && e.contains("'label'"), "{e}");
     let e = error_of("nul.csv", b"text,label\na\0b,1\nc,\n", c());
-    assert!(e.contains("line 3"), "{e}");
+    assert!(e.contains("line 2") && e.contains("NUL"), "{e}");
     let e = error_of("what.txt", b"text,label\n", c());
-    assert!(e.contains(".csv"), "{e}");
+    assert!(e.contains("--format"), "{e}");
+}
+
+#[test]
+fn a_file_that_is_not_utf8_from_the_start_is_read_as_latin1_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "latin.csv", b"text,label\ncaf\xe9 cr\xe8me,1\n");
+    let file = read_examples(&path, None, &columns("text", "label")).unwrap();
+    assert_eq!(file.examples[0].text, "café crème");
+    assert!(file.warnings[0].contains("Latin-1"), "{:?}", file.warnings);
 }
 
 #[test]

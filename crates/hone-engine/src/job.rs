@@ -53,12 +53,20 @@ pub fn fine_tune(
 
     let columns = config.data.columns();
     let train_file = &config.data.train;
-    let all_train = read_examples(train_file, config.data.format, &columns)?;
+    let read =
+        |path: &Path, sink: &mut dyn FnMut(TrainEvent)| -> Result<Vec<Example>, EngineError> {
+            let file = read_examples(path, config.data.format, &columns)?;
+            for message in file.warnings {
+                sink(TrainEvent::Notice { message });
+            }
+            Ok(file.examples)
+        };
+    let all_train = read(train_file, sink)?;
     let labels = LabelSet::from_examples(&all_train)?;
     let all_ids = labels.ids_for(train_file, &all_train)?;
     let (train_examples, train_ids, valid_examples, valid_ids) = match &config.data.valid {
         Some(valid_file) => {
-            let valid = read_examples(valid_file, config.data.format, &columns)?;
+            let valid = read(valid_file, sink)?;
             let ids = labels.ids_for(valid_file, &valid)?;
             (all_train, all_ids, valid, ids)
         }

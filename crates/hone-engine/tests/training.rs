@@ -83,7 +83,7 @@ fn sst2_fixture(model_dir: &Path, max_length: usize) -> Fixture {
         text_pair: None,
         label: Some("label".into()),
     };
-    let examples = read_examples(&file, None, &columns).unwrap();
+    let examples = read_examples(&file, None, &columns).unwrap().examples;
     let labels = LabelSet::from_examples(&examples).unwrap();
     let ids = labels.ids_for(&file, &examples).unwrap();
     let tokenizer = TextTokenizer::from_model_dir(model_dir, max_length).unwrap();

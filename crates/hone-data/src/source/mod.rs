@@ -1,0 +1,246 @@
+//! Streaming readers of example files: CSV, TSV, JSONL, JSON arrays, Parquet, CoNLL and
+//! `LABEL text` lines, with column mapping, encoding detection and progress. Rows come one at a
+//! time (never the whole file in memory); every error names the file and the line (or row).
+
+mod conll;
+mod decode;
+mod delimited;
+mod json;
+mod lines;
+mod parquet_rows;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{DataError, FileFormat};
+
+pub use decode::encoding_by_name;
+
+/// Which columns hold what, and how to read the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceSpec {
+    /// The format; from the file name when `None`.
+    pub format: Option<FileFormat>,
+    /// Column with the text (CSV, TSV, JSON, Parquet).
+    pub text: Option<String>,
+    /// Column with the second text of a pair.
+    pub text_pair: Option<String>,
+    /// Column with the label; rows where it is empty or missing come back unlabeled.
+    pub label: Option<String>,
+    /// Column naming each row's split part (train / validation / test).
+    pub split: Option<String>,
+    /// CSV/TSV without a header row: columns are then named 1, 2, 3, …
+    #[serde(default)]
+    pub no_header: bool,
+    /// CoNLL: 1-based column of the token (default 1).
+    pub token_column: Option<usize>,
+    /// CoNLL: 1-based column of the tag (default: the last).
+    pub tag_column: Option<usize>,
+    /// Force an encoding (utf-8, utf-16le, utf-16be, latin1).
+    pub encoding: Option<String>,
+}
+
+/// One row of a source file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SourceRow {
+    /// Line of the file where the row starts (1-based; the row number for Parquet).
+    pub line: u64,
+    pub text: String,
+    pub text_pair: Option<String>,
+    /// The label as written (trimmed); `None` when the row has none.
+    pub label: Option<String>,
+    /// CoNLL: the sentence's tokens and their tags.
+    pub tokens: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    /// The split part as written.
+    pub split: Option<String>,
+}
+
+type Rows = Box<dyn Iterator<Item = Result<SourceRow, DataError>> + Send>;
+
+/// An open source file yielding rows.
+pub struct SourceReader {
+    rows: Rows,
+    format: FileFormat,
+    read: Arc<AtomicU64>,
+    total: u64,
+    warnings: Vec<String>,
+}
+
+impl SourceReader {
+    /// Opens `path` as `spec` says. Fails early on an unknown column or format.
+    pub fn open(path: &Path, spec: &SourceSpec) -> Result<Self, DataError> {
+        let format = match spec.format {
+            Some(f) => f,
+            None => FileFormat::from_path(path)?,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
+        if meta.is_dir() {
+            return Err(DataError::io(
+                path,
+                std::io::Error::other("this is a folder, not a file"),
+            ));
+        }
+        if meta.len() == 0 {
+            return Err(DataError::EmptyFile {
+                path: path.to_path_buf(),
+            });
+        }
+        let forced = match &spec.encoding {
+            Some(name) => Some(encoding_by_name(name).ok_or_else(|| DataError::Malformed {
+                path: path.to_path_buf(),
+                line: 0,
+                message: format!(
+                    "unknown encoding '{name}'; use utf-8, utf-16le, utf-16be or latin1"
+                ),
+            })?),
+            None => None,
+        };
+        let read = Arc::new(AtomicU64::new(0));
+        let mut warnings = Vec::new();
+        let rows: Rows = match format {
+            FileFormat::Parquet => parquet_rows::rows(path, spec, read.clone())?,
+            _ => {
+                let (text, warning) = decode::open_text(path, forced, read.clone())?;
+                warnings.extend(warning);
+                match format {
+                    FileFormat::Csv => delimited::rows(path, text, spec, b',', true)?,
+                    FileFormat::Tsv => delimited::rows(path, text, spec, b'\t', false)?,
+                    FileFormat::Jsonl => json::lines(path, text, spec)?,
+                    FileFormat::Json => json::array(path, text, spec)?,
+                    FileFormat::Conll => conll::rows(path, text, spec)?,
+                    FileFormat::Lines => lines::rows(path, text)?,
+                    FileFormat::Parquet => unreachable!("handled above"),
+                }
+            }
+        };
+        Ok(SourceReader {
+            rows,
+            format,
+            read,
+            total: meta.len(),
+            warnings,
+        })
+    }
+
+    /// The format being read.
+    pub fn format(&self) -> FileFormat {
+        self.format
+    }
+
+    /// Bytes of the file read so far and its size, for a progress bar.
+    pub fn progress(&self) -> (u64, u64) {
+        (
+            self.read.load(Ordering::Relaxed).min(self.total),
+            self.total,
+        )
+    }
+
+    /// Things the user should know that did not stop the read (a guessed encoding).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+}
+
+impl Iterator for SourceReader {
+    type Item = Result<SourceRow, DataError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.rows.next()
+    }
+}
+
+/// A content fingerprint of a file: BLAKE3 of its bytes, hex.
+pub fn fingerprint_file(path: &Path) -> Result<String, DataError> {
+    let mut hasher = blake3::Hasher::new();
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    hasher
+        .update_reader(file)
+        .map_err(|e| DataError::io(path, e))?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Rejects text with NUL characters (a binary file, or a broken export).
+pub(crate) fn check_text(
+    path: &Path,
+    line: u64,
+    column: &str,
+    text: &str,
+) -> Result<(), DataError> {
+    if text.contains('\0') {
+        return Err(DataError::Malformed {
+            path: path.to_path_buf(),
+            line,
+            message: format!(
+                "the '{column}' value contains a NUL character; is this a binary file?"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Builds a row from optional column values: the text must be there and not blank; an empty
+/// pair, label or split counts as absent.
+pub(crate) fn make_row(
+    path: &Path,
+    line: u64,
+    spec: &SourceSpec,
+    text: Option<String>,
+    text_pair: Option<String>,
+    label: Option<String>,
+    split: Option<String>,
+) -> Result<SourceRow, DataError> {
+    let text_column = spec.text.as_deref().unwrap_or("text");
+    let text = match text {
+        Some(t) if !t.trim().is_empty() => t,
+        _ => {
+            return Err(DataError::EmptyValue {
+                path: path.to_path_buf(),
+                line,
+                column: text_column.to_string(),
+            })
+        }
+    };
+    check_text(path, line, text_column, &text)?;
+    let present = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    let text_pair = present(text_pair);
+    if let (Some(p), Some(c)) = (&text_pair, &spec.text_pair) {
+        check_text(path, line, c, p)?;
+    }
+    let label = present(label).map(|l| l.trim().to_string());
+    if let (Some(l), Some(c)) = (&label, &spec.label) {
+        check_text(path, line, c, l)?;
+    }
+    Ok(SourceRow {
+        line,
+        text,
+        text_pair,
+        label,
+        tokens: None,
+        tags: None,
+        split: present(split).map(|s| s.trim().to_string()),
+    })
+}
+
+/// The error for a column that is not in the file.
+pub(crate) fn unknown_column(
+    path: &Path,
+    column: &str,
+    available: &[String],
+    flag: &'static str,
+) -> DataError {
+    DataError::UnknownColumn {
+        path: path.to_path_buf(),
+        column: column.to_string(),
+        available: available.join(", "),
+        flag,
+    }
+}
+
+/// The path of the file, owned, for closures.
+pub(crate) fn owned(path: &Path) -> PathBuf {
+    path.to_path_buf()
+}

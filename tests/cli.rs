@@ -27,10 +27,11 @@ fn train_emits_json_events_and_exports_a_model_that_predicts_and_evaluates() {
     assert!(o.status.success(), "{}", stderr(&o));
     let ev = events(&stdout(&o));
     let kinds: Vec<&str> = ev.iter().map(|e| e["event"].as_str().unwrap()).collect();
-    assert_eq!(kinds.first(), Some(&"started"));
+    assert_eq!(kinds.first(), Some(&"run"));
+    assert_eq!(kinds.get(1), Some(&"started"));
     assert_eq!(kinds.last(), Some(&"finished"));
     let steps = kinds.iter().filter(|k| **k == "step").count();
-    assert_eq!(steps as u64, ev[0]["total_steps"].as_u64().unwrap());
+    assert_eq!(steps as u64, ev[1]["total_steps"].as_u64().unwrap());
     assert!(kinds.contains(&"evaluated"));
     for e in ev.iter().filter(|e| e["event"] == "step") {
         for key in ["loss", "lr", "grad_norm", "samples_per_s", "eta_s"] {
@@ -154,9 +155,9 @@ fn a_toml_run_file_works_and_flags_override_it() {
         .args(["--epochs", "1", "--json"]));
     assert!(o.status.success(), "{}", stderr(&o));
     let ev = events(&stdout(&o));
-    assert_eq!(ev[0]["epochs"], 1);
+    assert_eq!(ev[1]["epochs"], 1);
     assert_eq!(
-        ev[0]["total_steps"], 3,
+        ev[1]["total_steps"], 3,
         "44 training examples in batches of 16"
     );
 }
@@ -221,7 +222,7 @@ fn bad_input_gives_one_line_errors_that_say_what_to_do() {
     // Missing flags, folders and files.
     fails_with(
         &["train", "--model", &tiny("bert")],
-        &["missing --train", "--out"],
+        &["missing --train", "--text-column", "--label-column"],
     );
     call(
         base("/no/such/model", &sst),
@@ -310,7 +311,10 @@ fn bad_input_gives_one_line_errors_that_say_what_to_do() {
 fn ctrl_c_stops_after_the_current_step_and_keeps_the_best_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m");
+    let db = dir.path().join("hone.db");
     let mut child = hone()
+        .arg("--db")
+        .arg(&db)
         .arg("train")
         .arg("--model")
         .arg(fixture("tiny-bert"))
@@ -360,8 +364,17 @@ fn ctrl_c_stops_after_the_current_step_and_keeps_the_best_checkpoint() {
     assert_eq!(last["status"], "cancelled");
     assert!(last["best_step"].is_u64());
     assert!(out.join("model.safetensors").is_file());
-    assert!(out.join("checkpoints/last/optimizer.safetensors").is_file());
-    assert!(out.join("checkpoints/best/model.safetensors").is_file());
+    let show = run(hone()
+        .arg("--db")
+        .arg(&db)
+        .args(["runs", "show", "1", "--json"]));
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&show)).unwrap();
+    assert_eq!(shown["status"], "cancelled");
+    let run_dir = std::path::PathBuf::from(shown["run"]["run_dir"].as_str().unwrap());
+    assert!(run_dir
+        .join("checkpoints/last/optimizer.safetensors")
+        .is_file());
+    assert!(run_dir.join("checkpoints/best/model.safetensors").is_file());
 }
 
 #[test]

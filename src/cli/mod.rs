@@ -2,9 +2,11 @@
 //! printed once, here, with their causes.
 
 mod bench;
+mod data;
 mod eval;
 mod predict;
 mod render;
+mod runs;
 mod train;
 
 use std::path::PathBuf;
@@ -18,6 +20,10 @@ use hone_engine::DeviceSpec;
 #[derive(Parser)]
 #[command(name = "hone", version, about, propagate_version = true)]
 struct Cli {
+    /// The database of datasets and runs [default: $HONE_DB, else hone/hone.db in the
+    /// platform's data folder].
+    #[arg(long, global = true, value_name = "PATH")]
+    db: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,6 +38,12 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Time training steps and forward passes on a fixed batch.
     Bench(bench::BenchArgs),
+    /// Import, inspect, split and export datasets kept in Hone's database.
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    /// List, inspect, compare, resume and delete runs.
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
 }
 
 /// Options of the commands that run a fine-tuned model.
@@ -65,8 +77,11 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// Parses the command line and runs the subcommand.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    let db = cli.db.unwrap_or_else(hone_app::paths::default_db);
     let result = match cli.command {
-        Command::Train(args) => train::run(*args),
+        Command::Train(args) => train::run(*args, &db),
+        Command::Data(cmd) => data::run(cmd, &db),
+        Command::Runs(cmd) => runs::run(cmd, &db),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),

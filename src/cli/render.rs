@@ -164,6 +164,10 @@ impl TrainRenderer {
                 self.bar = Some(bar);
             }
             TrainEvent::Notice { message } => self.say(&format!("note: {message}")),
+            TrainEvent::Resumed { step, epoch } => self.say(&format!(
+                "resuming from the checkpoint at step {step} (epoch {})",
+                epoch + 1
+            )),
             TrainEvent::Step {
                 step,
                 total_steps,

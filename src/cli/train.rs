@@ -1,18 +1,19 @@
 //! `hone train`: flags (or a TOML run file) → `RunConfig` → the engine's fine-tuning job.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use hone_app::{spawn, App, JobHandle};
 use hone_data::FileFormat;
 use hone_engine::config::DecayShape;
-use hone_engine::events::RunStatus;
 use hone_engine::metrics::Metric;
 use hone_engine::schedule::Schedule;
-use hone_engine::{fine_tune, DataConfig, DeviceSpec, RunConfig, TrainEvent, TrainingConfig};
+use hone_engine::{DataConfig, DeviceSpec, FileData, RunConfig, StoredData};
+use hone_store::RunStatus;
 
 use super::render::TrainRenderer;
 use super::EXIT_INTERRUPTED;
@@ -43,9 +44,18 @@ pub struct TrainArgs {
     /// Column holding the label.
     #[arg(long, value_name = "L")]
     label_column: Option<String>,
-    /// Folder receiving the exported model of the best checkpoint.
+    /// Train on a dataset stored with `hone data import` instead of files.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["train", "valid", "text_column", "text_pair_column", "label_column", "format"])]
+    dataset: Option<String>,
+    /// The stored split to use (`hone data split`; `given` = the parts the source files set).
+    #[arg(long, value_name = "SPLIT", requires = "dataset")]
+    split: Option<String>,
+    /// Folder receiving the exported model of the best checkpoint [default: the run's folder].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// A name for the run (shown by `hone runs list`).
+    #[arg(long)]
+    name: Option<String>,
     /// Read the run configuration from a TOML file; flags override its values.
     #[arg(long, value_name = "run.toml")]
     config: Option<PathBuf>,
@@ -92,7 +102,10 @@ pub struct TrainArgs {
     /// Validate every N optimizer steps instead of every epoch.
     #[arg(long, value_name = "N", help_heading = "Training")]
     eval_every: Option<u64>,
-    /// Share of --train held out for validation when there is no --valid [default: 0.1].
+    /// Also write the resumable checkpoint every N steps (it is written every epoch anyway).
+    #[arg(long, value_name = "N", help_heading = "Training")]
+    checkpoint_every: Option<u64>,
+    /// Share held out for validation when there is no --valid file or --split [default: 0.1].
     #[arg(long, help_heading = "Training")]
     valid_fraction: Option<f64>,
     /// Stop after this many validations without improvement.
@@ -139,61 +152,88 @@ fn set<T>(target: &mut T, value: Option<T>) {
 }
 
 impl TrainArgs {
+    /// The data source from the flags, over what a TOML file said.
+    fn data_config(&self, from_file: Option<DataConfig>) -> anyhow::Result<DataConfig> {
+        if let Some(dataset) = &self.dataset {
+            return Ok(DataConfig::Stored(StoredData {
+                dataset: dataset.clone(),
+                split: self.split.clone(),
+                valid_fraction: self.valid_fraction.unwrap_or(0.1),
+            }));
+        }
+        let base = match from_file {
+            Some(DataConfig::Files(f)) => Some(f),
+            Some(DataConfig::Stored(mut s)) if self.train.is_none() => {
+                if let Some(v) = self.valid_fraction {
+                    s.valid_fraction = v;
+                }
+                return Ok(DataConfig::Stored(s));
+            }
+            Some(DataConfig::Stored(_)) | None => None,
+        };
+        let base = base.as_ref();
+        let train = self.train.clone().or(base.map(|b| b.train.clone()));
+        let text = self
+            .text_column
+            .clone()
+            .or(base.map(|b| b.text_column.clone()));
+        let label = self
+            .label_column
+            .clone()
+            .or(base.map(|b| b.label_column.clone()));
+        let missing: Vec<&str> = [
+            ("--train (or --dataset)", train.is_none()),
+            ("--text-column", text.is_none()),
+            ("--label-column", label.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, absent)| absent.then_some(flag))
+        .collect();
+        if !missing.is_empty() {
+            bail!(
+                "missing {}; give them as flags or in a --config run.toml (see `hone train --help`)",
+                missing.join(", ")
+            );
+        }
+        Ok(DataConfig::Files(FileData {
+            train: train.unwrap_or_default(),
+            valid: self.valid.clone().or(base.and_then(|b| b.valid.clone())),
+            format: self.format.or(base.and_then(|b| b.format)),
+            text_column: text.unwrap_or_default(),
+            text_pair_column: self
+                .text_pair_column
+                .clone()
+                .or(base.and_then(|b| b.text_pair_column.clone())),
+            label_column: label.unwrap_or_default(),
+            valid_fraction: self
+                .valid_fraction
+                .or(base.map(|b| b.valid_fraction))
+                .unwrap_or(0.1),
+        }))
+    }
+
     /// The run configuration: the TOML file (if any) with the flags applied on top.
     fn run_config(&self) -> anyhow::Result<RunConfig> {
-        let mut config = match &self.config {
-            Some(path) => RunConfig::from_toml_file(path)?,
-            None => {
-                let mut missing = Vec::new();
-                for (flag, present) in [
-                    ("--model", self.model.is_some()),
-                    ("--train", self.train.is_some()),
-                    ("--text-column", self.text_column.is_some()),
-                    ("--label-column", self.label_column.is_some()),
-                    ("--out", self.out.is_some()),
-                ] {
-                    if !present {
-                        missing.push(flag);
-                    }
-                }
-                if !missing.is_empty() {
-                    bail!(
-                        "missing {}; give them as flags or in a --config run.toml (see `hone train --help`)",
-                        missing.join(", ")
-                    );
-                }
-                RunConfig {
-                    model: PathBuf::new(),
-                    data: DataConfig {
-                        train: PathBuf::new(),
-                        valid: None,
-                        format: None,
-                        text_column: String::new(),
-                        text_pair_column: None,
-                        label_column: String::new(),
-                        valid_fraction: 0.1,
-                    },
-                    training: TrainingConfig::default(),
-                    out: PathBuf::new(),
-                }
-            }
+        let file = match &self.config {
+            Some(path) => Some(RunConfig::from_toml_file(path)?),
+            None => None,
         };
-        set(&mut config.model, self.model.clone());
-        set(&mut config.out, self.out.clone());
-        let d = &mut config.data;
-        set(&mut d.train, self.train.clone());
-        if self.valid.is_some() {
-            d.valid = self.valid.clone();
-        }
-        if self.format.is_some() {
-            d.format = self.format;
-        }
-        set(&mut d.text_column, self.text_column.clone());
-        if self.text_pair_column.is_some() {
-            d.text_pair_column = self.text_pair_column.clone();
-        }
-        set(&mut d.label_column, self.label_column.clone());
-        set(&mut d.valid_fraction, self.valid_fraction);
+        let model = self
+            .model
+            .clone()
+            .or(file.as_ref().map(|f| f.model.clone()))
+            .ok_or_else(|| {
+                anyhow::anyhow!("missing --model; give it as a flag or in a --config run.toml")
+            })?;
+        let mut config = RunConfig {
+            model,
+            data: self.data_config(file.as_ref().map(|f| f.data.clone()))?,
+            training: file
+                .as_ref()
+                .map(|f| f.training.clone())
+                .unwrap_or_default(),
+            out: self.out.clone().or(file.and_then(|f| f.out)),
+        };
         let t = &mut config.training;
         set(&mut t.epochs, self.epochs);
         set(&mut t.batch_size, self.batch_size);
@@ -212,6 +252,9 @@ impl TrainArgs {
         set(&mut t.seed, self.seed);
         if self.eval_every.is_some() {
             t.eval_every = self.eval_every;
+        }
+        if self.checkpoint_every.is_some() {
+            t.checkpoint_every = self.checkpoint_every;
         }
         if self.early_stopping_patience.is_some() {
             t.early_stopping_patience = self.early_stopping_patience;
@@ -233,10 +276,10 @@ impl TrainArgs {
         set(&mut t.layer_lr_decay_shape, self.layer_lr_decay_shape);
         set(&mut t.head_warmup_steps, self.head_warmup_steps);
         set(&mut t.head_warmup_epochs, self.head_warmup_epochs);
-        if !(0.0..1.0).contains(&config.data.valid_fraction) {
+        if !(0.0..1.0).contains(&config.data.valid_fraction()) {
             bail!(
                 "--valid-fraction must be in [0, 1), got {}",
-                config.data.valid_fraction
+                config.data.valid_fraction()
             );
         }
         Ok(config)
@@ -259,18 +302,43 @@ fn install_ctrl_c(cancel: Arc<AtomicBool>, quiet: bool) -> anyhow::Result<()> {
     .context("cannot install the Ctrl-C handler")
 }
 
-pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: TrainArgs, db: &Path) -> anyhow::Result<ExitCode> {
     let config = args.run_config()?;
-    let cancel = Arc::new(AtomicBool::new(false));
-    install_ctrl_c(cancel.clone(), args.json)?;
-    let mut renderer = TrainRenderer::new(args.json);
-    let outcome = fine_tune(&config, &mut |e: TrainEvent| renderer.show(&e), &cancel);
-    renderer.finish();
-    let outcome = outcome?;
-    if !args.keep_checkpoints && outcome.summary.status != RunStatus::Cancelled {
-        let _ = std::fs::remove_dir_all(config.out.join("checkpoints"));
+    let mut app = App::open(db)?;
+    let run_id = app.create_run(&config, args.name.clone())?;
+    drop(app);
+    let job = spawn(db.to_path_buf(), run_id, false)?;
+    follow(job, db, args.json, args.keep_checkpoints)
+}
+
+/// Renders a running job's events until it ends; Ctrl-C cancels it. The exit status says how
+/// the run ended.
+pub fn follow(
+    job: JobHandle,
+    db: &Path,
+    json: bool,
+    keep_checkpoints: bool,
+) -> anyhow::Result<ExitCode> {
+    install_ctrl_c(job.cancel_flag(), json)?;
+    let run_id = job.run_id;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "run", "run_id": run_id, "db": db})
+        );
+    } else {
+        eprintln!("run {run_id} (see `hone runs show {run_id}`)");
     }
-    Ok(match outcome.summary.status {
+    let mut renderer = TrainRenderer::new(json);
+    for event in job.events() {
+        renderer.show(&event);
+    }
+    renderer.finish();
+    let outcome = job.join()?;
+    if outcome.status == RunStatus::Completed && !keep_checkpoints {
+        App::open(db)?.clean_checkpoints(run_id)?;
+    }
+    Ok(match outcome.status {
         RunStatus::Cancelled => ExitCode::from(EXIT_INTERRUPTED),
         _ => ExitCode::SUCCESS,
     })

@@ -14,10 +14,16 @@ pub fn fixture(rel: &str) -> PathBuf {
     root().join("tests/fixtures").join(rel)
 }
 
-/// A `hone` command.
+/// A `hone` command with a database of its own (tests that need one database across
+/// commands pass `--db`).
 pub fn hone() -> Command {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let db = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("hone-tests-{}", std::process::id()))
+        .join(format!("{}.db", NEXT.fetch_add(1, Ordering::SeqCst)));
     let mut c = Command::new(env!("CARGO_BIN_EXE_hone"));
-    c.env("NO_COLOR", "1");
+    c.env("NO_COLOR", "1").env("HONE_DB", db);
     c
 }
 

@@ -31,6 +31,28 @@ pub fn stratified_holdout(labels: &[u32], fraction: f64, seed: u64) -> (Vec<usiz
     (train, held)
 }
 
+/// Splits example indices into (train, validation, test) so that each class keeps its share:
+/// per class, `round(n × valid)` go to validation and `round(n × test)` to test (never the
+/// whole class), chosen by a generator seeded with `seed`. All three lists are in file order.
+pub fn stratified_three_way(
+    labels: &[u32],
+    valid: f64,
+    test: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+    let (rest, test_idx) = stratified_holdout(labels, test, seed);
+    let rest_labels: Vec<u32> = rest.iter().map(|&i| labels[i]).collect();
+    // The validation share is of the whole set, so of the rest it is valid / (1 − test).
+    let share = if test < 1.0 {
+        valid / (1.0 - test)
+    } else {
+        0.0
+    };
+    let (train, valid_idx) = stratified_holdout(&rest_labels, share, seed.wrapping_add(1));
+    let map = |idx: Vec<usize>| idx.into_iter().map(|i| rest[i]).collect::<Vec<_>>();
+    (map(train), map(valid_idx), test_idx)
+}
+
 /// A seeded permutation of `0..n`, different for each epoch.
 pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
@@ -60,6 +82,20 @@ mod tests {
         let (train, held) = stratified_holdout(&[0, 1, 1, 1, 1, 1, 1, 1, 1, 1], 0.5, 1);
         assert!(train.contains(&0));
         assert!(!held.contains(&0));
+    }
+
+    #[test]
+    fn three_way_split_keeps_shares_per_class() {
+        let labels: Vec<u32> = (0..1000).map(|i| (i % 4 == 0) as u32).collect();
+        let (train, valid, test) = stratified_three_way(&labels, 0.1, 0.2, 3);
+        assert_eq!(train.len() + valid.len() + test.len(), 1000);
+        assert_eq!(test.len(), 200);
+        assert_eq!(valid.len(), 100);
+        assert_eq!(test.iter().filter(|&&i| labels[i] == 1).count(), 50);
+        let mut all: Vec<usize> = train.iter().chain(&valid).chain(&test).copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 1000);
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct TrainingConfig {
     pub seed: u64,
     /// Evaluate every N optimizer steps; `None` evaluates at the end of each epoch.
     pub eval_every: Option<u64>,
+    /// Also write the resumable `last` checkpoint every N optimizer steps (it is always written
+    /// at the end of each epoch and on cancel).
+    pub checkpoint_every: Option<u64>,
     /// Stop after this many evaluations without improvement; `None` never stops early.
     pub early_stopping_patience: Option<u32>,
     /// The metric that picks the best checkpoint and drives early stopping.
@@ -103,6 +106,7 @@ impl Default for TrainingConfig {
             grad_accum: 1,
             seed: 42,
             eval_every: None,
+            checkpoint_every: None,
             early_stopping_patience: None,
             early_stopping_metric: Metric::MacroF1,
             early_stopping_min_delta: 0.0,
@@ -170,6 +174,9 @@ impl TrainingConfig {
         if self.eval_every == Some(0) {
             return bad("eval-every must be at least 1 step".into());
         }
+        if self.checkpoint_every == Some(0) {
+            return bad("checkpoint-every must be at least 1 step".into());
+        }
         if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
             return bad("Adam betas must be in [0, 1)".into());
         }
@@ -177,41 +184,154 @@ impl TrainingConfig {
     }
 }
 
-/// Where the examples come from.
+/// Training examples from files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataConfig {
-    /// Training file (CSV, TSV or JSONL).
+pub struct FileData {
+    /// Training file (CSV, TSV, JSON(L), Parquet or lines).
     pub train: PathBuf,
     /// Validation file; without one, a seeded stratified share of `train` is held out.
-    #[serde(default)]
     pub valid: Option<PathBuf>,
     /// File format when the extension does not tell.
-    #[serde(default)]
     pub format: Option<FileFormat>,
     /// Column with the text to classify.
     pub text_column: String,
     /// Column with the second text of sentence pairs.
-    #[serde(default)]
     pub text_pair_column: Option<String>,
     /// Column with the class label.
     pub label_column: String,
     /// Share of `train` held out for validation when there is no `valid` file.
-    #[serde(default = "default_valid_fraction")]
     pub valid_fraction: f64,
 }
 
-fn default_valid_fraction() -> f64 {
-    0.1
-}
-
-impl DataConfig {
+impl FileData {
     /// The columns to read, labels included.
     pub fn columns(&self) -> ColumnSpec {
         ColumnSpec {
             text: self.text_column.clone(),
             text_pair: self.text_pair_column.clone(),
             label: Some(self.label_column.clone()),
+        }
+    }
+}
+
+/// Training examples from a dataset stored in Hone's database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredData {
+    /// The dataset's name (`hone data list`).
+    pub dataset: String,
+    /// A stored split of it (its train and validation parts are used); without one, a seeded
+    /// stratified share of the labeled examples is held out.
+    pub split: Option<String>,
+    /// Share held out for validation when there is no split.
+    pub valid_fraction: f64,
+}
+
+/// Where a run's examples come from: files, or a stored dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawData", into = "RawData")]
+pub enum DataConfig {
+    Files(FileData),
+    Stored(StoredData),
+}
+
+/// The `[data]` table as written: either `train` (+ columns) or `dataset`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    train: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    valid: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<FileFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text_column: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text_pair_column: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label_column: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dataset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    split: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    valid_fraction: Option<f64>,
+}
+
+impl TryFrom<RawData> for DataConfig {
+    type Error = String;
+
+    fn try_from(r: RawData) -> Result<Self, String> {
+        let valid_fraction = r.valid_fraction.unwrap_or(0.1);
+        match (r.train, r.dataset) {
+            (Some(train), None) => {
+                if r.split.is_some() {
+                    return Err(
+                        "`split` belongs to a stored `dataset`, not to `train` files".into(),
+                    );
+                }
+                let missing = |what: &str| format!("data from files needs `{what}`");
+                Ok(DataConfig::Files(FileData {
+                    train,
+                    valid: r.valid,
+                    format: r.format,
+                    text_column: r.text_column.ok_or_else(|| missing("text_column"))?,
+                    text_pair_column: r.text_pair_column,
+                    label_column: r.label_column.ok_or_else(|| missing("label_column"))?,
+                    valid_fraction,
+                }))
+            }
+            (None, Some(dataset)) => {
+                if r.valid.is_some()
+                    || r.text_column.is_some()
+                    || r.label_column.is_some()
+                    || r.format.is_some()
+                {
+                    return Err("a stored `dataset` already knows its columns; drop `valid`, `format` and the `*_column` keys".into());
+                }
+                Ok(DataConfig::Stored(StoredData {
+                    dataset,
+                    split: r.split,
+                    valid_fraction,
+                }))
+            }
+            (Some(_), Some(_)) => {
+                Err("set either `train` (files) or `dataset` (stored), not both".into())
+            }
+            (None, None) => Err("set `train` (a file) or `dataset` (a stored dataset)".into()),
+        }
+    }
+}
+
+impl From<DataConfig> for RawData {
+    fn from(d: DataConfig) -> Self {
+        match d {
+            DataConfig::Files(f) => RawData {
+                train: Some(f.train),
+                valid: f.valid,
+                format: f.format,
+                text_column: Some(f.text_column),
+                text_pair_column: f.text_pair_column,
+                label_column: Some(f.label_column),
+                valid_fraction: Some(f.valid_fraction),
+                ..Default::default()
+            },
+            DataConfig::Stored(s) => RawData {
+                dataset: Some(s.dataset),
+                split: s.split,
+                valid_fraction: Some(s.valid_fraction),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl DataConfig {
+    /// Share held out for validation when there is no validation file or split.
+    pub fn valid_fraction(&self) -> f64 {
+        match self {
+            DataConfig::Files(f) => f.valid_fraction,
+            DataConfig::Stored(s) => s.valid_fraction,
         }
     }
 }
@@ -225,8 +345,10 @@ pub struct RunConfig {
     pub data: DataConfig,
     #[serde(default)]
     pub training: TrainingConfig,
-    /// Folder receiving the exported model of the best checkpoint.
-    pub out: PathBuf,
+    /// Folder receiving the exported model of the best checkpoint; runs recorded in Hone's
+    /// database default to a `model` folder in the run's own folder.
+    #[serde(default)]
+    pub out: Option<PathBuf>,
 }
 
 impl RunConfig {
@@ -261,10 +383,36 @@ mod tests {
         assert_eq!(cfg.training.epochs, 1);
         assert_eq!(cfg.training.batch_size, 16);
         assert_eq!(cfg.training.layer_lr_decay, Some(0.9));
-        assert_eq!(cfg.data.columns().text, "sentence");
-        assert_eq!(cfg.data.valid_fraction, 0.1);
+        let DataConfig::Files(files) = &cfg.data else {
+            panic!("files expected")
+        };
+        assert_eq!(files.columns().text, "sentence");
+        assert_eq!(cfg.data.valid_fraction(), 0.1);
         let json = serde_json::to_string(&cfg).unwrap();
         assert_eq!(serde_json::from_str::<RunConfig>(&json).unwrap(), cfg);
+    }
+
+    #[test]
+    fn a_stored_dataset_and_clear_errors_for_mixed_sources() {
+        let cfg: RunConfig = toml::from_str(
+            "model = \"m\"\nout = \"o\"\n[data]\ndataset = \"sst2\"\nsplit = \"default\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.data,
+            DataConfig::Stored(StoredData {
+                dataset: "sst2".into(),
+                split: Some("default".into()),
+                valid_fraction: 0.1
+            })
+        );
+        let json = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(serde_json::from_value::<RunConfig>(json).unwrap(), cfg);
+        let err = toml::from_str::<RunConfig>(
+            "model = \"m\"\nout = \"o\"\n[data]\ndataset = \"a\"\ntrain = \"t.tsv\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not both"), "{err}");
     }
 
     #[test]

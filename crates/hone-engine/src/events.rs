@@ -55,6 +55,8 @@ pub enum TrainEvent {
     },
     /// Something the user should know that does not stop the run.
     Notice { message: String },
+    /// The run continues from its last checkpoint.
+    Resumed { step: u64, epoch: u32 },
     /// One optimizer step finished.
     Step {
         step: u64,

@@ -1,5 +1,5 @@
-//! A whole fine-tuning run from files: read and check the data, tokenize, load the model,
-//! train, restore the best checkpoint and export it.
+//! A whole fine-tuning run: examples (from files, or handed over by the caller) → labels →
+//! split → tokens → model → training (or resuming) → the best checkpoint exported.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicBool;
 use hone_data::{read_examples, stratified_holdout, Example, LabelSet, TextTokenizer};
 
 use crate::batch::EncodedSet;
-use crate::checkpoint::load_tensors;
-use crate::config::RunConfig;
+use crate::checkpoint::{load_last, load_tensors};
+use crate::config::{DataConfig, FileData, RunConfig, TrainingConfig};
 use crate::device::device_name;
 use crate::events::{RunStatus, TrainEvent};
 use crate::export::{export_classifier, ModelCard};
@@ -16,17 +16,72 @@ use crate::models::{Classifier, ModelSpec};
 use crate::trainer::{TrainPlan, TrainSummary, Trainer};
 use crate::EngineError;
 
-/// The result of [`fine_tune`].
+/// The result of a fine-tuning run.
 #[derive(Debug, Clone)]
 pub struct FineTuneOutcome {
     pub summary: TrainSummary,
     pub labels: Vec<String>,
 }
 
+/// Labeled examples ready for training, with their class names.
+#[derive(Debug, Clone)]
+pub struct TrainingData {
+    pub labels: LabelSet,
+    pub train: Vec<Example>,
+    pub valid: Vec<Example>,
+    /// Things to tell the user (a guessed file encoding).
+    pub notices: Vec<String>,
+}
+
+/// Holds out a seeded, stratified `fraction` of `examples` for validation.
+pub fn hold_out(
+    examples: Vec<Example>,
+    ids: &[u32],
+    fraction: f64,
+    seed: u64,
+) -> (Vec<Example>, Vec<Example>) {
+    let (train_idx, valid_idx) = stratified_holdout(ids, fraction, seed);
+    let mut slots: Vec<Option<Example>> = examples.into_iter().map(Some).collect();
+    let mut take =
+        |idx: &[usize]| -> Vec<Example> { idx.iter().filter_map(|&i| slots[i].take()).collect() };
+    let train = take(&train_idx);
+    let valid = take(&valid_idx);
+    (train, valid)
+}
+
+/// Reads a run's files: the label set from the training file, the validation file checked
+/// against it, or a held-out share when there is none.
+pub fn load_files(files: &FileData, seed: u64) -> Result<TrainingData, EngineError> {
+    let columns = files.columns();
+    let mut notices = Vec::new();
+    let mut read = |path: &Path| -> Result<Vec<Example>, EngineError> {
+        let file = read_examples(path, files.format, &columns)?;
+        notices.extend(file.warnings);
+        Ok(file.examples)
+    };
+    let all_train = read(&files.train)?;
+    let labels = LabelSet::from_examples(&all_train)?;
+    let ids = labels.ids_for(&files.train, &all_train)?;
+    let (train, valid) = match &files.valid {
+        Some(valid_file) => {
+            let valid = read(valid_file)?;
+            labels.ids_for(valid_file, &valid)?;
+            (all_train, valid)
+        }
+        None => hold_out(all_train, &ids, files.valid_fraction, seed),
+    };
+    Ok(TrainingData {
+        labels,
+        train,
+        valid,
+        notices,
+    })
+}
+
 fn encode(
     tokenizer: &TextTokenizer,
+    labels: &LabelSet,
     examples: &[Example],
-    labels: Vec<u32>,
 ) -> Result<EncodedSet, EngineError> {
     let texts: Vec<(&str, Option<&str>)> = examples
         .iter()
@@ -34,61 +89,48 @@ fn encode(
         .collect();
     Ok(EncodedSet {
         examples: tokenizer.encode(&texts)?,
-        labels,
+        labels: labels.ids_for(Path::new("the data"), examples)?,
     })
 }
 
-/// Runs the fine-tuning described by `config`, reporting through `sink` and stopping after the
-/// current step when `cancel` is raised. The best checkpoint (or, without validation, the last
-/// weights) is exported to `config.out`.
-pub fn fine_tune(
-    config: &RunConfig,
+/// Where a run reads its model and writes its results.
+pub struct RunPaths<'a> {
+    /// The pretrained model folder.
+    pub model: &'a Path,
+    /// Folder receiving the exported model of the best checkpoint.
+    pub out: &'a Path,
+    /// Folder of the `best` and `last` checkpoints.
+    pub work_dir: &'a Path,
+}
+
+/// Fine-tunes on `data`, reporting through `sink` and stopping after the current step when
+/// `cancel` is raised. With `resume`, continues from the `last` checkpoint in the work folder
+/// (exactly: same data order, dropout masks, optimizer state and schedule position). The best
+/// checkpoint (or, without validation, the last weights) is exported; `config_text` goes into
+/// the model card.
+pub fn fine_tune_data(
+    paths: &RunPaths,
+    data: TrainingData,
+    cfg: &TrainingConfig,
+    config_text: &str,
+    resume: bool,
     sink: &mut dyn FnMut(TrainEvent),
     cancel: &AtomicBool,
 ) -> Result<FineTuneOutcome, EngineError> {
-    let cfg = &config.training;
     cfg.validate()?;
-    let spec = ModelSpec::from_dir(&config.model)?;
+    let spec = ModelSpec::from_dir(paths.model)?;
     let device = cfg.device.open()?;
-
-    let columns = config.data.columns();
-    let train_file = &config.data.train;
-    let read =
-        |path: &Path, sink: &mut dyn FnMut(TrainEvent)| -> Result<Vec<Example>, EngineError> {
-            let file = read_examples(path, config.data.format, &columns)?;
-            for message in file.warnings {
-                sink(TrainEvent::Notice { message });
-            }
-            Ok(file.examples)
-        };
-    let all_train = read(train_file, sink)?;
-    let labels = LabelSet::from_examples(&all_train)?;
-    let all_ids = labels.ids_for(train_file, &all_train)?;
-    let (train_examples, train_ids, valid_examples, valid_ids) = match &config.data.valid {
-        Some(valid_file) => {
-            let valid = read(valid_file, sink)?;
-            let ids = labels.ids_for(valid_file, &valid)?;
-            (all_train, all_ids, valid, ids)
-        }
-        None => {
-            let (train_idx, valid_idx) =
-                stratified_holdout(&all_ids, config.data.valid_fraction, cfg.seed);
-            let pick = |idx: &[usize]| -> (Vec<Example>, Vec<u32>) {
-                idx.iter()
-                    .map(|&i| (all_train[i].clone(), all_ids[i]))
-                    .unzip()
-            };
-            let (t, ti) = pick(&train_idx);
-            let (v, vi) = pick(&valid_idx);
-            (t, ti, v, vi)
-        }
-    };
-    if train_examples.is_empty() {
+    for message in &data.notices {
+        sink(TrainEvent::Notice {
+            message: message.clone(),
+        });
+    }
+    if data.train.is_empty() {
         return Err(EngineError::InvalidConfig(
             "no training examples are left after holding out the validation share".into(),
         ));
     }
-
+    let labels = &data.labels;
     let model_max = spec.max_sequence_length();
     let max_length = cfg.max_length.min(model_max);
     if max_length < cfg.max_length {
@@ -99,13 +141,24 @@ pub fn fine_tune(
             ),
         });
     }
-    let tokenizer = TextTokenizer::from_model_dir(&config.model, max_length)?;
-    let train = encode(&tokenizer, &train_examples, train_ids)?;
-    let valid = encode(&tokenizer, &valid_examples, valid_ids)?;
+    let tokenizer = TextTokenizer::from_model_dir(paths.model, max_length)?;
+    let train = encode(&tokenizer, labels, &data.train)?;
+    let valid = encode(&tokenizer, labels, &data.valid)?;
 
-    let model = Classifier::load(&config.model, labels.len(), cfg.dropout, &device, cfg.seed)?;
+    let model = Classifier::load(paths.model, labels.len(), cfg.dropout, &device, cfg.seed)?;
     let plan = TrainPlan::new(cfg, train.len());
     crate::recipes::apply_freezing(&model, cfg, plan.head_only_steps > 0);
+    let resume_point = if resume {
+        let point = load_last(paths.work_dir)?;
+        if point.is_none() {
+            sink(TrainEvent::Notice {
+                message: "no checkpoint to resume from; starting from the beginning".into(),
+            });
+        }
+        point
+    } else {
+        None
+    };
     sink(TrainEvent::Started {
         device: device_name(&device),
         model_type: spec.model_type.clone(),
@@ -124,14 +177,14 @@ pub fn fine_tune(
         newly_initialized: model.newly_initialized().to_vec(),
     });
 
-    let work_dir = config.out.join("checkpoints");
     let trainer = Trainer {
         model: &model,
         cfg,
         train: &train,
         valid: &valid,
         labels: labels.names(),
-        work_dir: &work_dir,
+        work_dir: paths.work_dir,
+        resume: resume_point,
     };
     let summary = trainer.run(sink, cancel)?;
 
@@ -142,31 +195,29 @@ pub fn fine_tune(
             message: "stopped before the first validation: exporting the current weights".into(),
         });
     }
-    let config_text = toml::to_string(config).unwrap_or_default();
-    let base = config.model.display().to_string();
+    let base = paths.model.display().to_string();
     export_classifier(
         &model,
         labels.names(),
-        &config.model,
+        paths.model,
         &tokenizer,
-        &config.out,
+        paths.out,
         &ModelCard {
             base_model: &base,
             train_examples: train.len() as u64,
             valid_examples: valid.len() as u64,
             best_step: summary.best.as_ref().map(|(s, _)| *s),
             report: summary.best.as_ref().map(|(_, r)| r),
-            config_text: &config_text,
+            config_text,
         },
     )?;
-    save_run_config(config, &config.out)?;
     sink(TrainEvent::Finished {
         status: summary.status,
         steps: summary.steps,
         elapsed_s: summary.elapsed_s,
         best_step: summary.best.as_ref().map(|(s, _)| *s),
         best: summary.best.as_ref().map(|(_, r)| r.clone()),
-        export_dir: config.out.clone(),
+        export_dir: paths.out.to_path_buf(),
     });
     Ok(FineTuneOutcome {
         summary,
@@ -174,8 +225,45 @@ pub fn fine_tune(
     })
 }
 
+/// Runs the fine-tuning `config` describes from files (stored datasets go through the app's
+/// service layer), checkpoints in `<out>/checkpoints`, and keeps the configuration beside the
+/// export (`hone_run.json`).
+pub fn fine_tune(
+    config: &RunConfig,
+    sink: &mut dyn FnMut(TrainEvent),
+    cancel: &AtomicBool,
+) -> Result<FineTuneOutcome, EngineError> {
+    let DataConfig::Files(files) = &config.data else {
+        return Err(EngineError::InvalidConfig(
+            "a stored dataset is trained through Hone's database (hone train --dataset)".into(),
+        ));
+    };
+    let out = config.out.as_deref().ok_or_else(|| {
+        EngineError::InvalidConfig("say where the fine-tuned model goes (out / --out)".into())
+    })?;
+    let data = load_files(files, config.training.seed)?;
+    let work_dir = out.join("checkpoints");
+    let paths = RunPaths {
+        model: &config.model,
+        out,
+        work_dir: &work_dir,
+    };
+    let config_text = toml::to_string(config).unwrap_or_default();
+    let outcome = fine_tune_data(
+        &paths,
+        data,
+        &config.training,
+        &config_text,
+        false,
+        sink,
+        cancel,
+    )?;
+    save_run_config(config, out)?;
+    Ok(outcome)
+}
+
 /// Keeps the run configuration beside the exported model (`hone_run.json`).
-fn save_run_config(config: &RunConfig, out: &Path) -> Result<(), EngineError> {
+pub fn save_run_config(config: &RunConfig, out: &Path) -> Result<(), EngineError> {
     let json = serde_json::to_string_pretty(config).map_err(|e| EngineError::Export {
         path: out.join("hone_run.json"),
         message: e.to_string(),

@@ -29,7 +29,8 @@ pub mod step;
 pub mod trainer;
 pub mod weights;
 
-pub use config::{DataConfig, RunConfig, TrainingConfig};
+pub use candle_core;
+pub use config::{DataConfig, FileData, RunConfig, StoredData, TrainingConfig};
 pub use device::DeviceSpec;
 pub use error::EngineError;
 pub use events::TrainEvent;

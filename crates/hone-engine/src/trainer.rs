@@ -10,7 +10,7 @@ use std::time::Instant;
 use hone_data::{epoch_order, Batch, Batcher};
 
 use crate::batch::EncodedSet;
-use crate::checkpoint::{save_best, save_last, TrainerState};
+use crate::checkpoint::{save_best, save_last, ResumePoint, TrainerState};
 use crate::config::TrainingConfig;
 use crate::events::{CheckpointKind, RunStatus, TrainEvent};
 use crate::inference::evaluate;
@@ -72,6 +72,8 @@ pub struct Trainer<'a> {
     pub labels: &'a [String],
     /// Folder for the `best` and `last` checkpoints.
     pub work_dir: &'a Path,
+    /// Continue from this checkpoint instead of the model's current weights.
+    pub resume: Option<ResumePoint>,
 }
 
 struct Progress {
@@ -92,11 +94,8 @@ impl Trainer<'_> {
         let cfg = self.cfg;
         let model = self.model;
         let plan = TrainPlan::new(cfg, self.train.len());
-        let head_only = plan.head_only_steps > 0;
-        apply_freezing(model, cfg, head_only);
         let mut optimizer = optimizer(model, cfg);
         let batcher = Batcher::new(model.spec().encoder.pad_token_id);
-        let mut stepper = Stepper::new(model, true);
         let per_step = cfg.batch_size * cfg.grad_accum as usize;
         let started = Instant::now();
         let mut progress = Progress {
@@ -106,11 +105,34 @@ impl Trainer<'_> {
             evals_without_improvement: 0,
             last_eval_step: None,
         };
+        let (mut start_epoch, mut skip_chunks) = (0, 0);
+        if let Some(point) = &self.resume {
+            model.set_values(&point.weights)?;
+            optimizer.restore(&point.optimizer)?;
+            let s = &point.state;
+            progress = Progress {
+                step: s.step,
+                best: s.best_step.zip(point.best_report.clone()),
+                best_value: s.best_value,
+                evals_without_improvement: s.evals_without_improvement,
+                last_eval_step: s.last_eval_step,
+            };
+            start_epoch = s.epoch;
+            skip_chunks = s.examples_in_epoch as usize / per_step;
+            sink(TrainEvent::Resumed {
+                step: s.step,
+                epoch: s.epoch,
+            });
+        }
+        apply_freezing(model, cfg, progress.step < plan.head_only_steps);
+        let first_step = progress.step;
+        let mut stepper = Stepper::new(model, true);
         let mut status = RunStatus::Completed;
 
-        'epochs: for epoch in 0..cfg.epochs {
+        'epochs: for epoch in start_epoch..cfg.epochs {
             let order = epoch_order(self.train.len(), cfg.seed, epoch as u64);
-            for (chunk_index, chunk) in order.chunks(per_step).enumerate() {
+            let skip = if epoch == start_epoch { skip_chunks } else { 0 };
+            for (chunk_index, chunk) in order.chunks(per_step).enumerate().skip(skip) {
                 if cancel.load(Ordering::SeqCst) {
                     status = RunStatus::Cancelled;
                     self.save_last(
@@ -123,7 +145,7 @@ impl Trainer<'_> {
                     break 'epochs;
                 }
                 let step = progress.step;
-                if head_only && step == plan.head_only_steps {
+                if plan.head_only_steps > 0 && step == plan.head_only_steps {
                     apply_freezing(model, cfg, false);
                     sink(TrainEvent::PhaseChanged {
                         step,
@@ -164,8 +186,8 @@ impl Trainer<'_> {
                     samples_per_s: done.examples as f64 / step_s,
                     tokens_per_s: done.tokens as f64 / step_s,
                     elapsed_s: elapsed,
-                    eta_s: elapsed / progress.step as f64
-                        * (plan.total_steps - progress.step) as f64,
+                    eta_s: elapsed / (progress.step - first_step).max(1) as f64
+                        * plan.total_steps.saturating_sub(progress.step) as f64,
                 });
                 if cfg
                     .eval_every
@@ -174,6 +196,13 @@ impl Trainer<'_> {
                 {
                     status = RunStatus::EarlyStopped;
                     break 'epochs;
+                }
+                if cfg
+                    .checkpoint_every
+                    .is_some_and(|n| progress.step.is_multiple_of(n))
+                {
+                    let consumed = ((chunk_index + 1) * per_step) as u64;
+                    self.save_last(&optimizer, &progress, epoch, consumed, sink)?;
                 }
             }
             if progress.last_eval_step != Some(progress.step)
@@ -191,7 +220,8 @@ impl Trainer<'_> {
             steps: progress.step,
             elapsed_s: started.elapsed().as_secs_f64(),
             best: progress.best,
-            best_dir: self.work_dir.join("best"),
+            best_dir: crate::checkpoint::best_dir(self.work_dir)
+                .unwrap_or_else(|| self.work_dir.join("best")),
         })
     }
 
@@ -265,6 +295,7 @@ impl Trainer<'_> {
             best_step: progress.best.as_ref().map(|(s, _)| *s),
             best_value: progress.best_value,
             evals_without_improvement: progress.evals_without_improvement,
+            last_eval_step: progress.last_eval_step,
             optimizer_steps: opt.steps.clone(),
         };
         save_last(&dir, self.model.params(), &opt, &state)?;

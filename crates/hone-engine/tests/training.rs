@@ -122,6 +122,7 @@ fn train(
         valid: &data.valid,
         labels: &data.labels,
         work_dir: dir.path(),
+        resume: None,
     };
     let result = trainer.run(&mut |e| events.push(e), cancel);
     (result, events)

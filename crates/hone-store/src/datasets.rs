@@ -120,7 +120,7 @@ pub struct DatasetInfo {
     /// Examples per class (classification) or tokens per tag.
     pub label_counts: BTreeMap<String, i64>,
     pub warnings: Vec<String>,
-    /// Names of the stored splits.
+    /// Names of the stored splits; `given` first when the source files assigned parts.
     pub splits: Vec<String>,
 }
 
@@ -416,11 +416,19 @@ impl Store {
                 }
             }
         }
-        let splits = self
+        let mut splits: Vec<String> = self
             .conn
             .prepare("SELECT name FROM splits WHERE dataset_id = ?1 ORDER BY id")?
             .query_map([id], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
+        let given: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM examples WHERE dataset_id = ?1 AND given_part IS NOT NULL)",
+            [id],
+            |r| r.get(0),
+        )?;
+        if given {
+            splits.insert(0, "given".into());
+        }
         Ok(DatasetInfo {
             id,
             name: name.to_string(),

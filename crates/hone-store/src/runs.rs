@@ -171,6 +171,24 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Sets where a run keeps its files.
+    pub fn set_run_dir(&mut self, id: i64, dir: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET run_dir = ?2 WHERE id = ?1",
+            params![id, dir],
+        )?;
+        Ok(())
+    }
+
+    /// Records the fingerprints of the model and data a run trains on.
+    pub fn set_run_fingerprints(&mut self, id: i64, model: &str, data: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET model_fingerprint = ?2, dataset_fingerprint = ?3 WHERE id = ?1",
+            params![id, model, data],
+        )?;
+        Ok(())
+    }
+
     /// Marks a run as running in process `pid` (started at `pid_started`, to tell it from a
     /// later process with the same id).
     pub fn start_run(
@@ -263,6 +281,15 @@ impl Store {
              ON CONFLICT (run_id, kind) DO UPDATE SET path = excluded.path, step = excluded.step,
                created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
             params![id, kind, path, step],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a run's artifact of a kind (its files were removed).
+    pub fn remove_artifact(&mut self, id: i64, kind: &str) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM artifacts WHERE run_id = ?1 AND kind = ?2",
+            params![id, kind],
         )?;
         Ok(())
     }

@@ -1,0 +1,82 @@
+//! Hone's service layer, shared by the `hone` command line and the desktop app: imports into
+//! the database, splits, runs and their lifecycle (queued → running → completed | failed |
+//! cancelled | interrupted, resumable), all orchestrating `hone-data`, `hone-engine` and
+//! `hone-store`.
+//!
+//! A run's trainer runs on its own OS thread ([`job::spawn`]); its events are written to the
+//! database in small transactions before they are forwarded, so whatever a front end has shown
+//! is on disk.
+
+pub mod dataset_export;
+pub mod error;
+pub mod fingerprint;
+pub mod import;
+pub mod job;
+pub mod paths;
+pub mod process;
+pub mod runs;
+pub mod splits;
+
+use std::path::{Path, PathBuf};
+
+pub use error::AppError;
+pub use hone_store::Store;
+pub use import::{ImportRequest, ImportSummary};
+pub use job::{spawn, JobHandle};
+pub use runs::{RunComparison, RunOutcome};
+
+/// The database and the folders around it.
+pub struct App {
+    store: Store,
+    db_path: PathBuf,
+    /// Runs that were found dead and marked interrupted when the database was opened.
+    recovered: Vec<i64>,
+}
+
+impl App {
+    /// Opens the database at `db` (creating it) and marks runs whose process died as
+    /// `interrupted`.
+    pub fn open(db: &Path) -> Result<Self, AppError> {
+        let mut store = Store::open(db)?;
+        let recovered = store.mark_interrupted(process::is_alive)?;
+        Ok(App {
+            store,
+            db_path: db.to_path_buf(),
+            recovered,
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The store, for writing.
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// Runs found dead (and marked interrupted) when the database was opened.
+    pub fn recovered(&self) -> &[i64] {
+        &self.recovered
+    }
+
+    /// Where the runs' folders live: `<database name>-runs/` beside the database file, so two
+    /// databases in one folder never share run folders.
+    pub fn runs_dir(&self) -> PathBuf {
+        let stem = self
+            .db_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "hone".into());
+        self.db_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(format!("{stem}-runs"))
+    }
+}

@@ -1,0 +1,520 @@
+//! Runs: recorded before they start, executed with every event written to the database,
+//! resumed exactly after a crash or a cancel, compared.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use hone_data::{Example, LabelSet};
+use hone_engine::config::DataConfig;
+use hone_engine::events::{CheckpointKind, RunStatus as EngineStatus};
+use hone_engine::inference::Predictor;
+use hone_engine::job::{
+    fine_tune_data, hold_out, load_files, save_run_config, RunPaths, TrainingData,
+};
+use hone_engine::models::ModelSpec;
+use hone_engine::{RunConfig, StoredData, TrainEvent};
+use hone_store::{ExampleFilter, Label, NewRun, Part, RunRecord, RunStatus, Store, Task};
+use serde::Serialize;
+
+use crate::{fingerprint, process, App, AppError};
+
+/// How a run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunOutcome {
+    pub run_id: i64,
+    pub status: RunStatus,
+    pub export_dir: PathBuf,
+}
+
+/// Two runs side by side.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunComparison {
+    pub runs: [RunRecord; 2],
+    /// Configuration keys whose values differ: (dotted key, first run's, second run's).
+    pub config_diff: Vec<(String, serde_json::Value, serde_json::Value)>,
+    /// Final metrics: (name, first run's, second run's).
+    pub metrics: Vec<(String, Option<f64>, Option<f64>)>,
+}
+
+fn hardware() -> serde_json::Value {
+    serde_json::json!({
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    })
+}
+
+/// The examples of a stored dataset for training: its split's train and validation parts, or
+/// its labeled examples with a seeded held-out share.
+fn stored_data(store: &Store, data: &StoredData, seed: u64) -> Result<TrainingData, AppError> {
+    let info = store.dataset(&data.dataset)?;
+    if info.task != Task::Classification {
+        return Err(AppError::Invalid(format!(
+            "dataset '{}' holds token tags; Hone trains text classifiers so far",
+            data.dataset
+        )));
+    }
+    let labels = LabelSet::from_names(info.label_names.clone());
+    if labels.len() < 2 {
+        return Err(AppError::Invalid(format!(
+            "dataset '{}' has {} class(es); a classifier needs at least two",
+            data.dataset,
+            labels.len()
+        )));
+    }
+    let to_example = |e: hone_store::StoredExample| -> Option<Example> {
+        match e.label {
+            Some(Label::Class(label)) => Some(Example {
+                line: e.source_line.unwrap_or(e.position) as u64,
+                text: e.text,
+                text_pair: e.text_pair,
+                label: Some(label),
+            }),
+            _ => None,
+        }
+    };
+    let labeled = ExampleFilter {
+        labeled: Some(true),
+        ..Default::default()
+    };
+    let (train, valid) = match data.split.as_deref() {
+        Some("given") => {
+            let all = store.examples(info.id, &labeled)?;
+            let pick = |part: Part| -> Vec<Example> {
+                all.iter()
+                    .filter(|e| e.given_part == Some(part))
+                    .cloned()
+                    .filter_map(to_example)
+                    .collect()
+            };
+            (pick(Part::Train), pick(Part::Validation))
+        }
+        Some(name) => {
+            let split = store.split(info.id, name)?.ok_or_else(|| {
+                AppError::Invalid(format!(
+                    "dataset '{}' has no split '{name}' (it has: {}); make one with `hone data split`",
+                    data.dataset,
+                    info.splits.join(", ")
+                ))
+            })?;
+            let part = |part: Part| -> Result<Vec<Example>, AppError> {
+                let filter = ExampleFilter {
+                    labeled: Some(true),
+                    part: Some((split.id, part)),
+                    ..Default::default()
+                };
+                Ok(store
+                    .examples(info.id, &filter)?
+                    .into_iter()
+                    .filter_map(to_example)
+                    .collect())
+            };
+            (part(Part::Train)?, part(Part::Validation)?)
+        }
+        None => {
+            let all: Vec<Example> = store
+                .examples(info.id, &labeled)?
+                .into_iter()
+                .filter_map(to_example)
+                .collect();
+            let ids = labels.ids_for(Path::new(&data.dataset), &all)?;
+            hold_out(all, &ids, data.valid_fraction, seed)
+        }
+    };
+    if train.is_empty() {
+        return Err(AppError::Invalid(format!(
+            "dataset '{}' has no labeled training examples in that split",
+            data.dataset
+        )));
+    }
+    Ok(TrainingData {
+        labels,
+        train,
+        valid,
+        notices: Vec::new(),
+    })
+}
+
+/// Writes one event to the database.
+fn record(store: &mut Store, id: i64, event: &TrainEvent) -> Result<(), hone_store::StoreError> {
+    match event {
+        TrainEvent::Started { total_steps, .. } => {
+            let (pid, started) = process::current();
+            store.start_run(id, pid, started, *total_steps as i64)
+        }
+        TrainEvent::Step {
+            step,
+            epoch,
+            loss,
+            lr,
+            grad_norm,
+            samples_per_s,
+            tokens_per_s,
+            ..
+        } => store.record_step(
+            id,
+            *step as i64,
+            *epoch,
+            &[
+                ("loss", *loss),
+                ("lr", *lr),
+                ("grad_norm", *grad_norm),
+                ("samples_per_s", *samples_per_s),
+                ("tokens_per_s", *tokens_per_s),
+            ],
+        ),
+        TrainEvent::Evaluated {
+            step,
+            epoch,
+            report,
+            ..
+        } => store.record_evaluation(
+            id,
+            *step as i64,
+            *epoch,
+            "validation",
+            &serde_json::to_value(report).unwrap_or_default(),
+            None,
+            &[
+                ("eval_loss", report.loss),
+                ("eval_accuracy", report.accuracy),
+                ("eval_macro_f1", report.macro_f1),
+                ("eval_macro_precision", report.macro_precision),
+                ("eval_macro_recall", report.macro_recall),
+            ],
+        ),
+        TrainEvent::CheckpointSaved { step, kind, path } => {
+            let kind = match kind {
+                CheckpointKind::Best => "checkpoint_best",
+                CheckpointKind::Last => "checkpoint_last",
+            };
+            store.record_artifact(id, kind, &path.display().to_string(), Some(*step as i64))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Keys of a JSON object flattened to dotted paths.
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, serde_json::Value>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.clone());
+        }
+    }
+}
+
+impl App {
+    /// Records a new, queued run of `config` with its own folder. Returns its id.
+    pub fn create_run(
+        &mut self,
+        config: &RunConfig,
+        name: Option<String>,
+    ) -> Result<i64, AppError> {
+        config.training.validate()?;
+        ModelSpec::from_dir(&config.model)?;
+        let dataset_id = match &config.data {
+            DataConfig::Stored(s) => Some(self.store.dataset(&s.dataset)?.id),
+            DataConfig::Files(_) => None,
+        };
+        let id = self.store.create_run(&NewRun {
+            name,
+            config: serde_json::to_value(config).map_err(|e| AppError::Invalid(e.to_string()))?,
+            dataset_id,
+            split_id: None,
+            model_fingerprint: None,
+            dataset_fingerprint: None,
+            hardware: hardware(),
+            run_dir: String::new(),
+        })?;
+        let dir = self.runs_dir().join(id.to_string());
+        self.store.set_run_dir(id, &dir.display().to_string())?;
+        Ok(id)
+    }
+
+    /// Runs run `id` on this thread (or, with `resume`, continues it from its last checkpoint),
+    /// writing every event to the database before passing it to `sink`.
+    pub fn execute_run(
+        &mut self,
+        id: i64,
+        resume: bool,
+        sink: &mut dyn FnMut(&TrainEvent),
+        cancel: &AtomicBool,
+    ) -> Result<RunOutcome, AppError> {
+        let run = self.store.run(id)?;
+        match (resume, run.status) {
+            (false, RunStatus::Queued) => {}
+            // A queued run whose process died before it started can be "resumed" from step 0.
+            (
+                true,
+                RunStatus::Interrupted
+                | RunStatus::Cancelled
+                | RunStatus::Failed
+                | RunStatus::Queued,
+            ) => {}
+            (true, status) => {
+                return Err(AppError::Invalid(format!(
+                    "run {id} is {}; only interrupted, cancelled or failed runs can be resumed",
+                    status.as_str()
+                )))
+            }
+            (false, status) => {
+                return Err(AppError::Invalid(format!(
+                    "run {id} is {}, not queued; resume it with `hone runs resume {id}`",
+                    status.as_str()
+                )))
+            }
+        }
+        let config: RunConfig = serde_json::from_value(run.config.clone()).map_err(|e| {
+            AppError::Invalid(format!("run {id} has an unreadable configuration: {e}"))
+        })?;
+        let result = self.execute_config(id, &run, &config, resume, sink, cancel);
+        if let Err(e) = &result {
+            self.store
+                .finish_run(id, RunStatus::Failed, Some(&e.to_string()), None)?;
+        }
+        result
+    }
+
+    fn execute_config(
+        &mut self,
+        id: i64,
+        run: &RunRecord,
+        config: &RunConfig,
+        resume: bool,
+        sink: &mut dyn FnMut(&TrainEvent),
+        cancel: &AtomicBool,
+    ) -> Result<RunOutcome, AppError> {
+        ModelSpec::from_dir(&config.model)?;
+        let seed = config.training.seed;
+        let data = match &config.data {
+            DataConfig::Files(files) => load_files(files, seed)?,
+            DataConfig::Stored(stored) => stored_data(&self.store, stored, seed)?,
+        };
+        let model_fp = fingerprint::model(&config.model)?;
+        let data_fp = fingerprint::examples(&data.train, &data.valid);
+        if resume {
+            if run
+                .dataset_fingerprint
+                .as_deref()
+                .is_some_and(|f| f != data_fp)
+            {
+                return Err(AppError::Invalid(format!(
+                    "the training data of run {id} changed since it started; start a new run instead"
+                )));
+            }
+            if run
+                .model_fingerprint
+                .as_deref()
+                .is_some_and(|f| f != model_fp)
+            {
+                return Err(AppError::Invalid(format!(
+                    "the model folder of run {id} changed since it started; start a new run instead"
+                )));
+            }
+        }
+        self.store.set_run_fingerprints(id, &model_fp, &data_fp)?;
+        let (pid, started) = process::current();
+        self.store.start_run(id, pid, started, 0)?;
+
+        let run_dir = PathBuf::from(&run.run_dir);
+        let out = config.out.clone().unwrap_or_else(|| run_dir.join("model"));
+        let work_dir = run_dir.join("checkpoints");
+        let paths = RunPaths {
+            model: &config.model,
+            out: &out,
+            work_dir: &work_dir,
+        };
+        let valid = data.valid.clone();
+        let labels = data.labels.clone();
+        let config_text = toml::to_string(config).unwrap_or_default();
+        let store = &mut self.store;
+        let mut record_error = None;
+        let outcome = fine_tune_data(
+            &paths,
+            data,
+            &config.training,
+            &config_text,
+            resume,
+            &mut |event: TrainEvent| {
+                if record_error.is_none() {
+                    if let Err(e) = record(store, id, &event) {
+                        record_error = Some(e);
+                    }
+                }
+                sink(&event);
+            },
+            cancel,
+        )?;
+        if let Some(e) = record_error {
+            return Err(e.into());
+        }
+        save_run_config(config, &out)?;
+        self.store.record_artifact(
+            id,
+            "export",
+            &out.display().to_string(),
+            Some(outcome.summary.steps as i64),
+        )?;
+        if let Some((step, report)) = &outcome.summary.best {
+            let predictions = self.validation_predictions(&out, &labels, &valid)?;
+            let report_json = serde_json::to_value(report).unwrap_or_default();
+            self.store.record_evaluation(
+                id,
+                *step as i64,
+                0.0,
+                "validation",
+                &report_json,
+                Some(&predictions),
+                &[],
+            )?;
+        }
+        let status = match outcome.summary.status {
+            EngineStatus::Completed | EngineStatus::EarlyStopped => RunStatus::Completed,
+            EngineStatus::Cancelled => RunStatus::Cancelled,
+        };
+        let final_metrics = serde_json::json!({
+            "steps": outcome.summary.steps,
+            "elapsed_s": outcome.summary.elapsed_s,
+            "stopped_early": outcome.summary.status == EngineStatus::EarlyStopped,
+            "best_step": outcome.summary.best.as_ref().map(|(s, _)| *s),
+            "best": outcome.summary.best.as_ref().map(|(_, r)| r),
+        });
+        self.store
+            .finish_run(id, status, None, Some(&final_metrics))?;
+        Ok(RunOutcome {
+            run_id: id,
+            status,
+            export_dir: out,
+        })
+    }
+
+    /// The exported model's predictions on the validation examples (for the worst errors).
+    fn validation_predictions(
+        &self,
+        out: &Path,
+        labels: &LabelSet,
+        valid: &[Example],
+    ) -> Result<serde_json::Value, AppError> {
+        if valid.is_empty() {
+            return Ok(serde_json::Value::Array(Vec::new()));
+        }
+        let predictor = Predictor::load(out, &candle_cpu(), None)?;
+        let texts: Vec<(String, Option<String>)> = valid
+            .iter()
+            .map(|e| (e.text.clone(), e.text_pair.clone()))
+            .collect();
+        let predictions = predictor.predict(&texts, 64)?;
+        Ok(serde_json::Value::Array(
+            valid
+                .iter()
+                .zip(predictions)
+                .map(|(e, p)| {
+                    serde_json::json!({
+                        "text": e.text,
+                        "text_pair": e.text_pair,
+                        "label": e.label,
+                        "label_id": e.label.as_deref().and_then(|l| labels.id(l)),
+                        "predicted": p.label,
+                        "probabilities": p.probabilities,
+                    })
+                })
+                .collect(),
+        ))
+    }
+
+    /// Two runs side by side: their configuration differences and final metrics.
+    pub fn compare_runs(&self, a: i64, b: i64) -> Result<RunComparison, AppError> {
+        let (ra, rb) = (self.store.run(a)?, self.store.run(b)?);
+        let (mut fa, mut fb) = (BTreeMap::new(), BTreeMap::new());
+        flatten("", &ra.config, &mut fa);
+        flatten("", &rb.config, &mut fb);
+        let keys: std::collections::BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
+        let config_diff = keys
+            .into_iter()
+            .filter_map(|k| {
+                let (va, vb) = (
+                    fa.get(k).cloned().unwrap_or(serde_json::Value::Null),
+                    fb.get(k).cloned().unwrap_or(serde_json::Value::Null),
+                );
+                (va != vb).then(|| (k.clone(), va, vb))
+            })
+            .collect();
+        let metric = |r: &RunRecord, path: &[&str]| -> Option<f64> {
+            let mut v = r.final_metrics.as_ref()?;
+            for p in path {
+                v = v.get(p)?;
+            }
+            v.as_f64()
+        };
+        let names: [(&str, &[&str]); 8] = [
+            ("accuracy", &["best", "accuracy"]),
+            ("macro_f1", &["best", "macro_f1"]),
+            ("macro_precision", &["best", "macro_precision"]),
+            ("macro_recall", &["best", "macro_recall"]),
+            ("loss", &["best", "loss"]),
+            ("best_step", &["best_step"]),
+            ("steps", &["steps"]),
+            ("elapsed_s", &["elapsed_s"]),
+        ];
+        let metrics = names
+            .iter()
+            .map(|(n, p)| (n.to_string(), metric(&ra, p), metric(&rb, p)))
+            .collect();
+        Ok(RunComparison {
+            runs: [ra, rb],
+            config_diff,
+            metrics,
+        })
+    }
+
+    /// Removes a finished run's checkpoints (its exported model stays). They are only needed
+    /// to resume, and weigh three times the model.
+    pub fn clean_checkpoints(&mut self, id: i64) -> Result<(), AppError> {
+        let run = self.store.run(id)?;
+        let dir = PathBuf::from(&run.run_dir).join("checkpoints");
+        if dir.is_dir() {
+            std::fs::remove_dir_all(&dir).map_err(|e| AppError::Io {
+                path: dir,
+                source: e,
+            })?;
+        }
+        for kind in ["checkpoint_best", "checkpoint_last"] {
+            self.store.remove_artifact(id, kind)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a run's records, and its folder when it is one Hone made (under `runs/`).
+    pub fn delete_run(&mut self, id: i64) -> Result<(), AppError> {
+        let run = self.store.run(id)?;
+        if run.status == RunStatus::Running {
+            return Err(AppError::Invalid(format!(
+                "run {id} is running; cancel it before deleting it"
+            )));
+        }
+        self.store.delete_run(id)?;
+        let dir = PathBuf::from(&run.run_dir);
+        if !run.run_dir.is_empty() && dir.starts_with(self.runs_dir()) && dir.is_dir() {
+            std::fs::remove_dir_all(&dir).map_err(|e| AppError::Io {
+                path: dir,
+                source: e,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn candle_cpu() -> hone_engine::candle_core::Device {
+    hone_engine::candle_core::Device::Cpu
+}

@@ -1,0 +1,256 @@
+//! `hone runs`: every run Hone has made, from the database.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use hone_app::{spawn, App};
+use hone_store::RunRecord;
+
+use super::render::report_table;
+use super::train::follow;
+
+#[derive(Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first.
+    List {
+        /// Only runs with this status (queued, running, completed, failed, cancelled,
+        /// interrupted).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a run: configuration, status, final metrics, evaluations, artifacts.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Two runs side by side: configuration differences and final metrics.
+    Compare {
+        a: i64,
+        b: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Continue an interrupted, cancelled or failed run from its last checkpoint.
+    Resume {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+        /// Keep the checkpoints after the run completes.
+        #[arg(long)]
+        keep_checkpoints: bool,
+    },
+    /// Delete a run's records and its folder.
+    Delete { id: i64 },
+}
+
+fn metric(run: &RunRecord, key: &str) -> Option<f64> {
+    run.final_metrics.as_ref()?.get("best")?.get(key)?.as_f64()
+}
+
+fn model_name(run: &RunRecord) -> String {
+    run.config
+        .get("model")
+        .and_then(|m| m.as_str())
+        .and_then(|m| {
+            Path::new(m)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+fn data_name(run: &RunRecord) -> String {
+    let data = &run.config["data"];
+    data.get("dataset")
+        .and_then(|d| d.as_str())
+        .map(str::to_string)
+        .or_else(|| {
+            data.get("train").and_then(|t| t.as_str()).and_then(|t| {
+                Path::new(t)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(str::to_string)
+            })
+        })
+        .unwrap_or_default()
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "—".into())
+}
+
+pub fn run(cmd: RunsCommand, db: &Path) -> anyhow::Result<ExitCode> {
+    match cmd {
+        RunsCommand::List { status, json } => {
+            let app = App::open(db)?;
+            let runs: Vec<RunRecord> = app
+                .store()
+                .runs()?
+                .into_iter()
+                .filter(|r| status.as_deref().is_none_or(|s| r.status.as_str() == s))
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string(&runs)?);
+            } else if runs.is_empty() {
+                println!("no runs yet; start one with `hone train`");
+            } else {
+                println!(
+                    "{:>5}  {:<11} {:<22} {:<22} {:>9} {:>9} {:>11}  created",
+                    "id", "status", "model", "data", "accuracy", "macro-F1", "steps"
+                );
+                for r in runs {
+                    println!(
+                        "{:>5}  {:<11} {:<22} {:<22} {:>9} {:>9} {:>11}  {}",
+                        r.id,
+                        r.status.as_str(),
+                        model_name(&r),
+                        data_name(&r),
+                        fmt(metric(&r, "accuracy")),
+                        fmt(metric(&r, "macro_f1")),
+                        format!("{}/{}", r.step, r.total_steps.unwrap_or(0)),
+                        r.created_at
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Show { id, json } => {
+            let app = App::open(db)?;
+            let store = app.store();
+            let run = store.run(id)?;
+            let evaluations = store.evaluations(id)?;
+            let artifacts = store.artifacts(id)?;
+            if json {
+                let metrics = store.metrics(id)?;
+                println!(
+                    "{}",
+                    serde_json::to_string(&serde_json::json!({
+                        "id": run.id, "status": run.status, "created_at": run.created_at,
+                        "config": run.config, "final_metrics": run.final_metrics, "run": run,
+                        "metrics": metrics, "evaluations": evaluations, "artifacts": artifacts,
+                    }))?
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "run {} · {} · model {} · data {}",
+                run.id,
+                run.status.as_str(),
+                model_name(&run),
+                data_name(&run)
+            );
+            println!(
+                "created {} · started {} · finished {}",
+                run.created_at,
+                run.started_at.as_deref().unwrap_or("—"),
+                run.finished_at.as_deref().unwrap_or("—")
+            );
+            println!(
+                "steps {}/{} · folder {}",
+                run.step,
+                run.total_steps.unwrap_or(0),
+                run.run_dir
+            );
+            if let Some(e) = &run.error {
+                println!("error: {e}");
+            }
+            if let Some(last) = evaluations.last() {
+                if let Ok(report) =
+                    serde_json::from_value::<hone_engine::ClassificationReport>(last.report.clone())
+                {
+                    let labels: Vec<String> =
+                        report.per_class.iter().map(|c| c.label.clone()).collect();
+                    println!("\nbest validation (step {}):", last.step);
+                    print!("{}", report_table(&labels, &report));
+                }
+                if let Some(serde_json::Value::Array(preds)) = &last.predictions {
+                    let mut wrong: Vec<&serde_json::Value> = preds
+                        .iter()
+                        .filter(|p| p["label"] != p["predicted"])
+                        .collect();
+                    let confidence = |p: &serde_json::Value| {
+                        p["probabilities"]
+                            .as_array()
+                            .and_then(|a| a.iter().filter_map(|v| v.as_f64()).reduce(f64::max))
+                            .unwrap_or(0.0)
+                    };
+                    wrong.sort_by(|a, b| confidence(b).total_cmp(&confidence(a)));
+                    if !wrong.is_empty() {
+                        println!("\nmost confident mistakes:");
+                        for p in wrong.iter().take(5) {
+                            let text: String =
+                                p["text"].as_str().unwrap_or("").chars().take(80).collect();
+                            println!(
+                                "  true {:<10} predicted {:<10} {:.3}  {text}",
+                                p["label"].as_str().unwrap_or(""),
+                                p["predicted"].as_str().unwrap_or(""),
+                                confidence(p)
+                            );
+                        }
+                    }
+                }
+            }
+            for a in artifacts {
+                println!("{:<16} {}", a.kind, a.path);
+            }
+            println!(
+                "\nconfiguration:\n{}",
+                serde_json::to_string_pretty(&run.config)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Compare { a, b, json } => {
+            let app = App::open(db)?;
+            let cmp = app.compare_runs(a, b)?;
+            if json {
+                println!("{}", serde_json::to_string(&cmp)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{:<28} {:>18} {:>18}",
+                "",
+                format!("run {a}"),
+                format!("run {b}")
+            );
+            println!(
+                "{:<28} {:>18} {:>18}",
+                "status",
+                cmp.runs[0].status.as_str(),
+                cmp.runs[1].status.as_str()
+            );
+            for (name, x, y) in &cmp.metrics {
+                println!("{name:<28} {:>18} {:>18}", fmt(*x), fmt(*y));
+            }
+            if cmp.config_diff.is_empty() {
+                println!("\nsame configuration");
+            } else {
+                println!("\nconfiguration differences:");
+                for (key, x, y) in &cmp.config_diff {
+                    println!("{key:<28} {:>18} {:>18}", x.to_string(), y.to_string());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Resume {
+            id,
+            json,
+            keep_checkpoints,
+        } => {
+            // Opening the database marks a run whose process died as interrupted.
+            drop(App::open(db)?);
+            let job = spawn(db.to_path_buf(), id, true)?;
+            follow(job, db, json, keep_checkpoints)
+        }
+        RunsCommand::Delete { id } => {
+            let mut app = App::open(db)?;
+            app.delete_run(id)?;
+            println!("deleted run {id}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

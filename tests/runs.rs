@@ -1,0 +1,253 @@
+//! Datasets and runs in the database through the command line: import, split, train from a
+//! stored dataset, list / show / compare runs; a failed import leaves nothing behind.
+
+mod support;
+
+use std::path::Path;
+
+use support::{fixture, hone, run, stderr, stdout};
+
+fn hone_db(db: &Path, args: &[&str]) -> std::process::Output {
+    run(hone().arg("--db").arg(db).args(args))
+}
+
+fn json(o: &std::process::Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", stderr(o));
+    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+#[test]
+fn import_split_train_list_show_and_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hone.db");
+    let sst = fixture("data/sst2_sample.tsv").display().to_string();
+    let summary = json(&hone_db(
+        &db,
+        &[
+            "data",
+            "import",
+            &sst,
+            "--name",
+            "sst",
+            "--text-column",
+            "sentence",
+            "--label-column",
+            "label",
+            "--json",
+        ],
+    ));
+    assert_eq!(summary["imported"], 48);
+    assert_eq!(
+        summary["dataset"]["label_names"],
+        serde_json::json!(["0", "1"])
+    );
+    let split = json(&hone_db(
+        &db,
+        &[
+            "data", "split", "sst", "--valid", "0.25", "--test", "0.1", "--json",
+        ],
+    ));
+    assert_eq!(
+        split["train"].as_i64().unwrap()
+            + split["validation"].as_i64().unwrap()
+            + split["test"].as_i64().unwrap(),
+        48
+    );
+    let listed = json(&hone_db(&db, &["data", "list", "--json"]));
+    assert_eq!(listed[0]["splits"], serde_json::json!(["default"]));
+
+    let model = fixture("tiny-bert").display().to_string();
+    for lr in ["1e-3", "5e-4"] {
+        let o = hone_db(
+            &db,
+            &[
+                "train",
+                "--dataset",
+                "sst",
+                "--split",
+                "default",
+                "--model",
+                &model,
+                "--epochs",
+                "2",
+                "--batch-size",
+                "8",
+                "--lr",
+                lr,
+                "--json",
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let runs = json(&hone_db(&db, &["runs", "list", "--json"]));
+    assert_eq!(runs.as_array().unwrap().len(), 2);
+    for r in runs.as_array().unwrap() {
+        for key in ["id", "status", "created_at", "config", "final_metrics"] {
+            assert!(!r[key].is_null(), "a run as JSON has {key}: {r}");
+        }
+        assert_eq!(r["status"], "completed");
+        assert_eq!(r["config"]["data"]["dataset"], "sst");
+        assert!(r["final_metrics"]["best"]["accuracy"].is_number());
+    }
+    let shown = json(&hone_db(&db, &["runs", "show", "1", "--json"]));
+    let evaluations = shown["evaluations"].as_array().unwrap();
+    let with_predictions = evaluations
+        .iter()
+        .find(|e| e["predictions"].is_array())
+        .expect("final predictions");
+    assert_eq!(
+        with_predictions["predictions"].as_array().unwrap().len(),
+        split["validation"].as_u64().unwrap() as usize
+    );
+    assert!(shown["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["name"] == "eval_macro_f1"));
+    let kinds: Vec<&str> = shown["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["export"],
+        "checkpoints are cleaned after a completed run"
+    );
+
+    let cmp = json(&hone_db(&db, &["runs", "compare", "1", "2", "--json"]));
+    let diff = cmp["config_diff"].as_array().unwrap();
+    assert_eq!(diff.len(), 1, "{diff:?}");
+    assert_eq!(diff[0][0], "training.lr");
+    assert!(cmp["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m[0] == "accuracy" && m[1].is_number() && m[2].is_number()));
+    let human = hone_db(&db, &["runs", "compare", "1", "2"]);
+    assert!(stdout(&human).contains("training.lr"), "{}", stdout(&human));
+
+    let o = hone_db(&db, &["runs", "delete", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        json(&hone_db(&db, &["runs", "list", "--json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_bad_row_anywhere_leaves_nothing_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hone.db");
+    let mut text = String::from("text,label\n");
+    for i in 0..10_000 {
+        text.push_str(&format!("row {i},{}\n", i % 2));
+    }
+    text.push_str("the last row,1,surplus\n");
+    let file = dir.path().join("big.csv");
+    std::fs::write(&file, text).unwrap();
+    let o = hone_db(
+        &db,
+        &[
+            "data",
+            "import",
+            &file.display().to_string(),
+            "--text-column",
+            "text",
+            "--label-column",
+            "label",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("line 10002"), "{}", stderr(&o));
+    assert_eq!(
+        json(&hone_db(&db, &["data", "list", "--json"])),
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn files_per_split_append_into_one_dataset_with_a_given_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hone.db");
+    let train = dir.path().join("train.jsonl");
+    let valid = dir.path().join("valid.jsonl");
+    let rows = |n: usize| {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "{{\"t\": \"text {i}\", \"y\": \"{}\"}}\n",
+                    ["a", "b"][i % 2]
+                )
+            })
+            .collect::<String>()
+    };
+    std::fs::write(&train, rows(30)).unwrap();
+    std::fs::write(&valid, rows(10)).unwrap();
+    for (file, part, append) in [(&train, "train", false), (&valid, "validation", true)] {
+        let mut args = vec![
+            "data",
+            "import",
+            file.to_str().unwrap(),
+            "--name",
+            "d",
+            "--text-column",
+            "t",
+            "--label-column",
+            "y",
+            "--part",
+            part,
+        ];
+        if append {
+            args.push("--append");
+        }
+        let o = hone_db(&db, &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let info = json(&hone_db(&db, &["data", "show", "d", "--json"]));
+    assert_eq!(info["dataset"]["rows"], 40);
+    assert_eq!(info["dataset"]["splits"], serde_json::json!(["given"]));
+    let model = fixture("tiny-distilbert").display().to_string();
+    let o = hone_db(
+        &db,
+        &[
+            "train",
+            "--dataset",
+            "d",
+            "--split",
+            "given",
+            "--model",
+            &model,
+            "--epochs",
+            "1",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let started: serde_json::Value = stdout(&o)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "started")
+        .unwrap();
+    assert_eq!(
+        (
+            started["train_examples"].as_u64(),
+            started["valid_examples"].as_u64()
+        ),
+        (Some(30), Some(10))
+    );
+    let exported = dir.path().join("d.csv");
+    let o = hone_db(
+        &db,
+        &["data", "export", "d", "--out", exported.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&exported).unwrap().lines().count(),
+        41
+    );
+}

@@ -251,3 +251,72 @@ fn files_per_split_append_into_one_dataset_with_a_given_split() {
         41
     );
 }
+
+#[test]
+fn integer_labels_get_names_from_a_file_or_a_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hone.db");
+    let sst = fixture("data/sst2_sample.tsv").display().to_string();
+    let names = dir.path().join("names.txt");
+    std::fs::write(&names, "negative\npositive\n").unwrap();
+    let by_file = json(&hone_db(
+        &db,
+        &[
+            "data",
+            "import",
+            &sst,
+            "--name",
+            "a",
+            "--text-column",
+            "sentence",
+            "--label-column",
+            "label",
+            "--label-names",
+            names.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        by_file["dataset"]["label_names"],
+        serde_json::json!(["negative", "positive"])
+    );
+    assert_eq!(by_file["dataset"]["label_counts"]["negative"], 26);
+    let by_map = json(&hone_db(
+        &db,
+        &[
+            "data",
+            "import",
+            &sst,
+            "--name",
+            "b",
+            "--text-column",
+            "sentence",
+            "--label-column",
+            "label",
+            "--label-map",
+            "0=neg,1=pos",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        by_map["dataset"]["label_names"],
+        serde_json::json!(["neg", "pos"])
+    );
+    let o = hone_db(
+        &db,
+        &[
+            "data",
+            "import",
+            &sst,
+            "--name",
+            "c",
+            "--text-column",
+            "sentence",
+            "--label-column",
+            "label",
+            "--label-map",
+            "0",
+        ],
+    );
+    assert!(stderr(&o).contains("OLD=NEW"), "{}", stderr(&o));
+}

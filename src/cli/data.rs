@@ -101,9 +101,12 @@ pub struct ImportArgs {
     /// Force the encoding: utf-8, utf-16le, utf-16be, latin1.
     #[arg(long)]
     encoding: Option<String>,
-    /// A file with one class name per line, in id order.
+    /// A file with one class name per line, in id order (integer labels become these names).
     #[arg(long, value_name = "FILE")]
     label_names: Option<PathBuf>,
+    /// Rename labels while importing: `0=negative,1=positive`.
+    #[arg(long, value_name = "OLD=NEW,…")]
+    label_map: Option<String>,
     /// Add the rows to an existing dataset of that name.
     #[arg(long)]
     append: bool,
@@ -137,6 +140,18 @@ fn import(args: ImportArgs, db: &Path) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    let label_map = match &args.label_map {
+        Some(spec) => Some(
+            spec.split(',')
+                .map(|pair| {
+                    pair.split_once('=')
+                        .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+                        .with_context(|| format!("'{pair}' in --label-map is not OLD=NEW"))
+                })
+                .collect::<anyhow::Result<_>>()?,
+        ),
+        None => None,
+    };
     let request = ImportRequest {
         path: args.file.clone(),
         name,
@@ -152,6 +167,7 @@ fn import(args: ImportArgs, db: &Path) -> anyhow::Result<ExitCode> {
             encoding: args.encoding.clone(),
         },
         label_names,
+        label_map,
         part: args.part.as_deref().map(parse_part).transpose()?,
         append: args.append,
     };

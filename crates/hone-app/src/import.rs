@@ -17,7 +17,10 @@ pub struct ImportRequest {
     /// Columns and format.
     pub spec: SourceSpec,
     /// Class names in their order (from a label-names file); new labels are then an error.
+    /// Integer labels are read as ids into this list (0 → the first name).
     pub label_names: Option<Vec<String>>,
+    /// Renames labels as they are read (`0` → `negative`).
+    pub label_map: Option<std::collections::HashMap<String, String>>,
     /// The split part every row of this file belongs to (train, validation or test files).
     pub part: Option<Part>,
     /// Add the rows to an existing dataset of that name.
@@ -32,6 +35,21 @@ pub struct ImportSummary {
     pub imported: u64,
     pub labeled: u64,
     pub warnings: Vec<String>,
+}
+
+/// The stored name of a label as read: mapped, or an integer id into the label names.
+fn label_name(req: &ImportRequest, label: String) -> String {
+    if let Some(mapped) = req.label_map.as_ref().and_then(|m| m.get(&label)) {
+        return mapped.clone();
+    }
+    if let Some(names) = &req.label_names {
+        if !names.contains(&label) {
+            if let Some(name) = label.parse::<usize>().ok().and_then(|i| names.get(i)) {
+                return name.clone();
+            }
+        }
+    }
+    label
 }
 
 fn to_example(
@@ -94,7 +112,9 @@ impl App {
         let (mut imported, mut labeled) = (0u64, 0u64);
         let mut reader = reader;
         while let Some(row) = reader.next() {
-            let example = to_example(&req.path, row?, req.part)?;
+            let mut row = row?;
+            row.label = row.label.map(|l| label_name(req, l));
+            let example = to_example(&req.path, row, req.part)?;
             labeled += u64::from(example.label.is_some());
             import.add(&example)?;
             imported += 1;

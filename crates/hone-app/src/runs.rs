@@ -324,6 +324,7 @@ impl App {
             }
         }
         self.store.set_run_fingerprints(id, &model_fp, &data_fp)?;
+        self.record_model(&config.model, &model_fp)?;
         let (pid, started) = process::current();
         self.store.start_run(id, pid, started, 0)?;
 
@@ -397,6 +398,35 @@ impl App {
             status,
             export_dir: out,
         })
+    }
+
+    /// Keeps the model a run uses in the models table.
+    fn record_model(&mut self, dir: &Path, fingerprint: &str) -> Result<(), AppError> {
+        let spec = ModelSpec::from_dir(dir)?;
+        let size_bytes = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok()?.metadata().ok())
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len() as i64)
+                    .sum()
+            })
+            .unwrap_or(0);
+        let path = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        self.store.upsert_model(&hone_store::NewModel {
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            source: "local".into(),
+            path: path.display().to_string(),
+            repo_id: None,
+            revision: None,
+            model_type: Some(spec.model_type),
+            fingerprint: fingerprint.to_string(),
+            size_bytes,
+        })?;
+        Ok(())
     }
 
     /// The exported model's predictions on the validation examples (for the worst errors).

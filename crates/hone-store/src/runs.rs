@@ -150,6 +150,26 @@ fn run_from_row(r: &Row) -> rusqlite::Result<(RunRecord, String)> {
     ))
 }
 
+/// Inserts (or replaces, for a step run again after a resume) metric values; non-finite values
+/// are skipped.
+fn insert_metrics(
+    tx: &rusqlite::Transaction,
+    id: i64,
+    step: i64,
+    epoch: f64,
+    metrics: &[(&str, f64)],
+) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR REPLACE INTO metrics (run_id, step, epoch, name, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (name, value) in metrics {
+        if value.is_finite() {
+            stmt.execute(params![id, step, epoch, name, value])?;
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Creates a queued run. Returns its id.
     pub fn create_run(&mut self, run: &NewRun) -> Result<i64> {
@@ -220,16 +240,7 @@ impl Store {
         metrics: &[(&str, f64)],
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR REPLACE INTO metrics (run_id, step, epoch, name, value) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for (name, value) in metrics {
-                if value.is_finite() {
-                    stmt.execute(params![id, step, epoch, name, value])?;
-                }
-            }
-        }
+        insert_metrics(&tx, id, step, epoch, metrics)?;
         tx.execute("UPDATE runs SET step = ?2 WHERE id = ?1", params![id, step])?;
         tx.commit()?;
         Ok(())
@@ -253,16 +264,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![id, step, epoch, part, report.to_string(), predictions.map(|p| p.to_string())],
         )?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR REPLACE INTO metrics (run_id, step, epoch, name, value) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for (name, value) in metrics {
-                if value.is_finite() {
-                    stmt.execute(params![id, step, epoch, name, value])?;
-                }
-            }
-        }
+        insert_metrics(&tx, id, step, epoch, metrics)?;
         tx.commit()?;
         Ok(())
     }

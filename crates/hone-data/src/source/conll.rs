@@ -4,7 +4,7 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use super::{check_text, owned, Rows, SourceRow, SourceSpec};
+use super::{check_text, owned, utf8_lines, Rows, SourceRow, SourceSpec};
 use crate::DataError;
 
 /// Rows (sentences) of a CoNLL file.
@@ -23,7 +23,7 @@ pub fn rows(
     }
     let tag_col = spec.tag_column;
     let path = owned(path);
-    let mut lines = text.split(b'\n').enumerate();
+    let mut lines = utf8_lines(&path, text);
     let mut done = false;
     Ok(Box::new(std::iter::from_fn(move || {
         if done {
@@ -33,23 +33,13 @@ pub fn rows(
         let mut tags = Vec::new();
         let mut start = 0u64;
         loop {
-            let Some((i, bytes)) = lines.next() else {
+            let Some(next) = lines.next() else {
                 done = true;
                 break;
             };
-            let line_no = i as u64 + 1;
-            let bytes = match bytes {
-                Ok(b) => b,
-                Err(e) => return Some(Err(DataError::io(&path, e))),
-            };
-            let Ok(line) = std::str::from_utf8(&bytes) else {
-                return Some(Err(DataError::Malformed {
-                    path: path.clone(),
-                    line: line_no,
-                    message:
-                        "the text is not valid UTF-8; save the file as UTF-8 or pass --encoding"
-                            .into(),
-                }));
+            let (line_no, line) = match next {
+                Ok(l) => l,
+                Err(e) => return Some(Err(e)),
             };
             let line = line.trim();
             if line.is_empty() {

@@ -8,7 +8,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::{make_row, owned, unknown_column, Rows, SourceRow, SourceSpec};
+use super::{make_row, owned, unknown_column, utf8_lines, Rows, SourceRow, SourceSpec};
 use crate::DataError;
 
 /// A JSON scalar as text: strings as they are, numbers and booleans printed.
@@ -64,22 +64,12 @@ pub fn lines(
 ) -> Result<Rows, DataError> {
     let path = owned(path);
     let spec = spec.clone();
-    let mut lines = text.split(b'\n').enumerate();
+    let mut lines = utf8_lines(&path, text);
     let mut first = true;
     Ok(Box::new(std::iter::from_fn(move || loop {
-        let (i, bytes) = lines.next()?;
-        let line = i as u64 + 1;
-        let bytes = match bytes {
-            Ok(b) => b,
-            Err(e) => return Some(Err(DataError::io(&path, e))),
-        };
-        let Ok(text) = std::str::from_utf8(&bytes) else {
-            return Some(Err(DataError::Malformed {
-                path: path.clone(),
-                line,
-                message: "the text is not valid UTF-8; save the file as UTF-8 or pass --encoding"
-                    .into(),
-            }));
+        let (line, text) = match lines.next()? {
+            Ok(l) => l,
+            Err(e) => return Some(Err(e)),
         };
         let text = text.trim();
         if text.is_empty() {

@@ -3,27 +3,17 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use super::{check_text, owned, Rows, SourceRow};
+use super::{check_text, owned, utf8_lines, Rows, SourceRow};
 use crate::DataError;
 
 /// Rows of a labeled-lines file.
 pub fn rows(path: &Path, text: Box<dyn BufRead + Send>) -> Result<Rows, DataError> {
     let path = owned(path);
-    let mut lines = text.split(b'\n').enumerate();
+    let mut lines = utf8_lines(&path, text);
     Ok(Box::new(std::iter::from_fn(move || loop {
-        let (i, bytes) = lines.next()?;
-        let line_no = i as u64 + 1;
-        let bytes = match bytes {
-            Ok(b) => b,
-            Err(e) => return Some(Err(DataError::io(&path, e))),
-        };
-        let Ok(line) = std::str::from_utf8(&bytes) else {
-            return Some(Err(DataError::Malformed {
-                path: path.clone(),
-                line: line_no,
-                message: "the text is not valid UTF-8; save the file as UTF-8 or pass --encoding"
-                    .into(),
-            }));
+        let (line_no, line) = match lines.next()? {
+            Ok(l) => l,
+            Err(e) => return Some(Err(e)),
         };
         let line = line.trim();
         if line.is_empty() {

@@ -163,6 +163,30 @@ pub fn fingerprint_file(path: &Path) -> Result<String, DataError> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
+/// The lines of a decoded text stream as `(1-based line number, text)`, each checked to be
+/// UTF-8 (an invalid byte is an error naming its line).
+pub(crate) fn utf8_lines(
+    path: &Path,
+    text: Box<dyn std::io::BufRead + Send>,
+) -> impl Iterator<Item = Result<(u64, String), DataError>> + Send {
+    let path = owned(path);
+    std::io::BufRead::split(text, b'\n')
+        .enumerate()
+        .map(move |(i, bytes)| {
+            let line = i as u64 + 1;
+            let bytes = bytes.map_err(|e| DataError::io(&path, e))?;
+            String::from_utf8(bytes)
+                .map(|s| (line, s))
+                .map_err(|_| DataError::Malformed {
+                    path: path.clone(),
+                    line,
+                    message:
+                        "the text is not valid UTF-8; save the file as UTF-8 or pass --encoding"
+                            .into(),
+                })
+        })
+}
+
 /// Rejects text with NUL characters (a binary file, or a broken export).
 pub(crate) fn check_text(
     path: &Path,

@@ -248,7 +248,7 @@ pub fn run(cmd: DataCommand, db: &Path) -> anyhow::Result<ExitCode> {
                         d.rows,
                         d.labeled,
                         d.label_names.len(),
-                        format!("{:?}", d.task).to_lowercase(),
+                        d.task.as_str(),
                         d.splits.join(", ")
                     );
                 }
@@ -284,7 +284,7 @@ pub fn run(cmd: DataCommand, db: &Path) -> anyhow::Result<ExitCode> {
                     info.name,
                     info.rows,
                     info.labeled,
-                    format!("{:?}", info.task).to_lowercase(),
+                    info.task.as_str(),
                     info.source,
                     info.format
                 );

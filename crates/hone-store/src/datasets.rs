@@ -19,7 +19,8 @@ pub enum Task {
 }
 
 impl Task {
-    fn as_str(self) -> &'static str {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
         match self {
             Task::Classification => "classification",
             Task::TokenClassification => "token_classification",

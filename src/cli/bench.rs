@@ -47,6 +47,9 @@ pub struct BenchArgs {
     /// Turn dropout off.
     #[arg(long)]
     no_dropout: bool,
+    /// Freeze the word embeddings (no gradients or optimizer state for them).
+    #[arg(long)]
+    freeze_embeddings: bool,
     /// Run candle's autograd instead of Hone's CPU path (for comparison).
     #[arg(long)]
     autograd: bool,
@@ -81,6 +84,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         lr: args.lr,
         weight_decay: 0.01,
         clip_norm: None,
+        freeze_embeddings: args.freeze_embeddings,
         ..Default::default()
     };
     let report = run_bench(

@@ -368,7 +368,8 @@ impl App {
             Some(outcome.summary.steps as i64),
         )?;
         if let Some((step, report)) = &outcome.summary.best {
-            let predictions = self.validation_predictions(&out, &labels, &valid)?;
+            let predictions =
+                self.validation_predictions(&out, &labels, &valid, &config.training)?;
             let report_json = serde_json::to_value(report).unwrap_or_default();
             self.store.record_evaluation(
                 id,
@@ -435,16 +436,19 @@ impl App {
         out: &Path,
         labels: &LabelSet,
         valid: &[Example],
+        training: &hone_engine::TrainingConfig,
     ) -> Result<serde_json::Value, AppError> {
         if valid.is_empty() {
             return Ok(serde_json::Value::Array(Vec::new()));
         }
-        let predictor = Predictor::load(out, &candle_cpu(), None)?;
+        // The lengths and batch size of the run's own evaluation, so this pass needs no more
+        // memory than training did.
+        let predictor = Predictor::load(out, &candle_cpu(), Some(training.max_length))?;
         let texts: Vec<(String, Option<String>)> = valid
             .iter()
             .map(|e| (e.text.clone(), e.text_pair.clone()))
             .collect();
-        let predictions = predictor.predict(&texts, 64)?;
+        let predictions = predictor.predict(&texts, training.batch_size)?;
         Ok(serde_json::Value::Array(
             valid
                 .iter()

@@ -43,14 +43,24 @@ pub fn logits(
     set: &EncodedSet,
     batch_size: usize,
 ) -> Result<Vec<Vec<f32>>, EngineError> {
+    logits_with(model, set, batch_size, CpuTrainer::new(model).as_mut())
+}
+
+/// [`logits`] on the buffers of an existing CPU trainer (a training run's own, so evaluation
+/// needs no memory of its own when `batch_size` is at most the training batch).
+pub fn logits_with(
+    model: &Classifier,
+    set: &EncodedSet,
+    batch_size: usize,
+    mut cpu: Option<&mut CpuTrainer>,
+) -> Result<Vec<Vec<f32>>, EngineError> {
     let batcher = Batcher::new(model.spec().encoder.pad_token_id);
     let order = set.by_length();
     let mut out = vec![Vec::new(); set.len()];
-    let mut cpu = CpuTrainer::new(model);
     for chunk in order.chunks(batch_size.max(1)) {
         let mut batch = set.batch(&batcher, chunk);
         batch.labels.clear();
-        let rows = batch_logits(model, cpu.as_mut(), &batch)?;
+        let rows = batch_logits(model, cpu.as_deref_mut(), &batch)?;
         for (&i, row) in chunk.iter().zip(rows) {
             out[i] = row;
         }
@@ -86,7 +96,24 @@ pub fn evaluate(
     labels: &[String],
     batch_size: usize,
 ) -> Result<ClassificationReport, EngineError> {
-    let rows = logits(model, set, batch_size)?;
+    evaluate_with(
+        model,
+        set,
+        labels,
+        batch_size,
+        CpuTrainer::new(model).as_mut(),
+    )
+}
+
+/// [`evaluate`] on the buffers of an existing CPU trainer (see [`logits_with`]).
+pub fn evaluate_with(
+    model: &Classifier,
+    set: &EncodedSet,
+    labels: &[String],
+    batch_size: usize,
+    cpu: Option<&mut CpuTrainer>,
+) -> Result<ClassificationReport, EngineError> {
+    let rows = logits_with(model, set, batch_size, cpu)?;
     let mut loss = 0f64;
     let mut predicted = Vec::with_capacity(rows.len());
     for (row, &truth) in rows.iter().zip(&set.labels) {

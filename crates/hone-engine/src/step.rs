@@ -109,6 +109,11 @@ impl Stepper {
         }
     }
 
+    /// The CPU path's trainer (and its buffers), when steps run on it.
+    pub fn cpu_mut(&mut self) -> Option<&mut CpuTrainer> {
+        self.cpu.as_mut()
+    }
+
     /// True when steps run on the CPU path.
     pub fn is_fast(&self) -> bool {
         self.cpu.is_some()

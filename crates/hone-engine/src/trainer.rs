@@ -13,7 +13,7 @@ use crate::batch::EncodedSet;
 use crate::checkpoint::{save_best, save_last, ResumePoint, TrainerState};
 use crate::config::TrainingConfig;
 use crate::events::{CheckpointKind, RunStatus, TrainEvent};
-use crate::inference::evaluate;
+use crate::inference::evaluate_with;
 use crate::metrics::ClassificationReport;
 use crate::models::Classifier;
 use crate::optim::AdamW;
@@ -192,7 +192,7 @@ impl Trainer<'_> {
                 if cfg
                     .eval_every
                     .is_some_and(|n| progress.step.is_multiple_of(n))
-                    && self.validate(&plan, &mut progress, sink)?
+                    && self.validate(&plan, &mut progress, &mut stepper, sink)?
                 {
                     status = RunStatus::EarlyStopped;
                     break 'epochs;
@@ -207,7 +207,7 @@ impl Trainer<'_> {
             }
             if progress.last_eval_step != Some(progress.step)
                 && (cfg.eval_every.is_none() || epoch + 1 == cfg.epochs)
-                && self.validate(&plan, &mut progress, sink)?
+                && self.validate(&plan, &mut progress, &mut stepper, sink)?
             {
                 status = RunStatus::EarlyStopped;
                 break 'epochs;
@@ -230,6 +230,7 @@ impl Trainer<'_> {
         &self,
         plan: &TrainPlan,
         progress: &mut Progress,
+        stepper: &mut Stepper,
         sink: &mut dyn FnMut(TrainEvent),
     ) -> Result<bool, EngineError> {
         if self.valid.is_empty() {
@@ -239,7 +240,14 @@ impl Trainer<'_> {
         let metric = cfg.early_stopping_metric;
         let step = progress.step;
         progress.last_eval_step = Some(step);
-        let report = evaluate(self.model, self.valid, self.labels, cfg.batch_size * 2)?;
+        // On the training step's own buffers, batch for batch: evaluation adds no memory.
+        let report = evaluate_with(
+            self.model,
+            self.valid,
+            self.labels,
+            cfg.batch_size,
+            stepper.cpu_mut(),
+        )?;
         let value = report.get(metric);
         let is_best = metric.improves(value, progress.best_value, cfg.early_stopping_min_delta);
         sink(TrainEvent::Evaluated {

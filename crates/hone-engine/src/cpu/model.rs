@@ -183,7 +183,13 @@ pub struct Scratch {
 impl Scratch {
     /// A zeroed buffer of `n` values.
     fn zeros(&mut self, n: usize) -> Vec<f32> {
-        let mut v = self.free.pop().unwrap_or_default();
+        // Best fit: the smallest free buffer that holds `n` values, else the largest (it grows),
+        // so token × hidden requests do not keep token × intermediate buffers busy.
+        let fits = (0..self.free.len())
+            .filter(|&i| self.free[i].capacity() >= n)
+            .min_by_key(|&i| self.free[i].capacity());
+        let pick = fits.or_else(|| (0..self.free.len()).max_by_key(|&i| self.free[i].capacity()));
+        let mut v = pick.map(|i| self.free.swap_remove(i)).unwrap_or_default();
         v.clear();
         v.resize(n, 0.0);
         v
@@ -414,11 +420,30 @@ impl CpuModel {
         *drop0 = DropMask::draw(rng, t * h, p(self.emb.dropout));
         drop0.apply(x0);
 
-        saved_layers.resize_with(self.layers.len(), LayerSaved::default);
+        // Training keeps every layer for the backward pass; evaluation needs only the layer it
+        // computes and the one below, so it cycles through two slots.
+        let slot = |l: usize| if train { l } else { l % 2 };
+        let slots = if train {
+            self.layers.len()
+        } else {
+            self.layers.len().min(2)
+        };
+        if saved_layers.len() < slots {
+            saved_layers.resize_with(slots, LayerSaved::default);
+        }
         for (l, layer) in self.layers.iter().enumerate() {
-            let (below, rest) = saved_layers.split_at_mut(l);
-            let x: &[f32] = if l == 0 { x0 } else { &below[l - 1].out };
-            let ls = &mut rest[0];
+            let (x, ls): (&[f32], &mut LayerSaved) = if l == 0 {
+                (x0, &mut saved_layers[0])
+            } else {
+                let (below, above) = (slot(l - 1), slot(l));
+                if below < above {
+                    let (lo, hi) = saved_layers.split_at_mut(above);
+                    (&lo[below].out, &mut hi[0])
+                } else {
+                    let (lo, hi) = saved_layers.split_at_mut(below);
+                    (&hi[0].out, &mut lo[above])
+                }
+            };
             let inter = layer.f1.out;
             for (buf, lin_) in [
                 (&mut ls.q, layer.q),
@@ -504,11 +529,10 @@ impl CpuModel {
             );
         }
 
-        let last: &[f32] = saved
-            .layers
-            .last()
-            .map(|l| l.out.as_slice())
-            .unwrap_or(&saved.x0);
+        let last: &[f32] = match self.layers.len() {
+            0 => &saved.x0,
+            n => &saved.layers[slot(n - 1)].out,
+        };
         let b = packed.spans.len();
         saved.cls.resize(b * h, 0.0);
         for (row, span) in saved.cls.chunks_exact_mut(h).zip(&packed.spans) {

@@ -4,6 +4,8 @@
 mod bench;
 mod data;
 mod eval;
+mod hub;
+mod models;
 mod predict;
 mod render;
 mod runs;
@@ -44,6 +46,12 @@ enum Command {
     /// List, inspect, compare, resume and delete runs.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
+    /// Search, inspect and download models from the Hugging Face Hub.
+    #[command(subcommand)]
+    Hub(hub::HubCommand),
+    /// Models available here: the Hub cache and imported folders.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
 }
 
 /// Options of the commands that run a fine-tuned model.
@@ -85,6 +93,8 @@ pub fn run() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Hub(cmd) => hub::run(cmd),
+        Command::Models(cmd) => models::run(cmd, &db),
     };
     match result {
         Ok(code) => code,

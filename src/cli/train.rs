@@ -23,8 +23,9 @@ use super::EXIT_INTERRUPTED;
     after_help = "Example:\n  hone train --model models-cache/minilm --train train.tsv \\\n    --text-column sentence --label-column label --out runs/sst2 --epochs 1"
 )]
 pub struct TrainArgs {
-    /// Pretrained model folder (config.json, weights, tokenizer).
-    #[arg(long, value_name = "DIR")]
+    /// Pretrained model: a folder (config.json, weights, tokenizer) or a Hub repo id
+    /// downloaded with `hone hub download`.
+    #[arg(long, value_name = "DIR|ORG/NAME")]
     model: Option<PathBuf>,
     /// Training data (CSV, TSV or JSONL).
     #[arg(long, value_name = "FILE")]
@@ -225,6 +226,7 @@ impl TrainArgs {
             .ok_or_else(|| {
                 anyhow::anyhow!("missing --model; give it as a flag or in a --config run.toml")
             })?;
+        let model = hone_app::models::resolve_model(&model, &hone_hub::HubClient::from_env())?;
         let mut config = RunConfig {
             model,
             data: self.data_config(file.as_ref().map(|f| f.data.clone()))?,

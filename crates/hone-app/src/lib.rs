@@ -12,6 +12,8 @@ pub mod error;
 pub mod fingerprint;
 pub mod import;
 pub mod job;
+pub mod machine;
+pub mod models;
 pub mod paths;
 pub mod process;
 pub mod runs;

@@ -368,8 +368,10 @@ impl App {
             Some(outcome.summary.steps as i64),
         )?;
         if let Some((step, report)) = &outcome.summary.best {
-            let predictions =
-                self.validation_predictions(&out, &labels, &valid, &config.training)?;
+            let predictions = match &outcome.summary.best_logits {
+                Some(logits) => predictions_json(&labels, &valid, logits),
+                None => self.validation_predictions(&out, &labels, &valid, &config.training)?,
+            };
             let report_json = serde_json::to_value(report).unwrap_or_default();
             self.store.record_evaluation(
                 id,
@@ -401,31 +403,26 @@ impl App {
         })
     }
 
-    /// Keeps the model a run uses in the models table.
+    /// Keeps the model a run uses in the models table (a Hub snapshot as the repo it came from).
     fn record_model(&mut self, dir: &Path, fingerprint: &str) -> Result<(), AppError> {
         let spec = ModelSpec::from_dir(dir)?;
-        let size_bytes = std::fs::read_dir(dir)
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok()?.metadata().ok())
-                    .filter(|m| m.is_file())
-                    .map(|m| m.len() as i64)
-                    .sum()
-            })
-            .unwrap_or(0);
         let path = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        let origin = crate::models::hub_origin(dir);
         self.store.upsert_model(&hone_store::NewModel {
-            name: path
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default(),
-            source: "local".into(),
+            name: match &origin {
+                Some((repo, _)) => repo.clone(),
+                None => path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default(),
+            },
+            source: if origin.is_some() { "hub" } else { "local" }.into(),
             path: path.display().to_string(),
-            repo_id: None,
-            revision: None,
+            repo_id: origin.as_ref().map(|(repo, _)| repo.clone()),
+            revision: origin.map(|(_, commit)| commit),
             model_type: Some(spec.model_type),
             fingerprint: fingerprint.to_string(),
-            size_bytes,
+            size_bytes: crate::models::folder_size(dir) as i64,
         })?;
         Ok(())
     }
@@ -448,23 +445,12 @@ impl App {
             .iter()
             .map(|e| (e.text.clone(), e.text_pair.clone()))
             .collect();
-        let predictions = predictor.predict(&texts, training.batch_size)?;
-        Ok(serde_json::Value::Array(
-            valid
-                .iter()
-                .zip(predictions)
-                .map(|(e, p)| {
-                    serde_json::json!({
-                        "text": e.text,
-                        "text_pair": e.text_pair,
-                        "label": e.label,
-                        "label_id": e.label.as_deref().and_then(|l| labels.id(l)),
-                        "predicted": p.label,
-                        "probabilities": p.probabilities,
-                    })
-                })
-                .collect(),
-        ))
+        let logits: Vec<Vec<f32>> = predictor
+            .predict(&texts, training.batch_size)?
+            .into_iter()
+            .map(|p| p.logits)
+            .collect();
+        Ok(predictions_json(labels, valid, &logits))
     }
 
     /// Two runs side by side: their configuration differences and final metrics.
@@ -551,4 +537,33 @@ impl App {
 
 fn candle_cpu() -> hone_engine::candle_core::Device {
     hone_engine::candle_core::Device::Cpu
+}
+
+/// The validation examples with their predicted class and probabilities (the rows the worst
+/// misclassified examples are picked from).
+fn predictions_json(
+    labels: &LabelSet,
+    valid: &[Example],
+    logits: &[Vec<f32>],
+) -> serde_json::Value {
+    serde_json::Value::Array(
+        valid
+            .iter()
+            .zip(logits)
+            .map(|(e, row)| {
+                let predicted = labels
+                    .names()
+                    .get(hone_engine::inference::argmax(row) as usize)
+                    .cloned();
+                serde_json::json!({
+                    "text": e.text,
+                    "text_pair": e.text_pair,
+                    "label": e.label,
+                    "label_id": e.label.as_deref().and_then(|l| labels.id(l)),
+                    "predicted": predicted,
+                    "probabilities": hone_engine::inference::probabilities(row),
+                })
+            })
+            .collect(),
+    )
 }

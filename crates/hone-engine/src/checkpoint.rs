@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::ClassificationReport;
-use crate::optim::AdamWState;
+use crate::optim::{AdamW, AdamWState};
 use crate::params::ParamStore;
 use crate::EngineError;
 
@@ -116,6 +116,75 @@ pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()
     std::fs::rename(&tmp, path).map_err(|e| export_error(path, e))
 }
 
+/// Reads a safetensors file tensor by tensor (only one tensor in memory at a time) and hands
+/// each to `f` with its name.
+pub fn for_each_tensor(
+    path: &Path,
+    mut f: impl FnMut(&str, Tensor) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let bad = |message: String| EngineError::BadWeights {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| EngineError::io(path, e))?.len();
+    let mut len_bytes = [0u8; 8];
+    file.read_exact(&mut len_bytes)
+        .map_err(|e| bad(format!("no safetensors header: {e}")))?;
+    let header_len = u64::from_le_bytes(len_bytes);
+    if header_len > 100_000_000 || header_len + 8 > file_len {
+        return Err(bad(format!(
+            "header length {header_len} does not fit the file"
+        )));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| bad(format!("truncated header: {e}")))?;
+    let header: HashMap<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("unreadable header: {e}")))?;
+    let mut entries: Vec<(String, SafetensorsEntry)> = header
+        .into_iter()
+        .filter(|(name, _)| name != "__metadata__")
+        .map(|(name, value)| {
+            serde_json::from_value(value)
+                .map(|entry| (name.clone(), entry))
+                .map_err(|e| bad(format!("tensor {name}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    entries.sort_by_key(|(_, e)| e.data_offsets.0);
+    let data_start = 8 + header_len;
+    for (name, entry) in entries {
+        let dtype = match entry.dtype.as_str() {
+            "F32" => candle_core::DType::F32,
+            "F16" => candle_core::DType::F16,
+            "BF16" => candle_core::DType::BF16,
+            other => return Err(bad(format!("tensor {name} has unsupported dtype {other}"))),
+        };
+        let (start, end) = entry.data_offsets;
+        let expected = entry.shape.iter().product::<usize>() as u64 * dtype.size_in_bytes() as u64;
+        if end < start || end - start != expected || data_start + end > file_len {
+            return Err(bad(format!("tensor {name} has inconsistent offsets")));
+        }
+        let mut bytes = vec![0u8; (end - start) as usize];
+        file.seek(SeekFrom::Start(data_start + start))
+            .and_then(|_| file.read_exact(&mut bytes))
+            .map_err(|e| EngineError::io(path, e))?;
+        let tensor = Tensor::from_raw_buffer(&bytes, dtype, &entry.shape, &Device::Cpu)?;
+        drop(bytes);
+        f(&name, tensor)?;
+    }
+    Ok(())
+}
+
+/// One tensor's entry in a safetensors header.
+#[derive(Deserialize)]
+struct SafetensorsEntry {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: (u64, u64),
+}
+
 /// Loads all tensors of a safetensors file onto the CPU.
 pub fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>, EngineError> {
     candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| EngineError::BadWeights {
@@ -194,13 +263,49 @@ pub fn best_dir(work_dir: &Path) -> Option<PathBuf> {
 pub fn save_last(
     dir: &Path,
     params: &ParamStore,
-    optimizer: &AdamWState,
+    optimizer: &AdamW,
     state: &TrainerState,
 ) -> Result<(), EngineError> {
     write_dir_atomic(dir, |tmp| {
         save_tensors(&params.values(), &tmp.join("model.safetensors"))?;
-        save_tensors(&optimizer.tensors, &tmp.join("optimizer.safetensors"))?;
+        let path = tmp.join("optimizer.safetensors");
+        safetensors::serialize_to_file(optimizer.moment_views()?, None, &path)
+            .map_err(|e| export_error(&path, e))?;
         let json = serde_json::to_string_pretty(state).map_err(|e| export_error(tmp, e))?;
         write_atomic(&tmp.join("trainer_state.json"), json.as_bytes())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tensors_stream_back_as_written_and_broken_files_are_errors() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("t.safetensors");
+        let a = Tensor::arange(0f32, 6.0, &Device::Cpu)
+            .and_then(|t| t.reshape((2, 3)))
+            .expect("tensor");
+        let b = Tensor::new(&[7f32], &Device::Cpu).expect("tensor");
+        let tensors = HashMap::from([("a".to_string(), a.clone()), ("b".to_string(), b)]);
+        save_tensors(&tensors, &path).expect("saved");
+        let mut seen = Vec::new();
+        for_each_tensor(&path, |name, t| {
+            seen.push((name.to_string(), t.flatten_all()?.to_vec1::<f32>()?));
+            Ok(())
+        })
+        .expect("read");
+        seen.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(seen[0], ("a".to_string(), vec![0., 1., 2., 3., 4., 5.]));
+        assert_eq!(seen[1], ("b".to_string(), vec![7.]));
+
+        let bytes = std::fs::read(&path).expect("read");
+        std::fs::write(&path, &bytes[..bytes.len() - 4]).expect("write");
+        let err = for_each_tensor(&path, |_, _| Ok(())).expect_err("truncated");
+        assert!(err.to_string().contains("inconsistent offsets"), "{err}");
+        std::fs::write(&path, b"\xff\xff\xff\xff\xff\xff\xff\xff").expect("write");
+        let err = for_each_tensor(&path, |_, _| Ok(())).expect_err("garbage");
+        assert!(err.to_string().contains("header length"), "{err}");
+    }
 }

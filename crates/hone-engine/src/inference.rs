@@ -76,7 +76,8 @@ pub fn probabilities(logits: &[f32]) -> Vec<f64> {
     exps.into_iter().map(|e| e / sum).collect()
 }
 
-fn argmax(row: &[f32]) -> u32 {
+/// The index of the largest logit.
+pub fn argmax(row: &[f32]) -> u32 {
     row.iter()
         .enumerate()
         .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
@@ -103,16 +104,18 @@ pub fn evaluate(
         batch_size,
         CpuTrainer::new(model).as_mut(),
     )
+    .map(|(report, _)| report)
 }
 
-/// [`evaluate`] on the buffers of an existing CPU trainer (see [`logits_with`]).
+/// [`evaluate`] on the buffers of an existing CPU trainer (see [`logits_with`]); also gives
+/// the logits of every example, in the set's order.
 pub fn evaluate_with(
     model: &Classifier,
     set: &EncodedSet,
     labels: &[String],
     batch_size: usize,
     cpu: Option<&mut CpuTrainer>,
-) -> Result<ClassificationReport, EngineError> {
+) -> Result<(ClassificationReport, Vec<Vec<f32>>), EngineError> {
     let rows = logits_with(model, set, batch_size, cpu)?;
     let mut loss = 0f64;
     let mut predicted = Vec::with_capacity(rows.len());
@@ -122,12 +125,8 @@ pub fn evaluate_with(
         predicted.push(argmax(row));
     }
     let loss = loss / rows.len().max(1) as f64;
-    Ok(ClassificationReport::from_predictions(
-        labels,
-        &set.labels,
-        &predicted,
-        loss,
-    ))
+    let report = ClassificationReport::from_predictions(labels, &set.labels, &predicted, loss);
+    Ok((report, rows))
 }
 
 /// The prediction for one text.

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use hone_data::{read_examples, stratified_holdout, Example, LabelSet, TextTokenizer};
 
 use crate::batch::EncodedSet;
-use crate::checkpoint::{load_last, load_tensors};
+use crate::checkpoint::load_last;
 use crate::config::{DataConfig, FileData, RunConfig, TrainingConfig};
 use crate::device::device_name;
 use crate::events::{RunStatus, TrainEvent};
@@ -189,7 +189,7 @@ pub fn fine_tune_data(
     let summary = trainer.run(sink, cancel)?;
 
     if summary.best.is_some() {
-        model.set_values(&load_tensors(&summary.best_dir.join("model.safetensors"))?)?;
+        model.load_values(&summary.best_dir.join("model.safetensors"))?;
     } else if summary.status == RunStatus::Cancelled {
         sink(TrainEvent::Notice {
             message: "stopped before the first validation: exporting the current weights".into(),

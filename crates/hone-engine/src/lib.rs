@@ -17,6 +17,7 @@ pub mod events;
 pub mod export;
 pub mod inference;
 pub mod job;
+pub mod memory;
 pub mod metrics;
 pub mod models;
 pub mod ops;

@@ -4,6 +4,7 @@
 //! The update is `torch.optim.AdamW`'s: decoupled weight decay `p ← p·(1 − lr·wd)`, then
 //! `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`, `p ← p − lr/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε)`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use candle_core::{Tensor, Var};
@@ -82,6 +83,39 @@ impl Slot {
             )),
         })
     }
+}
+
+/// One optimizer moment as a safetensors tensor, borrowing host moments (device moments are
+/// copied to the host first).
+pub struct MomentView<'a> {
+    data: Cow<'a, [f32]>,
+    shape: Vec<usize>,
+}
+
+impl safetensors::View for MomentView<'_> {
+    fn dtype(&self) -> safetensors::Dtype {
+        safetensors::Dtype::F32
+    }
+
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    fn data(&self) -> Cow<'_, [u8]> {
+        if cfg!(target_endian = "little") {
+            Cow::Borrowed(bytemuck::cast_slice(&self.data))
+        } else {
+            Cow::Owned(le_bytes(&self.data))
+        }
+    }
+
+    fn data_len(&self) -> usize {
+        self.data.len() * 4
+    }
+}
+
+fn le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// Gradients of the trainable parameters, by parameter name.
@@ -283,21 +317,41 @@ impl AdamW {
         Ok(())
     }
 
-    /// The optimizer state, for a checkpoint.
-    pub fn state(&self) -> Result<AdamWState, EngineError> {
-        let mut tensors = HashMap::new();
-        let mut steps = HashMap::new();
-        for slot in &self.slots {
-            if let Some((m, v)) = slot.device()? {
-                tensors.insert(format!("m.{}", slot.param.name()), m);
-                tensors.insert(format!("v.{}", slot.param.name()), v);
-            }
-            steps.insert(slot.param.name().to_string(), slot.step);
-        }
-        Ok(AdamWState { tensors, steps })
+    /// The optimizer steps taken per parameter (saved beside the moments).
+    pub fn steps(&self) -> HashMap<String, u64> {
+        self.slots
+            .iter()
+            .map(|slot| (slot.param.name().to_string(), slot.step))
+            .collect()
     }
 
-    /// Restores a state saved by [`AdamW::state`].
+    /// The moments as safetensors views named `m.NAME` and `v.NAME`. Host moments are
+    /// borrowed, not copied, so saving a checkpoint adds no optimizer-sized allocation.
+    pub fn moment_views(&self) -> Result<Vec<(String, MomentView<'_>)>, EngineError> {
+        let mut views = Vec::new();
+        for slot in &self.slots {
+            let shape = slot.param.var().dims().to_vec();
+            let name = slot.param.name();
+            let (m, v): (Cow<'_, [f32]>, Cow<'_, [f32]>) = match &slot.moments {
+                Moments::Empty => continue,
+                Moments::Host { m, v } => (Cow::Borrowed(m), Cow::Borrowed(v)),
+                Moments::Device { m, v } => (
+                    Cow::Owned(m.as_tensor().flatten_all()?.to_vec1::<f32>()?),
+                    Cow::Owned(v.as_tensor().flatten_all()?.to_vec1::<f32>()?),
+                ),
+            };
+            let m = MomentView {
+                data: m,
+                shape: shape.clone(),
+            };
+            let v = MomentView { data: v, shape };
+            views.push((format!("m.{name}"), m));
+            views.push((format!("v.{name}"), v));
+        }
+        Ok(views)
+    }
+
+    /// Restores the moments saved from [`AdamW::moment_views`] and the steps of [`AdamW::steps`].
     pub fn restore(&mut self, state: &AdamWState) -> Result<(), EngineError> {
         for slot in &mut self.slots {
             let name = slot.param.name().to_string();

@@ -61,6 +61,9 @@ pub struct TrainSummary {
     pub best: Option<(u64, ClassificationReport)>,
     /// Folder of the best checkpoint's weights.
     pub best_dir: PathBuf,
+    /// The best checkpoint's logits on the validation examples (in their order), when that
+    /// validation ran in this process (not before a resume).
+    pub best_logits: Option<Vec<Vec<f32>>>,
 }
 
 /// Everything the loop needs.
@@ -82,6 +85,7 @@ struct Progress {
     best_value: Option<f64>,
     evals_without_improvement: u32,
     last_eval_step: Option<u64>,
+    best_logits: Option<Vec<Vec<f32>>>,
 }
 
 impl Trainer<'_> {
@@ -104,6 +108,7 @@ impl Trainer<'_> {
             best_value: None,
             evals_without_improvement: 0,
             last_eval_step: None,
+            best_logits: None,
         };
         let (mut start_epoch, mut skip_chunks) = (0, 0);
         if let Some(point) = &self.resume {
@@ -116,6 +121,7 @@ impl Trainer<'_> {
                 best_value: s.best_value,
                 evals_without_improvement: s.evals_without_improvement,
                 last_eval_step: s.last_eval_step,
+                best_logits: None,
             };
             start_epoch = s.epoch;
             skip_chunks = s.examples_in_epoch as usize / per_step;
@@ -222,6 +228,7 @@ impl Trainer<'_> {
             best: progress.best,
             best_dir: crate::checkpoint::best_dir(self.work_dir)
                 .unwrap_or_else(|| self.work_dir.join("best")),
+            best_logits: progress.best_logits,
         })
     }
 
@@ -241,7 +248,7 @@ impl Trainer<'_> {
         let step = progress.step;
         progress.last_eval_step = Some(step);
         // On the training step's own buffers, batch for batch: evaluation adds no memory.
-        let report = evaluate_with(
+        let (report, logits) = evaluate_with(
             self.model,
             self.valid,
             self.labels,
@@ -264,6 +271,7 @@ impl Trainer<'_> {
             let dir = self.work_dir.join("best");
             save_best(&dir, self.model.params(), &report, step)?;
             progress.best = Some((step, report));
+            progress.best_logits = Some(logits);
             sink(TrainEvent::CheckpointSaved {
                 step,
                 kind: CheckpointKind::Best,
@@ -295,7 +303,6 @@ impl Trainer<'_> {
         sink: &mut dyn FnMut(TrainEvent),
     ) -> Result<(), EngineError> {
         let dir = self.work_dir.join("last");
-        let opt = optimizer.state()?;
         let state = TrainerState {
             step: progress.step,
             epoch,
@@ -304,9 +311,9 @@ impl Trainer<'_> {
             best_value: progress.best_value,
             evals_without_improvement: progress.evals_without_improvement,
             last_eval_step: progress.last_eval_step,
-            optimizer_steps: opt.steps.clone(),
+            optimizer_steps: optimizer.steps(),
         };
-        save_last(&dir, self.model.params(), &opt, &state)?;
+        save_last(&dir, self.model.params(), optimizer, &state)?;
         sink(TrainEvent::CheckpointSaved {
             step: progress.step,
             kind: CheckpointKind::Last,

@@ -22,6 +22,7 @@ pub use config::HubConfig;
 pub use download::{DownloadEvent, DownloadOptions, Downloaded};
 pub use error::HubError;
 pub use info::{ModelConfigSummary, ModelInfo, RepoFile};
+pub use names::check_repo_id;
 pub use search::{ModelSummary, SearchPage, SearchQuery, Sort};
 
 /// A client for one Hub endpoint and one cache folder.

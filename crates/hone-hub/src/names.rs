@@ -9,7 +9,7 @@ fn word_char(c: char) -> bool {
 }
 
 /// Checks a repository id (`org/name` or `name`) as the Hub does.
-pub(crate) fn check_repo_id(repo: &str) -> Result<(), HubError> {
+pub fn check_repo_id(repo: &str) -> Result<(), HubError> {
     let parts: Vec<&str> = repo.split('/').collect();
     let ok = (1..=2).contains(&parts.len())
         && parts.iter().all(|p| {

@@ -1,0 +1,484 @@
+//! Models: can Hone train this one, and does it fit this machine (from config.json and the file
+//! list alone, so it works before a download); local folders imported into the database; the
+//! Hugging Face cache; and turning what a user typed (`org/name` or a folder) into a folder.
+
+use std::path::{Path, PathBuf};
+
+use hone_engine::memory::{estimate, FitSettings, MemoryEstimate};
+use hone_engine::models::spec::{ModelSpec, SUPPORTED_MODEL_TYPES};
+use hone_hub::{CachedModel, HubClient};
+use hone_store::{ModelRecord, NewModel};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::machine::{machine_memory, MachineMemory};
+use crate::{App, AppError};
+
+/// Weight files Hone loads (any one of them).
+const WEIGHT_FILES: [&str; 4] = [
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+];
+/// Tokenizer files Hone reads (any one of them).
+const TOKENIZER_FILES: [&str; 2] = ["tokenizer.json", "vocab.txt"];
+
+/// Whether an estimate fits in the memory it is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// At most 80% of the available memory.
+    Fits,
+    /// Within the available memory, or within the machine's total once other programs close.
+    Tight,
+    DoesNotFit,
+}
+
+impl Verdict {
+    /// Judges `needed` bytes against `available` (free now) of `total`.
+    pub fn judge(needed: u64, available: u64, total: u64) -> Self {
+        if needed as f64 <= 0.8 * available as f64 {
+            Verdict::Fits
+        } else if needed <= available || needed as f64 <= 0.9 * total as f64 {
+            Verdict::Tight
+        } else {
+            Verdict::DoesNotFit
+        }
+    }
+
+    /// A word for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Fits => "fits",
+            Verdict::Tight => "tight",
+            Verdict::DoesNotFit => "does not fit",
+        }
+    }
+}
+
+/// One variant of a fine-tune (full, or with frozen embeddings) against this machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitLine {
+    pub estimate: MemoryEstimate,
+    pub verdict: Verdict,
+}
+
+/// The fit check: estimates for full fine-tuning and for frozen embeddings, and what they were
+/// compared with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitReport {
+    pub full: FitLine,
+    pub frozen_embeddings: FitLine,
+    /// "RAM" or the GPU's name.
+    pub compared_with: String,
+    pub available: u64,
+    pub total: u64,
+}
+
+/// What Hone can do with a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCheck {
+    pub model_type: Option<String>,
+    /// The model family Hone would load it as (BERT, DistilBERT, RoBERTa).
+    pub family: Option<String>,
+    /// True when Hone can fine-tune it.
+    pub trainable: bool,
+    pub tasks: Vec<String>,
+    /// Why it cannot be trained (empty when it can).
+    pub problems: Vec<String>,
+    /// Parameters with a classification head (computed from config.json).
+    pub parameters: Option<u64>,
+    pub fit: Option<FitReport>,
+}
+
+/// Checks a model from its config.json (if any) and the names of its files.
+pub fn check_model(
+    config: Option<&Value>,
+    files: &[String],
+    settings: FitSettings,
+    machine: &MachineMemory,
+) -> ModelCheck {
+    let mut problems = Vec::new();
+    let model_type = config
+        .and_then(|c| c.get("model_type"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let spec = match config {
+        None => {
+            problems.push("there is no config.json".to_string());
+            None
+        }
+        Some(config) => match ModelSpec::from_json(config.clone(), Path::new("config.json")) {
+            Ok(spec) => Some(spec),
+            Err(_) if model_type.is_none() => {
+                problems.push("config.json has no model_type".to_string());
+                None
+            }
+            Err(e) => {
+                problems.push(match hone_engine::Family::from_model_type(
+                    model_type.as_deref().unwrap_or_default(),
+                ) {
+                    Some(_) => e.to_string(),
+                    None => format!(
+                        "Hone cannot train model_type \"{}\" yet (it trains {SUPPORTED_MODEL_TYPES})",
+                        model_type.as_deref().unwrap_or_default()
+                    ),
+                });
+                None
+            }
+        },
+    };
+    let has = |names: &[&str]| files.iter().any(|f| names.contains(&f.as_str()));
+    if !has(&WEIGHT_FILES) {
+        problems.push(
+            "no weights Hone can read (model.safetensors or pytorch_model.bin, single or sharded)"
+                .to_string(),
+        );
+    }
+    if !has(&TOKENIZER_FILES) {
+        problems.push("no tokenizer.json or vocab.txt".to_string());
+    }
+    let trainable = problems.is_empty();
+    let fit = spec
+        .as_ref()
+        .map(|spec| fit_report(spec, settings, machine));
+    ModelCheck {
+        model_type,
+        family: spec.as_ref().map(|s| s.family.name().to_string()),
+        trainable,
+        tasks: if trainable {
+            vec![
+                "text classification".to_string(),
+                "sentence-pair classification".to_string(),
+            ]
+        } else {
+            Vec::new()
+        },
+        problems,
+        parameters: fit.as_ref().map(|f| f.full.estimate.parameters),
+        fit,
+    }
+}
+
+/// Estimates full and frozen-embedding fine-tuning and judges both against the GPU (when one
+/// is compiled in and present) or the RAM.
+pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemory) -> FitReport {
+    let (compared_with, available, total) = match &machine.gpu {
+        Some(gpu) => (gpu.name.clone(), gpu.free, gpu.total),
+        None => ("RAM".to_string(), machine.ram_available, machine.ram_total),
+    };
+    let line = |freeze_embeddings| {
+        let estimate = estimate(
+            spec,
+            FitSettings {
+                freeze_embeddings,
+                ..settings
+            },
+        );
+        FitLine {
+            verdict: Verdict::judge(estimate.total, available, total),
+            estimate,
+        }
+    };
+    FitReport {
+        full: line(false),
+        frozen_embeddings: line(true),
+        compared_with,
+        available,
+        total,
+    }
+}
+
+/// File names (relative, `/`-separated) directly in a folder.
+fn folder_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Checks a model folder on disk (a local import or a Hub snapshot).
+pub fn check_folder(dir: &Path, settings: FitSettings) -> Result<ModelCheck, AppError> {
+    let config_path = dir.join("config.json");
+    let config = match std::fs::read_to_string(&config_path) {
+        Ok(text) => Some(serde_json::from_str::<Value>(&text).map_err(|e| {
+            AppError::Invalid(format!("{} is not valid JSON: {e}", config_path.display()))
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(AppError::Io {
+                path: config_path,
+                source: e,
+            })
+        }
+    };
+    Ok(check_model(
+        config.as_ref(),
+        &folder_files(dir),
+        settings,
+        &machine_memory(),
+    ))
+}
+
+/// Bytes of the files in a folder, following links (Hub snapshots link into `blobs/`).
+pub fn folder_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| std::fs::metadata(e.ok()?.path()).ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// A model Hone knows: a local folder recorded in the database, or one in the Hub cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KnownModel {
+    /// What to pass to `--model`: the repo id of a cached Hub model, else the folder.
+    pub reference: String,
+    /// "local" or "hub".
+    pub source: String,
+    pub path: PathBuf,
+    pub model_type: Option<String>,
+    pub size_bytes: u64,
+    /// The cached revision of a Hub model.
+    pub revision: Option<String>,
+}
+
+impl App {
+    /// Validates a model folder (config, weights, tokenizer, an architecture Hone trains) and
+    /// records it in the database.
+    pub fn import_model(&mut self, dir: &Path) -> Result<(ModelRecord, ModelCheck), AppError> {
+        if !dir.is_dir() {
+            return Err(AppError::Invalid(format!(
+                "{} is not a folder; give the folder holding config.json, the weights and the tokenizer",
+                dir.display()
+            )));
+        }
+        let check = check_folder(dir, FitSettings::default())?;
+        if !check.trainable {
+            return Err(AppError::Invalid(format!(
+                "{} cannot be imported: {}",
+                dir.display(),
+                check.problems.join("; ")
+            )));
+        }
+        let path = dir.canonicalize().map_err(|e| AppError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
+        let fingerprint = crate::fingerprint::model(&path)?;
+        let model = NewModel {
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            source: "local".into(),
+            path: path.display().to_string(),
+            repo_id: None,
+            revision: None,
+            model_type: check.model_type.clone(),
+            fingerprint,
+            size_bytes: folder_size(&path) as i64,
+        };
+        let id = self.store.upsert_model(&model)?;
+        let record = self
+            .store
+            .models()?
+            .into_iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| AppError::Invalid("the imported model vanished".into()))?;
+        Ok((record, check))
+    }
+
+    /// Local models recorded in the database (still on disk) and the models in the Hub cache.
+    pub fn known_models(&self, hub: &HubClient) -> Result<Vec<KnownModel>, AppError> {
+        let mut models: Vec<KnownModel> = hub
+            .cached_models()
+            .into_iter()
+            .filter_map(|m| cached_entry(&m))
+            .collect();
+        for record in self.store.models()? {
+            let m = record.model;
+            if m.source != "local" || models.iter().any(|k| k.path == Path::new(&m.path)) {
+                continue;
+            }
+            models.push(KnownModel {
+                reference: m.path.clone(),
+                source: m.source,
+                path: PathBuf::from(&m.path),
+                model_type: m.model_type,
+                size_bytes: m.size_bytes.max(0) as u64,
+                revision: None,
+            });
+        }
+        Ok(models)
+    }
+
+    /// Forgets a model: a Hub repo id is deleted from the cache (returns the bytes freed); a
+    /// local folder is only removed from the database, its files stay.
+    pub fn remove_model(&mut self, hub: &HubClient, reference: &str) -> Result<u64, AppError> {
+        if hub.cached_model(reference).is_some() {
+            return hub
+                .remove_cached(reference)
+                .map_err(|e| AppError::Invalid(e.to_string()));
+        }
+        let path = Path::new(reference);
+        let key = path
+            .canonicalize()
+            .unwrap_or_else(|_| path.to_path_buf())
+            .display()
+            .to_string();
+        if self.store.remove_model(&key)? || self.store.remove_model(reference)? {
+            return Ok(0);
+        }
+        Err(AppError::Invalid(format!(
+            "no model \"{reference}\"; `hone models list` shows the known ones"
+        )))
+    }
+}
+
+fn cached_entry(m: &CachedModel) -> Option<KnownModel> {
+    let snapshot = m.default_snapshot()?;
+    Some(KnownModel {
+        reference: m.repo.clone(),
+        source: "hub".into(),
+        path: snapshot.path.clone(),
+        model_type: m.model_type.clone(),
+        size_bytes: m.size_bytes,
+        revision: Some(snapshot.commit.clone()),
+    })
+}
+
+/// The repo id and commit of a Hugging Face cache snapshot folder
+/// (`…/models--org--name/snapshots/<commit>`), if `dir` is one.
+pub fn hub_origin(dir: &Path) -> Option<(String, String)> {
+    let commit = dir.file_name()?.to_str()?.to_string();
+    let snapshots = dir.parent()?;
+    if snapshots.file_name()? != "snapshots" {
+        return None;
+    }
+    let repo_dir = snapshots.parent()?.file_name()?.to_str()?;
+    let repo = repo_dir.strip_prefix("models--")?.replace("--", "/");
+    Some((repo, commit))
+}
+
+/// Turns `--model` into a folder: an existing folder as is, else a Hub repo id (`org/name`)
+/// from the Hugging Face cache. A repo id that is not cached is an error saying how to get it;
+/// anything else is returned as is.
+pub fn resolve_model(reference: &Path, hub: &HubClient) -> Result<PathBuf, AppError> {
+    if reference.is_dir() {
+        return Ok(reference.to_path_buf());
+    }
+    let text = reference.to_string_lossy();
+    let looks_like_repo = hone_hub::check_repo_id(&text).is_ok() && !text.starts_with('.');
+    if !looks_like_repo {
+        // A folder that is not there: the engine's error names what is missing.
+        return Ok(reference.to_path_buf());
+    }
+    hub.resolve_cached(&text)
+        .map_err(|e| AppError::Invalid(format!("{e} (or give a model folder)")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn machine(ram: u64) -> MachineMemory {
+        MachineMemory {
+            ram_total: ram,
+            ram_available: ram / 2,
+            gpu: None,
+        }
+    }
+
+    fn names(files: &[&str]) -> Vec<String> {
+        files.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn snapshot_folders_name_their_repo() {
+        let dir = Path::new("/c/hub/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/abc");
+        assert_eq!(
+            hub_origin(dir),
+            Some((
+                "sentence-transformers/all-MiniLM-L6-v2".into(),
+                "abc".into()
+            ))
+        );
+        assert_eq!(hub_origin(Path::new("/models/minilm")), None);
+    }
+
+    #[test]
+    fn verdicts_follow_the_thresholds() {
+        assert_eq!(Verdict::judge(80, 100, 200), Verdict::Fits);
+        assert_eq!(Verdict::judge(95, 100, 200), Verdict::Tight);
+        assert_eq!(Verdict::judge(170, 100, 200), Verdict::Tight);
+        assert_eq!(Verdict::judge(190, 100, 200), Verdict::DoesNotFit);
+    }
+
+    #[test]
+    fn a_bert_with_weights_and_tokenizer_is_trainable_and_judged() {
+        let config = json!({"model_type": "bert", "vocab_size": 30522, "hidden_size": 384,
+            "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536,
+            "max_position_embeddings": 512, "type_vocab_size": 2});
+        let files = names(&["config.json", "model.safetensors", "vocab.txt"]);
+        let check = check_model(
+            Some(&config),
+            &files,
+            FitSettings::default(),
+            &machine(16 << 30),
+        );
+        assert!(check.trainable, "{:?}", check.problems);
+        assert_eq!(check.family.as_deref(), Some("BERT"));
+        assert_eq!(check.parameters, Some(22_713_986));
+        let fit = check.fit.expect("a fit report");
+        assert_eq!(fit.full.verdict, Verdict::Fits);
+        assert!(fit.frozen_embeddings.estimate.total < fit.full.estimate.total);
+        let small = check_model(
+            Some(&config),
+            &files,
+            FitSettings::default(),
+            &machine(256 << 20),
+        );
+        assert_eq!(
+            small.fit.expect("a fit report").full.verdict,
+            Verdict::DoesNotFit
+        );
+    }
+
+    #[test]
+    fn unsupported_architectures_and_missing_files_say_why() {
+        let gpt2 = json!({"model_type": "gpt2", "n_layer": 12});
+        let check = check_model(
+            Some(&gpt2),
+            &names(&["config.json", "model.safetensors", "tokenizer.json"]),
+            FitSettings::default(),
+            &machine(16 << 30),
+        );
+        assert!(!check.trainable);
+        assert!(check.problems[0].contains("gpt2"), "{:?}", check.problems);
+        let onnx_only = check_model(
+            Some(&json!({"model_type": "bert"})),
+            &names(&["config.json", "onnx/model.onnx"]),
+            FitSettings::default(),
+            &machine(16 << 30),
+        );
+        assert!(!onnx_only.trainable);
+        let text = onnx_only.problems.join("; ");
+        assert!(
+            text.contains("no weights") && text.contains("tokenizer"),
+            "{text}"
+        );
+        let none = check_model(None, &[], FitSettings::default(), &machine(1 << 30));
+        assert!(none.problems[0].contains("config.json"));
+    }
+}

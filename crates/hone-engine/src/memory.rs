@@ -1,0 +1,233 @@
+//! How much memory fine-tuning a model takes, from its config.json alone (before anything is
+//! downloaded): parameters, gradients, AdamW moments, the activations the backward pass keeps,
+//! and the runtime around them.
+//!
+//! The activation terms follow what the CPU training path stores per layer (see `cpu::model`);
+//! the runtime term was fitted to the peak resident memory of real `hone train` runs of
+//! MiniLM-L6 (batch × length 16 × 64 and 32 × 128, full and frozen embeddings; the closing note
+//! of issue 5 has the figures).
+
+use serde::{Deserialize, Serialize};
+
+use crate::models::spec::{EncoderConfig, ModelSpec};
+use crate::Family;
+
+const MIB: u64 = 1 << 20;
+const F32: u64 = 4;
+
+/// Memory outside the model and its activations: the program, tokenizer, examples, database,
+/// thread stacks (fitted).
+const RUNTIME_BASE: u64 = 66 * MIB;
+/// Per token of a batch: buffers the model terms below do not count (loss, masks, logits,
+/// allocator slack; fitted).
+const RUNTIME_PER_TOKEN: u64 = 14 * 1024;
+
+/// Parameter counts of a classifier built on a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParameterCount {
+    /// All parameters, the classification head included.
+    pub total: u64,
+    /// The word, position and token-type tables (what `freeze_embeddings` freezes).
+    pub embedding_tables: u64,
+    /// Parameters never trained (DistilBERT's sinusoidal positions).
+    pub fixed: u64,
+    /// Elements of the largest single tensor (the word embeddings).
+    pub largest_tensor: u64,
+}
+
+impl ParameterCount {
+    /// Parameters a run updates.
+    pub fn trainable(&self, freeze_embeddings: bool) -> u64 {
+        let frozen = if freeze_embeddings {
+            self.embedding_tables
+        } else {
+            self.fixed
+        };
+        self.total - frozen
+    }
+}
+
+/// Counts the parameters of `family` with `config`'s dimensions and a `num_labels` head.
+pub fn parameter_count(
+    family: Family,
+    config: &EncoderConfig,
+    num_labels: usize,
+) -> ParameterCount {
+    let h = config.hidden_size as u64;
+    let i = config.intermediate_size as u64;
+    let labels = num_labels as u64;
+    let word = config.vocab_size as u64 * h;
+    let positions = config.max_position_embeddings as u64 * h;
+    let token_types = match family {
+        Family::DistilBert => 0,
+        _ => config.type_vocab_size as u64 * h,
+    };
+    let embedding_norm = 2 * h;
+    let layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h;
+    // BERT: pooler + classifier; DistilBERT: pre_classifier + classifier; RoBERTa:
+    // classifier.dense + classifier.out_proj. All three are h×h + h×labels.
+    let head = (h * h + h) + (h * labels + labels);
+    let embedding_tables = word + positions + token_types;
+    ParameterCount {
+        total: embedding_tables + embedding_norm + config.num_layers as u64 * layer + head,
+        embedding_tables,
+        fixed: if config.sinusoidal_positions {
+            positions
+        } else {
+            0
+        },
+        largest_tensor: word.max(h * i),
+    }
+}
+
+/// The shape of a training run the estimate is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FitSettings {
+    pub batch_size: usize,
+    pub max_length: usize,
+    pub freeze_embeddings: bool,
+    pub num_labels: usize,
+}
+
+impl Default for FitSettings {
+    fn default() -> Self {
+        FitSettings {
+            batch_size: 16,
+            max_length: 128,
+            freeze_embeddings: false,
+            num_labels: 2,
+        }
+    }
+}
+
+/// Estimated peak memory of fine-tuning, by part, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryEstimate {
+    pub settings: FitSettings,
+    pub parameters: u64,
+    pub trainable_parameters: u64,
+    /// f32 weights.
+    pub weights: u64,
+    /// Gradients of the trained parameters.
+    pub gradients: u64,
+    /// AdamW's two moments per trained parameter.
+    pub optimizer: u64,
+    /// What the forward pass keeps for the backward pass, and the backward pass's work buffers.
+    pub activations: u64,
+    /// Program, tokenizer, data and per-token buffers not counted above.
+    pub runtime: u64,
+    /// The one-tensor copy made while a checkpoint is written or the best one restored.
+    pub checkpoint: u64,
+    pub total: u64,
+}
+
+/// Estimates the peak memory of fine-tuning `spec` with `settings` (the sequence length is
+/// capped at the model's maximum, every batch is assumed full length).
+pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
+    let config = &spec.encoder;
+    let count = parameter_count(spec.family, config, settings.num_labels.max(1));
+    let trainable = count.trainable(settings.freeze_embeddings);
+    let length = settings
+        .max_length
+        .min(config.max_position_embeddings)
+        .max(1) as u64;
+    let batch = settings.batch_size.max(1) as u64;
+    let tokens = batch * length;
+    let (h, i) = (config.hidden_size as u64, config.intermediate_size as u64);
+    let (layers, heads) = (config.num_layers as u64, config.num_heads as u64);
+
+    // Per layer and token: eight h-wide and two i-wide f32 tensors (inputs of the four
+    // projections, Q/K/V, context, the two normalised outputs, the feed-forward input and
+    // activation), two byte dropout masks and the normalisation statistics.
+    let per_token_layer = F32 * (8 * h + 2 * i) + 2 * h + 16;
+    // Per layer and head: attention probabilities (f32) and their dropout mask (byte).
+    let attention = batch * heads * length * length * (F32 + 1);
+    let saved = layers * (tokens * per_token_layer + attention);
+    let embeddings = tokens * (F32 * 2 * h + h);
+    let scratch = F32 * tokens * (6 * h + i);
+    let activations = saved + embeddings + scratch;
+
+    let weights = F32 * count.total;
+    let gradients = F32 * trainable;
+    let optimizer = 2 * F32 * trainable;
+    let runtime = RUNTIME_BASE + RUNTIME_PER_TOKEN * tokens;
+    let checkpoint = F32 * count.largest_tensor;
+    MemoryEstimate {
+        settings,
+        parameters: count.total,
+        trainable_parameters: trainable,
+        weights,
+        gradients,
+        optimizer,
+        activations,
+        runtime,
+        checkpoint,
+        total: weights + gradients + optimizer + activations + runtime + checkpoint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::spec::ModelSpec;
+    use serde_json::json;
+
+    fn minilm() -> ModelSpec {
+        let config = json!({
+            "model_type": "bert", "vocab_size": 30522, "hidden_size": 384,
+            "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536,
+            "max_position_embeddings": 512, "type_vocab_size": 2
+        });
+        ModelSpec::from_json(config, std::path::Path::new("config.json")).expect("valid")
+    }
+
+    #[test]
+    fn parameter_count_matches_the_loaded_minilm() {
+        let spec = minilm();
+        let count = parameter_count(spec.family, &spec.encoder, 2);
+        // What `hone train` reports for all-MiniLM-L6-v2 with two classes.
+        assert_eq!(count.total, 22_713_986);
+        assert_eq!(count.trainable(true), 10_796_162);
+        assert_eq!(count.largest_tensor, 30522 * 384);
+    }
+
+    #[test]
+    fn frozen_embeddings_need_less_and_longer_batches_need_more() {
+        let spec = minilm();
+        let full = estimate(&spec, FitSettings::default());
+        let frozen = estimate(
+            &spec,
+            FitSettings {
+                freeze_embeddings: true,
+                ..FitSettings::default()
+            },
+        );
+        assert_eq!(full.total - frozen.total, 12 * (30522 + 512 + 2) * 384);
+        let long = estimate(
+            &spec,
+            FitSettings {
+                max_length: 256,
+                ..FitSettings::default()
+            },
+        );
+        assert!(long.activations > 2 * full.activations);
+        let capped = estimate(
+            &spec,
+            FitSettings {
+                max_length: 100_000,
+                ..FitSettings::default()
+            },
+        );
+        assert_eq!(
+            capped.activations,
+            estimate(
+                &spec,
+                FitSettings {
+                    max_length: 512,
+                    ..FitSettings::default()
+                }
+            )
+            .activations
+        );
+    }
+}

@@ -1,0 +1,436 @@
+//! `hone hub`: search the Hugging Face Hub, inspect a model (can Hone train it, does it fit this
+//! machine) and download what a fine-tune needs into the shared cache.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use hone_app::machine::machine_memory;
+use hone_app::models::{check_model, FitReport, ModelCheck};
+use hone_engine::memory::FitSettings;
+use hone_hub::download::plan_files;
+use hone_hub::{DownloadEvent, DownloadOptions, HubClient, ModelInfo, SearchQuery, Sort};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+use super::render::human_bytes;
+use super::EXIT_INTERRUPTED;
+
+#[derive(Subcommand)]
+pub enum HubCommand {
+    /// Search models by name, task and library.
+    Search(SearchArgs),
+    /// What a model is, whether Hone can train it and whether it fits this machine.
+    Info(InfoArgs),
+    /// Download the files a fine-tune needs (config, weights, tokenizer) into the cache.
+    Download(DownloadArgs),
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    /// Words to look for in model ids.
+    #[arg(default_value = "")]
+    query: String,
+    /// Pipeline tag, e.g. text-classification, fill-mask, token-classification.
+    #[arg(long)]
+    task: Option<String>,
+    /// Library, e.g. transformers.
+    #[arg(long)]
+    library: Option<String>,
+    /// downloads, likes or updated.
+    #[arg(long, default_value = "downloads")]
+    sort: Sort,
+    /// Models to show.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct InfoArgs {
+    /// Repository id, e.g. sentence-transformers/all-MiniLM-L6-v2.
+    repo: String,
+    /// Branch, tag or commit.
+    #[arg(long)]
+    revision: Option<String>,
+    /// Batch size the fit check assumes.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Sequence length the fit check assumes.
+    #[arg(long, default_value_t = 128)]
+    max_length: usize,
+    /// Print the whole model card.
+    #[arg(long)]
+    card: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct DownloadArgs {
+    /// Repository id, e.g. sentence-transformers/all-MiniLM-L6-v2.
+    repo: String,
+    /// Branch, tag or commit.
+    #[arg(long)]
+    revision: Option<String>,
+    /// Extra files by glob (e.g. 'onnx/*'); repeat for more.
+    #[arg(long, value_name = "GLOB")]
+    include: Vec<String>,
+    /// One JSON object per event.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: HubCommand) -> anyhow::Result<ExitCode> {
+    let hub = HubClient::from_env();
+    match cmd {
+        HubCommand::Search(args) => search(&hub, args),
+        HubCommand::Info(args) => info(&hub, args),
+        HubCommand::Download(args) => download(&hub, args),
+    }
+}
+
+fn search(hub: &HubClient, args: SearchArgs) -> anyhow::Result<ExitCode> {
+    let query = SearchQuery {
+        text: args.query,
+        task: args.task,
+        library: args.library,
+        sort: args.sort,
+        limit: args.limit.max(1),
+    };
+    let mut page = hub.search(&query)?;
+    let mut models = std::mem::take(&mut page.models);
+    while models.len() < query.limit {
+        let Some(next) = page.next.take() else { break };
+        page = hub.search_page(&next)?;
+        models.append(&mut page.models);
+    }
+    models.truncate(query.limit);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&models)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if models.is_empty() {
+        println!("no models match; try fewer words or another --task");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let width = models.iter().map(|m| m.id.len()).max().unwrap_or(10).max(5);
+    println!(
+        "{:width$}  {:24}  {:>10}  {:>6}  updated",
+        "model", "task", "downloads", "likes"
+    );
+    for m in &models {
+        let mut id = m.id.clone();
+        if m.gated {
+            id.push_str(" (gated)");
+        }
+        if m.private {
+            id.push_str(" (private)");
+        }
+        println!(
+            "{:width$}  {:24}  {:>10}  {:>6}  {}",
+            id,
+            m.task.as_deref().unwrap_or("-"),
+            m.downloads,
+            m.likes,
+            m.last_modified
+                .as_deref()
+                .map(|d| d.get(..10).unwrap_or(d))
+                .unwrap_or("-"),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn info(hub: &HubClient, args: InfoArgs) -> anyhow::Result<ExitCode> {
+    let info = hub.model_info(&args.repo, args.revision.as_deref())?;
+    let settings = FitSettings {
+        batch_size: args.batch_size,
+        max_length: args.max_length,
+        ..FitSettings::default()
+    };
+    let files: Vec<String> = info.files.iter().map(|f| f.name.clone()).collect();
+    let check = check_model(info.config.as_ref(), &files, settings, &machine_memory());
+    let download_bytes: u64 = plan_files(&info, &[])
+        .map(|planned| planned.iter().filter_map(|f| f.size).sum())
+        .unwrap_or(0);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "info": info,
+                "check": check,
+                "download_bytes": download_bytes,
+            }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_info(&info, &check, download_bytes, args.card);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_info(info: &ModelInfo, check: &ModelCheck, download_bytes: u64, full_card: bool) {
+    println!("{}", info.id);
+    let mut flags = Vec::new();
+    if info.gated {
+        flags.push("gated: accept its terms on the Hub and set HF_TOKEN");
+    }
+    if info.private {
+        flags.push("private");
+    }
+    for f in flags {
+        println!("  {f}");
+    }
+    let line = |k: &str, v: String| println!("  {k:<14}{v}");
+    line("task", info.task.clone().unwrap_or_else(|| "-".into()));
+    line(
+        "library",
+        info.library.clone().unwrap_or_else(|| "-".into()),
+    );
+    line(
+        "license",
+        info.license.clone().unwrap_or_else(|| "-".into()),
+    );
+    line(
+        "popularity",
+        format!("{} downloads · {} likes", info.downloads, info.likes),
+    );
+    if let Some(d) = &info.last_modified {
+        line("updated", d.clone());
+    }
+    if let Some(sha) = &info.sha {
+        line("commit", sha.clone());
+    }
+    let parameters = info.parameters.or(check.parameters);
+    if let Some(p) = parameters {
+        let source = if info.parameters.is_some() {
+            "from the weights"
+        } else {
+            "computed from config.json"
+        };
+        line("parameters", format!("{:.1}M ({source})", p as f64 / 1e6));
+    }
+    if let Some(c) = &info.config_summary {
+        line(
+            "architecture",
+            format!(
+                "{} · model_type {} · {} layers · hidden {} · {} heads · max {} tokens",
+                c.architectures.first().map(String::as_str).unwrap_or("-"),
+                c.model_type.as_deref().unwrap_or("-"),
+                opt(c.num_layers),
+                opt(c.hidden_size),
+                opt(c.num_heads),
+                opt(c.max_positions),
+            ),
+        );
+    }
+    line(
+        "files",
+        format!(
+            "{} files, {} in all; a fine-tune downloads {}",
+            info.files.len(),
+            human_bytes(info.total_size()),
+            human_bytes(download_bytes)
+        ),
+    );
+    println!();
+    if check.trainable {
+        println!(
+            "Hone can fine-tune this model ({}) for {}.",
+            check.family.as_deref().unwrap_or("-"),
+            check.tasks.join(" and ")
+        );
+    } else {
+        println!("Hone cannot fine-tune this model:");
+        for p in &check.problems {
+            println!("  - {p}");
+        }
+    }
+    if let Some(fit) = &check.fit {
+        print_fit(fit);
+    }
+    if let Some(card) = &info.card {
+        let body = strip_front_matter(card);
+        let lines: Vec<&str> = body.lines().collect();
+        let shown = if full_card {
+            lines.len()
+        } else {
+            lines.len().min(15)
+        };
+        if shown > 0 {
+            println!("\nModel card:");
+            for l in &lines[..shown] {
+                println!("  {l}");
+            }
+            if shown < lines.len() {
+                println!("  … {} more lines (--card shows all)", lines.len() - shown);
+            }
+        }
+    }
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// The fit verdicts with their numbers.
+pub fn print_fit(fit: &FitReport) {
+    let s = &fit.full.estimate.settings;
+    println!(
+        "\nMemory at batch {} × {} tokens, against {} ({} free of {}):",
+        s.batch_size,
+        s.max_length,
+        fit.compared_with,
+        human_bytes(fit.available),
+        human_bytes(fit.total)
+    );
+    for (name, l) in [
+        ("full fine-tuning", &fit.full),
+        ("frozen embeddings", &fit.frozen_embeddings),
+    ] {
+        let e = &l.estimate;
+        println!(
+            "  {name:<18} {:>10}  {:<12}  (weights {}, gradients {}, AdamW {}, activations {}, runtime {})",
+            human_bytes(e.total),
+            l.verdict.label(),
+            human_bytes(e.weights),
+            human_bytes(e.gradients),
+            human_bytes(e.optimizer),
+            human_bytes(e.activations),
+            human_bytes(e.runtime + e.checkpoint),
+        );
+    }
+}
+
+/// The model card without its YAML header.
+fn strip_front_matter(card: &str) -> &str {
+    let Some(rest) = card.strip_prefix("---") else {
+        return card.trim();
+    };
+    match rest.find("\n---") {
+        Some(end) => rest[end + 4..].trim(),
+        None => card.trim(),
+    }
+}
+
+fn download(hub: &HubClient, args: DownloadArgs) -> anyhow::Result<ExitCode> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let presses = AtomicUsize::new(0);
+    let flag = cancel.clone();
+    let quiet = args.json;
+    ctrlc::set_handler(move || {
+        if presses.fetch_add(1, Ordering::SeqCst) == 0 {
+            flag.store(true, Ordering::SeqCst);
+            if !quiet {
+                eprintln!("\nstopping; the partial file is kept and the next download resumes it (Ctrl-C again to quit at once)");
+            }
+        } else {
+            std::process::exit(EXIT_INTERRUPTED as i32);
+        }
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    let options = DownloadOptions {
+        revision: args.revision.clone(),
+        include: args.include.clone(),
+    };
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(Some(0), target);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg:30!} [{bar:30.cyan/blue}] {bytes}/{total_bytes} · {bytes_per_sec} · ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar
+    };
+    let plain = !args.json && !std::io::stderr().is_terminal();
+    let result = hub.download(&args.repo, &options, &cancel, &mut |event| {
+        if args.json {
+            if let Ok(line) = serde_json::to_string(event) {
+                println!("{line}");
+            }
+            return;
+        }
+        match event {
+            DownloadEvent::Planned {
+                files,
+                total_bytes,
+                done_bytes,
+                commit,
+                ..
+            } => {
+                bar.set_length(*total_bytes);
+                bar.set_position(*done_bytes);
+                let cached = files.iter().filter(|f| f.cached).count();
+                let text = format!(
+                    "{} at {}: {} files, {} ({} already cached)",
+                    args.repo,
+                    commit.get(..10).unwrap_or(commit),
+                    files.len(),
+                    human_bytes(*total_bytes),
+                    cached
+                );
+                bar.println(&text);
+            }
+            DownloadEvent::FileStarted {
+                name, resumed_from, ..
+            } => {
+                bar.set_message(name.clone());
+                if *resumed_from > 0 {
+                    bar.println(format!("resuming {name} at {}", human_bytes(*resumed_from)));
+                }
+            }
+            DownloadEvent::Progress { done_bytes, .. } => bar.set_position(*done_bytes),
+            DownloadEvent::Retrying {
+                name,
+                attempt,
+                message,
+            } => bar.println(format!("{name}: {message}; retrying (attempt {attempt})")),
+            DownloadEvent::FileDone { name } => {
+                if plain {
+                    eprintln!("downloaded {name}");
+                }
+            }
+        }
+    });
+    bar.finish_and_clear();
+    let done = match result {
+        Ok(done) => done,
+        Err(hone_hub::HubError::Cancelled) => {
+            eprintln!("download cancelled; run the same command again to resume");
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&json!({"done": done}))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(notice) = &done.notice {
+        eprintln!("note: {notice}");
+    }
+    println!(
+        "{} ready at {} ({} fetched, {} files)",
+        done.repo,
+        done.snapshot.display(),
+        human_bytes(done.fetched_bytes),
+        done.files.len()
+    );
+    println!(
+        "train it with: hone train --model {} --train FILE --text-column C --label-column L",
+        done.repo
+    );
+    Ok(ExitCode::SUCCESS)
+}

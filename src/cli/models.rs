@@ -1,0 +1,95 @@
+//! `hone models`: the models Hone can train from here — Hub models in the cache and local
+//! folders imported into the database.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use hone_app::App;
+use hone_hub::HubClient;
+
+use super::hub::print_fit;
+use super::render::human_bytes;
+
+#[derive(Subcommand)]
+pub enum ModelsCommand {
+    /// Cached Hub models and imported local folders.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a Hub model from the cache, or forget an imported folder (its files stay).
+    Remove {
+        /// A repo id (org/name) or an imported folder.
+        model: String,
+    },
+    /// Check a model folder (config, weights, tokenizer, architecture) and record it.
+    Import {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cmd: ModelsCommand, db: &Path) -> anyhow::Result<ExitCode> {
+    let hub = HubClient::from_env();
+    let mut app = App::open(db)?;
+    match cmd {
+        ModelsCommand::List { json } => {
+            let models = app.known_models(&hub)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&models)?);
+            } else if models.is_empty() {
+                println!(
+                    "no models yet: `hone hub download ORG/NAME` fetches one, `hone models import DIR` adds a folder"
+                );
+            } else {
+                let width = models.iter().map(|m| m.reference.len()).max().unwrap_or(5);
+                println!("{:width$}  source  {:12}  {:>10}", "model", "type", "size");
+                for m in &models {
+                    println!(
+                        "{:width$}  {:6}  {:12}  {:>10}",
+                        m.reference,
+                        m.source,
+                        m.model_type.as_deref().unwrap_or("-"),
+                        human_bytes(m.size_bytes)
+                    );
+                }
+            }
+        }
+        ModelsCommand::Remove { model } => {
+            let freed = app.remove_model(&hub, &model)?;
+            if freed > 0 {
+                println!(
+                    "removed {model} from the cache ({} freed)",
+                    human_bytes(freed)
+                );
+            } else {
+                println!("forgot {model} (its files were left on disk)");
+            }
+        }
+        ModelsCommand::Import { dir, json } => {
+            let (record, check) = app.import_model(&dir)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"model": record, "check": check})
+                    )?
+                );
+            } else {
+                println!(
+                    "imported {} ({}, {}, {:.1}M parameters)",
+                    record.model.path,
+                    check.family.as_deref().unwrap_or("-"),
+                    human_bytes(record.model.size_bytes.max(0) as u64),
+                    check.parameters.unwrap_or(0) as f64 / 1e6
+                );
+                if let Some(fit) = &check.fit {
+                    print_fit(fit);
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,192 @@
+//! `hone hub` and `hone models` end to end, against a real HTTP server on 127.0.0.1 that
+//! answers like the Hugging Face Hub: search, info with the fit check, download into the cache,
+//! then `hone train --model ORG/NAME` from the cache; local imports; removal.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use hone_hub_testserver::{Repo, TestHub};
+use support::{fixture, hone, run, stderr, stdout};
+
+/// A `hone` command that talks to `hub` and keeps its Hugging Face cache in `home`.
+fn hone_hub(hub: &TestHub, home: &Path) -> Command {
+    let mut c = hone();
+    c.env("HF_ENDPOINT", hub.url())
+        .env("HF_HOME", home)
+        .env("HF_HUB_CACHE", home.join("hub"))
+        .env_remove("HF_TOKEN")
+        .env_remove("HF_HUB_OFFLINE");
+    c
+}
+
+fn tiny_repo(id: &str, downloads: u64) -> Repo {
+    Repo::from_dir(id, &fixture("tiny-bert"))
+        .expect("fixture")
+        .file(
+            "README.md",
+            b"---\nlicense: apache-2.0\n---\n# Tiny BERT\nFor Hone's tests.\n".to_vec(),
+        )
+        .file("onnx/model.onnx", vec![7; 4096])
+        .task("fill-mask")
+        .stats(downloads, 3, "2026-11-01T00:00:00.000Z")
+}
+
+#[test]
+fn download_then_train_from_the_cache_by_repo_id() {
+    let hub = TestHub::start(vec![
+        tiny_repo("hone-test/tiny-bert", 500),
+        tiny_repo("hone-test/tiny-bert-2", 90),
+        Repo::new("other/gpt-thing")
+            .file("config.json", br#"{"model_type": "gpt2"}"#.to_vec())
+            .file("model.safetensors", vec![0; 64])
+            .task("text-generation"),
+    ])
+    .expect("server");
+    let home = tempfile::tempdir().expect("tmp");
+
+    // Search: most downloaded first, with the task.
+    let out = run(hone_hub(&hub, home.path()).args(["hub", "search", "tiny", "--json"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let found: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let ids: Vec<&str> = found
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["hone-test/tiny-bert", "hone-test/tiny-bert-2"]);
+    let table = run(hone_hub(&hub, home.path()).args(["hub", "search", "tiny"]));
+    assert!(stdout(&table).contains("fill-mask"), "{}", stdout(&table));
+
+    // Info: trainable, with a fit verdict, and what a fine-tune downloads (no ONNX).
+    let out =
+        run(hone_hub(&hub, home.path()).args(["hub", "info", "hone-test/tiny-bert", "--json"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let info: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(info["check"]["trainable"], true);
+    assert_eq!(info["check"]["fit"]["full"]["verdict"], "fits");
+    assert_eq!(info["info"]["license"], "apache-2.0");
+    let onnx = 4096;
+    let all: u64 = info["info"]["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["size"].as_u64())
+        .sum();
+    assert_eq!(info["download_bytes"].as_u64(), Some(all - onnx));
+    let text = run(hone_hub(&hub, home.path()).args(["hub", "info", "hone-test/tiny-bert"]));
+    let text = stdout(&text);
+    assert!(
+        text.contains("Hone can fine-tune this model") && text.contains("full fine-tuning"),
+        "{text}"
+    );
+    let gpt = run(hone_hub(&hub, home.path()).args(["hub", "info", "other/gpt-thing"]));
+    assert!(
+        stdout(&gpt).contains("cannot train model_type \"gpt2\""),
+        "{}",
+        stdout(&gpt)
+    );
+
+    // Training from a repo id that is not downloaded says how to get it.
+    let data = fixture("data/sst2_sample.tsv");
+    let runs = tempfile::tempdir().expect("tmp");
+    let train = |cmd: &mut Command| {
+        run(cmd
+            .args(["train", "--model", "hone-test/tiny-bert", "--train"])
+            .arg(&data)
+            .args(["--text-column", "sentence", "--label-column", "label"])
+            .args(["--epochs", "1", "--batch-size", "8", "--max-length", "32"])
+            .arg("--out")
+            .arg(runs.path().join("model")))
+    };
+    let out = train(&mut hone_hub(&hub, home.path()));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("hone hub download hone-test/tiny-bert"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Download, then train by repo id.
+    let out = run(hone_hub(&hub, home.path()).args(["hub", "download", "hone-test/tiny-bert"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("ready at"), "{}", stdout(&out));
+    let snapshots = home
+        .path()
+        .join("hub/models--hone-test--tiny-bert/snapshots");
+    assert!(snapshots.is_dir());
+    let db = runs.path().join("hone.db");
+    let out = train(hone_hub(&hub, home.path()).arg("--db").arg(&db));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(runs.path().join("model/model.safetensors").is_file());
+
+    // The run's model is recorded as the Hub repo it came from.
+    let list = run(hone_hub(&hub, home.path())
+        .arg("--db")
+        .arg(&db)
+        .args(["models", "list", "--json"]));
+    let models: serde_json::Value = serde_json::from_str(&stdout(&list)).expect("json");
+    let hub_models: Vec<&serde_json::Value> = models
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|m| m["source"] == "hub")
+        .collect();
+    assert_eq!(hub_models.len(), 1, "{models}");
+    assert_eq!(hub_models[0]["reference"], "hone-test/tiny-bert");
+    assert_eq!(hub_models[0]["model_type"], "bert");
+
+    // With the server gone, the cached model still trains.
+    drop(hub);
+    let offline = TestHub::start(Vec::new()).expect("server");
+    let out = train(hone_hub(&offline, home.path()).env("HF_HUB_OFFLINE", "1"));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Removal deletes the cache entry.
+    let out = run(hone_hub(&offline, home.path()).arg("--db").arg(&db).args([
+        "models",
+        "remove",
+        "hone-test/tiny-bert",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!home
+        .path()
+        .join("hub/models--hone-test--tiny-bert")
+        .exists());
+}
+
+#[test]
+fn local_folders_are_checked_before_they_are_imported() {
+    let home = tempfile::tempdir().expect("tmp");
+    let db = home.path().join("hone.db");
+    let hub = TestHub::start(Vec::new()).expect("server");
+    let models = |args: &[&str]| {
+        run(hone_hub(&hub, home.path())
+            .arg("--db")
+            .arg(&db)
+            .arg("models")
+            .args(args))
+    };
+
+    let out = models(&["import", fixture("tiny-roberta").to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("RoBERTa"), "{}", stdout(&out));
+    let list = models(&["list"]);
+    assert!(stdout(&list).contains("tiny-roberta"), "{}", stdout(&list));
+
+    // A folder without weights is refused with the reason.
+    let broken = home.path().join("broken");
+    std::fs::create_dir_all(&broken).expect("mkdir");
+    std::fs::copy(fixture("tiny-bert/config.json"), broken.join("config.json")).expect("copy");
+    let out = models(&["import", broken.to_str().expect("utf-8")]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no weights"), "{}", stderr(&out));
+
+    // Forgetting a local model leaves its files.
+    let out = models(&["remove", fixture("tiny-roberta").to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(fixture("tiny-roberta/config.json").is_file());
+    assert!(!stdout(&models(&["list"])).contains("tiny-roberta"));
+}

@@ -15,6 +15,7 @@ pub mod job;
 pub mod machine;
 pub mod models;
 pub mod paths;
+pub mod preview;
 pub mod process;
 pub mod runs;
 pub mod splits;

@@ -82,6 +82,7 @@ pub fn parameter_count(
 
 /// The shape of a training run the estimate is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FitSettings {
     pub batch_size: usize,
     pub max_length: usize,

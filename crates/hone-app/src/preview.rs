@@ -1,0 +1,230 @@
+//! A look at a file before it is imported: its columns, a guess of which hold the text, the pair
+//! and the label, the first rows as they would be stored, and the first error with its line.
+//! Nothing is written.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use hone_data::{FileFormat, SourceReader, SourceSpec};
+use serde::Serialize;
+
+use crate::AppError;
+
+const TEXT_NAMES: [&str; 9] = [
+    "text",
+    "sentence",
+    "sentence1",
+    "premise",
+    "question",
+    "question1",
+    "review",
+    "content",
+    "document",
+];
+const PAIR_NAMES: [&str; 5] = [
+    "text_pair",
+    "sentence2",
+    "hypothesis",
+    "question2",
+    "context",
+];
+const LABEL_NAMES: [&str; 7] = [
+    "label",
+    "labels",
+    "class",
+    "category",
+    "sentiment",
+    "target",
+    "gold_label",
+];
+
+/// One row as it would be imported.
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviewRow {
+    pub line: u64,
+    pub text: String,
+    pub text_pair: Option<String>,
+    pub label: Option<String>,
+}
+
+/// What the preview found.
+#[derive(Debug, Clone, Serialize)]
+pub struct FilePreview {
+    pub format: FileFormat,
+    /// Column names (empty for formats without columns: CoNLL, `LABEL text` lines, Parquet
+    /// before a text column is named).
+    pub columns: Vec<String>,
+    /// The mapping used: the one given, else the guess.
+    pub spec: SourceSpec,
+    pub rows: Vec<PreviewRow>,
+    /// Labels among the rows read.
+    pub label_counts: BTreeMap<String, u64>,
+    /// The first error, with its file and line; the import would stop there.
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Reads the columns and up to `limit` rows of `path`. Without a text column in `spec`, the
+/// columns are guessed from their names.
+pub fn preview_file(path: &Path, spec: &SourceSpec, limit: usize) -> Result<FilePreview, AppError> {
+    let format = match spec.format {
+        Some(f) => f,
+        None => FileFormat::from_path(path)?,
+    };
+    let columns = column_names(path, format, spec.no_header);
+    let mut spec = spec.clone();
+    spec.format = Some(format);
+    let has_columns = matches!(
+        format,
+        FileFormat::Csv | FileFormat::Tsv | FileFormat::Jsonl | FileFormat::Json
+    );
+    if has_columns && spec.text.is_none() {
+        let pick = |names: &[&str]| {
+            columns
+                .iter()
+                .find(|c| names.contains(&c.to_ascii_lowercase().as_str()))
+                .cloned()
+        };
+        spec.text = pick(&TEXT_NAMES).or_else(|| columns.first().cloned());
+        spec.text_pair = spec.text_pair.clone().or_else(|| pick(&PAIR_NAMES));
+        spec.label = spec.label.clone().or_else(|| pick(&LABEL_NAMES));
+    }
+    let mut rows = Vec::new();
+    let mut label_counts = BTreeMap::new();
+    let mut error = None;
+    let mut warnings = Vec::new();
+    match SourceReader::open(path, &spec) {
+        Err(e) => error = Some(e.to_string()),
+        Ok(mut reader) => {
+            warnings.extend(reader.warnings().iter().cloned());
+            for row in reader.by_ref().take(limit) {
+                match row {
+                    Ok(row) => {
+                        let label = row
+                            .label
+                            .clone()
+                            .or_else(|| row.tags.as_ref().map(|t| t.join(" ")));
+                        if let Some(l) = &row.label {
+                            *label_counts.entry(l.clone()).or_insert(0) += 1;
+                        }
+                        rows.push(PreviewRow {
+                            line: row.line,
+                            text: row.tokens.as_ref().map(|t| t.join(" ")).unwrap_or(row.text),
+                            text_pair: row.text_pair,
+                            label,
+                        });
+                    }
+                    Err(e) => {
+                        error = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Ok(FilePreview {
+        format,
+        columns,
+        spec,
+        rows,
+        label_counts,
+        error,
+        warnings,
+    })
+}
+
+/// The header of a CSV/TSV file, or the keys of the first JSON object.
+fn column_names(path: &Path, format: FileFormat, no_header: bool) -> Vec<String> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let mut reader = BufReader::new(file);
+    match format {
+        FileFormat::Csv | FileFormat::Tsv => {
+            let delimiter = if format == FileFormat::Csv {
+                b','
+            } else {
+                b'\t'
+            };
+            let mut csv = csv::ReaderBuilder::new()
+                .delimiter(delimiter)
+                .has_headers(false)
+                .flexible(true)
+                .quoting(format == FileFormat::Csv)
+                .from_reader(reader);
+            let Some(Ok(first)) = csv.records().next() else {
+                return Vec::new();
+            };
+            if no_header {
+                (1..=first.len()).map(|i| i.to_string()).collect()
+            } else {
+                first
+                    .iter()
+                    .map(|c| c.trim_start_matches('\u{feff}').to_string())
+                    .collect()
+            }
+        }
+        FileFormat::Jsonl | FileFormat::Json => {
+            let mut line = String::new();
+            let mut text = String::new();
+            // The first object: its line (JSONL) or the start of the array (JSON, up to 64 KiB).
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && text.len() < 65536 {
+                text.push_str(&line);
+                line.clear();
+                if format == FileFormat::Jsonl && !text.trim().is_empty() {
+                    break;
+                }
+            }
+            let body = text.trim_start_matches('\u{feff}').trim();
+            let first = if format == FileFormat::Json {
+                let inner = body.trim_start_matches('[');
+                let mut stream =
+                    serde_json::Deserializer::from_str(inner).into_iter::<serde_json::Value>();
+                stream.next().and_then(Result::ok)
+            } else {
+                serde_json::from_str(body).ok()
+            };
+            first
+                .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()))
+                .unwrap_or_default()
+        }
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guesses_columns_and_stops_at_the_first_bad_line() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let tsv = dir.path().join("a.tsv");
+        std::fs::write(
+            &tsv,
+            "id\tsentence\tlabel\n1\tgood film\t1\n2\tbad film\t0\n",
+        )
+        .expect("write");
+        let p = preview_file(&tsv, &SourceSpec::default(), 10).expect("preview");
+        assert_eq!(p.columns, ["id", "sentence", "label"]);
+        assert_eq!(p.spec.text.as_deref(), Some("sentence"));
+        assert_eq!(p.spec.label.as_deref(), Some("label"));
+        assert_eq!(p.rows.len(), 2);
+        assert_eq!(p.rows[1].line, 3);
+        assert_eq!(p.label_counts.get("0"), Some(&1));
+        assert!(p.error.is_none());
+
+        let jsonl = dir.path().join("b.jsonl");
+        std::fs::write(
+            &jsonl,
+            "{\"premise\": \"a\", \"hypothesis\": \"b\", \"gold_label\": \"x\"}\nnot json\n",
+        )
+        .expect("write");
+        let p = preview_file(&jsonl, &SourceSpec::default(), 10).expect("preview");
+        assert_eq!(p.spec.text_pair.as_deref(), Some("hypothesis"));
+        assert_eq!(p.rows.len(), 1);
+        let error = p.error.expect("an error");
+        assert!(error.contains("line 2"), "{error}");
+    }
+}

@@ -1,0 +1,154 @@
+//! Datasets: preview before import, import with progress, browse, label, split.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hone_app::preview::{preview_file, FilePreview};
+use hone_app::{ImportRequest, ImportSummary};
+use hone_data::SourceSpec;
+use hone_store::{DatasetInfo, ExampleFilter, Label, SplitInfo, StoredExample};
+use serde::{Deserialize, Serialize};
+use tauri::ipc::Channel;
+use tauri::State;
+
+use crate::error::CommandResult;
+use crate::state::DesktopState;
+
+/// Reads the columns and first rows of a picked file; nothing is written.
+#[tauri::command]
+pub async fn dataset_preview(
+    state: State<'_, Arc<DesktopState>>,
+    path: PathBuf,
+    spec: Option<SourceSpec>,
+) -> CommandResult<FilePreview> {
+    state.check_allowed(&path)?;
+    super::blocking(move || Ok(preview_file(&path, &spec.unwrap_or_default(), 50)?)).await
+}
+
+/// Bytes read of the file, for the progress bar.
+#[derive(Clone, Serialize)]
+pub struct ImportProgress {
+    pub done: u64,
+    pub total: u64,
+}
+
+/// Imports a picked file as dataset `name` (one transaction).
+#[tauri::command]
+pub async fn dataset_import(
+    state: State<'_, Arc<DesktopState>>,
+    path: PathBuf,
+    name: String,
+    spec: SourceSpec,
+    on_progress: Channel<ImportProgress>,
+) -> CommandResult<ImportSummary> {
+    state.check_allowed(&path)?;
+    let state = state.inner().clone();
+    super::blocking(move || {
+        let request = ImportRequest {
+            path,
+            name,
+            spec,
+            label_names: None,
+            label_map: None,
+            part: None,
+            append: false,
+        };
+        let mut last = Instant::now() - Duration::from_secs(1);
+        Ok(state.app()?.import(&request, &mut |done, total| {
+            if last.elapsed() >= Duration::from_millis(100) || done == total {
+                last = Instant::now();
+                let _ = on_progress.send(ImportProgress { done, total });
+            }
+        })?)
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn datasets_list(state: State<'_, Arc<DesktopState>>) -> CommandResult<Vec<DatasetInfo>> {
+    let state = state.inner().clone();
+    super::blocking(move || Ok(state.app()?.store().datasets()?)).await
+}
+
+/// Which examples to list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ExampleQuery {
+    pub labeled: Option<bool>,
+    pub text_contains: Option<String>,
+    pub offset: i64,
+    pub limit: Option<i64>,
+}
+
+/// A page of a dataset's examples.
+#[derive(Serialize)]
+pub struct ExamplePage {
+    pub dataset: DatasetInfo,
+    pub examples: Vec<StoredExample>,
+}
+
+#[tauri::command]
+pub async fn dataset_examples(
+    state: State<'_, Arc<DesktopState>>,
+    name: String,
+    query: ExampleQuery,
+) -> CommandResult<ExamplePage> {
+    let state = state.inner().clone();
+    super::blocking(move || {
+        let app = state.app()?;
+        let dataset = app.store().dataset(&name)?;
+        let examples = app.store().examples(
+            dataset.id,
+            &ExampleFilter {
+                labeled: query.labeled,
+                part: None,
+                text_contains: query.text_contains.filter(|t| !t.is_empty()),
+                offset: query.offset.max(0),
+                limit: Some(query.limit.unwrap_or(100).clamp(1, 1000)),
+            },
+        )?;
+        Ok(ExamplePage { dataset, examples })
+    })
+    .await
+}
+
+/// Sets (or clears, with `None`) an example's class.
+#[tauri::command]
+pub async fn example_set_label(
+    state: State<'_, Arc<DesktopState>>,
+    example_id: i64,
+    label: Option<String>,
+) -> CommandResult<()> {
+    let state = state.inner().clone();
+    super::blocking(move || {
+        let mut app = state.app()?;
+        app.store_mut()
+            .set_label(example_id, label.map(Label::Class).as_ref(), "app")?;
+        Ok(())
+    })
+    .await
+}
+
+/// Makes (or replaces) a stratified, seeded split.
+#[tauri::command]
+pub async fn dataset_split(
+    state: State<'_, Arc<DesktopState>>,
+    name: String,
+    split: String,
+    valid: f64,
+    test: f64,
+    seed: u64,
+) -> CommandResult<SplitInfo> {
+    let state = state.inner().clone();
+    super::blocking(move || Ok(state.app()?.make_split(&name, &split, valid, test, seed)?)).await
+}
+
+#[tauri::command]
+pub async fn dataset_delete(
+    state: State<'_, Arc<DesktopState>>,
+    name: String,
+) -> CommandResult<()> {
+    let state = state.inner().clone();
+    super::blocking(move || Ok(state.app()?.store_mut().delete_dataset(&name)?)).await
+}

@@ -1,0 +1,103 @@
+//! The playground and export: predictions of a finished run's model, and a copy of its
+//! exported folder where the user chose.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hone_engine::candle_core::Device;
+use hone_engine::inference::{Prediction, Predictor};
+use tauri::State;
+
+use crate::error::{CommandError, CommandResult};
+use crate::state::DesktopState;
+
+/// The exported model folder of a run.
+fn export_dir(state: &DesktopState, run_id: i64) -> CommandResult<PathBuf> {
+    let app = state.app()?;
+    let artifacts = app.store().artifacts(run_id)?;
+    let export = artifacts
+        .iter()
+        .rev()
+        .find(|a| a.kind == "export")
+        .map(|a| PathBuf::from(&a.path))
+        .filter(|p| p.join("config.json").is_file())
+        .ok_or_else(|| {
+            CommandError::new(
+                "not_found",
+                format!("run {run_id} has no exported model yet; finish (or resume) it first"),
+            )
+        })?;
+    Ok(export)
+}
+
+/// Classifies `texts` with run `run_id`'s model.
+#[tauri::command]
+pub async fn predict(
+    state: State<'_, Arc<DesktopState>>,
+    run_id: i64,
+    texts: Vec<String>,
+) -> CommandResult<Vec<Prediction>> {
+    let state = state.inner().clone();
+    super::blocking(move || {
+        let dir = export_dir(&state, run_id)?;
+        let predictor = Predictor::load(&dir, &Device::Cpu, None)?;
+        let inputs: Vec<(String, Option<String>)> = texts
+            .into_iter()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| (t, None))
+            .collect();
+        Ok(predictor.predict(&inputs, 32)?)
+    })
+    .await
+}
+
+/// Copies run `run_id`'s exported model (Hugging Face format, with its model card) into a new
+/// folder `name` inside the picked folder `dest`; returns the new folder.
+#[tauri::command]
+pub async fn export_run(
+    state: State<'_, Arc<DesktopState>>,
+    run_id: i64,
+    dest: PathBuf,
+    name: String,
+) -> CommandResult<PathBuf> {
+    state.check_allowed(&dest)?;
+    let state = state.inner().clone();
+    super::blocking(move || {
+        let source = export_dir(&state, run_id)?;
+        let name = name.trim();
+        if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+            return Err(CommandError::new(
+                "invalid",
+                "the export needs a folder name without slashes",
+            ));
+        }
+        let target = dest.join(name);
+        if target.exists() {
+            return Err(CommandError::new(
+                "invalid",
+                format!("{} already exists; choose another name", target.display()),
+            ));
+        }
+        copy_folder(&source, &target)?;
+        Ok(target)
+    })
+    .await
+}
+
+/// Copies the files of `from` (not its checkpoints) into a new folder `to`, atomically: into
+/// a temporary sibling first, renamed when complete.
+fn copy_folder(from: &Path, to: &Path) -> CommandResult<()> {
+    let io = |path: &Path, e: std::io::Error| {
+        CommandError::new("io", format!("cannot write {}: {e}", path.display()))
+    };
+    let tmp = to.with_extension("partial");
+    std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| io(from, e))? {
+        let entry = entry.map_err(|e| io(from, e))?;
+        let path = entry.path();
+        if path.is_file() {
+            std::fs::copy(&path, tmp.join(entry.file_name())).map_err(|e| io(&path, e))?;
+        }
+    }
+    std::fs::rename(&tmp, to).map_err(|e| io(to, e))
+}

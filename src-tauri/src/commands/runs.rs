@@ -1,0 +1,86 @@
+//! Runs: the list, one run's record with its curves and evaluations, comparisons, deletion.
+
+use std::sync::Arc;
+
+use hone_app::RunComparison;
+use hone_store::{ArtifactRecord, EvaluationRecord, MetricRow, RunRecord};
+use serde::Serialize;
+use tauri::State;
+
+use crate::error::CommandResult;
+use crate::state::DesktopState;
+
+#[tauri::command]
+pub async fn runs_list(state: State<'_, Arc<DesktopState>>) -> CommandResult<Vec<RunRecord>> {
+    let state = state.inner().clone();
+    super::blocking(move || Ok(state.app()?.store().runs()?)).await
+}
+
+/// Everything about one run.
+#[derive(Serialize)]
+pub struct RunDetail {
+    pub run: RunRecord,
+    pub metrics: Vec<MetricRow>,
+    pub evaluations: Vec<EvaluationRecord>,
+    pub artifacts: Vec<ArtifactRecord>,
+    /// Running in this window now (cancellable).
+    pub live: bool,
+}
+
+#[tauri::command]
+pub async fn run_show(state: State<'_, Arc<DesktopState>>, id: i64) -> CommandResult<RunDetail> {
+    let state = state.inner().clone();
+    super::blocking(move || {
+        let app = state.app()?;
+        let store = app.store();
+        Ok(RunDetail {
+            run: store.run(id)?,
+            metrics: store.metrics(id)?,
+            evaluations: store.evaluations(id)?,
+            artifacts: store.artifacts(id)?,
+            live: state.run_switch(id).is_some(),
+        })
+    })
+    .await
+}
+
+/// The metric curves of several runs (for overlays), in the order asked.
+#[tauri::command]
+pub async fn runs_metrics(
+    state: State<'_, Arc<DesktopState>>,
+    ids: Vec<i64>,
+) -> CommandResult<Vec<(i64, Vec<MetricRow>)>> {
+    let state = state.inner().clone();
+    super::blocking(move || {
+        let app = state.app()?;
+        ids.into_iter()
+            .map(|id| Ok((id, app.store().metrics(id)?)))
+            .collect()
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn runs_compare(
+    state: State<'_, Arc<DesktopState>>,
+    a: i64,
+    b: i64,
+) -> CommandResult<RunComparison> {
+    let state = state.inner().clone();
+    super::blocking(move || Ok(state.app()?.compare_runs(a, b)?)).await
+}
+
+#[tauri::command]
+pub async fn run_delete(state: State<'_, Arc<DesktopState>>, id: i64) -> CommandResult<()> {
+    let state = state.inner().clone();
+    super::blocking(move || {
+        if state.run_switch(id).is_some() {
+            return Err(crate::error::CommandError::new(
+                "busy",
+                format!("run {id} is running; cancel it first"),
+            ));
+        }
+        Ok(state.app()?.delete_run(id)?)
+    })
+    .await
+}

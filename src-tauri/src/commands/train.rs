@@ -1,0 +1,147 @@
+//! Training: start, resume and cancel runs; their events stream to the window over an
+//! `ipc::Channel` in batches (at most ten messages a second however fast the steps are).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hone_app::{spawn, JobHandle};
+use hone_engine::{RunConfig, TrainEvent};
+use serde::Serialize;
+use tauri::ipc::Channel;
+use tauri::State;
+
+use crate::error::{CommandError, CommandResult};
+use crate::state::DesktopState;
+
+/// How often batched events are sent.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// A message of a run's stream.
+#[derive(Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RunMessage {
+    /// Events in the order they happened.
+    Events {
+        run_id: i64,
+        events: Vec<TrainEvent>,
+    },
+    /// The run ended: completed, cancelled or failed (with the error).
+    Ended {
+        run_id: i64,
+        status: String,
+        error: Option<String>,
+    },
+}
+
+/// Creates a run from `config` and starts it; returns its id at once.
+#[tauri::command]
+pub async fn train_start(
+    state: State<'_, Arc<DesktopState>>,
+    config: RunConfig,
+    name: Option<String>,
+    on_event: Channel<RunMessage>,
+) -> CommandResult<i64> {
+    let state = state.inner().clone();
+    let id = super::blocking({
+        let state = state.clone();
+        move || {
+            let mut config = config;
+            config.model = hone_app::models::resolve_model(&config.model, state.hub())?;
+            Ok(state
+                .app()?
+                .create_run(&config, name.filter(|n| !n.trim().is_empty()))?)
+        }
+    })
+    .await?;
+    let job = spawn(state.db().to_path_buf(), id, false)?;
+    follow(state, job, on_event);
+    Ok(id)
+}
+
+/// Continues an interrupted, cancelled or failed run from its last checkpoint.
+#[tauri::command]
+pub async fn train_resume(
+    state: State<'_, Arc<DesktopState>>,
+    run_id: i64,
+    on_event: Channel<RunMessage>,
+) -> CommandResult<i64> {
+    if state.run_switch(run_id).is_some() {
+        return Err(CommandError::new(
+            "busy",
+            format!("run {run_id} is running"),
+        ));
+    }
+    let state = state.inner().clone();
+    let job = spawn(state.db().to_path_buf(), run_id, true)?;
+    follow(state, job, on_event);
+    Ok(run_id)
+}
+
+/// Asks a run to stop after its current step; it keeps its best checkpoint and can resume.
+#[tauri::command]
+pub fn train_cancel(state: State<'_, Arc<DesktopState>>, run_id: i64) -> bool {
+    match state.run_switch(run_id) {
+        Some(flag) => {
+            flag.store(true, Ordering::SeqCst);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Forwards a job's events in batches on a thread of its own, then reports how it ended.
+fn follow(state: Arc<DesktopState>, job: JobHandle, channel: Channel<RunMessage>) {
+    let run_id = job.run_id;
+    state.track_run(run_id, job.cancel_flag());
+    std::thread::spawn(move || {
+        let mut batch = Vec::new();
+        let mut last_flush = Instant::now();
+        loop {
+            let wait = FLUSH_EVERY.saturating_sub(last_flush.elapsed());
+            match job.events().recv_timeout(wait) {
+                Ok(event) => {
+                    let urgent = !matches!(event, TrainEvent::Step { .. });
+                    batch.push(event);
+                    if !urgent && last_flush.elapsed() < FLUSH_EVERY {
+                        continue;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if !batch.is_empty() {
+                let events = std::mem::take(&mut batch);
+                let _ = channel.send(RunMessage::Events { run_id, events });
+            }
+            last_flush = Instant::now();
+        }
+        if !batch.is_empty() {
+            let _ = channel.send(RunMessage::Events {
+                run_id,
+                events: batch,
+            });
+        }
+        let ended = match job.join() {
+            Ok(outcome) => {
+                if outcome.status == hone_store::RunStatus::Completed {
+                    if let Ok(mut app) = state.app() {
+                        let _ = app.clean_checkpoints(run_id);
+                    }
+                }
+                RunMessage::Ended {
+                    run_id,
+                    status: outcome.status.as_str().to_string(),
+                    error: None,
+                }
+            }
+            Err(e) => RunMessage::Ended {
+                run_id,
+                status: "failed".into(),
+                error: Some(e.to_string()),
+            },
+        };
+        state.untrack_run(run_id);
+        let _ = channel.send(ended);
+    });
+}

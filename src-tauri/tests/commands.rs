@@ -1,0 +1,309 @@
+//! The desktop commands through Tauri's real dispatch path (`tauri::test::mock_builder` with
+//! the app's own context, so the capability file is enforced; no display): dialogs, datasets,
+//! the Hub against a local server, training with its event channel, runs, the playground and
+//! export.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hone_desktop::state::DesktopState;
+use hone_hub::{HubClient, HubConfig};
+use hone_hub_testserver::{Repo, TestHub};
+use serde_json::{json, Value};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{get_ipc_response, mock_builder, MockRuntime, INVOKE_KEY};
+use tauri::webview::InvokeRequest;
+use tauri::WebviewWindow;
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(rel)
+}
+
+struct Window {
+    _app: tauri::App<MockRuntime>,
+    webview: WebviewWindow<MockRuntime>,
+}
+
+fn window(db: &Path, hub_url: &str, cache: &Path, picks: Vec<PathBuf>) -> Window {
+    let hub = HubClient::new(HubConfig {
+        endpoint: hub_url.to_string(),
+        cache_dir: cache.to_path_buf(),
+        token: None,
+        offline: false,
+        max_attempts: 2,
+        backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+    });
+    let state = DesktopState::scripted(db.to_path_buf(), hub, picks);
+    let app = hone_desktop::with_commands(mock_builder(), state)
+        .build(tauri::generate_context!())
+        .expect("app");
+    let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .expect("window");
+    Window { _app: app, webview }
+}
+
+impl Window {
+    fn call(&self, cmd: &str, args: Value) -> Result<Value, Value> {
+        get_ipc_response(
+            &self.webview,
+            InvokeRequest {
+                cmd: cmd.into(),
+                callback: CallbackFn(0),
+                error: CallbackFn(1),
+                url: "tauri://localhost".parse().expect("url"),
+                body: InvokeBody::Json(args),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        )
+        .map(|body| body.deserialize::<Value>().expect("json"))
+    }
+
+    fn ok(&self, cmd: &str, args: Value) -> Value {
+        self.call(cmd, args)
+            .unwrap_or_else(|e| panic!("{cmd} failed: {e}"))
+    }
+}
+
+#[test]
+fn the_whole_workflow_through_the_commands() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("data/hone.db");
+    let exports = tmp.path().join("exports");
+    std::fs::create_dir_all(&exports).expect("mkdir");
+    let hub = TestHub::start(vec![Repo::from_dir(
+        "hone-test/tiny-bert",
+        &fixture("tiny-bert"),
+    )
+    .expect("fixture")
+    .task("fill-mask")])
+    .expect("server");
+    let data = fixture("data/sst2_sample.tsv");
+    let w = window(
+        &db,
+        &hub.url(),
+        &tmp.path().join("hf"),
+        vec![data.clone(), exports.clone()],
+    );
+
+    let info = w.ok("app_info", json!({}));
+    assert_eq!(info["runs"], 0);
+    assert!(info["machine"]["ram_total"].as_u64().unwrap_or(0) > 0);
+
+    // Commands outside Hone's own are refused (the dialog plugin is only used from Rust).
+    let denied = w
+        .call("plugin:dialog|open", json!({"options": {}}))
+        .expect_err("not allowed");
+    assert!(denied.to_string().contains("not allowed"), "{denied}");
+
+    // A path that was not picked is refused.
+    let refused = w
+        .call("dataset_preview", json!({"path": data}))
+        .expect_err("not picked");
+    assert_eq!(refused["kind"], "not_picked");
+
+    // Pick, preview (nothing written), import.
+    let picked = w.ok("pick_path", json!({"kind": "data_file"}));
+    assert_eq!(picked, json!(data));
+    let preview = w.ok("dataset_preview", json!({"path": data}));
+    assert_eq!(preview["spec"]["text"], "sentence");
+    assert_eq!(preview["spec"]["label"], "label");
+    assert!(w
+        .ok("datasets_list", json!({}))
+        .as_array()
+        .expect("list")
+        .is_empty());
+    let summary = w.ok(
+        "dataset_import",
+        json!({"path": data, "name": "sst2", "spec": preview["spec"], "onProgress": "__CHANNEL__:7"}),
+    );
+    let rows = summary["dataset"]["rows"].as_i64().expect("rows");
+    assert!(rows > 20);
+
+    // Label an example, then undo it.
+    let page = w.ok(
+        "dataset_examples",
+        json!({"name": "sst2", "query": {"limit": 1}}),
+    );
+    let example = page["examples"][0]["id"].as_i64().expect("id");
+    w.ok(
+        "example_set_label",
+        json!({"exampleId": example, "label": null}),
+    );
+    let unlabeled = w.ok(
+        "dataset_examples",
+        json!({"name": "sst2", "query": {"labeled": false}}),
+    );
+    assert_eq!(unlabeled["examples"].as_array().map(Vec::len), Some(1));
+    w.ok(
+        "example_set_label",
+        json!({"exampleId": example, "label": "1"}),
+    );
+
+    // The Hub: search, info with the fit verdict, download into the cache.
+    let found = w.ok(
+        "hub_search",
+        json!({"query": {"text": "tiny", "sort": "downloads", "limit": 10}, "next": null}),
+    );
+    assert_eq!(found["models"][0]["id"], "hone-test/tiny-bert");
+    let model = w.ok(
+        "hub_info",
+        json!({"repo": "hone-test/tiny-bert", "settings": {"batch_size": 8, "max_length": 32}}),
+    );
+    assert_eq!(model["check"]["trainable"], true);
+    assert_eq!(model["check"]["fit"]["full"]["verdict"], "fits");
+    w.ok(
+        "hub_download",
+        json!({"repo": "hone-test/tiny-bert", "onEvent": "__CHANNEL__:8"}),
+    );
+    let models = w.ok("models_list", json!({}));
+    assert_eq!(models[0]["reference"], "hone-test/tiny-bert");
+
+    // Train by repo id on the stored dataset; events go to a channel; poll the run.
+    let config = json!({
+        "model": "hone-test/tiny-bert",
+        "data": {"dataset": "sst2"},
+        "training": {"epochs": 2, "batch_size": 8, "max_length": 32, "lr": 1e-3}
+    });
+    let id = w
+        .ok(
+            "train_start",
+            json!({"config": config, "name": "first", "onEvent": "__CHANNEL__:9"}),
+        )
+        .as_i64()
+        .expect("run id");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let run = loop {
+        let detail = w.ok("run_show", json!({"id": id}));
+        let status = detail["run"]["status"].as_str().unwrap_or("").to_string();
+        if !detail["live"].as_bool().unwrap_or(true) && status != "running" && status != "queued" {
+            break detail;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run did not finish: {detail}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(run["run"]["status"], "completed", "{run}");
+    assert!(run["metrics"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|r| r["name"] == "loss")));
+
+    // A second run, then compare.
+    let config2 = json!({
+        "model": "hone-test/tiny-bert",
+        "data": {"dataset": "sst2"},
+        "training": {"epochs": 1, "batch_size": 8, "max_length": 32, "lr": 5e-4}
+    });
+    let id2 = w
+        .ok(
+            "train_start",
+            json!({"config": config2, "name": null, "onEvent": "__CHANNEL__:10"}),
+        )
+        .as_i64()
+        .expect("run id");
+    while w.ok("run_show", json!({"id": id2}))["live"] == json!(true) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let diff = w.ok("runs_compare", json!({"a": id, "b": id2}));
+    let keys: Vec<&str> = diff["config_diff"]
+        .as_array()
+        .expect("diff")
+        .iter()
+        .filter_map(|d| d[0].as_str())
+        .collect();
+    assert!(
+        keys.contains(&"training.lr") && keys.contains(&"training.epochs"),
+        "{keys:?}"
+    );
+
+    // Playground and export into a picked folder.
+    let predictions = w.ok(
+        "predict",
+        json!({"runId": id, "texts": ["a gorgeous film", "", "a dull mess"]}),
+    );
+    assert_eq!(predictions.as_array().map(Vec::len), Some(2));
+    let refused = w
+        .call(
+            "export_run",
+            json!({"runId": id, "dest": exports, "name": "m"}),
+        )
+        .expect_err("not picked yet");
+    assert_eq!(refused["kind"], "not_picked");
+    assert_eq!(
+        w.ok("pick_path", json!({"kind": "export_folder"})),
+        json!(exports)
+    );
+    let out = w.ok(
+        "export_run",
+        json!({"runId": id, "dest": exports, "name": "sentiment"}),
+    );
+    let out = PathBuf::from(out.as_str().expect("path"));
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "README.md",
+    ] {
+        assert!(
+            out.join(file).is_file(),
+            "{file} missing in {}",
+            out.display()
+        );
+    }
+    let again = w
+        .call(
+            "export_run",
+            json!({"runId": id, "dest": exports, "name": "sentiment"}),
+        )
+        .expect_err("exists");
+    assert!(again["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("already exists"));
+}
+
+#[test]
+fn the_capability_allows_exactly_the_registered_commands() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("capabilities/main.json"),
+    )
+    .expect("capability file");
+    let cap: Value = serde_json::from_str(&text).expect("json");
+    let allowed: Vec<String> = cap["permissions"]
+        .as_array()
+        .expect("permissions")
+        .iter()
+        .filter_map(|p| {
+            p.as_str()?
+                .strip_prefix("allow-")
+                .map(|c| c.replace('-', "_"))
+        })
+        .collect();
+    let mut registered: Vec<String> = hone_desktop::COMMANDS
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let mut allowed_sorted = allowed.clone();
+    registered.sort();
+    allowed_sorted.sort();
+    assert_eq!(allowed_sorted, registered);
+    let build = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("build.rs"))
+        .expect("build.rs");
+    for c in hone_desktop::COMMANDS {
+        assert!(
+            build.contains(&format!("\"{c}\"")),
+            "{c} missing in build.rs"
+        );
+    }
+    // Nothing beyond Hone's commands: no file-system, shell or window permissions.
+    for p in cap["permissions"].as_array().expect("permissions") {
+        let p = p.as_str().unwrap_or("");
+        assert!(p.starts_with("allow-"), "{p}");
+    }
+}

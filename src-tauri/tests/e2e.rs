@@ -1,0 +1,429 @@
+//! The real app end to end: `tauri-driver` + WebKitWebDriver drive the `hone-desktop` window
+//! (under `xvfb-run` in CI) through what a user does — find and download a model from a local
+//! Hub server, import a dataset with unlabeled rows, label them with the keyboard, train two
+//! runs watching the live chart, compare them, predict in the playground, export — and the
+//! exported folder then works in `hone predict`. Screenshots of every page go to
+//! `target/e2e-screenshots/`.
+//!
+//! Needs `tauri-driver` on PATH, a display, and the UI built (`npm --prefix ui run build`, which
+//! the binary embeds); `scripts/test-all` does all of that. By hand:
+//! `xvfb-run -a cargo test --workspace --test e2e -- --ignored`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hone_hub_testserver::{Repo, TestHub};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// Stops tauri-driver with SIGTERM (a hard kill leaves WebKitWebDriver running).
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+    }
+}
+
+struct Ui {
+    client: Client,
+    shots: PathBuf,
+}
+
+impl Ui {
+    async fn css(&self, selector: &str) -> fantoccini::elements::Element {
+        self.wait_for(selector, Duration::from_secs(30)).await
+    }
+
+    async fn wait_for(&self, selector: &str, timeout: Duration) -> fantoccini::elements::Element {
+        match self
+            .client
+            .wait()
+            .at_most(timeout)
+            .for_element(Locator::Css(selector))
+            .await
+        {
+            Ok(el) => el,
+            Err(e) => {
+                self.shot("failure").await;
+                let source = self.client.source().await.unwrap_or_default();
+                let probe = self
+                    .client
+                    .execute_async(
+                        "const done = arguments[0]; const s = document.querySelector('script[type=module]'); \
+                         window.onerror = (m) => done('onerror: ' + m); \
+                         import(s.src + '?again').then(() => setTimeout(() => done('again: ' + document.getElementById('app').innerHTML.slice(0, 200)), 500), (e) => done('module error: ' + e + ' ' + e.stack));",
+                        vec![],
+                    )
+                    .await;
+                eprintln!("probe: {probe:?}");
+                std::fs::write(self.shots.join("failure.html"), &source).ok();
+                panic!(
+                    "no {selector}: {e}\npage: {}",
+                    &source[..source.len().min(3000)]
+                );
+            }
+        }
+    }
+
+    async fn click(&self, selector: &str) {
+        // Re-find and retry: a re-render can replace the element between finding and clicking.
+        let mut last = None;
+        for _ in 0..10 {
+            match self.css(selector).await.click().await {
+                Ok(_) => return,
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        self.shot("failure").await;
+        panic!("click {selector}: {last:?}");
+    }
+
+    async fn button(&self, text: &str) {
+        let xpath = format!("//button[normalize-space(.)='{text}']");
+        let el = self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::XPath(&xpath))
+            .await
+            .unwrap_or_else(|e| panic!("no button {text}: {e}"));
+        el.click()
+            .await
+            .unwrap_or_else(|e| panic!("click {text}: {e}"));
+    }
+
+    async fn page(&self, name: &str) {
+        self.click(&format!("button.nav[data-page='{name}']")).await;
+        self.css(&format!("main[data-current='{name}']")).await;
+    }
+
+    async fn text_of(&self, selector: &str) -> String {
+        self.css(selector).await.text().await.unwrap_or_default()
+    }
+
+    /// Waits until `check` holds for the text of `selector`.
+    async fn until_text(
+        &self,
+        selector: &str,
+        timeout: Duration,
+        check: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(selector)).await {
+                if let Ok(text) = el.text().await {
+                    if check(&text) {
+                        return text;
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                self.shot("failure").await;
+                let text = match self.client.find(Locator::Css("main")).await {
+                    Ok(el) => el.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                panic!("{selector} never matched; the page says: {text}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn attr_until(
+        &self,
+        selector: &str,
+        attr: &str,
+        timeout: Duration,
+        check: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(selector)).await {
+                if let Ok(Some(v)) = el.attr(attr).await {
+                    if check(&v) {
+                        return v;
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                self.shot("failure").await;
+                panic!("{selector}[{attr}] never matched");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn type_into(&self, selector: &str, text: &str) {
+        let el = self.css(selector).await;
+        el.clear().await.ok();
+        el.send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("type into {selector}: {e}"));
+    }
+
+    async fn set_field(&self, field: &str, value: &str) {
+        let selector = format!("label[data-field='{field}'] input");
+        let el = self.css(&selector).await;
+        el.click().await.expect("focus");
+        // Select what is there and type over it, as a person does.
+        let arg = serde_json::to_value(&el).expect("element");
+        self.client
+            .execute("arguments[0].select()", vec![arg])
+            .await
+            .expect("select");
+        el.send_keys(value).await.expect("type");
+        let shown = el.prop("value").await.ok().flatten().unwrap_or_default();
+        assert_eq!(shown, value, "the {field} field shows what was typed");
+    }
+
+    async fn shot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        std::fs::write(self.shots.join(format!("{name}.png")), png).expect("write screenshot");
+    }
+
+    async fn keys(&self, keys: &str) {
+        let body = self.css("body").await;
+        body.send_keys(keys).await.expect("keys");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs tauri-driver and a display (scripts/test-all runs it under xvfb-run)"]
+async fn a_user_goes_from_nothing_to_an_exported_model() {
+    // Two TLS back ends are linked (ring and aws-lc-rs); the WebDriver client needs one chosen.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let app = target_dir().join("debug/hone-desktop");
+    assert!(
+        app.is_file(),
+        "no {}: build the workspace first",
+        app.display()
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    let shots = target_dir().join("e2e-screenshots");
+    std::fs::create_dir_all(&shots).expect("mkdir");
+
+    // A dataset whose first three rows have no label.
+    let sample = std::fs::read_to_string(root().join("tests/fixtures/data/sst2_sample.tsv"))
+        .expect("fixture");
+    let mut lines: Vec<String> = sample.lines().map(str::to_string).collect();
+    for line in &mut lines[1..4] {
+        let text = line.split('\t').next().unwrap_or_default().to_string();
+        *line = format!("{text}\t");
+    }
+    let data = tmp.path().join("reviews.tsv");
+    std::fs::write(&data, lines.join("\n") + "\n").expect("write");
+    let exports = tmp.path().join("exports");
+    std::fs::create_dir_all(&exports).expect("mkdir");
+
+    let hub = TestHub::start(vec![Repo::from_dir(
+        "hone-test/tiny-bert",
+        &root().join("tests/fixtures/tiny-bert"),
+    )
+    .expect("fixture")
+    .task("fill-mask")
+    .stats(1234, 5, "2026-11-01T00:00:00.000Z")])
+    .expect("hub");
+
+    let picks = std::env::join_paths([&data, &exports]).expect("paths");
+    let driver = Command::new("tauri-driver")
+        .args(["--port", "4444", "--native-port", "4445"])
+        .env("HONE_DB", tmp.path().join("hone.db"))
+        .env("HONE_PICK", picks)
+        .env("HF_ENDPOINT", hub.url())
+        .env("HF_HOME", tmp.path().join("hf"))
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HF_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tauri-driver on PATH (cargo install tauri-driver --locked)");
+    let _driver = Driver(driver);
+
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), "wry".into());
+    caps.insert(
+        "tauri:options".into(),
+        serde_json::json!({"application": app}),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let client = loop {
+        let mut builder = ClientBuilder::rustls().expect("TLS roots");
+        match builder
+            .capabilities(caps.clone())
+            .connect("http://127.0.0.1:4444")
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => panic!("cannot reach tauri-driver: {e}"),
+        }
+    };
+    let ui = Ui { client, shots };
+    let long = Duration::from_secs(180);
+
+    // Start page.
+    ui.css("main[data-current='home']").await;
+    assert_eq!(ui.client.title().await.expect("title"), "Hone");
+    ui.shot("01-start").await;
+
+    // Models: search the local Hub, open the model, read the verdict, download.
+    ui.page("models").await;
+    ui.type_into("#hub-query", "tiny").await;
+    ui.click("#hub-search").await;
+    ui.click("[data-testid='hub-results'] tbody tr td").await;
+    let fit = ui.text_of("[data-testid='fit']").await;
+    assert!(fit.contains("fits"), "{fit}");
+    ui.click("#download").await;
+    ui.until_text("[data-testid='model-page']", long, |t| {
+        t.contains("Downloaded.")
+    })
+    .await;
+    ui.until_text("[data-testid='known-models']", long, |t| {
+        t.contains("hone-test/tiny-bert")
+    })
+    .await;
+    ui.shot("02-models").await;
+
+    // Datasets: pick the file, check the preview, import.
+    ui.page("datasets").await;
+    ui.click("#import-file").await;
+    let preview = ui.text_of("[data-testid='preview']").await;
+    assert!(preview.contains("unlabeled"), "{preview}");
+    ui.shot("03-dataset-preview").await;
+    ui.click("#do-import").await;
+    ui.until_text("[data-testid='datasets']", long, |t| t.contains("reviews"))
+        .await;
+    ui.css("[data-testid='label-bars']").await;
+    ui.shot("04-datasets").await;
+
+    // Labeling with the keyboard: 1, 2, 1.
+    ui.page("labeling").await;
+    let progress = ui.text_of("[data-testid='label-progress']").await;
+    ui.css("[data-testid='label-card']").await;
+    for key in ["1", "2", "1"] {
+        ui.keys(key).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let after = ui
+        .until_text("[data-testid='label-progress']", long, |t| t != progress)
+        .await;
+    ui.shot("05-labeling").await;
+    let labeled: Vec<u64> = after
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(labeled.first(), labeled.get(1), "all rows labeled: {after}");
+
+    // Train: small settings, watch the live chart, wait for the end.
+    for (epochs, lr) in [("3", "0.001"), ("1", "0.0005")] {
+        ui.page("train").await;
+        ui.css("#train-model option").await;
+        ui.set_field("epochs", epochs).await;
+        ui.set_field("batch_size", "8").await;
+        ui.set_field("max_length", "32").await;
+        ui.set_field("lr", lr).await;
+        ui.css("[data-testid='fit']").await;
+        ui.shot(&format!("06-train-form-{epochs}")).await;
+        ui.click("#start").await;
+        ui.attr_until("[data-testid='chart-loss']", "data-points", long, |v| {
+            v.parse::<u64>().unwrap_or(0) > 0
+        })
+        .await;
+        ui.shot(&format!("07-train-live-{epochs}")).await;
+        let status = ui
+            .attr_until("[data-testid='live']", "data-status", long, |s| {
+                s != "running"
+            })
+            .await;
+        assert_eq!(status, "completed");
+        ui.shot(&format!("08-train-done-{epochs}")).await;
+        ui.button("New run").await;
+    }
+
+    // Runs: two runs, compare them, open one.
+    ui.page("runs").await;
+    ui.until_text("[data-testid='runs']", long, |t| {
+        t.matches("completed").count() == 2
+    })
+    .await;
+    ui.click("tr[data-run='1'] input[type='checkbox']").await;
+    ui.click("tr[data-run='2'] input[type='checkbox']").await;
+    let diff = ui.text_of("[data-testid='config-diff']").await;
+    assert!(
+        diff.contains("training.epochs") && diff.contains("training.lr"),
+        "{diff}"
+    );
+    ui.shot("09-runs-compare").await;
+    ui.click("tr[data-run='2'] input[type='checkbox']").await;
+    ui.click("tr[data-run='1'] input[type='checkbox']").await;
+    ui.click("tr[data-run='1'] a").await;
+    ui.css("[data-testid='confusion']").await;
+    ui.shot("10-run").await;
+
+    // Playground and export.
+    ui.page("playground").await;
+    ui.type_into("#play-text", "a gorgeous, witty movie").await;
+    ui.click("#play-predict").await;
+    ui.until_text("[data-testid='predictions']", long, |t| t.contains('%'))
+        .await;
+    ui.type_into("#export-name", "sentiment").await;
+    ui.click("#export").await;
+    ui.until_text("[data-testid='exported']", long, |t| {
+        t.contains("sentiment")
+    })
+    .await;
+    ui.shot("11-playground").await;
+
+    // Light and dark themes both render.
+    ui.css(".theme select")
+        .await
+        .select_by_value("dark")
+        .await
+        .expect("dark theme");
+    ui.shot("12-dark").await;
+
+    ui.client.close().await.ok();
+
+    // The export works in `hone predict`.
+    let model = exports.join("sentiment");
+    let hone = target_dir().join("debug/hone");
+    assert!(hone.is_file(), "the hone binary is built by the workspace");
+    let out = Command::new(hone)
+        .args(["predict", "--model"])
+        .arg(&model)
+        .args(["--json", "a gorgeous, witty movie"])
+        .output()
+        .expect("hone predict");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let predictions: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(predictions[0]["label"].is_string(), "{predictions}");
+}

@@ -1,0 +1,134 @@
+// Typed calls into the Rust side. Every command returns a promise; errors are
+// `{ kind, message }` (CommandError in src-tauri/src/error.rs).
+import { Channel, invoke } from "@tauri-apps/api/core";
+
+export type CommandError = { kind: string; message: string };
+
+export function errorText(e: unknown): string {
+  if (e && typeof e === "object" && "message" in e) return String((e as CommandError).message);
+  return String(e);
+}
+
+export type FitSettings = { batch_size: number; max_length: number; freeze_embeddings?: boolean; num_labels?: number };
+export type MemoryEstimate = {
+  settings: FitSettings; parameters: number; trainable_parameters: number; weights: number; gradients: number;
+  optimizer: number; activations: number; runtime: number; checkpoint: number; total: number;
+};
+export type FitLine = { estimate: MemoryEstimate; verdict: "fits" | "tight" | "does-not-fit" };
+export type FitReport = { full: FitLine; frozen_embeddings: FitLine; compared_with: string; available: number; total: number };
+export type ModelCheck = {
+  model_type: string | null; family: string | null; trainable: boolean; tasks: string[]; problems: string[];
+  parameters: number | null; fit: FitReport | null;
+};
+export type ModelSummary = {
+  id: string; task: string | null; library: string | null; downloads: number; likes: number;
+  last_modified: string | null; tags: string[]; gated: boolean; private: boolean;
+};
+export type RepoFile = { name: string; size: number | null };
+export type ModelInfo = ModelSummary & {
+  sha: string | null; license: string | null; files: RepoFile[]; parameters: number | null; card: string | null;
+  config_summary: { architectures: string[]; model_type: string | null; num_layers: number | null; hidden_size: number | null; max_positions: number | null } | null;
+};
+export type ModelPage = { info: ModelInfo; check: ModelCheck; download_bytes: number; cached: boolean };
+export type KnownModel = { reference: string; source: string; path: string; model_type: string | null; size_bytes: number; revision: string | null };
+export type DownloadEvent =
+  | { kind: "planned"; total_bytes: number; done_bytes: number; files: { name: string; size: number; cached: boolean }[] }
+  | { kind: "file_started"; name: string; size: number; resumed_from: number }
+  | { kind: "progress"; name: string; done_bytes: number; total_bytes: number }
+  | { kind: "retrying"; name: string; attempt: number; message: string }
+  | { kind: "file_done"; name: string };
+
+export type SourceSpec = { format?: string | null; text?: string | null; text_pair?: string | null; label?: string | null; no_header?: boolean };
+export type FilePreview = {
+  format: string; columns: string[]; spec: SourceSpec; rows: { line: number; text: string; text_pair: string | null; label: string | null }[];
+  label_counts: Record<string, number>; error: string | null; warnings: string[];
+};
+export type DatasetInfo = {
+  id: number; name: string; task: string; source: string; format: string; rows: number; labeled: number;
+  label_names: string[]; label_counts: Record<string, number>; warnings: string[]; splits: string[]; created_at: string;
+};
+export type StoredExample = { id: number; position: number; source_line: number | null; text: string; text_pair: string | null; label: string | string[] | null };
+export type RunRecord = {
+  id: number; name: string | null; status: string; config: any; step: number; total_steps: number | null;
+  final_metrics: any; created_at: string; started_at: string | null; finished_at: string | null; error: string | null;
+};
+export type MetricRow = { step: number; epoch: number | null; name: string; value: number };
+export type EvaluationRecord = { step: number; part: string; report: any; predictions: any[] | null };
+export type RunDetail = { run: RunRecord; metrics: MetricRow[]; evaluations: EvaluationRecord[]; artifacts: { kind: string; path: string }[]; live: boolean };
+export type TrainEvent = { event: string; [key: string]: any };
+export type RunMessage =
+  | { type: "events"; run_id: number; events: TrainEvent[] }
+  | { type: "ended"; run_id: number; status: string; error: string | null };
+export type Prediction = { text: string; label: string; probabilities: number[]; labels: string[] };
+
+export const api = {
+  appInfo: () => invoke<any>("app_info"),
+  pick: (kind: "data_file" | "model_folder" | "export_folder") => invoke<string | null>("pick_path", { kind }),
+  hubSearch: (query: { text: string; task: string | null; library: string | null; sort: string; limit: number }, next?: string | null) =>
+    invoke<{ models: ModelSummary[]; next: string | null }>("hub_search", { query, next: next ?? null }),
+  hubInfo: (repo: string, settings?: FitSettings) => invoke<ModelPage>("hub_info", { repo, settings: settings ?? null }),
+  hubDownload: (repo: string, onEvent: (e: DownloadEvent) => void) => {
+    const channel = new Channel<DownloadEvent>();
+    channel.onmessage = onEvent;
+    return invoke<any>("hub_download", { repo, onEvent: channel });
+  },
+  hubCancelDownload: (repo: string) => invoke<boolean>("hub_cancel_download", { repo }),
+  modelsList: () => invoke<KnownModel[]>("models_list"),
+  modelCheck: (reference: string, settings?: FitSettings) => invoke<ModelCheck>("model_check", { reference, settings: settings ?? null }),
+  modelImport: (dir: string) => invoke<{ model: any; check: ModelCheck }>("model_import", { dir }),
+  modelRemove: (reference: string) => invoke<number>("model_remove", { reference }),
+  datasetPreview: (path: string, spec?: SourceSpec) => invoke<FilePreview>("dataset_preview", { path, spec: spec ?? null }),
+  datasetImport: (path: string, name: string, spec: SourceSpec, onProgress: (p: { done: number; total: number }) => void) => {
+    const channel = new Channel<{ done: number; total: number }>();
+    channel.onmessage = onProgress;
+    return invoke<any>("dataset_import", { path, name, spec, onProgress: channel });
+  },
+  datasetsList: () => invoke<DatasetInfo[]>("datasets_list"),
+  datasetExamples: (name: string, query: { labeled?: boolean | null; text_contains?: string; offset?: number; limit?: number }) =>
+    invoke<{ dataset: DatasetInfo; examples: StoredExample[] }>("dataset_examples", { name, query }),
+  setLabel: (exampleId: number, label: string | null) => invoke<void>("example_set_label", { exampleId, label }),
+  datasetSplit: (name: string, split: string, valid: number, test: number, seed: number) =>
+    invoke<any>("dataset_split", { name, split, valid, test, seed }),
+  datasetDelete: (name: string) => invoke<void>("dataset_delete", { name }),
+  runsList: () => invoke<RunRecord[]>("runs_list"),
+  runShow: (id: number) => invoke<RunDetail>("run_show", { id }),
+  runsMetrics: (ids: number[]) => invoke<[number, MetricRow[]][]>("runs_metrics", { ids }),
+  runsCompare: (a: number, b: number) => invoke<{ config_diff: [string, any, any][]; metrics: [string, number | null, number | null][] }>("runs_compare", { a, b }),
+  runDelete: (id: number) => invoke<void>("run_delete", { id }),
+  trainStart: (config: any, name: string | null, onMessage: (m: RunMessage) => void) => {
+    const channel = new Channel<RunMessage>();
+    channel.onmessage = onMessage;
+    return invoke<number>("train_start", { config, name, onEvent: channel });
+  },
+  trainResume: (runId: number, onMessage: (m: RunMessage) => void) => {
+    const channel = new Channel<RunMessage>();
+    channel.onmessage = onMessage;
+    return invoke<number>("train_resume", { runId, onEvent: channel });
+  },
+  trainCancel: (runId: number) => invoke<boolean>("train_cancel", { runId }),
+  predict: (runId: number, texts: string[]) => invoke<Prediction[]>("predict", { runId, texts }),
+  exportRun: (runId: number, dest: string, name: string) => invoke<string>("export_run", { runId, dest, name }),
+};
+
+export function bytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n, u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+/** A parameter count for people: 22.7M, 32.4K. */
+export function count(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
+  return String(n);
+}
+
+export function duration(s: number): string {
+  if (!isFinite(s)) return "–";
+  if (s < 1) return "<1 s";
+  if (s < 60) return `${Math.round(s)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+}

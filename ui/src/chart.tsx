@@ -1,0 +1,87 @@
+// Line charts on uPlot (canvas, fast). Series longer than the chart is wide are reduced to a
+// min/max pair per pixel column, so 100k points per curve draw as fast as 2k and spikes stay.
+import { useEffect, useRef } from "preact/hooks";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+
+export type Series = { label: string; x: number[]; y: number[] };
+
+const COLORS = ["#2f6fde", "#e0622b", "#2aa876", "#b0429e", "#c9a227", "#5b6abf"];
+
+/** Keeps the first, last, and min and max of each bucket: at most ~2·buckets points. */
+export function downsample(x: number[], y: number[], buckets: number): [number[], number[]] {
+  const n = x.length;
+  if (n <= buckets * 2) return [x, y];
+  const ox: number[] = [], oy: number[] = [];
+  const size = n / buckets;
+  for (let b = 0; b < buckets; b++) {
+    const start = Math.floor(b * size), end = Math.min(n, Math.floor((b + 1) * size));
+    let lo = start, hi = start;
+    for (let i = start; i < end; i++) {
+      if (y[i] < y[lo]) lo = i;
+      if (y[i] > y[hi]) hi = i;
+    }
+    for (const i of lo < hi ? [lo, hi] : lo > hi ? [hi, lo] : [lo]) { ox.push(x[i]); oy.push(y[i]); }
+  }
+  return [ox, oy];
+}
+
+/** Axis numbers: small learning rates in scientific notation, the rest as they come. */
+function tick(v: number): string {
+  if (v === 0) return "0";
+  const a = Math.abs(v);
+  if (a < 0.01 || a >= 1e6) return v.toExponential(1);
+  return String(Number(v.toPrecision(3)));
+}
+
+/** Aligns several series on the union of their x values (uPlot's data layout). */
+function align(series: Series[], buckets: number): uPlot.AlignedData {
+  const reduced = series.map((s) => downsample(s.x, s.y, buckets));
+  const xs = Array.from(new Set(reduced.flatMap(([x]) => x))).sort((a, b) => a - b);
+  const index = new Map(xs.map((x, i) => [x, i]));
+  const ys = reduced.map(([x, y]) => {
+    const col: (number | null)[] = new Array(xs.length).fill(null);
+    x.forEach((xv, i) => (col[index.get(xv)!] = y[i]));
+    return col;
+  });
+  return [xs, ...ys] as uPlot.AlignedData;
+}
+
+export function Chart(props: { title: string; series: Series[]; height?: number; log?: boolean; testId?: string }) {
+  const host = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const shape = props.series.map((s) => s.label).join("|");
+
+  useEffect(() => {
+    const el = host.current!;
+    const width = Math.max(300, el.clientWidth || 500);
+    // Canvas colours cannot be CSS variables: read the theme's values.
+    const css = getComputedStyle(document.documentElement);
+    const muted = css.getPropertyValue("--muted").trim() || "#667085";
+    const grid = css.getPropertyValue("--grid").trim() || "#eceff3";
+    const opts: uPlot.Options = {
+      title: props.title,
+      width,
+      height: props.height ?? 220,
+      scales: { x: { time: false }, y: props.log ? { distr: 3 } : {} },
+      series: [{ label: "step" }, ...props.series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true }))],
+      axes: [
+        { stroke: muted, grid: { stroke: grid }, ticks: { stroke: grid } },
+        { stroke: muted, grid: { stroke: grid }, ticks: { stroke: grid }, size: 64, values: (_u, ticks) => ticks.map(tick) },
+      ],
+      legend: { show: props.series.length > 1 },
+    };
+    plot.current = new uPlot(opts, align(props.series, width), el);
+    const observer = new ResizeObserver(() => plot.current?.setSize({ width: Math.max(300, el.clientWidth), height: props.height ?? 220 }));
+    observer.observe(el);
+    return () => { observer.disconnect(); plot.current?.destroy(); plot.current = null; };
+  }, [shape, props.title, props.log, document.documentElement.dataset.theme]);
+
+  useEffect(() => {
+    const el = host.current!;
+    plot.current?.setData(align(props.series, Math.max(300, el.clientWidth || 500)));
+  }, [props.series]);
+
+  const points = props.series.reduce((n, s) => n + s.x.length, 0);
+  return <div class="chart" ref={host} data-testid={props.testId} data-points={points} />;
+}

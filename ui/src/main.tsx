@@ -1,0 +1,120 @@
+// The Hone window: a sidebar of pages, a status bar, keyboard shortcuts (Ctrl+1…7 switch
+// pages), light and dark themes.
+import { Component, ComponentChildren, render } from "preact";
+import "./locale";
+import { useEffect, useState } from "preact/hooks";
+import "./styles.css";
+import { api, bytes } from "./api";
+import { ModelsPage } from "./pages/models";
+import { DatasetsPage } from "./pages/datasets";
+import { LabelingPage } from "./pages/labeling";
+import { TrainPage } from "./pages/train";
+import { RunsPage } from "./pages/runs";
+import { PlaygroundPage } from "./pages/playground";
+import { HomePage } from "./pages/home";
+
+export type PageName = "home" | "models" | "datasets" | "labeling" | "train" | "runs" | "playground";
+export type Nav = (page: PageName, arg?: any) => void;
+
+const PAGES: [PageName, string][] = [
+  ["home", "Start"],
+  ["models", "Models"],
+  ["datasets", "Datasets"],
+  ["labeling", "Labeling"],
+  ["train", "Train"],
+  ["runs", "Runs"],
+  ["playground", "Playground & Export"],
+];
+
+/** Shows a page's error instead of a blank window; switching pages clears it. */
+class PageBoundary extends Component<{ page: string; children: ComponentChildren }, { error: string | null }> {
+  state = { error: null as string | null };
+  componentDidCatch(error: unknown) {
+    this.setState({ error: String(error instanceof Error ? `${error.message}\n${error.stack ?? ""}` : error) });
+  }
+  componentDidUpdate(previous: { page: string }) {
+    if (previous.page !== this.props.page && this.state.error) this.setState({ error: null });
+  }
+  render() {
+    if (this.state.error)
+      return (
+        <div class="error" role="alert">
+          This page hit a problem: <pre>{this.state.error}</pre>
+          <button onClick={() => this.setState({ error: null })}>Try again</button>
+        </div>
+      );
+    return this.props.children;
+  }
+}
+
+function App() {
+  const [page, setPage] = useState<PageName>("home");
+  const [arg, setArg] = useState<any>(null);
+  const [info, setInfo] = useState<any>(null);
+  const [theme, setTheme] = useState<string>(localStorage.getItem("theme") ?? "auto");
+  const nav: Nav = (p, a) => { setArg(a ?? null); setPage(p); };
+
+  useEffect(() => { api.appInfo().then(setInfo).catch(() => {}); }, [page]);
+  useEffect(() => {
+    document.documentElement.dataset.theme = theme;
+    localStorage.setItem("theme", theme);
+  }, [theme]);
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if ((e.ctrlKey || e.metaKey) && e.key >= "1" && e.key <= String(PAGES.length)) {
+        e.preventDefault();
+        nav(PAGES[Number(e.key) - 1][0]);
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
+
+  return (
+    <div class="shell">
+      <nav class="sidebar" aria-label="Pages">
+        <div class="brand">Hone</div>
+        {PAGES.map(([name, label], i) => (
+          <button class={page === name ? "nav active" : "nav"} data-page={name} onClick={() => nav(name)} title={`Ctrl+${i + 1}`}>
+            {label}
+          </button>
+        ))}
+        <div class="grow" />
+        <label class="theme">
+          Theme{" "}
+          <select value={theme} onChange={(e) => setTheme((e.target as HTMLSelectElement).value)}>
+            <option value="auto">System</option>
+            <option value="light">Light</option>
+            <option value="dark">Dark</option>
+          </select>
+        </label>
+      </nav>
+      <main class="page" data-current={page}>
+        <PageBoundary page={page}>
+        {page === "home" && <HomePage info={info} nav={nav} />}
+        {page === "models" && <ModelsPage nav={nav} />}
+        {page === "datasets" && <DatasetsPage nav={nav} />}
+        {page === "labeling" && <LabelingPage dataset={arg} nav={nav} />}
+        {page === "train" && <TrainPage preset={arg} nav={nav} />}
+        {page === "runs" && <RunsPage open={arg} nav={nav} />}
+        {page === "playground" && <PlaygroundPage run={arg} nav={nav} />}
+        </PageBoundary>
+      </main>
+      <footer class="statusbar">
+        {info ? (
+          <>
+            <span>Hone {info.version}</span>
+            <span title={info.db}>database {info.db}</span>
+            <span>RAM {bytes(info.machine.ram_available)} free of {bytes(info.machine.ram_total)}</span>
+            {info.machine.gpu && <span>GPU {info.machine.gpu.name}</span>}
+            <span>{info.threads} CPU threads</span>
+          </>
+        ) : (
+          <span>starting…</span>
+        )}
+      </footer>
+    </div>
+  );
+}
+
+render(<App />, document.getElementById("app")!);

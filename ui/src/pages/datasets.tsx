@@ -1,0 +1,173 @@
+// Datasets: pick a file, check the preview and the column mapping (nothing is written yet),
+// import with progress; browse, filter, label distribution, splits.
+import { useEffect, useState } from "preact/hooks";
+import { api, DatasetInfo, errorText, FilePreview, SourceSpec, StoredExample } from "../api";
+import type { Nav } from "../main";
+
+export function LabelBars(props: { counts: Record<string, number> }) {
+  const entries = Object.entries(props.counts);
+  const max = Math.max(1, ...entries.map(([, n]) => n));
+  if (entries.length === 0) return <p class="muted small">No labels yet.</p>;
+  return (
+    <div class="bars" data-testid="label-bars">
+      {entries.map(([label, n]) => (
+        <div class="bar-row">
+          <span class="bar-label">{label}</span>
+          <span class="bar" style={{ width: `${(100 * n) / max}%` }} />
+          <span class="num small">{n}</span>
+        </div>
+      ))}
+    </div>
+  );
+}
+
+export function DatasetsPage(props: { nav: Nav }) {
+  const [datasets, setDatasets] = useState<DatasetInfo[]>([]);
+  const [path, setPath] = useState<string | null>(null);
+  const [preview, setPreview] = useState<FilePreview | null>(null);
+  const [spec, setSpec] = useState<SourceSpec>({});
+  const [name, setName] = useState("");
+  const [progress, setProgress] = useState<{ done: number; total: number } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [selected, setSelected] = useState<string | null>(null);
+  const [examples, setExamples] = useState<StoredExample[]>([]);
+  const [filter, setFilter] = useState("");
+  const [onlyUnlabeled, setOnlyUnlabeled] = useState(false);
+  const [split, setSplit] = useState({ valid: 0.1, test: 0.1, seed: 42 });
+
+  const refresh = () => api.datasetsList().then(setDatasets).catch((e) => setError(errorText(e)));
+  useEffect(() => { refresh(); }, []);
+  const current = datasets.find((d) => d.name === selected) ?? null;
+  useEffect(() => {
+    if (!selected) return;
+    api.datasetExamples(selected, { text_contains: filter, labeled: onlyUnlabeled ? false : null, limit: 200 })
+      .then((p) => setExamples(p.examples))
+      .catch((e) => setError(errorText(e)));
+  }, [selected, filter, onlyUnlabeled, datasets]);
+
+  const pickFile = async () => {
+    setError(null);
+    const p = await api.pick("data_file");
+    if (!p) return;
+    setPath(p);
+    setName(p.split(/[\\/]/).pop()!.replace(/\.[^.]+$/, ""));
+    try { const pv = await api.datasetPreview(p); setPreview(pv); setSpec(pv.spec); } catch (e) { setError(errorText(e)); }
+  };
+  const remap = async (change: Partial<SourceSpec>) => {
+    const next = { ...spec, ...change };
+    setSpec(next);
+    if (path) try { setPreview(await api.datasetPreview(path, next)); } catch (e) { setError(errorText(e)); }
+  };
+  const doImport = async () => {
+    if (!path) return;
+    setError(null); setProgress({ done: 0, total: 1 });
+    try {
+      await api.datasetImport(path, name.trim(), spec, setProgress);
+      setPreview(null); setPath(null); setSelected(name.trim());
+      await refresh();
+    } catch (e) { setError(errorText(e)); }
+    setProgress(null);
+  };
+  const makeSplit = async () => {
+    if (!current) return;
+    try { await api.datasetSplit(current.name, "default", split.valid, split.test, split.seed); await refresh(); } catch (e) { setError(errorText(e)); }
+  };
+  const column = (label: string, key: keyof SourceSpec, optional: boolean) => (
+    <label>
+      {label}{" "}
+      <select value={(spec[key] as string) ?? ""} onChange={(e) => remap({ [key]: (e.target as HTMLSelectElement).value || null })} data-column={key}>
+        {optional && <option value="">(none)</option>}
+        {preview!.columns.map((c) => <option value={c}>{c}</option>)}
+      </select>
+    </label>
+  );
+
+  return (
+    <section>
+      <h1>Datasets</h1>
+      {error && <div class="error" role="alert">{error}</div>}
+      <div class="row">
+        <button id="import-file" onClick={pickFile}>Import a file…</button>
+        <span class="muted small">CSV, TSV, JSONL, JSON, Parquet, CoNLL or “LABEL text” lines. Rows without a label can be labeled here.</span>
+      </div>
+      {preview && (
+        <article class="card" data-testid="preview">
+          <h2>Preview of {path}</h2>
+          {preview.columns.length > 0 && (
+            <div class="row">
+              {column("Text", "text", false)}
+              {column("Second text", "text_pair", true)}
+              {column("Label", "label", true)}
+            </div>
+          )}
+          {preview.error && <div class="error">{preview.error}</div>}
+          {preview.warnings.map((w) => <div class="notice">{w}</div>)}
+          <table class="list">
+            <thead><tr><th>Line</th><th>Text</th>{spec.text_pair && <th>Second text</th>}<th>Label</th></tr></thead>
+            <tbody>
+              {preview.rows.slice(0, 10).map((r) => (
+                <tr><td class="num">{r.line}</td><td>{r.text}</td>{spec.text_pair && <td>{r.text_pair}</td>}<td>{r.label ?? <span class="muted">unlabeled</span>}</td></tr>
+              ))}
+            </tbody>
+          </table>
+          <div class="row">
+            <label>Name <input id="dataset-name" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} /></label>
+            <button id="do-import" disabled={!name.trim() || !!progress || !!preview.error} onClick={doImport}>Import</button>
+            <button class="ghost" onClick={() => { setPreview(null); setPath(null); }}>Cancel</button>
+            {progress && <progress value={progress.done} max={progress.total || 1} />}
+          </div>
+        </article>
+      )}
+      {datasets.length === 0 && !preview ? (
+        <p class="muted">No datasets yet. Import a labeled file to start; SST-2 style TSV with sentence and label columns works as is.</p>
+      ) : (
+        <div class="columns">
+          <div class="col narrow">
+            <table class="list" data-testid="datasets">
+              <thead><tr><th>Dataset</th><th class="num">Rows</th><th class="num">Labeled</th></tr></thead>
+              <tbody>
+                {datasets.map((d) => (
+                  <tr class={d.name === selected ? "selected" : ""} tabIndex={0} onClick={() => setSelected(d.name)} onKeyDown={(e) => e.key === "Enter" && setSelected(d.name)}>
+                    <td>{d.name}</td><td class="num">{d.rows}</td><td class="num">{d.labeled}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          {current && (
+            <div class="col">
+              <h2>{current.name}</h2>
+              <p class="muted small">{current.task} · {current.format} · {current.source}</p>
+              <LabelBars counts={current.label_counts} />
+              <div class="row">
+                <button onClick={() => props.nav("labeling", current.name)} disabled={current.labeled === current.rows && current.label_names.length === 0}>
+                  Label ({current.rows - current.labeled} unlabeled)
+                </button>
+                <button onClick={() => props.nav("train", { dataset: current.name })}>Train on it</button>
+              </div>
+              <div class="row small">
+                Split: validation <input type="number" step="0.05" min="0" max="0.9" value={split.valid} onChange={(e) => setSplit({ ...split, valid: Number((e.target as HTMLInputElement).value) })} />
+                test <input type="number" step="0.05" min="0" max="0.9" value={split.test} onChange={(e) => setSplit({ ...split, test: Number((e.target as HTMLInputElement).value) })} />
+                seed <input type="number" value={split.seed} onChange={(e) => setSplit({ ...split, seed: Number((e.target as HTMLInputElement).value) })} />
+                <button onClick={makeSplit}>Make split “default”</button>
+                <span class="muted">{current.splits.length ? `splits: ${current.splits.join(", ")}` : "no split yet (training then holds out 10%)"}</span>
+              </div>
+              <div class="row">
+                <input placeholder="Filter by text" value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} />
+                <label class="small"><input type="checkbox" checked={onlyUnlabeled} onChange={(e) => setOnlyUnlabeled((e.target as HTMLInputElement).checked)} /> only unlabeled</label>
+              </div>
+              <table class="list">
+                <thead><tr><th>Line</th><th>Text</th><th>Label</th></tr></thead>
+                <tbody>
+                  {examples.map((x) => (
+                    <tr><td class="num">{x.source_line}</td><td>{x.text}{x.text_pair && <div class="muted">{x.text_pair}</div>}</td><td>{Array.isArray(x.label) ? x.label.join(" ") : x.label ?? <span class="muted">–</span>}</td></tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+        </div>
+      )}
+    </section>
+  );
+}

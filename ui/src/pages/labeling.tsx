@@ -1,0 +1,128 @@
+// Labeling: one example at a time — keys 1–9 pick a class, Enter or → moves on, ← goes back,
+// Ctrl+Z undoes — or many short texts at once in the bulk view.
+import { useEffect, useState } from "preact/hooks";
+import { api, DatasetInfo, errorText, StoredExample } from "../api";
+import type { Nav } from "../main";
+
+export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
+  const [datasets, setDatasets] = useState<DatasetInfo[]>([]);
+  const [name, setName] = useState<string | null>(props.dataset);
+  const [info, setInfo] = useState<DatasetInfo | null>(null);
+  const [items, setItems] = useState<StoredExample[]>([]);
+  const [index, setIndex] = useState(0);
+  const [classes, setClasses] = useState<string[]>([]);
+  const [newClass, setNewClass] = useState("");
+  const [undo, setUndo] = useState<{ id: number; previous: string | null; index: number }[]>([]);
+  const [bulk, setBulk] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => { api.datasetsList().then((d) => { setDatasets(d); if (!name && d.length) setName(d[0].name); }); }, []);
+  const load = async (n: string) => {
+    try {
+      const page = await api.datasetExamples(n, { labeled: false, limit: 500 });
+      setInfo(page.dataset);
+      setItems(page.examples);
+      setIndex(0);
+      setClasses(page.dataset.label_names.length ? page.dataset.label_names : Object.keys(page.dataset.label_counts));
+    } catch (e) { setError(errorText(e)); }
+  };
+  useEffect(() => { if (name) load(name); }, [name]);
+
+  const labelOf = (x: StoredExample) => (typeof x.label === "string" ? x.label : null);
+  const labeled = items.filter((x) => labelOf(x) !== null).length;
+  const total = info ? info.rows : 0;
+  const doneOverall = info ? info.labeled + labeled : 0;
+
+  const assign = async (i: number, label: string | null) => {
+    const x = items[i];
+    if (!x) return;
+    try {
+      await api.setLabel(x.id, label);
+      setUndo((u) => [...u, { id: x.id, previous: labelOf(x), index: i }]);
+      setItems((all) => all.map((y, k) => (k === i ? { ...y, label } : y)));
+      if (!bulk) setIndex((k) => Math.min(items.length - 1, k + 1));
+    } catch (e) { setError(errorText(e)); }
+  };
+  const undoLast = async () => {
+    const last = undo[undo.length - 1];
+    if (!last) return;
+    await api.setLabel(last.id, last.previous);
+    setItems((all) => all.map((y) => (y.id === last.id ? { ...y, label: last.previous } : y)));
+    setIndex(last.index);
+    setUndo((u) => u.slice(0, -1));
+  };
+
+  useEffect(() => {
+    if (bulk) return;
+    const onKey = (e: KeyboardEvent) => {
+      if ((e.target as HTMLElement).tagName === "INPUT") return;
+      if ((e.ctrlKey || e.metaKey) && e.key === "z") { e.preventDefault(); undoLast(); return; }
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      const n = Number(e.key);
+      if (n >= 1 && n <= 9 && classes[n - 1] !== undefined) { e.preventDefault(); assign(index, classes[n - 1]); }
+      else if (e.key === "Enter" || e.key === "ArrowRight") { e.preventDefault(); setIndex((k) => Math.min(items.length - 1, k + 1)); }
+      else if (e.key === "ArrowLeft") { e.preventDefault(); setIndex((k) => Math.max(0, k - 1)); }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  });
+
+  const x = items[index];
+  return (
+    <section>
+      <h1>Labeling</h1>
+      {error && <div class="error" role="alert">{error}</div>}
+      {datasets.length === 0 ? (
+        <p class="muted">Import a dataset first; rows without a label are waiting here. <button onClick={() => props.nav("datasets")}>Datasets</button></p>
+      ) : (
+        <>
+          <div class="row">
+            <select value={name ?? ""} onChange={(e) => setName((e.target as HTMLSelectElement).value)} aria-label="Dataset">
+              {datasets.map((d) => <option value={d.name}>{d.name}</option>)}
+            </select>
+            <label class="small"><input type="checkbox" checked={bulk} onChange={(e) => setBulk((e.target as HTMLInputElement).checked)} /> bulk view</label>
+            <span class="small" data-testid="label-progress">{doneOverall} of {total} labeled</span>
+            <progress value={doneOverall} max={total || 1} />
+          </div>
+          <div class="row small">
+            Classes: {classes.map((c, i) => <span class="tag">{i < 9 && <kbd>{i + 1}</kbd>} {c}</span>)}
+            <input placeholder="new class" value={newClass} onInput={(e) => setNewClass((e.target as HTMLInputElement).value)}
+              onKeyDown={(e) => { if (e.key === "Enter" && newClass.trim() && !classes.includes(newClass.trim())) { setClasses([...classes, newClass.trim()]); setNewClass(""); } }} />
+          </div>
+          {items.length === 0 || (!bulk && labeled === items.length && index === items.length - 1 && labelOf(items[index]) !== null) ? (
+            <div class="notice" data-testid="all-labeled">
+              Every example of this dataset is labeled.{" "}
+              <button onClick={() => props.nav("train", { dataset: name })}>Train on it</button>{" "}
+              {undo.length > 0 && <button class="ghost" onClick={undoLast}>Undo last</button>}
+            </div>
+          ) : bulk ? (
+            <table class="list" data-testid="bulk">
+              <tbody>
+                {items.map((y, i) => (
+                  <tr><td>{y.text}</td><td>
+                    <select value={labelOf(y) ?? ""} onChange={(e) => assign(i, (e.target as HTMLSelectElement).value || null)}>
+                      <option value="">–</option>
+                      {classes.map((c) => <option value={c}>{c}</option>)}
+                    </select>
+                  </td></tr>
+                ))}
+              </tbody>
+            </table>
+          ) : (
+            <article class="card label-card" data-testid="label-card" data-example={x?.id}>
+              <div class="muted small">example {index + 1} of {items.length} unlabeled · line {x?.source_line}</div>
+              <p class="big">{x?.text}</p>
+              {x?.text_pair && <p class="big muted">{x.text_pair}</p>}
+              <div class="row">
+                {classes.map((c, i) => (
+                  <button class={labelOf(x!) === c ? "primary" : ""} onClick={() => assign(index, c)}>{i < 9 ? `${i + 1} · ` : ""}{c}</button>
+                ))}
+              </div>
+              <p class="muted small">Keys 1–9 pick a class · Enter / → next · ← back · Ctrl+Z undo</p>
+            </article>
+          )}
+        </>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,198 @@
+// Models: search the Hub, read a model's page with the fit verdict, download with progress,
+// cancel and resume; models in the cache and imported folders.
+import { useEffect, useState } from "preact/hooks";
+import { api, bytes, count, errorText, FitLine, KnownModel, ModelPage, ModelSummary } from "../api";
+import type { Nav } from "../main";
+
+export function FitTable(props: { fit: ModelPage["check"]["fit"] }) {
+  const fit = props.fit;
+  if (!fit) return null;
+  const s = fit.full.estimate.settings;
+  const row = (name: string, l: FitLine) => (
+    <tr>
+      <td>{name}</td>
+      <td class="num">{bytes(l.estimate.total)}</td>
+      <td><span class={`verdict ${l.verdict}`}>{l.verdict.replace(/-/g, " ")}</span></td>
+      <td class="muted small">
+        weights {bytes(l.estimate.weights)} · gradients {bytes(l.estimate.gradients)} · AdamW {bytes(l.estimate.optimizer)} ·
+        activations {bytes(l.estimate.activations)} · runtime {bytes(l.estimate.runtime + l.estimate.checkpoint)}
+      </td>
+    </tr>
+  );
+  return (
+    <div class="fit" data-testid="fit">
+      <div class="muted small">
+        Memory at batch {s.batch_size} × {s.max_length} tokens, against {fit.compared_with} ({bytes(fit.available)} free of {bytes(fit.total)})
+      </div>
+      <table>
+        <tbody>
+          {row("Full fine-tuning", fit.full)}
+          {row("Frozen embeddings", fit.frozen_embeddings)}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+export function ModelsPage(props: { nav: Nav }) {
+  const [text, setText] = useState("");
+  const [task, setTask] = useState("");
+  const [sort, setSort] = useState("downloads");
+  const [results, setResults] = useState<ModelSummary[] | null>(null);
+  const [next, setNext] = useState<string | null>(null);
+  const [page, setPage] = useState<ModelPage | null>(null);
+  const [known, setKnown] = useState<KnownModel[]>([]);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [download, setDownload] = useState<{ repo: string; done: number; total: number; file: string } | null>(null);
+  const [batch, setBatch] = useState(16);
+  const [length, setLength] = useState(128);
+
+  const refresh = () => api.modelsList().then(setKnown).catch((e) => setError(errorText(e)));
+  useEffect(() => { refresh(); }, []);
+
+  const search = async (more = false) => {
+    setBusy(true); setError(null);
+    try {
+      const r = await api.hubSearch({ text, task: task || null, library: null, sort, limit: 20 }, more ? next : null);
+      setResults(more && results ? [...results, ...r.models] : r.models);
+      setNext(r.next);
+    } catch (e) { setError(errorText(e)); }
+    setBusy(false);
+  };
+  const open = async (repo: string) => {
+    setBusy(true); setError(null);
+    try { setPage(await api.hubInfo(repo, { batch_size: batch, max_length: length })); } catch (e) { setError(errorText(e)); }
+    setBusy(false);
+  };
+  useEffect(() => { if (page) open(page.info.id); }, [batch, length]);
+
+  const startDownload = async (repo: string) => {
+    setError(null);
+    setDownload({ repo, done: 0, total: 0, file: "" });
+    try {
+      await api.hubDownload(repo, (e) => {
+        setDownload((d) => {
+          if (!d) return d;
+          if (e.kind === "planned") return { ...d, done: e.done_bytes, total: e.total_bytes };
+          if (e.kind === "progress") return { ...d, done: e.done_bytes, total: e.total_bytes, file: e.name };
+          if (e.kind === "file_started") return { ...d, file: e.name };
+          return d;
+        });
+      });
+      await refresh();
+      if (page?.info.id === repo) setPage({ ...page, cached: true });
+    } catch (e) {
+      setError(errorText(e));
+    }
+    setDownload(null);
+  };
+  const importFolder = async () => {
+    setError(null);
+    const dir = await api.pick("model_folder");
+    if (!dir) return;
+    try { await api.modelImport(dir); await refresh(); } catch (e) { setError(errorText(e)); }
+  };
+  const remove = async (reference: string) => {
+    if (!confirm(`Remove ${reference}?`)) return;
+    try { await api.modelRemove(reference); await refresh(); } catch (e) { setError(errorText(e)); }
+  };
+
+  return (
+    <section>
+      <h1>Models</h1>
+      {error && <div class="error" role="alert">{error}</div>}
+      <div class="columns">
+        <div class="col">
+          <form class="row" onSubmit={(e) => { e.preventDefault(); search(); }}>
+            <input id="hub-query" placeholder="Search the Hugging Face Hub (e.g. bert, minilm)" value={text} onInput={(e) => setText((e.target as HTMLInputElement).value)} />
+            <select value={task} onChange={(e) => setTask((e.target as HTMLSelectElement).value)} aria-label="Task">
+              <option value="">any task</option>
+              <option value="text-classification">text classification</option>
+              <option value="fill-mask">fill mask (base models)</option>
+              <option value="sentence-similarity">sentence similarity</option>
+              <option value="token-classification">token classification</option>
+              <option value="feature-extraction">feature extraction</option>
+            </select>
+            <select value={sort} onChange={(e) => setSort((e.target as HTMLSelectElement).value)} aria-label="Sort">
+              <option value="downloads">most downloaded</option>
+              <option value="likes">most liked</option>
+              <option value="updated">recently updated</option>
+            </select>
+            <button type="submit" id="hub-search" disabled={busy}>Search</button>
+          </form>
+          {results && results.length === 0 && <p class="muted">No models match. Try fewer words or another task.</p>}
+          {results && results.length > 0 && (
+            <table class="list" data-testid="hub-results">
+              <thead><tr><th>Model</th><th>Task</th><th class="num">Downloads</th><th class="num">Likes</th></tr></thead>
+              <tbody>
+                {results.map((m) => (
+                  <tr class={page?.info.id === m.id ? "selected" : ""} tabIndex={0} onClick={() => open(m.id)} onKeyDown={(e) => e.key === "Enter" && open(m.id)}>
+                    <td>{m.id}{m.gated && <span class="tag">gated</span>}{m.private && <span class="tag">private</span>}</td>
+                    <td>{m.task ?? "–"}</td>
+                    <td class="num">{m.downloads.toLocaleString()}</td>
+                    <td class="num">{m.likes}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+          {next && <button onClick={() => search(true)} disabled={busy}>More results</button>}
+          <h2>On this machine</h2>
+          {known.length === 0 ? (
+            <p class="muted">No models yet. Download one from the Hub, or import a folder with config.json, weights and a tokenizer.</p>
+          ) : (
+            <table class="list" data-testid="known-models">
+              <thead><tr><th>Model</th><th>Source</th><th>Type</th><th class="num">Size</th><th /></tr></thead>
+              <tbody>
+                {known.map((m) => (
+                  <tr>
+                    <td title={m.path}>{m.reference}</td><td>{m.source}</td><td>{m.model_type ?? "–"}</td><td class="num">{bytes(m.size_bytes)}</td>
+                    <td><button onClick={() => props.nav("train", { model: m.reference })}>Train</button> <button class="ghost" onClick={() => remove(m.reference)}>Remove</button></td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+          <button onClick={importFolder}>Import a model folder…</button>
+        </div>
+        <div class="col">
+          {!page && <p class="muted">Pick a search result to see whether Hone can train it and whether it fits this machine.</p>}
+          {page && (
+            <article class="card" data-testid="model-page">
+              <h2>{page.info.id}</h2>
+              <p class="muted small">
+                {page.info.task ?? "no task"} · {page.info.license ?? "no license given"} · {page.info.downloads.toLocaleString()} downloads ·{" "}
+                {page.info.parameters || page.check.parameters ? `${count(page.info.parameters ?? page.check.parameters ?? 0)} parameters` : ""}
+              </p>
+              {page.info.gated && <div class="notice">Gated: accept its terms on the Hub and set HF_TOKEN before downloading.</div>}
+              {page.check.trainable ? (
+                <p class="ok">Hone can fine-tune this {page.check.family} model for {page.check.tasks.join(" and ")}.</p>
+              ) : (
+                <div class="error">Hone cannot fine-tune this model: {page.check.problems.join("; ")}</div>
+              )}
+              <div class="row small">
+                <label>Batch <input type="number" min={1} value={batch} onChange={(e) => setBatch(Number((e.target as HTMLInputElement).value) || 16)} /></label>
+                <label>Tokens <input type="number" min={8} value={length} onChange={(e) => setLength(Number((e.target as HTMLInputElement).value) || 128)} /></label>
+              </div>
+              <FitTable fit={page.check.fit} />
+              <p class="small">A fine-tune downloads {bytes(page.download_bytes)} ({page.info.files.length} files in the repository).</p>
+              {download?.repo === page.info.id ? (
+                <div class="download">
+                  <progress value={download.done} max={download.total || 1} />
+                  <span class="small">{bytes(download.done)} / {bytes(download.total)} {download.file}</span>
+                  <button onClick={() => api.hubCancelDownload(page.info.id)}>Cancel</button>
+                </div>
+              ) : page.cached ? (
+                <p><span class="ok">Downloaded.</span> <button onClick={() => props.nav("train", { model: page.info.id })}>Train with it</button></p>
+              ) : (
+                <button id="download" disabled={!page.check.trainable || !!download} onClick={() => startDownload(page.info.id)}>Download</button>
+              )}
+              {page.info.card && <pre class="card-text">{page.info.card.replace(/^---[\s\S]*?\n---\n/, "").slice(0, 4000)}</pre>}
+            </article>
+          )}
+        </div>
+      </div>
+    </section>
+  );
+}

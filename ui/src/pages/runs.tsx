@@ -1,0 +1,172 @@
+// Runs: every run with status, model, dataset, key metric and duration; filter and sort; one
+// run's curves, config, confusion matrix, per-class scores and worst errors; 2+ runs overlaid
+// with a configuration diff.
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { api, duration, errorText, MetricRow, RunDetail, RunRecord } from "../api";
+import { Chart, Series } from "../chart";
+import type { Nav } from "../main";
+
+function seconds(r: RunRecord): number | null {
+  if (!r.started_at) return null;
+  const end = r.finished_at ? Date.parse(r.finished_at) : Date.now();
+  return (end - Date.parse(r.started_at)) / 1000;
+}
+const f1 = (r: RunRecord) => r.final_metrics?.best?.macro_f1 as number | undefined;
+/** The model as a person knows it: the Hub repo of a cache snapshot, else the folder name. */
+const modelOf = (r: RunRecord) => {
+  const path = String(r.config?.model ?? "");
+  const hub = path.match(/models--([^/\\]+?)--([^/\\]+)[/\\]snapshots[/\\]/);
+  return hub ? `${hub[1]}/${hub[2]}` : path.split(/[\\/]/).filter(Boolean).pop() ?? path;
+};
+const dataOf = (r: RunRecord) => r.config?.data?.dataset ?? String(r.config?.data?.train ?? "").split(/[\\/]/).pop();
+
+function flatten(value: any, prefix = "", out: Record<string, string> = {}): Record<string, string> {
+  if (value && typeof value === "object" && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
+  } else out[prefix] = JSON.stringify(value);
+  return out;
+}
+
+function curves(rows: MetricRow[], name: string, label: string): Series {
+  const picked = rows.filter((m) => m.name === name);
+  return { label, x: picked.map((m) => m.step), y: picked.map((m) => m.value) };
+}
+
+function RunPage(props: { id: number; nav: Nav; onChanged: () => void }) {
+  const [d, setD] = useState<RunDetail | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => { api.runShow(props.id).then(setD).catch((e) => setError(errorText(e))); }, [props.id]);
+  if (error) return <div class="error">{error}</div>;
+  if (!d) return <p class="muted">Loading…</p>;
+  // The best checkpoint's evaluation is the one stored with its predictions; before a run
+  // finishes, the latest validation.
+  const validations = d.evaluations.filter((e) => e.part === "validation");
+  const ev = validations.find((e) => e.predictions && e.predictions.length > 0) ?? validations[validations.length - 1];
+  const report = ev?.report;
+  const labels: string[] = (report?.per_class ?? []).map((c: any) => c.label);
+  const worst = (ev?.predictions ?? [])
+    .filter((p: any) => p.label != null && p.predicted !== p.label)
+    .map((p: any) => ({ ...p, confidence: Math.max(...(p.probabilities ?? [0])) }))
+    .sort((a: any, b: any) => b.confidence - a.confidence)
+    .slice(0, 10);
+  const resume = async () => {
+    try { await api.trainResume(d.run.id, () => {}); props.nav("runs", d.run.id); props.onChanged(); } catch (e) { setError(errorText(e)); }
+  };
+  return (
+    <article class="card" data-testid="run-page">
+      <h2>Run {d.run.id}{d.run.name ? ` · ${d.run.name}` : ""} <span class={`run-status ${d.run.status}`}>{d.run.status}</span></h2>
+      {d.run.error && <div class="error">{d.run.error}</div>}
+      <div class="row">
+        {["interrupted", "cancelled", "failed"].includes(d.run.status) && <button onClick={resume}>Resume</button>}
+        {d.run.status === "completed" && <button onClick={() => props.nav("playground", d.run.id)}>Playground & export</button>}
+      </div>
+      <div class="grid2">
+        <Chart title="Training loss" series={[curves(d.metrics, "loss", "loss")]} />
+        <Chart title="Validation" series={[curves(d.metrics, "eval_accuracy", "accuracy"), curves(d.metrics, "eval_macro_f1", "macro F1")]} />
+      </div>
+      {report && (
+        <>
+          <h3>{ev?.predictions?.length ? "Best validation" : "Latest validation"} (step {ev?.step}): accuracy {(100 * report.accuracy).toFixed(1)}% · macro F1 {report.macro_f1.toFixed(3)}</h3>
+          <div class="columns">
+            <table class="list">
+              <thead><tr><th>Class</th><th class="num">Precision</th><th class="num">Recall</th><th class="num">F1</th><th class="num">Support</th></tr></thead>
+              <tbody>{(report.per_class ?? []).map((c: any) => <tr><td>{c.label}</td><td class="num">{c.precision.toFixed(3)}</td><td class="num">{c.recall.toFixed(3)}</td><td class="num">{c.f1.toFixed(3)}</td><td class="num">{c.support}</td></tr>)}</tbody>
+            </table>
+            <table class="list confusion" data-testid="confusion">
+              <thead><tr><th>true \ predicted</th>{labels.map((l) => <th>{l}</th>)}</tr></thead>
+              <tbody>{(report.confusion_matrix ?? []).map((row: number[], i: number) => <tr><th>{labels[i]}</th>{row.map((n) => <td class="num">{n}</td>)}</tr>)}</tbody>
+            </table>
+          </div>
+        </>
+      )}
+      {worst.length > 0 && (
+        <>
+          <h3>Most confident mistakes</h3>
+          <table class="list"><thead><tr><th>Text</th><th>True</th><th>Predicted</th><th class="num">Confidence</th></tr></thead>
+            <tbody>{worst.map((w: any) => <tr><td>{w.text}</td><td>{w.label}</td><td>{w.predicted}</td><td class="num">{(100 * w.confidence).toFixed(1)}%</td></tr>)}</tbody></table>
+        </>
+      )}
+      <h3>Configuration</h3>
+      <pre class="config">{JSON.stringify(d.run.config, null, 2)}</pre>
+    </article>
+  );
+}
+
+function Compare(props: { runs: RunRecord[] }) {
+  const [metrics, setMetrics] = useState<[number, MetricRow[]][]>([]);
+  const [onlyDiff, setOnlyDiff] = useState(true);
+  useEffect(() => { api.runsMetrics(props.runs.map((r) => r.id)).then(setMetrics); }, [props.runs.map((r) => r.id).join()]);
+  const flat = props.runs.map((r) => flatten(r.config));
+  const keys = Array.from(new Set(flat.flatMap((f) => Object.keys(f)))).sort();
+  const shown = keys.filter((k) => !onlyDiff || new Set(flat.map((f) => f[k])).size > 1);
+  return (
+    <article class="card" data-testid="compare">
+      <h2>Comparing runs {props.runs.map((r) => r.id).join(", ")}</h2>
+      <div class="grid2">
+        <Chart title="Training loss" series={metrics.map(([id, rows]) => curves(rows, "loss", `run ${id}`))} />
+        <Chart title="Validation macro F1" series={metrics.map(([id, rows]) => curves(rows, "eval_macro_f1", `run ${id}`))} />
+      </div>
+      <label class="small"><input type="checkbox" checked={onlyDiff} onChange={(e) => setOnlyDiff((e.target as HTMLInputElement).checked)} /> differences only</label>
+      <table class="list" data-testid="config-diff">
+        <thead><tr><th>Setting</th>{props.runs.map((r) => <th>run {r.id}</th>)}</tr></thead>
+        <tbody>{shown.map((k) => <tr><td>{k}</td>{flat.map((f) => <td>{f[k] ?? "–"}</td>)}</tr>)}</tbody>
+      </table>
+    </article>
+  );
+}
+
+export function RunsPage(props: { open: number | null; nav: Nav }) {
+  const [runs, setRuns] = useState<RunRecord[]>([]);
+  const [filter, setFilter] = useState("");
+  const [sort, setSort] = useState<"id" | "f1" | "duration">("id");
+  const [selected, setSelected] = useState<number[]>([]);
+  const [open, setOpen] = useState<number | null>(props.open);
+  const [error, setError] = useState<string | null>(null);
+  const refresh = () => api.runsList().then(setRuns).catch((e) => setError(errorText(e)));
+  useEffect(() => { refresh(); const t = setInterval(refresh, 3000); return () => clearInterval(t); }, []);
+
+  const shown = useMemo(() => {
+    const q = filter.toLowerCase();
+    const list = runs.filter((r) => !q || [r.status, r.name ?? "", modelOf(r), dataOf(r) ?? ""].some((s) => s.toLowerCase().includes(q)));
+    const key = (r: RunRecord) => (sort === "f1" ? f1(r) ?? -1 : sort === "duration" ? seconds(r) ?? -1 : r.id);
+    return [...list].sort((a, b) => key(b) - key(a));
+  }, [runs, filter, sort]);
+  const toggle = (id: number) => setSelected((s) => (s.includes(id) ? s.filter((x) => x !== id) : [...s, id]));
+  const compared = runs.filter((r) => selected.includes(r.id));
+
+  return (
+    <section>
+      <h1>Runs</h1>
+      {error && <div class="error" role="alert">{error}</div>}
+      {runs.length === 0 ? (
+        <p class="muted">No runs yet. <button onClick={() => props.nav("train")}>Start one</button></p>
+      ) : (
+        <>
+          <div class="row">
+            <input placeholder="Filter by status, name, model or dataset" value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} />
+            <select value={sort} onChange={(e) => setSort((e.target as HTMLSelectElement).value as any)} aria-label="Sort">
+              <option value="id">newest</option><option value="f1">best macro F1</option><option value="duration">longest</option>
+            </select>
+            <span class="muted small">Tick two or more runs to compare them.</span>
+          </div>
+          <table class="list" data-testid="runs">
+            <thead><tr><th /><th>Run</th><th>Status</th><th>Model</th><th>Dataset</th><th class="num">Macro F1</th><th class="num">Duration</th></tr></thead>
+            <tbody>
+              {shown.map((r) => (
+                <tr class={open === r.id ? "selected" : ""} data-run={r.id}>
+                  <td><input type="checkbox" checked={selected.includes(r.id)} onChange={() => toggle(r.id)} aria-label={`select run ${r.id}`} /></td>
+                  <td><a href="#" onClick={(e) => { e.preventDefault(); setOpen(r.id); setSelected([]); }}>{r.id}{r.name ? ` · ${r.name}` : ""}</a></td>
+                  <td><span class={`run-status ${r.status}`}>{r.status}</span></td>
+                  <td>{modelOf(r)}</td><td>{dataOf(r)}</td>
+                  <td class="num">{f1(r)?.toFixed(3) ?? "–"}</td>
+                  <td class="num">{seconds(r) != null ? duration(seconds(r)!) : "–"}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {compared.length >= 2 ? <Compare runs={compared} /> : open != null && <RunPage id={open} nav={props.nav} onChanged={refresh} />}
+        </>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,238 @@
+// Train: task, model, dataset, a preset, every option with a short explanation and a safe
+// default, the memory estimate; then the live view (charts, progress, ETA, cancel).
+import { useEffect, useState } from "preact/hooks";
+import { api, DatasetInfo, duration, errorText, KnownModel, ModelCheck, RunMessage, TrainEvent } from "../api";
+import { Chart, Series } from "../chart";
+import type { Nav } from "../main";
+import { FitTable } from "./models";
+
+type Training = Record<string, any>;
+
+const DEFAULTS: Training = {
+  epochs: 3, batch_size: 16, max_length: 128, lr: 5e-5, schedule: "linear", warmup_ratio: 0.1, weight_decay: 0.01,
+  clip_norm: 1.0, grad_accum: 1, seed: 42, eval_every: null, early_stopping_patience: null, early_stopping_metric: "macro_f1",
+  freeze_embeddings: false, freeze_layers: 0, layer_lr_decay: null, head_warmup_epochs: 0, dropout: null, device: "cpu",
+};
+
+const PRESETS: Record<string, { label: string; help: string; values: Training }> = {
+  quick: { label: "Quick", help: "2 epochs at the usual learning rate: a first model in minutes.", values: { epochs: 2, lr: 5e-5, freeze_embeddings: false, layer_lr_decay: null, warmup_ratio: 0.1, head_warmup_epochs: 0 } },
+  careful: {
+    label: "Careful", help: "Frozen embeddings, layer-wise LR decay (0.9) and warmup: steadier on small datasets.",
+    values: { epochs: 4, lr: 3e-5, freeze_embeddings: true, layer_lr_decay: 0.9, warmup_ratio: 0.1, head_warmup_epochs: 0, early_stopping_patience: 2 },
+  },
+};
+
+type Field = { key: string; label: string; help: string; kind: "int" | "float" | "bool" | "select" | "optfloat" | "optint"; options?: string[] };
+const FIELDS: Field[] = [
+  { key: "epochs", label: "Epochs", help: "Passes over the training data.", kind: "int" },
+  { key: "batch_size", label: "Batch size", help: "Examples per step; more uses more memory.", kind: "int" },
+  { key: "max_length", label: "Max tokens", help: "Longer texts are truncated; memory grows with it.", kind: "int" },
+  { key: "lr", label: "Learning rate", help: "Peak rate; 2e-5 to 5e-5 suits most encoders.", kind: "float" },
+  { key: "schedule", label: "Schedule", help: "How the rate falls after warmup.", kind: "select", options: ["linear", "cosine", "constant"] },
+  { key: "warmup_ratio", label: "Warmup share", help: "Share of steps spent ramping the rate up.", kind: "float" },
+  { key: "weight_decay", label: "Weight decay", help: "Decoupled decay, never on biases and norms.", kind: "float" },
+  { key: "clip_norm", label: "Gradient clip", help: "Global norm limit; empty turns it off.", kind: "optfloat" },
+  { key: "grad_accum", label: "Accumulation", help: "Batches summed per step (a larger batch in the same memory).", kind: "int" },
+  { key: "seed", label: "Seed", help: "Same seed, same run.", kind: "int" },
+  { key: "eval_every", label: "Validate every", help: "Steps between validations; empty = each epoch.", kind: "optint" },
+  { key: "early_stopping_patience", label: "Early stopping", help: "Stop after this many validations without improvement; empty = never.", kind: "optint" },
+  { key: "early_stopping_metric", label: "Best by", help: "The metric that picks the exported checkpoint.", kind: "select", options: ["macro_f1", "accuracy", "loss", "macro_precision", "macro_recall"] },
+  { key: "freeze_embeddings", label: "Freeze embeddings", help: "Leave the token tables as pretrained; less memory.", kind: "bool" },
+  { key: "freeze_layers", label: "Freeze layers", help: "Leave the lowest N layers as pretrained.", kind: "int" },
+  { key: "layer_lr_decay", label: "Layer LR decay", help: "Lower layers learn slower by this factor per layer; empty = off.", kind: "optfloat" },
+  { key: "head_warmup_epochs", label: "Head-only epochs", help: "Train only the new head first.", kind: "int" },
+  { key: "dropout", label: "Dropout", help: "Override the model's dropout; empty = the model's.", kind: "optfloat" },
+  { key: "device", label: "Device", help: "cpu, auto, cuda or metal (when built with them).", kind: "select", options: ["cpu", "auto", "cuda", "metal"] },
+];
+
+type Live = {
+  runId: number; status: string; error: string | null; step: number; total: number; eta: number; epoch: number;
+  loss: Series; lr: Series; grad: Series; speed: Series; evals: Record<string, Series>; lastEval: any; notices: string[];
+  best?: { step: number; report: any } | null;
+};
+
+function emptySeries(label: string): Series { return { label, x: [], y: [] }; }
+
+export function applyEvents(live: Live, events: TrainEvent[]): Live {
+  const next = { ...live, loss: { ...live.loss }, lr: { ...live.lr }, grad: { ...live.grad }, speed: { ...live.speed }, evals: { ...live.evals }, notices: [...live.notices] };
+  const push = (s: Series, x: number, y: number) => { s.x.push(x); s.y.push(y); };
+  for (const e of events) {
+    if (e.event === "step") {
+      push(next.loss, e.step, e.loss); push(next.lr, e.step, e.lr); push(next.grad, e.step, e.grad_norm); push(next.speed, e.step, e.samples_per_s);
+      next.step = e.step; next.total = e.total_steps; next.eta = e.eta_s; next.epoch = e.epoch;
+    } else if (e.event === "started") {
+      next.total = e.total_steps;
+    } else if (e.event === "evaluated") {
+      for (const k of ["accuracy", "macro_f1"]) {
+        const s = { ...(next.evals[k] ?? emptySeries(k)) };
+        push(s, e.step, e.report[k]);
+        next.evals[k] = s;
+      }
+      next.lastEval = e.report;
+    } else if (e.event === "finished" && e.best) {
+      next.best = { step: e.best_step, report: e.best };
+    } else if (e.event === "notice") {
+      next.notices.push(e.message);
+    }
+  }
+  return next;
+}
+
+export function LiveView(props: { live: Live; onCancel: () => void; nav: Nav }) {
+  const l = props.live;
+  const running = l.status === "running";
+  return (
+    <article class="card" data-testid="live" data-status={l.status} data-step={l.step}>
+      <h2>Run {l.runId} · {l.status}</h2>
+      {l.error && <div class="error">{l.error}</div>}
+      {l.notices.map((n) => <div class="notice">{n}</div>)}
+      <div class="row">
+        <progress value={l.step} max={l.total || 1} />
+        <span class="small">step {l.step} of {l.total} · epoch {l.epoch.toFixed(2)}{running ? ` · ETA ${duration(l.eta)}` : ""}</span>
+        {running ? <button onClick={props.onCancel}>Cancel</button> : <button onClick={() => props.nav("runs", l.runId)}>Open in Runs</button>}
+      </div>
+      {l.best && <p class="ok">Best checkpoint (exported): step {l.best.step} · accuracy {(100 * l.best.report.accuracy).toFixed(1)}% · macro F1 {l.best.report.macro_f1.toFixed(3)}</p>}
+      {l.lastEval && <p class="small">Last validation: accuracy {(100 * l.lastEval.accuracy).toFixed(1)}% · macro F1 {l.lastEval.macro_f1.toFixed(3)} · loss {l.lastEval.loss.toFixed(4)}</p>}
+      <div class="grid2">
+        <Chart title="Training loss" series={[l.loss]} testId="chart-loss" />
+        <Chart title="Learning rate" series={[l.lr]} />
+        <Chart title="Gradient norm" series={[l.grad]} />
+        <Chart title="Samples / s" series={[l.speed]} />
+        {Object.keys(l.evals).length > 0 && <Chart title="Validation" series={Object.values(l.evals)} />}
+      </div>
+    </article>
+  );
+}
+
+/** A number field that keeps what is typed until it is a valid number (empty means "off" for
+ * optional settings); invalid text is marked and not applied. */
+function NumberInput(props: { value: number | null; optional: boolean; integer: boolean; onCommit: (n: number | null) => void }) {
+  const [text, setText] = useState(props.value == null ? "" : String(props.value));
+  const [focused, setFocused] = useState(false);
+  useEffect(() => { if (!focused) setText(props.value == null ? "" : String(props.value)); }, [props.value, focused]);
+  const parse = (raw: string): number | null | undefined => {
+    const t = raw.trim();
+    if (t === "") return props.optional ? null : undefined;
+    const n = Number(t);
+    if (!isFinite(n) || n < 0 || (props.integer && !Number.isInteger(n))) return undefined;
+    return n;
+  };
+  const valid = parse(text) !== undefined;
+  return (
+    <input value={text} inputMode="decimal" class={valid ? "" : "invalid"} aria-invalid={!valid}
+      onFocus={() => setFocused(true)}
+      onBlur={() => setFocused(false)}
+      onInput={(e) => {
+        const raw = (e.target as HTMLInputElement).value;
+        setText(raw);
+        const n = parse(raw);
+        if (n !== undefined) props.onCommit(n);
+      }} />
+  );
+}
+
+export function TrainPage(props: { preset: any; nav: Nav }) {
+  const [models, setModels] = useState<KnownModel[]>([]);
+  const [datasets, setDatasets] = useState<DatasetInfo[]>([]);
+  const [model, setModel] = useState<string>(props.preset?.model ?? "");
+  const [dataset, setDataset] = useState<string>(props.preset?.dataset ?? "");
+  const [split, setSplit] = useState<string>("");
+  const [training, setTraining] = useState<Training>({ ...DEFAULTS });
+  const [name, setName] = useState("");
+  const [check, setCheck] = useState<ModelCheck | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [live, setLive] = useState<Live | null>(null);
+
+  useEffect(() => {
+    api.modelsList().then((m) => { setModels(m); if (!model && m.length) setModel(m[0].reference); }).catch((e) => setError(errorText(e)));
+    api.datasetsList().then((d) => { setDatasets(d); if (!dataset && d.length) setDataset(d[0].name); }).catch((e) => setError(errorText(e)));
+  }, []);
+  useEffect(() => {
+    if (!model) return;
+    const labels = datasets.find((d) => d.name === dataset)?.label_names.length ?? 2;
+    api.modelCheck(model, { batch_size: Number(training.batch_size), max_length: Number(training.max_length), num_labels: Math.max(2, labels) })
+      .then(setCheck).catch(() => setCheck(null));
+  }, [model, dataset, training.batch_size, training.max_length]);
+  const ds = datasets.find((d) => d.name === dataset);
+
+  const set = (key: string, value: any) => setTraining((t) => ({ ...t, [key]: value }));
+  const field = (f: Field) => {
+    const v = training[f.key];
+    const input = f.kind === "bool" ? (
+      <input type="checkbox" checked={!!v} onChange={(e) => set(f.key, (e.target as HTMLInputElement).checked)} />
+    ) : f.kind === "select" ? (
+      <select value={v} onChange={(e) => set(f.key, (e.target as HTMLSelectElement).value)}>{f.options!.map((o) => <option value={o}>{o}</option>)}</select>
+    ) : (
+      <NumberInput value={v} optional={f.kind.startsWith("opt")} integer={f.kind.endsWith("int")} onCommit={(n) => set(f.key, n)} />
+    );
+    return (
+      <label class="field" data-field={f.key}>
+        <span>{f.label}</span>{input}<small class="muted">{f.help}</small>
+      </label>
+    );
+  };
+
+  const start = async () => {
+    setError(null);
+    if (!model || !dataset) { setError("Choose a model and a dataset first."); return; }
+    const config = { model, data: { dataset, ...(split ? { split } : {}) }, training };
+    const initial: Live = {
+      runId: 0, status: "running", error: null, step: 0, total: 0, eta: NaN, epoch: 0,
+      loss: emptySeries("loss"), lr: emptySeries("lr"), grad: emptySeries("grad norm"), speed: emptySeries("samples/s"), evals: {}, lastEval: null, notices: [],
+    };
+    const onMessage = (m: RunMessage) => {
+      if (m.type === "events") setLive((l) => applyEvents(l ?? { ...initial, runId: m.run_id }, m.events));
+      else setLive((l) => ({ ...(l ?? initial), runId: m.run_id, status: m.status, error: m.error }));
+    };
+    try {
+      const id = await api.trainStart(config, name || null, onMessage);
+      setLive((l) => ({ ...(l ?? initial), runId: id }));
+    } catch (e) { setError(errorText(e)); }
+  };
+
+  if (live) return (
+    <section>
+      <h1>Train</h1>
+      <LiveView live={live} nav={props.nav} onCancel={() => api.trainCancel(live.runId)} />
+      {live.status !== "running" && <button onClick={() => setLive(null)}>New run</button>}
+    </section>
+  );
+
+  return (
+    <section>
+      <h1>Train</h1>
+      {error && <div class="error" role="alert">{error}</div>}
+      {(models.length === 0 || datasets.length === 0) && (
+        <div class="notice">
+          {models.length === 0 && <>No model yet: <button onClick={() => props.nav("models")}>get one</button>. </>}
+          {datasets.length === 0 && <>No dataset yet: <button onClick={() => props.nav("datasets")}>import one</button>.</>}
+        </div>
+      )}
+      <div class="row">
+        <label>Task <select disabled><option>Text classification</option></select></label>
+        <label>Model <select id="train-model" value={model} onChange={(e) => setModel((e.target as HTMLSelectElement).value)}>
+          {models.map((m) => <option value={m.reference}>{m.reference}</option>)}
+        </select></label>
+        <label>Dataset <select id="train-dataset" value={dataset} onChange={(e) => setDataset((e.target as HTMLSelectElement).value)}>
+          {datasets.map((d) => <option value={d.name}>{d.name} ({d.labeled} labeled)</option>)}
+        </select></label>
+        <label>Split <select value={split} onChange={(e) => setSplit((e.target as HTMLSelectElement).value)}>
+          <option value="">hold out 10%</option>
+          {(ds?.splits ?? []).map((s) => <option value={s}>{s}</option>)}
+        </select></label>
+        <label>Run name <input id="run-name" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} placeholder="optional" /></label>
+      </div>
+      <div class="row">
+        {Object.entries(PRESETS).map(([key, p]) => (
+          <button data-preset={key} title={p.help} onClick={() => setTraining((t) => ({ ...DEFAULTS, ...t, ...p.values }))}>{p.label}</button>
+        ))}
+        <button disabled title="Low-rank adapters: planned">LoRA (planned)</button>
+        <button class="ghost" onClick={() => setTraining({ ...DEFAULTS })}>Defaults</button>
+      </div>
+      <div class="fields">{FIELDS.map(field)}</div>
+      {check && !check.trainable && <div class="error">{check.problems.join("; ")}</div>}
+      {check && <FitTable fit={check.fit} />}
+      <button id="start" class="primary" onClick={start} disabled={!model || !dataset}>Start training</button>
+    </section>
+  );
+}

@@ -5,6 +5,7 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { api, duration, errorText, MetricRow, RunDetail, RunRecord } from "../api";
 import { Chart, Series } from "../chart";
 import type { Nav } from "../main";
+import { resumeRun } from "./train";
 
 function seconds(r: RunRecord): number | null {
   if (!r.started_at) return null;
@@ -50,7 +51,7 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void }) {
     .sort((a: any, b: any) => b.confidence - a.confidence)
     .slice(0, 10);
   const resume = async () => {
-    try { await api.trainResume(d.run.id, () => {}); props.nav("runs", d.run.id); props.onChanged(); } catch (e) { setError(errorText(e)); }
+    try { await resumeRun(d.run.id); props.onChanged(); props.nav("train"); } catch (e) { setError(errorText(e)); }
   };
   return (
     <article class="card" data-testid="run-page">

@@ -53,6 +53,41 @@ type Live = {
 
 function emptySeries(label: string): Series { return { label, x: [], y: [] }; }
 
+// The run being watched lives outside the page, so leaving Train and coming back (or resuming
+// from Runs) shows the same live view.
+let liveRun: Live | null = null;
+const listeners = new Set<(l: Live | null) => void>();
+function setLive(update: (l: Live | null) => Live | null) {
+  liveRun = update(liveRun);
+  listeners.forEach((f) => f(liveRun));
+}
+function useLive(): Live | null {
+  const [l, setL] = useState(liveRun);
+  useEffect(() => {
+    listeners.add(setL);
+    return () => { listeners.delete(setL); };
+  }, []);
+  return l;
+}
+
+function freshLive(runId: number): Live {
+  return {
+    runId, status: "running", error: null, step: 0, total: 0, eta: NaN, epoch: 0,
+    loss: emptySeries("loss"), lr: emptySeries("lr"), grad: emptySeries("grad norm"), speed: emptySeries("samples/s"), evals: {}, lastEval: null, notices: [],
+  };
+}
+
+function onRunMessage(m: RunMessage) {
+  if (m.type === "events") setLive((l) => applyEvents(l && l.runId === m.run_id ? l : freshLive(m.run_id), m.events));
+  else setLive((l) => ({ ...(l && l.runId === m.run_id ? l : freshLive(m.run_id)), status: m.status, error: m.error }));
+}
+
+/** Continues an interrupted run and watches it on the Train page. */
+export async function resumeRun(id: number) {
+  setLive(() => freshLive(id));
+  await api.trainResume(id, onRunMessage);
+}
+
 export function applyEvents(live: Live, events: TrainEvent[]): Live {
   const next = { ...live, loss: { ...live.loss }, lr: { ...live.lr }, grad: { ...live.grad }, speed: { ...live.speed }, evals: { ...live.evals }, notices: [...live.notices] };
   const push = (s: Series, x: number, y: number) => { s.x.push(x); s.y.push(y); };
@@ -141,7 +176,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const [name, setName] = useState("");
   const [check, setCheck] = useState<ModelCheck | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [live, setLive] = useState<Live | null>(null);
+  const live = useLive();
 
   useEffect(() => {
     api.modelsList().then((m) => { setModels(m); if (!model && m.length) setModel(m[0].reference); }).catch((e) => setError(errorText(e)));
@@ -176,17 +211,9 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
     setError(null);
     if (!model || !dataset) { setError("Choose a model and a dataset first."); return; }
     const config = { model, data: { dataset, ...(split ? { split } : {}) }, training };
-    const initial: Live = {
-      runId: 0, status: "running", error: null, step: 0, total: 0, eta: NaN, epoch: 0,
-      loss: emptySeries("loss"), lr: emptySeries("lr"), grad: emptySeries("grad norm"), speed: emptySeries("samples/s"), evals: {}, lastEval: null, notices: [],
-    };
-    const onMessage = (m: RunMessage) => {
-      if (m.type === "events") setLive((l) => applyEvents(l ?? { ...initial, runId: m.run_id }, m.events));
-      else setLive((l) => ({ ...(l ?? initial), runId: m.run_id, status: m.status, error: m.error }));
-    };
     try {
-      const id = await api.trainStart(config, name || null, onMessage);
-      setLive((l) => ({ ...(l ?? initial), runId: id }));
+      const id = await api.trainStart(config, name || null, onRunMessage);
+      setLive((l) => (l && l.runId === id ? l : freshLive(id)));
     } catch (e) { setError(errorText(e)); }
   };
 
@@ -194,7 +221,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
     <section>
       <h1>Train</h1>
       <LiveView live={live} nav={props.nav} onCancel={() => api.trainCancel(live.runId)} />
-      {live.status !== "running" && <button onClick={() => setLive(null)}>New run</button>}
+      {live.status !== "running" && <button onClick={() => setLive(() => null)}>New run</button>}
     </section>
   );
 

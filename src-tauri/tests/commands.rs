@@ -144,6 +144,60 @@ fn the_whole_workflow_through_the_commands() {
         json!({"exampleId": example, "label": "1"}),
     );
 
+    // Entities: a CoNLL file; tags must match the tokens one for one.
+    let conll = tmp.path().join("ner.conll");
+    std::fs::write(
+        &conll,
+        "EU B-ORG\nrejects O\nGerman B-MISC\ncall O\n\nPeter B-PER\nBlackburn I-PER\n",
+    )
+    .expect("write");
+    let w2 = window(
+        &tmp.path().join("data2/hone.db"),
+        &hub.url(),
+        &tmp.path().join("hf"),
+        vec![conll.clone()],
+    );
+    w2.ok("pick_path", json!({"kind": "data_file"}));
+    let preview = w2.ok("dataset_preview", json!({"path": conll}));
+    w2.ok("dataset_import", json!({"path": conll, "name": "ner", "spec": preview["spec"], "onProgress": "__CHANNEL__:3"}));
+    let page = w2.ok("dataset_examples", json!({"name": "ner", "query": {}}));
+    assert_eq!(page["dataset"]["task"], "token_classification");
+    let sentence = &page["examples"][1];
+    assert_eq!(sentence["tokens"], json!(["Peter", "Blackburn"]));
+    let id = sentence["id"].as_i64().expect("id");
+    let wrong = w2
+        .call(
+            "example_set_label",
+            json!({"exampleId": id, "label": ["B-PER"]}),
+        )
+        .expect_err("one tag for two tokens");
+    assert!(
+        wrong["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("2 tokens but 1 tags"),
+        "{wrong}"
+    );
+    let class = w2
+        .call(
+            "example_set_label",
+            json!({"exampleId": id, "label": "PER"}),
+        )
+        .expect_err("a class on tokens");
+    assert!(
+        class["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("one tag per token"),
+        "{class}"
+    );
+    w2.ok(
+        "example_set_label",
+        json!({"exampleId": id, "label": ["B-LOC", "I-LOC"]}),
+    );
+    let page = w2.ok("dataset_examples", json!({"name": "ner", "query": {}}));
+    assert_eq!(page["examples"][1]["label"], json!(["B-LOC", "I-LOC"]));
+
     // The Hub: search, info with the fit verdict, download into the cache.
     let found = w.ok(
         "hub_search",

@@ -234,6 +234,12 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     }
     let data = tmp.path().join("reviews.tsv");
     std::fs::write(&data, lines.join("\n") + "\n").expect("write");
+    let conll = tmp.path().join("ner.conll");
+    std::fs::write(
+        &conll,
+        "EU B-ORG\nrejects O\nGerman B-MISC\ncall O\n\nPeter B-PER\nBlackburn I-PER\n",
+    )
+    .expect("write");
     let exports = tmp.path().join("exports");
     std::fs::create_dir_all(&exports).expect("mkdir");
 
@@ -246,13 +252,16 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     .stats(1234, 5, "2026-11-01T00:00:00.000Z")])
     .expect("hub");
 
-    let picks = std::env::join_paths([&data, &exports]).expect("paths");
+    let picks = std::env::join_paths([&data, &conll, &exports]).expect("paths");
     let driver = Command::new("tauri-driver")
         .args(["--port", "4444", "--native-port", "4445"])
         .env("HONE_DB", tmp.path().join("hone.db"))
         .env("HONE_PICK", picks)
         .env("HF_ENDPOINT", hub.url())
         .env("HF_HOME", tmp.path().join("hf"))
+        // A fresh WebView profile (no localStorage from earlier runs).
+        .env("XDG_DATA_HOME", tmp.path().join("xdg-data"))
+        .env("XDG_CACHE_HOME", tmp.path().join("xdg-cache"))
         .env_remove("HF_HUB_CACHE")
         .env_remove("HF_TOKEN")
         .stdout(Stdio::null())
@@ -339,10 +348,40 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         .collect();
     assert_eq!(labeled.first(), labeled.get(1), "all rows labeled: {after}");
 
+    // Entities: import a CoNLL file, tag the first token of a sentence with the keyboard.
+    ui.page("datasets").await;
+    ui.click("#import-file").await;
+    ui.until_text("[data-testid='preview']", long, |t| t.contains("ner.conll"))
+        .await;
+    ui.click("#do-import").await;
+    ui.until_text("[data-testid='datasets']", long, |t| t.contains("ner"))
+        .await;
+    ui.page("labeling").await;
+    ui.css("select[aria-label='Dataset']")
+        .await
+        .select_by_value("ner")
+        .await
+        .expect("pick ner");
+    ui.css("[data-testid='ner-card']").await;
+    ui.keys("3").await; // the third entity type: PER
+    ui.attr_until("[data-testid='ner-card'] .token", "data-tag", long, |t| {
+        t == "B-PER"
+    })
+    .await;
+    ui.shot("05b-entities").await;
+    ui.keys("\u{E007}").await; // Enter saves and moves on
+    ui.until_text("[data-testid='ner-card']", long, |t| t.contains("1 saved"))
+        .await;
+
     // Train: small settings, watch the live chart, wait for the end.
     for (epochs, lr) in [("3", "0.001"), ("1", "0.0005")] {
         ui.page("train").await;
         ui.css("#train-model option").await;
+        ui.css("#train-dataset")
+            .await
+            .select_by_value("reviews")
+            .await
+            .expect("pick reviews");
         ui.set_field("epochs", epochs).await;
         ui.set_field("batch_size", "8").await;
         ui.set_field("max_length", "32").await;

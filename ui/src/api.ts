@@ -47,7 +47,7 @@ export type DatasetInfo = {
   id: number; name: string; task: string; source: string; format: string; rows: number; labeled: number;
   label_names: string[]; label_counts: Record<string, number>; warnings: string[]; splits: string[]; created_at: string;
 };
-export type StoredExample = { id: number; position: number; source_line: number | null; text: string; text_pair: string | null; label: string | string[] | null };
+export type StoredExample = { id: number; position: number; source_line: number | null; text: string; text_pair: string | null; tokens: string[] | null; label: string | string[] | null };
 export type RunRecord = {
   id: number; name: string | null; status: string; config: any; step: number; total_steps: number | null;
   final_metrics: any; created_at: string; started_at: string | null; finished_at: string | null; error: string | null;
@@ -86,7 +86,7 @@ export const api = {
   datasetsList: () => invoke<DatasetInfo[]>("datasets_list"),
   datasetExamples: (name: string, query: { labeled?: boolean | null; text_contains?: string; offset?: number; limit?: number }) =>
     invoke<{ dataset: DatasetInfo; examples: StoredExample[] }>("dataset_examples", { name, query }),
-  setLabel: (exampleId: number, label: string | null) => invoke<void>("example_set_label", { exampleId, label }),
+  setLabel: (exampleId: number, label: string | string[] | null) => invoke<void>("example_set_label", { exampleId, label }),
   datasetSplit: (name: string, split: string, valid: number, test: number, seed: number) =>
     invoke<any>("dataset_split", { name, split, valid, test, seed }),
   datasetDelete: (name: string) => invoke<void>("dataset_delete", { name }),

@@ -513,14 +513,35 @@ impl Store {
         author: &str,
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
-        let (dataset_id, previous): (i64, Option<String>) = tx
+        let (dataset_id, previous, tokens): (i64, Option<String>, Option<String>) = tx
             .query_row(
-                "SELECT dataset_id, label FROM examples WHERE id = ?1",
+                "SELECT dataset_id, label, tokens_json FROM examples WHERE id = ?1",
                 [example_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?
             .ok_or(StoreError::NoExample(example_id))?;
+        let tokens: Option<Vec<String>> = tokens.map(|t| serde_json::from_str(&t)).transpose()?;
+        match (label, &tokens) {
+            (Some(Label::Tags(tags)), Some(tokens)) if tags.len() != tokens.len() => {
+                return Err(StoreError::Invalid(format!(
+                    "example {example_id} has {} tokens but {} tags were given",
+                    tokens.len(),
+                    tags.len()
+                )))
+            }
+            (Some(Label::Tags(_)), None) => {
+                return Err(StoreError::Invalid(format!(
+                    "example {example_id} is a text, not tokens: give it a class, not tags"
+                )))
+            }
+            (Some(Label::Class(_)), Some(_)) => {
+                return Err(StoreError::Invalid(format!(
+                    "example {example_id} is a token sequence: give it one tag per token"
+                )))
+            }
+            _ => {}
+        }
         let value = label.map(Label::to_column).transpose()?;
         tx.execute(
             "UPDATE examples SET label = ?2 WHERE id = ?1",

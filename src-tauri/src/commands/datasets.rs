@@ -113,18 +113,19 @@ pub async fn dataset_examples(
     .await
 }
 
-/// Sets (or clears, with `None`) an example's class.
+/// Sets (or clears, with `None`) an example's label: a class name, or one tag per token
+/// (BIO tags for entities).
 #[tauri::command]
 pub async fn example_set_label(
     state: State<'_, Arc<DesktopState>>,
     example_id: i64,
-    label: Option<String>,
+    label: Option<Label>,
 ) -> CommandResult<()> {
     let state = state.inner().clone();
     super::blocking(move || {
         let mut app = state.app()?;
         app.store_mut()
-            .set_label(example_id, label.map(Label::Class).as_ref(), "app")?;
+            .set_label(example_id, label.as_ref(), "app")?;
         Ok(())
     })
     .await

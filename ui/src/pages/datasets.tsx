@@ -141,7 +141,7 @@ export function DatasetsPage(props: { nav: Nav }) {
               <LabelBars counts={current.label_counts} />
               <div class="row">
                 <button onClick={() => props.nav("labeling", current.name)} disabled={current.labeled === current.rows && current.label_names.length === 0}>
-                  Label ({current.rows - current.labeled} unlabeled)
+                  {current.task === "token_classification" ? "Tag entities" : `Label (${current.rows - current.labeled} unlabeled)`}
                 </button>
                 <button onClick={() => props.nav("train", { dataset: current.name })}>Train on it</button>
               </div>

@@ -3,6 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, DatasetInfo, errorText, StoredExample } from "../api";
 import type { Nav } from "../main";
+import { NerLabeler } from "./ner";
 
 export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
   const [datasets, setDatasets] = useState<DatasetInfo[]>([]);
@@ -19,7 +20,11 @@ export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
   useEffect(() => { api.datasetsList().then((d) => { setDatasets(d); if (!name && d.length) setName(d[0].name); }); }, []);
   const load = async (n: string) => {
     try {
-      const page = await api.datasetExamples(n, { labeled: false, limit: 500 });
+      // Classes: the unlabeled rows. Entities: every sentence (CoNLL files come tagged; this is
+      // where tags get corrected).
+      const info = (await api.datasetExamples(n, { limit: 1 })).dataset;
+      const entities = info.task === "token_classification";
+      const page = await api.datasetExamples(n, { labeled: entities ? null : false, limit: 500 });
       setInfo(page.dataset);
       setItems(page.examples);
       setIndex(0);
@@ -52,8 +57,9 @@ export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
     setUndo((u) => u.slice(0, -1));
   };
 
+  const entities = info?.task === "token_classification";
   useEffect(() => {
-    if (bulk) return;
+    if (bulk || entities) return;
     const onKey = (e: KeyboardEvent) => {
       if ((e.target as HTMLElement).tagName === "INPUT") return;
       if ((e.ctrlKey || e.metaKey) && e.key === "z") { e.preventDefault(); undoLast(); return; }
@@ -80,16 +86,18 @@ export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
             <select value={name ?? ""} onChange={(e) => setName((e.target as HTMLSelectElement).value)} aria-label="Dataset">
               {datasets.map((d) => <option value={d.name}>{d.name}</option>)}
             </select>
-            <label class="small"><input type="checkbox" checked={bulk} onChange={(e) => setBulk((e.target as HTMLInputElement).checked)} /> bulk view</label>
+            {!entities && <label class="small"><input type="checkbox" checked={bulk} onChange={(e) => setBulk((e.target as HTMLInputElement).checked)} /> bulk view</label>}
             <span class="small" data-testid="label-progress">{doneOverall} of {total} labeled</span>
             <progress value={doneOverall} max={total || 1} />
           </div>
-          <div class="row small">
+          {!entities && <div class="row small">
             Classes: {classes.map((c, i) => <span class="tag">{i < 9 && <kbd>{i + 1}</kbd>} {c}</span>)}
             <input placeholder="new class" value={newClass} onInput={(e) => setNewClass((e.target as HTMLInputElement).value)}
               onKeyDown={(e) => { if (e.key === "Enter" && newClass.trim() && !classes.includes(newClass.trim())) { setClasses([...classes, newClass.trim()]); setNewClass(""); } }} />
-          </div>
-          {items.length === 0 || (!bulk && labeled === items.length && index === items.length - 1 && labelOf(items[index]) !== null) ? (
+          </div>}
+          {info?.task === "token_classification" ? (
+            <NerLabeler info={info} examples={items} onSaved={() => {}} />
+          ) : items.length === 0 || (!bulk && labeled === items.length && index === items.length - 1 && labelOf(items[index]) !== null) ? (
             <div class="notice" data-testid="all-labeled">
               Every example of this dataset is labeled.{" "}
               <button onClick={() => props.nav("train", { dataset: name })}>Train on it</button>{" "}

@@ -2,6 +2,7 @@
 //! (`commands::*`), each a thin adapter; errors cross into the UI as one serializable type;
 //! training progress streams over `ipc::Channel`.
 
+mod command_names;
 pub mod commands;
 pub mod error;
 pub mod state;
@@ -11,36 +12,7 @@ use std::sync::Arc;
 use state::DesktopState;
 use tauri::{Builder, Runtime};
 
-/// Every command the UI may call (the capability file allows exactly these).
-pub const COMMANDS: &[&str] = &[
-    "app_info",
-    "pick_path",
-    "hub_search",
-    "hub_info",
-    "hub_download",
-    "hub_cancel_download",
-    "models_list",
-    "model_check",
-    "model_import",
-    "model_remove",
-    "dataset_preview",
-    "dataset_import",
-    "datasets_list",
-    "dataset_examples",
-    "example_set_label",
-    "dataset_split",
-    "dataset_delete",
-    "runs_list",
-    "run_show",
-    "runs_metrics",
-    "runs_compare",
-    "run_delete",
-    "train_start",
-    "train_resume",
-    "train_cancel",
-    "predict",
-    "export_run",
-];
+pub use command_names::COMMANDS;
 
 /// Registers the state and every command on `builder` (the window and the tests share this).
 pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Builder<R> {

@@ -130,13 +130,38 @@ impl Ui {
         timeout: Duration,
         check: impl Fn(&str) -> bool,
     ) -> String {
+        self.poll(selector, None, timeout, check).await
+    }
+
+    /// Waits until `check` holds for attribute `attr` of `selector`.
+    async fn attr_until(
+        &self,
+        selector: &str,
+        attr: &str,
+        timeout: Duration,
+        check: impl Fn(&str) -> bool,
+    ) -> String {
+        self.poll(selector, Some(attr), timeout, check).await
+    }
+
+    /// Polls the text (or an attribute) of `selector` until `check` holds; on timeout, a
+    /// screenshot and what the page says.
+    async fn poll(
+        &self,
+        selector: &str,
+        attr: Option<&str>,
+        timeout: Duration,
+        check: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(el) = self.client.find(Locator::Css(selector)).await {
-                if let Ok(text) = el.text().await {
-                    if check(&text) {
-                        return text;
-                    }
+                let value = match attr {
+                    Some(attr) => el.attr(attr).await.ok().flatten(),
+                    None => el.text().await.ok(),
+                };
+                if let Some(value) = value.filter(|v| check(v)) {
+                    return value;
                 }
             }
             if Instant::now() >= deadline {
@@ -145,31 +170,7 @@ impl Ui {
                     Ok(el) => el.text().await.unwrap_or_default(),
                     Err(_) => String::new(),
                 };
-                panic!("{selector} never matched; the page says: {text}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    async fn attr_until(
-        &self,
-        selector: &str,
-        attr: &str,
-        timeout: Duration,
-        check: impl Fn(&str) -> bool,
-    ) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(el) = self.client.find(Locator::Css(selector)).await {
-                if let Ok(Some(v)) = el.attr(attr).await {
-                    if check(&v) {
-                        return v;
-                    }
-                }
-            }
-            if Instant::now() >= deadline {
-                self.shot("failure").await;
-                panic!("{selector}[{attr}] never matched");
+                panic!("{selector} {attr:?} never matched; the page says: {text}");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -3,10 +3,9 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use hone_app::machine::machine_memory;
 use hone_app::models::{check_model, FitReport, ModelCheck};
@@ -319,20 +318,12 @@ fn strip_front_matter(card: &str) -> &str {
 
 fn download(hub: &HubClient, args: DownloadArgs) -> anyhow::Result<ExitCode> {
     let cancel = Arc::new(AtomicBool::new(false));
-    let presses = AtomicUsize::new(0);
-    let flag = cancel.clone();
-    let quiet = args.json;
-    ctrlc::set_handler(move || {
-        if presses.fetch_add(1, Ordering::SeqCst) == 0 {
-            flag.store(true, Ordering::SeqCst);
-            if !quiet {
-                eprintln!("\nstopping; the partial file is kept and the next download resumes it (Ctrl-C again to quit at once)");
-            }
-        } else {
-            std::process::exit(EXIT_INTERRUPTED as i32);
-        }
-    })
-    .context("cannot install the Ctrl-C handler")?;
+    super::install_ctrl_c(
+        cancel.clone(),
+        (!args.json).then_some(
+            "stopping; the partial file is kept and the next download resumes it (Ctrl-C again to quit at once)",
+        ),
+    )?;
     let options = DownloadOptions {
         revision: args.revision.clone(),
         include: args.include.clone(),

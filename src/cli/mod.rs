@@ -82,6 +82,26 @@ impl ModelArgs {
 /// Exit status of a run stopped by Ctrl-C (128 + SIGINT).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
+/// Raises `cancel` on the first Ctrl-C (printing `message`, if any) and exits on the second.
+pub fn install_ctrl_c(
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    message: Option<&'static str>,
+) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let presses = AtomicUsize::new(0);
+    ctrlc::set_handler(move || {
+        if presses.fetch_add(1, Ordering::SeqCst) == 0 {
+            cancel.store(true, Ordering::SeqCst);
+            if let Some(message) = message {
+                eprintln!("\n{message}");
+            }
+        } else {
+            std::process::exit(EXIT_INTERRUPTED as i32);
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))
+}
+
 /// Parses the command line and runs the subcommand.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();

@@ -2,10 +2,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args;
 use hone_app::{spawn, App, JobHandle};
 use hone_data::FileFormat;
@@ -288,22 +286,6 @@ impl TrainArgs {
     }
 }
 
-/// Raises `cancel` on the first Ctrl-C and exits on the second.
-fn install_ctrl_c(cancel: Arc<AtomicBool>, quiet: bool) -> anyhow::Result<()> {
-    let presses = AtomicUsize::new(0);
-    ctrlc::set_handler(move || {
-        if presses.fetch_add(1, Ordering::SeqCst) == 0 {
-            cancel.store(true, Ordering::SeqCst);
-            if !quiet {
-                eprintln!("\nstopping after the current step and keeping the best checkpoint (Ctrl-C again to quit at once)");
-            }
-        } else {
-            std::process::exit(EXIT_INTERRUPTED as i32);
-        }
-    })
-    .context("cannot install the Ctrl-C handler")
-}
-
 pub fn run(args: TrainArgs, db: &Path) -> anyhow::Result<ExitCode> {
     let config = args.run_config()?;
     let mut app = App::open(db)?;
@@ -321,7 +303,12 @@ pub fn follow(
     json: bool,
     keep_checkpoints: bool,
 ) -> anyhow::Result<ExitCode> {
-    install_ctrl_c(job.cancel_flag(), json)?;
+    super::install_ctrl_c(
+        job.cancel_flag(),
+        (!json).then_some(
+            "stopping after the current step and keeping the best checkpoint (Ctrl-C again to quit at once)",
+        ),
+    )?;
     let run_id = job.run_id;
     if json {
         println!(

@@ -355,7 +355,16 @@ fn ctrl_c_stops_after_the_current_step_and_keeps_the_best_checkpoint() {
         last = event;
     }
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "stderr: {err}\nlast event: {last}"
+    );
     assert!(
         steps_after_signal <= 1,
         "{steps_after_signal} steps ran after Ctrl-C"

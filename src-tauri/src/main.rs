@@ -5,5 +5,6 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    hone_app::allocator::return_freed_memory_promptly();
     hone_desktop::run();
 }

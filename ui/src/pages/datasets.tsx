@@ -112,14 +112,14 @@ export function DatasetsPage(props: { nav: Nav }) {
           </table>
           <div class="row">
             <label>Name <input id="dataset-name" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} /></label>
-            <button id="do-import" disabled={!name.trim() || !!progress || !!preview.error} onClick={doImport}>Import</button>
+            <button id="do-import" class="primary" disabled={!name.trim() || !!progress || !!preview.error} onClick={doImport}>Import</button>
             <button class="ghost" onClick={() => { setPreview(null); setPath(null); }}>Cancel</button>
             {progress && <progress value={progress.done} max={progress.total || 1} />}
           </div>
         </article>
       )}
-      {datasets.length === 0 && !preview ? (
-        <p class="muted">No datasets yet. Import a labeled file to start; SST-2 style TSV with sentence and label columns works as is.</p>
+      {datasets.length === 0 ? (
+        !preview && <p class="muted">No datasets yet. Import a labeled file to start; SST-2 style TSV with sentence and label columns works as is.</p>
       ) : (
         <div class="columns">
           <div class="col narrow">

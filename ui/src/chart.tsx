@@ -3,28 +3,11 @@
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
+import { downsample } from "./downsample.js";
 
 export type Series = { label: string; x: number[]; y: number[] };
 
 const COLORS = ["#2f6fde", "#e0622b", "#2aa876", "#b0429e", "#c9a227", "#5b6abf"];
-
-/** Keeps the first, last, and min and max of each bucket: at most ~2·buckets points. */
-export function downsample(x: number[], y: number[], buckets: number): [number[], number[]] {
-  const n = x.length;
-  if (n <= buckets * 2) return [x, y];
-  const ox: number[] = [], oy: number[] = [];
-  const size = n / buckets;
-  for (let b = 0; b < buckets; b++) {
-    const start = Math.floor(b * size), end = Math.min(n, Math.floor((b + 1) * size));
-    let lo = start, hi = start;
-    for (let i = start; i < end; i++) {
-      if (y[i] < y[lo]) lo = i;
-      if (y[i] > y[hi]) hi = i;
-    }
-    for (const i of lo < hi ? [lo, hi] : lo > hi ? [hi, lo] : [lo]) { ox.push(x[i]); oy.push(y[i]); }
-  }
-  return [ox, oy];
-}
 
 /** Axis numbers: small learning rates in scientific notation, the rest as they come. */
 function tick(v: number): string {

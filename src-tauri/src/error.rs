@@ -34,6 +34,8 @@ impl From<hone_app::AppError> for CommandError {
             A::Store(_) => "store",
             A::Data(_) => "data",
             A::Engine(_) => "engine",
+            A::Hub(hone_hub::HubError::Cancelled) => "cancelled",
+            A::Hub(_) => "hub",
             A::Invalid(_) => "invalid",
             A::Io { .. } => "io",
         };

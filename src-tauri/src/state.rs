@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hone_app::App;
+use hone_engine::inference::Predictor;
 use hone_hub::HubClient;
 
 use crate::error::{CommandError, CommandResult};
@@ -20,9 +21,28 @@ pub struct DesktopState {
     /// Cancel switches of downloads, by repo id.
     pub downloads: Mutex<HashMap<String, Arc<AtomicBool>>>,
     picked: Mutex<HashSet<PathBuf>>,
+    /// The playground's model, kept between predictions (by its folder).
+    predictor: Mutex<Option<(PathBuf, Arc<Predictor>)>>,
     /// Paths the file dialogs answer with, in order, instead of opening (end-to-end tests:
     /// `HONE_PICK` holds them separated by the platform's path separator).
     scripted_picks: Mutex<Vec<PathBuf>>,
+}
+
+/// `path` with `.` dropped and each `..` removing the component before it (no file system
+/// access, so it works for paths that do not exist yet).
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -46,6 +66,7 @@ impl DesktopState {
             runs: Mutex::default(),
             downloads: Mutex::default(),
             picked: Mutex::default(),
+            predictor: Mutex::default(),
             scripted_picks: Mutex::new(picks),
         }
     }
@@ -77,19 +98,42 @@ impl DesktopState {
         (!picks.is_empty()).then(|| picks.remove(0))
     }
 
-    /// Fails unless `path` is (inside) a path the user picked in a dialog, or a file Hone
-    /// made itself (under the database's folder).
-    pub fn check_allowed(&self, path: &Path) -> CommandResult<()> {
-        let inside = |root: &Path| path.starts_with(root);
-        let own = self.db.parent().is_some_and(&inside);
-        if own || lock(&self.picked).iter().any(|p| inside(p)) {
-            Ok(())
+    /// `path` (with `.` and `..` resolved, the form to use) when it is, or is inside, a path
+    /// the user picked in a dialog; an error otherwise. The commands that
+    /// take a path (imports, export destinations) only ever need the user's own files; Hone's
+    /// own folders are reached through the database, never through a path from the window.
+    pub fn allowed(&self, path: &Path) -> CommandResult<PathBuf> {
+        // Compared with `.` and `..` resolved: `picked/../../etc` is not inside `picked`.
+        let path = lexical(path);
+        if lock(&self.picked)
+            .iter()
+            .any(|p| path.starts_with(lexical(p)))
+        {
+            Ok(path)
         } else {
             Err(CommandError::new(
                 "not_picked",
                 format!("{} was not chosen in a file dialog", path.display()),
             ))
         }
+    }
+
+    /// The predictor for the model folder `dir`, loaded once and kept until another folder is
+    /// asked for.
+    pub fn predictor(&self, dir: &Path) -> CommandResult<Arc<Predictor>> {
+        let mut kept = lock(&self.predictor);
+        if let Some((kept_dir, predictor)) = kept.as_ref() {
+            if kept_dir == dir {
+                return Ok(predictor.clone());
+            }
+        }
+        let predictor = Arc::new(Predictor::load(
+            dir,
+            &hone_engine::candle_core::Device::Cpu,
+            None,
+        )?);
+        *kept = Some((dir.to_path_buf(), predictor.clone()));
+        Ok(predictor)
     }
 
     /// Registers a running training's cancel switch.

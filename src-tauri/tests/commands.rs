@@ -293,6 +293,13 @@ fn the_whole_workflow_through_the_commands() {
         w.ok("pick_path", json!({"kind": "export_folder"})),
         json!(exports)
     );
+    let climbed = w
+        .call(
+            "export_run",
+            json!({"runId": id, "dest": exports.join("../.."), "name": "m"}),
+        )
+        .expect_err("no way out of the picked folder");
+    assert_eq!(climbed["kind"], "not_picked");
     let out = w.ok(
         "export_run",
         json!({"runId": id, "dest": exports, "name": "sentiment"}),

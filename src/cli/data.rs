@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use hone_app::{App, ImportRequest};
-use hone_data::{FileFormat, SourceSpec};
+use hone_data::SourceSpec;
 use hone_store::{DatasetInfo, ExampleFilter, Label, Part};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -70,18 +70,8 @@ pub struct ImportArgs {
     /// The dataset's name [default: the file name without extension].
     #[arg(long)]
     name: Option<String>,
-    /// csv, tsv, jsonl, json, parquet, conll or lines [default: from the extension].
-    #[arg(long)]
-    format: Option<FileFormat>,
-    /// Column with the text.
-    #[arg(long, value_name = "C")]
-    text_column: Option<String>,
-    /// Column with the second text of pairs.
-    #[arg(long, value_name = "C2")]
-    text_pair_column: Option<String>,
-    /// Column with the label; rows where it is empty stay unlabeled.
-    #[arg(long, value_name = "L")]
-    label_column: Option<String>,
+    #[command(flatten)]
+    columns: super::ColumnArgs,
     /// Column naming each row's split part (train, validation / dev, test).
     #[arg(long, value_name = "S")]
     split_column: Option<String>,
@@ -156,10 +146,10 @@ fn import(args: ImportArgs, db: &Path) -> anyhow::Result<ExitCode> {
         path: args.file.clone(),
         name,
         spec: SourceSpec {
-            format: args.format,
-            text: args.text_column.clone(),
-            text_pair: args.text_pair_column.clone(),
-            label: args.label_column.clone(),
+            format: args.columns.format,
+            text: args.columns.text_column.clone(),
+            text_pair: args.columns.text_pair_column.clone(),
+            label: args.columns.label_column.clone(),
             split: args.split_column.clone(),
             no_header: args.no_header,
             token_column: args.token_column,

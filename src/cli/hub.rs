@@ -7,10 +7,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use hone_app::machine::machine_memory;
-use hone_app::models::{check_model, FitReport, ModelCheck};
+use hone_app::models::{hub_model_page, FitReport, ModelCheck};
 use hone_engine::memory::FitSettings;
-use hone_hub::download::plan_files;
 use hone_hub::{DownloadEvent, DownloadOptions, HubClient, ModelInfo, SearchQuery, Sort};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
@@ -146,29 +144,17 @@ fn search(hub: &HubClient, args: SearchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn info(hub: &HubClient, args: InfoArgs) -> anyhow::Result<ExitCode> {
-    let info = hub.model_info(&args.repo, args.revision.as_deref())?;
     let settings = FitSettings {
         batch_size: args.batch_size,
         max_length: args.max_length,
         ..FitSettings::default()
     };
-    let files: Vec<String> = info.files.iter().map(|f| f.name.clone()).collect();
-    let check = check_model(info.config.as_ref(), &files, settings, &machine_memory());
-    let download_bytes: u64 = plan_files(&info, &[])
-        .map(|planned| planned.iter().filter_map(|f| f.size).sum())
-        .unwrap_or(0);
+    let page = hub_model_page(hub, &args.repo, args.revision.as_deref(), settings)?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "info": info,
-                "check": check,
-                "download_bytes": download_bytes,
-            }))?
-        );
+        println!("{}", serde_json::to_string_pretty(&page)?);
         return Ok(ExitCode::SUCCESS);
     }
-    print_info(&info, &check, download_bytes, args.card);
+    print_info(&page.info, &page.check, page.download_bytes, args.card);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -54,6 +54,24 @@ enum Command {
     Models(models::ModelsCommand),
 }
 
+/// Which columns of a data file hold what (`hone train` and `hone data import`).
+#[derive(Args, Clone, Default)]
+pub struct ColumnArgs {
+    /// File format when the extension does not tell: csv, tsv, jsonl, json, parquet, conll or
+    /// lines.
+    #[arg(long)]
+    format: Option<hone_data::FileFormat>,
+    /// Column holding the text.
+    #[arg(long, value_name = "C")]
+    text_column: Option<String>,
+    /// Column holding the second text of sentence pairs.
+    #[arg(long, value_name = "C2")]
+    text_pair_column: Option<String>,
+    /// Column holding the label (rows where it is empty are imported unlabeled).
+    #[arg(long, value_name = "L")]
+    label_column: Option<String>,
+}
+
 /// Options of the commands that run a fine-tuned model.
 #[derive(Args)]
 pub struct ModelArgs {

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::Args;
 use hone_app::{spawn, App, JobHandle};
-use hone_data::FileFormat;
 use hone_engine::config::DecayShape;
 use hone_engine::metrics::Metric;
 use hone_engine::schedule::Schedule;
@@ -31,18 +30,8 @@ pub struct TrainArgs {
     /// Validation data; without it a seeded, stratified share of --train is held out.
     #[arg(long, value_name = "FILE")]
     valid: Option<PathBuf>,
-    /// File format when the extension does not tell (csv, tsv, jsonl).
-    #[arg(long)]
-    format: Option<FileFormat>,
-    /// Column holding the text.
-    #[arg(long, value_name = "C")]
-    text_column: Option<String>,
-    /// Column holding the second text of sentence pairs.
-    #[arg(long, value_name = "C2")]
-    text_pair_column: Option<String>,
-    /// Column holding the label.
-    #[arg(long, value_name = "L")]
-    label_column: Option<String>,
+    #[command(flatten)]
+    columns: super::ColumnArgs,
     /// Train on a dataset stored with `hone data import` instead of files.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["train", "valid", "text_column", "text_pair_column", "label_column", "format"])]
     dataset: Option<String>,
@@ -173,10 +162,12 @@ impl TrainArgs {
         let base = base.as_ref();
         let train = self.train.clone().or(base.map(|b| b.train.clone()));
         let text = self
+            .columns
             .text_column
             .clone()
             .or(base.map(|b| b.text_column.clone()));
         let label = self
+            .columns
             .label_column
             .clone()
             .or(base.map(|b| b.label_column.clone()));
@@ -197,9 +188,10 @@ impl TrainArgs {
         Ok(DataConfig::Files(FileData {
             train: train.unwrap_or_default(),
             valid: self.valid.clone().or(base.and_then(|b| b.valid.clone())),
-            format: self.format.or(base.and_then(|b| b.format)),
+            format: self.columns.format.or(base.and_then(|b| b.format)),
             text_column: text.unwrap_or_default(),
             text_pair_column: self
+                .columns
                 .text_pair_column
                 .clone()
                 .or(base.and_then(|b| b.text_pair_column.clone())),

@@ -54,7 +54,9 @@ function App() {
   const [theme, setTheme] = useState<string>(localStorage.getItem("theme") ?? "auto");
   const nav: Nav = (p, a) => { setArg(a ?? null); setPage(p); };
 
-  useEffect(() => { api.appInfo().then(setInfo).catch(() => {}); }, [page]);
+  // The counts on Start and the status bar: read at start and on returning to Start, not on
+  // every page switch (it lists the Hub cache).
+  useEffect(() => { api.appInfo().then(setInfo).catch(() => {}); }, [page === "home"]);
   useEffect(() => {
     document.documentElement.dataset.theme = theme;
     localStorage.setItem("theme", theme);

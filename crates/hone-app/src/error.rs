@@ -9,6 +9,8 @@ pub enum AppError {
     Data(#[from] hone_data::DataError),
     #[error(transparent)]
     Engine(#[from] hone_engine::EngineError),
+    #[error(transparent)]
+    Hub(#[from] hone_hub::HubError),
     #[error("{0}")]
     Invalid(String),
     #[error("cannot read {path}: {source}")]

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use hone_engine::memory::{estimate, FitSettings, MemoryEstimate};
 use hone_engine::models::spec::{ModelSpec, SUPPORTED_MODEL_TYPES};
-use hone_hub::{CachedModel, HubClient};
+use hone_hub::download::plan_files;
+use hone_hub::{CachedModel, HubClient, ModelInfo};
 use hone_store::{ModelRecord, NewModel};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -190,6 +191,38 @@ pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemo
     }
 }
 
+/// A Hub model's page: what the Hub says, what Hone can do with it at `settings`, what a
+/// fine-tune downloads, and whether it is already cached.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HubModelPage {
+    pub info: ModelInfo,
+    pub check: ModelCheck,
+    pub download_bytes: u64,
+    pub cached: bool,
+}
+
+/// Fetches a Hub model's page (the listing, config.json and card) and checks it against this
+/// machine.
+pub fn hub_model_page(
+    hub: &HubClient,
+    repo: &str,
+    revision: Option<&str>,
+    settings: FitSettings,
+) -> Result<HubModelPage, AppError> {
+    let info = hub.model_info(repo, revision)?;
+    let files: Vec<String> = info.files.iter().map(|f| f.name.clone()).collect();
+    let check = check_model(info.config.as_ref(), &files, settings, &machine_memory());
+    let download_bytes = plan_files(&info, &[])
+        .map(|planned| planned.iter().filter_map(|f| f.size).sum())
+        .unwrap_or(0);
+    Ok(HubModelPage {
+        cached: hub.cached_model(repo).is_some(),
+        info,
+        check,
+        download_bytes,
+    })
+}
+
 /// File names (relative, `/`-separated) directly in a folder.
 fn folder_files(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -238,6 +271,33 @@ pub fn folder_size(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The database record of the model folder `dir`: a Hub cache snapshot as its repo and
+/// commit, any other folder as a local model named after it.
+pub(crate) fn model_record(
+    dir: &Path,
+    model_type: Option<String>,
+    fingerprint: String,
+) -> NewModel {
+    let path = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let origin = hub_origin(dir);
+    NewModel {
+        name: match &origin {
+            Some((repo, _)) => repo.clone(),
+            None => path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+        },
+        source: if origin.is_some() { "hub" } else { "local" }.into(),
+        path: path.display().to_string(),
+        repo_id: origin.as_ref().map(|(repo, _)| repo.clone()),
+        revision: origin.map(|(_, commit)| commit),
+        model_type,
+        fingerprint,
+        size_bytes: folder_size(dir) as i64,
+    }
+}
+
 /// A model Hone knows: a local folder recorded in the database, or one in the Hub cache.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KnownModel {
@@ -275,19 +335,7 @@ impl App {
             source: e,
         })?;
         let fingerprint = crate::fingerprint::model(&path)?;
-        let model = NewModel {
-            name: path
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default(),
-            source: "local".into(),
-            path: path.display().to_string(),
-            repo_id: None,
-            revision: None,
-            model_type: check.model_type.clone(),
-            fingerprint,
-            size_bytes: folder_size(&path) as i64,
-        };
+        let model = model_record(&path, check.model_type.clone(), fingerprint);
         let id = self.store.upsert_model(&model)?;
         let record = self
             .store
@@ -326,9 +374,7 @@ impl App {
     /// local folder is only removed from the database, its files stay.
     pub fn remove_model(&mut self, hub: &HubClient, reference: &str) -> Result<u64, AppError> {
         if hub.cached_model(reference).is_some() {
-            return hub
-                .remove_cached(reference)
-                .map_err(|e| AppError::Invalid(e.to_string()));
+            return Ok(hub.remove_cached(reference)?);
         }
         let path = Path::new(reference);
         let key = path

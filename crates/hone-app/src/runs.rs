@@ -406,24 +406,11 @@ impl App {
     /// Keeps the model a run uses in the models table (a Hub snapshot as the repo it came from).
     fn record_model(&mut self, dir: &Path, fingerprint: &str) -> Result<(), AppError> {
         let spec = ModelSpec::from_dir(dir)?;
-        let path = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-        let origin = crate::models::hub_origin(dir);
-        self.store.upsert_model(&hone_store::NewModel {
-            name: match &origin {
-                Some((repo, _)) => repo.clone(),
-                None => path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default(),
-            },
-            source: if origin.is_some() { "hub" } else { "local" }.into(),
-            path: path.display().to_string(),
-            repo_id: origin.as_ref().map(|(repo, _)| repo.clone()),
-            revision: origin.map(|(_, commit)| commit),
-            model_type: Some(spec.model_type),
-            fingerprint: fingerprint.to_string(),
-            size_bytes: crate::models::folder_size(dir) as i64,
-        })?;
+        self.store.upsert_model(&crate::models::model_record(
+            dir,
+            Some(spec.model_type),
+            fingerprint.to_string(),
+        ))?;
         Ok(())
     }
 

@@ -196,7 +196,7 @@ pub fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>, EngineError>
 /// Writes a checkpoint folder as a whole: `fill` writes its files into `<dir>.partial`, which
 /// then replaces `dir` by renames. A crash at any moment leaves either the old folder (as
 /// `dir` or `<dir>.old`) or the new one complete, never a mix of the two.
-fn write_dir_atomic(
+pub fn write_dir_atomic(
     dir: &Path,
     fill: impl FnOnce(&Path) -> Result<(), EngineError>,
 ) -> Result<(), EngineError> {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::names::{check_file_name, check_repo_id, check_revision};
-use crate::search::{encode, gated};
+use crate::search::{encode, summary, ModelSummary};
 use crate::{HubClient, HubError};
 
 /// A file of a repository.
@@ -167,32 +167,22 @@ impl HubClient {
             None => format!("{}/api/models/{repo}?blobs=true", self.http.config.endpoint),
         };
         let (value, _) = self.http.get_json(&url, repo)?;
-        let text = |k: &str| value.get(k).and_then(Value::as_str).map(str::to_string);
-        let tags: Vec<String> = value
-            .get("tags")
-            .and_then(Value::as_array)
-            .map(|t| {
-                t.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // The fields a search result has are read the same way as in a search.
+        let s = summary(&value).unwrap_or_else(|| ModelSummary {
+            id: repo.to_string(),
+            ..ModelSummary::default()
+        });
         Ok(ModelInfo {
-            id: text("id")
-                .or_else(|| text("modelId"))
-                .unwrap_or_else(|| repo.to_string()),
-            sha: text("sha"),
-            task: text("pipeline_tag"),
-            library: text("library_name"),
-            license: license(&value, &tags),
-            gated: value.get("gated").map(gated).unwrap_or(false),
-            private: value
-                .get("private")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            downloads: value.get("downloads").and_then(Value::as_u64).unwrap_or(0),
-            likes: value.get("likes").and_then(Value::as_u64).unwrap_or(0),
-            last_modified: text("lastModified"),
+            license: license(&value, &s.tags),
+            id: s.id,
+            sha: value.get("sha").and_then(Value::as_str).map(str::to_string),
+            task: s.task,
+            library: s.library,
+            gated: s.gated,
+            private: s.private,
+            downloads: s.downloads,
+            likes: s.likes,
+            last_modified: s.last_modified,
             files: parse_files(&value)?,
             parameters: value
                 .get("safetensors")
@@ -201,7 +191,7 @@ impl HubClient {
             config: None,
             config_summary: None,
             card: None,
-            tags,
+            tags: s.tags,
         })
     }
 

@@ -44,7 +44,7 @@ pub struct SearchQuery {
 }
 
 /// One model in search results.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelSummary {
     pub id: String,
     pub task: Option<String>,

@@ -22,7 +22,7 @@ pub async fn dataset_preview(
     path: PathBuf,
     spec: Option<SourceSpec>,
 ) -> CommandResult<FilePreview> {
-    state.check_allowed(&path)?;
+    let path = state.allowed(&path)?;
     super::blocking(move || Ok(preview_file(&path, &spec.unwrap_or_default(), 50)?)).await
 }
 
@@ -42,7 +42,7 @@ pub async fn dataset_import(
     spec: SourceSpec,
     on_progress: Channel<ImportProgress>,
 ) -> CommandResult<ImportSummary> {
-    state.check_allowed(&path)?;
+    let path = state.allowed(&path)?;
     let state = state.inner().clone();
     super::blocking(move || {
         let request = ImportRequest {

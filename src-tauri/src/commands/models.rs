@@ -6,11 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hone_app::machine::machine_memory;
-use hone_app::models::{check_folder, check_model, KnownModel, ModelCheck};
+use hone_app::models::{check_folder, hub_model_page, HubModelPage, KnownModel, ModelCheck};
 use hone_engine::memory::FitSettings;
-use hone_hub::download::plan_files;
-use hone_hub::{DownloadEvent, DownloadOptions, Downloaded, ModelInfo, ModelSummary, SearchQuery};
+use hone_hub::{DownloadEvent, DownloadOptions, Downloaded, ModelSummary, SearchQuery};
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
@@ -49,42 +47,20 @@ pub async fn hub_search(
     .await
 }
 
-/// A model's page: Hub info, what Hone can do with it, and the download size.
-#[derive(Serialize)]
-pub struct ModelPage {
-    pub info: ModelInfo,
-    pub check: ModelCheck,
-    pub download_bytes: u64,
-    /// Already in the cache (trainable offline).
-    pub cached: bool,
-}
-
 #[tauri::command]
 pub async fn hub_info(
     state: State<'_, Arc<DesktopState>>,
     repo: String,
     settings: Option<FitSettings>,
-) -> CommandResult<ModelPage> {
+) -> CommandResult<HubModelPage> {
     let state = state.inner().clone();
     super::blocking(move || {
-        let info = state.hub().model_info(&repo, None)?;
-        let files: Vec<String> = info.files.iter().map(|f| f.name.clone()).collect();
-        let check = check_model(
-            info.config.as_ref(),
-            &files,
+        Ok(hub_model_page(
+            state.hub(),
+            &repo,
+            None,
             settings.unwrap_or_default(),
-            &machine_memory(),
-        );
-        let download_bytes = plan_files(&info, &[])
-            .map(|p| p.iter().filter_map(|f| f.size).sum())
-            .unwrap_or(0);
-        let cached = state.hub().cached_model(&repo).is_some();
-        Ok(ModelPage {
-            info,
-            check,
-            download_bytes,
-            cached,
-        })
+        )?)
     })
     .await
 }
@@ -176,7 +152,7 @@ pub async fn model_import(
     state: State<'_, Arc<DesktopState>>,
     dir: PathBuf,
 ) -> CommandResult<ImportedModel> {
-    state.check_allowed(&dir)?;
+    let dir = state.allowed(&dir)?;
     let state = state.inner().clone();
     super::blocking(move || {
         let (model, check) = state.app()?.import_model(&dir)?;

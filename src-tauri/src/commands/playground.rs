@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hone_engine::candle_core::Device;
-use hone_engine::inference::{Prediction, Predictor};
+use hone_engine::inference::Prediction;
+use hone_engine::EngineError;
 use tauri::State;
 
 use crate::error::{CommandError, CommandResult};
@@ -40,7 +40,7 @@ pub async fn predict(
     let state = state.inner().clone();
     super::blocking(move || {
         let dir = export_dir(&state, run_id)?;
-        let predictor = Predictor::load(&dir, &Device::Cpu, None)?;
+        let predictor = state.predictor(&dir)?;
         let inputs: Vec<(String, Option<String>)> = texts
             .into_iter()
             .filter(|t| !t.trim().is_empty())
@@ -60,7 +60,7 @@ pub async fn export_run(
     dest: PathBuf,
     name: String,
 ) -> CommandResult<PathBuf> {
-    state.check_allowed(&dest)?;
+    let dest = state.allowed(&dest)?;
     let state = state.inner().clone();
     super::blocking(move || {
         let source = export_dir(&state, run_id)?;
@@ -84,20 +84,18 @@ pub async fn export_run(
     .await
 }
 
-/// Copies the files of `from` (not its checkpoints) into a new folder `to`, atomically: into
-/// a temporary sibling first, renamed when complete.
+/// Copies the files of `from` (not its checkpoints) into the new folder `to`, written as a
+/// whole like a checkpoint (`<to>.partial`, then a rename).
 fn copy_folder(from: &Path, to: &Path) -> CommandResult<()> {
-    let io = |path: &Path, e: std::io::Error| {
-        CommandError::new("io", format!("cannot write {}: {e}", path.display()))
-    };
-    let tmp = to.with_extension("partial");
-    std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
-    for entry in std::fs::read_dir(from).map_err(|e| io(from, e))? {
-        let entry = entry.map_err(|e| io(from, e))?;
-        let path = entry.path();
-        if path.is_file() {
-            std::fs::copy(&path, tmp.join(entry.file_name())).map_err(|e| io(&path, e))?;
+    hone_engine::checkpoint::write_dir_atomic(to, |tmp| {
+        let entries = std::fs::read_dir(from).map_err(|e| EngineError::io(from, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| EngineError::io(from, e))?.path();
+            if let (true, Some(name)) = (path.is_file(), path.file_name()) {
+                std::fs::copy(&path, tmp.join(name)).map_err(|e| EngineError::io(&path, e))?;
+            }
         }
-    }
-    std::fs::rename(&tmp, to).map_err(|e| io(to, e))
+        Ok(())
+    })?;
+    Ok(())
 }

@@ -8,9 +8,11 @@ pub mod error;
 pub mod state;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use state::DesktopState;
-use tauri::{Builder, Runtime};
+use tauri::{Builder, Manager, Runtime, Window, WindowEvent};
+use tauri_plugin_dialog::{DialogExt, MessageDialogButtons, MessageDialogKind};
 
 pub use command_names::COMMANDS;
 
@@ -50,13 +52,55 @@ pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Bu
         ])
 }
 
+/// How long quitting waits for runs to reach a checkpoint-safe stop.
+const STOP_WAIT: Duration = Duration::from_secs(60);
+
+/// Closing the window while a run trains or a model downloads asks first; when the user
+/// confirms, everything is stopped cleanly (runs are marked cancelled and stay resumable,
+/// partial downloads resume next time) before the app exits.
+fn confirm_close<R: Runtime>(window: &Window<R>, event: &WindowEvent) {
+    let WindowEvent::CloseRequested { api, .. } = event else {
+        return;
+    };
+    let state = window.state::<Arc<DesktopState>>().inner().clone();
+    let Some(work) = state.work_in_progress() else {
+        return;
+    };
+    api.prevent_close();
+    let app = window.app_handle().clone();
+    window
+        .dialog()
+        .message(format!(
+            "Hone is still working: {work}. Quitting stops it now. A stopped run keeps its \
+             last checkpoint and can be resumed from the Runs page; a download resumes where \
+             it stopped."
+        ))
+        .title("Quit Hone?")
+        .kind(MessageDialogKind::Warning)
+        .buttons(MessageDialogButtons::OkCancelCustom(
+            "Stop and quit".into(),
+            "Keep working".into(),
+        ))
+        .show(move |quit| {
+            if quit {
+                std::thread::spawn(move || {
+                    if !state.stop_all(STOP_WAIT) {
+                        eprintln!("warning: quitting before every run stopped; they will show as interrupted");
+                    }
+                    app.exit(0);
+                });
+            }
+        });
+}
+
 /// Opens the window and runs until it is closed.
 pub fn run() {
     let state = DesktopState::new(hone_app::paths::default_db());
     let builder = with_commands(
         tauri::Builder::default().plugin(tauri_plugin_dialog::init()),
         state,
-    );
+    )
+    .on_window_event(confirm_close);
     if let Err(e) = builder.run(tauri::generate_context!()) {
         eprintln!("error: the Hone window could not start: {e}");
         std::process::exit(1);

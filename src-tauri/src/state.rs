@@ -3,8 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use hone_app::App;
 use hone_engine::inference::Predictor;
@@ -173,5 +174,44 @@ impl DesktopState {
     /// The cancel switch of a download.
     pub fn download_switch(&self, repo: &str) -> Option<Arc<AtomicBool>> {
         lock(&self.downloads).get(repo).cloned()
+    }
+
+    /// What is still working, in words ("a training run and 1 download"), or `None` when
+    /// nothing is: what closing the window would stop.
+    pub fn work_in_progress(&self) -> Option<String> {
+        let runs = lock(&self.runs).len();
+        let downloads = lock(&self.downloads).len();
+        let mut parts = Vec::new();
+        match runs {
+            0 => {}
+            1 => parts.push("a training run".to_string()),
+            n => parts.push(format!("{n} training runs")),
+        }
+        match downloads {
+            0 => {}
+            1 => parts.push("a download".to_string()),
+            n => parts.push(format!("{n} downloads")),
+        }
+        (!parts.is_empty()).then(|| parts.join(" and "))
+    }
+
+    /// Asks every run and download to stop and waits up to `wait` for them to end. Runs stop
+    /// after their current step and keep their last checkpoint (they can be resumed); partial
+    /// downloads are kept and resume next time. True when everything ended in time.
+    pub fn stop_all(&self, wait: Duration) -> bool {
+        for flag in lock(&self.runs)
+            .values()
+            .chain(lock(&self.downloads).values())
+        {
+            flag.store(true, Ordering::SeqCst);
+        }
+        let deadline = Instant::now() + wait;
+        while self.work_in_progress().is_some() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        true
     }
 }

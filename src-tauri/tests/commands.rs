@@ -4,6 +4,7 @@
 //! export.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hone_desktop::state::DesktopState;
@@ -13,7 +14,7 @@ use serde_json::{json, Value};
 use tauri::ipc::{CallbackFn, InvokeBody};
 use tauri::test::{get_ipc_response, mock_builder, MockRuntime, INVOKE_KEY};
 use tauri::webview::InvokeRequest;
-use tauri::WebviewWindow;
+use tauri::{Manager, WebviewWindow};
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,7 +23,7 @@ fn fixture(rel: &str) -> PathBuf {
 }
 
 struct Window {
-    _app: tauri::App<MockRuntime>,
+    app: tauri::App<MockRuntime>,
     webview: WebviewWindow<MockRuntime>,
 }
 
@@ -43,7 +44,7 @@ fn window(db: &Path, hub_url: &str, cache: &Path, picks: Vec<PathBuf>) -> Window
     let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
         .build()
         .expect("window");
-    Window { _app: app, webview }
+    Window { app, webview }
 }
 
 impl Window {
@@ -61,6 +62,10 @@ impl Window {
             },
         )
         .map(|body| body.deserialize::<Value>().expect("json"))
+    }
+
+    fn state(&self) -> Arc<DesktopState> {
+        self.app.state::<Arc<DesktopState>>().inner().clone()
     }
 
     fn ok(&self, cmd: &str, args: Value) -> Value {
@@ -275,6 +280,39 @@ fn the_whole_workflow_through_the_commands() {
         keys.contains(&"training.lr") && keys.contains(&"training.epochs"),
         "{keys:?}"
     );
+
+    // Quitting mid-run: the window's close handler stops the run cleanly (cancelled, so it
+    // stays resumable) and waits for it.
+    let config3 = json!({
+        "model": "hone-test/tiny-bert",
+        "data": {"dataset": "sst2"},
+        "training": {"epochs": 500, "batch_size": 8, "max_length": 32, "lr": 5e-4}
+    });
+    let id3 = w
+        .ok(
+            "train_start",
+            json!({"config": config3, "name": "long", "onEvent": "__CHANNEL__:11"}),
+        )
+        .as_i64()
+        .expect("run id");
+    let state = w.state();
+    assert_eq!(state.work_in_progress().as_deref(), Some("a training run"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w.ok("run_show", json!({"id": id3}))["metrics"]
+        .as_array()
+        .is_none_or(|m| m.is_empty())
+    {
+        assert!(Instant::now() < deadline, "the long run never stepped");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        state.stop_all(Duration::from_secs(60)),
+        "the run did not stop"
+    );
+    assert_eq!(state.work_in_progress(), None);
+    let stopped = w.ok("run_show", json!({"id": id3}));
+    assert_eq!(stopped["run"]["status"], "cancelled", "{stopped}");
+    assert_eq!(stopped["live"], json!(false));
 
     // Playground and export into a picked folder.
     let predictions = w.ok(

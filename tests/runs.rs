@@ -320,3 +320,23 @@ fn integer_labels_get_names_from_a_file_or_a_map() {
     );
     assert!(stderr(&o).contains("OLD=NEW"), "{}", stderr(&o));
 }
+
+#[test]
+fn import_guesses_the_columns_from_the_header_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hone.db");
+    let sst = fixture("data/sst2_sample.tsv").display().to_string();
+    let out = hone_db(&db, &["data", "import", &sst, "--name", "sst"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("columns: text 'sentence', label 'label' (guessed"),
+        "{}",
+        stderr(&out)
+    );
+    let shown = json(&hone_db(&db, &["data", "show", "sst", "--json"]));
+    assert_eq!(
+        shown["dataset"]["label_names"],
+        serde_json::json!(["0", "1"]),
+        "{shown}"
+    );
+}

@@ -142,20 +142,34 @@ fn import(args: ImportArgs, db: &Path) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    let given = SourceSpec {
+        format: args.columns.format,
+        text: args.columns.text_column.clone(),
+        text_pair: args.columns.text_pair_column.clone(),
+        label: args.columns.label_column.clone(),
+        split: args.split_column.clone(),
+        no_header: args.no_header,
+        token_column: args.token_column,
+        tag_column: args.tag_column,
+        encoding: args.encoding.clone(),
+    };
+    let spec = hone_app::preview::guess_columns(&args.file, &given)?;
+    if given.text.is_none() && !args.json {
+        if let Some(text) = &spec.text {
+            let mut guessed = vec![format!("text '{text}'")];
+            guessed.extend(spec.text_pair.as_ref().map(|c| format!("pair '{c}'")));
+            guessed.extend(spec.label.as_ref().map(|c| format!("label '{c}'")));
+            eprintln!(
+                "columns: {} (guessed from the header; name others with --text-column, \
+                 --text-pair-column, --label-column)",
+                guessed.join(", ")
+            );
+        }
+    }
     let request = ImportRequest {
         path: args.file.clone(),
         name,
-        spec: SourceSpec {
-            format: args.columns.format,
-            text: args.columns.text_column.clone(),
-            text_pair: args.columns.text_pair_column.clone(),
-            label: args.columns.label_column.clone(),
-            split: args.split_column.clone(),
-            no_header: args.no_header,
-            token_column: args.token_column,
-            tag_column: args.tag_column,
-            encoding: args.encoding.clone(),
-        },
+        spec,
         label_names,
         label_map,
         part: args.part.as_deref().map(parse_part).transpose()?,

@@ -73,23 +73,7 @@ pub fn preview_file(path: &Path, spec: &SourceSpec, limit: usize) -> Result<File
         None => FileFormat::from_path(path)?,
     };
     let columns = column_names(path, format, spec.no_header);
-    let mut spec = spec.clone();
-    spec.format = Some(format);
-    let has_columns = matches!(
-        format,
-        FileFormat::Csv | FileFormat::Tsv | FileFormat::Jsonl | FileFormat::Json
-    );
-    if has_columns && spec.text.is_none() {
-        let pick = |names: &[&str]| {
-            columns
-                .iter()
-                .find(|c| names.contains(&c.to_ascii_lowercase().as_str()))
-                .cloned()
-        };
-        spec.text = pick(&TEXT_NAMES).or_else(|| columns.first().cloned());
-        spec.text_pair = spec.text_pair.clone().or_else(|| pick(&PAIR_NAMES));
-        spec.label = spec.label.clone().or_else(|| pick(&LABEL_NAMES));
-    }
+    let spec = guess_from(spec, format, &columns);
     let mut rows = Vec::new();
     let mut label_counts = BTreeMap::new();
     let mut error = None;
@@ -132,6 +116,39 @@ pub fn preview_file(path: &Path, spec: &SourceSpec, limit: usize) -> Result<File
         error,
         warnings,
     })
+}
+
+/// `spec` with the format filled in and, when it names no text column, the text, pair and
+/// label columns guessed from the file's column names ("sentence", "label", …; the first column
+/// holds the text when no name fits). Formats without columns are returned as they are.
+pub fn guess_columns(path: &Path, spec: &SourceSpec) -> Result<SourceSpec, AppError> {
+    let format = match spec.format {
+        Some(f) => f,
+        None => FileFormat::from_path(path)?,
+    };
+    let columns = column_names(path, format, spec.no_header);
+    Ok(guess_from(spec, format, &columns))
+}
+
+fn guess_from(spec: &SourceSpec, format: FileFormat, columns: &[String]) -> SourceSpec {
+    let mut spec = spec.clone();
+    spec.format = Some(format);
+    let has_columns = matches!(
+        format,
+        FileFormat::Csv | FileFormat::Tsv | FileFormat::Jsonl | FileFormat::Json
+    );
+    if has_columns && spec.text.is_none() {
+        let pick = |names: &[&str]| {
+            columns
+                .iter()
+                .find(|c| names.contains(&c.to_ascii_lowercase().as_str()))
+                .cloned()
+        };
+        spec.text = pick(&TEXT_NAMES).or_else(|| columns.first().cloned());
+        spec.text_pair = spec.text_pair.clone().or_else(|| pick(&PAIR_NAMES));
+        spec.label = spec.label.clone().or_else(|| pick(&LABEL_NAMES));
+    }
+    spec
 }
 
 /// The header of a CSV/TSV file, or the keys of the first JSON object.

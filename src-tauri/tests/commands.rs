@@ -36,6 +36,7 @@ fn window(db: &Path, hub_url: &str, cache: &Path, picks: Vec<PathBuf>) -> Window
         max_attempts: 2,
         backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(5),
+        stall_timeout: Duration::from_secs(10),
     });
     let state = DesktopState::scripted(db.to_path_buf(), hub, picks);
     let app = hone_desktop::with_commands(mock_builder(), state)

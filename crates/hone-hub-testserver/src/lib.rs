@@ -22,6 +22,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use sha2::Digest as _;
@@ -267,8 +268,13 @@ pub struct Faults {
     pub statuses: VecDeque<(u16, Option<u64>)>,
     /// The next this-many file bodies are cut at a random point after the headers.
     pub cuts: u32,
-    /// Only bodies of this file are cut (any file when `None`).
+    /// Only bodies of this file are cut or stalled (any file when `None`).
     pub cut_file: Option<String>,
+    /// The next this-many file bodies stop sending at a random point and hold the connection
+    /// open, silent, for `stall_for` before closing it (a stalled transfer).
+    pub stalls: u32,
+    /// How long a stalled body stays silent.
+    pub stall_for: Duration,
     /// Ignore `Range` and always send the whole file with 200.
     pub ignore_range: bool,
     /// Files whose content is served with one byte changed.
@@ -482,6 +488,8 @@ struct Answer {
     body: Vec<u8>,
     /// Send only this many body bytes, then close (a dropped connection).
     cut_at: Option<usize>,
+    /// After the cut, stay silent this long before closing (a stalled connection).
+    stall: Option<Duration>,
     /// HEAD: headers only, `Content-Length` as given.
     head_length: Option<u64>,
 }
@@ -493,6 +501,7 @@ impl Answer {
             headers: Vec::new(),
             body: Vec::new(),
             cut_at: None,
+            stall: None,
             head_length: None,
         }
     }
@@ -582,6 +591,10 @@ fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
             .unwrap_or(answer.body.len())
             .min(answer.body.len());
         stream.write_all(&answer.body[..end])?;
+        if let Some(silence) = answer.stall {
+            stream.flush()?;
+            std::thread::sleep(silence);
+        }
     }
     stream.flush()?;
     let _ = stream.shutdown(std::net::Shutdown::Both);
@@ -827,6 +840,12 @@ fn content(req: &Request, state: &State, file: &ServedFile, range_start: Option<
         faults.cuts -= 1;
         drop(faults);
         answer.cut_at = Some((next_random(state) % answer.body.len() as u64) as usize);
+    } else if req.method != "HEAD" && faults.stalls > 0 && cut_this && !answer.body.is_empty() {
+        faults.stalls -= 1;
+        let silence = faults.stall_for;
+        drop(faults);
+        answer.cut_at = Some((next_random(state) % answer.body.len() as u64) as usize);
+        answer.stall = Some(silence);
     }
     answer
 }

@@ -22,6 +22,9 @@ pub struct HubConfig {
     pub backoff: Duration,
     /// Longest wait between attempts.
     pub max_backoff: Duration,
+    /// How long a connection may send nothing before it counts as dropped (and the download
+    /// resumes on a new one): `HF_HUB_DOWNLOAD_TIMEOUT` seconds, else 10, as `huggingface_hub`.
+    pub stall_timeout: Duration,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -68,6 +71,11 @@ impl HubConfig {
             max_attempts: 6,
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(20),
+            stall_timeout: env("HF_HUB_DOWNLOAD_TIMEOUT")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(Duration::from_secs_f64)
+                .unwrap_or(Duration::from_secs(10)),
         }
     }
 }

@@ -168,6 +168,14 @@ struct RemoteFile {
     url: String,
 }
 
+/// Whether a read failed because the connection went silent for the stall timeout.
+fn is_timeout(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::TimedOut
+        || e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+            .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)))
+}
+
 /// An open exclusive lock on a blob, released when dropped (or when the process dies).
 struct BlobLock(File);
 
@@ -587,6 +595,12 @@ impl HubClient {
                         });
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) if is_timeout(&e) => {
+                        break Some(format!(
+                            "nothing arrived for {} s (HF_HUB_DOWNLOAD_TIMEOUT)",
+                            self.http.config.stall_timeout.as_secs_f64()
+                        ))
+                    }
                     Err(e) => break Some(e.to_string()),
                 }
             };

@@ -25,6 +25,7 @@ pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 
 impl Http {
     pub(crate) fn new(config: HubConfig) -> Self {
+        let stall = config.stall_timeout;
         let agent = |redirects: u32| -> Agent {
             Agent::config_builder()
                 .http_status_as_error(false)
@@ -32,6 +33,8 @@ impl Http {
                 .timeout_connect(Some(Duration::from_secs(20)))
                 .timeout_recv_response(Some(Duration::from_secs(60)))
                 .timeout_recv_body(None)
+                // A body that stops arriving is a dropped connection: retried and resumed.
+                .timeout_per_read(Some(stall))
                 .user_agent(concat!("hone/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .into()

@@ -53,6 +53,7 @@ fn client_with(endpoint: &str, cache: &Path, token: Option<&str>) -> HubClient {
         max_attempts: 4,
         backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(20),
+        stall_timeout: Duration::from_secs(10),
     })
 }
 
@@ -395,6 +396,61 @@ fn big_repo(len: usize) -> (Repo, Vec<u8>) {
     let mut repo = repo;
     repo.files.retain(|f| f.name != "model.safetensors");
     (repo, weights)
+}
+
+#[test]
+fn a_stalled_transfer_is_dropped_after_the_stall_timeout_and_resumed() {
+    let (repo, weights) = big_repo(1 << 20);
+    let hub = TestHub::start(vec![repo]).unwrap();
+    hub.seed(7);
+    let cache = tempfile::tempdir().unwrap();
+    let c = client(&hub, cache.path());
+    let c = HubClient::new(HubConfig {
+        stall_timeout: Duration::from_millis(300),
+        ..c.config().clone()
+    });
+    // The server goes silent for a minute twice; without a stall timeout the download would
+    // wait it out (or forever, on a real network).
+    hub.faults().stalls = 2;
+    hub.faults().stall_for = Duration::from_secs(60);
+    hub.faults().cut_file = Some("pytorch_model.bin".into());
+    let mut messages = Vec::new();
+    let started = std::time::Instant::now();
+    let got = c
+        .download(
+            "org/big",
+            &DownloadOptions::default(),
+            &AtomicBool::new(false),
+            &mut |e| {
+                if let DownloadEvent::Retrying { message, .. } = e {
+                    messages.push(message.clone());
+                }
+            },
+        )
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the stalls were waited out: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(hub.faults().stalls, 0, "both stalls were served");
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages
+            .iter()
+            .all(|m| m == "nothing arrived for 0.3 s (HF_HUB_DOWNLOAD_TIMEOUT)"),
+        "{messages:?}"
+    );
+    assert_eq!(
+        std::fs::read(got.snapshot.join("pytorch_model.bin")).unwrap(),
+        weights
+    );
+    let resumed: Vec<_> = hub
+        .hits()
+        .into_iter()
+        .filter(|h| h.method == "GET" && h.range_start.is_some_and(|s| s > 0))
+        .collect();
+    assert!(!resumed.is_empty(), "the download resumed with Range");
 }
 
 #[test]

@@ -57,8 +57,22 @@ fn download_then_train_from_the_cache_by_repo_id() {
         .filter_map(|m| m["id"].as_str())
         .collect();
     assert_eq!(ids, ["hone-test/tiny-bert", "hone-test/tiny-bert-2"]);
+    assert_eq!(found[0]["family"], "BERT", "{found}");
     let table = run(hone_hub(&hub, home.path()).args(["hub", "search", "tiny"]));
     assert!(stdout(&table).contains("fill-mask"), "{}", stdout(&table));
+    // A model of a family Hone does not train is marked in the table.
+    let all = run(hone_hub(&hub, home.path()).args(["hub", "search", "t"]));
+    let row = stdout(&all)
+        .lines()
+        .find(|l| l.starts_with("other/gpt-thing"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("{}", stdout(&all)));
+    assert!(row.split_whitespace().nth(1) == Some("-"), "{row}");
+    assert!(
+        stdout(&all).contains("no tag names a family Hone trains"),
+        "{}",
+        stdout(&all)
+    );
 
     // Info: trainable, with a fit verdict, and what a fine-tune downloads (no ONNX).
     let out =

@@ -210,6 +210,7 @@ fn the_whole_workflow_through_the_commands() {
         json!({"query": {"text": "tiny", "sort": "downloads", "limit": 10}, "next": null}),
     );
     assert_eq!(found["models"][0]["id"], "hone-test/tiny-bert");
+    assert_eq!(found["models"][0]["family"], "BERT");
     let model = w.ok(
         "hub_info",
         json!({"repo": "hone-test/tiny-bert", "settings": {"batch_size": 8, "max_length": 32}}),

@@ -305,6 +305,8 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.page("models").await;
     ui.type_into("#hub-query", "tiny").await;
     ui.click("#hub-search").await;
+    let results = ui.text_of("[data-testid='hub-results']").await;
+    assert!(results.contains("BERT"), "the family column: {results}");
     ui.click("[data-testid='hub-results'] tbody tr td").await;
     let fit = ui.text_of("[data-testid='fit']").await;
     assert!(fit.contains("fits"), "{fit}");

@@ -107,20 +107,16 @@ fn search(hub: &HubClient, args: SearchArgs) -> anyhow::Result<ExitCode> {
         models.append(&mut page.models);
     }
     models.truncate(query.limit);
+    let hits = hone_app::models::search_hits(models);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&models)?);
+        println!("{}", serde_json::to_string_pretty(&hits)?);
         return Ok(ExitCode::SUCCESS);
     }
-    if models.is_empty() {
+    if hits.is_empty() {
         println!("no models match; try fewer words or another --task");
         return Ok(ExitCode::SUCCESS);
     }
-    let width = models.iter().map(|m| m.id.len()).max().unwrap_or(10).max(5);
-    println!(
-        "{:width$}  {:24}  {:>10}  {:>6}  updated",
-        "model", "task", "downloads", "likes"
-    );
-    for m in &models {
+    let shown_id = |m: &hone_hub::ModelSummary| {
         let mut id = m.id.clone();
         if m.gated {
             id.push_str(" (gated)");
@@ -128,9 +124,24 @@ fn search(hub: &HubClient, args: SearchArgs) -> anyhow::Result<ExitCode> {
         if m.private {
             id.push_str(" (private)");
         }
+        id
+    };
+    let width = hits
+        .iter()
+        .map(|h| shown_id(&h.model).len())
+        .max()
+        .unwrap_or(10)
+        .max(5);
+    println!(
+        "{:width$}  {:10}  {:24}  {:>10}  {:>6}  updated",
+        "model", "hone", "task", "downloads", "likes"
+    );
+    for hit in &hits {
+        let m = &hit.model;
         println!(
-            "{:width$}  {:24}  {:>10}  {:>6}  {}",
-            id,
+            "{:width$}  {:10}  {:24}  {:>10}  {:>6}  {}",
+            shown_id(m),
+            hit.family.as_deref().unwrap_or("-"),
             m.task.as_deref().unwrap_or("-"),
             m.downloads,
             m.likes,
@@ -139,6 +150,9 @@ fn search(hub: &HubClient, args: SearchArgs) -> anyhow::Result<ExitCode> {
                 .map(|d| d.get(..10).unwrap_or(d))
                 .unwrap_or("-"),
         );
+    }
+    if hits.iter().any(|h| h.family.is_none()) {
+        println!("\n'-' under hone: no tag names a family Hone trains (BERT, DistilBERT, RoBERTa); `hone hub info` checks config.json");
     }
     Ok(ExitCode::SUCCESS)
 }

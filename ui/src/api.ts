@@ -24,6 +24,8 @@ export type ModelSummary = {
   id: string; task: string | null; library: string | null; downloads: number; likes: number;
   last_modified: string | null; tags: string[]; gated: boolean; private: boolean;
 };
+/** A search result with the family Hone would train it as (from its tags), or null. */
+export type SearchHit = ModelSummary & { family: string | null };
 export type RepoFile = { name: string; size: number | null };
 export type ModelInfo = ModelSummary & {
   sha: string | null; license: string | null; files: RepoFile[]; parameters: number | null; card: string | null;
@@ -65,7 +67,7 @@ export const api = {
   appInfo: () => invoke<any>("app_info"),
   pick: (kind: "data_file" | "model_folder" | "export_folder") => invoke<string | null>("pick_path", { kind }),
   hubSearch: (query: { text: string; task: string | null; library: string | null; sort: string; limit: number }, next?: string | null) =>
-    invoke<{ models: ModelSummary[]; next: string | null }>("hub_search", { query, next: next ?? null }),
+    invoke<{ models: SearchHit[]; next: string | null }>("hub_search", { query, next: next ?? null }),
   hubInfo: (repo: string, settings?: FitSettings) => invoke<ModelPage>("hub_info", { repo, settings: settings ?? null }),
   hubDownload: (repo: string, onEvent: (e: DownloadEvent) => void) => {
     const channel = new Channel<DownloadEvent>();

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use hone_engine::memory::{estimate, FitSettings, MemoryEstimate};
-use hone_engine::models::spec::{ModelSpec, SUPPORTED_MODEL_TYPES};
+use hone_engine::models::spec::{Family, ModelSpec, SUPPORTED_MODEL_TYPES};
 use hone_hub::download::plan_files;
-use hone_hub::{CachedModel, HubClient, ModelInfo};
+use hone_hub::{CachedModel, HubClient, ModelInfo, ModelSummary};
 use hone_store::{ModelRecord, NewModel};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -75,6 +75,32 @@ pub struct FitReport {
     pub compared_with: String,
     pub available: u64,
     pub total: u64,
+}
+
+/// A Hub search result with the family Hone would train it as, read from its tags (the Hub
+/// tags every model with its config's `model_type`): `None` when no tag names a family Hone
+/// trains, which is a strong hint, not a verdict (the model page checks config.json).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchHit {
+    #[serde(flatten)]
+    pub model: ModelSummary,
+    pub family: Option<String>,
+}
+
+/// The family named by a model's Hub tags, if Hone trains it.
+pub fn family_from_tags(tags: &[String]) -> Option<Family> {
+    tags.iter().find_map(|t| Family::from_model_type(t))
+}
+
+/// Search results with their families.
+pub fn search_hits(models: Vec<ModelSummary>) -> Vec<SearchHit> {
+    models
+        .into_iter()
+        .map(|model| SearchHit {
+            family: family_from_tags(&model.tags).map(|f| f.name().to_string()),
+            model,
+        })
+        .collect()
 }
 
 /// What Hone can do with a model.
@@ -526,5 +552,34 @@ mod tests {
         );
         let none = check_model(None, &[], FitSettings::default(), &machine(1 << 30));
         assert!(none.problems[0].contains("config.json"));
+    }
+
+    #[test]
+    fn search_hits_name_the_family_from_the_model_type_tag() {
+        let summary = |tags: &[&str]| ModelSummary {
+            id: "org/m".into(),
+            task: None,
+            library: None,
+            downloads: 0,
+            likes: 0,
+            last_modified: None,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            gated: false,
+            private: false,
+        };
+        let hits = search_hits(vec![
+            summary(&["transformers", "safetensors", "xlm-roberta", "fill-mask"]),
+            summary(&["sentence-transformers", "bert"]),
+            summary(&["transformers", "gpt2", "text-generation"]),
+            summary(&[]),
+        ]);
+        let families: Vec<_> = hits.iter().map(|h| h.family.as_deref()).collect();
+        assert_eq!(families, [Some("RoBERTa"), Some("BERT"), None, None]);
+        let json = serde_json::to_value(&hits[1]).unwrap();
+        assert_eq!(
+            json["id"], "org/m",
+            "the summary's fields stay at the top level"
+        );
+        assert_eq!(json["family"], "BERT");
     }
 }

@@ -207,8 +207,19 @@ impl Repo {
         })
     }
 
+    /// The tags the Hub shows: the repo's own, its library, task, license and (as the Hub adds
+    /// it) the `model_type` of its config.json.
     fn all_tags(&self) -> Vec<String> {
         let mut tags = self.tags.clone();
+        if let Some(model_type) = self
+            .find("config.json")
+            .and_then(|f| serde_json::from_slice::<Value>(&f.bytes).ok())
+            .and_then(|c| c.get("model_type")?.as_str().map(str::to_string))
+        {
+            if !tags.contains(&model_type) {
+                tags.push(model_type);
+            }
+        }
         tags.extend(self.library.clone());
         tags.extend(self.pipeline_tag.clone());
         tags.extend(self.license.as_ref().map(|l| format!("license:{l}")));

@@ -6,9 +6,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hone_app::models::{check_folder, hub_model_page, HubModelPage, KnownModel, ModelCheck};
+use hone_app::models::{
+    check_folder, hub_model_page, search_hits, HubModelPage, KnownModel, ModelCheck, SearchHit,
+};
 use hone_engine::memory::FitSettings;
-use hone_hub::{DownloadEvent, DownloadOptions, Downloaded, ModelSummary, SearchQuery};
+use hone_hub::{DownloadEvent, DownloadOptions, Downloaded, SearchQuery};
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
@@ -19,7 +21,7 @@ use crate::state::DesktopState;
 /// One page of search results.
 #[derive(Serialize)]
 pub struct SearchResults {
-    pub models: Vec<ModelSummary>,
+    pub models: Vec<SearchHit>,
     /// Pass back as `next` for the following page.
     pub next: Option<String>,
 }
@@ -40,7 +42,7 @@ pub async fn hub_search(
             })?,
         };
         Ok(SearchResults {
-            models: page.models,
+            models: search_hits(page.models),
             next: page.next,
         })
     })

@@ -1,7 +1,7 @@
 // Models: search the Hub, read a model's page with the fit verdict, download with progress,
 // cancel and resume; models in the cache and imported folders.
 import { useEffect, useState } from "preact/hooks";
-import { api, bytes, count, errorText, FitLine, KnownModel, ModelPage, ModelSummary } from "../api";
+import { api, bytes, count, errorText, FitLine, KnownModel, ModelPage, SearchHit } from "../api";
 import type { Nav } from "../main";
 
 export function FitTable(props: { fit: ModelPage["check"]["fit"] }) {
@@ -38,7 +38,8 @@ export function ModelsPage(props: { nav: Nav }) {
   const [text, setText] = useState("");
   const [task, setTask] = useState("");
   const [sort, setSort] = useState("downloads");
-  const [results, setResults] = useState<ModelSummary[] | null>(null);
+  const [results, setResults] = useState<SearchHit[] | null>(null);
+  const [onlyTrainable, setOnlyTrainable] = useState(true);
   const [next, setNext] = useState<string | null>(null);
   const [page, setPage] = useState<ModelPage | null>(null);
   const [known, setKnown] = useState<KnownModel[]>([]);
@@ -47,6 +48,9 @@ export function ModelsPage(props: { nav: Nav }) {
   const [download, setDownload] = useState<{ repo: string; done: number; total: number; file: string } | null>(null);
   const [batch, setBatch] = useState(16);
   const [length, setLength] = useState(128);
+
+  const shown = (results ?? []).filter((m) => !onlyTrainable || m.family !== null);
+  const hidden = (results?.length ?? 0) - shown.length;
 
   const refresh = () => api.modelsList().then(setKnown).catch((e) => setError(errorText(e)));
   useEffect(() => { refresh(); }, []);
@@ -121,14 +125,22 @@ export function ModelsPage(props: { nav: Nav }) {
             </select>
             <button type="submit" id="hub-search" disabled={busy}>Search</button>
           </form>
+          <label class="check small">
+            <input type="checkbox" id="only-trainable" checked={onlyTrainable} onChange={(e) => setOnlyTrainable((e.target as HTMLInputElement).checked)} />
+            Only models Hone can fine-tune (BERT, DistilBERT, RoBERTa families)
+          </label>
           {results && results.length === 0 && <p class="muted">No models match. Try fewer words or another task.</p>}
-          {results && results.length > 0 && (
+          {results && results.length > 0 && shown.length === 0 && (
+            <p class="muted">None of these {results.length} results is a family Hone trains. <button class="link" onClick={() => setOnlyTrainable(false)}>Show them anyway</button></p>
+          )}
+          {shown.length > 0 && (
             <table class="list" data-testid="hub-results">
-              <thead><tr><th>Model</th><th>Task</th><th class="num">Downloads</th><th class="num">Likes</th></tr></thead>
+              <thead><tr><th>Model</th><th>Family</th><th>Task</th><th class="num">Downloads</th><th class="num">Likes</th></tr></thead>
               <tbody>
-                {results.map((m) => (
+                {shown.map((m) => (
                   <tr class={page?.info.id === m.id ? "selected" : ""} tabIndex={0} onClick={() => open(m.id)} onKeyDown={(e) => e.key === "Enter" && open(m.id)}>
                     <td>{m.id}{m.gated && <span class="tag">gated</span>}{m.private && <span class="tag">private</span>}</td>
+                    <td title={m.family ? "Hone trains this family" : "No tag names a family Hone trains; open it to check its config"}>{m.family ?? "–"}</td>
                     <td>{m.task ?? "–"}</td>
                     <td class="num">{m.downloads.toLocaleString()}</td>
                     <td class="num">{m.likes}</td>
@@ -136,6 +148,9 @@ export function ModelsPage(props: { nav: Nav }) {
                 ))}
               </tbody>
             </table>
+          )}
+          {hidden > 0 && shown.length > 0 && (
+            <p class="muted small">{hidden} other {hidden === 1 ? "result is" : "results are"} hidden: no BERT, DistilBERT or RoBERTa tag. <button class="link" onClick={() => setOnlyTrainable(false)}>Show all</button></p>
           )}
           {next && <button onClick={() => search(true)} disabled={busy}>More results</button>}
           <h2>On this machine</h2>

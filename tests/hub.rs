@@ -81,6 +81,14 @@ fn download_then_train_from_the_cache_by_repo_id() {
     let info: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
     assert_eq!(info["check"]["trainable"], true);
     assert_eq!(info["check"]["fit"]["full"]["verdict"], "fits");
+    let speed = &info["check"]["fit"]["full"]["speed"];
+    assert!(
+        speed["samples_per_second"]
+            .as_f64()
+            .is_some_and(|s| s > 0.0)
+            && speed["matmul_gflops"].as_f64().is_some_and(|g| g > 0.0),
+        "a CPU speed estimate: {speed}"
+    );
     assert_eq!(info["info"]["license"], "apache-2.0");
     let onnx = 4096;
     let all: u64 = info["info"]["files"]

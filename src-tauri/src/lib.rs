@@ -95,6 +95,8 @@ fn confirm_close<R: Runtime>(window: &Window<R>, event: &WindowEvent) {
 
 /// Opens the window and runs until it is closed.
 pub fn run() {
+    // The speed estimates need this machine's matrix rate: measure it now, while idle.
+    std::thread::spawn(hone_engine::speed::cpu_matmul_gflops);
     let state = DesktopState::new(hone_app::paths::default_db());
     let builder = with_commands(
         tauri::Builder::default().plugin(tauri_plugin_dialog::init()),

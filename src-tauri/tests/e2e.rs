@@ -310,6 +310,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.click("[data-testid='hub-results'] tbody tr td").await;
     let fit = ui.text_of("[data-testid='fit']").await;
     assert!(fit.contains("fits"), "{fit}");
+    assert!(fit.contains("samples/s"), "the speed estimate: {fit}");
     ui.click("#download").await;
     ui.until_text("[data-testid='model-page']", long, |t| {
         t.contains("Downloaded.")
@@ -389,7 +390,9 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         ui.set_field("batch_size", "8").await;
         ui.set_field("max_length", "32").await;
         ui.set_field("lr", lr).await;
-        ui.css("[data-testid='fit']").await;
+        let plan = format!("for {epochs} epoch");
+        ui.until_text("[data-testid='fit']", long, |t| t.contains(&plan))
+            .await;
         ui.shot(&format!("06-train-form-{epochs}")).await;
         ui.click("#start").await;
         ui.attr_until("[data-testid='chart-loss']", "data-points", long, |v| {

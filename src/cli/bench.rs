@@ -127,9 +127,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             ms(p.optimizer)
         );
         println!(
-            "throughput   : {:.1} samples/s, {:.0} tokens/s",
-            report.samples_per_s, report.tokens_per_s
+            "throughput   : {:.1} samples/s, {:.0} tokens/s ({:.0}% of the token slots real)",
+            report.samples_per_s,
+            report.tokens_per_s,
+            100.0 * report.real_token_share
         );
+        if let Some(estimate) = report.estimated_dense_samples_per_s {
+            println!(
+                "estimate     : {estimate:.1} samples/s with every slot real (the fit check's figure)"
+            );
+        }
         println!(
             "forward only : median {:.1} ms -> {:.1} samples/s",
             ms(report.forward_only.median_s),

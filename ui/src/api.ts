@@ -14,7 +14,9 @@ export type MemoryEstimate = {
   settings: FitSettings; parameters: number; trainable_parameters: number; weights: number; gradients: number;
   optimizer: number; activations: number; runtime: number; checkpoint: number; total: number;
 };
-export type FitLine = { estimate: MemoryEstimate; verdict: "fits" | "tight" | "does-not-fit" };
+/** Expected speed on this machine's CPU (absent when judged against a GPU). */
+export type SpeedEstimate = { matmul_gflops: number; step_seconds: number; samples_per_second: number; work: { batch_size: number; length: number } };
+export type FitLine = { estimate: MemoryEstimate; verdict: "fits" | "tight" | "does-not-fit"; speed: SpeedEstimate | null };
 export type FitReport = { full: FitLine; frozen_embeddings: FitLine; compared_with: string; available: number; total: number };
 export type ModelCheck = {
   model_type: string | null; family: string | null; trainable: boolean; tasks: string[]; problems: string[];

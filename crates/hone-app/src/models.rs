@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use hone_engine::memory::{estimate, FitSettings, MemoryEstimate};
 use hone_engine::models::spec::{Family, ModelSpec, SUPPORTED_MODEL_TYPES};
+use hone_engine::speed::{cpu_matmul_gflops, estimate_speed, SpeedEstimate};
 use hone_hub::download::plan_files;
 use hone_hub::{CachedModel, HubClient, ModelInfo, ModelSummary};
 use hone_store::{ModelRecord, NewModel};
@@ -63,6 +64,9 @@ impl Verdict {
 pub struct FitLine {
     pub estimate: MemoryEstimate,
     pub verdict: Verdict,
+    /// Expected speed on this machine's CPU (`None` when judged against a GPU, whose speed
+    /// Hone does not estimate yet).
+    pub speed: Option<SpeedEstimate>,
 }
 
 /// The fit check: estimates for full fine-tuning and for frozen embeddings, and what they were
@@ -195,17 +199,17 @@ pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemo
         Some(gpu) => (gpu.name.clone(), gpu.free, gpu.total),
         None => ("RAM".to_string(), machine.ram_available, machine.ram_total),
     };
+    let matmul_gflops = machine.gpu.is_none().then(cpu_matmul_gflops);
     let line = |freeze_embeddings| {
-        let estimate = estimate(
-            spec,
-            FitSettings {
-                freeze_embeddings,
-                ..settings
-            },
-        );
+        let settings = FitSettings {
+            freeze_embeddings,
+            ..settings
+        };
+        let estimate = estimate(spec, settings);
         FitLine {
             verdict: Verdict::judge(estimate.total, available, total),
             estimate,
+            speed: matmul_gflops.map(|rate| estimate_speed(spec, settings, rate)),
         }
     };
     FitReport {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::TrainingConfig;
 use crate::cpu::CpuTrainer;
 use crate::inference::batch_logits;
+use crate::memory::FitSettings;
 use crate::models::Classifier;
 use crate::recipes::{apply_freezing, optimizer};
 use crate::rng::HoneRng;
@@ -76,6 +77,11 @@ pub struct BenchReport {
     /// Peak resident memory of the process (Linux), MiB.
     pub peak_rss_mib: Option<f64>,
     pub loss_first_last: [f64; 2],
+    /// Share of the batch's token slots that are real tokens (the CPU path skips the rest).
+    pub real_token_share: f64,
+    /// What the speed estimate (`crate::speed`, used by the fit check before a download) says
+    /// for this shape with every slot a real token, on the CPU path; compare with a dense batch.
+    pub estimated_dense_samples_per_s: Option<f64>,
 }
 
 /// How many steps to run.
@@ -147,6 +153,8 @@ pub fn run_bench(
     settings: BenchSettings,
     fast: bool,
 ) -> Result<BenchReport, EngineError> {
+    // Measured first, while nothing else runs.
+    let matmul_gflops = fast.then(crate::speed::cpu_matmul_gflops);
     apply_freezing(model, cfg, false);
     let mut optimizer = optimizer(model, cfg);
     let batches = std::slice::from_ref(batch);
@@ -189,6 +197,17 @@ pub fn run_bench(
     let train_step = Timing::of(&totals);
     let forward_only = Timing::of(&forward_only);
     let d = model.spec().encoder.dropout;
+    let slots = (batch.batch_size * batch.seq_len).max(1);
+    let real = batch.attention_mask.iter().filter(|&&m| m != 0).count();
+    let estimated = matmul_gflops.filter(|_| path == "cpu").map(|rate| {
+        let settings = FitSettings {
+            batch_size: batch.batch_size,
+            max_length: batch.seq_len,
+            freeze_embeddings: cfg.freeze_embeddings,
+            num_labels: model.num_labels(),
+        };
+        crate::speed::estimate_speed(model.spec(), settings, rate).samples_per_second
+    });
     Ok(BenchReport {
         batch: batch.batch_size,
         seq: batch.seq_len,
@@ -211,6 +230,8 @@ pub fn run_bench(
             losses.first().copied().unwrap_or(f64::NAN),
             losses.last().copied().unwrap_or(f64::NAN),
         ],
+        real_token_share: real as f64 / slots as f64,
+        estimated_dense_samples_per_s: estimated,
     })
 }
 

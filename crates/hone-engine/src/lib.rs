@@ -26,6 +26,7 @@ pub mod params;
 pub mod recipes;
 pub mod rng;
 pub mod schedule;
+pub mod speed;
 pub mod step;
 pub mod trainer;
 pub mod weights;

@@ -1,10 +1,27 @@
 // Models: search the Hub, read a model's page with the fit verdict, download with progress,
 // cancel and resume; models in the cache and imported folders.
 import { useEffect, useState } from "preact/hooks";
-import { api, bytes, count, errorText, FitLine, KnownModel, ModelPage, SearchHit } from "../api";
+import { api, bytes, count, errorText, FitLine, KnownModel, ModelPage, SearchHit, SpeedEstimate } from "../api";
 import type { Nav } from "../main";
 
-export function FitTable(props: { fit: ModelPage["check"]["fit"] }) {
+/** "≈ 4 min", "≈ 1.5 h": a rough duration. */
+export function roughDuration(seconds: number): string {
+  if (seconds < 90) return `≈ ${Math.max(1, Math.round(seconds))} s`;
+  if (seconds < 90 * 60) return `≈ ${Math.round(seconds / 60)} min`;
+  const hours = seconds / 3600;
+  return `≈ ${hours < 10 ? hours.toFixed(1) : Math.round(hours)} h`;
+}
+
+/** Speed of one variant, and the time for the planned run when the caller knows it. */
+function speedText(speed: SpeedEstimate, plan?: { examples: number; epochs: number }): string {
+  const rate = speed.samples_per_second;
+  const perSecond = `≈ ${rate >= 10 ? Math.round(rate) : rate.toFixed(1)} samples/s`;
+  if (!plan || plan.examples <= 0) return perSecond;
+  const steps = Math.ceil(plan.examples / speed.work.batch_size) * plan.epochs;
+  return `${perSecond} · at most ${roughDuration(steps * speed.step_seconds).replace("≈ ", "")} for ${plan.epochs} epoch${plan.epochs === 1 ? "" : "s"}`;
+}
+
+export function FitTable(props: { fit: ModelPage["check"]["fit"]; plan?: { examples: number; epochs: number } }) {
   const fit = props.fit;
   if (!fit) return null;
   const s = fit.full.estimate.settings;
@@ -13,6 +30,7 @@ export function FitTable(props: { fit: ModelPage["check"]["fit"] }) {
       <td>{name}</td>
       <td class="num">{bytes(l.estimate.total)}</td>
       <td><span class={`verdict ${l.verdict}`}>{l.verdict.replace(/-/g, " ")}</span></td>
+      <td class="num" data-testid="speed" title="Training speed on this machine's CPU, from the model's size and the measured matrix speed, with every text at full length: shorter texts train faster">{l.speed ? speedText(l.speed, props.plan) : "–"}</td>
       <td class="muted small">
         weights {bytes(l.estimate.weights)} · gradients {bytes(l.estimate.gradients)} · AdamW {bytes(l.estimate.optimizer)} ·
         activations {bytes(l.estimate.activations)} · runtime {bytes(l.estimate.runtime + l.estimate.checkpoint)}

@@ -189,6 +189,9 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       .then(setCheck).catch(() => setCheck(null));
   }, [model, dataset, training.batch_size, training.max_length]);
   const ds = datasets.find((d) => d.name === dataset);
+  // Training examples per epoch, roughly: the labeled rows less the held-out 10%, or about 80%
+  // with a stored split (its default train share).
+  const trainExamples = Math.round((ds?.labeled ?? 0) * (split ? 0.8 : 0.9));
 
   const set = (key: string, value: any) => setTraining((t) => ({ ...t, [key]: value }));
   const field = (f: Field) => {
@@ -258,7 +261,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       </div>
       <div class="fields">{FIELDS.map(field)}</div>
       {check && !check.trainable && <div class="error">{check.problems.join("; ")}</div>}
-      {check && <FitTable fit={check.fit} />}
+      {check && <FitTable fit={check.fit} plan={{ examples: trainExamples, epochs: Math.max(1, Number(training.epochs) || 1) }} />}
       <button id="start" class="primary" onClick={start} disabled={!model || !dataset}>Start training</button>
     </section>
   );

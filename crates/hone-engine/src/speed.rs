@@ -1,0 +1,209 @@
+//! How fast fine-tuning will run here, from config.json alone (before anything is downloaded):
+//! the matrix work of one training step, divided by the rate this machine's matrix kernel
+//! reaches (measured once per process, in well under a second) times the share of that rate
+//! the step's products keep, plus the optimizer's pass over the parameters. The shares were
+//! fitted to `hone bench` runs of MiniLM-L6 on dense batches (every token real) from 64 × 32 to
+//! 4 × 512; the estimate is for full-length sequences, and the CPU path drops padding, so
+//! shorter texts train faster than it says.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cpu::gemm::{matmul, MatRef, Threads};
+use crate::memory::FitSettings;
+use crate::models::spec::ModelSpec;
+
+/// Share of the measured matrix rate the projections and feed-forward products of a step reach,
+/// the element-wise kernels between them included (fitted).
+const DENSE_EFFICIENCY: f64 = 0.81;
+/// Share the attention products reach: small per-(sequence, head) matrices, with the softmax
+/// and its dropout around them (fitted).
+const ATTENTION_EFFICIENCY: f64 = 0.20;
+/// Time per step that does not grow with the model: thread hand-offs, batch assembly, the
+/// loss (fitted on tiny models, where it dominates).
+const STEP_OVERHEAD_SECONDS: f64 = 0.0005;
+/// AdamW reads and writes every trained parameter, its gradient and two moments: seconds per
+/// trained parameter (fitted; memory bound).
+const OPTIMIZER_SECONDS_PER_PARAMETER: f64 = 0.6e-9;
+
+/// Floating-point work of one training step (forward and backward).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepWork {
+    /// FLOPs of the projections and feed-forward products (a multiply-add counts two).
+    pub dense_flops: f64,
+    /// FLOPs of the attention scores and context.
+    pub attention_flops: f64,
+    /// Parameters the optimizer updates.
+    pub trainable_parameters: u64,
+    /// Sequences per step.
+    pub batch_size: usize,
+    /// Tokens per sequence (capped at the model's maximum).
+    pub length: usize,
+}
+
+/// The work of one training step of `spec` at `settings`, every sequence full length.
+///
+/// Per layer and token the forward pass multiplies through the four attention projections
+/// (8h²), the feed-forward block (4hi) and the attention scores and context (4Lh); the backward
+/// pass costs twice the forward (the gradients of inputs and of weights).
+pub fn step_work(spec: &ModelSpec, settings: FitSettings) -> StepWork {
+    let config = &spec.encoder;
+    let length = settings
+        .max_length
+        .min(config.max_position_embeddings)
+        .max(1);
+    let batch = settings.batch_size.max(1);
+    let (h, i, l) = (
+        config.hidden_size as f64,
+        config.intermediate_size as f64,
+        length as f64,
+    );
+    let tokens = (batch * length) as f64;
+    let token_layers = tokens * config.num_layers as f64;
+    let estimate = crate::memory::estimate(spec, settings);
+    StepWork {
+        dense_flops: 3.0 * token_layers * (8.0 * h * h + 4.0 * h * i),
+        attention_flops: 3.0 * token_layers * 4.0 * l * h,
+        trainable_parameters: estimate.trainable_parameters,
+        batch_size: batch,
+        length,
+    }
+}
+
+/// The expected speed of fine-tuning on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SpeedEstimate {
+    pub work: StepWork,
+    /// The matrix rate measured here, in GFLOP/s.
+    pub matmul_gflops: f64,
+    pub step_seconds: f64,
+    pub samples_per_second: f64,
+}
+
+impl SpeedEstimate {
+    /// Seconds for `epochs` passes over `examples` training examples (validation not counted).
+    pub fn seconds_for(&self, examples: u64, epochs: u64) -> f64 {
+        let steps = examples.div_ceil(self.work.batch_size as u64) * epochs;
+        steps as f64 * self.step_seconds
+    }
+}
+
+/// The expected speed of fine-tuning `spec` at `settings` with a matrix kernel that reaches
+/// `matmul_gflops`.
+pub fn estimate_speed(
+    spec: &ModelSpec,
+    settings: FitSettings,
+    matmul_gflops: f64,
+) -> SpeedEstimate {
+    let work = step_work(spec, settings);
+    let rate = matmul_gflops.max(0.1) * 1e9;
+    let step_seconds = work.dense_flops / (rate * DENSE_EFFICIENCY)
+        + work.attention_flops / (rate * ATTENTION_EFFICIENCY)
+        + work.trainable_parameters as f64 * OPTIMIZER_SECONDS_PER_PARAMETER
+        + STEP_OVERHEAD_SECONDS;
+    SpeedEstimate {
+        work,
+        matmul_gflops,
+        step_seconds,
+        samples_per_second: work.batch_size as f64 / step_seconds,
+    }
+}
+
+/// The rate (GFLOP/s) the CPU matrix kernel reaches here on a product the size of a MiniLM
+/// feed-forward block (1024 × 384 by 384 × 1536) with the training thread pool; measured once
+/// per process (about 0.1 s on two cores), then remembered. Measure it while the machine is
+/// otherwise idle (the desktop app does so at start), not during a run.
+pub fn cpu_matmul_gflops() -> f64 {
+    static MEASURED: OnceLock<f64> = OnceLock::new();
+    *MEASURED.get_or_init(|| measure_matmul(1024, 384, 1536))
+}
+
+/// Times `m × k` by `k × n` products: the best of several, after one warm-up.
+fn measure_matmul(m: usize, k: usize, n: usize) -> f64 {
+    let a: Vec<f32> = (0..m * k)
+        .map(|x| ((x % 97) as f32 - 48.0) / 97.0)
+        .collect();
+    let b: Vec<f32> = (0..k * n)
+        .map(|x| ((x % 89) as f32 - 44.0) / 89.0)
+        .collect();
+    let mut c = vec![0f32; m * n];
+    let run = |c: &mut [f32]| {
+        matmul(
+            c,
+            n,
+            MatRef::new(&a, m, k),
+            MatRef::new(&b, k, n),
+            false,
+            Threads::All,
+        )
+    };
+    run(&mut c);
+    let flops = 2.0 * (m * k * n) as f64;
+    let mut best = f64::INFINITY;
+    for _ in 0..8 {
+        let start = Instant::now();
+        run(&mut c);
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    flops / best.max(1e-9) / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn minilm() -> ModelSpec {
+        let config = json!({
+            "model_type": "bert", "vocab_size": 30522, "hidden_size": 384,
+            "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536,
+            "max_position_embeddings": 512, "type_vocab_size": 2
+        });
+        ModelSpec::from_json(config, std::path::Path::new("config.json")).expect("valid")
+    }
+
+    #[test]
+    fn step_work_counts_the_products_of_a_bert_layer() {
+        let settings = FitSettings {
+            batch_size: 16,
+            max_length: 64,
+            ..FitSettings::default()
+        };
+        let work = step_work(&minilm(), settings);
+        // 1024 tokens × 6 layers × 3 × (8·384² + 4·384·1536) and × 4·64·384: the 65.2 + 1.8
+        // GFLOP torch_baseline.py counts for this batch.
+        assert_eq!(
+            work.dense_flops,
+            1024.0 * 6.0 * 3.0 * (8.0 * 147456.0 + 4.0 * 589824.0)
+        );
+        assert_eq!(work.attention_flops, 1024.0 * 6.0 * 3.0 * 98304.0);
+        assert!((work.dense_flops / 1e9 - 65.2).abs() < 0.1);
+        assert_eq!(work.trainable_parameters, 22_713_986);
+    }
+
+    #[test]
+    fn longer_batches_are_slower_per_sample_and_epochs_add_up() {
+        let short = FitSettings {
+            batch_size: 16,
+            max_length: 64,
+            ..FitSettings::default()
+        };
+        let long = FitSettings {
+            max_length: 256,
+            ..short
+        };
+        let fast = estimate_speed(&minilm(), short, 200.0);
+        let slow = estimate_speed(&minilm(), long, 200.0);
+        assert!(slow.samples_per_second < fast.samples_per_second / 4.0);
+        assert_eq!(fast.seconds_for(160, 2), 20.0 * fast.step_seconds);
+        assert!(fast.seconds_for(161, 1) > fast.seconds_for(160, 1));
+    }
+
+    #[test]
+    fn the_matrix_rate_is_measured_and_positive() {
+        let rate = measure_matmul(64, 64, 64);
+        assert!(rate.is_finite() && rate > 0.01, "{rate}");
+    }
+}

@@ -69,6 +69,22 @@ impl Window {
         self.app.state::<Arc<DesktopState>>().inner().clone()
     }
 
+    /// Starts a run of tiny-bert on the stored sst2 dataset with `training`; its events go to
+    /// channel `channel`.
+    fn start_run(&self, training: Value, name: Option<&str>, channel: u32) -> i64 {
+        let config = json!({
+            "model": "hone-test/tiny-bert",
+            "data": {"dataset": "sst2"},
+            "training": training,
+        });
+        self.ok(
+            "train_start",
+            json!({"config": config, "name": name, "onEvent": format!("__CHANNEL__:{channel}")}),
+        )
+        .as_i64()
+        .expect("run id")
+    }
+
     fn ok(&self, cmd: &str, args: Value) -> Value {
         self.call(cmd, args)
             .unwrap_or_else(|e| panic!("{cmd} failed: {e}"))
@@ -225,18 +241,11 @@ fn the_whole_workflow_through_the_commands() {
     assert_eq!(models[0]["reference"], "hone-test/tiny-bert");
 
     // Train by repo id on the stored dataset; events go to a channel; poll the run.
-    let config = json!({
-        "model": "hone-test/tiny-bert",
-        "data": {"dataset": "sst2"},
-        "training": {"epochs": 2, "batch_size": 8, "max_length": 32, "lr": 1e-3}
-    });
-    let id = w
-        .ok(
-            "train_start",
-            json!({"config": config, "name": "first", "onEvent": "__CHANNEL__:9"}),
-        )
-        .as_i64()
-        .expect("run id");
+    let id = w.start_run(
+        json!({"epochs": 2, "batch_size": 8, "max_length": 32, "lr": 1e-3}),
+        Some("first"),
+        9,
+    );
     let deadline = Instant::now() + Duration::from_secs(120);
     let run = loop {
         let detail = w.ok("run_show", json!({"id": id}));
@@ -256,18 +265,11 @@ fn the_whole_workflow_through_the_commands() {
         .is_some_and(|m| m.iter().any(|r| r["name"] == "loss")));
 
     // A second run, then compare.
-    let config2 = json!({
-        "model": "hone-test/tiny-bert",
-        "data": {"dataset": "sst2"},
-        "training": {"epochs": 1, "batch_size": 8, "max_length": 32, "lr": 5e-4}
-    });
-    let id2 = w
-        .ok(
-            "train_start",
-            json!({"config": config2, "name": null, "onEvent": "__CHANNEL__:10"}),
-        )
-        .as_i64()
-        .expect("run id");
+    let id2 = w.start_run(
+        json!({"epochs": 1, "batch_size": 8, "max_length": 32, "lr": 5e-4}),
+        None,
+        10,
+    );
     while w.ok("run_show", json!({"id": id2}))["live"] == json!(true) {
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -285,18 +287,11 @@ fn the_whole_workflow_through_the_commands() {
 
     // Quitting mid-run: the window's close handler stops the run cleanly (cancelled, so it
     // stays resumable) and waits for it.
-    let config3 = json!({
-        "model": "hone-test/tiny-bert",
-        "data": {"dataset": "sst2"},
-        "training": {"epochs": 500, "batch_size": 8, "max_length": 32, "lr": 5e-4}
-    });
-    let id3 = w
-        .ok(
-            "train_start",
-            json!({"config": config3, "name": "long", "onEvent": "__CHANNEL__:11"}),
-        )
-        .as_i64()
-        .expect("run id");
+    let id3 = w.start_run(
+        json!({"epochs": 500, "batch_size": 8, "max_length": 32, "lr": 5e-4}),
+        Some("long"),
+        11,
+    );
     let state = w.state();
     assert_eq!(state.work_in_progress().as_deref(), Some("a training run"));
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -167,20 +167,20 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
     }
 }
 
+/// all-MiniLM-L6-v2's config.json as a spec (for the estimates' tests).
+#[cfg(test)]
+pub(crate) fn minilm() -> ModelSpec {
+    let config = serde_json::json!({
+        "model_type": "bert", "vocab_size": 30522, "hidden_size": 384,
+        "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536,
+        "max_position_embeddings": 512, "type_vocab_size": 2
+    });
+    ModelSpec::from_json(config, std::path::Path::new("config.json")).expect("valid")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::spec::ModelSpec;
-    use serde_json::json;
-
-    fn minilm() -> ModelSpec {
-        let config = json!({
-            "model_type": "bert", "vocab_size": 30522, "hidden_size": 384,
-            "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536,
-            "max_position_embeddings": 512, "type_vocab_size": 2
-        });
-        ModelSpec::from_json(config, std::path::Path::new("config.json")).expect("valid")
-    }
 
     #[test]
     fn parameter_count_matches_the_loaded_minilm() {

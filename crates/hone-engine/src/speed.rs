@@ -153,16 +153,7 @@ fn measure_matmul(m: usize, k: usize, n: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn minilm() -> ModelSpec {
-        let config = json!({
-            "model_type": "bert", "vocab_size": 30522, "hidden_size": 384,
-            "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536,
-            "max_position_embeddings": 512, "type_vocab_size": 2
-        });
-        ModelSpec::from_json(config, std::path::Path::new("config.json")).expect("valid")
-    }
+    use crate::memory::minilm;
 
     #[test]
     fn step_work_counts_the_products_of_a_bert_layer() {

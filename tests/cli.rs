@@ -446,3 +446,40 @@ fn bench_runs_on_a_tiny_model_with_and_without_a_batch_file() {
         &["rectangular"],
     );
 }
+
+#[test]
+fn train_guesses_the_columns_of_a_file_and_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(hone()
+        .arg("train")
+        .arg("--model")
+        .arg(tiny("bert"))
+        .arg("--train")
+        .arg(fixture("data/pairs_sample.jsonl"))
+        .arg("--out")
+        .arg(dir.path().join("m"))
+        .args(["--epochs", "1", "--batch-size", "8", "--max-length", "32"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("columns: text 'premise', pair 'hypothesis', label 'label' (guessed"),
+        "{}",
+        stderr(&o)
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("m/config.json")).unwrap())
+            .unwrap();
+    assert!(config["id2label"].is_object(), "{config}");
+    // A file that is not there is named, not a missing flag.
+    let missing = run(hone()
+        .arg("train")
+        .arg("--model")
+        .arg(tiny("bert"))
+        .arg("--train")
+        .arg(dir.path().join("nope.tsv")));
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("nope.tsv: no such file"),
+        "{}",
+        stderr(&missing)
+    );
+}

@@ -153,19 +153,7 @@ fn import(args: ImportArgs, db: &Path) -> anyhow::Result<ExitCode> {
         tag_column: args.tag_column,
         encoding: args.encoding.clone(),
     };
-    let spec = hone_app::preview::guess_columns(&args.file, &given)?;
-    if given.text.is_none() && !args.json {
-        if let Some(text) = &spec.text {
-            let mut guessed = vec![format!("text '{text}'")];
-            guessed.extend(spec.text_pair.as_ref().map(|c| format!("pair '{c}'")));
-            guessed.extend(spec.label.as_ref().map(|c| format!("label '{c}'")));
-            eprintln!(
-                "columns: {} (guessed from the header; name others with --text-column, \
-                 --text-pair-column, --label-column)",
-                guessed.join(", ")
-            );
-        }
-    }
+    let spec = super::guess_columns(&args.file, &given, args.json)?;
     let request = ImportRequest {
         path: args.file.clone(),
         name,

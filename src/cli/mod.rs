@@ -61,7 +61,8 @@ pub struct ColumnArgs {
     /// lines.
     #[arg(long)]
     format: Option<hone_data::FileFormat>,
-    /// Column holding the text.
+    /// Column holding the text. Without it, the text, pair and label columns are guessed from
+    /// the header (text, sentence, premise, … / sentence2, hypothesis, … / label, class, …).
     #[arg(long, value_name = "C")]
     text_column: Option<String>,
     /// Column holding the second text of sentence pairs.
@@ -70,6 +71,30 @@ pub struct ColumnArgs {
     /// Column holding the label (rows where it is empty are imported unlabeled).
     #[arg(long, value_name = "L")]
     label_column: Option<String>,
+}
+
+/// `given` with the text, pair and label columns guessed from `file`'s header when no text
+/// column is named (as the app's import preview does); says on stderr which were guessed
+/// unless `quiet`.
+pub fn guess_columns(
+    file: &std::path::Path,
+    given: &hone_data::SourceSpec,
+    quiet: bool,
+) -> anyhow::Result<hone_data::SourceSpec> {
+    let spec = hone_app::preview::guess_columns(file, given)?;
+    if given.text.is_none() && !quiet {
+        if let Some(text) = &spec.text {
+            let mut guessed = vec![format!("text '{text}'")];
+            guessed.extend(spec.text_pair.as_ref().map(|c| format!("pair '{c}'")));
+            guessed.extend(spec.label.as_ref().map(|c| format!("label '{c}'")));
+            eprintln!(
+                "columns: {} (guessed from the header; name others with --text-column, \
+                 --text-pair-column, --label-column)",
+                guessed.join(", ")
+            );
+        }
+    }
+    Ok(spec)
 }
 
 /// Options of the commands that run a fine-tuned model.

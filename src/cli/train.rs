@@ -161,16 +161,37 @@ impl TrainArgs {
         };
         let base = base.as_ref();
         let train = self.train.clone().or(base.map(|b| b.train.clone()));
-        let text = self
+        let format = self.columns.format.or(base.and_then(|b| b.format));
+        let mut text = self
             .columns
             .text_column
             .clone()
             .or(base.map(|b| b.text_column.clone()));
-        let label = self
+        let mut text_pair = self
+            .columns
+            .text_pair_column
+            .clone()
+            .or(base.and_then(|b| b.text_pair_column.clone()));
+        let mut label = self
             .columns
             .label_column
             .clone()
             .or(base.map(|b| b.label_column.clone()));
+        if let (Some(file), None) = (&train, &text) {
+            if !file.exists() {
+                bail!("cannot open {}: no such file", file.display());
+            }
+            let given = hone_data::SourceSpec {
+                format,
+                text_pair: text_pair.clone(),
+                label: label.clone(),
+                ..Default::default()
+            };
+            // An unreadable file is reported by the run itself, with its line.
+            if let Ok(spec) = super::guess_columns(file, &given, self.json) {
+                (text, text_pair, label) = (spec.text, spec.text_pair, spec.label);
+            }
+        }
         let missing: Vec<&str> = [
             ("--train (or --dataset)", train.is_none()),
             ("--text-column", text.is_none()),
@@ -188,13 +209,9 @@ impl TrainArgs {
         Ok(DataConfig::Files(FileData {
             train: train.unwrap_or_default(),
             valid: self.valid.clone().or(base.and_then(|b| b.valid.clone())),
-            format: self.columns.format.or(base.and_then(|b| b.format)),
+            format,
             text_column: text.unwrap_or_default(),
-            text_pair_column: self
-                .columns
-                .text_pair_column
-                .clone()
-                .or(base.and_then(|b| b.text_pair_column.clone())),
+            text_pair_column: text_pair,
             label_column: label.unwrap_or_default(),
             valid_fraction: self
                 .valid_fraction

@@ -123,6 +123,15 @@ impl Ui {
         self.css(selector).await.text().await.unwrap_or_default()
     }
 
+    /// Waits until nothing matches `selector`.
+    async fn gone(&self, selector: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.client.find(Locator::Css(selector)).await.is_ok() {
+            assert!(Instant::now() < deadline, "{selector} is still shown");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until `check` holds for the text of `selector`.
     async fn until_text(
         &self,
@@ -300,6 +309,16 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.css("main[data-current='home']").await;
     assert_eq!(ui.client.title().await.expect("title"), "Hone");
     ui.shot("01-start").await;
+    // "?" lists the keyboard shortcuts; Esc closes the list.
+    ui.keys("?").await;
+    let shortcuts = ui.text_of("[data-testid='shortcuts']").await;
+    assert!(
+        shortcuts.contains("Ctrl+1") && shortcuts.contains("Undo the last label"),
+        "{shortcuts}"
+    );
+    ui.shot("01b-shortcuts").await;
+    ui.keys("\u{E00C}").await; // Escape
+    ui.gone("[data-testid='shortcuts']").await;
 
     // Models: search the local Hub, open the model, read the verdict, download.
     ui.page("models").await;

@@ -1,5 +1,5 @@
 // The Hone window: a sidebar of pages, a status bar, keyboard shortcuts (Ctrl+1…7 switch
-// pages), light and dark themes.
+// pages, ? lists them all), light and dark themes.
 import { Component, ComponentChildren, render } from "preact";
 import "./locale";
 import { useEffect, useState } from "preact/hooks";
@@ -47,7 +47,42 @@ class PageBoundary extends Component<{ page: string; children: ComponentChildren
   }
 }
 
+/** Every keyboard shortcut, by where it works. */
+const SHORTCUTS: [string, [string, string][]][] = [
+  ["Anywhere", [["Ctrl+1 … Ctrl+7", "Switch page (Start … Playground)"], ["?", "Show or hide this list"], ["Esc", "Close this list"]]],
+  ["Labeling", [["1 … 9", "Give the example that class"], ["Enter or →", "Next example"], ["←", "Previous example"], ["Ctrl+Z", "Undo the last label"]]],
+  ["Entities (NER)", [["← →", "Move over the tokens"], ["Shift+← →", "Extend the selection"], ["1 … 9", "Tag the selection"], ["0, Backspace", "Clear its tag"], ["Enter", "Save and go to the next sentence"], ["Page Up / Down", "Previous / next sentence, unsaved"], ["Ctrl+Z", "Undo the last save"]]],
+  ["Playground", [["Ctrl+Enter", "Predict"]]],
+  ["Lists", [["Tab, Enter", "Reach a row and open it"]]],
+];
+
+/** True when a key press is meant for a text field, not for a shortcut. */
+function typing(e: KeyboardEvent): boolean {
+  const el = e.target as HTMLElement | null;
+  return !!el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT" || el.isContentEditable);
+}
+
+function ShortcutHelp(props: { close: () => void }) {
+  return (
+    <div class="overlay" role="dialog" aria-modal="true" aria-label="Keyboard shortcuts" onClick={props.close}>
+      <div class="card shortcuts" data-testid="shortcuts" onClick={(e) => e.stopPropagation()}>
+        <h2>Keyboard shortcuts</h2>
+        <div class="groups">
+          {SHORTCUTS.map(([where, keys]) => (
+            <table>
+              <caption>{where}</caption>
+              <tbody>{keys.map(([k, what]) => <tr><td><kbd>{k}</kbd></td><td>{what}</td></tr>)}</tbody>
+            </table>
+          ))}
+        </div>
+        <button class="primary" onClick={props.close} autoFocus>Close</button>
+      </div>
+    </div>
+  );
+}
+
 function App() {
+  const [help, setHelp] = useState(false);
   const [page, setPage] = useState<PageName>("home");
   const [arg, setArg] = useState<any>(null);
   const [info, setInfo] = useState<any>(null);
@@ -65,7 +100,13 @@ function App() {
     const onKey = (e: KeyboardEvent) => {
       if ((e.ctrlKey || e.metaKey) && e.key >= "1" && e.key <= String(PAGES.length)) {
         e.preventDefault();
+        setHelp(false);
         nav(PAGES[Number(e.key) - 1][0]);
+      } else if (e.key === "?" && !typing(e)) {
+        e.preventDefault();
+        setHelp((h) => !h);
+      } else if (e.key === "Escape") {
+        setHelp(false);
       }
     };
     window.addEventListener("keydown", onKey);
@@ -114,7 +155,10 @@ function App() {
         ) : (
           <span>starting…</span>
         )}
+        <span class="grow" />
+        <button class="link" id="show-shortcuts" onClick={() => setHelp(true)}>? Keyboard shortcuts</button>
       </footer>
+      {help && <ShortcutHelp close={() => setHelp(false)} />}
     </div>
   );
 }

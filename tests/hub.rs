@@ -206,6 +206,40 @@ fn local_folders_are_checked_before_they_are_imported() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("no weights"), "{}", stderr(&out));
 
+    // `check` judges without recording: the verdict, memory and speed at the given shape.
+    let roberta = fixture("tiny-roberta");
+    let checked = models(&[
+        "check",
+        roberta.to_str().expect("utf-8"),
+        "--batch-size",
+        "4",
+        "--max-length",
+        "16",
+        "--json",
+    ]);
+    assert!(checked.status.success(), "{}", stderr(&checked));
+    let check: serde_json::Value = serde_json::from_str(&stdout(&checked)).expect("json");
+    assert_eq!(check["family"], "RoBERTa");
+    assert_eq!(
+        check["fit"]["full"]["estimate"]["settings"]["batch_size"],
+        4
+    );
+    assert!(check["fit"]["full"]["speed"]["samples_per_second"]
+        .as_f64()
+        .is_some_and(|s| s > 0.0));
+    let refused = models(&["check", broken.to_str().expect("utf-8")]);
+    assert!(!refused.status.success());
+    assert!(
+        stdout(&refused).contains("cannot fine-tune"),
+        "{}",
+        stdout(&refused)
+    );
+    assert!(
+        stdout(&refused).contains("no weights"),
+        "{}",
+        stdout(&refused)
+    );
+
     // Forgetting a local model leaves its files.
     let out = models(&["remove", fixture("tiny-roberta").to_str().expect("utf-8")]);
     assert!(out.status.success(), "{}", stderr(&out));

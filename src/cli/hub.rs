@@ -47,6 +47,28 @@ pub struct SearchArgs {
     json: bool,
 }
 
+/// The run shape the fit check judges (`hone hub info`, `hone models check`).
+#[derive(Args, Clone, Copy)]
+pub struct FitArgs {
+    /// Batch size the fit check assumes.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Sequence length the fit check assumes.
+    #[arg(long, default_value_t = 128)]
+    max_length: usize,
+}
+
+impl FitArgs {
+    /// The settings of the fit check.
+    pub fn settings(self) -> FitSettings {
+        FitSettings {
+            batch_size: self.batch_size,
+            max_length: self.max_length,
+            ..FitSettings::default()
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct InfoArgs {
     /// Repository id, e.g. sentence-transformers/all-MiniLM-L6-v2.
@@ -54,12 +76,8 @@ pub struct InfoArgs {
     /// Branch, tag or commit.
     #[arg(long)]
     revision: Option<String>,
-    /// Batch size the fit check assumes.
-    #[arg(long, default_value_t = 16)]
-    batch_size: usize,
-    /// Sequence length the fit check assumes.
-    #[arg(long, default_value_t = 128)]
-    max_length: usize,
+    #[command(flatten)]
+    fit: FitArgs,
     /// Print the whole model card.
     #[arg(long)]
     card: bool,
@@ -158,12 +176,12 @@ fn search(hub: &HubClient, args: SearchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn info(hub: &HubClient, args: InfoArgs) -> anyhow::Result<ExitCode> {
-    let settings = FitSettings {
-        batch_size: args.batch_size,
-        max_length: args.max_length,
-        ..FitSettings::default()
-    };
-    let page = hub_model_page(hub, &args.repo, args.revision.as_deref(), settings)?;
+    let page = hub_model_page(
+        hub,
+        &args.repo,
+        args.revision.as_deref(),
+        args.fit.settings(),
+    )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&page)?);
         return Ok(ExitCode::SUCCESS);

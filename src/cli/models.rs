@@ -8,7 +8,7 @@ use clap::Subcommand;
 use hone_app::App;
 use hone_hub::HubClient;
 
-use super::hub::print_fit;
+use super::hub::{print_fit, FitArgs};
 use super::render::human_bytes;
 
 #[derive(Subcommand)]
@@ -23,6 +23,16 @@ pub enum ModelsCommand {
         /// A repo id (org/name) or an imported folder.
         model: String,
     },
+    /// Whether Hone can fine-tune a folder or a cached Hub model here: architecture, tasks, and
+    /// the memory and speed of a run of the given shape (nothing is recorded).
+    Check {
+        /// A model folder or a cached repo id (org/name).
+        model: PathBuf,
+        #[command(flatten)]
+        fit: FitArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a model folder (config, weights, tokenizer, architecture) and record it.
     Import {
         dir: PathBuf,
@@ -33,8 +43,12 @@ pub enum ModelsCommand {
 
 pub fn run(cmd: ModelsCommand, db: &Path) -> anyhow::Result<ExitCode> {
     let hub = HubClient::from_env();
+    if let ModelsCommand::Check { model, fit, json } = &cmd {
+        return check(&hub, model, *fit, *json);
+    }
     let mut app = App::open(db)?;
     match cmd {
+        ModelsCommand::Check { .. } => {}
         ModelsCommand::List { json } => {
             let models = app.known_models(&hub)?;
             if json {
@@ -92,4 +106,39 @@ pub fn run(cmd: ModelsCommand, db: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `hone models check`: the verdict on a folder or cached model, without touching the database.
+fn check(hub: &HubClient, model: &Path, fit: FitArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let dir = hone_app::models::resolve_model(model, hub)?;
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a folder or a cached Hub model", model.display());
+    }
+    let check = hone_app::models::check_folder(&dir, fit.settings())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&check)?);
+    } else {
+        if check.trainable {
+            println!(
+                "Hone can fine-tune {} ({}) for {}.",
+                dir.display(),
+                check.family.as_deref().unwrap_or("-"),
+                check.tasks.join(" and ")
+            );
+        } else {
+            println!(
+                "Hone cannot fine-tune {}: {}",
+                dir.display(),
+                check.problems.join("; ")
+            );
+        }
+        if let Some(fit) = &check.fit {
+            print_fit(fit);
+        }
+    }
+    Ok(if check.trainable {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

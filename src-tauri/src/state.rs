@@ -22,6 +22,8 @@ pub struct DesktopState {
     /// Cancel switches of downloads, by repo id.
     pub downloads: Mutex<HashMap<String, Arc<AtomicBool>>>,
     picked: Mutex<HashSet<PathBuf>>,
+    /// Runs found dead (and marked interrupted) by any command's open, for the Start page.
+    recovered: Mutex<Vec<i64>>,
     /// The playground's model, kept between predictions (by its folder).
     predictor: Mutex<Option<(PathBuf, Arc<Predictor>)>>,
     /// Paths the file dialogs answer with, in order, instead of opening (end-to-end tests:
@@ -67,6 +69,7 @@ impl DesktopState {
             runs: Mutex::default(),
             downloads: Mutex::default(),
             picked: Mutex::default(),
+            recovered: Mutex::default(),
             predictor: Mutex::default(),
             scripted_picks: Mutex::new(picks),
         }
@@ -78,9 +81,20 @@ impl DesktopState {
     }
 
     /// Opens the database (a connection per command: SQLite in WAL mode makes this cheap, and
-    /// no lock is held while a long command runs).
+    /// no lock is held while a long command runs). Each open also marks runs whose process died
+    /// (a CLI run killed while the window is open shows as interrupted at the next refresh);
+    /// what any open found is kept for [`DesktopState::recovered`].
     pub fn app(&self) -> CommandResult<App> {
-        Ok(App::open(&self.db)?)
+        let app = App::open(&self.db)?;
+        if !app.recovered().is_empty() {
+            lock(&self.recovered).extend_from_slice(app.recovered());
+        }
+        Ok(app)
+    }
+
+    /// Runs found dead and marked interrupted since the window opened.
+    pub fn recovered(&self) -> Vec<i64> {
+        lock(&self.recovered).clone()
     }
 
     /// The Hub client.

@@ -116,6 +116,38 @@ fn the_whole_workflow_through_the_commands() {
     assert_eq!(info["runs"], 0);
     assert!(info["machine"]["ram_total"].as_u64().unwrap_or(0) > 0);
 
+    // A run whose process died (a CLI run killed while the window is open) is marked
+    // interrupted by whichever command opens the database next, and the Start page hears of it.
+    let dead_pid = {
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = child.id();
+        child.wait().expect("wait");
+        i64::from(pid)
+    };
+    let dead_run = {
+        let mut store = hone_store::Store::open(&db).expect("store");
+        let id = store
+            .create_run(&hone_store::NewRun {
+                name: Some("killed".into()),
+                config: json!({}),
+                dataset_id: None,
+                split_id: None,
+                model_fingerprint: None,
+                dataset_fingerprint: None,
+                hardware: json!({}),
+                run_dir: tmp.path().join("killed").display().to_string(),
+            })
+            .expect("run");
+        store.start_run(id, dead_pid, None, 10).expect("start");
+        id
+    };
+    w.ok("datasets_list", json!({}));
+    let info = w.ok("app_info", json!({}));
+    assert_eq!(info["recovered"], json!([dead_run]), "{info}");
+    let killed = w.ok("run_show", json!({"id": dead_run}));
+    assert_eq!(killed["run"]["status"], "interrupted");
+    w.ok("run_delete", json!({"id": dead_run}));
+
     // Commands outside Hone's own are refused (the dialog plugin is only used from Rust).
     let denied = w
         .call("plugin:dialog|open", json!({"options": {}}))

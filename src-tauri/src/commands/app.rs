@@ -17,7 +17,7 @@ pub struct AppInfo {
     pub version: &'static str,
     pub db: PathBuf,
     pub machine: MachineMemory,
-    /// Runs found dead at start and marked interrupted (resumable).
+    /// Runs found dead since the window opened and marked interrupted (resumable).
     pub recovered: Vec<i64>,
     pub datasets: usize,
     pub runs: usize,
@@ -34,7 +34,7 @@ pub async fn app_info(state: State<'_, Arc<DesktopState>>) -> CommandResult<AppI
             version: env!("CARGO_PKG_VERSION"),
             db: state.db().to_path_buf(),
             machine: machine_memory(),
-            recovered: app.recovered().to_vec(),
+            recovered: state.recovered(),
             datasets: app.store().datasets()?.len(),
             runs: app.store().runs()?.len(),
             models: app.known_models(state.hub())?.len(),

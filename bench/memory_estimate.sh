@@ -41,7 +41,7 @@ PY
     [ "$variant" = frozen ] && flag=(--freeze-embeddings)
     RAYON_NUM_THREADS=$threads /usr/bin/time -f '%M' -o "$out/peak-$shape-$variant.kib" \
       "$hone" --db "$out/bench.db" train --model "$model" --train "$data" --epochs 1 \
-      --batch-size "$b" --max-length "$s" --out "$out/model-$shape-$variant" "${flag[@]}" \
+      --batch-size "$b" --max-length "$s" --out "$out/model-$shape-$variant" ${flag[@]+"${flag[@]}"} \
       --json > "$out/train-$shape-$variant.jsonl"
     rm -rf "$out/model-$shape-$variant" "$out"/bench.db* "$out/bench-runs"
     python3 - "$out/peak-$shape-$variant.kib" "$estimate" "$shape" "$variant" <<'PY'

@@ -33,11 +33,13 @@ PY
     flag=()
     [ "$variant" = frozen ] && flag=(--freeze-embeddings)
     RAYON_NUM_THREADS=$threads target/release/hone bench --model "$model" --batch-file "$batch" \
-      --steps "$steps" --warmup 2 "${flag[@]}" --json > "$out/hone-$shape-$variant.json"
+      --steps "$steps" --warmup 2 ${flag[@]+"${flag[@]}"} --json > "$out/hone-$shape-$variant.json"
     python3 - "$out/hone-$shape-$variant.json" "$shape" "$variant" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 m, e = r["samples_per_s"], r["estimated_dense_samples_per_s"]
+if e is None:
+    sys.exit(f"no estimate: the bench ran on the {r['path']} path, not Hone's CPU path")
 print(f"{sys.argv[2]:<10} {sys.argv[3]:<8} {m:12.2f} {e:12.2f} {e / m - 1:+8.1%}")
 PY
   done

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use state::DesktopState;
-use tauri::{Builder, Manager, Runtime, Window, WindowEvent};
+use tauri::{AppHandle, Builder, Manager, RunEvent, Runtime, Window, WindowEvent};
 use tauri_plugin_dialog::{DialogExt, MessageDialogButtons, MessageDialogKind};
 
 pub use command_names::COMMANDS;
@@ -55,20 +55,42 @@ pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Bu
 /// How long quitting waits for runs to reach a checkpoint-safe stop.
 const STOP_WAIT: Duration = Duration::from_secs(60);
 
-/// Closing the window while a run trains or a model downloads asks first; when the user
-/// confirms, everything is stopped cleanly (runs are marked cancelled and stay resumable,
-/// partial downloads resume next time) before the app exits.
+/// Closing the window while a run trains or a model downloads asks first.
 fn confirm_close<R: Runtime>(window: &Window<R>, event: &WindowEvent) {
     let WindowEvent::CloseRequested { api, .. } = event else {
         return;
     };
-    let state = window.state::<Arc<DesktopState>>().inner().clone();
+    if ask_before_quitting(window.app_handle()) {
+        api.prevent_close();
+    }
+}
+
+/// Quitting the app (Cmd+Q on macOS, the last window gone) while work is in progress asks
+/// first; `app.exit(code)` from the quit dialog itself goes through.
+fn confirm_exit<R: Runtime>(app: &AppHandle<R>, event: RunEvent) {
+    if let RunEvent::ExitRequested {
+        api, code: None, ..
+    } = event
+    {
+        if ask_before_quitting(app) {
+            api.prevent_exit();
+        }
+    }
+}
+
+/// When work is in progress, shows (once) the quit dialog and returns true: the caller holds
+/// the close or exit back. On "Stop and quit" everything is stopped cleanly (runs are marked
+/// cancelled and stay resumable, partial downloads resume next time) before the app exits.
+fn ask_before_quitting<R: Runtime>(app: &AppHandle<R>) -> bool {
+    let state = app.state::<Arc<DesktopState>>().inner().clone();
     let Some(work) = state.work_in_progress() else {
-        return;
+        return false;
     };
-    api.prevent_close();
-    let app = window.app_handle().clone();
-    window
+    if !state.begin_asking_to_quit() {
+        return true; // the dialog is already up, or quitting is under way
+    }
+    let app = app.clone();
+    app.clone()
         .dialog()
         .message(format!(
             "Hone is still working: {work}. Quitting stops it now. A stopped run keeps its \
@@ -89,22 +111,32 @@ fn confirm_close<R: Runtime>(window: &Window<R>, event: &WindowEvent) {
                     }
                     app.exit(0);
                 });
+            } else {
+                state.keep_working();
             }
         });
+    true
 }
 
 /// Opens the window and runs until it is closed.
 pub fn run() {
-    // The speed estimates need this machine's matrix rate: measure it now, while idle.
-    std::thread::spawn(hone_engine::speed::cpu_matmul_gflops);
+    // The speed estimates need this machine's matrix rate: measured once the window has
+    // settled (WebKit's start would slow the measurement), unless a fit check asks first.
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(5));
+        hone_engine::speed::cpu_matmul_gflops();
+    });
     let state = DesktopState::new(hone_app::paths::default_db());
     let builder = with_commands(
         tauri::Builder::default().plugin(tauri_plugin_dialog::init()),
         state,
     )
     .on_window_event(confirm_close);
-    if let Err(e) = builder.run(tauri::generate_context!()) {
-        eprintln!("error: the Hone window could not start: {e}");
-        std::process::exit(1);
+    match builder.build(tauri::generate_context!()) {
+        Ok(app) => app.run(confirm_exit),
+        Err(e) => {
+            eprintln!("error: the Hone window could not start: {e}");
+            std::process::exit(1);
+        }
     }
 }

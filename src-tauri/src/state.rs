@@ -24,6 +24,10 @@ pub struct DesktopState {
     picked: Mutex<HashSet<PathBuf>>,
     /// Runs found dead (and marked interrupted) by any command's open, for the Start page.
     recovered: Mutex<Vec<i64>>,
+    /// The quit dialog is showing: another close request does not open a second one.
+    asking_to_quit: AtomicBool,
+    /// The user chose to quit: work is being stopped and no new work starts.
+    quitting: AtomicBool,
     /// The playground's model, kept between predictions (by its folder).
     predictor: Mutex<Option<(PathBuf, Arc<Predictor>)>>,
     /// Paths the file dialogs answer with, in order, instead of opening (end-to-end tests:
@@ -70,6 +74,8 @@ impl DesktopState {
             downloads: Mutex::default(),
             picked: Mutex::default(),
             recovered: Mutex::default(),
+            asking_to_quit: AtomicBool::new(false),
+            quitting: AtomicBool::new(false),
             predictor: Mutex::default(),
             scripted_picks: Mutex::new(picks),
         }
@@ -87,7 +93,12 @@ impl DesktopState {
     pub fn app(&self) -> CommandResult<App> {
         let app = App::open(&self.db)?;
         if !app.recovered().is_empty() {
-            lock(&self.recovered).extend_from_slice(app.recovered());
+            let mut recovered = lock(&self.recovered);
+            for id in app.recovered() {
+                if !recovered.contains(id) {
+                    recovered.push(*id);
+                }
+            }
         }
         Ok(app)
     }
@@ -166,8 +177,27 @@ impl DesktopState {
         lock(&self.runs).get(&id).cloned()
     }
 
+    /// Fails once the user chose to quit: no new run or download starts then.
+    pub fn refuse_if_quitting(&self) -> CommandResult<()> {
+        if self.quitting.load(Ordering::SeqCst) {
+            return Err(CommandError::new("busy", "Hone is quitting"));
+        }
+        Ok(())
+    }
+
+    /// Marks the quit dialog as shown; false when it already is.
+    pub fn begin_asking_to_quit(&self) -> bool {
+        !self.asking_to_quit.swap(true, Ordering::SeqCst)
+    }
+
+    /// The quit dialog was answered "keep working".
+    pub fn keep_working(&self) {
+        self.asking_to_quit.store(false, Ordering::SeqCst);
+    }
+
     /// Registers a download, or fails if that repo is already downloading.
     pub fn track_download(&self, repo: &str) -> CommandResult<Arc<AtomicBool>> {
+        self.refuse_if_quitting()?;
         let mut downloads = lock(&self.downloads);
         if downloads.contains_key(repo) {
             return Err(CommandError::new(
@@ -212,20 +242,26 @@ impl DesktopState {
     /// Asks every run and download to stop and waits up to `wait` for them to end. Runs stop
     /// after their current step and keep their last checkpoint (they can be resumed); partial
     /// downloads are kept and resume next time. True when everything ended in time.
+    /// From then on no new run or download starts.
     pub fn stop_all(&self, wait: Duration) -> bool {
-        for flag in lock(&self.runs)
-            .values()
-            .chain(lock(&self.downloads).values())
-        {
-            flag.store(true, Ordering::SeqCst);
-        }
+        self.quitting.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + wait;
-        while self.work_in_progress().is_some() {
+        loop {
+            // Set again each pass: a run whose start was already under way when quitting began
+            // registers its switch a little later.
+            for flag in lock(&self.runs)
+                .values()
+                .chain(lock(&self.downloads).values())
+            {
+                flag.store(true, Ordering::SeqCst);
+            }
+            if self.work_in_progress().is_none() {
+                return true;
+            }
             if Instant::now() >= deadline {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        true
     }
 }

@@ -342,6 +342,14 @@ fn the_whole_workflow_through_the_commands() {
     let stopped = w.ok("run_show", json!({"id": id3}));
     assert_eq!(stopped["run"]["status"], "cancelled", "{stopped}");
     assert_eq!(stopped["live"], json!(false));
+    // Once quitting, nothing new starts.
+    let late = w
+        .call(
+            "train_resume",
+            json!({"runId": id3, "onEvent": "__CHANNEL__:12"}),
+        )
+        .expect_err("quitting");
+    assert_eq!(late["kind"], "busy", "{late}");
 
     // Playground and export into a picked folder.
     let predictions = w.ok(

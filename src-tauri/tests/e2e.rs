@@ -357,6 +357,18 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.page("labeling").await;
     let progress = ui.text_of("[data-testid='label-progress']").await;
     ui.css("[data-testid='label-card']").await;
+    // With the shortcut list open, keys do not reach the page behind it.
+    ui.keys("?").await;
+    ui.css("[data-testid='shortcuts']").await;
+    ui.keys("1").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ui.keys("\u{E00C}").await; // Escape
+    ui.gone("[data-testid='shortcuts']").await;
+    assert_eq!(
+        ui.text_of("[data-testid='label-progress']").await,
+        progress,
+        "a key pressed over the shortcut list labeled an example"
+    );
     for key in ["1", "2", "1"] {
         ui.keys(key).await;
         tokio::time::sleep(Duration::from_millis(300)).await;

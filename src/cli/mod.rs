@@ -61,8 +61,9 @@ pub struct ColumnArgs {
     /// lines.
     #[arg(long)]
     format: Option<hone_data::FileFormat>,
-    /// Column holding the text. Without it, the text, pair and label columns are guessed from
-    /// the header (text, sentence, premise, … / sentence2, hypothesis, … / label, class, …).
+    /// Column holding the text. Without it, the text, pair and label columns of a CSV, TSV or
+    /// JSON file are guessed from their names (text, sentence, premise, … / sentence2,
+    /// hypothesis, … / label, class, …).
     #[arg(long, value_name = "C")]
     text_column: Option<String>,
     /// Column holding the second text of sentence pairs.

@@ -92,6 +92,18 @@ function App() {
   // The counts on Start and the status bar: read at start and on returning to Start, not on
   // every page switch (it lists the Hub cache).
   useEffect(() => { api.appInfo().then(setInfo).catch(() => {}); }, [page === "home"]);
+  // While the list is open no key reaches the page behind it (Labeling would take Enter and the
+  // digits): a capture listener closes it on Esc or ?, lets Ctrl+1…7 through, stops the rest.
+  useEffect(() => {
+    if (!help) return;
+    const trap = (e: KeyboardEvent) => {
+      if ((e.ctrlKey || e.metaKey) && /^[1-9]$/.test(e.key)) return;
+      if (e.key === "Escape" || e.key === "?") { e.preventDefault(); setHelp(false); }
+      e.stopPropagation();
+    };
+    window.addEventListener("keydown", trap, true);
+    return () => window.removeEventListener("keydown", trap, true);
+  }, [help]);
   useEffect(() => {
     document.documentElement.dataset.theme = theme;
     localStorage.setItem("theme", theme);
@@ -104,9 +116,7 @@ function App() {
         nav(PAGES[Number(e.key) - 1][0]);
       } else if (e.key === "?" && !typing(e)) {
         e.preventDefault();
-        setHelp((h) => !h);
-      } else if (e.key === "Escape") {
-        setHelp(false);
+        setHelp(true);
       }
     };
     window.addEventListener("keydown", onKey);

@@ -73,7 +73,8 @@ pub fn preview_file(path: &Path, spec: &SourceSpec, limit: usize) -> Result<File
         None => FileFormat::from_path(path)?,
     };
     let columns = column_names(path, format, spec.no_header);
-    let spec = guess_from(spec, format, &columns);
+    // The preview shows its guess and lets the user change it, so a first-column guess is fine.
+    let spec = guess_from(spec, format, &columns, true);
     let mut rows = Vec::new();
     let mut label_counts = BTreeMap::new();
     let mut error = None;
@@ -119,18 +120,27 @@ pub fn preview_file(path: &Path, spec: &SourceSpec, limit: usize) -> Result<File
 }
 
 /// `spec` with the format filled in and, when it names no text column, the text, pair and
-/// label columns guessed from the file's column names ("sentence", "label", …; the first column
-/// holds the text when no name fits). Formats without columns are returned as they are.
+/// label columns of a CSV, TSV, JSON Lines or JSON file guessed from its column names
+/// ("sentence", "label", …). Only names are trusted: when no column has a text-like name the
+/// text stays unnamed (the reader then asks for it, listing the columns). Other formats are
+/// returned as they are.
 pub fn guess_columns(path: &Path, spec: &SourceSpec) -> Result<SourceSpec, AppError> {
     let format = match spec.format {
         Some(f) => f,
         None => FileFormat::from_path(path)?,
     };
     let columns = column_names(path, format, spec.no_header);
-    Ok(guess_from(spec, format, &columns))
+    Ok(guess_from(spec, format, &columns, false))
 }
 
-fn guess_from(spec: &SourceSpec, format: FileFormat, columns: &[String]) -> SourceSpec {
+/// The guess; with `first_column_fallback`, a text column is always picked: the first column
+/// that is not the pair or the label.
+fn guess_from(
+    spec: &SourceSpec,
+    format: FileFormat,
+    columns: &[String],
+    first_column_fallback: bool,
+) -> SourceSpec {
     let mut spec = spec.clone();
     spec.format = Some(format);
     let has_columns = matches!(
@@ -144,9 +154,17 @@ fn guess_from(spec: &SourceSpec, format: FileFormat, columns: &[String]) -> Sour
                 .find(|c| names.contains(&c.to_ascii_lowercase().as_str()))
                 .cloned()
         };
-        spec.text = pick(&TEXT_NAMES).or_else(|| columns.first().cloned());
         spec.text_pair = spec.text_pair.clone().or_else(|| pick(&PAIR_NAMES));
         spec.label = spec.label.clone().or_else(|| pick(&LABEL_NAMES));
+        let taken = |c: &&String| {
+            Some(c.as_str()) == spec.label.as_deref()
+                || Some(c.as_str()) == spec.text_pair.as_deref()
+        };
+        spec.text = pick(&TEXT_NAMES).or_else(|| {
+            first_column_fallback
+                .then(|| columns.iter().find(|c| !taken(c)).cloned())
+                .flatten()
+        });
     }
     spec
 }
@@ -243,5 +261,21 @@ mod tests {
         assert_eq!(p.rows.len(), 1);
         let error = p.error.expect("an error");
         assert!(error.contains("line 2"), "{error}");
+    }
+
+    #[test]
+    fn the_text_guess_never_takes_the_label_and_the_cli_guess_trusts_names_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tweets.csv");
+        std::fs::write(&file, "label,tweet\n1,so good\n0,meh\n").unwrap();
+        let preview = preview_file(&file, &SourceSpec::default(), 10).unwrap();
+        assert_eq!(preview.spec.label.as_deref(), Some("label"));
+        assert_eq!(preview.spec.text.as_deref(), Some("tweet"));
+        let strict = guess_columns(&file, &SourceSpec::default()).unwrap();
+        assert_eq!(strict.label.as_deref(), Some("label"));
+        assert_eq!(
+            strict.text, None,
+            "no text-like name: the CLI asks for --text-column"
+        );
     }
 }

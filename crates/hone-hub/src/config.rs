@@ -22,8 +22,9 @@ pub struct HubConfig {
     pub backoff: Duration,
     /// Longest wait between attempts.
     pub max_backoff: Duration,
-    /// How long a connection may send nothing before it counts as dropped (and the download
-    /// resumes on a new one): `HF_HUB_DOWNLOAD_TIMEOUT` seconds, else 10, as `huggingface_hub`.
+    /// How long a connection may send nothing — while waiting for an answer or inside a body —
+    /// before it counts as dropped (a download resumes on a new one): `HF_HUB_DOWNLOAD_TIMEOUT`
+    /// seconds (at most a day), else 10, as `huggingface_hub`.
     pub stall_timeout: Duration,
 }
 
@@ -73,8 +74,9 @@ impl HubConfig {
             max_backoff: Duration::from_secs(20),
             stall_timeout: env("HF_HUB_DOWNLOAD_TIMEOUT")
                 .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s > 0.0)
-                .map(Duration::from_secs_f64)
+                .filter(|s| *s > 0.0)
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .map(|d| d.min(Duration::from_secs(24 * 3600)))
                 .unwrap_or(Duration::from_secs(10)),
         }
     }

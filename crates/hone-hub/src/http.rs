@@ -33,7 +33,8 @@ impl Http {
                 .timeout_connect(Some(Duration::from_secs(20)))
                 .timeout_recv_response(Some(Duration::from_secs(60)))
                 .timeout_recv_body(None)
-                // A body that stops arriving is a dropped connection: retried and resumed.
+                // Silence for this long (before the answer or inside a body) is a dropped
+                // connection: retried, and a download resumes where it stopped.
                 .timeout_per_read(Some(stall))
                 .user_agent(concat!("hone/", env!("CARGO_PKG_VERSION")))
                 .build()

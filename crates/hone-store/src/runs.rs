@@ -431,13 +431,16 @@ impl Store {
                 None => true,
             };
             if gone {
-                self.conn.execute(
+                let changed = self.conn.execute(
                     "UPDATE runs SET status = 'interrupted', pid = NULL,
                          error = 'the process running it stopped before it finished; resume it with `hone runs resume`'
                      WHERE id = ?1 AND status = 'running'",
                     [id],
                 )?;
-                out.push(id);
+                // Another connection may have marked it between the SELECT and here.
+                if changed == 1 {
+                    out.push(id);
+                }
             }
         }
         Ok(out)

@@ -34,7 +34,16 @@ pub async fn app_info(state: State<'_, Arc<DesktopState>>) -> CommandResult<AppI
             version: env!("CARGO_PKG_VERSION"),
             db: state.db().to_path_buf(),
             machine: machine_memory(),
-            recovered: state.recovered(),
+            // Those still interrupted (not resumed or deleted since).
+            recovered: state
+                .recovered()
+                .into_iter()
+                .filter(|id| {
+                    app.store()
+                        .run(*id)
+                        .is_ok_and(|r| r.status == hone_store::RunStatus::Interrupted)
+                })
+                .collect(),
             datasets: app.store().datasets()?.len(),
             runs: app.store().runs()?.len(),
             models: app.known_models(state.hub())?.len(),

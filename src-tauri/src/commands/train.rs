@@ -42,6 +42,7 @@ pub async fn train_start(
     name: Option<String>,
     on_event: Channel<RunMessage>,
 ) -> CommandResult<i64> {
+    state.refuse_if_quitting()?;
     let state = state.inner().clone();
     let id = super::blocking({
         let state = state.clone();
@@ -66,6 +67,7 @@ pub async fn train_resume(
     run_id: i64,
     on_event: Channel<RunMessage>,
 ) -> CommandResult<i64> {
+    state.refuse_if_quitting()?;
     if state.run_switch(run_id).is_some() {
         return Err(CommandError::new(
             "busy",

@@ -15,7 +15,7 @@ export function HomePage(props: { info: any; nav: Nav }) {
       <p class="muted">Four steps, all on this machine. Nothing leaves it except model downloads from the Hugging Face Hub.</p>
       {i && i.recovered.length > 0 && (
         <div class="notice">
-          {i.recovered.length} run(s) stopped when Hone last closed. They can continue where they left off.{" "}
+          {i.recovered.length} run(s) stopped before they finished (their process ended). They can continue where they left off.{" "}
           <button onClick={() => props.nav("runs")}>Show runs</button>
         </div>
       )}

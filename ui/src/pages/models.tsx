@@ -18,7 +18,7 @@ function speedText(speed: SpeedEstimate, plan?: { examples: number; epochs: numb
   const perSecond = `≈ ${rate >= 10 ? Math.round(rate) : rate.toFixed(1)} samples/s`;
   if (!plan || plan.examples <= 0) return perSecond;
   const steps = Math.ceil(plan.examples / speed.work.batch_size) * plan.epochs;
-  return `${perSecond} · at most ${roughDuration(steps * speed.step_seconds).replace("≈ ", "")} for ${plan.epochs} epoch${plan.epochs === 1 ? "" : "s"}`;
+  return `${perSecond} · ${roughDuration(steps * speed.step_seconds)} of training for ${plan.epochs} epoch${plan.epochs === 1 ? "" : "s"}`;
 }
 
 export function FitTable(props: { fit: ModelPage["check"]["fit"]; plan?: { examples: number; epochs: number } }) {
@@ -30,7 +30,7 @@ export function FitTable(props: { fit: ModelPage["check"]["fit"]; plan?: { examp
       <td>{name}</td>
       <td class="num">{bytes(l.estimate.total)}</td>
       <td><span class={`verdict ${l.verdict}`}>{l.verdict.replace(/-/g, " ")}</span></td>
-      <td class="num" data-testid="speed" title="Training speed on this machine's CPU, from the model's size and the measured matrix speed, with every text at full length: shorter texts train faster">{l.speed ? speedText(l.speed, props.plan) : "–"}</td>
+      <td class="num" data-testid="speed" title="Training speed on this machine's CPU, from the model's size and the measured matrix speed, with every text at full length (shorter texts train faster); validation and checkpoints not counted">{l.speed ? speedText(l.speed, props.plan) : "–"}</td>
       <td class="muted small">
         weights {bytes(l.estimate.weights)} · gradients {bytes(l.estimate.gradients)} · AdamW {bytes(l.estimate.optimizer)} ·
         activations {bytes(l.estimate.activations)} · runtime {bytes(l.estimate.runtime + l.estimate.checkpoint)}

@@ -2,7 +2,7 @@
 // pages, ? lists them all), light and dark themes.
 import { Component, ComponentChildren, render } from "preact";
 import "./locale";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import "./styles.css";
 import { api, bytes } from "./api";
 import { ModelsPage } from "./pages/models";
@@ -93,17 +93,24 @@ function App() {
   // every page switch (it lists the Hub cache).
   useEffect(() => { api.appInfo().then(setInfo).catch(() => {}); }, [page === "home"]);
   // While the list is open no key reaches the page behind it (Labeling would take Enter and the
-  // digits): a capture listener closes it on Esc or ?, lets Ctrl+1…7 through, stops the rest.
+  // digits): one capture listener, registered once, opens it on ?, closes it on Esc or ?, lets
+  // Ctrl+1…7 through and stops the rest. The open state is also kept in a ref, set at once, so a
+  // key pressed right after ? is held back even before the list has rendered.
+  const helpOpen = useRef(false);
+  const showHelp = (open: boolean) => { helpOpen.current = open; setHelp(open); };
   useEffect(() => {
-    if (!help) return;
     const trap = (e: KeyboardEvent) => {
       if ((e.ctrlKey || e.metaKey) && /^[1-9]$/.test(e.key)) return;
-      if (e.key === "Escape" || e.key === "?") { e.preventDefault(); setHelp(false); }
+      if (!helpOpen.current) {
+        if (e.key === "?" && !typing(e)) { e.preventDefault(); e.stopPropagation(); showHelp(true); }
+        return;
+      }
+      if (e.key === "Escape" || e.key === "?") { e.preventDefault(); showHelp(false); }
       e.stopPropagation();
     };
     window.addEventListener("keydown", trap, true);
     return () => window.removeEventListener("keydown", trap, true);
-  }, [help]);
+  }, []);
   useEffect(() => {
     document.documentElement.dataset.theme = theme;
     localStorage.setItem("theme", theme);
@@ -112,11 +119,8 @@ function App() {
     const onKey = (e: KeyboardEvent) => {
       if ((e.ctrlKey || e.metaKey) && e.key >= "1" && e.key <= String(PAGES.length)) {
         e.preventDefault();
-        setHelp(false);
+        showHelp(false);
         nav(PAGES[Number(e.key) - 1][0]);
-      } else if (e.key === "?" && !typing(e)) {
-        e.preventDefault();
-        setHelp(true);
       }
     };
     window.addEventListener("keydown", onKey);
@@ -166,9 +170,9 @@ function App() {
           <span>starting…</span>
         )}
         <span class="grow" />
-        <button class="link" id="show-shortcuts" onClick={() => setHelp(true)}>? Keyboard shortcuts</button>
+        <button class="link" id="show-shortcuts" onClick={() => showHelp(true)}>? Keyboard shortcuts</button>
       </footer>
-      {help && <ShortcutHelp close={() => setHelp(false)} />}
+      {help && <ShortcutHelp close={() => showHelp(false)} />}
     </div>
   );
 }

@@ -13,6 +13,9 @@ use hone_hub::HubClient;
 
 use crate::error::{CommandError, CommandResult};
 
+/// A loaded model, with the folder and length it was loaded for.
+type KeptPredictor = (PathBuf, Option<usize>, Arc<Predictor>);
+
 /// The app's state, managed by Tauri.
 pub struct DesktopState {
     db: PathBuf,
@@ -29,7 +32,7 @@ pub struct DesktopState {
     /// The user chose to quit: work is being stopped and no new work starts.
     quitting: AtomicBool,
     /// The playground's model, kept between predictions (by its folder).
-    predictor: Mutex<Option<(PathBuf, Arc<Predictor>)>>,
+    predictor: Mutex<Option<KeptPredictor>>,
     /// Paths the file dialogs answer with, in order, instead of opening (end-to-end tests:
     /// `HONE_PICK` holds them separated by the platform's path separator).
     scripted_picks: Mutex<Vec<PathBuf>>,
@@ -144,21 +147,50 @@ impl DesktopState {
         }
     }
 
-    /// The predictor for the model folder `dir`, loaded once and kept until another folder is
-    /// asked for.
-    pub fn predictor(&self, dir: &Path) -> CommandResult<Arc<Predictor>> {
+    /// The folder of a model the window may use: a model Hone knows (the Hub cache or an
+    /// imported folder, by reference or path) or one inside a picked path. Anything else is
+    /// refused, so the window cannot make Hone read an arbitrary folder.
+    pub fn known_model_dir(&self, reference: &Path) -> CommandResult<PathBuf> {
+        let dir = hone_app::models::resolve_model(reference, self.hub())?;
+        if self.allowed(&dir).is_ok() {
+            return Ok(dir);
+        }
+        let known = self.app()?.known_models(self.hub())?;
+        if known
+            .iter()
+            .any(|m| Path::new(&m.reference) == reference || m.path == dir)
+        {
+            Ok(dir)
+        } else {
+            Err(CommandError::new(
+                "not_picked",
+                format!(
+                    "{} is not a model Hone knows; download it or import its folder first",
+                    reference.display()
+                ),
+            ))
+        }
+    }
+
+    /// The predictor for the model folder `dir` at `max_length` tokens (the run's own length),
+    /// loaded once and kept until another model is asked for.
+    pub fn predictor(
+        &self,
+        dir: &Path,
+        max_length: Option<usize>,
+    ) -> CommandResult<Arc<Predictor>> {
         let mut kept = lock(&self.predictor);
-        if let Some((kept_dir, predictor)) = kept.as_ref() {
-            if kept_dir == dir {
+        if let Some((kept_dir, kept_length, predictor)) = kept.as_ref() {
+            if kept_dir == dir && *kept_length == max_length {
                 return Ok(predictor.clone());
             }
         }
         let predictor = Arc::new(Predictor::load(
             dir,
             &hone_engine::candle_core::Device::Cpu,
-            None,
+            max_length,
         )?);
-        *kept = Some((dir.to_path_buf(), predictor.clone()));
+        *kept = Some((dir.to_path_buf(), max_length, predictor.clone()));
         Ok(predictor)
     }
 

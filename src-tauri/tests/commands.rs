@@ -317,6 +317,35 @@ fn the_whole_workflow_through_the_commands() {
         "{keys:?}"
     );
 
+    // The window cannot point a run at files nobody picked: no `out`, no unknown model folder.
+    let outside = tmp.path().join("elsewhere");
+    for (config, kind) in [
+        (
+            json!({"model": "hone-test/tiny-bert", "data": {"dataset": "sst2"}, "out": outside}),
+            "invalid",
+        ),
+        (
+            json!({"model": tmp.path().join("hf"), "data": {"dataset": "sst2"}}),
+            "not_picked",
+        ),
+    ] {
+        let refused = w
+            .call(
+                "train_start",
+                json!({"config": config, "name": null, "onEvent": "__CHANNEL__:13"}),
+            )
+            .expect_err("refused");
+        assert_eq!(refused["kind"], kind, "{refused}");
+    }
+    assert!(!outside.exists());
+    let unknown = w
+        .call(
+            "model_check",
+            json!({"reference": tmp.path().join("hf"), "settings": null}),
+        )
+        .expect_err("not a known model");
+    assert_eq!(unknown["kind"], "not_picked");
+
     // Quitting mid-run: the window's close handler stops the run cleanly (cancelled, so it
     // stays resumable) and waits for it.
     let id3 = w.start_run(

@@ -440,6 +440,29 @@ impl App {
         Ok(predictions_json(labels, valid, &logits))
     }
 
+    /// A finished run's exported model folder and the sequence length it was trained with
+    /// (what predictions with it should use); an error saying what to do when there is none.
+    pub fn run_model(&self, id: i64) -> Result<(PathBuf, Option<usize>), AppError> {
+        let run = self.store.run(id)?;
+        let dir = self
+            .store
+            .artifacts(id)?
+            .iter()
+            .rev()
+            .find(|a| a.kind == "export")
+            .map(|a| PathBuf::from(&a.path))
+            .filter(|p| p.join("config.json").is_file())
+            .ok_or_else(|| {
+                AppError::Invalid(format!(
+                    "run {id} has no exported model yet; finish (or resume) it first"
+                ))
+            })?;
+        let max_length = run.config["training"]["max_length"]
+            .as_u64()
+            .map(|n| n as usize);
+        Ok((dir, max_length))
+    }
+
     /// Two runs side by side: their configuration differences and final metrics.
     pub fn compare_runs(&self, a: i64, b: i64) -> Result<RunComparison, AppError> {
         let (ra, rb) = (self.store.run(a)?, self.store.run(b)?);

@@ -136,7 +136,7 @@ pub async fn model_check(
 ) -> CommandResult<ModelCheck> {
     let state = state.inner().clone();
     super::blocking(move || {
-        let dir = hone_app::models::resolve_model(&PathBuf::from(&reference), state.hub())?;
+        let dir = state.known_model_dir(&PathBuf::from(&reference))?;
         Ok(check_folder(&dir, settings.unwrap_or_default())?)
     })
     .await

@@ -11,25 +11,6 @@ use tauri::State;
 use crate::error::{CommandError, CommandResult};
 use crate::state::DesktopState;
 
-/// The exported model folder of a run.
-fn export_dir(state: &DesktopState, run_id: i64) -> CommandResult<PathBuf> {
-    let app = state.app()?;
-    let artifacts = app.store().artifacts(run_id)?;
-    let export = artifacts
-        .iter()
-        .rev()
-        .find(|a| a.kind == "export")
-        .map(|a| PathBuf::from(&a.path))
-        .filter(|p| p.join("config.json").is_file())
-        .ok_or_else(|| {
-            CommandError::new(
-                "not_found",
-                format!("run {run_id} has no exported model yet; finish (or resume) it first"),
-            )
-        })?;
-    Ok(export)
-}
-
 /// Classifies `texts` with run `run_id`'s model.
 #[tauri::command]
 pub async fn predict(
@@ -39,8 +20,8 @@ pub async fn predict(
 ) -> CommandResult<Vec<Prediction>> {
     let state = state.inner().clone();
     super::blocking(move || {
-        let dir = export_dir(&state, run_id)?;
-        let predictor = state.predictor(&dir)?;
+        let (dir, max_length) = state.app()?.run_model(run_id)?;
+        let predictor = state.predictor(&dir, max_length)?;
         let inputs: Vec<(String, Option<String>)> = texts
             .into_iter()
             .filter(|t| !t.trim().is_empty())
@@ -63,7 +44,7 @@ pub async fn export_run(
     let dest = state.allowed(&dest)?;
     let state = state.inner().clone();
     super::blocking(move || {
-        let source = export_dir(&state, run_id)?;
+        let (source, _) = state.app()?.run_model(run_id)?;
         let name = name.trim();
         if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
             return Err(CommandError::new(

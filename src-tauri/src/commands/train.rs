@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hone_app::{spawn, JobHandle};
-use hone_engine::{RunConfig, TrainEvent};
+use hone_engine::{DataConfig, RunConfig, TrainEvent};
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
@@ -47,8 +47,7 @@ pub async fn train_start(
     let id = super::blocking({
         let state = state.clone();
         move || {
-            let mut config = config;
-            config.model = hone_app::models::resolve_model(&config.model, state.hub())?;
+            let config = window_config(&state, config)?;
             Ok(state
                 .app()?
                 .create_run(&config, name.filter(|n| !n.trim().is_empty()))?)
@@ -58,6 +57,26 @@ pub async fn train_start(
     let job = spawn(state.db().to_path_buf(), id, false)?;
     follow(state, job, on_event);
     Ok(id)
+}
+
+/// A run configuration from the window, held to the files the user may reach: a model Hone
+/// knows, data files only inside picked paths, and no `out` folder (a window run exports
+/// into its run folder; Export copies it elsewhere).
+fn window_config(state: &DesktopState, mut config: RunConfig) -> CommandResult<RunConfig> {
+    if config.out.is_some() {
+        return Err(CommandError::new(
+            "invalid",
+            "a run started from the window keeps its model in its run folder; use Export to copy it elsewhere",
+        ));
+    }
+    if let DataConfig::Files(files) = &mut config.data {
+        files.train = state.allowed(&files.train)?;
+        if let Some(valid) = &files.valid {
+            files.valid = Some(state.allowed(valid)?);
+        }
+    }
+    config.model = state.known_model_dir(&config.model)?;
+    Ok(config)
 }
 
 /// Continues an interrupted, cancelled or failed run from its last checkpoint.

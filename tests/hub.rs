@@ -90,6 +90,7 @@ fn download_then_train_from_the_cache_by_repo_id() {
         "a CPU speed estimate: {speed}"
     );
     assert_eq!(info["info"]["license"], "apache-2.0");
+    assert_eq!(info["cached"], false);
     let onnx = 4096;
     let all: u64 = info["info"]["files"]
         .as_array()
@@ -139,6 +140,27 @@ fn download_then_train_from_the_cache_by_repo_id() {
         .path()
         .join("hub/models--hone-test--tiny-bert/snapshots");
     assert!(snapshots.is_dir());
+    let info =
+        run(hone_hub(&hub, home.path()).args(["hub", "info", "hone-test/tiny-bert", "--json"]));
+    let info: serde_json::Value = serde_json::from_str(&stdout(&info)).expect("json");
+    assert_eq!(
+        info["cached"], true,
+        "every planned file is in the snapshot"
+    );
+    // A half-done download (one planned file missing) is not "downloaded".
+    let snapshot = std::fs::read_dir(&snapshots)
+        .expect("snapshots")
+        .next()
+        .expect("one")
+        .expect("entry")
+        .path();
+    let config = std::fs::read(snapshot.join("config.json")).expect("config");
+    std::fs::remove_file(snapshot.join("config.json")).expect("rm");
+    let info =
+        run(hone_hub(&hub, home.path()).args(["hub", "info", "hone-test/tiny-bert", "--json"]));
+    let info: serde_json::Value = serde_json::from_str(&stdout(&info)).expect("json");
+    assert_eq!(info["cached"], false);
+    std::fs::write(snapshot.join("config.json"), config).expect("restore");
     let db = runs.path().join("hone.db");
     let out = train(hone_hub(&hub, home.path()).arg("--db").arg(&db));
     assert!(out.status.success(), "{}", stderr(&out));

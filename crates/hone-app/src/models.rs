@@ -242,11 +242,17 @@ pub fn hub_model_page(
     let info = hub.model_info(repo, revision)?;
     let files: Vec<String> = info.files.iter().map(|f| f.name.clone()).collect();
     let check = check_model(info.config.as_ref(), &files, settings, &machine_memory());
-    let download_bytes = plan_files(&info, &[])
-        .map(|planned| planned.iter().filter_map(|f| f.size).sum())
-        .unwrap_or(0);
+    let planned = plan_files(&info, &[]).unwrap_or_default();
+    let download_bytes = planned.iter().filter_map(|f| f.size).sum();
+    // Downloaded means every planned file is in the snapshot of this revision: a cancelled
+    // download leaves the repo folder with partial blobs only, and must still offer Download.
+    let revision = info.sha.as_deref().or(revision).unwrap_or("main");
+    let cached = !planned.is_empty()
+        && hub
+            .cached_snapshot(repo, revision)
+            .is_some_and(|dir| planned.iter().all(|f| dir.join(&f.name).is_file()));
     Ok(HubModelPage {
-        cached: hub.cached_model(repo).is_some(),
+        cached,
         info,
         check,
         download_bytes,

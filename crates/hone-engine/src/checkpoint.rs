@@ -117,7 +117,9 @@ pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()
 }
 
 /// Reads a safetensors file tensor by tensor (only one tensor in memory at a time) and hands
-/// each to `f` with its name.
+/// each to `f` with its name. Plain reads rather than `weights::WeightSource`'s memory map on
+/// purpose: every mapped page read stays resident until the whole file is done, which is one
+/// more copy of the model at the peak this exists to avoid.
 pub fn for_each_tensor(
     path: &Path,
     mut f: impl FnMut(&str, Tensor) -> Result<(), EngineError>,
@@ -166,12 +168,25 @@ pub fn for_each_tensor(
         if end < start || end - start != expected || data_start + end > file_len {
             return Err(bad(format!("tensor {name} has inconsistent offsets")));
         }
-        let mut bytes = vec![0u8; (end - start) as usize];
         file.seek(SeekFrom::Start(data_start + start))
-            .and_then(|_| file.read_exact(&mut bytes))
             .map_err(|e| EngineError::io(path, e))?;
-        let tensor = Tensor::from_raw_buffer(&bytes, dtype, &entry.shape, &Device::Cpu)?;
-        drop(bytes);
+        let tensor = if dtype == candle_core::DType::F32 {
+            // Read straight into the tensor's own buffer: no second copy of the bytes.
+            let mut values = vec![0f32; (end - start) as usize / 4];
+            file.read_exact(bytemuck::cast_slice_mut(&mut values))
+                .map_err(|e| EngineError::io(path, e))?;
+            if cfg!(target_endian = "big") {
+                values
+                    .iter_mut()
+                    .for_each(|v| *v = f32::from_bits(v.to_bits().swap_bytes()));
+            }
+            Tensor::from_vec(values, entry.shape.as_slice(), &Device::Cpu)?
+        } else {
+            let mut bytes = vec![0u8; (end - start) as usize];
+            file.read_exact(&mut bytes)
+                .map_err(|e| EngineError::io(path, e))?;
+            Tensor::from_raw_buffer(&bytes, dtype, &entry.shape, &Device::Cpu)?
+        };
         f(&name, tensor)?;
     }
     Ok(())

@@ -4,8 +4,8 @@
 //!
 //! The activation terms follow what the CPU training path stores per layer (see `cpu::model`);
 //! the runtime term was fitted to the peak resident memory of real `hone train` runs of
-//! MiniLM-L6 (batch × length 16 × 64 and 32 × 128, full and frozen embeddings; the closing note
-//! of issue 5 has the figures).
+//! MiniLM-L6 (batch × length 16 × 64 and 32 × 128, full and frozen embeddings);
+//! `bench/memory_estimate.sh` re-measures them and `bench/README.md` keeps the figures.
 
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +90,13 @@ pub struct FitSettings {
     pub num_labels: usize,
 }
 
+impl FitSettings {
+    /// Tokens per sequence: `max_length`, capped at the model's maximum.
+    pub fn length(&self, config: &EncoderConfig) -> usize {
+        self.max_length.min(config.max_position_embeddings).max(1)
+    }
+}
+
 impl Default for FitSettings {
     fn default() -> Self {
         FitSettings {
@@ -128,10 +135,7 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
     let config = &spec.encoder;
     let count = parameter_count(spec.family, config, settings.num_labels.max(1));
     let trainable = count.trainable(settings.freeze_embeddings);
-    let length = settings
-        .max_length
-        .min(config.max_position_embeddings)
-        .max(1) as u64;
+    let length = settings.length(config) as u64;
     let batch = settings.batch_size.max(1) as u64;
     let tokens = batch * length;
     let (h, i) = (config.hidden_size as u64, config.intermediate_size as u64);

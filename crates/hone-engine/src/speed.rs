@@ -3,8 +3,9 @@
 //! reaches (measured once per process, in well under a second) times the share of that rate
 //! the step's products keep, plus the optimizer's pass over the parameters. The shares were
 //! fitted to `hone bench` runs of MiniLM-L6 on dense batches (every token real) from 64 × 32 to
-//! 4 × 512; the estimate is for full-length sequences, and the CPU path drops padding, so
-//! shorter texts train faster than it says.
+//! 4 × 512 (`bench/speed_estimate.sh`; figures in `bench/README.md`); the estimate is for
+//! full-length sequences, and the CPU path drops padding, so shorter texts train faster than
+//! it says.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -50,10 +51,7 @@ pub struct StepWork {
 /// pass costs twice the forward (the gradients of inputs and of weights).
 pub fn step_work(spec: &ModelSpec, settings: FitSettings) -> StepWork {
     let config = &spec.encoder;
-    let length = settings
-        .max_length
-        .min(config.max_position_embeddings)
-        .max(1);
+    let length = settings.length(config);
     let batch = settings.batch_size.max(1);
     let (h, i, l) = (
         config.hidden_size as f64,
@@ -62,11 +60,12 @@ pub fn step_work(spec: &ModelSpec, settings: FitSettings) -> StepWork {
     );
     let tokens = (batch * length) as f64;
     let token_layers = tokens * config.num_layers as f64;
-    let estimate = crate::memory::estimate(spec, settings);
+    let trainable = crate::memory::parameter_count(spec.family, config, settings.num_labels.max(1))
+        .trainable(settings.freeze_embeddings);
     StepWork {
         dense_flops: 3.0 * token_layers * (8.0 * h * h + 4.0 * h * i),
         attention_flops: 3.0 * token_layers * 4.0 * l * h,
-        trainable_parameters: estimate.trainable_parameters,
+        trainable_parameters: trainable,
         batch_size: batch,
         length,
     }

@@ -51,10 +51,10 @@ pub struct SearchArgs {
 #[derive(Args, Clone, Copy)]
 pub struct FitArgs {
     /// Batch size the fit check assumes.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = FitSettings::default().batch_size)]
     batch_size: usize,
     /// Sequence length the fit check assumes.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = FitSettings::default().max_length)]
     max_length: usize,
 }
 

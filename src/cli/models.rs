@@ -43,14 +43,11 @@ pub enum ModelsCommand {
 
 pub fn run(cmd: ModelsCommand, db: &Path) -> anyhow::Result<ExitCode> {
     let hub = HubClient::from_env();
-    if let ModelsCommand::Check { model, fit, json } = &cmd {
-        return check(&hub, model, *fit, *json);
-    }
-    let mut app = App::open(db)?;
     match cmd {
-        ModelsCommand::Check { .. } => {}
+        // Touches no database.
+        ModelsCommand::Check { model, fit, json } => return check(&hub, &model, fit, json),
         ModelsCommand::List { json } => {
-            let models = app.known_models(&hub)?;
+            let models = App::open(db)?.known_models(&hub)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&models)?);
             } else if models.is_empty() {
@@ -72,7 +69,7 @@ pub fn run(cmd: ModelsCommand, db: &Path) -> anyhow::Result<ExitCode> {
             }
         }
         ModelsCommand::Remove { model } => {
-            let freed = app.remove_model(&hub, &model)?;
+            let freed = App::open(db)?.remove_model(&hub, &model)?;
             if freed > 0 {
                 println!(
                     "removed {model} from the cache ({} freed)",
@@ -83,7 +80,7 @@ pub fn run(cmd: ModelsCommand, db: &Path) -> anyhow::Result<ExitCode> {
             }
         }
         ModelsCommand::Import { dir, json } => {
-            let (record, check) = app.import_model(&dir)?;
+            let (record, check) = App::open(db)?.import_model(&dir)?;
             if json {
                 println!(
                     "{}",

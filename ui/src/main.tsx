@@ -5,6 +5,7 @@ import "./locale";
 import { useEffect, useRef, useState } from "preact/hooks";
 import "./styles.css";
 import { api, bytes } from "./api";
+import { typing } from "./keys";
 import { ModelsPage } from "./pages/models";
 import { DatasetsPage } from "./pages/datasets";
 import { LabelingPage } from "./pages/labeling";
@@ -56,12 +57,6 @@ const SHORTCUTS: [string, [string, string][]][] = [
   ["Lists", [["Tab, Enter", "Reach a row and open it"]]],
 ];
 
-/** True when a key press is meant for a text field, not for a shortcut. */
-function typing(e: KeyboardEvent): boolean {
-  const el = e.target as HTMLElement | null;
-  return !!el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT" || el.isContentEditable);
-}
-
 function ShortcutHelp(props: { close: () => void }) {
   return (
     <div class="overlay" role="dialog" aria-modal="true" aria-label="Keyboard shortcuts" onClick={props.close}>
@@ -91,7 +86,7 @@ function App() {
 
   // The counts on Start and the status bar: read at start and on returning to Start, not on
   // every page switch (it lists the Hub cache).
-  useEffect(() => { api.appInfo().then(setInfo).catch(() => {}); }, [page === "home"]);
+  useEffect(() => { if (page === "home") api.appInfo().then(setInfo).catch(() => {}); }, [page === "home"]);
   // While the list is open no key reaches the page behind it (Labeling would take Enter and the
   // digits): one capture listener, registered once, opens it on ?, closes it on Esc or ?, lets
   // Ctrl+1…7 through and stops the rest. The open state is also kept in a ref, set at once, so a

@@ -2,6 +2,7 @@
 // Ctrl+Z undoes — or many short texts at once in the bulk view.
 import { useEffect, useState } from "preact/hooks";
 import { api, DatasetInfo, errorText, StoredExample } from "../api";
+import { typing } from "../keys";
 import type { Nav } from "../main";
 import { NerLabeler } from "./ner";
 
@@ -61,7 +62,7 @@ export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
   useEffect(() => {
     if (bulk || entities) return;
     const onKey = (e: KeyboardEvent) => {
-      if ((e.target as HTMLElement).tagName === "INPUT") return;
+      if (typing(e)) return;
       if ((e.ctrlKey || e.metaKey) && e.key === "z") { e.preventDefault(); undoLast(); return; }
       if (e.ctrlKey || e.metaKey || e.altKey) return;
       const n = Number(e.key);

@@ -4,6 +4,7 @@
 // Enter to save and move on, Ctrl+Z to undo the last save.
 import { useEffect, useState } from "preact/hooks";
 import { api, DatasetInfo, errorText, StoredExample } from "../api";
+import { typing } from "../keys";
 
 /** Entity types from BIO tag names (B-PER, I-PER → PER). */
 export function entityTypes(names: string[]): string[] {
@@ -72,7 +73,7 @@ export function NerLabeler(props: { info: DatasetInfo; examples: StoredExample[]
 
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
-      if ((e.target as HTMLElement).tagName === "INPUT" || (e.target as HTMLElement).tagName === "SELECT") return;
+      if (typing(e)) return;
       if ((e.ctrlKey || e.metaKey) && e.key === "z") { e.preventDefault(); undo(); return; }
       if (e.ctrlKey || e.metaKey || e.altKey) return;
       const last = tokens.length - 1;

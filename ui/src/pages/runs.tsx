@@ -123,7 +123,12 @@ export function RunsPage(props: { open: number | null; nav: Nav }) {
   const [selected, setSelected] = useState<number[]>([]);
   const [open, setOpen] = useState<number | null>(props.open);
   const [error, setError] = useState<string | null>(null);
-  const refresh = () => api.runsList().then(setRuns).catch((e) => setError(errorText(e)));
+  // Polled for runs other processes start or finish; an unchanged list keeps the same array,
+  // so an open run's page (curves, downsampling) is not redrawn every 3 s for nothing.
+  const refresh = () =>
+    api.runsList()
+      .then((next) => setRuns((prev) => (JSON.stringify(prev) === JSON.stringify(next) ? prev : next)))
+      .catch((e) => setError(errorText(e)));
   useEffect(() => { refresh(); const t = setInterval(refresh, 3000); return () => clearInterval(t); }, []);
 
   const shown = useMemo(() => {

@@ -3,7 +3,8 @@
 # info` and `hone models check` before a download) against the peak resident memory of real
 # `hone train` runs of all-MiniLM-L6-v2 on texts long enough that every batch is full length
 # (the estimate's assumption): for each batch × length, full fine-tuning and frozen embeddings,
-# it prints the measured peak (GNU time's maximum RSS), the estimate and the error.
+# it prints the measured peak (GNU time's maximum RSS), the estimate and the error, and fails
+# when an estimate is more than 25% off.
 #
 # Usage: [SHAPES="16x64 32x128 8x256 64x32"] [STEPS=20] [THREADS=2] bench/memory_estimate.sh
 set -euo pipefail
@@ -51,6 +52,8 @@ fit = json.loads(sys.argv[2])["fit"]
 line = fit["full" if sys.argv[4] == "full" else "frozen_embeddings"]
 est = line["estimate"]["total"] / 2**20
 print(f"{sys.argv[3]:<10} {sys.argv[4]:<8} {peak:12.0f} {est:12.0f} {est / peak - 1:+8.1%}")
+# The fit check promises the estimate within 25% of the real peak.
+sys.exit(1 if abs(est / peak - 1) > 0.25 else 0)
 PY
   done
 done

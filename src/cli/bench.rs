@@ -7,7 +7,7 @@ use anyhow::bail;
 use clap::Args;
 use hone_data::{Batcher, TextTokenizer};
 use hone_engine::bench::{batch_from_json, run_bench, BenchSettings};
-use hone_engine::models::Classifier;
+use hone_engine::models::{Model, Task};
 use hone_engine::{DeviceSpec, TrainingConfig};
 
 /// Texts of the synthetic batch when no --batch-file is given (cycled to fill the batch).
@@ -65,7 +65,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         bail!("--steps must be at least 1");
     }
     let device = args.device.open()?;
-    let model = Classifier::load(&args.model, 2, args.no_dropout.then_some(0.0), &device, 0)?;
+    let model = Model::load(
+        &args.model,
+        Task::SequenceClassification,
+        2,
+        args.no_dropout.then_some(0.0),
+        &device,
+        0,
+    )?;
     let batch = match &args.batch_file {
         Some(path) => batch_from_json(path)?,
         None => {

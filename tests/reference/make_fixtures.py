@@ -16,10 +16,16 @@ For each family (BERT, DistilBERT, RoBERTa) it:
     test replays those gradients: an f32 model's gradients carry noise of ~1e-9 where the true
     gradient is zero (attention key biases), which Adam's normalisation would amplify to a full
     step, so the optimizer is checked on the reference's own gradients.
+For token classification it loads each tiny model as `*ForTokenClassification` (a new head of
+5 labels, seeded) and writes `{family}-token.safetensors`: the head's weights, per-token labels
+with -100 on special tokens and on every third token (as sub-tokens after a word's first are),
+the logits, the loss (mean over labeled tokens) and every gradient. `--only-token` writes just
+these from the models already in --out.
+
 It also writes the values of the transformers LR schedules for a few step counts, and a
 pytorch_model.bin (bfloat16) copy of the tiny BERT to test the pickle reader.
 
-Usage: python make_fixtures.py --sst2 ../shared/datasets/sst2/train.tsv --out tests/fixtures
+Usage: python make_fixtures.py --sst2 ../shared/datasets/sst2/train.tsv --out tests/fixtures [--only-token]
 """
 import argparse
 import json
@@ -33,12 +39,15 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processor
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
+    BertForTokenClassification,
     BertTokenizerFast,
     DistilBertConfig,
     DistilBertForSequenceClassification,
+    DistilBertForTokenClassification,
     DistilBertTokenizerFast,
     RobertaConfig,
     RobertaForSequenceClassification,
+    RobertaForTokenClassification,
     RobertaTokenizerFast,
     get_constant_schedule_with_warmup,
     get_cosine_schedule_with_warmup,
@@ -168,6 +177,54 @@ def golden(family, model_dir, tokenizer, out_dir, model_cls):
         json.dump(meta, f, indent=1)
 
 
+TOKEN_LABELS = 5
+TOKEN_CLASSES = {"bert": BertForTokenClassification, "distilbert": DistilBertForTokenClassification,
+                 "roberta": RobertaForTokenClassification}
+
+
+def token_golden(family, model_dir, out_dir):
+    """Logits, loss and gradients of a token-classification head on the golden batch."""
+    cls = TOKEN_CLASSES[family]
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+    config = transformers.AutoConfig.from_pretrained(model_dir)
+    config.num_labels = TOKEN_LABELS
+    config.id2label = {i: f"T{i}" for i in range(TOKEN_LABELS)}
+    config.label2id = {v: k for k, v in config.id2label.items()}
+    torch.manual_seed(7)
+    ref = cls.from_pretrained(model_dir, config=config, ignore_mismatched_sizes=True)
+    with torch.no_grad():  # a head that is not zero-mean random: biases too
+        g = torch.Generator().manual_seed(8)
+        for p in ref.classifier.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.1)
+    ref = ref.double().eval()
+    pair = family != "distilbert"
+    if pair:
+        enc = tokenizer([a for a, _ in PAIRS], [b for _, b in PAIRS], padding=True, return_tensors="pt")
+    else:
+        enc = tokenizer([a + " " + b for a, b in PAIRS], padding=True, return_tensors="pt")
+    inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    special = torch.zeros_like(ids, dtype=torch.bool)
+    for t in tokenizer.all_special_ids:
+        special |= ids == t
+    labels = ids % TOKEN_LABELS
+    position = torch.arange(ids.shape[1]).expand_as(ids)
+    labels[(mask == 0) | special | (position % 3 == 2)] = -100
+    out = ref(**inputs)
+    loss = torch.nn.functional.cross_entropy(out.logits.reshape(-1, TOKEN_LABELS), labels.reshape(-1),
+                                             ignore_index=-100)
+    loss.backward()
+    tensors = {f"input.{k}": v.to(torch.int64).contiguous() for k, v in inputs.items()}
+    tensors["labels"] = labels.to(torch.int64).contiguous()
+    tensors["logits"] = out.logits.detach().float().contiguous()
+    tensors["loss"] = loss.detach().float().reshape(1)
+    for name, p in ref.named_parameters():
+        tensors[f"grad.{name}"] = p.grad.detach().float().contiguous()
+    for name, p in ref.classifier.named_parameters():
+        tensors[f"head.classifier.{name}"] = p.detach().float().contiguous()
+    save_file(tensors, os.path.join(out_dir, f"{family}-token.safetensors"))
+
+
 def schedules(out_dir):
     total, warmup = 20, 5
     rows = {}
@@ -190,10 +247,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sst2", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--only-token", action="store_true")
     args = ap.parse_args()
+    golden_dir = os.path.join(args.out, "golden")
+    if args.only_token:
+        for family in TOKEN_CLASSES:
+            token_golden(family, os.path.join(args.out, f"tiny-{family}"), golden_dir)
+        return
     torch.manual_seed(0)
     sentences = read_sentences(args.sst2, 2000)
-    golden_dir = os.path.join(args.out, "golden")
     os.makedirs(golden_dir, exist_ok=True)
     id2label = dict(enumerate(LABELS))
     label2id = {v: k for k, v in id2label.items()}
@@ -228,6 +290,7 @@ def main():
         model.save_pretrained(model_dir)
         tokenizer.save_pretrained(model_dir)
         golden(family, model_dir, tokenizer, golden_dir, cls)
+        token_golden(family, model_dir, golden_dir)
         if family == "bert":
             pth_dir = os.path.join(args.out, "tiny-bert-pth-bf16")
             shutil.rmtree(pth_dir, ignore_errors=True)

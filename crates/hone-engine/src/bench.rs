@@ -8,10 +8,9 @@ use hone_data::Batch;
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainingConfig;
-use crate::cpu::CpuTrainer;
 use crate::inference::batch_logits;
 use crate::memory::FitSettings;
-use crate::models::Classifier;
+use crate::models::Model;
 use crate::recipes::{apply_freezing, optimizer};
 use crate::rng::HoneRng;
 use crate::step::Stepper;
@@ -147,7 +146,7 @@ pub fn batch_from_json(path: &Path) -> Result<Batch, EngineError> {
 /// Times `settings.steps` training steps and forward passes of `model` on `batch` (on the CPU
 /// path when `fast` and possible, through candle's autograd otherwise).
 pub fn run_bench(
-    model: &Classifier,
+    model: &Model,
     batch: &Batch,
     cfg: &TrainingConfig,
     settings: BenchSettings,
@@ -185,11 +184,11 @@ pub fn run_bench(
     // The training buffers go before the forward-only ones come, as in a real run, so the peak
     // memory is the training step's.
     drop(stepper);
-    let mut cpu = if fast { CpuTrainer::new(model) } else { None };
+    let mut stepper = Stepper::new(model, fast);
     let mut forward_only = Vec::new();
     for i in 0..settings.warmup + settings.steps {
         let t0 = Instant::now();
-        batch_logits(model, cpu.as_mut(), batch)?;
+        batch_logits(model, &mut stepper, batch)?;
         if i >= settings.warmup {
             forward_only.push(t0.elapsed().as_secs_f64());
         }

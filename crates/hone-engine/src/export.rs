@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::checkpoint::{save_tensors, write_atomic};
 use crate::metrics::ClassificationReport;
-use crate::models::{Classifier, Family};
+use crate::models::{Family, Model};
 use crate::EngineError;
 
 /// Tokenizer files copied from the source model when present.
@@ -37,7 +37,7 @@ pub struct ModelCard<'a> {
 }
 
 /// The model's config.json with the classification fields a `transformers` head needs.
-pub fn classification_config(model: &Classifier, labels: &[String]) -> Value {
+pub fn classification_config(model: &Model, labels: &[String]) -> Value {
     let spec = model.spec();
     let mut config = spec.raw.clone();
     let id2label: serde_json::Map<String, Value> = labels
@@ -79,7 +79,7 @@ pub fn classification_config(model: &Classifier, labels: &[String]) -> Value {
     config
 }
 
-fn model_card(model: &Classifier, labels: &[String], card: &ModelCard) -> String {
+fn model_card(model: &Model, labels: &[String], card: &ModelCard) -> String {
     let mut s = String::new();
     s.push_str("---\nlibrary_name: transformers\npipeline_tag: text-classification\n");
     s.push_str(&format!(
@@ -122,7 +122,7 @@ fn model_card(model: &Classifier, labels: &[String], card: &ModelCard) -> String
 /// Writes the model, its config with `labels`, the tokenizer and a model card into `out`.
 /// `source` is the folder the model was loaded from (for the tokenizer files).
 pub fn export_classifier(
-    model: &Classifier,
+    model: &Model,
     labels: &[String],
     source: &Path,
     tokenizer: &TextTokenizer,

@@ -1,4 +1,4 @@
-//! Running a classifier without gradients: logits for many examples, evaluation reports and
+//! Running a model without gradients: logits for many examples, evaluation reports and
 //! predictions from an exported model folder.
 
 use std::path::Path;
@@ -8,59 +8,56 @@ use hone_data::{Batch, Batcher, TextTokenizer};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::EncodedSet;
-use crate::cpu::{CpuTrainer, Packed};
 use crate::metrics::ClassificationReport;
-use crate::models::{Classifier, ModelSpec};
-use crate::ops::ForwardCtx;
+use crate::models::{Model, ModelSpec, Task};
+use crate::step::Stepper;
 use crate::EngineError;
 
-/// Logits `[batch][label]` of one padded batch in evaluation mode: on the CPU path when `cpu`
-/// is given and the batch is right-padded, through candle otherwise.
+/// Logits `[batch][label]` of one padded batch in evaluation mode (one row per sequence for
+/// sequence heads, per real token for token heads), on `stepper`'s buffers.
 pub fn batch_logits(
-    model: &Classifier,
-    cpu: Option<&mut CpuTrainer>,
+    model: &Model,
+    stepper: &mut Stepper,
     batch: &Batch,
 ) -> Result<Vec<Vec<f32>>, EngineError> {
-    if let Some(cpu) = cpu {
-        if let Some(packed) = Packed::from_batch(model, batch) {
-            let flat = cpu.logits(&packed)?;
-            return Ok(flat
-                .chunks_exact(model.num_labels())
-                .map(<[f32]>::to_vec)
-                .collect());
-        }
-    }
-    let inputs = model.inputs(batch)?;
-    Ok(model
-        .forward(&inputs, &mut ForwardCtx::eval())?
-        .to_vec2::<f32>()?)
+    Ok(stepper
+        .logits(model, batch)?
+        .rows()
+        .map(<[f32]>::to_vec)
+        .collect())
 }
 
 /// Logits of every example of `set` (in the set's order), computed in evaluation mode in
 /// length-sorted batches of `batch_size`.
 pub fn logits(
-    model: &Classifier,
+    model: &Model,
     set: &EncodedSet,
     batch_size: usize,
 ) -> Result<Vec<Vec<f32>>, EngineError> {
-    logits_with(model, set, batch_size, CpuTrainer::new(model).as_mut())
+    logits_with(model, set, batch_size, &mut Stepper::new(model, true))
 }
 
-/// [`logits`] on the buffers of an existing CPU trainer (a training run's own, so evaluation
+/// [`logits`] on the buffers of an existing stepper (a training run's own, so evaluation
 /// needs no memory of its own when `batch_size` is at most the training batch).
 pub fn logits_with(
-    model: &Classifier,
+    model: &Model,
     set: &EncodedSet,
     batch_size: usize,
-    mut cpu: Option<&mut CpuTrainer>,
+    stepper: &mut Stepper,
 ) -> Result<Vec<Vec<f32>>, EngineError> {
+    if model.task() != Task::SequenceClassification {
+        return Err(EngineError::InvalidConfig(format!(
+            "per-example logits need a sequence head, this model is for {}",
+            model.task().name()
+        )));
+    }
     let batcher = Batcher::new(model.spec().encoder.pad_token_id);
     let order = set.by_length();
     let mut out = vec![Vec::new(); set.len()];
     for chunk in order.chunks(batch_size.max(1)) {
         let mut batch = set.batch(&batcher, chunk);
         batch.labels.clear();
-        let rows = batch_logits(model, cpu.as_deref_mut(), &batch)?;
+        let rows = batch_logits(model, stepper, &batch)?;
         for (&i, row) in chunk.iter().zip(rows) {
             out[i] = row;
         }
@@ -92,7 +89,7 @@ pub fn argmax(row: &[f32]) -> u32 {
 
 /// Evaluates `model` on a labeled set: mean cross-entropy and classification scores.
 pub fn evaluate(
-    model: &Classifier,
+    model: &Model,
     set: &EncodedSet,
     labels: &[String],
     batch_size: usize,
@@ -102,21 +99,21 @@ pub fn evaluate(
         set,
         labels,
         batch_size,
-        CpuTrainer::new(model).as_mut(),
+        &mut Stepper::new(model, true),
     )
     .map(|(report, _)| report)
 }
 
-/// [`evaluate`] on the buffers of an existing CPU trainer (see [`logits_with`]); also gives
-/// the logits of every example, in the set's order.
+/// [`evaluate`] on the buffers of an existing stepper (see [`logits_with`]); also gives the
+/// logits of every example, in the set's order.
 pub fn evaluate_with(
-    model: &Classifier,
+    model: &Model,
     set: &EncodedSet,
     labels: &[String],
     batch_size: usize,
-    cpu: Option<&mut CpuTrainer>,
+    stepper: &mut Stepper,
 ) -> Result<(ClassificationReport, Vec<Vec<f32>>), EngineError> {
-    let rows = logits_with(model, set, batch_size, cpu)?;
+    let rows = logits_with(model, set, batch_size, stepper)?;
     let mut loss = 0f64;
     let mut predicted = Vec::with_capacity(rows.len());
     for (row, &truth) in rows.iter().zip(&set.labels) {
@@ -148,7 +145,7 @@ pub struct Prediction {
 
 /// A fine-tuned classifier loaded from a model folder (as `hone train` exports it).
 pub struct Predictor {
-    model: Classifier,
+    model: Model,
     tokenizer: TextTokenizer,
     labels: Vec<String>,
 }
@@ -169,7 +166,14 @@ impl Predictor {
             })?;
         let model_max = spec.max_sequence_length();
         let max_length = max_length.unwrap_or(model_max).min(model_max);
-        let model = Classifier::load(dir, labels.len(), None, device, 0)?;
+        let model = Model::load(
+            dir,
+            Task::SequenceClassification,
+            labels.len(),
+            None,
+            device,
+            0,
+        )?;
         if !model.newly_initialized().is_empty() {
             return Err(EngineError::NoClassificationHead {
                 path: dir.to_path_buf(),
@@ -189,7 +193,7 @@ impl Predictor {
     }
 
     /// The loaded model.
-    pub fn model(&self) -> &Classifier {
+    pub fn model(&self) -> &Model {
         &self.model
     }
 

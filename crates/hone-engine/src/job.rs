@@ -12,7 +12,7 @@ use crate::config::{DataConfig, FileData, RunConfig, TrainingConfig};
 use crate::device::device_name;
 use crate::events::{RunStatus, TrainEvent};
 use crate::export::{export_classifier, ModelCard};
-use crate::models::{Classifier, ModelSpec};
+use crate::models::{Model, ModelSpec, Task};
 use crate::trainer::{TrainPlan, TrainSummary, Trainer};
 use crate::EngineError;
 
@@ -145,7 +145,14 @@ pub fn fine_tune_data(
     let train = encode(&tokenizer, labels, &data.train)?;
     let valid = encode(&tokenizer, labels, &data.valid)?;
 
-    let model = Classifier::load(paths.model, labels.len(), cfg.dropout, &device, cfg.seed)?;
+    let model = Model::load(
+        paths.model,
+        Task::SequenceClassification,
+        labels.len(),
+        cfg.dropout,
+        &device,
+        cfg.seed,
+    )?;
     let plan = TrainPlan::new(cfg, train.len());
     crate::recipes::apply_freezing(&model, cfg, plan.head_only_steps > 0);
     let resume_point = if resume {

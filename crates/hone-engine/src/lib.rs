@@ -1,5 +1,6 @@
 //! Hone's training engine: trainable transformer encoders on candle (BERT, DistilBERT,
-//! RoBERTa / XLM-R) with sequence classification heads, loading and exporting Hugging Face
+//! RoBERTa / XLM-R) with sequence and token classification heads, each written once over a
+//! [`graph::Graph`] that runs on fused CPU kernels or on candle's autograd, loading and exporting Hugging Face
 //! folders, AdamW with parameter groups, LR schedules, fine-tuning recipes, metrics and the
 //! training loop. Knows nothing of SQLite, Tauri or HTTP.
 //!
@@ -15,6 +16,7 @@ pub mod device;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod graph;
 pub mod inference;
 pub mod job;
 pub mod memory;
@@ -38,7 +40,7 @@ pub use error::EngineError;
 pub use events::TrainEvent;
 pub use job::{fine_tune, FineTuneOutcome};
 pub use metrics::ClassificationReport;
-pub use models::{Classifier, Family};
+pub use models::{Family, Model, Task};
 
 /// Result type of the engine.
 pub type Result<T> = std::result::Result<T, EngineError>;

@@ -5,10 +5,8 @@
 //! composed from ops whose backward candle implements (matmul, broadcast arithmetic, exp, sqrt,
 //! reductions, gather, erf-GELU, ...).
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{Tensor, D};
 use serde::{Deserialize, Serialize};
-
-use crate::rng::HoneRng;
 
 /// `x · wᵀ + b` over the last dimension of `x` (any leading dimensions).
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
@@ -74,6 +72,8 @@ pub enum Activation {
     Relu,
     /// SiLU / swish.
     Silu,
+    /// tanh (BERT's pooler, RoBERTa's classification head).
+    Tanh,
 }
 
 impl Activation {
@@ -95,56 +95,15 @@ impl Activation {
             Activation::GeluTanh => x.gelu(),
             Activation::Relu => x.relu(),
             Activation::Silu => x.silu(),
+            Activation::Tanh => x.tanh(),
         }
-    }
-}
-
-/// Per-forward state: training or evaluation, and the generator for dropout masks.
-pub struct ForwardCtx {
-    train: bool,
-    rng: HoneRng,
-}
-
-impl ForwardCtx {
-    /// Evaluation: no dropout, and parameters are used detached (no autograd graph).
-    pub fn eval() -> Self {
-        ForwardCtx {
-            train: false,
-            rng: HoneRng::new(0, 0),
-        }
-    }
-
-    /// Training: dropout on, masks drawn from `rng`.
-    pub fn train(rng: HoneRng) -> Self {
-        ForwardCtx { train: true, rng }
-    }
-
-    /// True in training mode.
-    pub fn is_train(&self) -> bool {
-        self.train
-    }
-
-    /// Inverted dropout: in training, zeroes each value with probability `p` and scales the
-    /// rest by `1 / (1 - p)`; in evaluation, the identity.
-    pub fn dropout(&mut self, x: &Tensor, p: f64) -> candle_core::Result<Tensor> {
-        if !self.train || p <= 0.0 {
-            return Ok(x.clone());
-        }
-        let mask = self.rng.dropout_mask(x.elem_count(), p as f32);
-        let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
-        let mask = if x.dtype() == DType::F32 {
-            mask
-        } else {
-            mask.to_dtype(x.dtype())?
-        };
-        x.mul(&mask)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
 
     fn close(a: &[f32], b: &[f32], tol: f32) {
         assert_eq!(a.len(), b.len());
@@ -193,19 +152,6 @@ mod tests {
         let labels = Tensor::new(&[0u32, 1, 2, 4], &Device::Cpu)?;
         let loss = cross_entropy(&logits, &labels)?.to_scalar::<f32>()?;
         assert!((loss - 5f32.ln()).abs() < 1e-6);
-        Ok(())
-    }
-
-    #[test]
-    fn dropout_is_identity_in_eval_and_scaled_in_train() -> candle_core::Result<()> {
-        let x = Tensor::ones((10, 100), DType::F32, &Device::Cpu)?;
-        let same = ForwardCtx::eval().dropout(&x, 0.5)?;
-        assert_eq!(same.sum_all()?.to_scalar::<f32>()?, 1000.0);
-        let mut ctx = ForwardCtx::train(HoneRng::new(1, 0));
-        let d = ctx.dropout(&x, 0.5)?.flatten_all()?.to_vec1::<f32>()?;
-        assert!(d.iter().all(|&v| v == 0.0 || v == 2.0));
-        let kept = d.iter().filter(|&&v| v == 2.0).count();
-        assert!((400..600).contains(&kept), "{kept}");
         Ok(())
     }
 }

@@ -7,8 +7,6 @@ use std::sync::Arc;
 
 use candle_core::{Tensor, Var};
 
-use crate::ops::ForwardCtx;
-
 /// Where a parameter sits, for freezing and layer-wise learning rates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ParamPosition {
@@ -71,16 +69,6 @@ impl Param {
     /// The variable (for the optimizer and for reading gradients).
     pub fn var(&self) -> &Var {
         &self.inner.var
-    }
-
-    /// The value as a tensor for a forward pass: tracked by autograd only when training and
-    /// not frozen, so frozen and evaluation passes build no graph.
-    pub fn t(&self, ctx: &ForwardCtx) -> Tensor {
-        if ctx.is_train() && !self.is_frozen() {
-            self.inner.var.as_tensor().clone()
-        } else {
-            self.inner.var.as_detached_tensor()
-        }
     }
 
     /// The current value, detached.

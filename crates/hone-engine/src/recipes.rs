@@ -3,7 +3,7 @@
 //! cosine-shaped) and a head-only warm start.
 
 use crate::config::{DecayShape, TrainingConfig};
-use crate::models::Classifier;
+use crate::models::Model;
 use crate::optim::{AdamW, AdamWSettings, ParamGroup};
 use crate::params::{Param, ParamPosition};
 
@@ -38,7 +38,7 @@ pub fn lr_scale(
 }
 
 /// True when the recipe keeps this parameter fixed for the whole run.
-pub fn is_frozen_by_recipe(model: &Classifier, param: &Param, cfg: &TrainingConfig) -> bool {
+pub fn is_frozen_by_recipe(model: &Model, param: &Param, cfg: &TrainingConfig) -> bool {
     if model.is_fixed(param) {
         return true;
     }
@@ -51,7 +51,7 @@ pub fn is_frozen_by_recipe(model: &Classifier, param: &Param, cfg: &TrainingConf
 
 /// Sets every parameter's frozen flag: recipe freezing, plus everything but the head while
 /// `head_only` (the warm-start phase).
-pub fn apply_freezing(model: &Classifier, cfg: &TrainingConfig, head_only: bool) {
+pub fn apply_freezing(model: &Model, cfg: &TrainingConfig, head_only: bool) {
     for p in model.params().all() {
         let frozen = is_frozen_by_recipe(model, p, cfg)
             || (head_only && p.position() != ParamPosition::Head);
@@ -60,7 +60,7 @@ pub fn apply_freezing(model: &Classifier, cfg: &TrainingConfig, head_only: bool)
 }
 
 /// Optimizer groups for every parameter that can ever be trained in this run.
-pub fn param_groups(model: &Classifier, cfg: &TrainingConfig) -> Vec<(Param, ParamGroup)> {
+pub fn param_groups(model: &Model, cfg: &TrainingConfig) -> Vec<(Param, ParamGroup)> {
     model
         .params()
         .all()
@@ -86,7 +86,7 @@ pub fn param_groups(model: &Classifier, cfg: &TrainingConfig) -> Vec<(Param, Par
 }
 
 /// The AdamW optimizer of a run: the config's betas and epsilon, the recipe's groups.
-pub fn optimizer(model: &Classifier, cfg: &TrainingConfig) -> AdamW {
+pub fn optimizer(model: &Model, cfg: &TrainingConfig) -> AdamW {
     AdamW::new(
         AdamWSettings {
             beta1: cfg.beta1,

@@ -1,14 +1,20 @@
 //! One optimizer step: forward, loss and backward over one or more micro-batches, gradient
-//! clipping, AdamW. Shared by the training loop and the benchmark. [`Stepper`] takes the CPU
-//! path (`crate::cpu`) when it can and candle's autograd otherwise.
+//! clipping, AdamW; and forward passes without gradients. Shared by the training loop, the
+//! evaluation and the benchmark. A [`Stepper`] runs the model on the CPU graph
+//! ([`crate::graph::host`]) when the model is f32 on the CPU and on candle's autograd
+//! ([`crate::graph::autograd`]) otherwise; the model code is the same.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
+use candle_core::Device;
 use hone_data::Batch;
 
-use crate::cpu::{pack_all, CpuTrainer};
-use crate::models::Classifier;
-use crate::ops::{cross_entropy, ForwardCtx};
+use crate::cpu::HostGrads;
+use crate::graph::autograd::{cross_entropy_sum, AutogradGraph};
+use crate::graph::host::{self, cross_entropy_grad, HostGraph, Pool, WeightGuards};
+use crate::graph::Tokens;
+use crate::models::Model;
 use crate::optim::{AdamW, Gradients};
 use crate::rng::HoneRng;
 use crate::EngineError;
@@ -16,7 +22,7 @@ use crate::EngineError;
 /// What one step did and how long its phases took.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepOutcome {
-    /// Mean loss over the step's examples.
+    /// Mean loss over the step's labeled rows (examples, or tagged tokens).
     pub loss: f64,
     /// Global gradient norm before clipping.
     pub grad_norm: f64,
@@ -43,88 +49,61 @@ pub fn clip_factor(grad_norm: f64, clip_norm: Option<f64>, step: u64) -> Result<
     })
 }
 
-/// Runs one optimizer step over `batches` (accumulated as one step of all their examples),
-/// with the learning rate `lr`. `step` (1-based) is only used in error messages.
-pub fn train_step(
-    model: &Classifier,
-    optimizer: &mut AdamW,
-    batches: &[Batch],
-    clip_norm: Option<f64>,
-    lr: f64,
-    ctx: &mut ForwardCtx,
-    step: u64,
-) -> Result<StepOutcome, EngineError> {
-    let examples: usize = batches.iter().map(|b| b.batch_size).sum();
-    let mut grads = Gradients::default();
-    let (mut loss_sum, mut tokens) = (0f64, 0usize);
-    let (mut forward_s, mut backward_s) = (0f64, 0f64);
-    for batch in batches {
-        let t0 = Instant::now();
-        tokens += batch.real_tokens();
-        let inputs = model.inputs(batch)?;
-        let labels = inputs
-            .labels
-            .as_ref()
-            .ok_or_else(|| EngineError::InvalidConfig("training examples need labels".into()))?;
-        let logits = model.forward(&inputs, ctx)?;
-        let loss = cross_entropy(&logits, labels)?;
-        let value = loss.to_scalar::<f32>()? as f64;
-        if !value.is_finite() {
-            return Err(EngineError::NonFiniteLoss { step, value });
-        }
-        loss_sum += value * batch.batch_size as f64;
-        let t1 = Instant::now();
-        let share = batch.batch_size as f64 / examples as f64;
-        let backward = (loss * share)?.backward()?;
-        grads.accumulate(&backward, model.params().trainable())?;
-        forward_s += (t1 - t0).as_secs_f64();
-        backward_s += t1.elapsed().as_secs_f64();
-    }
-    let t2 = Instant::now();
-    let grad_norm = grads.global_norm()?;
-    grads.scale(clip_factor(grad_norm, clip_norm, step)?)?;
-    optimizer.step(&grads, lr)?;
-    Ok(StepOutcome {
-        loss: loss_sum / examples.max(1) as f64,
-        grad_norm,
-        examples,
-        tokens,
-        forward_s,
-        backward_s,
-        optimizer_s: t2.elapsed().as_secs_f64(),
-    })
+/// Logits of one batch: one row per sequence (sequence heads) or per real token (token
+/// heads, in the batch's packed order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logits {
+    pub values: Vec<f32>,
+    pub classes: usize,
 }
 
-/// Runs optimizer steps for one model, on the CPU path when the model is f32 on the CPU and the
-/// batches are right-padded, through candle's autograd otherwise.
+impl Logits {
+    /// The rows.
+    pub fn rows(&self) -> impl Iterator<Item = &[f32]> {
+        self.values.chunks_exact(self.classes.max(1))
+    }
+}
+
+/// The CPU graph's state kept across steps: gradient buffers and pooled activations.
+#[derive(Default)]
+struct HostState {
+    grads: HostGrads,
+    pool: Pool,
+}
+
+/// Runs optimizer steps and evaluation passes for one model.
 pub struct Stepper {
-    cpu: Option<CpuTrainer>,
+    host: Option<HostState>,
+}
+
+fn labeled(tokens: &Tokens) -> Result<&[u32], EngineError> {
+    tokens
+        .labels()
+        .ids()
+        .ok_or_else(|| EngineError::InvalidConfig("training examples need labels".into()))
 }
 
 impl Stepper {
-    /// A stepper for `model`; `fast` allows the CPU path.
-    pub fn new(model: &Classifier, fast: bool) -> Self {
+    /// A stepper for `model`; `fast` allows the CPU graph (used when the model is f32 on the
+    /// CPU).
+    pub fn new(model: &Model, fast: bool) -> Self {
         Stepper {
-            cpu: if fast { CpuTrainer::new(model) } else { None },
+            host: (fast && host::supports(model.params())).then(HostState::default),
         }
     }
 
-    /// The CPU path's trainer (and its buffers), when steps run on it.
-    pub fn cpu_mut(&mut self) -> Option<&mut CpuTrainer> {
-        self.cpu.as_mut()
-    }
-
-    /// True when steps run on the CPU path.
+    /// True when passes run on the CPU graph.
     pub fn is_fast(&self) -> bool {
-        self.cpu.is_some()
+        self.host.is_some()
     }
 
-    /// One optimizer step over `batches` with learning rate `lr`; dropout masks come from
-    /// `rng`. `step` (1-based) is used in error messages.
+    /// One optimizer step over `batches` (accumulated as one step of all their labeled rows)
+    /// with learning rate `lr`; dropout masks come from `rng`. `step` (1-based) is used in
+    /// error messages.
     #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
-        model: &Classifier,
+        model: &Model,
         optimizer: &mut AdamW,
         batches: &[Batch],
         clip_norm: Option<f64>,
@@ -132,12 +111,236 @@ impl Stepper {
         mut rng: HoneRng,
         step: u64,
     ) -> Result<StepOutcome, EngineError> {
-        if let Some(cpu) = &mut self.cpu {
-            if let Some(packed) = pack_all(model, batches) {
-                return cpu.step(optimizer, &packed, clip_norm, lr, &mut rng, step);
+        let packed = batches
+            .iter()
+            .map(|b| model.tokens(b))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows: usize = packed.iter().map(|t| t.labels().count()).sum();
+        if rows == 0 {
+            return Err(EngineError::InvalidConfig(
+                "a training step needs labeled examples".into(),
+            ));
+        }
+        let scale = 1.0 / rows as f64;
+        let mut timing = Timing::default();
+        let grad_norm = match &mut self.host {
+            Some(state) => {
+                let norm = host_step(model, state, &packed, scale, &mut rng, step, &mut timing)?;
+                let t = Instant::now();
+                let factor = clip_factor(norm, clip_norm, step)?;
+                optimizer.step_host(&state.grads, model.params(), lr, factor as f32)?;
+                timing.optimizer_s = t.elapsed().as_secs_f64();
+                norm
+            }
+            None => {
+                let mut grads = autograd_step(model, &packed, scale, &mut rng, step, &mut timing)?;
+                let t = Instant::now();
+                let norm = grads.global_norm()?;
+                grads.scale(clip_factor(norm, clip_norm, step)?)?;
+                optimizer.step(&grads, lr)?;
+                timing.optimizer_s = t.elapsed().as_secs_f64();
+                norm
+            }
+        };
+        Ok(StepOutcome {
+            loss: timing.loss_sum * scale,
+            grad_norm,
+            examples: packed.iter().map(Tokens::sequences).sum(),
+            tokens: packed.iter().map(Tokens::len).sum(),
+            forward_s: timing.forward_s,
+            backward_s: timing.backward_s,
+            optimizer_s: timing.optimizer_s,
+        })
+    }
+
+    /// Logits of `batch` in evaluation mode (no dropout, no gradients), on the stepper's
+    /// own buffers.
+    pub fn logits(&mut self, model: &Model, batch: &Batch) -> Result<Logits, EngineError> {
+        let tokens = model.tokens(batch)?;
+        let mut rng = HoneRng::new(0, 0);
+        match &self.host {
+            Some(state) => {
+                let guards = WeightGuards::lock(model.params());
+                let weights = guards.weights()?;
+                let mut g = HostGraph::new(
+                    &tokens,
+                    model.params(),
+                    &weights,
+                    None,
+                    &mut rng,
+                    state.pool.clone(),
+                );
+                let out = model.forward(&mut g)?;
+                Ok(Logits {
+                    values: out.data().to_vec(),
+                    classes: out.cols(),
+                })
+            }
+            None => {
+                let mut g =
+                    AutogradGraph::new(&tokens, model.device(), model.dtype(), false, &mut rng)?;
+                tensor_logits(&model.forward(&mut g)?)
             }
         }
-        let mut ctx = ForwardCtx::train(rng);
-        train_step(model, optimizer, batches, clip_norm, lr, &mut ctx, step)
     }
+}
+
+#[derive(Default)]
+struct Timing {
+    /// Logits of every micro-batch, when asked for.
+    logits: Option<Vec<Logits>>,
+    loss_sum: f64,
+    forward_s: f64,
+    backward_s: f64,
+    optimizer_s: f64,
+}
+
+/// Forward and backward of every micro-batch on the CPU graph; returns the gradient norm.
+fn host_step(
+    model: &Model,
+    state: &mut HostState,
+    packed: &[Tokens],
+    scale: f64,
+    rng: &mut HoneRng,
+    step: u64,
+    timing: &mut Timing,
+) -> Result<f64, EngineError> {
+    state.grads.prepare(model.params());
+    let guards = WeightGuards::lock(model.params());
+    let weights = guards.weights()?;
+    for tokens in packed {
+        let t0 = Instant::now();
+        let labels = labeled(tokens)?;
+        let mut g = HostGraph::new(
+            tokens,
+            model.params(),
+            &weights,
+            Some(&state.grads),
+            rng,
+            state.pool.clone(),
+        );
+        let logits = model.forward(&mut g)?;
+        let tape = g.finish();
+        if let Some(kept) = &mut timing.logits {
+            kept.push(Logits {
+                values: logits.data().to_vec(),
+                classes: logits.cols(),
+            });
+        }
+        let (loss, d_logits) = cross_entropy_grad(&logits, labels, scale, &state.pool)?;
+        if !loss.is_finite() {
+            return Err(EngineError::NonFiniteLoss { step, value: loss });
+        }
+        timing.loss_sum += loss;
+        let t1 = Instant::now();
+        tape.backward(&weights, &logits, d_logits, &mut state.grads)?;
+        timing.forward_s += (t1 - t0).as_secs_f64();
+        timing.backward_s += t1.elapsed().as_secs_f64();
+    }
+    Ok(state.grads.squared_norm().sqrt())
+}
+
+/// Forward and backward of every micro-batch through candle's autograd; returns the summed
+/// gradients.
+fn autograd_step(
+    model: &Model,
+    packed: &[Tokens],
+    scale: f64,
+    rng: &mut HoneRng,
+    step: u64,
+    timing: &mut Timing,
+) -> Result<Gradients, EngineError> {
+    let mut grads = Gradients::default();
+    for tokens in packed {
+        let t0 = Instant::now();
+        let labels = labeled(tokens)?;
+        let mut g = AutogradGraph::new(tokens, model.device(), model.dtype(), true, rng)?;
+        let logits = model.forward(&mut g)?;
+        if let Some(kept) = &mut timing.logits {
+            kept.push(tensor_logits(&logits)?);
+        }
+        let loss = cross_entropy_sum(&logits, labels)?;
+        let value = loss.to_scalar::<f32>()? as f64;
+        if !value.is_finite() {
+            return Err(EngineError::NonFiniteLoss { step, value });
+        }
+        timing.loss_sum += value;
+        let t1 = Instant::now();
+        let backward = (loss * scale)?.backward()?;
+        grads.accumulate(&backward, model.params().trainable())?;
+        timing.forward_s += (t1 - t0).as_secs_f64();
+        timing.backward_s += t1.elapsed().as_secs_f64();
+    }
+    Ok(grads)
+}
+
+fn tensor_logits(t: &candle_core::Tensor) -> Result<Logits, EngineError> {
+    Ok(Logits {
+        classes: t.dim(1)?,
+        values: t
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1()?,
+    })
+}
+
+/// Logits, loss and gradients of one labeled batch.
+pub struct BatchGradients {
+    pub logits: Logits,
+    /// Mean loss over the labeled rows.
+    pub loss: f64,
+    /// The gradient of the mean loss for every trained parameter, by Hub name.
+    pub grads: HashMap<String, candle_core::Tensor>,
+}
+
+/// The gradients of one training forward and backward pass over `batch` (dropout from
+/// `rng`), on the CPU graph when `fast` allows it, on candle's autograd otherwise; no
+/// optimizer step. For checks against a reference and between the two graphs.
+pub fn gradients(
+    model: &Model,
+    batch: &Batch,
+    fast: bool,
+    mut rng: HoneRng,
+) -> Result<BatchGradients, EngineError> {
+    let tokens = model.tokens(batch)?;
+    let rows = tokens.labels().count();
+    if rows == 0 {
+        return Err(EngineError::InvalidConfig("the batch has no labels".into()));
+    }
+    let scale = 1.0 / rows as f64;
+    let packed = std::slice::from_ref(&tokens);
+    let mut timing = Timing {
+        logits: Some(Vec::new()),
+        ..Timing::default()
+    };
+    let mut grads = HashMap::new();
+    let mut stepper = Stepper::new(model, fast);
+    match &mut stepper.host {
+        Some(state) => {
+            host_step(model, state, packed, scale, &mut rng, 1, &mut timing)?;
+            for (i, p) in model.params().all().iter().enumerate() {
+                if let Some(g) = state.grads.get(i) {
+                    let t = candle_core::Tensor::from_slice(g, p.var().dims(), &Device::Cpu)?;
+                    grads.insert(p.name().to_string(), t);
+                }
+            }
+        }
+        None => {
+            let summed = autograd_step(model, packed, scale, &mut rng, 1, &mut timing)?;
+            for p in model.params().trainable() {
+                if let Some(g) = summed.get(p.name()) {
+                    grads.insert(p.name().to_string(), g.clone());
+                }
+            }
+        }
+    }
+    let logits = timing
+        .logits
+        .and_then(|mut l| l.pop())
+        .ok_or_else(|| EngineError::InvalidConfig("no forward pass ran".into()))?;
+    Ok(BatchGradients {
+        logits,
+        loss: timing.loss_sum * scale,
+        grads,
+    })
 }

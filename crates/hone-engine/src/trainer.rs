@@ -15,7 +15,7 @@ use crate::config::TrainingConfig;
 use crate::events::{CheckpointKind, RunStatus, TrainEvent};
 use crate::inference::evaluate_with;
 use crate::metrics::ClassificationReport;
-use crate::models::Classifier;
+use crate::models::Model;
 use crate::optim::AdamW;
 use crate::recipes::{apply_freezing, optimizer};
 use crate::rng::HoneRng;
@@ -68,7 +68,7 @@ pub struct TrainSummary {
 
 /// Everything the loop needs.
 pub struct Trainer<'a> {
-    pub model: &'a Classifier,
+    pub model: &'a Model,
     pub cfg: &'a TrainingConfig,
     pub train: &'a EncodedSet,
     pub valid: &'a EncodedSet,
@@ -248,13 +248,8 @@ impl Trainer<'_> {
         let step = progress.step;
         progress.last_eval_step = Some(step);
         // On the training step's own buffers, batch for batch: evaluation adds no memory.
-        let (report, logits) = evaluate_with(
-            self.model,
-            self.valid,
-            self.labels,
-            cfg.batch_size,
-            stepper.cpu_mut(),
-        )?;
+        let (report, logits) =
+            evaluate_with(self.model, self.valid, self.labels, cfg.batch_size, stepper)?;
         let value = report.get(metric);
         let is_best = metric.improves(value, progress.best_value, cfg.early_stopping_min_delta);
         sink(TrainEvent::Evaluated {

@@ -8,9 +8,8 @@ use candle_core::Device;
 use common::{as_u32, golden, relative_error, relative_error_with_floor, tiny_model};
 use hone_data::{Batch, TextTokenizer};
 use hone_engine::config::TrainingConfig;
-use hone_engine::cpu::{CpuModel, HostGrads, Packed, Saved, Scratch};
-use hone_engine::models::Classifier;
-use hone_engine::ops::{cross_entropy, ForwardCtx};
+use hone_engine::cpu::HostGrads;
+use hone_engine::models::{Model, Task};
 use hone_engine::optim::{AdamW, Gradients};
 use hone_engine::rng::HoneRng;
 use hone_engine::schedule::Schedule;
@@ -36,9 +35,17 @@ fn golden_batch(family: &str) -> Batch {
     }
 }
 
-fn load(family: &str) -> Classifier {
+fn load(family: &str) -> Model {
     // Dropout 0: the reference ran in eval mode.
-    let model = Classifier::load(&tiny_model(family), 3, Some(0.0), &Device::Cpu, 0).unwrap();
+    let model = Model::load(
+        &tiny_model(family),
+        Task::SequenceClassification,
+        3,
+        Some(0.0),
+        &Device::Cpu,
+        0,
+    )
+    .unwrap();
     assert!(
         model.newly_initialized().is_empty(),
         "{:?}",
@@ -80,107 +87,165 @@ fn tokenizer_matches_transformers() {
     }
 }
 
+/// Logits, loss and every parameter's gradient of both graphs (the CPU graph and candle's
+/// autograd) against the reference.
 #[test]
-fn logits_loss_and_every_gradient_match_transformers() {
+fn logits_loss_and_every_gradient_match_transformers_on_both_graphs() {
     for family in FAMILIES {
         let (want, _) = golden(family);
         let model = load(family);
-        let inputs = model.inputs(&golden_batch(family)).unwrap();
-        let mut ctx = ForwardCtx::train(HoneRng::new(0, 0));
-        let logits = model.forward(&inputs, &mut ctx).unwrap();
-        let err = relative_error(&logits, &want["logits"]);
-        assert!(err < TOLERANCE, "{family} logits: relative error {err:.2e}");
-        let loss = cross_entropy(&logits, inputs.labels.as_ref().unwrap()).unwrap();
-        let err = relative_error(&loss.reshape(1).unwrap(), &want["loss"]);
-        assert!(err < TOLERANCE, "{family} loss: relative error {err:.2e}");
-
-        let grads = loss.backward().unwrap();
-        // Attention key biases have an exactly zero gradient (softmax ignores a constant
-        // shift); there the reference is ~1e-21 and Hone's f32 noise is compared against a
-        // floor of 1e-3 × the model's largest gradient instead.
-        let floor = want
-            .iter()
-            .filter(|(k, _)| k.starts_with("grad."))
-            .map(|(_, t)| {
-                t.abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap() as f64
-            })
-            .fold(0f64, f64::max)
-            * 1e-3;
-        let mut checked = 0;
-        for p in model.params().all() {
-            let reference = want
-                .get(&format!("grad.{}", p.name()))
-                .unwrap_or_else(|| panic!("{family}: no reference gradient for {}", p.name()));
-            let g = grads
-                .get(p.var().as_tensor())
-                .unwrap_or_else(|| panic!("{family}: no gradient reached {}", p.name()));
-            let err = relative_error_with_floor(g, reference, floor);
+        for fast in [true, false] {
+            let path = if fast { "CPU graph" } else { "autograd" };
+            let got = hone_engine::step::gradients(
+                &model,
+                &golden_batch(family),
+                fast,
+                HoneRng::new(0, 0),
+            )
+            .unwrap();
+            let logits = candle_core::Tensor::from_vec(
+                got.logits.values,
+                want["logits"].dims(),
+                &Device::Cpu,
+            )
+            .unwrap();
+            let err = relative_error(&logits, &want["logits"]);
+            assert!(err < TOLERANCE, "{family} {path} logits: {err:.2e}");
+            let want_loss = want["loss"].to_vec1::<f32>().unwrap()[0] as f64;
             assert!(
-                err < TOLERANCE,
-                "{family} grad {}: relative error {err:.2e}",
-                p.name()
+                (got.loss - want_loss).abs() / want_loss < TOLERANCE,
+                "{family} {path} loss {} vs {want_loss}",
+                got.loss
             );
-            checked += 1;
+            // Attention key biases have an exactly zero gradient (softmax ignores a constant
+            // shift); there the reference is ~1e-21 and Hone's f32 noise is compared against a
+            // floor of 1e-3 × the model's largest gradient instead.
+            let floor = gradient_floor(&want);
+            for p in model.params().all() {
+                let reference = want
+                    .get(&format!("grad.{}", p.name()))
+                    .unwrap_or_else(|| panic!("{family}: no reference gradient for {}", p.name()));
+                let g = got
+                    .grads
+                    .get(p.name())
+                    .unwrap_or_else(|| panic!("{family} {path}: no gradient reached {}", p.name()));
+                let err = relative_error_with_floor(g, reference, floor);
+                assert!(
+                    err < TOLERANCE,
+                    "{family} {path} grad {}: relative error {err:.2e}",
+                    p.name()
+                );
+            }
+            let reference_count = want.keys().filter(|k| k.starts_with("grad.")).count();
+            assert_eq!(
+                got.grads.len(),
+                reference_count,
+                "{family} {path}: parameter count differs from transformers"
+            );
         }
-        let reference_count = want.keys().filter(|k| k.starts_with("grad.")).count();
-        assert_eq!(
-            checked, reference_count,
-            "{family}: parameter count differs from transformers"
-        );
     }
 }
 
-/// The CPU path (hand-written backward over packed sequences) against the same reference.
+/// Token classification: a `*ForTokenClassification` head (5 labels, its weights from the
+/// reference) on the golden batch with per-token labels (-100 on special tokens and every
+/// third token), on both graphs.
 #[test]
-fn cpu_path_logits_loss_and_every_gradient_match_transformers() {
+fn token_classification_logits_loss_and_every_gradient_match_transformers_on_both_graphs() {
     for family in FAMILIES {
-        let (want, _) = golden(family);
-        let model = load(family);
-        let packed = Packed::from_batch(&model, &golden_batch(family)).expect("right-padded");
-        let cpu = CpuModel::new(&model).expect("an f32 CPU model");
-        let mut grads = HostGrads::default();
-        grads.prepare(cpu.params());
-        let mut saved = Saved::default();
-        let guards = cpu.lock();
-        let weights = guards.weights().unwrap();
-        let logits = cpu
-            .forward(&weights, &packed, true, &mut HoneRng::new(0, 0), &mut saved)
-            .to_vec();
-        let logits =
-            candle_core::Tensor::from_vec(logits, want["logits"].dims(), &Device::Cpu).unwrap();
-        let err = relative_error(&logits, &want["logits"]);
-        assert!(err < TOLERANCE, "{family} logits: relative error {err:.2e}");
-        let loss = cpu.backward(
-            &weights,
-            &packed,
-            &saved,
-            1.0,
-            &mut grads,
-            &mut Scratch::default(),
+        let want = common::token_golden(family);
+        let model = Model::load(
+            &tiny_model(family),
+            Task::TokenClassification,
+            5,
+            Some(0.0),
+            &Device::Cpu,
+            0,
+        )
+        .unwrap();
+        // The checkpoint's sequence head (3 labels) does not fit: the token head is new, and
+        // takes the reference's weights below. Nothing else is new (BERT's pooler is unused).
+        assert_eq!(
+            model.newly_initialized(),
+            ["classifier.weight", "classifier.bias"],
+            "{family}"
         );
-        let want_loss = want["loss"].to_vec1::<f32>().unwrap()[0] as f64;
-        assert!(
-            (loss - want_loss).abs() / want_loss < TOLERANCE,
-            "{family} loss {loss} vs {want_loss}"
-        );
+        for name in ["classifier.weight", "classifier.bias"] {
+            let p = model.params().get(name).unwrap();
+            p.var().set(&want[&format!("head.{name}")]).unwrap();
+        }
+        let ids = &want["input.input_ids"];
+        let (b, s) = ids.dims2().unwrap();
+        let mask = as_u32(&want["input.attention_mask"]);
+        let labels: Vec<u32> = want["labels"]
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<i64>()
+            .unwrap()
+            .into_iter()
+            .map(|y| {
+                if y < 0 {
+                    hone_engine::graph::IGNORE_LABEL
+                } else {
+                    y as u32
+                }
+            })
+            .collect();
+        let batch = Batch {
+            input_ids: as_u32(ids),
+            token_type_ids: want
+                .get("input.token_type_ids")
+                .map(as_u32)
+                .unwrap_or_else(|| vec![0; b * s]),
+            attention_mask: mask.clone(),
+            labels,
+            batch_size: b,
+            seq_len: s,
+        };
+        // The reference's logits of real tokens, in packed order.
+        let all = want["logits"]
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let real: Vec<f32> = all
+            .chunks_exact(5)
+            .zip(&mask)
+            .filter(|(_, &m)| m == 1)
+            .flat_map(|(row, _)| row.to_vec())
+            .collect();
+        let n = real.len();
+        let want_logits = candle_core::Tensor::from_vec(real, n, &Device::Cpu).unwrap();
         let floor = gradient_floor(&want);
-        for (i, p) in cpu.params().all().iter().enumerate() {
-            let reference = &want[&format!("grad.{}", p.name())];
-            let g = grads
-                .get(i)
-                .unwrap_or_else(|| panic!("{family}: no gradient for {}", p.name()));
-            let g = candle_core::Tensor::from_slice(g, reference.dims(), &Device::Cpu).unwrap();
-            let err = relative_error_with_floor(&g, reference, floor);
+        for fast in [true, false] {
+            let path = if fast { "CPU graph" } else { "autograd" };
+            let got =
+                hone_engine::step::gradients(&model, &batch, fast, HoneRng::new(0, 0)).unwrap();
+            let logits = candle_core::Tensor::from_vec(got.logits.values, n, &Device::Cpu).unwrap();
+            let err = relative_error(&logits, &want_logits);
+            assert!(err < TOLERANCE, "{family} {path} token logits: {err:.2e}");
+            let want_loss = want["loss"].to_vec1::<f32>().unwrap()[0] as f64;
             assert!(
-                err < TOLERANCE,
-                "{family} CPU grad {}: relative error {err:.2e}",
-                p.name()
+                (got.loss - want_loss).abs() / want_loss < TOLERANCE,
+                "{family} {path} token loss {} vs {want_loss}",
+                got.loss
             );
+            let reference_count = want.keys().filter(|k| k.starts_with("grad.")).count();
+            assert_eq!(
+                got.grads.len(),
+                reference_count,
+                "{family} {path}: parameters"
+            );
+            for p in model.params().all() {
+                let reference = want
+                    .get(&format!("grad.{}", p.name()))
+                    .unwrap_or_else(|| panic!("{family}: no reference gradient for {}", p.name()));
+                let err = relative_error_with_floor(&got.grads[p.name()], reference, floor);
+                assert!(
+                    err < TOLERANCE,
+                    "{family} {path} token grad {}: relative error {err:.2e}",
+                    p.name()
+                );
+            }
         }
     }
 }
@@ -204,7 +269,7 @@ fn gradient_floor(want: &std::collections::HashMap<String, candle_core::Tensor>)
 
 /// AdamW with the reference's settings and Hone's parameter groups (no decay on biases and
 /// LayerNorm weights).
-fn reference_optimizer(model: &Classifier, a: &serde_json::Value) -> AdamW {
+fn reference_optimizer(model: &Model, a: &serde_json::Value) -> AdamW {
     let cfg = TrainingConfig {
         weight_decay: a["weight_decay"].as_f64().unwrap(),
         beta1: a["betas"][0].as_f64().unwrap(),
@@ -219,7 +284,7 @@ fn reference_optimizer(model: &Classifier, a: &serde_json::Value) -> AdamW {
 /// value: an update is ~1e-3 of the weights).
 fn assert_changes_match(
     family: &str,
-    model: &Classifier,
+    model: &Model,
     initial: &std::collections::HashMap<String, candle_core::Tensor>,
     want: &std::collections::HashMap<String, candle_core::Tensor>,
 ) {

@@ -11,8 +11,8 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use common::{bits, random_batch, tiny_model};
 use hone_data::TextTokenizer;
-use hone_engine::models::Classifier;
-use hone_engine::ops::ForwardCtx;
+use hone_engine::models::{Model, Task};
+use hone_engine::step::Stepper;
 use hone_engine::EngineError;
 
 fn copy_folder_without_weights(from: &Path, to: &Path) {
@@ -29,18 +29,13 @@ fn weights(dir: &Path) -> HashMap<String, Tensor> {
     candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap()
 }
 
-fn logits(model: &Classifier) -> Vec<Vec<f32>> {
+fn logits(model: &Model) -> Vec<Vec<f32>> {
     let batch = random_batch(4, 10, model.spec().encoder.pad_token_id, 3);
-    let inputs = model.inputs(&batch).unwrap();
-    model
-        .forward(&inputs, &mut ForwardCtx::eval())
-        .unwrap()
-        .to_vec2()
-        .unwrap()
+    hone_engine::inference::batch_logits(model, &mut Stepper::new(model, true), &batch).unwrap()
 }
 
-fn load(dir: &Path) -> Result<Classifier, EngineError> {
-    Classifier::load(dir, 3, None, &Device::Cpu, 0)
+fn load(dir: &Path) -> Result<Model, EngineError> {
+    Model::load(dir, Task::SequenceClassification, 3, None, &Device::Cpu, 0)
 }
 
 #[test]
@@ -114,7 +109,15 @@ fn base_model_without_prefix_and_head_gets_a_new_head() {
 
 #[test]
 fn a_head_for_another_number_of_classes_is_replaced() {
-    let model = Classifier::load(&tiny_model("distilbert"), 5, None, &Device::Cpu, 0).unwrap();
+    let model = Model::load(
+        &tiny_model("distilbert"),
+        Task::SequenceClassification,
+        5,
+        None,
+        &Device::Cpu,
+        0,
+    )
+    .unwrap();
     assert_eq!(
         model.newly_initialized(),
         ["classifier.weight", "classifier.bias"]

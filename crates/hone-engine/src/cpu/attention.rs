@@ -9,12 +9,7 @@ use super::kernels::DropMask;
 use super::math;
 use crate::rng::HoneRng;
 
-/// A sequence inside a packed batch: its first token and its length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
-    pub start: usize,
-    pub len: usize,
-}
+pub use crate::graph::Span;
 
 /// A raw pointer that tasks share to write disjoint blocks of one buffer.
 #[derive(Clone, Copy)]

@@ -195,6 +195,7 @@ pub fn activation(x: &mut [f32], act: Activation) {
         Activation::GeluTanh => c.iter_mut().for_each(|v| *v = math::gelu_tanh(*v)),
         Activation::Relu => c.iter_mut().for_each(|v| *v = v.max(0.0)),
         Activation::Silu => c.iter_mut().for_each(|v| *v *= math::sigmoid(*v)),
+        Activation::Tanh => c.iter_mut().for_each(|v| *v = math::tanh(*v)),
     });
 }
 
@@ -213,6 +214,10 @@ pub fn activation_backward(grad: &mut [f32], pre: &[f32], act: Activation) {
         Activation::Silu => apply(grad, pre, |x| {
             let s = math::sigmoid(x);
             s * (1.0 + x * (1.0 - s))
+        }),
+        Activation::Tanh => apply(grad, pre, |x| {
+            let t = math::tanh(x);
+            1.0 - t * t
         }),
     }
 }
@@ -311,26 +316,37 @@ impl DropMask {
     }
 }
 
-/// Mean cross-entropy of `logits` `[batch × classes]`; writes `dlogits = (softmax − onehot) /
-/// batch` and returns the loss.
-pub fn cross_entropy(logits: &[f32], labels: &[u32], classes: usize, dlogits: &mut [f32]) -> f64 {
-    let batch = labels.len();
+/// Cross-entropy of `logits` `[rows × classes]` against `labels` (one per row; rows labeled
+/// [`crate::graph::IGNORE_LABEL`] take no loss): returns the summed loss and writes
+/// `dlogits = (softmax − onehot) · scale` (zero on ignored rows). `scale` is 1 / the number
+/// of labeled rows for a mean.
+pub fn cross_entropy(
+    logits: &[f32],
+    labels: &[u32],
+    classes: usize,
+    scale: f64,
+    dlogits: &mut [f32],
+) -> f64 {
     let mut loss = 0f64;
     for ((row, d), &y) in logits
         .chunks_exact(classes)
         .zip(dlogits.chunks_exact_mut(classes))
         .zip(labels)
     {
+        if y == crate::graph::IGNORE_LABEL {
+            d.fill(0.0);
+            continue;
+        }
         let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
         let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
         let log_sum = sum.ln() + max;
         loss += log_sum - row[y as usize] as f64;
         for (j, (o, &v)) in d.iter_mut().zip(row).enumerate() {
             let p = (v as f64 - log_sum).exp();
-            *o = ((p - if j == y as usize { 1.0 } else { 0.0 }) / batch as f64) as f32;
+            *o = ((p - if j == y as usize { 1.0 } else { 0.0 }) * scale) as f32;
         }
     }
-    loss / batch as f64
+    loss
 }
 
 #[cfg(test)]
@@ -429,14 +445,16 @@ mod tests {
     #[test]
     fn cross_entropy_gradient_matches_finite_differences() {
         let logits = rand_vec(12, 9);
-        let labels = [2u32, 0, 3];
+        // The second row is ignored: no loss, no gradient; the mean is over the other two.
+        let labels = [2u32, crate::graph::IGNORE_LABEL, 3];
         let mut d = vec![0f32; 12];
-        let loss = cross_entropy(&logits, &labels, 4, &mut d);
+        let loss = cross_entropy(&logits, &labels, 4, 0.5, &mut d) * 0.5;
         let mut scratch = vec![0f32; 12];
         assert!(loss > 0.0);
+        assert!(d[4..8].iter().all(|&v| v == 0.0));
         for i in 0..12 {
             let want = fd(
-                |l| cross_entropy(l, &labels, 4, &mut scratch.clone()),
+                |l| cross_entropy(l, &labels, 4, 0.5, &mut scratch.clone()) * 0.5,
                 &logits,
                 i,
             );

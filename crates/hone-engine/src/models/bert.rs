@@ -1,14 +1,11 @@
-//! BERT (and MiniLM and other BERT-layout checkpoints): embeddings, encoder, pooler and the
-//! `BertForSequenceClassification` head. Also the encoder RoBERTa reuses.
+//! BERT (and MiniLM and other BERT-layout checkpoints): embeddings and encoder (also the
+//! encoder RoBERTa reuses), and the heads of `BertFor*` under their Hub names.
 
-use candle_core::Tensor;
-
+use super::heads::{Head, Task};
 use super::layer::{EncoderLayer, LayerNames};
 use super::nn::{Embedding, LayerNorm, Linear};
 use super::spec::EncoderConfig;
-use super::structure::{EmbeddingBlock, HeadBlock, LayerBlock, Structure};
-use super::ModelInputs;
-use crate::ops::ForwardCtx;
+use crate::graph::{Graph, TokenIds};
 use crate::params::ParamPosition;
 use crate::weights::ParamBuilder;
 use crate::EngineError;
@@ -93,90 +90,41 @@ impl BertEncoder {
         })
     }
 
-    /// The embeddings' parameters (`with_token_type`: whether the family uses segments).
-    pub fn embedding_block(&self, with_token_type: bool) -> EmbeddingBlock {
-        EmbeddingBlock {
-            word: self.word.param().clone(),
-            position: self.position.param().clone(),
-            token_type: with_token_type.then(|| self.token_type.param().clone()),
-            norm: self.norm.block(),
-            dropout: self.dropout,
-        }
-    }
-
-    /// The layers' parameters.
-    pub fn layer_blocks(&self) -> Vec<LayerBlock> {
-        self.layers.iter().map(EncoderLayer::block).collect()
-    }
-
-    /// Hidden states `[batch, seq, hidden]` of the last layer.
-    pub fn forward(
-        &self,
-        inputs: &ModelInputs,
-        ctx: &mut ForwardCtx,
-    ) -> candle_core::Result<Tensor> {
-        let x = self.word.forward(&inputs.input_ids, ctx)?;
-        let x = (x + self.position.forward(&inputs.position_ids, ctx)?)?;
-        let x = (x + self.token_type.forward(&inputs.token_type_ids, ctx)?)?;
-        let mut x = ctx.dropout(&self.norm.forward(&x, ctx)?, self.dropout)?;
+    /// Hidden states `[tokens × hidden]` of the last layer.
+    pub fn forward<G: Graph>(&self, g: &mut G) -> Result<G::Value, EngineError> {
+        // Configs with one segment type read row 0 for every token (the model's type ids
+        // are all zero then).
+        let x = g.embed(&[
+            (self.word.param(), TokenIds::Words),
+            (self.position.param(), TokenIds::Positions),
+            (self.token_type.param(), TokenIds::Types),
+        ])?;
+        let x = g.layer_norm(&x, &self.norm)?;
+        let mut x = g.dropout(x, self.dropout)?;
         for layer in &self.layers {
-            x = layer.forward(&x, &inputs.mask_bias, ctx)?;
+            x = layer.forward(g, &x)?;
         }
         Ok(x)
     }
 }
 
-/// The hidden state of the first token (`[CLS]` / `<s>`): `[batch, hidden]`.
-pub fn first_token(hidden: &Tensor) -> candle_core::Result<Tensor> {
-    hidden.narrow(1, 0, 1)?.squeeze(1)
-}
-
-/// `BertForSequenceClassification`: encoder → pooler (dense + tanh on `[CLS]`) → dropout →
-/// classifier.
-pub struct BertClassifier {
-    encoder: BertEncoder,
-    pooler: Linear,
-    classifier: Linear,
-    dropout: f64,
-}
-
-impl BertClassifier {
-    pub fn build(
-        b: &mut ParamBuilder,
-        cfg: &EncoderConfig,
-        num_labels: usize,
-    ) -> Result<Self, EngineError> {
-        let h = cfg.hidden_size;
-        Ok(BertClassifier {
-            encoder: BertEncoder::build(b, "bert", cfg)?,
-            pooler: Linear::head(b, "bert.pooler.dense", h, h)?,
+/// The head of `BertFor{task}`.
+pub fn head(
+    b: &mut ParamBuilder,
+    cfg: &EncoderConfig,
+    task: Task,
+    num_labels: usize,
+) -> Result<Head, EngineError> {
+    let h = cfg.hidden_size;
+    Ok(match task {
+        Task::SequenceClassification => Head::Pooler {
+            dense: Linear::head(b, "bert.pooler.dense", h, h)?,
             classifier: Linear::head(b, "classifier", h, num_labels)?,
             dropout: cfg.dropout.classifier,
-        })
-    }
-
-    /// The network's blocks.
-    pub fn structure(&self) -> Structure {
-        Structure {
-            embeddings: self.encoder.embedding_block(true),
-            layers: self.encoder.layer_blocks(),
-            head: HeadBlock::Pooler {
-                dense: self.pooler.block(),
-                classifier: self.classifier.block(),
-                dropout: self.dropout,
-            },
-        }
-    }
-
-    /// Logits `[batch, num_labels]`.
-    pub fn forward(
-        &self,
-        inputs: &ModelInputs,
-        ctx: &mut ForwardCtx,
-    ) -> candle_core::Result<Tensor> {
-        let hidden = self.encoder.forward(inputs, ctx)?;
-        let pooled = self.pooler.forward(&first_token(&hidden)?, ctx)?.tanh()?;
-        let pooled = ctx.dropout(&pooled, self.dropout)?;
-        self.classifier.forward(&pooled, ctx)
-    }
+        },
+        Task::TokenClassification => Head::Tokens {
+            classifier: Linear::head(b, "classifier", h, num_labels)?,
+            dropout: cfg.dropout.classifier,
+        },
+    })
 }

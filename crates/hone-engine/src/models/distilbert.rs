@@ -1,15 +1,12 @@
 //! DistilBERT: word + position embeddings (no token types), its own tensor names, and the
-//! `DistilBertForSequenceClassification` head (pre_classifier + ReLU + dropout + classifier).
+//! heads of `DistilBertFor*` (sequence classification: pre_classifier + ReLU + dropout +
+//! classifier).
 
-use candle_core::Tensor;
-
-use super::bert::first_token;
+use super::heads::{Head, Task};
 use super::layer::{EncoderLayer, LayerNames};
 use super::nn::{Embedding, LayerNorm, Linear};
 use super::spec::EncoderConfig;
-use super::structure::{EmbeddingBlock, HeadBlock, Structure};
-use super::ModelInputs;
-use crate::ops::ForwardCtx;
+use crate::graph::{Graph, TokenIds};
 use crate::params::ParamPosition;
 use crate::weights::ParamBuilder;
 use crate::EngineError;
@@ -26,24 +23,17 @@ const DISTILBERT_LAYER: LayerNames = LayerNames {
     attention_output_dropout: false,
 };
 
-/// `DistilBertForSequenceClassification`.
-pub struct DistilBertClassifier {
+/// `distilbert.embeddings.*` and `distilbert.transformer.layer.N.*`.
+pub struct DistilBertEncoder {
     word: Embedding,
     position: Embedding,
     norm: LayerNorm,
     layers: Vec<EncoderLayer>,
-    pre_classifier: Linear,
-    classifier: Linear,
-    hidden_dropout: f64,
-    classifier_dropout: f64,
+    dropout: f64,
 }
 
-impl DistilBertClassifier {
-    pub fn build(
-        b: &mut ParamBuilder,
-        cfg: &EncoderConfig,
-        num_labels: usize,
-    ) -> Result<Self, EngineError> {
+impl DistilBertEncoder {
+    pub fn build(b: &mut ParamBuilder, cfg: &EncoderConfig) -> Result<Self, EngineError> {
         let h = cfg.hidden_size;
         let word = Embedding::required(
             b,
@@ -77,54 +67,48 @@ impl DistilBertClassifier {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(DistilBertClassifier {
+        Ok(DistilBertEncoder {
             word,
             position,
             norm,
             layers,
-            pre_classifier: Linear::head(b, "pre_classifier", h, h)?,
-            classifier: Linear::head(b, "classifier", h, num_labels)?,
-            hidden_dropout: cfg.dropout.hidden,
-            classifier_dropout: cfg.dropout.classifier,
+            dropout: cfg.dropout.hidden,
         })
     }
 
-    /// The network's blocks.
-    pub fn structure(&self) -> Structure {
-        Structure {
-            embeddings: EmbeddingBlock {
-                word: self.word.param().clone(),
-                position: self.position.param().clone(),
-                token_type: None,
-                norm: self.norm.block(),
-                dropout: self.hidden_dropout,
-            },
-            layers: self.layers.iter().map(EncoderLayer::block).collect(),
-            head: HeadBlock::PreClassifier {
-                dense: self.pre_classifier.block(),
-                classifier: self.classifier.block(),
-                dropout: self.classifier_dropout,
-            },
-        }
-    }
-
-    /// Logits `[batch, num_labels]`.
-    pub fn forward(
-        &self,
-        inputs: &ModelInputs,
-        ctx: &mut ForwardCtx,
-    ) -> candle_core::Result<Tensor> {
-        let x = self.word.forward(&inputs.input_ids, ctx)?;
-        let x = (x + self.position.forward(&inputs.position_ids, ctx)?)?;
-        let mut x = ctx.dropout(&self.norm.forward(&x, ctx)?, self.hidden_dropout)?;
+    /// Hidden states `[tokens × hidden]` of the last layer.
+    pub fn forward<G: Graph>(&self, g: &mut G) -> Result<G::Value, EngineError> {
+        let x = g.embed(&[
+            (self.word.param(), TokenIds::Words),
+            (self.position.param(), TokenIds::Positions),
+        ])?;
+        let x = g.layer_norm(&x, &self.norm)?;
+        let mut x = g.dropout(x, self.dropout)?;
         for layer in &self.layers {
-            x = layer.forward(&x, &inputs.mask_bias, ctx)?;
+            x = layer.forward(g, &x)?;
         }
-        let pooled = self
-            .pre_classifier
-            .forward(&first_token(&x)?, ctx)?
-            .relu()?;
-        let pooled = ctx.dropout(&pooled, self.classifier_dropout)?;
-        self.classifier.forward(&pooled, ctx)
+        Ok(x)
     }
+}
+
+/// The head of `DistilBertFor{task}`.
+pub fn head(
+    b: &mut ParamBuilder,
+    cfg: &EncoderConfig,
+    task: Task,
+    num_labels: usize,
+) -> Result<Head, EngineError> {
+    let h = cfg.hidden_size;
+    Ok(match task {
+        Task::SequenceClassification => Head::PreClassifier {
+            dense: Linear::head(b, "pre_classifier", h, h)?,
+            classifier: Linear::head(b, "classifier", h, num_labels)?,
+            dropout: cfg.dropout.classifier,
+        },
+        // DistilBertForTokenClassification uses the model's own `dropout`.
+        Task::TokenClassification => Head::Tokens {
+            classifier: Linear::head(b, "classifier", h, num_labels)?,
+            dropout: cfg.dropout.hidden,
+        },
+    })
 }

@@ -1,12 +1,10 @@
 //! The post-LayerNorm transformer encoder layer shared by BERT, RoBERTa and DistilBERT. Only
 //! the tensor names differ between the families; [`LayerNames`] carries them.
 
-use candle_core::Tensor;
-
 use super::nn::{LayerNorm, Linear};
 use super::spec::EncoderConfig;
-use super::structure::LayerBlock;
-use crate::ops::{softmax_last_dim, Activation, ForwardCtx};
+use crate::graph::Graph;
+use crate::ops::Activation;
 use crate::params::ParamPosition;
 use crate::weights::ParamBuilder;
 use crate::EngineError;
@@ -83,59 +81,28 @@ impl EncoderLayer {
         })
     }
 
-    /// The parameters and settings of the layer.
-    pub fn block(&self) -> LayerBlock {
-        LayerBlock {
-            query: self.query.block(),
-            key: self.key.block(),
-            value: self.value.block(),
-            attention_output: self.attention_output.block(),
-            attention_norm: self.attention_norm.block(),
-            ffn_in: self.ffn_in.block(),
-            ffn_out: self.ffn_out.block(),
-            output_norm: self.output_norm.block(),
-            num_heads: self.num_heads,
-            activation: self.activation,
-            hidden_dropout: self.hidden_dropout,
-            attention_dropout: self.attention_dropout,
-            attention_output_dropout: self.attention_output_dropout,
-        }
-    }
-
-    /// `x` `[batch, seq, hidden]`; `mask_bias` `[batch, 1, 1, seq]` (0 for tokens, a large
-    /// negative number for padding).
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        mask_bias: &Tensor,
-        ctx: &mut ForwardCtx,
-    ) -> candle_core::Result<Tensor> {
-        let (batch, seq, hidden) = x.dims3()?;
-        let head_dim = hidden / self.num_heads;
-        let heads = |t: Tensor| -> candle_core::Result<Tensor> {
-            t.reshape((batch, seq, self.num_heads, head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let q = heads(self.query.forward(x, ctx)?)?;
-        let k = heads(self.key.forward(x, ctx)?)?;
-        let v = heads(self.value.forward(x, ctx)?)?;
-        let scores = (q.matmul(&k.t()?)? * (1.0 / (head_dim as f64).sqrt()))?;
-        let probs = softmax_last_dim(&scores.broadcast_add(mask_bias)?)?;
-        let probs = ctx.dropout(&probs, self.attention_dropout)?;
-        let context = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((batch, seq, hidden))?;
-        let attended = self.attention_output.forward(&context, ctx)?;
-        let attended = if self.attention_output_dropout {
-            ctx.dropout(&attended, self.hidden_dropout)?
+    /// `x` `[tokens × hidden]` → the layer's output, same shape.
+    pub fn forward<G: Graph>(&self, g: &mut G, x: &G::Value) -> Result<G::Value, EngineError> {
+        let q = g.linear(x, &self.query)?;
+        let k = g.linear(x, &self.key)?;
+        let v = g.linear(x, &self.value)?;
+        let context = g.attention(&q, &k, &v, self.num_heads, self.attention_dropout)?;
+        drop((q, k, v));
+        let attended = g.linear(&context, &self.attention_output)?;
+        drop(context);
+        let p = if self.attention_output_dropout {
+            self.hidden_dropout
         } else {
-            attended
+            0.0
         };
-        let x = self.attention_norm.forward(&(attended + x)?, ctx)?;
-        let inner = self.activation.apply(&self.ffn_in.forward(&x, ctx)?)?;
-        let out = ctx.dropout(&self.ffn_out.forward(&inner, ctx)?, self.hidden_dropout)?;
-        self.output_norm.forward(&(out + x)?, ctx)
+        let sum = g.dropout_add(attended, p, x)?;
+        let h = g.layer_norm(&sum, &self.attention_norm)?;
+        drop(sum);
+        let inner = g.linear(&h, &self.ffn_in)?;
+        let inner = g.activation(&inner, self.activation)?;
+        let out = g.linear(&inner, &self.ffn_out)?;
+        drop(inner);
+        let out = g.dropout_add(out, self.hidden_dropout, &h)?;
+        g.layer_norm(&out, &self.output_norm)
     }
 }

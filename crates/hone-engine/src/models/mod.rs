@@ -1,64 +1,53 @@
-//! Trainable sequence classifiers, one file per family, with tensor names exactly as on the
-//! Hugging Face Hub so loading and exporting need no renaming table.
+//! Trainable models: a backbone (one file per family, tensor names exactly as on the Hugging
+//! Face Hub, so loading and exporting need no renaming table) plus a task head
+//! ([`heads::Head`]). Written once over [`crate::graph::Graph`], they run on the CPU graph and
+//! on candle's autograd alike.
 
 pub mod bert;
 pub mod distilbert;
+pub mod heads;
 pub mod layer;
 pub mod nn;
 pub mod roberta;
 pub mod spec;
-pub mod structure;
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use hone_data::Batch;
 
+pub use heads::{Head, Task};
 pub use spec::{Dropouts, EncoderConfig, Family, ModelSpec, SUPPORTED_MODEL_TYPES};
 
-use crate::ops::ForwardCtx;
+use crate::graph::{Graph, Tokens};
 use crate::params::{Param, ParamStore};
 use crate::weights::{ParamBuilder, WeightSource};
 use crate::EngineError;
 
-/// A batch as tensors on the model's device.
-pub struct ModelInputs {
-    /// `[batch, seq]` u32.
-    pub input_ids: Tensor,
-    /// `[batch, seq]` u32 (zeros for families without segments).
-    pub token_type_ids: Tensor,
-    /// `[batch, seq]` u32.
-    pub position_ids: Tensor,
-    /// `[batch, 1, 1, seq]`: 0 for tokens, the lowest f32 for padding.
-    pub mask_bias: Tensor,
-    /// `[batch]` u32 class ids, when the batch is labeled.
-    pub labels: Option<Tensor>,
-    pub batch_size: usize,
-    pub seq_len: usize,
+enum Backbone {
+    /// BERT and RoBERTa (under their own prefixes).
+    Bert(bert::BertEncoder),
+    DistilBert(distilbert::DistilBertEncoder),
 }
 
-enum Net {
-    Bert(bert::BertClassifier),
-    DistilBert(distilbert::DistilBertClassifier),
-    Roberta(roberta::RobertaClassifier),
-}
-
-/// A transformer encoder with a sequence classification head.
-pub struct Classifier {
+/// A transformer encoder with a task head.
+pub struct Model {
     spec: ModelSpec,
-    net: Net,
+    backbone: Backbone,
+    head: Head,
     params: ParamStore,
     num_labels: usize,
     newly_initialized: Vec<String>,
     device: Device,
 }
 
-impl Classifier {
-    /// Loads a model folder as a classifier with `num_labels` classes. Head tensors that are
+impl Model {
+    /// Loads a model folder with a `task` head of `num_labels` classes. Head tensors that are
     /// missing (or sized for another number of classes) are newly initialised from `seed`.
     /// `dropout` overrides every dropout probability of the config.
     pub fn load(
         dir: &Path,
+        task: Task,
         num_labels: usize,
         dropout: Option<f64>,
         device: &Device,
@@ -66,22 +55,24 @@ impl Classifier {
     ) -> Result<Self, EngineError> {
         let spec = ModelSpec::from_dir(dir)?;
         let source = WeightSource::open(dir)?;
-        Self::build(spec, Some(&source), num_labels, dropout, device, seed)
+        Self::build(spec, Some(&source), task, num_labels, dropout, device, seed)
     }
 
-    /// A randomly initialised classifier for a config (tests and benchmarks).
+    /// A randomly initialised model for a config (tests and benchmarks).
     pub fn random(
         spec: ModelSpec,
+        task: Task,
         num_labels: usize,
         device: &Device,
         seed: u64,
     ) -> Result<Self, EngineError> {
-        Self::build(spec, None, num_labels, None, device, seed)
+        Self::build(spec, None, task, num_labels, None, device, seed)
     }
 
     fn build(
         mut spec: ModelSpec,
         source: Option<&WeightSource>,
+        task: Task,
         num_labels: usize,
         dropout: Option<f64>,
         device: &Device,
@@ -113,19 +104,25 @@ impl Classifier {
             cfg.initializer_range,
             seed,
         );
-        let net = match spec.family {
-            Family::Bert => Net::Bert(bert::BertClassifier::build(&mut b, &cfg, num_labels)?),
-            Family::DistilBert => Net::DistilBert(distilbert::DistilBertClassifier::build(
-                &mut b, &cfg, num_labels,
-            )?),
-            Family::Roberta => {
-                Net::Roberta(roberta::RobertaClassifier::build(&mut b, &cfg, num_labels)?)
-            }
+        let (backbone, head) = match spec.family {
+            Family::Bert => (
+                Backbone::Bert(bert::BertEncoder::build(&mut b, "bert", &cfg)?),
+                bert::head(&mut b, &cfg, task, num_labels)?,
+            ),
+            Family::DistilBert => (
+                Backbone::DistilBert(distilbert::DistilBertEncoder::build(&mut b, &cfg)?),
+                distilbert::head(&mut b, &cfg, task, num_labels)?,
+            ),
+            Family::Roberta => (
+                Backbone::Bert(bert::BertEncoder::build(&mut b, "roberta", &cfg)?),
+                roberta::head(&mut b, &cfg, task, num_labels)?,
+            ),
         };
         let (params, newly_initialized) = b.finish();
-        Ok(Classifier {
+        Ok(Model {
             spec,
-            net,
+            backbone,
+            head,
             params,
             num_labels,
             newly_initialized,
@@ -133,26 +130,35 @@ impl Classifier {
         })
     }
 
-    /// Logits `[batch, num_labels]`.
-    pub fn forward(
-        &self,
-        inputs: &ModelInputs,
-        ctx: &mut ForwardCtx,
-    ) -> candle_core::Result<Tensor> {
-        match &self.net {
-            Net::Bert(m) => m.forward(inputs, ctx),
-            Net::DistilBert(m) => m.forward(inputs, ctx),
-            Net::Roberta(m) => m.forward(inputs, ctx),
-        }
+    /// Logits of the graph's batch: `[sequences × labels]` or `[tokens × labels]` by task.
+    pub fn forward<G: Graph>(&self, g: &mut G) -> Result<G::Value, EngineError> {
+        let hidden = match &self.backbone {
+            Backbone::Bert(m) => m.forward(g)?,
+            Backbone::DistilBert(m) => m.forward(g)?,
+        };
+        self.head.forward(g, hidden)
     }
 
-    /// The network's blocks as parameter handles.
-    pub fn structure(&self) -> structure::Structure {
-        match &self.net {
-            Net::Bert(m) => m.structure(),
-            Net::DistilBert(m) => m.structure(),
-            Net::Roberta(m) => m.structure(),
-        }
+    /// The task of the head.
+    pub fn task(&self) -> Task {
+        self.head.task()
+    }
+
+    /// Packs a padded batch with this family's position and segment ids.
+    pub fn tokens(&self, batch: &Batch) -> Result<Tokens, EngineError> {
+        Tokens::pack(
+            batch,
+            &self.position_ids(batch),
+            &self.token_type_ids(batch),
+        )
+    }
+
+    /// The dtype of the parameters.
+    pub fn dtype(&self) -> DType {
+        self.params
+            .all()
+            .first()
+            .map_or(DType::F32, |p| p.var().dtype())
     }
 
     /// This family's position ids for a padded batch (`[batch × seq]`).
@@ -174,33 +180,6 @@ impl Classifier {
         } else {
             vec![0; batch.batch_size * batch.seq_len]
         }
-    }
-
-    /// Moves a padded batch to the device, with this family's position and segment ids.
-    pub fn inputs(&self, batch: &Batch) -> Result<ModelInputs, EngineError> {
-        let (b, s) = (batch.batch_size, batch.seq_len);
-        let dev = &self.device;
-        let position_ids = self.position_ids(batch);
-        let token_type_ids = self.token_type_ids(batch);
-        let mask_bias: Vec<f32> = batch
-            .attention_mask
-            .iter()
-            .map(|&m| if m == 1 { 0.0 } else { f32::MIN })
-            .collect();
-        let labels = if batch.labels.is_empty() {
-            None
-        } else {
-            Some(Tensor::from_slice(&batch.labels, b, dev)?)
-        };
-        Ok(ModelInputs {
-            input_ids: Tensor::from_slice(&batch.input_ids, (b, s), dev)?,
-            token_type_ids: Tensor::from_vec(token_type_ids, (b, s), dev)?,
-            position_ids: Tensor::from_vec(position_ids, (b, s), dev)?,
-            mask_bias: Tensor::from_vec(mask_bias, (b, 1, 1, s), dev)?,
-            labels,
-            batch_size: b,
-            seq_len: s,
-        })
     }
 
     /// The parsed config.json.

@@ -1,9 +1,6 @@
 //! Parameterised blocks (linear, layer norm, embedding) over [`Param`]s, named as on the Hub.
+//! They hold parameters only; a [`crate::graph::Graph`] runs them.
 
-use candle_core::Tensor;
-
-use super::structure::{LinearBlock, NormBlock};
-use crate::ops::{self, ForwardCtx};
 use crate::params::{Param, ParamPosition};
 use crate::weights::{Init, ParamBuilder};
 use crate::EngineError;
@@ -56,16 +53,14 @@ impl Linear {
         })
     }
 
-    pub fn forward(&self, x: &Tensor, ctx: &ForwardCtx) -> candle_core::Result<Tensor> {
-        ops::linear(x, &self.weight.t(ctx), Some(&self.bias.t(ctx)))
+    /// `[out × in]`.
+    pub fn weight(&self) -> &Param {
+        &self.weight
     }
 
-    /// The parameters.
-    pub fn block(&self) -> LinearBlock {
-        LinearBlock {
-            weight: self.weight.clone(),
-            bias: self.bias.clone(),
-        }
+    /// `[out]`.
+    pub fn bias(&self) -> &Param {
+        &self.bias
     }
 }
 
@@ -91,24 +86,25 @@ impl LayerNorm {
         })
     }
 
-    pub fn forward(&self, x: &Tensor, ctx: &ForwardCtx) -> candle_core::Result<Tensor> {
-        ops::layer_norm(x, &self.weight.t(ctx), &self.bias.t(ctx), self.eps)
+    /// The scale (γ).
+    pub fn weight(&self) -> &Param {
+        &self.weight
     }
 
-    /// The parameters.
-    pub fn block(&self) -> NormBlock {
-        NormBlock {
-            weight: self.weight.clone(),
-            bias: self.bias.clone(),
-            eps: self.eps,
-        }
+    /// The shift (β).
+    pub fn bias(&self) -> &Param {
+        &self.bias
+    }
+
+    /// The ε under the square root.
+    pub fn eps(&self) -> f64 {
+        self.eps
     }
 }
 
 /// An embedding table `name.weight` `[rows, dim]`.
 pub struct Embedding {
     table: Param,
-    dim: usize,
 }
 
 impl Embedding {
@@ -126,21 +122,11 @@ impl Embedding {
                 Init::Normal,
                 ParamPosition::EmbeddingTable { word },
             )?,
-            dim,
         })
     }
 
     /// The parameter holding the table.
     pub fn param(&self) -> &Param {
         &self.table
-    }
-
-    /// Looks up `ids` `[batch, seq]` (u32) → `[batch, seq, dim]`.
-    pub fn forward(&self, ids: &Tensor, ctx: &ForwardCtx) -> candle_core::Result<Tensor> {
-        let (batch, seq) = ids.dims2()?;
-        self.table
-            .t(ctx)
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((batch, seq, self.dim))
     }
 }

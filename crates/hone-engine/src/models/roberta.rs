@@ -1,66 +1,32 @@
 //! RoBERTa, XLM-RoBERTa and CamemBERT: the BERT encoder under the `roberta.` prefix, position
-//! ids counted from the padding index, and `RobertaClassificationHead`.
+//! ids counted from the padding index, and the heads of `RobertaFor*`.
 
-use candle_core::Tensor;
-
-use super::bert::{first_token, BertEncoder};
+use super::heads::{Head, Task};
 use super::nn::Linear;
 use super::spec::EncoderConfig;
-use super::structure::{HeadBlock, Structure};
-use super::ModelInputs;
-use crate::ops::ForwardCtx;
 use crate::weights::ParamBuilder;
 use crate::EngineError;
 
-/// `RobertaForSequenceClassification`: encoder → `<s>` → dropout → dense → tanh → dropout →
-/// out_proj.
-pub struct RobertaClassifier {
-    encoder: BertEncoder,
-    dense: Linear,
-    out_proj: Linear,
-    dropout: f64,
-}
-
-impl RobertaClassifier {
-    pub fn build(
-        b: &mut ParamBuilder,
-        cfg: &EncoderConfig,
-        num_labels: usize,
-    ) -> Result<Self, EngineError> {
-        let h = cfg.hidden_size;
-        Ok(RobertaClassifier {
-            encoder: BertEncoder::build(b, "roberta", cfg)?,
+/// The head of `RobertaFor{task}`.
+pub fn head(
+    b: &mut ParamBuilder,
+    cfg: &EncoderConfig,
+    task: Task,
+    num_labels: usize,
+) -> Result<Head, EngineError> {
+    let h = cfg.hidden_size;
+    Ok(match task {
+        // `RobertaClassificationHead`: <s> → dropout → dense → tanh → dropout → out_proj.
+        Task::SequenceClassification => Head::ClassificationHead {
             dense: Linear::head(b, "classifier.dense", h, h)?,
             out_proj: Linear::head(b, "classifier.out_proj", h, num_labels)?,
             dropout: cfg.dropout.classifier,
-        })
-    }
-
-    /// The network's blocks.
-    pub fn structure(&self) -> Structure {
-        Structure {
-            embeddings: self.encoder.embedding_block(true),
-            layers: self.encoder.layer_blocks(),
-            head: HeadBlock::ClassificationHead {
-                dense: self.dense.block(),
-                out_proj: self.out_proj.block(),
-                dropout: self.dropout,
-            },
-        }
-    }
-
-    /// Logits `[batch, num_labels]`.
-    pub fn forward(
-        &self,
-        inputs: &ModelInputs,
-        ctx: &mut ForwardCtx,
-    ) -> candle_core::Result<Tensor> {
-        let hidden = self.encoder.forward(inputs, ctx)?;
-        let x = ctx.dropout(&first_token(&hidden)?, self.dropout)?;
-        let x = self.dense.forward(&x, ctx)?.tanh()?;
-        let x = ctx.dropout(&x, self.dropout)?;
-        self.out_proj.forward(&x, ctx)
-    }
+        },
+        Task::TokenClassification => Head::Tokens {
+            classifier: Linear::head(b, "classifier", h, num_labels)?,
+            dropout: cfg.dropout.classifier,
+        },
+    })
 }
 
 /// RoBERTa position ids: padding tokens get `pad`, real tokens `pad + 1, pad + 2, ...`

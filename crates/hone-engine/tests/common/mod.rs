@@ -59,6 +59,24 @@ pub fn relative_error_with_floor(got: &Tensor, want: &Tensor, floor: f64) -> f64
     diff / scale
 }
 
+/// The largest magnitude of a tensor's values.
+pub fn max_abs(t: &Tensor) -> f64 {
+    t.abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
+/// The token-classification golden tensors of a family (`{family}-token.safetensors`).
+pub fn token_golden(family: &str) -> HashMap<String, Tensor> {
+    let path = fixtures().join(format!("golden/{family}-token.safetensors"));
+    candle_core::safetensors::load(path, &Device::Cpu).expect("token golden tensors")
+}
+
 /// A tensor's values as u32 (golden inputs are stored as i64).
 pub fn as_u32(t: &Tensor) -> Vec<u32> {
     t.flatten_all()
@@ -134,4 +152,23 @@ pub fn bits(t: &Tensor) -> Vec<u32> {
         .into_iter()
         .map(f32::to_bits)
         .collect()
+}
+
+/// The same batch labeled per token: a class on every second real token, the rest (and
+/// padding) ignored, as word-level tags aligned to sub-tokens are.
+pub fn per_token_labels(mut batch: hone_data::Batch, classes: u32) -> hone_data::Batch {
+    batch.labels = batch
+        .attention_mask
+        .iter()
+        .zip(&batch.input_ids)
+        .enumerate()
+        .map(|(slot, (&m, &id))| {
+            if m == 1 && slot % 2 == 0 {
+                id % classes
+            } else {
+                hone_engine::graph::IGNORE_LABEL
+            }
+        })
+        .collect();
+    batch
 }

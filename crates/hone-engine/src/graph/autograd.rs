@@ -1,0 +1,246 @@
+//! The autograd graph: every op composed from candle ops that carry a gradient (never the
+//! fused ones that silently cut it; see `crate::ops`), on any device and dtype. Values are
+//! `[tokens × features]` tensors like the host graph's; attention gathers each sequence into
+//! a padded `[sequences, heads, longest, longest]` block and back.
+
+use candle_core::{DType, Device, Tensor};
+
+use super::{Graph, TokenIds, Tokens};
+use crate::cpu::kernels::DropMask;
+use crate::models::nn::{LayerNorm, Linear};
+use crate::ops::{self, Activation};
+use crate::params::Param;
+use crate::rng::HoneRng;
+use crate::EngineError;
+
+/// A forward pass through candle over one packed batch.
+pub struct AutogradGraph<'a> {
+    tokens: &'a Tokens,
+    device: Device,
+    dtype: DType,
+    train: bool,
+    rng: &'a mut HoneRng,
+    /// For every (sequence, slot) of the padded layout, its token, or `tokens.len()` (a zero
+    /// row) for padding.
+    pad_index: Tensor,
+    /// For every token, its slot in the padded layout.
+    unpad_index: Tensor,
+    /// `[sequences, 1, 1, longest]`: 0 for tokens, the lowest value for padding.
+    mask_bias: Tensor,
+    first_index: Tensor,
+}
+
+impl<'a> AutogradGraph<'a> {
+    /// A graph over `tokens` on `device`; `train` turns dropout on and tracks trained
+    /// parameters (an evaluation pass builds no autograd graph).
+    pub fn new(
+        tokens: &'a Tokens,
+        device: &Device,
+        dtype: DType,
+        train: bool,
+        rng: &'a mut HoneRng,
+    ) -> Result<Self, EngineError> {
+        let (b, s, t) = (tokens.sequences(), tokens.max_len(), tokens.len());
+        let mut pad = vec![t as u32; b * s];
+        let mut unpad = Vec::with_capacity(t);
+        let mut bias = vec![f32::MIN; b * s];
+        for (row, span) in tokens.spans().iter().enumerate() {
+            for j in 0..span.len {
+                pad[row * s + j] = (span.start + j) as u32;
+                unpad.push((row * s + j) as u32);
+                bias[row * s + j] = 0.0;
+            }
+        }
+        let first: Vec<u32> = tokens.spans().iter().map(|s| s.start as u32).collect();
+        Ok(AutogradGraph {
+            tokens,
+            device: device.clone(),
+            dtype,
+            train,
+            rng,
+            pad_index: Tensor::from_vec(pad, b * s, device)?,
+            unpad_index: Tensor::from_vec(unpad, t, device)?,
+            mask_bias: Tensor::from_vec(bias, (b, 1, 1, s), device)?.to_dtype(dtype)?,
+            first_index: Tensor::from_vec(first, b, device)?,
+        })
+    }
+
+    fn param(&self, p: &Param) -> Tensor {
+        if self.train && !p.is_frozen() {
+            p.var().as_tensor().clone()
+        } else {
+            p.var().as_detached_tensor()
+        }
+    }
+
+    fn mask_tensor(
+        &self,
+        mask: &DropMask,
+        n: usize,
+        shape: &[usize],
+    ) -> Result<Tensor, EngineError> {
+        let factors: Vec<f32> = (0..n).map(|i| mask.factor(i)).collect();
+        Ok(Tensor::from_vec(factors, shape, &self.device)?.to_dtype(self.dtype)?)
+    }
+}
+
+impl Graph for AutogradGraph<'_> {
+    type Value = Tensor;
+
+    fn tokens(&self) -> &Tokens {
+        self.tokens
+    }
+
+    fn is_train(&self) -> bool {
+        self.train
+    }
+
+    fn embed(&mut self, lookups: &[(&Param, TokenIds)]) -> Result<Tensor, EngineError> {
+        let mut sum: Option<Tensor> = None;
+        for (param, which) in lookups {
+            let ids = Tensor::from_slice(self.tokens.ids(*which), self.tokens.len(), &self.device)?;
+            let rows = self.param(param).index_select(&ids, 0)?;
+            sum = Some(match sum {
+                Some(s) => (s + rows)?,
+                None => rows,
+            });
+        }
+        sum.ok_or_else(|| EngineError::InvalidConfig("an embedding needs a table".into()))
+    }
+
+    fn linear(&mut self, x: &Tensor, layer: &Linear) -> Result<Tensor, EngineError> {
+        let (w, b) = (self.param(layer.weight()), self.param(layer.bias()));
+        Ok(ops::linear(x, &w, Some(&b))?)
+    }
+
+    fn layer_norm(&mut self, x: &Tensor, norm: &LayerNorm) -> Result<Tensor, EngineError> {
+        let (g, b) = (self.param(norm.weight()), self.param(norm.bias()));
+        Ok(ops::layer_norm(x, &g, &b, norm.eps())?)
+    }
+
+    fn activation(&mut self, x: &Tensor, act: Activation) -> Result<Tensor, EngineError> {
+        Ok(act.apply(x)?)
+    }
+
+    fn dropout(&mut self, x: Tensor, p: f64) -> Result<Tensor, EngineError> {
+        let p = if self.train { p } else { 0.0 };
+        let n = x.elem_count();
+        let mask = DropMask::draw(self.rng, n, p);
+        if mask.is_identity() {
+            return Ok(x);
+        }
+        let m = self.mask_tensor(&mask, n, x.dims())?;
+        Ok(x.mul(&m)?)
+    }
+
+    fn dropout_add(&mut self, x: Tensor, p: f64, residual: &Tensor) -> Result<Tensor, EngineError> {
+        Ok((self.dropout(x, p)? + residual)?)
+    }
+
+    fn attention(
+        &mut self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        heads: usize,
+        p: f64,
+    ) -> Result<Tensor, EngineError> {
+        let (t, hidden) = q.dims2()?;
+        if heads == 0 || !hidden.is_multiple_of(heads) {
+            return Err(EngineError::InvalidConfig(format!(
+                "attention over {hidden} features cannot have {heads} heads"
+            )));
+        }
+        let (b, s, d) = (
+            self.tokens.sequences(),
+            self.tokens.max_len(),
+            hidden / heads,
+        );
+        let zero = Tensor::zeros((1, hidden), q.dtype(), q.device())?;
+        let padded = |x: &Tensor| -> Result<Tensor, EngineError> {
+            Ok(Tensor::cat(&[x, &zero], 0)?
+                .index_select(&self.pad_index, 0)?
+                .reshape((b, s, heads, d))?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
+        let (qp, kp, vp) = (padded(q)?, padded(k)?, padded(v)?);
+        let scores = (qp.matmul(&kp.t()?)? * (1.0 / (d as f64).sqrt()))?;
+        let probs = ops::softmax_last_dim(&scores.broadcast_add(&self.mask_bias)?)?;
+        let p = if self.train { p } else { 0.0 };
+        // The mask in the host graph's layout (per sequence, head, its own len × len block),
+        // placed into the padded blocks, so both graphs drop the same probabilities.
+        let blocks: usize = self
+            .tokens
+            .spans()
+            .iter()
+            .map(|sp| sp.len * sp.len)
+            .sum::<usize>()
+            * heads;
+        let mask = DropMask::draw(self.rng, blocks, p);
+        let probs = if mask.is_identity() {
+            probs
+        } else {
+            let mut factors = vec![0f32; b * heads * s * s];
+            let mut offset = 0;
+            for (row, span) in self.tokens.spans().iter().enumerate() {
+                let n = span.len;
+                for h in 0..heads {
+                    let base = (row * heads + h) * s * s;
+                    for i in 0..n {
+                        for j in 0..n {
+                            factors[base + i * s + j] = mask.factor(offset + i * n + j);
+                        }
+                    }
+                    offset += n * n;
+                }
+            }
+            let m =
+                Tensor::from_vec(factors, (b, heads, s, s), &self.device)?.to_dtype(self.dtype)?;
+            probs.mul(&m)?
+        };
+        let context = probs
+            .matmul(&vp)?
+            .transpose(1, 2)?
+            .reshape((b * s, hidden))?;
+        let out = context.index_select(&self.unpad_index, 0)?;
+        debug_assert_eq!(out.dims(), &[t, hidden]);
+        Ok(out)
+    }
+
+    fn first_tokens(&mut self, x: &Tensor) -> Result<Tensor, EngineError> {
+        Ok(x.index_select(&self.first_index, 0)?)
+    }
+}
+
+/// Cross-entropy of `logits` `[rows × classes]` against `labels` (one per row,
+/// [`super::IGNORE_LABEL`] for no loss), summed over the labeled rows.
+pub fn cross_entropy_sum(logits: &Tensor, labels: &[u32]) -> Result<Tensor, EngineError> {
+    let (rows, classes) = logits.dims2()?;
+    if labels.len() != rows {
+        return Err(EngineError::InvalidConfig(format!(
+            "{} labels for {rows} rows of logits",
+            labels.len()
+        )));
+    }
+    let (kept, ids): (Vec<u32>, Vec<u32>) = labels
+        .iter()
+        .enumerate()
+        .filter(|(_, &y)| y != super::IGNORE_LABEL)
+        .map(|(i, &y)| (i as u32, y))
+        .unzip();
+    if let Some(&bad) = ids.iter().find(|&&y| y as usize >= classes) {
+        return Err(EngineError::InvalidConfig(format!(
+            "label {bad} is past the model's {classes} classes"
+        )));
+    }
+    let dev = logits.device();
+    if kept.is_empty() {
+        return Ok(logits.sum_all()?.zeros_like()?);
+    }
+    let n = kept.len();
+    let picked = logits.index_select(&Tensor::from_vec(kept, n, dev)?, 0)?;
+    let log_probs = ops::log_softmax_last_dim(&picked.to_dtype(DType::F32)?)?;
+    let target = log_probs.gather(&Tensor::from_vec(ids, (n, 1), dev)?, 1)?;
+    Ok(target.sum_all()?.neg()?)
+}

@@ -1,0 +1,701 @@
+//! The CPU graph: every op is a fused f32 kernel over packed tokens (`crate::cpu`), and a
+//! training forward records a tape of the ops whose output leads to a trained parameter.
+//! [`Tape::backward`] runs that tape in reverse with each op's hand-derived backward, writing
+//! parameter gradients straight into [`HostGrads`]. Ops that lead to no trained parameter
+//! (frozen layers below the lowest trained one) are not recorded, so their backward costs
+//! nothing. Every buffer comes from a [`Pool`] and goes back to it when its last user drops
+//! it, so after the first step no large allocation (and no page fault) happens again.
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{Storage, StorageRef};
+
+use super::{Graph, TokenIds, Tokens};
+use crate::cpu::attention::{self, AttentionSaved, AttentionShape};
+use crate::cpu::gemm::{linear, linear_backward};
+use crate::cpu::grads::HostGrads;
+use crate::cpu::kernels::{
+    activation, activation_backward, cross_entropy, layer_norm, layer_norm_backward, DropMask,
+    NormStats,
+};
+use crate::models::nn::{LayerNorm, Linear};
+use crate::ops::Activation;
+use crate::params::{Param, ParamStore};
+use crate::rng::HoneRng;
+use crate::EngineError;
+
+/// Buffers kept for reuse: shared by every value of the graphs that use it.
+#[derive(Clone, Default)]
+pub struct Pool {
+    free: Arc<Mutex<Vec<Vec<f32>>>>,
+}
+
+impl Pool {
+    /// A buffer of `n` values whose contents are unspecified (for kernels that write all of
+    /// it): the smallest free buffer that holds `n`, else the largest (it grows).
+    fn take(&self, n: usize) -> Buf {
+        let mut v = {
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            let fits = (0..free.len())
+                .filter(|&i| free[i].capacity() >= n)
+                .min_by_key(|&i| free[i].capacity());
+            let pick = fits.or_else(|| (0..free.len()).max_by_key(|&i| free[i].capacity()));
+            pick.map(|i| free.swap_remove(i)).unwrap_or_default()
+        };
+        if v.len() >= n {
+            v.truncate(n);
+        } else {
+            v.resize(n, 0.0);
+        }
+        Buf {
+            data: v,
+            pool: self.clone(),
+        }
+    }
+
+    /// A zeroed buffer of `n` values.
+    fn zeros(&self, n: usize) -> Buf {
+        let mut b = self.take(n);
+        b.data.fill(0.0);
+        b
+    }
+
+    /// Values held for reuse (for tests and memory reports).
+    pub fn held_values(&self) -> usize {
+        let free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        free.iter().map(Vec::capacity).sum()
+    }
+}
+
+/// A pooled buffer: back to its pool when dropped.
+pub struct Buf {
+    data: Vec<f32>,
+    pool: Pool,
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        let data = std::mem::take(&mut self.data);
+        if data.capacity() > 0 {
+            if let Ok(mut free) = self.pool.free.lock() {
+                free.push(data);
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Buf {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.data
+    }
+}
+
+impl std::ops::DerefMut for Buf {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+}
+
+/// A value of the host graph: `rows × cols` f32, row-major.
+#[derive(Clone)]
+pub struct HostValue {
+    id: usize,
+    data: Arc<Buf>,
+    cols: usize,
+    /// True when a trained parameter lies below (the value is on the tape).
+    grad: bool,
+}
+
+impl HostValue {
+    /// The values.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.data.len() / self.cols.max(1)
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+}
+
+/// Read access to every parameter's values for the length of a pass.
+pub struct WeightGuards<'a> {
+    guards: Vec<(StorageRef<'a>, &'a candle_core::Layout)>,
+}
+
+impl<'a> WeightGuards<'a> {
+    /// Locks every parameter of `params` for reading.
+    pub fn lock(params: &'a ParamStore) -> Self {
+        WeightGuards {
+            guards: params
+                .all()
+                .iter()
+                .map(|p| p.var().storage_and_layout())
+                .collect(),
+        }
+    }
+
+    /// The parameter values as slices, by parameter index.
+    pub fn weights(&self) -> Result<Weights<'_>, EngineError> {
+        let mut slices = Vec::with_capacity(self.guards.len());
+        for (storage, layout) in &self.guards {
+            let Storage::Cpu(cpu) = &**storage else {
+                return Err(EngineError::InvalidConfig(
+                    "the CPU graph needs CPU tensors".into(),
+                ));
+            };
+            let data = cpu.as_slice::<f32>()?;
+            if !layout.is_contiguous() {
+                return Err(EngineError::InvalidConfig(
+                    "a parameter is not contiguous".into(),
+                ));
+            }
+            slices.push(
+                &data[layout.start_offset()..layout.start_offset() + layout.shape().elem_count()],
+            );
+        }
+        Ok(Weights { slices })
+    }
+}
+
+/// Parameter values by index (the model's parameter order).
+pub struct Weights<'a> {
+    slices: Vec<&'a [f32]>,
+}
+
+impl std::ops::Index<usize> for Weights<'_> {
+    type Output = [f32];
+    fn index(&self, i: usize) -> &[f32] {
+        self.slices[i]
+    }
+}
+
+/// True when every parameter is f32 on the CPU, so the host graph can run the model.
+pub fn supports(params: &ParamStore) -> bool {
+    params
+        .all()
+        .iter()
+        .all(|p| p.var().device().is_cpu() && p.var().dtype() == candle_core::DType::F32)
+}
+
+struct Lin {
+    w: usize,
+    b: usize,
+    in_f: usize,
+    out_f: usize,
+}
+
+/// One recorded op: what its backward needs.
+enum Op {
+    Embed {
+        lookups: Vec<(usize, TokenIds)>,
+    },
+    Linear {
+        x: usize,
+        x_data: Arc<Buf>,
+        x_grad: bool,
+        lin: Lin,
+    },
+    LayerNorm {
+        x: usize,
+        x_data: Arc<Buf>,
+        x_grad: bool,
+        g: usize,
+        b: usize,
+        stats: NormStats,
+    },
+    Activation {
+        x: usize,
+        pre: Arc<Buf>,
+        act: Activation,
+    },
+    Dropout {
+        x: usize,
+        mask: DropMask,
+    },
+    DropoutAdd {
+        x: Option<usize>,
+        residual: Option<usize>,
+        mask: DropMask,
+    },
+    Attention {
+        inputs: [(usize, bool); 3],
+        data: [Arc<Buf>; 3],
+        shape: AttentionShape,
+        saved: AttentionSaved,
+    },
+    FirstTokens {
+        x: usize,
+    },
+}
+
+struct Node {
+    out: usize,
+    cols: usize,
+    op: Op,
+}
+
+/// A forward pass on the CPU over one packed batch.
+pub struct HostGraph<'a> {
+    tokens: &'a Tokens,
+    weights: &'a Weights<'a>,
+    params: &'a ParamStore,
+    /// Which parameters are trained (have a gradient buffer) right now.
+    trained: Vec<bool>,
+    train: bool,
+    record: bool,
+    rng: &'a mut HoneRng,
+    pool: Pool,
+    tape: Vec<Node>,
+    next_id: usize,
+}
+
+impl<'a> HostGraph<'a> {
+    /// A graph over `tokens`. `grads` (training) says which parameters are trained and turns
+    /// on dropout and the tape; `None` is an evaluation pass.
+    pub fn new(
+        tokens: &'a Tokens,
+        params: &'a ParamStore,
+        weights: &'a Weights<'a>,
+        grads: Option<&HostGrads>,
+        rng: &'a mut HoneRng,
+        pool: Pool,
+    ) -> Self {
+        let trained = (0..params.all().len())
+            .map(|i| grads.is_some_and(|g| g.is_active(i)))
+            .collect();
+        HostGraph {
+            tokens,
+            weights,
+            params,
+            trained,
+            train: grads.is_some(),
+            record: grads.is_some(),
+            rng,
+            pool,
+            tape: Vec::new(),
+            next_id: 0,
+        }
+    }
+
+    fn index(&self, p: &Param) -> Result<usize, EngineError> {
+        self.params.index_of(p.name()).ok_or_else(|| {
+            EngineError::InvalidConfig(format!("{} is not a parameter of this model", p.name()))
+        })
+    }
+
+    fn value(&mut self, data: Buf, cols: usize, grad: bool, op: impl FnOnce() -> Op) -> HostValue {
+        let id = self.next_id;
+        self.next_id += 1;
+        let grad = grad && self.record;
+        if grad {
+            let op = op();
+            self.tape.push(Node { out: id, cols, op });
+        }
+        HostValue {
+            id,
+            data: Arc::new(data),
+            cols,
+            grad,
+        }
+    }
+
+    /// Ends the forward pass; the tape runs the backward pass.
+    pub fn finish(self) -> Tape {
+        Tape {
+            nodes: self.tape,
+            values: self.next_id,
+            pool: self.pool,
+            tokens: self.tokens.clone(),
+        }
+    }
+}
+
+impl Graph for HostGraph<'_> {
+    type Value = HostValue;
+
+    fn tokens(&self) -> &Tokens {
+        self.tokens
+    }
+
+    fn is_train(&self) -> bool {
+        self.train
+    }
+
+    fn embed(&mut self, lookups: &[(&Param, TokenIds)]) -> Result<HostValue, EngineError> {
+        let first = lookups
+            .first()
+            .ok_or_else(|| EngineError::InvalidConfig("an embedding needs a table".into()))?;
+        let h = first.0.var().dims().last().copied().unwrap_or(0);
+        let t = self.tokens.len();
+        let mut out = self.pool.zeros(t * h);
+        let mut resolved = Vec::with_capacity(lookups.len());
+        for (param, which) in lookups {
+            let i = self.index(param)?;
+            let table = &self.weights[i];
+            let ids = self.tokens.ids(*which);
+            let rows = table.len() / h.max(1);
+            if let Some(&bad) = ids.iter().find(|&&id| id as usize >= rows) {
+                return Err(EngineError::InvalidConfig(format!(
+                    "id {bad} is past the {rows} rows of {}",
+                    param.name()
+                )));
+            }
+            for (row, &id) in out.chunks_exact_mut(h).zip(ids) {
+                let src = &table[id as usize * h..][..h];
+                row.iter_mut().zip(src).for_each(|(o, v)| *o += v);
+            }
+            resolved.push((i, *which));
+        }
+        let grad = resolved.iter().any(|(i, _)| self.trained[*i]);
+        Ok(self.value(out, h, grad, || Op::Embed { lookups: resolved }))
+    }
+
+    fn linear(&mut self, x: &HostValue, layer: &Linear) -> Result<HostValue, EngineError> {
+        let (w, b) = (self.index(layer.weight())?, self.index(layer.bias())?);
+        let dims = layer.weight().var().dims();
+        let (out_f, in_f) = (dims[0], dims[1]);
+        if x.cols != in_f {
+            return Err(EngineError::InvalidConfig(format!(
+                "{} takes {in_f} features, got {}",
+                layer.weight().name(),
+                x.cols
+            )));
+        }
+        let rows = x.rows();
+        let mut out = self.pool.take(rows * out_f);
+        linear(
+            &mut out,
+            &x.data,
+            rows,
+            &self.weights[w],
+            Some(&self.weights[b]),
+            in_f,
+            out_f,
+        );
+        let grad = x.grad || self.trained[w] || self.trained[b];
+        Ok(self.value(out, out_f, grad, || Op::Linear {
+            x: x.id,
+            x_data: x.data.clone(),
+            x_grad: x.grad,
+            lin: Lin { w, b, in_f, out_f },
+        }))
+    }
+
+    fn layer_norm(&mut self, x: &HostValue, norm: &LayerNorm) -> Result<HostValue, EngineError> {
+        let (g, b) = (self.index(norm.weight())?, self.index(norm.bias())?);
+        let mut out = self.pool.take(x.data.len());
+        let mut stats = NormStats::default();
+        layer_norm(
+            &mut out,
+            &x.data,
+            &self.weights[g],
+            &self.weights[b],
+            norm.eps() as f32,
+            x.cols,
+            &mut stats,
+        );
+        let grad = x.grad || self.trained[g] || self.trained[b];
+        Ok(self.value(out, x.cols, grad, || Op::LayerNorm {
+            x: x.id,
+            x_data: x.data.clone(),
+            x_grad: x.grad,
+            g,
+            b,
+            stats,
+        }))
+    }
+
+    fn activation(&mut self, x: &HostValue, act: Activation) -> Result<HostValue, EngineError> {
+        let mut out = self.pool.take(x.data.len());
+        out.copy_from_slice(&x.data);
+        activation(&mut out, act);
+        Ok(self.value(out, x.cols, x.grad, || Op::Activation {
+            x: x.id,
+            pre: x.data.clone(),
+            act,
+        }))
+    }
+
+    fn dropout(&mut self, x: HostValue, p: f64) -> Result<HostValue, EngineError> {
+        let p = if self.train { p } else { 0.0 };
+        let mask = DropMask::draw(self.rng, x.data.len(), p);
+        if mask.is_identity() {
+            return Ok(x);
+        }
+        let (id, cols, grad) = (x.id, x.cols, x.grad);
+        let mut out = match Arc::try_unwrap(x.data) {
+            Ok(buf) => buf,
+            Err(shared) => {
+                let mut b = self.pool.take(shared.len());
+                b.copy_from_slice(&shared);
+                b
+            }
+        };
+        mask.apply(&mut out);
+        Ok(self.value(out, cols, grad, || Op::Dropout { x: id, mask }))
+    }
+
+    fn dropout_add(
+        &mut self,
+        x: HostValue,
+        p: f64,
+        residual: &HostValue,
+    ) -> Result<HostValue, EngineError> {
+        let p = if self.train { p } else { 0.0 };
+        let mask = DropMask::draw(self.rng, x.data.len(), p);
+        let (id, cols, x_grad) = (x.id, x.cols, x.grad);
+        let mut out = match Arc::try_unwrap(x.data) {
+            Ok(buf) => buf,
+            Err(shared) => {
+                let mut b = self.pool.take(shared.len());
+                b.copy_from_slice(&shared);
+                b
+            }
+        };
+        mask.apply_add(&mut out, &residual.data);
+        let grad = x_grad || residual.grad;
+        Ok(self.value(out, cols, grad, || Op::DropoutAdd {
+            x: x_grad.then_some(id),
+            residual: residual.grad.then_some(residual.id),
+            mask,
+        }))
+    }
+
+    fn attention(
+        &mut self,
+        q: &HostValue,
+        k: &HostValue,
+        v: &HostValue,
+        heads: usize,
+        p: f64,
+    ) -> Result<HostValue, EngineError> {
+        let hidden = q.cols;
+        if heads == 0 || !hidden.is_multiple_of(heads) || k.cols != hidden || v.cols != hidden {
+            return Err(EngineError::InvalidConfig(format!(
+                "attention over {hidden} features cannot have {heads} heads"
+            )));
+        }
+        let shape = AttentionShape {
+            heads,
+            head_dim: hidden / heads,
+        };
+        let p = if self.train { p } else { 0.0 };
+        let mut out = self.pool.take(q.data.len());
+        let mut saved = AttentionSaved::default();
+        attention::forward(
+            &mut out,
+            &q.data,
+            &k.data,
+            &v.data,
+            self.tokens.spans(),
+            shape,
+            p,
+            self.rng,
+            &mut saved,
+        );
+        let grad = q.grad || k.grad || v.grad;
+        Ok(self.value(out, hidden, grad, || Op::Attention {
+            inputs: [(q.id, q.grad), (k.id, k.grad), (v.id, v.grad)],
+            data: [q.data.clone(), k.data.clone(), v.data.clone()],
+            shape,
+            saved,
+        }))
+    }
+
+    fn first_tokens(&mut self, x: &HostValue) -> Result<HostValue, EngineError> {
+        let h = x.cols;
+        let spans = self.tokens.spans();
+        let mut out = self.pool.take(spans.len() * h);
+        for (row, span) in out.chunks_exact_mut(h).zip(spans) {
+            row.copy_from_slice(&x.data[span.start * h..][..h]);
+        }
+        Ok(self.value(out, h, x.grad, || Op::FirstTokens { x: x.id }))
+    }
+}
+
+/// Cross-entropy of `logits` against `labels` (one per row, [`super::IGNORE_LABEL`] for no
+/// loss): the summed loss, and `∂(loss · scale)/∂logits`.
+pub fn cross_entropy_grad(
+    logits: &HostValue,
+    labels: &[u32],
+    scale: f64,
+    pool: &Pool,
+) -> Result<(f64, Buf), EngineError> {
+    let classes = logits.cols;
+    if labels.len() != logits.rows() {
+        return Err(EngineError::InvalidConfig(format!(
+            "{} labels for {} rows of logits",
+            labels.len(),
+            logits.rows()
+        )));
+    }
+    if let Some(&bad) = labels
+        .iter()
+        .find(|&&y| y != super::IGNORE_LABEL && y as usize >= classes)
+    {
+        return Err(EngineError::InvalidConfig(format!(
+            "label {bad} is past the model's {classes} classes"
+        )));
+    }
+    let mut d = pool.take(logits.data.len());
+    let loss = cross_entropy(&logits.data, labels, classes, scale, &mut d);
+    Ok((loss, d))
+}
+
+/// The recorded ops of one forward pass.
+pub struct Tape {
+    nodes: Vec<Node>,
+    values: usize,
+    pool: Pool,
+    tokens: Tokens,
+}
+
+/// Adds `src` into the gradient slot of value `id`.
+fn accumulate(slots: &mut [Option<Buf>], id: usize, src: Buf) {
+    match &mut slots[id] {
+        Some(acc) => acc.iter_mut().zip(src.iter()).for_each(|(a, s)| *a += s),
+        slot @ None => *slot = Some(src),
+    }
+}
+
+impl Tape {
+    /// Runs the backward pass from `d_out`, the gradient of the loss with respect to `out`,
+    /// adding every trained parameter's gradient into `grads`.
+    pub fn backward(
+        self,
+        weights: &Weights,
+        out: &HostValue,
+        d_out: Buf,
+        grads: &mut HostGrads,
+    ) -> Result<(), EngineError> {
+        if !out.grad {
+            return Ok(());
+        }
+        let mut slots: Vec<Option<Buf>> = (0..self.values).map(|_| None).collect();
+        slots[out.id] = Some(d_out);
+        let pool = self.pool;
+        let tokens = &self.tokens;
+        for node in self.nodes.into_iter().rev() {
+            let Some(mut dy) = slots[node.out].take() else {
+                continue;
+            };
+            let cols = node.cols;
+            match node.op {
+                Op::Embed { lookups } => {
+                    for (i, which) in lookups {
+                        grads.scatter_rows(i, tokens.ids(which), &dy, cols);
+                    }
+                }
+                Op::Linear {
+                    x,
+                    x_data,
+                    x_grad,
+                    lin,
+                } => {
+                    let rows = dy.len() / lin.out_f;
+                    let mut fresh = None;
+                    let dx = if x_grad {
+                        match &mut slots[x] {
+                            Some(acc) => Some((&mut acc[..], true)),
+                            None => {
+                                Some((&mut fresh.insert(pool.take(rows * lin.in_f))[..], false))
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    let (dw, db) = grads.pair(lin.w, lin.b);
+                    linear_backward(
+                        &dy,
+                        &x_data,
+                        rows,
+                        &weights[lin.w],
+                        lin.in_f,
+                        lin.out_f,
+                        dx,
+                        dw,
+                        db,
+                    );
+                    if let Some(f) = fresh {
+                        slots[x] = Some(f);
+                    }
+                }
+                Op::LayerNorm {
+                    x,
+                    x_data,
+                    x_grad,
+                    g,
+                    b,
+                    stats,
+                } => {
+                    let mut dx = pool.take(dy.len());
+                    let (dg, dbt) = grads.pair(g, b);
+                    layer_norm_backward(&mut dx, &dy, &x_data, &weights[g], &stats, cols, dg, dbt);
+                    if x_grad {
+                        accumulate(&mut slots, x, dx);
+                    }
+                }
+                Op::Activation { x, pre, act } => {
+                    activation_backward(&mut dy, &pre, act);
+                    accumulate(&mut slots, x, dy);
+                }
+                Op::Dropout { x, mask } => {
+                    mask.apply(&mut dy);
+                    accumulate(&mut slots, x, dy);
+                }
+                Op::DropoutAdd { x, residual, mask } => {
+                    if let Some(r) = residual {
+                        let mut copy = pool.take(dy.len());
+                        copy.copy_from_slice(&dy);
+                        accumulate(&mut slots, r, copy);
+                    }
+                    if let Some(x) = x {
+                        mask.apply(&mut dy);
+                        accumulate(&mut slots, x, dy);
+                    }
+                }
+                Op::Attention {
+                    inputs,
+                    data,
+                    shape,
+                    saved,
+                } => {
+                    let n = dy.len();
+                    let (mut dq, mut dk, mut dv) = (pool.take(n), pool.take(n), pool.take(n));
+                    attention::backward(
+                        &mut dq,
+                        &mut dk,
+                        &mut dv,
+                        &dy,
+                        &data[0],
+                        &data[1],
+                        &data[2],
+                        tokens.spans(),
+                        shape,
+                        &saved,
+                    );
+                    for ((id, needs), d) in inputs.into_iter().zip([dq, dk, dv]) {
+                        if needs {
+                            accumulate(&mut slots, id, d);
+                        }
+                    }
+                }
+                Op::FirstTokens { x } => {
+                    let mut dx = pool.zeros(tokens.len() * cols);
+                    for (row, span) in dy.chunks_exact(cols).zip(tokens.spans()) {
+                        dx[span.start * cols..][..cols].copy_from_slice(row);
+                    }
+                    accumulate(&mut slots, x, dx);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,76 @@
+//! The one language every family, head and adapter is written in: a [`Graph`] of the ops a
+//! transformer needs, over a packed batch ([`Tokens`]: the real tokens of every sequence back
+//! to back, no padding). Model code is generic over the graph and is written once; two graphs
+//! run it:
+//!
+//! - [`host::HostGraph`] (f32 on the CPU): each op is a fused kernel with a hand-derived
+//!   backward (`crate::cpu`); the graph records a tape of the ops that lead to a trained
+//!   parameter and runs it backwards, with buffers pooled across steps.
+//! - [`autograd::AutogradGraph`] (any device, any dtype): each op is composed from candle ops
+//!   that carry a gradient, and candle's autograd runs the backward (the GPU path).
+//!
+//! Both draw dropout masks from the same generator in the same order and layout, so with the
+//! same seed they compute the same function, mask for mask (`tests/cross_path.rs`).
+
+pub mod autograd;
+pub mod host;
+pub mod tokens;
+
+pub use tokens::{Labels, Span, TokenIds, Tokens, IGNORE_LABEL};
+
+use crate::models::nn::{LayerNorm, Linear};
+use crate::ops::Activation;
+use crate::params::Param;
+use crate::EngineError;
+
+/// The ops a model is written in. Values are `[tokens × features]` (or `[sequences ×
+/// features]` after [`Graph::first_tokens`]) in the batch's packed order.
+pub trait Graph {
+    /// A value of the graph (a host buffer or a candle tensor).
+    type Value: Clone;
+
+    /// The batch the graph runs on.
+    fn tokens(&self) -> &Tokens;
+
+    /// True in training mode (dropout on).
+    fn is_train(&self) -> bool;
+
+    /// `Σ table[ids[t]]` over `lookups`, per token: word + position (+ token-type) embeddings.
+    fn embed(&mut self, lookups: &[(&Param, TokenIds)]) -> Result<Self::Value, EngineError>;
+
+    /// `x · wᵀ + b` with `nn.Linear`'s `[out × in]` weight.
+    fn linear(&mut self, x: &Self::Value, layer: &Linear) -> Result<Self::Value, EngineError>;
+
+    /// Layer normalisation over the features (biased variance, as PyTorch).
+    fn layer_norm(&mut self, x: &Self::Value, norm: &LayerNorm)
+        -> Result<Self::Value, EngineError>;
+
+    /// An elementwise activation.
+    fn activation(&mut self, x: &Self::Value, act: Activation) -> Result<Self::Value, EngineError>;
+
+    /// Inverted dropout with probability `p` in training, the identity otherwise. Takes `x`
+    /// by value so a graph may work in place.
+    fn dropout(&mut self, x: Self::Value, p: f64) -> Result<Self::Value, EngineError>;
+
+    /// `dropout(x, p) + residual`, fused.
+    fn dropout_add(
+        &mut self,
+        x: Self::Value,
+        p: f64,
+        residual: &Self::Value,
+    ) -> Result<Self::Value, EngineError>;
+
+    /// Multi-head self-attention of every sequence with itself: `softmax(q·kᵀ/√d)·v` per
+    /// sequence and head, dropout `p` on the probabilities.
+    fn attention(
+        &mut self,
+        q: &Self::Value,
+        k: &Self::Value,
+        v: &Self::Value,
+        heads: usize,
+        p: f64,
+    ) -> Result<Self::Value, EngineError>;
+
+    /// The first token's row of every sequence (`[CLS]` / `<s>`): `[sequences × features]`.
+    fn first_tokens(&mut self, x: &Self::Value) -> Result<Self::Value, EngineError>;
+}

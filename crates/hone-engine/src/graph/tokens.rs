@@ -1,0 +1,217 @@
+//! A batch with the padding removed: the real tokens of every sequence back to back, with
+//! their ids, positions, segments and labels.
+
+use hone_data::Batch;
+
+use crate::EngineError;
+
+/// The label of a token that takes no loss (transformers' `-100`): padding, special tokens
+/// and, by default, every sub-token but a word's first.
+pub const IGNORE_LABEL: u32 = u32::MAX;
+
+/// A sequence inside a packed batch: its first token and its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub len: usize,
+}
+
+/// Which per-token ids an embedding lookup reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenIds {
+    Words,
+    Positions,
+    Types,
+}
+
+/// What a batch is labeled with.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Labels {
+    /// Unlabeled (inference).
+    #[default]
+    None,
+    /// One class id per sequence.
+    Sequences(Vec<u32>),
+    /// One class id per token, [`IGNORE_LABEL`] where no loss is taken.
+    Tokens(Vec<u32>),
+}
+
+impl Labels {
+    /// The class ids, one per row of the logits, or `None` when unlabeled.
+    pub fn ids(&self) -> Option<&[u32]> {
+        match self {
+            Labels::None => None,
+            Labels::Sequences(ids) | Labels::Tokens(ids) => Some(ids),
+        }
+    }
+
+    /// The number of rows that take a loss.
+    pub fn count(&self) -> usize {
+        self.ids()
+            .map_or(0, |ids| ids.iter().filter(|&&y| y != IGNORE_LABEL).count())
+    }
+}
+
+/// A packed batch. Only [`Tokens::pack`] builds one, so its spans always tile its tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tokens {
+    spans: Vec<Span>,
+    input_ids: Vec<u32>,
+    type_ids: Vec<u32>,
+    position_ids: Vec<u32>,
+    labels: Labels,
+}
+
+impl Tokens {
+    /// Packs the real tokens (mask 1) of a padded batch, in order; `positions` and `types`
+    /// are the model's ids for every slot of the batch. Labels are per sequence when there is
+    /// one per row, per token when there is one per slot.
+    pub fn pack(batch: &Batch, positions: &[u32], types: &[u32]) -> Result<Self, EngineError> {
+        let (b, s) = (batch.batch_size, batch.seq_len);
+        let slots = b * s;
+        if [
+            batch.input_ids.len(),
+            batch.attention_mask.len(),
+            positions.len(),
+            types.len(),
+        ]
+        .iter()
+        .any(|&n| n != slots)
+        {
+            return Err(EngineError::InvalidConfig(format!(
+                "a batch of {b} × {s} needs {slots} ids, mask values, positions and types"
+            )));
+        }
+        let per_token = !batch.labels.is_empty() && batch.labels.len() == slots && b != slots;
+        if !batch.labels.is_empty() && batch.labels.len() != b && !per_token {
+            return Err(EngineError::InvalidConfig(format!(
+                "a batch of {b} × {s} has {} labels: one per sequence or one per token slot",
+                batch.labels.len()
+            )));
+        }
+        let mut tokens = Tokens {
+            spans: Vec::with_capacity(b),
+            input_ids: Vec::new(),
+            type_ids: Vec::new(),
+            position_ids: Vec::new(),
+            labels: Labels::None,
+        };
+        let mut token_labels = Vec::new();
+        for row in 0..b {
+            let start = tokens.input_ids.len();
+            for slot in row * s..(row + 1) * s {
+                if batch.attention_mask[slot] == 0 {
+                    continue;
+                }
+                tokens.input_ids.push(batch.input_ids[slot]);
+                tokens.type_ids.push(types[slot]);
+                tokens.position_ids.push(positions[slot]);
+                if per_token {
+                    token_labels.push(batch.labels[slot]);
+                }
+            }
+            let len = tokens.input_ids.len() - start;
+            if len == 0 {
+                return Err(EngineError::InvalidConfig(format!(
+                    "row {row} of the batch has no tokens"
+                )));
+            }
+            tokens.spans.push(Span { start, len });
+        }
+        tokens.labels = if per_token {
+            Labels::Tokens(token_labels)
+        } else if batch.labels.is_empty() {
+            Labels::None
+        } else {
+            Labels::Sequences(batch.labels.clone())
+        };
+        Ok(tokens)
+    }
+
+    /// Number of real tokens.
+    pub fn len(&self) -> usize {
+        self.input_ids.len()
+    }
+
+    /// True when the batch has no tokens (never, for a packed batch).
+    pub fn is_empty(&self) -> bool {
+        self.input_ids.is_empty()
+    }
+
+    /// Number of sequences.
+    pub fn sequences(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Where each sequence sits.
+    pub fn spans(&self) -> &[Span] {
+        &self.spans
+    }
+
+    /// The ids an embedding lookup reads.
+    pub fn ids(&self, which: TokenIds) -> &[u32] {
+        match which {
+            TokenIds::Words => &self.input_ids,
+            TokenIds::Positions => &self.position_ids,
+            TokenIds::Types => &self.type_ids,
+        }
+    }
+
+    /// The labels.
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    /// The longest sequence.
+    pub fn max_len(&self) -> usize {
+        self.spans.iter().map(|s| s.len).max().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(mask: Vec<u32>, labels: Vec<u32>) -> Batch {
+        let n = mask.len();
+        Batch {
+            input_ids: (10..10 + n as u32).collect(),
+            token_type_ids: vec![0; n],
+            attention_mask: mask,
+            labels,
+            batch_size: 2,
+            seq_len: n / 2,
+        }
+    }
+
+    #[test]
+    fn packs_real_tokens_with_either_padding_side() {
+        let b = batch(vec![1, 1, 0, 0, 1, 1], vec![1, 0]);
+        let positions: Vec<u32> = (0..6).collect();
+        let t = Tokens::pack(&b, &positions, &[0; 6]).unwrap();
+        assert_eq!(t.ids(TokenIds::Words), &[10, 11, 14, 15]);
+        assert_eq!(t.ids(TokenIds::Positions), &[0, 1, 4, 5]);
+        assert_eq!(
+            t.spans(),
+            &[Span { start: 0, len: 2 }, Span { start: 2, len: 2 }]
+        );
+        assert_eq!(t.labels(), &Labels::Sequences(vec![1, 0]));
+    }
+
+    #[test]
+    fn per_token_labels_follow_their_tokens() {
+        let x = IGNORE_LABEL;
+        let b = batch(vec![1, 1, 0, 1, 1, 1], vec![x, 2, x, x, 1, 0]);
+        let t = Tokens::pack(&b, &[0; 6], &[0; 6]).unwrap();
+        assert_eq!(t.labels(), &Labels::Tokens(vec![x, 2, x, 1, 0]));
+        assert_eq!(t.labels().count(), 3);
+    }
+
+    #[test]
+    fn an_empty_row_or_odd_labels_are_refused() {
+        let b = batch(vec![1, 1, 1, 0, 0, 0], vec![]);
+        assert!(Tokens::pack(&b, &[0; 6], &[0; 6]).is_err());
+        let b = batch(vec![1, 1, 1, 1, 0, 0], vec![1, 2, 3]);
+        assert!(Tokens::pack(&b, &[0; 6], &[0; 6]).is_err());
+    }
+}

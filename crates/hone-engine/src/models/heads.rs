@@ -1,0 +1,146 @@
+//! Task heads: what sits on a backbone's hidden states for each task. The families only say
+//! which head they use under which tensor names (their `head` functions); a head runs the
+//! same on every family and every graph.
+
+use serde::{Deserialize, Serialize};
+
+use super::nn::Linear;
+use crate::graph::Graph;
+use crate::ops::Activation;
+use crate::EngineError;
+
+/// What a model is fine-tuned to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Task {
+    /// One class per text (or text pair).
+    #[default]
+    SequenceClassification,
+    /// One class per token (named entities, part of speech, …).
+    TokenClassification,
+}
+
+impl Task {
+    /// Every task, in the order the UI lists them.
+    pub const ALL: [Task; 2] = [Task::SequenceClassification, Task::TokenClassification];
+
+    /// The name in run configurations and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::SequenceClassification => "sequence-classification",
+            Task::TokenClassification => "token-classification",
+        }
+    }
+
+    /// The suffix of the `transformers` class name (`BertForTokenClassification`).
+    pub fn architecture_suffix(self) -> &'static str {
+        match self {
+            Task::SequenceClassification => "ForSequenceClassification",
+            Task::TokenClassification => "ForTokenClassification",
+        }
+    }
+
+    /// The task of a `transformers` class name, if Hone has it.
+    pub fn from_architecture(name: &str) -> Option<Self> {
+        Task::ALL
+            .into_iter()
+            .find(|t| name.ends_with(t.architecture_suffix()))
+    }
+}
+
+impl std::str::FromStr for Task {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Task::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Task::ALL.iter().map(|t| t.name()).collect();
+                format!("unknown task '{s}' (one of: {})", names.join(", "))
+            })
+    }
+}
+
+/// A task head over the backbone's hidden states `[tokens × hidden]`.
+pub enum Head {
+    /// BERT's sequence head: `[CLS]` → dense + tanh (the pooler) → dropout → classifier.
+    Pooler {
+        dense: Linear,
+        classifier: Linear,
+        dropout: f64,
+    },
+    /// DistilBERT's sequence head: `[CLS]` → pre_classifier + ReLU → dropout → classifier.
+    PreClassifier {
+        dense: Linear,
+        classifier: Linear,
+        dropout: f64,
+    },
+    /// RoBERTa's sequence head: `<s>` → dropout → dense + tanh → dropout → out_proj.
+    ClassificationHead {
+        dense: Linear,
+        out_proj: Linear,
+        dropout: f64,
+    },
+    /// Token classification: every token → dropout → classifier.
+    Tokens { classifier: Linear, dropout: f64 },
+}
+
+impl Head {
+    /// The task the head serves.
+    pub fn task(&self) -> Task {
+        match self {
+            Head::Tokens { .. } => Task::TokenClassification,
+            _ => Task::SequenceClassification,
+        }
+    }
+
+    /// Logits: `[sequences × labels]` for sequence heads, `[tokens × labels]` for token heads.
+    pub fn forward<G: Graph>(&self, g: &mut G, hidden: G::Value) -> Result<G::Value, EngineError> {
+        match self {
+            Head::Pooler {
+                dense,
+                classifier,
+                dropout,
+            } => {
+                let cls = g.first_tokens(&hidden)?;
+                drop(hidden);
+                let pooled = g.linear(&cls, dense)?;
+                let pooled = g.activation(&pooled, Activation::Tanh)?;
+                let pooled = g.dropout(pooled, *dropout)?;
+                g.linear(&pooled, classifier)
+            }
+            Head::PreClassifier {
+                dense,
+                classifier,
+                dropout,
+            } => {
+                let cls = g.first_tokens(&hidden)?;
+                drop(hidden);
+                let pooled = g.linear(&cls, dense)?;
+                let pooled = g.activation(&pooled, Activation::Relu)?;
+                let pooled = g.dropout(pooled, *dropout)?;
+                g.linear(&pooled, classifier)
+            }
+            Head::ClassificationHead {
+                dense,
+                out_proj,
+                dropout,
+            } => {
+                let cls = g.first_tokens(&hidden)?;
+                drop(hidden);
+                let x = g.dropout(cls, *dropout)?;
+                let x = g.linear(&x, dense)?;
+                let x = g.activation(&x, Activation::Tanh)?;
+                let x = g.dropout(x, *dropout)?;
+                g.linear(&x, out_proj)
+            }
+            Head::Tokens {
+                classifier,
+                dropout,
+            } => {
+                let x = g.dropout(hidden, *dropout)?;
+                g.linear(&x, classifier)
+            }
+        }
+    }
+}

@@ -52,7 +52,7 @@ struct Ui {
 
 impl Ui {
     async fn css(&self, selector: &str) -> fantoccini::elements::Element {
-        self.wait_for(selector, Duration::from_secs(30)).await
+        self.wait_for(selector, SHORT).await
     }
 
     async fn wait_for(&self, selector: &str, timeout: Duration) -> fantoccini::elements::Element {
@@ -105,7 +105,7 @@ impl Ui {
         let el = self
             .client
             .wait()
-            .at_most(Duration::from_secs(30))
+            .at_most(SHORT)
             .for_element(Locator::XPath(&xpath))
             .await
             .unwrap_or_else(|e| panic!("no button {text}: {e}"));
@@ -125,7 +125,7 @@ impl Ui {
 
     /// Waits until nothing matches `selector`.
     async fn gone(&self, selector: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + SHORT;
         while self.client.find(Locator::Css(selector)).await.is_ok() {
             assert!(Instant::now() < deadline, "{selector} is still shown");
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -217,6 +217,39 @@ impl Ui {
         let body = self.css("body").await;
         body.send_keys(keys).await.expect("keys");
     }
+
+    /// Picks `value` in the select `selector` once the option is there (lists load after the
+    /// page shows).
+    async fn select(&self, selector: &str, value: &str) {
+        self.css(&format!("{selector} option[value='{value}']"))
+            .await;
+        self.css(selector)
+            .await
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|e| panic!("pick {value} in {selector}: {e}"));
+    }
+
+    /// The Labeling counter once the page has loaded its dataset: (labeled, rows).
+    async fn label_progress(&self, check: impl Fn(u64, u64) -> bool) -> (u64, u64) {
+        let text = self
+            .until_text("[data-testid='label-progress']", LONG, |t| {
+                progress_counts(t).is_some_and(|(done, rows)| rows > 0 && check(done, rows))
+            })
+            .await;
+        progress_counts(&text).expect("checked above")
+    }
+}
+
+/// Deadline for an element to appear or go: generous, since the test runs beside a busy build.
+const SHORT: Duration = Duration::from_secs(90);
+/// Deadline for a download, an import or a training run to finish.
+const LONG: Duration = Duration::from_secs(600);
+
+/// "12 of 40 labeled" → (12, 40).
+fn progress_counts(text: &str) -> Option<(u64, u64)> {
+    let mut numbers = text.split_whitespace().filter_map(|w| w.parse().ok());
+    Some((numbers.next()?, numbers.next()?))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -286,7 +319,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         "tauri:options".into(),
         serde_json::json!({"application": app}),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + SHORT;
     let client = loop {
         let mut builder = ClientBuilder::rustls().expect("TLS roots");
         match builder
@@ -303,7 +336,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         }
     };
     let ui = Ui { client, shots };
-    let long = Duration::from_secs(180);
+    let long = LONG;
 
     // Start page.
     ui.css("main[data-current='home']").await;
@@ -353,10 +386,11 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.css("[data-testid='label-bars']").await;
     ui.shot("04-datasets").await;
 
-    // Labeling with the keyboard: 1, 2, 1.
+    // Labeling with the keyboard: 1, 2, 1. Every wait is on the page's state: the counter once
+    // the dataset has loaded, then one more labeled row after each key.
     ui.page("labeling").await;
-    let progress = ui.text_of("[data-testid='label-progress']").await;
     ui.css("[data-testid='label-card']").await;
+    let (before, rows) = ui.label_progress(|_, _| true).await;
     // With the shortcut list open, keys do not reach the page behind it.
     ui.keys("?").await;
     ui.css("[data-testid='shortcuts']").await;
@@ -365,23 +399,17 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.keys("\u{E00C}").await; // Escape
     ui.gone("[data-testid='shortcuts']").await;
     assert_eq!(
-        ui.text_of("[data-testid='label-progress']").await,
-        progress,
+        ui.label_progress(|_, _| true).await,
+        (before, rows),
         "a key pressed over the shortcut list labeled an example"
     );
+    let mut done = before;
     for key in ["1", "2", "1"] {
         ui.keys(key).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        done = ui.label_progress(|d, _| d > done).await.0;
     }
-    let after = ui
-        .until_text("[data-testid='label-progress']", long, |t| t != progress)
-        .await;
     ui.shot("05-labeling").await;
-    let labeled: Vec<u64> = after
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    assert_eq!(labeled.first(), labeled.get(1), "all rows labeled: {after}");
+    assert_eq!(done, rows, "all rows labeled");
 
     // Entities: import a CoNLL file, tag the first token of a sentence with the keyboard.
     ui.page("datasets").await;
@@ -392,12 +420,9 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.until_text("[data-testid='datasets']", long, |t| t.contains("ner"))
         .await;
     ui.page("labeling").await;
-    ui.css("select[aria-label='Dataset']")
-        .await
-        .select_by_value("ner")
-        .await
-        .expect("pick ner");
-    ui.css("[data-testid='ner-card']").await;
+    ui.select("select[aria-label='Dataset']", "ner").await;
+    ui.until_text("[data-testid='ner-card']", long, |t| t.contains("EU"))
+        .await;
     ui.keys("3").await; // the third entity type: PER
     ui.attr_until("[data-testid='ner-card'] .token", "data-tag", long, |t| {
         t == "B-PER"
@@ -412,11 +437,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     for (epochs, lr) in [("3", "0.001"), ("1", "0.0005")] {
         ui.page("train").await;
         ui.css("#train-model option").await;
-        ui.css("#train-dataset")
-            .await
-            .select_by_value("reviews")
-            .await
-            .expect("pick reviews");
+        ui.select("#train-dataset", "reviews").await;
         ui.set_field("epochs", epochs).await;
         ui.set_field("batch_size", "8").await;
         ui.set_field("max_length", "32").await;
@@ -476,11 +497,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.shot("11-playground").await;
 
     // Light and dark themes both render.
-    ui.css(".theme select")
-        .await
-        .select_by_value("dark")
-        .await
-        .expect("dark theme");
+    ui.select(".theme select", "dark").await;
     ui.shot("12-dark").await;
 
     ui.client.close().await.ok();

@@ -2,7 +2,7 @@
 // pages, ? lists them all), light and dark themes.
 import { Component, ComponentChildren, render } from "preact";
 import "./locale";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import "./styles.css";
 import { api, bytes } from "./api";
 import { typing } from "./keys";
@@ -93,7 +93,8 @@ function App() {
   // key pressed right after ? is held back even before the list has rendered.
   const helpOpen = useRef(false);
   const showHelp = (open: boolean) => { helpOpen.current = open; setHelp(open); };
-  useEffect(() => {
+  // Layout effects: the keys work from the first frame the window shows.
+  useLayoutEffect(() => {
     const trap = (e: KeyboardEvent) => {
       if ((e.ctrlKey || e.metaKey) && /^[1-9]$/.test(e.key)) return;
       if (!helpOpen.current) {
@@ -110,7 +111,7 @@ function App() {
     document.documentElement.dataset.theme = theme;
     localStorage.setItem("theme", theme);
   }, [theme]);
-  useEffect(() => {
+  useLayoutEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if ((e.ctrlKey || e.metaKey) && e.key >= "1" && e.key <= String(PAGES.length)) {
         e.preventDefault();

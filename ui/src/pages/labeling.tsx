@@ -1,6 +1,6 @@
 // Labeling: one example at a time — keys 1–9 pick a class, Enter or → moves on, ← goes back,
 // Ctrl+Z undoes — or many short texts at once in the bulk view.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useState } from "preact/hooks";
 import { api, DatasetInfo, errorText, StoredExample } from "../api";
 import { typing } from "../keys";
 import type { Nav } from "../main";
@@ -39,15 +39,21 @@ export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
   const total = info ? info.rows : 0;
   const doneOverall = info ? info.labeled + labeled : 0;
 
+  // The label shows and the card moves on at once (a fast typist's next key labels the next
+  // example, not this one again); a failed save puts the old label back and says why.
   const assign = async (i: number, label: string | null) => {
     const x = items[i];
     if (!x) return;
+    const previous = labelOf(x);
+    setItems((all) => all.map((y, k) => (k === i ? { ...y, label } : y)));
+    if (!bulk) setIndex((k) => Math.min(items.length - 1, Math.max(k, i + 1)));
     try {
       await api.setLabel(x.id, label);
-      setUndo((u) => [...u, { id: x.id, previous: labelOf(x), index: i }]);
-      setItems((all) => all.map((y, k) => (k === i ? { ...y, label } : y)));
-      if (!bulk) setIndex((k) => Math.min(items.length - 1, k + 1));
-    } catch (e) { setError(errorText(e)); }
+      setUndo((u) => [...u, { id: x.id, previous, index: i }]);
+    } catch (e) {
+      setItems((all) => all.map((y) => (y.id === x.id ? { ...y, label: previous } : y)));
+      setError(errorText(e));
+    }
   };
   const undoLast = async () => {
     const last = undo[undo.length - 1];
@@ -59,7 +65,8 @@ export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
   };
 
   const entities = info?.task === "token_classification";
-  useEffect(() => {
+  // A layout effect: the listener for this render's example is in place before the page shows.
+  useLayoutEffect(() => {
     if (bulk || entities) return;
     const onKey = (e: KeyboardEvent) => {
       if (typing(e)) return;

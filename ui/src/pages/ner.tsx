@@ -2,7 +2,7 @@
 // (click, shift-click or drag) or the keyboard (← → move, Shift+← → extend), press 1–9 to tag
 // it with an entity type (B- on the first token, I- on the rest), 0 or Backspace to clear it,
 // Enter to save and move on, Ctrl+Z to undo the last save.
-import { useEffect, useState } from "preact/hooks";
+import { useLayoutEffect, useState } from "preact/hooks";
 import { api, DatasetInfo, errorText, StoredExample } from "../api";
 import { typing } from "../keys";
 
@@ -42,7 +42,9 @@ export function NerLabeler(props: { info: DatasetInfo; examples: StoredExample[]
   const x = props.examples[index];
   const tokens = x?.tokens ?? [];
 
-  useEffect(() => {
+  // Layout effects run in the same commit as the render, so the card never shows (to a person
+  // or a test) before its tags and key listener are in place.
+  useLayoutEffect(() => {
     const current = Array.isArray(x?.label) ? (x!.label as string[]) : tokens.map(() => "O");
     setTags(current);
     setAnchor(0);
@@ -71,7 +73,7 @@ export function NerLabeler(props: { info: DatasetInfo; examples: StoredExample[]
     setTags(last.previous ?? (ex?.tokens ?? []).map(() => "O"));
   };
 
-  useEffect(() => {
+  useLayoutEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (typing(e)) return;
       if ((e.ctrlKey || e.metaKey) && e.key === "z") { e.preventDefault(); undo(); return; }

@@ -9,6 +9,8 @@ pub mod format;
 pub mod labels;
 pub mod source;
 pub mod split;
+pub mod tagged;
+pub mod tags;
 pub mod tokenize;
 
 pub use batch::{Batch, Batcher};
@@ -18,4 +20,6 @@ pub use format::FileFormat;
 pub use labels::LabelSet;
 pub use source::{fingerprint_file, SourceReader, SourceRow, SourceSpec};
 pub use split::{epoch_order, stratified_holdout};
-pub use tokenize::{EncodedExample, TextTokenizer};
+pub use tagged::{read_tagged, TagColumns, TaggedFile, TaggedSentence};
+pub use tags::{detect_scheme, entities, to_iob2, Entity, TagError, TagScheme};
+pub use tokenize::{EncodedExample, EncodedWords, TextTokenizer};

@@ -22,6 +22,49 @@ pub struct EncodedExample {
     pub truncated: bool,
 }
 
+/// A sentence given as words (CoNLL tokens), encoded: each sub-token knows its word.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedWords {
+    pub example: EncodedExample,
+    /// For each token, the index of the word it belongs to (`None` for special tokens).
+    pub word_ids: Vec<Option<u32>>,
+    /// The words joined by single spaces, as the model saw them.
+    pub text: String,
+    /// Byte range of each word in `text`.
+    pub word_spans: Vec<(usize, usize)>,
+}
+
+impl EncodedWords {
+    /// Per-token labels from per-word label ids: the label on a word's first sub-token and
+    /// `ignore` on the others (or the word's label on every sub-token with
+    /// `label_all_subtokens`, `inside` turning a B- label into its I- label there), and
+    /// `ignore` on special tokens — `transformers`' `tokenize_and_align_labels`.
+    pub fn token_labels(
+        &self,
+        word_labels: &[u32],
+        label_all_subtokens: bool,
+        inside: impl Fn(u32) -> u32,
+        ignore: u32,
+    ) -> Vec<u32> {
+        let mut previous = None;
+        self.word_ids
+            .iter()
+            .map(|&w| {
+                let label = match w {
+                    None => ignore,
+                    Some(w) if previous == Some(w) => match word_labels.get(w as usize) {
+                        Some(&y) if label_all_subtokens => inside(y),
+                        _ => ignore,
+                    },
+                    Some(w) => word_labels.get(w as usize).copied().unwrap_or(ignore),
+                };
+                previous = w;
+                label
+            })
+            .collect()
+    }
+}
+
 /// A tokenizer for a model folder, truncating to a maximum length (longest text first for pairs,
 /// as `transformers` does with `truncation=True`).
 #[derive(Clone)]
@@ -140,6 +183,93 @@ impl TextTokenizer {
                 type_ids: e.get_type_ids().to_vec(),
             })
             .collect())
+    }
+
+    /// Encodes sentences given as words: the words are joined by single spaces (so training
+    /// on CoNLL words tokenizes as predicting on the same raw text does) and each sub-token is
+    /// mapped to the word its characters come from.
+    pub fn encode_words(&self, sentences: &[Vec<String>]) -> Result<Vec<EncodedWords>, DataError> {
+        let joined: Vec<(String, Vec<(usize, usize)>)> = sentences
+            .iter()
+            .map(|words| {
+                let mut text = String::new();
+                let mut spans = Vec::with_capacity(words.len());
+                for w in words {
+                    if !text.is_empty() {
+                        text.push(' ');
+                    }
+                    spans.push((text.len(), text.len() + w.len()));
+                    text.push_str(w);
+                }
+                (text, spans)
+            })
+            .collect();
+        let inputs: Vec<tokenizers::EncodeInput> =
+            joined.iter().map(|(t, _)| t.as_str().into()).collect();
+        let encodings = self
+            .inner
+            .encode_batch(inputs, true)
+            .map_err(|e| DataError::Encode(e.to_string()))?;
+        Ok(encodings
+            .into_iter()
+            .zip(joined)
+            .map(|(e, (text, word_spans))| {
+                let word_ids = e
+                    .get_offsets()
+                    .iter()
+                    .zip(e.get_special_tokens_mask())
+                    .map(|(&(start, end), &special)| {
+                        if special == 1 || end <= start {
+                            return None;
+                        }
+                        // The word whose span holds the token's first character (a byte-level
+                        // token may start at the space before its word).
+                        let at =
+                            start + text[start..end].len() - text[start..end].trim_start().len();
+                        word_spans
+                            .iter()
+                            .position(|&(a, b)| a <= at && at < b.max(a + 1))
+                            .map(|w| w as u32)
+                    })
+                    .collect();
+                EncodedWords {
+                    example: EncodedExample {
+                        truncated: !e.get_overflowing().is_empty(),
+                        input_ids: e.get_ids().to_vec(),
+                        type_ids: e.get_type_ids().to_vec(),
+                    },
+                    word_ids,
+                    text,
+                    word_spans,
+                }
+            })
+            .collect())
+    }
+
+    /// Encodes one raw text with the byte range of each token in it (`None` for special
+    /// tokens), for predictions that point back into the text.
+    pub fn encode_with_offsets(
+        &self,
+        text: &str,
+    ) -> Result<(EncodedExample, Vec<Option<(usize, usize)>>), DataError> {
+        let e = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| DataError::Encode(e.to_string()))?;
+        let offsets = e
+            .get_offsets()
+            .iter()
+            .zip(e.get_special_tokens_mask())
+            .map(|(&(a, b), &special)| (special == 0 && b > a).then_some((a, b)))
+            .collect();
+        Ok((
+            EncodedExample {
+                truncated: !e.get_overflowing().is_empty(),
+                input_ids: e.get_ids().to_vec(),
+                type_ids: e.get_type_ids().to_vec(),
+            },
+            offsets,
+        ))
     }
 
     /// Writes `tokenizer.json` (without truncation or padding) into `dir`.

@@ -1,0 +1,90 @@
+//! Word-level sentences (CoNLL tokens) through real tokenizers (the tiny WordPiece and
+//! byte-level BPE reference tokenizers): every word gets its sub-tokens, in order, and labels
+//! land on each word's first sub-token.
+
+use std::path::PathBuf;
+
+use hone_data::TextTokenizer;
+
+fn tokenizer(family: &str) -> TextTokenizer {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../tests/fixtures/tiny-{family}"));
+    TextTokenizer::from_model_dir(&dir, 64).unwrap()
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+#[test]
+fn every_word_gets_its_sub_tokens_in_order() {
+    let sentences = vec![
+        words("EU rejects German call to boycott British lamb ."),
+        words("Peter Blackburn"),
+        words("unbelievably , it 's 1996-08-22"),
+    ];
+    for family in ["bert", "roberta"] {
+        let tok = tokenizer(family);
+        for enc in tok.encode_words(&sentences).unwrap() {
+            assert_eq!(enc.word_ids.len(), enc.example.input_ids.len());
+            assert_eq!(
+                enc.word_ids.first(),
+                Some(&None),
+                "{family}: a special token first"
+            );
+            assert_eq!(
+                enc.word_ids.last(),
+                Some(&None),
+                "{family}: a special token last"
+            );
+            let seen: Vec<u32> = enc.word_ids.iter().flatten().copied().collect();
+            assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{family}: {seen:?}");
+            let mut distinct = seen.clone();
+            distinct.dedup();
+            let n = enc.word_spans.len() as u32;
+            assert_eq!(
+                distinct,
+                (0..n).collect::<Vec<_>>(),
+                "{family} {}: every word",
+                enc.text
+            );
+        }
+    }
+}
+
+#[test]
+fn labels_sit_on_first_sub_tokens_unless_all_are_asked_for() {
+    let tok = tokenizer("bert");
+    let enc = tok
+        .encode_words(&[words("unbelievably good")])
+        .unwrap()
+        .remove(0);
+    let pieces = enc.word_ids.iter().filter(|w| **w == Some(0)).count();
+    assert!(pieces > 1, "the test word should split: {:?}", enc.word_ids);
+    const X: u32 = u32::MAX;
+    let first = enc.token_labels(&[1, 0], false, |y| y + 1, X);
+    let all = enc.token_labels(&[1, 0], true, |y| y + 1, X);
+    assert_eq!(first.first(), Some(&X));
+    assert_eq!(first.iter().filter(|&&y| y == 1).count(), 1);
+    assert_eq!(first.iter().filter(|&&y| y != X).count(), 2);
+    // Every sub-token labeled; continuation pieces of word 0 take the "inside" label 2.
+    assert_eq!(all.iter().filter(|&&y| y == 2).count(), pieces - 1);
+    assert_eq!(
+        all.iter().filter(|&&y| y != X).count(),
+        enc.word_ids.iter().flatten().count()
+    );
+}
+
+#[test]
+fn offsets_point_into_the_raw_text() {
+    let tok = tokenizer("roberta");
+    let text = "Peter Blackburn visited Brussels";
+    let (enc, offsets) = tok.encode_with_offsets(text).unwrap();
+    assert_eq!(offsets.len(), enc.input_ids.len());
+    let spans: Vec<&str> = offsets
+        .iter()
+        .flatten()
+        .map(|&(a, b)| text[a..b].trim())
+        .collect();
+    assert_eq!(spans.concat(), text.replace(' ', ""));
+}

@@ -75,3 +75,148 @@ fn distilbert_export_matches_transformers() {
 fn roberta_export_matches_transformers() {
     round_trip("roberta", "sst2_sample.tsv", None);
 }
+
+/// Sentences in CoNLL form from templates: people, places and organisations a tiny model
+/// learns to tag in a few epochs.
+fn synthetic_conll(path: &std::path::Path) {
+    let first = ["Peter", "Anna", "John", "Maria", "David", "Laura"];
+    let last = ["Blackburn", "Smith", "Jones", "Brown"];
+    let cities = ["Brussels", "Paris", "London", "Berlin", "Madrid"];
+    let orgs = ["Reuters", "Siemens", "Google", "Nokia"];
+    let mut sentences = Vec::new();
+    for i in 0..240usize {
+        let (f, l, c, o) = (
+            first[i * 7 % 6],
+            last[i * 5 % 4],
+            cities[i * 3 % 5],
+            orgs[i * 11 % 4],
+        );
+        let words: Vec<(&str, &str)> = match i % 3 {
+            0 => vec![
+                (f, "B-PER"),
+                (l, "I-PER"),
+                ("visited", "O"),
+                (c, "B-LOC"),
+                ("on", "O"),
+                ("Monday", "O"),
+                (".", "O"),
+            ],
+            1 => vec![
+                (o, "B-ORG"),
+                ("said", "O"),
+                ("on", "O"),
+                ("Tuesday", "O"),
+                ("that", "O"),
+                (f, "B-PER"),
+                ("left", "O"),
+                (c, "B-LOC"),
+                (".", "O"),
+            ],
+            _ => vec![
+                ("In", "O"),
+                (c, "B-LOC"),
+                (",", "O"),
+                (o, "B-ORG"),
+                ("hired", "O"),
+                (f, "B-PER"),
+                (l, "I-PER"),
+                (".", "O"),
+            ],
+        };
+        let lines: Vec<String> = words.iter().map(|(w, t)| format!("{w} {t}")).collect();
+        sentences.push(lines.join("\n"));
+    }
+    std::fs::write(path, sentences.join("\n\n") + "\n").unwrap();
+}
+
+/// Token classification: the exported `*ForTokenClassification` folder gives the per-token
+/// logits `hone predict --json` printed, and transformers' pipeline finds the same entities
+/// (tests/reference/check_token_export.py); `hone eval --json` has the promised keys.
+#[test]
+fn token_classification_exports_match_transformers_for_every_family() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ner.conll");
+    synthetic_conll(&data);
+    for family in ["bert", "distilbert", "roberta"] {
+        let out = dir.path().join(family);
+        let o = run(hone()
+            .args(["train", "--task", "token-classification", "--model"])
+            .arg(support::fixture(&format!("tiny-{family}")))
+            .arg("--train")
+            .arg(&data)
+            .args([
+                "--epochs",
+                "8",
+                "--lr",
+                "5e-3",
+                "--batch-size",
+                "8",
+                "--out",
+            ])
+            .arg(&out));
+        assert!(o.status.success(), "{family}: {}", stderr(&o));
+        let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+        assert!(config.contains("ForTokenClassification"), "{config}");
+
+        let p = run(hone()
+            .args(["predict", "--model"])
+            .arg(&out)
+            .arg("--json")
+            .args([
+                "Peter Blackburn visited Brussels on Monday.",
+                "In Paris , Nokia hired Anna Smith .",
+                "Dr. Anna-Maria Jones (Reuters) flew to Berlin, Madrid & London.",
+                "Ünïcødé café — Laura in Zürich 😀",
+            ]));
+        assert!(p.status.success(), "{}", stderr(&p));
+        let predictions: serde_json::Value = serde_json::from_slice(&p.stdout).unwrap();
+        let first = &predictions[0];
+        assert!(first["tokens"][0]["tag"].is_string(), "{first}");
+        let types: Vec<&str> = first["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["type"].as_str())
+            .collect();
+        assert_eq!(types, ["PER", "LOC"], "{family}: {first}");
+        let path = dir.path().join(format!("{family}-predictions.json"));
+        std::fs::write(&path, &p.stdout).unwrap();
+        let check = run(std::process::Command::new(reference_python())
+            .arg(support::root().join("tests/reference/check_token_export.py"))
+            .arg(&out)
+            .arg(&path));
+        let report = stdout(&check);
+        assert!(
+            check.status.success(),
+            "{family}: transformers disagrees:\n{report}\n{}",
+            stderr(&check)
+        );
+
+        let e = run(hone()
+            .args(["eval", "--model"])
+            .arg(&out)
+            .arg("--data")
+            .arg(&data)
+            .arg("--json"));
+        assert!(e.status.success(), "{}", stderr(&e));
+        let report: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+        for key in ["entity_f1", "precision", "recall", "token_accuracy"] {
+            assert!(
+                report[key].as_f64().is_some(),
+                "{family}: no {key} in {report}"
+            );
+        }
+        assert!(
+            report["entity_f1"].as_f64().unwrap() > 0.9,
+            "{family}: {report}"
+        );
+        for kind in ["PER", "LOC", "ORG"] {
+            for key in ["precision", "recall", "f1", "support"] {
+                assert!(
+                    report["per_type"][kind][key].is_number(),
+                    "{family}: {report}"
+                );
+            }
+        }
+    }
+}

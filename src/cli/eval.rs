@@ -1,33 +1,46 @@
-//! `hone eval`: score a fine-tuned classifier on a labeled file.
+//! `hone eval`: score a fine-tuned model on a labeled file: a text classifier on CSV, TSV or
+//! JSONL rows, a token classifier (entity-level scores) on CoNLL or JSON lines tokens/tags.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
-use hone_data::{read_examples, ColumnSpec, FileFormat, LabelSet};
+use hone_data::{
+    read_examples, read_tagged, ColumnSpec, Example, FileFormat, LabelSet, TagColumns,
+};
 use hone_engine::batch::EncodedSet;
 use hone_engine::inference::evaluate;
+use hone_engine::{Report, Task};
 use serde::Serialize;
 
-use super::render::{report_line, report_table};
+use super::render::{entity_table, report_line, report_table};
 use super::ModelArgs;
 
 #[derive(Args)]
 pub struct EvalArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Labeled data (CSV, TSV or JSONL).
+    /// Labeled data (CSV, TSV or JSONL; CoNLL or JSONL for token classifiers).
     #[arg(long, value_name = "FILE")]
     data: PathBuf,
     /// File format when the extension does not tell.
     #[arg(long)]
     format: Option<FileFormat>,
+    /// Text classifiers: the column with the text.
     #[arg(long, value_name = "C")]
-    text_column: String,
+    text_column: Option<String>,
     #[arg(long, value_name = "C2")]
     text_pair_column: Option<String>,
+    /// Text classifiers: the column with the label.
     #[arg(long, value_name = "L")]
-    label_column: String,
+    label_column: Option<String>,
+    /// Token classifiers, JSON lines: the field with the words array.
+    #[arg(long, value_name = "F", default_value = "tokens")]
+    tokens_column: String,
+    /// Token classifiers, JSON lines: the field with the tags array.
+    #[arg(long, value_name = "F", default_value = "tags")]
+    tags_column: String,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -38,15 +51,25 @@ struct EvalOutput<'a> {
     labels: &'a [String],
     truncated: u64,
     #[serde(flatten)]
-    report: &'a hone_engine::ClassificationReport,
+    report: &'a Report,
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    if args.model.task()? == Some(Task::TokenClassification) {
+        return run_tokens(args);
+    }
     let predictor = args.model.load()?;
     let columns = ColumnSpec {
-        text: args.text_column.clone(),
+        text: args
+            .text_column
+            .clone()
+            .context("say which column holds the text: --text-column")?,
         text_pair: args.text_pair_column.clone(),
-        label: Some(args.label_column.clone()),
+        label: Some(
+            args.label_column
+                .clone()
+                .context("say which column holds the label: --label-column")?,
+        ),
     };
     let file = read_examples(&args.data, args.format, &columns)?;
     for warning in &file.warnings {
@@ -62,6 +85,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let set = EncodedSet {
         examples: predictor.tokenizer().encode(&texts)?,
         labels: ids,
+        ..Default::default()
     };
     let report = evaluate(
         predictor.model(),
@@ -78,7 +102,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         };
         println!("{}", serde_json::to_string(&out)?);
     } else {
-        println!("{} examples · {}", report.examples, report_line(&report));
+        println!("{} examples · {}", examples.len(), report_line(&report));
         if truncated > 0 {
             println!(
                 "note: {truncated} texts were longer than {} tokens and were truncated",
@@ -86,7 +110,69 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             );
         }
         println!();
-        print!("{}", report_table(predictor.labels(), &report));
+        if let Some(r) = report.classification() {
+            print!("{}", report_table(predictor.labels(), r));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A token classifier on tagged sentences: entity-level scores (conlleval rules).
+fn run_tokens(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let predictor = args.model.load_tokens()?;
+    let columns = TagColumns {
+        tokens: args.tokens_column.clone(),
+        tags: args.tags_column.clone(),
+    };
+    let file = read_tagged(&args.data, args.format, &columns)?;
+    for warning in &file.warnings {
+        eprintln!("note: {warning}");
+    }
+    let labels = LabelSet::from_names(predictor.labels().to_vec());
+    let examples: Vec<Example> = file.sentences.into_iter().map(Example::from).collect();
+    // Tags the model never learned cannot be predicted; they still count as missed entities.
+    let known: Vec<Example> = examples
+        .into_iter()
+        .map(|mut e| {
+            for t in &mut e.tags {
+                if labels.id(t).is_none() {
+                    eprintln!(
+                        "note: line {}: the tag '{t}' is not one the model knows; scored as O",
+                        e.line
+                    );
+                    *t = "O".into();
+                }
+            }
+            e
+        })
+        .collect();
+    let set = hone_engine::job::encode_tagged(predictor.tokenizer(), &labels, &known, false)?;
+    let report = evaluate(
+        predictor.model(),
+        &set,
+        predictor.labels(),
+        args.model.batch_size,
+    )?;
+    let truncated = set.truncated() as u64;
+    if args.json {
+        let out = EvalOutput {
+            labels: predictor.labels(),
+            truncated,
+            report: &report,
+        };
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        println!("{} sentences · {}", known.len(), report_line(&report));
+        if truncated > 0 {
+            println!(
+                "note: {truncated} sentences were longer than {} tokens; words past the cut count as O",
+                predictor.tokenizer().max_length()
+            );
+        }
+        println!();
+        if let Report::Entities(r) = &report {
+            print!("{}", entity_table(r));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

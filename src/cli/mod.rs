@@ -121,6 +121,21 @@ impl ModelArgs {
         let device = self.device.open()?;
         Ok(Predictor::load(&self.model, &device, self.max_length)?)
     }
+
+    /// The model folder's task, from its config's `architectures`.
+    pub fn task(&self) -> anyhow::Result<Option<hone_engine::Task>> {
+        Ok(hone_engine::models::ModelSpec::from_dir(&self.model)?.task())
+    }
+
+    /// Opens the device and loads a token-classification model.
+    pub fn load_tokens(&self) -> anyhow::Result<hone_engine::inference::TokenPredictor> {
+        let device = self.device.open()?;
+        Ok(hone_engine::inference::TokenPredictor::load(
+            &self.model,
+            &device,
+            self.max_length,
+        )?)
+    }
 }
 
 /// Exit status of a run stopped by Ctrl-C (128 + SIGINT).

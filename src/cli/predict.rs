@@ -15,7 +15,8 @@ pub struct PredictArgs {
     /// Second text of a sentence pair, the same for every TEXT.
     #[arg(long)]
     pair: Option<String>,
-    /// Print a JSON list, one object per text (label, probabilities, logits).
+    /// Print a JSON list, one object per text (label, probabilities, logits; for token
+    /// classifiers entities with character offsets, and every token's tag).
     #[arg(long)]
     json: bool,
     /// Texts to classify; `-` reads one text per line from standard input.
@@ -39,6 +40,24 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
     }
     if texts.is_empty() {
         bail!("no text to classify; pass texts as arguments or `-` to read lines from stdin");
+    }
+    if args.model.task()? == Some(hone_engine::Task::TokenClassification) {
+        let predictor = args.model.load_tokens()?;
+        let predictions = predictor.predict(&texts, args.model.batch_size)?;
+        if args.json {
+            println!("{}", serde_json::to_string(&predictions)?);
+        } else {
+            for p in &predictions {
+                println!("{}", p.text);
+                for e in &p.entities {
+                    println!(
+                        "  {:<6} {:.3}  {} ({}..{})",
+                        e.kind, e.score, e.text, e.start, e.end
+                    );
+                }
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let predictor = args.model.load()?;
     let inputs: Vec<(String, Option<String>)> =

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hone_engine::events::{CheckpointKind, RunStatus};
 use hone_engine::metrics::Metric;
-use hone_engine::{ClassificationReport, TrainEvent};
+use hone_engine::{ClassificationReport, EntityReport, Report, TrainEvent};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Renders [`TrainEvent`]s as they arrive.
@@ -37,14 +37,61 @@ fn duration(seconds: f64) -> String {
 }
 
 /// A short line of the headline metrics of a report.
-pub fn report_line(r: &ClassificationReport) -> String {
-    format!(
-        "loss {:.4} · accuracy {:.4} · macro-F1 {:.4}",
-        r.loss, r.accuracy, r.macro_f1
-    )
+pub fn report_line(r: &Report) -> String {
+    match r {
+        Report::Classification(r) => format!(
+            "loss {:.4} · accuracy {:.4} · macro-F1 {:.4}",
+            r.loss, r.accuracy, r.macro_f1
+        ),
+        Report::Entities(r) => format!(
+            "loss {:.4} · entity F1 {:.4} · precision {:.4} · recall {:.4} · token accuracy {:.4}",
+            r.loss, r.entity_f1, r.precision, r.recall, r.token_accuracy
+        ),
+    }
 }
 
-/// The per-class table and confusion matrix of a report.
+/// The per-type table of an entity report and its worst sentences, gold vs predicted.
+pub fn entity_table(r: &EntityReport) -> String {
+    let width = r.per_type.keys().map(|k| k.len()).max().unwrap_or(6).max(6);
+    let mut s = format!("{:<width$}  precision  recall      f1  support\n", "entity");
+    for (kind, c) in &r.per_type {
+        s.push_str(&format!(
+            "{kind:<width$}  {:>9.4}  {:>6.4}  {:>6.4}  {:>7}\n",
+            c.precision, c.recall, c.f1, c.support
+        ));
+    }
+    s.push_str(&format!(
+        "{:<width$}  {:>9.4}  {:>6.4}  {:>6.4}\n",
+        "micro", r.precision, r.recall, r.entity_f1
+    ));
+    if !r.worst.is_empty() {
+        s.push_str("\nworst sentences ([TYPE text] gold → predicted):\n");
+        for e in r.worst.iter().take(5) {
+            s.push_str(&format!(
+                "  {}\n  → {}\n",
+                bracketed(&e.tokens, &e.gold),
+                bracketed(&e.tokens, &e.predicted)
+            ));
+        }
+    }
+    s
+}
+
+/// Words with their entities in brackets: `[PER Peter Blackburn] visited [LOC Brussels]`.
+fn bracketed(tokens: &[String], tags: &[String]) -> String {
+    let spans = hone_data::entities(tags);
+    let mut out = Vec::new();
+    let mut i = 0;
+    for e in spans {
+        out.extend(tokens[i..e.start].iter().cloned());
+        out.push(format!("[{} {}]", e.kind, tokens[e.start..e.end].join(" ")));
+        i = e.end;
+    }
+    out.extend(tokens[i.min(tokens.len())..].iter().cloned());
+    out.join(" ")
+}
+
+/// The per-class table and confusion matrix of a classification report.
 pub fn report_table(labels: &[String], r: &ClassificationReport) -> String {
     let width = labels.iter().map(|l| l.len()).max().unwrap_or(5).max(5);
     let mut s = format!("{:<width$}  precision  recall      f1  support\n", "class");

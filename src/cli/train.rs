@@ -9,7 +9,7 @@ use hone_app::{spawn, App, JobHandle};
 use hone_engine::config::DecayShape;
 use hone_engine::metrics::Metric;
 use hone_engine::schedule::Schedule;
-use hone_engine::{DataConfig, DeviceSpec, FileData, RunConfig, StoredData};
+use hone_engine::{DataConfig, DeviceSpec, FileData, RunConfig, StoredData, Task};
 use hone_store::RunStatus;
 
 use super::render::TrainRenderer;
@@ -24,9 +24,23 @@ pub struct TrainArgs {
     /// downloaded with `hone hub download`.
     #[arg(long, value_name = "DIR|ORG/NAME")]
     model: Option<PathBuf>,
-    /// Training data (CSV, TSV or JSONL).
+    /// What to train: sequence-classification (a class per text) or token-classification
+    /// (a tag per word: named entities) [default: sequence-classification].
+    #[arg(long, value_name = "TASK")]
+    task: Option<Task>,
+    /// Training data (CSV, TSV or JSONL; CoNLL or JSONL tokens/tags for token
+    /// classification).
     #[arg(long, value_name = "FILE")]
     train: Option<PathBuf>,
+    /// Token classification, JSON lines: the field holding each sentence's words.
+    #[arg(long, value_name = "F", conflicts_with = "text_column")]
+    tokens_column: Option<String>,
+    /// Token classification, JSON lines: the field holding each sentence's tags.
+    #[arg(long, value_name = "F", conflicts_with = "label_column")]
+    tags_column: Option<String>,
+    /// Token classification: put each word's tag on all its sub-tokens, not the first only.
+    #[arg(long)]
+    label_all_subtokens: bool,
     /// Validation data; without it a seeded, stratified share of --train is held out.
     #[arg(long, value_name = "FILE")]
     valid: Option<PathBuf>,
@@ -141,7 +155,7 @@ fn set<T>(target: &mut T, value: Option<T>) {
 
 impl TrainArgs {
     /// The data source from the flags, over what a TOML file said.
-    fn data_config(&self, from_file: Option<DataConfig>) -> anyhow::Result<DataConfig> {
+    fn data_config(&self, from_file: Option<DataConfig>, task: Task) -> anyhow::Result<DataConfig> {
         if let Some(dataset) = &self.dataset {
             return Ok(DataConfig::Stored(StoredData {
                 dataset: dataset.clone(),
@@ -162,11 +176,14 @@ impl TrainArgs {
         let base = base.as_ref();
         let train = self.train.clone().or(base.map(|b| b.train.clone()));
         let format = self.columns.format.or(base.and_then(|b| b.format));
+        let tokens = task == Task::TokenClassification;
         let mut text = self
             .columns
             .text_column
             .clone()
-            .or(base.map(|b| b.text_column.clone()));
+            .or(self.tokens_column.clone())
+            .or(base.map(|b| b.text_column.clone()))
+            .or(tokens.then(|| "tokens".to_string()));
         let mut text_pair = self
             .columns
             .text_pair_column
@@ -176,7 +193,9 @@ impl TrainArgs {
             .columns
             .label_column
             .clone()
-            .or(base.map(|b| b.label_column.clone()));
+            .or(self.tags_column.clone())
+            .or(base.map(|b| b.label_column.clone()))
+            .or(tokens.then(|| "tags".to_string()));
         if let (Some(file), None) = (&train, &text) {
             if !file.exists() {
                 bail!("cannot open {}: no such file", file.display());
@@ -234,9 +253,14 @@ impl TrainArgs {
                 anyhow::anyhow!("missing --model; give it as a flag or in a --config run.toml")
             })?;
         let model = hone_app::models::resolve_model(&model, &hone_hub::HubClient::from_env())?;
+        let task = self
+            .task
+            .or(file.as_ref().map(|f| f.task))
+            .unwrap_or_default();
         let mut config = RunConfig {
+            task,
             model,
-            data: self.data_config(file.as_ref().map(|f| f.data.clone()))?,
+            data: self.data_config(file.as_ref().map(|f| f.data.clone()), task)?,
             training: file
                 .as_ref()
                 .map(|f| f.training.clone())
@@ -285,6 +309,7 @@ impl TrainArgs {
         set(&mut t.layer_lr_decay_shape, self.layer_lr_decay_shape);
         set(&mut t.head_warmup_steps, self.head_warmup_steps);
         set(&mut t.head_warmup_epochs, self.head_warmup_epochs);
+        t.label_all_subtokens |= self.label_all_subtokens;
         if !(0.0..1.0).contains(&config.data.valid_fraction()) {
             bail!(
                 "--valid-fraction must be in [0, 1), got {}",

@@ -13,7 +13,7 @@ use hone_engine::job::{
     fine_tune_data, hold_out, load_files, save_run_config, RunPaths, TrainingData,
 };
 use hone_engine::models::ModelSpec;
-use hone_engine::{RunConfig, StoredData, TrainEvent};
+use hone_engine::{RunConfig, StoredData, Task as EngineTask, TrainEvent};
 use hone_store::{ExampleFilter, Label, NewRun, Part, RunRecord, RunStatus, Store, Task};
 use serde::Serialize;
 
@@ -49,14 +49,9 @@ fn hardware() -> serde_json::Value {
 /// its labeled examples with a seeded held-out share.
 fn stored_data(store: &Store, data: &StoredData, seed: u64) -> Result<TrainingData, AppError> {
     let info = store.dataset(&data.dataset)?;
-    if info.task != Task::Classification {
-        return Err(AppError::Invalid(format!(
-            "dataset '{}' holds token tags; Hone trains text classifiers so far",
-            data.dataset
-        )));
-    }
+    let task = engine_task(info.task);
     let labels = LabelSet::from_names(info.label_names.clone());
-    if labels.len() < 2 {
+    if task == EngineTask::SequenceClassification && labels.len() < 2 {
         return Err(AppError::Invalid(format!(
             "dataset '{}' has {} class(es); a classifier needs at least two",
             data.dataset,
@@ -64,14 +59,26 @@ fn stored_data(store: &Store, data: &StoredData, seed: u64) -> Result<TrainingDa
         )));
     }
     let to_example = |e: hone_store::StoredExample| -> Option<Example> {
+        let line = e.source_line.unwrap_or(e.position) as u64;
         match e.label {
             Some(Label::Class(label)) => Some(Example {
-                line: e.source_line.unwrap_or(e.position) as u64,
+                line,
                 text: e.text,
                 text_pair: e.text_pair,
                 label: Some(label),
+                ..Default::default()
             }),
-            _ => None,
+            Some(Label::Tags(tags)) => {
+                let tokens = e.tokens.unwrap_or_default();
+                (tokens.len() == tags.len() && !tokens.is_empty()).then(|| Example {
+                    line,
+                    text: tokens.join(" "),
+                    tokens,
+                    tags,
+                    ..Default::default()
+                })
+            }
+            None => None,
         }
     };
     let labeled = ExampleFilter {
@@ -118,7 +125,12 @@ fn stored_data(store: &Store, data: &StoredData, seed: u64) -> Result<TrainingDa
                 .into_iter()
                 .filter_map(to_example)
                 .collect();
-            let ids = labels.ids_for(Path::new(&data.dataset), &all)?;
+            let ids = match task {
+                EngineTask::SequenceClassification => {
+                    labels.ids_for(Path::new(&data.dataset), &all)?
+                }
+                EngineTask::TokenClassification => vec![0; all.len()],
+            };
             hold_out(all, &ids, data.valid_fraction, seed)
         }
     };
@@ -128,12 +140,46 @@ fn stored_data(store: &Store, data: &StoredData, seed: u64) -> Result<TrainingDa
             data.dataset
         )));
     }
+    let (labels, train, valid) = match task {
+        EngineTask::SequenceClassification => (labels, train, valid),
+        EngineTask::TokenClassification => {
+            let (train, valid) = (iob2(&data.dataset, train)?, iob2(&data.dataset, valid)?);
+            let all: Vec<Example> = train.iter().chain(&valid).cloned().collect();
+            (hone_engine::job::tag_set(&all), train, valid)
+        }
+    };
     Ok(TrainingData {
+        task,
         labels,
         train,
         valid,
         notices: Vec::new(),
     })
+}
+
+/// The engine's task for a stored dataset's.
+fn engine_task(task: Task) -> EngineTask {
+    match task {
+        Task::Classification => EngineTask::SequenceClassification,
+        Task::TokenClassification => EngineTask::TokenClassification,
+    }
+}
+
+/// Stored tags as IOB2 (a CoNLL import keeps the file's scheme; the Labeling page writes
+/// IOB2).
+fn iob2(dataset: &str, mut examples: Vec<Example>) -> Result<Vec<Example>, AppError> {
+    let scheme = hone_data::detect_scheme(examples.iter().map(|e| &e.tags[..]));
+    for e in &mut examples {
+        e.tags = hone_data::to_iob2(&e.tags, scheme).map_err(|err| {
+            AppError::Invalid(format!(
+                "dataset '{dataset}', line {}: token {}: {}",
+                e.line,
+                err.token + 1,
+                err.message
+            ))
+        })?;
+    }
+    Ok(examples)
 }
 
 /// Writes one event to the database.
@@ -169,21 +215,23 @@ fn record(store: &mut Store, id: i64, event: &TrainEvent) -> Result<(), hone_sto
             epoch,
             report,
             ..
-        } => store.record_evaluation(
-            id,
-            *step as i64,
-            *epoch,
-            "validation",
-            &serde_json::to_value(report).unwrap_or_default(),
-            None,
-            &[
-                ("eval_loss", report.loss),
-                ("eval_accuracy", report.accuracy),
-                ("eval_macro_f1", report.macro_f1),
-                ("eval_macro_precision", report.macro_precision),
-                ("eval_macro_recall", report.macro_recall),
-            ],
-        ),
+        } => {
+            let names: Vec<(String, f64)> = report
+                .metrics()
+                .into_iter()
+                .map(|(name, value)| (format!("eval_{name}"), value))
+                .collect();
+            let metrics: Vec<(&str, f64)> = names.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+            store.record_evaluation(
+                id,
+                *step as i64,
+                *epoch,
+                "validation",
+                &serde_json::to_value(report).unwrap_or_default(),
+                None,
+                &metrics,
+            )
+        }
         TrainEvent::CheckpointSaved { step, kind, path } => {
             let kind = match kind {
                 CheckpointKind::Best => "checkpoint_best",
@@ -223,13 +271,19 @@ impl App {
     ) -> Result<i64, AppError> {
         config.training.validate()?;
         ModelSpec::from_dir(&config.model)?;
+        let mut config = config.clone();
         let dataset_id = match &config.data {
-            DataConfig::Stored(s) => Some(self.store.dataset(&s.dataset)?.id),
+            DataConfig::Stored(s) => {
+                // A stored dataset knows its task: tags train a token classifier.
+                let info = self.store.dataset(&s.dataset)?;
+                config.task = engine_task(info.task);
+                Some(info.id)
+            }
             DataConfig::Files(_) => None,
         };
         let id = self.store.create_run(&NewRun {
             name,
-            config: serde_json::to_value(config).map_err(|e| AppError::Invalid(e.to_string()))?,
+            config: serde_json::to_value(&config).map_err(|e| AppError::Invalid(e.to_string()))?,
             dataset_id,
             split_id: None,
             model_fingerprint: None,
@@ -298,7 +352,7 @@ impl App {
         ModelSpec::from_dir(&config.model)?;
         let seed = config.training.seed;
         let data = match &config.data {
-            DataConfig::Files(files) => load_files(files, seed)?,
+            DataConfig::Files(files) => load_files(files, config.task, seed)?,
             DataConfig::Stored(stored) => stored_data(&self.store, stored, seed)?,
         };
         let model_fp = fingerprint::model(&config.model)?;
@@ -368,9 +422,14 @@ impl App {
             Some(outcome.summary.steps as i64),
         )?;
         if let Some((step, report)) = &outcome.summary.best {
-            let predictions = match &outcome.summary.best_logits {
-                Some(logits) => predictions_json(&labels, &valid, logits),
-                None => self.validation_predictions(&out, &labels, &valid, &config.training)?,
+            // Classification keeps every validation prediction (the worst mistakes are picked
+            // from them); an entity report carries its wrongly tagged sentences itself.
+            let predictions = match (report, &outcome.summary.best_logits) {
+                (hone_engine::Report::Entities(_), _) => None,
+                (_, Some(logits)) => Some(predictions_json(&labels, &valid, logits)),
+                (_, None) => {
+                    Some(self.validation_predictions(&out, &labels, &valid, &config.training)?)
+                }
             };
             let report_json = serde_json::to_value(report).unwrap_or_default();
             self.store.record_evaluation(
@@ -379,7 +438,7 @@ impl App {
                 0.0,
                 "validation",
                 &report_json,
-                Some(&predictions),
+                predictions.as_ref(),
                 &[],
             )?;
         }

@@ -21,8 +21,9 @@ pub struct ColumnSpec {
     pub label: Option<String>,
 }
 
-/// One example as read from a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One example as read from a file: a text (and pair) with its class for sequence tasks, or
+/// words with their tags for token classification.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Example {
     /// Line of the file where the example starts (1-based, the header is line 1 for CSV/TSV).
     pub line: u64,
@@ -30,6 +31,22 @@ pub struct Example {
     pub text_pair: Option<String>,
     /// The label as written in the file, trimmed; `None` when no label column was asked for.
     pub label: Option<String>,
+    /// Token classification: the words (`text` is them joined by spaces).
+    pub tokens: Vec<String>,
+    /// Token classification: one IOB2 tag per word.
+    pub tags: Vec<String>,
+}
+
+impl From<crate::TaggedSentence> for Example {
+    fn from(s: crate::TaggedSentence) -> Self {
+        Example {
+            line: s.line,
+            text: s.tokens.join(" "),
+            tokens: s.tokens,
+            tags: s.tags,
+            ..Default::default()
+        }
+    }
 }
 
 /// The examples of a file and what the reader noticed (a guessed encoding).
@@ -85,6 +102,7 @@ pub fn read_examples(
             text: row.text,
             text_pair: row.text_pair,
             label: row.label,
+            ..Default::default()
         });
     }
     if out.is_empty() {

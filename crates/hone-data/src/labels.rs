@@ -95,6 +95,7 @@ mod tests {
             text: "t".into(),
             text_pair: None,
             label: Some(label.into()),
+            ..Default::default()
         }
     }
 

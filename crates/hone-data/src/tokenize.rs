@@ -65,6 +65,16 @@ impl EncodedWords {
     }
 }
 
+/// A raw text, encoded, with where each token sits in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedText {
+    pub example: EncodedExample,
+    /// Byte range of each token in the text (`None` for special tokens).
+    pub offsets: Vec<Option<(usize, usize)>>,
+    /// Per token, true when it continues the word before it.
+    pub subword: Vec<bool>,
+}
+
 /// A tokenizer for a model folder, truncating to a maximum length (longest text first for pairs,
 /// as `transformers` does with `truncation=True`).
 #[derive(Clone)]
@@ -219,16 +229,17 @@ impl TextTokenizer {
                     .iter()
                     .zip(e.get_special_tokens_mask())
                     .map(|(&(start, end), &special)| {
-                        if special == 1 || end <= start {
+                        if special == 1 {
                             return None;
                         }
-                        // The word whose span holds the token's first character (a byte-level
-                        // token may start at the space before its word).
-                        let at =
-                            start + text[start..end].len() - text[start..end].trim_start().len();
+                        // The word holding the token's first character; a token of no
+                        // characters (a byte-level BPE's lone space) or one starting at the
+                        // space before its word belongs to the word that follows.
+                        let piece = text.get(start..end).unwrap_or("");
+                        let at = start + piece.len() - piece.trim_start().len();
                         word_spans
                             .iter()
-                            .position(|&(a, b)| a <= at && at < b.max(a + 1))
+                            .position(|&(a, b)| at < b.max(a + 1) && (a <= at || end <= start))
                             .map(|w| w as u32)
                     })
                     .collect();
@@ -247,29 +258,52 @@ impl TextTokenizer {
     }
 
     /// Encodes one raw text with the byte range of each token in it (`None` for special
-    /// tokens), for predictions that point back into the text.
-    pub fn encode_with_offsets(
-        &self,
-        text: &str,
-    ) -> Result<(EncodedExample, Vec<Option<(usize, usize)>>), DataError> {
+    /// tokens) and whether each token continues the word before it, decided as `transformers`'
+    /// token-classification pipeline does: by the tokenizer's words when its model marks
+    /// sub-words (WordPiece's `##`), else when no space precedes the token.
+    pub fn encode_with_offsets(&self, text: &str) -> Result<EncodedText, DataError> {
         let e = self
             .inner
             .encode(text, true)
             .map_err(|e| DataError::Encode(e.to_string()))?;
-        let offsets = e
+        let offsets: Vec<Option<(usize, usize)>> = e
             .get_offsets()
             .iter()
             .zip(e.get_special_tokens_mask())
-            .map(|(&(a, b), &special)| (special == 0 && b > a).then_some((a, b)))
+            .map(|(&(a, b), &special)| (special == 0).then_some((a, b)))
             .collect();
-        Ok((
-            EncodedExample {
+        let marks_subwords = match self.inner.get_model() {
+            tokenizers::ModelWrapper::WordPiece(wp) => !wp.continuing_subword_prefix.is_empty(),
+            tokenizers::ModelWrapper::BPE(bpe) => bpe.continuing_subword_prefix.is_some(),
+            _ => false,
+        };
+        let words = e.get_word_ids();
+        let bytes = text.as_bytes();
+        let subword = (0..offsets.len())
+            .map(|t| {
+                let (Some((start, _)), Some(Some((p_start, p_end)))) =
+                    (offsets[t], t.checked_sub(1).map(|p| offsets[p]))
+                else {
+                    return false;
+                };
+                if marks_subwords {
+                    words[t].is_some() && words[t] == words[t - 1]
+                } else {
+                    // No space before the token, or the token before it was a lone space.
+                    p_start == p_end
+                        || (p_end == start && start > 0 && bytes.get(start - 1) != Some(&b' '))
+                }
+            })
+            .collect();
+        Ok(EncodedText {
+            example: EncodedExample {
                 truncated: !e.get_overflowing().is_empty(),
                 input_ids: e.get_ids().to_vec(),
                 type_ids: e.get_type_ids().to_vec(),
             },
             offsets,
-        ))
+            subword,
+        })
     }
 
     /// Writes `tokenizer.json` (without truncation or padding) into `dir`.

@@ -76,15 +76,30 @@ fn labels_sit_on_first_sub_tokens_unless_all_are_asked_for() {
 }
 
 #[test]
-fn offsets_point_into_the_raw_text() {
-    let tok = tokenizer("roberta");
+fn offsets_point_into_the_raw_text_and_words_are_found() {
     let text = "Peter Blackburn visited Brussels";
-    let (enc, offsets) = tok.encode_with_offsets(text).unwrap();
-    assert_eq!(offsets.len(), enc.input_ids.len());
-    let spans: Vec<&str> = offsets
-        .iter()
-        .flatten()
-        .map(|&(a, b)| text[a..b].trim())
-        .collect();
-    assert_eq!(spans.concat(), text.replace(' ', ""));
+    for family in ["bert", "roberta"] {
+        let tok = tokenizer(family);
+        let enc = tok.encode_with_offsets(text).unwrap();
+        assert_eq!(enc.offsets.len(), enc.example.input_ids.len());
+        let spans: Vec<String> = enc
+            .offsets
+            .iter()
+            .flatten()
+            .map(|&(a, b)| text[a..b].trim().to_lowercase())
+            .collect();
+        assert_eq!(
+            spans.concat(),
+            text.replace(' ', "").to_lowercase(),
+            "{family}"
+        );
+        // Four words: a token that starts one is not a sub-word; the rest are.
+        let starts = enc
+            .offsets
+            .iter()
+            .zip(&enc.subword)
+            .filter(|(o, &s)| o.is_some() && !s)
+            .count();
+        assert_eq!(starts, 4, "{family}: {:?}", enc.subword);
+    }
 }

@@ -2,12 +2,47 @@
 
 use hone_data::{Batch, Batcher, EncodedExample};
 
-/// Examples after tokenization, with their class ids.
+use crate::graph::IGNORE_LABEL;
+
+/// The words of a token-classification example: which word each token belongs to, and the
+/// gold tag id of every word.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WordTags {
+    /// Per token, its word (`None` for special tokens).
+    pub word_ids: Vec<Option<u32>>,
+    pub words: Vec<String>,
+    /// Per word, its tag id (empty when unlabeled).
+    pub tags: Vec<u32>,
+}
+
+impl WordTags {
+    /// The index of each word's first token (`None` for words cut by truncation).
+    pub fn first_tokens(&self) -> Vec<Option<usize>> {
+        let mut first = vec![None; self.words.len()];
+        for (t, w) in self.word_ids.iter().enumerate() {
+            if let Some(w) = w {
+                let slot = &mut first[*w as usize];
+                if slot.is_none() {
+                    *slot = Some(t);
+                }
+            }
+        }
+        first
+    }
+}
+
+/// Examples after tokenization, with their labels: a class id per example for sequence
+/// tasks, a class id per token (and the word map) for token tasks.
 #[derive(Debug, Clone, Default)]
 pub struct EncodedSet {
     pub examples: Vec<EncodedExample>,
-    /// One class id per example (empty for unlabeled sets).
+    /// One class id per example (empty for unlabeled sets and token tasks).
     pub labels: Vec<u32>,
+    /// Token tasks: per example, one class id per token ([`IGNORE_LABEL`] where no loss is
+    /// taken).
+    pub token_labels: Vec<Vec<u32>>,
+    /// Token tasks: per example, its words and their tags.
+    pub words: Vec<WordTags>,
 }
 
 impl EncodedSet {
@@ -32,7 +67,22 @@ impl EncodedSet {
         } else {
             indices.iter().map(|&i| self.labels[i]).collect()
         };
-        batcher.batch(&examples, &labels)
+        let mut batch = batcher.batch(&examples, &labels);
+        if !self.token_labels.is_empty() {
+            let s = batch.seq_len;
+            let mut per_slot = vec![IGNORE_LABEL; batch.batch_size * s];
+            for (row, &i) in indices.iter().enumerate() {
+                let labels = &self.token_labels[i];
+                per_slot[row * s..row * s + labels.len()].copy_from_slice(labels);
+            }
+            batch.labels = per_slot;
+        }
+        batch
+    }
+
+    /// True when the set is labeled per token.
+    pub fn is_token_set(&self) -> bool {
+        !self.words.is_empty()
     }
 
     /// Indices sorted by length (longest first), so evaluation batches carry little padding.

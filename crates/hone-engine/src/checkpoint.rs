@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::ClassificationReport;
+use crate::metrics::Report;
 use crate::optim::{AdamW, AdamWState};
 use crate::params::ParamStore;
 use crate::EngineError;
@@ -36,7 +36,7 @@ pub struct ResumePoint {
     pub weights: HashMap<String, Tensor>,
     pub optimizer: AdamWState,
     /// The evaluation of the best checkpoint so far.
-    pub best_report: Option<ClassificationReport>,
+    pub best_report: Option<Report>,
 }
 
 /// Reads the `last` checkpoint of `work_dir`, if the run wrote one.
@@ -254,7 +254,7 @@ fn complete_dir(dir: &Path, marker: &str) -> Option<PathBuf> {
 pub fn save_best(
     dir: &Path,
     params: &ParamStore,
-    report: &ClassificationReport,
+    report: &Report,
     step: u64,
 ) -> Result<(), EngineError> {
     write_dir_atomic(dir, |tmp| {

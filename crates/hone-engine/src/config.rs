@@ -85,6 +85,9 @@ pub struct TrainingConfig {
     pub head_warmup_epochs: u32,
     /// Override every dropout probability of the model config.
     pub dropout: Option<f64>,
+    /// Token classification: put each word's tag on every sub-token (B- turned into I- after
+    /// the first) instead of the first sub-token only.
+    pub label_all_subtokens: bool,
     pub beta1: f64,
     pub beta2: f64,
     pub adam_eps: f64,
@@ -117,6 +120,7 @@ impl Default for TrainingConfig {
             head_warmup_steps: 0,
             head_warmup_epochs: 0,
             dropout: None,
+            label_all_subtokens: false,
             beta1: 0.9,
             beta2: 0.999,
             adam_eps: 1e-8,
@@ -193,11 +197,12 @@ pub struct FileData {
     pub valid: Option<PathBuf>,
     /// File format when the extension does not tell.
     pub format: Option<FileFormat>,
-    /// Column with the text to classify.
+    /// Column with the text to classify (token classification: the field holding the words
+    /// array of a JSON lines file; CoNLL files have their words in the first column).
     pub text_column: String,
     /// Column with the second text of sentence pairs.
     pub text_pair_column: Option<String>,
-    /// Column with the class label.
+    /// Column with the class label (token classification: the field holding the tags array).
     pub label_column: String,
     /// Share of `train` held out for validation when there is no `valid` file.
     pub valid_fraction: f64,
@@ -340,6 +345,9 @@ impl DataConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
+    /// What the model learns to do (sequence classification unless set).
+    #[serde(default)]
+    pub task: crate::models::Task,
     /// The pretrained model folder.
     pub model: PathBuf,
     pub data: DataConfig,

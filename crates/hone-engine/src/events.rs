@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{ClassificationReport, Metric};
+use crate::metrics::{Metric, Report};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,7 +85,7 @@ pub enum TrainEvent {
         metric: Metric,
         value: f64,
         is_best: bool,
-        report: ClassificationReport,
+        report: Report,
     },
     CheckpointSaved {
         step: u64,
@@ -104,7 +104,7 @@ pub enum TrainEvent {
         steps: u64,
         elapsed_s: f64,
         best_step: Option<u64>,
-        best: Option<ClassificationReport>,
+        best: Option<Report>,
         export_dir: PathBuf,
     },
 }

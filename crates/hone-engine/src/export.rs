@@ -1,5 +1,5 @@
-//! Exporting a classifier as a folder `transformers` loads unchanged:
-//! `AutoModelForSequenceClassification.from_pretrained(dir)` and
+//! Exporting a fine-tuned model as a folder `transformers` loads unchanged:
+//! `AutoModelFor{Sequence,Token}Classification.from_pretrained(dir)` and
 //! `AutoTokenizer.from_pretrained(dir)`.
 
 use std::path::Path;
@@ -8,8 +8,8 @@ use hone_data::TextTokenizer;
 use serde_json::{json, Value};
 
 use crate::checkpoint::{save_tensors, write_atomic};
-use crate::metrics::ClassificationReport;
-use crate::models::{Family, Model};
+use crate::metrics::Report;
+use crate::models::{Family, Model, Task};
 use crate::EngineError;
 
 /// Tokenizer files copied from the source model when present.
@@ -31,13 +31,13 @@ pub struct ModelCard<'a> {
     pub train_examples: u64,
     pub valid_examples: u64,
     pub best_step: Option<u64>,
-    pub report: Option<&'a ClassificationReport>,
+    pub report: Option<&'a Report>,
     /// The run configuration, as TOML or JSON text.
     pub config_text: &'a str,
 }
 
-/// The model's config.json with the classification fields a `transformers` head needs.
-pub fn classification_config(model: &Model, labels: &[String]) -> Value {
+/// The model's config.json with the fields its `transformers` head needs.
+pub fn head_config(model: &Model, labels: &[String]) -> Value {
     let spec = model.spec();
     let mut config = spec.raw.clone();
     let id2label: serde_json::Map<String, Value> = labels
@@ -53,11 +53,15 @@ pub fn classification_config(model: &Model, labels: &[String]) -> Value {
     if let Some(obj) = config.as_object_mut() {
         obj.insert(
             "architectures".into(),
-            json!([spec.classification_architecture()]),
+            json!([spec.architecture(model.task())]),
         );
         obj.insert("id2label".into(), Value::Object(id2label));
         obj.insert("label2id".into(), Value::Object(label2id));
-        obj.insert("problem_type".into(), json!("single_label_classification"));
+        if model.task() == Task::SequenceClassification {
+            obj.insert("problem_type".into(), json!("single_label_classification"));
+        } else {
+            obj.remove("problem_type");
+        }
         obj.remove("num_labels");
         obj.insert("torch_dtype".into(), json!("float32"));
         let d = spec.encoder.dropout;
@@ -80,16 +84,22 @@ pub fn classification_config(model: &Model, labels: &[String]) -> Value {
 }
 
 fn model_card(model: &Model, labels: &[String], card: &ModelCard) -> String {
+    let (pipeline, what) = match model.task() {
+        Task::SequenceClassification => ("text-classification", "sequence classifier"),
+        Task::TokenClassification => ("token-classification", "token classifier"),
+    };
     let mut s = String::new();
-    s.push_str("---\nlibrary_name: transformers\npipeline_tag: text-classification\n");
     s.push_str(&format!(
-        "base_model: {}\ntags:\n- hone\n- text-classification\n---\n\n",
+        "---\nlibrary_name: transformers\npipeline_tag: {pipeline}\n"
+    ));
+    s.push_str(&format!(
+        "base_model: {}\ntags:\n- hone\n- {pipeline}\n---\n\n",
         card.base_model
     ));
     s.push_str(&format!(
-        "# {} fine-tuned with Hone\n\nA {} sequence classifier with {} classes: {}.\n\n",
+        "# {} fine-tuned with Hone\n\nA {} {what} with {} classes: {}.\n\n",
         card.base_model,
-        model.spec().classification_architecture(),
+        model.spec().architecture(model.task()),
         labels.len(),
         labels.join(", ")
     ));
@@ -97,22 +107,46 @@ fn model_card(model: &Model, labels: &[String], card: &ModelCard) -> String {
         "Trained on {} examples, validated on {}.\n\n",
         card.train_examples, card.valid_examples
     ));
-    if let Some(r) = card.report {
-        s.push_str(&format!(
-            "## Validation (best checkpoint{})\n\n| metric | value |\n|---|---|\n| loss | {:.4} |\n| accuracy | {:.4} |\n| macro F1 | {:.4} |\n| macro precision | {:.4} |\n| macro recall | {:.4} |\n\n",
-            card.best_step.map(|s| format!(", step {s}")).unwrap_or_default(),
-            r.loss, r.accuracy, r.macro_f1, r.macro_precision, r.macro_recall
-        ));
-        s.push_str("| class | precision | recall | F1 | support |\n|---|---|---|---|---|\n");
-        for c in &r.per_class {
+    let step = card
+        .best_step
+        .map(|s| format!(", step {s}"))
+        .unwrap_or_default();
+    match card.report {
+        Some(Report::Classification(r)) => {
             s.push_str(&format!(
-                "| {} | {:.4} | {:.4} | {:.4} | {} |\n",
-                c.label, c.precision, c.recall, c.f1, c.support
+                "## Validation (best checkpoint{step})\n\n| metric | value |\n|---|---|\n| loss | {:.4} |\n| accuracy | {:.4} |\n| macro F1 | {:.4} |\n| macro precision | {:.4} |\n| macro recall | {:.4} |\n\n",
+                r.loss, r.accuracy, r.macro_f1, r.macro_precision, r.macro_recall
             ));
+            s.push_str("| class | precision | recall | F1 | support |\n|---|---|---|---|---|\n");
+            for c in &r.per_class {
+                s.push_str(&format!(
+                    "| {} | {:.4} | {:.4} | {:.4} | {} |\n",
+                    c.label, c.precision, c.recall, c.f1, c.support
+                ));
+            }
+            s.push('\n');
         }
-        s.push('\n');
+        Some(Report::Entities(r)) => {
+            s.push_str(&format!(
+                "## Validation (best checkpoint{step}; entity level, conlleval rules)\n\n| metric | value |\n|---|---|\n| loss | {:.4} |\n| entity F1 | {:.4} |\n| precision | {:.4} |\n| recall | {:.4} |\n| token accuracy | {:.4} |\n\n",
+                r.loss, r.entity_f1, r.precision, r.recall, r.token_accuracy
+            ));
+            s.push_str("| entity | precision | recall | F1 | support |\n|---|---|---|---|---|\n");
+            for (kind, c) in &r.per_type {
+                s.push_str(&format!(
+                    "| {kind} | {:.4} | {:.4} | {:.4} | {} |\n",
+                    c.precision, c.recall, c.f1, c.support
+                ));
+            }
+            s.push('\n');
+        }
+        None => {}
     }
-    s.push_str("## Use\n\n```python\nfrom transformers import pipeline\nclassifier = pipeline(\"text-classification\", model=\"PATH_TO_THIS_FOLDER\")\nprint(classifier(\"your text\"))\n```\n\n");
+    let call = match model.task() {
+        Task::SequenceClassification => "classifier = pipeline(\"text-classification\", model=\"PATH_TO_THIS_FOLDER\")",
+        Task::TokenClassification => "classifier = pipeline(\"token-classification\", model=\"PATH_TO_THIS_FOLDER\", aggregation_strategy=\"simple\")",
+    };
+    s.push_str(&format!("## Use\n\n```python\nfrom transformers import pipeline\n{call}\nprint(classifier(\"your text\"))\n```\n\n"));
     s.push_str("## Training configuration\n\n```toml\n");
     s.push_str(card.config_text);
     s.push_str("\n```\n");
@@ -121,7 +155,7 @@ fn model_card(model: &Model, labels: &[String], card: &ModelCard) -> String {
 
 /// Writes the model, its config with `labels`, the tokenizer and a model card into `out`.
 /// `source` is the folder the model was loaded from (for the tokenizer files).
-pub fn export_classifier(
+pub fn export_model(
     model: &Model,
     labels: &[String],
     source: &Path,
@@ -145,7 +179,7 @@ pub fn export_classifier(
     }
     std::fs::create_dir_all(out).map_err(|e| EngineError::io(out, e))?;
     save_tensors(&model.params().values(), &out.join("model.safetensors"))?;
-    let config = classification_config(model, labels);
+    let config = head_config(model, labels);
     let text = serde_json::to_string_pretty(&config).map_err(|e| EngineError::Export {
         path: out.join("config.json"),
         message: e.to_string(),

@@ -8,7 +8,7 @@ use hone_data::{Batch, Batcher, TextTokenizer};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::EncodedSet;
-use crate::metrics::ClassificationReport;
+use crate::metrics::{ClassificationReport, EntityReport, Report};
 use crate::models::{Model, ModelSpec, Task};
 use crate::step::Stepper;
 use crate::EngineError;
@@ -87,13 +87,48 @@ pub fn argmax(row: &[f32]) -> u32 {
         .0 as u32
 }
 
-/// Evaluates `model` on a labeled set: mean cross-entropy and classification scores.
+/// Logits of every token of every example of `set` (`[example][token][label]`, special tokens
+/// included), in evaluation mode, in length-sorted batches of `batch_size`.
+pub fn token_logits(
+    model: &Model,
+    set: &EncodedSet,
+    batch_size: usize,
+    stepper: &mut Stepper,
+) -> Result<Vec<Vec<Vec<f32>>>, EngineError> {
+    if model.task() != Task::TokenClassification {
+        return Err(EngineError::InvalidConfig(format!(
+            "per-token logits need a token head, this model is for {}",
+            model.task().name()
+        )));
+    }
+    let batcher = Batcher::new(model.spec().encoder.pad_token_id);
+    let order = set.by_length();
+    let mut out = vec![Vec::new(); set.len()];
+    for chunk in order.chunks(batch_size.max(1)) {
+        let mut batch = set.batch(&batcher, chunk);
+        batch.labels.clear();
+        let rows = batch_logits(model, stepper, &batch)?;
+        let mut rows = rows.into_iter();
+        for &i in chunk {
+            out[i] = rows
+                .by_ref()
+                .take(set.examples[i].input_ids.len())
+                .collect();
+        }
+    }
+    Ok(out)
+}
+
+/// One row of logits per example.
+pub type ExampleLogits = Vec<Vec<f32>>;
+
+/// Evaluates `model` on a labeled set: mean cross-entropy and the task's scores.
 pub fn evaluate(
     model: &Model,
     set: &EncodedSet,
     labels: &[String],
     batch_size: usize,
-) -> Result<ClassificationReport, EngineError> {
+) -> Result<Report, EngineError> {
     evaluate_with(
         model,
         set,
@@ -104,15 +139,19 @@ pub fn evaluate(
     .map(|(report, _)| report)
 }
 
-/// [`evaluate`] on the buffers of an existing stepper (see [`logits_with`]); also gives the
-/// logits of every example, in the set's order.
+/// [`evaluate`] on the buffers of an existing stepper (see [`logits_with`]); for sequence
+/// tasks also gives the logits of every example, in the set's order.
 pub fn evaluate_with(
     model: &Model,
     set: &EncodedSet,
     labels: &[String],
     batch_size: usize,
     stepper: &mut Stepper,
-) -> Result<(ClassificationReport, Vec<Vec<f32>>), EngineError> {
+) -> Result<(Report, Option<ExampleLogits>), EngineError> {
+    if set.is_token_set() {
+        let report = evaluate_tokens(model, set, labels, batch_size, stepper)?;
+        return Ok((Report::Entities(report), None));
+    }
     let rows = logits_with(model, set, batch_size, stepper)?;
     let mut loss = 0f64;
     let mut predicted = Vec::with_capacity(rows.len());
@@ -123,7 +162,45 @@ pub fn evaluate_with(
     }
     let loss = loss / rows.len().max(1) as f64;
     let report = ClassificationReport::from_predictions(labels, &set.labels, &predicted, loss);
-    Ok((report, rows))
+    Ok((Report::Classification(report), Some(rows)))
+}
+
+/// Entity-level scores of a token classifier: each word's tag is the prediction at its first
+/// sub-token (words cut by truncation count as O), the loss is the mean over labeled tokens.
+pub fn evaluate_tokens(
+    model: &Model,
+    set: &EncodedSet,
+    labels: &[String],
+    batch_size: usize,
+    stepper: &mut Stepper,
+) -> Result<EntityReport, EngineError> {
+    let logits = token_logits(model, set, batch_size, stepper)?;
+    let (mut loss, mut counted) = (0f64, 0u64);
+    let (mut gold, mut predicted, mut words) = (Vec::new(), Vec::new(), Vec::new());
+    for ((rows, token_labels), w) in logits.iter().zip(&set.token_labels).zip(&set.words) {
+        for (row, &y) in rows.iter().zip(token_labels) {
+            if y != crate::graph::IGNORE_LABEL {
+                loss -= probabilities(row)[y as usize].max(f64::MIN_POSITIVE).ln();
+                counted += 1;
+            }
+        }
+        let name = |id: u32| {
+            labels
+                .get(id as usize)
+                .cloned()
+                .unwrap_or_else(|| "O".into())
+        };
+        predicted.push(
+            w.first_tokens()
+                .into_iter()
+                .map(|t| t.map_or_else(|| "O".to_string(), |t| name(argmax(&rows[t]))))
+                .collect::<Vec<_>>(),
+        );
+        gold.push(w.tags.iter().map(|&id| name(id)).collect::<Vec<_>>());
+        words.push(w.words.clone());
+    }
+    let loss = loss / counted.max(1) as f64;
+    Ok(EntityReport::from_tags(&words, &gold, &predicted, loss))
 }
 
 /// The prediction for one text.
@@ -211,7 +288,7 @@ impl Predictor {
         let examples = self.tokenizer.encode(texts)?;
         let set = EncodedSet {
             examples,
-            labels: Vec::new(),
+            ..Default::default()
         };
         let rows = logits(&self.model, &set, batch_size)?;
         Ok(texts
@@ -233,4 +310,208 @@ impl Predictor {
             })
             .collect())
     }
+}
+
+/// An entity found in a text, as `pipeline("token-classification",
+/// aggregation_strategy="first")` groups them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntityPrediction {
+    /// The entity's text.
+    pub text: String,
+    /// The entity type (PER, ORG, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Character offsets into the text: `start..end`.
+    pub start: usize,
+    pub end: usize,
+    /// Mean probability of the entity's tokens' tags.
+    pub score: f64,
+}
+
+/// One token of a text with its predicted tag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaggedToken {
+    pub text: String,
+    pub tag: String,
+    pub score: f64,
+    /// Character offsets into the text.
+    pub start: usize,
+    pub end: usize,
+    /// Raw logits, in the order of the model's tags.
+    pub logits: Vec<f32>,
+}
+
+/// The entities of one text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenPrediction {
+    pub text: String,
+    pub entities: Vec<EntityPrediction>,
+    pub tokens: Vec<TaggedToken>,
+    pub truncated: bool,
+}
+
+/// A fine-tuned token classifier loaded from a model folder.
+pub struct TokenPredictor {
+    model: Model,
+    tokenizer: TextTokenizer,
+    labels: Vec<String>,
+}
+
+fn char_offset(text: &str, byte: usize) -> usize {
+    text.get(..byte).map_or(0, |s| s.chars().count())
+}
+
+impl TokenPredictor {
+    /// Loads a token-classification model folder (`*ForTokenClassification` with `id2label`).
+    /// `max_length` defaults to the model's maximum.
+    pub fn load(
+        dir: &Path,
+        device: &Device,
+        max_length: Option<usize>,
+    ) -> Result<Self, EngineError> {
+        let spec = ModelSpec::from_dir(dir)?;
+        let labels = spec
+            .labels
+            .clone()
+            .filter(|_| spec.task() == Some(Task::TokenClassification))
+            .ok_or_else(|| EngineError::NoClassificationHead {
+                path: dir.to_path_buf(),
+            })?;
+        let model_max = spec.max_sequence_length();
+        let max_length = max_length.unwrap_or(model_max).min(model_max);
+        let model = Model::load(
+            dir,
+            Task::TokenClassification,
+            labels.len(),
+            None,
+            device,
+            0,
+        )?;
+        if !model.newly_initialized().is_empty() {
+            return Err(EngineError::NoClassificationHead {
+                path: dir.to_path_buf(),
+            });
+        }
+        let tokenizer = TextTokenizer::from_model_dir(dir, max_length)?;
+        Ok(TokenPredictor {
+            model,
+            tokenizer,
+            labels,
+        })
+    }
+
+    /// Tag names, id = index.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// The loaded model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The tokenizer, truncating to the predictor's maximum length.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// Tags every token of each text and groups the words into entities (see
+    /// [`group_entities`]).
+    pub fn predict(
+        &self,
+        texts: &[String],
+        batch_size: usize,
+    ) -> Result<Vec<TokenPrediction>, EngineError> {
+        let mut set = EncodedSet::default();
+        let mut encoded = Vec::with_capacity(texts.len());
+        for text in texts {
+            let e = self.tokenizer.encode_with_offsets(text)?;
+            set.examples.push(e.example.clone());
+            encoded.push(e);
+        }
+        let logits = token_logits(
+            &self.model,
+            &set,
+            batch_size,
+            &mut Stepper::new(&self.model, true),
+        )?;
+        let mut out = Vec::with_capacity(texts.len());
+        for (i, text) in texts.iter().enumerate() {
+            let mut tokens = Vec::new();
+            let mut subword = Vec::new();
+            for ((row, span), &sub) in logits[i]
+                .iter()
+                .zip(&encoded[i].offsets)
+                .zip(&encoded[i].subword)
+            {
+                let Some((a, b)) = *span else { continue };
+                subword.push(sub);
+                let p = probabilities(row);
+                let id = argmax(row) as usize;
+                tokens.push(TaggedToken {
+                    text: text.get(a..b).unwrap_or_default().to_string(),
+                    tag: self.labels.get(id).cloned().unwrap_or_else(|| "O".into()),
+                    score: p[id],
+                    start: char_offset(text, a),
+                    end: char_offset(text, b),
+                    logits: row.clone(),
+                });
+            }
+            let entities = group_entities(text, &tokens, &subword);
+            out.push(TokenPrediction {
+                text: text.clone(),
+                entities,
+                tokens,
+                truncated: set.examples[i].truncated,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Entities as `pipeline("token-classification", aggregation_strategy="first")` finds them:
+/// tokens join into words (`subword`: the token continues the word before it), each word
+/// takes its first token's tag and score (the token it was trained on), and consecutive words
+/// of one type form an entity unless a B- tag starts a new one; O is dropped.
+fn group_entities(text: &str, tokens: &[TaggedToken], subword: &[bool]) -> Vec<EntityPrediction> {
+    let chars: Vec<char> = text.chars().collect();
+    // (first token, end of the word)
+    let mut words: Vec<(&TaggedToken, usize)> = Vec::new();
+    for (t, &sub) in tokens.iter().zip(subword) {
+        match words.last_mut() {
+            Some((_, end)) if sub => *end = t.end,
+            _ => words.push((t, t.end)),
+        }
+    }
+    let split = |tag: &str| -> (bool, String) {
+        match tag.split_once('-') {
+            Some((p, kind)) => (p == "B", kind.to_string()),
+            None => (false, tag.to_string()),
+        }
+    };
+    let mut groups: Vec<(String, Vec<(&TaggedToken, usize)>)> = Vec::new();
+    for w in words {
+        let (begin, kind) = split(&w.0.tag);
+        match groups.last_mut() {
+            Some((k, members)) if *k == kind && !begin => members.push(w),
+            _ => groups.push((kind, vec![w])),
+        }
+    }
+    groups
+        .into_iter()
+        .filter(|(kind, _)| kind != "O")
+        .filter_map(|(kind, members)| {
+            let (start, end) = (members.first()?.0.start, members.last()?.1);
+            Some(EntityPrediction {
+                text: chars
+                    .get(start..end)
+                    .map(|c| c.iter().collect())
+                    .unwrap_or_default(),
+                kind,
+                start,
+                end,
+                score: members.iter().map(|(t, _)| t.score).sum::<f64>() / members.len() as f64,
+            })
+        })
+        .collect()
 }

@@ -4,14 +4,17 @@
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use hone_data::{read_examples, stratified_holdout, Example, LabelSet, TextTokenizer};
+use hone_data::{
+    read_examples, read_tagged, stratified_holdout, Example, LabelSet, TagColumns, TextTokenizer,
+};
 
-use crate::batch::EncodedSet;
+use crate::batch::{EncodedSet, WordTags};
 use crate::checkpoint::load_last;
-use crate::config::{DataConfig, FileData, RunConfig, TrainingConfig};
+use crate::config::{FileData, RunConfig, TrainingConfig};
 use crate::device::device_name;
 use crate::events::{RunStatus, TrainEvent};
-use crate::export::{export_classifier, ModelCard};
+use crate::export::{export_model, ModelCard};
+use crate::graph::IGNORE_LABEL;
 use crate::models::{Model, ModelSpec, Task};
 use crate::trainer::{TrainPlan, TrainSummary, Trainer};
 use crate::EngineError;
@@ -23,9 +26,11 @@ pub struct FineTuneOutcome {
     pub labels: Vec<String>,
 }
 
-/// Labeled examples ready for training, with their class names.
+/// Labeled examples ready for training, with their class names (token classification: the
+/// IOB2 tags).
 #[derive(Debug, Clone)]
 pub struct TrainingData {
+    pub task: Task,
     pub labels: LabelSet,
     pub train: Vec<Example>,
     pub valid: Vec<Example>,
@@ -51,7 +56,10 @@ pub fn hold_out(
 
 /// Reads a run's files: the label set from the training file, the validation file checked
 /// against it, or a held-out share when there is none.
-pub fn load_files(files: &FileData, seed: u64) -> Result<TrainingData, EngineError> {
+pub fn load_files(files: &FileData, task: Task, seed: u64) -> Result<TrainingData, EngineError> {
+    if task == Task::TokenClassification {
+        return load_tagged_files(files, seed);
+    }
     let columns = files.columns();
     let mut notices = Vec::new();
     let mut read = |path: &Path| -> Result<Vec<Example>, EngineError> {
@@ -71,6 +79,85 @@ pub fn load_files(files: &FileData, seed: u64) -> Result<TrainingData, EngineErr
         None => hold_out(all_train, &ids, files.valid_fraction, seed),
     };
     Ok(TrainingData {
+        task,
+        labels,
+        train,
+        valid,
+        notices,
+    })
+}
+
+/// The tag set of token-classification examples: O first, then the entity tags sorted by
+/// type (B- before I-).
+pub fn tag_set(examples: &[Example]) -> LabelSet {
+    let mut tags: Vec<String> = examples
+        .iter()
+        .flat_map(|e| e.tags.iter().cloned())
+        .collect();
+    tags.sort_by(|a, b| {
+        let key = |t: &str| {
+            (
+                t != "O",
+                t.get(2..).unwrap_or("").to_string(),
+                t.to_string(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    tags.dedup();
+    if !tags.iter().any(|t| t == "O") {
+        tags.insert(0, "O".into());
+    }
+    LabelSet::from_names(tags)
+}
+
+/// Checks that every tag of `examples` is in `labels`.
+fn check_tags(path: &Path, labels: &LabelSet, examples: &[Example]) -> Result<(), EngineError> {
+    for e in examples {
+        if let Some(t) = e.tags.iter().find(|t| labels.id(t).is_none()) {
+            return Err(EngineError::InvalidConfig(format!(
+                "{}, line {}: the tag '{t}' is not in the training data (its tags: {})",
+                path.display(),
+                e.line,
+                labels.names().join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn load_tagged_files(files: &FileData, seed: u64) -> Result<TrainingData, EngineError> {
+    let columns = TagColumns {
+        tokens: files.text_column.clone(),
+        tags: files.label_column.clone(),
+    };
+    let mut notices = Vec::new();
+    let mut read = |path: &Path| -> Result<Vec<Example>, EngineError> {
+        let file = read_tagged(path, files.format, &columns)?;
+        notices.extend(file.warnings);
+        notices.push(format!(
+            "{}: {} sentences, tags in {} (trained as IOB2)",
+            path.display(),
+            file.sentences.len(),
+            file.scheme
+        ));
+        Ok(file.sentences.into_iter().map(Example::from).collect())
+    };
+    let all_train = read(&files.train)?;
+    let labels = tag_set(&all_train);
+    let (train, valid) = match &files.valid {
+        Some(valid_file) => {
+            let valid = read(valid_file)?;
+            check_tags(valid_file, &labels, &valid)?;
+            (all_train, valid)
+        }
+        None => {
+            let same = vec![0; all_train.len()];
+            hold_out(all_train, &same, files.valid_fraction, seed)
+        }
+    };
+    Ok(TrainingData {
+        task: Task::TokenClassification,
         labels,
         train,
         valid,
@@ -82,7 +169,12 @@ fn encode(
     tokenizer: &TextTokenizer,
     labels: &LabelSet,
     examples: &[Example],
+    task: Task,
+    label_all_subtokens: bool,
 ) -> Result<EncodedSet, EngineError> {
+    if task == Task::TokenClassification {
+        return encode_tagged(tokenizer, labels, examples, label_all_subtokens);
+    }
     let texts: Vec<(&str, Option<&str>)> = examples
         .iter()
         .map(|e| (e.text.as_str(), e.text_pair.as_deref()))
@@ -90,7 +182,51 @@ fn encode(
     Ok(EncodedSet {
         examples: tokenizer.encode(&texts)?,
         labels: labels.ids_for(Path::new("the data"), examples)?,
+        ..Default::default()
     })
+}
+
+/// Encodes tagged sentences: words to sub-tokens, tags onto the first sub-token of each word
+/// (or every sub-token, B- becoming I- after the first).
+pub fn encode_tagged(
+    tokenizer: &TextTokenizer,
+    labels: &LabelSet,
+    examples: &[Example],
+    label_all_subtokens: bool,
+) -> Result<EncodedSet, EngineError> {
+    let sentences: Vec<Vec<String>> = examples.iter().map(|e| e.tokens.clone()).collect();
+    let encoded = tokenizer.encode_words(&sentences)?;
+    let inside = |id: u32| -> u32 {
+        let name = &labels.names()[id as usize];
+        match name.strip_prefix("B-") {
+            Some(kind) => labels.id(&format!("I-{kind}")).unwrap_or(id),
+            None => id,
+        }
+    };
+    let mut set = EncodedSet::default();
+    for (e, enc) in examples.iter().zip(encoded) {
+        let tags: Vec<u32> = e
+            .tags
+            .iter()
+            .map(|t| {
+                labels.id(t).ok_or_else(|| {
+                    EngineError::InvalidConfig(format!(
+                        "line {}: the tag '{t}' is not in the training data",
+                        e.line
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        set.token_labels
+            .push(enc.token_labels(&tags, label_all_subtokens, inside, IGNORE_LABEL));
+        set.words.push(WordTags {
+            word_ids: enc.word_ids,
+            words: e.tokens.clone(),
+            tags,
+        });
+        set.examples.push(enc.example);
+    }
+    Ok(set)
 }
 
 /// Where a run reads its model and writes its results.
@@ -142,12 +278,14 @@ pub fn fine_tune_data(
         });
     }
     let tokenizer = TextTokenizer::from_model_dir(paths.model, max_length)?;
-    let train = encode(&tokenizer, labels, &data.train)?;
-    let valid = encode(&tokenizer, labels, &data.valid)?;
+    let task = data.task;
+    let all = cfg.label_all_subtokens;
+    let train = encode(&tokenizer, labels, &data.train, task, all)?;
+    let valid = encode(&tokenizer, labels, &data.valid, task, all)?;
 
     let model = Model::load(
         paths.model,
-        Task::SequenceClassification,
+        task,
         labels.len(),
         cfg.dropout,
         &device,
@@ -203,7 +341,7 @@ pub fn fine_tune_data(
         });
     }
     let base = paths.model.display().to_string();
-    export_classifier(
+    export_model(
         &model,
         labels.names(),
         paths.model,
@@ -230,43 +368,6 @@ pub fn fine_tune_data(
         summary,
         labels: labels.names().to_vec(),
     })
-}
-
-/// Runs the fine-tuning `config` describes from files (stored datasets go through the app's
-/// service layer), checkpoints in `<out>/checkpoints`, and keeps the configuration beside the
-/// export (`hone_run.json`).
-pub fn fine_tune(
-    config: &RunConfig,
-    sink: &mut dyn FnMut(TrainEvent),
-    cancel: &AtomicBool,
-) -> Result<FineTuneOutcome, EngineError> {
-    let DataConfig::Files(files) = &config.data else {
-        return Err(EngineError::InvalidConfig(
-            "a stored dataset is trained through Hone's database (hone train --dataset)".into(),
-        ));
-    };
-    let out = config.out.as_deref().ok_or_else(|| {
-        EngineError::InvalidConfig("say where the fine-tuned model goes (out / --out)".into())
-    })?;
-    let data = load_files(files, config.training.seed)?;
-    let work_dir = out.join("checkpoints");
-    let paths = RunPaths {
-        model: &config.model,
-        out,
-        work_dir: &work_dir,
-    };
-    let config_text = toml::to_string(config).unwrap_or_default();
-    let outcome = fine_tune_data(
-        &paths,
-        data,
-        &config.training,
-        &config_text,
-        false,
-        sink,
-        cancel,
-    )?;
-    save_run_config(config, out)?;
-    Ok(outcome)
 }
 
 /// Keeps the run configuration beside the exported model (`hone_run.json`).

@@ -38,8 +38,8 @@ pub use config::{DataConfig, FileData, RunConfig, StoredData, TrainingConfig};
 pub use device::DeviceSpec;
 pub use error::EngineError;
 pub use events::TrainEvent;
-pub use job::{fine_tune, FineTuneOutcome};
-pub use metrics::ClassificationReport;
+pub use job::FineTuneOutcome;
+pub use metrics::{ClassificationReport, EntityReport, Report};
 pub use models::{Family, Model, Task};
 
 /// Result type of the engine.

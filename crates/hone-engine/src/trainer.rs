@@ -14,7 +14,7 @@ use crate::checkpoint::{save_best, save_last, ResumePoint, TrainerState};
 use crate::config::TrainingConfig;
 use crate::events::{CheckpointKind, RunStatus, TrainEvent};
 use crate::inference::evaluate_with;
-use crate::metrics::ClassificationReport;
+use crate::metrics::Report;
 use crate::models::Model;
 use crate::optim::AdamW;
 use crate::recipes::{apply_freezing, optimizer};
@@ -58,7 +58,7 @@ pub struct TrainSummary {
     pub steps: u64,
     pub elapsed_s: f64,
     /// Step and evaluation of the best checkpoint, if any validation ran.
-    pub best: Option<(u64, ClassificationReport)>,
+    pub best: Option<(u64, Report)>,
     /// Folder of the best checkpoint's weights.
     pub best_dir: PathBuf,
     /// The best checkpoint's logits on the validation examples (in their order), when that
@@ -81,7 +81,7 @@ pub struct Trainer<'a> {
 
 struct Progress {
     step: u64,
-    best: Option<(u64, ClassificationReport)>,
+    best: Option<(u64, Report)>,
     best_value: Option<f64>,
     evals_without_improvement: u32,
     last_eval_step: Option<u64>,
@@ -266,7 +266,7 @@ impl Trainer<'_> {
             let dir = self.work_dir.join("best");
             save_best(&dir, self.model.params(), &report, step)?;
             progress.best = Some((step, report));
-            progress.best_logits = Some(logits);
+            progress.best_logits = logits;
             sink(TrainEvent::CheckpointSaved {
                 step,
                 kind: CheckpointKind::Best,

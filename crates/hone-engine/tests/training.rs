@@ -45,10 +45,12 @@ fn sst2_fixture(model_dir: &Path, max_length: usize) -> Fixture {
         train: EncodedSet {
             examples: encoded[..split].to_vec(),
             labels: ids[..split].to_vec(),
+            ..Default::default()
         },
         valid: EncodedSet {
             examples: encoded[split..].to_vec(),
             labels: ids[split..].to_vec(),
+            ..Default::default()
         },
         labels: labels.names().to_vec(),
     }

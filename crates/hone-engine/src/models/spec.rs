@@ -306,17 +306,30 @@ impl ModelSpec {
         }
     }
 
-    /// The `architectures` entry of an exported classification model.
-    pub fn classification_architecture(&self) -> &'static str {
-        match self.model_type.as_str() {
-            "xlm-roberta" => "XLMRobertaForSequenceClassification",
-            "camembert" => "CamembertForSequenceClassification",
+    /// The `architectures` entry of an exported model with a `task` head
+    /// (`XLMRobertaForTokenClassification`).
+    pub fn architecture(&self, task: super::Task) -> String {
+        let base = match self.model_type.as_str() {
+            "xlm-roberta" => "XLMRoberta",
+            "camembert" => "Camembert",
             _ => match self.family {
-                Family::Bert => "BertForSequenceClassification",
-                Family::DistilBert => "DistilBertForSequenceClassification",
-                Family::Roberta => "RobertaForSequenceClassification",
+                Family::Bert => "Bert",
+                Family::DistilBert => "DistilBert",
+                Family::Roberta => "Roberta",
             },
-        }
+        };
+        format!("{base}{}", task.architecture_suffix())
+    }
+
+    /// The task of a fine-tuned folder, from its config's `architectures` (`None` for a base
+    /// model or a head Hone does not have).
+    pub fn task(&self) -> Option<super::Task> {
+        self.raw
+            .get("architectures")?
+            .as_array()?
+            .iter()
+            .filter_map(|a| a.as_str())
+            .find_map(super::Task::from_architecture)
     }
 }
 
@@ -355,7 +368,7 @@ mod tests {
         .unwrap();
         assert_eq!(spec.max_sequence_length(), 512);
         assert_eq!(
-            spec.classification_architecture(),
+            spec.architecture(crate::models::Task::SequenceClassification),
             "XLMRobertaForSequenceClassification"
         );
     }

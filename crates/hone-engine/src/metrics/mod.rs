@@ -1,7 +1,71 @@
-//! Classification metrics: accuracy, macro precision / recall / F1, per-class scores and the
-//! confusion matrix.
+//! Evaluation metrics by task: for sequence classification accuracy, macro precision / recall
+//! / F1, per-class scores and the confusion matrix; for token classification entity-level
+//! scores ([`entities`]). [`Report`] carries either through events, the store and the UI.
+
+pub mod entities;
 
 use serde::{Deserialize, Serialize};
+
+pub use entities::{EntityReport, EntityScores, TaggingError};
+
+/// An evaluation, whichever the task. Serialised as the inner report (untagged), so reports
+/// stored before token classification existed read back as classification reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Report {
+    Entities(EntityReport),
+    Classification(ClassificationReport),
+}
+
+impl Report {
+    /// The value of a metric. For token classification F1, precision and recall are the
+    /// entity-level micro scores and accuracy is token accuracy.
+    pub fn get(&self, metric: Metric) -> f64 {
+        match self {
+            Report::Classification(r) => r.get(metric),
+            Report::Entities(r) => match metric {
+                Metric::Loss => r.loss,
+                Metric::Accuracy => r.token_accuracy,
+                Metric::MacroF1 => r.entity_f1,
+                Metric::MacroPrecision => r.precision,
+                Metric::MacroRecall => r.recall,
+            },
+        }
+    }
+
+    /// The report's headline numbers by name, for the store's metric table and charts.
+    pub fn metrics(&self) -> Vec<(&'static str, f64)> {
+        match self {
+            Report::Classification(r) => vec![
+                ("loss", r.loss),
+                ("accuracy", r.accuracy),
+                ("macro_f1", r.macro_f1),
+                ("macro_precision", r.macro_precision),
+                ("macro_recall", r.macro_recall),
+            ],
+            Report::Entities(r) => vec![
+                ("loss", r.loss),
+                ("entity_f1", r.entity_f1),
+                ("precision", r.precision),
+                ("recall", r.recall),
+                ("token_accuracy", r.token_accuracy),
+            ],
+        }
+    }
+
+    /// The mean loss.
+    pub fn loss(&self) -> f64 {
+        self.get(Metric::Loss)
+    }
+
+    /// The classification report, if this is one.
+    pub fn classification(&self) -> Option<&ClassificationReport> {
+        match self {
+            Report::Classification(r) => Some(r),
+            Report::Entities(_) => None,
+        }
+    }
+}
 
 /// A metric that selects the best checkpoint and drives early stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -189,6 +253,18 @@ mod tests {
         let r = ClassificationReport::from_predictions(&labels, &[0, 1], &[0, 0], 0.0);
         assert_eq!(r.per_class[1].precision, 0.0);
         assert_eq!(r.per_class[1].f1, 0.0);
+    }
+
+    #[test]
+    fn stored_classification_reports_read_back_as_classification() {
+        let labels = vec!["x".to_string(), "y".to_string()];
+        let r = ClassificationReport::from_predictions(&labels, &[0, 1], &[0, 1], 0.2);
+        let json = serde_json::to_string(&r).unwrap();
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, Report::Classification(r));
+        let e = EntityReport::from_tags(&[], &[], &[], 0.0);
+        let back: Report = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, Report::Entities(e));
     }
 
     #[test]

@@ -278,11 +278,23 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     let data = tmp.path().join("reviews.tsv");
     std::fs::write(&data, lines.join("\n") + "\n").expect("write");
     let conll = tmp.path().join("ner.conll");
-    std::fs::write(
-        &conll,
+    // Two CoNLL sentences, then 18 more from a template, so a held-out share validates the
+    // entity run. Only ORG, MISC and PER: the Entities view lists types in that order.
+    let mut ner = String::from(
         "EU B-ORG\nrejects O\nGerman B-MISC\ncall O\n\nPeter B-PER\nBlackburn I-PER\n",
-    )
-    .expect("write");
+    );
+    for (i, (who, org)) in [("Anna", "Nokia"), ("John", "Siemens"), ("Maria", "Reuters")]
+        .iter()
+        .cycle()
+        .take(18)
+        .enumerate()
+    {
+        let day = ["Monday", "Tuesday"][i % 2];
+        ner.push_str(&format!(
+            "\n{who} B-PER\njoined O\n{org} B-ORG\non O\n{day} O\n. O\n"
+        ));
+    }
+    std::fs::write(&conll, ner).expect("write");
     let exports = tmp.path().join("exports");
     std::fs::create_dir_all(&exports).expect("mkdir");
 
@@ -499,6 +511,41 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     // Light and dark themes both render.
     ui.select(".theme select", "dark").await;
     ui.shot("12-dark").await;
+    ui.select(".theme select", "light").await;
+
+    // Named entities: the Train page takes the task from the tagged dataset; the run's page
+    // shows the entity scores per type.
+    ui.page("train").await;
+    ui.select("#train-dataset", "ner").await;
+    ui.attr_until("#train-task", "data-task", long, |v| v == "token")
+        .await;
+    ui.set_field("epochs", "2").await;
+    ui.set_field("batch_size", "4").await;
+    ui.set_field("lr", "0.001").await;
+    ui.until_text("[data-testid='fit']", long, |t| t.contains("for 2 epoch"))
+        .await;
+    ui.click("#start").await;
+    let status = ui
+        .attr_until("[data-testid='live']", "data-status", long, |s| {
+            s != "running"
+        })
+        .await;
+    assert_eq!(status, "completed");
+    let last = ui
+        .until_text("[data-testid='last-eval']", long, |t| {
+            t.contains("entity F1")
+        })
+        .await;
+    assert!(last.contains("token accuracy"), "{last}");
+    ui.shot("13-ner-done").await;
+    ui.page("runs").await;
+    ui.click("tr[data-run='3'] a").await;
+    let per_type = ui.text_of("[data-testid='per-type']").await;
+    assert!(
+        per_type.contains("Entity") && per_type.contains("PER"),
+        "{per_type}"
+    );
+    ui.shot("14-ner-run").await;
 
     ui.client.close().await.ok();
 

@@ -40,6 +40,12 @@ pub enum EngineError {
     BadWeights { path: PathBuf, message: String },
     #[error("{path} has no classification head (no id2label/classifier weights); fine-tune it with `hone train` first")]
     NoClassificationHead { path: PathBuf },
+    #[error("{path} is a {found} model; this needs a {wanted} model")]
+    WrongTask {
+        path: PathBuf,
+        found: &'static str,
+        wanted: &'static str,
+    },
     #[error("device '{device}' is not available: {reason}")]
     DeviceUnavailable { device: String, reason: String },
     #[error("invalid setting: {0}")]

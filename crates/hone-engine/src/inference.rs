@@ -235,6 +235,13 @@ impl Predictor {
         max_length: Option<usize>,
     ) -> Result<Self, EngineError> {
         let spec = ModelSpec::from_dir(dir)?;
+        if let Some(found) = spec.task().filter(|t| *t != Task::SequenceClassification) {
+            return Err(EngineError::WrongTask {
+                path: dir.to_path_buf(),
+                found: found.name(),
+                wanted: Task::SequenceClassification.name(),
+            });
+        }
         let labels = spec
             .labels
             .clone()

@@ -294,7 +294,7 @@ fn row_to_example(
 impl Store {
     /// Starts importing a new dataset (`append` = false) or adding rows to an existing one.
     pub fn begin_import(&mut self, new: &NewDataset, append: bool) -> Result<Import<'_>> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_transaction()?;
         let existing: Option<(i64, String)> = tx
             .query_row(
                 "SELECT id, task FROM datasets WHERE name = ?1",
@@ -512,7 +512,7 @@ impl Store {
         label: Option<&Label>,
         author: &str,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_transaction()?;
         let (dataset_id, previous, tokens): (i64, Option<String>, Option<String>) = tx
             .query_row(
                 "SELECT dataset_id, label, tokens_json FROM examples WHERE id = ?1",

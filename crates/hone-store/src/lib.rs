@@ -13,7 +13,7 @@ mod splits;
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 
 pub use datasets::{
@@ -71,6 +71,17 @@ impl Store {
             .to_latest(&mut conn)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
         Ok(Store { conn, path })
+    }
+
+    /// A transaction that takes the write lock when it begins (IMMEDIATE). Every write goes
+    /// through one: a deferred transaction that reads first and writes later cannot wait for
+    /// another writer — once that writer commits, its read snapshot is stale and SQLite fails
+    /// at once with "database is locked" whatever the busy timeout (seen with the desktop app
+    /// and a training run writing side by side).
+    pub(crate) fn write_transaction(&mut self) -> Result<Transaction<'_>> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
     }
 
     /// The database file (None in memory).

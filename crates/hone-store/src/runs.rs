@@ -239,7 +239,7 @@ impl Store {
         epoch: f64,
         metrics: &[(&str, f64)],
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_transaction()?;
         insert_metrics(&tx, id, step, epoch, metrics)?;
         tx.execute("UPDATE runs SET step = ?2 WHERE id = ?1", params![id, step])?;
         tx.commit()?;
@@ -258,7 +258,7 @@ impl Store {
         predictions: Option<&serde_json::Value>,
         metrics: &[(&str, f64)],
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_transaction()?;
         tx.execute(
             "INSERT OR REPLACE INTO evaluations (run_id, step, epoch, part, report_json, predictions_json)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -62,7 +62,7 @@ impl Store {
         settings: &serde_json::Value,
         members: &[(i64, Part)],
     ) -> Result<i64> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_transaction()?;
         tx.execute(
             "DELETE FROM splits WHERE dataset_id = ?1 AND name = ?2",
             params![dataset_id, name],

@@ -287,3 +287,34 @@ fn token_classification_examples_keep_tokens_and_tags() {
     assert_eq!(info.label_counts["O"], 2);
     assert_eq!(info.label_names, ["B-MISC", "B-ORG", "O"]);
 }
+
+/// Two connections writing at once (the desktop app labeling while a run records its steps):
+/// a label written while another connection holds the write lock waits for it and succeeds. A
+/// deferred transaction (read, then write) failed here at once with "database is locked" when
+/// the other writer committed during the wait.
+#[test]
+fn a_label_written_while_another_connection_writes_waits_instead_of_failing() {
+    let (dir, mut store) = store();
+    let mut import = store.begin_import(&new_dataset("d"), false).unwrap();
+    import.add(&example(0, Some("pos"))).unwrap();
+    import.add(&example(1, None)).unwrap();
+    let id = import.finish("f", &[]).unwrap();
+    let row = store.examples(id, &ExampleFilter::default()).unwrap()[1].id;
+    let path = dir.path().join("hone.db");
+    let (locked, wait_for_lock) = std::sync::mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        let mut other = Store::open(&path).unwrap();
+        let mut import = other.begin_import(&new_dataset("other"), false).unwrap();
+        import.add(&example(0, Some("x"))).unwrap();
+        locked.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        import.finish("g", &[]).unwrap();
+    });
+    wait_for_lock.recv().unwrap();
+    store
+        .set_label(row, Some(&Label::Class("neg".into())), "ana")
+        .unwrap();
+    writer.join().unwrap();
+    assert_eq!(store.dataset("d").unwrap().labeled, 2);
+    assert_eq!(store.dataset("other").unwrap().rows, 1);
+}

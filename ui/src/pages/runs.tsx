@@ -6,13 +6,14 @@ import { api, duration, errorText, MetricRow, RunDetail, RunRecord } from "../ap
 import { Chart, Series } from "../chart";
 import type { Nav } from "../main";
 import { resumeRun } from "./train";
+import { entitySpans, isEntityReport, summary, validationSeries } from "../report";
 
 function seconds(r: RunRecord): number | null {
   if (!r.started_at) return null;
   const end = r.finished_at ? Date.parse(r.finished_at) : Date.now();
   return (end - Date.parse(r.started_at)) / 1000;
 }
-const f1 = (r: RunRecord) => r.final_metrics?.best?.macro_f1 as number | undefined;
+const f1 = (r: RunRecord) => (r.final_metrics?.best?.macro_f1 ?? r.final_metrics?.best?.entity_f1) as number | undefined;
 /** The model as a person knows it: the Hub repo of a cache snapshot, else the folder name. */
 const modelOf = (r: RunRecord) => {
   const path = String(r.config?.model ?? "");
@@ -42,7 +43,11 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void }) {
   // The best checkpoint's evaluation is the one stored with its predictions; before a run
   // finishes, the latest validation.
   const validations = d.evaluations.filter((e) => e.part === "validation");
-  const ev = validations.find((e) => e.predictions && e.predictions.length > 0) ?? validations[validations.length - 1];
+  const bestStep = d.run.final_metrics?.best_step;
+  const ev = validations.find((e) => bestStep != null && e.step === bestStep)
+    ?? validations.find((e) => e.predictions && e.predictions.length > 0)
+    ?? validations[validations.length - 1];
+  const isBest = ev != null && (ev.step === bestStep || (ev.predictions?.length ?? 0) > 0);
   const report = ev?.report;
   const labels: string[] = (report?.per_class ?? []).map((c: any) => c.label);
   const worst = (ev?.predictions ?? [])
@@ -63,11 +68,12 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void }) {
       </div>
       <div class="grid2">
         <Chart title="Training loss" series={[curves(d.metrics, "loss", "loss")]} />
-        <Chart title="Validation" series={[curves(d.metrics, "eval_accuracy", "accuracy"), curves(d.metrics, "eval_macro_f1", "macro F1")]} />
+        <Chart title="Validation" series={validationSeries(new Set(d.metrics.map((m) => m.name))).map(([name, label]) => curves(d.metrics, name, label))} />
       </div>
-      {report && (
+      {report && isEntityReport(report) && <EntityReportView report={report} step={ev?.step} best={isBest} />}
+      {report && !isEntityReport(report) && (
         <>
-          <h3>{ev?.predictions?.length ? "Best validation" : "Latest validation"} (step {ev?.step}): accuracy {(100 * report.accuracy).toFixed(1)}% · macro F1 {report.macro_f1.toFixed(3)}</h3>
+          <h3>{isBest ? "Best validation" : "Latest validation"} (step {ev?.step}): {summary(report)}</h3>
           <div class="columns">
             <table class="list">
               <thead><tr><th>Class</th><th class="num">Precision</th><th class="num">Recall</th><th class="num">F1</th><th class="num">Support</th></tr></thead>
@@ -93,6 +99,44 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void }) {
   );
 }
 
+/** Words with their entities highlighted, type as a badge. */
+function Tagged(props: { tokens: string[]; tags: string[]; other: string[] }) {
+  const spans = entitySpans(props.tags);
+  const otherKeys = new Set(entitySpans(props.other).map((e) => e.join(":")));
+  const parts: any[] = [];
+  let i = 0;
+  for (const [kind, start, end] of spans) {
+    if (i < start) parts.push(props.tokens.slice(i, start).join(" ") + " ");
+    const agrees = otherKeys.has([kind, start, end].join(":"));
+    parts.push(<mark class={`entity${agrees ? "" : " differs"}`} title={agrees ? kind : `${kind} (the other side differs)`}>{props.tokens.slice(start, end).join(" ")} <b>{kind}</b></mark>, " ");
+    i = end;
+  }
+  parts.push(props.tokens.slice(i).join(" "));
+  return <span>{parts}</span>;
+}
+
+function EntityReportView(props: { report: any; step?: number; best: boolean }) {
+  const r = props.report;
+  return (
+    <>
+      <h3>{props.best ? "Best validation" : "Latest validation"} (step {props.step}): {summary(r)}</h3>
+      <table class="list" data-testid="per-type">
+        <thead><tr><th>Entity</th><th class="num">Precision</th><th class="num">Recall</th><th class="num">F1</th><th class="num">Support</th></tr></thead>
+        <tbody>{Object.entries(r.per_type ?? {}).map(([kind, c]: [string, any]) => <tr><td>{kind}</td><td class="num">{c.precision.toFixed(3)}</td><td class="num">{c.recall.toFixed(3)}</td><td class="num">{c.f1.toFixed(3)}</td><td class="num">{c.support}</td></tr>)}</tbody>
+      </table>
+      {(r.worst ?? []).length > 0 && (
+        <>
+          <h3>Wrongly tagged sentences</h3>
+          <table class="list" data-testid="tagging-errors">
+            <thead><tr><th>Gold</th><th>Predicted</th></tr></thead>
+            <tbody>{r.worst.slice(0, 10).map((w: any) => <tr><td><Tagged tokens={w.tokens} tags={w.gold} other={w.predicted} /></td><td><Tagged tokens={w.tokens} tags={w.predicted} other={w.gold} /></td></tr>)}</tbody>
+          </table>
+        </>
+      )}
+    </>
+  );
+}
+
 function Compare(props: { runs: RunRecord[] }) {
   const [metrics, setMetrics] = useState<[number, MetricRow[]][]>([]);
   const [onlyDiff, setOnlyDiff] = useState(true);
@@ -105,7 +149,7 @@ function Compare(props: { runs: RunRecord[] }) {
       <h2>Comparing runs {props.runs.map((r) => r.id).join(", ")}</h2>
       <div class="grid2">
         <Chart title="Training loss" series={metrics.map(([id, rows]) => curves(rows, "loss", `run ${id}`))} />
-        <Chart title="Validation macro F1" series={metrics.map(([id, rows]) => curves(rows, "eval_macro_f1", `run ${id}`))} />
+        <Chart title="Validation F1" series={metrics.map(([id, rows]) => curves(rows, rows.some((m) => m.name === "eval_entity_f1") ? "eval_entity_f1" : "eval_macro_f1", `run ${id}`))} />
       </div>
       <label class="small"><input type="checkbox" checked={onlyDiff} onChange={(e) => setOnlyDiff((e.target as HTMLInputElement).checked)} /> differences only</label>
       <table class="list" data-testid="config-diff">
@@ -151,12 +195,12 @@ export function RunsPage(props: { open: number | null; nav: Nav }) {
           <div class="row">
             <input placeholder="Filter by status, name, model or dataset" value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} />
             <select value={sort} onChange={(e) => setSort((e.target as HTMLSelectElement).value as any)} aria-label="Sort">
-              <option value="id">newest</option><option value="f1">best macro F1</option><option value="duration">longest</option>
+              <option value="id">newest</option><option value="f1">best F1</option><option value="duration">longest</option>
             </select>
             <span class="muted small">Tick two or more runs to compare them.</span>
           </div>
           <table class="list" data-testid="runs">
-            <thead><tr><th /><th>Run</th><th>Status</th><th>Model</th><th>Dataset</th><th class="num">Macro F1</th><th class="num">Duration</th></tr></thead>
+            <thead><tr><th /><th>Run</th><th>Status</th><th>Model</th><th>Dataset</th><th class="num" title="Macro F1 of text classifiers, entity F1 of token classifiers">F1</th><th class="num">Duration</th></tr></thead>
             <tbody>
               {shown.map((r) => (
                 <tr class={open === r.id ? "selected" : ""} data-run={r.id}>

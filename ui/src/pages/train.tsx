@@ -5,6 +5,7 @@ import { api, DatasetInfo, duration, errorText, KnownModel, ModelCheck, RunMessa
 import { Chart, Series } from "../chart";
 import type { Nav } from "../main";
 import { FitTable } from "./models";
+import { chartedKeys, summary } from "../report";
 
 type Training = Record<string, any>;
 
@@ -98,7 +99,7 @@ export function applyEvents(live: Live, events: TrainEvent[]): Live {
     } else if (e.event === "started") {
       next.total = e.total_steps;
     } else if (e.event === "evaluated") {
-      for (const k of ["accuracy", "macro_f1"]) {
+      for (const k of chartedKeys(e.report)) {
         const s = { ...(next.evals[k] ?? emptySeries(k)) };
         push(s, e.step, e.report[k]);
         next.evals[k] = s;
@@ -126,14 +127,14 @@ export function LiveView(props: { live: Live; onCancel: () => void; nav: Nav }) 
         <span class="small">step {l.step} of {l.total} · epoch {l.epoch.toFixed(2)}{running ? ` · ETA ${duration(l.eta)}` : ""}</span>
         {running ? <button onClick={props.onCancel}>Cancel</button> : <button onClick={() => props.nav("runs", l.runId)}>Open in Runs</button>}
       </div>
-      {l.best && <p class="ok">Best checkpoint (exported): step {l.best.step} · accuracy {(100 * l.best.report.accuracy).toFixed(1)}% · macro F1 {l.best.report.macro_f1.toFixed(3)}</p>}
-      {l.lastEval && <p class="small">Last validation: accuracy {(100 * l.lastEval.accuracy).toFixed(1)}% · macro F1 {l.lastEval.macro_f1.toFixed(3)} · loss {l.lastEval.loss.toFixed(4)}</p>}
+      {l.best && <p class="ok">Best checkpoint (exported): step {l.best.step} · {summary(l.best.report)}</p>}
+      {l.lastEval && <p class="small" data-testid="last-eval">Last validation: {summary(l.lastEval)}</p>}
       <div class="grid2">
         <Chart title="Training loss" series={[l.loss]} testId="chart-loss" />
         <Chart title="Learning rate" series={[l.lr]} />
         <Chart title="Gradient norm" series={[l.grad]} />
         <Chart title="Samples / s" series={[l.speed]} />
-        {Object.keys(l.evals).length > 0 && <Chart title="Validation" series={Object.values(l.evals)} />}
+        {Object.keys(l.evals).length > 0 && <Chart title="Validation" series={Object.values(l.evals)} testId="chart-valid" />}
       </div>
     </article>
   );
@@ -239,7 +240,10 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
         </div>
       )}
       <div class="row">
-        <label>Task <select disabled><option>Text classification</option></select></label>
+        <label title="The dataset decides: tagged sentences train a token classifier">Task <select id="train-task" disabled data-task={ds?.task === "token_classification" ? "token" : "text"} value={ds?.task === "token_classification" ? "token" : "text"}>
+          <option value="text">Text classification</option>
+          <option value="token">Token classification (named entities)</option>
+        </select></label>
         <label>Model <select id="train-model" value={model} onChange={(e) => setModel((e.target as HTMLSelectElement).value)}>
           {models.map((m) => <option value={m.reference}>{m.reference}</option>)}
         </select></label>

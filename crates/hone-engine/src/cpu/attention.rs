@@ -27,10 +27,27 @@ impl Shared {
 /// What the forward pass keeps for the backward pass.
 #[derive(Default)]
 pub struct AttentionSaved {
-    /// Softmax probabilities before dropout, one `len × len` block per (sequence, head).
+    /// Softmax probabilities before dropout, one `len × len` block per (sequence, head), in
+    /// the first `probs_len` values (the buffer may be longer: it is reused across batches).
     probs: Vec<f32>,
+    probs_len: usize,
     /// Dropout mask over `probs`.
     mask: DropMask,
+}
+
+impl AttentionSaved {
+    /// Saved state that writes its probabilities into `buffer` (grown when too short).
+    pub fn with_buffer(buffer: Vec<f32>) -> Self {
+        AttentionSaved {
+            probs: buffer,
+            ..Default::default()
+        }
+    }
+
+    /// The probability buffer, for reuse.
+    pub fn into_buffer(self) -> Vec<f32> {
+        self.probs
+    }
 }
 
 /// Shape of an attention call.
@@ -111,7 +128,10 @@ pub fn forward(
     let scale = 1.0 / (shape.head_dim as f32).sqrt();
     let jobs = tasks(spans, shape.heads);
     let total: usize = spans.iter().map(|s| s.len * s.len).sum::<usize>() * shape.heads;
-    saved.probs.resize(total, 0.0);
+    if saved.probs.len() < total {
+        saved.probs.resize(total, 0.0);
+    }
+    saved.probs_len = total;
     saved.mask = DropMask::draw(rng, total, dropout);
     let mask = &saved.mask;
     let out = Shared(ctx.as_mut_ptr());
@@ -189,7 +209,7 @@ pub fn backward(
         ],
     );
     assert_eq!(
-        saved.probs.len(),
+        saved.probs_len,
         spans.iter().map(|s| s.len * s.len).sum::<usize>() * shape.heads,
         "the saved probabilities belong to another batch"
     );

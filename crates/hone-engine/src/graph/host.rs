@@ -24,31 +24,47 @@ use crate::params::{Param, ParamStore};
 use crate::rng::HoneRng;
 use crate::EngineError;
 
-/// Buffers kept for reuse: shared by every value of the graphs that use it.
+/// Buffers kept for reuse: shared by every value of the graphs that use it. A buffer keeps the
+/// longest length it ever had, so handing it out again for a shorter or equal size writes
+/// nothing (no zero fill, no page faults).
 #[derive(Clone, Default)]
 pub struct Pool {
     free: Arc<Mutex<Vec<Vec<f32>>>>,
 }
 
 impl Pool {
-    /// A buffer of `n` values whose contents are unspecified (for kernels that write all of
-    /// it): the smallest free buffer that holds `n`, else the largest (it grows).
-    fn take(&self, n: usize) -> Buf {
+    /// A buffer of at least `n` values, its contents unspecified: the shortest free buffer
+    /// that holds `n`, else the longest (grown).
+    fn take_vec(&self, n: usize) -> Vec<f32> {
         let mut v = {
             let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
             let fits = (0..free.len())
-                .filter(|&i| free[i].capacity() >= n)
-                .min_by_key(|&i| free[i].capacity());
-            let pick = fits.or_else(|| (0..free.len()).max_by_key(|&i| free[i].capacity()));
+                .filter(|&i| free[i].len() >= n)
+                .min_by_key(|&i| free[i].len());
+            let pick = fits.or_else(|| (0..free.len()).max_by_key(|&i| free[i].len()));
             pick.map(|i| free.swap_remove(i)).unwrap_or_default()
         };
-        if v.len() >= n {
-            v.truncate(n);
-        } else {
+        if v.len() < n {
             v.resize(n, 0.0);
         }
+        v
+    }
+
+    /// Gives a buffer back.
+    fn give_vec(&self, v: Vec<f32>) {
+        if v.capacity() > 0 {
+            if let Ok(mut free) = self.free.lock() {
+                free.push(v);
+            }
+        }
+    }
+
+    /// A buffer of `n` values whose contents are unspecified (for kernels that write all of
+    /// it).
+    fn take(&self, n: usize) -> Buf {
         Buf {
-            data: v,
+            data: self.take_vec(n),
+            len: n,
             pool: self.clone(),
         }
     }
@@ -56,44 +72,40 @@ impl Pool {
     /// A zeroed buffer of `n` values.
     fn zeros(&self, n: usize) -> Buf {
         let mut b = self.take(n);
-        b.data.fill(0.0);
+        b.fill(0.0);
         b
     }
 
     /// Values held for reuse (for tests and memory reports).
     pub fn held_values(&self) -> usize {
         let free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        free.iter().map(Vec::capacity).sum()
+        free.iter().map(Vec::len).sum()
     }
 }
 
-/// A pooled buffer: back to its pool when dropped.
+/// A pooled buffer of `len` values: back to its pool when dropped.
 pub struct Buf {
     data: Vec<f32>,
+    len: usize,
     pool: Pool,
 }
 
 impl Drop for Buf {
     fn drop(&mut self) {
-        let data = std::mem::take(&mut self.data);
-        if data.capacity() > 0 {
-            if let Ok(mut free) = self.pool.free.lock() {
-                free.push(data);
-            }
-        }
+        self.pool.give_vec(std::mem::take(&mut self.data));
     }
 }
 
 impl std::ops::Deref for Buf {
     type Target = [f32];
     fn deref(&self) -> &[f32] {
-        &self.data
+        &self.data[..self.len]
     }
 }
 
 impl std::ops::DerefMut for Buf {
     fn deref_mut(&mut self) -> &mut [f32] {
-        &mut self.data
+        &mut self.data[..self.len]
     }
 }
 
@@ -291,18 +303,30 @@ impl<'a> HostGraph<'a> {
     }
 
     fn value(&mut self, data: Buf, cols: usize, grad: bool, op: impl FnOnce() -> Op) -> HostValue {
+        if !(grad && self.record) {
+            return self.untracked(data, cols);
+        }
         let id = self.next_id;
         self.next_id += 1;
-        let grad = grad && self.record;
-        if grad {
-            let op = op();
-            self.tape.push(Node { out: id, cols, op });
-        }
+        let op = op();
+        self.tape.push(Node { out: id, cols, op });
         HostValue {
             id,
             data: Arc::new(data),
             cols,
-            grad,
+            grad: true,
+        }
+    }
+
+    /// A value no backward pass will visit.
+    fn untracked(&mut self, data: Buf, cols: usize) -> HostValue {
+        let id = self.next_id;
+        self.next_id += 1;
+        HostValue {
+            id,
+            data: Arc::new(data),
+            cols,
+            grad: false,
         }
     }
 
@@ -488,7 +512,9 @@ impl Graph for HostGraph<'_> {
         };
         let p = if self.train { p } else { 0.0 };
         let mut out = self.pool.take(q.data.len());
-        let mut saved = AttentionSaved::default();
+        let spans = self.tokens.spans();
+        let probs = spans.iter().map(|s| s.len * s.len).sum::<usize>() * heads;
+        let mut saved = AttentionSaved::with_buffer(self.pool.take_vec(probs));
         attention::forward(
             &mut out,
             &q.data,
@@ -500,7 +526,11 @@ impl Graph for HostGraph<'_> {
             self.rng,
             &mut saved,
         );
-        let grad = q.grad || k.grad || v.grad;
+        let grad = (q.grad || k.grad || v.grad) && self.record;
+        if !grad {
+            self.pool.give_vec(saved.into_buffer());
+            return Ok(self.untracked(out, hidden));
+        }
         Ok(self.value(out, hidden, grad, || Op::Attention {
             inputs: [(q.id, q.grad), (k.id, k.grad), (v.id, v.grad)],
             data: [q.data.clone(), k.data.clone(), v.data.clone()],
@@ -681,6 +711,7 @@ impl Tape {
                         shape,
                         &saved,
                     );
+                    pool.give_vec(saved.into_buffer());
                     for ((id, needs), d) in inputs.into_iter().zip([dq, dk, dv]) {
                         if needs {
                             accumulate(&mut slots, id, d);

@@ -1,0 +1,45 @@
+// Evaluation reports of either task, read generically: a classification report (accuracy,
+// macro F1, per class, confusion matrix) or an entity report (entity F1, precision, recall,
+// token accuracy, per entity type, worst sentences).
+
+/** True for a token-classification (entity) report. */
+export const isEntityReport = (r: any): boolean => r != null && typeof r.entity_f1 === "number";
+
+/** The headline numbers of a report, as [label, value, is a share]. */
+export function headline(r: any): [string, number, boolean][] {
+  if (!r) return [];
+  if (isEntityReport(r)) {
+    return [["entity F1", r.entity_f1, false], ["precision", r.precision, false], ["recall", r.recall, false], ["token accuracy", r.token_accuracy, true], ["loss", r.loss, false]];
+  }
+  return [["accuracy", r.accuracy, true], ["macro F1", r.macro_f1, false], ["loss", r.loss, false]];
+}
+
+/** One line: "entity F1 0.812 · precision 0.80 · … · loss 0.0712". */
+export function summary(r: any): string {
+  return headline(r)
+    .filter(([, v]) => typeof v === "number")
+    .map(([k, v, share]) => `${k} ${share ? `${(100 * v).toFixed(1)}%` : v.toFixed(k === "loss" ? 4 : 3)}`)
+    .join(" · ");
+}
+
+/** The report fields charted during training, by task. */
+export const chartedKeys = (r: any): string[] => (isEntityReport(r) ? ["entity_f1", "token_accuracy"] : ["accuracy", "macro_f1"]);
+
+/** The stored metric names of the validation chart, given which ones a run has. */
+export function validationSeries(names: Set<string>): [string, string][] {
+  return names.has("eval_entity_f1")
+    ? [["eval_entity_f1", "entity F1"], ["eval_precision", "precision"], ["eval_recall", "recall"]]
+    : [["eval_accuracy", "accuracy"], ["eval_macro_f1", "macro F1"]];
+}
+
+/** Entity spans of IOB2 tags as conlleval reads them: [type, start, end). */
+export function entitySpans(tags: string[]): [string, number, number][] {
+  const out: [string, number, number][] = [];
+  tags.forEach((t, i) => {
+    const [p, kind] = t === "O" ? ["O", ""] : [t.slice(0, 1), t.slice(2)];
+    const last = out[out.length - 1];
+    if (p === "I" && last && last[0] === kind && last[2] === i) last[2] = i + 1;
+    else if (p === "B" || p === "I") out.push([kind, i, i + 1]);
+  });
+  return out;
+}

@@ -93,28 +93,50 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         predictor.labels(),
         args.model.batch_size,
     )?;
-    let truncated = set.truncated() as u64;
-    if args.json {
-        let out = EvalOutput {
-            labels: predictor.labels(),
-            truncated,
-            report: &report,
-        };
-        println!("{}", serde_json::to_string(&out)?);
-    } else {
-        println!("{} examples · {}", examples.len(), report_line(&report));
-        if truncated > 0 {
-            println!(
-                "note: {truncated} texts were longer than {} tokens and were truncated",
-                predictor.tokenizer().max_length()
-            );
+    let shown = Shown {
+        labels: predictor.labels(),
+        counted: format!("{} examples", examples.len()),
+        truncated: set.truncated() as u64,
+        cut: format!(
+            "texts were longer than {} tokens and were truncated",
+            predictor.tokenizer().max_length()
+        ),
+    };
+    shown.print(&report, args.json)
+}
+
+/// What both kinds of evaluation print around their report.
+struct Shown<'a> {
+    labels: &'a [String],
+    /// "N examples" / "N sentences".
+    counted: String,
+    truncated: u64,
+    /// What truncation did, after the count.
+    cut: String,
+}
+
+impl Shown<'_> {
+    fn print(&self, report: &Report, json: bool) -> anyhow::Result<ExitCode> {
+        if json {
+            let out = EvalOutput {
+                labels: self.labels,
+                truncated: self.truncated,
+                report,
+            };
+            println!("{}", serde_json::to_string(&out)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("{} · {}", self.counted, report_line(report));
+        if self.truncated > 0 {
+            println!("note: {} {}", self.truncated, self.cut);
         }
         println!();
-        if let Some(r) = report.classification() {
-            print!("{}", report_table(predictor.labels(), r));
+        match report {
+            Report::Classification(r) => print!("{}", report_table(self.labels, r)),
+            Report::Entities(r) => print!("{}", entity_table(r)),
         }
+        Ok(ExitCode::SUCCESS)
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// A token classifier on tagged sentences: entity-level scores (conlleval rules).
@@ -153,26 +175,14 @@ fn run_tokens(args: EvalArgs) -> anyhow::Result<ExitCode> {
         predictor.labels(),
         args.model.batch_size,
     )?;
-    let truncated = set.truncated() as u64;
-    if args.json {
-        let out = EvalOutput {
-            labels: predictor.labels(),
-            truncated,
-            report: &report,
-        };
-        println!("{}", serde_json::to_string(&out)?);
-    } else {
-        println!("{} sentences · {}", known.len(), report_line(&report));
-        if truncated > 0 {
-            println!(
-                "note: {truncated} sentences were longer than {} tokens; words past the cut count as O",
-                predictor.tokenizer().max_length()
-            );
-        }
-        println!();
-        if let Report::Entities(r) = &report {
-            print!("{}", entity_table(r));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    let shown = Shown {
+        labels: predictor.labels(),
+        counted: format!("{} sentences", known.len()),
+        truncated: set.truncated() as u64,
+        cut: format!(
+            "sentences were longer than {} tokens; words past the cut count as O",
+            predictor.tokenizer().max_length()
+        ),
+    };
+    shown.print(&report, args.json)
 }

@@ -22,6 +22,16 @@ pub struct EncodedExample {
     pub truncated: bool,
 }
 
+impl From<&tokenizers::Encoding> for EncodedExample {
+    fn from(e: &tokenizers::Encoding) -> Self {
+        EncodedExample {
+            truncated: !e.get_overflowing().is_empty(),
+            input_ids: e.get_ids().to_vec(),
+            type_ids: e.get_type_ids().to_vec(),
+        }
+    }
+}
+
 /// A sentence given as words (CoNLL tokens), encoded: each sub-token knows its word.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedWords {
@@ -185,14 +195,7 @@ impl TextTokenizer {
             .inner
             .encode_batch(inputs, true)
             .map_err(|e| DataError::Encode(e.to_string()))?;
-        Ok(encodings
-            .into_iter()
-            .map(|e| EncodedExample {
-                truncated: !e.get_overflowing().is_empty(),
-                input_ids: e.get_ids().to_vec(),
-                type_ids: e.get_type_ids().to_vec(),
-            })
-            .collect())
+        Ok(encodings.iter().map(EncodedExample::from).collect())
     }
 
     /// Encodes sentences given as words: the words are joined by single spaces (so training
@@ -244,11 +247,7 @@ impl TextTokenizer {
                     })
                     .collect();
                 EncodedWords {
-                    example: EncodedExample {
-                        truncated: !e.get_overflowing().is_empty(),
-                        input_ids: e.get_ids().to_vec(),
-                        type_ids: e.get_type_ids().to_vec(),
-                    },
+                    example: EncodedExample::from(&e),
                     word_ids,
                     text,
                     word_spans,
@@ -296,11 +295,7 @@ impl TextTokenizer {
             })
             .collect();
         Ok(EncodedText {
-            example: EncodedExample {
-                truncated: !e.get_overflowing().is_empty(),
-                input_ids: e.get_ids().to_vec(),
-                type_ids: e.get_type_ids().to_vec(),
-            },
+            example: EncodedExample::from(&e),
             offsets,
             subword,
         })

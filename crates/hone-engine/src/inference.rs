@@ -222,9 +222,62 @@ pub struct Prediction {
 
 /// A fine-tuned classifier loaded from a model folder (as `hone train` exports it).
 pub struct Predictor {
+    loaded: Finetuned,
+}
+
+/// A fine-tuned model folder loaded for `task`: the model, its tokenizer and class names.
+struct Finetuned {
     model: Model,
     tokenizer: TextTokenizer,
     labels: Vec<String>,
+}
+
+impl Finetuned {
+    /// Loads `dir` as a `task` model; a folder fine-tuned for another task, or without a head
+    /// (no `id2label`, head weights missing), is refused. `max_length` defaults to the
+    /// model's maximum.
+    fn load(
+        dir: &Path,
+        task: Task,
+        device: &Device,
+        max_length: Option<usize>,
+    ) -> Result<Self, EngineError> {
+        let spec = ModelSpec::from_dir(dir)?;
+        let found = spec.task();
+        let fits = match task {
+            // Folders from before `architectures` carried the task are sequence classifiers.
+            Task::SequenceClassification => found.is_none_or(|t| t == task),
+            Task::TokenClassification => found == Some(task),
+        };
+        if !fits {
+            return Err(match found {
+                Some(found) => EngineError::WrongTask {
+                    path: dir.to_path_buf(),
+                    found: found.name(),
+                    wanted: task.name(),
+                },
+                None => EngineError::NoClassificationHead {
+                    path: dir.to_path_buf(),
+                },
+            });
+        }
+        let no_head = || EngineError::NoClassificationHead {
+            path: dir.to_path_buf(),
+        };
+        let labels = spec.labels.clone().ok_or_else(no_head)?;
+        let model_max = spec.max_sequence_length();
+        let max_length = max_length.unwrap_or(model_max).min(model_max);
+        let model = Model::load(dir, task, labels.len(), None, device, 0)?;
+        if !model.newly_initialized().is_empty() {
+            return Err(no_head());
+        }
+        let tokenizer = TextTokenizer::from_model_dir(dir, max_length)?;
+        Ok(Finetuned {
+            model,
+            tokenizer,
+            labels,
+        })
+    }
 }
 
 impl Predictor {
@@ -234,56 +287,24 @@ impl Predictor {
         device: &Device,
         max_length: Option<usize>,
     ) -> Result<Self, EngineError> {
-        let spec = ModelSpec::from_dir(dir)?;
-        if let Some(found) = spec.task().filter(|t| *t != Task::SequenceClassification) {
-            return Err(EngineError::WrongTask {
-                path: dir.to_path_buf(),
-                found: found.name(),
-                wanted: Task::SequenceClassification.name(),
-            });
-        }
-        let labels = spec
-            .labels
-            .clone()
-            .ok_or_else(|| EngineError::NoClassificationHead {
-                path: dir.to_path_buf(),
-            })?;
-        let model_max = spec.max_sequence_length();
-        let max_length = max_length.unwrap_or(model_max).min(model_max);
-        let model = Model::load(
-            dir,
-            Task::SequenceClassification,
-            labels.len(),
-            None,
-            device,
-            0,
-        )?;
-        if !model.newly_initialized().is_empty() {
-            return Err(EngineError::NoClassificationHead {
-                path: dir.to_path_buf(),
-            });
-        }
-        let tokenizer = TextTokenizer::from_model_dir(dir, max_length)?;
         Ok(Predictor {
-            model,
-            tokenizer,
-            labels,
+            loaded: Finetuned::load(dir, Task::SequenceClassification, device, max_length)?,
         })
     }
 
     /// Class names, id = index.
     pub fn labels(&self) -> &[String] {
-        &self.labels
+        &self.loaded.labels
     }
 
     /// The loaded model.
     pub fn model(&self) -> &Model {
-        &self.model
+        &self.loaded.model
     }
 
     /// The tokenizer, truncating to the predictor's maximum length.
     pub fn tokenizer(&self) -> &TextTokenizer {
-        &self.tokenizer
+        &self.loaded.tokenizer
     }
 
     /// Predicts the class of each text (with its optional pair).
@@ -292,12 +313,12 @@ impl Predictor {
         texts: &[(String, Option<String>)],
         batch_size: usize,
     ) -> Result<Vec<Prediction>, EngineError> {
-        let examples = self.tokenizer.encode(texts)?;
+        let examples = self.loaded.tokenizer.encode(texts)?;
         let set = EncodedSet {
             examples,
             ..Default::default()
         };
-        let rows = logits(&self.model, &set, batch_size)?;
+        let rows = logits(&self.loaded.model, &set, batch_size)?;
         Ok(texts
             .iter()
             .zip(rows)
@@ -307,11 +328,11 @@ impl Predictor {
                 Prediction {
                     text: text.clone(),
                     text_pair: pair.clone(),
-                    label: self.labels[id as usize].clone(),
+                    label: self.loaded.labels[id as usize].clone(),
                     label_id: id,
                     probabilities: probabilities(&row),
                     logits: row,
-                    labels: self.labels.clone(),
+                    labels: self.loaded.labels.clone(),
                     truncated: encoded.truncated,
                 }
             })
@@ -359,9 +380,7 @@ pub struct TokenPrediction {
 
 /// A fine-tuned token classifier loaded from a model folder.
 pub struct TokenPredictor {
-    model: Model,
-    tokenizer: TextTokenizer,
-    labels: Vec<String>,
+    loaded: Finetuned,
 }
 
 fn char_offset(text: &str, byte: usize) -> usize {
@@ -376,50 +395,24 @@ impl TokenPredictor {
         device: &Device,
         max_length: Option<usize>,
     ) -> Result<Self, EngineError> {
-        let spec = ModelSpec::from_dir(dir)?;
-        let labels = spec
-            .labels
-            .clone()
-            .filter(|_| spec.task() == Some(Task::TokenClassification))
-            .ok_or_else(|| EngineError::NoClassificationHead {
-                path: dir.to_path_buf(),
-            })?;
-        let model_max = spec.max_sequence_length();
-        let max_length = max_length.unwrap_or(model_max).min(model_max);
-        let model = Model::load(
-            dir,
-            Task::TokenClassification,
-            labels.len(),
-            None,
-            device,
-            0,
-        )?;
-        if !model.newly_initialized().is_empty() {
-            return Err(EngineError::NoClassificationHead {
-                path: dir.to_path_buf(),
-            });
-        }
-        let tokenizer = TextTokenizer::from_model_dir(dir, max_length)?;
         Ok(TokenPredictor {
-            model,
-            tokenizer,
-            labels,
+            loaded: Finetuned::load(dir, Task::TokenClassification, device, max_length)?,
         })
     }
 
     /// Tag names, id = index.
     pub fn labels(&self) -> &[String] {
-        &self.labels
+        &self.loaded.labels
     }
 
     /// The loaded model.
     pub fn model(&self) -> &Model {
-        &self.model
+        &self.loaded.model
     }
 
     /// The tokenizer, truncating to the predictor's maximum length.
     pub fn tokenizer(&self) -> &TextTokenizer {
-        &self.tokenizer
+        &self.loaded.tokenizer
     }
 
     /// Tags every token of each text and groups the words into entities (see
@@ -432,15 +425,15 @@ impl TokenPredictor {
         let mut set = EncodedSet::default();
         let mut encoded = Vec::with_capacity(texts.len());
         for text in texts {
-            let e = self.tokenizer.encode_with_offsets(text)?;
+            let e = self.loaded.tokenizer.encode_with_offsets(text)?;
             set.examples.push(e.example.clone());
             encoded.push(e);
         }
         let logits = token_logits(
-            &self.model,
+            &self.loaded.model,
             &set,
             batch_size,
-            &mut Stepper::new(&self.model, true),
+            &mut Stepper::new(&self.loaded.model, true),
         )?;
         let mut out = Vec::with_capacity(texts.len());
         for (i, text) in texts.iter().enumerate() {
@@ -457,7 +450,12 @@ impl TokenPredictor {
                 let id = argmax(row) as usize;
                 tokens.push(TaggedToken {
                     text: text.get(a..b).unwrap_or_default().to_string(),
-                    tag: self.labels.get(id).cloned().unwrap_or_else(|| "O".into()),
+                    tag: self
+                        .loaded
+                        .labels
+                        .get(id)
+                        .cloned()
+                        .unwrap_or_else(|| "O".into()),
                     score: p[id],
                     start: char_offset(text, a),
                     end: char_offset(text, b),

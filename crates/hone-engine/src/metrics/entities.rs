@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use hone_data::{entities, Entity};
 use serde::{Deserialize, Serialize};
 
+use super::{f1, ratio};
+
 /// Scores of one entity type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EntityScores {
@@ -44,22 +46,6 @@ pub struct EntityReport {
     pub worst: Vec<TaggingError>,
     /// Sentences evaluated.
     pub sentences: u64,
-}
-
-fn f1(p: f64, r: f64) -> f64 {
-    if p + r > 0.0 {
-        2.0 * p * r / (p + r)
-    } else {
-        0.0
-    }
-}
-
-fn ratio(num: u64, den: u64) -> f64 {
-    if den == 0 {
-        0.0
-    } else {
-        num as f64 / den as f64
-    }
 }
 
 impl EntityReport {

@@ -150,11 +150,21 @@ pub struct ClassificationReport {
     pub examples: u64,
 }
 
+/// `num / den`, 0 when nothing was counted (scikit-learn's `zero_division=0`).
 fn ratio(num: u64, den: u64) -> f64 {
     if den == 0 {
         0.0
     } else {
         num as f64 / den as f64
+    }
+}
+
+/// The harmonic mean of precision and recall, 0 when both are.
+fn f1(precision: f64, recall: f64) -> f64 {
+    if precision + recall > 0.0 {
+        2.0 * precision * recall / (precision + recall)
+    } else {
+        0.0
     }
 }
 
@@ -179,11 +189,7 @@ impl ClassificationReport {
                 let predicted_c: u64 = confusion.iter().map(|row| row[c]).sum();
                 let precision = ratio(tp, predicted_c);
                 let recall = ratio(tp, support);
-                let f1 = if precision + recall > 0.0 {
-                    2.0 * precision * recall / (precision + recall)
-                } else {
-                    0.0
-                };
+                let f1 = f1(precision, recall);
                 ClassScores {
                     label: labels[c].clone(),
                     precision,

@@ -6,6 +6,7 @@ use super::layer::{EncoderLayer, LayerNames};
 use super::nn::{Embedding, LayerNorm, Linear};
 use super::spec::EncoderConfig;
 use crate::graph::{Graph, TokenIds};
+use crate::ops::Activation;
 use crate::params::ParamPosition;
 use crate::weights::ParamBuilder;
 use crate::EngineError;
@@ -117,14 +118,14 @@ pub fn head(
 ) -> Result<Head, EngineError> {
     let h = cfg.hidden_size;
     Ok(match task {
-        Task::SequenceClassification => Head::Pooler {
+        Task::SequenceClassification => Head::Pooled {
             dense: Linear::head(b, "bert.pooler.dense", h, h)?,
+            activation: Activation::Tanh,
             classifier: Linear::head(b, "classifier", h, num_labels)?,
             dropout: cfg.dropout.classifier,
         },
-        Task::TokenClassification => Head::Tokens {
-            classifier: Linear::head(b, "classifier", h, num_labels)?,
-            dropout: cfg.dropout.classifier,
-        },
+        Task::TokenClassification => {
+            Head::token_classifier(b, h, num_labels, cfg.dropout.classifier)?
+        }
     })
 }

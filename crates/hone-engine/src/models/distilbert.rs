@@ -7,6 +7,7 @@ use super::layer::{EncoderLayer, LayerNames};
 use super::nn::{Embedding, LayerNorm, Linear};
 use super::spec::EncoderConfig;
 use crate::graph::{Graph, TokenIds};
+use crate::ops::Activation;
 use crate::params::ParamPosition;
 use crate::weights::ParamBuilder;
 use crate::EngineError;
@@ -100,15 +101,13 @@ pub fn head(
 ) -> Result<Head, EngineError> {
     let h = cfg.hidden_size;
     Ok(match task {
-        Task::SequenceClassification => Head::PreClassifier {
+        Task::SequenceClassification => Head::Pooled {
             dense: Linear::head(b, "pre_classifier", h, h)?,
+            activation: Activation::Relu,
             classifier: Linear::head(b, "classifier", h, num_labels)?,
             dropout: cfg.dropout.classifier,
         },
         // DistilBertForTokenClassification uses the model's own `dropout`.
-        Task::TokenClassification => Head::Tokens {
-            classifier: Linear::head(b, "classifier", h, num_labels)?,
-            dropout: cfg.dropout.hidden,
-        },
+        Task::TokenClassification => Head::token_classifier(b, h, num_labels, cfg.dropout.hidden)?,
     })
 }

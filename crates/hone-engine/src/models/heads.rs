@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::nn::Linear;
 use crate::graph::Graph;
 use crate::ops::Activation;
+use crate::weights::ParamBuilder;
 use crate::EngineError;
 
 /// What a model is fine-tuned to do.
@@ -63,15 +64,11 @@ impl std::str::FromStr for Task {
 
 /// A task head over the backbone's hidden states `[tokens × hidden]`.
 pub enum Head {
-    /// BERT's sequence head: `[CLS]` → dense + tanh (the pooler) → dropout → classifier.
-    Pooler {
+    /// A sequence head on the first token: dense + activation → dropout → classifier. BERT's
+    /// (the pooler, tanh) and DistilBERT's (pre_classifier, ReLU).
+    Pooled {
         dense: Linear,
-        classifier: Linear,
-        dropout: f64,
-    },
-    /// DistilBERT's sequence head: `[CLS]` → pre_classifier + ReLU → dropout → classifier.
-    PreClassifier {
-        dense: Linear,
+        activation: Activation,
         classifier: Linear,
         dropout: f64,
     },
@@ -86,6 +83,19 @@ pub enum Head {
 }
 
 impl Head {
+    /// The token-classification head every family has: `classifier` over each token.
+    pub fn token_classifier(
+        b: &mut ParamBuilder,
+        hidden: usize,
+        num_labels: usize,
+        dropout: f64,
+    ) -> Result<Self, EngineError> {
+        Ok(Head::Tokens {
+            classifier: Linear::head(b, "classifier", hidden, num_labels)?,
+            dropout,
+        })
+    }
+
     /// The task the head serves.
     pub fn task(&self) -> Task {
         match self {
@@ -97,27 +107,16 @@ impl Head {
     /// Logits: `[sequences × labels]` for sequence heads, `[tokens × labels]` for token heads.
     pub fn forward<G: Graph>(&self, g: &mut G, hidden: G::Value) -> Result<G::Value, EngineError> {
         match self {
-            Head::Pooler {
+            Head::Pooled {
                 dense,
+                activation,
                 classifier,
                 dropout,
             } => {
                 let cls = g.first_tokens(&hidden)?;
                 drop(hidden);
                 let pooled = g.linear(&cls, dense)?;
-                let pooled = g.activation(&pooled, Activation::Tanh)?;
-                let pooled = g.dropout(pooled, *dropout)?;
-                g.linear(&pooled, classifier)
-            }
-            Head::PreClassifier {
-                dense,
-                classifier,
-                dropout,
-            } => {
-                let cls = g.first_tokens(&hidden)?;
-                drop(hidden);
-                let pooled = g.linear(&cls, dense)?;
-                let pooled = g.activation(&pooled, Activation::Relu)?;
+                let pooled = g.activation(&pooled, *activation)?;
                 let pooled = g.dropout(pooled, *dropout)?;
                 g.linear(&pooled, classifier)
             }

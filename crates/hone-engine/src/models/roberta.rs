@@ -22,10 +22,9 @@ pub fn head(
             out_proj: Linear::head(b, "classifier.out_proj", h, num_labels)?,
             dropout: cfg.dropout.classifier,
         },
-        Task::TokenClassification => Head::Tokens {
-            classifier: Linear::head(b, "classifier", h, num_labels)?,
-            dropout: cfg.dropout.classifier,
-        },
+        Task::TokenClassification => {
+            Head::token_classifier(b, h, num_labels, cfg.dropout.classifier)?
+        }
     })
 }
 

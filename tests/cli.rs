@@ -365,8 +365,12 @@ fn ctrl_c_stops_after_the_current_step_and_keeps_the_best_checkpoint() {
         Some(130),
         "stderr: {err}\nlast event: {last}"
     );
+    // Events reach this pipe through a channel and a database commit each, so the trainer
+    // can be a few (millisecond) steps ahead of the last event read when the signal is sent;
+    // "no step starts after the cancel flag is raised" is checked exactly, without timing, by
+    // the engine's `cancel_stops_before_the_next_step_and_saves_a_last_checkpoint`.
     assert!(
-        steps_after_signal <= 1,
+        steps_after_signal <= 5,
         "{steps_after_signal} steps ran after Ctrl-C"
     );
     assert_eq!(last["event"], "finished");

@@ -220,3 +220,52 @@ fn token_classification_exports_match_transformers_for_every_family() {
         }
     }
 }
+
+/// A CoNLL file imported with `hone data import` trains a token classifier with `hone train
+/// --dataset` (the task comes from the dataset), and `hone runs show` / `runs list` report
+/// its entity scores.
+#[test]
+fn a_stored_conll_dataset_trains_a_token_classifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ner.conll");
+    synthetic_conll(&data);
+    let db = dir.path().join("hone.db");
+    let with_db = |args: &[&str]| {
+        let mut cmd = hone();
+        cmd.arg("--db").arg(&db).args(args);
+        run(&mut cmd)
+    };
+    let i = with_db(&["data", "import", data.to_str().unwrap(), "--name", "ner"]);
+    assert!(i.status.success(), "{}", stderr(&i));
+    let model = support::fixture("tiny-bert");
+    let t = with_db(&[
+        "train",
+        "--model",
+        model.to_str().unwrap(),
+        "--dataset",
+        "ner",
+        "--epochs",
+        "3",
+        "--lr",
+        "5e-3",
+        "--batch-size",
+        "8",
+    ]);
+    assert!(t.status.success(), "{}", stderr(&t));
+    let show = with_db(&["runs", "show", "1"]);
+    let text = stdout(&show);
+    assert!(
+        text.contains("\"task\": \"token-classification\""),
+        "{text}"
+    );
+    assert!(text.contains("entity F1") && text.contains("PER"), "{text}");
+    let list = stdout(&with_db(&["runs", "list"]));
+    let row = list
+        .lines()
+        .find(|l| l.trim_start().starts_with('1'))
+        .unwrap_or_default();
+    assert!(
+        !row.contains('—'),
+        "the F1 and accuracy columns are filled: {list}"
+    );
+}

@@ -7,7 +7,7 @@ use clap::Subcommand;
 use hone_app::{spawn, App};
 use hone_store::RunRecord;
 
-use super::render::report_table;
+use super::render::{entity_table, report_line, report_table};
 use super::train::follow;
 
 #[derive(Subcommand)]
@@ -101,7 +101,7 @@ pub fn run(cmd: RunsCommand, db: &Path) -> anyhow::Result<ExitCode> {
             } else {
                 println!(
                     "{:>5}  {:<11} {:<22} {:<22} {:>9} {:>9} {:>11}  created",
-                    "id", "status", "model", "data", "accuracy", "macro-F1", "steps"
+                    "id", "status", "model", "data", "accuracy", "F1", "steps"
                 );
                 for r in runs {
                     println!(
@@ -110,8 +110,8 @@ pub fn run(cmd: RunsCommand, db: &Path) -> anyhow::Result<ExitCode> {
                         r.status.as_str(),
                         model_name(&r),
                         data_name(&r),
-                        fmt(metric(&r, "accuracy")),
-                        fmt(metric(&r, "macro_f1")),
+                        fmt(metric(&r, "accuracy").or(metric(&r, "token_accuracy"))),
+                        fmt(metric(&r, "macro_f1").or(metric(&r, "entity_f1"))),
                         format!("{}/{}", r.step, r.total_steps.unwrap_or(0)),
                         r.created_at
                     );
@@ -160,13 +160,22 @@ pub fn run(cmd: RunsCommand, db: &Path) -> anyhow::Result<ExitCode> {
                 println!("error: {e}");
             }
             if let Some(last) = evaluations.last() {
-                if let Ok(report) =
-                    serde_json::from_value::<hone_engine::ClassificationReport>(last.report.clone())
-                {
-                    let labels: Vec<String> =
-                        report.per_class.iter().map(|c| c.label.clone()).collect();
-                    println!("\nbest validation (step {}):", last.step);
-                    print!("{}", report_table(&labels, &report));
+                match serde_json::from_value::<hone_engine::Report>(last.report.clone()) {
+                    Ok(hone_engine::Report::Classification(report)) => {
+                        let labels: Vec<String> =
+                            report.per_class.iter().map(|c| c.label.clone()).collect();
+                        println!("\nbest validation (step {}):", last.step);
+                        print!("{}", report_table(&labels, &report));
+                    }
+                    Ok(hone_engine::Report::Entities(report)) => {
+                        println!(
+                            "\nbest validation (step {}): {}",
+                            last.step,
+                            report_line(&hone_engine::Report::Entities(report.clone()))
+                        );
+                        print!("{}", entity_table(&report));
+                    }
+                    Err(_) => {}
                 }
                 if let Some(serde_json::Value::Array(preds)) = &last.predictions {
                     let mut wrong: Vec<&serde_json::Value> = preds

@@ -178,7 +178,12 @@ fn token_classification_exports_match_transformers_for_every_family() {
             .iter()
             .filter_map(|e| e["type"].as_str())
             .collect();
-        assert_eq!(types, ["PER", "LOC"], "{family}: {first}");
+        // The tiny byte-level BPE splits a lone space token off some words; transformers'
+        // "first" reading (which Hone follows exactly) then starts a word there, so only the
+        // WordPiece families are held to clean entities here (the check below compares all).
+        if family != "roberta" {
+            assert_eq!(types, ["PER", "LOC"], "{family}: {first}");
+        }
         let path = dir.path().join(format!("{family}-predictions.json"));
         std::fs::write(&path, &p.stdout).unwrap();
         let check = run(std::process::Command::new(reference_python())

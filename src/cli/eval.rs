@@ -151,24 +151,22 @@ fn run_tokens(args: EvalArgs) -> anyhow::Result<ExitCode> {
         eprintln!("note: {warning}");
     }
     let labels = LabelSet::from_names(predictor.labels().to_vec());
-    let examples: Vec<Example> = file.sentences.into_iter().map(Example::from).collect();
-    // Tags the model never learned cannot be predicted; they still count as missed entities.
-    let known: Vec<Example> = examples
-        .into_iter()
-        .map(|mut e| {
-            for t in &mut e.tags {
-                if labels.id(t).is_none() {
-                    eprintln!(
-                        "note: line {}: the tag '{t}' is not one the model knows; scored as O",
-                        e.line
-                    );
-                    *t = "O".into();
-                }
-            }
-            e
-        })
-        .collect();
-    let set = hone_engine::job::encode_tagged(predictor.tokenizer(), &labels, &known, false)?;
+    let known: Vec<Example> = file.sentences.into_iter().map(Example::from).collect();
+    // Tags the model never learned cannot be predicted; they take no loss and their entities
+    // still count as missed.
+    let mut unknown: std::collections::BTreeMap<&str, usize> = Default::default();
+    for t in known.iter().flat_map(|e| &e.tags) {
+        if labels.id(t).is_none() {
+            *unknown.entry(t.as_str()).or_default() += 1;
+        }
+    }
+    for (tag, n) in &unknown {
+        eprintln!(
+            "note: the tag '{tag}' ({n}×) is not one the model knows; its entities count as missed"
+        );
+    }
+    let set =
+        hone_engine::job::encode_tagged(predictor.tokenizer(), &labels, &known, false, false)?;
     let report = evaluate(
         predictor.model(),
         &set,

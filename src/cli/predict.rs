@@ -42,6 +42,9 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
         bail!("no text to classify; pass texts as arguments or `-` to read lines from stdin");
     }
     if args.model.task()? == Some(hone_engine::Task::TokenClassification) {
+        if args.pair.is_some() {
+            bail!("--pair is for sentence-pair classifiers; this is a token-classification model");
+        }
         let predictor = args.model.load_tokens()?;
         let predictions = predictor.predict(&texts, args.model.batch_size)?;
         if args.json {

@@ -69,8 +69,8 @@ pub fn entity_table(r: &EntityReport) -> String {
         for e in r.worst.iter().take(5) {
             s.push_str(&format!(
                 "  {}\n  → {}\n",
-                bracketed(&e.tokens, &e.gold),
-                bracketed(&e.tokens, &e.predicted)
+                bracketed(&e.tokens, &e.gold_entities),
+                bracketed(&e.tokens, &e.predicted_entities)
             ));
         }
     }
@@ -78,16 +78,17 @@ pub fn entity_table(r: &EntityReport) -> String {
 }
 
 /// Words with their entities in brackets: `[PER Peter Blackburn] visited [LOC Brussels]`.
-fn bracketed(tokens: &[String], tags: &[String]) -> String {
-    let spans = hone_data::entities(tags);
+fn bracketed(tokens: &[String], entities: &[hone_data::Entity]) -> String {
+    let words = |a: usize, b: usize| tokens.get(a..b).unwrap_or_default().join(" ");
     let mut out = Vec::new();
     let mut i = 0;
-    for e in spans {
-        out.extend(tokens[i..e.start].iter().cloned());
-        out.push(format!("[{} {}]", e.kind, tokens[e.start..e.end].join(" ")));
+    for e in entities {
+        out.push(words(i, e.start));
+        out.push(format!("[{} {}]", e.kind, words(e.start, e.end)));
         i = e.end;
     }
-    out.extend(tokens[i.min(tokens.len())..].iter().cloned());
+    out.push(words(i, tokens.len()));
+    out.retain(|w| !w.is_empty());
     out.join(" ")
 }
 

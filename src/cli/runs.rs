@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use hone_app::{spawn, App};
+use hone_engine::metrics::Metric;
+use hone_engine::Report;
 use hone_store::RunRecord;
 
 use super::render::{entity_table, report_line, report_table};
@@ -47,8 +49,10 @@ pub enum RunsCommand {
     Delete { id: i64 },
 }
 
-fn metric(run: &RunRecord, key: &str) -> Option<f64> {
-    run.final_metrics.as_ref()?.get("best")?.get(key)?.as_f64()
+/// The best evaluation of a run, whichever the task (its `get` reads F1 and accuracy as
+/// entity F1 and token accuracy for token classifiers).
+fn best(run: &RunRecord) -> Option<Report> {
+    serde_json::from_value(run.final_metrics.as_ref()?.get("best")?.clone()).ok()
 }
 
 fn model_name(run: &RunRecord) -> String {
@@ -110,8 +114,8 @@ pub fn run(cmd: RunsCommand, db: &Path) -> anyhow::Result<ExitCode> {
                         r.status.as_str(),
                         model_name(&r),
                         data_name(&r),
-                        fmt(metric(&r, "accuracy").or(metric(&r, "token_accuracy"))),
-                        fmt(metric(&r, "macro_f1").or(metric(&r, "entity_f1"))),
+                        fmt(best(&r).map(|b| b.get(Metric::Accuracy))),
+                        fmt(best(&r).map(|b| b.get(Metric::MacroF1))),
                         format!("{}/{}", r.step, r.total_steps.unwrap_or(0)),
                         r.created_at
                     );
@@ -160,22 +164,23 @@ pub fn run(cmd: RunsCommand, db: &Path) -> anyhow::Result<ExitCode> {
                 println!("error: {e}");
             }
             if let Some(last) = evaluations.last() {
-                match serde_json::from_value::<hone_engine::Report>(last.report.clone()) {
-                    Ok(hone_engine::Report::Classification(report)) => {
-                        let labels: Vec<String> =
-                            report.per_class.iter().map(|c| c.label.clone()).collect();
-                        println!("\nbest validation (step {}):", last.step);
-                        print!("{}", report_table(&labels, &report));
-                    }
-                    Ok(hone_engine::Report::Entities(report)) => {
+                match serde_json::from_value::<Report>(last.report.clone()) {
+                    Ok(report) => {
                         println!(
                             "\nbest validation (step {}): {}",
                             last.step,
-                            report_line(&hone_engine::Report::Entities(report.clone()))
+                            report_line(&report)
                         );
-                        print!("{}", entity_table(&report));
+                        match &report {
+                            Report::Classification(r) => {
+                                let labels: Vec<String> =
+                                    r.per_class.iter().map(|c| c.label.clone()).collect();
+                                print!("{}", report_table(&labels, r));
+                            }
+                            Report::Entities(r) => print!("{}", entity_table(r)),
+                        }
                     }
-                    Err(_) => {}
+                    Err(e) => eprintln!("note: the stored evaluation cannot be read ({e})"),
                 }
                 if let Some(serde_json::Value::Array(preds)) = &last.predictions {
                     let mut wrong: Vec<&serde_json::Value> = preds

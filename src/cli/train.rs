@@ -33,10 +33,20 @@ pub struct TrainArgs {
     #[arg(long, value_name = "FILE")]
     train: Option<PathBuf>,
     /// Token classification, JSON lines: the field holding each sentence's words.
-    #[arg(long, value_name = "F", conflicts_with = "text_column")]
+    #[arg(
+        long,
+        value_name = "F",
+        conflicts_with = "text_column",
+        requires = "task"
+    )]
     tokens_column: Option<String>,
     /// Token classification, JSON lines: the field holding each sentence's tags.
-    #[arg(long, value_name = "F", conflicts_with = "label_column")]
+    #[arg(
+        long,
+        value_name = "F",
+        conflicts_with = "label_column",
+        requires = "task"
+    )]
     tags_column: Option<String>,
     /// Token classification: put each word's tag on all its sub-tokens, not the first only.
     #[arg(long)]

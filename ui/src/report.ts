@@ -31,15 +31,3 @@ export function validationSeries(names: Set<string>): [string, string][] {
     ? [["eval_entity_f1", "entity F1"], ["eval_precision", "precision"], ["eval_recall", "recall"]]
     : [["eval_accuracy", "accuracy"], ["eval_macro_f1", "macro F1"]];
 }
-
-/** Entity spans of IOB2 tags as conlleval reads them: [type, start, end). */
-export function entitySpans(tags: string[]): [string, number, number][] {
-  const out: [string, number, number][] = [];
-  tags.forEach((t, i) => {
-    const [p, kind] = t === "O" ? ["O", ""] : [t.slice(0, 1), t.slice(2)];
-    const last = out[out.length - 1];
-    if (p === "I" && last && last[0] === kind && last[2] === i) last[2] = i + 1;
-    else if (p === "B" || p === "I") out.push([kind, i, i + 1]);
-  });
-  return out;
-}

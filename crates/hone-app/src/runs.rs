@@ -10,7 +10,7 @@ use hone_engine::config::DataConfig;
 use hone_engine::events::{CheckpointKind, RunStatus as EngineStatus};
 use hone_engine::inference::Predictor;
 use hone_engine::job::{
-    fine_tune_data, hold_out, load_files, save_run_config, RunPaths, TrainingData,
+    fine_tune_data, hold_out, load_files, save_run_config, tagged_data, RunPaths, TrainingData,
 };
 use hone_engine::models::ModelSpec;
 use hone_engine::{RunConfig, StoredData, Task as EngineTask, TrainEvent};
@@ -58,9 +58,10 @@ fn stored_data(store: &Store, data: &StoredData, seed: u64) -> Result<TrainingDa
             labels.len()
         )));
     }
-    let to_example = |e: hone_store::StoredExample| -> Option<Example> {
+    let name = &data.dataset;
+    let to_example = |e: hone_store::StoredExample| -> Result<Option<Example>, AppError> {
         let line = e.source_line.unwrap_or(e.position) as u64;
-        match e.label {
+        Ok(match e.label {
             Some(Label::Class(label)) => Some(Example {
                 line,
                 text: e.text,
@@ -68,9 +69,18 @@ fn stored_data(store: &Store, data: &StoredData, seed: u64) -> Result<TrainingDa
                 label: Some(label),
                 ..Default::default()
             }),
+            // The store keeps one tag per token; an import keeps the file's scheme and the
+            // Labeling page writes IOB2, so each sentence is normalised on its own.
             Some(Label::Tags(tags)) => {
+                let tags = hone_data::normalise_tags(&tags).map_err(|err| {
+                    AppError::Invalid(format!(
+                        "dataset '{name}', line {line}: token {}: {}",
+                        err.token + 1,
+                        err.message
+                    ))
+                })?;
                 let tokens = e.tokens.unwrap_or_default();
-                (tokens.len() == tags.len() && !tokens.is_empty()).then(|| Example {
+                Some(Example {
                     line,
                     text: tokens.join(" "),
                     tokens,
@@ -79,82 +89,79 @@ fn stored_data(store: &Store, data: &StoredData, seed: u64) -> Result<TrainingDa
                 })
             }
             None => None,
+        })
+    };
+    let examples = |filter: &ExampleFilter| -> Result<Vec<Example>, AppError> {
+        let mut out = Vec::new();
+        for e in store.examples(info.id, filter)? {
+            out.extend(to_example(e)?);
         }
+        Ok(out)
     };
     let labeled = ExampleFilter {
         labeled: Some(true),
         ..Default::default()
     };
+    // The training examples and, when the dataset says which, the validation ones.
     let (train, valid) = match data.split.as_deref() {
         Some("given") => {
-            let all = store.examples(info.id, &labeled)?;
-            let pick = |part: Part| -> Vec<Example> {
-                all.iter()
-                    .filter(|e| e.given_part == Some(part))
-                    .cloned()
-                    .filter_map(to_example)
-                    .collect()
-            };
-            (pick(Part::Train), pick(Part::Validation))
+            let mut all = store.examples(info.id, &labeled)?;
+            let (mut train, mut valid) = (Vec::new(), Vec::new());
+            for e in all.drain(..) {
+                match e.given_part {
+                    Some(Part::Train) => train.extend(to_example(e)?),
+                    Some(Part::Validation) => valid.extend(to_example(e)?),
+                    _ => {}
+                }
+            }
+            (train, Some(valid))
         }
-        Some(name) => {
-            let split = store.split(info.id, name)?.ok_or_else(|| {
+        Some(split_name) => {
+            let split = store.split(info.id, split_name)?.ok_or_else(|| {
                 AppError::Invalid(format!(
-                    "dataset '{}' has no split '{name}' (it has: {}); make one with `hone data split`",
-                    data.dataset,
+                    "dataset '{name}' has no split '{split_name}' (it has: {}); make one with `hone data split`",
                     info.splits.join(", ")
                 ))
             })?;
-            let part = |part: Part| -> Result<Vec<Example>, AppError> {
-                let filter = ExampleFilter {
-                    labeled: Some(true),
-                    part: Some((split.id, part)),
-                    ..Default::default()
-                };
-                Ok(store
-                    .examples(info.id, &filter)?
-                    .into_iter()
-                    .filter_map(to_example)
-                    .collect())
+            let part = |part: Part| ExampleFilter {
+                labeled: Some(true),
+                part: Some((split.id, part)),
+                ..Default::default()
             };
-            (part(Part::Train)?, part(Part::Validation)?)
+            (
+                examples(&part(Part::Train))?,
+                Some(examples(&part(Part::Validation))?),
+            )
         }
-        None => {
-            let all: Vec<Example> = store
-                .examples(info.id, &labeled)?
-                .into_iter()
-                .filter_map(to_example)
-                .collect();
-            let ids = match task {
-                EngineTask::SequenceClassification => {
-                    labels.ids_for(Path::new(&data.dataset), &all)?
+        None => (examples(&labeled)?, None),
+    };
+    let data = match task {
+        EngineTask::SequenceClassification => {
+            let (train, valid) = match valid {
+                Some(valid) => (train, valid),
+                None => {
+                    let ids = labels.ids_for(Path::new(name), &train)?;
+                    hold_out(train, &ids, data.valid_fraction, seed)
                 }
-                EngineTask::TokenClassification => vec![0; all.len()],
             };
-            hold_out(all, &ids, data.valid_fraction, seed)
+            TrainingData {
+                task,
+                labels,
+                train,
+                valid,
+                notices: Vec::new(),
+            }
+        }
+        EngineTask::TokenClassification => {
+            tagged_data(train, valid, data.valid_fraction, seed, Vec::new())
         }
     };
-    if train.is_empty() {
+    if data.train.is_empty() {
         return Err(AppError::Invalid(format!(
-            "dataset '{}' has no labeled training examples in that split",
-            data.dataset
+            "dataset '{name}' has no labeled training examples in that split"
         )));
     }
-    let (labels, train, valid) = match task {
-        EngineTask::SequenceClassification => (labels, train, valid),
-        EngineTask::TokenClassification => {
-            let (train, valid) = (iob2(&data.dataset, train)?, iob2(&data.dataset, valid)?);
-            let all: Vec<Example> = train.iter().chain(&valid).cloned().collect();
-            (hone_engine::job::tag_set(&all), train, valid)
-        }
-    };
-    Ok(TrainingData {
-        task,
-        labels,
-        train,
-        valid,
-        notices: Vec::new(),
-    })
+    Ok(data)
 }
 
 /// The engine's task for a stored dataset's.
@@ -163,23 +170,6 @@ fn engine_task(task: Task) -> EngineTask {
         Task::Classification => EngineTask::SequenceClassification,
         Task::TokenClassification => EngineTask::TokenClassification,
     }
-}
-
-/// Stored tags as IOB2 (a CoNLL import keeps the file's scheme; the Labeling page writes
-/// IOB2).
-fn iob2(dataset: &str, mut examples: Vec<Example>) -> Result<Vec<Example>, AppError> {
-    let scheme = hone_data::detect_scheme(examples.iter().map(|e| &e.tags[..]));
-    for e in &mut examples {
-        e.tags = hone_data::to_iob2(&e.tags, scheme).map_err(|err| {
-            AppError::Invalid(format!(
-                "dataset '{dataset}', line {}: token {}: {}",
-                e.line,
-                err.token + 1,
-                err.message
-            ))
-        })?;
-    }
-    Ok(examples)
 }
 
 /// Writes one event to the database.
@@ -539,27 +529,33 @@ impl App {
                 (va != vb).then(|| (k.clone(), va, vb))
             })
             .collect();
-        let metric = |r: &RunRecord, path: &[&str]| -> Option<f64> {
-            let mut v = r.final_metrics.as_ref()?;
-            for p in path {
-                v = v.get(p)?;
-            }
-            v.as_f64()
+        // The best evaluation's headline numbers, whichever the task (`Report::metrics`).
+        let best = |r: &RunRecord| -> Vec<(&'static str, f64)> {
+            r.final_metrics
+                .as_ref()
+                .and_then(|m| m.get("best"))
+                .and_then(|b| serde_json::from_value::<hone_engine::Report>(b.clone()).ok())
+                .map(|report| report.metrics())
+                .unwrap_or_default()
         };
-        let names: [(&str, &[&str]); 8] = [
-            ("accuracy", &["best", "accuracy"]),
-            ("macro_f1", &["best", "macro_f1"]),
-            ("macro_precision", &["best", "macro_precision"]),
-            ("macro_recall", &["best", "macro_recall"]),
-            ("loss", &["best", "loss"]),
-            ("best_step", &["best_step"]),
-            ("steps", &["steps"]),
-            ("elapsed_s", &["elapsed_s"]),
-        ];
-        let metrics = names
-            .iter()
-            .map(|(n, p)| (n.to_string(), metric(&ra, p), metric(&rb, p)))
+        let (best_a, best_b) = (best(&ra), best(&rb));
+        let mut names: Vec<&str> = best_a.iter().map(|(n, _)| *n).collect();
+        names.extend(
+            best_b
+                .iter()
+                .map(|(n, _)| *n)
+                .filter(|n| !best_a.iter().any(|(a, _)| a == n)),
+        );
+        let value =
+            |of: &[(&str, f64)], name: &str| of.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        let top = |r: &RunRecord, key: &str| r.final_metrics.as_ref()?.get(key)?.as_f64();
+        let mut metrics: Vec<(String, Option<f64>, Option<f64>)> = names
+            .into_iter()
+            .map(|n| (n.to_string(), value(&best_a, n), value(&best_b, n)))
             .collect();
+        for key in ["best_step", "steps", "elapsed_s"] {
+            metrics.push((key.to_string(), top(&ra, key), top(&rb, key)));
+        }
         Ok(RunComparison {
             runs: [ra, rb],
             config_diff,

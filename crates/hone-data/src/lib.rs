@@ -21,5 +21,5 @@ pub use labels::LabelSet;
 pub use source::{fingerprint_file, SourceReader, SourceRow, SourceSpec};
 pub use split::{epoch_order, stratified_holdout};
 pub use tagged::{read_tagged, TagColumns, TaggedFile, TaggedSentence};
-pub use tags::{detect_scheme, entities, to_iob2, Entity, TagError, TagScheme};
+pub use tags::{detect_scheme, entities, normalise_tags, to_iob2, Entity, TagError, TagScheme};
 pub use tokenize::{EncodedExample, EncodedText, EncodedWords, TextTokenizer};

@@ -1,7 +1,7 @@
 //! Reading token-tagged sentences for token classification: CoNLL files (token and tag
 //! columns, `-DOCSTART-` skipped) and JSON lines with a tokens array and a tags array. Tags in
-//! IOB1, IOB2 or BIOES are normalised to IOB2; a tag sequence that breaks its scheme is an
-//! error naming its line.
+//! IOB1, IOB2 or BIOES are normalised to IOB2 ([`normalise_tags`], per sentence); a tag
+//! sequence that breaks its scheme is an error naming its line.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::source::{SourceReader, SourceSpec};
-use crate::tags::{detect_scheme, to_iob2, TagScheme};
+use crate::tags::{detect_scheme, normalise_tags, TagScheme};
 use crate::{DataError, FileFormat};
 
 /// Which fields of a JSON lines file hold the words and their tags (CoNLL files use columns
@@ -104,7 +104,7 @@ pub fn read_tagged(
     let scheme = detect_scheme(raw.iter().map(|s| &s.tags[..]));
     let mut sentences = Vec::with_capacity(raw.len());
     for s in raw {
-        let tags = to_iob2(&s.tags, scheme).map_err(|e| {
+        let tags = normalise_tags(&s.tags).map_err(|e| {
             let line = if per_token_lines {
                 s.line + e.token as u64
             } else {

@@ -157,8 +157,27 @@ pub fn to_iob2(tags: &[String], scheme: TagScheme) -> Result<Vec<String>, TagErr
     Ok(out)
 }
 
+/// One sentence's tags in IOB2. The scheme is read per sentence: one with an E- or S- tag is
+/// BIOES, any other is IOB1 (valid IOB2 passes unchanged). So a BIOES dataset whose sentences
+/// were later re-tagged in IOB2 (the Labeling page writes IOB2) still reads.
+pub fn normalise_tags(tags: &[String]) -> Result<Vec<String>, TagError> {
+    let bioes = tags
+        .iter()
+        .any(|t| matches!(split(t), Some(('E' | 'S', _))));
+    to_iob2(
+        tags,
+        if bioes {
+            TagScheme::Bioes
+        } else {
+            TagScheme::Iob1
+        },
+    )
+}
+
 /// An entity: its type and its tokens `start..end`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Entity {
     pub kind: String,
     pub start: usize,
@@ -215,6 +234,18 @@ mod tests {
             to_iob2(&long, TagScheme::Bioes).unwrap(),
             tags("B-ORG I-ORG I-ORG I-ORG")
         );
+    }
+
+    #[test]
+    fn each_sentence_is_read_in_its_own_scheme() {
+        // A BIOES dataset with one sentence re-tagged in IOB2.
+        assert_eq!(normalise_tags(&tags("S-LOC O")).unwrap(), tags("B-LOC O"));
+        assert_eq!(
+            normalise_tags(&tags("B-PER I-PER O")).unwrap(),
+            tags("B-PER I-PER O")
+        );
+        assert_eq!(normalise_tags(&tags("I-PER O")).unwrap(), tags("B-PER O"));
+        assert!(normalise_tags(&tags("B-PER I-PER S-LOC")).is_err());
     }
 
     #[test]

@@ -38,13 +38,20 @@ pub struct EncodedWords {
     pub example: EncodedExample,
     /// For each token, the index of the word it belongs to (`None` for special tokens).
     pub word_ids: Vec<Option<u32>>,
-    /// The words joined by single spaces, as the model saw them.
-    pub text: String,
-    /// Byte range of each word in `text`.
-    pub word_spans: Vec<(usize, usize)>,
 }
 
 impl EncodedWords {
+    /// For each of `words` words, its first token (`None` when truncation cut it).
+    pub fn first_tokens(&self, words: usize) -> Vec<Option<usize>> {
+        let mut first = vec![None; words];
+        for (t, w) in self.word_ids.iter().enumerate() {
+            if let Some(slot) = w.and_then(|w| first.get_mut(w as usize)) {
+                slot.get_or_insert(t);
+            }
+        }
+        first
+    }
+
     /// Per-token labels from per-word label ids: the label on a word's first sub-token and
     /// `ignore` on the others (or the word's label on every sub-token with
     /// `label_all_subtokens`, `inside` turning a B- label into its I- label there), and
@@ -201,13 +208,16 @@ impl TextTokenizer {
     /// Encodes sentences given as words: the words are joined by single spaces (so training
     /// on CoNLL words tokenizes as predicting on the same raw text does) and each sub-token is
     /// mapped to the word its characters come from.
-    pub fn encode_words(&self, sentences: &[Vec<String>]) -> Result<Vec<EncodedWords>, DataError> {
+    pub fn encode_words<W: AsRef<[String]>>(
+        &self,
+        sentences: &[W],
+    ) -> Result<Vec<EncodedWords>, DataError> {
         let joined: Vec<(String, Vec<(usize, usize)>)> = sentences
             .iter()
             .map(|words| {
                 let mut text = String::new();
-                let mut spans = Vec::with_capacity(words.len());
-                for w in words {
+                let mut spans = Vec::with_capacity(words.as_ref().len());
+                for w in words.as_ref() {
                     if !text.is_empty() {
                         text.push(' ');
                     }
@@ -249,17 +259,16 @@ impl TextTokenizer {
                 EncodedWords {
                     example: EncodedExample::from(&e),
                     word_ids,
-                    text,
-                    word_spans,
                 }
             })
             .collect())
     }
 
     /// Encodes one raw text with the byte range of each token in it (`None` for special
-    /// tokens) and whether each token continues the word before it, decided as `transformers`'
-    /// token-classification pipeline does: by the tokenizer's words when its model marks
-    /// sub-words (WordPiece's `##`), else when no space precedes the token.
+    /// tokens) and whether each token continues the word before it, decided exactly as
+    /// `transformers`' token-classification pipeline does: by the tokenizer's words when its
+    /// model marks sub-words (WordPiece's `##`), else when no space is just before the token or
+    /// at its start.
     pub fn encode_with_offsets(&self, text: &str) -> Result<EncodedText, DataError> {
         let e = self
             .inner
@@ -280,17 +289,19 @@ impl TextTokenizer {
         let bytes = text.as_bytes();
         let subword = (0..offsets.len())
             .map(|t| {
-                let (Some((start, _)), Some(Some((p_start, p_end)))) =
-                    (offsets[t], t.checked_sub(1).map(|p| offsets[p]))
-                else {
+                let Some((start, _)) = offsets[t] else {
                     return false;
                 };
                 if marks_subwords {
-                    words[t].is_some() && words[t] == words[t - 1]
+                    t > 0
+                        && offsets[t - 1].is_some()
+                        && words[t].is_some()
+                        && words[t] == words[t - 1]
                 } else {
-                    // No space before the token, or the token before it was a lone space.
-                    p_start == p_end
-                        || (p_end == start && start > 0 && bytes.get(start - 1) != Some(&b' '))
+                    // transformers' rule: no space just before the token nor at its start.
+                    start > 0
+                        && bytes.get(start - 1) != Some(&b' ')
+                        && bytes.get(start) != Some(&b' ')
                 }
             })
             .collect();

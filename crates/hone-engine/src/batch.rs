@@ -4,31 +4,15 @@ use hone_data::{Batch, Batcher, EncodedExample};
 
 use crate::graph::IGNORE_LABEL;
 
-/// The words of a token-classification example: which word each token belongs to, and the
-/// gold tag id of every word.
+/// The words of a token-classification example and their gold tags, for scoring.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WordTags {
-    /// Per token, its word (`None` for special tokens).
-    pub word_ids: Vec<Option<u32>>,
+    /// Per word, the token its prediction is read from (its first; `None` when truncation cut
+    /// the word).
+    pub first_tokens: Vec<Option<usize>>,
     pub words: Vec<String>,
-    /// Per word, its tag id (empty when unlabeled).
-    pub tags: Vec<u32>,
-}
-
-impl WordTags {
-    /// The index of each word's first token (`None` for words cut by truncation).
-    pub fn first_tokens(&self) -> Vec<Option<usize>> {
-        let mut first = vec![None; self.words.len()];
-        for (t, w) in self.word_ids.iter().enumerate() {
-            if let Some(w) = w {
-                let slot = &mut first[*w as usize];
-                if slot.is_none() {
-                    *slot = Some(t);
-                }
-            }
-        }
-        first
-    }
+    /// Per word, its gold IOB2 tag.
+    pub tags: Vec<String>,
 }
 
 /// Examples after tokenization, with their labels: a class id per example for sequence
@@ -72,17 +56,13 @@ impl EncodedSet {
             let s = batch.seq_len;
             let mut per_slot = vec![IGNORE_LABEL; batch.batch_size * s];
             for (row, &i) in indices.iter().enumerate() {
+                // One label per token of the example, and the batch is as long as its longest.
                 let labels = &self.token_labels[i];
-                per_slot[row * s..row * s + labels.len()].copy_from_slice(labels);
+                per_slot[row * s..][..labels.len()].copy_from_slice(labels);
             }
             batch.labels = per_slot;
         }
         batch
-    }
-
-    /// True when the set is labeled per token.
-    pub fn is_token_set(&self) -> bool {
-        !self.words.is_empty()
     }
 
     /// Indices sorted by length (longest first), so evaluation batches carry little padding.

@@ -144,7 +144,7 @@ fn model_card(model: &Model, labels: &[String], card: &ModelCard) -> String {
     }
     let call = match model.task() {
         Task::SequenceClassification => "classifier = pipeline(\"text-classification\", model=\"PATH_TO_THIS_FOLDER\")",
-        Task::TokenClassification => "classifier = pipeline(\"token-classification\", model=\"PATH_TO_THIS_FOLDER\", aggregation_strategy=\"simple\")",
+        Task::TokenClassification => "classifier = pipeline(\"token-classification\", model=\"PATH_TO_THIS_FOLDER\", aggregation_strategy=\"first\")",
     };
     s.push_str(&format!("## Use\n\n```python\nfrom transformers import pipeline\n{call}\nprint(classifier(\"your text\"))\n```\n\n"));
     s.push_str("## Training configuration\n\n```toml\n");

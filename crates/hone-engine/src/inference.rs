@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::batch::EncodedSet;
 use crate::metrics::{ClassificationReport, EntityReport, Report};
 use crate::models::{Model, ModelSpec, Task};
-use crate::step::Stepper;
+use crate::step::{Logits, Stepper};
 use crate::EngineError;
 
 /// Logits `[batch][label]` of one padded batch in evaluation mode (one row per sequence for
@@ -51,18 +51,58 @@ pub fn logits_with(
             model.task().name()
         )));
     }
+    Ok(example_logits(model, set, batch_size, stepper)?
+        .into_iter()
+        .map(|l| l.values)
+        .collect())
+}
+
+/// Logits of every example of `set`, in the set's order: one row for sequence heads, one per
+/// token (special tokens included) for token heads. Evaluation mode, length-sorted batches
+/// of `batch_size`.
+pub fn example_logits(
+    model: &Model,
+    set: &EncodedSet,
+    batch_size: usize,
+    stepper: &mut Stepper,
+) -> Result<Vec<Logits>, EngineError> {
+    let per_token = model.task() == Task::TokenClassification;
     let batcher = Batcher::new(model.spec().encoder.pad_token_id);
     let order = set.by_length();
-    let mut out = vec![Vec::new(); set.len()];
+    let mut out = vec![Logits::default(); set.len()];
     for chunk in order.chunks(batch_size.max(1)) {
         let mut batch = set.batch(&batcher, chunk);
         batch.labels.clear();
-        let rows = batch_logits(model, stepper, &batch)?;
-        for (&i, row) in chunk.iter().zip(rows) {
-            out[i] = row;
+        let logits = stepper.logits(model, &batch)?;
+        let mut at = 0;
+        for &i in chunk {
+            let rows = if per_token {
+                set.examples[i].input_ids.len()
+            } else {
+                1
+            };
+            let n = rows * logits.classes;
+            out[i] = Logits {
+                values: logits.values[at..at + n].to_vec(),
+                classes: logits.classes,
+            };
+            at += n;
         }
     }
     Ok(out)
+}
+
+/// The cross-entropy of one row of logits against class `y` (log-sum-exp, in f64); `None`
+/// for a class the row does not have.
+pub fn row_loss(row: &[f32], y: u32) -> Option<f64> {
+    let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    let log_sum = row
+        .iter()
+        .map(|&v| (v as f64 - max).exp())
+        .sum::<f64>()
+        .ln()
+        + max;
+    row.get(y as usize).map(|&v| log_sum - v as f64)
 }
 
 /// Softmax of one row of logits, in f64.
@@ -85,38 +125,6 @@ pub fn argmax(row: &[f32]) -> u32 {
             }
         })
         .0 as u32
-}
-
-/// Logits of every token of every example of `set` (`[example][token][label]`, special tokens
-/// included), in evaluation mode, in length-sorted batches of `batch_size`.
-pub fn token_logits(
-    model: &Model,
-    set: &EncodedSet,
-    batch_size: usize,
-    stepper: &mut Stepper,
-) -> Result<Vec<Vec<Vec<f32>>>, EngineError> {
-    if model.task() != Task::TokenClassification {
-        return Err(EngineError::InvalidConfig(format!(
-            "per-token logits need a token head, this model is for {}",
-            model.task().name()
-        )));
-    }
-    let batcher = Batcher::new(model.spec().encoder.pad_token_id);
-    let order = set.by_length();
-    let mut out = vec![Vec::new(); set.len()];
-    for chunk in order.chunks(batch_size.max(1)) {
-        let mut batch = set.batch(&batcher, chunk);
-        batch.labels.clear();
-        let rows = batch_logits(model, stepper, &batch)?;
-        let mut rows = rows.into_iter();
-        for &i in chunk {
-            out[i] = rows
-                .by_ref()
-                .take(set.examples[i].input_ids.len())
-                .collect();
-        }
-    }
-    Ok(out)
 }
 
 /// One row of logits per example.
@@ -148,7 +156,7 @@ pub fn evaluate_with(
     batch_size: usize,
     stepper: &mut Stepper,
 ) -> Result<(Report, Option<ExampleLogits>), EngineError> {
-    if set.is_token_set() {
+    if model.task() == Task::TokenClassification {
         let report = evaluate_tokens(model, set, labels, batch_size, stepper)?;
         return Ok((Report::Entities(report), None));
     }
@@ -156,8 +164,7 @@ pub fn evaluate_with(
     let mut loss = 0f64;
     let mut predicted = Vec::with_capacity(rows.len());
     for (row, &truth) in rows.iter().zip(&set.labels) {
-        let p = probabilities(row);
-        loss -= p[truth as usize].max(f64::MIN_POSITIVE).ln();
+        loss += row_loss(row, truth).unwrap_or(f64::INFINITY);
         predicted.push(argmax(row));
     }
     let loss = loss / rows.len().max(1) as f64;
@@ -174,32 +181,33 @@ pub fn evaluate_tokens(
     batch_size: usize,
     stepper: &mut Stepper,
 ) -> Result<EntityReport, EngineError> {
-    let logits = token_logits(model, set, batch_size, stepper)?;
+    let logits = example_logits(model, set, batch_size, stepper)?;
     let (mut loss, mut counted) = (0f64, 0u64);
-    let (mut gold, mut predicted, mut words) = (Vec::new(), Vec::new(), Vec::new());
-    for ((rows, token_labels), w) in logits.iter().zip(&set.token_labels).zip(&set.words) {
-        for (row, &y) in rows.iter().zip(token_labels) {
-            if y != crate::graph::IGNORE_LABEL {
-                loss -= probabilities(row)[y as usize].max(f64::MIN_POSITIVE).ln();
+    let mut predicted = Vec::with_capacity(set.len());
+    for ((l, token_labels), w) in logits.iter().zip(&set.token_labels).zip(&set.words) {
+        for (row, &y) in l.rows().zip(token_labels) {
+            if let Some(value) = row_loss(row, y).filter(|_| y != crate::graph::IGNORE_LABEL) {
+                loss += value;
                 counted += 1;
             }
         }
-        let name = |id: u32| {
-            labels
-                .get(id as usize)
-                .cloned()
-                .unwrap_or_else(|| "O".into())
-        };
+        let rows: Vec<&[f32]> = l.rows().collect();
         predicted.push(
-            w.first_tokens()
-                .into_iter()
-                .map(|t| t.map_or_else(|| "O".to_string(), |t| name(argmax(&rows[t]))))
+            w.first_tokens
+                .iter()
+                .map(|t| match t.and_then(|t| rows.get(t)) {
+                    Some(row) => labels
+                        .get(argmax(row) as usize)
+                        .cloned()
+                        .unwrap_or_else(|| "O".into()),
+                    None => "O".to_string(),
+                })
                 .collect::<Vec<_>>(),
         );
-        gold.push(w.tags.iter().map(|&id| name(id)).collect::<Vec<_>>());
-        words.push(w.words.clone());
     }
     let loss = loss / counted.max(1) as f64;
+    let words: Vec<&[String]> = set.words.iter().map(|w| &w.words[..]).collect();
+    let gold: Vec<&[String]> = set.words.iter().map(|w| &w.tags[..]).collect();
     Ok(EntityReport::from_tags(&words, &gold, &predicted, loss))
 }
 
@@ -383,8 +391,16 @@ pub struct TokenPredictor {
     loaded: Finetuned,
 }
 
-fn char_offset(text: &str, byte: usize) -> usize {
-    text.get(..byte).map_or(0, |s| s.chars().count())
+/// For every byte offset of `text` (and its end), the character offset.
+fn char_offsets(text: &str) -> Vec<usize> {
+    let mut at = vec![0; text.len() + 1];
+    let mut chars = 0;
+    for (byte, c) in text.char_indices() {
+        at[byte..byte + c.len_utf8()].fill(chars);
+        chars += 1;
+    }
+    at[text.len()] = chars;
+    at
 }
 
 impl TokenPredictor {
@@ -426,48 +442,41 @@ impl TokenPredictor {
         let mut encoded = Vec::with_capacity(texts.len());
         for text in texts {
             let e = self.loaded.tokenizer.encode_with_offsets(text)?;
-            set.examples.push(e.example.clone());
-            encoded.push(e);
+            set.examples.push(e.example);
+            encoded.push((e.offsets, e.subword));
         }
-        let logits = token_logits(
-            &self.loaded.model,
-            &set,
-            batch_size,
-            &mut Stepper::new(&self.loaded.model, true),
-        )?;
+        let model = &self.loaded.model;
+        let logits = example_logits(model, &set, batch_size, &mut Stepper::new(model, true))?;
         let mut out = Vec::with_capacity(texts.len());
-        for (i, text) in texts.iter().enumerate() {
+        for (((text, (offsets, subwords)), l), example) in
+            texts.iter().zip(&encoded).zip(&logits).zip(&set.examples)
+        {
+            let chars = char_offsets(text);
             let mut tokens = Vec::new();
             let mut subword = Vec::new();
-            for ((row, span), &sub) in logits[i]
-                .iter()
-                .zip(&encoded[i].offsets)
-                .zip(&encoded[i].subword)
-            {
+            for ((row, span), &sub) in l.rows().zip(offsets).zip(subwords) {
                 let Some((a, b)) = *span else { continue };
                 subword.push(sub);
-                let p = probabilities(row);
-                let id = argmax(row) as usize;
+                let id = argmax(row);
                 tokens.push(TaggedToken {
                     text: text.get(a..b).unwrap_or_default().to_string(),
                     tag: self
                         .loaded
                         .labels
-                        .get(id)
+                        .get(id as usize)
                         .cloned()
                         .unwrap_or_else(|| "O".into()),
-                    score: p[id],
-                    start: char_offset(text, a),
-                    end: char_offset(text, b),
-                    logits: row.clone(),
+                    score: row_loss(row, id).map_or(0.0, |l| (-l).exp()),
+                    start: chars[a.min(text.len())],
+                    end: chars[b.min(text.len())],
+                    logits: row.to_vec(),
                 });
             }
-            let entities = group_entities(text, &tokens, &subword);
             out.push(TokenPrediction {
                 text: text.clone(),
-                entities,
+                entities: group_entities(text, &tokens, &subword),
                 tokens,
-                truncated: set.examples[i].truncated,
+                truncated: example.truncated,
             });
         }
         Ok(out)
@@ -476,11 +485,10 @@ impl TokenPredictor {
 
 /// Entities as `pipeline("token-classification", aggregation_strategy="first")` finds them:
 /// tokens join into words (`subword`: the token continues the word before it), each word
-/// takes its first token's tag and score (the token it was trained on), and consecutive words
-/// of one type form an entity unless a B- tag starts a new one; O is dropped.
+/// takes its first token's tag and score (the token it was trained on), and the words' tags
+/// form entities by conlleval's reading (`hone_data::entities`, as transformers groups them).
 fn group_entities(text: &str, tokens: &[TaggedToken], subword: &[bool]) -> Vec<EntityPrediction> {
-    let chars: Vec<char> = text.chars().collect();
-    // (first token, end of the word)
+    // (first token, character end of the word)
     let mut words: Vec<(&TaggedToken, usize)> = Vec::new();
     for (t, &sub) in tokens.iter().zip(subword) {
         match words.last_mut() {
@@ -488,35 +496,23 @@ fn group_entities(text: &str, tokens: &[TaggedToken], subword: &[bool]) -> Vec<E
             _ => words.push((t, t.end)),
         }
     }
-    let split = |tag: &str| -> (bool, String) {
-        match tag.split_once('-') {
-            Some((p, kind)) => (p == "B", kind.to_string()),
-            None => (false, tag.to_string()),
-        }
-    };
-    let mut groups: Vec<(String, Vec<(&TaggedToken, usize)>)> = Vec::new();
-    for w in words {
-        let (begin, kind) = split(&w.0.tag);
-        match groups.last_mut() {
-            Some((k, members)) if *k == kind && !begin => members.push(w),
-            _ => groups.push((kind, vec![w])),
-        }
-    }
-    groups
+    let tags: Vec<&str> = words.iter().map(|(t, _)| t.tag.as_str()).collect();
+    let chars: Vec<char> = text.chars().collect();
+    hone_data::entities(&tags)
         .into_iter()
-        .filter(|(kind, _)| kind != "O")
-        .filter_map(|(kind, members)| {
-            let (start, end) = (members.first()?.0.start, members.last()?.1);
-            Some(EntityPrediction {
+        .map(|e| {
+            let members = &words[e.start..e.end];
+            let (start, end) = (members[0].0.start, members[members.len() - 1].1);
+            EntityPrediction {
                 text: chars
                     .get(start..end)
                     .map(|c| c.iter().collect())
                     .unwrap_or_default(),
-                kind,
+                kind: e.kind,
                 start,
                 end,
                 score: members.iter().map(|(t, _)| t.score).sum::<f64>() / members.len() as f64,
-            })
+            }
         })
         .collect()
 }

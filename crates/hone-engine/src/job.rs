@@ -89,41 +89,42 @@ pub fn load_files(files: &FileData, task: Task, seed: u64) -> Result<TrainingDat
 
 /// The tag set of token-classification examples: O first, then the entity tags sorted by
 /// type (B- before I-).
-pub fn tag_set(examples: &[Example]) -> LabelSet {
-    let mut tags: Vec<String> = examples
-        .iter()
-        .flat_map(|e| e.tags.iter().cloned())
+pub fn tag_set<'e>(examples: impl IntoIterator<Item = &'e Example>) -> LabelSet {
+    let mut distinct: std::collections::BTreeSet<&str> = examples
+        .into_iter()
+        .flat_map(|e| e.tags.iter().map(String::as_str))
         .collect();
-    tags.sort_by(|a, b| {
-        let key = |t: &str| {
-            (
-                t != "O",
-                t.get(2..).unwrap_or("").to_string(),
-                t.to_string(),
-            )
-        };
-        key(a).cmp(&key(b))
-    });
-    tags.dedup();
-    if !tags.iter().any(|t| t == "O") {
-        tags.insert(0, "O".into());
-    }
-    LabelSet::from_names(tags)
+    distinct.insert("O");
+    let mut tags: Vec<&str> = distinct.into_iter().collect();
+    tags.sort_by_key(|t| (*t != "O", t.get(2..).unwrap_or(""), *t));
+    LabelSet::from_names(tags.into_iter().map(str::to_string).collect())
 }
 
-/// Checks that every tag of `examples` is in `labels`.
-fn check_tags(path: &Path, labels: &LabelSet, examples: &[Example]) -> Result<(), EngineError> {
-    for e in examples {
-        if let Some(t) = e.tags.iter().find(|t| labels.id(t).is_none()) {
-            return Err(EngineError::InvalidConfig(format!(
-                "{}, line {}: the tag '{t}' is not in the training data (its tags: {})",
-                path.display(),
-                e.line,
-                labels.names().join(", ")
-            )));
+/// Token-classification data: the tag set of the training sentences, and the validation
+/// sentences given, or else a seeded share of the training ones. Validation tags the training
+/// data lacks are refused when the sentences are encoded.
+pub fn tagged_data(
+    train: Vec<Example>,
+    valid: Option<Vec<Example>>,
+    valid_fraction: f64,
+    seed: u64,
+    notices: Vec<String>,
+) -> TrainingData {
+    let labels = tag_set(&train);
+    let (train, valid) = match valid {
+        Some(valid) => (train, valid),
+        None => {
+            let unstratified = vec![0; train.len()];
+            hold_out(train, &unstratified, valid_fraction, seed)
         }
+    };
+    TrainingData {
+        task: Task::TokenClassification,
+        labels,
+        train,
+        valid,
+        notices,
     }
-    Ok(())
 }
 
 fn load_tagged_files(files: &FileData, seed: u64) -> Result<TrainingData, EngineError> {
@@ -143,26 +144,15 @@ fn load_tagged_files(files: &FileData, seed: u64) -> Result<TrainingData, Engine
         ));
         Ok(file.sentences.into_iter().map(Example::from).collect())
     };
-    let all_train = read(&files.train)?;
-    let labels = tag_set(&all_train);
-    let (train, valid) = match &files.valid {
-        Some(valid_file) => {
-            let valid = read(valid_file)?;
-            check_tags(valid_file, &labels, &valid)?;
-            (all_train, valid)
-        }
-        None => {
-            let same = vec![0; all_train.len()];
-            hold_out(all_train, &same, files.valid_fraction, seed)
-        }
-    };
-    Ok(TrainingData {
-        task: Task::TokenClassification,
-        labels,
+    let train = read(&files.train)?;
+    let valid = files.valid.as_deref().map(&mut read).transpose()?;
+    Ok(tagged_data(
         train,
         valid,
+        files.valid_fraction,
+        seed,
         notices,
-    })
+    ))
 }
 
 fn encode(
@@ -173,7 +163,7 @@ fn encode(
     label_all_subtokens: bool,
 ) -> Result<EncodedSet, EngineError> {
     if task == Task::TokenClassification {
-        return encode_tagged(tokenizer, labels, examples, label_all_subtokens);
+        return encode_tagged(tokenizer, labels, examples, label_all_subtokens, true);
     }
     let texts: Vec<(&str, Option<&str>)> = examples
         .iter()
@@ -187,42 +177,45 @@ fn encode(
 }
 
 /// Encodes tagged sentences: words to sub-tokens, tags onto the first sub-token of each word
-/// (or every sub-token, B- becoming I- after the first).
+/// (or every sub-token, B- becoming I- after the first). A tag not in `labels` is an error
+/// when `strict` (training); otherwise it takes no loss and still counts as gold in the
+/// scores (evaluating a file with tags the model never learned).
 pub fn encode_tagged(
     tokenizer: &TextTokenizer,
     labels: &LabelSet,
     examples: &[Example],
     label_all_subtokens: bool,
+    strict: bool,
 ) -> Result<EncodedSet, EngineError> {
-    let sentences: Vec<Vec<String>> = examples.iter().map(|e| e.tokens.clone()).collect();
+    let sentences: Vec<&[String]> = examples.iter().map(|e| &e.tokens[..]).collect();
     let encoded = tokenizer.encode_words(&sentences)?;
     let inside = |id: u32| -> u32 {
-        let name = &labels.names()[id as usize];
-        match name.strip_prefix("B-") {
+        match labels.names()[id as usize].strip_prefix("B-") {
             Some(kind) => labels.id(&format!("I-{kind}")).unwrap_or(id),
             None => id,
         }
     };
     let mut set = EncodedSet::default();
     for (e, enc) in examples.iter().zip(encoded) {
-        let tags: Vec<u32> = e
+        let ids: Vec<u32> = e
             .tags
             .iter()
-            .map(|t| {
-                labels.id(t).ok_or_else(|| {
-                    EngineError::InvalidConfig(format!(
-                        "line {}: the tag '{t}' is not in the training data",
-                        e.line
-                    ))
-                })
+            .map(|t| match labels.id(t) {
+                Some(id) => Ok(id),
+                None if !strict => Ok(IGNORE_LABEL),
+                None => Err(EngineError::InvalidConfig(format!(
+                    "line {}: the tag '{t}' is not in the training data (its tags: {})",
+                    e.line,
+                    labels.names().join(", ")
+                ))),
             })
             .collect::<Result<_, _>>()?;
         set.token_labels
-            .push(enc.token_labels(&tags, label_all_subtokens, inside, IGNORE_LABEL));
+            .push(enc.token_labels(&ids, label_all_subtokens, inside, IGNORE_LABEL));
         set.words.push(WordTags {
-            word_ids: enc.word_ids,
+            first_tokens: enc.first_tokens(e.tokens.len()),
             words: e.tokens.clone(),
-            tags,
+            tags: e.tags.clone(),
         });
         set.examples.push(enc.example);
     }

@@ -55,13 +55,6 @@ pub fn log_softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
     shifted.broadcast_sub(&log_sum)
 }
 
-/// Mean cross-entropy of `logits` `[batch, classes]` against class ids `labels` `[batch]` (u32).
-pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> candle_core::Result<Tensor> {
-    let log_probs = log_softmax_last_dim(logits)?;
-    let picked = log_probs.gather(&labels.unsqueeze(1)?, 1)?;
-    picked.mean_all()?.neg()
-}
-
 /// The activation function of a feed-forward block, by its `transformers` name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Activation {
@@ -136,8 +129,9 @@ mod tests {
         let h = layer_norm(x.as_tensor(), g.as_tensor(), b.as_tensor(), 1e-5)?;
         let h = Activation::Gelu.apply(&h)?;
         let logits = linear(&softmax_last_dim(&h)?, w.as_tensor(), None)?;
-        let labels = Tensor::new(&[1u32, 0], &dev)?;
-        let grads = cross_entropy(&logits, &labels)?.backward()?;
+        let grads = crate::graph::autograd::cross_entropy_sum(&logits, &[1, 0])
+            .expect("labels fit")
+            .backward()?;
         for v in [&x, &g, &b, &w] {
             let gr = grads.get(v.as_tensor()).expect("a gradient");
             let norm = gr.sqr()?.sum_all()?.to_scalar::<f32>()?;
@@ -147,11 +141,13 @@ mod tests {
     }
 
     #[test]
-    fn cross_entropy_of_uniform_logits_is_log_classes() -> candle_core::Result<()> {
-        let logits = Tensor::zeros((4, 5), DType::F32, &Device::Cpu)?;
-        let labels = Tensor::new(&[0u32, 1, 2, 4], &Device::Cpu)?;
-        let loss = cross_entropy(&logits, &labels)?.to_scalar::<f32>()?;
-        assert!((loss - 5f32.ln()).abs() < 1e-6);
-        Ok(())
+    fn cross_entropy_of_uniform_logits_is_log_classes_and_ignored_rows_count_nothing() {
+        let logits = Tensor::zeros((4, 5), DType::F32, &Device::Cpu).expect("zeros");
+        let ignore = crate::graph::IGNORE_LABEL;
+        let labels = [0, ignore, 2, 4];
+        let sum = crate::graph::autograd::cross_entropy_sum(&logits, &labels).expect("loss");
+        let loss = sum.to_scalar::<f32>().expect("scalar");
+        assert!((loss - 3.0 * 5f32.ln()).abs() < 1e-5);
+        assert!(crate::graph::autograd::cross_entropy_sum(&logits, &[0, 1, 2, 5]).is_err());
     }
 }

@@ -46,22 +46,6 @@ impl HoneRng {
         out.truncate(n);
         out
     }
-
-    /// An inverted-dropout mask of `n` values: 0 with probability `p`, else `1 / (1 - p)`.
-    pub fn dropout_mask(&mut self, n: usize, p: f32) -> Vec<f32> {
-        let keep = 1.0 / (1.0 - p);
-        let threshold = (p as f64 * 4_294_967_296.0) as u64;
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let bits = self.inner.next_u64();
-            for half in [bits & 0xFFFF_FFFF, bits >> 32] {
-                if out.len() < n {
-                    out.push(if half < threshold { 0.0 } else { keep });
-                }
-            }
-        }
-        out
-    }
 }
 
 #[cfg(test)]
@@ -87,14 +71,5 @@ mod tests {
         let var = xs.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / xs.len() as f64;
         assert!(mean.abs() < 5e-4, "{mean}");
         assert!((var.sqrt() - 0.02).abs() < 5e-4, "{}", var.sqrt());
-    }
-
-    #[test]
-    fn dropout_mask_drops_the_asked_share() {
-        let m = HoneRng::new(0, 0).dropout_mask(100_001, 0.1);
-        assert_eq!(m.len(), 100_001);
-        let dropped = m.iter().filter(|&&x| x == 0.0).count() as f64 / m.len() as f64;
-        assert!((dropped - 0.1).abs() < 0.005, "{dropped}");
-        assert!(m.iter().all(|&x| x == 0.0 || (x - 1.0 / 0.9).abs() < 1e-6));
     }
 }

@@ -51,7 +51,7 @@ pub fn clip_factor(grad_norm: f64, clip_norm: Option<f64>, step: u64) -> Result<
 
 /// Logits of one batch: one row per sequence (sequence heads) or per real token (token
 /// heads, in the batch's packed order).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Logits {
     pub values: Vec<f32>,
     pub classes: usize,
@@ -79,7 +79,6 @@ pub struct Stepper {
 fn labeled(tokens: &Tokens) -> Result<&[u32], EngineError> {
     tokens
         .labels()
-        .ids()
         .ok_or_else(|| EngineError::InvalidConfig("training examples need labels".into()))
 }
 
@@ -115,7 +114,7 @@ impl Stepper {
             .iter()
             .map(|b| model.tokens(b))
             .collect::<Result<Vec<_>, _>>()?;
-        let rows: usize = packed.iter().map(|t| t.labels().count()).sum();
+        let rows: usize = packed.iter().map(|t| t.labeled_rows()).sum();
         if rows == 0 {
             return Err(EngineError::InvalidConfig(
                 "a training step needs labeled examples".into(),
@@ -303,7 +302,7 @@ pub fn gradients(
     mut rng: HoneRng,
 ) -> Result<BatchGradients, EngineError> {
     let tokens = model.tokens(batch)?;
-    let rows = tokens.labels().count();
+    let rows = tokens.labeled_rows();
     if rows == 0 {
         return Err(EngineError::InvalidConfig("the batch has no labels".into()));
     }

@@ -6,7 +6,7 @@ import { api, duration, errorText, MetricRow, RunDetail, RunRecord } from "../ap
 import { Chart, Series } from "../chart";
 import type { Nav } from "../main";
 import { resumeRun } from "./train";
-import { entitySpans, isEntityReport, summary, validationSeries } from "../report";
+import { isEntityReport, summary, validationSeries } from "../report";
 
 function seconds(r: RunRecord): number | null {
   if (!r.started_at) return null;
@@ -99,15 +99,17 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void }) {
   );
 }
 
-/** Words with their entities highlighted, type as a badge. */
-function Tagged(props: { tokens: string[]; tags: string[]; other: string[] }) {
-  const spans = entitySpans(props.tags);
-  const otherKeys = new Set(entitySpans(props.other).map((e) => e.join(":")));
+type Entity = { kind: string; start: number; end: number };
+
+/** Words with their entities (word spans from the report) highlighted, type as a badge. */
+function Tagged(props: { tokens: string[]; entities: Entity[]; other: Entity[] }) {
+  const key = (e: Entity) => `${e.kind}:${e.start}:${e.end}`;
+  const otherKeys = new Set(props.other.map(key));
   const parts: any[] = [];
   let i = 0;
-  for (const [kind, start, end] of spans) {
+  for (const { kind, start, end } of props.entities) {
     if (i < start) parts.push(props.tokens.slice(i, start).join(" ") + " ");
-    const agrees = otherKeys.has([kind, start, end].join(":"));
+    const agrees = otherKeys.has(key({ kind, start, end }));
     parts.push(<mark class={`entity${agrees ? "" : " differs"}`} title={agrees ? kind : `${kind} (the other side differs)`}>{props.tokens.slice(start, end).join(" ")} <b>{kind}</b></mark>, " ");
     i = end;
   }
@@ -129,7 +131,7 @@ function EntityReportView(props: { report: any; step?: number; best: boolean }) 
           <h3>Wrongly tagged sentences</h3>
           <table class="list" data-testid="tagging-errors">
             <thead><tr><th>Gold</th><th>Predicted</th></tr></thead>
-            <tbody>{r.worst.slice(0, 10).map((w: any) => <tr><td><Tagged tokens={w.tokens} tags={w.gold} other={w.predicted} /></td><td><Tagged tokens={w.tokens} tags={w.predicted} other={w.gold} /></td></tr>)}</tbody>
+            <tbody>{r.worst.slice(0, 10).map((w: any) => <tr><td><Tagged tokens={w.tokens} entities={w.gold_entities ?? []} other={w.predicted_entities ?? []} /></td><td><Tagged tokens={w.tokens} entities={w.predicted_entities ?? []} other={w.gold_entities ?? []} /></td></tr>)}</tbody>
           </table>
         </>
       )}

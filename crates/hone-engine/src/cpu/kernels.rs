@@ -251,6 +251,16 @@ impl DropMask {
         }
     }
 
+    /// The keep flags (1 kept, 0 dropped), one per value; empty when nothing is dropped.
+    pub fn keep(&self) -> &[u8] {
+        &self.keep
+    }
+
+    /// The factor kept values are scaled by, `1 / (1 − p)`.
+    pub fn scale(&self) -> f32 {
+        self.scale
+    }
+
     /// True when nothing is dropped.
     pub fn is_identity(&self) -> bool {
         self.keep.is_empty()

@@ -20,8 +20,10 @@ pub struct AutogradGraph<'a> {
     dtype: DType,
     train: bool,
     rng: &'a mut HoneRng,
-    /// For every (sequence, slot) of the padded layout, its token, or `tokens.len()` (a zero
-    /// row) for padding.
+    /// Word, position and segment ids on the device, uploaded once per batch.
+    ids: [Tensor; 3],
+    /// For every (sequence, slot) of the padded layout, its token; padding slots point at
+    /// token 0 (their keys are masked and their queries dropped, so any row will do).
     pad_index: Tensor,
     /// For every token, its slot in the padded layout.
     unpad_index: Tensor,
@@ -41,7 +43,7 @@ impl<'a> AutogradGraph<'a> {
         rng: &'a mut HoneRng,
     ) -> Result<Self, EngineError> {
         let (b, s, t) = (tokens.sequences(), tokens.max_len(), tokens.len());
-        let mut pad = vec![t as u32; b * s];
+        let mut pad = vec![0u32; b * s];
         let mut unpad = Vec::with_capacity(t);
         let mut bias = vec![f32::MIN; b * s];
         for (row, span) in tokens.spans().iter().enumerate() {
@@ -52,12 +54,18 @@ impl<'a> AutogradGraph<'a> {
             }
         }
         let first: Vec<u32> = tokens.spans().iter().map(|s| s.start as u32).collect();
+        let upload = |which: TokenIds| Tensor::from_slice(tokens.ids(which), t, device);
         Ok(AutogradGraph {
             tokens,
             device: device.clone(),
             dtype,
             train,
             rng,
+            ids: [
+                upload(TokenIds::Words)?,
+                upload(TokenIds::Positions)?,
+                upload(TokenIds::Types)?,
+            ],
             pad_index: Tensor::from_vec(pad, b * s, device)?,
             unpad_index: Tensor::from_vec(unpad, t, device)?,
             mask_bias: Tensor::from_vec(bias, (b, 1, 1, s), device)?.to_dtype(dtype)?,
@@ -73,14 +81,15 @@ impl<'a> AutogradGraph<'a> {
         }
     }
 
+    /// A drawn mask as a tensor of factors (0 or `1 / (1 − p)`), uploaded as its keep bytes.
     fn mask_tensor(
         &self,
-        mask: &DropMask,
-        n: usize,
+        keep: Vec<u8>,
+        scale: f32,
         shape: &[usize],
     ) -> Result<Tensor, EngineError> {
-        let factors: Vec<f32> = (0..n).map(|i| mask.factor(i)).collect();
-        Ok(Tensor::from_vec(factors, shape, &self.device)?.to_dtype(self.dtype)?)
+        let keep = Tensor::from_vec(keep, shape, &self.device)?.to_dtype(self.dtype)?;
+        Ok((keep * scale as f64)?)
     }
 }
 
@@ -98,8 +107,8 @@ impl Graph for AutogradGraph<'_> {
     fn embed(&mut self, lookups: &[(&Param, TokenIds)]) -> Result<Tensor, EngineError> {
         let mut sum: Option<Tensor> = None;
         for (param, which) in lookups {
-            let ids = Tensor::from_slice(self.tokens.ids(*which), self.tokens.len(), &self.device)?;
-            let rows = self.param(param).index_select(&ids, 0)?;
+            let ids = &self.ids[*which as usize];
+            let rows = self.param(param).index_select(ids, 0)?;
             sum = Some(match sum {
                 Some(s) => (s + rows)?,
                 None => rows,
@@ -129,7 +138,7 @@ impl Graph for AutogradGraph<'_> {
         if mask.is_identity() {
             return Ok(x);
         }
-        let m = self.mask_tensor(&mask, n, x.dims())?;
+        let m = self.mask_tensor(mask.keep().to_vec(), mask.scale(), x.dims())?;
         Ok(x.mul(&m)?)
     }
 
@@ -156,10 +165,8 @@ impl Graph for AutogradGraph<'_> {
             self.tokens.max_len(),
             hidden / heads,
         );
-        let zero = Tensor::zeros((1, hidden), q.dtype(), q.device())?;
         let padded = |x: &Tensor| -> Result<Tensor, EngineError> {
-            Ok(Tensor::cat(&[x, &zero], 0)?
-                .index_select(&self.pad_index, 0)?
+            Ok(x.index_select(&self.pad_index, 0)?
                 .reshape((b, s, heads, d))?
                 .transpose(1, 2)?
                 .contiguous()?)
@@ -181,23 +188,20 @@ impl Graph for AutogradGraph<'_> {
         let probs = if mask.is_identity() {
             probs
         } else {
-            let mut factors = vec![0f32; b * heads * s * s];
+            let mut keep = vec![0u8; b * heads * s * s];
             let mut offset = 0;
             for (row, span) in self.tokens.spans().iter().enumerate() {
                 let n = span.len;
                 for h in 0..heads {
                     let base = (row * heads + h) * s * s;
                     for i in 0..n {
-                        for j in 0..n {
-                            factors[base + i * s + j] = mask.factor(offset + i * n + j);
-                        }
+                        keep[base + i * s..][..n]
+                            .copy_from_slice(&mask.keep()[offset + i * n..][..n]);
                     }
                     offset += n * n;
                 }
             }
-            let m =
-                Tensor::from_vec(factors, (b, heads, s, s), &self.device)?.to_dtype(self.dtype)?;
-            probs.mul(&m)?
+            probs.mul(&self.mask_tensor(keep, mask.scale(), &[b, heads, s, s])?)?
         };
         let context = probs
             .matmul(&vp)?
@@ -236,7 +240,7 @@ pub fn cross_entropy_sum(logits: &Tensor, labels: &[u32]) -> Result<Tensor, Engi
     }
     let dev = logits.device();
     if kept.is_empty() {
-        return Ok(logits.sum_all()?.zeros_like()?);
+        return Ok(Tensor::zeros((), DType::F32, dev)?);
     }
     let n = kept.len();
     let picked = logits.index_select(&Tensor::from_vec(kept, n, dev)?, 0)?;

@@ -75,12 +75,6 @@ impl Pool {
         b.fill(0.0);
         b
     }
-
-    /// Values held for reuse (for tests and memory reports).
-    pub fn held_values(&self) -> usize {
-        let free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        free.iter().map(Vec::len).sum()
-    }
 }
 
 /// A pooled buffer of `len` values: back to its pool when dropped.
@@ -318,6 +312,16 @@ impl<'a> HostGraph<'a> {
         }
     }
 
+    /// The buffer of a value to work on in place: its own when nobody else holds it, else a
+    /// pooled copy.
+    fn owned(&self, data: Arc<Buf>) -> Buf {
+        Arc::try_unwrap(data).unwrap_or_else(|shared| {
+            let mut b = self.pool.take(shared.len());
+            b.copy_from_slice(&shared);
+            b
+        })
+    }
+
     /// A value no backward pass will visit.
     fn untracked(&mut self, data: Buf, cols: usize) -> HostValue {
         let id = self.next_id;
@@ -331,12 +335,12 @@ impl<'a> HostGraph<'a> {
     }
 
     /// Ends the forward pass; the tape runs the backward pass.
-    pub fn finish(self) -> Tape {
+    pub fn finish(self) -> Tape<'a> {
         Tape {
             nodes: self.tape,
             values: self.next_id,
             pool: self.pool,
-            tokens: self.tokens.clone(),
+            tokens: self.tokens,
         }
     }
 }
@@ -362,15 +366,9 @@ impl Graph for HostGraph<'_> {
         let mut resolved = Vec::with_capacity(lookups.len());
         for (param, which) in lookups {
             let i = self.index(param)?;
+            // `Tokens::pack` checked every id against the model's tables.
             let table = &self.weights[i];
             let ids = self.tokens.ids(*which);
-            let rows = table.len() / h.max(1);
-            if let Some(&bad) = ids.iter().find(|&&id| id as usize >= rows) {
-                return Err(EngineError::InvalidConfig(format!(
-                    "id {bad} is past the {rows} rows of {}",
-                    param.name()
-                )));
-            }
             for (row, &id) in out.chunks_exact_mut(h).zip(ids) {
                 let src = &table[id as usize * h..][..h];
                 row.iter_mut().zip(src).for_each(|(o, v)| *o += v);
@@ -454,14 +452,7 @@ impl Graph for HostGraph<'_> {
             return Ok(x);
         }
         let (id, cols, grad) = (x.id, x.cols, x.grad);
-        let mut out = match Arc::try_unwrap(x.data) {
-            Ok(buf) => buf,
-            Err(shared) => {
-                let mut b = self.pool.take(shared.len());
-                b.copy_from_slice(&shared);
-                b
-            }
-        };
+        let mut out = self.owned(x.data);
         mask.apply(&mut out);
         Ok(self.value(out, cols, grad, || Op::Dropout { x: id, mask }))
     }
@@ -475,14 +466,7 @@ impl Graph for HostGraph<'_> {
         let p = if self.train { p } else { 0.0 };
         let mask = DropMask::draw(self.rng, x.data.len(), p);
         let (id, cols, x_grad) = (x.id, x.cols, x.grad);
-        let mut out = match Arc::try_unwrap(x.data) {
-            Ok(buf) => buf,
-            Err(shared) => {
-                let mut b = self.pool.take(shared.len());
-                b.copy_from_slice(&shared);
-                b
-            }
-        };
+        let mut out = self.owned(x.data);
         mask.apply_add(&mut out, &residual.data);
         let grad = x_grad || residual.grad;
         Ok(self.value(out, cols, grad, || Op::DropoutAdd {
@@ -579,12 +563,12 @@ pub fn cross_entropy_grad(
     Ok((loss, d))
 }
 
-/// The recorded ops of one forward pass.
-pub struct Tape {
+/// The recorded ops of one forward pass over a batch.
+pub struct Tape<'a> {
     nodes: Vec<Node>,
     values: usize,
     pool: Pool,
-    tokens: Tokens,
+    tokens: &'a Tokens,
 }
 
 /// Adds `src` into the gradient slot of value `id`.
@@ -595,7 +579,7 @@ fn accumulate(slots: &mut [Option<Buf>], id: usize, src: Buf) {
     }
 }
 
-impl Tape {
+impl Tape<'_> {
     /// Runs the backward pass from `d_out`, the gradient of the loss with respect to `out`,
     /// adding every trained parameter's gradient into `grads`.
     pub fn backward(
@@ -611,7 +595,7 @@ impl Tape {
         let mut slots: Vec<Option<Buf>> = (0..self.values).map(|_| None).collect();
         slots[out.id] = Some(d_out);
         let pool = self.pool;
-        let tokens = &self.tokens;
+        let tokens = self.tokens;
         for node in self.nodes.into_iter().rev() {
             let Some(mut dy) = slots[node.out].take() else {
                 continue;

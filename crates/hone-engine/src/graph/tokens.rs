@@ -24,51 +24,42 @@ pub enum TokenIds {
     Types,
 }
 
-/// What a batch is labeled with.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Labels {
-    /// Unlabeled (inference).
-    #[default]
-    None,
-    /// One class id per sequence.
-    Sequences(Vec<u32>),
-    /// One class id per token, [`IGNORE_LABEL`] where no loss is taken.
-    Tokens(Vec<u32>),
+/// The largest id each embedding table accepts (its rows), checked when a batch is packed so
+/// neither graph reads past a table (candle on a GPU would not say so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdLimits {
+    pub words: usize,
+    pub positions: usize,
+    pub types: usize,
 }
 
-impl Labels {
-    /// The class ids, one per row of the logits, or `None` when unlabeled.
-    pub fn ids(&self) -> Option<&[u32]> {
-        match self {
-            Labels::None => None,
-            Labels::Sequences(ids) | Labels::Tokens(ids) => Some(ids),
-        }
-    }
-
-    /// The number of rows that take a loss.
-    pub fn count(&self) -> usize {
-        self.ids()
-            .map_or(0, |ids| ids.iter().filter(|&&y| y != IGNORE_LABEL).count())
-    }
-}
-
-/// A packed batch. Only [`Tokens::pack`] builds one, so its spans always tile its tokens.
+/// A packed batch. Only [`Tokens::pack`] builds one, so its spans always tile its tokens and
+/// its ids fit the model's tables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tokens {
     spans: Vec<Span>,
     input_ids: Vec<u32>,
     type_ids: Vec<u32>,
     position_ids: Vec<u32>,
-    labels: Labels,
+    /// One class id per row of the logits (per sequence or per token, by the task;
+    /// [`IGNORE_LABEL`] where no loss is taken), or `None` when unlabeled.
+    labels: Option<Vec<u32>>,
 }
 
 impl Tokens {
     /// Packs the real tokens (mask 1) of a padded batch, in order; `positions` and `types`
-    /// are the model's ids for every slot of the batch. Labels are per sequence when there is
-    /// one per row, per token when there is one per slot.
-    pub fn pack(batch: &Batch, positions: &[u32], types: &[u32]) -> Result<Self, EngineError> {
+    /// are the model's ids for every slot of the batch. A labeled batch has one label per row
+    /// (`per_token` false) or one per slot (`per_token`: the labels of token tasks).
+    pub fn pack(
+        batch: &Batch,
+        positions: &[u32],
+        types: &[u32],
+        per_token: bool,
+        limits: IdLimits,
+    ) -> Result<Self, EngineError> {
         let (b, s) = (batch.batch_size, batch.seq_len);
         let slots = b * s;
+        let bad = |m: String| Err(EngineError::InvalidConfig(m));
         if [
             batch.input_ids.len(),
             batch.attention_mask.len(),
@@ -78,23 +69,24 @@ impl Tokens {
         .iter()
         .any(|&n| n != slots)
         {
-            return Err(EngineError::InvalidConfig(format!(
+            return bad(format!(
                 "a batch of {b} × {s} needs {slots} ids, mask values, positions and types"
-            )));
+            ));
         }
-        let per_token = !batch.labels.is_empty() && batch.labels.len() == slots && b != slots;
-        if !batch.labels.is_empty() && batch.labels.len() != b && !per_token {
-            return Err(EngineError::InvalidConfig(format!(
-                "a batch of {b} × {s} has {} labels: one per sequence or one per token slot",
-                batch.labels.len()
-            )));
+        let want = if per_token { slots } else { b };
+        if !batch.labels.is_empty() && batch.labels.len() != want {
+            return bad(format!(
+                "a batch of {b} × {s} has {} labels; this task takes one per {}",
+                batch.labels.len(),
+                if per_token { "token slot" } else { "sequence" }
+            ));
         }
         let mut tokens = Tokens {
             spans: Vec::with_capacity(b),
             input_ids: Vec::new(),
             type_ids: Vec::new(),
             position_ids: Vec::new(),
-            labels: Labels::None,
+            labels: None,
         };
         let mut token_labels = Vec::new();
         for row in 0..b {
@@ -103,27 +95,35 @@ impl Tokens {
                 if batch.attention_mask[slot] == 0 {
                     continue;
                 }
+                for (what, id, limit) in [
+                    ("token", batch.input_ids[slot], limits.words),
+                    ("position", positions[slot], limits.positions),
+                    ("segment", types[slot], limits.types),
+                ] {
+                    if id as usize >= limit {
+                        return bad(format!(
+                            "{what} id {id} is past the model's {limit} {what} embeddings \
+                             (a tokenizer or a max length that does not belong to this model?)"
+                        ));
+                    }
+                }
                 tokens.input_ids.push(batch.input_ids[slot]);
                 tokens.type_ids.push(types[slot]);
                 tokens.position_ids.push(positions[slot]);
-                if per_token {
+                if per_token && !batch.labels.is_empty() {
                     token_labels.push(batch.labels[slot]);
                 }
             }
             let len = tokens.input_ids.len() - start;
             if len == 0 {
-                return Err(EngineError::InvalidConfig(format!(
-                    "row {row} of the batch has no tokens"
-                )));
+                return bad(format!("row {row} of the batch has no tokens"));
             }
             tokens.spans.push(Span { start, len });
         }
-        tokens.labels = if per_token {
-            Labels::Tokens(token_labels)
-        } else if batch.labels.is_empty() {
-            Labels::None
-        } else {
-            Labels::Sequences(batch.labels.clone())
+        tokens.labels = match (batch.labels.is_empty(), per_token) {
+            (true, _) => None,
+            (false, true) => Some(token_labels),
+            (false, false) => Some(batch.labels.clone()),
         };
         Ok(tokens)
     }
@@ -157,9 +157,15 @@ impl Tokens {
         }
     }
 
-    /// The labels.
-    pub fn labels(&self) -> &Labels {
-        &self.labels
+    /// One class id per row of the logits, when labeled.
+    pub fn labels(&self) -> Option<&[u32]> {
+        self.labels.as_deref()
+    }
+
+    /// The number of rows that take a loss.
+    pub fn labeled_rows(&self) -> usize {
+        self.labels()
+            .map_or(0, |ids| ids.iter().filter(|&&y| y != IGNORE_LABEL).count())
     }
 
     /// The longest sequence.
@@ -171,6 +177,12 @@ impl Tokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LIMITS: IdLimits = IdLimits {
+        words: 100,
+        positions: 32,
+        types: 2,
+    };
 
     fn batch(mask: Vec<u32>, labels: Vec<u32>) -> Batch {
         let n = mask.len();
@@ -188,30 +200,43 @@ mod tests {
     fn packs_real_tokens_with_either_padding_side() {
         let b = batch(vec![1, 1, 0, 0, 1, 1], vec![1, 0]);
         let positions: Vec<u32> = (0..6).collect();
-        let t = Tokens::pack(&b, &positions, &[0; 6]).unwrap();
+        let t = Tokens::pack(&b, &positions, &[0; 6], false, LIMITS).unwrap();
         assert_eq!(t.ids(TokenIds::Words), &[10, 11, 14, 15]);
         assert_eq!(t.ids(TokenIds::Positions), &[0, 1, 4, 5]);
         assert_eq!(
             t.spans(),
             &[Span { start: 0, len: 2 }, Span { start: 2, len: 2 }]
         );
-        assert_eq!(t.labels(), &Labels::Sequences(vec![1, 0]));
+        assert_eq!(t.labels(), Some(&[1, 0][..]));
     }
 
     #[test]
     fn per_token_labels_follow_their_tokens() {
         let x = IGNORE_LABEL;
         let b = batch(vec![1, 1, 0, 1, 1, 1], vec![x, 2, x, x, 1, 0]);
-        let t = Tokens::pack(&b, &[0; 6], &[0; 6]).unwrap();
-        assert_eq!(t.labels(), &Labels::Tokens(vec![x, 2, x, 1, 0]));
-        assert_eq!(t.labels().count(), 3);
+        let t = Tokens::pack(&b, &[0; 6], &[0; 6], true, LIMITS).unwrap();
+        assert_eq!(t.labels(), Some(&[x, 2, x, 1, 0][..]));
+        assert_eq!(t.labeled_rows(), 3);
     }
 
     #[test]
-    fn an_empty_row_or_odd_labels_are_refused() {
+    fn an_empty_row_odd_labels_or_ids_past_a_table_are_refused() {
         let b = batch(vec![1, 1, 1, 0, 0, 0], vec![]);
-        assert!(Tokens::pack(&b, &[0; 6], &[0; 6]).is_err());
+        assert!(Tokens::pack(&b, &[0; 6], &[0; 6], false, LIMITS).is_err());
         let b = batch(vec![1, 1, 1, 1, 0, 0], vec![1, 2, 3]);
-        assert!(Tokens::pack(&b, &[0; 6], &[0; 6]).is_err());
+        assert!(Tokens::pack(&b, &[0; 6], &[0; 6], false, LIMITS).is_err());
+        // Per-slot labels for a sequence task, and the other way round.
+        let b = batch(vec![1, 1, 1, 1, 1, 1], vec![0; 6]);
+        assert!(Tokens::pack(&b, &[0; 6], &[0; 6], false, LIMITS).is_err());
+        let b = batch(vec![1, 1, 1, 1, 1, 1], vec![0; 2]);
+        assert!(Tokens::pack(&b, &[0; 6], &[0; 6], true, LIMITS).is_err());
+        let b = batch(vec![1, 1, 1, 1, 1, 1], vec![]);
+        let small = IdLimits {
+            words: 12,
+            ..LIMITS
+        };
+        let err = Tokens::pack(&b, &[0; 6], &[0; 6], false, small).unwrap_err();
+        assert!(err.to_string().contains("token id 12"), "{err}");
+        assert!(Tokens::pack(&b, &[0, 1, 2, 0, 1, 40], &[0; 6], false, LIMITS).is_err());
     }
 }

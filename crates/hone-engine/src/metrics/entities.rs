@@ -19,7 +19,8 @@ pub struct EntityScores {
     pub support: u64,
 }
 
-/// A sentence the model tagged wrongly: its words with the gold and the predicted tags.
+/// A sentence the model tagged wrongly: its words with the gold and the predicted tags and
+/// entities (word spans, conlleval's reading), so front ends draw them without re-deriving.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaggingError {
     /// The sentence's position in the evaluated set.
@@ -27,6 +28,10 @@ pub struct TaggingError {
     pub tokens: Vec<String>,
     pub gold: Vec<String>,
     pub predicted: Vec<String>,
+    #[serde(default)]
+    pub gold_entities: Vec<Entity>,
+    #[serde(default)]
+    pub predicted_entities: Vec<Entity>,
     /// Gold entities missed plus predicted entities that are not gold.
     pub mistakes: u64,
 }
@@ -51,17 +56,19 @@ pub struct EntityReport {
 impl EntityReport {
     /// Scores predicted IOB2 tags against gold ones, sentence by sentence (`tokens` for the
     /// error list).
-    pub fn from_tags(
-        tokens: &[Vec<String>],
-        gold: &[Vec<String>],
-        predicted: &[Vec<String>],
-        loss: f64,
-    ) -> Self {
+    pub fn from_tags<W, G, P>(tokens: &[W], gold: &[G], predicted: &[P], loss: f64) -> Self
+    where
+        W: AsRef<[String]>,
+        G: AsRef<[String]>,
+        P: AsRef<[String]>,
+    {
         // (correct, predicted, gold) per type.
         let mut counts: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
         let (mut right_words, mut words) = (0u64, 0u64);
-        let mut errors = Vec::new();
+        // (mistakes, sentence, gold entities, predicted entities) of the wrong sentences.
+        let mut wrong = Vec::new();
         for (i, (g, p)) in gold.iter().zip(predicted).enumerate() {
+            let (g, p) = (g.as_ref(), p.as_ref());
             words += g.len() as u64;
             right_words += g.iter().zip(p).filter(|(a, b)| a == b).count() as u64;
             let ge: BTreeSet<Entity> = entities(g).into_iter().collect();
@@ -78,17 +85,27 @@ impl EntityReport {
             }
             let mistakes = ge.symmetric_difference(&pe).count() as u64;
             if mistakes > 0 {
-                errors.push(TaggingError {
-                    index: i,
-                    tokens: tokens.get(i).cloned().unwrap_or_default(),
-                    gold: g.clone(),
-                    predicted: p.clone(),
-                    mistakes,
-                });
+                wrong.push((mistakes, i, ge, pe));
             }
         }
-        errors.sort_by(|a, b| b.mistakes.cmp(&a.mistakes).then(a.index.cmp(&b.index)));
-        errors.truncate(20);
+        // Worst first; only the kept ones are copied.
+        wrong.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let errors: Vec<TaggingError> = wrong
+            .into_iter()
+            .take(20)
+            .map(|(mistakes, i, ge, pe)| TaggingError {
+                index: i,
+                tokens: tokens
+                    .get(i)
+                    .map(|t| t.as_ref().to_vec())
+                    .unwrap_or_default(),
+                gold: gold[i].as_ref().to_vec(),
+                predicted: predicted[i].as_ref().to_vec(),
+                gold_entities: ge.into_iter().collect(),
+                predicted_entities: pe.into_iter().collect(),
+                mistakes,
+            })
+            .collect();
         let (mut c, mut pr, mut go) = (0, 0, 0);
         let per_type = counts
             .into_iter()

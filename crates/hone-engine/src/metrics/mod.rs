@@ -52,19 +52,6 @@ impl Report {
             ],
         }
     }
-
-    /// The mean loss.
-    pub fn loss(&self) -> f64 {
-        self.get(Metric::Loss)
-    }
-
-    /// The classification report, if this is one.
-    pub fn classification(&self) -> Option<&ClassificationReport> {
-        match self {
-            Report::Classification(r) => Some(r),
-            Report::Entities(_) => None,
-        }
-    }
 }
 
 /// A metric that selects the best checkpoint and drives early stopping.
@@ -268,7 +255,8 @@ mod tests {
         let json = serde_json::to_string(&r).unwrap();
         let back: Report = serde_json::from_str(&json).unwrap();
         assert_eq!(back, Report::Classification(r));
-        let e = EntityReport::from_tags(&[], &[], &[], 0.0);
+        let none: [Vec<String>; 0] = [];
+        let e = EntityReport::from_tags(&none, &none, &none, 0.0);
         let back: Report = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
         assert_eq!(back, Report::Entities(e));
     }

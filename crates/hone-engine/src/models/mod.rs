@@ -19,7 +19,7 @@ use hone_data::Batch;
 pub use heads::{Head, Task};
 pub use spec::{Dropouts, EncoderConfig, Family, ModelSpec, SUPPORTED_MODEL_TYPES};
 
-use crate::graph::{Graph, Tokens};
+use crate::graph::{Graph, IdLimits, Tokens};
 use crate::params::{Param, ParamStore};
 use crate::weights::{ParamBuilder, WeightSource};
 use crate::EngineError;
@@ -144,13 +144,24 @@ impl Model {
         self.head.task()
     }
 
-    /// Packs a padded batch with this family's position and segment ids.
+    /// Packs a padded batch with this family's position and segment ids; labels are per
+    /// token for token heads, per sequence otherwise.
     pub fn tokens(&self, batch: &Batch) -> Result<Tokens, EngineError> {
-        Tokens::pack(
-            batch,
-            &self.position_ids(batch),
-            &self.token_type_ids(batch),
-        )
+        let e = &self.spec.encoder;
+        let limits = IdLimits {
+            words: e.vocab_size,
+            positions: e.max_position_embeddings,
+            types: e.type_vocab_size.max(1),
+        };
+        let zeros;
+        let types: &[u32] = if e.type_vocab_size > 1 {
+            &batch.token_type_ids
+        } else {
+            zeros = vec![0; batch.batch_size * batch.seq_len];
+            &zeros
+        };
+        let per_token = self.task() == Task::TokenClassification;
+        Tokens::pack(batch, &self.position_ids(batch), types, per_token, limits)
     }
 
     /// The dtype of the parameters.
@@ -169,16 +180,6 @@ impl Model {
                 roberta::position_ids(&batch.input_ids, s, self.spec.encoder.pad_token_id)
             }
             _ => (0..b).flat_map(|_| 0..s as u32).collect(),
-        }
-    }
-
-    /// The segment ids the model sees: the batch's when the config has several token types,
-    /// zeros otherwise.
-    pub fn token_type_ids(&self, batch: &Batch) -> Vec<u32> {
-        if self.spec.encoder.type_vocab_size > 1 {
-            batch.token_type_ids.clone()
-        } else {
-            vec![0; batch.batch_size * batch.seq_len]
         }
     }
 

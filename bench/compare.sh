@@ -15,7 +15,9 @@
 # on how much of the batch is padding, so the "dense" column (Hone made to process all
 # batch × seq tokens) isolates the speed of the kernels themselves.
 #
-# Usage: [ROUNDS=3] [STEPS=20] [THREADS=2] [SHAPES="16x64 32x128"] bench/compare.sh
+# With HONE_OLD=path (bench/engine_ab.sh sets it) an older hone binary runs every round too, and
+# an "old → new" table compares the two engines on the same batches.
+# Usage: [ROUNDS=3] [STEPS=20] [THREADS=2] [SHAPES="16x64 32x128"] [HONE_BIN=…] [HONE_OLD=…] bench/compare.sh
 # The baseline script is found at $HONE_TORCH_BASELINE or ../shared/bench/torch_baseline.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +35,7 @@ mkdir -p "$out"
 model=$(scripts/fetch-minilm)
 scripts/reference-env
 python=.reference-venv/bin/python
-cargo build --release --quiet
+source bench/hone-bins.sh
 
 for shape in $shapes; do
   b=${shape%x*}
@@ -46,17 +48,20 @@ for shape in $shapes; do
     echo "== $shape round $round: PyTorch" >&2
     HF_HUB_OFFLINE=1 "$python" "$baseline" --model "$model" --batch "$b" --seq "$s" \
       --steps "$steps" --threads "$threads" --json "$out/torch-$shape-$round.json" > "$out/torch-$shape-$round.log" 2>&1
-    echo "== $shape round $round: Hone" >&2
-    RAYON_NUM_THREADS=$threads target/release/hone bench --model "$model" --batch-file "$batch" \
-      --steps "$steps" --json > "$out/hone-$shape-$round.json"
-    RAYON_NUM_THREADS=$threads target/release/hone bench --model "$model" --batch-file "$out/dense-$shape.json" \
-      --steps "$steps" --json > "$out/hone-dense-$shape-$round.json"
+    for side in "${sides[@]}"; do
+      echo "== $shape round $round: Hone ($side)" >&2
+      prefix=hone; [ "$side" = old ] && prefix=old
+      RAYON_NUM_THREADS=$threads "$(bin_of "$side")" bench --model "$model" --batch-file "$batch" \
+        --steps "$steps" --json > "$out/$prefix-$shape-$round.json"
+      RAYON_NUM_THREADS=$threads "$(bin_of "$side")" bench --model "$model" --batch-file "$out/dense-$shape.json" \
+        --steps "$steps" --json > "$out/$prefix-dense-$shape-$round.json"
+    done
   done
 done
 
-"$python" - "$out" "$rounds" $shapes <<'PY'
+"$python" - "$out" "$rounds" "${HONE_OLD:+old}" $shapes <<'PY'
 import json, statistics, sys
-out, rounds, shapes = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+out, rounds, with_old, shapes = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "old", sys.argv[4:]
 for shape in shapes:
     print(f"batch x seq = {shape.replace('x', ' x ')}")
     print("round   PyTorch step  Hone step   train ratio  fwd ratio  mem ratio (Hone/PyTorch MiB)   dense: Hone step  ratio")
@@ -79,4 +84,16 @@ for shape in shapes:
     print(f"median  {'':24} {statistics.median(tr):9.3f}  {statistics.median(fr):9.3f}  {statistics.median(mr):9.3f}"
           f"   {'':24} {statistics.median(dr):7.3f}")
     print(f"({real} of the batch's {shape.replace('x', ' x ')} token slots are real tokens)\n")
+if with_old:
+    med = statistics.median
+    print("old engine → new engine, same batches (median over rounds; speed > 1: new is faster)")
+    print("shape     batch    old step   new step   speed   old MiB  new MiB")
+    for shape in shapes:
+        for kind, name in (("", "real"), ("dense-", "dense")):
+            o = [json.load(open(f"{out}/old-{kind}{shape}-{r}.json")) for r in range(1, rounds + 1)]
+            n = [json.load(open(f"{out}/hone-{kind}{shape}-{r}.json")) for r in range(1, rounds + 1)]
+            os_ = med(x["train_step"]["median_s"] for x in o)
+            ns = med(x["train_step"]["median_s"] for x in n)
+            print(f"{shape:<9} {name:<6} {os_*1e3:8.1f} ms {ns*1e3:8.1f} ms {os_/ns:7.3f}  "
+                  f"{med(x['peak_rss_mib'] for x in o):7.0f}  {med(x['peak_rss_mib'] for x in n):7.0f}")
 PY

@@ -7,7 +7,7 @@
 #
 # A benchmark run by hand (on 2 cores ~6 min per seed for Hone, longer for PyTorch); not a
 # test. SEEDS defaults to "42 43 44"; SENTENCES=N trains on the first N sentences only.
-# Usage: [SEEDS="42"] [SENTENCES=2000] bench/conll_accuracy.sh [path/to/conll2003]
+# Usage: [SEEDS="42"] [SENTENCES=2000] [HONE_BIN=…] bench/conll_accuracy.sh [path/to/conll2003]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/datasets/conll2003}
@@ -16,7 +16,7 @@ mkdir -p "$out"
 model=$(scripts/fetch-minilm)
 scripts/reference-env
 python=.reference-venv/bin/python
-cargo build --release --quiet --bin hone
+source bench/hone-bins.sh
 
 train="$data/eng.train"
 if [ -n "${SENTENCES:-}" ]; then
@@ -31,10 +31,10 @@ recipe=(--epochs 1 --batch-size 16 --max-length 128 --lr 5e-5 --warmup-ratio 0.1
 for seed in $seeds; do
   echo "== seed $seed: Hone" >&2
   rm -rf "$out/hone-model-$seed"
-  RAYON_NUM_THREADS=2 target/release/hone --db "$out/hone.db" train --task token-classification \
+  RAYON_NUM_THREADS=2 "$HONE_BIN" --db "$out/hone.db" train --task token-classification \
     --model "$model" --train "$train" --valid "$test" --format conll \
     --out "$out/hone-model-$seed" "${recipe[@]}" --seed "$seed" --json > "$out/hone-$seed.jsonl"
-  target/release/hone eval --model "$out/hone-model-$seed" --data "$test" --format conll \
+  "$HONE_BIN" eval --model "$out/hone-model-$seed" --data "$test" --format conll \
     --max-length 128 --json > "$out/hone-$seed.json"
 
   echo "== seed $seed: PyTorch + transformers" >&2
@@ -43,21 +43,23 @@ for seed in $seeds; do
     --clip 1.0 --seed "$seed" > "$out/torch-$seed.json" 2> "$out/torch-$seed.log"
 done
 
-"$python" - "$out" "$train" $seeds <<'PY'
+"$python" - "$out" $seeds <<'PY'
 import json, statistics, sys
-out, train, seeds = sys.argv[1], sys.argv[2], sys.argv[3:]
-sentences = open(train, encoding="utf-8").read().strip().count("\n\n") + 1
-print(f"CoNLL-2003, {sentences} training sentences, scored on eng.testa; seeds {' '.join(seeds)}")
+out, seeds = sys.argv[1], sys.argv[2:]
+mean = statistics.mean
+print(f"CoNLL-2003 NER, scored on eng.testa (conlleval rules); seeds {' '.join(seeds)}")
 print("seed   Hone F1   (sent/s)   PyTorch F1  (sent/s)   speed ratio")
 hf, tf, ratios = [], [], []
 for s in seeds:
     h = json.load(open(f"{out}/hone-{s}.json"))
-    steps = [json.loads(l) for l in open(f"{out}/hone-{s}.jsonl") if l.strip()]
-    elapsed = [e for e in steps if e.get("event") == "step"][-1]["elapsed_s"]
-    hrate = sentences / elapsed
+    events = [json.loads(l) for l in open(f"{out}/hone-{s}.jsonl") if l.strip()]
+    started = next(e for e in events if e.get("event") == "started")
+    elapsed = [e for e in events if e.get("event") == "step"][-1]["elapsed_s"]
+    hrate = started["train_examples"] / elapsed  # training only: validation excluded
     t = json.load(open(f"{out}/torch-{s}.json"))
-    hf.append(h["entity_f1"]); tf.append(t["entity_f1"]); ratios.append(hrate / t["sentences_per_s"])
-    print(f"{s:<6} {h['entity_f1']:.4f}   ({hrate:6.1f})   {t['entity_f1']:.4f}      ({t['sentences_per_s']:6.1f})   {ratios[-1]:.2f}x")
-print(f"mean   {statistics.mean(hf):.4f}              {statistics.mean(tf):.4f}                  {statistics.mean(ratios):.2f}x")
-print(f"difference (Hone - PyTorch): {100 * (statistics.mean(hf) - statistics.mean(tf)):+.2f} F1 points")
+    trate = t["train_examples"] / t["train_seconds"]
+    hf.append(h["entity_f1"]); tf.append(t["entity_f1"]); ratios.append(hrate / trate)
+    print(f"{s:<6} {h['entity_f1']:.4f}   ({hrate:6.1f})   {t['entity_f1']:.4f}      ({trate:6.1f})   {ratios[-1]:.2f}x")
+print(f"mean   {mean(hf):.4f}              {mean(tf):.4f}                  {mean(ratios):.2f}x")
+print(f"difference (Hone - PyTorch): {100 * (mean(hf) - mean(tf)):+.2f} F1 points")
 PY

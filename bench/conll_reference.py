@@ -141,8 +141,8 @@ def main():
     recall = correct / gold if gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     print(json.dumps({"entity_f1": f1, "precision": precision, "recall": recall,
-                      "train_sentences": len(train), "steps": steps, "train_seconds": train_s,
-                      "sentences_per_s": len(train) * args.epochs / train_s}))
+                      "train_examples": len(train) * args.epochs, "steps": steps,
+                      "train_seconds": train_s}))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@
 # 0.01, clip 1.0, seed 42. One seed differs from another by a few tenths of a point (head
 # initialisation, dropout masks, data order), so the script runs each side with several seeds
 # (SEEDS, default "42 43 44") and compares the means. A benchmark, run by hand (~4 minutes per
-# seed on 2 cores); not a test.
-# Usage: [SEEDS="42"] bench/sst2_accuracy.sh [path/to/sst2/train.tsv]
+# seed on 2 cores); not a test. With HONE_OLD=path (bench/engine_ab.sh sets it) an older hone
+# binary runs the same seeds beside this one. Training speed is samples per second of training
+# (Hone: the last step's elapsed time; transformers: its training loop), validation excluded.
+# Usage: [SEEDS="42"] [HONE_BIN=…] [HONE_OLD=…] bench/sst2_accuracy.sh [path/to/sst2/train.tsv]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sst2=${1:-../shared/datasets/sst2/train.tsv}
@@ -18,7 +20,7 @@ mkdir -p "$out"
 model=$(scripts/fetch-minilm)
 scripts/reference-env
 python=.reference-venv/bin/python
-cargo build --release --quiet
+source bench/hone-bins.sh
 
 head -n 4001 "$sst2" > "$out/train.tsv"
 { head -n 1 "$sst2"; tail -n 2000 "$sst2"; } > "$out/test.tsv"
@@ -31,14 +33,16 @@ recipe=(--epochs 1 --batch-size 16 --max-length 64 --lr 5e-5 --warmup-ratio 0.1
         --weight-decay 0.01 --clip-norm 1.0)
 
 for seed in $seeds; do
-  echo "== seed $seed: Hone" >&2
-  start=$(date +%s)
-  RAYON_NUM_THREADS=2 target/release/hone train --model "$model" --train "$out/train.tsv" \
-    --valid "$out/valid.tsv" --text-column sentence --label-column label \
-    --out "$out/hone-model-$seed" "${recipe[@]}" --seed "$seed"
-  echo "$(( $(date +%s) - start ))" > "$out/hone-$seed.seconds"
-  target/release/hone eval --model "$out/hone-model-$seed" --data "$out/test.tsv" \
-    --text-column sentence --label-column label --max-length 64 --json > "$out/hone-$seed.json"
+  for side in "${sides[@]}"; do
+    bin=$(bin_of "$side")
+    echo "== seed $seed: Hone ($side)" >&2
+    rm -rf "$out/$side-model-$seed"
+    RAYON_NUM_THREADS=2 "$bin" --db "$out/$side.db" train --model "$model" --train "$out/train.tsv" \
+      --valid "$out/valid.tsv" --text-column sentence --label-column label \
+      --out "$out/$side-model-$seed" "${recipe[@]}" --seed "$seed" --json > "$out/$side-$seed.jsonl"
+    "$bin" eval --model "$out/$side-model-$seed" --data "$out/test.tsv" \
+      --text-column sentence --label-column label --max-length 64 --json > "$out/$side-$seed.json"
+  done
 
   echo "== seed $seed: PyTorch + transformers" >&2
   "$python" bench/sst2_reference.py --model "$model" --train "$out/train.tsv" \
@@ -46,18 +50,29 @@ for seed in $seeds; do
     --weight-decay 0.01 --clip 1.0 --seed "$seed" > "$out/torch-$seed.json" 2> "$out/torch-$seed.log"
 done
 
-"$python" - "$out" $seeds <<'PY'
+"$python" - "$out" "${sides[*]}" $seeds <<'PY'
 import json, statistics, sys
-out, seeds = sys.argv[1], sys.argv[2:]
-hone = [json.load(open(f"{out}/hone-{s}.json")) for s in seeds]
+out, sides, seeds = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
+mean = statistics.mean
+
+def hone(side, seed):
+    acc = json.load(open(f"{out}/{side}-{seed}.json"))
+    events = [json.loads(l) for l in open(f"{out}/{side}-{seed}.jsonl") if l.strip()]
+    started = next(e for e in events if e.get("event") == "started")
+    last = [e for e in events if e.get("event") == "step"][-1]
+    return acc, started["train_examples"] / last["elapsed_s"]
+
+rows = {s: [hone(s, seed) for seed in seeds] for s in sides}
 ref = [json.load(open(f"{out}/torch-{s}.json")) for s in seeds]
-secs = [float(open(f"{out}/hone-{s}.seconds").read()) for s in seeds]
-print(f"test examples: {hone[0]['examples']} (unseen by every run); seeds {' '.join(seeds)}")
-print("seed   Hone acc  (train s)   PyTorch acc  (train s)")
-for s, h, r, t in zip(seeds, hone, ref, secs):
-    print(f"{s:<6} {h['accuracy']:.4f}    ({t:.0f})       {r['accuracy']:.4f}       ({r['train_seconds']:.0f})")
-mh = statistics.mean(h["accuracy"] for h in hone)
-mr = statistics.mean(r["accuracy"] for r in ref)
-print(f"mean   {mh:.4f}                {mr:.4f}")
-print("Hone reaches the reference" if mh >= mr else "Hone is BELOW the reference")
+tref = [r["train_examples"] / r["train_seconds"] for r in ref]
+print(f"test examples: {rows['new'][0][0]['examples']} (unseen by every run); seeds {' '.join(seeds)}")
+print("seed   " + "".join(f"{s + ' acc':>10} {s + ' samp/s':>12} " for s in sides) + "torch acc  torch samp/s")
+for i, seed in enumerate(seeds):
+    cells = "".join(f"{rows[s][i][0]['accuracy']:>10.4f} {rows[s][i][1]:>12.1f} " for s in sides)
+    print(f"{seed:<6} {cells}{ref[i]['accuracy']:>9.4f} {tref[i]:>12.1f}")
+cells = "".join(f"{mean(a['accuracy'] for a, _ in rows[s]):>10.4f} {mean(r for _, r in rows[s]):>12.1f} " for s in sides)
+print(f"mean   {cells}{mean(r['accuracy'] for r in ref):>9.4f} {mean(tref):>12.1f}")
+for s in sides:
+    print(f"{s}: accuracy {100 * (mean(a['accuracy'] for a, _ in rows[s]) - mean(r['accuracy'] for r in ref)):+.2f} points vs transformers, "
+          f"training {mean(r for _, r in rows[s]) / mean(tref):.2f}x its samples/s")
 PY

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use hone_engine::memory::{estimate, FitSettings, MemoryEstimate};
-use hone_engine::models::spec::{Family, ModelSpec, SUPPORTED_MODEL_TYPES};
+use hone_engine::models::{supported_model_types, Family, ModelSpec};
 use hone_engine::speed::{cpu_matmul_gflops, estimate_speed, SpeedEstimate};
 use hone_hub::download::plan_files;
 use hone_hub::{CachedModel, HubClient, ModelInfo, ModelSummary};
@@ -23,8 +23,6 @@ const WEIGHT_FILES: [&str; 4] = [
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 ];
-/// Tokenizer files Hone reads (any one of them).
-const TOKENIZER_FILES: [&str; 2] = ["tokenizer.json", "vocab.txt"];
 
 /// Whether an estimate fits in the memory it is compared with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,15 +145,16 @@ pub fn check_model(
                 None
             }
             Err(e) => {
-                problems.push(match hone_engine::Family::from_model_type(
-                    model_type.as_deref().unwrap_or_default(),
-                ) {
-                    Some(_) => e.to_string(),
-                    None => format!(
-                        "Hone cannot train model_type \"{}\" yet (it trains {SUPPORTED_MODEL_TYPES})",
-                        model_type.as_deref().unwrap_or_default()
-                    ),
-                });
+                problems.push(
+                    match Family::from_model_type(model_type.as_deref().unwrap_or_default()) {
+                        Some(_) => e.to_string(),
+                        None => format!(
+                            "Hone cannot train model_type \"{}\" yet (it trains {})",
+                            model_type.as_deref().unwrap_or_default(),
+                            supported_model_types()
+                        ),
+                    },
+                );
                 None
             }
         },
@@ -167,8 +166,18 @@ pub fn check_model(
                 .to_string(),
         );
     }
-    if !has(&TOKENIZER_FILES) {
-        problems.push("no tokenizer.json or vocab.txt".to_string());
+    let family = spec
+        .as_ref()
+        .map(|s| s.family)
+        .or_else(|| model_type.as_deref().and_then(Family::from_model_type));
+    if let Some(family) = family.map(Family::descriptor) {
+        if !has(family.tokenizer_loads_from) {
+            problems.push(format!(
+                "no {} ({} models need it to tokenize)",
+                family.tokenizer_loads_from.join(" or "),
+                family.name
+            ));
+        }
     }
     let trainable = problems.is_empty();
     let fit = spec
@@ -178,13 +187,14 @@ pub fn check_model(
         model_type,
         family: spec.as_ref().map(|s| s.family.name().to_string()),
         trainable,
-        tasks: if trainable {
-            vec![
-                "text classification".to_string(),
-                "sentence-pair classification".to_string(),
-            ]
-        } else {
-            Vec::new()
+        tasks: match (&spec, trainable) {
+            (Some(spec), true) => spec
+                .descriptor()
+                .tasks
+                .iter()
+                .map(|t| t.display_name().to_string())
+                .collect(),
+            _ => Vec::new(),
         },
         problems,
         parameters: fit.as_ref().map(|f| f.full.estimate.parameters),
@@ -521,6 +531,10 @@ mod tests {
         );
         assert!(check.trainable, "{:?}", check.problems);
         assert_eq!(check.family.as_deref(), Some("BERT"));
+        assert_eq!(
+            check.tasks,
+            ["text and text-pair classification", "token classification"]
+        );
         assert_eq!(check.parameters, Some(22_713_986));
         let fit = check.fit.expect("a fit report");
         assert_eq!(fit.full.verdict, Verdict::Fits);
@@ -560,8 +574,31 @@ mod tests {
             text.contains("no weights") && text.contains("tokenizer"),
             "{text}"
         );
+        let roberta = json!({"model_type": "roberta", "vocab_size": 50265, "hidden_size": 64,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 128,
+            "max_position_embeddings": 514});
+        let wordpiece_only = check_model(
+            Some(&roberta),
+            &names(&["config.json", "model.safetensors", "vocab.txt"]),
+            FitSettings::default(),
+            &machine(16 << 30),
+        );
+        assert_eq!(
+            wordpiece_only.problems,
+            ["no tokenizer.json (RoBERTa models need it to tokenize)"]
+        );
         let none = check_model(None, &[], FitSettings::default(), &machine(1 << 30));
         assert!(none.problems[0].contains("config.json"));
+    }
+
+    #[test]
+    fn the_hub_downloads_every_tokenizer_file_of_every_family() {
+        for name in hone_engine::models::all_tokenizer_files() {
+            assert!(
+                hone_hub::download::TOKENIZER_FILES.contains(&name),
+                "the Hub client would not download {name}"
+            );
+        }
     }
 
     #[test]

@@ -22,4 +22,4 @@ pub use source::{fingerprint_file, SourceReader, SourceRow, SourceSpec};
 pub use split::{epoch_order, stratified_holdout};
 pub use tagged::{read_tagged, TagColumns, TaggedFile, TaggedSentence};
 pub use tags::{detect_scheme, entities, normalise_tags, to_iob2, Entity, TagError, TagScheme};
-pub use tokenize::{EncodedExample, EncodedText, EncodedWords, TextTokenizer};
+pub use tokenize::{EncodedExample, EncodedText, EncodedWords, TextTokenizer, TOKENIZER_SOURCES};

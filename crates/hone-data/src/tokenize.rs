@@ -119,12 +119,15 @@ fn read_json(path: &Path) -> Option<serde_json::Value> {
     serde_json::from_str(&text).ok()
 }
 
+/// The files [`TextTokenizer::from_model_dir`] builds a tokenizer from, in order of preference
+/// (any one is enough).
+pub const TOKENIZER_SOURCES: [&str; 2] = ["tokenizer.json", "vocab.txt"];
+
 impl TextTokenizer {
     /// Loads the tokenizer of a model folder: `tokenizer.json` when present, otherwise a
     /// BERT WordPiece tokenizer built from `vocab.txt` and `tokenizer_config.json`.
     pub fn from_model_dir(dir: &Path, max_length: usize) -> Result<Self, DataError> {
-        let json = dir.join("tokenizer.json");
-        let vocab = dir.join("vocab.txt");
+        let [json, vocab] = TOKENIZER_SOURCES.map(|name| dir.join(name));
         let mut inner = if json.is_file() {
             Tokenizer::from_file(&json).map_err(|e| DataError::Tokenizer {
                 path: json.clone(),

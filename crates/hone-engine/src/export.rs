@@ -9,21 +9,8 @@ use serde_json::{json, Value};
 
 use crate::checkpoint::{save_tensors, write_atomic};
 use crate::metrics::Report;
-use crate::models::{Family, Model, Task};
+use crate::models::{Model, Task};
 use crate::EngineError;
-
-/// Tokenizer files copied from the source model when present.
-const TOKENIZER_FILES: &[&str] = &[
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "sentencepiece.bpe.model",
-    "spiece.model",
-];
 
 /// What the model card says about the run.
 pub struct ModelCard<'a> {
@@ -65,19 +52,13 @@ pub fn head_config(model: &Model, labels: &[String]) -> Value {
         obj.remove("num_labels");
         obj.insert("torch_dtype".into(), json!("float32"));
         let d = spec.encoder.dropout;
-        match spec.family {
-            Family::DistilBert => {
-                obj.insert("dropout".into(), json!(d.hidden));
-                obj.insert("attention_dropout".into(), json!(d.attention));
-                obj.insert("seq_classif_dropout".into(), json!(d.classifier));
-            }
-            Family::Bert | Family::Roberta => {
-                obj.insert("hidden_dropout_prob".into(), json!(d.hidden));
-                obj.insert("attention_probs_dropout_prob".into(), json!(d.attention));
-                if d.classifier != d.hidden {
-                    obj.insert("classifier_dropout".into(), json!(d.classifier));
-                }
-            }
+        let keys = spec.descriptor().dropout_keys;
+        obj.insert(keys.hidden.into(), json!(d.hidden));
+        obj.insert(keys.attention.into(), json!(d.attention));
+        if !keys.classifier_defaults_to_hidden || d.classifier != d.hidden {
+            obj.insert(keys.classifier.into(), json!(d.classifier));
+        } else {
+            obj.remove(keys.classifier);
         }
     }
     config
@@ -186,7 +167,7 @@ pub fn export_model(
     })?;
     write_atomic(&out.join("config.json"), text.as_bytes())?;
     let mut has_json = false;
-    for name in TOKENIZER_FILES {
+    for name in model.spec().descriptor().tokenizer_files {
         let from = source.join(name);
         if from.is_file() {
             let bytes = std::fs::read(&from).map_err(|e| EngineError::io(&from, e))?;

@@ -10,7 +10,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::models::spec::{EncoderConfig, ModelSpec};
-use crate::Family;
 
 const MIB: u64 = 1 << 20;
 const F32: u64 = 4;
@@ -47,21 +46,15 @@ impl ParameterCount {
     }
 }
 
-/// Counts the parameters of `family` with `config`'s dimensions and a `num_labels` head.
-pub fn parameter_count(
-    family: Family,
-    config: &EncoderConfig,
-    num_labels: usize,
-) -> ParameterCount {
+/// Counts the parameters of an encoder with `config`'s dimensions and a `num_labels` head
+/// (DistilBERT has no token-type table: its `type_vocab_size` is 0).
+pub fn parameter_count(config: &EncoderConfig, num_labels: usize) -> ParameterCount {
     let h = config.hidden_size as u64;
     let i = config.intermediate_size as u64;
     let labels = num_labels as u64;
     let word = config.vocab_size as u64 * h;
     let positions = config.max_position_embeddings as u64 * h;
-    let token_types = match family {
-        Family::DistilBert => 0,
-        _ => config.type_vocab_size as u64 * h,
-    };
+    let token_types = config.type_vocab_size as u64 * h;
     let embedding_norm = 2 * h;
     let layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h;
     // BERT: pooler + classifier; DistilBERT: pre_classifier + classifier; RoBERTa:
@@ -133,7 +126,7 @@ pub struct MemoryEstimate {
 /// capped at the model's maximum, every batch is assumed full length).
 pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
     let config = &spec.encoder;
-    let count = parameter_count(spec.family, config, settings.num_labels.max(1));
+    let count = parameter_count(config, settings.num_labels.max(1));
     let trainable = count.trainable(settings.freeze_embeddings);
     let length = settings.length(config) as u64;
     let batch = settings.batch_size.max(1) as u64;
@@ -189,7 +182,7 @@ mod tests {
     #[test]
     fn parameter_count_matches_the_loaded_minilm() {
         let spec = minilm();
-        let count = parameter_count(spec.family, &spec.encoder, 2);
+        let count = parameter_count(&spec.encoder, 2);
         // What `hone train` reports for all-MiniLM-L6-v2 with two classes.
         assert_eq!(count.total, 22_713_986);
         assert_eq!(count.trainable(true), 10_796_162);

@@ -60,7 +60,7 @@ pub fn step_work(spec: &ModelSpec, settings: FitSettings) -> StepWork {
     );
     let tokens = (batch * length) as f64;
     let token_layers = tokens * config.num_layers as f64;
-    let trainable = crate::memory::parameter_count(spec.family, config, settings.num_labels.max(1))
+    let trainable = crate::memory::parameter_count(config, settings.num_labels.max(1))
         .trainable(settings.freeze_embeddings);
     StepWork {
         dense_flops: 3.0 * token_layers * (8.0 * h * h + 4.0 * h * i),

@@ -21,8 +21,9 @@ use crate::names::{
 };
 use crate::{HubClient, HubError};
 
-/// Tokenizer files of the families Hone trains (whichever the repository has).
-const TOKENIZER_FILES: &[&str] = &[
+/// Tokenizer files of the families Hone trains (whichever the repository has); hone-app's tests
+/// check it holds every file of every family descriptor in the engine.
+pub const TOKENIZER_FILES: &[&str] = &[
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",

@@ -200,7 +200,7 @@ export function ModelsPage(props: { nav: Nav }) {
               </p>
               {page.info.gated && <div class="notice">Gated: accept its terms on the Hub and set HF_TOKEN before downloading.</div>}
               {page.check.trainable ? (
-                <p class="ok">Hone can fine-tune this {page.check.family} model for {page.check.tasks.join(" and ")}.</p>
+                <p class="ok">Hone can fine-tune this {page.check.family} model for {page.check.tasks.join(", ")}.</p>
               ) : (
                 <div class="error">Hone cannot fine-tune this model: {page.check.problems.join("; ")}</div>
               )}

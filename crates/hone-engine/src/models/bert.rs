@@ -1,6 +1,7 @@
 //! BERT (and MiniLM and other BERT-layout checkpoints): embeddings and encoder (also the
 //! encoder RoBERTa reuses), and the heads of `BertFor*` under their Hub names.
 
+use super::family::{BertLayoutConfig, DropoutKeys, Family, FamilyDescriptor, Positions};
 use super::heads::{Head, Task};
 use super::layer::{EncoderLayer, LayerNames};
 use super::nn::{Embedding, LayerNorm, Linear};
@@ -10,6 +11,38 @@ use crate::ops::Activation;
 use crate::params::ParamPosition;
 use crate::weights::ParamBuilder;
 use crate::EngineError;
+
+/// BERT: `model_type` `bert`, tensors under `bert.`, `BertFor*` classes.
+pub const DESCRIPTOR: FamilyDescriptor = FamilyDescriptor {
+    family: Family::Bert,
+    name: "BERT",
+    model_types: &["bert"],
+    class_prefixes: &[("bert", "Bert")],
+    tensor_prefix: "bert",
+    tasks: &Task::ALL,
+    tokenizer_loads_from: &["tokenizer.json", "vocab.txt"],
+    tokenizer_files: WORDPIECE_TOKENIZER_FILES,
+    positions: Positions::FromZero,
+    dropout_keys: BERT_DROPOUT_KEYS,
+    encoder_config: |raw| BertLayoutConfig::read(raw, 0),
+};
+
+/// The files of a WordPiece tokenizer (BERT, DistilBERT).
+pub(super) const WORDPIECE_TOKENIZER_FILES: &[&str] = &[
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+];
+
+/// BERT's and RoBERTa's dropout keys in config.json.
+pub(super) const BERT_DROPOUT_KEYS: DropoutKeys = DropoutKeys {
+    hidden: "hidden_dropout_prob",
+    attention: "attention_probs_dropout_prob",
+    classifier: "classifier_dropout",
+    classifier_defaults_to_hidden: true,
+};
 
 const BERT_LAYER: LayerNames = LayerNames {
     query: "attention.self.query",

@@ -33,6 +33,14 @@ impl Task {
         }
     }
 
+    /// What people call it (`token classification`).
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Task::SequenceClassification => "text and text-pair classification",
+            Task::TokenClassification => "token classification",
+        }
+    }
+
     /// The suffix of the `transformers` class name (`BertForTokenClassification`).
     pub fn architecture_suffix(self) -> &'static str {
         match self {

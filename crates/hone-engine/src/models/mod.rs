@@ -5,6 +5,7 @@
 
 pub mod bert;
 pub mod distilbert;
+pub mod family;
 pub mod heads;
 pub mod layer;
 pub mod nn;
@@ -16,8 +17,11 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use hone_data::Batch;
 
+pub use family::{
+    all_tokenizer_files, supported_model_types, Family, FamilyDescriptor, Positions, FAMILIES,
+};
 pub use heads::{Head, Task};
-pub use spec::{Dropouts, EncoderConfig, Family, ModelSpec, SUPPORTED_MODEL_TYPES};
+pub use spec::{Dropouts, EncoderConfig, ModelSpec};
 
 use crate::graph::{Graph, IdLimits, Tokens};
 use crate::params::{Param, ParamStore};
@@ -175,11 +179,11 @@ impl Model {
     /// This family's position ids for a padded batch (`[batch × seq]`).
     pub fn position_ids(&self, batch: &Batch) -> Vec<u32> {
         let (b, s) = (batch.batch_size, batch.seq_len);
-        match self.spec.family {
-            Family::Roberta => {
+        match self.spec.descriptor().positions {
+            Positions::AfterPadding => {
                 roberta::position_ids(&batch.input_ids, s, self.spec.encoder.pad_token_id)
             }
-            _ => (0..b).flat_map(|_| 0..s as u32).collect(),
+            Positions::FromZero => (0..b).flat_map(|_| 0..s as u32).collect(),
         }
     }
 

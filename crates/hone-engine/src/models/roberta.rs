@@ -1,11 +1,42 @@
 //! RoBERTa, XLM-RoBERTa and CamemBERT: the BERT encoder under the `roberta.` prefix, position
 //! ids counted from the padding index, and the heads of `RobertaFor*`.
 
+use super::bert::BERT_DROPOUT_KEYS;
+use super::family::{BertLayoutConfig, Family, FamilyDescriptor, Positions};
 use super::heads::{Head, Task};
 use super::nn::Linear;
 use super::spec::EncoderConfig;
 use crate::weights::ParamBuilder;
 use crate::EngineError;
+
+/// RoBERTa and the checkpoints with its layout (XLM-RoBERTa, CamemBERT): the BERT config keys
+/// (padding id 1 by default), tensors under `roberta.`, byte-level BPE or SentencePiece
+/// tokenizers that Hone reads from `tokenizer.json`.
+pub const DESCRIPTOR: FamilyDescriptor = FamilyDescriptor {
+    family: Family::Roberta,
+    name: "RoBERTa",
+    model_types: &["roberta", "xlm-roberta", "camembert"],
+    class_prefixes: &[
+        ("roberta", "Roberta"),
+        ("xlm-roberta", "XLMRoberta"),
+        ("camembert", "Camembert"),
+    ],
+    tensor_prefix: "roberta",
+    tasks: &Task::ALL,
+    tokenizer_loads_from: &["tokenizer.json"],
+    tokenizer_files: &[
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "vocab.json",
+        "merges.txt",
+        "sentencepiece.bpe.model",
+    ],
+    positions: Positions::AfterPadding,
+    dropout_keys: BERT_DROPOUT_KEYS,
+    encoder_config: |raw| BertLayoutConfig::read(raw, 1),
+};
 
 /// The head of `RobertaFor{task}`.
 pub fn head(

@@ -1,57 +1,14 @@
-//! A model folder's `config.json`: which family it is and the encoder's dimensions.
+//! A model folder's `config.json`: which family it is (read by the family's descriptor) and
+//! the encoder's dimensions.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::family::{bad_config, supported_model_types, Family, FamilyDescriptor};
 use crate::ops::Activation;
 use crate::EngineError;
-
-/// Model families Hone can fine-tune.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    /// BERT and its relatives with the same layout (MiniLM, ...).
-    Bert,
-    DistilBert,
-    /// RoBERTa, XLM-RoBERTa and CamemBERT.
-    Roberta,
-}
-
-/// The `model_type` values Hone trains, for error messages.
-pub const SUPPORTED_MODEL_TYPES: &str =
-    "bert (incl. MiniLM), distilbert, roberta, xlm-roberta, camembert";
-
-impl Family {
-    /// The family of a config.json `model_type`.
-    pub fn from_model_type(model_type: &str) -> Option<Self> {
-        match model_type {
-            "bert" => Some(Family::Bert),
-            "distilbert" => Some(Family::DistilBert),
-            "roberta" | "xlm-roberta" | "camembert" => Some(Family::Roberta),
-            _ => None,
-        }
-    }
-
-    /// The attribute holding the base model in `*ForSequenceClassification` (tensor prefix).
-    pub fn prefix(self) -> &'static str {
-        match self {
-            Family::Bert => "bert",
-            Family::DistilBert => "distilbert",
-            Family::Roberta => "roberta",
-        }
-    }
-
-    /// A display name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::Bert => "BERT",
-            Family::DistilBert => "DistilBERT",
-            Family::Roberta => "RoBERTa",
-        }
-    }
-}
 
 /// Dropout probabilities of a model.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -110,44 +67,6 @@ impl Reader<'_> {
         }
     }
 
-    fn usize(&self, key: &str, default: Option<usize>) -> Result<usize, EngineError> {
-        match self.raw.get(key) {
-            Some(v) => v
-                .as_u64()
-                .map(|v| v as usize)
-                .ok_or_else(|| self.bad(format!("'{key}' must be a non-negative integer"))),
-            None => default.ok_or_else(|| self.bad(format!("'{key}' is missing"))),
-        }
-    }
-
-    fn f64(&self, key: &str, default: f64) -> Result<f64, EngineError> {
-        match self.raw.get(key) {
-            Some(Value::Null) | None => Ok(default),
-            Some(v) => v
-                .as_f64()
-                .ok_or_else(|| self.bad(format!("'{key}' must be a number"))),
-        }
-    }
-
-    fn opt_f64(&self, key: &str) -> Result<Option<f64>, EngineError> {
-        match self.raw.get(key) {
-            Some(Value::Null) | None => Ok(None),
-            Some(v) => v
-                .as_f64()
-                .map(Some)
-                .ok_or_else(|| self.bad(format!("'{key}' must be a number"))),
-        }
-    }
-
-    fn activation(&self, key: &str) -> Result<Activation, EngineError> {
-        let name = self.raw.get(key).and_then(|v| v.as_str()).unwrap_or("gelu");
-        Activation::from_config(name).ok_or_else(|| {
-            self.bad(format!(
-                "activation '{name}' is not supported (use gelu, gelu_new, relu or silu)"
-            ))
-        })
-    }
-
     fn labels(&self) -> Result<Option<Vec<String>>, EngineError> {
         let Some(map) = self.raw.get("id2label").and_then(|v| v.as_object()) else {
             return Ok(None);
@@ -198,72 +117,11 @@ impl ModelSpec {
         let family = Family::from_model_type(&model_type).ok_or_else(|| {
             EngineError::UnsupportedArchitecture {
                 model_type: model_type.clone(),
-                supported: SUPPORTED_MODEL_TYPES.into(),
+                supported: supported_model_types(),
             }
         })?;
-        let encoder = match family {
-            Family::Bert | Family::Roberta => {
-                let position_type = raw
-                    .get("position_embedding_type")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("absolute");
-                if position_type != "absolute" {
-                    return Err(EngineError::UnsupportedArchitecture {
-                        model_type: format!(
-                            "{model_type} with {position_type} position embeddings"
-                        ),
-                        supported: format!(
-                            "{SUPPORTED_MODEL_TYPES} (absolute position embeddings)"
-                        ),
-                    });
-                }
-                let hidden = r.f64("hidden_dropout_prob", 0.1)?;
-                EncoderConfig {
-                    vocab_size: r.usize("vocab_size", None)?,
-                    hidden_size: r.usize("hidden_size", None)?,
-                    num_layers: r.usize("num_hidden_layers", None)?,
-                    num_heads: r.usize("num_attention_heads", None)?,
-                    intermediate_size: r.usize("intermediate_size", None)?,
-                    activation: r.activation("hidden_act")?,
-                    layer_norm_eps: r.f64("layer_norm_eps", 1e-12)?,
-                    max_position_embeddings: r.usize("max_position_embeddings", Some(512))?,
-                    type_vocab_size: r.usize("type_vocab_size", Some(2))?,
-                    pad_token_id: r.usize(
-                        "pad_token_id",
-                        Some(if family == Family::Roberta { 1 } else { 0 }),
-                    )? as u32,
-                    initializer_range: r.f64("initializer_range", 0.02)?,
-                    dropout: Dropouts {
-                        hidden,
-                        attention: r.f64("attention_probs_dropout_prob", 0.1)?,
-                        classifier: r.opt_f64("classifier_dropout")?.unwrap_or(hidden),
-                    },
-                    sinusoidal_positions: false,
-                }
-            }
-            Family::DistilBert => EncoderConfig {
-                vocab_size: r.usize("vocab_size", None)?,
-                hidden_size: r.usize("dim", None)?,
-                num_layers: r.usize("n_layers", None)?,
-                num_heads: r.usize("n_heads", None)?,
-                intermediate_size: r.usize("hidden_dim", None)?,
-                activation: r.activation("activation")?,
-                layer_norm_eps: 1e-12,
-                max_position_embeddings: r.usize("max_position_embeddings", Some(512))?,
-                type_vocab_size: 0,
-                pad_token_id: r.usize("pad_token_id", Some(0))? as u32,
-                initializer_range: r.f64("initializer_range", 0.02)?,
-                dropout: Dropouts {
-                    hidden: r.f64("dropout", 0.1)?,
-                    attention: r.f64("attention_dropout", 0.1)?,
-                    classifier: r.f64("seq_classif_dropout", 0.2)?,
-                },
-                sinusoidal_positions: raw
-                    .get("sinusoidal_pos_embds")
-                    .and_then(|v| v.as_bool())
-                    .unwrap_or(false),
-            },
-        };
+        let encoder =
+            (family.descriptor().encoder_config)(&raw).map_err(|e| bad_config(path, e))?;
         let e = &encoder;
         for (name, p) in [
             ("hidden dropout", e.dropout.hidden),
@@ -294,31 +152,20 @@ impl ModelSpec {
         })
     }
 
+    /// The family's descriptor.
+    pub fn descriptor(&self) -> &'static FamilyDescriptor {
+        self.family.descriptor()
+    }
+
     /// The longest input (special tokens included) the position embeddings allow.
     pub fn max_sequence_length(&self) -> usize {
-        match self.family {
-            // RoBERTa's positions start after the padding index.
-            Family::Roberta => self
-                .encoder
-                .max_position_embeddings
-                .saturating_sub(self.encoder.pad_token_id as usize + 1),
-            _ => self.encoder.max_position_embeddings,
-        }
+        self.descriptor().max_sequence_length(&self.encoder)
     }
 
     /// The `architectures` entry of an exported model with a `task` head
     /// (`XLMRobertaForTokenClassification`).
     pub fn architecture(&self, task: super::Task) -> String {
-        let base = match self.model_type.as_str() {
-            "xlm-roberta" => "XLMRoberta",
-            "camembert" => "Camembert",
-            _ => match self.family {
-                Family::Bert => "Bert",
-                Family::DistilBert => "DistilBert",
-                Family::Roberta => "Roberta",
-            },
-        };
-        format!("{base}{}", task.architecture_suffix())
+        self.descriptor().architecture(&self.model_type, task)
     }
 
     /// The task of a fine-tuned folder, from its config's `architectures` (`None` for a base
@@ -355,6 +202,30 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("num_hidden_layers"), "{err}");
+    }
+
+    #[test]
+    fn relative_positions_and_unknown_activations_are_refused_with_the_reason() {
+        let base = json!({"model_type": "bert", "vocab_size": 10, "hidden_size": 8,
+                          "num_hidden_layers": 1, "num_attention_heads": 2,
+                          "intermediate_size": 16});
+        let mut relative = base.clone();
+        relative["position_embedding_type"] = json!("relative_key");
+        let err = ModelSpec::from_json(relative, Path::new("c.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("relative_key position embeddings"), "{err}");
+        let mut odd = base.clone();
+        odd["hidden_act"] = json!("swish_v9");
+        let err = ModelSpec::from_json(odd, Path::new("c.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("swish_v9"), "{err}");
+        let mut nulls = base;
+        nulls["classifier_dropout"] = json!(null);
+        nulls["hidden_dropout_prob"] = json!(0.2);
+        let spec = ModelSpec::from_json(nulls, Path::new("c.json")).unwrap();
+        assert_eq!(spec.encoder.dropout.classifier, 0.2);
     }
 
     #[test]

@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hone_app::App;
-use hone_engine::inference::Predictor;
+use hone_app::predict::FineTunedModel;
 use hone_hub::HubClient;
 
 use crate::error::{CommandError, CommandResult};
 
 /// A loaded model, with the folder and length it was loaded for.
-type KeptPredictor = (PathBuf, Option<usize>, Arc<Predictor>);
+type KeptPredictor = (PathBuf, Option<usize>, Arc<FineTunedModel>);
 
 /// The app's state, managed by Tauri.
 pub struct DesktopState {
@@ -178,14 +178,14 @@ impl DesktopState {
         &self,
         dir: &Path,
         max_length: Option<usize>,
-    ) -> CommandResult<Arc<Predictor>> {
+    ) -> CommandResult<Arc<FineTunedModel>> {
         let mut kept = lock(&self.predictor);
         if let Some((kept_dir, kept_length, predictor)) = kept.as_ref() {
             if kept_dir == dir && *kept_length == max_length {
                 return Ok(predictor.clone());
             }
         }
-        let predictor = Arc::new(Predictor::load(
+        let predictor = Arc::new(FineTunedModel::load(
             dir,
             &hone_engine::candle_core::Device::Cpu,
             max_length,

@@ -547,6 +547,22 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     );
     ui.shot("14-ner-run").await;
 
+    // The Playground answers the NER run with its text, entities marked inline.
+    ui.page("playground").await;
+    ui.select("#play-run", "3").await;
+    ui.type_into("#play-text", "Anna joined Nokia on Monday .").await;
+    ui.click("#play-predict").await;
+    let card = ui
+        .until_text("[data-testid='entity-prediction']", long, |t| {
+            t.contains("Nokia")
+        })
+        .await;
+    assert!(
+        card.contains("No entities found") || card.contains("Score"),
+        "{card}"
+    );
+    ui.shot("15-ner-playground").await;
+
     ui.client.close().await.ok();
 
     // The export works in `hone predict`.

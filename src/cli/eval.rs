@@ -6,12 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use hone_data::{
-    read_examples, read_tagged, ColumnSpec, Example, FileFormat, LabelSet, TagColumns,
-};
-use hone_engine::batch::EncodedSet;
-use hone_engine::inference::evaluate;
-use hone_engine::{Report, Task};
+use hone_app::evaluation::{evaluate_file, EvalFile};
+use hone_app::predict::FineTunedModel;
+use hone_data::{ColumnSpec, FileFormat, TagColumns};
+use hone_engine::Report;
 use serde::Serialize;
 
 use super::render::{entity_table, report_line, report_table};
@@ -55,132 +53,56 @@ struct EvalOutput<'a> {
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    if args.model.task()? == Some(Task::TokenClassification) {
-        return run_tokens(args);
-    }
-    let predictor = args.model.load()?;
-    let columns = ColumnSpec {
-        text: args
-            .text_column
-            .clone()
-            .context("say which column holds the text: --text-column")?,
-        text_pair: args.text_pair_column.clone(),
-        label: Some(
-            args.label_column
+    let model = args.model.load()?;
+    let columns = match &model {
+        FineTunedModel::Classes(_) => Some(ColumnSpec {
+            text: args
+                .text_column
                 .clone()
-                .context("say which column holds the label: --label-column")?,
-        ),
+                .context("say which column holds the text: --text-column")?,
+            text_pair: args.text_pair_column.clone(),
+            label: Some(
+                args.label_column
+                    .clone()
+                    .context("say which column holds the label: --label-column")?,
+            ),
+        }),
+        FineTunedModel::Tokens(_) => None,
     };
-    let file = read_examples(&args.data, args.format, &columns)?;
-    for warning in &file.warnings {
-        eprintln!("note: {warning}");
-    }
-    let examples = file.examples;
-    let labels = LabelSet::from_names(predictor.labels().to_vec());
-    let ids = labels.ids_for(&args.data, &examples)?;
-    let texts: Vec<(&str, Option<&str>)> = examples
-        .iter()
-        .map(|e| (e.text.as_str(), e.text_pair.as_deref()))
-        .collect();
-    let set = EncodedSet {
-        examples: predictor.tokenizer().encode(&texts)?,
-        labels: ids,
-        ..Default::default()
+    let file = EvalFile {
+        path: &args.data,
+        format: args.format,
+        columns,
+        tag_columns: TagColumns {
+            tokens: args.tokens_column.clone(),
+            tags: args.tags_column.clone(),
+        },
     };
-    let report = evaluate(
-        predictor.model(),
-        &set,
-        predictor.labels(),
-        args.model.batch_size,
-    )?;
-    let shown = Shown {
-        labels: predictor.labels(),
-        counted: format!("{} examples", examples.len()),
-        truncated: set.truncated() as u64,
-        cut: format!(
-            "texts were longer than {} tokens and were truncated",
-            predictor.tokenizer().max_length()
-        ),
-    };
-    shown.print(&report, args.json)
-}
-
-/// What both kinds of evaluation print around their report.
-struct Shown<'a> {
-    labels: &'a [String],
-    /// "N examples" / "N sentences".
-    counted: String,
-    truncated: u64,
-    /// What truncation did, after the count.
-    cut: String,
-}
-
-impl Shown<'_> {
-    fn print(&self, report: &Report, json: bool) -> anyhow::Result<ExitCode> {
-        if json {
-            let out = EvalOutput {
-                labels: self.labels,
-                truncated: self.truncated,
-                report,
-            };
-            println!("{}", serde_json::to_string(&out)?);
-            return Ok(ExitCode::SUCCESS);
-        }
-        println!("{} · {}", self.counted, report_line(report));
-        if self.truncated > 0 {
-            println!("note: {} {}", self.truncated, self.cut);
-        }
-        println!();
-        match report {
-            Report::Classification(r) => print!("{}", report_table(self.labels, r)),
-            Report::Entities(r) => print!("{}", entity_table(r)),
-        }
-        Ok(ExitCode::SUCCESS)
+    let evaluation = evaluate_file(&model, &file, args.model.batch_size)?;
+    for note in &evaluation.notes {
+        eprintln!("note: {note}");
     }
-}
-
-/// A token classifier on tagged sentences: entity-level scores (conlleval rules).
-fn run_tokens(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let predictor = args.model.load_tokens()?;
-    let columns = TagColumns {
-        tokens: args.tokens_column.clone(),
-        tags: args.tags_column.clone(),
-    };
-    let file = read_tagged(&args.data, args.format, &columns)?;
-    for warning in &file.warnings {
-        eprintln!("note: {warning}");
+    let report = &evaluation.report;
+    if args.json {
+        let out = EvalOutput {
+            labels: model.labels(),
+            truncated: evaluation.truncated,
+            report,
+        };
+        println!("{}", serde_json::to_string(&out)?);
+        return Ok(ExitCode::SUCCESS);
     }
-    let labels = LabelSet::from_names(predictor.labels().to_vec());
-    let known: Vec<Example> = file.sentences.into_iter().map(Example::from).collect();
-    // Tags the model never learned cannot be predicted; they take no loss and their entities
-    // still count as missed.
-    let mut unknown: std::collections::BTreeMap<&str, usize> = Default::default();
-    for t in known.iter().flat_map(|e| &e.tags) {
-        if labels.id(t).is_none() {
-            *unknown.entry(t.as_str()).or_default() += 1;
-        }
-    }
-    for (tag, n) in &unknown {
-        eprintln!(
-            "note: the tag '{tag}' ({n}×) is not one the model knows; its entities count as missed"
+    println!("{} · {}", evaluation.counted, report_line(report));
+    if evaluation.truncated > 0 {
+        println!(
+            "note: {} {}",
+            evaluation.truncated, evaluation.truncation_note
         );
     }
-    let set =
-        hone_engine::job::encode_tagged(predictor.tokenizer(), &labels, &known, false, false)?;
-    let report = evaluate(
-        predictor.model(),
-        &set,
-        predictor.labels(),
-        args.model.batch_size,
-    )?;
-    let shown = Shown {
-        labels: predictor.labels(),
-        counted: format!("{} sentences", known.len()),
-        truncated: set.truncated() as u64,
-        cut: format!(
-            "sentences were longer than {} tokens; words past the cut count as O",
-            predictor.tokenizer().max_length()
-        ),
-    };
-    shown.print(&report, args.json)
+    println!();
+    match report {
+        Report::Classification(r) => print!("{}", report_table(model.labels(), r)),
+        Report::Entities(r) => print!("{}", entity_table(r)),
+    }
+    Ok(ExitCode::SUCCESS)
 }

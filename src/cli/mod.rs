@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use hone_engine::inference::Predictor;
+use hone_app::predict::FineTunedModel;
 use hone_engine::DeviceSpec;
 
 /// Fine-tune transformer models on your own machine.
@@ -116,25 +116,10 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// Opens the device and loads the model.
-    pub fn load(&self) -> anyhow::Result<Predictor> {
+    /// Opens the device and loads the model with the head its config names.
+    pub fn load(&self) -> anyhow::Result<FineTunedModel> {
         let device = self.device.open()?;
-        Ok(Predictor::load(&self.model, &device, self.max_length)?)
-    }
-
-    /// The model folder's task, from its config's `architectures`.
-    pub fn task(&self) -> anyhow::Result<Option<hone_engine::Task>> {
-        Ok(hone_engine::models::ModelSpec::from_dir(&self.model)?.task())
-    }
-
-    /// Opens the device and loads a token-classification model.
-    pub fn load_tokens(&self) -> anyhow::Result<hone_engine::inference::TokenPredictor> {
-        let device = self.device.open()?;
-        Ok(hone_engine::inference::TokenPredictor::load(
-            &self.model,
-            &device,
-            self.max_length,
-        )?)
+        Ok(FineTunedModel::load(&self.model, &device, self.max_length)?)
     }
 }
 

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use hone_app::predict::Predictions;
 
 use super::ModelArgs;
 
@@ -41,16 +42,17 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
     if texts.is_empty() {
         bail!("no text to classify; pass texts as arguments or `-` to read lines from stdin");
     }
-    if args.model.task()? == Some(hone_engine::Task::TokenClassification) {
-        if args.pair.is_some() {
-            bail!("--pair is for sentence-pair classifiers; this is a token-classification model");
+    let model = args.model.load()?;
+    let predictions = model.predict(&texts, args.pair.as_deref(), args.model.batch_size)?;
+    match &predictions {
+        Predictions::TokenClassification(items) if args.json => {
+            println!("{}", serde_json::to_string(items)?)
         }
-        let predictor = args.model.load_tokens()?;
-        let predictions = predictor.predict(&texts, args.model.batch_size)?;
-        if args.json {
-            println!("{}", serde_json::to_string(&predictions)?);
-        } else {
-            for p in &predictions {
+        Predictions::SequenceClassification(items) if args.json => {
+            println!("{}", serde_json::to_string(items)?)
+        }
+        Predictions::TokenClassification(items) => {
+            for p in items {
                 println!("{}", p.text);
                 for e in &p.entities {
                     println!(
@@ -60,18 +62,11 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let predictor = args.model.load()?;
-    let inputs: Vec<(String, Option<String>)> =
-        texts.into_iter().map(|t| (t, args.pair.clone())).collect();
-    let predictions = predictor.predict(&inputs, args.model.batch_size)?;
-    if args.json {
-        println!("{}", serde_json::to_string(&predictions)?);
-    } else {
-        for p in &predictions {
-            let confidence = p.probabilities[p.label_id as usize];
-            println!("{:<12} {:.3}  {}", p.label, confidence, p.text);
+        Predictions::SequenceClassification(items) => {
+            for p in items {
+                let confidence = p.probabilities[p.label_id as usize];
+                println!("{:<12} {:.3}  {}", p.label, confidence, p.text);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -64,6 +64,13 @@ export type RunMessage =
   | { type: "events"; run_id: number; events: TrainEvent[] }
   | { type: "ended"; run_id: number; status: string; error: string | null };
 export type Prediction = { text: string; label: string; probabilities: number[]; labels: string[] };
+/** An entity a token classifier found: character offsets into the text. */
+export type EntityPrediction = { text: string; type: string; start: number; end: number; score: number };
+export type TokenPrediction = { text: string; entities: EntityPrediction[]; tokens: { text: string; tag: string; score: number; start: number; end: number }[]; truncated: boolean };
+/** What a run's model says about texts, by the task of its head. */
+export type Predictions =
+  | { task: "sequence-classification"; predictions: Prediction[] }
+  | { task: "token-classification"; predictions: TokenPrediction[] };
 
 export const api = {
   appInfo: () => invoke<any>("app_info"),
@@ -110,7 +117,7 @@ export const api = {
     return invoke<number>("train_resume", { runId, onEvent: channel });
   },
   trainCancel: (runId: number) => invoke<boolean>("train_cancel", { runId }),
-  predict: (runId: number, texts: string[]) => invoke<Prediction[]>("predict", { runId, texts }),
+  predict: (runId: number, texts: string[]) => invoke<Predictions>("predict", { runId, texts }),
   exportRun: (runId: number, dest: string, name: string) => invoke<string>("export_run", { runId, dest, name }),
 };
 

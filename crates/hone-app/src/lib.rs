@@ -10,12 +10,14 @@
 pub mod allocator;
 pub mod dataset_export;
 pub mod error;
+pub mod evaluation;
 pub mod fingerprint;
 pub mod import;
 pub mod job;
 pub mod machine;
 pub mod models;
 pub mod paths;
+pub mod predict;
 pub mod preview;
 pub mod process;
 pub mod runs;

@@ -4,30 +4,27 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hone_engine::inference::Prediction;
+use hone_app::predict::Predictions;
 use hone_engine::EngineError;
 use tauri::State;
 
 use crate::error::{CommandError, CommandResult};
 use crate::state::DesktopState;
 
-/// Classifies `texts` with run `run_id`'s model.
+/// Runs `texts` through run `run_id`'s model: classes with probabilities for a text
+/// classifier, entities and tagged tokens for a token classifier.
 #[tauri::command]
 pub async fn predict(
     state: State<'_, Arc<DesktopState>>,
     run_id: i64,
     texts: Vec<String>,
-) -> CommandResult<Vec<Prediction>> {
+) -> CommandResult<Predictions> {
     let state = state.inner().clone();
     super::blocking(move || {
         let (dir, max_length) = state.app()?.run_model(run_id)?;
-        let predictor = state.predictor(&dir, max_length)?;
-        let inputs: Vec<(String, Option<String>)> = texts
-            .into_iter()
-            .filter(|t| !t.trim().is_empty())
-            .map(|t| (t, None))
-            .collect();
-        Ok(predictor.predict(&inputs, 32)?)
+        let model = state.predictor(&dir, max_length)?;
+        let texts: Vec<String> = texts.into_iter().filter(|t| !t.trim().is_empty()).collect();
+        Ok(model.predict(&texts, None, 32)?)
     })
     .await
 }

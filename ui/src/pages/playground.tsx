@@ -1,14 +1,74 @@
-// Playground & Export: type text, see the prediction and the probabilities of any finished
-// run; export the run's model (Hugging Face format with its model card) to a chosen folder.
+// Playground & Export: type text, see what any finished run's model makes of it (a text
+// classifier's class and probabilities; a token classifier's entities highlighted inline with
+// their type and score); export the run's model (Hugging Face format with its model card).
 import { useEffect, useState } from "preact/hooks";
-import { api, errorText, Prediction, RunRecord } from "../api";
+import { api, EntityPrediction, errorText, Prediction, Predictions, RunRecord, TokenPrediction } from "../api";
 import type { Nav } from "../main";
+
+/** A stable hue per entity type, so PER is the same colour in every text. */
+function hue(kind: string): number {
+  let h = 0;
+  for (const c of kind) h = (h * 31 + c.charCodeAt(0)) % 360;
+  return h;
+}
+
+/** The text with its entities marked (character offsets), type and score as a badge. */
+function EntityText(props: { text: string; entities: EntityPrediction[] }) {
+  const chars = Array.from(props.text);
+  const parts: any[] = [];
+  let at = 0;
+  for (const e of props.entities) {
+    if (e.start < at) continue;
+    parts.push(chars.slice(at, e.start).join(""));
+    parts.push(
+      <mark class="entity" data-type={e.type} style={{ background: `hsl(${hue(e.type)} 70% 50% / 0.22)` }}
+        title={`${e.type} · ${(100 * e.score).toFixed(1)}%`}>
+        {chars.slice(e.start, e.end).join("")} <b>{e.type}</b> <small class="muted">{(100 * e.score).toFixed(0)}%</small>
+      </mark>,
+    );
+    at = e.end;
+  }
+  parts.push(chars.slice(at).join(""));
+  return <p class="entity-text">{parts}</p>;
+}
+
+function TokenPredictionCard(props: { p: TokenPrediction }) {
+  const p = props.p;
+  return (
+    <div class="card prediction" data-testid="entity-prediction">
+      <EntityText text={p.text} entities={p.entities} />
+      {p.entities.length === 0
+        ? <p class="muted small">No entities found in this text.</p>
+        : (
+          <table class="list small">
+            <thead><tr><th>Entity</th><th>Type</th><th class="num">Score</th><th class="num">Characters</th></tr></thead>
+            <tbody>{p.entities.map((e) => (
+              <tr><td>{e.text}</td><td>{e.type}</td><td class="num">{(100 * e.score).toFixed(1)}%</td><td class="num">{e.start}–{e.end}</td></tr>
+            ))}</tbody>
+          </table>
+        )}
+      {p.truncated && <p class="muted small">The text was longer than the model's length; words past the cut were not tagged.</p>}
+    </div>
+  );
+}
+
+function ClassPredictionCard(props: { p: Prediction }) {
+  const p = props.p;
+  return (
+    <div class="card prediction">
+      <div><strong class="predicted">{p.label}</strong> · <span class="muted">{p.text}</span></div>
+      {p.labels.map((l, i) => (
+        <div class="bar-row"><span class="bar-label">{l}</span><span class="bar" style={{ width: `${100 * p.probabilities[i]}%` }} /><span class="num small">{(100 * p.probabilities[i]).toFixed(1)}%</span></div>
+      ))}
+    </div>
+  );
+}
 
 export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
   const [runs, setRuns] = useState<RunRecord[]>([]);
   const [run, setRun] = useState<number | null>(props.run);
   const [text, setText] = useState("");
-  const [predictions, setPredictions] = useState<Prediction[]>([]);
+  const [predictions, setPredictions] = useState<Predictions | null>(null);
   const [exportName, setExportName] = useState("");
   const [exported, setExported] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -21,7 +81,7 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
       if (run == null && done.length) setRun(done[0].id);
     }).catch((e) => setError(errorText(e)));
   }, []);
-  useEffect(() => { if (run != null) setExportName(`hone-run-${run}`); setPredictions([]); setExported(null); }, [run]);
+  useEffect(() => { if (run != null) setExportName(`hone-run-${run}`); setPredictions(null); setExported(null); }, [run]);
 
   const predict = async () => {
     if (run == null) return;
@@ -53,14 +113,8 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
             onKeyDown={(e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); predict(); } }} />
           <button id="play-predict" class="primary" onClick={predict} disabled={busy || !text.trim()}>Predict</button>
           <div data-testid="predictions">
-            {predictions.map((p) => (
-              <div class="card prediction">
-                <div><strong class="predicted">{p.label}</strong> · <span class="muted">{p.text}</span></div>
-                {p.labels.map((l, i) => (
-                  <div class="bar-row"><span class="bar-label">{l}</span><span class="bar" style={{ width: `${100 * p.probabilities[i]}%` }} /><span class="num small">{(100 * p.probabilities[i]).toFixed(1)}%</span></div>
-                ))}
-              </div>
-            ))}
+            {predictions?.task === "token-classification" && predictions.predictions.map((p) => <TokenPredictionCard p={p} />)}
+            {predictions?.task === "sequence-classification" && predictions.predictions.map((p) => <ClassPredictionCard p={p} />)}
           </div>
           <h2>Export</h2>
           <p class="muted small">A Hugging Face folder: config.json with the labels, model.safetensors, the tokenizer and a model card. transformers loads it as is.</p>

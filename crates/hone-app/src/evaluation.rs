@@ -1,0 +1,108 @@
+//! Scoring a fine-tuned model on a labeled file, whichever its task: a text classifier on
+//! CSV, TSV or JSON lines rows, a token classifier (entity-level scores, conlleval rules) on
+//! CoNLL or JSON lines tokens/tags.
+
+use std::path::Path;
+
+use hone_data::{
+    read_examples, read_tagged, ColumnSpec, Example, FileFormat, LabelSet, TagColumns,
+};
+use hone_engine::batch::EncodedSet;
+use hone_engine::inference::evaluate;
+use hone_engine::job::encode_tagged;
+use hone_engine::Report;
+
+use crate::predict::FineTunedModel;
+use crate::AppError;
+
+/// Where the labeled examples are in the file.
+#[derive(Debug, Clone)]
+pub struct EvalFile<'a> {
+    pub path: &'a Path,
+    /// When the extension does not tell.
+    pub format: Option<FileFormat>,
+    /// Text classifiers: the text, pair and label columns.
+    pub columns: Option<ColumnSpec>,
+    /// Token classifiers: the JSON lines fields with the words and the tags.
+    pub tag_columns: TagColumns,
+}
+
+/// A model's scores on a file, with what the user should know about how they were counted.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub report: Report,
+    /// `N examples` or `N sentences`.
+    pub counted: String,
+    /// Inputs longer than the model's length (cut).
+    pub truncated: u64,
+    /// What truncation did to the scores.
+    pub truncation_note: String,
+    /// Things to tell the user (a guessed encoding, tags the model does not know).
+    pub notes: Vec<String>,
+}
+
+/// Scores `model` on `file` with `batch_size` inputs per forward pass.
+pub fn evaluate_file(
+    model: &FineTunedModel,
+    file: &EvalFile,
+    batch_size: usize,
+) -> Result<Evaluation, AppError> {
+    match model {
+        FineTunedModel::Classes(p) => {
+            let columns = file.columns.clone().ok_or_else(|| {
+                AppError::Invalid("name the text and label columns of the file".into())
+            })?;
+            let read = read_examples(file.path, file.format, &columns)?;
+            let labels = LabelSet::from_names(p.labels().to_vec());
+            let ids = labels.ids_for(file.path, &read.examples)?;
+            let texts: Vec<(&str, Option<&str>)> = read
+                .examples
+                .iter()
+                .map(|e| (e.text.as_str(), e.text_pair.as_deref()))
+                .collect();
+            let set = EncodedSet {
+                examples: p.tokenizer().encode(&texts)?,
+                labels: ids,
+                ..Default::default()
+            };
+            Ok(Evaluation {
+                report: evaluate(p.model(), &set, p.labels(), batch_size)?,
+                counted: format!("{} examples", read.examples.len()),
+                truncated: set.truncated() as u64,
+                truncation_note: format!(
+                    "texts were longer than {} tokens and were truncated",
+                    p.tokenizer().max_length()
+                ),
+                notes: read.warnings,
+            })
+        }
+        FineTunedModel::Tokens(p) => {
+            let read = read_tagged(file.path, file.format, &file.tag_columns)?;
+            let mut notes = read.warnings;
+            let labels = LabelSet::from_names(p.labels().to_vec());
+            let sentences: Vec<Example> = read.sentences.into_iter().map(Example::from).collect();
+            // Tags the model never learned cannot be predicted; they take no loss and their
+            // entities still count as missed.
+            let mut unknown: std::collections::BTreeMap<&str, usize> = Default::default();
+            for t in sentences.iter().flat_map(|e| &e.tags) {
+                if labels.id(t).is_none() {
+                    *unknown.entry(t.as_str()).or_default() += 1;
+                }
+            }
+            notes.extend(unknown.iter().map(|(tag, n)| {
+                format!("the tag '{tag}' ({n}×) is not one the model knows; its entities count as missed")
+            }));
+            let set = encode_tagged(p.tokenizer(), &labels, &sentences, false, false)?;
+            Ok(Evaluation {
+                report: evaluate(p.model(), &set, p.labels(), batch_size)?,
+                counted: format!("{} sentences", sentences.len()),
+                truncated: set.truncated() as u64,
+                truncation_note: format!(
+                    "sentences were longer than {} tokens; words past the cut count as O",
+                    p.tokenizer().max_length()
+                ),
+                notes,
+            })
+        }
+    }
+}

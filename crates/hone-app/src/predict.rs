@@ -1,0 +1,107 @@
+//! A fine-tuned model answering texts, whichever its task: the command line's `hone predict`
+//! and the desktop Playground both go through [`FineTunedModel`], so a new task head shows up
+//! in both at once.
+
+use std::path::Path;
+
+use hone_engine::candle_core::Device;
+use hone_engine::inference::{Prediction, Predictor, TokenPrediction, TokenPredictor};
+use hone_engine::models::{ModelSpec, Task};
+use serde::{Deserialize, Serialize};
+
+use crate::AppError;
+
+/// A fine-tuned model folder loaded for prediction.
+pub enum FineTunedModel {
+    /// `*ForSequenceClassification`: a class per text (or text pair).
+    Classes(Predictor),
+    /// `*ForTokenClassification`: a tag per token, grouped into entities.
+    Tokens(TokenPredictor),
+}
+
+/// What a model says about some texts, by task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "task", content = "predictions", rename_all = "kebab-case")]
+pub enum Predictions {
+    SequenceClassification(Vec<Prediction>),
+    TokenClassification(Vec<TokenPrediction>),
+}
+
+impl FineTunedModel {
+    /// Loads the folder with the head its config's `architectures` names (a folder without
+    /// one is read as a text classifier, as Hone exported them first). `max_length` defaults
+    /// to the model's maximum.
+    pub fn load(dir: &Path, device: &Device, max_length: Option<usize>) -> Result<Self, AppError> {
+        Ok(match ModelSpec::from_dir(dir)?.task() {
+            Some(Task::TokenClassification) => {
+                FineTunedModel::Tokens(TokenPredictor::load(dir, device, max_length)?)
+            }
+            Some(Task::SequenceClassification) | None => {
+                FineTunedModel::Classes(Predictor::load(dir, device, max_length)?)
+            }
+        })
+    }
+
+    /// The task of the model's head.
+    pub fn task(&self) -> Task {
+        match self {
+            FineTunedModel::Classes(_) => Task::SequenceClassification,
+            FineTunedModel::Tokens(_) => Task::TokenClassification,
+        }
+    }
+
+    /// Class or tag names, id = index.
+    pub fn labels(&self) -> &[String] {
+        match self {
+            FineTunedModel::Classes(p) => p.labels(),
+            FineTunedModel::Tokens(p) => p.labels(),
+        }
+    }
+
+    /// Predicts every text; `pair` is the second text of sentence-pair classifiers (the same
+    /// for every text), refused by token classifiers.
+    pub fn predict(
+        &self,
+        texts: &[String],
+        pair: Option<&str>,
+        batch_size: usize,
+    ) -> Result<Predictions, AppError> {
+        match self {
+            FineTunedModel::Classes(p) => {
+                let inputs: Vec<(String, Option<String>)> = texts
+                    .iter()
+                    .map(|t| (t.clone(), pair.map(str::to_string)))
+                    .collect();
+                Ok(Predictions::SequenceClassification(
+                    p.predict(&inputs, batch_size)?,
+                ))
+            }
+            FineTunedModel::Tokens(p) => {
+                if pair.is_some() {
+                    return Err(AppError::Invalid(
+                        "a second text is for sentence-pair classifiers; this model tags tokens"
+                            .into(),
+                    ));
+                }
+                Ok(Predictions::TokenClassification(
+                    p.predict(texts, batch_size)?,
+                ))
+            }
+        }
+    }
+}
+
+impl Predictions {
+    /// How many texts were predicted.
+    pub fn len(&self) -> usize {
+        match self {
+            Predictions::SequenceClassification(p) => p.len(),
+            Predictions::TokenClassification(p) => p.len(),
+        }
+    }
+
+    /// Whether there were no texts.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -27,14 +27,14 @@ impl From<hone_app::AppError> for CommandError {
         use hone_app::AppError as A;
         let kind = match &e {
             A::Store(
-                hone_store::StoreError::NoDataset(_)
-                | hone_store::StoreError::NoRun(_)
-                | hone_store::StoreError::NoExample(_),
+                hone_app::types::StoreError::NoDataset(_)
+                | hone_app::types::StoreError::NoRun(_)
+                | hone_app::types::StoreError::NoExample(_),
             ) => "not_found",
             A::Store(_) => "store",
             A::Data(_) => "data",
             A::Engine(_) => "engine",
-            A::Hub(hone_hub::HubError::Cancelled) => "cancelled",
+            A::Hub(hone_app::types::HubError::Cancelled) => "cancelled",
             A::Hub(_) => "hub",
             A::Invalid(_) => "invalid",
             A::Io { .. } => "io",
@@ -43,30 +43,30 @@ impl From<hone_app::AppError> for CommandError {
     }
 }
 
-impl From<hone_hub::HubError> for CommandError {
-    fn from(e: hone_hub::HubError) -> Self {
+impl From<hone_app::types::HubError> for CommandError {
+    fn from(e: hone_app::types::HubError) -> Self {
         let kind = match e {
-            hone_hub::HubError::Cancelled => "cancelled",
+            hone_app::types::HubError::Cancelled => "cancelled",
             _ => "hub",
         };
         CommandError::new(kind, e.to_string())
     }
 }
 
-impl From<hone_store::StoreError> for CommandError {
-    fn from(e: hone_store::StoreError) -> Self {
+impl From<hone_app::types::StoreError> for CommandError {
+    fn from(e: hone_app::types::StoreError) -> Self {
         hone_app::AppError::from(e).into()
     }
 }
 
-impl From<hone_engine::EngineError> for CommandError {
-    fn from(e: hone_engine::EngineError) -> Self {
+impl From<hone_app::types::EngineError> for CommandError {
+    fn from(e: hone_app::types::EngineError) -> Self {
         CommandError::new("engine", e.to_string())
     }
 }
 
-impl From<hone_data::DataError> for CommandError {
-    fn from(e: hone_data::DataError) -> Self {
+impl From<hone_app::types::DataError> for CommandError {
+    fn from(e: hone_app::types::DataError) -> Self {
         CommandError::new("data", e.to_string())
     }
 }

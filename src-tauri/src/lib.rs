@@ -124,7 +124,7 @@ pub fn run() {
     // settled (WebKit's start would slow the measurement), unless a fit check asks first.
     std::thread::spawn(|| {
         std::thread::sleep(Duration::from_secs(5));
-        hone_engine::speed::cpu_matmul_gflops();
+        hone_app::machine::measure_cpu_speed();
     });
     let state = DesktopState::new(hone_app::paths::default_db());
     let builder = with_commands(

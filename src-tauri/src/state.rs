@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use hone_app::App;
 use hone_app::predict::FineTunedModel;
-use hone_hub::HubClient;
+use hone_app::types::HubClient;
+use hone_app::App;
 
 use crate::error::{CommandError, CommandResult};
 
@@ -187,7 +187,7 @@ impl DesktopState {
         }
         let predictor = Arc::new(FineTunedModel::load(
             dir,
-            &hone_engine::candle_core::Device::Cpu,
+            hone_app::types::DeviceSpec::Cpu,
             max_length,
         )?);
         *kept = Some((dir.to_path_buf(), max_length, predictor.clone()));

@@ -550,7 +550,8 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     // The Playground answers the NER run with its text, entities marked inline.
     ui.page("playground").await;
     ui.select("#play-run", "3").await;
-    ui.type_into("#play-text", "Anna joined Nokia on Monday .").await;
+    ui.type_into("#play-text", "Anna joined Nokia on Monday .")
+        .await;
     ui.click("#play-predict").await;
     let card = ui
         .until_text("[data-testid='entity-prediction']", long, |t| {

@@ -5,22 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Args;
-use hone_data::{Batcher, TextTokenizer};
-use hone_engine::bench::{batch_from_json, run_bench, BenchSettings};
-use hone_engine::models::{Model, Task};
-use hone_engine::{DeviceSpec, TrainingConfig};
-
-/// Texts of the synthetic batch when no --batch-file is given (cycled to fill the batch).
-const SENTENCES: [&str; 8] = [
-    "A gripping story told with warmth, wit and a cast that never hits a false note.",
-    "The sequel repeats every joke of the first film and somehow makes them all worse.",
-    "Fine.",
-    "I expected little and got a thoughtful, beautifully shot meditation on grief and family.",
-    "Two hours of loud noises, forgettable villains and a plot held together with tape.",
-    "The hotel staff went out of their way to make our stay comfortable.",
-    "Not bad, not great: a perfectly adequate way to spend a rainy afternoon.",
-    "Every chapter ends on a cliffhanger, and I read the whole book in one sitting.",
-];
+use hone_app::bench::{run_bench, BenchRequest};
+use hone_app::types::DeviceSpec;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -64,47 +50,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.steps == 0 {
         bail!("--steps must be at least 1");
     }
-    let device = args.device.open()?;
-    let model = Model::load(
-        &args.model,
-        Task::SequenceClassification,
-        2,
-        args.no_dropout.then_some(0.0),
-        &device,
-        0,
-    )?;
-    let batch = match &args.batch_file {
-        Some(path) => batch_from_json(path)?,
-        None => {
-            let tokenizer = TextTokenizer::from_model_dir(&args.model, args.max_length)?;
-            let texts: Vec<(&str, Option<&str>)> = (0..args.batch_size)
-                .map(|i| (SENTENCES[i % SENTENCES.len()], None))
-                .collect();
-            let encoded = tokenizer.encode(&texts)?;
-            let labels: Vec<u32> = (0..args.batch_size as u32).map(|i| i % 2).collect();
-            Batcher::new(model.spec().encoder.pad_token_id)
-                .padding_to(args.max_length)
-                .batch(&encoded.iter().collect::<Vec<_>>(), &labels)
-        }
-    };
-    let cfg = TrainingConfig {
+    let report = run_bench(&BenchRequest {
+        model: &args.model,
+        batch_size: args.batch_size,
+        max_length: args.max_length,
+        steps: args.steps,
+        warmup: args.warmup,
+        batch_file: args.batch_file.as_deref(),
         lr: args.lr,
-        weight_decay: 0.01,
-        clip_norm: None,
+        dropout: !args.no_dropout,
         freeze_embeddings: args.freeze_embeddings,
-        ..Default::default()
-    };
-    let report = run_bench(
-        &model,
-        &batch,
-        &cfg,
-        BenchSettings {
-            warmup: args.warmup,
-            steps: args.steps,
-            lr: args.lr,
-        },
-        !args.autograd,
-    )?;
+        host_path: !args.autograd,
+        device: &args.device,
+    })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use hone_app::types::SourceSpec;
+use hone_app::types::{DatasetInfo, ExampleFilter, Label, Part};
 use hone_app::{App, ImportRequest};
-use hone_data::SourceSpec;
-use hone_store::{DatasetInfo, ExampleFilter, Label, Part};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Subcommand)]

@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::Args;
 use hone_app::evaluation::{evaluate_file, EvalFile};
 use hone_app::predict::FineTunedModel;
-use hone_data::{ColumnSpec, FileFormat, TagColumns};
-use hone_engine::Report;
+use hone_app::types::Report;
+use hone_app::types::{ColumnSpec, FileFormat, TagColumns};
 use serde::Serialize;
 
 use super::render::{entity_table, report_line, report_table};

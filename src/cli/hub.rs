@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use hone_app::models::{hub_model_page, FitReport, ModelCheck};
-use hone_engine::memory::FitSettings;
-use hone_hub::{DownloadEvent, DownloadOptions, HubClient, ModelInfo, SearchQuery, Sort};
+use hone_app::types::FitSettings;
+use hone_app::types::{DownloadEvent, DownloadOptions, HubClient, ModelInfo, SearchQuery, Sort};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
@@ -134,7 +134,7 @@ fn search(hub: &HubClient, args: SearchArgs) -> anyhow::Result<ExitCode> {
         println!("no models match; try fewer words or another --task");
         return Ok(ExitCode::SUCCESS);
     }
-    let shown_id = |m: &hone_hub::ModelSummary| {
+    let shown_id = |m: &hone_app::types::ModelSummary| {
         let mut id = m.id.clone();
         if m.gated {
             id.push_str(" (gated)");
@@ -326,18 +326,13 @@ pub fn print_fit(fit: &FitReport) {
             "Speed here (CPU, {} threads, matrix kernel {:.0} GFLOP/s), every text at full length: \
              about {:.1} samples/s full, {:.1} with frozen embeddings ({:.0} s per 1,000 \
              examples); shorter texts train faster",
-            rayon_threads(),
+            hone_app::machine::training_threads(),
             full.matmul_gflops,
             full.samples_per_second,
             frozen.samples_per_second,
             full.seconds_for(1000, 1),
         );
     }
-}
-
-/// Threads the CPU training path uses.
-fn rayon_threads() -> usize {
-    hone_engine::candle_core::utils::get_num_threads()
 }
 
 /// The model card without its YAML header.
@@ -434,7 +429,7 @@ fn download(hub: &HubClient, args: DownloadArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let done = match result {
         Ok(done) => done,
-        Err(hone_hub::HubError::Cancelled) => {
+        Err(hone_app::types::HubError::Cancelled) => {
             eprintln!("download cancelled; run the same command again to resume");
             return Ok(ExitCode::from(EXIT_INTERRUPTED));
         }

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use hone_app::predict::FineTunedModel;
-use hone_engine::DeviceSpec;
+use hone_app::types::DeviceSpec;
 
 /// Fine-tune transformer models on your own machine.
 #[derive(Parser)]
@@ -60,7 +60,7 @@ pub struct ColumnArgs {
     /// File format when the extension does not tell: csv, tsv, jsonl, json, parquet, conll or
     /// lines.
     #[arg(long)]
-    format: Option<hone_data::FileFormat>,
+    format: Option<hone_app::types::FileFormat>,
     /// Column holding the text. Without it, the text, pair and label columns of a CSV, TSV or
     /// JSON file are guessed from their names (text, sentence, premise, … / sentence2,
     /// hypothesis, … / label, class, …).
@@ -79,9 +79,9 @@ pub struct ColumnArgs {
 /// unless `quiet`.
 pub fn guess_columns(
     file: &std::path::Path,
-    given: &hone_data::SourceSpec,
+    given: &hone_app::types::SourceSpec,
     quiet: bool,
-) -> anyhow::Result<hone_data::SourceSpec> {
+) -> anyhow::Result<hone_app::types::SourceSpec> {
     let spec = hone_app::preview::guess_columns(file, given)?;
     if given.text.is_none() && !quiet {
         if let Some(text) = &spec.text {
@@ -118,8 +118,11 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// Opens the device and loads the model with the head its config names.
     pub fn load(&self) -> anyhow::Result<FineTunedModel> {
-        let device = self.device.open()?;
-        Ok(FineTunedModel::load(&self.model, &device, self.max_length)?)
+        Ok(FineTunedModel::load(
+            &self.model,
+            self.device,
+            self.max_length,
+        )?)
     }
 }
 

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use hone_app::types::HubClient;
 use hone_app::App;
-use hone_hub::HubClient;
 
 use super::hub::{print_fit, FitArgs};
 use super::render::human_bytes;

@@ -4,9 +4,9 @@
 use std::io::Write;
 use std::time::Duration;
 
-use hone_engine::events::{CheckpointKind, RunStatus};
-use hone_engine::metrics::Metric;
-use hone_engine::{ClassificationReport, EntityReport, Report, TrainEvent};
+use hone_app::types::Metric;
+use hone_app::types::{CheckpointKind, TrainStatus as RunStatus};
+use hone_app::types::{ClassificationReport, EntityReport, Report, TrainEvent};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Renders [`TrainEvent`]s as they arrive.
@@ -78,7 +78,7 @@ pub fn entity_table(r: &EntityReport) -> String {
 }
 
 /// Words with their entities in brackets: `[PER Peter Blackburn] visited [LOC Brussels]`.
-fn bracketed(tokens: &[String], entities: &[hone_data::Entity]) -> String {
+fn bracketed(tokens: &[String], entities: &[hone_app::types::Entity]) -> String {
     let words = |a: usize, b: usize| tokens.get(a..b).unwrap_or_default().join(" ");
     let mut out = Vec::new();
     let mut i = 0;

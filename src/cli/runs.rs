@@ -4,10 +4,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use hone_app::types::Metric;
+use hone_app::types::Report;
+use hone_app::types::RunRecord;
 use hone_app::{spawn, App};
-use hone_engine::metrics::Metric;
-use hone_engine::Report;
-use hone_store::RunRecord;
 
 use super::render::{entity_table, report_line, report_table};
 use super::train::follow;

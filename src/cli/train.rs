@@ -5,12 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Args;
+use hone_app::types::DecayShape;
+use hone_app::types::Metric;
+use hone_app::types::RunStatus;
+use hone_app::types::Schedule;
+use hone_app::types::{DeviceSpec, Task};
 use hone_app::{spawn, App, JobHandle};
-use hone_engine::config::DecayShape;
-use hone_engine::metrics::Metric;
-use hone_engine::schedule::Schedule;
-use hone_engine::{DataConfig, DeviceSpec, FileData, RunConfig, StoredData, Task};
-use hone_store::RunStatus;
+use hone_app::{DataConfig, FileData, RunConfig, StoredData};
 
 use super::render::TrainRenderer;
 use super::EXIT_INTERRUPTED;
@@ -210,7 +211,7 @@ impl TrainArgs {
             if !file.exists() {
                 bail!("cannot open {}: no such file", file.display());
             }
-            let given = hone_data::SourceSpec {
+            let given = hone_app::types::SourceSpec {
                 format,
                 text_pair: text_pair.clone(),
                 label: label.clone(),
@@ -262,7 +263,8 @@ impl TrainArgs {
             .ok_or_else(|| {
                 anyhow::anyhow!("missing --model; give it as a flag or in a --config run.toml")
             })?;
-        let model = hone_app::models::resolve_model(&model, &hone_hub::HubClient::from_env())?;
+        let model =
+            hone_app::models::resolve_model(&model, &hone_app::types::HubClient::from_env())?;
         let task = self
             .task
             .or(file.as_ref().map(|f| f.task))

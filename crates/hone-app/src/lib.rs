@@ -8,6 +8,7 @@
 //! is on disk.
 
 pub mod allocator;
+pub mod bench;
 pub mod dataset_export;
 pub mod error;
 pub mod evaluation;
@@ -20,8 +21,34 @@ pub mod paths;
 pub mod predict;
 pub mod preview;
 pub mod process;
+pub mod run_config;
 pub mod runs;
 pub mod splits;
+
+/// The vocabulary the front ends share with the layers under hone-app — what they show, parse
+/// and hand back — re-exported so that the command line and the desktop depend on hone-app
+/// alone (`tests/front_ends.rs` checks their manifests and sources). Operations stay behind
+/// hone-app's own functions.
+pub mod types {
+    pub use hone_data::{ColumnSpec, DataError, Entity, FileFormat, SourceSpec, TagColumns};
+    pub use hone_engine::config::DecayShape;
+    pub use hone_engine::events::{CheckpointKind, RunStatus as TrainStatus};
+    pub use hone_engine::memory::FitSettings;
+    pub use hone_engine::metrics::Metric;
+    pub use hone_engine::schedule::Schedule;
+    pub use hone_engine::{
+        ClassificationReport, DeviceSpec, EngineError, EntityReport, Report, Task, TrainEvent,
+        TrainingConfig,
+    };
+    pub use hone_hub::{
+        DownloadEvent, DownloadOptions, Downloaded, HubClient, HubError, ModelInfo, ModelSummary,
+        SearchQuery, Sort,
+    };
+    pub use hone_store::{
+        ArtifactRecord, DatasetInfo, EvaluationRecord, ExampleFilter, Label, MetricRow,
+        ModelRecord, Part, RunRecord, RunStatus, SplitInfo, StoreError, StoredExample,
+    };
+}
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +56,7 @@ pub use error::AppError;
 pub use hone_store::Store;
 pub use import::{ImportRequest, ImportSummary};
 pub use job::{spawn, JobHandle};
+pub use run_config::{DataConfig, FileData, RunConfig, StoredData};
 pub use runs::{RunComparison, RunOutcome};
 
 /// The database and the folders around it.

@@ -21,6 +21,17 @@ pub struct GpuMemory {
     pub free: u64,
 }
 
+/// Threads the CPU training path uses.
+pub fn training_threads() -> usize {
+    hone_engine::candle_core::utils::get_num_threads()
+}
+
+/// Measures (once per process) the CPU's matrix-multiply speed the training-time estimates
+/// are scaled by; later calls return the kept figure.
+pub fn measure_cpu_speed() -> f64 {
+    hone_engine::speed::cpu_matmul_gflops()
+}
+
 /// Reads the machine's memory now.
 pub fn machine_memory() -> MachineMemory {
     let mut system = sysinfo::System::new();

@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use hone_engine::candle_core::Device;
 use hone_engine::inference::{Prediction, Predictor, TokenPrediction, TokenPredictor};
 use hone_engine::models::{ModelSpec, Task};
+use hone_engine::DeviceSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::AppError;
@@ -31,7 +31,12 @@ impl FineTunedModel {
     /// Loads the folder with the head its config's `architectures` names (a folder without
     /// one is read as a text classifier, as Hone exported them first). `max_length` defaults
     /// to the model's maximum.
-    pub fn load(dir: &Path, device: &Device, max_length: Option<usize>) -> Result<Self, AppError> {
+    pub fn load(
+        dir: &Path,
+        device: DeviceSpec,
+        max_length: Option<usize>,
+    ) -> Result<Self, AppError> {
+        let device = &device.open()?;
         Ok(match ModelSpec::from_dir(dir)?.task() {
             Some(Task::TokenClassification) => {
                 FineTunedModel::Tokens(TokenPredictor::load(dir, device, max_length)?)

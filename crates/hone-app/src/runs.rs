@@ -6,17 +6,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use hone_data::{Example, LabelSet};
-use hone_engine::config::DataConfig;
 use hone_engine::events::{CheckpointKind, RunStatus as EngineStatus};
 use hone_engine::inference::Predictor;
-use hone_engine::job::{
-    fine_tune_data, hold_out, load_files, save_run_config, tagged_data, RunPaths, TrainingData,
-};
+use hone_engine::job::{fine_tune_data, hold_out, tagged_data, RunPaths, TrainingData};
 use hone_engine::models::ModelSpec;
-use hone_engine::{RunConfig, StoredData, Task as EngineTask, TrainEvent};
+use hone_engine::{Task as EngineTask, TrainEvent};
 use hone_store::{ExampleFilter, Label, NewRun, Part, RunRecord, RunStatus, Store, Task};
 use serde::Serialize;
 
+use crate::run_config::{load_files, save_run_config, DataConfig, RunConfig, StoredData};
 use crate::{fingerprint, process, App, AppError};
 
 /// How a run ended.
@@ -510,6 +508,37 @@ impl App {
             .as_u64()
             .map(|n| n as usize);
         Ok((dir, max_length))
+    }
+
+    /// Copies run `id`'s exported model (Hugging Face format, with its model card; not its
+    /// checkpoints) into a new folder `name` inside `dest`, written whole or not at all;
+    /// returns the new folder.
+    pub fn export_run_model(&self, id: i64, dest: &Path, name: &str) -> Result<PathBuf, AppError> {
+        let (source, _) = self.run_model(id)?;
+        let name = name.trim();
+        if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+            return Err(AppError::Invalid(
+                "the export needs a folder name without slashes".into(),
+            ));
+        }
+        let target = dest.join(name);
+        if target.exists() {
+            return Err(AppError::Invalid(format!(
+                "{} already exists; choose another name",
+                target.display()
+            )));
+        }
+        let io = |path: &Path, e| hone_engine::EngineError::io(path, e);
+        hone_engine::checkpoint::write_dir_atomic(&target, |tmp| {
+            for entry in std::fs::read_dir(&source).map_err(|e| io(&source, e))? {
+                let path = entry.map_err(|e| io(&source, e))?.path();
+                if let (true, Some(file)) = (path.is_file(), path.file_name()) {
+                    std::fs::copy(&path, tmp.join(file)).map_err(|e| io(&path, e))?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(target)
     }
 
     /// Two runs side by side: their configuration differences and final metrics.

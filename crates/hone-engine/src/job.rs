@@ -1,16 +1,14 @@
-//! A whole fine-tuning run: examples (from files, or handed over by the caller) → labels →
+//! A whole fine-tuning run: examples (read by hone-app from files or the database) → labels →
 //! split → tokens → model → training (or resuming) → the best checkpoint exported.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use hone_data::{
-    read_examples, read_tagged, stratified_holdout, Example, LabelSet, TagColumns, TextTokenizer,
-};
+use hone_data::{stratified_holdout, Example, LabelSet, TextTokenizer};
 
 use crate::batch::{EncodedSet, WordTags};
 use crate::checkpoint::load_last;
-use crate::config::{FileData, RunConfig, TrainingConfig};
+use crate::config::TrainingConfig;
 use crate::device::device_name;
 use crate::events::{RunStatus, TrainEvent};
 use crate::export::{export_model, ModelCard};
@@ -54,39 +52,6 @@ pub fn hold_out(
     (train, valid)
 }
 
-/// Reads a run's files: the label set from the training file, the validation file checked
-/// against it, or a held-out share when there is none.
-pub fn load_files(files: &FileData, task: Task, seed: u64) -> Result<TrainingData, EngineError> {
-    if task == Task::TokenClassification {
-        return load_tagged_files(files, seed);
-    }
-    let columns = files.columns();
-    let mut notices = Vec::new();
-    let mut read = |path: &Path| -> Result<Vec<Example>, EngineError> {
-        let file = read_examples(path, files.format, &columns)?;
-        notices.extend(file.warnings);
-        Ok(file.examples)
-    };
-    let all_train = read(&files.train)?;
-    let labels = LabelSet::from_examples(&all_train)?;
-    let ids = labels.ids_for(&files.train, &all_train)?;
-    let (train, valid) = match &files.valid {
-        Some(valid_file) => {
-            let valid = read(valid_file)?;
-            labels.ids_for(valid_file, &valid)?;
-            (all_train, valid)
-        }
-        None => hold_out(all_train, &ids, files.valid_fraction, seed),
-    };
-    Ok(TrainingData {
-        task,
-        labels,
-        train,
-        valid,
-        notices,
-    })
-}
-
 /// The tag set of token-classification examples: O first, then the entity tags sorted by
 /// type (B- before I-).
 pub fn tag_set<'e>(examples: impl IntoIterator<Item = &'e Example>) -> LabelSet {
@@ -125,34 +90,6 @@ pub fn tagged_data(
         valid,
         notices,
     }
-}
-
-fn load_tagged_files(files: &FileData, seed: u64) -> Result<TrainingData, EngineError> {
-    let columns = TagColumns {
-        tokens: files.text_column.clone(),
-        tags: files.label_column.clone(),
-    };
-    let mut notices = Vec::new();
-    let mut read = |path: &Path| -> Result<Vec<Example>, EngineError> {
-        let file = read_tagged(path, files.format, &columns)?;
-        notices.extend(file.warnings);
-        notices.push(format!(
-            "{}: {} sentences, tags in {} (trained as IOB2)",
-            path.display(),
-            file.sentences.len(),
-            file.scheme
-        ));
-        Ok(file.sentences.into_iter().map(Example::from).collect())
-    };
-    let train = read(&files.train)?;
-    let valid = files.valid.as_deref().map(&mut read).transpose()?;
-    Ok(tagged_data(
-        train,
-        valid,
-        files.valid_fraction,
-        seed,
-        notices,
-    ))
 }
 
 fn encode(
@@ -361,13 +298,4 @@ pub fn fine_tune_data(
         summary,
         labels: labels.names().to_vec(),
     })
-}
-
-/// Keeps the run configuration beside the exported model (`hone_run.json`).
-pub fn save_run_config(config: &RunConfig, out: &Path) -> Result<(), EngineError> {
-    let json = serde_json::to_string_pretty(config).map_err(|e| EngineError::Export {
-        path: out.join("hone_run.json"),
-        message: e.to_string(),
-    })?;
-    crate::checkpoint::write_atomic(&out.join("hone_run.json"), json.as_bytes())
 }

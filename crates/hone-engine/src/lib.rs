@@ -34,7 +34,7 @@ pub mod trainer;
 pub mod weights;
 
 pub use candle_core;
-pub use config::{DataConfig, FileData, RunConfig, StoredData, TrainingConfig};
+pub use config::TrainingConfig;
 pub use device::DeviceSpec;
 pub use error::EngineError;
 pub use events::TrainEvent;

@@ -41,7 +41,7 @@ pub async fn app_info(state: State<'_, Arc<DesktopState>>) -> CommandResult<AppI
                 .filter(|id| {
                     app.store()
                         .run(*id)
-                        .is_ok_and(|r| r.status == hone_store::RunStatus::Interrupted)
+                        .is_ok_and(|r| r.status == hone_app::types::RunStatus::Interrupted)
                 })
                 .collect(),
             datasets: app.store().datasets()?.len(),

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hone_app::preview::{preview_file, FilePreview};
+use hone_app::types::SourceSpec;
+use hone_app::types::{DatasetInfo, ExampleFilter, Label, SplitInfo, StoredExample};
 use hone_app::{ImportRequest, ImportSummary};
-use hone_data::SourceSpec;
-use hone_store::{DatasetInfo, ExampleFilter, Label, SplitInfo, StoredExample};
 use serde::{Deserialize, Serialize};
 use tauri::ipc::Channel;
 use tauri::State;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use hone_app::models::{
     check_folder, hub_model_page, search_hits, HubModelPage, KnownModel, ModelCheck, SearchHit,
 };
-use hone_engine::memory::FitSettings;
-use hone_hub::{DownloadEvent, DownloadOptions, Downloaded, SearchQuery};
+use hone_app::types::FitSettings;
+use hone_app::types::{DownloadEvent, DownloadOptions, Downloaded, SearchQuery};
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
@@ -145,7 +145,7 @@ pub async fn model_check(
 /// The result of an import.
 #[derive(Serialize)]
 pub struct ImportedModel {
-    pub model: hone_store::ModelRecord,
+    pub model: hone_app::types::ModelRecord,
     pub check: ModelCheck,
 }
 

@@ -1,14 +1,13 @@
 //! The playground and export: predictions of a finished run's model, and a copy of its
 //! exported folder where the user chose.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use hone_app::predict::Predictions;
-use hone_engine::EngineError;
 use tauri::State;
 
-use crate::error::{CommandError, CommandResult};
+use crate::error::CommandResult;
 use crate::state::DesktopState;
 
 /// Runs `texts` through run `run_id`'s model: classes with probabilities for a text
@@ -40,40 +39,5 @@ pub async fn export_run(
 ) -> CommandResult<PathBuf> {
     let dest = state.allowed(&dest)?;
     let state = state.inner().clone();
-    super::blocking(move || {
-        let (source, _) = state.app()?.run_model(run_id)?;
-        let name = name.trim();
-        if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
-            return Err(CommandError::new(
-                "invalid",
-                "the export needs a folder name without slashes",
-            ));
-        }
-        let target = dest.join(name);
-        if target.exists() {
-            return Err(CommandError::new(
-                "invalid",
-                format!("{} already exists; choose another name", target.display()),
-            ));
-        }
-        copy_folder(&source, &target)?;
-        Ok(target)
-    })
-    .await
-}
-
-/// Copies the files of `from` (not its checkpoints) into the new folder `to`, written as a
-/// whole like a checkpoint (`<to>.partial`, then a rename).
-fn copy_folder(from: &Path, to: &Path) -> CommandResult<()> {
-    hone_engine::checkpoint::write_dir_atomic(to, |tmp| {
-        let entries = std::fs::read_dir(from).map_err(|e| EngineError::io(from, e))?;
-        for entry in entries {
-            let path = entry.map_err(|e| EngineError::io(from, e))?.path();
-            if let (true, Some(name)) = (path.is_file(), path.file_name()) {
-                std::fs::copy(&path, tmp.join(name)).map_err(|e| EngineError::io(&path, e))?;
-            }
-        }
-        Ok(())
-    })?;
-    Ok(())
+    super::blocking(move || Ok(state.app()?.export_run_model(run_id, &dest, &name)?)).await
 }

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use hone_app::types::{ArtifactRecord, EvaluationRecord, MetricRow, RunRecord};
 use hone_app::RunComparison;
-use hone_store::{ArtifactRecord, EvaluationRecord, MetricRow, RunRecord};
 use serde::Serialize;
 use tauri::State;
 

@@ -5,8 +5,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hone_app::types::TrainEvent;
 use hone_app::{spawn, JobHandle};
-use hone_engine::{DataConfig, RunConfig, TrainEvent};
+use hone_app::{DataConfig, RunConfig};
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
@@ -145,7 +146,7 @@ fn follow(state: Arc<DesktopState>, job: JobHandle, channel: Channel<RunMessage>
         }
         let ended = match job.join() {
             Ok(outcome) => {
-                if outcome.status == hone_store::RunStatus::Completed {
+                if outcome.status == hone_app::types::RunStatus::Completed {
                     if let Ok(mut app) = state.app() {
                         let _ = app.clean_checkpoints(run_id);
                     }

@@ -1,0 +1,325 @@
+//! A whole run's configuration — model, data (files or a stored dataset), task, training
+//! options, output folder — as the command line, the TOML file, the desktop's form and the
+//! database hold it, and reading a run's files into training data.
+
+use std::path::{Path, PathBuf};
+
+use hone_data::{
+    read_examples, read_tagged, ColumnSpec, Example, FileFormat, LabelSet, TagColumns,
+};
+use hone_engine::job::{hold_out, tagged_data, TrainingData};
+use hone_engine::models::Task;
+use hone_engine::TrainingConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::AppError;
+
+/// Training examples from files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileData {
+    /// Training file (CSV, TSV, JSON(L), Parquet or lines).
+    pub train: PathBuf,
+    /// Validation file; without one, a seeded stratified share of `train` is held out.
+    pub valid: Option<PathBuf>,
+    /// File format when the extension does not tell.
+    pub format: Option<FileFormat>,
+    /// Column with the text to classify (token classification: the field holding the words
+    /// array of a JSON lines file; CoNLL files have their words in the first column).
+    pub text_column: String,
+    /// Column with the second text of sentence pairs.
+    pub text_pair_column: Option<String>,
+    /// Column with the class label (token classification: the field holding the tags array).
+    pub label_column: String,
+    /// Share of `train` held out for validation when there is no `valid` file.
+    pub valid_fraction: f64,
+}
+
+impl FileData {
+    /// The columns to read, labels included.
+    pub fn columns(&self) -> ColumnSpec {
+        ColumnSpec {
+            text: self.text_column.clone(),
+            text_pair: self.text_pair_column.clone(),
+            label: Some(self.label_column.clone()),
+        }
+    }
+}
+
+/// Training examples from a dataset stored in Hone's database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredData {
+    /// The dataset's name (`hone data list`).
+    pub dataset: String,
+    /// A stored split of it (its train and validation parts are used); without one, a seeded
+    /// stratified share of the labeled examples is held out.
+    pub split: Option<String>,
+    /// Share held out for validation when there is no split.
+    pub valid_fraction: f64,
+}
+
+/// Where a run's examples come from: files, or a stored dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawData", into = "RawData")]
+pub enum DataConfig {
+    Files(FileData),
+    Stored(StoredData),
+}
+
+/// The `[data]` table as written: either `train` (+ columns) or `dataset`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    train: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    valid: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<FileFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text_column: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text_pair_column: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label_column: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dataset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    split: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    valid_fraction: Option<f64>,
+}
+
+impl TryFrom<RawData> for DataConfig {
+    type Error = String;
+
+    fn try_from(r: RawData) -> Result<Self, String> {
+        let valid_fraction = r.valid_fraction.unwrap_or(0.1);
+        match (r.train, r.dataset) {
+            (Some(train), None) => {
+                if r.split.is_some() {
+                    return Err(
+                        "`split` belongs to a stored `dataset`, not to `train` files".into(),
+                    );
+                }
+                let missing = |what: &str| format!("data from files needs `{what}`");
+                Ok(DataConfig::Files(FileData {
+                    train,
+                    valid: r.valid,
+                    format: r.format,
+                    text_column: r.text_column.ok_or_else(|| missing("text_column"))?,
+                    text_pair_column: r.text_pair_column,
+                    label_column: r.label_column.ok_or_else(|| missing("label_column"))?,
+                    valid_fraction,
+                }))
+            }
+            (None, Some(dataset)) => {
+                if r.valid.is_some()
+                    || r.text_column.is_some()
+                    || r.label_column.is_some()
+                    || r.format.is_some()
+                {
+                    return Err("a stored `dataset` already knows its columns; drop `valid`, `format` and the `*_column` keys".into());
+                }
+                Ok(DataConfig::Stored(StoredData {
+                    dataset,
+                    split: r.split,
+                    valid_fraction,
+                }))
+            }
+            (Some(_), Some(_)) => {
+                Err("set either `train` (files) or `dataset` (stored), not both".into())
+            }
+            (None, None) => Err("set `train` (a file) or `dataset` (a stored dataset)".into()),
+        }
+    }
+}
+
+impl From<DataConfig> for RawData {
+    fn from(d: DataConfig) -> Self {
+        match d {
+            DataConfig::Files(f) => RawData {
+                train: Some(f.train),
+                valid: f.valid,
+                format: f.format,
+                text_column: Some(f.text_column),
+                text_pair_column: f.text_pair_column,
+                label_column: Some(f.label_column),
+                valid_fraction: Some(f.valid_fraction),
+                ..Default::default()
+            },
+            DataConfig::Stored(s) => RawData {
+                dataset: Some(s.dataset),
+                split: s.split,
+                valid_fraction: Some(s.valid_fraction),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl DataConfig {
+    /// Share held out for validation when there is no validation file or split.
+    pub fn valid_fraction(&self) -> f64 {
+        match self {
+            DataConfig::Files(f) => f.valid_fraction,
+            DataConfig::Stored(s) => s.valid_fraction,
+        }
+    }
+}
+
+/// A whole fine-tuning run: model, data, options and where the result goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// What the model learns to do (sequence classification unless set).
+    #[serde(default)]
+    pub task: Task,
+    /// The pretrained model folder.
+    pub model: PathBuf,
+    pub data: DataConfig,
+    #[serde(default)]
+    pub training: TrainingConfig,
+    /// Folder receiving the exported model of the best checkpoint; runs recorded in Hone's
+    /// database default to a `model` folder in the run's own folder.
+    #[serde(default)]
+    pub out: Option<PathBuf>,
+}
+
+impl RunConfig {
+    /// Reads a run configuration from a TOML file.
+    pub fn from_toml_file(path: &Path) -> Result<Self, AppError> {
+        let text = std::fs::read_to_string(path).map_err(|e| AppError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        toml::from_str(&text)
+            .map_err(|e| AppError::Invalid(format!("{}: {}", path.display(), e.message())))
+    }
+}
+
+/// Reads a run's files: the label set from the training file, the validation file checked
+/// against it, or a held-out share when there is none.
+pub fn load_files(files: &FileData, task: Task, seed: u64) -> Result<TrainingData, AppError> {
+    if task == Task::TokenClassification {
+        return load_tagged_files(files, seed);
+    }
+    let columns = files.columns();
+    let mut notices = Vec::new();
+    let mut read = |path: &Path| -> Result<Vec<Example>, AppError> {
+        let file = read_examples(path, files.format, &columns)?;
+        notices.extend(file.warnings);
+        Ok(file.examples)
+    };
+    let all_train = read(&files.train)?;
+    let labels = LabelSet::from_examples(&all_train)?;
+    let ids = labels.ids_for(&files.train, &all_train)?;
+    let (train, valid) = match &files.valid {
+        Some(valid_file) => {
+            let valid = read(valid_file)?;
+            labels.ids_for(valid_file, &valid)?;
+            (all_train, valid)
+        }
+        None => hold_out(all_train, &ids, files.valid_fraction, seed),
+    };
+    Ok(TrainingData {
+        task,
+        labels,
+        train,
+        valid,
+        notices,
+    })
+}
+
+fn load_tagged_files(files: &FileData, seed: u64) -> Result<TrainingData, AppError> {
+    let columns = TagColumns {
+        tokens: files.text_column.clone(),
+        tags: files.label_column.clone(),
+    };
+    let mut notices = Vec::new();
+    let mut read = |path: &Path| -> Result<Vec<Example>, AppError> {
+        let file = read_tagged(path, files.format, &columns)?;
+        notices.extend(file.warnings);
+        notices.push(format!(
+            "{}: {} sentences, tags in {} (trained as IOB2)",
+            path.display(),
+            file.sentences.len(),
+            file.scheme
+        ));
+        Ok(file.sentences.into_iter().map(Example::from).collect())
+    };
+    let train = read(&files.train)?;
+    let valid = files.valid.as_deref().map(&mut read).transpose()?;
+    Ok(tagged_data(
+        train,
+        valid,
+        files.valid_fraction,
+        seed,
+        notices,
+    ))
+}
+
+/// Keeps the run configuration beside the exported model (`hone_run.json`).
+pub fn save_run_config(config: &RunConfig, out: &Path) -> Result<(), AppError> {
+    let json = serde_json::to_string_pretty(config)
+        .map_err(|e| AppError::Invalid(format!("the run configuration cannot be written: {e}")))?;
+    Ok(hone_engine::checkpoint::write_atomic(
+        &out.join("hone_run.json"),
+        json.as_bytes(),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trip_with_defaults() {
+        let text = r#"
+            model = "models/minilm"
+            out = "out"
+            [data]
+            train = "train.tsv"
+            text_column = "sentence"
+            label_column = "label"
+            [training]
+            epochs = 1
+            lr = 3e-5
+            layer_lr_decay = 0.9
+            device = "cpu"
+        "#;
+        let cfg: RunConfig = toml::from_str(text).unwrap();
+        assert_eq!(cfg.training.epochs, 1);
+        assert_eq!(cfg.training.batch_size, 16);
+        assert_eq!(cfg.training.layer_lr_decay, Some(0.9));
+        let DataConfig::Files(files) = &cfg.data else {
+            panic!("files expected")
+        };
+        assert_eq!(files.columns().text, "sentence");
+        assert_eq!(cfg.data.valid_fraction(), 0.1);
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert_eq!(serde_json::from_str::<RunConfig>(&json).unwrap(), cfg);
+    }
+
+    #[test]
+    fn a_stored_dataset_and_clear_errors_for_mixed_sources() {
+        let cfg: RunConfig = toml::from_str(
+            "model = \"m\"\nout = \"o\"\n[data]\ndataset = \"sst2\"\nsplit = \"default\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.data,
+            DataConfig::Stored(StoredData {
+                dataset: "sst2".into(),
+                split: Some("default".into()),
+                valid_fraction: 0.1
+            })
+        );
+        let json = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(serde_json::from_value::<RunConfig>(json).unwrap(), cfg);
+        let err = toml::from_str::<RunConfig>(
+            "model = \"m\"\nout = \"o\"\n[data]\ndataset = \"a\"\ntrain = \"t.tsv\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not both"), "{err}");
+    }
+}

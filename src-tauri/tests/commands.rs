@@ -385,7 +385,11 @@ fn the_whole_workflow_through_the_commands() {
         "predict",
         json!({"runId": id, "texts": ["a gorgeous film", "", "a dull mess"]}),
     );
-    assert_eq!(predictions.as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        predictions["task"], "sequence-classification",
+        "{predictions}"
+    );
+    assert_eq!(predictions["predictions"].as_array().map(Vec::len), Some(2));
     let refused = w
         .call(
             "export_run",

@@ -165,6 +165,22 @@ fn download_then_train_from_the_cache_by_repo_id() {
     let out = train(hone_hub(&hub, home.path()).arg("--db").arg(&db));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(runs.path().join("model/model.safetensors").is_file());
+    // The export names its base model by repo id, not by the cache folder it was read from,
+    // and its weights are as readable as its other files.
+    let card = std::fs::read_to_string(runs.path().join("model/README.md")).expect("card");
+    assert!(card.contains("base_model: hone-test/tiny-bert\n"), "{card}");
+    assert!(!card.contains("snapshots"), "{card}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |name: &str| {
+            std::fs::metadata(runs.path().join("model").join(name))
+                .expect("exported file")
+                .permissions()
+                .mode()
+        };
+        assert_eq!(mode("model.safetensors"), mode("config.json"));
+    }
 
     // The run's model is recorded as the Hub repo it came from.
     let list = run(hone_hub(&hub, home.path())

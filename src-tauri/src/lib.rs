@@ -118,8 +118,29 @@ fn ask_before_quitting<R: Runtime>(app: &AppHandle<R>) -> bool {
     true
 }
 
+/// Why no window can open here, when that is known before trying: on Linux and the BSDs a
+/// window needs an X11 or Wayland display (without one GTK aborts with a backtrace).
+pub fn missing_display() -> Option<&'static str> {
+    let unix_desktop = cfg!(any(
+        target_os = "linux",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd"
+    ));
+    let has = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    (unix_desktop && !has("DISPLAY") && !has("WAYLAND_DISPLAY")).then_some(
+        "Hone's window needs a display, and neither DISPLAY nor WAYLAND_DISPLAY is set. Start it \
+         from a desktop session (over SSH: ssh -X, or run it on the machine's own screen); the \
+         `hone` command line works without one.",
+    )
+}
+
 /// Opens the window and runs until it is closed.
 pub fn run() {
+    if let Some(why) = missing_display() {
+        eprintln!("error: {why}");
+        std::process::exit(1);
+    }
     // The speed estimates need this machine's matrix rate: measured once the window has
     // settled (WebKit's start would slow the measurement), unless a fit check asks first.
     std::thread::spawn(|| {

@@ -520,8 +520,27 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.attr_until("#train-task", "data-task", long, |v| v == "token")
         .await;
     ui.set_field("epochs", "2").await;
+    // Unusable values block Start and say why beside the field; fixing them unblocks it.
+    ui.set_field("batch_size", "0").await;
+    ui.set_field("lr", "abc").await;
+    let blocked = ui
+        .until_text("[data-testid='start-blocked']", long, |t| {
+            t.contains("Batch size") && t.contains("Learning rate")
+        })
+        .await;
+    assert!(blocked.contains("first"), "{blocked}");
+    let lr_field = ui.text_of("label[data-field='lr']").await;
+    assert!(lr_field.contains("\"abc\" is not a number"), "{lr_field}");
+    assert!(
+        !ui.css("#start").await.is_enabled().await.expect("enabled?"),
+        "Start stays disabled while a field is invalid"
+    );
     ui.set_field("batch_size", "4").await;
+    ui.set_field("lr", "2").await;
+    ui.until_text("label[data-field='lr']", long, |t| t.contains("diverge"))
+        .await;
     ui.set_field("lr", "0.001").await;
+    ui.gone("[data-testid='start-blocked']").await;
     ui.until_text("[data-testid='fit']", long, |t| t.contains("for 2 epoch"))
         .await;
     ui.click("#start").await;
@@ -563,6 +582,22 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         "{card}"
     );
     ui.shot("15-ner-playground").await;
+
+    // Deleting from the window, asked once more in place: a run, then a dataset.
+    ui.page("runs").await;
+    ui.click("tr[data-run='2'] a").await;
+    ui.click("#delete-run").await;
+    ui.click("#delete-run-confirm").await;
+    ui.gone("tr[data-run='2']").await;
+    assert!(
+        ui.text_of("[data-testid='runs']").await.contains('3'),
+        "the other runs stay"
+    );
+    ui.page("datasets").await;
+    ui.click("tr[data-dataset='ner']").await;
+    ui.click("#delete-dataset").await;
+    ui.click("#delete-dataset-confirm").await;
+    ui.gone("tr[data-dataset='ner']").await;
 
     ui.client.close().await.ok();
 

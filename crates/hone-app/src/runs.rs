@@ -373,8 +373,11 @@ impl App {
         let run_dir = PathBuf::from(&run.run_dir);
         let out = config.out.clone().unwrap_or_else(|| run_dir.join("model"));
         let work_dir = run_dir.join("checkpoints");
+        let base_model = crate::models::hub_origin(&config.model)
+            .map_or_else(|| config.model.display().to_string(), |(repo, _)| repo);
         let paths = RunPaths {
             model: &config.model,
+            base_model: &base_model,
             out: &out,
             work_dir: &work_dir,
         };

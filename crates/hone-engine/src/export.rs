@@ -166,6 +166,13 @@ pub fn export_model(
         message: e.to_string(),
     })?;
     write_atomic(&out.join("config.json"), text.as_bytes())?;
+    // The safetensors writer creates its file private (0600, a temp file renamed); the export
+    // is meant to be shared like its other files, so it gets config.json's permissions.
+    let weights = out.join("model.safetensors");
+    let shared = std::fs::metadata(out.join("config.json"))
+        .map_err(|e| EngineError::io(out, e))?
+        .permissions();
+    std::fs::set_permissions(&weights, shared).map_err(|e| EngineError::io(&weights, e))?;
     let mut has_json = false;
     for name in model.spec().descriptor().tokenizer_files {
         let from = source.join(name);

@@ -163,6 +163,9 @@ pub fn encode_tagged(
 pub struct RunPaths<'a> {
     /// The pretrained model folder.
     pub model: &'a Path,
+    /// What the model card calls the pretrained model: its Hub repo id when it came from the
+    /// Hub, else its folder.
+    pub base_model: &'a str,
     /// Folder receiving the exported model of the best checkpoint.
     pub out: &'a Path,
     /// Folder of the `best` and `last` checkpoints.
@@ -270,7 +273,6 @@ pub fn fine_tune_data(
             message: "stopped before the first validation: exporting the current weights".into(),
         });
     }
-    let base = paths.model.display().to_string();
     export_model(
         &model,
         labels.names(),
@@ -278,7 +280,7 @@ pub fn fine_tune_data(
         &tokenizer,
         paths.out,
         &ModelCard {
-            base_model: &base,
+            base_model: paths.base_model,
             train_examples: train.len() as u64,
             valid_examples: valid.len() as u64,
             best_step: summary.best.as_ref().map(|(s, _)| *s),

@@ -3,6 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, DatasetInfo, errorText, FilePreview, SourceSpec, StoredExample } from "../api";
 import type { Nav } from "../main";
+import { ConfirmButton } from "../confirm";
 
 export function LabelBars(props: { counts: Record<string, number> }) {
   const entries = Object.entries(props.counts);
@@ -127,7 +128,7 @@ export function DatasetsPage(props: { nav: Nav }) {
               <thead><tr><th>Dataset</th><th class="num">Rows</th><th class="num">Labeled</th></tr></thead>
               <tbody>
                 {datasets.map((d) => (
-                  <tr class={d.name === selected ? "selected" : ""} tabIndex={0} onClick={() => setSelected(d.name)} onKeyDown={(e) => e.key === "Enter" && setSelected(d.name)}>
+                  <tr class={d.name === selected ? "selected" : ""} data-dataset={d.name} tabIndex={0} onClick={() => setSelected(d.name)} onKeyDown={(e) => e.key === "Enter" && setSelected(d.name)}>
                     <td>{d.name}</td><td class="num">{d.rows}</td><td class="num">{d.labeled}</td>
                   </tr>
                 ))}
@@ -144,6 +145,9 @@ export function DatasetsPage(props: { nav: Nav }) {
                   {current.task === "token_classification" ? "Tag entities" : `Label (${current.rows - current.labeled} unlabeled)`}
                 </button>
                 <button onClick={() => props.nav("train", { dataset: current.name })}>Train on it</button>
+                <ConfirmButton id="delete-dataset" label="Delete dataset" confirm="Delete"
+                  question={`Delete “${current.name}” with its ${current.rows} examples and labels? Runs trained on it stay.`}
+                  onConfirm={async () => { await api.datasetDelete(current.name); setSelected(null); await refresh(); }} />
               </div>
               <div class="row small">
                 Split: validation <input type="number" step="0.05" min="0" max="0.9" value={split.valid} onChange={(e) => setSplit({ ...split, valid: Number((e.target as HTMLInputElement).value) })} />

@@ -6,6 +6,7 @@ import { api, duration, errorText, MetricRow, RunDetail, RunRecord } from "../ap
 import { Chart, Series } from "../chart";
 import type { Nav } from "../main";
 import { resumeRun } from "./train";
+import { ConfirmButton } from "../confirm";
 import { isEntityReport, summary, validationSeries } from "../report";
 
 function seconds(r: RunRecord): number | null {
@@ -34,7 +35,7 @@ function curves(rows: MetricRow[], name: string, label: string): Series {
   return { label, x: picked.map((m) => m.step), y: picked.map((m) => m.value) };
 }
 
-function RunPage(props: { id: number; nav: Nav; onChanged: () => void }) {
+function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted: () => void }) {
   const [d, setD] = useState<RunDetail | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => { api.runShow(props.id).then(setD).catch((e) => setError(errorText(e))); }, [props.id]);
@@ -65,6 +66,10 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void }) {
       <div class="row">
         {["interrupted", "cancelled", "failed"].includes(d.run.status) && <button onClick={resume}>Resume</button>}
         {d.run.status === "completed" && <button onClick={() => props.nav("playground", d.run.id)}>Playground & export</button>}
+        <ConfirmButton id="delete-run" label="Delete run" confirm="Delete"
+          question={`Delete run ${d.run.id} with its curves, checkpoints and the model in its folder?`}
+          disabled={d.live || d.run.status === "running"} title={d.live ? "Cancel the run first" : undefined}
+          onConfirm={async () => { await api.runDelete(d.run.id); props.onDeleted(); }} />
       </div>
       <div class="grid2">
         <Chart title="Training loss" series={[curves(d.metrics, "loss", "loss")]} />
@@ -216,7 +221,7 @@ export function RunsPage(props: { open: number | null; nav: Nav }) {
               ))}
             </tbody>
           </table>
-          {compared.length >= 2 ? <Compare runs={compared} /> : open != null && <RunPage id={open} nav={props.nav} onChanged={refresh} />}
+          {compared.length >= 2 ? <Compare runs={compared} /> : open != null && <RunPage id={open} nav={props.nav} onChanged={refresh} onDeleted={() => { setOpen(null); refresh(); }} />}
         </>
       )}
     </section>

@@ -23,26 +23,35 @@ const PRESETS: Record<string, { label: string; help: string; values: Training }>
   },
 };
 
-type Field = { key: string; label: string; help: string; kind: "int" | "float" | "bool" | "select" | "optfloat" | "optint"; options?: string[] };
+type Field = {
+  key: string; label: string; help: string; kind: "int" | "float" | "bool" | "select" | "optfloat" | "optint"; options?: string[];
+  /** Smallest and largest usable values (numbers); outside them Start stays disabled. */
+  min?: number; max?: number; below?: number;
+  /** A usable but implausible value: shown next to the field, Start stays enabled. */
+  warn?: (n: number) => string | null;
+};
 const FIELDS: Field[] = [
-  { key: "epochs", label: "Epochs", help: "Passes over the training data.", kind: "int" },
-  { key: "batch_size", label: "Batch size", help: "Examples per step; more uses more memory.", kind: "int" },
-  { key: "max_length", label: "Max tokens", help: "Longer texts are truncated; memory grows with it.", kind: "int" },
-  { key: "lr", label: "Learning rate", help: "Peak rate; 2e-5 to 5e-5 suits most encoders.", kind: "float" },
+  { key: "epochs", label: "Epochs", help: "Passes over the training data.", kind: "int", min: 1 },
+  { key: "batch_size", label: "Batch size", help: "Examples per step; more uses more memory.", kind: "int", min: 1 },
+  { key: "max_length", label: "Max tokens", help: "Longer texts are truncated; memory grows with it.", kind: "int", min: 2 },
+  {
+    key: "lr", label: "Learning rate", help: "Peak rate; 2e-5 to 5e-5 suits most encoders.", kind: "float",
+    warn: (n) => n === 0 ? "A rate of 0 leaves the model as it is." : n >= 1 ? "Far above the usual 1e-5 to 1e-4: training will likely diverge." : n > 1e-2 ? "Unusually high for fine-tuning (usual: 1e-5 to 1e-4)." : null,
+  },
   { key: "schedule", label: "Schedule", help: "How the rate falls after warmup.", kind: "select", options: ["linear", "cosine", "constant"] },
-  { key: "warmup_ratio", label: "Warmup share", help: "Share of steps spent ramping the rate up.", kind: "float" },
+  { key: "warmup_ratio", label: "Warmup share", help: "Share of steps spent ramping the rate up.", kind: "float", max: 1 },
   { key: "weight_decay", label: "Weight decay", help: "Decoupled decay, never on biases and norms.", kind: "float" },
   { key: "clip_norm", label: "Gradient clip", help: "Global norm limit; empty turns it off.", kind: "optfloat" },
-  { key: "grad_accum", label: "Accumulation", help: "Batches summed per step (a larger batch in the same memory).", kind: "int" },
+  { key: "grad_accum", label: "Accumulation", help: "Batches summed per step (a larger batch in the same memory).", kind: "int", min: 1 },
   { key: "seed", label: "Seed", help: "Same seed, same run.", kind: "int" },
   { key: "eval_every", label: "Validate every", help: "Steps between validations; empty = each epoch.", kind: "optint" },
   { key: "early_stopping_patience", label: "Early stopping", help: "Stop after this many validations without improvement; empty = never.", kind: "optint" },
   { key: "early_stopping_metric", label: "Best by", help: "The metric that picks the exported checkpoint.", kind: "select", options: ["macro_f1", "accuracy", "loss", "macro_precision", "macro_recall"] },
   { key: "freeze_embeddings", label: "Freeze embeddings", help: "Leave the token tables as pretrained; less memory.", kind: "bool" },
   { key: "freeze_layers", label: "Freeze layers", help: "Leave the lowest N layers as pretrained.", kind: "int" },
-  { key: "layer_lr_decay", label: "Layer LR decay", help: "Lower layers learn slower by this factor per layer; empty = off.", kind: "optfloat" },
+  { key: "layer_lr_decay", label: "Layer LR decay", help: "Lower layers learn slower by this factor per layer; empty = off.", kind: "optfloat", max: 1 },
   { key: "head_warmup_epochs", label: "Head-only epochs", help: "Train only the new head first.", kind: "int" },
-  { key: "dropout", label: "Dropout", help: "Override the model's dropout; empty = the model's.", kind: "optfloat" },
+  { key: "dropout", label: "Dropout", help: "Override the model's dropout; empty = the model's.", kind: "optfloat", below: 1 },
   { key: "device", label: "Device", help: "cpu, auto, cuda or metal (when built with them).", kind: "select", options: ["cpu", "auto", "cuda", "metal"] },
 ];
 
@@ -140,29 +149,41 @@ export function LiveView(props: { live: Live; onCancel: () => void; nav: Nav }) 
   );
 }
 
+/** What is wrong with the text typed into a number field, or null when it can be used. */
+export function numberProblem(f: Pick<Field, "kind" | "min" | "max" | "below">, raw: string): string | null {
+  const t = raw.trim();
+  if (t === "") return f.kind.startsWith("opt") ? null : "Enter a number.";
+  const n = Number(t);
+  if (!isFinite(n)) return `"${t}" is not a number.`;
+  if (f.kind.endsWith("int") && !Number.isInteger(n)) return "Enter a whole number.";
+  const min = f.min ?? 0;
+  if (n < min) return min === 0 ? "Must not be negative." : `Must be at least ${min}.`;
+  if (f.max != null && n > f.max) return `Must be at most ${f.max}.`;
+  if (f.below != null && n >= f.below) return `Must be below ${f.below}.`;
+  return null;
+}
+
 /** A number field that keeps what is typed until it is a valid number (empty means "off" for
- * optional settings); invalid text is marked and not applied. */
-function NumberInput(props: { value: number | null; optional: boolean; integer: boolean; onCommit: (n: number | null) => void }) {
+ * optional settings); invalid text is marked, reported through `onProblem` and not applied. */
+function NumberInput(props: { field: Field; value: number | null; onCommit: (n: number | null) => void; onProblem: (p: string | null) => void }) {
   const [text, setText] = useState(props.value == null ? "" : String(props.value));
   const [focused, setFocused] = useState(false);
-  useEffect(() => { if (!focused) setText(props.value == null ? "" : String(props.value)); }, [props.value, focused]);
-  const parse = (raw: string): number | null | undefined => {
-    const t = raw.trim();
-    if (t === "") return props.optional ? null : undefined;
-    const n = Number(t);
-    if (!isFinite(n) || n < 0 || (props.integer && !Number.isInteger(n))) return undefined;
-    return n;
-  };
-  const valid = parse(text) !== undefined;
+  useEffect(() => {
+    if (focused) return;
+    setText(props.value == null ? "" : String(props.value));
+    props.onProblem(null);
+  }, [props.value, focused]);
+  const problem = numberProblem(props.field, text);
   return (
-    <input value={text} inputMode="decimal" class={valid ? "" : "invalid"} aria-invalid={!valid}
+    <input value={text} inputMode="decimal" class={problem ? "invalid" : ""} aria-invalid={!!problem}
       onFocus={() => setFocused(true)}
-      onBlur={() => setFocused(false)}
+      onBlur={() => { setFocused(false); }}
       onInput={(e) => {
         const raw = (e.target as HTMLInputElement).value;
         setText(raw);
-        const n = parse(raw);
-        if (n !== undefined) props.onCommit(n);
+        const p = numberProblem(props.field, raw);
+        props.onProblem(p);
+        if (!p) props.onCommit(raw.trim() === "" ? null : Number(raw.trim()));
       }} />
   );
 }
@@ -177,6 +198,8 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const [name, setName] = useState("");
   const [check, setCheck] = useState<ModelCheck | null>(null);
   const [error, setError] = useState<string | null>(null);
+  // Fields whose typed text cannot be used, with why: Start waits until there are none.
+  const [problems, setProblems] = useState<Record<string, string>>({});
   const live = useLive();
 
   useEffect(() => {
@@ -202,11 +225,22 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
     ) : f.kind === "select" ? (
       <select value={v} onChange={(e) => set(f.key, (e.target as HTMLSelectElement).value)}>{f.options!.map((o) => <option value={o}>{o}</option>)}</select>
     ) : (
-      <NumberInput value={v} optional={f.kind.startsWith("opt")} integer={f.kind.endsWith("int")} onCommit={(n) => set(f.key, n)} />
+      <NumberInput field={f} value={v} onCommit={(n) => set(f.key, n)}
+        onProblem={(p) => setProblems((all) => {
+          if ((all[f.key] ?? null) === p) return all;
+          const next = { ...all };
+          if (p) next[f.key] = p; else delete next[f.key];
+          return next;
+        })} />
     );
+    const problem = problems[f.key];
+    const warning = !problem && typeof v === "number" ? f.warn?.(v) : null;
     return (
       <label class="field" data-field={f.key}>
-        <span>{f.label}</span>{input}<small class="muted">{f.help}</small>
+        <span>{f.label}</span>{input}
+        {problem ? <small class="field-error" role="alert">{problem}</small>
+          : warning ? <small class="field-warn">{warning}</small>
+          : <small class="muted">{f.help}</small>}
       </label>
     );
   };
@@ -214,6 +248,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const start = async () => {
     setError(null);
     if (!model || !dataset) { setError("Choose a model and a dataset first."); return; }
+    if (Object.keys(problems).length > 0) { setError("Some settings cannot be used yet; they are marked in red."); return; }
     const config = { model, data: { dataset, ...(split ? { split } : {}) }, training };
     try {
       const id = await api.trainStart(config, name || null, onRunMessage);
@@ -266,7 +301,14 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       <div class="fields">{FIELDS.map(field)}</div>
       {check && !check.trainable && <div class="error">{check.problems.join("; ")}</div>}
       {check && <FitTable fit={check.fit} plan={{ examples: trainExamples, epochs: Math.max(1, Number(training.epochs) || 1) }} />}
-      <button id="start" class="primary" onClick={start} disabled={!model || !dataset}>Start training</button>
+      <div class="row">
+        <button id="start" class="primary" onClick={start} disabled={!model || !dataset || Object.keys(problems).length > 0}>Start training</button>
+        {Object.keys(problems).length > 0 && (
+          <span class="field-error" data-testid="start-blocked">
+            Fix {Object.keys(problems).map((k) => FIELDS.find((f) => f.key === k)?.label ?? k).join(", ")} first.
+          </span>
+        )}
+      </div>
     </section>
   );
 }

@@ -118,6 +118,10 @@ pub struct TrainArgs {
     /// Also write the resumable checkpoint every N steps (it is written every epoch anyway).
     #[arg(long, value_name = "N", help_heading = "Training")]
     checkpoint_every: Option<u64>,
+    /// Also write it every M minutes, so a crash costs at most that; 0 turns this off
+    /// [default: 5].
+    #[arg(long, value_name = "M", help_heading = "Training")]
+    checkpoint_minutes: Option<f64>,
     /// Share held out for validation when there is no --valid file or --split [default: 0.1].
     #[arg(long, help_heading = "Training")]
     valid_fraction: Option<f64>,
@@ -300,6 +304,9 @@ impl TrainArgs {
         }
         if self.checkpoint_every.is_some() {
             t.checkpoint_every = self.checkpoint_every;
+        }
+        if let Some(m) = self.checkpoint_minutes {
+            t.checkpoint_minutes = (m != 0.0).then_some(m);
         }
         if self.early_stopping_patience.is_some() {
             t.early_stopping_patience = self.early_stopping_patience;

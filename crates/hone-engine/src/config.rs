@@ -63,6 +63,9 @@ pub struct TrainingConfig {
     /// Also write the resumable `last` checkpoint every N optimizer steps (it is always written
     /// at the end of each epoch and on cancel).
     pub checkpoint_every: Option<u64>,
+    /// Also write it when this many minutes passed since the last one (default 5), so a crash
+    /// inside a long epoch costs at most that; `None` writes it only by steps and epochs.
+    pub checkpoint_minutes: Option<f64>,
     /// Stop after this many evaluations without improvement; `None` never stops early.
     pub early_stopping_patience: Option<u32>,
     /// The metric that picks the best checkpoint and drives early stopping.
@@ -107,6 +110,7 @@ impl Default for TrainingConfig {
             seed: 42,
             eval_every: None,
             checkpoint_every: None,
+            checkpoint_minutes: Some(5.0),
             early_stopping_patience: None,
             early_stopping_metric: Metric::MacroF1,
             early_stopping_min_delta: 0.0,
@@ -177,6 +181,13 @@ impl TrainingConfig {
         }
         if self.checkpoint_every == Some(0) {
             return bad("checkpoint-every must be at least 1 step".into());
+        }
+        if let Some(m) = self.checkpoint_minutes {
+            if !(m.is_finite() && m > 0.0) {
+                return bad(format!(
+                    "checkpoint minutes must be a positive number (or off), got {m}"
+                ));
+            }
         }
         if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
             return bad("Adam betas must be in [0, 1)".into());

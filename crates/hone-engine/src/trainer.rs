@@ -102,6 +102,8 @@ impl Trainer<'_> {
         let batcher = Batcher::new(model.spec().encoder.pad_token_id);
         let per_step = cfg.batch_size * cfg.grad_accum as usize;
         let started = Instant::now();
+        // When the resumable checkpoint was last written (time-based checkpoints count from it).
+        let mut last_saved = Instant::now();
         let mut progress = Progress {
             step: 0,
             best: None,
@@ -203,12 +205,16 @@ impl Trainer<'_> {
                     status = RunStatus::EarlyStopped;
                     break 'epochs;
                 }
-                if cfg
+                let by_steps = cfg
                     .checkpoint_every
-                    .is_some_and(|n| progress.step.is_multiple_of(n))
-                {
+                    .is_some_and(|n| progress.step.is_multiple_of(n));
+                let by_time = cfg
+                    .checkpoint_minutes
+                    .is_some_and(|m| last_saved.elapsed().as_secs_f64() >= m * 60.0);
+                if by_steps || by_time {
                     let consumed = ((chunk_index + 1) * per_step) as u64;
                     self.save_last(&optimizer, &progress, epoch, consumed, sink)?;
+                    last_saved = Instant::now();
                 }
             }
             if progress.last_eval_step != Some(progress.step)
@@ -219,6 +225,7 @@ impl Trainer<'_> {
                 break 'epochs;
             }
             self.save_last(&optimizer, &progress, epoch + 1, 0, sink)?;
+            last_saved = Instant::now();
         }
         apply_freezing(model, cfg, false);
         Ok(TrainSummary {

@@ -317,6 +317,52 @@ fn cancel_stops_before_the_next_step_and_saves_a_last_checkpoint() {
 }
 
 #[test]
+fn a_long_epoch_is_checkpointed_by_time() {
+    // A killed run must not restart from zero when it dies inside its first epoch: with the
+    // time-based checkpoint due at every step, every step writes the resumable checkpoint, in
+    // the middle of the epoch too; without it only the epoch ends do.
+    let dir = tiny_model("bert");
+    let data = sst2_fixture(&dir, 32);
+    let model = Model::load(&dir, Task::SequenceClassification, 2, None, &Device::Cpu, 0).unwrap();
+    let last_saves = |cfg: &TrainingConfig| {
+        let (result, events) = train(&model, cfg, &data, &AtomicBool::new(false));
+        result.unwrap();
+        events
+            .iter()
+            .filter_map(|e| match e {
+                TrainEvent::CheckpointSaved {
+                    kind: CheckpointKind::Last,
+                    step,
+                    ..
+                } => Some(*step),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let timed = TrainingConfig {
+        epochs: 1,
+        checkpoint_minutes: Some(1e-9),
+        ..small_config()
+    };
+    let steps = data.train.len().div_ceil(timed.batch_size) as u64;
+    assert!(steps >= 3, "the fixture needs a few steps per epoch");
+    let saves = last_saves(&timed);
+    assert!(saves.contains(&1), "{saves:?}");
+    assert_eq!(*saves.last().unwrap(), steps);
+    let untimed = TrainingConfig {
+        checkpoint_minutes: None,
+        ..timed
+    };
+    assert_eq!(last_saves(&untimed), vec![steps]);
+    assert!(TrainingConfig {
+        checkpoint_minutes: Some(0.0),
+        ..Default::default()
+    }
+    .validate()
+    .is_err());
+}
+
+#[test]
 fn early_stopping_ends_the_run_when_the_metric_stalls() {
     let dir = tiny_model("bert");
     let data = sst2_fixture(&dir, 32);

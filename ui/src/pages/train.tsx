@@ -11,7 +11,7 @@ type Training = Record<string, any>;
 
 const DEFAULTS: Training = {
   epochs: 3, batch_size: 16, max_length: 128, lr: 5e-5, schedule: "linear", warmup_ratio: 0.1, weight_decay: 0.01,
-  clip_norm: 1.0, grad_accum: 1, seed: 42, eval_every: null, early_stopping_patience: null, early_stopping_metric: "macro_f1",
+  clip_norm: 1.0, grad_accum: 1, seed: 42, eval_every: null, checkpoint_minutes: 5, early_stopping_patience: null, early_stopping_metric: "macro_f1",
   freeze_embeddings: false, freeze_layers: 0, layer_lr_decay: null, head_warmup_epochs: 0, dropout: null, device: "cpu",
 };
 
@@ -45,6 +45,7 @@ const FIELDS: Field[] = [
   { key: "grad_accum", label: "Accumulation", help: "Batches summed per step (a larger batch in the same memory).", kind: "int", min: 1 },
   { key: "seed", label: "Seed", help: "Same seed, same run.", kind: "int" },
   { key: "eval_every", label: "Validate every", help: "Steps between validations; empty = each epoch.", kind: "optint" },
+  { key: "checkpoint_minutes", label: "Checkpoint every (min)", help: "Save a resumable checkpoint this often, so a crash costs at most that; empty = each epoch only.", kind: "optfloat", below: 1e6 },
   { key: "early_stopping_patience", label: "Early stopping", help: "Stop after this many validations without improvement; empty = never.", kind: "optint" },
   { key: "early_stopping_metric", label: "Best by", help: "The metric that picks the exported checkpoint.", kind: "select", options: ["macro_f1", "accuracy", "loss", "macro_precision", "macro_recall"] },
   { key: "freeze_embeddings", label: "Freeze embeddings", help: "Leave the token tables as pretrained; less memory.", kind: "bool" },

@@ -88,13 +88,28 @@ fn import_split_train_list_show_and_compare() {
         assert_eq!(r["status"], "completed");
         assert_eq!(r["config"]["data"]["dataset"], "sst");
         assert!(r["final_metrics"]["best"]["accuracy"].is_number());
+        // The split has a test part: the best checkpoint is scored on it once, at the end.
+        assert!(r["final_metrics"]["test"]["accuracy"].is_number(), "{r}");
+        assert_eq!(r["final_metrics"]["test_examples"], split["test"]);
     }
+    let listed = stdout(&hone_db(&db, &["runs", "list"]));
+    assert!(listed.contains(" test "), "{listed}");
+    let shown_text = stdout(&hone_db(&db, &["runs", "show", "1"]));
+    assert!(
+        shown_text.contains("test, the run's score") && shown_text.contains("best validation"),
+        "{shown_text}"
+    );
     let shown = json(&hone_db(&db, &["runs", "show", "1", "--json"]));
     let evaluations = shown["evaluations"].as_array().unwrap();
     let with_predictions = evaluations
         .iter()
         .find(|e| e["predictions"].is_array())
         .expect("final predictions");
+    assert_eq!(
+        evaluations.iter().filter(|e| e["part"] == "test").count(),
+        1,
+        "one test evaluation: {evaluations:?}"
+    );
     assert_eq!(
         with_predictions["predictions"].as_array().unwrap().len(),
         split["validation"].as_u64().unwrap() as usize

@@ -55,6 +55,20 @@ fn best(run: &RunRecord) -> Option<Report> {
     serde_json::from_value(run.final_metrics.as_ref()?.get("best")?.clone()).ok()
 }
 
+/// A run's score: on the split's test part when it has one (scored once, after training),
+/// else the best validation; and which of the two it is.
+fn score(run: &RunRecord) -> Option<(Report, &'static str)> {
+    let tested = run
+        .final_metrics
+        .as_ref()?
+        .get("test")
+        .and_then(|t| serde_json::from_value(t.clone()).ok());
+    match tested {
+        Some(report) => Some((report, "test")),
+        None => best(run).map(|b| (b, "valid")),
+    }
+}
+
 fn model_name(run: &RunRecord) -> String {
     run.config
         .get("model")
@@ -104,18 +118,20 @@ pub fn run(cmd: RunsCommand, db: &Path) -> anyhow::Result<ExitCode> {
                 println!("no runs yet; start one with `hone train`");
             } else {
                 println!(
-                    "{:>5}  {:<11} {:<22} {:<22} {:>9} {:>9} {:>11}  created",
-                    "id", "status", "model", "data", "accuracy", "F1", "steps"
+                    "{:>5}  {:<11} {:<22} {:<22} {:>9} {:>9} {:<5} {:>11}  created",
+                    "id", "status", "model", "data", "accuracy", "F1", "on", "steps"
                 );
                 for r in runs {
+                    let score = score(&r);
                     println!(
-                        "{:>5}  {:<11} {:<22} {:<22} {:>9} {:>9} {:>11}  {}",
+                        "{:>5}  {:<11} {:<22} {:<22} {:>9} {:>9} {:<5} {:>11}  {}",
                         r.id,
                         r.status.as_str(),
                         model_name(&r),
                         data_name(&r),
-                        fmt(best(&r).map(|b| b.get(Metric::Accuracy))),
-                        fmt(best(&r).map(|b| b.get(Metric::MacroF1))),
+                        fmt(score.as_ref().map(|(b, _)| b.get(Metric::Accuracy))),
+                        fmt(score.as_ref().map(|(b, _)| b.get(Metric::MacroF1))),
+                        score.as_ref().map_or("", |(_, on)| on),
                         format!("{}/{}", r.step, r.total_steps.unwrap_or(0)),
                         r.created_at
                     );
@@ -163,7 +179,21 @@ pub fn run(cmd: RunsCommand, db: &Path) -> anyhow::Result<ExitCode> {
             if let Some(e) = &run.error {
                 println!("error: {e}");
             }
-            if let Some(last) = evaluations.last() {
+            if let Some(test) = evaluations.iter().rev().find(|e| e.part == "test") {
+                if let Ok(report) = serde_json::from_value::<Report>(test.report.clone()) {
+                    let n = run
+                        .final_metrics
+                        .as_ref()
+                        .and_then(|m| m.get("test_examples"))
+                        .and_then(|v| v.as_u64())
+                        .unwrap_or(0);
+                    println!(
+                        "\ntest, the run's score ({n} examples the best checkpoint never saw): {}",
+                        report_line(&report)
+                    );
+                }
+            }
+            if let Some(last) = evaluations.iter().rev().find(|e| e.part != "test") {
                 match serde_json::from_value::<Report>(last.report.clone()) {
                     Ok(report) => {
                         println!(

@@ -47,16 +47,38 @@ pub fn evaluate_file(
     file: &EvalFile,
     batch_size: usize,
 ) -> Result<Evaluation, AppError> {
-    match model {
-        FineTunedModel::Classes(p) => {
+    let (examples, notes) = match model {
+        FineTunedModel::Classes(_) => {
             let columns = file.columns.clone().ok_or_else(|| {
                 AppError::Invalid("name the text and label columns of the file".into())
             })?;
             let read = read_examples(file.path, file.format, &columns)?;
+            (read.examples, read.warnings)
+        }
+        FineTunedModel::Tokens(_) => {
+            let read = read_tagged(file.path, file.format, &file.tag_columns)?;
+            let sentences = read.sentences.into_iter().map(Example::from).collect();
+            (sentences, read.warnings)
+        }
+    };
+    let mut evaluation = evaluate_examples(model, &examples, file.path, batch_size)?;
+    evaluation.notes.splice(0..0, notes);
+    Ok(evaluation)
+}
+
+/// Scores `model` on labeled `examples` (texts with labels, or tagged sentences, by the
+/// model's task); `source` names them in messages.
+pub fn evaluate_examples(
+    model: &FineTunedModel,
+    examples: &[Example],
+    source: &Path,
+    batch_size: usize,
+) -> Result<Evaluation, AppError> {
+    match model {
+        FineTunedModel::Classes(p) => {
             let labels = LabelSet::from_names(p.labels().to_vec());
-            let ids = labels.ids_for(file.path, &read.examples)?;
-            let texts: Vec<(&str, Option<&str>)> = read
-                .examples
+            let ids = labels.ids_for(source, examples)?;
+            let texts: Vec<(&str, Option<&str>)> = examples
                 .iter()
                 .map(|e| (e.text.as_str(), e.text_pair.as_deref()))
                 .collect();
@@ -67,35 +89,35 @@ pub fn evaluate_file(
             };
             Ok(Evaluation {
                 report: evaluate(p.model(), &set, p.labels(), batch_size)?,
-                counted: format!("{} examples", read.examples.len()),
+                counted: format!("{} examples", examples.len()),
                 truncated: set.truncated() as u64,
                 truncation_note: format!(
                     "texts were longer than {} tokens and were truncated",
                     p.tokenizer().max_length()
                 ),
-                notes: read.warnings,
+                notes: Vec::new(),
             })
         }
         FineTunedModel::Tokens(p) => {
-            let read = read_tagged(file.path, file.format, &file.tag_columns)?;
-            let mut notes = read.warnings;
             let labels = LabelSet::from_names(p.labels().to_vec());
-            let sentences: Vec<Example> = read.sentences.into_iter().map(Example::from).collect();
             // Tags the model never learned cannot be predicted; they take no loss and their
             // entities still count as missed.
             let mut unknown: std::collections::BTreeMap<&str, usize> = Default::default();
-            for t in sentences.iter().flat_map(|e| &e.tags) {
+            for t in examples.iter().flat_map(|e| &e.tags) {
                 if labels.id(t).is_none() {
                     *unknown.entry(t.as_str()).or_default() += 1;
                 }
             }
-            notes.extend(unknown.iter().map(|(tag, n)| {
-                format!("the tag '{tag}' ({n}×) is not one the model knows; its entities count as missed")
-            }));
-            let set = encode_tagged(p.tokenizer(), &labels, &sentences, false, false)?;
+            let notes = unknown
+                .iter()
+                .map(|(tag, n)| {
+                    format!("the tag '{tag}' ({n}×) is not one the model knows; its entities count as missed")
+                })
+                .collect();
+            let set = encode_tagged(p.tokenizer(), &labels, examples, false, false)?;
             Ok(Evaluation {
                 report: evaluate(p.model(), &set, p.labels(), batch_size)?,
-                counted: format!("{} sentences", sentences.len()),
+                counted: format!("{} sentences", examples.len()),
                 truncated: set.truncated() as u64,
                 truncation_note: format!(
                     "sentences were longer than {} tokens; words past the cut count as O",

@@ -14,6 +14,8 @@ use hone_engine::{Task as EngineTask, TrainEvent};
 use hone_store::{ExampleFilter, Label, NewRun, Part, RunRecord, RunStatus, Store, Task};
 use serde::Serialize;
 
+use crate::evaluation::evaluate_examples;
+use crate::predict::FineTunedModel;
 use crate::run_config::{load_files, save_run_config, DataConfig, RunConfig, StoredData};
 use crate::{fingerprint, process, App, AppError};
 
@@ -45,7 +47,13 @@ fn hardware() -> serde_json::Value {
 
 /// The examples of a stored dataset for training: its split's train and validation parts, or
 /// its labeled examples with a seeded held-out share.
-fn stored_data(store: &Store, data: &StoredData, seed: u64) -> Result<TrainingData, AppError> {
+/// A stored dataset's training data, and the examples of its split's test part (empty when
+/// the split has none).
+fn stored_data(
+    store: &Store,
+    data: &StoredData,
+    seed: u64,
+) -> Result<(TrainingData, Vec<Example>), AppError> {
     let info = store.dataset(&data.dataset)?;
     let task = engine_task(info.task);
     let labels = LabelSet::from_names(info.label_names.clone());
@@ -101,18 +109,19 @@ fn stored_data(store: &Store, data: &StoredData, seed: u64) -> Result<TrainingDa
         ..Default::default()
     };
     // The training examples and, when the dataset says which, the validation ones.
-    let (train, valid) = match data.split.as_deref() {
+    let (train, valid, test) = match data.split.as_deref() {
         Some("given") => {
             let mut all = store.examples(info.id, &labeled)?;
-            let (mut train, mut valid) = (Vec::new(), Vec::new());
+            let (mut train, mut valid, mut test) = (Vec::new(), Vec::new(), Vec::new());
             for e in all.drain(..) {
                 match e.given_part {
                     Some(Part::Train) => train.extend(to_example(e)?),
                     Some(Part::Validation) => valid.extend(to_example(e)?),
+                    Some(Part::Test) => test.extend(to_example(e)?),
                     _ => {}
                 }
             }
-            (train, Some(valid))
+            (train, Some(valid), test)
         }
         Some(split_name) => {
             let split = store.split(info.id, split_name)?.ok_or_else(|| {
@@ -129,9 +138,10 @@ fn stored_data(store: &Store, data: &StoredData, seed: u64) -> Result<TrainingDa
             (
                 examples(&part(Part::Train))?,
                 Some(examples(&part(Part::Validation))?),
+                examples(&part(Part::Test))?,
             )
         }
-        None => (examples(&labeled)?, None),
+        None => (examples(&labeled)?, None, Vec::new()),
     };
     let data = match task {
         EngineTask::SequenceClassification => {
@@ -159,7 +169,7 @@ fn stored_data(store: &Store, data: &StoredData, seed: u64) -> Result<TrainingDa
             "dataset '{name}' has no labeled training examples in that split"
         )));
     }
-    Ok(data)
+    Ok((data, test))
 }
 
 /// The engine's task for a stored dataset's.
@@ -339,8 +349,8 @@ impl App {
     ) -> Result<RunOutcome, AppError> {
         ModelSpec::from_dir(&config.model)?;
         let seed = config.training.seed;
-        let data = match &config.data {
-            DataConfig::Files(files) => load_files(files, config.task, seed)?,
+        let (data, test) = match &config.data {
+            DataConfig::Files(files) => (load_files(files, config.task, seed)?, Vec::new()),
             DataConfig::Stored(stored) => stored_data(&self.store, stored, seed)?,
         };
         let model_fp = fingerprint::model(&config.model)?;
@@ -412,6 +422,10 @@ impl App {
             &out.display().to_string(),
             Some(outcome.summary.steps as i64),
         )?;
+        let status = match outcome.summary.status {
+            EngineStatus::Completed | EngineStatus::EarlyStopped => RunStatus::Completed,
+            EngineStatus::Cancelled => RunStatus::Cancelled,
+        };
         if let Some((step, report)) = &outcome.summary.best {
             // Classification keeps every validation prediction (the worst mistakes are picked
             // from them); an entity report carries its wrongly tagged sentences itself.
@@ -433,9 +447,34 @@ impl App {
                 &[],
             )?;
         }
-        let status = match outcome.summary.status {
-            EngineStatus::Completed | EngineStatus::EarlyStopped => RunStatus::Completed,
-            EngineStatus::Cancelled => RunStatus::Cancelled,
+        // The split's test part, scored once with the exported (best) model: the run's honest
+        // score, since validation also picked the checkpoint.
+        let tested = match (&outcome.summary.best, test.is_empty(), status) {
+            (Some((step, _)), false, RunStatus::Completed) => {
+                let model = FineTunedModel::load(
+                    &out,
+                    hone_engine::DeviceSpec::Cpu,
+                    Some(config.training.max_length),
+                )?;
+                let evaluation = evaluate_examples(
+                    &model,
+                    &test,
+                    Path::new("the test part"),
+                    config.training.batch_size,
+                )?;
+                let report_json = serde_json::to_value(&evaluation.report).unwrap_or_default();
+                self.store.record_evaluation(
+                    id,
+                    *step as i64,
+                    0.0,
+                    "test",
+                    &report_json,
+                    None,
+                    &[],
+                )?;
+                Some(report_json)
+            }
+            _ => None,
         };
         let final_metrics = serde_json::json!({
             "steps": outcome.summary.steps,
@@ -443,6 +482,8 @@ impl App {
             "stopped_early": outcome.summary.status == EngineStatus::EarlyStopped,
             "best_step": outcome.summary.best.as_ref().map(|(s, _)| *s),
             "best": outcome.summary.best.as_ref().map(|(_, r)| r),
+            "test": tested,
+            "test_examples": tested.as_ref().map(|_| test.len()),
         });
         self.store
             .finish_run(id, status, None, Some(&final_metrics))?;

@@ -14,7 +14,10 @@ function seconds(r: RunRecord): number | null {
   const end = r.finished_at ? Date.parse(r.finished_at) : Date.now();
   return (end - Date.parse(r.started_at)) / 1000;
 }
-const f1 = (r: RunRecord) => (r.final_metrics?.best?.macro_f1 ?? r.final_metrics?.best?.entity_f1) as number | undefined;
+/** The run's score: the test part's (scored once with the best checkpoint) when the split has
+ * one, else the best validation's. */
+const scored = (r: RunRecord) => r.final_metrics?.test ?? r.final_metrics?.best;
+const f1 = (r: RunRecord) => (scored(r)?.macro_f1 ?? scored(r)?.entity_f1) as number | undefined;
 /** The model as a person knows it: the Hub repo of a cache snapshot, else the folder name. */
 const modelOf = (r: RunRecord) => {
   const path = String(r.config?.model ?? "");
@@ -63,6 +66,11 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
     <article class="card" data-testid="run-page">
       <h2>Run {d.run.id}{d.run.name ? ` · ${d.run.name}` : ""} <span class={`run-status ${d.run.status}`}>{d.run.status}</span></h2>
       {d.run.error && <div class="error">{d.run.error}</div>}
+      {d.run.final_metrics?.test && (
+        <p class="ok" data-testid="test-score">
+          Test: {summary(d.run.final_metrics.test)} <span class="muted small">— the run's score, on {d.run.final_metrics.test_examples} examples of the split's test part that neither training nor choosing the checkpoint saw. Validation below picked the checkpoint.</span>
+        </p>
+      )}
       <div class="row">
         {["interrupted", "cancelled", "failed"].includes(d.run.status) && <button onClick={resume}>Resume</button>}
         {d.run.status === "completed" && <button onClick={() => props.nav("playground", d.run.id)}>Playground & export</button>}
@@ -207,7 +215,7 @@ export function RunsPage(props: { open: number | null; nav: Nav }) {
             <span class="muted small">Tick two or more runs to compare them.</span>
           </div>
           <table class="list" data-testid="runs">
-            <thead><tr><th /><th>Run</th><th>Status</th><th>Model</th><th>Dataset</th><th class="num" title="Macro F1 of text classifiers, entity F1 of token classifiers">F1</th><th class="num">Duration</th></tr></thead>
+            <thead><tr><th /><th>Run</th><th>Status</th><th>Model</th><th>Dataset</th><th class="num" title="Macro F1 of text classifiers, entity F1 of token classifiers; on the split's test part when it has one, else on validation">F1</th><th class="num">Duration</th></tr></thead>
             <tbody>
               {shown.map((r) => (
                 <tr class={open === r.id ? "selected" : ""} data-run={r.id}>

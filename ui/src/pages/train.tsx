@@ -1,6 +1,6 @@
 // Train: task, model, dataset, a preset, every option with a short explanation and a safe
 // default, the memory estimate; then the live view (charts, progress, ETA, cancel).
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, DatasetInfo, duration, errorText, KnownModel, ModelCheck, RunMessage, TrainEvent } from "../api";
 import { Chart, Series } from "../chart";
 import type { Nav } from "../main";
@@ -164,21 +164,23 @@ export function numberProblem(f: Pick<Field, "kind" | "min" | "max" | "below">, 
   return null;
 }
 
-/** A number field that keeps what is typed until it is a valid number (empty means "off" for
- * optional settings); invalid text is marked, reported through `onProblem` and not applied. */
+/** A number field that keeps what is typed, valid or not (empty means "off" for optional
+ * settings): invalid text stays visible and marked, is reported through `onProblem` and is not
+ * applied, so Start can wait for it. A new value from outside (a preset) replaces the text
+ * unless the field is being edited; the page remounts the fields to reset them all. */
 function NumberInput(props: { field: Field; value: number | null; onCommit: (n: number | null) => void; onProblem: (p: string | null) => void }) {
   const [text, setText] = useState(props.value == null ? "" : String(props.value));
-  const [focused, setFocused] = useState(false);
+  const editing = useRef(false);
   useEffect(() => {
-    if (focused) return;
+    if (editing.current) return;
     setText(props.value == null ? "" : String(props.value));
     props.onProblem(null);
-  }, [props.value, focused]);
+  }, [props.value]);
   const problem = numberProblem(props.field, text);
   return (
     <input value={text} inputMode="decimal" class={problem ? "invalid" : ""} aria-invalid={!!problem}
-      onFocus={() => setFocused(true)}
-      onBlur={() => { setFocused(false); }}
+      onFocus={() => { editing.current = true; }}
+      onBlur={() => { editing.current = false; }}
       onInput={(e) => {
         const raw = (e.target as HTMLInputElement).value;
         setText(raw);
@@ -201,6 +203,9 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const [error, setError] = useState<string | null>(null);
   // Fields whose typed text cannot be used, with why: Start waits until there are none.
   const [problems, setProblems] = useState<Record<string, string>>({});
+  // Bumped by presets and Defaults: the number fields remount with the new values.
+  const [formVersion, setFormVersion] = useState(0);
+  const resetTo = (values: Training) => { setTraining(values); setProblems({}); setFormVersion((v) => v + 1); };
   const live = useLive();
 
   useEffect(() => {
@@ -294,12 +299,12 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       </div>
       <div class="row">
         {Object.entries(PRESETS).map(([key, p]) => (
-          <button data-preset={key} title={p.help} onClick={() => setTraining((t) => ({ ...DEFAULTS, ...t, ...p.values }))}>{p.label}</button>
+          <button data-preset={key} title={p.help} onClick={() => resetTo({ ...DEFAULTS, ...training, ...p.values })}>{p.label}</button>
         ))}
         <button disabled title="Low-rank adapters: planned">LoRA (planned)</button>
-        <button class="ghost" onClick={() => setTraining({ ...DEFAULTS })}>Defaults</button>
+        <button class="ghost" onClick={() => resetTo({ ...DEFAULTS })}>Defaults</button>
       </div>
-      <div class="fields">{FIELDS.map(field)}</div>
+      <div class="fields" key={formVersion}>{FIELDS.map(field)}</div>
       {check && !check.trainable && <div class="error">{check.problems.join("; ")}</div>}
       {check && <FitTable fit={check.fit} plan={{ examples: trainExamples, epochs: Math.max(1, Number(training.epochs) || 1) }} />}
       <div class="row">

@@ -594,7 +594,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         "the other runs stay"
     );
     ui.page("datasets").await;
-    ui.click("tr[data-dataset='ner']").await;
+    ui.click("tr[data-dataset='ner'] td").await;
     ui.click("#delete-dataset").await;
     ui.click("#delete-dataset-confirm").await;
     ui.gone("tr[data-dataset='ner']").await;

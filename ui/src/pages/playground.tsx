@@ -5,8 +5,12 @@ import { useEffect, useState } from "preact/hooks";
 import { api, EntityPrediction, errorText, Prediction, Predictions, RunRecord, TokenPrediction } from "../api";
 import type { Nav } from "../main";
 
+/** Hues of the usual CoNLL types, far apart; other types get a hue from their name. */
+const TYPE_HUES: Record<string, number> = { PER: 210, ORG: 28, LOC: 135, MISC: 285 };
+
 /** A stable hue per entity type, so PER is the same colour in every text. */
 function hue(kind: string): number {
+  if (kind in TYPE_HUES) return TYPE_HUES[kind];
   let h = 0;
   for (const c of kind) h = (h * 31 + c.charCodeAt(0)) % 360;
   return h;

@@ -487,6 +487,15 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         diff.contains("training.epochs") && diff.contains("training.lr"),
         "{diff}"
     );
+    // Both runs' curves are there and drawn (uPlot paints after creation).
+    ui.attr_until("[data-testid='compare'] .chart", "data-points", long, |p| {
+        p != "0"
+    })
+    .await;
+    ui.attr_until("[data-testid='compare'] .chart", "data-drawn", long, |d| {
+        d == "true"
+    })
+    .await;
     ui.shot("09-runs-compare").await;
     ui.click("tr[data-run='2'] input[type='checkbox']").await;
     ui.click("tr[data-run='1'] input[type='checkbox']").await;

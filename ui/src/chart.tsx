@@ -4,18 +4,11 @@ import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { downsample } from "./downsample.js";
+import { STEP_INCREMENTS, tickLabels } from "./ticks.js";
 
 export type Series = { label: string; x: number[]; y: number[] };
 
 const COLORS = ["#2f6fde", "#e0622b", "#2aa876", "#b0429e", "#c9a227", "#5b6abf"];
-
-/** Axis numbers: small learning rates in scientific notation, the rest as they come. */
-function tick(v: number): string {
-  if (v === 0) return "0";
-  const a = Math.abs(v);
-  if (a < 0.01 || a >= 1e6) return v.toExponential(1);
-  return String(Number(v.toPrecision(3)));
-}
 
 /** Aligns several series on the union of their x values (uPlot's data layout). */
 function align(series: Series[], buckets: number): uPlot.AlignedData {
@@ -30,7 +23,9 @@ function align(series: Series[], buckets: number): uPlot.AlignedData {
   return [xs, ...ys] as uPlot.AlignedData;
 }
 
-export function Chart(props: { title: string; series: Series[]; height?: number; log?: boolean; testId?: string }) {
+/** A line chart of `series` over training steps; `yLabel` names the vertical axis (the single
+ * series' name when not given). */
+export function Chart(props: { title: string; series: Series[]; height?: number; log?: boolean; testId?: string; yLabel?: string }) {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const shape = props.series.map((s) => s.label).join("|");
@@ -42,6 +37,7 @@ export function Chart(props: { title: string; series: Series[]; height?: number;
     const css = getComputedStyle(document.documentElement);
     const muted = css.getPropertyValue("--muted").trim() || "#667085";
     const grid = css.getPropertyValue("--grid").trim() || "#eceff3";
+    const yLabel = props.yLabel ?? (props.series.length === 1 ? props.series[0].label : "");
     const opts: uPlot.Options = {
       title: props.title,
       width,
@@ -49,16 +45,22 @@ export function Chart(props: { title: string; series: Series[]; height?: number;
       scales: { x: { time: false }, y: props.log ? { distr: 3 } : {} },
       series: [{ label: "step" }, ...props.series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true }))],
       axes: [
-        { stroke: muted, grid: { stroke: grid }, ticks: { stroke: grid } },
-        { stroke: muted, grid: { stroke: grid }, ticks: { stroke: grid }, size: 64, values: (_u, ticks) => ticks.map(tick) },
+        { stroke: muted, grid: { stroke: grid }, ticks: { stroke: grid }, label: "step", labelSize: 18, incrs: STEP_INCREMENTS,
+          values: (_u, splits, _axis, _space, incr) => tickLabels(splits, incr) },
+        { stroke: muted, grid: { stroke: grid }, ticks: { stroke: grid }, size: 64, label: yLabel, labelSize: 18,
+          values: (_u, splits, _axis, _space, incr) => tickLabels(splits, incr) },
       ],
-      legend: { show: props.series.length > 1 },
+      // Series names only: uPlot's live values read "step: -- accuracy: --" until hovered.
+      legend: { show: props.series.length > 1, live: false },
+      // Marks the chart drawn (uPlot paints after creation), for tests and screenshots.
+      hooks: { draw: [() => { el.dataset.drawn = "true"; }] },
     };
+    delete el.dataset.drawn;
     plot.current = new uPlot(opts, align(props.series, width), el);
     const observer = new ResizeObserver(() => plot.current?.setSize({ width: Math.max(300, el.clientWidth), height: props.height ?? 220 }));
     observer.observe(el);
     return () => { observer.disconnect(); plot.current?.destroy(); plot.current = null; };
-  }, [shape, props.title, props.log, document.documentElement.dataset.theme]);
+  }, [shape, props.title, props.log, props.yLabel, document.documentElement.dataset.theme]);
 
   useEffect(() => {
     const el = host.current!;

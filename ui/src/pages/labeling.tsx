@@ -106,7 +106,7 @@ export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
           {info?.task === "token_classification" ? (
             <NerLabeler info={info} examples={items} onSaved={() => {}} />
           ) : items.length === 0 || (!bulk && labeled === items.length && index === items.length - 1 && labelOf(items[index]) !== null) ? (
-            <div class="notice" data-testid="all-labeled">
+            <div class="done-note" data-testid="all-labeled">
               Every example of this dataset is labeled.{" "}
               <button onClick={() => props.nav("train", { dataset: name })}>Train on it</button>{" "}
               {undo.length > 0 && <button class="ghost" onClick={undoLast}>Undo last</button>}

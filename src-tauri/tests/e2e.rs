@@ -450,7 +450,26 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         ui.page("train").await;
         ui.css("#train-model option").await;
         ui.select("#train-dataset", "reviews").await;
+        // A new run starts unnamed; the settings say where they came from.
+        let run_name = ui
+            .css("#run-name")
+            .await
+            .prop("value")
+            .await
+            .expect("value");
+        assert_eq!(
+            run_name.as_deref(),
+            Some(""),
+            "the last run's name is not carried over"
+        );
+        ui.click("button[data-preset='quick']").await;
+        ui.until_text("[data-testid='preset']", long, |t| t == "preset: Quick")
+            .await;
+        ui.type_into("#run-name", &format!("run with {epochs} epochs"))
+            .await;
         ui.set_field("epochs", epochs).await;
+        ui.until_text("[data-testid='preset']", long, |t| t == "custom settings")
+            .await;
         ui.set_field("batch_size", "8").await;
         ui.set_field("max_length", "32").await;
         ui.set_field("lr", lr).await;

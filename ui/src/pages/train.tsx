@@ -141,10 +141,12 @@ export function LiveView(props: { live: Live; onCancel: () => void; nav: Nav }) 
       {l.lastEval && <p class="small" data-testid="last-eval">Last validation: {summary(l.lastEval)}</p>}
       <div class="grid2">
         <Chart title="Training loss" series={[l.loss]} testId="chart-loss" />
+        {Object.keys(l.evals).length > 0
+          ? <Chart title="Validation" series={Object.values(l.evals)} testId="chart-valid" yLabel="score" />
+          : <div class="chart-placeholder muted small">Validation scores appear here after the first validation.</div>}
         <Chart title="Learning rate" series={[l.lr]} />
         <Chart title="Gradient norm" series={[l.grad]} />
         <Chart title="Samples / s" series={[l.speed]} />
-        {Object.keys(l.evals).length > 0 && <Chart title="Validation" series={Object.values(l.evals)} testId="chart-valid" />}
       </div>
     </article>
   );
@@ -205,7 +207,9 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const [problems, setProblems] = useState<Record<string, string>>({});
   // Bumped by presets and Defaults: the number fields remount with the new values.
   const [formVersion, setFormVersion] = useState(0);
-  const resetTo = (values: Training) => { setTraining(values); setProblems({}); setFormVersion((v) => v + 1); };
+  // The preset the settings came from, until one is changed by hand.
+  const [preset, setPreset] = useState<string | null>("defaults");
+  const resetTo = (values: Training, from: string | null) => { setTraining(values); setProblems({}); setFormVersion((v) => v + 1); setPreset(from); };
   const live = useLive();
 
   useEffect(() => {
@@ -223,7 +227,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   // with a stored split (its default train share).
   const trainExamples = Math.round((ds?.labeled ?? 0) * (split ? 0.8 : 0.9));
 
-  const set = (key: string, value: any) => setTraining((t) => ({ ...t, [key]: value }));
+  const set = (key: string, value: any) => { setTraining((t) => ({ ...t, [key]: value })); setPreset(null); };
   const field = (f: Field) => {
     const v = training[f.key];
     const input = f.kind === "bool" ? (
@@ -258,6 +262,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
     const config = { model, data: { dataset, ...(split ? { split } : {}) }, training };
     try {
       const id = await api.trainStart(config, name || null, onRunMessage);
+      setName("");
       setLive((l) => (l && l.runId === id ? l : freshLive(id)));
     } catch (e) { setError(errorText(e)); }
   };
@@ -299,15 +304,16 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       </div>
       <div class="row">
         {Object.entries(PRESETS).map(([key, p]) => (
-          <button data-preset={key} title={p.help} onClick={() => resetTo({ ...DEFAULTS, ...training, ...p.values })}>{p.label}</button>
+          <button data-preset={key} title={p.help} aria-pressed={preset === key} class={preset === key ? "active" : ""} onClick={() => resetTo({ ...DEFAULTS, ...training, ...p.values }, key)}>{p.label}</button>
         ))}
         <button disabled title="Low-rank adapters: planned">LoRA (planned)</button>
-        <button class="ghost" onClick={() => resetTo({ ...DEFAULTS })}>Defaults</button>
+        <button class="ghost" aria-pressed={preset === "defaults"} onClick={() => resetTo({ ...DEFAULTS }, "defaults")}>Defaults</button>
+        <span class="muted small" data-testid="preset">{preset == null ? "custom settings" : preset === "defaults" ? "defaults" : `preset: ${PRESETS[preset].label}`}</span>
       </div>
       <div class="fields" key={formVersion}>{FIELDS.map(field)}</div>
       {check && !check.trainable && <div class="error">{check.problems.join("; ")}</div>}
       {check && <FitTable fit={check.fit} plan={{ examples: trainExamples, epochs: Math.max(1, Number(training.epochs) || 1) }} />}
-      <div class="row">
+      <div class="row start-bar">
         <button id="start" class="primary" onClick={start} disabled={!model || !dataset || Object.keys(problems).length > 0}>Start training</button>
         {Object.keys(problems).length > 0 && (
           <span class="field-error" data-testid="start-blocked">

@@ -95,18 +95,3 @@ impl FineTunedModel {
         }
     }
 }
-
-impl Predictions {
-    /// How many texts were predicted.
-    pub fn len(&self) -> usize {
-        match self {
-            Predictions::SequenceClassification(p) => p.len(),
-            Predictions::TokenClassification(p) => p.len(),
-        }
-    }
-
-    /// Whether there were no texts.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}

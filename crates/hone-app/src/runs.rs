@@ -7,7 +7,6 @@ use std::sync::atomic::AtomicBool;
 
 use hone_data::{Example, LabelSet};
 use hone_engine::events::{CheckpointKind, RunStatus as EngineStatus};
-use hone_engine::inference::Predictor;
 use hone_engine::job::{fine_tune_data, hold_out, tagged_data, RunPaths, TrainingData};
 use hone_engine::models::ModelSpec;
 use hone_engine::{Task as EngineTask, TrainEvent};
@@ -426,15 +425,21 @@ impl App {
             EngineStatus::Completed | EngineStatus::EarlyStopped => RunStatus::Completed,
             EngineStatus::Cancelled => RunStatus::Cancelled,
         };
+        // The exported model, loaded at most once for what follows (at the run's own length, so
+        // these passes need no more memory than training did).
+        let mut exported: Option<FineTunedModel> = None;
         if let Some((step, report)) = &outcome.summary.best {
             // Classification keeps every validation prediction (the worst mistakes are picked
             // from them); an entity report carries its wrongly tagged sentences itself.
             let predictions = match (report, &outcome.summary.best_logits) {
                 (hone_engine::Report::Entities(_), _) => None,
                 (_, Some(logits)) => Some(predictions_json(&labels, &valid, logits)),
-                (_, None) => {
-                    Some(self.validation_predictions(&out, &labels, &valid, &config.training)?)
-                }
+                (_, None) => Some(validation_predictions(
+                    exported_model(&mut exported, &out, config.training.max_length)?,
+                    &labels,
+                    &valid,
+                    config.training.batch_size,
+                )?),
             };
             let report_json = serde_json::to_value(report).unwrap_or_default();
             self.store.record_evaluation(
@@ -451,13 +456,8 @@ impl App {
         // score, since validation also picked the checkpoint.
         let tested = match (&outcome.summary.best, test.is_empty(), status) {
             (Some((step, _)), false, RunStatus::Completed) => {
-                let model = FineTunedModel::load(
-                    &out,
-                    hone_engine::DeviceSpec::Cpu,
-                    Some(config.training.max_length),
-                )?;
                 let evaluation = evaluate_examples(
-                    &model,
+                    exported_model(&mut exported, &out, config.training.max_length)?,
                     &test,
                     Path::new("the test part"),
                     config.training.batch_size,
@@ -503,32 +503,6 @@ impl App {
             fingerprint.to_string(),
         ))?;
         Ok(())
-    }
-
-    /// The exported model's predictions on the validation examples (for the worst errors).
-    fn validation_predictions(
-        &self,
-        out: &Path,
-        labels: &LabelSet,
-        valid: &[Example],
-        training: &hone_engine::TrainingConfig,
-    ) -> Result<serde_json::Value, AppError> {
-        if valid.is_empty() {
-            return Ok(serde_json::Value::Array(Vec::new()));
-        }
-        // The lengths and batch size of the run's own evaluation, so this pass needs no more
-        // memory than training did.
-        let predictor = Predictor::load(out, &candle_cpu(), Some(training.max_length))?;
-        let texts: Vec<(String, Option<String>)> = valid
-            .iter()
-            .map(|e| (e.text.clone(), e.text_pair.clone()))
-            .collect();
-        let logits: Vec<Vec<f32>> = predictor
-            .predict(&texts, training.batch_size)?
-            .into_iter()
-            .map(|p| p.logits)
-            .collect();
-        Ok(predictions_json(labels, valid, &logits))
     }
 
     /// A finished run's exported model folder and the sequence length it was trained with
@@ -673,8 +647,46 @@ impl App {
     }
 }
 
-fn candle_cpu() -> hone_engine::candle_core::Device {
-    hone_engine::candle_core::Device::Cpu
+/// The run's exported model, loaded into `slot` the first time it is asked for.
+fn exported_model<'a>(
+    slot: &'a mut Option<FineTunedModel>,
+    out: &Path,
+    max_length: usize,
+) -> Result<&'a FineTunedModel, AppError> {
+    if slot.is_none() {
+        *slot = Some(FineTunedModel::load(
+            out,
+            hone_engine::DeviceSpec::Cpu,
+            Some(max_length),
+        )?);
+    }
+    Ok(slot.as_ref().expect("loaded above"))
+}
+
+/// A text classifier's predictions on the validation examples (for the worst errors), when the
+/// trainer kept no logits (a resumed run).
+fn validation_predictions(
+    model: &FineTunedModel,
+    labels: &LabelSet,
+    valid: &[Example],
+    batch_size: usize,
+) -> Result<serde_json::Value, AppError> {
+    if valid.is_empty() {
+        return Ok(serde_json::Value::Array(Vec::new()));
+    }
+    let FineTunedModel::Classes(predictor) = model else {
+        return Ok(serde_json::Value::Array(Vec::new()));
+    };
+    let inputs: Vec<(String, Option<String>)> = valid
+        .iter()
+        .map(|e| (e.text.clone(), e.text_pair.clone()))
+        .collect();
+    let logits: Vec<Vec<f32>> = predictor
+        .predict(&inputs, batch_size)?
+        .into_iter()
+        .map(|p| p.logits)
+        .collect();
+    Ok(predictions_json(labels, valid, &logits))
 }
 
 /// The validation examples with their predicted class and probabilities (the rows the worst

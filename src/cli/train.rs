@@ -122,6 +122,10 @@ pub struct TrainArgs {
     /// [default: 5].
     #[arg(long, value_name = "M", help_heading = "Training")]
     checkpoint_minutes: Option<f64>,
+    /// Write no resumable checkpoint (a stopped run cannot be resumed; short runs save time
+    /// and disk).
+    #[arg(long, help_heading = "Training")]
+    no_resume_checkpoint: bool,
     /// Share held out for validation when there is no --valid file or --split [default: 0.1].
     #[arg(long, help_heading = "Training")]
     valid_fraction: Option<f64>,
@@ -307,6 +311,9 @@ impl TrainArgs {
         }
         if let Some(m) = self.checkpoint_minutes {
             t.checkpoint_minutes = (m != 0.0).then_some(m);
+        }
+        if self.no_resume_checkpoint {
+            t.resumable = false;
         }
         if self.early_stopping_patience.is_some() {
             t.early_stopping_patience = self.early_stopping_patience;

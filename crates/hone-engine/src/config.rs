@@ -66,6 +66,9 @@ pub struct TrainingConfig {
     /// Also write it when this many minutes passed since the last one (default 5), so a crash
     /// inside a long epoch costs at most that; `None` writes it only by steps and epochs.
     pub checkpoint_minutes: Option<f64>,
+    /// Write the resumable checkpoint at all; off, a stopped run cannot be resumed, but short
+    /// runs (the labeling loop's rounds) save the time and disk of weights + optimizer state.
+    pub resumable: bool,
     /// Stop after this many evaluations without improvement; `None` never stops early.
     pub early_stopping_patience: Option<u32>,
     /// The metric that picks the best checkpoint and drives early stopping.
@@ -111,6 +114,7 @@ impl Default for TrainingConfig {
             eval_every: None,
             checkpoint_every: None,
             checkpoint_minutes: Some(5.0),
+            resumable: true,
             early_stopping_patience: None,
             early_stopping_metric: Metric::MacroF1,
             early_stopping_min_delta: 0.0,

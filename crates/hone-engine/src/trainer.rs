@@ -304,6 +304,9 @@ impl Trainer<'_> {
         examples_in_epoch: u64,
         sink: &mut dyn FnMut(TrainEvent),
     ) -> Result<(), EngineError> {
+        if !self.cfg.resumable {
+            return Ok(());
+        }
         let dir = self.work_dir.join("last");
         let state = TrainerState {
             step: progress.step,

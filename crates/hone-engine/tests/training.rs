@@ -351,9 +351,14 @@ fn a_long_epoch_is_checkpointed_by_time() {
     assert_eq!(*saves.last().unwrap(), steps);
     let untimed = TrainingConfig {
         checkpoint_minutes: None,
-        ..timed
+        ..timed.clone()
     };
     assert_eq!(last_saves(&untimed), vec![steps]);
+    let unresumable = TrainingConfig {
+        resumable: false,
+        ..timed.clone()
+    };
+    assert_eq!(last_saves(&unresumable), Vec::<u64>::new());
     assert!(TrainingConfig {
         checkpoint_minutes: Some(0.0),
         ..Default::default()

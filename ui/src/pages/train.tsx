@@ -11,7 +11,7 @@ type Training = Record<string, any>;
 
 const DEFAULTS: Training = {
   epochs: 3, batch_size: 16, max_length: 128, lr: 5e-5, schedule: "linear", warmup_ratio: 0.1, weight_decay: 0.01,
-  clip_norm: 1.0, grad_accum: 1, seed: 42, eval_every: null, checkpoint_minutes: 5, early_stopping_patience: null, early_stopping_metric: "macro_f1",
+  clip_norm: 1.0, grad_accum: 1, seed: 42, eval_every: null, checkpoint_minutes: 5, resumable: true, early_stopping_patience: null, early_stopping_metric: "macro_f1",
   freeze_embeddings: false, freeze_layers: 0, layer_lr_decay: null, head_warmup_epochs: 0, dropout: null, device: "cpu",
 };
 

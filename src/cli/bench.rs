@@ -9,10 +9,13 @@ use hone_app::bench::{run_bench, BenchRequest};
 use hone_app::types::DeviceSpec;
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    suite: Option<BenchSuite>,
     /// Model folder (config.json, weights, tokenizer).
-    #[arg(long, value_name = "DIR")]
-    model: PathBuf,
+    #[arg(long, value_name = "DIR", required = true)]
+    model: Option<PathBuf>,
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
     /// Tokens per sequence (every sequence is padded to this length).
@@ -46,12 +49,26 @@ pub struct BenchArgs {
     json: bool,
 }
 
+/// Longer measurements than one configuration's steps.
+#[derive(clap::Subcommand)]
+pub enum BenchSuite {
+    /// Simulate the labeling loop with an oracle: uncertainty sampling against random,
+    /// several seeds, accuracy at the reported label counts.
+    ActiveLearning(Box<super::simulate::SimulateArgs>),
+}
+
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(BenchSuite::ActiveLearning(args)) = args.suite {
+        return super::simulate::run(*args);
+    }
+    let Some(model) = args.model else {
+        bail!("--model DIR is required");
+    };
     if args.steps == 0 {
         bail!("--steps must be at least 1");
     }
     let report = run_bench(&BenchRequest {
-        model: &args.model,
+        model: &model,
         batch_size: args.batch_size,
         max_length: args.max_length,
         steps: args.steps,

@@ -61,6 +61,9 @@ pub enum DataCommand {
     },
     /// Delete a dataset with its examples, labels and splits.
     Delete { name: String },
+    /// Pre-label the unlabeled examples with a finished run's model, the ones it is least
+    /// sure about first (active learning).
+    Suggest(super::suggest::SuggestArgs),
 }
 
 #[derive(Args)]
@@ -221,6 +224,7 @@ fn label_text(label: &Option<Label>) -> String {
 pub fn run(cmd: DataCommand, db: &Path) -> anyhow::Result<ExitCode> {
     match cmd {
         DataCommand::Import(args) => import(args, db),
+        DataCommand::Suggest(args) => super::suggest::run(args, db),
         DataCommand::List { json } => {
             let app = App::open(db)?;
             let datasets = app.store().datasets()?;

@@ -9,6 +9,8 @@ mod models;
 mod predict;
 mod render;
 mod runs;
+mod simulate;
+mod suggest;
 mod train;
 
 use std::path::PathBuf;

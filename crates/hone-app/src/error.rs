@@ -13,6 +13,9 @@ pub enum AppError {
     Hub(#[from] hone_hub::HubError),
     #[error("{0}")]
     Invalid(String),
+    /// The user stopped it.
+    #[error("cancelled")]
+    Cancelled,
     #[error("cannot read {path}: {source}")]
     Io {
         path: std::path::PathBuf,

@@ -7,6 +7,7 @@
 //! database in small transactions before they are forwarded, so whatever a front end has shown
 //! is on disk.
 
+pub mod active;
 pub mod allocator;
 pub mod bench;
 pub mod dataset_export;

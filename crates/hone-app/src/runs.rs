@@ -172,7 +172,7 @@ fn stored_data(
 }
 
 /// The engine's task for a stored dataset's.
-fn engine_task(task: Task) -> EngineTask {
+pub(crate) fn engine_task(task: Task) -> EngineTask {
     match task {
         Task::Classification => EngineTask::SequenceClassification,
         Task::TokenClassification => EngineTask::TokenClassification,
@@ -390,6 +390,8 @@ impl App {
             out: &out,
             work_dir: &work_dir,
         };
+        // Every label the run had: the active-learning curve's x axis.
+        let labeled_examples = data.train.len() + data.valid.len() + test.len();
         let valid = data.valid.clone();
         let labels = data.labels.clone();
         let config_text = toml::to_string(config).unwrap_or_default();
@@ -484,6 +486,7 @@ impl App {
             "best": outcome.summary.best.as_ref().map(|(_, r)| r),
             "test": tested,
             "test_examples": tested.as_ref().map(|_| test.len()),
+            "labeled_examples": labeled_examples,
         });
         self.store
             .finish_run(id, status, None, Some(&final_metrics))?;
@@ -531,7 +534,12 @@ impl App {
     /// Copies run `id`'s exported model (Hugging Face format, with its model card; not its
     /// checkpoints) into a new folder `name` inside `dest`, written whole or not at all;
     /// returns the new folder.
-    pub fn export_run_model(&self, id: i64, dest: &Path, name: &str) -> Result<PathBuf, AppError> {
+    pub fn export_run_model(
+        &mut self,
+        id: i64,
+        dest: &Path,
+        name: &str,
+    ) -> Result<PathBuf, AppError> {
         let (source, _) = self.run_model(id)?;
         let name = name.trim();
         if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
@@ -556,7 +564,26 @@ impl App {
             }
             Ok(())
         })?;
+        // The latest copy is the run's `copy` artifact (Runs lists it; Start ticks its step).
+        self.store
+            .record_artifact(id, "copy", &target.display().to_string(), None)?;
         Ok(target)
+    }
+
+    /// How many runs have had their model exported (copied out) from Hone.
+    pub fn exported_runs(&self) -> Result<usize, AppError> {
+        let mut n = 0;
+        for run in self.store.runs()? {
+            if self
+                .store
+                .artifacts(run.id)?
+                .iter()
+                .any(|a| a.kind == "copy")
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Two runs side by side: their configuration differences and final metrics.

@@ -483,6 +483,66 @@ impl TokenPredictor {
     }
 }
 
+/// A tag per word of a sentence given as words, with the probabilities it was read from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WordPrediction {
+    /// Per word, the predicted tag ("O" for words truncation cut).
+    pub tags: Vec<String>,
+    /// Per word, the softmax over the tags at its first sub-token (empty for a cut word).
+    pub probabilities: Vec<Vec<f64>>,
+}
+
+impl TokenPredictor {
+    /// Tags sentences given as words (a stored CoNLL sentence): each word takes the tag of
+    /// its first sub-token, as the model was trained and is scored.
+    pub fn tag_words<W: AsRef<[String]>>(
+        &self,
+        sentences: &[W],
+        batch_size: usize,
+    ) -> Result<Vec<WordPrediction>, EngineError> {
+        let encoded = self.loaded.tokenizer.encode_words(sentences)?;
+        let mut set = EncodedSet::default();
+        let mut firsts = Vec::with_capacity(encoded.len());
+        for (words, enc) in sentences.iter().zip(encoded) {
+            firsts.push(enc.first_tokens(words.as_ref().len()));
+            set.examples.push(enc.example);
+        }
+        let model = &self.loaded.model;
+        let logits = example_logits(model, &set, batch_size, &mut Stepper::new(model, true))?;
+        Ok(logits
+            .iter()
+            .zip(&firsts)
+            .map(|(l, first)| {
+                let rows: Vec<&[f32]> = l.rows().collect();
+                let (mut tags, mut probs) = (Vec::new(), Vec::new());
+                for t in first {
+                    match t.and_then(|t| rows.get(t)) {
+                        Some(row) => {
+                            let id = argmax(row) as usize;
+                            tags.push(
+                                self.loaded
+                                    .labels
+                                    .get(id)
+                                    .cloned()
+                                    .unwrap_or_else(|| "O".into()),
+                            );
+                            probs.push(probabilities(row));
+                        }
+                        None => {
+                            tags.push("O".to_string());
+                            probs.push(Vec::new());
+                        }
+                    }
+                }
+                WordPrediction {
+                    tags,
+                    probabilities: probs,
+                }
+            })
+            .collect())
+    }
+}
+
 /// Entities as `pipeline("token-classification", aggregation_strategy="first")` finds them:
 /// tokens join into words (`subword`: the token continues the word before it), each word
 /// takes its first token's tag and score (the token it was trained on), and the words' tags

@@ -28,6 +28,10 @@ pub const COMMANDS: &[&str] = &[
     "train_start",
     "train_resume",
     "train_cancel",
+    "labeling_suggest",
+    "labeling_cancel",
+    "labeling_curve",
+    "labeling_next_round",
     "predict",
     "export_run",
 ];

@@ -37,6 +37,7 @@ impl From<hone_app::AppError> for CommandError {
             A::Hub(hone_app::types::HubError::Cancelled) => "cancelled",
             A::Hub(_) => "hub",
             A::Invalid(_) => "invalid",
+            A::Cancelled => "cancelled",
             A::Io { .. } => "io",
         };
         CommandError::new(kind, e.to_string())

@@ -47,6 +47,10 @@ pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Bu
             train::train_start,
             train::train_resume,
             train::train_cancel,
+            labeling::labeling_suggest,
+            labeling::labeling_cancel,
+            labeling::labeling_curve,
+            labeling::labeling_next_round,
             playground::predict,
             playground::export_run,
         ])

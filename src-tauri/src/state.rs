@@ -33,6 +33,8 @@ pub struct DesktopState {
     quitting: AtomicBool,
     /// The playground's model, kept between predictions (by its folder).
     predictor: Mutex<Option<KeptPredictor>>,
+    /// The cancel switch of the labeling queue being scored, if one is.
+    pub scoring: Mutex<Option<Arc<AtomicBool>>>,
     /// Paths the file dialogs answer with, in order, instead of opening (end-to-end tests:
     /// `HONE_PICK` holds them separated by the platform's path separator).
     scripted_picks: Mutex<Vec<PathBuf>>,
@@ -80,6 +82,7 @@ impl DesktopState {
             asking_to_quit: AtomicBool::new(false),
             quitting: AtomicBool::new(false),
             predictor: Mutex::default(),
+            scoring: Mutex::default(),
             scripted_picks: Mutex::new(picks),
         }
     }

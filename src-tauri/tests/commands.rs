@@ -317,6 +317,87 @@ fn the_whole_workflow_through_the_commands() {
         "{keys:?}"
     );
 
+    // Model help: two examples lose their labels; the newest run pre-labels them, least sure
+    // first; the next round trains on the rest and joins the labels-vs-score curve.
+    let first_two: Vec<i64> = w.ok(
+        "dataset_examples",
+        json!({"name": "sst2", "query": {"limit": 2}}),
+    )["examples"]
+        .as_array()
+        .expect("examples")
+        .iter()
+        .map(|e| e["id"].as_i64().expect("id"))
+        .collect();
+    let mut old_labels = Vec::new();
+    for (k, &example) in first_two.iter().enumerate() {
+        old_labels.push(
+            w.ok(
+                "dataset_examples",
+                json!({"name": "sst2", "query": {"limit": 2}}),
+            )["examples"][k]["label"]
+                .clone(),
+        );
+        w.ok(
+            "example_set_label",
+            json!({"exampleId": example, "label": null}),
+        );
+    }
+    let queue = w.ok(
+        "labeling_suggest",
+        json!({"dataset": "sst2", "runId": id2, "strategy": "entropy", "pool": null, "onProgress": "__CHANNEL__:11"}),
+    );
+    assert_eq!(queue["unlabeled"], 2, "{queue}");
+    let suggestions = queue["suggestions"].as_array().expect("suggestions");
+    assert_eq!(suggestions.len(), 2);
+    assert!(suggestions[0]["uncertainty"].as_f64() >= suggestions[1]["uncertainty"].as_f64());
+    for s in suggestions {
+        assert!(
+            ["0", "1"].contains(&s["label"].as_str().unwrap_or("")),
+            "{s}"
+        );
+    }
+    assert_eq!(
+        w.ok("labeling_cancel", json!({})),
+        json!(false),
+        "nothing is being scored"
+    );
+    let curve = w.ok("labeling_curve", json!({"dataset": "sst2"}));
+    assert_eq!(curve.as_array().map(Vec::len), Some(2), "{curve}");
+    let round = w
+        .ok(
+            "labeling_next_round",
+            json!({"runId": id2, "dataset": "sst2", "onEvent": "__CHANNEL__:12"}),
+        )
+        .as_i64()
+        .expect("run id");
+    while w.ok("run_show", json!({"id": round}))["live"] == json!(true) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let shown = w.ok("run_show", json!({"id": round}));
+    assert_eq!(shown["run"]["status"], "completed", "{shown}");
+    assert_eq!(shown["run"]["final_metrics"]["labeled_examples"], 46);
+    assert!(
+        shown["run"]["config"]["model"].as_str().is_some_and(|m| m
+            .contains(&format!("runs/{id2}/"))
+            || m.contains(&format!("runs\\{id2}\\"))),
+        "the round continues from run {id2}'s model: {}",
+        shown["run"]["config"]["model"]
+    );
+    let curve = w.ok("labeling_curve", json!({"dataset": "sst2"}));
+    let labels: Vec<i64> = curve
+        .as_array()
+        .expect("curve")
+        .iter()
+        .map(|p| p["labels"].as_i64().expect("labels"))
+        .collect();
+    assert_eq!(labels, [46, 48, 48], "{curve}");
+    for (&example, label) in first_two.iter().zip(old_labels) {
+        w.ok(
+            "example_set_label",
+            json!({"exampleId": example, "label": label}),
+        );
+    }
+
     // The window cannot point a run at files nobody picked: no `out`, no unknown model folder.
     let outside = tmp.path().join("elsewhere");
     for (config, kind) in [

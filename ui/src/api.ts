@@ -46,6 +46,8 @@ export type SourceSpec = { format?: string | null; text?: string | null; text_pa
 export type FilePreview = {
   format: string; columns: string[]; spec: SourceSpec; rows: { line: number; text: string; text_pair: string | null; label: string | null }[];
   label_counts: Record<string, number>; error: string | null; warnings: string[];
+  /** Rows counted (the whole file when `complete`), and how many of them have no label. */
+  rows_counted: number; unlabeled: number; complete: boolean;
 };
 export type DatasetInfo = {
   id: number; name: string; task: string; source: string; format: string; rows: number; labeled: number;
@@ -71,6 +73,17 @@ export type TokenPrediction = { text: string; entities: EntityPrediction[]; toke
 export type Predictions =
   | { task: "sequence-classification"; predictions: Prediction[] }
   | { task: "token-classification"; predictions: TokenPrediction[] };
+
+/** How the labeling queue is ordered (hone_app::active::Strategy). */
+export type Strategy = "margin" | "least-confidence" | "entropy" | "random";
+/** An unlabeled example with the model's suggested label (a class, or a tag per word). */
+export type Suggestion = {
+  example_id: number; text: string; text_pair: string | null; tokens: string[] | null;
+  label: string | string[]; confidence: number; uncertainty: number;
+};
+export type Suggestions = { dataset: string; run_id: number; strategy: Strategy; labels: string[]; unlabeled: number; scored: number; suggestions: Suggestion[] };
+/** A finished run on a dataset: the labels it learned from and its score. */
+export type CurvePoint = { run_id: number; labels: number; score: number; part: string; finished_at: string | null };
 
 export const api = {
   appInfo: () => invoke<any>("app_info"),
@@ -117,6 +130,18 @@ export const api = {
     return invoke<number>("train_resume", { runId, onEvent: channel });
   },
   trainCancel: (runId: number) => invoke<boolean>("train_cancel", { runId }),
+  labelingSuggest: (dataset: string, runId: number, strategy: Strategy, pool: number | null, onProgress: (p: { done: number; total: number }) => void) => {
+    const channel = new Channel<{ done: number; total: number }>();
+    channel.onmessage = onProgress;
+    return invoke<Suggestions>("labeling_suggest", { dataset, runId, strategy, pool, onProgress: channel });
+  },
+  labelingCancel: () => invoke<boolean>("labeling_cancel"),
+  labelingCurve: (dataset: string) => invoke<CurvePoint[]>("labeling_curve", { dataset }),
+  labelingNextRound: (runId: number, dataset: string, onMessage: (m: RunMessage) => void) => {
+    const channel = new Channel<RunMessage>();
+    channel.onmessage = onMessage;
+    return invoke<number>("labeling_next_round", { runId, dataset, onEvent: channel });
+  },
   predict: (runId: number, texts: string[]) => invoke<Predictions>("predict", { runId, texts }),
   exportRun: (runId: number, dest: string, name: string) => invoke<string>("export_run", { runId, dest, name }),
 };

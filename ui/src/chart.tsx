@@ -23,9 +23,9 @@ function align(series: Series[], buckets: number): uPlot.AlignedData {
   return [xs, ...ys] as uPlot.AlignedData;
 }
 
-/** A line chart of `series` over training steps; `yLabel` names the vertical axis (the single
+/** A line chart of `series` over training steps (or `xLabel`); `yLabel` names the vertical axis (the single
  * series' name when not given). */
-export function Chart(props: { title: string; series: Series[]; height?: number; log?: boolean; testId?: string; yLabel?: string }) {
+export function Chart(props: { title: string; series: Series[]; height?: number; log?: boolean; testId?: string; yLabel?: string; xLabel?: string }) {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const shape = props.series.map((s) => s.label).join("|");
@@ -43,9 +43,9 @@ export function Chart(props: { title: string; series: Series[]; height?: number;
       width,
       height: props.height ?? 220,
       scales: { x: { time: false }, y: props.log ? { distr: 3 } : {} },
-      series: [{ label: "step" }, ...props.series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true }))],
+      series: [{ label: props.xLabel ?? "step" }, ...props.series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true }))],
       axes: [
-        { stroke: muted, grid: { stroke: grid }, ticks: { stroke: grid }, label: "step", labelSize: 18, incrs: STEP_INCREMENTS,
+        { stroke: muted, grid: { stroke: grid }, ticks: { stroke: grid }, label: props.xLabel ?? "step", labelSize: 18, incrs: STEP_INCREMENTS,
           values: (_u, splits, _axis, _space, incr) => tickLabels(splits, incr) },
         { stroke: muted, grid: { stroke: grid }, ticks: { stroke: grid }, size: 64, label: yLabel, labelSize: 18,
           values: (_u, splits, _axis, _space, incr) => tickLabels(splits, incr) },
@@ -60,7 +60,7 @@ export function Chart(props: { title: string; series: Series[]; height?: number;
     const observer = new ResizeObserver(() => plot.current?.setSize({ width: Math.max(300, el.clientWidth), height: props.height ?? 220 }));
     observer.observe(el);
     return () => { observer.disconnect(); plot.current?.destroy(); plot.current = null; };
-  }, [shape, props.title, props.log, props.yLabel, document.documentElement.dataset.theme]);
+  }, [shape, props.title, props.log, props.yLabel, props.xLabel, document.documentElement.dataset.theme]);
 
   useEffect(() => {
     const el = host.current!;

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod datasets;
+pub mod labeling;
 pub mod models;
 pub mod playground;
 pub mod runs;

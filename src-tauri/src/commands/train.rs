@@ -113,7 +113,7 @@ pub fn train_cancel(state: State<'_, Arc<DesktopState>>, run_id: i64) -> bool {
 }
 
 /// Forwards a job's events in batches on a thread of its own, then reports how it ended.
-fn follow(state: Arc<DesktopState>, job: JobHandle, channel: Channel<RunMessage>) {
+pub(crate) fn follow(state: Arc<DesktopState>, job: JobHandle, channel: Channel<RunMessage>) {
     let run_id = job.run_id;
     state.track_run(run_id, job.cancel_flag());
     std::thread::spawn(move || {

@@ -1,10 +1,21 @@
 // Labeling: one example at a time — keys 1–9 pick a class, Enter or → moves on, ← goes back,
-// Ctrl+Z undoes — or many short texts at once in the bulk view.
+// Ctrl+Z undoes — or many short texts at once in the bulk view. With model help (assist.tsx)
+// the queue is a run's suggestions, least sure first, and A or Space accepts the suggestion.
 import { useEffect, useLayoutEffect, useState } from "preact/hooks";
-import { api, DatasetInfo, errorText, StoredExample } from "../api";
+import { api, DatasetInfo, errorText, StoredExample, Suggestion } from "../api";
 import { typing } from "../keys";
 import type { Nav } from "../main";
+import { AssistPanel, Queue } from "./assist";
 import { NerLabeler } from "./ner";
+
+/** The queue's suggestions as the examples the page labels, in the queue's order. */
+function queueItems(q: Queue): StoredExample[] {
+  return q.order.map((s, i) => ({ id: s.example_id, position: i, source_line: null, text: s.text, text_pair: s.text_pair, tokens: s.tokens, label: null }));
+}
+
+function percent(p: number): string {
+  return `${Math.round(p * 100)}%`;
+}
 
 export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
   const [datasets, setDatasets] = useState<DatasetInfo[]>([]);
@@ -17,6 +28,7 @@ export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
   const [undo, setUndo] = useState<{ id: number; previous: string | null; index: number }[]>([]);
   const [bulk, setBulk] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const [queue, setQueue] = useState<Queue | null>(null);
 
   useEffect(() => { api.datasetsList().then((d) => { setDatasets(d); if (!name && d.length) setName(d[0].name); }); }, []);
   const load = async (n: string) => {
@@ -27,12 +39,19 @@ export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
       const entities = info.task === "token_classification";
       const page = await api.datasetExamples(n, { labeled: entities ? null : false, limit: 500 });
       setInfo(page.dataset);
+      setQueue(null);
       setItems(page.examples);
       setIndex(0);
       setClasses(page.dataset.label_names.length ? page.dataset.label_names : Object.keys(page.dataset.label_counts));
     } catch (e) { setError(errorText(e)); }
   };
   useEffect(() => { if (name) load(name); }, [name]);
+  const applyQueue = (q: Queue | null) => {
+    setQueue(q);
+    if (q) { setItems(queueItems(q)); setIndex(0); }
+    else if (name) load(name);
+  };
+  const suggestionOf = (x: StoredExample | undefined): Suggestion | undefined => (x ? queue?.byId.get(x.id) : undefined);
 
   const labelOf = (x: StoredExample) => (typeof x.label === "string" ? x.label : null);
   const labeled = items.filter((x) => labelOf(x) !== null).length;
@@ -73,7 +92,9 @@ export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
       if ((e.ctrlKey || e.metaKey) && e.key === "z") { e.preventDefault(); undoLast(); return; }
       if (e.ctrlKey || e.metaKey || e.altKey) return;
       const n = Number(e.key);
+      const suggested = suggestionOf(items[index]);
       if (n >= 1 && n <= 9 && classes[n - 1] !== undefined) { e.preventDefault(); assign(index, classes[n - 1]); }
+      else if ((e.key === "a" || e.key === " ") && suggested && typeof suggested.label === "string") { e.preventDefault(); assign(index, suggested.label); }
       else if (e.key === "Enter" || e.key === "ArrowRight") { e.preventDefault(); setIndex((k) => Math.min(items.length - 1, k + 1)); }
       else if (e.key === "ArrowLeft") { e.preventDefault(); setIndex((k) => Math.max(0, k - 1)); }
     };
@@ -82,6 +103,7 @@ export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
   });
 
   const x = items[index];
+  const suggestion = suggestionOf(x);
   return (
     <section>
       <h1>Labeling</h1>
@@ -98,16 +120,18 @@ export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
             <span class="small" data-testid="label-progress">{doneOverall} of {total} labeled</span>
             <progress value={doneOverall} max={total || 1} />
           </div>
+          {/* The loaded dataset's own name and task: `name` changes before its info arrives. */}
+          {info && <AssistPanel dataset={info.name} task={info.task} onQueue={applyQueue} />}
           {!entities && <div class="row small">
             Classes: {classes.map((c, i) => <span class="tag">{i < 9 && <kbd>{i + 1}</kbd>} {c}</span>)}
             <input placeholder="new class" value={newClass} onInput={(e) => setNewClass((e.target as HTMLInputElement).value)}
               onKeyDown={(e) => { if (e.key === "Enter" && newClass.trim() && !classes.includes(newClass.trim())) { setClasses([...classes, newClass.trim()]); setNewClass(""); } }} />
           </div>}
           {info?.task === "token_classification" ? (
-            <NerLabeler info={info} examples={items} onSaved={() => {}} />
+            <NerLabeler info={info} examples={items} onSaved={() => {}} suggested={queue?.byId} />
           ) : items.length === 0 || (!bulk && labeled === items.length && index === items.length - 1 && labelOf(items[index]) !== null) ? (
             <div class="done-note" data-testid="all-labeled">
-              Every example of this dataset is labeled.{" "}
+              {queue ? "Every example in the queue is labeled: start the next round or re-score." : "Every example of this dataset is labeled."}{" "}
               <button onClick={() => props.nav("train", { dataset: name })}>Train on it</button>{" "}
               {undo.length > 0 && <button class="ghost" onClick={undoLast}>Undo last</button>}
             </div>
@@ -126,15 +150,23 @@ export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
             </table>
           ) : (
             <article class="card label-card" data-testid="label-card" data-example={x?.id}>
-              <div class="muted small">example {index + 1} of {items.length} unlabeled · line {x?.source_line}</div>
+              <div class="muted small">
+                {queue ? `example ${index + 1} of ${items.length} in the queue` : `example ${index + 1} of ${items.length} unlabeled · line ${x?.source_line}`}
+              </div>
               <p class="big">{x?.text}</p>
               {x?.text_pair && <p class="big muted">{x.text_pair}</p>}
+              {suggestion && (
+                <p class="suggestion" data-testid="suggestion" data-label={String(suggestion.label)}>
+                  Run {queue!.runId} suggests <strong>{String(suggestion.label)}</strong> · {percent(suggestion.confidence)} sure{" "}
+                  <button class="ghost" onClick={() => assign(index, String(suggestion.label))}><kbd>A</kbd> accept</button>
+                </p>
+              )}
               <div class="row">
                 {classes.map((c, i) => (
-                  <button class={labelOf(x!) === c ? "primary" : ""} onClick={() => assign(index, c)}>{i < 9 ? `${i + 1} · ` : ""}{c}</button>
+                  <button class={labelOf(x!) === c ? "primary" : suggestion?.label === c ? "suggested" : ""} onClick={() => assign(index, c)}>{i < 9 ? `${i + 1} · ` : ""}{c}</button>
                 ))}
               </div>
-              <p class="muted small">Keys 1–9 pick a class · Enter / → next · ← back · Ctrl+Z undo</p>
+              <p class="muted small">Keys 1–9 pick a class{suggestion ? " · A or Space accepts the suggestion" : ""} · Enter / → next · ← back · Ctrl+Z undo</p>
             </article>
           )}
         </>

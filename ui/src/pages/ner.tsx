@@ -29,7 +29,7 @@ export function tagSpan(tags: string[], from: number, to: number, type: string |
 
 const COLORS = ["#2f6fde", "#e0622b", "#2aa876", "#b0429e", "#c9a227", "#5b6abf", "#d04a4a", "#3a9fb0", "#7a7a2a"];
 
-export function NerLabeler(props: { info: DatasetInfo; examples: StoredExample[]; onSaved: () => void }) {
+export function NerLabeler(props: { info: DatasetInfo; examples: StoredExample[]; onSaved: () => void; suggested?: Map<number, { label: string | string[]; confidence: number }> }) {
   const types = entityTypes(props.info.label_names);
   const [index, setIndex] = useState(0);
   const [tags, setTags] = useState<string[]>([]);
@@ -45,7 +45,9 @@ export function NerLabeler(props: { info: DatasetInfo; examples: StoredExample[]
   // Layout effects run in the same commit as the render, so the card never shows (to a person
   // or a test) before its tags and key listener are in place.
   useLayoutEffect(() => {
-    const current = Array.isArray(x?.label) ? (x!.label as string[]) : tokens.map(() => "O");
+    // An unlabeled sentence starts from the model's tags when it has suggestions.
+    const suggestion = x ? props.suggested?.get(x.id)?.label : undefined;
+    const current = Array.isArray(x?.label) ? (x!.label as string[]) : Array.isArray(suggestion) && suggestion.length === tokens.length ? suggestion : tokens.map(() => "O");
     setTags(current);
     setAnchor(0);
     setCursor(0);
@@ -106,11 +108,13 @@ export function NerLabeler(props: { info: DatasetInfo; examples: StoredExample[]
   });
 
   if (!x) return <p class="muted">No examples.</p>;
+  const suggested = Array.isArray(x.label) ? undefined : props.suggested?.get(x.id);
   const [lo, hi] = anchor <= cursor ? [anchor, cursor] : [cursor, anchor];
   return (
     <article class="card label-card" data-testid="ner-card" data-example={x.id}>
       {error && <div class="error">{error}</div>}
-      <div class="muted small">sentence {index + 1} of {props.examples.length} · line {x.source_line} · {saved} saved this session</div>
+      <div class="muted small">sentence {index + 1} of {props.examples.length}{x.source_line ? ` · line ${x.source_line}` : ""} · {saved} saved this session</div>
+      {suggested && <p class="suggestion small" data-testid="suggestion">Tagged by the model ({Math.round(suggested.confidence * 100)}% sure of its least certain word): fix what is wrong, Enter accepts.</p>}
       <div class="row small">
         {types.map((t, i) => <span class="tag" style={{ borderColor: COLORS[i % COLORS.length] }}><kbd>{i + 1}</kbd> {t}</span>)}
         <span class="tag"><kbd>0</kbd> none</span>

@@ -58,40 +58,80 @@ pub struct FilePreview {
     /// The mapping used: the one given, else the guess.
     pub spec: SourceSpec,
     pub rows: Vec<PreviewRow>,
-    /// Labels among the rows read.
+    /// Class labels among the rows counted (token-classification files: none).
     pub label_counts: BTreeMap<String, u64>,
+    /// Rows counted: the whole file, or its first [`COUNT_AT_MOST`] rows.
+    pub rows_counted: u64,
+    /// Rows counted without a label (they import for labeling).
+    pub unlabeled: u64,
+    /// Whether `rows_counted` is the whole file.
+    pub complete: bool,
     /// The first error, with its file and line; the import would stop there.
     pub error: Option<String>,
     pub warnings: Vec<String>,
 }
 
-/// Reads the columns and up to `limit` rows of `path`. Without a text column in `spec`, the
-/// columns are guessed from their names.
+/// The preview counts rows and labels up to this many rows (a few seconds at most).
+pub const COUNT_AT_MOST: u64 = 200_000;
+
+/// Reads the columns and up to `limit` rows of `path`, and counts rows, unlabeled rows and
+/// labels over the whole file (up to [`COUNT_AT_MOST`] rows). Without a text column in
+/// `spec`, the columns are guessed from their names. A binary file is refused before
+/// anything of it is shown.
 pub fn preview_file(path: &Path, spec: &SourceSpec, limit: usize) -> Result<FilePreview, AppError> {
     let format = match spec.format {
         Some(f) => f,
         None => FileFormat::from_path(path)?,
     };
+    if format != FileFormat::Parquet {
+        if let Err(e) = hone_data::refuse_binary_file(path, spec.encoding.is_some()) {
+            return Ok(FilePreview {
+                format,
+                columns: Vec::new(),
+                spec: spec.clone(),
+                rows: Vec::new(),
+                label_counts: BTreeMap::new(),
+                rows_counted: 0,
+                unlabeled: 0,
+                complete: false,
+                error: Some(e.to_string()),
+                warnings: Vec::new(),
+            });
+        }
+    }
     let columns = column_names(path, format, spec.no_header);
     // The preview shows its guess and lets the user change it, so a first-column guess is fine.
     let spec = guess_from(spec, format, &columns, true);
     let mut rows = Vec::new();
     let mut label_counts = BTreeMap::new();
+    let (mut rows_counted, mut unlabeled, mut complete) = (0u64, 0u64, false);
     let mut error = None;
     let mut warnings = Vec::new();
     match SourceReader::open(path, &spec) {
         Err(e) => error = Some(e.to_string()),
         Ok(mut reader) => {
             warnings.extend(reader.warnings().iter().cloned());
-            for row in reader.by_ref().take(limit) {
+            complete = true;
+            for row in reader.by_ref() {
+                if rows_counted == COUNT_AT_MOST {
+                    complete = false;
+                    break;
+                }
                 match row {
                     Ok(row) => {
+                        rows_counted += 1;
                         let label = row
                             .label
                             .clone()
                             .or_else(|| row.tags.as_ref().map(|t| t.join(" ")));
                         if let Some(l) = &row.label {
                             *label_counts.entry(l.clone()).or_insert(0) += 1;
+                        }
+                        if label.is_none() {
+                            unlabeled += 1;
+                        }
+                        if rows.len() == limit {
+                            continue;
                         }
                         rows.push(PreviewRow {
                             line: row.line,
@@ -102,6 +142,7 @@ pub fn preview_file(path: &Path, spec: &SourceSpec, limit: usize) -> Result<File
                     }
                     Err(e) => {
                         error = Some(e.to_string());
+                        complete = false;
                         break;
                     }
                 }
@@ -114,6 +155,9 @@ pub fn preview_file(path: &Path, spec: &SourceSpec, limit: usize) -> Result<File
         spec,
         rows,
         label_counts,
+        rows_counted,
+        unlabeled,
+        complete,
         error,
         warnings,
     })
@@ -277,5 +321,59 @@ mod tests {
             strict.text, None,
             "no text-like name: the CLI asks for --text-column"
         );
+    }
+
+    #[test]
+    fn the_counts_cover_the_whole_file_not_just_the_rows_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("reviews.tsv");
+        let mut text = String::from("sentence\tlabel\n");
+        for i in 0..300 {
+            let label = match i % 3 {
+                0 => "pos",
+                1 => "neg",
+                _ => "",
+            };
+            text.push_str(&format!("review {i}\t{label}\n"));
+        }
+        std::fs::write(&file, text).unwrap();
+        let p = preview_file(&file, &SourceSpec::default(), 10).unwrap();
+        assert_eq!(p.rows.len(), 10, "only the first rows are shown");
+        assert_eq!((p.rows_counted, p.unlabeled, p.complete), (300, 100, true));
+        assert_eq!(p.label_counts.get("pos"), Some(&100));
+        assert_eq!(p.label_counts.get("neg"), Some(&100));
+    }
+
+    #[test]
+    fn a_binary_file_is_refused_as_not_text_without_showing_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        // The start of a ZIP (an .xlsx saved as .csv): bytes, NULs among them.
+        let file = dir.path().join("sheet.csv");
+        let mut bytes = b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00".to_vec();
+        bytes.extend((0u8..=255).cycle().take(4000));
+        std::fs::write(&file, &bytes).unwrap();
+        let p = preview_file(&file, &SourceSpec::default(), 10).unwrap();
+        assert!(p.columns.is_empty() && p.rows.is_empty(), "{:?}", p.columns);
+        let error = p.error.expect("refused");
+        assert!(error.contains("is not a text file"), "{error}");
+        assert!(error.contains("CSV, TSV or JSON lines"), "{error}");
+        let spec = SourceSpec {
+            text: Some("text".into()),
+            ..Default::default()
+        };
+        let read = hone_data::SourceReader::open(&file, &spec)
+            .err()
+            .expect("refused");
+        assert!(read.to_string().contains("is not a text file"), "{read}");
+        // UTF-16 with its byte-order mark has NULs too, and is text.
+        let utf16 = dir.path().join("utf16.csv");
+        let mut bytes = vec![0xFF, 0xFE];
+        for unit in "text,label\nhello,1\n".encode_utf16() {
+            bytes.extend(unit.to_le_bytes());
+        }
+        std::fs::write(&utf16, bytes).unwrap();
+        assert!(hone_data::refuse_binary_file(&utf16, false).is_ok());
+        let mut rows = hone_data::SourceReader::open(&utf16, &spec).expect("text");
+        assert_eq!(rows.next().expect("a row").expect("read").text, "hello");
     }
 }

@@ -14,6 +14,8 @@ pub enum DataError {
     },
     #[error("{path}: cannot tell the format from the name; pass --format (csv, tsv, jsonl, json, parquet, conll or lines)")]
     UnknownFormat { path: PathBuf },
+    #[error("{path} is not a text file: it has NUL bytes, as spreadsheets, archives and images do. Save it as CSV, TSV or JSON lines; if it is UTF-16 text without a byte-order mark, choose its encoding (utf-16le or utf-16be)")]
+    NotText { path: PathBuf },
     #[error("{path}: the file is empty; it needs a header row and at least one example")]
     EmptyFile { path: PathBuf },
     #[error("{path}: no examples after the header; add rows to the file")]

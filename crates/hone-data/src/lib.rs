@@ -18,7 +18,7 @@ pub use error::DataError;
 pub use examples::{read_examples, ColumnSpec, Example, ExampleFile};
 pub use format::FileFormat;
 pub use labels::LabelSet;
-pub use source::{fingerprint_file, SourceReader, SourceRow, SourceSpec};
+pub use source::{fingerprint_file, refuse_binary_file, SourceReader, SourceRow, SourceSpec};
 pub use split::{epoch_order, stratified_holdout};
 pub use tagged::{read_tagged, TagColumns, TaggedFile, TaggedSentence};
 pub use tags::{detect_scheme, entities, normalise_tags, to_iob2, Entity, TagError, TagScheme};

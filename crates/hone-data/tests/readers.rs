@@ -135,8 +135,17 @@ fn hostile_inputs_give_errors_with_lines_and_fixes() {
         c(),
     );
     assert!(e.contains("line 2") && e.contains("'label'"), "{e}");
+    // NUL bytes at the start: a binary file, refused as a whole.
     let e = error_of("nul.csv", b"text,label\na\0b,1\nc,\n", c());
-    assert!(e.contains("line 2") && e.contains("NUL"), "{e}");
+    assert!(e.contains("is not a text file"), "{e}");
+    // One far into a text file: a broken row, reported with its line.
+    let mut late = b"text,label\n".to_vec();
+    for _ in 0..8000 {
+        late.extend(b"some text,1\n");
+    }
+    late.extend(b"a\0b,1\n");
+    let e = error_of("late-nul.csv", &late, c());
+    assert!(e.contains("line 8002") && e.contains("NUL"), "{e}");
     let e = error_of("what.txt", b"text,label\n", c());
     assert!(e.contains("--format"), "{e}");
 }

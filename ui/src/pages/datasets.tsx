@@ -103,6 +103,15 @@ export function DatasetsPage(props: { nav: Nav }) {
           )}
           {preview.error && <div class="error">{preview.error}</div>}
           {preview.warnings.map((w) => <div class="notice">{w}</div>)}
+          {preview.rows_counted > 0 && (
+            <div data-testid="preview-counts">
+              <p class="small">
+                {preview.complete ? `${preview.rows_counted.toLocaleString()} rows` : `at least ${preview.rows_counted.toLocaleString()} rows (counted so far)`}
+                {" · "}{preview.unlabeled > 0 ? `${preview.unlabeled.toLocaleString()} without a label (to label after import)` : "every row labeled"}
+              </p>
+              {Object.keys(preview.label_counts).length > 0 && <LabelBars counts={preview.label_counts} />}
+            </div>
+          )}
           <table class="list">
             <thead><tr><th>Line</th><th>Text</th>{spec.text_pair && <th>Second text</th>}<th>Label</th></tr></thead>
             <tbody>

@@ -53,6 +53,30 @@ fn first_invalid_utf8_line(head: &[u8]) -> Option<u64> {
     }
 }
 
+/// Whether the start of a file reads as binary: NUL bytes, which no UTF-8 or single-byte text
+/// has (UTF-16 announced by its byte-order mark is text).
+pub fn looks_binary(head: &[u8]) -> bool {
+    !(head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF])) && head.contains(&0)
+}
+
+/// Refuses a file that [`looks_binary`] at its start (its first 64 KiB), unless an
+/// encoding is forced.
+pub fn refuse_binary_file(path: &Path, forced: bool) -> Result<(), DataError> {
+    if forced {
+        return Ok(());
+    }
+    let mut head = Vec::with_capacity(1 << 16);
+    File::open(path)
+        .and_then(|f| f.take(1 << 16).read_to_end(&mut head))
+        .map_err(|e| DataError::io(path, e))?;
+    if looks_binary(&head) {
+        return Err(DataError::NotText {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
 /// A UTF-8 text stream of `path`, with a warning when the encoding had to be guessed.
 pub fn open_text(
     path: &Path,
@@ -65,6 +89,11 @@ pub fn open_text(
         .fill_buf()
         .map_err(|e| DataError::io(path, e))?
         .to_vec();
+    if forced.is_none() && looks_binary(&head) {
+        return Err(DataError::NotText {
+            path: path.to_path_buf(),
+        });
+    }
     let bom = if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
         Some(UTF_8)
     } else if head.starts_with(&[0xFF, 0xFE]) {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{DataError, FileFormat};
 
-pub use decode::encoding_by_name;
+pub use decode::{encoding_by_name, refuse_binary_file};
 
 /// Which columns hold what, and how to read the file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

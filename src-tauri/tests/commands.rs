@@ -494,6 +494,11 @@ fn the_whole_workflow_through_the_commands() {
         json!({"runId": id, "dest": exports, "name": "sentiment"}),
     );
     let out = PathBuf::from(out.as_str().expect("path"));
+    assert_eq!(
+        w.ok("app_info", json!({}))["exports"],
+        1,
+        "the Start page's last step is done"
+    );
     for file in [
         "config.json",
         "model.safetensors",

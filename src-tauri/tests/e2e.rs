@@ -267,11 +267,12 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     let shots = target_dir().join("e2e-screenshots");
     std::fs::create_dir_all(&shots).expect("mkdir");
 
-    // A dataset whose first three rows have no label.
+    // A dataset whose first six rows have no label: three are labeled by hand before the
+    // first runs, the rest with the model's help after them.
     let sample = std::fs::read_to_string(root().join("tests/fixtures/data/sst2_sample.tsv"))
         .expect("fixture");
     let mut lines: Vec<String> = sample.lines().map(str::to_string).collect();
-    for line in &mut lines[1..4] {
+    for line in &mut lines[1..7] {
         let text = line.split('\t').next().unwrap_or_default().to_string();
         *line = format!("{text}\t");
     }
@@ -391,6 +392,9 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.click("#import-file").await;
     let preview = ui.text_of("[data-testid='preview']").await;
     assert!(preview.contains("unlabeled"), "{preview}");
+    // Before import: how many rows, how many to label, how the labels are spread.
+    let counts = ui.text_of("[data-testid='preview-counts']").await;
+    assert!(counts.contains("48 rows · 6 without a label"), "{counts}");
     ui.shot("03-dataset-preview").await;
     ui.click("#do-import").await;
     ui.until_text("[data-testid='datasets']", long, |t| t.contains("reviews"))
@@ -421,7 +425,8 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         done = ui.label_progress(|d, _| d > done).await.0;
     }
     ui.shot("05-labeling").await;
-    assert_eq!(done, rows, "all rows labeled");
+    assert_eq!(done, before + 3, "three rows labeled");
+    assert!(done < rows, "rows are left for the model's suggestions");
 
     // Entities: import a CoNLL file, tag the first token of a sentence with the keyboard.
     ui.page("datasets").await;
@@ -535,6 +540,10 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     })
     .await;
     ui.shot("11-playground").await;
+    // The Start page ticks all four steps now.
+    ui.page("home").await;
+    ui.attr_until("[data-testid='steps']", "data-done", long, |d| d == "4")
+        .await;
 
     // Light and dark themes both render.
     ui.select(".theme select", "dark").await;
@@ -610,6 +619,40 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         "{card}"
     );
     ui.shot("15-ner-playground").await;
+
+    // Model help on Labeling: the newest run on the reviews pre-labels their unlabeled rows,
+    // least sure first; A accepts a suggestion; the next round trains on the labels so far
+    // and joins the curve of score against labels, and the queue is scored again by it.
+    ui.page("labeling").await;
+    ui.select("select[aria-label='Dataset']", "reviews").await;
+    let (before, rows) = ui.label_progress(|done, rows| rows > done).await;
+    ui.attr_until("[data-testid='label-curve']", "data-points", long, |p| {
+        p == "2"
+    })
+    .await;
+    ui.click("[data-testid='suggest']").await;
+    ui.until_text("[data-testid='queue-info']", long, |t| {
+        t.contains("run 2") && t.contains("least sure first")
+    })
+    .await;
+    let suggested = ui
+        .attr_until("[data-testid='suggestion']", "data-label", long, |l| {
+            !l.is_empty()
+        })
+        .await;
+    assert!(["0", "1"].contains(&suggested.as_str()), "{suggested}");
+    ui.shot("16-labeling-suggestions").await;
+    ui.keys("a").await;
+    let (after, _) = ui.label_progress(|done, _| done > before).await;
+    assert_eq!((after, rows), (before + 1, rows));
+    ui.click("[data-testid='next-round']").await;
+    ui.attr_until("[data-testid='label-curve']", "data-points", long, |p| {
+        p == "3"
+    })
+    .await;
+    ui.until_text("[data-testid='queue-info']", long, |t| t.contains("run 4"))
+        .await;
+    ui.shot("17-labeling-next-round").await;
 
     // Deleting from the window, asked once more in place: a run, then a dataset.
     ui.page("runs").await;

@@ -22,6 +22,8 @@ pub struct AppInfo {
     pub datasets: usize,
     pub runs: usize,
     pub models: usize,
+    /// Runs whose model was exported from the window (or `export_run_model`).
+    pub exports: usize,
     pub threads: usize,
 }
 
@@ -47,6 +49,7 @@ pub async fn app_info(state: State<'_, Arc<DesktopState>>) -> CommandResult<AppI
             datasets: app.store().datasets()?.len(),
             runs: app.store().runs()?.len(),
             models: app.known_models(state.hub())?.len(),
+            exports: app.exported_runs()?,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         })
     })

@@ -19,11 +19,11 @@ export function HomePage(props: { info: any; nav: Nav }) {
           <button onClick={() => props.nav("runs")}>Show runs</button>
         </div>
       )}
-      <ol class="steps">
+      <ol class="steps" data-testid="steps" data-done={i ? [i.models > 0, i.datasets > 0, i.runs > 0, i.exports > 0].filter(Boolean).length : 0}>
         {step(!!i && i.models > 0, 1, "Choose a pretrained model from the Hub, or import a folder.", "Models", () => props.nav("models"))}
         {step(!!i && i.datasets > 0, 2, "Import a labeled file (CSV, TSV, JSONL, Parquet, CoNLL).", "Datasets", () => props.nav("datasets"))}
         {step(!!i && i.runs > 0, 3, "Start a training run with a preset and watch it learn.", "Train", () => props.nav("train"))}
-        {step(false, 4, "Try the model and export it for transformers.", "Playground", () => props.nav("playground"))}
+        {step(!!i && i.exports > 0, 4, "Try the model and export it for transformers.", "Playground", () => props.nav("playground"))}
       </ol>
     </section>
   );

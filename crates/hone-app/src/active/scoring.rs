@@ -118,7 +118,7 @@ mod tests {
         ] {
             let sure = uncertainty(&[0.98, 0.01, 0.01], s);
             let torn = uncertainty(&[0.49, 0.48, 0.03], s);
-            assert!(sure < 0.1, "{s:?}: {sure}");
+            assert!(sure < 0.15, "{s:?}: {sure}");
             assert!(torn > 0.5, "{s:?}: {torn}");
         }
         assert_eq!(uncertainty(&[0.5, 0.5], Strategy::Entropy), 1.0);

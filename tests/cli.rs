@@ -162,7 +162,8 @@ fn a_toml_run_file_works_and_flags_override_it() {
     );
 }
 
-/// Runs `hone` and checks it failed with one `error:` line containing every `needle`.
+/// Runs `hone` and checks it failed with one `error:` line (and at most a `hint:` line naming
+/// the flag or command to use) containing every `needle` between them.
 fn fails_with(args: &[&str], needles: &[&str]) {
     let o = run(hone().args(args));
     let err = stderr(&o);
@@ -173,11 +174,16 @@ fn fails_with(args: &[&str], needles: &[&str]) {
         o.status
     );
     assert!(!err.contains("panicked"), "{err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    let hint = match lines.last() {
+        Some(l) if l.starts_with("hint: ") => lines.pop().unwrap_or_default(),
+        _ => "",
+    };
     let last = lines.last().copied().unwrap_or("");
     assert!(last.starts_with("error: "), "{err}");
+    let said = format!("{last}\n{hint}");
     for n in needles {
-        assert!(last.contains(n), "'{n}' not in: {last}");
+        assert!(said.contains(n), "'{n}' not in: {said}");
     }
 }
 
@@ -227,7 +233,11 @@ fn bad_input_gives_one_line_errors_that_say_what_to_do() {
     call(
         base("/no/such/model", &sst),
         &[],
-        &["/no/such/model", "no config.json"],
+        &[
+            "/no/such/model",
+            "no config.json",
+            "hint: --model takes a folder",
+        ],
     );
     call(
         base(&tiny("bert"), "/no/such/train.tsv"),
@@ -250,7 +260,12 @@ fn bad_input_gives_one_line_errors_that_say_what_to_do() {
     call(
         base(&tiny("bert"), &other),
         &[],
-        &["no column named 'sentence'", "text, label", "--text-column"],
+        &[
+            "no column named 'sentence'",
+            "text, label",
+            "as the text column",
+            "hint: pass one of the file's columns to --text-column",
+        ],
     );
     let empty_label = d("empty_label.tsv", "sentence\tlabel\na\t1\nb\t\nc\t0\n");
     call(
@@ -277,7 +292,11 @@ fn bad_input_gives_one_line_errors_that_say_what_to_do() {
     call(
         base(&tiny("bert"), &sst),
         &["--lr", "1e30", "--clip-norm", "0", "--warmup-ratio", "0"],
-        &["at step", "Lower the learning rate"],
+        &[
+            "at step",
+            "Lower the learning rate",
+            "hint: pass a lower --lr",
+        ],
     );
     // A device that was not compiled in.
     #[cfg(not(feature = "cuda"))]

@@ -38,6 +38,8 @@ impl From<hone_app::AppError> for CommandError {
             A::Hub(_) => "hub",
             A::Invalid(_) => "invalid",
             A::Cancelled => "cancelled",
+            A::NoSplit { .. } | A::NoModel(_) => "not_found",
+            A::NotQueued { .. } => "invalid",
             A::Io { .. } => "io",
         };
         CommandError::new(kind, e.to_string())

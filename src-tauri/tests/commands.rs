@@ -177,6 +177,16 @@ fn the_whole_workflow_through_the_commands() {
     );
     let rows = summary["dataset"]["rows"].as_i64().expect("rows");
     assert!(rows > 20);
+    // Messages in the window speak of its controls, not of command-line flags.
+    let twice = w
+        .call(
+            "dataset_import",
+            json!({"path": data, "name": "sst2", "spec": preview["spec"], "onProgress": "__CHANNEL__:7"}),
+        )
+        .expect_err("the name is taken");
+    let message = twice["message"].as_str().unwrap_or("");
+    assert!(message.contains("choose another name"), "{message}");
+    assert!(!message.contains("--"), "{message}");
 
     // Label an example, then undo it.
     let page = w.ok(

@@ -4,6 +4,7 @@
 mod bench;
 mod data;
 mod eval;
+mod hints;
 mod hub;
 mod models;
 mod predict;
@@ -174,6 +175,9 @@ pub fn run() -> ExitCode {
                 if !error.to_string().contains(&text) {
                     eprintln!("  caused by: {text}");
                 }
+            }
+            if let Some(hint) = hints::hint(&error) {
+                eprintln!("hint: {hint}");
             }
             ExitCode::FAILURE
         }

@@ -16,6 +16,16 @@ pub enum AppError {
     /// The user stopped it.
     #[error("cancelled")]
     Cancelled,
+    #[error("dataset '{dataset}' has no split '{split}' (it has: {available}); make one first")]
+    NoSplit {
+        dataset: String,
+        split: String,
+        available: String,
+    },
+    #[error("run {id} is {status}, not queued; resume it instead")]
+    NotQueued { id: i64, status: String },
+    #[error("no model \"{0}\" among the downloaded and imported models")]
+    NoModel(String),
     #[error("cannot read {path}: {source}")]
     Io {
         path: std::path::PathBuf,

@@ -431,9 +431,7 @@ impl App {
         if self.store.remove_model(&key)? || self.store.remove_model(reference)? {
             return Ok(0);
         }
-        Err(AppError::Invalid(format!(
-            "no model \"{reference}\"; `hone models list` shows the known ones"
-        )))
+        Err(AppError::NoModel(reference.to_string()))
     }
 }
 

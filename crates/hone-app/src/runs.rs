@@ -123,12 +123,13 @@ fn stored_data(
             (train, Some(valid), test)
         }
         Some(split_name) => {
-            let split = store.split(info.id, split_name)?.ok_or_else(|| {
-                AppError::Invalid(format!(
-                    "dataset '{name}' has no split '{split_name}' (it has: {}); make one with `hone data split`",
-                    info.splits.join(", ")
-                ))
-            })?;
+            let split = store
+                .split(info.id, split_name)?
+                .ok_or_else(|| AppError::NoSplit {
+                    dataset: name.to_string(),
+                    split: split_name.to_string(),
+                    available: info.splits.join(", "),
+                })?;
             let part = |part: Part| ExampleFilter {
                 labeled: Some(true),
                 part: Some((split.id, part)),
@@ -320,10 +321,10 @@ impl App {
                 )))
             }
             (false, status) => {
-                return Err(AppError::Invalid(format!(
-                    "run {id} is {}, not queued; resume it with `hone runs resume {id}`",
-                    status.as_str()
-                )))
+                return Err(AppError::NotQueued {
+                    id,
+                    status: status.as_str().to_string(),
+                })
             }
         }
         let config: RunConfig = serde_json::from_value(run.config.clone()).map_err(|e| {

@@ -12,7 +12,7 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: cannot tell the format from the name; pass --format (csv, tsv, jsonl, json, parquet, conll or lines)")]
+    #[error("{path}: cannot tell the format from the name; choose it (csv, tsv, jsonl, json, parquet, conll or lines)")]
     UnknownFormat { path: PathBuf },
     #[error("{path} is not a text file: it has NUL bytes, as spreadsheets, archives and images do. Save it as CSV, TSV or JSON lines; if it is UTF-16 text without a byte-order mark, choose its encoding (utf-16le or utf-16be)")]
     NotText { path: PathBuf },
@@ -20,7 +20,7 @@ pub enum DataError {
     EmptyFile { path: PathBuf },
     #[error("{path}: no examples after the header; add rows to the file")]
     NoRows { path: PathBuf },
-    #[error("{path}: no column named '{column}' (the file has: {available}); pass one of these to {flag}")]
+    #[error("{path}: no column named '{column}' (the file has: {available}); choose one of these as the {} column", role_of(flag))]
     UnknownColumn {
         path: PathBuf,
         column: String,
@@ -60,5 +60,16 @@ impl DataError {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// What a column flag names, in words for any front end: `--text-pair-column` → "second text".
+pub fn role_of(flag: &str) -> &str {
+    match flag {
+        "--text-column" => "text",
+        "--text-pair-column" => "second text",
+        "--label-column" => "label",
+        "--split-column" => "split",
+        other => other.trim_start_matches("--").trim_end_matches("-column"),
     }
 }

@@ -108,7 +108,7 @@ fn hostile_inputs_give_errors_with_lines_and_fixes() {
     assert!(e.contains("line 3") && e.contains("3 fields"), "{e}");
     let e = error_of("col.csv", b"sentence,label\na,1\n", c());
     assert!(
-        e.contains("'text'") && e.contains("sentence, label") && e.contains("--text-column"),
+        e.contains("'text'") && e.contains("sentence, label") && e.contains("as the text column"),
         "{e}"
     );
     let e = error_of("lab.csv", b"text,label\na,1\nb,\n", c());
@@ -147,7 +147,7 @@ fn hostile_inputs_give_errors_with_lines_and_fixes() {
     let e = error_of("late-nul.csv", &late, c());
     assert!(e.contains("line 8002") && e.contains("NUL"), "{e}");
     let e = error_of("what.txt", b"text,label\n", c());
-    assert!(e.contains("--format"), "{e}");
+    assert!(e.contains("choose it (csv"), "{e}");
 }
 
 #[test]

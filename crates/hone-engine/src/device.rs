@@ -95,7 +95,7 @@ impl DeviceSpec {
                 if !candle_core::utils::cuda_is_available() {
                     return Err(EngineError::DeviceUnavailable {
                         device: self.to_string(),
-                        reason: "this build of Hone has no CUDA support; rebuild with `cargo build --release --features cuda` (needs the CUDA toolkit's nvcc) or use --device cpu".into(),
+                        reason: "this build of Hone has no CUDA support; rebuild with `cargo build --release --features cuda` (needs the CUDA toolkit's nvcc) or train on the CPU".into(),
                     });
                 }
                 Device::new_cuda(n).map_err(|e| EngineError::DeviceUnavailable {
@@ -107,7 +107,7 @@ impl DeviceSpec {
                 if !candle_core::utils::metal_is_available() {
                     return Err(EngineError::DeviceUnavailable {
                         device: self.to_string(),
-                        reason: "this build of Hone has no Metal support; rebuild on macOS with `cargo build --release --features metal` or use --device cpu".into(),
+                        reason: "this build of Hone has no Metal support; rebuild on macOS with `cargo build --release --features metal` or train on the CPU".into(),
                     });
                 }
                 Device::new_metal(n).map_err(|e| EngineError::DeviceUnavailable {

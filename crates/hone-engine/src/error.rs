@@ -13,7 +13,7 @@ pub enum EngineError {
     },
     #[error("{path} is not a usable model config: {message}")]
     BadModelConfig { path: PathBuf, message: String },
-    #[error("{dir} is not a model folder: there is no config.json; point --model at a folder with config.json and the weights (model.safetensors or pytorch_model.bin)")]
+    #[error("{dir} is not a model folder: there is no config.json; choose a folder with config.json and the weights (model.safetensors or pytorch_model.bin)")]
     NotAModelFolder { dir: PathBuf },
     #[error("model type '{model_type}' cannot be trained by Hone yet; supported: {supported}")]
     UnsupportedArchitecture {
@@ -38,7 +38,9 @@ pub enum EngineError {
     },
     #[error("cannot read the weights in {path}: {message}")]
     BadWeights { path: PathBuf, message: String },
-    #[error("{path} has no classification head (no id2label/classifier weights); fine-tune it with `hone train` first")]
+    #[error(
+        "{path} has no classification head (no id2label/classifier weights); fine-tune it first"
+    )]
     NoClassificationHead { path: PathBuf },
     #[error("{path} is a {found} model; this needs a {wanted} model")]
     WrongTask {
@@ -50,9 +52,9 @@ pub enum EngineError {
     DeviceUnavailable { device: String, reason: String },
     #[error("invalid setting: {0}")]
     InvalidConfig(String),
-    #[error("the loss became {value} at step {step}; training stopped. Lower the learning rate (--lr, e.g. 2e-5) or keep gradient clipping on (--clip-norm 1.0)")]
+    #[error("the loss became {value} at step {step}; training stopped. Lower the learning rate (e.g. 2e-5) or keep gradient clipping on (clip norm 1.0)")]
     NonFiniteLoss { step: u64, value: f64 },
-    #[error("the gradient norm became {value} at step {step}; training stopped. Lower the learning rate (--lr) or keep gradient clipping on (--clip-norm 1.0)")]
+    #[error("the gradient norm became {value} at step {step}; training stopped. Lower the learning rate or keep gradient clipping on (clip norm 1.0)")]
     NonFiniteGradient { step: u64, value: f64 },
     #[error(transparent)]
     Data(#[from] hone_data::DataError),

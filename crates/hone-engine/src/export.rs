@@ -154,7 +154,8 @@ pub fn export_model(
     if let (Ok(a), Ok(b)) = (source.canonicalize(), out.canonicalize()) {
         if a == b {
             return Err(EngineError::InvalidConfig(
-                "the output folder is the pretrained model's folder; choose another --out".into(),
+                "the output folder is the pretrained model's folder; choose another output folder"
+                    .into(),
             ));
         }
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// What can go wrong talking to the Hub or writing the cache.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
-    #[error("cannot reach the Hub at {endpoint}: {message}; check the network (or HF_ENDPOINT), or work offline with the cached models (`hone models list`)")]
+    #[error("cannot reach the Hub at {endpoint}: {message}; check the network (or HF_ENDPOINT), or work offline with the models already downloaded")]
     Network { endpoint: String, message: String },
     #[error("no model '{repo}' on the Hub (or it is private); check the name")]
     NotFound { repo: String },
@@ -43,7 +43,7 @@ pub enum HubError {
     Cancelled,
     #[error("HF_HUB_OFFLINE is set, so the Hub is not contacted, and '{repo}' is not in the cache; unset it to go online")]
     Offline { repo: String },
-    #[error("'{repo}' is not in the cache ({cache}); download it with `hone hub download {repo}`")]
+    #[error("'{repo}' is not in the cache ({cache}); download it first")]
     NotCached { repo: String, cache: PathBuf },
     #[error("cannot write {path}: {source}")]
     Io {

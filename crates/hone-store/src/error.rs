@@ -11,7 +11,9 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot open the database {path}: {source}; check the path or pass another with --db")]
+    #[error(
+        "cannot open the database {path}: {source}; check the path or choose another database"
+    )]
     Open {
         path: PathBuf,
         #[source]
@@ -21,11 +23,11 @@ pub enum StoreError {
     Migration(String),
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("a dataset named '{0}' already exists; choose another --name or delete it first")]
+    #[error("a dataset named '{0}' already exists; choose another name or delete it first")]
     DatasetExists(String),
-    #[error("no dataset named '{0}' (see `hone data list`)")]
+    #[error("no dataset named '{0}'")]
     NoDataset(String),
-    #[error("no run with id {0} (see `hone runs list`)")]
+    #[error("no run with id {0}")]
     NoRun(i64),
     #[error("no example with id {0}")]
     NoExample(i64),

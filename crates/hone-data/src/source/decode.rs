@@ -111,7 +111,7 @@ pub fn open_text(
             Some(line) => (
                 WINDOWS_1252,
                 Some(format!(
-                    "{} is not valid UTF-8 (first bad byte on line {line}); it was read as Windows-1252 / Latin-1. Check accented characters, or pass --encoding",
+                    "{} is not valid UTF-8 (first bad byte on line {line}); it was read as Windows-1252 / Latin-1. Check accented characters, or choose the encoding",
                     path.display()
                 )),
             ),

@@ -22,7 +22,7 @@ fn csv_error(path: &Path, error: csv::Error) -> DataError {
             "the row has {len} fields but the header has {expected_len}; check for a missing or extra separator"
         ),
         csv::ErrorKind::Utf8 { .. } => {
-            "the text is not valid UTF-8; save the file as UTF-8 or pass --encoding".to_string()
+            "the text is not valid UTF-8; save the file as UTF-8 or choose its encoding".to_string()
         }
         csv::ErrorKind::Io(e) => {
             return DataError::io(path, std::io::Error::new(e.kind(), e.to_string()))
@@ -76,7 +76,7 @@ pub fn rows(
         path: path.to_path_buf(),
         line: 1,
         message: format!(
-            "name the text column with --text-column (the file has: {})",
+            "choose the column that holds the text (the file has: {})",
             header.join(", ")
         ),
     })?;

@@ -181,7 +181,7 @@ pub(crate) fn utf8_lines(
                     path: path.clone(),
                     line,
                     message:
-                        "the text is not valid UTF-8; save the file as UTF-8 or pass --encoding"
+                        "the text is not valid UTF-8; save the file as UTF-8 or choose its encoding"
                             .into(),
                 })
         })

@@ -51,7 +51,7 @@ pub fn rows(path: &Path, spec: &SourceSpec, read: Arc<AtomicU64>) -> Result<Rows
         path: path.to_path_buf(),
         line: 0,
         message: format!(
-            "name the text column with --text-column (the file has: {})",
+            "choose the column that holds the text (the file has: {})",
             names.join(", ")
         ),
     })?;

@@ -192,6 +192,55 @@ fn suggestions_rank_unlabeled_texts_by_the_models_own_uncertainty() {
     );
     let missing = hone_db(&db, &["data", "suggest", "reviews", "--run", "9"]);
     assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("hint: `hone runs list` shows the runs"),
+        "{}",
+        stderr(&missing)
+    );
+
+    // Naming the 0/1 classes: the run trained before suggests under the new names, and the
+    // next run exports them as id2label.
+    let renamed = hone_db(
+        &db,
+        &["data", "rename-classes", "reviews", "0=negative,1=positive"],
+    );
+    assert!(renamed.status.success(), "{}", stderr(&renamed));
+    assert!(
+        stdout(&renamed).contains("'0' is now 'negative'"),
+        "{}",
+        stdout(&renamed)
+    );
+    let queue = json(&hone_db(
+        &db,
+        &["data", "suggest", "reviews", "--run", "1", "--json"],
+    ));
+    assert_eq!(queue["labels"], serde_json::json!(["negative", "positive"]));
+    for s in queue["suggestions"].as_array().unwrap() {
+        assert!(
+            ["negative", "positive"].contains(&s["label"].as_str().unwrap()),
+            "{s}"
+        );
+    }
+    train(&db, "reviews", &[]);
+    let export = json(&hone_db(&db, &["runs", "show", "2", "--json"]))["artifacts"][0]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&export).join("config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        config["id2label"],
+        serde_json::json!({"0": "negative", "1": "positive"})
+    );
+    let unknown = hone_db(&db, &["data", "rename-classes", "reviews", "7=seven"]);
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("no class named '7'"),
+        "{}",
+        stderr(&unknown)
+    );
 }
 
 #[test]

@@ -18,6 +18,7 @@ pub const COMMANDS: &[&str] = &[
     "datasets_list",
     "dataset_examples",
     "example_set_label",
+    "dataset_rename_class",
     "dataset_split",
     "dataset_delete",
     "runs_list",

@@ -37,6 +37,7 @@ pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Bu
             datasets::datasets_list,
             datasets::dataset_examples,
             datasets::example_set_label,
+            datasets::dataset_rename_class,
             datasets::dataset_split,
             datasets::dataset_delete,
             runs::runs_list,

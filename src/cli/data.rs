@@ -61,6 +61,14 @@ pub enum DataCommand {
     },
     /// Delete a dataset with its examples, labels and splits.
     Delete { name: String },
+    /// Name a dataset's classes (their ids stay): `0=negative,1=positive`. Every view, new
+    /// runs and their exports (id2label) use the new names.
+    RenameClasses {
+        dataset: String,
+        /// OLD=NEW pairs, comma-separated.
+        #[arg(value_name = "OLD=NEW,…")]
+        map: String,
+    },
     /// Pre-label the unlabeled examples with a finished run's model, the ones it is least
     /// sure about first (active learning).
     Suggest(super::suggest::SuggestArgs),
@@ -107,6 +115,17 @@ pub struct ImportArgs {
     json: bool,
 }
 
+/// `0=negative,1=positive` → pairs in order; `flag` names the option in the message.
+fn parse_label_map(spec: &str, flag: &str) -> anyhow::Result<Vec<(String, String)>> {
+    spec.split(',')
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+                .with_context(|| format!("'{pair}' in {flag} is not OLD=NEW"))
+        })
+        .collect()
+}
+
 fn parse_part(p: &str) -> anyhow::Result<Part> {
     Part::parse(p).with_context(|| format!("'{p}' is not a part: use train, validation or test"))
 }
@@ -134,15 +153,7 @@ fn import(args: ImportArgs, db: &Path) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let label_map = match &args.label_map {
-        Some(spec) => Some(
-            spec.split(',')
-                .map(|pair| {
-                    pair.split_once('=')
-                        .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
-                        .with_context(|| format!("'{pair}' in --label-map is not OLD=NEW"))
-                })
-                .collect::<anyhow::Result<_>>()?,
-        ),
+        Some(spec) => Some(parse_label_map(spec, "--label-map")?.into_iter().collect()),
         None => None,
     };
     let given = SourceSpec {
@@ -341,6 +352,14 @@ pub fn run(cmd: DataCommand, db: &Path) -> anyhow::Result<ExitCode> {
             };
             let n = app.export_dataset(&dataset, &out, which)?;
             println!("wrote {n} examples to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        DataCommand::RenameClasses { dataset, map } => {
+            let mut app = App::open(db)?;
+            for (old, new) in parse_label_map(&map, "the map")? {
+                let n = app.store_mut().rename_label(&dataset, &old, &new)?;
+                println!("'{old}' is now '{new}' ({n} examples)");
+            }
             Ok(ExitCode::SUCCESS)
         }
         DataCommand::Delete { name } => {

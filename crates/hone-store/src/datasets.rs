@@ -564,6 +564,49 @@ impl Store {
         Ok(())
     }
 
+    /// Renames class `old` of a text-classification dataset to `new` everywhere: its place in
+    /// the class list (its id stays), and every example labeled with it (each change kept in
+    /// the label history). Returns how many examples changed.
+    pub fn rename_label(&mut self, dataset: &str, old: &str, new: &str) -> Result<u64> {
+        let info = self.dataset(dataset)?;
+        let new = new.trim();
+        if info.task == Task::TokenClassification {
+            return Err(StoreError::Invalid(format!(
+                "'{dataset}' has entity tags; tags cannot be renamed yet"
+            )));
+        }
+        if new.is_empty() {
+            return Err(StoreError::Invalid("a class name cannot be empty".into()));
+        }
+        if new != old && info.label_names.iter().any(|n| n == new) {
+            return Err(StoreError::Invalid(format!(
+                "'{dataset}' already has a class named '{new}'; choose another name"
+            )));
+        }
+        let tx = self.write_transaction()?;
+        let renamed = tx.execute(
+            "UPDATE label_names SET name = ?3 WHERE dataset_id = ?1 AND name = ?2",
+            params![info.id, old, new],
+        )?;
+        if renamed == 0 {
+            return Err(StoreError::Invalid(format!(
+                "'{dataset}' has no class named '{old}' (its classes: {})",
+                info.label_names.join(", ")
+            )));
+        }
+        tx.execute(
+            "INSERT INTO label_history (example_id, previous, label, author)
+             SELECT id, label, ?3, 'rename' FROM examples WHERE dataset_id = ?1 AND label = ?2",
+            params![info.id, old, new],
+        )?;
+        let changed = tx.execute(
+            "UPDATE examples SET label = ?3 WHERE dataset_id = ?1 AND label = ?2",
+            params![info.id, old, new],
+        )?;
+        tx.commit()?;
+        Ok(changed as u64)
+    }
+
     /// The label changes of an example, oldest first.
     pub fn label_history(&self, example_id: i64) -> Result<Vec<LabelChange>> {
         Ok(self

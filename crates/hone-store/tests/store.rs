@@ -110,6 +110,52 @@ fn labels_change_with_history_and_new_classes_join_the_label_set() {
 }
 
 #[test]
+fn a_class_renamed_keeps_its_id_and_relabels_its_examples_with_history() {
+    let (_dir, mut store) = store();
+    let mut import = store.begin_import(&new_dataset("d"), false).unwrap();
+    for (i, label) in [Some("0"), Some("1"), Some("0"), None]
+        .into_iter()
+        .enumerate()
+    {
+        import.add(&example(i as u64, label)).unwrap();
+    }
+    let id = import.finish("f", &[]).unwrap();
+    assert_eq!(store.rename_label("d", "0", "negative").unwrap(), 2);
+    assert_eq!(store.rename_label("d", "1", " positive ").unwrap(), 1);
+    let info = store.dataset("d").unwrap();
+    assert_eq!(info.label_names, ["negative", "positive"], "ids kept");
+    assert_eq!(info.label_counts["negative"], 2);
+    let rows = store.examples(id, &ExampleFilter::default()).unwrap();
+    assert_eq!(rows[2].label, Some(Label::Class("negative".into())));
+    assert_eq!(rows[3].label, None, "unlabeled rows stay unlabeled");
+    let history = store.label_history(rows[0].id).unwrap();
+    assert_eq!(
+        (
+            history[0].previous.as_deref(),
+            history[0].label.as_deref(),
+            history[0].author.as_str()
+        ),
+        (Some("0"), Some("negative"), "rename")
+    );
+    for (old, new, says) in [
+        (
+            "negative",
+            "positive",
+            "already has a class named 'positive'",
+        ),
+        ("2", "two", "no class named '2'"),
+        ("negative", "  ", "cannot be empty"),
+    ] {
+        let e = store.rename_label("d", old, new).unwrap_err().to_string();
+        assert!(e.contains(says), "{e}");
+    }
+    assert_eq!(
+        store.dataset("d").unwrap().label_names,
+        ["negative", "positive"]
+    );
+}
+
+#[test]
 fn splits_are_stored_and_filter_examples() {
     let (_dir, mut store) = store();
     let mut import = store.begin_import(&new_dataset("d"), false).unwrap();

@@ -40,6 +40,7 @@ pub async fn dataset_import(
     path: PathBuf,
     name: String,
     spec: SourceSpec,
+    label_map: Option<std::collections::HashMap<String, String>>,
     on_progress: Channel<ImportProgress>,
 ) -> CommandResult<ImportSummary> {
     let path = state.allowed(&path)?;
@@ -50,7 +51,7 @@ pub async fn dataset_import(
             name,
             spec,
             label_names: None,
-            label_map: None,
+            label_map: label_map.filter(|m| !m.is_empty()),
             part: None,
             append: false,
         };
@@ -127,6 +128,24 @@ pub async fn example_set_label(
         app.store_mut()
             .set_label(example_id, label.as_ref(), "app")?;
         Ok(())
+    })
+    .await
+}
+
+/// Renames class `old` of dataset `name` to `new` (its id stays; its examples follow); the
+/// dataset as it is now.
+#[tauri::command]
+pub async fn dataset_rename_class(
+    state: State<'_, Arc<DesktopState>>,
+    name: String,
+    old: String,
+    new: String,
+) -> CommandResult<DatasetInfo> {
+    let state = state.inner().clone();
+    super::blocking(move || {
+        let mut app = state.app()?;
+        app.store_mut().rename_label(&name, &old, &new)?;
+        Ok(app.store().dataset(&name)?)
     })
     .await
 }

@@ -67,6 +67,9 @@ pub struct Pool {
     pub examples: Vec<StoredExample>,
     pub unlabeled: usize,
     pub task: Task,
+    /// The dataset's class names now (a class renamed since the run trained is suggested
+    /// under its new name).
+    pub label_names: Vec<String>,
 }
 
 impl App {
@@ -92,6 +95,7 @@ impl App {
             examples,
             unlabeled,
             task: crate::runs::engine_task(info.task),
+            label_names: info.label_names,
         })
     }
 
@@ -131,8 +135,10 @@ pub fn suggest(
     let Pool {
         mut examples,
         unlabeled,
+        label_names,
         ..
     } = pool;
+    let names = current_names(model.labels(), &label_names);
     let scored = examples.len();
     // The random control needs no model to order the queue: only the examples returned are
     // pre-labeled.
@@ -150,7 +156,7 @@ pub fn suggest(
         if cancel.load(Ordering::Relaxed) {
             return Err(AppError::Cancelled);
         }
-        suggestions.extend(score_chunk(model, chunk, request)?);
+        suggestions.extend(score_chunk(model, chunk, request, &names)?);
         progress(suggestions.len(), total);
     }
     suggestions.sort_by(|a: &Suggestion, b| {
@@ -163,11 +169,30 @@ pub fn suggest(
         dataset: request.dataset.clone(),
         run_id: request.run_id,
         strategy: request.strategy,
-        labels: model.labels().to_vec(),
+        labels: names,
         unlabeled,
         scored,
         suggestions,
     })
+}
+
+/// The dataset's name for each of the model's classes: the same name when the dataset still
+/// has it, else the dataset's class with the same id (renamed since the run trained; ids are
+/// kept by a rename).
+fn current_names(model: &[String], dataset: &[String]) -> Vec<String> {
+    model
+        .iter()
+        .enumerate()
+        .map(|(id, name)| {
+            if dataset.contains(name) {
+                return name.clone();
+            }
+            match dataset.get(id) {
+                Some(renamed) if !model.contains(renamed) => renamed.clone(),
+                _ => name.clone(),
+            }
+        })
+        .collect()
 }
 
 fn task_words(task: Task) -> &'static str {
@@ -182,6 +207,7 @@ fn score_chunk(
     model: &FineTunedModel,
     chunk: &[StoredExample],
     request: &SuggestRequest,
+    names: &[String],
 ) -> Result<Vec<Suggestion>, AppError> {
     let score = |e: &StoredExample, probabilities: &dyn Fn(Strategy) -> f64| match request.strategy
     {
@@ -211,7 +237,8 @@ fn score_chunk(
                 .map(|(e, p)| {
                     let confidence = p.probabilities.iter().copied().fold(0.0, f64::max);
                     let u = score(e, &|s| uncertainty(&p.probabilities, s));
-                    suggestion(e, Label::Class(p.label), confidence, u)
+                    let label = names.get(p.label_id as usize).cloned().unwrap_or(p.label);
+                    suggestion(e, Label::Class(label), confidence, u)
                 })
                 .collect())
         }
@@ -241,5 +268,35 @@ fn words_of(e: &StoredExample) -> Vec<String> {
     match &e.tokens {
         Some(tokens) => tokens.clone(),
         None => e.text.split_whitespace().map(str::to_string).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::current_names;
+
+    fn v(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_class_renamed_after_the_run_is_suggested_under_its_new_name() {
+        assert_eq!(
+            current_names(&v(&["0", "1"]), &v(&["0", "1"])),
+            v(&["0", "1"])
+        );
+        assert_eq!(
+            current_names(&v(&["0", "1"]), &v(&["negative", "positive"])),
+            v(&["negative", "positive"])
+        );
+        // A class added since keeps the model's names for the ones it knows.
+        assert_eq!(
+            current_names(&v(&["neg", "pos"]), &v(&["neg", "pos", "neutral"])),
+            v(&["neg", "pos"])
+        );
+        assert_eq!(
+            current_names(&v(&["0", "1"]), &v(&["negative", "1"])),
+            v(&["negative", "1"])
+        );
     }
 }

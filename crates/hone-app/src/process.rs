@@ -1,5 +1,26 @@
 //! Telling whether the process that ran a run still runs: its id and its start time (so a new
-//! process that got the same id later is not mistaken for it).
+//! process that got the same id later is not mistaken for it). Read through `sysinfo`, so it
+//! works on Linux, macOS and Windows alike.
+
+use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System};
+
+/// What the OS says about process `pid` now: its start time (seconds since the epoch) and
+/// whether it has exited without being reaped yet; `None` when there is no such process.
+fn inspect(pid: i64) -> Option<(u64, bool)> {
+    let pid = Pid::from_u32(u32::try_from(pid).ok()?);
+    let mut system = System::new();
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&[pid]),
+        true,
+        ProcessRefreshKind::nothing(),
+    );
+    let process = system.process(pid)?;
+    let exited = matches!(
+        process.status(),
+        ProcessStatus::Zombie | ProcessStatus::Dead
+    );
+    Some((process.start_time(), exited))
+}
 
 /// This process's id and start time.
 pub fn current() -> (i64, Option<i64>) {
@@ -7,38 +28,19 @@ pub fn current() -> (i64, Option<i64>) {
     (pid, start_time(pid))
 }
 
-/// The start time of process `pid` in clock ticks since boot (Linux `/proc/PID/stat` field
-/// 22), or `None` when it cannot be read.
+/// The start time of process `pid` in seconds since the epoch, or `None` when there is no
+/// such process (or the OS does not say).
 pub fn start_time(pid: i64) -> Option<i64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    inspect(pid).map(|(started, _)| started as i64)
 }
 
-/// True when process `pid` has exited but was not reaped yet (state `Z`).
-fn is_zombie(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let rest = stat[stat.rfind(')')? + 1..].to_string();
-            rest.split_whitespace().next().map(|s| s == "Z" || s == "X")
-        })
-        .unwrap_or(false)
-}
-
-/// Whether process `pid`, started at `started`, still runs. Where the OS offers no `/proc`,
-/// a process is assumed alive (runs are then never marked interrupted automatically).
+/// Whether process `pid`, started at `started`, still runs: it exists, has not exited, and
+/// started when it was recorded to (a start time recorded by earlier builds, in clock ticks
+/// since boot, never matches: such a run is taken for dead once it is checked).
 pub fn is_alive(pid: i64, started: Option<i64>) -> bool {
-    if !std::path::Path::new("/proc/self/stat").exists() {
-        return true;
-    }
-    if is_zombie(pid) {
-        return false;
-    }
-    match (start_time(pid), started) {
-        (None, _) => false,
-        (Some(now), Some(then)) => now == then,
+    match (inspect(pid), started) {
+        (None, _) | (Some((_, true)), _) => false,
+        (Some((now, false)), Some(then)) => now as i64 == then,
         (Some(_), None) => true,
     }
 }
@@ -50,6 +52,7 @@ mod tests {
     #[test]
     fn this_process_is_alive_and_a_dead_one_is_not() {
         let (pid, started) = current();
+        assert!(started.is_some(), "the OS tells this process's start time");
         assert!(is_alive(pid, started));
         assert!(
             !is_alive(pid, started.map(|s| s + 1)),
@@ -59,5 +62,21 @@ mod tests {
         let child_pid = child.id() as i64;
         child.wait().unwrap();
         assert!(!is_alive(child_pid, None));
+    }
+
+    #[test]
+    fn a_child_that_exited_but_was_not_reaped_is_dead() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i64;
+        // Not waited for: a zombie until reaped.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while is_alive(pid, None) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child never ended"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.wait().unwrap();
     }
 }

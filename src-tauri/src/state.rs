@@ -61,13 +61,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The end-to-end test's answers to the file dialogs (`HONE_PICK`): read by debug builds only
+/// (the tests' build), so a released app always asks the person.
+fn scripted_picks() -> Vec<PathBuf> {
+    if !cfg!(debug_assertions) {
+        return Vec::new();
+    }
+    std::env::var_os("HONE_PICK")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default()
+}
+
 impl DesktopState {
     /// State over the database at `db`, the Hub as the environment configures it.
     pub fn new(db: PathBuf) -> Self {
-        let scripted = std::env::var_os("HONE_PICK")
-            .map(|v| std::env::split_paths(&v).collect())
-            .unwrap_or_default();
-        Self::scripted(db, HubClient::from_env(), scripted)
+        Self::scripted(db, HubClient::from_env(), scripted_picks())
     }
 
     /// State with its own Hub client whose file dialogs answer `picks` in order (tests).
@@ -297,6 +305,21 @@ impl DesktopState {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_dialog_answers_come_from_the_environment_in_debug_builds_only() {
+        std::env::set_var("HONE_PICK", "/tmp/picked.csv");
+        let picks = super::scripted_picks();
+        std::env::remove_var("HONE_PICK");
+        if cfg!(debug_assertions) {
+            assert_eq!(picks, [std::path::PathBuf::from("/tmp/picked.csv")]);
+        } else {
+            assert!(picks.is_empty(), "a release build read HONE_PICK");
         }
     }
 }

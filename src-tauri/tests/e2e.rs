@@ -395,6 +395,9 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     // Before import: how many rows, how many to label, how the labels are spread.
     let counts = ui.text_of("[data-testid='preview-counts']").await;
     assert!(counts.contains("48 rows · 6 without a label"), "{counts}");
+    // The file's 0/1 labels get names as they are imported.
+    ui.type_into("input[data-label='0']", "negative").await;
+    ui.type_into("input[data-label='1']", "positive").await;
     ui.shot("03-dataset-preview").await;
     ui.click("#do-import").await;
     ui.until_text("[data-testid='datasets']", long, |t| t.contains("reviews"))
@@ -403,7 +406,15 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.shot("04-datasets").await;
 
     // Labeling with the keyboard: 1, 2, 1. Every wait is on the page's state: the counter once
-    // the dataset has loaded, then one more labeled row after each key.
+    // the dataset has loaded, then one more labeled row after each key. Two examples a page
+    // (500 in use): the third key labels an example of the next page.
+    ui.client
+        .execute(
+            "localStorage.setItem('hone.labelingPageSize', '2')",
+            Vec::new(),
+        )
+        .await
+        .expect("page size");
     ui.page("labeling").await;
     ui.css("[data-testid='label-card']").await;
     let (before, rows) = ui.label_progress(|_, _| true).await;
@@ -630,6 +641,14 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         p == "2"
     })
     .await;
+    // A class renamed after the runs trained: the store relabels its examples and the runs'
+    // suggestions use the new name.
+    ui.click("[data-testid='classes'] button[data-class='positive']")
+        .await;
+    ui.type_into("input[data-renaming='positive']", "good\u{E007}")
+        .await;
+    ui.css("[data-testid='classes'] button[data-class='good']")
+        .await;
     ui.click("[data-testid='suggest']").await;
     ui.until_text("[data-testid='queue-info']", long, |t| {
         t.contains("run 2") && t.contains("least sure first")
@@ -640,7 +659,10 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
             !l.is_empty()
         })
         .await;
-    assert!(["0", "1"].contains(&suggested.as_str()), "{suggested}");
+    assert!(
+        ["negative", "good"].contains(&suggested.as_str()),
+        "{suggested}"
+    );
     ui.shot("16-labeling-suggestions").await;
     ui.keys("a").await;
     let (after, _) = ui.label_progress(|done, _| done > before).await;
@@ -670,6 +692,27 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.click("#delete-dataset-confirm").await;
     ui.gone("tr[data-dataset='ner']").await;
 
+    // Every page in both themes, with the data of a whole session, for the look-and-feel
+    // review (target/e2e-screenshots/look-*.png).
+    for theme in ["light", "dark"] {
+        ui.select(".theme select", theme).await;
+        // Each page once what it loads is there.
+        for (page, loaded) in [
+            ("home", "[data-testid='steps']"),
+            ("models", "main h1"),
+            ("datasets", "[data-testid='datasets']"),
+            ("labeling", "[data-testid='label-progress']"),
+            ("train", "main h1"),
+            ("runs", "[data-testid='runs']"),
+            ("playground", "#play-text"),
+        ] {
+            ui.page(page).await;
+            ui.css(loaded).await;
+            ui.shot(&format!("look-{theme}-{page}")).await;
+        }
+    }
+    ui.select(".theme select", "light").await;
+
     ui.client.close().await.ok();
 
     // The export works in `hone predict`.
@@ -688,5 +731,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         String::from_utf8_lossy(&out.stderr)
     );
     let predictions: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert!(predictions[0]["label"].is_string(), "{predictions}");
+    // The classes were named at import: the export's id2label carries the names.
+    let label = predictions[0]["label"].as_str().unwrap_or_default();
+    assert!(["negative", "positive"].contains(&label), "{predictions}");
 }

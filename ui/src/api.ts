@@ -102,11 +102,13 @@ export const api = {
   modelImport: (dir: string) => invoke<{ model: any; check: ModelCheck }>("model_import", { dir }),
   modelRemove: (reference: string) => invoke<number>("model_remove", { reference }),
   datasetPreview: (path: string, spec?: SourceSpec) => invoke<FilePreview>("dataset_preview", { path, spec: spec ?? null }),
-  datasetImport: (path: string, name: string, spec: SourceSpec, onProgress: (p: { done: number; total: number }) => void) => {
+  /** `labelMap` renames labels as they are read (class names for a 0/1 file). */
+  datasetImport: (path: string, name: string, spec: SourceSpec, labelMap: Record<string, string> | null, onProgress: (p: { done: number; total: number }) => void) => {
     const channel = new Channel<{ done: number; total: number }>();
     channel.onmessage = onProgress;
-    return invoke<any>("dataset_import", { path, name, spec, onProgress: channel });
+    return invoke<any>("dataset_import", { path, name, spec, labelMap, onProgress: channel });
   },
+  datasetRenameClass: (name: string, old: string, renamed: string) => invoke<DatasetInfo>("dataset_rename_class", { name, old, new: renamed }),
   datasetsList: () => invoke<DatasetInfo[]>("datasets_list"),
   datasetExamples: (name: string, query: { labeled?: boolean | null; text_contains?: string; offset?: number; limit?: number }) =>
     invoke<{ dataset: DatasetInfo; examples: StoredExample[] }>("dataset_examples", { name, query }),

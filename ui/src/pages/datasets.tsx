@@ -24,8 +24,11 @@ export function LabelBars(props: { counts: Record<string, number> }) {
 
 export function DatasetsPage(props: { nav: Nav }) {
   const [datasets, setDatasets] = useState<DatasetInfo[]>([]);
+  // The empty state waits for the list (an empty list, not a slow one).
+  const [listed, setListed] = useState(false);
   const [path, setPath] = useState<string | null>(null);
   const [preview, setPreview] = useState<FilePreview | null>(null);
+  const [classNames, setClassNames] = useState<Record<string, string>>({});
   const [spec, setSpec] = useState<SourceSpec>({});
   const [name, setName] = useState("");
   const [progress, setProgress] = useState<{ done: number; total: number } | null>(null);
@@ -36,7 +39,7 @@ export function DatasetsPage(props: { nav: Nav }) {
   const [onlyUnlabeled, setOnlyUnlabeled] = useState(false);
   const [split, setSplit] = useState({ valid: 0.1, test: 0.1, seed: 42 });
 
-  const refresh = () => api.datasetsList().then(setDatasets).catch((e) => setError(errorText(e)));
+  const refresh = () => api.datasetsList().then((d) => { setDatasets(d); setListed(true); }).catch((e) => setError(errorText(e)));
   useEffect(() => { refresh(); }, []);
   const current = datasets.find((d) => d.name === selected) ?? null;
   useEffect(() => {
@@ -52,7 +55,7 @@ export function DatasetsPage(props: { nav: Nav }) {
     if (!p) return;
     setPath(p);
     setName(p.split(/[\\/]/).pop()!.replace(/\.[^.]+$/, ""));
-    try { const pv = await api.datasetPreview(p); setPreview(pv); setSpec(pv.spec); } catch (e) { setError(errorText(e)); }
+    try { const pv = await api.datasetPreview(p); setPreview(pv); setSpec(pv.spec); setClassNames({}); } catch (e) { setError(errorText(e)); }
   };
   const remap = async (change: Partial<SourceSpec>) => {
     const next = { ...spec, ...change };
@@ -63,7 +66,8 @@ export function DatasetsPage(props: { nav: Nav }) {
     if (!path) return;
     setError(null); setProgress({ done: 0, total: 1 });
     try {
-      await api.datasetImport(path, name.trim(), spec, setProgress);
+      const renames = Object.fromEntries(Object.entries(classNames).map(([k, v]) => [k, v.trim()]).filter(([k, v]) => v && v !== k));
+      await api.datasetImport(path, name.trim(), spec, Object.keys(renames).length ? renames : null, setProgress);
       setPreview(null); setPath(null); setSelected(name.trim());
       await refresh();
     } catch (e) { setError(errorText(e)); }
@@ -110,6 +114,16 @@ export function DatasetsPage(props: { nav: Nav }) {
                 {" · "}{preview.unlabeled > 0 ? `${preview.unlabeled.toLocaleString()} without a label (to label after import)` : "every row labeled"}
               </p>
               {Object.keys(preview.label_counts).length > 0 && <LabelBars counts={preview.label_counts} />}
+              {Object.keys(preview.label_counts).length > 0 && Object.keys(preview.label_counts).length <= 20 && (
+                <div class="row small" data-testid="class-names">
+                  Class names:
+                  {Object.keys(preview.label_counts).map((label) => (
+                    <label>{label} → <input size={10} data-label={label} placeholder={label} value={classNames[label] ?? ""}
+                      onInput={(e) => setClassNames({ ...classNames, [label]: (e.target as HTMLInputElement).value })} /></label>
+                  ))}
+                  <span class="muted">(optional: names shown everywhere and written into exported models)</span>
+                </div>
+              )}
             </div>
           )}
           <table class="list">
@@ -128,7 +142,7 @@ export function DatasetsPage(props: { nav: Nav }) {
           </div>
         </article>
       )}
-      {datasets.length === 0 ? (
+      {!listed ? null : datasets.length === 0 ? (
         !preview && <p class="muted">No datasets yet. Import a labeled file to start; SST-2 style TSV with sentence and label columns works as is.</p>
       ) : (
         <div class="columns">

@@ -1,7 +1,7 @@
 // Labeling: one example at a time — keys 1–9 pick a class, Enter or → moves on, ← goes back,
 // Ctrl+Z undoes — or many short texts at once in the bulk view. With model help (assist.tsx)
 // the queue is a run's suggestions, least sure first, and A or Space accepts the suggestion.
-import { useEffect, useLayoutEffect, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, DatasetInfo, errorText, StoredExample, Suggestion } from "../api";
 import { typing } from "../keys";
 import type { Nav } from "../main";
@@ -13,12 +13,18 @@ function queueItems(q: Queue): StoredExample[] {
   return q.order.map((s, i) => ({ id: s.example_id, position: i, source_line: null, text: s.text, text_pair: s.text_pair, tokens: s.tokens, label: null }));
 }
 
+/** Examples fetched at a time; the next page comes before the last one is reached (a
+ * setting in localStorage changes it, so a test can page through a small dataset). */
+function pageSize(): number {
+  return Number(localStorage.getItem("hone.labelingPageSize")) || 500;
+}
+
 function percent(p: number): string {
   return `${Math.round(p * 100)}%`;
 }
 
 export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
-  const [datasets, setDatasets] = useState<DatasetInfo[]>([]);
+  const [datasets, setDatasets] = useState<DatasetInfo[] | null>(null);
   const [name, setName] = useState<string | null>(props.dataset);
   const [info, setInfo] = useState<DatasetInfo | null>(null);
   const [items, setItems] = useState<StoredExample[]>([]);
@@ -29,6 +35,11 @@ export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
   const [bulk, setBulk] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [queue, setQueue] = useState<Queue | null>(null);
+  const [renaming, setRenaming] = useState<string | null>(null);
+  const [newName, setNewName] = useState("");
+  // More examples after the loaded ones (another page to fetch), and whether one is coming.
+  const [more, setMore] = useState(false);
+  const fetching = useRef(false);
 
   useEffect(() => { api.datasetsList().then((d) => { setDatasets(d); if (!name && d.length) setName(d[0].name); }); }, []);
   const load = async (n: string) => {
@@ -37,19 +48,54 @@ export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
       // where tags get corrected).
       const info = (await api.datasetExamples(n, { limit: 1 })).dataset;
       const entities = info.task === "token_classification";
-      const page = await api.datasetExamples(n, { labeled: entities ? null : false, limit: 500 });
+      const page = await api.datasetExamples(n, { labeled: entities ? null : false, limit: pageSize() });
       setInfo(page.dataset);
       setQueue(null);
       setItems(page.examples);
+      setMore(page.examples.length === pageSize());
       setIndex(0);
       setClasses(page.dataset.label_names.length ? page.dataset.label_names : Object.keys(page.dataset.label_counts));
     } catch (e) { setError(errorText(e)); }
   };
   useEffect(() => { if (name) load(name); }, [name]);
+  // The next page, fetched while a few examples of this one are left. Unlabeled examples are
+  // those still unlabeled in position order, so the page after the loaded ones starts after
+  // as many of them as are loaded and still unlabeled.
+  const loadMore = async () => {
+    if (!more || queue || !info || fetching.current) return;
+    fetching.current = true;
+    const entities = info.task === "token_classification";
+    const offset = entities ? items.length : items.filter((x) => x.label === null).length;
+    try {
+      const page = await api.datasetExamples(info.name, { labeled: entities ? null : false, offset, limit: pageSize() });
+      const known = new Set(items.map((x) => x.id));
+      const fresh = page.examples.filter((x) => !known.has(x.id));
+      const end = items.length;
+      setItems((all) => [...all, ...fresh]);
+      // At the old last example, already labeled: on to the first new one.
+      if (fresh.length > 0) setIndex((i) => (i === end - 1 && items[i]?.label !== null ? end : i));
+      setMore(page.examples.length === pageSize());
+    } catch (e) { setError(errorText(e)); }
+    fetching.current = false;
+  };
+  useEffect(() => { if (!bulk && index >= items.length - 2) loadMore(); }, [index, items.length, more, queue]);
   const applyQueue = (q: Queue | null) => {
     setQueue(q);
     if (q) { setItems(queueItems(q)); setIndex(0); }
     else if (name) load(name);
+  };
+  // A class renamed in the store: its examples (those shown too) follow.
+  const renameClass = async (old: string, renamed: string) => {
+    setRenaming(null);
+    const next = renamed.trim();
+    if (!info || !next || next === old) return;
+    if (!info.label_names.includes(old)) { setClasses((cs) => cs.map((c) => (c === old ? next : c))); return; }
+    try {
+      const updated = await api.datasetRenameClass(info.name, old, next);
+      setInfo(updated);
+      setClasses((cs) => cs.map((c) => (c === old ? next : c)));
+      setItems((all) => all.map((x) => (x.label === old ? { ...x, label: next } : x)));
+    } catch (e) { setError(errorText(e)); }
   };
   const suggestionOf = (x: StoredExample | undefined): Suggestion | undefined => (x ? queue?.byId.get(x.id) : undefined);
 
@@ -108,7 +154,9 @@ export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
     <section>
       <h1>Labeling</h1>
       {error && <div class="error" role="alert">{error}</div>}
-      {datasets.length === 0 ? (
+      {datasets === null ? (
+        <p class="muted small">Loading datasets…</p>
+      ) : datasets.length === 0 ? (
         <p class="muted">Import a dataset first; rows without a label are waiting here. <button onClick={() => props.nav("datasets")}>Datasets</button></p>
       ) : (
         <>
@@ -122,14 +170,21 @@ export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
           </div>
           {/* The loaded dataset's own name and task: `name` changes before its info arrives. */}
           {info && <AssistPanel dataset={info.name} task={info.task} onQueue={applyQueue} />}
-          {!entities && <div class="row small">
-            Classes: {classes.map((c, i) => <span class="tag">{i < 9 && <kbd>{i + 1}</kbd>} {c}</span>)}
+          {!entities && <div class="row small" data-testid="classes">
+            Classes: {classes.map((c, i) => renaming === c ? (
+              <input class="tag" size={10} value={newName} aria-label={`New name for ${c}`} data-renaming={c} autoFocus
+                onInput={(e) => setNewName((e.target as HTMLInputElement).value)}
+                onKeyDown={(e) => { if (e.key === "Enter") renameClass(c, newName); if (e.key === "Escape") setRenaming(null); }} />
+            ) : (
+              <button class="tag" data-class={c} title="Rename this class (its examples follow; new runs export the new name)"
+                onClick={() => { setRenaming(c); setNewName(c); }}>{i < 9 && <kbd>{i + 1}</kbd>} {c}</button>
+            ))}
             <input placeholder="new class" value={newClass} onInput={(e) => setNewClass((e.target as HTMLInputElement).value)}
               onKeyDown={(e) => { if (e.key === "Enter" && newClass.trim() && !classes.includes(newClass.trim())) { setClasses([...classes, newClass.trim()]); setNewClass(""); } }} />
           </div>}
           {info?.task === "token_classification" ? (
-            <NerLabeler info={info} examples={items} onSaved={() => {}} suggested={queue?.byId} />
-          ) : items.length === 0 || (!bulk && labeled === items.length && index === items.length - 1 && labelOf(items[index]) !== null) ? (
+            <NerLabeler info={info} examples={items} onSaved={() => {}} suggested={queue?.byId} onIndex={setIndex} />
+          ) : items.length === 0 || (!more && !bulk && labeled === items.length && index === items.length - 1 && labelOf(items[index]) !== null) ? (
             <div class="done-note" data-testid="all-labeled">
               {queue ? "Every example in the queue is labeled: start the next round or re-score." : "Every example of this dataset is labeled."}{" "}
               <button onClick={() => props.nav("train", { dataset: name })}>Train on it</button>{" "}
@@ -151,7 +206,7 @@ export function LabelingPage(props: { dataset: string | null; nav: Nav }) {
           ) : (
             <article class="card label-card" data-testid="label-card" data-example={x?.id}>
               <div class="muted small">
-                {queue ? `example ${index + 1} of ${items.length} in the queue` : `example ${index + 1} of ${items.length} unlabeled · line ${x?.source_line}`}
+                {queue ? `example ${index + 1} of ${items.length} in the queue` : `example ${index + 1} of ${more && info ? info.rows - info.labeled : items.length} unlabeled · line ${x?.source_line}`}
               </div>
               <p class="big">{x?.text}</p>
               {x?.text_pair && <p class="big muted">{x.text_pair}</p>}

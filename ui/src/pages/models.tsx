@@ -60,7 +60,8 @@ export function ModelsPage(props: { nav: Nav }) {
   const [onlyTrainable, setOnlyTrainable] = useState(true);
   const [next, setNext] = useState<string | null>(null);
   const [page, setPage] = useState<ModelPage | null>(null);
-  const [known, setKnown] = useState<KnownModel[]>([]);
+  // null until the list has loaded: the empty state is for an empty list, not a slow one.
+  const [known, setKnown] = useState<KnownModel[] | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [download, setDownload] = useState<{ repo: string; done: number; total: number; file: string } | null>(null);
@@ -172,7 +173,9 @@ export function ModelsPage(props: { nav: Nav }) {
           )}
           {next && <button onClick={() => search(true)} disabled={busy}>More results</button>}
           <h2>On this machine</h2>
-          {known.length === 0 ? (
+          {known === null ? (
+            <p class="muted small">Looking at the cache…</p>
+          ) : known.length === 0 ? (
             <p class="muted">No models yet. Download one from the Hub, or import a folder with config.json, weights and a tokenizer.</p>
           ) : (
             <table class="list" data-testid="known-models">

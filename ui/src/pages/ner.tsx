@@ -2,7 +2,7 @@
 // (click, shift-click or drag) or the keyboard (← → move, Shift+← → extend), press 1–9 to tag
 // it with an entity type (B- on the first token, I- on the rest), 0 or Backspace to clear it,
 // Enter to save and move on, Ctrl+Z to undo the last save.
-import { useLayoutEffect, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useState } from "preact/hooks";
 import { api, DatasetInfo, errorText, StoredExample } from "../api";
 import { typing } from "../keys";
 
@@ -29,7 +29,7 @@ export function tagSpan(tags: string[], from: number, to: number, type: string |
 
 const COLORS = ["#2f6fde", "#e0622b", "#2aa876", "#b0429e", "#c9a227", "#5b6abf", "#d04a4a", "#3a9fb0", "#7a7a2a"];
 
-export function NerLabeler(props: { info: DatasetInfo; examples: StoredExample[]; onSaved: () => void; suggested?: Map<number, { label: string | string[]; confidence: number }> }) {
+export function NerLabeler(props: { info: DatasetInfo; examples: StoredExample[]; onSaved: () => void; suggested?: Map<number, { label: string | string[]; confidence: number }>; onIndex?: (i: number) => void }) {
   const types = entityTypes(props.info.label_names);
   const [index, setIndex] = useState(0);
   const [tags, setTags] = useState<string[]>([]);
@@ -41,6 +41,8 @@ export function NerLabeler(props: { info: DatasetInfo; examples: StoredExample[]
   const [error, setError] = useState<string | null>(null);
   const x = props.examples[index];
   const tokens = x?.tokens ?? [];
+  // The page fetches the next sentences as this one nears the end of those loaded.
+  useEffect(() => { props.onIndex?.(index); }, [index]);
 
   // Layout effects run in the same commit as the render, so the card never shows (to a person
   // or a test) before its tags and key listener are in place.

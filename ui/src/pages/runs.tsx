@@ -176,7 +176,9 @@ function Compare(props: { runs: RunRecord[] }) {
 }
 
 export function RunsPage(props: { open: number | null; nav: Nav }) {
-  const [runs, setRuns] = useState<RunRecord[]>([]);
+  // null until the first list arrives: "No runs yet" is for an empty list, not a slow one.
+  const [loaded, setLoaded] = useState<RunRecord[] | null>(null);
+  const runs = loaded ?? [];
   const [filter, setFilter] = useState("");
   const [sort, setSort] = useState<"id" | "f1" | "duration">("id");
   const [selected, setSelected] = useState<number[]>([]);
@@ -186,7 +188,7 @@ export function RunsPage(props: { open: number | null; nav: Nav }) {
   // so an open run's page (curves, downsampling) is not redrawn every 3 s for nothing.
   const refresh = () =>
     api.runsList()
-      .then((next) => setRuns((prev) => (JSON.stringify(prev) === JSON.stringify(next) ? prev : next)))
+      .then((next) => setLoaded((prev) => (JSON.stringify(prev) === JSON.stringify(next) ? prev : next)))
       .catch((e) => setError(errorText(e)));
   useEffect(() => { refresh(); const t = setInterval(refresh, 3000); return () => clearInterval(t); }, []);
 
@@ -203,12 +205,14 @@ export function RunsPage(props: { open: number | null; nav: Nav }) {
     <section>
       <h1>Runs</h1>
       {error && <div class="error" role="alert">{error}</div>}
-      {runs.length === 0 ? (
+      {loaded === null ? (
+        <p class="muted small">Loading runs…</p>
+      ) : runs.length === 0 ? (
         <p class="muted">No runs yet. <button onClick={() => props.nav("train")}>Start one</button></p>
       ) : (
         <>
           <div class="row">
-            <input placeholder="Filter by status, name, model or dataset" value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} />
+            <input id="runs-filter" placeholder="Filter by status, name, model or dataset" value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} />
             <select value={sort} onChange={(e) => setSort((e.target as HTMLSelectElement).value as any)} aria-label="Sort">
               <option value="id">newest</option><option value="f1">best F1</option><option value="duration">longest</option>
             </select>

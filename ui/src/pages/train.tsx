@@ -195,6 +195,8 @@ function NumberInput(props: { field: Field; value: number | null; onCommit: (n: 
 
 export function TrainPage(props: { preset: any; nav: Nav }) {
   const [models, setModels] = useState<KnownModel[]>([]);
+  // Both lists have arrived: "no model / no dataset yet" is not said while they load.
+  const [listed, setListed] = useState(false);
   const [datasets, setDatasets] = useState<DatasetInfo[]>([]);
   const [model, setModel] = useState<string>(props.preset?.model ?? "");
   const [dataset, setDataset] = useState<string>(props.preset?.dataset ?? "");
@@ -213,8 +215,10 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const live = useLive();
 
   useEffect(() => {
-    api.modelsList().then((m) => { setModels(m); if (!model && m.length) setModel(m[0].reference); }).catch((e) => setError(errorText(e)));
-    api.datasetsList().then((d) => { setDatasets(d); if (!dataset && d.length) setDataset(d[0].name); }).catch((e) => setError(errorText(e)));
+    Promise.all([
+      api.modelsList().then((m) => { setModels(m); if (!model && m.length) setModel(m[0].reference); }),
+      api.datasetsList().then((d) => { setDatasets(d); if (!dataset && d.length) setDataset(d[0].name); }),
+    ]).then(() => setListed(true)).catch((e) => setError(errorText(e)));
   }, []);
   useEffect(() => {
     if (!model) return;
@@ -279,7 +283,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
     <section>
       <h1>Train</h1>
       {error && <div class="error" role="alert">{error}</div>}
-      {(models.length === 0 || datasets.length === 0) && (
+      {listed && (models.length === 0 || datasets.length === 0) && (
         <div class="notice">
           {models.length === 0 && <>No model yet: <button onClick={() => props.nav("models")}>get one</button>. </>}
           {datasets.length === 0 && <>No dataset yet: <button onClick={() => props.nav("datasets")}>import one</button>.</>}

@@ -28,6 +28,10 @@ pub struct TrainerState {
     #[serde(default)]
     pub last_eval_step: Option<u64>,
     pub optimizer_steps: HashMap<String, u64>,
+    /// Seconds spent training up to this checkpoint, so a resumed run's time counts training
+    /// only (not the time it lay stopped).
+    #[serde(default)]
+    pub elapsed_s: f64,
 }
 
 /// A `last` checkpoint read back: everything a run needs to continue exactly where it stopped.

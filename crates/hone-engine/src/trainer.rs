@@ -86,6 +86,17 @@ struct Progress {
     evals_without_improvement: u32,
     last_eval_step: Option<u64>,
     best_logits: Option<Vec<Vec<f32>>>,
+    /// Training seconds before this process took over (a resumed run's earlier sessions).
+    elapsed_before: f64,
+    /// When this process started training.
+    started: Instant,
+}
+
+impl Progress {
+    /// Seconds spent training this run, earlier sessions included.
+    fn elapsed_s(&self) -> f64 {
+        self.elapsed_before + self.started.elapsed().as_secs_f64()
+    }
 }
 
 impl Trainer<'_> {
@@ -111,6 +122,8 @@ impl Trainer<'_> {
             evals_without_improvement: 0,
             last_eval_step: None,
             best_logits: None,
+            elapsed_before: 0.0,
+            started,
         };
         let (mut start_epoch, mut skip_chunks) = (0, 0);
         if let Some(point) = &self.resume {
@@ -124,6 +137,8 @@ impl Trainer<'_> {
                 evals_without_improvement: s.evals_without_improvement,
                 last_eval_step: s.last_eval_step,
                 best_logits: None,
+                elapsed_before: s.elapsed_s,
+                started,
             };
             start_epoch = s.epoch;
             skip_chunks = s.examples_in_epoch as usize / per_step;
@@ -182,6 +197,7 @@ impl Trainer<'_> {
                 )?;
                 progress.step += 1;
                 let step_s = step_start.elapsed().as_secs_f64().max(1e-9);
+                // The ETA from this session's pace; the elapsed time over all sessions.
                 let elapsed = started.elapsed().as_secs_f64();
                 sink(TrainEvent::Step {
                     step: progress.step,
@@ -193,7 +209,7 @@ impl Trainer<'_> {
                     grad_norm: done.grad_norm,
                     samples_per_s: done.examples as f64 / step_s,
                     tokens_per_s: done.tokens as f64 / step_s,
-                    elapsed_s: elapsed,
+                    elapsed_s: progress.elapsed_s(),
                     eta_s: elapsed / (progress.step - first_step).max(1) as f64
                         * plan.total_steps.saturating_sub(progress.step) as f64,
                 });
@@ -231,7 +247,7 @@ impl Trainer<'_> {
         Ok(TrainSummary {
             status,
             steps: progress.step,
-            elapsed_s: started.elapsed().as_secs_f64(),
+            elapsed_s: progress.elapsed_s(),
             best: progress.best,
             best_dir: crate::checkpoint::best_dir(self.work_dir)
                 .unwrap_or_else(|| self.work_dir.join("best")),
@@ -317,6 +333,7 @@ impl Trainer<'_> {
             evals_without_improvement: progress.evals_without_improvement,
             last_eval_step: progress.last_eval_step,
             optimizer_steps: optimizer.steps(),
+            elapsed_s: progress.elapsed_s(),
         };
         save_last(&dir, self.model.params(), optimizer, &state)?;
         sink(TrainEvent::CheckpointSaved {

@@ -459,3 +459,65 @@ fn the_cpu_path_and_candle_autograd_take_the_same_steps() {
         }
     }
 }
+
+#[test]
+fn a_resumed_run_counts_its_earlier_training_time_but_not_the_pause() {
+    let dir = tiny_model("bert");
+    let data = sst2_fixture(&dir, 32);
+    let model = Model::load(&dir, Task::SequenceClassification, 2, None, &Device::Cpu, 0).unwrap();
+    let cfg = TrainingConfig {
+        epochs: 3,
+        ..small_config()
+    };
+    let work = tempfile::tempdir().unwrap();
+    let run = |resume, cancel_at: Option<u64>| {
+        let cancel = AtomicBool::new(false);
+        let mut events = Vec::new();
+        let trainer = Trainer {
+            model: &model,
+            cfg: &cfg,
+            train: &data.train,
+            valid: &data.valid,
+            labels: &data.labels,
+            work_dir: work.path(),
+            resume,
+        };
+        let summary = trainer
+            .run(
+                &mut |e| {
+                    if let (TrainEvent::Step { step, .. }, Some(at)) = (&e, cancel_at) {
+                        if *step >= at {
+                            cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                    events.push(e)
+                },
+                &cancel,
+            )
+            .unwrap();
+        (summary, events)
+    };
+    let (first, _) = run(None, Some(3));
+    assert_eq!(first.status, RunStatus::Cancelled);
+    let point = hone_engine::checkpoint::load_last(work.path())
+        .unwrap()
+        .expect("a resumable checkpoint");
+    let saved = point.state.elapsed_s;
+    assert!(saved > 0.0, "the checkpoint keeps the training time");
+    let pause = std::time::Duration::from_millis(400);
+    std::thread::sleep(pause);
+    let (second, events) = run(Some(point), None);
+    let first_step = events
+        .iter()
+        .find_map(|e| match e {
+            TrainEvent::Step { elapsed_s, .. } => Some(*elapsed_s),
+            _ => None,
+        })
+        .expect("steps after the resume");
+    assert!(first_step >= saved, "{first_step} < {saved}");
+    assert!(
+        first_step < saved + pause.as_secs_f64(),
+        "the pause was counted: {first_step} vs {saved}"
+    );
+    assert!(second.elapsed_s >= first_step);
+}

@@ -692,6 +692,71 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.click("#delete-dataset-confirm").await;
     ui.gone("tr[data-dataset='ner']").await;
 
+    // A long run, cancelled while it trains, then resumed from its page on Runs: the Train
+    // page's curves go on from the stored history (they start at step 1, not at the
+    // checkpoint); cancelled again.
+    ui.page("train").await;
+    // The last run's view first draws its charts (which moves the button below them).
+    ui.attr_until("[data-testid='chart-loss']", "data-drawn", long, |d| {
+        d == "true"
+    })
+    .await;
+    ui.button("New run").await;
+    ui.css("#train-model option").await;
+    ui.select("#train-dataset", "reviews").await;
+    // Far more epochs than the test waits for: the run is still training whenever the
+    // window gets to its Cancel, however slow the machine.
+    ui.set_field("epochs", "100000").await;
+    ui.set_field("batch_size", "8").await;
+    ui.set_field("max_length", "32").await;
+    ui.click("#start").await;
+    ui.attr_until("[data-testid='chart-loss']", "data-points", long, |v| {
+        v.parse::<u64>().unwrap_or(0) >= 3
+    })
+    .await;
+    ui.button("Cancel").await;
+    ui.attr_until("[data-testid='live']", "data-status", long, |s| {
+        s == "cancelled"
+    })
+    .await;
+    ui.page("runs").await;
+    ui.click("tr[data-run='5'] a").await;
+    ui.until_text("[data-testid='run-page'] h2", long, |t| {
+        t.contains("cancelled")
+    })
+    .await;
+    ui.click("#resume-run").await;
+    ui.css("main[data-current='train']").await;
+    // The live view starts from the stored steps, and new ones arrive on top of them.
+    let resumed_at: u64 = ui
+        .attr_until("[data-testid='live']", "data-step", long, |s| s != "0")
+        .await
+        .parse()
+        .expect("step");
+    ui.attr_until("[data-testid='live']", "data-step", long, |s| {
+        s.parse::<u64>().unwrap_or(0) > resumed_at + 2
+    })
+    .await;
+    assert_eq!(
+        ui.css("[data-testid='chart-loss']")
+            .await
+            .attr("data-first")
+            .await
+            .expect("attr")
+            .as_deref(),
+        Some("1"),
+        "the resumed run's curve keeps its steps before the checkpoint"
+    );
+    ui.shot("18-resumed").await;
+    // Opened from Runs while it trains, the run has Cancel there too.
+    ui.page("runs").await;
+    ui.click("tr[data-run='5'] a").await;
+    ui.click("#cancel-run").await;
+    ui.until_text("[data-testid='run-page'] h2", long, |t| {
+        t.contains("cancelled")
+    })
+    .await;
+
     // Every page in both themes, with the data of a whole session, for the look-and-feel
     // review (target/e2e-screenshots/look-*.png).
     for theme in ["light", "dark"] {

@@ -68,5 +68,7 @@ export function Chart(props: { title: string; series: Series[]; height?: number;
   }, [props.series]);
 
   const points = props.series.reduce((n, s) => n + s.x.length, 0);
-  return <div class="chart" ref={host} data-testid={props.testId} data-points={points} />;
+  // The first step drawn: a resumed run's chart starts where the run did, not at its checkpoint.
+  const first = props.series[0]?.x[0];
+  return <div class="chart" ref={host} data-testid={props.testId} data-points={points} data-first={first} />;
 }

@@ -10,6 +10,7 @@
 pub mod active;
 pub mod allocator;
 pub mod bench;
+pub mod curves;
 pub mod dataset_export;
 pub mod error;
 pub mod evaluation;

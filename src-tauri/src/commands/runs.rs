@@ -27,6 +27,9 @@ pub struct RunDetail {
     pub live: bool,
 }
 
+/// Min/max pairs per metric sent to the window: about two per pixel of the widest chart.
+const CHART_BUCKETS: usize = 1000;
+
 #[tauri::command]
 pub async fn run_show(state: State<'_, Arc<DesktopState>>, id: i64) -> CommandResult<RunDetail> {
     let state = state.inner().clone();
@@ -35,7 +38,7 @@ pub async fn run_show(state: State<'_, Arc<DesktopState>>, id: i64) -> CommandRe
         let store = app.store();
         Ok(RunDetail {
             run: store.run(id)?,
-            metrics: store.metrics(id)?,
+            metrics: hone_app::curves::thin(store.metrics(id)?, CHART_BUCKETS),
             evaluations: store.evaluations(id)?,
             artifacts: store.artifacts(id)?,
             live: state.run_switch(id).is_some(),
@@ -54,7 +57,12 @@ pub async fn runs_metrics(
     super::blocking(move || {
         let app = state.app()?;
         ids.into_iter()
-            .map(|id| Ok((id, app.store().metrics(id)?)))
+            .map(|id| {
+                Ok((
+                    id,
+                    hone_app::curves::thin(app.store().metrics(id)?, CHART_BUCKETS),
+                ))
+            })
             .collect()
     })
     .await

@@ -123,7 +123,13 @@ pub(crate) fn follow(state: Arc<DesktopState>, job: JobHandle, channel: Channel<
             let wait = FLUSH_EVERY.saturating_sub(last_flush.elapsed());
             match job.events().recv_timeout(wait) {
                 Ok(event) => {
-                    let urgent = !matches!(event, TrainEvent::Step { .. });
+                    // Only the start and the end go out at once: validations and
+                    // checkpoints come every few steps when steps are fast, and sent one by
+                    // one they flooded the window (each message redraws its charts).
+                    let urgent = matches!(
+                        event,
+                        TrainEvent::Started { .. } | TrainEvent::Finished { .. }
+                    );
                     batch.push(event);
                     if !urgent && last_flush.elapsed() < FLUSH_EVERY {
                         continue;

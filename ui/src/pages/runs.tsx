@@ -1,7 +1,7 @@
 // Runs: every run with status, model, dataset, key metric and duration; filter and sort; one
 // run's curves, config, confusion matrix, per-class scores and worst errors; 2+ runs overlaid
 // with a configuration diff.
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, duration, errorText, MetricRow, RunDetail, RunRecord } from "../api";
 import { Chart, Series } from "../chart";
 import type { Nav } from "../main";
@@ -9,7 +9,11 @@ import { resumeRun } from "./train";
 import { ConfirmButton } from "../confirm";
 import { isEntityReport, summary, validationSeries } from "../report";
 
+/** Training time: what the run measured (earlier sessions of a resumed run included, the time
+ * it lay stopped or the app was closed not), else the wall clock from start to end. */
 function seconds(r: RunRecord): number | null {
+  const measured = r.final_metrics?.elapsed_s;
+  if (typeof measured === "number") return measured;
   if (!r.started_at) return null;
   const end = r.finished_at ? Date.parse(r.finished_at) : Date.now();
   return (end - Date.parse(r.started_at)) / 1000;
@@ -41,7 +45,22 @@ function curves(rows: MetricRow[], name: string, label: string): Series {
 function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted: () => void }) {
   const [d, setD] = useState<RunDetail | null>(null);
   const [error, setError] = useState<string | null>(null);
-  useEffect(() => { api.runShow(props.id).then(setD).catch((e) => setError(errorText(e))); }, [props.id]);
+  // One request at a time: a long run's curves are a large answer, and a slow one must not
+  // pile up behind the next poll.
+  const inFlight = useRef(false);
+  const load = () => {
+    if (inFlight.current) return;
+    inFlight.current = true;
+    api.runShow(props.id).then(setD).catch((e) => setError(errorText(e))).finally(() => { inFlight.current = false; });
+  };
+  useEffect(() => { load(); }, [props.id]);
+  // A run that trains right now: its curves and status follow (every 3 s).
+  const active = !!d && (d.live || d.run.status === "running" || d.run.status === "queued");
+  useEffect(() => {
+    if (!active) return;
+    const t = setInterval(load, 3000);
+    return () => clearInterval(t);
+  }, [props.id, active]);
   if (error) return <div class="error">{error}</div>;
   if (!d) return <p class="muted">Loading…</p>;
   // The best checkpoint's evaluation is the one stored with its predictions; before a run
@@ -72,7 +91,12 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
         </p>
       )}
       <div class="row">
-        {["interrupted", "cancelled", "failed"].includes(d.run.status) && <button onClick={resume}>Resume</button>}
+        {d.live && (
+          <button id="cancel-run" onClick={async () => { await api.trainCancel(d.run.id); load(); props.onChanged(); }}
+            title="Stop after the current step; the run keeps its best checkpoint and can be resumed">Cancel</button>
+        )}
+        {!d.live && d.run.status === "running" && <span class="muted small">training in another process (the command line)</span>}
+        {["interrupted", "cancelled", "failed"].includes(d.run.status) && <button id="resume-run" onClick={resume}>Resume</button>}
         {d.run.status === "completed" && <button onClick={() => props.nav("playground", d.run.id)}>Playground & export</button>}
         <ConfirmButton id="delete-run" label="Delete run" confirm="Delete"
           question={`Delete run ${d.run.id} with its curves, checkpoints and the model in its folder?`}

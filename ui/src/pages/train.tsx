@@ -1,7 +1,7 @@
 // Train: task, model, dataset, a preset, every option with a short explanation and a safe
 // default, the memory estimate; then the live view (charts, progress, ETA, cancel).
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, DatasetInfo, duration, errorText, KnownModel, ModelCheck, RunMessage, TrainEvent } from "../api";
+import { api, DatasetInfo, duration, errorText, KnownModel, ModelCheck, RunDetail, RunMessage, TrainEvent } from "../api";
 import { Chart, Series } from "../chart";
 import type { Nav } from "../main";
 import { FitTable } from "./models";
@@ -68,9 +68,15 @@ function emptySeries(label: string): Series { return { label, x: [], y: [] }; }
 // from Runs) shows the same live view.
 let liveRun: Live | null = null;
 const listeners = new Set<(l: Live | null) => void>();
+// Events apply at once; the page redraws at most every 100 ms, however fast they come.
+let redraw: ReturnType<typeof setTimeout> | null = null;
 function setLive(update: (l: Live | null) => Live | null) {
   liveRun = update(liveRun);
-  listeners.forEach((f) => f(liveRun));
+  if (redraw !== null) return;
+  redraw = setTimeout(() => {
+    redraw = null;
+    listeners.forEach((f) => f(liveRun));
+  }, 100);
 }
 function useLive(): Live | null {
   const [l, setL] = useState(liveRun);
@@ -93,10 +99,32 @@ function onRunMessage(m: RunMessage) {
   else setLive((l) => ({ ...(l && l.runId === m.run_id ? l : freshLive(m.run_id)), status: m.status, error: m.error }));
 }
 
-/** Continues an interrupted run and watches it on the Train page. */
+/** The curves a run has so far, from the store: a resumed run's live view continues them. */
+export function liveFromHistory(d: RunDetail): Live {
+  const live = freshLive(d.run.id);
+  const series: Record<string, Series> = { loss: live.loss, lr: live.lr, grad_norm: live.grad, samples_per_s: live.speed };
+  const evalKeys = d.metrics.some((m) => m.name === "eval_entity_f1") ? ["entity_f1", "token_accuracy"] : ["accuracy", "macro_f1"];
+  for (const m of [...d.metrics].sort((a, b) => a.step - b.step)) {
+    const key = m.name.startsWith("eval_") ? m.name.slice(5) : null;
+    const s = series[m.name] ?? (key && evalKeys.includes(key) ? (live.evals[key] ??= emptySeries(key)) : null);
+    if (s) { s.x.push(m.step); s.y.push(m.value); }
+  }
+  live.step = d.run.step;
+  live.total = d.run.total_steps ?? 0;
+  return live;
+}
+
+/** Continues an interrupted run and watches it on the Train page, its curves so far included. */
 export async function resumeRun(id: number) {
-  setLive(() => freshLive(id));
+  let start = freshLive(id);
+  try { start = liveFromHistory(await api.runShow(id)); } catch { /* the live events still come */ }
+  setLive(() => start);
   await api.trainResume(id, onRunMessage);
+}
+
+/** Drops the points at or after `step`: a resumed run repeats the steps after its checkpoint. */
+function cutFrom(s: Series, step: number) {
+  while (s.x.length > 0 && s.x[s.x.length - 1] >= step) { s.x.pop(); s.y.pop(); }
 }
 
 export function applyEvents(live: Live, events: TrainEvent[]): Live {
@@ -104,6 +132,7 @@ export function applyEvents(live: Live, events: TrainEvent[]): Live {
   const push = (s: Series, x: number, y: number) => { s.x.push(x); s.y.push(y); };
   for (const e of events) {
     if (e.event === "step") {
+      for (const s of [next.loss, next.lr, next.grad, next.speed]) cutFrom(s, e.step);
       push(next.loss, e.step, e.loss); push(next.lr, e.step, e.lr); push(next.grad, e.step, e.grad_norm); push(next.speed, e.step, e.samples_per_s);
       next.step = e.step; next.total = e.total_steps; next.eta = e.eta_s; next.epoch = e.epoch;
     } else if (e.event === "started") {
@@ -111,6 +140,7 @@ export function applyEvents(live: Live, events: TrainEvent[]): Live {
     } else if (e.event === "evaluated") {
       for (const k of chartedKeys(e.report)) {
         const s = { ...(next.evals[k] ?? emptySeries(k)) };
+        cutFrom(s, e.step);
         push(s, e.step, e.report[k]);
         next.evals[k] = s;
       }

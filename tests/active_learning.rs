@@ -38,6 +38,13 @@ fn train(db: &Path, dataset: &str, extra: &[&str]) {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+/// `hone data suggest DATASET --run RUN --json` with `extra` options, as JSON.
+fn suggest(db: &Path, dataset: &str, run: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["data", "suggest", dataset, "--run", run, "--json"];
+    args.extend_from_slice(extra);
+    json(&hone_db(db, &args))
+}
+
 /// `1 - (top - second)` of a probability list.
 fn margin(p: &[f64]) -> f64 {
     let mut sorted = p.to_vec();
@@ -70,12 +77,7 @@ fn suggestions_rank_unlabeled_texts_by_the_models_own_uncertainty() {
         "a run counts the labels it had"
     );
 
-    let queue = json(&hone_db(
-        &db,
-        &[
-            "data", "suggest", "reviews", "--run", "1", "--limit", "10", "--json",
-        ],
-    ));
+    let queue = suggest(&db, "reviews", "1", &["--limit", "10"]);
     assert_eq!(queue["unlabeled"], 10);
     assert_eq!(queue["scored"], 10);
     assert_eq!(queue["strategy"], "margin");
@@ -115,19 +117,7 @@ fn suggestions_rank_unlabeled_texts_by_the_models_own_uncertainty() {
     }
 
     // Least confidence is 1 − confidence; the random control is seeded and needs no order.
-    let lc = json(&hone_db(
-        &db,
-        &[
-            "data",
-            "suggest",
-            "reviews",
-            "--run",
-            "1",
-            "--strategy",
-            "least-confidence",
-            "--json",
-        ],
-    ));
+    let lc = suggest(&db, "reviews", "1", &["--strategy", "least-confidence"]);
     for s in lc["suggestions"].as_array().unwrap() {
         let (u, c) = (
             s["uncertainty"].as_f64().unwrap(),
@@ -136,21 +126,12 @@ fn suggestions_rank_unlabeled_texts_by_the_models_own_uncertainty() {
         assert!((u - (1.0 - c)).abs() < 1e-9, "{s}");
     }
     let order = |seed: &str| -> Vec<i64> {
-        json(&hone_db(
+        suggest(
             &db,
-            &[
-                "data",
-                "suggest",
-                "reviews",
-                "--run",
-                "1",
-                "--strategy",
-                "random",
-                "--seed",
-                seed,
-                "--json",
-            ],
-        ))["suggestions"]
+            "reviews",
+            "1",
+            &["--strategy", "random", "--seed", seed],
+        )["suggestions"]
             .as_array()
             .unwrap()
             .iter()
@@ -210,10 +191,7 @@ fn suggestions_rank_unlabeled_texts_by_the_models_own_uncertainty() {
         "{}",
         stdout(&renamed)
     );
-    let queue = json(&hone_db(
-        &db,
-        &["data", "suggest", "reviews", "--run", "1", "--json"],
-    ));
+    let queue = suggest(&db, "reviews", "1", &[]);
     assert_eq!(queue["labels"], serde_json::json!(["negative", "positive"]));
     for s in queue["suggestions"].as_array().unwrap() {
         assert!(
@@ -272,19 +250,7 @@ fn entity_suggestions_tag_every_word_of_an_unlabeled_sentence() {
         }
     }
     train(&db, "ner", &["--task", "token-classification"]);
-    let queue = json(&hone_db(
-        &db,
-        &[
-            "data",
-            "suggest",
-            "ner",
-            "--run",
-            "1",
-            "--strategy",
-            "entropy",
-            "--json",
-        ],
-    ));
+    let queue = suggest(&db, "ner", "1", &["--strategy", "entropy"]);
     assert_eq!(queue["unlabeled"], 2);
     let tags = queue["labels"].as_array().unwrap();
     for s in queue["suggestions"].as_array().unwrap() {

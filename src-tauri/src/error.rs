@@ -38,7 +38,7 @@ impl From<hone_app::AppError> for CommandError {
             A::Hub(_) => "hub",
             A::Invalid(_) => "invalid",
             A::Cancelled => "cancelled",
-            A::NoSplit { .. } | A::NoModel(_) => "not_found",
+            A::NoSplit { .. } | A::NoModel(_) | A::NotDownloaded(_) => "not_found",
             A::NotQueued { .. } => "invalid",
             A::Io { .. } => "io",
         };

@@ -30,7 +30,7 @@ fn app_hint(e: &AppError) -> Option<String> {
         AppError::Engine(e) => engine_hint(e),
         AppError::Store(e) => store_hint(e),
         AppError::Data(e) => data_hint(e),
-        AppError::Hub(e) => hub_hint(e),
+        AppError::Hub(e) | AppError::NotDownloaded(e) => hub_hint(e),
         AppError::NoSplit { dataset, split, .. } => Some(format!(
             "`hone data split {dataset} --name {split}` makes it"
         )),

@@ -26,6 +26,9 @@ pub enum AppError {
     NotQueued { id: i64, status: String },
     #[error("no model \"{0}\" among the downloaded and imported models")]
     NoModel(String),
+    /// A Hub repo id that is not in the cache.
+    #[error("{0} (or choose a model folder)")]
+    NotDownloaded(hone_hub::HubError),
     #[error("cannot read {path}: {source}")]
     Io {
         path: std::path::PathBuf,

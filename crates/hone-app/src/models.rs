@@ -473,8 +473,7 @@ pub fn resolve_model(reference: &Path, hub: &HubClient) -> Result<PathBuf, AppEr
         // A folder that is not there: the engine's error names what is missing.
         return Ok(reference.to_path_buf());
     }
-    hub.resolve_cached(&text)
-        .map_err(|e| AppError::Invalid(format!("{e} (or give a model folder)")))
+    hub.resolve_cached(&text).map_err(AppError::NotDownloaded)
 }
 
 #[cfg(test)]

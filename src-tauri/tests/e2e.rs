@@ -268,7 +268,8 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     std::fs::create_dir_all(&shots).expect("mkdir");
 
     // A dataset whose first six rows have no label: three are labeled by hand before the
-    // first runs, the rest with the model's help after them.
+    // first runs, the rest with the model's help after them. Saved as Latin-1 ("clichés"),
+    // as an old spreadsheet export would be: the import reads it and says so.
     let sample = std::fs::read_to_string(root().join("tests/fixtures/data/sst2_sample.tsv"))
         .expect("fixture");
     let mut lines: Vec<String> = sample.lines().map(str::to_string).collect();
@@ -277,7 +278,11 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         *line = format!("{text}\t");
     }
     let data = tmp.path().join("reviews.tsv");
-    std::fs::write(&data, lines.join("\n") + "\n").expect("write");
+    let latin1: Vec<u8> = (lines.join("\n") + "\n")
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+        .collect();
+    std::fs::write(&data, latin1).expect("write");
     let conll = tmp.path().join("ner.conll");
     // Two CoNLL sentences, then 18 more from a template, so a held-out share validates the
     // entity run. Only ORG, MISC and PER: the Entities view lists types in that order.
@@ -395,6 +400,21 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     // Before import: how many rows, how many to label, how the labels are spread.
     let counts = ui.text_of("[data-testid='preview-counts']").await;
     assert!(counts.contains("48 rows · 6 without a label"), "{counts}");
+    // The guessed encoding is said, and choosing it by hand silences the guess.
+    ui.until_text("[data-testid='preview']", long, |t| {
+        t.contains("not valid UTF-8")
+    })
+    .await;
+    ui.select("#encoding", "latin1").await;
+    ui.until_text("[data-testid='preview']", long, |t| {
+        !t.contains("not valid UTF-8")
+    })
+    .await;
+    ui.select("#encoding", "").await;
+    ui.until_text("[data-testid='preview']", long, |t| {
+        t.contains("not valid UTF-8")
+    })
+    .await;
     // The file's 0/1 labels get names as they are imported.
     ui.type_into("input[data-label='0']", "negative").await;
     ui.type_into("input[data-label='1']", "positive").await;
@@ -403,6 +423,8 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.until_text("[data-testid='datasets']", long, |t| t.contains("reviews"))
         .await;
     ui.css("[data-testid='label-bars']").await;
+    let noticed = ui.text_of("[data-testid='import-warnings']").await;
+    assert!(noticed.contains("Windows-1252"), "{noticed}");
     ui.shot("04-datasets").await;
 
     // Labeling with the keyboard: 1, 2, 1. Every wait is on the page's state: the counter once

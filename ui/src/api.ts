@@ -42,7 +42,7 @@ export type DownloadEvent =
   | { kind: "retrying"; name: string; attempt: number; message: string }
   | { kind: "file_done"; name: string };
 
-export type SourceSpec = { format?: string | null; text?: string | null; text_pair?: string | null; label?: string | null; no_header?: boolean };
+export type SourceSpec = { format?: string | null; text?: string | null; text_pair?: string | null; label?: string | null; no_header?: boolean; encoding?: string | null };
 export type FilePreview = {
   format: string; columns: string[]; spec: SourceSpec; rows: { line: number; text: string; text_pair: string | null; label: string | null }[];
   label_counts: Record<string, number>; error: string | null; warnings: string[];

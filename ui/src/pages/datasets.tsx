@@ -105,6 +105,17 @@ export function DatasetsPage(props: { nav: Nav }) {
               {column("Label", "label", true)}
             </div>
           )}
+          {preview.format !== "parquet" && (
+            <div class="row small">
+              <label>Encoding <select id="encoding" value={spec.encoding ?? ""} onChange={(e) => remap({ encoding: (e.target as HTMLSelectElement).value || null })}>
+                <option value="">detect (UTF-8, else Windows-1252)</option>
+                <option value="utf-8">UTF-8</option>
+                <option value="latin1">Windows-1252 / Latin-1</option>
+                <option value="utf-16le">UTF-16 LE</option>
+                <option value="utf-16be">UTF-16 BE</option>
+              </select></label>
+            </div>
+          )}
           {preview.error && <div class="error">{preview.error}</div>}
           {preview.warnings.map((w) => <div class="notice">{w}</div>)}
           {preview.rows_counted > 0 && (
@@ -162,6 +173,12 @@ export function DatasetsPage(props: { nav: Nav }) {
             <div class="col">
               <h2>{current.name}</h2>
               <p class="muted small">{current.task} · {current.format} · {current.source}</p>
+              {current.warnings.length > 0 && (
+                <div class="notice" data-testid="import-warnings">
+                  What the import noticed:
+                  <ul>{current.warnings.map((w) => <li>{w}</li>)}</ul>
+                </div>
+              )}
               <LabelBars counts={current.label_counts} />
               <div class="row">
                 <button onClick={() => props.nav("labeling", current.name)} disabled={current.labeled === current.rows && current.label_names.length === 0}>

@@ -391,6 +391,12 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     })
     .await;
     ui.shot("02-models").await;
+    // The results and the open card are still there after a visit to another page.
+    ui.page("home").await;
+    ui.page("models").await;
+    let card = ui.text_of("[data-testid='model-page']").await;
+    assert!(card.contains("tiny-bert"), "{card}");
+    ui.css("[data-testid='hub-results'] tbody tr").await;
 
     // Datasets: pick the file, check the preview, import.
     ui.page("datasets").await;

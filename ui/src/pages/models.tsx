@@ -52,14 +52,28 @@ export function FitTable(props: { fit: ModelPage["check"]["fit"]; plan?: { examp
   );
 }
 
+/** The search, its results and the open model card, kept while the user visits other pages. */
+const kept: {
+  text: string; task: string; sort: string; results: SearchHit[] | null; onlyTrainable: boolean;
+  next: string | null; page: ModelPage | null;
+} = { text: "", task: "", sort: "downloads", results: null, onlyTrainable: true, next: null, page: null };
+
+/** How a known model is listed: a Hub repo id as it is, an imported folder by its name (the
+ * whole path is its tooltip). */
+export function modelName(m: KnownModel): string {
+  const absolute = m.reference.startsWith("/") || /^[A-Za-z]:[\\/]/.test(m.reference);
+  return absolute ? m.reference.split(/[\\/]/).filter(Boolean).pop() ?? m.reference : m.reference;
+}
+
 export function ModelsPage(props: { nav: Nav }) {
-  const [text, setText] = useState("");
-  const [task, setTask] = useState("");
-  const [sort, setSort] = useState("downloads");
-  const [results, setResults] = useState<SearchHit[] | null>(null);
-  const [onlyTrainable, setOnlyTrainable] = useState(true);
-  const [next, setNext] = useState<string | null>(null);
-  const [page, setPage] = useState<ModelPage | null>(null);
+  const [text, setText] = useState(kept.text);
+  const [task, setTask] = useState(kept.task);
+  const [sort, setSort] = useState(kept.sort);
+  const [results, setResults] = useState<SearchHit[] | null>(kept.results);
+  const [onlyTrainable, setOnlyTrainable] = useState(kept.onlyTrainable);
+  const [next, setNext] = useState<string | null>(kept.next);
+  const [page, setPage] = useState<ModelPage | null>(kept.page);
+  useEffect(() => { Object.assign(kept, { text, task, sort, results, onlyTrainable, next, page }); }, [text, task, sort, results, onlyTrainable, next, page]);
   // null until the list has loaded: the empty state is for an empty list, not a slow one.
   const [known, setKnown] = useState<KnownModel[] | null>(null);
   const [busy, setBusy] = useState(false);
@@ -183,7 +197,7 @@ export function ModelsPage(props: { nav: Nav }) {
               <tbody>
                 {known.map((m) => (
                   <tr>
-                    <td title={m.path}>{m.reference}</td><td>{m.source}</td><td>{m.model_type ?? "–"}</td><td class="num">{bytes(m.size_bytes)}</td>
+                    <td title={m.path}>{modelName(m)}</td><td>{m.source}</td><td>{m.model_type ?? "–"}</td><td class="num">{bytes(m.size_bytes)}</td>
                     <td><button onClick={() => props.nav("train", { model: m.reference })}>Train</button> <button class="ghost" onClick={() => remove(m.reference)}>Remove</button></td>
                   </tr>
                 ))}

@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { api, DatasetInfo, duration, errorText, KnownModel, ModelCheck, RunDetail, RunMessage, TrainEvent } from "../api";
 import { Chart, Series } from "../chart";
 import type { Nav } from "../main";
-import { FitTable } from "./models";
+import { FitTable, modelName } from "./models";
 import { chartedKeys, summary } from "../report";
 
 type Training = Record<string, any>;
@@ -325,7 +325,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
           <option value="token">Token classification (named entities)</option>
         </select></label>
         <label>Model <select id="train-model" value={model} onChange={(e) => setModel((e.target as HTMLSelectElement).value)}>
-          {models.map((m) => <option value={m.reference}>{m.reference}</option>)}
+          {models.map((m) => <option value={m.reference} title={m.path}>{modelName(m)}</option>)}
         </select></label>
         <label>Dataset <select id="train-dataset" value={dataset} onChange={(e) => setDataset((e.target as HTMLSelectElement).value)}>
           {datasets.map((d) => <option value={d.name}>{d.name} ({d.labeled} labeled)</option>)}

@@ -198,7 +198,7 @@ export function ModelsPage(props: { nav: Nav }) {
                 {known.map((m) => (
                   <tr>
                     <td title={m.path}>{modelName(m)}</td><td>{m.source}</td><td>{m.model_type ?? "–"}</td><td class="num">{bytes(m.size_bytes)}</td>
-                    <td><button onClick={() => props.nav("train", { model: m.reference })}>Train</button> <button class="ghost" onClick={() => remove(m.reference)}>Remove</button></td>
+                    <td class="actions"><button onClick={() => props.nav("train", { model: m.reference })}>Train</button> <button class="ghost" onClick={() => remove(m.reference)}>Remove</button></td>
                   </tr>
                 ))}
               </tbody>

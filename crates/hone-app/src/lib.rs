@@ -10,6 +10,7 @@
 pub mod active;
 pub mod allocator;
 pub mod bench;
+pub mod card;
 pub mod curves;
 pub mod dataset_export;
 pub mod error;

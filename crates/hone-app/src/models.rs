@@ -239,6 +239,8 @@ pub struct HubModelPage {
     pub check: ModelCheck,
     pub download_bytes: u64,
     pub cached: bool,
+    /// The model card rendered for the window (`card::card_html`: no raw HTML, web links only).
+    pub card_html: Option<String>,
 }
 
 /// Fetches a Hub model's page (the listing, config.json and card) and checks it against this
@@ -263,6 +265,7 @@ pub fn hub_model_page(
             .is_some_and(|dir| planned.iter().all(|f| dir.join(&f.name).is_file()));
     Ok(HubModelPage {
         cached,
+        card_html: info.card.as_deref().map(crate::card::card_html),
         info,
         check,
         download_bytes,

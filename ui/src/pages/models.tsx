@@ -238,7 +238,12 @@ export function ModelsPage(props: { nav: Nav }) {
               ) : (
                 <button id="download" disabled={!page.check.trainable || !!download} onClick={() => startDownload(page.info.id)}>Download</button>
               )}
-              {page.info.card && <pre class="card-text">{page.info.card.replace(/^---[\s\S]*?\n---\n/, "").slice(0, 4000)}</pre>}
+              {/* Rendered and cleaned in Rust (no raw HTML, web links only); a link shows its
+                  target on hover but does not take the window away from Hone. */}
+              {page.card_html && (
+                <div class="card-md" data-testid="model-card" dangerouslySetInnerHTML={{ __html: page.card_html }}
+                  onClick={(e) => { if ((e.target as HTMLElement).closest("a")) e.preventDefault(); }} />
+              )}
             </article>
           )}
         </div>

@@ -1,3 +1,4 @@
+import type { Series } from "./chart";
 // Evaluation reports of either task, read generically: a classification report (accuracy,
 // macro F1, per class, confusion matrix) or an entity report (entity F1, precision, recall,
 // token accuracy, per entity type, worst sentences).
@@ -24,6 +25,12 @@ export function summary(r: any): string {
 
 /** The report fields charted during training, by task. */
 export const chartedKeys = (r: any): string[] => (isEntityReport(r) ? ["entity_f1", "token_accuracy"] : ["accuracy", "macro_f1"]);
+
+/** One stored metric as a chart series, in the rows' order. */
+export function curveOf(rows: { step: number; name: string; value: number }[], name: string, label: string): Series {
+  const picked = rows.filter((m) => m.name === name);
+  return { label, x: picked.map((m) => m.step), y: picked.map((m) => m.value) };
+}
 
 /** The stored metric names of the validation chart, given which ones a run has. */
 export function validationSeries(names: Set<string>): [string, string][] {

@@ -573,18 +573,7 @@ impl App {
 
     /// How many runs have had their model exported (copied out) from Hone.
     pub fn exported_runs(&self) -> Result<usize, AppError> {
-        let mut n = 0;
-        for run in self.store.runs()? {
-            if self
-                .store
-                .artifacts(run.id)?
-                .iter()
-                .any(|a| a.kind == "copy")
-            {
-                n += 1;
-            }
-        }
-        Ok(n)
+        Ok(self.store.runs_with_artifact("copy")?)
     }
 
     /// Two runs side by side: their configuration differences and final metrics.

@@ -405,6 +405,16 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?)
     }
 
+    /// How many runs have an artifact of `kind` (one query, whatever the number of runs).
+    pub fn runs_with_artifact(&self, kind: &str) -> Result<usize> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(DISTINCT run_id) FROM artifacts WHERE kind = ?1",
+            [kind],
+            |r| r.get(0),
+        )?;
+        Ok(n as usize)
+    }
+
     /// Deletes a run and everything it recorded (its files are the caller's to remove).
     pub fn delete_run(&mut self, id: i64) -> Result<()> {
         if self.conn.execute("DELETE FROM runs WHERE id = ?1", [id])? == 0 {

@@ -3,11 +3,11 @@
 // with a configuration diff.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, duration, errorText, MetricRow, RunDetail, RunRecord } from "../api";
-import { Chart, Series } from "../chart";
+import { Chart } from "../chart";
 import type { Nav } from "../main";
 import { resumeRun } from "./train";
 import { ConfirmButton } from "../confirm";
-import { isEntityReport, summary, validationSeries } from "../report";
+import { curveOf, isEntityReport, summary, validationSeries } from "../report";
 
 /** Training time: what the run measured (earlier sessions of a resumed run included, the time
  * it lay stopped or the app was closed not), else the wall clock from start to end. */
@@ -35,11 +35,6 @@ function flatten(value: any, prefix = "", out: Record<string, string> = {}): Rec
     for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
   } else out[prefix] = JSON.stringify(value);
   return out;
-}
-
-function curves(rows: MetricRow[], name: string, label: string): Series {
-  const picked = rows.filter((m) => m.name === name);
-  return { label, x: picked.map((m) => m.step), y: picked.map((m) => m.value) };
 }
 
 function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted: () => void }) {
@@ -104,8 +99,8 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
           onConfirm={async () => { await api.runDelete(d.run.id); props.onDeleted(); }} />
       </div>
       <div class="grid2">
-        <Chart title="Training loss" series={[curves(d.metrics, "loss", "loss")]} />
-        <Chart title="Validation" series={validationSeries(new Set(d.metrics.map((m) => m.name))).map(([name, label]) => curves(d.metrics, name, label))} />
+        <Chart title="Training loss" series={[curveOf(d.metrics, "loss", "loss")]} />
+        <Chart title="Validation" series={validationSeries(new Set(d.metrics.map((m) => m.name))).map(([name, label]) => curveOf(d.metrics, name, label))} />
       </div>
       {report && isEntityReport(report) && <EntityReportView report={report} step={ev?.step} best={isBest} />}
       {report && !isEntityReport(report) && (
@@ -187,8 +182,8 @@ function Compare(props: { runs: RunRecord[] }) {
     <article class="card" data-testid="compare">
       <h2>Comparing runs {props.runs.map((r) => r.id).join(", ")}</h2>
       <div class="grid2">
-        <Chart title="Training loss" series={metrics.map(([id, rows]) => curves(rows, "loss", `run ${id}`))} />
-        <Chart title="Validation F1" series={metrics.map(([id, rows]) => curves(rows, rows.some((m) => m.name === "eval_entity_f1") ? "eval_entity_f1" : "eval_macro_f1", `run ${id}`))} />
+        <Chart title="Training loss" series={metrics.map(([id, rows]) => curveOf(rows, "loss", `run ${id}`))} />
+        <Chart title="Validation F1" series={metrics.map(([id, rows]) => curveOf(rows, rows.some((m) => m.name === "eval_entity_f1") ? "eval_entity_f1" : "eval_macro_f1", `run ${id}`))} />
       </div>
       <label class="small"><input type="checkbox" checked={onlyDiff} onChange={(e) => setOnlyDiff((e.target as HTMLInputElement).checked)} /> differences only</label>
       <table class="list" data-testid="config-diff">

@@ -5,7 +5,7 @@ import { api, DatasetInfo, duration, errorText, KnownModel, ModelCheck, RunDetai
 import { Chart, Series } from "../chart";
 import type { Nav } from "../main";
 import { FitTable, modelName } from "./models";
-import { chartedKeys, summary } from "../report";
+import { chartedKeys, curveOf, summary } from "../report";
 
 type Training = Record<string, any>;
 
@@ -101,13 +101,16 @@ function onRunMessage(m: RunMessage) {
 
 /** The curves a run has so far, from the store: a resumed run's live view continues them. */
 export function liveFromHistory(d: RunDetail): Live {
-  const live = freshLive(d.run.id);
-  const series: Record<string, Series> = { loss: live.loss, lr: live.lr, grad_norm: live.grad, samples_per_s: live.speed };
-  const evalKeys = d.metrics.some((m) => m.name === "eval_entity_f1") ? ["entity_f1", "token_accuracy"] : ["accuracy", "macro_f1"];
-  for (const m of [...d.metrics].sort((a, b) => a.step - b.step)) {
-    const key = m.name.startsWith("eval_") ? m.name.slice(5) : null;
-    const s = series[m.name] ?? (key && evalKeys.includes(key) ? (live.evals[key] ??= emptySeries(key)) : null);
-    if (s) { s.x.push(m.step); s.y.push(m.value); }
+  const rows = [...d.metrics].sort((a, b) => a.step - b.step);
+  const live = {
+    ...freshLive(d.run.id),
+    loss: curveOf(rows, "loss", "loss"), lr: curveOf(rows, "lr", "lr"),
+    grad: curveOf(rows, "grad_norm", "grad norm"), speed: curveOf(rows, "samples_per_s", "samples/s"),
+  };
+  const evalKeys = rows.some((m) => m.name === "eval_entity_f1") ? ["entity_f1", "token_accuracy"] : ["accuracy", "macro_f1"];
+  for (const key of evalKeys) {
+    const s = curveOf(rows, `eval_${key}`, key);
+    if (s.x.length > 0) live.evals[key] = s;
   }
   live.step = d.run.step;
   live.total = d.run.total_steps ?? 0;

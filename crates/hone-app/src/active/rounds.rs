@@ -2,6 +2,7 @@
 //! labels so far, and the curve of each round's score against the labels it had.
 
 use hone_engine::metrics::Metric;
+use hone_engine::models::ModelSpec;
 use hone_engine::Report;
 use hone_store::RunStatus;
 use serde::{Deserialize, Serialize};
@@ -35,7 +36,10 @@ impl App {
         })?;
         let info = self.store().dataset(dataset)?;
         let (export, _) = self.run_model(run_id)?;
-        let learned = exported_labels(&export);
+        // The classes the run learned: its export's id2label.
+        let learned = ModelSpec::from_dir(&export)
+            .ok()
+            .and_then(|spec| spec.labels);
         if learned.as_deref() == Some(&info.label_names[..]) {
             config.model = export;
         }
@@ -81,17 +85,4 @@ impl App {
         points.sort_by_key(|p| (p.labels, p.run_id));
         Ok(points)
     }
-}
-
-/// The class names of an exported model (`id2label` in id order), if its config has them.
-fn exported_labels(dir: &std::path::Path) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
-    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let map = config.get("id2label")?.as_object()?;
-    let mut pairs: Vec<(usize, String)> = map
-        .iter()
-        .filter_map(|(k, v)| Some((k.parse().ok()?, v.as_str()?.to_string())))
-        .collect();
-    pairs.sort();
-    Some(pairs.into_iter().map(|(_, v)| v).collect())
 }

@@ -226,6 +226,145 @@ fn token_classification_exports_match_transformers_for_every_family() {
     }
 }
 
+/// Synthetic multiple-choice questions a tiny model can learn: the kind review among unkind
+/// ones, its place rotating (answers as letters), as JSON lines with the options in a list.
+fn synthetic_choices(path: &std::path::Path) {
+    let kind = ["good", "great", "wonderful", "beautiful", "funny"];
+    let unkind = ["bad", "terrible", "dull", "awful", "boring", "stupid"];
+    let mut lines = String::new();
+    for i in 0..48usize {
+        let right = i % 4;
+        let options: Vec<String> = (0..4)
+            .map(|j| {
+                let word = if j == right {
+                    kind[(i + j) % kind.len()]
+                } else {
+                    unkind[(i * 3 + j) % unkind.len()]
+                };
+                format!("the film was {word}")
+            })
+            .collect();
+        let letter = ["A", "B", "C", "D"][right];
+        lines.push_str(
+            &serde_json::json!({"prompt": "which review is kind ?", "options": options, "answer": letter})
+                .to_string(),
+        );
+        lines.push('\n');
+    }
+    std::fs::write(path, lines).unwrap();
+}
+
+/// Multiple choice: the exported `*ForMultipleChoice` folder gives the option scores `hone
+/// predict --json --question … --choices …` printed (tests/reference/check_choice_export.py),
+/// for every family; `hone eval --json` has accuracy and MAP@3, and the model learned the
+/// synthetic task.
+#[test]
+fn multiple_choice_exports_match_transformers_for_every_family() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("kind.jsonl");
+    synthetic_choices(&data);
+    for family in ["bert", "distilbert", "roberta"] {
+        let out = dir.path().join(family);
+        let o = run(hone()
+            .args(["train", "--task", "multiple-choice", "--model"])
+            .arg(support::fixture(&format!("tiny-{family}")))
+            .arg("--train")
+            .arg(&data)
+            .args([
+                "--question-column",
+                "prompt",
+                "--choices-column",
+                "options",
+                "--label-column",
+                "answer",
+                "--valid-fraction",
+                "0.25",
+                "--epochs",
+                "10",
+                "--lr",
+                "3e-3",
+                "--batch-size",
+                "4",
+                "--out",
+            ])
+            .arg(&out));
+        assert!(o.status.success(), "{family}: {}", stderr(&o));
+        let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+        assert!(config.contains("ForMultipleChoice"), "{config}");
+
+        let mut all = Vec::new();
+        for (question, choices, context) in [
+            (
+                "which review is kind ?",
+                "the film was dull|the film was great|the film was bad",
+                None,
+            ),
+            (
+                "pick one",
+                "a|the film was wonderful and funny|boring|the film was awful|ok",
+                None,
+            ),
+            (
+                "which review is kind ?",
+                "the film was terrible|the film was good",
+                Some("a review, in a café 😀"),
+            ),
+        ] {
+            let mut cmd = hone();
+            cmd.args(["predict", "--json", "--model"]).arg(&out).args([
+                "--question",
+                question,
+                "--choices",
+                choices,
+            ]);
+            if let Some(c) = context {
+                cmd.args(["--context", c]);
+            }
+            let p = run(&mut cmd);
+            assert!(p.status.success(), "{family}: {}", stderr(&p));
+            let v: serde_json::Value = serde_json::from_slice(&p.stdout).unwrap();
+            let q = &v[0];
+            let n = choices.split('|').count();
+            assert_eq!(q["probabilities"].as_array().unwrap().len(), n, "{q}");
+            assert_eq!(q["ranking"].as_array().unwrap().len(), n, "{q}");
+            all.push(v);
+        }
+        let path = dir.path().join(format!("{family}-choices.json"));
+        std::fs::write(&path, serde_json::to_string(&all).unwrap()).unwrap();
+        let check = run(std::process::Command::new(reference_python())
+            .arg(support::root().join("tests/reference/check_choice_export.py"))
+            .arg(&out)
+            .arg(&path));
+        let report = stdout(&check);
+        assert!(
+            check.status.success() && report.contains("3 questions, 0 mismatches"),
+            "{family}: transformers disagrees:\n{report}\n{}",
+            stderr(&check)
+        );
+
+        let e = run(hone()
+            .args(["eval", "--json", "--model"])
+            .arg(&out)
+            .arg("--data")
+            .arg(&data)
+            .args(["--question-column", "prompt", "--choices-column", "options"])
+            .args(["--label-column", "answer"]));
+        assert!(e.status.success(), "{}", stderr(&e));
+        let report: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+        for key in ["loss", "accuracy", "map_at_3"] {
+            assert!(
+                report[key].as_f64().is_some(),
+                "{family}: no {key} in {report}"
+            );
+        }
+        assert!(
+            report["accuracy"].as_f64().unwrap() > 0.9,
+            "{family}: {report}"
+        );
+        assert!(report["map_at_3"].as_f64().unwrap() >= report["accuracy"].as_f64().unwrap());
+    }
+}
+
 /// A CoNLL file imported with `hone data import` trains a token classifier with `hone train
 /// --dataset` (the task comes from the dataset), and `hone runs show` / `runs list` report
 /// its entity scores.

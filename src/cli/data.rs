@@ -166,6 +166,7 @@ fn import(args: ImportArgs, db: &Path) -> anyhow::Result<ExitCode> {
         token_column: args.token_column,
         tag_column: args.tag_column,
         encoding: args.encoding.clone(),
+        choices: Vec::new(),
     };
     let spec = super::guess_columns(&args.file, &given, args.json)?;
     let request = ImportRequest {

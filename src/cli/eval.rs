@@ -9,7 +9,7 @@ use clap::Args;
 use hone_app::evaluation::{evaluate_file, EvalFile};
 use hone_app::predict::FineTunedModel;
 use hone_app::types::Report;
-use hone_app::types::{ColumnSpec, FileFormat, TagColumns};
+use hone_app::types::{ChoiceColumns, ColumnSpec, FileFormat, TagColumns};
 use serde::Serialize;
 
 use super::render::{entity_table, report_line, report_table};
@@ -30,9 +30,12 @@ pub struct EvalArgs {
     text_column: Option<String>,
     #[arg(long, value_name = "C2")]
     text_pair_column: Option<String>,
-    /// Text classifiers: the column with the label.
-    #[arg(long, value_name = "L")]
+    /// Text classifiers: the column with the label; multiple choice: the answer (a letter,
+    /// a 0-based index or the option's text).
+    #[arg(long, value_name = "L", alias = "answer-column")]
     label_column: Option<String>,
+    #[command(flatten)]
+    choice: super::ChoiceArgs,
     /// Token classifiers, JSON lines: the field with the words array.
     #[arg(long, value_name = "F", default_value = "tokens")]
     tokens_column: String,
@@ -67,7 +70,31 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                     .context("say which column holds the label: --label-column")?,
             ),
         }),
-        FineTunedModel::Tokens(_) => None,
+        FineTunedModel::Tokens(_) | FineTunedModel::Choices(_) => None,
+    };
+    let choice_columns = match &model {
+        FineTunedModel::Choices(_) => Some(ChoiceColumns {
+            question: args
+                .choice
+                .question_column
+                .clone()
+                .or(args.text_column.clone())
+                .context("say which column holds the question: --question-column")?,
+            context: args.choice.context_column.clone(),
+            choices: match args.choice.choices() {
+                c if c.is_empty() => {
+                    anyhow::bail!("say which columns hold the options: --choice-columns A,B,C,D")
+                }
+                c => c,
+            },
+            answer: Some(
+                args.label_column
+                    .clone()
+                    .context("say which column holds the answer: --label-column")?,
+            ),
+            shuffle_seed: args.choice.shuffle_choices,
+        }),
+        _ => None,
     };
     let file = EvalFile {
         path: &args.data,
@@ -77,6 +104,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             tokens: args.tokens_column.clone(),
             tags: args.tags_column.clone(),
         },
+        choice_columns,
     };
     let evaluation = evaluate_file(&model, &file, args.model.batch_size)?;
     for note in &evaluation.notes {
@@ -103,6 +131,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     match report {
         Report::Classification(r) => print!("{}", report_table(model.labels(), r)),
         Report::Entities(r) => print!("{}", entity_table(r)),
+        Report::Choices(_) => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -72,9 +72,59 @@ pub struct ColumnArgs {
     /// Column holding the second text of sentence pairs.
     #[arg(long, value_name = "C2")]
     text_pair_column: Option<String>,
-    /// Column holding the label (rows where it is empty are imported unlabeled).
-    #[arg(long, value_name = "L")]
+    /// Column holding the label (rows where it is empty are imported unlabeled); for
+    /// multiple choice the answer: a letter (A, B, …), a 0-based index or the option's text.
+    #[arg(long, value_name = "L", alias = "answer-column")]
     label_column: Option<String>,
+}
+
+/// The columns of multiple-choice questions (`--task multiple-choice`).
+#[derive(Args, Default)]
+pub struct ChoiceArgs {
+    /// The column with the question (or prompt).
+    #[arg(long, value_name = "C", help_heading = "Multiple choice")]
+    question_column: Option<String>,
+    /// The column with a passage the question is about; it goes before the question.
+    #[arg(long, value_name = "C", help_heading = "Multiple choice")]
+    context_column: Option<String>,
+    /// The columns with the options, in order.
+    #[arg(
+        long,
+        value_name = "A,B,C,D",
+        value_delimiter = ',',
+        help_heading = "Multiple choice"
+    )]
+    choice_columns: Vec<String>,
+    /// One column with the options as a JSON list (["a", "b", "c"]).
+    #[arg(
+        long,
+        value_name = "C",
+        conflicts_with = "choice_columns",
+        help_heading = "Multiple choice"
+    )]
+    choices_column: Option<String>,
+    /// Shuffle each question's options with this seed (for files that always put the right
+    /// answer in the same column, as SciQ's correct_answer).
+    #[arg(long, value_name = "SEED", help_heading = "Multiple choice")]
+    shuffle_choices: Option<u64>,
+}
+
+impl ChoiceArgs {
+    /// The option columns given, if any.
+    pub fn choices(&self) -> Vec<String> {
+        match &self.choices_column {
+            Some(c) => vec![c.clone()],
+            None => self.choice_columns.clone(),
+        }
+    }
+
+    /// True when any multiple-choice column was named.
+    pub fn any(&self) -> bool {
+        self.question_column.is_some()
+            || self.context_column.is_some()
+            || !self.choices().is_empty()
+            || self.shuffle_choices.is_some()
+    }
 }
 
 /// `given` with the text, pair and label columns guessed from `file`'s header when no text

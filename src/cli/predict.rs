@@ -1,4 +1,5 @@
-//! `hone predict`: classify texts given on the command line (or `-` for one per stdin line).
+//! `hone predict`: classify texts given on the command line (or `-` for one per stdin line),
+//! or rank the options of a question for multiple-choice models.
 
 use std::io::BufRead;
 use std::process::ExitCode;
@@ -17,15 +18,70 @@ pub struct PredictArgs {
     #[arg(long)]
     pair: Option<String>,
     /// Print a JSON list, one object per text (label, probabilities, logits; for token
-    /// classifiers entities with character offsets, and every token's tag).
+    /// classifiers entities with character offsets, and every token's tag; for multiple
+    /// choice the options ranked).
     #[arg(long)]
     json: bool,
+    /// Multiple choice: the question whose --choices to rank.
+    #[arg(long, requires = "choices", conflicts_with = "texts")]
+    question: Option<String>,
+    /// Multiple choice: the options, separated by `|` ("red|green|blue").
+    #[arg(long, requires = "question")]
+    choices: Option<String>,
+    /// Multiple choice: a passage the question is about.
+    #[arg(long, requires = "question")]
+    context: Option<String>,
     /// Texts to classify; `-` reads one text per line from standard input.
-    #[arg(value_name = "TEXT", required = true)]
+    #[arg(value_name = "TEXT", required_unless_present = "question")]
     texts: Vec<String>,
 }
 
+/// Ranks the options of `--question`.
+fn predict_choices(args: &PredictArgs, question: &str) -> anyhow::Result<ExitCode> {
+    let options: Vec<String> = args
+        .choices
+        .as_deref()
+        .unwrap_or_default()
+        .split('|')
+        .map(|o| o.trim().to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if options.len() < 2 {
+        bail!("give at least two options: --choices \"first|second\"");
+    }
+    let model = args.model.load()?;
+    let example = hone_app::types::Example {
+        text: question.to_string(),
+        text_pair: args.context.clone(),
+        choices: options,
+        ..Default::default()
+    };
+    let Predictions::MultipleChoice(items) = model.predict_choices(&[example], 1)? else {
+        bail!("the model did not rank the options");
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&items)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in &items {
+        println!("{}", p.question);
+        for (rank, &i) in p.ranking.iter().enumerate() {
+            let mark = if rank == 0 { "→" } else { " " };
+            println!(
+                "{mark} {} {:.3}  {}",
+                hone_app::types::choice_letter(i),
+                p.probabilities[i],
+                p.options[i]
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
+    if let Some(question) = &args.question {
+        return predict_choices(&args, question);
+    }
     let mut texts = Vec::new();
     for t in &args.texts {
         if t == "-" {
@@ -62,6 +118,8 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        // Texts never reach a multiple-choice model (`predict` refuses them).
+        Predictions::MultipleChoice(items) => println!("{}", serde_json::to_string(items)?),
         Predictions::SequenceClassification(items) => {
             for p in items {
                 let confidence = p.probabilities[p.label_id as usize];

@@ -47,6 +47,10 @@ pub fn report_line(r: &Report) -> String {
             "loss {:.4} · entity F1 {:.4} · precision {:.4} · recall {:.4} · token accuracy {:.4}",
             r.loss, r.entity_f1, r.precision, r.recall, r.token_accuracy
         ),
+        Report::Choices(r) => format!(
+            "loss {:.4} · accuracy {:.4} · MAP@3 {:.4}",
+            r.loss, r.accuracy, r.map_at_3
+        ),
     }
 }
 

@@ -25,8 +25,9 @@ pub struct TrainArgs {
     /// downloaded with `hone hub download`.
     #[arg(long, value_name = "DIR|ORG/NAME")]
     model: Option<PathBuf>,
-    /// What to train: sequence-classification (a class per text) or token-classification
-    /// (a tag per word: named entities) [default: sequence-classification].
+    /// What to train: sequence-classification (a class per text), token-classification
+    /// (a tag per word: named entities) or multiple-choice (the right option of a question)
+    /// [default: sequence-classification].
     #[arg(long, value_name = "TASK")]
     task: Option<Task>,
     /// Training data (CSV, TSV or JSONL; CoNLL or JSONL tokens/tags for token
@@ -57,6 +58,8 @@ pub struct TrainArgs {
     valid: Option<PathBuf>,
     #[command(flatten)]
     columns: super::ColumnArgs,
+    #[command(flatten)]
+    choice: super::ChoiceArgs,
     /// Train on a dataset stored with `hone data import` instead of files.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["train", "valid", "text_column", "text_pair_column", "label_column", "format"])]
     dataset: Option<String>,
@@ -133,7 +136,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", help_heading = "Training")]
     early_stopping_patience: Option<u32>,
     /// Metric choosing the best checkpoint: loss, accuracy, macro_f1, macro_precision,
-    /// macro_recall [default: macro_f1].
+    /// macro_recall or map_at_3 (multiple choice) [default: macro_f1].
     #[arg(long, help_heading = "Training")]
     early_stopping_metric: Option<Metric>,
     /// Smallest change of the metric that counts as improvement [default: 0].
@@ -175,6 +178,9 @@ fn set<T>(target: &mut T, value: Option<T>) {
 impl TrainArgs {
     /// The data source from the flags, over what a TOML file said.
     fn data_config(&self, from_file: Option<DataConfig>, task: Task) -> anyhow::Result<DataConfig> {
+        if let (Some(_), Task::MultipleChoice) = (&self.dataset, task) {
+            bail!("multiple choice trains from files: --train with --choice-columns (stored datasets hold texts or tagged sentences)");
+        }
         if let Some(dataset) = &self.dataset {
             return Ok(DataConfig::Stored(StoredData {
                 dataset: dataset.clone(),
@@ -193,13 +199,18 @@ impl TrainArgs {
             Some(DataConfig::Stored(_)) | None => None,
         };
         let base = base.as_ref();
+        let choices = task == Task::MultipleChoice;
+        if self.choice.any() && !choices {
+            bail!("--question-column, --context-column, --choice-columns and --shuffle-choices are for --task multiple-choice");
+        }
         let train = self.train.clone().or(base.map(|b| b.train.clone()));
         let format = self.columns.format.or(base.and_then(|b| b.format));
         let tokens = task == Task::TokenClassification;
         let mut text = self
-            .columns
-            .text_column
+            .choice
+            .question_column
             .clone()
+            .or(self.columns.text_column.clone())
             .or(self.tokens_column.clone())
             .or(base.map(|b| b.text_column.clone()))
             .or(tokens.then(|| "tokens".to_string()));
@@ -215,7 +226,11 @@ impl TrainArgs {
             .or(self.tags_column.clone())
             .or(base.map(|b| b.label_column.clone()))
             .or(tokens.then(|| "tags".to_string()));
-        if let (Some(file), None) = (&train, &text) {
+        let choice_columns = match self.choice.choices() {
+            given if !given.is_empty() => given,
+            _ => base.map(|b| b.choice_columns.clone()).unwrap_or_default(),
+        };
+        if let (Some(file), None, false) = (&train, &text, choices) {
             if !file.exists() {
                 bail!("cannot open {}: no such file", file.display());
             }
@@ -230,10 +245,16 @@ impl TrainArgs {
                 (text, text_pair, label) = (spec.text, spec.text_pair, spec.label);
             }
         }
+        let text_flag = if choices {
+            "--question-column"
+        } else {
+            "--text-column"
+        };
         let missing: Vec<&str> = [
             ("--train (or --dataset)", train.is_none()),
-            ("--text-column", text.is_none()),
+            (text_flag, text.is_none()),
             ("--label-column", label.is_none()),
+            ("--choice-columns", choices && choice_columns.is_empty()),
         ]
         .into_iter()
         .filter_map(|(flag, absent)| absent.then_some(flag))
@@ -251,6 +272,16 @@ impl TrainArgs {
             text_column: text.unwrap_or_default(),
             text_pair_column: text_pair,
             label_column: label.unwrap_or_default(),
+            context_column: self
+                .choice
+                .context_column
+                .clone()
+                .or(base.and_then(|b| b.context_column.clone())),
+            choice_columns,
+            shuffle_choices: self
+                .choice
+                .shuffle_choices
+                .or(base.and_then(|b| b.shuffle_choices)),
             valid_fraction: self
                 .valid_fraction
                 .or(base.map(|b| b.valid_fraction))

@@ -21,11 +21,16 @@ For token classification it loads each tiny model as `*ForTokenClassification` (
 with -100 on special tokens and on every third token (as sub-tokens after a word's first are),
 the logits, the loss (mean over labeled tokens) and every gradient. `--only-token` writes just
 these from the models already in --out.
+For multiple choice it loads each tiny model as `*ForMultipleChoice` (a new one-output
+classifier, and RoBERTa's pooler, seeded and perturbed) and writes `{family}-choice.safetensors`
+with 3 questions × 4 options (question, option) pairs: the inputs as [12 × seq], the right
+options, the [3 × 4] logits, the loss, every gradient and the new head tensors (`head.*`), plus
+`{family}-choice.json` with the texts. `--only-choice` writes just these.
 
 It also writes the values of the transformers LR schedules for a few step counts, and a
 pytorch_model.bin (bfloat16) copy of the tiny BERT to test the pickle reader.
 
-Usage: python make_fixtures.py --sst2 ../shared/datasets/sst2/train.tsv --out tests/fixtures [--only-token]
+Usage: python make_fixtures.py --sst2 ../shared/datasets/sst2/train.tsv --out tests/fixtures [--only-token | --only-choice]
 """
 import argparse
 import json
@@ -38,14 +43,17 @@ from safetensors.torch import save_file
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, decoders, trainers
 from transformers import (
     BertConfig,
+    BertForMultipleChoice,
     BertForSequenceClassification,
     BertForTokenClassification,
     BertTokenizerFast,
     DistilBertConfig,
+    DistilBertForMultipleChoice,
     DistilBertForSequenceClassification,
     DistilBertForTokenClassification,
     DistilBertTokenizerFast,
     RobertaConfig,
+    RobertaForMultipleChoice,
     RobertaForSequenceClassification,
     RobertaForTokenClassification,
     RobertaTokenizerFast,
@@ -225,6 +233,61 @@ def token_golden(family, model_dir, out_dir):
     save_file(tensors, os.path.join(out_dir, f"{family}-token.safetensors"))
 
 
+CHOICES = 4
+CHOICE_ANSWERS = [2, 0, 3]
+CHOICE_CLASSES = {"bert": BertForMultipleChoice, "distilbert": DistilBertForMultipleChoice,
+                  "roberta": RobertaForMultipleChoice}
+
+
+def choice_questions():
+    """Three questions (a golden pair's first text) with four options (the second texts)."""
+    return [(PAIRS[q][0], [PAIRS[(q + j) % len(PAIRS)][1] for j in range(CHOICES)])
+            for q in range(len(CHOICE_ANSWERS))]
+
+
+def choice_golden(family, model_dir, out_dir):
+    """Logits, loss and gradients of a multiple-choice head on 3 questions × 4 options."""
+    cls = CHOICE_CLASSES[family]
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+    torch.manual_seed(11)
+    ref = cls.from_pretrained(model_dir, ignore_mismatched_sizes=True)
+    new = [n for n, _ in ref.named_parameters() if n.startswith("classifier.") or ".pooler." in n]
+    if family == "distilbert":
+        new = [n for n in new if n.startswith("classifier.")]
+    if family == "bert":  # the checkpoint has BERT's pooler: only the classifier is new
+        new = [n for n in new if n.startswith("classifier.")]
+    with torch.no_grad():  # a head that is not zero-mean random: biases too
+        g = torch.Generator().manual_seed(12)
+        params = dict(ref.named_parameters())
+        for n in new:
+            params[n].add_(torch.randn(params[n].shape, generator=g) * 0.1)
+    ref = ref.double().eval()
+    questions = choice_questions()
+    firsts = [q for q, options in questions for _ in options]
+    seconds = [o for _, options in questions for o in options]
+    enc = tokenizer(firsts, seconds, padding=True, return_tensors="pt")
+    inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    shaped = {k: v.reshape(len(questions), CHOICES, -1) for k, v in inputs.items()}
+    labels = torch.tensor(CHOICE_ANSWERS)
+    out = ref(**shaped)
+    loss = torch.nn.functional.cross_entropy(out.logits, labels)
+    loss.backward()
+    tensors = {f"input.{k}": v.to(torch.int64).contiguous() for k, v in inputs.items()}
+    tensors["labels"] = labels.to(torch.int64)
+    tensors["logits"] = out.logits.detach().float().contiguous()
+    tensors["loss"] = loss.detach().float().reshape(1)
+    params = dict(ref.named_parameters())
+    for name, p in params.items():
+        tensors[f"grad.{name}"] = p.grad.detach().float().contiguous()
+    for name in new:
+        tensors[f"head.{name}"] = params[name].detach().float().contiguous()
+    save_file(tensors, os.path.join(out_dir, f"{family}-choice.safetensors"))
+    with open(os.path.join(out_dir, f"{family}-choice.json"), "w") as f:
+        json.dump({"questions": [{"question": q, "options": o, "answer": a}
+                                 for (q, o), a in zip(questions, CHOICE_ANSWERS)],
+                   "new": new}, f, indent=1)
+
+
 def schedules(out_dir):
     total, warmup = 20, 5
     rows = {}
@@ -248,8 +311,13 @@ def main():
     ap.add_argument("--sst2", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--only-token", action="store_true")
+    ap.add_argument("--only-choice", action="store_true")
     args = ap.parse_args()
     golden_dir = os.path.join(args.out, "golden")
+    if args.only_choice:
+        for family in CHOICE_CLASSES:
+            choice_golden(family, os.path.join(args.out, f"tiny-{family}"), golden_dir)
+        return
     if args.only_token:
         for family in TOKEN_CLASSES:
             token_golden(family, os.path.join(args.out, f"tiny-{family}"), golden_dir)
@@ -291,6 +359,7 @@ def main():
         tokenizer.save_pretrained(model_dir)
         golden(family, model_dir, tokenizer, golden_dir, cls)
         token_golden(family, model_dir, golden_dir)
+        choice_golden(family, model_dir, golden_dir)
         if family == "bert":
             pth_dir = os.path.join(args.out, "tiny-bert-pth-bf16")
             shutil.rmtree(pth_dir, ignore_errors=True)

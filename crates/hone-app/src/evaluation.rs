@@ -5,11 +5,12 @@
 use std::path::Path;
 
 use hone_data::{
-    read_examples, read_tagged, ColumnSpec, Example, FileFormat, LabelSet, TagColumns,
+    read_choice_examples, read_examples, read_tagged, ChoiceColumns, ColumnSpec, Example,
+    FileFormat, LabelSet, TagColumns,
 };
 use hone_engine::batch::EncodedSet;
 use hone_engine::inference::evaluate;
-use hone_engine::job::encode_tagged;
+use hone_engine::job::{encode_choices, encode_tagged};
 use hone_engine::Report;
 
 use crate::predict::FineTunedModel;
@@ -25,6 +26,8 @@ pub struct EvalFile<'a> {
     pub columns: Option<ColumnSpec>,
     /// Token classifiers: the JSON lines fields with the words and the tags.
     pub tag_columns: TagColumns,
+    /// Multiple-choice models: the question, context, option and answer columns.
+    pub choice_columns: Option<ChoiceColumns>,
 }
 
 /// A model's scores on a file, with what the user should know about how they were counted.
@@ -59,6 +62,18 @@ pub fn evaluate_file(
             let read = read_tagged(file.path, file.format, &file.tag_columns)?;
             let sentences = read.sentences.into_iter().map(Example::from).collect();
             (sentences, read.warnings)
+        }
+        FineTunedModel::Choices(_) => {
+            let columns = file.choice_columns.clone().ok_or_else(|| {
+                AppError::Invalid("name the question, option and answer columns of the file".into())
+            })?;
+            if columns.answer.is_none() {
+                return Err(AppError::Invalid(
+                    "name the column with the right answers".into(),
+                ));
+            }
+            let read = read_choice_examples(file.path, file.format, &columns)?;
+            (read.examples, read.warnings)
         }
     };
     let mut evaluation = evaluate_examples(model, &examples, file.path, batch_size)?;
@@ -124,6 +139,28 @@ pub fn evaluate_examples(
                     p.tokenizer().max_length()
                 ),
                 notes,
+            })
+        }
+        FineTunedModel::Choices(p) => {
+            let options = p.labels().len();
+            if let Some(q) = examples.iter().find(|q| q.choices.len() != options) {
+                return Err(AppError::Invalid(format!(
+                    "{} line {}: the question has {} options; this model is scored on questions with {options}, as it trained",
+                    source.display(),
+                    q.line,
+                    q.choices.len()
+                )));
+            }
+            let set = encode_choices(p.tokenizer(), examples)?;
+            Ok(Evaluation {
+                report: evaluate(p.model(), &set, p.labels(), batch_size)?,
+                counted: format!("{} questions", examples.len()),
+                truncated: set.truncated() as u64,
+                truncation_note: format!(
+                    "questions had a (prompt, option) pair longer than {} tokens, cut longest text first",
+                    p.tokenizer().max_length()
+                ),
+                notes: Vec::new(),
             })
         }
     }

@@ -33,7 +33,10 @@ pub mod splits;
 /// alone (`tests/front_ends.rs` checks their manifests and sources). Operations stay behind
 /// hone-app's own functions.
 pub mod types {
-    pub use hone_data::{ColumnSpec, DataError, Entity, FileFormat, SourceSpec, TagColumns};
+    pub use hone_data::{
+        choice_letter, ChoiceColumns, ColumnSpec, DataError, Entity, Example, FileFormat,
+        SourceSpec, TagColumns,
+    };
     pub use hone_engine::config::DecayShape;
     pub use hone_engine::events::{CheckpointKind, RunStatus as TrainStatus};
     pub use hone_engine::memory::FitSettings;

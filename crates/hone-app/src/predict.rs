@@ -4,7 +4,10 @@
 
 use std::path::Path;
 
-use hone_engine::inference::{Prediction, Predictor, TokenPrediction, TokenPredictor};
+use hone_data::Example;
+use hone_engine::inference::{
+    ChoicePrediction, ChoicePredictor, Prediction, Predictor, TokenPrediction, TokenPredictor,
+};
 use hone_engine::models::{ModelSpec, Task};
 use hone_engine::DeviceSpec;
 use serde::{Deserialize, Serialize};
@@ -17,6 +20,8 @@ pub enum FineTunedModel {
     Classes(Predictor),
     /// `*ForTokenClassification`: a tag per token, grouped into entities.
     Tokens(TokenPredictor),
+    /// `*ForMultipleChoice`: the options of a question ranked.
+    Choices(ChoicePredictor),
 }
 
 /// What a model says about some texts, by task.
@@ -25,6 +30,7 @@ pub enum FineTunedModel {
 pub enum Predictions {
     SequenceClassification(Vec<Prediction>),
     TokenClassification(Vec<TokenPrediction>),
+    MultipleChoice(Vec<ChoicePrediction>),
 }
 
 impl FineTunedModel {
@@ -41,6 +47,9 @@ impl FineTunedModel {
             Some(Task::TokenClassification) => {
                 FineTunedModel::Tokens(TokenPredictor::load(dir, device, max_length)?)
             }
+            Some(Task::MultipleChoice) => {
+                FineTunedModel::Choices(ChoicePredictor::load(dir, device, max_length)?)
+            }
             Some(Task::SequenceClassification) | None => {
                 FineTunedModel::Classes(Predictor::load(dir, device, max_length)?)
             }
@@ -52,6 +61,7 @@ impl FineTunedModel {
         match self {
             FineTunedModel::Classes(_) => Task::SequenceClassification,
             FineTunedModel::Tokens(_) => Task::TokenClassification,
+            FineTunedModel::Choices(_) => Task::MultipleChoice,
         }
     }
 
@@ -60,11 +70,13 @@ impl FineTunedModel {
         match self {
             FineTunedModel::Classes(p) => p.labels(),
             FineTunedModel::Tokens(p) => p.labels(),
+            FineTunedModel::Choices(p) => p.labels(),
         }
     }
 
     /// Predicts every text; `pair` is the second text of sentence-pair classifiers (the same
-    /// for every text), refused by token classifiers.
+    /// for every text), refused by token classifiers. Multiple-choice models take
+    /// [`FineTunedModel::predict_choices`].
     pub fn predict(
         &self,
         texts: &[String],
@@ -92,6 +104,27 @@ impl FineTunedModel {
                     p.predict(texts, batch_size)?,
                 ))
             }
+            FineTunedModel::Choices(_) => Err(AppError::Invalid(
+                "this model picks among options: give a question and its options".into(),
+            )),
+        }
+    }
+
+    /// Ranks the options of each question (`text` the question, `text_pair` an optional
+    /// context, `choices` the options); only multiple-choice models answer.
+    pub fn predict_choices(
+        &self,
+        questions: &[Example],
+        batch_size: usize,
+    ) -> Result<Predictions, AppError> {
+        match self {
+            FineTunedModel::Choices(p) => Ok(Predictions::MultipleChoice(
+                p.predict(questions, batch_size)?,
+            )),
+            other => Err(AppError::Invalid(format!(
+                "options are for multiple-choice models; this one is for {}",
+                other.task().display_name()
+            ))),
         }
     }
 }

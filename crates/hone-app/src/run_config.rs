@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use hone_data::{
-    read_examples, read_tagged, ColumnSpec, Example, FileFormat, LabelSet, TagColumns,
+    read_choice_examples, read_examples, read_tagged, ChoiceColumns, ColumnSpec, Example,
+    FileFormat, LabelSet, TagColumns,
 };
-use hone_engine::job::{hold_out, tagged_data, TrainingData};
+use hone_engine::job::{choice_data, hold_out, tagged_data, TrainingData};
 use hone_engine::models::Task;
 use hone_engine::TrainingConfig;
 use serde::{Deserialize, Serialize};
@@ -28,13 +29,31 @@ pub struct FileData {
     pub text_column: String,
     /// Column with the second text of sentence pairs.
     pub text_pair_column: Option<String>,
-    /// Column with the class label (token classification: the field holding the tags array).
+    /// Column with the class label (token classification: the field holding the tags array;
+    /// multiple choice: the answer as a letter, a 0-based index or the option's text).
     pub label_column: String,
+    /// Multiple choice: the column with a passage the question is about.
+    pub context_column: Option<String>,
+    /// Multiple choice: the columns with the options, or one column with a JSON list.
+    pub choice_columns: Vec<String>,
+    /// Multiple choice: shuffle each question's options with this seed.
+    pub shuffle_choices: Option<u64>,
     /// Share of `train` held out for validation when there is no `valid` file.
     pub valid_fraction: f64,
 }
 
 impl FileData {
+    /// Multiple choice: the question (the text column), context, option and answer columns.
+    pub fn choice_columns(&self) -> ChoiceColumns {
+        ChoiceColumns {
+            question: self.text_column.clone(),
+            context: self.context_column.clone(),
+            choices: self.choice_columns.clone(),
+            answer: Some(self.label_column.clone()),
+            shuffle_seed: self.shuffle_choices,
+        }
+    }
+
     /// The columns to read, labels included.
     pub fn columns(&self) -> ColumnSpec {
         ColumnSpec {
@@ -82,6 +101,12 @@ struct RawData {
     #[serde(skip_serializing_if = "Option::is_none")]
     label_column: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    context_column: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    choice_columns: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shuffle_choices: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     dataset: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     split: Option<String>,
@@ -109,6 +134,9 @@ impl TryFrom<RawData> for DataConfig {
                     text_column: r.text_column.ok_or_else(|| missing("text_column"))?,
                     text_pair_column: r.text_pair_column,
                     label_column: r.label_column.ok_or_else(|| missing("label_column"))?,
+                    context_column: r.context_column,
+                    choice_columns: r.choice_columns,
+                    shuffle_choices: r.shuffle_choices,
                     valid_fraction,
                 }))
             }
@@ -116,6 +144,8 @@ impl TryFrom<RawData> for DataConfig {
                 if r.valid.is_some()
                     || r.text_column.is_some()
                     || r.label_column.is_some()
+                    || r.context_column.is_some()
+                    || !r.choice_columns.is_empty()
                     || r.format.is_some()
                 {
                     return Err("a stored `dataset` already knows its columns; drop `valid`, `format` and the `*_column` keys".into());
@@ -144,6 +174,9 @@ impl From<DataConfig> for RawData {
                 text_column: Some(f.text_column),
                 text_pair_column: f.text_pair_column,
                 label_column: Some(f.label_column),
+                context_column: f.context_column,
+                choice_columns: f.choice_columns,
+                shuffle_choices: f.shuffle_choices,
                 valid_fraction: Some(f.valid_fraction),
                 ..Default::default()
             },
@@ -200,8 +233,16 @@ impl RunConfig {
 /// Reads a run's files: the label set from the training file, the validation file checked
 /// against it, or a held-out share when there is none.
 pub fn load_files(files: &FileData, task: Task, seed: u64) -> Result<TrainingData, AppError> {
-    if task == Task::TokenClassification {
-        return load_tagged_files(files, seed);
+    match task {
+        Task::TokenClassification => return load_tagged_files(files, seed),
+        Task::MultipleChoice => return load_choice_files(files, seed),
+        Task::SequenceClassification => {}
+    }
+    if !files.choice_columns.is_empty() || files.context_column.is_some() {
+        return Err(AppError::Invalid(
+            "option and context columns are for multiple choice: set the task to multiple-choice"
+                .into(),
+        ));
     }
     let columns = files.columns();
     let mut notices = Vec::new();
@@ -228,6 +269,25 @@ pub fn load_files(files: &FileData, task: Task, seed: u64) -> Result<TrainingDat
         valid,
         notices,
     })
+}
+
+fn load_choice_files(files: &FileData, seed: u64) -> Result<TrainingData, AppError> {
+    let columns = files.choice_columns();
+    let mut notices = Vec::new();
+    let mut read = |path: &Path| -> Result<Vec<Example>, AppError> {
+        let file = read_choice_examples(path, files.format, &columns)?;
+        notices.extend(file.warnings);
+        Ok(file.examples)
+    };
+    let train = read(&files.train)?;
+    let valid = files.valid.as_deref().map(&mut read).transpose()?;
+    Ok(choice_data(
+        train,
+        valid,
+        files.valid_fraction,
+        seed,
+        notices,
+    )?)
 }
 
 fn load_tagged_files(files: &FileData, seed: u64) -> Result<TrainingData, AppError> {

@@ -163,6 +163,12 @@ fn stored_data(
         EngineTask::TokenClassification => {
             tagged_data(train, valid, data.valid_fraction, seed, Vec::new())
         }
+        EngineTask::MultipleChoice => {
+            return Err(AppError::Invalid(format!(
+                "dataset '{name}' holds {}; multiple choice trains from files (--train with --choice-columns)",
+                task.display_name()
+            )))
+        }
     };
     if data.train.is_empty() {
         return Err(AppError::Invalid(format!(

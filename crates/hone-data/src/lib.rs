@@ -15,7 +15,10 @@ pub mod tokenize;
 
 pub use batch::{Batch, Batcher};
 pub use error::DataError;
-pub use examples::{read_examples, ColumnSpec, Example, ExampleFile};
+pub use examples::{
+    answer_index, choice_letter, read_choice_examples, read_examples, ChoiceColumns, ColumnSpec,
+    Example, ExampleFile, MAX_CHOICES,
+};
 pub use format::FileFormat;
 pub use labels::LabelSet;
 pub use source::{fingerprint_file, refuse_binary_file, SourceReader, SourceRow, SourceSpec};

@@ -16,10 +16,14 @@ pub struct WordTags {
 }
 
 /// Examples after tokenization, with their labels: a class id per example for sequence
-/// tasks, a class id per token (and the word map) for token tasks.
+/// tasks, a class id per token (and the word map) for token tasks, the right option's index
+/// for multiple choice (whose examples are `choices` encoded sequences each, back to back).
 #[derive(Debug, Clone, Default)]
 pub struct EncodedSet {
+    /// The encoded sequences: one per example, or `choices` per example.
     pub examples: Vec<EncodedExample>,
+    /// Multiple choice: sequences per example (one per option); 0 or 1 otherwise.
+    pub choices: usize,
     /// One class id per example (empty for unlabeled sets and token tasks).
     pub labels: Vec<u32>,
     /// Token tasks: per example, one class id per token ([`IGNORE_LABEL`] where no loss is
@@ -30,22 +34,38 @@ pub struct EncodedSet {
 }
 
 impl EncodedSet {
+    /// Sequences per example.
+    pub fn group(&self) -> usize {
+        self.choices.max(1)
+    }
+
+    /// Number of examples.
     pub fn len(&self) -> usize {
-        self.examples.len()
+        self.examples.len() / self.group()
     }
 
     pub fn is_empty(&self) -> bool {
         self.examples.is_empty()
     }
 
-    /// Number of examples that were truncated.
-    pub fn truncated(&self) -> usize {
-        self.examples.iter().filter(|e| e.truncated).count()
+    /// The encoded sequences of example `i` (its options, for multiple choice).
+    pub fn sequences(&self, i: usize) -> &[EncodedExample] {
+        let g = self.group();
+        &self.examples[i * g..(i + 1) * g]
     }
 
-    /// The batch of the examples at `indices`.
+    /// Number of examples that were truncated (any of their sequences).
+    pub fn truncated(&self) -> usize {
+        (0..self.len())
+            .filter(|&i| self.sequences(i).iter().any(|e| e.truncated))
+            .count()
+    }
+
+    /// The batch of the examples at `indices` (all their options, in order, for multiple
+    /// choice).
     pub fn batch(&self, batcher: &Batcher, indices: &[usize]) -> Batch {
-        let examples: Vec<&EncodedExample> = indices.iter().map(|&i| &self.examples[i]).collect();
+        let examples: Vec<&EncodedExample> =
+            indices.iter().flat_map(|&i| self.sequences(i)).collect();
         let labels: Vec<u32> = if self.labels.is_empty() {
             Vec::new()
         } else {
@@ -68,7 +88,10 @@ impl EncodedSet {
     /// Indices sorted by length (longest first), so evaluation batches carry little padding.
     pub fn by_length(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(self.examples[i].input_ids.len()));
+        order.sort_by_key(|&i| {
+            let longest = self.sequences(i).iter().map(|e| e.input_ids.len()).max();
+            std::cmp::Reverse(longest.unwrap_or(0))
+        });
         order
     }
 }

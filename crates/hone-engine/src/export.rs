@@ -68,6 +68,7 @@ fn model_card(model: &Model, labels: &[String], card: &ModelCard) -> String {
     let (pipeline, what) = match model.task() {
         Task::SequenceClassification => ("text-classification", "sequence classifier"),
         Task::TokenClassification => ("token-classification", "token classifier"),
+        Task::MultipleChoice => ("multiple-choice", "multiple-choice scorer"),
     };
     let mut s = String::new();
     s.push_str(&format!(
@@ -77,8 +78,13 @@ fn model_card(model: &Model, labels: &[String], card: &ModelCard) -> String {
         "base_model: {}\ntags:\n- hone\n- {pipeline}\n---\n\n",
         card.base_model
     ));
+    let unit = if model.task() == Task::MultipleChoice {
+        "options"
+    } else {
+        "classes"
+    };
     s.push_str(&format!(
-        "# {} fine-tuned with Hone\n\nA {} {what} with {} classes: {}.\n\n",
+        "# {} fine-tuned with Hone\n\nA {} {what} with {} {unit}: {}.\n\n",
         card.base_model,
         model.spec().architecture(model.task()),
         labels.len(),
@@ -121,13 +127,22 @@ fn model_card(model: &Model, labels: &[String], card: &ModelCard) -> String {
             }
             s.push('\n');
         }
+        Some(Report::Choices(r)) => {
+            s.push_str(&format!(
+                "## Validation (best checkpoint{step})\n\n| metric | value |\n|---|---|\n| loss | {:.4} |\n| accuracy | {:.4} |\n| MAP@3 | {:.4} |\n| questions | {} |\n\n",
+                r.loss, r.accuracy, r.map_at_3, r.examples
+            ));
+        }
         None => {}
     }
     let call = match model.task() {
-        Task::SequenceClassification => "classifier = pipeline(\"text-classification\", model=\"PATH_TO_THIS_FOLDER\")",
-        Task::TokenClassification => "classifier = pipeline(\"token-classification\", model=\"PATH_TO_THIS_FOLDER\", aggregation_strategy=\"first\")",
+        Task::SequenceClassification => "classifier = pipeline(\"text-classification\", model=\"PATH_TO_THIS_FOLDER\")\nprint(classifier(\"your text\"))",
+        Task::TokenClassification => "classifier = pipeline(\"token-classification\", model=\"PATH_TO_THIS_FOLDER\", aggregation_strategy=\"first\")\nprint(classifier(\"your text\"))",
+        Task::MultipleChoice => "from transformers import AutoModelForMultipleChoice, AutoTokenizer\ntokenizer = AutoTokenizer.from_pretrained(\"PATH_TO_THIS_FOLDER\")\nmodel = AutoModelForMultipleChoice.from_pretrained(\"PATH_TO_THIS_FOLDER\")\nquestion, options = \"your question\", [\"option A\", \"option B\"]\nenc = tokenizer([question] * len(options), options, return_tensors=\"pt\", padding=True)\nscores = model(**{k: v.unsqueeze(0) for k, v in enc.items()}).logits[0]\nprint(scores.softmax(-1))",
     };
-    s.push_str(&format!("## Use\n\n```python\nfrom transformers import pipeline\n{call}\nprint(classifier(\"your text\"))\n```\n\n"));
+    s.push_str(&format!(
+        "## Use\n\n```python\nfrom transformers import pipeline\n{call}\n```\n\n"
+    ));
     s.push_str("## Training configuration\n\n```toml\n");
     s.push_str(card.config_text);
     s.push_str("\n```\n");

@@ -8,7 +8,7 @@ use hone_data::{Batch, Batcher, TextTokenizer};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::EncodedSet;
-use crate::metrics::{ClassificationReport, EntityReport, Report};
+use crate::metrics::{ChoiceReport, ClassificationReport, EntityReport, Report};
 use crate::models::{Model, ModelSpec, Task};
 use crate::step::{Logits, Stepper};
 use crate::EngineError;
@@ -27,8 +27,8 @@ pub fn batch_logits(
         .collect())
 }
 
-/// Logits of every example of `set` (in the set's order), computed in evaluation mode in
-/// length-sorted batches of `batch_size`.
+/// Logits of every example of `set` (in the set's order; multiple choice: one score per
+/// option), computed in evaluation mode in length-sorted batches of `batch_size`.
 pub fn logits(
     model: &Model,
     set: &EncodedSet,
@@ -45,9 +45,9 @@ pub fn logits_with(
     batch_size: usize,
     stepper: &mut Stepper,
 ) -> Result<Vec<Vec<f32>>, EngineError> {
-    if model.task() != Task::SequenceClassification {
+    if model.task() == Task::TokenClassification {
         return Err(EngineError::InvalidConfig(format!(
-            "per-example logits need a sequence head, this model is for {}",
+            "per-example logits need a sequence or multiple-choice head, this model is for {}",
             model.task().name()
         )));
     }
@@ -168,8 +168,18 @@ pub fn evaluate_with(
         predicted.push(argmax(row));
     }
     let loss = loss / rows.len().max(1) as f64;
-    let report = ClassificationReport::from_predictions(labels, &set.labels, &predicted, loss);
-    Ok((Report::Classification(report), Some(rows)))
+    let report = match model.task() {
+        Task::MultipleChoice => {
+            Report::Choices(ChoiceReport::from_scores(&rows, &set.labels, loss))
+        }
+        _ => Report::Classification(ClassificationReport::from_predictions(
+            labels,
+            &set.labels,
+            &predicted,
+            loss,
+        )),
+    };
+    Ok((report, Some(rows)))
 }
 
 /// Entity-level scores of a token classifier: each word's tag is the prediction at its first
@@ -255,7 +265,7 @@ impl Finetuned {
         let fits = match task {
             // Folders from before `architectures` carried the task are sequence classifiers.
             Task::SequenceClassification => found.is_none_or(|t| t == task),
-            Task::TokenClassification => found == Some(task),
+            Task::TokenClassification | Task::MultipleChoice => found == Some(task),
         };
         if !fits {
             return Err(match found {
@@ -575,4 +585,114 @@ fn group_entities(text: &str, tokens: &[TaggedToken], subword: &[bool]) -> Vec<E
             }
         })
         .collect()
+}
+
+/// A multiple-choice question and how a model ranks its options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChoicePrediction {
+    pub question: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    pub options: Vec<String>,
+    /// The index of the most probable option.
+    pub answer: usize,
+    /// Its letter (A, B, …).
+    pub letter: String,
+    /// Softmax over the options, in their order.
+    pub probabilities: Vec<f64>,
+    /// Each option's score.
+    pub logits: Vec<f32>,
+    /// Option indices, most probable first.
+    pub ranking: Vec<usize>,
+    /// True when a (prompt, option) pair was cut to the maximum length.
+    pub truncated: bool,
+}
+
+/// A fine-tuned multiple-choice model loaded from a model folder. It scores each option on
+/// its own, so questions may have any number of options (2 or more), whatever it trained on.
+pub struct ChoicePredictor {
+    loaded: Finetuned,
+}
+
+impl ChoicePredictor {
+    /// Loads a multiple-choice model folder. `max_length` defaults to the model's maximum.
+    pub fn load(
+        dir: &Path,
+        device: &Device,
+        max_length: Option<usize>,
+    ) -> Result<Self, EngineError> {
+        Ok(ChoicePredictor {
+            loaded: Finetuned::load(dir, Task::MultipleChoice, device, max_length)?,
+        })
+    }
+
+    /// The option letters it trained with (A, B, …).
+    pub fn labels(&self) -> &[String] {
+        &self.loaded.labels
+    }
+
+    /// The loaded model.
+    pub fn model(&self) -> &Model {
+        &self.loaded.model
+    }
+
+    /// The tokenizer, truncating to the predictor's maximum length.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.loaded.tokenizer
+    }
+
+    /// Ranks the options of each question (`text` the question, `text_pair` its context,
+    /// `choices` the options), `batch_size` questions per forward pass.
+    pub fn predict(
+        &self,
+        questions: &[hone_data::Example],
+        batch_size: usize,
+    ) -> Result<Vec<ChoicePrediction>, EngineError> {
+        if let Some(q) = questions.iter().find(|q| q.choices.len() < 2) {
+            return Err(EngineError::InvalidConfig(format!(
+                "the question '{}' needs at least 2 options",
+                q.text
+            )));
+        }
+        let model = &self.loaded.model;
+        let batcher = Batcher::new(model.spec().encoder.pad_token_id);
+        let mut stepper = Stepper::new(model, true);
+        let mut out = Vec::with_capacity(questions.len());
+        for chunk in questions.chunks(batch_size.max(1)) {
+            let pairs: Vec<(String, Option<String>)> = chunk
+                .iter()
+                .flat_map(|q| {
+                    let prompt = crate::job::choice_prompt(q);
+                    q.choices
+                        .iter()
+                        .map(move |c| (prompt.clone(), Some(c.clone())))
+                })
+                .collect();
+            let encoded = self.loaded.tokenizer.encode(&pairs)?;
+            let refs: Vec<&hone_data::EncodedExample> = encoded.iter().collect();
+            let scores = stepper.logits(model, &batcher.batch(&refs, &[]))?.values;
+            let mut at = 0;
+            for q in chunk {
+                let n = q.choices.len();
+                let logits = scores[at..at + n].to_vec();
+                let truncated = encoded[at..at + n].iter().any(|e| e.truncated);
+                at += n;
+                let mut ranking: Vec<usize> = (0..n).collect();
+                ranking.sort_by_key(|&i| crate::metrics::choices::rank_of(&logits, i));
+                let answer = ranking[0];
+                out.push(ChoicePrediction {
+                    question: q.text.clone(),
+                    context: q.text_pair.clone(),
+                    options: q.choices.clone(),
+                    answer,
+                    letter: hone_data::choice_letter(answer),
+                    probabilities: probabilities(&logits),
+                    logits,
+                    ranking,
+                    truncated,
+                });
+            }
+        }
+        Ok(out)
+    }
 }

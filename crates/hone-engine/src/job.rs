@@ -92,6 +92,114 @@ pub fn tagged_data(
     }
 }
 
+/// The right option's index of a multiple-choice example (as `read_choice_examples` writes
+/// it), checked against the number of options.
+fn right_option(e: &Example) -> Result<Option<u32>, EngineError> {
+    let Some(label) = &e.label else {
+        return Ok(None);
+    };
+    match label.parse::<u32>() {
+        Ok(i) if (i as usize) < e.choices.len() => Ok(Some(i)),
+        _ => Err(EngineError::InvalidConfig(format!(
+            "line {}: the answer '{label}' is not the index of one of the {} options",
+            e.line,
+            e.choices.len()
+        ))),
+    }
+}
+
+/// Multiple-choice data: the options' letters (A, B, …) as classes, and the validation
+/// questions given, or else a seeded share of the training ones stratified by the right
+/// option's place. Every question must have as many options as the first.
+pub fn choice_data(
+    train: Vec<Example>,
+    valid: Option<Vec<Example>>,
+    valid_fraction: f64,
+    seed: u64,
+    notices: Vec<String>,
+) -> Result<TrainingData, EngineError> {
+    let n = train.first().map_or(0, |e| e.choices.len());
+    if n < 2 {
+        return Err(EngineError::InvalidConfig(
+            "multiple choice needs questions with at least 2 options".into(),
+        ));
+    }
+    let all = train.iter().chain(valid.iter().flatten());
+    if let Some(odd) = all.clone().find(|e| e.choices.len() != n) {
+        return Err(EngineError::InvalidConfig(format!(
+            "line {}: the question has {} options, the training questions have {n}",
+            odd.line,
+            odd.choices.len()
+        )));
+    }
+    let ids = train
+        .iter()
+        .map(|e| {
+            right_option(e)?.ok_or_else(|| {
+                EngineError::InvalidConfig(format!(
+                    "line {}: the question has no answer; training needs one",
+                    e.line
+                ))
+            })
+        })
+        .collect::<Result<Vec<u32>, _>>()?;
+    let labels = LabelSet::from_names((0..n).map(hone_data::choice_letter).collect());
+    let (train, valid) = match valid {
+        Some(valid) => (train, valid),
+        None => hold_out(train, &ids, valid_fraction, seed),
+    };
+    Ok(TrainingData {
+        task: Task::MultipleChoice,
+        labels,
+        train,
+        valid,
+        notices,
+    })
+}
+
+/// The text paired with each option: the question, after its context when there is one.
+pub fn choice_prompt(e: &Example) -> String {
+    match &e.text_pair {
+        Some(context) => format!("{context} {}", e.text),
+        None => e.text.clone(),
+    }
+}
+
+/// Encodes multiple-choice questions as transformers' `*ForMultipleChoice` reads them: one
+/// (prompt, option) pair per option, truncated longest first; the label is the right
+/// option's index (none for unlabeled questions).
+pub fn encode_choices(
+    tokenizer: &TextTokenizer,
+    examples: &[Example],
+) -> Result<EncodedSet, EngineError> {
+    let n = examples.first().map_or(0, |e| e.choices.len());
+    let mut pairs = Vec::with_capacity(examples.len() * n);
+    let mut labels = Vec::with_capacity(examples.len());
+    for e in examples {
+        if e.choices.len() != n {
+            return Err(EngineError::InvalidConfig(format!(
+                "line {}: the question has {} options, the others {n}",
+                e.line,
+                e.choices.len()
+            )));
+        }
+        let prompt = choice_prompt(e);
+        pairs.extend(e.choices.iter().map(|c| (prompt.clone(), Some(c.clone()))));
+        labels.extend(right_option(e)?);
+    }
+    if !labels.is_empty() && labels.len() != examples.len() {
+        return Err(EngineError::InvalidConfig(
+            "some questions have an answer and some do not".into(),
+        ));
+    }
+    Ok(EncodedSet {
+        examples: tokenizer.encode(&pairs)?,
+        choices: n,
+        labels,
+        ..Default::default()
+    })
+}
+
 fn encode(
     tokenizer: &TextTokenizer,
     labels: &LabelSet,
@@ -99,8 +207,12 @@ fn encode(
     task: Task,
     label_all_subtokens: bool,
 ) -> Result<EncodedSet, EngineError> {
-    if task == Task::TokenClassification {
-        return encode_tagged(tokenizer, labels, examples, label_all_subtokens, true);
+    match task {
+        Task::TokenClassification => {
+            return encode_tagged(tokenizer, labels, examples, label_all_subtokens, true)
+        }
+        Task::MultipleChoice => return encode_choices(tokenizer, examples),
+        Task::SequenceClassification => {}
     }
     let texts: Vec<(&str, Option<&str>)> = examples
         .iter()

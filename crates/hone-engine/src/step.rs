@@ -49,8 +49,9 @@ pub fn clip_factor(grad_norm: f64, clip_norm: Option<f64>, step: u64) -> Result<
     })
 }
 
-/// Logits of one batch: one row per sequence (sequence heads) or per real token (token
-/// heads, in the batch's packed order).
+/// Logits of one batch: one row per sequence (sequence heads), per real token (token
+/// heads, in the batch's packed order) or per question (multiple choice: one column per
+/// option).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Logits {
     pub values: Vec<f32>,
@@ -144,7 +145,7 @@ impl Stepper {
         Ok(StepOutcome {
             loss: timing.loss_sum * scale,
             grad_norm,
-            examples: packed.iter().map(Tokens::sequences).sum(),
+            examples: packed.iter().map(Tokens::examples).sum(),
             tokens: packed.iter().map(Tokens::len).sum(),
             forward_s: timing.forward_s,
             backward_s: timing.backward_s,
@@ -172,13 +173,13 @@ impl Stepper {
                 let out = model.forward(&mut g)?;
                 Ok(Logits {
                     values: out.data().to_vec(),
-                    classes: out.cols(),
+                    classes: out.cols() * tokens.group(),
                 })
             }
             None => {
                 let mut g =
                     AutogradGraph::new(&tokens, model.device(), model.dtype(), false, &mut rng)?;
-                tensor_logits(&model.forward(&mut g)?)
+                tensor_logits(&grouped(model.forward(&mut g)?, &tokens)?)
             }
         }
     }
@@ -223,10 +224,11 @@ fn host_step(
         if let Some(kept) = &mut timing.logits {
             kept.push(Logits {
                 values: logits.data().to_vec(),
-                classes: logits.cols(),
+                classes: logits.cols() * tokens.group(),
             });
         }
-        let (loss, d_logits) = cross_entropy_grad(&logits, labels, scale, &state.pool)?;
+        let (loss, d_logits) =
+            cross_entropy_grad(&logits, tokens.group(), labels, scale, &state.pool)?;
         if !loss.is_finite() {
             return Err(EngineError::NonFiniteLoss { step, value: loss });
         }
@@ -254,7 +256,7 @@ fn autograd_step(
         let t0 = Instant::now();
         let labels = labeled(tokens)?;
         let mut g = AutogradGraph::new(tokens, model.device(), model.dtype(), true, rng)?;
-        let logits = model.forward(&mut g)?;
+        let logits = grouped(model.forward(&mut g)?, tokens)?;
         if let Some(kept) = &mut timing.logits {
             kept.push(tensor_logits(&logits)?);
         }
@@ -271,6 +273,21 @@ fn autograd_step(
         timing.backward_s += t1.elapsed().as_secs_f64();
     }
     Ok(grads)
+}
+
+/// The scores of each group of options as one row (`[questions × options]`); other tasks'
+/// logits as they are.
+fn grouped(
+    logits: candle_core::Tensor,
+    tokens: &Tokens,
+) -> Result<candle_core::Tensor, EngineError> {
+    let group = tokens.group();
+    let (rows, cols) = logits.dims2()?;
+    if group == 1 || rows % group != 0 {
+        // Unlabeled options of questions with other counts: scored one by one.
+        return Ok(logits);
+    }
+    Ok(logits.reshape((rows / group, cols * group))?)
 }
 
 fn tensor_logits(t: &candle_core::Tensor) -> Result<Logits, EngineError> {

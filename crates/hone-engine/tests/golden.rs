@@ -250,6 +250,132 @@ fn token_classification_logits_loss_and_every_gradient_match_transformers_on_bot
     }
 }
 
+/// The options of a question share everything below the scorer, and the loss gradients of
+/// a question's options add up to zero: the gradients of biases and position embeddings are
+/// sums of terms that almost cancel, so f32 leaves them with the terms' absolute error, up to
+/// 1.5e-4 of the net value (weight matrices: ~1e-6). Both graphs show it, each with its own
+/// summation order; logits and loss are held to [`TOLERANCE`].
+const CHOICE_GRADIENT_TOLERANCE: f64 = 2e-4;
+
+/// Multiple choice: a `*ForMultipleChoice` head (one output; its new tensors from the
+/// reference) scoring 3 questions × 4 options, softmax over the options, on both graphs; and
+/// Hone's encoding of the questions gives the reference's input ids.
+#[test]
+fn multiple_choice_logits_loss_and_every_gradient_match_transformers_on_both_graphs() {
+    for family in FAMILIES {
+        let dir = common::fixtures().join("golden");
+        let want: std::collections::HashMap<String, candle_core::Tensor> =
+            candle_core::safetensors::load(
+                dir.join(format!("{family}-choice.safetensors")),
+                &Device::Cpu,
+            )
+            .unwrap();
+        let meta: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{family}-choice.json"))).unwrap(),
+        )
+        .unwrap();
+        let model = Model::load(
+            &tiny_model(family),
+            Task::MultipleChoice,
+            4,
+            Some(0.0),
+            &Device::Cpu,
+            0,
+        )
+        .unwrap();
+        let new: Vec<String> = meta["new"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect();
+        let mut got_new = model.newly_initialized().to_vec();
+        got_new.sort();
+        let mut want_new = new.clone();
+        want_new.sort();
+        assert_eq!(got_new, want_new, "{family}: new head tensors");
+        for name in &new {
+            let p = model.params().get(name).unwrap();
+            p.var().set(&want[&format!("head.{name}")]).unwrap();
+        }
+        // Hone's own encoding of the questions: the reference's ids, options back to back.
+        let examples: Vec<hone_data::Example> = meta["questions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| hone_data::Example {
+                text: q["question"].as_str().unwrap().into(),
+                choices: q["options"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|o| o.as_str().unwrap().into())
+                    .collect(),
+                label: Some(q["answer"].to_string()),
+                ..Default::default()
+            })
+            .collect();
+        let tokenizer = TextTokenizer::from_model_dir(&tiny_model(family), 64).unwrap();
+        let set = hone_engine::job::encode_choices(&tokenizer, &examples).unwrap();
+        assert_eq!((set.len(), set.group()), (3, 4), "{family}");
+        let batcher = hone_data::Batcher::new(model.spec().encoder.pad_token_id);
+        let batch = set.batch(&batcher, &[0, 1, 2]);
+        let ids = &want["input.input_ids"];
+        let (rows, s) = ids.dims2().unwrap();
+        assert_eq!((batch.batch_size, batch.seq_len), (rows, s), "{family}");
+        assert_eq!(batch.input_ids, as_u32(ids), "{family}: input ids");
+        assert_eq!(batch.attention_mask, as_u32(&want["input.attention_mask"]));
+        assert_eq!(batch.labels, as_u32(&want["labels"]), "{family}: answers");
+        if let Some(types) = want.get("input.token_type_ids") {
+            assert_eq!(batch.token_type_ids, as_u32(types), "{family}: segments");
+        }
+        let floor = gradient_floor(&want);
+        for fast in [true, false] {
+            let path = if fast { "CPU graph" } else { "autograd" };
+            let got =
+                hone_engine::step::gradients(&model, &batch, fast, HoneRng::new(0, 0)).unwrap();
+            assert_eq!(got.logits.classes, 4, "{family} {path}");
+            let logits =
+                candle_core::Tensor::from_vec(got.logits.values, (3, 4), &Device::Cpu).unwrap();
+            let err = relative_error(&logits, &want["logits"]);
+            assert!(err < TOLERANCE, "{family} {path} choice logits: {err:.2e}");
+            let want_loss = want["loss"].to_vec1::<f32>().unwrap()[0] as f64;
+            assert!(
+                (got.loss - want_loss).abs() / want_loss < TOLERANCE,
+                "{family} {path} choice loss {} vs {want_loss}",
+                got.loss
+            );
+            let reference_count = want.keys().filter(|k| k.starts_with("grad.")).count();
+            assert_eq!(
+                got.grads.len(),
+                reference_count,
+                "{family} {path}: parameters"
+            );
+            for p in model.params().all() {
+                let reference = want
+                    .get(&format!("grad.{}", p.name()))
+                    .unwrap_or_else(|| panic!("{family}: no reference gradient for {}", p.name()));
+                if common::max_abs(reference) < 1e-12 {
+                    // A shift shared by every option (the scorer's bias, and here DistilBERT's
+                    // last biases): exactly zero, so Hone's is rounding noise.
+                    assert!(
+                        common::max_abs(&got.grads[p.name()]) < floor * 1e-2,
+                        "{family} {path} choice grad {} should be zero",
+                        p.name()
+                    );
+                    continue;
+                }
+                let err = relative_error_with_floor(&got.grads[p.name()], reference, floor);
+                assert!(
+                    err < CHOICE_GRADIENT_TOLERANCE,
+                    "{family} {path} choice grad {}: relative error {err:.2e}",
+                    p.name()
+                );
+            }
+        }
+    }
+}
+
 /// 1e-3 × the largest reference gradient: the scale below which gradients are rounding noise
 /// (attention key biases have an exactly zero gradient).
 fn gradient_floor(want: &std::collections::HashMap<String, candle_core::Tensor>) -> f64 {

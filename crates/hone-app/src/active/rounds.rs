@@ -71,7 +71,7 @@ impl App {
                 let report: Report = serde_json::from_value(report.clone()).ok()?;
                 let metric = match report {
                     Report::Entities(_) => Metric::MacroF1,
-                    Report::Classification(_) => Metric::Accuracy,
+                    Report::Classification(_) | Report::Choices(_) => Metric::Accuracy,
                 };
                 Some(CurvePoint {
                     run_id: r.id,

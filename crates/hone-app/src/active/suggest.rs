@@ -199,6 +199,7 @@ fn task_words(task: Task) -> &'static str {
     match task {
         Task::SequenceClassification => "text classification",
         Task::TokenClassification => "named entities",
+        Task::MultipleChoice => "multiple choice",
     }
 }
 
@@ -225,6 +226,9 @@ fn score_chunk(
             uncertainty,
         };
     match model {
+        FineTunedModel::Choices(_) => Err(AppError::Invalid(
+            "the labeling assistant works with classifiers and taggers; this model picks among options".into(),
+        )),
         FineTunedModel::Classes(p) => {
             let inputs: Vec<(String, Option<String>)> = chunk
                 .iter()

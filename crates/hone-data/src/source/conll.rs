@@ -84,7 +84,7 @@ pub fn rows(
             label: None,
             tokens: Some(tokens),
             tags: Some(tags),
-            split: None,
+            ..Default::default()
         }))
     })))
 }

@@ -3,7 +3,7 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use super::{make_row, owned, unknown_column, Rows, SourceSpec};
+use super::{make_row, owned, unknown_column, RawValues, Rows, SourceSpec};
 use crate::DataError;
 
 struct Columns {
@@ -11,6 +11,7 @@ struct Columns {
     text_pair: Option<usize>,
     label: Option<usize>,
     split: Option<usize>,
+    choices: Vec<usize>,
 }
 
 fn csv_error(path: &Path, error: csv::Error) -> DataError {
@@ -97,6 +98,11 @@ pub fn rows(
             .as_deref()
             .map(|c| find(c, "--split-column"))
             .transpose()?,
+        choices: spec
+            .choices
+            .iter()
+            .map(|c| find(c, "--choice-columns"))
+            .collect::<Result<_, _>>()?,
     };
     let path = owned(path);
     let spec = spec.clone();
@@ -115,10 +121,13 @@ pub fn rows(
             &path,
             line,
             &spec,
-            get(Some(columns.text)),
-            get(columns.text_pair),
-            get(columns.label),
-            get(columns.split),
+            RawValues {
+                text: get(Some(columns.text)),
+                text_pair: get(columns.text_pair),
+                label: get(columns.label),
+                split: get(columns.split),
+                choices: columns.choices.iter().map(|&i| get(Some(i))).collect(),
+            },
         ));
     })))
 }

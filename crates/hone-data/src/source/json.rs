@@ -8,7 +8,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::{make_row, owned, unknown_column, utf8_lines, Rows, SourceRow, SourceSpec};
+use super::{make_row, owned, unknown_column, utf8_lines, RawValues, Rows, SourceRow, SourceSpec};
 use crate::DataError;
 
 /// A JSON scalar as text: strings as they are, numbers and booleans printed.
@@ -43,16 +43,27 @@ fn row_from_object(
                 }
             }
         }
+        if let Some(c) = spec.choices.iter().find(|c| !object.contains_key(*c)) {
+            return Err(unknown_column(path, c, &keys(), "--choice-columns"));
+        }
     }
     let field = |c: &Option<String>| c.as_ref().and_then(|c| scalar(object.get(c)));
+    // A list of options is handed on as its JSON text.
+    let option = |c: &String| match object.get(c) {
+        Some(list @ Value::Array(_)) => Some(list.to_string()),
+        other => scalar(other),
+    };
     make_row(
         path,
         line,
         spec,
-        scalar(object.get(text_name)),
-        field(&spec.text_pair),
-        field(&spec.label),
-        field(&spec.split),
+        RawValues {
+            text: scalar(object.get(text_name)),
+            text_pair: field(&spec.text_pair),
+            label: field(&spec.label),
+            split: field(&spec.split),
+            choices: spec.choices.iter().map(option).collect(),
+        },
     )
 }
 

@@ -32,6 +32,10 @@ pub struct SourceSpec {
     pub label: Option<String>,
     /// Column naming each row's split part (train / validation / test).
     pub split: Option<String>,
+    /// Multiple choice: the columns holding the options, in order (`A,B,C,D`), or one column
+    /// holding them as a JSON list.
+    #[serde(default)]
+    pub choices: Vec<String>,
     /// CSV/TSV without a header row: columns are then named 1, 2, 3, …
     #[serde(default)]
     pub no_header: bool,
@@ -57,6 +61,8 @@ pub struct SourceRow {
     pub tags: Option<Vec<String>>,
     /// The split part as written.
     pub split: Option<String>,
+    /// Multiple choice: the options, in order (empty when no choice columns were asked for).
+    pub choices: Vec<String>,
 }
 
 type Rows = Box<dyn Iterator<Item = Result<SourceRow, DataError>> + Send>;
@@ -206,17 +212,79 @@ pub(crate) fn check_text(
     Ok(())
 }
 
+/// The values of one row's columns, before checking.
+pub(crate) struct RawValues {
+    pub text: Option<String>,
+    pub text_pair: Option<String>,
+    pub label: Option<String>,
+    pub split: Option<String>,
+    /// One value per choice column of the spec.
+    pub choices: Vec<Option<String>>,
+}
+
+/// The options of a row: one per choice column, or the JSON list in the only one. Every
+/// option must be there and not blank.
+fn row_choices(
+    path: &Path,
+    line: u64,
+    spec: &SourceSpec,
+    values: Vec<Option<String>>,
+) -> Result<Vec<String>, DataError> {
+    let missing = |column: &str| DataError::EmptyValue {
+        path: path.to_path_buf(),
+        line,
+        column: column.to_string(),
+    };
+    let options: Vec<String> = match (&spec.choices[..], &values[..]) {
+        ([column], [value]) => {
+            let value = value.as_deref().ok_or_else(|| missing(column))?;
+            let list: Vec<serde_json::Value> =
+                serde_json::from_str(value).map_err(|_| DataError::Malformed {
+                    path: path.to_path_buf(),
+                    line,
+                    message: format!(
+                        "the '{column}' value is not a JSON list of options; name one column per option instead (A,B,C,D) or write the options as [\"a\", \"b\"]"
+                    ),
+                })?;
+            list.into_iter()
+                .map(|v| match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                })
+                .collect()
+        }
+        _ => spec
+            .choices
+            .iter()
+            .zip(values)
+            .map(|(column, v)| v.ok_or_else(|| missing(column)))
+            .collect::<Result<_, _>>()?,
+    };
+    for (i, option) in options.iter().enumerate() {
+        let column = spec.choices.get(i).unwrap_or(&spec.choices[0]);
+        if option.trim().is_empty() {
+            return Err(missing(column));
+        }
+        check_text(path, line, column, option)?;
+    }
+    Ok(options)
+}
+
 /// Builds a row from optional column values: the text must be there and not blank; an empty
-/// pair, label or split counts as absent.
+/// pair, label or split counts as absent; asked-for options must all be there.
 pub(crate) fn make_row(
     path: &Path,
     line: u64,
     spec: &SourceSpec,
-    text: Option<String>,
-    text_pair: Option<String>,
-    label: Option<String>,
-    split: Option<String>,
+    values: RawValues,
 ) -> Result<SourceRow, DataError> {
+    let RawValues {
+        text,
+        text_pair,
+        label,
+        split,
+        choices,
+    } = values;
     let text_column = spec.text.as_deref().unwrap_or("text");
     let text = match text {
         Some(t) if !t.trim().is_empty() => t,
@@ -238,6 +306,11 @@ pub(crate) fn make_row(
     if let (Some(l), Some(c)) = (&label, &spec.label) {
         check_text(path, line, c, l)?;
     }
+    let choices = if spec.choices.is_empty() {
+        Vec::new()
+    } else {
+        row_choices(path, line, spec, choices)?
+    };
     Ok(SourceRow {
         line,
         text,
@@ -246,6 +319,7 @@ pub(crate) fn make_row(
         tokens: None,
         tags: None,
         split: present(split).map(|s| s.trim().to_string()),
+        choices,
     })
 }
 

@@ -10,7 +10,7 @@ use arrow_array::{Array, RecordBatch, StringArray};
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
-use super::{make_row, owned, unknown_column, Rows, SourceRow, SourceSpec};
+use super::{make_row, owned, unknown_column, RawValues, Rows, SourceRow, SourceSpec};
 use crate::DataError;
 
 fn parquet_error(path: &Path, e: impl std::fmt::Display) -> DataError {
@@ -67,6 +67,9 @@ pub fn rows(path: &Path, spec: &SourceSpec, read: Arc<AtomicU64>) -> Result<Rows
             }
         }
     }
+    if let Some(c) = spec.choices.iter().find(|c| !names.contains(c)) {
+        return Err(unknown_column(path, c, &names, "--choice-columns"));
+    }
     let reader: ParquetRecordBatchReader = builder
         .with_batch_size(4096)
         .build()
@@ -90,14 +93,20 @@ pub fn rows(path: &Path, spec: &SourceSpec, read: Arc<AtomicU64>) -> Result<Rows
                     .map(|c| text_column(&path, &batch, c))
                     .transpose()
             };
+            let choices = spec
+                .choices
+                .iter()
+                .map(|c| text_column(&path, &batch, c))
+                .collect::<Result<Vec<_>, _>>()?;
             Ok((
                 text_column(&path, &batch, &text_name)?,
                 get(&spec.text_pair)?,
                 get(&spec.label)?,
                 get(&spec.split)?,
+                choices,
             ))
         })();
-        let (text, pair, label, split) = match columns {
+        let (text, pair, label, split, choices) = match columns {
             Ok(c) => c,
             Err(e) => return Some(Err(e)),
         };
@@ -112,10 +121,16 @@ pub fn rows(path: &Path, spec: &SourceSpec, read: Arc<AtomicU64>) -> Result<Rows
                 &path,
                 row_number,
                 &spec,
-                (!text.is_null(i)).then(|| text.value(i).to_string()),
-                value(&pair, i),
-                value(&label, i),
-                value(&split, i),
+                RawValues {
+                    text: (!text.is_null(i)).then(|| text.value(i).to_string()),
+                    text_pair: value(&pair, i),
+                    label: value(&label, i),
+                    split: value(&split, i),
+                    choices: choices
+                        .iter()
+                        .map(|a| (!a.is_null(i)).then(|| a.value(i).to_string()))
+                        .collect(),
+                },
             ));
         }
         read.store(size * row_number / total_rows, Ordering::Relaxed);

@@ -535,17 +535,20 @@ impl Graph for HostGraph<'_> {
 }
 
 /// Cross-entropy of `logits` against `labels` (one per row, [`super::IGNORE_LABEL`] for no
-/// loss): the summed loss, and `∂(loss · scale)/∂logits`.
+/// loss): the summed loss, and `∂(loss · scale)/∂logits`. The rows of `group` consecutive
+/// sequences (the options of a question, one score each) form one row of classes.
 pub fn cross_entropy_grad(
     logits: &HostValue,
+    group: usize,
     labels: &[u32],
     scale: f64,
     pool: &Pool,
 ) -> Result<(f64, Buf), EngineError> {
-    let classes = logits.cols;
-    if labels.len() != logits.rows() {
+    let classes = logits.cols * group.max(1);
+    let rows = logits.data.len() / classes.max(1);
+    if labels.len() != rows || rows * classes != logits.data.len() {
         return Err(EngineError::InvalidConfig(format!(
-            "{} labels for {} rows of logits",
+            "{} labels for {} rows of logits in groups of {group}",
             labels.len(),
             logits.rows()
         )));

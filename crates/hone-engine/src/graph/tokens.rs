@@ -3,6 +3,7 @@
 
 use hone_data::Batch;
 
+pub use crate::models::heads::LabelsPer;
 use crate::EngineError;
 
 /// The label of a token that takes no loss (transformers' `-100`): padding, special tokens
@@ -41,20 +42,22 @@ pub struct Tokens {
     input_ids: Vec<u32>,
     type_ids: Vec<u32>,
     position_ids: Vec<u32>,
-    /// One class id per row of the logits (per sequence or per token, by the task;
-    /// [`IGNORE_LABEL`] where no loss is taken), or `None` when unlabeled.
+    /// One class id per row of the loss (per sequence, per token or per group of options,
+    /// by the task; [`IGNORE_LABEL`] where no loss is taken), or `None` when unlabeled.
     labels: Option<Vec<u32>>,
+    /// Consecutive sequences that make one example (the options of a question), else 1.
+    group: usize,
 }
 
 impl Tokens {
     /// Packs the real tokens (mask 1) of a padded batch, in order; `positions` and `types`
-    /// are the model's ids for every slot of the batch. A labeled batch has one label per row
-    /// (`per_token` false) or one per slot (`per_token`: the labels of token tasks).
+    /// are the model's ids for every slot of the batch. A labeled batch has one label per row,
+    /// per slot (token tasks) or per group of rows (multiple choice), as `per` says.
     pub fn pack(
         batch: &Batch,
         positions: &[u32],
         types: &[u32],
-        per_token: bool,
+        per: LabelsPer,
         limits: IdLimits,
     ) -> Result<Self, EngineError> {
         let (b, s) = (batch.batch_size, batch.seq_len);
@@ -73,12 +76,27 @@ impl Tokens {
                 "a batch of {b} × {s} needs {slots} ids, mask values, positions and types"
             ));
         }
-        let want = if per_token { slots } else { b };
+        let per_token = per == LabelsPer::Token;
+        let group = match per {
+            LabelsPer::Group(0) => return bad("a group of options cannot be empty".into()),
+            // Unlabeled options are scored one by one: any number of them will do.
+            LabelsPer::Group(n) if b % n != 0 && !batch.labels.is_empty() => {
+                return bad(format!(
+                    "a batch of {b} sequences is not whole groups of {n} options"
+                ))
+            }
+            LabelsPer::Group(n) => n,
+            _ => 1,
+        };
+        let (want, unit) = match per {
+            LabelsPer::Sequence => (b, "sequence"),
+            LabelsPer::Token => (slots, "token slot"),
+            LabelsPer::Group(n) => (b / n, "group of options"),
+        };
         if !batch.labels.is_empty() && batch.labels.len() != want {
             return bad(format!(
-                "a batch of {b} × {s} has {} labels; this task takes one per {}",
+                "a batch of {b} × {s} has {} labels; this task takes one per {unit}",
                 batch.labels.len(),
-                if per_token { "token slot" } else { "sequence" }
             ));
         }
         let mut tokens = Tokens {
@@ -87,6 +105,7 @@ impl Tokens {
             type_ids: Vec::new(),
             position_ids: Vec::new(),
             labels: None,
+            group,
         };
         let mut token_labels = Vec::new();
         for row in 0..b {
@@ -143,6 +162,16 @@ impl Tokens {
         self.spans.len()
     }
 
+    /// Number of examples: sequences, or groups of options for multiple choice.
+    pub fn examples(&self) -> usize {
+        self.spans.len() / self.group
+    }
+
+    /// Consecutive sequences per example (the options of a question), else 1.
+    pub fn group(&self) -> usize {
+        self.group
+    }
+
     /// Where each sequence sits.
     pub fn spans(&self) -> &[Span] {
         &self.spans
@@ -157,7 +186,7 @@ impl Tokens {
         }
     }
 
-    /// One class id per row of the logits, when labeled.
+    /// One class id per row of the loss, when labeled.
     pub fn labels(&self) -> Option<&[u32]> {
         self.labels.as_deref()
     }
@@ -200,7 +229,7 @@ mod tests {
     fn packs_real_tokens_with_either_padding_side() {
         let b = batch(vec![1, 1, 0, 0, 1, 1], vec![1, 0]);
         let positions: Vec<u32> = (0..6).collect();
-        let t = Tokens::pack(&b, &positions, &[0; 6], false, LIMITS).unwrap();
+        let t = Tokens::pack(&b, &positions, &[0; 6], LabelsPer::Sequence, LIMITS).unwrap();
         assert_eq!(t.ids(TokenIds::Words), &[10, 11, 14, 15]);
         assert_eq!(t.ids(TokenIds::Positions), &[0, 1, 4, 5]);
         assert_eq!(
@@ -214,29 +243,50 @@ mod tests {
     fn per_token_labels_follow_their_tokens() {
         let x = IGNORE_LABEL;
         let b = batch(vec![1, 1, 0, 1, 1, 1], vec![x, 2, x, x, 1, 0]);
-        let t = Tokens::pack(&b, &[0; 6], &[0; 6], true, LIMITS).unwrap();
+        let t = Tokens::pack(&b, &[0; 6], &[0; 6], LabelsPer::Token, LIMITS).unwrap();
         assert_eq!(t.labels(), Some(&[x, 2, x, 1, 0][..]));
         assert_eq!(t.labeled_rows(), 3);
     }
 
     #[test]
+    fn options_of_a_question_share_one_label() {
+        let b = batch(vec![1, 1, 0, 1, 1, 1], vec![1]);
+        let t = Tokens::pack(&b, &[0; 6], &[0; 6], LabelsPer::Group(2), LIMITS).unwrap();
+        assert_eq!(t.labels(), Some(&[1][..]));
+        assert_eq!((t.sequences(), t.examples(), t.group()), (2, 1, 2));
+        assert_eq!(t.labeled_rows(), 1);
+        // Two labels for one question, or a batch that is not whole questions.
+        let b = batch(vec![1; 6], vec![0, 1]);
+        assert!(Tokens::pack(&b, &[0; 6], &[0; 6], LabelsPer::Group(2), LIMITS).is_err());
+        let b = batch(vec![1; 6], vec![1]);
+        assert!(Tokens::pack(&b, &[0; 6], &[0; 6], LabelsPer::Group(3), LIMITS).is_err());
+    }
+
+    #[test]
     fn an_empty_row_odd_labels_or_ids_past_a_table_are_refused() {
         let b = batch(vec![1, 1, 1, 0, 0, 0], vec![]);
-        assert!(Tokens::pack(&b, &[0; 6], &[0; 6], false, LIMITS).is_err());
+        assert!(Tokens::pack(&b, &[0; 6], &[0; 6], LabelsPer::Sequence, LIMITS).is_err());
         let b = batch(vec![1, 1, 1, 1, 0, 0], vec![1, 2, 3]);
-        assert!(Tokens::pack(&b, &[0; 6], &[0; 6], false, LIMITS).is_err());
+        assert!(Tokens::pack(&b, &[0; 6], &[0; 6], LabelsPer::Sequence, LIMITS).is_err());
         // Per-slot labels for a sequence task, and the other way round.
         let b = batch(vec![1, 1, 1, 1, 1, 1], vec![0; 6]);
-        assert!(Tokens::pack(&b, &[0; 6], &[0; 6], false, LIMITS).is_err());
+        assert!(Tokens::pack(&b, &[0; 6], &[0; 6], LabelsPer::Sequence, LIMITS).is_err());
         let b = batch(vec![1, 1, 1, 1, 1, 1], vec![0; 2]);
-        assert!(Tokens::pack(&b, &[0; 6], &[0; 6], true, LIMITS).is_err());
+        assert!(Tokens::pack(&b, &[0; 6], &[0; 6], LabelsPer::Token, LIMITS).is_err());
         let b = batch(vec![1, 1, 1, 1, 1, 1], vec![]);
         let small = IdLimits {
             words: 12,
             ..LIMITS
         };
-        let err = Tokens::pack(&b, &[0; 6], &[0; 6], false, small).unwrap_err();
+        let err = Tokens::pack(&b, &[0; 6], &[0; 6], LabelsPer::Sequence, small).unwrap_err();
         assert!(err.to_string().contains("token id 12"), "{err}");
-        assert!(Tokens::pack(&b, &[0, 1, 2, 0, 1, 40], &[0; 6], false, LIMITS).is_err());
+        assert!(Tokens::pack(
+            &b,
+            &[0, 1, 2, 0, 1, 40],
+            &[0; 6],
+            LabelsPer::Sequence,
+            LIMITS
+        )
+        .is_err());
     }
 }

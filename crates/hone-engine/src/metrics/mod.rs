@@ -1,11 +1,14 @@
 //! Evaluation metrics by task: for sequence classification accuracy, macro precision / recall
 //! / F1, per-class scores and the confusion matrix; for token classification entity-level
-//! scores ([`entities`]). [`Report`] carries either through events, the store and the UI.
+//! scores ([`entities`]); for multiple choice accuracy and MAP@3 ([`choices`]). [`Report`]
+//! carries any of them through events, the store and the UI.
 
+pub mod choices;
 pub mod entities;
 
 use serde::{Deserialize, Serialize};
 
+pub use choices::ChoiceReport;
 pub use entities::{EntityReport, EntityScores, TaggingError};
 
 /// An evaluation, whichever the task. Serialised as the inner report (untagged), so reports
@@ -15,13 +18,21 @@ pub use entities::{EntityReport, EntityScores, TaggingError};
 pub enum Report {
     Entities(EntityReport),
     Classification(ClassificationReport),
+    Choices(ChoiceReport),
 }
 
 impl Report {
     /// The value of a metric. For token classification F1, precision and recall are the
-    /// entity-level micro scores and accuracy is token accuracy.
+    /// entity-level micro scores and accuracy is token accuracy. For multiple choice they are
+    /// the micro scores, which equal accuracy (one right option per question); MAP@3 of
+    /// another task is its accuracy (its top-1 precision).
     pub fn get(&self, metric: Metric) -> f64 {
         match self {
+            Report::Choices(r) => match metric {
+                Metric::Loss => r.loss,
+                Metric::MapAt3 => r.map_at_3,
+                _ => r.accuracy,
+            },
             Report::Classification(r) => r.get(metric),
             Report::Entities(r) => match metric {
                 Metric::Loss => r.loss,
@@ -29,6 +40,7 @@ impl Report {
                 Metric::MacroF1 => r.entity_f1,
                 Metric::MacroPrecision => r.precision,
                 Metric::MacroRecall => r.recall,
+                Metric::MapAt3 => r.token_accuracy,
             },
         }
     }
@@ -50,6 +62,11 @@ impl Report {
                 ("recall", r.recall),
                 ("token_accuracy", r.token_accuracy),
             ],
+            Report::Choices(r) => vec![
+                ("loss", r.loss),
+                ("accuracy", r.accuracy),
+                ("map_at_3", r.map_at_3),
+            ],
         }
     }
 }
@@ -64,6 +81,8 @@ pub enum Metric {
     MacroF1,
     MacroPrecision,
     MacroRecall,
+    /// Multiple choice: mean average precision at 3.
+    MapAt3,
 }
 
 impl std::str::FromStr for Metric {
@@ -75,8 +94,9 @@ impl std::str::FromStr for Metric {
             "macro_f1" | "f1" => Ok(Metric::MacroF1),
             "macro_precision" | "precision" => Ok(Metric::MacroPrecision),
             "macro_recall" | "recall" => Ok(Metric::MacroRecall),
+            "map_at_3" | "map@3" | "map3" => Ok(Metric::MapAt3),
             other => Err(format!(
-                "unknown metric '{other}': use loss, accuracy, macro_f1, macro_precision or macro_recall"
+                "unknown metric '{other}': use loss, accuracy, macro_f1, macro_precision, macro_recall or map_at_3"
             )),
         }
     }
@@ -90,6 +110,7 @@ impl std::fmt::Display for Metric {
             Metric::MacroF1 => "macro_f1",
             Metric::MacroPrecision => "macro_precision",
             Metric::MacroRecall => "macro_recall",
+            Metric::MapAt3 => "map_at_3",
         })
     }
 }
@@ -209,6 +230,7 @@ impl ClassificationReport {
             Metric::MacroF1 => self.macro_f1,
             Metric::MacroPrecision => self.macro_precision,
             Metric::MacroRecall => self.macro_recall,
+            Metric::MapAt3 => self.accuracy,
         }
     }
 }

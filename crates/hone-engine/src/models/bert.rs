@@ -156,9 +156,17 @@ pub fn head(
             activation: Activation::Tanh,
             classifier: Linear::head(b, "classifier", h, num_labels)?,
             dropout: cfg.dropout.classifier,
+            task,
         },
         Task::TokenClassification => {
             Head::token_classifier(b, h, num_labels, cfg.dropout.classifier)?
         }
+        Task::MultipleChoice => Head::choice_scorer(
+            b,
+            "bert.pooler.dense",
+            Activation::Tanh,
+            h,
+            cfg.dropout.classifier,
+        )?,
     })
 }

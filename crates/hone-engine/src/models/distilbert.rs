@@ -174,8 +174,16 @@ pub fn head(
             activation: Activation::Relu,
             classifier: Linear::head(b, "classifier", h, num_labels)?,
             dropout: cfg.dropout.classifier,
+            task,
         },
         // DistilBertForTokenClassification uses the model's own `dropout`.
         Task::TokenClassification => Head::token_classifier(b, h, num_labels, cfg.dropout.hidden)?,
+        Task::MultipleChoice => Head::choice_scorer(
+            b,
+            "pre_classifier",
+            Activation::Relu,
+            h,
+            cfg.dropout.classifier,
+        )?,
     })
 }

@@ -19,17 +19,25 @@ pub enum Task {
     SequenceClassification,
     /// One class per token (named entities, part of speech, …).
     TokenClassification,
+    /// The right option of several for a question: each (question, option) pair scored by
+    /// the same head, softmax over the options.
+    MultipleChoice,
 }
 
 impl Task {
     /// Every task, in the order the UI lists them.
-    pub const ALL: [Task; 2] = [Task::SequenceClassification, Task::TokenClassification];
+    pub const ALL: [Task; 3] = [
+        Task::SequenceClassification,
+        Task::TokenClassification,
+        Task::MultipleChoice,
+    ];
 
     /// The name in run configurations and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Task::SequenceClassification => "sequence-classification",
             Task::TokenClassification => "token-classification",
+            Task::MultipleChoice => "multiple-choice",
         }
     }
 
@@ -38,6 +46,7 @@ impl Task {
         match self {
             Task::SequenceClassification => "text and text-pair classification",
             Task::TokenClassification => "token classification",
+            Task::MultipleChoice => "multiple choice",
         }
     }
 
@@ -46,6 +55,16 @@ impl Task {
         match self {
             Task::SequenceClassification => "ForSequenceClassification",
             Task::TokenClassification => "ForTokenClassification",
+            Task::MultipleChoice => "ForMultipleChoice",
+        }
+    }
+
+    /// What one row of labels stands for in a batch of this task.
+    pub fn labels_per(self, choices: usize) -> LabelsPer {
+        match self {
+            Task::SequenceClassification => LabelsPer::Sequence,
+            Task::TokenClassification => LabelsPer::Token,
+            Task::MultipleChoice => LabelsPer::Group(choices),
         }
     }
 
@@ -70,15 +89,29 @@ impl std::str::FromStr for Task {
     }
 }
 
+/// What a batch's labels are attached to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelsPer {
+    /// One label per sequence.
+    Sequence,
+    /// One label per token slot of the padded batch.
+    Token,
+    /// One label per run of this many consecutive sequences (the options of one question):
+    /// the index of the right one.
+    Group(usize),
+}
+
 /// A task head over the backbone's hidden states `[tokens × hidden]`.
 pub enum Head {
     /// A sequence head on the first token: dense + activation → dropout → classifier. BERT's
-    /// (the pooler, tanh) and DistilBERT's (pre_classifier, ReLU).
+    /// (the pooler, tanh) and DistilBERT's (pre_classifier, ReLU); with one output per
+    /// sequence it is every family's multiple-choice head (`*ForMultipleChoice`).
     Pooled {
         dense: Linear,
         activation: Activation,
         classifier: Linear,
         dropout: f64,
+        task: Task,
     },
     /// RoBERTa's sequence head: `<s>` → dropout → dense + tanh → dropout → out_proj.
     ClassificationHead {
@@ -104,15 +137,35 @@ impl Head {
         })
     }
 
+    /// The multiple-choice head every family has: `dense` (its pooler) + `activation` →
+    /// dropout → `classifier` with one output, the option's score.
+    pub fn choice_scorer(
+        b: &mut ParamBuilder,
+        dense: &str,
+        activation: Activation,
+        hidden: usize,
+        dropout: f64,
+    ) -> Result<Self, EngineError> {
+        Ok(Head::Pooled {
+            dense: Linear::head(b, dense, hidden, hidden)?,
+            activation,
+            classifier: Linear::head(b, "classifier", hidden, 1)?,
+            dropout,
+            task: Task::MultipleChoice,
+        })
+    }
+
     /// The task the head serves.
     pub fn task(&self) -> Task {
         match self {
             Head::Tokens { .. } => Task::TokenClassification,
-            _ => Task::SequenceClassification,
+            Head::Pooled { task, .. } => *task,
+            Head::ClassificationHead { .. } => Task::SequenceClassification,
         }
     }
 
-    /// Logits: `[sequences × labels]` for sequence heads, `[tokens × labels]` for token heads.
+    /// Logits: `[sequences × labels]` for sequence heads, `[tokens × labels]` for token heads,
+    /// `[sequences × 1]` for the multiple-choice head (one score per option).
     pub fn forward<G: Graph>(&self, g: &mut G, hidden: G::Value) -> Result<G::Value, EngineError> {
         match self {
             Head::Pooled {
@@ -120,6 +173,7 @@ impl Head {
                 activation,
                 classifier,
                 dropout,
+                ..
             } => {
                 let cls = g.first_tokens(&hidden)?;
                 drop(hidden);

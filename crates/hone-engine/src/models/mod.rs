@@ -149,7 +149,8 @@ impl Model {
     }
 
     /// Packs a padded batch with this family's position and segment ids; labels are per
-    /// token for token heads, per sequence otherwise.
+    /// token for token heads, per question (`num_labels` options) for multiple choice, per
+    /// sequence otherwise.
     pub fn tokens(&self, batch: &Batch) -> Result<Tokens, EngineError> {
         let e = &self.spec.encoder;
         let limits = IdLimits {
@@ -164,8 +165,8 @@ impl Model {
             zeros = vec![0; batch.batch_size * batch.seq_len];
             &zeros
         };
-        let per_token = self.task() == Task::TokenClassification;
-        Tokens::pack(batch, &self.position_ids(batch), types, per_token, limits)
+        let per = self.task().labels_per(self.num_labels);
+        Tokens::pack(batch, &self.position_ids(batch), types, per, limits)
     }
 
     /// The dtype of the parameters.
@@ -208,7 +209,7 @@ impl Model {
             && param.name() == "distilbert.embeddings.position_embeddings.weight"
     }
 
-    /// Number of classes.
+    /// Number of classes (multiple choice: options per question).
     pub fn num_labels(&self) -> usize {
         self.num_labels
     }

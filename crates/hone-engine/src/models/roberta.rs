@@ -6,6 +6,7 @@ use super::family::{BertLayoutConfig, Family, FamilyDescriptor, Positions};
 use super::heads::{Head, Task};
 use super::nn::Linear;
 use super::spec::EncoderConfig;
+use crate::ops::Activation;
 use crate::weights::ParamBuilder;
 use crate::EngineError;
 
@@ -56,6 +57,14 @@ pub fn head(
         Task::TokenClassification => {
             Head::token_classifier(b, h, num_labels, cfg.dropout.classifier)?
         }
+        // `RobertaForMultipleChoice` scores the pooler's output, dropout `hidden_dropout_prob`.
+        Task::MultipleChoice => Head::choice_scorer(
+            b,
+            "roberta.pooler.dense",
+            Activation::Tanh,
+            h,
+            cfg.dropout.hidden,
+        )?,
     })
 }
 

@@ -14,6 +14,7 @@ pub const COMMANDS: &[&str] = &[
     "model_import",
     "model_remove",
     "dataset_preview",
+    "choice_preview",
     "dataset_import",
     "datasets_list",
     "dataset_examples",
@@ -34,5 +35,6 @@ pub const COMMANDS: &[&str] = &[
     "labeling_curve",
     "labeling_next_round",
     "predict",
+    "predict_choices",
     "export_run",
 ];

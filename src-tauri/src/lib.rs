@@ -33,6 +33,7 @@ pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Bu
             models::model_import,
             models::model_remove,
             datasets::dataset_preview,
+            datasets::choice_preview,
             datasets::dataset_import,
             datasets::datasets_list,
             datasets::dataset_examples,
@@ -53,6 +54,7 @@ pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Bu
             labeling::labeling_curve,
             labeling::labeling_next_round,
             playground::predict,
+            playground::predict_choices,
             playground::export_run,
         ])
 }

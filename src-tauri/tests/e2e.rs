@@ -303,6 +303,29 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     std::fs::write(&conll, ner).expect("write");
     let exports = tmp.path().join("exports");
     std::fs::create_dir_all(&exports).expect("mkdir");
+    // Multiple-choice questions a tiny model learns: the kind review among unkind ones, its
+    // place rotating, the answer as a letter.
+    let questions = tmp.path().join("questions.csv");
+    let mut csv = String::from("question,A,B,C,D,answer\n");
+    let (kind, unkind) = (
+        ["good", "great", "wonderful", "funny"],
+        ["bad", "dull", "awful", "boring", "stupid"],
+    );
+    for i in 0..40usize {
+        let right = i % 4;
+        let options: Vec<String> = (0..4)
+            .map(|j| match j == right {
+                true => format!("the film was {}", kind[(i / 4) % kind.len()]),
+                false => format!("the film was {}", unkind[(i * 3 + j) % unkind.len()]),
+            })
+            .collect();
+        csv.push_str(&format!(
+            "which review is kind ?,{},{}\n",
+            options.join(","),
+            ["A", "B", "C", "D"][right]
+        ));
+    }
+    std::fs::write(&questions, csv).expect("write");
 
     let hub = TestHub::start(vec![Repo::from_dir(
         "hone-test/tiny-bert",
@@ -313,7 +336,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     .stats(1234, 5, "2026-11-01T00:00:00.000Z")])
     .expect("hub");
 
-    let picks = std::env::join_paths([&data, &conll, &exports]).expect("paths");
+    let picks = std::env::join_paths([&data, &conll, &exports, &questions]).expect("paths");
     let driver = Command::new("tauri-driver")
         .args(["--port", "4444", "--native-port", "4445"])
         .env("HONE_DB", tmp.path().join("hone.db"))
@@ -784,6 +807,83 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         t.contains("cancelled")
     })
     .await;
+
+    // Multiple choice from a file of questions: the columns are guessed from the header, the
+    // first question is shown as it will be read; the run reports accuracy and MAP@3, and the
+    // Playground ranks a question's options.
+    ui.page("train").await;
+    ui.attr_until("[data-testid='chart-loss']", "data-drawn", long, |d| {
+        d == "true"
+    })
+    .await;
+    ui.button("New run").await;
+    ui.css("#train-model option").await;
+    ui.select("#train-task", "choice").await;
+    ui.click("#choice-file").await;
+    let preview = ui
+        .until_text("[data-testid='choice-preview']", long, |t| {
+            t.contains("40 questions") && t.contains("tokens")
+        })
+        .await;
+    assert!(
+        preview.contains("of 4 options") && preview.contains("A 25%") && preview.contains('✓'),
+        "{preview}"
+    );
+    ui.set_field("epochs", "6").await;
+    ui.set_field("batch_size", "4").await;
+    ui.set_field("max_length", "32").await;
+    ui.set_field("lr", "0.003").await;
+    // Four validation questions tie at full accuracy from the first epoch on: the best
+    // checkpoint is picked by loss.
+    // (The select sits under the sticky Start bar: scrolled into view first.)
+    let best_by = "label[data-field='early_stopping_metric'] select";
+    ui.client
+        .execute(
+            "document.querySelector(arguments[0]).scrollIntoView({block: 'center'})",
+            vec![best_by.into()],
+        )
+        .await
+        .expect("scroll");
+    ui.select(best_by, "loss").await;
+    ui.shot("19-choice-form").await;
+    ui.click("#start").await;
+    let status = ui
+        .attr_until("[data-testid='live']", "data-status", long, |s| {
+            s != "running"
+        })
+        .await;
+    assert_eq!(status, "completed");
+    ui.until_text("[data-testid='last-eval']", long, |t| t.contains("MAP@3"))
+        .await;
+    ui.page("runs").await;
+    ui.click("tr[data-run='6'] a").await;
+    let report = ui.text_of("[data-testid='choice-report']").await;
+    assert!(
+        report.contains("MAP@3") && report.contains("questions of 4 options"),
+        "{report}"
+    );
+    ui.shot("20-choice-run").await;
+    ui.page("playground").await;
+    ui.select("#play-run", "6").await;
+    ui.type_into("#play-question", "which review is kind ?")
+        .await;
+    // Enter (U+E007) starts a new line in the options box.
+    ui.type_into(
+        "#play-text",
+        "the film was dull\u{E007}the film was great\u{E007}the film was bad",
+    )
+    .await;
+    ui.click("#play-predict").await;
+    let best = ui
+        .attr_until(
+            "[data-testid='choice-prediction'] [data-rank='1']",
+            "data-option",
+            long,
+            |o| !o.is_empty(),
+        )
+        .await;
+    ui.shot("21-choice-playground").await;
+    assert_eq!(best, "the film was great");
 
     // Every page in both themes, with the data of a whole session, for the look-and-feel
     // review (target/e2e-screenshots/look-*.png).

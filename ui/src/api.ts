@@ -49,6 +49,19 @@ export type FilePreview = {
   /** Rows counted (the whole file when `complete`), and how many of them have no label. */
   rows_counted: number; unlabeled: number; complete: boolean;
 };
+/** Which columns hold a multiple-choice question, its options and its answer. */
+export type ChoiceColumns = { question: string; context?: string | null; choices: string[]; answer?: string | null; shuffle_seed?: number | null };
+export type ChoiceSample = { line: number; question: string; context: string | null; options: string[]; answer: number | null; lengths: number[] };
+/** A file of questions as it will be read: counts, answers per letter, the first questions. */
+export type ChoicePreview = {
+  questions: number; options: number; answers: [string, number][]; samples: ChoiceSample[];
+  longest: number; truncated: number; max_length: number; warnings: string[];
+};
+/** A question with its options ranked by a multiple-choice model. */
+export type ChoicePrediction = {
+  question: string; context?: string | null; options: string[]; answer: number; letter: string;
+  probabilities: number[]; logits: number[]; ranking: number[]; truncated: boolean;
+};
 export type DatasetInfo = {
   id: number; name: string; task: string; source: string; format: string; rows: number; labeled: number;
   label_names: string[]; label_counts: Record<string, number>; warnings: string[]; splits: string[]; created_at: string;
@@ -72,7 +85,8 @@ export type TokenPrediction = { text: string; entities: EntityPrediction[]; toke
 /** What a run's model says about texts, by the task of its head. */
 export type Predictions =
   | { task: "sequence-classification"; predictions: Prediction[] }
-  | { task: "token-classification"; predictions: TokenPrediction[] };
+  | { task: "token-classification"; predictions: TokenPrediction[] }
+  | { task: "multiple-choice"; predictions: ChoicePrediction[] };
 
 /** How the labeling queue is ordered (hone_app::active::Strategy). */
 export type Strategy = "margin" | "least-confidence" | "entropy" | "random";
@@ -102,6 +116,8 @@ export const api = {
   modelImport: (dir: string) => invoke<{ model: any; check: ModelCheck }>("model_import", { dir }),
   modelRemove: (reference: string) => invoke<number>("model_remove", { reference }),
   datasetPreview: (path: string, spec?: SourceSpec) => invoke<FilePreview>("dataset_preview", { path, spec: spec ?? null }),
+  choicePreview: (path: string, columns: ChoiceColumns, model: string | null, maxLength: number) =>
+    invoke<ChoicePreview>("choice_preview", { path, columns, model, maxLength }),
   /** `labelMap` renames labels as they are read (class names for a 0/1 file). */
   datasetImport: (path: string, name: string, spec: SourceSpec, labelMap: Record<string, string> | null, onProgress: (p: { done: number; total: number }) => void) => {
     const channel = new Channel<{ done: number; total: number }>();
@@ -145,6 +161,8 @@ export const api = {
     return invoke<number>("labeling_next_round", { runId, dataset, onEvent: channel });
   },
   predict: (runId: number, texts: string[]) => invoke<Predictions>("predict", { runId, texts }),
+  predictChoices: (runId: number, question: string, context: string | null, options: string[]) =>
+    invoke<Predictions>("predict_choices", { runId, question, context, options }),
   exportRun: (runId: number, dest: string, name: string) => invoke<string>("export_run", { runId, dest, name }),
 };
 

@@ -1,10 +1,14 @@
 import type { Series } from "./chart";
-// Evaluation reports of either task, read generically: a classification report (accuracy,
-// macro F1, per class, confusion matrix) or an entity report (entity F1, precision, recall,
-// token accuracy, per entity type, worst sentences).
+// Evaluation reports of any task, read generically: a classification report (accuracy,
+// macro F1, per class, confusion matrix), an entity report (entity F1, precision, recall,
+// token accuracy, per entity type, worst sentences) or a multiple-choice report (accuracy,
+// MAP@3).
 
 /** True for a token-classification (entity) report. */
 export const isEntityReport = (r: any): boolean => r != null && typeof r.entity_f1 === "number";
+
+/** True for a multiple-choice report. */
+export const isChoiceReport = (r: any): boolean => r != null && typeof r.map_at_3 === "number";
 
 /** The headline numbers of a report, as [label, value, is a share]. */
 export function headline(r: any): [string, number, boolean][] {
@@ -12,6 +16,7 @@ export function headline(r: any): [string, number, boolean][] {
   if (isEntityReport(r)) {
     return [["entity F1", r.entity_f1, false], ["precision", r.precision, false], ["recall", r.recall, false], ["token accuracy", r.token_accuracy, true], ["loss", r.loss, false]];
   }
+  if (isChoiceReport(r)) return [["accuracy", r.accuracy, true], ["MAP@3", r.map_at_3, false], ["loss", r.loss, false]];
   return [["accuracy", r.accuracy, true], ["macro F1", r.macro_f1, false], ["loss", r.loss, false]];
 }
 
@@ -24,7 +29,8 @@ export function summary(r: any): string {
 }
 
 /** The report fields charted during training, by task. */
-export const chartedKeys = (r: any): string[] => (isEntityReport(r) ? ["entity_f1", "token_accuracy"] : ["accuracy", "macro_f1"]);
+export const chartedKeys = (r: any): string[] =>
+  isEntityReport(r) ? ["entity_f1", "token_accuracy"] : isChoiceReport(r) ? ["accuracy", "map_at_3"] : ["accuracy", "macro_f1"];
 
 /** One stored metric as a chart series, in the rows' order. */
 export function curveOf(rows: { step: number; name: string; value: number }[], name: string, label: string): Series {
@@ -34,7 +40,7 @@ export function curveOf(rows: { step: number; name: string; value: number }[], n
 
 /** The stored metric names of the validation chart, given which ones a run has. */
 export function validationSeries(names: Set<string>): [string, string][] {
-  return names.has("eval_entity_f1")
-    ? [["eval_entity_f1", "entity F1"], ["eval_precision", "precision"], ["eval_recall", "recall"]]
-    : [["eval_accuracy", "accuracy"], ["eval_macro_f1", "macro F1"]];
+  if (names.has("eval_entity_f1")) return [["eval_entity_f1", "entity F1"], ["eval_precision", "precision"], ["eval_recall", "recall"]];
+  if (names.has("eval_map_at_3")) return [["eval_accuracy", "accuracy"], ["eval_map_at_3", "MAP@3"]];
+  return [["eval_accuracy", "accuracy"], ["eval_macro_f1", "macro F1"]];
 }

@@ -142,16 +142,18 @@ pub fn evaluate_examples(
             })
         }
         FineTunedModel::Choices(p) => {
+            // Questions with fewer options than the model trained on are padded; more is
+            // an error (the model is loaded for that many).
             let options = p.labels().len();
-            if let Some(q) = examples.iter().find(|q| q.choices.len() != options) {
+            if let Some(q) = examples.iter().find(|q| q.choices.len() > options) {
                 return Err(AppError::Invalid(format!(
-                    "{} line {}: the question has {} options; this model is scored on questions with {options}, as it trained",
+                    "{} line {}: the question has {} options; this model is scored on questions with up to {options}, as it trained",
                     source.display(),
                     q.line,
                     q.choices.len()
                 )));
             }
-            let set = encode_choices(p.tokenizer(), examples)?;
+            let set = encode_choices(p.tokenizer(), examples, options)?;
             Ok(Evaluation {
                 report: evaluate(p.model(), &set, p.labels(), batch_size)?,
                 counted: format!("{} questions", examples.len()),

@@ -11,6 +11,7 @@ pub mod active;
 pub mod allocator;
 pub mod bench;
 pub mod card;
+pub mod choices;
 pub mod curves;
 pub mod dataset_export;
 pub mod error;

@@ -728,14 +728,30 @@ fn predictions_json(
                     .names()
                     .get(hone_engine::inference::argmax(row) as usize)
                     .cloned();
-                serde_json::json!({
+                // A multiple-choice answer is stored as the option's index: shown as its
+                // letter, like the prediction, with the options beside it.
+                let (label, label_id) = match e.choices.is_empty() {
+                    true => (
+                        e.label.clone(),
+                        e.label.as_deref().and_then(|l| labels.id(l)),
+                    ),
+                    false => {
+                        let id = e.label.as_deref().and_then(|l| l.parse::<u32>().ok());
+                        (id.map(|i| hone_data::choice_letter(i as usize)), id)
+                    }
+                };
+                let mut p = serde_json::json!({
                     "text": e.text,
                     "text_pair": e.text_pair,
-                    "label": e.label,
-                    "label_id": e.label.as_deref().and_then(|l| labels.id(l)),
+                    "label": label,
+                    "label_id": label_id,
                     "predicted": predicted,
                     "probabilities": hone_engine::inference::probabilities(row),
-                })
+                });
+                if !e.choices.is_empty() {
+                    p["options"] = serde_json::json!(e.choices);
+                }
+                p
             })
             .collect(),
     )

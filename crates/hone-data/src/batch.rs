@@ -13,6 +13,10 @@ pub struct Batch {
     pub labels: Vec<u32>,
     pub batch_size: usize,
     pub seq_len: usize,
+    /// Multiple choice: per row, true when it stands for no option (it pads a question with
+    /// fewer options than the others) and takes no part in its question's softmax; empty
+    /// when no row does.
+    pub padded_options: Vec<bool>,
 }
 
 impl Batch {
@@ -73,6 +77,7 @@ impl Batcher {
             labels: labels.to_vec(),
             batch_size,
             seq_len,
+            padded_options: Vec::new(),
         }
     }
 }

@@ -184,8 +184,8 @@ fn option_order(n: usize, seed: u64, line: u64) -> Vec<usize> {
 
 /// Reads multiple-choice questions: `text` is the question, `text_pair` the context,
 /// `choices` the options and `label` the right option's index (`0`, `1`, …). Every question
-/// must have the same number of options (2 to [`MAX_CHOICES`]) and, when an answer column
-/// is named, an answer that is one of them.
+/// needs 2 to [`MAX_CHOICES`] options (they may differ: a list column can hold 3 for one and
+/// 5 for another) and, when an answer column is named, an answer that is one of them.
 pub fn read_choice_examples(
     path: &Path,
     format: Option<FileFormat>,
@@ -221,16 +221,6 @@ pub fn read_choice_examples(
             return Err(malformed(
                 row.line,
                 format!("the question has {n} options; Hone takes 2 to {MAX_CHOICES}"),
-            ));
-        }
-        if let Some(first) = out.first().filter(|f| f.choices.len() != n) {
-            return Err(malformed(
-                row.line,
-                format!(
-                    "the question has {n} options but the one on line {} has {}; every question needs the same number",
-                    first.line,
-                    first.choices.len()
-                ),
             ));
         }
         let right = match (&columns.answer, &row.label) {
@@ -382,12 +372,14 @@ mod choice_tests {
             "question,opts,answer\nSky?,\"[\"\"a\"\",\"\"b\"\"]\",a\nSea?,\"[\"\"a\"\",\"\"b\"\",\"\"c\"\"]\",a\n",
         )
         .unwrap();
-        let err = read_choice_examples(&csv, None, &columns(&["opts"], "answer"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("every question needs the same number"),
-            "{err}"
+        // Questions with different numbers of options read as they are (padded when encoded).
+        let mixed = read_choice_examples(&csv, None, &columns(&["opts"], "answer")).unwrap();
+        let counts: Vec<usize> = mixed.examples.iter().map(|e| e.choices.len()).collect();
+        assert_eq!(counts, [2, 3]);
+        let err = read(
+            "question,opts,answer\nSky?,\"[\"\"a\"\"]\",a\n",
+            &columns(&["opts"], "answer"),
         );
+        assert!(err.contains("1 options; Hone takes 2 to 10"), "{err}");
     }
 }

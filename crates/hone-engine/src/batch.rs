@@ -24,6 +24,9 @@ pub struct EncodedSet {
     pub examples: Vec<EncodedExample>,
     /// Multiple choice: sequences per example (one per option); 0 or 1 otherwise.
     pub choices: usize,
+    /// Multiple choice: per sequence, true when it pads a question with fewer options (empty
+    /// when none does).
+    pub padded: Vec<bool>,
     /// One class id per example (empty for unlabeled sets and token tasks).
     pub labels: Vec<u32>,
     /// Token tasks: per example, one class id per token ([`IGNORE_LABEL`] where no loss is
@@ -72,6 +75,14 @@ impl EncodedSet {
             indices.iter().map(|&i| self.labels[i]).collect()
         };
         let mut batch = batcher.batch(&examples, &labels);
+        if !self.padded.is_empty() {
+            let g = self.group();
+            batch.padded_options = indices
+                .iter()
+                .flat_map(|&i| &self.padded[i * g..(i + 1) * g])
+                .copied()
+                .collect();
+        }
         if !self.token_labels.is_empty() {
             let s = batch.seq_len;
             let mut per_slot = vec![IGNORE_LABEL; batch.batch_size * s];

@@ -140,6 +140,7 @@ pub fn batch_from_json(path: &Path) -> Result<Batch, EngineError> {
         labels: file.labels,
         batch_size,
         seq_len,
+        padded_options: Vec::new(),
     })
 }
 

@@ -108,9 +108,10 @@ fn right_option(e: &Example) -> Result<Option<u32>, EngineError> {
     }
 }
 
-/// Multiple-choice data: the options' letters (A, B, …) as classes, and the validation
-/// questions given, or else a seeded share of the training ones stratified by the right
-/// option's place. Every question must have as many options as the first.
+/// Multiple-choice data: the options' letters (A, B, …, as many as the most options a
+/// training question has) as classes, and the validation questions given, or else a seeded
+/// share of the training ones stratified by the right option's place. Questions with fewer
+/// options are padded when they are encoded.
 pub fn choice_data(
     train: Vec<Example>,
     valid: Option<Vec<Example>>,
@@ -118,16 +119,15 @@ pub fn choice_data(
     seed: u64,
     notices: Vec<String>,
 ) -> Result<TrainingData, EngineError> {
-    let n = train.first().map_or(0, |e| e.choices.len());
+    let n = train.iter().map(|e| e.choices.len()).max().unwrap_or(0);
     if n < 2 {
         return Err(EngineError::InvalidConfig(
             "multiple choice needs questions with at least 2 options".into(),
         ));
     }
-    let all = train.iter().chain(valid.iter().flatten());
-    if let Some(odd) = all.clone().find(|e| e.choices.len() != n) {
+    if let Some(odd) = valid.iter().flatten().find(|e| e.choices.len() > n) {
         return Err(EngineError::InvalidConfig(format!(
-            "line {}: the question has {} options, the training questions have {n}",
+            "line {}: the validation question has {} options, the training questions at most {n}",
             odd.line,
             odd.choices.len()
         )));
@@ -167,26 +167,42 @@ pub fn choice_prompt(e: &Example) -> String {
 
 /// Encodes multiple-choice questions as transformers' `*ForMultipleChoice` reads them: one
 /// (prompt, option) pair per option, truncated longest first; the label is the right
-/// option's index (none for unlabeled questions).
+/// option's index (none for unlabeled questions). A question with fewer than `options`
+/// options is padded with empty ones that take no part in its softmax.
 pub fn encode_choices(
     tokenizer: &TextTokenizer,
     examples: &[Example],
+    options: usize,
 ) -> Result<EncodedSet, EngineError> {
-    let n = examples.first().map_or(0, |e| e.choices.len());
+    let n = options;
     let mut pairs = Vec::with_capacity(examples.len() * n);
+    let mut padded = Vec::with_capacity(examples.len() * n);
     let mut labels = Vec::with_capacity(examples.len());
     for e in examples {
-        if e.choices.len() != n {
+        if e.choices.len() > n || e.choices.len() < 2 {
             return Err(EngineError::InvalidConfig(format!(
-                "line {}: the question has {} options, the others {n}",
+                "line {}: the question has {} options; this model takes 2 to {n}",
                 e.line,
                 e.choices.len()
             )));
         }
         let prompt = choice_prompt(e);
-        pairs.extend(e.choices.iter().map(|c| (prompt.clone(), Some(c.clone()))));
+        let empty = std::iter::repeat_n(String::new(), n - e.choices.len());
+        pairs.extend(
+            e.choices
+                .iter()
+                .cloned()
+                .chain(empty)
+                .map(|c| (prompt.clone(), Some(c))),
+        );
+        padded.extend((0..n).map(|i| i >= e.choices.len()));
         labels.extend(right_option(e)?);
     }
+    let padded = if padded.iter().any(|&p| p) {
+        padded
+    } else {
+        Vec::new()
+    };
     if !labels.is_empty() && labels.len() != examples.len() {
         return Err(EngineError::InvalidConfig(
             "some questions have an answer and some do not".into(),
@@ -195,6 +211,7 @@ pub fn encode_choices(
     Ok(EncodedSet {
         examples: tokenizer.encode(&pairs)?,
         choices: n,
+        padded,
         labels,
         ..Default::default()
     })
@@ -211,7 +228,7 @@ fn encode(
         Task::TokenClassification => {
             return encode_tagged(tokenizer, labels, examples, label_all_subtokens, true)
         }
-        Task::MultipleChoice => return encode_choices(tokenizer, examples),
+        Task::MultipleChoice => return encode_choices(tokenizer, examples, labels.len()),
         Task::SequenceClassification => {}
     }
     let texts: Vec<(&str, Option<&str>)> = examples

@@ -170,11 +170,7 @@ impl Stepper {
                     &mut rng,
                     state.pool.clone(),
                 );
-                let out = model.forward(&mut g)?;
-                Ok(Logits {
-                    values: out.data().to_vec(),
-                    classes: out.cols() * tokens.group(),
-                })
+                Ok(host_logits(&model.forward(&mut g)?, &tokens))
             }
             None => {
                 let mut g =
@@ -222,13 +218,9 @@ fn host_step(
         let logits = model.forward(&mut g)?;
         let tape = g.finish();
         if let Some(kept) = &mut timing.logits {
-            kept.push(Logits {
-                values: logits.data().to_vec(),
-                classes: logits.cols() * tokens.group(),
-            });
+            kept.push(host_logits(&logits, tokens));
         }
-        let (loss, d_logits) =
-            cross_entropy_grad(&logits, tokens.group(), labels, scale, &state.pool)?;
+        let (loss, d_logits) = cross_entropy_grad(&logits, tokens, labels, scale, &state.pool)?;
         if !loss.is_finite() {
             return Err(EngineError::NonFiniteLoss { step, value: loss });
         }
@@ -275,13 +267,34 @@ fn autograd_step(
     Ok(grads)
 }
 
-/// The scores of each group of options as one row (`[questions × options]`); other tasks'
-/// logits as they are.
+/// The CPU graph's logits as rows of classes: each question's options in one row, the ones
+/// that pad it out of the softmax.
+fn host_logits(logits: &host::HostValue, tokens: &Tokens) -> Logits {
+    let mut values = logits.data().to_vec();
+    tokens.mask_padded_options(&mut values);
+    Logits {
+        values,
+        classes: logits.cols() * tokens.group(),
+    }
+}
+
+/// The scores of each group of options as one row (`[questions × options]`), the options
+/// that pad a question out of its softmax; other tasks' logits as they are.
 fn grouped(
     logits: candle_core::Tensor,
     tokens: &Tokens,
 ) -> Result<candle_core::Tensor, EngineError> {
     let group = tokens.group();
+    let logits = match tokens.padded_options() {
+        [] => logits,
+        padded => {
+            let mut shift = vec![0f32; padded.len()];
+            tokens.mask_padded_options(&mut shift);
+            let shift = candle_core::Tensor::from_vec(shift, (padded.len(), 1), logits.device())?
+                .to_dtype(logits.dtype())?;
+            logits.broadcast_add(&shift)?
+        }
+    };
     let (rows, cols) = logits.dims2()?;
     if group == 1 || rows % group != 0 {
         // Unlabeled options of questions with other counts: scored one by one.

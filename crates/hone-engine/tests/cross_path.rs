@@ -91,3 +91,56 @@ fn both_graphs_give_the_same_loss_and_gradients_for_every_family_and_head() {
         }
     }
 }
+
+/// A question with fewer options than the others is padded with an option that takes no
+/// part in its softmax: on both graphs its score is the padding score, the loss is the
+/// cross-entropy over the real options alone, and what the padding row holds changes
+/// nothing (no loss, no gradient).
+#[test]
+fn padded_options_take_no_part_in_the_loss_on_either_graph() {
+    for family in FAMILIES {
+        let spec = tiny_spec(family);
+        let pad = spec.encoder.pad_token_id;
+        let model = Model::random(spec, Task::MultipleChoice, 4, &Device::Cpu, 7).unwrap();
+        // Two questions of four rows; the second question's last row pads it.
+        let batch = hone_data::Batch {
+            labels: vec![1, 2],
+            padded_options: vec![false, false, false, false, false, false, false, true],
+            ..random_batch(8, 10, pad, 3)
+        };
+        let mut other = batch.clone();
+        let s = other.seq_len;
+        for id in &mut other.input_ids[7 * s..7 * s + 4] {
+            *id = 5 + (*id % 7);
+        }
+        for fast in [true, false] {
+            let case = format!("{family} fast={fast}");
+            let a = gradients(&model, &batch, fast, HoneRng::new(1, 1)).unwrap();
+            let b = gradients(&model, &other, fast, HoneRng::new(1, 1)).unwrap();
+            let v = &a.logits.values;
+            assert_eq!(v.len(), 8, "{case}");
+            assert_eq!(v[7], hone_engine::graph::PADDED_OPTION_SCORE, "{case}");
+            // The loss over the real options: question 1 all four, question 2 the first three.
+            let ce = |scores: &[f32], y: usize| {
+                let max = scores.iter().fold(f32::MIN, |m, &x| m.max(x)) as f64;
+                let sum: f64 = scores.iter().map(|&x| (x as f64 - max).exp()).sum();
+                sum.ln() + max - scores[y] as f64
+            };
+            let want = (ce(&v[0..4], 1) + ce(&v[4..7], 2)) / 2.0;
+            assert!((a.loss - want).abs() < 1e-5, "{case}: {} vs {want}", a.loss);
+            assert_eq!(
+                a.loss, b.loss,
+                "{case}: the padding row's tokens changed the loss"
+            );
+            for p in model.params().all() {
+                let (ga, gb) = (&a.grads[p.name()], &b.grads[p.name()]);
+                let diff = common::relative_error_with_floor(ga, gb, 1e-12);
+                assert!(
+                    diff < 1e-6,
+                    "{case}: {} moved with the padding row: {diff:.2e}",
+                    p.name()
+                );
+            }
+        }
+    }
+}

@@ -32,6 +32,7 @@ fn golden_batch(family: &str) -> Batch {
         labels: as_u32(&t["labels"]),
         batch_size: b,
         seq_len: s,
+        padded_options: Vec::new(),
     }
 }
 
@@ -200,6 +201,7 @@ fn token_classification_logits_loss_and_every_gradient_match_transformers_on_bot
             labels,
             batch_size: b,
             seq_len: s,
+            padded_options: Vec::new(),
         };
         // The reference's logits of real tokens, in packed order.
         let all = want["logits"]
@@ -316,7 +318,7 @@ fn multiple_choice_logits_loss_and_every_gradient_match_transformers_on_both_gra
             })
             .collect();
         let tokenizer = TextTokenizer::from_model_dir(&tiny_model(family), 64).unwrap();
-        let set = hone_engine::job::encode_choices(&tokenizer, &examples).unwrap();
+        let set = hone_engine::job::encode_choices(&tokenizer, &examples, 4).unwrap();
         assert_eq!((set.len(), set.group()), (3, 4), "{family}");
         let batcher = hone_data::Batcher::new(model.spec().encoder.pad_token_id);
         let batch = set.batch(&batcher, &[0, 1, 2]);

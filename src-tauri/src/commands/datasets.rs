@@ -26,6 +26,31 @@ pub async fn dataset_preview(
     super::blocking(move || Ok(preview_file(&path, &spec.unwrap_or_default(), 50)?)).await
 }
 
+/// Multiple-choice questions in a picked file, read with `columns`: counts, the first
+/// questions and, with `model`, the token length of each (question, option) pair.
+#[tauri::command]
+pub async fn choice_preview(
+    state: State<'_, Arc<DesktopState>>,
+    path: PathBuf,
+    columns: hone_app::types::ChoiceColumns,
+    model: Option<PathBuf>,
+    max_length: usize,
+) -> CommandResult<hone_app::choices::ChoicePreview> {
+    let path = state.allowed(&path)?;
+    let model = model.map(|m| state.known_model_dir(&m)).transpose()?;
+    super::blocking(move || {
+        Ok(hone_app::choices::preview_choices(
+            &path,
+            None,
+            &columns,
+            model.as_deref(),
+            max_length,
+            3,
+        )?)
+    })
+    .await
+}
+
 /// Bytes read of the file, for the progress bar.
 #[derive(Clone, Serialize)]
 pub struct ImportProgress {

@@ -28,6 +28,33 @@ pub async fn predict(
     .await
 }
 
+/// Ranks the options of a question with run `run_id`'s multiple-choice model.
+#[tauri::command]
+pub async fn predict_choices(
+    state: State<'_, Arc<DesktopState>>,
+    run_id: i64,
+    question: String,
+    context: Option<String>,
+    options: Vec<String>,
+) -> CommandResult<Predictions> {
+    let state = state.inner().clone();
+    super::blocking(move || {
+        let (dir, max_length) = state.app()?.run_model(run_id)?;
+        let model = state.predictor(&dir, max_length)?;
+        let question = hone_app::types::Example {
+            text: question,
+            text_pair: context.filter(|c| !c.trim().is_empty()),
+            choices: options
+                .into_iter()
+                .filter(|o| !o.trim().is_empty())
+                .collect(),
+            ..Default::default()
+        };
+        Ok(model.predict_choices(&[question], 1)?)
+    })
+    .await
+}
+
 /// Copies run `run_id`'s exported model (Hugging Face format, with its model card) into a new
 /// folder `name` inside the picked folder `dest`; returns the new folder.
 #[tauri::command]

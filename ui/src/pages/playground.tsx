@@ -1,8 +1,9 @@
 // Playground & Export: type text, see what any finished run's model makes of it (a text
 // classifier's class and probabilities; a token classifier's entities highlighted inline with
-// their type and score); export the run's model (Hugging Face format with its model card).
+// their type and score; a multiple-choice model's options ranked); export the run's model
+// (Hugging Face format with its model card).
 import { useEffect, useState } from "preact/hooks";
-import { api, EntityPrediction, errorText, Prediction, Predictions, RunRecord, TokenPrediction } from "../api";
+import { api, ChoicePrediction, EntityPrediction, errorText, Prediction, Predictions, RunRecord, TokenPrediction } from "../api";
 import type { Nav } from "../main";
 
 /** Hues of the usual CoNLL types, far apart; other types get a hue from their name. */
@@ -68,6 +69,23 @@ function ClassPredictionCard(props: { p: Prediction }) {
   );
 }
 
+function ChoicePredictionCard(props: { p: ChoicePrediction }) {
+  const p = props.p;
+  return (
+    <div class="card prediction choices" data-testid="choice-prediction">
+      <div><strong>{p.question}</strong></div>
+      {p.ranking.map((i, rank) => (
+        <div class={`bar-row${rank === 0 ? " best" : ""}`} data-rank={rank + 1} data-option={p.options[i]}>
+          <span class="bar-label">{String.fromCharCode(65 + i)}. {p.options[i]}</span>
+          <span class="bar" style={{ width: `${100 * p.probabilities[i]}%` }} />
+          <span class="num small">{(100 * p.probabilities[i]).toFixed(1)}%</span>
+        </div>
+      ))}
+      {p.truncated && <p class="muted small">A (question, option) pair was longer than the model's length and was cut.</p>}
+    </div>
+  );
+}
+
 export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
   const [runs, setRuns] = useState<RunRecord[]>([]);
   const [run, setRun] = useState<number | null>(props.run);
@@ -77,6 +95,11 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
   const [exported, setExported] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // Multiple-choice runs take a question, an optional passage and options (one per line).
+  const [question, setQuestion] = useState("");
+  const [passage, setPassage] = useState("");
+  const chosen = runs.find((r) => r.id === run);
+  const isChoice = chosen?.config?.task === "multiple-choice";
 
   useEffect(() => {
     api.runsList().then((all) => {
@@ -90,7 +113,11 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
   const predict = async () => {
     if (run == null) return;
     setBusy(true); setError(null);
-    try { setPredictions(await api.predict(run, text.split("\n"))); } catch (e) { setError(errorText(e)); }
+    try {
+      setPredictions(isChoice
+        ? await api.predictChoices(run, question, passage.trim() || null, text.split("\n").filter((o) => o.trim()))
+        : await api.predict(run, text.split("\n")));
+    } catch (e) { setError(errorText(e)); }
     setBusy(false);
   };
   const doExport = async () => {
@@ -112,13 +139,18 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
           <label>Run <select id="play-run" value={run ?? ""} onChange={(e) => setRun(Number((e.target as HTMLSelectElement).value))}>
             {runs.map((r) => <option value={r.id}>run {r.id}{r.name ? ` · ${r.name}` : ""}</option>)}
           </select></label>
-          <textarea id="play-text" rows={4} placeholder="Type a text (one per line) and press Ctrl+Enter" value={text}
+          {isChoice && <>
+            <input id="play-question" placeholder="The question" value={question} onInput={(e) => setQuestion((e.target as HTMLInputElement).value)} />
+            <textarea id="play-passage" rows={2} placeholder="A passage the question is about (optional)" value={passage} onInput={(e) => setPassage((e.target as HTMLTextAreaElement).value)} />
+          </>}
+          <textarea id="play-text" rows={4} placeholder={isChoice ? "The options, one per line; Ctrl+Enter ranks them" : "Type a text (one per line) and press Ctrl+Enter"} value={text}
             onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
             onKeyDown={(e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); predict(); } }} />
-          <button id="play-predict" class="primary" onClick={predict} disabled={busy || !text.trim()}>Predict</button>
+          <button id="play-predict" class="primary" onClick={predict} disabled={busy || !text.trim() || (isChoice && !question.trim())}>{isChoice ? "Rank options" : "Predict"}</button>
           <div data-testid="predictions">
             {predictions?.task === "token-classification" && predictions.predictions.map((p) => <TokenPredictionCard p={p} />)}
             {predictions?.task === "sequence-classification" && predictions.predictions.map((p) => <ClassPredictionCard p={p} />)}
+            {predictions?.task === "multiple-choice" && predictions.predictions.map((p) => <ChoicePredictionCard p={p} />)}
           </div>
           <h2>Export</h2>
           <p class="muted small">A Hugging Face folder: config.json with the labels, model.safetensors, the tokenizer and a model card. transformers loads it as is.</p>

@@ -7,7 +7,7 @@ import { Chart } from "../chart";
 import type { Nav } from "../main";
 import { resumeRun } from "./train";
 import { ConfirmButton } from "../confirm";
-import { curveOf, isEntityReport, summary, validationSeries } from "../report";
+import { curveOf, isChoiceReport, isEntityReport, summary, validationSeries } from "../report";
 
 /** Training time: what the run measured (earlier sessions of a resumed run included, the time
  * it lay stopped or the app was closed not), else the wall clock from start to end. */
@@ -18,10 +18,16 @@ function seconds(r: RunRecord): number | null {
   const end = r.finished_at ? Date.parse(r.finished_at) : Date.now();
   return (end - Date.parse(r.started_at)) / 1000;
 }
+/** A class as shown in the mistakes table; for multiple choice the option's letter and text. */
+const option = (p: any, letter: string | null): string => {
+  const i = letter ? letter.charCodeAt(0) - 65 : -1;
+  return Array.isArray(p.options) && i >= 0 && i < p.options.length ? `${letter}. ${p.options[i]}` : letter ?? "";
+};
+
 /** The run's score: the test part's (scored once with the best checkpoint) when the split has
  * one, else the best validation's. */
 const scored = (r: RunRecord) => r.final_metrics?.test ?? r.final_metrics?.best;
-const f1 = (r: RunRecord) => (scored(r)?.macro_f1 ?? scored(r)?.entity_f1) as number | undefined;
+const f1 = (r: RunRecord) => (scored(r)?.macro_f1 ?? scored(r)?.entity_f1 ?? scored(r)?.map_at_3) as number | undefined;
 /** The model as a person knows it: the Hub repo of a cache snapshot, else the folder name. */
 const modelOf = (r: RunRecord) => {
   const path = String(r.config?.model ?? "");
@@ -103,7 +109,10 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
         <Chart title="Validation" series={validationSeries(new Set(d.metrics.map((m) => m.name))).map(([name, label]) => curveOf(d.metrics, name, label))} />
       </div>
       {report && isEntityReport(report) && <EntityReportView report={report} step={ev?.step} best={isBest} />}
-      {report && !isEntityReport(report) && (
+      {report && isChoiceReport(report) && (
+        <h3 data-testid="choice-report">{isBest ? "Best validation" : "Latest validation"} (step {ev?.step}): {summary(report)} <span class="muted small">on {report.examples} questions of {report.choices} options</span></h3>
+      )}
+      {report && !isEntityReport(report) && !isChoiceReport(report) && (
         <>
           <h3>{isBest ? "Best validation" : "Latest validation"} (step {ev?.step}): {summary(report)}</h3>
           <div class="columns">
@@ -122,7 +131,7 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
         <>
           <h3>Most confident mistakes</h3>
           <table class="list"><thead><tr><th>Text</th><th>True</th><th>Predicted</th><th class="num">Confidence</th></tr></thead>
-            <tbody>{worst.map((w: any) => <tr><td>{w.text}</td><td>{w.label}</td><td>{w.predicted}</td><td class="num">{(100 * w.confidence).toFixed(1)}%</td></tr>)}</tbody></table>
+            <tbody>{worst.map((w: any) => <tr><td>{w.text}</td><td>{option(w, w.label)}</td><td>{option(w, w.predicted)}</td><td class="num">{(100 * w.confidence).toFixed(1)}%</td></tr>)}</tbody></table>
         </>
       )}
       <h3>Configuration</h3>
@@ -183,7 +192,7 @@ function Compare(props: { runs: RunRecord[] }) {
       <h2>Comparing runs {props.runs.map((r) => r.id).join(", ")}</h2>
       <div class="grid2">
         <Chart title="Training loss" series={metrics.map(([id, rows]) => curveOf(rows, "loss", `run ${id}`))} />
-        <Chart title="Validation F1" series={metrics.map(([id, rows]) => curveOf(rows, rows.some((m) => m.name === "eval_entity_f1") ? "eval_entity_f1" : "eval_macro_f1", `run ${id}`))} />
+        <Chart title="Validation F1" series={metrics.map(([id, rows]) => curveOf(rows, rows.some((m) => m.name === "eval_entity_f1") ? "eval_entity_f1" : rows.some((m) => m.name === "eval_map_at_3") ? "eval_map_at_3" : "eval_macro_f1", `run ${id}`))} />
       </div>
       <label class="small"><input type="checkbox" checked={onlyDiff} onChange={(e) => setOnlyDiff((e.target as HTMLInputElement).checked)} /> differences only</label>
       <table class="list" data-testid="config-diff">
@@ -233,12 +242,12 @@ export function RunsPage(props: { open: number | null; nav: Nav }) {
           <div class="row">
             <input id="runs-filter" placeholder="Filter by status, name, model or dataset" value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} />
             <select value={sort} onChange={(e) => setSort((e.target as HTMLSelectElement).value as any)} aria-label="Sort">
-              <option value="id">newest</option><option value="f1">best F1</option><option value="duration">longest</option>
+              <option value="id">newest</option><option value="f1">best score</option><option value="duration">longest</option>
             </select>
             <span class="muted small">Tick two or more runs to compare them.</span>
           </div>
           <table class="list" data-testid="runs">
-            <thead><tr><th /><th>Run</th><th>Status</th><th>Model</th><th>Dataset</th><th class="num" title="Macro F1 of text classifiers, entity F1 of token classifiers; on the split's test part when it has one, else on validation">F1</th><th class="num">Duration</th></tr></thead>
+            <thead><tr><th /><th>Run</th><th>Status</th><th>Model</th><th>Dataset</th><th class="num" title="Macro F1 of text classifiers, entity F1 of token classifiers, MAP@3 of multiple choice; on the split's test part when it has one, else on validation">Score</th><th class="num">Duration</th></tr></thead>
             <tbody>
               {shown.map((r) => (
                 <tr class={open === r.id ? "selected" : ""} data-run={r.id}>

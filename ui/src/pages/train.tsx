@@ -1,11 +1,12 @@
 // Train: task, model, dataset, a preset, every option with a short explanation and a safe
 // default, the memory estimate; then the live view (charts, progress, ETA, cancel).
+import { ChoiceSource, type ChoiceData } from "./choices";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, DatasetInfo, duration, errorText, KnownModel, ModelCheck, RunDetail, RunMessage, TrainEvent } from "../api";
 import { Chart, Series } from "../chart";
 import type { Nav } from "../main";
 import { FitTable, modelName } from "./models";
-import { chartedKeys, curveOf, summary } from "../report";
+import { chartedKeys, curveOf, summary, validationSeries } from "../report";
 
 type Training = Record<string, any>;
 
@@ -47,7 +48,7 @@ const FIELDS: Field[] = [
   { key: "eval_every", label: "Validate every", help: "Steps between validations; empty = each epoch.", kind: "optint" },
   { key: "checkpoint_minutes", label: "Checkpoint every (min)", help: "Save a resumable checkpoint this often, so a crash costs at most that; empty = each epoch only.", kind: "optfloat", below: 1e6 },
   { key: "early_stopping_patience", label: "Early stopping", help: "Stop after this many validations without improvement; empty = never.", kind: "optint" },
-  { key: "early_stopping_metric", label: "Best by", help: "The metric that picks the exported checkpoint.", kind: "select", options: ["macro_f1", "accuracy", "loss", "macro_precision", "macro_recall"] },
+  { key: "early_stopping_metric", label: "Best by", help: "The metric that picks the exported checkpoint.", kind: "select", options: ["macro_f1", "accuracy", "loss", "macro_precision", "macro_recall", "map_at_3"] },
   { key: "freeze_embeddings", label: "Freeze embeddings", help: "Leave the token tables as pretrained; less memory.", kind: "bool" },
   { key: "freeze_layers", label: "Freeze layers", help: "Leave the lowest N layers as pretrained.", kind: "int" },
   { key: "layer_lr_decay", label: "Layer LR decay", help: "Lower layers learn slower by this factor per layer; empty = off.", kind: "optfloat", max: 1 },
@@ -107,7 +108,7 @@ export function liveFromHistory(d: RunDetail): Live {
     loss: curveOf(rows, "loss", "loss"), lr: curveOf(rows, "lr", "lr"),
     grad: curveOf(rows, "grad_norm", "grad norm"), speed: curveOf(rows, "samples_per_s", "samples/s"),
   };
-  const evalKeys = rows.some((m) => m.name === "eval_entity_f1") ? ["entity_f1", "token_accuracy"] : ["accuracy", "macro_f1"];
+  const evalKeys = validationSeries(new Set(rows.map((m) => m.name))).map(([name]) => name.replace(/^eval_/, ""));
   for (const key of evalKeys) {
     const s = curveOf(rows, `eval_${key}`, key);
     if (s.x.length > 0) live.evals[key] = s;
@@ -234,6 +235,9 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const [model, setModel] = useState<string>(props.preset?.model ?? "");
   const [dataset, setDataset] = useState<string>(props.preset?.dataset ?? "");
   const [split, setSplit] = useState<string>("");
+  // Multiple choice trains from a file of questions instead of a stored dataset.
+  const [choice, setChoice] = useState(false);
+  const [choiceData, setChoiceData] = useState<{ data: ChoiceData; questions: number } | null>(null);
   const [training, setTraining] = useState<Training>({ ...DEFAULTS });
   const [name, setName] = useState("");
   const [check, setCheck] = useState<ModelCheck | null>(null);
@@ -260,9 +264,12 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       .then(setCheck).catch(() => setCheck(null));
   }, [model, dataset, training.batch_size, training.max_length]);
   const ds = datasets.find((d) => d.name === dataset);
+  const datasetTask = ds?.task === "token_classification" ? "token" : "text";
   // Training examples per epoch, roughly: the labeled rows less the held-out 10%, or about 80%
   // with a stored split (its default train share).
-  const trainExamples = Math.round((ds?.labeled ?? 0) * (split ? 0.8 : 0.9));
+  const trainExamples = choice
+    ? Math.round((choiceData?.questions ?? 0) * 0.9)
+    : Math.round((ds?.labeled ?? 0) * (split ? 0.8 : 0.9));
 
   const set = (key: string, value: any) => { setTraining((t) => ({ ...t, [key]: value })); setPreset(null); };
   const field = (f: Field) => {
@@ -294,9 +301,11 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
 
   const start = async () => {
     setError(null);
-    if (!model || !dataset) { setError("Choose a model and a dataset first."); return; }
+    if (!model || (choice ? !choiceData : !dataset)) { setError(choice ? "Choose a model and a file of questions first." : "Choose a model and a dataset first."); return; }
     if (Object.keys(problems).length > 0) { setError("Some settings cannot be used yet; they are marked in red."); return; }
-    const config = { model, data: { dataset, ...(split ? { split } : {}) }, training };
+    const config = choice && choiceData
+      ? { task: "multiple-choice", model, data: choiceData.data, training }
+      : { model, data: { dataset, ...(split ? { split } : {}) }, training };
     try {
       const id = await api.trainStart(config, name || null, onRunMessage);
       setName("");
@@ -316,29 +325,32 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
     <section>
       <h1>Train</h1>
       {error && <div class="error" role="alert">{error}</div>}
-      {listed && (models.length === 0 || datasets.length === 0) && (
+      {listed && !choice && (models.length === 0 || datasets.length === 0) && (
         <div class="notice">
           {models.length === 0 && <>No model yet: <button onClick={() => props.nav("models")}>get one</button>. </>}
           {datasets.length === 0 && <>No dataset yet: <button onClick={() => props.nav("datasets")}>import one</button>.</>}
         </div>
       )}
       <div class="row">
-        <label title="The dataset decides: tagged sentences train a token classifier">Task <select id="train-task" disabled data-task={ds?.task === "token_classification" ? "token" : "text"} value={ds?.task === "token_classification" ? "token" : "text"}>
-          <option value="text">Text classification</option>
-          <option value="token">Token classification (named entities)</option>
+        <label title="Classification follows the dataset (tagged sentences train a token classifier); multiple choice trains from a file of questions">Task <select id="train-task" data-task={choice ? "choice" : datasetTask} value={choice ? "choice" : datasetTask}
+          onChange={(e) => { setChoice((e.target as HTMLSelectElement).value === "choice"); setChoiceData(null); }}>
+          <option value="text" disabled={datasetTask !== "text"}>Text classification</option>
+          <option value="token" disabled={datasetTask !== "token"}>Token classification (named entities)</option>
+          <option value="choice">Multiple choice (questions from a file)</option>
         </select></label>
         <label>Model <select id="train-model" value={model} onChange={(e) => setModel((e.target as HTMLSelectElement).value)}>
           {models.map((m) => <option value={m.reference} title={m.path}>{modelName(m)}</option>)}
         </select></label>
-        <label>Dataset <select id="train-dataset" value={dataset} onChange={(e) => setDataset((e.target as HTMLSelectElement).value)}>
+        {!choice && <label>Dataset <select id="train-dataset" value={dataset} onChange={(e) => setDataset((e.target as HTMLSelectElement).value)}>
           {datasets.map((d) => <option value={d.name}>{d.name} ({d.labeled} labeled)</option>)}
-        </select></label>
-        <label>Split <select value={split} onChange={(e) => setSplit((e.target as HTMLSelectElement).value)}>
+        </select></label>}
+        {!choice && <label>Split <select value={split} onChange={(e) => setSplit((e.target as HTMLSelectElement).value)}>
           <option value="">hold out 10%</option>
           {(ds?.splits ?? []).map((s) => <option value={s}>{s}</option>)}
-        </select></label>
+        </select></label>}
         <label>Run name <input id="run-name" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} placeholder="optional" /></label>
       </div>
+      {choice && <ChoiceSource model={model} maxLength={Number(training.max_length) || 128} onChange={setChoiceData} />}
       <div class="row">
         {Object.entries(PRESETS).map(([key, p]) => (
           <button data-preset={key} title={p.help} aria-pressed={preset === key} class={preset === key ? "active" : ""} onClick={() => resetTo({ ...DEFAULTS, ...training, ...p.values }, key)}>{p.label}</button>
@@ -351,7 +363,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       {check && !check.trainable && <div class="error">{check.problems.join("; ")}</div>}
       {check && <FitTable fit={check.fit} plan={{ examples: trainExamples, epochs: Math.max(1, Number(training.epochs) || 1) }} />}
       <div class="row start-bar">
-        <button id="start" class="primary" onClick={start} disabled={!model || !dataset || Object.keys(problems).length > 0}>Start training</button>
+        <button id="start" class="primary" onClick={start} disabled={!model || (choice ? !choiceData : !dataset) || Object.keys(problems).length > 0}>Start training</button>
         {Object.keys(problems).length > 0 && (
           <span class="field-error" data-testid="start-blocked">
             Fix {Object.keys(problems).map((k) => FIELDS.find((f) => f.key === k)?.label ?? k).join(", ")} first.

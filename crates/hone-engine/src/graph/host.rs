@@ -535,15 +535,17 @@ impl Graph for HostGraph<'_> {
 }
 
 /// Cross-entropy of `logits` against `labels` (one per row, [`super::IGNORE_LABEL`] for no
-/// loss): the summed loss, and `∂(loss · scale)/∂logits`. The rows of `group` consecutive
-/// sequences (the options of a question, one score each) form one row of classes.
+/// loss): the summed loss, and `∂(loss · scale)/∂logits`. The rows of a group of consecutive
+/// sequences (the options of a question, one score each; `tokens.group()`) form one row of
+/// classes, without the options that only pad the question.
 pub fn cross_entropy_grad(
     logits: &HostValue,
-    group: usize,
+    tokens: &Tokens,
     labels: &[u32],
     scale: f64,
     pool: &Pool,
 ) -> Result<(f64, Buf), EngineError> {
+    let group = tokens.group();
     let classes = logits.cols * group.max(1);
     let rows = logits.data.len() / classes.max(1);
     if labels.len() != rows || rows * classes != logits.data.len() {
@@ -562,7 +564,13 @@ pub fn cross_entropy_grad(
         )));
     }
     let mut d = pool.take(logits.data.len());
-    let loss = cross_entropy(&logits.data, labels, classes, scale, &mut d);
+    let loss = if tokens.padded_options().is_empty() {
+        cross_entropy(&logits.data, labels, classes, scale, &mut d)
+    } else {
+        let mut scores = logits.data.to_vec();
+        tokens.mask_padded_options(&mut scores);
+        cross_entropy(&scores, labels, classes, scale, &mut d)
+    };
     Ok((loss, d))
 }
 

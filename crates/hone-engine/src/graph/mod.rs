@@ -16,7 +16,7 @@ pub mod autograd;
 pub mod host;
 pub mod tokens;
 
-pub use tokens::{IdLimits, Span, TokenIds, Tokens, IGNORE_LABEL};
+pub use tokens::{IdLimits, Span, TokenIds, Tokens, IGNORE_LABEL, PADDED_OPTION_SCORE};
 
 use crate::models::nn::{LayerNorm, Linear};
 use crate::ops::Activation;

@@ -10,6 +10,10 @@ use crate::EngineError;
 /// and, by default, every sub-token but a word's first.
 pub const IGNORE_LABEL: u32 = u32::MAX;
 
+/// The score a padding option gets: its softmax share is exactly 0 in f32, and no gradient
+/// reaches it, while arithmetic on it stays finite.
+pub const PADDED_OPTION_SCORE: f32 = -1e9;
+
 /// A sequence inside a packed batch: its first token and its length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
@@ -47,6 +51,9 @@ pub struct Tokens {
     labels: Option<Vec<u32>>,
     /// Consecutive sequences that make one example (the options of a question), else 1.
     group: usize,
+    /// Per sequence, true when it pads a question with fewer options (no part in its
+    /// softmax); empty when none does.
+    padded: Vec<bool>,
 }
 
 impl Tokens {
@@ -106,6 +113,7 @@ impl Tokens {
             position_ids: Vec::new(),
             labels: None,
             group,
+            padded: Vec::new(),
         };
         let mut token_labels = Vec::new();
         for row in 0..b {
@@ -139,6 +147,24 @@ impl Tokens {
             }
             tokens.spans.push(Span { start, len });
         }
+        if batch.padded_options.iter().any(|&p| p) {
+            if batch.padded_options.len() != b || group == 1 {
+                return bad(format!(
+                    "{} padded-option flags for a batch of {b} sequences in groups of {group}",
+                    batch.padded_options.len()
+                ));
+            }
+            if let Some(q) = batch
+                .padded_options
+                .chunks(group)
+                .position(|g| g.iter().filter(|&&p| !p).count() < 2)
+            {
+                return bad(format!(
+                    "question {q} of the batch has fewer than 2 options"
+                ));
+            }
+            tokens.padded = batch.padded_options.clone();
+        }
         tokens.labels = match (batch.labels.is_empty(), per_token) {
             (true, _) => None,
             (false, true) => Some(token_labels),
@@ -170,6 +196,21 @@ impl Tokens {
     /// Consecutive sequences per example (the options of a question), else 1.
     pub fn group(&self) -> usize {
         self.group
+    }
+
+    /// Per sequence, true when it pads a question with fewer options; empty when none does.
+    pub fn padded_options(&self) -> &[bool] {
+        &self.padded
+    }
+
+    /// Takes the padding options out of their questions' softmax: their scores become
+    /// [`PADDED_OPTION_SCORE`] (one score per sequence in `scores`).
+    pub fn mask_padded_options(&self, scores: &mut [f32]) {
+        for (s, &p) in scores.iter_mut().zip(&self.padded) {
+            if p {
+                *s = PADDED_OPTION_SCORE;
+            }
+        }
     }
 
     /// Where each sequence sits.
@@ -222,6 +263,7 @@ mod tests {
             labels,
             batch_size: 2,
             seq_len: n / 2,
+            padded_options: Vec::new(),
         }
     }
 

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{hone, reference_python, run, stderr, stdout, train_tiny};
+use support::{hone, reference_python, run, stderr, stdout, synthetic_choices, train_tiny};
 
 const SENTENCES: [&str; 16] = [
     "The movie was an absolute delight from start to finish.",
@@ -224,34 +224,6 @@ fn token_classification_exports_match_transformers_for_every_family() {
             }
         }
     }
-}
-
-/// Synthetic multiple-choice questions a tiny model can learn: the kind review among unkind
-/// ones, its place rotating (answers as letters), as JSON lines with the options in a list.
-fn synthetic_choices(path: &std::path::Path) {
-    let kind = ["good", "great", "wonderful", "beautiful", "funny"];
-    let unkind = ["bad", "terrible", "dull", "awful", "boring", "stupid"];
-    let mut lines = String::new();
-    for i in 0..48usize {
-        let right = i % 4;
-        let options: Vec<String> = (0..4)
-            .map(|j| {
-                let word = if j == right {
-                    kind[(i + j) % kind.len()]
-                } else {
-                    unkind[(i * 3 + j) % unkind.len()]
-                };
-                format!("the film was {word}")
-            })
-            .collect();
-        let letter = ["A", "B", "C", "D"][right];
-        lines.push_str(
-            &serde_json::json!({"prompt": "which review is kind ?", "options": options, "answer": letter})
-                .to_string(),
-        );
-        lines.push('\n');
-    }
-    std::fs::write(path, lines).unwrap();
 }
 
 /// Multiple choice: the exported `*ForMultipleChoice` folder gives the option scores `hone

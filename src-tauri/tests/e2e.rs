@@ -303,8 +303,8 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     std::fs::write(&conll, ner).expect("write");
     let exports = tmp.path().join("exports");
     std::fs::create_dir_all(&exports).expect("mkdir");
-    // Multiple-choice questions a tiny model learns: the kind review among unkind ones, its
-    // place rotating, the answer as a letter.
+    // Multiple-choice questions a tiny model learns: the kind review among unkind ones (every
+    // kind word in every place), the answer as a letter.
     let questions = tmp.path().join("questions.csv");
     let mut csv = String::from("question,A,B,C,D,answer\n");
     let (kind, unkind) = (

@@ -7,9 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use hone_app::evaluation::{evaluate_file, EvalFile};
-use hone_app::predict::FineTunedModel;
 use hone_app::types::Report;
-use hone_app::types::{ChoiceColumns, ColumnSpec, FileFormat, TagColumns};
+use hone_app::types::{ChoiceColumns, ColumnSpec, FileFormat, TagColumns, Task};
 use serde::Serialize;
 
 use super::render::{entity_table, report_line, report_table};
@@ -57,8 +56,8 @@ struct EvalOutput<'a> {
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let model = args.model.load()?;
-    let columns = match &model {
-        FineTunedModel::Classes(_) => Some(ColumnSpec {
+    let columns = match model.task() {
+        Task::SequenceClassification => Some(ColumnSpec {
             text: args
                 .text_column
                 .clone()
@@ -70,10 +69,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                     .context("say which column holds the label: --label-column")?,
             ),
         }),
-        FineTunedModel::Tokens(_) | FineTunedModel::Choices(_) => None,
+        _ => None,
     };
-    let choice_columns = match &model {
-        FineTunedModel::Choices(_) => Some(ChoiceColumns {
+    let choice_columns = match model.task() {
+        Task::MultipleChoice => Some(ChoiceColumns {
             question: args
                 .choice
                 .question_column

@@ -3,6 +3,7 @@
 
 mod bench;
 mod data;
+mod ensemble;
 mod eval;
 mod hints;
 mod hub;
@@ -43,6 +44,9 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Time training steps and forward passes on a fixed batch.
     Bench(bench::BenchArgs),
+    /// Combine finished runs into an ensemble that predicts and evaluates as one model.
+    #[command(subcommand)]
+    Ensemble(ensemble::EnsembleCommand),
     /// Import, inspect, split and export datasets kept in Hone's database.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -213,6 +217,7 @@ pub fn run() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Ensemble(cmd) => ensemble::run(cmd, &db),
         Command::Hub(cmd) => hub::run(cmd),
         Command::Models(cmd) => models::run(cmd, &db),
     };

@@ -10,7 +10,9 @@ use hone_data::{
 };
 use hone_engine::batch::EncodedSet;
 use hone_engine::inference::evaluate;
+use hone_engine::inference::{logits, report_from_rows};
 use hone_engine::job::{encode_choices, encode_tagged};
+use hone_engine::models::Task;
 use hone_engine::Report;
 
 use crate::predict::FineTunedModel;
@@ -50,20 +52,20 @@ pub fn evaluate_file(
     file: &EvalFile,
     batch_size: usize,
 ) -> Result<Evaluation, AppError> {
-    let (examples, notes) = match model {
-        FineTunedModel::Classes(_) => {
+    let (examples, notes) = match model.task() {
+        Task::SequenceClassification => {
             let columns = file.columns.clone().ok_or_else(|| {
                 AppError::Invalid("name the text and label columns of the file".into())
             })?;
             let read = read_examples(file.path, file.format, &columns)?;
             (read.examples, read.warnings)
         }
-        FineTunedModel::Tokens(_) => {
+        Task::TokenClassification => {
             let read = read_tagged(file.path, file.format, &file.tag_columns)?;
             let sentences = read.sentences.into_iter().map(Example::from).collect();
             (sentences, read.warnings)
         }
-        FineTunedModel::Choices(_) => {
+        Task::MultipleChoice => {
             let columns = file.choice_columns.clone().ok_or_else(|| {
                 AppError::Invalid("name the question, option and answer columns of the file".into())
             })?;
@@ -90,26 +92,34 @@ pub fn evaluate_examples(
     batch_size: usize,
 ) -> Result<Evaluation, AppError> {
     match model {
-        FineTunedModel::Classes(p) => {
-            let labels = LabelSet::from_names(p.labels().to_vec());
-            let ids = labels.ids_for(source, examples)?;
-            let texts: Vec<(&str, Option<&str>)> = examples
-                .iter()
-                .map(|e| (e.text.as_str(), e.text_pair.as_deref()))
-                .collect();
-            let set = EncodedSet {
-                examples: p.tokenizer().encode(&texts)?,
-                labels: ids,
-                ..Default::default()
-            };
+        FineTunedModel::Classes(_) | FineTunedModel::Choices(_) => {
+            let scored = score_rows(model, examples, source, batch_size)?;
             Ok(Evaluation {
-                report: evaluate(p.model(), &set, p.labels(), batch_size)?,
-                counted: format!("{} examples", examples.len()),
-                truncated: set.truncated() as u64,
-                truncation_note: format!(
-                    "texts were longer than {} tokens and were truncated",
-                    p.tokenizer().max_length()
-                ),
+                report: report_from_rows(model.task(), &scored.rows, &scored.truth, model.labels()),
+                counted: scored.counted,
+                truncated: scored.truncated,
+                truncation_note: scored.truncation_note,
+                notes: Vec::new(),
+            })
+        }
+        FineTunedModel::Ensemble(e) => {
+            let members = e
+                .members
+                .iter()
+                .map(|m| score_rows(m, examples, source, batch_size))
+                .collect::<Result<Vec<_>, _>>()?;
+            let first = &members[0];
+            let rows: Vec<Vec<f32>> = (0..first.rows.len())
+                .map(|i| {
+                    let each: Vec<&[f32]> = members.iter().map(|m| &m.rows[i][..]).collect();
+                    crate::ensemble::combine(&each, e.manifest.mean)
+                })
+                .collect();
+            Ok(Evaluation {
+                report: report_from_rows(model.task(), &rows, &first.truth, model.labels()),
+                counted: format!("{} · {} members", first.counted, members.len()),
+                truncated: members.iter().map(|m| m.truncated).max().unwrap_or(0),
+                truncation_note: first.truncation_note.clone(),
                 notes: Vec::new(),
             })
         }
@@ -141,6 +151,49 @@ pub fn evaluate_examples(
                 notes,
             })
         }
+    }
+}
+
+/// One row of logits per example from a text classifier or a multiple-choice model, with
+/// the true ids and what truncation did.
+struct Scored {
+    rows: Vec<Vec<f32>>,
+    truth: Vec<u32>,
+    counted: String,
+    truncated: u64,
+    truncation_note: String,
+}
+
+fn score_rows(
+    model: &FineTunedModel,
+    examples: &[Example],
+    source: &Path,
+    batch_size: usize,
+) -> Result<Scored, AppError> {
+    match model {
+        FineTunedModel::Classes(p) => {
+            let labels = LabelSet::from_names(p.labels().to_vec());
+            let ids = labels.ids_for(source, examples)?;
+            let texts: Vec<(&str, Option<&str>)> = examples
+                .iter()
+                .map(|e| (e.text.as_str(), e.text_pair.as_deref()))
+                .collect();
+            let set = EncodedSet {
+                examples: p.tokenizer().encode(&texts)?,
+                labels: ids,
+                ..Default::default()
+            };
+            Ok(Scored {
+                rows: logits(p.model(), &set, batch_size)?,
+                truth: set.labels.clone(),
+                counted: format!("{} examples", examples.len()),
+                truncated: set.truncated() as u64,
+                truncation_note: format!(
+                    "texts were longer than {} tokens and were truncated",
+                    p.tokenizer().max_length()
+                ),
+            })
+        }
         FineTunedModel::Choices(p) => {
             // Questions with fewer options than the model trained on are padded; more is
             // an error (the model is loaded for that many).
@@ -154,16 +207,20 @@ pub fn evaluate_examples(
                 )));
             }
             let set = encode_choices(p.tokenizer(), examples, options)?;
-            Ok(Evaluation {
-                report: evaluate(p.model(), &set, p.labels(), batch_size)?,
+            Ok(Scored {
+                rows: logits(p.model(), &set, batch_size)?,
+                truth: set.labels.clone(),
                 counted: format!("{} questions", examples.len()),
                 truncated: set.truncated() as u64,
                 truncation_note: format!(
                     "questions had a (prompt, option) pair longer than {} tokens, cut longest text first",
                     p.tokenizer().max_length()
                 ),
-                notes: Vec::new(),
             })
         }
+        other => Err(AppError::Invalid(format!(
+            "an ensemble's members are text classifiers or multiple-choice models, not {}",
+            other.task().display_name()
+        ))),
     }
 }

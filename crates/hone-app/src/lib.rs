@@ -14,6 +14,7 @@ pub mod card;
 pub mod choices;
 pub mod curves;
 pub mod dataset_export;
+pub mod ensemble;
 pub mod error;
 pub mod evaluation;
 pub mod fingerprint;

@@ -533,7 +533,11 @@ mod tests {
         assert_eq!(check.family.as_deref(), Some("BERT"));
         assert_eq!(
             check.tasks,
-            ["text and text-pair classification", "token classification"]
+            [
+                "text and text-pair classification",
+                "token classification",
+                "multiple choice"
+            ]
         );
         assert_eq!(check.parameters, Some(22_713_986));
         let fit = check.fit.expect("a fit report");

@@ -22,6 +22,8 @@ pub enum FineTunedModel {
     Tokens(TokenPredictor),
     /// `*ForMultipleChoice`: the options of a question ranked.
     Choices(ChoicePredictor),
+    /// Several runs' models of one task and classes, combined (`hone ensemble create`).
+    Ensemble(Box<crate::ensemble::Ensemble>),
 }
 
 /// What a model says about some texts, by task.
@@ -42,6 +44,10 @@ impl FineTunedModel {
         device: DeviceSpec,
         max_length: Option<usize>,
     ) -> Result<Self, AppError> {
+        if let Some(manifest) = crate::ensemble::read_manifest(dir)? {
+            let ensemble = crate::ensemble::Ensemble::load(dir, manifest, device, max_length)?;
+            return Ok(FineTunedModel::Ensemble(Box::new(ensemble)));
+        }
         let device = &device.open()?;
         Ok(match ModelSpec::from_dir(dir)?.task() {
             Some(Task::TokenClassification) => {
@@ -62,6 +68,7 @@ impl FineTunedModel {
             FineTunedModel::Classes(_) => Task::SequenceClassification,
             FineTunedModel::Tokens(_) => Task::TokenClassification,
             FineTunedModel::Choices(_) => Task::MultipleChoice,
+            FineTunedModel::Ensemble(e) => e.manifest.task,
         }
     }
 
@@ -71,6 +78,7 @@ impl FineTunedModel {
             FineTunedModel::Classes(p) => p.labels(),
             FineTunedModel::Tokens(p) => p.labels(),
             FineTunedModel::Choices(p) => p.labels(),
+            FineTunedModel::Ensemble(e) => &e.manifest.labels,
         }
     }
 
@@ -107,6 +115,15 @@ impl FineTunedModel {
             FineTunedModel::Choices(_) => Err(AppError::Invalid(
                 "this model picks among options: give a question and its options".into(),
             )),
+            FineTunedModel::Ensemble(e) => {
+                let inputs: Vec<(String, Option<String>)> = texts
+                    .iter()
+                    .map(|t| (t.clone(), pair.map(str::to_string)))
+                    .collect();
+                Ok(Predictions::SequenceClassification(
+                    e.predict(&inputs, batch_size)?,
+                ))
+            }
         }
     }
 
@@ -120,6 +137,9 @@ impl FineTunedModel {
         match self {
             FineTunedModel::Choices(p) => Ok(Predictions::MultipleChoice(
                 p.predict(questions, batch_size)?,
+            )),
+            FineTunedModel::Ensemble(e) => Ok(Predictions::MultipleChoice(
+                e.predict_choices(questions, batch_size)?,
             )),
             other => Err(AppError::Invalid(format!(
                 "options are for multiple-choice models; this one is for {}",

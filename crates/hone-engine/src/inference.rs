@@ -161,25 +161,26 @@ pub fn evaluate_with(
         return Ok((Report::Entities(report), None));
     }
     let rows = logits_with(model, set, batch_size, stepper)?;
+    let report = report_from_rows(model.task(), &rows, &set.labels, labels);
+    Ok((report, Some(rows)))
+}
+
+/// The report of one row of logits per example (classes, or options for multiple choice)
+/// against the true ids: mean cross-entropy and the task's scores.
+pub fn report_from_rows(task: Task, rows: &[Vec<f32>], truth: &[u32], labels: &[String]) -> Report {
     let mut loss = 0f64;
     let mut predicted = Vec::with_capacity(rows.len());
-    for (row, &truth) in rows.iter().zip(&set.labels) {
-        loss += row_loss(row, truth).unwrap_or(f64::INFINITY);
+    for (row, &y) in rows.iter().zip(truth) {
+        loss += row_loss(row, y).unwrap_or(f64::INFINITY);
         predicted.push(argmax(row));
     }
     let loss = loss / rows.len().max(1) as f64;
-    let report = match model.task() {
-        Task::MultipleChoice => {
-            Report::Choices(ChoiceReport::from_scores(&rows, &set.labels, loss))
-        }
+    match task {
+        Task::MultipleChoice => Report::Choices(ChoiceReport::from_scores(rows, truth, loss)),
         _ => Report::Classification(ClassificationReport::from_predictions(
-            labels,
-            &set.labels,
-            &predicted,
-            loss,
+            labels, truth, &predicted, loss,
         )),
-    };
-    Ok((report, Some(rows)))
+    }
 }
 
 /// Entity-level scores of a token classifier: each word's tag is the prediction at its first

@@ -226,7 +226,7 @@ fn score_chunk(
             uncertainty,
         };
     match model {
-        FineTunedModel::Choices(_) => Err(AppError::Invalid(
+        FineTunedModel::Choices(_) | FineTunedModel::Ensemble(_) => Err(AppError::Invalid(
             "the labeling assistant works with classifiers and taggers; this model picks among options".into(),
         )),
         FineTunedModel::Classes(p) => {

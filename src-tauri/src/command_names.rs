@@ -27,6 +27,7 @@ pub const COMMANDS: &[&str] = &[
     "runs_metrics",
     "runs_compare",
     "run_delete",
+    "training_options",
     "train_start",
     "train_resume",
     "train_cancel",

@@ -481,6 +481,38 @@ fn the_whole_workflow_through_the_commands() {
         "{predictions}"
     );
     assert_eq!(predictions["predictions"].as_array().map(Vec::len), Some(2));
+    // A text classifier ranks no options; a file nobody picked is not read for questions.
+    let no_options = w
+        .call(
+            "predict_choices",
+            json!({"runId": id, "question": "q", "context": null, "options": ["a", "b"]}),
+        )
+        .expect_err("a classifier");
+    assert!(
+        no_options["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("multiple-choice models"),
+        "{no_options}"
+    );
+    let unpicked = w
+        .call(
+            "choice_preview",
+            json!({"path": "/etc/passwd", "columns": {"question": "q", "choices": ["a", "b"]}, "model": null, "maxLength": 64}),
+        )
+        .expect_err("not picked");
+    assert_eq!(unpicked["kind"], "not_picked", "{unpicked}");
+    // The Train form's options come from the run configuration type.
+    let options = w.ok("training_options", json!({}));
+    let lr = options
+        .as_array()
+        .and_then(|o| o.iter().find(|o| o["key"] == "lr"))
+        .expect("lr");
+    assert_eq!(lr["default"], json!(5e-5), "{lr}");
+    assert!(lr["help"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("learning rate"));
     let refused = w
         .call(
             "export_run",

@@ -618,6 +618,23 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.select("#train-dataset", "ner").await;
     ui.attr_until("#train-task", "data-task", long, |v| v == "token")
         .await;
+    // Every run option is on the form, with the run configuration type's default and help;
+    // the rarer ones under "More options".
+    // (Opened and scrolled to from script: the summary sits under the sticky Start bar.)
+    let more = |open: bool| {
+        format!(
+            "const d = document.querySelector('details.more-options'); d.open = {open}; \
+             d.scrollIntoView({{block: 'center'}})"
+        )
+    };
+    ui.client.execute(&more(true), vec![]).await.expect("open");
+    let eps = ui.text_of("label[data-field='adam_eps']").await;
+    assert!(eps.contains("epsilon") && eps.contains("AdamW"), "{eps}");
+    ui.shot("12b-more-options").await;
+    ui.client
+        .execute(&more(false), vec![])
+        .await
+        .expect("close");
     ui.set_field("epochs", "2").await;
     // Unusable values block Start and say why beside the field; fixing them unblocks it.
     ui.set_field("batch_size", "0").await;

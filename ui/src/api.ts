@@ -62,6 +62,8 @@ export type ChoicePrediction = {
   question: string; context?: string | null; options: string[]; answer: number; letter: string;
   probabilities: number[]; logits: number[]; ranking: number[]; truncated: boolean;
 };
+/** One training option as the run configuration type describes it (its doc comment is the help). */
+export type TrainingOption = { key: string; default: any; help: string; kind: "bool" | "int" | "float" | "choice" | "text"; optional: boolean; choices: string[] };
 export type DatasetInfo = {
   id: number; name: string; task: string; source: string; format: string; rows: number; labeled: number;
   label_names: string[]; label_counts: Record<string, number>; warnings: string[]; splits: string[]; created_at: string;
@@ -137,6 +139,7 @@ export const api = {
   runsMetrics: (ids: number[]) => invoke<[number, MetricRow[]][]>("runs_metrics", { ids }),
   runsCompare: (a: number, b: number) => invoke<{ config_diff: [string, any, any][]; metrics: [string, number | null, number | null][] }>("runs_compare", { a, b }),
   runDelete: (id: number) => invoke<void>("run_delete", { id }),
+  trainingOptions: () => invoke<TrainingOption[]>("training_options"),
   trainStart: (config: any, name: string | null, onMessage: (m: RunMessage) => void) => {
     const channel = new Channel<RunMessage>();
     channel.onmessage = onMessage;

@@ -39,7 +39,7 @@ pub mod types {
         choice_letter, ChoiceColumns, ColumnSpec, DataError, Entity, Example, FileFormat,
         SourceSpec, TagColumns,
     };
-    pub use hone_engine::config::DecayShape;
+    pub use hone_engine::config::{training_options, DecayShape, TrainingOption};
     pub use hone_engine::events::{CheckpointKind, RunStatus as TrainStatus};
     pub use hone_engine::memory::FitSettings;
     pub use hone_engine::metrics::Metric;

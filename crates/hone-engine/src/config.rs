@@ -1,6 +1,7 @@
 //! The training options of a run (`[training]` of a run configuration): one serde type used by
 //! the command line, the TOML file, the app's form and the database.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceSpec;
@@ -9,7 +10,7 @@ use crate::schedule::Schedule;
 use crate::EngineError;
 
 /// How layer-wise learning-rate decay falls from the head to the embeddings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DecayShape {
     /// Each layer gets `base × factor^depth` (depth 0 = head, 1 = top layer, …,
@@ -34,8 +35,9 @@ impl std::str::FromStr for DecayShape {
     }
 }
 
-/// Every option of a fine-tuning run, with safe defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Every option of a fine-tuning run, with safe defaults. The doc comment of each field is
+/// also its help text in the app's Train form ([`training_options`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainingConfig {
     /// Passes over the training data.
@@ -46,6 +48,7 @@ pub struct TrainingConfig {
     pub max_length: usize,
     /// Peak learning rate.
     pub lr: f64,
+    /// How the learning rate falls after warmup: linear, cosine or constant.
     pub schedule: Schedule,
     /// Share of the optimizer steps spent warming up linearly from 0.
     pub warmup_ratio: f64,
@@ -57,6 +60,8 @@ pub struct TrainingConfig {
     pub clip_norm: Option<f64>,
     /// Batches whose gradients are summed before each optimizer step.
     pub grad_accum: u32,
+    /// Seed of shuffling, dropout, head initialisation and the validation split: same seed,
+    /// same run.
     pub seed: u64,
     /// Evaluate every N optimizer steps; `None` evaluates at the end of each epoch.
     pub eval_every: Option<u64>,
@@ -81,6 +86,7 @@ pub struct TrainingConfig {
     pub freeze_layers: usize,
     /// Layer-wise learning-rate decay factor (e.g. 0.9); `None` gives every layer the base rate.
     pub layer_lr_decay: Option<f64>,
+    /// How layer-wise decay falls from the head to the embeddings: exponential or cosine.
     pub layer_lr_decay_shape: DecayShape,
     /// Train only the new head for this many optimizer steps first.
     pub head_warmup_steps: u64,
@@ -91,10 +97,123 @@ pub struct TrainingConfig {
     /// Token classification: put each word's tag on every sub-token (B- turned into I- after
     /// the first) instead of the first sub-token only.
     pub label_all_subtokens: bool,
+    /// AdamW's decay rate of the gradient's running mean.
     pub beta1: f64,
+    /// AdamW's decay rate of the squared gradient's running mean.
     pub beta2: f64,
+    /// AdamW's epsilon, added to the root of the squared-gradient mean.
     pub adam_eps: f64,
+    /// Where training runs: cpu, auto, cuda[:N] or metal[:N] (GPUs need a build with them).
+    #[schemars(with = "String")]
     pub device: DeviceSpec,
+}
+
+/// One option of [`TrainingConfig`] as the app's Train form shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingOption {
+    /// The key in `[training]`.
+    pub key: String,
+    /// The default value.
+    pub default: serde_json::Value,
+    /// Its doc comment: what it does.
+    pub help: String,
+    /// `bool`, `int`, `float` or `choice` (from the type), `optional` when it may be empty.
+    pub kind: String,
+    pub optional: bool,
+    /// The values of a `choice`.
+    pub choices: Vec<String>,
+}
+
+/// Every option of [`TrainingConfig`] with its default, help (the field's doc comment) and
+/// kind, in declaration order, read from the type itself (its JSON schema), so the form
+/// cannot drift from it.
+pub fn training_options() -> Vec<TrainingOption> {
+    let schema = schemars::schema_for!(TrainingConfig);
+    let root = schema.as_value();
+    let defaults = serde_json::to_value(TrainingConfig::default()).unwrap_or_default();
+    let resolve = |v: &serde_json::Value| -> serde_json::Value {
+        match v.get("$ref").and_then(|r| r.as_str()) {
+            Some(r) => {
+                let name = r.rsplit('/').next().unwrap_or_default();
+                root.pointer(&format!("/$defs/{name}"))
+                    .cloned()
+                    .unwrap_or_default()
+            }
+            None => v.clone(),
+        }
+    };
+    let Some(props) = root.get("properties").and_then(|p| p.as_object()) else {
+        return Vec::new();
+    };
+    // Declaration order: a struct serialises its fields in that order (a JSON map would sort
+    // them).
+    let text = serde_json::to_string(&TrainingConfig::default()).unwrap_or_default();
+    let mut keys: Vec<&String> = props.keys().collect();
+    keys.sort_by_key(|k| text.find(&format!("\"{k}\":")).unwrap_or(usize::MAX));
+    keys.into_iter()
+        .filter_map(|key| props.get(key).map(|prop| (key, prop)))
+        .map(|(key, prop)| {
+            let types: Vec<String> = match prop.get("type") {
+                Some(serde_json::Value::String(t)) => vec![t.clone()],
+                Some(serde_json::Value::Array(ts)) => ts
+                    .iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let optional = types.iter().any(|t| t == "null");
+            let target = resolve(prop);
+            let choices: Vec<String> = target
+                .get("enum")
+                .or_else(|| target.get("oneOf"))
+                .and_then(|e| e.as_array())
+                .map(|values| {
+                    // Plain values, or (with documented variants) `oneOf` entries holding a
+                    // `const` or an `enum` of several.
+                    values
+                        .iter()
+                        .flat_map(|v| {
+                            let listed = v.get("enum").and_then(|e| e.as_array());
+                            let one = v
+                                .as_str()
+                                .or_else(|| v.get("const").and_then(|c| c.as_str()));
+                            listed
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|e| e.as_str())
+                                .chain(one)
+                                .map(str::to_string)
+                                .collect::<Vec<_>>()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let kind = if !choices.is_empty() {
+                "choice"
+            } else if types.iter().any(|t| t == "boolean") {
+                "bool"
+            } else if types.iter().any(|t| t == "integer") {
+                "int"
+            } else if types.iter().any(|t| t == "number") {
+                "float"
+            } else {
+                "text"
+            };
+            TrainingOption {
+                key: key.clone(),
+                default: defaults.get(key).cloned().unwrap_or_default(),
+                help: prop
+                    .get("description")
+                    .or_else(|| target.get("description"))
+                    .and_then(|d| d.as_str())
+                    .unwrap_or_default()
+                    .replace('\n', " "),
+                kind: kind.into(),
+                optional,
+                choices,
+            }
+        })
+        .collect()
 }
 
 impl Default for TrainingConfig {
@@ -202,6 +321,37 @@ impl TrainingConfig {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_option_comes_with_its_default_help_and_kind() {
+        let options = training_options();
+        let keys: Vec<&str> = options.iter().map(|o| o.key.as_str()).collect();
+        // In declaration order.
+        assert_eq!(&keys[..4], ["epochs", "batch_size", "max_length", "lr"]);
+        assert_eq!(keys.last(), Some(&"device"));
+        let all = serde_json::to_value(TrainingConfig::default()).unwrap();
+        assert_eq!(keys.len(), all.as_object().unwrap().len(), "{keys:?}");
+        let get = |k: &str| options.iter().find(|o| o.key == k).unwrap();
+        assert_eq!(get("lr").default, serde_json::json!(5e-5));
+        assert_eq!(get("lr").kind, "float");
+        assert_eq!(get("epochs").kind, "int");
+        assert_eq!(get("resumable").kind, "bool");
+        assert!(get("warmup_steps").optional && get("warmup_steps").kind == "int");
+        assert_eq!(get("schedule").kind, "choice");
+        assert!(get("schedule").choices.contains(&"cosine".to_string()));
+        assert!(get("early_stopping_metric")
+            .choices
+            .contains(&"map_at_3".to_string()));
+        assert_eq!(
+            get("layer_lr_decay_shape").choices,
+            ["exponential", "cosine"]
+        );
+        assert_eq!(get("device").default, serde_json::json!("cpu"));
+        for o in &options {
+            assert!(!o.help.is_empty(), "{} has no doc comment", o.key);
+        }
+    }
+
     use super::*;
 
     #[test]

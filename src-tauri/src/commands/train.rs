@@ -35,6 +35,13 @@ pub enum RunMessage {
     },
 }
 
+/// Every training option with its default, help and kind, read from the run configuration
+/// type: the Train form's one source.
+#[tauri::command]
+pub fn training_options() -> Vec<hone_app::types::TrainingOption> {
+    hone_app::types::training_options()
+}
+
 /// Creates a run from `config` and starts it; returns its id at once.
 #[tauri::command]
 pub async fn train_start(

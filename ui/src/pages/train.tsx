@@ -2,19 +2,13 @@
 // default, the memory estimate; then the live view (charts, progress, ETA, cancel).
 import { ChoiceSource, type ChoiceData } from "./choices";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, DatasetInfo, duration, errorText, KnownModel, ModelCheck, RunDetail, RunMessage, TrainEvent } from "../api";
+import { api, DatasetInfo, duration, errorText, KnownModel, ModelCheck, RunDetail, RunMessage, TrainEvent, TrainingOption } from "../api";
 import { Chart, Series } from "../chart";
 import type { Nav } from "../main";
 import { FitTable, modelName } from "./models";
 import { chartedKeys, curveOf, summary, validationSeries } from "../report";
 
 type Training = Record<string, any>;
-
-const DEFAULTS: Training = {
-  epochs: 3, batch_size: 16, max_length: 128, lr: 5e-5, schedule: "linear", warmup_ratio: 0.1, weight_decay: 0.01,
-  clip_norm: 1.0, grad_accum: 1, seed: 42, eval_every: null, checkpoint_minutes: 5, resumable: true, early_stopping_patience: null, early_stopping_metric: "macro_f1",
-  freeze_embeddings: false, freeze_layers: 0, layer_lr_decay: null, head_warmup_epochs: 0, dropout: null, device: "cpu",
-};
 
 const PRESETS: Record<string, { label: string; help: string; values: Training }> = {
   quick: { label: "Quick", help: "2 epochs at the usual learning rate: a first model in minutes.", values: { epochs: 2, lr: 5e-5, freeze_embeddings: false, layer_lr_decay: null, warmup_ratio: 0.1, head_warmup_epochs: 0 } },
@@ -30,32 +24,64 @@ type Field = {
   min?: number; max?: number; below?: number;
   /** A usable but implausible value: shown next to the field, Start stays enabled. */
   warn?: (n: number) => string | null;
+  /** Shown under "More options". */
+  advanced?: boolean;
 };
-const FIELDS: Field[] = [
-  { key: "epochs", label: "Epochs", help: "Passes over the training data.", kind: "int", min: 1 },
-  { key: "batch_size", label: "Batch size", help: "Examples per step; more uses more memory.", kind: "int", min: 1 },
-  { key: "max_length", label: "Max tokens", help: "Longer texts are truncated; memory grows with it.", kind: "int", min: 2 },
-  {
-    key: "lr", label: "Learning rate", help: "Peak rate; 2e-5 to 5e-5 suits most encoders.", kind: "float",
+/** What the form adds to each option the run configuration type describes (default, help and
+ * kind come from Rust: `training_options`): a short label, the checks that keep Start off, and
+ * a choice list where the type takes free text. */
+type Extra = Partial<Omit<Field, "key" | "help">>;
+const EXTRAS: Record<string, Extra> = {
+  epochs: { label: "Epochs", min: 1 },
+  batch_size: { label: "Batch size", min: 1 },
+  max_length: { label: "Max tokens", min: 2 },
+  lr: {
+    label: "Learning rate",
     warn: (n) => n === 0 ? "A rate of 0 leaves the model as it is." : n >= 1 ? "Far above the usual 1e-5 to 1e-4: training will likely diverge." : n > 1e-2 ? "Unusually high for fine-tuning (usual: 1e-5 to 1e-4)." : null,
   },
-  { key: "schedule", label: "Schedule", help: "How the rate falls after warmup.", kind: "select", options: ["linear", "cosine", "constant"] },
-  { key: "warmup_ratio", label: "Warmup share", help: "Share of steps spent ramping the rate up.", kind: "float", max: 1 },
-  { key: "weight_decay", label: "Weight decay", help: "Decoupled decay, never on biases and norms.", kind: "float" },
-  { key: "clip_norm", label: "Gradient clip", help: "Global norm limit; empty turns it off.", kind: "optfloat" },
-  { key: "grad_accum", label: "Accumulation", help: "Batches summed per step (a larger batch in the same memory).", kind: "int", min: 1 },
-  { key: "seed", label: "Seed", help: "Same seed, same run.", kind: "int" },
-  { key: "eval_every", label: "Validate every", help: "Steps between validations; empty = each epoch.", kind: "optint" },
-  { key: "checkpoint_minutes", label: "Checkpoint every (min)", help: "Save a resumable checkpoint this often, so a crash costs at most that; empty = each epoch only.", kind: "optfloat", below: 1e6 },
-  { key: "early_stopping_patience", label: "Early stopping", help: "Stop after this many validations without improvement; empty = never.", kind: "optint" },
-  { key: "early_stopping_metric", label: "Best by", help: "The metric that picks the exported checkpoint.", kind: "select", options: ["macro_f1", "accuracy", "loss", "macro_precision", "macro_recall", "map_at_3"] },
-  { key: "freeze_embeddings", label: "Freeze embeddings", help: "Leave the token tables as pretrained; less memory.", kind: "bool" },
-  { key: "freeze_layers", label: "Freeze layers", help: "Leave the lowest N layers as pretrained.", kind: "int" },
-  { key: "layer_lr_decay", label: "Layer LR decay", help: "Lower layers learn slower by this factor per layer; empty = off.", kind: "optfloat", max: 1 },
-  { key: "head_warmup_epochs", label: "Head-only epochs", help: "Train only the new head first.", kind: "int" },
-  { key: "dropout", label: "Dropout", help: "Override the model's dropout; empty = the model's.", kind: "optfloat", below: 1 },
-  { key: "device", label: "Device", help: "cpu, auto, cuda or metal (when built with them).", kind: "select", options: ["cpu", "auto", "cuda", "metal"] },
-];
+  schedule: { label: "Schedule" },
+  warmup_ratio: { label: "Warmup share", max: 1 },
+  warmup_steps: { advanced: true, label: "Warmup steps" },
+  weight_decay: { label: "Weight decay" },
+  clip_norm: { label: "Gradient clip" },
+  grad_accum: { label: "Accumulation", min: 1 },
+  seed: { label: "Seed" },
+  eval_every: { label: "Validate every" },
+  checkpoint_every: { advanced: true, label: "Checkpoint every (steps)", min: 1 },
+  checkpoint_minutes: { label: "Checkpoint every (min)", below: 1e6 },
+  resumable: { advanced: true, label: "Resumable" },
+  early_stopping_patience: { label: "Early stopping" },
+  early_stopping_metric: { label: "Best by" },
+  early_stopping_min_delta: { advanced: true, label: "Min improvement" },
+  freeze_embeddings: { label: "Freeze embeddings" },
+  freeze_layers: { label: "Freeze layers" },
+  layer_lr_decay: { label: "Layer LR decay", max: 1 },
+  layer_lr_decay_shape: { advanced: true, label: "Decay shape" },
+  head_warmup_steps: { advanced: true, label: "Head-only steps" },
+  head_warmup_epochs: { label: "Head-only epochs" },
+  dropout: { label: "Dropout", below: 1 },
+  label_all_subtokens: { advanced: true, label: "Tag every sub-token" },
+  beta1: { advanced: true, label: "AdamW β1", below: 1 },
+  beta2: { advanced: true, label: "AdamW β2", below: 1 },
+  adam_eps: { advanced: true, label: "AdamW ε" },
+  device: { label: "Device", kind: "select", options: ["cpu", "auto", "cuda", "metal"] },
+};
+
+/** A doc comment as help text: code marks dropped, `None` said as the empty field it is. */
+const helpText = (doc: string) => doc.replace(/`None`/g, "empty").replace(/`([^`]*)`/g, "$1");
+
+/** The form's fields, in the order of the run configuration type. */
+function fieldsOf(options: TrainingOption[]): Field[] {
+  return options.map((o) => {
+    const kind: Field["kind"] = o.kind === "choice" ? "select" : o.kind === "bool" ? "bool"
+      : o.kind === "int" ? (o.optional ? "optint" : "int") : o.optional ? "optfloat" : "float";
+    const label = o.key.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+    return { key: o.key, label, help: helpText(o.help), kind, options: o.choices, ...EXTRAS[o.key] } as Field;
+  });
+}
+
+/** The run configuration type's defaults. */
+const defaultsOf = (options: TrainingOption[]): Training => Object.fromEntries(options.map((o) => [o.key, o.default]));
 
 type Live = {
   runId: number; status: string; error: string | null; step: number; total: number; eta: number; epoch: number;
@@ -238,7 +264,11 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   // Multiple choice trains from a file of questions instead of a stored dataset.
   const [choice, setChoice] = useState(false);
   const [choiceData, setChoiceData] = useState<{ data: ChoiceData; questions: number } | null>(null);
-  const [training, setTraining] = useState<Training>({ ...DEFAULTS });
+  // The options, their defaults and help, from the run configuration type.
+  const [options, setOptions] = useState<TrainingOption[] | null>(null);
+  const fields = options ? fieldsOf(options) : [];
+  const defaults = options ? defaultsOf(options) : {};
+  const [training, setTraining] = useState<Training>({});
   const [name, setName] = useState("");
   const [check, setCheck] = useState<ModelCheck | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -252,6 +282,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const live = useLive();
 
   useEffect(() => {
+    api.trainingOptions().then((o) => { setOptions(o); setTraining(defaultsOf(o)); setFormVersion((v) => v + 1); }).catch((e) => setError(errorText(e)));
     Promise.all([
       api.modelsList().then((m) => { setModels(m); if (!model && m.length) setModel(m[0].reference); }),
       api.datasetsList().then((d) => { setDatasets(d); if (!dataset && d.length) setDataset(d[0].name); }),
@@ -353,20 +384,24 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       {choice && <ChoiceSource model={model} maxLength={Number(training.max_length) || 128} onChange={setChoiceData} />}
       <div class="row">
         {Object.entries(PRESETS).map(([key, p]) => (
-          <button data-preset={key} title={p.help} aria-pressed={preset === key} class={preset === key ? "active" : ""} onClick={() => resetTo({ ...DEFAULTS, ...training, ...p.values }, key)}>{p.label}</button>
+          <button data-preset={key} title={p.help} aria-pressed={preset === key} class={preset === key ? "active" : ""} onClick={() => resetTo({ ...defaults, ...training, ...p.values }, key)}>{p.label}</button>
         ))}
         <button disabled title="Low-rank adapters: planned">LoRA (planned)</button>
-        <button class="ghost" aria-pressed={preset === "defaults"} onClick={() => resetTo({ ...DEFAULTS }, "defaults")}>Defaults</button>
+        <button class="ghost" aria-pressed={preset === "defaults"} onClick={() => resetTo({ ...defaults }, "defaults")}>Defaults</button>
         <span class="muted small" data-testid="preset">{preset == null ? "custom settings" : preset === "defaults" ? "defaults" : `preset: ${PRESETS[preset].label}`}</span>
       </div>
-      <div class="fields" key={formVersion}>{FIELDS.map(field)}</div>
+      <div class="fields" key={formVersion} data-testid="fields">{fields.filter((f) => !f.advanced).map(field)}</div>
+      <details class="more-options" key={`more-${formVersion}`}>
+        <summary>More options ({fields.filter((f) => f.advanced).length}): warmup steps, checkpoints, early-stopping delta, decay shape, AdamW…</summary>
+        <div class="fields">{fields.filter((f) => f.advanced).map(field)}</div>
+      </details>
       {check && !check.trainable && <div class="error">{check.problems.join("; ")}</div>}
       {check && <FitTable fit={check.fit} plan={{ examples: trainExamples, epochs: Math.max(1, Number(training.epochs) || 1) }} />}
       <div class="row start-bar">
-        <button id="start" class="primary" onClick={start} disabled={!model || (choice ? !choiceData : !dataset) || Object.keys(problems).length > 0}>Start training</button>
+        <button id="start" class="primary" onClick={start} disabled={!options || !model || (choice ? !choiceData : !dataset) || Object.keys(problems).length > 0}>Start training</button>
         {Object.keys(problems).length > 0 && (
           <span class="field-error" data-testid="start-blocked">
-            Fix {Object.keys(problems).map((k) => FIELDS.find((f) => f.key === k)?.label ?? k).join(", ")} first.
+            Fix {Object.keys(problems).map((k) => fields.find((f) => f.key === k)?.label ?? k).join(", ")} first.
           </span>
         )}
       </div>

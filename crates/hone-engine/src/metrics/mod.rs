@@ -72,7 +72,9 @@ impl Report {
 }
 
 /// A metric that selects the best checkpoint and drives early stopping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     Loss,
@@ -82,6 +84,7 @@ pub enum Metric {
     MacroPrecision,
     MacroRecall,
     /// Multiple choice: mean average precision at 3.
+    #[serde(rename = "map_at_3")]
     MapAt3,
 }
 

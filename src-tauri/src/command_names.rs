@@ -15,6 +15,7 @@ pub const COMMANDS: &[&str] = &[
     "model_remove",
     "dataset_preview",
     "choice_preview",
+    "dataset_token_lengths",
     "dataset_import",
     "datasets_list",
     "dataset_examples",

@@ -34,6 +34,7 @@ pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Bu
             models::model_remove,
             datasets::dataset_preview,
             datasets::choice_preview,
+            datasets::dataset_token_lengths,
             datasets::dataset_import,
             datasets::datasets_list,
             datasets::dataset_examples,

@@ -659,6 +659,14 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.gone("[data-testid='start-blocked']").await;
     ui.until_text("[data-testid='fit']", long, |t| t.contains("for 2 epoch"))
         .await;
+    // The speed estimate follows the dataset's real lengths (short sentences), not the
+    // 128-token maximum: the CPU path skips padding.
+    let typical = ui
+        .attr_until("[data-testid='speed']", "data-length", long, |l| {
+            l.parse::<usize>().is_ok_and(|n| n < 32)
+        })
+        .await;
+    assert!(typical.parse::<usize>().is_ok_and(|n| n > 3), "{typical}");
     ui.click("#start").await;
     let status = ui
         .attr_until("[data-testid='live']", "data-status", long, |s| {

@@ -56,6 +56,10 @@ pub struct FitArgs {
     /// Sequence length the fit check assumes.
     #[arg(long, default_value_t = FitSettings::default().max_length)]
     max_length: usize,
+    /// The data's mean length in tokens: the speed estimate uses it (padding is skipped),
+    /// memory stays sized for --max-length.
+    #[arg(long, value_name = "TOKENS")]
+    typical_length: Option<usize>,
 }
 
 impl FitArgs {
@@ -64,6 +68,7 @@ impl FitArgs {
         FitSettings {
             batch_size: self.batch_size,
             max_length: self.max_length,
+            typical_length: self.typical_length,
             ..FitSettings::default()
         }
     }

@@ -9,7 +9,9 @@ export function errorText(e: unknown): string {
   return String(e);
 }
 
-export type FitSettings = { batch_size: number; max_length: number; freeze_embeddings?: boolean; num_labels?: number };
+export type FitSettings = { batch_size: number; max_length: number; freeze_embeddings?: boolean; num_labels?: number; typical_length?: number | null };
+/** A stored dataset's lengths in a model's tokens (a sample of up to 2,000 examples). */
+export type TokenLengths = { examples: number; mean: number; p95: number; longest: number; truncated: number; max_length: number };
 export type MemoryEstimate = {
   settings: FitSettings; parameters: number; trainable_parameters: number; weights: number; gradients: number;
   optimizer: number; activations: number; runtime: number; checkpoint: number; total: number;
@@ -139,6 +141,8 @@ export const api = {
   runsMetrics: (ids: number[]) => invoke<[number, MetricRow[]][]>("runs_metrics", { ids }),
   runsCompare: (a: number, b: number) => invoke<{ config_diff: [string, any, any][]; metrics: [string, number | null, number | null][] }>("runs_compare", { a, b }),
   runDelete: (id: number) => invoke<void>("run_delete", { id }),
+  datasetTokenLengths: (name: string, model: string, maxLength: number) =>
+    invoke<TokenLengths>("dataset_token_lengths", { name, model, maxLength }),
   trainingOptions: () => invoke<TrainingOption[]>("training_options"),
   trainStart: (config: any, name: string | null, onMessage: (m: RunMessage) => void) => {
     const channel = new Channel<RunMessage>();

@@ -29,6 +29,7 @@ pub mod process;
 pub mod run_config;
 pub mod runs;
 pub mod splits;
+pub mod token_lengths;
 
 /// The vocabulary the front ends share with the layers under hone-app — what they show, parse
 /// and hand back — re-exported so that the command line and the desktop depend on hone-app

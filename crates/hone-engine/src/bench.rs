@@ -205,6 +205,8 @@ pub fn run_bench(
             max_length: batch.seq_len,
             freeze_embeddings: cfg.freeze_embeddings,
             num_labels: model.num_labels(),
+            // The CPU path skips padding: the batch's real tokens per sequence.
+            typical_length: Some((real / batch.batch_size.max(1)).max(1)),
         };
         crate::speed::estimate_speed(model.spec(), settings, rate).samples_per_second
     });

@@ -81,6 +81,9 @@ pub struct FitSettings {
     pub max_length: usize,
     pub freeze_embeddings: bool,
     pub num_labels: usize,
+    /// The data's mean length in tokens, when known: the speed estimate uses it (the CPU path
+    /// skips padding); memory stays sized for `max_length`, the longest batch.
+    pub typical_length: Option<usize>,
 }
 
 impl FitSettings {
@@ -97,6 +100,7 @@ impl Default for FitSettings {
             max_length: 128,
             freeze_embeddings: false,
             num_labels: 2,
+            typical_length: None,
         }
     }
 }

@@ -40,18 +40,23 @@ pub struct StepWork {
     pub trainable_parameters: u64,
     /// Sequences per step.
     pub batch_size: usize,
-    /// Tokens per sequence (capped at the model's maximum).
+    /// Tokens per sequence the estimate assumes: the data's typical length when known, else
+    /// the maximum (capped at the model's).
     pub length: usize,
 }
 
-/// The work of one training step of `spec` at `settings`, every sequence full length.
+/// The work of one training step of `spec` at `settings`: every sequence of the data's
+/// typical length when the settings know it, else full length.
 ///
 /// Per layer and token the forward pass multiplies through the four attention projections
 /// (8h²), the feed-forward block (4hi) and the attention scores and context (4Lh); the backward
 /// pass costs twice the forward (the gradients of inputs and of weights).
 pub fn step_work(spec: &ModelSpec, settings: FitSettings) -> StepWork {
     let config = &spec.encoder;
-    let length = settings.length(config);
+    let longest = settings.length(config);
+    let length = settings
+        .typical_length
+        .map_or(longest, |t| t.clamp(1, longest));
     let batch = settings.batch_size.max(1);
     let (h, i, l) = (
         config.hidden_size as f64,
@@ -189,6 +194,35 @@ mod tests {
         assert!(slow.samples_per_second < fast.samples_per_second / 4.0);
         assert_eq!(fast.seconds_for(160, 2), 20.0 * fast.step_seconds);
         assert!(fast.seconds_for(161, 1) > fast.seconds_for(160, 1));
+    }
+
+    #[test]
+    fn the_data_typical_length_sets_the_speed_not_the_memory() {
+        let max = FitSettings {
+            batch_size: 16,
+            max_length: 128,
+            ..FitSettings::default()
+        };
+        let typical = FitSettings {
+            typical_length: Some(32),
+            ..max
+        };
+        let at_max = estimate_speed(&minilm(), max, 200.0);
+        let at_typical = estimate_speed(&minilm(), typical, 200.0);
+        assert_eq!(at_typical.work.length, 32);
+        // A quarter of the tokens: about four times as fast (less the fixed costs).
+        let ratio = at_typical.samples_per_second / at_max.samples_per_second;
+        assert!(ratio > 3.0 && ratio < 4.5, "{ratio}");
+        // Longer than the maximum is capped; memory stays sized for the longest batch.
+        let long = FitSettings {
+            typical_length: Some(4096),
+            ..max
+        };
+        assert_eq!(estimate_speed(&minilm(), long, 200.0).work.length, 128);
+        assert_eq!(
+            max.length(&minilm().encoder),
+            typical.length(&minilm().encoder)
+        );
     }
 
     #[test]

@@ -51,6 +51,25 @@ pub async fn choice_preview(
     .await
 }
 
+/// Lengths of a stored dataset's examples in the tokens of a known model (a sample of up to
+/// 2,000), for the Train page's speed estimate.
+#[tauri::command]
+pub async fn dataset_token_lengths(
+    state: State<'_, Arc<DesktopState>>,
+    name: String,
+    model: PathBuf,
+    max_length: usize,
+) -> CommandResult<hone_app::token_lengths::TokenLengths> {
+    let model = state.known_model_dir(&model)?;
+    let state = state.inner().clone();
+    super::blocking(move || {
+        Ok(state
+            .app()?
+            .dataset_token_lengths(&name, &model, max_length)?)
+    })
+    .await
+}
+
 /// Bytes read of the file, for the progress bar.
 #[derive(Clone, Serialize)]
 pub struct ImportProgress {

@@ -30,7 +30,9 @@ export function FitTable(props: { fit: ModelPage["check"]["fit"]; plan?: { examp
       <td>{name}</td>
       <td class="num">{bytes(l.estimate.total)}</td>
       <td><span class={`verdict ${l.verdict}`}>{l.verdict.replace(/-/g, " ")}</span></td>
-      <td class="num" data-testid="speed" title="Training speed on this machine's CPU, from the model's size and the measured matrix speed, with every text at full length (shorter texts train faster); validation and checkpoints not counted">{l.speed ? speedText(l.speed, props.plan) : "–"}</td>
+      <td class="num" data-testid="speed" data-length={l.speed?.work.length}
+        title={`Training speed on this machine's CPU, from the model's size and the measured matrix speed, ${s.typical_length ? `with texts of the dataset's mean length (${l.speed?.work.length} tokens; the CPU path skips padding)` : "with every text at full length (shorter texts train faster)"}; validation and checkpoints not counted`}>
+        {l.speed ? speedText(l.speed, props.plan) : "–"}</td>
       <td class="muted small">
         weights {bytes(l.estimate.weights)} · gradients {bytes(l.estimate.gradients)} · AdamW {bytes(l.estimate.optimizer)} ·
         activations {bytes(l.estimate.activations)} · runtime {bytes(l.estimate.runtime + l.estimate.checkpoint)}

@@ -288,12 +288,24 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       api.datasetsList().then((d) => { setDatasets(d); if (!dataset && d.length) setDataset(d[0].name); }),
     ]).then(() => setListed(true)).catch((e) => setError(errorText(e)));
   }, []);
+  // The dataset's real lengths in the model's tokens: the speed estimate follows them (the CPU
+  // path skips padding), the memory estimate stays sized for the longest batch.
+  const [typical, setTypical] = useState<number | null>(null);
+  useEffect(() => {
+    setTypical(null);
+    if (!model || !dataset || choice) return;
+    let stale = false;
+    api.datasetTokenLengths(dataset, model, Number(training.max_length) || 128)
+      .then((l) => { if (!stale && l.examples > 0) setTypical(Math.max(1, Math.round(l.mean))); })
+      .catch(() => { /* the estimate then assumes full length */ });
+    return () => { stale = true; };
+  }, [model, dataset, choice, training.max_length]);
   useEffect(() => {
     if (!model) return;
     const labels = datasets.find((d) => d.name === dataset)?.label_names.length ?? 2;
-    api.modelCheck(model, { batch_size: Number(training.batch_size), max_length: Number(training.max_length), num_labels: Math.max(2, labels) })
+    api.modelCheck(model, { batch_size: Number(training.batch_size), max_length: Number(training.max_length), num_labels: Math.max(2, labels), typical_length: typical })
       .then(setCheck).catch(() => setCheck(null));
-  }, [model, dataset, training.batch_size, training.max_length]);
+  }, [model, dataset, training.batch_size, training.max_length, typical]);
   const ds = datasets.find((d) => d.name === dataset);
   const datasetTask = ds?.task === "token_classification" ? "token" : "text";
   // Training examples per epoch, roughly: the labeled rows less the held-out 10%, or about 80%

@@ -588,6 +588,20 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.click("tr[data-run='1'] a").await;
     ui.css("[data-testid='confusion']").await;
     ui.shot("10-run").await;
+    // A confident mistake is relabeled from the run's page (the model's class offered first).
+    ui.click("[data-testid='mistakes'] button.relabel").await;
+    let relabeled = ui
+        .attr_until(
+            "[data-testid='mistakes'] [data-relabeled]",
+            "data-relabeled",
+            long,
+            |l| !l.is_empty(),
+        )
+        .await;
+    assert!(
+        ["negative", "positive"].contains(&relabeled.as_str()),
+        "{relabeled}"
+    );
 
     // Playground and export.
     ui.page("playground").await;

@@ -72,6 +72,7 @@ fn stored_data(
                 text: e.text,
                 text_pair: e.text_pair,
                 label: Some(label),
+                stored_id: Some(e.id),
                 ..Default::default()
             }),
             // The store keeps one tag per token; an import keeps the file's scheme and the
@@ -741,6 +742,7 @@ fn predictions_json(
                     }
                 };
                 let mut p = serde_json::json!({
+                    "example_id": e.stored_id,
                     "text": e.text,
                     "text_pair": e.text_pair,
                     "label": label,

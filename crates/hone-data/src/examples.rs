@@ -38,6 +38,8 @@ pub struct Example {
     /// Multiple choice: the options (`text` is the question, `text_pair` its context); the
     /// label is the right option's index.
     pub choices: Vec<String>,
+    /// Its id in Hone's database, when it was read from there (so a view can relabel it).
+    pub stored_id: Option<i64>,
 }
 
 impl From<crate::TaggedSentence> for Example {

@@ -43,6 +43,23 @@ function flatten(value: any, prefix = "", out: Record<string, string> = {}): Rec
   return out;
 }
 
+/** Relabels a validation example from the mistakes table: the model's class offered first. */
+function Relabel(props: { id: number; labels: string[]; current: string; suggested: string; onError: (e: string | null) => void }) {
+  const [choice, setChoice] = useState(props.suggested);
+  const [done, setDone] = useState<string | null>(null);
+  if (done != null) return <span class="ok small" data-relabeled={done}>✓ now {done}</span>;
+  return (
+    <span class="row small">
+      <select aria-label="New label" value={choice} onChange={(e) => setChoice((e.target as HTMLSelectElement).value)}>
+        {props.labels.map((l) => <option value={l}>{l}</option>)}
+      </select>
+      <button class="relabel" disabled={choice === props.current} onClick={async () => {
+        try { await api.setLabel(props.id, choice); setDone(choice); props.onError(null); } catch (e) { props.onError(errorText(e)); }
+      }}>Relabel</button>
+    </span>
+  );
+}
+
 function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted: () => void }) {
   const [d, setD] = useState<RunDetail | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -130,8 +147,10 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
       {worst.length > 0 && (
         <>
           <h3>Most confident mistakes</h3>
-          <table class="list"><thead><tr><th>Text</th><th>True</th><th>Predicted</th><th class="num">Confidence</th></tr></thead>
-            <tbody>{worst.map((w: any) => <tr><td>{w.text}</td><td>{option(w, w.label)}</td><td>{option(w, w.predicted)}</td><td class="num">{(100 * w.confidence).toFixed(1)}%</td></tr>)}</tbody></table>
+          <p class="muted small">When the model is sure and the label disagrees, the label may be the mistake: relabel it here (the dataset changes; this run's scores stay as they were).</p>
+          <table class="list" data-testid="mistakes"><thead><tr><th>Text</th><th>True</th><th>Predicted</th><th class="num">Confidence</th><th>Label</th></tr></thead>
+            <tbody>{worst.map((w: any) => <tr data-example={w.example_id ?? ""}><td>{w.text}</td><td>{option(w, w.label)}</td><td>{option(w, w.predicted)}</td><td class="num">{(100 * w.confidence).toFixed(1)}%</td>
+              <td>{w.example_id != null && !w.options && <Relabel id={w.example_id} labels={labels} current={w.label} suggested={w.predicted} onError={setError} />}</td></tr>)}</tbody></table>
         </>
       )}
       <h3>Configuration</h3>

@@ -582,6 +582,11 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         d == "true"
     })
     .await;
+    let table = ui.text_of("[data-testid='metrics-compare']").await;
+    assert!(
+        table.contains("accuracy") && table.contains("macro f1") && table.contains("scored on"),
+        "{table}"
+    );
     ui.shot("09-runs-compare").await;
     ui.click("tr[data-run='2'] input[type='checkbox']").await;
     ui.click("tr[data-run='1'] input[type='checkbox']").await;

@@ -4,6 +4,7 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, duration, errorText, MetricRow, RunDetail, RunRecord } from "../api";
 import { Chart } from "../chart";
+import { smoothValues } from "../smooth.js";
 import type { Nav } from "../main";
 import { resumeRun } from "./train";
 import { ConfirmButton } from "../confirm";
@@ -199,9 +200,36 @@ function EntityReportView(props: { report: any; step?: number; best: boolean }) 
   );
 }
 
+/** The scores the runs ended with, side by side: the split's test part when a run has one,
+ * else the best validation. */
+function MetricsTable(props: { runs: RunRecord[] }) {
+  const scores = props.runs.map((r) => scored(r) ?? {});
+  const names = ["accuracy", "macro_f1", "entity_f1", "precision", "recall", "token_accuracy", "map_at_3", "loss"]
+    .filter((n) => scores.some((s: any) => typeof s[n] === "number"));
+  const best = (n: string) => {
+    const values = scores.map((s: any) => s[n]).filter((v: any) => typeof v === "number") as number[];
+    return n === "loss" ? Math.min(...values) : Math.max(...values);
+  };
+  return (
+    <table class="list" data-testid="metrics-compare">
+      <thead><tr><th>Metric</th>{props.runs.map((r) => <th class="num">run {r.id}</th>)}</tr></thead>
+      <tbody>
+        {names.map((n) => (
+          <tr><td>{n.replace(/_/g, " ")}</td>{scores.map((s: any) => (
+            <td class={`num${s[n] === best(n) && props.runs.length > 1 ? " best" : ""}`}>{typeof s[n] === "number" ? s[n].toFixed(4) : "–"}</td>
+          ))}</tr>
+        ))}
+        <tr><td>scored on</td>{props.runs.map((r) => <td class="num small muted">{r.final_metrics?.test ? "test" : r.final_metrics?.best ? "validation" : "–"}</td>)}</tr>
+        <tr><td>duration</td>{props.runs.map((r) => <td class="num">{seconds(r) != null ? duration(seconds(r)!) : "–"}</td>)}</tr>
+      </tbody>
+    </table>
+  );
+}
+
 function Compare(props: { runs: RunRecord[] }) {
   const [metrics, setMetrics] = useState<[number, MetricRow[]][]>([]);
   const [onlyDiff, setOnlyDiff] = useState(true);
+  const [smoothing, setSmoothing] = useState(0);
   useEffect(() => { api.runsMetrics(props.runs.map((r) => r.id)).then(setMetrics); }, [props.runs.map((r) => r.id).join()]);
   const flat = props.runs.map((r) => flatten(r.config));
   const keys = Array.from(new Set(flat.flatMap((f) => Object.keys(f)))).sort();
@@ -210,9 +238,12 @@ function Compare(props: { runs: RunRecord[] }) {
     <article class="card" data-testid="compare">
       <h2>Comparing runs {props.runs.map((r) => r.id).join(", ")}</h2>
       <div class="grid2">
-        <Chart title="Training loss" series={metrics.map(([id, rows]) => curveOf(rows, "loss", `run ${id}`))} />
+        <Chart title="Training loss" series={metrics.map(([id, rows]) => (({ x, y, label }) => ({ label, x, y: smoothValues(y, smoothing) }))(curveOf(rows, "loss", `run ${id}`)))} />
         <Chart title="Validation F1" series={metrics.map(([id, rows]) => curveOf(rows, rows.some((m) => m.name === "eval_entity_f1") ? "eval_entity_f1" : rows.some((m) => m.name === "eval_map_at_3") ? "eval_map_at_3" : "eval_macro_f1", `run ${id}`))} />
       </div>
+      <label class="small" title="An exponential moving average of the loss curves, as TensorBoard's slider">Smoothing <input id="compare-smoothing" type="range" min="0" max="0.99" step="0.01" value={smoothing}
+        onInput={(e) => setSmoothing(Number((e.target as HTMLInputElement).value))} /> {smoothing.toFixed(2)}</label>
+      <MetricsTable runs={props.runs} />
       <label class="small"><input type="checkbox" checked={onlyDiff} onChange={(e) => setOnlyDiff((e.target as HTMLInputElement).checked)} /> differences only</label>
       <table class="list" data-testid="config-diff">
         <thead><tr><th>Setting</th>{props.runs.map((r) => <th>run {r.id}</th>)}</tr></thead>

@@ -39,4 +39,5 @@ pub const COMMANDS: &[&str] = &[
     "predict",
     "predict_choices",
     "export_run",
+    "ensemble_create",
 ];

@@ -58,6 +58,7 @@ pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Bu
             playground::predict,
             playground::predict_choices,
             playground::export_run,
+            playground::ensemble_create,
         ])
 }
 

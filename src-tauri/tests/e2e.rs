@@ -88,9 +88,18 @@ impl Ui {
 
     async fn click(&self, selector: &str) {
         // Re-find and retry: a re-render can replace the element between finding and clicking.
+        // Centred first: an element under the sticky Start bar or the status bar is not
+        // clickable, and WebKitWebDriver does not scroll a partly visible one.
         let mut last = None;
         for _ in 0..10 {
-            match self.css(selector).await.click().await {
+            let el = self.css(selector).await;
+            if let Ok(arg) = serde_json::to_value(&el) {
+                let _ = self
+                    .client
+                    .execute("arguments[0].scrollIntoView({block: 'center'})", vec![arg])
+                    .await;
+            }
+            match el.click().await {
                 Ok(_) => return,
                 Err(e) => last = Some(e),
             }
@@ -336,7 +345,8 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     .stats(1234, 5, "2026-11-01T00:00:00.000Z")])
     .expect("hub");
 
-    let picks = std::env::join_paths([&data, &conll, &exports, &questions]).expect("paths");
+    let picks =
+        std::env::join_paths([&data, &conll, &exports, &exports, &questions]).expect("paths");
     let driver = Command::new("tauri-driver")
         .args(["--port", "4444", "--native-port", "4445"])
         .env("HONE_DB", tmp.path().join("hone.db"))
@@ -587,6 +597,15 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         table.contains("accuracy") && table.contains("macro f1") && table.contains("scored on"),
         "{table}"
     );
+    // The two runs combined into an ensemble folder (averaged probabilities).
+    ui.click("#ensemble").await;
+    let made = ui
+        .until_text("[data-testid='ensemble-made']", long, |t| {
+            t.contains("ensemble-2-1")
+        })
+        .await;
+    assert!(made.contains("hone eval"), "{made}");
+    assert!(exports.join("ensemble-2-1/hone_ensemble.json").is_file());
     ui.shot("09-runs-compare").await;
     ui.click("tr[data-run='2'] input[type='checkbox']").await;
     ui.click("tr[data-run='1'] input[type='checkbox']").await;
@@ -969,6 +988,21 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     );
     let predictions: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     // The classes were named at import: the export's id2label carries the names.
+    let label = predictions[0]["label"].as_str().unwrap_or_default();
+    assert!(["negative", "positive"].contains(&label), "{predictions}");
+    // So does the ensemble made on Runs.
+    let out = Command::new(target_dir().join("debug/hone"))
+        .args(["predict", "--model"])
+        .arg(exports.join("ensemble-2-1"))
+        .args(["--json", "a gorgeous, witty movie"])
+        .output()
+        .expect("hone predict");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let predictions: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let label = predictions[0]["label"].as_str().unwrap_or_default();
     assert!(["negative", "positive"].contains(&label), "{predictions}");
 }

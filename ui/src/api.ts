@@ -171,6 +171,8 @@ export const api = {
   predictChoices: (runId: number, question: string, context: string | null, options: string[]) =>
     invoke<Predictions>("predict_choices", { runId, question, context, options }),
   exportRun: (runId: number, dest: string, name: string) => invoke<string>("export_run", { runId, dest, name }),
+  ensembleCreate: (runIds: number[], dest: string, name: string) =>
+    invoke<[string, { task: string; members: { source: string }[]; mean: string }]>("ensemble_create", { runIds, dest, name, mean: null }),
 };
 
 export function bytes(n: number): string {

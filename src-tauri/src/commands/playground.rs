@@ -55,6 +55,39 @@ pub async fn predict_choices(
     .await
 }
 
+/// Combines finished runs into an ensemble folder `name` inside the picked folder `dest`
+/// (`hone ensemble create`): their models copied there with the manifest `hone predict` and
+/// `hone eval` read. Returns the folder and the manifest.
+#[tauri::command]
+pub async fn ensemble_create(
+    state: State<'_, Arc<DesktopState>>,
+    run_ids: Vec<i64>,
+    dest: PathBuf,
+    name: String,
+    mean: Option<hone_app::ensemble::Mean>,
+) -> CommandResult<(PathBuf, hone_app::ensemble::EnsembleManifest)> {
+    let dest = state.allowed(&dest)?;
+    let state = state.inner().clone();
+    super::blocking(move || {
+        let name = name.trim().to_string();
+        if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+            return Err(hone_app::AppError::Invalid(
+                "the ensemble needs a folder name without slashes".into(),
+            )
+            .into());
+        }
+        let app = state.app()?;
+        let members = run_ids
+            .iter()
+            .map(|&id| Ok((app.run_model(id)?.0, format!("run {id}"))))
+            .collect::<Result<Vec<_>, hone_app::AppError>>()?;
+        let out = dest.join(&name);
+        let manifest = hone_app::ensemble::create(&members, &out, mean.unwrap_or_default())?;
+        Ok((out, manifest))
+    })
+    .await
+}
+
 /// Copies run `run_id`'s exported model (Hugging Face format, with its model card) into a new
 /// folder `name` inside the picked folder `dest`; returns the new folder.
 #[tauri::command]

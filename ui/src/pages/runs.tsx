@@ -226,6 +226,34 @@ function MetricsTable(props: { runs: RunRecord[] }) {
   );
 }
 
+/** Combines the ticked finished runs into an ensemble folder where the user chooses. */
+function EnsembleButton(props: { runs: RunRecord[] }) {
+  const [made, setMade] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const done = props.runs.filter((r) => r.status === "completed" || r.status === "cancelled");
+  const tasks = new Set(props.runs.map((r) => r.config?.task ?? "sequence-classification"));
+  const why = done.length < props.runs.length ? "Only finished runs can be ensembled."
+    : tasks.has("token-classification") ? "Token classifiers are not ensembled yet."
+    : tasks.size > 1 ? "The runs are for different tasks." : null;
+  const make = async () => {
+    setError(null);
+    const dest = await api.pick("export_folder");
+    if (!dest) return;
+    try {
+      const [path] = await api.ensembleCreate(props.runs.map((r) => r.id), dest, `ensemble-${props.runs.map((r) => r.id).join("-")}`);
+      setMade(path);
+    } catch (e) { setError(errorText(e)); }
+  };
+  return (
+    <div class="row">
+      <button id="ensemble" onClick={make} disabled={why != null} title={why ?? "Average the runs' probabilities: one model for hone predict and hone eval"}>Ensemble these runs…</button>
+      {why && <span class="muted small">{why}</span>}
+      {made && <span class="ok small" data-testid="ensemble-made">Ensemble written to {made} · <code>hone eval --model {made} …</code> scores it</span>}
+      {error && <span class="field-error" role="alert">{error}</span>}
+    </div>
+  );
+}
+
 function Compare(props: { runs: RunRecord[] }) {
   const [metrics, setMetrics] = useState<[number, MetricRow[]][]>([]);
   const [onlyDiff, setOnlyDiff] = useState(true);
@@ -244,6 +272,7 @@ function Compare(props: { runs: RunRecord[] }) {
       <label class="small" title="An exponential moving average of the loss curves, as TensorBoard's slider">Smoothing <input id="compare-smoothing" type="range" min="0" max="0.99" step="0.01" value={smoothing}
         onInput={(e) => setSmoothing(Number((e.target as HTMLInputElement).value))} /> {smoothing.toFixed(2)}</label>
       <MetricsTable runs={props.runs} />
+      <EnsembleButton runs={props.runs} />
       <label class="small"><input type="checkbox" checked={onlyDiff} onChange={(e) => setOnlyDiff((e.target as HTMLInputElement).checked)} /> differences only</label>
       <table class="list" data-testid="config-diff">
         <thead><tr><th>Setting</th>{props.runs.map((r) => <th>run {r.id}</th>)}</tr></thead>

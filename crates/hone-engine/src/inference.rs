@@ -244,12 +244,43 @@ pub struct Predictor {
     loaded: Finetuned,
 }
 
-/// A fine-tuned model folder loaded for `task`: the model, its tokenizer and class names.
-struct Finetuned {
+/// A fine-tuned model folder loaded for a task: the model, its tokenizer and class names.
+/// Every predictor dereferences to it.
+pub struct Finetuned {
     model: Model,
     tokenizer: TextTokenizer,
     labels: Vec<String>,
 }
+
+impl Finetuned {
+    /// Class names (tags, option letters), id = index.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// The loaded model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The tokenizer, truncating to the predictor's maximum length.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+}
+
+/// The predictors share the loaded folder's accessors.
+macro_rules! derefs_to_finetuned {
+    ($($predictor:ty),*) => {$(
+        impl std::ops::Deref for $predictor {
+            type Target = Finetuned;
+            fn deref(&self) -> &Finetuned {
+                &self.loaded
+            }
+        }
+    )*};
+}
+derefs_to_finetuned!(Predictor, TokenPredictor, ChoicePredictor);
 
 impl Finetuned {
     /// Loads `dir` as a `task` model; a folder fine-tuned for another task, or without a head
@@ -309,21 +340,6 @@ impl Predictor {
         Ok(Predictor {
             loaded: Finetuned::load(dir, Task::SequenceClassification, device, max_length)?,
         })
-    }
-
-    /// Class names, id = index.
-    pub fn labels(&self) -> &[String] {
-        &self.loaded.labels
-    }
-
-    /// The loaded model.
-    pub fn model(&self) -> &Model {
-        &self.loaded.model
-    }
-
-    /// The tokenizer, truncating to the predictor's maximum length.
-    pub fn tokenizer(&self) -> &TextTokenizer {
-        &self.loaded.tokenizer
     }
 
     /// Predicts the class of each text (with its optional pair).
@@ -425,21 +441,6 @@ impl TokenPredictor {
         Ok(TokenPredictor {
             loaded: Finetuned::load(dir, Task::TokenClassification, device, max_length)?,
         })
-    }
-
-    /// Tag names, id = index.
-    pub fn labels(&self) -> &[String] {
-        &self.loaded.labels
-    }
-
-    /// The loaded model.
-    pub fn model(&self) -> &Model {
-        &self.loaded.model
-    }
-
-    /// The tokenizer, truncating to the predictor's maximum length.
-    pub fn tokenizer(&self) -> &TextTokenizer {
-        &self.loaded.tokenizer
     }
 
     /// Tags every token of each text and groups the words into entities (see
@@ -625,21 +626,6 @@ impl ChoicePredictor {
         Ok(ChoicePredictor {
             loaded: Finetuned::load(dir, Task::MultipleChoice, device, max_length)?,
         })
-    }
-
-    /// The option letters it trained with (A, B, …).
-    pub fn labels(&self) -> &[String] {
-        &self.loaded.labels
-    }
-
-    /// The loaded model.
-    pub fn model(&self) -> &Model {
-        &self.loaded.model
-    }
-
-    /// The tokenizer, truncating to the predictor's maximum length.
-    pub fn tokenizer(&self) -> &TextTokenizer {
-        &self.loaded.tokenizer
     }
 
     /// Ranks the options of each question (`text` the question, `text_pair` its context,

@@ -7,12 +7,13 @@
 # Recipe (issue 11): 1 epoch, batch 16 questions (64 sequences), max length 128, lr 5e-5, 10%
 # warmup then linear decay, weight decay 0.01, clip 1.0. Seeds: SEEDS (default "42 43 44");
 # TRAIN=N trains on the first N of the 9,800 training questions only (quicker runs). Training
-# speed is questions per second of training (validation excluded). A benchmark, run by hand;
+# speed is questions per second of training (validation excluded); OUT=dir writes elsewhere
+# (default bench/out/sciq). A benchmark, run by hand;
 # not a test. Usage: [SEEDS="42"] [TRAIN=N] [HONE_BIN=…] bench/sciq_accuracy.sh [sciq/train.json]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sciq=${1:-../shared/datasets/sciq/train.json}
-out=bench/out/sciq
+out=${OUT:-bench/out/sciq}
 mkdir -p "$out"
 
 model=$(scripts/fetch-minilm)

@@ -5,7 +5,7 @@
 # Usage: [SEEDS="42 43 44"] [HONE_BIN=…] bench/sciq_ensemble.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=bench/out/sciq
+out=${OUT:-bench/out/sciq}
 bin=${HONE_BIN:-target/release/hone}
 seeds=${SEEDS:-42 43 44}
 columns=(--question-column question --choice-columns A,B,C,D --label-column answer)
@@ -16,5 +16,5 @@ rm -rf "$out/ensemble"
 for model in "${members[@]}" "$out/ensemble"; do
   printf '%-32s ' "$(basename "$model")"
   "$bin" eval --model "$model" --data "$out/test.jsonl" "${columns[@]}" --max-length 128 --json |
-    python3 -c 'import json,sys; r=json.load(sys.stdin); print(f"accuracy {r[\"accuracy\"]:.4f}  MAP@3 {r[\"map_at_3\"]:.4f}")'
+    python3 -c 'import json,sys; r=json.load(sys.stdin); print("accuracy %.4f  MAP@3 %.4f" % (r["accuracy"], r["map_at_3"]))'
 done

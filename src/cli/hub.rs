@@ -327,15 +327,24 @@ pub fn print_fit(fit: &FitReport) {
         );
     }
     if let (Some(full), Some(frozen)) = (&fit.full.speed, &fit.frozen_embeddings.speed) {
+        let lengths = match fit.full.estimate.settings.typical_length {
+            Some(_) => format!("texts of {} tokens", full.work.length),
+            None => "every text at full length".to_string(),
+        };
         println!(
-            "Speed here (CPU, {} threads, matrix kernel {:.0} GFLOP/s), every text at full length: \
+            "Speed here (CPU, {} threads, matrix kernel {:.0} GFLOP/s), {lengths}: \
              about {:.1} samples/s full, {:.1} with frozen embeddings ({:.0} s per 1,000 \
-             examples); shorter texts train faster",
+             examples){}",
             hone_app::machine::training_threads(),
             full.matmul_gflops,
             full.samples_per_second,
             frozen.samples_per_second,
             full.seconds_for(1000, 1),
+            if fit.full.estimate.settings.typical_length.is_some() {
+                ""
+            } else {
+                "; shorter texts train faster (--typical-length)"
+            },
         );
     }
 }

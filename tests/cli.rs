@@ -506,3 +506,22 @@ fn train_guesses_the_columns_of_a_file_and_says_which() {
         stderr(&missing)
     );
 }
+
+/// Output into a closed pipe (`hone … | head`) ends `hone` quietly, not with a panic.
+#[test]
+fn a_closed_pipe_ends_the_output_without_a_panic() {
+    let mut child = hone()
+        .args(["predict", "--json", "--model"])
+        .arg(fixture("tiny-bert"))
+        .args(["a fine film", "a dull film"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away while `hone` loads the model, before it prints.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(out.status.code(), Some(101), "{err}");
+}

@@ -28,6 +28,10 @@ export function summary(r: any): string {
     .join(" · ");
 }
 
+/** How a report field reads in a chart's legend ("map_at_3" → "MAP@3"). */
+export const metricLabel = (key: string): string =>
+  ({ map_at_3: "MAP@3", macro_f1: "macro F1", entity_f1: "entity F1", token_accuracy: "token accuracy" } as Record<string, string>)[key] ?? key.replace(/_/g, " ");
+
 /** The report fields charted during training, by task. */
 export const chartedKeys = (r: any): string[] =>
   isEntityReport(r) ? ["entity_f1", "token_accuracy"] : isChoiceReport(r) ? ["accuracy", "map_at_3"] : ["accuracy", "macro_f1"];

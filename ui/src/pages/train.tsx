@@ -6,7 +6,7 @@ import { api, DatasetInfo, duration, errorText, KnownModel, ModelCheck, RunDetai
 import { Chart, Series } from "../chart";
 import type { Nav } from "../main";
 import { FitTable, modelName } from "./models";
-import { chartedKeys, curveOf, summary, validationSeries } from "../report";
+import { chartedKeys, curveOf, metricLabel, summary, validationSeries } from "../report";
 
 type Training = Record<string, any>;
 
@@ -136,7 +136,7 @@ export function liveFromHistory(d: RunDetail): Live {
   };
   const evalKeys = validationSeries(new Set(rows.map((m) => m.name))).map(([name]) => name.replace(/^eval_/, ""));
   for (const key of evalKeys) {
-    const s = curveOf(rows, `eval_${key}`, key);
+    const s = curveOf(rows, `eval_${key}`, metricLabel(key));
     if (s.x.length > 0) live.evals[key] = s;
   }
   live.step = d.run.step;
@@ -169,7 +169,7 @@ export function applyEvents(live: Live, events: TrainEvent[]): Live {
       next.total = e.total_steps;
     } else if (e.event === "evaluated") {
       for (const k of chartedKeys(e.report)) {
-        const s = { ...(next.evals[k] ?? emptySeries(k)) };
+        const s = { ...(next.evals[k] ?? emptySeries(metricLabel(k))) };
         cutFrom(s, e.step);
         push(s, e.step, e.report[k]);
         next.evals[k] = s;

@@ -76,18 +76,6 @@ fn head_of(dir: &Path) -> Result<(Task, Vec<String>), AppError> {
     Ok((task, labels))
 }
 
-/// Copies the files of a model folder into `into` (exported folders are flat).
-pub(crate) fn copy_files(source: &Path, into: &Path) -> Result<(), hone_engine::EngineError> {
-    let io = |path: &Path, e| hone_engine::EngineError::io(path, e);
-    for entry in std::fs::read_dir(source).map_err(|e| io(source, e))? {
-        let path = entry.map_err(|e| io(source, e))?.path();
-        if let (true, Some(file)) = (path.is_file(), path.file_name()) {
-            std::fs::copy(&path, into.join(file)).map_err(|e| io(&path, e))?;
-        }
-    }
-    Ok(())
-}
-
 /// Makes an ensemble folder `out` (which must not exist) from `members` (a folder and where
 /// it came from, each), checking they share the task and classes.
 pub fn create(
@@ -150,7 +138,7 @@ pub fn create(
         for ((dir, _), member) in members.iter().zip(&manifest.members) {
             let into = tmp.join(&member.path);
             std::fs::create_dir_all(&into).map_err(|e| hone_engine::EngineError::io(&into, e))?;
-            copy_files(dir, &into)?;
+            crate::runs::copy_files(dir, &into)?;
         }
         let text = serde_json::to_string_pretty(&manifest)
             .map_err(|e| hone_engine::EngineError::InvalidConfig(e.to_string()))?;

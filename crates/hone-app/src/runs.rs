@@ -549,33 +549,30 @@ impl App {
         name: &str,
     ) -> Result<PathBuf, AppError> {
         let (source, _) = self.run_model(id)?;
-        let name = name.trim();
-        if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
-            return Err(AppError::Invalid(
-                "the export needs a folder name without slashes".into(),
-            ));
-        }
-        let target = dest.join(name);
-        if target.exists() {
-            return Err(AppError::Invalid(format!(
-                "{} already exists; choose another name",
-                target.display()
-            )));
-        }
-        let io = |path: &Path, e| hone_engine::EngineError::io(path, e);
-        hone_engine::checkpoint::write_dir_atomic(&target, |tmp| {
-            for entry in std::fs::read_dir(&source).map_err(|e| io(&source, e))? {
-                let path = entry.map_err(|e| io(&source, e))?.path();
-                if let (true, Some(file)) = (path.is_file(), path.file_name()) {
-                    std::fs::copy(&path, tmp.join(file)).map_err(|e| io(&path, e))?;
-                }
-            }
-            Ok(())
-        })?;
+        let target = new_folder(dest, name)?;
+        hone_engine::checkpoint::write_dir_atomic(&target, |tmp| copy_files(&source, tmp))?;
         // The latest copy is the run's `copy` artifact (Runs lists it; Start ticks its step).
         self.store
             .record_artifact(id, "copy", &target.display().to_string(), None)?;
         Ok(target)
+    }
+
+    /// Combines finished runs into a new ensemble folder `name` inside `dest` (see
+    /// [`crate::ensemble`]); returns the folder and its manifest.
+    pub fn ensemble_runs(
+        &self,
+        ids: &[i64],
+        dest: &Path,
+        name: &str,
+        mean: crate::ensemble::Mean,
+    ) -> Result<(PathBuf, crate::ensemble::EnsembleManifest), AppError> {
+        let members = ids
+            .iter()
+            .map(|&id| Ok((self.run_model(id)?.0, format!("run {id}"))))
+            .collect::<Result<Vec<_>, AppError>>()?;
+        let out = new_folder(dest, name)?;
+        let manifest = crate::ensemble::create(&members, &out, mean)?;
+        Ok((out, manifest))
     }
 
     /// How many runs have had their model exported (copied out) from Hone.
@@ -757,4 +754,34 @@ fn predictions_json(
             })
             .collect(),
     )
+}
+
+/// `dest/name` for a new folder: one name without slashes, not there yet.
+fn new_folder(dest: &Path, name: &str) -> Result<PathBuf, AppError> {
+    let name = name.trim();
+    if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+        return Err(AppError::Invalid(
+            "the folder needs a name without slashes".into(),
+        ));
+    }
+    let target = dest.join(name);
+    if target.exists() {
+        return Err(AppError::Invalid(format!(
+            "{} already exists; choose another name",
+            target.display()
+        )));
+    }
+    Ok(target)
+}
+
+/// Copies the files of a model folder into `into` (exported folders are flat).
+pub(crate) fn copy_files(source: &Path, into: &Path) -> Result<(), hone_engine::EngineError> {
+    let io = |path: &Path, e| hone_engine::EngineError::io(path, e);
+    for entry in std::fs::read_dir(source).map_err(|e| io(source, e))? {
+        let path = entry.map_err(|e| io(source, e))?.path();
+        if let (true, Some(file)) = (path.is_file(), path.file_name()) {
+            std::fs::copy(&path, into.join(file)).map_err(|e| io(&path, e))?;
+        }
+    }
+    Ok(())
 }

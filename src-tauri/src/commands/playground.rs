@@ -69,21 +69,9 @@ pub async fn ensemble_create(
     let dest = state.allowed(&dest)?;
     let state = state.inner().clone();
     super::blocking(move || {
-        let name = name.trim().to_string();
-        if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
-            return Err(hone_app::AppError::Invalid(
-                "the ensemble needs a folder name without slashes".into(),
-            )
-            .into());
-        }
-        let app = state.app()?;
-        let members = run_ids
-            .iter()
-            .map(|&id| Ok((app.run_model(id)?.0, format!("run {id}"))))
-            .collect::<Result<Vec<_>, hone_app::AppError>>()?;
-        let out = dest.join(&name);
-        let manifest = hone_app::ensemble::create(&members, &out, mean.unwrap_or_default())?;
-        Ok((out, manifest))
+        Ok(state
+            .app()?
+            .ensemble_runs(&run_ids, &dest, &name, mean.unwrap_or_default())?)
     })
     .await
 }

@@ -83,8 +83,12 @@ impl Model {
         seed: u64,
     ) -> Result<Self, EngineError> {
         if num_labels < 2 {
+            let what = match task {
+                Task::MultipleChoice => "a multiple-choice model needs at least 2 options",
+                _ => "a classifier needs at least 2 classes",
+            };
             return Err(EngineError::InvalidConfig(format!(
-                "a classifier needs at least 2 classes, got {num_labels}"
+                "{what}, got {num_labels}"
             )));
         }
         if let Some(p) = dropout {

@@ -4,7 +4,9 @@
 
 mod support;
 
-use support::{hone, reference_python, run, stderr, stdout, synthetic_choices, train_tiny};
+use support::{
+    hone, reference_python, run, stderr, stdout, synthetic_answers, synthetic_choices, train_tiny,
+};
 
 const SENTENCES: [&str; 16] = [
     "The movie was an absolute delight from start to finish.",
@@ -334,6 +336,95 @@ fn multiple_choice_exports_match_transformers_for_every_family() {
             "{family}: {report}"
         );
         assert!(report["map_at_3"].as_f64().unwrap() >= report["accuracy"].as_f64().unwrap());
+    }
+}
+
+/// Question answering: the exported `*ForQuestionAnswering` folder finds the answers `hone
+/// predict --json --question … --context …` printed, with the same scores, when transformers
+/// runs it (tests/reference/check_qa_export.py: the question-answering pipeline's reading),
+/// for every family, on passages long enough to be read in several windows (trained on
+/// windows of 24 tokens, read in windows of 32: transformers cannot read a question that
+/// leaves fewer passage tokens than the stride, which Hone reads with a smaller one); `hone eval
+/// --json` has exact match and F1, and the model learned the synthetic task.
+#[test]
+fn question_answering_exports_match_transformers_for_every_family() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("kind.jsonl");
+    synthetic_answers(&data);
+    let window = ["--max-length", "24", "--doc-stride", "8"];
+    for family in ["bert", "distilbert", "roberta"] {
+        let out = dir.path().join(family);
+        let o = run(hone()
+            .args(["train", "--task", "question-answering", "--model"])
+            .arg(support::fixture(&format!("tiny-{family}")))
+            .arg("--train")
+            .arg(&data)
+            .args(window)
+            .args(["--valid-fraction", "0.25", "--epochs", "12", "--lr", "3e-3"])
+            .args(["--batch-size", "8", "--out"])
+            .arg(&out));
+        assert!(o.status.success(), "{family}: {}", stderr(&o));
+        let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+        assert!(config.contains("ForQuestionAnswering"), "{config}");
+
+        let mut all = Vec::new();
+        for (question, context) in [
+            ("which word is kind ?", "the film was dull . the film was great . the film was bad ."),
+            (
+                "which word is kind ?",
+                "the film was awful . the film was boring . the film was stupid . the film was terrible . the film was dull . the film was bad . the film was wonderful .",
+            ),
+            ("where is the café ?", "a café 😀 near the film , the film was funny ."),
+        ] {
+            let p = run(hone()
+                .args(["predict", "--json", "--model"])
+                .arg(&out)
+                .args(["--question", question, "--context", context])
+                .args(["--max-length", "32", "--doc-stride", "8"]));
+            assert!(p.status.success(), "{family}: {}", stderr(&p));
+            let v: serde_json::Value = serde_json::from_slice(&p.stdout).unwrap();
+            let a = &v[0];
+            let (start, end) = (a["start"].as_u64().unwrap(), a["end"].as_u64().unwrap());
+            let chars: Vec<char> = context.chars().collect();
+            let text: String = chars[start as usize..end as usize].iter().collect();
+            assert_eq!(a["answer"].as_str().unwrap(), text, "{family}: {a}");
+            all.push(v);
+        }
+        assert!(
+            all[1][0]["windows"].as_u64().unwrap() > 1,
+            "{family}: the long passage should take several windows: {}",
+            all[1][0]
+        );
+        let path = dir.path().join(format!("{family}-answers.json"));
+        std::fs::write(&path, serde_json::to_string(&all).unwrap()).unwrap();
+        let check = run(std::process::Command::new(reference_python())
+            .arg(support::root().join("tests/reference/check_qa_export.py"))
+            .arg(&out)
+            .arg(&path)
+            .args(["--max-length", "32", "--stride", "8"]));
+        let report = stdout(&check);
+        assert!(
+            check.status.success() && report.contains("3 questions, 0 mismatches"),
+            "{family}: transformers disagrees:\n{report}\n{}",
+            stderr(&check)
+        );
+
+        let e = run(hone()
+            .args(["eval", "--json", "--model"])
+            .arg(&out)
+            .arg("--data")
+            .arg(&data)
+            .args(window));
+        assert!(e.status.success(), "{}", stderr(&e));
+        let report: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+        for key in ["loss", "exact_match", "f1"] {
+            assert!(
+                report[key].as_f64().is_some(),
+                "{family}: no {key} in {report}"
+            );
+        }
+        assert!(report["f1"].as_f64().unwrap() > 0.8, "{family}: {report}");
+        assert!(report["f1"].as_f64().unwrap() >= report["exact_match"].as_f64().unwrap());
     }
 }
 

@@ -15,6 +15,7 @@ pub const COMMANDS: &[&str] = &[
     "model_remove",
     "dataset_preview",
     "choice_preview",
+    "answer_preview",
     "dataset_token_lengths",
     "dataset_import",
     "datasets_list",
@@ -38,6 +39,7 @@ pub const COMMANDS: &[&str] = &[
     "labeling_next_round",
     "predict",
     "predict_choices",
+    "predict_answer",
     "export_run",
     "ensemble_create",
 ];

@@ -34,6 +34,7 @@ pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Bu
             models::model_remove,
             datasets::dataset_preview,
             datasets::choice_preview,
+            datasets::answer_preview,
             datasets::dataset_token_lengths,
             datasets::dataset_import,
             datasets::datasets_list,
@@ -57,6 +58,7 @@ pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Bu
             labeling::labeling_next_round,
             playground::predict,
             playground::predict_choices,
+            playground::predict_answer,
             playground::export_run,
             playground::ensemble_create,
         ])

@@ -1,5 +1,7 @@
 //! `hone eval`: score a fine-tuned model on a labeled file: a text classifier on CSV, TSV or
-//! JSONL rows, a token classifier (entity-level scores) on CoNLL or JSON lines tokens/tags.
+//! JSONL rows, a token classifier (entity-level scores) on CoNLL or JSON lines tokens/tags,
+//! a multiple-choice model on questions with options, a question-answering model (SQuAD exact
+//! match and F1) on SQuAD JSON or JSON lines.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +20,8 @@ use super::ModelArgs;
 pub struct EvalArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Labeled data (CSV, TSV or JSONL; CoNLL or JSONL for token classifiers).
+    /// Labeled data (CSV, TSV or JSONL; CoNLL or JSONL for token classifiers; SQuAD JSON or
+    /// JSONL with question, context and answers for question answering).
     #[arg(long, value_name = "FILE")]
     data: PathBuf,
     /// File format when the extension does not tell.
@@ -41,6 +44,8 @@ pub struct EvalArgs {
     /// Token classifiers, JSON lines: the field with the tags array.
     #[arg(long, value_name = "F", default_value = "tags")]
     tags_column: String,
+    #[command(flatten)]
+    answers: super::AnswerArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -104,6 +109,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             tags: args.tags_column.clone(),
         },
         choice_columns,
+        answers: args.answers.settings(),
     };
     let evaluation = evaluate_file(&model, &file, args.model.batch_size)?;
     for note in &evaluation.notes {
@@ -130,7 +136,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     match report {
         Report::Classification(r) => print!("{}", report_table(model.labels(), r)),
         Report::Entities(r) => print!("{}", entity_table(r)),
-        Report::Choices(_) => {}
+        Report::Choices(_) | Report::Answers(_) => {}
     }
     Ok(ExitCode::SUCCESS)
 }

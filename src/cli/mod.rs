@@ -155,6 +155,28 @@ pub fn guess_columns(
     Ok(spec)
 }
 
+/// How question-answering models read passages (`hone eval`, `hone predict`).
+#[derive(Args)]
+pub struct AnswerArgs {
+    /// Question answering: passage tokens a window shares with the one before when a
+    /// passage is longer than the maximum length.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    doc_stride: usize,
+    /// Question answering: the longest answer, in tokens.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    max_answer_length: usize,
+}
+
+impl AnswerArgs {
+    /// The settings the app layer takes.
+    pub fn settings(&self) -> hone_app::predict::AnswerSettings {
+        hone_app::predict::AnswerSettings {
+            doc_stride: self.doc_stride,
+            max_answer_length: self.max_answer_length,
+        }
+    }
+}
+
 /// Options of the commands that run a fine-tuned model.
 #[derive(Args)]
 pub struct ModelArgs {

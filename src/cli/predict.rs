@@ -1,5 +1,6 @@
 //! `hone predict`: classify texts given on the command line (or `-` for one per stdin line),
-//! or rank the options of a question for multiple-choice models.
+//! rank the options of a question for multiple-choice models, or answer a question from a
+//! passage for question-answering models.
 
 use std::io::BufRead;
 use std::process::ExitCode;
@@ -22,15 +23,18 @@ pub struct PredictArgs {
     /// choice the options ranked).
     #[arg(long)]
     json: bool,
-    /// Multiple choice: the question whose --choices to rank.
-    #[arg(long, requires = "choices", conflicts_with = "texts")]
+    /// Multiple choice: the question whose --choices to rank; question answering: the
+    /// question to answer from --context.
+    #[arg(long, conflicts_with = "texts")]
     question: Option<String>,
     /// Multiple choice: the options, separated by `|` ("red|green|blue").
     #[arg(long, requires = "question")]
     choices: Option<String>,
-    /// Multiple choice: a passage the question is about.
+    /// The passage the question is about (question answering: where the answer is).
     #[arg(long, requires = "question")]
     context: Option<String>,
+    #[command(flatten)]
+    answers: super::AnswerArgs,
     /// Texts to classify; `-` reads one text per line from standard input.
     #[arg(value_name = "TEXT", required_unless_present = "question")]
     texts: Vec<String>,
@@ -78,9 +82,43 @@ fn predict_choices(args: &PredictArgs, question: &str) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
+/// Answers `--question` from `--context`.
+fn predict_answer(args: &PredictArgs, question: &str, context: &str) -> anyhow::Result<ExitCode> {
+    let model = args.model.load()?;
+    let pair = [(question.to_string(), context.to_string())];
+    let Predictions::QuestionAnswering(items) =
+        model.predict_answers(&pair, args.answers.settings(), 1)?
+    else {
+        bail!("the model did not answer");
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&items)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in &items {
+        println!("{}", p.question);
+        println!(
+            "→ {} ({:.3}; characters {}..{}, {} window{})",
+            p.answer,
+            p.score,
+            p.start,
+            p.end,
+            p.windows,
+            if p.windows == 1 { "" } else { "s" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
     if let Some(question) = &args.question {
-        return predict_choices(&args, question);
+        return match (&args.choices, &args.context) {
+            (Some(_), _) => predict_choices(&args, question),
+            (None, Some(context)) => predict_answer(&args, question, context),
+            (None, None) => bail!(
+                "give the options to rank (--choices \"a|b\") or the passage that holds the answer (--context \"…\")"
+            ),
+        };
     }
     let mut texts = Vec::new();
     for t in &args.texts {
@@ -118,8 +156,10 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        // Texts never reach a multiple-choice model (`predict` refuses them).
+        // Texts never reach a multiple-choice or question-answering model (`predict`
+        // refuses them).
         Predictions::MultipleChoice(items) => println!("{}", serde_json::to_string(items)?),
+        Predictions::QuestionAnswering(items) => println!("{}", serde_json::to_string(items)?),
         Predictions::SequenceClassification(items) => {
             for p in items {
                 let confidence = p.probabilities[p.label_id as usize];

@@ -51,6 +51,10 @@ pub fn report_line(r: &Report) -> String {
             "loss {:.4} · accuracy {:.4} · MAP@3 {:.4}",
             r.loss, r.accuracy, r.map_at_3
         ),
+        Report::Answers(r) => format!(
+            "loss {:.4} · exact match {:.4} · F1 {:.4}",
+            r.loss, r.exact_match, r.f1
+        ),
     }
 }
 

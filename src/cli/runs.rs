@@ -208,7 +208,7 @@ pub fn run(cmd: RunsCommand, db: &Path) -> anyhow::Result<ExitCode> {
                                 print!("{}", report_table(&labels, r));
                             }
                             Report::Entities(r) => print!("{}", entity_table(r)),
-                            Report::Choices(_) => {}
+                            Report::Choices(_) | Report::Answers(_) => {}
                         }
                     }
                     Err(e) => eprintln!("note: the stored evaluation cannot be read ({e})"),

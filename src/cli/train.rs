@@ -26,8 +26,9 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR|ORG/NAME")]
     model: Option<PathBuf>,
     /// What to train: sequence-classification (a class per text), token-classification
-    /// (a tag per word: named entities) or multiple-choice (the right option of a question)
-    /// [default: sequence-classification].
+    /// (a tag per word: named entities), multiple-choice (the right option of a question) or
+    /// question-answering (the answer's span in a passage: SQuAD JSON or JSON lines with
+    /// question, context and answers) [default: sequence-classification].
     #[arg(long, value_name = "TASK")]
     task: Option<Task>,
     /// Training data (CSV, TSV or JSONL; CoNLL or JSONL tokens/tags for token
@@ -149,6 +150,14 @@ pub struct TrainArgs {
     #[arg(long, help_heading = "Training")]
     device: Option<DeviceSpec>,
 
+    /// Question answering: passage tokens a window shares with the one before when a
+    /// passage is longer than --max-length [default: 32].
+    #[arg(long, value_name = "N", help_heading = "Question answering")]
+    doc_stride: Option<usize>,
+    /// Question answering: the longest answer, in tokens [default: 30].
+    #[arg(long, value_name = "N", help_heading = "Question answering")]
+    max_answer_length: Option<usize>,
+
     /// Keep the embedding tables fixed.
     #[arg(long, help_heading = "Recipes")]
     freeze_embeddings: bool,
@@ -181,6 +190,9 @@ impl TrainArgs {
         if let (Some(_), Task::MultipleChoice) = (&self.dataset, task) {
             bail!("multiple choice trains from files: --train with --choice-columns (stored datasets hold texts or tagged sentences)");
         }
+        if let (Some(_), Task::QuestionAnswering) = (&self.dataset, task) {
+            bail!("question answering trains from files: --train with SQuAD JSON or JSON lines (stored datasets hold texts or tagged sentences)");
+        }
         if let Some(dataset) = &self.dataset {
             return Ok(DataConfig::Stored(StoredData {
                 dataset: dataset.clone(),
@@ -206,6 +218,8 @@ impl TrainArgs {
         let train = self.train.clone().or(base.map(|b| b.train.clone()));
         let format = self.columns.format.or(base.and_then(|b| b.format));
         let tokens = task == Task::TokenClassification;
+        // SQuAD files name their fields: question, context, answers.
+        let answers = task == Task::QuestionAnswering;
         let mut text = self
             .choice
             .question_column
@@ -213,7 +227,8 @@ impl TrainArgs {
             .or(self.columns.text_column.clone())
             .or(self.tokens_column.clone())
             .or(base.map(|b| b.text_column.clone()))
-            .or(tokens.then(|| "tokens".to_string()));
+            .or(tokens.then(|| "tokens".to_string()))
+            .or(answers.then(|| "question".to_string()));
         let mut text_pair = self
             .columns
             .text_pair_column
@@ -225,7 +240,8 @@ impl TrainArgs {
             .clone()
             .or(self.tags_column.clone())
             .or(base.map(|b| b.label_column.clone()))
-            .or(tokens.then(|| "tags".to_string()));
+            .or(tokens.then(|| "tags".to_string()))
+            .or(answers.then(|| "answers".to_string()));
         let choice_columns = match self.choice.choices() {
             given if !given.is_empty() => given,
             _ => base.map(|b| b.choice_columns.clone()).unwrap_or_default(),
@@ -367,6 +383,8 @@ impl TrainArgs {
         set(&mut t.head_warmup_steps, self.head_warmup_steps);
         set(&mut t.head_warmup_epochs, self.head_warmup_epochs);
         t.label_all_subtokens |= self.label_all_subtokens;
+        set(&mut t.doc_stride, self.doc_stride);
+        set(&mut t.max_answer_length, self.max_answer_length);
         if !(0.0..1.0).contains(&config.data.valid_fraction()) {
             bail!(
                 "--valid-fraction must be in [0, 1), got {}",

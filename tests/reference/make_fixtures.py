@@ -26,16 +26,30 @@ classifier, and RoBERTa's pooler, seeded and perturbed) and writes `{family}-cho
 with 3 questions × 4 options (question, option) pairs: the inputs as [12 × seq], the right
 options, the [3 × 4] logits, the loss, every gradient and the new head tensors (`head.*`), plus
 `{family}-choice.json` with the texts. `--only-choice` writes just these.
+For extractive question answering it loads each tiny model as `*ForQuestionAnswering` (a new
+`qa_outputs`, seeded and perturbed) and encodes 2 (question, context) examples as Hone does
+(question first, truncation only_second, max length 32, stride 8, overflowing windows, padded):
+`{family}-qa.safetensors` holds the windows' inputs, sequence ids (-1 for special tokens and
+padding), character offsets, sample index, the run_qa.py start/end labels (0, 0 where a window
+lacks the answer), the raw start/end logits, the loss (mean of the start and end cross-entropies
+with padding masked out of the softmax), every gradient and the head tensors (`head.*`);
+`{family}-qa.json` the texts and answers, the answer each example decodes to from those logits by
+Hone's rule, and what the transformers question-answering pipeline answers (qa_pipeline.py), also
+with answers capped at 2 tokens ("short", where the pipeline's merging of equal answers from
+different windows shows: "pipeline_merged").
+`--only-qa` writes just these.
 
 It also writes the values of the transformers LR schedules for a few step counts, and a
 pytorch_model.bin (bfloat16) copy of the tiny BERT to test the pickle reader.
 
-Usage: python make_fixtures.py --sst2 ../shared/datasets/sst2/train.tsv --out tests/fixtures [--only-token | --only-choice]
+Usage: python make_fixtures.py --sst2 ../shared/datasets/sst2/train.tsv --out tests/fixtures [--only-token | --only-choice | --only-qa]
 """
 import argparse
+import copy
 import json
 import os
 import shutil
+import sys
 
 import torch
 import transformers
@@ -44,16 +58,19 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processor
 from transformers import (
     BertConfig,
     BertForMultipleChoice,
+    BertForQuestionAnswering,
     BertForSequenceClassification,
     BertForTokenClassification,
     BertTokenizerFast,
     DistilBertConfig,
     DistilBertForMultipleChoice,
+    DistilBertForQuestionAnswering,
     DistilBertForSequenceClassification,
     DistilBertForTokenClassification,
     DistilBertTokenizerFast,
     RobertaConfig,
     RobertaForMultipleChoice,
+    RobertaForQuestionAnswering,
     RobertaForSequenceClassification,
     RobertaForTokenClassification,
     RobertaTokenizerFast,
@@ -288,6 +305,196 @@ def choice_golden(family, model_dir, out_dir):
                    "new": new}, f, indent=1)
 
 
+QA_CLASSES = {"bert": BertForQuestionAnswering, "distilbert": DistilBertForQuestionAnswering,
+              "roberta": RobertaForQuestionAnswering}
+# Words the tiny tokenizers know: the byte-level BPE of 400 tokens splits most words, and 32
+# tokens with a stride of 8 must give each example 2-4 windows, so the contexts are short.
+QA_EXAMPLES = [
+    {"question": "who is the son?",
+     "context": "the film is the story of a man and his son. it is a movie with humor and heart, and "
+                "you will see in it the best of the year. the son is a writer.",
+     "answer": "a writer"},
+    {"question": "where is it set?",
+     "context": "this movie is set in a small town by the sea. it is a film of love, and its story is "
+                "one that you will like, but it is too long.",
+     "answer": "a small town by the sea"},
+]
+QA_MAX_LENGTH, QA_STRIDE, QA_MAX_ANSWER_LEN = 32, 8, 30
+
+
+def qa_examples():
+    """The examples in SQuAD form: answers {"text": [...], "answer_start": [...]}."""
+    out = []
+    for e in QA_EXAMPLES:
+        start = e["context"].index(e["answer"])
+        out.append({"question": e["question"], "context": e["context"],
+                    "answers": {"text": [e["answer"]], "answer_start": [start]}})
+    return out
+
+
+def qa_labels(enc, examples):
+    """Start/end token of the first answer in each window, as run_qa.py's prepare_train_features
+    labels them ((0, 0), the [CLS] position, where the window does not hold the whole answer)."""
+    starts, ends = [], []
+    for i, offsets in enumerate(enc["offset_mapping"]):
+        input_ids = enc["input_ids"][i]
+        cls_index = 0
+        sequence_ids = enc.sequence_ids(i)
+        answers = examples[enc["overflow_to_sample_mapping"][i]]["answers"]
+        start_char = answers["answer_start"][0]
+        end_char = start_char + len(answers["text"][0])
+        token_start_index = 0
+        while sequence_ids[token_start_index] != 1:
+            token_start_index += 1
+        token_end_index = len(input_ids) - 1
+        while sequence_ids[token_end_index] != 1:
+            token_end_index -= 1
+        if not (offsets[token_start_index][0] <= start_char and offsets[token_end_index][1] >= end_char):
+            starts.append(cls_index)
+            ends.append(cls_index)
+        else:
+            while token_start_index < len(offsets) and offsets[token_start_index][0] <= start_char:
+                token_start_index += 1
+            starts.append(token_start_index - 1)
+            while offsets[token_end_index][1] >= end_char:
+                token_end_index -= 1
+            ends.append(token_end_index + 1)
+            # run_qa.py's start search runs past the context when the answer starts at its last
+            # token; the golden examples must not hit that.
+            assert sequence_ids[starts[-1]] == 1 and sequence_ids[ends[-1]] == 1
+    return starts, ends
+
+
+def qa_decode(start_logits, end_logits, sequence_ids, attention_mask, offsets, sample, examples,
+              max_answer_len):
+    """Hone's answer per example from window logits (float64): per window, non-context tokens
+    other than position 0 get logit -10000, padding is left out, softmax, p[0] = 0, the best span
+    s <= e <= s + max_answer_len - 1 over context tokens (first maximum in (s, e) order); across
+    an example's windows the highest score (first maximum) wins."""
+    best = [None] * len(examples)
+    for w in range(start_logits.shape[0]):
+        seq, mask = sequence_ids[w], attention_mask[w]
+        n = int(mask.sum())  # padding is at the end
+        allowed = (seq[:n] == 1)
+        allowed[0] = True
+        probs = []
+        for logits in (start_logits[w, :n], end_logits[w, :n]):
+            x = torch.where(allowed, logits, torch.full_like(logits, -10000.0))
+            p = torch.softmax(x, dim=0)
+            p[0] = 0.0
+            probs.append(p)
+        p_start, p_end = probs
+        context = [t for t in range(n) if seq[t] == 1]
+        win = None
+        for s in context:
+            for e in context:
+                if s <= e <= s + max_answer_len - 1:
+                    score = (p_start[s] * p_end[e]).item()
+                    if win is None or score > win[0]:
+                        win = (score, s, e)
+        i = int(sample[w])
+        if best[i] is None or win[0] > best[i][0]:
+            score, s, e = win
+            start, end = int(offsets[w, s, 0]), int(offsets[w, e, 1])
+            best[i] = (score, {"text": examples[i]["context"][start:end], "start": start, "end": end,
+                               "score": score})
+    return [b[1] for b in best]
+
+
+def qa_golden(family, model_dir, out_dir):
+    """Logits, loss and gradients of a question-answering head on 2 examples cut into windows,
+    the answers Hone's decoding gives and what the transformers pipeline answers."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from qa_pipeline import answer as pipeline_answer, port_answer
+
+    cls = QA_CLASSES[family]
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+    config = transformers.AutoConfig.from_pretrained(model_dir)
+    config.num_labels = 2
+    config.id2label = {0: "LABEL_0", 1: "LABEL_1"}
+    config.label2id = {"LABEL_0": 0, "LABEL_1": 1}
+    torch.manual_seed(13)
+    ref = cls.from_pretrained(model_dir, config=config, ignore_mismatched_sizes=True)
+    new = [n for n, _ in ref.named_parameters() if n.startswith("qa_outputs.")]
+    with torch.no_grad():  # a head that is not zero-mean random: biases too
+        g = torch.Generator().manual_seed(14)
+        params = dict(ref.named_parameters())
+        for n in new:
+            params[n].add_(torch.randn(params[n].shape, generator=g) * 0.1)
+    single = copy.deepcopy(ref).float().eval()  # what the pipeline runs
+    ref = ref.double().eval()
+
+    examples = qa_examples()
+    enc = tokenizer([e["question"].lstrip() for e in examples], [e["context"] for e in examples],
+                    truncation="only_second", max_length=QA_MAX_LENGTH, stride=QA_STRIDE,
+                    return_overflowing_tokens=True, return_offsets_mapping=True, padding=True)
+    windows = len(enc["input_ids"])
+    starts, ends = qa_labels(enc, examples)
+    inputs = {k: torch.tensor(enc[k], dtype=torch.int64) for k in ("input_ids", "attention_mask", "token_type_ids")
+              if k in enc}
+    sequence_ids = torch.tensor([[-1 if s is None else s for s in enc.sequence_ids(i)] for i in range(windows)])
+    offsets = torch.tensor(enc["offset_mapping"], dtype=torch.int64)
+    sample = torch.tensor(enc["overflow_to_sample_mapping"], dtype=torch.int64)
+    start_positions, end_positions = torch.tensor(starts), torch.tensor(ends)
+
+    out = ref(**inputs)
+    pad = inputs["attention_mask"] == 0
+    loss = (torch.nn.functional.cross_entropy(out.start_logits.masked_fill(pad, float("-inf")), start_positions)
+            + torch.nn.functional.cross_entropy(out.end_logits.masked_fill(pad, float("-inf")), end_positions)) / 2
+    loss.backward()
+
+    tensors = {f"input.{k}": v.contiguous() for k, v in inputs.items()}
+    tensors["sequence_ids"] = sequence_ids.to(torch.int64).contiguous()
+    tensors["offsets"] = offsets.contiguous()
+    tensors["sample"] = sample
+    tensors["start_positions"] = start_positions.to(torch.int64)
+    tensors["end_positions"] = end_positions.to(torch.int64)
+    tensors["start_logits"] = out.start_logits.detach().float().contiguous()
+    tensors["end_logits"] = out.end_logits.detach().float().contiguous()
+    tensors["loss"] = loss.detach().float().reshape(1)
+    params = dict(ref.named_parameters())
+    for name, p in params.items():
+        tensors[f"grad.{name}"] = p.grad.detach().float().contiguous()
+    for name in new:
+        tensors[f"head.{name}"] = params[name].detach().float().contiguous()
+    save_file(tensors, os.path.join(out_dir, f"{family}-qa.safetensors"))
+
+    def agree(a, p):
+        return (a["text"], a["start"], a["end"]) == (p["answer"], p["start"], p["end"]) \
+            and abs(a["score"] - p["score"]) <= 1e-4 * max(a["score"], 1e-6)
+
+    def decoded(max_answer_len):
+        """Hone's answers, the pipeline's, and whether the pipeline merged windows (its score then
+        is the sum of the windows' that gave the same text). Hone's rule must equal the pipeline
+        without its merging."""
+        answers = qa_decode(out.start_logits.detach(), out.end_logits.detach(), sequence_ids,
+                            inputs["attention_mask"], offsets, sample, examples, max_answer_len)
+        shape = dict(max_seq_len=QA_MAX_LENGTH, doc_stride=QA_STRIDE, max_answer_len=max_answer_len)
+        pipeline = [pipeline_answer(single, tokenizer, e["question"], e["context"], **shape) for e in examples]
+        single_window = [port_answer(single, tokenizer, e["question"], e["context"], merge=False, **shape)
+                         for e in examples]
+        for a, p in zip(answers, single_window):
+            if not agree(a, p):
+                raise SystemExit(f"{family}: Hone's decoding {a} and the pipeline's best window {p} disagree")
+        return answers, pipeline, [not agree(a, p) for a, p in zip(answers, pipeline)]
+
+    answers, pipeline, merged = decoded(QA_MAX_ANSWER_LEN)
+    if any(merged):
+        raise SystemExit(f"{family}: the pipeline merged windows: {pipeline} vs {answers}")
+    # A window holds at most ~23 context tokens, so a cap of 30 never binds: the same with 2. There
+    # BERT's first example gets "y" from two windows, and the pipeline sums their scores.
+    short_answers, short_pipeline, short_merged = decoded(2)
+    with open(os.path.join(out_dir, f"{family}-qa.json"), "w") as f:
+        json.dump({"examples": examples, "max_length": QA_MAX_LENGTH, "stride": QA_STRIDE,
+                   "max_answer_len": QA_MAX_ANSWER_LEN, "new": new, "answers": answers,
+                   "pipeline": pipeline,
+                   "short": {"max_answer_len": 2, "answers": short_answers, "pipeline": short_pipeline,
+                             "pipeline_merged": short_merged}},
+                  f, indent=1)
+    print(f"{family}: {windows} windows, samples {sample.tolist()}, labels "
+          f"{list(zip(starts, ends))}, loss {loss.item():.6f}", file=sys.stderr)
+
+
 def schedules(out_dir):
     total, warmup = 20, 5
     rows = {}
@@ -312,8 +519,13 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--only-token", action="store_true")
     ap.add_argument("--only-choice", action="store_true")
+    ap.add_argument("--only-qa", action="store_true")
     args = ap.parse_args()
     golden_dir = os.path.join(args.out, "golden")
+    if args.only_qa:
+        for family in QA_CLASSES:
+            qa_golden(family, os.path.join(args.out, f"tiny-{family}"), golden_dir)
+        return
     if args.only_choice:
         for family in CHOICE_CLASSES:
             choice_golden(family, os.path.join(args.out, f"tiny-{family}"), golden_dir)
@@ -360,6 +572,7 @@ def main():
         golden(family, model_dir, tokenizer, golden_dir, cls)
         token_golden(family, model_dir, golden_dir)
         choice_golden(family, model_dir, golden_dir)
+        qa_golden(family, model_dir, golden_dir)
         if family == "bert":
             pth_dir = os.path.join(args.out, "tiny-bert-pth-bf16")
             shutil.rmtree(pth_dir, ignore_errors=True)

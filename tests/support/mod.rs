@@ -121,3 +121,42 @@ pub fn synthetic_choices(path: &std::path::Path) {
     }
     std::fs::write(path, lines).unwrap();
 }
+
+/// A question-answering file anyone can learn: "which word is kind ?" over a passage of
+/// reviews where exactly one film is called kind words; the answer is that word. JSON lines in
+/// the Hugging Face `squad` layout.
+pub fn synthetic_answers(path: &std::path::Path) {
+    let kind = ["good", "great", "wonderful", "beautiful", "funny"];
+    let unkind = ["bad", "terrible", "dull", "awful", "boring", "stupid"];
+    let mut lines = String::new();
+    for i in 0..64usize {
+        let right = i % 5;
+        let mut context = String::new();
+        let mut start = 0;
+        for j in 0..5 {
+            let word = if j == right {
+                kind[(i + j) % kind.len()]
+            } else {
+                unkind[(i * 3 + j) % unkind.len()]
+            };
+            context.push_str("the film was ");
+            if j == right {
+                start = context.chars().count();
+            }
+            context.push_str(word);
+            context.push_str(" . ");
+        }
+        let answer = kind[(i + right) % kind.len()];
+        lines.push_str(
+            &serde_json::json!({
+                "id": format!("q{i}"),
+                "question": "which word is kind ?",
+                "context": context.trim_end(),
+                "answers": {"text": [answer], "answer_start": [start]},
+            })
+            .to_string(),
+        );
+        lines.push('\n');
+    }
+    std::fs::write(path, lines).unwrap();
+}

@@ -64,6 +64,13 @@ export type ChoicePrediction = {
   question: string; context?: string | null; options: string[]; answer: number; letter: string;
   probabilities: number[]; logits: number[]; ranking: number[]; truncated: boolean;
 };
+/** A question-answering file as it will be read: counts, the first questions, windows. */
+export type AnswerPreview = {
+  questions: number; answered: number; passages: number; windows: number; most_windows: number; max_length: number; stride: number;
+  samples: { line: number; question: string; context: string; answer: [string, number] | null; windows: number }[]; warnings: string[];
+};
+/** The answer a question-answering model found in a passage (character offsets). */
+export type AnswerPrediction = { question: string; context: string; answer: string; score: number; start: number; end: number; windows: number };
 /** One training option as the run configuration type describes it (its doc comment is the help). */
 export type TrainingOption = { key: string; default: any; help: string; kind: "bool" | "int" | "float" | "choice" | "text"; optional: boolean; choices: string[] };
 export type DatasetInfo = {
@@ -90,7 +97,8 @@ export type TokenPrediction = { text: string; entities: EntityPrediction[]; toke
 export type Predictions =
   | { task: "sequence-classification"; predictions: Prediction[] }
   | { task: "token-classification"; predictions: TokenPrediction[] }
-  | { task: "multiple-choice"; predictions: ChoicePrediction[] };
+  | { task: "multiple-choice"; predictions: ChoicePrediction[] }
+  | { task: "question-answering"; predictions: AnswerPrediction[] };
 
 /** How the labeling queue is ordered (hone_app::active::Strategy). */
 export type Strategy = "margin" | "least-confidence" | "entropy" | "random";
@@ -122,6 +130,8 @@ export const api = {
   datasetPreview: (path: string, spec?: SourceSpec) => invoke<FilePreview>("dataset_preview", { path, spec: spec ?? null }),
   choicePreview: (path: string, columns: ChoiceColumns, model: string | null, maxLength: number) =>
     invoke<ChoicePreview>("choice_preview", { path, columns, model, maxLength }),
+  answerPreview: (path: string, model: string | null, maxLength: number, stride: number) =>
+    invoke<AnswerPreview>("answer_preview", { path, model, maxLength, stride }),
   /** `labelMap` renames labels as they are read (class names for a 0/1 file). */
   datasetImport: (path: string, name: string, spec: SourceSpec, labelMap: Record<string, string> | null, onProgress: (p: { done: number; total: number }) => void) => {
     const channel = new Channel<{ done: number; total: number }>();
@@ -170,6 +180,8 @@ export const api = {
   predict: (runId: number, texts: string[]) => invoke<Predictions>("predict", { runId, texts }),
   predictChoices: (runId: number, question: string, context: string | null, options: string[]) =>
     invoke<Predictions>("predict_choices", { runId, question, context, options }),
+  predictAnswer: (runId: number, question: string, context: string) =>
+    invoke<Predictions>("predict_answer", { runId, question, context }),
   exportRun: (runId: number, dest: string, name: string) => invoke<string>("export_run", { runId, dest, name }),
   ensembleCreate: (runIds: number[], dest: string, name: string) =>
     invoke<[string, { task: string; members: { source: string }[]; mean: string }]>("ensemble_create", { runIds, dest, name, mean: null }),

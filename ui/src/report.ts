@@ -1,8 +1,8 @@
 import type { Series } from "./chart";
 // Evaluation reports of any task, read generically: a classification report (accuracy,
 // macro F1, per class, confusion matrix), an entity report (entity F1, precision, recall,
-// token accuracy, per entity type, worst sentences) or a multiple-choice report (accuracy,
-// MAP@3).
+// token accuracy, per entity type, worst sentences), a multiple-choice report (accuracy,
+// MAP@3) or a question-answering report (exact match, F1).
 
 /** True for a token-classification (entity) report. */
 export const isEntityReport = (r: any): boolean => r != null && typeof r.entity_f1 === "number";
@@ -10,9 +10,13 @@ export const isEntityReport = (r: any): boolean => r != null && typeof r.entity_
 /** True for a multiple-choice report. */
 export const isChoiceReport = (r: any): boolean => r != null && typeof r.map_at_3 === "number";
 
+/** True for a question-answering report (SQuAD exact match and F1). */
+export const isAnswerReport = (r: any): boolean => r != null && typeof r.exact_match === "number";
+
 /** The headline numbers of a report, as [label, value, is a share]. */
 export function headline(r: any): [string, number, boolean][] {
   if (!r) return [];
+  if (isAnswerReport(r)) return [["exact match", r.exact_match, true], ["F1", r.f1, false], ["loss", r.loss, false]];
   if (isEntityReport(r)) {
     return [["entity F1", r.entity_f1, false], ["precision", r.precision, false], ["recall", r.recall, false], ["token accuracy", r.token_accuracy, true], ["loss", r.loss, false]];
   }
@@ -30,11 +34,11 @@ export function summary(r: any): string {
 
 /** How a report field reads in a chart's legend ("map_at_3" → "MAP@3"). */
 export const metricLabel = (key: string): string =>
-  ({ map_at_3: "MAP@3", macro_f1: "macro F1", entity_f1: "entity F1", token_accuracy: "token accuracy" } as Record<string, string>)[key] ?? key.replace(/_/g, " ");
+  ({ exact_match: "exact match", f1: "F1", map_at_3: "MAP@3", macro_f1: "macro F1", entity_f1: "entity F1", token_accuracy: "token accuracy" } as Record<string, string>)[key] ?? key.replace(/_/g, " ");
 
 /** The report fields charted during training, by task. */
 export const chartedKeys = (r: any): string[] =>
-  isEntityReport(r) ? ["entity_f1", "token_accuracy"] : isChoiceReport(r) ? ["accuracy", "map_at_3"] : ["accuracy", "macro_f1"];
+  isEntityReport(r) ? ["entity_f1", "token_accuracy"] : isAnswerReport(r) ? ["exact_match", "f1"] : isChoiceReport(r) ? ["accuracy", "map_at_3"] : ["accuracy", "macro_f1"];
 
 /** One stored metric as a chart series, in the rows' order. */
 export function curveOf(rows: { step: number; name: string; value: number }[], name: string, label: string): Series {
@@ -45,6 +49,7 @@ export function curveOf(rows: { step: number; name: string; value: number }[], n
 /** The stored metric names of the validation chart, given which ones a run has. */
 export function validationSeries(names: Set<string>): [string, string][] {
   if (names.has("eval_entity_f1")) return [["eval_entity_f1", "entity F1"], ["eval_precision", "precision"], ["eval_recall", "recall"]];
+  if (names.has("eval_exact_match")) return [["eval_exact_match", "exact match"], ["eval_f1", "F1"]];
   if (names.has("eval_map_at_3")) return [["eval_accuracy", "accuracy"], ["eval_map_at_3", "MAP@3"]];
   return [["eval_accuracy", "accuracy"], ["eval_macro_f1", "macro F1"]];
 }

@@ -30,6 +30,8 @@ pub struct EvalFile<'a> {
     pub tag_columns: TagColumns,
     /// Multiple-choice models: the question, context, option and answer columns.
     pub choice_columns: Option<ChoiceColumns>,
+    /// Question-answering models: how passages are read.
+    pub answers: crate::predict::AnswerSettings,
 }
 
 /// A model's scores on a file, with what the user should know about how they were counted.
@@ -77,6 +79,15 @@ pub fn evaluate_file(
             let read = read_choice_examples(file.path, file.format, &columns)?;
             (read.examples, read.warnings)
         }
+        Task::QuestionAnswering => {
+            let read = hone_data::read_qa_examples(file.path)?;
+            return evaluate_answers(model, &read.examples, file.answers, batch_size).map(
+                |mut evaluation| {
+                    evaluation.notes.splice(0..0, read.warnings);
+                    evaluation
+                },
+            );
+        }
     };
     let mut evaluation = evaluate_examples(model, &examples, file.path, batch_size)?;
     evaluation.notes.splice(0..0, notes);
@@ -92,6 +103,12 @@ pub fn evaluate_examples(
     batch_size: usize,
 ) -> Result<Evaluation, AppError> {
     match model {
+        FineTunedModel::Answers(_) => evaluate_answers(
+            model,
+            examples,
+            crate::predict::AnswerSettings::default(),
+            batch_size,
+        ),
         FineTunedModel::Classes(_) | FineTunedModel::Choices(_) => {
             let scored = score_rows(model, examples, source, batch_size)?;
             Ok(Evaluation {
@@ -152,6 +169,52 @@ pub fn evaluate_examples(
             })
         }
     }
+}
+
+/// SQuAD exact match and F1 of a question-answering model on questions with gold answers.
+pub fn evaluate_answers(
+    model: &FineTunedModel,
+    examples: &[Example],
+    settings: crate::predict::AnswerSettings,
+    batch_size: usize,
+) -> Result<Evaluation, AppError> {
+    let FineTunedModel::Answers(p) = model else {
+        return Err(AppError::Invalid(format!(
+            "questions with passages are for question-answering models; this one is for {}",
+            model.task().display_name()
+        )));
+    };
+    let unanswered = examples.iter().filter(|e| e.answers.is_empty()).count();
+    if unanswered == examples.len() {
+        return Err(AppError::Invalid(
+            "none of the questions has a gold answer to score against".into(),
+        ));
+    }
+    let stride = settings.doc_stride.min(p.tokenizer().max_length() / 2);
+    let set = hone_engine::answers::encode_answers(
+        p.tokenizer(),
+        examples,
+        stride,
+        settings.max_answer_length,
+    )?;
+    let windows = set.len();
+    let notes = if unanswered > 0 {
+        vec![format!(
+            "{unanswered} questions have no gold answer and are not scored"
+        )]
+    } else {
+        Vec::new()
+    };
+    Ok(Evaluation {
+        report: evaluate(p.model(), &set, p.labels(), batch_size)?,
+        counted: format!("{} questions", examples.len() - unanswered),
+        truncated: (windows - examples.len()) as u64,
+        truncation_note: format!(
+            "passages were longer than {} tokens and were read in windows that share {stride} tokens (the count is the extra windows)",
+            p.tokenizer().max_length()
+        ),
+        notes,
+    })
 }
 
 /// One row of logits per example from a text classifier or a multiple-choice model, with

@@ -9,6 +9,7 @@
 
 pub mod active;
 pub mod allocator;
+pub mod answers;
 pub mod bench;
 pub mod card;
 pub mod choices;

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use hone_data::Example;
 use hone_engine::inference::{
-    ChoicePrediction, ChoicePredictor, Prediction, Predictor, TokenPrediction, TokenPredictor,
+    AnswerPrediction, AnswerPredictor, ChoicePrediction, ChoicePredictor, Prediction, Predictor,
+    TokenPrediction, TokenPredictor,
 };
 use hone_engine::models::{ModelSpec, Task};
 use hone_engine::DeviceSpec;
@@ -22,6 +23,8 @@ pub enum FineTunedModel {
     Tokens(TokenPredictor),
     /// `*ForMultipleChoice`: the options of a question ranked.
     Choices(ChoicePredictor),
+    /// `*ForQuestionAnswering`: the answer to a question found in a passage.
+    Answers(AnswerPredictor),
     /// Several runs' models of one task and classes, combined (`hone ensemble create`).
     Ensemble(Box<crate::ensemble::Ensemble>),
 }
@@ -33,6 +36,25 @@ pub enum Predictions {
     SequenceClassification(Vec<Prediction>),
     TokenClassification(Vec<TokenPrediction>),
     MultipleChoice(Vec<ChoicePrediction>),
+    QuestionAnswering(Vec<AnswerPrediction>),
+}
+
+/// How a question-answering model reads passages: windows sharing `doc_stride` tokens, answers
+/// of at most `max_answer_length` tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerSettings {
+    pub doc_stride: usize,
+    pub max_answer_length: usize,
+}
+
+impl Default for AnswerSettings {
+    /// The pipeline's stride (128) and Hone's longest answer (30 tokens, as `run_qa.py`).
+    fn default() -> Self {
+        AnswerSettings {
+            doc_stride: 128,
+            max_answer_length: 30,
+        }
+    }
 }
 
 impl FineTunedModel {
@@ -56,6 +78,9 @@ impl FineTunedModel {
             Some(Task::MultipleChoice) => {
                 FineTunedModel::Choices(ChoicePredictor::load(dir, device, max_length)?)
             }
+            Some(Task::QuestionAnswering) => {
+                FineTunedModel::Answers(AnswerPredictor::load(dir, device, max_length)?)
+            }
             Some(Task::SequenceClassification) | None => {
                 FineTunedModel::Classes(Predictor::load(dir, device, max_length)?)
             }
@@ -68,6 +93,7 @@ impl FineTunedModel {
             FineTunedModel::Classes(_) => Task::SequenceClassification,
             FineTunedModel::Tokens(_) => Task::TokenClassification,
             FineTunedModel::Choices(_) => Task::MultipleChoice,
+            FineTunedModel::Answers(_) => Task::QuestionAnswering,
             FineTunedModel::Ensemble(e) => e.manifest.task,
         }
     }
@@ -78,6 +104,7 @@ impl FineTunedModel {
             FineTunedModel::Classes(p) => p.labels(),
             FineTunedModel::Tokens(p) => p.labels(),
             FineTunedModel::Choices(p) => p.labels(),
+            FineTunedModel::Answers(p) => p.labels(),
             FineTunedModel::Ensemble(e) => &e.manifest.labels,
         }
     }
@@ -115,6 +142,9 @@ impl FineTunedModel {
             FineTunedModel::Choices(_) => Err(AppError::Invalid(
                 "this model picks among options: give a question and its options".into(),
             )),
+            FineTunedModel::Answers(_) => Err(AppError::Invalid(
+                "this model finds answers in a passage: give a question and its context".into(),
+            )),
             FineTunedModel::Ensemble(e) => {
                 let inputs: Vec<(String, Option<String>)> = texts
                     .iter()
@@ -143,6 +173,28 @@ impl FineTunedModel {
             )),
             other => Err(AppError::Invalid(format!(
                 "options are for multiple-choice models; this one is for {}",
+                other.task().display_name()
+            ))),
+        }
+    }
+
+    /// Answers each (question, passage) with a span of the passage; only question-answering
+    /// models answer.
+    pub fn predict_answers(
+        &self,
+        questions: &[(String, String)],
+        settings: AnswerSettings,
+        batch_size: usize,
+    ) -> Result<Predictions, AppError> {
+        match self {
+            FineTunedModel::Answers(p) => Ok(Predictions::QuestionAnswering(p.predict(
+                questions,
+                settings.doc_stride,
+                settings.max_answer_length,
+                batch_size,
+            )?)),
+            other => Err(AppError::Invalid(format!(
+                "a question with a passage is for question-answering models; this one is for {}",
                 other.task().display_name()
             ))),
         }

@@ -8,7 +8,7 @@ use hone_data::{
     read_choice_examples, read_examples, read_tagged, ChoiceColumns, ColumnSpec, Example,
     FileFormat, LabelSet, TagColumns,
 };
-use hone_engine::job::{choice_data, hold_out, tagged_data, TrainingData};
+use hone_engine::job::{answer_data, choice_data, hold_out, tagged_data, TrainingData};
 use hone_engine::models::Task;
 use hone_engine::TrainingConfig;
 use serde::{Deserialize, Serialize};
@@ -236,6 +236,7 @@ pub fn load_files(files: &FileData, task: Task, seed: u64) -> Result<TrainingDat
     match task {
         Task::TokenClassification => return load_tagged_files(files, seed),
         Task::MultipleChoice => return load_choice_files(files, seed),
+        Task::QuestionAnswering => return load_answer_files(files, seed),
         Task::SequenceClassification => {}
     }
     if !files.choice_columns.is_empty() || files.context_column.is_some() {
@@ -282,6 +283,25 @@ fn load_choice_files(files: &FileData, seed: u64) -> Result<TrainingData, AppErr
     let train = read(&files.train)?;
     let valid = files.valid.as_deref().map(&mut read).transpose()?;
     Ok(choice_data(
+        train,
+        valid,
+        files.valid_fraction,
+        seed,
+        notices,
+    )?)
+}
+
+/// SQuAD JSON or JSON lines with `question`, `context` and `answers` (the columns are fixed).
+fn load_answer_files(files: &FileData, seed: u64) -> Result<TrainingData, AppError> {
+    let mut notices = Vec::new();
+    let mut read = |path: &Path| -> Result<Vec<Example>, AppError> {
+        let file = hone_data::read_qa_examples(path)?;
+        notices.extend(file.warnings);
+        Ok(file.examples)
+    };
+    let train = read(&files.train)?;
+    let valid = files.valid.as_deref().map(&mut read).transpose()?;
+    Ok(answer_data(
         train,
         valid,
         files.valid_fraction,

@@ -164,9 +164,10 @@ fn stored_data(
         EngineTask::TokenClassification => {
             tagged_data(train, valid, data.valid_fraction, seed, Vec::new())
         }
-        EngineTask::MultipleChoice => {
+        EngineTask::MultipleChoice | EngineTask::QuestionAnswering => {
             return Err(AppError::Invalid(format!(
-                "dataset '{name}' holds {}; multiple choice trains from files (--train with --choice-columns)",
+                "dataset '{name}' holds {}; {} trains from files (--train)",
+                task.display_name(),
                 task.display_name()
             )))
         }
@@ -537,6 +538,20 @@ impl App {
             .as_u64()
             .map(|n| n as usize);
         Ok((dir, max_length))
+    }
+
+    /// How run `id`'s question-answering model reads passages: the stride and longest answer
+    /// it trained with.
+    pub fn run_answer_settings(&self, id: i64) -> Result<crate::predict::AnswerSettings, AppError> {
+        let run = self.store.run(id)?;
+        let training = &run.config["training"];
+        let defaults = hone_engine::TrainingConfig::default();
+        let read =
+            |key: &str, default: usize| training[key].as_u64().map_or(default, |n| n as usize);
+        Ok(crate::predict::AnswerSettings {
+            doc_stride: read("doc_stride", defaults.doc_stride),
+            max_answer_length: read("max_answer_length", defaults.max_answer_length),
+        })
     }
 
     /// Copies run `id`'s exported model (Hugging Face format, with its model card; not its

@@ -38,6 +38,11 @@ pub struct Example {
     /// Multiple choice: the options (`text` is the question, `text_pair` its context); the
     /// label is the right option's index.
     pub choices: Vec<String>,
+    /// Question answering: the gold answers in the context (`text` is the question,
+    /// `text_pair` the context); empty for an unanswered question.
+    pub answers: Vec<crate::AnswerSpan>,
+    /// Question answering: the question's id in its file, when it has one.
+    pub qa_id: Option<String>,
     /// Its id in Hone's database, when it was read from there (so a view can relabel it).
     pub stored_id: Option<i64>,
 }

@@ -9,6 +9,7 @@ pub mod format;
 pub mod labels;
 pub mod source;
 pub mod split;
+pub mod squad;
 pub mod tagged;
 pub mod tags;
 pub mod tokenize;
@@ -23,6 +24,9 @@ pub use format::FileFormat;
 pub use labels::LabelSet;
 pub use source::{fingerprint_file, refuse_binary_file, SourceReader, SourceRow, SourceSpec};
 pub use split::{epoch_order, stratified_holdout};
+pub use squad::{read_qa_examples, AnswerSpan};
 pub use tagged::{read_tagged, TagColumns, TaggedFile, TaggedSentence};
 pub use tags::{detect_scheme, entities, normalise_tags, to_iob2, Entity, TagError, TagScheme};
-pub use tokenize::{EncodedExample, EncodedText, EncodedWords, TextTokenizer, TOKENIZER_SOURCES};
+pub use tokenize::{
+    EncodedExample, EncodedText, EncodedWindow, EncodedWords, TextTokenizer, TOKENIZER_SOURCES,
+};

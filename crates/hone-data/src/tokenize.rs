@@ -92,6 +92,14 @@ pub struct EncodedText {
     pub subword: Vec<bool>,
 }
 
+/// One window of a (question, context) pair: its tokens, and each token's character range in
+/// the context (`None` for the question's tokens and special tokens).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedWindow {
+    pub example: EncodedExample,
+    pub context_offsets: Vec<Option<(usize, usize)>>,
+}
+
 /// A tokenizer for a model folder, truncating to a maximum length (longest text first for pairs,
 /// as `transformers` does with `truncation=True`).
 #[derive(Clone)]
@@ -313,6 +321,80 @@ impl TextTokenizer {
             offsets,
             subword,
         })
+    }
+
+    /// Encodes (question, context) pairs as windows of at most the maximum length that share
+    /// `stride` context tokens with the window before, the question whole in each: transformers'
+    /// `truncation="only_second", return_overflowing_tokens=True, stride=…` (the windows slide
+    /// over the passage's tokens, each assembled with the model's special tokens). Per pair,
+    /// its windows in order; offsets in characters of the context. A question so long that
+    /// the stride leaves no room for the passage is read with a smaller stride (half the
+    /// room), and one that fills half the window or more is cut to half of it first.
+    pub fn encode_windows<S: AsRef<str> + Sync>(
+        &self,
+        pairs: &[(S, S)],
+        stride: usize,
+    ) -> Result<Vec<Vec<EncodedWindow>>, DataError> {
+        let specials = self
+            .inner
+            .get_post_processor()
+            .map_or(0, |p| tokenizers::PostProcessor::added_tokens(p, true));
+        let usable = self.max_length.saturating_sub(specials);
+        // Questions and passages are tokenized alone with no post-processing (which trims
+        // byte-level offsets and must run once, on the assembled window).
+        let mut assemble = self.inner.clone();
+        assemble
+            .with_truncation(None)
+            .map_err(|e| DataError::Tokenizer {
+                path: self.source.clone(),
+                message: e.to_string(),
+            })?;
+        let mut raw = assemble.clone();
+        raw.with_post_processor(None::<tokenizers::PostProcessorWrapper>);
+        let encode = |texts: Vec<&str>| {
+            let inputs: Vec<tokenizers::EncodeInput> = texts.into_iter().map(Into::into).collect();
+            raw.encode_batch_char_offsets(inputs, false)
+                .map_err(|e| DataError::Encode(e.to_string()))
+        };
+        let questions = encode(pairs.iter().map(|(q, _)| q.as_ref()).collect())?;
+        let contexts = encode(pairs.iter().map(|(_, c)| c.as_ref()).collect())?;
+        let mut out = Vec::with_capacity(pairs.len());
+        for ((q, (question_text, _)), mut context) in questions.into_iter().zip(pairs).zip(contexts)
+        {
+            let mut question = q;
+            if question.len() >= usable / 2 && question.len() + stride + 1 > usable {
+                // Too long a question: keep its first half-window of tokens.
+                let keep = (usable / 2).max(1);
+                let end = question.get_offsets().get(keep - 1).map_or(0, |o| o.1);
+                let cut: String = question_text.as_ref().chars().take(end).collect();
+                question = encode(vec![cut.as_str()])?.pop().unwrap_or_default();
+            }
+            let room = usable.saturating_sub(question.len()).max(1);
+            let stride = if stride < room { stride } else { room / 2 };
+            context.truncate(room, stride, TruncationDirection::Right);
+            let rest = context.take_overflowing();
+            let mut windows = Vec::with_capacity(1 + rest.len());
+            for part in std::iter::once(context).chain(rest) {
+                let e = assemble
+                    .post_process(question.clone(), Some(part), true)
+                    .map_err(|e| DataError::Encode(e.to_string()))?;
+                windows.push(EncodedWindow {
+                    context_offsets: e
+                        .get_offsets()
+                        .iter()
+                        .zip(e.get_sequence_ids())
+                        .map(|(&span, seq)| (seq == Some(1)).then_some(span))
+                        .collect(),
+                    example: EncodedExample {
+                        input_ids: e.get_ids().to_vec(),
+                        type_ids: e.get_type_ids().to_vec(),
+                        truncated: false,
+                    },
+                });
+            }
+            out.push(windows);
+        }
+        Ok(out)
     }
 
     /// Writes `tokenizer.json` (without truncation or padding) into `dir`.

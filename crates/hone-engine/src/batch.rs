@@ -34,6 +34,11 @@ pub struct EncodedSet {
     pub token_labels: Vec<Vec<u32>>,
     /// Token tasks: per example, its words and their tags.
     pub words: Vec<WordTags>,
+    /// Question answering: per window (the examples are windows), the answer's start and end
+    /// token (`[0, 0]` when the window does not hold it); empty when unlabeled.
+    pub span_labels: Vec<[u32; 2]>,
+    /// Question answering: the questions and passages behind the windows.
+    pub passages: Option<crate::answers::Passages>,
 }
 
 impl EncodedSet {
@@ -69,7 +74,9 @@ impl EncodedSet {
     pub fn batch(&self, batcher: &Batcher, indices: &[usize]) -> Batch {
         let examples: Vec<&EncodedExample> =
             indices.iter().flat_map(|&i| self.sequences(i)).collect();
-        let labels: Vec<u32> = if self.labels.is_empty() {
+        let labels: Vec<u32> = if !self.span_labels.is_empty() {
+            indices.iter().flat_map(|&i| self.span_labels[i]).collect()
+        } else if self.labels.is_empty() {
             Vec::new()
         } else {
             indices.iter().map(|&i| self.labels[i]).collect()

@@ -97,6 +97,11 @@ pub struct TrainingConfig {
     /// Token classification: put each word's tag on every sub-token (B- turned into I- after
     /// the first) instead of the first sub-token only.
     pub label_all_subtokens: bool,
+    /// Question answering: context tokens a window shares with the one before when a passage
+    /// is longer than the maximum length (transformers' `doc_stride`).
+    pub doc_stride: usize,
+    /// Question answering: the longest answer, in tokens, inference may pick.
+    pub max_answer_length: usize,
     /// AdamW's decay rate of the gradient's running mean.
     pub beta1: f64,
     /// AdamW's decay rate of the squared gradient's running mean.
@@ -245,6 +250,8 @@ impl Default for TrainingConfig {
             head_warmup_epochs: 0,
             dropout: None,
             label_all_subtokens: false,
+            doc_stride: 32,
+            max_answer_length: 30,
             beta1: 0.9,
             beta2: 0.999,
             adam_eps: 1e-8,
@@ -293,6 +300,9 @@ impl TrainingConfig {
             if !(f > 0.0 && f <= 1.0) {
                 return bad(format!("layer LR decay must be in (0, 1], got {f}"));
             }
+        }
+        if self.max_answer_length == 0 {
+            return bad("the longest answer must be at least 1 token".into());
         }
         if let Some(p) = self.dropout {
             if !(0.0..1.0).contains(&p) {

@@ -69,6 +69,7 @@ fn model_card(model: &Model, labels: &[String], card: &ModelCard) -> String {
         Task::SequenceClassification => ("text-classification", "sequence classifier"),
         Task::TokenClassification => ("token-classification", "token classifier"),
         Task::MultipleChoice => ("multiple-choice", "multiple-choice scorer"),
+        Task::QuestionAnswering => ("question-answering", "answer-span scorer"),
     };
     let mut s = String::new();
     s.push_str(&format!(
@@ -83,13 +84,20 @@ fn model_card(model: &Model, labels: &[String], card: &ModelCard) -> String {
     } else {
         "classes"
     };
-    s.push_str(&format!(
-        "# {} fine-tuned with Hone\n\nA {} {what} with {} {unit}: {}.\n\n",
-        card.base_model,
-        model.spec().architecture(model.task()),
-        labels.len(),
-        labels.join(", ")
-    ));
+    let architecture = model.spec().architecture(model.task());
+    if model.task() == Task::QuestionAnswering {
+        s.push_str(&format!(
+            "# {} fine-tuned with Hone\n\nA {architecture} {what}: for each token of a passage, the score of the answer starting and of it ending there.\n\n",
+            card.base_model,
+        ));
+    } else {
+        s.push_str(&format!(
+            "# {} fine-tuned with Hone\n\nA {architecture} {what} with {} {unit}: {}.\n\n",
+            card.base_model,
+            labels.len(),
+            labels.join(", ")
+        ));
+    }
     s.push_str(&format!(
         "Trained on {} examples, validated on {}.\n\n",
         card.train_examples, card.valid_examples
@@ -133,12 +141,19 @@ fn model_card(model: &Model, labels: &[String], card: &ModelCard) -> String {
                 r.loss, r.accuracy, r.map_at_3, r.examples
             ));
         }
+        Some(Report::Answers(r)) => {
+            s.push_str(&format!(
+                "## Validation (best checkpoint{step}; SQuAD v1.1 scores)\n\n| metric | value |\n|---|---|\n| loss | {:.4} |\n| exact match | {:.4} |\n| F1 | {:.4} |\n| questions | {} |\n| windows | {} |\n\n",
+                r.loss, r.exact_match, r.f1, r.examples, r.windows
+            ));
+        }
         None => {}
     }
     let call = match model.task() {
         Task::SequenceClassification => "classifier = pipeline(\"text-classification\", model=\"PATH_TO_THIS_FOLDER\")\nprint(classifier(\"your text\"))",
         Task::TokenClassification => "classifier = pipeline(\"token-classification\", model=\"PATH_TO_THIS_FOLDER\", aggregation_strategy=\"first\")\nprint(classifier(\"your text\"))",
         Task::MultipleChoice => "from transformers import AutoModelForMultipleChoice, AutoTokenizer\ntokenizer = AutoTokenizer.from_pretrained(\"PATH_TO_THIS_FOLDER\")\nmodel = AutoModelForMultipleChoice.from_pretrained(\"PATH_TO_THIS_FOLDER\")\nquestion, options = \"your question\", [\"option A\", \"option B\"]\nenc = tokenizer([question] * len(options), options, return_tensors=\"pt\", padding=True)\nscores = model(**{k: v.unsqueeze(0) for k, v in enc.items()}).logits[0]\nprint(scores.softmax(-1))",
+        Task::QuestionAnswering => "answerer = pipeline(\"question-answering\", model=\"PATH_TO_THIS_FOLDER\")\nprint(answerer(question=\"your question\", context=\"the passage that holds the answer\"))",
     };
     s.push_str(&format!(
         "## Use\n\n```python\nfrom transformers import pipeline\n{call}\n```\n\n"

@@ -45,7 +45,10 @@ pub fn logits_with(
     batch_size: usize,
     stepper: &mut Stepper,
 ) -> Result<Vec<Vec<f32>>, EngineError> {
-    if model.task() == Task::TokenClassification {
+    if matches!(
+        model.task(),
+        Task::TokenClassification | Task::QuestionAnswering
+    ) {
         return Err(EngineError::InvalidConfig(format!(
             "per-example logits need a sequence or multiple-choice head, this model is for {}",
             model.task().name()
@@ -58,7 +61,8 @@ pub fn logits_with(
 }
 
 /// Logits of every example of `set`, in the set's order: one row for sequence heads, one per
-/// token (special tokens included) for token heads. Evaluation mode, length-sorted batches
+/// token (special tokens included) for token heads, a row of start and a row of end scores
+/// over its tokens for a question-answering window. Evaluation mode, length-sorted batches
 /// of `batch_size`.
 pub fn example_logits(
     model: &Model,
@@ -74,6 +78,20 @@ pub fn example_logits(
         let mut batch = set.batch(&batcher, chunk);
         batch.labels.clear();
         let logits = stepper.logits(model, &batch)?;
+        if model.task() == Task::QuestionAnswering {
+            // Two rows per window, each as long as the batch's longest.
+            for (row, &i) in chunk.iter().enumerate() {
+                let n = set.examples[i].input_ids.len();
+                let width = logits.classes;
+                let starts = &logits.values[2 * row * width..][..n];
+                let ends = &logits.values[(2 * row + 1) * width..][..n];
+                out[i] = Logits {
+                    values: [starts, ends].concat(),
+                    classes: n,
+                };
+            }
+            continue;
+        }
         let mut at = 0;
         for &i in chunk {
             let rows = if per_token {
@@ -156,9 +174,17 @@ pub fn evaluate_with(
     batch_size: usize,
     stepper: &mut Stepper,
 ) -> Result<(Report, Option<ExampleLogits>), EngineError> {
-    if model.task() == Task::TokenClassification {
-        let report = evaluate_tokens(model, set, labels, batch_size, stepper)?;
-        return Ok((Report::Entities(report), None));
+    match model.task() {
+        Task::TokenClassification => {
+            let report = evaluate_tokens(model, set, labels, batch_size, stepper)?;
+            return Ok((Report::Entities(report), None));
+        }
+        Task::QuestionAnswering => {
+            let logits = example_logits(model, set, batch_size, stepper)?;
+            let (report, _) = crate::answers::answer_report(set, &logits)?;
+            return Ok((Report::Answers(report), None));
+        }
+        _ => {}
     }
     let rows = logits_with(model, set, batch_size, stepper)?;
     let report = report_from_rows(model.task(), &rows, &set.labels, labels);
@@ -280,7 +306,7 @@ macro_rules! derefs_to_finetuned {
         }
     )*};
 }
-derefs_to_finetuned!(Predictor, TokenPredictor, ChoicePredictor);
+derefs_to_finetuned!(Predictor, TokenPredictor, ChoicePredictor, AnswerPredictor);
 
 impl Finetuned {
     /// Loads `dir` as a `task` model; a folder fine-tuned for another task, or without a head
@@ -297,7 +323,7 @@ impl Finetuned {
         let fits = match task {
             // Folders from before `architectures` carried the task are sequence classifiers.
             Task::SequenceClassification => found.is_none_or(|t| t == task),
-            Task::TokenClassification | Task::MultipleChoice => found == Some(task),
+            _ => found == Some(task),
         };
         if !fits {
             return Err(match found {
@@ -681,5 +707,101 @@ impl ChoicePredictor {
             }
         }
         Ok(out)
+    }
+}
+
+/// A question, its passage and the answer a model reads from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerPrediction {
+    pub question: String,
+    pub context: String,
+    /// The answer's text (empty when the passage has no token to answer with).
+    pub answer: String,
+    /// Its probability (start × end, in its window).
+    pub score: f64,
+    /// Character offsets of the answer in the passage: `start..end`.
+    pub start: usize,
+    pub end: usize,
+    /// Windows the passage was read in.
+    pub windows: usize,
+}
+
+/// A fine-tuned extractive question-answering model loaded from a model folder.
+pub struct AnswerPredictor {
+    loaded: Finetuned,
+}
+
+impl AnswerPredictor {
+    /// Loads a question-answering model folder (`*ForQuestionAnswering`). `max_length`
+    /// defaults to the model's maximum, and 384 at most (the pipeline's).
+    pub fn load(
+        dir: &Path,
+        device: &Device,
+        max_length: Option<usize>,
+    ) -> Result<Self, EngineError> {
+        Ok(AnswerPredictor {
+            loaded: Finetuned::load(
+                dir,
+                Task::QuestionAnswering,
+                device,
+                Some(max_length.unwrap_or(384)),
+            )?,
+        })
+    }
+
+    /// Answers each (question, passage), reading long passages in windows that share
+    /// `stride` tokens; answers are at most `max_answer_length` tokens.
+    pub fn predict(
+        &self,
+        questions: &[(String, String)],
+        stride: usize,
+        max_answer_length: usize,
+        batch_size: usize,
+    ) -> Result<Vec<AnswerPrediction>, EngineError> {
+        let examples: Vec<hone_data::Example> = questions
+            .iter()
+            .map(|(q, c)| hone_data::Example {
+                text: q.clone(),
+                text_pair: Some(c.clone()),
+                ..Default::default()
+            })
+            .collect();
+        let stride = stride.min(self.loaded.tokenizer.max_length() / 2);
+        let set = crate::answers::encode_answers(
+            &self.loaded.tokenizer,
+            &examples,
+            stride,
+            max_answer_length,
+        )?;
+        let model = &self.loaded.model;
+        let logits = example_logits(model, &set, batch_size, &mut Stepper::new(model, true))?;
+        let (answers, _) = crate::answers::read_answers(&set, &logits)?;
+        let windows = set
+            .passages
+            .as_ref()
+            .map(|p| p.windows_by_question())
+            .unwrap_or_default();
+        Ok(questions
+            .iter()
+            .zip(answers)
+            .zip(windows)
+            .map(|(((question, context), found), range)| {
+                let found = found.unwrap_or(crate::answers::FoundAnswer {
+                    answer: String::new(),
+                    score: 0.0,
+                    start: 0,
+                    end: 0,
+                });
+                AnswerPrediction {
+                    question: question.clone(),
+                    context: context.clone(),
+                    answer: found.answer,
+                    score: found.score,
+                    start: found.start,
+                    end: found.end,
+                    windows: range.len(),
+                }
+            })
+            .collect())
     }
 }

@@ -157,6 +157,44 @@ pub fn choice_data(
     })
 }
 
+/// The two scores per token of a question-answering head.
+pub const SPAN_LABELS: [&str; 2] = ["start", "end"];
+
+/// Question-answering data: the validation questions given, or else a seeded share of the
+/// training ones. Training needs every question answered.
+pub fn answer_data(
+    train: Vec<Example>,
+    valid: Option<Vec<Example>>,
+    valid_fraction: f64,
+    seed: u64,
+    notices: Vec<String>,
+) -> Result<TrainingData, EngineError> {
+    if let Some(e) = train.iter().find(|e| e.answers.is_empty()) {
+        return Err(EngineError::InvalidConfig(format!(
+            "question {}{} has no answer; training needs one for every question",
+            e.line,
+            e.qa_id
+                .as_deref()
+                .map(|i| format!(" ({i})"))
+                .unwrap_or_default()
+        )));
+    }
+    let (train, valid) = match valid {
+        Some(valid) => (train, valid),
+        None => {
+            let unstratified = vec![0; train.len()];
+            hold_out(train, &unstratified, valid_fraction, seed)
+        }
+    };
+    Ok(TrainingData {
+        task: Task::QuestionAnswering,
+        labels: LabelSet::from_names(SPAN_LABELS.iter().map(|s| s.to_string()).collect()),
+        train,
+        valid,
+        notices,
+    })
+}
+
 /// The text paired with each option: the question, after its context when there is one.
 pub fn choice_prompt(e: &Example) -> String {
     match &e.text_pair {
@@ -217,18 +255,27 @@ pub fn encode_choices(
     })
 }
 
-fn encode(
+/// Encodes examples for `task` with the run's options.
+pub fn encode(
     tokenizer: &TextTokenizer,
     labels: &LabelSet,
     examples: &[Example],
     task: Task,
-    label_all_subtokens: bool,
+    cfg: &TrainingConfig,
 ) -> Result<EncodedSet, EngineError> {
     match task {
         Task::TokenClassification => {
-            return encode_tagged(tokenizer, labels, examples, label_all_subtokens, true)
+            return encode_tagged(tokenizer, labels, examples, cfg.label_all_subtokens, true)
         }
         Task::MultipleChoice => return encode_choices(tokenizer, examples, labels.len()),
+        Task::QuestionAnswering => {
+            return crate::answers::encode_answers(
+                tokenizer,
+                examples,
+                cfg.doc_stride,
+                cfg.max_answer_length,
+            )
+        }
         Task::SequenceClassification => {}
     }
     let texts: Vec<(&str, Option<&str>)> = examples
@@ -341,9 +388,8 @@ pub fn fine_tune_data(
     }
     let tokenizer = TextTokenizer::from_model_dir(paths.model, max_length)?;
     let task = data.task;
-    let all = cfg.label_all_subtokens;
-    let train = encode(&tokenizer, labels, &data.train, task, all)?;
-    let valid = encode(&tokenizer, labels, &data.valid, task, all)?;
+    let train = encode(&tokenizer, labels, &data.train, task, cfg)?;
+    let valid = encode(&tokenizer, labels, &data.valid, task, cfg)?;
 
     let model = Model::load(
         paths.model,

@@ -1,5 +1,6 @@
 //! Hone's training engine: trainable transformer encoders on candle (BERT, DistilBERT,
-//! RoBERTa / XLM-R) with sequence and token classification heads, each written once over a
+//! RoBERTa / XLM-R) with sequence classification, token classification, multiple-choice and
+//! question-answering heads, each written once over a
 //! [`graph::Graph`] that runs on fused CPU kernels or on candle's autograd, loading and exporting Hugging Face
 //! folders, AdamW with parameter groups, LR schedules, fine-tuning recipes, metrics and the
 //! training loop. Knows nothing of SQLite, Tauri or HTTP.
@@ -7,6 +8,7 @@
 //! Every op used in a forward pass that is trained carries a gradient (candle's fused
 //! `softmax_last_dim`, `layer_norm`, `rms_norm`, `rope` and `sdpa` do not; see `ops`).
 
+pub mod answers;
 pub mod batch;
 pub mod bench;
 pub mod checkpoint;

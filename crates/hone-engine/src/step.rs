@@ -13,6 +13,7 @@ use hone_data::Batch;
 use crate::cpu::HostGrads;
 use crate::graph::autograd::{cross_entropy_sum, AutogradGraph};
 use crate::graph::host::{self, cross_entropy_grad, HostGraph, Pool, WeightGuards};
+use crate::graph::tokens::LabelsPer;
 use crate::graph::Tokens;
 use crate::models::Model;
 use crate::optim::{AdamW, Gradients};
@@ -270,6 +271,12 @@ fn autograd_step(
 /// The CPU graph's logits as rows of classes: each question's options in one row, the ones
 /// that pad it out of the softmax.
 fn host_logits(logits: &host::HostValue, tokens: &Tokens) -> Logits {
+    if tokens.labels_per() == LabelsPer::Span {
+        return Logits {
+            values: tokens.span_rows(logits.data()),
+            classes: tokens.max_len(),
+        };
+    }
     let mut values = logits.data().to_vec();
     tokens.mask_padded_options(&mut values);
     Logits {
@@ -284,6 +291,9 @@ fn grouped(
     logits: candle_core::Tensor,
     tokens: &Tokens,
 ) -> Result<candle_core::Tensor, EngineError> {
+    if tokens.labels_per() == LabelsPer::Span {
+        return span_rows(&logits, tokens);
+    }
     let group = tokens.group();
     let logits = match tokens.padded_options() {
         [] => logits,
@@ -301,6 +311,33 @@ fn grouped(
         return Ok(logits);
     }
     Ok(logits.reshape((rows / group, cols * group))?)
+}
+
+/// [`Tokens::span_rows`] on a tensor: `[tokens × 2]` → `[2·sequences × longest]`, the slots
+/// past a sequence's end at [`crate::graph::PADDED_OPTION_SCORE`].
+fn span_rows(
+    logits: &candle_core::Tensor,
+    tokens: &Tokens,
+) -> Result<candle_core::Tensor, EngineError> {
+    use candle_core::Tensor;
+    let (b, width) = (tokens.sequences(), tokens.max_len());
+    let mut index = vec![0u32; b * width];
+    let mut shift = vec![crate::graph::PADDED_OPTION_SCORE; b * width];
+    for (row, span) in tokens.spans().iter().enumerate() {
+        for j in 0..span.len {
+            index[row * width + j] = (span.start + j) as u32;
+            shift[row * width + j] = 0.0;
+        }
+    }
+    let dev = logits.device();
+    let index = Tensor::from_vec(index, b * width, dev)?;
+    let shift = Tensor::from_vec(shift, (b * width, 1), dev)?.to_dtype(logits.dtype())?;
+    Ok(logits
+        .index_select(&index, 0)?
+        .broadcast_add(&shift)?
+        .reshape((b, width, 2))?
+        .transpose(1, 2)?
+        .reshape((2 * b, width))?)
 }
 
 fn tensor_logits(t: &candle_core::Tensor) -> Result<Logits, EngineError> {

@@ -31,16 +31,32 @@ fn both_graphs_give_the_same_loss_and_gradients_for_every_family_and_head() {
                     labels: vec![2, 0],
                     ..batch
                 },
+                // An answer's start and end token inside each sequence.
+                Task::QuestionAnswering => {
+                    let s = batch.seq_len;
+                    let labels = (0..batch.batch_size)
+                        .flat_map(|r| {
+                            let len = batch.attention_mask[r * s..(r + 1) * s]
+                                .iter()
+                                .filter(|&&m| m == 1)
+                                .count() as u32;
+                            [(r as u32 + 1) % len, (r as u32 + 3) % len]
+                        })
+                        .collect();
+                    hone_data::Batch { labels, ..batch }
+                }
             };
             let case = format!("{family} {}", task.name());
             let host = gradients(&model, &batch, true, HoneRng::new(1, 1)).unwrap();
             let auto = gradients(&model, &batch, false, HoneRng::new(1, 1)).unwrap();
-            let rows = match task {
-                Task::SequenceClassification => 6,
-                Task::TokenClassification => batch.real_tokens(),
-                Task::MultipleChoice => 2,
+            let values = match task {
+                Task::SequenceClassification => 6 * 3,
+                Task::TokenClassification => batch.real_tokens() * 3,
+                Task::MultipleChoice => 2 * 3,
+                // A start and an end row per sequence, as long as the longest.
+                Task::QuestionAnswering => 2 * 6 * host.logits.classes,
             };
-            assert_eq!(host.logits.values.len(), rows * 3, "{case}");
+            assert_eq!(host.logits.values.len(), values, "{case}");
             let to_tensor =
                 |v: &[f32]| candle_core::Tensor::from_slice(v, v.len(), &Device::Cpu).unwrap();
             let err = common::relative_error(
@@ -67,11 +83,17 @@ fn both_graphs_give_the_same_loss_and_gradients_for_every_family_and_head() {
             for p in model.params().all() {
                 let (h, a) = (&host.grads[p.name()], &auto.grads[p.name()]);
                 let key_bias = p.name().ends_with("key.bias") || p.name().ends_with("k_lin.bias");
-                let option_bias = task == Task::MultipleChoice && p.name() == "classifier.bias";
+                // A shift shared by every option of a question, or by every token of a window
+                // (the span scorer's bias, and the last layer's output norm bias, which only
+                // feeds the span scorer): the softmax ignores it.
+                let option_bias = (task == Task::MultipleChoice && p.name() == "classifier.bias")
+                    || (task == Task::QuestionAnswering
+                        && (p.name() == "qa_outputs.bias" || last_norm_bias(p.name())));
                 if option_bias {
                     // Exactly zero in theory: both are rounding noise, far below the rest.
                     for g in [h, a] {
-                        assert!(common::max_abs(g) < largest * 1e-5, "{case}: option bias");
+                        let ratio = common::max_abs(g) / largest;
+                        assert!(ratio < 1e-5, "{case}: {} {ratio:.2e}", p.name());
                     }
                     continue;
                 }
@@ -143,4 +165,10 @@ fn padded_options_take_no_part_in_the_loss_on_either_graph() {
             }
         }
     }
+}
+
+/// The output norm bias of the last layer of the tiny models (2 layers) where nothing but the
+/// span scorer follows it (DistilBERT's `qa_dropout` masks tokens unevenly, so its moves).
+fn last_norm_bias(name: &str) -> bool {
+    name.ends_with("layer.1.output.LayerNorm.bias")
 }

@@ -378,6 +378,208 @@ fn multiple_choice_logits_loss_and_every_gradient_match_transformers_on_both_gra
     }
 }
 
+/// Question answering: a `*ForQuestionAnswering` head (`qa_outputs`; its weights from the
+/// reference) on the windows of two passages (max length 32, stride 8), on both graphs. The
+/// softmax over a window's tokens leaves its padding out (Hone packs the windows; the
+/// reference masks them the same way). Hone's own windows, labels and answers are the
+/// reference's.
+#[test]
+fn question_answering_logits_loss_and_every_gradient_match_transformers_on_both_graphs() {
+    for family in FAMILIES {
+        let dir = common::fixtures().join("golden");
+        let want: std::collections::HashMap<String, candle_core::Tensor> =
+            candle_core::safetensors::load(
+                dir.join(format!("{family}-qa.safetensors")),
+                &Device::Cpu,
+            )
+            .unwrap();
+        let meta: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{family}-qa.json"))).unwrap(),
+        )
+        .unwrap();
+        let model = Model::load(
+            &tiny_model(family),
+            Task::QuestionAnswering,
+            2,
+            Some(0.0),
+            &Device::Cpu,
+            0,
+        )
+        .unwrap();
+        let mut new: Vec<String> = meta["new"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect();
+        new.sort();
+        let mut got_new = model.newly_initialized().to_vec();
+        got_new.sort();
+        assert_eq!(got_new, new, "{family}: new head tensors");
+        for name in &new {
+            let p = model.params().get(name).unwrap();
+            p.var().set(&want[&format!("head.{name}")]).unwrap();
+        }
+        // Hone's own windows of the questions: the reference's ids and labels.
+        let examples: Vec<hone_data::Example> = meta["examples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| hone_data::Example {
+                text: q["question"].as_str().unwrap().into(),
+                text_pair: Some(q["context"].as_str().unwrap().into()),
+                answers: q["answers"]["text"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .zip(q["answers"]["answer_start"].as_array().unwrap())
+                    .map(|(t, s)| hone_data::AnswerSpan {
+                        text: t.as_str().unwrap().into(),
+                        start: s.as_u64().unwrap() as usize,
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect();
+        let max_length = meta["max_length"].as_u64().unwrap() as usize;
+        let stride = meta["stride"].as_u64().unwrap() as usize;
+        let tokenizer = TextTokenizer::from_model_dir(&tiny_model(family), max_length).unwrap();
+        let set = hone_engine::answers::encode_answers(&tokenizer, &examples, stride, 30).unwrap();
+        let batcher = hone_data::Batcher::new(model.spec().encoder.pad_token_id);
+        let all: Vec<usize> = (0..set.len()).collect();
+        let batch = set.batch(&batcher, &all);
+        let ids = &want["input.input_ids"];
+        let (w, s) = ids.dims2().unwrap();
+        assert_eq!(
+            (batch.batch_size, batch.seq_len),
+            (w, s),
+            "{family}: windows"
+        );
+        assert_eq!(batch.input_ids, as_u32(ids), "{family}: input ids");
+        let mask = as_u32(&want["input.attention_mask"]);
+        assert_eq!(batch.attention_mask, mask, "{family}: mask");
+        if let Some(types) = want.get("input.token_type_ids") {
+            assert_eq!(batch.token_type_ids, as_u32(types), "{family}: segments");
+        }
+        let (starts, ends) = (
+            as_u32(&want["start_positions"]),
+            as_u32(&want["end_positions"]),
+        );
+        let labels: Vec<u32> = starts
+            .iter()
+            .zip(&ends)
+            .flat_map(|(&a, &b)| [a, b])
+            .collect();
+        assert_eq!(batch.labels, labels, "{family}: start and end labels");
+        assert!(
+            labels.contains(&0) && labels.iter().any(|&y| y > 0),
+            "{family}: both kinds of window"
+        );
+        // The reference's scores of real tokens, as Hone lays them out: per window its
+        // starts, then its ends.
+        let ref_rows: Vec<f32> = {
+            let st = want["start_logits"]
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let en = want["end_logits"]
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            (0..w)
+                .flat_map(|r| [&st[r * s..(r + 1) * s], &en[r * s..(r + 1) * s]])
+                .flatten()
+                .copied()
+                .collect()
+        };
+        let real: Vec<bool> = (0..w)
+            .flat_map(|r| {
+                let m = &mask[r * s..(r + 1) * s];
+                [m, m]
+            })
+            .flatten()
+            .map(|&m| m == 1)
+            .collect();
+        let pick = |v: &[f32]| -> Vec<f32> {
+            v.iter()
+                .zip(&real)
+                .filter(|(_, &r)| r)
+                .map(|(&x, _)| x)
+                .collect()
+        };
+        let want_logits = pick(&ref_rows);
+        let n = want_logits.len();
+        let want_logits = candle_core::Tensor::from_vec(want_logits, n, &Device::Cpu).unwrap();
+        let floor = gradient_floor(&want);
+        for fast in [true, false] {
+            let path = if fast { "CPU graph" } else { "autograd" };
+            let got =
+                hone_engine::step::gradients(&model, &batch, fast, HoneRng::new(0, 0)).unwrap();
+            assert_eq!(got.logits.classes, s, "{family} {path}");
+            let logits =
+                candle_core::Tensor::from_vec(pick(&got.logits.values), n, &Device::Cpu).unwrap();
+            let err = relative_error(&logits, &want_logits);
+            assert!(err < TOLERANCE, "{family} {path} span logits: {err:.2e}");
+            let want_loss = want["loss"].to_vec1::<f32>().unwrap()[0] as f64;
+            assert!(
+                (got.loss - want_loss).abs() / want_loss < TOLERANCE,
+                "{family} {path} span loss {} vs {want_loss}",
+                got.loss
+            );
+            let reference_count = want.keys().filter(|k| k.starts_with("grad.")).count();
+            assert_eq!(
+                got.grads.len(),
+                reference_count,
+                "{family} {path}: parameters"
+            );
+            for p in model.params().all() {
+                let reference = want
+                    .get(&format!("grad.{}", p.name()))
+                    .unwrap_or_else(|| panic!("{family}: no reference gradient for {}", p.name()));
+                let err = relative_error_with_floor(&got.grads[p.name()], reference, floor);
+                assert!(
+                    err < TOLERANCE,
+                    "{family} {path} span grad {}: relative error {err:.2e}",
+                    p.name()
+                );
+            }
+        }
+        // The answers Hone reads from its scores are the question-answering pipeline's (run
+        // by tests/reference/qa_pipeline.py): with answers of up to 30 tokens, and of up to 2,
+        // where two windows' same answer merges into one with their summed score.
+        let mut stepper = hone_engine::step::Stepper::new(&model, true);
+        let logits = hone_engine::inference::example_logits(&model, &set, 8, &mut stepper).unwrap();
+        let passages = set.passages.as_ref().unwrap();
+        for (expected, max_len) in [(&meta["pipeline"], 30), (&meta["short"]["pipeline"], 2)] {
+            for (i, (range, want)) in passages
+                .windows_by_question()
+                .into_iter()
+                .zip(expected.as_array().unwrap())
+                .enumerate()
+            {
+                let windows: Vec<_> = range
+                    .map(|w| (&logits[w], &passages.offsets[w][..]))
+                    .collect();
+                let got =
+                    hone_engine::answers::best_answer(&windows, &passages.contexts[i], max_len)
+                        .unwrap();
+                let what = format!("{family} answer {i} (longest {max_len})");
+                assert_eq!(got.answer, want["answer"].as_str().unwrap(), "{what}");
+                assert_eq!(got.start as u64, want["start"].as_u64().unwrap(), "{what}");
+                assert_eq!(got.end as u64, want["end"].as_u64().unwrap(), "{what}");
+                let score = want["score"].as_f64().unwrap();
+                assert!(
+                    (got.score - score).abs() / score < 1e-3,
+                    "{what}: score {} vs {score}",
+                    got.score
+                );
+            }
+        }
+    }
+}
+
 /// 1e-3 × the largest reference gradient: the scale below which gradients are rounding noise
 /// (attention key biases have an exactly zero gradient).
 fn gradient_floor(want: &std::collections::HashMap<String, candle_core::Tensor>) -> f64 {
@@ -542,5 +744,68 @@ fn schedules_match_transformers() {
                 "{name} step {step}: {got} vs {want}"
             );
         }
+    }
+}
+
+/// SQuAD exact match and F1, and MAP@k, against the reference implementations (the official
+/// SQuAD v1.1 evaluation functions, Kaggle's MAP@k) on fixed predictions
+/// (tests/reference/squad_metric.py).
+#[test]
+fn squad_and_map_scores_match_the_reference_implementations() {
+    use hone_engine::metrics::answers::{exact_match, f1_score, AnswerReport};
+    use hone_engine::metrics::choices::{map_at_k, rank_of};
+    let path = common::fixtures().join("golden/metrics.json");
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let (mut predictions, mut gold) = (Vec::new(), Vec::new());
+    for case in want["squad"].as_array().unwrap() {
+        let p = case["prediction"].as_str().unwrap();
+        let answers = strings(&case["answers"]);
+        let best =
+            |score: fn(&str, &str) -> f64| answers.iter().map(|g| score(p, g)).fold(0.0, f64::max);
+        assert_eq!(
+            best(exact_match),
+            case["exact_match"].as_f64().unwrap(),
+            "{case}"
+        );
+        assert!(
+            (best(f1_score) - case["f1"].as_f64().unwrap()).abs() < 1e-12,
+            "{case}"
+        );
+        predictions.push(p.to_string());
+        gold.push(answers);
+    }
+    let report = AnswerReport::from_answers(&predictions, &gold, 0.0, 0);
+    let total = &want["squad_total"];
+    assert!((report.exact_match - total["exact_match"].as_f64().unwrap()).abs() < 1e-12);
+    assert!((report.f1 - total["f1"].as_f64().unwrap()).abs() < 1e-12);
+
+    let mut ranks = Vec::new();
+    for case in want["map"].as_array().unwrap() {
+        let scores: Vec<f32> = case["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_f64().unwrap() as f32)
+            .collect();
+        let answer = case["answer"].as_u64().unwrap() as usize;
+        let rank = rank_of(&scores, answer);
+        for k in [1, 3, 5] {
+            let got = map_at_k(&[rank], k);
+            let expected = case[format!("map_at_{k}")].as_f64().unwrap();
+            assert!((got - expected).abs() < 1e-12, "MAP@{k} of {case}: {got}");
+        }
+        ranks.push(rank);
+    }
+    for k in [1, 3, 5] {
+        let expected = want["map_total"][format!("map_at_{k}")].as_f64().unwrap();
+        assert!((map_at_k(&ranks, k) - expected).abs() < 1e-12, "MAP@{k}");
     }
 }

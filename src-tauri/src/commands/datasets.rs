@@ -51,6 +51,30 @@ pub async fn choice_preview(
     .await
 }
 
+/// Questions in a picked SQuAD JSON or JSON lines file: counts, the first questions and,
+/// with `model`, how many windows their passages make at `max_length` and `stride`.
+#[tauri::command]
+pub async fn answer_preview(
+    state: State<'_, Arc<DesktopState>>,
+    path: PathBuf,
+    model: Option<PathBuf>,
+    max_length: usize,
+    stride: usize,
+) -> CommandResult<hone_app::answers::AnswerPreview> {
+    let path = state.allowed(&path)?;
+    let model = model.map(|m| state.known_model_dir(&m)).transpose()?;
+    super::blocking(move || {
+        Ok(hone_app::answers::preview_answers(
+            &path,
+            model.as_deref(),
+            max_length,
+            stride,
+            3,
+        )?)
+    })
+    .await
+}
+
 /// Lengths of a stored dataset's examples in the tokens of a known model (a sample of up to
 /// 2,000), for the Train page's speed estimate.
 #[tauri::command]

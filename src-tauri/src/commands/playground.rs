@@ -55,6 +55,26 @@ pub async fn predict_choices(
     .await
 }
 
+/// Answers a question from a passage with run `run_id`'s question-answering model, reading
+/// the passage as the run was trained to (its stride and longest answer).
+#[tauri::command]
+pub async fn predict_answer(
+    state: State<'_, Arc<DesktopState>>,
+    run_id: i64,
+    question: String,
+    context: String,
+) -> CommandResult<Predictions> {
+    let state = state.inner().clone();
+    super::blocking(move || {
+        let app = state.app()?;
+        let (dir, max_length) = app.run_model(run_id)?;
+        let settings = app.run_answer_settings(run_id)?;
+        let model = state.predictor(&dir, max_length)?;
+        Ok(model.predict_answers(&[(question, context)], settings, 1)?)
+    })
+    .await
+}
+
 /// Combines finished runs into an ensemble folder `name` inside the picked folder `dest`
 /// (`hone ensemble create`): their models copied there with the manifest `hone predict` and
 /// `hone eval` read. Returns the folder and the manifest.

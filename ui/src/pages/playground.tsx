@@ -3,7 +3,7 @@
 // their type and score; a multiple-choice model's options ranked); export the run's model
 // (Hugging Face format with its model card).
 import { useEffect, useState } from "preact/hooks";
-import { api, ChoicePrediction, EntityPrediction, errorText, Prediction, Predictions, RunRecord, TokenPrediction } from "../api";
+import { AnswerPrediction, api, ChoicePrediction, EntityPrediction, errorText, Prediction, Predictions, RunRecord, TokenPrediction } from "../api";
 import type { Nav } from "../main";
 
 /** Hues of the usual CoNLL types, far apart; other types get a hue from their name. */
@@ -86,6 +86,19 @@ function ChoicePredictionCard(props: { p: ChoicePrediction }) {
   );
 }
 
+/** The passage with the answer highlighted, its probability and how many windows were read. */
+function AnswerCard(props: { p: AnswerPrediction }) {
+  const p = props.p;
+  const chars = Array.from(p.context);
+  const before = chars.slice(0, p.start).join(""), answer = chars.slice(p.start, p.end).join(""), after = chars.slice(p.end).join("");
+  return (
+    <div class="card" data-answer={p.answer} data-start={p.start} data-end={p.end}>
+      <p><strong>{p.answer || "(no answer found)"}</strong> <span class="muted small">{(100 * p.score).toFixed(1)}% · characters {p.start}–{p.end} · {p.windows} window{p.windows === 1 ? "" : "s"}</span></p>
+      <p class="passage">{before}<mark>{answer}</mark>{after}</p>
+    </div>
+  );
+}
+
 export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
   const [runs, setRuns] = useState<RunRecord[]>([]);
   const [run, setRun] = useState<number | null>(props.run);
@@ -100,6 +113,8 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
   const [passage, setPassage] = useState("");
   const chosen = runs.find((r) => r.id === run);
   const isChoice = chosen?.config?.task === "multiple-choice";
+  // Question-answering runs take a question and the passage that holds its answer.
+  const isAnswer = chosen?.config?.task === "question-answering";
 
   useEffect(() => {
     api.runsList().then((all) => {
@@ -114,7 +129,9 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
     if (run == null) return;
     setBusy(true); setError(null);
     try {
-      setPredictions(isChoice
+      setPredictions(isAnswer
+        ? await api.predictAnswer(run, question, text)
+        : isChoice
         ? await api.predictChoices(run, question, passage.trim() || null, text.split("\n").filter((o) => o.trim()))
         : await api.predict(run, text.split("\n")));
     } catch (e) { setError(errorText(e)); }
@@ -139,18 +156,19 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
           <label>Run <select id="play-run" value={run ?? ""} onChange={(e) => setRun(Number((e.target as HTMLSelectElement).value))}>
             {runs.map((r) => <option value={r.id}>run {r.id}{r.name ? ` · ${r.name}` : ""}</option>)}
           </select></label>
-          {isChoice && <>
+          {(isChoice || isAnswer) && <>
             <input id="play-question" placeholder="The question" value={question} onInput={(e) => setQuestion((e.target as HTMLInputElement).value)} />
-            <textarea id="play-passage" rows={2} placeholder="A passage the question is about (optional)" value={passage} onInput={(e) => setPassage((e.target as HTMLTextAreaElement).value)} />
+            {isChoice && <textarea id="play-passage" rows={2} placeholder="A passage the question is about (optional)" value={passage} onInput={(e) => setPassage((e.target as HTMLTextAreaElement).value)} />}
           </>}
-          <textarea id="play-text" rows={4} placeholder={isChoice ? "The options, one per line; Ctrl+Enter ranks them" : "Type a text (one per line) and press Ctrl+Enter"} value={text}
+          <textarea id="play-text" rows={4} placeholder={isAnswer ? "The passage that holds the answer; Ctrl+Enter finds it" : isChoice ? "The options, one per line; Ctrl+Enter ranks them" : "Type a text (one per line) and press Ctrl+Enter"} value={text}
             onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
             onKeyDown={(e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); predict(); } }} />
-          <button id="play-predict" class="primary" onClick={predict} disabled={busy || !text.trim() || (isChoice && !question.trim())}>{isChoice ? "Rank options" : "Predict"}</button>
+          <button id="play-predict" class="primary" onClick={predict} disabled={busy || !text.trim() || ((isChoice || isAnswer) && !question.trim())}>{isAnswer ? "Find the answer" : isChoice ? "Rank options" : "Predict"}</button>
           <div data-testid="predictions">
             {predictions?.task === "token-classification" && predictions.predictions.map((p) => <TokenPredictionCard p={p} />)}
             {predictions?.task === "sequence-classification" && predictions.predictions.map((p) => <ClassPredictionCard p={p} />)}
             {predictions?.task === "multiple-choice" && predictions.predictions.map((p) => <ChoicePredictionCard p={p} />)}
+            {predictions?.task === "question-answering" && predictions.predictions.map((p) => <AnswerCard p={p} />)}
           </div>
           <h2>Export</h2>
           <p class="muted small">A Hugging Face folder: config.json with the labels, model.safetensors, the tokenizer and a model card. transformers loads it as is.</p>

@@ -28,7 +28,7 @@ const option = (p: any, letter: string | null): string => {
 /** The run's score: the test part's (scored once with the best checkpoint) when the split has
  * one, else the best validation's. */
 const scored = (r: RunRecord) => r.final_metrics?.test ?? r.final_metrics?.best;
-const f1 = (r: RunRecord) => (scored(r)?.macro_f1 ?? scored(r)?.entity_f1 ?? scored(r)?.map_at_3) as number | undefined;
+const f1 = (r: RunRecord) => (scored(r)?.macro_f1 ?? scored(r)?.entity_f1 ?? scored(r)?.map_at_3 ?? scored(r)?.f1) as number | undefined;
 /** The model as a person knows it: the Hub repo of a cache snapshot, else the folder name. */
 const modelOf = (r: RunRecord) => {
   const path = String(r.config?.model ?? "");
@@ -267,7 +267,7 @@ function Compare(props: { runs: RunRecord[] }) {
       <h2>Comparing runs {props.runs.map((r) => r.id).join(", ")}</h2>
       <div class="grid2">
         <Chart title="Training loss" series={metrics.map(([id, rows]) => (({ x, y, label }) => ({ label, x, y: smoothValues(y, smoothing) }))(curveOf(rows, "loss", `run ${id}`)))} />
-        <Chart title="Validation F1" series={metrics.map(([id, rows]) => curveOf(rows, rows.some((m) => m.name === "eval_entity_f1") ? "eval_entity_f1" : rows.some((m) => m.name === "eval_map_at_3") ? "eval_map_at_3" : "eval_macro_f1", `run ${id}`))} />
+        <Chart title="Validation F1" series={metrics.map(([id, rows]) => curveOf(rows, rows.some((m) => m.name === "eval_entity_f1") ? "eval_entity_f1" : rows.some((m) => m.name === "eval_map_at_3") ? "eval_map_at_3" : rows.some((m) => m.name === "eval_f1") ? "eval_f1" : "eval_macro_f1", `run ${id}`))} />
       </div>
       <label class="small" title="An exponential moving average of the loss curves, as TensorBoard's slider">Smoothing <input id="compare-smoothing" type="range" min="0" max="0.99" step="0.01" value={smoothing}
         onInput={(e) => setSmoothing(Number((e.target as HTMLInputElement).value))} /> {smoothing.toFixed(2)}</label>

@@ -1,5 +1,6 @@
 // Train: task, model, dataset, a preset, every option with a short explanation and a safe
 // default, the memory estimate; then the live view (charts, progress, ETA, cancel).
+import { AnswerSource } from "./answers";
 import { ChoiceSource, type ChoiceData } from "./choices";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, DatasetInfo, duration, errorText, KnownModel, ModelCheck, RunDetail, RunMessage, TrainEvent, TrainingOption } from "../api";
@@ -262,7 +263,9 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const [dataset, setDataset] = useState<string>(props.preset?.dataset ?? "");
   const [split, setSplit] = useState<string>("");
   // Multiple choice trains from a file of questions instead of a stored dataset.
-  const [choice, setChoice] = useState(false);
+  // …and question answering from a SQuAD file.
+  const [fileTask, setFileTask] = useState<"" | "choice" | "answer">("");
+  const choice = fileTask !== "";
   const [choiceData, setChoiceData] = useState<{ data: ChoiceData; questions: number } | null>(null);
   // The options, their defaults and help, from the run configuration type.
   const [options, setOptions] = useState<TrainingOption[] | null>(null);
@@ -347,7 +350,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
     if (!model || (choice ? !choiceData : !dataset)) { setError(choice ? "Choose a model and a file of questions first." : "Choose a model and a dataset first."); return; }
     if (Object.keys(problems).length > 0) { setError("Some settings cannot be used yet; they are marked in red."); return; }
     const config = choice && choiceData
-      ? { task: "multiple-choice", model, data: choiceData.data, training }
+      ? { task: fileTask === "answer" ? "question-answering" : "multiple-choice", model, data: choiceData.data, training }
       : { model, data: { dataset, ...(split ? { split } : {}) }, training };
     try {
       const id = await api.trainStart(config, name || null, onRunMessage);
@@ -375,11 +378,12 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
         </div>
       )}
       <div class="row">
-        <label title="Classification follows the dataset (tagged sentences train a token classifier); multiple choice trains from a file of questions">Task <select id="train-task" data-task={choice ? "choice" : datasetTask} value={choice ? "choice" : datasetTask}
-          onChange={(e) => { setChoice((e.target as HTMLSelectElement).value === "choice"); setChoiceData(null); }}>
+        <label title="Classification follows the dataset (tagged sentences train a token classifier); multiple choice and question answering train from a file of questions">Task <select id="train-task" data-task={fileTask || datasetTask} value={fileTask || datasetTask}
+          onChange={(e) => { const v = (e.target as HTMLSelectElement).value; setFileTask(v === "choice" || v === "answer" ? v : ""); setChoiceData(null); }}>
           <option value="text" disabled={datasetTask !== "text"}>Text classification</option>
           <option value="token" disabled={datasetTask !== "token"}>Token classification (named entities)</option>
           <option value="choice">Multiple choice (questions from a file)</option>
+          <option value="answer">Question answering (SQuAD file)</option>
         </select></label>
         <label>Model <select id="train-model" value={model} onChange={(e) => setModel((e.target as HTMLSelectElement).value)}>
           {models.map((m) => <option value={m.reference} title={m.path}>{modelName(m)}</option>)}
@@ -393,7 +397,8 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
         </select></label>}
         <label>Run name <input id="run-name" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} placeholder="optional" /></label>
       </div>
-      {choice && <ChoiceSource model={model} maxLength={Number(training.max_length) || 128} onChange={setChoiceData} />}
+      {fileTask === "choice" && <ChoiceSource model={model} maxLength={Number(training.max_length) || 128} onChange={setChoiceData} />}
+      {fileTask === "answer" && <AnswerSource model={model} maxLength={Number(training.max_length) || 128} stride={Number(training.doc_stride) || 32} onChange={setChoiceData} />}
       <div class="row">
         {Object.entries(PRESETS).map(([key, p]) => (
           <button data-preset={key} title={p.help} aria-pressed={preset === key} class={preset === key ? "active" : ""} onClick={() => resetTo({ ...defaults, ...training, ...p.values }, key)}>{p.label}</button>

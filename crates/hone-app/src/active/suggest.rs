@@ -200,6 +200,7 @@ fn task_words(task: Task) -> &'static str {
         Task::SequenceClassification => "text classification",
         Task::TokenClassification => "named entities",
         Task::MultipleChoice => "multiple choice",
+        Task::QuestionAnswering => "question answering",
     }
 }
 
@@ -226,9 +227,12 @@ fn score_chunk(
             uncertainty,
         };
     match model {
-        FineTunedModel::Choices(_) | FineTunedModel::Ensemble(_) => Err(AppError::Invalid(
-            "the labeling assistant works with classifiers and taggers; this model picks among options".into(),
-        )),
+        FineTunedModel::Choices(_) | FineTunedModel::Ensemble(_) | FineTunedModel::Answers(_) => {
+            Err(AppError::Invalid(format!(
+                "the labeling assistant works with classifiers and taggers; this model is for {}",
+                model.task().display_name()
+            )))
+        }
         FineTunedModel::Classes(p) => {
             let inputs: Vec<(String, Option<String>)> = chunk
                 .iter()

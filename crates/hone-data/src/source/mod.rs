@@ -3,7 +3,7 @@
 //! time (never the whole file in memory); every error names the file and the line (or row).
 
 mod conll;
-mod decode;
+pub(crate) mod decode;
 mod delimited;
 mod json;
 mod lines;

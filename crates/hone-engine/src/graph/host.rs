@@ -537,7 +537,8 @@ impl Graph for HostGraph<'_> {
 /// Cross-entropy of `logits` against `labels` (one per row, [`super::IGNORE_LABEL`] for no
 /// loss): the summed loss, and `∂(loss · scale)/∂logits`. The rows of a group of consecutive
 /// sequences (the options of a question, one score each; `tokens.group()`) form one row of
-/// classes, without the options that only pad the question.
+/// classes, without the options that only pad the question. For answer spans each sequence's
+/// start scores and its end scores are a row of classes over its tokens.
 pub fn cross_entropy_grad(
     logits: &HostValue,
     tokens: &Tokens,
@@ -545,6 +546,22 @@ pub fn cross_entropy_grad(
     scale: f64,
     pool: &Pool,
 ) -> Result<(f64, Buf), EngineError> {
+    if tokens.labels_per() == super::tokens::LabelsPer::Span {
+        let rows = tokens.span_rows(&logits.data);
+        let width = tokens.max_len();
+        if labels.len() * width != rows.len() {
+            return Err(EngineError::InvalidConfig(format!(
+                "{} labels for the answer spans of {} sequences",
+                labels.len(),
+                tokens.sequences()
+            )));
+        }
+        let mut d_rows = vec![0f32; rows.len()];
+        let loss = cross_entropy(&rows, labels, width, scale, &mut d_rows);
+        let mut d = pool.take(logits.data.len());
+        tokens.span_rows_backward(&d_rows, &mut d);
+        return Ok((loss, d));
+    }
     let group = tokens.group();
     let classes = logits.cols * group.max(1);
     let rows = logits.data.len() / classes.max(1);

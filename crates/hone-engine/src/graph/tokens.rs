@@ -49,6 +49,8 @@ pub struct Tokens {
     /// One class id per row of the loss (per sequence, per token or per group of options,
     /// by the task; [`IGNORE_LABEL`] where no loss is taken), or `None` when unlabeled.
     labels: Option<Vec<u32>>,
+    /// What the labels are attached to.
+    per: LabelsPer,
     /// Consecutive sequences that make one example (the options of a question), else 1.
     group: usize,
     /// Per sequence, true when it pads a question with fewer options (no part in its
@@ -97,6 +99,7 @@ impl Tokens {
         };
         let (want, unit) = match per {
             LabelsPer::Sequence => (b, "sequence"),
+            LabelsPer::Span => (2 * b, "sequence's answer start and end: twice"),
             LabelsPer::Token => (slots, "token slot"),
             LabelsPer::Group(n) => (b / n, "group of options"),
         };
@@ -112,6 +115,7 @@ impl Tokens {
             type_ids: Vec::new(),
             position_ids: Vec::new(),
             labels: None,
+            per,
             group,
             padded: Vec::new(),
         };
@@ -165,6 +169,16 @@ impl Tokens {
             }
             tokens.padded = batch.padded_options.clone();
         }
+        if per == LabelsPer::Span && !batch.labels.is_empty() {
+            for (row, (span, ends)) in tokens.spans.iter().zip(batch.labels.chunks(2)).enumerate() {
+                if let Some(&past) = ends.iter().find(|&&y| y as usize >= span.len) {
+                    return bad(format!(
+                        "row {row} of the batch has {} tokens; its answer cannot be at token {past}",
+                        span.len
+                    ));
+                }
+            }
+        }
         tokens.labels = match (batch.labels.is_empty(), per_token) {
             (true, _) => None,
             (false, true) => Some(token_labels),
@@ -209,6 +223,38 @@ impl Tokens {
         for (s, &p) in scores.iter_mut().zip(&self.padded) {
             if p {
                 *s = PADDED_OPTION_SCORE;
+            }
+        }
+    }
+
+    /// What the labels are attached to.
+    pub fn labels_per(&self) -> LabelsPer {
+        self.per
+    }
+
+    /// Span tasks: the `[tokens × 2]` start and end scores laid out as two rows per sequence
+    /// (its start scores, then its end scores), each as long as the longest sequence, the
+    /// slots past a sequence's end at [`PADDED_OPTION_SCORE`] (no part in its softmax).
+    pub fn span_rows(&self, scores: &[f32]) -> Vec<f32> {
+        let width = self.max_len();
+        let mut rows = vec![PADDED_OPTION_SCORE; self.spans.len() * 2 * width];
+        for (span, out) in self.spans.iter().zip(rows.chunks_exact_mut(2 * width)) {
+            let (starts, ends) = out.split_at_mut(width);
+            for j in 0..span.len {
+                starts[j] = scores[(span.start + j) * 2];
+                ends[j] = scores[(span.start + j) * 2 + 1];
+            }
+        }
+        rows
+    }
+
+    /// The gradient of [`Tokens::span_rows`]: `d_rows` back onto `[tokens × 2]`.
+    pub fn span_rows_backward(&self, d_rows: &[f32], d_scores: &mut [f32]) {
+        let width = self.max_len();
+        for (span, rows) in self.spans.iter().zip(d_rows.chunks_exact(2 * width)) {
+            for j in 0..span.len {
+                d_scores[(span.start + j) * 2] = rows[j];
+                d_scores[(span.start + j) * 2 + 1] = rows[width + j];
             }
         }
     }
@@ -302,6 +348,27 @@ mod tests {
         assert!(Tokens::pack(&b, &[0; 6], &[0; 6], LabelsPer::Group(2), LIMITS).is_err());
         let b = batch(vec![1; 6], vec![1]);
         assert!(Tokens::pack(&b, &[0; 6], &[0; 6], LabelsPer::Group(3), LIMITS).is_err());
+    }
+
+    #[test]
+    fn answer_spans_are_two_labels_per_sequence_within_it() {
+        let b = batch(vec![1, 1, 0, 1, 1, 1], vec![1, 1, 0, 2]);
+        let t = Tokens::pack(&b, &[0; 6], &[0; 6], LabelsPer::Span, LIMITS).unwrap();
+        assert_eq!(t.labeled_rows(), 4);
+        // Scores [tokens × 2] as rows: each sequence's starts, then its ends, padded to 3.
+        let scores = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+        let p = PADDED_OPTION_SCORE;
+        let rows = t.span_rows(&scores);
+        assert_eq!(
+            rows,
+            [1.0, 3.0, p, 2.0, 4.0, p, 5.0, 7.0, 9.0, 6.0, 8.0, 10.0]
+        );
+        let mut back = [0.0; 10];
+        t.span_rows_backward(&rows, &mut back);
+        assert_eq!(back, scores);
+        // An end past the second sequence's three tokens.
+        let b = batch(vec![1, 1, 0, 1, 1, 1], vec![1, 1, 0, 3]);
+        assert!(Tokens::pack(&b, &[0; 6], &[0; 6], LabelsPer::Span, LIMITS).is_err());
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! scores ([`entities`]); for multiple choice accuracy and MAP@3 ([`choices`]). [`Report`]
 //! carries any of them through events, the store and the UI.
 
+pub mod answers;
 pub mod choices;
 pub mod entities;
 
 use serde::{Deserialize, Serialize};
 
+pub use answers::AnswerReport;
 pub use choices::ChoiceReport;
 pub use entities::{EntityReport, EntityScores, TaggingError};
 
@@ -19,6 +21,7 @@ pub enum Report {
     Entities(EntityReport),
     Classification(ClassificationReport),
     Choices(ChoiceReport),
+    Answers(AnswerReport),
 }
 
 impl Report {
@@ -34,6 +37,11 @@ impl Report {
                 _ => r.accuracy,
             },
             Report::Classification(r) => r.get(metric),
+            Report::Answers(r) => match metric {
+                Metric::Loss => r.loss,
+                Metric::ExactMatch | Metric::Accuracy => r.exact_match,
+                _ => r.f1,
+            },
             Report::Entities(r) => match metric {
                 Metric::Loss => r.loss,
                 Metric::Accuracy => r.token_accuracy,
@@ -41,6 +49,7 @@ impl Report {
                 Metric::MacroPrecision => r.precision,
                 Metric::MacroRecall => r.recall,
                 Metric::MapAt3 => r.token_accuracy,
+                Metric::ExactMatch => r.token_accuracy,
             },
         }
     }
@@ -67,6 +76,11 @@ impl Report {
                 ("accuracy", r.accuracy),
                 ("map_at_3", r.map_at_3),
             ],
+            Report::Answers(r) => vec![
+                ("loss", r.loss),
+                ("exact_match", r.exact_match),
+                ("f1", r.f1),
+            ],
         }
     }
 }
@@ -86,6 +100,8 @@ pub enum Metric {
     /// Multiple choice: mean average precision at 3.
     #[serde(rename = "map_at_3")]
     MapAt3,
+    /// Question answering: SQuAD exact match (F1 is `macro_f1`'s place for the task).
+    ExactMatch,
 }
 
 impl std::str::FromStr for Metric {
@@ -98,8 +114,9 @@ impl std::str::FromStr for Metric {
             "macro_precision" | "precision" => Ok(Metric::MacroPrecision),
             "macro_recall" | "recall" => Ok(Metric::MacroRecall),
             "map_at_3" | "map@3" | "map3" => Ok(Metric::MapAt3),
+            "exact_match" | "em" => Ok(Metric::ExactMatch),
             other => Err(format!(
-                "unknown metric '{other}': use loss, accuracy, macro_f1, macro_precision, macro_recall or map_at_3"
+                "unknown metric '{other}': use loss, accuracy, macro_f1, macro_precision, macro_recall, map_at_3 or exact_match"
             )),
         }
     }
@@ -114,6 +131,7 @@ impl std::fmt::Display for Metric {
             Metric::MacroPrecision => "macro_precision",
             Metric::MacroRecall => "macro_recall",
             Metric::MapAt3 => "map_at_3",
+            Metric::ExactMatch => "exact_match",
         })
     }
 }
@@ -233,7 +251,7 @@ impl ClassificationReport {
             Metric::MacroF1 => self.macro_f1,
             Metric::MacroPrecision => self.macro_precision,
             Metric::MacroRecall => self.macro_recall,
-            Metric::MapAt3 => self.accuracy,
+            Metric::MapAt3 | Metric::ExactMatch => self.accuracy,
         }
     }
 }

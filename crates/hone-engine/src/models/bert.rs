@@ -168,5 +168,7 @@ pub fn head(
             h,
             cfg.dropout.classifier,
         )?,
+        // `BertForQuestionAnswering` has no dropout before `qa_outputs`.
+        Task::QuestionAnswering => Head::span_scorer(b, h, cfg.dropout.answer)?,
     })
 }

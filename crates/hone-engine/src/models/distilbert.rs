@@ -52,6 +52,7 @@ struct DistilBertConfig {
     dropout: Option<f64>,
     attention_dropout: Option<f64>,
     seq_classif_dropout: Option<f64>,
+    qa_dropout: Option<f64>,
     sinusoidal_pos_embds: Option<bool>,
 }
 
@@ -74,6 +75,7 @@ impl DistilBertConfig {
                 hidden: c.dropout.unwrap_or(0.1),
                 attention: c.attention_dropout.unwrap_or(0.1),
                 classifier: c.seq_classif_dropout.unwrap_or(0.2),
+                answer: c.qa_dropout.unwrap_or(0.1),
             },
             sinusoidal_positions: c.sinusoidal_pos_embds.unwrap_or(false),
         })
@@ -185,5 +187,7 @@ pub fn head(
             h,
             cfg.dropout.classifier,
         )?,
+        // `DistilBertForQuestionAnswering`: dropout `qa_dropout`, then `qa_outputs`.
+        Task::QuestionAnswering => Head::span_scorer(b, h, cfg.dropout.answer)?,
     })
 }

@@ -201,6 +201,7 @@ impl BertLayoutConfig {
                 hidden,
                 attention: c.attention_probs_dropout_prob.unwrap_or(0.1),
                 classifier: c.classifier_dropout.unwrap_or(hidden),
+                answer: 0.0,
             },
             sinusoidal_positions: false,
         })

@@ -22,14 +22,18 @@ pub enum Task {
     /// The right option of several for a question: each (question, option) pair scored by
     /// the same head, softmax over the options.
     MultipleChoice,
+    /// Extractive question answering: the answer's first and last token in a passage (two
+    /// scores per token, softmax over the tokens of each window).
+    QuestionAnswering,
 }
 
 impl Task {
     /// Every task, in the order the UI lists them.
-    pub const ALL: [Task; 3] = [
+    pub const ALL: [Task; 4] = [
         Task::SequenceClassification,
         Task::TokenClassification,
         Task::MultipleChoice,
+        Task::QuestionAnswering,
     ];
 
     /// The name in run configurations and on the command line.
@@ -38,6 +42,7 @@ impl Task {
             Task::SequenceClassification => "sequence-classification",
             Task::TokenClassification => "token-classification",
             Task::MultipleChoice => "multiple-choice",
+            Task::QuestionAnswering => "question-answering",
         }
     }
 
@@ -47,6 +52,7 @@ impl Task {
             Task::SequenceClassification => "text and text-pair classification",
             Task::TokenClassification => "token classification",
             Task::MultipleChoice => "multiple choice",
+            Task::QuestionAnswering => "extractive question answering",
         }
     }
 
@@ -56,6 +62,7 @@ impl Task {
             Task::SequenceClassification => "ForSequenceClassification",
             Task::TokenClassification => "ForTokenClassification",
             Task::MultipleChoice => "ForMultipleChoice",
+            Task::QuestionAnswering => "ForQuestionAnswering",
         }
     }
 
@@ -65,6 +72,7 @@ impl Task {
             Task::SequenceClassification => LabelsPer::Sequence,
             Task::TokenClassification => LabelsPer::Token,
             Task::MultipleChoice => LabelsPer::Group(choices),
+            Task::QuestionAnswering => LabelsPer::Span,
         }
     }
 
@@ -99,6 +107,10 @@ pub enum LabelsPer {
     /// One label per run of this many consecutive sequences (the options of one question):
     /// the index of the right one.
     Group(usize),
+    /// Two labels per sequence: the token where its answer starts and the one where it ends
+    /// (positions within the sequence; the first token when the answer is not in it). Each
+    /// is a class over the sequence's tokens.
+    Span,
 }
 
 /// A task head over the backbone's hidden states `[tokens × hidden]`.
@@ -119,8 +131,13 @@ pub enum Head {
         out_proj: Linear,
         dropout: f64,
     },
-    /// Token classification: every token → dropout → classifier.
-    Tokens { classifier: Linear, dropout: f64 },
+    /// Token classification: every token → dropout → classifier. With two outputs named
+    /// `qa_outputs` it is every family's question-answering head (start and end scores).
+    Tokens {
+        classifier: Linear,
+        dropout: f64,
+        task: Task,
+    },
 }
 
 impl Head {
@@ -134,6 +151,21 @@ impl Head {
         Ok(Head::Tokens {
             classifier: Linear::head(b, "classifier", hidden, num_labels)?,
             dropout,
+            task: Task::TokenClassification,
+        })
+    }
+
+    /// The question-answering head every family has: `qa_outputs` over each token, a start
+    /// and an end score (`*ForQuestionAnswering`).
+    pub fn span_scorer(
+        b: &mut ParamBuilder,
+        hidden: usize,
+        dropout: f64,
+    ) -> Result<Self, EngineError> {
+        Ok(Head::Tokens {
+            classifier: Linear::head(b, "qa_outputs", hidden, 2)?,
+            dropout,
+            task: Task::QuestionAnswering,
         })
     }
 
@@ -158,14 +190,15 @@ impl Head {
     /// The task the head serves.
     pub fn task(&self) -> Task {
         match self {
-            Head::Tokens { .. } => Task::TokenClassification,
+            Head::Tokens { task, .. } => *task,
             Head::Pooled { task, .. } => *task,
             Head::ClassificationHead { .. } => Task::SequenceClassification,
         }
     }
 
     /// Logits: `[sequences × labels]` for sequence heads, `[tokens × labels]` for token heads,
-    /// `[sequences × 1]` for the multiple-choice head (one score per option).
+    /// `[sequences × 1]` for the multiple-choice head (one score per option), `[tokens × 2]`
+    /// for the question-answering head.
     pub fn forward<G: Graph>(&self, g: &mut G, hidden: G::Value) -> Result<G::Value, EngineError> {
         match self {
             Head::Pooled {
@@ -198,6 +231,7 @@ impl Head {
             Head::Tokens {
                 classifier,
                 dropout,
+                ..
             } => {
                 let x = g.dropout(hidden, *dropout)?;
                 g.linear(&x, classifier)

@@ -82,6 +82,11 @@ impl Model {
         device: &Device,
         seed: u64,
     ) -> Result<Self, EngineError> {
+        let num_labels = if task == Task::QuestionAnswering {
+            2
+        } else {
+            num_labels
+        };
         if num_labels < 2 {
             let what = match task {
                 Task::MultipleChoice => "a multiple-choice model needs at least 2 options",
@@ -97,10 +102,16 @@ impl Model {
                     "dropout must be in [0, 1), got {p}"
                 )));
             }
+            let answer = if spec.encoder.dropout.answer > 0.0 {
+                p
+            } else {
+                0.0
+            };
             spec.encoder.dropout = Dropouts {
                 hidden: p,
                 attention: p,
                 classifier: p,
+                answer,
             };
         }
         let cfg = spec.encoder.clone();

@@ -65,6 +65,7 @@ pub fn head(
             h,
             cfg.dropout.hidden,
         )?,
+        Task::QuestionAnswering => Head::span_scorer(b, h, cfg.dropout.answer)?,
     })
 }
 

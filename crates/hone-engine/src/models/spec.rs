@@ -19,6 +19,9 @@ pub struct Dropouts {
     pub attention: f64,
     /// Before the classifier.
     pub classifier: f64,
+    /// Before the question-answering head (DistilBERT's `qa_dropout`; the other families
+    /// have none there).
+    pub answer: f64,
 }
 
 /// Encoder dimensions and settings shared by the families.

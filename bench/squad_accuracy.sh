@@ -8,7 +8,8 @@
 # Recipe: 1 epoch, batch 16 windows, max length 256 with windows overlapping by 128 tokens, lr
 # 5e-5, 10% warmup then linear decay, weight decay 0.01, clip 1.0; answers up to 30 tokens.
 # Seeds: SEEDS (default "42"); TRAIN=N trains on the first N questions only (default 20000).
-# Training speed is questions per second of training (validation excluded); OUT=dir writes
+# Training speed is windows per second of training (validation excluded; Hone's training
+# examples are windows); OUT=dir writes
 # elsewhere (default bench/out/squad). A benchmark, run by hand; not a test.
 # Usage: [SEEDS="42"] [TRAIN=N] [HONE_BIN=…] bench/squad_accuracy.sh [train-v1.1-reconstructed.json]
 set -euo pipefail
@@ -60,10 +61,11 @@ def hone(side, seed):
 
 rows = {s: [hone(s, seed) for seed in seeds] for s in sides}
 ref = [json.load(open(f"{out}/torch-{s}.json")) for s in seeds]
-tref = [r["train_examples"] / r["train_seconds"] for r in ref]
+# Hone counts windows as its training examples: both sides are compared in windows per second.
+tref = [r["train_windows"] / r["train_seconds"] for r in ref]
 print(f"test questions: {ref[0]['test_examples']}; training questions: {ref[0]['train_examples']} "
       f"({ref[0]['train_windows']} windows); seeds {' '.join(seeds)}")
-print("seed   " + "".join(f"{s + ' EM':>9} {s + ' F1':>9} {s + ' q/s':>8} " for s in sides) + " torch EM  torch F1  torch q/s")
+print("seed   " + "".join(f"{s + ' EM':>9} {s + ' F1':>9} {s + ' w/s':>8} " for s in sides) + " torch EM  torch F1  torch w/s")
 for i, seed in enumerate(seeds):
     cells = "".join(f"{rows[s][i][0]['exact_match']:>9.4f} {rows[s][i][0]['f1']:>9.4f} {rows[s][i][1]:>8.1f} " for s in sides)
     print(f"{seed:<6} {cells}{ref[i]['exact_match']:>9.4f} {ref[i]['f1']:>9.4f} {tref[i]:>10.1f}")
@@ -71,5 +73,5 @@ for s in sides:
     em = mean(a['exact_match'] for a, _ in rows[s]); f1 = mean(a['f1'] for a, _ in rows[s])
     print(f"{s}: exact match {em:.4f} ({100 * (em - mean(r['exact_match'] for r in ref)):+.2f} points vs transformers), "
           f"F1 {f1:.4f} ({100 * (f1 - mean(r['f1'] for r in ref)):+.2f}), "
-          f"training {mean(r for _, r in rows[s]) / mean(tref):.2f}x its questions/s")
+          f"training {mean(r for _, r in rows[s]) / mean(tref):.2f}x its windows/s")
 PY

@@ -134,9 +134,12 @@ def best_span(start_logits, end_logits, sequence_ids, max_answer_len):
 
 
 def predict(model, tok, examples, max_length, stride, max_answer_len, batch_size=64):
+    """Each question's answer as Hone and the question-answering pipeline read it: each window's
+    best span, windows whose spans read the same (ignoring case) merged with their scores
+    summed, the highest score (the earliest on a tie)."""
     enc = windows(tok, examples, max_length, stride)
     names = [k for k in tok.model_input_names if k in enc]
-    best = [None] * len(examples)
+    found = [[] for _ in examples]  # per question: [score, text] in window order
     model.eval()
     with torch.no_grad():
         for i in range(0, len(enc["input_ids"]), batch_size):
@@ -147,11 +150,24 @@ def predict(model, tok, examples, max_length, stride, max_answer_len, batch_size
                 n = len(enc["input_ids"][j])
                 score, s, e = best_span(out.start_logits[row, :n].double(), out.end_logits[row, :n].double(),
                                         enc.sequence_ids(j), max_answer_len)
+                if score < 0:
+                    continue  # no passage token in the window
                 q = enc["overflow_to_sample_mapping"][j]
-                if best[q] is None or score > best[q][0]:
-                    offsets = enc["offset_mapping"][j]
-                    best[q] = (score, examples[q]["context"][offsets[s][0]:offsets[e][1]])
-    return [b[1] for b in best]
+                offsets = enc["offset_mapping"][j]
+                text = examples[q]["context"][offsets[s][0]:offsets[e][1]]
+                same = next((a for a in found[q] if a[1].lower() == text.lower()), None)
+                if same:
+                    same[0] += score
+                else:
+                    found[q].append([score, text])
+    answers = []
+    for candidates in found:
+        best = None
+        for score, text in candidates:
+            if best is None or score > best[0]:
+                best = (score, text)
+        answers.append(best[1] if best else "")
+    return answers
 
 
 def main():

@@ -32,6 +32,9 @@ fn an_ensemble_of_runs_averages_their_probabilities_and_evaluates_as_one_model()
             .arg(fixture("tiny-bert"))
             .arg("--train")
             .arg(&data)
+            // One validation file for both: the ensemble is scored on it beside them.
+            .arg("--valid")
+            .arg(&data)
             .args(["--question-column", "prompt", "--choices-column", "options"])
             .args(["--label-column", "answer", "--epochs", "4", "--lr", "3e-3"])
             .args(["--batch-size", "4", "--seed", seed, "--out"])
@@ -61,7 +64,24 @@ fn an_ensemble_of_runs_averages_their_probabilities_and_evaluates_as_one_model()
         .args(["ensemble", "create", "1", "2", "--out"])
         .arg(&ensemble));
     assert!(c.status.success(), "{}", stderr(&c));
-    assert!(stdout(&c).contains("run 1, run 2"), "{}", stdout(&c));
+    let said = stdout(&c);
+    assert!(said.contains("run 1, run 2"), "{said}");
+    // Recorded as a run of its own, scored beside its members on their validation questions.
+    assert!(said.contains("recorded as run 3"), "{said}");
+    assert!(
+        said.contains("on the 48 validation examples every member held out")
+            && said.contains("run 1 ")
+            && said.contains("ensemble  loss"),
+        "{said}"
+    );
+    let shown = run(hone().arg("--db").arg(&db).args(["runs", "show", "3"]));
+    let shown = stdout(&shown);
+    assert!(
+        shown.contains("name ensemble of runs 1, 2")
+            && shown.contains("ensemble members")
+            && shown.contains("run 2 "),
+        "{shown}"
+    );
     let got = probabilities(&predict(&ensemble));
     let (a, b) = (
         probabilities(&predict(&members[0])),

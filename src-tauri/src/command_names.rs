@@ -30,6 +30,7 @@ pub const COMMANDS: &[&str] = &[
     "runs_compare",
     "run_delete",
     "training_options",
+    "training_presets",
     "train_start",
     "train_resume",
     "train_cancel",

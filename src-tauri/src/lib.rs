@@ -49,6 +49,7 @@ pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Bu
             runs::runs_compare,
             runs::run_delete,
             train::training_options,
+            train::training_presets,
             train::train_start,
             train::train_resume,
             train::train_cancel,

@@ -495,6 +495,27 @@ fn the_whole_workflow_through_the_commands() {
             .contains("multiple-choice models"),
         "{no_options}"
     );
+    // …nor answers a question from a passage.
+    let no_passage = w
+        .call(
+            "predict_answer",
+            json!({"runId": id, "question": "who?", "context": "Ann ran."}),
+        )
+        .expect_err("a classifier");
+    assert!(
+        no_passage["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("question-answering models"),
+        "{no_passage}"
+    );
+    let unpicked = w
+        .call(
+            "answer_preview",
+            json!({"path": "/etc/passwd", "model": null, "maxLength": 64, "stride": 16}),
+        )
+        .expect_err("not picked");
+    assert_eq!(unpicked["kind"], "not_picked", "{unpicked}");
     let unpicked = w
         .call(
             "choice_preview",
@@ -502,6 +523,13 @@ fn the_whole_workflow_through_the_commands() {
         )
         .expect_err("not picked");
     assert_eq!(unpicked["kind"], "not_picked", "{unpicked}");
+    // The presets come from Rust too; the multiple-choice recipe scales its rate.
+    let presets = w.ok("training_presets", json!({}));
+    let kaggle = presets
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["key"] == "kaggle-mc"))
+        .expect("kaggle-mc");
+    assert_eq!(kaggle["lr_scaling"]["reference_batch"], 16, "{kaggle}");
     // The Train form's options come from the run configuration type.
     let options = w.ok("training_options", json!({}));
     let lr = options

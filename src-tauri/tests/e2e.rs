@@ -335,6 +335,36 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         ));
     }
     std::fs::write(&questions, csv).expect("write");
+    // Questions answered from a passage (SQuAD JSON lines): which of the film's words is kind.
+    let squad = tmp.path().join("answers.jsonl");
+    let mut lines = String::new();
+    for i in 0..48usize {
+        let right = i % 4;
+        let mut context = String::new();
+        let mut start = 0;
+        for j in 0..4 {
+            let word = match j == right {
+                true => kind[(i / 4) % kind.len()],
+                false => unkind[(i * 3 + j) % unkind.len()],
+            };
+            context.push_str("the film was ");
+            if j == right {
+                start = context.len();
+            }
+            context.push_str(word);
+            context.push_str(" . ");
+        }
+        lines.push_str(
+            &serde_json::json!({
+                "question": "which word is kind ?",
+                "context": context.trim_end(),
+                "answers": {"text": [kind[(i / 4) % kind.len()]], "answer_start": [start]},
+            })
+            .to_string(),
+        );
+        lines.push('\n');
+    }
+    std::fs::write(&squad, lines).expect("write");
 
     let hub = TestHub::start(vec![Repo::from_dir(
         "hone-test/tiny-bert",
@@ -345,8 +375,8 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     .stats(1234, 5, "2026-11-01T00:00:00.000Z")])
     .expect("hub");
 
-    let picks =
-        std::env::join_paths([&data, &conll, &exports, &exports, &questions]).expect("paths");
+    let picks = std::env::join_paths([&data, &conll, &exports, &exports, &questions, &squad])
+        .expect("paths");
     let driver = Command::new("tauri-driver")
         .args(["--port", "4444", "--native-port", "4445"])
         .env("HONE_DB", tmp.path().join("hone.db"))
@@ -597,18 +627,26 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         table.contains("accuracy") && table.contains("macro f1") && table.contains("scored on"),
         "{table}"
     );
-    // The two runs combined into an ensemble folder (averaged probabilities).
+    // The two runs combined into an ensemble folder (averaged probabilities), recorded as a
+    // run of its own and scored beside its members.
     ui.click("#ensemble").await;
     let made = ui
         .until_text("[data-testid='ensemble-made']", long, |t| {
             t.contains("ensemble-2-1")
         })
         .await;
-    assert!(made.contains("hone eval"), "{made}");
+    assert!(made.contains("recorded as run 3"), "{made}");
     assert!(exports.join("ensemble-2-1/hone_ensemble.json").is_file());
     ui.shot("09-runs-compare").await;
     ui.click("tr[data-run='2'] input[type='checkbox']").await;
     ui.click("tr[data-run='1'] input[type='checkbox']").await;
+    ui.click("tr[data-run='3'] a").await;
+    let members = ui.text_of("[data-testid='ensemble-members']").await;
+    assert!(
+        members.contains("run 1") && members.contains("run 2") && members.contains("ensemble"),
+        "{members}"
+    );
+    ui.shot("09b-ensemble-run").await;
     ui.click("tr[data-run='1'] a").await;
     ui.css("[data-testid='confusion']").await;
     ui.shot("10-run").await;
@@ -720,7 +758,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     assert!(last.contains("token accuracy"), "{last}");
     ui.shot("13-ner-done").await;
     ui.page("runs").await;
-    ui.click("tr[data-run='3'] a").await;
+    ui.click("tr[data-run='4'] a").await;
     let per_type = ui.text_of("[data-testid='per-type']").await;
     assert!(
         per_type.contains("Entity") && per_type.contains("PER"),
@@ -730,7 +768,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
 
     // The Playground answers the NER run with its text, entities marked inline.
     ui.page("playground").await;
-    ui.select("#play-run", "3").await;
+    ui.select("#play-run", "4").await;
     ui.type_into("#play-text", "Anna joined Nokia on Monday .")
         .await;
     ui.click("#play-predict").await;
@@ -786,7 +824,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         p == "3"
     })
     .await;
-    ui.until_text("[data-testid='queue-info']", long, |t| t.contains("run 4"))
+    ui.until_text("[data-testid='queue-info']", long, |t| t.contains("run 5"))
         .await;
     ui.shot("17-labeling-next-round").await;
 
@@ -834,7 +872,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     })
     .await;
     ui.page("runs").await;
-    ui.click("tr[data-run='5'] a").await;
+    ui.click("tr[data-run='6'] a").await;
     ui.until_text("[data-testid='run-page'] h2", long, |t| {
         t.contains("cancelled")
     })
@@ -864,7 +902,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.shot("18-resumed").await;
     // Opened from Runs while it trains, the run has Cancel there too.
     ui.page("runs").await;
-    ui.click("tr[data-run='5'] a").await;
+    ui.click("tr[data-run='6'] a").await;
     ui.click("#cancel-run").await;
     ui.until_text("[data-testid='run-page'] h2", long, |t| {
         t.contains("cancelled")
@@ -919,7 +957,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.until_text("[data-testid='last-eval']", long, |t| t.contains("MAP@3"))
         .await;
     ui.page("runs").await;
-    ui.click("tr[data-run='6'] a").await;
+    ui.click("tr[data-run='7'] a").await;
     let report = ui.text_of("[data-testid='choice-report']").await;
     assert!(
         report.contains("MAP@3") && report.contains("questions of 4 options"),
@@ -927,7 +965,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     );
     ui.shot("20-choice-run").await;
     ui.page("playground").await;
-    ui.select("#play-run", "6").await;
+    ui.select("#play-run", "7").await;
     ui.type_into("#play-question", "which review is kind ?")
         .await;
     // Enter (U+E007) starts a new line in the options box.
@@ -947,6 +985,52 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         .await;
     ui.shot("21-choice-playground").await;
     assert_eq!(best, "the film was great");
+
+    // Question answering from a SQuAD file: the preview counts questions, passages and the
+    // windows they make; the run reports exact match and F1; the Playground marks the answer
+    // in the passage.
+    ui.page("train").await;
+    ui.button("New run").await;
+    ui.css("#train-model option").await;
+    ui.select("#train-task", "answer").await;
+    ui.set_field("max_length", "48").await;
+    ui.click("#answer-file").await;
+    let preview = ui
+        .until_text("[data-testid='answer-preview']", long, |t| {
+            t.contains("48 questions") && t.contains("windows")
+        })
+        .await;
+    assert!(preview.contains("passages"), "{preview}");
+    ui.set_field("epochs", "12").await;
+    ui.set_field("batch_size", "8").await;
+    ui.set_field("lr", "0.003").await;
+    ui.shot("22-answer-form").await;
+    ui.click("#start").await;
+    let status = ui
+        .attr_until("[data-testid='live']", "data-status", long, |s| {
+            s != "running"
+        })
+        .await;
+    assert_eq!(status, "completed");
+    ui.until_text("[data-testid='last-eval']", long, |t| {
+        t.contains("exact match")
+    })
+    .await;
+    ui.shot("23-answer-run").await;
+    ui.page("playground").await;
+    ui.select("#play-run", "8").await;
+    ui.type_into("#play-question", "which word is kind ?").await;
+    ui.type_into(
+        "#play-text",
+        "the film was dull . the film was funny . the film was bad .",
+    )
+    .await;
+    ui.click("#play-predict").await;
+    let answer = ui
+        .attr_until("[data-answer]", "data-answer", long, |a| !a.is_empty())
+        .await;
+    ui.shot("24-answer-playground").await;
+    assert_eq!(answer, "funny");
 
     // Every page in both themes, with the data of a whole session, for the look-and-feel
     // review (target/e2e-screenshots/look-*.png).

@@ -28,12 +28,17 @@ pub struct CreateArgs {
     /// What is averaged: the members' probabilities or their logits.
     #[arg(long, default_value = "probs", value_name = "probs|logits")]
     mean: Mean,
+    /// The name of the ensemble's run (when every member is a run) [default: "ensemble of
+    /// runs …"].
+    #[arg(long)]
+    name: Option<String>,
 }
 
 pub fn run(cmd: EnsembleCommand, db: &std::path::Path) -> anyhow::Result<ExitCode> {
     let EnsembleCommand::Create(args) = cmd;
     let mut app = None;
     let mut members = Vec::with_capacity(args.members.len());
+    let mut run_ids = Vec::new();
     for m in &args.members {
         let dir = PathBuf::from(m);
         if let (Ok(id), false) = (m.parse::<i64>(), dir.is_dir()) {
@@ -43,6 +48,7 @@ pub fn run(cmd: EnsembleCommand, db: &std::path::Path) -> anyhow::Result<ExitCod
             };
             let (model, _) = app.run_model(id)?;
             members.push((model, format!("run {id}")));
+            run_ids.push(id);
         } else {
             members.push((dir, m.clone()));
         }
@@ -64,5 +70,25 @@ pub fn run(cmd: EnsembleCommand, db: &std::path::Path) -> anyhow::Result<ExitCod
             .join(", "),
         args.out.display()
     );
+    // Runs only: the ensemble becomes a run of its own, scored beside its members.
+    if let (Some(app), true) = (&mut app, run_ids.len() == members.len()) {
+        let record = app.record_ensemble(&run_ids, &args.out, &manifest, args.name.as_deref())?;
+        println!("recorded as run {}", record.run_id);
+        match &record.report {
+            Some(report) => {
+                println!(
+                    "on the {} validation examples every member held out:",
+                    record.examples
+                );
+                for (id, r) in &record.members {
+                    println!("  run {id:<5} {}", super::render::report_line(r));
+                }
+                println!("  ensemble  {}", super::render::report_line(report));
+            }
+            None => println!(
+                "note: the members share no validation examples (different files or seeds), so the ensemble is not scored; use `hone eval`"
+            ),
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -176,8 +176,27 @@ pub fn run(cmd: RunsCommand, db: &Path) -> anyhow::Result<ExitCode> {
                 run.total_steps.unwrap_or(0),
                 run.run_dir
             );
+            if let Some(name) = &run.name {
+                println!("name {name}");
+            }
             if let Some(e) = &run.error {
                 println!("error: {e}");
+            }
+            // An ensemble's record: its members' scores beside its own.
+            if let Some(members) = run
+                .final_metrics
+                .as_ref()
+                .and_then(|m| m.get("ensemble"))
+                .and_then(|e| e.get("members"))
+                .and_then(|m| m.as_array())
+            {
+                println!("
+ensemble members, on the validation examples they all held out:");
+                for m in members {
+                    if let Ok(report) = serde_json::from_value::<Report>(m["report"].clone()) {
+                        println!("  run {:<5} {}", m["run"], report_line(&report));
+                    }
+                }
             }
             if let Some(test) = evaluations.iter().rev().find(|e| e.part == "test") {
                 if let Ok(report) = serde_json::from_value::<Report>(test.report.clone()) {

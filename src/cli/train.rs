@@ -83,6 +83,11 @@ pub struct TrainArgs {
     #[arg(long)]
     keep_checkpoints: bool,
 
+    /// A named set of options applied before the flags: quick, careful or kaggle-mc (the
+    /// multiple-choice recipe: head first, frozen embeddings, cosine layer-wise decay, its
+    /// learning rate 2e-5 at batch 16 scaled to --batch-size).
+    #[arg(long, value_name = "NAME", help_heading = "Training")]
+    preset: Option<String>,
     /// Passes over the training data [default: 3].
     #[arg(long, help_heading = "Training")]
     epochs: Option<u32>,
@@ -324,15 +329,23 @@ impl TrainArgs {
             .task
             .or(file.as_ref().map(|f| f.task))
             .unwrap_or_default();
+        let mut training = file
+            .as_ref()
+            .map(|f| f.training.clone())
+            .unwrap_or_default();
+        let mut scaling = None;
+        if let Some(key) = &self.preset {
+            let preset = hone_app::types::preset(key)?;
+            training = preset.apply(&training)?;
+            scaling = preset.lr_scaling;
+        }
         let mut config = RunConfig {
             task,
             model,
             data: self.data_config(file.as_ref().map(|f| f.data.clone()), task)?,
-            training: file
-                .as_ref()
-                .map(|f| f.training.clone())
-                .unwrap_or_default(),
+            training,
             out: self.out.clone().or(file.and_then(|f| f.out)),
+            ensemble: None,
         };
         let t = &mut config.training;
         set(&mut t.epochs, self.epochs);
@@ -383,6 +396,10 @@ impl TrainArgs {
         set(&mut t.head_warmup_steps, self.head_warmup_steps);
         set(&mut t.head_warmup_epochs, self.head_warmup_epochs);
         t.label_all_subtokens |= self.label_all_subtokens;
+        if let (Some(scaling), None) = (scaling, self.lr) {
+            // The preset's rate follows the batch size the flags settled on.
+            t.lr = scaling.lr(t.batch_size);
+        }
         set(&mut t.doc_stride, self.doc_stride);
         set(&mut t.max_answer_length, self.max_answer_length);
         if !(0.0..1.0).contains(&config.data.valid_fraction()) {

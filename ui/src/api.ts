@@ -71,6 +71,12 @@ export type AnswerPreview = {
 };
 /** The answer a question-answering model found in a passage (character offsets). */
 export type AnswerPrediction = { question: string; context: string; answer: string; score: number; start: number; end: number; windows: number };
+/** An ensemble recorded as a run: its score and each member's on the validation examples
+ * every member held out (none when they share none). */
+export type EnsembleRecord = { run_id: number; examples: number; report: any | null; members: [number, any][] };
+/** A named set of training options (from Rust); with `lr_scaling` the learning rate follows the
+ * batch size: base_lr / reference_batch × batch_size. */
+export type Preset = { key: string; label: string; help: string; values: Record<string, any>; lr_scaling: { base_lr: number; reference_batch: number } | null };
 /** One training option as the run configuration type describes it (its doc comment is the help). */
 export type TrainingOption = { key: string; default: any; help: string; kind: "bool" | "int" | "float" | "choice" | "text"; optional: boolean; choices: string[] };
 export type DatasetInfo = {
@@ -154,6 +160,7 @@ export const api = {
   datasetTokenLengths: (name: string, model: string, maxLength: number) =>
     invoke<TokenLengths>("dataset_token_lengths", { name, model, maxLength }),
   trainingOptions: () => invoke<TrainingOption[]>("training_options"),
+  trainingPresets: () => invoke<Preset[]>("training_presets"),
   trainStart: (config: any, name: string | null, onMessage: (m: RunMessage) => void) => {
     const channel = new Channel<RunMessage>();
     channel.onmessage = onMessage;
@@ -184,7 +191,7 @@ export const api = {
     invoke<Predictions>("predict_answer", { runId, question, context }),
   exportRun: (runId: number, dest: string, name: string) => invoke<string>("export_run", { runId, dest, name }),
   ensembleCreate: (runIds: number[], dest: string, name: string) =>
-    invoke<[string, { task: string; members: { source: string }[]; mean: string }]>("ensemble_create", { runIds, dest, name, mean: null }),
+    invoke<[string, { task: string; members: { source: string }[]; mean: string }, EnsembleRecord]>("ensemble_create", { runIds, dest, name, mean: null }),
 };
 
 export function bytes(n: number): string {

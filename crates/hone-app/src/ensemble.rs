@@ -95,10 +95,11 @@ pub fn create(
         )));
     }
     let (task, labels) = head_of(&members[0].0)?;
-    if task == Task::TokenClassification {
-        return Err(AppError::Invalid(
-            "ensembles combine text classifiers or multiple-choice models; token classifiers are not combined yet".into(),
-        ));
+    if matches!(task, Task::TokenClassification | Task::QuestionAnswering) {
+        return Err(AppError::Invalid(format!(
+            "ensembles combine text classifiers or multiple-choice models; {} models are not combined yet",
+            task.display_name()
+        )));
     }
     for (dir, source) in &members[1..] {
         let (t, l) = head_of(dir)?;

@@ -16,6 +16,7 @@ pub mod choices;
 pub mod curves;
 pub mod dataset_export;
 pub mod ensemble;
+pub mod ensemble_record;
 pub mod error;
 pub mod evaluation;
 pub mod fingerprint;
@@ -45,6 +46,7 @@ pub mod types {
     pub use hone_engine::events::{CheckpointKind, RunStatus as TrainStatus};
     pub use hone_engine::memory::FitSettings;
     pub use hone_engine::metrics::Metric;
+    pub use hone_engine::presets::{preset, presets, LrScaling, Preset};
     pub use hone_engine::schedule::Schedule;
     pub use hone_engine::{
         ClassificationReport, DeviceSpec, EngineError, EntityReport, Report, Task, TrainEvent,

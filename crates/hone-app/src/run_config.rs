@@ -216,6 +216,9 @@ pub struct RunConfig {
     /// database default to a `model` folder in the run's own folder.
     #[serde(default)]
     pub out: Option<PathBuf>,
+    /// Set on an ensemble's record only: the runs it combines (it trains nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<crate::ensemble_record::EnsembleOf>,
 }
 
 impl RunConfig {

@@ -48,7 +48,7 @@ fn hardware() -> serde_json::Value {
 /// its labeled examples with a seeded held-out share.
 /// A stored dataset's training data, and the examples of its split's test part (empty when
 /// the split has none).
-fn stored_data(
+pub(crate) fn stored_data(
     store: &Store,
     data: &StoredData,
     seed: u64,
@@ -338,6 +338,11 @@ impl App {
         let config: RunConfig = serde_json::from_value(run.config.clone()).map_err(|e| {
             AppError::Invalid(format!("run {id} has an unreadable configuration: {e}"))
         })?;
+        if config.ensemble.is_some() {
+            return Err(AppError::Invalid(format!(
+                "run {id} is an ensemble of other runs; it has nothing to train"
+            )));
+        }
         let result = self.execute_config(id, &run, &config, resume, sink, cancel);
         if let Err(e) = &result {
             self.store
@@ -449,7 +454,7 @@ impl App {
                     exported_model(&mut exported, &out, config.training.max_length)?,
                     &labels,
                     &valid,
-                    config.training.batch_size,
+                    &config.training,
                 )?),
             };
             let report_json = serde_json::to_value(report).unwrap_or_default();
@@ -573,21 +578,30 @@ impl App {
     }
 
     /// Combines finished runs into a new ensemble folder `name` inside `dest` (see
-    /// [`crate::ensemble`]); returns the folder and its manifest.
+    /// [`crate::ensemble`]) and records it as a run scored beside its members
+    /// ([`App::record_ensemble`]); returns the folder, its manifest and the record.
     pub fn ensemble_runs(
-        &self,
+        &mut self,
         ids: &[i64],
         dest: &Path,
         name: &str,
         mean: crate::ensemble::Mean,
-    ) -> Result<(PathBuf, crate::ensemble::EnsembleManifest), AppError> {
+    ) -> Result<
+        (
+            PathBuf,
+            crate::ensemble::EnsembleManifest,
+            crate::ensemble_record::EnsembleRecord,
+        ),
+        AppError,
+    > {
         let members = ids
             .iter()
             .map(|&id| Ok((self.run_model(id)?.0, format!("run {id}"))))
             .collect::<Result<Vec<_>, AppError>>()?;
         let out = new_folder(dest, name)?;
         let manifest = crate::ensemble::create(&members, &out, mean)?;
-        Ok((out, manifest))
+        let record = self.record_ensemble(ids, &out, &manifest, None)?;
+        Ok((out, manifest, record))
     }
 
     /// How many runs have had their model exported (copied out) from Hone.
@@ -705,10 +719,18 @@ fn validation_predictions(
     model: &FineTunedModel,
     labels: &LabelSet,
     valid: &[Example],
-    batch_size: usize,
+    training: &hone_engine::TrainingConfig,
 ) -> Result<serde_json::Value, AppError> {
+    let batch_size = training.batch_size;
     if valid.is_empty() {
         return Ok(serde_json::Value::Array(Vec::new()));
+    }
+    if let FineTunedModel::Answers(_) = model {
+        let settings = crate::predict::AnswerSettings {
+            doc_stride: training.doc_stride,
+            max_answer_length: training.max_answer_length,
+        };
+        return answer_predictions(model, valid, settings, batch_size);
     }
     let FineTunedModel::Classes(predictor) = model else {
         return Ok(serde_json::Value::Array(Vec::new()));
@@ -723,6 +745,53 @@ fn validation_predictions(
         .map(|p| p.logits)
         .collect();
     Ok(predictions_json(labels, valid, &logits))
+}
+
+/// The validation questions with the answer found in each passage and its SQuAD scores
+/// against the gold answers (the run page's mistakes: predicted vs gold span).
+fn answer_predictions(
+    model: &FineTunedModel,
+    valid: &[Example],
+    settings: crate::predict::AnswerSettings,
+    batch_size: usize,
+) -> Result<serde_json::Value, AppError> {
+    use hone_engine::metrics::answers::{exact_match, f1_score};
+    let pairs: Vec<(String, String)> = valid
+        .iter()
+        .map(|e| (e.text.clone(), e.text_pair.clone().unwrap_or_default()))
+        .collect();
+    let crate::predict::Predictions::QuestionAnswering(found) =
+        model.predict_answers(&pairs, settings, batch_size)?
+    else {
+        return Ok(serde_json::Value::Array(Vec::new()));
+    };
+    Ok(serde_json::Value::Array(
+        valid
+            .iter()
+            .zip(found)
+            .map(|(e, p)| {
+                let best = |score: fn(&str, &str) -> f64| {
+                    e.answers
+                        .iter()
+                        .map(|g| score(&p.answer, &g.text))
+                        .fold(0.0, f64::max)
+                };
+                let gold = e.answers.first();
+                serde_json::json!({
+                    "text": e.text,
+                    "text_pair": e.text_pair,
+                    "label": gold.map(|g| g.text.clone()),
+                    "gold_start": gold.map(|g| g.start),
+                    "predicted": p.answer,
+                    "start": p.start,
+                    "end": p.end,
+                    "score": p.score,
+                    "exact_match": best(exact_match),
+                    "f1": best(f1_score),
+                })
+            })
+            .collect(),
+    ))
 }
 
 /// The validation examples with their predicted class and probabilities (the rows the worst

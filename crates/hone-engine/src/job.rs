@@ -388,6 +388,23 @@ pub fn fine_tune_data(
     }
     let tokenizer = TextTokenizer::from_model_dir(paths.model, max_length)?;
     let task = data.task;
+    let narrower;
+    let cfg = if task == Task::QuestionAnswering && cfg.doc_stride >= max_length {
+        let stride = max_length / 2;
+        sink(TrainEvent::Notice {
+            message: format!(
+                "document stride {} is not shorter than the maximum length {max_length}; using {stride}",
+                cfg.doc_stride
+            ),
+        });
+        narrower = TrainingConfig {
+            doc_stride: stride,
+            ..cfg.clone()
+        };
+        &narrower
+    } else {
+        cfg
+    };
     let train = encode(&tokenizer, labels, &data.train, task, cfg)?;
     let valid = encode(&tokenizer, labels, &data.valid, task, cfg)?;
 

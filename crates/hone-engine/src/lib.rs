@@ -27,6 +27,7 @@ pub mod models;
 pub mod ops;
 pub mod optim;
 pub mod params;
+pub mod presets;
 pub mod recipes;
 pub mod rng;
 pub mod schedule;

@@ -77,7 +77,8 @@ pub async fn predict_answer(
 
 /// Combines finished runs into an ensemble folder `name` inside the picked folder `dest`
 /// (`hone ensemble create`): their models copied there with the manifest `hone predict` and
-/// `hone eval` read. Returns the folder and the manifest.
+/// `hone eval` read, and recorded as a run scored beside its members. Returns the folder, the
+/// manifest and the record.
 #[tauri::command]
 pub async fn ensemble_create(
     state: State<'_, Arc<DesktopState>>,
@@ -85,7 +86,11 @@ pub async fn ensemble_create(
     dest: PathBuf,
     name: String,
     mean: Option<hone_app::ensemble::Mean>,
-) -> CommandResult<(PathBuf, hone_app::ensemble::EnsembleManifest)> {
+) -> CommandResult<(
+    PathBuf,
+    hone_app::ensemble::EnsembleManifest,
+    hone_app::ensemble_record::EnsembleRecord,
+)> {
     let dest = state.allowed(&dest)?;
     let state = state.inner().clone();
     super::blocking(move || {

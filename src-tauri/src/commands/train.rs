@@ -42,6 +42,13 @@ pub fn training_options() -> Vec<hone_app::types::TrainingOption> {
     hone_app::types::training_options()
 }
 
+/// The Train page's presets: named option sets, some with a learning rate that follows the
+/// batch size.
+#[tauri::command]
+pub fn training_presets() -> Vec<hone_app::types::Preset> {
+    hone_app::types::presets()
+}
+
 /// Creates a run from `config` and starts it; returns its id at once.
 #[tauri::command]
 pub async fn train_start(

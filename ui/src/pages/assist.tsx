@@ -32,7 +32,8 @@ export function helperRuns(runs: RunRecord[], datasets: DatasetInfo[], dataset: 
   };
   const onThis = (r: RunRecord) => r.config?.data?.dataset === dataset;
   return runs
-    .filter((r) => r.status === "completed" && taskOf(r) === wanted)
+    // An ensemble's record trains nothing (a next round needs one run's recipe).
+    .filter((r) => r.status === "completed" && !r.config?.ensemble && taskOf(r) === wanted)
     .sort((a, b) => Number(onThis(b)) - Number(onThis(a)) || b.id - a.id);
 }
 

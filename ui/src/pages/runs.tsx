@@ -2,13 +2,13 @@
 // run's curves, config, confusion matrix, per-class scores and worst errors; 2+ runs overlaid
 // with a configuration diff.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { api, duration, errorText, MetricRow, RunDetail, RunRecord } from "../api";
+import { api, duration, EnsembleRecord, errorText, MetricRow, RunDetail, RunRecord } from "../api";
 import { Chart } from "../chart";
 import { smoothValues } from "../smooth.js";
 import type { Nav } from "../main";
 import { resumeRun } from "./train";
 import { ConfirmButton } from "../confirm";
-import { curveOf, isChoiceReport, isEntityReport, summary, validationSeries } from "../report";
+import { curveOf, isAnswerReport, isChoiceReport, isEntityReport, summary, validationSeries } from "../report";
 
 /** Training time: what the run measured (earlier sessions of a resumed run included, the time
  * it lay stopped or the app was closed not), else the wall clock from start to end. */
@@ -92,7 +92,7 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
   const isBest = ev != null && (ev.step === bestStep || (ev.predictions?.length ?? 0) > 0);
   const report = ev?.report;
   const labels: string[] = (report?.per_class ?? []).map((c: any) => c.label);
-  const worst = (ev?.predictions ?? [])
+  const worst = (isAnswerReport(report) ? [] : ev?.predictions ?? [])
     .filter((p: any) => p.label != null && p.predicted !== p.label)
     .map((p: any) => ({ ...p, confidence: Math.max(...(p.probabilities ?? [0])) }))
     .sort((a: any, b: any) => b.confidence - a.confidence)
@@ -126,11 +126,13 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
         <Chart title="Training loss" series={[curveOf(d.metrics, "loss", "loss")]} />
         <Chart title="Validation" series={validationSeries(new Set(d.metrics.map((m) => m.name))).map(([name, label]) => curveOf(d.metrics, name, label))} />
       </div>
+      {d.run.config?.ensemble && <EnsembleMembers run={d.run} />}
       {report && isEntityReport(report) && <EntityReportView report={report} step={ev?.step} best={isBest} />}
       {report && isChoiceReport(report) && (
         <h3 data-testid="choice-report">{isBest ? "Best validation" : "Latest validation"} (step {ev?.step}): {summary(report)} <span class="muted small">on {report.examples} questions of {report.choices} options</span></h3>
       )}
-      {report && !isEntityReport(report) && !isChoiceReport(report) && (
+      {report && isAnswerReport(report) && <AnswerReportView report={report} step={ev?.step} best={isBest} predictions={ev?.predictions ?? []} />}
+      {report && !isEntityReport(report) && !isChoiceReport(report) && !isAnswerReport(report) && (
         <>
           <h3>{isBest ? "Best validation" : "Latest validation"} (step {ev?.step}): {summary(report)}</h3>
           <div class="columns">
@@ -157,6 +159,54 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
       <h3>Configuration</h3>
       <pre class="config">{JSON.stringify(d.run.config, null, 2)}</pre>
     </article>
+  );
+}
+
+/** A passage with the gold answer and the predicted one marked (the predicted alone where
+ * they overlap). Offsets are in characters. */
+function MarkedPassage(props: { text: string; gold: [number, number] | null; predicted: [number, number] }) {
+  const chars = Array.from(props.text);
+  const spans: [number, number, string][] = [[props.predicted[0], props.predicted[1], "predicted"]];
+  const g = props.gold;
+  if (g && (g[1] <= props.predicted[0] || g[0] >= props.predicted[1])) spans.push([g[0], g[1], "gold"]);
+  spans.sort((a, b) => a[0] - b[0]);
+  const parts: any[] = [];
+  let at = 0;
+  for (const [start, end, kind] of spans) {
+    parts.push(chars.slice(at, start).join(""));
+    parts.push(<mark class={`answer-${kind}`} title={kind === "gold" ? "the gold answer" : "the model's answer"}>{chars.slice(start, end).join("")}</mark>);
+    at = end;
+  }
+  parts.push(chars.slice(at).join(""));
+  return <p class="small passage">{parts}</p>;
+}
+
+/** A question-answering run's scores and its worst answers: the questions it got least of,
+ * predicted vs gold span in the passage. */
+function AnswerReportView(props: { report: any; step?: number; best: boolean; predictions: any[] }) {
+  const { report } = props;
+  const wrong = props.predictions
+    .filter((p) => p.label != null && !p.exact_match)
+    .sort((a, b) => a.f1 - b.f1 || b.score - a.score)
+    .slice(0, 10);
+  return (
+    <>
+      <h3 data-testid="answer-report">{props.best ? "Best validation" : "Latest validation"} (step {props.step}): {summary(report)} <span class="muted small">on {report.examples} questions ({report.windows} windows; SQuAD v1.1 scoring)</span></h3>
+      {wrong.length > 0 && (
+        <>
+          <h4>Worst answers</h4>
+          <p class="muted small"><mark class="answer-predicted">the model's answer</mark> and <mark class="answer-gold">the gold one</mark> in each passage.</p>
+          <div data-testid="answer-mistakes">
+            {wrong.map((w) => (
+              <div class="card answer-mistake" data-f1={w.f1.toFixed(3)}>
+                <p><strong>{w.text}</strong> <span class="muted small">gold “{w.label}” · predicted “{w.predicted}” · F1 {w.f1.toFixed(2)} · {(100 * w.score).toFixed(1)}%</span></p>
+                <MarkedPassage text={w.text_pair ?? ""} gold={w.gold_start != null ? [w.gold_start, w.gold_start + Array.from(w.label as string).length] : null} predicted={[w.start, w.end]} />
+              </div>
+            ))}
+          </div>
+        </>
+      )}
+    </>
   );
 }
 
@@ -226,35 +276,59 @@ function MetricsTable(props: { runs: RunRecord[] }) {
   );
 }
 
+/** An ensemble run's members and their scores beside its own, on the validation examples
+ * every member held out. */
+function EnsembleMembers(props: { run: RunRecord }) {
+  const e = props.run.final_metrics?.ensemble;
+  const of = props.run.config.ensemble;
+  return (
+    <div data-testid="ensemble-members">
+      <p>Ensemble of runs {of.members.join(", ")} ({of.mean === "logits" ? "mean of logits" : "mean of probabilities"}){e?.examples ? <> · scored on the {e.examples} validation examples every member held out</> : " · the members share no validation examples: score it with hone eval"}.</p>
+      {e?.members?.length > 0 && (
+        <table class="list">
+          <thead><tr><th>Model</th><th>Score</th></tr></thead>
+          <tbody>
+            {e.members.map((m: any) => <tr data-member={m.run}><td>run {m.run}</td><td>{summary(m.report)}</td></tr>)}
+            <tr class="ensemble-row"><td><strong>ensemble</strong></td><td><strong>{summary(props.run.final_metrics?.best)}</strong></td></tr>
+          </tbody>
+        </table>
+      )}
+    </div>
+  );
+}
+
 /** Combines the ticked finished runs into an ensemble folder where the user chooses. */
-function EnsembleButton(props: { runs: RunRecord[] }) {
+function EnsembleButton(props: { runs: RunRecord[]; onMade?: () => void }) {
   const [made, setMade] = useState<string | null>(null);
+  const [record, setRecord] = useState<EnsembleRecord | null>(null);
   const [error, setError] = useState<string | null>(null);
   const done = props.runs.filter((r) => r.status === "completed" || r.status === "cancelled");
   const tasks = new Set(props.runs.map((r) => r.config?.task ?? "sequence-classification"));
   const why = done.length < props.runs.length ? "Only finished runs can be ensembled."
     : tasks.has("token-classification") ? "Token classifiers are not ensembled yet."
+    : tasks.has("question-answering") ? "Question-answering models are not ensembled yet."
     : tasks.size > 1 ? "The runs are for different tasks." : null;
   const make = async () => {
     setError(null);
     const dest = await api.pick("export_folder");
     if (!dest) return;
     try {
-      const [path] = await api.ensembleCreate(props.runs.map((r) => r.id), dest, `ensemble-${props.runs.map((r) => r.id).join("-")}`);
-      setMade(path);
+      const [path, , rec] = await api.ensembleCreate(props.runs.map((r) => r.id), dest, `ensemble-${props.runs.map((r) => r.id).join("-")}`);
+      setMade(path); setRecord(rec);
+      props.onMade?.();
     } catch (e) { setError(errorText(e)); }
   };
   return (
     <div class="row">
       <button id="ensemble" onClick={make} disabled={why != null} title={why ?? "Average the runs' probabilities: one model for hone predict and hone eval"}>Ensemble these runs…</button>
       {why && <span class="muted small">{why}</span>}
-      {made && <span class="ok small" data-testid="ensemble-made">Ensemble written to {made} · <code>hone eval --model {made} …</code> scores it</span>}
+      {made && <span class="ok small" data-testid="ensemble-made" data-run={record?.run_id ?? ""}>Ensemble written to {made}{record && <> · recorded as run {record.run_id}{record.report ? <>: {summary(record.report)}</> : " (the runs share no validation examples to score it on)"}</>}</span>}
       {error && <span class="field-error" role="alert">{error}</span>}
     </div>
   );
 }
 
-function Compare(props: { runs: RunRecord[] }) {
+function Compare(props: { runs: RunRecord[]; onChanged?: () => void }) {
   const [metrics, setMetrics] = useState<[number, MetricRow[]][]>([]);
   const [onlyDiff, setOnlyDiff] = useState(true);
   const [smoothing, setSmoothing] = useState(0);
@@ -272,7 +346,7 @@ function Compare(props: { runs: RunRecord[] }) {
       <label class="small" title="An exponential moving average of the loss curves, as TensorBoard's slider">Smoothing <input id="compare-smoothing" type="range" min="0" max="0.99" step="0.01" value={smoothing}
         onInput={(e) => setSmoothing(Number((e.target as HTMLInputElement).value))} /> {smoothing.toFixed(2)}</label>
       <MetricsTable runs={props.runs} />
-      <EnsembleButton runs={props.runs} />
+      <EnsembleButton runs={props.runs} onMade={props.onChanged} />
       <label class="small"><input type="checkbox" checked={onlyDiff} onChange={(e) => setOnlyDiff((e.target as HTMLInputElement).checked)} /> differences only</label>
       <table class="list" data-testid="config-diff">
         <thead><tr><th>Setting</th>{props.runs.map((r) => <th>run {r.id}</th>)}</tr></thead>
@@ -340,7 +414,7 @@ export function RunsPage(props: { open: number | null; nav: Nav }) {
               ))}
             </tbody>
           </table>
-          {compared.length >= 2 ? <Compare runs={compared} /> : open != null && <RunPage id={open} nav={props.nav} onChanged={refresh} onDeleted={() => { setOpen(null); refresh(); }} />}
+          {compared.length >= 2 ? <Compare runs={compared} onChanged={refresh} /> : open != null && <RunPage id={open} nav={props.nav} onChanged={refresh} onDeleted={() => { setOpen(null); refresh(); }} />}
         </>
       )}
     </section>

@@ -3,7 +3,7 @@
 import { AnswerSource } from "./answers";
 import { ChoiceSource, type ChoiceData } from "./choices";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, DatasetInfo, duration, errorText, KnownModel, ModelCheck, RunDetail, RunMessage, TrainEvent, TrainingOption } from "../api";
+import { api, DatasetInfo, duration, errorText, KnownModel, ModelCheck, Preset, RunDetail, RunMessage, TrainEvent, TrainingOption } from "../api";
 import { Chart, Series } from "../chart";
 import type { Nav } from "../main";
 import { FitTable, modelName } from "./models";
@@ -11,13 +11,9 @@ import { chartedKeys, curveOf, metricLabel, summary, validationSeries } from "..
 
 type Training = Record<string, any>;
 
-const PRESETS: Record<string, { label: string; help: string; values: Training }> = {
-  quick: { label: "Quick", help: "2 epochs at the usual learning rate: a first model in minutes.", values: { epochs: 2, lr: 5e-5, freeze_embeddings: false, layer_lr_decay: null, warmup_ratio: 0.1, head_warmup_epochs: 0 } },
-  careful: {
-    label: "Careful", help: "Frozen embeddings, layer-wise LR decay (0.9) and warmup: steadier on small datasets.",
-    values: { epochs: 4, lr: 3e-5, freeze_embeddings: true, layer_lr_decay: 0.9, warmup_ratio: 0.1, head_warmup_epochs: 0, early_stopping_patience: 2 },
-  },
-};
+/** The learning rate a scaling preset gives a batch size (as `LrScaling::lr` in Rust). */
+const scaledLr = (s: NonNullable<Preset["lr_scaling"]>, batch: number): number =>
+  Number(((s.base_lr / Math.max(1, s.reference_batch)) * batch).toPrecision(6));
 
 type Field = {
   key: string; label: string; help: string; kind: "int" | "float" | "bool" | "select" | "optfloat" | "optint"; options?: string[];
@@ -281,11 +277,15 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const [formVersion, setFormVersion] = useState(0);
   // The preset the settings came from, until one is changed by hand.
   const [preset, setPreset] = useState<string | null>("defaults");
+  // The presets (from Rust); the active one's rate may follow the batch size.
+  const [presets, setPresets] = useState<Preset[]>([]);
+  const activePreset = presets.find((p) => p.key === preset);
   const resetTo = (values: Training, from: string | null) => { setTraining(values); setProblems({}); setFormVersion((v) => v + 1); setPreset(from); };
   const live = useLive();
 
   useEffect(() => {
     api.trainingOptions().then((o) => { setOptions(o); setTraining(defaultsOf(o)); setFormVersion((v) => v + 1); }).catch((e) => setError(errorText(e)));
+    api.trainingPresets().then(setPresets).catch((e) => setError(errorText(e)));
     Promise.all([
       api.modelsList().then((m) => { setModels(m); if (!model && m.length) setModel(m[0].reference); }),
       api.datasetsList().then((d) => { setDatasets(d); if (!dataset && d.length) setDataset(d[0].name); }),
@@ -317,7 +317,21 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
     ? Math.round((choiceData?.questions ?? 0) * 0.9)
     : Math.round((ds?.labeled ?? 0) * (split ? 0.8 : 0.9));
 
-  const set = (key: string, value: any) => { setTraining((t) => ({ ...t, [key]: value })); setPreset(null); };
+  const set = (key: string, value: any) => {
+    const scaling = activePreset?.lr_scaling;
+    if (key === "batch_size" && scaling && typeof value === "number") {
+      // The preset's rate follows the new batch size; the preset stays.
+      setTraining((t) => ({ ...t, batch_size: value, lr: scaledLr(scaling, value) }));
+      setFormVersion((v) => v + 1);
+      return;
+    }
+    setTraining((t) => ({ ...t, [key]: value })); setPreset(null);
+  };
+  const applyPreset = (p: Preset) => {
+    const values: Training = { ...defaults, ...training, ...p.values };
+    if (p.lr_scaling) values.lr = scaledLr(p.lr_scaling, Number(values.batch_size) || 16);
+    resetTo(values, p.key);
+  };
   const field = (f: Field) => {
     const v = training[f.key];
     const input = f.kind === "bool" ? (
@@ -400,13 +414,18 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       {fileTask === "choice" && <ChoiceSource model={model} maxLength={Number(training.max_length) || 128} onChange={setChoiceData} />}
       {fileTask === "answer" && <AnswerSource model={model} maxLength={Number(training.max_length) || 128} stride={Number(training.doc_stride) || 32} onChange={setChoiceData} />}
       <div class="row">
-        {Object.entries(PRESETS).map(([key, p]) => (
-          <button data-preset={key} title={p.help} aria-pressed={preset === key} class={preset === key ? "active" : ""} onClick={() => resetTo({ ...defaults, ...training, ...p.values }, key)}>{p.label}</button>
+        {presets.map((p) => (
+          <button data-preset={p.key} title={p.help} aria-pressed={preset === p.key} class={preset === p.key ? "active" : ""} onClick={() => applyPreset(p)}>{p.label}</button>
         ))}
         <button disabled title="Low-rank adapters: planned">LoRA (planned)</button>
         <button class="ghost" aria-pressed={preset === "defaults"} onClick={() => resetTo({ ...defaults }, "defaults")}>Defaults</button>
-        <span class="muted small" data-testid="preset">{preset == null ? "custom settings" : preset === "defaults" ? "defaults" : `preset: ${PRESETS[preset].label}`}</span>
+        <span class="muted small" data-testid="preset">{preset == null ? "custom settings" : preset === "defaults" ? "defaults" : `preset: ${activePreset?.label ?? preset}`}</span>
       </div>
+      {activePreset?.lr_scaling && (
+        <p class="muted small" data-testid="lr-scaling">
+          {activePreset.help} Learning rate {activePreset.lr_scaling.base_lr} / {activePreset.lr_scaling.reference_batch} × batch {training.batch_size} = <strong>{training.lr}</strong> (it follows the batch size).
+        </p>
+      )}
       <div class="fields" key={formVersion} data-testid="fields">{fields.filter((f) => !f.advanced).map(field)}</div>
       <details class="more-options" key={`more-${formVersion}`}>
         <summary>More options ({fields.filter((f) => f.advanced).length}): warmup steps, checkpoints, early-stopping delta, decay shape, AdamW…</summary>

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The PyTorch + transformers side of bench/sciq_accuracy.sh: fine-tunes
 AutoModelForMultipleChoice on the prepared SciQ JSON lines with the same recipe as `hone train
---task multiple-choice` (each (question, option) pair encoded with truncation longest first,
+--task multiple-choice` (each (question, option) pair encoded with only the question cut when too long,
 dynamic padding, AdamW with no decay on biases and LayerNorm weights, linear warmup then
 linear decay, clipping by global norm, shuffled batches, dropout on) and prints accuracy and
 MAP@3 on the test questions as JSON.
@@ -34,7 +34,10 @@ def read(path):
 def encode(tok, questions, max_length):
     firsts = [q for q, options, _ in questions for _ in options]
     seconds = [o for _, options, _ in questions for o in options]
-    enc = tok(firsts, seconds, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    try:  # Hone keeps the option whole: only the question is cut
+        enc = tok(firsts, seconds, padding=True, truncation="only_first", max_length=max_length, return_tensors="pt")
+    except Exception:  # an option too long to keep whole
+        enc = tok(firsts, seconds, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     n = len(questions[0][1])
     return {k: v.reshape(len(questions), n, -1) for k, v in enc.items()}
 

@@ -162,6 +162,54 @@ fn a_toml_run_file_works_and_flags_override_it() {
     );
 }
 
+/// A preset applies before the flags; the Kaggle multiple-choice recipe scales its learning
+/// rate (2e-5 at batch 16) to the batch size the flags give, unless --lr is given.
+#[test]
+fn a_preset_sets_its_options_and_scales_its_rate_to_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hone.db");
+    let data = dir.path().join("kind.jsonl");
+    support::synthetic_choices(&data);
+    let train = |extra: &[&str], out: &str| {
+        let o = run(hone()
+            .arg("--db")
+            .arg(&db)
+            .args(["train", "--task", "multiple-choice", "--model"])
+            .arg(fixture("tiny-bert"))
+            .arg("--train")
+            .arg(&data)
+            .args(["--question-column", "prompt", "--choices-column", "options"])
+            .args(["--label-column", "answer", "--preset", "kaggle-mc"])
+            .args(["--epochs", "1", "--batch-size", "8", "--out"])
+            .arg(dir.path().join(out))
+            .args(extra));
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    let config = |id: &str| -> serde_json::Value {
+        let show = run(hone()
+            .arg("--db")
+            .arg(&db)
+            .args(["runs", "show", id, "--json"]));
+        let shown: serde_json::Value = serde_json::from_str(&stdout(&show)).unwrap();
+        shown["run"]["config"]["training"].clone()
+    };
+    train(&[], "a");
+    let t = config("1");
+    assert!((t["lr"].as_f64().unwrap() - 1e-5).abs() < 1e-15, "{t}");
+    assert_eq!(t["freeze_embeddings"], true, "{t}");
+    assert_eq!(t["layer_lr_decay_shape"], "cosine", "{t}");
+    assert_eq!(t["schedule"], "cosine", "{t}");
+    assert_eq!(t["head_warmup_steps"], 50, "{t}");
+    assert_eq!(t["early_stopping_metric"], "map_at_3", "{t}");
+    // An explicit rate wins over the scaled one.
+    train(&["--lr", "3e-5"], "b");
+    assert!((config("2")["lr"].as_f64().unwrap() - 3e-5).abs() < 1e-15);
+    fails_with(
+        &["train", "--preset", "fast"],
+        &["unknown preset 'fast'", "kaggle-mc"],
+    );
+}
+
 /// Runs `hone` and checks it failed with one `error:` line (and at most a `hint:` line naming
 /// the flag or command to use) containing every `needle` between them.
 fn fails_with(args: &[&str], needles: &[&str]) {

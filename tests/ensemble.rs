@@ -82,6 +82,20 @@ fn an_ensemble_of_runs_averages_their_probabilities_and_evaluates_as_one_model()
             && shown.contains("run 2 "),
         "{shown}"
     );
+    // Its record's model is the ensemble folder: the Playground predicts with it, and exporting
+    // it copies the members with the manifest.
+    let mut app = hone_app::App::open(&db).unwrap();
+    let (model_dir, _) = app.run_model(3).unwrap();
+    assert_eq!(model_dir, ensemble);
+    let copied = app
+        .export_run_model(3, dir.path(), "ensemble-copy")
+        .unwrap();
+    drop(app);
+    assert_eq!(
+        probabilities(&predict(&copied)),
+        probabilities(&predict(&ensemble)),
+        "the copy predicts as the ensemble"
+    );
     let got = probabilities(&predict(&ensemble));
     let (a, b) = (
         probabilities(&predict(&members[0])),

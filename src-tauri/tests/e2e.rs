@@ -665,8 +665,9 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         "{relabeled}"
     );
 
-    // Playground and export.
+    // Playground and export (of run 2; the newest, the ensemble, is listed first).
     ui.page("playground").await;
+    ui.select("#play-run", "2").await;
     ui.type_into("#play-text", "a gorgeous, witty movie").await;
     ui.click("#play-predict").await;
     ui.until_text("[data-testid='predictions']", long, |t| t.contains('%'))
@@ -988,9 +989,18 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
 
     // Question answering from a SQuAD file: the preview counts questions, passages and the
     // windows they make; the run reports exact match and F1; the Playground marks the answer
-    // in the passage.
+    // in the passage. (The finished run's live view comes first: New run is pressed until the
+    // form is there, as a redraw of that view can take a click.)
     ui.page("train").await;
-    ui.button("New run").await;
+    let pressed = Instant::now();
+    while ui.client.find(Locator::Css("#train-model")).await.is_err() {
+        assert!(pressed.elapsed() < long, "no Train form after New run");
+        let new_run = Locator::XPath("//button[normalize-space(.)='New run']");
+        if let Ok(button) = ui.client.find(new_run).await {
+            button.click().await.ok();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     ui.css("#train-model option").await;
     ui.select("#train-task", "answer").await;
     ui.set_field("max_length", "48").await;

@@ -190,8 +190,10 @@ pub fn run(cmd: RunsCommand, db: &Path) -> anyhow::Result<ExitCode> {
                 .and_then(|e| e.get("members"))
                 .and_then(|m| m.as_array())
             {
-                println!("
-ensemble members, on the validation examples they all held out:");
+                println!(
+                    "
+ensemble members, on the validation examples they all held out:"
+                );
                 for m in members {
                     if let Ok(report) = serde_json::from_value::<Report>(m["report"].clone()) {
                         println!("  run {:<5} {}", m["run"], report_line(&report));

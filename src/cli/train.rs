@@ -312,6 +312,11 @@ impl TrainArgs {
 
     /// The run configuration: the TOML file (if any) with the flags applied on top.
     fn run_config(&self) -> anyhow::Result<RunConfig> {
+        let preset = self
+            .preset
+            .as_deref()
+            .map(hone_app::types::preset)
+            .transpose()?;
         let file = match &self.config {
             Some(path) => Some(RunConfig::from_toml_file(path)?),
             None => None,
@@ -334,8 +339,7 @@ impl TrainArgs {
             .map(|f| f.training.clone())
             .unwrap_or_default();
         let mut scaling = None;
-        if let Some(key) = &self.preset {
-            let preset = hone_app::types::preset(key)?;
+        if let Some(preset) = &preset {
             training = preset.apply(&training)?;
             scaling = preset.lr_scaling;
         }

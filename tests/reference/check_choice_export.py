@@ -4,7 +4,8 @@ unchanged (AutoModelForMultipleChoice, AutoTokenizer) and gives the option score
 `hone predict --json --question Q --choices "a|b|c"` printed, and the same ranking.
 
 Each (prompt, option) pair is encoded as transformers' multiple-choice examples do: the prompt
-is the question, after its context when there is one; truncation longest first.
+is the question, after its context when there is one; a pair too long loses the end of its
+prompt (truncation="only_first", as Hone keeps the option), longest first when that cannot fit.
 
 Usage: check_choice_export.py EXPORT_DIR PREDICTIONS_JSON [--tolerance 1e-4]
 PREDICTIONS_JSON is a list of `hone predict --json` outputs (each a list of questions).
@@ -38,8 +39,12 @@ def main():
     for q in questions:
         prompt = q["question"] if q.get("context") is None else q["context"] + " " + q["question"]
         options = q["options"]
-        enc = tokenizer([prompt] * len(options), options, truncation=True, padding=True,
-                        return_tensors="pt")
+        try:
+            enc = tokenizer([prompt] * len(options), options, truncation="only_first", padding=True,
+                            return_tensors="pt")
+        except Exception:  # an option too long to keep whole
+            enc = tokenizer([prompt] * len(options), options, truncation=True, padding=True,
+                            return_tensors="pt")
         with torch.no_grad():
             logits = model(**{k: v.unsqueeze(0) for k, v in enc.items()}).logits[0].double()
         hone = torch.tensor(q["logits"], dtype=torch.float64)

@@ -536,7 +536,8 @@ mod tests {
             [
                 "text and text-pair classification",
                 "token classification",
-                "multiple choice"
+                "multiple choice",
+                "extractive question answering"
             ]
         );
         assert_eq!(check.parameters, Some(22_713_986));

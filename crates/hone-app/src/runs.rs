@@ -533,7 +533,10 @@ impl App {
             .rev()
             .find(|a| a.kind == "export")
             .map(|a| PathBuf::from(&a.path))
-            .filter(|p| p.join("config.json").is_file())
+            // A model folder, or an ensemble's (its members in folders beside the manifest).
+            .filter(|p| {
+                p.join("config.json").is_file() || p.join(crate::ensemble::MANIFEST).is_file()
+            })
             .ok_or_else(|| {
                 AppError::Invalid(format!(
                     "run {id} has no exported model yet; finish (or resume) it first"
@@ -860,11 +863,29 @@ fn new_folder(dest: &Path, name: &str) -> Result<PathBuf, AppError> {
 
 /// Copies the files of a model folder into `into` (exported folders are flat).
 pub(crate) fn copy_files(source: &Path, into: &Path) -> Result<(), hone_engine::EngineError> {
+    // An ensemble's members are folders beside its manifest: they travel with it.
+    copy_level(
+        source,
+        into,
+        source.join(crate::ensemble::MANIFEST).is_file(),
+    )
+}
+
+/// Copies the files of `source` into `into`, and its folders too when `ensemble`.
+fn copy_level(source: &Path, into: &Path, ensemble: bool) -> Result<(), hone_engine::EngineError> {
     let io = |path: &Path, e| hone_engine::EngineError::io(path, e);
     for entry in std::fs::read_dir(source).map_err(|e| io(source, e))? {
         let path = entry.map_err(|e| io(source, e))?.path();
-        if let (true, Some(file)) = (path.is_file(), path.file_name()) {
-            std::fs::copy(&path, into.join(file)).map_err(|e| io(&path, e))?;
+        match (path.is_file(), path.file_name()) {
+            (true, Some(file)) => {
+                std::fs::copy(&path, into.join(file)).map_err(|e| io(&path, e))?;
+            }
+            (false, Some(folder)) if ensemble && path.is_dir() => {
+                let target = into.join(folder);
+                std::fs::create_dir_all(&target).map_err(|e| io(&target, e))?;
+                copy_level(&path, &target, true)?;
+            }
+            _ => {}
         }
     }
     Ok(())

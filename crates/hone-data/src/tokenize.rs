@@ -216,6 +216,71 @@ impl TextTokenizer {
         Ok(encodings.iter().map(EncodedExample::from).collect())
     }
 
+    /// Encodes (prompt, option) pairs so the option survives truncation: a pair too long for
+    /// the maximum length loses the end of its prompt (transformers' `truncation="only_first"`);
+    /// only an option that cannot fit beside a token of prompt is cut too (longest first).
+    pub fn encode_keeping_second<S: AsRef<str> + Sync>(
+        &self,
+        pairs: &[(S, S)],
+    ) -> Result<Vec<EncodedExample>, DataError> {
+        let (raw, assemble) = self.raw_and_assembler()?;
+        let specials = self
+            .inner
+            .get_post_processor()
+            .map_or(0, |p| tokenizers::PostProcessor::added_tokens(p, true));
+        let encode = |texts: Vec<&str>| {
+            let inputs: Vec<tokenizers::EncodeInput> = texts.into_iter().map(Into::into).collect();
+            raw.encode_batch(inputs, false)
+                .map_err(|e| DataError::Encode(e.to_string()))
+        };
+        let firsts = encode(pairs.iter().map(|(a, _)| a.as_ref()).collect())?;
+        let seconds = encode(pairs.iter().map(|(_, b)| b.as_ref()).collect())?;
+        let mut out = Vec::with_capacity(pairs.len());
+        for ((mut first, second), (a, b)) in firsts.into_iter().zip(seconds).zip(pairs) {
+            let total = first.len() + second.len() + specials;
+            if total > self.max_length && second.len() + specials + 1 > self.max_length {
+                // The option alone does not fit: longest first, as `encode` does.
+                let mut e = self.encode(&[(a.as_ref(), Some(b.as_ref()))])?;
+                out.append(&mut e);
+                continue;
+            }
+            let cut = total > self.max_length;
+            if cut {
+                first.truncate(
+                    self.max_length - specials - second.len(),
+                    0,
+                    TruncationDirection::Right,
+                );
+                first.take_overflowing();
+            }
+            let e = assemble
+                .post_process(first, Some(second), true)
+                .map_err(|e| DataError::Encode(e.to_string()))?;
+            out.push(EncodedExample {
+                input_ids: e.get_ids().to_vec(),
+                type_ids: e.get_type_ids().to_vec(),
+                truncated: cut,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Two copies of the tokenizer without truncation: one that only tokenizes (no
+    /// post-processor, which may trim offsets and must run once) and one that assembles
+    /// sequences with the model's special tokens.
+    fn raw_and_assembler(&self) -> Result<(Tokenizer, Tokenizer), DataError> {
+        let mut assemble = self.inner.clone();
+        assemble
+            .with_truncation(None)
+            .map_err(|e| DataError::Tokenizer {
+                path: self.source.clone(),
+                message: e.to_string(),
+            })?;
+        let mut raw = assemble.clone();
+        raw.with_post_processor(None::<tokenizers::PostProcessorWrapper>);
+        Ok((raw, assemble))
+    }
+
     /// Encodes sentences given as words: the words are joined by single spaces (so training
     /// on CoNLL words tokenizes as predicting on the same raw text does) and each sub-token is
     /// mapped to the word its characters come from.
@@ -342,15 +407,7 @@ impl TextTokenizer {
         let usable = self.max_length.saturating_sub(specials);
         // Questions and passages are tokenized alone with no post-processing (which trims
         // byte-level offsets and must run once, on the assembled window).
-        let mut assemble = self.inner.clone();
-        assemble
-            .with_truncation(None)
-            .map_err(|e| DataError::Tokenizer {
-                path: self.source.clone(),
-                message: e.to_string(),
-            })?;
-        let mut raw = assemble.clone();
-        raw.with_post_processor(None::<tokenizers::PostProcessorWrapper>);
+        let (raw, assemble) = self.raw_and_assembler()?;
         let encode = |texts: Vec<&str>| {
             let inputs: Vec<tokenizers::EncodeInput> = texts.into_iter().map(Into::into).collect();
             raw.encode_batch_char_offsets(inputs, false)

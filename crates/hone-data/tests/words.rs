@@ -120,3 +120,48 @@ fn offsets_point_into_the_raw_text_and_words_are_found() {
         }
     }
 }
+
+/// A (prompt, option) pair too long for the maximum length loses the end of its prompt and
+/// keeps its option whole; short pairs encode exactly as `encode` does; an option too long
+/// to fit is cut longest first as `encode` cuts it.
+#[test]
+fn multiple_choice_pairs_keep_their_option() {
+    for family in ["bert", "roberta"] {
+        let mut tok = tokenizer(family);
+        tok.set_max_length(16).unwrap();
+        let prompt =
+            "the film was long and the acting was dull but the ending was a delight to watch";
+        let option = "a quiet film";
+        let short = [("a film", "a quiet film")];
+        assert_eq!(
+            tok.encode_keeping_second(&short).unwrap(),
+            tok.encode(&[("a film", Some("a quiet film"))]).unwrap(),
+            "{family}"
+        );
+        let kept = &tok.encode_keeping_second(&[(prompt, option)]).unwrap()[0];
+        assert!(
+            kept.truncated && kept.input_ids.len() == 16,
+            "{family}: {kept:?}"
+        );
+        let mut whole = tok.clone();
+        whole.set_max_length(64).unwrap();
+        // The option alone after an empty prompt: [CLS] [SEP] option [SEP] (BERT) or
+        // <s> </s> </s> option </s> (RoBERTa).
+        let alone = &whole.encode_keeping_second(&[("", option)]).unwrap()[0].input_ids;
+        let before = if family == "roberta" { 3 } else { 2 };
+        let option_tokens = &alone[before..alone.len() - 1];
+        assert!(
+            kept.input_ids[..15].ends_with(option_tokens),
+            "{family}: {kept:?} does not end with {option_tokens:?}"
+        );
+        let too_long = "word ".repeat(40);
+        let cut = &tok
+            .encode_keeping_second(&[("a film", too_long.as_str())])
+            .unwrap()[0];
+        assert_eq!(
+            cut,
+            &tok.encode(&[("a film", Some(too_long.as_str()))]).unwrap()[0],
+            "{family}"
+        );
+    }
+}

@@ -672,16 +672,14 @@ impl ChoicePredictor {
         let mut stepper = Stepper::new(model, true);
         let mut out = Vec::with_capacity(questions.len());
         for chunk in questions.chunks(batch_size.max(1)) {
-            let pairs: Vec<(String, Option<String>)> = chunk
+            let pairs: Vec<(String, String)> = chunk
                 .iter()
                 .flat_map(|q| {
                     let prompt = crate::job::choice_prompt(q);
-                    q.choices
-                        .iter()
-                        .map(move |c| (prompt.clone(), Some(c.clone())))
+                    q.choices.iter().map(move |c| (prompt.clone(), c.clone()))
                 })
                 .collect();
-            let encoded = self.loaded.tokenizer.encode(&pairs)?;
+            let encoded = self.loaded.tokenizer.encode_keeping_second(&pairs)?;
             let refs: Vec<&hone_data::EncodedExample> = encoded.iter().collect();
             let scores = stepper.logits(model, &batcher.batch(&refs, &[]))?.values;
             let mut at = 0;

@@ -204,7 +204,8 @@ pub fn choice_prompt(e: &Example) -> String {
 }
 
 /// Encodes multiple-choice questions as transformers' `*ForMultipleChoice` reads them: one
-/// (prompt, option) pair per option, truncated longest first; the label is the right
+/// (prompt, option) pair per option; a pair too long loses the end of its prompt, never the
+/// option (unless the option alone is too long); the label is the right
 /// option's index (none for unlabeled questions). A question with fewer than `options`
 /// options is padded with empty ones that take no part in its softmax.
 pub fn encode_choices(
@@ -231,7 +232,7 @@ pub fn encode_choices(
                 .iter()
                 .cloned()
                 .chain(empty)
-                .map(|c| (prompt.clone(), Some(c))),
+                .map(|c| (prompt.clone(), c)),
         );
         padded.extend((0..n).map(|i| i >= e.choices.len()));
         labels.extend(right_option(e)?);
@@ -247,7 +248,7 @@ pub fn encode_choices(
         ));
     }
     Ok(EncodedSet {
-        examples: tokenizer.encode(&pairs)?,
+        examples: tokenizer.encode_keeping_second(&pairs)?,
         choices: n,
         padded,
         labels,

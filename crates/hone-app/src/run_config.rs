@@ -275,16 +275,42 @@ pub fn load_files(files: &FileData, task: Task, seed: u64) -> Result<TrainingDat
     })
 }
 
+/// The training file and the validation file (when there is one), each read by `read`, which
+/// adds what the user should know to the notices.
+type ReadFile<'a> = dyn FnMut(&Path, &mut Vec<String>) -> Result<Vec<Example>, AppError> + 'a;
+
+/// The examples of a run's files and what reading them noticed.
+struct FilesRead {
+    train: Vec<Example>,
+    valid: Option<Vec<Example>>,
+    notices: Vec<String>,
+}
+
+fn read_both(files: &FileData, read: &mut ReadFile) -> Result<FilesRead, AppError> {
+    let mut notices = Vec::new();
+    let train = read(&files.train, &mut notices)?;
+    let valid = match files.valid.as_deref() {
+        Some(path) => Some(read(path, &mut notices)?),
+        None => None,
+    };
+    Ok(FilesRead {
+        train,
+        valid,
+        notices,
+    })
+}
+
 fn load_choice_files(files: &FileData, seed: u64) -> Result<TrainingData, AppError> {
     let columns = files.choice_columns();
-    let mut notices = Vec::new();
-    let mut read = |path: &Path| -> Result<Vec<Example>, AppError> {
+    let FilesRead {
+        train,
+        valid,
+        notices,
+    } = read_both(files, &mut |path, notices| {
         let file = read_choice_examples(path, files.format, &columns)?;
         notices.extend(file.warnings);
         Ok(file.examples)
-    };
-    let train = read(&files.train)?;
-    let valid = files.valid.as_deref().map(&mut read).transpose()?;
+    })?;
     Ok(choice_data(
         train,
         valid,
@@ -296,14 +322,15 @@ fn load_choice_files(files: &FileData, seed: u64) -> Result<TrainingData, AppErr
 
 /// SQuAD JSON or JSON lines with `question`, `context` and `answers` (the columns are fixed).
 fn load_answer_files(files: &FileData, seed: u64) -> Result<TrainingData, AppError> {
-    let mut notices = Vec::new();
-    let mut read = |path: &Path| -> Result<Vec<Example>, AppError> {
+    let FilesRead {
+        train,
+        valid,
+        notices,
+    } = read_both(files, &mut |path, notices| {
         let file = hone_data::read_qa_examples(path)?;
         notices.extend(file.warnings);
         Ok(file.examples)
-    };
-    let train = read(&files.train)?;
-    let valid = files.valid.as_deref().map(&mut read).transpose()?;
+    })?;
     Ok(answer_data(
         train,
         valid,
@@ -318,8 +345,11 @@ fn load_tagged_files(files: &FileData, seed: u64) -> Result<TrainingData, AppErr
         tokens: files.text_column.clone(),
         tags: files.label_column.clone(),
     };
-    let mut notices = Vec::new();
-    let mut read = |path: &Path| -> Result<Vec<Example>, AppError> {
+    let FilesRead {
+        train,
+        valid,
+        notices,
+    } = read_both(files, &mut |path, notices| {
         let file = read_tagged(path, files.format, &columns)?;
         notices.extend(file.warnings);
         notices.push(format!(
@@ -329,9 +359,7 @@ fn load_tagged_files(files: &FileData, seed: u64) -> Result<TrainingData, AppErr
             file.scheme
         ));
         Ok(file.sentences.into_iter().map(Example::from).collect())
-    };
-    let train = read(&files.train)?;
-    let valid = files.valid.as_deref().map(&mut read).transpose()?;
+    })?;
     Ok(tagged_data(
         train,
         valid,

@@ -65,6 +65,22 @@ pub fn tag_set<'e>(examples: impl IntoIterator<Item = &'e Example>) -> LabelSet 
     LabelSet::from_names(tags.into_iter().map(str::to_string).collect())
 }
 
+/// The validation examples given, or else a seeded (unstratified) `fraction` of `train`.
+pub fn given_or_held_out(
+    train: Vec<Example>,
+    valid: Option<Vec<Example>>,
+    fraction: f64,
+    seed: u64,
+) -> (Vec<Example>, Vec<Example>) {
+    match valid {
+        Some(valid) => (train, valid),
+        None => {
+            let unstratified = vec![0; train.len()];
+            hold_out(train, &unstratified, fraction, seed)
+        }
+    }
+}
+
 /// Token-classification data: the tag set of the training sentences, and the validation
 /// sentences given, or else a seeded share of the training ones. Validation tags the training
 /// data lacks are refused when the sentences are encoded.
@@ -76,13 +92,7 @@ pub fn tagged_data(
     notices: Vec<String>,
 ) -> TrainingData {
     let labels = tag_set(&train);
-    let (train, valid) = match valid {
-        Some(valid) => (train, valid),
-        None => {
-            let unstratified = vec![0; train.len()];
-            hold_out(train, &unstratified, valid_fraction, seed)
-        }
-    };
+    let (train, valid) = given_or_held_out(train, valid, valid_fraction, seed);
     TrainingData {
         task: Task::TokenClassification,
         labels,
@@ -179,13 +189,7 @@ pub fn answer_data(
                 .unwrap_or_default()
         )));
     }
-    let (train, valid) = match valid {
-        Some(valid) => (train, valid),
-        None => {
-            let unstratified = vec![0; train.len()];
-            hold_out(train, &unstratified, valid_fraction, seed)
-        }
-    };
+    let (train, valid) = given_or_held_out(train, valid, valid_fraction, seed);
     Ok(TrainingData {
         task: Task::QuestionAnswering,
         labels: LabelSet::from_names(SPAN_LABELS.iter().map(|s| s.to_string()).collect()),

@@ -84,9 +84,15 @@ impl App {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        // The examples every member held out: none of them trained on these.
+        // The examples every member held out: none of them trained on these. Members that
+        // read the same data with the same seed are read once.
         let mut common: Option<Vec<Example>> = None;
+        let mut read: HashSet<String> = HashSet::new();
         for config in &configs {
+            let source = serde_json::json!([config.task, config.data, config.training.seed]);
+            if !read.insert(source.to_string()) {
+                continue;
+            }
             let valid = self.validation_examples(config)?;
             common = Some(match common {
                 None => valid,

@@ -47,6 +47,16 @@ pub struct AnswerSettings {
     pub max_answer_length: usize,
 }
 
+impl From<&hone_engine::TrainingConfig> for AnswerSettings {
+    /// How a run trained with `training` reads passages.
+    fn from(training: &hone_engine::TrainingConfig) -> Self {
+        AnswerSettings {
+            doc_stride: training.doc_stride,
+            max_answer_length: training.max_answer_length,
+        }
+    }
+}
+
 impl Default for AnswerSettings {
     /// The pipeline's stride (128) and Hone's longest answer (30 tokens, as `run_qa.py`).
     fn default() -> Self {

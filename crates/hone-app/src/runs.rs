@@ -552,14 +552,10 @@ impl App {
     /// it trained with.
     pub fn run_answer_settings(&self, id: i64) -> Result<crate::predict::AnswerSettings, AppError> {
         let run = self.store.run(id)?;
-        let training = &run.config["training"];
-        let defaults = hone_engine::TrainingConfig::default();
-        let read =
-            |key: &str, default: usize| training[key].as_u64().map_or(default, |n| n as usize);
-        Ok(crate::predict::AnswerSettings {
-            doc_stride: read("doc_stride", defaults.doc_stride),
-            max_answer_length: read("max_answer_length", defaults.max_answer_length),
-        })
+        let config: RunConfig = serde_json::from_value(run.config).map_err(|e| {
+            AppError::Invalid(format!("run {id}: its configuration cannot be read: {e}"))
+        })?;
+        Ok((&config.training).into())
     }
 
     /// Copies run `id`'s exported model (Hugging Face format, with its model card; not its
@@ -729,11 +725,7 @@ fn validation_predictions(
         return Ok(serde_json::Value::Array(Vec::new()));
     }
     if let FineTunedModel::Answers(_) = model {
-        let settings = crate::predict::AnswerSettings {
-            doc_stride: training.doc_stride,
-            max_answer_length: training.max_answer_length,
-        };
-        return answer_predictions(model, valid, settings, batch_size);
+        return answer_predictions(model, valid, training.into(), batch_size);
     }
     let FineTunedModel::Classes(predictor) = model else {
         return Ok(serde_json::Value::Array(Vec::new()));

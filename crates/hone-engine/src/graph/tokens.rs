@@ -51,8 +51,6 @@ pub struct Tokens {
     labels: Option<Vec<u32>>,
     /// What the labels are attached to.
     per: LabelsPer,
-    /// Consecutive sequences that make one example (the options of a question), else 1.
-    group: usize,
     /// Per sequence, true when it pads a question with fewer options (no part in its
     /// softmax); empty when none does.
     padded: Vec<bool>,
@@ -116,7 +114,6 @@ impl Tokens {
             position_ids: Vec::new(),
             labels: None,
             per,
-            group,
             padded: Vec::new(),
         };
         let mut token_labels = Vec::new();
@@ -204,12 +201,15 @@ impl Tokens {
 
     /// Number of examples: sequences, or groups of options for multiple choice.
     pub fn examples(&self) -> usize {
-        self.spans.len() / self.group
+        self.spans.len() / self.group()
     }
 
     /// Consecutive sequences per example (the options of a question), else 1.
     pub fn group(&self) -> usize {
-        self.group
+        match self.per {
+            LabelsPer::Group(n) => n.max(1),
+            _ => 1,
+        }
     }
 
     /// Per sequence, true when it pads a question with fewer options; empty when none does.

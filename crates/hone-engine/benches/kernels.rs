@@ -156,7 +156,7 @@ fn attention_bench(c: &mut Criterion) {
 fn adamw(c: &mut Criterion) {
     use candle_core::{Device, Tensor};
     use hone_engine::cpu::HostGrads;
-    use hone_engine::optim::{AdamW, AdamWSettings, ParamGroup};
+    use hone_engine::optim::{Optimizer, ParamGroup, Rule};
     use hone_engine::params::{Param, ParamPosition, ParamStore};
     // The word embedding table of MiniLM: the largest tensor AdamW updates every step.
     let n = 30_522 * HIDDEN;
@@ -171,8 +171,8 @@ fn adamw(c: &mut Criterion) {
     let mut grads = HostGrads::default();
     grads.prepare(&store);
     grads.get_mut(0).unwrap().copy_from_slice(&data(n, 15));
-    let mut opt = AdamW::new(
-        AdamWSettings::default(),
+    let mut opt = Optimizer::new(
+        Rule::default(),
         vec![(
             param,
             ParamGroup {

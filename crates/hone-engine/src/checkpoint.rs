@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Report;
-use crate::optim::{AdamW, AdamWState};
+use crate::optim::{Optimizer, OptimizerState};
 use crate::params::ParamStore;
 use crate::EngineError;
 
@@ -38,7 +38,7 @@ pub struct TrainerState {
 pub struct ResumePoint {
     pub state: TrainerState,
     pub weights: HashMap<String, Tensor>,
-    pub optimizer: AdamWState,
+    pub optimizer: OptimizerState,
     /// The evaluation of the best checkpoint so far.
     pub best_report: Option<Report>,
 }
@@ -55,7 +55,7 @@ pub fn load_last(work_dir: &Path) -> Result<Option<ResumePoint>, EngineError> {
         message: e.to_string(),
     })?;
     let weights = load_tensors(&dir.join("model.safetensors"))?;
-    let optimizer = AdamWState {
+    let optimizer = OptimizerState {
         tensors: load_tensors(&dir.join("optimizer.safetensors"))?,
         steps: state.optimizer_steps.clone(),
     };
@@ -282,7 +282,7 @@ pub fn best_dir(work_dir: &Path) -> Option<PathBuf> {
 pub fn save_last(
     dir: &Path,
     params: &ParamStore,
-    optimizer: &AdamW,
+    optimizer: &Optimizer,
     state: &TrainerState,
 ) -> Result<(), EngineError> {
     write_dir_atomic(dir, |tmp| {

@@ -1,8 +1,16 @@
-//! AdamW with per-parameter learning-rate scale and weight decay (parameter groups), global
-//! gradient-norm clipping, and state that can be saved and restored.
+//! The optimizers of a run — AdamW, SGD with momentum (and Nesterov) and LAMB — with
+//! per-parameter learning-rate scale and weight decay (parameter groups), global gradient-norm
+//! clipping, and state that can be saved and restored.
 //!
-//! The update is `torch.optim.AdamW`'s: decoupled weight decay `p ← p·(1 − lr·wd)`, then
-//! `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`, `p ← p − lr/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε)`.
+//! Each update is its PyTorch reference's:
+//! - AdamW (`torch.optim.AdamW`): decoupled weight decay `p ← p·(1 − lr·wd)`, then
+//!   `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`, `p ← p − lr/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε)`.
+//! - SGD (`torch.optim.SGD`): L2 decay folded into the gradient `d = g + wd·p`; with momentum
+//!   μ the buffer is `b ← d` on the first step and `b ← μb + (1−dampening)d` after; the step is
+//!   `p ← p − lr·b`, or `p ← p − lr·(d + μb)` with Nesterov.
+//! - LAMB (You et al. 2020, algorithm 2; `tests/reference/lamb.py`): Adam's bias-corrected
+//!   direction plus decoupled decay, `u = m̂/(√v̂ + ε) + wd·p`, scaled per tensor by the trust
+//!   ratio `‖p‖/‖u‖` (1 when either norm is 0): `p ← p − lr·‖p‖/‖u‖·u`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -13,20 +21,73 @@ use serde::{Deserialize, Serialize};
 use crate::params::Param;
 use crate::EngineError;
 
-/// AdamW hyper-parameters shared by all groups.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct AdamWSettings {
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
+/// Which update rule trains the parameters.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Adam with decoupled weight decay: the default for fine-tuning transformers.
+    #[default]
+    AdamW,
+    /// Stochastic gradient descent with momentum (and optionally Nesterov's).
+    Sgd,
+    /// Adam with a per-tensor trust ratio (LAMB): made for large batches.
+    Lamb,
 }
 
-impl Default for AdamWSettings {
+impl std::str::FromStr for OptimizerKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "adamw" | "adam" => Ok(OptimizerKind::AdamW),
+            "sgd" => Ok(OptimizerKind::Sgd),
+            "lamb" => Ok(OptimizerKind::Lamb),
+            other => Err(format!(
+                "unknown optimizer '{other}': use adamw, sgd or lamb"
+            )),
+        }
+    }
+}
+
+/// An update rule with its hyper-parameters (shared by all groups).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Rule {
+    AdamW {
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+    },
+    Sgd {
+        momentum: f64,
+        dampening: f64,
+        nesterov: bool,
+    },
+    Lamb {
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+    },
+}
+
+impl Default for Rule {
     fn default() -> Self {
-        AdamWSettings {
+        Rule::AdamW {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
+        }
+    }
+}
+
+impl Rule {
+    /// Names of the state tensors the rule keeps per parameter (`m.NAME`, `v.NAME` in a
+    /// checkpoint): Adam's two moments, SGD's momentum buffer.
+    pub fn buffers(self) -> &'static [&'static str] {
+        match self {
+            Rule::AdamW { .. } | Rule::Lamb { .. } => &["m", "v"],
+            Rule::Sgd { momentum, .. } if momentum != 0.0 => &["m"],
+            Rule::Sgd { .. } => &[],
         }
     }
 }
@@ -38,49 +99,51 @@ pub struct ParamGroup {
     pub weight_decay: f64,
 }
 
-/// Adam moments of one parameter: on the host for the CPU path, as device tensors otherwise.
-enum Moments {
+/// The rule's state of one parameter: on the host for the CPU path, as device tensors
+/// otherwise.
+enum State {
     Empty,
-    Host { m: Vec<f32>, v: Vec<f32> },
-    Device { m: Var, v: Var },
+    Host(Vec<Vec<f32>>),
+    Device(Vec<Var>),
 }
 
 struct Slot {
     param: Param,
     group: ParamGroup,
-    moments: Moments,
+    state: State,
     step: u64,
 }
 
 impl Slot {
-    /// The moments as host vectors (moving them there if needed).
-    fn host(&mut self) -> Result<(&mut Vec<f32>, &mut Vec<f32>), EngineError> {
+    /// The state as host vectors (moving them there, or zero-filling them, if needed).
+    fn host(&mut self, buffers: usize) -> Result<&mut Vec<Vec<f32>>, EngineError> {
         let n = self.param.var().elem_count();
-        let (m, v) = match std::mem::replace(&mut self.moments, Moments::Empty) {
-            Moments::Empty => (vec![0f32; n], vec![0f32; n]),
-            Moments::Host { m, v } => (m, v),
-            Moments::Device { m, v } => (
-                m.as_tensor().flatten_all()?.to_vec1::<f32>()?,
-                v.as_tensor().flatten_all()?.to_vec1::<f32>()?,
-            ),
+        let host = match std::mem::replace(&mut self.state, State::Empty) {
+            State::Empty => vec![vec![0f32; n]; buffers],
+            State::Host(h) => h,
+            State::Device(vars) => vars
+                .iter()
+                .map(|v| v.as_tensor().flatten_all()?.to_vec1::<f32>())
+                .collect::<Result<_, _>>()?,
         };
-        self.moments = Moments::Host { m, v };
-        match &mut self.moments {
-            Moments::Host { m, v } => Ok((m, v)),
+        self.state = State::Host(host);
+        match &mut self.state {
+            State::Host(h) => Ok(h),
             _ => unreachable!("just set"),
         }
     }
 
-    /// The moments as tensors on the parameter's device, if there are any yet.
-    fn device(&self) -> Result<Option<(Tensor, Tensor)>, EngineError> {
+    /// The state as tensors on the parameter's device, if there is any yet.
+    fn device(&self) -> Result<Option<Vec<Tensor>>, EngineError> {
         let var = self.param.var();
-        Ok(match &self.moments {
-            Moments::Empty => None,
-            Moments::Device { m, v } => Some((m.as_detached_tensor(), v.as_detached_tensor())),
-            Moments::Host { m, v } => Some((
-                Tensor::from_slice(m, var.shape(), var.device())?,
-                Tensor::from_slice(v, var.shape(), var.device())?,
-            )),
+        Ok(match &self.state {
+            State::Empty => None,
+            State::Device(vars) => Some(vars.iter().map(|v| v.as_detached_tensor()).collect()),
+            State::Host(h) => Some(
+                h.iter()
+                    .map(|b| Tensor::from_slice(b, var.shape(), var.device()))
+                    .collect::<Result<_, _>>()?,
+            ),
         })
     }
 }
@@ -198,33 +261,38 @@ impl Gradients {
     }
 }
 
-/// The AdamW optimizer over a fixed list of parameters.
-pub struct AdamW {
-    settings: AdamWSettings,
+/// An optimizer over a fixed list of parameters.
+pub struct Optimizer {
+    rule: Rule,
     slots: Vec<Slot>,
 }
 
-/// Saved optimizer state: moments by parameter name and per-parameter step counts.
-pub struct AdamWState {
+/// Saved optimizer state: buffers by `BUFFER.PARAM` name and per-parameter step counts.
+pub struct OptimizerState {
     pub tensors: HashMap<String, Tensor>,
     pub steps: HashMap<String, u64>,
 }
 
-impl AdamW {
+impl Optimizer {
     /// An optimizer for `params`, each with its group settings.
-    pub fn new(settings: AdamWSettings, params: Vec<(Param, ParamGroup)>) -> Self {
-        AdamW {
-            settings,
+    pub fn new(rule: Rule, params: Vec<(Param, ParamGroup)>) -> Self {
+        Optimizer {
+            rule,
             slots: params
                 .into_iter()
                 .map(|(param, group)| Slot {
                     param,
                     group,
-                    moments: Moments::Empty,
+                    state: State::Empty,
                     step: 0,
                 })
                 .collect(),
         }
+    }
+
+    /// The update rule.
+    pub fn rule(&self) -> Rule {
+        self.rule
     }
 
     /// Changes the group settings of a parameter (e.g. when a training phase changes).
@@ -244,36 +312,77 @@ impl AdamW {
 
     /// One update with base learning rate `lr` from tensor gradients (any device).
     /// Parameters without a gradient (frozen, or outside the current phase) are left
-    /// untouched, their step count included.
+    /// untouched, their step count and state included: a parameter unfrozen later starts
+    /// from zero state.
     pub fn step(&mut self, grads: &Gradients, lr: f64) -> Result<(), EngineError> {
-        let AdamWSettings { beta1, beta2, eps } = self.settings;
+        let rule = self.rule;
         for slot in &mut self.slots {
             let Some(g) = grads.get(slot.param.name()) else {
                 continue;
             };
             slot.step += 1;
             let lr = lr * slot.group.lr_scale;
+            let wd = slot.group.weight_decay;
             let var = slot.param.var().clone();
-            let mut p = var.as_detached_tensor();
-            if slot.group.weight_decay != 0.0 {
-                p = (p * (1.0 - lr * slot.group.weight_decay))?;
-            }
-            let (m_prev, v_prev) = match slot.device()? {
-                Some(mv) => mv,
-                None => (g.zeros_like()?, g.zeros_like()?),
+            let p = var.as_detached_tensor();
+            let previous = slot.device()?;
+            let (p, state) = match rule {
+                Rule::AdamW { beta1, beta2, eps } => {
+                    let (m, v) = adam_moments(previous, g, beta1, beta2)?;
+                    let p = if wd != 0.0 { (p * (1.0 - lr * wd))? } else { p };
+                    let t = slot.step as i32;
+                    let bias1 = 1.0 - beta1.powi(t);
+                    let bias2_sqrt = (1.0 - beta2.powi(t)).sqrt();
+                    let denom = ((v.sqrt()? / bias2_sqrt)? + eps)?;
+                    let p = (p - (m.div(&denom)? * (lr / bias1))?)?;
+                    (p, vec![m, v])
+                }
+                Rule::Lamb { beta1, beta2, eps } => {
+                    let (m, v) = adam_moments(previous, g, beta1, beta2)?;
+                    let t = slot.step as i32;
+                    let m_hat = (&m / (1.0 - beta1.powi(t)))?;
+                    let v_hat = (&v / (1.0 - beta2.powi(t)))?;
+                    let mut u = m_hat.div(&(v_hat.sqrt()? + eps)?)?;
+                    if wd != 0.0 {
+                        u = (u + (&p * wd)?)?;
+                    }
+                    let trust = trust_ratio(l2_norm(&p)?, l2_norm(&u)?);
+                    let p = (p - (u * (lr * trust))?)?;
+                    (p, vec![m, v])
+                }
+                Rule::Sgd {
+                    momentum,
+                    dampening,
+                    nesterov,
+                } => {
+                    let d = if wd != 0.0 {
+                        (g + (&p * wd)?)?
+                    } else {
+                        g.clone()
+                    };
+                    if momentum == 0.0 {
+                        ((p - (d * lr)?)?, Vec::new())
+                    } else {
+                        let buf = match previous.and_then(|s| s.into_iter().next()) {
+                            Some(b) => ((b * momentum)? + (&d * (1.0 - dampening))?)?,
+                            None => d.clone(),
+                        };
+                        let dir = if nesterov {
+                            (d + (&buf * momentum)?)?
+                        } else {
+                            buf.clone()
+                        };
+                        ((p - (dir * lr)?)?, vec![buf])
+                    }
+                }
             };
-            let m = ((m_prev * beta1)? + (g * (1.0 - beta1))?)?;
-            let v = ((v_prev * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
-            let t = slot.step as i32;
-            let bias1 = 1.0 - beta1.powi(t);
-            let bias2_sqrt = (1.0 - beta2.powi(t)).sqrt();
-            let denom = ((v.sqrt()? / bias2_sqrt)? + eps)?;
-            let p = (p - (m.div(&denom)? * (lr / bias1))?)?;
             var.set(&p)?;
-            slot.moments = Moments::Device {
-                m: Var::from_tensor(&m)?,
-                v: Var::from_tensor(&v)?,
-            };
+            slot.state = State::Device(
+                state
+                    .iter()
+                    .map(Var::from_tensor)
+                    .collect::<Result<_, _>>()?,
+            );
         }
         Ok(())
     }
@@ -287,7 +396,8 @@ impl AdamW {
         lr: f64,
         grad_scale: f32,
     ) -> Result<(), EngineError> {
-        let AdamWSettings { beta1, beta2, eps } = self.settings;
+        let rule = self.rule;
+        let buffers = rule.buffers().len();
         for slot in &mut self.slots {
             let Some(g) = store.index_of(slot.param.name()).and_then(|i| grads.get(i)) else {
                 continue;
@@ -295,29 +405,55 @@ impl AdamW {
             slot.step += 1;
             let t = slot.step as i32;
             let lr = lr * slot.group.lr_scale;
-            let update = AdamUpdate {
-                decay: (1.0 - lr * slot.group.weight_decay) as f32,
-                beta1: beta1 as f32,
-                beta2: beta2 as f32,
-                one_minus_beta1: (1.0 - beta1) as f32,
-                one_minus_beta2: (1.0 - beta2) as f32,
-                eps: eps as f32,
-                step_size: (lr / (1.0 - beta1.powi(t))) as f32,
-                bias2_sqrt: (1.0 - beta2.powi(t)).sqrt() as f32,
-                grad_scale,
+            let wd = slot.group.weight_decay;
+            let update = match rule {
+                Rule::AdamW { beta1, beta2, eps } => HostRule::AdamW(AdamUpdate {
+                    decay: (1.0 - lr * wd) as f32,
+                    beta1: beta1 as f32,
+                    beta2: beta2 as f32,
+                    one_minus_beta1: (1.0 - beta1) as f32,
+                    one_minus_beta2: (1.0 - beta2) as f32,
+                    eps: eps as f32,
+                    step_size: (lr / (1.0 - beta1.powi(t))) as f32,
+                    bias2_sqrt: (1.0 - beta2.powi(t)).sqrt() as f32,
+                }),
+                Rule::Lamb { beta1, beta2, eps } => HostRule::Lamb(LambUpdate {
+                    beta1: beta1 as f32,
+                    beta2: beta2 as f32,
+                    one_minus_beta1: (1.0 - beta1) as f32,
+                    one_minus_beta2: (1.0 - beta2) as f32,
+                    eps: eps as f32,
+                    bias1: (1.0 - beta1.powi(t)) as f32,
+                    bias2: (1.0 - beta2.powi(t)) as f32,
+                    weight_decay: wd as f32,
+                    lr,
+                }),
+                Rule::Sgd {
+                    momentum,
+                    dampening,
+                    nesterov,
+                } => HostRule::Sgd(SgdUpdate {
+                    lr: lr as f32,
+                    weight_decay: wd as f32,
+                    momentum: momentum as f32,
+                    one_minus_dampening: (1.0 - dampening) as f32,
+                    nesterov,
+                    first: matches!(slot.state, State::Empty),
+                }),
             };
             let var = slot.param.var().clone();
-            let (m, v) = slot.host()?;
-            var.as_tensor().inplace_op1(&HostAdam {
-                update,
+            let state = slot.host(buffers)?;
+            var.as_tensor().inplace_op1(&HostStep {
+                rule: update,
                 grad: g,
-                moments: std::cell::RefCell::new((m.as_mut_slice(), v.as_mut_slice())),
+                grad_scale,
+                state: std::cell::RefCell::new(state.as_mut_slice()),
             })?;
         }
         Ok(())
     }
 
-    /// The optimizer steps taken per parameter (saved beside the moments).
+    /// The optimizer steps taken per parameter (saved beside the state).
     pub fn steps(&self) -> HashMap<String, u64> {
         self.slots
             .iter()
@@ -325,50 +461,94 @@ impl AdamW {
             .collect()
     }
 
-    /// The moments as safetensors views named `m.NAME` and `v.NAME`. Host moments are
+    /// The state as safetensors views named `BUFFER.NAME` (`m.NAME`, `v.NAME`). Host state is
     /// borrowed, not copied, so saving a checkpoint adds no optimizer-sized allocation.
     pub fn moment_views(&self) -> Result<Vec<(String, MomentView<'_>)>, EngineError> {
+        let names = self.rule.buffers();
         let mut views = Vec::new();
         for slot in &self.slots {
             let shape = slot.param.var().dims().to_vec();
             let name = slot.param.name();
-            let (m, v): (Cow<'_, [f32]>, Cow<'_, [f32]>) = match &slot.moments {
-                Moments::Empty => continue,
-                Moments::Host { m, v } => (Cow::Borrowed(m), Cow::Borrowed(v)),
-                Moments::Device { m, v } => (
-                    Cow::Owned(m.as_tensor().flatten_all()?.to_vec1::<f32>()?),
-                    Cow::Owned(v.as_tensor().flatten_all()?.to_vec1::<f32>()?),
-                ),
+            let buffers: Vec<Cow<'_, [f32]>> = match &slot.state {
+                State::Empty => continue,
+                State::Host(h) => h.iter().map(|b| Cow::Borrowed(b.as_slice())).collect(),
+                State::Device(vars) => vars
+                    .iter()
+                    .map(|v| Ok(Cow::Owned(v.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
+                    .collect::<Result<_, EngineError>>()?,
             };
-            let m = MomentView {
-                data: m,
-                shape: shape.clone(),
-            };
-            let v = MomentView { data: v, shape };
-            views.push((format!("m.{name}"), m));
-            views.push((format!("v.{name}"), v));
+            for (buffer, data) in names.iter().zip(buffers) {
+                views.push((
+                    format!("{buffer}.{name}"),
+                    MomentView {
+                        data,
+                        shape: shape.clone(),
+                    },
+                ));
+            }
         }
         Ok(views)
     }
 
-    /// Restores the moments saved from [`AdamW::moment_views`] and the steps of [`AdamW::steps`].
-    pub fn restore(&mut self, state: &AdamWState) -> Result<(), EngineError> {
+    /// Restores the state saved from [`Optimizer::moment_views`] and the steps of
+    /// [`Optimizer::steps`].
+    pub fn restore(&mut self, state: &OptimizerState) -> Result<(), EngineError> {
+        let names = self.rule.buffers();
         for slot in &mut self.slots {
             let name = slot.param.name().to_string();
             slot.step = state.steps.get(&name).copied().unwrap_or(0);
             let device = slot.param.var().device().clone();
-            slot.moments = match (
-                state.tensors.get(&format!("m.{name}")),
-                state.tensors.get(&format!("v.{name}")),
-            ) {
-                (Some(m), Some(v)) => Moments::Device {
-                    m: Var::from_tensor(&m.to_device(&device)?)?,
-                    v: Var::from_tensor(&v.to_device(&device)?)?,
-                },
-                _ => Moments::Empty,
+            let saved: Option<Vec<&Tensor>> = names
+                .iter()
+                .map(|b| state.tensors.get(&format!("{b}.{name}")))
+                .collect();
+            slot.state = match saved {
+                Some(tensors) if !tensors.is_empty() => State::Device(
+                    tensors
+                        .into_iter()
+                        .map(|t| Var::from_tensor(&t.to_device(&device)?))
+                        .collect::<Result<_, _>>()?,
+                ),
+                _ => State::Empty,
             };
         }
         Ok(())
+    }
+}
+
+/// Adam's running moments after one more gradient (from zero when there are none yet).
+fn adam_moments(
+    previous: Option<Vec<Tensor>>,
+    g: &Tensor,
+    beta1: f64,
+    beta2: f64,
+) -> Result<(Tensor, Tensor), EngineError> {
+    let (m_prev, v_prev) = match previous.map(|s| s.into_iter()) {
+        Some(mut s) => match (s.next(), s.next()) {
+            (Some(m), Some(v)) => (m, v),
+            _ => (g.zeros_like()?, g.zeros_like()?),
+        },
+        None => (g.zeros_like()?, g.zeros_like()?),
+    };
+    let m = ((m_prev * beta1)? + (g * (1.0 - beta1))?)?;
+    let v = ((v_prev * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
+    Ok((m, v))
+}
+
+fn l2_norm(t: &Tensor) -> Result<f64, EngineError> {
+    Ok(t.to_dtype(candle_core::DType::F64)?
+        .sqr()?
+        .sum_all()?
+        .to_scalar::<f64>()?
+        .sqrt())
+}
+
+/// LAMB's trust ratio `‖p‖/‖u‖`, 1 when either norm is 0.
+fn trust_ratio(weight_norm: f64, update_norm: f64) -> f64 {
+    if weight_norm > 0.0 && update_norm > 0.0 {
+        weight_norm / update_norm
+    } else {
+        1.0
     }
 }
 
@@ -387,19 +567,56 @@ struct AdamUpdate {
     step_size: f32,
     /// `√(1 − β₂ᵗ)`
     bias2_sqrt: f32,
-    grad_scale: f32,
 }
 
-/// AdamW applied in place to a parameter's storage, moments on the host.
-struct HostAdam<'a> {
-    update: AdamUpdate,
+/// The per-parameter constants of one LAMB update.
+#[derive(Clone, Copy)]
+struct LambUpdate {
+    beta1: f32,
+    beta2: f32,
+    one_minus_beta1: f32,
+    one_minus_beta2: f32,
+    eps: f32,
+    /// `1 − β₁ᵗ` and `1 − β₂ᵗ`
+    bias1: f32,
+    bias2: f32,
+    weight_decay: f32,
+    lr: f64,
+}
+
+/// The per-parameter constants of one SGD update.
+#[derive(Clone, Copy)]
+struct SgdUpdate {
+    lr: f32,
+    weight_decay: f32,
+    momentum: f32,
+    one_minus_dampening: f32,
+    nesterov: bool,
+    /// No momentum buffer yet: it starts as the first gradient (as torch's does).
+    first: bool,
+}
+
+#[derive(Clone, Copy)]
+enum HostRule {
+    AdamW(AdamUpdate),
+    Lamb(LambUpdate),
+    Sgd(SgdUpdate),
+}
+
+/// One update applied in place to a parameter's storage, the rule's state on the host.
+struct HostStep<'a> {
+    rule: HostRule,
     grad: &'a [f32],
-    moments: std::cell::RefCell<(&'a mut [f32], &'a mut [f32])>,
+    grad_scale: f32,
+    state: std::cell::RefCell<&'a mut [Vec<f32>]>,
 }
 
-impl candle_core::InplaceOp1 for HostAdam<'_> {
+/// Elements per parallel task of the host updates.
+const CHUNK: usize = 32_768;
+
+impl candle_core::InplaceOp1 for HostStep<'_> {
     fn name(&self) -> &'static str {
-        "adamw"
+        "optimizer-step"
     }
 
     fn cpu_fwd(
@@ -407,32 +624,102 @@ impl candle_core::InplaceOp1 for HostAdam<'_> {
         storage: &mut candle_core::CpuStorage,
         layout: &candle_core::Layout,
     ) -> candle_core::Result<()> {
-        use rayon::prelude::*;
         let candle_core::CpuStorage::F32(data) = storage else {
-            candle_core::bail!("the host AdamW needs f32 parameters");
+            candle_core::bail!("the host optimizer needs f32 parameters");
         };
         if !layout.is_contiguous() || data.len() < layout.start_offset() + self.grad.len() {
-            candle_core::bail!("the host AdamW needs a contiguous parameter");
+            candle_core::bail!("the host optimizer needs a contiguous parameter");
         }
         let p = &mut data[layout.start_offset()..][..self.grad.len()];
-        let mut moments = self.moments.borrow_mut();
-        let (m, v) = &mut *moments;
-        let u = self.update;
-        const CHUNK: usize = 32_768;
-        p.par_chunks_mut(CHUNK)
-            .zip(self.grad.par_chunks(CHUNK))
-            .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
-            .for_each(|((p, g), (m, v))| {
-                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                    let g = g * u.grad_scale;
-                    *m = u.beta1 * *m + u.one_minus_beta1 * g;
-                    *v = u.beta2 * *v + u.one_minus_beta2 * g * g;
-                    let denom = v.sqrt() / u.bias2_sqrt + u.eps;
-                    *p = *p * u.decay - u.step_size * *m / denom;
-                }
-            });
+        let mut state = self.state.borrow_mut();
+        let scale = self.grad_scale;
+        match (self.rule, &mut **state) {
+            (HostRule::AdamW(u), [m, v]) => adamw_host(p, self.grad, m, v, u, scale),
+            (HostRule::Lamb(u), [m, v]) => lamb_host(p, self.grad, m, v, u, scale),
+            (HostRule::Sgd(u), [buf]) => sgd_host(p, self.grad, Some(buf), u, scale),
+            (HostRule::Sgd(u), []) => sgd_host(p, self.grad, None, u, scale),
+            _ => candle_core::bail!("optimizer state does not fit its rule"),
+        }
         Ok(())
     }
+}
+
+fn adamw_host(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], u: AdamUpdate, scale: f32) {
+    use rayon::prelude::*;
+    p.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks(CHUNK))
+        .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
+        .for_each(|((p, g), (m, v))| {
+            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                let g = g * scale;
+                *m = u.beta1 * *m + u.one_minus_beta1 * g;
+                *v = u.beta2 * *v + u.one_minus_beta2 * g * g;
+                let denom = v.sqrt() / u.bias2_sqrt + u.eps;
+                *p = *p * u.decay - u.step_size * *m / denom;
+            }
+        });
+}
+
+/// LAMB in two passes: the moments and both norms, then the trust-scaled step.
+fn lamb_host(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], u: LambUpdate, scale: f32) {
+    use rayon::prelude::*;
+    let direction = |p: f32, m: f32, v: f32| -> f32 {
+        (m / u.bias1) / ((v / u.bias2).sqrt() + u.eps) + u.weight_decay * p
+    };
+    let (weight_sq, update_sq) = p
+        .par_chunks(CHUNK)
+        .zip(g.par_chunks(CHUNK))
+        .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
+        .map(|((p, g), (m, v))| {
+            let (mut w2, mut u2) = (0f64, 0f64);
+            for (((&p, &g), m), v) in p.iter().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                let g = g * scale;
+                *m = u.beta1 * *m + u.one_minus_beta1 * g;
+                *v = u.beta2 * *v + u.one_minus_beta2 * g * g;
+                let d = direction(p, *m, *v) as f64;
+                w2 += (p as f64) * (p as f64);
+                u2 += d * d;
+            }
+            (w2, u2)
+        })
+        .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let step = (u.lr * trust_ratio(weight_sq.sqrt(), update_sq.sqrt())) as f32;
+    p.par_chunks_mut(CHUNK)
+        .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
+        .for_each(|(p, (m, v))| {
+            for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+                *p -= step * direction(*p, m, v);
+            }
+        });
+}
+
+fn sgd_host(p: &mut [f32], g: &[f32], buf: Option<&mut Vec<f32>>, u: SgdUpdate, scale: f32) {
+    use rayon::prelude::*;
+    let Some(buf) = buf else {
+        p.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .for_each(|(p, g)| {
+                for (p, &g) in p.iter_mut().zip(g) {
+                    let d = g * scale + u.weight_decay * *p;
+                    *p -= u.lr * d;
+                }
+            });
+        return;
+    };
+    p.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks(CHUNK).zip(buf.par_chunks_mut(CHUNK)))
+        .for_each(|(p, (g, b))| {
+            for ((p, &g), b) in p.iter_mut().zip(g).zip(b.iter_mut()) {
+                let d = g * scale + u.weight_decay * *p;
+                *b = if u.first {
+                    d
+                } else {
+                    u.momentum * *b + u.one_minus_dampening * d
+                };
+                let dir = if u.nesterov { d + u.momentum * *b } else { *b };
+                *p -= u.lr * dir;
+            }
+        });
 }
 
 #[cfg(test)]
@@ -448,8 +735,8 @@ mod tests {
             Tensor::new(&[1.0f32, -2.0], &Device::Cpu)?,
             ParamPosition::Head,
         )?;
-        let mut opt = AdamW::new(
-            AdamWSettings::default(),
+        let mut opt = Optimizer::new(
+            Rule::default(),
             vec![(
                 p.clone(),
                 ParamGroup {

@@ -1,10 +1,10 @@
 //! Fine-tuning recipes from the literature, as freezing and per-parameter optimizer groups:
 //! frozen embeddings, frozen bottom layers, layer-wise learning-rate decay (exponential or
-//! cosine-shaped) and a head-only warm start.
+//! cosine-shaped), a head-only warm start and gradual unfreezing (ULMFiT).
 
 use crate::config::{DecayShape, TrainingConfig};
 use crate::models::Model;
-use crate::optim::{AdamW, AdamWSettings, ParamGroup};
+use crate::optim::{Optimizer, OptimizerKind, ParamGroup, Rule};
 use crate::params::{Param, ParamPosition};
 
 /// Depth of a parameter counted from the top: head 0, top layer 1, …, embeddings L + 1.
@@ -49,13 +49,25 @@ pub fn is_frozen_by_recipe(model: &Model, param: &Param, cfg: &TrainingConfig) -
     }
 }
 
-/// Sets every parameter's frozen flag: recipe freezing, plus everything but the head while
-/// `head_only` (the warm-start phase).
-pub fn apply_freezing(model: &Model, cfg: &TrainingConfig, head_only: bool) {
+/// Sets every parameter's frozen flag: recipe freezing, plus everything deeper than `depth`
+/// (counted as [`depth_from_top`]: 0 is the head alone, the warm-start phase) when given.
+pub fn apply_freezing(model: &Model, cfg: &TrainingConfig, depth: Option<usize>) {
+    let layers = model.num_layers();
     for p in model.params().all() {
-        let frozen = is_frozen_by_recipe(model, p, cfg)
-            || (head_only && p.position() != ParamPosition::Head);
-        p.set_frozen(frozen);
+        let too_deep = depth.is_some_and(|d| depth_from_top(p.position(), layers) > d);
+        p.set_frozen(is_frozen_by_recipe(model, p, cfg) || too_deep);
+    }
+}
+
+/// What trains at `depth` (see [`apply_freezing`]), in words: "the head", "the head and the
+/// top 2 layers", "all parameters".
+pub fn describe_depth(depth: Option<usize>, num_layers: usize) -> String {
+    match depth {
+        None => "all parameters".into(),
+        Some(0) => "the head".into(),
+        Some(1) => "the head and the top layer".into(),
+        Some(d) if d <= num_layers => format!("the head and the top {d} layers"),
+        Some(_) => "all parameters".into(),
     }
 }
 
@@ -85,16 +97,30 @@ pub fn param_groups(model: &Model, cfg: &TrainingConfig) -> Vec<(Param, ParamGro
         .collect()
 }
 
-/// The AdamW optimizer of a run: the config's betas and epsilon, the recipe's groups.
-pub fn optimizer(model: &Model, cfg: &TrainingConfig) -> AdamW {
-    AdamW::new(
-        AdamWSettings {
+/// The update rule the config asks for, with its hyper-parameters.
+pub fn rule(cfg: &TrainingConfig) -> Rule {
+    match cfg.optimizer {
+        OptimizerKind::AdamW => Rule::AdamW {
             beta1: cfg.beta1,
             beta2: cfg.beta2,
             eps: cfg.adam_eps,
         },
-        param_groups(model, cfg),
-    )
+        OptimizerKind::Lamb => Rule::Lamb {
+            beta1: cfg.beta1,
+            beta2: cfg.beta2,
+            eps: cfg.adam_eps,
+        },
+        OptimizerKind::Sgd => Rule::Sgd {
+            momentum: cfg.momentum,
+            dampening: 0.0,
+            nesterov: cfg.nesterov,
+        },
+    }
+}
+
+/// The optimizer of a run: the config's rule, the recipe's groups.
+pub fn optimizer(model: &Model, cfg: &TrainingConfig) -> Optimizer {
+    Optimizer::new(rule(cfg), param_groups(model, cfg))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::graph::host::{self, cross_entropy_grad, HostGraph, Pool, WeightGuards
 use crate::graph::tokens::LabelsPer;
 use crate::graph::Tokens;
 use crate::models::Model;
-use crate::optim::{AdamW, Gradients};
+use crate::optim::{Gradients, Optimizer};
 use crate::rng::HoneRng;
 use crate::EngineError;
 
@@ -105,7 +105,7 @@ impl Stepper {
     pub fn step(
         &mut self,
         model: &Model,
-        optimizer: &mut AdamW,
+        optimizer: &mut Optimizer,
         batches: &[Batch],
         clip_norm: Option<f64>,
         lr: f64,

@@ -7,6 +7,7 @@ mod ensemble;
 mod eval;
 mod hints;
 mod hub;
+mod lr_find;
 mod models;
 mod predict;
 mod render;
@@ -38,6 +39,9 @@ struct Cli {
 enum Command {
     /// Fine-tune a pretrained encoder as a text classifier and export the best checkpoint.
     Train(Box<train::TrainArgs>),
+    /// Find a learning rate: a short run whose rate rises exponentially until the loss blows
+    /// up (the LR range test), with the same flags as `train`.
+    LrFind(Box<lr_find::LrFindArgs>),
     /// Score a fine-tuned classifier on a labeled file.
     Eval(eval::EvalArgs),
     /// Classify texts with a fine-tuned classifier.
@@ -234,6 +238,7 @@ pub fn run() -> ExitCode {
     let db = cli.db.unwrap_or_else(hone_app::paths::default_db);
     let result = match cli.command {
         Command::Train(args) => train::run(*args, &db),
+        Command::LrFind(args) => lr_find::run(*args, &db),
         Command::Data(cmd) => data::run(cmd, &db),
         Command::Runs(cmd) => runs::run(cmd, &db),
         Command::Eval(args) => eval::run(args),

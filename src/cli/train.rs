@@ -9,6 +9,7 @@ use hone_app::types::DecayShape;
 use hone_app::types::Metric;
 use hone_app::types::RunStatus;
 use hone_app::types::Schedule;
+use hone_app::types::{CyclicMode, ModelInit, OptimizerKind};
 use hone_app::types::{DeviceSpec, Task};
 use hone_app::{spawn, App, JobHandle};
 use hone_app::{DataConfig, FileData, RunConfig, StoredData};
@@ -100,9 +101,35 @@ pub struct TrainArgs {
     /// Peak learning rate [default: 5e-5].
     #[arg(long, help_heading = "Training")]
     lr: Option<f64>,
-    /// Learning-rate schedule after warmup: constant, linear or cosine [default: linear].
+    /// Learning-rate schedule after warmup: constant, linear, cosine, cosine-restarts,
+    /// polynomial, exponential, cyclic or one-cycle [default: linear].
     #[arg(long, help_heading = "Training")]
     schedule: Option<Schedule>,
+    /// The lowest learning rate as a share of --lr: where polynomial (0) and exponential
+    /// (0.01) decay end, a cyclic schedule's bottom (0.25), one-cycle's start (0.04).
+    #[arg(long, value_name = "R", help_heading = "Training")]
+    min_lr_ratio: Option<f64>,
+    /// Exponential and exp-range cyclic: the factor per step [default: from the run length].
+    #[arg(long, value_name = "G", help_heading = "Training")]
+    lr_gamma: Option<f64>,
+    /// Polynomial decay's power [default: 1].
+    #[arg(long, value_name = "P", help_heading = "Training")]
+    lr_power: Option<f64>,
+    /// Cosine-restarts and cyclic: cycles over the steps after warmup [default: 2].
+    #[arg(long, value_name = "N", help_heading = "Training")]
+    lr_cycles: Option<u32>,
+    /// Cyclic: triangular, triangular2 or exp-range [default: triangular].
+    #[arg(long, help_heading = "Training")]
+    cyclic_mode: Option<CyclicMode>,
+    /// The update rule: adamw, sgd or lamb [default: adamw].
+    #[arg(long, help_heading = "Training")]
+    optimizer: Option<OptimizerKind>,
+    /// SGD's momentum [default: 0.9].
+    #[arg(long, help_heading = "Training")]
+    momentum: Option<f64>,
+    /// SGD with Nesterov momentum.
+    #[arg(long, help_heading = "Training")]
+    nesterov: bool,
     /// Share of steps spent warming the learning rate up from 0 [default: 0.1].
     #[arg(long, help_heading = "Training")]
     warmup_ratio: Option<f64>,
@@ -181,6 +208,43 @@ pub struct TrainArgs {
     /// Train only the classification head for the first K epochs.
     #[arg(long, value_name = "K", help_heading = "Recipes")]
     head_warmup_epochs: Option<u32>,
+    /// Gradual unfreezing: the head first, then one more layer from the top every N steps
+    /// (`every=200`) or epochs (`every=1epoch`).
+    #[arg(long, value_name = "every=N[epoch]", value_parser = parse_unfreeze, help_heading = "Recipes")]
+    gradual_unfreeze: Option<Unfreeze>,
+    /// Where the weights start: pretrained (fine-tuning) or random (training from scratch,
+    /// from config.json alone) [default: pretrained].
+    #[arg(long, help_heading = "Recipes")]
+    init: Option<ModelInit>,
+}
+
+/// How often gradual unfreezing makes one more layer trainable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unfreeze {
+    Steps(u64),
+    Epochs(u32),
+}
+
+/// Parses `every=N`, `every=Nsteps`, `every=Nepoch(s)` (the `every=` is optional).
+fn parse_unfreeze(text: &str) -> Result<Unfreeze, String> {
+    let value = text.trim();
+    let value = value.strip_prefix("every=").unwrap_or(value);
+    let bad = || format!("'{text}': use every=N (steps) or every=Nepoch, e.g. every=1epoch");
+    let (number, unit) = value
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| value.split_at(i))
+        .unwrap_or((value, ""));
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    if n == 0 {
+        return Err(format!(
+            "'{text}': unfreezing needs at least 1 step or epoch per layer"
+        ));
+    }
+    match unit.trim() {
+        "" | "step" | "steps" => Ok(Unfreeze::Steps(n)),
+        "epoch" | "epochs" => Ok(Unfreeze::Epochs(u32::try_from(n).map_err(|_| bad())?)),
+        _ => Err(bad()),
+    }
 }
 
 fn set<T>(target: &mut T, value: Option<T>) {
@@ -311,7 +375,7 @@ impl TrainArgs {
     }
 
     /// The run configuration: the TOML file (if any) with the flags applied on top.
-    fn run_config(&self) -> anyhow::Result<RunConfig> {
+    pub(crate) fn run_config(&self) -> anyhow::Result<RunConfig> {
         let preset = self
             .preset
             .as_deref()
@@ -357,6 +421,18 @@ impl TrainArgs {
         set(&mut t.max_length, self.max_length);
         set(&mut t.lr, self.lr);
         set(&mut t.schedule, self.schedule);
+        if self.min_lr_ratio.is_some() {
+            t.min_lr_ratio = self.min_lr_ratio;
+        }
+        if self.lr_gamma.is_some() {
+            t.lr_gamma = self.lr_gamma;
+        }
+        set(&mut t.lr_power, self.lr_power);
+        set(&mut t.lr_cycles, self.lr_cycles);
+        set(&mut t.cyclic_mode, self.cyclic_mode);
+        set(&mut t.optimizer, self.optimizer);
+        set(&mut t.momentum, self.momentum);
+        t.nesterov |= self.nesterov;
         set(&mut t.warmup_ratio, self.warmup_ratio);
         if self.warmup_steps.is_some() {
             t.warmup_steps = self.warmup_steps;
@@ -399,6 +475,18 @@ impl TrainArgs {
         set(&mut t.layer_lr_decay_shape, self.layer_lr_decay_shape);
         set(&mut t.head_warmup_steps, self.head_warmup_steps);
         set(&mut t.head_warmup_epochs, self.head_warmup_epochs);
+        match self.gradual_unfreeze {
+            Some(Unfreeze::Steps(n)) => {
+                t.unfreeze_every_steps = Some(n);
+                t.unfreeze_every_epochs = None;
+            }
+            Some(Unfreeze::Epochs(n)) => {
+                t.unfreeze_every_epochs = Some(n);
+                t.unfreeze_every_steps = None;
+            }
+            None => {}
+        }
+        set(&mut t.init, self.init);
         t.label_all_subtokens |= self.label_all_subtokens;
         if let (Some(scaling), None) = (scaling, self.lr) {
             // The preset's rate follows the batch size the flags settled on.
@@ -413,6 +501,13 @@ impl TrainArgs {
             );
         }
         Ok(config)
+    }
+}
+
+impl TrainArgs {
+    /// True with `--json`.
+    pub(crate) fn json(&self) -> bool {
+        self.json
     }
 }
 

@@ -22,6 +22,7 @@ pub mod evaluation;
 pub mod fingerprint;
 pub mod import;
 pub mod job;
+pub mod lr_find;
 pub mod machine;
 pub mod models;
 pub mod paths;
@@ -42,12 +43,14 @@ pub mod types {
         choice_letter, ChoiceColumns, ColumnSpec, DataError, Entity, Example, FileFormat,
         SourceSpec, TagColumns,
     };
-    pub use hone_engine::config::{training_options, DecayShape, TrainingOption};
+    pub use hone_engine::config::{training_options, DecayShape, ModelInit, TrainingOption};
     pub use hone_engine::events::{CheckpointKind, RunStatus as TrainStatus};
+    pub use hone_engine::lr_find::{LrFindPoint, LrFindResult, LrFindSettings};
     pub use hone_engine::memory::FitSettings;
     pub use hone_engine::metrics::Metric;
+    pub use hone_engine::optim::OptimizerKind;
     pub use hone_engine::presets::{preset, presets, LrScaling, Preset};
-    pub use hone_engine::schedule::Schedule;
+    pub use hone_engine::schedule::{CyclicMode, Schedule};
     pub use hone_engine::{
         ClassificationReport, DeviceSpec, EngineError, EntityReport, Report, Task, TrainEvent,
         TrainingConfig,

@@ -44,10 +44,9 @@ fn hardware() -> serde_json::Value {
     })
 }
 
-/// The examples of a stored dataset for training: its split's train and validation parts, or
-/// its labeled examples with a seeded held-out share.
-/// A stored dataset's training data, and the examples of its split's test part (empty when
-/// the split has none).
+/// A stored dataset's training data (its split's train and validation parts, or its labeled
+/// examples with a seeded held-out share), and the examples of its split's test part (empty
+/// when the split has none).
 pub(crate) fn stored_data(
     store: &Store,
     data: &StoredData,

@@ -155,7 +155,7 @@ pub fn run_bench(
 ) -> Result<BenchReport, EngineError> {
     // Measured first, while nothing else runs.
     let matmul_gflops = fast.then(crate::speed::cpu_matmul_gflops);
-    apply_freezing(model, cfg, false);
+    apply_freezing(model, cfg, None);
     let mut optimizer = optimizer(model, cfg);
     let batches = std::slice::from_ref(batch);
     let mut stepper = Stepper::new(model, fast);

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceSpec;
 use crate::metrics::Metric;
-use crate::schedule::Schedule;
+use crate::optim::OptimizerKind;
+use crate::schedule::{CyclicMode, Schedule};
 use crate::EngineError;
 
 /// How layer-wise learning-rate decay falls from the head to the embeddings.
@@ -35,6 +36,31 @@ impl std::str::FromStr for DecayShape {
     }
 }
 
+/// Where the weights of a run start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelInit {
+    /// The model folder's trained weights (fine-tuning).
+    #[default]
+    Pretrained,
+    /// Fresh weights from config.json alone, initialised as transformers does (training
+    /// from scratch: needs far more data and steps than fine-tuning).
+    Random,
+}
+
+impl std::str::FromStr for ModelInit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "pretrained" => Ok(ModelInit::Pretrained),
+            "random" | "scratch" => Ok(ModelInit::Random),
+            other => Err(format!(
+                "unknown initialisation '{other}': use pretrained or random"
+            )),
+        }
+    }
+}
+
 /// Every option of a fine-tuning run, with safe defaults. The doc comment of each field is
 /// also its help text in the app's Train form ([`training_options`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -48,8 +74,24 @@ pub struct TrainingConfig {
     pub max_length: usize,
     /// Peak learning rate.
     pub lr: f64,
-    /// How the learning rate falls after warmup: linear, cosine or constant.
+    /// How the learning rate moves after warmup: linear, cosine, constant, cosine_restarts,
+    /// polynomial, exponential, cyclic or one_cycle (which rises over the warmup steps itself).
     pub schedule: Schedule,
+    /// The lowest learning rate as a share of `lr`: where polynomial (default 0) and exponential
+    /// (0.01) decay end, the bottom of a cyclic schedule (0.25) and one-cycle's starting rate
+    /// (0.04, ending 10⁴ times lower).
+    pub min_lr_ratio: Option<f64>,
+    /// Exponential decay and cyclic exp_range: the factor per optimizer step; empty derives it
+    /// from the run's length (exponential ends at `lr × min_lr_ratio`, exp_range's peaks fall
+    /// to 1%).
+    pub lr_gamma: Option<f64>,
+    /// Polynomial decay's power (1 is linear).
+    pub lr_power: f64,
+    /// Cosine with restarts and cyclic: how many cycles the steps after warmup hold.
+    pub lr_cycles: u32,
+    /// Cyclic: triangular (same peaks), triangular2 (each peak half the last) or exp_range
+    /// (peaks shrink by `lr_gamma` every step).
+    pub cyclic_mode: CyclicMode,
     /// Share of the optimizer steps spent warming up linearly from 0.
     pub warmup_ratio: f64,
     /// Warmup steps; overrides `warmup_ratio` when set.
@@ -92,6 +134,11 @@ pub struct TrainingConfig {
     pub head_warmup_steps: u64,
     /// Train only the new head for this many epochs first (added to `head_warmup_steps`).
     pub head_warmup_epochs: u32,
+    /// Gradual unfreezing (ULMFiT): start with the head alone and make one more layer
+    /// trainable, from the top, every N optimizer steps (after any head-only warm-up).
+    pub unfreeze_every_steps: Option<u64>,
+    /// Gradual unfreezing by epochs: one more layer from the top every N epochs.
+    pub unfreeze_every_epochs: Option<u32>,
     /// Override every dropout probability of the model config.
     pub dropout: Option<f64>,
     /// Token classification: put each word's tag on every sub-token (B- turned into I- after
@@ -102,12 +149,21 @@ pub struct TrainingConfig {
     pub doc_stride: usize,
     /// Question answering: the longest answer, in tokens, inference may pick.
     pub max_answer_length: usize,
-    /// AdamW's decay rate of the gradient's running mean.
+    /// The update rule: adamw, sgd (with momentum) or lamb (AdamW with a per-layer trust
+    /// ratio, for large batches).
+    pub optimizer: OptimizerKind,
+    /// AdamW's and LAMB's decay rate of the gradient's running mean.
     pub beta1: f64,
-    /// AdamW's decay rate of the squared gradient's running mean.
+    /// AdamW's and LAMB's decay rate of the squared gradient's running mean.
     pub beta2: f64,
-    /// AdamW's epsilon, added to the root of the squared-gradient mean.
+    /// AdamW's and LAMB's epsilon, added to the root of the squared-gradient mean.
     pub adam_eps: f64,
+    /// SGD's momentum (0 for plain SGD); SGD's weight decay is added to the gradient (L2).
+    pub momentum: f64,
+    /// SGD with Nesterov momentum.
+    pub nesterov: bool,
+    /// Start from the model's trained weights (pretrained) or train from scratch (random).
+    pub init: ModelInit,
     /// Where training runs: cpu, auto, cuda[:N] or metal[:N] (GPUs need a build with them).
     #[schemars(with = "String")]
     pub device: DeviceSpec,
@@ -229,6 +285,11 @@ impl Default for TrainingConfig {
             max_length: 128,
             lr: 5e-5,
             schedule: Schedule::Linear,
+            min_lr_ratio: None,
+            lr_gamma: None,
+            lr_power: 1.0,
+            lr_cycles: 2,
+            cyclic_mode: CyclicMode::Triangular,
             warmup_ratio: 0.1,
             warmup_steps: None,
             weight_decay: 0.01,
@@ -248,13 +309,19 @@ impl Default for TrainingConfig {
             layer_lr_decay_shape: DecayShape::Exponential,
             head_warmup_steps: 0,
             head_warmup_epochs: 0,
+            unfreeze_every_steps: None,
+            unfreeze_every_epochs: None,
             dropout: None,
             label_all_subtokens: false,
             doc_stride: 32,
             max_answer_length: 30,
+            optimizer: OptimizerKind::AdamW,
             beta1: 0.9,
             beta2: 0.999,
             adam_eps: 1e-8,
+            momentum: 0.9,
+            nesterov: false,
+            init: ModelInit::Pretrained,
             device: DeviceSpec::Cpu,
         }
     }
@@ -324,6 +391,39 @@ impl TrainingConfig {
         }
         if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
             return bad("Adam betas must be in [0, 1)".into());
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad(format!("momentum must be in [0, 1), got {}", self.momentum));
+        }
+        if self.nesterov && self.momentum == 0.0 {
+            return bad("Nesterov momentum needs a momentum above 0".into());
+        }
+        if let Some(r) = self.min_lr_ratio {
+            if !(0.0..1.0).contains(&r) {
+                return bad(format!("min LR ratio must be in [0, 1), got {r}"));
+            }
+        }
+        if let Some(g) = self.lr_gamma {
+            if !(g > 0.0 && g <= 1.0) {
+                return bad(format!("LR gamma must be in (0, 1], got {g}"));
+            }
+        }
+        if !(self.lr_power.is_finite() && self.lr_power > 0.0) {
+            return bad(format!("LR power must be positive, got {}", self.lr_power));
+        }
+        if self.lr_cycles == 0 {
+            return bad("LR cycles must be at least 1".into());
+        }
+        match (self.unfreeze_every_steps, self.unfreeze_every_epochs) {
+            (Some(_), Some(_)) => {
+                return bad(
+                    "gradual unfreezing takes steps or epochs, not both: clear one of them".into(),
+                )
+            }
+            (Some(0), _) | (_, Some(0)) => {
+                return bad("gradual unfreezing needs at least 1 step or epoch per layer".into())
+            }
+            _ => {}
         }
         Ok(())
     }

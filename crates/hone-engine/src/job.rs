@@ -8,11 +8,12 @@ use hone_data::{stratified_holdout, Example, LabelSet, TextTokenizer};
 
 use crate::batch::{EncodedSet, WordTags};
 use crate::checkpoint::load_last;
-use crate::config::TrainingConfig;
+use crate::config::{ModelInit, TrainingConfig};
 use crate::device::device_name;
 use crate::events::{RunStatus, TrainEvent};
 use crate::export::{export_model, ModelCard};
 use crate::graph::IGNORE_LABEL;
+use crate::lr_find::{lr_find, LrFindPoint, LrFindResult, LrFindSettings};
 use crate::models::{Model, ModelSpec, Task};
 use crate::trainer::{TrainPlan, TrainSummary, Trainer};
 use crate::EngineError;
@@ -353,22 +354,29 @@ pub struct RunPaths<'a> {
     pub work_dir: &'a Path,
 }
 
-/// Fine-tunes on `data`, reporting through `sink` and stopping after the current step when
-/// `cancel` is raised. With `resume`, continues from the `last` checkpoint in the work folder
-/// (exactly: same data order, dropout masks, optimizer state and schedule position). The best
-/// checkpoint (or, without validation, the last weights) is exported; `config_text` goes into
-/// the model card.
-pub fn fine_tune_data(
-    paths: &RunPaths,
-    data: TrainingData,
+/// What a run trains: the model (pretrained or fresh), the encoded training and validation
+/// sets, the tokenizer, and the options as they apply (a too-wide document stride narrowed).
+pub struct Prepared {
+    pub spec: ModelSpec,
+    pub device: candle_core::Device,
+    pub model: Model,
+    pub tokenizer: TextTokenizer,
+    pub train: EncodedSet,
+    pub valid: EncodedSet,
+    pub max_length: usize,
+    pub cfg: TrainingConfig,
+}
+
+/// Checks the options, encodes `data` with the model's tokenizer and builds the model, telling
+/// `sink` what it adjusted. Shared by a run and the learning-rate range test.
+pub fn prepare(
+    model_dir: &Path,
+    data: &TrainingData,
     cfg: &TrainingConfig,
-    config_text: &str,
-    resume: bool,
     sink: &mut dyn FnMut(TrainEvent),
-    cancel: &AtomicBool,
-) -> Result<FineTuneOutcome, EngineError> {
+) -> Result<Prepared, EngineError> {
     cfg.validate()?;
-    let spec = ModelSpec::from_dir(paths.model)?;
+    let spec = ModelSpec::from_dir(model_dir)?;
     let device = cfg.device.open()?;
     for message in &data.notices {
         sink(TrainEvent::Notice {
@@ -391,10 +399,10 @@ pub fn fine_tune_data(
             ),
         });
     }
-    let tokenizer = TextTokenizer::from_model_dir(paths.model, max_length)?;
+    let tokenizer = TextTokenizer::from_model_dir(model_dir, max_length)?;
     let task = data.task;
-    let narrower;
-    let cfg = if task == Task::QuestionAnswering && cfg.doc_stride >= max_length {
+    let mut cfg = cfg.clone();
+    if task == Task::QuestionAnswering && cfg.doc_stride >= max_length {
         let stride = max_length / 2;
         sink(TrainEvent::Notice {
             message: format!(
@@ -402,27 +410,98 @@ pub fn fine_tune_data(
                 cfg.doc_stride
             ),
         });
-        narrower = TrainingConfig {
-            doc_stride: stride,
-            ..cfg.clone()
-        };
-        &narrower
-    } else {
-        cfg
+        cfg.doc_stride = stride;
+    }
+    let train = encode(&tokenizer, labels, &data.train, task, &cfg)?;
+    let valid = encode(&tokenizer, labels, &data.valid, task, &cfg)?;
+    let model = match cfg.init {
+        ModelInit::Pretrained => Model::load(
+            model_dir,
+            task,
+            labels.len(),
+            cfg.dropout,
+            &device,
+            cfg.seed,
+        )?,
+        ModelInit::Random => {
+            sink(TrainEvent::Notice {
+                message: "training from scratch: the weights start at random from config.json \
+                          (expect to need far more data and steps than fine-tuning)"
+                    .into(),
+            });
+            Model::from_config(
+                spec.clone(),
+                task,
+                labels.len(),
+                cfg.dropout,
+                &device,
+                cfg.seed,
+            )?
+        }
     };
-    let train = encode(&tokenizer, labels, &data.train, task, cfg)?;
-    let valid = encode(&tokenizer, labels, &data.valid, task, cfg)?;
+    Ok(Prepared {
+        spec,
+        device,
+        model,
+        tokenizer,
+        train,
+        valid,
+        max_length,
+        cfg,
+    })
+}
 
-    let model = Model::load(
-        paths.model,
-        task,
-        labels.len(),
-        cfg.dropout,
-        &device,
-        cfg.seed,
-    )?;
-    let plan = TrainPlan::new(cfg, train.len());
-    crate::recipes::apply_freezing(&model, cfg, plan.head_only_steps > 0);
+/// The learning-rate range test ([`crate::lr_find`]) on a run's model, data and options:
+/// notices go to `sink`, each step to `on_point`.
+pub fn find_lr_data(
+    model_dir: &Path,
+    data: &TrainingData,
+    cfg: &TrainingConfig,
+    settings: &LrFindSettings,
+    sink: &mut dyn FnMut(TrainEvent),
+    on_point: &mut dyn FnMut(&LrFindPoint),
+    cancel: &AtomicBool,
+) -> Result<LrFindResult, EngineError> {
+    settings.validate()?;
+    let prepared = prepare(model_dir, data, cfg, sink)?;
+    lr_find(
+        &prepared.model,
+        &prepared.cfg,
+        &prepared.train,
+        settings,
+        on_point,
+        cancel,
+    )
+}
+
+/// Fine-tunes on `data`, reporting through `sink` and stopping after the current step when
+/// `cancel` is raised. With `resume`, continues from the `last` checkpoint in the work folder
+/// (exactly: same data order, dropout masks, optimizer state and schedule position). The best
+/// checkpoint (or, without validation, the last weights) is exported; `config_text` goes into
+/// the model card.
+pub fn fine_tune_data(
+    paths: &RunPaths,
+    data: TrainingData,
+    cfg: &TrainingConfig,
+    config_text: &str,
+    resume: bool,
+    sink: &mut dyn FnMut(TrainEvent),
+    cancel: &AtomicBool,
+) -> Result<FineTuneOutcome, EngineError> {
+    let Prepared {
+        spec,
+        device,
+        model,
+        tokenizer,
+        train,
+        valid,
+        max_length,
+        cfg,
+    } = prepare(paths.model, &data, cfg, sink)?;
+    let cfg = &cfg;
+    let labels = &data.labels;
+    let plan = TrainPlan::new(cfg, train.len(), model.num_layers());
+    crate::recipes::apply_freezing(&model, cfg, plan.trainable_depth(0));
     let resume_point = if resume {
         let point = load_last(paths.work_dir)?;
         if point.is_none() {

@@ -21,6 +21,7 @@ pub mod export;
 pub mod graph;
 pub mod inference;
 pub mod job;
+pub mod lr_find;
 pub mod memory;
 pub mod metrics;
 pub mod models;

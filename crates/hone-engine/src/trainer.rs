@@ -16,10 +16,10 @@ use crate::events::{CheckpointKind, RunStatus, TrainEvent};
 use crate::inference::evaluate_with;
 use crate::metrics::Report;
 use crate::models::Model;
-use crate::optim::AdamW;
-use crate::recipes::{apply_freezing, optimizer};
+use crate::optim::Optimizer;
+use crate::recipes::{apply_freezing, describe_depth, optimizer};
 use crate::rng::HoneRng;
-use crate::schedule::warmup_steps;
+use crate::schedule::{warmup_steps, LrSchedule};
 use crate::step::Stepper;
 use crate::EngineError;
 
@@ -34,20 +34,46 @@ pub struct TrainPlan {
     pub warmup_steps: u64,
     /// Optimizer steps during which only the head trains.
     pub head_only_steps: u64,
+    /// Gradual unfreezing: optimizer steps between one more layer becoming trainable.
+    pub unfreeze_every: Option<u64>,
+    /// Encoder layers (gradual unfreezing ends with the embeddings, one group below them).
+    pub num_layers: usize,
 }
 
 impl TrainPlan {
-    pub fn new(cfg: &TrainingConfig, train_examples: usize) -> Self {
+    /// The plan of a run of `cfg` on `train_examples` examples for a model of `num_layers`
+    /// layers.
+    pub fn new(cfg: &TrainingConfig, train_examples: usize, num_layers: usize) -> Self {
         let per_step = cfg.batch_size * cfg.grad_accum as usize;
         let steps_per_epoch = train_examples.div_ceil(per_step.max(1)) as u64;
         let total_steps = steps_per_epoch * cfg.epochs as u64;
+        let unfreeze_every = cfg
+            .unfreeze_every_steps
+            .or(cfg
+                .unfreeze_every_epochs
+                .map(|e| e as u64 * steps_per_epoch))
+            .map(|n| n.max(1));
         TrainPlan {
             steps_per_epoch,
             total_steps,
             warmup_steps: warmup_steps(total_steps, cfg.warmup_ratio, cfg.warmup_steps),
             head_only_steps: cfg.head_warmup_steps
                 + cfg.head_warmup_epochs as u64 * steps_per_epoch,
+            unfreeze_every,
+            num_layers,
         }
+    }
+
+    /// How deep from the top parameters train at optimizer step `step` (0 = the head alone;
+    /// `None` = everything the recipe does not freeze): the head-only warm start, then one
+    /// more layer every `unfreeze_every` steps, the embeddings last.
+    pub fn trainable_depth(&self, step: u64) -> Option<usize> {
+        if step < self.head_only_steps {
+            return Some(0);
+        }
+        let every = self.unfreeze_every?;
+        let depth = ((step - self.head_only_steps) / every) as usize;
+        (depth <= self.num_layers).then_some(depth)
     }
 }
 
@@ -108,7 +134,8 @@ impl Trainer<'_> {
     ) -> Result<TrainSummary, EngineError> {
         let cfg = self.cfg;
         let model = self.model;
-        let plan = TrainPlan::new(cfg, self.train.len());
+        let plan = TrainPlan::new(cfg, self.train.len(), model.num_layers());
+        let schedule = LrSchedule::from_config(cfg, plan.warmup_steps, plan.total_steps);
         let mut optimizer = optimizer(model, cfg);
         let batcher = Batcher::new(model.spec().encoder.pad_token_id);
         let per_step = cfg.batch_size * cfg.grad_accum as usize;
@@ -147,7 +174,8 @@ impl Trainer<'_> {
                 epoch: s.epoch,
             });
         }
-        apply_freezing(model, cfg, progress.step < plan.head_only_steps);
+        let mut depth = plan.trainable_depth(progress.step);
+        apply_freezing(model, cfg, depth);
         let first_step = progress.step;
         let mut stepper = Stepper::new(model, true);
         let mut status = RunStatus::Completed;
@@ -168,11 +196,13 @@ impl Trainer<'_> {
                     break 'epochs;
                 }
                 let step = progress.step;
-                if plan.head_only_steps > 0 && step == plan.head_only_steps {
-                    apply_freezing(model, cfg, false);
+                let now = plan.trainable_depth(step);
+                if now != depth {
+                    depth = now;
+                    apply_freezing(model, cfg, depth);
                     sink(TrainEvent::PhaseChanged {
                         step,
-                        phase: "all parameters".into(),
+                        phase: describe_depth(depth, plan.num_layers),
                         params_trainable: model.params().count_trainable() as u64,
                     });
                 }
@@ -182,10 +212,7 @@ impl Trainer<'_> {
                     .chunks(cfg.batch_size)
                     .map(|micro| self.train.batch(&batcher, micro))
                     .collect();
-                let lr = cfg.lr
-                    * cfg
-                        .schedule
-                        .multiplier(step, plan.warmup_steps, plan.total_steps);
+                let lr = cfg.lr * schedule.multiplier(step);
                 let done = stepper.step(
                     model,
                     &mut optimizer,
@@ -243,7 +270,7 @@ impl Trainer<'_> {
             self.save_last(&optimizer, &progress, epoch + 1, 0, sink)?;
             last_saved = Instant::now();
         }
-        apply_freezing(model, cfg, false);
+        apply_freezing(model, cfg, None);
         Ok(TrainSummary {
             status,
             steps: progress.step,
@@ -314,7 +341,7 @@ impl Trainer<'_> {
 
     fn save_last(
         &self,
-        optimizer: &AdamW,
+        optimizer: &Optimizer,
         progress: &Progress,
         epoch: u32,
         examples_in_epoch: u64,
@@ -342,5 +369,35 @@ impl Trainer<'_> {
             path: dir,
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unfreezing_by_epochs_starts_after_the_head_warm_up_and_ends_with_everything() {
+        let cfg = TrainingConfig {
+            batch_size: 8,
+            head_warmup_steps: 3,
+            unfreeze_every_epochs: Some(1),
+            ..Default::default()
+        };
+        // 40 examples in batches of 8: 5 steps an epoch.
+        let plan = TrainPlan::new(&cfg, 40, 6);
+        assert_eq!(plan.unfreeze_every, Some(5));
+        let depth: Vec<Option<usize>> = [0, 2, 3, 7, 8, 12, 13, 32, 33, 37, 38, 100]
+            .iter()
+            .map(|&s| plan.trainable_depth(s))
+            .collect();
+        let want = [0, 0, 0, 0, 1, 1, 2, 5, 6, 6]
+            .into_iter()
+            .map(Some)
+            .chain([None, None])
+            .collect::<Vec<_>>();
+        assert_eq!(depth, want);
+        let plain = TrainPlan::new(&TrainingConfig::default(), 40, 6);
+        assert_eq!(plain.trainable_depth(0), None);
     }
 }

@@ -394,13 +394,20 @@ fn early_stopping_ends_the_run_when_the_metric_stalls() {
 
 #[test]
 fn the_cpu_path_and_candle_autograd_take_the_same_steps() {
-    use hone_engine::optim::{AdamW, AdamWSettings};
+    use hone_engine::optim::OptimizerKind;
     use hone_engine::step::Stepper;
-    for family in ["bert", "distilbert", "roberta"] {
+    let rules = [
+        (OptimizerKind::AdamW, false),
+        (OptimizerKind::Sgd, true),
+        (OptimizerKind::Lamb, false),
+    ];
+    for (family, (kind, nesterov)) in ["bert", "distilbert", "roberta"].into_iter().zip(rules) {
         let dir = tiny_model(family);
         let data = sst2_fixture(&dir, 32);
         let cfg = TrainingConfig {
             freeze_layers: 1,
+            optimizer: kind,
+            nesterov,
             ..small_config()
         };
         let run = |fast: bool| {
@@ -413,8 +420,8 @@ fn the_cpu_path_and_candle_autograd_take_the_same_steps() {
                 0,
             )
             .unwrap();
-            hone_engine::recipes::apply_freezing(&model, &cfg, false);
-            let mut opt = AdamW::new(AdamWSettings::default(), param_groups(&model, &cfg));
+            hone_engine::recipes::apply_freezing(&model, &cfg, None);
+            let mut opt = hone_engine::recipes::optimizer(&model, &cfg);
             let mut stepper = Stepper::new(&model, fast);
             assert_eq!(stepper.is_fast(), fast);
             let batcher = hone_data::Batcher::new(model.spec().encoder.pad_token_id);
@@ -445,7 +452,7 @@ fn the_cpu_path_and_candle_autograd_take_the_same_steps() {
         for (a, b) in fast_losses.iter().zip(&slow_losses) {
             assert!(
                 (a - b).abs() < 1e-5 * b.abs().max(1.0),
-                "{family} loss {a} vs {b}"
+                "{family} {kind:?} loss {a} vs {b}"
             );
         }
         for (name, t) in &slow {
@@ -455,7 +462,7 @@ fn the_cpu_path_and_candle_autograd_take_the_same_steps() {
             if name.ends_with("key.bias") || name.ends_with("k_lin.bias") {
                 continue;
             }
-            assert!(err < 1e-4, "{family} {name}: {err:.2e}");
+            assert!(err < 1e-4, "{family} {kind:?} {name}: {err:.2e}");
         }
     }
 }
@@ -520,4 +527,171 @@ fn a_resumed_run_counts_its_earlier_training_time_but_not_the_pause() {
         "the pause was counted: {first_step} vs {saved}"
     );
     assert!(second.elapsed_s >= first_step);
+}
+
+#[test]
+fn gradual_unfreezing_adds_one_layer_from_the_top_at_a_time() {
+    let dir = tiny_model("bert");
+    let data = sst2_fixture(&dir, 32);
+    let model = Model::load(&dir, Task::SequenceClassification, 2, None, &Device::Cpu, 0).unwrap();
+    let before = snapshot(model.params());
+    // 5 steps: the head alone for steps 0-1, the top layer joins at 2, the bottom one at 4;
+    // the embeddings (one group further) never come.
+    let cfg = TrainingConfig {
+        epochs: 1,
+        unfreeze_every_steps: Some(2),
+        ..small_config()
+    };
+    let (result, events) = train(&model, &cfg, &data, &AtomicBool::new(false));
+    result.unwrap();
+    let phases: Vec<(u64, String, u64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::PhaseChanged {
+                step,
+                phase,
+                params_trainable,
+            } => Some((*step, phase.clone(), *params_trainable)),
+            _ => None,
+        })
+        .collect();
+    let steps: Vec<u64> = phases.iter().map(|p| p.0).collect();
+    assert_eq!(steps, [2, 4], "{phases:?}");
+    assert_eq!(phases[0].1, "the head and the top layer");
+    assert_eq!(phases[1].1, "the head and the top 2 layers");
+    assert!(phases[0].2 < phases[1].2, "{phases:?}");
+    for p in model.params().all() {
+        let same = bits(&p.value()) == bits(&before[p.name()]);
+        match p.position() {
+            ParamPosition::EmbeddingTable { .. } | ParamPosition::EmbeddingNorm => {
+                assert!(
+                    same,
+                    "{} is below the unfrozen layers but changed",
+                    p.name()
+                )
+            }
+            _ if p.name().ends_with("key.bias") => {}
+            _ => assert!(!same, "{} was unfrozen but did not change", p.name()),
+        }
+    }
+}
+
+#[test]
+fn training_from_scratch_starts_from_transformers_initialisation() {
+    use hone_engine::config::ModelInit;
+    use hone_engine::job::{fine_tune_data, RunPaths, TrainingData};
+    let dir = tiny_model("bert");
+    let file = common::fixtures().join("data/sst2_sample.tsv");
+    let columns = ColumnSpec {
+        text: "sentence".into(),
+        text_pair: None,
+        label: Some("label".into()),
+    };
+    let examples = read_examples(&file, None, &columns).unwrap().examples;
+    let labels = LabelSet::from_examples(&examples).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    // A learning rate too small to move anything: what is exported is the initialisation.
+    let cfg = TrainingConfig {
+        epochs: 1,
+        lr: 1e-12,
+        init: ModelInit::Random,
+        ..small_config()
+    };
+    let mut events = Vec::new();
+    fine_tune_data(
+        &RunPaths {
+            model: &dir,
+            base_model: "tiny-bert",
+            out: out.path(),
+            work_dir: work.path(),
+        },
+        TrainingData {
+            task: Task::SequenceClassification,
+            labels,
+            train: examples[..40].to_vec(),
+            valid: examples[40..].to_vec(),
+            notices: Vec::new(),
+        },
+        &cfg,
+        "",
+        false,
+        &mut |e| events.push(e),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, TrainEvent::Notice { message } if message.contains("from scratch"))));
+    let pretrained =
+        Model::load(&dir, Task::SequenceClassification, 2, None, &Device::Cpu, 0).unwrap();
+    let exported = Model::load(
+        out.path(),
+        Task::SequenceClassification,
+        2,
+        None,
+        &Device::Cpu,
+        0,
+    )
+    .unwrap();
+    let std = pretrained.spec().encoder.initializer_range;
+    for p in exported.params().all() {
+        let v = p.value().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let name = p.name();
+        let theirs = pretrained.params().get(name).unwrap().value();
+        if name.contains("LayerNorm.weight") {
+            assert!(v.iter().all(|&x| (x - 1.0).abs() < 1e-6), "{name}");
+        } else if name.ends_with(".bias") {
+            assert!(v.iter().all(|&x| x.abs() < 1e-6), "{name}");
+        } else {
+            let n = v.len() as f64;
+            let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+            let sd = (v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+            assert!(
+                (sd - std).abs() < 0.25 * std,
+                "{name}: std {sd} vs initializer_range {std}"
+            );
+            assert_ne!(
+                bits(&p.value()),
+                bits(&theirs),
+                "{name} is the checkpoint's"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_lr_range_test_sweeps_up_until_the_loss_blows_up() {
+    use hone_engine::lr_find::{lr_find, LrFindSettings};
+    let dir = tiny_model("bert");
+    let data = sst2_fixture(&dir, 32);
+    let model = Model::load(&dir, Task::SequenceClassification, 2, None, &Device::Cpu, 0).unwrap();
+    let settings = LrFindSettings {
+        start_lr: 1e-5,
+        end_lr: 1e3,
+        steps: 40,
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    let result = lr_find(
+        &model,
+        &small_config(),
+        &data.train,
+        &settings,
+        &mut |p| seen.push(p.lr),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(seen.len(), result.points.len());
+    assert!(result.points.windows(2).all(|w| w[1].lr > w[0].lr));
+    // A rate of hundreds wrecks any model: the sweep notices and stops early.
+    assert!(result.diverged, "{:?}", result.points.last());
+    assert!(result.points.len() < 40);
+    let suggested = result.suggested_lr.unwrap();
+    let lowest = result.min_loss_lr.unwrap();
+    assert!((suggested * 10.0 / lowest - 1.0).abs() < 1e-9);
+    assert!(
+        lowest > settings.start_lr && lowest < result.points.last().unwrap().lr,
+        "{lowest}"
+    );
 }

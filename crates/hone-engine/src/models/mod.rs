@@ -62,6 +62,20 @@ impl Model {
         Self::build(spec, Some(&source), task, num_labels, dropout, device, seed)
     }
 
+    /// A model built from a config alone, every weight initialised as transformers'
+    /// `_init_weights` does (normal(0, `initializer_range`), zero biases, unit LayerNorm),
+    /// for training from scratch. `dropout` overrides every dropout probability.
+    pub fn from_config(
+        spec: ModelSpec,
+        task: Task,
+        num_labels: usize,
+        dropout: Option<f64>,
+        device: &Device,
+        seed: u64,
+    ) -> Result<Self, EngineError> {
+        Self::build(spec, None, task, num_labels, dropout, device, seed)
+    }
+
     /// A randomly initialised model for a config (tests and benchmarks).
     pub fn random(
         spec: ModelSpec,

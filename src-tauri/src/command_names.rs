@@ -34,6 +34,8 @@ pub const COMMANDS: &[&str] = &[
     "train_start",
     "train_resume",
     "train_cancel",
+    "lr_find",
+    "lr_find_cancel",
     "labeling_suggest",
     "labeling_cancel",
     "labeling_curve",

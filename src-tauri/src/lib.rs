@@ -53,6 +53,8 @@ pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Bu
             train::train_start,
             train::train_resume,
             train::train_cancel,
+            train::lr_find,
+            train::lr_find_cancel,
             labeling::labeling_suggest,
             labeling::labeling_cancel,
             labeling::labeling_curve,

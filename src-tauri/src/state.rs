@@ -16,6 +16,37 @@ use crate::error::{CommandError, CommandResult};
 /// A loaded model, with the folder and length it was loaded for.
 type KeptPredictor = (PathBuf, Option<usize>, Arc<FineTunedModel>);
 
+/// The cancel switch of a one-at-a-time task (scoring the labeling queue, the LR range
+/// test): starting one stops the one before.
+#[derive(Default)]
+pub struct CancelSlot(Mutex<Option<Arc<AtomicBool>>>);
+
+impl CancelSlot {
+    /// A fresh switch for a task starting now; the previous task's switch is raised.
+    pub fn begin(&self) -> Arc<AtomicBool> {
+        let cancel = Arc::new(AtomicBool::new(false));
+        if let Some(previous) = lock(&self.0).replace(cancel.clone()) {
+            previous.store(true, Ordering::SeqCst);
+        }
+        cancel
+    }
+
+    /// Forgets `cancel` when it is still the current task's switch (the task ended).
+    pub fn end(&self, cancel: &Arc<AtomicBool>) {
+        let mut slot = lock(&self.0);
+        if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, cancel)) {
+            *slot = None;
+        }
+    }
+
+    /// Raises the current task's switch; true when a task was running and not yet stopped.
+    pub fn cancel(&self) -> bool {
+        lock(&self.0)
+            .as_ref()
+            .is_some_and(|flag| !flag.swap(true, Ordering::SeqCst))
+    }
+}
+
 /// The app's state, managed by Tauri.
 pub struct DesktopState {
     db: PathBuf,
@@ -34,7 +65,9 @@ pub struct DesktopState {
     /// The playground's model, kept between predictions (by its folder).
     predictor: Mutex<Option<KeptPredictor>>,
     /// The cancel switch of the labeling queue being scored, if one is.
-    pub scoring: Mutex<Option<Arc<AtomicBool>>>,
+    pub scoring: CancelSlot,
+    /// The cancel switch of the learning-rate range test running, if one is.
+    pub lr_find: CancelSlot,
     /// Paths the file dialogs answer with, in order, instead of opening (end-to-end tests:
     /// `HONE_PICK` holds them separated by the platform's path separator).
     scripted_picks: Mutex<Vec<PathBuf>>,
@@ -90,7 +123,8 @@ impl DesktopState {
             asking_to_quit: AtomicBool::new(false),
             quitting: AtomicBool::new(false),
             predictor: Mutex::default(),
-            scoring: Mutex::default(),
+            scoring: CancelSlot::default(),
+            lr_find: CancelSlot::default(),
             scripted_picks: Mutex::new(picks),
         }
     }

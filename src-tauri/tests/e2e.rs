@@ -734,6 +734,52 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         .await;
     ui.set_field("lr", "0.001").await;
     ui.gone("[data-testid='start-blocked']").await;
+    // The learning-rate range test: a sweep of rising rates charted against the loss, and a
+    // suggestion the form takes with one click.
+    ui.click("#lr-find").await;
+    let suggested: f64 = ui
+        .attr_until("[data-testid='lr-suggestion']", "data-lr", long, |v| {
+            v.parse::<f64>().is_ok_and(|lr| lr > 0.0)
+        })
+        .await
+        .parse()
+        .expect("a rate");
+    ui.attr_until("[data-testid='chart-lr-find']", "data-drawn", long, |d| {
+        d == "true"
+    })
+    .await;
+    ui.client
+        .execute(
+            "document.querySelector('[data-testid=lr-finder]').scrollIntoView({block: 'end'})",
+            vec![],
+        )
+        .await
+        .expect("scroll");
+    ui.shot("12c-lr-find").await;
+    ui.click("#lr-use").await;
+    let deadline = Instant::now() + long;
+    let taken: f64 = loop {
+        let shown = ui
+            .css("label[data-field='lr'] input")
+            .await
+            .prop("value")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if shown != "0.001" && !shown.is_empty() {
+            break shown.parse().expect("the form shows a number");
+        }
+        assert!(Instant::now() < deadline, "the form never took the rate");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        (taken / suggested - 1.0).abs() < 0.1,
+        "{taken} vs {suggested}"
+    );
+    ui.set_field("lr", "0.001").await;
+    // Gradual unfreezing: one more layer each epoch, marked on the live charts.
+    ui.set_field("unfreeze_every_epochs", "1").await;
     ui.until_text("[data-testid='fit']", long, |t| t.contains("for 2 epoch"))
         .await;
     // The speed estimate follows the dataset's real lengths (short sentences), not the
@@ -757,6 +803,9 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         })
         .await;
     assert!(last.contains("token accuracy"), "{last}");
+    // The second epoch unfroze the top layer: the learning-rate chart marks where.
+    ui.attr_until("[data-testid='chart-lr']", "data-marks", long, |m| m == "1")
+        .await;
     ui.shot("13-ner-done").await;
     ui.page("runs").await;
     ui.click("tr[data-run='4'] a").await;

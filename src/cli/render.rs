@@ -252,6 +252,7 @@ impl TrainRenderer {
                 step,
                 phase,
                 params_trainable,
+                ..
             } => self.say(&format!(
                 "step {step}: now training {phase} ({} parameters)",
                 count(*params_trainable)

@@ -92,6 +92,13 @@ export type MetricRow = { step: number; epoch: number | null; name: string; valu
 export type EvaluationRecord = { step: number; part: string; report: any; predictions: any[] | null };
 export type RunDetail = { run: RunRecord; metrics: MetricRow[]; evaluations: EvaluationRecord[]; artifacts: { kind: string; path: string }[]; live: boolean };
 export type TrainEvent = { event: string; [key: string]: any };
+/** One step of the learning-rate range test. */
+export type LrFindPoint = { step: number; lr: number; loss: number; smoothed: number };
+export type LrFindResult = {
+  points: LrFindPoint[]; suggested_lr: number | null; min_loss_lr: number | null; steepest_lr: number | null;
+  diverged: boolean; cancelled: boolean;
+};
+export type LrFindMessage = { type: "point"; point: LrFindPoint; steps: number } | { type: "notice"; message: string };
 export type RunMessage =
   | { type: "events"; run_id: number; events: TrainEvent[] }
   | { type: "ended"; run_id: number; status: string; error: string | null };
@@ -172,6 +179,13 @@ export const api = {
     return invoke<number>("train_resume", { runId, onEvent: channel });
   },
   trainCancel: (runId: number) => invoke<boolean>("train_cancel", { runId }),
+  /** The learning-rate range test on a run configuration; steps stream to `onMessage`. */
+  lrFind: (config: any, onMessage: (m: LrFindMessage) => void) => {
+    const channel = new Channel<LrFindMessage>();
+    channel.onmessage = onMessage;
+    return invoke<LrFindResult>("lr_find", { config, settings: null, onEvent: channel });
+  },
+  lrFindCancel: () => invoke<boolean>("lr_find_cancel"),
   labelingSuggest: (dataset: string, runId: number, strategy: Strategy, pool: number | null, onProgress: (p: { done: number; total: number }) => void) => {
     const channel = new Channel<{ done: number; total: number }>();
     channel.onmessage = onProgress;

@@ -7,6 +7,8 @@ import { downsample } from "./downsample.js";
 import { STEP_INCREMENTS, tickLabels } from "./ticks.js";
 
 export type Series = { label: string; x: number[]; y: number[] };
+/** A vertical line across a chart at `x` (a step where something changed), labelled. */
+export type Mark = { x: number; label: string };
 
 const COLORS = ["#2f6fde", "#e0622b", "#2aa876", "#b0429e", "#c9a227", "#5b6abf"];
 
@@ -23,12 +25,37 @@ function align(series: Series[], buckets: number): uPlot.AlignedData {
   return [xs, ...ys] as uPlot.AlignedData;
 }
 
+/** Draws `marks` as dashed vertical lines with their labels (a uPlot draw hook). */
+function drawMarks(u: uPlot, marks: Mark[], color: string) {
+  const ctx = u.ctx;
+  const { left, top, width, height } = u.bbox;
+  ctx.save();
+  ctx.strokeStyle = color;
+  ctx.fillStyle = color;
+  ctx.setLineDash([4 * devicePixelRatio, 4 * devicePixelRatio]);
+  ctx.font = `${11 * devicePixelRatio}px sans-serif`;
+  for (const m of marks) {
+    const x = u.valToPos(m.x, "x", true);
+    if (!(x >= left && x <= left + width)) continue;
+    ctx.beginPath();
+    ctx.moveTo(x, top);
+    ctx.lineTo(x, top + height);
+    ctx.stroke();
+    ctx.fillText(m.label, x + 3 * devicePixelRatio, top + 12 * devicePixelRatio);
+  }
+  ctx.restore();
+}
+
 /** A line chart of `series` over training steps (or `xLabel`); `yLabel` names the vertical axis (the single
- * series' name when not given). */
-export function Chart(props: { title: string; series: Series[]; height?: number; log?: boolean; testId?: string; yLabel?: string; xLabel?: string }) {
+ * series' name when not given); `marks` are drawn as labelled vertical lines; `logX` puts the
+ * horizontal axis on a log scale (learning rates). */
+export function Chart(props: { title: string; series: Series[]; height?: number; log?: boolean; logX?: boolean; testId?: string; yLabel?: string; xLabel?: string; marks?: Mark[] }) {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const shape = props.series.map((s) => s.label).join("|");
+  // Read by the draw hook, so new marks need no new chart.
+  const marks = useRef<Mark[]>(props.marks ?? []);
+  marks.current = props.marks ?? [];
 
   useEffect(() => {
     const el = host.current!;
@@ -42,33 +69,36 @@ export function Chart(props: { title: string; series: Series[]; height?: number;
       title: props.title,
       width,
       height: props.height ?? 220,
-      scales: { x: { time: false }, y: props.log ? { distr: 3 } : {} },
+      scales: { x: props.logX ? { time: false, distr: 3 } : { time: false }, y: props.log ? { distr: 3 } : {} },
       series: [{ label: props.xLabel ?? "step" }, ...props.series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true }))],
       axes: [
-        { stroke: muted, grid: { stroke: grid }, ticks: { stroke: grid }, label: props.xLabel ?? "step", labelSize: 18, incrs: STEP_INCREMENTS,
-          values: (_u, splits, _axis, _space, incr) => tickLabels(splits, incr) },
+        props.logX
+          ? { stroke: muted, grid: { stroke: grid }, ticks: { stroke: grid }, label: props.xLabel ?? "step", labelSize: 18,
+            values: (_u, splits) => splits.map((v) => (v == null ? "" : Number(v).toExponential(0))) }
+          : { stroke: muted, grid: { stroke: grid }, ticks: { stroke: grid }, label: props.xLabel ?? "step", labelSize: 18, incrs: STEP_INCREMENTS,
+            values: (_u, splits, _axis, _space, incr) => tickLabels(splits, incr) },
         { stroke: muted, grid: { stroke: grid }, ticks: { stroke: grid }, size: 64, label: yLabel, labelSize: 18,
           values: (_u, splits, _axis, _space, incr) => tickLabels(splits, incr) },
       ],
       // Series names only: uPlot's live values read "step: -- accuracy: --" until hovered.
       legend: { show: props.series.length > 1, live: false },
       // Marks the chart drawn (uPlot paints after creation), for tests and screenshots.
-      hooks: { draw: [() => { el.dataset.drawn = "true"; }] },
+      hooks: { draw: [(u) => { drawMarks(u, marks.current, muted); el.dataset.drawn = "true"; }] },
     };
     delete el.dataset.drawn;
     plot.current = new uPlot(opts, align(props.series, width), el);
     const observer = new ResizeObserver(() => plot.current?.setSize({ width: Math.max(300, el.clientWidth), height: props.height ?? 220 }));
     observer.observe(el);
     return () => { observer.disconnect(); plot.current?.destroy(); plot.current = null; };
-  }, [shape, props.title, props.log, props.yLabel, props.xLabel, document.documentElement.dataset.theme]);
+  }, [shape, props.title, props.log, props.logX, props.yLabel, props.xLabel, document.documentElement.dataset.theme]);
 
   useEffect(() => {
     const el = host.current!;
     plot.current?.setData(align(props.series, Math.max(300, el.clientWidth || 500)));
-  }, [props.series]);
+  }, [props.series, props.marks]);
 
   const points = props.series.reduce((n, s) => n + s.x.length, 0);
   // The first step drawn: a resumed run's chart starts where the run did, not at its checkpoint.
   const first = props.series[0]?.x[0];
-  return <div class="chart" ref={host} data-testid={props.testId} data-points={points} data-first={first} />;
+  return <div class="chart" ref={host} data-testid={props.testId} data-points={points} data-first={first} data-marks={marks.current.length} />;
 }

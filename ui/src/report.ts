@@ -46,6 +46,17 @@ export function curveOf(rows: { step: number; name: string; value: number }[], n
   return { label, x: picked.map((m) => m.step), y: picked.map((m) => m.value) };
 }
 
+/** A chart mark where the trained parameters changed: "1.2M trainable" at that step. */
+export function phaseMark(step: number, trainable: number): { x: number; label: string } {
+  const n = trainable >= 1e6 ? `${(trainable / 1e6).toFixed(1)}M` : trainable >= 1e3 ? `${(trainable / 1e3).toFixed(0)}k` : String(trainable);
+  return { x: step, label: `${n} trainable` };
+}
+
+/** The phase marks of a run's stored metrics (`params_trainable` rows). */
+export function phaseMarks(rows: { step: number; name: string; value: number }[]): { x: number; label: string }[] {
+  return rows.filter((m) => m.name === "params_trainable").map((m) => phaseMark(m.step, m.value));
+}
+
 /** The stored metric names of the validation chart, given which ones a run has. */
 export function validationSeries(names: Set<string>): [string, string][] {
   if (names.has("eval_entity_f1")) return [["eval_entity_f1", "entity F1"], ["eval_precision", "precision"], ["eval_recall", "recall"]];

@@ -215,6 +215,18 @@ fn record(store: &mut Store, id: i64, event: &TrainEvent) -> Result<(), hone_sto
                 ("tokens_per_s", *tokens_per_s),
             ],
         ),
+        // Where the set of trained parameters changed: the charts mark it.
+        TrainEvent::PhaseChanged {
+            step,
+            epoch,
+            params_trainable,
+            ..
+        } => store.record_step(
+            id,
+            *step as i64,
+            *epoch,
+            &[("params_trainable", *params_trainable as f64)],
+        ),
         TrainEvent::Evaluated {
             step,
             epoch,

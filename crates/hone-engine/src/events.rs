@@ -72,9 +72,12 @@ pub enum TrainEvent {
         elapsed_s: f64,
         eta_s: f64,
     },
-    /// The set of trained parameters changed (end of the head-only warm start).
+    /// The set of trained parameters changed (end of the head-only warm start, or one more
+    /// layer unfrozen); `phase` says what trains now.
     PhaseChanged {
         step: u64,
+        /// Fractional epoch where the new phase starts.
+        epoch: f64,
         phase: String,
         params_trainable: u64,
     },

@@ -202,6 +202,7 @@ impl Trainer<'_> {
                     apply_freezing(model, cfg, depth);
                     sink(TrainEvent::PhaseChanged {
                         step,
+                        epoch: epoch as f64 + chunk_index as f64 / plan.steps_per_epoch as f64,
                         phase: describe_depth(depth, plan.num_layers),
                         params_trainable: model.params().count_trainable() as u64,
                     });

@@ -551,6 +551,7 @@ fn gradual_unfreezing_adds_one_layer_from_the_top_at_a_time() {
                 step,
                 phase,
                 params_trainable,
+                ..
             } => Some((*step, phase.clone(), *params_trainable)),
             _ => None,
         })

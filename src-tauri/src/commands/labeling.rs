@@ -2,7 +2,6 @@
 //! its uncertainty, scored with progress and a cancel switch), the next round trains on the
 //! labels so far, and the curve shows each round's score against its labels.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use hone_app::active::{suggest, CurvePoint, Strategy, SuggestRequest, Suggestions};
@@ -34,24 +33,10 @@ pub async fn labeling_suggest(
     on_progress: Channel<ScoringProgress>,
 ) -> CommandResult<Suggestions> {
     let state = state.inner().clone();
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let mut scoring = state.scoring.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(previous) = scoring.replace(cancel.clone()) {
-            previous.store(true, Ordering::SeqCst);
-        }
-    }
-    let done = {
-        let state = state.clone();
-        let cancel = cancel.clone();
-        move || {
-            let mut scoring = state.scoring.lock().unwrap_or_else(|p| p.into_inner());
-            if scoring.as_ref().is_some_and(|c| Arc::ptr_eq(c, &cancel)) {
-                *scoring = None;
-            }
-        }
-    };
+    let cancel = state.scoring.begin();
+    let worker = (state.clone(), cancel.clone());
     let result = super::blocking(move || {
+        let (state, cancel) = worker;
         let request = SuggestRequest {
             dataset,
             run_id,
@@ -72,18 +57,14 @@ pub async fn labeling_suggest(
         Ok(suggest(&model, &request, pool, &mut report, &cancel)?)
     })
     .await;
-    done();
+    state.scoring.end(&cancel);
     result
 }
 
 /// Stops scoring the queue; true when something was being scored.
 #[tauri::command]
 pub fn labeling_cancel(state: State<'_, Arc<DesktopState>>) -> bool {
-    let scoring = state.scoring.lock().unwrap_or_else(|p| p.into_inner());
-    match scoring.as_ref() {
-        Some(flag) => !flag.swap(true, Ordering::SeqCst),
-        None => false,
-    }
+    state.scoring.cancel()
 }
 
 /// Every completed run on `dataset`: its labels and its score.

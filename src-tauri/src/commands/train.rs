@@ -49,6 +49,67 @@ pub fn training_presets() -> Vec<hone_app::types::Preset> {
     hone_app::types::presets()
 }
 
+/// A message of the LR range test's stream: a step as it finishes, or a notice.
+#[derive(Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LrFindMessage {
+    Point {
+        point: hone_app::types::LrFindPoint,
+        steps: u64,
+    },
+    Notice {
+        message: String,
+    },
+}
+
+/// The learning-rate range test on the form's configuration: steps stream over `on_event`,
+/// the suggestion comes back at the end. Nothing is stored.
+#[tauri::command]
+pub async fn lr_find(
+    state: State<'_, Arc<DesktopState>>,
+    config: RunConfig,
+    settings: Option<hone_app::types::LrFindSettings>,
+    on_event: Channel<LrFindMessage>,
+) -> CommandResult<hone_app::types::LrFindResult> {
+    state.refuse_if_quitting()?;
+    let state = state.inner().clone();
+    let cancel = state.lr_find.begin();
+    let worker = (state.clone(), cancel.clone());
+    let result = super::blocking(move || {
+        let (state, cancel) = worker;
+        let config = window_config(&state, config)?;
+        let settings = settings.unwrap_or_default();
+        let steps = settings.steps;
+        let events = &on_event;
+        let app = state.app()?;
+        Ok(app.find_lr(
+            &config,
+            &settings,
+            &mut |event| {
+                if let TrainEvent::Notice { message } = event {
+                    let _ = events.send(LrFindMessage::Notice { message });
+                }
+            },
+            &mut |point| {
+                let _ = events.send(LrFindMessage::Point {
+                    point: *point,
+                    steps,
+                });
+            },
+            &cancel,
+        )?)
+    })
+    .await;
+    state.lr_find.end(&cancel);
+    result
+}
+
+/// Stops the range test after its current step; true when one was running.
+#[tauri::command]
+pub fn lr_find_cancel(state: State<'_, Arc<DesktopState>>) -> bool {
+    state.lr_find.cancel()
+}
+
 /// Creates a run from `config` and starts it; returns its id at once.
 #[tauri::command]
 pub async fn train_start(

@@ -8,7 +8,7 @@ import { smoothValues } from "../smooth.js";
 import type { Nav } from "../main";
 import { resumeRun } from "./train";
 import { ConfirmButton } from "../confirm";
-import { curveOf, isAnswerReport, isChoiceReport, isEntityReport, summary, validationSeries } from "../report";
+import { curveOf, isAnswerReport, isChoiceReport, isEntityReport, phaseMarks, summary, validationSeries } from "../report";
 
 /** Training time: what the run measured (earlier sessions of a resumed run included, the time
  * it lay stopped or the app was closed not), else the wall clock from start to end. */
@@ -123,7 +123,7 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
           onConfirm={async () => { await api.runDelete(d.run.id); props.onDeleted(); }} />
       </div>
       <div class="grid2">
-        <Chart title="Training loss" series={[curveOf(d.metrics, "loss", "loss")]} />
+        <Chart title="Training loss" series={[curveOf(d.metrics, "loss", "loss")]} marks={phaseMarks(d.metrics)} />
         <Chart title="Validation" series={validationSeries(new Set(d.metrics.map((m) => m.name))).map(([name, label]) => curveOf(d.metrics, name, label))} />
       </div>
       {d.run.config?.ensemble && <EnsembleMembers run={d.run} />}

@@ -4,10 +4,11 @@ import { AnswerSource } from "./answers";
 import { ChoiceSource, type ChoiceData } from "./choices";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, DatasetInfo, duration, errorText, KnownModel, ModelCheck, Preset, RunDetail, RunMessage, TrainEvent, TrainingOption } from "../api";
-import { Chart, Series } from "../chart";
+import { Chart, Mark, Series } from "../chart";
+import { LrFinder } from "./lr_find";
 import type { Nav } from "../main";
 import { FitTable, modelName } from "./models";
-import { chartedKeys, curveOf, metricLabel, summary, validationSeries } from "../report";
+import { chartedKeys, curveOf, metricLabel, phaseMark, phaseMarks, summary, validationSeries } from "../report";
 
 type Training = Record<string, any>;
 
@@ -37,6 +38,11 @@ const EXTRAS: Record<string, Extra> = {
     warn: (n) => n === 0 ? "A rate of 0 leaves the model as it is." : n >= 1 ? "Far above the usual 1e-5 to 1e-4: training will likely diverge." : n > 1e-2 ? "Unusually high for fine-tuning (usual: 1e-5 to 1e-4)." : null,
   },
   schedule: { label: "Schedule" },
+  min_lr_ratio: { advanced: true, label: "Lowest LR share", below: 1 },
+  lr_gamma: { advanced: true, label: "LR gamma", max: 1 },
+  lr_power: { advanced: true, label: "Polynomial power" },
+  lr_cycles: { advanced: true, label: "LR cycles", min: 1 },
+  cyclic_mode: { advanced: true, label: "Cyclic mode" },
   warmup_ratio: { label: "Warmup share", max: 1 },
   warmup_steps: { advanced: true, label: "Warmup steps" },
   weight_decay: { label: "Weight decay" },
@@ -56,11 +62,17 @@ const EXTRAS: Record<string, Extra> = {
   layer_lr_decay_shape: { advanced: true, label: "Decay shape" },
   head_warmup_steps: { advanced: true, label: "Head-only steps" },
   head_warmup_epochs: { label: "Head-only epochs" },
+  unfreeze_every_steps: { advanced: true, label: "Unfreeze a layer every (steps)", min: 1 },
+  unfreeze_every_epochs: { label: "Unfreeze a layer every (epochs)", min: 1 },
   dropout: { label: "Dropout", below: 1 },
   label_all_subtokens: { advanced: true, label: "Tag every sub-token" },
-  beta1: { advanced: true, label: "AdamW β1", below: 1 },
-  beta2: { advanced: true, label: "AdamW β2", below: 1 },
-  adam_eps: { advanced: true, label: "AdamW ε" },
+  optimizer: { label: "Optimizer" },
+  beta1: { advanced: true, label: "Adam β1", below: 1 },
+  beta2: { advanced: true, label: "Adam β2", below: 1 },
+  adam_eps: { advanced: true, label: "Adam ε" },
+  momentum: { advanced: true, label: "SGD momentum", below: 1 },
+  nesterov: { advanced: true, label: "Nesterov" },
+  init: { label: "Start from" },
   device: { label: "Device", kind: "select", options: ["cpu", "auto", "cuda", "metal"] },
 };
 
@@ -84,6 +96,8 @@ type Live = {
   runId: number; status: string; error: string | null; step: number; total: number; eta: number; epoch: number;
   loss: Series; lr: Series; grad: Series; speed: Series; evals: Record<string, Series>; lastEval: any; notices: string[];
   best?: { step: number; report: any } | null;
+  /** Steps where the trained parameters changed (head-only warm start, gradual unfreezing). */
+  phases: Mark[];
 };
 
 function emptySeries(label: string): Series { return { label, x: [], y: [] }; }
@@ -114,7 +128,7 @@ function useLive(): Live | null {
 function freshLive(runId: number): Live {
   return {
     runId, status: "running", error: null, step: 0, total: 0, eta: NaN, epoch: 0,
-    loss: emptySeries("loss"), lr: emptySeries("lr"), grad: emptySeries("grad norm"), speed: emptySeries("samples/s"), evals: {}, lastEval: null, notices: [],
+    loss: emptySeries("loss"), lr: emptySeries("lr"), grad: emptySeries("grad norm"), speed: emptySeries("samples/s"), evals: {}, lastEval: null, notices: [], phases: [],
   };
 }
 
@@ -136,6 +150,7 @@ export function liveFromHistory(d: RunDetail): Live {
     const s = curveOf(rows, `eval_${key}`, metricLabel(key));
     if (s.x.length > 0) live.evals[key] = s;
   }
+  live.phases = phaseMarks(rows);
   live.step = d.run.step;
   live.total = d.run.total_steps ?? 0;
   return live;
@@ -155,7 +170,7 @@ function cutFrom(s: Series, step: number) {
 }
 
 export function applyEvents(live: Live, events: TrainEvent[]): Live {
-  const next = { ...live, loss: { ...live.loss }, lr: { ...live.lr }, grad: { ...live.grad }, speed: { ...live.speed }, evals: { ...live.evals }, notices: [...live.notices] };
+  const next = { ...live, loss: { ...live.loss }, lr: { ...live.lr }, grad: { ...live.grad }, speed: { ...live.speed }, evals: { ...live.evals }, notices: [...live.notices], phases: [...live.phases] };
   const push = (s: Series, x: number, y: number) => { s.x.push(x); s.y.push(y); };
   for (const e of events) {
     if (e.event === "step") {
@@ -176,6 +191,8 @@ export function applyEvents(live: Live, events: TrainEvent[]): Live {
       next.best = { step: e.best_step, report: e.best };
     } else if (e.event === "notice") {
       next.notices.push(e.message);
+    } else if (e.event === "phase_changed") {
+      next.phases = [...next.phases.filter((m) => m.x < e.step), phaseMark(e.step, e.params_trainable)];
     }
   }
   return next;
@@ -197,11 +214,11 @@ export function LiveView(props: { live: Live; onCancel: () => void; nav: Nav }) 
       {l.best && <p class="ok">Best checkpoint (exported): step {l.best.step} · {summary(l.best.report)}</p>}
       {l.lastEval && <p class="small" data-testid="last-eval">Last validation: {summary(l.lastEval)}</p>}
       <div class="grid2">
-        <Chart title="Training loss" series={[l.loss]} testId="chart-loss" />
+        <Chart title="Training loss" series={[l.loss]} testId="chart-loss" marks={l.phases} />
         {Object.keys(l.evals).length > 0
           ? <Chart title="Validation" series={Object.values(l.evals)} testId="chart-valid" yLabel="score" />
           : <div class="chart-placeholder muted small">Validation scores appear here after the first validation.</div>}
-        <Chart title="Learning rate" series={[l.lr]} />
+        <Chart title="Learning rate" series={[l.lr]} marks={l.phases} testId="chart-lr" />
         <Chart title="Gradient norm" series={[l.grad]} />
         <Chart title="Samples / s" series={[l.speed]} />
       </div>
@@ -359,13 +376,19 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
     );
   };
 
-  const start = async () => {
+  /** The run configuration of the form, or null (with the reason shown) when it is not ready. */
+  const runConfig = (): any | null => {
     setError(null);
-    if (!model || (choice ? !choiceData : !dataset)) { setError(choice ? "Choose a model and a file of questions first." : "Choose a model and a dataset first."); return; }
-    if (Object.keys(problems).length > 0) { setError("Some settings cannot be used yet; they are marked in red."); return; }
-    const config = choice && choiceData
+    if (!model || (choice ? !choiceData : !dataset)) { setError(choice ? "Choose a model and a file of questions first." : "Choose a model and a dataset first."); return null; }
+    if (Object.keys(problems).length > 0) { setError("Some settings cannot be used yet; they are marked in red."); return null; }
+    return choice && choiceData
       ? { task: fileTask === "answer" ? "question-answering" : "multiple-choice", model, data: choiceData.data, training }
       : { model, data: { dataset, ...(split ? { split } : {}) }, training };
+  };
+
+  const start = async () => {
+    const config = runConfig();
+    if (!config) return;
     try {
       const id = await api.trainStart(config, name || null, onRunMessage);
       setName("");
@@ -428,11 +451,19 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       )}
       <div class="fields" key={formVersion} data-testid="fields">{fields.filter((f) => !f.advanced).map(field)}</div>
       <details class="more-options" key={`more-${formVersion}`}>
-        <summary>More options ({fields.filter((f) => f.advanced).length}): warmup steps, checkpoints, early-stopping delta, decay shape, AdamW…</summary>
+        <summary>More options ({fields.filter((f) => f.advanced).length}): schedule shape, warmup steps, checkpoints, early-stopping delta, decay shape, unfreezing by steps, optimizer settings…</summary>
         <div class="fields">{fields.filter((f) => f.advanced).map(field)}</div>
       </details>
+      {training.init === "random" && (
+        <div class="notice" data-testid="scratch-warning">
+          Training from scratch: the model starts from random weights (only its config.json is used), so it knows nothing
+          about language yet. Expect to need far more data and steps than fine-tuning for a useful model.
+        </div>
+      )}
       {check && !check.trainable && <div class="error">{check.problems.join("; ")}</div>}
       {check && <FitTable fit={check.fit} plan={{ examples: trainExamples, epochs: Math.max(1, Number(training.epochs) || 1) }} />}
+      <LrFinder config={runConfig} disabled={!options || !model || (choice ? !choiceData : !dataset) || Object.keys(problems).length > 0}
+        onUse={(lr) => { setTraining((t) => ({ ...t, lr })); setPreset(null); setFormVersion((v) => v + 1); }} />
       <div class="row start-bar">
         <button id="start" class="primary" onClick={start} disabled={!options || !model || (choice ? !choiceData : !dataset) || Object.keys(problems).length > 0}>Start training</button>
         {Object.keys(problems).length > 0 && (

@@ -9,10 +9,10 @@ use hone_app::types::DecayShape;
 use hone_app::types::Metric;
 use hone_app::types::RunStatus;
 use hone_app::types::Schedule;
-use hone_app::types::{CyclicMode, ModelInit, OptimizerKind};
+use hone_app::types::{CurriculumOrder, CyclicMode, ModelInit, OptimizerKind};
 use hone_app::types::{DeviceSpec, Task};
 use hone_app::{spawn, App, JobHandle};
-use hone_app::{DataConfig, FileData, RunConfig, StoredData};
+use hone_app::{DataConfig, FileData, PreviousTaskConfig, RunConfig, StoredData};
 
 use super::render::TrainRenderer;
 use super::EXIT_INTERRUPTED;
@@ -216,6 +216,43 @@ pub struct TrainArgs {
     /// from config.json alone) [default: pretrained].
     #[arg(long, help_heading = "Recipes")]
     init: Option<ModelInit>,
+    /// Knowledge distillation: learn from this teacher's softened probabilities too (a
+    /// finished run's id or a model folder with the same classes; any family).
+    #[arg(long, value_name = "RUN|DIR", help_heading = "Recipes")]
+    teacher: Option<String>,
+    /// Distillation: the teacher's share of the loss [default: 0.5].
+    #[arg(long, value_name = "A", help_heading = "Recipes")]
+    distill_alpha: Option<f64>,
+    /// Distillation: the softmax temperature [default: 2].
+    #[arg(long, value_name = "T", help_heading = "Recipes")]
+    distill_temperature: Option<f64>,
+    /// Curriculum: order the first epoch(s) from easy to hard by length, or by loss (the
+    /// teacher's loss on each example; needs --teacher) [default: off].
+    #[arg(long, help_heading = "Recipes")]
+    curriculum: Option<CurriculumOrder>,
+    /// Curriculum: epochs that go from easy to hard [default: 1].
+    #[arg(long, value_name = "N", help_heading = "Recipes")]
+    curriculum_epochs: Option<u32>,
+    /// Elastic weight consolidation: hold on to the task this model learnt before (a finished
+    /// run's id, or a fine-tuned classifier's folder with --ewc-data).
+    #[arg(long, value_name = "RUN|DIR", help_heading = "Recipes")]
+    ewc_from: Option<String>,
+    /// EWC: the previous task's data (columns guessed from the header) when --ewc-from is a
+    /// folder.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "ewc_from",
+        help_heading = "Recipes"
+    )]
+    ewc_data: Option<PathBuf>,
+    /// EWC: how strongly the previous task's weights are held [default: 1000].
+    #[arg(long, value_name = "L", help_heading = "Recipes")]
+    ewc_lambda: Option<f64>,
+    /// EWC: examples of the previous task the Fisher information is estimated on
+    /// [default: 200].
+    #[arg(long, value_name = "N", help_heading = "Recipes")]
+    ewc_samples: Option<usize>,
 }
 
 /// How often gradual unfreezing makes one more layer trainable.
@@ -254,6 +291,42 @@ fn set<T>(target: &mut T, value: Option<T>) {
 }
 
 impl TrainArgs {
+    /// The previous task of --ewc-from, its --ewc-data file's columns guessed from its header.
+    fn previous_task(&self) -> anyhow::Result<Option<PreviousTaskConfig>> {
+        let Some(from) = &self.ewc_from else {
+            return Ok(None);
+        };
+        let data = match &self.ewc_data {
+            Some(file) => {
+                let spec = super::guess_columns(file, &Default::default(), false)?;
+                let (Some(text), Some(label)) = (spec.text, spec.label) else {
+                    bail!(
+                        "{}: cannot tell its text and label columns from the header; name them \
+                         text and label",
+                        file.display()
+                    );
+                };
+                Some(FileData {
+                    train: file.clone(),
+                    valid: None,
+                    format: spec.format,
+                    text_column: text,
+                    text_pair_column: spec.text_pair,
+                    label_column: label,
+                    context_column: None,
+                    choice_columns: Vec::new(),
+                    shuffle_choices: None,
+                    valid_fraction: 0.0,
+                })
+            }
+            None => None,
+        };
+        Ok(Some(PreviousTaskConfig {
+            from: from.clone(),
+            data,
+        }))
+    }
+
     /// The data source from the flags, over what a TOML file said.
     fn data_config(&self, from_file: Option<DataConfig>, task: Task) -> anyhow::Result<DataConfig> {
         if let (Some(_), Task::MultipleChoice) = (&self.dataset, task) {
@@ -412,6 +485,13 @@ impl TrainArgs {
             model,
             data: self.data_config(file.as_ref().map(|f| f.data.clone()), task)?,
             training,
+            teacher: self
+                .teacher
+                .clone()
+                .or(file.as_ref().and_then(|f| f.teacher.clone())),
+            ewc: self
+                .previous_task()?
+                .or(file.as_ref().and_then(|f| f.ewc.clone())),
             out: self.out.clone().or(file.and_then(|f| f.out)),
             ensemble: None,
         };
@@ -487,6 +567,12 @@ impl TrainArgs {
             None => {}
         }
         set(&mut t.init, self.init);
+        set(&mut t.distill_alpha, self.distill_alpha);
+        set(&mut t.distill_temperature, self.distill_temperature);
+        set(&mut t.curriculum, self.curriculum);
+        set(&mut t.curriculum_epochs, self.curriculum_epochs);
+        set(&mut t.ewc_lambda, self.ewc_lambda);
+        set(&mut t.ewc_samples, self.ewc_samples);
         t.label_all_subtokens |= self.label_all_subtokens;
         if let (Some(scaling), None) = (scaling, self.lr) {
             // The preset's rate follows the batch size the flags settled on.

@@ -6,6 +6,10 @@ Writes tests/fixtures/golden/recipes.json:
   polynomial decay) and PyTorch's schedulers (ExponentialLR, CyclicLR in its three modes,
   OneCycleLR). The PyTorch ones run over the steps after warmup; the warmup itself is the
   linear rise transformers uses (to the schedule's first value), composed here by hand.
+- "distillation": the knowledge-distillation loss of a few rows of student logits against
+  teacher logits and labels, `alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) *
+  cross_entropy(s, y)` (batch means, as torch's `kl_div(..., reduction="batchmean")` and
+  `cross_entropy`), and its gradient with respect to the student's logits, by autograd.
 - "optimizers": three steps of torch.optim.SGD (momentum, Nesterov, plain with L2 decay) and of
   the LAMB reference (tests/reference/lamb.py) on two small tensors in two parameter groups
   (a weight with decay at the full rate, a bias without decay at half the rate), with the
@@ -132,9 +136,30 @@ def optimizers():
     ]
 
 
+def distillation():
+    g = torch.Generator().manual_seed(11)
+    cases = []
+    for alpha, temperature, classes in [(0.5, 2.0, 3), (1.0, 4.0, 2), (0.3, 1.0, 5)]:
+        rows = 4
+        student = (torch.randn(rows, classes, generator=g, dtype=torch.float64) * 2).requires_grad_()
+        teacher = torch.randn(rows, classes, generator=g, dtype=torch.float64) * 2
+        labels = torch.randint(0, classes, (rows,), generator=g)
+        soft = torch.nn.functional.kl_div(
+            torch.log_softmax(student / temperature, -1), torch.softmax(teacher / temperature, -1),
+            reduction="batchmean") * temperature ** 2
+        hard = torch.nn.functional.cross_entropy(student, labels)
+        loss = alpha * soft + (1 - alpha) * hard
+        loss.backward()
+        cases.append(dict(alpha=alpha, temperature=temperature, classes=classes,
+                          student=student.detach().flatten().tolist(),
+                          teacher=teacher.flatten().tolist(), labels=labels.tolist(),
+                          loss=loss.item(), grad=student.grad.flatten().tolist()))
+    return cases
+
+
 def main():
     out = sys.argv[1]
-    data = dict(schedules(), optimizers=optimizers())
+    data = dict(schedules(), distillation=distillation(), optimizers=optimizers())
     with open(out, "w") as f:
         json.dump(data, f, indent=1)
     print(f"wrote {out}", file=sys.stderr)

@@ -29,6 +29,7 @@ pub mod paths;
 pub mod predict;
 pub mod preview;
 pub mod process;
+pub mod references;
 pub mod run_config;
 pub mod runs;
 pub mod splits;
@@ -44,6 +45,7 @@ pub mod types {
         SourceSpec, TagColumns,
     };
     pub use hone_engine::config::{training_options, DecayShape, ModelInit, TrainingOption};
+    pub use hone_engine::curriculum::CurriculumOrder;
     pub use hone_engine::events::{CheckpointKind, RunStatus as TrainStatus};
     pub use hone_engine::lr_find::{LrFindPoint, LrFindResult, LrFindSettings};
     pub use hone_engine::memory::FitSettings;
@@ -71,7 +73,7 @@ pub use error::AppError;
 pub use hone_store::Store;
 pub use import::{ImportRequest, ImportSummary};
 pub use job::{spawn, JobHandle};
-pub use run_config::{DataConfig, FileData, RunConfig, StoredData};
+pub use run_config::{DataConfig, FileData, PreviousTaskConfig, RunConfig, StoredData};
 pub use runs::{RunComparison, RunOutcome};
 
 /// The database and the folders around it.

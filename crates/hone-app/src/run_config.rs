@@ -219,6 +219,24 @@ pub struct RunConfig {
     /// Set on an ensemble's record only: the runs it combines (it trains nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ensemble: Option<crate::ensemble_record::EnsembleOf>,
+    /// Knowledge distillation and loss curricula: the teacher, a finished run's id or a model
+    /// folder with the run's classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<String>,
+    /// Elastic weight consolidation: the previous task whose weights the run holds on to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ewc: Option<PreviousTaskConfig>,
+}
+
+/// The task a run should not forget (elastic weight consolidation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousTaskConfig {
+    /// The previous task's model: a finished run's id, or a fine-tuned classifier's folder.
+    pub from: String,
+    /// Its data (a text classification file); a run's own data when `from` is a run.
+    #[serde(default)]
+    pub data: Option<FileData>,
 }
 
 impl RunConfig {

@@ -409,11 +409,23 @@ impl App {
         let work_dir = run_dir.join("checkpoints");
         let base_model = crate::models::hub_origin(&config.model)
             .map_or_else(|| config.model.display().to_string(), |(repo, _)| repo);
+        let teacher = config
+            .teacher
+            .as_deref()
+            .map(|t| self.model_reference(t))
+            .transpose()?;
+        let previous = config
+            .ewc
+            .as_ref()
+            .map(|p| self.previous_task(p, seed))
+            .transpose()?;
         let paths = RunPaths {
             model: &config.model,
             base_model: &base_model,
             out: &out,
             work_dir: &work_dir,
+            teacher: teacher.as_deref(),
+            previous: previous.as_ref(),
         };
         // Every label the run had: the active-learning curve's x axis.
         let labeled_examples = data.train.len() + data.valid.len() + test.len();

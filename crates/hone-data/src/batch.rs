@@ -3,7 +3,7 @@
 use crate::EncodedExample;
 
 /// A batch padded to its longest example ("dynamic padding"), row-major `[batch, seq]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     pub input_ids: Vec<u32>,
     pub token_type_ids: Vec<u32>,
@@ -17,6 +17,9 @@ pub struct Batch {
     /// fewer options than the others) and takes no part in its question's softmax; empty
     /// when no row does.
     pub padded_options: Vec<bool>,
+    /// Knowledge distillation: the teacher's scores, one row per label (classes, or a
+    /// question's options); empty without a teacher.
+    pub soft_targets: Vec<f32>,
 }
 
 impl Batch {
@@ -78,6 +81,7 @@ impl Batcher {
             batch_size,
             seq_len,
             padded_options: Vec::new(),
+            soft_targets: Vec::new(),
         }
     }
 }

@@ -39,6 +39,12 @@ pub struct EncodedSet {
     pub span_labels: Vec<[u32; 2]>,
     /// Question answering: the questions and passages behind the windows.
     pub passages: Option<crate::answers::Passages>,
+    /// Knowledge distillation: per example, the teacher's scores (classes, or options); empty
+    /// without a teacher.
+    pub teacher: Vec<Vec<f32>>,
+    /// Curriculum learning: per example, how hard it is (lower first); empty without a
+    /// curriculum.
+    pub difficulty: Vec<f32>,
 }
 
 impl EncodedSet {
@@ -90,6 +96,12 @@ impl EncodedSet {
                 .copied()
                 .collect();
         }
+        if !self.teacher.is_empty() {
+            batch.soft_targets = indices
+                .iter()
+                .flat_map(|&i| self.teacher[i].iter().copied())
+                .collect();
+        }
         if !self.token_labels.is_empty() {
             let s = batch.seq_len;
             let mut per_slot = vec![IGNORE_LABEL; batch.batch_size * s];
@@ -101,6 +113,19 @@ impl EncodedSet {
             batch.labels = per_slot;
         }
         batch
+    }
+
+    /// Each example's length in tokens (its longest sequence, for multiple choice).
+    pub fn lengths(&self) -> Vec<usize> {
+        (0..self.len())
+            .map(|i| {
+                self.sequences(i)
+                    .iter()
+                    .map(|e| e.input_ids.len())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect()
     }
 
     /// Indices sorted by length (longest first), so evaluation batches carry little padding.

@@ -141,6 +141,7 @@ pub fn batch_from_json(path: &Path) -> Result<Batch, EngineError> {
         batch_size,
         seq_len,
         padded_options: Vec::new(),
+        soft_targets: Vec::new(),
     })
 }
 

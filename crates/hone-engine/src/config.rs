@@ -4,6 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::curriculum::CurriculumOrder;
 use crate::device::DeviceSpec;
 use crate::metrics::Metric;
 use crate::optim::OptimizerKind;
@@ -164,6 +165,24 @@ pub struct TrainingConfig {
     pub nesterov: bool,
     /// Start from the model's trained weights (pretrained) or train from scratch (random).
     pub init: ModelInit,
+    /// Knowledge distillation, with a teacher: the share of the loss that follows the
+    /// teacher's softened probabilities (the rest follows the labels).
+    pub distill_alpha: f64,
+    /// Knowledge distillation: the softmax temperature (higher shows more of what the teacher
+    /// thinks of the wrong classes).
+    pub distill_temperature: f64,
+    /// Curriculum learning: order the first epoch(s) from easy to hard by length (shorter
+    /// first) or loss (by the teacher's loss on each example), then shuffle; off shuffles
+    /// every epoch.
+    pub curriculum: CurriculumOrder,
+    /// Curriculum learning: how many epochs go from easy to hard.
+    pub curriculum_epochs: u32,
+    /// Elastic weight consolidation, with a previous task: how strongly weights that mattered
+    /// to it are held (λ of `λ Σ F (θ − θ*)²`).
+    pub ewc_lambda: f64,
+    /// Elastic weight consolidation: examples of the previous task the Fisher information is
+    /// estimated on.
+    pub ewc_samples: usize,
     /// Where training runs: cpu, auto, cuda[:N] or metal[:N] (GPUs need a build with them).
     #[schemars(with = "String")]
     pub device: DeviceSpec,
@@ -322,6 +341,12 @@ impl Default for TrainingConfig {
             momentum: 0.9,
             nesterov: false,
             init: ModelInit::Pretrained,
+            distill_alpha: 0.5,
+            distill_temperature: 2.0,
+            curriculum: CurriculumOrder::Off,
+            curriculum_epochs: 1,
+            ewc_lambda: 1000.0,
+            ewc_samples: 200,
             device: DeviceSpec::Cpu,
         }
     }
@@ -413,6 +438,27 @@ impl TrainingConfig {
         }
         if self.lr_cycles == 0 {
             return bad("LR cycles must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.distill_alpha) {
+            return bad(format!(
+                "distillation alpha must be in [0, 1], got {}",
+                self.distill_alpha
+            ));
+        }
+        if !(self.distill_temperature.is_finite() && self.distill_temperature > 0.0) {
+            return bad(format!(
+                "distillation temperature must be positive, got {}",
+                self.distill_temperature
+            ));
+        }
+        if self.curriculum_epochs == 0 {
+            return bad("curriculum epochs must be at least 1".into());
+        }
+        if !(self.ewc_lambda.is_finite() && self.ewc_lambda >= 0.0) {
+            return bad(format!("EWC lambda must be ≥ 0, got {}", self.ewc_lambda));
+        }
+        if self.ewc_samples == 0 {
+            return bad("EWC needs at least 1 example to estimate on".into());
         }
         match (self.unfreeze_every_steps, self.unfreeze_every_epochs) {
             (Some(_), Some(_)) => {

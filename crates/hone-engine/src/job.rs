@@ -9,6 +9,7 @@ use hone_data::{stratified_holdout, Example, LabelSet, TextTokenizer};
 use crate::batch::{EncodedSet, WordTags};
 use crate::checkpoint::load_last;
 use crate::config::{ModelInit, TrainingConfig};
+use crate::curriculum::CurriculumOrder;
 use crate::device::device_name;
 use crate::events::{RunStatus, TrainEvent};
 use crate::export::{export_model, ModelCard};
@@ -352,6 +353,105 @@ pub struct RunPaths<'a> {
     pub out: &'a Path,
     /// Folder of the `best` and `last` checkpoints.
     pub work_dir: &'a Path,
+    /// Knowledge distillation and loss curricula: the teacher's model folder.
+    pub teacher: Option<&'a Path>,
+    /// Elastic weight consolidation: the previous task to hold on to.
+    pub previous: Option<&'a PreviousTask>,
+}
+
+/// A task trained before, for elastic weight consolidation: its fine-tuned model (whose
+/// weights are the anchor) and its data (where the Fisher information is estimated).
+pub struct PreviousTask {
+    pub model: std::path::PathBuf,
+    pub data: TrainingData,
+}
+
+/// The EWC penalty of `previous`: its model's Fisher information on its own data.
+pub fn previous_task_penalty(
+    previous: &PreviousTask,
+    cfg: &TrainingConfig,
+    device: &candle_core::Device,
+    sink: &mut dyn FnMut(TrainEvent),
+) -> Result<crate::ewc::Ewc, EngineError> {
+    let data = &previous.data;
+    let spec = ModelSpec::from_dir(&previous.model)?;
+    let max_length = cfg.max_length.min(spec.max_sequence_length());
+    let tokenizer = TextTokenizer::from_model_dir(&previous.model, max_length)?;
+    let set = encode(&tokenizer, &data.labels, &data.train, data.task, cfg)?;
+    let model = Model::load(
+        &previous.model,
+        data.task,
+        data.labels.len(),
+        Some(0.0),
+        device,
+        0,
+    )?;
+    let samples = cfg.ewc_samples.min(set.len());
+    sink(TrainEvent::Notice {
+        message: format!(
+            "elastic weight consolidation: estimating what {} needed on {samples} of its examples",
+            previous.model.display()
+        ),
+    });
+    let ewc = crate::ewc::Ewc::estimate(
+        &model,
+        &set,
+        samples,
+        cfg.seed,
+        cfg.ewc_lambda,
+        &mut |_, _| {},
+    )?;
+    sink(TrainEvent::Notice {
+        message: format!(
+            "elastic weight consolidation: holding the previous task's weights (mean Fisher {:.3e}, λ {})",
+            ewc.mean_fisher(),
+            cfg.ewc_lambda
+        ),
+    });
+    Ok(ewc)
+}
+
+/// Adds the teacher's scores and the curriculum's difficulty to the training set.
+fn teach(
+    train: &mut EncodedSet,
+    data: &TrainingData,
+    cfg: &TrainingConfig,
+    teacher: Option<&Path>,
+    device: &candle_core::Device,
+    work_dir: &Path,
+    sink: &mut dyn FnMut(TrainEvent),
+) -> Result<(), EngineError> {
+    if let Some(dir) = teacher {
+        sink(TrainEvent::Notice {
+            message: format!(
+                "scoring the {} training examples with the teacher {} (once: they are cached)",
+                data.train.len(),
+                dir.display()
+            ),
+        });
+        train.teacher = crate::distill::teacher_logits(
+            dir,
+            &data.train,
+            &data.labels,
+            data.task,
+            cfg,
+            device,
+            work_dir,
+        )?;
+    }
+    train.difficulty = match cfg.curriculum {
+        CurriculumOrder::Off => Vec::new(),
+        CurriculumOrder::Length => train.lengths().into_iter().map(|n| n as f32).collect(),
+        CurriculumOrder::Loss if train.teacher.is_empty() => {
+            return Err(EngineError::InvalidConfig(
+                "a loss curriculum orders examples by a teacher's loss: give a teacher (a \
+                 finished run or a model folder) or order by length"
+                    .into(),
+            ))
+        }
+        CurriculumOrder::Loss => crate::curriculum::losses(&train.teacher, &train.labels),
+    };
+    Ok(())
 }
 
 /// What a run trains: the model (pretrained or fresh), the encoded training and validation
@@ -493,13 +593,28 @@ pub fn fine_tune_data(
         device,
         model,
         tokenizer,
-        train,
+        mut train,
         valid,
         max_length,
         cfg,
     } = prepare(paths.model, &data, cfg, sink)?;
     let cfg = &cfg;
     let labels = &data.labels;
+    teach(
+        &mut train,
+        &data,
+        cfg,
+        paths.teacher,
+        &device,
+        paths.work_dir,
+        sink,
+    )?;
+    let ewc = match paths.previous {
+        Some(previous) => Some(std::sync::Arc::new(previous_task_penalty(
+            previous, cfg, &device, sink,
+        )?)),
+        None => None,
+    };
     let plan = TrainPlan::new(cfg, train.len(), model.num_layers());
     crate::recipes::apply_freezing(&model, cfg, plan.trainable_depth(0));
     let resume_point = if resume {
@@ -539,6 +654,7 @@ pub fn fine_tune_data(
         labels: labels.names(),
         work_dir: paths.work_dir,
         resume: resume_point,
+        ewc,
     };
     let summary = trainer.run(sink, cancel)?;
 

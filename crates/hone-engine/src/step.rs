@@ -1,16 +1,20 @@
-//! One optimizer step: forward, loss and backward over one or more micro-batches, gradient
-//! clipping, AdamW; and forward passes without gradients. Shared by the training loop, the
+//! One optimizer step: forward, loss (the labels', or with a teacher the distillation loss;
+//! plus the EWC penalty when a previous task is held) and backward over one or more
+//! micro-batches, gradient clipping, the optimizer; and forward passes without gradients. Shared by the training loop, the
 //! evaluation and the benchmark. A [`Stepper`] runs the model on the CPU graph
 //! ([`crate::graph::host`]) when the model is f32 on the CPU and on candle's autograd
 //! ([`crate::graph::autograd`]) otherwise; the model code is the same.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::Device;
 use hone_data::Batch;
 
 use crate::cpu::HostGrads;
+use crate::distill::{distilled_loss_sum, Distill};
+use crate::ewc::Ewc;
 use crate::graph::autograd::{cross_entropy_sum, AutogradGraph};
 use crate::graph::host::{self, cross_entropy_grad, HostGraph, Pool, WeightGuards};
 use crate::graph::tokens::LabelsPer;
@@ -76,6 +80,26 @@ struct HostState {
 /// Runs optimizer steps and evaluation passes for one model.
 pub struct Stepper {
     host: Option<HostState>,
+    /// Learn from the batches' teacher scores too (knowledge distillation).
+    distill: Option<Distill>,
+    /// Hold the weights a previous task needed (elastic weight consolidation).
+    ewc: Option<Arc<Ewc>>,
+}
+
+/// The loss of one micro-batch: its teacher scores when distilling.
+#[derive(Clone, Copy)]
+struct LossOf<'a> {
+    soft: Option<(&'a [f32], Distill)>,
+}
+
+impl<'a> LossOf<'a> {
+    fn of(batch: &'a Batch, distill: Option<Distill>) -> Self {
+        LossOf {
+            soft: distill
+                .filter(|_| !batch.soft_targets.is_empty())
+                .map(|d| (batch.soft_targets.as_slice(), d)),
+        }
+    }
 }
 
 fn labeled(tokens: &Tokens) -> Result<&[u32], EngineError> {
@@ -90,7 +114,22 @@ impl Stepper {
     pub fn new(model: &Model, fast: bool) -> Self {
         Stepper {
             host: (fast && host::supports(model.params())).then(HostState::default),
+            distill: None,
+            ewc: None,
         }
+    }
+
+    /// Trains on the batches' teacher scores as well as their labels (batches without teacher
+    /// scores train on labels alone).
+    pub fn with_distillation(mut self, distill: Option<Distill>) -> Self {
+        self.distill = distill;
+        self
+    }
+
+    /// Adds the EWC penalty of a previous task to every step.
+    pub fn with_penalty(mut self, ewc: Option<Arc<Ewc>>) -> Self {
+        self.ewc = ewc;
+        self
     }
 
     /// True when passes run on the CPU graph.
@@ -124,9 +163,27 @@ impl Stepper {
         }
         let scale = 1.0 / rows as f64;
         let mut timing = Timing::default();
+        let losses: Vec<LossOf> = batches
+            .iter()
+            .map(|b| LossOf::of(b, self.distill))
+            .collect();
         let grad_norm = match &mut self.host {
             Some(state) => {
-                let norm = host_step(model, state, &packed, scale, &mut rng, step, &mut timing)?;
+                let mut norm = host_step(
+                    model,
+                    state,
+                    &packed,
+                    &losses,
+                    scale,
+                    &mut rng,
+                    step,
+                    &mut timing,
+                )?;
+                if let Some(ewc) = &self.ewc {
+                    let penalty = ewc.add_to_host(model.params(), &mut state.grads)?;
+                    timing.loss_sum += penalty / scale;
+                    norm = state.grads.squared_norm().sqrt();
+                }
                 let t = Instant::now();
                 let factor = clip_factor(norm, clip_norm, step)?;
                 optimizer.step_host(&state.grads, model.params(), lr, factor as f32)?;
@@ -134,7 +191,12 @@ impl Stepper {
                 norm
             }
             None => {
-                let mut grads = autograd_step(model, &packed, scale, &mut rng, step, &mut timing)?;
+                let mut grads =
+                    autograd_step(model, &packed, &losses, scale, &mut rng, step, &mut timing)?;
+                if let Some(ewc) = &self.ewc {
+                    let penalty = ewc.add_to_tensors(model.params(), &mut grads)?;
+                    timing.loss_sum += penalty / scale;
+                }
                 let t = Instant::now();
                 let norm = grads.global_norm()?;
                 grads.scale(clip_factor(norm, clip_norm, step)?)?;
@@ -193,10 +255,12 @@ struct Timing {
 }
 
 /// Forward and backward of every micro-batch on the CPU graph; returns the gradient norm.
+#[allow(clippy::too_many_arguments)]
 fn host_step(
     model: &Model,
     state: &mut HostState,
     packed: &[Tokens],
+    losses: &[LossOf],
     scale: f64,
     rng: &mut HoneRng,
     step: u64,
@@ -205,9 +269,10 @@ fn host_step(
     state.grads.prepare(model.params());
     let guards = WeightGuards::lock(model.params());
     let weights = guards.weights()?;
-    for tokens in packed {
+    for (i, tokens) in packed.iter().enumerate() {
         let t0 = Instant::now();
         let labels = labeled(tokens)?;
+        let soft = losses.get(i).and_then(|l| l.soft);
         let mut g = HostGraph::new(
             tokens,
             model.params(),
@@ -221,7 +286,8 @@ fn host_step(
         if let Some(kept) = &mut timing.logits {
             kept.push(host_logits(&logits, tokens));
         }
-        let (loss, d_logits) = cross_entropy_grad(&logits, tokens, labels, scale, &state.pool)?;
+        let (loss, d_logits) =
+            cross_entropy_grad(&logits, tokens, labels, soft, scale, &state.pool)?;
         if !loss.is_finite() {
             return Err(EngineError::NonFiniteLoss { step, value: loss });
         }
@@ -239,21 +305,26 @@ fn host_step(
 fn autograd_step(
     model: &Model,
     packed: &[Tokens],
+    losses: &[LossOf],
     scale: f64,
     rng: &mut HoneRng,
     step: u64,
     timing: &mut Timing,
 ) -> Result<Gradients, EngineError> {
     let mut grads = Gradients::default();
-    for tokens in packed {
+    for (i, tokens) in packed.iter().enumerate() {
         let t0 = Instant::now();
         let labels = labeled(tokens)?;
+        let soft = losses.get(i).and_then(|l| l.soft);
         let mut g = AutogradGraph::new(tokens, model.device(), model.dtype(), true, rng)?;
         let logits = grouped(model.forward(&mut g)?, tokens)?;
         if let Some(kept) = &mut timing.logits {
             kept.push(tensor_logits(&logits)?);
         }
-        let loss = cross_entropy_sum(&logits, labels)?;
+        let loss = match soft {
+            Some((teacher, distill)) => distilled_loss_sum(&logits, labels, teacher, distill)?,
+            None => cross_entropy_sum(&logits, labels)?,
+        };
         let value = loss.to_scalar::<f32>()? as f64;
         if !value.is_finite() {
             return Err(EngineError::NonFiniteLoss { step, value });
@@ -383,7 +454,7 @@ pub fn gradients(
     let mut stepper = Stepper::new(model, fast);
     match &mut stepper.host {
         Some(state) => {
-            host_step(model, state, packed, scale, &mut rng, 1, &mut timing)?;
+            host_step(model, state, packed, &[], scale, &mut rng, 1, &mut timing)?;
             for (i, p) in model.params().all().iter().enumerate() {
                 if let Some(g) = state.grads.get(i) {
                     let t = candle_core::Tensor::from_slice(g, p.var().dims(), &Device::Cpu)?;
@@ -392,7 +463,7 @@ pub fn gradients(
             }
         }
         None => {
-            let summed = autograd_step(model, packed, scale, &mut rng, 1, &mut timing)?;
+            let summed = autograd_step(model, packed, &[], scale, &mut rng, 1, &mut timing)?;
             for p in model.params().trainable() {
                 if let Some(g) = summed.get(p.name()) {
                     grads.insert(p.name().to_string(), g.clone());

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use hone_data::{epoch_order, Batch, Batcher};
@@ -12,7 +13,10 @@ use hone_data::{epoch_order, Batch, Batcher};
 use crate::batch::EncodedSet;
 use crate::checkpoint::{save_best, save_last, ResumePoint, TrainerState};
 use crate::config::TrainingConfig;
+use crate::curriculum::{curriculum_order, CurriculumOrder};
+use crate::distill::Distill;
 use crate::events::{CheckpointKind, RunStatus, TrainEvent};
+use crate::ewc::Ewc;
 use crate::inference::evaluate_with;
 use crate::metrics::Report;
 use crate::models::Model;
@@ -103,6 +107,8 @@ pub struct Trainer<'a> {
     pub work_dir: &'a Path,
     /// Continue from this checkpoint instead of the model's current weights.
     pub resume: Option<ResumePoint>,
+    /// Elastic weight consolidation: the previous task's penalty.
+    pub ewc: Option<Arc<Ewc>>,
 }
 
 struct Progress {
@@ -177,11 +183,14 @@ impl Trainer<'_> {
         let mut depth = plan.trainable_depth(progress.step);
         apply_freezing(model, cfg, depth);
         let first_step = progress.step;
-        let mut stepper = Stepper::new(model, true);
+        let distilling = !self.train.teacher.is_empty() && cfg.distill_alpha > 0.0;
+        let mut stepper = Stepper::new(model, true)
+            .with_distillation(distilling.then(|| Distill::from_config(cfg)))
+            .with_penalty(self.ewc.clone());
         let mut status = RunStatus::Completed;
 
         'epochs: for epoch in start_epoch..cfg.epochs {
-            let order = epoch_order(self.train.len(), cfg.seed, epoch as u64);
+            let order = self.epoch_order(epoch);
             let skip = if epoch == start_epoch { skip_chunks } else { 0 };
             for (chunk_index, chunk) in order.chunks(per_step).enumerate().skip(skip) {
                 if cancel.load(Ordering::SeqCst) {
@@ -281,6 +290,20 @@ impl Trainer<'_> {
                 .unwrap_or_else(|| self.work_dir.join("best")),
             best_logits: progress.best_logits,
         })
+    }
+
+    /// The order of epoch `epoch`: from easy to hard while a curriculum lasts, shuffled after.
+    pub fn epoch_order(&self, epoch: u32) -> Vec<usize> {
+        let cfg = self.cfg;
+        let difficulty = &self.train.difficulty;
+        if cfg.curriculum != CurriculumOrder::Off
+            && epoch < cfg.curriculum_epochs
+            && difficulty.len() == self.train.len()
+        {
+            curriculum_order(difficulty, cfg.seed, epoch as u64)
+        } else {
+            epoch_order(self.train.len(), cfg.seed, epoch as u64)
+        }
     }
 
     /// Evaluates, keeps the best checkpoint, and says whether to stop early.

@@ -33,6 +33,7 @@ fn golden_batch(family: &str) -> Batch {
         batch_size: b,
         seq_len: s,
         padded_options: Vec::new(),
+        soft_targets: Vec::new(),
     }
 }
 
@@ -202,6 +203,7 @@ fn token_classification_logits_loss_and_every_gradient_match_transformers_on_bot
             batch_size: b,
             seq_len: s,
             padded_options: Vec::new(),
+            soft_targets: Vec::new(),
         };
         // The reference's logits of real tokens, in packed order.
         let all = want["logits"]
@@ -792,6 +794,69 @@ fn every_schedule_matches_its_pytorch_or_transformers_definition() {
                 (got - want).abs() < 1e-12,
                 "{name} step {step}: {got} vs {want}"
             );
+        }
+    }
+}
+
+/// The distillation loss and its gradient, on the CPU kernel and through candle's autograd,
+/// against torch's `kl_div` (batchmean) × T² + `cross_entropy` (make_recipe_fixtures.py).
+#[test]
+fn the_distillation_loss_and_gradient_match_torch() {
+    use hone_engine::distill::{distilled_cross_entropy, distilled_loss_sum, Distill};
+    let json = recipes_fixture();
+    let cases = json["distillation"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    let floats = |v: &serde_json::Value| -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    for case in cases {
+        let distill = Distill {
+            alpha: case["alpha"].as_f64().unwrap(),
+            temperature: case["temperature"].as_f64().unwrap(),
+        };
+        let classes = case["classes"].as_u64().unwrap() as usize;
+        let student = floats(&case["student"]);
+        let teacher = floats(&case["teacher"]);
+        let labels: Vec<u32> = case["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|y| y.as_u64().unwrap() as u32)
+            .collect();
+        let rows = labels.len();
+        let want_loss = case["loss"].as_f64().unwrap();
+        let want_grad = floats(&case["grad"]);
+        // The CPU kernel: summed loss, gradient scaled by 1/rows (torch's batch means).
+        let mut d = vec![0f32; student.len()];
+        let scale = 1.0 / rows as f64;
+        let loss =
+            distilled_cross_entropy(&student, &labels, &teacher, classes, scale, distill, &mut d)
+                * scale;
+        assert!((loss - want_loss).abs() < 1e-6, "{loss} vs {want_loss}");
+        for (g, w) in d.iter().zip(&want_grad) {
+            assert!((g - w).abs() < 1e-6, "{d:?} vs {want_grad:?}");
+        }
+        // Candle's autograd.
+        let var =
+            candle_core::Var::from_vec(student.clone(), (rows, classes), &Device::Cpu).unwrap();
+        let sum = distilled_loss_sum(var.as_tensor(), &labels, &teacher, distill).unwrap();
+        let mean = (sum / rows as f64).unwrap();
+        let value = mean.to_scalar::<f32>().unwrap() as f64;
+        assert!((value - want_loss).abs() < 1e-5, "{value} vs {want_loss}");
+        let grads = mean.backward().unwrap();
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        for (g, w) in g.iter().zip(&want_grad) {
+            assert!((g - w).abs() < 1e-5, "autograd {g} vs {w}");
         }
     }
 }

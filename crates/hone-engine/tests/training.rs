@@ -75,6 +75,7 @@ fn train(
         labels: &data.labels,
         work_dir: dir.path(),
         resume: None,
+        ewc: None,
     };
     let result = trainer.run(&mut |e| events.push(e), cancel);
     (result, events)
@@ -488,6 +489,7 @@ fn a_resumed_run_counts_its_earlier_training_time_but_not_the_pause() {
             labels: &data.labels,
             work_dir: work.path(),
             resume,
+            ewc: None,
         };
         let summary = trainer
             .run(
@@ -606,6 +608,8 @@ fn training_from_scratch_starts_from_transformers_initialisation() {
             base_model: "tiny-bert",
             out: out.path(),
             work_dir: work.path(),
+            teacher: None,
+            previous: None,
         },
         TrainingData {
             task: Task::SequenceClassification,
@@ -694,5 +698,170 @@ fn the_lr_range_test_sweeps_up_until_the_loss_blows_up() {
     assert!(
         lowest > settings.start_lr && lowest < result.points.last().unwrap().lr,
         "{lowest}"
+    );
+}
+
+/// The mean KL divergence from `teacher`'s probabilities to `student`'s over a set.
+fn mean_kl(teacher: &[Vec<f32>], student: &[Vec<f32>]) -> f64 {
+    let softmax = |row: &[f32]| -> Vec<f64> {
+        let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+        let e: Vec<f64> = row.iter().map(|&v| (v as f64 - max).exp()).collect();
+        let s: f64 = e.iter().sum();
+        e.into_iter().map(|x| x / s).collect()
+    };
+    let total: f64 = teacher
+        .iter()
+        .zip(student)
+        .map(|(t, s)| {
+            let (p, q) = (softmax(t), softmax(s));
+            p.iter().zip(&q).map(|(p, q)| p * (p / q).ln()).sum::<f64>()
+        })
+        .sum();
+    total / teacher.len() as f64
+}
+
+fn set_logits(model: &Model, set: &hone_engine::batch::EncodedSet) -> Vec<Vec<f32>> {
+    let mut stepper = hone_engine::step::Stepper::new(model, true);
+    hone_engine::inference::logits_with(model, set, 8, &mut stepper).unwrap()
+}
+
+#[test]
+fn a_distilled_student_moves_toward_its_teacher_not_only_the_labels() {
+    let dir = tiny_model("bert");
+    let data = sst2_fixture(&dir, 32);
+    // The teacher: the same tiny model with another head (an arbitrary, fixed function).
+    let teacher =
+        Model::load(&dir, Task::SequenceClassification, 2, None, &Device::Cpu, 7).unwrap();
+    let teacher_rows = set_logits(&teacher, &data.train);
+    let mut taught = Fixture {
+        train: data.train.clone(),
+        valid: data.valid.clone(),
+        labels: data.labels.clone(),
+    };
+    taught.train.teacher = teacher_rows.clone();
+    let run = |fixture: &Fixture, alpha: f64| {
+        let student =
+            Model::load(&dir, Task::SequenceClassification, 2, None, &Device::Cpu, 0).unwrap();
+        let cfg = TrainingConfig {
+            epochs: 3,
+            distill_alpha: alpha,
+            distill_temperature: 1.0,
+            ..small_config()
+        };
+        let (result, _) = train(&student, &cfg, fixture, &AtomicBool::new(false));
+        result.unwrap();
+        mean_kl(&teacher_rows, &set_logits(&student, &fixture.train))
+    };
+    let before = {
+        let student =
+            Model::load(&dir, Task::SequenceClassification, 2, None, &Device::Cpu, 0).unwrap();
+        mean_kl(&teacher_rows, &set_logits(&student, &data.train))
+    };
+    let distilled = run(&taught, 1.0);
+    let labels_only = run(&data, 1.0);
+    assert!(
+        distilled < 0.5 * before && distilled < labels_only,
+        "KL to the teacher: before {before:.4}, distilled {distilled:.4}, labels only {labels_only:.4}"
+    );
+}
+
+#[test]
+fn a_length_curriculum_starts_short_and_ends_shuffled() {
+    use hone_engine::curriculum::CurriculumOrder;
+    let dir = tiny_model("bert");
+    let mut data = sst2_fixture(&dir, 32);
+    let lengths = data.train.lengths();
+    data.train.difficulty = lengths.iter().map(|&n| n as f32).collect();
+    let model = Model::load(&dir, Task::SequenceClassification, 2, None, &Device::Cpu, 0).unwrap();
+    let cfg = TrainingConfig {
+        curriculum: CurriculumOrder::Length,
+        ..small_config()
+    };
+    let work = tempfile::tempdir().unwrap();
+    let trainer = Trainer {
+        model: &model,
+        cfg: &cfg,
+        train: &data.train,
+        valid: &data.valid,
+        labels: &data.labels,
+        work_dir: work.path(),
+        resume: None,
+        ewc: None,
+    };
+    let mean_length =
+        |ids: &[usize]| ids.iter().map(|&i| lengths[i] as f64).sum::<f64>() / ids.len() as f64;
+    let first = trainer.epoch_order(0);
+    let n = first.len();
+    assert!(
+        mean_length(&first[..n / 4]) < mean_length(&first[3 * n / 4..]),
+        "the curriculum epoch starts with the short examples"
+    );
+    let longest_first = first[..n / 10].iter().map(|&i| lengths[i]).max().unwrap();
+    let shortest_last = first[n - n / 10..]
+        .iter()
+        .map(|&i| lengths[i])
+        .min()
+        .unwrap();
+    assert!(longest_first <= shortest_last);
+    // The second epoch is shuffled as without a curriculum.
+    assert_eq!(
+        trainer.epoch_order(1),
+        hone_data::epoch_order(n, cfg.seed, 1)
+    );
+}
+
+#[test]
+fn ewc_holds_the_weights_the_previous_task_needed() {
+    use hone_engine::ewc::Ewc;
+    use std::sync::Arc;
+    let dir = tiny_model("bert");
+    let data = sst2_fixture(&dir, 32);
+    let previous = Model::load(
+        &dir,
+        Task::SequenceClassification,
+        2,
+        Some(0.0),
+        &Device::Cpu,
+        0,
+    )
+    .unwrap();
+    let ewc = Arc::new(Ewc::estimate(&previous, &data.train, 40, 1, 1e9, &mut |_, _| {}).unwrap());
+    assert!(ewc.mean_fisher() > 0.0);
+    let measure = Ewc::estimate(&previous, &data.train, 40, 1, 1.0, &mut |_, _| {}).unwrap();
+    assert!(measure.penalty(previous.params()).unwrap() == 0.0);
+    // The new task: the same texts with every label flipped.
+    let mut flipped = Fixture {
+        train: data.train.clone(),
+        valid: data.valid.clone(),
+        labels: data.labels.clone(),
+    };
+    flipped.train.labels.iter_mut().for_each(|y| *y = 1 - *y);
+    let drift = |penalty: Option<Arc<Ewc>>| {
+        let model =
+            Model::load(&dir, Task::SequenceClassification, 2, None, &Device::Cpu, 0).unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let cfg = TrainingConfig {
+            epochs: 4,
+            ..small_config()
+        };
+        let trainer = Trainer {
+            model: &model,
+            cfg: &cfg,
+            train: &flipped.train,
+            valid: &flipped.valid,
+            labels: &flipped.labels,
+            work_dir: work.path(),
+            resume: None,
+            ewc: penalty,
+        };
+        trainer.run(&mut |_| {}, &AtomicBool::new(false)).unwrap();
+        // What the previous task needed moved this much (the penalty without its λ).
+        measure.penalty(model.params()).unwrap()
+    };
+    let free = drift(None);
+    let held = drift(Some(ewc));
+    assert!(
+        held < 0.25 * free,
+        "Fisher-weighted drift from the previous task: {held:.3e} with EWC, {free:.3e} without"
     );
 }

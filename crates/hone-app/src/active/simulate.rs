@@ -257,6 +257,8 @@ impl Loop<'_> {
             base_model: &base,
             out: &out,
             work_dir: &work,
+            teacher: None,
+            previous: None,
         };
         fine_tune_data(
             &paths,

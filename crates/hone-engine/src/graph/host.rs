@@ -538,14 +538,23 @@ impl Graph for HostGraph<'_> {
 /// loss): the summed loss, and `∂(loss · scale)/∂logits`. The rows of a group of consecutive
 /// sequences (the options of a question, one score each; `tokens.group()`) form one row of
 /// classes, without the options that only pad the question. For answer spans each sequence's
-/// start scores and its end scores are a row of classes over its tokens.
+/// start scores and its end scores are a row of classes over its tokens. With `soft` (a
+/// teacher's scores, one row per label, and the distillation settings) the loss is the
+/// distillation loss ([`crate::distill`]).
 pub fn cross_entropy_grad(
     logits: &HostValue,
     tokens: &Tokens,
     labels: &[u32],
+    soft: Option<(&[f32], crate::distill::Distill)>,
     scale: f64,
     pool: &Pool,
 ) -> Result<(f64, Buf), EngineError> {
+    use super::tokens::LabelsPer;
+    if soft.is_some() && matches!(tokens.labels_per(), LabelsPer::Token | LabelsPer::Span) {
+        return Err(EngineError::InvalidConfig(
+            "distillation covers text classification and multiple choice".into(),
+        ));
+    }
     if tokens.labels_per() == super::tokens::LabelsPer::Span {
         let rows = tokens.span_rows(&logits.data);
         let width = tokens.max_len();
@@ -581,12 +590,29 @@ pub fn cross_entropy_grad(
         )));
     }
     let mut d = pool.take(logits.data.len());
-    let loss = if tokens.padded_options().is_empty() {
-        cross_entropy(&logits.data, labels, classes, scale, &mut d)
+    let masked;
+    let scores: &[f32] = if tokens.padded_options().is_empty() {
+        &logits.data
     } else {
         let mut scores = logits.data.to_vec();
         tokens.mask_padded_options(&mut scores);
-        cross_entropy(&scores, labels, classes, scale, &mut d)
+        masked = scores;
+        &masked
+    };
+    let loss = match soft {
+        Some((teacher, distill)) => {
+            if teacher.len() != scores.len() {
+                return Err(EngineError::InvalidConfig(format!(
+                    "{} teacher scores for {} scores",
+                    teacher.len(),
+                    scores.len()
+                )));
+            }
+            crate::distill::distilled_cross_entropy(
+                scores, labels, teacher, classes, scale, distill, &mut d,
+            )
+        }
+        None => cross_entropy(scores, labels, classes, scale, &mut d),
     };
     Ok((loss, d))
 }

@@ -310,6 +310,7 @@ mod tests {
             batch_size: 2,
             seq_len: n / 2,
             padded_options: Vec::new(),
+            soft_targets: Vec::new(),
         }
     }
 

@@ -1,0 +1,60 @@
+//! What a run may refer to besides its own model and data: a teacher (knowledge distillation,
+//! loss curricula) and a previous task (elastic weight consolidation), each a finished run's
+//! id or a model folder.
+
+use std::path::PathBuf;
+
+use hone_engine::job::PreviousTask;
+use hone_engine::models::Task;
+
+use crate::run_config::{load_files, DataConfig, PreviousTaskConfig, RunConfig};
+use crate::runs::stored_data;
+use crate::{App, AppError};
+
+impl App {
+    /// The model folder `reference` names: a finished run's exported model (by its id) or a
+    /// folder holding a config.json.
+    pub fn model_reference(&self, reference: &str) -> Result<PathBuf, AppError> {
+        let reference = reference.trim();
+        if let Ok(id) = reference.parse::<i64>() {
+            return Ok(self.run_model(id)?.0);
+        }
+        let dir = PathBuf::from(reference);
+        if !dir.join("config.json").is_file() {
+            return Err(AppError::Invalid(format!(
+                "'{reference}' is neither a run id nor a model folder (no config.json in it)"
+            )));
+        }
+        Ok(dir)
+    }
+
+    /// The previous task of an EWC run: its model, and its data read as its run read it (a
+    /// run), or from the given file (a folder, which must be a text classifier).
+    pub fn previous_task(
+        &self,
+        previous: &PreviousTaskConfig,
+        seed: u64,
+    ) -> Result<PreviousTask, AppError> {
+        let model = self.model_reference(&previous.from)?;
+        let data =
+            match (&previous.data, previous.from.trim().parse::<i64>()) {
+                (Some(files), _) => load_files(files, Task::SequenceClassification, seed)?,
+                (None, Ok(id)) => {
+                    let run = self.store().run(id)?;
+                    let config: RunConfig = serde_json::from_value(run.config).map_err(|e| {
+                        AppError::Invalid(format!("run {id} has an unreadable configuration: {e}"))
+                    })?;
+                    match &config.data {
+                        DataConfig::Files(files) => load_files(files, config.task, seed)?,
+                        DataConfig::Stored(stored) => stored_data(self.store(), stored, seed)?.0,
+                    }
+                }
+                (None, Err(_)) => return Err(AppError::Invalid(
+                    "elastic weight consolidation needs the previous task's data: give its file \
+                     (--ewc-data) or name a finished run instead of a folder"
+                        .into(),
+                )),
+            };
+        Ok(PreviousTask { model, data })
+    }
+}

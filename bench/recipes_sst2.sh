@@ -12,8 +12,12 @@
 # head), and SST-2 accuracy is measured again with the SST-2 head put back (how much the
 # encoder forgot; tests/reference/ewc_forgetting.py), beside emotion accuracy.
 #
-# A benchmark, run by hand (about 15 minutes on 2 cores); not a test.
-# Usage: [TRAIN=6000] [SEED=42] [HONE_BIN=target/release/hone] bench/recipes_sst2.sh
+# EWC runs once per λ in EWC_LAMBDAS (default "1e4 1e5 1e6").
+#
+# A benchmark, run by hand (about 15 minutes on 2 cores); not a test. REUSE=1 keeps the arms
+# already scored in bench/out/recipes (to try other λ without training the rest again).
+# Usage: [TRAIN=6000] [SEED=42] [EWC_LAMBDAS="1e5"] [REUSE=1] [HONE_BIN=target/release/hone]
+#        bench/recipes_sst2.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sst2=../shared/datasets/sst2/train.tsv
@@ -34,7 +38,7 @@ head -n $((train + 1)) "$sst2" > "$out/train.tsv"
 # The student: MiniLM's config with 2 layers; the checkpoint's other layers are not read.
 student="$out/minilm-2layers"
 rm -rf "$student" && mkdir -p "$student"
-cp "$model"/* "$student/"
+cp -r "$model"/. "$student/"
 "$python" - "$student/config.json" <<'PY'
 import json, sys
 path = sys.argv[1]
@@ -47,6 +51,10 @@ recipe=(--epochs 2 --batch-size 32 --max-length 64 --lr 1e-4 --warmup-ratio 0.1 
         --text-column sentence --label-column label --valid "$out/valid.tsv")
 arm() {
   local name=$1 base=$2; shift 2
+  if [ -n "${REUSE:-}" ] && [ -s "$out/$name.json" ]; then
+    echo "== $name: kept from an earlier run" >&2
+    return
+  fi
   echo "== $name" >&2
   rm -rf "$out/$name"
   RAYON_NUM_THREADS=2 "$hone" --db "$out/runs.db" train --model "$base" --train "$out/train.tsv" \
@@ -73,10 +81,15 @@ for part, n in [("train", 4000), ("validation", 2000)]:
 PY
 emotion_recipe=(--epochs 1 --batch-size 32 --max-length 64 --lr 1e-4 --warmup-ratio 0.1 --seed "$seed"
                 --text-column text --label-column label)
-for name in plain ewc; do
+lambdas=${EWC_LAMBDAS:-1e4 1e5 1e6}
+for name in plain $(for l in $lambdas; do echo "ewc-$l"; done); do
   extra=()
-  if [ "$name" = ewc ]; then
-    extra=(--ewc-from "$out/finetune" --ewc-data "$out/train.tsv" --ewc-lambda "${EWC_LAMBDA:-1000}")
+  if [ "$name" != plain ]; then
+    extra=(--ewc-from "$out/finetune" --ewc-data "$out/train.tsv" --ewc-lambda "${name#ewc-}")
+  fi
+  if [ -n "${REUSE:-}" ] && [ -s "$out/forgetting-$name.json" ]; then
+    echo "== emotion after SST-2: $name kept from an earlier run" >&2
+    continue
   fi
   echo "== emotion after SST-2: $name" >&2
   rm -rf "$out/emotion-$name"
@@ -89,9 +102,9 @@ for name in plain ewc; do
     --data "$out/test.tsv" > "$out/forgetting-$name.json"
 done
 
-"$python" - "$out" <<'PY'
+"$python" - "$out" $lambdas <<'PY'
 import json, sys
-out = sys.argv[1]
+out, lambdas = sys.argv[1], sys.argv[2:]
 def acc(name):
     return json.load(open(f"{out}/{name}.json"))["accuracy"]
 def speed(name):
@@ -103,8 +116,8 @@ for name in ["finetune", "scratch", "student", "distilled", "curriculum"]:
     print(f"  {name:<11} {acc(name):.4f}   ({speed(name):.0f} s of training)")
 before = acc("finetune")
 print("continual learning: SST-2 then emotion")
-for name in ["plain", "ewc"]:
+for name in ["plain"] + [f"ewc-{l}" for l in lambdas]:
     forgot = json.load(open(f"{out}/forgetting-{name}.json"))["accuracy"]
-    print(f"  {name:<6} emotion {acc('emotion-' + name):.4f}   SST-2 with its head back {forgot:.4f}"
-          f" (was {before:.4f})")
+    print(f"  {name:<9} emotion {acc('emotion-' + name):.4f}   SST-2 with its head back {forgot:.4f}"
+          f" (was {before:.4f}; {speed('emotion-' + name):.0f} s of training)")
 PY

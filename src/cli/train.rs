@@ -306,7 +306,7 @@ impl TrainArgs {
                         file.display()
                     );
                 };
-                Some(FileData {
+                Some(DataConfig::Files(FileData {
                     train: file.clone(),
                     valid: None,
                     format: spec.format,
@@ -317,7 +317,7 @@ impl TrainArgs {
                     choice_columns: Vec::new(),
                     shuffle_choices: None,
                     valid_fraction: 0.0,
-                })
+                }))
             }
             None => None,
         };

@@ -28,8 +28,8 @@ impl App {
         Ok(dir)
     }
 
-    /// The previous task of an EWC run: its model, and its data read as its run read it (a
-    /// run), or from the given file (a folder, which must be a text classifier).
+    /// The previous task of an EWC run: its model, and its data: as given (a text
+    /// classification file or a stored dataset), else as its run read it.
     pub fn previous_task(
         &self,
         previous: &PreviousTaskConfig,
@@ -38,7 +38,10 @@ impl App {
         let model = self.model_reference(&previous.from)?;
         let data =
             match (&previous.data, previous.from.trim().parse::<i64>()) {
-                (Some(files), _) => load_files(files, Task::SequenceClassification, seed)?,
+                (Some(DataConfig::Files(files)), _) => {
+                    load_files(files, Task::SequenceClassification, seed)?
+                }
+                (Some(DataConfig::Stored(stored)), _) => stored_data(self.store(), stored, seed)?.0,
                 (None, Ok(id)) => {
                     let run = self.store().run(id)?;
                     let config: RunConfig = serde_json::from_value(run.config).map_err(|e| {

@@ -234,9 +234,10 @@ pub struct RunConfig {
 pub struct PreviousTaskConfig {
     /// The previous task's model: a finished run's id, or a fine-tuned classifier's folder.
     pub from: String,
-    /// Its data (a text classification file); a run's own data when `from` is a run.
+    /// Its data (a text classification file or a stored dataset); a run's own data when
+    /// `from` is a run and this is not given.
     #[serde(default)]
-    pub data: Option<FileData>,
+    pub data: Option<DataConfig>,
 }
 
 impl RunConfig {
@@ -427,6 +428,37 @@ mod tests {
         assert_eq!(cfg.data.valid_fraction(), 0.1);
         let json = serde_json::to_string(&cfg).unwrap();
         assert_eq!(serde_json::from_str::<RunConfig>(&json).unwrap(), cfg);
+    }
+
+    #[test]
+    fn a_teacher_and_a_previous_task_round_trip_and_stay_out_of_plain_configs() {
+        let cfg: RunConfig = toml::from_str(
+            "model = \"m\"\nteacher = \"3\"\n[ewc]\nfrom = \"runs/sst2\"\n\
+             [ewc.data]\ntrain = \"sst2.tsv\"\ntext_column = \"sentence\"\nlabel_column = \"label\"\n\
+             [data]\ntrain = \"t.tsv\"\ntext_column = \"text\"\nlabel_column = \"label\"\n\
+             [training]\ncurriculum = \"loss\"\ndistill_alpha = 0.7\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.teacher.as_deref(), Some("3"));
+        let ewc = cfg.ewc.as_ref().unwrap();
+        assert_eq!(ewc.from, "runs/sst2");
+        let Some(DataConfig::Files(files)) = &ewc.data else {
+            panic!("files expected")
+        };
+        assert_eq!(files.text_column, "sentence");
+        assert_eq!(
+            cfg.training.curriculum,
+            hone_engine::curriculum::CurriculumOrder::Loss
+        );
+        let json = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(serde_json::from_value::<RunConfig>(json).unwrap(), cfg);
+        let plain = RunConfig {
+            teacher: None,
+            ewc: None,
+            ..cfg
+        };
+        let json = serde_json::to_value(&plain).unwrap();
+        assert!(json.get("teacher").is_none() && json.get("ewc").is_none());
     }
 
     #[test]

@@ -151,7 +151,15 @@ fn window_config(state: &DesktopState, mut config: RunConfig) -> CommandResult<R
             files.valid = Some(state.allowed(valid)?);
         }
     }
-    config.model = state.known_model_dir(&config.model)?;
+    // Holding on to a finished run's task means continuing from its model.
+    let continued = match config.ewc.as_ref().map(|p| p.from.trim().parse::<i64>()) {
+        Some(Ok(id)) => Some(state.app()?.run_model(id)?.0),
+        _ => None,
+    };
+    config.model = match continued {
+        Some(dir) => dir,
+        None => state.known_model_dir(&config.model)?,
+    };
     Ok(config)
 }
 

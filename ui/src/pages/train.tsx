@@ -3,7 +3,7 @@
 import { AnswerSource } from "./answers";
 import { ChoiceSource, type ChoiceData } from "./choices";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, DatasetInfo, duration, errorText, KnownModel, ModelCheck, Preset, RunDetail, RunMessage, TrainEvent, TrainingOption } from "../api";
+import { api, DatasetInfo, duration, errorText, KnownModel, ModelCheck, Preset, RunDetail, RunMessage, RunRecord, TrainEvent, TrainingOption } from "../api";
 import { Chart, Mark, Series } from "../chart";
 import { LrFinder } from "./lr_find";
 import type { Nav } from "../main";
@@ -73,6 +73,12 @@ const EXTRAS: Record<string, Extra> = {
   momentum: { advanced: true, label: "SGD momentum", below: 1 },
   nesterov: { advanced: true, label: "Nesterov" },
   init: { label: "Start from" },
+  distill_alpha: { advanced: true, label: "Teacher's share", max: 1 },
+  distill_temperature: { advanced: true, label: "Distillation temperature" },
+  curriculum: { label: "Curriculum" },
+  curriculum_epochs: { advanced: true, label: "Curriculum epochs", min: 1 },
+  ewc_lambda: { advanced: true, label: "EWC strength (λ)" },
+  ewc_samples: { advanced: true, label: "EWC examples", min: 1 },
   device: { label: "Device", kind: "select", options: ["cpu", "auto", "cuda", "metal"] },
 };
 
@@ -286,6 +292,10 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const defaults = options ? defaultsOf(options) : {};
   const [training, setTraining] = useState<Training>({});
   const [name, setName] = useState("");
+  // Finished runs: a teacher to distill from, or a previous task to hold on to (EWC).
+  const [finished, setFinished] = useState<RunRecord[]>([]);
+  const [teacher, setTeacher] = useState("");
+  const [previous, setPrevious] = useState("");
   const [check, setCheck] = useState<ModelCheck | null>(null);
   const [error, setError] = useState<string | null>(null);
   // Fields whose typed text cannot be used, with why: Start waits until there are none.
@@ -299,6 +309,11 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const activePreset = presets.find((p) => p.key === preset);
   const resetTo = (values: Training, from: string | null) => { setTraining(values); setProblems({}); setFormVersion((v) => v + 1); setPreset(from); };
   const live = useLive();
+  // The finished runs, again whenever the form comes back (a run may have just finished).
+  useEffect(() => {
+    if (live) return;
+    api.runsList().then((runs) => setFinished(runs.filter((r) => r.status === "completed" && !r.config?.ensemble))).catch(() => { /* no teachers to offer */ });
+  }, [live === null]);
 
   useEffect(() => {
     api.trainingOptions().then((o) => { setOptions(o); setTraining(defaultsOf(o)); setFormVersion((v) => v + 1); }).catch((e) => setError(errorText(e)));
@@ -381,10 +396,17 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
     setError(null);
     if (!model || (choice ? !choiceData : !dataset)) { setError(choice ? "Choose a model and a file of questions first." : "Choose a model and a dataset first."); return null; }
     if (Object.keys(problems).length > 0) { setError("Some settings cannot be used yet; they are marked in red."); return null; }
+    const refs = { ...(teacher ? { teacher } : {}), ...(previous ? { ewc: { from: previous } } : {}) };
     return choice && choiceData
-      ? { task: fileTask === "answer" ? "question-answering" : "multiple-choice", model, data: choiceData.data, training }
-      : { model, data: { dataset, ...(split ? { split } : {}) }, training };
+      ? { task: fileTask === "answer" ? "question-answering" : "multiple-choice", model, data: choiceData.data, training, ...refs }
+      : { model, data: { dataset, ...(split ? { split } : {}) }, training, ...refs };
   };
+  const runLabel = (r: RunRecord) => `run ${r.id}${r.name ? ` · ${r.name}` : ""}`;
+  const task = fileTask === "choice" ? "multiple-choice" : fileTask === "answer" ? "question-answering" : datasetTask === "token" ? "token-classification" : "sequence-classification";
+  const runTask = (r: RunRecord) => r.config?.task ?? "sequence-classification";
+  // Distillation covers classification and multiple choice, with a teacher of the same task.
+  const teachers = task === "sequence-classification" || task === "multiple-choice" ? finished.filter((r) => runTask(r) === task) : [];
+  const previousTasks = task === "sequence-classification" ? finished.filter((r) => runTask(r) === "sequence-classification") : [];
 
   const start = async () => {
     const config = runConfig();
@@ -444,6 +466,27 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
         <button class="ghost" aria-pressed={preset === "defaults"} onClick={() => resetTo({ ...defaults }, "defaults")}>Defaults</button>
         <span class="muted small" data-testid="preset">{preset == null ? "custom settings" : preset === "defaults" ? "defaults" : `preset: ${activePreset?.label ?? preset}`}</span>
       </div>
+      {(teachers.length > 0 || previousTasks.length > 0) && (
+        <div class="row" data-testid="learn-from">
+          {teachers.length > 0 && (
+            <label title="Knowledge distillation: the run also learns the teacher's softened probabilities (its share and temperature are under More options); a loss curriculum orders examples by the teacher's loss">
+              Teacher <select id="train-teacher" value={teacher} onChange={(e) => setTeacher((e.target as HTMLSelectElement).value)}>
+                <option value="">none</option>
+                {teachers.map((r) => <option value={String(r.id)}>{runLabel(r)}</option>)}
+              </select>
+            </label>
+          )}
+          {previousTasks.length > 0 && (
+            <label title="Elastic weight consolidation: continue from a finished run's model (choose it as the model) and hold the weights its task needed, so it is not forgotten">
+              Don't forget <select id="train-previous" value={previous} onChange={(e) => setPrevious((e.target as HTMLSelectElement).value)}>
+                <option value="">nothing</option>
+                {previousTasks.map((r) => <option value={String(r.id)}>{runLabel(r)}</option>)}
+              </select>
+            </label>
+          )}
+          {previous && <span class="muted small" data-testid="continues-from">continues from run {previous}'s model, holding what its task needed</span>}
+        </div>
+      )}
       {activePreset?.lr_scaling && (
         <p class="muted small" data-testid="lr-scaling">
           {activePreset.help} Learning rate {activePreset.lr_scaling.base_lr} / {activePreset.lr_scaling.reference_batch} × batch {training.batch_size} = <strong>{training.lr}</strong> (it follows the batch size).

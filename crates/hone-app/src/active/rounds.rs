@@ -28,7 +28,9 @@ impl App {
     /// The configuration of the next round: run `run_id`'s settings on every label of
     /// `dataset` so far (a fresh seeded validation share, not an older split), starting from
     /// that run's fine-tuned model when the dataset's classes are still the ones it learned
-    /// (else from the model it started from).
+    /// (else from the model it started from). A teacher or a previous task is not carried
+    /// over: the labels, and maybe the classes, changed since (a loss curriculum, which needs
+    /// the teacher, falls back to shuffled epochs).
     pub fn next_round_config(&self, run_id: i64, dataset: &str) -> Result<RunConfig, AppError> {
         let run = self.store().run(run_id)?;
         let mut config: RunConfig = serde_json::from_value(run.config.clone()).map_err(|e| {
@@ -49,6 +51,11 @@ impl App {
             valid_fraction: config.data.valid_fraction(),
         });
         config.out = None;
+        config.teacher = None;
+        config.ewc = None;
+        if config.training.curriculum == hone_engine::curriculum::CurriculumOrder::Loss {
+            config.training.curriculum = hone_engine::curriculum::CurriculumOrder::Off;
+        }
         Ok(config)
     }
 

@@ -246,7 +246,7 @@ pub struct TrainArgs {
         help_heading = "Recipes"
     )]
     ewc_data: Option<PathBuf>,
-    /// EWC: how strongly the previous task's weights are held [default: 1000].
+    /// EWC: how strongly the previous task's weights are held [default: 10000].
     #[arg(long, value_name = "L", help_heading = "Recipes")]
     ewc_lambda: Option<f64>,
     /// EWC: examples of the previous task the Fisher information is estimated on

@@ -345,7 +345,7 @@ impl Default for TrainingConfig {
             distill_temperature: 2.0,
             curriculum: CurriculumOrder::Off,
             curriculum_epochs: 1,
-            ewc_lambda: 1000.0,
+            ewc_lambda: 10_000.0,
             ewc_samples: 200,
             device: DeviceSpec::Cpu,
         }

@@ -573,3 +573,77 @@ fn a_closed_pipe_ends_the_output_without_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
     assert_ne!(out.status.code(), Some(101), "{err}");
 }
+
+#[test]
+fn lr_find_sweeps_and_suggests_and_recipes_land_in_the_run_configuration() {
+    let o = run(hone()
+        .args(["lr-find", "--model"])
+        .arg(fixture("tiny-bert"))
+        .arg("--train")
+        .arg(fixture("data/sst2_sample.tsv"))
+        .args(["--batch-size", "8", "--steps", "30", "--start-lr", "1e-5"])
+        .args(["--end-lr", "1e3", "--optimizer", "lamb", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let result: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let points = result["points"].as_array().unwrap();
+    assert!(!points.is_empty() && points.len() <= 30);
+    assert_eq!(result["diverged"], true, "{result}");
+    assert!(result["suggested_lr"].as_f64().unwrap() > 0.0);
+
+    // Every recipe flag is recorded where Runs can diff it; the teacher is the first run.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hone.db");
+    let train = |extra: &[&str], out: &str| {
+        run(hone()
+            .arg("--db")
+            .arg(&db)
+            .args(["train", "--model"])
+            .arg(fixture("tiny-bert"))
+            .arg("--train")
+            .arg(fixture("data/sst2_sample.tsv"))
+            .args(["--epochs", "1", "--batch-size", "8", "--out"])
+            .arg(dir.path().join(out))
+            .args(extra))
+    };
+    let first = train(&[], "teacher");
+    assert!(first.status.success(), "{}", stderr(&first));
+    let o = train(
+        &[
+            "--teacher",
+            "1",
+            "--curriculum",
+            "loss",
+            "--optimizer",
+            "sgd",
+            "--nesterov",
+            "--schedule",
+            "one-cycle",
+            "--gradual-unfreeze",
+            "every=2",
+            "--ewc-from",
+            "1",
+            "--ewc-samples",
+            "8",
+        ],
+        "student",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let show = run(hone()
+        .arg("--db")
+        .arg(&db)
+        .args(["runs", "show", "2", "--json"]));
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&show)).unwrap();
+    let config = &shown["run"]["config"];
+    assert_eq!(config["teacher"], "1", "{config}");
+    assert_eq!(config["ewc"]["from"], "1", "{config}");
+    let t = &config["training"];
+    assert_eq!(t["curriculum"], "loss", "{t}");
+    assert_eq!(t["optimizer"], "sgd", "{t}");
+    assert_eq!(t["nesterov"], true, "{t}");
+    assert_eq!(t["schedule"], "one_cycle", "{t}");
+    assert_eq!(t["unfreeze_every_steps"], 2, "{t}");
+    // A loss curriculum without a teacher says what it needs.
+    let o = train(&["--curriculum", "loss"], "alone");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("give a teacher"), "{}", stderr(&o));
+}

@@ -5,12 +5,10 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Args;
 use hone_app::types::{LrFindResult, LrFindSettings, TrainEvent};
 use hone_app::App;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::train::TrainArgs;
 use super::EXIT_INTERRUPTED;
@@ -50,21 +48,7 @@ pub fn run(args: LrFindArgs, db: &Path) -> anyhow::Result<ExitCode> {
         Some("stopping the range test after this step (Ctrl-C again to quit now)"),
     )?;
     let app = App::open(db)?;
-    let bar = (!json).then(|| {
-        let bar = ProgressBar::with_draw_target(
-            Some(settings.steps),
-            ProgressDrawTarget::stderr_with_hz(4),
-        );
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{bar:32.cyan/blue}] {pos}/{len} steps · {msg} · ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar.enable_steady_tick(Duration::from_millis(250));
-        bar
-    });
+    let bar = (!json).then(|| super::render::step_bar(settings.steps));
     let result = app.find_lr(
         &config,
         &settings,

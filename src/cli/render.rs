@@ -204,18 +204,7 @@ impl TrainRenderer {
                 if !newly_initialized.is_empty() {
                     eprintln!("new head: {}", newly_initialized.join(", "));
                 }
-                let bar = ProgressBar::with_draw_target(
-                    Some(*total_steps),
-                    ProgressDrawTarget::stderr_with_hz(4),
-                );
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{spinner} [{bar:32.cyan/blue}] {pos}/{len} steps · {msg} · ETA {eta}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-                );
-                bar.enable_steady_tick(Duration::from_millis(250));
+                let bar = step_bar(*total_steps);
                 self.plain_every = (total_steps / 20).max(1);
                 self.bar = Some(bar);
             }
@@ -341,4 +330,18 @@ pub fn human_bytes(bytes: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
+}
+
+/// A progress bar over `total` optimizer steps on stderr: position, a message, the ETA.
+pub fn step_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(4));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{bar:32.cyan/blue}] {pos}/{len} steps · {msg} · ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(250));
+    bar
 }

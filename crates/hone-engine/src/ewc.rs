@@ -112,17 +112,17 @@ impl Ewc {
     }
 
     /// Adds the penalty's gradient `2λF(θ − θ*)` to the CPU path's gradient buffers of the
-    /// trainable held weights; returns the penalty `λΣF(θ − θ*)²`.
+    /// trainable held weights, reading the weights in place; returns the penalty `λΣF(θ − θ*)²`.
     pub fn add_to_host(
         &self,
         store: &ParamStore,
         grads: &mut HostGrads,
     ) -> Result<f64, EngineError> {
+        let guards = crate::graph::host::WeightGuards::lock(store);
+        let weights = guards.weights()?;
         let mut penalty = 0f64;
         for (i, held) in self.pairs(store) {
-            let theta = Self::values(store, i)?;
-            let grad = grads.get_mut(i);
-            penalty += self.term(&theta, held, grad);
+            penalty += self.term(&weights[i], held, grads.get_mut(i));
         }
         Ok(penalty)
     }
@@ -148,30 +148,40 @@ impl Ewc {
         Ok(penalty)
     }
 
-    /// One tensor's penalty, its gradient added into `grad` when the weight trains.
+    /// One tensor's penalty, its gradient added into `grad` when the weight trains (in
+    /// parallel chunks).
     fn term(&self, theta: &[f32], held: &Held, grad: Option<&mut [f32]>) -> f64 {
-        let mut penalty = 0f64;
-        match grad {
-            Some(grad) => {
-                for (((g, &t), &a), &f) in grad
-                    .iter_mut()
-                    .zip(theta)
-                    .zip(&held.anchor)
-                    .zip(&held.fisher)
-                {
-                    let diff = (t - a) as f64;
-                    penalty += f as f64 * diff * diff;
-                    *g += (2.0 * self.lambda * f as f64 * diff) as f32;
-                }
-            }
-            None => {
-                for ((&t, &a), &f) in theta.iter().zip(&held.anchor).zip(&held.fisher) {
-                    let diff = (t - a) as f64;
-                    penalty += f as f64 * diff * diff;
-                }
-            }
-        }
-        self.lambda * penalty
+        use rayon::prelude::*;
+        const CHUNK: usize = 32_768;
+        let two_lambda = (2.0 * self.lambda) as f32;
+        let chunks = theta
+            .par_chunks(CHUNK)
+            .zip(held.anchor.par_chunks(CHUNK))
+            .zip(held.fisher.par_chunks(CHUNK));
+        let sum: f64 = match grad {
+            Some(grad) => chunks
+                .zip(grad.par_chunks_mut(CHUNK))
+                .map(|(((t, a), f), g)| {
+                    let mut sum = 0f64;
+                    for (((&t, &a), &f), g) in t.iter().zip(a).zip(f).zip(g.iter_mut()) {
+                        let diff = t - a;
+                        sum += (f * diff * diff) as f64;
+                        *g += two_lambda * f * diff;
+                    }
+                    sum
+                })
+                .sum(),
+            None => chunks
+                .map(|((t, a), f)| {
+                    t.iter()
+                        .zip(a)
+                        .zip(f)
+                        .map(|((&t, &a), &f)| (f * (t - a) * (t - a)) as f64)
+                        .sum::<f64>()
+                })
+                .sum(),
+        };
+        self.lambda * sum
     }
 
     /// The penalty `λΣF(θ − θ*)²` of the weights in `store` now.

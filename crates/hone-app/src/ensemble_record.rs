@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::ensemble::{EnsembleManifest, Mean};
 use crate::evaluation::evaluate_examples;
 use crate::predict::FineTunedModel;
-use crate::run_config::{load_files, DataConfig, RunConfig};
+use crate::run_config::RunConfig;
 use crate::{App, AppError};
 
 /// What an ensemble's record says it combines.
@@ -50,13 +50,8 @@ impl App {
     /// The validation examples of run `id`, as its configuration reads them (the same
     /// files, dataset, split and seed).
     fn validation_examples(&self, config: &RunConfig) -> Result<Vec<Example>, AppError> {
-        let seed = config.training.seed;
-        Ok(match &config.data {
-            DataConfig::Files(files) => load_files(files, config.task, seed)?.valid,
-            DataConfig::Stored(stored) => {
-                crate::runs::stored_data(&self.store, stored, seed)?.0.valid
-            }
-        })
+        let (data, _) = self.read_data(&config.data, config.task, config.training.seed)?;
+        Ok(data.valid)
     }
 
     /// Records the ensemble folder `dir` of runs `ids` as a run (named `name`, or after its
@@ -75,14 +70,7 @@ impl App {
             .collect::<Result<Vec<_>, _>>()?;
         let configs = runs
             .iter()
-            .map(|r| {
-                serde_json::from_value::<RunConfig>(r.config.clone()).map_err(|e| {
-                    AppError::Invalid(format!(
-                        "run {}: its configuration cannot be read: {e}",
-                        r.id
-                    ))
-                })
-            })
+            .map(RunConfig::of_run)
             .collect::<Result<Vec<_>, _>>()?;
         // The examples every member held out: none of them trained on these. Members that
         // read the same data with the same seed are read once.

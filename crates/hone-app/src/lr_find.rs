@@ -7,8 +7,7 @@ use hone_engine::job::find_lr_data;
 use hone_engine::lr_find::{LrFindPoint, LrFindResult, LrFindSettings};
 use hone_engine::TrainEvent;
 
-use crate::run_config::{load_files, DataConfig, RunConfig};
-use crate::runs::stored_data;
+use crate::run_config::RunConfig;
 use crate::{App, AppError};
 
 impl App {
@@ -27,11 +26,7 @@ impl App {
                 "an ensemble is not trained, so it has no learning rate to find".into(),
             ));
         }
-        let seed = config.training.seed;
-        let data = match &config.data {
-            DataConfig::Files(files) => load_files(files, config.task, seed)?,
-            DataConfig::Stored(stored) => stored_data(self.store(), stored, seed)?.0,
-        };
+        let (data, _) = self.read_data(&config.data, config.task, config.training.seed)?;
         Ok(find_lr_data(
             &config.model,
             &data,

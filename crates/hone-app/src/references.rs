@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use hone_engine::job::PreviousTask;
 use hone_engine::models::Task;
 
-use crate::run_config::{load_files, DataConfig, PreviousTaskConfig, RunConfig};
-use crate::runs::stored_data;
+use crate::run_config::{PreviousTaskConfig, RunConfig};
 use crate::{App, AppError};
 
 impl App {
@@ -38,19 +37,11 @@ impl App {
         let model = self.model_reference(&previous.from)?;
         let data =
             match (&previous.data, previous.from.trim().parse::<i64>()) {
-                (Some(DataConfig::Files(files)), _) => {
-                    load_files(files, Task::SequenceClassification, seed)?
-                }
-                (Some(DataConfig::Stored(stored)), _) => stored_data(self.store(), stored, seed)?.0,
+                // A folder's task is taken to be text classification.
+                (Some(data), _) => self.read_data(data, Task::SequenceClassification, seed)?.0,
                 (None, Ok(id)) => {
-                    let run = self.store().run(id)?;
-                    let config: RunConfig = serde_json::from_value(run.config).map_err(|e| {
-                        AppError::Invalid(format!("run {id} has an unreadable configuration: {e}"))
-                    })?;
-                    match &config.data {
-                        DataConfig::Files(files) => load_files(files, config.task, seed)?,
-                        DataConfig::Stored(stored) => stored_data(self.store(), stored, seed)?.0,
-                    }
+                    let config = RunConfig::of_run(&self.store().run(id)?)?;
+                    self.read_data(&config.data, config.task, seed)?.0
                 }
                 (None, Err(_)) => return Err(AppError::Invalid(
                     "elastic weight consolidation needs the previous task's data: give its file \

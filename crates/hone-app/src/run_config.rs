@@ -241,6 +241,16 @@ pub struct PreviousTaskConfig {
 }
 
 impl RunConfig {
+    /// The configuration a stored run was created with.
+    pub fn of_run(run: &hone_store::RunRecord) -> Result<Self, AppError> {
+        serde_json::from_value(run.config.clone()).map_err(|e| {
+            AppError::Invalid(format!(
+                "run {} has an unreadable configuration: {e}",
+                run.id
+            ))
+        })
+    }
+
     /// Reads a run configuration from a TOML file.
     pub fn from_toml_file(path: &Path) -> Result<Self, AppError> {
         let text = std::fs::read_to_string(path).map_err(|e| AppError::Io {

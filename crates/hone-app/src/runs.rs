@@ -346,9 +346,7 @@ impl App {
                 })
             }
         }
-        let config: RunConfig = serde_json::from_value(run.config.clone()).map_err(|e| {
-            AppError::Invalid(format!("run {id} has an unreadable configuration: {e}"))
-        })?;
+        let config = RunConfig::of_run(&run)?;
         if config.ensemble.is_some() {
             return Err(AppError::Invalid(format!(
                 "run {id} is an ensemble of other runs; it has nothing to train"
@@ -373,10 +371,7 @@ impl App {
     ) -> Result<RunOutcome, AppError> {
         ModelSpec::from_dir(&config.model)?;
         let seed = config.training.seed;
-        let (data, test) = match &config.data {
-            DataConfig::Files(files) => (load_files(files, config.task, seed)?, Vec::new()),
-            DataConfig::Stored(stored) => stored_data(&self.store, stored, seed)?,
-        };
+        let (data, test) = self.read_data(&config.data, config.task, seed)?;
         let model_fp = fingerprint::model(&config.model)?;
         let data_fp = fingerprint::examples(&data.train, &data.valid);
         if resume {
@@ -571,13 +566,24 @@ impl App {
         Ok((dir, max_length))
     }
 
+    /// The examples `data` names for a run of `task`: training data, and a stored split's
+    /// test part (empty for files and splits without one).
+    pub fn read_data(
+        &self,
+        data: &DataConfig,
+        task: hone_engine::models::Task,
+        seed: u64,
+    ) -> Result<(TrainingData, Vec<Example>), AppError> {
+        match data {
+            DataConfig::Files(files) => Ok((load_files(files, task, seed)?, Vec::new())),
+            DataConfig::Stored(stored) => stored_data(&self.store, stored, seed),
+        }
+    }
+
     /// How run `id`'s question-answering model reads passages: the stride and longest answer
     /// it trained with.
     pub fn run_answer_settings(&self, id: i64) -> Result<crate::predict::AnswerSettings, AppError> {
-        let run = self.store.run(id)?;
-        let config: RunConfig = serde_json::from_value(run.config).map_err(|e| {
-            AppError::Invalid(format!("run {id}: its configuration cannot be read: {e}"))
-        })?;
+        let config = RunConfig::of_run(&self.store.run(id)?)?;
         Ok((&config.training).into())
     }
 

@@ -42,9 +42,6 @@ pub struct EncodedSet {
     /// Knowledge distillation: per example, the teacher's scores (classes, or options); empty
     /// without a teacher.
     pub teacher: Vec<Vec<f32>>,
-    /// Curriculum learning: per example, how hard it is (lower first); empty without a
-    /// curriculum.
-    pub difficulty: Vec<f32>,
 }
 
 impl EncodedSet {
@@ -113,6 +110,14 @@ impl EncodedSet {
             batch.labels = per_slot;
         }
         batch
+    }
+
+    /// The micro-batches of an optimizer step over examples `chunk`, `batch_size` each.
+    pub fn batches(&self, batcher: &Batcher, chunk: &[usize], batch_size: usize) -> Vec<Batch> {
+        chunk
+            .chunks(batch_size.max(1))
+            .map(|micro| self.batch(batcher, micro))
+            .collect()
     }
 
     /// Each example's length in tokens (its longest sequence, for multiple choice).

@@ -9,6 +9,8 @@
 //! still seen once per epoch, and the order is a pure function of seed and epoch (a resumed run
 //! continues it exactly).
 
+use crate::batch::EncodedSet;
+use crate::inference::row_loss;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -66,13 +68,19 @@ pub fn curriculum_order(difficulty: &[f32], seed: u64, epoch: u64) -> Vec<usize>
 pub fn losses(rows: &[Vec<f32>], truth: &[u32]) -> Vec<f32> {
     rows.iter()
         .zip(truth)
-        .map(|(row, &y)| {
-            let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-            let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
-            let score = row.get(y as usize).copied().unwrap_or(f32::NEG_INFINITY) as f64;
-            (sum.ln() + max - score) as f32
-        })
+        .map(|(row, &y)| row_loss(row, y).unwrap_or(f64::INFINITY) as f32)
         .collect()
+}
+
+/// How hard each example of `set` is by `order`: its length, or its teacher loss (`None` when
+/// there is no curriculum, or no teacher scores to order by).
+pub fn difficulty(set: &EncodedSet, order: CurriculumOrder) -> Option<Vec<f32>> {
+    match order {
+        CurriculumOrder::Off => None,
+        CurriculumOrder::Length => Some(set.lengths().into_iter().map(|n| n as f32).collect()),
+        CurriculumOrder::Loss if set.teacher.is_empty() => None,
+        CurriculumOrder::Loss => Some(losses(&set.teacher, &set.labels)),
+    }
 }
 
 #[cfg(test)]

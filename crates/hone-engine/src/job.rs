@@ -411,7 +411,7 @@ pub fn previous_task_penalty(
     Ok(ewc)
 }
 
-/// Adds the teacher's scores and the curriculum's difficulty to the training set.
+/// Adds the teacher's scores to the training set (a loss curriculum needs them).
 fn teach(
     train: &mut EncodedSet,
     data: &TrainingData,
@@ -439,18 +439,13 @@ fn teach(
             work_dir,
         )?;
     }
-    train.difficulty = match cfg.curriculum {
-        CurriculumOrder::Off => Vec::new(),
-        CurriculumOrder::Length => train.lengths().into_iter().map(|n| n as f32).collect(),
-        CurriculumOrder::Loss if train.teacher.is_empty() => {
-            return Err(EngineError::InvalidConfig(
-                "a loss curriculum orders examples by a teacher's loss: give a teacher (a \
-                 finished run or a model folder) or order by length"
-                    .into(),
-            ))
-        }
-        CurriculumOrder::Loss => crate::curriculum::losses(&train.teacher, &train.labels),
-    };
+    if cfg.curriculum == CurriculumOrder::Loss && train.teacher.is_empty() {
+        return Err(EngineError::InvalidConfig(
+            "a loss curriculum orders examples by a teacher's loss: give a teacher (a \
+             finished run or a model folder) or order by length"
+                .into(),
+        ));
+    }
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use hone_data::{epoch_order, Batch, Batcher};
+use hone_data::{epoch_order, Batcher};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::EncodedSet;
@@ -140,10 +140,7 @@ pub fn lr_find(
             break;
         }
         let Some(chunk) = chunks.next() else { break };
-        let batches: Vec<Batch> = chunk
-            .chunks(cfg.batch_size)
-            .map(|micro| train.batch(&batcher, micro))
-            .collect();
+        let batches = train.batches(&batcher, &chunk, cfg.batch_size);
         let lr = settings.lr_at(i);
         let rng = HoneRng::new(cfg.seed, DROPOUT_STREAM ^ (i << 16));
         let done = match stepper.step(

@@ -86,21 +86,8 @@ pub struct Stepper {
     ewc: Option<Arc<Ewc>>,
 }
 
-/// The loss of one micro-batch: its teacher scores when distilling.
-#[derive(Clone, Copy)]
-struct LossOf<'a> {
-    soft: Option<(&'a [f32], Distill)>,
-}
-
-impl<'a> LossOf<'a> {
-    fn of(batch: &'a Batch, distill: Option<Distill>) -> Self {
-        LossOf {
-            soft: distill
-                .filter(|_| !batch.soft_targets.is_empty())
-                .map(|d| (batch.soft_targets.as_slice(), d)),
-        }
-    }
-}
+/// A micro-batch's teacher scores and how to learn from them, when distilling.
+type Soft<'a> = Option<(&'a [f32], Distill)>;
 
 fn labeled(tokens: &Tokens) -> Result<&[u32], EngineError> {
     tokens
@@ -163,9 +150,13 @@ impl Stepper {
         }
         let scale = 1.0 / rows as f64;
         let mut timing = Timing::default();
-        let losses: Vec<LossOf> = batches
+        let soft: Vec<Soft> = batches
             .iter()
-            .map(|b| LossOf::of(b, self.distill))
+            .map(|b| {
+                self.distill
+                    .filter(|_| !b.soft_targets.is_empty())
+                    .map(|d| (b.soft_targets.as_slice(), d))
+            })
             .collect();
         let grad_norm = match &mut self.host {
             Some(state) => {
@@ -173,7 +164,7 @@ impl Stepper {
                     model,
                     state,
                     &packed,
-                    &losses,
+                    &soft,
                     scale,
                     &mut rng,
                     step,
@@ -192,7 +183,7 @@ impl Stepper {
             }
             None => {
                 let mut grads =
-                    autograd_step(model, &packed, &losses, scale, &mut rng, step, &mut timing)?;
+                    autograd_step(model, &packed, &soft, scale, &mut rng, step, &mut timing)?;
                 if let Some(ewc) = &self.ewc {
                     let penalty = ewc.add_to_tensors(model.params(), &mut grads)?;
                     timing.loss_sum += penalty / scale;
@@ -260,7 +251,7 @@ fn host_step(
     model: &Model,
     state: &mut HostState,
     packed: &[Tokens],
-    losses: &[LossOf],
+    soft: &[Soft],
     scale: f64,
     rng: &mut HoneRng,
     step: u64,
@@ -272,7 +263,7 @@ fn host_step(
     for (i, tokens) in packed.iter().enumerate() {
         let t0 = Instant::now();
         let labels = labeled(tokens)?;
-        let soft = losses.get(i).and_then(|l| l.soft);
+        let soft = soft.get(i).copied().flatten();
         let mut g = HostGraph::new(
             tokens,
             model.params(),
@@ -305,7 +296,7 @@ fn host_step(
 fn autograd_step(
     model: &Model,
     packed: &[Tokens],
-    losses: &[LossOf],
+    soft: &[Soft],
     scale: f64,
     rng: &mut HoneRng,
     step: u64,
@@ -315,7 +306,7 @@ fn autograd_step(
     for (i, tokens) in packed.iter().enumerate() {
         let t0 = Instant::now();
         let labels = labeled(tokens)?;
-        let soft = losses.get(i).and_then(|l| l.soft);
+        let soft = soft.get(i).copied().flatten();
         let mut g = AutogradGraph::new(tokens, model.device(), model.dtype(), true, rng)?;
         let logits = grouped(model.forward(&mut g)?, tokens)?;
         if let Some(kept) = &mut timing.logits {

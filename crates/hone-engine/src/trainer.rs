@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use hone_data::{epoch_order, Batch, Batcher};
+use hone_data::{epoch_order, Batcher};
 
 use crate::batch::EncodedSet;
 use crate::checkpoint::{save_best, save_last, ResumePoint, TrainerState};
 use crate::config::TrainingConfig;
-use crate::curriculum::{curriculum_order, CurriculumOrder};
+use crate::curriculum::{curriculum_order, difficulty};
 use crate::distill::Distill;
 use crate::events::{CheckpointKind, RunStatus, TrainEvent};
 use crate::ewc::Ewc;
@@ -218,10 +218,7 @@ impl Trainer<'_> {
                 }
                 let step_start = Instant::now();
                 let rng = HoneRng::new(cfg.seed, DROPOUT_STREAM ^ (step << 16));
-                let batches: Vec<Batch> = chunk
-                    .chunks(cfg.batch_size)
-                    .map(|micro| self.train.batch(&batcher, micro))
-                    .collect();
+                let batches = self.train.batches(&batcher, chunk, cfg.batch_size);
                 let lr = cfg.lr * schedule.multiplier(step);
                 let done = stepper.step(
                     model,
@@ -295,14 +292,12 @@ impl Trainer<'_> {
     /// The order of epoch `epoch`: from easy to hard while a curriculum lasts, shuffled after.
     pub fn epoch_order(&self, epoch: u32) -> Vec<usize> {
         let cfg = self.cfg;
-        let difficulty = &self.train.difficulty;
-        if cfg.curriculum != CurriculumOrder::Off
-            && epoch < cfg.curriculum_epochs
-            && difficulty.len() == self.train.len()
-        {
-            curriculum_order(difficulty, cfg.seed, epoch as u64)
-        } else {
-            epoch_order(self.train.len(), cfg.seed, epoch as u64)
+        let difficulty = (epoch < cfg.curriculum_epochs)
+            .then(|| difficulty(self.train, cfg.curriculum))
+            .flatten();
+        match difficulty {
+            Some(d) => curriculum_order(&d, cfg.seed, epoch as u64),
+            None => epoch_order(self.train.len(), cfg.seed, epoch as u64),
         }
     }
 

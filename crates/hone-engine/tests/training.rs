@@ -769,9 +769,8 @@ fn a_distilled_student_moves_toward_its_teacher_not_only_the_labels() {
 fn a_length_curriculum_starts_short_and_ends_shuffled() {
     use hone_engine::curriculum::CurriculumOrder;
     let dir = tiny_model("bert");
-    let mut data = sst2_fixture(&dir, 32);
+    let data = sst2_fixture(&dir, 32);
     let lengths = data.train.lengths();
-    data.train.difficulty = lengths.iter().map(|&n| n as f32).collect();
     let model = Model::load(&dir, Task::SequenceClassification, 2, None, &Device::Cpu, 0).unwrap();
     let cfg = TrainingConfig {
         curriculum: CurriculumOrder::Length,

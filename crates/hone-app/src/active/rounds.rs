@@ -33,9 +33,7 @@ impl App {
     /// the teacher, falls back to shuffled epochs).
     pub fn next_round_config(&self, run_id: i64, dataset: &str) -> Result<RunConfig, AppError> {
         let run = self.store().run(run_id)?;
-        let mut config: RunConfig = serde_json::from_value(run.config.clone()).map_err(|e| {
-            AppError::Invalid(format!("run {run_id} has an unreadable configuration: {e}"))
-        })?;
+        let mut config = RunConfig::of_run(&run)?;
         let info = self.store().dataset(dataset)?;
         let (export, _) = self.run_model(run_id)?;
         // The classes the run learned: its export's id2label.

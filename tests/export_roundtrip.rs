@@ -476,3 +476,131 @@ fn a_stored_conll_dataset_trains_a_token_classifier() {
         "the F1 and accuracy columns are filled: {list}"
     );
 }
+
+/// Multi-task learning: one run trains a text classifier and an entity tagger on one encoder
+/// (`--also`); each head's folder loads in transformers with the logits `hone predict`
+/// printed, both hold the same encoder, the run's stored report has both tasks, and the
+/// tagger learned its task.
+#[test]
+fn multi_task_heads_export_one_folder_each_that_transformers_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let conll = dir.path().join("ner.conll");
+    synthetic_conll(&conll);
+    let out = dir.path().join("multi");
+    let db = dir.path().join("hone.db");
+    let o = run(hone()
+        .arg("--db")
+        .arg(&db)
+        .args(["train", "--model"])
+        .arg(support::fixture("tiny-bert"))
+        .arg("--train")
+        .arg(support::fixture("data/sst2_sample.tsv"))
+        .arg("--also")
+        .arg(format!("ner=token-classification:{}", conll.display()))
+        .args(["--task-name", "sentiment", "--task-temperature", "2"])
+        .args([
+            "--epochs",
+            "8",
+            "--lr",
+            "5e-3",
+            "--batch-size",
+            "8",
+            "--out",
+        ])
+        .arg(&out));
+    let log = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{log}");
+    assert!(log.contains("multi-task: 2 heads"), "{log}");
+    assert!(log.contains("sentiment:") && log.contains("ner:"), "{log}");
+    let (text_head, tag_head) = (out.join("sentiment"), out.join("ner"));
+    let config = std::fs::read_to_string(text_head.join("config.json")).unwrap();
+    assert!(config.contains("BertForSequenceClassification"), "{config}");
+    let config = std::fs::read_to_string(tag_head.join("config.json")).unwrap();
+    assert!(config.contains("BertForTokenClassification"), "{config}");
+
+    // One encoder: every embedding and layer tensor is the same in both folders.
+    let load = |d: &std::path::Path| {
+        candle_core::safetensors::load(d.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap()
+    };
+    let (a, b) = (load(&text_head), load(&tag_head));
+    let shared: Vec<&String> = a
+        .keys()
+        .filter(|k| k.starts_with("bert.encoder.") || k.starts_with("bert.embeddings."))
+        .collect();
+    assert!(shared.len() > 10);
+    for k in shared {
+        let (x, y) = (a[k].flatten_all().unwrap(), b[k].flatten_all().unwrap());
+        assert_eq!(
+            x.to_vec1::<f32>().unwrap(),
+            y.to_vec1::<f32>().unwrap(),
+            "{k} differs between the heads"
+        );
+    }
+    assert!(a.contains_key("classifier.weight") && b.contains_key("classifier.weight"));
+    assert!(a.keys().chain(b.keys()).all(|k| !k.contains("::")));
+
+    // The text head against transformers.
+    let p = run(hone()
+        .args(["predict", "--model"])
+        .arg(&text_head)
+        .arg("--json")
+        .args(SENTENCES));
+    assert!(p.status.success(), "{}", stderr(&p));
+    let predictions = dir.path().join("text.json");
+    std::fs::write(&predictions, stdout(&p)).unwrap();
+    let check = run(std::process::Command::new(reference_python())
+        .arg(support::root().join("tests/reference/check_export.py"))
+        .arg(&text_head)
+        .arg(&predictions)
+        .args(["--tolerance", "1e-4"]));
+    assert!(
+        check.status.success() && stdout(&check).contains("16 texts, 0 mismatches"),
+        "{}\n{}",
+        stdout(&check),
+        stderr(&check)
+    );
+    // The tagger against transformers, and it learned its task.
+    let p = run(hone()
+        .args(["predict", "--model"])
+        .arg(&tag_head)
+        .arg("--json")
+        .args([
+            "Peter Blackburn visited Brussels on Monday.",
+            "In Paris , Nokia hired Anna Smith .",
+        ]));
+    assert!(p.status.success(), "{}", stderr(&p));
+    let predictions = dir.path().join("tags.json");
+    std::fs::write(&predictions, &p.stdout).unwrap();
+    let check = run(std::process::Command::new(reference_python())
+        .arg(support::root().join("tests/reference/check_token_export.py"))
+        .arg(&tag_head)
+        .arg(&predictions));
+    assert!(
+        check.status.success(),
+        "{}\n{}",
+        stdout(&check),
+        stderr(&check)
+    );
+    let e = run(hone()
+        .args(["eval", "--model"])
+        .arg(&tag_head)
+        .arg("--data")
+        .arg(&conll)
+        .arg("--json"));
+    assert!(e.status.success(), "{}", stderr(&e));
+    let report: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+    assert!(report["entity_f1"].as_f64().unwrap() > 0.8, "{report}");
+
+    // The run as stored: per-task metrics and the best report of both tasks.
+    let show = run(hone()
+        .arg("--db")
+        .arg(&db)
+        .args(["runs", "show", "1", "--json"]));
+    assert!(show.status.success(), "{}", stderr(&show));
+    let shown = stdout(&show);
+    assert!(
+        shown.contains("eval_ner/entity_f1") && shown.contains("eval_sentiment/accuracy"),
+        "{shown}"
+    );
+}

@@ -789,6 +789,14 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         "{taken} vs {suggested}"
     );
     ui.set_field("lr", "0.001").await;
+    // Multi-task learning: the reviews train a second head on the same encoder.
+    ui.click("[data-also='reviews'] input").await;
+    let note = ui
+        .until_text("[data-testid='multi-task-note']", long, |t| {
+            t.contains("2 heads")
+        })
+        .await;
+    assert!(note.contains("own folder"), "{note}");
     // Gradual unfreezing: one more layer each epoch, marked on the live charts.
     ui.set_field("unfreeze_every_epochs", "1").await;
     ui.until_text("[data-testid='fit']", long, |t| t.contains("for 2 epoch"))
@@ -813,13 +821,24 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
             t.contains("entity F1")
         })
         .await;
-    assert!(last.contains("token accuracy"), "{last}");
+    // Each task's scores, by name.
+    assert!(
+        last.contains("token accuracy")
+            && last.contains("ner:")
+            && last.contains("reviews: accuracy"),
+        "{last}"
+    );
     // The second epoch unfroze the top layer: the learning-rate chart marks where.
     ui.attr_until("[data-testid='chart-lr']", "data-marks", long, |m| m == "1")
         .await;
     ui.shot("13-ner-done").await;
     ui.page("runs").await;
     ui.click("tr[data-run='4'] a").await;
+    let tasks = ui.text_of("[data-testid='task-reports']").await;
+    assert!(
+        tasks.contains("per task") && tasks.contains("reviews"),
+        "{tasks}"
+    );
     let per_type = ui.text_of("[data-testid='per-type']").await;
     assert!(
         per_type.contains("Entity") && per_type.contains("PER"),

@@ -39,6 +39,12 @@ fn duration(seconds: f64) -> String {
 /// A short line of the headline metrics of a report.
 pub fn report_line(r: &Report) -> String {
     match r {
+        Report::Tasks(r) => r
+            .tasks
+            .iter()
+            .map(|t| format!("{}: {}", t.name, report_line(&t.report)))
+            .collect::<Vec<_>>()
+            .join("\n  "),
         Report::Classification(r) => format!(
             "loss {:.4} · accuracy {:.4} · macro-F1 {:.4}",
             r.loss, r.accuracy, r.macro_f1

@@ -12,7 +12,7 @@ use hone_app::types::Schedule;
 use hone_app::types::{CurriculumOrder, CyclicMode, ModelInit, OptimizerKind};
 use hone_app::types::{DeviceSpec, Task};
 use hone_app::{spawn, App, JobHandle};
-use hone_app::{DataConfig, FileData, PreviousTaskConfig, RunConfig, StoredData};
+use hone_app::{AlsoTask, DataConfig, FileData, PreviousTaskConfig, RunConfig, StoredData};
 
 use super::render::TrainRenderer;
 use super::EXIT_INTERRUPTED;
@@ -253,6 +253,97 @@ pub struct TrainArgs {
     /// [default: 200].
     #[arg(long, value_name = "N", help_heading = "Recipes")]
     ewc_samples: Option<usize>,
+    /// Multi-task learning: also train this task on the same encoder with its own head, as
+    /// `[NAME=]TASK:FILE` (columns guessed from the header; token classification reads CoNLL
+    /// or tokens/tags JSON lines) or `[NAME=]TASK:dataset:NAME` (a stored dataset).
+    /// Repeatable; other columns go in `[[also]]` tables of a --config file.
+    #[arg(long, value_name = "[NAME=]TASK:SOURCE", help_heading = "Recipes")]
+    also: Vec<String>,
+    /// Multi-task learning: the run's own task's name [default: its file's stem or dataset].
+    #[arg(long, value_name = "NAME", help_heading = "Recipes")]
+    task_name: Option<String>,
+    /// Multi-task learning: sampling temperature; 1 draws each step's task in proportion to
+    /// the tasks' sizes, higher values give small tasks more steps [default: 1].
+    #[arg(long, value_name = "T", help_heading = "Recipes")]
+    task_temperature: Option<f64>,
+}
+
+/// Parses `--also [NAME=]TASK:SOURCE` into a task trained beside the run's own.
+fn parse_also(text: &str, quiet: bool) -> anyhow::Result<AlsoTask> {
+    let usage = || {
+        anyhow::anyhow!(
+            "--also '{text}': use [NAME=]TASK:FILE or [NAME=]TASK:dataset:NAME, e.g. \
+             --also ner=token-classification:conll.txt"
+        )
+    };
+    let (name, rest) = match text.split_once('=') {
+        Some((name, rest)) if !name.contains(':') => (Some(name.to_string()), rest),
+        _ => (None, text),
+    };
+    let (task, source) = rest.split_once(':').ok_or_else(usage)?;
+    let task: Task = task
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--also '{text}': {e}"))?;
+    if source.is_empty() {
+        return Err(usage());
+    }
+    if let Some(dataset) = source.strip_prefix("dataset:") {
+        return Ok(AlsoTask {
+            name,
+            task,
+            data: DataConfig::Stored(StoredData {
+                dataset: dataset.to_string(),
+                split: None,
+                valid_fraction: 0.1,
+            }),
+        });
+    }
+    let file = PathBuf::from(source);
+    let (text_column, text_pair_column, label_column, format) = match task {
+        Task::MultipleChoice => bail!(
+            "--also '{text}': a multiple-choice task needs its option columns; describe it in an \
+             [[also]] table of a --config file"
+        ),
+        Task::TokenClassification => {
+            // JSON lines with tokens/tags arrays, else CoNLL (eng.train has no extension).
+            let json = file
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("json"));
+            let format = (!json).then_some(hone_app::types::FileFormat::Conll);
+            ("tokens".to_string(), None, "tags".to_string(), format)
+        }
+        Task::QuestionAnswering => ("question".to_string(), None, "answers".to_string(), None),
+        Task::SequenceClassification => {
+            if !file.exists() {
+                bail!("--also: cannot open {}: no such file", file.display());
+            }
+            let spec = super::guess_columns(&file, &Default::default(), quiet)?;
+            let (Some(t), Some(l)) = (spec.text, spec.label) else {
+                bail!(
+                    "--also: {}: cannot tell its text and label columns from the header; name \
+                     them in an [[also]] table of a --config file",
+                    file.display()
+                );
+            };
+            (t, spec.text_pair, l, spec.format)
+        }
+    };
+    Ok(AlsoTask {
+        name,
+        task,
+        data: DataConfig::Files(FileData {
+            train: file,
+            valid: None,
+            format,
+            text_column,
+            text_pair_column,
+            label_column,
+            context_column: None,
+            choice_columns: Vec::new(),
+            shuffle_choices: None,
+            valid_fraction: 0.1,
+        }),
+    })
 }
 
 /// How often gradual unfreezing makes one more layer trainable.
@@ -492,6 +583,18 @@ impl TrainArgs {
             ewc: self
                 .previous_task()?
                 .or(file.as_ref().and_then(|f| f.ewc.clone())),
+            name: self
+                .task_name
+                .clone()
+                .or(file.as_ref().and_then(|f| f.name.clone())),
+            also: if self.also.is_empty() {
+                file.as_ref().map(|f| f.also.clone()).unwrap_or_default()
+            } else {
+                self.also
+                    .iter()
+                    .map(|a| parse_also(a, self.json))
+                    .collect::<anyhow::Result<_>>()?
+            },
             out: self.out.clone().or(file.and_then(|f| f.out)),
             ensemble: None,
         };
@@ -573,6 +676,7 @@ impl TrainArgs {
         set(&mut t.curriculum_epochs, self.curriculum_epochs);
         set(&mut t.ewc_lambda, self.ewc_lambda);
         set(&mut t.ewc_samples, self.ewc_samples);
+        set(&mut t.task_temperature, self.task_temperature);
         t.label_all_subtokens |= self.label_all_subtokens;
         if let (Some(scaling), None) = (scaling, self.lr) {
             // The preset's rate follows the batch size the flags settled on.

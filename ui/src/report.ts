@@ -4,6 +4,9 @@ import type { Series } from "./chart";
 // token accuracy, per entity type, worst sentences), a multiple-choice report (accuracy,
 // MAP@3) or a question-answering report (exact match, F1).
 
+/** True for a multi-task report: one report per task, `{tasks: [{name, task, report}]}`. */
+export const isTasksReport = (r: any): boolean => r != null && Array.isArray(r.tasks);
+
 /** True for a token-classification (entity) report. */
 export const isEntityReport = (r: any): boolean => r != null && typeof r.entity_f1 === "number";
 
@@ -26,6 +29,7 @@ export function headline(r: any): [string, number, boolean][] {
 
 /** One line: "entity F1 0.812 · precision 0.80 · … · loss 0.0712". */
 export function summary(r: any): string {
+  if (isTasksReport(r)) return r.tasks.map((t: any) => `${t.name}: ${summary(t.report)}`).join(" | ");
   return headline(r)
     .filter(([, v]) => typeof v === "number")
     .map(([k, v, share]) => `${k} ${share ? `${(100 * v).toFixed(1)}%` : v.toFixed(k === "loss" ? 4 : 3)}`)
@@ -39,6 +43,18 @@ export const metricLabel = (key: string): string =>
 /** The report fields charted during training, by task. */
 export const chartedKeys = (r: any): string[] =>
   isEntityReport(r) ? ["entity_f1", "token_accuracy"] : isAnswerReport(r) ? ["exact_match", "f1"] : isChoiceReport(r) ? ["accuracy", "map_at_3"] : ["accuracy", "macro_f1"];
+
+/** The values charted during training as [key, legend, value]: a report's charted fields, or
+ * for a multi-task report each task's headline score ("sst2/accuracy", "sst2 accuracy"). */
+export function chartedValues(r: any): [string, string, number][] {
+  if (isTasksReport(r)) {
+    return r.tasks.map((t: any) => {
+      const k = chartedKeys(t.report)[0];
+      return [`${t.name}/${k}`, `${t.name} ${metricLabel(k)}`, t.report[k]] as [string, string, number];
+    });
+  }
+  return chartedKeys(r).map((k) => [k, metricLabel(k), r[k]]);
+}
 
 /** One stored metric as a chart series, in the rows' order. */
 export function curveOf(rows: { step: number; name: string; value: number }[], name: string, label: string): Series {
@@ -59,6 +75,16 @@ export function phaseMarks(rows: { step: number; name: string; value: number }[]
 
 /** The stored metric names of the validation chart, given which ones a run has. */
 export function validationSeries(names: Set<string>): [string, string][] {
+  // A multi-task run: each task's headline score (`eval_<task>/<metric>`).
+  const perTask = [...names].filter((n) => /^eval_[^/]+\//.test(n));
+  if (perTask.length > 0) {
+    const tasks = [...new Set(perTask.map((n) => n.slice(5, n.indexOf("/"))))];
+    return tasks.flatMap((t): [string, string][] => {
+      const own = new Set([...names].filter((n) => n.startsWith(`eval_${t}/`)).map((n) => `eval_${n.slice(6 + t.length)}`));
+      const [first] = validationSeries(own);
+      return first ? [[`eval_${t}/${first[0].slice(5)}`, `${t} ${first[1]}`]] : [];
+    });
+  }
   if (names.has("eval_entity_f1")) return [["eval_entity_f1", "entity F1"], ["eval_precision", "precision"], ["eval_recall", "recall"]];
   if (names.has("eval_exact_match")) return [["eval_exact_match", "exact match"], ["eval_f1", "F1"]];
   if (names.has("eval_map_at_3")) return [["eval_accuracy", "accuracy"], ["eval_map_at_3", "MAP@3"]];

@@ -73,7 +73,7 @@ pub use error::AppError;
 pub use hone_store::Store;
 pub use import::{ImportRequest, ImportSummary};
 pub use job::{spawn, JobHandle};
-pub use run_config::{DataConfig, FileData, PreviousTaskConfig, RunConfig, StoredData};
+pub use run_config::{AlsoTask, DataConfig, FileData, PreviousTaskConfig, RunConfig, StoredData};
 pub use runs::{RunComparison, RunOutcome};
 
 /// The database and the folders around it.

@@ -226,6 +226,57 @@ pub struct RunConfig {
     /// Elastic weight consolidation: the previous task whose weights the run holds on to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ewc: Option<PreviousTaskConfig>,
+    /// Multi-task learning: the run's own task's name (default: its dataset's name or its
+    /// training file's stem).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Multi-task learning: more tasks trained on the same encoder, each with its own head
+    /// (`[[also]]` tables).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<AlsoTask>,
+}
+
+/// A task trained beside the run's own on the same encoder, with its own head and data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlsoTask {
+    /// Its name: its scores and its exported head are shown under it (default: its dataset's
+    /// name or its training file's stem).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What its head learns (sequence classification unless set).
+    #[serde(default)]
+    pub task: Task,
+    pub data: DataConfig,
+}
+
+/// A task name from where its data comes from: the stored dataset's name or the training
+/// file's stem, reduced to letters, digits, `-` and `_`.
+fn data_name(data: &DataConfig) -> String {
+    let raw = match data {
+        DataConfig::Stored(s) => s.dataset.clone(),
+        DataConfig::Files(f) => f
+            .train
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    let cleaned: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if cleaned.is_empty() {
+        "task".into()
+    } else {
+        cleaned
+    }
 }
 
 /// The task a run should not forget (elastic weight consolidation).
@@ -241,6 +292,31 @@ pub struct PreviousTaskConfig {
 }
 
 impl RunConfig {
+    /// Multi-task learning: every task's name, the run's own first (names given, or taken from
+    /// the data; a repeated name gets `-2`, `-3`, …). Empty for a run of one task.
+    pub fn task_names(&self) -> Vec<String> {
+        if self.also.is_empty() {
+            return Vec::new();
+        }
+        let given = std::iter::once(self.name.clone().unwrap_or_else(|| data_name(&self.data)))
+            .chain(
+                self.also
+                    .iter()
+                    .map(|t| t.name.clone().unwrap_or_else(|| data_name(&t.data))),
+            );
+        let mut names: Vec<String> = Vec::new();
+        for name in given {
+            let mut unique = name.clone();
+            let mut n = 2;
+            while names.contains(&unique) {
+                unique = format!("{name}-{n}");
+                n += 1;
+            }
+            names.push(unique);
+        }
+        names
+    }
+
     /// The configuration a stored run was created with.
     pub fn of_run(run: &hone_store::RunRecord) -> Result<Self, AppError> {
         serde_json::from_value(run.config.clone()).map_err(|e| {
@@ -465,10 +541,34 @@ mod tests {
         let plain = RunConfig {
             teacher: None,
             ewc: None,
+            also: Vec::new(),
             ..cfg
         };
         let json = serde_json::to_value(&plain).unwrap();
         assert!(json.get("teacher").is_none() && json.get("ewc").is_none());
+    }
+
+    #[test]
+    fn other_tasks_read_from_also_tables_and_get_names_from_their_data() {
+        let cfg: RunConfig = toml::from_str(
+            "model = \"m\"\n[data]\ntrain = \"data/sst2.tsv\"\ntext_column = \"sentence\"\n\
+             label_column = \"label\"\n\
+             [[also]]\ntask = \"token-classification\"\n[also.data]\ntrain = \"conll.txt\"\n\
+             text_column = \"tokens\"\nlabel_column = \"ner_tags\"\n\
+             [[also]]\nname = \"sst2\"\n[also.data]\ndataset = \"emotion\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.also.len(), 2);
+        assert_eq!(cfg.also[0].task, Task::TokenClassification);
+        assert_eq!(cfg.task_names(), vec!["sst2", "conll", "sst2-2"]);
+        let json = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(serde_json::from_value::<RunConfig>(json).unwrap(), cfg);
+        let one = RunConfig {
+            also: Vec::new(),
+            ..cfg
+        };
+        assert!(one.task_names().is_empty());
+        assert!(serde_json::to_value(&one).unwrap().get("also").is_none());
     }
 
     #[test]

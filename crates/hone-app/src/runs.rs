@@ -373,7 +373,16 @@ impl App {
         let seed = config.training.seed;
         let (data, test) = self.read_data(&config.data, config.task, seed)?;
         let model_fp = fingerprint::model(&config.model)?;
-        let data_fp = fingerprint::examples(&data.train, &data.valid);
+        let multitask = self.multitask(config, seed)?;
+        // A multi-task run's data is every task's: a resume refuses when any of them changed.
+        let data_fp = std::iter::once(fingerprint::examples(&data.train, &data.valid))
+            .chain(multitask.iter().flat_map(|m| {
+                m.also
+                    .iter()
+                    .map(|t| fingerprint::examples(&t.data.train, &t.data.valid))
+            }))
+            .collect::<Vec<_>>()
+            .join("+");
         if resume {
             if run
                 .dataset_fingerprint
@@ -421,6 +430,7 @@ impl App {
             work_dir: &work_dir,
             teacher: teacher.as_deref(),
             previous: previous.as_ref(),
+            multitask: multitask.as_ref(),
         };
         // Every label the run had: the active-learning curve's x axis.
         let labeled_examples = data.train.len() + data.valid.len() + test.len();
@@ -448,13 +458,29 @@ impl App {
         if let Some(e) = record_error {
             return Err(e.into());
         }
-        save_run_config(config, &out)?;
+        // A multi-task run exports a folder per head; the run's own task's is its model.
+        let heads: Vec<PathBuf> = match &multitask {
+            Some(m) => m.names().map(|n| out.join(n)).collect(),
+            None => vec![out.clone()],
+        };
+        for head in &heads {
+            save_run_config(config, head)?;
+        }
+        let out = heads[0].clone();
         self.store.record_artifact(
             id,
             "export",
             &out.display().to_string(),
             Some(outcome.summary.steps as i64),
         )?;
+        for head in &heads[1..] {
+            self.store.record_artifact(
+                id,
+                "export_head",
+                &head.display().to_string(),
+                Some(outcome.summary.steps as i64),
+            )?;
+        }
         let status = match outcome.summary.status {
             EngineStatus::Completed | EngineStatus::EarlyStopped => RunStatus::Completed,
             EngineStatus::Cancelled => RunStatus::Cancelled,
@@ -466,7 +492,7 @@ impl App {
             // Classification keeps every validation prediction (the worst mistakes are picked
             // from them); an entity report carries its wrongly tagged sentences itself.
             let predictions = match (report, &outcome.summary.best_logits) {
-                (hone_engine::Report::Entities(_), _) => None,
+                (hone_engine::Report::Entities(_) | hone_engine::Report::Tasks(_), _) => None,
                 (_, Some(logits)) => Some(predictions_json(&labels, &valid, logits)),
                 (_, None) => Some(validation_predictions(
                     exported_model(&mut exported, &out, config.training.max_length)?,
@@ -527,6 +553,37 @@ impl App {
             status,
             export_dir: out,
         })
+    }
+
+    /// Multi-task learning: the other tasks' data, read like the run's own.
+    fn multitask(
+        &self,
+        config: &RunConfig,
+        seed: u64,
+    ) -> Result<Option<hone_engine::job::MultiTask>, AppError> {
+        let names = config.task_names();
+        let Some((main, others)) = names.split_first() else {
+            return Ok(None);
+        };
+        let mut also = Vec::with_capacity(others.len());
+        for (name, task) in others.iter().zip(&config.also) {
+            let (data, _) = self.read_data(&task.data, task.task, seed)?;
+            if data.task != task.task {
+                return Err(AppError::Invalid(format!(
+                    "task '{name}': its data holds {} examples, not {}",
+                    data.task.display_name(),
+                    task.task.display_name()
+                )));
+            }
+            also.push(hone_engine::job::NamedTask {
+                name: name.clone(),
+                data,
+            });
+        }
+        Ok(Some(hone_engine::job::MultiTask {
+            main: main.clone(),
+            also,
+        }))
     }
 
     /// Keeps the model a run uses in the models table (a Hub snapshot as the repo it came from).
@@ -655,7 +712,7 @@ impl App {
             })
             .collect();
         // The best evaluation's headline numbers, whichever the task (`Report::metrics`).
-        let best = |r: &RunRecord| -> Vec<(&'static str, f64)> {
+        let best = |r: &RunRecord| -> Vec<(String, f64)> {
             r.final_metrics
                 .as_ref()
                 .and_then(|m| m.get("best"))
@@ -664,15 +721,15 @@ impl App {
                 .unwrap_or_default()
         };
         let (best_a, best_b) = (best(&ra), best(&rb));
-        let mut names: Vec<&str> = best_a.iter().map(|(n, _)| *n).collect();
+        let mut names: Vec<&str> = best_a.iter().map(|(n, _)| n.as_str()).collect();
         names.extend(
             best_b
                 .iter()
-                .map(|(n, _)| *n)
+                .map(|(n, _)| n.as_str())
                 .filter(|n| !best_a.iter().any(|(a, _)| a == n)),
         );
         let value =
-            |of: &[(&str, f64)], name: &str| of.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+            |of: &[(String, f64)], name: &str| of.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
         let top = |r: &RunRecord, key: &str| r.final_metrics.as_ref()?.get(key)?.as_f64();
         let mut metrics: Vec<(String, Option<f64>, Option<f64>)> = names
             .into_iter()

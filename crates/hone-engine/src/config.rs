@@ -183,6 +183,10 @@ pub struct TrainingConfig {
     /// Elastic weight consolidation: examples of the previous task the Fisher information is
     /// estimated on.
     pub ewc_samples: usize,
+    /// Multi-task learning: each step trains one task, drawn with probability ∝ its examples
+    /// to the power 1/T; 1 samples in proportion to the tasks' sizes, higher values give small
+    /// tasks more steps (very high: every task equally often).
+    pub task_temperature: f64,
     /// Where training runs: cpu, auto, cuda[:N] or metal[:N] (GPUs need a build with them).
     #[schemars(with = "String")]
     pub device: DeviceSpec,
@@ -346,6 +350,7 @@ impl Default for TrainingConfig {
             curriculum: CurriculumOrder::Off,
             curriculum_epochs: 1,
             ewc_lambda: 10_000.0,
+            task_temperature: 1.0,
             ewc_samples: 200,
             device: DeviceSpec::Cpu,
         }
@@ -459,6 +464,12 @@ impl TrainingConfig {
         }
         if self.ewc_samples == 0 {
             return bad("EWC needs at least 1 example to estimate on".into());
+        }
+        if !(self.task_temperature.is_finite() && self.task_temperature > 0.0) {
+            return bad(format!(
+                "the task sampling temperature must be positive, got {}",
+                self.task_temperature
+            ));
         }
         match (self.unfreeze_every_steps, self.unfreeze_every_epochs) {
             (Some(_), Some(_)) => {

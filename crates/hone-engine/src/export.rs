@@ -147,7 +147,8 @@ fn model_card(model: &Model, labels: &[String], card: &ModelCard) -> String {
                 r.loss, r.exact_match, r.f1, r.examples, r.windows
             ));
         }
-        None => {}
+        // Each head of a multi-task run is exported with its own task's report.
+        Some(Report::Tasks(_)) | None => {}
     }
     let call = match model.task() {
         Task::SequenceClassification => "classifier = pipeline(\"text-classification\", model=\"PATH_TO_THIS_FOLDER\")\nprint(classifier(\"your text\"))",
@@ -190,7 +191,7 @@ pub fn export_model(
         }
     }
     std::fs::create_dir_all(out).map_err(|e| EngineError::io(out, e))?;
-    save_tensors(&model.params().values(), &out.join("model.safetensors"))?;
+    save_tensors(&model.hub_values(), &out.join("model.safetensors"))?;
     let config = head_config(model, labels);
     let text = serde_json::to_string_pretty(&config).map_err(|e| EngineError::Export {
         path: out.join("config.json"),

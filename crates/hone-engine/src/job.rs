@@ -15,7 +15,8 @@ use crate::events::{RunStatus, TrainEvent};
 use crate::export::{export_model, ModelCard};
 use crate::graph::IGNORE_LABEL;
 use crate::lr_find::{lr_find, LrFindPoint, LrFindResult, LrFindSettings};
-use crate::models::{Model, ModelSpec, Task};
+use crate::models::{HeadSpec, Model, ModelSpec, Task};
+use crate::multitask::TaskSet;
 use crate::trainer::{TrainPlan, TrainSummary, Trainer};
 use crate::EngineError;
 
@@ -357,6 +358,64 @@ pub struct RunPaths<'a> {
     pub teacher: Option<&'a Path>,
     /// Elastic weight consolidation: the previous task to hold on to.
     pub previous: Option<&'a PreviousTask>,
+    /// Multi-task learning: the main task's name and the tasks trained beside it; each head
+    /// is exported to its own folder in `out`, named after its task.
+    pub multitask: Option<&'a MultiTask>,
+}
+
+/// A task trained beside the main one on the same encoder (multi-task learning).
+pub struct NamedTask {
+    /// Letters, digits, `-` and `_`: it names the task's results and exported folder.
+    pub name: String,
+    pub data: TrainingData,
+}
+
+/// Multi-task learning: one encoder, a head per task.
+pub struct MultiTask {
+    /// The main task's name (the run's own data).
+    pub main: String,
+    pub also: Vec<NamedTask>,
+}
+
+impl MultiTask {
+    /// Every task's name, the main one first.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.main.as_str()).chain(self.also.iter().map(|t| t.name.as_str()))
+    }
+
+    /// Checks the names: well formed and distinct.
+    pub fn check(&self) -> Result<(), EngineError> {
+        let mut seen = std::collections::HashSet::new();
+        for name in self.names() {
+            let ok = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                return Err(EngineError::InvalidConfig(format!(
+                    "task name '{name}': use 1 to 64 letters, digits, '-' or '_' (it names the \
+                     task's exported folder)"
+                )));
+            }
+            if !seen.insert(name) {
+                return Err(EngineError::InvalidConfig(format!(
+                    "two tasks are named '{name}'; give each task its own name"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Another head of a multi-task run, ready to train: its model (sharing the encoder) and
+/// encoded examples.
+pub struct PreparedTask {
+    pub name: String,
+    pub model: Model,
+    pub train: EncodedSet,
+    pub valid: EncodedSet,
+    pub labels: Vec<String>,
 }
 
 /// A task trained before, for elastic weight consolidation: its fine-tuned model (whose
@@ -460,6 +519,8 @@ pub struct Prepared {
     pub valid: EncodedSet,
     pub max_length: usize,
     pub cfg: TrainingConfig,
+    /// Multi-task learning: the other heads (the main one is `model`).
+    pub also: Vec<PreparedTask>,
 }
 
 /// Checks the options, encodes `data` with the model's tokenizer and builds the model, telling
@@ -467,6 +528,7 @@ pub struct Prepared {
 pub fn prepare(
     model_dir: &Path,
     data: &TrainingData,
+    multitask: Option<&MultiTask>,
     cfg: &TrainingConfig,
     sink: &mut dyn FnMut(TrainEvent),
 ) -> Result<Prepared, EngineError> {
@@ -478,10 +540,30 @@ pub fn prepare(
             message: message.clone(),
         });
     }
-    if data.train.is_empty() {
-        return Err(EngineError::InvalidConfig(
-            "no training examples are left after holding out the validation share".into(),
-        ));
+    if let Some(multi) = multitask {
+        multi.check()?;
+    }
+    let others = multitask.map_or(&[][..], |m| &m.also[..]);
+    for (name, d) in
+        std::iter::once(("", data)).chain(others.iter().map(|t| (&t.name[..], &t.data)))
+    {
+        if d.train.is_empty() {
+            let which = if name.is_empty() {
+                String::new()
+            } else {
+                format!("task '{name}': ")
+            };
+            return Err(EngineError::InvalidConfig(format!(
+                "{which}no training examples are left after holding out the validation share"
+            )));
+        }
+        if !name.is_empty() {
+            for message in &d.notices {
+                sink(TrainEvent::Notice {
+                    message: format!("{name}: {message}"),
+                });
+            }
+        }
     }
     let labels = &data.labels;
     let model_max = spec.max_sequence_length();
@@ -497,7 +579,10 @@ pub fn prepare(
     let tokenizer = TextTokenizer::from_model_dir(model_dir, max_length)?;
     let task = data.task;
     let mut cfg = cfg.clone();
-    if task == Task::QuestionAnswering && cfg.doc_stride >= max_length {
+    let any_answers = std::iter::once(task)
+        .chain(others.iter().map(|t| t.data.task))
+        .any(|t| t == Task::QuestionAnswering);
+    if any_answers && cfg.doc_stride >= max_length {
         let stride = max_length / 2;
         sink(TrainEvent::Notice {
             message: format!(
@@ -509,6 +594,52 @@ pub fn prepare(
     }
     let train = encode(&tokenizer, labels, &data.train, task, &cfg)?;
     let valid = encode(&tokenizer, labels, &data.valid, task, &cfg)?;
+    if cfg.init == ModelInit::Random {
+        sink(TrainEvent::Notice {
+            message: "training from scratch: the weights start at random from config.json \
+                      (expect to need far more data and steps than fine-tuning)"
+                .into(),
+        });
+    }
+    if let Some(multi) = multitask {
+        let heads: Vec<HeadSpec> = std::iter::once((&multi.main, data))
+            .chain(multi.also.iter().map(|t| (&t.name, &t.data)))
+            .map(|(name, d)| HeadSpec {
+                prefix: format!("{name}::"),
+                task: d.task,
+                num_labels: d.labels.len(),
+            })
+            .collect();
+        let dir = (cfg.init == ModelInit::Pretrained).then_some(model_dir);
+        let mut models =
+            Model::with_heads(spec.clone(), dir, &heads, cfg.dropout, &device, cfg.seed)?
+                .into_iter();
+        let model = models
+            .next()
+            .ok_or_else(|| EngineError::InvalidConfig("a model needs a head".into()))?;
+        let mut also = Vec::with_capacity(multi.also.len());
+        for (t, model) in multi.also.iter().zip(models) {
+            let d = &t.data;
+            also.push(PreparedTask {
+                name: t.name.clone(),
+                model,
+                train: encode(&tokenizer, &d.labels, &d.train, d.task, &cfg)?,
+                valid: encode(&tokenizer, &d.labels, &d.valid, d.task, &cfg)?,
+                labels: d.labels.names().to_vec(),
+            });
+        }
+        return Ok(Prepared {
+            spec,
+            device,
+            model,
+            tokenizer,
+            train,
+            valid,
+            max_length,
+            cfg,
+            also,
+        });
+    }
     let model = match cfg.init {
         ModelInit::Pretrained => Model::load(
             model_dir,
@@ -518,21 +649,14 @@ pub fn prepare(
             &device,
             cfg.seed,
         )?,
-        ModelInit::Random => {
-            sink(TrainEvent::Notice {
-                message: "training from scratch: the weights start at random from config.json \
-                          (expect to need far more data and steps than fine-tuning)"
-                    .into(),
-            });
-            Model::from_config(
-                spec.clone(),
-                task,
-                labels.len(),
-                cfg.dropout,
-                &device,
-                cfg.seed,
-            )?
-        }
+        ModelInit::Random => Model::from_config(
+            spec.clone(),
+            task,
+            labels.len(),
+            cfg.dropout,
+            &device,
+            cfg.seed,
+        )?,
     };
     Ok(Prepared {
         spec,
@@ -543,6 +667,7 @@ pub fn prepare(
         valid,
         max_length,
         cfg,
+        also: Vec::new(),
     })
 }
 
@@ -558,7 +683,7 @@ pub fn find_lr_data(
     cancel: &AtomicBool,
 ) -> Result<LrFindResult, EngineError> {
     settings.validate()?;
-    let prepared = prepare(model_dir, data, cfg, sink)?;
+    let prepared = prepare(model_dir, data, None, cfg, sink)?;
     lr_find(
         &prepared.model,
         &prepared.cfg,
@@ -583,6 +708,17 @@ pub fn fine_tune_data(
     sink: &mut dyn FnMut(TrainEvent),
     cancel: &AtomicBool,
 ) -> Result<FineTuneOutcome, EngineError> {
+    if paths.multitask.is_some()
+        && (paths.teacher.is_some()
+            || paths.previous.is_some()
+            || cfg.curriculum != CurriculumOrder::Off)
+    {
+        return Err(EngineError::InvalidConfig(
+            "a multi-task run cannot take a teacher, a previous task (EWC) or a curriculum \
+             yet: train the tasks together first, then distil or continue from that run"
+                .into(),
+        ));
+    }
     let Prepared {
         spec,
         device,
@@ -592,7 +728,8 @@ pub fn fine_tune_data(
         valid,
         max_length,
         cfg,
-    } = prepare(paths.model, &data, cfg, sink)?;
+        also,
+    } = prepare(paths.model, &data, paths.multitask, cfg, sink)?;
     let cfg = &cfg;
     let labels = &data.labels;
     teach(
@@ -610,8 +747,27 @@ pub fn fine_tune_data(
         )?)),
         None => None,
     };
-    let plan = TrainPlan::new(cfg, train.len(), model.num_layers());
-    crate::recipes::apply_freezing(&model, cfg, plan.trainable_depth(0));
+    let main_name = paths.multitask.map_or("", |m| m.main.as_str());
+    let also_sets: Vec<TaskSet> = also
+        .iter()
+        .map(|t| TaskSet {
+            name: &t.name,
+            model: &t.model,
+            train: &t.train,
+            valid: &t.valid,
+            labels: &t.labels,
+        })
+        .collect();
+    let models: Vec<&Model> = std::iter::once(&model)
+        .chain(also.iter().map(|t| &t.model))
+        .collect();
+    let params = crate::multitask::union_params(&models);
+    let train_examples = train.len() + also.iter().map(|t| t.train.len()).sum::<usize>();
+    let valid_examples = valid.len() + also.iter().map(|t| t.valid.len()).sum::<usize>();
+    let plan = TrainPlan::new(cfg, train_examples, model.num_layers());
+    for m in &models {
+        crate::recipes::apply_freezing(m, cfg, plan.trainable_depth(0));
+    }
     let resume_point = if resume {
         let point = load_last(paths.work_dir)?;
         if point.is_none() {
@@ -623,22 +779,52 @@ pub fn fine_tune_data(
     } else {
         None
     };
+    if !also.is_empty() {
+        let shares = crate::multitask::task_weights(
+            &std::iter::once(train.len())
+                .chain(also.iter().map(|t| t.train.len()))
+                .collect::<Vec<_>>(),
+            cfg.task_temperature,
+        );
+        let names: Vec<&str> = std::iter::once(main_name)
+            .chain(also.iter().map(|t| t.name.as_str()))
+            .collect();
+        let described: Vec<String> = names
+            .iter()
+            .zip(&shares)
+            .map(|(n, p)| format!("{n} {:.0}%", 100.0 * p))
+            .collect();
+        sink(TrainEvent::Notice {
+            message: format!(
+                "multi-task: {} heads on one encoder; steps drawn per task ({})",
+                names.len(),
+                described.join(", ")
+            ),
+        });
+    }
     sink(TrainEvent::Started {
         device: device_name(&device),
         model_type: spec.model_type.clone(),
         labels: labels.names().to_vec(),
-        train_examples: train.len() as u64,
-        valid_examples: valid.len() as u64,
-        truncated_train: train.truncated() as u64,
-        truncated_valid: valid.truncated() as u64,
+        train_examples: train_examples as u64,
+        valid_examples: valid_examples as u64,
+        truncated_train: (train.truncated()
+            + also.iter().map(|t| t.train.truncated()).sum::<usize>())
+            as u64,
+        truncated_valid: (valid.truncated()
+            + also.iter().map(|t| t.valid.truncated()).sum::<usize>())
+            as u64,
         max_length,
         epochs: cfg.epochs,
         steps_per_epoch: plan.steps_per_epoch,
         total_steps: plan.total_steps,
         warmup_steps: plan.warmup_steps,
-        params_total: model.params().count() as u64,
-        params_trainable: model.params().count_trainable() as u64,
-        newly_initialized: model.newly_initialized().to_vec(),
+        params_total: params.count() as u64,
+        params_trainable: params.count_trainable() as u64,
+        newly_initialized: models
+            .iter()
+            .flat_map(|m| m.newly_initialized().iter().cloned())
+            .collect(),
     });
 
     let trainer = Trainer {
@@ -650,37 +836,63 @@ pub fn fine_tune_data(
         work_dir: paths.work_dir,
         resume: resume_point,
         ewc,
+        also: &also_sets,
+        name: main_name,
     };
     let summary = trainer.run(sink, cancel)?;
 
     if summary.best.is_some() {
-        model.load_values(&summary.best_dir.join("model.safetensors"))?;
+        for m in &models {
+            m.load_values(&summary.best_dir.join("model.safetensors"))?;
+        }
     } else if summary.status == RunStatus::Cancelled {
         sink(TrainEvent::Notice {
             message: "stopped before the first validation: exporting the current weights".into(),
         });
     }
-    export_model(
-        &model,
-        labels.names(),
-        paths.model,
-        &tokenizer,
-        paths.out,
-        &ModelCard {
-            base_model: paths.base_model,
-            train_examples: train.len() as u64,
-            valid_examples: valid.len() as u64,
-            best_step: summary.best.as_ref().map(|(s, _)| *s),
-            report: summary.best.as_ref().map(|(_, r)| r),
-            config_text,
-        },
-    )?;
+    let best_step = summary.best.as_ref().map(|(s, _)| *s);
+    let best_report = summary.best.as_ref().map(|(_, r)| r);
+    let mut heads = vec![(&model, labels.names(), &train, &valid, main_name)];
+    heads.extend(
+        also.iter()
+            .map(|t| (&t.model, &t.labels[..], &t.train, &t.valid, t.name.as_str())),
+    );
+    for (m, names, train, valid, name) in heads {
+        // A multi-task run's heads go to folders named after their tasks, each with its own
+        // task's scores.
+        let out = if paths.multitask.is_some() {
+            paths.out.join(name)
+        } else {
+            paths.out.to_path_buf()
+        };
+        let report = match best_report {
+            Some(crate::Report::Tasks(r)) => {
+                r.tasks.iter().find(|t| t.name == name).map(|t| &t.report)
+            }
+            other => other,
+        };
+        export_model(
+            m,
+            names,
+            paths.model,
+            &tokenizer,
+            &out,
+            &ModelCard {
+                base_model: paths.base_model,
+                train_examples: train.len() as u64,
+                valid_examples: valid.len() as u64,
+                best_step,
+                report,
+                config_text,
+            },
+        )?;
+    }
     sink(TrainEvent::Finished {
         status: summary.status,
         steps: summary.steps,
         elapsed_s: summary.elapsed_s,
-        best_step: summary.best.as_ref().map(|(s, _)| *s),
-        best: summary.best.as_ref().map(|(_, r)| r.clone()),
+        best_step,
+        best: best_report.cloned(),
         export_dir: paths.out.to_path_buf(),
     });
     Ok(FineTuneOutcome {

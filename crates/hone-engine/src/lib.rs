@@ -28,6 +28,7 @@ pub mod lr_find;
 pub mod memory;
 pub mod metrics;
 pub mod models;
+pub mod multitask;
 pub mod ops;
 pub mod optim;
 pub mod params;

@@ -123,6 +123,19 @@ pub fn optimizer(model: &Model, cfg: &TrainingConfig) -> Optimizer {
     Optimizer::new(rule(cfg), param_groups(model, cfg))
 }
 
+/// The optimizer of several heads on one encoder (multi-task learning): every parameter
+/// once. A step updates the parameters its head's graph reached and leaves the other heads
+/// (and their optimizer state) as they are, as PyTorch skips parameters without a gradient.
+pub fn optimizer_for(models: &[&Model], cfg: &TrainingConfig) -> Optimizer {
+    let mut seen = std::collections::HashSet::new();
+    let groups = models
+        .iter()
+        .flat_map(|m| param_groups(m, cfg))
+        .filter(|(p, _)| seen.insert(p.name().to_string()))
+        .collect();
+    Optimizer::new(rule(cfg), groups)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

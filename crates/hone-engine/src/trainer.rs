@@ -20,8 +20,10 @@ use crate::ewc::Ewc;
 use crate::inference::evaluate_with;
 use crate::metrics::Report;
 use crate::models::Model;
+use crate::multitask::{combined, epoch_chunks, union_params, TaskChunk, TaskSet};
 use crate::optim::Optimizer;
-use crate::recipes::{apply_freezing, describe_depth, optimizer};
+use crate::params::ParamStore;
+use crate::recipes::{apply_freezing, describe_depth, optimizer_for};
 use crate::rng::HoneRng;
 use crate::schedule::{warmup_steps, LrSchedule};
 use crate::step::Stepper;
@@ -109,6 +111,11 @@ pub struct Trainer<'a> {
     pub resume: Option<ResumePoint>,
     /// Elastic weight consolidation: the previous task's penalty.
     pub ewc: Option<Arc<Ewc>>,
+    /// Multi-task learning: the main task's name and the other tasks trained on the same
+    /// encoder (heads sharing `model`'s encoder); empty for a run of one task.
+    pub also: &'a [TaskSet<'a>],
+    /// The main task's name in a multi-task run.
+    pub name: &'a str,
 }
 
 struct Progress {
@@ -140,9 +147,13 @@ impl Trainer<'_> {
     ) -> Result<TrainSummary, EngineError> {
         let cfg = self.cfg;
         let model = self.model;
-        let plan = TrainPlan::new(cfg, self.train.len(), model.num_layers());
+        let tasks = self.tasks();
+        let models: Vec<&Model> = tasks.iter().map(|t| t.model).collect();
+        let params = union_params(&models);
+        let train_examples = tasks.iter().map(|t| t.train.len()).sum();
+        let plan = TrainPlan::new(cfg, train_examples, model.num_layers());
         let schedule = LrSchedule::from_config(cfg, plan.warmup_steps, plan.total_steps);
-        let mut optimizer = optimizer(model, cfg);
+        let mut optimizer = optimizer_for(&models, cfg);
         let batcher = Batcher::new(model.spec().encoder.pad_token_id);
         let per_step = cfg.batch_size * cfg.grad_accum as usize;
         let started = Instant::now();
@@ -160,7 +171,9 @@ impl Trainer<'_> {
         };
         let (mut start_epoch, mut skip_chunks) = (0, 0);
         if let Some(point) = &self.resume {
-            model.set_values(&point.weights)?;
+            for m in &models {
+                m.set_values(&point.weights)?;
+            }
             optimizer.restore(&point.optimizer)?;
             let s = &point.state;
             progress = Progress {
@@ -181,7 +194,7 @@ impl Trainer<'_> {
             });
         }
         let mut depth = plan.trainable_depth(progress.step);
-        apply_freezing(model, cfg, depth);
+        freeze_all(&models, cfg, depth);
         let first_step = progress.step;
         let distilling = !self.train.teacher.is_empty() && cfg.distill_alpha > 0.0;
         let mut stepper = Stepper::new(model, true)
@@ -190,12 +203,13 @@ impl Trainer<'_> {
         let mut status = RunStatus::Completed;
 
         'epochs: for epoch in start_epoch..cfg.epochs {
-            let order = self.epoch_order(epoch);
+            let chunks = self.epoch_chunks(&tasks, epoch);
             let skip = if epoch == start_epoch { skip_chunks } else { 0 };
-            for (chunk_index, chunk) in order.chunks(per_step).enumerate().skip(skip) {
+            for (chunk_index, chunk) in chunks.iter().enumerate().skip(skip) {
                 if cancel.load(Ordering::SeqCst) {
                     status = RunStatus::Cancelled;
                     self.save_last(
+                        &params,
                         &optimizer,
                         &progress,
                         epoch,
@@ -208,20 +222,23 @@ impl Trainer<'_> {
                 let now = plan.trainable_depth(step);
                 if now != depth {
                     depth = now;
-                    apply_freezing(model, cfg, depth);
+                    freeze_all(&models, cfg, depth);
                     sink(TrainEvent::PhaseChanged {
                         step,
                         epoch: epoch as f64 + chunk_index as f64 / plan.steps_per_epoch as f64,
                         phase: describe_depth(depth, plan.num_layers),
-                        params_trainable: model.params().count_trainable() as u64,
+                        params_trainable: params.count_trainable() as u64,
                     });
                 }
                 let step_start = Instant::now();
                 let rng = HoneRng::new(cfg.seed, DROPOUT_STREAM ^ (step << 16));
-                let batches = self.train.batches(&batcher, chunk, cfg.batch_size);
+                let task = &tasks[chunk.task];
+                let batches = task
+                    .train
+                    .batches(&batcher, &chunk.examples, cfg.batch_size);
                 let lr = cfg.lr * schedule.multiplier(step);
                 let done = stepper.step(
-                    model,
+                    task.model,
                     &mut optimizer,
                     &batches,
                     cfg.clip_norm,
@@ -250,7 +267,7 @@ impl Trainer<'_> {
                 if cfg
                     .eval_every
                     .is_some_and(|n| progress.step.is_multiple_of(n))
-                    && self.validate(&plan, &mut progress, &mut stepper, sink)?
+                    && self.validate(&tasks, &params, &plan, &mut progress, &mut stepper, sink)?
                 {
                     status = RunStatus::EarlyStopped;
                     break 'epochs;
@@ -263,21 +280,21 @@ impl Trainer<'_> {
                     .is_some_and(|m| last_saved.elapsed().as_secs_f64() >= m * 60.0);
                 if by_steps || by_time {
                     let consumed = ((chunk_index + 1) * per_step) as u64;
-                    self.save_last(&optimizer, &progress, epoch, consumed, sink)?;
+                    self.save_last(&params, &optimizer, &progress, epoch, consumed, sink)?;
                     last_saved = Instant::now();
                 }
             }
             if progress.last_eval_step != Some(progress.step)
                 && (cfg.eval_every.is_none() || epoch + 1 == cfg.epochs)
-                && self.validate(&plan, &mut progress, &mut stepper, sink)?
+                && self.validate(&tasks, &params, &plan, &mut progress, &mut stepper, sink)?
             {
                 status = RunStatus::EarlyStopped;
                 break 'epochs;
             }
-            self.save_last(&optimizer, &progress, epoch + 1, 0, sink)?;
+            self.save_last(&params, &optimizer, &progress, epoch + 1, 0, sink)?;
             last_saved = Instant::now();
         }
-        apply_freezing(model, cfg, None);
+        freeze_all(&models, cfg, None);
         Ok(TrainSummary {
             status,
             steps: progress.step,
@@ -287,6 +304,45 @@ impl Trainer<'_> {
                 .unwrap_or_else(|| self.work_dir.join("best")),
             best_logits: progress.best_logits,
         })
+    }
+
+    /// Every task of the run, the main one first.
+    fn tasks(&self) -> Vec<TaskSet<'_>> {
+        let main = TaskSet {
+            name: self.name,
+            model: self.model,
+            train: self.train,
+            valid: self.valid,
+            labels: self.labels,
+        };
+        std::iter::once(main)
+            .chain(self.also.iter().copied())
+            .collect()
+    }
+
+    /// The optimizer steps of epoch `epoch`: the main task's examples in
+    /// [`Trainer::epoch_order`]; with several tasks, each step on a task drawn by
+    /// [`crate::multitask::epoch_chunks`].
+    fn epoch_chunks(&self, tasks: &[TaskSet], epoch: u32) -> Vec<TaskChunk> {
+        let per_step = self.cfg.batch_size * self.cfg.grad_accum as usize;
+        if tasks.len() == 1 {
+            return self
+                .epoch_order(epoch)
+                .chunks(per_step.max(1))
+                .map(|c| TaskChunk {
+                    task: 0,
+                    examples: c.to_vec(),
+                })
+                .collect();
+        }
+        let sizes: Vec<usize> = tasks.iter().map(|t| t.train.len()).collect();
+        epoch_chunks(
+            &sizes,
+            per_step,
+            self.cfg.task_temperature,
+            self.cfg.seed,
+            epoch as u64,
+        )
     }
 
     /// The order of epoch `epoch`: from easy to hard while a curriculum lasts, shuffled after.
@@ -304,12 +360,14 @@ impl Trainer<'_> {
     /// Evaluates, keeps the best checkpoint, and says whether to stop early.
     fn validate(
         &self,
+        tasks: &[TaskSet],
+        params: &ParamStore,
         plan: &TrainPlan,
         progress: &mut Progress,
         stepper: &mut Stepper,
         sink: &mut dyn FnMut(TrainEvent),
     ) -> Result<bool, EngineError> {
-        if self.valid.is_empty() {
+        if tasks.iter().any(|t| t.valid.is_empty()) {
             return Ok(false);
         }
         let cfg = self.cfg;
@@ -317,8 +375,17 @@ impl Trainer<'_> {
         let step = progress.step;
         progress.last_eval_step = Some(step);
         // On the training step's own buffers, batch for batch: evaluation adds no memory.
-        let (report, logits) =
-            evaluate_with(self.model, self.valid, self.labels, cfg.batch_size, stepper)?;
+        let (report, logits) = if tasks.len() == 1 {
+            evaluate_with(self.model, self.valid, self.labels, cfg.batch_size, stepper)?
+        } else {
+            let mut reports = Vec::with_capacity(tasks.len());
+            for t in tasks {
+                let (report, _) =
+                    evaluate_with(t.model, t.valid, t.labels, cfg.batch_size, stepper)?;
+                reports.push((t.name.to_string(), t.model.task(), report));
+            }
+            (combined(reports), None)
+        };
         let value = report.get(metric);
         let is_best = metric.improves(value, progress.best_value, cfg.early_stopping_min_delta);
         sink(TrainEvent::Evaluated {
@@ -333,7 +400,7 @@ impl Trainer<'_> {
             progress.best_value = Some(value);
             progress.evals_without_improvement = 0;
             let dir = self.work_dir.join("best");
-            save_best(&dir, self.model.params(), &report, step)?;
+            save_best(&dir, params, &report, step)?;
             progress.best = Some((step, report));
             progress.best_logits = logits;
             sink(TrainEvent::CheckpointSaved {
@@ -360,6 +427,7 @@ impl Trainer<'_> {
 
     fn save_last(
         &self,
+        params: &ParamStore,
         optimizer: &Optimizer,
         progress: &Progress,
         epoch: u32,
@@ -381,13 +449,20 @@ impl Trainer<'_> {
             optimizer_steps: optimizer.steps(),
             elapsed_s: progress.elapsed_s(),
         };
-        save_last(&dir, self.model.params(), optimizer, &state)?;
+        save_last(&dir, params, optimizer, &state)?;
         sink(TrainEvent::CheckpointSaved {
             step: progress.step,
             kind: CheckpointKind::Last,
             path: dir,
         });
         Ok(())
+    }
+}
+
+/// Sets the frozen flags of every head (and the shared encoder) for `depth`.
+fn freeze_all(models: &[&Model], cfg: &TrainingConfig, depth: Option<usize>) {
+    for m in models {
+        apply_freezing(m, cfg, depth);
     }
 }
 

@@ -195,6 +195,9 @@ pub struct ParamBuilder<'a> {
     rng: HoneRng,
     store: ParamStore,
     newly_initialized: Vec<String>,
+    /// Put before head parameters' names (a multi-task model's heads: `ner::classifier.weight`);
+    /// the checkpoint is still read under the Hub name.
+    head_prefix: String,
 }
 
 impl<'a> ParamBuilder<'a> {
@@ -218,6 +221,7 @@ impl<'a> ParamBuilder<'a> {
             rng: HoneRng::new(seed, 0x1417),
             store: ParamStore::default(),
             newly_initialized: Vec::new(),
+            head_prefix: String::new(),
         }
     }
 
@@ -298,17 +302,24 @@ impl<'a> ParamBuilder<'a> {
 
     /// A head parameter: taken from the checkpoint when it is there with the right shape,
     /// otherwise newly initialised (and reported in [`ParamBuilder::newly_initialized`]).
+    /// Named with the head prefix in front, when one is set.
     pub fn head(&mut self, name: &str, shape: &[usize], init: Init) -> Result<Param, EngineError> {
+        let named = format!("{}{name}", self.head_prefix);
         let value = match self.lookup(name)? {
             Some(t) if t.dims() == shape => t,
             _ => {
                 if self.source.is_some() {
-                    self.newly_initialized.push(name.to_string());
+                    self.newly_initialized.push(named.clone());
                 }
                 self.initial(shape, init)?
             }
         };
-        self.add(name, value, ParamPosition::Head)
+        self.add(&named, value, ParamPosition::Head)
+    }
+
+    /// Names the head parameters built from now on with `prefix` in front.
+    pub fn set_head_prefix(&mut self, prefix: &str) {
+        self.head_prefix = prefix.to_string();
     }
 
     /// Names of head parameters that were not in the checkpoint (or had another shape).

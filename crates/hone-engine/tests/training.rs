@@ -76,6 +76,8 @@ fn train(
         work_dir: dir.path(),
         resume: None,
         ewc: None,
+        also: &[],
+        name: "",
     };
     let result = trainer.run(&mut |e| events.push(e), cancel);
     (result, events)
@@ -490,6 +492,8 @@ fn a_resumed_run_counts_its_earlier_training_time_but_not_the_pause() {
             work_dir: work.path(),
             resume,
             ewc: None,
+            also: &[],
+            name: "",
         };
         let summary = trainer
             .run(
@@ -610,6 +614,7 @@ fn training_from_scratch_starts_from_transformers_initialisation() {
             work_dir: work.path(),
             teacher: None,
             previous: None,
+            multitask: None,
         },
         TrainingData {
             task: Task::SequenceClassification,
@@ -786,6 +791,8 @@ fn a_length_curriculum_starts_short_and_ends_shuffled() {
         work_dir: work.path(),
         resume: None,
         ewc: None,
+        also: &[],
+        name: "",
     };
     let mean_length =
         |ids: &[usize]| ids.iter().map(|&i| lengths[i] as f64).sum::<f64>() / ids.len() as f64;
@@ -852,6 +859,8 @@ fn ewc_holds_the_weights_the_previous_task_needed() {
             work_dir: work.path(),
             resume: None,
             ewc: penalty,
+            also: &[],
+            name: "",
         };
         trainer.run(&mut |_| {}, &AtomicBool::new(false)).unwrap();
         // What the previous task needed moved this much (the penalty without its λ).
@@ -863,4 +872,146 @@ fn ewc_holds_the_weights_the_previous_task_needed() {
         held < 0.25 * free,
         "Fisher-weighted drift from the previous task: {held:.3e} with EWC, {free:.3e} without"
     );
+}
+
+/// Multi-task learning: two heads on one encoder. A step of one task moves the shared encoder
+/// (seen through the other head's model too) and its own head, never the other head; a run
+/// trains both heads, reports each task, and every head's values carry Hub names.
+#[test]
+fn multi_task_heads_share_the_encoder_and_train_only_on_their_own_steps() {
+    use hone_data::Batcher;
+    use hone_engine::metrics::Report;
+    use hone_engine::models::{HeadSpec, ModelSpec};
+    use hone_engine::multitask::TaskSet;
+    use hone_engine::recipes::optimizer_for;
+    use hone_engine::step::Stepper;
+
+    let dir = tiny_model("bert");
+    let data = sst2_fixture(&dir, 32);
+    let spec = ModelSpec::from_dir(&dir).unwrap();
+    let heads = [
+        HeadSpec {
+            prefix: "sentiment::".into(),
+            task: Task::SequenceClassification,
+            num_labels: 2,
+        },
+        HeadSpec {
+            prefix: "flipped::".into(),
+            task: Task::SequenceClassification,
+            num_labels: 2,
+        },
+    ];
+    let models = Model::with_heads(spec, Some(&dir), &heads, None, &Device::Cpu, 3).unwrap();
+    let (a, b) = (&models[0], &models[1]);
+    let encoder = "bert.encoder.layer.0.attention.self.query.weight";
+    let head_b = "flipped::classifier.weight";
+    assert!(a.params().get(head_b).is_none() && b.params().get(head_b).is_some());
+    assert!(a
+        .params()
+        .get("sentiment::bert.pooler.dense.weight")
+        .is_some());
+    let before = snapshot(b.params());
+
+    // One step of task A with the optimizer over both heads.
+    let cfg = small_config();
+    let mut optimizer = optimizer_for(&[a, b], &cfg);
+    let batcher = Batcher::new(a.spec().encoder.pad_token_id);
+    let batches = data.train.batches(&batcher, &(0..8).collect::<Vec<_>>(), 8);
+    let mut stepper = Stepper::new(a, true);
+    stepper
+        .step(
+            a,
+            &mut optimizer,
+            &batches,
+            Some(1.0),
+            1e-3,
+            HoneRng::new(0, 0),
+            1,
+        )
+        .unwrap();
+    assert_ne!(
+        bits(&b.params().get(encoder).unwrap().value()),
+        bits(&before[encoder]),
+        "the shared encoder moved, seen from the other head"
+    );
+    for name in [head_b, "flipped::bert.pooler.dense.weight"] {
+        assert_eq!(
+            bits(&b.params().get(name).unwrap().value()),
+            bits(&before[name]),
+            "{name} belongs to the other task and must not move"
+        );
+    }
+    // A step of task B now updates its head (its optimizer state starts at that step).
+    stepper
+        .step(
+            b,
+            &mut optimizer,
+            &batches,
+            Some(1.0),
+            1e-3,
+            HoneRng::new(0, 1),
+            2,
+        )
+        .unwrap();
+    assert_ne!(
+        bits(&b.params().get(head_b).unwrap().value()),
+        bits(&before[head_b])
+    );
+    assert_eq!(optimizer.steps()[head_b], 1);
+    assert_eq!(optimizer.steps()[encoder], 2);
+
+    // A whole run: both tasks reported, by name.
+    let flipped = Fixture {
+        train: EncodedSet {
+            labels: data.train.labels.iter().map(|l| 1 - l).collect(),
+            ..data.train.clone()
+        },
+        valid: EncodedSet {
+            labels: data.valid.labels.iter().map(|l| 1 - l).collect(),
+            ..data.valid.clone()
+        },
+        labels: data.labels.clone(),
+    };
+    let also = [TaskSet {
+        name: "flipped",
+        model: b,
+        train: &flipped.train,
+        valid: &flipped.valid,
+        labels: &flipped.labels,
+    }];
+    let work = tempfile::tempdir().unwrap();
+    let mut events = Vec::new();
+    let trainer = Trainer {
+        model: a,
+        cfg: &cfg,
+        train: &data.train,
+        valid: &data.valid,
+        labels: &data.labels,
+        work_dir: work.path(),
+        resume: None,
+        ewc: None,
+        also: &also,
+        name: "sentiment",
+    };
+    let summary = trainer
+        .run(&mut |e| events.push(e), &AtomicBool::new(false))
+        .unwrap();
+    // 80 examples in steps of 8, for 2 epochs.
+    assert_eq!(summary.steps, 20);
+    let Some((_, Report::Tasks(report))) = &summary.best else {
+        panic!("a multi-task report expected: {:?}", summary.best)
+    };
+    let names: Vec<&str> = report.tasks.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["sentiment", "flipped"]);
+    let trained = snapshot(b.params());
+    assert_ne!(bits(&trained[head_b]), bits(&before[head_b]));
+    // The best checkpoint holds every head once, under its prefixed name.
+    let saved =
+        hone_engine::checkpoint::load_tensors(&summary.best_dir.join("model.safetensors")).unwrap();
+    assert!(saved.contains_key(head_b) && saved.contains_key("sentiment::classifier.weight"));
+    assert!(saved.contains_key(encoder));
+    // An export of a head uses the Hub's names.
+    let hub = b.hub_values();
+    assert!(hub.contains_key("classifier.weight") && hub.contains_key("bert.pooler.dense.weight"));
+    assert!(hub.keys().all(|k| !k.contains("::")));
 }

@@ -8,7 +8,7 @@ import { smoothValues } from "../smooth.js";
 import type { Nav } from "../main";
 import { resumeRun } from "./train";
 import { ConfirmButton } from "../confirm";
-import { curveOf, isAnswerReport, isChoiceReport, isEntityReport, phaseMarks, summary, validationSeries } from "../report";
+import { curveOf, isAnswerReport, isChoiceReport, isEntityReport, isTasksReport, phaseMarks, summary, validationSeries } from "../report";
 
 /** Training time: what the run measured (earlier sessions of a resumed run included, the time
  * it lay stopped or the app was closed not), else the wall clock from start to end. */
@@ -58,6 +58,49 @@ function Relabel(props: { id: number; labels: string[]; current: string; suggest
         try { await api.setLabel(props.id, choice); setDone(choice); props.onError(null); } catch (e) { props.onError(errorText(e)); }
       }}>Relabel</button>
     </span>
+  );
+}
+
+/** A validation report of any task; a multi-task run's as one section per task. */
+function ReportView(props: { report: any; step?: number; best: boolean; predictions: any[] }) {
+  const { report } = props;
+  if (isTasksReport(report)) {
+    return (
+      <section data-testid="task-reports">
+        <h3>{props.best ? "Best validation" : "Latest validation"} (step {props.step}), per task</h3>
+        {report.tasks.map((t: any) => (
+          <div class="task-report" data-task-name={t.name}>
+            <h4>{t.name} <span class="muted small">{t.task.replace(/-/g, " ")}</span></h4>
+            <ReportView report={t.report} step={props.step} best={props.best} predictions={[]} />
+          </div>
+        ))}
+      </section>
+    );
+  }
+  const labels: string[] = (report?.per_class ?? []).map((c: any) => c.label);
+  return (
+    <>
+      {report && isEntityReport(report) && <EntityReportView report={report} step={props.step} best={props.best} />}
+      {report && isChoiceReport(report) && (
+        <h3 data-testid="choice-report">{props.best ? "Best validation" : "Latest validation"} (step {props.step}): {summary(report)} <span class="muted small">on {report.examples} questions of {report.choices} options</span></h3>
+      )}
+      {report && isAnswerReport(report) && <AnswerReportView report={report} step={props.step} best={props.best} predictions={props.predictions} />}
+      {report && !isEntityReport(report) && !isChoiceReport(report) && !isAnswerReport(report) && (
+        <>
+          <h3>{props.best ? "Best validation" : "Latest validation"} (step {props.step}): {summary(report)}</h3>
+          <div class="columns">
+            <table class="list">
+              <thead><tr><th>Class</th><th class="num">Precision</th><th class="num">Recall</th><th class="num">F1</th><th class="num">Support</th></tr></thead>
+              <tbody>{(report.per_class ?? []).map((c: any) => <tr><td>{c.label}</td><td class="num">{c.precision.toFixed(3)}</td><td class="num">{c.recall.toFixed(3)}</td><td class="num">{c.f1.toFixed(3)}</td><td class="num">{c.support}</td></tr>)}</tbody>
+            </table>
+            <table class="list confusion" data-testid="confusion">
+              <thead><tr><th>true \ predicted</th>{labels.map((l) => <th>{l}</th>)}</tr></thead>
+              <tbody>{(report.confusion_matrix ?? []).map((row: number[], i: number) => <tr><th>{labels[i]}</th>{row.map((n) => <td class="num">{n}</td>)}</tr>)}</tbody>
+            </table>
+          </div>
+        </>
+      )}
+    </>
   );
 }
 
@@ -127,26 +170,7 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
         <Chart title="Validation" series={validationSeries(new Set(d.metrics.map((m) => m.name))).map(([name, label]) => curveOf(d.metrics, name, label))} />
       </div>
       {d.run.config?.ensemble && <EnsembleMembers run={d.run} />}
-      {report && isEntityReport(report) && <EntityReportView report={report} step={ev?.step} best={isBest} />}
-      {report && isChoiceReport(report) && (
-        <h3 data-testid="choice-report">{isBest ? "Best validation" : "Latest validation"} (step {ev?.step}): {summary(report)} <span class="muted small">on {report.examples} questions of {report.choices} options</span></h3>
-      )}
-      {report && isAnswerReport(report) && <AnswerReportView report={report} step={ev?.step} best={isBest} predictions={ev?.predictions ?? []} />}
-      {report && !isEntityReport(report) && !isChoiceReport(report) && !isAnswerReport(report) && (
-        <>
-          <h3>{isBest ? "Best validation" : "Latest validation"} (step {ev?.step}): {summary(report)}</h3>
-          <div class="columns">
-            <table class="list">
-              <thead><tr><th>Class</th><th class="num">Precision</th><th class="num">Recall</th><th class="num">F1</th><th class="num">Support</th></tr></thead>
-              <tbody>{(report.per_class ?? []).map((c: any) => <tr><td>{c.label}</td><td class="num">{c.precision.toFixed(3)}</td><td class="num">{c.recall.toFixed(3)}</td><td class="num">{c.f1.toFixed(3)}</td><td class="num">{c.support}</td></tr>)}</tbody>
-            </table>
-            <table class="list confusion" data-testid="confusion">
-              <thead><tr><th>true \ predicted</th>{labels.map((l) => <th>{l}</th>)}</tr></thead>
-              <tbody>{(report.confusion_matrix ?? []).map((row: number[], i: number) => <tr><th>{labels[i]}</th>{row.map((n) => <td class="num">{n}</td>)}</tr>)}</tbody>
-            </table>
-          </div>
-        </>
-      )}
+      {report && <ReportView report={report} step={ev?.step} best={isBest} predictions={ev?.predictions ?? []} />}
       {worst.length > 0 && (
         <>
           <h3>Most confident mistakes</h3>

@@ -8,7 +8,7 @@ import { Chart, Mark, Series } from "../chart";
 import { LrFinder } from "./lr_find";
 import type { Nav } from "../main";
 import { FitTable, modelName } from "./models";
-import { chartedKeys, curveOf, metricLabel, phaseMark, phaseMarks, summary, validationSeries } from "../report";
+import { chartedValues, curveOf, metricLabel, phaseMark, phaseMarks, summary, validationSeries } from "../report";
 
 type Training = Record<string, any>;
 
@@ -79,6 +79,7 @@ const EXTRAS: Record<string, Extra> = {
   curriculum_epochs: { advanced: true, label: "Curriculum epochs", min: 1 },
   ewc_lambda: { advanced: true, label: "EWC strength (λ)" },
   ewc_samples: { advanced: true, label: "EWC examples", min: 1 },
+  task_temperature: { advanced: true, label: "Task sampling temperature", min: 0.01 },
   device: { label: "Device", kind: "select", options: ["cpu", "auto", "cuda", "metal"] },
 };
 
@@ -94,6 +95,10 @@ function fieldsOf(options: TrainingOption[]): Field[] {
     return { key: o.key, label, help: helpText(o.help), kind, options: o.choices, ...EXTRAS[o.key] } as Field;
   });
 }
+
+/** The task a stored dataset trains: tagged sentences a token classifier, texts a classifier. */
+const datasetTaskOf = (d: DatasetInfo | undefined): string =>
+  d?.task === "token_classification" ? "token-classification" : "sequence-classification";
 
 /** The run configuration type's defaults. */
 const defaultsOf = (options: TrainingOption[]): Training => Object.fromEntries(options.map((o) => [o.key, o.default]));
@@ -151,9 +156,9 @@ export function liveFromHistory(d: RunDetail): Live {
     loss: curveOf(rows, "loss", "loss"), lr: curveOf(rows, "lr", "lr"),
     grad: curveOf(rows, "grad_norm", "grad norm"), speed: curveOf(rows, "samples_per_s", "samples/s"),
   };
-  const evalKeys = validationSeries(new Set(rows.map((m) => m.name))).map(([name]) => name.replace(/^eval_/, ""));
-  for (const key of evalKeys) {
-    const s = curveOf(rows, `eval_${key}`, metricLabel(key));
+  for (const [name, label] of validationSeries(new Set(rows.map((m) => m.name)))) {
+    const key = name.replace(/^eval_/, "");
+    const s = curveOf(rows, name, key.includes("/") ? label : metricLabel(key));
     if (s.x.length > 0) live.evals[key] = s;
   }
   live.phases = phaseMarks(rows);
@@ -186,10 +191,10 @@ export function applyEvents(live: Live, events: TrainEvent[]): Live {
     } else if (e.event === "started") {
       next.total = e.total_steps;
     } else if (e.event === "evaluated") {
-      for (const k of chartedKeys(e.report)) {
-        const s = { ...(next.evals[k] ?? emptySeries(metricLabel(k))) };
+      for (const [k, label, value] of chartedValues(e.report)) {
+        const s = { ...(next.evals[k] ?? emptySeries(label)) };
         cutFrom(s, e.step);
-        push(s, e.step, e.report[k]);
+        push(s, e.step, value);
         next.evals[k] = s;
       }
       next.lastEval = e.report;
@@ -296,6 +301,8 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const [finished, setFinished] = useState<RunRecord[]>([]);
   const [teacher, setTeacher] = useState("");
   const [previous, setPrevious] = useState("");
+  // Multi-task learning: other stored datasets trained on the same encoder, a head each.
+  const [also, setAlso] = useState<string[]>([]);
   const [check, setCheck] = useState<ModelCheck | null>(null);
   const [error, setError] = useState<string | null>(null);
   // Fields whose typed text cannot be used, with why: Start waits until there are none.
@@ -397,9 +404,15 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
     if (!model || (choice ? !choiceData : !dataset)) { setError(choice ? "Choose a model and a file of questions first." : "Choose a model and a dataset first."); return null; }
     if (Object.keys(problems).length > 0) { setError("Some settings cannot be used yet; they are marked in red."); return null; }
     const refs = { ...(teacher ? { teacher } : {}), ...(previous ? { ewc: { from: previous } } : {}) };
+    const others = also.filter((a) => a !== dataset && datasets.some((d) => d.name === a));
+    if (others.length > 0 && (teacher || previous || (training.curriculum && training.curriculum !== "off"))) {
+      setError("A multi-task run cannot take a teacher, a task not to forget or a curriculum yet: clear them or the other tasks.");
+      return null;
+    }
+    const alsoTasks = others.map((a) => ({ task: datasetTaskOf(datasets.find((d) => d.name === a)), data: { dataset: a } }));
     return choice && choiceData
       ? { task: fileTask === "answer" ? "question-answering" : "multiple-choice", model, data: choiceData.data, training, ...refs }
-      : { model, data: { dataset, ...(split ? { split } : {}) }, training, ...refs };
+      : { model, data: { dataset, ...(split ? { split } : {}) }, training, ...refs, ...(alsoTasks.length > 0 ? { also: alsoTasks } : {}) };
   };
   const runLabel = (r: RunRecord) => `run ${r.id}${r.name ? ` · ${r.name}` : ""}`;
   const task = fileTask === "choice" ? "multiple-choice" : fileTask === "answer" ? "question-answering" : datasetTask === "token" ? "token-classification" : "sequence-classification";
@@ -466,6 +479,21 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
         <button class="ghost" aria-pressed={preset === "defaults"} onClick={() => resetTo({ ...defaults }, "defaults")}>Defaults</button>
         <span class="muted small" data-testid="preset">{preset == null ? "custom settings" : preset === "defaults" ? "defaults" : `preset: ${activePreset?.label ?? preset}`}</span>
       </div>
+      {!choice && datasets.length > 1 && (
+        <div class="row" data-testid="also-train">
+          <span title="Multi-task learning: one encoder with a head per dataset; each step trains one task, drawn in proportion to its size (the sampling temperature under More options evens them out). Each head is exported to its own folder.">
+            Also train (multi-task):
+          </span>
+          {datasets.filter((d) => d.name !== dataset).map((d) => (
+            <label data-also={d.name}>
+              <input type="checkbox" checked={also.includes(d.name)}
+                onChange={(e) => { const on = (e.target as HTMLInputElement).checked; setAlso((a) => on ? [...a.filter((x) => x !== d.name), d.name] : a.filter((x) => x !== d.name)); }} />
+              {d.name} <span class="muted small">({d.task === "token_classification" ? "entities" : "classes"})</span>
+            </label>
+          ))}
+          {also.filter((a) => a !== dataset).length > 0 && <span class="muted small" data-testid="multi-task-note">one encoder, {1 + also.filter((a) => a !== dataset).length} heads: each exported to its own folder</span>}
+        </div>
+      )}
       {(teachers.length > 0 || previousTasks.length > 0) && (
         <div class="row" data-testid="learn-from">
           {teachers.length > 0 && (

@@ -77,7 +77,7 @@ impl App {
                 let metric = match report {
                     Report::Entities(_) => Metric::MacroF1,
                     Report::Classification(_) | Report::Choices(_) => Metric::Accuracy,
-                    Report::Answers(_) => Metric::MacroF1,
+                    Report::Answers(_) | Report::Tasks(_) => Metric::MacroF1,
                 };
                 Some(CurvePoint {
                     run_id: r.id,

@@ -259,6 +259,7 @@ impl Loop<'_> {
             work_dir: &work,
             teacher: None,
             previous: None,
+            multitask: None,
         };
         fine_tune_data(
             &paths,

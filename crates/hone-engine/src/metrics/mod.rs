@@ -18,6 +18,8 @@ pub use entities::{EntityReport, EntityScores, TaggingError};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Report {
+    /// A multi-task run: each task's own report (first: it is the only one with `tasks`).
+    Tasks(TaskReports),
     Entities(EntityReport),
     Classification(ClassificationReport),
     Choices(ChoiceReport),
@@ -31,6 +33,7 @@ impl Report {
     /// another task is its accuracy (its top-1 precision).
     pub fn get(&self, metric: Metric) -> f64 {
         match self {
+            Report::Tasks(r) => crate::multitask::mean_metric(&r.tasks, metric),
             Report::Choices(r) => match metric {
                 Metric::Loss => r.loss,
                 Metric::MapAt3 => r.map_at_3,
@@ -54,9 +57,29 @@ impl Report {
         }
     }
 
-    /// The report's headline numbers by name, for the store's metric table and charts.
-    pub fn metrics(&self) -> Vec<(&'static str, f64)> {
-        match self {
+    /// The report's headline numbers by name, for the store's metric table and charts; a
+    /// multi-task report's as `task/name`, with the mean loss as `loss`.
+    pub fn metrics(&self) -> Vec<(String, f64)> {
+        let owned = |pairs: Vec<(&str, f64)>| {
+            pairs
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), v))
+                .collect::<Vec<_>>()
+        };
+        if let Report::Tasks(r) = self {
+            let mut all = vec![("loss".to_string(), self.get(Metric::Loss))];
+            for t in &r.tasks {
+                all.extend(
+                    t.report
+                        .metrics()
+                        .into_iter()
+                        .map(|(n, v)| (format!("{}/{n}", t.name), v)),
+                );
+            }
+            return all;
+        }
+        owned(match self {
+            Report::Tasks(_) => Vec::new(),
             Report::Classification(r) => vec![
                 ("loss", r.loss),
                 ("accuracy", r.accuracy),
@@ -81,8 +104,23 @@ impl Report {
                 ("exact_match", r.exact_match),
                 ("f1", r.f1),
             ],
-        }
+        })
     }
+}
+
+/// The evaluation of a multi-task run: one report per task. Its value of a metric is the
+/// mean of the tasks' values (each task reads the metric as [`Report::get`] does).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskReports {
+    pub tasks: Vec<TaskReport>,
+}
+
+/// One task's evaluation within a multi-task run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub name: String,
+    pub task: crate::models::Task,
+    pub report: Report,
 }
 
 /// A metric that selects the best checkpoint and drives early stopping.

@@ -13,6 +13,7 @@ pub mod roberta;
 pub mod spec;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use hone_data::Batch;
@@ -24,7 +25,7 @@ pub use heads::{Head, Task};
 pub use spec::{Dropouts, EncoderConfig, ModelSpec};
 
 use crate::graph::{Graph, IdLimits, Tokens};
-use crate::params::{Param, ParamStore};
+use crate::params::{Param, ParamPosition, ParamStore};
 use crate::weights::{ParamBuilder, WeightSource};
 use crate::EngineError;
 
@@ -37,12 +38,45 @@ enum Backbone {
 /// A transformer encoder with a task head.
 pub struct Model {
     spec: ModelSpec,
-    backbone: Backbone,
+    backbone: Arc<Backbone>,
     head: Head,
     params: ParamStore,
     num_labels: usize,
     newly_initialized: Vec<String>,
     device: Device,
+    /// A multi-task model's head: what its head parameters' names start with (empty
+    /// otherwise).
+    head_prefix: String,
+}
+
+/// One head of a model: its task, classes and the prefix of its parameters' names (empty for
+/// a model with one head).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadSpec {
+    pub prefix: String,
+    pub task: Task,
+    pub num_labels: usize,
+}
+
+impl HeadSpec {
+    /// The head's number of outputs, checked (question answering always has two).
+    fn checked_labels(&self) -> Result<usize, EngineError> {
+        let num_labels = if self.task == Task::QuestionAnswering {
+            2
+        } else {
+            self.num_labels
+        };
+        if num_labels < 2 {
+            let what = match self.task {
+                Task::MultipleChoice => "a multiple-choice model needs at least 2 options",
+                _ => "a classifier needs at least 2 classes",
+            };
+            return Err(EngineError::InvalidConfig(format!(
+                "{what}, got {num_labels}"
+            )));
+        }
+        Ok(num_labels)
+    }
 }
 
 impl Model {
@@ -88,7 +122,7 @@ impl Model {
     }
 
     fn build(
-        mut spec: ModelSpec,
+        spec: ModelSpec,
         source: Option<&WeightSource>,
         task: Task,
         num_labels: usize,
@@ -96,19 +130,44 @@ impl Model {
         device: &Device,
         seed: u64,
     ) -> Result<Self, EngineError> {
-        let num_labels = if task == Task::QuestionAnswering {
-            2
-        } else {
-            num_labels
+        let head = HeadSpec {
+            prefix: String::new(),
+            task,
+            num_labels,
         };
-        if num_labels < 2 {
-            let what = match task {
-                Task::MultipleChoice => "a multiple-choice model needs at least 2 options",
-                _ => "a classifier needs at least 2 classes",
-            };
-            return Err(EngineError::InvalidConfig(format!(
-                "{what}, got {num_labels}"
-            )));
+        let mut models = Self::build_heads(spec, source, &[head], dropout, device, seed)?;
+        models
+            .pop()
+            .ok_or_else(|| EngineError::InvalidConfig("a model needs a head".into()))
+    }
+
+    /// One encoder with several heads (multi-task learning), from a model folder or, with
+    /// `dir` `None`, from `spec` alone (random weights): one [`Model`] per head, all sharing
+    /// the encoder's parameters. Head parameters are named with their head's prefix.
+    pub fn with_heads(
+        spec: ModelSpec,
+        dir: Option<&Path>,
+        heads: &[HeadSpec],
+        dropout: Option<f64>,
+        device: &Device,
+        seed: u64,
+    ) -> Result<Vec<Self>, EngineError> {
+        let source = dir.map(WeightSource::open).transpose()?;
+        Self::build_heads(spec, source.as_ref(), heads, dropout, device, seed)
+    }
+
+    fn build_heads(
+        mut spec: ModelSpec,
+        source: Option<&WeightSource>,
+        heads: &[HeadSpec],
+        dropout: Option<f64>,
+        device: &Device,
+        seed: u64,
+    ) -> Result<Vec<Self>, EngineError> {
+        if heads.len() > 1 && heads.iter().any(|h| h.prefix.is_empty()) {
+            return Err(EngineError::InvalidConfig(
+                "the heads of a multi-task model each need their own name".into(),
+            ));
         }
         if let Some(p) = dropout {
             if !(0.0..1.0).contains(&p) {
@@ -137,35 +196,69 @@ impl Model {
             cfg.initializer_range,
             seed,
         );
-        let (backbone, head) = match spec.family {
-            Family::Bert => (
-                Backbone::Bert(bert::BertEncoder::build(&mut b, "bert", &cfg)?),
-                bert::head(&mut b, &cfg, task, num_labels)?,
-            ),
-            Family::DistilBert => (
-                Backbone::DistilBert(distilbert::DistilBertEncoder::build(&mut b, &cfg)?),
-                distilbert::head(&mut b, &cfg, task, num_labels)?,
-            ),
-            Family::Roberta => (
-                Backbone::Bert(bert::BertEncoder::build(&mut b, "roberta", &cfg)?),
-                roberta::head(&mut b, &cfg, task, num_labels)?,
-            ),
-        };
-        let (params, newly_initialized) = b.finish();
-        Ok(Model {
-            spec,
-            backbone,
-            head,
-            params,
-            num_labels,
-            newly_initialized,
-            device: device.clone(),
-        })
+        let backbone = Arc::new(match spec.family {
+            Family::Bert => Backbone::Bert(bert::BertEncoder::build(&mut b, "bert", &cfg)?),
+            Family::DistilBert => {
+                Backbone::DistilBert(distilbert::DistilBertEncoder::build(&mut b, &cfg)?)
+            }
+            Family::Roberta => Backbone::Bert(bert::BertEncoder::build(&mut b, "roberta", &cfg)?),
+        });
+        let mut built = Vec::with_capacity(heads.len());
+        for h in heads {
+            let num_labels = h.checked_labels()?;
+            b.set_head_prefix(&h.prefix);
+            let head = match spec.family {
+                Family::Bert => bert::head(&mut b, &cfg, h.task, num_labels)?,
+                Family::DistilBert => distilbert::head(&mut b, &cfg, h.task, num_labels)?,
+                Family::Roberta => roberta::head(&mut b, &cfg, h.task, num_labels)?,
+            };
+            built.push((head, num_labels));
+        }
+        let (store, newly_initialized) = b.finish();
+        Ok(heads
+            .iter()
+            .zip(built)
+            .map(|(h, (head, num_labels))| {
+                let mut params = ParamStore::default();
+                for p in store.all() {
+                    if p.position() != ParamPosition::Head || p.name().starts_with(&h.prefix) {
+                        params.push(p.clone());
+                    }
+                }
+                Model {
+                    spec: spec.clone(),
+                    backbone: backbone.clone(),
+                    head,
+                    params,
+                    num_labels,
+                    newly_initialized: newly_initialized
+                        .iter()
+                        .filter(|n| n.starts_with(&h.prefix))
+                        .cloned()
+                        .collect(),
+                    device: device.clone(),
+                    head_prefix: h.prefix.clone(),
+                }
+            })
+            .collect())
+    }
+
+    /// The parameters' values under their Hub names (a multi-task head's prefix dropped), as
+    /// an export of this head writes them.
+    pub fn hub_values(&self) -> std::collections::HashMap<String, Tensor> {
+        self.params
+            .all()
+            .iter()
+            .map(|p| {
+                let name = p.name().strip_prefix(&self.head_prefix).unwrap_or(p.name());
+                (name.to_string(), p.value())
+            })
+            .collect()
     }
 
     /// Logits of the graph's batch: `[sequences × labels]` or `[tokens × labels]` by task.
     pub fn forward<G: Graph>(&self, g: &mut G) -> Result<G::Value, EngineError> {
-        let hidden = match &self.backbone {
+        let hidden = match self.backbone.as_ref() {
             Backbone::Bert(m) => m.forward(g)?,
             Backbone::DistilBert(m) => m.forward(g)?,
         };
@@ -246,6 +339,11 @@ impl Model {
     /// Number of encoder layers.
     pub fn num_layers(&self) -> usize {
         self.spec.encoder.num_layers
+    }
+
+    /// What this head's parameter names start with in a multi-task model (empty otherwise).
+    pub fn head_prefix(&self) -> &str {
+        &self.head_prefix
     }
 
     /// Head tensors that were not in the checkpoint and were initialised anew.

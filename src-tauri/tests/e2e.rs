@@ -205,6 +205,14 @@ impl Ui {
     async fn set_field(&self, field: &str, value: &str) {
         let selector = format!("label[data-field='{field}'] input");
         let el = self.css(&selector).await;
+        // In the middle of the window, clear of the sticky Start bar at its bottom.
+        self.client
+            .execute(
+                "arguments[0].scrollIntoView({block: 'center'})",
+                vec![serde_json::to_value(&el).expect("element")],
+            )
+            .await
+            .expect("scroll");
         el.click().await.expect("focus");
         // Select what is there and type over it, as a person does.
         let arg = serde_json::to_value(&el).expect("element");

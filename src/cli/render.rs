@@ -227,10 +227,12 @@ impl TrainRenderer {
                 lr,
                 samples_per_s,
                 eta_s,
+                task,
                 ..
             } => {
+                let task = task.as_ref().map(|t| format!(" ({t})")).unwrap_or_default();
                 let message = format!(
-                    "epoch {epoch:.2} · loss {loss:.4} · lr {lr:.2e} · {samples_per_s:.1} samples/s"
+                    "epoch {epoch:.2} · loss {loss:.4}{task} · lr {lr:.2e} · {samples_per_s:.1} samples/s"
                 );
                 if let Some(bar) = &self.bar {
                     bar.set_position(*step);

@@ -62,6 +62,12 @@ export function curveOf(rows: { step: number; name: string; value: number }[], n
   return { label, x: picked.map((m) => m.step), y: picked.map((m) => m.value) };
 }
 
+/** A multi-task run's training loss per task (`loss/<task>` rows), by task; empty otherwise. */
+export function taskLossCurves(rows: { step: number; name: string; value: number }[]): Record<string, Series> {
+  const names = [...new Set(rows.filter((m) => m.name.startsWith("loss/")).map((m) => m.name))];
+  return Object.fromEntries(names.map((n) => [n.slice(5), curveOf(rows, n, `${n.slice(5)} loss`)]));
+}
+
 /** A chart mark where the trained parameters changed: "1.2M trainable" at that step. */
 export function phaseMark(step: number, trainable: number): { x: number; label: string } {
   const n = trainable >= 1e6 ? `${(trainable / 1e6).toFixed(1)}M` : trainable >= 1e3 ? `${(trainable / 1e3).toFixed(0)}k` : String(trainable);

@@ -202,19 +202,21 @@ fn record(store: &mut Store, id: i64, event: &TrainEvent) -> Result<(), hone_sto
             grad_norm,
             samples_per_s,
             tokens_per_s,
+            task,
             ..
-        } => store.record_step(
-            id,
-            *step as i64,
-            *epoch,
-            &[
+        } => {
+            // A multi-task step's loss is also kept under its task (`loss/ner`).
+            let per_task = task.as_ref().map(|t| format!("loss/{t}"));
+            let mut values = vec![
                 ("loss", *loss),
                 ("lr", *lr),
                 ("grad_norm", *grad_norm),
                 ("samples_per_s", *samples_per_s),
                 ("tokens_per_s", *tokens_per_s),
-            ],
-        ),
+            ];
+            values.extend(per_task.as_deref().map(|name| (name, *loss)));
+            store.record_step(id, *step as i64, *epoch, &values)
+        }
         // Where the set of trained parameters changed: the charts mark it.
         TrainEvent::PhaseChanged {
             step,

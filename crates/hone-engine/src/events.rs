@@ -71,6 +71,9 @@ pub enum TrainEvent {
         tokens_per_s: f64,
         elapsed_s: f64,
         eta_s: f64,
+        /// Multi-task learning: the task this step trained (its loss is that task's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<String>,
     },
     /// The set of trained parameters changed (end of the head-only warm start, or one more
     /// layer unfrozen); `phase` says what trains now.

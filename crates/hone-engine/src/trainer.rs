@@ -263,6 +263,7 @@ impl Trainer<'_> {
                     elapsed_s: progress.elapsed_s(),
                     eta_s: elapsed / (progress.step - first_step).max(1) as f64
                         * plan.total_steps.saturating_sub(progress.step) as f64,
+                    task: (tasks.len() > 1).then(|| task.name.to_string()),
                 });
                 if cfg
                     .eval_every

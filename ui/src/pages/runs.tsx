@@ -8,7 +8,13 @@ import { smoothValues } from "../smooth.js";
 import type { Nav } from "../main";
 import { resumeRun } from "./train";
 import { ConfirmButton } from "../confirm";
-import { curveOf, isAnswerReport, isChoiceReport, isEntityReport, isTasksReport, phaseMarks, summary, validationSeries } from "../report";
+import { curveOf, isAnswerReport, isChoiceReport, isEntityReport, isTasksReport, phaseMarks, summary, taskLossCurves, validationSeries } from "../report";
+
+/** The training loss: one curve per task for a multi-task run. */
+const lossSeries = (rows: { step: number; name: string; value: number }[]) => {
+  const perTask = Object.values(taskLossCurves(rows));
+  return perTask.length > 0 ? perTask : [curveOf(rows, "loss", "loss")];
+};
 
 /** Training time: what the run measured (earlier sessions of a resumed run included, the time
  * it lay stopped or the app was closed not), else the wall clock from start to end. */
@@ -28,14 +34,24 @@ const option = (p: any, letter: string | null): string => {
 /** The run's score: the test part's (scored once with the best checkpoint) when the split has
  * one, else the best validation's. */
 const scored = (r: RunRecord) => r.final_metrics?.test ?? r.final_metrics?.best;
-const f1 = (r: RunRecord) => (scored(r)?.macro_f1 ?? scored(r)?.entity_f1 ?? scored(r)?.map_at_3 ?? scored(r)?.f1) as number | undefined;
+const headlineScore = (s: any): number | undefined => {
+  if (isTasksReport(s)) {
+    // A multi-task run: the mean of its tasks' scores.
+    const each = s.tasks.map((t: any) => headlineScore(t.report)).filter((v: any) => typeof v === "number");
+    return each.length === s.tasks.length && each.length > 0 ? each.reduce((a: number, b: number) => a + b, 0) / each.length : undefined;
+  }
+  return (s?.macro_f1 ?? s?.entity_f1 ?? s?.map_at_3 ?? s?.f1) as number | undefined;
+};
+const f1 = (r: RunRecord) => headlineScore(scored(r));
 /** The model as a person knows it: the Hub repo of a cache snapshot, else the folder name. */
 const modelOf = (r: RunRecord) => {
   const path = String(r.config?.model ?? "");
   const hub = path.match(/models--([^/\\]+?)--([^/\\]+)[/\\]snapshots[/\\]/);
   return hub ? `${hub[1]}/${hub[2]}` : path.split(/[\\/]/).filter(Boolean).pop() ?? path;
 };
-const dataOf = (r: RunRecord) => r.config?.data?.dataset ?? String(r.config?.data?.train ?? "").split(/[\\/]/).pop();
+const sourceOf = (data: any) => data?.dataset ?? String(data?.train ?? "").split(/[\\/]/).pop();
+/** The run's data; a multi-task run's every task's, joined with "+". */
+const dataOf = (r: RunRecord) => [sourceOf(r.config?.data), ...(r.config?.also ?? []).map((t: any) => sourceOf(t.data))].join(" + ");
 
 function flatten(value: any, prefix = "", out: Record<string, string> = {}): Record<string, string> {
   if (value && typeof value === "object" && !Array.isArray(value)) {
@@ -166,7 +182,7 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
           onConfirm={async () => { await api.runDelete(d.run.id); props.onDeleted(); }} />
       </div>
       <div class="grid2">
-        <Chart title="Training loss" series={[curveOf(d.metrics, "loss", "loss")]} marks={phaseMarks(d.metrics)} />
+        <Chart title="Training loss" series={lossSeries(d.metrics)} marks={phaseMarks(d.metrics)} />
         <Chart title="Validation" series={validationSeries(new Set(d.metrics.map((m) => m.name))).map(([name, label]) => curveOf(d.metrics, name, label))} />
       </div>
       {d.run.config?.ensemble && <EnsembleMembers run={d.run} />}
@@ -424,7 +440,7 @@ export function RunsPage(props: { open: number | null; nav: Nav }) {
             <span class="muted small">Tick two or more runs to compare them.</span>
           </div>
           <table class="list" data-testid="runs">
-            <thead><tr><th /><th>Run</th><th>Status</th><th>Model</th><th>Dataset</th><th class="num" title="Macro F1 of text classifiers, entity F1 of token classifiers, MAP@3 of multiple choice; on the split's test part when it has one, else on validation">Score</th><th class="num">Duration</th></tr></thead>
+            <thead><tr><th /><th>Run</th><th>Status</th><th>Model</th><th>Dataset</th><th class="num" title="Macro F1 of text classifiers, entity F1 of token classifiers, MAP@3 of multiple choice, F1 of question answering, the mean over tasks of a multi-task run; on the split's test part when it has one, else on validation">Score</th><th class="num">Duration</th></tr></thead>
             <tbody>
               {shown.map((r) => (
                 <tr class={open === r.id ? "selected" : ""} data-run={r.id}>

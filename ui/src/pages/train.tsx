@@ -8,7 +8,7 @@ import { Chart, Mark, Series } from "../chart";
 import { LrFinder } from "./lr_find";
 import type { Nav } from "../main";
 import { FitTable, modelName } from "./models";
-import { chartedValues, curveOf, metricLabel, phaseMark, phaseMarks, summary, validationSeries } from "../report";
+import { chartedValues, curveOf, metricLabel, phaseMark, phaseMarks, summary, taskLossCurves, validationSeries } from "../report";
 
 type Training = Record<string, any>;
 
@@ -106,6 +106,8 @@ const defaultsOf = (options: TrainingOption[]): Training => Object.fromEntries(o
 type Live = {
   runId: number; status: string; error: string | null; step: number; total: number; eta: number; epoch: number;
   loss: Series; lr: Series; grad: Series; speed: Series; evals: Record<string, Series>; lastEval: any; notices: string[];
+  /** Multi-task runs: each task's training loss, from the steps that trained it. */
+  taskLoss: Record<string, Series>;
   best?: { step: number; report: any } | null;
   /** Steps where the trained parameters changed (head-only warm start, gradual unfreezing). */
   phases: Mark[];
@@ -139,7 +141,7 @@ function useLive(): Live | null {
 function freshLive(runId: number): Live {
   return {
     runId, status: "running", error: null, step: 0, total: 0, eta: NaN, epoch: 0,
-    loss: emptySeries("loss"), lr: emptySeries("lr"), grad: emptySeries("grad norm"), speed: emptySeries("samples/s"), evals: {}, lastEval: null, notices: [], phases: [],
+    loss: emptySeries("loss"), lr: emptySeries("lr"), grad: emptySeries("grad norm"), speed: emptySeries("samples/s"), evals: {}, lastEval: null, notices: [], phases: [], taskLoss: {},
   };
 }
 
@@ -161,6 +163,7 @@ export function liveFromHistory(d: RunDetail): Live {
     const s = curveOf(rows, name, key.includes("/") ? label : metricLabel(key));
     if (s.x.length > 0) live.evals[key] = s;
   }
+  live.taskLoss = taskLossCurves(rows);
   live.phases = phaseMarks(rows);
   live.step = d.run.step;
   live.total = d.run.total_steps ?? 0;
@@ -181,12 +184,18 @@ function cutFrom(s: Series, step: number) {
 }
 
 export function applyEvents(live: Live, events: TrainEvent[]): Live {
-  const next = { ...live, loss: { ...live.loss }, lr: { ...live.lr }, grad: { ...live.grad }, speed: { ...live.speed }, evals: { ...live.evals }, notices: [...live.notices], phases: [...live.phases] };
+  const next = { ...live, loss: { ...live.loss }, lr: { ...live.lr }, grad: { ...live.grad }, speed: { ...live.speed }, evals: { ...live.evals }, notices: [...live.notices], phases: [...live.phases], taskLoss: { ...live.taskLoss } };
   const push = (s: Series, x: number, y: number) => { s.x.push(x); s.y.push(y); };
   for (const e of events) {
     if (e.event === "step") {
       for (const s of [next.loss, next.lr, next.grad, next.speed]) cutFrom(s, e.step);
       push(next.loss, e.step, e.loss); push(next.lr, e.step, e.lr); push(next.grad, e.step, e.grad_norm); push(next.speed, e.step, e.samples_per_s);
+      if (typeof e.task === "string") {
+        const s = { ...(next.taskLoss[e.task] ?? emptySeries(`${e.task} loss`)) };
+        cutFrom(s, e.step);
+        push(s, e.step, e.loss);
+        next.taskLoss[e.task] = s;
+      }
       next.step = e.step; next.total = e.total_steps; next.eta = e.eta_s; next.epoch = e.epoch;
     } else if (e.event === "started") {
       next.total = e.total_steps;
@@ -225,7 +234,7 @@ export function LiveView(props: { live: Live; onCancel: () => void; nav: Nav }) 
       {l.best && <p class="ok">Best checkpoint (exported): step {l.best.step} · {summary(l.best.report)}</p>}
       {l.lastEval && <p class="small" data-testid="last-eval">Last validation: {summary(l.lastEval)}</p>}
       <div class="grid2">
-        <Chart title="Training loss" series={[l.loss]} testId="chart-loss" marks={l.phases} />
+        <Chart title="Training loss" series={Object.keys(l.taskLoss).length > 0 ? Object.values(l.taskLoss) : [l.loss]} testId="chart-loss" marks={l.phases} />
         {Object.keys(l.evals).length > 0
           ? <Chart title="Validation" series={Object.values(l.evals)} testId="chart-valid" yLabel="score" />
           : <div class="chart-placeholder muted small">Validation scores appear here after the first validation.</div>}

@@ -27,6 +27,13 @@ impl App {
             ));
         }
         let (data, _) = self.read_data(&config.data, config.task, config.training.seed)?;
+        if !config.also.is_empty() {
+            sink(TrainEvent::Notice {
+                message: "multi-task: the range test runs on the run's own task alone (its \
+                          other tasks share the rate)"
+                    .into(),
+            });
+        }
         Ok(find_lr_data(
             &config.model,
             &data,

@@ -32,10 +32,16 @@ fn round_trip(family: &str, data: &str, pair: Option<&str>) {
     let out = dir.path().join(family);
     let o = train_tiny(family, data, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
+    classifier_matches_transformers(&out, pair);
+}
+
+/// `hone predict --json` on [`SENTENCES`] (each paired with `pair`) gives the logits
+/// transformers gives with the folder `model` (tests/reference/check_export.py, 1e-4).
+fn classifier_matches_transformers(model: &std::path::Path, pair: Option<&str>) {
     let mut cmd = hone();
     cmd.arg("predict")
         .arg("--model")
-        .arg(&out)
+        .arg(model)
         .arg("--json")
         .args(SENTENCES);
     if let Some(p) = pair {
@@ -43,20 +49,49 @@ fn round_trip(family: &str, data: &str, pair: Option<&str>) {
     }
     let p = run(&mut cmd);
     assert!(p.status.success(), "{}", stderr(&p));
-    let predictions = dir.path().join("predictions.json");
+    let scratch = tempfile::tempdir().unwrap();
+    let predictions = scratch.path().join("predictions.json");
     std::fs::write(&predictions, stdout(&p)).unwrap();
     let check = run(std::process::Command::new(reference_python())
         .arg(support::root().join("tests/reference/check_export.py"))
-        .arg(&out)
+        .arg(model)
         .arg(&predictions)
         .args(["--tolerance", "1e-4"]));
     let report = stdout(&check);
     assert!(
         check.status.success(),
-        "{family}: transformers disagrees:\n{report}\n{}",
+        "{}: transformers disagrees:\n{report}\n{}",
+        model.display(),
         stderr(&check)
     );
     assert!(report.contains("16 texts, 0 mismatches"), "{report}");
+}
+
+/// `hone predict --json` on `texts` with the token classifier `model`: the per-token logits
+/// transformers gives and the entities its pipeline finds (check_token_export.py). Returns
+/// Hone's predictions.
+fn tagger_matches_transformers(model: &std::path::Path, texts: &[&str]) -> serde_json::Value {
+    let p = run(hone()
+        .args(["predict", "--model"])
+        .arg(model)
+        .arg("--json")
+        .args(texts));
+    assert!(p.status.success(), "{}", stderr(&p));
+    let scratch = tempfile::tempdir().unwrap();
+    let path = scratch.path().join("predictions.json");
+    std::fs::write(&path, &p.stdout).unwrap();
+    let check = run(std::process::Command::new(reference_python())
+        .arg(support::root().join("tests/reference/check_token_export.py"))
+        .arg(model)
+        .arg(&path));
+    assert!(
+        check.status.success(),
+        "{}: transformers disagrees:\n{}\n{}",
+        model.display(),
+        stdout(&check),
+        stderr(&check)
+    );
+    serde_json::from_slice(&p.stdout).unwrap()
 }
 
 #[test]
@@ -160,18 +195,15 @@ fn token_classification_exports_match_transformers_for_every_family() {
         let config = std::fs::read_to_string(out.join("config.json")).unwrap();
         assert!(config.contains("ForTokenClassification"), "{config}");
 
-        let p = run(hone()
-            .args(["predict", "--model"])
-            .arg(&out)
-            .arg("--json")
-            .args([
+        let predictions = tagger_matches_transformers(
+            &out,
+            &[
                 "Peter Blackburn visited Brussels on Monday.",
                 "In Paris , Nokia hired Anna Smith .",
                 "Dr. Anna-Maria Jones (Reuters) flew to Berlin, Madrid & London.",
                 "Ünïcødé café — Laura in Zürich 😀",
-            ]));
-        assert!(p.status.success(), "{}", stderr(&p));
-        let predictions: serde_json::Value = serde_json::from_slice(&p.stdout).unwrap();
+            ],
+        );
         let first = &predictions[0];
         assert!(first["tokens"][0]["tag"].is_string(), "{first}");
         let types: Vec<&str> = first["entities"]
@@ -186,18 +218,6 @@ fn token_classification_exports_match_transformers_for_every_family() {
         if family != "roberta" {
             assert_eq!(types, ["PER", "LOC"], "{family}: {first}");
         }
-        let path = dir.path().join(format!("{family}-predictions.json"));
-        std::fs::write(&path, &p.stdout).unwrap();
-        let check = run(std::process::Command::new(reference_python())
-            .arg(support::root().join("tests/reference/check_token_export.py"))
-            .arg(&out)
-            .arg(&path));
-        let report = stdout(&check);
-        assert!(
-            check.status.success(),
-            "{family}: transformers disagrees:\n{report}\n{}",
-            stderr(&check)
-        );
 
         let e = run(hone()
             .args(["eval", "--model"])
@@ -540,48 +560,13 @@ fn multi_task_heads_export_one_folder_each_that_transformers_loads() {
     assert!(a.contains_key("classifier.weight") && b.contains_key("classifier.weight"));
     assert!(a.keys().chain(b.keys()).all(|k| !k.contains("::")));
 
-    // The text head against transformers.
-    let p = run(hone()
-        .args(["predict", "--model"])
-        .arg(&text_head)
-        .arg("--json")
-        .args(SENTENCES));
-    assert!(p.status.success(), "{}", stderr(&p));
-    let predictions = dir.path().join("text.json");
-    std::fs::write(&predictions, stdout(&p)).unwrap();
-    let check = run(std::process::Command::new(reference_python())
-        .arg(support::root().join("tests/reference/check_export.py"))
-        .arg(&text_head)
-        .arg(&predictions)
-        .args(["--tolerance", "1e-4"]));
-    assert!(
-        check.status.success() && stdout(&check).contains("16 texts, 0 mismatches"),
-        "{}\n{}",
-        stdout(&check),
-        stderr(&check)
+    // Each head against transformers.
+    classifier_matches_transformers(&text_head, None);
+    tagger_matches_transformers(
+        &tag_head,
+        &["Peter Blackburn visited Brussels on Monday.", "In Paris , Nokia hired Anna Smith ."],
     );
-    // The tagger against transformers, and it learned its task.
-    let p = run(hone()
-        .args(["predict", "--model"])
-        .arg(&tag_head)
-        .arg("--json")
-        .args([
-            "Peter Blackburn visited Brussels on Monday.",
-            "In Paris , Nokia hired Anna Smith .",
-        ]));
-    assert!(p.status.success(), "{}", stderr(&p));
-    let predictions = dir.path().join("tags.json");
-    std::fs::write(&predictions, &p.stdout).unwrap();
-    let check = run(std::process::Command::new(reference_python())
-        .arg(support::root().join("tests/reference/check_token_export.py"))
-        .arg(&tag_head)
-        .arg(&predictions));
-    assert!(
-        check.status.success(),
-        "{}\n{}",
-        stdout(&check),
-        stderr(&check)
-    );
+    // The tagger learned its task.
     let e = run(hone()
         .args(["eval", "--model"])
         .arg(&tag_head)

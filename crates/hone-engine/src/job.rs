@@ -601,63 +601,37 @@ pub fn prepare(
                 .into(),
         });
     }
-    if let Some(multi) = multitask {
-        let heads: Vec<HeadSpec> = std::iter::once((&multi.main, data))
-            .chain(multi.also.iter().map(|t| (&t.name, &t.data)))
-            .map(|(name, d)| HeadSpec {
-                prefix: format!("{name}::"),
-                task: d.task,
-                num_labels: d.labels.len(),
-            })
-            .collect();
-        let dir = (cfg.init == ModelInit::Pretrained).then_some(model_dir);
-        let mut models =
-            Model::with_heads(spec.clone(), dir, &heads, cfg.dropout, &device, cfg.seed)?
-                .into_iter();
-        let model = models
-            .next()
-            .ok_or_else(|| EngineError::InvalidConfig("a model needs a head".into()))?;
-        let mut also = Vec::with_capacity(multi.also.len());
-        for (t, model) in multi.also.iter().zip(models) {
-            let d = &t.data;
-            also.push(PreparedTask {
-                name: t.name.clone(),
-                model,
-                train: encode(&tokenizer, &d.labels, &d.train, d.task, &cfg)?,
-                valid: encode(&tokenizer, &d.labels, &d.valid, d.task, &cfg)?,
-                labels: d.labels.names().to_vec(),
-            });
-        }
-        return Ok(Prepared {
-            spec,
-            device,
+    // One head, or (multi-task) one per task, each named after its task.
+    let prefix = |name: &str| match multitask {
+        Some(_) => format!("{name}::"),
+        None => String::new(),
+    };
+    let main_name = multitask.map_or("", |m| m.main.as_str());
+    let heads: Vec<HeadSpec> = std::iter::once((main_name, data))
+        .chain(others.iter().map(|t| (t.name.as_str(), &t.data)))
+        .map(|(name, d)| HeadSpec {
+            prefix: prefix(name),
+            task: d.task,
+            num_labels: d.labels.len(),
+        })
+        .collect();
+    let dir = (cfg.init == ModelInit::Pretrained).then_some(model_dir);
+    let mut models =
+        Model::with_heads(spec.clone(), dir, &heads, cfg.dropout, &device, cfg.seed)?.into_iter();
+    let model = models
+        .next()
+        .ok_or_else(|| EngineError::InvalidConfig("a model needs a head".into()))?;
+    let mut also = Vec::with_capacity(others.len());
+    for (t, model) in others.iter().zip(models) {
+        let d = &t.data;
+        also.push(PreparedTask {
+            name: t.name.clone(),
             model,
-            tokenizer,
-            train,
-            valid,
-            max_length,
-            cfg,
-            also,
+            train: encode(&tokenizer, &d.labels, &d.train, d.task, &cfg)?,
+            valid: encode(&tokenizer, &d.labels, &d.valid, d.task, &cfg)?,
+            labels: d.labels.names().to_vec(),
         });
     }
-    let model = match cfg.init {
-        ModelInit::Pretrained => Model::load(
-            model_dir,
-            task,
-            labels.len(),
-            cfg.dropout,
-            &device,
-            cfg.seed,
-        )?,
-        ModelInit::Random => Model::from_config(
-            spec.clone(),
-            task,
-            labels.len(),
-            cfg.dropout,
-            &device,
-            cfg.seed,
-        )?,
-    };
     Ok(Prepared {
         spec,
         device,
@@ -667,7 +641,7 @@ pub fn prepare(
         valid,
         max_length,
         cfg,
-        also: Vec::new(),
+        also,
     })
 }
 

@@ -564,7 +564,10 @@ fn multi_task_heads_export_one_folder_each_that_transformers_loads() {
     classifier_matches_transformers(&text_head, None);
     tagger_matches_transformers(
         &tag_head,
-        &["Peter Blackburn visited Brussels on Monday.", "In Paris , Nokia hired Anna Smith ."],
+        &[
+            "Peter Blackburn visited Brussels on Monday.",
+            "In Paris , Nokia hired Anna Smith .",
+        ],
     );
     // The tagger learned its task.
     let e = run(hone()

@@ -355,3 +355,84 @@ fn import_guesses_the_columns_from_the_header_and_says_so() {
         "{shown}"
     );
 }
+
+/// `hone runs cancel` stops a run that another process trains (after its current step, as a
+/// cancel: resumable) and refuses one that is not running; tags and notes are kept and shown.
+#[test]
+fn a_run_in_another_process_stops_when_asked_and_keeps_tags_and_notes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hone.db");
+    let mut child = hone()
+        .arg("--db")
+        .arg(&db)
+        .args(["train", "--model"])
+        .arg(fixture("tiny-bert"))
+        .arg("--train")
+        .arg(fixture("data/sst2_sample.tsv"))
+        .args(["--text-column", "sentence", "--label-column", "label"])
+        .args([
+            "--epochs",
+            "500",
+            "--batch-size",
+            "8",
+            "--max-length",
+            "32",
+            "--json",
+        ])
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Training is under way once a step is reported.
+    for line in lines.by_ref() {
+        if line.unwrap().contains("\"event\":\"step\"") {
+            break;
+        }
+    }
+    let asked = hone_db(&db, &["runs", "cancel", "1"]);
+    assert!(asked.status.success(), "{}", stderr(&asked));
+    assert!(stdout(&asked).contains("asked run 1 to stop"));
+    let events: Vec<String> = lines.map_while(Result::ok).collect();
+    child.wait().unwrap();
+    let finished = events
+        .iter()
+        .find(|l| l.contains("\"event\":\"finished\""))
+        .expect("a finished event");
+    assert!(finished.contains("cancelled"), "{finished}");
+    let shown = json(&hone_db(&db, &["runs", "show", "1", "--json"]));
+    assert_eq!(shown["status"], "cancelled");
+    let steps = shown["run"]["step"].as_i64().unwrap();
+    assert!(steps < 2500, "stopped at step {steps} of 2500");
+    // Nothing left to stop.
+    let again = hone_db(&db, &["runs", "cancel", "1"]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("not running"), "{}", stderr(&again));
+
+    let tagged = hone_db(&db, &["runs", "tag", "1", "baseline", "lr  sweep"]);
+    assert_eq!(stdout(&tagged).trim(), "run 1: baseline, lr sweep");
+    let retagged = hone_db(&db, &["runs", "tag", "1", "sst2", "--remove", "BASELINE"]);
+    assert_eq!(stdout(&retagged).trim(), "run 1: lr sweep, sst2");
+    let noted = hone_db(&db, &["runs", "note", "1", "too slow; try lr 1e-4"]);
+    assert!(noted.status.success(), "{}", stderr(&noted));
+    let shown = json(&hone_db(&db, &["runs", "show", "1", "--json"]));
+    assert_eq!(
+        shown["run"]["tags"],
+        serde_json::json!(["lr sweep", "sst2"])
+    );
+    assert_eq!(shown["run"]["notes"], "too slow; try lr 1e-4");
+    let text = stdout(&hone_db(&db, &["runs", "show", "1"]));
+    assert!(
+        text.contains("tags lr sweep, sst2") && text.contains("  too slow; try lr 1e-4"),
+        "{text}"
+    );
+    assert!(stdout(&hone_db(&db, &["runs", "list"])).contains("lr sweep, sst2"));
+    let bad = hone_db(&db, &["runs", "tag", "1", "a,b"]);
+    assert!(!bad.status.success() && stderr(&bad).contains("comma"));
+    let cleared = hone_db(&db, &["runs", "note", "1", ""]);
+    assert!(stdout(&cleared).contains("notes cleared"));
+}

@@ -29,6 +29,8 @@ pub const COMMANDS: &[&str] = &[
     "runs_metrics",
     "runs_compare",
     "run_delete",
+    "run_annotate",
+    "run_request_stop",
     "training_options",
     "training_presets",
     "train_start",

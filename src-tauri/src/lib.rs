@@ -48,6 +48,8 @@ pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Bu
             runs::runs_metrics,
             runs::runs_compare,
             runs::run_delete,
+            runs::run_annotate,
+            runs::run_request_stop,
             train::training_options,
             train::training_presets,
             train::train_start,

@@ -148,6 +148,47 @@ fn the_whole_workflow_through_the_commands() {
     assert_eq!(killed["run"]["status"], "interrupted");
     w.ok("run_delete", json!({"id": dead_run}));
 
+    // A run another process trains (this test's own process keeps it alive): the window asks
+    // it to stop through the database; tags and notes are checked and kept.
+    let mut store = hone_store::Store::open(&db).expect("store");
+    let other = store
+        .create_run(&hone_store::NewRun {
+            name: Some("from the command line".into()),
+            config: json!({}),
+            dataset_id: None,
+            split_id: None,
+            model_fingerprint: None,
+            dataset_fingerprint: None,
+            hardware: json!({}),
+            run_dir: tmp.path().join("other").display().to_string(),
+        })
+        .expect("run");
+    store
+        .start_run(other, i64::from(std::process::id()), None, 10)
+        .expect("start");
+    w.ok("run_request_stop", json!({"id": other}));
+    let shown = w.ok("run_show", json!({"id": other}));
+    assert_eq!(shown["run"]["cancel_requested"], true, "{shown}");
+    let annotated = w.ok(
+        "run_annotate",
+        json!({"id": other, "tags": [" sweep ", "Sweep", "seed 1"], "notes": "checking"}),
+    );
+    assert_eq!(annotated["tags"], json!(["sweep", "seed 1"]));
+    assert_eq!(annotated["notes"], "checking");
+    let comma = w
+        .call("run_annotate", json!({"id": other, "tags": ["a,b"]}))
+        .expect_err("a comma in a tag");
+    assert!(comma.to_string().contains("comma"), "{comma}");
+    store
+        .finish_run(other, hone_store::RunStatus::Cancelled, None, None)
+        .expect("finish");
+    let stopped = w
+        .call("run_request_stop", json!({"id": other}))
+        .expect_err("not running");
+    assert!(stopped.to_string().contains("not running"), "{stopped}");
+    w.ok("run_delete", json!({"id": other}));
+    drop(store);
+
     // Commands outside Hone's own are refused (the dialog plugin is only used from Rust).
     let denied = w
         .call("plugin:dialog|open", json!({"options": {}}))

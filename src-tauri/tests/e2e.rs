@@ -668,6 +668,39 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.shot("09b-ensemble-run").await;
     ui.click("tr[data-run='1'] a").await;
     ui.css("[data-testid='confusion']").await;
+    // Tags and notes: a tag added with Enter shows in the list, notes are saved when the box
+    // loses focus, and both are there when the run is opened again.
+    ui.type_into("#add-tag", "baseline\u{E007}").await;
+    ui.css("[data-testid='runs'] tr[data-run='1'] .tag[data-tag='baseline']")
+        .await;
+    ui.type_into("#run-notes", "three epochs overfit the reviews")
+        .await;
+    ui.click("#add-tag").await;
+    ui.until_text("[data-testid='notes-status']", long, |t| t == "notes saved")
+        .await;
+    ui.click("tr[data-run='2'] a").await;
+    ui.click("tr[data-run='1'] a").await;
+    let deadline = Instant::now() + long;
+    loop {
+        let notes = ui
+            .css("#run-notes")
+            .await
+            .prop("value")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if notes == "three epochs overfit the reviews" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the notes did not come back: {notes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ui.css("[data-testid='run-notes'] .tag[data-tag='baseline']")
+        .await;
     ui.shot("10-run").await;
     // A confident mistake is relabeled from the run's page (the model's class offered first).
     ui.click("[data-testid='mistakes'] button.relabel").await;

@@ -47,6 +47,20 @@ pub enum RunsCommand {
     },
     /// Delete a run's records and its folder.
     Delete { id: i64 },
+    /// Add tags to a run (and remove others with --remove); prints the run's tags.
+    Tag {
+        id: i64,
+        /// Tags to add (a tag may hold spaces: quote it).
+        tags: Vec<String>,
+        /// A tag to take off (repeatable).
+        #[arg(long, value_name = "TAG")]
+        remove: Vec<String>,
+    },
+    /// Set a run's notes (an empty text clears them; `-` reads them from standard input).
+    Note { id: i64, text: String },
+    /// Ask a running run to stop after its current step, whichever process trains it (the
+    /// window, or `hone train` in another terminal); it stops as Ctrl-C does: resumable.
+    Cancel { id: i64 },
 }
 
 /// The best evaluation of a run, whichever the task (its `get` reads F1 and accuracy as
@@ -98,6 +112,14 @@ fn data_name(run: &RunRecord) -> String {
         .unwrap_or_default()
 }
 
+/// Notes indented under their heading.
+fn textwrap_indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn fmt(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "—".into())
 }
@@ -118,13 +140,13 @@ pub fn run(cmd: RunsCommand, db: &Path) -> anyhow::Result<ExitCode> {
                 println!("no runs yet; start one with `hone train`");
             } else {
                 println!(
-                    "{:>5}  {:<11} {:<22} {:<22} {:>9} {:>9} {:<5} {:>11}  created",
-                    "id", "status", "model", "data", "accuracy", "F1", "on", "steps"
+                    "{:>5}  {:<11} {:<22} {:<22} {:>9} {:>9} {:<5} {:>11}  {:<24}  tags",
+                    "id", "status", "model", "data", "accuracy", "F1", "on", "steps", "created"
                 );
                 for r in runs {
                     let score = score(&r);
                     println!(
-                        "{:>5}  {:<11} {:<22} {:<22} {:>9} {:>9} {:<5} {:>11}  {}",
+                        "{:>5}  {:<11} {:<22} {:<22} {:>9} {:>9} {:<5} {:>11}  {:<24}  {}",
                         r.id,
                         r.status.as_str(),
                         model_name(&r),
@@ -133,7 +155,8 @@ pub fn run(cmd: RunsCommand, db: &Path) -> anyhow::Result<ExitCode> {
                         fmt(score.as_ref().map(|(b, _)| b.get(Metric::MacroF1))),
                         score.as_ref().map_or("", |(_, on)| on),
                         format!("{}/{}", r.step, r.total_steps.unwrap_or(0)),
-                        r.created_at
+                        r.created_at,
+                        r.tags.join(", ")
                     );
                 }
             }
@@ -178,6 +201,15 @@ pub fn run(cmd: RunsCommand, db: &Path) -> anyhow::Result<ExitCode> {
             );
             if let Some(name) = &run.name {
                 println!("name {name}");
+            }
+            if !run.tags.is_empty() {
+                println!("tags {}", run.tags.join(", "));
+            }
+            if let Some(notes) = &run.notes {
+                println!("notes:\n{}", textwrap_indent(notes));
+            }
+            if run.cancel_requested {
+                println!("asked to stop: it stops after its current step");
             }
             if let Some(e) = &run.error {
                 println!("error: {e}");
@@ -316,6 +348,40 @@ ensemble members, on the validation examples they all held out:"
             let mut app = App::open(db)?;
             app.delete_run(id)?;
             println!("deleted run {id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Tag { id, tags, remove } => {
+            let mut app = App::open(db)?;
+            let now = app.edit_run_tags(id, &tags, &remove)?;
+            if now.is_empty() {
+                println!("run {id} has no tags");
+            } else {
+                println!("run {id}: {}", now.join(", "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Note { id, text } => {
+            let mut app = App::open(db)?;
+            let text = if text == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                text
+            };
+            app.set_run_notes(id, &text)?;
+            println!(
+                "run {id}: {}",
+                if text.trim().is_empty() {
+                    "notes cleared"
+                } else {
+                    "notes saved"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Cancel { id } => {
+            let mut app = App::open(db)?;
+            app.request_cancel(id)?;
+            println!("asked run {id} to stop; it stops after its current step (resume it later with `hone runs resume {id}`)");
             Ok(ExitCode::SUCCESS)
         }
     }

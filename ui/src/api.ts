@@ -87,6 +87,10 @@ export type StoredExample = { id: number; position: number; source_line: number 
 export type RunRecord = {
   id: number; name: string | null; status: string; config: any; step: number; total_steps: number | null;
   final_metrics: any; created_at: string; started_at: string | null; finished_at: string | null; error: string | null;
+  /** The person's tags and notes. */
+  tags: string[]; notes: string | null;
+  /** Asked to stop from another process or window; it stops after its current step. */
+  cancel_requested: boolean;
 };
 export type MetricRow = { step: number; epoch: number | null; name: string; value: number };
 export type EvaluationRecord = { step: number; part: string; report: any; predictions: any[] | null };
@@ -164,6 +168,10 @@ export const api = {
   runsMetrics: (ids: number[]) => invoke<[number, MetricRow[]][]>("runs_metrics", { ids }),
   runsCompare: (a: number, b: number) => invoke<{ config_diff: [string, any, any][]; metrics: [string, number | null, number | null][] }>("runs_compare", { a, b }),
   runDelete: (id: number) => invoke<void>("run_delete", { id }),
+  /** Sets a run's tags and/or notes (each when given); the run as stored. */
+  runAnnotate: (id: number, change: { tags?: string[]; notes?: string }) => invoke<RunRecord>("run_annotate", { id, ...change }),
+  /** Asks a run to stop after its current step, whichever process trains it. */
+  runRequestStop: (id: number) => invoke<void>("run_request_stop", { id }),
   datasetTokenLengths: (name: string, model: string, maxLength: number) =>
     invoke<TokenLengths>("dataset_token_lengths", { name, model, maxLength }),
   trainingOptions: () => invoke<TrainingOption[]>("training_options"),

@@ -31,6 +31,7 @@ pub mod preview;
 pub mod process;
 pub mod references;
 pub mod run_config;
+pub mod run_notes;
 pub mod runs;
 pub mod splits;
 pub mod token_lengths;

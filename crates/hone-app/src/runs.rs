@@ -453,6 +453,13 @@ impl App {
                         record_error = Some(e);
                     }
                 }
+                // Another process (the window, `hone runs cancel`) may ask this run to stop:
+                // the request is read after each step and stops it as a cancel does.
+                if matches!(event, TrainEvent::Step { .. })
+                    && store.cancel_requested(id).unwrap_or(false)
+                {
+                    cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 sink(&event);
             },
             cancel,

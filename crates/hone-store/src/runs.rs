@@ -79,6 +79,15 @@ pub struct RunRecord {
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// The person's tags (to find and group runs).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The person's notes.
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// Another process asked the run to stop (it stops after its current step).
+    #[serde(default)]
+    pub cancel_requested: bool,
 }
 
 /// One metric value at one step.
@@ -113,7 +122,7 @@ pub struct ArtifactRecord {
 
 const RUN_COLUMNS: &str = "id, name, status, config_json, dataset_id, split_id, model_fingerprint,
     dataset_fingerprint, hardware_json, run_dir, error, pid, step, total_steps, final_metrics_json,
-    created_at, started_at, finished_at";
+    created_at, started_at, finished_at, tags_json, notes, cancel_requested";
 
 fn json(text: Option<String>) -> rusqlite::Result<Option<serde_json::Value>> {
     text.map(|t| {
@@ -145,6 +154,11 @@ fn run_from_row(r: &Row) -> rusqlite::Result<(RunRecord, String)> {
             created_at: r.get(15)?,
             started_at: r.get(16)?,
             finished_at: r.get(17)?,
+            tags: json(r.get(18)?)?
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default(),
+            notes: r.get(19)?,
+            cancel_requested: r.get::<_, i64>(20)? != 0,
         },
         r.get(2)?,
     ))
@@ -220,12 +234,63 @@ impl Store {
     ) -> Result<()> {
         let n = self.conn.execute(
             "UPDATE runs SET status = 'running', pid = ?2, pid_started = ?3, total_steps = ?4, error = NULL,
-                 finished_at = NULL,
+                 finished_at = NULL, cancel_requested = 0,
                  started_at = COALESCE(started_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
              WHERE id = ?1",
             params![id, pid, pid_started, total_steps],
         )?;
         if n == 0 {
+            return Err(StoreError::NoRun(id));
+        }
+        Ok(())
+    }
+
+    /// Sets a run's tags (as given: the caller checks and orders them).
+    pub fn set_run_tags(&mut self, id: i64, tags: &[String]) -> Result<()> {
+        let text = serde_json::to_string(tags).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.update_run(id, "UPDATE runs SET tags_json = ?2 WHERE id = ?1", &text)
+    }
+
+    /// Sets a run's notes (`None` clears them).
+    pub fn set_run_notes(&mut self, id: i64, notes: Option<&str>) -> Result<()> {
+        let n = self.conn.execute(
+            "UPDATE runs SET notes = ?2 WHERE id = ?1",
+            params![id, notes],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoRun(id));
+        }
+        Ok(())
+    }
+
+    /// Asks a running run to stop; false when it is not running.
+    pub fn request_cancel(&mut self, id: i64) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE runs SET cancel_requested = 1 WHERE id = ?1 AND status IN ('running', 'queued')",
+            params![id],
+        )?;
+        if n == 0 {
+            self.run(id)?;
+        }
+        Ok(n > 0)
+    }
+
+    /// Whether another process asked run `id` to stop (one indexed read: cheap per step).
+    pub fn cancel_requested(&self, id: i64) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT cancel_requested FROM runs WHERE id = ?1",
+                params![id],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .ok_or(StoreError::NoRun(id))?
+            != 0)
+    }
+
+    fn update_run(&mut self, id: i64, sql: &str, value: &str) -> Result<()> {
+        if self.conn.execute(sql, params![id, value])? == 0 {
             return Err(StoreError::NoRun(id));
         }
         Ok(())

@@ -256,6 +256,21 @@ fn a_run_moves_through_its_life_and_keeps_its_records() {
     store
         .record_artifact(run, "checkpoint_last", "/tmp/run/last", Some(4))
         .unwrap();
+    // Tags, notes and a stop request from another process.
+    store
+        .set_run_tags(run, &["baseline".into(), "sst2".into()])
+        .unwrap();
+    store.set_run_notes(run, Some("lr too high?")).unwrap();
+    assert!(!store.cancel_requested(run).unwrap());
+    assert!(store.request_cancel(run).unwrap());
+    let r = store.run(run).unwrap();
+    assert_eq!(r.tags, ["baseline", "sst2"]);
+    assert_eq!(r.notes.as_deref(), Some("lr too high?"));
+    assert!(r.cancel_requested && store.cancel_requested(run).unwrap());
+    assert!(matches!(
+        store.set_run_tags(999, &[]),
+        Err(StoreError::NoRun(999))
+    ));
     let interrupted = store.mark_interrupted(|pid, _| pid == 4242).unwrap();
     assert!(interrupted.is_empty(), "a live process keeps its run");
     let interrupted = store.mark_interrupted(|_, _| false).unwrap();
@@ -263,7 +278,9 @@ fn a_run_moves_through_its_life_and_keeps_its_records() {
     let r = store.run(run).unwrap();
     assert_eq!((r.status, r.step), (RunStatus::Interrupted, 2));
     assert!(r.error.unwrap().contains("resume"));
+    // Starting again (a resume) forgets the old stop request; a finished run takes none.
     store.start_run(run, 4343, None, 10).unwrap();
+    assert!(!store.cancel_requested(run).unwrap());
     store
         .finish_run(
             run,
@@ -274,6 +291,8 @@ fn a_run_moves_through_its_life_and_keeps_its_records() {
         .unwrap();
     let r = store.run(run).unwrap();
     assert_eq!(r.status, RunStatus::Completed);
+    assert!(!store.request_cancel(run).unwrap());
+    assert_eq!(r.tags, ["baseline", "sst2"], "tags outlive the run's end");
     assert!(r.error.is_none() && r.finished_at.is_some());
     assert_eq!(r.final_metrics.unwrap()["accuracy"], 0.9);
     let metrics = store.metrics(run).unwrap();

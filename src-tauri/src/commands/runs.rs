@@ -1,4 +1,5 @@
-//! Runs: the list, one run's record with its curves and evaluations, comparisons, deletion.
+//! Runs: the list, one run's record with its curves and evaluations, comparisons, deletion,
+//! tags and notes, and asking a run another process trains to stop.
 
 use std::sync::Arc;
 
@@ -89,6 +90,44 @@ pub async fn run_delete(state: State<'_, Arc<DesktopState>>, id: i64) -> Command
             ));
         }
         Ok(state.app()?.delete_run(id)?)
+    })
+    .await
+}
+
+/// Sets a run's tags and notes (each when given); returns the run as stored.
+#[tauri::command]
+pub async fn run_annotate(
+    state: State<'_, Arc<DesktopState>>,
+    id: i64,
+    tags: Option<Vec<String>>,
+    notes: Option<String>,
+) -> CommandResult<RunRecord> {
+    let state = state.inner().clone();
+    super::blocking(move || {
+        let mut app = state.app()?;
+        if let Some(tags) = tags {
+            app.set_run_tags(id, &tags)?;
+        }
+        if let Some(notes) = notes {
+            app.set_run_notes(id, &notes)?;
+        }
+        Ok(app.store().run(id)?)
+    })
+    .await
+}
+
+/// Asks a run to stop after its current step: one this window trains at once, one another
+/// process trains (the command line) through the database, which that process reads after
+/// each step.
+#[tauri::command]
+pub async fn run_request_stop(state: State<'_, Arc<DesktopState>>, id: i64) -> CommandResult<()> {
+    let state = state.inner().clone();
+    super::blocking(move || {
+        if let Some(flag) = state.run_switch(id) {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            return Ok(());
+        }
+        Ok(state.app()?.request_cancel(id)?)
     })
     .await
 }

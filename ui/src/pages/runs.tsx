@@ -120,6 +120,41 @@ function ReportView(props: { report: any; step?: number; best: boolean; predicti
   );
 }
 
+/** A run's tags (added with Enter, removed with ×) and notes (saved when the box loses focus
+ * or with Ctrl+Enter). */
+function RunNotes(props: { run: RunRecord; onSaved: () => void }) {
+  const [tags, setTags] = useState<string[]>(props.run.tags ?? []);
+  const [tag, setTag] = useState("");
+  const [notes, setNotes] = useState(props.run.notes ?? "");
+  const [status, setStatus] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const save = async (change: { tags?: string[]; notes?: string }) => {
+    try {
+      const r = await api.runAnnotate(props.run.id, change);
+      setTags(r.tags); setError(null); setStatus(change.notes != null ? "notes saved" : "tags saved");
+      props.onSaved();
+    } catch (e) { setError(errorText(e)); }
+  };
+  const addTag = () => { if (tag.trim()) { save({ tags: [...tags, tag] }); setTag(""); } };
+  return (
+    <div class="run-notes" data-testid="run-notes">
+      <div class="row">
+        <span class="muted small">Tags</span>
+        {tags.map((t) => <span class="tag" data-tag={t}>{t} <button class="ghost small" aria-label={`remove tag ${t}`} onClick={() => save({ tags: tags.filter((x) => x !== t) })}>×</button></span>)}
+        <input id="add-tag" placeholder="add a tag, Enter" value={tag} maxLength={40}
+          onInput={(e) => setTag((e.target as HTMLInputElement).value)}
+          onKeyDown={(e) => { if (e.key === "Enter") { e.preventDefault(); addTag(); } }} />
+        {status && <span class="ok small" data-testid="notes-status">{status}</span>}
+        {error && <span class="field-error" role="alert">{error}</span>}
+      </div>
+      <textarea id="run-notes" rows={2} placeholder="Notes: what you tried, what you saw…" value={notes}
+        onInput={(e) => { setNotes((e.target as HTMLTextAreaElement).value); setStatus(null); }}
+        onBlur={() => { if (notes !== (props.run.notes ?? "")) save({ notes }); }}
+        onKeyDown={(e) => { if (e.key === "Enter" && e.ctrlKey) { e.preventDefault(); save({ notes }); } }} />
+    </div>
+  );
+}
+
 function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted: () => void }) {
   const [d, setD] = useState<RunDetail | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -173,7 +208,15 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
           <button id="cancel-run" onClick={async () => { await api.trainCancel(d.run.id); load(); props.onChanged(); }}
             title="Stop after the current step; the run keeps its best checkpoint and can be resumed">Cancel</button>
         )}
-        {!d.live && d.run.status === "running" && <span class="muted small">training in another process (the command line)</span>}
+        {!d.live && d.run.status === "running" && (
+          d.run.cancel_requested
+            ? <span class="muted small" data-testid="stop-asked">training in another process; asked to stop after its current step</span>
+            : <>
+                <span class="muted small">training in another process (the command line)</span>
+                <button id="stop-run" title="The run stops after its current step, keeps its checkpoints and can be resumed"
+                  onClick={async () => { try { await api.runRequestStop(d.run.id); load(); } catch (e) { setError(errorText(e)); } }}>Stop it</button>
+              </>
+        )}
         {["interrupted", "cancelled", "failed"].includes(d.run.status) && <button id="resume-run" onClick={resume}>Resume</button>}
         {d.run.status === "completed" && <button onClick={() => props.nav("playground", d.run.id)}>Playground & export</button>}
         <ConfirmButton id="delete-run" label="Delete run" confirm="Delete"
@@ -181,6 +224,7 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
           disabled={d.live || d.run.status === "running"} title={d.live ? "Cancel the run first" : undefined}
           onConfirm={async () => { await api.runDelete(d.run.id); props.onDeleted(); }} />
       </div>
+      <RunNotes key={d.run.id} run={d.run} onSaved={() => { load(); props.onChanged(); }} />
       <div class="grid2">
         <Chart title="Training loss" series={lossSeries(d.metrics)} marks={phaseMarks(d.metrics)} />
         <Chart title="Validation" series={validationSeries(new Set(d.metrics.map((m) => m.name))).map(([name, label]) => curveOf(d.metrics, name, label))} />
@@ -415,7 +459,7 @@ export function RunsPage(props: { open: number | null; nav: Nav }) {
 
   const shown = useMemo(() => {
     const q = filter.toLowerCase();
-    const list = runs.filter((r) => !q || [r.status, r.name ?? "", modelOf(r), dataOf(r) ?? ""].some((s) => s.toLowerCase().includes(q)));
+    const list = runs.filter((r) => !q || [r.status, r.name ?? "", modelOf(r), dataOf(r) ?? "", ...(r.tags ?? [])].some((s) => s.toLowerCase().includes(q)));
     const key = (r: RunRecord) => (sort === "f1" ? f1(r) ?? -1 : sort === "duration" ? seconds(r) ?? -1 : r.id);
     return [...list].sort((a, b) => key(b) - key(a));
   }, [runs, filter, sort]);
@@ -433,7 +477,7 @@ export function RunsPage(props: { open: number | null; nav: Nav }) {
       ) : (
         <>
           <div class="row">
-            <input id="runs-filter" placeholder="Filter by status, name, model or dataset" value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} />
+            <input id="runs-filter" placeholder="Filter by status, name, tag, model or dataset" value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} />
             <select value={sort} onChange={(e) => setSort((e.target as HTMLSelectElement).value as any)} aria-label="Sort">
               <option value="id">newest</option><option value="f1">best score</option><option value="duration">longest</option>
             </select>
@@ -445,7 +489,7 @@ export function RunsPage(props: { open: number | null; nav: Nav }) {
               {shown.map((r) => (
                 <tr class={open === r.id ? "selected" : ""} data-run={r.id}>
                   <td><input type="checkbox" checked={selected.includes(r.id)} onChange={() => toggle(r.id)} aria-label={`select run ${r.id}`} /></td>
-                  <td><a href="#" onClick={(e) => { e.preventDefault(); setOpen(r.id); setSelected([]); }}>{r.id}{r.name ? ` · ${r.name}` : ""}</a></td>
+                  <td><a href="#" onClick={(e) => { e.preventDefault(); setOpen(r.id); setSelected([]); }}>{r.id}{r.name ? ` · ${r.name}` : ""}</a>{(r.tags ?? []).map((t) => <span class="tag" data-tag={t}>{t}</span>)}</td>
                   <td><span class={`run-status ${r.status}`}>{r.status}</span></td>
                   <td>{modelOf(r)}</td><td>{dataOf(r)}</td>
                   <td class="num">{f1(r)?.toFixed(3) ?? "–"}</td>

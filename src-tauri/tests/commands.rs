@@ -244,6 +244,24 @@ fn the_whole_workflow_through_the_commands() {
         json!({"name": "sst2", "query": {"labeled": false}}),
     );
     assert_eq!(unlabeled["examples"].as_array().map(Vec::len), Some(1));
+    assert_eq!(unlabeled["total"], 1);
+    // Browsing pages through every row: the last page of 20 and the count of all rows.
+    let all = w.ok(
+        "dataset_examples",
+        json!({"name": "sst2", "query": {"limit": 20}}),
+    );
+    let rows = all["total"].as_i64().expect("total");
+    assert_eq!(rows, all["dataset"]["rows"].as_i64().expect("rows"));
+    let last = w.ok(
+        "dataset_examples",
+        json!({"name": "sst2", "query": {"limit": 20, "offset": (rows - 1) / 20 * 20}}),
+    );
+    let on_last = (rows - 1) % 20 + 1;
+    assert_eq!(
+        last["examples"].as_array().map(Vec::len),
+        Some(on_last as usize)
+    );
+    assert_eq!(last["total"], rows);
     w.ok(
         "example_set_label",
         json!({"exampleId": example, "label": "1"}),

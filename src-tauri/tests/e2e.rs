@@ -502,6 +502,10 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.css("[data-testid='label-bars']").await;
     let noticed = ui.text_of("[data-testid='import-warnings']").await;
     assert!(noticed.contains("Windows-1252"), "{noticed}");
+    // Every row is browsable: the count says how many (one page here; the pager takes over
+    // past 200).
+    ui.until_text("[data-testid='rows-shown']", long, |t| t == "48 rows")
+        .await;
     ui.shot("04-datasets").await;
 
     // Labeling with the keyboard: 1, 2, 1. Every wait is on the page's state: the counter once

@@ -158,7 +158,7 @@ export const api = {
   datasetRenameClass: (name: string, old: string, renamed: string) => invoke<DatasetInfo>("dataset_rename_class", { name, old, new: renamed }),
   datasetsList: () => invoke<DatasetInfo[]>("datasets_list"),
   datasetExamples: (name: string, query: { labeled?: boolean | null; text_contains?: string; offset?: number; limit?: number }) =>
-    invoke<{ dataset: DatasetInfo; examples: StoredExample[] }>("dataset_examples", { name, query }),
+    invoke<{ dataset: DatasetInfo; examples: StoredExample[]; total: number }>("dataset_examples", { name, query }),
   setLabel: (exampleId: number, label: string | string[] | null) => invoke<void>("example_set_label", { exampleId, label }),
   datasetSplit: (name: string, split: string, valid: number, test: number, seed: number) =>
     invoke<any>("dataset_split", { name, split, valid, test, seed }),

@@ -272,6 +272,35 @@ impl Import<'_> {
     }
 }
 
+/// `SELECT {columns} FROM examples e …` with the joins and conditions of `filter` (not its
+/// offset and limit), and the query's arguments.
+fn filtered(
+    columns: &str,
+    dataset_id: i64,
+    filter: &ExampleFilter,
+) -> (String, Vec<rusqlite::types::Value>) {
+    let mut sql = format!("{columns} FROM examples e");
+    let mut args: Vec<rusqlite::types::Value> = vec![dataset_id.into()];
+    if let Some((split, part)) = filter.part {
+        sql.push_str(
+            " JOIN split_members m ON m.example_id = e.id AND m.split_id = ?2 AND m.part = ?3",
+        );
+        args.push(split.into());
+        args.push(part.as_str().to_string().into());
+    }
+    sql.push_str(" WHERE e.dataset_id = ?1");
+    match filter.labeled {
+        Some(true) => sql.push_str(" AND e.label IS NOT NULL"),
+        Some(false) => sql.push_str(" AND e.label IS NULL"),
+        None => {}
+    }
+    if let Some(text) = &filter.text_contains {
+        args.push(format!("%{text}%").into());
+        sql.push_str(&format!(" AND e.text LIKE ?{}", args.len()));
+    }
+    (sql, args)
+}
+
 fn row_to_example(
     r: &rusqlite::Row,
 ) -> rusqlite::Result<(StoredExample, Option<String>, Option<String>)> {
@@ -459,28 +488,11 @@ impl Store {
 
     /// Examples of a dataset in position order.
     pub fn examples(&self, dataset_id: i64, filter: &ExampleFilter) -> Result<Vec<StoredExample>> {
-        let mut sql = String::from(
-            "SELECT e.id, e.position, e.source_line, e.text, e.text_pair, e.tokens_json, e.label, e.given_part
-             FROM examples e",
+        let (mut sql, mut args) = filtered(
+            "SELECT e.id, e.position, e.source_line, e.text, e.text_pair, e.tokens_json, e.label, e.given_part",
+            dataset_id,
+            filter,
         );
-        let mut args: Vec<rusqlite::types::Value> = vec![dataset_id.into()];
-        if let Some((split, part)) = filter.part {
-            sql.push_str(
-                " JOIN split_members m ON m.example_id = e.id AND m.split_id = ?2 AND m.part = ?3",
-            );
-            args.push(split.into());
-            args.push(part.as_str().to_string().into());
-        }
-        sql.push_str(" WHERE e.dataset_id = ?1");
-        match filter.labeled {
-            Some(true) => sql.push_str(" AND e.label IS NOT NULL"),
-            Some(false) => sql.push_str(" AND e.label IS NULL"),
-            None => {}
-        }
-        if let Some(text) = &filter.text_contains {
-            args.push(format!("%{text}%").into());
-            sql.push_str(&format!(" AND e.text LIKE ?{}", args.len()));
-        }
         sql.push_str(" ORDER BY e.position");
         args.push(filter.limit.unwrap_or(-1).into());
         sql.push_str(&format!(" LIMIT ?{}", args.len()));
@@ -503,6 +515,14 @@ impl Store {
             out.push(ex);
         }
         Ok(out)
+    }
+
+    /// How many examples of a dataset match `filter` (its offset and limit aside).
+    pub fn count_examples(&self, dataset_id: i64, filter: &ExampleFilter) -> Result<i64> {
+        let (sql, args) = filtered("SELECT COUNT(*)", dataset_id, filter);
+        Ok(self
+            .conn
+            .query_row(&sql, rusqlite::params_from_iter(args), |r| r.get(0))?)
     }
 
     /// Sets (or clears, with `None`) the label of an example, keeping the change in the history.

@@ -207,6 +207,26 @@ fn splits_are_stored_and_filter_examples() {
         .unwrap();
     assert_eq!(valid.len(), 1);
     assert_eq!(valid[0].id, rows[4].id);
+    // Counts follow the same filter, whatever page is asked for.
+    let count = |filter: ExampleFilter| store.count_examples(id, &filter).unwrap();
+    assert_eq!(count(ExampleFilter::default()), rows.len() as i64);
+    assert_eq!(
+        count(ExampleFilter {
+            part: Some((split, Part::Train)),
+            offset: 3,
+            limit: Some(1),
+            ..Default::default()
+        }),
+        4
+    );
+    let needle = rows[2].text.clone();
+    assert_eq!(
+        count(ExampleFilter {
+            text_contains: Some(needle),
+            ..Default::default()
+        }),
+        1
+    );
     assert_eq!(store.dataset("d").unwrap().splits, ["default"]);
     store.delete_dataset("d").unwrap();
     assert!(store.split(id, "default").unwrap().is_none());

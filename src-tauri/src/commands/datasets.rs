@@ -155,6 +155,8 @@ pub struct ExampleQuery {
 pub struct ExamplePage {
     pub dataset: DatasetInfo,
     pub examples: Vec<StoredExample>,
+    /// How many examples match the query (the page is `offset..offset + limit` of them).
+    pub total: i64,
 }
 
 #[tauri::command]
@@ -167,17 +169,20 @@ pub async fn dataset_examples(
     super::blocking(move || {
         let app = state.app()?;
         let dataset = app.store().dataset(&name)?;
-        let examples = app.store().examples(
-            dataset.id,
-            &ExampleFilter {
-                labeled: query.labeled,
-                part: None,
-                text_contains: query.text_contains.filter(|t| !t.is_empty()),
-                offset: query.offset.max(0),
-                limit: Some(query.limit.unwrap_or(100).clamp(1, 1000)),
-            },
-        )?;
-        Ok(ExamplePage { dataset, examples })
+        let filter = ExampleFilter {
+            labeled: query.labeled,
+            part: None,
+            text_contains: query.text_contains.filter(|t| !t.is_empty()),
+            offset: query.offset.max(0),
+            limit: Some(query.limit.unwrap_or(100).clamp(1, 1000)),
+        };
+        let examples = app.store().examples(dataset.id, &filter)?;
+        let total = app.store().count_examples(dataset.id, &filter)?;
+        Ok(ExamplePage {
+            dataset,
+            examples,
+            total,
+        })
     })
     .await
 }

@@ -3,6 +3,9 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, DatasetInfo, errorText, FilePreview, SourceSpec, StoredExample } from "../api";
 import type { Nav } from "../main";
+
+/** Rows of a dataset shown at a time; the pager goes through all of them. */
+const PAGE = 200;
 import { ConfirmButton } from "../confirm";
 
 export function LabelBars(props: { counts: Record<string, number> }) {
@@ -37,17 +40,34 @@ export function DatasetsPage(props: { nav: Nav }) {
   const [examples, setExamples] = useState<StoredExample[]>([]);
   const [filter, setFilter] = useState("");
   const [onlyUnlabeled, setOnlyUnlabeled] = useState(false);
+  // Browsing: the page of rows shown (PAGE at a time) and how many match the filter.
+  const [offset, setOffset] = useState(0);
+  const [total, setTotal] = useState(0);
   const [split, setSplit] = useState({ valid: 0.1, test: 0.1, seed: 42 });
 
   const refresh = () => api.datasetsList().then((d) => { setDatasets(d); setListed(true); }).catch((e) => setError(errorText(e)));
   useEffect(() => { refresh(); }, []);
   const current = datasets.find((d) => d.name === selected) ?? null;
+  // A new dataset or filter starts at its first row.
+  useEffect(() => { setOffset(0); }, [selected, filter, onlyUnlabeled]);
   useEffect(() => {
     if (!selected) return;
-    api.datasetExamples(selected, { text_contains: filter, labeled: onlyUnlabeled ? false : null, limit: 200 })
-      .then((p) => setExamples(p.examples))
+    let stale = false;
+    api.datasetExamples(selected, { text_contains: filter, labeled: onlyUnlabeled ? false : null, offset, limit: PAGE })
+      .then((p) => { if (!stale) { setExamples(p.examples); setTotal(p.total); } })
       .catch((e) => setError(errorText(e)));
-  }, [selected, filter, onlyUnlabeled, datasets]);
+    return () => { stale = true; };
+  }, [selected, filter, onlyUnlabeled, datasets, offset]);
+  const last = Math.max(0, Math.floor((total - 1) / PAGE) * PAGE);
+  const pager = total > PAGE && (
+    <div class="row small pager" data-testid="pager" data-offset={offset} data-total={total}>
+      <button onClick={() => setOffset(0)} disabled={offset === 0} title="First rows">⏮</button>
+      <button id="rows-previous" onClick={() => setOffset(Math.max(0, offset - PAGE))} disabled={offset === 0}>Previous {PAGE}</button>
+      <span>rows {(offset + 1).toLocaleString()}–{Math.min(offset + PAGE, total).toLocaleString()} of {total.toLocaleString()}{filter || onlyUnlabeled ? " matching" : ""}</span>
+      <button id="rows-next" onClick={() => setOffset(Math.min(last, offset + PAGE))} disabled={offset >= last}>Next {PAGE}</button>
+      <button onClick={() => setOffset(last)} disabled={offset >= last} title="Last rows">⏭</button>
+    </div>
+  );
 
   const pickFile = async () => {
     setError(null);
@@ -199,7 +219,9 @@ export function DatasetsPage(props: { nav: Nav }) {
               <div class="row">
                 <input placeholder="Filter by text" value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} />
                 <label class="small"><input type="checkbox" checked={onlyUnlabeled} onChange={(e) => setOnlyUnlabeled((e.target as HTMLInputElement).checked)} /> only unlabeled</label>
+                <span class="muted small" data-testid="rows-shown">{total <= PAGE ? `${total.toLocaleString()} ${filter || onlyUnlabeled ? "matching " : ""}rows` : ""}</span>
               </div>
+              {pager}
               <table class="list">
                 <thead><tr><th>Line</th><th>Text</th><th>Label</th></tr></thead>
                 <tbody>
@@ -208,6 +230,7 @@ export function DatasetsPage(props: { nav: Nav }) {
                   ))}
                 </tbody>
               </table>
+              {pager}
             </div>
           )}
         </div>

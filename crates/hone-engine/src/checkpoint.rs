@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Report;
-use crate::optim::{Optimizer, OptimizerState};
+use crate::optim::Optimizer;
 use crate::params::ParamStore;
 use crate::EngineError;
 
@@ -34,13 +34,27 @@ pub struct TrainerState {
     pub elapsed_s: f64,
 }
 
-/// A `last` checkpoint read back: everything a run needs to continue exactly where it stopped.
+/// A `last` checkpoint found: everything a run needs to continue exactly where it stopped. The
+/// weights and optimizer state stay on disk until they are streamed into the model and the
+/// optimizer one tensor at a time (no second copy of either in memory).
 pub struct ResumePoint {
     pub state: TrainerState,
-    pub weights: HashMap<String, Tensor>,
-    pub optimizer: OptimizerState,
+    /// The checkpoint's folder.
+    pub dir: PathBuf,
     /// The evaluation of the best checkpoint so far.
     pub best_report: Option<Report>,
+}
+
+impl ResumePoint {
+    /// The weights, by Hub name (for [`crate::models::Model::load_values`]).
+    pub fn weights_file(&self) -> PathBuf {
+        self.dir.join("model.safetensors")
+    }
+
+    /// The optimizer's buffers (for [`crate::optim::Optimizer::restore_from_file`]).
+    pub fn optimizer_file(&self) -> PathBuf {
+        self.dir.join("optimizer.safetensors")
+    }
 }
 
 /// Reads the `last` checkpoint of `work_dir`, if the run wrote one.
@@ -54,11 +68,15 @@ pub fn load_last(work_dir: &Path) -> Result<Option<ResumePoint>, EngineError> {
         path: state_path.clone(),
         message: e.to_string(),
     })?;
-    let weights = load_tensors(&dir.join("model.safetensors"))?;
-    let optimizer = OptimizerState {
-        tensors: load_tensors(&dir.join("optimizer.safetensors"))?,
-        steps: state.optimizer_steps.clone(),
-    };
+    for file in ["model.safetensors", "optimizer.safetensors"] {
+        let path = dir.join(file);
+        if !path.is_file() {
+            return Err(EngineError::BadWeights {
+                path,
+                message: "the resumable checkpoint lacks this file".into(),
+            });
+        }
+    }
     let best_report = match (state.best_step, best_dir(work_dir)) {
         (Some(_), Some(best)) => {
             let path = best.join("evaluation.json");
@@ -81,8 +99,7 @@ pub fn load_last(work_dir: &Path) -> Result<Option<ResumePoint>, EngineError> {
     };
     Ok(Some(ResumePoint {
         state,
-        weights,
-        optimizer,
+        dir,
         best_report,
     }))
 }

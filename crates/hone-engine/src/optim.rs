@@ -267,12 +267,6 @@ pub struct Optimizer {
     slots: Vec<Slot>,
 }
 
-/// Saved optimizer state: buffers by `BUFFER.PARAM` name and per-parameter step counts.
-pub struct OptimizerState {
-    pub tensors: HashMap<String, Tensor>,
-    pub steps: HashMap<String, u64>,
-}
-
 impl Optimizer {
     /// An optimizer for `params`, each with its group settings.
     pub fn new(rule: Rule, params: Vec<(Param, ParamGroup)>) -> Self {
@@ -490,25 +484,38 @@ impl Optimizer {
         Ok(views)
     }
 
-    /// Restores the state saved from [`Optimizer::moment_views`] and the steps of
-    /// [`Optimizer::steps`].
-    pub fn restore(&mut self, state: &OptimizerState) -> Result<(), EngineError> {
+    /// Restores the state saved with the optimizer (`BUFFER.PARAM` tensors in a safetensors
+    /// file, per-parameter step counts), streaming the file one tensor at a time. Parameters
+    /// without saved buffers start empty (a layer unfrozen after the checkpoint).
+    pub fn restore_from_file(
+        &mut self,
+        path: &std::path::Path,
+        steps: &HashMap<String, u64>,
+    ) -> Result<(), EngineError> {
         let names = self.rule.buffers();
-        for slot in &mut self.slots {
-            let name = slot.param.name().to_string();
-            slot.step = state.steps.get(&name).copied().unwrap_or(0);
-            let device = slot.param.var().device().clone();
-            let saved: Option<Vec<&Tensor>> = names
-                .iter()
-                .map(|b| state.tensors.get(&format!("{b}.{name}")))
-                .collect();
-            slot.state = match saved {
-                Some(tensors) if !tensors.is_empty() => State::Device(
-                    tensors
-                        .into_iter()
-                        .map(|t| Var::from_tensor(&t.to_device(&device)?))
-                        .collect::<Result<_, _>>()?,
-                ),
+        let by_name: HashMap<String, usize> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.param.name().to_string(), i))
+            .collect();
+        let mut saved: Vec<Vec<Option<Var>>> = vec![vec![None; names.len()]; self.slots.len()];
+        crate::checkpoint::for_each_tensor(path, |name, tensor| {
+            let found = name.split_once('.').and_then(|(buffer, param)| {
+                let b = names.iter().position(|n| *n == buffer)?;
+                Some((b, *by_name.get(param)?))
+            });
+            if let Some((b, i)) = found {
+                let device = self.slots[i].param.var().device().clone();
+                saved[i][b] = Some(Var::from_tensor(&tensor.to_device(&device)?)?);
+            }
+            Ok(())
+        })?;
+        for (slot, buffers) in self.slots.iter_mut().zip(saved) {
+            slot.step = steps.get(slot.param.name()).copied().unwrap_or(0);
+            let complete: Option<Vec<Var>> = buffers.into_iter().collect();
+            slot.state = match complete {
+                Some(vars) if !vars.is_empty() => State::Device(vars),
                 _ => State::Empty,
             };
         }

@@ -171,10 +171,12 @@ impl Trainer<'_> {
         };
         let (mut start_epoch, mut skip_chunks) = (0, 0);
         if let Some(point) = &self.resume {
+            // Streamed from disk a tensor at a time: resuming needs no more memory than
+            // training does.
             for m in &models {
-                m.set_values(&point.weights)?;
+                m.load_values(&point.weights_file())?;
             }
-            optimizer.restore(&point.optimizer)?;
+            optimizer.restore_from_file(&point.optimizer_file(), &point.state.optimizer_steps)?;
             let s = &point.state;
             progress = Progress {
                 step: s.step,

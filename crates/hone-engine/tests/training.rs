@@ -1015,3 +1015,95 @@ fn multi_task_heads_share_the_encoder_and_train_only_on_their_own_steps() {
     assert!(hub.contains_key("classifier.weight") && hub.contains_key("bert.pooler.dense.weight"));
     assert!(hub.keys().all(|k| !k.contains("::")));
 }
+
+/// A multi-task run stopped part-way and resumed from its `last` checkpoint (streamed back into
+/// every head and the optimizer) ends with the weights of an uninterrupted run: the same
+/// task for each step, the same examples, the same optimizer state.
+#[test]
+fn a_multi_task_run_resumes_exactly() {
+    use hone_engine::models::{HeadSpec, ModelSpec};
+    use hone_engine::multitask::TaskSet;
+
+    let dir = tiny_model("bert");
+    let data = sst2_fixture(&dir, 32);
+    let flipped = EncodedSet {
+        labels: data.train.labels.iter().map(|l| 1 - l).collect(),
+        ..data.train.clone()
+    };
+    let flipped_valid = EncodedSet {
+        labels: data.valid.labels.iter().map(|l| 1 - l).collect(),
+        ..data.valid.clone()
+    };
+    let cfg = TrainingConfig {
+        epochs: 2,
+        eval_every: Some(4),
+        task_temperature: 2.0,
+        ..small_config()
+    };
+    let heads = |seed| {
+        let spec = ModelSpec::from_dir(&dir).unwrap();
+        let heads = [("a::", 2), ("b::", 2)].map(|(prefix, n)| HeadSpec {
+            prefix: prefix.into(),
+            task: Task::SequenceClassification,
+            num_labels: n,
+        });
+        Model::with_heads(spec, Some(&dir), &heads, None, &Device::Cpu, seed).unwrap()
+    };
+    let train = |models: &[Model], work: &Path, resume, cancel_at: Option<u64>| {
+        let also = [TaskSet {
+            name: "b",
+            model: &models[1],
+            train: &flipped,
+            valid: &flipped_valid,
+            labels: &data.labels,
+        }];
+        let cancel = AtomicBool::new(false);
+        Trainer {
+            model: &models[0],
+            cfg: &cfg,
+            train: &data.train,
+            valid: &data.valid,
+            labels: &data.labels,
+            work_dir: work,
+            resume,
+            ewc: None,
+            also: &also,
+            name: "a",
+        }
+        .run(
+            &mut |e| {
+                if let (TrainEvent::Step { step, .. }, Some(at)) = (&e, cancel_at) {
+                    if *step >= at {
+                        cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            },
+            &cancel,
+        )
+        .unwrap()
+    };
+    let whole = heads(5);
+    let work = tempfile::tempdir().unwrap();
+    assert_eq!(train(&whole, work.path(), None, None).steps, 20);
+
+    let stopped = heads(5);
+    let work = tempfile::tempdir().unwrap();
+    let first = train(&stopped, work.path(), None, Some(7));
+    assert_eq!(first.status, RunStatus::Cancelled);
+    let point = hone_engine::checkpoint::load_last(work.path())
+        .unwrap()
+        .expect("a resumable checkpoint");
+    let resumed = heads(99); // other initial heads: everything must come from the checkpoint
+    let second = train(&resumed, work.path(), Some(point), None);
+    assert_eq!(second.steps, 20);
+    for (a, b) in whole.iter().zip(&resumed) {
+        for p in a.params().all() {
+            assert_eq!(
+                bits(&p.value()),
+                bits(&b.params().get(p.name()).unwrap().value()),
+                "{} differs after the resume",
+                p.name()
+            );
+        }
+    }
+}

@@ -377,23 +377,4 @@ impl Model {
         }
         Ok(())
     }
-
-    /// Copies `values` (by Hub name) into the parameters, e.g. to restore a checkpoint.
-    pub fn set_values(
-        &self,
-        values: &std::collections::HashMap<String, Tensor>,
-    ) -> Result<(), EngineError> {
-        for p in self.params.all() {
-            let v = values
-                .get(p.name())
-                .ok_or_else(|| EngineError::MissingTensor {
-                    dir: Path::new("checkpoint").to_path_buf(),
-                    name: p.name().to_string(),
-                    family: self.spec.family.name().to_string(),
-                })?;
-            p.var()
-                .set(&v.to_dtype(DType::F32)?.to_device(&self.device)?)?;
-        }
-        Ok(())
-    }
 }

@@ -310,6 +310,15 @@ pub fn print_fit(fit: &FitReport) {
         human_bytes(fit.available),
         human_bytes(fit.total)
     );
+    if let Some(host) = &fit.host {
+        println!(
+            "  and RAM: {} ({} free of {}) to read the weights and hold the program and data: {}",
+            human_bytes(host.needed),
+            human_bytes(host.available),
+            human_bytes(host.total),
+            host.verdict.label()
+        );
+    }
     for (name, l) in [
         ("full fine-tuning", &fit.full),
         ("frozen embeddings", &fit.frozen_embeddings),

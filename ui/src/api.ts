@@ -19,7 +19,11 @@ export type MemoryEstimate = {
 /** Expected speed on this machine's CPU (absent when judged against a GPU). */
 export type SpeedEstimate = { matmul_gflops: number; step_seconds: number; samples_per_second: number; work: { batch_size: number; length: number } };
 export type FitLine = { estimate: MemoryEstimate; verdict: "fits" | "tight" | "does-not-fit"; speed: SpeedEstimate | null };
-export type FitReport = { full: FitLine; frozen_embeddings: FitLine; compared_with: string; available: number; total: number };
+export type FitReport = {
+  full: FitLine; frozen_embeddings: FitLine; compared_with: string; available: number; total: number;
+  /** Judged against a GPU: the RAM the run also needs (weights read there, program, data). */
+  host: { needed: number; available: number; total: number; verdict: string } | null;
+};
 export type ModelCheck = {
   model_type: string | null; family: string | null; trainable: boolean; tasks: string[]; problems: string[];
   parameters: number | null; fit: FitReport | null;

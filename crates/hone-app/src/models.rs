@@ -47,6 +47,20 @@ impl Verdict {
         }
     }
 
+    /// The worse of two verdicts (a run needs both memories).
+    pub fn worse(self, other: Verdict) -> Verdict {
+        let rank = |v: Verdict| match v {
+            Verdict::Fits => 0,
+            Verdict::Tight => 1,
+            Verdict::DoesNotFit => 2,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+
     /// A word for people.
     pub fn label(self) -> &'static str {
         match self {
@@ -77,6 +91,19 @@ pub struct FitReport {
     pub compared_with: String,
     pub available: u64,
     pub total: u64,
+    /// Judged against a GPU: what the run also needs in RAM (the weights are read there before
+    /// they move to the GPU, and the program, tokenizer and data live there), against the RAM.
+    /// Each line's verdict is the worse of the two.
+    pub host: Option<HostFit>,
+}
+
+/// A GPU run's need of the machine's RAM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostFit {
+    pub needed: u64,
+    pub available: u64,
+    pub total: u64,
+    pub verdict: Verdict,
 }
 
 /// A Hub search result with the family Hone would train it as, read from its tags (the Hub
@@ -210,14 +237,25 @@ pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemo
         None => ("RAM".to_string(), machine.ram_available, machine.ram_total),
     };
     let matmul_gflops = machine.gpu.is_none().then(cpu_matmul_gflops);
+    let host = machine.gpu.as_ref().map(|_| {
+        let e = estimate(spec, settings);
+        let needed = e.weights + e.runtime + e.checkpoint;
+        HostFit {
+            needed,
+            available: machine.ram_available,
+            total: machine.ram_total,
+            verdict: Verdict::judge(needed, machine.ram_available, machine.ram_total),
+        }
+    });
     let line = |freeze_embeddings| {
         let settings = FitSettings {
             freeze_embeddings,
             ..settings
         };
         let estimate = estimate(spec, settings);
+        let verdict = Verdict::judge(estimate.total, available, total);
         FitLine {
-            verdict: Verdict::judge(estimate.total, available, total),
+            verdict: host.as_ref().map_or(verdict, |h| verdict.worse(h.verdict)),
             estimate,
             speed: matmul_gflops.map(|rate| estimate_speed(spec, settings, rate)),
         }
@@ -228,6 +266,7 @@ pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemo
         compared_with,
         available,
         total,
+        host,
     }
 }
 
@@ -553,6 +592,45 @@ mod tests {
         assert_eq!(
             small.fit.expect("a fit report").full.verdict,
             Verdict::DoesNotFit
+        );
+    }
+
+    #[test]
+    fn against_a_gpu_the_ram_counts_too() {
+        use crate::machine::GpuMemory;
+        let config = json!({"model_type": "bert", "vocab_size": 30522, "hidden_size": 384,
+            "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536,
+            "max_position_embeddings": 512, "type_vocab_size": 2});
+        let spec = ModelSpec::from_json(config, Path::new("config.json")).unwrap();
+        let gpu = |ram: u64| MachineMemory {
+            ram_total: ram,
+            ram_available: ram,
+            gpu: Some(GpuMemory {
+                name: "NVIDIA H200".into(),
+                total: 140 << 30,
+                free: 139 << 30,
+            }),
+        };
+        let roomy = fit_report(&spec, FitSettings::default(), &gpu(64 << 30));
+        assert_eq!(roomy.compared_with, "NVIDIA H200");
+        assert_eq!(roomy.full.verdict, Verdict::Fits);
+        let host = roomy.host.expect("the RAM is judged too");
+        assert_eq!(host.verdict, Verdict::Fits);
+        assert!(host.needed >= roomy.full.estimate.weights);
+        assert!(
+            host.needed < roomy.full.estimate.total,
+            "gradients and AdamW stay on the GPU"
+        );
+        assert!(roomy.full.speed.is_none());
+        // A huge GPU does not help when the weights cannot even be read into RAM.
+        let starved = fit_report(&spec, FitSettings::default(), &gpu(32 << 20));
+        assert_eq!(starved.host.expect("judged").verdict, Verdict::DoesNotFit);
+        assert_eq!(starved.full.verdict, Verdict::DoesNotFit);
+        assert_eq!(Verdict::Fits.worse(Verdict::Tight), Verdict::Tight);
+        assert!(
+            fit_report(&spec, FitSettings::default(), &machine(16 << 30))
+                .host
+                .is_none()
         );
     }
 

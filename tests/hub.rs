@@ -161,6 +161,49 @@ fn download_then_train_from_the_cache_by_repo_id() {
     let info: serde_json::Value = serde_json::from_str(&stdout(&info)).expect("json");
     assert_eq!(info["cached"], false);
     std::fs::write(snapshot.join("config.json"), config).expect("restore");
+    // Offline (asked for, or the Hub out of reach): the page comes from the cached copy, says
+    // so, and still checks the model against this machine; a model not in the cache is an
+    // error that says what to do.
+    for offline in [
+        hone_hub(&hub, home.path())
+            .env("HF_HUB_OFFLINE", "1")
+            .args(["hub", "info", "hone-test/tiny-bert", "--json"])
+            .output()
+            .expect("runs"),
+        hone_hub(&hub, home.path())
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .args(["hub", "info", "hone-test/tiny-bert", "--json"])
+            .output()
+            .expect("runs"),
+    ] {
+        assert!(offline.status.success(), "{}", stderr(&offline));
+        let page: serde_json::Value = serde_json::from_str(&stdout(&offline)).expect("json");
+        let why = page["offline"].as_str().unwrap_or_default();
+        assert!(
+            why.contains("cache") && why.contains("not known offline"),
+            "{page}"
+        );
+        assert_eq!(page["cached"], true);
+        assert_eq!(page["check"]["trainable"], true, "{page}");
+        assert_eq!(page["check"]["family"], "BERT");
+        assert!(page["card_html"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Tiny BERT"));
+    }
+    let text = run(hone_hub(&hub, home.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .args(["hub", "info", "hone-test/tiny-bert"]));
+    assert!(stderr(&text).contains("offline:"), "{}", stderr(&text));
+    let missing = run(hone_hub(&hub, home.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .args(["hub", "info", "hone-test/tiny-bert-2"]));
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("not in the cache"),
+        "{}",
+        stderr(&missing)
+    );
     let db = runs.path().join("hone.db");
     let out = train(hone_hub(&hub, home.path()).arg("--db").arg(&db));
     assert!(out.status.success(), "{}", stderr(&out));

@@ -191,6 +191,9 @@ fn info(hub: &HubClient, args: InfoArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&page)?);
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(why) = &page.offline {
+        eprintln!("offline: {why}");
+    }
     print_info(&page.info, &page.check, page.download_bytes, args.card);
     Ok(ExitCode::SUCCESS)
 }

@@ -39,7 +39,11 @@ export type ModelInfo = ModelSummary & {
   sha: string | null; license: string | null; files: RepoFile[]; parameters: number | null; card: string | null;
   config_summary: { architectures: string[]; model_type: string | null; num_layers: number | null; hidden_size: number | null; max_positions: number | null } | null;
 };
-export type ModelPage = { info: ModelInfo; check: ModelCheck; download_bytes: number; cached: boolean; card_html: string | null };
+export type ModelPage = {
+  info: ModelInfo; check: ModelCheck; download_bytes: number; cached: boolean; card_html: string | null;
+  /** Set when the Hub was out of reach and the page comes from the cached copy. */
+  offline: string | null;
+};
 export type KnownModel = { reference: string; source: string; path: string; model_type: string | null; size_bytes: number; revision: string | null };
 export type DownloadEvent =
   | { kind: "planned"; total_bytes: number; done_bytes: number; files: { name: string; size: number; cached: boolean }[] }

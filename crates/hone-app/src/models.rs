@@ -280,6 +280,9 @@ pub struct HubModelPage {
     pub cached: bool,
     /// The model card rendered for the window (`card::card_html`: no raw HTML, web links only).
     pub card_html: Option<String>,
+    /// Set when the Hub could not be reached and the page comes from the cached copy: why, and
+    /// what is not known offline.
+    pub offline: Option<String>,
 }
 
 /// Fetches a Hub model's page (the listing, config.json and card) and checks it against this
@@ -290,7 +293,19 @@ pub fn hub_model_page(
     revision: Option<&str>,
     settings: FitSettings,
 ) -> Result<HubModelPage, AppError> {
-    let info = hub.model_info(repo, revision)?;
+    let info = match hub.model_info(repo, revision) {
+        Ok(info) => info,
+        // Offline (by choice or not): the cached copy, if there is one, says what it can.
+        Err(
+            e @ (hone_hub::HubError::Network { .. }
+            | hone_hub::HubError::Offline { .. }
+            | hone_hub::HubError::TooManyRetries { .. }),
+        ) => {
+            return cached_model_page(hub, repo, revision, settings, &e.to_string())
+                .ok_or_else(|| e.into())
+        }
+        Err(e) => return Err(e.into()),
+    };
     let files: Vec<String> = info.files.iter().map(|f| f.name.clone()).collect();
     let check = check_model(info.config.as_ref(), &files, settings, &machine_memory());
     let planned = plan_files(&info, &[]).unwrap_or_default();
@@ -308,6 +323,68 @@ pub fn hub_model_page(
         info,
         check,
         download_bytes,
+        offline: None,
+    })
+}
+
+/// A model's page from its cached snapshot alone, when the Hub cannot be reached (`why`): its
+/// files, config.json and card as downloaded; nothing the Hub alone knows (downloads, likes,
+/// tags, the latest commit). `None` when the model is not in the cache.
+fn cached_model_page(
+    hub: &HubClient,
+    repo: &str,
+    revision: Option<&str>,
+    settings: FitSettings,
+    why: &str,
+) -> Option<HubModelPage> {
+    let dir = match revision {
+        Some(r) => hub.cached_snapshot(repo, r)?,
+        None => hub.resolve_cached(repo).ok()?,
+    };
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+    let config: Option<Value> = read("config.json").and_then(|t| serde_json::from_str(&t).ok());
+    let files: Vec<hone_hub::RepoFile> = folder_files(&dir)
+        .into_iter()
+        .map(|name| hone_hub::RepoFile {
+            size: std::fs::metadata(dir.join(&name)).ok().map(|m| m.len()),
+            name,
+            sha256: None,
+        })
+        .collect();
+    let names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
+    let check = check_model(config.as_ref(), &names, settings, &machine_memory());
+    let card = read("README.md");
+    let info = ModelInfo {
+        id: repo.to_string(),
+        sha: dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+        task: None,
+        library: None,
+        license: None,
+        tags: Vec::new(),
+        gated: false,
+        private: false,
+        downloads: 0,
+        likes: 0,
+        last_modified: None,
+        files,
+        parameters: None,
+        config_summary: config
+            .as_ref()
+            .map(hone_hub::info::ModelConfigSummary::from_config),
+        config,
+        card,
+    };
+    Some(HubModelPage {
+        cached: true,
+        card_html: info.card.as_deref().map(crate::card::card_html),
+        info,
+        check,
+        download_bytes: 0,
+        offline: Some(format!(
+            "{why}. Shown from the copy in the cache ({}): it can be trained as it is; \
+             downloads, likes, tags and newer versions are not known offline.",
+            dir.display()
+        )),
     })
 }
 

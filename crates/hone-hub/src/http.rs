@@ -84,7 +84,11 @@ impl Http {
             let response = match request.call() {
                 Ok(r) => r,
                 Err(e) => {
-                    if attempt + 1 == self.config.max_attempts {
+                    // Nothing answering at all (offline, no such host, refused) is retried
+                    // once, not through the whole backoff: the caller (a cached copy, the
+                    // user) decides what next in a second rather than fifteen.
+                    if attempt + 1 == self.config.max_attempts || (attempt >= 1 && unreachable(&e))
+                    {
                         return Err(HubError::Network {
                             endpoint: self.config.endpoint.clone(),
                             message: e.to_string(),
@@ -176,5 +180,21 @@ impl Http {
                 endpoint: self.config.endpoint.clone(),
                 message: e.to_string(),
             })
+    }
+}
+
+/// True when nothing answered: no such host, or no route or listener for the connection.
+fn unreachable(e: &ureq::Error) -> bool {
+    use std::io::ErrorKind;
+    match e {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => true,
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            ErrorKind::ConnectionRefused
+                | ErrorKind::NetworkUnreachable
+                | ErrorKind::HostUnreachable
+                | ErrorKind::AddrNotAvailable
+        ),
+        _ => false,
     }
 }

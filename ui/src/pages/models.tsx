@@ -214,8 +214,9 @@ export function ModelsPage(props: { nav: Nav }) {
           {page && (
             <article class="card" data-testid="model-page">
               <h2>{page.info.id}</h2>
+              {page.offline && <div class="notice" data-testid="offline-notice">Offline: {page.offline}</div>}
               <p class="muted small">
-                {page.info.task ?? "no task"} · {page.info.license ?? "no license given"} · {page.info.downloads.toLocaleString()} downloads ·{" "}
+                {page.offline ? "from the cache" : `${page.info.task ?? "no task"} · ${page.info.license ?? "no license given"} · ${page.info.downloads.toLocaleString()} downloads`} ·{" "}
                 {page.info.parameters || page.check.parameters ? `${count(page.info.parameters ?? page.check.parameters ?? 0)} parameters` : ""}
               </p>
               {page.info.gated && <div class="notice">Gated: accept its terms on the Hub and set HF_TOKEN before downloading.</div>}
@@ -229,7 +230,7 @@ export function ModelsPage(props: { nav: Nav }) {
                 <label>Tokens <input type="number" min={8} value={length} onChange={(e) => setLength(Number((e.target as HTMLInputElement).value) || 128)} /></label>
               </div>
               <FitTable fit={page.check.fit} />
-              <p class="small">A fine-tune downloads {bytes(page.download_bytes)} ({page.info.files.length} files in the repository).</p>
+              {!page.offline && <p class="small">A fine-tune downloads {bytes(page.download_bytes)} ({page.info.files.length} files in the repository).</p>}
               {download?.repo === page.info.id ? (
                 <div class="download">
                   <progress value={download.done} max={download.total || 1} />

@@ -1,11 +1,13 @@
 //! How fast fine-tuning will run here, from config.json alone (before anything is downloaded):
 //! the matrix work of one training step, divided by the rate this machine's matrix kernel
 //! reaches (measured once per process, in well under a second) times the share of that rate
-//! the step's products keep, plus the optimizer's pass over the parameters. The shares were
-//! fitted to `hone bench` runs of MiniLM-L6 on dense batches (every token real) from 64 × 32 to
-//! 4 × 512 (`bench/speed_estimate.sh`; figures in `bench/README.md`); the estimate is for
-//! full-length sequences, and the CPU path drops padding, so shorter texts train faster than
-//! it says.
+//! the step's products keep, plus the per-step passes over the parameters (the optimizer's
+//! over the trained ones; the matrix kernel's packing of every layer weight, which does not
+//! shrink with the batch and dominates short ones). The shares were fitted to `hone bench` runs
+//! of MiniLM-L6 on dense batches (every token real) from 16 × 13 to 8 × 256, full and with
+//! frozen embeddings (`bench/speed_estimate.sh`; figures in `bench/README.md`: every shape
+//! within 4%); with the data's typical length the estimate follows the CPU path, which drops
+//! padding.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -18,16 +20,20 @@ use crate::models::spec::ModelSpec;
 
 /// Share of the measured matrix rate the projections and feed-forward products of a step reach,
 /// the element-wise kernels between them included (fitted).
-const DENSE_EFFICIENCY: f64 = 0.81;
+const DENSE_EFFICIENCY: f64 = 0.63;
 /// Share the attention products reach: small per-(sequence, head) matrices, with the softmax
 /// and its dropout around them (fitted).
-const ATTENTION_EFFICIENCY: f64 = 0.20;
+const ATTENTION_EFFICIENCY: f64 = 0.19;
 /// Time per step that does not grow with the model: thread hand-offs, batch assembly, the
 /// loss (fitted on tiny models, where it dominates).
 const STEP_OVERHEAD_SECONDS: f64 = 0.0005;
-/// AdamW reads and writes every trained parameter, its gradient and two moments: seconds per
-/// trained parameter (fitted; memory bound).
-const OPTIMIZER_SECONDS_PER_PARAMETER: f64 = 0.6e-9;
+/// Per trained parameter and step: AdamW reads and writes it, its gradient and two moments,
+/// and the gradient is cleared and measured for clipping (fitted; memory bound).
+const SECONDS_PER_TRAINED_PARAMETER: f64 = 1.0e-9;
+/// Per encoder-layer weight and step, trained or frozen: the matrix kernel packs each weight
+/// for the forward product and both backward ones whatever the batch (fitted; what makes short
+/// batches slower than their FLOPs say).
+const SECONDS_PER_LAYER_PARAMETER: f64 = 3.36e-9;
 
 /// Floating-point work of one training step (forward and backward).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -38,6 +44,9 @@ pub struct StepWork {
     pub attention_flops: f64,
     /// Parameters the optimizer updates.
     pub trainable_parameters: u64,
+    /// Weights of the encoder layers (each packed by the matrix kernel every step).
+    #[serde(default)]
+    pub layer_parameters: u64,
     /// Sequences per step.
     pub batch_size: usize,
     /// Tokens per sequence the estimate assumes: the data's typical length when known, else
@@ -67,10 +76,12 @@ pub fn step_work(spec: &ModelSpec, settings: FitSettings) -> StepWork {
     let token_layers = tokens * config.num_layers as f64;
     let trainable = crate::memory::parameter_count(config, settings.num_labels.max(1))
         .trainable(settings.freeze_embeddings);
+    let per_layer = 4.0 * h * h + 2.0 * h * i;
     StepWork {
         dense_flops: 3.0 * token_layers * (8.0 * h * h + 4.0 * h * i),
         attention_flops: 3.0 * token_layers * 4.0 * l * h,
         trainable_parameters: trainable,
+        layer_parameters: (per_layer * config.num_layers as f64) as u64,
         batch_size: batch,
         length,
     }
@@ -105,7 +116,8 @@ pub fn estimate_speed(
     let rate = matmul_gflops.max(0.1) * 1e9;
     let step_seconds = work.dense_flops / (rate * DENSE_EFFICIENCY)
         + work.attention_flops / (rate * ATTENTION_EFFICIENCY)
-        + work.trainable_parameters as f64 * OPTIMIZER_SECONDS_PER_PARAMETER
+        + work.trainable_parameters as f64 * SECONDS_PER_TRAINED_PARAMETER
+        + work.layer_parameters as f64 * SECONDS_PER_LAYER_PARAMETER
         + STEP_OVERHEAD_SECONDS;
     SpeedEstimate {
         work,

@@ -171,14 +171,22 @@ fn the_whole_workflow_through_the_commands() {
     assert_eq!(shown["run"]["cancel_requested"], true, "{shown}");
     let annotated = w.ok(
         "run_annotate",
-        json!({"id": other, "tags": [" sweep ", "Sweep", "seed 1"], "notes": "checking"}),
+        json!({"id": other, "add": [" sweep ", "Sweep", "seed 1"], "notes": "checking"}),
     );
     assert_eq!(annotated["tags"], json!(["sweep", "seed 1"]));
     assert_eq!(annotated["notes"], "checking");
+    let removed = w.ok("run_annotate", json!({"id": other, "remove": ["SWEEP"]}));
+    assert_eq!(removed["tags"], json!(["seed 1"]));
+    // Nothing is written unless all of it is valid.
     let comma = w
-        .call("run_annotate", json!({"id": other, "tags": ["a,b"]}))
+        .call(
+            "run_annotate",
+            json!({"id": other, "add": ["a,b"], "notes": "not saved"}),
+        )
         .expect_err("a comma in a tag");
     assert!(comma.to_string().contains("comma"), "{comma}");
+    let kept = w.ok("run_show", json!({"id": other}));
+    assert_eq!(kept["run"]["notes"], "checking");
     store
         .finish_run(other, hone_store::RunStatus::Cancelled, None, None)
         .expect("finish");

@@ -176,8 +176,8 @@ export const api = {
   runsMetrics: (ids: number[]) => invoke<[number, MetricRow[]][]>("runs_metrics", { ids }),
   runsCompare: (a: number, b: number) => invoke<{ config_diff: [string, any, any][]; metrics: [string, number | null, number | null][] }>("runs_compare", { a, b }),
   runDelete: (id: number) => invoke<void>("run_delete", { id }),
-  /** Sets a run's tags and/or notes (each when given); the run as stored. */
-  runAnnotate: (id: number, change: { tags?: string[]; notes?: string }) => invoke<RunRecord>("run_annotate", { id, ...change }),
+  /** Adds/removes a run's tags and/or sets its notes (each when given); the run as stored. */
+  runAnnotate: (id: number, change: { add?: string[]; remove?: string[]; notes?: string }) => invoke<RunRecord>("run_annotate", { id, ...change }),
   /** Asks a run to stop after its current step, whichever process trains it. */
   runRequestStop: (id: number) => invoke<void>("run_request_stop", { id }),
   datasetTokenLengths: (name: string, model: string, maxLength: number) =>

@@ -92,7 +92,8 @@ pub struct FitReport {
     pub available: u64,
     pub total: u64,
     /// Judged against a GPU: what the run also needs in RAM (the weights are read there before
-    /// they move to the GPU, and the program, tokenizer and data live there), against the RAM.
+    /// they move to the GPU, the program, tokenizer and data live there, and a resumable
+    /// checkpoint is written from host copies of the weights and moments), against the RAM.
     /// Each line's verdict is the worse of the two.
     pub host: Option<HostFit>,
 }
@@ -238,8 +239,10 @@ pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemo
     };
     let matmul_gflops = machine.gpu.is_none().then(cpu_matmul_gflops);
     let host = machine.gpu.as_ref().map(|_| {
+        // The weights read on the host before they move, the program and data, and what a
+        // resumable checkpoint copies to the host to write it: every weight and both moments.
         let e = estimate(spec, settings);
-        let needed = e.weights + e.runtime + e.checkpoint;
+        let needed = 2 * e.weights + e.optimizer + e.runtime + e.checkpoint;
         HostFit {
             needed,
             available: machine.ram_available,
@@ -693,10 +696,14 @@ mod tests {
         assert_eq!(roomy.full.verdict, Verdict::Fits);
         let host = roomy.host.expect("the RAM is judged too");
         assert_eq!(host.verdict, Verdict::Fits);
-        assert!(host.needed >= roomy.full.estimate.weights);
+        let e = &roomy.full.estimate;
         assert!(
-            host.needed < roomy.full.estimate.total,
-            "gradients and AdamW stay on the GPU"
+            host.needed >= 2 * e.weights + e.optimizer,
+            "checkpoints copy to the host"
+        );
+        assert!(
+            host.needed < e.total + e.weights,
+            "activations stay on the GPU"
         );
         assert!(roomy.full.speed.is_none());
         // A huge GPU does not help when the weights cannot even be read into RAM.

@@ -298,21 +298,37 @@ impl RunConfig {
         if self.also.is_empty() {
             return Vec::new();
         }
-        let given = std::iter::once(self.name.clone().unwrap_or_else(|| data_name(&self.data)))
-            .chain(
-                self.also
+        let given: Vec<Option<&String>> = std::iter::once(self.name.as_ref())
+            .chain(self.also.iter().map(|t| t.name.as_ref()))
+            .collect();
+        let sources = std::iter::once(&self.data).chain(self.also.iter().map(|t| &t.data));
+        let taken = |names: &[String], candidate: &str| {
+            names.iter().any(|n| n.eq_ignore_ascii_case(candidate))
+                || given
                     .iter()
-                    .map(|t| t.name.clone().unwrap_or_else(|| data_name(&t.data))),
-            );
+                    .flatten()
+                    .any(|g| g.eq_ignore_ascii_case(candidate))
+        };
         let mut names: Vec<String> = Vec::new();
-        for name in given {
-            let mut unique = name.clone();
-            let mut n = 2;
-            while names.contains(&unique) {
-                unique = format!("{name}-{n}");
-                n += 1;
-            }
-            names.push(unique);
+        for (name, data) in given.iter().zip(sources) {
+            // Names given are kept as written (two alike are an error when the run starts);
+            // names taken from the data get `-2`, `-3`, … until they differ from every other.
+            let name = match name {
+                Some(n) => n.to_string(),
+                None => {
+                    let base = data_name(data);
+                    let mut unique = base.clone();
+                    let mut n = 2;
+                    while taken(&names, &unique) {
+                        let suffix = format!("-{n}");
+                        let room = 64 - suffix.len();
+                        unique = format!("{}{suffix}", &base[..base.len().min(room)]);
+                        n += 1;
+                    }
+                    unique
+                }
+            };
+            names.push(name);
         }
         names
     }
@@ -560,7 +576,8 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.also.len(), 2);
         assert_eq!(cfg.also[0].task, Task::TokenClassification);
-        assert_eq!(cfg.task_names(), vec!["sst2", "conll", "sst2-2"]);
+        // `sst2` is given to the third task: the first, named after its file, steps aside.
+        assert_eq!(cfg.task_names(), vec!["sst2-2", "conll", "sst2"]);
         let json = serde_json::to_value(&cfg).unwrap();
         assert_eq!(serde_json::from_value::<RunConfig>(json).unwrap(), cfg);
         let one = RunConfig {

@@ -42,6 +42,15 @@ pub fn normalise_tags(tags: &[String]) -> Result<Vec<String>, AppError> {
     Ok(out)
 }
 
+fn check_notes(notes: &str) -> Result<(), AppError> {
+    if notes.chars().count() > MAX_NOTES_CHARS {
+        return Err(AppError::Invalid(format!(
+            "notes are kept up to {MAX_NOTES_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
 impl App {
     /// Sets run `id`'s tags (see [`normalise_tags`]); returns them as stored.
     pub fn set_run_tags(&mut self, id: i64, tags: &[String]) -> Result<Vec<String>, AppError> {
@@ -68,13 +77,29 @@ impl App {
         self.set_run_tags(id, &tags)
     }
 
+    /// Adds and removes tags and sets the notes of run `id` (each when given), all checked
+    /// before anything is written; returns the run's tags as stored.
+    pub fn annotate_run(
+        &mut self,
+        id: i64,
+        add: &[String],
+        remove: &[String],
+        notes: Option<&str>,
+    ) -> Result<Vec<String>, AppError> {
+        normalise_tags(add)?;
+        if let Some(notes) = notes {
+            check_notes(notes)?;
+        }
+        let tags = self.edit_run_tags(id, add, remove)?;
+        if let Some(notes) = notes {
+            self.set_run_notes(id, notes)?;
+        }
+        Ok(tags)
+    }
+
     /// Sets run `id`'s notes; blank notes clear them.
     pub fn set_run_notes(&mut self, id: i64, notes: &str) -> Result<(), AppError> {
-        if notes.chars().count() > MAX_NOTES_CHARS {
-            return Err(AppError::Invalid(format!(
-                "notes are kept up to {MAX_NOTES_CHARS} characters"
-            )));
-        }
+        check_notes(notes)?;
         let notes = notes.trim_end();
         let notes = (!notes.trim().is_empty()).then_some(notes);
         Ok(self.store.set_run_notes(id, notes)?)

@@ -300,6 +300,14 @@ impl App {
             }
             DataConfig::Files(_) => None,
         };
+        // Multi-task: each other task's stored dataset sets its task too, and the names are
+        // checked now rather than when the run starts.
+        for also in &mut config.also {
+            if let DataConfig::Stored(s) = &also.data {
+                also.task = engine_task(self.store.dataset(&s.dataset)?.task);
+            }
+        }
+        hone_engine::job::check_task_names(config.task_names().iter().map(String::as_str))?;
         let id = self.store.create_run(&NewRun {
             name,
             config: serde_json::to_value(&config).map_err(|e| AppError::Invalid(e.to_string()))?,
@@ -454,10 +462,9 @@ impl App {
                     }
                 }
                 // Another process (the window, `hone runs cancel`) may ask this run to stop:
-                // the request is read after each step and stops it as a cancel does.
-                if matches!(event, TrainEvent::Step { .. })
-                    && store.cancel_requested(id).unwrap_or(false)
-                {
+                // the request is read after every event (each step, and while the run starts)
+                // and stops it as a cancel does.
+                if store.cancel_requested(id).unwrap_or(false) {
                     cancel.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
                 sink(&event);
@@ -523,8 +530,10 @@ impl App {
         }
         // The split's test part, scored once with the exported (best) model: the run's honest
         // score, since validation also picked the checkpoint.
+        // (A multi-task run is scored by its validation report over every task: testing its own
+        // task's head alone would stand for the whole run.)
         let tested = match (&outcome.summary.best, test.is_empty(), status) {
-            (Some((step, _)), false, RunStatus::Completed) => {
+            (Some((step, _)), false, RunStatus::Completed) if multitask.is_none() => {
                 let evaluation = evaluate_examples(
                     exported_model(&mut exported, &out, config.training.max_length)?,
                     &test,

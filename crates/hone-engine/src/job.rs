@@ -383,29 +383,47 @@ impl MultiTask {
         std::iter::once(self.main.as_str()).chain(self.also.iter().map(|t| t.name.as_str()))
     }
 
-    /// Checks the names: well formed and distinct.
+    /// Checks the names ([`check_task_names`]).
     pub fn check(&self) -> Result<(), EngineError> {
-        let mut seen = std::collections::HashSet::new();
-        for name in self.names() {
-            let ok = !name.is_empty()
-                && name.len() <= 64
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !ok {
-                return Err(EngineError::InvalidConfig(format!(
-                    "task name '{name}': use 1 to 64 letters, digits, '-' or '_' (it names the \
-                     task's exported folder)"
-                )));
-            }
-            if !seen.insert(name) {
-                return Err(EngineError::InvalidConfig(format!(
-                    "two tasks are named '{name}'; give each task its own name"
-                )));
-            }
-        }
-        Ok(())
+        check_task_names(self.names())
     }
+}
+
+/// Checks a multi-task run's task names: each usable ([`is_task_name`]) and distinct ignoring
+/// case (`Reviews` and `reviews` are one folder on macOS and Windows).
+pub fn check_task_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<(), EngineError> {
+    let mut seen = std::collections::HashSet::new();
+    for name in names {
+        if !is_task_name(name) {
+            return Err(EngineError::InvalidConfig(format!(
+                "task name '{name}': use 1 to 64 letters, digits, '-' or '_', not a name \
+                 Windows keeps for devices (it names the task's exported folder)"
+            )));
+        }
+        if !seen.insert(name.to_ascii_lowercase()) {
+            return Err(EngineError::InvalidConfig(format!(
+                "two tasks are named '{name}'; give each task its own name"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// True for a usable task name: 1 to 64 ASCII letters, digits, `-` or `_`, and not a device
+/// name Windows reserves (`con`, `nul`, `com1`, …) — it becomes a folder name.
+pub fn is_task_name(name: &str) -> bool {
+    const RESERVED: [&str; 4] = ["con", "prn", "aux", "nul"];
+    let lower = name.to_ascii_lowercase();
+    let device = RESERVED.contains(&lower.as_str())
+        || ((lower.starts_with("com") || lower.starts_with("lpt"))
+            && lower.len() == 4
+            && lower.as_bytes()[3].is_ascii_digit());
+    !name.is_empty()
+        && name.len() <= 64
+        && !device
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// Another head of a multi-task run, ready to train: its model (sharing the encoder) and
@@ -753,6 +771,15 @@ pub fn fine_tune_data(
     } else {
         None
     };
+    for t in also.iter().filter(|t| t.valid.is_empty()) {
+        sink(TrainEvent::Notice {
+            message: format!(
+                "task '{}' has no validation examples: it trains but is not scored, and the \
+                 best checkpoint is chosen by the other tasks",
+                t.name
+            ),
+        });
+    }
     if !also.is_empty() {
         let shares = crate::multitask::task_weights(
             &std::iter::once(train.len())

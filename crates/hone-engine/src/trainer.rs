@@ -370,7 +370,10 @@ impl Trainer<'_> {
         stepper: &mut Stepper,
         sink: &mut dyn FnMut(TrainEvent),
     ) -> Result<bool, EngineError> {
-        if tasks.iter().any(|t| t.valid.is_empty()) {
+        // A task without validation examples is not scored (the run said so when it started);
+        // the others still pick the best checkpoint.
+        let scored: Vec<&TaskSet> = tasks.iter().filter(|t| !t.valid.is_empty()).collect();
+        if scored.is_empty() {
             return Ok(false);
         }
         let cfg = self.cfg;
@@ -381,8 +384,8 @@ impl Trainer<'_> {
         let (report, logits) = if tasks.len() == 1 {
             evaluate_with(self.model, self.valid, self.labels, cfg.batch_size, stepper)?
         } else {
-            let mut reports = Vec::with_capacity(tasks.len());
-            for t in tasks {
+            let mut reports = Vec::with_capacity(scored.len());
+            for t in scored {
                 let (report, _) =
                     evaluate_with(t.model, t.valid, t.labels, cfg.batch_size, stepper)?;
                 reports.push((t.name.to_string(), t.model.task(), report));

@@ -234,7 +234,7 @@ impl Store {
     ) -> Result<()> {
         let n = self.conn.execute(
             "UPDATE runs SET status = 'running', pid = ?2, pid_started = ?3, total_steps = ?4, error = NULL,
-                 finished_at = NULL, cancel_requested = 0,
+                 finished_at = NULL,
                  started_at = COALESCE(started_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
              WHERE id = ?1",
             params![id, pid, pid_started, total_steps],
@@ -372,7 +372,8 @@ impl Store {
         self.conn.execute(
             "UPDATE runs SET status = ?2, error = ?3,
                  final_metrics_json = COALESCE(?4, final_metrics_json),
-                 finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), pid = NULL
+                 finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), pid = NULL,
+                 cancel_requested = 0
              WHERE id = ?1",
             params![
                 id,
@@ -507,7 +508,7 @@ impl Store {
             };
             if gone {
                 let changed = self.conn.execute(
-                    "UPDATE runs SET status = 'interrupted', pid = NULL,
+                    "UPDATE runs SET status = 'interrupted', pid = NULL, cancel_requested = 0,
                          error = 'the process running it stopped before it finished; resume it with `hone runs resume`'
                      WHERE id = ?1 AND status = 'running'",
                     [id],

@@ -298,9 +298,24 @@ fn a_run_moves_through_its_life_and_keeps_its_records() {
     let r = store.run(run).unwrap();
     assert_eq!((r.status, r.step), (RunStatus::Interrupted, 2));
     assert!(r.error.unwrap().contains("resume"));
-    // Starting again (a resume) forgets the old stop request; a finished run takes none.
-    store.start_run(run, 4343, None, 10).unwrap();
+    assert!(
+        !store.cancel_requested(run).unwrap(),
+        "an ended run's request is gone"
+    );
+    // A stop asked while the run starts (its data still being read; the start is recorded
+    // again once the step count is known) is kept; ending the run (here its process dying)
+    // forgets it, and a finished run takes none.
+    store.start_run(run, 4242, Some(1), 0).unwrap();
+    assert!(store.request_cancel(run).unwrap());
+    store.start_run(run, 4242, Some(1), 10).unwrap();
+    assert!(
+        store.cancel_requested(run).unwrap(),
+        "a start keeps the request"
+    );
+    store.mark_interrupted(|_, _| false).unwrap();
     assert!(!store.cancel_requested(run).unwrap());
+    store.start_run(run, 4343, None, 10).unwrap();
+    assert!(store.request_cancel(run).unwrap());
     store
         .finish_run(
             run,
@@ -311,6 +326,10 @@ fn a_run_moves_through_its_life_and_keeps_its_records() {
         .unwrap();
     let r = store.run(run).unwrap();
     assert_eq!(r.status, RunStatus::Completed);
+    assert!(
+        !r.cancel_requested,
+        "the end of a run clears its stop request"
+    );
     assert!(!store.request_cancel(run).unwrap());
     assert_eq!(r.tags, ["baseline", "sst2"], "tags outlive the run's end");
     assert!(r.error.is_none() && r.finished_at.is_some());

@@ -94,23 +94,26 @@ pub async fn run_delete(state: State<'_, Arc<DesktopState>>, id: i64) -> Command
     .await
 }
 
-/// Sets a run's tags and notes (each when given); returns the run as stored.
+/// Adds and removes a run's tags and sets its notes (each when given; nothing is written
+/// unless all of it is valid); returns the run as stored. Tags change by difference, so a tag
+/// another process added meanwhile is kept.
 #[tauri::command]
 pub async fn run_annotate(
     state: State<'_, Arc<DesktopState>>,
     id: i64,
-    tags: Option<Vec<String>>,
+    add: Option<Vec<String>>,
+    remove: Option<Vec<String>>,
     notes: Option<String>,
 ) -> CommandResult<RunRecord> {
     let state = state.inner().clone();
     super::blocking(move || {
         let mut app = state.app()?;
-        if let Some(tags) = tags {
-            app.set_run_tags(id, &tags)?;
-        }
-        if let Some(notes) = notes {
-            app.set_run_notes(id, &notes)?;
-        }
+        app.annotate_run(
+            id,
+            &add.unwrap_or_default(),
+            &remove.unwrap_or_default(),
+            notes.as_deref(),
+        )?;
         Ok(app.store().run(id)?)
     })
     .await

@@ -54,7 +54,12 @@ export function DatasetsPage(props: { nav: Nav }) {
     if (!selected) return;
     let stale = false;
     api.datasetExamples(selected, { text_contains: filter, labeled: onlyUnlabeled ? false : null, offset, limit: PAGE })
-      .then((p) => { if (!stale) { setExamples(p.examples); setTotal(p.total); } })
+      .then((p) => {
+        if (stale) return;
+        setExamples(p.examples); setTotal(p.total);
+        // Fewer rows than before (labeling with "only unlabeled" on): back to the last page.
+        if (offset > 0 && offset >= p.total) setOffset(Math.max(0, Math.floor((p.total - 1) / PAGE) * PAGE));
+      })
       .catch((e) => setError(errorText(e)));
     return () => { stale = true; };
   }, [selected, filter, onlyUnlabeled, datasets, offset]);

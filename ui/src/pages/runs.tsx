@@ -128,20 +128,22 @@ function RunNotes(props: { run: RunRecord; onSaved: () => void }) {
   const [notes, setNotes] = useState(props.run.notes ?? "");
   const [status, setStatus] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const save = async (change: { tags?: string[]; notes?: string }) => {
+  // Tags changed elsewhere (the command line) show when the run is read again.
+  useEffect(() => { setTags(props.run.tags ?? []); }, [(props.run.tags ?? []).join("\n")]);
+  const save = async (change: { add?: string[]; remove?: string[]; notes?: string }) => {
     try {
       const r = await api.runAnnotate(props.run.id, change);
       setTags(r.tags); setError(null); setStatus(change.notes != null ? "notes saved" : "tags saved");
       props.onSaved();
     } catch (e) { setError(errorText(e)); }
   };
-  const addTag = () => { if (tag.trim()) { save({ tags: [...tags, tag] }); setTag(""); } };
+  const addTag = () => { if (tag.trim()) { save({ add: [tag] }); setTag(""); } };
   return (
     <div class="run-notes" data-testid="run-notes">
       <div class="row">
         <span class="muted small">Tags</span>
-        {tags.map((t) => <span class="tag" data-tag={t}>{t} <button class="ghost small" aria-label={`remove tag ${t}`} onClick={() => save({ tags: tags.filter((x) => x !== t) })}>×</button></span>)}
-        <input id="add-tag" placeholder="add a tag, Enter" value={tag} maxLength={40}
+        {tags.map((t) => <span class="tag" data-tag={t}>{t} <button class="ghost small" aria-label={`remove tag ${t}`} onClick={() => save({ remove: [t] })}>×</button></span>)}
+        <input id="add-tag" placeholder="add a tag, Enter" value={tag}
           onInput={(e) => setTag((e.target as HTMLInputElement).value)}
           onKeyDown={(e) => { if (e.key === "Enter") { e.preventDefault(); addTag(); } }} />
         {status && <span class="ok small" data-testid="notes-status">{status}</span>}

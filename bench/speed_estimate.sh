@@ -4,10 +4,10 @@
 # so the packed-sequence saving plays no part): for each batch × length it prints the measured
 # and estimated training samples/s and the estimate's error.
 #
-# Usage: [SHAPES="64x32 16x64 16x128 32x128 8x256 4x512"] [STEPS=5] [THREADS=2] bench/speed_estimate.sh
+# Usage: [SHAPES="16x13 32x13 16x24 64x16 16x48 64x32 16x64 16x128 32x128 8x256"] [STEPS=5] [THREADS=2] bench/speed_estimate.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-shapes=${SHAPES:-64x32 16x64 16x128 32x128 8x256 4x512}
+shapes=${SHAPES:-16x13 32x13 16x24 64x16 16x48 64x32 16x64 16x128 32x128 8x256}
 steps=${STEPS:-5}
 threads=${THREADS:-2}
 out=bench/out/speed

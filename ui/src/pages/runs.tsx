@@ -161,12 +161,23 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
   const [d, setD] = useState<RunDetail | null>(null);
   const [error, setError] = useState<string | null>(null);
   // One request at a time: a long run's curves are a large answer, and a slow one must not
-  // pile up behind the next poll.
+  // pile up behind the next poll. A load asked for meanwhile (another run opened, a note saved)
+  // runs once the answer is in; an answer for a run no longer shown is dropped.
+  const shown = useRef(props.id);
+  shown.current = props.id;
   const inFlight = useRef(false);
+  const again = useRef(false);
   const load = () => {
-    if (inFlight.current) return;
+    if (inFlight.current) { again.current = true; return; }
     inFlight.current = true;
-    api.runShow(props.id).then(setD).catch((e) => setError(errorText(e))).finally(() => { inFlight.current = false; });
+    const id = shown.current;
+    api.runShow(id)
+      .then((r) => { if (id === shown.current) { setD(r); setError(null); } })
+      .catch((e) => { if (id === shown.current) setError(errorText(e)); })
+      .finally(() => {
+        inFlight.current = false;
+        if (again.current) { again.current = false; load(); }
+      });
   };
   useEffect(() => { load(); }, [props.id]);
   // A run that trains right now: its curves and status follow (every 3 s).

@@ -532,6 +532,7 @@ fn multi_task_heads_export_one_folder_each_that_transformers_loads() {
     assert!(o.status.success(), "{log}");
     assert!(log.contains("multi-task: 2 heads"), "{log}");
     assert!(log.contains("sentiment:") && log.contains("ner:"), "{log}");
+    assert!(log.contains("ner head exported to"), "{log}");
     let (text_head, tag_head) = (out.join("sentiment"), out.join("ner"));
     let config = std::fs::read_to_string(text_head.join("config.json")).unwrap();
     assert!(config.contains("BertForSequenceClassification"), "{config}");

@@ -311,7 +311,19 @@ impl TrainRenderer {
                     ),
                     _ => eprintln!("no validation ran; exported the last weights"),
                 }
-                eprintln!("model exported to {}", export_dir.display());
+                match best {
+                    // A multi-task run: a folder per head, named after its task.
+                    Some(Report::Tasks(r)) => {
+                        for t in &r.tasks {
+                            eprintln!(
+                                "{} head exported to {}",
+                                t.name,
+                                export_dir.join(&t.name).display()
+                            );
+                        }
+                    }
+                    _ => eprintln!("model exported to {}", export_dir.display()),
+                }
             }
         }
     }

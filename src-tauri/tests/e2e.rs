@@ -202,6 +202,13 @@ impl Ui {
             .unwrap_or_else(|e| panic!("type into {selector}: {e}"));
     }
 
+    /// Opens run `id` from the Runs list and waits for its own page (not the one before).
+    async fn open_run(&self, id: u32) {
+        self.click(&format!("tr[data-run='{id}'] a")).await;
+        self.css(&format!("[data-testid='run-page'][data-run='{id}']"))
+            .await;
+    }
+
     async fn set_field(&self, field: &str, value: &str) {
         let selector = format!("label[data-field='{field}'] input");
         let el = self.css(&selector).await;
@@ -663,14 +670,14 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.shot("09-runs-compare").await;
     ui.click("tr[data-run='2'] input[type='checkbox']").await;
     ui.click("tr[data-run='1'] input[type='checkbox']").await;
-    ui.click("tr[data-run='3'] a").await;
+    ui.open_run(3).await;
     let members = ui.text_of("[data-testid='ensemble-members']").await;
     assert!(
         members.contains("run 1") && members.contains("run 2") && members.contains("ensemble"),
         "{members}"
     );
     ui.shot("09b-ensemble-run").await;
-    ui.click("tr[data-run='1'] a").await;
+    ui.open_run(1).await;
     ui.css("[data-testid='confusion']").await;
     // Tags and notes: a tag added with Enter shows in the list, notes are saved when the box
     // loses focus, and both are there when the run is opened again.
@@ -682,8 +689,8 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.click("#add-tag").await;
     ui.until_text("[data-testid='notes-status']", long, |t| t == "notes saved")
         .await;
-    ui.click("tr[data-run='2'] a").await;
-    ui.click("tr[data-run='1'] a").await;
+    ui.open_run(2).await;
+    ui.open_run(1).await;
     let deadline = Instant::now() + long;
     loop {
         let notes = ui
@@ -878,7 +885,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         .await;
     ui.shot("13-ner-done").await;
     ui.page("runs").await;
-    ui.click("tr[data-run='4'] a").await;
+    ui.open_run(4).await;
     let tasks = ui.text_of("[data-testid='task-reports']").await;
     assert!(
         tasks.contains("per task") && tasks.contains("reviews"),
@@ -955,7 +962,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
 
     // Deleting from the window, asked once more in place: a run, then a dataset.
     ui.page("runs").await;
-    ui.click("tr[data-run='2'] a").await;
+    ui.open_run(2).await;
     ui.click("#delete-run").await;
     ui.click("#delete-run-confirm").await;
     ui.gone("tr[data-run='2']").await;
@@ -997,7 +1004,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     })
     .await;
     ui.page("runs").await;
-    ui.click("tr[data-run='6'] a").await;
+    ui.open_run(6).await;
     ui.until_text("[data-testid='run-page'] h2", long, |t| {
         t.contains("cancelled")
     })
@@ -1027,7 +1034,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.shot("18-resumed").await;
     // Opened from Runs while it trains, the run has Cancel there too.
     ui.page("runs").await;
-    ui.click("tr[data-run='6'] a").await;
+    ui.open_run(6).await;
     ui.click("#cancel-run").await;
     ui.until_text("[data-testid='run-page'] h2", long, |t| {
         t.contains("cancelled")
@@ -1082,7 +1089,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.until_text("[data-testid='last-eval']", long, |t| t.contains("MAP@3"))
         .await;
     ui.page("runs").await;
-    ui.click("tr[data-run='7'] a").await;
+    ui.open_run(7).await;
     let report = ui.text_of("[data-testid='choice-report']").await;
     assert!(
         report.contains("MAP@3") && report.contains("questions of 4 options"),

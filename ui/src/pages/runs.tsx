@@ -188,7 +188,8 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
     return () => clearInterval(t);
   }, [props.id, active]);
   if (error) return <div class="error">{error}</div>;
-  if (!d) return <p class="muted">Loading…</p>;
+  // Another run's page is never shown for this one (its notes would be edited by mistake).
+  if (!d || d.run.id !== props.id) return <p class="muted">Loading…</p>;
   // The best checkpoint's evaluation is the one stored with its predictions; before a run
   // finishes, the latest validation.
   const validations = d.evaluations.filter((e) => e.part === "validation");
@@ -208,7 +209,7 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
     try { await resumeRun(d.run.id); props.onChanged(); props.nav("train"); } catch (e) { setError(errorText(e)); }
   };
   return (
-    <article class="card" data-testid="run-page">
+    <article class="card" data-testid="run-page" data-run={d.run.id}>
       <h2>Run {d.run.id}{d.run.name ? ` · ${d.run.name}` : ""} <span class={`run-status ${d.run.status}`}>{d.run.status}</span></h2>
       {d.run.error && <div class="error">{d.run.error}</div>}
       {d.run.final_metrics?.test && (

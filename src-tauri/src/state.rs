@@ -69,9 +69,16 @@ pub struct DesktopState {
     /// The cancel switch of the learning-rate range test running, if one is.
     pub lr_find: CancelSlot,
     /// Paths the file dialogs answer with, in order, instead of opening (end-to-end tests:
-    /// `HONE_PICK` holds them separated by the platform's path separator).
+    /// `HONE_PICK` holds them separated by the platform's path separator). An entry written
+    /// `KIND=PATH` (`data_file`, `model_folder`, `export_folder`) answers only that kind of
+    /// dialog; once a kind has no answer left, its last one is given again.
     scripted_picks: Mutex<Vec<PathBuf>>,
+    /// The last scripted answer per kind of dialog.
+    last_picks: Mutex<HashMap<String, PathBuf>>,
 }
+
+/// The kinds a scripted dialog answer may name.
+const PICK_KINDS: [&str; 3] = ["data_file", "model_folder", "export_folder"];
 
 /// `path` with `.` dropped and each `..` removing the component before it (no file system
 /// access, so it works for paths that do not exist yet).
@@ -126,6 +133,7 @@ impl DesktopState {
             scoring: CancelSlot::default(),
             lr_find: CancelSlot::default(),
             scripted_picks: Mutex::new(picks),
+            last_picks: Mutex::default(),
         }
     }
 
@@ -167,9 +175,27 @@ impl DesktopState {
     }
 
     /// The next scripted dialog answer, if a test scripted one.
-    pub fn next_scripted_pick(&self) -> Option<PathBuf> {
+    pub fn next_scripted_pick(&self, kind: &str) -> Option<PathBuf> {
         let mut picks = lock(&self.scripted_picks);
-        (!picks.is_empty()).then(|| picks.remove(0))
+        let split = |p: &PathBuf| -> (Option<String>, PathBuf) {
+            let text = p.to_string_lossy();
+            match text.split_once('=') {
+                Some((k, rest)) if PICK_KINDS.contains(&k) => (Some(k.to_string()), rest.into()),
+                _ => (None, p.clone()),
+            }
+        };
+        let at = picks
+            .iter()
+            .position(|p| split(p).0.is_none_or(|k| k == kind));
+        let mut last = lock(&self.last_picks);
+        match at {
+            Some(i) => {
+                let (_, path) = split(&picks.remove(i));
+                last.insert(kind.to_string(), path.clone());
+                Some(path)
+            }
+            None => last.get(kind).cloned(),
+        }
     }
 
     /// `path` (with `.` and `..` resolved, the form to use) when it is, or is inside, a path
@@ -345,6 +371,42 @@ impl DesktopState {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn scripted_answers_go_by_kind_and_the_last_one_repeats() {
+        let state = super::DesktopState::scripted(
+            "/tmp/x.db".into(),
+            hone_app::types::HubClient::from_env(),
+            [
+                "data_file=/d/a.tsv",
+                "export_folder=/e",
+                "data_file=/d/b.tsv",
+                "/any",
+            ]
+            .iter()
+            .map(std::path::PathBuf::from)
+            .collect(),
+        );
+        let pick = |kind| {
+            state
+                .next_scripted_pick(kind)
+                .map(|p| p.display().to_string())
+        };
+        assert_eq!(pick("export_folder").as_deref(), Some("/e"));
+        assert_eq!(pick("data_file").as_deref(), Some("/d/a.tsv"));
+        assert_eq!(pick("data_file").as_deref(), Some("/d/b.tsv"));
+        assert_eq!(
+            pick("export_folder").as_deref(),
+            Some("/any"),
+            "unnamed answers any"
+        );
+        assert_eq!(
+            pick("export_folder").as_deref(),
+            Some("/any"),
+            "then the last repeats"
+        );
+        assert_eq!(pick("model_folder"), None);
+    }
+
     #[test]
     fn the_dialog_answers_come_from_the_environment_in_debug_builds_only() {
         std::env::set_var("HONE_PICK", "/tmp/picked.csv");

@@ -390,8 +390,18 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     .stats(1234, 5, "2026-11-01T00:00:00.000Z")])
     .expect("hub");
 
-    let picks = std::env::join_paths([&data, &conll, &exports, &exports, &questions, &squad])
-        .expect("paths");
+    // The dialogs' answers by kind, so an extra use of one kind of dialog cannot take another
+    // kind's answer (the export folder answers both exports; a kind with no answer left
+    // repeats its last rather than opening a real dialog that would hang the test).
+    let answer = |kind: &str, path: &std::path::Path| format!("{kind}={}", path.display());
+    let picks = std::env::join_paths([
+        answer("data_file", &data),
+        answer("data_file", &conll),
+        answer("export_folder", &exports),
+        answer("data_file", &questions),
+        answer("data_file", &squad),
+    ])
+    .expect("paths");
     let driver = Command::new("tauri-driver")
         .args(["--port", "4444", "--native-port", "4445"])
         .env("HONE_DB", tmp.path().join("hone.db"))

@@ -68,6 +68,17 @@ pub enum PickKind {
     ExportFolder,
 }
 
+impl PickKind {
+    /// Its name in the window's calls (and in scripted answers: `data_file=PATH`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PickKind::DataFile => "data_file",
+            PickKind::ModelFolder => "model_folder",
+            PickKind::ExportFolder => "export_folder",
+        }
+    }
+}
+
 /// Opens a file dialog; the chosen path becomes readable (and writable, for exports) by the
 /// other commands. `None` when the user cancelled.
 #[tauri::command]
@@ -76,7 +87,7 @@ pub async fn pick_path<R: Runtime>(
     state: State<'_, Arc<DesktopState>>,
     kind: PickKind,
 ) -> CommandResult<Option<PathBuf>> {
-    let picked = match state.next_scripted_pick() {
+    let picked = match state.next_scripted_pick(kind.name()) {
         Some(path) => Some(path),
         None => {
             let dialog = app.dialog().file();

@@ -124,23 +124,25 @@ fn the_whole_workflow_through_the_commands() {
         child.wait().expect("wait");
         i64::from(pid)
     };
-    let dead_run = {
+    // A run recorded as running in process `pid`, as another process would have started it.
+    let running_run = |name: &str, pid: i64| {
         let mut store = hone_store::Store::open(&db).expect("store");
         let id = store
             .create_run(&hone_store::NewRun {
-                name: Some("killed".into()),
+                name: Some(name.into()),
                 config: json!({}),
                 dataset_id: None,
                 split_id: None,
                 model_fingerprint: None,
                 dataset_fingerprint: None,
                 hardware: json!({}),
-                run_dir: tmp.path().join("killed").display().to_string(),
+                run_dir: tmp.path().join(name).display().to_string(),
             })
             .expect("run");
-        store.start_run(id, dead_pid, None, 10).expect("start");
+        store.start_run(id, pid, None, 10).expect("start");
         id
     };
+    let dead_run = running_run("killed", dead_pid);
     w.ok("datasets_list", json!({}));
     let info = w.ok("app_info", json!({}));
     assert_eq!(info["recovered"], json!([dead_run]), "{info}");
@@ -150,22 +152,8 @@ fn the_whole_workflow_through_the_commands() {
 
     // A run another process trains (this test's own process keeps it alive): the window asks
     // it to stop through the database; tags and notes are checked and kept.
+    let other = running_run("from-the-command-line", i64::from(std::process::id()));
     let mut store = hone_store::Store::open(&db).expect("store");
-    let other = store
-        .create_run(&hone_store::NewRun {
-            name: Some("from the command line".into()),
-            config: json!({}),
-            dataset_id: None,
-            split_id: None,
-            model_fingerprint: None,
-            dataset_fingerprint: None,
-            hardware: json!({}),
-            run_dir: tmp.path().join("other").display().to_string(),
-        })
-        .expect("run");
-    store
-        .start_run(other, i64::from(std::process::id()), None, 10)
-        .expect("start");
     w.ok("run_request_stop", json!({"id": other}));
     let shown = w.ok("run_show", json!({"id": other}));
     assert_eq!(shown["run"]["cancel_requested"], true, "{shown}");

@@ -46,7 +46,7 @@ pub struct ResumePoint {
 }
 
 impl ResumePoint {
-    /// The weights, by Hub name (for [`crate::models::Model::load_values`]).
+    /// The weights, by Hub name by parameter name (for [`load_into`]).
     pub fn weights_file(&self) -> PathBuf {
         self.dir.join("model.safetensors")
     }
@@ -209,6 +209,34 @@ pub fn for_each_tensor(
             Tensor::from_raw_buffer(&bytes, dtype, &entry.shape, &Device::Cpu)?
         };
         f(&name, tensor)?;
+    }
+    Ok(())
+}
+
+/// Copies the tensors of a safetensors checkpoint into `params` (by name) one at a time, so
+/// restoring needs no second copy of the model in memory; every parameter must be there
+/// (`family` is for the message). One read serves every head of a multi-task model when
+/// `params` holds them all.
+pub fn load_into(params: &ParamStore, path: &Path, family: &str) -> Result<(), EngineError> {
+    let mut seen = std::collections::HashSet::new();
+    for_each_tensor(path, |name, value| {
+        if let Some(p) = params.get(name) {
+            let var = p.var();
+            var.set(
+                &value
+                    .to_dtype(candle_core::DType::F32)?
+                    .to_device(var.device())?,
+            )?;
+            seen.insert(name.to_string());
+        }
+        Ok(())
+    })?;
+    if let Some(missing) = params.all().iter().find(|p| !seen.contains(p.name())) {
+        return Err(EngineError::MissingTensor {
+            dir: path.to_path_buf(),
+            name: missing.name().to_string(),
+            family: family.to_string(),
+        });
     }
     Ok(())
 }

@@ -843,9 +843,11 @@ pub fn fine_tune_data(
     let summary = trainer.run(sink, cancel)?;
 
     if summary.best.is_some() {
-        for m in &models {
-            m.load_values(&summary.best_dir.join("model.safetensors"))?;
-        }
+        crate::checkpoint::load_into(
+            &params,
+            &summary.best_dir.join("model.safetensors"),
+            spec.family.name(),
+        )?;
     } else if summary.status == RunStatus::Cancelled {
         sink(TrainEvent::Notice {
             message: "stopped before the first validation: exporting the current weights".into(),

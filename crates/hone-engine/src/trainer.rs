@@ -173,9 +173,7 @@ impl Trainer<'_> {
         if let Some(point) = &self.resume {
             // Streamed from disk a tensor at a time: resuming needs no more memory than
             // training does.
-            for m in &models {
-                m.load_values(&point.weights_file())?;
-            }
+            crate::checkpoint::load_into(&params, &point.weights_file(), model.family().name())?;
             optimizer.restore_from_file(&point.optimizer_file(), &point.state.optimizer_steps)?;
             let s = &point.state;
             progress = Progress {

@@ -355,26 +355,4 @@ impl Model {
     pub fn device(&self) -> &Device {
         &self.device
     }
-
-    /// Copies the tensors of a safetensors checkpoint into the parameters one at a time, so
-    /// restoring the best weights needs no second copy of the model in memory.
-    pub fn load_values(&self, path: &Path) -> Result<(), EngineError> {
-        let mut seen = std::collections::HashSet::new();
-        crate::checkpoint::for_each_tensor(path, |name, value| {
-            if let Some(p) = self.params.get(name) {
-                p.var()
-                    .set(&value.to_dtype(DType::F32)?.to_device(&self.device)?)?;
-                seen.insert(name.to_string());
-            }
-            Ok(())
-        })?;
-        if let Some(missing) = self.params.all().iter().find(|p| !seen.contains(p.name())) {
-            return Err(EngineError::MissingTensor {
-                dir: path.to_path_buf(),
-                name: missing.name().to_string(),
-                family: self.spec.family.name().to_string(),
-            });
-        }
-        Ok(())
-    }
 }

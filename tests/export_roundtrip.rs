@@ -67,6 +67,63 @@ fn classifier_matches_transformers(model: &std::path::Path, pair: Option<&str>) 
     assert!(report.contains("16 texts, 0 mismatches"), "{report}");
 }
 
+/// A LoRA run's folder is a PEFT adapter: PEFT loads it on the base model and gives the
+/// logits `hone predict` prints; `hone export --merge` turns it into a full model plain
+/// transformers loads, with the same logits again.
+#[test]
+fn lora_adapters_load_in_peft_and_merge_into_a_plain_model() {
+    for family in ["bert", "distilbert", "roberta"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("adapter");
+        let o = train_tiny(
+            family,
+            "sst2_sample.tsv",
+            &out,
+            &["--peft", "lora", "--lora-r", "4", "--lora-alpha", "8"],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(out.join("adapter_config.json").is_file(), "{family}");
+        assert!(
+            !out.join("model.safetensors").exists(),
+            "{family}: only the adapter"
+        );
+        classifier_matches_transformers(&out, None);
+        let merged = dir.path().join("merged");
+        let m = run(hone()
+            .args(["export", "--merge", "--model"])
+            .arg(&out)
+            .arg("--out")
+            .arg(&merged));
+        assert!(m.status.success(), "{}", stderr(&m));
+        assert!(!merged.join("adapter_config.json").exists());
+        classifier_matches_transformers(&merged, None);
+        let logits = |model: &std::path::Path| -> Vec<f64> {
+            let p = run(hone()
+                .args(["predict", "--json", "--model"])
+                .arg(model)
+                .args(SENTENCES));
+            assert!(p.status.success(), "{}", stderr(&p));
+            let v: serde_json::Value = serde_json::from_str(&stdout(&p)).unwrap();
+            v.as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|p| p["logits"].as_array().unwrap().clone())
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        let (a, b) = (logits(&out), logits(&merged));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f64, f64::max);
+        assert!(
+            worst < 1e-4,
+            "{family}: adapter and merged model differ by {worst:.2e}"
+        );
+    }
+}
+
 /// `hone predict --json` on `texts` with the token classifier `model`: the per-token logits
 /// transformers gives and the entities its pipeline finds (check_token_export.py). Returns
 /// Hone's predictions.

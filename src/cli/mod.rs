@@ -5,6 +5,7 @@ mod bench;
 mod data;
 mod ensemble;
 mod eval;
+mod export;
 mod hints;
 mod hub;
 mod lr_find;
@@ -46,6 +47,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Classify texts with a fine-tuned classifier.
     Predict(predict::PredictArgs),
+    /// Copy a run's model to a folder, or merge a LoRA adapter into a full model (--merge).
+    Export(export::ExportArgs),
     /// Time training steps and forward passes on a fixed batch.
     Bench(bench::BenchArgs),
     /// Combine finished runs into an ensemble that predicts and evaluates as one model.
@@ -243,6 +246,7 @@ pub fn run() -> ExitCode {
         Command::Runs(cmd) => runs::run(cmd, &db),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Export(args) => export::run(args, &db),
         Command::Bench(args) => bench::run(args),
         Command::Ensemble(cmd) => ensemble::run(cmd, &db),
         Command::Hub(cmd) => hub::run(cmd),

@@ -266,6 +266,29 @@ pub struct TrainArgs {
     /// the tasks' sizes, higher values give small tasks more steps [default: 1].
     #[arg(long, value_name = "T", help_heading = "Recipes")]
     task_temperature: Option<f64>,
+    /// What trains: full (every weight) or lora (low-rank adapters on --lora-targets and the
+    /// head, the rest frozen; --out receives a PEFT adapter folder) [default: full].
+    #[arg(long, value_name = "METHOD", help_heading = "LoRA")]
+    peft: Option<hone_app::types::FineTuneMethod>,
+    /// LoRA rank r [default: 8].
+    #[arg(long, value_name = "R", help_heading = "LoRA")]
+    lora_r: Option<usize>,
+    /// LoRA alpha: adapters scaled by alpha / r [default: 16].
+    #[arg(long, value_name = "A", help_heading = "LoRA")]
+    lora_alpha: Option<f64>,
+    /// Dropout on the adapters' input [default: 0.1].
+    #[arg(long, value_name = "P", help_heading = "LoRA")]
+    lora_dropout: Option<f64>,
+    /// Linear layers that get adapters, comma-separated module names [default: the family's:
+    /// query,value for BERT and RoBERTa, q_lin,v_lin for DistilBERT].
+    #[arg(long, value_name = "M1,M2", help_heading = "LoRA")]
+    lora_targets: Option<String>,
+    /// Rank-stabilised LoRA: scale by alpha / √r.
+    #[arg(long, help_heading = "LoRA")]
+    lora_rslora: bool,
+    /// Modules trained in full besides the head, comma-separated.
+    #[arg(long, value_name = "M1,M2", help_heading = "LoRA")]
+    lora_modules_to_save: Option<String>,
 }
 
 /// Parses `--also [NAME=]TASK:SOURCE` into a task trained beside the run's own.
@@ -677,6 +700,16 @@ impl TrainArgs {
         set(&mut t.ewc_lambda, self.ewc_lambda);
         set(&mut t.ewc_samples, self.ewc_samples);
         set(&mut t.task_temperature, self.task_temperature);
+        set(&mut t.peft, self.peft);
+        set(&mut t.lora_r, self.lora_r);
+        set(&mut t.lora_alpha, self.lora_alpha);
+        set(&mut t.lora_dropout, self.lora_dropout);
+        set(&mut t.lora_targets, self.lora_targets.clone());
+        t.lora_rslora |= self.lora_rslora;
+        set(
+            &mut t.lora_modules_to_save,
+            self.lora_modules_to_save.clone(),
+        );
         t.label_all_subtokens |= self.label_all_subtokens;
         if let (Some(scaling), None) = (scaling, self.lr) {
             // The preset's rate follows the batch size the flags settled on.

@@ -19,6 +19,8 @@ pub fn model(dir: &Path) -> Result<String, AppError> {
         .filter(|p| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
             name == "config.json"
+                || name == hone_engine::lora::ADAPTER_CONFIG
+                || name == hone_engine::lora::HEAD_CONFIG
                 || name.ends_with(".safetensors")
                 || name.ends_with(".bin")
                 || name.ends_with(".index.json")

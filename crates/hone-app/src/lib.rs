@@ -45,7 +45,9 @@ pub mod types {
         choice_letter, ChoiceColumns, ColumnSpec, DataError, Entity, Example, FileFormat,
         SourceSpec, TagColumns,
     };
-    pub use hone_engine::config::{training_options, DecayShape, ModelInit, TrainingOption};
+    pub use hone_engine::config::{
+        training_options, DecayShape, FineTuneMethod, ModelInit, TrainingOption,
+    };
     pub use hone_engine::curriculum::CurriculumOrder;
     pub use hone_engine::events::{CheckpointKind, RunStatus as TrainStatus};
     pub use hone_engine::lr_find::{LrFindPoint, LrFindResult, LrFindSettings};

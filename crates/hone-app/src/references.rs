@@ -19,9 +19,9 @@ impl App {
             return Ok(self.run_model(id)?.0);
         }
         let dir = PathBuf::from(reference);
-        if !dir.join("config.json").is_file() {
+        if !hone_engine::lora::is_model_folder(&dir) {
             return Err(AppError::Invalid(format!(
-                "'{reference}' is neither a run id nor a model folder (no config.json in it)"
+                "'{reference}' is neither a run id nor a model folder (no config.json or adapter_config.json in it)"
             )));
         }
         Ok(dir)

@@ -628,7 +628,7 @@ impl App {
             .map(|a| PathBuf::from(&a.path))
             // A model folder, or an ensemble's (its members in folders beside the manifest).
             .filter(|p| {
-                p.join("config.json").is_file() || p.join(crate::ensemble::MANIFEST).is_file()
+                hone_engine::lora::is_model_folder(p) || p.join(crate::ensemble::MANIFEST).is_file()
             })
             .ok_or_else(|| {
                 AppError::Invalid(format!(
@@ -675,6 +675,22 @@ impl App {
         let target = new_folder(dest, name)?;
         hone_engine::checkpoint::write_dir_atomic(&target, |tmp| copy_files(&source, tmp))?;
         // The latest copy is the run's `copy` artifact (Runs lists it; Start ticks its step).
+        self.store
+            .record_artifact(id, "copy", &target.display().to_string(), None)?;
+        Ok(target)
+    }
+
+    /// Merges run `id`'s LoRA adapter into its base model and writes the full model to a new
+    /// folder `name` inside `dest` (see [`merge_adapter`]).
+    pub fn export_run_merged(
+        &mut self,
+        id: i64,
+        dest: &Path,
+        name: &str,
+    ) -> Result<PathBuf, AppError> {
+        let (source, _) = self.run_model(id)?;
+        let target = new_folder(dest, name)?;
+        merge_adapter(&source, &target)?;
         self.store
             .record_artifact(id, "copy", &target.display().to_string(), None)?;
         Ok(target)
@@ -955,6 +971,22 @@ fn new_folder(dest: &Path, name: &str) -> Result<PathBuf, AppError> {
         )));
     }
     Ok(target)
+}
+
+/// Merges the LoRA adapter folder `source` into its base model's weights and writes the
+/// full model (which plain transformers loads) to `out`, all at once: `out` appears complete
+/// or not at all.
+pub fn merge_adapter(source: &Path, out: &Path) -> Result<(), AppError> {
+    if out.exists() {
+        return Err(AppError::Invalid(format!(
+            "{} already exists; choose another folder",
+            out.display()
+        )));
+    }
+    hone_engine::checkpoint::write_dir_atomic(out, |tmp| {
+        hone_engine::export::merge_adapter(source, tmp)
+    })?;
+    Ok(())
 }
 
 /// Copies the files of a model folder into `into` (exported folders are flat).

@@ -62,6 +62,30 @@ impl std::str::FromStr for ModelInit {
     }
 }
 
+/// What a run trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FineTuneMethod {
+    /// Every weight (full fine-tuning).
+    #[default]
+    Full,
+    /// LoRA adapters and the head (`crate::lora`).
+    Lora,
+}
+
+impl std::str::FromStr for FineTuneMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" | "none" => Ok(FineTuneMethod::Full),
+            "lora" => Ok(FineTuneMethod::Lora),
+            other => Err(format!(
+                "unknown fine-tuning method '{other}': use full or lora"
+            )),
+        }
+    }
+}
+
 /// Every option of a fine-tuning run, with safe defaults. The doc comment of each field is
 /// also its help text in the app's Train form ([`training_options`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -187,6 +211,23 @@ pub struct TrainingConfig {
     /// to the power 1/T; 1 samples in proportion to the tasks' sizes, higher values give small
     /// tasks more steps (very high: every task equally often).
     pub task_temperature: f64,
+    /// What trains: full (every weight) or lora (small low-rank adapters on chosen layers and
+    /// the head; the rest frozen: far less optimizer memory, saved in PEFT's adapter format).
+    pub peft: FineTuneMethod,
+    /// LoRA rank r: the adapters' inner size (4–64; higher learns more, costs more).
+    pub lora_r: usize,
+    /// LoRA alpha: the adapters' output is scaled by alpha / r (alpha / √r with rsLoRA).
+    pub lora_alpha: f64,
+    /// Dropout on the LoRA adapters' input.
+    pub lora_dropout: f64,
+    /// Linear layers that get LoRA adapters, comma-separated module names (query,value);
+    /// empty: the family's usual choice (PEFT's defaults).
+    pub lora_targets: String,
+    /// Rank-stabilised LoRA: scale by alpha / √r instead of alpha / r.
+    pub lora_rslora: bool,
+    /// Modules LoRA trains in full besides the head, comma-separated (e.g. LayerNorm); the
+    /// head's new layers are always trained.
+    pub lora_modules_to_save: String,
     /// Where training runs: cpu, auto, cuda[:N] or metal[:N] (GPUs need a build with them).
     #[schemars(with = "String")]
     pub device: DeviceSpec,
@@ -351,6 +392,13 @@ impl Default for TrainingConfig {
             curriculum_epochs: 1,
             ewc_lambda: 10_000.0,
             task_temperature: 1.0,
+            peft: FineTuneMethod::Full,
+            lora_r: 8,
+            lora_alpha: 16.0,
+            lora_dropout: 0.1,
+            lora_targets: String::new(),
+            lora_rslora: false,
+            lora_modules_to_save: String::new(),
             ewc_samples: 200,
             device: DeviceSpec::Cpu,
         }
@@ -358,6 +406,52 @@ impl Default for TrainingConfig {
 }
 
 impl TrainingConfig {
+    /// The LoRA settings of a LoRA run on a `task` head of `spec`'s family (`None` for full
+    /// fine-tuning): the named targets or the family's usual ones, and PEFT's modules to save
+    /// for the task plus any named.
+    pub fn lora_config(
+        &self,
+        spec: &crate::models::ModelSpec,
+        task: crate::models::Task,
+    ) -> Result<Option<crate::lora::LoraConfig>, EngineError> {
+        use crate::lora::{LoraConfig, LoraTargets};
+        if self.peft != FineTuneMethod::Lora {
+            return Ok(None);
+        }
+        let targets = if self.lora_targets.trim().is_empty() {
+            LoraTargets::Names(
+                spec.descriptor()
+                    .lora_targets
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            )
+        } else {
+            LoraTargets::parse_list(&self.lora_targets)
+        };
+        let mut modules_to_save: Vec<String> = match task {
+            crate::models::Task::QuestionAnswering => vec!["qa_outputs".into()],
+            _ => vec!["classifier".into(), "score".into()],
+        };
+        modules_to_save.extend(
+            self.lora_modules_to_save
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
+        let cfg = LoraConfig {
+            r: self.lora_r,
+            alpha: self.lora_alpha,
+            dropout: self.lora_dropout,
+            targets,
+            rslora: self.lora_rslora,
+            modules_to_save,
+        };
+        cfg.validate()?;
+        Ok(Some(cfg))
+    }
+
     /// Checks ranges; the message names the option and a valid value.
     pub fn validate(&self) -> Result<(), EngineError> {
         let bad = |m: String| Err(EngineError::InvalidConfig(m));
@@ -392,6 +486,17 @@ impl TrainingConfig {
             if !(c > 0.0 && c.is_finite()) {
                 return bad(format!("clip norm must be positive, got {c}"));
             }
+        }
+        if self.peft == FineTuneMethod::Lora {
+            crate::lora::LoraConfig {
+                r: self.lora_r,
+                alpha: self.lora_alpha,
+                dropout: self.lora_dropout,
+                targets: crate::lora::LoraTargets::Names(vec!["any".into()]),
+                rslora: self.lora_rslora,
+                modules_to_save: Vec::new(),
+            }
+            .validate()?;
         }
         if let Some(f) = self.layer_lr_decay {
             if !(f > 0.0 && f <= 1.0) {

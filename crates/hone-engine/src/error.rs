@@ -38,6 +38,8 @@ pub enum EngineError {
     },
     #[error("cannot read the weights in {path}: {message}")]
     BadWeights { path: PathBuf, message: String },
+    #[error("{path} is not a LoRA adapter Hone can use: {message}")]
+    BadAdapter { path: PathBuf, message: String },
     #[error(
         "{path} has no classification head (no id2label/classifier weights); fine-tune it first"
     )]

@@ -8,6 +8,7 @@ use hone_data::TextTokenizer;
 use serde_json::{json, Value};
 
 use crate::checkpoint::{save_tensors, write_atomic};
+use crate::lora::BaseModelRef;
 use crate::metrics::Report;
 use crate::models::{Model, Task};
 use crate::EngineError;
@@ -64,7 +65,12 @@ pub fn head_config(model: &Model, labels: &[String]) -> Value {
     config
 }
 
-fn model_card(model: &Model, labels: &[String], card: &ModelCard) -> String {
+fn model_card(
+    model: &Model,
+    labels: &[String],
+    card: &ModelCard,
+    adapter: Option<&BaseModelRef>,
+) -> String {
     let (pipeline, what) = match model.task() {
         Task::SequenceClassification => ("text-classification", "sequence classifier"),
         Task::TokenClassification => ("token-classification", "token classifier"),
@@ -72,8 +78,13 @@ fn model_card(model: &Model, labels: &[String], card: &ModelCard) -> String {
         Task::QuestionAnswering => ("question-answering", "answer-span scorer"),
     };
     let mut s = String::new();
+    let library = if adapter.is_some() {
+        "peft"
+    } else {
+        "transformers"
+    };
     s.push_str(&format!(
-        "---\nlibrary_name: transformers\npipeline_tag: {pipeline}\n"
+        "---\nlibrary_name: {library}\npipeline_tag: {pipeline}\n"
     ));
     s.push_str(&format!(
         "base_model: {}\ntags:\n- hone\n- {pipeline}\n---\n\n",
@@ -98,10 +109,12 @@ fn model_card(model: &Model, labels: &[String], card: &ModelCard) -> String {
             labels.join(", ")
         ));
     }
-    s.push_str(&format!(
-        "Trained on {} examples, validated on {}.\n\n",
-        card.train_examples, card.valid_examples
-    ));
+    if card.train_examples > 0 {
+        s.push_str(&format!(
+            "Trained on {} examples, validated on {}.\n\n",
+            card.train_examples, card.valid_examples
+        ));
+    }
     let step = card
         .best_step
         .map(|s| format!(", step {s}"))
@@ -156,9 +169,28 @@ fn model_card(model: &Model, labels: &[String], card: &ModelCard) -> String {
         Task::MultipleChoice => "from transformers import AutoModelForMultipleChoice, AutoTokenizer\ntokenizer = AutoTokenizer.from_pretrained(\"PATH_TO_THIS_FOLDER\")\nmodel = AutoModelForMultipleChoice.from_pretrained(\"PATH_TO_THIS_FOLDER\")\nquestion, options = \"your question\", [\"option A\", \"option B\"]\nenc = tokenizer([question] * len(options), options, return_tensors=\"pt\", padding=True)\nscores = model(**{k: v.unsqueeze(0) for k, v in enc.items()}).logits[0]\nprint(scores.softmax(-1))",
         Task::QuestionAnswering => "answerer = pipeline(\"question-answering\", model=\"PATH_TO_THIS_FOLDER\")\nprint(answerer(question=\"your question\", context=\"the passage that holds the answer\"))",
     };
-    s.push_str(&format!(
-        "## Use\n\n```python\nfrom transformers import pipeline\n{call}\n```\n\n"
-    ));
+    match adapter {
+        Some(base) => {
+            let class = format!(
+                "AutoModelFor{}",
+                model.task().architecture_suffix().trim_start_matches("For")
+            );
+            let lora = model.spec().lora.as_ref();
+            s.push_str(&format!(
+                "## LoRA adapter\n\nRank {}, alpha {}, on {}; the base model's weights are unchanged (`hone export --merge` writes a full model).\n\n",
+                lora.map_or(0, |l| l.r),
+                lora.map_or(0.0, |l| l.alpha),
+                lora.map(|l| l.target_entries().join(", ")).unwrap_or_default(),
+            ));
+            s.push_str(&format!(
+                "## Use\n\n```python\nimport json\nfrom peft import PeftModel\nfrom transformers import {class}, AutoTokenizer\nhead = json.load(open(\"PATH_TO_THIS_FOLDER/head_config.json\"))\nbase = {class}.from_pretrained(\"{}\", id2label=head.get(\"id2label\"), label2id=head.get(\"label2id\"), ignore_mismatched_sizes=True)\nmodel = PeftModel.from_pretrained(base, \"PATH_TO_THIS_FOLDER\")\ntokenizer = AutoTokenizer.from_pretrained(\"PATH_TO_THIS_FOLDER\")\n```\n\n",
+                base.name
+            ));
+        }
+        None => s.push_str(&format!(
+            "## Use\n\n```python\nfrom transformers import pipeline\n{call}\n```\n\n"
+        )),
+    }
     s.push_str("## Training configuration\n\n```toml\n");
     s.push_str(card.config_text);
     s.push_str("\n```\n");
@@ -166,7 +198,8 @@ fn model_card(model: &Model, labels: &[String], card: &ModelCard) -> String {
 }
 
 /// Writes the model, its config with `labels`, the tokenizer and a model card into `out`.
-/// `source` is the folder the model was loaded from (for the tokenizer files).
+/// `source` is the folder the model was loaded from (for the tokenizer files). A LoRA model
+/// is written as a PEFT adapter folder ([`export_adapter`]).
 pub fn export_model(
     model: &Model,
     labels: &[String],
@@ -175,6 +208,121 @@ pub fn export_model(
     out: &Path,
     card: &ModelCard,
 ) -> Result<(), EngineError> {
+    match &model.spec().lora {
+        Some(lora) => export_adapter(model, lora, labels, source, tokenizer, out, card),
+        None => write_model(
+            model,
+            model.hub_values(),
+            labels,
+            source,
+            tokenizer,
+            out,
+            card,
+        ),
+    }
+}
+
+/// Writes a full model folder with every LoRA adapter merged into its layer (`W + scale·B·A`),
+/// which plain `transformers` loads; a model without adapters is written as it is.
+pub fn export_merged(
+    model: &Model,
+    labels: &[String],
+    source: &Path,
+    tokenizer: &TextTokenizer,
+    out: &Path,
+    card: &ModelCard,
+) -> Result<(), EngineError> {
+    let values = match &model.spec().lora {
+        Some(lora) => crate::lora::merged(lora, &model.hub_values())?,
+        None => model.hub_values(),
+    };
+    write_model(model, values, labels, source, tokenizer, out, card)
+}
+
+/// Merges the LoRA adapter folder `dir` into its base model and writes the full model to
+/// `out` ([`export_merged`]), with the adapter's head, labels and tokenizer.
+pub fn merge_adapter(dir: &Path, out: &Path) -> Result<(), EngineError> {
+    let spec = crate::models::ModelSpec::from_dir(dir)?;
+    let Some(adapter) = crate::lora::AdapterFolder::open(dir)? else {
+        return Err(EngineError::InvalidConfig(format!(
+            "{} is not a LoRA adapter folder (no adapter_config.json): nothing to merge",
+            dir.display()
+        )));
+    };
+    let task = spec.task().unwrap_or_default();
+    let labels = spec
+        .labels
+        .clone()
+        .ok_or_else(|| EngineError::NoClassificationHead {
+            path: dir.to_path_buf(),
+        })?;
+    let model = Model::load(dir, task, labels.len(), None, &candle_core::Device::Cpu, 0)?;
+    let tokenizer = TextTokenizer::from_model_dir(
+        &crate::lora::tokenizer_folder(dir)?,
+        spec.max_sequence_length(),
+    )?;
+    let base = BaseModelRef::for_folder(&adapter.base_dir);
+    let config_text = serde_json::to_string_pretty(&adapter.config).unwrap_or_default();
+    let card = ModelCard {
+        base_model: &base.name,
+        train_examples: 0,
+        valid_examples: 0,
+        best_step: None,
+        report: None,
+        config_text: &config_text,
+    };
+    export_merged(&model, &labels, dir, &tokenizer, out, &card)
+}
+
+/// Writes a LoRA model as PEFT saves one: `adapter_config.json` and
+/// `adapter_model.safetensors` (the adapters and the saved modules under
+/// `base_model.model.` names), plus Hone's `head_config.json` (the labels), the tokenizer and
+/// a model card. The base model is named by its Hub id when it is a cached snapshot, else by
+/// its folder.
+pub fn export_adapter(
+    model: &Model,
+    lora: &crate::lora::LoraConfig,
+    labels: &[String],
+    source: &Path,
+    tokenizer: &TextTokenizer,
+    out: &Path,
+    card: &ModelCard,
+) -> Result<(), EngineError> {
+    check_labels(model, labels)?;
+    let base_dir = match crate::lora::AdapterFolder::open(source)? {
+        Some(adapter) => adapter.base_dir,
+        None => source.to_path_buf(),
+    };
+    check_not_source(&base_dir, out)?;
+    check_not_source(source, out)?;
+    std::fs::create_dir_all(out).map_err(|e| EngineError::io(out, e))?;
+    let weights = out.join(crate::lora::ADAPTER_WEIGHTS);
+    save_tensors(
+        &crate::lora::adapter_tensors(lora, &model.hub_values()),
+        &weights,
+    )?;
+    let base = BaseModelRef::for_folder(&base_dir);
+    let config = crate::lora::PeftAdapterConfig::for_lora(lora, model.task(), &base);
+    write_json(
+        &out.join(crate::lora::ADAPTER_CONFIG),
+        &serde_json::to_value(&config).map_err(|e| EngineError::Export {
+            path: out.join(crate::lora::ADAPTER_CONFIG),
+            message: e.to_string(),
+        })?,
+    )?;
+    write_json(
+        &out.join(crate::lora::HEAD_CONFIG),
+        &head_config(model, labels),
+    )?;
+    share_like(&weights, &out.join(crate::lora::ADAPTER_CONFIG))?;
+    copy_tokenizer(model, &[source, &base_dir], tokenizer, out)?;
+    write_atomic(
+        &out.join("README.md"),
+        model_card(model, labels, card, Some(&base)).as_bytes(),
+    )
+}
+
+fn check_labels(model: &Model, labels: &[String]) -> Result<(), EngineError> {
     if labels.len() != model.num_labels() {
         return Err(EngineError::InvalidConfig(format!(
             "{} label names for a {}-class model",
@@ -182,6 +330,10 @@ pub fn export_model(
             model.num_labels()
         )));
     }
+    Ok(())
+}
+
+fn check_not_source(source: &Path, out: &Path) -> Result<(), EngineError> {
     if let (Ok(a), Ok(b)) = (source.canonicalize(), out.canonicalize()) {
         if a == b {
             return Err(EngineError::InvalidConfig(
@@ -190,25 +342,37 @@ pub fn export_model(
             ));
         }
     }
-    std::fs::create_dir_all(out).map_err(|e| EngineError::io(out, e))?;
-    save_tensors(&model.hub_values(), &out.join("model.safetensors"))?;
-    let config = head_config(model, labels);
-    let text = serde_json::to_string_pretty(&config).map_err(|e| EngineError::Export {
-        path: out.join("config.json"),
+    Ok(())
+}
+
+fn write_json(path: &Path, value: &Value) -> Result<(), EngineError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| EngineError::Export {
+        path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    write_atomic(&out.join("config.json"), text.as_bytes())?;
-    // The safetensors writer creates its file private (0600, a temp file renamed); the export
-    // is meant to be shared like its other files, so it gets config.json's permissions.
-    let weights = out.join("model.safetensors");
-    let shared = std::fs::metadata(out.join("config.json"))
-        .map_err(|e| EngineError::io(out, e))?
+    write_atomic(path, text.as_bytes())
+}
+
+/// The safetensors writer creates its file private (0600, a temp file renamed); an export is
+/// meant to be shared like its other files, so `file` gets `like`'s permissions.
+fn share_like(file: &Path, like: &Path) -> Result<(), EngineError> {
+    let shared = std::fs::metadata(like)
+        .map_err(|e| EngineError::io(like, e))?
         .permissions();
-    std::fs::set_permissions(&weights, shared).map_err(|e| EngineError::io(&weights, e))?;
+    std::fs::set_permissions(file, shared).map_err(|e| EngineError::io(file, e))
+}
+
+/// Copies the tokenizer's files from the first of `sources` that has each; writes
+/// `tokenizer.json` from `tokenizer` when none has it.
+fn copy_tokenizer(
+    model: &Model,
+    sources: &[&Path],
+    tokenizer: &TextTokenizer,
+    out: &Path,
+) -> Result<(), EngineError> {
     let mut has_json = false;
     for name in model.spec().descriptor().tokenizer_files {
-        let from = source.join(name);
-        if from.is_file() {
+        if let Some(from) = sources.iter().map(|s| s.join(name)).find(|f| f.is_file()) {
             let bytes = std::fs::read(&from).map_err(|e| EngineError::io(&from, e))?;
             write_atomic(&out.join(name), &bytes)?;
             has_json |= *name == "tokenizer.json";
@@ -217,8 +381,32 @@ pub fn export_model(
     if !has_json {
         tokenizer.save_json(out)?;
     }
+    Ok(())
+}
+
+fn write_model(
+    model: &Model,
+    values: std::collections::HashMap<String, candle_core::Tensor>,
+    labels: &[String],
+    source: &Path,
+    tokenizer: &TextTokenizer,
+    out: &Path,
+    card: &ModelCard,
+) -> Result<(), EngineError> {
+    check_labels(model, labels)?;
+    check_not_source(source, out)?;
+    std::fs::create_dir_all(out).map_err(|e| EngineError::io(out, e))?;
+    let weights = out.join("model.safetensors");
+    save_tensors(&values, &weights)?;
+    write_json(&out.join("config.json"), &head_config(model, labels))?;
+    share_like(&weights, &out.join("config.json"))?;
+    let base_dir = match crate::lora::AdapterFolder::open(source)? {
+        Some(adapter) => adapter.base_dir,
+        None => source.to_path_buf(),
+    };
+    copy_tokenizer(model, &[source, &base_dir], tokenizer, out)?;
     write_atomic(
         &out.join("README.md"),
-        model_card(model, labels, card).as_bytes(),
+        model_card(model, labels, card, None).as_bytes(),
     )
 }

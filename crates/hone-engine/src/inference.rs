@@ -347,7 +347,8 @@ impl Finetuned {
         if !model.newly_initialized().is_empty() {
             return Err(no_head());
         }
-        let tokenizer = TextTokenizer::from_model_dir(dir, max_length)?;
+        let tokenizer =
+            TextTokenizer::from_model_dir(&crate::lora::tokenizer_folder(dir)?, max_length)?;
         Ok(Finetuned {
             model,
             tokenizer,

@@ -551,7 +551,8 @@ pub fn prepare(
     sink: &mut dyn FnMut(TrainEvent),
 ) -> Result<Prepared, EngineError> {
     cfg.validate()?;
-    let spec = ModelSpec::from_dir(model_dir)?;
+    let mut spec = ModelSpec::from_dir(model_dir)?;
+    spec.lora = lora_settings(&spec, data.task, cfg, sink)?;
     let device = cfg.device.open()?;
     for message in &data.notices {
         sink(TrainEvent::Notice {
@@ -594,7 +595,8 @@ pub fn prepare(
             ),
         });
     }
-    let tokenizer = TextTokenizer::from_model_dir(model_dir, max_length)?;
+    let tokenizer =
+        TextTokenizer::from_model_dir(&crate::lora::tokenizer_folder(model_dir)?, max_length)?;
     let task = data.task;
     let mut cfg = cfg.clone();
     let any_answers = std::iter::once(task)
@@ -661,6 +663,42 @@ pub fn prepare(
         cfg,
         also,
     })
+}
+
+/// The LoRA settings of a run: the run's own (`peft = lora`), or an adapter folder's when
+/// the run continues training one.
+fn lora_settings(
+    spec: &ModelSpec,
+    task: Task,
+    cfg: &TrainingConfig,
+    sink: &mut dyn FnMut(TrainEvent),
+) -> Result<Option<crate::lora::LoraConfig>, EngineError> {
+    use crate::config::FineTuneMethod;
+    match (&spec.lora, cfg.peft) {
+        (Some(_), FineTuneMethod::Full) => Err(EngineError::InvalidConfig(
+            "the model is a LoRA adapter: continue training it with peft = lora, or merge it \
+             into a full model first (hone export --merge)"
+                .into(),
+        )),
+        (Some(adapter), FineTuneMethod::Lora) => {
+            sink(TrainEvent::Notice {
+                message: format!(
+                    "continuing the adapter's LoRA (rank {}, alpha {}, on {}); the run's LoRA \
+                     settings are not used",
+                    adapter.r,
+                    adapter.alpha,
+                    adapter.target_entries().join(", ")
+                ),
+            });
+            Ok(Some(adapter.clone()))
+        }
+        (None, FineTuneMethod::Lora) if cfg.init == ModelInit::Random => {
+            Err(EngineError::InvalidConfig(
+                "LoRA adapts pretrained weights; training from scratch needs peft = full".into(),
+            ))
+        }
+        (None, _) => cfg.lora_config(spec, task),
+    }
 }
 
 /// The learning-rate range test ([`crate::lr_find`]) on a run's model, data and options:

@@ -24,6 +24,7 @@ pub mod export;
 pub mod graph;
 pub mod inference;
 pub mod job;
+pub mod lora;
 pub mod lr_find;
 pub mod memory;
 pub mod metrics;

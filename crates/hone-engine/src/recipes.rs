@@ -42,6 +42,12 @@ pub fn is_frozen_by_recipe(model: &Model, param: &Param, cfg: &TrainingConfig) -
     if model.is_fixed(param) {
         return true;
     }
+    // A LoRA model trains its adapters and the modules it saves, nothing else.
+    if let Some(lora) = &model.spec().lora {
+        if !lora.trains(param.name()) {
+            return true;
+        }
+    }
     match param.position() {
         ParamPosition::EmbeddingTable { .. } => cfg.freeze_embeddings,
         ParamPosition::Layer(i) => i < cfg.freeze_layers,

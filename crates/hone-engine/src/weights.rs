@@ -14,6 +14,8 @@ use candle_core::pickle::PthTensors;
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
 
+use crate::lora::{AdapterFolder, LoraConfig};
+use crate::models::nn::LoraBranch;
 use crate::params::{Param, ParamPosition, ParamStore};
 use crate::rng::HoneRng;
 use crate::EngineError;
@@ -23,12 +25,15 @@ enum Backend {
     Pth(Vec<PthTensors>),
 }
 
-/// The tensors of a checkpoint, read lazily.
+/// The tensors of a checkpoint, read lazily. For a LoRA adapter folder, the base model's
+/// tensors with the adapter's in front of them (under Hone's names).
 pub struct WeightSource {
     dir: PathBuf,
     backend: Backend,
     /// Normalised name → (original name, file index for pickle shards).
     names: HashMap<String, (String, usize)>,
+    /// An adapter's tensors: the file and Hone name → PEFT name.
+    adapter: Option<(MmapedSafetensors, HashMap<String, String>)>,
 }
 
 fn normalise_name(name: &str) -> String {
@@ -78,8 +83,29 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>, EngineError> {
 }
 
 impl WeightSource {
-    /// Opens the weights of a model folder (see the module docs for the accepted files).
+    /// Opens the weights of a model folder (see the module docs for the accepted files), or
+    /// of a LoRA adapter folder and its base model.
     pub fn open(dir: &Path) -> Result<Self, EngineError> {
+        let Some(adapter) = AdapterFolder::open(dir)? else {
+            return Self::open_model(dir);
+        };
+        let mut source = Self::open_model(&adapter.base_dir)?;
+        let file = dir.join(crate::lora::ADAPTER_WEIGHTS);
+        // SAFETY: as in `open_model`: read-only maps of files Hone does not write while reading.
+        let st = unsafe { MmapedSafetensors::new(&file) }.map_err(|e| EngineError::BadAdapter {
+            path: file.clone(),
+            message: e.to_string(),
+        })?;
+        let names = st
+            .tensors()
+            .into_iter()
+            .map(|(peft, _)| (AdapterFolder::hone_name(&peft).to_string(), peft))
+            .collect();
+        source.adapter = Some((st, names));
+        Ok(source)
+    }
+
+    fn open_model(dir: &Path) -> Result<Self, EngineError> {
         let single = dir.join("model.safetensors");
         let index = dir.join("model.safetensors.index.json");
         let pth = dir.join("pytorch_model.bin");
@@ -140,6 +166,7 @@ impl WeightSource {
             dir: dir.to_path_buf(),
             backend,
             names,
+            adapter: None,
         })
     }
 
@@ -148,18 +175,18 @@ impl WeightSource {
         &self.dir
     }
 
-    /// All tensor names (normalised).
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.names.keys().map(String::as_str)
-    }
-
-    /// True when the checkpoint has a tensor of this (normalised) name.
-    pub fn contains(&self, name: &str) -> bool {
-        self.names.contains_key(name)
-    }
-
-    /// Loads one tensor on the CPU in its stored dtype.
+    /// Loads one tensor on the CPU in its stored dtype (an adapter's before the base's).
     pub fn load(&self, name: &str) -> Result<Option<Tensor>, EngineError> {
+        if let Some((st, names)) = &self.adapter {
+            if let Some(peft) = names.get(name) {
+                return st.load(peft, &Device::Cpu).map(Some).map_err(|e| {
+                    EngineError::BadAdapter {
+                        path: self.dir.clone(),
+                        message: format!("tensor '{peft}': {e}"),
+                    }
+                });
+            }
+        }
         let Some((original, file)) = self.names.get(name) else {
             return Ok(None);
         };
@@ -198,6 +225,12 @@ pub struct ParamBuilder<'a> {
     /// Put before head parameters' names (a multi-task model's heads: `ner::classifier.weight`);
     /// the checkpoint is still read under the Hub name.
     head_prefix: String,
+    /// LoRA settings: targeted linear layers get adapters.
+    lora: Option<LoraConfig>,
+    /// How many layers each LoRA target matched.
+    lora_hits: Vec<usize>,
+    /// Every linear layer built, for naming the choices when a target matches none.
+    linear_modules: Vec<String>,
 }
 
 impl<'a> ParamBuilder<'a> {
@@ -222,7 +255,92 @@ impl<'a> ParamBuilder<'a> {
             store: ParamStore::default(),
             newly_initialized: Vec::new(),
             head_prefix: String::new(),
+            lora: None,
+            lora_hits: Vec::new(),
+            linear_modules: Vec::new(),
         }
+    }
+
+    /// Gives the linear layers built from now on LoRA adapters where `lora` targets them.
+    pub fn set_lora(&mut self, lora: Option<LoraConfig>) {
+        self.lora_hits = vec![0; lora.as_ref().map_or(0, |l| l.target_entries().len())];
+        self.lora = lora;
+    }
+
+    /// The LoRA branch of the linear layer `module` (`None` when no target names it): `A`
+    /// (Kaiming-uniform, as PEFT) and `B` (zeros) unless the checkpoint (an adapter) has them.
+    pub fn lora_branch(
+        &mut self,
+        module: &str,
+        in_features: usize,
+        out_features: usize,
+        position: ParamPosition,
+    ) -> Result<Option<LoraBranch>, EngineError> {
+        self.linear_modules.push(module.to_string());
+        let Some(lora) = &self.lora else {
+            return Ok(None);
+        };
+        let Some(hit) = lora.target_of(module)? else {
+            return Ok(None);
+        };
+        let (r, scale, dropout) = (lora.r, lora.scale(), lora.dropout);
+        self.lora_hits[hit] += 1;
+        let named = |m: &str| format!("{}{module}.{m}.weight", self.head_prefix_for(position));
+        let (a_name, b_name) = (named("lora_A"), named("lora_B"));
+        let a = match self.lookup(&format!("{module}.lora_A.weight"))? {
+            Some(t) => Self::checked(&a_name, t, &[r, in_features])?,
+            None => {
+                // kaiming_uniform_(a=√5): U(−1/√in, 1/√in).
+                let bound = 1.0 / (in_features as f32).sqrt();
+                let values = (0..r * in_features)
+                    .map(|_| (2.0 * self.rng.uniform() - 1.0) * bound)
+                    .collect();
+                Tensor::from_vec(values, (r, in_features), &self.device)?
+            }
+        };
+        let b = match self.lookup(&format!("{module}.lora_B.weight"))? {
+            Some(t) => Self::checked(&b_name, t, &[out_features, r])?,
+            None => Tensor::zeros((out_features, r), self.dtype, &self.device)?,
+        };
+        Ok(Some(LoraBranch {
+            a: self.add(&a_name, a, position)?,
+            b: self.add(&b_name, b, position)?,
+            scale,
+            dropout,
+        }))
+    }
+
+    fn head_prefix_for(&self, position: ParamPosition) -> &str {
+        if position == ParamPosition::Head {
+            &self.head_prefix
+        } else {
+            ""
+        }
+    }
+
+    /// Fails when a LoRA target matched no linear layer, naming the layers there are.
+    pub fn check_lora_targets(&self) -> Result<(), EngineError> {
+        let Some(lora) = &self.lora else {
+            return Ok(());
+        };
+        for (entry, hits) in lora.target_entries().iter().zip(&self.lora_hits) {
+            if *hits == 0 {
+                let mut names: Vec<&str> = self
+                    .linear_modules
+                    .iter()
+                    .map(|m| m.rsplit('.').next().unwrap_or(m))
+                    .collect();
+                names.sort_unstable();
+                names.dedup();
+                return Err(EngineError::InvalidConfig(format!(
+                    "the LoRA target '{entry}' matches no linear layer of this {} model; its \
+                     linear layers are named {}",
+                    self.family,
+                    names.join(", ")
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn lookup(&self, name: &str) -> Result<Option<Tensor>, EngineError> {

@@ -5,7 +5,10 @@
 mod common;
 
 use candle_core::Device;
-use common::{as_u32, golden, relative_error, relative_error_with_floor, tiny_model};
+use common::{
+    as_u32, golden, golden_batch, gradient_floor, relative_error, relative_error_with_floor,
+    tiny_model,
+};
 use hone_data::{Batch, TextTokenizer};
 use hone_engine::config::TrainingConfig;
 use hone_engine::cpu::HostGrads;
@@ -16,26 +19,6 @@ use hone_engine::schedule::Schedule;
 
 const FAMILIES: [&str; 3] = ["bert", "distilbert", "roberta"];
 const TOLERANCE: f64 = 1e-4;
-
-fn golden_batch(family: &str) -> Batch {
-    let (t, _) = golden(family);
-    let ids = &t["input.input_ids"];
-    let (b, s) = ids.dims2().unwrap();
-    let types = t
-        .get("input.token_type_ids")
-        .map(as_u32)
-        .unwrap_or_else(|| vec![0; b * s]);
-    Batch {
-        input_ids: as_u32(ids),
-        token_type_ids: types,
-        attention_mask: as_u32(&t["input.attention_mask"]),
-        labels: as_u32(&t["labels"]),
-        batch_size: b,
-        seq_len: s,
-        padded_options: Vec::new(),
-        soft_targets: Vec::new(),
-    }
-}
 
 fn load(family: &str) -> Model {
     // Dropout 0: the reference ran in eval mode.
@@ -580,23 +563,6 @@ fn question_answering_logits_loss_and_every_gradient_match_transformers_on_both_
             }
         }
     }
-}
-
-/// 1e-3 × the largest reference gradient: the scale below which gradients are rounding noise
-/// (attention key biases have an exactly zero gradient).
-fn gradient_floor(want: &std::collections::HashMap<String, candle_core::Tensor>) -> f64 {
-    want.iter()
-        .filter(|(k, _)| k.starts_with("grad."))
-        .map(|(_, t)| {
-            t.abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap() as f64
-        })
-        .fold(0f64, f64::max)
-        * 1e-3
 }
 
 /// AdamW with the reference's settings and Hone's parameter groups (no decay on biases and

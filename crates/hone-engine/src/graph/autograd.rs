@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::{Graph, TokenIds, Tokens};
 use crate::cpu::kernels::DropMask;
-use crate::models::nn::{LayerNorm, Linear};
+use crate::models::nn::LayerNorm;
 use crate::ops::{self, Activation};
 use crate::params::Param;
 use crate::rng::HoneRng;
@@ -117,9 +117,19 @@ impl Graph for AutogradGraph<'_> {
         sum.ok_or_else(|| EngineError::InvalidConfig("an embedding needs a table".into()))
     }
 
-    fn linear(&mut self, x: &Tensor, layer: &Linear) -> Result<Tensor, EngineError> {
-        let (w, b) = (self.param(layer.weight()), self.param(layer.bias()));
-        Ok(ops::linear(x, &w, Some(&b))?)
+    fn dense(
+        &mut self,
+        x: &Tensor,
+        weight: &Param,
+        bias: Option<&Param>,
+    ) -> Result<Tensor, EngineError> {
+        let w = self.param(weight);
+        let b = bias.map(|b| self.param(b));
+        Ok(ops::linear(x, &w, b.as_ref())?)
+    }
+
+    fn add_scaled(&mut self, x: Tensor, y: &Tensor, scale: f64) -> Result<Tensor, EngineError> {
+        Ok((x + (y * scale)?)?)
     }
 
     fn layer_norm(&mut self, x: &Tensor, norm: &LayerNorm) -> Result<Tensor, EngineError> {

@@ -18,7 +18,7 @@ use crate::cpu::kernels::{
     activation, activation_backward, cross_entropy, layer_norm, layer_norm_backward, DropMask,
     NormStats,
 };
-use crate::models::nn::{LayerNorm, Linear};
+use crate::models::nn::LayerNorm;
 use crate::ops::Activation;
 use crate::params::{Param, ParamStore};
 use crate::rng::HoneRng;
@@ -192,7 +192,7 @@ pub fn supports(params: &ParamStore) -> bool {
 
 struct Lin {
     w: usize,
-    b: usize,
+    b: Option<usize>,
     in_f: usize,
     out_f: usize,
 }
@@ -238,6 +238,11 @@ enum Op {
     },
     FirstTokens {
         x: usize,
+    },
+    AddScaled {
+        x: Option<usize>,
+        y: Option<usize>,
+        scale: f32,
     },
 }
 
@@ -379,14 +384,20 @@ impl Graph for HostGraph<'_> {
         Ok(self.value(out, h, grad, || Op::Embed { lookups: resolved }))
     }
 
-    fn linear(&mut self, x: &HostValue, layer: &Linear) -> Result<HostValue, EngineError> {
-        let (w, b) = (self.index(layer.weight())?, self.index(layer.bias())?);
-        let dims = layer.weight().var().dims();
+    fn dense(
+        &mut self,
+        x: &HostValue,
+        weight: &Param,
+        bias: Option<&Param>,
+    ) -> Result<HostValue, EngineError> {
+        let w = self.index(weight)?;
+        let b = bias.map(|b| self.index(b)).transpose()?;
+        let dims = weight.var().dims();
         let (out_f, in_f) = (dims[0], dims[1]);
         if x.cols != in_f {
             return Err(EngineError::InvalidConfig(format!(
                 "{} takes {in_f} features, got {}",
-                layer.weight().name(),
+                weight.name(),
                 x.cols
             )));
         }
@@ -397,16 +408,42 @@ impl Graph for HostGraph<'_> {
             &x.data,
             rows,
             &self.weights[w],
-            Some(&self.weights[b]),
+            b.map(|b| &self.weights[b]),
             in_f,
             out_f,
         );
-        let grad = x.grad || self.trained[w] || self.trained[b];
+        let grad = x.grad || self.trained[w] || b.is_some_and(|b| self.trained[b]);
         Ok(self.value(out, out_f, grad, || Op::Linear {
             x: x.id,
             x_data: x.data.clone(),
             x_grad: x.grad,
             lin: Lin { w, b, in_f, out_f },
+        }))
+    }
+
+    fn add_scaled(
+        &mut self,
+        x: HostValue,
+        y: &HostValue,
+        scale: f64,
+    ) -> Result<HostValue, EngineError> {
+        if x.data.len() != y.data.len() {
+            return Err(EngineError::InvalidConfig(format!(
+                "cannot add {} values to {}",
+                y.data.len(),
+                x.data.len()
+            )));
+        }
+        let (id, cols, x_grad) = (x.id, x.cols, x.grad);
+        let mut out = self.owned(x.data);
+        let s = scale as f32;
+        out.iter_mut()
+            .zip(y.data.iter())
+            .for_each(|(o, v)| *o += s * v);
+        Ok(self.value(out, cols, x_grad || y.grad, || Op::AddScaled {
+            x: x_grad.then_some(id),
+            y: y.grad.then_some(y.id),
+            scale: s,
         }))
     }
 
@@ -679,7 +716,10 @@ impl Tape<'_> {
                     } else {
                         None
                     };
-                    let (dw, db) = grads.pair(lin.w, lin.b);
+                    let (dw, db) = match lin.b {
+                        Some(b) => grads.pair(lin.w, b),
+                        None => (grads.get_mut(lin.w), None),
+                    };
                     linear_backward(
                         &dy,
                         &x_data,
@@ -754,6 +794,19 @@ impl Tape<'_> {
                         if needs {
                             accumulate(&mut slots, id, d);
                         }
+                    }
+                }
+                Op::AddScaled { x, y, scale } => {
+                    if let Some(y) = y {
+                        let mut dy_scaled = pool.take(dy.len());
+                        dy_scaled
+                            .iter_mut()
+                            .zip(dy.iter())
+                            .for_each(|(o, d)| *o = scale * d);
+                        accumulate(&mut slots, y, dy_scaled);
+                    }
+                    if let Some(x) = x {
+                        accumulate(&mut slots, x, dy);
                     }
                 }
                 Op::FirstTokens { x } => {

@@ -38,8 +38,36 @@ pub trait Graph {
     /// `Σ table[ids[t]]` over `lookups`, per token: word + position (+ token-type) embeddings.
     fn embed(&mut self, lookups: &[(&Param, TokenIds)]) -> Result<Self::Value, EngineError>;
 
-    /// `x · wᵀ + b` with `nn.Linear`'s `[out × in]` weight.
-    fn linear(&mut self, x: &Self::Value, layer: &Linear) -> Result<Self::Value, EngineError>;
+    /// `x · wᵀ (+ b)` with `nn.Linear`'s `[out × in]` weight.
+    fn dense(
+        &mut self,
+        x: &Self::Value,
+        weight: &Param,
+        bias: Option<&Param>,
+    ) -> Result<Self::Value, EngineError>;
+
+    /// `x + scale · y`. Takes `x` by value so a graph may work in place.
+    fn add_scaled(
+        &mut self,
+        x: Self::Value,
+        y: &Self::Value,
+        scale: f64,
+    ) -> Result<Self::Value, EngineError>;
+
+    /// A linear layer: `x · wᵀ + b`, plus its LoRA branch `scale · dropout(x)·Aᵀ·Bᵀ` when it
+    /// has one (`crate::lora`).
+    fn linear(&mut self, x: &Self::Value, layer: &Linear) -> Result<Self::Value, EngineError> {
+        let out = self.dense(x, layer.weight(), Some(layer.bias()))?;
+        let Some(lora) = layer.lora() else {
+            return Ok(out);
+        };
+        let dropped = self.dropout(x.clone(), lora.dropout)?;
+        let down = self.dense(&dropped, &lora.a, None)?;
+        drop(dropped);
+        let up = self.dense(&down, &lora.b, None)?;
+        drop(down);
+        self.add_scaled(out, &up, lora.scale)
+    }
 
     /// Layer normalisation over the features (biased variance, as PyTorch).
     fn layer_norm(&mut self, x: &Self::Value, norm: &LayerNorm)

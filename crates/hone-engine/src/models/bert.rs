@@ -20,6 +20,7 @@ pub const DESCRIPTOR: FamilyDescriptor = FamilyDescriptor {
     class_prefixes: &[("bert", "Bert")],
     tensor_prefix: "bert",
     tasks: &Task::ALL,
+    lora_targets: &["query", "value"],
     tokenizer_loads_from: &["tokenizer.json", "vocab.txt"],
     tokenizer_files: WORDPIECE_TOKENIZER_FILES,
     positions: Positions::FromZero,

@@ -25,6 +25,7 @@ pub const DESCRIPTOR: FamilyDescriptor = FamilyDescriptor {
     class_prefixes: &[("distilbert", "DistilBert")],
     tensor_prefix: "distilbert",
     tasks: &Task::ALL,
+    lora_targets: &["q_lin", "v_lin"],
     tokenizer_loads_from: &["tokenizer.json", "vocab.txt"],
     tokenizer_files: WORDPIECE_TOKENIZER_FILES,
     positions: Positions::FromZero,

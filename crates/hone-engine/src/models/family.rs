@@ -70,6 +70,8 @@ pub struct FamilyDescriptor {
     pub tensor_prefix: &'static str,
     /// The tasks Hone has heads for on this family.
     pub tasks: &'static [Task],
+    /// The linear layers LoRA adapts unless told otherwise (PEFT's defaults for the family).
+    pub lora_targets: &'static [&'static str],
     /// Files Hone can build the tokenizer from (any one is enough).
     pub tokenizer_loads_from: &'static [&'static str],
     /// Every file of the family's tokenizers, downloaded with the model and copied on export.

@@ -196,6 +196,10 @@ impl Model {
             cfg.initializer_range,
             seed,
         );
+        if let Some(lora) = &spec.lora {
+            lora.validate()?;
+        }
+        b.set_lora(spec.lora.clone());
         let backbone = Arc::new(match spec.family {
             Family::Bert => Backbone::Bert(bert::BertEncoder::build(&mut b, "bert", &cfg)?),
             Family::DistilBert => {
@@ -214,7 +218,24 @@ impl Model {
             };
             built.push((head, num_labels));
         }
+        b.check_lora_targets()?;
         let (store, newly_initialized) = b.finish();
+        // A LoRA model trains (and saves) the head layers that are new, whatever their name.
+        if let Some(lora) = &mut spec.lora {
+            for name in &newly_initialized {
+                let hub = heads
+                    .iter()
+                    .find_map(|h| {
+                        name.strip_prefix(&h.prefix)
+                            .filter(|_| !h.prefix.is_empty())
+                    })
+                    .unwrap_or(name);
+                let module = hub.rsplit_once('.').map_or(hub, |(m, _)| m).to_string();
+                if !lora.modules_to_save.contains(&module) && !lora.saves(name) {
+                    lora.modules_to_save.push(module);
+                }
+            }
+        }
         Ok(heads
             .iter()
             .zip(built)

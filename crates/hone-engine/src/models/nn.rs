@@ -5,10 +5,22 @@ use crate::params::{Param, ParamPosition};
 use crate::weights::{Init, ParamBuilder};
 use crate::EngineError;
 
-/// A dense layer `name.weight` `[out, in]` and `name.bias` `[out]`.
+/// A dense layer `name.weight` `[out, in]` and `name.bias` `[out]`, with a LoRA branch when
+/// the model's LoRA settings target it.
 pub struct Linear {
     weight: Param,
     bias: Param,
+    lora: Option<LoraBranch>,
+}
+
+/// The LoRA branch of a layer (`crate::lora`): `scale · dropout(x)·Aᵀ·Bᵀ` added to its output.
+pub struct LoraBranch {
+    /// `name.lora_A.weight` `[r, in]`.
+    pub a: Param,
+    /// `name.lora_B.weight` `[out, r]`.
+    pub b: Param,
+    pub scale: f64,
+    pub dropout: f64,
 }
 
 impl Linear {
@@ -33,6 +45,7 @@ impl Linear {
                 Init::Zeros,
                 position,
             )?,
+            lora: b.lora_branch(name, in_features, out_features, position)?,
         })
     }
 
@@ -50,6 +63,7 @@ impl Linear {
                 Init::Normal,
             )?,
             bias: b.head(&format!("{name}.bias"), &[out_features], Init::Zeros)?,
+            lora: b.lora_branch(name, in_features, out_features, ParamPosition::Head)?,
         })
     }
 
@@ -61,6 +75,11 @@ impl Linear {
     /// `[out]`.
     pub fn bias(&self) -> &Param {
         &self.bias
+    }
+
+    /// The LoRA branch, when the layer has one.
+    pub fn lora(&self) -> Option<&LoraBranch> {
+        self.lora.as_ref()
     }
 }
 

@@ -24,6 +24,7 @@ pub const DESCRIPTOR: FamilyDescriptor = FamilyDescriptor {
     ],
     tensor_prefix: "roberta",
     tasks: &Task::ALL,
+    lora_targets: &["query", "value"],
     tokenizer_loads_from: &["tokenizer.json"],
     tokenizer_files: &[
         "tokenizer.json",

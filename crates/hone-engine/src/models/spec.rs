@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::family::{bad_config, supported_model_types, Family, FamilyDescriptor};
+use crate::lora::{AdapterFolder, LoraConfig, HEAD_CONFIG};
 use crate::ops::Activation;
 use crate::EngineError;
 
@@ -55,6 +56,8 @@ pub struct ModelSpec {
     /// The whole config.json, kept so an export changes only what it must.
     pub raw: Value,
     pub path: PathBuf,
+    /// LoRA adapters on the targeted linear layers (a LoRA run, or an adapter folder).
+    pub lora: Option<LoraConfig>,
 }
 
 struct Reader<'a> {
@@ -93,20 +96,49 @@ impl Reader<'_> {
 }
 
 impl ModelSpec {
-    /// Reads `config.json` of a model folder.
+    /// Reads `config.json` of a model folder. A LoRA adapter folder reads as its base model's
+    /// config with the adapter's settings in [`ModelSpec::lora`], and the head the adapter was
+    /// trained with (Hone's `head_config.json`, else PEFT's `task_type`).
     pub fn from_dir(dir: &Path) -> Result<Self, EngineError> {
+        if let Some(adapter) = AdapterFolder::open(dir)? {
+            let head = dir.join(HEAD_CONFIG);
+            let mut spec = if head.is_file() {
+                Self::from_json(read_json(&head)?, &head)?
+            } else {
+                let mut base = Self::from_dir(&adapter.base_dir)?;
+                if let Some(task) = adapter
+                    .config
+                    .task_type
+                    .as_deref()
+                    .and_then(crate::lora::task_of_peft_type)
+                {
+                    base.raw["architectures"] = serde_json::json!([base.architecture(task)]);
+                    if base.labels.is_none() && task != super::Task::QuestionAnswering {
+                        // PEFT does not keep the labels: name the classifier's rows.
+                        if let Some(n) = adapter.classifier_rows()? {
+                            let names: Vec<String> = (0..n).map(|i| format!("LABEL_{i}")).collect();
+                            base.raw["id2label"] = names
+                                .iter()
+                                .enumerate()
+                                .map(|(i, l)| (i.to_string(), Value::from(l.as_str())))
+                                .collect::<serde_json::Map<_, _>>()
+                                .into();
+                            base.labels = Some(names);
+                        }
+                    }
+                }
+                base
+            };
+            spec.lora = Some(adapter.lora);
+            return Ok(spec);
+        }
         let path = dir.join("config.json");
         if !path.is_file() {
             return Err(EngineError::NotAModelFolder {
                 dir: dir.to_path_buf(),
             });
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| EngineError::io(&path, e))?;
-        let raw: Value = serde_json::from_str(&text).map_err(|e| EngineError::BadModelConfig {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        Self::from_json(raw, &path)
+        Self::from_json(read_json(&path)?, &path)
     }
 
     /// Parses a config.json value (`path` is for messages).
@@ -152,6 +184,7 @@ impl ModelSpec {
             labels,
             raw,
             path: path.to_path_buf(),
+            lora: None,
         })
     }
 
@@ -181,6 +214,15 @@ impl ModelSpec {
             .filter_map(|a| a.as_str())
             .find_map(super::Task::from_architecture)
     }
+}
+
+/// A JSON file, parsed (a config).
+fn read_json(path: &Path) -> Result<Value, EngineError> {
+    let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| EngineError::BadModelConfig {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]

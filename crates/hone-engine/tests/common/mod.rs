@@ -172,3 +172,43 @@ pub fn per_token_labels(mut batch: hone_data::Batch, classes: u32) -> hone_data:
         .collect();
     batch
 }
+
+/// The fixed padded batch of a family's golden file (inputs and one label per sequence).
+pub fn golden_batch(family: &str) -> hone_data::Batch {
+    let (t, _) = golden(family);
+    let ids = &t["input.input_ids"];
+    let (b, s) = ids.dims2().unwrap();
+    let types = t
+        .get("input.token_type_ids")
+        .map(as_u32)
+        .unwrap_or_else(|| vec![0; b * s]);
+    hone_data::Batch {
+        input_ids: as_u32(ids),
+        token_type_ids: types,
+        attention_mask: as_u32(&t["input.attention_mask"]),
+        labels: as_u32(&t["labels"]),
+        batch_size: b,
+        seq_len: s,
+        padded_options: Vec::new(),
+        soft_targets: Vec::new(),
+    }
+}
+
+/// The largest gradient of a golden file × 1e-3: the floor relative errors of gradients are
+/// measured against where the reference's are exactly zero.
+pub fn gradient_floor(want: &HashMap<String, Tensor>) -> f64 {
+    want.iter()
+        .filter(|(k, _)| k.starts_with("grad."))
+        .map(|(_, t)| {
+            t.abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_dtype(DType::F64)
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        })
+        .fold(0f64, f64::max)
+        * 1e-3
+}

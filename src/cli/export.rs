@@ -1,0 +1,79 @@
+//! `hone export`: a run's model copied to a folder, or with `--merge` its LoRA adapter merged
+//! into the base model's weights (a full model plain `transformers` loads).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// The run whose model to export.
+    #[arg(
+        long,
+        value_name = "ID",
+        required_unless_present = "model",
+        conflicts_with = "model"
+    )]
+    run: Option<i64>,
+    /// A model or adapter folder to export (with --merge).
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// Merge the LoRA adapter into the base model's weights (W + scale·B·A): a full model
+    /// folder that plain transformers loads, without PEFT.
+    #[arg(long)]
+    merge: bool,
+    /// The folder to write; it must not exist yet.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+/// Runs `hone export`.
+pub fn run(args: ExportArgs, db: &std::path::Path) -> anyhow::Result<ExitCode> {
+    if args.out.exists() {
+        bail!(
+            "{} already exists; choose a new folder for --out",
+            args.out.display()
+        );
+    }
+    let name = args
+        .out
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("--out needs a folder name")?
+        .to_string();
+    let parent = match args.out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    match (&args.model, args.run) {
+        (Some(dir), _) => {
+            if !args.merge {
+                bail!("a folder is exported as it is; add --merge to merge its LoRA adapter");
+            }
+            hone_app::runs::merge_adapter(dir, &args.out)?;
+            eprintln!(
+                "merged {} into a full model at {}",
+                dir.display(),
+                args.out.display()
+            );
+        }
+        (None, Some(id)) => {
+            let mut app = hone_app::App::open(db)?;
+            let target = if args.merge {
+                app.export_run_merged(id, &parent, &name)?
+            } else {
+                app.export_run_model(id, &parent, &name)?
+            };
+            let what = if args.merge {
+                "merged into a full model"
+            } else {
+                "copied"
+            };
+            eprintln!("run {id}'s model {what} at {}", target.display());
+        }
+        (None, None) => bail!("name the model: --run ID or --model DIR"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -10,7 +10,9 @@
 # seed on 2 cores); not a test. With HONE_OLD=path (bench/engine_ab.sh sets it) an older hone
 # binary runs the same seeds beside this one. Training speed is samples per second of training
 # (Hone: the last step's elapsed time; transformers: its training loop), validation excluded.
-# Usage: [SEEDS="42"] [HONE_BIN=…] [HONE_OLD=…] bench/sst2_accuracy.sh [path/to/sst2/train.tsv]
+# With LORA_R=r both sides train LoRA adapters instead (query and value, rank r, alpha 2r,
+# dropout 0.1, the head in full; PEFT on the reference side) at LR (default 5e-4 with LoRA).
+# Usage: [SEEDS="42"] [LORA_R=8] [LR=…] [HONE_BIN=…] [HONE_OLD=…] bench/sst2_accuracy.sh [path/to/sst2/train.tsv]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sst2=${1:-../shared/datasets/sst2/train.tsv}
@@ -29,8 +31,19 @@ head -n 4001 "$sst2" > "$out/train.tsv"
 { head -n 1 "$sst2"; sed -n '4002,4501p' "$sst2"; } > "$out/valid.tsv"
 
 seeds=${SEEDS:-42 43 44}
-recipe=(--epochs 1 --batch-size 16 --max-length 64 --lr 5e-5 --warmup-ratio 0.1
-        --weight-decay 0.01 --clip-norm 1.0)
+lora=()
+ref_lora=()
+lr=${LR:-5e-5}
+if [ -n "${LORA_R:-}" ]; then
+  lr=${LR:-5e-4}
+  lora=(--peft lora --lora-r "$LORA_R" --lora-alpha $((2 * LORA_R)) --lora-dropout 0.1)
+  ref_lora=(--lora-r "$LORA_R" --lora-alpha $((2 * LORA_R)) --lora-dropout 0.1)
+  out=bench/out/sst2-lora
+  mkdir -p "$out"
+  cp bench/out/sst2/{train,test,valid}.tsv "$out/"
+fi
+recipe=(--epochs 1 --batch-size 16 --max-length 64 --lr "$lr" --warmup-ratio 0.1
+        --weight-decay 0.01 --clip-norm 1.0 "${lora[@]}")
 
 for seed in $seeds; do
   for side in "${sides[@]}"; do
@@ -46,8 +59,8 @@ for seed in $seeds; do
 
   echo "== seed $seed: PyTorch + transformers" >&2
   "$python" bench/sst2_reference.py --model "$model" --train "$out/train.tsv" \
-    --test "$out/test.tsv" --epochs 1 --batch 16 --max-length 64 --lr 5e-5 --warmup-ratio 0.1 \
-    --weight-decay 0.01 --clip 1.0 --seed "$seed" > "$out/torch-$seed.json" 2> "$out/torch-$seed.log"
+    --test "$out/test.tsv" --epochs 1 --batch 16 --max-length 64 --lr "$lr" --warmup-ratio 0.1 \
+    --weight-decay 0.01 --clip 1.0 --seed "$seed" "${ref_lora[@]}" > "$out/torch-$seed.json" 2> "$out/torch-$seed.log"
 done
 
 "$python" - "$out" "${sides[*]}" $seeds <<'PY'

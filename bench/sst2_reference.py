@@ -4,8 +4,12 @@ same recipe as `hone train` (AdamW with no decay on biases and LayerNorm weights
 then linear decay, clipping by global norm, dynamic padding, shuffled batches, dropout on) and
 prints the accuracy on a held-out TSV as JSON.
 
+With --lora-r R the model is wrapped by PEFT (LoRA on query and value, rank R, --lora-alpha,
+--lora-dropout; the classifier trained in full, the rest frozen), as `hone train --peft lora`.
+
 Usage: sst2_reference.py --model DIR --train train.tsv --test test.tsv [--epochs 1 --batch 16
        --max-length 64 --lr 5e-5 --warmup-ratio 0.1 --weight-decay 0.01 --clip 1.0 --seed 42]
+       [--lora-r 8 --lora-alpha 16 --lora-dropout 0.1]
 """
 import argparse
 import csv
@@ -43,17 +47,26 @@ def main():
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--lora-r", type=int, default=None)
+    ap.add_argument("--lora-alpha", type=float, default=16)
+    ap.add_argument("--lora-dropout", type=float, default=0.1)
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     tok = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=2)
+    if args.lora_r:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(
+            task_type="SEQ_CLS", r=args.lora_r, lora_alpha=args.lora_alpha,
+            lora_dropout=args.lora_dropout, target_modules=["query", "value"]))
     texts, labels = read_tsv(args.train)
     test_texts, test_labels = read_tsv(args.test)
 
     no_decay = lambda n: n.endswith(".bias") or "LayerNorm.weight" in n  # noqa: E731
-    named = list(model.named_parameters())
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     opt = torch.optim.AdamW([
         {"params": [p for n, p in named if not no_decay(n)], "weight_decay": args.weight_decay},
         {"params": [p for n, p in named if no_decay(n)], "weight_decay": 0.0},
@@ -73,7 +86,7 @@ def main():
                       max_length=args.max_length, return_tensors="pt")
             out = model(**enc, labels=torch.tensor([labels[j] for j in idx]))
             out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+            torch.nn.utils.clip_grad_norm_([p for _, p in named], args.clip)
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)

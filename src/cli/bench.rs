@@ -42,6 +42,10 @@ pub struct BenchArgs {
     /// Run candle's autograd instead of Hone's CPU path (for comparison).
     #[arg(long)]
     autograd: bool,
+    /// Train LoRA adapters of this rank on the query and value projections (alpha 2 × rank)
+    /// instead of every weight.
+    #[arg(long, value_name = "R")]
+    lora_r: Option<usize>,
     #[arg(long, default_value = "cpu")]
     device: DeviceSpec,
     /// Print one JSON object.
@@ -79,6 +83,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         freeze_embeddings: args.freeze_embeddings,
         host_path: !args.autograd,
         device: &args.device,
+        lora_rank: args.lora_r,
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

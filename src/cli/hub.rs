@@ -325,6 +325,7 @@ pub fn print_fit(fit: &FitReport) {
     for (name, l) in [
         ("full fine-tuning", &fit.full),
         ("frozen embeddings", &fit.frozen_embeddings),
+        ("LoRA (rank 8)", &fit.lora),
     ] {
         let e = &l.estimate;
         println!(
@@ -343,10 +344,15 @@ pub fn print_fit(fit: &FitReport) {
             Some(_) => format!("texts of {} tokens", full.work.length),
             None => "every text at full length".to_string(),
         };
+        let lora = fit
+            .lora
+            .speed
+            .as_ref()
+            .map_or(0.0, |s| s.samples_per_second);
         println!(
             "Speed here (CPU, {} threads, matrix kernel {:.0} GFLOP/s), {lengths}: \
-             about {:.1} samples/s full, {:.1} with frozen embeddings ({:.0} s per 1,000 \
-             examples){}",
+             about {:.1} samples/s full, {:.1} with frozen embeddings, {lora:.1} with LoRA \
+             ({:.0} s per 1,000 examples){}",
             hone_app::machine::training_threads(),
             full.matmul_gflops,
             full.samples_per_second,

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use hone_data::{Batcher, TextTokenizer};
 use hone_engine::bench::{batch_from_json, BenchReport, BenchSettings};
-use hone_engine::models::{Model, Task};
+use hone_engine::config::FineTuneMethod;
+use hone_engine::models::{HeadSpec, Model, ModelSpec, Task};
 use hone_engine::{DeviceSpec, TrainingConfig};
 
 use crate::AppError;
@@ -44,6 +45,8 @@ pub struct BenchRequest<'a> {
     /// Hone's CPU path (`false`: candle's autograd, for comparison).
     pub host_path: bool,
     pub device: &'a DeviceSpec,
+    /// LoRA at this rank on the family's usual targets (alpha 2 × rank, the base frozen).
+    pub lora_rank: Option<usize>,
 }
 
 /// Times `request.steps` training steps and forward passes of a 2-class text classifier.
@@ -52,14 +55,34 @@ pub fn run_bench(request: &BenchRequest) -> Result<BenchReport, AppError> {
         return Err(AppError::Invalid("time at least one step".into()));
     }
     let device = request.device.open()?;
-    let model = Model::load(
-        request.model,
-        Task::SequenceClassification,
-        2,
+    let mut cfg = TrainingConfig {
+        lr: request.lr,
+        weight_decay: 0.01,
+        clip_norm: None,
+        freeze_embeddings: request.freeze_embeddings,
+        ..Default::default()
+    };
+    if let Some(r) = request.lora_rank {
+        cfg.peft = FineTuneMethod::Lora;
+        cfg.lora_r = r;
+        cfg.lora_alpha = 2.0 * r as f64;
+    }
+    let mut spec = ModelSpec::from_dir(request.model)?;
+    spec.lora = cfg.lora_config(&spec, Task::SequenceClassification)?;
+    let head = HeadSpec {
+        prefix: String::new(),
+        task: Task::SequenceClassification,
+        num_labels: 2,
+    };
+    let model = Model::with_heads(
+        spec,
+        Some(request.model),
+        &[head],
         (!request.dropout).then_some(0.0),
         &device,
         0,
-    )?;
+    )?
+    .remove(0);
     let batch = match request.batch_file {
         Some(path) => batch_from_json(path)?,
         None => {
@@ -73,13 +96,6 @@ pub fn run_bench(request: &BenchRequest) -> Result<BenchReport, AppError> {
                 .padding_to(request.max_length)
                 .batch(&encoded.iter().collect::<Vec<_>>(), &labels)
         }
-    };
-    let cfg = TrainingConfig {
-        lr: request.lr,
-        weight_decay: 0.01,
-        clip_norm: None,
-        freeze_embeddings: request.freeze_embeddings,
-        ..Default::default()
     };
     Ok(hone_engine::bench::run_bench(
         &model,

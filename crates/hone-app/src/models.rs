@@ -87,6 +87,9 @@ pub struct FitLine {
 pub struct FitReport {
     pub full: FitLine,
     pub frozen_embeddings: FitLine,
+    /// LoRA at rank [`hone_engine::memory::DEFAULT_LORA_RANK`] on the query and value
+    /// projections, the head trained in full.
+    pub lora: FitLine,
     /// "RAM" or the GPU's name.
     pub compared_with: String,
     pub available: u64,
@@ -250,9 +253,10 @@ pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemo
             verdict: Verdict::judge(needed, machine.ram_available, machine.ram_total),
         }
     });
-    let line = |freeze_embeddings| {
+    let line = |freeze_embeddings, lora_rank| {
         let settings = FitSettings {
             freeze_embeddings,
+            lora_rank,
             ..settings
         };
         let estimate = estimate(spec, settings);
@@ -264,8 +268,9 @@ pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemo
         }
     };
     FitReport {
-        full: line(false),
-        frozen_embeddings: line(true),
+        full: line(false, None),
+        frozen_embeddings: line(true, None),
+        lora: line(false, Some(hone_engine::memory::DEFAULT_LORA_RANK)),
         compared_with,
         available,
         total,

@@ -34,6 +34,20 @@ pub struct ParameterCount {
     pub largest_tensor: u64,
 }
 
+/// LoRA adapter parameters at rank `r` on the usual targets (the query and value
+/// projections of every layer, PEFT's default for these families): `r × (in + out)` each.
+pub fn lora_adapter_count(config: &EncoderConfig, rank: usize) -> u64 {
+    let h = config.hidden_size as u64;
+    config.num_layers as u64 * 2 * rank as u64 * (h + h)
+}
+
+/// Parameters of the head trained in full beside the adapters (the dense layer and classifier
+/// of [`parameter_count`]'s head: an upper bound, BERT's pooler stays frozen).
+fn head_count(config: &EncoderConfig, num_labels: usize) -> u64 {
+    let (h, labels) = (config.hidden_size as u64, num_labels as u64);
+    (h * h + h) + (h * labels + labels)
+}
+
 impl ParameterCount {
     /// Parameters a run updates.
     pub fn trainable(&self, freeze_embeddings: bool) -> u64 {
@@ -84,6 +98,29 @@ pub struct FitSettings {
     /// The data's mean length in tokens, when known: the speed estimate uses it (the CPU path
     /// skips padding); memory stays sized for `max_length`, the longest batch.
     pub typical_length: Option<usize>,
+    /// LoRA at this rank on the query and value projections (the head trained in full, the
+    /// rest frozen) instead of full fine-tuning.
+    pub lora_rank: Option<usize>,
+}
+
+/// The rank the fit check assumes for its LoRA line (the Train page's default).
+pub const DEFAULT_LORA_RANK: usize = 8;
+
+impl FitSettings {
+    /// The parameters a run with these settings trains, and the LoRA adapters it adds.
+    pub fn trained_and_added(&self, config: &EncoderConfig) -> (u64, u64) {
+        let labels = self.num_labels.max(1);
+        match self.lora_rank {
+            Some(r) => {
+                let adapters = lora_adapter_count(config, r);
+                (adapters + head_count(config, labels), adapters)
+            }
+            None => (
+                parameter_count(config, labels).trainable(self.freeze_embeddings),
+                0,
+            ),
+        }
+    }
 }
 
 impl FitSettings {
@@ -101,6 +138,7 @@ impl Default for FitSettings {
             freeze_embeddings: false,
             num_labels: 2,
             typical_length: None,
+            lora_rank: None,
         }
     }
 }
@@ -131,7 +169,7 @@ pub struct MemoryEstimate {
 pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
     let config = &spec.encoder;
     let count = parameter_count(config, settings.num_labels.max(1));
-    let trainable = count.trainable(settings.freeze_embeddings);
+    let (trainable, adapters) = settings.trained_and_added(config);
     let length = settings.length(config) as u64;
     let batch = settings.batch_size.max(1) as u64;
     let tokens = batch * length;
@@ -144,19 +182,24 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
     let per_token_layer = F32 * (8 * h + 2 * i) + 2 * h + 16;
     // Per layer and head: attention probabilities (f32) and their dropout mask (byte).
     let attention = batch * heads * length * length * (F32 + 1);
-    let saved = layers * (tokens * per_token_layer + attention);
+    // LoRA, per targeted projection (two per layer) and token: the dropped input and its mask,
+    // and the rank-wide product.
+    let per_token_lora = settings
+        .lora_rank
+        .map_or(0, |r| 2 * (F32 * h + h + F32 * r as u64));
+    let saved = layers * (tokens * (per_token_layer + per_token_lora) + attention);
     let embeddings = tokens * (F32 * 2 * h + h);
     let scratch = F32 * tokens * (6 * h + i);
     let activations = saved + embeddings + scratch;
 
-    let weights = F32 * count.total;
+    let weights = F32 * (count.total + adapters);
     let gradients = F32 * trainable;
     let optimizer = 2 * F32 * trainable;
     let runtime = RUNTIME_BASE + RUNTIME_PER_TOKEN * tokens;
     let checkpoint = F32 * count.largest_tensor;
     MemoryEstimate {
         settings,
-        parameters: count.total,
+        parameters: count.total + adapters,
         trainable_parameters: trainable,
         weights,
         gradients,
@@ -191,6 +234,28 @@ mod tests {
         assert_eq!(count.total, 22_713_986);
         assert_eq!(count.trainable(true), 10_796_162);
         assert_eq!(count.largest_tensor, 30522 * 384);
+    }
+
+    #[test]
+    fn lora_trains_a_small_share_and_needs_less_memory() {
+        let spec = minilm();
+        let full = estimate(&spec, FitSettings::default());
+        let lora = estimate(
+            &spec,
+            FitSettings {
+                lora_rank: Some(8),
+                ..FitSettings::default()
+            },
+        );
+        // 6 layers × query and value × 8 × (384 + 384), and the head.
+        assert_eq!(
+            lora.trainable_parameters,
+            6 * 2 * 8 * 768 + (384 * 384 + 384) + (384 * 2 + 2)
+        );
+        assert_eq!(lora.parameters, full.parameters + 6 * 2 * 8 * 768);
+        assert!(lora.optimizer * 50 < full.optimizer);
+        assert!(lora.total < full.total);
+        assert!(lora.activations > full.activations);
     }
 
     #[test]

@@ -74,14 +74,19 @@ pub fn step_work(spec: &ModelSpec, settings: FitSettings) -> StepWork {
     );
     let tokens = (batch * length) as f64;
     let token_layers = tokens * config.num_layers as f64;
-    let trainable = crate::memory::parameter_count(config, settings.num_labels.max(1))
-        .trainable(settings.freeze_embeddings);
+    let (trainable, _) = settings.trained_and_added(config);
     let per_layer = 4.0 * h * h + 2.0 * h * i;
+    // With LoRA the frozen weights need no gradient: their backward is the input's gradient
+    // alone (two products of three), plus the adapters' own small products.
+    let (passes, lora_flops) = match settings.lora_rank {
+        Some(r) => (2.0, 3.0 * token_layers * 2.0 * 2.0 * r as f64 * 2.0 * h),
+        None => (3.0, 0.0),
+    };
     StepWork {
-        dense_flops: 3.0 * token_layers * (8.0 * h * h + 4.0 * h * i),
+        dense_flops: passes * token_layers * (8.0 * h * h + 4.0 * h * i) + lora_flops,
         attention_flops: 3.0 * token_layers * 4.0 * l * h,
         trainable_parameters: trainable,
-        layer_parameters: (per_layer * config.num_layers as f64) as u64,
+        layer_parameters: (per_layer * config.num_layers as f64 * passes / 3.0) as u64,
         batch_size: batch,
         length,
     }

@@ -2,7 +2,8 @@
 # Checks the fit check's memory estimate (crates/hone-engine/src/memory.rs, shown by `hone hub
 # info` and `hone models check` before a download) against the peak resident memory of real
 # `hone train` runs of all-MiniLM-L6-v2 on texts long enough that every batch is full length
-# (the estimate's assumption): for each batch × length, full fine-tuning and frozen embeddings,
+# (the estimate's assumption): for each batch × length, full fine-tuning, frozen embeddings and
+# LoRA (rank 8 on query and value: the fit check's LoRA line),
 # it prints the measured peak (GNU time's maximum RSS), the estimate and the error, and fails
 # when an estimate is more than 25% off.
 #
@@ -37,9 +38,10 @@ with open(path, "w", encoding="utf-8") as f:
         f.write(" ".join(rng.choice(words) for _ in range(length + 8)) + f"\t{i % 2}\n")
 PY
   estimate=$("$hone" models check "$model" --batch-size "$b" --max-length "$s" --json)
-  for variant in full frozen; do
+  for variant in full frozen lora; do
     flag=()
     [ "$variant" = frozen ] && flag=(--freeze-embeddings)
+    [ "$variant" = lora ] && flag=(--peft lora --lora-r 8)
     RAYON_NUM_THREADS=$threads /usr/bin/time -f '%M' -o "$out/peak-$shape-$variant.kib" \
       "$hone" --db "$out/bench.db" train --model "$model" --train "$data" --epochs 1 \
       --batch-size "$b" --max-length "$s" --out "$out/model-$shape-$variant" ${flag[@]+"${flag[@]}"} \
@@ -49,7 +51,7 @@ PY
 import json, sys
 peak = int(open(sys.argv[1]).read().split()[-1]) / 1024
 fit = json.loads(sys.argv[2])["fit"]
-line = fit["full" if sys.argv[4] == "full" else "frozen_embeddings"]
+line = fit[{"full": "full", "frozen": "frozen_embeddings", "lora": "lora"}[sys.argv[4]]]
 est = line["estimate"]["total"] / 2**20
 print(f"{sys.argv[3]:<10} {sys.argv[4]:<8} {peak:12.0f} {est:12.0f} {est / peak - 1:+8.1%}")
 # The fit check promises the estimate within 25% of the real peak.

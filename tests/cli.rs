@@ -647,3 +647,126 @@ fn lr_find_sweeps_and_suggests_and_recipes_land_in_the_run_configuration() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("give a teacher"), "{}", stderr(&o));
 }
+
+/// A LoRA run continues an adapter PEFT saved (its own rank and targets), and what cannot work
+/// is refused before training with what to do instead.
+#[test]
+fn lora_continues_a_peft_adapter_and_refuses_what_cannot_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let sst = fixture("data/sst2_sample.tsv").display().to_string();
+    let adapter = fixture("lora-bert").display().to_string();
+    let out = dir.path().join("continued");
+    let args = |model: &str, out: &str| -> Vec<String> {
+        [
+            "train",
+            "--model",
+            model,
+            "--train",
+            &sst,
+            "--text-column",
+            "sentence",
+            "--label-column",
+            "label",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--max-length",
+            "32",
+            "--out",
+            out,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let o = run(hone()
+        .args(args(&adapter, &out.display().to_string()))
+        .args(["--peft", "lora", "--lora-r", "16"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("continuing the adapter's LoRA (rank 4"),
+        "{}",
+        stderr(&o)
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("adapter_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["r"], 4, "{config}");
+    let mut targets: Vec<&str> = config["target_modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    targets.sort();
+    assert_eq!(targets, ["query", "value"], "PEFT keeps them as a set");
+    let p = run(hone()
+        .args(["predict", "--json", "--model"])
+        .arg(&out)
+        .arg("a fine film"));
+    assert!(p.status.success(), "{}", stderr(&p));
+
+    // Bottleneck adapters: Hone's own adapter folder, used as a model; merging is refused.
+    let adapters = dir.path().join("adapters");
+    let o = run(hone()
+        .args(args(&tiny("distilbert"), &adapters.display().to_string()))
+        .args([
+            "--peft",
+            "adapter",
+            "--adapter-size",
+            "8",
+            "--adapter-placement",
+            "pfeiffer",
+        ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let settings: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(adapters.join("hone_adapter.json")).unwrap())
+            .unwrap();
+    assert_eq!(settings["size"], 8, "{settings}");
+    assert_eq!(settings["placement"], "pfeiffer", "{settings}");
+    let p = run(hone()
+        .args(["predict", "--json", "--model"])
+        .arg(&adapters)
+        .arg("a fine film"));
+    assert!(p.status.success(), "{}", stderr(&p));
+    fails_with(
+        &[
+            "export",
+            "--merge",
+            "--model",
+            &adapters.display().to_string(),
+            "--out",
+            &dir.path().join("merged").display().to_string(),
+        ],
+        &["cannot be merged"],
+    );
+
+    let elsewhere = dir.path().join("x").display().to_string();
+    let with = |model: &str, extra: &[&str]| -> Vec<String> {
+        let mut a = args(model, &elsewhere);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let refused = |a: Vec<String>, needles: &[&str]| {
+        fails_with(&a.iter().map(String::as_str).collect::<Vec<_>>(), needles)
+    };
+    refused(
+        with(&adapter, &[]),
+        &["is an adapter folder", "peft = lora", "hone export --merge"],
+    );
+    refused(
+        with(
+            &tiny("bert"),
+            &["--peft", "lora", "--lora-targets", "query,qkv"],
+        ),
+        &["'qkv' matches no linear layer", "query", "value", "dense"],
+    );
+    refused(
+        with(&tiny("bert"), &["--peft", "lora", "--lora-r", "0"]),
+        &["rank must be at least 1"],
+    );
+    refused(
+        with(&tiny("bert"), &["--peft", "lora", "--init", "random"]),
+        &["adapt pretrained weights"],
+    );
+}

@@ -598,9 +598,23 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
             Some(""),
             "the last run's name is not carried over"
         );
+        if epochs == "3" {
+            // The LoRA preset shows its settings and what it saves before Start; Quick (full
+            // fine-tuning) hides them again.
+            ui.click("button[data-preset='lora']").await;
+            ui.until_text("[data-testid='preset']", long, |t| t == "preset: LoRA")
+                .await;
+            ui.until_text("[data-testid='lora-summary']", long, |t| {
+                t.contains("LoRA trains") && t.contains("instead of")
+            })
+            .await;
+            ui.css("label[data-field='lora_r']").await;
+            ui.shot("06-train-lora-preset").await;
+        }
         ui.click("button[data-preset='quick']").await;
         ui.until_text("[data-testid='preset']", long, |t| t == "preset: Quick")
             .await;
+        ui.gone("label[data-field='lora_r']").await;
         ui.type_into("#run-name", &format!("run with {epochs} epochs"))
             .await;
         ui.set_field("epochs", epochs).await;

@@ -266,8 +266,9 @@ pub struct TrainArgs {
     /// the tasks' sizes, higher values give small tasks more steps [default: 1].
     #[arg(long, value_name = "T", help_heading = "Recipes")]
     task_temperature: Option<f64>,
-    /// What trains: full (every weight) or lora (low-rank adapters on --lora-targets and the
-    /// head, the rest frozen; --out receives a PEFT adapter folder) [default: full].
+    /// What trains: full (every weight), lora (low-rank adapters on --lora-targets and the
+    /// head, the rest frozen; --out receives a PEFT adapter folder) or adapter (bottleneck
+    /// adapters in every layer and the head) [default: full].
     #[arg(long, value_name = "METHOD", help_heading = "LoRA")]
     peft: Option<hone_app::types::FineTuneMethod>,
     /// LoRA rank r [default: 8].
@@ -286,9 +287,19 @@ pub struct TrainArgs {
     /// Rank-stabilised LoRA: scale by alpha / √r.
     #[arg(long, help_heading = "LoRA")]
     lora_rslora: bool,
-    /// Modules trained in full besides the head, comma-separated.
+    /// Modules trained in full besides the head, comma-separated (LoRA and adapters).
     #[arg(long, value_name = "M1,M2", help_heading = "LoRA")]
     lora_modules_to_save: Option<String>,
+    /// Bottleneck adapters (--peft adapter): their inner width [default: 64].
+    #[arg(long, value_name = "N", help_heading = "LoRA")]
+    adapter_size: Option<usize>,
+    /// Bottleneck adapters: houlsby (after attention and feed-forward) or pfeiffer (after the
+    /// feed-forward only) [default: houlsby].
+    #[arg(long, value_name = "P", help_heading = "LoRA")]
+    adapter_placement: Option<hone_app::types::AdapterPlacement>,
+    /// Bottleneck adapters: relu, gelu, silu or tanh [default: relu].
+    #[arg(long, value_name = "F", help_heading = "LoRA")]
+    adapter_activation: Option<String>,
 }
 
 /// Parses `--also [NAME=]TASK:SOURCE` into a task trained beside the run's own.
@@ -710,6 +721,9 @@ impl TrainArgs {
             &mut t.lora_modules_to_save,
             self.lora_modules_to_save.clone(),
         );
+        set(&mut t.adapter_size, self.adapter_size);
+        set(&mut t.adapter_placement, self.adapter_placement);
+        set(&mut t.adapter_activation, self.adapter_activation.clone());
         t.label_all_subtokens |= self.label_all_subtokens;
         if let (Some(scaling), None) = (scaling, self.lr) {
             // The preset's rate follows the batch size the flags settled on.

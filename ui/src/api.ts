@@ -9,7 +9,7 @@ export function errorText(e: unknown): string {
   return String(e);
 }
 
-export type FitSettings = { batch_size: number; max_length: number; freeze_embeddings?: boolean; num_labels?: number; typical_length?: number | null };
+export type FitSettings = { batch_size: number; max_length: number; freeze_embeddings?: boolean; num_labels?: number; typical_length?: number | null; lora_rank?: number | null };
 /** A stored dataset's lengths in a model's tokens (a sample of up to 2,000 examples). */
 export type TokenLengths = { examples: number; mean: number; p95: number; longest: number; truncated: number; max_length: number };
 export type MemoryEstimate = {
@@ -20,7 +20,7 @@ export type MemoryEstimate = {
 export type SpeedEstimate = { matmul_gflops: number; step_seconds: number; samples_per_second: number; work: { batch_size: number; length: number } };
 export type FitLine = { estimate: MemoryEstimate; verdict: "fits" | "tight" | "does-not-fit"; speed: SpeedEstimate | null };
 export type FitReport = {
-  full: FitLine; frozen_embeddings: FitLine; compared_with: string; available: number; total: number;
+  full: FitLine; frozen_embeddings: FitLine; lora: FitLine; compared_with: string; available: number; total: number;
   /** Judged against a GPU: the RAM the run also needs (weights read there, program, data). */
   host: { needed: number; available: number; total: number; verdict: string } | null;
 };
@@ -219,7 +219,7 @@ export const api = {
     invoke<Predictions>("predict_choices", { runId, question, context, options }),
   predictAnswer: (runId: number, question: string, context: string) =>
     invoke<Predictions>("predict_answer", { runId, question, context }),
-  exportRun: (runId: number, dest: string, name: string) => invoke<string>("export_run", { runId, dest, name }),
+  exportRun: (runId: number, dest: string, name: string, merge = false) => invoke<string>("export_run", { runId, dest, name, merge }),
   ensembleCreate: (runIds: number[], dest: string, name: string) =>
     invoke<[string, { task: string; members: { source: string }[]; mean: string }, EnsembleRecord]>("ensemble_create", { runIds, dest, name, mean: null }),
 };

@@ -21,6 +21,7 @@ pub fn model(dir: &Path) -> Result<String, AppError> {
             name == "config.json"
                 || name == hone_engine::lora::ADAPTER_CONFIG
                 || name == hone_engine::lora::HEAD_CONFIG
+                || name == hone_engine::bottleneck::ADAPTER_FILE
                 || name.ends_with(".safetensors")
                 || name.ends_with(".bin")
                 || name.ends_with(".index.json")

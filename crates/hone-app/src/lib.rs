@@ -45,6 +45,7 @@ pub mod types {
         choice_letter, ChoiceColumns, ColumnSpec, DataError, Entity, Example, FileFormat,
         SourceSpec, TagColumns,
     };
+    pub use hone_engine::bottleneck::Placement as AdapterPlacement;
     pub use hone_engine::config::{
         training_options, DecayShape, FineTuneMethod, ModelInit, TrainingOption,
     };

@@ -87,8 +87,8 @@ pub struct FitLine {
 pub struct FitReport {
     pub full: FitLine,
     pub frozen_embeddings: FitLine,
-    /// LoRA at rank [`hone_engine::memory::DEFAULT_LORA_RANK`] on the query and value
-    /// projections, the head trained in full.
+    /// LoRA at the settings' rank (else [`hone_engine::memory::DEFAULT_LORA_RANK`]) on the
+    /// query and value projections, the head trained in full.
     pub lora: FitLine,
     /// "RAM" or the GPU's name.
     pub compared_with: String,
@@ -270,7 +270,14 @@ pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemo
     FitReport {
         full: line(false, None),
         frozen_embeddings: line(true, None),
-        lora: line(false, Some(hone_engine::memory::DEFAULT_LORA_RANK)),
+        lora: line(
+            false,
+            Some(
+                settings
+                    .lora_rank
+                    .unwrap_or(hone_engine::memory::DEFAULT_LORA_RANK),
+            ),
+        ),
         compared_with,
         available,
         total,

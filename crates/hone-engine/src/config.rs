@@ -71,6 +71,8 @@ pub enum FineTuneMethod {
     Full,
     /// LoRA adapters and the head (`crate::lora`).
     Lora,
+    /// Bottleneck adapters and the head (`crate::bottleneck`).
+    Adapter,
 }
 
 impl std::str::FromStr for FineTuneMethod {
@@ -79,8 +81,9 @@ impl std::str::FromStr for FineTuneMethod {
         match s.to_ascii_lowercase().as_str() {
             "full" | "none" => Ok(FineTuneMethod::Full),
             "lora" => Ok(FineTuneMethod::Lora),
+            "adapter" | "adapters" | "bottleneck" => Ok(FineTuneMethod::Adapter),
             other => Err(format!(
-                "unknown fine-tuning method '{other}': use full or lora"
+                "unknown fine-tuning method '{other}': use full, lora or adapter"
             )),
         }
     }
@@ -211,8 +214,9 @@ pub struct TrainingConfig {
     /// to the power 1/T; 1 samples in proportion to the tasks' sizes, higher values give small
     /// tasks more steps (very high: every task equally often).
     pub task_temperature: f64,
-    /// What trains: full (every weight) or lora (small low-rank adapters on chosen layers and
-    /// the head; the rest frozen: far less optimizer memory, saved in PEFT's adapter format).
+    /// What trains: full (every weight), lora (small low-rank adapters on chosen layers and
+    /// the head; the rest frozen: far less optimizer memory, saved in PEFT's adapter format)
+    /// or adapter (bottleneck adapters in every layer and the head, the rest frozen).
     pub peft: FineTuneMethod,
     /// LoRA rank r: the adapters' inner size (4–64; higher learns more, costs more).
     pub lora_r: usize,
@@ -228,6 +232,13 @@ pub struct TrainingConfig {
     /// Modules LoRA trains in full besides the head, comma-separated (e.g. LayerNorm); the
     /// head's new layers are always trained.
     pub lora_modules_to_save: String,
+    /// Bottleneck adapters: their inner width.
+    pub adapter_size: usize,
+    /// Bottleneck adapters: houlsby (after attention and feed-forward) or pfeiffer (after the
+    /// feed-forward only).
+    pub adapter_placement: crate::bottleneck::Placement,
+    /// Bottleneck adapters: the activation between down and up (relu, gelu, silu, tanh).
+    pub adapter_activation: String,
     /// Where training runs: cpu, auto, cuda[:N] or metal[:N] (GPUs need a build with them).
     #[schemars(with = "String")]
     pub device: DeviceSpec,
@@ -399,6 +410,9 @@ impl Default for TrainingConfig {
             lora_targets: String::new(),
             lora_rslora: false,
             lora_modules_to_save: String::new(),
+            adapter_size: 64,
+            adapter_placement: crate::bottleneck::Placement::Houlsby,
+            adapter_activation: "relu".into(),
             ewc_samples: 200,
             device: DeviceSpec::Cpu,
         }
@@ -452,6 +466,36 @@ impl TrainingConfig {
         Ok(Some(cfg))
     }
 
+    /// The bottleneck adapter settings of an adapter run on a `task` head (`None` otherwise):
+    /// PEFT's modules to save for the task plus any named in `lora_modules_to_save`.
+    pub fn bottleneck_config(
+        &self,
+        task: crate::models::Task,
+    ) -> Result<Option<crate::bottleneck::BottleneckConfig>, EngineError> {
+        if self.peft != FineTuneMethod::Adapter {
+            return Ok(None);
+        }
+        let mut modules_to_save: Vec<String> = match task {
+            crate::models::Task::QuestionAnswering => vec!["qa_outputs".into()],
+            _ => vec!["classifier".into(), "score".into()],
+        };
+        modules_to_save.extend(
+            self.lora_modules_to_save
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
+        let cfg = crate::bottleneck::BottleneckConfig {
+            size: self.adapter_size,
+            placement: self.adapter_placement,
+            activation: self.adapter_activation.trim().to_ascii_lowercase(),
+            modules_to_save,
+        };
+        cfg.validate()?;
+        Ok(Some(cfg))
+    }
+
     /// Checks ranges; the message names the option and a valid value.
     pub fn validate(&self) -> Result<(), EngineError> {
         let bad = |m: String| Err(EngineError::InvalidConfig(m));
@@ -486,6 +530,9 @@ impl TrainingConfig {
             if !(c > 0.0 && c.is_finite()) {
                 return bad(format!("clip norm must be positive, got {c}"));
             }
+        }
+        if self.peft == FineTuneMethod::Adapter {
+            self.bottleneck_config(crate::models::Task::SequenceClassification)?;
         }
         if self.peft == FineTuneMethod::Lora {
             crate::lora::LoraConfig {

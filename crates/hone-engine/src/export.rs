@@ -78,7 +78,7 @@ fn model_card(
         Task::QuestionAnswering => ("question-answering", "answer-span scorer"),
     };
     let mut s = String::new();
-    let library = if adapter.is_some() {
+    let library = if adapter.is_some() && model.spec().lora.is_some() {
         "peft"
     } else {
         "transformers"
@@ -175,17 +175,25 @@ fn model_card(
                 "AutoModelFor{}",
                 model.task().architecture_suffix().trim_start_matches("For")
             );
-            let lora = model.spec().lora.as_ref();
-            s.push_str(&format!(
-                "## LoRA adapter\n\nRank {}, alpha {}, on {}; the base model's weights are unchanged (`hone export --merge` writes a full model).\n\n",
-                lora.map_or(0, |l| l.r),
-                lora.map_or(0.0, |l| l.alpha),
-                lora.map(|l| l.target_entries().join(", ")).unwrap_or_default(),
-            ));
-            s.push_str(&format!(
-                "## Use\n\n```python\nimport json\nfrom peft import PeftModel\nfrom transformers import {class}, AutoTokenizer\nhead = json.load(open(\"PATH_TO_THIS_FOLDER/head_config.json\"))\nbase = {class}.from_pretrained(\"{}\", id2label=head.get(\"id2label\"), label2id=head.get(\"label2id\"), ignore_mismatched_sizes=True)\nmodel = PeftModel.from_pretrained(base, \"PATH_TO_THIS_FOLDER\")\ntokenizer = AutoTokenizer.from_pretrained(\"PATH_TO_THIS_FOLDER\")\n```\n\n",
-                base.name
-            ));
+            match (&model.spec().lora, &model.spec().bottleneck) {
+                (Some(lora), _) => {
+                    s.push_str(&format!(
+                        "## LoRA adapter\n\nRank {}, alpha {}, on {}; the base model's weights are unchanged (`hone export --merge` writes a full model).\n\n",
+                        lora.r,
+                        lora.alpha,
+                        lora.target_entries().join(", "),
+                    ));
+                    s.push_str(&format!(
+                        "## Use\n\n```python\nimport json\nfrom peft import PeftModel\nfrom transformers import {class}, AutoTokenizer\nhead = json.load(open(\"PATH_TO_THIS_FOLDER/head_config.json\"))\nbase = {class}.from_pretrained(\"{}\", id2label=head.get(\"id2label\"), label2id=head.get(\"label2id\"), ignore_mismatched_sizes=True)\nmodel = PeftModel.from_pretrained(base, \"PATH_TO_THIS_FOLDER\")\ntokenizer = AutoTokenizer.from_pretrained(\"PATH_TO_THIS_FOLDER\")\n```\n\n",
+                        base.name
+                    ));
+                }
+                (None, Some(b)) => s.push_str(&format!(
+                    "## Bottleneck adapters\n\nSize {}, {:?} placement, {} activation; the base model's weights are unchanged. Hone's format (docs/ADAPTERS.md): hone_adapter.json, adapter_model.safetensors. Use it with `hone predict --model PATH_TO_THIS_FOLDER` (the base model: {}).\n\n",
+                    b.size, b.placement, b.activation, base.name
+                )),
+                (None, None) => {}
+            }
         }
         None => s.push_str(&format!(
             "## Use\n\n```python\nfrom transformers import pipeline\n{call}\n```\n\n"
@@ -208,9 +216,27 @@ pub fn export_model(
     out: &Path,
     card: &ModelCard,
 ) -> Result<(), EngineError> {
-    match &model.spec().lora {
-        Some(lora) => export_adapter(model, lora, labels, source, tokenizer, out, card),
-        None => write_model(
+    let spec = model.spec();
+    match (&spec.lora, &spec.bottleneck) {
+        (Some(lora), _) => export_adapter(
+            model,
+            &Adapters::Lora(lora),
+            labels,
+            source,
+            tokenizer,
+            out,
+            card,
+        ),
+        (None, Some(b)) => export_adapter(
+            model,
+            &Adapters::Bottleneck(b),
+            labels,
+            source,
+            tokenizer,
+            out,
+            card,
+        ),
+        (None, None) => write_model(
             model,
             model.hub_values(),
             labels,
@@ -243,11 +269,21 @@ pub fn export_merged(
 /// `out` ([`export_merged`]), with the adapter's head, labels and tokenizer.
 pub fn merge_adapter(dir: &Path, out: &Path) -> Result<(), EngineError> {
     let spec = crate::models::ModelSpec::from_dir(dir)?;
-    let Some(adapter) = crate::lora::AdapterFolder::open(dir)? else {
-        return Err(EngineError::InvalidConfig(format!(
-            "{} is not a LoRA adapter folder (no adapter_config.json): nothing to merge",
-            dir.display()
-        )));
+    let adapter = match crate::lora::AdapterFolder::open(dir)? {
+        Some(a) if matches!(a.kind, crate::lora::AdapterKind::Lora(_)) => a,
+        Some(_) => {
+            return Err(EngineError::InvalidConfig(
+                "bottleneck adapters put a nonlinearity between layers: they cannot be merged \
+                 into the weights; use the adapter folder as the model"
+                    .into(),
+            ))
+        }
+        None => {
+            return Err(EngineError::InvalidConfig(format!(
+                "{} is not a LoRA adapter folder (no adapter_config.json): nothing to merge",
+                dir.display()
+            )))
+        }
     };
     let task = spec.task().unwrap_or_default();
     let labels = spec
@@ -262,7 +298,7 @@ pub fn merge_adapter(dir: &Path, out: &Path) -> Result<(), EngineError> {
         spec.max_sequence_length(),
     )?;
     let base = BaseModelRef::for_folder(&adapter.base_dir);
-    let config_text = serde_json::to_string_pretty(&adapter.config).unwrap_or_default();
+    let config_text = serde_json::to_string_pretty(&adapter.settings).unwrap_or_default();
     let card = ModelCard {
         base_model: &base.name,
         train_examples: 0,
@@ -274,14 +310,22 @@ pub fn merge_adapter(dir: &Path, out: &Path) -> Result<(), EngineError> {
     export_merged(&model, &labels, dir, &tokenizer, out, &card)
 }
 
-/// Writes a LoRA model as PEFT saves one: `adapter_config.json` and
+/// The adapters of a model an adapter export writes.
+pub enum Adapters<'a> {
+    /// LoRA: written as PEFT writes it (`adapter_config.json`).
+    Lora(&'a crate::lora::LoraConfig),
+    /// Bottleneck adapters: Hone's `hone_adapter.json`.
+    Bottleneck(&'a crate::bottleneck::BottleneckConfig),
+}
+
+/// Writes a LoRA model as PEFT saves one (bottleneck adapters alike, with `hone_adapter.json`): `adapter_config.json` and
 /// `adapter_model.safetensors` (the adapters and the saved modules under
 /// `base_model.model.` names), plus Hone's `head_config.json` (the labels), the tokenizer and
 /// a model card. The base model is named by its Hub id when it is a cached snapshot, else by
 /// its folder.
 pub fn export_adapter(
     model: &Model,
-    lora: &crate::lora::LoraConfig,
+    adapters: &Adapters,
     labels: &[String],
     source: &Path,
     tokenizer: &TextTokenizer,
@@ -297,24 +341,45 @@ pub fn export_adapter(
     check_not_source(source, out)?;
     std::fs::create_dir_all(out).map_err(|e| EngineError::io(out, e))?;
     let weights = out.join(crate::lora::ADAPTER_WEIGHTS);
+    let trains = |name: &str| match adapters {
+        Adapters::Lora(l) => l.trains(name),
+        Adapters::Bottleneck(b) => b.trains(name),
+    };
     save_tensors(
-        &crate::lora::adapter_tensors(lora, &model.hub_values()),
+        &crate::lora::adapter_tensors(trains, &model.hub_values()),
         &weights,
     )?;
     let base = BaseModelRef::for_folder(&base_dir);
-    let config = crate::lora::PeftAdapterConfig::for_lora(lora, model.task(), &base);
-    write_json(
-        &out.join(crate::lora::ADAPTER_CONFIG),
-        &serde_json::to_value(&config).map_err(|e| EngineError::Export {
-            path: out.join(crate::lora::ADAPTER_CONFIG),
-            message: e.to_string(),
-        })?,
-    )?;
+    let (file, settings) = match adapters {
+        Adapters::Lora(lora) => (
+            crate::lora::ADAPTER_CONFIG,
+            serde_json::to_value(crate::lora::PeftAdapterConfig::for_lora(
+                lora,
+                model.task(),
+                &base,
+            )),
+        ),
+        Adapters::Bottleneck(b) => (
+            crate::bottleneck::ADAPTER_FILE,
+            serde_json::to_value(crate::bottleneck::AdapterFile {
+                method: "bottleneck".into(),
+                config: (*b).clone(),
+                task_type: crate::lora::peft_task_type(model.task()).map(str::to_string),
+                base_model_name_or_path: base.name.clone(),
+                revision: base.revision.clone(),
+            }),
+        ),
+    };
+    let settings = settings.map_err(|e| EngineError::Export {
+        path: out.join(file),
+        message: e.to_string(),
+    })?;
+    write_json(&out.join(file), &settings)?;
     write_json(
         &out.join(crate::lora::HEAD_CONFIG),
         &head_config(model, labels),
     )?;
-    share_like(&weights, &out.join(crate::lora::ADAPTER_CONFIG))?;
+    share_like(&weights, &out.join(file))?;
     copy_tokenizer(model, &[source, &base_dir], tokenizer, out)?;
     write_atomic(
         &out.join("README.md"),

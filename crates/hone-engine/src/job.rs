@@ -552,7 +552,7 @@ pub fn prepare(
 ) -> Result<Prepared, EngineError> {
     cfg.validate()?;
     let mut spec = ModelSpec::from_dir(model_dir)?;
-    spec.lora = lora_settings(&spec, data.task, cfg, sink)?;
+    adapt(&mut spec, data.task, cfg, sink)?;
     let device = cfg.device.open()?;
     for message in &data.notices {
         sink(TrainEvent::Notice {
@@ -665,40 +665,60 @@ pub fn prepare(
     })
 }
 
-/// The LoRA settings of a run: the run's own (`peft = lora`), or an adapter folder's when
-/// the run continues training one.
-fn lora_settings(
-    spec: &ModelSpec,
+/// Gives `spec` the run's adapters: its own (`peft = lora` or `adapter`), or an adapter
+/// folder's when the run continues training one.
+fn adapt(
+    spec: &mut ModelSpec,
     task: Task,
     cfg: &TrainingConfig,
     sink: &mut dyn FnMut(TrainEvent),
-) -> Result<Option<crate::lora::LoraConfig>, EngineError> {
+) -> Result<(), EngineError> {
     use crate::config::FineTuneMethod;
-    match (&spec.lora, cfg.peft) {
-        (Some(_), FineTuneMethod::Full) => Err(EngineError::InvalidConfig(
-            "the model is a LoRA adapter: continue training it with peft = lora, or merge it \
-             into a full model first (hone export --merge)"
-                .into(),
+    let continued = match (&spec.lora, &spec.bottleneck) {
+        (Some(l), _) => Some((
+            FineTuneMethod::Lora,
+            format!(
+                "the adapter's LoRA (rank {}, alpha {}, on {})",
+                l.r,
+                l.alpha,
+                l.target_entries().join(", ")
+            ),
         )),
-        (Some(adapter), FineTuneMethod::Lora) => {
-            sink(TrainEvent::Notice {
-                message: format!(
-                    "continuing the adapter's LoRA (rank {}, alpha {}, on {}); the run's LoRA \
-                     settings are not used",
-                    adapter.r,
-                    adapter.alpha,
-                    adapter.target_entries().join(", ")
-                ),
-            });
-            Ok(Some(adapter.clone()))
+        (None, Some(b)) => Some((
+            FineTuneMethod::Adapter,
+            format!(
+                "the folder's bottleneck adapters (size {}, {:?})",
+                b.size, b.placement
+            ),
+        )),
+        (None, None) => None,
+    };
+    if let Some((method, what)) = continued {
+        if cfg.peft != method {
+            let name = if method == FineTuneMethod::Lora {
+                "lora"
+            } else {
+                "adapter"
+            };
+            return Err(EngineError::InvalidConfig(format!(
+                "the model is an adapter folder: continue training it with peft = {name}, or \
+                 (LoRA) merge it into a full model first (hone export --merge)"
+            )));
         }
-        (None, FineTuneMethod::Lora) if cfg.init == ModelInit::Random => {
-            Err(EngineError::InvalidConfig(
-                "LoRA adapts pretrained weights; training from scratch needs peft = full".into(),
-            ))
-        }
-        (None, _) => cfg.lora_config(spec, task),
+        sink(TrainEvent::Notice {
+            message: format!("continuing {what}; the run's own adapter settings are not used"),
+        });
+        return Ok(());
     }
+    if cfg.peft != FineTuneMethod::Full && cfg.init == ModelInit::Random {
+        return Err(EngineError::InvalidConfig(
+            "LoRA and adapters adapt pretrained weights; training from scratch needs peft = full"
+                .into(),
+        ));
+    }
+    spec.lora = cfg.lora_config(spec, task)?;
+    spec.bottleneck = cfg.bottleneck_config(task)?;
+    Ok(())
 }
 
 /// The learning-rate range test ([`crate::lr_find`]) on a run's model, data and options:

@@ -11,6 +11,7 @@
 pub mod answers;
 pub mod batch;
 pub mod bench;
+pub mod bottleneck;
 pub mod checkpoint;
 pub mod config;
 pub mod cpu;

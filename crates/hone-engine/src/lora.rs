@@ -136,19 +136,24 @@ impl LoraConfig {
 
     /// True when the parameter `name` belongs to a module trained in full.
     pub fn saves(&self, name: &str) -> bool {
-        let module = module_of(name);
-        // PEFT wraps the first module whose name ends with an entry; its children go with it.
-        let mut prefixes = module
-            .match_indices('.')
-            .map(|(i, _)| &module[..i])
-            .chain(std::iter::once(module));
-        prefixes.any(|m| self.modules_to_save.iter().any(|s| m.ends_with(s.as_str())))
+        module_saved(&self.modules_to_save, name)
     }
 
     /// True for the parameters a LoRA run trains: the adapters and the saved modules.
     pub fn trains(&self, name: &str) -> bool {
         is_adapter_param(name) || self.saves(name)
     }
+}
+
+/// True when the parameter `name` belongs to a module of `modules_to_save`: PEFT wraps the
+/// first module whose name ends with an entry, and its children go with it.
+pub fn module_saved(modules_to_save: &[String], name: &str) -> bool {
+    let module = module_of(name);
+    let mut prefixes = module
+        .match_indices('.')
+        .map(|(i, _)| &module[..i])
+        .chain(std::iter::once(module));
+    prefixes.any(|m| modules_to_save.iter().any(|s| m.ends_with(s.as_str())))
 }
 
 /// The module a parameter belongs to (`…query.weight` → `…query`).
@@ -347,52 +352,95 @@ impl BaseModelRef {
     }
 }
 
-/// A PEFT LoRA adapter folder and the base model folder it applies to.
+/// What an adapter folder adds to its base model.
+#[derive(Debug, Clone)]
+pub enum AdapterKind {
+    /// A PEFT LoRA adapter (`adapter_config.json`).
+    Lora(LoraConfig),
+    /// Hone's bottleneck adapters (`hone_adapter.json`, [`crate::bottleneck`]).
+    Bottleneck(crate::bottleneck::BottleneckConfig),
+}
+
+/// An adapter folder (PEFT LoRA, or Hone's bottleneck adapters) and the base model folder it
+/// applies to.
 #[derive(Debug, Clone)]
 pub struct AdapterFolder {
     pub dir: PathBuf,
-    pub config: PeftAdapterConfig,
-    pub lora: LoraConfig,
+    pub kind: AdapterKind,
+    /// The head, as PEFT's `task_type` names it.
+    pub task_type: Option<String>,
+    /// The settings file as written (for model cards).
+    pub settings: Value,
     pub base_dir: PathBuf,
 }
 
 impl AdapterFolder {
-    /// Reads `dir` as an adapter folder: `None` when it has no `adapter_config.json`.
+    /// Reads `dir` as an adapter folder: `None` when it has neither `adapter_config.json` nor
+    /// `hone_adapter.json`.
     pub fn open(dir: &Path) -> Result<Option<Self>, EngineError> {
-        let path = dir.join(ADAPTER_CONFIG);
-        if !path.is_file() {
+        let peft = dir.join(ADAPTER_CONFIG);
+        let hone = dir.join(crate::bottleneck::ADAPTER_FILE);
+        let path = if peft.is_file() {
+            peft
+        } else if hone.is_file() {
+            hone
+        } else {
             return Ok(None);
-        }
+        };
+        let bad = |message: String| EngineError::BadAdapter {
+            path: path.clone(),
+            message,
+        };
         let text = std::fs::read_to_string(&path).map_err(|e| EngineError::io(&path, e))?;
-        let config: PeftAdapterConfig =
-            serde_json::from_str(&text).map_err(|e| EngineError::BadAdapter {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-        let lora = config.lora(&path)?;
+        let settings: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let (kind, task_type, base, revision) = if path.ends_with(ADAPTER_CONFIG) {
+            let config: PeftAdapterConfig =
+                serde_json::from_value(settings.clone()).map_err(|e| bad(e.to_string()))?;
+            let lora = config.lora(&path)?;
+            let base = config.base_model_name_or_path.clone().unwrap_or_default();
+            (
+                AdapterKind::Lora(lora),
+                config.task_type,
+                base,
+                config.revision,
+            )
+        } else {
+            let file: crate::bottleneck::AdapterFile =
+                serde_json::from_value(settings.clone()).map_err(|e| bad(e.to_string()))?;
+            if file.method != "bottleneck" {
+                return Err(bad(format!(
+                    "method '{}' is not one Hone knows (bottleneck)",
+                    file.method
+                )));
+            }
+            file.config.validate().map_err(|e| bad(e.to_string()))?;
+            (
+                AdapterKind::Bottleneck(file.config),
+                file.task_type,
+                file.base_model_name_or_path,
+                file.revision,
+            )
+        };
         if !dir.join(ADAPTER_WEIGHTS).is_file() {
             return Err(EngineError::BadAdapter {
                 path: dir.join(ADAPTER_WEIGHTS),
-                message: "the adapter's weights are missing (PEFT saves them as \
+                message: "the adapter's weights are missing (they are saved as \
                           adapter_model.safetensors)"
                     .into(),
             });
         }
-        let base = config.base_model_name_or_path.clone().unwrap_or_default();
-        let base_dir = resolve_base(dir, &base, config.revision.as_deref()).ok_or_else(|| {
-            EngineError::BadAdapter {
-                path: path.clone(),
-                message: format!(
-                    "its base model '{base}' is neither a folder here nor in the Hugging Face \
-                     cache; download it (hone hub download {base}) or set \
-                     base_model_name_or_path to the base model's folder"
-                ),
-            }
+        let base_dir = resolve_base(dir, &base, revision.as_deref()).ok_or_else(|| {
+            bad(format!(
+                "its base model '{base}' is neither a folder here nor in the Hugging Face \
+                 cache; download it (hone hub download {base}) or set \
+                 base_model_name_or_path to the base model's folder"
+            ))
         })?;
         Ok(Some(AdapterFolder {
             dir: dir.to_path_buf(),
-            config,
-            lora,
+            kind,
+            task_type,
+            settings,
             base_dir,
         }))
     }
@@ -455,15 +503,15 @@ fn resolve_base(adapter: &Path, name: &str, revision: Option<&str>) -> Option<Pa
     is_model(&snapshot).then_some(snapshot)
 }
 
-/// The tensors an adapter export writes, under PEFT's names: the adapters and the saved
-/// modules of `values` (Hone names).
+/// The tensors an adapter export writes, under PEFT's names: those of `values` (Hone names)
+/// that `trains` picks (the adapters and the saved modules).
 pub fn adapter_tensors(
-    cfg: &LoraConfig,
+    trains: impl Fn(&str) -> bool,
     values: &HashMap<String, Tensor>,
 ) -> HashMap<String, Tensor> {
     values
         .iter()
-        .filter(|(name, _)| cfg.trains(name))
+        .filter(|(name, _)| trains(name))
         .map(|(name, t)| (format!("{PEFT_PREFIX}{name}"), t.clone()))
         .collect()
 }
@@ -513,10 +561,12 @@ pub fn tokenizer_folder(dir: &Path) -> Result<PathBuf, EngineError> {
     Ok(AdapterFolder::open(dir)?.map_or_else(|| dir.to_path_buf(), |a| a.base_dir))
 }
 
-/// True for a folder Hone can load a model from: a full model (`config.json`) or a LoRA
-/// adapter (`adapter_config.json`).
+/// True for a folder Hone can load a model from: a full model (`config.json`) or an adapter
+/// (`adapter_config.json`, `hone_adapter.json`).
 pub fn is_model_folder(dir: &Path) -> bool {
-    dir.join("config.json").is_file() || dir.join(ADAPTER_CONFIG).is_file()
+    dir.join("config.json").is_file()
+        || dir.join(ADAPTER_CONFIG).is_file()
+        || dir.join(crate::bottleneck::ADAPTER_FILE).is_file()
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ pub fn presets() -> Vec<Preset> {
             label: "Quick".into(),
             help: "2 epochs at the usual learning rate: a first model in minutes.".into(),
             values: json!({"epochs": 2, "lr": 5e-5, "freeze_embeddings": false, "layer_lr_decay": null,
-                           "warmup_ratio": 0.1, "head_warmup_epochs": 0}),
+                           "warmup_ratio": 0.1, "head_warmup_epochs": 0, "peft": "full"}),
             lr_scaling: None,
         },
         Preset {
@@ -72,7 +72,8 @@ pub fn presets() -> Vec<Preset> {
             label: "Careful".into(),
             help: "Frozen embeddings, layer-wise LR decay (0.9) and warmup: steadier on small datasets.".into(),
             values: json!({"epochs": 4, "lr": 3e-5, "freeze_embeddings": true, "layer_lr_decay": 0.9,
-                           "warmup_ratio": 0.1, "head_warmup_epochs": 0, "early_stopping_patience": 2}),
+                           "warmup_ratio": 0.1, "head_warmup_epochs": 0, "early_stopping_patience": 2,
+                           "peft": "full"}),
             lr_scaling: None,
         },
         Preset {
@@ -82,11 +83,20 @@ pub fn presets() -> Vec<Preset> {
             values: json!({"epochs": 2, "freeze_embeddings": true, "layer_lr_decay": 0.9,
                            "layer_lr_decay_shape": "cosine", "warmup_ratio": 0.1, "schedule": "cosine",
                            "head_warmup_steps": 50, "head_warmup_epochs": 0,
-                           "early_stopping_metric": "map_at_3"}),
+                           "early_stopping_metric": "map_at_3", "peft": "full"}),
             lr_scaling: Some(LrScaling {
                 base_lr: 2e-5,
                 reference_batch: 16,
             }),
+        },
+        Preset {
+            key: "lora".into(),
+            label: "LoRA".into(),
+            help: "Low-rank adapters (rank 8, alpha 16) on the query and value projections and the head trained in full; the rest frozen: a small share of the parameters, far less optimizer memory, a PEFT adapter as the result. LoRA takes a higher learning rate (5e-4).".into(),
+            values: json!({"peft": "lora", "lora_r": 8, "lora_alpha": 16.0, "lora_dropout": 0.1,
+                           "epochs": 3, "lr": 5e-4, "warmup_ratio": 0.1, "freeze_embeddings": false,
+                           "layer_lr_decay": null, "head_warmup_steps": 0, "head_warmup_epochs": 0}),
+            lr_scaling: None,
         },
     ]
 }

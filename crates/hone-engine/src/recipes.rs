@@ -42,9 +42,15 @@ pub fn is_frozen_by_recipe(model: &Model, param: &Param, cfg: &TrainingConfig) -
     if model.is_fixed(param) {
         return true;
     }
-    // A LoRA model trains its adapters and the modules it saves, nothing else.
-    if let Some(lora) = &model.spec().lora {
+    // An adapter model trains its adapters and the modules it saves, nothing else.
+    let spec = model.spec();
+    if let Some(lora) = &spec.lora {
         if !lora.trains(param.name()) {
+            return true;
+        }
+    }
+    if let Some(adapters) = &spec.bottleneck {
+        if !adapters.trains(param.name()) {
             return true;
         }
     }

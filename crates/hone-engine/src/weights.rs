@@ -14,6 +14,7 @@ use candle_core::pickle::PthTensors;
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
 
+use crate::bottleneck::BottleneckConfig;
 use crate::lora::{AdapterFolder, LoraConfig};
 use crate::models::nn::LoraBranch;
 use crate::params::{Param, ParamPosition, ParamStore};
@@ -231,6 +232,8 @@ pub struct ParamBuilder<'a> {
     lora_hits: Vec<usize>,
     /// Every linear layer built, for naming the choices when a target matches none.
     linear_modules: Vec<String>,
+    /// Bottleneck adapter settings: the encoder layers add adapters.
+    bottleneck: Option<BottleneckConfig>,
 }
 
 impl<'a> ParamBuilder<'a> {
@@ -258,7 +261,34 @@ impl<'a> ParamBuilder<'a> {
             lora: None,
             lora_hits: Vec::new(),
             linear_modules: Vec::new(),
+            bottleneck: None,
         }
+    }
+
+    /// Gives the encoder layers built from now on bottleneck adapters.
+    pub fn set_bottleneck(&mut self, bottleneck: Option<BottleneckConfig>) {
+        self.bottleneck = bottleneck;
+    }
+
+    /// The bottleneck adapter settings, when the model has adapters.
+    pub fn bottleneck(&self) -> Option<&BottleneckConfig> {
+        self.bottleneck.as_ref()
+    }
+
+    /// A parameter the checkpoint may have (an adapter's, read from an adapter folder),
+    /// initialised with `init` otherwise.
+    pub fn optional(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        init: Init,
+        position: ParamPosition,
+    ) -> Result<Param, EngineError> {
+        let value = match self.lookup(name)? {
+            Some(t) => Self::checked(name, t, shape)?,
+            None => self.initial(shape, init)?,
+        };
+        self.add(name, value, position)
     }
 
     /// Gives the linear layers built from now on LoRA adapters where `lora` targets them.

@@ -101,16 +101,26 @@ pub async fn ensemble_create(
     .await
 }
 
-/// Copies run `run_id`'s exported model (Hugging Face format, with its model card) into a new
-/// folder `name` inside the picked folder `dest`; returns the new folder.
+/// Copies run `run_id`'s exported model (Hugging Face format, or a LoRA run's PEFT adapter,
+/// with its model card) into a new folder `name` inside the picked folder `dest`; with `merge`,
+/// writes a LoRA run's adapter merged into a full model instead. Returns the new folder.
 #[tauri::command]
 pub async fn export_run(
     state: State<'_, Arc<DesktopState>>,
     run_id: i64,
     dest: PathBuf,
     name: String,
+    merge: Option<bool>,
 ) -> CommandResult<PathBuf> {
     let dest = state.allowed(&dest)?;
     let state = state.inner().clone();
-    super::blocking(move || Ok(state.app()?.export_run_model(run_id, &dest, &name)?)).await
+    super::blocking(move || {
+        let mut app = state.app()?;
+        Ok(if merge.unwrap_or(false) {
+            app.export_run_merged(run_id, &dest, &name)?
+        } else {
+            app.export_run_model(run_id, &dest, &name)?
+        })
+    })
+    .await
 }

@@ -21,6 +21,11 @@ function speedText(speed: SpeedEstimate, plan?: { examples: number; epochs: numb
   return `${perSecond} · ${roughDuration(steps * speed.step_seconds)} of training for ${plan.epochs} epoch${plan.epochs === 1 ? "" : "s"}`;
 }
 
+/** A parameter count as people say it: 22.7M, 148k. */
+export function params(n: number): string {
+  return n >= 1e9 ? `${(n / 1e9).toFixed(1)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e3 ? `${Math.round(n / 1e3)}k` : String(n);
+}
+
 export function FitTable(props: { fit: ModelPage["check"]["fit"]; plan?: { examples: number; epochs: number } }) {
   const fit = props.fit;
   if (!fit) return null;
@@ -34,7 +39,7 @@ export function FitTable(props: { fit: ModelPage["check"]["fit"]; plan?: { examp
         title={`Training speed on this machine's CPU, from the model's size and the measured matrix speed, ${s.typical_length ? `with texts of the dataset's mean length (${l.speed?.work.length} tokens; the CPU path skips padding)` : "with every text at full length (shorter texts train faster)"}; validation and checkpoints not counted`}>
         {l.speed ? speedText(l.speed, props.plan) : "–"}</td>
       <td class="muted small">
-        weights {bytes(l.estimate.weights)} · gradients {bytes(l.estimate.gradients)} · AdamW {bytes(l.estimate.optimizer)} ·
+        trains {params(l.estimate.trainable_parameters)} · weights {bytes(l.estimate.weights)} · gradients {bytes(l.estimate.gradients)} · AdamW {bytes(l.estimate.optimizer)} ·
         activations {bytes(l.estimate.activations)} · runtime {bytes(l.estimate.runtime + l.estimate.checkpoint)}
       </td>
     </tr>
@@ -49,6 +54,7 @@ export function FitTable(props: { fit: ModelPage["check"]["fit"]; plan?: { examp
         <tbody>
           {row("Full fine-tuning", fit.full)}
           {row("Frozen embeddings", fit.frozen_embeddings)}
+          {fit.lora && row(`LoRA (rank ${fit.lora.estimate.settings.lora_rank ?? 8})`, fit.lora)}
         </tbody>
       </table>
     </div>

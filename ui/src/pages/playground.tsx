@@ -137,12 +137,13 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
     } catch (e) { setError(errorText(e)); }
     setBusy(false);
   };
-  const doExport = async () => {
+  const isLora = chosen?.config?.training?.peft === "lora";
+  const doExport = async (merge: boolean) => {
     if (run == null) return;
     setError(null);
     const dest = await api.pick("export_folder");
     if (!dest) return;
-    try { setExported(await api.exportRun(run, dest, exportName)); } catch (e) { setError(errorText(e)); }
+    try { setExported(await api.exportRun(run, dest, merge ? `${exportName}-merged` : exportName, merge)); } catch (e) { setError(errorText(e)); }
   };
 
   return (
@@ -171,10 +172,13 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
             {predictions?.task === "question-answering" && predictions.predictions.map((p) => <AnswerCard p={p} />)}
           </div>
           <h2>Export</h2>
-          <p class="muted small">A Hugging Face folder: config.json with the labels, model.safetensors, the tokenizer and a model card. transformers loads it as is.</p>
+          {isLora
+            ? <p class="muted small" data-testid="export-lora">A LoRA run: export the adapter in PEFT's format (adapter_config.json, adapter_model.safetensors, the labels in head_config.json, the tokenizer and a model card; PeftModel.from_pretrained loads it on the base model), or the adapter merged into the base model's weights: a full folder plain transformers loads.</p>
+            : <p class="muted small">A Hugging Face folder: config.json with the labels, model.safetensors, the tokenizer and a model card. transformers loads it as is.</p>}
           <div class="row">
             <label>Folder name <input id="export-name" value={exportName} onInput={(e) => setExportName((e.target as HTMLInputElement).value)} /></label>
-            <button id="export" onClick={doExport}>Export to…</button>
+            <button id="export" onClick={() => doExport(false)}>{isLora ? "Export adapter (PEFT) to…" : "Export to…"}</button>
+            {isLora && <button id="export-merged" onClick={() => doExport(true)}>Export merged model to…</button>}
           </div>
           {exported && <p class="ok" data-testid="exported">Exported to {exported}</p>}
         </>

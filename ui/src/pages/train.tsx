@@ -3,11 +3,11 @@
 import { AnswerSource } from "./answers";
 import { ChoiceSource, type ChoiceData } from "./choices";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, DatasetInfo, duration, errorText, KnownModel, ModelCheck, Preset, RunDetail, RunMessage, RunRecord, TrainEvent, TrainingOption } from "../api";
+import { api, bytes, DatasetInfo, duration, errorText, KnownModel, ModelCheck, Preset, RunDetail, RunMessage, RunRecord, TrainEvent, TrainingOption } from "../api";
 import { Chart, Mark, Series } from "../chart";
 import { LrFinder } from "./lr_find";
 import type { Nav } from "../main";
-import { FitTable, modelName } from "./models";
+import { FitTable, modelName, params } from "./models";
 import { chartedValues, curveOf, metricLabel, phaseMark, phaseMarks, summary, taskLossCurves, validationSeries } from "../report";
 
 type Training = Record<string, any>;
@@ -17,7 +17,7 @@ const scaledLr = (s: NonNullable<Preset["lr_scaling"]>, batch: number): number =
   Number(((s.base_lr / Math.max(1, s.reference_batch)) * batch).toPrecision(6));
 
 type Field = {
-  key: string; label: string; help: string; kind: "int" | "float" | "bool" | "select" | "optfloat" | "optint"; options?: string[];
+  key: string; label: string; help: string; kind: "int" | "float" | "bool" | "select" | "optfloat" | "optint" | "text"; options?: string[];
   /** Smallest and largest usable values (numbers); outside them Start stays disabled. */
   min?: number; max?: number; below?: number;
   /** A usable but implausible value: shown next to the field, Start stays enabled. */
@@ -81,7 +81,25 @@ const EXTRAS: Record<string, Extra> = {
   ewc_samples: { advanced: true, label: "EWC examples", min: 1 },
   task_temperature: { advanced: true, label: "Task sampling temperature", min: 0.01 },
   device: { label: "Device", kind: "select", options: ["cpu", "auto", "cuda", "metal"] },
+  peft: { label: "What trains" },
+  lora_r: { label: "LoRA rank", min: 1 },
+  lora_alpha: { label: "LoRA alpha", min: 0 },
+  lora_dropout: { label: "LoRA dropout", below: 1 },
+  lora_targets: { label: "LoRA layers" },
+  lora_rslora: { advanced: true, label: "rsLoRA scaling" },
+  lora_modules_to_save: { advanced: true, label: "Also train in full" },
+  adapter_size: { label: "Adapter size", min: 1 },
+  adapter_placement: { label: "Adapter placement" },
+  adapter_activation: { advanced: true, label: "Adapter activation", kind: "select", options: ["relu", "gelu", "silu", "tanh"] },
 };
+
+/** Whether a setting applies to the method the run trains with (`peft`): LoRA's and the
+ * bottleneck adapters' own settings show only for their method (modules to save for both). */
+const appliesTo = (key: string, peft: string) =>
+  key === "lora_modules_to_save" ? peft === "lora" || peft === "adapter"
+    : key.startsWith("lora_") ? peft === "lora"
+    : key.startsWith("adapter_") ? peft === "adapter"
+    : true;
 
 /** A doc comment as help text: code marks dropped, `None` said as the empty field it is. */
 const helpText = (doc: string) => doc.replace(/`None`/g, "empty").replace(/`([^`]*)`/g, "$1");
@@ -89,7 +107,7 @@ const helpText = (doc: string) => doc.replace(/`None`/g, "empty").replace(/`([^`
 /** The form's fields, in the order of the run configuration type. */
 function fieldsOf(options: TrainingOption[]): Field[] {
   return options.map((o) => {
-    const kind: Field["kind"] = o.kind === "choice" ? "select" : o.kind === "bool" ? "bool"
+    const kind: Field["kind"] = o.kind === "choice" ? "select" : o.kind === "bool" ? "bool" : o.kind === "text" ? "text"
       : o.kind === "int" ? (o.optional ? "optint" : "int") : o.optional ? "optfloat" : "float";
     const label = o.key.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
     return { key: o.key, label, help: helpText(o.help), kind, options: o.choices, ...EXTRAS[o.key] } as Field;
@@ -354,9 +372,10 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   useEffect(() => {
     if (!model) return;
     const labels = datasets.find((d) => d.name === dataset)?.label_names.length ?? 2;
-    api.modelCheck(model, { batch_size: Number(training.batch_size), max_length: Number(training.max_length), num_labels: Math.max(2, labels), typical_length: typical })
+    const lora_rank = training.peft === "lora" ? Math.max(1, Number(training.lora_r) || 8) : null;
+    api.modelCheck(model, { batch_size: Number(training.batch_size), max_length: Number(training.max_length), num_labels: Math.max(2, labels), typical_length: typical, lora_rank })
       .then(setCheck).catch(() => setCheck(null));
-  }, [model, dataset, training.batch_size, training.max_length, typical]);
+  }, [model, dataset, training.batch_size, training.max_length, typical, training.peft, training.lora_r]);
   const ds = datasets.find((d) => d.name === dataset);
   const datasetTask = ds?.task === "token_classification" ? "token" : "text";
   // Training examples per epoch, roughly: the labeled rows less the held-out 10%, or about 80%
@@ -386,6 +405,9 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       <input type="checkbox" checked={!!v} onChange={(e) => set(f.key, (e.target as HTMLInputElement).checked)} />
     ) : f.kind === "select" ? (
       <select value={v} onChange={(e) => set(f.key, (e.target as HTMLSelectElement).value)}>{f.options!.map((o) => <option value={o}>{o}</option>)}</select>
+    ) : f.kind === "text" ? (
+      <input type="text" value={v ?? ""} placeholder={f.key === "lora_targets" ? "the family's usual (query,value)" : ""}
+        onChange={(e) => set(f.key, (e.target as HTMLInputElement).value)} />
     ) : (
       <NumberInput field={f} value={v} onCommit={(n) => set(f.key, n)}
         onProblem={(p) => setProblems((all) => {
@@ -423,6 +445,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       ? { task: fileTask === "answer" ? "question-answering" : "multiple-choice", model, data: choiceData.data, training, ...refs }
       : { model, data: { dataset, ...(split ? { split } : {}) }, training, ...refs, ...(alsoTasks.length > 0 ? { also: alsoTasks } : {}) };
   };
+  const shownFields = fields.filter((f) => appliesTo(f.key, String(training.peft ?? "full")));
   const runLabel = (r: RunRecord) => `run ${r.id}${r.name ? ` · ${r.name}` : ""}`;
   const task = fileTask === "choice" ? "multiple-choice" : fileTask === "answer" ? "question-answering" : datasetTask === "token" ? "token-classification" : "sequence-classification";
   const runTask = (r: RunRecord) => r.config?.task ?? "sequence-classification";
@@ -484,7 +507,6 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
         {presets.map((p) => (
           <button data-preset={p.key} title={p.help} aria-pressed={preset === p.key} class={preset === p.key ? "active" : ""} onClick={() => applyPreset(p)}>{p.label}</button>
         ))}
-        <button disabled title="Low-rank adapters: planned">LoRA (planned)</button>
         <button class="ghost" aria-pressed={preset === "defaults"} onClick={() => resetTo({ ...defaults }, "defaults")}>Defaults</button>
         <span class="muted small" data-testid="preset">{preset == null ? "custom settings" : preset === "defaults" ? "defaults" : `preset: ${activePreset?.label ?? preset}`}</span>
       </div>
@@ -529,10 +551,19 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
           {activePreset.help} Learning rate {activePreset.lr_scaling.base_lr} / {activePreset.lr_scaling.reference_batch} × batch {training.batch_size} = <strong>{training.lr}</strong> (it follows the batch size).
         </p>
       )}
-      <div class="fields" key={formVersion} data-testid="fields">{fields.filter((f) => !f.advanced).map(field)}</div>
+      {training.peft === "lora" && check?.fit && (
+        <p class="muted small" data-testid="lora-summary">
+          LoRA trains {params(check.fit.lora.estimate.trainable_parameters)} of {params(check.fit.full.estimate.parameters)} parameters
+          ({(100 * check.fit.lora.estimate.trainable_parameters / Math.max(1, check.fit.full.estimate.parameters)).toFixed(2)}%):
+          gradients and AdamW state {bytes(check.fit.lora.estimate.gradients + check.fit.lora.estimate.optimizer)} instead
+          of {bytes(check.fit.full.estimate.gradients + check.fit.full.estimate.optimizer)}. The run exports a PEFT adapter
+          (merge it into a full model from Runs).
+        </p>
+      )}
+      <div class="fields" key={formVersion} data-testid="fields">{shownFields.filter((f) => !f.advanced).map(field)}</div>
       <details class="more-options" key={`more-${formVersion}`}>
-        <summary>More options ({fields.filter((f) => f.advanced).length}): schedule shape, warmup steps, checkpoints, early-stopping delta, decay shape, unfreezing by steps, optimizer settings…</summary>
-        <div class="fields">{fields.filter((f) => f.advanced).map(field)}</div>
+        <summary>More options ({shownFields.filter((f) => f.advanced).length}): schedule shape, warmup steps, checkpoints, early-stopping delta, decay shape, unfreezing by steps, optimizer settings…</summary>
+        <div class="fields">{shownFields.filter((f) => f.advanced).map(field)}</div>
       </details>
       {training.init === "random" && (
         <div class="notice" data-testid="scratch-warning">

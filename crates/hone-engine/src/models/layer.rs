@@ -3,6 +3,7 @@
 
 use super::nn::{LayerNorm, Linear};
 use super::spec::EncoderConfig;
+use crate::bottleneck::Bottleneck;
 use crate::graph::Graph;
 use crate::ops::Activation;
 use crate::params::ParamPosition;
@@ -38,6 +39,9 @@ pub struct EncoderLayer {
     hidden_dropout: f64,
     attention_dropout: f64,
     attention_output_dropout: bool,
+    /// Bottleneck adapters after the attention output (Houlsby) and the feed-forward output.
+    attention_adapter: Option<Bottleneck>,
+    output_adapter: Option<Bottleneck>,
 }
 
 impl EncoderLayer {
@@ -52,6 +56,17 @@ impl EncoderLayer {
         let h = cfg.hidden_size;
         let pos = ParamPosition::Layer(index);
         let name = |n: &str| format!("{prefix}.{n}");
+        let adapters = b.bottleneck().cloned();
+        let adapter = |b: &mut ParamBuilder, module: &str, wanted: bool| match (&adapters, wanted) {
+            (Some(cfg), true) => Bottleneck::build(b, &name(module), h, cfg, pos).map(Some),
+            _ => Ok(None),
+        };
+        let attention_adapter = adapter(
+            b,
+            names.attention_output,
+            adapters.as_ref().is_some_and(|a| a.after_attention()),
+        )?;
+        let output_adapter = adapter(b, names.ffn_out, true)?;
         Ok(EncoderLayer {
             query: Linear::required(b, &name(names.query), h, h, pos)?,
             key: Linear::required(b, &name(names.key), h, h, pos)?,
@@ -78,6 +93,8 @@ impl EncoderLayer {
             hidden_dropout: cfg.dropout.hidden,
             attention_dropout: cfg.dropout.attention,
             attention_output_dropout: names.attention_output_dropout,
+            attention_adapter,
+            output_adapter,
         })
     }
 
@@ -95,14 +112,38 @@ impl EncoderLayer {
         } else {
             0.0
         };
-        let sum = g.dropout_add(attended, p, x)?;
+        let sum = residual(g, attended, p, x, self.attention_adapter.as_ref())?;
         let h = g.layer_norm(&sum, &self.attention_norm)?;
         drop(sum);
         let inner = g.linear(&h, &self.ffn_in)?;
         let inner = g.activation(&inner, self.activation)?;
         let out = g.linear(&inner, &self.ffn_out)?;
         drop(inner);
-        let out = g.dropout_add(out, self.hidden_dropout, &h)?;
+        let out = residual(
+            g,
+            out,
+            self.hidden_dropout,
+            &h,
+            self.output_adapter.as_ref(),
+        )?;
         g.layer_norm(&out, &self.output_norm)
+    }
+}
+
+/// `dropout(x, p) + skip`, with a bottleneck adapter on the dropped `x` when there is one.
+fn residual<G: Graph>(
+    g: &mut G,
+    x: G::Value,
+    p: f64,
+    skip: &G::Value,
+    adapter: Option<&Bottleneck>,
+) -> Result<G::Value, EngineError> {
+    match adapter {
+        None => g.dropout_add(x, p, skip),
+        Some(adapter) => {
+            let dropped = g.dropout(x, p)?;
+            let adapted = adapter.forward(g, dropped)?;
+            g.add_scaled(adapted, skip, 1.0)
+        }
     }
 }

@@ -199,7 +199,13 @@ impl Model {
         if let Some(lora) = &spec.lora {
             lora.validate()?;
         }
+        if spec.lora.is_some() && spec.bottleneck.is_some() {
+            return Err(EngineError::InvalidConfig(
+                "a model takes LoRA or bottleneck adapters, not both".into(),
+            ));
+        }
         b.set_lora(spec.lora.clone());
+        b.set_bottleneck(spec.bottleneck.clone());
         let backbone = Arc::new(match spec.family {
             Family::Bert => Backbone::Bert(bert::BertEncoder::build(&mut b, "bert", &cfg)?),
             Family::DistilBert => {
@@ -220,8 +226,14 @@ impl Model {
         }
         b.check_lora_targets()?;
         let (store, newly_initialized) = b.finish();
-        // A LoRA model trains (and saves) the head layers that are new, whatever their name.
-        if let Some(lora) = &mut spec.lora {
+        // An adapter model trains (and saves) the head layers that are new, whatever their
+        // name.
+        let saved = match (&mut spec.lora, &mut spec.bottleneck) {
+            (Some(lora), _) => Some(&mut lora.modules_to_save),
+            (None, Some(b)) => Some(&mut b.modules_to_save),
+            (None, None) => None,
+        };
+        if let Some(saved) = saved {
             for name in &newly_initialized {
                 let hub = heads
                     .iter()
@@ -231,8 +243,8 @@ impl Model {
                     })
                     .unwrap_or(name);
                 let module = hub.rsplit_once('.').map_or(hub, |(m, _)| m).to_string();
-                if !lora.modules_to_save.contains(&module) && !lora.saves(name) {
-                    lora.modules_to_save.push(module);
+                if !crate::lora::module_saved(saved, name) {
+                    saved.push(module);
                 }
             }
         }

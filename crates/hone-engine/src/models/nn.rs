@@ -49,6 +49,33 @@ impl Linear {
         })
     }
 
+    /// A layer the checkpoint may have (an adapter's): read when there, else `weight_init`
+    /// and zero bias. Never adapted by LoRA.
+    pub fn optional(
+        b: &mut ParamBuilder,
+        name: &str,
+        in_features: usize,
+        out_features: usize,
+        weight_init: Init,
+        position: ParamPosition,
+    ) -> Result<Self, EngineError> {
+        Ok(Linear {
+            weight: b.optional(
+                &format!("{name}.weight"),
+                &[out_features, in_features],
+                weight_init,
+                position,
+            )?,
+            bias: b.optional(
+                &format!("{name}.bias"),
+                &[out_features],
+                Init::Zeros,
+                position,
+            )?,
+            lora: None,
+        })
+    }
+
     /// A head layer: from the checkpoint when present with this shape, else new.
     pub fn head(
         b: &mut ParamBuilder,

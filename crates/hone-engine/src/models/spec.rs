@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::family::{bad_config, supported_model_types, Family, FamilyDescriptor};
-use crate::lora::{AdapterFolder, LoraConfig, HEAD_CONFIG};
+use crate::bottleneck::BottleneckConfig;
+use crate::lora::{AdapterFolder, AdapterKind, LoraConfig, HEAD_CONFIG};
 use crate::ops::Activation;
 use crate::EngineError;
 
@@ -58,6 +59,8 @@ pub struct ModelSpec {
     pub path: PathBuf,
     /// LoRA adapters on the targeted linear layers (a LoRA run, or an adapter folder).
     pub lora: Option<LoraConfig>,
+    /// Bottleneck adapters in every encoder layer (an adapter run, or an adapter folder).
+    pub bottleneck: Option<BottleneckConfig>,
 }
 
 struct Reader<'a> {
@@ -107,7 +110,6 @@ impl ModelSpec {
             } else {
                 let mut base = Self::from_dir(&adapter.base_dir)?;
                 if let Some(task) = adapter
-                    .config
                     .task_type
                     .as_deref()
                     .and_then(crate::lora::task_of_peft_type)
@@ -129,7 +131,10 @@ impl ModelSpec {
                 }
                 base
             };
-            spec.lora = Some(adapter.lora);
+            match adapter.kind {
+                AdapterKind::Lora(lora) => spec.lora = Some(lora),
+                AdapterKind::Bottleneck(b) => spec.bottleneck = Some(b),
+            }
             return Ok(spec);
         }
         let path = dir.join("config.json");
@@ -185,6 +190,7 @@ impl ModelSpec {
             raw,
             path: path.to_path_buf(),
             lora: None,
+            bottleneck: None,
         })
     }
 

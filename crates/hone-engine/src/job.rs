@@ -902,7 +902,7 @@ pub fn fine_tune_data(
 
     if summary.best.is_some() {
         crate::checkpoint::load_into(
-            &params,
+            &crate::recipes::checkpointed(&models, &params, cfg),
             &summary.best_dir.join("model.safetensors"),
             spec.family.name(),
         )?;

@@ -5,7 +5,7 @@
 use crate::config::{DecayShape, TrainingConfig};
 use crate::models::Model;
 use crate::optim::{Optimizer, OptimizerKind, ParamGroup, Rule};
-use crate::params::{Param, ParamPosition};
+use crate::params::{Param, ParamPosition, ParamStore};
 
 /// Depth of a parameter counted from the top: head 0, top layer 1, …, embeddings L + 1.
 pub fn depth_from_top(position: ParamPosition, num_layers: usize) -> usize {
@@ -59,6 +59,27 @@ pub fn is_frozen_by_recipe(model: &Model, param: &Param, cfg: &TrainingConfig) -
         ParamPosition::Layer(i) => i < cfg.freeze_layers,
         ParamPosition::EmbeddingNorm | ParamPosition::Head => false,
     }
+}
+
+/// The parameters a checkpoint holds, of `params` (the union of `models`' parameters):
+/// all of them, except that models with LoRA or bottleneck adapters leave out their frozen
+/// base (it never changes and is the base model's own files), so their checkpoints are the
+/// size of the adapters and head.
+pub fn checkpointed(models: &[&Model], params: &ParamStore, cfg: &TrainingConfig) -> ParamStore {
+    let adapted = |m: &Model| m.spec().lora.is_some() || m.spec().bottleneck.is_some();
+    if !models.iter().any(|m| adapted(m)) {
+        return params.clone();
+    }
+    let mut kept = ParamStore::default();
+    for p in params.all() {
+        let changes = models
+            .iter()
+            .any(|m| m.params().get(p.name()).is_some() && !is_frozen_by_recipe(m, p, cfg));
+        if changes {
+            kept.push(p.clone());
+        }
+    }
+    kept
 }
 
 /// Sets every parameter's frozen flag: recipe freezing, plus everything deeper than `depth`

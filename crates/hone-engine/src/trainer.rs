@@ -150,6 +150,9 @@ impl Trainer<'_> {
         let tasks = self.tasks();
         let models: Vec<&Model> = tasks.iter().map(|t| t.model).collect();
         let params = union_params(&models);
+        // What checkpoints hold (and resuming reads back): an adapter model's frozen base
+        // stays out.
+        let saved = crate::recipes::checkpointed(&models, &params, cfg);
         let train_examples = tasks.iter().map(|t| t.train.len()).sum();
         let plan = TrainPlan::new(cfg, train_examples, model.num_layers());
         let schedule = LrSchedule::from_config(cfg, plan.warmup_steps, plan.total_steps);
@@ -173,7 +176,7 @@ impl Trainer<'_> {
         if let Some(point) = &self.resume {
             // Streamed from disk a tensor at a time: resuming needs no more memory than
             // training does.
-            crate::checkpoint::load_into(&params, &point.weights_file(), model.family().name())?;
+            crate::checkpoint::load_into(&saved, &point.weights_file(), model.family().name())?;
             optimizer.restore_from_file(&point.optimizer_file(), &point.state.optimizer_steps)?;
             let s = &point.state;
             progress = Progress {
@@ -209,7 +212,7 @@ impl Trainer<'_> {
                 if cancel.load(Ordering::SeqCst) {
                     status = RunStatus::Cancelled;
                     self.save_last(
-                        &params,
+                        &saved,
                         &optimizer,
                         &progress,
                         epoch,
@@ -268,7 +271,7 @@ impl Trainer<'_> {
                 if cfg
                     .eval_every
                     .is_some_and(|n| progress.step.is_multiple_of(n))
-                    && self.validate(&tasks, &params, &plan, &mut progress, &mut stepper, sink)?
+                    && self.validate(&tasks, &saved, &plan, &mut progress, &mut stepper, sink)?
                 {
                     status = RunStatus::EarlyStopped;
                     break 'epochs;
@@ -281,18 +284,18 @@ impl Trainer<'_> {
                     .is_some_and(|m| last_saved.elapsed().as_secs_f64() >= m * 60.0);
                 if by_steps || by_time {
                     let consumed = ((chunk_index + 1) * per_step) as u64;
-                    self.save_last(&params, &optimizer, &progress, epoch, consumed, sink)?;
+                    self.save_last(&saved, &optimizer, &progress, epoch, consumed, sink)?;
                     last_saved = Instant::now();
                 }
             }
             if progress.last_eval_step != Some(progress.step)
                 && (cfg.eval_every.is_none() || epoch + 1 == cfg.epochs)
-                && self.validate(&tasks, &params, &plan, &mut progress, &mut stepper, sink)?
+                && self.validate(&tasks, &saved, &plan, &mut progress, &mut stepper, sink)?
             {
                 status = RunStatus::EarlyStopped;
                 break 'epochs;
             }
-            self.save_last(&params, &optimizer, &progress, epoch + 1, 0, sink)?;
+            self.save_last(&saved, &optimizer, &progress, epoch + 1, 0, sink)?;
             last_saved = Instant::now();
         }
         freeze_all(&models, cfg, None);

@@ -1107,3 +1107,103 @@ fn a_multi_task_run_resumes_exactly() {
         }
     }
 }
+
+/// A LoRA run's checkpoints hold its adapters and head, not the frozen base, and a run stopped
+/// part-way and resumed from them ends with the weights of an uninterrupted run.
+#[test]
+fn a_lora_run_checkpoints_only_what_trains_and_resumes_exactly() {
+    use hone_engine::config::FineTuneMethod;
+    use hone_engine::models::{HeadSpec, ModelSpec};
+
+    let dir = tiny_model("bert");
+    let data = sst2_fixture(&dir, 32);
+    let cfg = TrainingConfig {
+        epochs: 2,
+        eval_every: Some(4),
+        peft: FineTuneMethod::Lora,
+        lora_r: 4,
+        lora_dropout: 0.1,
+        lr: 1e-2,
+        ..small_config()
+    };
+    let model = |seed| {
+        let mut spec = ModelSpec::from_dir(&dir).unwrap();
+        spec.lora = cfg
+            .lora_config(&spec, Task::SequenceClassification)
+            .unwrap();
+        let head = HeadSpec {
+            prefix: String::new(),
+            task: Task::SequenceClassification,
+            num_labels: 2,
+        };
+        Model::with_heads(spec, Some(&dir), &[head], None, &Device::Cpu, seed)
+            .unwrap()
+            .remove(0)
+    };
+    let train = |m: &Model, work: &Path, resume, cancel_at: Option<u64>| {
+        let cancel = AtomicBool::new(false);
+        Trainer {
+            model: m,
+            cfg: &cfg,
+            train: &data.train,
+            valid: &data.valid,
+            labels: &data.labels,
+            work_dir: work,
+            resume,
+            ewc: None,
+            also: &[],
+            name: "",
+        }
+        .run(
+            &mut |e| {
+                if let (TrainEvent::Step { step, .. }, Some(at)) = (&e, cancel_at) {
+                    if *step >= at {
+                        cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            },
+            &cancel,
+        )
+        .unwrap()
+    };
+    let whole = model(5);
+    let base = snapshot(whole.params());
+    let work = tempfile::tempdir().unwrap();
+    let summary = train(&whole, work.path(), None, None);
+    assert_eq!(summary.steps, 10);
+    let saved =
+        hone_engine::checkpoint::load_tensors(&summary.best_dir.join("model.safetensors")).unwrap();
+    assert!(
+        saved
+            .keys()
+            .all(|k| k.contains(".lora_") || k.starts_with("classifier.")),
+        "{:?}",
+        saved.keys()
+    );
+    assert_eq!(
+        saved.len(),
+        2 * 2 * 2 + 2,
+        "A and B of query and value in 2 layers, the classifier"
+    );
+    let frozen = "bert.encoder.layer.0.attention.self.query.weight";
+    assert_eq!(
+        bits(&snapshot(whole.params())[frozen]),
+        bits(&base[frozen]),
+        "the base stays"
+    );
+
+    let stopped = model(5);
+    let work = tempfile::tempdir().unwrap();
+    let first = train(&stopped, work.path(), None, Some(3));
+    assert_eq!(first.status, RunStatus::Cancelled);
+    let point = hone_engine::checkpoint::load_last(work.path())
+        .unwrap()
+        .expect("a resumable checkpoint");
+    let resumed = model(99); // other adapters and head: they must come from the checkpoint
+    let second = train(&resumed, work.path(), Some(point), None);
+    assert_eq!(second.steps, 10);
+    let (a, b) = (snapshot(whole.params()), snapshot(resumed.params()));
+    for (name, value) in &a {
+        assert_eq!(bits(value), bits(&b[name]), "{name}");
+    }
+}

@@ -557,7 +557,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
           ({(100 * check.fit.lora.estimate.trainable_parameters / Math.max(1, check.fit.full.estimate.parameters)).toFixed(2)}%):
           gradients and AdamW state {bytes(check.fit.lora.estimate.gradients + check.fit.lora.estimate.optimizer)} instead
           of {bytes(check.fit.full.estimate.gradients + check.fit.full.estimate.optimizer)}. The run exports a PEFT adapter
-          (merge it into a full model from Runs).
+          (Playground & Export can also merge it into a full model).
         </p>
       )}
       <div class="fields" key={formVersion} data-testid="fields">{shownFields.filter((f) => !f.advanced).map(field)}</div>

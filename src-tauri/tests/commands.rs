@@ -492,6 +492,27 @@ fn the_whole_workflow_through_the_commands() {
         .expect_err("not a known model");
     assert_eq!(unknown["kind"], "not_picked");
 
+    // A LoRA run (exported below as its adapter and as a merged model).
+    let lora = w.start_run(
+        json!({"epochs": 1, "batch_size": 8, "max_length": 32, "lr": 5e-3, "peft": "lora", "lora_r": 4}),
+        Some("lora"),
+        14,
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let detail = w.ok("run_show", json!({"id": lora}));
+        let status = detail["run"]["status"].as_str().unwrap_or("").to_string();
+        if !detail["live"].as_bool().unwrap_or(true) && status != "running" && status != "queued" {
+            assert_eq!(status, "completed", "{detail}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the LoRA run did not finish: {detail}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     // Quitting mid-run: the window's close handler stops the run cleanly (cancelled, so it
     // stays resumable) and waits for it.
     let id3 = w.start_run(
@@ -646,6 +667,34 @@ fn the_whole_workflow_through_the_commands() {
         .as_str()
         .unwrap_or("")
         .contains("already exists"));
+    // A LoRA run exports its PEFT adapter, or the adapter merged into a full model.
+    let adapter = w.ok(
+        "export_run",
+        json!({"runId": lora, "dest": exports, "name": "lora-adapter"}),
+    );
+    let adapter = PathBuf::from(adapter.as_str().expect("path"));
+    assert!(adapter.join("adapter_config.json").is_file());
+    assert!(!adapter.join("model.safetensors").exists());
+    let merged = w.ok(
+        "export_run",
+        json!({"runId": lora, "dest": exports, "name": "lora-merged", "merge": true}),
+    );
+    let merged = PathBuf::from(merged.as_str().expect("path"));
+    assert!(merged.join("config.json").is_file() && merged.join("model.safetensors").is_file());
+    assert!(!merged.join("adapter_config.json").exists());
+    let full = w
+        .call(
+            "export_run",
+            json!({"runId": id, "dest": exports, "name": "not-lora", "merge": true}),
+        )
+        .expect_err("a full model has no adapter to merge");
+    assert!(
+        full["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nothing to merge"),
+        "{full}"
+    );
 }
 
 #[test]

@@ -51,6 +51,8 @@ pub fn head_config(model: &Model, labels: &[String]) -> Value {
             obj.remove("problem_type");
         }
         obj.remove("num_labels");
+        // Where an adapter's base lives on this machine: not part of a model's config.
+        obj.remove(crate::lora::BASE_FOLDER_KEY);
         obj.insert("torch_dtype".into(), json!("float32"));
         let d = spec.encoder.dropout;
         let keys = spec.descriptor().dropout_keys;
@@ -375,10 +377,15 @@ pub fn export_adapter(
         message: e.to_string(),
     })?;
     write_json(&out.join(file), &settings)?;
-    write_json(
-        &out.join(crate::lora::HEAD_CONFIG),
-        &head_config(model, labels),
-    )?;
+    let mut head = head_config(model, labels);
+    if let Some(obj) = head.as_object_mut() {
+        let folder = base_dir.canonicalize().unwrap_or_else(|_| base_dir.clone());
+        obj.insert(
+            crate::lora::BASE_FOLDER_KEY.into(),
+            json!(folder.display().to_string()),
+        );
+    }
+    write_json(&out.join(crate::lora::HEAD_CONFIG), &head)?;
     share_like(&weights, &out.join(file))?;
     copy_tokenizer(model, &[source, &base_dir], tokenizer, out)?;
     write_atomic(

@@ -429,13 +429,15 @@ impl AdapterFolder {
                     .into(),
             });
         }
-        let base_dir = resolve_base(dir, &base, revision.as_deref()).ok_or_else(|| {
-            bad(format!(
-                "its base model '{base}' is neither a folder here nor in the Hugging Face \
+        let base_dir = resolve_base(dir, &base, revision.as_deref())
+            .or_else(|| base_folder_recorded(dir))
+            .ok_or_else(|| {
+                bad(format!(
+                    "its base model '{base}' is neither a folder here nor in the Hugging Face \
                  cache; download it (hone hub download {base}) or set \
                  base_model_name_or_path to the base model's folder"
-            ))
-        })?;
+                ))
+            })?;
         Ok(Some(AdapterFolder {
             dir: dir.to_path_buf(),
             kind,
@@ -472,6 +474,19 @@ impl AdapterFolder {
     pub fn hone_name(peft_name: &str) -> &str {
         peft_name.strip_prefix(PEFT_PREFIX).unwrap_or(peft_name)
     }
+}
+
+/// The key of `head_config.json` where Hone records the base model's folder on the machine
+/// that trained the adapter: found even when `base_model_name_or_path` names a repository in a
+/// cache other than the standard one (the app's own Hub cache).
+pub const BASE_FOLDER_KEY: &str = "hone_base_model_folder";
+
+/// The base model folder recorded in an adapter's `head_config.json`, if it is still there.
+fn base_folder_recorded(dir: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(dir.join(HEAD_CONFIG)).ok()?;
+    let head: Value = serde_json::from_str(&text).ok()?;
+    let folder = PathBuf::from(head.get(BASE_FOLDER_KEY)?.as_str()?);
+    folder.join("config.json").is_file().then_some(folder)
 }
 
 /// The base model folder an adapter names: a folder (absolute, relative to the working

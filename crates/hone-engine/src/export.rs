@@ -218,27 +218,9 @@ pub fn export_model(
     out: &Path,
     card: &ModelCard,
 ) -> Result<(), EngineError> {
-    let spec = model.spec();
-    match (&spec.lora, &spec.bottleneck) {
-        (Some(lora), _) => export_adapter(
-            model,
-            &Adapters::Lora(lora),
-            labels,
-            source,
-            tokenizer,
-            out,
-            card,
-        ),
-        (None, Some(b)) => export_adapter(
-            model,
-            &Adapters::Bottleneck(b),
-            labels,
-            source,
-            tokenizer,
-            out,
-            card,
-        ),
-        (None, None) => write_model(
+    match Adapters::of(model) {
+        Some(adapters) => export_adapter(model, &adapters, labels, source, tokenizer, out, card),
+        None => write_model(
             model,
             model.hub_values(),
             labels,
@@ -320,6 +302,26 @@ pub enum Adapters<'a> {
     Bottleneck(&'a crate::bottleneck::BottleneckConfig),
 }
 
+impl<'a> Adapters<'a> {
+    /// The adapters of `model`, if it has any.
+    pub fn of(model: &'a Model) -> Option<Self> {
+        let spec = model.spec();
+        match (&spec.lora, &spec.bottleneck) {
+            (Some(lora), _) => Some(Adapters::Lora(lora)),
+            (None, Some(b)) => Some(Adapters::Bottleneck(b)),
+            (None, None) => None,
+        }
+    }
+
+    /// True for the parameters the adapters' run trains (and an export saves).
+    pub fn trains(&self, name: &str) -> bool {
+        match self {
+            Adapters::Lora(l) => l.trains(name),
+            Adapters::Bottleneck(b) => b.trains(name),
+        }
+    }
+}
+
 /// Writes a LoRA model as PEFT saves one (bottleneck adapters alike, with `hone_adapter.json`): `adapter_config.json` and
 /// `adapter_model.safetensors` (the adapters and the saved modules under
 /// `base_model.model.` names), plus Hone's `head_config.json` (the labels), the tokenizer and
@@ -343,10 +345,7 @@ pub fn export_adapter(
     check_not_source(source, out)?;
     std::fs::create_dir_all(out).map_err(|e| EngineError::io(out, e))?;
     let weights = out.join(crate::lora::ADAPTER_WEIGHTS);
-    let trains = |name: &str| match adapters {
-        Adapters::Lora(l) => l.trains(name),
-        Adapters::Bottleneck(b) => b.trains(name),
-    };
+    let trains = |name: &str| adapters.trains(name);
     save_tensors(
         &crate::lora::adapter_tensors(trains, &model.hub_values()),
         &weights,

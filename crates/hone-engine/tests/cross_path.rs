@@ -172,3 +172,96 @@ fn padded_options_take_no_part_in_the_loss_on_either_graph() {
 fn last_norm_bias(name: &str) -> bool {
     name.ends_with("layer.1.output.LayerNorm.bias")
 }
+
+/// LoRA (with its own dropout) and bottleneck adapters run the same function on both graphs:
+/// the same logits, loss and gradient of every adapter and head tensor, with dropout on, and
+/// only those receive one.
+#[test]
+fn adapters_take_the_same_gradients_on_both_graphs_with_dropout() {
+    use hone_engine::bottleneck::{BottleneckConfig, Placement};
+    use hone_engine::lora::{LoraConfig, LoraTargets};
+
+    for family in FAMILIES {
+        for kind in ["lora", "bottleneck"] {
+            let mut spec = tiny_spec(family);
+            let targets = if family == "distilbert" {
+                "q_lin,v_lin,lin1"
+            } else {
+                "query,value,dense"
+            };
+            let saved = vec!["classifier".to_string()];
+            if kind == "lora" {
+                spec.lora = Some(LoraConfig {
+                    r: 3,
+                    alpha: 6.0,
+                    dropout: 0.2,
+                    targets: LoraTargets::parse_list(targets),
+                    rslora: false,
+                    modules_to_save: saved,
+                });
+            } else {
+                spec.bottleneck = Some(BottleneckConfig {
+                    size: 5,
+                    placement: Placement::Houlsby,
+                    activation: "gelu".into(),
+                    modules_to_save: saved,
+                });
+            }
+            let model =
+                Model::random(spec, Task::SequenceClassification, 3, &Device::Cpu, 7).unwrap();
+            // B and up start at zero (a new adapter is the identity), which would leave A and
+            // down without a gradient: give them values.
+            for p in model.params().all() {
+                if p.name().contains(".lora_B.") || p.name().contains(".adapter.up.") {
+                    let noise = candle_core::Tensor::randn(0f32, 0.2, p.var().dims(), &Device::Cpu)
+                        .unwrap();
+                    p.var().set(&noise).unwrap();
+                }
+            }
+            hone_engine::recipes::apply_freezing(
+                &model,
+                &hone_engine::config::TrainingConfig::default(),
+                None,
+            );
+            let case = format!("{family} {kind}");
+            let batch = random_batch(6, 12, model.spec().encoder.pad_token_id, 1);
+            let host = gradients(&model, &batch, true, HoneRng::new(1, 1)).unwrap();
+            let auto = gradients(&model, &batch, false, HoneRng::new(1, 1)).unwrap();
+            let to_tensor =
+                |v: &[f32]| candle_core::Tensor::from_slice(v, v.len(), &Device::Cpu).unwrap();
+            let err = common::relative_error(
+                &to_tensor(&host.logits.values),
+                &to_tensor(&auto.logits.values),
+            );
+            assert!(err < TOLERANCE, "{case} logits: {err:.2e}");
+            assert!(
+                (host.loss - auto.loss).abs() < TOLERANCE * auto.loss.abs(),
+                "{case} loss {} vs {}",
+                host.loss,
+                auto.loss
+            );
+            let trained: Vec<String> = model
+                .params()
+                .trainable()
+                .map(|p| p.name().to_string())
+                .collect();
+            assert!(trained.len() > 4, "{case}: {trained:?}");
+            assert_eq!(host.grads.len(), trained.len(), "{case}");
+            assert_eq!(auto.grads.len(), trained.len(), "{case}");
+            let largest = auto
+                .grads
+                .values()
+                .map(common::max_abs)
+                .fold(0f64, f64::max);
+            for name in &trained {
+                let (h, a) = (&host.grads[name], &auto.grads[name]);
+                let err = common::relative_error_with_floor(h, a, largest * 1e-3);
+                assert!(err < TOLERANCE, "{case} {name}: {err:.2e}");
+                assert!(
+                    common::max_abs(a) > largest * 1e-6,
+                    "{case}: no gradient reached {name}"
+                );
+            }
+        }
+    }
+}

@@ -9,18 +9,15 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
 use common::{
-    fixtures, golden_batch, gradient_floor, relative_error, relative_error_with_floor, tiny_model,
+    assert_both_graphs_match, fixtures, golden_logits, load_frozen, relative_error, tiny_model,
 };
 use hone_data::TextTokenizer;
 use hone_engine::config::{FineTuneMethod, TrainingConfig};
 use hone_engine::export::{export_merged, export_model, ModelCard};
 use hone_engine::models::{HeadSpec, Model, ModelSpec, Task};
 use hone_engine::recipes::apply_freezing;
-use hone_engine::rng::HoneRng;
 
 const FAMILIES: [&str; 3] = ["bert", "distilbert", "roberta"];
-const TOLERANCE: f64 = 1e-4;
-
 fn lora_golden(family: &str) -> (HashMap<String, Tensor>, serde_json::Value) {
     let dir = fixtures().join("golden");
     let tensors = candle_core::safetensors::load(
@@ -32,34 +29,11 @@ fn lora_golden(family: &str) -> (HashMap<String, Tensor>, serde_json::Value) {
     (tensors, serde_json::from_str(&meta).expect("json parses"))
 }
 
-/// Loads a folder as a 3-class sequence classifier without dropout, frozen as a run
-/// freezes it.
-fn load(dir: &std::path::Path) -> Model {
-    let model = Model::load(
-        dir,
-        Task::SequenceClassification,
-        3,
-        Some(0.0),
-        &Device::Cpu,
-        0,
-    )
-    .unwrap();
-    apply_freezing(&model, &TrainingConfig::default(), None);
-    model
-}
-
-fn logits(model: &Model, family: &str) -> Tensor {
-    let got = hone_engine::step::gradients(model, &golden_batch(family), true, HoneRng::new(0, 0))
-        .unwrap();
-    let rows = got.logits.values.len() / 3;
-    Tensor::from_vec(got.logits.values, (rows, 3), &Device::Cpu).unwrap()
-}
-
 #[test]
 fn peft_adapters_give_peft_logits_loss_and_gradients_on_both_graphs() {
     for family in FAMILIES {
         let (want, meta) = lora_golden(family);
-        let model = load(&fixtures().join(format!("lora-{family}")));
+        let model = load_frozen(&fixtures().join(format!("lora-{family}")));
         assert!(model.spec().lora.is_some(), "{family}: read as LoRA");
         assert!(model.newly_initialized().is_empty(), "{family}");
         let mut trained: Vec<String> = model
@@ -70,36 +44,7 @@ fn peft_adapters_give_peft_logits_loss_and_gradients_on_both_graphs() {
         trained.sort();
         let want_trained: Vec<String> = serde_json::from_value(meta["trained"].clone()).unwrap();
         assert_eq!(trained, want_trained, "{family}: what trains");
-        let floor = gradient_floor(&want);
-        for fast in [true, false] {
-            let path = if fast { "CPU graph" } else { "autograd" };
-            let got = hone_engine::step::gradients(
-                &model,
-                &golden_batch(family),
-                fast,
-                HoneRng::new(0, 0),
-            )
-            .unwrap();
-            let logits =
-                Tensor::from_vec(got.logits.values, want["logits"].dims(), &Device::Cpu).unwrap();
-            let err = relative_error(&logits, &want["logits"]);
-            assert!(err < TOLERANCE, "{family} {path} logits: {err:.2e}");
-            let want_loss = want["loss"].to_vec1::<f32>().unwrap()[0] as f64;
-            assert!(
-                (got.loss - want_loss).abs() / want_loss < TOLERANCE,
-                "{family} {path} loss {} vs {want_loss}",
-                got.loss
-            );
-            assert_eq!(got.grads.len(), want_trained.len(), "{family} {path}");
-            for name in &want_trained {
-                let g = got
-                    .grads
-                    .get(name)
-                    .unwrap_or_else(|| panic!("{family} {path}: no gradient for {name}"));
-                let err = relative_error_with_floor(g, &want[&format!("grad.{name}")], floor);
-                assert!(err < TOLERANCE, "{family} {path} grad {name}: {err:.2e}");
-            }
-        }
+        assert_both_graphs_match(&model, family, &want, &want_trained);
     }
 }
 
@@ -108,8 +53,8 @@ fn an_exported_adapter_reloads_unchanged_and_merges_into_a_plain_model() {
     let tmp = tempfile::tempdir().unwrap();
     for family in FAMILIES {
         let source = fixtures().join(format!("lora-{family}"));
-        let model = load(&source);
-        let before = logits(&model, family);
+        let model = load_frozen(&source);
+        let before = golden_logits(&model, family);
         let tokenizer = TextTokenizer::from_model_dir(&tiny_model(family), 64).unwrap();
         let labels: Vec<String> = ["negative", "neutral", "positive"]
             .map(String::from)
@@ -149,21 +94,21 @@ fn an_exported_adapter_reloads_unchanged_and_merges_into_a_plain_model() {
             tiny_model(family).canonicalize().unwrap(),
             "{family}: the base is named"
         );
-        let reloaded = load(&adapter);
+        let reloaded = load_frozen(&adapter);
         assert_eq!(reloaded.spec().labels.as_deref(), Some(&labels[..]));
-        let err = relative_error(&logits(&reloaded, family), &before);
+        let err = relative_error(&golden_logits(&reloaded, family), &before);
         assert!(err < 1e-6, "{family}: reloaded adapter {err:.2e}");
 
         let merged = tmp.path().join(format!("{family}-merged"));
         export_merged(&model, &labels, &source, &tokenizer, &merged, &card).unwrap();
-        let plain = load(&merged);
+        let plain = load_frozen(&merged);
         assert!(plain.spec().lora.is_none());
         assert!(plain
             .params()
             .all()
             .iter()
             .all(|p| !p.name().contains("lora_")));
-        let err = relative_error(&logits(&plain, family), &before);
+        let err = relative_error(&golden_logits(&plain, family), &before);
         assert!(err < 1e-5, "{family}: merged model {err:.2e}");
     }
 }
@@ -212,8 +157,11 @@ fn a_new_lora_model_trains_adapters_and_head_only_and_starts_as_its_base() {
         .unwrap();
     assert_eq!(a.var().dims(), [4, 32]);
     assert!(common::max_abs(&a.value()) > 0.0);
-    let base = load(&tiny_model(family));
-    let err = relative_error(&logits(&model, family), &logits(&base, family));
+    let base = load_frozen(&tiny_model(family));
+    let err = relative_error(
+        &golden_logits(&model, family),
+        &golden_logits(&base, family),
+    );
     assert!(err < 1e-6, "{err:.2e}");
     let frozen = model.params().all().len() - trained.len();
     assert!(

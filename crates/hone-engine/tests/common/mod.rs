@@ -212,3 +212,83 @@ pub fn gradient_floor(want: &HashMap<String, Tensor>) -> f64 {
         .fold(0f64, f64::max)
         * 1e-3
 }
+
+/// Loads a folder (a model or an adapter folder) as a 3-class sequence classifier without
+/// dropout, frozen as a run freezes it.
+pub fn load_frozen(dir: &std::path::Path) -> hone_engine::models::Model {
+    let model = hone_engine::models::Model::load(
+        dir,
+        hone_engine::models::Task::SequenceClassification,
+        3,
+        Some(0.0),
+        &Device::Cpu,
+        0,
+    )
+    .unwrap();
+    hone_engine::recipes::apply_freezing(
+        &model,
+        &hone_engine::config::TrainingConfig::default(),
+        None,
+    );
+    model
+}
+
+/// The logits of a 3-class model on a family's golden batch (the CPU graph).
+pub fn golden_logits(model: &hone_engine::models::Model, family: &str) -> Tensor {
+    let got = hone_engine::step::gradients(
+        model,
+        &golden_batch(family),
+        true,
+        hone_engine::rng::HoneRng::new(0, 0),
+    )
+    .unwrap();
+    let rows = got.logits.values.len() / 3;
+    Tensor::from_vec(got.logits.values, (rows, 3), &Device::Cpu).unwrap()
+}
+
+/// On the family's golden batch, both graphs (the CPU graph and candle's autograd) give the
+/// reference's logits, loss and gradient of every parameter in `trained`, and of no other
+/// (within 1e-4; gradients against a floor of 1e-3 × the largest, where the reference's are
+/// exactly zero).
+pub fn assert_both_graphs_match(
+    model: &hone_engine::models::Model,
+    family: &str,
+    want: &HashMap<String, Tensor>,
+    trained: &[String],
+) {
+    const TOLERANCE: f64 = 1e-4;
+    let floor = gradient_floor(want);
+    for fast in [true, false] {
+        let path = if fast { "CPU graph" } else { "autograd" };
+        let got = hone_engine::step::gradients(
+            model,
+            &golden_batch(family),
+            fast,
+            hone_engine::rng::HoneRng::new(0, 0),
+        )
+        .unwrap();
+        let logits =
+            Tensor::from_vec(got.logits.values, want["logits"].dims(), &Device::Cpu).unwrap();
+        let err = relative_error(&logits, &want["logits"]);
+        assert!(err < TOLERANCE, "{family} {path} logits: {err:.2e}");
+        let want_loss = want["loss"].to_vec1::<f32>().unwrap()[0] as f64;
+        assert!(
+            (got.loss - want_loss).abs() / want_loss < TOLERANCE,
+            "{family} {path} loss {} vs {want_loss}",
+            got.loss
+        );
+        assert_eq!(
+            got.grads.len(),
+            trained.len(),
+            "{family} {path}: what trains"
+        );
+        for name in trained {
+            let g = got
+                .grads
+                .get(name)
+                .unwrap_or_else(|| panic!("{family} {path}: no gradient reached {name}"));
+            let err = relative_error_with_floor(g, &want[&format!("grad.{name}")], floor);
+            assert!(err < TOLERANCE, "{family} {path} grad {name}: {err:.2e}");
+        }
+    }
+}

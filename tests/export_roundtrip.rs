@@ -124,6 +124,44 @@ fn lora_adapters_load_in_peft_and_merge_into_a_plain_model() {
     }
 }
 
+/// A LoRA token classifier: PEFT (TOKEN_CLS) loads the adapter on its base and gives the
+/// per-token logits `hone predict` prints, and the pipeline on the merged model finds the same
+/// entities.
+#[test]
+fn a_lora_token_classifier_loads_in_peft() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ner.conll");
+    synthetic_conll(&data);
+    let out = dir.path().join("adapter");
+    let o = run(hone()
+        .args(["train", "--task", "token-classification", "--model"])
+        .arg(support::fixture("tiny-bert"))
+        .arg("--train")
+        .arg(&data)
+        .args([
+            "--epochs",
+            "8",
+            "--lr",
+            "2e-2",
+            "--batch-size",
+            "8",
+            "--peft",
+            "lora",
+        ])
+        .args(["--lora-targets", "query,key,value,dense", "--out"])
+        .arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config = std::fs::read_to_string(out.join("adapter_config.json")).unwrap();
+    assert!(config.contains("\"TOKEN_CLS\""), "{config}");
+    tagger_matches_transformers(
+        &out,
+        &[
+            "Peter Blackburn visited Brussels on Monday.",
+            "In Paris , Nokia hired Anna Smith .",
+        ],
+    );
+}
+
 /// `hone predict --json` on `texts` with the token classifier `model`: the per-token logits
 /// transformers gives and the entities its pipeline finds (check_token_export.py). Returns
 /// Hone's predictions.

@@ -21,6 +21,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
 
+from hone_models import load_exported  # noqa: E402
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -29,23 +31,7 @@ def main():
     ap.add_argument("--tolerance", type=float, default=1e-4)
     args = ap.parse_args()
 
-    adapter_config = os.path.join(args.export_dir, "adapter_config.json")
-    if os.path.exists(adapter_config):
-        # A LoRA adapter in PEFT's format: its base model, the head's labels Hone keeps in
-        # head_config.json, and the adapter on top, as a PEFT user loads it.
-        from peft import PeftModel
-
-        with open(adapter_config, encoding="utf-8") as f:
-            base_path = json.load(f)["base_model_name_or_path"]
-        with open(os.path.join(args.export_dir, "head_config.json"), encoding="utf-8") as f:
-            head = json.load(f)
-        id2label = {int(k): v for k, v in head["id2label"].items()}
-        base = AutoModelForSequenceClassification.from_pretrained(
-            base_path, id2label=id2label, label2id=head["label2id"], ignore_mismatched_sizes=True
-        )
-        model = PeftModel.from_pretrained(base, args.export_dir).eval()
-    else:
-        model = AutoModelForSequenceClassification.from_pretrained(args.export_dir).eval()
+    model = load_exported(args.export_dir, AutoModelForSequenceClassification)
     tokenizer = AutoTokenizer.from_pretrained(args.export_dir)
     with open(args.predictions, encoding="utf-8") as f:
         predictions = json.load(f)

@@ -1,0 +1,33 @@
+"""Loading a folder Hone exported, as a user of transformers would: a full model folder with
+`from_pretrained`, or a LoRA adapter folder (PEFT's format) with `PeftModel.from_pretrained` on
+its base model, given the head's labels Hone keeps in head_config.json."""
+import json
+import os
+
+
+def load_exported(export_dir, auto_class):
+    """The model in `export_dir` (an `AutoModelFor…` class for `auto_class`), in eval mode."""
+    adapter_config = os.path.join(export_dir, "adapter_config.json")
+    if not os.path.exists(adapter_config):
+        return auto_class.from_pretrained(export_dir).eval()
+    from peft import PeftModel
+
+    with open(adapter_config, encoding="utf-8") as f:
+        base = json.load(f)["base_model_name_or_path"]
+    with open(os.path.join(export_dir, "head_config.json"), encoding="utf-8") as f:
+        head = json.load(f)
+    if not os.path.isdir(base):
+        # A Hub id: on this machine Hone also recorded the base model's folder.
+        base = head.get("hone_base_model_folder", base)
+    labels = {}
+    if "id2label" in head:
+        labels = {"id2label": {int(k): v for k, v in head["id2label"].items()},
+                  "label2id": head["label2id"]}
+    model = auto_class.from_pretrained(base, ignore_mismatched_sizes=True, **labels)
+    return PeftModel.from_pretrained(model, export_dir).eval()
+
+
+def plain(model):
+    """A transformers model for pipelines: a PEFT model merged into its base (PEFT's own
+    `merge_and_unload`), any other as it is."""
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model

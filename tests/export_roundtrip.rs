@@ -467,20 +467,34 @@ fn question_answering_exports_match_transformers_for_every_family() {
     let data = dir.path().join("kind.jsonl");
     synthetic_answers(&data);
     let window = ["--max-length", "24", "--doc-stride", "8"];
-    for family in ["bert", "distilbert", "roberta"] {
-        let out = dir.path().join(family);
+    // The last is a LoRA adapter (PEFT's QUESTION_ANS), which PEFT loads on its base.
+    let lora = ["--peft", "lora", "--lora-targets", "query,key,value,dense"];
+    for (family, method, lr) in [
+        ("bert", &[][..], "3e-3"),
+        ("distilbert", &[], "3e-3"),
+        ("roberta", &[], "3e-3"),
+        ("bert", &lora[..], "2e-2"),
+    ] {
+        let out = dir.path().join(format!("{family}{}", method.len()));
         let o = run(hone()
             .args(["train", "--task", "question-answering", "--model"])
             .arg(support::fixture(&format!("tiny-{family}")))
             .arg("--train")
             .arg(&data)
             .args(window)
-            .args(["--valid-fraction", "0.25", "--epochs", "12", "--lr", "3e-3"])
-            .args(["--batch-size", "8", "--out"])
+            .args(["--valid-fraction", "0.25", "--epochs", "12", "--lr", lr])
+            .args(["--batch-size", "8"])
+            .args(method)
+            .arg("--out")
             .arg(&out));
         assert!(o.status.success(), "{family}: {}", stderr(&o));
-        let config = std::fs::read_to_string(out.join("config.json")).unwrap();
-        assert!(config.contains("ForQuestionAnswering"), "{config}");
+        if method.is_empty() {
+            let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+            assert!(config.contains("ForQuestionAnswering"), "{config}");
+        } else {
+            let config = std::fs::read_to_string(out.join("adapter_config.json")).unwrap();
+            assert!(config.contains("\"QUESTION_ANS\""), "{config}");
+        }
 
         let mut all = Vec::new();
         for (question, context) in [
@@ -538,7 +552,11 @@ fn question_answering_exports_match_transformers_for_every_family() {
                 "{family}: no {key} in {report}"
             );
         }
-        assert!(report["f1"].as_f64().unwrap() > 0.8, "{family}: {report}");
+        // Full fine-tuning learns the task; the LoRA run (a few thousand parameters on a
+        // random tiny base) is here for PEFT's loading, not its score.
+        if method.is_empty() {
+            assert!(report["f1"].as_f64().unwrap() > 0.8, "{family}: {report}");
+        }
         assert!(report["f1"].as_f64().unwrap() >= report["exact_match"].as_f64().unwrap());
     }
 }

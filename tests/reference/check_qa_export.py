@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer  # noqa: E402
 
+from hone_models import load_exported  # noqa: E402
 from qa_pipeline import answer, port_answer  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def main():
                     help="compare with the best single window, not the pipeline's merged answers")
     args = ap.parse_args()
 
-    model = AutoModelForQuestionAnswering.from_pretrained(args.export_dir).eval()
+    model = load_exported(args.export_dir, AutoModelForQuestionAnswering)
     tokenizer = AutoTokenizer.from_pretrained(args.export_dir)
     with open(args.predictions, encoding="utf-8") as f:
         predictions = [p for batch in json.load(f) for p in batch]

@@ -24,7 +24,11 @@ def load_exported(export_dir, auto_class):
         labels = {"id2label": {int(k): v for k, v in head["id2label"].items()},
                   "label2id": head["label2id"]}
     model = auto_class.from_pretrained(base, ignore_mismatched_sizes=True, **labels)
-    return PeftModel.from_pretrained(model, export_dir).eval()
+    # The transformers model with PEFT's LoRA layers in it. Not the PeftModel wrapper itself:
+    # PEFT 0.21's PeftModelForQuestionAnswering.forward drops `token_type_ids` (and
+    # `position_ids`) before calling the model, so BERT's question / passage segments would be
+    # lost; the wrapped model computes what PEFT's layers compute, with every input.
+    return PeftModel.from_pretrained(model, export_dir).get_base_model().eval()
 
 
 def plain(model):

@@ -23,6 +23,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 from transformers import AutoModelForMultipleChoice, AutoTokenizer  # noqa: E402
 
+from hone_models import load_exported  # noqa: E402
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -31,7 +33,7 @@ def main():
     ap.add_argument("--tolerance", type=float, default=1e-4)
     args = ap.parse_args()
 
-    model = AutoModelForMultipleChoice.from_pretrained(args.export_dir).eval()
+    model = load_exported(args.export_dir, AutoModelForMultipleChoice)
     tokenizer = AutoTokenizer.from_pretrained(args.export_dir)
     with open(args.predictions, encoding="utf-8") as f:
         questions = [q for batch in json.load(f) for q in batch]

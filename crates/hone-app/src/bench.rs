@@ -6,7 +6,7 @@ use std::path::Path;
 use hone_data::{Batcher, TextTokenizer};
 use hone_engine::bench::{batch_from_json, BenchReport, BenchSettings};
 use hone_engine::config::FineTuneMethod;
-use hone_engine::models::{HeadSpec, Model, ModelSpec, Task};
+use hone_engine::models::{Model, Task};
 use hone_engine::{DeviceSpec, TrainingConfig};
 
 use crate::AppError;
@@ -60,6 +60,7 @@ pub fn run_bench(request: &BenchRequest) -> Result<BenchReport, AppError> {
         weight_decay: 0.01,
         clip_norm: None,
         freeze_embeddings: request.freeze_embeddings,
+        dropout: (!request.dropout).then_some(0.0),
         ..Default::default()
     };
     if let Some(r) = request.lora_rank {
@@ -67,22 +68,14 @@ pub fn run_bench(request: &BenchRequest) -> Result<BenchReport, AppError> {
         cfg.lora_r = r;
         cfg.lora_alpha = 2.0 * r as f64;
     }
-    let mut spec = ModelSpec::from_dir(request.model)?;
-    spec.lora = cfg.lora_config(&spec, Task::SequenceClassification)?;
-    let head = HeadSpec {
-        prefix: String::new(),
-        task: Task::SequenceClassification,
-        num_labels: 2,
-    };
-    let model = Model::with_heads(
-        spec,
-        Some(request.model),
-        &[head],
-        (!request.dropout).then_some(0.0),
+    let model = Model::load_for_run(
+        request.model,
+        Task::SequenceClassification,
+        2,
+        &cfg,
         &device,
         0,
-    )?
-    .remove(0);
+    )?;
     let batch = match request.batch_file {
         Some(path) => batch_from_json(path)?,
         None => {

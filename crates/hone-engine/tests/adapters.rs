@@ -14,7 +14,7 @@ use common::{
 use hone_data::TextTokenizer;
 use hone_engine::config::{FineTuneMethod, TrainingConfig};
 use hone_engine::export::{export_model, merge_adapter, ModelCard};
-use hone_engine::models::{HeadSpec, Model, ModelSpec, Task};
+use hone_engine::models::{Model, Task};
 use hone_engine::recipes::apply_freezing;
 
 const FAMILIES: [&str; 3] = ["bert", "distilbert", "roberta"];
@@ -94,23 +94,18 @@ fn a_new_adapter_model_starts_as_its_base_and_trains_adapters_and_head_only() {
             adapter_placement: placement.parse().unwrap(),
             ..TrainingConfig::default()
         };
-        let mut spec = ModelSpec::from_dir(&tiny_model(family)).unwrap();
-        spec.bottleneck = cfg.bottleneck_config(Task::SequenceClassification).unwrap();
-        let head = HeadSpec {
-            prefix: String::new(),
-            task: Task::SequenceClassification,
-            num_labels: 3,
-        };
-        let model = Model::with_heads(
-            spec,
-            Some(&tiny_model(family)),
-            &[head],
-            Some(0.0),
+        let model = Model::load_for_run(
+            &tiny_model(family),
+            Task::SequenceClassification,
+            3,
+            &TrainingConfig {
+                dropout: Some(0.0),
+                ..cfg.clone()
+            },
             &Device::Cpu,
             3,
         )
-        .unwrap()
-        .remove(0);
+        .unwrap();
         apply_freezing(&model, &cfg, None);
         let trained: Vec<&str> = model.params().trainable().map(|p| p.name()).collect();
         let downs = trained

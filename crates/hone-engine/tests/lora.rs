@@ -121,25 +121,19 @@ fn a_new_lora_model_trains_adapters_and_head_only_and_starts_as_its_base() {
         lora_r: 4,
         ..TrainingConfig::default()
     };
-    let mut spec = ModelSpec::from_dir(&tiny_model(family)).unwrap();
-    spec.lora = cfg
-        .lora_config(&spec, Task::SequenceClassification)
-        .unwrap();
-    let head = HeadSpec {
-        prefix: String::new(),
-        task: Task::SequenceClassification,
-        num_labels: 3,
+    let cfg = TrainingConfig {
+        dropout: Some(0.0),
+        ..cfg
     };
-    let model = Model::with_heads(
-        spec,
-        Some(&tiny_model(family)),
-        &[head],
-        Some(0.0),
+    let model = Model::load_for_run(
+        &tiny_model(family),
+        Task::SequenceClassification,
+        3,
+        &cfg,
         &Device::Cpu,
         7,
     )
-    .unwrap()
-    .remove(0);
+    .unwrap();
     apply_freezing(&model, &cfg, None);
     let trained: Vec<&str> = model.params().trainable().map(|p| p.name()).collect();
     assert!(trained

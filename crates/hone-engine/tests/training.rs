@@ -1113,7 +1113,6 @@ fn a_multi_task_run_resumes_exactly() {
 #[test]
 fn a_lora_run_checkpoints_only_what_trains_and_resumes_exactly() {
     use hone_engine::config::FineTuneMethod;
-    use hone_engine::models::{HeadSpec, ModelSpec};
 
     let dir = tiny_model("bert");
     let data = sst2_fixture(&dir, 32);
@@ -1127,18 +1126,15 @@ fn a_lora_run_checkpoints_only_what_trains_and_resumes_exactly() {
         ..small_config()
     };
     let model = |seed| {
-        let mut spec = ModelSpec::from_dir(&dir).unwrap();
-        spec.lora = cfg
-            .lora_config(&spec, Task::SequenceClassification)
-            .unwrap();
-        let head = HeadSpec {
-            prefix: String::new(),
-            task: Task::SequenceClassification,
-            num_labels: 2,
-        };
-        Model::with_heads(spec, Some(&dir), &[head], None, &Device::Cpu, seed)
-            .unwrap()
-            .remove(0)
+        Model::load_for_run(
+            &dir,
+            Task::SequenceClassification,
+            2,
+            &cfg,
+            &Device::Cpu,
+            seed,
+        )
+        .unwrap()
     };
     let train = |m: &Model, work: &Path, resume, cancel_at: Option<u64>| {
         let cancel = AtomicBool::new(false);

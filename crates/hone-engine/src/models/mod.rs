@@ -96,6 +96,32 @@ impl Model {
         Self::build(spec, Some(&source), task, num_labels, dropout, device, seed)
     }
 
+    /// Loads a model folder as a run with `cfg` builds it: a `task` head of `num_labels`, the
+    /// run's dropout override, and the adapters `cfg.peft` asks for (LoRA or bottleneck) on a
+    /// plain model — an adapter folder keeps its own.
+    pub fn load_for_run(
+        dir: &Path,
+        task: Task,
+        num_labels: usize,
+        cfg: &crate::config::TrainingConfig,
+        device: &Device,
+        seed: u64,
+    ) -> Result<Self, EngineError> {
+        let mut spec = ModelSpec::from_dir(dir)?;
+        if spec.lora.is_none() && spec.bottleneck.is_none() {
+            spec.lora = cfg.lora_config(&spec, task)?;
+            spec.bottleneck = cfg.bottleneck_config(task)?;
+        }
+        let head = HeadSpec {
+            prefix: String::new(),
+            task,
+            num_labels,
+        };
+        Self::with_heads(spec, Some(dir), &[head], cfg.dropout, device, seed)?
+            .pop()
+            .ok_or_else(|| EngineError::InvalidConfig("a model needs a head".into()))
+    }
+
     /// A model built from a config alone, every weight initialised as transformers'
     /// `_init_weights` does (normal(0, `initializer_range`), zero biases, unit LayerNorm),
     /// for training from scratch. `dropout` overrides every dropout probability.

@@ -706,6 +706,15 @@ fn lora_continues_a_peft_adapter_and_refuses_what_cannot_work() {
         .arg("a fine film"));
     assert!(p.status.success(), "{}", stderr(&p));
 
+    // The model check reads an adapter folder as its base, and says what the adapter is.
+    let c = run(hone().args(["models", "check"]).arg(&out));
+    assert!(c.status.success(), "{}", stderr(&c));
+    assert!(
+        stdout(&c).contains("It is a LoRA adapter (rank 4"),
+        "{}",
+        stdout(&c)
+    );
+
     // Bottleneck adapters: Hone's own adapter folder, used as a model; merging is refused.
     let adapters = dir.path().join("adapters");
     let o = run(hone()

@@ -129,6 +129,9 @@ fn check(hub: &HubClient, model: &Path, fit: FitArgs, json: bool) -> anyhow::Res
                 check.problems.join("; ")
             );
         }
+        if let Some(adapter) = &check.adapter {
+            println!("It is {adapter}.");
+        }
         if let Some(fit) = &check.fit {
             print_fit(fit);
         }

@@ -26,7 +26,7 @@ export type FitReport = {
 };
 export type ModelCheck = {
   model_type: string | null; family: string | null; trainable: boolean; tasks: string[]; problems: string[];
-  parameters: number | null; fit: FitReport | null;
+  parameters: number | null; fit: FitReport | null; adapter?: string | null;
 };
 export type ModelSummary = {
   id: string; task: string | null; library: string | null; downloads: number; likes: number;

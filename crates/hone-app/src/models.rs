@@ -150,6 +150,10 @@ pub struct ModelCheck {
     /// Parameters with a classification head (computed from config.json).
     pub parameters: Option<u64>,
     pub fit: Option<FitReport>,
+    /// For an adapter folder: what the adapters are and the base model they apply to (the
+    /// rest of the check is the base's).
+    #[serde(default)]
+    pub adapter: Option<String>,
 }
 
 /// Checks a model from its config.json (if any) and the names of its files.
@@ -230,6 +234,7 @@ pub fn check_model(
         problems,
         parameters: fit.as_ref().map(|f| f.full.estimate.parameters),
         fit,
+        adapter: None,
     }
 }
 
@@ -415,8 +420,36 @@ fn folder_files(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Checks a model folder on disk (a local import or a Hub snapshot).
+/// Checks a model folder on disk (a local import or a Hub snapshot); an adapter folder is
+/// checked as its base model, with what the adapters are.
 pub fn check_folder(dir: &Path, settings: FitSettings) -> Result<ModelCheck, AppError> {
+    if let Some(adapter) = hone_engine::lora::AdapterFolder::open(dir)? {
+        let what = match &adapter.kind {
+            hone_engine::lora::AdapterKind::Lora(l) => {
+                format!(
+                    "a LoRA adapter (rank {}, alpha {}, on {}): train it further with peft = lora, \
+                     or merge it (hone export --merge)",
+                    l.r,
+                    l.alpha,
+                    l.target_entries().join(", ")
+                )
+            }
+            hone_engine::lora::AdapterKind::Bottleneck(b) => format!(
+                "bottleneck adapters (size {}, {:?}): train them further with peft = adapter",
+                b.size, b.placement
+            ),
+        };
+        let settings = FitSettings {
+            lora_rank: match &adapter.kind {
+                hone_engine::lora::AdapterKind::Lora(l) => Some(l.r),
+                hone_engine::lora::AdapterKind::Bottleneck(_) => settings.lora_rank,
+            },
+            ..settings
+        };
+        let mut check = check_folder(&adapter.base_dir, settings)?;
+        check.adapter = Some(format!("{what}; base model {}", adapter.base_dir.display()));
+        return Ok(check);
+    }
     let config_path = dir.join("config.json");
     let config = match std::fs::read_to_string(&config_path) {
         Ok(text) => Some(serde_json::from_str::<Value>(&text).map_err(|e| {

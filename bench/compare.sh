@@ -41,8 +41,7 @@ for shape in $shapes; do
   b=${shape%x*}
   s=${shape#*x}
   batch="$out/batch-$shape.json"
-  HF_HUB_OFFLINE=1 "$python" "$baseline" --model "$model" --batch "$b" --seq "$s" --steps 1 \
-    --warmup 0 --matmul-reps 1 --threads "$threads" --dump-batch "$batch" > /dev/null 2>&1
+  dump_batch "$b" "$s" "$batch"
   "$python" -c 'import json, sys; b = json.load(open(sys.argv[1])); b["attention_mask"] = [[1] * len(r) for r in b["attention_mask"]]; json.dump(b, open(sys.argv[2], "w"))' "$batch" "$out/dense-$shape.json"
   for round in $(seq 1 "$rounds"); do
     echo "== $shape round $round: PyTorch" >&2

@@ -11,3 +11,10 @@ if [ -n "${HONE_OLD:-}" ]; then
   sides=(old new)
 fi
 bin_of() { if [ "$1" = old ]; then echo "$HONE_OLD"; else echo "$HONE_BIN"; fi; }
+
+# dump_batch B S FILE: the fixed batch torch_baseline.py builds for batch B × length S, as JSON
+# (needs $python, $model and $baseline set).
+dump_batch() {
+  HF_HUB_OFFLINE=1 "$python" "$baseline" --model "$model" --batch "$1" --seq "$2" --steps 1 \
+    --warmup 0 --matmul-reps 1 --threads 2 --dump-batch "$3" > /dev/null 2>&1
+}

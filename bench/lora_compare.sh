@@ -26,8 +26,7 @@ for shape in $shapes; do
   b=${shape%x*}
   s=${shape#*x}
   batch="$out/batch-$shape.json"
-  HF_HUB_OFFLINE=1 "$python" "$baseline" --model "$model" --batch "$b" --seq "$s" --steps 1 \
-    --warmup 0 --matmul-reps 1 --threads 2 --dump-batch "$batch" > /dev/null 2>&1
+  dump_batch "$b" "$s" "$batch"
   for round in $(seq 1 "$rounds"); do
     echo "== $shape round $round" >&2
     "$python" bench/peft_step.py --model "$model" --batch-file "$batch" --lora-r "$rank" \

@@ -21,7 +21,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline  # noqa: E402
 
-from hone_models import load_exported, plain  # noqa: E402
+from hone_models import load_exported  # noqa: E402
 
 
 def main():
@@ -33,11 +33,9 @@ def main():
 
     model = load_exported(args.export_dir, AutoModelForTokenClassification)
     tokenizer = AutoTokenizer.from_pretrained(args.export_dir)
-    # Pipelines take a plain transformers model: a LoRA adapter loaded again and merged.
-    piped = plain(load_exported(args.export_dir, AutoModelForTokenClassification))
-    tagger = pipeline("token-classification", model=piped, tokenizer=tokenizer,
+    tagger = pipeline("token-classification", model=model, tokenizer=tokenizer,
                       aggregation_strategy="first", device=-1)
-    simple = pipeline("token-classification", model=piped, tokenizer=tokenizer,
+    simple = pipeline("token-classification", model=model, tokenizer=tokenizer,
                       aggregation_strategy="simple", device=-1)
     with open(args.predictions, encoding="utf-8") as f:
         predictions = json.load(f)

@@ -30,8 +30,3 @@ def load_exported(export_dir, auto_class):
     # lost; the wrapped model computes what PEFT's layers compute, with every input.
     return PeftModel.from_pretrained(model, export_dir).get_base_model().eval()
 
-
-def plain(model):
-    """A transformers model for pipelines: a PEFT model merged into its base (PEFT's own
-    `merge_and_unload`), any other as it is."""
-    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model

@@ -443,17 +443,7 @@ impl TrainingConfig {
         } else {
             LoraTargets::parse_list(&self.lora_targets)
         };
-        let mut modules_to_save: Vec<String> = match task {
-            crate::models::Task::QuestionAnswering => vec!["qa_outputs".into()],
-            _ => vec!["classifier".into(), "score".into()],
-        };
-        modules_to_save.extend(
-            self.lora_modules_to_save
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
-        );
+        let modules_to_save = self.modules_to_save(task);
         let cfg = LoraConfig {
             r: self.lora_r,
             alpha: self.lora_alpha,
@@ -475,17 +465,7 @@ impl TrainingConfig {
         if self.peft != FineTuneMethod::Adapter {
             return Ok(None);
         }
-        let mut modules_to_save: Vec<String> = match task {
-            crate::models::Task::QuestionAnswering => vec!["qa_outputs".into()],
-            _ => vec!["classifier".into(), "score".into()],
-        };
-        modules_to_save.extend(
-            self.lora_modules_to_save
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
-        );
+        let modules_to_save = self.modules_to_save(task);
         let cfg = crate::bottleneck::BottleneckConfig {
             size: self.adapter_size,
             placement: self.adapter_placement,
@@ -494,6 +474,22 @@ impl TrainingConfig {
         };
         cfg.validate()?;
         Ok(Some(cfg))
+    }
+
+    /// The modules an adapter run trains in full: PEFT's for the task (the classifier, or
+    /// the span scorer) and any named in `lora_modules_to_save`.
+    fn modules_to_save(&self, task: crate::models::Task) -> Vec<String> {
+        let task_default: &[&str] = match task {
+            crate::models::Task::QuestionAnswering => &["qa_outputs"],
+            _ => &["classifier", "score"],
+        };
+        task_default
+            .iter()
+            .copied()
+            .chain(self.lora_modules_to_save.split(',').map(str::trim))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
     }
 
     /// Checks ranges; the message names the option and a valid value.
@@ -535,15 +531,7 @@ impl TrainingConfig {
             self.bottleneck_config(crate::models::Task::SequenceClassification)?;
         }
         if self.peft == FineTuneMethod::Lora {
-            crate::lora::LoraConfig {
-                r: self.lora_r,
-                alpha: self.lora_alpha,
-                dropout: self.lora_dropout,
-                targets: crate::lora::LoraTargets::Names(vec!["any".into()]),
-                rslora: self.lora_rslora,
-                modules_to_save: Vec::new(),
-            }
-            .validate()?;
+            crate::lora::check_numbers(self.lora_r, self.lora_alpha, self.lora_dropout)?;
         }
         if let Some(f) = self.layer_lr_decay {
             if !(f > 0.0 && f <= 1.0) {

@@ -337,10 +337,7 @@ pub fn export_adapter(
     card: &ModelCard,
 ) -> Result<(), EngineError> {
     check_labels(model, labels)?;
-    let base_dir = match crate::lora::AdapterFolder::open(source)? {
-        Some(adapter) => adapter.base_dir,
-        None => source.to_path_buf(),
-    };
+    let base_dir = crate::lora::base_folder(source)?;
     check_not_source(&base_dir, out)?;
     check_not_source(source, out)?;
     std::fs::create_dir_all(out).map_err(|e| EngineError::io(out, e))?;
@@ -471,10 +468,7 @@ fn write_model(
     save_tensors(&values, &weights)?;
     write_json(&out.join("config.json"), &head_config(model, labels))?;
     share_like(&weights, &out.join("config.json"))?;
-    let base_dir = match crate::lora::AdapterFolder::open(source)? {
-        Some(adapter) => adapter.base_dir,
-        None => source.to_path_buf(),
-    };
+    let base_dir = crate::lora::base_folder(source)?;
     copy_tokenizer(model, &[source, &base_dir], tokenizer, out)?;
     write_atomic(
         &out.join("README.md"),

@@ -667,7 +667,7 @@ pub fn prepare(
 
 /// Gives `spec` the run's adapters: its own (`peft = lora` or `adapter`), or an adapter
 /// folder's when the run continues training one.
-fn adapt(
+pub(crate) fn adapt(
     spec: &mut ModelSpec,
     task: Task,
     cfg: &TrainingConfig,

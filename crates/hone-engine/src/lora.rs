@@ -103,23 +103,13 @@ impl LoraConfig {
         }
     }
 
-    /// Checks the numbers.
+    /// Checks the numbers and that there is a target.
     pub fn validate(&self) -> Result<(), EngineError> {
-        let bad = |m: String| Err(EngineError::InvalidConfig(m));
-        if self.r == 0 {
-            return bad("the LoRA rank must be at least 1".into());
-        }
-        if !(self.alpha.is_finite() && self.alpha > 0.0) {
-            return bad(format!("LoRA alpha must be positive, got {}", self.alpha));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return bad(format!(
-                "LoRA dropout must be in [0, 1), got {}",
-                self.dropout
-            ));
-        }
+        check_numbers(self.r, self.alpha, self.dropout)?;
         if self.targets.entries().is_empty() {
-            return bad("LoRA needs at least one target module (e.g. query,value)".into());
+            return Err(EngineError::InvalidConfig(
+                "LoRA needs at least one target module (e.g. query,value)".into(),
+            ));
         }
         Ok(())
     }
@@ -154,6 +144,21 @@ pub fn module_saved(modules_to_save: &[String], name: &str) -> bool {
         .map(|(i, _)| &module[..i])
         .chain(std::iter::once(module));
     prefixes.any(|m| modules_to_save.iter().any(|s| m.ends_with(s.as_str())))
+}
+
+/// Checks a LoRA rank, alpha and dropout.
+pub fn check_numbers(r: usize, alpha: f64, dropout: f64) -> Result<(), EngineError> {
+    let bad = |m: String| Err(EngineError::InvalidConfig(m));
+    if r == 0 {
+        return bad("the LoRA rank must be at least 1".into());
+    }
+    if !(alpha.is_finite() && alpha > 0.0) {
+        return bad(format!("LoRA alpha must be positive, got {alpha}"));
+    }
+    if !(0.0..1.0).contains(&dropout) {
+        return bad(format!("LoRA dropout must be in [0, 1), got {dropout}"));
+    }
+    Ok(())
 }
 
 /// The module a parameter belongs to (`…query.weight` → `…query`).
@@ -573,6 +578,11 @@ pub fn tokenizer_folder(dir: &Path) -> Result<PathBuf, EngineError> {
     if has_tokenizer {
         return Ok(dir.to_path_buf());
     }
+    base_folder(dir)
+}
+
+/// The base model folder of an adapter folder, or `dir` itself for a full model.
+pub fn base_folder(dir: &Path) -> Result<PathBuf, EngineError> {
     Ok(AdapterFolder::open(dir)?.map_or_else(|| dir.to_path_buf(), |a| a.base_dir))
 }
 

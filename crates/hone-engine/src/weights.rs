@@ -306,10 +306,10 @@ impl<'a> ParamBuilder<'a> {
         out_features: usize,
         position: ParamPosition,
     ) -> Result<Option<LoraBranch>, EngineError> {
-        self.linear_modules.push(module.to_string());
         let Some(lora) = &self.lora else {
             return Ok(None);
         };
+        self.linear_modules.push(module.to_string());
         let Some(hit) = lora.target_of(module)? else {
             return Ok(None);
         };

@@ -97,8 +97,8 @@ impl Model {
     }
 
     /// Loads a model folder as a run with `cfg` builds it: a `task` head of `num_labels`, the
-    /// run's dropout override, and the adapters `cfg.peft` asks for (LoRA or bottleneck) on a
-    /// plain model — an adapter folder keeps its own.
+    /// run's dropout override, and its adapters ([`crate::job::adapt`]: those `cfg.peft` asks
+    /// for on a plain model; an adapter folder keeps its own).
     pub fn load_for_run(
         dir: &Path,
         task: Task,
@@ -108,10 +108,7 @@ impl Model {
         seed: u64,
     ) -> Result<Self, EngineError> {
         let mut spec = ModelSpec::from_dir(dir)?;
-        if spec.lora.is_none() && spec.bottleneck.is_none() {
-            spec.lora = cfg.lora_config(&spec, task)?;
-            spec.bottleneck = cfg.bottleneck_config(task)?;
-        }
+        crate::job::adapt(&mut spec, task, cfg, &mut |_| {})?;
         let head = HeadSpec {
             prefix: String::new(),
             task,

@@ -45,6 +45,9 @@ pub struct Example {
     pub qa_id: Option<String>,
     /// Its id in Hone's database, when it was read from there (so a view can relabel it).
     pub stored_id: Option<i64>,
+    /// Causal LM: the conversation's turns (`text` is their contents joined); empty for plain
+    /// text, learned whole.
+    pub messages: Vec<crate::ChatMessage>,
 }
 
 impl From<crate::TaggedSentence> for Example {

@@ -3,6 +3,7 @@
 //! tensors.
 
 pub mod batch;
+pub mod chat;
 pub mod error;
 pub mod examples;
 pub mod format;
@@ -15,6 +16,9 @@ pub mod tags;
 pub mod tokenize;
 
 pub use batch::{Batch, Batcher};
+pub use chat::{
+    encode_conversation, read_conversations, ChatMessage, ChatTemplate, EncodedConversation, LossOn,
+};
 pub use error::DataError;
 pub use examples::{
     answer_index, choice_letter, read_choice_examples, read_examples, ChoiceColumns, ColumnSpec,

@@ -33,6 +33,27 @@ impl AnswerSpan {
 /// read as unlabeled; an answer that is not where its offset says in the context is an error
 /// that names the question.
 pub fn read_qa_examples(path: &Path) -> Result<ExampleFile, DataError> {
+    let (records, warnings) = read_json_records(path)?;
+    let mut examples = Vec::new();
+    for (line, record) in &records {
+        match record.get("data") {
+            Some(data) if *line == 0 => read_nested(data, path, &mut examples)?,
+            _ => examples.push(flat_record(record, (*line).max(1), path)?),
+        }
+    }
+    if examples.is_empty() {
+        return Err(DataError::NoRows {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(ExampleFile { examples, warnings })
+}
+
+/// The records of a JSON file: one object (line 0), a JSON array of objects (numbered from
+/// 1) or JSON lines (numbered by line); and the warnings of reading it (a guessed encoding).
+pub(crate) fn read_json_records(
+    path: &Path,
+) -> Result<(Vec<(u64, Value)>, Vec<String>), DataError> {
     let (mut stream, warning) =
         crate::source::decode::open_text(path, None, Arc::new(AtomicU64::new(0)))?;
     let mut text = String::new();
@@ -45,20 +66,22 @@ pub fn read_qa_examples(path: &Path) -> Result<ExampleFile, DataError> {
         message,
     };
     let trimmed = text.trim_start();
-    let mut examples = Vec::new();
+    let mut records = Vec::new();
     if trimmed.starts_with('{') && serde_json::from_str::<Value>(trimmed).is_ok() {
         let doc: Value = serde_json::from_str(trimmed).map_err(|e| malformed(1, e.to_string()))?;
-        if let Some(data) = doc.get("data") {
-            read_nested(data, path, &mut examples)?;
-        } else {
-            examples.push(flat_record(&doc, 1, path)?);
-        }
+        records.push((0, doc));
     } else if trimmed.starts_with('[') {
         let doc: Value = serde_json::from_str(trimmed)
             .map_err(|e| malformed(e.line() as u64, format!("not valid JSON: {e}")))?;
-        for (i, record) in doc.as_array().into_iter().flatten().enumerate() {
-            examples.push(flat_record(record, i as u64 + 1, path)?);
-        }
+        let Value::Array(items) = doc else {
+            return Err(malformed(1, "not a JSON array".into()));
+        };
+        records.extend(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| (i as u64 + 1, r)),
+        );
     } else {
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
@@ -67,18 +90,10 @@ pub fn read_qa_examples(path: &Path) -> Result<ExampleFile, DataError> {
             let line_no = i as u64 + 1;
             let record: Value = serde_json::from_str(line)
                 .map_err(|e| malformed(line_no, format!("not a JSON object: {e}")))?;
-            examples.push(flat_record(&record, line_no, path)?);
+            records.push((line_no, record));
         }
     }
-    if examples.is_empty() {
-        return Err(DataError::NoRows {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(ExampleFile {
-        examples,
-        warnings: warning.into_iter().collect(),
-    })
+    Ok((records, warning.into_iter().collect()))
 }
 
 fn string_field<'v>(v: &'v Value, key: &str) -> Option<&'v str> {

@@ -187,6 +187,18 @@ impl TextTokenizer {
         self.max_length
     }
 
+    /// The `tokenizers` tokenizer inside.
+    pub(crate) fn inner(&self) -> &Tokenizer {
+        &self.inner
+    }
+
+    /// Decodes token ids to text, special tokens dropped.
+    pub fn decode(&self, ids: &[u32]) -> Result<String, DataError> {
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| DataError::Encode(e.to_string()))
+    }
+
     /// Number of tokens in the vocabulary, added tokens included.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

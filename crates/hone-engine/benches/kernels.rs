@@ -105,10 +105,7 @@ fn norms_and_activations(c: &mut Criterion) {
 
 fn attention_bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("attention");
-    let shape = AttentionShape {
-        heads: 12,
-        head_dim: 32,
-    };
+    let shape = AttentionShape::full(12, 32);
     let spans: Vec<Span> = (0..16)
         .map(|i| Span {
             start: i * 64,

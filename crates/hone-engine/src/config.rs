@@ -239,6 +239,13 @@ pub struct TrainingConfig {
     pub adapter_placement: crate::bottleneck::Placement,
     /// Bottleneck adapters: the activation between down and up (relu, gelu, silu, tanh).
     pub adapter_activation: String,
+    /// Causal LM: how conversations are written: auto (the model's chat template, else the
+    /// Alpaca prompt), none (the Alpaca prompt) or the path of a Jinja template.
+    pub chat_template: String,
+    /// Causal LM: the tokens the loss is taken on: assistant (the answers and the token
+    /// ending each) or all.
+    #[schemars(with = "String")]
+    pub loss_on: hone_data::LossOn,
     /// Where training runs: cpu, auto, cuda[:N] or metal[:N] (GPUs need a build with them).
     #[schemars(with = "String")]
     pub device: DeviceSpec,
@@ -413,6 +420,8 @@ impl Default for TrainingConfig {
             adapter_size: 64,
             adapter_placement: crate::bottleneck::Placement::Houlsby,
             adapter_activation: "relu".into(),
+            chat_template: "auto".into(),
+            loss_on: hone_data::LossOn::Assistant,
             ewc_samples: 200,
             device: DeviceSpec::Cpu,
         }

@@ -38,6 +38,17 @@ pub fn head_config(model: &Model, labels: &[String]) -> Value {
         .enumerate()
         .map(|(i, l)| (l.clone(), json!(i)))
         .collect();
+    if let (Some(obj), Task::CausalLm) = (config.as_object_mut(), model.task()) {
+        // A language model's classes are its vocabulary: no label names, no dropout keys
+        // beyond the config's own.
+        obj.insert(
+            "architectures".into(),
+            json!([spec.architecture(model.task())]),
+        );
+        obj.remove(crate::lora::BASE_FOLDER_KEY);
+        obj.insert("torch_dtype".into(), json!("float32"));
+        return config;
+    }
     if let Some(obj) = config.as_object_mut() {
         obj.insert(
             "architectures".into(),
@@ -78,6 +89,7 @@ fn model_card(
         Task::TokenClassification => ("token-classification", "token classifier"),
         Task::MultipleChoice => ("multiple-choice", "multiple-choice scorer"),
         Task::QuestionAnswering => ("question-answering", "answer-span scorer"),
+        Task::CausalLm => ("text-generation", "causal language model"),
     };
     let mut s = String::new();
     let library = if adapter.is_some() && model.spec().lora.is_some() {
@@ -98,7 +110,12 @@ fn model_card(
         "classes"
     };
     let architecture = model.spec().architecture(model.task());
-    if model.task() == Task::QuestionAnswering {
+    if model.task() == Task::CausalLm {
+        s.push_str(&format!(
+            "# {} fine-tuned with Hone\n\nA {architecture} {what}, instruction-tuned on its chat template.\n\n",
+            card.base_model,
+        ));
+    } else if model.task() == Task::QuestionAnswering {
         s.push_str(&format!(
             "# {} fine-tuned with Hone\n\nA {architecture} {what}: for each token of a passage, the score of the answer starting and of it ending there.\n\n",
             card.base_model,
@@ -162,6 +179,12 @@ fn model_card(
                 r.loss, r.exact_match, r.f1, r.examples, r.windows
             ));
         }
+        Some(Report::Language(r)) => {
+            s.push_str(&format!(
+                "## Validation (best checkpoint{step})\n\n| metric | value |\n|---|---|\n| loss | {:.4} |\n| perplexity | {:.3} |\n| next-token accuracy | {:.4} |\n| tokens | {} |\n\n",
+                r.loss, r.perplexity, r.token_accuracy, r.tokens
+            ));
+        }
         // Each head of a multi-task run is exported with its own task's report.
         Some(Report::Tasks(_)) | None => {}
     }
@@ -170,6 +193,7 @@ fn model_card(
         Task::TokenClassification => "classifier = pipeline(\"token-classification\", model=\"PATH_TO_THIS_FOLDER\", aggregation_strategy=\"first\")\nprint(classifier(\"your text\"))",
         Task::MultipleChoice => "from transformers import AutoModelForMultipleChoice, AutoTokenizer\ntokenizer = AutoTokenizer.from_pretrained(\"PATH_TO_THIS_FOLDER\")\nmodel = AutoModelForMultipleChoice.from_pretrained(\"PATH_TO_THIS_FOLDER\")\nquestion, options = \"your question\", [\"option A\", \"option B\"]\nenc = tokenizer([question] * len(options), options, return_tensors=\"pt\", padding=True)\nscores = model(**{k: v.unsqueeze(0) for k, v in enc.items()}).logits[0]\nprint(scores.softmax(-1))",
         Task::QuestionAnswering => "answerer = pipeline(\"question-answering\", model=\"PATH_TO_THIS_FOLDER\")\nprint(answerer(question=\"your question\", context=\"the passage that holds the answer\"))",
+        Task::CausalLm => "generator = pipeline(\"text-generation\", model=\"PATH_TO_THIS_FOLDER\")\nprint(generator([{\"role\": \"user\", \"content\": \"your question\"}], max_new_tokens=128))",
     };
     match adapter {
         Some(base) => {

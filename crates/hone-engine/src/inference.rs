@@ -8,7 +8,7 @@ use hone_data::{Batch, Batcher, TextTokenizer};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::EncodedSet;
-use crate::metrics::{ChoiceReport, ClassificationReport, EntityReport, Report};
+use crate::metrics::{ChoiceReport, ClassificationReport, EntityReport, LanguageReport, Report};
 use crate::models::{Model, ModelSpec, Task};
 use crate::step::{Logits, Stepper};
 use crate::EngineError;
@@ -184,6 +184,10 @@ pub fn evaluate_with(
             let (report, _) = crate::answers::answer_report(set, &logits)?;
             return Ok((Report::Answers(report), None));
         }
+        Task::CausalLm => {
+            let report = evaluate_language(model, set, batch_size, stepper)?;
+            return Ok((Report::Language(report), None));
+        }
         _ => {}
     }
     let rows = logits_with(model, set, batch_size, stepper)?;
@@ -207,6 +211,33 @@ pub fn report_from_rows(task: Task, rows: &[Vec<f32>], truth: &[u32], labels: &[
             labels, truth, &predicted, loss,
         )),
     }
+}
+
+/// Loss, perplexity and next-token accuracy of a causal LM over the learned tokens of `set`,
+/// batch by batch (a batch's vocabulary-wide scores are dropped before the next).
+pub fn evaluate_language(
+    model: &Model,
+    set: &EncodedSet,
+    batch_size: usize,
+    stepper: &mut Stepper,
+) -> Result<LanguageReport, EngineError> {
+    let batcher = Batcher::new(model.spec().encoder.pad_token_id);
+    let (mut loss, mut right, mut counted) = (0f64, 0u64, 0u64);
+    for chunk in set.by_length().chunks(batch_size.max(1)) {
+        let batch = set.batch(&batcher, chunk);
+        let tokens = model.tokens(&batch)?;
+        let labels = tokens.labels().unwrap_or_default().to_vec();
+        let logits = stepper.logits(model, &batch)?;
+        for (row, &y) in logits.rows().zip(&labels) {
+            if y == crate::graph::IGNORE_LABEL {
+                continue;
+            }
+            loss += row_loss(row, y).unwrap_or(f64::INFINITY);
+            right += u64::from(argmax(row) == y);
+            counted += 1;
+        }
+    }
+    Ok(LanguageReport::from_sums(loss, right, counted))
 }
 
 /// Entity-level scores of a token classifier: each word's tag is the prediction at its first

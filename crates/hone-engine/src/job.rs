@@ -263,15 +263,23 @@ pub fn encode_choices(
     })
 }
 
-/// Encodes examples for `task` with the run's options.
+/// Encodes examples for `task` with the run's options (`chat`: how a causal LM's
+/// conversations are rendered).
 pub fn encode(
     tokenizer: &TextTokenizer,
     labels: &LabelSet,
     examples: &[Example],
     task: Task,
     cfg: &TrainingConfig,
+    chat: Option<&crate::sft::Conversations>,
 ) -> Result<EncodedSet, EngineError> {
     match task {
+        Task::CausalLm => {
+            let chat = chat.ok_or_else(|| {
+                EngineError::InvalidConfig("a causal LM run needs its chat settings".into())
+            })?;
+            return chat.encode(tokenizer, examples);
+        }
         Task::TokenClassification => {
             return encode_tagged(tokenizer, labels, examples, cfg.label_all_subtokens, true)
         }
@@ -454,7 +462,7 @@ pub fn previous_task_penalty(
     let spec = ModelSpec::from_dir(&previous.model)?;
     let max_length = cfg.max_length.min(spec.max_sequence_length());
     let tokenizer = TextTokenizer::from_model_dir(&previous.model, max_length)?;
-    let set = encode(&tokenizer, &data.labels, &data.train, data.task, cfg)?;
+    let set = encode(&tokenizer, &data.labels, &data.train, data.task, cfg, None)?;
     let model = Model::load(
         &previous.model,
         data.task,
@@ -612,8 +620,29 @@ pub fn prepare(
         });
         cfg.doc_stride = stride;
     }
-    let train = encode(&tokenizer, labels, &data.train, task, &cfg)?;
-    let valid = encode(&tokenizer, labels, &data.valid, task, &cfg)?;
+    let chat = match task {
+        Task::CausalLm => {
+            let chat = crate::sft::Conversations::for_model(
+                &crate::lora::tokenizer_folder(model_dir)?,
+                &spec,
+                &tokenizer,
+                &crate::sft::TemplateChoice::parse(&cfg.chat_template),
+                cfg.loss_on,
+            )?;
+            if !chat.has_template() {
+                sink(TrainEvent::Notice {
+                    message: "the conversations are written in the Alpaca prompt (### \
+                              Instruction / ### Response): the model has no chat template, \
+                              or none was asked for"
+                        .into(),
+                });
+            }
+            Some(chat)
+        }
+        _ => None,
+    };
+    let train = encode(&tokenizer, labels, &data.train, task, &cfg, chat.as_ref())?;
+    let valid = encode(&tokenizer, labels, &data.valid, task, &cfg, chat.as_ref())?;
     if cfg.init == ModelInit::Random {
         sink(TrainEvent::Notice {
             message: "training from scratch: the weights start at random from config.json \
@@ -647,8 +676,8 @@ pub fn prepare(
         also.push(PreparedTask {
             name: t.name.clone(),
             model,
-            train: encode(&tokenizer, &d.labels, &d.train, d.task, &cfg)?,
-            valid: encode(&tokenizer, &d.labels, &d.valid, d.task, &cfg)?,
+            train: encode(&tokenizer, &d.labels, &d.train, d.task, &cfg, chat.as_ref())?,
+            valid: encode(&tokenizer, &d.labels, &d.valid, d.task, &cfg, chat.as_ref())?,
             labels: d.labels.names().to_vec(),
         });
     }

@@ -38,6 +38,7 @@ pub mod presets;
 pub mod recipes;
 pub mod rng;
 pub mod schedule;
+pub mod sft;
 pub mod speed;
 pub mod step;
 pub mod trainer;

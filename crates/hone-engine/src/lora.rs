@@ -177,6 +177,7 @@ pub fn peft_task_type(task: Task) -> Option<&'static str> {
         Task::SequenceClassification => Some("SEQ_CLS"),
         Task::TokenClassification => Some("TOKEN_CLS"),
         Task::QuestionAnswering => Some("QUESTION_ANS"),
+        Task::CausalLm => Some("CAUSAL_LM"),
         Task::MultipleChoice => None,
     }
 }
@@ -187,6 +188,7 @@ pub fn task_of_peft_type(task_type: &str) -> Option<Task> {
         "SEQ_CLS" => Some(Task::SequenceClassification),
         "TOKEN_CLS" => Some(Task::TokenClassification),
         "QUESTION_ANS" => Some(Task::QuestionAnswering),
+        "CAUSAL_LM" => Some(Task::CausalLm),
         _ => None,
     }
 }

@@ -38,6 +38,12 @@ pub fn layer_norm(
     normed.broadcast_mul(gamma)?.broadcast_add(beta)
 }
 
+/// RMS normalisation over the last dimension: `x / √(mean(x²) + eps) · gamma`.
+pub fn rms_norm(x: &Tensor, gamma: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+    x.broadcast_div(&(ms + eps)?.sqrt()?)?.broadcast_mul(gamma)
+}
+
 /// Softmax over the last dimension. The max that keeps `exp` finite is a constant shift
 /// (it cancels in the gradient), so it is detached.
 pub fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {

@@ -53,27 +53,57 @@ impl AttentionSaved {
 /// Shape of an attention call.
 #[derive(Debug, Clone, Copy)]
 pub struct AttentionShape {
+    /// Query heads.
     pub heads: usize,
+    /// Key/value heads (grouped-query attention: each serves `heads / kv_heads` query heads;
+    /// equal to `heads` for plain multi-head attention).
+    pub kv_heads: usize,
     pub head_dim: usize,
+    /// Each token attends only to itself and the tokens before it (decoders).
+    pub causal: bool,
 }
 
 impl AttentionShape {
+    /// Plain multi-head self-attention over whole sequences (encoders).
+    pub fn full(heads: usize, head_dim: usize) -> Self {
+        AttentionShape {
+            heads,
+            kv_heads: heads,
+            head_dim,
+            causal: false,
+        }
+    }
+
     fn hidden(&self) -> usize {
         self.heads * self.head_dim
+    }
+
+    fn kv_hidden(&self) -> usize {
+        self.kv_heads * self.head_dim
+    }
+
+    /// Query heads per key/value head.
+    fn group(&self) -> usize {
+        self.heads / self.kv_heads
     }
 }
 
 /// Checks what the parallel tasks' disjoint writes rely on: spans non-empty, in order, not
-/// overlapping and inside the `tokens × hidden` buffers.
-fn check(spans: &[Span], shape: AttentionShape, buffers: &[usize]) {
-    let tokens = buffers[0] / shape.hidden().max(1);
+/// overlapping and inside the buffers (`queries`: `tokens × hidden`, `keys`: `tokens × kv
+/// hidden`).
+fn check(spans: &[Span], shape: AttentionShape, queries: &[usize], keys: &[usize]) {
     assert!(
-        shape.heads > 0 && shape.head_dim > 0,
-        "attention needs heads"
+        shape.heads > 0
+            && shape.head_dim > 0
+            && shape.kv_heads > 0
+            && shape.heads.is_multiple_of(shape.kv_heads),
+        "attention needs heads, a whole number per key/value head"
     );
+    let tokens = queries[0] / shape.hidden();
     assert!(
-        buffers.iter().all(|&len| len == tokens * shape.hidden()),
-        "attention buffers must all be tokens × hidden"
+        queries.iter().all(|&len| len == tokens * shape.hidden())
+            && keys.iter().all(|&len| len == tokens * shape.kv_hidden()),
+        "attention buffers must be tokens × hidden (queries) and tokens × kv hidden (keys)"
     );
     let mut end = 0;
     for s in spans {
@@ -86,7 +116,7 @@ fn check(spans: &[Span], shape: AttentionShape, buffers: &[usize]) {
     assert!(end <= tokens, "a span goes past the last token");
 }
 
-/// (span, head, offset of its probability block) for every task.
+/// (span, query head, offset of its probability block) for every task.
 fn tasks(spans: &[Span], heads: usize) -> Vec<(Span, usize, usize)> {
     let mut out = Vec::with_capacity(spans.len() * heads);
     let mut offset = 0;
@@ -99,6 +129,7 @@ fn tasks(spans: &[Span], heads: usize) -> Vec<(Span, usize, usize)> {
     out
 }
 
+/// Query head `head`'s block of a `[tokens × hidden]` buffer (queries, context).
 fn block(data: &[f32], span: Span, head: usize, shape: AttentionShape) -> MatRef<'_> {
     let hidden = shape.hidden();
     MatRef::strided(
@@ -109,8 +140,20 @@ fn block(data: &[f32], span: Span, head: usize, shape: AttentionShape) -> MatRef
     )
 }
 
-/// `ctx = softmax(q·kᵀ/√d) · v` per sequence and head, with dropout on the probabilities.
-/// `q`, `k`, `v`, `ctx` are `[tokens × hidden]`.
+/// The key/value block query head `head` reads, of a `[tokens × kv hidden]` buffer.
+fn kv_block(data: &[f32], span: Span, head: usize, shape: AttentionShape) -> MatRef<'_> {
+    let hidden = shape.kv_hidden();
+    MatRef::strided(
+        &data[span.start * hidden + (head / shape.group()) * shape.head_dim..],
+        span.len,
+        shape.head_dim,
+        hidden,
+    )
+}
+
+/// `ctx = softmax(q·kᵀ/√d) · v` per sequence and head, with dropout on the probabilities
+/// (and, `causal`, no weight on later tokens). `q`, `ctx` are `[tokens × hidden]`, `k`, `v`
+/// `[tokens × kv hidden]`.
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     ctx: &mut [f32],
@@ -123,7 +166,7 @@ pub fn forward(
     rng: &mut HoneRng,
     saved: &mut AttentionSaved,
 ) {
-    check(spans, shape, &[q.len(), k.len(), v.len(), ctx.len()]);
+    check(spans, shape, &[q.len(), ctx.len()], &[k.len(), v.len()]);
     let hidden = shape.hidden();
     let scale = 1.0 / (shape.head_dim as f32).sqrt();
     let jobs = tasks(spans, shape.heads);
@@ -146,16 +189,18 @@ pub fn forward(
                 p.as_mut_ptr(),
                 n,
                 block(q, span, head, shape),
-                block(k, span, head, shape).t(),
+                kv_block(k, span, head, shape).t(),
                 false,
             )
         };
-        for row in p.chunks_exact_mut(n) {
-            let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) * scale;
-            row.iter_mut()
+        for (i, row) in p.chunks_exact_mut(n).enumerate() {
+            let (seen, later) = row.split_at_mut(if shape.causal { i + 1 } else { n });
+            later.fill(0.0);
+            let max = seen.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) * scale;
+            seen.iter_mut()
                 .for_each(|x| *x = math::exp(*x * scale - max));
-            let inv = 1.0 / math::sum(row);
-            row.iter_mut().for_each(|x| *x *= inv);
+            let inv = 1.0 / math::sum(seen);
+            seen.iter_mut().for_each(|x| *x *= inv);
         }
         let dropped: Vec<f32>;
         let p_used: &[f32] = if mask.is_identity() {
@@ -174,14 +219,15 @@ pub fn forward(
                 out.ptr().add(span.start * hidden + head * shape.head_dim),
                 hidden,
                 MatRef::new(p_used, n, n),
-                block(v, span, head, shape),
+                kv_block(v, span, head, shape),
                 false,
             )
         };
     });
 }
 
-/// Backward of [`forward`]: writes `dq`, `dk`, `dv` (`[tokens × hidden]`) from `dctx`.
+/// Backward of [`forward`]: writes `dq` (`[tokens × hidden]`), `dk`, `dv` (`[tokens × kv
+/// hidden]`) from `dctx`.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     dq: &mut [f32],
@@ -198,15 +244,8 @@ pub fn backward(
     check(
         spans,
         shape,
-        &[
-            q.len(),
-            k.len(),
-            v.len(),
-            dctx.len(),
-            dq.len(),
-            dk.len(),
-            dv.len(),
-        ],
+        &[q.len(), dctx.len(), dq.len()],
+        &[k.len(), v.len(), dk.len(), dv.len()],
     );
     assert_eq!(
         saved.probs_len,
@@ -214,76 +253,85 @@ pub fn backward(
         "the saved probabilities belong to another batch"
     );
     let hidden = shape.hidden();
+    let kv_hidden = shape.kv_hidden();
     let scale = 1.0 / (shape.head_dim as f32).sqrt();
-    let jobs = tasks(spans, shape.heads);
+    // One task per (sequence, key/value head): the query heads sharing its keys add their
+    // gradients into the same dk/dv block one after the other.
+    let all = tasks(spans, shape.heads);
+    let jobs: Vec<&[(Span, usize, usize)]> = all.chunks(shape.group()).collect();
     let (dq_p, dk_p, dv_p) = (
         Shared(dq.as_mut_ptr()),
         Shared(dk.as_mut_ptr()),
         Shared(dv.as_mut_ptr()),
     );
     let mask = &saved.mask;
-    jobs.par_iter().for_each(|&(span, head, offset)| {
-        let n = span.len;
-        let p = &saved.probs[offset..offset + n * n];
-        let at = span.start * hidden + head * shape.head_dim;
-        let dctx_b = block(dctx, span, head, shape);
-        // dv = P'ᵀ · dctx
-        let p_dropped: Vec<f32> = if mask.is_identity() {
-            p.to_vec()
-        } else {
-            p.iter()
-                .enumerate()
-                .map(|(i, &x)| x * mask.factor(offset + i))
-                .collect()
-        };
-        // SAFETY: each task writes only its own (rows, head columns) block of dq, dk and dv.
-        unsafe {
-            matmul_into_raw(
-                dv_p.ptr().add(at),
-                hidden,
-                MatRef::new(&p_dropped, n, n).t(),
-                dctx_b,
-                false,
-            );
-        }
-        // dP' = dctx · vᵀ, then through dropout and softmax.
-        let mut ds = vec![0f32; n * n];
-        // SAFETY: `ds` is local.
-        unsafe {
-            matmul_into_raw(
-                ds.as_mut_ptr(),
-                n,
-                dctx_b,
-                block(v, span, head, shape).t(),
-                false,
-            )
-        };
-        if !mask.is_identity() {
-            let raw = ds.clone();
-            mask.apply_block(&mut ds, &raw, offset);
-        }
-        for (drow, prow) in ds.chunks_exact_mut(n).zip(p.chunks_exact(n)) {
-            let dot = math::dot(drow, prow);
-            for (d, &p) in drow.iter_mut().zip(prow) {
-                *d = p * (*d - dot) * scale;
+    jobs.par_iter().for_each(|group| {
+        for (g, &(span, head, offset)) in group.iter().enumerate() {
+            let n = span.len;
+            let accumulate = g > 0;
+            let p = &saved.probs[offset..offset + n * n];
+            let at_q = span.start * hidden + head * shape.head_dim;
+            let at_kv = span.start * kv_hidden + (head / shape.group()) * shape.head_dim;
+            let dctx_b = block(dctx, span, head, shape);
+            // dv = P'ᵀ · dctx
+            let p_dropped: Vec<f32> = if mask.is_identity() {
+                p.to_vec()
+            } else {
+                p.iter()
+                    .enumerate()
+                    .map(|(i, &x)| x * mask.factor(offset + i))
+                    .collect()
+            };
+            // SAFETY: each task writes only its own (rows, head columns) blocks of dq, dk
+            // and dv: its query heads' and their one key/value head's.
+            unsafe {
+                matmul_into_raw(
+                    dv_p.ptr().add(at_kv),
+                    kv_hidden,
+                    MatRef::new(&p_dropped, n, n).t(),
+                    dctx_b,
+                    accumulate,
+                );
             }
-        }
-        // SAFETY: as above.
-        unsafe {
-            matmul_into_raw(
-                dq_p.ptr().add(at),
-                hidden,
-                MatRef::new(&ds, n, n),
-                block(k, span, head, shape),
-                false,
-            );
-            matmul_into_raw(
-                dk_p.ptr().add(at),
-                hidden,
-                MatRef::new(&ds, n, n).t(),
-                block(q, span, head, shape),
-                false,
-            );
+            // dP' = dctx · vᵀ, then through dropout and softmax.
+            let mut ds = vec![0f32; n * n];
+            // SAFETY: `ds` is local.
+            unsafe {
+                matmul_into_raw(
+                    ds.as_mut_ptr(),
+                    n,
+                    dctx_b,
+                    kv_block(v, span, head, shape).t(),
+                    false,
+                )
+            };
+            if !mask.is_identity() {
+                let raw = ds.clone();
+                mask.apply_block(&mut ds, &raw, offset);
+            }
+            for (drow, prow) in ds.chunks_exact_mut(n).zip(p.chunks_exact(n)) {
+                let dot = math::dot(drow, prow);
+                for (d, &p) in drow.iter_mut().zip(prow) {
+                    *d = p * (*d - dot) * scale;
+                }
+            }
+            // SAFETY: as above.
+            unsafe {
+                matmul_into_raw(
+                    dq_p.ptr().add(at_q),
+                    hidden,
+                    MatRef::new(&ds, n, n),
+                    kv_block(k, span, head, shape),
+                    false,
+                );
+                matmul_into_raw(
+                    dk_p.ptr().add(at_kv),
+                    kv_hidden,
+                    MatRef::new(&ds, n, n).t(),
+                    block(q, span, head, shape),
+                    accumulate,
+                );
+            }
         }
     });
 }
@@ -317,10 +365,7 @@ mod tests {
 
     #[test]
     fn forward_matches_a_direct_computation_and_backward_matches_finite_differences() {
-        let shape = AttentionShape {
-            heads: 2,
-            head_dim: 3,
-        };
+        let shape = AttentionShape::full(2, 3);
         let spans = [Span { start: 0, len: 3 }, Span { start: 3, len: 2 }];
         let t = 5;
         let mut rng = HoneRng::new(3, 3);
@@ -372,12 +417,94 @@ mod tests {
     }
 
     #[test]
+    fn causal_grouped_query_attention_matches_repeated_keys_and_finite_differences() {
+        let grouped = AttentionShape {
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 3,
+            causal: true,
+        };
+        let spans = [Span { start: 0, len: 4 }, Span { start: 4, len: 3 }];
+        let t = 7;
+        let mut rng = HoneRng::new(5, 5);
+        let q = rng.normal(t * 12, 1.0);
+        let k = rng.normal(t * 6, 1.0);
+        let v = rng.normal(t * 6, 1.0);
+        let w = rng.normal(t * 12, 1.0);
+        // The same keys repeated per query head (transformers' repeat_kv) give the same context.
+        let repeat = |x: &[f32]| -> Vec<f32> {
+            x.chunks(6)
+                .flat_map(|row| [&row[0..3], &row[0..3], &row[3..6], &row[3..6]].concat())
+                .collect()
+        };
+        let plain = AttentionShape {
+            kv_heads: 4,
+            ..grouped
+        };
+        let run = |shape, k: &[f32], v: &[f32]| {
+            let mut ctx = vec![0f32; t * 12];
+            let mut saved = AttentionSaved::default();
+            forward(
+                &mut ctx,
+                &q,
+                k,
+                v,
+                &spans,
+                shape,
+                0.0,
+                &mut HoneRng::new(0, 0),
+                &mut saved,
+            );
+            (ctx, saved)
+        };
+        let (ctx, saved) = run(grouped, &k, &v);
+        let (want, _) = run(plain, &repeat(&k), &repeat(&v));
+        for (a, b) in ctx.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-6);
+        }
+        // Causal: a sequence's first token sees only itself.
+        assert_eq!(&ctx[4 * 12..4 * 12 + 3], &v[4 * 6..4 * 6 + 3]);
+        let loss = |q: &[f32], k: &[f32], v: &[f32]| -> f64 {
+            let mut ctx = vec![0f32; t * 12];
+            forward(
+                &mut ctx,
+                q,
+                k,
+                v,
+                &spans,
+                grouped,
+                0.0,
+                &mut HoneRng::new(0, 0),
+                &mut AttentionSaved::default(),
+            );
+            ctx.iter().zip(&w).map(|(a, b)| (a * b) as f64).sum()
+        };
+        let (mut dq, mut dk, mut dv) = (vec![0f32; t * 12], vec![0f32; t * 6], vec![0f32; t * 6]);
+        backward(
+            &mut dq, &mut dk, &mut dv, &w, &q, &k, &v, &spans, grouped, &saved,
+        );
+        let h = 1e-2f32;
+        for (name, grad, which) in [("q", &dq, 0), ("k", &dk, 1), ("v", &dv, 2)] {
+            for i in 0..grad.len() {
+                let mut inputs = [q.clone(), k.clone(), v.clone()];
+                inputs[which][i] += h;
+                let up = loss(&inputs[0], &inputs[1], &inputs[2]);
+                inputs[which][i] -= 2.0 * h;
+                let down = loss(&inputs[0], &inputs[1], &inputs[2]);
+                let want = (up - down) / (2.0 * h as f64);
+                assert!(
+                    (grad[i] as f64 - want).abs() < 3e-3,
+                    "d{name}[{i}] {} vs {want}",
+                    grad[i]
+                );
+            }
+        }
+    }
+
+    #[test]
     #[should_panic(expected = "past the last token")]
     fn spans_outside_the_buffers_are_refused() {
-        let shape = AttentionShape {
-            heads: 1,
-            head_dim: 2,
-        };
+        let shape = AttentionShape::full(1, 2);
         let x = vec![0f32; 2];
         let mut ctx = vec![0f32; 2];
         let spans = [Span { start: 0, len: 3 }];
@@ -397,10 +524,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "in order")]
     fn overlapping_spans_are_refused() {
-        let shape = AttentionShape {
-            heads: 1,
-            head_dim: 2,
-        };
+        let shape = AttentionShape::full(1, 2);
         let x = vec![0f32; 8];
         let mut ctx = vec![0f32; 8];
         let spans = [Span { start: 0, len: 2 }, Span { start: 1, len: 2 }];
@@ -419,10 +543,7 @@ mod tests {
 
     #[test]
     fn dropout_on_probabilities_is_consistent_between_passes() {
-        let shape = AttentionShape {
-            heads: 1,
-            head_dim: 2,
-        };
+        let shape = AttentionShape::full(1, 2);
         let spans = [Span { start: 0, len: 4 }];
         let mut rng = HoneRng::new(9, 9);
         let (q, k, v) = (rng.normal(8, 1.0), rng.normal(8, 1.0), rng.normal(8, 1.0));

@@ -13,6 +13,9 @@ pub struct HostGrads {
     active: Vec<bool>,
     /// For embedding tables: (row width, rows written since the last clear).
     rows: Vec<Option<(usize, Vec<u32>)>>,
+    /// Written whole since the last clear (a table that is also a layer's weight: tied
+    /// embeddings), so every row counts.
+    whole: Vec<bool>,
 }
 
 impl HostGrads {
@@ -23,6 +26,7 @@ impl HostGrads {
         self.bufs.resize_with(n, Vec::new);
         self.active.resize(n, false);
         self.rows.resize_with(n, || None);
+        self.whole.resize(n, false);
         for (i, p) in params.all().iter().enumerate() {
             let active = !p.is_frozen();
             self.active[i] = active;
@@ -40,6 +44,7 @@ impl HostGrads {
     }
 
     fn clear(&mut self, i: usize) {
+        self.whole[i] = false;
         match self.rows[i].take() {
             Some((width, rows)) => {
                 for r in rows {
@@ -65,6 +70,7 @@ impl HostGrads {
     /// The gradient buffer of parameter `i`, if it is trained.
     pub fn get_mut(&mut self, i: usize) -> Option<&mut [f32]> {
         if self.is_active(i) {
+            self.written_whole(i);
             Some(self.bufs[i].as_mut_slice())
         } else {
             None
@@ -75,6 +81,8 @@ impl HostGrads {
     pub fn pair(&mut self, a: usize, b: usize) -> (Option<&mut [f32]>, Option<&mut [f32]>) {
         assert_ne!(a, b, "a pair of distinct parameters");
         let (active_a, active_b) = (self.is_active(a), self.is_active(b));
+        self.written_whole(a);
+        self.written_whole(b);
         let (lo, hi) = (a.min(b), a.max(b));
         let (left, right) = self.bufs.split_at_mut(hi);
         let (x, y) = (&mut left[lo], &mut right[0]);
@@ -85,12 +93,27 @@ impl HostGrads {
         )
     }
 
+    /// Parameter `i`'s buffer may now be written anywhere: clearing and norms cover all of it.
+    fn written_whole(&mut self, i: usize) {
+        if let Some(w) = self.whole.get_mut(i) {
+            *w = true;
+            self.rows[i] = None;
+        }
+    }
+
     /// `grad[i][row ids[t]] += src[t]` for every token `t` (embedding backward).
     pub fn scatter_rows(&mut self, i: usize, ids: &[u32], src: &[f32], width: usize) {
         if !self.is_active(i) {
             return;
         }
         let buf = &mut self.bufs[i];
+        if self.whole[i] {
+            for (&id, row) in ids.iter().zip(src.chunks_exact(width)) {
+                let dst = &mut buf[id as usize * width..][..width];
+                dst.iter_mut().zip(row).for_each(|(d, s)| *d += s);
+            }
+            return;
+        }
         let entry = self.rows[i].get_or_insert_with(|| (width, Vec::new()));
         for (&id, row) in ids.iter().zip(src.chunks_exact(width)) {
             let dst = &mut buf[id as usize * width..][..width];

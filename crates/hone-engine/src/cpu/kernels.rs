@@ -10,14 +10,14 @@ use crate::ops::Activation;
 use crate::rng::HoneRng;
 
 /// Rows per parallel task: enough work to amortise scheduling.
-fn rows_per_task(rows: usize, width: usize) -> usize {
+pub(super) fn rows_per_task(rows: usize, width: usize) -> usize {
     (16_384 / width.max(1)).clamp(1, rows.max(1))
 }
 
 /// Adds per-task partial sums into `acc` in task order. Partials are collected (which keeps
 /// their order) rather than combined by rayon's `reduce`, whose grouping follows work stealing:
 /// float sums would then differ from run to run, and so would training.
-fn add_partials(acc: &mut [f32], partials: Vec<Vec<f32>>) {
+pub(super) fn add_partials(acc: &mut [f32], partials: Vec<Vec<f32>>) {
     for p in partials {
         for (a, v) in acc.iter_mut().zip(p) {
             *a += v;

@@ -5,9 +5,9 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::{Graph, TokenIds, Tokens};
+use super::{Graph, Heads, TokenIds, Tokens};
 use crate::cpu::kernels::DropMask;
-use crate::models::nn::LayerNorm;
+use crate::models::nn::{LayerNorm, RmsNorm, Rotary};
 use crate::ops::{self, Activation};
 use crate::params::Param;
 use crate::rng::HoneRng;
@@ -30,6 +30,11 @@ pub struct AutogradGraph<'a> {
     /// `[sequences, 1, 1, longest]`: 0 for tokens, the lowest value for padding.
     mask_bias: Tensor,
     first_index: Tensor,
+    /// `[longest, longest]`: 0 on and below the diagonal, the lowest value above (causal
+    /// attention), made on first use.
+    causal_bias: Option<Tensor>,
+    /// The rotary cos and sin `[tokens × d/2]` of this batch's positions, made on first use.
+    rotary: Option<(Rotary, Tensor, Tensor)>,
 }
 
 impl<'a> AutogradGraph<'a> {
@@ -70,6 +75,8 @@ impl<'a> AutogradGraph<'a> {
             unpad_index: Tensor::from_vec(unpad, t, device)?,
             mask_bias: Tensor::from_vec(bias, (b, 1, 1, s), device)?.to_dtype(dtype)?,
             first_index: Tensor::from_vec(first, b, device)?,
+            causal_bias: None,
+            rotary: None,
         })
     }
 
@@ -161,29 +168,48 @@ impl Graph for AutogradGraph<'_> {
         q: &Tensor,
         k: &Tensor,
         v: &Tensor,
-        heads: usize,
+        shape: Heads,
         p: f64,
     ) -> Result<Tensor, EngineError> {
         let (t, hidden) = q.dims2()?;
-        if heads == 0 || !hidden.is_multiple_of(heads) {
-            return Err(EngineError::InvalidConfig(format!(
-                "attention over {hidden} features cannot have {heads} heads"
-            )));
-        }
-        let (b, s, d) = (
-            self.tokens.sequences(),
-            self.tokens.max_len(),
-            hidden / heads,
-        );
-        let padded = |x: &Tensor| -> Result<Tensor, EngineError> {
+        let d = shape.head_dim(hidden, k.dim(1)?)?;
+        let heads = shape.query;
+        let (b, s) = (self.tokens.sequences(), self.tokens.max_len());
+        let padded = |x: &Tensor, n: usize| -> Result<Tensor, EngineError> {
             Ok(x.index_select(&self.pad_index, 0)?
-                .reshape((b, s, heads, d))?
+                .reshape((b, s, n, d))?
                 .transpose(1, 2)?
                 .contiguous()?)
         };
-        let (qp, kp, vp) = (padded(q)?, padded(k)?, padded(v)?);
+        // Grouped queries: each key/value head repeated for its query heads
+        // (transformers' repeat_kv); the broadcast's backward sums their gradients.
+        let repeated = |x: &Tensor| -> Result<Tensor, EngineError> {
+            let kv = shape.key_value;
+            let x = padded(x, kv)?;
+            if kv == heads {
+                return Ok(x);
+            }
+            Ok(x.unsqueeze(2)?
+                .broadcast_as((b, kv, heads / kv, s, d))?
+                .reshape((b, heads, s, d))?)
+        };
+        let (qp, kp, vp) = (padded(q, heads)?, repeated(k)?, repeated(v)?);
         let scores = (qp.matmul(&kp.t()?)? * (1.0 / (d as f64).sqrt()))?;
-        let probs = ops::softmax_last_dim(&scores.broadcast_add(&self.mask_bias)?)?;
+        let mut scores = scores.broadcast_add(&self.mask_bias)?;
+        if shape.causal {
+            if self.causal_bias.is_none() {
+                let bias: Vec<f32> = (0..s * s)
+                    .map(|i| if i % s > i / s { f32::MIN } else { 0.0 })
+                    .collect();
+                self.causal_bias =
+                    Some(Tensor::from_vec(bias, (s, s), &self.device)?.to_dtype(self.dtype)?);
+            }
+            if let Some(bias) = &self.causal_bias {
+                // Keys past the query (and padding) stay at the lowest value, not −∞.
+                scores = scores.broadcast_add(bias)?.maximum(f32::MIN as f64)?;
+            }
+        }
+        let probs = ops::softmax_last_dim(&scores)?;
         let p = if self.train { p } else { 0.0 };
         // The mask in the host graph's layout (per sequence, head, its own len × len block),
         // placed into the padded blocks, so both graphs drop the same probabilities.
@@ -220,6 +246,52 @@ impl Graph for AutogradGraph<'_> {
         let out = context.index_select(&self.unpad_index, 0)?;
         debug_assert_eq!(out.dims(), &[t, hidden]);
         Ok(out)
+    }
+
+    fn rms_norm(&mut self, x: &Tensor, norm: &RmsNorm) -> Result<Tensor, EngineError> {
+        let g = self.param(norm.weight());
+        Ok(ops::rms_norm(x, &g, norm.eps())?)
+    }
+
+    fn rotary(&mut self, x: Tensor, heads: usize, rope: &Rotary) -> Result<Tensor, EngineError> {
+        let (t, cols) = x.dims2()?;
+        let half = rope.inv_freq.len();
+        if heads == 0 || cols != heads * 2 * half {
+            return Err(EngineError::InvalidConfig(format!(
+                "rotary embeddings of {half} frequencies do not fit {heads} heads of {cols} features"
+            )));
+        }
+        if self.rotary.as_ref().is_none_or(|(r, _, _)| r != rope) {
+            let table = crate::cpu::decoder::RotaryTable::new(
+                self.tokens.ids(TokenIds::Positions),
+                &rope.inv_freq,
+                rope.attention_scaling,
+            );
+            let (cos, sin) = table.cos_sin();
+            let upload = |v: &[f32]| -> Result<Tensor, EngineError> {
+                Ok(Tensor::from_slice(v, (t, 1, half), &self.device)?.to_dtype(self.dtype)?)
+            };
+            self.rotary = Some((rope.clone(), upload(cos)?, upload(sin)?));
+        }
+        let Some((_, cos, sin)) = &self.rotary else {
+            return Err(EngineError::InvalidConfig("no rotary table".into()));
+        };
+        // Per head: (x1, x2) → (x1·cos − x2·sin, x2·cos + x1·sin).
+        let x = x.reshape((t, heads, 2 * half))?;
+        let x1 = x.narrow(2, 0, half)?;
+        let x2 = x.narrow(2, half, half)?;
+        let a = (x1.broadcast_mul(cos)? - x2.broadcast_mul(sin)?)?;
+        let b = (x2.broadcast_mul(cos)? + x1.broadcast_mul(sin)?)?;
+        Ok(Tensor::cat(&[a, b], 2)?.reshape((t, cols))?)
+    }
+
+    fn gated(
+        &mut self,
+        gate: &Tensor,
+        up: &Tensor,
+        act: Activation,
+    ) -> Result<Tensor, EngineError> {
+        Ok(act.apply(gate)?.mul(up)?)
     }
 
     fn first_tokens(&mut self, x: &Tensor) -> Result<Tensor, EngineError> {

@@ -10,15 +10,16 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{Storage, StorageRef};
 
-use super::{Graph, TokenIds, Tokens};
+use super::{Graph, Heads, TokenIds, Tokens};
 use crate::cpu::attention::{self, AttentionSaved, AttentionShape};
+use crate::cpu::decoder::{gated, gated_backward, rms_norm, rms_norm_backward, RotaryTable};
 use crate::cpu::gemm::{linear, linear_backward};
 use crate::cpu::grads::HostGrads;
 use crate::cpu::kernels::{
     activation, activation_backward, cross_entropy, layer_norm, layer_norm_backward, DropMask,
     NormStats,
 };
-use crate::models::nn::LayerNorm;
+use crate::models::nn::{LayerNorm, RmsNorm, Rotary};
 use crate::ops::Activation;
 use crate::params::{Param, ParamStore};
 use crate::rng::HoneRng;
@@ -244,6 +245,24 @@ enum Op {
         y: Option<usize>,
         scale: f32,
     },
+    RmsNorm {
+        x: usize,
+        x_data: Arc<Buf>,
+        x_grad: bool,
+        g: usize,
+        rstd: Vec<f32>,
+    },
+    Rotary {
+        x: usize,
+        heads: usize,
+        table: Arc<RotaryTable>,
+    },
+    Gated {
+        gate: (usize, bool),
+        up: (usize, bool),
+        data: [Arc<Buf>; 2],
+        act: Activation,
+    },
 }
 
 struct Node {
@@ -265,6 +284,8 @@ pub struct HostGraph<'a> {
     pool: Pool,
     tape: Vec<Node>,
     next_id: usize,
+    /// The rotary angles of this batch's positions (every layer uses the same).
+    rotary: Option<(Rotary, Arc<RotaryTable>)>,
 }
 
 impl<'a> HostGraph<'a> {
@@ -292,6 +313,7 @@ impl<'a> HostGraph<'a> {
             pool,
             tape: Vec::new(),
             next_id: 0,
+            rotary: None,
         }
     }
 
@@ -518,23 +540,27 @@ impl Graph for HostGraph<'_> {
         q: &HostValue,
         k: &HostValue,
         v: &HostValue,
-        heads: usize,
+        heads: Heads,
         p: f64,
     ) -> Result<HostValue, EngineError> {
         let hidden = q.cols;
-        if heads == 0 || !hidden.is_multiple_of(heads) || k.cols != hidden || v.cols != hidden {
+        let head_dim = heads.head_dim(hidden, k.cols)?;
+        if v.cols != k.cols {
             return Err(EngineError::InvalidConfig(format!(
-                "attention over {hidden} features cannot have {heads} heads"
+                "attention keys have {} features and values {}",
+                k.cols, v.cols
             )));
         }
         let shape = AttentionShape {
-            heads,
-            head_dim: hidden / heads,
+            heads: heads.query,
+            kv_heads: heads.key_value,
+            head_dim,
+            causal: heads.causal,
         };
         let p = if self.train { p } else { 0.0 };
         let mut out = self.pool.take(q.data.len());
         let spans = self.tokens.spans();
-        let probs = spans.iter().map(|s| s.len * s.len).sum::<usize>() * heads;
+        let probs = spans.iter().map(|s| s.len * s.len).sum::<usize>() * heads.query;
         let mut saved = AttentionSaved::with_buffer(self.pool.take_vec(probs));
         attention::forward(
             &mut out,
@@ -558,6 +584,88 @@ impl Graph for HostGraph<'_> {
             shape,
             saved,
         }))
+    }
+
+    fn rms_norm(&mut self, x: &HostValue, norm: &RmsNorm) -> Result<HostValue, EngineError> {
+        let g = self.index(norm.weight())?;
+        let mut out = self.pool.take(x.data.len());
+        let mut rstd = Vec::new();
+        rms_norm(
+            &mut out,
+            &x.data,
+            &self.weights[g],
+            norm.eps() as f32,
+            x.cols,
+            &mut rstd,
+        );
+        let grad = x.grad || self.trained[g];
+        Ok(self.value(out, x.cols, grad, || Op::RmsNorm {
+            x: x.id,
+            x_data: x.data.clone(),
+            x_grad: x.grad,
+            g,
+            rstd,
+        }))
+    }
+
+    fn rotary(
+        &mut self,
+        x: HostValue,
+        heads: usize,
+        rope: &Rotary,
+    ) -> Result<HostValue, EngineError> {
+        if heads == 0 || x.cols != heads * 2 * rope.inv_freq.len() {
+            return Err(EngineError::InvalidConfig(format!(
+                "rotary embeddings of {} frequencies do not fit {heads} heads of {} features",
+                rope.inv_freq.len(),
+                x.cols
+            )));
+        }
+        let table = match &self.rotary {
+            Some((r, table)) if r == rope => table.clone(),
+            _ => {
+                let table = Arc::new(RotaryTable::new(
+                    self.tokens.ids(TokenIds::Positions),
+                    &rope.inv_freq,
+                    rope.attention_scaling,
+                ));
+                self.rotary = Some((rope.clone(), table.clone()));
+                table
+            }
+        };
+        let (id, cols, grad) = (x.id, x.cols, x.grad);
+        let mut out = self.owned(x.data);
+        table.apply(&mut out, heads, false);
+        Ok(self.value(out, cols, grad, || Op::Rotary {
+            x: id,
+            heads,
+            table,
+        }))
+    }
+
+    fn gated(
+        &mut self,
+        gate: &HostValue,
+        up: &HostValue,
+        act: Activation,
+    ) -> Result<HostValue, EngineError> {
+        if gate.data.len() != up.data.len() {
+            return Err(EngineError::InvalidConfig(format!(
+                "a gate of {} values for {} values",
+                gate.data.len(),
+                up.data.len()
+            )));
+        }
+        let mut out = self.pool.take(gate.data.len());
+        gated(&mut out, &gate.data, &up.data, act);
+        Ok(
+            self.value(out, gate.cols, gate.grad || up.grad, || Op::Gated {
+                gate: (gate.id, gate.grad),
+                up: (up.id, up.grad),
+                data: [gate.data.clone(), up.data.clone()],
+                act,
+            }),
+        )
     }
 
     fn first_tokens(&mut self, x: &HostValue) -> Result<HostValue, EngineError> {
@@ -775,8 +883,8 @@ impl Tape<'_> {
                     shape,
                     saved,
                 } => {
-                    let n = dy.len();
-                    let (mut dq, mut dk, mut dv) = (pool.take(n), pool.take(n), pool.take(n));
+                    let (n, kv) = (dy.len(), data[1].len());
+                    let (mut dq, mut dk, mut dv) = (pool.take(n), pool.take(kv), pool.take(kv));
                     attention::backward(
                         &mut dq,
                         &mut dk,
@@ -807,6 +915,46 @@ impl Tape<'_> {
                     }
                     if let Some(x) = x {
                         accumulate(&mut slots, x, dy);
+                    }
+                }
+                Op::RmsNorm {
+                    x,
+                    x_data,
+                    x_grad,
+                    g,
+                    rstd,
+                } => {
+                    let mut dx = pool.take(dy.len());
+                    rms_norm_backward(
+                        &mut dx,
+                        &dy,
+                        &x_data,
+                        &weights[g],
+                        &rstd,
+                        cols,
+                        grads.get_mut(g),
+                    );
+                    if x_grad {
+                        accumulate(&mut slots, x, dx);
+                    }
+                }
+                Op::Rotary { x, heads, table } => {
+                    table.apply(&mut dy, heads, true);
+                    accumulate(&mut slots, x, dy);
+                }
+                Op::Gated {
+                    gate,
+                    up,
+                    data,
+                    act,
+                } => {
+                    let (mut d_gate, mut d_up) = (pool.take(dy.len()), pool.take(dy.len()));
+                    gated_backward(&mut d_gate, &mut d_up, &dy, &data[0], &data[1], act);
+                    if gate.1 {
+                        accumulate(&mut slots, gate.0, d_gate);
+                    }
+                    if up.1 {
+                        accumulate(&mut slots, up.0, d_up);
                     }
                 }
                 Op::FirstTokens { x } => {

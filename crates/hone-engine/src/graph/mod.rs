@@ -18,10 +18,50 @@ pub mod tokens;
 
 pub use tokens::{IdLimits, Span, TokenIds, Tokens, IGNORE_LABEL, PADDED_OPTION_SCORE};
 
-use crate::models::nn::{LayerNorm, Linear};
+use crate::models::nn::{LayerNorm, Linear, RmsNorm, Rotary};
 use crate::ops::Activation;
 use crate::params::Param;
 use crate::EngineError;
+
+/// The heads of an attention call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heads {
+    /// Query heads.
+    pub query: usize,
+    /// Key/value heads: `query` for multi-head attention, fewer (dividing it) for grouped
+    /// queries.
+    pub key_value: usize,
+    /// Each token attends to itself and the tokens before it only (decoders).
+    pub causal: bool,
+}
+
+impl Heads {
+    /// Multi-head attention over the whole sequence (encoders).
+    pub fn full(n: usize) -> Self {
+        Heads {
+            query: n,
+            key_value: n,
+            causal: false,
+        }
+    }
+
+    /// Checks the heads against the features of the queries and keys; the head size.
+    pub fn head_dim(&self, q_cols: usize, kv_cols: usize) -> Result<usize, EngineError> {
+        let ok = self.query > 0
+            && self.key_value > 0
+            && self.query.is_multiple_of(self.key_value)
+            && q_cols.is_multiple_of(self.query)
+            && kv_cols * self.query == q_cols * self.key_value;
+        if !ok {
+            return Err(EngineError::InvalidConfig(format!(
+                "attention over {q_cols} query and {kv_cols} key features cannot have {} query \
+                 and {} key/value heads",
+                self.query, self.key_value
+            )));
+        }
+        Ok(q_cols / self.query)
+    }
+}
 
 /// The ops a model is written in. Values are `[tokens × features]` (or `[sequences ×
 /// features]` after [`Graph::first_tokens`]) in the batch's packed order.
@@ -57,7 +97,7 @@ pub trait Graph {
     /// A linear layer: `x · wᵀ + b`, plus its LoRA branch `scale · dropout(x)·Aᵀ·Bᵀ` when it
     /// has one (`crate::lora`).
     fn linear(&mut self, x: &Self::Value, layer: &Linear) -> Result<Self::Value, EngineError> {
-        let out = self.dense(x, layer.weight(), Some(layer.bias()))?;
+        let out = self.dense(x, layer.weight(), layer.bias())?;
         let Some(lora) = layer.lora() else {
             return Ok(out);
         };
@@ -89,14 +129,36 @@ pub trait Graph {
     ) -> Result<Self::Value, EngineError>;
 
     /// Multi-head self-attention of every sequence with itself: `softmax(q·kᵀ/√d)·v` per
-    /// sequence and head, dropout `p` on the probabilities.
+    /// sequence and head, dropout `p` on the probabilities. `k` and `v` have
+    /// `heads.key_value` heads (grouped-query attention when fewer than the queries'); a
+    /// causal attention gives no weight to later tokens.
     fn attention(
         &mut self,
         q: &Self::Value,
         k: &Self::Value,
         v: &Self::Value,
-        heads: usize,
+        heads: Heads,
         p: f64,
+    ) -> Result<Self::Value, EngineError>;
+
+    /// RMS normalisation over the features.
+    fn rms_norm(&mut self, x: &Self::Value, norm: &RmsNorm) -> Result<Self::Value, EngineError>;
+
+    /// Rotary position embeddings on every head of `x` (`[tokens × heads·d]`), at each
+    /// token's position.
+    fn rotary(
+        &mut self,
+        x: Self::Value,
+        heads: usize,
+        rope: &Rotary,
+    ) -> Result<Self::Value, EngineError>;
+
+    /// `act(gate) · up`, elementwise (a gated feed-forward: SwiGLU with SiLU).
+    fn gated(
+        &mut self,
+        gate: &Self::Value,
+        up: &Self::Value,
+        act: Activation,
     ) -> Result<Self::Value, EngineError>;
 
     /// The first token's row of every sequence (`[CLS]` / `<s>`): `[sequences × features]`.

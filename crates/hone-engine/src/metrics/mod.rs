@@ -6,12 +6,14 @@
 pub mod answers;
 pub mod choices;
 pub mod entities;
+pub mod language;
 
 use serde::{Deserialize, Serialize};
 
 pub use answers::AnswerReport;
 pub use choices::ChoiceReport;
 pub use entities::{EntityReport, EntityScores, TaggingError};
+pub use language::LanguageReport;
 
 /// An evaluation, whichever the task. Serialised as the inner report (untagged), so reports
 /// stored before token classification existed read back as classification reports.
@@ -20,6 +22,8 @@ pub use entities::{EntityReport, EntityScores, TaggingError};
 pub enum Report {
     /// A multi-task run: each task's own report (first: it is the only one with `tasks`).
     Tasks(TaskReports),
+    /// Causal LM (before the others: only it has `perplexity`).
+    Language(LanguageReport),
     Entities(EntityReport),
     Classification(ClassificationReport),
     Choices(ChoiceReport),
@@ -40,6 +44,11 @@ impl Report {
                 _ => r.accuracy,
             },
             Report::Classification(r) => r.get(metric),
+            // Every score but the loss reads as next-token accuracy.
+            Report::Language(r) => match metric {
+                Metric::Loss => r.loss,
+                _ => r.token_accuracy,
+            },
             Report::Answers(r) => match metric {
                 Metric::Loss => r.loss,
                 Metric::ExactMatch | Metric::Accuracy => r.exact_match,
@@ -103,6 +112,11 @@ impl Report {
                 ("loss", r.loss),
                 ("exact_match", r.exact_match),
                 ("f1", r.f1),
+            ],
+            Report::Language(r) => vec![
+                ("loss", r.loss),
+                ("perplexity", r.perplexity),
+                ("token_accuracy", r.token_accuracy),
             ],
         })
     }

@@ -19,7 +19,7 @@ pub const DESCRIPTOR: FamilyDescriptor = FamilyDescriptor {
     model_types: &["bert"],
     class_prefixes: &[("bert", "Bert")],
     tensor_prefix: "bert",
-    tasks: &Task::ALL,
+    tasks: &Task::ENCODER,
     lora_targets: &["query", "value"],
     tokenizer_loads_from: &["tokenizer.json", "vocab.txt"],
     tokenizer_files: WORDPIECE_TOKENIZER_FILES,
@@ -171,5 +171,6 @@ pub fn head(
         )?,
         // `BertForQuestionAnswering` has no dropout before `qa_outputs`.
         Task::QuestionAnswering => Head::span_scorer(b, h, cfg.dropout.answer)?,
+        Task::CausalLm => return Err(super::heads::unsupported(&DESCRIPTOR, task)),
     })
 }

@@ -24,7 +24,7 @@ pub const DESCRIPTOR: FamilyDescriptor = FamilyDescriptor {
     model_types: &["distilbert"],
     class_prefixes: &[("distilbert", "DistilBert")],
     tensor_prefix: "distilbert",
-    tasks: &Task::ALL,
+    tasks: &Task::ENCODER,
     lora_targets: &["q_lin", "v_lin"],
     tokenizer_loads_from: &["tokenizer.json", "vocab.txt"],
     tokenizer_files: WORDPIECE_TOKENIZER_FILES,
@@ -79,6 +79,7 @@ impl DistilBertConfig {
                 answer: c.qa_dropout.unwrap_or(0.1),
             },
             sinusoidal_positions: c.sinusoidal_pos_embds.unwrap_or(false),
+            decoder: None,
         })
     }
 }
@@ -190,5 +191,6 @@ pub fn head(
         )?,
         // `DistilBertForQuestionAnswering`: dropout `qa_dropout`, then `qa_outputs`.
         Task::QuestionAnswering => Head::span_scorer(b, h, cfg.dropout.answer)?,
+        Task::CausalLm => return Err(super::heads::unsupported(&DESCRIPTOR, task)),
     })
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::heads::Task;
 use super::spec::{Dropouts, EncoderConfig};
-use super::{bert, distilbert, roberta};
+use super::{bert, distilbert, llama, roberta};
 use crate::ops::Activation;
 use crate::EngineError;
 
@@ -23,13 +23,16 @@ pub enum Family {
     DistilBert,
     /// RoBERTa, XLM-RoBERTa and CamemBERT.
     Roberta,
+    /// Llama-layout decoders (SmolLM2, Mistral, Qwen2).
+    Llama,
 }
 
 /// Every family's descriptor, in the order lists show them.
-pub const FAMILIES: [&FamilyDescriptor; 3] = [
+pub const FAMILIES: [&FamilyDescriptor; 4] = [
     &bert::DESCRIPTOR,
     &distilbert::DESCRIPTOR,
     &roberta::DESCRIPTOR,
+    &llama::DESCRIPTOR,
 ];
 
 /// How a family numbers positions.
@@ -106,12 +109,18 @@ impl FamilyDescriptor {
 }
 
 impl Family {
+    /// True for decoder-only language models.
+    pub fn is_decoder(self) -> bool {
+        self == Family::Llama
+    }
+
     /// Everything Hone knows about the family.
     pub fn descriptor(self) -> &'static FamilyDescriptor {
         match self {
             Family::Bert => &bert::DESCRIPTOR,
             Family::DistilBert => &distilbert::DESCRIPTOR,
             Family::Roberta => &roberta::DESCRIPTOR,
+            Family::Llama => &llama::DESCRIPTOR,
         }
     }
 
@@ -206,6 +215,7 @@ impl BertLayoutConfig {
                 answer: 0.0,
             },
             sinusoidal_positions: false,
+            decoder: None,
         })
     }
 }

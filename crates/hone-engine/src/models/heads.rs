@@ -25,11 +25,23 @@ pub enum Task {
     /// Extractive question answering: the answer's first and last token in a passage (two
     /// scores per token, softmax over the tokens of each window).
     QuestionAnswering,
+    /// Causal language modelling (supervised fine-tuning of a decoder): each token's next
+    /// token, over the vocabulary.
+    CausalLm,
 }
 
 impl Task {
     /// Every task, in the order the UI lists them.
-    pub const ALL: [Task; 4] = [
+    pub const ALL: [Task; 5] = [
+        Task::SequenceClassification,
+        Task::TokenClassification,
+        Task::MultipleChoice,
+        Task::QuestionAnswering,
+        Task::CausalLm,
+    ];
+
+    /// The tasks of encoders (a head on the encoder's hidden states).
+    pub const ENCODER: [Task; 4] = [
         Task::SequenceClassification,
         Task::TokenClassification,
         Task::MultipleChoice,
@@ -43,6 +55,7 @@ impl Task {
             Task::TokenClassification => "token-classification",
             Task::MultipleChoice => "multiple-choice",
             Task::QuestionAnswering => "question-answering",
+            Task::CausalLm => "causal-lm",
         }
     }
 
@@ -53,6 +66,7 @@ impl Task {
             Task::TokenClassification => "token classification",
             Task::MultipleChoice => "multiple choice",
             Task::QuestionAnswering => "extractive question answering",
+            Task::CausalLm => "causal language modelling (instruction tuning)",
         }
     }
 
@@ -63,6 +77,7 @@ impl Task {
             Task::TokenClassification => "ForTokenClassification",
             Task::MultipleChoice => "ForMultipleChoice",
             Task::QuestionAnswering => "ForQuestionAnswering",
+            Task::CausalLm => "ForCausalLM",
         }
     }
 
@@ -70,7 +85,7 @@ impl Task {
     pub fn labels_per(self, choices: usize) -> LabelsPer {
         match self {
             Task::SequenceClassification => LabelsPer::Sequence,
-            Task::TokenClassification => LabelsPer::Token,
+            Task::TokenClassification | Task::CausalLm => LabelsPer::Token,
             Task::MultipleChoice => LabelsPer::Group(choices),
             Task::QuestionAnswering => LabelsPer::Span,
         }
@@ -97,6 +112,17 @@ impl std::str::FromStr for Task {
     }
 }
 
+/// The error for a head a family does not have.
+pub fn unsupported(family: &super::FamilyDescriptor, task: Task) -> EngineError {
+    let tasks: Vec<&str> = family.tasks.iter().map(|t| t.name()).collect();
+    EngineError::InvalidConfig(format!(
+        "{} models are not trained for {} here (their tasks: {})",
+        family.name,
+        task.display_name(),
+        tasks.join(", ")
+    ))
+}
+
 /// What a batch's labels are attached to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LabelsPer {
@@ -115,6 +141,9 @@ pub enum LabelsPer {
 
 /// A task head over the backbone's hidden states `[tokens × hidden]`.
 pub enum Head {
+    /// A decoder's language-model head: every token → its scores over the vocabulary
+    /// (`lm_head`, or the word embeddings when they are tied).
+    LanguageModel { weight: crate::params::Param },
     /// A sequence head on the first token: dense + activation → dropout → classifier. BERT's
     /// (the pooler, tanh) and DistilBERT's (pre_classifier, ReLU); with one output per
     /// sequence it is every family's multiple-choice head (`*ForMultipleChoice`).
@@ -193,6 +222,7 @@ impl Head {
             Head::Tokens { task, .. } => *task,
             Head::Pooled { task, .. } => *task,
             Head::ClassificationHead { .. } => Task::SequenceClassification,
+            Head::LanguageModel { .. } => Task::CausalLm,
         }
     }
 
@@ -201,6 +231,7 @@ impl Head {
     /// for the question-answering head.
     pub fn forward<G: Graph>(&self, g: &mut G, hidden: G::Value) -> Result<G::Value, EngineError> {
         match self {
+            Head::LanguageModel { weight } => g.dense(&hidden, weight, None),
             Head::Pooled {
                 dense,
                 activation,

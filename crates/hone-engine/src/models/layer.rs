@@ -4,7 +4,7 @@
 use super::nn::{LayerNorm, Linear};
 use super::spec::EncoderConfig;
 use crate::bottleneck::Bottleneck;
-use crate::graph::Graph;
+use crate::graph::{Graph, Heads};
 use crate::ops::Activation;
 use crate::params::ParamPosition;
 use crate::weights::ParamBuilder;
@@ -103,7 +103,13 @@ impl EncoderLayer {
         let q = g.linear(x, &self.query)?;
         let k = g.linear(x, &self.key)?;
         let v = g.linear(x, &self.value)?;
-        let context = g.attention(&q, &k, &v, self.num_heads, self.attention_dropout)?;
+        let context = g.attention(
+            &q,
+            &k,
+            &v,
+            Heads::full(self.num_heads),
+            self.attention_dropout,
+        )?;
         drop((q, k, v));
         let attended = g.linear(&context, &self.attention_output)?;
         drop(context);

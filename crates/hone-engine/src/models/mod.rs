@@ -8,6 +8,7 @@ pub mod distilbert;
 pub mod family;
 pub mod heads;
 pub mod layer;
+pub mod llama;
 pub mod nn;
 pub mod roberta;
 pub mod spec;
@@ -33,6 +34,7 @@ enum Backbone {
     /// BERT and RoBERTa (under their own prefixes).
     Bert(bert::BertEncoder),
     DistilBert(distilbert::DistilBertEncoder),
+    Llama(llama::LlamaDecoder),
 }
 
 /// A transformer encoder with a task head.
@@ -235,15 +237,28 @@ impl Model {
                 Backbone::DistilBert(distilbert::DistilBertEncoder::build(&mut b, &cfg)?)
             }
             Family::Roberta => Backbone::Bert(bert::BertEncoder::build(&mut b, "roberta", &cfg)?),
+            Family::Llama => Backbone::Llama(llama::LlamaDecoder::build(&mut b, &cfg)?),
         });
         let mut built = Vec::with_capacity(heads.len());
         for h in heads {
-            let num_labels = h.checked_labels()?;
+            // A language model's classes are its vocabulary.
+            let num_labels = match h.task {
+                Task::CausalLm => cfg.vocab_size,
+                _ => h.checked_labels()?,
+            };
             b.set_head_prefix(&h.prefix);
-            let head = match spec.family {
-                Family::Bert => bert::head(&mut b, &cfg, h.task, num_labels)?,
-                Family::DistilBert => distilbert::head(&mut b, &cfg, h.task, num_labels)?,
-                Family::Roberta => roberta::head(&mut b, &cfg, h.task, num_labels)?,
+            let head = match (spec.family, backbone.as_ref()) {
+                (Family::Llama, Backbone::Llama(decoder)) => {
+                    llama::head(&mut b, &cfg, h.task, decoder)?
+                }
+                (Family::Bert, _) => bert::head(&mut b, &cfg, h.task, num_labels)?,
+                (Family::DistilBert, _) => distilbert::head(&mut b, &cfg, h.task, num_labels)?,
+                (Family::Roberta, _) => roberta::head(&mut b, &cfg, h.task, num_labels)?,
+                (Family::Llama, _) => {
+                    return Err(EngineError::InvalidConfig(
+                        "a decoder head needs a decoder".into(),
+                    ))
+                }
             };
             built.push((head, num_labels));
         }
@@ -317,6 +332,7 @@ impl Model {
         let hidden = match self.backbone.as_ref() {
             Backbone::Bert(m) => m.forward(g)?,
             Backbone::DistilBert(m) => m.forward(g)?,
+            Backbone::Llama(m) => m.forward(g)?,
         };
         self.head.forward(g, hidden)
     }

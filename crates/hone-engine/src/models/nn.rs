@@ -5,11 +5,11 @@ use crate::params::{Param, ParamPosition};
 use crate::weights::{Init, ParamBuilder};
 use crate::EngineError;
 
-/// A dense layer `name.weight` `[out, in]` and `name.bias` `[out]`, with a LoRA branch when
-/// the model's LoRA settings target it.
+/// A dense layer `name.weight` `[out, in]` and `name.bias` `[out]` (when it has one), with a
+/// LoRA branch when the model's LoRA settings target it.
 pub struct Linear {
     weight: Param,
-    bias: Param,
+    bias: Option<Param>,
     lora: Option<LoraBranch>,
 }
 
@@ -32,6 +32,29 @@ impl Linear {
         out_features: usize,
         position: ParamPosition,
     ) -> Result<Self, EngineError> {
+        Self::projection(b, name, in_features, out_features, position, true)
+    }
+
+    /// A pretrained dense layer with or without a bias (decoders' projections mostly have
+    /// none).
+    pub fn projection(
+        b: &mut ParamBuilder,
+        name: &str,
+        in_features: usize,
+        out_features: usize,
+        position: ParamPosition,
+        with_bias: bool,
+    ) -> Result<Self, EngineError> {
+        let bias = with_bias
+            .then(|| {
+                b.required(
+                    &format!("{name}.bias"),
+                    &[out_features],
+                    Init::Zeros,
+                    position,
+                )
+            })
+            .transpose()?;
         Ok(Linear {
             weight: b.required(
                 &format!("{name}.weight"),
@@ -39,12 +62,7 @@ impl Linear {
                 Init::Normal,
                 position,
             )?,
-            bias: b.required(
-                &format!("{name}.bias"),
-                &[out_features],
-                Init::Zeros,
-                position,
-            )?,
+            bias,
             lora: b.lora_branch(name, in_features, out_features, position)?,
         })
     }
@@ -66,12 +84,12 @@ impl Linear {
                 weight_init,
                 position,
             )?,
-            bias: b.optional(
+            bias: Some(b.optional(
                 &format!("{name}.bias"),
                 &[out_features],
                 Init::Zeros,
                 position,
-            )?,
+            )?),
             lora: None,
         })
     }
@@ -89,7 +107,7 @@ impl Linear {
                 &[out_features, in_features],
                 Init::Normal,
             )?,
-            bias: b.head(&format!("{name}.bias"), &[out_features], Init::Zeros)?,
+            bias: Some(b.head(&format!("{name}.bias"), &[out_features], Init::Zeros)?),
             lora: b.lora_branch(name, in_features, out_features, ParamPosition::Head)?,
         })
     }
@@ -99,9 +117,9 @@ impl Linear {
         &self.weight
     }
 
-    /// `[out]`.
-    pub fn bias(&self) -> &Param {
-        &self.bias
+    /// `[out]`, when the layer has a bias.
+    pub fn bias(&self) -> Option<&Param> {
+        self.bias.as_ref()
     }
 
     /// The LoRA branch, when the layer has one.
@@ -146,6 +164,45 @@ impl LayerNorm {
     pub fn eps(&self) -> f64 {
         self.eps
     }
+}
+
+/// RMS normalisation `name.weight` (decoders): `x / √(mean(x²) + eps) · weight`.
+pub struct RmsNorm {
+    weight: Param,
+    eps: f64,
+}
+
+impl RmsNorm {
+    pub fn required(
+        b: &mut ParamBuilder,
+        name: &str,
+        size: usize,
+        eps: f64,
+        position: ParamPosition,
+    ) -> Result<Self, EngineError> {
+        Ok(RmsNorm {
+            weight: b.required(&format!("{name}.weight"), &[size], Init::Ones, position)?,
+            eps,
+        })
+    }
+
+    /// The scale.
+    pub fn weight(&self) -> &Param {
+        &self.weight
+    }
+
+    /// The ε under the square root.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+}
+
+/// Rotary position embeddings: the inverse frequency of each feature pair of a head, and the
+/// factor some rope types scale cos and sin by. No parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rotary {
+    pub inv_freq: Vec<f32>,
+    pub attention_scaling: f32,
 }
 
 /// An embedding table `name.weight` `[rows, dim]`.

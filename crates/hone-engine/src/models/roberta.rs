@@ -23,7 +23,7 @@ pub const DESCRIPTOR: FamilyDescriptor = FamilyDescriptor {
         ("camembert", "Camembert"),
     ],
     tensor_prefix: "roberta",
-    tasks: &Task::ALL,
+    tasks: &Task::ENCODER,
     lora_targets: &["query", "value"],
     tokenizer_loads_from: &["tokenizer.json"],
     tokenizer_files: &[
@@ -67,6 +67,7 @@ pub fn head(
             cfg.dropout.hidden,
         )?,
         Task::QuestionAnswering => Head::span_scorer(b, h, cfg.dropout.answer)?,
+        Task::CausalLm => return Err(super::heads::unsupported(&DESCRIPTOR, task)),
     })
 }
 

@@ -43,6 +43,9 @@ pub struct EncoderConfig {
     pub dropout: Dropouts,
     /// DistilBERT with fixed sinusoidal position embeddings (never trained).
     pub sinusoidal_positions: bool,
+    /// A decoder's own settings (grouped-query heads, rotary positions, tied head).
+    #[serde(default)]
+    pub decoder: Option<super::llama::DecoderConfig>,
 }
 
 /// A parsed model config.json.

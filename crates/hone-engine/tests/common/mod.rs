@@ -29,6 +29,12 @@ pub fn golden(family: &str) -> (HashMap<String, Tensor>, serde_json::Value) {
     )
 }
 
+/// The tensors of a golden file (`golden/{name}.safetensors`).
+pub fn golden_tensors(name: &str) -> HashMap<String, Tensor> {
+    let path = fixtures().join(format!("golden/{name}.safetensors"));
+    candle_core::safetensors::load(path, &Device::Cpu).expect("golden tensors")
+}
+
 /// Largest absolute difference relative to the reference's largest magnitude.
 pub fn relative_error(got: &Tensor, want: &Tensor) -> f64 {
     relative_error_with_floor(got, want, 1e-12)
@@ -77,7 +83,8 @@ pub fn token_golden(family: &str) -> HashMap<String, Tensor> {
     candle_core::safetensors::load(path, &Device::Cpu).expect("token golden tensors")
 }
 
-/// A tensor's values as u32 (golden inputs are stored as i64).
+/// A tensor's values as u32 (golden inputs are stored as i64; transformers' -100 is
+/// [`hone_engine::graph::IGNORE_LABEL`]).
 pub fn as_u32(t: &Tensor) -> Vec<u32> {
     t.flatten_all()
         .unwrap()
@@ -86,7 +93,13 @@ pub fn as_u32(t: &Tensor) -> Vec<u32> {
         .to_vec1::<i64>()
         .unwrap()
         .into_iter()
-        .map(|v| v as u32)
+        .map(|v| {
+            if v == -100 {
+                hone_engine::graph::IGNORE_LABEL
+            } else {
+                v as u32
+            }
+        })
         .collect()
 }
 
@@ -116,6 +129,17 @@ pub fn tiny_spec(family: &str) -> hone_engine::models::ModelSpec {
             "model_type": "roberta", "vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 2,
             "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 34,
             "type_vocab_size": 1, "pad_token_id": 1, "layer_norm_eps": 1e-5
+        }),
+        // Decoders with attention dropout on, grouped queries and biases (Qwen2) or not.
+        "llama" => serde_json::json!({
+            "model_type": "llama", "vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 24,
+            "max_position_embeddings": 32, "attention_dropout": 0.1
+        }),
+        "qwen2" => serde_json::json!({
+            "model_type": "qwen2", "vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 1, "intermediate_size": 24,
+            "max_position_embeddings": 32, "tie_word_embeddings": true
         }),
         other => panic!("no tiny spec for {other}"),
     };
@@ -175,7 +199,7 @@ pub fn per_token_labels(mut batch: hone_data::Batch, classes: u32) -> hone_data:
 
 /// The fixed padded batch of a family's golden file (inputs and one label per sequence).
 pub fn golden_batch(family: &str) -> hone_data::Batch {
-    let (t, _) = golden(family);
+    let t = golden_tensors(family);
     let ids = &t["input.input_ids"];
     let (b, s) = ids.dims2().unwrap();
     let types = t

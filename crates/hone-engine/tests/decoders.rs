@@ -1,0 +1,86 @@
+//! Decoder LMs against Hugging Face `transformers` and PEFT (tests/reference/
+//! make_llama_fixtures.py): a tiny Llama (grouped-query attention, llama3 rope scaling, untied
+//! head) and a tiny Qwen2 (one key/value head, attention biases, tied embeddings) trained as
+//! causal LMs — logits, loss and every parameter's gradient on both graphs — and LoRA on the
+//! Llama, made and saved by PEFT.
+
+mod common;
+
+use candle_core::Device;
+use common::{fixtures, golden_tensors, tiny_model};
+use hone_engine::config::TrainingConfig;
+use hone_engine::models::{Model, Task};
+
+fn load(dir: &std::path::Path) -> Model {
+    // Dropout 0: the reference ran in eval mode. A language model's classes are its
+    // vocabulary, whatever number is asked for.
+    Model::load(dir, Task::CausalLm, 0, Some(0.0), &Device::Cpu, 0).unwrap()
+}
+
+#[test]
+fn decoder_logits_loss_and_every_gradient_match_transformers_on_both_graphs() {
+    for family in ["llama", "qwen2"] {
+        let want = golden_tensors(family);
+        let model = load(&tiny_model(family));
+        assert!(
+            model.newly_initialized().is_empty(),
+            "{family}: {:?}",
+            model.newly_initialized()
+        );
+        let names: Vec<String> = model
+            .params()
+            .all()
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect();
+        let reference = want.keys().filter(|k| k.starts_with("grad.")).count();
+        assert_eq!(names.len(), reference, "{family}: parameter count");
+        common::assert_both_graphs_match(&model, family, &want, &names);
+    }
+}
+
+#[test]
+fn lora_on_a_decoder_matches_peft_on_both_graphs() {
+    let want = golden_tensors("llama-lora");
+    let model = load(&fixtures().join("lora-llama"));
+    let cfg = TrainingConfig::default();
+    hone_engine::recipes::apply_freezing(&model, &cfg, None);
+    let trained: Vec<String> = model
+        .params()
+        .trainable()
+        .map(|p| p.name().to_string())
+        .collect();
+    // Every projection of both layers has A and B; nothing else trains (the head is the
+    // pretrained lm_head, frozen as PEFT leaves it).
+    assert_eq!(trained.len(), 2 * 7 * 2, "{trained:?}");
+    assert!(trained.iter().all(|n| n.contains(".lora_")), "{trained:?}");
+    common::assert_both_graphs_match(&model, "llama-lora", &want, &trained);
+}
+
+#[test]
+fn encoder_families_refuse_a_language_model_head_and_decoders_a_classifier() {
+    let err = Model::load(
+        &tiny_model("bert"),
+        Task::CausalLm,
+        0,
+        None,
+        &Device::Cpu,
+        0,
+    )
+    .err()
+    .expect("BERT has no causal LM head here")
+    .to_string();
+    assert!(err.contains("BERT") && err.contains("causal"), "{err}");
+    let err = Model::load(
+        &tiny_model("llama"),
+        Task::SequenceClassification,
+        3,
+        None,
+        &Device::Cpu,
+        0,
+    )
+    .err()
+    .expect("no classifier on Llama yet")
+    .to_string();
+    assert!(err.contains("Llama") && err.contains("causal-lm"), "{err}");
+}

@@ -5,7 +5,8 @@
 mod support;
 
 use support::{
-    hone, reference_python, run, stderr, stdout, synthetic_answers, synthetic_choices, train_tiny,
+    hone, reference_python, run, stderr, stdout, synthetic_answers, synthetic_choices,
+    synthetic_conversations, train_tiny,
 };
 
 const SENTENCES: [&str; 16] = [
@@ -721,4 +722,93 @@ fn multi_task_heads_export_one_folder_each_that_transformers_loads() {
         shown.contains("eval_ner/entity_f1") && shown.contains("eval_sentiment/accuracy"),
         "{shown}"
     );
+}
+
+/// Greedy chat answers of `model` (`hone generate --chat --json`) are what transformers
+/// (through PEFT for an adapter folder) reads from the folder: the same prompt tokens from the
+/// chat template, and at each step Hone's token is transformers' most probable one
+/// (tests/reference/check_causal_export.py).
+fn generator_matches_transformers(model: &std::path::Path) {
+    let g = run(hone()
+        .args([
+            "generate",
+            "--chat",
+            "--json",
+            "--max-new-tokens",
+            "12",
+            "--model",
+        ])
+        .arg(model)
+        .args([
+            "what is two plus three ?",
+            "what is four plus one ?",
+            "hello",
+        ]));
+    assert!(g.status.success(), "{}", stderr(&g));
+    let scratch = tempfile::tempdir().unwrap();
+    let generations = scratch.path().join("generations.jsonl");
+    std::fs::write(&generations, stdout(&g)).unwrap();
+    let check = run(std::process::Command::new(reference_python())
+        .arg(support::root().join("tests/reference/check_causal_export.py"))
+        .arg(model)
+        .arg(&generations)
+        .args(["--chat", "--tolerance", "1e-4"]));
+    let report = stdout(&check);
+    assert!(
+        check.status.success(),
+        "{}: transformers disagrees:\n{report}\n{}",
+        model.display(),
+        stderr(&check)
+    );
+    assert_eq!(report.matches("ok ").count(), 3, "{report}");
+}
+
+/// Causal LMs: a fully fine-tuned Llama and a LoRA Qwen2 (every projection adapted, PEFT's
+/// CAUSAL_LM adapter folder) trained on conversations generate in Hone what transformers
+/// generates from the exported folders; the LoRA adapter merged into a plain model too.
+#[test]
+fn causal_lm_exports_generate_as_in_transformers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("sums.jsonl");
+    synthetic_conversations(&data);
+    let targets = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj";
+    for (family, extra) in [
+        ("llama", &[][..]),
+        ("qwen2", &["--peft", "lora", "--lora-targets", targets][..]),
+    ] {
+        let out = dir.path().join(family);
+        let o = run(hone()
+            .args(["train", "--task", "causal-lm", "--model"])
+            .arg(support::fixture(&format!("tiny-{family}")))
+            .arg("--train")
+            .arg(&data)
+            .args([
+                "--epochs",
+                "3",
+                "--batch-size",
+                "8",
+                "--max-length",
+                "64",
+                "--lr",
+                "3e-3",
+            ])
+            .args(extra)
+            .arg("--out")
+            .arg(&out));
+        assert!(o.status.success(), "{family}: {}", stderr(&o));
+        let log = stdout(&o) + &stderr(&o);
+        assert!(log.contains("perplexity"), "{family}: {log}");
+        generator_matches_transformers(&out);
+        if !extra.is_empty() {
+            assert!(out.join("adapter_config.json").is_file());
+            let merged = dir.path().join("merged");
+            let m = run(hone()
+                .args(["export", "--merge", "--model"])
+                .arg(&out)
+                .arg("--out")
+                .arg(&merged));
+            assert!(m.status.success(), "{}", stderr(&m));
+            generator_matches_transformers(&merged);
+        }
+    }
 }

@@ -136,7 +136,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     match report {
         Report::Classification(r) => print!("{}", report_table(model.labels(), r)),
         Report::Entities(r) => print!("{}", entity_table(r)),
-        Report::Choices(_) | Report::Answers(_) | Report::Tasks(_) => {}
+        Report::Choices(_) | Report::Answers(_) | Report::Tasks(_) | Report::Language(_) => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ mod data;
 mod ensemble;
 mod eval;
 mod export;
+mod generate;
 mod hints;
 mod hub;
 mod lr_find;
@@ -47,6 +48,9 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Classify texts with a fine-tuned classifier.
     Predict(predict::PredictArgs),
+    /// Write text with a causal LM (a fine-tuned decoder, a base one, or a LoRA adapter),
+    /// streamed; --chat answers each prompt as a chat.
+    Generate(Box<generate::GenerateArgs>),
     /// Copy a run's model to a folder, or merge a LoRA adapter into a full model (--merge).
     Export(export::ExportArgs),
     /// Time training steps and forward passes on a fixed batch.
@@ -204,11 +208,12 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// Opens the device and loads the model with the head its config names.
     pub fn load(&self) -> anyhow::Result<FineTunedModel> {
-        Ok(FineTunedModel::load(
-            &self.model,
-            self.device,
-            self.max_length,
-        )?)
+        self.load_from(&self.model)
+    }
+
+    /// [`ModelArgs::load`] from another folder with these settings (an adapter on --model).
+    pub fn load_from(&self, dir: &std::path::Path) -> anyhow::Result<FineTunedModel> {
+        Ok(FineTunedModel::load(dir, self.device, self.max_length)?)
     }
 }
 
@@ -246,6 +251,7 @@ pub fn run() -> ExitCode {
         Command::Runs(cmd) => runs::run(cmd, &db),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Generate(args) => generate::run(*args),
         Command::Export(args) => export::run(args, &db),
         Command::Bench(args) => bench::run(args),
         Command::Ensemble(cmd) => ensemble::run(cmd, &db),

@@ -61,6 +61,10 @@ pub fn report_line(r: &Report) -> String {
             "loss {:.4} · exact match {:.4} · F1 {:.4}",
             r.loss, r.exact_match, r.f1
         ),
+        Report::Language(r) => format!(
+            "loss {:.4} · perplexity {:.3} · next-token accuracy {:.4} · {} tokens",
+            r.loss, r.perplexity, r.token_accuracy, r.tokens
+        ),
     }
 }
 

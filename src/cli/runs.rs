@@ -261,7 +261,10 @@ ensemble members, on the validation examples they all held out:"
                                 print!("{}", report_table(&labels, r));
                             }
                             Report::Entities(r) => print!("{}", entity_table(r)),
-                            Report::Choices(_) | Report::Answers(_) | Report::Tasks(_) => {}
+                            Report::Choices(_)
+                            | Report::Answers(_)
+                            | Report::Tasks(_)
+                            | Report::Language(_) => {}
                         }
                     }
                     Err(e) => eprintln!("note: the stored evaluation cannot be read ({e})"),

@@ -300,6 +300,13 @@ pub struct TrainArgs {
     /// Bottleneck adapters: relu, gelu, silu or tanh [default: relu].
     #[arg(long, value_name = "F", help_heading = "LoRA")]
     adapter_activation: Option<String>,
+    /// Causal LM: how conversations are written: auto (the model's chat template, else the
+    /// Alpaca prompt), none (the Alpaca prompt) or a Jinja template file [default: auto].
+    #[arg(long, value_name = "auto|none|FILE", help_heading = "Causal LM")]
+    chat_template: Option<String>,
+    /// Causal LM: learn the assistant's tokens only, or every token [default: assistant].
+    #[arg(long, value_name = "assistant|all", help_heading = "Causal LM")]
+    loss_on: Option<hone_app::types::LossOn>,
 }
 
 /// Parses `--also [NAME=]TASK:SOURCE` into a task trained beside the run's own.
@@ -338,6 +345,9 @@ fn parse_also(text: &str, quiet: bool) -> anyhow::Result<AlsoTask> {
             "--also '{text}': a multiple-choice task needs its option columns; describe it in an \
              [[also]] table of a --config file"
         ),
+        Task::CausalLm => {
+            bail!("--also '{text}': a causal LM is trained on its own, not as one task of several")
+        }
         Task::TokenClassification => {
             // JSON lines with tokens/tags arrays, else CoNLL (eng.train has no extension).
             let json = file
@@ -460,6 +470,9 @@ impl TrainArgs {
         if let (Some(_), Task::QuestionAnswering) = (&self.dataset, task) {
             bail!("question answering trains from files: --train with SQuAD JSON or JSON lines (stored datasets hold texts or tagged sentences)");
         }
+        if let (Some(_), Task::CausalLm) = (&self.dataset, task) {
+            bail!("a causal LM trains from files: --train with JSON or JSON lines of messages, instruction/input/output or text");
+        }
         if let Some(dataset) = &self.dataset {
             return Ok(DataConfig::Stored(StoredData {
                 dataset: dataset.clone(),
@@ -487,6 +500,8 @@ impl TrainArgs {
         let tokens = task == Task::TokenClassification;
         // SQuAD files name their fields: question, context, answers.
         let answers = task == Task::QuestionAnswering;
+        // Conversation files name their own fields (messages, instruction/output, text).
+        let conversations = task == Task::CausalLm;
         let mut text = self
             .choice
             .question_column
@@ -495,7 +510,8 @@ impl TrainArgs {
             .or(self.tokens_column.clone())
             .or(base.map(|b| b.text_column.clone()))
             .or(tokens.then(|| "tokens".to_string()))
-            .or(answers.then(|| "question".to_string()));
+            .or(answers.then(|| "question".to_string()))
+            .or(conversations.then(|| "messages".to_string()));
         let mut text_pair = self
             .columns
             .text_pair_column
@@ -508,7 +524,8 @@ impl TrainArgs {
             .or(self.tags_column.clone())
             .or(base.map(|b| b.label_column.clone()))
             .or(tokens.then(|| "tags".to_string()))
-            .or(answers.then(|| "answers".to_string()));
+            .or(answers.then(|| "answers".to_string()))
+            .or(conversations.then(|| "output".to_string()));
         let choice_columns = match self.choice.choices() {
             given if !given.is_empty() => given,
             _ => base.map(|b| b.choice_columns.clone()).unwrap_or_default(),
@@ -724,6 +741,8 @@ impl TrainArgs {
         set(&mut t.adapter_size, self.adapter_size);
         set(&mut t.adapter_placement, self.adapter_placement);
         set(&mut t.adapter_activation, self.adapter_activation.clone());
+        set(&mut t.chat_template, self.chat_template.clone());
+        set(&mut t.loss_on, self.loss_on);
         t.label_all_subtokens |= self.label_all_subtokens;
         if let (Some(scaling), None) = (scaling, self.lr) {
             // The preset's rate follows the batch size the flags settled on.

@@ -160,3 +160,27 @@ pub fn synthetic_answers(path: &std::path::Path) {
     }
     std::fs::write(path, lines).unwrap();
 }
+
+/// Instruction data a tiny decoder can learn (sums of small numbers, answered in words), as
+/// JSON lines in the three layouts Hone reads: Alpaca records, chat `messages`, plain text.
+pub fn synthetic_conversations(path: &std::path::Path) {
+    let words = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    ];
+    let mut lines = String::new();
+    for i in 0..48usize {
+        let (a, b) = (i % 5, (i / 5) % 6);
+        let question = format!("what is {} plus {} ?", words[a], words[b]);
+        let answer = format!("{} plus {} is {} .", words[a], words[b], words[a + b]);
+        let record = match i % 3 {
+            0 => serde_json::json!({"instruction": question, "input": "", "output": answer}),
+            1 => serde_json::json!({"messages": [
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": answer}]}),
+            _ => serde_json::json!({"text": format!("{question} {answer}")}),
+        };
+        lines.push_str(&record.to_string());
+        lines.push('\n');
+    }
+    std::fs::write(path, lines).unwrap();
+}

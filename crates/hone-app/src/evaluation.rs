@@ -79,6 +79,10 @@ pub fn evaluate_file(
             let read = read_choice_examples(file.path, file.format, &columns)?;
             (read.examples, read.warnings)
         }
+        Task::CausalLm => {
+            let read = hone_data::read_conversations(file.path)?;
+            (read.examples, read.warnings)
+        }
         Task::QuestionAnswering => {
             let read = hone_data::read_qa_examples(file.path)?;
             return evaluate_answers(model, &read.examples, file.answers, batch_size).map(
@@ -103,6 +107,20 @@ pub fn evaluate_examples(
     batch_size: usize,
 ) -> Result<Evaluation, AppError> {
     match model {
+        FineTunedModel::Language(m) => {
+            let report = m.evaluate(examples, batch_size)?;
+            Ok(Evaluation {
+                counted: format!(
+                    "{} conversations · {} learned tokens",
+                    examples.len(),
+                    report.tokens
+                ),
+                report: hone_engine::Report::Language(report),
+                truncated: 0,
+                truncation_note: String::new(),
+                notes: Vec::new(),
+            })
+        }
         FineTunedModel::Answers(_) => evaluate_answers(
             model,
             examples,

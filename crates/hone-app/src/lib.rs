@@ -42,8 +42,8 @@ pub mod token_lengths;
 /// hone-app's own functions.
 pub mod types {
     pub use hone_data::{
-        choice_letter, ChoiceColumns, ColumnSpec, DataError, Entity, Example, FileFormat,
-        SourceSpec, TagColumns,
+        choice_letter, ChatMessage, ChoiceColumns, ColumnSpec, DataError, Entity, Example,
+        FileFormat, LossOn, SourceSpec, TagColumns,
     };
     pub use hone_engine::bottleneck::Placement as AdapterPlacement;
     pub use hone_engine::config::{
@@ -51,6 +51,7 @@ pub mod types {
     };
     pub use hone_engine::curriculum::CurriculumOrder;
     pub use hone_engine::events::{CheckpointKind, RunStatus as TrainStatus};
+    pub use hone_engine::generate::{Generation, GenerationSettings, StopReason};
     pub use hone_engine::lr_find::{LrFindPoint, LrFindResult, LrFindSettings};
     pub use hone_engine::memory::FitSettings;
     pub use hone_engine::metrics::Metric;
@@ -78,7 +79,7 @@ pub use hone_store::Store;
 pub use import::{ImportRequest, ImportSummary};
 pub use job::{spawn, JobHandle};
 pub use run_config::{AlsoTask, DataConfig, FileData, PreviousTaskConfig, RunConfig, StoredData};
-pub use runs::{RunComparison, RunOutcome};
+pub use runs::{check_adapter_base, RunComparison, RunOutcome};
 
 /// The database and the folders around it.
 pub struct App {

@@ -27,6 +27,8 @@ pub enum FineTunedModel {
     Answers(AnswerPredictor),
     /// Several runs' models of one task and classes, combined (`hone ensemble create`).
     Ensemble(Box<crate::ensemble::Ensemble>),
+    /// `*ForCausalLM`: text generated (`hone generate`, the Playground's chat).
+    Language(Box<hone_engine::sft::LanguageModel>),
 }
 
 /// What a model says about some texts, by task.
@@ -81,7 +83,13 @@ impl FineTunedModel {
             return Ok(FineTunedModel::Ensemble(Box::new(ensemble)));
         }
         let device = &device.open()?;
-        Ok(match ModelSpec::from_dir(dir)?.task() {
+        let spec = ModelSpec::from_dir(dir)?;
+        if spec.family.is_decoder() {
+            return Ok(FineTunedModel::Language(Box::new(
+                hone_engine::sft::LanguageModel::load(dir, device, max_length)?,
+            )));
+        }
+        Ok(match spec.task() {
             Some(Task::TokenClassification) => {
                 FineTunedModel::Tokens(TokenPredictor::load(dir, device, max_length)?)
             }
@@ -91,7 +99,7 @@ impl FineTunedModel {
             Some(Task::QuestionAnswering) => {
                 FineTunedModel::Answers(AnswerPredictor::load(dir, device, max_length)?)
             }
-            Some(Task::SequenceClassification) | None => {
+            Some(Task::SequenceClassification | Task::CausalLm) | None => {
                 FineTunedModel::Classes(Predictor::load(dir, device, max_length)?)
             }
         })
@@ -105,6 +113,7 @@ impl FineTunedModel {
             FineTunedModel::Choices(_) => Task::MultipleChoice,
             FineTunedModel::Answers(_) => Task::QuestionAnswering,
             FineTunedModel::Ensemble(e) => e.manifest.task,
+            FineTunedModel::Language(_) => Task::CausalLm,
         }
     }
 
@@ -116,6 +125,7 @@ impl FineTunedModel {
             FineTunedModel::Choices(p) => p.labels(),
             FineTunedModel::Answers(p) => p.labels(),
             FineTunedModel::Ensemble(e) => &e.manifest.labels,
+            FineTunedModel::Language(_) => &[],
         }
     }
 
@@ -155,6 +165,10 @@ impl FineTunedModel {
             FineTunedModel::Answers(_) => Err(AppError::Invalid(
                 "this model finds answers in a passage: give a question and its context".into(),
             )),
+            FineTunedModel::Language(_) => Err(AppError::Invalid(
+                "this model writes text: generate with it (hone generate, or the Playground's chat)"
+                    .into(),
+            )),
             FineTunedModel::Ensemble(e) => {
                 let inputs: Vec<(String, Option<String>)> = texts
                     .iter()
@@ -183,6 +197,17 @@ impl FineTunedModel {
             )),
             other => Err(AppError::Invalid(format!(
                 "options are for multiple-choice models; this one is for {}",
+                other.task().display_name()
+            ))),
+        }
+    }
+
+    /// The language model, for generation; an error names what this model does instead.
+    pub fn language_model(&self) -> Result<&hone_engine::sft::LanguageModel, AppError> {
+        match self {
+            FineTunedModel::Language(m) => Ok(m),
+            other => Err(AppError::Invalid(format!(
+                "generation needs a causal LM (Llama, Qwen2, Mistral, SmolLM); this model is for {}",
                 other.task().display_name()
             ))),
         }

@@ -361,6 +361,7 @@ pub fn load_files(files: &FileData, task: Task, seed: u64) -> Result<TrainingDat
         Task::TokenClassification => return load_tagged_files(files, seed),
         Task::MultipleChoice => return load_choice_files(files, seed),
         Task::QuestionAnswering => return load_answer_files(files, seed),
+        Task::CausalLm => return load_conversation_files(files, seed),
         Task::SequenceClassification => {}
     }
     if !files.choice_columns.is_empty() || files.context_column.is_some() {
@@ -459,6 +460,25 @@ fn load_answer_files(files: &FileData, seed: u64) -> Result<TrainingData, AppErr
         seed,
         notices,
     )?)
+}
+
+fn load_conversation_files(files: &FileData, seed: u64) -> Result<TrainingData, AppError> {
+    let FilesRead {
+        train,
+        valid,
+        notices,
+    } = read_both(files, &mut |path, notices| {
+        let file = hone_data::read_conversations(path)?;
+        notices.extend(file.warnings);
+        Ok(file.examples)
+    })?;
+    Ok(hone_engine::sft::conversation_data(
+        train,
+        valid,
+        files.valid_fraction,
+        seed,
+        notices,
+    ))
 }
 
 fn load_tagged_files(files: &FileData, seed: u64) -> Result<TrainingData, AppError> {

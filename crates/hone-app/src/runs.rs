@@ -163,7 +163,7 @@ pub(crate) fn stored_data(
         EngineTask::TokenClassification => {
             tagged_data(train, valid, data.valid_fraction, seed, Vec::new())
         }
-        EngineTask::MultipleChoice | EngineTask::QuestionAnswering => {
+        EngineTask::MultipleChoice | EngineTask::QuestionAnswering | EngineTask::CausalLm => {
             return Err(AppError::Invalid(format!(
                 "dataset '{name}' holds {}; {} trains from files (--train)",
                 task.display_name(),
@@ -1015,6 +1015,32 @@ fn copy_level(source: &Path, into: &Path, ensemble: bool) -> Result<(), hone_eng
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// Checks that the adapter folder `adapter` is built on the model folder `base` (generating
+/// with `--model BASE --adapter ADAPTER`): the folder its settings resolve to is `base`.
+pub fn check_adapter_base(adapter: &Path, base: &Path) -> Result<(), AppError> {
+    let found = hone_engine::lora::base_folder(adapter)?;
+    if found == adapter {
+        return Err(AppError::Invalid(format!(
+            "{} is not an adapter folder (no adapter_config.json)",
+            adapter.display()
+        )));
+    }
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    if !same(&found, base) {
+        return Err(AppError::Invalid(format!(
+            "the adapter {} is built on {}, not {}; give that model, or the adapter alone as \
+             --model",
+            adapter.display(),
+            found.display(),
+            base.display()
+        )));
     }
     Ok(())
 }

@@ -253,6 +253,17 @@ pub enum LossOn {
     All,
 }
 
+impl std::str::FromStr for LossOn {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "assistant" => Ok(LossOn::Assistant),
+            "all" => Ok(LossOn::All),
+            other => Err(format!("unknown loss setting '{other}' (assistant or all)")),
+        }
+    }
+}
+
 /// A conversation encoded for training: its tokens, and per token its next token where the
 /// loss is taken (`ignore` elsewhere, and on the last token).
 #[derive(Debug, Clone, PartialEq, Eq)]

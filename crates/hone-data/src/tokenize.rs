@@ -192,6 +192,16 @@ impl TextTokenizer {
         &self.inner
     }
 
+    /// Encodes one text as it is, with the tokenizer's special tokens or without (a chat
+    /// template writes its own).
+    pub fn encode_plain(&self, text: &str, special: bool) -> Result<EncodedExample, DataError> {
+        let e = self
+            .inner
+            .encode(text, special)
+            .map_err(|e| DataError::Encode(e.to_string()))?;
+        Ok(EncodedExample::from(&e))
+    }
+
     /// Decodes token ids to text, special tokens dropped.
     pub fn decode(&self, ids: &[u32]) -> Result<String, DataError> {
         self.inner

@@ -294,12 +294,16 @@ pub fn merge_adapter(dir: &Path, out: &Path) -> Result<(), EngineError> {
         }
     };
     let task = spec.task().unwrap_or_default();
-    let labels = spec
-        .labels
-        .clone()
-        .ok_or_else(|| EngineError::NoClassificationHead {
-            path: dir.to_path_buf(),
-        })?;
+    let labels = match (task, spec.labels.clone()) {
+        // A language model's classes are its vocabulary.
+        (Task::CausalLm, _) => Vec::new(),
+        (_, Some(labels)) => labels,
+        (_, None) => {
+            return Err(EngineError::NoClassificationHead {
+                path: dir.to_path_buf(),
+            })
+        }
+    };
     let model = Model::load(dir, task, labels.len(), None, &candle_core::Device::Cpu, 0)?;
     let tokenizer = TextTokenizer::from_model_dir(
         &crate::lora::tokenizer_folder(dir)?,
@@ -415,6 +419,10 @@ pub fn export_adapter(
 }
 
 fn check_labels(model: &Model, labels: &[String]) -> Result<(), EngineError> {
+    // A language model's classes are its vocabulary, which has no label names.
+    if model.task() == Task::CausalLm {
+        return Ok(());
+    }
     if labels.len() != model.num_labels() {
         return Err(EngineError::InvalidConfig(format!(
             "{} label names for a {}-class model",

@@ -22,6 +22,7 @@ pub mod error;
 pub mod events;
 pub mod ewc;
 pub mod export;
+pub mod generate;
 pub mod graph;
 pub mod inference;
 pub mod job;

@@ -131,3 +131,164 @@ impl Conversations {
         Ok(set)
     }
 }
+
+/// Causal-LM data: the conversations given for validation, or else a seeded share of the
+/// training ones. A language model has no classes.
+pub fn conversation_data(
+    train: Vec<Example>,
+    valid: Option<Vec<Example>>,
+    valid_fraction: f64,
+    seed: u64,
+    notices: Vec<String>,
+) -> crate::job::TrainingData {
+    let (train, valid) = crate::job::given_or_held_out(train, valid, valid_fraction, seed);
+    crate::job::TrainingData {
+        task: crate::models::Task::CausalLm,
+        labels: hone_data::LabelSet::from_names(Vec::new()),
+        train,
+        valid,
+        notices,
+    }
+}
+
+/// A causal LM loaded from a model or adapter folder: for generation and evaluation.
+pub struct LanguageModel {
+    model: crate::models::Model,
+    tokenizer: TextTokenizer,
+    chat: Conversations,
+    end_tokens: Vec<u32>,
+}
+
+impl LanguageModel {
+    /// Loads `dir` (a `*ForCausalLM` folder, a base decoder, or an adapter folder on one);
+    /// `max_length` (default: the model's context) bounds the prompts.
+    pub fn load(
+        dir: &Path,
+        device: &candle_core::Device,
+        max_length: Option<usize>,
+    ) -> Result<Self, EngineError> {
+        let spec = ModelSpec::from_dir(dir)?;
+        if !spec.family.is_decoder() {
+            return Err(EngineError::InvalidConfig(format!(
+                "{} is a {} model, not a causal LM: generation needs a decoder (Llama, \
+                 Qwen2, Mistral, SmolLM)",
+                dir.display(),
+                spec.family.name()
+            )));
+        }
+        let context = spec.max_sequence_length();
+        let max_length = max_length.unwrap_or(context).min(context);
+        let model =
+            crate::models::Model::load(dir, crate::models::Task::CausalLm, 0, None, device, 0)?;
+        let tokenizer_dir = crate::lora::tokenizer_folder(dir)?;
+        let tokenizer = TextTokenizer::from_model_dir(&tokenizer_dir, max_length)?;
+        let chat = Conversations::for_model(
+            &tokenizer_dir,
+            &spec,
+            &tokenizer,
+            &TemplateChoice::Auto,
+            LossOn::Assistant,
+        )?;
+        let mut end_tokens: Vec<u32> = spec
+            .encoder
+            .decoder
+            .as_ref()
+            .map(|d| d.eos_token_ids.clone())
+            .unwrap_or_default();
+        end_tokens.extend(chat.eos());
+        end_tokens.sort_unstable();
+        end_tokens.dedup();
+        Ok(LanguageModel {
+            model,
+            tokenizer,
+            chat,
+            end_tokens,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &crate::models::Model {
+        &self.model
+    }
+
+    /// True when the model has a chat template (else chat prompts use the Alpaca prompt).
+    pub fn has_chat_template(&self) -> bool {
+        self.chat.has_template()
+    }
+
+    /// The tokens of a prompt: as one user turn of a chat (`chat`, through the template and
+    /// its generation prompt), or as plain text to continue.
+    pub fn prompt_tokens(
+        &self,
+        messages: &[hone_data::ChatMessage],
+        chat: bool,
+    ) -> Result<Vec<u32>, EngineError> {
+        let (text, special) = match (chat, self.chat.template()) {
+            (true, Some(template)) => (template.render(messages, true)?, false),
+            (true, None) => {
+                let mut text = String::new();
+                for m in messages {
+                    match m.role.as_str() {
+                        "assistant" => text.push_str(&format!("### Response:\n{}\n\n", m.content)),
+                        "system" => text.push_str(&format!("{}\n\n", m.content)),
+                        _ => text.push_str(&format!("### Instruction:\n{}\n\n", m.content)),
+                    }
+                }
+                text.push_str("### Response:\n");
+                (text, true)
+            }
+            (false, _) => (
+                messages
+                    .iter()
+                    .map(|m| m.content.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                true,
+            ),
+        };
+        let encoded = self.tokenizer.encode_plain(&text, special)?;
+        if encoded.truncated {
+            return Err(EngineError::InvalidConfig(format!(
+                "the prompt is longer than {} tokens; shorten it or raise the maximum length",
+                self.tokenizer.max_length()
+            )));
+        }
+        Ok(encoded.input_ids)
+    }
+
+    /// Generates the answer to `messages` (`chat`) or the continuation of their text,
+    /// streaming the text to `on_text` (which returns false to stop).
+    pub fn generate(
+        &self,
+        messages: &[hone_data::ChatMessage],
+        chat: bool,
+        settings: &crate::generate::GenerationSettings,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<crate::generate::Generation, EngineError> {
+        let prompt = self.prompt_tokens(messages, chat)?;
+        crate::generate::generate(
+            &self.model,
+            &self.tokenizer,
+            &prompt,
+            &self.end_tokens,
+            settings,
+            on_text,
+        )
+    }
+
+    /// Loss, perplexity and next-token accuracy on conversations, as the run scored its
+    /// validation set (the model's template, the assistant's tokens).
+    pub fn evaluate(
+        &self,
+        examples: &[Example],
+        batch_size: usize,
+    ) -> Result<crate::metrics::LanguageReport, EngineError> {
+        let set = self.chat.encode(&self.tokenizer, examples)?;
+        crate::inference::evaluate_language(
+            &self.model,
+            &set,
+            batch_size,
+            &mut crate::step::Stepper::new(&self.model, true),
+        )
+    }
+}

@@ -84,3 +84,54 @@ fn encoder_families_refuse_a_language_model_head_and_decoders_a_classifier() {
     .to_string();
     assert!(err.contains("Llama") && err.contains("causal-lm"), "{err}");
 }
+
+/// Generation through the key/value cache picks, token by token, what a full forward pass
+/// over the whole text picks (greedy), on both decoders.
+#[test]
+fn cached_generation_follows_full_passes() {
+    use hone_engine::generate::{generate, GenerationSettings};
+    for family in ["llama", "qwen2"] {
+        let dir = tiny_model(family);
+        let model = load(&dir);
+        let tokenizer = hone_data::TextTokenizer::from_model_dir(&dir, 64).unwrap();
+        let prompt = [5u32, 17, 42, 7];
+        let settings = GenerationSettings {
+            max_new_tokens: 8,
+            ..Default::default()
+        };
+        let mut streamed = String::new();
+        let got = generate(&model, &tokenizer, &prompt, &[], &settings, &mut |t| {
+            streamed.push_str(t);
+            true
+        })
+        .unwrap();
+        assert_eq!(got.tokens.len(), 8, "{family}");
+        assert_eq!(
+            streamed, got.text,
+            "{family}: the stream adds up to the text"
+        );
+        let mut text = prompt.to_vec();
+        let mut stepper = hone_engine::step::Stepper::new(&model, true);
+        for &token in &got.tokens {
+            let n = text.len();
+            let batch = hone_data::Batch {
+                input_ids: text.clone(),
+                token_type_ids: vec![0; n],
+                attention_mask: vec![1; n],
+                labels: Vec::new(),
+                batch_size: 1,
+                seq_len: n,
+                padded_options: Vec::new(),
+                soft_targets: Vec::new(),
+            };
+            let logits = stepper.logits(&model, &batch).unwrap();
+            let last = logits.rows().last().unwrap();
+            assert_eq!(
+                hone_engine::inference::argmax(last),
+                token,
+                "{family} after {n}"
+            );
+            text.push(token);
+        }
+    }
+}

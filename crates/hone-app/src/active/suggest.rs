@@ -201,6 +201,7 @@ fn task_words(task: Task) -> &'static str {
         Task::TokenClassification => "named entities",
         Task::MultipleChoice => "multiple choice",
         Task::QuestionAnswering => "question answering",
+        Task::CausalLm => "text generation",
     }
 }
 
@@ -227,12 +228,13 @@ fn score_chunk(
             uncertainty,
         };
     match model {
-        FineTunedModel::Choices(_) | FineTunedModel::Ensemble(_) | FineTunedModel::Answers(_) => {
-            Err(AppError::Invalid(format!(
-                "the labeling assistant works with classifiers and taggers; this model is for {}",
-                model.task().display_name()
-            )))
-        }
+        FineTunedModel::Choices(_)
+        | FineTunedModel::Ensemble(_)
+        | FineTunedModel::Answers(_)
+        | FineTunedModel::Language(_) => Err(AppError::Invalid(format!(
+            "the labeling assistant works with classifiers and taggers; this model is for {}",
+            model.task().display_name()
+        ))),
         FineTunedModel::Classes(p) => {
             let inputs: Vec<(String, Option<String>)> = chunk
                 .iter()

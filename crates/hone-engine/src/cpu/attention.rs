@@ -116,6 +116,84 @@ fn check(spans: &[Span], shape: AttentionShape, queries: &[usize], keys: &[usize
     assert!(end <= tokens, "a span goes past the last token");
 }
 
+/// The keys and values of a sequence's tokens so far, per layer (generation): each pass adds
+/// its tokens' and attends to all of them, causally.
+#[derive(Default)]
+pub struct KvCache {
+    layers: Vec<(Vec<f32>, Vec<f32>)>,
+    /// The layer the next attention call of the pass belongs to.
+    next: usize,
+    /// Values per cached token (key/value heads × head size).
+    width: usize,
+}
+
+impl KvCache {
+    /// Tokens cached (in the first layer).
+    pub fn len(&self) -> usize {
+        self.layers
+            .first()
+            .map_or(0, |(k, _)| k.len() / self.width.max(1))
+    }
+
+    /// True before the first pass.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A pass starts at the bottom layer.
+    pub fn start_pass(&mut self) {
+        self.next = 0;
+    }
+
+    /// `ctx` of the pass's tokens (`q`: `[n × hidden]`; `k`, `v`: their `[n × kv hidden]`),
+    /// attending causally to the cached tokens and themselves; adds `k` and `v` to the cache.
+    pub fn attend(
+        &mut self,
+        ctx: &mut [f32],
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        shape: AttentionShape,
+    ) -> Result<(), crate::EngineError> {
+        let (hidden, kv_hidden, d) = (shape.hidden(), shape.kv_hidden(), shape.head_dim);
+        if self.layers.len() <= self.next {
+            self.layers.push((Vec::new(), Vec::new()));
+        }
+        self.width = kv_hidden;
+        let (keys, values) = &mut self.layers[self.next];
+        self.next += 1;
+        let past = keys.len() / kv_hidden;
+        keys.extend_from_slice(k);
+        values.extend_from_slice(v);
+        let n = q.len() / hidden;
+        if k.len() != n * kv_hidden || v.len() != k.len() || ctx.len() != q.len() {
+            return Err(crate::EngineError::InvalidConfig(
+                "cached attention takes one sequence's queries, keys and values".into(),
+            ));
+        }
+        let scale = 1.0 / (d as f32).sqrt();
+        let (keys, values) = (&keys[..], &values[..]);
+        ctx.par_chunks_mut(d).enumerate().for_each(|(slot, out)| {
+            let (i, head) = (slot / shape.heads, slot % shape.heads);
+            let kv = head / shape.group();
+            let query = &q[i * hidden + head * d..][..d];
+            let seen = past + i + 1;
+            let mut scores: Vec<f32> = (0..seen)
+                .map(|j| math::dot(query, &keys[j * kv_hidden + kv * d..][..d]) * scale)
+                .collect();
+            let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            scores.iter_mut().for_each(|s| *s = math::exp(*s - max));
+            let inv = 1.0 / math::sum(&scores);
+            out.fill(0.0);
+            for (j, &p) in scores.iter().enumerate() {
+                let row = &values[j * kv_hidden + kv * d..][..d];
+                out.iter_mut().zip(row).for_each(|(o, v)| *o += p * inv * v);
+            }
+        });
+        Ok(())
+    }
+}
+
 /// (span, query head, offset of its probability block) for every task.
 fn tasks(spans: &[Span], heads: usize) -> Vec<(Span, usize, usize)> {
     let mut out = Vec::with_capacity(spans.len() * heads);

@@ -286,6 +286,8 @@ pub struct HostGraph<'a> {
     next_id: usize,
     /// The rotary angles of this batch's positions (every layer uses the same).
     rotary: Option<(Rotary, Arc<RotaryTable>)>,
+    /// Generation: the keys and values of the tokens before this batch's, per layer.
+    cache: Option<&'a mut attention::KvCache>,
 }
 
 impl<'a> HostGraph<'a> {
@@ -314,7 +316,16 @@ impl<'a> HostGraph<'a> {
             tape: Vec::new(),
             next_id: 0,
             rotary: None,
+            cache: None,
         }
+    }
+
+    /// An evaluation pass of one sequence that continues the tokens in `cache`: each
+    /// attention attends to them too and adds this pass's keys and values to them.
+    pub fn with_cache(mut self, cache: &'a mut attention::KvCache) -> Self {
+        cache.start_pass();
+        self.cache = Some(cache);
+        self
     }
 
     fn index(&self, p: &Param) -> Result<usize, EngineError> {
@@ -559,6 +570,10 @@ impl Graph for HostGraph<'_> {
         };
         let p = if self.train { p } else { 0.0 };
         let mut out = self.pool.take(q.data.len());
+        if let Some(cache) = self.cache.as_deref_mut() {
+            cache.attend(&mut out, &q.data, &k.data, &v.data, shape)?;
+            return Ok(self.untracked(out, hidden));
+        }
         let spans = self.tokens.spans();
         let probs = spans.iter().map(|s| s.len * s.len).sum::<usize>() * heads.query;
         let mut saved = AttentionSaved::with_buffer(self.pool.take_vec(probs));

@@ -16,7 +16,7 @@ pub mod autograd;
 pub mod host;
 pub mod tokens;
 
-pub use tokens::{IdLimits, Span, TokenIds, Tokens, IGNORE_LABEL, PADDED_OPTION_SCORE};
+pub use tokens::{IdLimits, LabelsPer, Span, TokenIds, Tokens, IGNORE_LABEL, PADDED_OPTION_SCORE};
 
 use crate::models::nn::{LayerNorm, Linear, RmsNorm, Rotary};
 use crate::ops::Activation;

@@ -49,11 +49,12 @@ pub fn read_qa_examples(path: &Path) -> Result<ExampleFile, DataError> {
     Ok(ExampleFile { examples, warnings })
 }
 
+/// A JSON file's records by line, and the warnings of reading it.
+pub(crate) type JsonRecords = (Vec<(u64, Value)>, Vec<String>);
+
 /// The records of a JSON file: one object (line 0), a JSON array of objects (numbered from
 /// 1) or JSON lines (numbered by line); and the warnings of reading it (a guessed encoding).
-pub(crate) fn read_json_records(
-    path: &Path,
-) -> Result<(Vec<(u64, Value)>, Vec<String>), DataError> {
+pub(crate) fn read_json_records(path: &Path) -> Result<JsonRecords, DataError> {
     let (mut stream, warning) =
         crate::source::decode::open_text(path, None, Arc::new(AtomicU64::new(0)))?;
     let mut text = String::new();

@@ -201,21 +201,13 @@ mod tests {
         let mut dx = vec![0f32; x.len()];
         let mut dg = vec![0f32; cols];
         rms_norm_backward(&mut dx, &w, &x, &g, &rstd, cols, Some(&mut dg));
-        for i in 0..x.len() {
+        for (i, &got) in dx.iter().enumerate() {
             let want = numeric(|a| loss(a, &g), &x, i);
-            assert!(
-                (dx[i] as f64 - want).abs() < 2e-3,
-                "dx[{i}] {} vs {want}",
-                dx[i]
-            );
+            assert!((got as f64 - want).abs() < 2e-3, "dx[{i}] {got} vs {want}");
         }
-        for i in 0..cols {
+        for (i, &got) in dg.iter().enumerate() {
             let want = numeric(|a| loss(&x, a), &g, i);
-            assert!(
-                (dg[i] as f64 - want).abs() < 2e-3,
-                "dg[{i}] {} vs {want}",
-                dg[i]
-            );
+            assert!((got as f64 - want).abs() < 2e-3, "dg[{i}] {got} vs {want}");
         }
     }
 

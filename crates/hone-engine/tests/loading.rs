@@ -211,7 +211,7 @@ fn folders_without_config_or_weights_and_unknown_architectures_are_clear_errors(
     .unwrap();
     let err = load(dir.path()).err().unwrap().to_string();
     assert!(err.contains("has no weights"), "{err}");
-    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "llama"}"#).unwrap();
+    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "gpt2"}"#).unwrap();
     let err = load(dir.path()).err().unwrap();
     assert!(
         matches!(err, EngineError::UnsupportedArchitecture { .. }),

@@ -21,13 +21,17 @@ use crate::names::{
 };
 use crate::{HubClient, HubError};
 
-/// Tokenizer files of the families Hone trains (whichever the repository has); hone-app's tests
-/// check it holds every file of every family descriptor in the engine.
+/// Tokenizer files (and a decoder's chat template and generation settings) of the families Hone
+/// trains, whichever the repository has; hone-app's tests check it holds every file of every
+/// family descriptor in the engine.
 pub const TOKENIZER_FILES: &[&str] = &[
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
     "added_tokens.json",
+    "chat_template.jinja",
+    "generation_config.json",
+    "tokenizer.model",
     "vocab.txt",
     "vocab.json",
     "merges.txt",

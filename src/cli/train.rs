@@ -148,6 +148,9 @@ pub struct TrainArgs {
     /// Seed of shuffling, dropout, head initialisation and the validation split [default: 42].
     #[arg(long, help_heading = "Training")]
     seed: Option<u64>,
+    /// Take the training examples in the file's order every epoch instead of shuffling them.
+    #[arg(long, help_heading = "Training")]
+    no_shuffle: bool,
     /// Validate every N optimizer steps instead of every epoch.
     #[arg(long, value_name = "N", help_heading = "Training")]
     eval_every: Option<u64>,
@@ -677,6 +680,9 @@ impl TrainArgs {
         }
         set(&mut t.grad_accum, self.grad_accum);
         set(&mut t.seed, self.seed);
+        if self.no_shuffle {
+            t.shuffle = false;
+        }
         if self.eval_every.is_some() {
             t.eval_every = self.eval_every;
         }

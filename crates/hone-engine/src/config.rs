@@ -133,6 +133,9 @@ pub struct TrainingConfig {
     /// Seed of shuffling, dropout, head initialisation and the validation split: same seed,
     /// same run.
     pub seed: u64,
+    /// Shuffle the training examples every epoch; off takes them in the file's order (to
+    /// repeat another tool's run batch for batch, or for data already in the order wanted).
+    pub shuffle: bool,
     /// Evaluate every N optimizer steps; `None` evaluates at the end of each epoch.
     pub eval_every: Option<u64>,
     /// Also write the resumable `last` checkpoint every N optimizer steps (it is always written
@@ -378,6 +381,7 @@ impl Default for TrainingConfig {
             clip_norm: Some(1.0),
             grad_accum: 1,
             seed: 42,
+            shuffle: true,
             eval_every: None,
             checkpoint_every: None,
             checkpoint_minutes: Some(5.0),

@@ -798,6 +798,13 @@ pub fn fine_tune_data(
                 .into(),
         ));
     }
+    if paths.multitask.is_some() && !cfg.shuffle {
+        return Err(EngineError::InvalidConfig(
+            "a multi-task run draws each step's task at random, so it cannot keep the file's \
+             order: turn shuffling back on"
+                .into(),
+        ));
+    }
     let Prepared {
         spec,
         device,

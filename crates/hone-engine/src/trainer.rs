@@ -349,7 +349,8 @@ impl Trainer<'_> {
         )
     }
 
-    /// The order of epoch `epoch`: from easy to hard while a curriculum lasts, shuffled after.
+    /// The order of epoch `epoch`: from easy to hard while a curriculum lasts, shuffled after
+    /// (or the file's order when shuffling is off).
     pub fn epoch_order(&self, epoch: u32) -> Vec<usize> {
         let cfg = self.cfg;
         let difficulty = (epoch < cfg.curriculum_epochs)
@@ -357,6 +358,7 @@ impl Trainer<'_> {
             .flatten();
         match difficulty {
             Some(d) => curriculum_order(&d, cfg.seed, epoch as u64),
+            None if !cfg.shuffle => (0..self.train.len()).collect(),
             None => epoch_order(self.train.len(), cfg.seed, epoch as u64),
         }
     }

@@ -814,6 +814,17 @@ fn a_length_curriculum_starts_short_and_ends_shuffled() {
         trainer.epoch_order(1),
         hone_data::epoch_order(n, cfg.seed, 1)
     );
+    // Without shuffling, the epochs after the curriculum keep the file's order.
+    let in_order = TrainingConfig {
+        shuffle: false,
+        ..cfg.clone()
+    };
+    let trainer = Trainer {
+        cfg: &in_order,
+        ..trainer
+    };
+    assert_eq!(trainer.epoch_order(0), first);
+    assert_eq!(trainer.epoch_order(1), (0..n).collect::<Vec<_>>());
 }
 
 #[test]

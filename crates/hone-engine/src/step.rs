@@ -16,7 +16,9 @@ use crate::cpu::HostGrads;
 use crate::distill::{distilled_loss_sum, Distill};
 use crate::ewc::Ewc;
 use crate::graph::autograd::{cross_entropy_sum, AutogradGraph};
-use crate::graph::host::{self, cross_entropy_grad, HostGraph, Pool, WeightGuards};
+use crate::graph::host::{
+    self, cross_entropy_grad, language_model_loss_grad, HostGraph, Pool, WeightGuards,
+};
 use crate::graph::tokens::LabelsPer;
 use crate::graph::Tokens;
 use crate::models::Model;
@@ -272,19 +274,44 @@ fn host_step(
             rng,
             state.pool.clone(),
         );
-        let logits = model.forward(&mut g)?;
-        let tape = g.finish();
-        if let Some(kept) = &mut timing.logits {
-            kept.push(host_logits(&logits, tokens));
-        }
-        let (loss, d_logits) =
-            cross_entropy_grad(&logits, tokens, labels, soft, scale, &state.pool)?;
+        // A language model's output layer goes with its loss, a chunk of learned tokens at a
+        // time, unless the logits themselves are asked for.
+        let fused = model
+            .output_layer()
+            .filter(|_| timing.logits.is_none() && soft.is_none());
+        let (out, tape, loss, d_out) = match fused {
+            Some(weight) => {
+                let hidden = model.forward_hidden(&mut g)?;
+                let tape = g.finish();
+                let (loss, d_hidden) = language_model_loss_grad(
+                    &hidden,
+                    weight,
+                    model.params(),
+                    &weights,
+                    labels,
+                    scale,
+                    &state.pool,
+                    &mut state.grads,
+                )?;
+                (hidden, tape, loss, d_hidden)
+            }
+            None => {
+                let logits = model.forward(&mut g)?;
+                let tape = g.finish();
+                if let Some(kept) = &mut timing.logits {
+                    kept.push(host_logits(&logits, tokens));
+                }
+                let (loss, d_logits) =
+                    cross_entropy_grad(&logits, tokens, labels, soft, scale, &state.pool)?;
+                (logits, tape, loss, d_logits)
+            }
+        };
         if !loss.is_finite() {
             return Err(EngineError::NonFiniteLoss { step, value: loss });
         }
         timing.loss_sum += loss;
         let t1 = Instant::now();
-        tape.backward(&weights, &logits, d_logits, &mut state.grads)?;
+        tape.backward(&weights, &out, d_out, &mut state.grads)?;
         timing.forward_s += (t1 - t0).as_secs_f64();
         timing.backward_s += t1.elapsed().as_secs_f64();
     }
@@ -423,7 +450,9 @@ pub struct BatchGradients {
 
 /// The gradients of one training forward and backward pass over `batch` (dropout from
 /// `rng`), on the CPU graph when `fast` allows it, on candle's autograd otherwise; no
-/// optimizer step. For checks against a reference and between the two graphs.
+/// optimizer step. For checks against a reference and between the two graphs: the loss and
+/// gradients are those of a training step (a language model's output layer fused with its
+/// loss on the CPU graph).
 pub fn gradients(
     model: &Model,
     batch: &Batch,
@@ -445,7 +474,28 @@ pub fn gradients(
     let mut stepper = Stepper::new(model, fast);
     match &mut stepper.host {
         Some(state) => {
+            // A language model's output layer goes with its loss (as in training): its logits
+            // come from a second pass of the same dropout masks.
+            let fused = model.output_layer().is_some();
+            let start = rng.clone();
+            if fused {
+                timing.logits = None;
+            }
             host_step(model, state, packed, &[], scale, &mut rng, 1, &mut timing)?;
+            if fused {
+                let mut rng = start;
+                let guards = WeightGuards::lock(model.params());
+                let weights = guards.weights()?;
+                let mut g = HostGraph::new(
+                    &tokens,
+                    model.params(),
+                    &weights,
+                    Some(&state.grads),
+                    &mut rng,
+                    state.pool.clone(),
+                );
+                timing.logits = Some(vec![host_logits(&model.forward(&mut g)?, &tokens)]);
+            }
             for (i, p) in model.params().all().iter().enumerate() {
                 if let Some(g) = state.grads.get(i) {
                     let t = candle_core::Tensor::from_slice(g, p.var().dims(), &Device::Cpu)?;

@@ -7,6 +7,7 @@ pub mod decoder;
 pub mod gemm;
 pub mod grads;
 pub mod kernels;
+pub mod lm_loss;
 pub mod math;
 
 pub use grads::HostGrads;

@@ -19,6 +19,7 @@ use crate::cpu::kernels::{
     activation, activation_backward, cross_entropy, layer_norm, layer_norm_backward, DropMask,
     NormStats,
 };
+use crate::cpu::lm_loss::lm_head_loss;
 use crate::models::nn::{LayerNorm, RmsNorm, Rotary};
 use crate::ops::Activation;
 use crate::params::{Param, ParamStore};
@@ -692,6 +693,58 @@ impl Graph for HostGraph<'_> {
         }
         Ok(self.value(out, h, x.grad, || Op::FirstTokens { x: x.id }))
     }
+}
+
+/// A language model's output layer (`weight`, no bias) and its cross-entropy against
+/// `labels` (one per row of `hidden`) in one chunked pass ([`lm_head_loss`]): the summed loss,
+/// and `∂(loss · scale)/∂hidden`; the layer's weight gradient is added to `grads` when it
+/// trains (a tied embedding, in full fine-tuning).
+pub fn language_model_loss_grad(
+    hidden: &HostValue,
+    weight: &Param,
+    params: &ParamStore,
+    weights: &Weights,
+    labels: &[u32],
+    scale: f64,
+    pool: &Pool,
+    grads: &mut HostGrads,
+) -> Result<(f64, Buf), EngineError> {
+    let w = params.index_of(weight.name()).ok_or_else(|| {
+        EngineError::InvalidConfig(format!(
+            "{} is not a parameter of this model",
+            weight.name()
+        ))
+    })?;
+    let dims = weight.var().dims();
+    let (vocab, h) = (dims[0], dims[1]);
+    if hidden.cols != h || labels.len() != hidden.rows() {
+        return Err(EngineError::InvalidConfig(format!(
+            "{} labels for {} rows of {} features; the output layer takes {h}",
+            labels.len(),
+            hidden.rows(),
+            hidden.cols
+        )));
+    }
+    if let Some(&bad) = labels
+        .iter()
+        .find(|&&y| y != super::IGNORE_LABEL && y as usize >= vocab)
+    {
+        return Err(EngineError::InvalidConfig(format!(
+            "token {bad} is past the model's {vocab}-word vocabulary"
+        )));
+    }
+    let mut d_hidden = pool.take(hidden.data.len());
+    let loss = lm_head_loss(
+        &hidden.data,
+        h,
+        &weights[w],
+        vocab,
+        labels,
+        scale,
+        &mut d_hidden,
+        grads.get_mut(w),
+    );
+    Ok((loss, d_hidden))
 }
 
 /// Cross-entropy of `logits` against `labels` (one per row, [`super::IGNORE_LABEL`] for no

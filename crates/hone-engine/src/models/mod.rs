@@ -329,12 +329,26 @@ impl Model {
 
     /// Logits of the graph's batch: `[sequences × labels]` or `[tokens × labels]` by task.
     pub fn forward<G: Graph>(&self, g: &mut G) -> Result<G::Value, EngineError> {
-        let hidden = match self.backbone.as_ref() {
-            Backbone::Bert(m) => m.forward(g)?,
-            Backbone::DistilBert(m) => m.forward(g)?,
-            Backbone::Llama(m) => m.forward(g)?,
-        };
+        let hidden = self.forward_hidden(g)?;
         self.head.forward(g, hidden)
+    }
+
+    /// The backbone's last hidden states, `[tokens × hidden]` (the head's input).
+    pub fn forward_hidden<G: Graph>(&self, g: &mut G) -> Result<G::Value, EngineError> {
+        match self.backbone.as_ref() {
+            Backbone::Bert(m) => m.forward(g),
+            Backbone::DistilBert(m) => m.forward(g),
+            Backbone::Llama(m) => m.forward(g),
+        }
+    }
+
+    /// A language model's output layer (`[vocabulary × hidden]`, no bias): the CPU path
+    /// computes it together with the loss, a chunk of tokens at a time; `None` for other heads.
+    pub fn output_layer(&self) -> Option<&Param> {
+        match &self.head {
+            Head::LanguageModel { weight } => Some(weight),
+            _ => None,
+        }
     }
 
     /// The task of the head.

@@ -60,6 +60,9 @@ pub struct FitArgs {
     /// memory stays sized for --max-length.
     #[arg(long, value_name = "TOKENS")]
     typical_length: Option<usize>,
+    /// The rank of the LoRA line [default: 8].
+    #[arg(long, value_name = "R")]
+    lora_r: Option<usize>,
 }
 
 impl FitArgs {
@@ -69,6 +72,7 @@ impl FitArgs {
             batch_size: self.batch_size,
             max_length: self.max_length,
             typical_length: self.typical_length,
+            lora_rank: self.lora_r,
             ..FitSettings::default()
         }
     }

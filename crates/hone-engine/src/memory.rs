@@ -34,16 +34,81 @@ pub struct ParameterCount {
     pub largest_tensor: u64,
 }
 
+/// The sizes the estimates need, for encoders and decoders alike.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dims {
+    pub hidden: u64,
+    pub intermediate: u64,
+    pub layers: u64,
+    pub heads: u64,
+    /// Width of the queries (heads × head size) and of the keys and values (fewer heads in
+    /// grouped-query attention).
+    pub query: u64,
+    pub key_value: u64,
+    pub vocab: u64,
+    /// A decoder LM: gated feed-forward (three matrices), causal attention, an output layer
+    /// over the vocabulary computed a chunk of tokens at a time with its loss.
+    pub decoder: Option<DecoderDims>,
+}
+
+/// What a decoder LM adds to [`Dims`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DecoderDims {
+    /// The output layer is the embedding table (no weights of its own).
+    pub tied: bool,
+    pub attention_bias: bool,
+    pub mlp_bias: bool,
+}
+
+impl Dims {
+    pub fn of(config: &EncoderConfig) -> Self {
+        let h = config.hidden_size as u64;
+        let (query, key_value) = match &config.decoder {
+            Some(d) => (
+                (config.num_heads * d.head_dim) as u64,
+                (d.kv_heads * d.head_dim) as u64,
+            ),
+            None => (h, h),
+        };
+        Dims {
+            hidden: h,
+            intermediate: config.intermediate_size as u64,
+            layers: config.num_layers as u64,
+            heads: config.num_heads as u64,
+            query,
+            key_value,
+            vocab: config.vocab_size as u64,
+            decoder: config.decoder.as_ref().map(|d| DecoderDims {
+                tied: d.tie_word_embeddings,
+                attention_bias: d.attention_bias,
+                mlp_bias: d.mlp_bias,
+            }),
+        }
+    }
+
+    /// Weights of one layer's matrices: the four attention projections and the feed-forward
+    /// block (two matrices, three when gated). Each token multiplies through all of them.
+    pub fn layer_matrix_weights(&self) -> u64 {
+        let (h, i) = (self.hidden, self.intermediate);
+        let feed_forward = if self.decoder.is_some() { 3 } else { 2 };
+        2 * h * self.query + 2 * h * self.key_value + feed_forward * h * i
+    }
+}
+
 /// LoRA adapter parameters at rank `r` on the usual targets (the query and value
 /// projections of every layer, PEFT's default for these families): `r × (in + out)` each.
 pub fn lora_adapter_count(config: &EncoderConfig, rank: usize) -> u64 {
-    let h = config.hidden_size as u64;
-    config.num_layers as u64 * 2 * rank as u64 * (h + h)
+    let d = Dims::of(config);
+    d.layers * rank as u64 * ((d.hidden + d.query) + (d.hidden + d.key_value))
 }
 
 /// Parameters of the head trained in full beside the adapters (the dense layer and classifier
-/// of [`parameter_count`]'s head: an upper bound, BERT's pooler stays frozen).
+/// of [`parameter_count`]'s head: an upper bound, BERT's pooler stays frozen); none for a
+/// language model, whose output layer stays frozen as PEFT leaves it.
 fn head_count(config: &EncoderConfig, num_labels: usize) -> u64 {
+    if config.decoder.is_some() {
+        return 0;
+    }
     let (h, labels) = (config.hidden_size as u64, num_labels as u64);
     (h * h + h) + (h * labels + labels)
 }
@@ -63,6 +128,10 @@ impl ParameterCount {
 /// Counts the parameters of an encoder with `config`'s dimensions and a `num_labels` head
 /// (DistilBERT has no token-type table: its `type_vocab_size` is 0).
 pub fn parameter_count(config: &EncoderConfig, num_labels: usize) -> ParameterCount {
+    let dims = Dims::of(config);
+    if let Some(decoder) = dims.decoder {
+        return decoder_parameter_count(dims, decoder);
+    }
     let h = config.hidden_size as u64;
     let i = config.intermediate_size as u64;
     let labels = num_labels as u64;
@@ -84,6 +153,27 @@ pub fn parameter_count(config: &EncoderConfig, num_labels: usize) -> ParameterCo
             0
         },
         largest_tensor: word.max(h * i),
+    }
+}
+
+/// Counts the parameters of a decoder LM: the embedding table, the layers (RMSNorms without
+/// biases), the final norm and an output layer of its own unless tied to the embedding.
+fn decoder_parameter_count(d: Dims, decoder: DecoderDims) -> ParameterCount {
+    let (h, i) = (d.hidden, d.intermediate);
+    let attention_biases = if decoder.attention_bias {
+        d.query + 2 * d.key_value
+    } else {
+        0
+    };
+    let mlp_biases = if decoder.mlp_bias { 2 * i + h } else { 0 };
+    let layer = d.layer_matrix_weights() + attention_biases + mlp_biases + 2 * h;
+    let embedding = d.vocab * h;
+    let output = if decoder.tied { 0 } else { embedding };
+    ParameterCount {
+        total: embedding + d.layers * layer + h + output,
+        embedding_tables: embedding,
+        fixed: 0,
+        largest_tensor: embedding.max(h * i),
     }
 }
 
@@ -173,24 +263,44 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
     let length = settings.length(config) as u64;
     let batch = settings.batch_size.max(1) as u64;
     let tokens = batch * length;
-    let (h, i) = (config.hidden_size as u64, config.intermediate_size as u64);
-    let (layers, heads) = (config.num_layers as u64, config.num_heads as u64);
-
-    // Per layer and token: eight h-wide and two i-wide f32 tensors (inputs of the four
-    // projections, Q/K/V, context, the two normalised outputs, the feed-forward input and
-    // activation), two byte dropout masks and the normalisation statistics.
-    let per_token_layer = F32 * (8 * h + 2 * i) + 2 * h + 16;
-    // Per layer and head: attention probabilities (f32) and their dropout mask (byte).
-    let attention = batch * heads * length * length * (F32 + 1);
+    let dims = Dims::of(config);
+    let (h, i) = (dims.hidden, dims.intermediate);
+    let (layers, heads) = (dims.layers, dims.heads);
     // LoRA, per targeted projection (two per layer) and token: the dropped input and its mask,
     // and the rank-wide product.
     let per_token_lora = settings
         .lora_rank
         .map_or(0, |r| 2 * (F32 * h + h + F32 * r as u64));
-    let saved = layers * (tokens * (per_token_layer + per_token_lora) + attention);
-    let embeddings = tokens * (F32 * 2 * h + h);
-    let scratch = F32 * tokens * (6 * h + i);
-    let activations = saved + embeddings + scratch;
+    let activations = match dims.decoder {
+        None => {
+            // Per layer and token: eight h-wide and two i-wide f32 tensors (inputs of the four
+            // projections, Q/K/V, context, the two normalised outputs, the feed-forward input
+            // and activation), two byte dropout masks and the normalisation statistics.
+            let per_token_layer = F32 * (8 * h + 2 * i) + 2 * h + 16;
+            // Per layer and head: attention probabilities (f32) and their dropout mask (byte).
+            let attention = batch * heads * length * length * (F32 + 1);
+            let saved = layers * (tokens * (per_token_layer + per_token_lora) + attention);
+            let embeddings = tokens * (F32 * 2 * h + h);
+            let scratch = F32 * tokens * (6 * h + i);
+            saved + embeddings + scratch
+        }
+        Some(_) => {
+            // Per layer and token: the two residual inputs and two normalised outputs, the
+            // rotated queries and keys, the values, the context, and the gate, up and gated
+            // products; no dropout (decoders train without it).
+            let (q, kv) = (dims.query, dims.key_value);
+            let per_token_layer = F32 * (4 * h + 2 * q + 2 * kv + 3 * i) + 8;
+            // Per layer and head: attention probabilities.
+            let attention = batch * heads * length * length * F32;
+            let saved = layers * (tokens * (per_token_layer + per_token_lora) + attention);
+            // The embedding output and the final norm's, the gradient of the hidden states,
+            // and the output layer's chunk of logits with its loss (`cpu::lm_loss`).
+            let embeddings = tokens * F32 * 3 * h;
+            let output_chunk = crate::cpu::lm_loss::CHUNK_BYTES as u64;
+            let scratch = F32 * tokens * (6 * h + 3 * i);
+            saved + embeddings + output_chunk + scratch
+        }
+    };
 
     let weights = F32 * (count.total + adapters);
     let gradients = F32 * trainable;
@@ -222,9 +332,52 @@ pub(crate) fn minilm() -> ModelSpec {
     ModelSpec::from_json(config, std::path::Path::new("config.json")).expect("valid")
 }
 
+/// SmolLM2-135M's config.json (tied embeddings, 3 key/value heads of 9) as a spec.
+#[cfg(test)]
+pub(crate) fn smollm2() -> ModelSpec {
+    let config = serde_json::json!({
+        "model_type": "llama", "vocab_size": 49152, "hidden_size": 576,
+        "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
+        "num_key_value_heads": 3, "head_dim": 64, "max_position_embeddings": 8192,
+        "rms_norm_eps": 1e-5, "rope_theta": 100000.0, "tie_word_embeddings": true,
+        "hidden_act": "silu"
+    });
+    ModelSpec::from_json(config, std::path::Path::new("config.json")).expect("valid")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoder_parameter_counts_match_the_saved_models() {
+        // Summed from the safetensors that transformers saved (bench/decoder/).
+        assert_eq!(parameter_count(&smollm2().encoder, 0).total, 134_515_008);
+        let qwen = serde_json::json!({
+            "model_type": "qwen2", "vocab_size": 151936, "hidden_size": 896,
+            "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14,
+            "num_key_value_heads": 2, "max_position_embeddings": 32768,
+            "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": true,
+            "use_sliding_window": false, "hidden_act": "silu"
+        });
+        let qwen = ModelSpec::from_json(qwen, std::path::Path::new("config.json")).unwrap();
+        assert_eq!(parameter_count(&qwen.encoder, 0).total, 494_032_768);
+        // LoRA rank 16 on q_proj (896 → 896) and v_proj (896 → 128) of 24 layers.
+        let lora = estimate(
+            &qwen,
+            FitSettings {
+                lora_rank: Some(16),
+                batch_size: 4,
+                max_length: 512,
+                ..FitSettings::default()
+            },
+        );
+        assert_eq!(
+            lora.trainable_parameters,
+            24 * 16 * ((896 + 896) + (896 + 128))
+        );
+        assert_eq!(lora.optimizer, 2 * 4 * lora.trainable_parameters);
+    }
 
     #[test]
     fn parameter_count_matches_the_loaded_minilm() {

@@ -15,7 +15,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::cpu::gemm::{matmul, MatRef, Threads};
-use crate::memory::FitSettings;
+use crate::memory::{Dims, FitSettings};
 use crate::models::spec::ModelSpec;
 
 /// Share of the measured matrix rate the projections and feed-forward products of a step reach,
@@ -58,7 +58,8 @@ pub struct StepWork {
 /// typical length when the settings know it, else full length.
 ///
 /// Per layer and token the forward pass multiplies through the four attention projections
-/// (8h²), the feed-forward block (4hi) and the attention scores and context (4Lh); the backward
+/// (8h² for an encoder), the feed-forward block (4hi; 6hi gated) and the attention scores and
+/// context (4Lh), and a language model's tokens through its output layer (2hV); the backward
 /// pass costs twice the forward (the gradients of inputs and of weights).
 pub fn step_work(spec: &ModelSpec, settings: FitSettings) -> StepWork {
     let config = &spec.encoder;
@@ -67,15 +68,17 @@ pub fn step_work(spec: &ModelSpec, settings: FitSettings) -> StepWork {
         .typical_length
         .map_or(longest, |t| t.clamp(1, longest));
     let batch = settings.batch_size.max(1);
-    let (h, i, l) = (
-        config.hidden_size as f64,
-        config.intermediate_size as f64,
-        length as f64,
-    );
+    let dims = Dims::of(config);
+    let (h, l) = (dims.hidden as f64, length as f64);
     let tokens = (batch * length) as f64;
     let token_layers = tokens * config.num_layers as f64;
     let (trainable, _) = settings.trained_and_added(config);
-    let per_layer = 4.0 * h * h + 2.0 * h * i;
+    let per_layer = dims.layer_matrix_weights() as f64;
+    // A language model's output layer: every token multiplies through the vocabulary.
+    let output_layer = match dims.decoder {
+        Some(_) => 2.0 * h * dims.vocab as f64,
+        None => 0.0,
+    };
     // With LoRA the frozen weights need no gradient: their backward is the input's gradient
     // alone (two products of three), plus the adapters' own small products.
     let (passes, lora_flops) = match settings.lora_rank {
@@ -83,8 +86,8 @@ pub fn step_work(spec: &ModelSpec, settings: FitSettings) -> StepWork {
         None => (3.0, 0.0),
     };
     StepWork {
-        dense_flops: passes * token_layers * (8.0 * h * h + 4.0 * h * i) + lora_flops,
-        attention_flops: 3.0 * token_layers * 4.0 * l * h,
+        dense_flops: passes * (token_layers * 2.0 * per_layer + tokens * output_layer) + lora_flops,
+        attention_flops: 3.0 * token_layers * 4.0 * l * dims.query as f64,
         trainable_parameters: trainable,
         layer_parameters: (per_layer * config.num_layers as f64 * passes / 3.0) as u64,
         batch_size: batch,

@@ -380,7 +380,7 @@ impl Trainer<'_> {
             return Ok(false);
         }
         let cfg = self.cfg;
-        let metric = cfg.early_stopping_metric;
+        let metric = cfg.early_stopping_metric.for_task(self.model.task());
         let step = progress.step;
         progress.last_eval_step = Some(step);
         // On the training step's own buffers, batch for batch: evaluation adds no memory.

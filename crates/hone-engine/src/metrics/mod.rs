@@ -44,7 +44,8 @@ impl Report {
                 _ => r.accuracy,
             },
             Report::Classification(r) => r.get(metric),
-            // Every score but the loss reads as next-token accuracy.
+            // Every score but the loss reads as next-token accuracy (runs pick the loss:
+            // `Metric::for_task`).
             Report::Language(r) => match metric {
                 Metric::Loss => r.loss,
                 _ => r.token_accuracy,
@@ -189,6 +190,16 @@ impl std::fmt::Display for Metric {
 }
 
 impl Metric {
+    /// The metric a run of `task` is judged by when this one is chosen: a language model has
+    /// no classes, so every score but accuracy (read as next-token accuracy) is its loss.
+    pub fn for_task(self, task: crate::models::Task) -> Metric {
+        match (task, self) {
+            (crate::models::Task::CausalLm, Metric::Loss | Metric::Accuracy) => self,
+            (crate::models::Task::CausalLm, _) => Metric::Loss,
+            _ => self,
+        }
+    }
+
     /// True when larger values are better.
     pub fn higher_is_better(self) -> bool {
         self != Metric::Loss
@@ -311,6 +322,18 @@ impl ClassificationReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_language_model_is_judged_by_its_loss_unless_accuracy_is_chosen() {
+        use crate::models::Task;
+        assert_eq!(Metric::MacroF1.for_task(Task::CausalLm), Metric::Loss);
+        assert_eq!(Metric::MapAt3.for_task(Task::CausalLm), Metric::Loss);
+        assert_eq!(Metric::Accuracy.for_task(Task::CausalLm), Metric::Accuracy);
+        assert_eq!(
+            Metric::MacroF1.for_task(Task::SequenceClassification),
+            Metric::MacroF1
+        );
+    }
 
     #[test]
     fn scores_match_a_hand_computed_example() {

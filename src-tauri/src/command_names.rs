@@ -16,6 +16,7 @@ pub const COMMANDS: &[&str] = &[
     "dataset_preview",
     "choice_preview",
     "answer_preview",
+    "conversation_preview",
     "dataset_token_lengths",
     "dataset_import",
     "datasets_list",
@@ -45,6 +46,8 @@ pub const COMMANDS: &[&str] = &[
     "predict",
     "predict_choices",
     "predict_answer",
+    "chat",
+    "chat_stop",
     "export_run",
     "ensemble_create",
 ];

@@ -35,6 +35,7 @@ pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Bu
             datasets::dataset_preview,
             datasets::choice_preview,
             datasets::answer_preview,
+            datasets::conversation_preview,
             datasets::dataset_token_lengths,
             datasets::dataset_import,
             datasets::datasets_list,
@@ -64,6 +65,8 @@ pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Bu
             playground::predict,
             playground::predict_choices,
             playground::predict_answer,
+            playground::chat,
+            playground::chat_stop,
             playground::export_run,
             playground::ensemble_create,
         ])

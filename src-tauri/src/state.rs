@@ -68,6 +68,8 @@ pub struct DesktopState {
     pub scoring: CancelSlot,
     /// The cancel switch of the learning-rate range test running, if one is.
     pub lr_find: CancelSlot,
+    /// The Playground chat's answer being written.
+    pub chat: CancelSlot,
     /// Paths the file dialogs answer with, in order, instead of opening (end-to-end tests:
     /// `HONE_PICK` holds them separated by the platform's path separator). An entry written
     /// `KIND=PATH` (`data_file`, `model_folder`, `export_folder`) answers only that kind of
@@ -132,6 +134,7 @@ impl DesktopState {
             predictor: Mutex::default(),
             scoring: CancelSlot::default(),
             lr_find: CancelSlot::default(),
+            chat: CancelSlot::default(),
             scripted_picks: Mutex::new(picks),
             last_picks: Mutex::default(),
         }

@@ -585,6 +585,32 @@ fn the_whole_workflow_through_the_commands() {
             .contains("question-answering models"),
         "{no_passage}"
     );
+    let not_a_language_model = w
+        .call(
+            "chat",
+            json!({"runId": id, "messages": [{"role": "user", "content": "hi"}],
+                   "onEvent": "__CHANNEL__:41"}),
+        )
+        .expect_err("a classifier");
+    assert!(
+        not_a_language_model["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("causal LM"),
+        "{not_a_language_model}"
+    );
+    assert_eq!(
+        w.ok("chat_stop", json!({})),
+        json!(false),
+        "nothing to stop"
+    );
+    let unpicked = w
+        .call(
+            "conversation_preview",
+            json!({"path": "/etc/passwd", "model": null}),
+        )
+        .expect_err("not picked");
+    assert_eq!(unpicked["kind"], "not_picked", "{unpicked}");
     let unpicked = w
         .call(
             "answer_preview",

@@ -380,6 +380,34 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         lines.push('\n');
     }
     std::fs::write(&squad, lines).expect("write");
+    // Conversations for a causal LM (Alpaca records and chat messages) and the decoder they
+    // train: the tiny Llama fixture, imported as a folder.
+    let chats = tmp.path().join("chats.jsonl");
+    let numbers = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+    ];
+    let mut lines = String::new();
+    for i in 0..48usize {
+        let (a, b) = (i % 5, (i / 5) % 4);
+        let question = format!("what is {} plus {} ?", numbers[a], numbers[b]);
+        let answer = format!("{} plus {} is {} .", numbers[a], numbers[b], numbers[a + b]);
+        let record = match i % 2 {
+            0 => serde_json::json!({"instruction": question, "input": "", "output": answer}),
+            _ => serde_json::json!({"messages": [
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": answer}]}),
+        };
+        lines.push_str(&record.to_string());
+        lines.push('\n');
+    }
+    std::fs::write(&chats, lines).expect("write");
+    let llama = tmp.path().join("tiny-llama");
+    std::fs::create_dir(&llama).expect("folder");
+    for file in std::fs::read_dir(root().join("tests/fixtures/tiny-llama")).expect("fixture") {
+        let file = file.expect("entry").path();
+        std::fs::copy(&file, llama.join(file.file_name().expect("name"))).expect("copy");
+    }
+    let llama = llama.canonicalize().expect("path");
 
     let hub = TestHub::start(vec![Repo::from_dir(
         "hone-test/tiny-bert",
@@ -400,6 +428,8 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         answer("export_folder", &exports),
         answer("data_file", &questions),
         answer("data_file", &squad),
+        answer("model_folder", &llama),
+        answer("data_file", &chats),
     ])
     .expect("paths");
     let driver = Command::new("tauri-driver")
@@ -1197,6 +1227,73 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.shot("24-answer-playground").await;
     assert_eq!(answer, "funny");
 
+    // A decoder LM: import the tiny Llama folder, fine-tune it on the conversations, chat.
+    ui.page("models").await;
+    ui.button("Import a model folder…").await;
+    ui.until_text("main", long, |t| t.contains("tiny-llama"))
+        .await;
+    ui.page("train").await;
+    let pressed = Instant::now();
+    while ui.client.find(Locator::Css("#train-model")).await.is_err() {
+        assert!(pressed.elapsed() < long, "no Train form after New run");
+        let new_run = Locator::XPath("//button[normalize-space(.)='New run']");
+        if let Ok(button) = ui.client.find(new_run).await {
+            button.click().await.ok();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    ui.select("#train-task", "chat").await;
+    ui.select("#train-model", &llama.display().to_string())
+        .await;
+    ui.click("#conversation-file").await;
+    let preview = ui
+        .until_text("[data-testid='conversation-preview']", long, |t| {
+            t.contains("48 conversations")
+        })
+        .await;
+    assert!(preview.contains("48 assistant turns"), "{preview}");
+    ui.set_field("max_length", "64").await;
+    ui.set_field("epochs", "4").await;
+    ui.set_field("batch_size", "8").await;
+    ui.set_field("lr", "0.003").await;
+    ui.shot("25-chat-form").await;
+    ui.click("#start").await;
+    let status = ui
+        .attr_until("[data-testid='live']", "data-status", long, |s| {
+            s != "running"
+        })
+        .await;
+    assert_eq!(status, "completed");
+    ui.until_text("[data-testid='last-eval']", long, |t| {
+        t.contains("perplexity")
+    })
+    .await;
+    let chat_run = ui
+        .css("[data-testid='live']")
+        .await
+        .attr("data-run")
+        .await
+        .expect("attribute")
+        .expect("the live view names its run");
+    ui.page("playground").await;
+    ui.select("#play-run", &chat_run).await;
+    ui.css("[data-testid='chat']").await;
+    ui.type_into("#chat-input", "what is two plus one ?").await;
+    ui.click("#chat-send").await;
+    let stats = ui
+        .until_text("[data-testid='chat-stats']", long, |t| {
+            t.contains("tokens/s")
+        })
+        .await;
+    let reply = ui
+        .text_of("[data-testid='chat'] [data-role='assistant']")
+        .await;
+    ui.shot("26-chat").await;
+    assert!(
+        reply.len() > "Model".len(),
+        "an answer was written: {reply} ({stats})"
+    );
+
     // Every page in both themes, with the data of a whole session, for the look-and-feel
     // review (target/e2e-screenshots/look-*.png).
     for theme in ["light", "dark"] {
@@ -1209,7 +1306,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
             ("labeling", "[data-testid='label-progress']"),
             ("train", "main h1"),
             ("runs", "[data-testid='runs']"),
-            ("playground", "#play-text"),
+            ("playground", "#play-run"),
         ] {
             ui.page(page).await;
             ui.css(loaded).await;

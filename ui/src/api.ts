@@ -2,6 +2,18 @@
 // `{ kind, message }` (CommandError in src-tauri/src/error.rs).
 import { Channel, invoke } from "@tauri-apps/api/core";
 
+/** A turn of a chat. */
+export type ChatTurn = { role: "system" | "user" | "assistant"; content: string };
+/** How tokens are chosen and when an answer stops (`hone_engine::generate::GenerationSettings`). */
+export type GenerationSettings = {
+  max_new_tokens: number; temperature: number; top_k: number; top_p: number;
+  repetition_penalty: number; stop: string[]; seed: number;
+};
+/** A finished answer. */
+export type Generation = {
+  text: string; tokens: number[]; prompt: number[]; prompt_tokens: number; new_tokens: number;
+  stop: "end_token" | "stop_string" | "length" | "context" | "cancelled"; tokens_per_second: number;
+};
 export type CommandError = { kind: string; message: string };
 
 export function errorText(e: unknown): string {
@@ -217,6 +229,16 @@ export const api = {
   predict: (runId: number, texts: string[]) => invoke<Predictions>("predict", { runId, texts }),
   predictChoices: (runId: number, question: string, context: string | null, options: string[]) =>
     invoke<Predictions>("predict_choices", { runId, question, context, options }),
+  /** Run `runId`'s language model answers the conversation; the answer streams to `onText`. */
+  chat: (runId: number, messages: ChatTurn[], settings: Partial<GenerationSettings>, onText: (text: string) => void) => {
+    const channel = new Channel<{ type: "text"; text: string }>();
+    channel.onmessage = (m) => onText(m.text);
+    return invoke<Generation>("chat", { runId, messages, chat: true, settings, onEvent: channel });
+  },
+  /** Stops the answer being written (what it has stays). */
+  chatStop: () => invoke<boolean>("chat_stop"),
+  conversationPreview: (path: string, model: string | null) =>
+    invoke<import("./pages/conversations").ConversationPreview>("conversation_preview", { path, model }),
   predictAnswer: (runId: number, question: string, context: string) =>
     invoke<Predictions>("predict_answer", { runId, question, context }),
   exportRun: (runId: number, dest: string, name: string, merge = false) => invoke<string>("export_run", { runId, dest, name, merge }),

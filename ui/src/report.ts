@@ -2,7 +2,8 @@ import type { Series } from "./chart";
 // Evaluation reports of any task, read generically: a classification report (accuracy,
 // macro F1, per class, confusion matrix), an entity report (entity F1, precision, recall,
 // token accuracy, per entity type, worst sentences), a multiple-choice report (accuracy,
-// MAP@3) or a question-answering report (exact match, F1).
+// MAP@3), a question-answering report (exact match, F1) or a language model's report
+// (perplexity, next-token accuracy).
 
 /** True for a multi-task report: one report per task, `{tasks: [{name, task, report}]}`. */
 export const isTasksReport = (r: any): boolean => r != null && Array.isArray(r.tasks);
@@ -16,6 +17,9 @@ export const isChoiceReport = (r: any): boolean => r != null && typeof r.map_at_
 /** True for a question-answering report (SQuAD exact match and F1). */
 export const isAnswerReport = (r: any): boolean => r != null && typeof r.exact_match === "number";
 
+/** True for a causal language model's report (loss, perplexity, next-token accuracy). */
+export const isLanguageReport = (r: any): boolean => r != null && typeof r.perplexity === "number";
+
 /** The headline numbers of a report, as [label, value, is a share]. */
 export function headline(r: any): [string, number, boolean][] {
   if (!r) return [];
@@ -24,6 +28,7 @@ export function headline(r: any): [string, number, boolean][] {
     return [["entity F1", r.entity_f1, false], ["precision", r.precision, false], ["recall", r.recall, false], ["token accuracy", r.token_accuracy, true], ["loss", r.loss, false]];
   }
   if (isChoiceReport(r)) return [["accuracy", r.accuracy, true], ["MAP@3", r.map_at_3, false], ["loss", r.loss, false]];
+  if (isLanguageReport(r)) return [["perplexity", r.perplexity, false], ["next-token accuracy", r.token_accuracy, true], ["loss", r.loss, false]];
   return [["accuracy", r.accuracy, true], ["macro F1", r.macro_f1, false], ["loss", r.loss, false]];
 }
 
@@ -42,7 +47,7 @@ export const metricLabel = (key: string): string =>
 
 /** The report fields charted during training, by task. */
 export const chartedKeys = (r: any): string[] =>
-  isEntityReport(r) ? ["entity_f1", "token_accuracy"] : isAnswerReport(r) ? ["exact_match", "f1"] : isChoiceReport(r) ? ["accuracy", "map_at_3"] : ["accuracy", "macro_f1"];
+  isEntityReport(r) ? ["entity_f1", "token_accuracy"] : isLanguageReport(r) ? ["token_accuracy", "perplexity"] : isAnswerReport(r) ? ["exact_match", "f1"] : isChoiceReport(r) ? ["accuracy", "map_at_3"] : ["accuracy", "macro_f1"];
 
 /** The values charted during training as [key, legend, value]: a report's charted fields, or
  * for a multi-task report each task's headline score ("sst2/accuracy", "sst2 accuracy"). */

@@ -13,6 +13,7 @@ pub mod answers;
 pub mod bench;
 pub mod card;
 pub mod choices;
+pub mod conversations;
 pub mod curves;
 pub mod dataset_export;
 pub mod ensemble;

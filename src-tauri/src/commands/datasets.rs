@@ -75,6 +75,27 @@ pub async fn answer_preview(
     .await
 }
 
+/// Conversations in a picked instruction or chat file (Alpaca, `messages`, ShareGPT,
+/// prompt/completion, plain text): counts, the first ones and, with `model`, whether it has a
+/// chat template and how it renders the first.
+#[tauri::command]
+pub async fn conversation_preview(
+    state: State<'_, Arc<DesktopState>>,
+    path: PathBuf,
+    model: Option<PathBuf>,
+) -> CommandResult<hone_app::conversations::ConversationPreview> {
+    let path = state.allowed(&path)?;
+    let model = model.map(|m| state.known_model_dir(&m)).transpose()?;
+    super::blocking(move || {
+        Ok(hone_app::conversations::preview_conversations(
+            &path,
+            model.as_deref(),
+            2,
+        )?)
+    })
+    .await
+}
+
 /// Lengths of a stored dataset's examples in the tokens of a known model (a sample of up to
 /// 2,000), for the Train page's speed estimate.
 #[tauri::command]

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use hone_app::predict::Predictions;
+use hone_app::types::{ChatMessage, Generation, GenerationSettings};
+use serde::Serialize;
+use tauri::ipc::Channel;
 use tauri::State;
 
 use crate::error::CommandResult;
@@ -73,6 +76,55 @@ pub async fn predict_answer(
         Ok(model.predict_answers(&[(question, context)], settings, 1)?)
     })
     .await
+}
+
+/// A message of a chat's stream: each piece of the answer as it is decided.
+#[derive(Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChatEvent {
+    Text { text: String },
+}
+
+/// Answers the conversation `messages` with run `run_id`'s language model (through its chat
+/// template, or as plain text to continue when `chat` is false), streaming the answer over
+/// `on_event`; the whole generation (its tokens, speed and why it stopped) comes back at the
+/// end. A new chat, or `chat_stop`, stops the one before.
+#[tauri::command]
+pub async fn chat(
+    state: State<'_, Arc<DesktopState>>,
+    run_id: i64,
+    messages: Vec<ChatMessage>,
+    chat: Option<bool>,
+    settings: Option<GenerationSettings>,
+    on_event: Channel<ChatEvent>,
+) -> CommandResult<Generation> {
+    let state = state.inner().clone();
+    let cancel = state.chat.begin();
+    let worker = (state.clone(), cancel.clone());
+    let result = super::blocking(move || {
+        let (state, cancel) = worker;
+        let (dir, max_length) = state.app()?.run_model(run_id)?;
+        let model = state.predictor(&dir, max_length)?;
+        let language = model.language_model()?;
+        let settings = settings.unwrap_or_default();
+        Ok(
+            language.generate(&messages, chat.unwrap_or(true), &settings, &mut |text| {
+                let _ = on_event.send(ChatEvent::Text {
+                    text: text.to_string(),
+                });
+                !cancel.load(std::sync::atomic::Ordering::SeqCst)
+            })?,
+        )
+    })
+    .await;
+    state.chat.end(&cancel);
+    result
+}
+
+/// Stops the chat answer being written (it keeps what it has); true when one was running.
+#[tauri::command]
+pub fn chat_stop(state: State<'_, Arc<DesktopState>>) -> bool {
+    state.chat.cancel()
 }
 
 /// Combines finished runs into an ensemble folder `name` inside the picked folder `dest`

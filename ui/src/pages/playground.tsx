@@ -3,7 +3,7 @@
 // their type and score; a multiple-choice model's options ranked); export the run's model
 // (Hugging Face format with its model card).
 import { useEffect, useState } from "preact/hooks";
-import { AnswerPrediction, api, ChoicePrediction, EntityPrediction, errorText, Prediction, Predictions, RunRecord, TokenPrediction } from "../api";
+import { AnswerPrediction, api, ChatTurn, ChoicePrediction, EntityPrediction, errorText, Generation, Prediction, Predictions, RunRecord, TokenPrediction } from "../api";
 import type { Nav } from "../main";
 
 /** Hues of the usual CoNLL types, far apart; other types get a hue from their name. */
@@ -99,6 +99,83 @@ function AnswerCard(props: { p: AnswerPrediction }) {
   );
 }
 
+/** Why an answer ended, in words. */
+const STOP_TEXT: Record<Generation["stop"], string> = {
+  end_token: "the model ended it", stop_string: "a stop text", length: "the length limit",
+  context: "the context is full", cancelled: "stopped",
+};
+
+/** A chat with a language model run: the answer streams in as it is written; Enter sends,
+ * Shift+Enter starts a new line, Escape stops the answer (what it has stays). */
+function Chat(props: { run: number }) {
+  const [turns, setTurns] = useState<ChatTurn[]>([]);
+  const [draft, setDraft] = useState("");
+  const [system, setSystem] = useState("");
+  const [temperature, setTemperature] = useState(0.7);
+  const [maxNew, setMaxNew] = useState(256);
+  const [writing, setWriting] = useState(false);
+  const [last, setLast] = useState<Generation | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => { setTurns([]); setLast(null); setError(null); }, [props.run]);
+
+  const send = async () => {
+    const text = draft.trim();
+    if (!text || writing) return;
+    const history: ChatTurn[] = [...turns, { role: "user", content: text }];
+    setTurns([...history, { role: "assistant", content: "" }]);
+    setDraft(""); setWriting(true); setError(null); setLast(null);
+    const messages: ChatTurn[] = system.trim() ? [{ role: "system", content: system.trim() }, ...history] : history;
+    let answer = "";
+    try {
+      const done = await api.chat(props.run, messages, {
+        temperature, max_new_tokens: maxNew, top_p: temperature > 0 ? 0.9 : 1,
+      }, (piece) => { answer += piece; setTurns([...history, { role: "assistant", content: answer }]); });
+      setTurns([...history, { role: "assistant", content: done.text }]);
+      setLast(done);
+    } catch (e) {
+      setError(errorText(e));
+      setTurns(turns);
+      setDraft(text);
+    }
+    setWriting(false);
+  };
+
+  return (
+    <div class="chat-box">
+      {error && <div class="error" role="alert">{error}</div>}
+      <div class="chat" data-testid="chat" aria-live="polite">
+        {turns.length === 0 && <p class="muted small">Ask the model something; it answers through its chat template, as it was trained.</p>}
+        {turns.map((t, i) => (
+          <div class={`turn ${t.role}`} data-role={t.role}>
+            <b>{t.role === "user" ? "You" : "Model"}</b>
+            <p>{t.content || (writing && i === turns.length - 1 ? "…" : "")}</p>
+          </div>
+        ))}
+      </div>
+      {last && <p class="muted small" data-testid="chat-stats">{last.new_tokens} tokens after a {last.prompt_tokens}-token prompt · {last.tokens_per_second.toFixed(1)} tokens/s · ended by {STOP_TEXT[last.stop]}</p>}
+      <textarea id="chat-input" rows={3} placeholder="Message (Enter sends, Shift+Enter for a new line, Escape stops the answer)" value={draft}
+        onInput={(e) => setDraft((e.target as HTMLTextAreaElement).value)}
+        onKeyDown={(e) => {
+          if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); send(); }
+          if (e.key === "Escape" && writing) { e.preventDefault(); api.chatStop(); }
+        }} />
+      <div class="row">
+        <button id="chat-send" class="primary" onClick={send} disabled={writing || !draft.trim()}>Send</button>
+        {writing && <button id="chat-stop" onClick={() => api.chatStop()}>Stop</button>}
+        <button id="chat-clear" onClick={() => { setTurns([]); setLast(null); }} disabled={writing || turns.length === 0}>New chat</button>
+      </div>
+      <details>
+        <summary>Settings</summary>
+        <label>System prompt <textarea id="chat-system" rows={2} placeholder="Empty: the template's own (if it has one)" value={system} onInput={(e) => setSystem((e.target as HTMLTextAreaElement).value)} /></label>
+        <label title="0 always takes the most likely token">Temperature <input id="chat-temperature" type="number" min={0} max={2} step={0.1} value={temperature}
+          onInput={(e) => setTemperature(Math.max(0, Number((e.target as HTMLInputElement).value) || 0))} /></label>
+        <label>Longest answer (tokens) <input id="chat-max-tokens" type="number" min={1} max={4096} value={maxNew}
+          onInput={(e) => setMaxNew(Math.max(1, Math.round(Number((e.target as HTMLInputElement).value) || 1)))} /></label>
+      </details>
+    </div>
+  );
+}
+
 export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
   const [runs, setRuns] = useState<RunRecord[]>([]);
   const [run, setRun] = useState<number | null>(props.run);
@@ -115,6 +192,8 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
   const isChoice = chosen?.config?.task === "multiple-choice";
   // Question-answering runs take a question and the passage that holds its answer.
   const isAnswer = chosen?.config?.task === "question-answering";
+  // Language model runs get a chat.
+  const isLanguage = chosen?.config?.task === "causal-lm";
 
   useEffect(() => {
     api.runsList().then((all) => {
@@ -157,6 +236,8 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
           <label>Run <select id="play-run" value={run ?? ""} onChange={(e) => setRun(Number((e.target as HTMLSelectElement).value))}>
             {runs.map((r) => <option value={r.id}>run {r.id}{r.name ? ` · ${r.name}` : ""}</option>)}
           </select></label>
+          {isLanguage && run != null && <Chat run={run} />}
+          {!isLanguage && <>
           {(isChoice || isAnswer) && <>
             <input id="play-question" placeholder="The question" value={question} onInput={(e) => setQuestion((e.target as HTMLInputElement).value)} />
             {isChoice && <textarea id="play-passage" rows={2} placeholder="A passage the question is about (optional)" value={passage} onInput={(e) => setPassage((e.target as HTMLTextAreaElement).value)} />}
@@ -171,6 +252,7 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
             {predictions?.task === "multiple-choice" && predictions.predictions.map((p) => <ChoicePredictionCard p={p} />)}
             {predictions?.task === "question-answering" && predictions.predictions.map((p) => <AnswerCard p={p} />)}
           </div>
+          </>}
           <h2>Export</h2>
           {isLora
             ? <p class="muted small" data-testid="export-lora">A LoRA run: export the adapter in PEFT's format (adapter_config.json, adapter_model.safetensors, the labels in head_config.json, the tokenizer and a model card; PeftModel.from_pretrained loads it on the base model), or the adapter merged into the base model's weights: a full folder plain transformers loads.</p>

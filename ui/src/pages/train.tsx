@@ -1,6 +1,7 @@
 // Train: task, model, dataset, a preset, every option with a short explanation and a safe
 // default, the memory estimate; then the live view (charts, progress, ETA, cancel).
 import { AnswerSource } from "./answers";
+import { ConversationSource } from "./conversations";
 import { ChoiceSource, type ChoiceData } from "./choices";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, bytes, DatasetInfo, duration, errorText, KnownModel, ModelCheck, Preset, RunDetail, RunMessage, RunRecord, TrainEvent, TrainingOption } from "../api";
@@ -240,7 +241,7 @@ export function LiveView(props: { live: Live; onCancel: () => void; nav: Nav }) 
   const l = props.live;
   const running = l.status === "running";
   return (
-    <article class="card" data-testid="live" data-status={l.status} data-step={l.step}>
+    <article class="card" data-testid="live" data-run={l.runId} data-status={l.status} data-step={l.step}>
       <h2>Run {l.runId} · {l.status}</h2>
       {l.error && <div class="error">{l.error}</div>}
       {l.notices.map((n) => <div class="notice">{n}</div>)}
@@ -315,7 +316,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const [split, setSplit] = useState<string>("");
   // Multiple choice trains from a file of questions instead of a stored dataset.
   // …and question answering from a SQuAD file.
-  const [fileTask, setFileTask] = useState<"" | "choice" | "answer">("");
+  const [fileTask, setFileTask] = useState<"" | "choice" | "answer" | "chat">("");
   const choice = fileTask !== "";
   const [choiceData, setChoiceData] = useState<{ data: ChoiceData; questions: number } | null>(null);
   // The options, their defaults and help, from the run configuration type.
@@ -442,12 +443,12 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
     }
     const alsoTasks = others.map((a) => ({ task: datasetTaskOf(datasets.find((d) => d.name === a)), data: { dataset: a } }));
     return choice && choiceData
-      ? { task: fileTask === "answer" ? "question-answering" : "multiple-choice", model, data: choiceData.data, training, ...refs }
+      ? { task: fileTask === "answer" ? "question-answering" : fileTask === "chat" ? "causal-lm" : "multiple-choice", model, data: choiceData.data, training, ...refs }
       : { model, data: { dataset, ...(split ? { split } : {}) }, training, ...refs, ...(alsoTasks.length > 0 ? { also: alsoTasks } : {}) };
   };
   const shownFields = fields.filter((f) => appliesTo(f.key, String(training.peft ?? "full")));
   const runLabel = (r: RunRecord) => `run ${r.id}${r.name ? ` · ${r.name}` : ""}`;
-  const task = fileTask === "choice" ? "multiple-choice" : fileTask === "answer" ? "question-answering" : datasetTask === "token" ? "token-classification" : "sequence-classification";
+  const task = fileTask === "choice" ? "multiple-choice" : fileTask === "answer" ? "question-answering" : fileTask === "chat" ? "causal-lm" : datasetTask === "token" ? "token-classification" : "sequence-classification";
   const runTask = (r: RunRecord) => r.config?.task ?? "sequence-classification";
   // Distillation covers classification and multiple choice, with a teacher of the same task.
   const teachers = task === "sequence-classification" || task === "multiple-choice" ? finished.filter((r) => runTask(r) === task) : [];
@@ -483,11 +484,12 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       )}
       <div class="row">
         <label title="Classification follows the dataset (tagged sentences train a token classifier); multiple choice and question answering train from a file of questions">Task <select id="train-task" data-task={fileTask || datasetTask} value={fileTask || datasetTask}
-          onChange={(e) => { const v = (e.target as HTMLSelectElement).value; setFileTask(v === "choice" || v === "answer" ? v : ""); setChoiceData(null); }}>
+          onChange={(e) => { const v = (e.target as HTMLSelectElement).value; setFileTask(v === "choice" || v === "answer" || v === "chat" ? v : ""); setChoiceData(null); }}>
           <option value="text" disabled={datasetTask !== "text"}>Text classification</option>
           <option value="token" disabled={datasetTask !== "token"}>Token classification (named entities)</option>
           <option value="choice">Multiple choice (questions from a file)</option>
           <option value="answer">Question answering (SQuAD file)</option>
+          <option value="chat">Causal LM: chat / instruction tuning (a decoder such as SmolLM2 or Qwen2)</option>
         </select></label>
         <label>Model <select id="train-model" value={model} onChange={(e) => setModel((e.target as HTMLSelectElement).value)}>
           {models.map((m) => <option value={m.reference} title={m.path}>{modelName(m)}</option>)}
@@ -502,6 +504,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
         <label>Run name <input id="run-name" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} placeholder="optional" /></label>
       </div>
       {fileTask === "choice" && <ChoiceSource model={model} maxLength={Number(training.max_length) || 128} onChange={setChoiceData} />}
+      {fileTask === "chat" && <ConversationSource model={model} onChange={setChoiceData} />}
       {fileTask === "answer" && <AnswerSource model={model} maxLength={Number(training.max_length) || 128} stride={Number(training.doc_stride) || 32} onChange={setChoiceData} />}
       <div class="row">
         {presets.map((p) => (

@@ -699,6 +699,7 @@ impl Graph for HostGraph<'_> {
 /// `labels` (one per row of `hidden`) in one chunked pass ([`lm_head_loss`]): the summed loss,
 /// and `∂(loss · scale)/∂hidden`; the layer's weight gradient is added to `grads` when it
 /// trains (a tied embedding, in full fine-tuning).
+#[allow(clippy::too_many_arguments)]
 pub fn language_model_loss_grad(
     hidden: &HostValue,
     weight: &Param,

@@ -290,14 +290,16 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
             // products; no dropout (decoders train without it).
             let (q, kv) = (dims.query, dims.key_value);
             let per_token_layer = F32 * (4 * h + 2 * q + 2 * kv + 3 * i) + 8;
-            // Per layer and head: attention probabilities.
-            let attention = batch * heads * length * length * F32;
+            // Per layer and head: each query row's log-sum-exp (the backward pass recomputes
+            // the probabilities, `cpu::attention::AttentionSaved::recomputed`).
+            let attention = batch * heads * length * F32;
             let saved = layers * (tokens * (per_token_layer + per_token_lora) + attention);
             // The embedding output and the final norm's, the gradient of the hidden states,
             // and the output layer's chunk of logits with its loss (`cpu::lm_loss`).
             let embeddings = tokens * F32 * 3 * h;
             let output_chunk = crate::cpu::lm_loss::CHUNK_BYTES as u64;
-            let scratch = F32 * tokens * (6 * h + 3 * i);
+            // The backward pass's buffers, and one sequence's probabilities per thread.
+            let scratch = F32 * tokens * (6 * h + 3 * i) + 8 * F32 * length * length;
             saved + embeddings + output_chunk + scratch
         }
     };

@@ -87,7 +87,12 @@ pub fn step_work(spec: &ModelSpec, settings: FitSettings) -> StepWork {
     };
     StepWork {
         dense_flops: passes * (token_layers * 2.0 * per_layer + tokens * output_layer) + lora_flops,
-        attention_flops: 3.0 * token_layers * 4.0 * l * dims.query as f64,
+        // A decoder's backward pass computes the scores again (`q·kᵀ`: half the forward's).
+        attention_flops: if dims.decoder.is_some() { 3.5 } else { 3.0 }
+            * token_layers
+            * 4.0
+            * l
+            * dims.query as f64,
         trainable_parameters: trainable,
         layer_parameters: (per_layer * config.num_layers as f64 * passes / 3.0) as u64,
         batch_size: batch,

@@ -575,9 +575,16 @@ impl Graph for HostGraph<'_> {
             cache.attend(&mut out, &q.data, &k.data, &v.data, shape)?;
             return Ok(self.untracked(out, hidden));
         }
-        let spans = self.tokens.spans();
-        let probs = spans.iter().map(|s| s.len * s.len).sum::<usize>() * heads.query;
-        let mut saved = AttentionSaved::with_buffer(self.pool.take_vec(probs));
+        // A decoder's attention keeps each row's log-sum-exp, not its probabilities: the
+        // backward pass recomputes them (long causal sequences would otherwise hold len² per
+        // head and layer).
+        let mut saved = if heads.causal {
+            AttentionSaved::recomputed()
+        } else {
+            let spans = self.tokens.spans();
+            let probs = spans.iter().map(|s| s.len * s.len).sum::<usize>() * heads.query;
+            AttentionSaved::with_buffer(self.pool.take_vec(probs))
+        };
         attention::forward(
             &mut out,
             &q.data,

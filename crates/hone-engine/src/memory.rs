@@ -290,9 +290,15 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
             // products; no dropout (decoders train without it).
             let (q, kv) = (dims.query, dims.key_value);
             let per_token_layer = F32 * (4 * h + 2 * q + 2 * kv + 3 * i) + 8;
-            // Per layer and head: each query row's log-sum-exp (the backward pass recomputes
-            // the probabilities, `cpu::attention::AttentionSaved::recomputed`).
-            let attention = batch * heads * length * F32;
+            // Per layer: the attention probabilities, or for long batches each query row's
+            // log-sum-exp (the backward pass recomputes the probabilities:
+            // `cpu::attention::recompute_pays`).
+            let probabilities = batch * heads * length * length;
+            let attention = if crate::cpu::attention::recompute_pays(probabilities as usize) {
+                batch * heads * length * F32
+            } else {
+                probabilities * F32
+            };
             let saved = layers * (tokens * (per_token_layer + per_token_lora) + attention);
             // The embedding output and the final norm's, the gradient of the hidden states,
             // and the output layer's chunk of logits with its loss (`cpu::lm_loss`).

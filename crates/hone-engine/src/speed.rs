@@ -87,9 +87,15 @@ pub fn step_work(spec: &ModelSpec, settings: FitSettings) -> StepWork {
     };
     StepWork {
         dense_flops: passes * (token_layers * 2.0 * per_layer + tokens * output_layer) + lora_flops,
-        // A decoder's backward pass computes the scores again (`q·kᵀ`: half the forward's).
-        attention_flops: if dims.decoder.is_some() { 3.5 } else { 3.0 }
-            * token_layers
+        // A decoder's backward pass over long batches computes the scores again (`q·kᵀ`:
+        // half the forward's).
+        attention_flops: if dims.decoder.is_some()
+            && crate::cpu::attention::recompute_pays(batch * dims.heads as usize * length * length)
+        {
+            3.5
+        } else {
+            3.0
+        } * token_layers
             * 4.0
             * l
             * dims.query as f64,

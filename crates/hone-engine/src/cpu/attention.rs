@@ -64,6 +64,17 @@ impl AttentionSaved {
     }
 }
 
+/// Attention calls whose probabilities take more bytes than this recompute them in the
+/// backward pass when they may (decoders): below it, keeping them costs little memory and
+/// saves the recomputation (~7% of a step at 4 × 512 tokens).
+pub const KEEP_PROBABILITIES_UP_TO: usize = 4 << 20;
+
+/// Whether an attention call with `probabilities` values should recompute them rather than
+/// keep them.
+pub fn recompute_pays(probabilities: usize) -> bool {
+    probabilities * std::mem::size_of::<f32>() > KEEP_PROBABILITIES_UP_TO
+}
+
 /// The probabilities of one (sequence, head) task from its saved row log-sum-exps: the
 /// scores again, `exp(score · scale − lse)` where the row may look (causal: up to itself).
 fn recompute_probs(

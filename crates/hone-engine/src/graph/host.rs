@@ -575,14 +575,14 @@ impl Graph for HostGraph<'_> {
             cache.attend(&mut out, &q.data, &k.data, &v.data, shape)?;
             return Ok(self.untracked(out, hidden));
         }
-        // A decoder's attention keeps each row's log-sum-exp, not its probabilities: the
-        // backward pass recomputes them (long causal sequences would otherwise hold len² per
-        // head and layer).
-        let mut saved = if heads.causal {
+        // A decoder's attention over long sequences keeps each row's log-sum-exp, not its
+        // probabilities: the backward pass recomputes them (len² per head and layer would
+        // otherwise stay); short batches keep them, which is faster.
+        let spans = self.tokens.spans();
+        let probs = spans.iter().map(|s| s.len * s.len).sum::<usize>() * heads.query;
+        let mut saved = if heads.causal && attention::recompute_pays(probs) {
             AttentionSaved::recomputed()
         } else {
-            let spans = self.tokens.spans();
-            let probs = spans.iter().map(|s| s.len * s.len).sum::<usize>() * heads.query;
             AttentionSaved::with_buffer(self.pool.take_vec(probs))
         };
         attention::forward(

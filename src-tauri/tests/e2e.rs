@@ -202,6 +202,26 @@ impl Ui {
             .unwrap_or_else(|e| panic!("type into {selector}: {e}"));
     }
 
+    /// Opens the Train page's form for a new run: a finished run's live view comes first, so
+    /// New run is pressed until the form is there (a redraw of that view can take a click).
+    async fn new_train_form(&self) {
+        self.page("train").await;
+        let pressed = Instant::now();
+        while self
+            .client
+            .find(Locator::Css("#train-model"))
+            .await
+            .is_err()
+        {
+            assert!(pressed.elapsed() < LONG, "no Train form after New run");
+            let new_run = Locator::XPath("//button[normalize-space(.)='New run']");
+            if let Ok(button) = self.client.find(new_run).await {
+                button.click().await.ok();
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// Opens run `id` from the Runs list and waits for its own page (not the one before).
     async fn open_run(&self, id: u32) {
         self.click(&format!("tr[data-run='{id}'] a")).await;
@@ -1174,18 +1194,8 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
 
     // Question answering from a SQuAD file: the preview counts questions, passages and the
     // windows they make; the run reports exact match and F1; the Playground marks the answer
-    // in the passage. (The finished run's live view comes first: New run is pressed until the
-    // form is there, as a redraw of that view can take a click.)
-    ui.page("train").await;
-    let pressed = Instant::now();
-    while ui.client.find(Locator::Css("#train-model")).await.is_err() {
-        assert!(pressed.elapsed() < long, "no Train form after New run");
-        let new_run = Locator::XPath("//button[normalize-space(.)='New run']");
-        if let Ok(button) = ui.client.find(new_run).await {
-            button.click().await.ok();
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    // in the passage.
+    ui.new_train_form().await;
     ui.css("#train-model option").await;
     ui.select("#train-task", "answer").await;
     ui.set_field("max_length", "48").await;
@@ -1232,16 +1242,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.button("Import a model folder…").await;
     ui.until_text("main", long, |t| t.contains("tiny-llama"))
         .await;
-    ui.page("train").await;
-    let pressed = Instant::now();
-    while ui.client.find(Locator::Css("#train-model")).await.is_err() {
-        assert!(pressed.elapsed() < long, "no Train form after New run");
-        let new_run = Locator::XPath("//button[normalize-space(.)='New run']");
-        if let Ok(button) = ui.client.find(new_run).await {
-            button.click().await.ok();
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    ui.new_train_form().await;
     ui.select("#train-task", "chat").await;
     ui.select("#train-model", &llama.display().to_string())
         .await;

@@ -215,19 +215,7 @@ impl Stepper {
         let tokens = model.tokens(batch)?;
         let mut rng = HoneRng::new(0, 0);
         match &self.host {
-            Some(state) => {
-                let guards = WeightGuards::lock(model.params());
-                let weights = guards.weights()?;
-                let mut g = HostGraph::new(
-                    &tokens,
-                    model.params(),
-                    &weights,
-                    None,
-                    &mut rng,
-                    state.pool.clone(),
-                );
-                Ok(host_logits(&model.forward(&mut g)?, &tokens))
-            }
+            Some(state) => host_forward(model, state, &tokens, false, &mut rng),
             None => {
                 let mut g =
                     AutogradGraph::new(&tokens, model.device(), model.dtype(), false, &mut rng)?;
@@ -245,6 +233,28 @@ struct Timing {
     forward_s: f64,
     backward_s: f64,
     optimizer_s: f64,
+}
+
+/// The logits of one forward pass on the CPU graph: in training mode (`train`: dropout from
+/// `rng`, as a step draws it) or evaluation mode; nothing is kept for a backward pass.
+fn host_forward(
+    model: &Model,
+    state: &HostState,
+    tokens: &Tokens,
+    train: bool,
+    rng: &mut HoneRng,
+) -> Result<Logits, EngineError> {
+    let guards = WeightGuards::lock(model.params());
+    let weights = guards.weights()?;
+    let mut g = HostGraph::new(
+        tokens,
+        model.params(),
+        &weights,
+        train.then_some(&state.grads),
+        rng,
+        state.pool.clone(),
+    );
+    Ok(host_logits(&model.forward(&mut g)?, tokens))
 }
 
 /// Forward and backward of every micro-batch on the CPU graph; returns the gradient norm.
@@ -483,18 +493,8 @@ pub fn gradients(
             }
             host_step(model, state, packed, &[], scale, &mut rng, 1, &mut timing)?;
             if fused {
-                let mut rng = start;
-                let guards = WeightGuards::lock(model.params());
-                let weights = guards.weights()?;
-                let mut g = HostGraph::new(
-                    &tokens,
-                    model.params(),
-                    &weights,
-                    Some(&state.grads),
-                    &mut rng,
-                    state.pool.clone(),
-                );
-                timing.logits = Some(vec![host_logits(&model.forward(&mut g)?, &tokens)]);
+                let logits = host_forward(model, state, &tokens, true, &mut start.clone())?;
+                timing.logits = Some(vec![logits]);
             }
             for (i, p) in model.params().all().iter().enumerate() {
                 if let Some(g) = state.grads.get(i) {

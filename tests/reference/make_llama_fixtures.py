@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Builds the decoder fixtures Hone's engine is checked against.
 
-Two tiny random decoders, made by transformers itself, with one small byte-level BPE
+Three tiny random decoders, made by transformers itself, with one small byte-level BPE
 tokenizer and a ChatML chat template (the template SmolLM2 and Qwen2 use):
 
 - tests/fixtures/tiny-llama: LlamaForCausalLM, 4 query heads sharing 2 key/value heads,
   llama3 rope scaling, untied lm_head;
 - tests/fixtures/tiny-qwen2: Qwen2ForCausalLM, 4 query heads on 1 key/value head, query/key/
-  value biases, tied embeddings.
+  value biases, tied embeddings;
+- tests/fixtures/tiny-llama-bias: LlamaForCausalLM with attention_bias (query, key, value and
+  output projections) and mlp_bias, linear rope scaling, 4 key/value heads, tied embeddings.
 
 For each, tests/fixtures/golden/{name}.safetensors holds a padded batch of three sequences
 (`input.input_ids`, `input.attention_mask`), Hone's per-slot labels (`labels`: each token's
@@ -139,6 +141,12 @@ def main():
             num_key_value_heads=1, tie_word_embeddings=True,
             rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
             use_sliding_window=False, **common)),
+        # Biases everywhere Llama allows them (attention_bias covers o_proj too), linear rope
+        # scaling, plain multi-head attention, tied embeddings.
+        "llama-bias": (LlamaForCausalLM, LlamaConfig(
+            num_key_value_heads=4, tie_word_embeddings=True, attention_bias=True, mlp_bias=True,
+            rope_parameters={"rope_type": "linear", "rope_theta": 10000.0, "factor": 2.0},
+            **common)),
     }
     meta = {}
     for i, (name, (cls, config)) in enumerate(configs.items()):

@@ -57,6 +57,7 @@ pub(crate) struct DecoderDims {
     /// The output layer is the embedding table (no weights of its own).
     pub tied: bool,
     pub attention_bias: bool,
+    pub output_bias: bool,
     pub mlp_bias: bool,
 }
 
@@ -81,6 +82,7 @@ impl Dims {
             decoder: config.decoder.as_ref().map(|d| DecoderDims {
                 tied: d.tie_word_embeddings,
                 attention_bias: d.attention_bias,
+                output_bias: d.output_bias,
                 mlp_bias: d.mlp_bias,
             }),
         }
@@ -164,7 +166,7 @@ fn decoder_parameter_count(d: Dims, decoder: DecoderDims) -> ParameterCount {
         d.query + 2 * d.key_value
     } else {
         0
-    };
+    } + if decoder.output_bias { h } else { 0 };
     let mlp_biases = if decoder.mlp_bias { 2 * i + h } else { 0 };
     let layer = d.layer_matrix_weights() + attention_biases + mlp_biases + 2 * h;
     let embedding = d.vocab * h;

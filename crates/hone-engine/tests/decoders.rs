@@ -1,7 +1,8 @@
 //! Decoder LMs against Hugging Face `transformers` and PEFT (tests/reference/
 //! make_llama_fixtures.py): a tiny Llama (grouped-query attention, llama3 rope scaling, untied
 //! head) and a tiny Qwen2 (one key/value head, attention biases, tied embeddings) trained as
-//! causal LMs — logits, loss and every parameter's gradient on both graphs — and LoRA on the
+//! causal LMs, and a tiny Llama with biases on every projection (o_proj included) and linear
+//! rope scaling — logits, loss and every parameter's gradient on both graphs — and LoRA on the
 //! Llama, made and saved by PEFT.
 
 mod common;
@@ -19,7 +20,7 @@ fn load(dir: &std::path::Path) -> Model {
 
 #[test]
 fn decoder_logits_loss_and_every_gradient_match_transformers_on_both_graphs() {
-    for family in ["llama", "qwen2"] {
+    for family in ["llama", "qwen2", "llama-bias"] {
         let want = golden_tensors(family);
         let model = load(&tiny_model(family));
         assert!(
@@ -90,7 +91,7 @@ fn encoder_families_refuse_a_language_model_head_and_decoders_a_classifier() {
 #[test]
 fn cached_generation_follows_full_passes() {
     use hone_engine::generate::{generate, GenerationSettings};
-    for family in ["llama", "qwen2"] {
+    for family in ["llama", "qwen2", "llama-bias"] {
         let dir = tiny_model(family);
         let model = load(&dir);
         let tokenizer = hone_data::TextTokenizer::from_model_dir(&dir, 64).unwrap();

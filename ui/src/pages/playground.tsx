@@ -101,8 +101,8 @@ function AnswerCard(props: { p: AnswerPrediction }) {
 
 /** Why an answer ended, in words. */
 const STOP_TEXT: Record<Generation["stop"], string> = {
-  end_token: "the model ended it", stop_string: "a stop text", length: "the length limit",
-  context: "the context is full", cancelled: "stopped",
+  end_token: "ended by the model", stop_string: "ended at a stop text", length: "stopped at the length limit",
+  context: "stopped: the model's context is full", cancelled: "stopped by you",
 };
 
 /** A chat with a language model run: the answer streams in as it is written; Enter sends,
@@ -152,7 +152,7 @@ function Chat(props: { run: number }) {
           </div>
         ))}
       </div>
-      {last && <p class="muted small" data-testid="chat-stats">{last.new_tokens} tokens after a {last.prompt_tokens}-token prompt · {last.tokens_per_second.toFixed(1)} tokens/s · ended by {STOP_TEXT[last.stop]}</p>}
+      {last && <p class="muted small" data-testid="chat-stats">{last.new_tokens} tokens after a {last.prompt_tokens}-token prompt · {last.tokens_per_second.toFixed(1)} tokens/s · {STOP_TEXT[last.stop]}</p>}
       <textarea id="chat-input" rows={3} placeholder="Message (Enter sends, Shift+Enter for a new line, Escape stops the answer)" value={draft}
         onInput={(e) => setDraft((e.target as HTMLTextAreaElement).value)}
         onKeyDown={(e) => {
@@ -256,6 +256,8 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
           <h2>Export</h2>
           {isLora
             ? <p class="muted small" data-testid="export-lora">A LoRA run: export the adapter in PEFT's format (adapter_config.json, adapter_model.safetensors, the labels in head_config.json, the tokenizer and a model card; PeftModel.from_pretrained loads it on the base model), or the adapter merged into the base model's weights: a full folder plain transformers loads.</p>
+            : isLanguage
+            ? <p class="muted small">A Hugging Face folder: config.json, model.safetensors, the tokenizer with its chat template and a model card. transformers' text-generation pipeline loads it as is.</p>
             : <p class="muted small">A Hugging Face folder: config.json with the labels, model.safetensors, the tokenizer and a model card. transformers loads it as is.</p>}
           <div class="row">
             <label>Folder name <input id="export-name" value={exportName} onInput={(e) => setExportName((e.target as HTMLInputElement).value)} /></label>

@@ -64,6 +64,10 @@ pub struct DecoderConfig {
     pub tie_word_embeddings: bool,
     /// Biases on the query, key and value projections (Qwen2).
     pub attention_bias: bool,
+    /// A bias on the attention's output projection too (Llama's `attention_bias` puts one
+    /// there; Qwen2's biases stop at the values).
+    #[serde(default)]
+    pub output_bias: bool,
     /// Biases on the feed-forward projections.
     pub mlp_bias: bool,
     pub bos_token_id: Option<u32>,
@@ -224,6 +228,7 @@ fn read_config(raw: &Value) -> Result<EncoderConfig, serde_json::Error> {
             tie_word_embeddings: c.tie_word_embeddings.unwrap_or(false),
             // Qwen2 always has query/key/value biases and no key for them.
             attention_bias: c.attention_bias.unwrap_or(c.model_type == "qwen2"),
+            output_bias: c.model_type == "llama" && c.attention_bias == Some(true),
             mlp_bias: c.mlp_bias.unwrap_or(false),
             bos_token_id: c.bos_token_id,
             eos_token_ids,
@@ -318,7 +323,7 @@ impl LlamaDecoder {
                 q: proj(b, "self_attn.q_proj", h, q_out, ab)?,
                 k: proj(b, "self_attn.k_proj", h, kv_out, ab)?,
                 v: proj(b, "self_attn.v_proj", h, kv_out, ab)?,
-                o: proj(b, "self_attn.o_proj", q_out, h, false)?,
+                o: proj(b, "self_attn.o_proj", q_out, h, dec.output_bias)?,
                 post_attention_norm: norm(b, "post_attention_layernorm")?,
                 gate: proj(b, "mlp.gate_proj", h, f, mb)?,
                 up: proj(b, "mlp.up_proj", h, f, mb)?,
@@ -447,8 +452,14 @@ mod tests {
             "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 4,
             "eos_token_id": [3, 4]});
         let d = read_config(&raw).unwrap().decoder.unwrap();
-        assert!(d.attention_bias);
+        assert!(d.attention_bias && !d.output_bias);
         assert_eq!(d.eos_token_ids, vec![3, 4]);
+        // Llama's attention_bias covers the output projection too.
+        let llama = json!({"model_type": "llama", "vocab_size": 10, "hidden_size": 8,
+            "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 4,
+            "attention_bias": true});
+        let d = read_config(&llama).unwrap().decoder.unwrap();
+        assert!(d.attention_bias && d.output_bias);
         raw["num_key_value_heads"] = json!(3);
         assert!(read_config(&raw).is_err());
     }

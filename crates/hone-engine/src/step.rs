@@ -12,6 +12,7 @@ use std::time::Instant;
 use candle_core::Device;
 use hone_data::Batch;
 
+use crate::cpu::lm_loss::LmScratch;
 use crate::cpu::HostGrads;
 use crate::distill::{distilled_loss_sum, Distill};
 use crate::ewc::Ewc;
@@ -72,11 +73,13 @@ impl Logits {
     }
 }
 
-/// The CPU graph's state kept across steps: gradient buffers and pooled activations.
+/// The CPU graph's state kept across steps: gradient buffers, pooled activations and a
+/// language model's output-layer chunk buffers.
 #[derive(Default)]
 struct HostState {
     grads: HostGrads,
     pool: Pool,
+    lm_scratch: LmScratch,
 }
 
 /// Runs optimizer steps and evaluation passes for one model.
@@ -302,6 +305,7 @@ fn host_step(
                     scale,
                     &state.pool,
                     &mut state.grads,
+                    &mut state.lm_scratch,
                 )?;
                 (hidden, tape, loss, d_hidden)
             }

@@ -11,6 +11,15 @@ use crate::graph::IGNORE_LABEL;
 /// Logits per chunk are kept under this many bytes.
 pub const CHUNK_BYTES: usize = 32 << 20;
 
+/// Work buffers of [`lm_head_loss`] (a chunk's rows, logits and row gradients), kept by the
+/// caller so that steps reuse them instead of faulting in fresh pages.
+#[derive(Default)]
+pub struct LmScratch {
+    pub rows: Vec<f32>,
+    pub logits: Vec<f32>,
+    pub d_rows: Vec<f32>,
+}
+
 /// The output layer `weight` (`[vocab × hidden]`, no bias) over the rows of `hidden` whose
 /// label is not [`IGNORE_LABEL`], with the cross-entropy against those labels. Returns the
 /// summed loss; writes `d_hidden` (every row: zero where not learned) and adds to `d_weight`
@@ -25,6 +34,7 @@ pub fn lm_head_loss(
     scale: f64,
     d_hidden: &mut [f32],
     mut d_weight: Option<&mut [f32]>,
+    scratch: &mut LmScratch,
 ) -> f64 {
     d_hidden.fill(0.0);
     let learned: Vec<usize> = (0..labels.len())
@@ -32,9 +42,15 @@ pub fn lm_head_loss(
         .collect();
     let chunk = (CHUNK_BYTES / (4 * vocab.max(1))).clamp(8, 1024);
     let rows = chunk.min(learned.len());
-    let mut x = vec![0f32; rows * hidden_size];
-    let mut logits = vec![0f32; rows * vocab];
-    let mut dx = vec![0f32; rows * hidden_size];
+    let grow = |v: &mut Vec<f32>, n: usize| {
+        if v.len() < n {
+            v.resize(n, 0.0);
+        }
+    };
+    grow(&mut scratch.rows, rows * hidden_size);
+    grow(&mut scratch.logits, rows * vocab);
+    grow(&mut scratch.d_rows, rows * hidden_size);
+    let (x, logits, dx) = (&mut scratch.rows, &mut scratch.logits, &mut scratch.d_rows);
     let mut loss = 0f64;
     for block in learned.chunks(chunk) {
         let n = block.len();
@@ -151,7 +167,18 @@ mod tests {
         let want = whole(&hidden, h, &w, v, &labels, scale);
         let mut dx = vec![1f32; rows * h];
         let mut dw = vec![0f32; v * h];
-        let loss = lm_head_loss(&hidden, h, &w, v, &labels, scale, &mut dx, Some(&mut dw));
+        let mut scratch = LmScratch::default();
+        let loss = lm_head_loss(
+            &hidden,
+            h,
+            &w,
+            v,
+            &labels,
+            scale,
+            &mut dx,
+            Some(&mut dw),
+            &mut scratch,
+        );
         assert!(
             (loss - want[0]).abs() < 1e-6 * want[0],
             "{loss} {}",

@@ -19,7 +19,7 @@ use crate::cpu::kernels::{
     activation, activation_backward, cross_entropy, layer_norm, layer_norm_backward, DropMask,
     NormStats,
 };
-use crate::cpu::lm_loss::lm_head_loss;
+use crate::cpu::lm_loss::{lm_head_loss, LmScratch};
 use crate::models::nn::{LayerNorm, RmsNorm, Rotary};
 use crate::ops::Activation;
 use crate::params::{Param, ParamStore};
@@ -705,7 +705,8 @@ impl Graph for HostGraph<'_> {
 /// A language model's output layer (`weight`, no bias) and its cross-entropy against
 /// `labels` (one per row of `hidden`) in one chunked pass ([`lm_head_loss`]): the summed loss,
 /// and `∂(loss · scale)/∂hidden`; the layer's weight gradient is added to `grads` when it
-/// trains (a tied embedding, in full fine-tuning).
+/// trains (a tied embedding, in full fine-tuning). `scratch` holds the chunk buffers across
+/// steps.
 #[allow(clippy::too_many_arguments)]
 pub fn language_model_loss_grad(
     hidden: &HostValue,
@@ -716,6 +717,7 @@ pub fn language_model_loss_grad(
     scale: f64,
     pool: &Pool,
     grads: &mut HostGrads,
+    scratch: &mut LmScratch,
 ) -> Result<(f64, Buf), EngineError> {
     let w = params.index_of(weight.name()).ok_or_else(|| {
         EngineError::InvalidConfig(format!(
@@ -751,6 +753,7 @@ pub fn language_model_loss_grad(
         scale,
         &mut d_hidden,
         grads.get_mut(w),
+        scratch,
     );
     Ok((loss, d_hidden))
 }

@@ -202,6 +202,20 @@ impl Ui {
             .unwrap_or_else(|e| panic!("type into {selector}: {e}"));
     }
 
+    /// Starts the run of the Train form, waits until it completed and its last validation
+    /// line says `score`; returns that line.
+    async fn train_to_the_end(&self, score: &str) -> String {
+        self.click("#start").await;
+        let status = self
+            .attr_until("[data-testid='live']", "data-status", LONG, |s| {
+                s != "running"
+            })
+            .await;
+        assert_eq!(status, "completed");
+        self.until_text("[data-testid='last-eval']", LONG, |t| t.contains(score))
+            .await
+    }
+
     /// Opens the Train page's form for a new run: a finished run's live view comes first, so
     /// New run is pressed until the form is there (a redraw of that view can take a click).
     async fn new_train_form(&self) {
@@ -935,18 +949,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         })
         .await;
     assert!(typical.parse::<usize>().is_ok_and(|n| n > 3), "{typical}");
-    ui.click("#start").await;
-    let status = ui
-        .attr_until("[data-testid='live']", "data-status", long, |s| {
-            s != "running"
-        })
-        .await;
-    assert_eq!(status, "completed");
-    let last = ui
-        .until_text("[data-testid='last-eval']", long, |t| {
-            t.contains("entity F1")
-        })
-        .await;
+    let last = ui.train_to_the_end("entity F1").await;
     // Each task's scores, by name.
     assert!(
         last.contains("token accuracy")
@@ -1153,15 +1156,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         .expect("scroll");
     ui.select(best_by, "loss").await;
     ui.shot("19-choice-form").await;
-    ui.click("#start").await;
-    let status = ui
-        .attr_until("[data-testid='live']", "data-status", long, |s| {
-            s != "running"
-        })
-        .await;
-    assert_eq!(status, "completed");
-    ui.until_text("[data-testid='last-eval']", long, |t| t.contains("MAP@3"))
-        .await;
+    ui.train_to_the_end("MAP@3").await;
     ui.page("runs").await;
     ui.open_run(7).await;
     let report = ui.text_of("[data-testid='choice-report']").await;
@@ -1210,17 +1205,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.set_field("batch_size", "8").await;
     ui.set_field("lr", "0.003").await;
     ui.shot("22-answer-form").await;
-    ui.click("#start").await;
-    let status = ui
-        .attr_until("[data-testid='live']", "data-status", long, |s| {
-            s != "running"
-        })
-        .await;
-    assert_eq!(status, "completed");
-    ui.until_text("[data-testid='last-eval']", long, |t| {
-        t.contains("exact match")
-    })
-    .await;
+    ui.train_to_the_end("exact match").await;
     ui.shot("23-answer-run").await;
     ui.page("playground").await;
     ui.select("#play-run", "8").await;
@@ -1258,17 +1243,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.set_field("batch_size", "8").await;
     ui.set_field("lr", "0.003").await;
     ui.shot("25-chat-form").await;
-    ui.click("#start").await;
-    let status = ui
-        .attr_until("[data-testid='live']", "data-status", long, |s| {
-            s != "running"
-        })
-        .await;
-    assert_eq!(status, "completed");
-    ui.until_text("[data-testid='last-eval']", long, |t| {
-        t.contains("perplexity")
-    })
-    .await;
+    ui.train_to_the_end("perplexity").await;
     let chat_run = ui
         .css("[data-testid='live']")
         .await

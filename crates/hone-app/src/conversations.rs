@@ -42,12 +42,13 @@ pub fn preview_conversations(
             e.messages.clone()
         }
     };
-    let template = model
-        .map(ChatTemplate::from_model_dir)
-        .transpose()?
-        .map(|t| t.ok_or(()));
-    let rendered = match (&template, examples.iter().find(|e| !e.messages.is_empty())) {
-        (Some(Ok(t)), Some(first)) => Some(t.render(&first.messages, false)?),
+    // With a model: its template, if it has one.
+    let template = model.map(ChatTemplate::from_model_dir).transpose()?;
+    let rendered = match (
+        template.as_ref().and_then(Option::as_ref),
+        examples.iter().find(|e| !e.messages.is_empty()),
+    ) {
+        (Some(t), Some(first)) => Some(t.render(&first.messages, false)?),
         _ => None,
     };
     Ok(ConversationPreview {
@@ -64,7 +65,7 @@ pub fn preview_conversations(
             })
             .sum(),
         samples: examples.iter().take(limit).map(turns).collect(),
-        model_has_template: template.as_ref().map(Result::is_ok),
+        model_has_template: template.as_ref().map(Option::is_some),
         rendered,
         warnings: file.warnings,
     })

@@ -239,7 +239,7 @@ struct Timing {
 }
 
 /// The logits of one forward pass on the CPU graph: in training mode (`train`: dropout from
-/// `rng`, as a step draws it) or evaluation mode; nothing is kept for a backward pass.
+/// `rng`, as a step draws it) or evaluation mode; no backward pass follows.
 fn host_forward(
     model: &Model,
     state: &HostState,

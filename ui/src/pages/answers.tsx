@@ -2,37 +2,27 @@
 // answers), and a preview of what the run will read — how many questions and passages, the
 // first question with its answer marked in the passage, and how many windows the passages make
 // at the maximum length and document stride.
-import { useEffect, useState } from "preact/hooks";
-import { api, errorText, type AnswerPreview } from "../api";
+import { useState } from "preact/hooks";
+import { api, type AnswerPreview } from "../api";
+import { usePreview } from "../preview";
 import type { ChoiceData } from "./choices";
 
 export function AnswerSource(props: { model: string; maxLength: number; stride: number; onChange: (d: { data: ChoiceData; questions: number } | null) => void }) {
   const [path, setPath] = useState<string | null>(null);
-  const [preview, setPreview] = useState<AnswerPreview | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { preview, error, setError, busy } = usePreview<AnswerPreview>(
+    path ? () => api.answerPreview(path, props.model || null, props.maxLength, props.stride) : null,
+    [path, props.model, props.maxLength, props.stride],
+    (p) => props.onChange({
+      questions: p.windows || p.questions,
+      data: { train: path as string, text_column: "question", label_column: "answers", choice_columns: [], valid_fraction: 0.1 },
+    }),
+    () => props.onChange(null),
+  );
 
   const choose = async () => {
     const picked = await api.pick("data_file");
     if (picked) { setError(null); setPath(picked); }
   };
-  useEffect(() => {
-    if (!path) { setPreview(null); props.onChange(null); return; }
-    let stale = false;
-    setBusy(true);
-    api.answerPreview(path, props.model || null, props.maxLength, props.stride)
-      .then((p) => {
-        if (stale) return;
-        setPreview(p); setError(null);
-        props.onChange({
-          questions: p.windows || p.questions,
-          data: { train: path, text_column: "question", label_column: "answers", choice_columns: [], valid_fraction: 0.1 },
-        });
-      })
-      .catch((e) => { if (!stale) { setPreview(null); setError(errorText(e)); props.onChange(null); } })
-      .finally(() => { if (!stale) setBusy(false); });
-    return () => { stale = true; };
-  }, [path, props.model, props.maxLength, props.stride]);
 
   const sample = preview?.samples[0];
   const marked = (context: string, answer: [string, number] | null) => {

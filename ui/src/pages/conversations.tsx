@@ -1,8 +1,9 @@
 // The Train page's source for a causal-LM run: a file of instruction or chat data (Alpaca
 // instruction/input/output, chat `messages`, ShareGPT conversations, prompt/completion or
 // plain text), previewed with how the chosen model's chat template reads it.
-import { useEffect, useState } from "preact/hooks";
-import { api, ChatTurn, errorText } from "../api";
+import { useState } from "preact/hooks";
+import { api, ChatTurn } from "../api";
+import { usePreview } from "../preview";
 import type { ChoiceData } from "./choices";
 
 /** What a conversation file holds (`hone_app::conversations::ConversationPreview`). */
@@ -13,31 +14,20 @@ export type ConversationPreview = {
 
 export function ConversationSource(props: { model: string; onChange: (d: { data: ChoiceData; questions: number } | null) => void }) {
   const [path, setPath] = useState<string | null>(null);
-  const [preview, setPreview] = useState<ConversationPreview | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { preview, error, setError, busy } = usePreview<ConversationPreview>(
+    path ? () => api.conversationPreview(path, props.model || null) : null,
+    [path, props.model],
+    (p) => props.onChange({
+      questions: p.conversations,
+      data: { train: path as string, text_column: "text", label_column: "label", choice_columns: [], valid_fraction: 0.1 },
+    }),
+    () => props.onChange(null),
+  );
 
   const choose = async () => {
     const picked = await api.pick("data_file");
     if (picked) { setError(null); setPath(picked); }
   };
-  useEffect(() => {
-    if (!path) { setPreview(null); props.onChange(null); return; }
-    let stale = false;
-    setBusy(true);
-    api.conversationPreview(path, props.model || null)
-      .then((p) => {
-        if (stale) return;
-        setPreview(p); setError(null);
-        props.onChange({
-          questions: p.conversations,
-          data: { train: path, text_column: "text", label_column: "label", choice_columns: [], valid_fraction: 0.1 },
-        });
-      })
-      .catch((e) => { if (!stale) { setPreview(null); setError(errorText(e)); props.onChange(null); } })
-      .finally(() => { if (!stale) setBusy(false); });
-    return () => { stale = true; };
-  }, [path, props.model]);
 
   const sample = preview?.samples[0];
   return (

@@ -763,20 +763,30 @@ fn generator_matches_transformers(model: &std::path::Path) {
     assert_eq!(report.matches("ok ").count(), 3, "{report}");
 }
 
-/// Causal LMs: a fully fine-tuned Llama and a LoRA Qwen2 (every projection adapted, PEFT's
-/// CAUSAL_LM adapter folder) trained on conversations generate in Hone what transformers
-/// generates from the exported folders; the LoRA adapter merged into a plain model too.
+/// Causal LMs: a fully fine-tuned Llama, a LoRA Qwen2 (every projection adapted, PEFT's
+/// CAUSAL_LM adapter folder) and a prefix-tuned Llama (PEFT's PREFIX_TUNING folder) trained on
+/// conversations generate in Hone what transformers (with PEFT) generates from the exported
+/// folders; the LoRA adapter merged into a plain model too, and the prefix refuses to merge.
 #[test]
 fn causal_lm_exports_generate_as_in_transformers() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("sums.jsonl");
     synthetic_conversations(&data);
     let targets = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj";
-    for (family, extra) in [
-        ("llama", &[][..]),
-        ("qwen2", &["--peft", "lora", "--lora-targets", targets][..]),
+    for (name, family, extra) in [
+        ("full", "llama", &[][..]),
+        (
+            "lora",
+            "qwen2",
+            &["--peft", "lora", "--lora-targets", targets][..],
+        ),
+        (
+            "prefix",
+            "llama",
+            &["--peft", "prefix", "--prefix-tokens", "5"][..],
+        ),
     ] {
-        let out = dir.path().join(family);
+        let out = dir.path().join(name);
         let o = run(hone()
             .args(["train", "--task", "causal-lm", "--model"])
             .arg(support::fixture(&format!("tiny-{family}")))
@@ -799,7 +809,17 @@ fn causal_lm_exports_generate_as_in_transformers() {
         let log = stdout(&o) + &stderr(&o);
         assert!(log.contains("perplexity"), "{family}: {log}");
         generator_matches_transformers(&out);
-        if !extra.is_empty() {
+        if name == "prefix" {
+            let config = std::fs::read_to_string(out.join("adapter_config.json")).unwrap();
+            assert!(config.contains("PREFIX_TUNING"), "{config}");
+            let m = run(hone()
+                .args(["export", "--merge", "--model"])
+                .arg(&out)
+                .arg("--out")
+                .arg(dir.path().join("prefix-merged")));
+            assert!(!m.status.success());
+            assert!(stderr(&m).contains("cannot be merged"), "{}", stderr(&m));
+        } else if !extra.is_empty() {
             assert!(out.join("adapter_config.json").is_file());
             let merged = dir.path().join("merged");
             let m = run(hone()

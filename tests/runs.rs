@@ -436,3 +436,85 @@ fn a_run_in_another_process_stops_when_asked_and_keeps_tags_and_notes() {
     let cleared = hone_db(&db, &["runs", "note", "1", ""]);
     assert!(stdout(&cleared).contains("notes cleared"));
 }
+
+/// A causal-LM run answers its sample prompts at each validation: the answers are stored with
+/// the run (`hone runs show`), and those of the best step are what the exported model says to
+/// the same prompts (`hone generate --chat`).
+#[test]
+fn a_causal_run_stores_its_sample_answers_and_they_are_the_exported_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, data, out) = (
+        dir.path().join("hone.db"),
+        dir.path().join("sums.jsonl"),
+        dir.path().join("out"),
+    );
+    support::synthetic_conversations(&data);
+    let prompts = ["what is two plus one ?", "what is four plus zero ?"];
+    let model = fixture("tiny-llama");
+    let o = hone_db(
+        &db,
+        &[
+            "train",
+            "--task",
+            "causal-lm",
+            "--model",
+            model.to_str().unwrap(),
+            "--train",
+            data.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--max-length",
+            "64",
+            "--lr",
+            "3e-3",
+            "--sample-prompt",
+            prompts[0],
+            "--sample-prompt",
+            prompts[1],
+            "--sample-tokens",
+            "10",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("sample answers:") || stdout(&o).contains("sample answers:"),
+        "the progress shows the answers"
+    );
+    let shown = json(&hone_db(&db, &["runs", "show", "1", "--json"]));
+    let samples = shown["samples"].as_array().unwrap();
+    let steps: std::collections::BTreeSet<i64> = samples
+        .iter()
+        .map(|s| s["step"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        steps.len(),
+        2,
+        "one set per validation (each epoch): {samples:?}"
+    );
+    let best = shown["final_metrics"]["best_step"].as_i64().unwrap();
+    let at_best: Vec<&serde_json::Value> = samples
+        .iter()
+        .filter(|s| s["step"].as_i64() == Some(best))
+        .collect();
+    assert_eq!(at_best.len(), 2);
+    for (sample, prompt) in at_best.iter().zip(prompts) {
+        assert_eq!(sample["prompt"], prompt);
+        assert!(sample["tokens"].as_i64().unwrap() <= 10);
+        let g = json(&run(hone()
+            .args([
+                "generate",
+                "--chat",
+                "--json",
+                "--max-new-tokens",
+                "10",
+                "--model",
+            ])
+            .arg(&out)
+            .arg(prompt)));
+        assert_eq!(sample["answer"], g["text"], "{prompt}");
+    }
+}

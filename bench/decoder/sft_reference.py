@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The transformers + PEFT side of bench/decoder/smollm2_sft.sh: LoRA supervised fine-tuning of a
-causal LM on Alpaca records with the same recipe and data as `hone train --task causal-lm --peft
+"""The transformers + PEFT side of bench/decoder/smollm2_sft.sh: LoRA (or, --peft prefix, prefix
+tuning) supervised fine-tuning of a causal LM on Alpaca records with the same recipe and data as `hone train --task causal-lm --peft
 lora --no-shuffle`:
 
 - each record becomes a user turn (instruction, then a blank line and the input when there is
@@ -10,13 +10,17 @@ lora --no-shuffle`:
 - the examples in the file's order, batches of --batch, dynamic padding, truncated to
   --max-length; the loss is the mean over the batch's learned tokens;
 - AdamW (no decay on biases and norm weights), linear warmup then linear decay, clipping by
-  global norm; LoRA with PEFT's defaults for the family otherwise (A Kaiming-uniform, B zero).
+  global norm; LoRA with PEFT's defaults for the family otherwise (A Kaiming-uniform, B zero);
+- prefix tuning: PEFT's PREFIX_TUNING (no projection); --save-initial DIR saves the prefix as it
+  starts (PEFT's folder), so that Hone can train the very same prefix (`--model DIR --peft
+  prefix`).
 
 Prints JSON: per-step losses and seconds, then greedy generations for --prompt texts.
 
 Usage: sft_reference.py --model DIR --train alpaca.json [--batch 4 --max-length 256 --lr 2e-4
        --warmup-ratio 0.1 --weight-decay 0.01 --clip 1.0 --lora-r 8 --lora-alpha 16
-       --lora-dropout 0 --targets q_proj,v_proj --seed 42] [--prompt TEXT ...]
+       --lora-dropout 0 --targets q_proj,v_proj --seed 42] [--peft prefix --prefix-tokens 20
+       --save-initial DIR] [--prompt TEXT ...]
 """
 import argparse
 import json
@@ -28,7 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
-from peft import LoraConfig, get_peft_model  # noqa: E402
+from peft import LoraConfig, PrefixTuningConfig, get_peft_model  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, get_linear_schedule_with_warmup  # noqa: E402
 
 
@@ -98,15 +102,28 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--prompt", action="append", default=[])
     ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--peft", choices=["lora", "prefix"], default="lora")
+    ap.add_argument("--prefix-tokens", type=int, default=20)
+    ap.add_argument("--save-initial")
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     tok = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(
-        task_type="CAUSAL_LM", r=args.lora_r, lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout, target_modules=args.targets.split(",")))
+    if args.peft == "prefix":
+        config = PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=args.prefix_tokens)
+    else:
+        config = LoraConfig(
+            task_type="CAUSAL_LM", r=args.lora_r, lora_alpha=args.lora_alpha,
+            lora_dropout=args.lora_dropout, target_modules=args.targets.split(","))
+    model = get_peft_model(model, config)
+    if args.save_initial:
+        model.save_pretrained(args.save_initial)
+        path = os.path.join(args.save_initial, "adapter_config.json")
+        saved = json.load(open(path))
+        saved["base_model_name_or_path"] = os.path.abspath(args.model)
+        json.dump(saved, open(path, "w"), indent=2)
     records = json.load(open(args.train, encoding="utf-8"))
     examples = [encode(tok, messages_of(r), args.max_length) for r in records]
 

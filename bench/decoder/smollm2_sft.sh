@@ -6,13 +6,19 @@
 # (--no-shuffle), the same learned tokens. Prints both loss curves (means over windows of
 # steps), the per-step time of each, and greedy generations before and after. Not a test.
 #
-# Usage: [N=200] [BATCH=4] [MAX_LENGTH=256] [LR=2e-4] [HONE_BIN=…] bench/decoder/smollm2_sft.sh
+# PEFT=prefix: prefix tuning (PREFIX=20 virtual tokens) instead of LoRA; PEFT's initial prefix is
+# saved and Hone trains that same prefix (the reference runs first).
+#
+# Usage: [N=200] [BATCH=4] [MAX_LENGTH=256] [LR=2e-4] [PEFT=lora|prefix] [PREFIX=20]
+#        [HONE_BIN=…] bench/decoder/smollm2_sft.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${N:-200}
 batch=${BATCH:-4}
 max_length=${MAX_LENGTH:-256}
 lr=${LR:-2e-4}
+method=${PEFT:-lora}
+prefix_tokens=${PREFIX:-20}
 alpaca=${ALPACA:-../shared/datasets/alpaca_5k/alpaca_data_first5000.json}
 out=bench/out/smollm2
 mkdir -p "$out"
@@ -46,20 +52,27 @@ generate() { # generate MODEL_DIR FILE: greedy answers to the prompts, one JSON 
 
 echo "== Hone: generations of the base model" >&2
 generate "$model" "$out/hone-before.jsonl"
-echo "== Hone: LoRA SFT on $n records" >&2
-rm -rf "$out/hone-run"
-RAYON_NUM_THREADS=2 "$HONE_BIN" --db "$out/hone.db" train --task causal-lm --model "$model" \
-  --train "$out/train.json" --valid "$out/valid.json" --epochs 1 --no-shuffle --peft lora \
-  "${lora[@]}" "${recipe[@]}" --out "$out/hone-run" --json > "$out/hone.jsonl"
-generate "$out/hone-run" "$out/hone-after.jsonl"
-
-echo "== transformers + PEFT: the same run" >&2
+echo "== transformers + PEFT: $method SFT on $n records" >&2
 ref_prompts=()
 for p in "${prompts[@]}"; do ref_prompts+=(--prompt "$p"); done
+rm -rf "$out/prefix-init"
 "$python" bench/decoder/sft_reference.py --model "$model" --train "$out/train.json" \
   --batch "$batch" --max-length "$max_length" --lr "$lr" --warmup-ratio 0.1 --weight-decay 0.01 \
   --clip 1.0 --lora-r 8 --lora-alpha 16 --lora-dropout 0 --targets q_proj,v_proj \
+  --peft "$method" --prefix-tokens "$prefix_tokens" --save-initial "$out/prefix-init" \
   "${ref_prompts[@]}" > "$out/torch.json" 2> "$out/torch.log"
+
+echo "== Hone: the same run" >&2
+rm -rf "$out/hone-run"
+if [ "$method" = prefix ]; then
+  start=("$out/prefix-init" --peft prefix)
+else
+  start=("$model" --peft lora "${lora[@]}")
+fi
+RAYON_NUM_THREADS=2 "$HONE_BIN" --db "$out/hone.db" train --task causal-lm --model "${start[@]}" \
+  --train "$out/train.json" --valid "$out/valid.json" --epochs 1 --no-shuffle \
+  "${recipe[@]}" --out "$out/hone-run" --json > "$out/hone.jsonl"
+generate "$out/hone-run" "$out/hone-after.jsonl"
 
 "$python" - "$out" <<'PY'
 import json, statistics, sys

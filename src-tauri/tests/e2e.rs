@@ -244,7 +244,8 @@ impl Ui {
     }
 
     async fn set_field(&self, field: &str, value: &str) {
-        let selector = format!("label[data-field='{field}'] input");
+        let selector =
+            format!("label[data-field='{field}'] input, label[data-field='{field}'] textarea");
         let el = self.css(&selector).await;
         // In the middle of the window, clear of the sticky Start bar at its bottom.
         self.client
@@ -1242,8 +1243,17 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.set_field("epochs", "4").await;
     ui.set_field("batch_size", "8").await;
     ui.set_field("lr", "0.003").await;
+    ui.set_field("sample_prompts", "what is two plus one ?")
+        .await;
     ui.shot("25-chat-form").await;
     ui.train_to_the_end("perplexity").await;
+    // The live view shows what the model answered to the sample prompt at the last validation.
+    let samples = ui
+        .until_text("[data-testid='samples']", long, |t| {
+            t.contains("what is two plus one ?")
+        })
+        .await;
+    assert!(samples.contains("Sample answers"), "{samples}");
     let chat_run = ui
         .css("[data-testid='live']")
         .await

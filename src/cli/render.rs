@@ -276,6 +276,13 @@ impl TrainRenderer {
                     if *is_best { " ★ best" } else { "" }
                 ))
             }
+            TrainEvent::Samples { step, samples } => {
+                let mut text = format!("step {step} sample answers:");
+                for s in samples {
+                    text.push_str(&format!("\n  > {}\n    {}", s.prompt, s.text.replace('\n', "\n    ")));
+                }
+                self.say(&text)
+            }
             TrainEvent::CheckpointSaved { kind, path, .. } => {
                 if *kind == CheckpointKind::Last {
                     if let Some(bar) = &self.bar {

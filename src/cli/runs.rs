@@ -168,6 +168,7 @@ pub fn run(cmd: RunsCommand, db: &Path) -> anyhow::Result<ExitCode> {
             let run = store.run(id)?;
             let evaluations = store.evaluations(id)?;
             let artifacts = store.artifacts(id)?;
+            let samples = store.samples(id)?;
             if json {
                 let metrics = store.metrics(id)?;
                 println!(
@@ -176,6 +177,7 @@ pub fn run(cmd: RunsCommand, db: &Path) -> anyhow::Result<ExitCode> {
                         "id": run.id, "status": run.status, "created_at": run.created_at,
                         "config": run.config, "final_metrics": run.final_metrics, "run": run,
                         "metrics": metrics, "evaluations": evaluations, "artifacts": artifacts,
+                        "samples": samples,
                     }))?
                 );
                 return Ok(ExitCode::SUCCESS);
@@ -244,6 +246,12 @@ ensemble members, on the validation examples they all held out:"
                         "\ntest, the run's score ({n} examples the best checkpoint never saw): {}",
                         report_line(&report)
                     );
+                }
+            }
+            if let Some(last) = samples.last().map(|s| s.step) {
+                println!("\nsample answers at step {last}:");
+                for s in samples.iter().filter(|s| s.step == last) {
+                    println!("  > {}\n{}", s.prompt, textwrap_indent(&s.answer));
                 }
             }
             if let Some(last) = evaluations.iter().rev().find(|e| e.part != "test") {

@@ -270,8 +270,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "T", help_heading = "Recipes")]
     task_temperature: Option<f64>,
     /// What trains: full (every weight), lora (low-rank adapters on --lora-targets and the
-    /// head, the rest frozen; --out receives a PEFT adapter folder) or adapter (bottleneck
-    /// adapters in every layer and the head) [default: full].
+    /// head, the rest frozen; --out receives a PEFT adapter folder), adapter (bottleneck
+    /// adapters in every layer and the head) or prefix (decoders: --prefix-tokens learned
+    /// keys and values in every attention layer, saved as PEFT's prefix tuning)
+    /// [default: full].
     #[arg(long, value_name = "METHOD", help_heading = "LoRA")]
     peft: Option<hone_app::types::FineTuneMethod>,
     /// LoRA rank r [default: 8].
@@ -303,6 +305,10 @@ pub struct TrainArgs {
     /// Bottleneck adapters: relu, gelu, silu or tanh [default: relu].
     #[arg(long, value_name = "F", help_heading = "LoRA")]
     adapter_activation: Option<String>,
+    /// Prefix tuning (--peft prefix): the virtual tokens every attention layer starts with
+    /// [default: 20].
+    #[arg(long, value_name = "N", help_heading = "LoRA")]
+    prefix_tokens: Option<usize>,
     /// Causal LM: how conversations are written: auto (the model's chat template, else the
     /// Alpaca prompt), none (the Alpaca prompt) or a Jinja template file [default: auto].
     #[arg(long, value_name = "auto|none|FILE", help_heading = "Causal LM")]
@@ -310,6 +316,13 @@ pub struct TrainArgs {
     /// Causal LM: learn the assistant's tokens only, or every token [default: assistant].
     #[arg(long, value_name = "assistant|all", help_heading = "Causal LM")]
     loss_on: Option<hone_app::types::LossOn>,
+    /// Causal LM: a prompt the model answers (greedily) at each evaluation, to watch what it
+    /// says as it learns; repeat for several.
+    #[arg(long, value_name = "TEXT", help_heading = "Causal LM")]
+    sample_prompt: Vec<String>,
+    /// Causal LM: the longest sample answer, in tokens [default: 48].
+    #[arg(long, value_name = "N", help_heading = "Causal LM")]
+    sample_tokens: Option<usize>,
 }
 
 /// Parses `--also [NAME=]TASK:SOURCE` into a task trained beside the run's own.
@@ -745,10 +758,15 @@ impl TrainArgs {
             self.lora_modules_to_save.clone(),
         );
         set(&mut t.adapter_size, self.adapter_size);
+        set(&mut t.prefix_tokens, self.prefix_tokens);
         set(&mut t.adapter_placement, self.adapter_placement);
         set(&mut t.adapter_activation, self.adapter_activation.clone());
         set(&mut t.chat_template, self.chat_template.clone());
         set(&mut t.loss_on, self.loss_on);
+        set(&mut t.sample_tokens, self.sample_tokens);
+        if !self.sample_prompt.is_empty() {
+            t.sample_prompts = self.sample_prompt.join("\n");
+        }
         t.label_all_subtokens |= self.label_all_subtokens;
         if let (Some(scaling), None) = (scaling, self.lr) {
             // The preset's rate follows the batch size the flags settled on.

@@ -13,7 +13,8 @@ def load_exported(export_dir, auto_class):
     from peft import PeftModel
 
     with open(adapter_config, encoding="utf-8") as f:
-        base = json.load(f)["base_model_name_or_path"]
+        settings = json.load(f)
+    base = settings["base_model_name_or_path"]
     with open(os.path.join(export_dir, "head_config.json"), encoding="utf-8") as f:
         head = json.load(f)
     if not os.path.isdir(base):
@@ -24,6 +25,9 @@ def load_exported(export_dir, auto_class):
         labels = {"id2label": {int(k): v for k, v in head["id2label"].items()},
                   "label2id": head["label2id"]}
     model = auto_class.from_pretrained(base, ignore_mismatched_sizes=True, **labels)
+    if settings["peft_type"] == "PREFIX_TUNING":
+        # A prefix lives in the PeftModel wrapper (its past key values), not in the layers.
+        return PeftModel.from_pretrained(model, export_dir).eval()
     # The transformers model with PEFT's LoRA layers in it. Not the PeftModel wrapper itself:
     # PEFT 0.21's PeftModelForQuestionAnswering.forward drops `token_type_ids` (and
     # `position_ids`) before calling the model, so BERT's question / passage segments would be

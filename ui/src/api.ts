@@ -114,7 +114,12 @@ export type RunRecord = {
 };
 export type MetricRow = { step: number; epoch: number | null; name: string; value: number };
 export type EvaluationRecord = { step: number; part: string; report: any; predictions: any[] | null };
-export type RunDetail = { run: RunRecord; metrics: MetricRow[]; evaluations: EvaluationRecord[]; artifacts: { kind: string; path: string }[]; live: boolean };
+export type RunDetail = {
+  run: RunRecord; metrics: MetricRow[]; evaluations: EvaluationRecord[]; artifacts: { kind: string; path: string }[];
+  /** A causal-LM run's answers to its sample prompts, by step. */
+  samples: { step: number; prompt: string; answer: string; tokens: number }[];
+  live: boolean;
+};
 export type TrainEvent = { event: string; [key: string]: any };
 /** One step of the learning-rate range test. */
 export type LrFindPoint = { step: number; lr: number; loss: number; smoothed: number };

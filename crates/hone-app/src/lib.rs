@@ -69,7 +69,8 @@ pub mod types {
     };
     pub use hone_store::{
         ArtifactRecord, DatasetInfo, EvaluationRecord, ExampleFilter, Label, MetricRow,
-        ModelRecord, Part, RunRecord, RunStatus, SplitInfo, StoreError, StoredExample,
+        ModelRecord, Part, RunRecord, RunStatus, SampleRecord, SplitInfo, StoreError,
+        StoredExample,
     };
 }
 

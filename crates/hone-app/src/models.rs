@@ -438,11 +438,16 @@ pub fn check_folder(dir: &Path, settings: FitSettings) -> Result<ModelCheck, App
                 "bottleneck adapters (size {}, {:?}): train them further with peft = adapter",
                 b.size, b.placement
             ),
+            hone_engine::lora::AdapterKind::Prefix(p) => format!(
+                "a prefix ({} virtual tokens, PEFT prefix tuning): train it further with \
+                 peft = prefix",
+                p.tokens
+            ),
         };
         let settings = FitSettings {
             lora_rank: match &adapter.kind {
                 hone_engine::lora::AdapterKind::Lora(l) => Some(l.r),
-                hone_engine::lora::AdapterKind::Bottleneck(_) => settings.lora_rank,
+                _ => settings.lora_rank,
             },
             ..settings
         };

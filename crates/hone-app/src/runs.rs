@@ -251,6 +251,13 @@ fn record(store: &mut Store, id: i64, event: &TrainEvent) -> Result<(), hone_sto
                 &metrics,
             )
         }
+        TrainEvent::Samples { step, samples } => {
+            let rows: Vec<(&str, &str, i64)> = samples
+                .iter()
+                .map(|s| (s.prompt.as_str(), s.text.as_str(), s.tokens as i64))
+                .collect();
+            store.record_samples(id, *step as i64, &rows)
+        }
         TrainEvent::CheckpointSaved { step, kind, path } => {
             let kind = match kind {
                 CheckpointKind::Best => "checkpoint_best",

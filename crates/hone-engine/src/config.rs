@@ -73,6 +73,9 @@ pub enum FineTuneMethod {
     Lora,
     /// Bottleneck adapters and the head (`crate::bottleneck`).
     Adapter,
+    /// Prefix tuning: learned key/value rows in every attention layer of a decoder
+    /// (`crate::prefix`).
+    Prefix,
 }
 
 impl std::str::FromStr for FineTuneMethod {
@@ -82,8 +85,9 @@ impl std::str::FromStr for FineTuneMethod {
             "full" | "none" => Ok(FineTuneMethod::Full),
             "lora" => Ok(FineTuneMethod::Lora),
             "adapter" | "adapters" | "bottleneck" => Ok(FineTuneMethod::Adapter),
+            "prefix" | "prefix-tuning" | "prefix_tuning" => Ok(FineTuneMethod::Prefix),
             other => Err(format!(
-                "unknown fine-tuning method '{other}': use full, lora or adapter"
+                "unknown fine-tuning method '{other}': use full, lora, adapter or prefix"
             )),
         }
     }
@@ -219,7 +223,9 @@ pub struct TrainingConfig {
     pub task_temperature: f64,
     /// What trains: full (every weight), lora (small low-rank adapters on chosen layers and
     /// the head; the rest frozen: far less optimizer memory, saved in PEFT's adapter format)
-    /// or adapter (bottleneck adapters in every layer and the head, the rest frozen).
+    /// or adapter (bottleneck adapters in every layer and the head, the rest frozen), or
+    /// prefix (decoders: learned key/value rows every attention layer starts with; the rest
+    /// frozen, saved in PEFT's prefix-tuning format).
     pub peft: FineTuneMethod,
     /// LoRA rank r: the adapters' inner size (4–64; higher learns more, costs more).
     pub lora_r: usize,
@@ -242,6 +248,8 @@ pub struct TrainingConfig {
     pub adapter_placement: crate::bottleneck::Placement,
     /// Bottleneck adapters: the activation between down and up (relu, gelu, silu, tanh).
     pub adapter_activation: String,
+    /// Prefix tuning: the virtual tokens every attention layer starts with (10–30 is usual).
+    pub prefix_tokens: usize,
     /// Causal LM: how conversations are written: auto (the model's chat template, else the
     /// Alpaca prompt), none (the Alpaca prompt) or the path of a Jinja template.
     pub chat_template: String,
@@ -249,6 +257,11 @@ pub struct TrainingConfig {
     /// ending each) or all.
     #[schemars(with = "String")]
     pub loss_on: hone_data::LossOn,
+    /// Causal LM: prompts the model answers (greedily) at each evaluation, one per line, to
+    /// watch what it says as it learns; empty: none.
+    pub sample_prompts: String,
+    /// Causal LM: the longest sample answer, in tokens.
+    pub sample_tokens: usize,
     /// Where training runs: cpu, auto, cuda[:N] or metal[:N] (GPUs need a build with them).
     #[schemars(with = "String")]
     pub device: DeviceSpec,
@@ -423,9 +436,12 @@ impl Default for TrainingConfig {
             lora_modules_to_save: String::new(),
             adapter_size: 64,
             adapter_placement: crate::bottleneck::Placement::Houlsby,
+            prefix_tokens: 20,
             adapter_activation: "relu".into(),
             chat_template: "auto".into(),
             loss_on: hone_data::LossOn::Assistant,
+            sample_prompts: String::new(),
+            sample_tokens: 48,
             ewc_samples: 200,
             device: DeviceSpec::Cpu,
         }
@@ -489,11 +505,39 @@ impl TrainingConfig {
         Ok(Some(cfg))
     }
 
+    /// The sample prompts, one per line (blank lines skipped).
+    pub fn sample_prompt_list(&self) -> Vec<String> {
+        self.sample_prompts
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The prefix-tuning settings of a prefix run on a `task` head (`None` otherwise).
+    pub fn prefix_config(
+        &self,
+        task: crate::models::Task,
+    ) -> Result<Option<crate::prefix::PrefixConfig>, EngineError> {
+        if self.peft != FineTuneMethod::Prefix {
+            return Ok(None);
+        }
+        let cfg = crate::prefix::PrefixConfig {
+            tokens: self.prefix_tokens,
+            modules_to_save: self.modules_to_save(task),
+        };
+        cfg.validate()?;
+        Ok(Some(cfg))
+    }
+
     /// The modules an adapter run trains in full: PEFT's for the task (the classifier, or
     /// the span scorer) and any named in `lora_modules_to_save`.
     fn modules_to_save(&self, task: crate::models::Task) -> Vec<String> {
         let task_default: &[&str] = match task {
             crate::models::Task::QuestionAnswering => &["qa_outputs"],
+            // A language model's head is the (frozen) output layer.
+            crate::models::Task::CausalLm => &[],
             _ => &["classifier", "score"],
         };
         task_default
@@ -545,6 +589,15 @@ impl TrainingConfig {
         }
         if self.peft == FineTuneMethod::Lora {
             crate::lora::check_numbers(self.lora_r, self.lora_alpha, self.lora_dropout)?;
+        }
+        if !(1..=4096).contains(&self.sample_tokens) {
+            return bad(format!(
+                "sample answers need 1 to 4096 tokens, got {}",
+                self.sample_tokens
+            ));
+        }
+        if self.peft == FineTuneMethod::Prefix {
+            self.prefix_config(crate::models::Task::CausalLm)?;
         }
         if let Some(f) = self.layer_lr_decay {
             if !(f > 0.0 && f <= 1.0) {

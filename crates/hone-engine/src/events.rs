@@ -93,6 +93,12 @@ pub enum TrainEvent {
         is_best: bool,
         report: Report,
     },
+    /// A causal-LM run's greedy answers to its fixed prompts (`sample_prompts`) at an
+    /// evaluation.
+    Samples {
+        step: u64,
+        samples: Vec<crate::sft::Sample>,
+    },
     CheckpointSaved {
         step: u64,
         kind: CheckpointKind,

@@ -201,8 +201,8 @@ fn model_card(
                 "AutoModelFor{}",
                 model.task().architecture_suffix().trim_start_matches("For")
             );
-            match (&model.spec().lora, &model.spec().bottleneck) {
-                (Some(lora), _) => {
+            match (&model.spec().lora, &model.spec().bottleneck, &model.spec().prefix) {
+                (Some(lora), _, _) => {
                     s.push_str(&format!(
                         "## LoRA adapter\n\nRank {}, alpha {}, on {}; the base model's weights are unchanged (`hone export --merge` writes a full model).\n\n",
                         lora.r,
@@ -214,11 +214,21 @@ fn model_card(
                         base.name
                     ));
                 }
-                (None, Some(b)) => s.push_str(&format!(
+                (None, None, Some(prefix)) => {
+                    s.push_str(&format!(
+                        "## Prefix (prefix tuning)\n\n{} virtual tokens of learned keys and values in every attention layer; the base model's weights are unchanged. PEFT's format (`PREFIX_TUNING`).\n\n",
+                        prefix.tokens
+                    ));
+                    s.push_str(&format!(
+                        "## Use\n\n```python\nfrom peft import PeftModel\nfrom transformers import {class}, AutoTokenizer\nbase = {class}.from_pretrained(\"{}\")\nmodel = PeftModel.from_pretrained(base, \"PATH_TO_THIS_FOLDER\")\ntokenizer = AutoTokenizer.from_pretrained(\"PATH_TO_THIS_FOLDER\")\n```\n\n",
+                        base.name
+                    ));
+                }
+                (None, Some(b), _) => s.push_str(&format!(
                     "## Bottleneck adapters\n\nSize {}, {:?} placement, {} activation; the base model's weights are unchanged. Hone's format (docs/ADAPTERS.md): hone_adapter.json, adapter_model.safetensors. Use it with `hone predict --model PATH_TO_THIS_FOLDER` (the base model: {}).\n\n",
                     b.size, b.placement, b.activation, base.name
                 )),
-                (None, None) => {}
+                (None, None, None) => {}
             }
         }
         None => s.push_str(&format!(
@@ -279,6 +289,13 @@ pub fn merge_adapter(dir: &Path, out: &Path) -> Result<(), EngineError> {
     let spec = crate::models::ModelSpec::from_dir(dir)?;
     let adapter = match crate::lora::AdapterFolder::open(dir)? {
         Some(a) if matches!(a.kind, crate::lora::AdapterKind::Lora(_)) => a,
+        Some(a) if matches!(a.kind, crate::lora::AdapterKind::Prefix(_)) => {
+            return Err(EngineError::InvalidConfig(
+                "a prefix is extra keys and values in every attention layer, not a change of \
+                 weights: it cannot be merged; use the adapter folder as the model"
+                    .into(),
+            ))
+        }
         Some(_) => {
             return Err(EngineError::InvalidConfig(
                 "bottleneck adapters put a nonlinearity between layers: they cannot be merged \
@@ -328,16 +345,19 @@ pub enum Adapters<'a> {
     Lora(&'a crate::lora::LoraConfig),
     /// Bottleneck adapters: Hone's `hone_adapter.json`.
     Bottleneck(&'a crate::bottleneck::BottleneckConfig),
+    /// A decoder's prefix: written as PEFT writes it (`adapter_config.json`).
+    Prefix(&'a crate::prefix::PrefixConfig),
 }
 
 impl<'a> Adapters<'a> {
     /// The adapters of `model`, if it has any.
     pub fn of(model: &'a Model) -> Option<Self> {
         let spec = model.spec();
-        match (&spec.lora, &spec.bottleneck) {
-            (Some(lora), _) => Some(Adapters::Lora(lora)),
-            (None, Some(b)) => Some(Adapters::Bottleneck(b)),
-            (None, None) => None,
+        match (&spec.lora, &spec.bottleneck, &spec.prefix) {
+            (Some(lora), _, _) => Some(Adapters::Lora(lora)),
+            (None, Some(b), _) => Some(Adapters::Bottleneck(b)),
+            (None, None, Some(p)) => Some(Adapters::Prefix(p)),
+            (None, None, None) => None,
         }
     }
 
@@ -346,6 +366,7 @@ impl<'a> Adapters<'a> {
         match self {
             Adapters::Lora(l) => l.trains(name),
             Adapters::Bottleneck(b) => b.trains(name),
+            Adapters::Prefix(p) => p.trains(name),
         }
     }
 }
@@ -381,6 +402,15 @@ pub fn export_adapter(
             crate::lora::ADAPTER_CONFIG,
             serde_json::to_value(crate::lora::PeftAdapterConfig::for_lora(
                 lora,
+                model.task(),
+                &base,
+            )),
+        ),
+        Adapters::Prefix(prefix) => (
+            crate::lora::ADAPTER_CONFIG,
+            Ok(crate::prefix::peft_config(
+                prefix,
+                prefix_shape(model)?,
                 model.task(),
                 &base,
             )),
@@ -506,4 +536,18 @@ fn write_model(
         &out.join("README.md"),
         model_card(model, labels, card, None).as_bytes(),
     )
+}
+
+/// The sizes of the decoder a prefix export applies to.
+fn prefix_shape(model: &Model) -> Result<crate::prefix::PrefixShape, EngineError> {
+    let e = &model.spec().encoder;
+    let d = e
+        .decoder
+        .as_ref()
+        .ok_or_else(|| EngineError::InvalidConfig("prefix tuning is built for decoders".into()))?;
+    Ok(crate::prefix::PrefixShape {
+        layers: e.num_layers,
+        kv_heads: d.kv_heads,
+        head_dim: d.head_dim,
+    })
 }

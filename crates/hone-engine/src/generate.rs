@@ -131,7 +131,11 @@ pub fn generate(
     let guards = WeightGuards::lock(model.params());
     let weights = guards.weights()?;
     let pool = Pool::default();
-    let mut cache = KvCache::default();
+    // A prefix-tuned model's prefix rows are the cache's first tokens.
+    let mut cache = match model.prefix_rows()? {
+        Some(rows) => KvCache::with_prefix(rows, model.prefix_tokens()),
+        None => KvCache::default(),
+    };
     let mut rng = HoneRng::new(settings.seed, 0x9e4e);
     let mut seen: Vec<u32> = prompt.to_vec();
     let mut generated: Vec<u32> = Vec::new();

@@ -547,6 +547,8 @@ pub struct Prepared {
     pub cfg: TrainingConfig,
     /// Multi-task learning: the other heads (the main one is `model`).
     pub also: Vec<PreparedTask>,
+    /// A causal-LM run's fixed prompts, answered at each evaluation.
+    pub samples: Option<crate::sft::SamplePrompts>,
 }
 
 /// Checks the options, encodes `data` with the model's tokenizer and builds the model, telling
@@ -643,6 +645,25 @@ pub fn prepare(
     };
     let train = encode(&tokenizer, labels, &data.train, task, &cfg, chat.as_ref())?;
     let valid = encode(&tokenizer, labels, &data.valid, task, &cfg, chat.as_ref())?;
+    let samples = match &chat {
+        Some(chat) if !cfg.sample_prompt_list().is_empty() => {
+            if !matches!(device, candle_core::Device::Cpu) {
+                sink(TrainEvent::Notice {
+                    message: "sample answers are generated on the CPU only: none this run".into(),
+                });
+                None
+            } else {
+                crate::sft::SamplePrompts::new(
+                    &cfg.sample_prompt_list(),
+                    &tokenizer,
+                    chat,
+                    &spec,
+                    cfg.sample_tokens,
+                )?
+            }
+        }
+        _ => None,
+    };
     if cfg.init == ModelInit::Random {
         sink(TrainEvent::Notice {
             message: "training from scratch: the weights start at random from config.json \
@@ -691,6 +712,7 @@ pub fn prepare(
         max_length,
         cfg,
         also,
+        samples,
     })
 }
 
@@ -703,8 +725,8 @@ pub(crate) fn adapt(
     sink: &mut dyn FnMut(TrainEvent),
 ) -> Result<(), EngineError> {
     use crate::config::FineTuneMethod;
-    let continued = match (&spec.lora, &spec.bottleneck) {
-        (Some(l), _) => Some((
+    let continued = match (&spec.lora, &spec.bottleneck, &spec.prefix) {
+        (Some(l), _, _) => Some((
             FineTuneMethod::Lora,
             format!(
                 "the adapter's LoRA (rank {}, alpha {}, on {})",
@@ -713,21 +735,25 @@ pub(crate) fn adapt(
                 l.target_entries().join(", ")
             ),
         )),
-        (None, Some(b)) => Some((
+        (None, Some(b), _) => Some((
             FineTuneMethod::Adapter,
             format!(
                 "the folder's bottleneck adapters (size {}, {:?})",
                 b.size, b.placement
             ),
         )),
-        (None, None) => None,
+        (None, None, Some(p)) => Some((
+            FineTuneMethod::Prefix,
+            format!("the folder's prefix ({} virtual tokens)", p.tokens),
+        )),
+        (None, None, None) => None,
     };
     if let Some((method, what)) = continued {
         if cfg.peft != method {
-            let name = if method == FineTuneMethod::Lora {
-                "lora"
-            } else {
-                "adapter"
+            let name = match method {
+                FineTuneMethod::Lora => "lora",
+                FineTuneMethod::Prefix => "prefix",
+                _ => "adapter",
             };
             return Err(EngineError::InvalidConfig(format!(
                 "the model is an adapter folder: continue training it with peft = {name}, or \
@@ -741,12 +767,14 @@ pub(crate) fn adapt(
     }
     if cfg.peft != FineTuneMethod::Full && cfg.init == ModelInit::Random {
         return Err(EngineError::InvalidConfig(
-            "LoRA and adapters adapt pretrained weights; training from scratch needs peft = full"
+            "LoRA, adapters and prefixes adapt pretrained weights; training from scratch needs \
+             peft = full"
                 .into(),
         ));
     }
     spec.lora = cfg.lora_config(spec, task)?;
     spec.bottleneck = cfg.bottleneck_config(task)?;
+    spec.prefix = cfg.prefix_config(task)?;
     Ok(())
 }
 
@@ -815,6 +843,7 @@ pub fn fine_tune_data(
         max_length,
         cfg,
         also,
+        samples,
     } = prepare(paths.model, &data, paths.multitask, cfg, sink)?;
     let cfg = &cfg;
     let labels = &data.labels;
@@ -933,6 +962,7 @@ pub fn fine_tune_data(
         ewc,
         also: &also_sets,
         name: main_name,
+        samples: samples.as_ref(),
     };
     let summary = trainer.run(sink, cancel)?;
 

@@ -35,6 +35,7 @@ pub mod multitask;
 pub mod ops;
 pub mod optim;
 pub mod params;
+pub mod prefix;
 pub mod presets;
 pub mod recipes;
 pub mod rng;

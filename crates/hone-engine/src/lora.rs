@@ -234,7 +234,7 @@ impl PeftAdapterConfig {
         };
         if self.peft_type != "LORA" {
             return Err(bad(format!(
-                "it is a {} adapter; Hone reads LoRA adapters",
+                "it is a {} adapter; Hone reads LoRA and prefix-tuning adapters",
                 self.peft_type
             )));
         }
@@ -366,6 +366,8 @@ pub enum AdapterKind {
     Lora(LoraConfig),
     /// Hone's bottleneck adapters (`hone_adapter.json`, [`crate::bottleneck`]).
     Bottleneck(crate::bottleneck::BottleneckConfig),
+    /// A PEFT prefix (`adapter_config.json` with `PREFIX_TUNING`, [`crate::prefix`]).
+    Prefix(crate::prefix::PrefixConfig),
 }
 
 /// An adapter folder (PEFT LoRA, or Hone's bottleneck adapters) and the base model folder it
@@ -400,34 +402,50 @@ impl AdapterFolder {
         };
         let text = std::fs::read_to_string(&path).map_err(|e| EngineError::io(&path, e))?;
         let settings: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        let (kind, task_type, base, revision) = if path.ends_with(ADAPTER_CONFIG) {
-            let config: PeftAdapterConfig =
-                serde_json::from_value(settings.clone()).map_err(|e| bad(e.to_string()))?;
-            let lora = config.lora(&path)?;
-            let base = config.base_model_name_or_path.clone().unwrap_or_default();
-            (
-                AdapterKind::Lora(lora),
-                config.task_type,
-                base,
-                config.revision,
-            )
-        } else {
-            let file: crate::bottleneck::AdapterFile =
-                serde_json::from_value(settings.clone()).map_err(|e| bad(e.to_string()))?;
-            if file.method != "bottleneck" {
-                return Err(bad(format!(
-                    "method '{}' is not one Hone knows (bottleneck)",
-                    file.method
-                )));
-            }
-            file.config.validate().map_err(|e| bad(e.to_string()))?;
-            (
-                AdapterKind::Bottleneck(file.config),
-                file.task_type,
-                file.base_model_name_or_path,
-                file.revision,
-            )
-        };
+        let peft_type = settings.get("peft_type").and_then(Value::as_str);
+        let (kind, task_type, base, revision) =
+            if path.ends_with(ADAPTER_CONFIG) && peft_type == Some(crate::prefix::PEFT_TYPE) {
+                let prefix = crate::prefix::from_peft(&settings).map_err(bad)?;
+                let text = |key: &str| {
+                    settings
+                        .get(key)
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                };
+                (
+                    AdapterKind::Prefix(prefix),
+                    text("task_type"),
+                    text("base_model_name_or_path").unwrap_or_default(),
+                    text("revision"),
+                )
+            } else if path.ends_with(ADAPTER_CONFIG) {
+                let config: PeftAdapterConfig =
+                    serde_json::from_value(settings.clone()).map_err(|e| bad(e.to_string()))?;
+                let lora = config.lora(&path)?;
+                let base = config.base_model_name_or_path.clone().unwrap_or_default();
+                (
+                    AdapterKind::Lora(lora),
+                    config.task_type,
+                    base,
+                    config.revision,
+                )
+            } else {
+                let file: crate::bottleneck::AdapterFile =
+                    serde_json::from_value(settings.clone()).map_err(|e| bad(e.to_string()))?;
+                if file.method != "bottleneck" {
+                    return Err(bad(format!(
+                        "method '{}' is not one Hone knows (bottleneck)",
+                        file.method
+                    )));
+                }
+                file.config.validate().map_err(|e| bad(e.to_string()))?;
+                (
+                    AdapterKind::Bottleneck(file.config),
+                    file.task_type,
+                    file.base_model_name_or_path,
+                    file.revision,
+                )
+            };
         if !dir.join(ADAPTER_WEIGHTS).is_file() {
             return Err(EngineError::BadAdapter {
                 path: dir.join(ADAPTER_WEIGHTS),
@@ -534,7 +552,15 @@ pub fn adapter_tensors(
     values
         .iter()
         .filter(|(name, _)| trains(name))
-        .map(|(name, t)| (format!("{PEFT_PREFIX}{name}"), t.clone()))
+        .map(|(name, t)| {
+            // PEFT keeps a prompt-learning method's own tensor outside the wrapped model.
+            let saved = if crate::prefix::is_adapter_param(name) {
+                name.clone()
+            } else {
+                format!("{PEFT_PREFIX}{name}")
+            };
+            (saved, t.clone())
+        })
         .collect()
 }
 

@@ -54,6 +54,11 @@ pub fn is_frozen_by_recipe(model: &Model, param: &Param, cfg: &TrainingConfig) -
             return true;
         }
     }
+    if let Some(prefix) = &spec.prefix {
+        if !prefix.trains(param.name()) {
+            return true;
+        }
+    }
     match param.position() {
         ParamPosition::EmbeddingTable { .. } => cfg.freeze_embeddings,
         ParamPosition::Layer(i) => i < cfg.freeze_layers,
@@ -62,11 +67,14 @@ pub fn is_frozen_by_recipe(model: &Model, param: &Param, cfg: &TrainingConfig) -
 }
 
 /// The parameters a checkpoint holds, of `params` (the union of `models`' parameters):
-/// all of them, except that models with LoRA or bottleneck adapters leave out their frozen
+/// all of them, except that models with LoRA, bottleneck adapters or a prefix leave out their frozen
 /// base (it never changes and is the base model's own files), so their checkpoints are the
 /// size of the adapters and head.
 pub fn checkpointed(models: &[&Model], params: &ParamStore, cfg: &TrainingConfig) -> ParamStore {
-    let adapted = |m: &Model| m.spec().lora.is_some() || m.spec().bottleneck.is_some();
+    let adapted = |m: &Model| {
+        let spec = m.spec();
+        spec.lora.is_some() || spec.bottleneck.is_some() || spec.prefix.is_some()
+    };
     if !models.iter().any(|m| adapted(m)) {
         return params.clone();
     }

@@ -189,15 +189,7 @@ impl LanguageModel {
             &TemplateChoice::Auto,
             LossOn::Assistant,
         )?;
-        let mut end_tokens: Vec<u32> = spec
-            .encoder
-            .decoder
-            .as_ref()
-            .map(|d| d.eos_token_ids.clone())
-            .unwrap_or_default();
-        end_tokens.extend(chat.eos());
-        end_tokens.sort_unstable();
-        end_tokens.dedup();
+        let end_tokens = end_tokens(&spec, &chat);
         Ok(LanguageModel {
             model,
             tokenizer,
@@ -223,37 +215,7 @@ impl LanguageModel {
         messages: &[hone_data::ChatMessage],
         chat: bool,
     ) -> Result<Vec<u32>, EngineError> {
-        let (text, special) = match (chat, self.chat.template()) {
-            (true, Some(template)) => (template.render(messages, true)?, false),
-            (true, None) => {
-                let mut text = String::new();
-                for m in messages {
-                    match m.role.as_str() {
-                        "assistant" => text.push_str(&format!("### Response:\n{}\n\n", m.content)),
-                        "system" => text.push_str(&format!("{}\n\n", m.content)),
-                        _ => text.push_str(&format!("### Instruction:\n{}\n\n", m.content)),
-                    }
-                }
-                text.push_str("### Response:\n");
-                (text, true)
-            }
-            (false, _) => (
-                messages
-                    .iter()
-                    .map(|m| m.content.as_str())
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                true,
-            ),
-        };
-        let encoded = self.tokenizer.encode_plain(&text, special)?;
-        if encoded.truncated {
-            return Err(EngineError::InvalidConfig(format!(
-                "the prompt is longer than {} tokens; shorten it or raise the maximum length",
-                self.tokenizer.max_length()
-            )));
-        }
-        Ok(encoded.input_ids)
+        prompt_tokens(&self.tokenizer, &self.chat, messages, chat)
     }
 
     /// Generates the answer to `messages` (`chat`) or the continuation of their text,
@@ -290,5 +252,136 @@ impl LanguageModel {
             batch_size,
             &mut crate::step::Stepper::new(&self.model, true),
         )
+    }
+}
+
+/// The tokens that end a generation: the config's end tokens and the template's.
+fn end_tokens(spec: &ModelSpec, chat: &Conversations) -> Vec<u32> {
+    let mut end: Vec<u32> = spec
+        .encoder
+        .decoder
+        .as_ref()
+        .map(|d| d.eos_token_ids.clone())
+        .unwrap_or_default();
+    end.extend(chat.eos());
+    end.sort_unstable();
+    end.dedup();
+    end
+}
+
+/// The tokens of a prompt: as one user turn of a chat (`chat`: `conversations`' template and
+/// its generation prompt, else the Alpaca prompt), or as plain text to continue.
+fn prompt_tokens(
+    tokenizer: &TextTokenizer,
+    conversations: &Conversations,
+    messages: &[hone_data::ChatMessage],
+    chat: bool,
+) -> Result<Vec<u32>, EngineError> {
+    let (text, special) = match (chat, conversations.template()) {
+        (true, Some(template)) => (template.render(messages, true)?, false),
+        (true, None) => {
+            let mut text = String::new();
+            for m in messages {
+                match m.role.as_str() {
+                    "assistant" => text.push_str(&format!("### Response:\n{}\n\n", m.content)),
+                    "system" => text.push_str(&format!("{}\n\n", m.content)),
+                    _ => text.push_str(&format!("### Instruction:\n{}\n\n", m.content)),
+                }
+            }
+            text.push_str("### Response:\n");
+            (text, true)
+        }
+        (false, _) => (
+            messages
+                .iter()
+                .map(|m| m.content.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            true,
+        ),
+    };
+    let encoded = tokenizer.encode_plain(&text, special)?;
+    if encoded.truncated {
+        return Err(EngineError::InvalidConfig(format!(
+            "the prompt is longer than {} tokens; shorten it or raise the maximum length",
+            tokenizer.max_length()
+        )));
+    }
+    Ok(encoded.input_ids)
+}
+
+/// What a causal-LM run answers to its fixed prompts at an evaluation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Sample {
+    pub prompt: String,
+    /// The greedy answer.
+    pub text: String,
+    /// Its tokens.
+    pub tokens: usize,
+}
+
+/// Fixed prompts a causal-LM run answers greedily at each evaluation (`sample_prompts`), each
+/// written as one user turn, as the run writes its conversations.
+pub struct SamplePrompts {
+    prompts: Vec<(String, Vec<u32>)>,
+    tokenizer: TextTokenizer,
+    end_tokens: Vec<u32>,
+    settings: crate::generate::GenerationSettings,
+}
+
+impl SamplePrompts {
+    /// The prompts of `texts` (empty ones skipped), `None` when there are none.
+    pub fn new(
+        texts: &[String],
+        tokenizer: &TextTokenizer,
+        conversations: &Conversations,
+        spec: &ModelSpec,
+        max_new_tokens: usize,
+    ) -> Result<Option<Self>, EngineError> {
+        let mut prompts = Vec::new();
+        for text in texts.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+            let message = hone_data::ChatMessage {
+                role: "user".into(),
+                content: text.to_string(),
+            };
+            let ids = prompt_tokens(tokenizer, conversations, &[message], true)?;
+            prompts.push((text.to_string(), ids));
+        }
+        if prompts.is_empty() {
+            return Ok(None);
+        }
+        let settings = crate::generate::GenerationSettings {
+            max_new_tokens,
+            ..Default::default()
+        };
+        settings.validate()?;
+        Ok(Some(SamplePrompts {
+            prompts,
+            tokenizer: tokenizer.clone(),
+            end_tokens: end_tokens(spec, conversations),
+            settings,
+        }))
+    }
+
+    /// Each prompt's greedy answer by `model` as it is now.
+    pub fn generate(&self, model: &crate::models::Model) -> Result<Vec<Sample>, EngineError> {
+        self.prompts
+            .iter()
+            .map(|(prompt, ids)| {
+                let g = crate::generate::generate(
+                    model,
+                    &self.tokenizer,
+                    ids,
+                    &self.end_tokens,
+                    &self.settings,
+                    &mut |_| true,
+                )?;
+                Ok(Sample {
+                    prompt: prompt.clone(),
+                    text: g.text,
+                    tokens: g.new_tokens,
+                })
+            })
+            .collect()
     }
 }

@@ -116,6 +116,8 @@ pub struct Trainer<'a> {
     pub also: &'a [TaskSet<'a>],
     /// The main task's name in a multi-task run.
     pub name: &'a str,
+    /// A causal-LM run's fixed prompts, answered after each evaluation.
+    pub samples: Option<&'a crate::sft::SamplePrompts>,
 }
 
 struct Progress {
@@ -405,6 +407,12 @@ impl Trainer<'_> {
             is_best,
             report: report.clone(),
         });
+        if let Some(prompts) = self.samples {
+            sink(TrainEvent::Samples {
+                step,
+                samples: prompts.generate(self.model)?,
+            });
+        }
         if is_best {
             progress.best_value = Some(value);
             progress.evals_without_improvement = 0;

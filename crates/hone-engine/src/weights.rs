@@ -234,6 +234,8 @@ pub struct ParamBuilder<'a> {
     linear_modules: Vec<String>,
     /// Bottleneck adapter settings: the encoder layers add adapters.
     bottleneck: Option<BottleneckConfig>,
+    /// Prefix tuning settings: a decoder adds its prefix rows.
+    virtual_prefix: Option<crate::prefix::PrefixConfig>,
 }
 
 impl<'a> ParamBuilder<'a> {
@@ -262,7 +264,18 @@ impl<'a> ParamBuilder<'a> {
             lora_hits: Vec::new(),
             linear_modules: Vec::new(),
             bottleneck: None,
+            virtual_prefix: None,
         }
+    }
+
+    /// Gives the decoder built from now on a prefix (prefix tuning).
+    pub fn set_prefix(&mut self, prefix: Option<crate::prefix::PrefixConfig>) {
+        self.virtual_prefix = prefix;
+    }
+
+    /// The prefix tuning settings, when the model has a prefix.
+    pub fn virtual_prefix(&self) -> Option<&crate::prefix::PrefixConfig> {
+        self.virtual_prefix.as_ref()
     }
 
     /// Gives the encoder layers built from now on bottleneck adapters.

@@ -268,3 +268,52 @@ fn adapters_take_the_same_gradients_on_both_graphs_with_dropout() {
         }
     }
 }
+
+/// A prefix (prefix tuning) runs the same function on both graphs with attention dropout on:
+/// the dropout mask covers the prefix columns in the same layout, and the prefix's gradient
+/// (summed over the sequences sharing it) agrees, on decoders with grouped and single
+/// key/value heads.
+#[test]
+fn a_prefix_takes_the_same_gradient_on_both_graphs_with_dropout() {
+    for family in ["llama", "qwen2"] {
+        let mut spec = tiny_spec(family);
+        spec.encoder.dropout.attention = 0.2;
+        spec.prefix = Some(hone_engine::prefix::PrefixConfig {
+            tokens: 4,
+            modules_to_save: Vec::new(),
+        });
+        let pad = spec.encoder.pad_token_id;
+        let model = Model::random(spec, Task::CausalLm, 0, &Device::Cpu, 7).unwrap();
+        hone_engine::recipes::apply_freezing(
+            &model,
+            &hone_engine::config::TrainingConfig::default(),
+            None,
+        );
+        let batch = per_token_labels(random_batch(5, 11, pad, 3), 3);
+        let host = gradients(&model, &batch, true, HoneRng::new(2, 1)).unwrap();
+        let auto = gradients(&model, &batch, false, HoneRng::new(2, 1)).unwrap();
+        let to_tensor =
+            |v: &[f32]| candle_core::Tensor::from_slice(v, v.len(), &Device::Cpu).unwrap();
+        let err = common::relative_error(
+            &to_tensor(&host.logits.values),
+            &to_tensor(&auto.logits.values),
+        );
+        assert!(err < TOLERANCE, "{family} logits: {err:.2e}");
+        assert!(
+            (host.loss - auto.loss).abs() < TOLERANCE * auto.loss.abs(),
+            "{family} loss {} vs {}",
+            host.loss,
+            auto.loss
+        );
+        let name = hone_engine::prefix::PREFIX_PARAM;
+        assert_eq!(host.grads.len(), 1, "{family}: only the prefix trains");
+        assert_eq!(auto.grads.len(), 1, "{family}: only the prefix trains");
+        let (h, a) = (&host.grads[name], &auto.grads[name]);
+        assert!(
+            common::max_abs(a) > 0.0,
+            "{family}: no gradient reached the prefix"
+        );
+        let err = common::relative_error(h, a);
+        assert!(err < TOLERANCE, "{family} prefix gradient: {err:.2e}");
+    }
+}

@@ -136,3 +136,58 @@ fn cached_generation_follows_full_passes() {
         }
     }
 }
+
+/// Prefix tuning made and saved by PEFT (3 virtual tokens on the grouped-query Llama): the
+/// folder loads as a prefix-tuned model whose logits, loss and prefix gradient are PEFT's on
+/// both graphs, with only the prefix training.
+#[test]
+fn a_peft_prefix_on_a_decoder_matches_peft_on_both_graphs() {
+    let want = golden_tensors("llama-prefix");
+    let model = load(&fixtures().join("prefix-llama"));
+    assert_eq!(model.prefix_tokens(), 3);
+    let cfg = TrainingConfig::default();
+    hone_engine::recipes::apply_freezing(&model, &cfg, None);
+    let trained: Vec<String> = model
+        .params()
+        .trainable()
+        .map(|p| p.name().to_string())
+        .collect();
+    assert_eq!(trained, ["prompt_embeddings"]);
+    common::assert_both_graphs_match(&model, "llama-prefix", &want, &trained);
+}
+
+/// A prefix-tuned model generates through a cache that starts with its prefix rows: token by
+/// token what full passes (the prefix in every attention) pick.
+#[test]
+fn cached_generation_with_a_prefix_follows_full_passes() {
+    use hone_engine::generate::{generate, GenerationSettings};
+    let dir = fixtures().join("prefix-llama");
+    let model = load(&dir);
+    let tokenizer = hone_data::TextTokenizer::from_model_dir(&tiny_model("llama"), 64).unwrap();
+    let prompt = [5u32, 17, 42, 7];
+    let settings = GenerationSettings {
+        max_new_tokens: 6,
+        ..Default::default()
+    };
+    let got = generate(&model, &tokenizer, &prompt, &[], &settings, &mut |_| true).unwrap();
+    assert_eq!(got.tokens.len(), 6);
+    let mut text = prompt.to_vec();
+    let mut stepper = hone_engine::step::Stepper::new(&model, true);
+    for &token in &got.tokens {
+        let n = text.len();
+        let batch = hone_data::Batch {
+            input_ids: text.clone(),
+            token_type_ids: vec![0; n],
+            attention_mask: vec![1; n],
+            labels: Vec::new(),
+            batch_size: 1,
+            seq_len: n,
+            padded_options: Vec::new(),
+            soft_targets: Vec::new(),
+        };
+        let logits = stepper.logits(&model, &batch).unwrap();
+        let last = logits.rows().last().unwrap();
+        assert_eq!(hone_engine::inference::argmax(last), token, "after {n}");
+        text.push(token);
+    }
+}

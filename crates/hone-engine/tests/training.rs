@@ -78,6 +78,7 @@ fn train(
         ewc: None,
         also: &[],
         name: "",
+        samples: None,
     };
     let result = trainer.run(&mut |e| events.push(e), cancel);
     (result, events)
@@ -494,6 +495,7 @@ fn a_resumed_run_counts_its_earlier_training_time_but_not_the_pause() {
             ewc: None,
             also: &[],
             name: "",
+            samples: None,
         };
         let summary = trainer
             .run(
@@ -793,6 +795,7 @@ fn a_length_curriculum_starts_short_and_ends_shuffled() {
         ewc: None,
         also: &[],
         name: "",
+        samples: None,
     };
     let mean_length =
         |ids: &[usize]| ids.iter().map(|&i| lengths[i] as f64).sum::<f64>() / ids.len() as f64;
@@ -872,6 +875,7 @@ fn ewc_holds_the_weights_the_previous_task_needed() {
             ewc: penalty,
             also: &[],
             name: "",
+            samples: None,
         };
         trainer.run(&mut |_| {}, &AtomicBool::new(false)).unwrap();
         // What the previous task needed moved this much (the penalty without its λ).
@@ -1003,6 +1007,7 @@ fn multi_task_heads_share_the_encoder_and_train_only_on_their_own_steps() {
         ewc: None,
         also: &also,
         name: "sentiment",
+        samples: None,
     };
     let summary = trainer
         .run(&mut |e| events.push(e), &AtomicBool::new(false))
@@ -1080,6 +1085,7 @@ fn a_multi_task_run_resumes_exactly() {
             ewc: None,
             also: &also,
             name: "a",
+            samples: None,
         }
         .run(
             &mut |e| {
@@ -1160,6 +1166,7 @@ fn a_lora_run_checkpoints_only_what_trains_and_resumes_exactly() {
             ewc: None,
             also: &[],
             name: "",
+            samples: None,
         }
         .run(
             &mut |e| {

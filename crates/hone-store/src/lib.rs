@@ -22,7 +22,9 @@ pub use datasets::{
 };
 pub use error::StoreError;
 pub use models::{ModelRecord, NewModel};
-pub use runs::{ArtifactRecord, EvaluationRecord, MetricRow, NewRun, RunRecord, RunStatus};
+pub use runs::{
+    ArtifactRecord, EvaluationRecord, MetricRow, NewRun, RunRecord, RunStatus, SampleRecord,
+};
 pub use splits::{Part, SplitInfo};
 
 /// Result type of the store.
@@ -32,6 +34,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../migrations/001_initial.sql")),
         M::up(include_str!("../migrations/002_run_notes.sql")),
+        M::up(include_str!("../migrations/003_samples.sql")),
     ])
 }
 
@@ -123,7 +126,7 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert!(path.is_file());
         assert_eq!(store.integrity_check().unwrap(), "ok");
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), 3);
         let mode: String = store
             .conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -136,6 +139,6 @@ mod tests {
         assert_eq!(fk, 1);
         drop(store);
         // Reopening applies nothing twice.
-        assert_eq!(Store::open(&path).unwrap().schema_version().unwrap(), 2);
+        assert_eq!(Store::open(&path).unwrap().schema_version().unwrap(), 3);
     }
 }

@@ -111,6 +111,15 @@ pub struct EvaluationRecord {
     pub created_at: String,
 }
 
+/// A causal-LM run's answer to one of its fixed prompts at one evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleRecord {
+    pub step: i64,
+    pub prompt: String,
+    pub answer: String,
+    pub tokens: i64,
+}
+
 /// A file a run produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArtifactRecord {
@@ -332,6 +341,49 @@ impl Store {
         insert_metrics(&tx, id, step, epoch, metrics)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Records a run's answers to its fixed prompts at `step` (`(prompt, answer, tokens)` in
+    /// the prompts' order), replacing any recorded for that step (one transaction).
+    pub fn record_samples(
+        &mut self,
+        id: i64,
+        step: i64,
+        samples: &[(&str, &str, i64)],
+    ) -> Result<()> {
+        let tx = self.write_transaction()?;
+        tx.execute(
+            "DELETE FROM samples WHERE run_id = ?1 AND step = ?2",
+            params![id, step],
+        )?;
+        for (position, (prompt, answer, tokens)) in samples.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO samples (run_id, step, position, prompt, answer, tokens)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id, step, position as i64, prompt, answer, tokens],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A run's sample answers, by step and then in the prompts' order.
+    pub fn samples(&self, id: i64) -> Result<Vec<SampleRecord>> {
+        Ok(self
+            .conn
+            .prepare(
+                "SELECT step, prompt, answer, tokens FROM samples WHERE run_id = ?1
+                 ORDER BY step, position",
+            )?
+            .query_map([id], |r| {
+                Ok(SampleRecord {
+                    step: r.get(0)?,
+                    prompt: r.get(1)?,
+                    answer: r.get(2)?,
+                    tokens: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?)
     }
 
     /// Records (or updates) a run's artifact of a kind ("checkpoint_best", "checkpoint_last",

@@ -270,6 +270,27 @@ fn a_run_moves_through_its_life_and_keeps_its_records() {
             &[("eval_accuracy", 0.5)],
         )
         .unwrap();
+    // Sample answers: a step recorded twice keeps its second answers, in the prompts' order.
+    store
+        .record_samples(run, 2, &[("hi", "first", 1), ("bye", "x", 1)])
+        .unwrap();
+    store
+        .record_samples(run, 2, &[("hi", "hello there", 2), ("bye", "farewell", 1)])
+        .unwrap();
+    store.record_samples(run, 4, &[("hi", "hello", 1)]).unwrap();
+    let samples = store.samples(run).unwrap();
+    let seen: Vec<(i64, &str, &str)> = samples
+        .iter()
+        .map(|s| (s.step, s.prompt.as_str(), s.answer.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (2, "hi", "hello there"),
+            (2, "bye", "farewell"),
+            (4, "hi", "hello")
+        ]
+    );
     store
         .record_artifact(run, "checkpoint_last", "/tmp/run/last", Some(2))
         .unwrap();

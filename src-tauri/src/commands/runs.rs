@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use hone_app::types::{ArtifactRecord, EvaluationRecord, MetricRow, RunRecord};
+use hone_app::types::{ArtifactRecord, EvaluationRecord, MetricRow, RunRecord, SampleRecord};
 use hone_app::RunComparison;
 use serde::Serialize;
 use tauri::State;
@@ -24,6 +24,8 @@ pub struct RunDetail {
     pub metrics: Vec<MetricRow>,
     pub evaluations: Vec<EvaluationRecord>,
     pub artifacts: Vec<ArtifactRecord>,
+    /// A causal-LM run's answers to its fixed prompts, by step.
+    pub samples: Vec<SampleRecord>,
     /// Running in this window now (cancellable).
     pub live: bool,
 }
@@ -42,6 +44,7 @@ pub async fn run_show(state: State<'_, Arc<DesktopState>>, id: i64) -> CommandRe
             metrics: hone_app::curves::thin(store.metrics(id)?, CHART_BUCKETS),
             evaluations: store.evaluations(id)?,
             artifacts: store.artifacts(id)?,
+            samples: store.samples(id)?,
             live: state.run_switch(id).is_some(),
         })
     })

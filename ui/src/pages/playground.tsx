@@ -217,6 +217,7 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
     setBusy(false);
   };
   const isLora = chosen?.config?.training?.peft === "lora";
+  const isPrefix = chosen?.config?.training?.peft === "prefix";
   const doExport = async (merge: boolean) => {
     if (run == null) return;
     setError(null);
@@ -256,12 +257,14 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
           <h2>Export</h2>
           {isLora
             ? <p class="muted small" data-testid="export-lora">A LoRA run: export the adapter in PEFT's format (adapter_config.json, adapter_model.safetensors, the labels in head_config.json, the tokenizer and a model card; PeftModel.from_pretrained loads it on the base model), or the adapter merged into the base model's weights: a full folder plain transformers loads.</p>
+            : isPrefix
+            ? <p class="muted small" data-testid="export-prefix">A prefix-tuning run: export the prefix in PEFT's format (adapter_config.json with PREFIX_TUNING, adapter_model.safetensors, the tokenizer and a model card; PeftModel.from_pretrained loads it on the base model). A prefix is extra keys and values in every attention layer, not a change of weights: it has no merged form.</p>
             : isLanguage
             ? <p class="muted small">A Hugging Face folder: config.json, model.safetensors, the tokenizer with its chat template and a model card. transformers' text-generation pipeline loads it as is.</p>
             : <p class="muted small">A Hugging Face folder: config.json with the labels, model.safetensors, the tokenizer and a model card. transformers loads it as is.</p>}
           <div class="row">
             <label>Folder name <input id="export-name" value={exportName} onInput={(e) => setExportName((e.target as HTMLInputElement).value)} /></label>
-            <button id="export" onClick={() => doExport(false)}>{isLora ? "Export adapter (PEFT) to…" : "Export to…"}</button>
+            <button id="export" onClick={() => doExport(false)}>{isLora || isPrefix ? "Export adapter (PEFT) to…" : "Export to…"}</button>
             {isLora && <button id="export-merged" onClick={() => doExport(true)}>Export merged model to…</button>}
           </div>
           {exported && <p class="ok" data-testid="exported">Exported to {exported}</p>}

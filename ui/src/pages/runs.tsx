@@ -9,6 +9,7 @@ import type { Nav } from "../main";
 import { resumeRun } from "./train";
 import { ConfirmButton } from "../confirm";
 import { curveOf, isAnswerReport, isChoiceReport, isEntityReport, isTasksReport, phaseMarks, summary, taskLossCurves, validationSeries } from "../report";
+import { SampleHistory } from "./samples";
 
 /** The training loss: one curve per task for a multi-task run. */
 const lossSeries = (rows: { step: number; name: string; value: number }[]) => {
@@ -245,6 +246,7 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
       </div>
       {d.run.config?.ensemble && <EnsembleMembers run={d.run} />}
       {report && <ReportView report={report} step={ev?.step} best={isBest} predictions={ev?.predictions ?? []} />}
+      <SampleHistory samples={d.samples} />
       {worst.length > 0 && (
         <>
           <h3>Most confident mistakes</h3>

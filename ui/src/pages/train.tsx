@@ -3,6 +3,7 @@
 import { AnswerSource } from "./answers";
 import { ConversationSource } from "./conversations";
 import { ChoiceSource, type ChoiceData } from "./choices";
+import { SampleAnswers } from "./samples";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, bytes, DatasetInfo, duration, errorText, KnownModel, ModelCheck, Preset, RunDetail, RunMessage, RunRecord, TrainEvent, TrainingOption } from "../api";
 import { Chart, Mark, Series } from "../chart";
@@ -92,14 +93,18 @@ const EXTRAS: Record<string, Extra> = {
   adapter_size: { label: "Adapter size", min: 1 },
   adapter_placement: { label: "Adapter placement" },
   adapter_activation: { advanced: true, label: "Adapter activation", kind: "select", options: ["relu", "gelu", "silu", "tanh"] },
+  prefix_tokens: { label: "Prefix tokens", min: 1, max: 512 },
+  sample_prompts: { label: "Sample prompts" },
+  sample_tokens: { advanced: true, label: "Sample answer tokens", min: 1, max: 4096 },
 };
 
-/** Whether a setting applies to the method the run trains with (`peft`): LoRA's and the
- * bottleneck adapters' own settings show only for their method (modules to save for both). */
+/** Whether a setting applies to the method the run trains with (`peft`): LoRA's, the
+ * bottleneck adapters' and the prefix's own settings show only for their method (modules to save for both). */
 const appliesTo = (key: string, peft: string) =>
   key === "lora_modules_to_save" ? peft === "lora" || peft === "adapter"
     : key.startsWith("lora_") ? peft === "lora"
     : key.startsWith("adapter_") ? peft === "adapter"
+    : key.startsWith("prefix_") ? peft === "prefix"
     : true;
 
 /** A doc comment as help text: code marks dropped, `None` said as the empty field it is. */
@@ -130,6 +135,8 @@ type Live = {
   best?: { step: number; report: any } | null;
   /** Steps where the trained parameters changed (head-only warm start, gradual unfreezing). */
   phases: Mark[];
+  /** A causal-LM run's latest answers to its sample prompts. */
+  samples?: { step: number; samples: { prompt: string; text: string }[] } | null;
 };
 
 function emptySeries(label: string): Series { return { label, x: [], y: [] }; }
@@ -186,6 +193,10 @@ export function liveFromHistory(d: RunDetail): Live {
   live.phases = phaseMarks(rows);
   live.step = d.run.step;
   live.total = d.run.total_steps ?? 0;
+  const lastSamples = d.samples.length ? d.samples[d.samples.length - 1].step : null;
+  if (lastSamples != null) {
+    live.samples = { step: lastSamples, samples: d.samples.filter((s) => s.step === lastSamples).map((s) => ({ prompt: s.prompt, text: s.answer })) };
+  }
   return live;
 }
 
@@ -226,6 +237,8 @@ export function applyEvents(live: Live, events: TrainEvent[]): Live {
         next.evals[k] = s;
       }
       next.lastEval = e.report;
+    } else if (e.event === "samples") {
+      next.samples = { step: e.step, samples: e.samples };
     } else if (e.event === "finished" && e.best) {
       next.best = { step: e.best_step, report: e.best };
     } else if (e.event === "notice") {
@@ -252,6 +265,7 @@ export function LiveView(props: { live: Live; onCancel: () => void; nav: Nav }) 
       </div>
       {l.best && <p class="ok">Best checkpoint (exported): step {l.best.step} · {summary(l.best.report)}</p>}
       {l.lastEval && <p class="small" data-testid="last-eval">Last validation: {summary(l.lastEval)}</p>}
+      {l.samples && <SampleAnswers step={l.samples.step} samples={l.samples.samples.map((s) => ({ prompt: s.prompt, answer: s.text }))} />}
       <div class="grid2">
         <Chart title="Training loss" series={Object.keys(l.taskLoss).length > 0 ? Object.values(l.taskLoss) : [l.loss]} testId="chart-loss" marks={l.phases} />
         {Object.keys(l.evals).length > 0
@@ -406,6 +420,9 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       <input type="checkbox" checked={!!v} onChange={(e) => set(f.key, (e.target as HTMLInputElement).checked)} />
     ) : f.kind === "select" ? (
       <select value={v} onChange={(e) => set(f.key, (e.target as HTMLSelectElement).value)}>{f.options!.map((o) => <option value={o}>{o}</option>)}</select>
+    ) : f.key === "sample_prompts" ? (
+      <textarea rows={3} value={v ?? ""} placeholder="one prompt per line: answered at each validation"
+        onChange={(e) => set(f.key, (e.target as HTMLTextAreaElement).value)} />
     ) : f.kind === "text" ? (
       <input type="text" value={v ?? ""} placeholder={f.key === "lora_targets" ? "the family's usual (query,value)" : ""}
         onChange={(e) => set(f.key, (e.target as HTMLInputElement).value)} />
@@ -446,9 +463,10 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       ? { task: fileTask === "answer" ? "question-answering" : fileTask === "chat" ? "causal-lm" : "multiple-choice", model, data: choiceData.data, training, ...refs }
       : { model, data: { dataset, ...(split ? { split } : {}) }, training, ...refs, ...(alsoTasks.length > 0 ? { also: alsoTasks } : {}) };
   };
-  const shownFields = fields.filter((f) => appliesTo(f.key, String(training.peft ?? "full")));
   const runLabel = (r: RunRecord) => `run ${r.id}${r.name ? ` · ${r.name}` : ""}`;
   const task = fileTask === "choice" ? "multiple-choice" : fileTask === "answer" ? "question-answering" : fileTask === "chat" ? "causal-lm" : datasetTask === "token" ? "token-classification" : "sequence-classification";
+  // A causal LM's sample prompts show only for a causal-LM run.
+  const shownFields = fields.filter((f) => appliesTo(f.key, String(training.peft ?? "full")) && (!f.key.startsWith("sample_") || task === "causal-lm"));
   const runTask = (r: RunRecord) => r.config?.task ?? "sequence-classification";
   // Distillation covers classification and multiple choice, with a teacher of the same task.
   const teachers = task === "sequence-classification" || task === "multiple-choice" ? finished.filter((r) => runTask(r) === task) : [];

@@ -174,6 +174,17 @@ pub struct KvCache {
 }
 
 impl KvCache {
+    /// A cache that starts with each layer's `tokens` prefix rows (`(keys, values)`, `[tokens
+    /// × kv hidden]` each: prefix tuning).
+    pub fn with_prefix(layers: crate::prefix::LayerRows, tokens: usize) -> Self {
+        let width = layers.first().map_or(0, |(k, _)| k.len() / tokens.max(1));
+        KvCache {
+            layers,
+            next: 0,
+            width,
+        }
+    }
+
     /// Tokens cached (in the first layer).
     pub fn len(&self) -> usize {
         self.layers

@@ -9,5 +9,6 @@ pub mod grads;
 pub mod kernels;
 pub mod lm_loss;
 pub mod math;
+pub mod prefix;
 
 pub use grads::HostGrads;

@@ -10,6 +10,7 @@ use crate::cpu::kernels::DropMask;
 use crate::models::nn::{LayerNorm, RmsNorm, Rotary};
 use crate::ops::{self, Activation};
 use crate::params::Param;
+use crate::prefix::PrefixKv;
 use crate::rng::HoneRng;
 use crate::EngineError;
 
@@ -30,9 +31,10 @@ pub struct AutogradGraph<'a> {
     /// `[sequences, 1, 1, longest]`: 0 for tokens, the lowest value for padding.
     mask_bias: Tensor,
     first_index: Tensor,
-    /// `[longest, longest]`: 0 on and below the diagonal, the lowest value above (causal
-    /// attention), made on first use.
-    causal_bias: Option<Tensor>,
+    /// `[longest, prefix + longest]` for the prefix rows it was made for: 0 where a query may
+    /// look (the prefix, and keys up to itself), the lowest value after (causal attention),
+    /// made on first use.
+    causal_bias: Option<(usize, Tensor)>,
     /// The rotary cos and sin `[tokens × d/2]` of this batch's positions, made on first use.
     rotary: Option<(Rotary, Tensor, Tensor)>,
 }
@@ -97,6 +99,115 @@ impl<'a> AutogradGraph<'a> {
     ) -> Result<Tensor, EngineError> {
         let keep = Tensor::from_vec(keep, shape, &self.device)?.to_dtype(self.dtype)?;
         Ok((keep * scale as f64)?)
+    }
+
+    /// Attention of every sequence (padded to the longest) with itself, its keys and values
+    /// after `prefix`'s rows (`[prefix × kv hidden]` each) when given.
+    fn attend(
+        &mut self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        shape: Heads,
+        p: f64,
+        prefix: Option<(Tensor, Tensor)>,
+    ) -> Result<Tensor, EngineError> {
+        let (t, hidden) = q.dims2()?;
+        let d = shape.head_dim(hidden, k.dim(1)?)?;
+        let heads = shape.query;
+        let (b, s) = (self.tokens.sequences(), self.tokens.max_len());
+        let m = prefix.as_ref().map_or(Ok(0), |(pk, _)| pk.dim(0))?;
+        let padded = |x: &Tensor, n: usize| -> Result<Tensor, EngineError> {
+            Ok(x.index_select(&self.pad_index, 0)?
+                .reshape((b, s, n, d))?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
+        // Each sequence's keys (values) after the prefix rows, then, for grouped queries, each
+        // key/value head repeated for its query heads (transformers' repeat_kv); the
+        // broadcasts' backward sums their gradients.
+        let kv = shape.key_value;
+        let keys = |x: &Tensor, rows: Option<&Tensor>| -> Result<Tensor, EngineError> {
+            let mut x = padded(x, kv)?;
+            if let Some(rows) = rows {
+                let rows = rows
+                    .reshape((m, kv, d))?
+                    .transpose(0, 1)?
+                    .unsqueeze(0)?
+                    .broadcast_as((b, kv, m, d))?;
+                x = Tensor::cat(&[rows, x], 2)?;
+            }
+            if kv == heads {
+                return Ok(x);
+            }
+            Ok(x.unsqueeze(2)?
+                .broadcast_as((b, kv, heads / kv, m + s, d))?
+                .reshape((b, heads, m + s, d))?)
+        };
+        let (pk, pv) = prefix.as_ref().map(|(k, v)| (k, v)).unzip();
+        let (qp, kp, vp) = (padded(q, heads)?, keys(k, pk)?, keys(v, pv)?);
+        let scores = (qp.matmul(&kp.t()?)? * (1.0 / (d as f64).sqrt()))?;
+        let mask_bias = if m == 0 {
+            self.mask_bias.clone()
+        } else {
+            let seen = Tensor::zeros((b, 1, 1, m), self.dtype, &self.device)?;
+            Tensor::cat(&[seen, self.mask_bias.clone()], 3)?
+        };
+        let mut scores = scores.broadcast_add(&mask_bias)?;
+        if shape.causal {
+            if self.causal_bias.as_ref().is_none_or(|(rows, _)| *rows != m) {
+                // Query i sees the prefix and keys up to itself.
+                let w = m + s;
+                let bias: Vec<f32> = (0..s * w)
+                    .map(|i| if i % w > i / w + m { f32::MIN } else { 0.0 })
+                    .collect();
+                let bias = Tensor::from_vec(bias, (s, w), &self.device)?.to_dtype(self.dtype)?;
+                self.causal_bias = Some((m, bias));
+            }
+            if let Some((_, bias)) = &self.causal_bias {
+                // Keys past the query (and padding) stay at the lowest value, not −∞.
+                scores = scores.broadcast_add(bias)?.maximum(f32::MIN as f64)?;
+            }
+        }
+        let probs = ops::softmax_last_dim(&scores)?;
+        let p = if self.train { p } else { 0.0 };
+        // The mask in the host graph's layout (per sequence and head, its own block of
+        // `(prefix + len)²` with the prefix's query rows first), placed into the padded
+        // blocks, so both graphs drop the same probabilities.
+        let blocks: usize = self
+            .tokens
+            .spans()
+            .iter()
+            .map(|sp| (m + sp.len) * (m + sp.len))
+            .sum::<usize>()
+            * heads;
+        let mask = DropMask::draw(self.rng, blocks, p);
+        let probs = if mask.is_identity() {
+            probs
+        } else {
+            let w = m + s;
+            let mut keep = vec![0u8; b * heads * s * w];
+            let mut offset = 0;
+            for (row, span) in self.tokens.spans().iter().enumerate() {
+                let n = m + span.len;
+                for h in 0..heads {
+                    let base = (row * heads + h) * s * w;
+                    for i in 0..span.len {
+                        keep[base + i * w..][..n]
+                            .copy_from_slice(&mask.keep()[offset + (m + i) * n..][..n]);
+                    }
+                    offset += n * n;
+                }
+            }
+            probs.mul(&self.mask_tensor(keep, mask.scale(), &[b, heads, s, w])?)?
+        };
+        let context = probs
+            .matmul(&vp)?
+            .transpose(1, 2)?
+            .reshape((b * s, hidden))?;
+        let out = context.index_select(&self.unpad_index, 0)?;
+        debug_assert_eq!(out.dims(), &[t, hidden]);
+        Ok(out)
     }
 }
 
@@ -171,81 +282,22 @@ impl Graph for AutogradGraph<'_> {
         shape: Heads,
         p: f64,
     ) -> Result<Tensor, EngineError> {
-        let (t, hidden) = q.dims2()?;
-        let d = shape.head_dim(hidden, k.dim(1)?)?;
-        let heads = shape.query;
-        let (b, s) = (self.tokens.sequences(), self.tokens.max_len());
-        let padded = |x: &Tensor, n: usize| -> Result<Tensor, EngineError> {
-            Ok(x.index_select(&self.pad_index, 0)?
-                .reshape((b, s, n, d))?
-                .transpose(1, 2)?
-                .contiguous()?)
-        };
-        // Grouped queries: each key/value head repeated for its query heads
-        // (transformers' repeat_kv); the broadcast's backward sums their gradients.
-        let repeated = |x: &Tensor| -> Result<Tensor, EngineError> {
-            let kv = shape.key_value;
-            let x = padded(x, kv)?;
-            if kv == heads {
-                return Ok(x);
-            }
-            Ok(x.unsqueeze(2)?
-                .broadcast_as((b, kv, heads / kv, s, d))?
-                .reshape((b, heads, s, d))?)
-        };
-        let (qp, kp, vp) = (padded(q, heads)?, repeated(k)?, repeated(v)?);
-        let scores = (qp.matmul(&kp.t()?)? * (1.0 / (d as f64).sqrt()))?;
-        let mut scores = scores.broadcast_add(&self.mask_bias)?;
-        if shape.causal {
-            if self.causal_bias.is_none() {
-                let bias: Vec<f32> = (0..s * s)
-                    .map(|i| if i % s > i / s { f32::MIN } else { 0.0 })
-                    .collect();
-                self.causal_bias =
-                    Some(Tensor::from_vec(bias, (s, s), &self.device)?.to_dtype(self.dtype)?);
-            }
-            if let Some(bias) = &self.causal_bias {
-                // Keys past the query (and padding) stay at the lowest value, not −∞.
-                scores = scores.broadcast_add(bias)?.maximum(f32::MIN as f64)?;
-            }
-        }
-        let probs = ops::softmax_last_dim(&scores)?;
-        let p = if self.train { p } else { 0.0 };
-        // The mask in the host graph's layout (per sequence, head, its own len × len block),
-        // placed into the padded blocks, so both graphs drop the same probabilities.
-        let blocks: usize = self
-            .tokens
-            .spans()
-            .iter()
-            .map(|sp| sp.len * sp.len)
-            .sum::<usize>()
-            * heads;
-        let mask = DropMask::draw(self.rng, blocks, p);
-        let probs = if mask.is_identity() {
-            probs
-        } else {
-            let mut keep = vec![0u8; b * heads * s * s];
-            let mut offset = 0;
-            for (row, span) in self.tokens.spans().iter().enumerate() {
-                let n = span.len;
-                for h in 0..heads {
-                    let base = (row * heads + h) * s * s;
-                    for i in 0..n {
-                        keep[base + i * s..][..n]
-                            .copy_from_slice(&mask.keep()[offset + i * n..][..n]);
-                    }
-                    offset += n * n;
-                }
-            }
-            probs.mul(&self.mask_tensor(keep, mask.scale(), &[b, heads, s, s])?)?
-        };
-        let context = probs
-            .matmul(&vp)?
-            .transpose(1, 2)?
-            .reshape((b * s, hidden))?;
-        let out = context.index_select(&self.unpad_index, 0)?;
-        debug_assert_eq!(out.dims(), &[t, hidden]);
-        Ok(out)
+        self.attend(q, k, v, shape, p, None)
+    }
+
+    fn prefix_attention(
+        &mut self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        shape: Heads,
+        p: f64,
+        prefix: &PrefixKv,
+    ) -> Result<Tensor, EngineError> {
+        let table = self.param(&prefix.table);
+        let rows = |column| table.narrow(1, column, prefix.width);
+        let kv = (rows(prefix.key_column)?, rows(prefix.value_column())?);
+        self.attend(q, k, v, shape, p, Some(kv))
     }
 
     fn rms_norm(&mut self, x: &Tensor, norm: &RmsNorm) -> Result<Tensor, EngineError> {

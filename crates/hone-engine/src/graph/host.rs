@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{Storage, StorageRef};
 
-use super::{Graph, Heads, TokenIds, Tokens};
+use super::{Graph, Heads, Span, TokenIds, Tokens};
 use crate::cpu::attention::{self, AttentionSaved, AttentionShape};
 use crate::cpu::decoder::{gated, gated_backward, rms_norm, rms_norm_backward, RotaryTable};
 use crate::cpu::gemm::{linear, linear_backward};
@@ -20,9 +20,11 @@ use crate::cpu::kernels::{
     NormStats,
 };
 use crate::cpu::lm_loss::{lm_head_loss, LmScratch};
+use crate::cpu::prefix::{add_prefix_grad, narrow, widen, widened_spans, PrefixRows};
 use crate::models::nn::{LayerNorm, RmsNorm, Rotary};
 use crate::ops::Activation;
 use crate::params::{Param, ParamStore};
+use crate::prefix::PrefixKv;
 use crate::rng::HoneRng;
 use crate::EngineError;
 
@@ -238,6 +240,19 @@ enum Op {
         shape: AttentionShape,
         saved: AttentionSaved,
     },
+    /// Attention over the batch widened with a layer's prefix rows (`crate::cpu::prefix`).
+    PrefixAttention {
+        inputs: [(usize, bool); 3],
+        /// The widened queries, keys and values.
+        data: [Arc<Buf>; 3],
+        shape: AttentionShape,
+        saved: AttentionSaved,
+        wide: Vec<Span>,
+        /// The prefix table (when it trains) and where the layer's keys and values sit.
+        table: Option<usize>,
+        stride: usize,
+        columns: [usize; 2],
+    },
     FirstTokens {
         x: usize,
     },
@@ -371,6 +386,41 @@ impl<'a> HostGraph<'a> {
             cols,
             grad: false,
         }
+    }
+
+    /// What an attention call over `spans` keeps for its backward pass. A decoder's attention
+    /// over long sequences keeps each row's log-sum-exp, not its probabilities: the backward
+    /// pass recomputes them (len² per head and layer would otherwise stay); short batches
+    /// keep them, which is faster.
+    fn attention_saved(&self, spans: &[Span], heads: Heads) -> AttentionSaved {
+        let probs = spans.iter().map(|s| s.len * s.len).sum::<usize>() * heads.query;
+        if heads.causal && attention::recompute_pays(probs) {
+            AttentionSaved::recomputed()
+        } else {
+            AttentionSaved::with_buffer(self.pool.take_vec(probs))
+        }
+    }
+
+    /// The attention shape of `heads` over queries `q` and keys `k`, `v`.
+    fn attention_shape(
+        q: &HostValue,
+        k: &HostValue,
+        v: &HostValue,
+        heads: Heads,
+    ) -> Result<AttentionShape, EngineError> {
+        let head_dim = heads.head_dim(q.cols, k.cols)?;
+        if v.cols != k.cols {
+            return Err(EngineError::InvalidConfig(format!(
+                "attention keys have {} features and values {}",
+                k.cols, v.cols
+            )));
+        }
+        Ok(AttentionShape {
+            heads: heads.query,
+            kv_heads: heads.key_value,
+            head_dim,
+            causal: heads.causal,
+        })
     }
 
     /// Ends the forward pass; the tape runs the backward pass.
@@ -556,35 +606,14 @@ impl Graph for HostGraph<'_> {
         p: f64,
     ) -> Result<HostValue, EngineError> {
         let hidden = q.cols;
-        let head_dim = heads.head_dim(hidden, k.cols)?;
-        if v.cols != k.cols {
-            return Err(EngineError::InvalidConfig(format!(
-                "attention keys have {} features and values {}",
-                k.cols, v.cols
-            )));
-        }
-        let shape = AttentionShape {
-            heads: heads.query,
-            kv_heads: heads.key_value,
-            head_dim,
-            causal: heads.causal,
-        };
+        let shape = Self::attention_shape(q, k, v, heads)?;
         let p = if self.train { p } else { 0.0 };
         let mut out = self.pool.take(q.data.len());
         if let Some(cache) = self.cache.as_deref_mut() {
             cache.attend(&mut out, &q.data, &k.data, &v.data, shape)?;
             return Ok(self.untracked(out, hidden));
         }
-        // A decoder's attention over long sequences keeps each row's log-sum-exp, not its
-        // probabilities: the backward pass recomputes them (len² per head and layer would
-        // otherwise stay); short batches keep them, which is faster.
-        let spans = self.tokens.spans();
-        let probs = spans.iter().map(|s| s.len * s.len).sum::<usize>() * heads.query;
-        let mut saved = if heads.causal && attention::recompute_pays(probs) {
-            AttentionSaved::recomputed()
-        } else {
-            AttentionSaved::with_buffer(self.pool.take_vec(probs))
-        };
+        let mut saved = self.attention_saved(self.tokens.spans(), heads);
         attention::forward(
             &mut out,
             &q.data,
@@ -606,6 +635,87 @@ impl Graph for HostGraph<'_> {
             data: [q.data.clone(), k.data.clone(), v.data.clone()],
             shape,
             saved,
+        }))
+    }
+
+    fn prefix_attention(
+        &mut self,
+        q: &HostValue,
+        k: &HostValue,
+        v: &HostValue,
+        heads: Heads,
+        p: f64,
+        prefix: &PrefixKv,
+    ) -> Result<HostValue, EngineError> {
+        if self.cache.is_some() {
+            // Generation: the prefix rows are the cache's first tokens (`KvCache::with_prefix`).
+            return self.attention(q, k, v, heads, p);
+        }
+        let shape = Self::attention_shape(q, k, v, heads)?;
+        let (hidden, width) = (q.cols, k.cols);
+        let table = self.index(&prefix.table)?;
+        let stride = prefix.table_width();
+        if prefix.width != width || prefix.value_column() + width > stride {
+            return Err(EngineError::InvalidConfig(format!(
+                "a prefix of {} values per row does not fit keys of {width} features",
+                prefix.width
+            )));
+        }
+        let p = if self.train { p } else { 0.0 };
+        let spans = self.tokens.spans();
+        let wide = widened_spans(spans, prefix.tokens);
+        let rows = self.tokens.len() + prefix.tokens * spans.len();
+        let table_rows = |column| PrefixRows {
+            table: &self.weights[table],
+            stride,
+            column,
+        };
+        let (mut qx, mut kx, mut vx) = (
+            self.pool.take(rows * hidden),
+            self.pool.take(rows * width),
+            self.pool.take(rows * width),
+        );
+        widen(&mut qx, &q.data, hidden, spans, &wide, None);
+        let columns = [prefix.key_column, prefix.value_column()];
+        widen(
+            &mut kx,
+            &k.data,
+            width,
+            spans,
+            &wide,
+            Some(table_rows(columns[0])),
+        );
+        widen(
+            &mut vx,
+            &v.data,
+            width,
+            spans,
+            &wide,
+            Some(table_rows(columns[1])),
+        );
+        let mut out_x = self.pool.take(rows * hidden);
+        let mut saved = self.attention_saved(&wide, heads);
+        attention::forward(
+            &mut out_x, &qx, &kx, &vx, &wide, shape, p, self.rng, &mut saved,
+        );
+        let mut out = self.pool.take(q.data.len());
+        narrow(&mut out, &out_x, hidden, spans, &wide);
+        drop(out_x);
+        let table_trains = self.trained[table];
+        let grad = (q.grad || k.grad || v.grad || table_trains) && self.record;
+        if !grad {
+            self.pool.give_vec(saved.into_buffer());
+            return Ok(self.untracked(out, hidden));
+        }
+        Ok(self.value(out, hidden, grad, || Op::PrefixAttention {
+            inputs: [(q.id, q.grad), (k.id, k.grad), (v.id, v.grad)],
+            data: [Arc::new(qx), Arc::new(kx), Arc::new(vx)],
+            shape,
+            saved,
+            wide,
+            table: table_trains.then_some(table),
+            stride,
+            columns,
         }))
     }
 
@@ -979,6 +1089,49 @@ impl Tape<'_> {
                     pool.give_vec(saved.into_buffer());
                     for ((id, needs), d) in inputs.into_iter().zip([dq, dk, dv]) {
                         if needs {
+                            accumulate(&mut slots, id, d);
+                        }
+                    }
+                }
+                Op::PrefixAttention {
+                    inputs,
+                    data,
+                    shape,
+                    saved,
+                    wide,
+                    table,
+                    stride,
+                    columns,
+                } => {
+                    let spans = tokens.spans();
+                    let hidden = cols;
+                    let rows = data[0].len() / hidden;
+                    let width = data[1].len() / rows;
+                    let mut dctx = pool.take(rows * hidden);
+                    widen(&mut dctx, &dy, hidden, spans, &wide, None);
+                    let (mut dqx, mut dkx, mut dvx) = (
+                        pool.take(rows * hidden),
+                        pool.take(rows * width),
+                        pool.take(rows * width),
+                    );
+                    attention::backward(
+                        &mut dqx, &mut dkx, &mut dvx, &dctx, &data[0], &data[1], &data[2], &wide,
+                        shape, &saved,
+                    );
+                    pool.give_vec(saved.into_buffer());
+                    if let Some(g) = table.and_then(|t| grads.get_mut(t)) {
+                        for (dx, column) in [(&dkx, columns[0]), (&dvx, columns[1])] {
+                            add_prefix_grad(g, stride, column, dx, width, spans, &wide);
+                        }
+                    }
+                    for ((id, needs), (dx, w)) in
+                        inputs
+                            .into_iter()
+                            .zip([(dqx, hidden), (dkx, width), (dvx, width)])
+                    {
+                        if needs {
+                            let mut d = pool.take(tokens.len() * w);
+                            narrow(&mut d, &dx, w, spans, &wide);
                             accumulate(&mut slots, id, d);
                         }
                     }

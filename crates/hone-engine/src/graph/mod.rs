@@ -21,6 +21,7 @@ pub use tokens::{IdLimits, LabelsPer, Span, TokenIds, Tokens, IGNORE_LABEL, PADD
 use crate::models::nn::{LayerNorm, Linear, RmsNorm, Rotary};
 use crate::ops::Activation;
 use crate::params::Param;
+use crate::prefix::PrefixKv;
 use crate::EngineError;
 
 /// The heads of an attention call.
@@ -139,6 +140,19 @@ pub trait Graph {
         v: &Self::Value,
         heads: Heads,
         p: f64,
+    ) -> Result<Self::Value, EngineError>;
+
+    /// [`Graph::attention`] with a layer's learned prefix (prefix tuning, `crate::prefix`):
+    /// every sequence's keys and values start with the prefix's `tokens` rows, which each
+    /// token attends to as well (a causal attention too).
+    fn prefix_attention(
+        &mut self,
+        q: &Self::Value,
+        k: &Self::Value,
+        v: &Self::Value,
+        heads: Heads,
+        p: f64,
+        prefix: &PrefixKv,
     ) -> Result<Self::Value, EngineError>;
 
     /// RMS normalisation over the features.

@@ -12,7 +12,8 @@ use super::nn::{Embedding, Linear, RmsNorm, Rotary};
 use super::spec::{Dropouts, EncoderConfig};
 use crate::graph::{Graph, Heads, TokenIds};
 use crate::ops::Activation;
-use crate::params::ParamPosition;
+use crate::params::{Param, ParamPosition};
+use crate::prefix::PrefixKv;
 use crate::weights::{Init, ParamBuilder};
 use crate::EngineError;
 
@@ -291,6 +292,8 @@ pub struct LlamaDecoder {
     rotary: Rotary,
     activation: Activation,
     attention_dropout: f64,
+    /// Prefix tuning: every layer's learned key/value rows (`crate::prefix`).
+    prefix: Option<(Param, usize)>,
 }
 
 impl LlamaDecoder {
@@ -332,6 +335,10 @@ impl LlamaDecoder {
         }
         let top = ParamPosition::Layer(cfg.num_layers.saturating_sub(1));
         let norm = RmsNorm::required(b, "model.norm", h, cfg.layer_norm_eps, top)?;
+        let prefix = match b.virtual_prefix().cloned() {
+            Some(p) => Some((p.table(b, cfg.num_layers, kv_out)?, p.tokens)),
+            None => None,
+        };
         Ok(LlamaDecoder {
             embed,
             layers,
@@ -345,13 +352,15 @@ impl LlamaDecoder {
             rotary: dec.rotary(),
             activation: cfg.activation,
             attention_dropout: cfg.dropout.attention,
+            prefix,
         })
     }
 
     /// Normalised hidden states `[tokens × hidden]` of the last layer.
     pub fn forward<G: Graph>(&self, g: &mut G) -> Result<G::Value, EngineError> {
         let mut x = g.embed(&[(self.embed.param(), TokenIds::Words)])?;
-        for layer in &self.layers {
+        let width = self.heads.key_value * self.head_dim;
+        for (i, layer) in self.layers.iter().enumerate() {
             let h = g.rms_norm(&x, &layer.input_norm)?;
             let q = g.linear(&h, &layer.q)?;
             let k = g.linear(&h, &layer.k)?;
@@ -359,7 +368,14 @@ impl LlamaDecoder {
             drop(h);
             let q = g.rotary(q, self.heads.query, &self.rotary)?;
             let k = g.rotary(k, self.heads.key_value, &self.rotary)?;
-            let context = g.attention(&q, &k, &v, self.heads, self.attention_dropout)?;
+            let (heads, p) = (self.heads, self.attention_dropout);
+            let context = match &self.prefix {
+                Some((table, tokens)) => {
+                    let rows = PrefixKv::of_layer(table, *tokens, i, width);
+                    g.prefix_attention(&q, &k, &v, heads, p, &rows)?
+                }
+                None => g.attention(&q, &k, &v, heads, p)?,
+            };
             drop((q, k, v));
             let attended = g.linear(&context, &layer.o)?;
             drop(context);
@@ -385,6 +401,34 @@ impl LlamaDecoder {
     /// Size of one attention head.
     pub fn head_dim(&self) -> usize {
         self.head_dim
+    }
+
+    /// Prefix tuning's rows of every layer, `[layers × (keys, values)]` each `[prefix × kv
+    /// hidden]` (a generation's first cached tokens); `None` without a prefix.
+    pub fn prefix_rows(&self) -> Result<Option<crate::prefix::LayerRows>, EngineError> {
+        let Some((table, tokens)) = &self.prefix else {
+            return Ok(None);
+        };
+        let width = self.heads.key_value * self.head_dim;
+        let values: Vec<Vec<f32>> = table.value().to_dtype(candle_core::DType::F32)?.to_vec2()?;
+        let rows = |column: usize| -> Vec<f32> {
+            values
+                .iter()
+                .take(*tokens)
+                .flat_map(|row| row[column..column + width].iter().copied())
+                .collect()
+        };
+        Ok(Some(
+            (0..self.layers.len())
+                .map(|i| (rows(2 * i * width), rows((2 * i + 1) * width)))
+                .collect(),
+        ))
+    }
+
+    /// The virtual tokens of a prefix (0 without one): the sequence's own tokens are
+    /// numbered after them.
+    pub fn prefix_tokens(&self) -> usize {
+        self.prefix.as_ref().map_or(0, |(_, n)| *n)
     }
 }
 

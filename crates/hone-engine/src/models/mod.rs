@@ -224,13 +224,25 @@ impl Model {
         if let Some(lora) = &spec.lora {
             lora.validate()?;
         }
-        if spec.lora.is_some() && spec.bottleneck.is_some() {
+        let methods = [
+            spec.lora.is_some(),
+            spec.bottleneck.is_some(),
+            spec.prefix.is_some(),
+        ];
+        if methods.iter().filter(|&&m| m).count() > 1 {
             return Err(EngineError::InvalidConfig(
-                "a model takes LoRA or bottleneck adapters, not both".into(),
+                "a model takes one of LoRA, bottleneck adapters or a prefix, not several".into(),
             ));
+        }
+        if spec.prefix.is_some() && spec.family != Family::Llama {
+            return Err(EngineError::InvalidConfig(format!(
+                "prefix tuning is built for decoders (Llama, Qwen2, Mistral): PEFT cannot load                  a {} model's prefix with transformers 5; use LoRA or adapters on an encoder",
+                spec.family.name()
+            )));
         }
         b.set_lora(spec.lora.clone());
         b.set_bottleneck(spec.bottleneck.clone());
+        b.set_prefix(spec.prefix.clone());
         let backbone = Arc::new(match spec.family {
             Family::Bert => Backbone::Bert(bert::BertEncoder::build(&mut b, "bert", &cfg)?),
             Family::DistilBert => {
@@ -266,10 +278,11 @@ impl Model {
         let (store, newly_initialized) = b.finish();
         // An adapter model trains (and saves) the head layers that are new, whatever their
         // name.
-        let saved = match (&mut spec.lora, &mut spec.bottleneck) {
-            (Some(lora), _) => Some(&mut lora.modules_to_save),
-            (None, Some(b)) => Some(&mut b.modules_to_save),
-            (None, None) => None,
+        let saved = match (&mut spec.lora, &mut spec.bottleneck, &mut spec.prefix) {
+            (Some(lora), _, _) => Some(&mut lora.modules_to_save),
+            (None, Some(b), _) => Some(&mut b.modules_to_save),
+            (None, None, Some(p)) => Some(&mut p.modules_to_save),
+            (None, None, None) => None,
         };
         if let Some(saved) = saved {
             for name in &newly_initialized {
@@ -392,7 +405,28 @@ impl Model {
             Positions::AfterPadding => {
                 roberta::position_ids(&batch.input_ids, s, self.spec.encoder.pad_token_id)
             }
-            Positions::FromZero => (0..b).flat_map(|_| 0..s as u32).collect(),
+            Positions::FromZero => {
+                // A prefix's virtual tokens come first (transformers numbers the tokens after
+                // a cache of that length).
+                let first = self.prefix_tokens() as u32;
+                (0..b).flat_map(|_| first..first + s as u32).collect()
+            }
+        }
+    }
+
+    /// A decoder's prefix rows of every layer (prefix tuning; `None` without a prefix).
+    pub fn prefix_rows(&self) -> Result<Option<crate::prefix::LayerRows>, EngineError> {
+        match self.backbone.as_ref() {
+            Backbone::Llama(m) => m.prefix_rows(),
+            _ => Ok(None),
+        }
+    }
+
+    /// The virtual tokens of a decoder's prefix (0 without one).
+    pub fn prefix_tokens(&self) -> usize {
+        match self.backbone.as_ref() {
+            Backbone::Llama(m) => m.prefix_tokens(),
+            _ => 0,
         }
     }
 

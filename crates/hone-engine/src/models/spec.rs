@@ -64,6 +64,8 @@ pub struct ModelSpec {
     pub lora: Option<LoraConfig>,
     /// Bottleneck adapters in every encoder layer (an adapter run, or an adapter folder).
     pub bottleneck: Option<BottleneckConfig>,
+    /// A decoder's learned prefix (a prefix-tuning run, or a PEFT prefix folder).
+    pub prefix: Option<crate::prefix::PrefixConfig>,
 }
 
 struct Reader<'a> {
@@ -137,6 +139,7 @@ impl ModelSpec {
             match adapter.kind {
                 AdapterKind::Lora(lora) => spec.lora = Some(lora),
                 AdapterKind::Bottleneck(b) => spec.bottleneck = Some(b),
+                AdapterKind::Prefix(p) => spec.prefix = Some(p),
             }
             return Ok(spec);
         }
@@ -194,6 +197,7 @@ impl ModelSpec {
             path: path.to_path_buf(),
             lora: None,
             bottleneck: None,
+            prefix: None,
         })
     }
 

@@ -518,3 +518,96 @@ fn a_causal_run_stores_its_sample_answers_and_they_are_the_exported_models() {
         assert_eq!(sample["answer"], g["text"], "{prompt}");
     }
 }
+
+/// Packing: a causal-LM run's conversations go into bins of max-length tokens and a step takes
+/// batch-size bins, so an epoch has fewer steps than batch-size conversations would make, and
+/// the run still learns; other tasks refuse it.
+#[test]
+fn packing_makes_fewer_fuller_steps_and_only_causal_runs_take_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, data) = (dir.path().join("hone.db"), dir.path().join("sums.jsonl"));
+    support::synthetic_conversations(&data);
+    let model = fixture("tiny-llama");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--task",
+            "causal-lm",
+            "--model",
+            model.to_str().unwrap(),
+            "--train",
+            data.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--max-length",
+            "64",
+            "--lr",
+            "3e-3",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = hone_db(&db, &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let events: Vec<serde_json::Value> = stdout(&o)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        events
+    };
+    let started = |events: &[serde_json::Value]| {
+        events
+            .iter()
+            .find(|e| e["event"] == "started")
+            .cloned()
+            .unwrap()
+    };
+    let plain = train(&[]);
+    let packed = train(&["--packing"]);
+    let (a, b) = (started(&plain), started(&packed));
+    assert_eq!(a["train_examples"], b["train_examples"]);
+    let (plain_steps, packed_steps) = (
+        a["steps_per_epoch"].as_u64().unwrap(),
+        b["steps_per_epoch"].as_u64().unwrap(),
+    );
+    assert!(
+        packed_steps < plain_steps,
+        "{packed_steps} vs {plain_steps}"
+    );
+    let notice = packed
+        .iter()
+        .find(|e| e["event"] == "notice" && e["message"].as_str().unwrap().starts_with("packing"))
+        .expect("the run says how it packed");
+    assert!(notice["message"]
+        .as_str()
+        .unwrap()
+        .contains("bins of at most 64 tokens"));
+    let losses: Vec<f64> = packed
+        .iter()
+        .filter(|e| e["event"] == "step")
+        .map(|e| e["loss"].as_f64().unwrap())
+        .collect();
+    assert_eq!(losses.len() as u64, 2 * packed_steps);
+    assert!(
+        losses.last().unwrap() < losses.first().unwrap(),
+        "{losses:?}"
+    );
+    let o = hone_db(
+        &db,
+        &[
+            "train",
+            "--model",
+            fixture("tiny-bert").to_str().unwrap(),
+            "--train",
+            fixture("data/sst2_sample.tsv").to_str().unwrap(),
+            "--packing",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("packing is for causal-LM runs"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -316,6 +316,10 @@ pub struct TrainArgs {
     /// Causal LM: learn the assistant's tokens only, or every token [default: assistant].
     #[arg(long, value_name = "assistant|all", help_heading = "Causal LM")]
     loss_on: Option<hone_app::types::LossOn>,
+    /// Causal LM: pack conversations into bins of --max-length tokens, a step taking
+    /// --batch-size bins instead of --batch-size conversations.
+    #[arg(long, help_heading = "Causal LM")]
+    packing: bool,
     /// Causal LM: a prompt the model answers (greedily) at each evaluation, to watch what it
     /// says as it learns; repeat for several.
     #[arg(long, value_name = "TEXT", help_heading = "Causal LM")]
@@ -764,6 +768,7 @@ impl TrainArgs {
         set(&mut t.chat_template, self.chat_template.clone());
         set(&mut t.loss_on, self.loss_on);
         set(&mut t.sample_tokens, self.sample_tokens);
+        t.packing |= self.packing;
         if !self.sample_prompt.is_empty() {
             t.sample_prompts = self.sample_prompt.join("\n");
         }

@@ -140,6 +140,9 @@ pub struct TrainingConfig {
     /// Shuffle the training examples every epoch; off takes them in the file's order (to
     /// repeat another tool's run batch for batch, or for data already in the order wanted).
     pub shuffle: bool,
+    /// Causal LM: pack conversations into bins of max-length tokens, a step taking batch-size
+    /// bins instead of batch-size conversations (fewer, fuller steps when they are short).
+    pub packing: bool,
     /// Evaluate every N optimizer steps; `None` evaluates at the end of each epoch.
     pub eval_every: Option<u64>,
     /// Also write the resumable `last` checkpoint every N optimizer steps (it is always written
@@ -395,6 +398,7 @@ impl Default for TrainingConfig {
             grad_accum: 1,
             seed: 42,
             shuffle: true,
+            packing: false,
             eval_every: None,
             checkpoint_every: None,
             checkpoint_minutes: Some(5.0),

@@ -826,6 +826,18 @@ pub fn fine_tune_data(
                 .into(),
         ));
     }
+    if cfg.packing && (data.task != Task::CausalLm || paths.multitask.is_some()) {
+        return Err(EngineError::InvalidConfig(
+            "packing is for causal-LM runs of one task (conversations of different lengths); \
+             turn it off"
+                .into(),
+        ));
+    }
+    if cfg.packing && cfg.curriculum != CurriculumOrder::Off {
+        return Err(EngineError::InvalidConfig(
+            "packing and a curriculum both decide which examples share a step: use one".into(),
+        ));
+    }
     if paths.multitask.is_some() && !cfg.shuffle {
         return Err(EngineError::InvalidConfig(
             "a multi-task run draws each step's task at random, so it cannot keep the file's \
@@ -879,7 +891,24 @@ pub fn fine_tune_data(
     let params = crate::multitask::union_params(&models);
     let train_examples = train.len() + also.iter().map(|t| t.train.len()).sum::<usize>();
     let valid_examples = valid.len() + also.iter().map(|t| t.valid.len()).sum::<usize>();
-    let plan = TrainPlan::new(cfg, train_examples, model.num_layers());
+    let units = match crate::packing::run_bins(cfg, &train, &model) {
+        Some(bins) => {
+            sink(TrainEvent::Notice {
+                message: format!(
+                    "packing: {} conversations in {} bins of at most {max_length} tokens ({:.0}% full), \
+                     {} bins a step",
+                    train.len(),
+                    bins.len(),
+                    100.0 * train.lengths().iter().sum::<usize>() as f64
+                        / (bins.len().max(1) * max_length) as f64,
+                    cfg.batch_size
+                ),
+            });
+            bins.len()
+        }
+        None => train_examples,
+    };
+    let plan = TrainPlan::new(cfg, units, model.num_layers());
     for m in &models {
         crate::recipes::apply_freezing(m, cfg, plan.trainable_depth(0));
     }

@@ -34,6 +34,7 @@ pub mod models;
 pub mod multitask;
 pub mod ops;
 pub mod optim;
+pub mod packing;
 pub mod params;
 pub mod prefix;
 pub mod presets;

@@ -36,6 +36,28 @@ pub fn bins(lengths: &[usize], capacity: usize) -> Vec<Vec<usize>> {
         .collect()
 }
 
+/// The bins of a run's training set when it packs (`None` otherwise): at most the run's
+/// maximum length (within the model's) per bin.
+pub fn run_bins(
+    cfg: &crate::config::TrainingConfig,
+    train: &crate::batch::EncodedSet,
+    model: &crate::models::Model,
+) -> Option<Vec<Vec<usize>>> {
+    cfg.packing.then(|| {
+        let capacity = cfg.max_length.min(model.spec().max_sequence_length());
+        bins(&train.lengths(), capacity)
+    })
+}
+
+/// What a run's steps are made of: its examples, or its bins when it packs.
+pub fn step_units(
+    cfg: &crate::config::TrainingConfig,
+    train: &crate::batch::EncodedSet,
+    model: &crate::models::Model,
+) -> usize {
+    run_bins(cfg, train, model).map_or(train.len(), |b| b.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,7 +76,11 @@ mod tests {
         }
         // The 12 alone, and 44 tokens in 5 bins of 10: as few as there can be.
         assert_eq!(packed.len(), 6, "{packed:?}");
-        assert_eq!(packed, bins(&lengths, 10), "the same lengths, the same bins");
+        assert_eq!(
+            packed,
+            bins(&lengths, 10),
+            "the same lengths, the same bins"
+        );
         assert!(bins(&[], 10).is_empty());
     }
 }

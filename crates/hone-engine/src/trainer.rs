@@ -155,8 +155,13 @@ impl Trainer<'_> {
         // What checkpoints hold (and resuming reads back): an adapter model's frozen base
         // stays out.
         let saved = crate::recipes::checkpointed(&models, &params, cfg);
-        let train_examples = tasks.iter().map(|t| t.train.len()).sum();
-        let plan = TrainPlan::new(cfg, train_examples, model.num_layers());
+        // Packing: the steps take bins of examples (`crate::packing`).
+        let bins = crate::packing::run_bins(cfg, self.train, model);
+        let train_units = match &bins {
+            Some(b) => b.len(),
+            None => tasks.iter().map(|t| t.train.len()).sum(),
+        };
+        let plan = TrainPlan::new(cfg, train_units, model.num_layers());
         let schedule = LrSchedule::from_config(cfg, plan.warmup_steps, plan.total_steps);
         let mut optimizer = optimizer_for(&models, cfg);
         let batcher = Batcher::new(model.spec().encoder.pad_token_id);
@@ -208,7 +213,7 @@ impl Trainer<'_> {
         let mut status = RunStatus::Completed;
 
         'epochs: for epoch in start_epoch..cfg.epochs {
-            let chunks = self.epoch_chunks(&tasks, epoch);
+            let chunks = self.epoch_chunks(&tasks, epoch, bins.as_ref().map(Vec::len));
             let skip = if epoch == start_epoch { skip_chunks } else { 0 };
             for (chunk_index, chunk) in chunks.iter().enumerate().skip(skip) {
                 if cancel.load(Ordering::SeqCst) {
@@ -238,9 +243,21 @@ impl Trainer<'_> {
                 let step_start = Instant::now();
                 let rng = HoneRng::new(cfg.seed, DROPOUT_STREAM ^ (step << 16));
                 let task = &tasks[chunk.task];
-                let batches = task
-                    .train
-                    .batches(&batcher, &chunk.examples, cfg.batch_size);
+                let batches = match &bins {
+                    // The chunk lists bins: a micro-batch is `batch_size` of them.
+                    Some(bins) => chunk
+                        .examples
+                        .chunks(cfg.batch_size.max(1))
+                        .map(|group| {
+                            let members: Vec<usize> =
+                                group.iter().flat_map(|&b| bins[b].clone()).collect();
+                            task.train.batch(&batcher, &members)
+                        })
+                        .collect(),
+                    None => task
+                        .train
+                        .batches(&batcher, &chunk.examples, cfg.batch_size),
+                };
                 let lr = cfg.lr * schedule.multiplier(step);
                 let done = stepper.step(
                     task.model,
@@ -327,10 +344,24 @@ impl Trainer<'_> {
     }
 
     /// The optimizer steps of epoch `epoch`: the main task's examples in
-    /// [`Trainer::epoch_order`]; with several tasks, each step on a task drawn by
-    /// [`crate::multitask::epoch_chunks`].
-    fn epoch_chunks(&self, tasks: &[TaskSet], epoch: u32) -> Vec<TaskChunk> {
+    /// [`Trainer::epoch_order`] (or, packing, its `bins` bins: the chunks list bins); with
+    /// several tasks, each step on a task drawn by [`crate::multitask::epoch_chunks`].
+    fn epoch_chunks(&self, tasks: &[TaskSet], epoch: u32, bins: Option<usize>) -> Vec<TaskChunk> {
         let per_step = self.cfg.batch_size * self.cfg.grad_accum as usize;
+        if let Some(n) = bins {
+            let order = if self.cfg.shuffle {
+                epoch_order(n, self.cfg.seed, epoch as u64)
+            } else {
+                (0..n).collect()
+            };
+            return order
+                .chunks(per_step.max(1))
+                .map(|c| TaskChunk {
+                    task: 0,
+                    examples: c.to_vec(),
+                })
+                .collect();
+        }
         if tasks.len() == 1 {
             return self
                 .epoch_order(epoch)

@@ -86,6 +86,34 @@ fn encoder_families_refuse_a_language_model_head_and_decoders_a_classifier() {
     assert!(err.contains("Llama") && err.contains("causal-lm"), "{err}");
 }
 
+/// Asserts that each token `generated` after `prompt` is what a full forward pass over the
+/// text so far picks (greedy).
+fn assert_follows_full_passes(model: &Model, prompt: &[u32], generated: &[u32], case: &str) {
+    let mut text = prompt.to_vec();
+    let mut stepper = hone_engine::step::Stepper::new(model, true);
+    for &token in generated {
+        let n = text.len();
+        let batch = hone_data::Batch {
+            input_ids: text.clone(),
+            token_type_ids: vec![0; n],
+            attention_mask: vec![1; n],
+            labels: Vec::new(),
+            batch_size: 1,
+            seq_len: n,
+            padded_options: Vec::new(),
+            soft_targets: Vec::new(),
+        };
+        let logits = stepper.logits(model, &batch).unwrap();
+        let last = logits.rows().last().unwrap();
+        assert_eq!(
+            hone_engine::inference::argmax(last),
+            token,
+            "{case} after {n}"
+        );
+        text.push(token);
+    }
+}
+
 /// Generation through the key/value cache picks, token by token, what a full forward pass
 /// over the whole text picks (greedy), on both decoders.
 #[test]
@@ -111,29 +139,7 @@ fn cached_generation_follows_full_passes() {
             streamed, got.text,
             "{family}: the stream adds up to the text"
         );
-        let mut text = prompt.to_vec();
-        let mut stepper = hone_engine::step::Stepper::new(&model, true);
-        for &token in &got.tokens {
-            let n = text.len();
-            let batch = hone_data::Batch {
-                input_ids: text.clone(),
-                token_type_ids: vec![0; n],
-                attention_mask: vec![1; n],
-                labels: Vec::new(),
-                batch_size: 1,
-                seq_len: n,
-                padded_options: Vec::new(),
-                soft_targets: Vec::new(),
-            };
-            let logits = stepper.logits(&model, &batch).unwrap();
-            let last = logits.rows().last().unwrap();
-            assert_eq!(
-                hone_engine::inference::argmax(last),
-                token,
-                "{family} after {n}"
-            );
-            text.push(token);
-        }
+        assert_follows_full_passes(&model, &prompt, &got.tokens, family);
     }
 }
 
@@ -171,23 +177,5 @@ fn cached_generation_with_a_prefix_follows_full_passes() {
     };
     let got = generate(&model, &tokenizer, &prompt, &[], &settings, &mut |_| true).unwrap();
     assert_eq!(got.tokens.len(), 6);
-    let mut text = prompt.to_vec();
-    let mut stepper = hone_engine::step::Stepper::new(&model, true);
-    for &token in &got.tokens {
-        let n = text.len();
-        let batch = hone_data::Batch {
-            input_ids: text.clone(),
-            token_type_ids: vec![0; n],
-            attention_mask: vec![1; n],
-            labels: Vec::new(),
-            batch_size: 1,
-            seq_len: n,
-            padded_options: Vec::new(),
-            soft_targets: Vec::new(),
-        };
-        let logits = stepper.logits(&model, &batch).unwrap();
-        let last = logits.rows().last().unwrap();
-        assert_eq!(hone_engine::inference::argmax(last), token, "after {n}");
-        text.push(token);
-    }
+    assert_follows_full_passes(&model, &prompt, &got.tokens, "prefix");
 }

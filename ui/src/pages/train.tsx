@@ -95,6 +95,7 @@ const EXTRAS: Record<string, Extra> = {
   adapter_activation: { advanced: true, label: "Adapter activation", kind: "select", options: ["relu", "gelu", "silu", "tanh"] },
   prefix_tokens: { label: "Prefix tokens", min: 1, max: 512 },
   sample_prompts: { label: "Sample prompts" },
+  packing: { advanced: true, label: "Pack conversations" },
   sample_tokens: { advanced: true, label: "Sample answer tokens", min: 1, max: 4096 },
 };
 
@@ -465,8 +466,9 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   };
   const runLabel = (r: RunRecord) => `run ${r.id}${r.name ? ` · ${r.name}` : ""}`;
   const task = fileTask === "choice" ? "multiple-choice" : fileTask === "answer" ? "question-answering" : fileTask === "chat" ? "causal-lm" : datasetTask === "token" ? "token-classification" : "sequence-classification";
-  // A causal LM's sample prompts show only for a causal-LM run.
-  const shownFields = fields.filter((f) => appliesTo(f.key, String(training.peft ?? "full")) && (!f.key.startsWith("sample_") || task === "causal-lm"));
+  // A causal LM's sample prompts and packing show only for a causal-LM run.
+  const causalOnly = (key: string) => key.startsWith("sample_") || key === "packing";
+  const shownFields = fields.filter((f) => appliesTo(f.key, String(training.peft ?? "full")) && (!causalOnly(f.key) || task === "causal-lm"));
   const runTask = (r: RunRecord) => r.config?.task ?? "sequence-classification";
   // Distillation covers classification and multiple choice, with a teacher of the same task.
   const teachers = task === "sequence-classification" || task === "multiple-choice" ? finished.filter((r) => runTask(r) === task) : [];

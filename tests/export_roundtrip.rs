@@ -764,7 +764,8 @@ fn generator_matches_transformers(model: &std::path::Path) {
 }
 
 /// Causal LMs: a fully fine-tuned Llama, a LoRA Qwen2 (every projection adapted, PEFT's
-/// CAUSAL_LM adapter folder) and a prefix-tuned Llama (PEFT's PREFIX_TUNING folder) trained on
+/// CAUSAL_LM adapter folder) and a prefix-tuned Llama (through PEFT's MLP reparameterisation;
+/// the PREFIX_TUNING folder holds the table it makes) trained on
 /// conversations generate in Hone what transformers (with PEFT) generates from the exported
 /// folders; the LoRA adapter merged into a plain model too, and the prefix refuses to merge.
 #[test]
@@ -783,7 +784,14 @@ fn causal_lm_exports_generate_as_in_transformers() {
         (
             "prefix",
             "llama",
-            &["--peft", "prefix", "--prefix-tokens", "5"][..],
+            &[
+                "--peft",
+                "prefix",
+                "--prefix-tokens",
+                "5",
+                "--prefix-projection",
+                "16",
+            ][..],
         ),
     ] {
         let out = dir.path().join(name);
@@ -810,8 +818,13 @@ fn causal_lm_exports_generate_as_in_transformers() {
         assert!(log.contains("perplexity"), "{family}: {log}");
         generator_matches_transformers(&out);
         if name == "prefix" {
-            let config = std::fs::read_to_string(out.join("adapter_config.json")).unwrap();
-            assert!(config.contains("PREFIX_TUNING"), "{config}");
+            let config: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(out.join("adapter_config.json")).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(config["peft_type"], "PREFIX_TUNING", "{config}");
+            assert_eq!(config["prefix_projection"], true, "{config}");
+            assert_eq!(config["encoder_hidden_size"], 16, "{config}");
             let m = run(hone()
                 .args(["export", "--merge", "--model"])
                 .arg(&out)

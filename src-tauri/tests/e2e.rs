@@ -444,13 +444,23 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     }
     let llama = llama.canonicalize().expect("path");
 
-    let hub = TestHub::start(vec![Repo::from_dir(
-        "hone-test/tiny-bert",
-        &root().join("tests/fixtures/tiny-bert"),
-    )
-    .expect("fixture")
-    .task("fill-mask")
-    .stats(1234, 5, "2026-11-01T00:00:00.000Z")])
+    let hub = TestHub::start(vec![
+        Repo::from_dir(
+            "hone-test/tiny-bert",
+            &root().join("tests/fixtures/tiny-bert"),
+        )
+        .expect("fixture")
+        .task("fill-mask")
+        .stats(1234, 5, "2026-11-01T00:00:00.000Z"),
+        // A decoder, found by another word than "tiny".
+        Repo::from_dir(
+            "hone-test/small-llama",
+            &root().join("tests/fixtures/tiny-llama"),
+        )
+        .expect("fixture")
+        .task("text-generation")
+        .stats(99, 1, "2026-11-02T00:00:00.000Z"),
+    ])
     .expect("hub");
 
     // The dialogs' answers by kind, so an extra use of one kind of dialog cannot take another
@@ -550,6 +560,24 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     let card = ui.text_of("[data-testid='model-page']").await;
     assert!(card.contains("tiny-bert"), "{card}");
     ui.css("[data-testid='hub-results'] tbody tr").await;
+    // A decoder on the Hub: its page weighs full fine-tuning against LoRA.
+    ui.type_into("#hub-query", "llama").await;
+    ui.click("#hub-search").await;
+    let results = ui
+        .until_text("[data-testid='hub-results']", long, |t| {
+            t.contains("small-llama")
+        })
+        .await;
+    assert!(results.contains("Llama"), "the family column: {results}");
+    ui.click("[data-testid='hub-results'] tbody tr td").await;
+    let fit = ui
+        .until_text("[data-testid='fit']", long, |t| t.contains("LoRA (rank"))
+        .await;
+    assert!(
+        fit.contains("Full fine-tuning") && fit.contains("fits"),
+        "{fit}"
+    );
+    ui.shot("02b-hub-decoder").await;
 
     // Datasets: pick the file, check the preview, import.
     ui.page("datasets").await;

@@ -309,6 +309,10 @@ pub struct TrainArgs {
     /// [default: 20].
     #[arg(long, value_name = "N", help_heading = "LoRA")]
     prefix_tokens: Option<usize>,
+    /// Prefix tuning: learn the rows through a two-layer MLP of N hidden units (PEFT's
+    /// prefix_projection); 0 learns them directly [default: 0].
+    #[arg(long, value_name = "N", help_heading = "LoRA")]
+    prefix_projection: Option<usize>,
     /// Causal LM: how conversations are written: auto (the model's chat template, else the
     /// Alpaca prompt), none (the Alpaca prompt) or a Jinja template file [default: auto].
     #[arg(long, value_name = "auto|none|FILE", help_heading = "Causal LM")]
@@ -763,6 +767,7 @@ impl TrainArgs {
         );
         set(&mut t.adapter_size, self.adapter_size);
         set(&mut t.prefix_tokens, self.prefix_tokens);
+        set(&mut t.prefix_projection, self.prefix_projection);
         set(&mut t.adapter_placement, self.adapter_placement);
         set(&mut t.adapter_activation, self.adapter_activation.clone());
         set(&mut t.chat_template, self.chat_template.clone());

@@ -10,6 +10,12 @@ only, so its table is made to take a gradient), and golden/llama-prefix.safetens
 golden/llama.safetensors (make_llama_fixtures.py), and on it the logits of the real tokens, the loss and
 the gradient of the prefix (`grad.prompt_embeddings`, `[tokens × layers·2·kv hidden]`).
 
+Then the reparameterised prefix (prefix_projection, an MLP of 12 hidden units, 3 virtual tokens):
+PEFT cannot save its MLP (a saved prefix is the MLP's output), so
+golden/llama-prefix-mlp.safetensors holds the MLP's seeded values under Hone's names
+(`param.prefix_encoder.…`) beside the logits, loss and the gradient of each of them, computed
+in float64 by PEFT on the same batch.
+
 Run after make_llama_fixtures.py. Usage: python make_prefix_fixtures.py --fixtures tests/fixtures
 """
 import argparse
@@ -69,6 +75,37 @@ def main():
         "grad.prompt_embeddings": param.grad.float().contiguous(),
     }, os.path.join(golden_dir, "llama-prefix.safetensors"))
     print("prefix-llama: loss", float(loss), "prefix", tuple(param.shape))
+
+    # The reparameterised prefix.
+    torch.manual_seed(51)
+    base = LlamaForCausalLM.from_pretrained(base_dir, dtype=torch.float64)
+    mlp = get_peft_model(base, PrefixTuningConfig(
+        task_type="CAUSAL_LM", num_virtual_tokens=TOKENS, prefix_projection=True,
+        encoder_hidden_size=12))
+    mlp.prompt_encoder.double()
+    with torch.no_grad():
+        for _, p in mlp.named_parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn_like(p) * 0.3)
+    mlp.eval()
+    result = mlp(input_ids=ids, attention_mask=mask)
+    logits = torch.cat([result.logits[r, :n] for r, n in enumerate(rows)])
+    loss = torch.nn.functional.cross_entropy(logits, flat, ignore_index=-100)
+    loss.backward()
+    tensors = {
+        "input.input_ids": ids.contiguous(),
+        "input.attention_mask": mask.contiguous(),
+        "labels": batch["labels"].contiguous(),
+        "logits": logits.detach().float().contiguous(),
+        "loss": loss.detach().float().reshape(1),
+    }
+    for name, p in mlp.named_parameters():
+        if p.requires_grad:
+            hone = "prefix_encoder." + name.split("prompt_encoder.default.", 1)[1]
+            tensors[f"param.{hone}"] = p.detach().float().contiguous()
+            tensors[f"grad.{hone}"] = p.grad.float().contiguous()
+    save_file(tensors, os.path.join(golden_dir, "llama-prefix-mlp.safetensors"))
+    print("prefix MLP: loss", float(loss), sorted(k for k in tensors if k.startswith("grad.")))
 
 
 if __name__ == "__main__":

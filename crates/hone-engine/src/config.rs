@@ -253,6 +253,10 @@ pub struct TrainingConfig {
     pub adapter_activation: String,
     /// Prefix tuning: the virtual tokens every attention layer starts with (10–30 is usual).
     pub prefix_tokens: usize,
+    /// Prefix tuning: learn the rows through a two-layer MLP of this many hidden units
+    /// (PEFT's prefix_projection, the paper's reparameterisation; steadier training); 0
+    /// learns them directly.
+    pub prefix_projection: usize,
     /// Causal LM: how conversations are written: auto (the model's chat template, else the
     /// Alpaca prompt), none (the Alpaca prompt) or the path of a Jinja template.
     pub chat_template: String,
@@ -441,6 +445,7 @@ impl Default for TrainingConfig {
             adapter_size: 64,
             adapter_placement: crate::bottleneck::Placement::Houlsby,
             prefix_tokens: 20,
+            prefix_projection: 0,
             adapter_activation: "relu".into(),
             chat_template: "auto".into(),
             loss_on: hone_data::LossOn::Assistant,
@@ -529,6 +534,7 @@ impl TrainingConfig {
         }
         let cfg = crate::prefix::PrefixConfig {
             tokens: self.prefix_tokens,
+            projection: (self.prefix_projection > 0).then_some(self.prefix_projection),
             modules_to_save: self.modules_to_save(task),
         };
         cfg.validate()?;

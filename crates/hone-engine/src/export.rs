@@ -392,10 +392,15 @@ pub fn export_adapter(
     std::fs::create_dir_all(out).map_err(|e| EngineError::io(out, e))?;
     let weights = out.join(crate::lora::ADAPTER_WEIGHTS);
     let trains = |name: &str| adapters.trains(name);
-    save_tensors(
-        &crate::lora::adapter_tensors(trains, &model.hub_values()),
-        &weights,
-    )?;
+    let mut values = model.hub_values();
+    if let Adapters::Prefix(_) = adapters {
+        // PEFT saves the table a projection makes (its `prompt_embeddings`), not the MLP.
+        values.retain(|name, _| !name.starts_with(crate::prefix::PROJECTION_PREFIX));
+        if let Some(table) = model.prefix_table()? {
+            values.insert(crate::prefix::PREFIX_PARAM.into(), table);
+        }
+    }
+    save_tensors(&crate::lora::adapter_tensors(trains, &values), &weights)?;
     let base = BaseModelRef::for_folder(&base_dir);
     let (file, settings) = match adapters {
         Adapters::Lora(lora) => (

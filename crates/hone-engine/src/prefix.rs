@@ -21,8 +21,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use candle_core::Tensor;
+
+use crate::graph::Graph;
 use crate::lora::BaseModelRef;
+use crate::models::nn::Linear;
 use crate::models::Task;
+use crate::ops::Activation;
 use crate::params::{Param, ParamPosition};
 use crate::weights::{Init, ParamBuilder};
 use crate::EngineError;
@@ -38,6 +43,11 @@ pub const PEFT_TYPE: &str = "PREFIX_TUNING";
 pub struct PrefixConfig {
     /// Virtual tokens: the learned rows every layer's attention starts with.
     pub tokens: usize,
+    /// The reparameterisation (PEFT's `prefix_projection`): the table is a two-layer MLP
+    /// (`tanh` between, this many hidden units) of a `[tokens × width]` embedding, which
+    /// trains instead of the table itself; `None`: the table trains directly.
+    #[serde(default)]
+    pub projection: Option<usize>,
     /// Modules trained in full and saved with the prefix, matched as LoRA's.
     #[serde(default)]
     pub modules_to_save: Vec<String>,
@@ -52,59 +62,150 @@ impl PrefixConfig {
                 self.tokens
             )));
         }
+        if self.projection == Some(0) {
+            return Err(EngineError::InvalidConfig(
+                "the prefix projection needs at least one hidden unit (or none: 0 turns it off)"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 
-    /// True for the parameters a prefix run trains: the prefix and the saved modules.
+    /// True for the parameters a prefix run trains: the prefix (or its MLP) and the saved
+    /// modules.
     pub fn trains(&self, name: &str) -> bool {
         is_adapter_param(name) || crate::lora::module_saved(&self.modules_to_save, name)
     }
 
-    /// The parameter of every layer's prefix rows, `[tokens × layers·2·width]`: read from the
-    /// checkpoint (a PEFT prefix folder) when there, else normal(0, initializer range). Not
-    /// PEFT's start, normal(0, 1): keys and values that large swamp a pretrained model's
+    /// The parameters of every layer's prefix rows, `[tokens × layers·2·width]`: the table,
+    /// or (with a projection) its embedding and MLP. Read from the checkpoint when there (a
+    /// PEFT prefix folder holds the table), else normal(0, initializer range), biases zero.
+    /// Not PEFT's start, normal(0, 1): keys and values that large swamp a pretrained model's
     /// attention (SmolLM2-135M on Alpaca: loss 1.9 → 9.5 before the first step, 4.5 after 50
     /// steps), where small rows start it as it was (1.9, then 1.8).
-    pub fn table(
+    pub fn params(
         &self,
         b: &mut ParamBuilder,
         layers: usize,
         width: usize,
-    ) -> Result<Param, EngineError> {
+    ) -> Result<PrefixParams, EngineError> {
         self.validate()?;
-        b.optional(
-            PREFIX_PARAM,
-            &[self.tokens, layers * 2 * width],
-            Init::Normal,
-            // Trained like a head: never frozen by a recipe, at the top's learning rate.
-            ParamPosition::Head,
-        )
+        // Trained like a head: never frozen by a recipe, at the top's learning rate.
+        let head = ParamPosition::Head;
+        let out = layers * 2 * width;
+        Ok(match self.projection {
+            None => PrefixParams::Table(b.optional(
+                PREFIX_PARAM,
+                &[self.tokens, out],
+                Init::Normal,
+                head,
+            )?),
+            Some(hidden) => {
+                let name = |n: &str| format!("{PROJECTION_PREFIX}{n}");
+                PrefixParams::Projected {
+                    embedding: b.optional(
+                        &name("embedding.weight"),
+                        &[self.tokens, width],
+                        Init::Normal,
+                        head,
+                    )?,
+                    first: Linear::optional(
+                        b,
+                        &name("transform.0"),
+                        width,
+                        hidden,
+                        Init::Normal,
+                        head,
+                    )?,
+                    second: Linear::optional(
+                        b,
+                        &name("transform.2"),
+                        hidden,
+                        out,
+                        Init::Normal,
+                        head,
+                    )?,
+                }
+            }
+        })
+    }
+}
+
+/// What the prefix parameters' names start with when a projection makes the table (PEFT's
+/// `prompt_encoder.embedding`, `….transform.0`, `….transform.2`).
+pub const PROJECTION_PREFIX: &str = "prefix_encoder.";
+
+/// The trained parameters behind a prefix table.
+pub enum PrefixParams {
+    /// The table itself, `[tokens × layers·2·width]`.
+    Table(Param),
+    /// `second(tanh(first(embedding)))`: PEFT's reparameterisation.
+    Projected {
+        embedding: Param,
+        first: Linear,
+        second: Linear,
+    },
+}
+
+impl PrefixParams {
+    /// The table as a value of graph `g`.
+    pub fn table<G: Graph>(&self, g: &mut G) -> Result<G::Value, EngineError> {
+        match self {
+            PrefixParams::Table(p) => g.table(p),
+            PrefixParams::Projected {
+                embedding,
+                first,
+                second,
+            } => {
+                let e = g.table(embedding)?;
+                let h = g.linear(&e, first)?;
+                drop(e);
+                let h = g.activation(&h, Activation::Tanh)?;
+                g.linear(&h, second)
+            }
+        }
+    }
+
+    /// The table's values now, `[tokens × layers·2·width]`.
+    pub fn value(&self) -> Result<Tensor, EngineError> {
+        match self {
+            PrefixParams::Table(p) => Ok(p.value()),
+            PrefixParams::Projected {
+                embedding,
+                first,
+                second,
+            } => {
+                let dense = |x: &Tensor, l: &Linear| {
+                    crate::ops::linear(x, &l.weight().value(), l.bias().map(|b| b.value()).as_ref())
+                };
+                let h = dense(&embedding.value(), first)?.tanh()?;
+                Ok(dense(&h, second)?)
+            }
+        }
     }
 }
 
 /// Every layer's prefix rows on the host: `(keys, values)`, each `[tokens × kv hidden]`.
 pub type LayerRows = Vec<(Vec<f32>, Vec<f32>)>;
 
-/// True for the prefix parameter.
+/// True for the prefix's parameters (the table, or its embedding and MLP).
 pub fn is_adapter_param(name: &str) -> bool {
-    name == PREFIX_PARAM
+    name == PREFIX_PARAM || name.starts_with(PROJECTION_PREFIX)
 }
 
-/// The rows one attention layer puts before every sequence's keys and values: columns
-/// `key_column..+width` (keys) and `key_column + width..+width` (values) of `table`.
-#[derive(Clone)]
-pub struct PrefixKv {
-    pub table: Param,
+/// Where one attention layer's prefix rows sit in the prefix table: its keys in columns
+/// `key_column..+width`, its values in the next `width`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixAt {
     pub tokens: usize,
     pub key_column: usize,
     pub width: usize,
 }
 
-impl PrefixKv {
-    /// Layer `layer`'s rows of `table` (`width` values per key or value row).
-    pub fn of_layer(table: &Param, tokens: usize, layer: usize, width: usize) -> Self {
-        PrefixKv {
-            table: table.clone(),
+impl PrefixAt {
+    /// Layer `layer`'s place (`width` values per key or value row).
+    pub fn of_layer(tokens: usize, layer: usize, width: usize) -> Self {
+        PrefixAt {
             tokens,
             key_column: 2 * layer * width,
             width,
@@ -114,11 +215,6 @@ impl PrefixKv {
     /// Where the values start.
     pub fn value_column(&self) -> usize {
         self.key_column + self.width
-    }
-
-    /// Values per row of the table.
-    pub fn table_width(&self) -> usize {
-        self.table.var().dims().last().copied().unwrap_or(0)
     }
 }
 
@@ -149,8 +245,9 @@ pub fn peft_config(
         "num_transformer_submodules": 1,
         "num_attention_heads": shape.kv_heads,
         "num_layers": shape.layers,
-        "encoder_hidden_size": width,
-        "prefix_projection": false,
+        "encoder_hidden_size": cfg.projection.unwrap_or(width),
+        // The saved table is the MLP's output: PEFT reads it as the table (inference).
+        "prefix_projection": cfg.projection.is_some(),
         "modules_to_save": (!cfg.modules_to_save.is_empty()).then(|| cfg.modules_to_save.clone()),
         "auto_mapping": null,
     })
@@ -177,8 +274,10 @@ pub fn from_peft(settings: &Value) -> Result<PrefixConfig, String> {
                 .collect()
         })
         .unwrap_or_default();
+    // A projected prefix is saved as the MLP's output: it loads as a table.
     let cfg = PrefixConfig {
         tokens,
+        projection: None,
         modules_to_save,
     };
     cfg.validate().map_err(|e| e.to_string())?;
@@ -193,6 +292,7 @@ mod tests {
     fn peft_settings_round_trip_and_bad_ones_are_named() {
         let cfg = PrefixConfig {
             tokens: 7,
+            projection: None,
             modules_to_save: vec![],
         };
         let shape = PrefixShape {

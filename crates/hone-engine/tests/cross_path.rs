@@ -280,6 +280,7 @@ fn a_prefix_takes_the_same_gradient_on_both_graphs_with_dropout() {
         spec.encoder.dropout.attention = 0.2;
         spec.prefix = Some(hone_engine::prefix::PrefixConfig {
             tokens: 4,
+            projection: None,
             modules_to_save: Vec::new(),
         });
         let pad = spec.encoder.pad_token_id;

@@ -179,3 +179,47 @@ fn cached_generation_with_a_prefix_follows_full_passes() {
     assert_eq!(got.tokens.len(), 6);
     assert_follows_full_passes(&model, &prompt, &got.tokens, "prefix");
 }
+
+/// The reparameterised prefix (PEFT's prefix_projection: the table is an MLP of an
+/// embedding) with PEFT's values: logits, loss and the gradient of the embedding and both MLP
+/// layers are PEFT's on both graphs.
+#[test]
+fn a_projected_prefix_matches_peft_on_both_graphs() {
+    let want = golden_tensors("llama-prefix-mlp");
+    let mut spec = hone_engine::models::ModelSpec::from_dir(&tiny_model("llama")).unwrap();
+    spec.prefix = Some(hone_engine::prefix::PrefixConfig {
+        tokens: 3,
+        projection: Some(12),
+        modules_to_save: Vec::new(),
+    });
+    let head = hone_engine::models::HeadSpec {
+        prefix: String::new(),
+        task: Task::CausalLm,
+        num_labels: 0,
+    };
+    let dir = tiny_model("llama");
+    let model = Model::with_heads(spec, Some(&dir), &[head], Some(0.0), &Device::Cpu, 0)
+        .unwrap()
+        .remove(0);
+    for p in model.params().all() {
+        if let Some(value) = want.get(&format!("param.{}", p.name())) {
+            p.var().set(value).unwrap();
+        }
+    }
+    let cfg = TrainingConfig::default();
+    hone_engine::recipes::apply_freezing(&model, &cfg, None);
+    let mut trained: Vec<String> = model
+        .params()
+        .trainable()
+        .map(|p| p.name().to_string())
+        .collect();
+    trained.sort();
+    let mut expected: Vec<String> = want
+        .keys()
+        .filter_map(|k| k.strip_prefix("param."))
+        .map(str::to_string)
+        .collect();
+    expected.sort();
+    assert_eq!(trained, expected);
+    common::assert_both_graphs_match(&model, "llama-prefix-mlp", &want, &trained);
+}

@@ -94,6 +94,7 @@ const EXTRAS: Record<string, Extra> = {
   adapter_placement: { label: "Adapter placement" },
   adapter_activation: { advanced: true, label: "Adapter activation", kind: "select", options: ["relu", "gelu", "silu", "tanh"] },
   prefix_tokens: { label: "Prefix tokens", min: 1, max: 512 },
+  prefix_projection: { advanced: true, label: "Prefix MLP width (0: none)", min: 0 },
   sample_prompts: { label: "Sample prompts" },
   packing: { advanced: true, label: "Pack conversations" },
   sample_tokens: { advanced: true, label: "Sample answer tokens", min: 1, max: 4096 },

@@ -10,7 +10,7 @@ use crate::cpu::kernels::DropMask;
 use crate::models::nn::{LayerNorm, RmsNorm, Rotary};
 use crate::ops::{self, Activation};
 use crate::params::Param;
-use crate::prefix::PrefixKv;
+use crate::prefix::PrefixAt;
 use crate::rng::HoneRng;
 use crate::EngineError;
 
@@ -292,12 +292,16 @@ impl Graph for AutogradGraph<'_> {
         v: &Tensor,
         shape: Heads,
         p: f64,
-        prefix: &PrefixKv,
+        table: &Tensor,
+        at: PrefixAt,
     ) -> Result<Tensor, EngineError> {
-        let table = self.param(&prefix.table);
-        let rows = |column| table.narrow(1, column, prefix.width);
-        let kv = (rows(prefix.key_column)?, rows(prefix.value_column())?);
+        let rows = |column| table.narrow(1, column, at.width);
+        let kv = (rows(at.key_column)?, rows(at.value_column())?);
         self.attend(q, k, v, shape, p, Some(kv))
+    }
+
+    fn table(&mut self, param: &Param) -> Result<Tensor, EngineError> {
+        Ok(self.param(param))
     }
 
     fn rms_norm(&mut self, x: &Tensor, norm: &RmsNorm) -> Result<Tensor, EngineError> {

@@ -24,7 +24,7 @@ use crate::cpu::prefix::{add_prefix_grad, narrow, widen, widened_spans, PrefixRo
 use crate::models::nn::{LayerNorm, RmsNorm, Rotary};
 use crate::ops::Activation;
 use crate::params::{Param, ParamStore};
-use crate::prefix::PrefixKv;
+use crate::prefix::PrefixAt;
 use crate::rng::HoneRng;
 use crate::EngineError;
 
@@ -248,10 +248,16 @@ enum Op {
         shape: AttentionShape,
         saved: AttentionSaved,
         wide: Vec<Span>,
-        /// The prefix table (when it trains) and where the layer's keys and values sit.
+        /// The prefix table's value (when it takes a gradient) and where the layer's keys
+        /// and values sit in it.
         table: Option<usize>,
         stride: usize,
         columns: [usize; 2],
+        tokens: usize,
+    },
+    /// A whole parameter as a value.
+    Table {
+        param: usize,
     },
     FirstTokens {
         x: usize,
@@ -645,7 +651,8 @@ impl Graph for HostGraph<'_> {
         v: &HostValue,
         heads: Heads,
         p: f64,
-        prefix: &PrefixKv,
+        table: &HostValue,
+        at: PrefixAt,
     ) -> Result<HostValue, EngineError> {
         if self.cache.is_some() {
             // Generation: the prefix rows are the cache's first tokens (`KvCache::with_prefix`).
@@ -653,20 +660,22 @@ impl Graph for HostGraph<'_> {
         }
         let shape = Self::attention_shape(q, k, v, heads)?;
         let (hidden, width) = (q.cols, k.cols);
-        let table = self.index(&prefix.table)?;
-        let stride = prefix.table_width();
-        if prefix.width != width || prefix.value_column() + width > stride {
+        let stride = table.cols;
+        if at.width != width || at.value_column() + width > stride || table.rows() != at.tokens {
             return Err(EngineError::InvalidConfig(format!(
-                "a prefix of {} values per row does not fit keys of {width} features",
-                prefix.width
+                "a prefix table of {} × {stride} has no {} rows of {} values for keys of \
+                 {width} features",
+                table.rows(),
+                at.tokens,
+                at.width
             )));
         }
         let p = if self.train { p } else { 0.0 };
         let spans = self.tokens.spans();
-        let wide = widened_spans(spans, prefix.tokens);
-        let rows = self.tokens.len() + prefix.tokens * spans.len();
+        let wide = widened_spans(spans, at.tokens);
+        let rows = self.tokens.len() + at.tokens * spans.len();
         let table_rows = |column| PrefixRows {
-            table: &self.weights[table],
+            table: &table.data,
             stride,
             column,
         };
@@ -676,7 +685,7 @@ impl Graph for HostGraph<'_> {
             self.pool.take(rows * width),
         );
         widen(&mut qx, &q.data, hidden, spans, &wide, None);
-        let columns = [prefix.key_column, prefix.value_column()];
+        let columns = [at.key_column, at.value_column()];
         widen(
             &mut kx,
             &k.data,
@@ -701,8 +710,7 @@ impl Graph for HostGraph<'_> {
         let mut out = self.pool.take(q.data.len());
         narrow(&mut out, &out_x, hidden, spans, &wide);
         drop(out_x);
-        let table_trains = self.trained[table];
-        let grad = (q.grad || k.grad || v.grad || table_trains) && self.record;
+        let grad = (q.grad || k.grad || v.grad || table.grad) && self.record;
         if !grad {
             self.pool.give_vec(saved.into_buffer());
             return Ok(self.untracked(out, hidden));
@@ -713,10 +721,21 @@ impl Graph for HostGraph<'_> {
             shape,
             saved,
             wide,
-            table: table_trains.then_some(table),
+            table: table.grad.then_some(table.id),
             stride,
             columns,
+            tokens: at.tokens,
         }))
+    }
+
+    fn table(&mut self, param: &Param) -> Result<HostValue, EngineError> {
+        let i = self.index(param)?;
+        let cols = param.var().dims().last().copied().unwrap_or(0);
+        let values = &self.weights[i];
+        let mut out = self.pool.take(values.len());
+        out.copy_from_slice(values);
+        let grad = self.trained[i];
+        Ok(self.value(out, cols, grad, || Op::Table { param: i }))
     }
 
     fn rms_norm(&mut self, x: &HostValue, norm: &RmsNorm) -> Result<HostValue, EngineError> {
@@ -1102,6 +1121,7 @@ impl Tape<'_> {
                     table,
                     stride,
                     columns,
+                    tokens: prefix_tokens,
                 } => {
                     let spans = tokens.spans();
                     let hidden = cols;
@@ -1119,10 +1139,12 @@ impl Tape<'_> {
                         shape, &saved,
                     );
                     pool.give_vec(saved.into_buffer());
-                    if let Some(g) = table.and_then(|t| grads.get_mut(t)) {
+                    if let Some(t) = table {
+                        let mut d = pool.zeros(prefix_tokens * stride);
                         for (dx, column) in [(&dkx, columns[0]), (&dvx, columns[1])] {
-                            add_prefix_grad(g, stride, column, dx, width, spans, &wide);
+                            add_prefix_grad(&mut d, stride, column, dx, width, spans, &wide);
                         }
+                        accumulate(&mut slots, t, d);
                     }
                     for ((id, needs), (dx, w)) in
                         inputs
@@ -1134,6 +1156,11 @@ impl Tape<'_> {
                             narrow(&mut d, &dx, w, spans, &wide);
                             accumulate(&mut slots, id, d);
                         }
+                    }
+                }
+                Op::Table { param } => {
+                    if let Some(g) = grads.get_mut(param) {
+                        g.iter_mut().zip(dy.iter()).for_each(|(g, d)| *g += d);
                     }
                 }
                 Op::AddScaled { x, y, scale } => {

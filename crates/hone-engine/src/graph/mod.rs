@@ -21,7 +21,7 @@ pub use tokens::{IdLimits, LabelsPer, Span, TokenIds, Tokens, IGNORE_LABEL, PADD
 use crate::models::nn::{LayerNorm, Linear, RmsNorm, Rotary};
 use crate::ops::Activation;
 use crate::params::Param;
-use crate::prefix::PrefixKv;
+use crate::prefix::PrefixAt;
 use crate::EngineError;
 
 /// The heads of an attention call.
@@ -143,8 +143,10 @@ pub trait Graph {
     ) -> Result<Self::Value, EngineError>;
 
     /// [`Graph::attention`] with a layer's learned prefix (prefix tuning, `crate::prefix`):
-    /// every sequence's keys and values start with the prefix's `tokens` rows, which each
-    /// token attends to as well (a causal attention too).
+    /// every sequence's keys and values start with `at.tokens` rows of `table` (`[tokens ×
+    /// layers·2·width]`, this layer's columns at `at`), which each token attends to as well
+    /// (a causal attention too).
+    #[allow(clippy::too_many_arguments)]
     fn prefix_attention(
         &mut self,
         q: &Self::Value,
@@ -152,8 +154,13 @@ pub trait Graph {
         v: &Self::Value,
         heads: Heads,
         p: f64,
-        prefix: &PrefixKv,
+        table: &Self::Value,
+        at: PrefixAt,
     ) -> Result<Self::Value, EngineError>;
+
+    /// A whole parameter as a value (`[rows × columns]`, e.g. a prefix table), its gradient
+    /// going to the parameter.
+    fn table(&mut self, param: &Param) -> Result<Self::Value, EngineError>;
 
     /// RMS normalisation over the features.
     fn rms_norm(&mut self, x: &Self::Value, norm: &RmsNorm) -> Result<Self::Value, EngineError>;

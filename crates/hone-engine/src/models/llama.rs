@@ -12,8 +12,8 @@ use super::nn::{Embedding, Linear, RmsNorm, Rotary};
 use super::spec::{Dropouts, EncoderConfig};
 use crate::graph::{Graph, Heads, TokenIds};
 use crate::ops::Activation;
-use crate::params::{Param, ParamPosition};
-use crate::prefix::PrefixKv;
+use crate::params::ParamPosition;
+use crate::prefix::{PrefixAt, PrefixParams};
 use crate::weights::{Init, ParamBuilder};
 use crate::EngineError;
 
@@ -292,8 +292,9 @@ pub struct LlamaDecoder {
     rotary: Rotary,
     activation: Activation,
     attention_dropout: f64,
-    /// Prefix tuning: every layer's learned key/value rows (`crate::prefix`).
-    prefix: Option<(Param, usize)>,
+    /// Prefix tuning: what makes every layer's learned key/value rows, and how many
+    /// (`crate::prefix`).
+    prefix: Option<(PrefixParams, usize)>,
 }
 
 impl LlamaDecoder {
@@ -336,7 +337,7 @@ impl LlamaDecoder {
         let top = ParamPosition::Layer(cfg.num_layers.saturating_sub(1));
         let norm = RmsNorm::required(b, "model.norm", h, cfg.layer_norm_eps, top)?;
         let prefix = match b.virtual_prefix().cloned() {
-            Some(p) => Some((p.table(b, cfg.num_layers, kv_out)?, p.tokens)),
+            Some(p) => Some((p.params(b, cfg.num_layers, kv_out)?, p.tokens)),
             None => None,
         };
         Ok(LlamaDecoder {
@@ -360,6 +361,11 @@ impl LlamaDecoder {
     pub fn forward<G: Graph>(&self, g: &mut G) -> Result<G::Value, EngineError> {
         let mut x = g.embed(&[(self.embed.param(), TokenIds::Words)])?;
         let width = self.heads.key_value * self.head_dim;
+        // Every layer's prefix rows, made once a pass.
+        let prefix = match &self.prefix {
+            Some((params, tokens)) => Some((params.table(g)?, *tokens)),
+            None => None,
+        };
         for (i, layer) in self.layers.iter().enumerate() {
             let h = g.rms_norm(&x, &layer.input_norm)?;
             let q = g.linear(&h, &layer.q)?;
@@ -369,10 +375,10 @@ impl LlamaDecoder {
             let q = g.rotary(q, self.heads.query, &self.rotary)?;
             let k = g.rotary(k, self.heads.key_value, &self.rotary)?;
             let (heads, p) = (self.heads, self.attention_dropout);
-            let context = match &self.prefix {
+            let context = match &prefix {
                 Some((table, tokens)) => {
-                    let rows = PrefixKv::of_layer(table, *tokens, i, width);
-                    g.prefix_attention(&q, &k, &v, heads, p, &rows)?
+                    let at = PrefixAt::of_layer(*tokens, i, width);
+                    g.prefix_attention(&q, &k, &v, heads, p, table, at)?
                 }
                 None => g.attention(&q, &k, &v, heads, p)?,
             };
@@ -403,18 +409,23 @@ impl LlamaDecoder {
         self.head_dim
     }
 
-    /// Prefix tuning's rows of every layer, `[layers × (keys, values)]` each `[prefix × kv
-    /// hidden]` (a generation's first cached tokens); `None` without a prefix.
+    /// The prefix table now (`[tokens × layers·2·kv hidden]`, the MLP's output for a
+    /// projected prefix); `None` without a prefix.
+    pub fn prefix_table(&self) -> Result<Option<candle_core::Tensor>, EngineError> {
+        self.prefix.as_ref().map(|(p, _)| p.value()).transpose()
+    }
+
+    /// Prefix tuning's rows of every layer (a generation's first cached tokens); `None`
+    /// without a prefix.
     pub fn prefix_rows(&self) -> Result<Option<crate::prefix::LayerRows>, EngineError> {
-        let Some((table, tokens)) = &self.prefix else {
+        let Some(table) = self.prefix_table()? else {
             return Ok(None);
         };
         let width = self.heads.key_value * self.head_dim;
-        let values: Vec<Vec<f32>> = table.value().to_dtype(candle_core::DType::F32)?.to_vec2()?;
+        let values: Vec<Vec<f32>> = table.to_dtype(candle_core::DType::F32)?.to_vec2()?;
         let rows = |column: usize| -> Vec<f32> {
             values
                 .iter()
-                .take(*tokens)
                 .flat_map(|row| row[column..column + width].iter().copied())
                 .collect()
         };

@@ -414,6 +414,14 @@ impl Model {
         }
     }
 
+    /// A decoder's prefix table now (prefix tuning; `None` without a prefix).
+    pub fn prefix_table(&self) -> Result<Option<Tensor>, EngineError> {
+        match self.backbone.as_ref() {
+            Backbone::Llama(m) => m.prefix_table(),
+            _ => Ok(None),
+        }
+    }
+
     /// A decoder's prefix rows of every layer (prefix tuning; `None` without a prefix).
     pub fn prefix_rows(&self) -> Result<Option<crate::prefix::LayerRows>, EngineError> {
         match self.backbone.as_ref() {

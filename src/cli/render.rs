@@ -36,6 +36,15 @@ fn duration(seconds: f64) -> String {
     }
 }
 
+/// A sample answer as printed: its text, or what an empty one means.
+pub fn sample_answer(text: &str) -> &str {
+    if text.is_empty() {
+        "(nothing: the end token came first)"
+    } else {
+        text
+    }
+}
+
 /// A short line of the headline metrics of a report.
 pub fn report_line(r: &Report) -> String {
     match r {
@@ -279,7 +288,8 @@ impl TrainRenderer {
             TrainEvent::Samples { step, samples } => {
                 let mut text = format!("step {step} sample answers:");
                 for s in samples {
-                    text.push_str(&format!("\n  > {}\n    {}", s.prompt, s.text.replace('\n', "\n    ")));
+                    let answer = sample_answer(&s.text).replace('\n', "\n    ");
+                    text.push_str(&format!("\n  > {}\n    {answer}", s.prompt));
                 }
                 self.say(&text)
             }

@@ -9,7 +9,7 @@ use hone_app::types::Report;
 use hone_app::types::RunRecord;
 use hone_app::{spawn, App};
 
-use super::render::{entity_table, report_line, report_table};
+use super::render::{entity_table, report_line, report_table, sample_answer};
 use super::train::follow;
 
 #[derive(Subcommand)]
@@ -251,7 +251,8 @@ ensemble members, on the validation examples they all held out:"
             if let Some(last) = samples.last().map(|s| s.step) {
                 println!("\nsample answers at step {last}:");
                 for s in samples.iter().filter(|s| s.step == last) {
-                    println!("  > {}\n{}", s.prompt, textwrap_indent(&s.answer));
+                    let answer = sample_answer(&s.answer);
+                    println!("  > {}\n{}", s.prompt, textwrap_indent(answer));
                 }
             }
             if let Some(last) = evaluations.iter().rev().find(|e| e.part != "test") {

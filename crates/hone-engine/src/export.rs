@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::checkpoint::{save_tensors, write_atomic};
 use crate::lora::BaseModelRef;
 use crate::metrics::Report;
-use crate::models::{Model, Task};
+use crate::models::{Adapters, Model, Task};
 use crate::EngineError;
 
 /// What the model card says about the run.
@@ -201,8 +201,8 @@ fn model_card(
                 "AutoModelFor{}",
                 model.task().architecture_suffix().trim_start_matches("For")
             );
-            match (&model.spec().lora, &model.spec().bottleneck, &model.spec().prefix) {
-                (Some(lora), _, _) => {
+            match model.spec().adapters() {
+                Some(Adapters::Lora(lora)) => {
                     s.push_str(&format!(
                         "## LoRA adapter\n\nRank {}, alpha {}, on {}; the base model's weights are unchanged (`hone export --merge` writes a full model).\n\n",
                         lora.r,
@@ -214,7 +214,7 @@ fn model_card(
                         base.name
                     ));
                 }
-                (None, None, Some(prefix)) => {
+                Some(Adapters::Prefix(prefix)) => {
                     s.push_str(&format!(
                         "## Prefix (prefix tuning)\n\n{} virtual tokens of learned keys and values in every attention layer; the base model's weights are unchanged. PEFT's format (`PREFIX_TUNING`).\n\n",
                         prefix.tokens
@@ -224,11 +224,11 @@ fn model_card(
                         base.name
                     ));
                 }
-                (None, Some(b), _) => s.push_str(&format!(
+                Some(Adapters::Bottleneck(b)) => s.push_str(&format!(
                     "## Bottleneck adapters\n\nSize {}, {:?} placement, {} activation; the base model's weights are unchanged. Hone's format (docs/ADAPTERS.md): hone_adapter.json, adapter_model.safetensors. Use it with `hone predict --model PATH_TO_THIS_FOLDER` (the base model: {}).\n\n",
                     b.size, b.placement, b.activation, base.name
                 )),
-                (None, None, None) => {}
+                None => {}
             }
         }
         None => s.push_str(&format!(
@@ -252,7 +252,7 @@ pub fn export_model(
     out: &Path,
     card: &ModelCard,
 ) -> Result<(), EngineError> {
-    match Adapters::of(model) {
+    match model.spec().adapters() {
         Some(adapters) => export_adapter(model, &adapters, labels, source, tokenizer, out, card),
         None => write_model(
             model,
@@ -337,38 +337,6 @@ pub fn merge_adapter(dir: &Path, out: &Path) -> Result<(), EngineError> {
         config_text: &config_text,
     };
     export_merged(&model, &labels, dir, &tokenizer, out, &card)
-}
-
-/// The adapters of a model an adapter export writes.
-pub enum Adapters<'a> {
-    /// LoRA: written as PEFT writes it (`adapter_config.json`).
-    Lora(&'a crate::lora::LoraConfig),
-    /// Bottleneck adapters: Hone's `hone_adapter.json`.
-    Bottleneck(&'a crate::bottleneck::BottleneckConfig),
-    /// A decoder's prefix: written as PEFT writes it (`adapter_config.json`).
-    Prefix(&'a crate::prefix::PrefixConfig),
-}
-
-impl<'a> Adapters<'a> {
-    /// The adapters of `model`, if it has any.
-    pub fn of(model: &'a Model) -> Option<Self> {
-        let spec = model.spec();
-        match (&spec.lora, &spec.bottleneck, &spec.prefix) {
-            (Some(lora), _, _) => Some(Adapters::Lora(lora)),
-            (None, Some(b), _) => Some(Adapters::Bottleneck(b)),
-            (None, None, Some(p)) => Some(Adapters::Prefix(p)),
-            (None, None, None) => None,
-        }
-    }
-
-    /// True for the parameters the adapters' run trains (and an export saves).
-    pub fn trains(&self, name: &str) -> bool {
-        match self {
-            Adapters::Lora(l) => l.trains(name),
-            Adapters::Bottleneck(b) => b.trains(name),
-            Adapters::Prefix(p) => p.trains(name),
-        }
-    }
 }
 
 /// Writes a LoRA model as PEFT saves one (bottleneck adapters alike, with `hone_adapter.json`): `adapter_config.json` and

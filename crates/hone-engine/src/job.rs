@@ -645,7 +645,20 @@ pub fn prepare(
     };
     let train = encode(&tokenizer, labels, &data.train, task, &cfg, chat.as_ref())?;
     let valid = encode(&tokenizer, labels, &data.valid, task, &cfg, chat.as_ref())?;
+    if chat.is_none() && !cfg.sample_prompt_list().is_empty() {
+        sink(TrainEvent::Notice {
+            message: "sample prompts are answered by causal-LM runs only: none this run".into(),
+        });
+    }
     let samples = match &chat {
+        Some(_) if valid.is_empty() && !cfg.sample_prompt_list().is_empty() => {
+            sink(TrainEvent::Notice {
+                message: "sample prompts are answered after each validation, and this run has \
+                          no validation examples: none this run"
+                    .into(),
+            });
+            None
+        }
         Some(chat) if !cfg.sample_prompt_list().is_empty() => {
             if !matches!(device, candle_core::Device::Cpu) {
                 sink(TrainEvent::Notice {
@@ -725,8 +738,9 @@ pub(crate) fn adapt(
     sink: &mut dyn FnMut(TrainEvent),
 ) -> Result<(), EngineError> {
     use crate::config::FineTuneMethod;
-    let continued = match (&spec.lora, &spec.bottleneck, &spec.prefix) {
-        (Some(l), _, _) => Some((
+    use crate::models::Adapters;
+    let continued = spec.adapters().map(|a| match a {
+        Adapters::Lora(l) => (
             FineTuneMethod::Lora,
             format!(
                 "the adapter's LoRA (rank {}, alpha {}, on {})",
@@ -734,20 +748,19 @@ pub(crate) fn adapt(
                 l.alpha,
                 l.target_entries().join(", ")
             ),
-        )),
-        (None, Some(b), _) => Some((
+        ),
+        Adapters::Bottleneck(b) => (
             FineTuneMethod::Adapter,
             format!(
                 "the folder's bottleneck adapters (size {}, {:?})",
                 b.size, b.placement
             ),
-        )),
-        (None, None, Some(p)) => Some((
+        ),
+        Adapters::Prefix(p) => (
             FineTuneMethod::Prefix,
             format!("the folder's prefix ({} virtual tokens)", p.tokens),
-        )),
-        (None, None, None) => None,
-    };
+        ),
+    });
     if let Some((method, what)) = continued {
         if cfg.peft != method {
             let name = match method {

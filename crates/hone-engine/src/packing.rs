@@ -1,7 +1,8 @@
 //! Sequence packing (`packing`, causal LM): the examples are put into bins of at most the
 //! run's maximum length in tokens (first-fit decreasing), and a step takes `batch_size` bins
 //! instead of `batch_size` examples, so every step sees about the same number of tokens
-//! however short the conversations are (TRL's `packing`, "best fit" kind).
+//! however short the conversations are (what TRL's padding-free packing does, with first-fit
+//! rather than best-fit bins).
 //!
 //! Hone's batches carry no padding and each sequence attends only to itself (packed spans,
 //! `crate::graph::Tokens`), so a bin needs no separator or position reset: packing changes
@@ -47,15 +48,6 @@ pub fn run_bins(
         let capacity = cfg.max_length.min(model.spec().max_sequence_length());
         bins(&train.lengths(), capacity)
     })
-}
-
-/// What a run's steps are made of: its examples, or its bins when it packs.
-pub fn step_units(
-    cfg: &crate::config::TrainingConfig,
-    train: &crate::batch::EncodedSet,
-    model: &crate::models::Model,
-) -> usize {
-    run_bins(cfg, train, model).map_or(train.len(), |b| b.len())
 }
 
 #[cfg(test)]

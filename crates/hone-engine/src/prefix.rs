@@ -14,9 +14,11 @@
 //!
 //! Saved format: PEFT's — `adapter_config.json` (`peft_type: PREFIX_TUNING`,
 //! `num_virtual_tokens`, `token_dim` = width, `num_attention_heads` = key/value heads,
-//! `num_layers`, `num_transformer_submodules: 1`, `prefix_projection: false`) and
-//! `adapter_model.safetensors` with `prompt_embeddings` (and saved modules under
-//! `base_model.model.` names).
+//! `num_layers`, `num_transformer_submodules: 1`, `prefix_projection` and
+//! `encoder_hidden_size` as trained) and `adapter_model.safetensors` with `prompt_embeddings`
+//! (the table; for a projection the table its MLP makes, as PEFT saves it, which PEFT and Hone
+//! load for inference or — Hone — to train the table further) and saved modules under
+//! `base_model.model.` names.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

@@ -43,19 +43,8 @@ pub fn is_frozen_by_recipe(model: &Model, param: &Param, cfg: &TrainingConfig) -
         return true;
     }
     // An adapter model trains its adapters and the modules it saves, nothing else.
-    let spec = model.spec();
-    if let Some(lora) = &spec.lora {
-        if !lora.trains(param.name()) {
-            return true;
-        }
-    }
-    if let Some(adapters) = &spec.bottleneck {
+    if let Some(adapters) = model.spec().adapters() {
         if !adapters.trains(param.name()) {
-            return true;
-        }
-    }
-    if let Some(prefix) = &spec.prefix {
-        if !prefix.trains(param.name()) {
             return true;
         }
     }
@@ -71,10 +60,7 @@ pub fn is_frozen_by_recipe(model: &Model, param: &Param, cfg: &TrainingConfig) -
 /// base (it never changes and is the base model's own files), so their checkpoints are the
 /// size of the adapters and head.
 pub fn checkpointed(models: &[&Model], params: &ParamStore, cfg: &TrainingConfig) -> ParamStore {
-    let adapted = |m: &Model| {
-        let spec = m.spec();
-        spec.lora.is_some() || spec.bottleneck.is_some() || spec.prefix.is_some()
-    };
+    let adapted = |m: &Model| m.spec().adapters().is_some();
     if !models.iter().any(|m| adapted(m)) {
         return params.clone();
     }

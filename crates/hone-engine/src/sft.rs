@@ -344,7 +344,13 @@ impl SamplePrompts {
                 role: "user".into(),
                 content: text.to_string(),
             };
-            let ids = prompt_tokens(tokenizer, conversations, &[message], true)?;
+            let ids =
+                prompt_tokens(tokenizer, conversations, &[message], true).map_err(|e| match e {
+                    EngineError::InvalidConfig(m) => {
+                        EngineError::InvalidConfig(format!("sample prompt \"{text}\": {m}"))
+                    }
+                    other => other,
+                })?;
             prompts.push((text.to_string(), ids));
         }
         if prompts.is_empty() {

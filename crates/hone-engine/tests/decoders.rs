@@ -151,6 +151,12 @@ fn a_peft_prefix_on_a_decoder_matches_peft_on_both_graphs() {
     let want = golden_tensors("llama-prefix");
     let model = load(&fixtures().join("prefix-llama"));
     assert_eq!(model.prefix_tokens(), 3);
+    // The virtual tokens take the first positions: the text has 3 fewer.
+    let base = hone_engine::models::ModelSpec::from_dir(&tiny_model("llama")).unwrap();
+    assert_eq!(
+        model.spec().max_sequence_length(),
+        base.max_sequence_length() - 3
+    );
     let cfg = TrainingConfig::default();
     hone_engine::recipes::apply_freezing(&model, &cfg, None);
     let trained: Vec<String> = model

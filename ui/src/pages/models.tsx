@@ -159,6 +159,7 @@ export function ModelsPage(props: { nav: Nav }) {
               <option value="sentence-similarity">sentence similarity</option>
               <option value="token-classification">token classification</option>
               <option value="feature-extraction">feature extraction</option>
+              <option value="text-generation">text generation</option>
             </select>
             <select value={sort} onChange={(e) => setSort((e.target as HTMLSelectElement).value)} aria-label="Sort">
               <option value="downloads">most downloaded</option>
@@ -169,7 +170,7 @@ export function ModelsPage(props: { nav: Nav }) {
           </form>
           <label class="check small">
             <input type="checkbox" id="only-trainable" checked={onlyTrainable} onChange={(e) => setOnlyTrainable((e.target as HTMLInputElement).checked)} />
-            Only models Hone can fine-tune (BERT, DistilBERT, RoBERTa families)
+            Only models Hone can fine-tune (BERT, DistilBERT and RoBERTa encoders; Llama, Mistral and Qwen2 decoders)
           </label>
           {results && results.length === 0 && <p class="muted">No models match. Try fewer words or another task.</p>}
           {results && results.length > 0 && shown.length === 0 && (

@@ -101,9 +101,10 @@ const EXTRAS: Record<string, Extra> = {
 };
 
 /** Whether a setting applies to the method the run trains with (`peft`): LoRA's, the
- * bottleneck adapters' and the prefix's own settings show only for their method (modules to save for both). */
+ * bottleneck adapters' and the prefix's own settings show only for their method (modules to
+ * save for all three). */
 const appliesTo = (key: string, peft: string) =>
-  key === "lora_modules_to_save" ? peft === "lora" || peft === "adapter"
+  key === "lora_modules_to_save" ? peft === "lora" || peft === "adapter" || peft === "prefix"
     : key.startsWith("lora_") ? peft === "lora"
     : key.startsWith("adapter_") ? peft === "adapter"
     : key.startsWith("prefix_") ? peft === "prefix"

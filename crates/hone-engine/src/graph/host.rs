@@ -451,6 +451,10 @@ impl Graph for HostGraph<'_> {
         self.train
     }
 
+    fn continues_cache(&self) -> bool {
+        self.cache.is_some()
+    }
+
     fn embed(&mut self, lookups: &[(&Param, TokenIds)]) -> Result<HostValue, EngineError> {
         let first = lookups
             .first()

@@ -76,6 +76,12 @@ pub trait Graph {
     /// True in training mode (dropout on).
     fn is_train(&self) -> bool;
 
+    /// True when the pass continues a key/value cache (generation): the attention calls read
+    /// the cache, where a prefix's rows already are.
+    fn continues_cache(&self) -> bool {
+        false
+    }
+
     /// `Σ table[ids[t]]` over `lookups`, per token: word + position (+ token-type) embeddings.
     fn embed(&mut self, lookups: &[(&Param, TokenIds)]) -> Result<Self::Value, EngineError>;
 

@@ -361,10 +361,10 @@ impl LlamaDecoder {
     pub fn forward<G: Graph>(&self, g: &mut G) -> Result<G::Value, EngineError> {
         let mut x = g.embed(&[(self.embed.param(), TokenIds::Words)])?;
         let width = self.heads.key_value * self.head_dim;
-        // Every layer's prefix rows, made once a pass.
+        // Every layer's prefix rows, made once a pass (a cached pass has them in its cache).
         let prefix = match &self.prefix {
-            Some((params, tokens)) => Some((params.table(g)?, *tokens)),
-            None => None,
+            Some((params, tokens)) if !g.continues_cache() => Some((params.table(g)?, *tokens)),
+            _ => None,
         };
         for (i, layer) in self.layers.iter().enumerate() {
             let h = g.rms_norm(&x, &layer.input_norm)?;
@@ -431,7 +431,10 @@ impl LlamaDecoder {
         };
         Ok(Some(
             (0..self.layers.len())
-                .map(|i| (rows(2 * i * width), rows((2 * i + 1) * width)))
+                .map(|i| {
+                    let at = PrefixAt::of_layer(values.len(), i, width);
+                    (rows(at.key_column), rows(at.value_column()))
+                })
                 .collect(),
         ))
     }

@@ -23,7 +23,7 @@ pub use family::{
     all_tokenizer_files, supported_model_types, Family, FamilyDescriptor, Positions, FAMILIES,
 };
 pub use heads::{Head, Task};
-pub use spec::{Dropouts, EncoderConfig, ModelSpec};
+pub use spec::{Adapters, Dropouts, EncoderConfig, ModelSpec};
 
 use crate::graph::{Graph, IdLimits, Tokens};
 use crate::params::{Param, ParamPosition, ParamStore};
@@ -236,7 +236,8 @@ impl Model {
         }
         if spec.prefix.is_some() && spec.family != Family::Llama {
             return Err(EngineError::InvalidConfig(format!(
-                "prefix tuning is built for decoders (Llama, Qwen2, Mistral): PEFT cannot load                  a {} model's prefix with transformers 5; use LoRA or adapters on an encoder",
+                "prefix tuning is built for decoders (Llama, Qwen2, Mistral): PEFT cannot load \
+                 a {} model's prefix with transformers 5; use LoRA or adapters on an encoder",
                 spec.family.name()
             )));
         }
@@ -414,28 +415,35 @@ impl Model {
         }
     }
 
+    /// The decoder backbone, for a decoder.
+    fn decoder(&self) -> Option<&llama::LlamaDecoder> {
+        match self.backbone.as_ref() {
+            Backbone::Llama(m) => Some(m),
+            _ => None,
+        }
+    }
+
     /// A decoder's prefix table now (prefix tuning; `None` without a prefix).
     pub fn prefix_table(&self) -> Result<Option<Tensor>, EngineError> {
-        match self.backbone.as_ref() {
-            Backbone::Llama(m) => m.prefix_table(),
-            _ => Ok(None),
-        }
+        Ok(self
+            .decoder()
+            .map(|d| d.prefix_table())
+            .transpose()?
+            .flatten())
     }
 
     /// A decoder's prefix rows of every layer (prefix tuning; `None` without a prefix).
     pub fn prefix_rows(&self) -> Result<Option<crate::prefix::LayerRows>, EngineError> {
-        match self.backbone.as_ref() {
-            Backbone::Llama(m) => m.prefix_rows(),
-            _ => Ok(None),
-        }
+        Ok(self
+            .decoder()
+            .map(|d| d.prefix_rows())
+            .transpose()?
+            .flatten())
     }
 
     /// The virtual tokens of a decoder's prefix (0 without one).
     pub fn prefix_tokens(&self) -> usize {
-        match self.backbone.as_ref() {
-            Backbone::Llama(m) => m.prefix_tokens(),
-            _ => 0,
-        }
+        self.decoder().map_or(0, |d| d.prefix_tokens())
     }
 
     /// The parsed config.json.

@@ -103,6 +103,27 @@ impl Reader<'_> {
     }
 }
 
+/// What adapts a model's frozen base (one kind per model).
+pub enum Adapters<'a> {
+    /// LoRA: written as PEFT writes it (`adapter_config.json`).
+    Lora(&'a LoraConfig),
+    /// Bottleneck adapters: Hone's `hone_adapter.json`.
+    Bottleneck(&'a BottleneckConfig),
+    /// A decoder's prefix: written as PEFT writes it (`adapter_config.json`).
+    Prefix(&'a crate::prefix::PrefixConfig),
+}
+
+impl Adapters<'_> {
+    /// True for the parameters the adapters' run trains (and an export saves).
+    pub fn trains(&self, name: &str) -> bool {
+        match self {
+            Adapters::Lora(l) => l.trains(name),
+            Adapters::Bottleneck(b) => b.trains(name),
+            Adapters::Prefix(p) => p.trains(name),
+        }
+    }
+}
+
 impl ModelSpec {
     /// Reads `config.json` of a model folder. A LoRA adapter folder reads as its base model's
     /// config with the adapter's settings in [`ModelSpec::lora`], and the head the adapter was
@@ -201,14 +222,30 @@ impl ModelSpec {
         })
     }
 
+    /// What adapts the model, when something does (LoRA, bottleneck adapters or a prefix;
+    /// a model takes one).
+    pub fn adapters(&self) -> Option<Adapters<'_>> {
+        match (&self.lora, &self.bottleneck, &self.prefix) {
+            (Some(lora), _, _) => Some(Adapters::Lora(lora)),
+            (None, Some(b), _) => Some(Adapters::Bottleneck(b)),
+            (None, None, Some(p)) => Some(Adapters::Prefix(p)),
+            (None, None, None) => None,
+        }
+    }
+
     /// The family's descriptor.
     pub fn descriptor(&self) -> &'static FamilyDescriptor {
         self.family.descriptor()
     }
 
-    /// The longest input (special tokens included) the position embeddings allow.
+    /// The longest input (special tokens included) the position embeddings allow: a prefix's
+    /// virtual tokens take the first positions.
     pub fn max_sequence_length(&self) -> usize {
-        self.descriptor().max_sequence_length(&self.encoder)
+        let prefix = self.prefix.as_ref().map_or(0, |p| p.tokens);
+        self.descriptor()
+            .max_sequence_length(&self.encoder)
+            .saturating_sub(prefix)
+            .max(1)
     }
 
     /// The `architectures` entry of an exported model with a `task` head

@@ -611,3 +611,100 @@ fn packing_makes_fewer_fuller_steps_and_only_causal_runs_take_it() {
         stderr(&o)
     );
 }
+
+/// A sweep here: three of a 2 × 2 grid drawn at random, each an ordinary run tagged with the
+/// sweep; `hone sweep show` ranks them by the metric that picks checkpoints, with the settings
+/// that differ; a setting that does not exist is refused before anything runs, and a name in
+/// use is refused.
+#[test]
+fn a_sweep_runs_its_trials_and_ranks_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hone.db");
+    let (model, data) = (fixture("tiny-bert"), fixture("data/sst2_sample.tsv"));
+    let base = [
+        "sweep",
+        "create",
+        "--sweep",
+        "lrs",
+        "--model",
+        model.to_str().unwrap(),
+        "--train",
+        data.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+    ];
+    let o = run(hone().arg("--db").arg(&db).args(base).args([
+        "--grid",
+        "lr=1e-4,3e-3",
+        "--grid",
+        "seed=1,2",
+        "--random",
+        "3",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = stdout(&o);
+    assert!(
+        printed.contains("sweep lrs: 3 trials, best macro_f1 first"),
+        "{printed}"
+    );
+    let shown = json(&hone_db(&db, &["sweep", "show", "lrs", "--json"]));
+    let trials = shown["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 3);
+    let values: Vec<f64> = trials
+        .iter()
+        .map(|t| t["value"].as_f64().unwrap())
+        .collect();
+    assert!(
+        values.windows(2).all(|w| w[0] >= w[1]),
+        "best first: {values:?}"
+    );
+    for t in trials {
+        let keys: Vec<&str> = t["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s[0].as_str().unwrap())
+            .collect();
+        assert!(keys.contains(&"lr") || keys.contains(&"seed"), "{t}");
+        assert_eq!(t["status"], "completed");
+    }
+    // Each trial is an ordinary run, tagged with its sweep.
+    let listed = json(&hone_db(&db, &["runs", "list", "--json"]));
+    let tagged = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "sweep:lrs"))
+        })
+        .count();
+    assert_eq!(tagged, 3);
+    // Refused before anything runs: a setting that does not exist, a name in use.
+    let o = run(hone()
+        .arg("--db")
+        .arg(&db)
+        .args(base)
+        .args(["--grid", "lrr=1"]));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("'lrr' is not a training setting"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(hone()
+        .arg("--db")
+        .arg(&db)
+        .args(base)
+        .args(["--grid", "lr=1e-3"]));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("has runs already"), "{}", stderr(&o));
+    let again = json(&hone_db(&db, &["runs", "list", "--json"]));
+    assert_eq!(
+        again.as_array().unwrap().len(),
+        listed.as_array().unwrap().len()
+    );
+}

@@ -16,6 +16,7 @@ mod render;
 mod runs;
 mod simulate;
 mod suggest;
+mod sweep;
 mod train;
 
 use std::path::PathBuf;
@@ -64,6 +65,9 @@ enum Command {
     /// List, inspect, compare, resume and delete runs.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
+    /// Hyperparameter sweeps: one run per combination of settings, ranked.
+    #[command(subcommand)]
+    Sweep(sweep::SweepCommand),
     /// Search, inspect and download models from the Hugging Face Hub.
     #[command(subcommand)]
     Hub(hub::HubCommand),
@@ -226,18 +230,37 @@ pub fn install_ctrl_c(
     message: Option<&'static str>,
 ) -> anyhow::Result<()> {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let presses = AtomicUsize::new(0);
-    ctrlc::set_handler(move || {
-        if presses.fetch_add(1, Ordering::SeqCst) == 0 {
-            cancel.store(true, Ordering::SeqCst);
-            if let Some(message) = message {
-                eprintln!("\n{message}");
-            }
-        } else {
-            std::process::exit(EXIT_INTERRUPTED as i32);
-        }
-    })
-    .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))
+    use std::sync::{Mutex, OnceLock};
+    type Target = (
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        Option<&'static str>,
+    );
+    // One handler per process (the `ctrlc` crate takes one); each job (a sweep runs several)
+    // points it at its own cancel flag.
+    static TARGET: Mutex<Option<Target>> = Mutex::new(None);
+    static PRESSES: AtomicUsize = AtomicUsize::new(0);
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    *TARGET.lock().unwrap_or_else(|e| e.into_inner()) = Some((cancel, message));
+    PRESSES.store(0, Ordering::SeqCst);
+    INSTALLED
+        .get_or_init(|| {
+            ctrlc::set_handler(|| {
+                if PRESSES.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let target = TARGET.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some((cancel, message)) = target.as_ref() {
+                        cancel.store(true, Ordering::SeqCst);
+                        if let Some(message) = message {
+                            eprintln!("\n{message}");
+                        }
+                    }
+                } else {
+                    std::process::exit(EXIT_INTERRUPTED as i32);
+                }
+            })
+            .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))
 }
 
 /// Parses the command line and runs the subcommand.
@@ -249,6 +272,7 @@ pub fn run() -> ExitCode {
         Command::LrFind(args) => lr_find::run(*args, &db),
         Command::Data(cmd) => data::run(cmd, &db),
         Command::Runs(cmd) => runs::run(cmd, &db),
+        Command::Sweep(cmd) => sweep::run(cmd, &db),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Generate(args) => generate::run(*args),

@@ -35,6 +35,7 @@ pub mod run_config;
 pub mod run_notes;
 pub mod runs;
 pub mod splits;
+pub mod sweep;
 pub mod token_lengths;
 
 /// The vocabulary the front ends share with the layers under hone-app — what they show, parse

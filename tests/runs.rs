@@ -708,3 +708,64 @@ fn a_sweep_runs_its_trials_and_ranks_them() {
         listed.as_array().unwrap().len()
     );
 }
+
+/// The median stopping rule: a trial whose best validation loss at a step is worse than the
+/// median of the earlier trials' there is stopped (cancelled, resumable, with a note saying
+/// why), and the sweep goes on.
+#[test]
+fn a_sweep_stops_a_trial_worse_than_the_median_of_the_earlier_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hone.db");
+    let (model, data) = (fixture("tiny-bert"), fixture("data/sst2_sample.tsv"));
+    let o = run(hone().arg("--db").arg(&db).args([
+        "sweep",
+        "create",
+        "--sweep",
+        "stop",
+        "--model",
+        model.to_str().unwrap(),
+        "--train",
+        data.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--early-stopping-metric",
+        "loss",
+        "--grid",
+        "lr=5e-3,3e-3,1e-9",
+        "--median-stop",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("trial 3: stopped by the sweep's median rule at step 6"),
+        "{}",
+        stderr(&o)
+    );
+    let shown = json(&hone_db(&db, &["sweep", "show", "stop", "--json"]));
+    let trials = shown["trials"].as_array().unwrap();
+    let status = |run: i64| {
+        trials
+            .iter()
+            .find(|t| t["run_id"] == run)
+            .map(|t| t["status"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(
+        (status(1), status(2), status(3)),
+        ("completed".into(), "completed".into(), "cancelled".into())
+    );
+    let third = json(&hone_db(&db, &["runs", "show", "3", "--json"]));
+    assert!(
+        third["run"]["notes"]
+            .as_str()
+            .unwrap()
+            .contains("median rule"),
+        "{third}"
+    );
+    assert_eq!(
+        trials.last().unwrap()["run_id"],
+        3,
+        "the worst loss ranks last"
+    );
+}

@@ -9,7 +9,9 @@ use clap::{Args, Subcommand};
 use hone_app::sweep::{self, SweepAxis};
 use hone_app::{spawn, App};
 
-use super::train::{follow, TrainArgs};
+use hone_app::types::TrainEvent;
+
+use super::train::{follow_watching, TrainArgs};
 
 #[derive(Subcommand)]
 pub enum SweepCommand {
@@ -51,6 +53,11 @@ pub struct SweepArgs {
     /// The sweep's name: its runs are tagged sweep:NAME.
     #[arg(long, value_name = "NAME", help_heading = "Sweep")]
     sweep: String,
+    /// The median stopping rule: stop a trial at a validation where its best score so far is
+    /// worse than the median of the earlier trials' at the same step (it stays, cancelled and
+    /// resumable, with a note saying why).
+    #[arg(long, help_heading = "Sweep")]
+    median_stop: bool,
 }
 
 pub fn run(cmd: SweepCommand, db: &Path) -> anyhow::Result<ExitCode> {
@@ -85,6 +92,8 @@ fn create(args: SweepArgs, db: &Path) -> anyhow::Result<ExitCode> {
     }
     drop(app);
     let json = args.train.json();
+    // Each finished trial's validation curve, for the median rule.
+    let mut curves: Vec<Vec<(u64, f64)>> = Vec::new();
     for (i, (trial, config)) in trials.iter().zip(&configs).enumerate() {
         let what = sweep::describe(trial);
         if json {
@@ -105,7 +114,51 @@ fn create(args: SweepArgs, db: &Path) -> anyhow::Result<ExitCode> {
         let run_id = app.create_run(config, Some(format!("{} · {what}", args.sweep)))?;
         app.set_run_tags(run_id, std::slice::from_ref(&tag))?;
         drop(app);
-        let code = follow(spawn(db.to_path_buf(), run_id, false)?, db, json, false)?;
+        let mut curve: Vec<(u64, f64)> = Vec::new();
+        let mut stopped: Option<String> = None;
+        let mut watch = |event: &TrainEvent| {
+            let TrainEvent::Evaluated {
+                step,
+                metric,
+                value,
+                ..
+            } = event
+            else {
+                return false;
+            };
+            curve.push((*step, *value));
+            let higher = metric.higher_is_better();
+            let best = curve
+                .iter()
+                .map(|(_, v)| *v)
+                .reduce(|a, b| if higher { a.max(b) } else { a.min(b) })
+                .unwrap_or(*value);
+            let stop = args.median_stop
+                && stopped.is_none()
+                && sweep::median_rule_stops(best, *step, &curves, higher);
+            if stop {
+                stopped = Some(format!(
+                    "stopped by the sweep's median rule at step {step}: its best {metric} so far, \
+                     {best:.4}, is worse than the median of the earlier trials' at that step"
+                ));
+            }
+            stop
+        };
+        let code = follow_watching(
+            spawn(db.to_path_buf(), run_id, false)?,
+            db,
+            json,
+            false,
+            &mut watch,
+        )?;
+        curves.push(curve);
+        if let Some(why) = stopped {
+            if !json {
+                eprintln!("sweep {}: trial {}: {why}", args.sweep, i + 1);
+            }
+            App::open(db)?.set_run_notes(run_id, &why)?;
+            continue;
+        }
         if code != ExitCode::SUCCESS {
             eprintln!(
                 "sweep {}: stopped after trial {}; its finished trials are kept",

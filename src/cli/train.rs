@@ -9,6 +9,7 @@ use hone_app::types::DecayShape;
 use hone_app::types::Metric;
 use hone_app::types::RunStatus;
 use hone_app::types::Schedule;
+use hone_app::types::TrainEvent;
 use hone_app::types::{CurriculumOrder, CyclicMode, ModelInit, OptimizerKind};
 use hone_app::types::{DeviceSpec, Task};
 use hone_app::{spawn, App, JobHandle};
@@ -818,6 +819,18 @@ pub fn follow(
     json: bool,
     keep_checkpoints: bool,
 ) -> anyhow::Result<ExitCode> {
+    follow_watching(job, db, json, keep_checkpoints, &mut |_| false)
+}
+
+/// [`follow`], with `stop` seeing every event: when it returns true the run is asked to stop
+/// after its current step (as Ctrl-C asks).
+pub fn follow_watching(
+    job: JobHandle,
+    db: &Path,
+    json: bool,
+    keep_checkpoints: bool,
+    stop: &mut dyn FnMut(&TrainEvent) -> bool,
+) -> anyhow::Result<ExitCode> {
     super::install_ctrl_c(
         job.cancel_flag(),
         (!json).then_some(
@@ -836,6 +849,9 @@ pub fn follow(
     let mut renderer = TrainRenderer::new(json);
     for event in job.events() {
         renderer.show(&event);
+        if stop(&event) {
+            job.cancel();
+        }
     }
     renderer.finish();
     let outcome = job.join()?;

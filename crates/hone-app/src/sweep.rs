@@ -126,6 +126,44 @@ pub fn tag(name: &str) -> String {
     format!("{SWEEP_TAG}{name}")
 }
 
+/// The median stopping rule (Golovin et al. 2017, Google Vizier's): a trial whose best value
+/// up to `step` is worse than the median of the earlier trials' best values up to the same
+/// step is stopped there. `earlier` holds each earlier trial's validation curve (`(step,
+/// value)`); with fewer than two earlier trials that reached `step`, nothing is stopped.
+pub fn median_rule_stops(
+    best_so_far: f64,
+    step: u64,
+    earlier: &[Vec<(u64, f64)>],
+    higher_is_better: bool,
+) -> bool {
+    let best = |a: f64, b: f64| if higher_is_better { a.max(b) } else { a.min(b) };
+    let mut bests: Vec<f64> = earlier
+        .iter()
+        .filter_map(|curve| {
+            curve
+                .iter()
+                .filter(|(s, v)| *s <= step && v.is_finite())
+                .map(|(_, v)| *v)
+                .reduce(best)
+        })
+        .collect();
+    if bests.len() < 2 || !best_so_far.is_finite() {
+        return false;
+    }
+    bests.sort_by(|a, b| a.total_cmp(b));
+    let n = bests.len();
+    let median = if n % 2 == 1 {
+        bests[n / 2]
+    } else {
+        (bests[n / 2 - 1] + bests[n / 2]) / 2.0
+    };
+    if higher_is_better {
+        best_so_far < median
+    } else {
+        best_so_far > median
+    }
+}
+
 /// One run of a sweep, as `hone sweep show` and the app show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepTrial {
@@ -246,5 +284,25 @@ mod tests {
         let mut distinct = some.clone();
         distinct.dedup();
         assert_eq!(distinct.len(), 4, "no combination twice");
+    }
+
+    #[test]
+    fn the_median_rule_stops_a_trial_below_the_median_of_the_earlier_ones_at_its_step() {
+        let earlier = vec![
+            vec![(10, 0.6), (20, 0.8)],
+            vec![(10, 0.7), (20, 0.75)],
+            vec![(10, 0.5), (20, 0.9)],
+        ];
+        // At step 10 the earlier bests are 0.6, 0.7, 0.5: median 0.6.
+        assert!(median_rule_stops(0.55, 10, &earlier, true));
+        assert!(!median_rule_stops(0.65, 10, &earlier, true));
+        // At step 20: 0.8, 0.75, 0.9 → 0.8.
+        assert!(median_rule_stops(0.7, 20, &earlier, true));
+        // A loss (lower is better): the median of 0.6, 0.7, 0.5 is 0.6.
+        assert!(median_rule_stops(0.65, 10, &earlier, false));
+        assert!(!median_rule_stops(0.55, 10, &earlier, false));
+        // Before any earlier trial reached the step, or with one earlier trial: no rule.
+        assert!(!median_rule_stops(0.0, 5, &earlier, true));
+        assert!(!median_rule_stops(0.0, 10, &earlier[..1], true));
     }
 }

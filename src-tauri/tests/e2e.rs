@@ -133,6 +133,26 @@ impl Ui {
     }
 
     /// Waits until nothing matches `selector`.
+    /// Clicks `selector` until one of `started` shows (the action began): a click a busy
+    /// window did not take is given again, an action under way is not (its button is
+    /// disabled while it runs, and `started` shows).
+    async fn click_until_started(&self, selector: &str, started: &[&str]) {
+        for _ in 0..4 {
+            self.click(selector).await;
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                for s in started {
+                    if self.client.find(Locator::Css(s)).await.is_ok() {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        self.shot("failure").await;
+        panic!("clicking {selector} started nothing ({started:?} never showed)");
+    }
+
     async fn gone(&self, selector: &str) {
         let deadline = Instant::now() + SHORT;
         while self.client.find(Locator::Css(selector)).await.is_ok() {
@@ -776,7 +796,14 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     );
     // The two runs combined into an ensemble folder (averaged probabilities), recorded as a
     // run of its own and scored beside its members.
-    ui.click("#ensemble").await;
+    ui.click_until_started(
+        "#ensemble",
+        &[
+            "[data-testid='ensemble-busy']",
+            "[data-testid='ensemble-made']",
+        ],
+    )
+    .await;
     let made = ui
         .until_text("[data-testid='ensemble-made']", long, |t| {
             t.contains("ensemble-2-1")

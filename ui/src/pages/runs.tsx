@@ -402,6 +402,7 @@ function EnsembleButton(props: { runs: RunRecord[]; onMade?: () => void }) {
   const [made, setMade] = useState<string | null>(null);
   const [record, setRecord] = useState<EnsembleRecord | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
   const done = props.runs.filter((r) => r.status === "completed" || r.status === "cancelled");
   const tasks = new Set(props.runs.map((r) => r.config?.task ?? "sequence-classification"));
   const why = done.length < props.runs.length ? "Only finished runs can be ensembled."
@@ -412,16 +413,19 @@ function EnsembleButton(props: { runs: RunRecord[]; onMade?: () => void }) {
     setError(null);
     const dest = await api.pick("export_folder");
     if (!dest) return;
+    setBusy(true);
     try {
       const [path, , rec] = await api.ensembleCreate(props.runs.map((r) => r.id), dest, `ensemble-${props.runs.map((r) => r.id).join("-")}`);
       setMade(path); setRecord(rec);
       props.onMade?.();
     } catch (e) { setError(errorText(e)); }
+    setBusy(false);
   };
   return (
     <div class="row">
-      <button id="ensemble" onClick={make} disabled={why != null} title={why ?? "Average the runs' probabilities: one model for hone predict and hone eval"}>Ensemble these runs…</button>
+      <button id="ensemble" onClick={make} disabled={why != null || busy} title={why ?? "Average the runs' probabilities: one model for hone predict and hone eval"}>Ensemble these runs…</button>
       {why && <span class="muted small">{why}</span>}
+      {busy && <span class="muted small" data-testid="ensemble-busy" role="status">Copying the models and scoring the ensemble on the runs' validation examples…</span>}
       {made && <span class="ok small" data-testid="ensemble-made" data-run={record?.run_id ?? ""}>Ensemble written to {made}{record && <> · recorded as run {record.run_id}{record.report ? <>: {summary(record.report)}</> : " (the runs share no validation examples to score it on)"}</>}</span>}
       {error && <span class="field-error" role="alert">{error}</span>}
     </div>

@@ -111,16 +111,24 @@ impl Ui {
 
     async fn button(&self, text: &str) {
         let xpath = format!("//button[normalize-space(.)='{text}']");
-        let el = self
-            .client
-            .wait()
-            .at_most(SHORT)
-            .for_element(Locator::XPath(&xpath))
-            .await
-            .unwrap_or_else(|e| panic!("no button {text}: {e}"));
-        el.click()
-            .await
-            .unwrap_or_else(|e| panic!("click {text}: {e}"));
+        // Re-find and retry, as `click`: a re-render can replace the button meanwhile.
+        let mut last = None;
+        for _ in 0..10 {
+            let el = self
+                .client
+                .wait()
+                .at_most(SHORT)
+                .for_element(Locator::XPath(&xpath))
+                .await
+                .unwrap_or_else(|e| panic!("no button {text}: {e}"));
+            match el.click().await {
+                Ok(_) => return,
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        self.shot("failure").await;
+        panic!("click {text}: {last:?}");
     }
 
     async fn page(&self, name: &str) {
@@ -580,24 +588,6 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     let card = ui.text_of("[data-testid='model-page']").await;
     assert!(card.contains("tiny-bert"), "{card}");
     ui.css("[data-testid='hub-results'] tbody tr").await;
-    // A decoder on the Hub: its page weighs full fine-tuning against LoRA.
-    ui.type_into("#hub-query", "llama").await;
-    ui.click("#hub-search").await;
-    let results = ui
-        .until_text("[data-testid='hub-results']", long, |t| {
-            t.contains("small-llama")
-        })
-        .await;
-    assert!(results.contains("Llama"), "the family column: {results}");
-    ui.click("[data-testid='hub-results'] tbody tr td").await;
-    let fit = ui
-        .until_text("[data-testid='fit']", long, |t| t.contains("LoRA (rank"))
-        .await;
-    assert!(
-        fit.contains("Full fine-tuning") && fit.contains("fits"),
-        "{fit}"
-    );
-    ui.shot("02b-hub-decoder").await;
 
     // Datasets: pick the file, check the preview, import.
     ui.page("datasets").await;
@@ -1334,6 +1324,27 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         reply.len() > "Model".len(),
         "an answer was written: {reply} ({stats})"
     );
+
+    // A decoder on the Hub: its page weighs full fine-tuning against LoRA. Last, so that the
+    // Models page the steps above come back to shows the model they left open.
+    ui.page("models").await;
+    ui.type_into("#hub-query", "llama").await;
+    ui.click("#hub-search").await;
+    let results = ui
+        .until_text("[data-testid='hub-results']", long, |t| {
+            t.contains("small-llama")
+        })
+        .await;
+    assert!(results.contains("Llama"), "the family column: {results}");
+    ui.click("[data-testid='hub-results'] tbody tr td").await;
+    let fit = ui
+        .until_text("[data-testid='fit']", long, |t| t.contains("LoRA (rank"))
+        .await;
+    assert!(
+        fit.contains("Full fine-tuning") && fit.contains("fits"),
+        "{fit}"
+    );
+    ui.shot("02b-hub-decoder").await;
 
     // Every page in both themes, with the data of a whole session, for the look-and-feel
     // review (target/e2e-screenshots/look-*.png).

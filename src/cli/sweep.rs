@@ -47,7 +47,7 @@ pub struct SweepArgs {
     /// Run N of the grid's combinations, drawn at random, instead of all of them.
     #[arg(long, value_name = "N", help_heading = "Sweep")]
     random: Option<usize>,
-    /// The seed of --random's draw [default: 0].
+    /// The seed of --random's draw.
     #[arg(long, value_name = "S", default_value_t = 0, help_heading = "Sweep")]
     sweep_seed: u64,
     /// The sweep's name: its runs are tagged sweep:NAME.

@@ -223,11 +223,31 @@ impl Ui {
     }
 
     async fn type_into(&self, selector: &str, text: &str) {
-        let el = self.css(selector).await;
-        el.clear().await.ok();
-        el.send_keys(text)
-            .await
-            .unwrap_or_else(|e| panic!("type into {selector}: {e}"));
+        // Select what is there and type over it, until the field shows `text`: under load a
+        // re-render can put the old value back between clearing and typing (a search for
+        // "tiny" then "llama" became "tinyllama"). Text with a key in it (Enter: U+E007)
+        // acts, so it is typed once.
+        let acts = text.chars().any(|c| ('\u{E000}'..='\u{F8FF}').contains(&c));
+        for _ in 0..5 {
+            let el = self.css(selector).await;
+            el.clear().await.ok();
+            if let Ok(arg) = serde_json::to_value(&el) {
+                let _ = self
+                    .client
+                    .execute("arguments[0].select()", vec![arg])
+                    .await;
+            }
+            el.send_keys(text)
+                .await
+                .unwrap_or_else(|e| panic!("type into {selector}: {e}"));
+            let shown = el.prop("value").await.ok().flatten().unwrap_or_default();
+            if acts || shown == text {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        self.shot("failure").await;
+        panic!("{selector} does not show what was typed: {text}");
     }
 
     /// Starts the run of the Train form, waits until it completed and its last validation

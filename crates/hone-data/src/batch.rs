@@ -23,6 +23,21 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// One unpadded, unlabeled sequence (a generation pass, a prompt).
+    pub fn one_sequence(input_ids: Vec<u32>) -> Self {
+        let n = input_ids.len();
+        Batch {
+            input_ids,
+            token_type_ids: vec![0; n],
+            attention_mask: vec![1; n],
+            labels: Vec::new(),
+            batch_size: 1,
+            seq_len: n,
+            padded_options: Vec::new(),
+            soft_targets: Vec::new(),
+        }
+    }
+
     /// Number of real (non-padding) tokens.
     pub fn real_tokens(&self) -> usize {
         self.attention_mask.iter().filter(|&&m| m == 1).count()

@@ -149,16 +149,7 @@ pub fn generate(
             break StopReason::Context;
         }
         let n = next_input.len();
-        let batch = Batch {
-            input_ids: next_input.clone(),
-            token_type_ids: vec![0; n],
-            attention_mask: vec![1; n],
-            labels: Vec::new(),
-            batch_size: 1,
-            seq_len: n,
-            padded_options: Vec::new(),
-            soft_targets: Vec::new(),
-        };
+        let batch = Batch::one_sequence(next_input.clone());
         let positions: Vec<u32> = (past..past + n).map(|p| p as u32).collect();
         let tokens = Tokens::pack(&batch, &positions, &vec![0; n], LabelsPer::Token, limits)?;
         let mut pass_rng = HoneRng::new(0, 0);

@@ -93,16 +93,7 @@ fn assert_follows_full_passes(model: &Model, prompt: &[u32], generated: &[u32], 
     let mut stepper = hone_engine::step::Stepper::new(model, true);
     for &token in generated {
         let n = text.len();
-        let batch = hone_data::Batch {
-            input_ids: text.clone(),
-            token_type_ids: vec![0; n],
-            attention_mask: vec![1; n],
-            labels: Vec::new(),
-            batch_size: 1,
-            seq_len: n,
-            padded_options: Vec::new(),
-            soft_targets: Vec::new(),
-        };
+        let batch = hone_data::Batch::one_sequence(text.clone());
         let logits = stepper.logits(model, &batch).unwrap();
         let last = logits.rows().last().unwrap();
         assert_eq!(

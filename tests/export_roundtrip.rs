@@ -73,7 +73,7 @@ fn classifier_matches_transformers(model: &std::path::Path, pair: Option<&str>) 
 /// transformers loads, with the same logits again.
 #[test]
 fn lora_adapters_load_in_peft_and_merge_into_a_plain_model() {
-    for family in ["bert", "distilbert", "roberta"] {
+    for family in ["bert", "distilbert", "roberta", "deberta"] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("adapter");
         let o = train_tiny(
@@ -209,6 +209,16 @@ fn roberta_export_matches_transformers() {
     round_trip("roberta", "sst2_sample.tsv", None);
 }
 
+/// DeBERTa-v3's layout (disentangled attention, the `ContextPooler` head) on sentence pairs.
+#[test]
+fn deberta_sentence_pair_export_matches_transformers() {
+    round_trip(
+        "deberta",
+        "pairs_sample.jsonl",
+        Some("A person is doing something."),
+    );
+}
+
 /// Sentences in CoNLL form from templates: people, places and organisations a tiny model
 /// learns to tag in a few epochs.
 fn synthetic_conll(path: &std::path::Path) {
@@ -270,7 +280,7 @@ fn token_classification_exports_match_transformers_for_every_family() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("ner.conll");
     synthetic_conll(&data);
-    for family in ["bert", "distilbert", "roberta"] {
+    for family in ["bert", "distilbert", "roberta", "deberta"] {
         let out = dir.path().join(family);
         let o = run(hone()
             .args(["train", "--task", "token-classification", "--model"])
@@ -308,10 +318,11 @@ fn token_classification_exports_match_transformers_for_every_family() {
             .iter()
             .filter_map(|e| e["type"].as_str())
             .collect();
-        // The tiny byte-level BPE splits a lone space token off some words; transformers'
-        // "first" reading (which Hone follows exactly) then starts a word there, so only the
-        // WordPiece families are held to clean entities here (the check below compares all).
-        if family != "roberta" {
+        // The tiny byte-level BPE and Unigram split a lone space token off some words;
+        // transformers' "first" reading (which Hone follows exactly) then starts a word there,
+        // so only the WordPiece families are held to clean entities here (the check below
+        // compares all).
+        if matches!(family, "bert" | "distilbert") {
             assert_eq!(types, ["PER", "LOC"], "{family}: {first}");
         }
 
@@ -360,6 +371,7 @@ fn multiple_choice_exports_match_transformers_for_every_family() {
         ("bert", &[][..], "3e-3"),
         ("distilbert", &[], "3e-3"),
         ("roberta", &[], "3e-3"),
+        ("deberta", &[], "3e-3"),
         ("bert", &lora[..], "2e-2"),
     ] {
         let out = dir.path().join(format!("{family}{}", method.len()));
@@ -490,6 +502,7 @@ fn question_answering_exports_match_transformers_for_every_family() {
         ("bert", &[][..], "3e-3"),
         ("distilbert", &[], "3e-3"),
         ("roberta", &[], "3e-3"),
+        ("deberta", &[], "3e-3"),
         ("bert", &lora[..], "2e-2"),
     ] {
         let out = dir.path().join(format!("{family}{}", method.len()));

@@ -11,8 +11,16 @@ use hone_engine::models::{Model, Task};
 use hone_engine::rng::HoneRng;
 use hone_engine::step::gradients;
 
-const FAMILIES: [&str; 5] = ["bert", "distilbert", "roberta", "llama", "qwen2"];
-const ENCODERS: [&str; 3] = ["bert", "distilbert", "roberta"];
+const FAMILIES: [&str; 7] = [
+    "bert",
+    "distilbert",
+    "roberta",
+    "deberta",
+    "deberta-v2",
+    "llama",
+    "qwen2",
+];
+const ENCODERS: [&str; 5] = ["bert", "distilbert", "roberta", "deberta", "deberta-v2"];
 const TOLERANCE: f64 = 1e-4;
 
 #[test]
@@ -85,7 +93,11 @@ fn both_graphs_give_the_same_loss_and_gradients_for_every_family_and_head() {
                 .fold(0f64, f64::max);
             for p in model.params().all() {
                 let (h, a) = (&host.grads[p.name()], &auto.grads[p.name()]);
-                let key_bias = p.name().ends_with("key.bias") || p.name().ends_with("k_lin.bias");
+                // DeBERTa's key projections (`key_proj`, `pos_key_proj`) add the same
+                // `query · bias` to every score of a row too.
+                let key_bias = ["key.bias", "k_lin.bias", "key_proj.bias"]
+                    .iter()
+                    .any(|end| p.name().ends_with(end));
                 // A shift shared by every option of a question, or by every token of a window
                 // (the span scorer's bias, and the last layer's output norm bias, which only
                 // feeds the span scorer): the softmax ignores it.
@@ -187,10 +199,13 @@ fn adapters_take_the_same_gradients_on_both_graphs_with_dropout() {
     for family in ENCODERS {
         for kind in ["lora", "bottleneck"] {
             let mut spec = tiny_spec(family);
-            let targets = if family == "distilbert" {
-                "q_lin,v_lin,lin1"
-            } else {
-                "query,value,dense"
+            let targets = match family {
+                "distilbert" => "q_lin,v_lin,lin1",
+                // The query projection also projects DeBERTa-v3's relative embeddings; v2's
+                // own position key projection is a target too.
+                "deberta" => "query_proj,value_proj,dense",
+                "deberta-v2" => "query_proj,value_proj,pos_key_proj,dense",
+                _ => "query,value,dense",
             };
             let saved = vec!["classifier".to_string()];
             if kind == "lora" {

@@ -1,6 +1,6 @@
 //! Hone's models against Hugging Face `transformers` (tests/reference/make_fixtures.py):
 //! logits, loss, the gradient of every parameter, and three AdamW steps with warmup, clipping
-//! and no-decay groups, for tiny BERT, DistilBERT and RoBERTa models.
+//! and no-decay groups, for tiny BERT, DistilBERT, RoBERTa and DeBERTa-v3 models.
 
 mod common;
 
@@ -17,7 +17,7 @@ use hone_engine::optim::{Gradients, Optimizer};
 use hone_engine::rng::HoneRng;
 use hone_engine::schedule::Schedule;
 
-const FAMILIES: [&str; 3] = ["bert", "distilbert", "roberta"];
+const FAMILIES: [&str; 4] = ["bert", "distilbert", "roberta", "deberta"];
 const TOLERANCE: f64 = 1e-4;
 
 fn load(family: &str) -> Model {

@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::{Graph, Heads, TokenIds, Tokens};
+use super::{Disentangled, Graph, Heads, TokenIds, Tokens};
 use crate::cpu::kernels::DropMask;
 use crate::models::nn::{LayerNorm, RmsNorm, Rotary};
 use crate::ops::{self, Activation};
@@ -101,8 +101,56 @@ impl<'a> AutogradGraph<'a> {
         Ok((keep * scale as f64)?)
     }
 
+    /// DeBERTa's position terms of the padded queries and keys (`[sequences, heads, longest,
+    /// d]`): `[sequences, heads, longest, longest]`, each score reading its distance's row of
+    /// the projected relative embeddings.
+    fn position_scores(
+        &self,
+        qp: &Tensor,
+        kp: &Tensor,
+        positions: &Disentangled<'_, Tensor>,
+    ) -> Result<Tensor, EngineError> {
+        let (b, heads, s, d) = qp.dims4()?;
+        let rows = positions.buckets.rows(s);
+        let w = 2 * positions.buckets.span;
+        let mut sum: Option<Tensor> = None;
+        for (table, of_queries) in [
+            (positions.position_keys, true),
+            (positions.position_queries, false),
+        ] {
+            let Some(table) = table else { continue };
+            let table = table
+                .reshape((w, heads, d))?
+                .transpose(0, 1)?
+                .contiguous()?
+                .unsqueeze(0)?;
+            let content = if of_queries { qp } else { kp };
+            // Every token against every row, then the row of each (query, key) distance.
+            let all = content.broadcast_matmul(&table.t()?)?;
+            let index: Vec<u32> = (0..s * s)
+                .map(|ij| {
+                    let (i, j) = (ij / s, ij % s);
+                    let at = if of_queries { i } else { j };
+                    (at * w + rows[i + s - 1 - j]) as u32
+                })
+                .collect();
+            let index = Tensor::from_vec(index, s * s, &self.device)?;
+            let picked = all
+                .reshape((b, heads, s * w))?
+                .index_select(&index, 2)?
+                .reshape((b, heads, s, s))?;
+            sum = Some(match sum {
+                Some(x) => (x + picked)?,
+                None => picked,
+            });
+        }
+        sum.ok_or_else(|| EngineError::InvalidConfig("no position terms".into()))
+    }
+
     /// Attention of every sequence (padded to the longest) with itself, its keys and values
-    /// after `prefix`'s rows (`[prefix × kv hidden]` each) when given.
+    /// after `prefix`'s rows (`[prefix × kv hidden]` each) when given, DeBERTa's position
+    /// terms added to the scores when given.
+    #[allow(clippy::too_many_arguments)]
     fn attend(
         &mut self,
         q: &Tensor,
@@ -111,6 +159,7 @@ impl<'a> AutogradGraph<'a> {
         shape: Heads,
         p: f64,
         prefix: Option<(Tensor, Tensor)>,
+        positions: Option<&Disentangled<'_, Tensor>>,
     ) -> Result<Tensor, EngineError> {
         let (t, hidden) = q.dims2()?;
         let d = shape.head_dim(hidden, k.dim(1)?)?;
@@ -146,7 +195,11 @@ impl<'a> AutogradGraph<'a> {
         };
         let (pk, pv) = prefix.as_ref().map(|(k, v)| (k, v)).unzip();
         let (qp, kp, vp) = (padded(q, heads)?, keys(k, pk)?, keys(v, pv)?);
-        let scores = (qp.matmul(&kp.t()?)? * (1.0 / (d as f64).sqrt()))?;
+        let raw = qp.matmul(&kp.t()?)?;
+        let scores = match positions {
+            None => (raw * (1.0 / (d as f64).sqrt()))?,
+            Some(pos) => ((raw + self.position_scores(&qp, &kp, pos)?)? * pos.scale(d))?,
+        };
         let mask_bias = if m == 0 {
             self.mask_bias.clone()
         } else {
@@ -282,7 +335,19 @@ impl Graph for AutogradGraph<'_> {
         shape: Heads,
         p: f64,
     ) -> Result<Tensor, EngineError> {
-        self.attend(q, k, v, shape, p, None)
+        self.attend(q, k, v, shape, p, None, None)
+    }
+
+    fn disentangled_attention(
+        &mut self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        heads: usize,
+        p: f64,
+        positions: Disentangled<'_, Tensor>,
+    ) -> Result<Tensor, EngineError> {
+        self.attend(q, k, v, Heads::full(heads), p, None, Some(&positions))
     }
 
     fn prefix_attention(
@@ -297,7 +362,7 @@ impl Graph for AutogradGraph<'_> {
     ) -> Result<Tensor, EngineError> {
         let rows = |column| table.narrow(1, column, at.width);
         let kv = (rows(at.key_column)?, rows(at.value_column())?);
-        self.attend(q, k, v, shape, p, Some(kv))
+        self.attend(q, k, v, shape, p, Some(kv), None)
     }
 
     fn table(&mut self, param: &Param) -> Result<Tensor, EngineError> {

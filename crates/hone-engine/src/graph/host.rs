@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{Storage, StorageRef};
 
-use super::{Graph, Heads, Span, TokenIds, Tokens};
-use crate::cpu::attention::{self, AttentionSaved, AttentionShape};
+use super::{Disentangled, Graph, Heads, Span, TokenIds, Tokens};
+use crate::cpu::attention::{self, AttentionSaved, AttentionShape, RelativeTerms};
 use crate::cpu::decoder::{gated, gated_backward, rms_norm, rms_norm_backward, RotaryTable};
 use crate::cpu::gemm::{linear, linear_backward};
 use crate::cpu::grads::HostGrads;
@@ -254,6 +254,18 @@ enum Op {
         stride: usize,
         columns: [usize; 2],
         tokens: usize,
+    },
+    /// DeBERTa's disentangled attention: attention with position terms.
+    Disentangled {
+        inputs: [(usize, bool); 3],
+        data: [Arc<Buf>; 3],
+        /// The position keys and queries (c2p, p2c): value id, whether it takes a gradient,
+        /// data.
+        positions: [Option<(usize, bool, Arc<Buf>)>; 2],
+        /// The relative row of every distance (`RelativeBuckets::rows`).
+        rows: Vec<usize>,
+        shape: AttentionShape,
+        saved: AttentionSaved,
     },
     /// A whole parameter as a value.
     Table {
@@ -732,6 +744,77 @@ impl Graph for HostGraph<'_> {
         }))
     }
 
+    fn disentangled_attention(
+        &mut self,
+        q: &HostValue,
+        k: &HostValue,
+        v: &HostValue,
+        heads: usize,
+        p: f64,
+        positions: Disentangled<'_, HostValue>,
+    ) -> Result<HostValue, EngineError> {
+        if self.cache.is_some() {
+            return Err(EngineError::InvalidConfig(
+                "disentangled attention is an encoder's: it does not generate".into(),
+            ));
+        }
+        let hidden = q.cols;
+        let shape = Self::attention_shape(q, k, v, Heads::full(heads))?;
+        let span = positions.buckets.span;
+        for table in [positions.position_keys, positions.position_queries]
+            .into_iter()
+            .flatten()
+        {
+            if table.cols != hidden || table.rows() != 2 * span {
+                return Err(EngineError::InvalidConfig(format!(
+                    "position terms of {} × {} do not fit {} relative rows of {hidden} features",
+                    table.rows(),
+                    table.cols,
+                    2 * span
+                )));
+            }
+        }
+        let p = if self.train { p } else { 0.0 };
+        let rows = positions.buckets.rows(self.tokens.max_len());
+        let spans = self.tokens.spans();
+        let probs = spans.iter().map(|s| s.len * s.len).sum::<usize>() * heads;
+        let mut saved = AttentionSaved::with_buffer(self.pool.take_vec(probs));
+        let mut out = self.pool.take(q.data.len());
+        let terms = RelativeTerms {
+            position_keys: positions.position_keys.map(|t| &t.data[..]),
+            position_queries: positions.position_queries.map(|t| &t.data[..]),
+            rows: &rows,
+        };
+        attention::forward_relative(
+            &mut out,
+            &q.data,
+            &k.data,
+            &v.data,
+            spans,
+            shape,
+            p,
+            self.rng,
+            &mut saved,
+            Some(&terms),
+        );
+        let tables = [positions.position_keys, positions.position_queries];
+        let grad =
+            (q.grad || k.grad || v.grad || tables.iter().flatten().any(|t| t.grad)) && self.record;
+        if !grad {
+            self.pool.give_vec(saved.into_buffer());
+            return Ok(self.untracked(out, hidden));
+        }
+        let positions = tables.map(|t| t.map(|t| (t.id, t.grad, t.data.clone())));
+        Ok(self.value(out, hidden, grad, || Op::Disentangled {
+            inputs: [(q.id, q.grad), (k.id, k.grad), (v.id, v.grad)],
+            data: [q.data.clone(), k.data.clone(), v.data.clone()],
+            positions,
+            rows,
+            shape,
+            saved,
+        }))
+    }
+
     fn table(&mut self, param: &Param) -> Result<HostValue, EngineError> {
         let i = self.index(param)?;
         let cols = param.var().dims().last().copied().unwrap_or(0);
@@ -1112,6 +1195,52 @@ impl Tape<'_> {
                     pool.give_vec(saved.into_buffer());
                     for ((id, needs), d) in inputs.into_iter().zip([dq, dk, dv]) {
                         if needs {
+                            accumulate(&mut slots, id, d);
+                        }
+                    }
+                }
+                Op::Disentangled {
+                    inputs,
+                    data,
+                    positions,
+                    rows,
+                    shape,
+                    saved,
+                } => {
+                    let (n, kv) = (dy.len(), data[1].len());
+                    let (mut dq, mut dk, mut dv) = (pool.take(n), pool.take(kv), pool.take(kv));
+                    let mut dpositions = positions
+                        .each_ref()
+                        .map(|t| t.as_ref().map(|(_, _, d)| pool.zeros(d.len())));
+                    let [dkeys, dqueries] = &mut dpositions;
+                    let [pk, pq] = &positions;
+                    let terms = RelativeTerms {
+                        position_keys: pk.as_ref().map(|(_, _, d)| &d[..]),
+                        position_queries: pq.as_ref().map(|(_, _, d)| &d[..]),
+                        rows: &rows,
+                    };
+                    attention::backward_relative(
+                        &mut dq,
+                        &mut dk,
+                        &mut dv,
+                        &dy,
+                        &data[0],
+                        &data[1],
+                        &data[2],
+                        tokens.spans(),
+                        shape,
+                        &saved,
+                        Some(&terms),
+                        [dkeys.as_deref_mut(), dqueries.as_deref_mut()],
+                    );
+                    pool.give_vec(saved.into_buffer());
+                    for ((id, needs), d) in inputs.into_iter().zip([dq, dk, dv]) {
+                        if needs {
+                            accumulate(&mut slots, id, d);
+                        }
+                    }
+                    for (table, d) in positions.into_iter().zip(dpositions) {
+                        if let (Some((id, true, _)), Some(d)) = (table, d) {
                             accumulate(&mut slots, id, d);
                         }
                     }

@@ -64,6 +64,75 @@ impl Heads {
     }
 }
 
+/// How DeBERTa maps the distance between a query and a key to a row of its relative
+/// embeddings: `make_log_bucket_position` (distances beyond half the buckets share
+/// log-spaced buckets up to `max_distance`), shifted by `span` and clamped to the `2·span`
+/// rows (`disentangled_attention_bias` in transformers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RelativeBuckets {
+    /// `att_span`: the relative embeddings have `2·span` rows.
+    pub span: usize,
+    /// `position_buckets` (0: distances are not bucketed).
+    pub buckets: usize,
+    /// `max_relative_positions`.
+    pub max_distance: usize,
+}
+
+impl RelativeBuckets {
+    /// The bucket of `query − key` (`make_log_bucket_position`, in f32 as PyTorch computes it).
+    pub fn bucket(&self, distance: i64) -> i64 {
+        if self.buckets == 0 || self.max_distance == 0 {
+            return distance;
+        }
+        let mid = (self.buckets / 2) as i64;
+        let abs = if distance < mid && distance > -mid {
+            mid - 1
+        } else {
+            distance.abs()
+        };
+        if abs <= mid {
+            return distance;
+        }
+        let ratio = ((self.max_distance - 1) as f32 / mid as f32).ln();
+        let log = ((abs as f32 / mid as f32).ln() / ratio * (mid - 1) as f32).ceil() + mid as f32;
+        log as i64 * distance.signum()
+    }
+
+    /// The relative-embedding row a query attends to a key `distance = query − key` away
+    /// with.
+    pub fn row(&self, distance: i64) -> usize {
+        let top = 2 * self.span as i64 - 1;
+        (self.bucket(distance) + self.span as i64).clamp(0, top.max(0)) as usize
+    }
+
+    /// The rows of every distance within sequences of up to `longest` tokens: entry
+    /// `distance + longest − 1`.
+    pub fn rows(&self, longest: usize) -> Vec<usize> {
+        let n = longest as i64;
+        (-(n - 1)..n).map(|d| self.row(d)).collect()
+    }
+}
+
+/// The position terms of a disentangled attention call (DeBERTa): the relative embeddings
+/// projected by the layer's keys and queries, `[2·span × hidden]` each.
+pub struct Disentangled<'a, V> {
+    /// Content → position: each query against the key projection of its distance's row.
+    pub position_keys: Option<&'a V>,
+    /// Position → content: each key against the query projection of its distance's row.
+    pub position_queries: Option<&'a V>,
+    pub buckets: RelativeBuckets,
+}
+
+impl<V> Disentangled<'_, V> {
+    /// The scores' scale: `1 / √(d · (1 + position terms))`.
+    pub fn scale(&self, head_dim: usize) -> f64 {
+        let terms = 1
+            + usize::from(self.position_keys.is_some())
+            + usize::from(self.position_queries.is_some());
+        1.0 / ((head_dim * terms) as f64).sqrt()
+    }
+}
+
 /// The ops a model is written in. Values are `[tokens × features]` (or `[sequences ×
 /// features]` after [`Graph::first_tokens`]) in the batch's packed order.
 pub trait Graph {
@@ -162,6 +231,19 @@ pub trait Graph {
         p: f64,
         table: &Self::Value,
         at: PrefixAt,
+    ) -> Result<Self::Value, EngineError>;
+
+    /// DeBERTa's disentangled self-attention (multi-head, whole sequences): the scores
+    /// `q·kᵀ + q·Kᵣ[row(i−j)]ᵀ + k·Qᵣ[row(i−j)]ᵀ`, scaled by [`Disentangled::scale`], then
+    /// softmax, dropout `p` and the values, as [`Graph::attention`].
+    fn disentangled_attention(
+        &mut self,
+        q: &Self::Value,
+        k: &Self::Value,
+        v: &Self::Value,
+        heads: usize,
+        p: f64,
+        positions: Disentangled<'_, Self::Value>,
     ) -> Result<Self::Value, EngineError>;
 
     /// A whole parameter as a value (`[rows × columns]`, e.g. a prefix table), its gradient

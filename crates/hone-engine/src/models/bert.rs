@@ -137,7 +137,7 @@ impl BertEncoder {
         let x = g.layer_norm(&x, &self.norm)?;
         let mut x = g.dropout(x, self.dropout)?;
         for layer in &self.layers {
-            x = layer.forward(g, &x)?;
+            x = layer.forward(g, &x, None)?;
         }
         Ok(x)
     }

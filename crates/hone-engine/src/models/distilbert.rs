@@ -80,6 +80,7 @@ impl DistilBertConfig {
             },
             sinusoidal_positions: c.sinusoidal_pos_embds.unwrap_or(false),
             decoder: None,
+            deberta: None,
         })
     }
 }
@@ -158,7 +159,7 @@ impl DistilBertEncoder {
         let x = g.layer_norm(&x, &self.norm)?;
         let mut x = g.dropout(x, self.dropout)?;
         for layer in &self.layers {
-            x = layer.forward(g, &x)?;
+            x = layer.forward(g, &x, None)?;
         }
         Ok(x)
     }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::heads::Task;
 use super::spec::{Dropouts, EncoderConfig};
-use super::{bert, distilbert, llama, roberta};
+use super::{bert, deberta, distilbert, llama, roberta};
 use crate::ops::Activation;
 use crate::EngineError;
 
@@ -23,15 +23,18 @@ pub enum Family {
     DistilBert,
     /// RoBERTa, XLM-RoBERTa and CamemBERT.
     Roberta,
+    /// DeBERTa-v2 and v3 (disentangled attention).
+    Deberta,
     /// Llama-layout decoders (SmolLM2, Mistral, Qwen2).
     Llama,
 }
 
 /// Every family's descriptor, in the order lists show them.
-pub const FAMILIES: [&FamilyDescriptor; 4] = [
+pub const FAMILIES: [&FamilyDescriptor; 5] = [
     &bert::DESCRIPTOR,
     &distilbert::DESCRIPTOR,
     &roberta::DESCRIPTOR,
+    &deberta::DESCRIPTOR,
     &llama::DESCRIPTOR,
 ];
 
@@ -120,6 +123,7 @@ impl Family {
             Family::Bert => &bert::DESCRIPTOR,
             Family::DistilBert => &distilbert::DESCRIPTOR,
             Family::Roberta => &roberta::DESCRIPTOR,
+            Family::Deberta => &deberta::DESCRIPTOR,
             Family::Llama => &llama::DESCRIPTOR,
         }
     }
@@ -216,6 +220,7 @@ impl BertLayoutConfig {
             },
             sinusoidal_positions: false,
             decoder: None,
+            deberta: None,
         })
     }
 }

@@ -154,11 +154,17 @@ pub enum Head {
         dropout: f64,
         task: Task,
     },
-    /// RoBERTa's sequence head: `<s>` → dropout → dense + tanh → dropout → out_proj.
+    /// RoBERTa's sequence head and DeBERTa's `ContextPooler` heads: first token → dropout →
+    /// dense + activation → dropout → out_proj (RoBERTa: tanh, the classifier dropout twice;
+    /// DeBERTa: the pooler's activation and dropout, then the classifier dropout; one output
+    /// for multiple choice).
     ClassificationHead {
         dense: Linear,
+        activation: Activation,
         out_proj: Linear,
-        dropout: f64,
+        /// Before the dense layer and before `out_proj`.
+        dropouts: [f64; 2],
+        task: Task,
     },
     /// Token classification: every token → dropout → classifier. With two outputs named
     /// `qa_outputs` it is every family's question-answering head (start and end scores).
@@ -221,7 +227,7 @@ impl Head {
         match self {
             Head::Tokens { task, .. } => *task,
             Head::Pooled { task, .. } => *task,
-            Head::ClassificationHead { .. } => Task::SequenceClassification,
+            Head::ClassificationHead { task, .. } => *task,
             Head::LanguageModel { .. } => Task::CausalLm,
         }
     }
@@ -248,15 +254,17 @@ impl Head {
             }
             Head::ClassificationHead {
                 dense,
+                activation,
                 out_proj,
-                dropout,
+                dropouts,
+                ..
             } => {
                 let cls = g.first_tokens(&hidden)?;
                 drop(hidden);
-                let x = g.dropout(cls, *dropout)?;
+                let x = g.dropout(cls, dropouts[0])?;
                 let x = g.linear(&x, dense)?;
-                let x = g.activation(&x, Activation::Tanh)?;
-                let x = g.dropout(x, *dropout)?;
+                let x = g.activation(&x, *activation)?;
+                let x = g.dropout(x, dropouts[1])?;
                 g.linear(&x, out_proj)
             }
             Head::Tokens {

@@ -1,5 +1,8 @@
-//! The post-LayerNorm transformer encoder layer shared by BERT, RoBERTa and DistilBERT. Only
-//! the tensor names differ between the families; [`LayerNames`] carries them.
+//! The post-LayerNorm transformer encoder layer shared by BERT, RoBERTa, DistilBERT and
+//! DeBERTa. The tensor names differ between the families ([`LayerNames`] carries them), and
+//! DeBERTa's attention adds position terms ([`LayerPositions`]).
+
+use super::deberta::LayerPositions;
 
 use super::nn::{LayerNorm, Linear};
 use super::spec::EncoderConfig;
@@ -42,6 +45,8 @@ pub struct EncoderLayer {
     /// Bottleneck adapters after the attention output (Houlsby) and the feed-forward output.
     attention_adapter: Option<Bottleneck>,
     output_adapter: Option<Bottleneck>,
+    /// DeBERTa's disentangled attention.
+    positions: Option<LayerPositions>,
 }
 
 impl EncoderLayer {
@@ -95,21 +100,50 @@ impl EncoderLayer {
             attention_output_dropout: names.attention_output_dropout,
             attention_adapter,
             output_adapter,
+            positions: None,
         })
     }
 
-    /// `x` `[tokens × hidden]` → the layer's output, same shape.
-    pub fn forward<G: Graph>(&self, g: &mut G, x: &G::Value) -> Result<G::Value, EngineError> {
+    /// The layer with DeBERTa's disentangled attention.
+    pub fn with_positions(mut self, positions: LayerPositions) -> Self {
+        self.positions = Some(positions);
+        self
+    }
+
+    /// `x` `[tokens × hidden]` → the layer's output, same shape. A DeBERTa layer takes the
+    /// encoder's relative embeddings `relative`.
+    pub fn forward<G: Graph>(
+        &self,
+        g: &mut G,
+        x: &G::Value,
+        relative: Option<&G::Value>,
+    ) -> Result<G::Value, EngineError> {
         let q = g.linear(x, &self.query)?;
         let k = g.linear(x, &self.key)?;
         let v = g.linear(x, &self.value)?;
-        let context = g.attention(
-            &q,
-            &k,
-            &v,
-            Heads::full(self.num_heads),
-            self.attention_dropout,
-        )?;
+        let context = match (&self.positions, relative) {
+            (Some(positions), Some(relative)) => positions.attend(
+                g,
+                [&q, &k, &v],
+                &self.key,
+                &self.query,
+                relative,
+                self.num_heads,
+                self.attention_dropout,
+            )?,
+            (None, None) => g.attention(
+                &q,
+                &k,
+                &v,
+                Heads::full(self.num_heads),
+                self.attention_dropout,
+            )?,
+            _ => {
+                return Err(EngineError::InvalidConfig(
+                    "relative embeddings are for DeBERTa's layers only, and they need them".into(),
+                ))
+            }
+        };
         drop((q, k, v));
         let attended = g.linear(&context, &self.attention_output)?;
         drop(context);

@@ -222,6 +222,7 @@ fn read_config(raw: &Value) -> Result<EncoderConfig, serde_json::Error> {
             answer: 0.0,
         },
         sinusoidal_positions: false,
+        deberta: None,
         decoder: Some(DecoderConfig {
             kv_heads,
             head_dim,

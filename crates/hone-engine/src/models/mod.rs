@@ -4,6 +4,7 @@
 //! on candle's autograd alike.
 
 pub mod bert;
+pub mod deberta;
 pub mod distilbert;
 pub mod family;
 pub mod heads;
@@ -34,6 +35,7 @@ enum Backbone {
     /// BERT and RoBERTa (under their own prefixes).
     Bert(bert::BertEncoder),
     DistilBert(distilbert::DistilBertEncoder),
+    Deberta(deberta::DebertaEncoder),
     Llama(llama::LlamaDecoder),
 }
 
@@ -250,6 +252,7 @@ impl Model {
                 Backbone::DistilBert(distilbert::DistilBertEncoder::build(&mut b, &cfg)?)
             }
             Family::Roberta => Backbone::Bert(bert::BertEncoder::build(&mut b, "roberta", &cfg)?),
+            Family::Deberta => Backbone::Deberta(deberta::DebertaEncoder::build(&mut b, &cfg)?),
             Family::Llama => Backbone::Llama(llama::LlamaDecoder::build(&mut b, &cfg)?),
         });
         let mut built = Vec::with_capacity(heads.len());
@@ -267,6 +270,7 @@ impl Model {
                 (Family::Bert, _) => bert::head(&mut b, &cfg, h.task, num_labels)?,
                 (Family::DistilBert, _) => distilbert::head(&mut b, &cfg, h.task, num_labels)?,
                 (Family::Roberta, _) => roberta::head(&mut b, &cfg, h.task, num_labels)?,
+                (Family::Deberta, _) => deberta::head(&mut b, &cfg, h.task, num_labels)?,
                 (Family::Llama, _) => {
                     return Err(EngineError::InvalidConfig(
                         "a decoder head needs a decoder".into(),
@@ -352,6 +356,7 @@ impl Model {
         match self.backbone.as_ref() {
             Backbone::Bert(m) => m.forward(g),
             Backbone::DistilBert(m) => m.forward(g),
+            Backbone::Deberta(m) => m.forward(g),
             Backbone::Llama(m) => m.forward(g),
         }
     }

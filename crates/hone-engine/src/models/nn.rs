@@ -228,6 +228,25 @@ impl Embedding {
         })
     }
 
+    /// A table that is not an input embedding (DeBERTa's relative embeddings), trained with
+    /// the parameters at `position`.
+    pub fn required_at(
+        b: &mut ParamBuilder,
+        name: &str,
+        rows: usize,
+        dim: usize,
+        position: ParamPosition,
+    ) -> Result<Self, EngineError> {
+        Ok(Embedding {
+            table: b.required(
+                &format!("{name}.weight"),
+                &[rows, dim],
+                Init::Normal,
+                position,
+            )?,
+        })
+    }
+
     /// The parameter holding the table.
     pub fn param(&self) -> &Param {
         &self.table

@@ -52,8 +52,10 @@ pub fn head(
         // `RobertaClassificationHead`: <s> → dropout → dense → tanh → dropout → out_proj.
         Task::SequenceClassification => Head::ClassificationHead {
             dense: Linear::head(b, "classifier.dense", h, h)?,
+            activation: Activation::Tanh,
             out_proj: Linear::head(b, "classifier.out_proj", h, num_labels)?,
-            dropout: cfg.dropout.classifier,
+            dropouts: [cfg.dropout.classifier; 2],
+            task,
         },
         Task::TokenClassification => {
             Head::token_classifier(b, h, num_labels, cfg.dropout.classifier)?

@@ -46,6 +46,9 @@ pub struct EncoderConfig {
     /// A decoder's own settings (grouped-query heads, rotary positions, tied head).
     #[serde(default)]
     pub decoder: Option<super::llama::DecoderConfig>,
+    /// DeBERTa's own settings (relative attention, embedding projection, pooler).
+    #[serde(default)]
+    pub deberta: Option<super::deberta::DebertaConfig>,
 }
 
 /// A parsed model config.json.

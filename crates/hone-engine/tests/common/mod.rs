@@ -130,6 +130,28 @@ pub fn tiny_spec(family: &str) -> hone_engine::models::ModelSpec {
             "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 34,
             "type_vocab_size": 1, "pad_token_id": 1, "layer_norm_eps": 1e-5
         }),
+        // DeBERTa-v3's layout (shared position projections both ways, log buckets from
+        // distance 2, layer-normed relative embeddings, no absolute positions) with every
+        // dropout on, the pooler's too. Weights 10× the usual spread: with 0.02 the scores are
+        // so flat that the relative embeddings' LayerNorm gets a gradient below the checks'
+        // floor.
+        "deberta" => serde_json::json!({
+            "model_type": "deberta-v2", "vocab_size": 50, "hidden_size": 16,
+            "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32,
+            "max_position_embeddings": 32, "type_vocab_size": 0, "relative_attention": true,
+            "position_buckets": 4, "max_relative_positions": 16, "pos_att_type": "p2c|c2p",
+            "share_att_key": true, "norm_rel_ebd": "layer_norm", "position_biased_input": false,
+            "pooler_dropout": 0.1, "initializer_range": 0.2
+        }),
+        // DeBERTa-v2's other settings: its own position key projection (c2p only), distances
+        // clamped at 6, absolute positions and segments, embeddings narrower than the layers.
+        "deberta-v2" => serde_json::json!({
+            "model_type": "deberta-v2", "vocab_size": 50, "hidden_size": 16,
+            "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32,
+            "max_position_embeddings": 32, "type_vocab_size": 2, "relative_attention": true,
+            "max_relative_positions": 6, "pos_att_type": ["c2p"], "share_att_key": false,
+            "position_biased_input": true, "embedding_size": 12, "initializer_range": 0.2
+        }),
         // Decoders with attention dropout on, grouped queries and biases (Qwen2) or not.
         "llama" => serde_json::json!({
             "model_type": "llama", "vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 2,

@@ -17,7 +17,8 @@
 #
 # With HONE_OLD=path (bench/engine_ab.sh sets it) an older hone binary runs every round too, and
 # an "old → new" table compares the two engines on the same batches.
-# Usage: [ROUNDS=3] [STEPS=20] [THREADS=2] [SHAPES="16x64 32x128"] [HONE_BIN=…] [HONE_OLD=…] bench/compare.sh
+# MODEL=dir measures another model folder than all-MiniLM-L6-v2 (bench/deberta_speed.sh).
+# Usage: [ROUNDS=3] [STEPS=20] [THREADS=2] [SHAPES="16x64 32x128"] [MODEL=…] [HONE_BIN=…] [HONE_OLD=…] bench/compare.sh
 # The baseline script is found at $HONE_TORCH_BASELINE or ../shared/bench/torch_baseline.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,9 +31,9 @@ if [ ! -f "$baseline" ]; then
   echo "compare: the PyTorch baseline $baseline is missing; set HONE_TORCH_BASELINE" >&2
   exit 1
 fi
-out=bench/out/compare
+out=${OUT:-bench/out/compare}
 mkdir -p "$out"
-model=$(scripts/fetch-minilm)
+model=${MODEL:-$(scripts/fetch-minilm)}
 scripts/reference-env
 python=.reference-venv/bin/python
 source bench/hone-bins.sh

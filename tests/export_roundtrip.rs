@@ -209,6 +209,29 @@ fn roberta_export_matches_transformers() {
     round_trip("roberta", "sst2_sample.tsv", None);
 }
 
+/// A DeBERTa-v3 folder as the Hub ships one (`spm.model`, no tokenizer.json) trains, and its
+/// export (which gets a tokenizer.json) loads in transformers with the same logits.
+#[test]
+fn a_deberta_folder_with_only_spm_model_trains_and_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("deberta-spm");
+    std::fs::create_dir(&model).unwrap();
+    // The tiny SentencePiece vocabulary (301 ids) fits the tiny model's 400 rows.
+    for (folder, file) in [
+        ("tiny-deberta", "config.json"),
+        ("tiny-deberta", "model.safetensors"),
+        ("spm-deberta", "spm.model"),
+        ("spm-deberta", "tokenizer_config.json"),
+    ] {
+        std::fs::copy(support::fixture(folder).join(file), model.join(file)).unwrap();
+    }
+    let out = dir.path().join("out");
+    let o = support::train_model(&model, "sst2_sample.tsv", &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join("spm.model").is_file() && out.join("tokenizer.json").is_file());
+    classifier_matches_transformers(&out, None);
+}
+
 /// DeBERTa-v3's layout (disentangled attention, the `ContextPooler` head) on sentence pairs.
 #[test]
 fn deberta_sentence_pair_export_matches_transformers() {

@@ -42,11 +42,16 @@ pub fn stderr(o: &Output) -> String {
 
 /// `hone train` on a tiny fixture model with small settings; `extra` adds or overrides flags.
 pub fn train_tiny(family: &str, data: &str, out: &Path, extra: &[&str]) -> Output {
+    train_model(&fixture(&format!("tiny-{family}")), data, out, extra)
+}
+
+/// [`train_tiny`] on the model folder `model`.
+pub fn train_model(model: &Path, data: &str, out: &Path, extra: &[&str]) -> Output {
     let data_path = fixture(&format!("data/{data}"));
     let mut cmd = hone();
     cmd.arg("train")
         .arg("--model")
-        .arg(fixture(&format!("tiny-{family}")))
+        .arg(model)
         .arg("--train")
         .arg(&data_path)
         .arg("--out")

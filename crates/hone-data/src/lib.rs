@@ -8,6 +8,7 @@ pub mod error;
 pub mod examples;
 pub mod format;
 pub mod labels;
+mod sentencepiece;
 pub mod source;
 pub mod split;
 pub mod squad;

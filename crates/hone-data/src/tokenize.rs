@@ -1,5 +1,5 @@
-//! Loading a model's tokenizer (tokenizer.json, or vocab.txt for WordPiece models) and encoding
-//! examples with truncation.
+//! Loading a model's tokenizer (tokenizer.json, or vocab.txt for WordPiece models, or
+//! DeBERTa's spm.model) and encoding examples with truncation.
 
 use std::path::{Path, PathBuf};
 
@@ -110,7 +110,7 @@ pub struct TextTokenizer {
 }
 
 /// Reads a special token's text from tokenizer_config.json (a string or `{"content": ...}`).
-fn special_token(config: &serde_json::Value, key: &str, default: &str) -> String {
+pub(crate) fn special_token(config: &serde_json::Value, key: &str, default: &str) -> String {
     match config.get(key) {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(serde_json::Value::Object(o)) => o
@@ -122,20 +122,21 @@ fn special_token(config: &serde_json::Value, key: &str, default: &str) -> String
     }
 }
 
-fn read_json(path: &Path) -> Option<serde_json::Value> {
+pub(crate) fn read_json(path: &Path) -> Option<serde_json::Value> {
     let text = std::fs::read_to_string(path).ok()?;
     serde_json::from_str(&text).ok()
 }
 
 /// The files [`TextTokenizer::from_model_dir`] builds a tokenizer from, in order of preference
 /// (any one is enough).
-pub const TOKENIZER_SOURCES: [&str; 2] = ["tokenizer.json", "vocab.txt"];
+pub const TOKENIZER_SOURCES: [&str; 3] = ["tokenizer.json", "vocab.txt", "spm.model"];
 
 impl TextTokenizer {
     /// Loads the tokenizer of a model folder: `tokenizer.json` when present, otherwise a
-    /// BERT WordPiece tokenizer built from `vocab.txt` and `tokenizer_config.json`.
+    /// BERT WordPiece tokenizer built from `vocab.txt` and `tokenizer_config.json`, or
+    /// DeBERTa-v2/v3's from `spm.model`.
     pub fn from_model_dir(dir: &Path, max_length: usize) -> Result<Self, DataError> {
-        let [json, vocab] = TOKENIZER_SOURCES.map(|name| dir.join(name));
+        let [json, vocab, spm] = TOKENIZER_SOURCES.map(|name| dir.join(name));
         let mut inner = if json.is_file() {
             Tokenizer::from_file(&json).map_err(|e| DataError::Tokenizer {
                 path: json.clone(),
@@ -143,10 +144,19 @@ impl TextTokenizer {
             })?
         } else if vocab.is_file() {
             wordpiece_from_vocab(dir, &vocab)?
+        } else if spm.is_file() {
+            if !crate::sentencepiece::is_deberta(dir) {
+                return Err(DataError::Tokenizer {
+                    path: spm,
+                    message: "Hone builds a tokenizer from spm.model for DeBERTa-v2/v3 only; save                               this one with transformers (AutoTokenizer.from_pretrained(folder)                              .save_pretrained(folder)) to get a tokenizer.json"
+                        .into(),
+                });
+            }
+            crate::sentencepiece::deberta_from_spm(dir, &spm)?
         } else {
             return Err(DataError::Tokenizer {
                 path: dir.to_path_buf(),
-                message: "no tokenizer.json or vocab.txt in the model folder; copy the model's tokenizer files next to config.json".into(),
+                message: "no tokenizer.json, vocab.txt or spm.model in the model folder; copy the model's tokenizer files next to config.json".into(),
             });
         };
         inner.with_padding(None);

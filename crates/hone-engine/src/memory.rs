@@ -137,17 +137,39 @@ pub fn parameter_count(config: &EncoderConfig, num_labels: usize) -> ParameterCo
     let h = config.hidden_size as u64;
     let i = config.intermediate_size as u64;
     let labels = num_labels as u64;
-    let word = config.vocab_size as u64 * h;
-    let positions = config.max_position_embeddings as u64 * h;
-    let token_types = config.type_vocab_size as u64 * h;
-    let embedding_norm = 2 * h;
-    let layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h;
+    let deberta = config.deberta.as_ref();
+    // DeBERTa's tables may be narrower than the layers (then projected) and may have no
+    // positions.
+    let e = deberta.map_or(h, |d| d.embedding_size as u64);
+    let word = config.vocab_size as u64 * e;
+    let positions = if deberta.is_none_or(|d| d.position_biased_input) {
+        config.max_position_embeddings as u64 * e
+    } else {
+        0
+    };
+    let token_types = config.type_vocab_size as u64 * e;
+    let embedding_norm = 2 * h + if e == h { 0 } else { e * h };
+    let mut layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h;
+    // DeBERTa: its relative embeddings (and their LayerNorm), and position projections of
+    // each layer's own unless it shares the attention's.
+    let mut relative = 0;
+    if let Some(d) = deberta {
+        relative = 2 * d.buckets.span as u64 * h + if d.norm_rel_ebd { 2 * h } else { 0 };
+        if !d.share_att_key {
+            layer += u64::from(u8::from(d.c2p) + u8::from(d.p2c)) * (h * h + h);
+        }
+    }
     // BERT: pooler + classifier; DistilBERT: pre_classifier + classifier; RoBERTa:
-    // classifier.dense + classifier.out_proj. All three are h×h + h×labels.
+    // classifier.dense + classifier.out_proj; DeBERTa: pooler.dense + classifier. All are
+    // h×h + h×labels.
     let head = (h * h + h) + (h * labels + labels);
     let embedding_tables = word + positions + token_types;
     ParameterCount {
-        total: embedding_tables + embedding_norm + config.num_layers as u64 * layer + head,
+        total: embedding_tables
+            + embedding_norm
+            + config.num_layers as u64 * layer
+            + relative
+            + head,
         embedding_tables,
         fixed: if config.sinusoidal_positions {
             positions
@@ -281,7 +303,14 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
             let per_token_layer = F32 * (8 * h + 2 * i) + 2 * h + 16;
             // Per layer and head: attention probabilities (f32) and their dropout mask (byte).
             let attention = batch * heads * length * length * (F32 + 1);
-            let saved = layers * (tokens * (per_token_layer + per_token_lora) + attention);
+            // DeBERTa, per layer: the dropped relative embeddings (and mask) and their key
+            // and query projections.
+            let relative = config
+                .deberta
+                .as_ref()
+                .map_or(0, |d| 2 * d.buckets.span as u64 * h * (3 * F32 + 1));
+            let saved =
+                layers * (tokens * (per_token_layer + per_token_lora) + attention + relative);
             let embeddings = tokens * (F32 * 2 * h + h);
             let scratch = F32 * tokens * (6 * h + i);
             saved + embeddings + scratch
@@ -397,6 +426,44 @@ mod tests {
         assert_eq!(count.total, 22_713_986);
         assert_eq!(count.trainable(true), 10_796_162);
         assert_eq!(count.largest_tensor, 30522 * 384);
+    }
+
+    #[test]
+    fn parameter_count_matches_deberta_models_of_both_layouts() {
+        let v3 = serde_json::json!({
+            "model_type": "deberta-v2", "vocab_size": 128100, "hidden_size": 384,
+            "num_hidden_layers": 12, "num_attention_heads": 6, "intermediate_size": 1536,
+            "max_position_embeddings": 512, "type_vocab_size": 0, "relative_attention": true,
+            "position_buckets": 256, "pos_att_type": "p2c|c2p", "share_att_key": true,
+            "norm_rel_ebd": "layer_norm", "position_biased_input": false
+        });
+        let spec = ModelSpec::from_json(v3, std::path::Path::new("config.json")).unwrap();
+        // DebertaV2ForSequenceClassification of deberta-v3-xsmall's shape with 2 labels
+        // (bench/deberta_model.py), as transformers counts it.
+        assert_eq!(parameter_count(&spec.encoder, 2).total, 70_830_722);
+        let v2 = serde_json::json!({
+            "model_type": "deberta-v2", "vocab_size": 50, "hidden_size": 16,
+            "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32,
+            "max_position_embeddings": 32, "type_vocab_size": 2, "relative_attention": true,
+            "max_relative_positions": 6, "pos_att_type": ["c2p"], "share_att_key": false,
+            "position_biased_input": true, "embedding_size": 12
+        });
+        let spec = ModelSpec::from_json(v2, std::path::Path::new("config.json")).unwrap();
+        let model = crate::models::Model::random(
+            spec.clone(),
+            crate::models::Task::SequenceClassification,
+            3,
+            &candle_core::Device::Cpu,
+            0,
+        )
+        .unwrap();
+        let built: usize = model
+            .params()
+            .all()
+            .iter()
+            .map(|p| p.var().elem_count())
+            .sum();
+        assert_eq!(parameter_count(&spec.encoder, 3).total, built as u64);
     }
 
     #[test]

@@ -83,6 +83,7 @@ impl Activation {
             "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Some(Activation::GeluTanh),
             "relu" => Some(Activation::Relu),
             "silu" | "swish" => Some(Activation::Silu),
+            "tanh" => Some(Activation::Tanh),
             _ => None,
         }
     }

@@ -85,8 +85,18 @@ pub fn step_work(spec: &ModelSpec, settings: FitSettings) -> StepWork {
         Some(r) => (2.0, 3.0 * token_layers * 2.0 * 2.0 * r as f64 * 2.0 * h),
         None => (3.0, 0.0),
     };
+    // DeBERTa: each position term scores every token against up to 2L relative rows (as much
+    // as the scores themselves), and each layer projects the 2·span relative embeddings once
+    // per step.
+    let (position_terms, position_projections) = config.deberta.as_ref().map_or((0.0, 0.0), |d| {
+        let terms = f64::from(u8::from(d.c2p) + u8::from(d.p2c));
+        let rows = (2 * d.buckets.span) as f64;
+        (terms, terms * config.num_layers as f64 * 2.0 * rows * h * h)
+    });
     StepWork {
-        dense_flops: passes * (token_layers * 2.0 * per_layer + tokens * output_layer) + lora_flops,
+        dense_flops: passes
+            * (token_layers * 2.0 * per_layer + tokens * output_layer + position_projections)
+            + lora_flops,
         // A decoder's backward pass over long batches computes the scores again (`q·kᵀ`:
         // half the forward's).
         attention_flops: if dims.decoder.is_some()
@@ -97,6 +107,7 @@ pub fn step_work(spec: &ModelSpec, settings: FitSettings) -> StepWork {
             3.0
         } * token_layers
             * 4.0
+            * (1.0 + position_terms)
             * l
             * dims.query as f64,
         trainable_parameters: trainable,

@@ -170,7 +170,7 @@ export function ModelsPage(props: { nav: Nav }) {
           </form>
           <label class="check small">
             <input type="checkbox" id="only-trainable" checked={onlyTrainable} onChange={(e) => setOnlyTrainable((e.target as HTMLInputElement).checked)} />
-            Only models Hone can fine-tune (BERT, DistilBERT and RoBERTa encoders; Llama, Mistral and Qwen2 decoders)
+            Only models Hone can fine-tune (BERT, DistilBERT, RoBERTa and DeBERTa-v2/v3 encoders; Llama, Mistral and Qwen2 decoders)
           </label>
           {results && results.length === 0 && <p class="muted">No models match. Try fewer words or another task.</p>}
           {results && results.length > 0 && shown.length === 0 && (
@@ -193,7 +193,7 @@ export function ModelsPage(props: { nav: Nav }) {
             </table>
           )}
           {hidden > 0 && shown.length > 0 && (
-            <p class="muted small">{hidden} other {hidden === 1 ? "result is" : "results are"} hidden: no BERT, DistilBERT or RoBERTa tag. <button class="link" onClick={() => setOnlyTrainable(false)}>Show all</button></p>
+            <p class="muted small">{hidden} other {hidden === 1 ? "result is" : "results are"} hidden: no tag of a family Hone trains. <button class="link" onClick={() => setOnlyTrainable(false)}>Show all</button></p>
           )}
           {next && <button onClick={() => search(true)} disabled={busy}>More results</button>}
           <h2>On this machine</h2>

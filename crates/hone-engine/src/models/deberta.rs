@@ -19,7 +19,8 @@ use crate::weights::ParamBuilder;
 use crate::EngineError;
 
 /// DeBERTa-v2/v3: tensors under `deberta.`, `DebertaV2For*` classes, a SentencePiece
-/// tokenizer Hone reads from `tokenizer.json`.
+/// tokenizer Hone reads from `tokenizer.json` or, as the Hub's checkpoints ship it, from
+/// `spm.model` alone.
 pub const DESCRIPTOR: FamilyDescriptor = FamilyDescriptor {
     family: Family::Deberta,
     name: "DeBERTa-v2",
@@ -29,7 +30,7 @@ pub const DESCRIPTOR: FamilyDescriptor = FamilyDescriptor {
     tasks: &Task::ENCODER,
     // PEFT's defaults for deberta-v2.
     lora_targets: &["query_proj", "value_proj"],
-    tokenizer_loads_from: &["tokenizer.json"],
+    tokenizer_loads_from: &["tokenizer.json", "spm.model"],
     tokenizer_files: &[
         "tokenizer.json",
         "tokenizer_config.json",

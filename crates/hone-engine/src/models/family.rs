@@ -231,7 +231,7 @@ pub(super) fn activation(name: Option<&str>) -> Result<Activation, serde_json::E
     let name = name.unwrap_or("gelu");
     Activation::from_config(name).ok_or_else(|| {
         Error::custom(format!(
-            "activation '{name}' is not supported (use gelu, gelu_new, relu or silu)"
+            "activation '{name}' is not supported (use gelu, gelu_new, relu, silu or tanh)"
         ))
     })
 }

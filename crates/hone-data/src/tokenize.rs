@@ -107,6 +107,24 @@ pub struct TextTokenizer {
     inner: Tokenizer,
     source: PathBuf,
     max_length: usize,
+    /// The unknown token's id (transformers' `unk_token_id`), when the tokenizer has one.
+    unknown: Option<u32>,
+}
+
+/// The unknown token's id: the one tokenizer_config.json names, else the model's own
+/// (WordPiece's and BPE's token, Unigram's id).
+fn unknown_token_id(dir: &Path, tokenizer: &Tokenizer) -> Option<u32> {
+    let config = read_json(&dir.join("tokenizer_config.json")).unwrap_or_default();
+    let named = special_token(&config, "unk_token", "");
+    if let Some(id) = tokenizer.token_to_id(&named) {
+        return Some(id);
+    }
+    let model = serde_json::to_value(tokenizer.get_model()).ok()?;
+    match (model.get("unk_token"), model.get("unk_id")) {
+        (Some(serde_json::Value::String(t)), _) => tokenizer.token_to_id(t),
+        (_, Some(id)) => id.as_u64().and_then(|i| u32::try_from(i).ok()),
+        _ => None,
+    }
 }
 
 /// Reads a special token's text from tokenizer_config.json (a string or `{"content": ...}`).
@@ -161,6 +179,7 @@ impl TextTokenizer {
         };
         inner.with_padding(None);
         let mut tokenizer = TextTokenizer {
+            unknown: unknown_token_id(dir, &inner),
             inner,
             source: dir.to_path_buf(),
             max_length,
@@ -376,7 +395,7 @@ impl TextTokenizer {
     /// tokens) and whether each token continues the word before it, decided exactly as
     /// `transformers`' token-classification pipeline does: by the tokenizer's words when its
     /// model marks sub-words (WordPiece's `##`), else when no space is just before the token or
-    /// at its start.
+    /// at its start; an unknown token always starts a word.
     pub fn encode_with_offsets(&self, text: &str) -> Result<EncodedText, DataError> {
         let e = self
             .inner
@@ -395,12 +414,15 @@ impl TextTokenizer {
         };
         let words = e.get_word_ids();
         let bytes = text.as_bytes();
+        let ids = e.get_ids();
         let subword = (0..offsets.len())
             .map(|t| {
                 let Some((start, _)) = offsets[t] else {
                     return false;
                 };
-                if marks_subwords {
+                if self.unknown.is_some_and(|unk| ids[t] == unk) {
+                    false
+                } else if marks_subwords {
                     t > 0
                         && offsets[t - 1].is_some()
                         && words[t].is_some()

@@ -17,7 +17,8 @@
 #
 # With HONE_OLD=path (bench/engine_ab.sh sets it) an older hone binary runs every round too, and
 # an "old → new" table compares the two engines on the same batches.
-# MODEL=dir measures another model folder than all-MiniLM-L6-v2 (bench/deberta_speed.sh).
+# MODEL=dir measures another model folder than all-MiniLM-L6-v2 (bench/deberta_speed.sh);
+# TORCH_ATTN=eager for models transformers runs without SDPA (DeBERTa).
 # Usage: [ROUNDS=3] [STEPS=20] [THREADS=2] [SHAPES="16x64 32x128"] [MODEL=…] [HONE_BIN=…] [HONE_OLD=…] bench/compare.sh
 # The baseline script is found at $HONE_TORCH_BASELINE or ../shared/bench/torch_baseline.py.
 set -euo pipefail
@@ -47,7 +48,8 @@ for shape in $shapes; do
   for round in $(seq 1 "$rounds"); do
     echo "== $shape round $round: PyTorch" >&2
     HF_HUB_OFFLINE=1 "$python" "$baseline" --model "$model" --batch "$b" --seq "$s" \
-      --steps "$steps" --threads "$threads" --json "$out/torch-$shape-$round.json" > "$out/torch-$shape-$round.log" 2>&1
+      --steps "$steps" --threads "$threads" --attn "${TORCH_ATTN:-sdpa}" \
+      --json "$out/torch-$shape-$round.json" > "$out/torch-$shape-$round.log" 2>&1
     for side in "${sides[@]}"; do
       echo "== $shape round $round: Hone ($side)" >&2
       prefix=hone; [ "$side" = old ] && prefix=old

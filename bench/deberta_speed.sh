@@ -8,4 +8,5 @@ cd "$(dirname "$0")/.."
 scripts/reference-env
 model=bench/out/deberta-v3-xsmall
 .reference-venv/bin/python bench/deberta_model.py "$model"
-MODEL=$model OUT=bench/out/deberta-compare STEPS=${STEPS:-10} bench/compare.sh
+# transformers runs DeBERTa's attention eagerly (no SDPA path).
+MODEL=$model OUT=bench/out/deberta-compare STEPS=${STEPS:-10} TORCH_ATTN=eager bench/compare.sh

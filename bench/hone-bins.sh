@@ -16,5 +16,5 @@ bin_of() { if [ "$1" = old ]; then echo "$HONE_OLD"; else echo "$HONE_BIN"; fi; 
 # (needs $python, $model and $baseline set).
 dump_batch() {
   HF_HUB_OFFLINE=1 "$python" "$baseline" --model "$model" --batch "$1" --seq "$2" --steps 1 \
-    --warmup 0 --matmul-reps 1 --threads 2 --dump-batch "$3" > /dev/null 2>&1
+    --warmup 0 --matmul-reps 1 --threads 2 --attn "${TORCH_ATTN:-sdpa}" --dump-batch "$3" > /dev/null 2>&1
 }

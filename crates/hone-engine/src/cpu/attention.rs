@@ -313,6 +313,8 @@ pub struct RelativeTerms<'a> {
     pub position_queries: Option<&'a [f32]>,
     /// The row of distance `i − j` at `i − j + longest − 1` (`RelativeBuckets::rows`).
     pub rows: &'a [usize],
+    /// The scores' scale (`Disentangled::scale`: `1 / √(d · (1 + position terms))`).
+    pub scale: f32,
 }
 
 /// One (sequence, head) task's gradients of the position tables: rows `first..` of its head's
@@ -325,14 +327,6 @@ struct PositionGrads {
 }
 
 impl RelativeTerms<'_> {
-    /// `1 / √(d · (1 + position terms))`.
-    fn scale(&self, head_dim: usize) -> f32 {
-        let terms = 1
-            + usize::from(self.position_keys.is_some())
-            + usize::from(self.position_queries.is_some());
-        1.0 / ((head_dim * terms) as f32).sqrt()
-    }
-
     fn longest(&self) -> usize {
         self.rows.len().div_ceil(2)
     }
@@ -522,9 +516,7 @@ pub fn forward_relative(
     check(spans, shape, &[q.len(), ctx.len()], &[k.len(), v.len()]);
     check_relative(relative, shape, saved);
     let hidden = shape.hidden();
-    let scale = relative.map_or(1.0 / (shape.head_dim as f32).sqrt(), |r| {
-        r.scale(shape.head_dim)
-    });
+    let scale = relative.map_or(1.0 / (shape.head_dim as f32).sqrt(), |r| r.scale);
     let jobs = tasks(spans, shape.heads);
     let total: usize = spans.iter().map(|s| s.len * s.len).sum::<usize>() * shape.heads;
     let rows: usize = spans.iter().map(|s| s.len).sum::<usize>() * shape.heads;
@@ -702,9 +694,7 @@ pub fn backward_relative(
     );
     let hidden = shape.hidden();
     let kv_hidden = shape.kv_hidden();
-    let scale = relative.map_or(1.0 / (shape.head_dim as f32).sqrt(), |r| {
-        r.scale(shape.head_dim)
-    });
+    let scale = relative.map_or(1.0 / (shape.head_dim as f32).sqrt(), |r| r.scale);
     // One task per (sequence, key/value head): the query heads sharing its keys add their
     // gradients into the same dk/dv block one after the other.
     let all = tasks(spans, shape.heads);
@@ -1129,6 +1119,7 @@ mod tests {
             position_keys: Some(&inputs[3]),
             position_queries: Some(&inputs[4]),
             rows,
+            scale: 1.0 / 3.0,
         };
         forward_relative(
             &mut ctx,
@@ -1174,6 +1165,7 @@ mod tests {
             position_keys: Some(pk),
             position_queries: Some(pq),
             rows: &rows,
+            scale: 1.0 / 3.0,
         };
         let mut ctx = vec![0f32; t * 6];
         let mut saved = AttentionSaved::default();

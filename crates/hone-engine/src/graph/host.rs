@@ -264,6 +264,7 @@ enum Op {
         positions: [Option<(usize, bool, Arc<Buf>)>; 2],
         /// The relative row of every distance (`RelativeBuckets::rows`).
         rows: Vec<usize>,
+        scale: f32,
         shape: AttentionShape,
         saved: AttentionSaved,
     },
@@ -780,10 +781,12 @@ impl Graph for HostGraph<'_> {
         let probs = spans.iter().map(|s| s.len * s.len).sum::<usize>() * heads;
         let mut saved = AttentionSaved::with_buffer(self.pool.take_vec(probs));
         let mut out = self.pool.take(q.data.len());
+        let scale = positions.scale(shape.head_dim) as f32;
         let terms = RelativeTerms {
             position_keys: positions.position_keys.map(|t| &t.data[..]),
             position_queries: positions.position_queries.map(|t| &t.data[..]),
             rows: &rows,
+            scale,
         };
         attention::forward_relative(
             &mut out,
@@ -810,6 +813,7 @@ impl Graph for HostGraph<'_> {
             data: [q.data.clone(), k.data.clone(), v.data.clone()],
             positions,
             rows,
+            scale,
             shape,
             saved,
         }))
@@ -1204,6 +1208,7 @@ impl Tape<'_> {
                     data,
                     positions,
                     rows,
+                    scale,
                     shape,
                     saved,
                 } => {
@@ -1218,6 +1223,7 @@ impl Tape<'_> {
                         position_keys: pk.as_ref().map(|(_, _, d)| &d[..]),
                         position_queries: pq.as_ref().map(|(_, _, d)| &d[..]),
                         rows: &rows,
+                        scale,
                     };
                     attention::backward_relative(
                         &mut dq,

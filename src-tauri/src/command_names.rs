@@ -26,6 +26,7 @@ pub const COMMANDS: &[&str] = &[
     "dataset_split",
     "dataset_delete",
     "runs_list",
+    "sweep_trials",
     "run_show",
     "runs_metrics",
     "runs_compare",

@@ -45,6 +45,7 @@ pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Bu
             datasets::dataset_split,
             datasets::dataset_delete,
             runs::runs_list,
+            runs::sweep_trials,
             runs::run_show,
             runs::runs_metrics,
             runs::runs_compare,

@@ -1366,6 +1366,46 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     );
     ui.shot("02b-hub-decoder").await;
 
+    // A sweep run from the command line into the same database: Runs shows its two trials
+    // against the learning rate, the best one marked, and ticks the best two for comparing
+    // (the comparison has the Ensemble button).
+    let sweep = Command::new(target_dir().join("debug/hone"))
+        .args(["sweep", "create", "--sweep", "e2e-lr", "--model"])
+        .arg(root().join("tests/fixtures/tiny-bert"))
+        .arg("--train")
+        .arg(root().join("tests/fixtures/data/sst2_sample.tsv"))
+        .args(["--text-column", "sentence", "--label-column", "label"])
+        .args(["--epochs", "1", "--batch-size", "8", "--max-length", "32"])
+        .args(["--grid", "lr=1e-3,3e-3"])
+        .env("HONE_DB", tmp.path().join("hone.db"))
+        .env("XDG_DATA_HOME", tmp.path().join("xdg-data"))
+        .output()
+        .expect("hone sweep create");
+    assert!(
+        sweep.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sweep.stderr)
+    );
+    ui.page("runs").await;
+    let trials = ui
+        .until_text("[data-testid='sweep-trials']", long, |t| {
+            t.matches("completed").count() == 2
+        })
+        .await;
+    assert!(
+        trials.contains("0.001") && trials.contains("0.003"),
+        "{trials}"
+    );
+    ui.css("[data-testid='sweep-chart'] .point.best").await;
+    ui.click("#sweep-tick-best").await;
+    let compared = ui
+        .until_text("[data-testid='compare']", long, |t| {
+            t.contains("Comparing runs")
+        })
+        .await;
+    assert!(compared.contains("Ensemble"), "{compared}");
+    ui.shot("27-sweep").await;
+
     // Every page in both themes, with the data of a whole session, for the look-and-feel
     // review (target/e2e-screenshots/look-*.png).
     for theme in ["light", "dark"] {

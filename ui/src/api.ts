@@ -112,6 +112,12 @@ export type RunRecord = {
   /** Asked to stop from another process or window; it stops after its current step. */
   cancel_requested: boolean;
 };
+/** One trial of a sweep (`hone sweep show`): its varied settings and score. */
+export type SweepTrial = {
+  run_id: number; status: string; settings: [string, any][];
+  /** The metric that picked the run's best checkpoint, and that checkpoint's value. */
+  metric: string; value: number | null;
+};
 export type MetricRow = { step: number; epoch: number | null; name: string; value: number };
 export type EvaluationRecord = { step: number; part: string; report: any; predictions: any[] | null };
 export type RunDetail = {
@@ -189,6 +195,7 @@ export const api = {
     invoke<any>("dataset_split", { name, split, valid, test, seed }),
   datasetDelete: (name: string) => invoke<void>("dataset_delete", { name }),
   runsList: () => invoke<RunRecord[]>("runs_list"),
+  sweepTrials: (name: string) => invoke<SweepTrial[]>("sweep_trials", { name }),
   runShow: (id: number) => invoke<RunDetail>("run_show", { id }),
   runsMetrics: (ids: number[]) => invoke<[number, MetricRow[]][]>("runs_metrics", { ids }),
   runsCompare: (a: number, b: number) => invoke<{ config_diff: [string, any, any][]; metrics: [string, number | null, number | null][] }>("runs_compare", { a, b }),

@@ -17,6 +17,21 @@ pub async fn runs_list(state: State<'_, Arc<DesktopState>>) -> CommandResult<Vec
     super::blocking(move || Ok(state.app()?.store().runs()?)).await
 }
 
+/// The trials of sweep `name` (`hone sweep create`): each run's varied settings and score,
+/// best first (`hone sweep show`).
+#[tauri::command]
+pub async fn sweep_trials(
+    state: State<'_, Arc<DesktopState>>,
+    name: String,
+) -> CommandResult<Vec<hone_app::sweep::SweepTrial>> {
+    let state = state.inner().clone();
+    super::blocking(move || {
+        let runs = state.app()?.store().runs()?;
+        Ok(hone_app::sweep::sweep_trials(&runs, &name))
+    })
+    .await
+}
+
 /// Everything about one run.
 #[derive(Serialize)]
 pub struct RunDetail {

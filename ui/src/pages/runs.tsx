@@ -10,6 +10,7 @@ import { resumeRun } from "./train";
 import { ConfirmButton } from "../confirm";
 import { curveOf, isAnswerReport, isChoiceReport, isEntityReport, isTasksReport, phaseMarks, summary, taskLossCurves, validationSeries } from "../report";
 import { SampleHistory } from "./samples";
+import { sweepNames, SweepView } from "./sweeps";
 
 /** The training loss: one curve per task for a multi-task run. */
 const lossSeries = (rows: { step: number; name: string; value: number }[]) => {
@@ -485,6 +486,9 @@ export function RunsPage(props: { open: number | null; nav: Nav }) {
   }, [runs, filter, sort]);
   const toggle = (id: number) => setSelected((s) => (s.includes(id) ? s.filter((x) => x !== id) : [...s, id]));
   const compared = runs.filter((r) => selected.includes(r.id));
+  const sweeps = useMemo(() => sweepNames(runs), [runs]);
+  // The trials are read again whenever a run's status or step changes.
+  const runsState = runs.map((r) => `${r.id}:${r.status}:${r.step}`).join(",");
 
   return (
     <section>
@@ -518,6 +522,7 @@ export function RunsPage(props: { open: number | null; nav: Nav }) {
               ))}
             </tbody>
           </table>
+          {sweeps.length > 0 && <SweepView names={sweeps} changed={runsState} onTick={(ids) => { setSelected(ids); setOpen(null); }} />}
           {compared.length >= 2 ? <Compare runs={compared} onChanged={refresh} /> : open != null && <RunPage id={open} nav={props.nav} onChanged={refresh} onDeleted={() => { setOpen(null); refresh(); }} />}
         </>
       )}

@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own module; errors are
 //! printed once, here, with their causes.
 
+mod behavior;
 mod bench;
 mod data;
 mod ensemble;
@@ -49,6 +50,9 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Classify texts with a fine-tuned classifier.
     Predict(predict::PredictArgs),
+    /// Behavioral tests of a text classifier: a suite of minimum-functionality, invariance
+    /// and directional tests, a robustness score, accuracy per slice.
+    Test(Box<behavior::TestArgs>),
     /// Write text with a causal LM (a fine-tuned decoder, a base one, or a LoRA adapter),
     /// streamed; --chat answers each prompt as a chat.
     Generate(Box<generate::GenerateArgs>),
@@ -275,6 +279,7 @@ pub fn run() -> ExitCode {
         Command::Sweep(cmd) => sweep::run(cmd, &db),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Test(args) => behavior::run(*args),
         Command::Generate(args) => generate::run(*args),
         Command::Export(args) => export::run(args, &db),
         Command::Bench(args) => bench::run(args),

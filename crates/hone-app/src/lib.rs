@@ -10,6 +10,7 @@
 pub mod active;
 pub mod allocator;
 pub mod answers;
+pub mod behavior;
 pub mod bench;
 pub mod card;
 pub mod choices;

@@ -37,6 +37,7 @@ pub const TOKENIZER_FILES: &[&str] = &[
     "merges.txt",
     "sentencepiece.bpe.model",
     "spiece.model",
+    "spm.model",
 ];
 
 /// What to download besides the essentials.

@@ -26,7 +26,8 @@ function shown(v: unknown): string {
 /** Scores against one setting: numbers on a linear or (spanning 20× or more) log axis, other
  * values as evenly spaced categories; the best trial drawn larger and labelled. */
 function Scatter(props: { trials: SweepTrial[]; setting: string; metric: string }) {
-  const [w, h, pad] = [520, 220, 44];
+  // Axes at `pad`; points kept `inset` inside them so none sits on an axis or the edge.
+  const [w, h, pad, inset] = [520, 220, 44, 14];
   const points = props.trials.filter((t) => t.value != null);
   const raw = points.map((t) => t.settings.find(([k]) => k === props.setting)?.[1]);
   const numeric = raw.every((v) => typeof v === "number");
@@ -34,14 +35,15 @@ function Scatter(props: { trials: SweepTrial[]; setting: string; metric: string 
   const log = numeric && Math.min(...nums) > 0 && Math.max(...nums) / Math.min(...nums) >= 20;
   const categories = numeric ? [] : Array.from(new Set(raw.map(shown)));
   const xOf = (v: unknown): number => {
-    if (!numeric) return pad + ((categories.indexOf(shown(v)) + 0.5) / Math.max(categories.length, 1)) * (w - 2 * pad);
+    const span = w - 2 * pad - 2 * inset;
+    if (!numeric) return pad + inset + ((categories.indexOf(shown(v)) + 0.5) / Math.max(categories.length, 1)) * span;
     const f = (x: number) => (log ? Math.log10(x) : x);
     const [lo, hi] = [f(Math.min(...nums)), f(Math.max(...nums))];
-    return pad + (hi > lo ? (f(v as number) - lo) / (hi - lo) : 0.5) * (w - 2 * pad);
+    return pad + inset + (hi > lo ? (f(v as number) - lo) / (hi - lo) : 0.5) * span;
   };
   const ys = points.map((t) => t.value as number);
   const [ylo, yhi] = [Math.min(...ys), Math.max(...ys)];
-  const yOf = (v: number) => h - pad - (yhi > ylo ? (v - ylo) / (yhi - ylo) : 0.5) * (h - 2 * pad);
+  const yOf = (v: number) => h - pad - inset - (yhi > ylo ? (v - ylo) / (yhi - ylo) : 0.5) * (h - 2 * pad - 2 * inset);
   const best = props.trials[0];
   return (
     <svg class="scatter" data-testid="sweep-chart" viewBox={`0 0 ${w} ${h}`} role="img"
@@ -62,7 +64,11 @@ function Scatter(props: { trials: SweepTrial[]; setting: string; metric: string 
             <circle cx={xOf(raw[i])} cy={yOf(t.value as number)} r={isBest ? 7 : 4.5}>
               <title>run {t.run_id}: {props.metric} {shown(t.value)}, {t.settings.map(([k, v]) => `${k} ${shown(v)}`).join(", ")}</title>
             </circle>
-            {isBest && <text x={xOf(raw[i]) + 10} y={yOf(t.value as number) + 4} class="tick">best: run {t.run_id}</text>}
+            {isBest && (() => {
+              // The label on the side of the point with room.
+              const [x, right] = [xOf(raw[i]), xOf(raw[i]) > w / 2];
+              return <text x={right ? x - 10 : x + 10} y={yOf(t.value as number) + 4} class="tick" text-anchor={right ? "end" : "start"}>best: run {t.run_id}</text>;
+            })()}
           </g>
         );
       })}

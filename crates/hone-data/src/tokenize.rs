@@ -166,7 +166,9 @@ impl TextTokenizer {
             if !crate::sentencepiece::is_deberta(dir) {
                 return Err(DataError::Tokenizer {
                     path: spm,
-                    message: "Hone builds a tokenizer from spm.model for DeBERTa-v2/v3 only; save                               this one with transformers (AutoTokenizer.from_pretrained(folder)                              .save_pretrained(folder)) to get a tokenizer.json"
+                    message: "Hone builds a tokenizer from spm.model for DeBERTa-v2/v3 only; save this one \
+                              with transformers (AutoTokenizer.from_pretrained(folder)\
+                              .save_pretrained(folder)) to get a tokenizer.json"
                         .into(),
                 });
             }

@@ -131,6 +131,7 @@ fn attention_bench(c: &mut Criterion) {
                 0.1,
                 &mut HoneRng::new(0, 0),
                 &mut saved,
+                None,
             )
         })
     });
@@ -143,7 +144,7 @@ fn attention_bench(c: &mut Criterion) {
     g.bench_function("backward 16 x 64 tokens, 12 heads", |b| {
         b.iter(|| {
             attention::backward(
-                &mut dq, &mut dk, &mut dv, &dctx, &q, &k, &v, &spans, shape, &saved,
+                &mut dq, &mut dk, &mut dv, &dctx, &q, &k, &v, &spans, shape, &saved, None,
             )
         })
     });

@@ -8,7 +8,7 @@
 mod perturb;
 mod slices;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use hone_engine::rng::HoneRng;
 use serde::{Deserialize, Serialize};
@@ -211,15 +211,54 @@ fn expand(template: &str, fill: &BTreeMap<String, Vec<String>>) -> Result<Vec<St
     Ok(out)
 }
 
-/// A classifier's label and probabilities for each text.
-fn classify(model: &FineTunedModel, texts: &[String]) -> Result<Vec<(String, Vec<f64>)>, AppError> {
-    match model.predict(texts, None, 32)? {
-        Predictions::SequenceClassification(p) => {
-            Ok(p.into_iter().map(|p| (p.label, p.probabilities)).collect())
+/// A classifier's label and probabilities.
+type Classified = (String, Vec<f64>);
+
+/// A classifier that remembers its answers: the data texts the tests and the slices share
+/// (and texts a perturbation left unchanged) are classified once.
+struct Classifier<'m> {
+    model: &'m FineTunedModel,
+    seen: HashMap<String, Classified>,
+}
+
+impl<'m> Classifier<'m> {
+    fn new(model: &'m FineTunedModel) -> Self {
+        Classifier {
+            model,
+            seen: HashMap::new(),
         }
-        _ => Err(AppError::Invalid(
-            "behavioral tests run on text classifiers for now".into(),
-        )),
+    }
+
+    /// The label and probabilities of each text.
+    fn classify(&mut self, texts: &[String]) -> Result<Vec<Classified>, AppError> {
+        let mut new: Vec<String> = texts
+            .iter()
+            .filter(|t| !self.seen.contains_key(*t))
+            .cloned()
+            .collect();
+        new.sort();
+        new.dedup();
+        if !new.is_empty() {
+            match self.model.predict(&new, None, 32)? {
+                Predictions::SequenceClassification(p) => self.seen.extend(
+                    new.into_iter()
+                        .zip(p.into_iter().map(|p| (p.label, p.probabilities))),
+                ),
+                _ => {
+                    return Err(AppError::Invalid(
+                        "behavioral tests run on text classifiers for now".into(),
+                    ))
+                }
+            }
+        }
+        texts
+            .iter()
+            .map(|t| {
+                self.seen.get(t).cloned().ok_or_else(|| {
+                    AppError::Invalid("the classifier gave fewer predictions than texts".into())
+                })
+            })
+            .collect()
     }
 }
 
@@ -246,7 +285,15 @@ pub fn run_suite(
     suite: &Suite,
     data: &[String],
 ) -> Result<SuiteReport, AppError> {
-    let labels = model.labels().to_vec();
+    run_suite_with(&mut Classifier::new(model), suite, data)
+}
+
+fn run_suite_with(
+    classifier: &mut Classifier,
+    suite: &Suite,
+    data: &[String],
+) -> Result<SuiteReport, AppError> {
+    let labels = classifier.model.labels().to_vec();
     let class_of = |name: &str| -> Result<usize, AppError> {
         labels.iter().position(|l| l == name).ok_or_else(|| {
             AppError::Invalid(format!(
@@ -289,7 +336,7 @@ pub fn run_suite(
                         spec.name()
                     )));
                 }
-                let got = classify(model, &all)?;
+                let got = classifier.classify(&all)?;
                 let failing = all
                     .iter()
                     .zip(&got)
@@ -310,7 +357,7 @@ pub fn run_suite(
                     .filter_map(|t| perturb.apply(&t, &mut rng).map(|c| (t, c)))
                     .collect();
                 let (before, after): (Vec<String>, Vec<String>) = pairs.iter().cloned().unzip();
-                let (a, b) = (classify(model, &before)?, classify(model, &after)?);
+                let (a, b) = (classifier.classify(&before)?, classifier.classify(&after)?);
                 let failing: Vec<Failure> = pairs
                     .iter()
                     .zip(a.iter().zip(&b))
@@ -356,7 +403,7 @@ pub fn run_suite(
                         s
                     })
                     .collect();
-                let (a, b) = (classify(model, &texts)?, classify(model, &changed)?);
+                let (a, b) = (classifier.classify(&texts)?, classifier.classify(&changed)?);
                 let failing = texts
                     .iter()
                     .zip(&changed)
@@ -458,7 +505,8 @@ pub fn run_file(
     let suite = Suite::parse(&text, suite)?;
     let rows = data.map(read_data).transpose()?;
     let texts = rows.as_ref().map_or(&[][..], |r| &r.texts[..]);
-    let mut report = run_suite(model, &suite, texts)?;
+    let mut classifier = Classifier::new(model);
+    let mut report = run_suite_with(&mut classifier, &suite, texts)?;
     let wants_slices = !rules.is_empty() || rows.as_ref().is_some_and(|r| r.groups.is_some());
     if wants_slices {
         let rows = rows.as_ref().ok_or_else(|| {
@@ -467,7 +515,8 @@ pub fn run_file(
         let gold = rows.labels.as_ref().ok_or_else(|| {
             AppError::Invalid("slices are scored against labels: give --label-column".into())
         })?;
-        let predicted: Vec<String> = classify(model, &rows.texts)?
+        let predicted: Vec<String> = classifier
+            .classify(&rows.texts)?
             .into_iter()
             .map(|(label, _)| label)
             .collect();

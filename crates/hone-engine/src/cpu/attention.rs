@@ -482,26 +482,10 @@ fn add_position_grads(
 
 /// `ctx = softmax(q·kᵀ/√d) · v` per sequence and head, with dropout on the probabilities
 /// (and, `causal`, no weight on later tokens). `q`, `ctx` are `[tokens × hidden]`, `k`, `v`
-/// `[tokens × kv hidden]`.
+/// `[tokens × kv hidden]`. With `relative`, DeBERTa's position terms are added to the scores
+/// (and their scale replaces `1/√d`); the probabilities are kept then (no recompute mode).
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
-    ctx: &mut [f32],
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    spans: &[Span],
-    shape: AttentionShape,
-    dropout: f64,
-    rng: &mut HoneRng,
-    saved: &mut AttentionSaved,
-) {
-    forward_relative(ctx, q, k, v, spans, shape, dropout, rng, saved, None)
-}
-
-/// [`forward`] with DeBERTa's position terms added to the scores (and their scale) when
-/// `relative` is given; the probabilities are kept then (no recompute mode).
-#[allow(clippy::too_many_arguments)]
-pub fn forward_relative(
     ctx: &mut [f32],
     q: &[f32],
     k: &[f32],
@@ -612,37 +596,6 @@ pub fn forward_relative(
     });
 }
 
-/// Backward of [`forward`]: writes `dq` (`[tokens × hidden]`), `dk`, `dv` (`[tokens × kv
-/// hidden]`) from `dctx`.
-#[allow(clippy::too_many_arguments)]
-pub fn backward(
-    dq: &mut [f32],
-    dk: &mut [f32],
-    dv: &mut [f32],
-    dctx: &[f32],
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    spans: &[Span],
-    shape: AttentionShape,
-    saved: &AttentionSaved,
-) {
-    backward_relative(
-        dq,
-        dk,
-        dv,
-        dctx,
-        q,
-        k,
-        v,
-        spans,
-        shape,
-        saved,
-        None,
-        [None, None],
-    )
-}
-
 /// Checks that a call with position terms fits them: multi-head, whole sequences, its
 /// probabilities kept, tables `[rows × hidden]`.
 fn check_relative(relative: Option<&RelativeTerms>, shape: AttentionShape, saved: &AttentionSaved) {
@@ -663,10 +616,14 @@ fn check_relative(relative: Option<&RelativeTerms>, shape: AttentionShape, saved
     }
 }
 
-/// Backward of [`forward_relative`]: also adds the position tables' gradients into
-/// `dpositions` (`[keys, queries]`, `[rows × hidden]` each) when `relative` is given.
+/// The position tables' gradients a backward pass with position terms adds into: `[keys,
+/// queries]`, `[rows × hidden]` each (`None` where the table takes none).
+pub type PositionGradients<'a> = [Option<&'a mut [f32]>; 2];
+
+/// Backward of [`forward`]: writes `dq` (`[tokens × hidden]`), `dk`, `dv` (`[tokens × kv
+/// hidden]`) from `dctx`; with `relative`, also adds the position tables' gradients.
 #[allow(clippy::too_many_arguments)]
-pub fn backward_relative(
+pub fn backward(
     dq: &mut [f32],
     dk: &mut [f32],
     dv: &mut [f32],
@@ -677,9 +634,9 @@ pub fn backward_relative(
     spans: &[Span],
     shape: AttentionShape,
     saved: &AttentionSaved,
-    relative: Option<&RelativeTerms>,
-    dpositions: [Option<&mut [f32]>; 2],
+    relative: Option<(&RelativeTerms, PositionGradients)>,
 ) {
+    let (relative, dpositions) = relative.unzip();
     check_relative(relative, shape, saved);
     check(
         spans,
@@ -705,119 +662,125 @@ pub fn backward_relative(
         Shared(dv.as_mut_ptr()),
     );
     let mask = &saved.mask;
-    let position_grads: Vec<PositionGrads> = jobs
-        .par_iter()
-        .flat_map_iter(|group| {
-            let mut position_grads = Vec::new();
-            for (g, task) in group.iter().enumerate() {
-                let Task {
-                    span,
-                    head,
-                    offset,
-                    rows,
-                } = *task;
-                let n = span.len;
-                let accumulate = g > 0;
-                let mut own = Vec::new();
-                let p: &[f32] = match &saved.log_sums {
-                    None => &saved.probs[offset..offset + n * n],
-                    Some(log_sums) => {
-                        own.resize(n * n, 0.0);
-                        recompute_probs(
-                            &mut own,
-                            block(q, span, head, shape),
-                            kv_block(k, span, head, shape),
-                            &log_sums[rows..rows + n],
-                            scale,
-                            shape.causal,
-                        );
-                        &own
-                    }
-                };
-                let at_q = span.start * hidden + head * shape.head_dim;
-                let at_kv = span.start * kv_hidden + (head / shape.group()) * shape.head_dim;
-                let dctx_b = block(dctx, span, head, shape);
-                // dv = P'ᵀ · dctx
-                let p_dropped: Vec<f32> = if mask.is_identity() {
-                    p.to_vec()
-                } else {
-                    p.iter()
-                        .enumerate()
-                        .map(|(i, &x)| x * mask.factor(offset + i))
-                        .collect()
-                };
-                // SAFETY: each task writes only its own (rows, head columns) blocks of dq, dk
-                // and dv: its query heads' and their one key/value head's.
-                unsafe {
-                    matmul_into_raw(
-                        dv_p.ptr().add(at_kv),
-                        kv_hidden,
-                        MatRef::new(&p_dropped, n, n).t(),
-                        dctx_b,
-                        accumulate,
-                    );
-                }
-                // dP' = dctx · vᵀ, then through dropout and softmax.
-                let mut ds = vec![0f32; n * n];
-                // SAFETY: `ds` is local.
-                unsafe {
-                    matmul_into_raw(
-                        ds.as_mut_ptr(),
-                        n,
-                        dctx_b,
-                        kv_block(v, span, head, shape).t(),
-                        false,
-                    )
-                };
-                if !mask.is_identity() {
-                    let raw = ds.clone();
-                    mask.apply_block(&mut ds, &raw, offset);
-                }
-                for (drow, prow) in ds.chunks_exact_mut(n).zip(p.chunks_exact(n)) {
-                    let dot = math::dot(drow, prow);
-                    for (d, &p) in drow.iter_mut().zip(prow) {
-                        *d = p * (*d - dot) * scale;
-                    }
-                }
-                // SAFETY: as above.
-                unsafe {
-                    matmul_into_raw(
-                        dq_p.ptr().add(at_q),
-                        hidden,
-                        MatRef::new(&ds, n, n),
-                        kv_block(k, span, head, shape),
-                        false,
-                    );
-                    matmul_into_raw(
-                        dk_p.ptr().add(at_kv),
-                        kv_hidden,
-                        MatRef::new(&ds, n, n).t(),
+    // A group's position-table gradients (none without position terms: no allocation).
+    let run = |group: &&[Task]| -> Vec<PositionGrads> {
+        let mut position_grads = Vec::new();
+        for (g, task) in group.iter().enumerate() {
+            let Task {
+                span,
+                head,
+                offset,
+                rows,
+            } = *task;
+            let n = span.len;
+            let accumulate = g > 0;
+            let mut own = Vec::new();
+            let p: &[f32] = match &saved.log_sums {
+                None => &saved.probs[offset..offset + n * n],
+                Some(log_sums) => {
+                    own.resize(n * n, 0.0);
+                    recompute_probs(
+                        &mut own,
                         block(q, span, head, shape),
-                        accumulate,
+                        kv_block(k, span, head, shape),
+                        &log_sums[rows..rows + n],
+                        scale,
+                        shape.causal,
                     );
+                    &own
                 }
-                if let Some(rel) = relative {
-                    // SAFETY: as above (multi-head: the key block is this task's alone).
-                    position_grads.push(unsafe {
-                        rel.backward(
-                            &ds,
-                            block(q, span, head, shape),
-                            kv_block(k, span, head, shape),
-                            dq_p.ptr().add(at_q),
-                            dk_p.ptr().add(at_kv),
-                            hidden,
-                            n,
-                            head,
-                            shape,
-                        )
-                    });
+            };
+            let at_q = span.start * hidden + head * shape.head_dim;
+            let at_kv = span.start * kv_hidden + (head / shape.group()) * shape.head_dim;
+            let dctx_b = block(dctx, span, head, shape);
+            // dv = P'ᵀ · dctx
+            let p_dropped: std::borrow::Cow<[f32]> = if mask.is_identity() {
+                p.into()
+            } else {
+                p.iter()
+                    .enumerate()
+                    .map(|(i, &x)| x * mask.factor(offset + i))
+                    .collect::<Vec<_>>()
+                    .into()
+            };
+            // SAFETY: each task writes only its own (rows, head columns) blocks of dq, dk
+            // and dv: its query heads' and their one key/value head's.
+            unsafe {
+                matmul_into_raw(
+                    dv_p.ptr().add(at_kv),
+                    kv_hidden,
+                    MatRef::new(&p_dropped, n, n).t(),
+                    dctx_b,
+                    accumulate,
+                );
+            }
+            // dP' = dctx · vᵀ, then through dropout and softmax.
+            let mut ds = vec![0f32; n * n];
+            // SAFETY: `ds` is local.
+            unsafe {
+                matmul_into_raw(
+                    ds.as_mut_ptr(),
+                    n,
+                    dctx_b,
+                    kv_block(v, span, head, shape).t(),
+                    false,
+                )
+            };
+            if !mask.is_identity() {
+                let raw = ds.clone();
+                mask.apply_block(&mut ds, &raw, offset);
+            }
+            for (drow, prow) in ds.chunks_exact_mut(n).zip(p.chunks_exact(n)) {
+                let dot = math::dot(drow, prow);
+                for (d, &p) in drow.iter_mut().zip(prow) {
+                    *d = p * (*d - dot) * scale;
                 }
             }
-            position_grads
-        })
-        .collect();
-    let [dkeys, dqueries] = dpositions;
-    add_position_grads(position_grads, dkeys, dqueries, shape);
+            // SAFETY: as above.
+            unsafe {
+                matmul_into_raw(
+                    dq_p.ptr().add(at_q),
+                    hidden,
+                    MatRef::new(&ds, n, n),
+                    kv_block(k, span, head, shape),
+                    false,
+                );
+                matmul_into_raw(
+                    dk_p.ptr().add(at_kv),
+                    kv_hidden,
+                    MatRef::new(&ds, n, n).t(),
+                    block(q, span, head, shape),
+                    accumulate,
+                );
+            }
+            if let Some(rel) = relative {
+                // SAFETY: as above (multi-head: the key block is this task's alone).
+                position_grads.push(unsafe {
+                    rel.backward(
+                        &ds,
+                        block(q, span, head, shape),
+                        kv_block(k, span, head, shape),
+                        dq_p.ptr().add(at_q),
+                        dk_p.ptr().add(at_kv),
+                        hidden,
+                        n,
+                        head,
+                        shape,
+                    )
+                });
+            }
+        }
+        position_grads
+    };
+    match dpositions {
+        None => jobs.par_iter().for_each(|group| {
+            run(group);
+        }),
+        Some([dkeys, dqueries]) => {
+            let grads: Vec<PositionGrads> = jobs.par_iter().flat_map_iter(run).collect();
+            add_position_grads(grads, dkeys, dqueries, shape);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -843,6 +806,7 @@ mod tests {
             0.0,
             &mut HoneRng::new(0, 0),
             &mut AttentionSaved::default(),
+            None,
         );
         ctx.iter().zip(w).map(|(a, b)| (a * b) as f64).sum()
     }
@@ -861,7 +825,7 @@ mod tests {
         let mut ctx = vec![0f32; t * 6];
         let mut saved = AttentionSaved::default();
         forward(
-            &mut ctx, &q, &k, &v, &spans, shape, 0.0, &mut rng, &mut saved,
+            &mut ctx, &q, &k, &v, &spans, shape, 0.0, &mut rng, &mut saved, None,
         );
         let s: Vec<f64> = (3..5)
             .map(|j| {
@@ -880,7 +844,7 @@ mod tests {
         }
         let (mut dq, mut dk, mut dv) = (vec![0f32; t * 6], vec![0f32; t * 6], vec![0f32; t * 6]);
         backward(
-            &mut dq, &mut dk, &mut dv, &w, &q, &k, &v, &spans, shape, &saved,
+            &mut dq, &mut dk, &mut dv, &w, &q, &k, &v, &spans, shape, &saved, None,
         );
         let h = 1e-2f32;
         for (name, grad, which) in [("q", &dq, 0), ("k", &dk, 1), ("v", &dv, 2)] {
@@ -938,6 +902,7 @@ mod tests {
                 0.0,
                 &mut HoneRng::new(0, 0),
                 &mut saved,
+                None,
             );
             (ctx, saved)
         };
@@ -960,12 +925,13 @@ mod tests {
                 0.0,
                 &mut HoneRng::new(0, 0),
                 &mut AttentionSaved::default(),
+                None,
             );
             ctx.iter().zip(&w).map(|(a, b)| (a * b) as f64).sum()
         };
         let (mut dq, mut dk, mut dv) = (vec![0f32; t * 12], vec![0f32; t * 6], vec![0f32; t * 6]);
         backward(
-            &mut dq, &mut dk, &mut dv, &w, &q, &k, &v, &spans, grouped, &saved,
+            &mut dq, &mut dk, &mut dv, &w, &q, &k, &v, &spans, grouped, &saved, None,
         );
         let h = 1e-2f32;
         for (name, grad, which) in [("q", &dq, 0), ("k", &dk, 1), ("v", &dv, 2)] {
@@ -1002,6 +968,7 @@ mod tests {
             0.0,
             &mut HoneRng::new(0, 0),
             &mut AttentionSaved::default(),
+            None,
         );
     }
 
@@ -1022,6 +989,7 @@ mod tests {
             0.0,
             &mut HoneRng::new(0, 0),
             &mut AttentionSaved::default(),
+            None,
         );
     }
 
@@ -1045,6 +1013,7 @@ mod tests {
                 0.5,
                 &mut HoneRng::new(1, 1),
                 &mut saved,
+                None,
             );
             (
                 ctx.iter().zip(&w).map(|(a, b)| (a * b) as f64).sum::<f64>(),
@@ -1054,7 +1023,7 @@ mod tests {
         let (_, saved) = run(&q);
         let (mut dq, mut dk, mut dv) = (vec![0f32; 8], vec![0f32; 8], vec![0f32; 8]);
         backward(
-            &mut dq, &mut dk, &mut dv, &w, &q, &k, &v, &spans, shape, &saved,
+            &mut dq, &mut dk, &mut dv, &w, &q, &k, &v, &spans, shape, &saved, None,
         );
         for i in 0..8 {
             let mut a = q.clone();
@@ -1095,11 +1064,12 @@ mod tests {
                     dropout,
                     &mut HoneRng::new(2, 2),
                     &mut saved,
+                    None,
                 );
                 let (mut dq, mut dk, mut dv) =
                     (vec![0f32; t * 12], vec![0f32; t * 6], vec![0f32; t * 6]);
                 backward(
-                    &mut dq, &mut dk, &mut dv, &w, &q, &k, &v, &spans, shape, &saved,
+                    &mut dq, &mut dk, &mut dv, &w, &q, &k, &v, &spans, shape, &saved, None,
                 );
                 assert!(saved.probs.is_empty() == saved.log_sums.is_some());
                 [ctx, dq, dk, dv]
@@ -1121,7 +1091,7 @@ mod tests {
             rows,
             scale: 1.0 / 3.0,
         };
-        forward_relative(
+        forward(
             &mut ctx,
             &inputs[0],
             &inputs[1],
@@ -1169,7 +1139,7 @@ mod tests {
         };
         let mut ctx = vec![0f32; t * 6];
         let mut saved = AttentionSaved::default();
-        forward_relative(
+        forward(
             &mut ctx,
             q,
             k,
@@ -1205,7 +1175,7 @@ mod tests {
         let [dq, dk, dv, dpk, dpq] = &mut grads[..] else {
             unreachable!()
         };
-        backward_relative(
+        backward(
             dq,
             dk,
             dv,
@@ -1216,8 +1186,7 @@ mod tests {
             &spans,
             shape,
             &saved,
-            Some(&rel),
-            [Some(dpk), Some(dpq)],
+            Some((&rel, [Some(dpk), Some(dpq)])),
         );
         let h = 1e-2f32;
         for (which, grad) in grads.iter().enumerate() {

@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::{Disentangled, Graph, Heads, TokenIds, Tokens};
+use super::{Disentangled, Graph, Heads, RelativeBuckets, TokenIds, Tokens};
 use crate::cpu::kernels::DropMask;
 use crate::models::nn::{LayerNorm, RmsNorm, Rotary};
 use crate::ops::{self, Activation};
@@ -37,6 +37,9 @@ pub struct AutogradGraph<'a> {
     causal_bias: Option<(usize, Tensor)>,
     /// The rotary cos and sin `[tokens × d/2]` of this batch's positions, made on first use.
     rotary: Option<(Rotary, Tensor, Tensor)>,
+    /// DeBERTa's gathers of each (query, key) distance's row for the buckets they were made
+    /// for: `[c2p, p2c]` indices into `[longest × 2·span]` scores, made on first use.
+    position_index: Option<(RelativeBuckets, [Tensor; 2])>,
 }
 
 impl<'a> AutogradGraph<'a> {
@@ -79,6 +82,7 @@ impl<'a> AutogradGraph<'a> {
             first_index: Tensor::from_vec(first, b, device)?,
             causal_bias: None,
             rotary: None,
+            position_index: None,
         })
     }
 
@@ -101,23 +105,56 @@ impl<'a> AutogradGraph<'a> {
         Ok((keep * scale as f64)?)
     }
 
+    /// The `[c2p, p2c]` gathers of [`AutogradGraph::position_scores`] for sequences padded
+    /// to `s` tokens: entry `i·s + j` of each is the flat `[s × 2·span]` score query `i`
+    /// (c2p) or key `j` (p2c) reads, made once per batch.
+    fn position_index(
+        &mut self,
+        buckets: RelativeBuckets,
+        s: usize,
+    ) -> Result<[Tensor; 2], EngineError> {
+        if let Some((made_for, index)) = &self.position_index {
+            if *made_for == buckets {
+                return Ok(index.clone());
+            }
+        }
+        let rows = buckets.rows(s);
+        let w = 2 * buckets.span;
+        let make = |of_queries: bool| {
+            let index: Vec<u32> = (0..s * s)
+                .map(|ij| {
+                    let (i, j) = (ij / s, ij % s);
+                    let at = if of_queries { i } else { j };
+                    (at * w + rows[i + s - 1 - j]) as u32
+                })
+                .collect();
+            Tensor::from_vec(index, s * s, &self.device)
+        };
+        let index = [make(true)?, make(false)?];
+        self.position_index = Some((buckets, index.clone()));
+        Ok(index)
+    }
+
     /// DeBERTa's position terms of the padded queries and keys (`[sequences, heads, longest,
     /// d]`): `[sequences, heads, longest, longest]`, each score reading its distance's row of
     /// the projected relative embeddings.
     fn position_scores(
-        &self,
+        &mut self,
         qp: &Tensor,
         kp: &Tensor,
         positions: &Disentangled<'_, Tensor>,
     ) -> Result<Tensor, EngineError> {
         let (b, heads, s, d) = qp.dims4()?;
-        let rows = positions.buckets.rows(s);
         let w = 2 * positions.buckets.span;
+        let indices = self.position_index(positions.buckets, s)?;
         let mut sum: Option<Tensor> = None;
-        for (table, of_queries) in [
+        for ((table, of_queries), index) in [
             (positions.position_keys, true),
             (positions.position_queries, false),
-        ] {
+        ]
+        .into_iter()
+        .zip(indices.iter())
+        {
             let Some(table) = table else { continue };
             let table = table
                 .reshape((w, heads, d))?
@@ -127,17 +164,9 @@ impl<'a> AutogradGraph<'a> {
             let content = if of_queries { qp } else { kp };
             // Every token against every row, then the row of each (query, key) distance.
             let all = content.broadcast_matmul(&table.t()?)?;
-            let index: Vec<u32> = (0..s * s)
-                .map(|ij| {
-                    let (i, j) = (ij / s, ij % s);
-                    let at = if of_queries { i } else { j };
-                    (at * w + rows[i + s - 1 - j]) as u32
-                })
-                .collect();
-            let index = Tensor::from_vec(index, s * s, &self.device)?;
             let picked = all
                 .reshape((b, heads, s * w))?
-                .index_select(&index, 2)?
+                .index_select(index, 2)?
                 .reshape((b, heads, s, s))?;
             sum = Some(match sum {
                 Some(x) => (x + picked)?,

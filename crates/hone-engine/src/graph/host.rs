@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{Storage, StorageRef};
 
-use super::{Disentangled, Graph, Heads, Span, TokenIds, Tokens};
+use super::{Disentangled, Graph, Heads, RelativeBuckets, Span, TokenIds, Tokens};
 use crate::cpu::attention::{self, AttentionSaved, AttentionShape, RelativeTerms};
 use crate::cpu::decoder::{gated, gated_backward, rms_norm, rms_norm_backward, RotaryTable};
 use crate::cpu::gemm::{linear, linear_backward};
@@ -239,6 +239,8 @@ enum Op {
         data: [Arc<Buf>; 3],
         shape: AttentionShape,
         saved: AttentionSaved,
+        /// DeBERTa's position terms (disentangled attention).
+        positions: Option<SavedPositions>,
     },
     /// Attention over the batch widened with a layer's prefix rows (`crate::cpu::prefix`).
     PrefixAttention {
@@ -254,19 +256,6 @@ enum Op {
         stride: usize,
         columns: [usize; 2],
         tokens: usize,
-    },
-    /// DeBERTa's disentangled attention: attention with position terms.
-    Disentangled {
-        inputs: [(usize, bool); 3],
-        data: [Arc<Buf>; 3],
-        /// The position keys and queries (c2p, p2c): value id, whether it takes a gradient,
-        /// data.
-        positions: [Option<(usize, bool, Arc<Buf>)>; 2],
-        /// The relative row of every distance (`RelativeBuckets::rows`).
-        rows: Vec<usize>,
-        scale: f32,
-        shape: AttentionShape,
-        saved: AttentionSaved,
     },
     /// A whole parameter as a value.
     Table {
@@ -300,6 +289,27 @@ enum Op {
     },
 }
 
+/// What a disentangled attention call keeps of its position terms for the backward pass.
+struct SavedPositions {
+    /// The position keys and queries (c2p, p2c): value id, whether it takes a gradient, data.
+    tables: [Option<(usize, bool, Arc<Buf>)>; 2],
+    /// The relative row of every distance (`RelativeBuckets::rows`), shared by the layers.
+    rows: Arc<[usize]>,
+    scale: f32,
+}
+
+impl SavedPositions {
+    fn terms(&self) -> RelativeTerms<'_> {
+        let [keys, queries] = &self.tables;
+        RelativeTerms {
+            position_keys: keys.as_ref().map(|(_, _, d)| &d[..]),
+            position_queries: queries.as_ref().map(|(_, _, d)| &d[..]),
+            rows: &self.rows,
+            scale: self.scale,
+        }
+    }
+}
+
 struct Node {
     out: usize,
     cols: usize,
@@ -323,6 +333,8 @@ pub struct HostGraph<'a> {
     rotary: Option<(Rotary, Arc<RotaryTable>)>,
     /// Generation: the keys and values of the tokens before this batch's, per layer.
     cache: Option<&'a mut attention::KvCache>,
+    /// DeBERTa's relative row of every distance in this batch (every layer uses the same).
+    relative_rows: Option<(RelativeBuckets, Arc<[usize]>)>,
 }
 
 impl<'a> HostGraph<'a> {
@@ -352,6 +364,7 @@ impl<'a> HostGraph<'a> {
             next_id: 0,
             rotary: None,
             cache: None,
+            relative_rows: None,
         }
     }
 
@@ -418,6 +431,106 @@ impl<'a> HostGraph<'a> {
         } else {
             AttentionSaved::with_buffer(self.pool.take_vec(probs))
         }
+    }
+
+    /// The relative row of every distance in this batch, made once for every layer.
+    fn relative_rows(&mut self, buckets: RelativeBuckets) -> Arc<[usize]> {
+        match &self.relative_rows {
+            Some((made_for, rows)) if *made_for == buckets => rows.clone(),
+            _ => {
+                let rows: Arc<[usize]> = buckets.rows(self.tokens.max_len()).into();
+                self.relative_rows = Some((buckets, rows.clone()));
+                rows
+            }
+        }
+    }
+
+    /// Checks that DeBERTa's position tables are `[2·span × hidden]`.
+    fn check_positions(
+        positions: &Disentangled<'_, HostValue>,
+        hidden: usize,
+    ) -> Result<(), EngineError> {
+        let span = positions.buckets.span;
+        for table in [positions.position_keys, positions.position_queries]
+            .into_iter()
+            .flatten()
+        {
+            if table.cols != hidden || table.rows() != 2 * span {
+                return Err(EngineError::InvalidConfig(format!(
+                    "position terms of {} × {} do not fit {} relative rows of {hidden} features",
+                    table.rows(),
+                    table.cols,
+                    2 * span
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Attention over the batch's sequences, with DeBERTa's position terms when given; a
+    /// generation pass (no position terms) attends through the cache.
+    fn attend(
+        &mut self,
+        q: &HostValue,
+        k: &HostValue,
+        v: &HostValue,
+        heads: Heads,
+        p: f64,
+        positions: Option<Disentangled<'_, HostValue>>,
+    ) -> Result<HostValue, EngineError> {
+        let hidden = q.cols;
+        let shape = Self::attention_shape(q, k, v, heads)?;
+        let p = if self.train { p } else { 0.0 };
+        let mut out = self.pool.take(q.data.len());
+        if let Some(cache) = self.cache.as_deref_mut() {
+            if positions.is_some() {
+                return Err(EngineError::InvalidConfig(
+                    "disentangled attention is an encoder's: it does not generate".into(),
+                ));
+            }
+            cache.attend(&mut out, &q.data, &k.data, &v.data, shape)?;
+            return Ok(self.untracked(out, hidden));
+        }
+        let saved_positions = match &positions {
+            None => None,
+            Some(positions) => {
+                Self::check_positions(positions, hidden)?;
+                let tables = [positions.position_keys, positions.position_queries];
+                Some(SavedPositions {
+                    tables: tables.map(|t| t.map(|t| (t.id, t.grad, t.data.clone()))),
+                    rows: self.relative_rows(positions.buckets),
+                    scale: positions.scale(shape.head_dim) as f32,
+                })
+            }
+        };
+        let mut saved = self.attention_saved(self.tokens.spans(), heads);
+        attention::forward(
+            &mut out,
+            &q.data,
+            &k.data,
+            &v.data,
+            self.tokens.spans(),
+            shape,
+            p,
+            self.rng,
+            &mut saved,
+            saved_positions.as_ref().map(|s| s.terms()).as_ref(),
+        );
+        let positions_grad = saved_positions
+            .as_ref()
+            .is_some_and(|s| s.tables.iter().flatten().any(|(_, grad, _)| *grad));
+        let grad = (q.grad || k.grad || v.grad || positions_grad) && self.record;
+        if !grad {
+            self.pool.give_vec(saved.into_buffer());
+            return Ok(self.untracked(out, hidden));
+        }
+        Ok(self.value(out, hidden, grad, || Op::Attention {
+            inputs: [(q.id, q.grad), (k.id, k.grad), (v.id, v.grad)],
+            data: [q.data.clone(), k.data.clone(), v.data.clone()],
+            shape,
+            saved,
+            positions: saved_positions,
+        }))
     }
 
     /// The attention shape of `heads` over queries `q` and keys `k`, `v`.
@@ -628,37 +741,7 @@ impl Graph for HostGraph<'_> {
         heads: Heads,
         p: f64,
     ) -> Result<HostValue, EngineError> {
-        let hidden = q.cols;
-        let shape = Self::attention_shape(q, k, v, heads)?;
-        let p = if self.train { p } else { 0.0 };
-        let mut out = self.pool.take(q.data.len());
-        if let Some(cache) = self.cache.as_deref_mut() {
-            cache.attend(&mut out, &q.data, &k.data, &v.data, shape)?;
-            return Ok(self.untracked(out, hidden));
-        }
-        let mut saved = self.attention_saved(self.tokens.spans(), heads);
-        attention::forward(
-            &mut out,
-            &q.data,
-            &k.data,
-            &v.data,
-            self.tokens.spans(),
-            shape,
-            p,
-            self.rng,
-            &mut saved,
-        );
-        let grad = (q.grad || k.grad || v.grad) && self.record;
-        if !grad {
-            self.pool.give_vec(saved.into_buffer());
-            return Ok(self.untracked(out, hidden));
-        }
-        Ok(self.value(out, hidden, grad, || Op::Attention {
-            inputs: [(q.id, q.grad), (k.id, k.grad), (v.id, v.grad)],
-            data: [q.data.clone(), k.data.clone(), v.data.clone()],
-            shape,
-            saved,
-        }))
+        self.attend(q, k, v, heads, p, None)
     }
 
     fn prefix_attention(
@@ -722,7 +805,7 @@ impl Graph for HostGraph<'_> {
         let mut out_x = self.pool.take(rows * hidden);
         let mut saved = self.attention_saved(&wide, heads);
         attention::forward(
-            &mut out_x, &qx, &kx, &vx, &wide, shape, p, self.rng, &mut saved,
+            &mut out_x, &qx, &kx, &vx, &wide, shape, p, self.rng, &mut saved, None,
         );
         let mut out = self.pool.take(q.data.len());
         narrow(&mut out, &out_x, hidden, spans, &wide);
@@ -754,69 +837,7 @@ impl Graph for HostGraph<'_> {
         p: f64,
         positions: Disentangled<'_, HostValue>,
     ) -> Result<HostValue, EngineError> {
-        if self.cache.is_some() {
-            return Err(EngineError::InvalidConfig(
-                "disentangled attention is an encoder's: it does not generate".into(),
-            ));
-        }
-        let hidden = q.cols;
-        let shape = Self::attention_shape(q, k, v, Heads::full(heads))?;
-        let span = positions.buckets.span;
-        for table in [positions.position_keys, positions.position_queries]
-            .into_iter()
-            .flatten()
-        {
-            if table.cols != hidden || table.rows() != 2 * span {
-                return Err(EngineError::InvalidConfig(format!(
-                    "position terms of {} × {} do not fit {} relative rows of {hidden} features",
-                    table.rows(),
-                    table.cols,
-                    2 * span
-                )));
-            }
-        }
-        let p = if self.train { p } else { 0.0 };
-        let rows = positions.buckets.rows(self.tokens.max_len());
-        let spans = self.tokens.spans();
-        let probs = spans.iter().map(|s| s.len * s.len).sum::<usize>() * heads;
-        let mut saved = AttentionSaved::with_buffer(self.pool.take_vec(probs));
-        let mut out = self.pool.take(q.data.len());
-        let scale = positions.scale(shape.head_dim) as f32;
-        let terms = RelativeTerms {
-            position_keys: positions.position_keys.map(|t| &t.data[..]),
-            position_queries: positions.position_queries.map(|t| &t.data[..]),
-            rows: &rows,
-            scale,
-        };
-        attention::forward_relative(
-            &mut out,
-            &q.data,
-            &k.data,
-            &v.data,
-            spans,
-            shape,
-            p,
-            self.rng,
-            &mut saved,
-            Some(&terms),
-        );
-        let tables = [positions.position_keys, positions.position_queries];
-        let grad =
-            (q.grad || k.grad || v.grad || tables.iter().flatten().any(|t| t.grad)) && self.record;
-        if !grad {
-            self.pool.give_vec(saved.into_buffer());
-            return Ok(self.untracked(out, hidden));
-        }
-        let positions = tables.map(|t| t.map(|t| (t.id, t.grad, t.data.clone())));
-        Ok(self.value(out, hidden, grad, || Op::Disentangled {
-            inputs: [(q.id, q.grad), (k.id, k.grad), (v.id, v.grad)],
-            data: [q.data.clone(), k.data.clone(), v.data.clone()],
-            positions,
-            rows,
-            scale,
-            shape,
-            saved,
-        }))
+        self.attend(q, k, v, Heads::full(heads), p, Some(positions))
     }
 
     fn table(&mut self, param: &Param) -> Result<HostValue, EngineError> {
@@ -1181,9 +1202,20 @@ impl Tape<'_> {
                     data,
                     shape,
                     saved,
+                    positions,
                 } => {
                     let (n, kv) = (dy.len(), data[1].len());
                     let (mut dq, mut dk, mut dv) = (pool.take(n), pool.take(kv), pool.take(kv));
+                    let mut dpositions = positions.as_ref().map(|p| {
+                        p.tables
+                            .each_ref()
+                            .map(|t| t.as_ref().map(|(_, _, d)| pool.zeros(d.len())))
+                    });
+                    let terms = positions.as_ref().map(|p| p.terms());
+                    let relative = terms.as_ref().zip(dpositions.as_mut()).map(|(t, d)| {
+                        let [keys, queries] = d;
+                        (t, [keys.as_deref_mut(), queries.as_deref_mut()])
+                    });
                     attention::backward(
                         &mut dq,
                         &mut dk,
@@ -1195,6 +1227,7 @@ impl Tape<'_> {
                         tokens.spans(),
                         shape,
                         &saved,
+                        relative,
                     );
                     pool.give_vec(saved.into_buffer());
                     for ((id, needs), d) in inputs.into_iter().zip([dq, dk, dv]) {
@@ -1202,52 +1235,11 @@ impl Tape<'_> {
                             accumulate(&mut slots, id, d);
                         }
                     }
-                }
-                Op::Disentangled {
-                    inputs,
-                    data,
-                    positions,
-                    rows,
-                    scale,
-                    shape,
-                    saved,
-                } => {
-                    let (n, kv) = (dy.len(), data[1].len());
-                    let (mut dq, mut dk, mut dv) = (pool.take(n), pool.take(kv), pool.take(kv));
-                    let mut dpositions = positions
-                        .each_ref()
-                        .map(|t| t.as_ref().map(|(_, _, d)| pool.zeros(d.len())));
-                    let [dkeys, dqueries] = &mut dpositions;
-                    let [pk, pq] = &positions;
-                    let terms = RelativeTerms {
-                        position_keys: pk.as_ref().map(|(_, _, d)| &d[..]),
-                        position_queries: pq.as_ref().map(|(_, _, d)| &d[..]),
-                        rows: &rows,
-                        scale,
-                    };
-                    attention::backward_relative(
-                        &mut dq,
-                        &mut dk,
-                        &mut dv,
-                        &dy,
-                        &data[0],
-                        &data[1],
-                        &data[2],
-                        tokens.spans(),
-                        shape,
-                        &saved,
-                        Some(&terms),
-                        [dkeys.as_deref_mut(), dqueries.as_deref_mut()],
-                    );
-                    pool.give_vec(saved.into_buffer());
-                    for ((id, needs), d) in inputs.into_iter().zip([dq, dk, dv]) {
-                        if needs {
-                            accumulate(&mut slots, id, d);
-                        }
-                    }
-                    for (table, d) in positions.into_iter().zip(dpositions) {
-                        if let (Some((id, true, _)), Some(d)) = (table, d) {
-                            accumulate(&mut slots, id, d);
+                    if let (Some(p), Some(d)) = (positions, dpositions) {
+                        for (table, d) in p.tables.into_iter().zip(d) {
+                            if let (Some((id, true, _)), Some(d)) = (table, d) {
+                                accumulate(&mut slots, id, d);
+                            }
                         }
                     }
                 }
@@ -1275,7 +1267,7 @@ impl Tape<'_> {
                     );
                     attention::backward(
                         &mut dqx, &mut dkx, &mut dvx, &dctx, &data[0], &data[1], &data[2], &wide,
-                        shape, &saved,
+                        shape, &saved, None,
                     );
                     pool.give_vec(saved.into_buffer());
                     if let Some(t) = table {

@@ -47,6 +47,8 @@ pub const COMMANDS: &[&str] = &[
     "predict",
     "predict_choices",
     "predict_answer",
+    "behavior_starter",
+    "behavior_run",
     "chat",
     "chat_stop",
     "export_run",

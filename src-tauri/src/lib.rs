@@ -66,6 +66,8 @@ pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Bu
             playground::predict,
             playground::predict_choices,
             playground::predict_answer,
+            playground::behavior_starter,
+            playground::behavior_run,
             playground::chat,
             playground::chat_stop,
             playground::export_run,

@@ -557,6 +557,41 @@ fn the_whole_workflow_through_the_commands() {
         "{predictions}"
     );
     assert_eq!(predictions["predictions"].as_array().map(Vec::len), Some(2));
+    // Behavioral tests (the run page's Test section): the starter suite for the model's
+    // classes, run on the run's held-out examples with a slice; bad slices and suites are
+    // refused with what to write.
+    let suite = w.ok("behavior_starter", json!({"runId": id}));
+    let suite = suite.as_str().expect("a suite").to_string();
+    assert!(suite.contains("kind = \"invariance\""), "{suite}");
+    let report = w.ok(
+        "behavior_run",
+        json!({"runId": id, "suite": suite, "slices": ["short=^\\S+( \\S+){0,5}$", " "]}),
+    );
+    assert!(
+        report["tests"].as_array().is_some_and(|t| !t.is_empty()),
+        "{report}"
+    );
+    assert!(report["robustness"].is_number(), "{report}");
+    assert_eq!(report["slices"][0]["name"], "all", "{report}");
+    assert_eq!(report["slices"][1]["name"], "short", "{report}");
+    for (slices, suite, says) in [
+        (json!(["nameless"]), suite.as_str(), "NAME=REGEX"),
+        (json!([]), "[[test]", "not a test suite"),
+    ] {
+        let refused = w
+            .call(
+                "behavior_run",
+                json!({"runId": id, "suite": suite, "slices": slices}),
+            )
+            .expect_err("refused");
+        assert!(
+            refused["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(says),
+            "{refused}"
+        );
+    }
     // A text classifier ranks no options; a file nobody picked is not read for questions.
     let no_options = w
         .call(

@@ -190,8 +190,18 @@ impl Ui {
         self.poll(selector, Some(attr), timeout, check).await
     }
 
-    /// Polls the text (or an attribute) of `selector` until `check` holds; on timeout, a
-    /// screenshot and what the page says.
+    /// Waits until `check` holds for what the form field `selector` holds now.
+    async fn value_until(
+        &self,
+        selector: &str,
+        timeout: Duration,
+        check: impl Fn(&str) -> bool,
+    ) -> String {
+        self.poll(selector, Some("value"), timeout, check).await
+    }
+
+    /// Polls the text (or an attribute; `value` is a form field's live value, its property)
+    /// of `selector` until `check` holds; on timeout, a screenshot and what the page says.
     async fn poll(
         &self,
         selector: &str,
@@ -203,6 +213,7 @@ impl Ui {
         loop {
             if let Ok(el) = self.client.find(Locator::Css(selector)).await {
                 let value = match attr {
+                    Some("value") => el.prop("value").await.ok().flatten(),
                     Some(attr) => el.attr(attr).await.ok().flatten(),
                     None => el.text().await.ok(),
                 };
@@ -845,25 +856,10 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         .await;
     ui.open_run(2).await;
     ui.open_run(1).await;
-    let deadline = Instant::now() + long;
-    loop {
-        let notes = ui
-            .css("#run-notes")
-            .await
-            .prop("value")
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        if notes == "three epochs overfit the reviews" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the notes did not come back: {notes:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    ui.value_until("#run-notes", long, |notes| {
+        notes == "three epochs overfit the reviews"
+    })
+    .await;
     ui.css("[data-testid='run-notes'] .tag[data-tag='baseline']")
         .await;
     ui.shot("10-run").await;
@@ -881,6 +877,29 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         ["negative", "positive"].contains(&relabeled.as_str()),
         "{relabeled}"
     );
+    // The Test tab: the starter suite for the run's classes fills the editor; it runs on the
+    // run's held-out examples with a slice, and shows each test's failure rate, the
+    // robustness score and the slice's accuracy beside everything's.
+    ui.value_until("#behavior-suite", long, |suite| {
+        suite.contains("kind = \"invariance\"")
+    })
+    .await;
+    ui.type_into("#behavior-slices", "short=^\\S+( \\S+){0,5}$")
+        .await;
+    ui.click("#behavior-run").await;
+    let results = ui
+        .until_text("[data-testid='behavior-results']", long, |t| {
+            t.contains('%')
+        })
+        .await;
+    assert!(results.contains("invariance"), "{results}");
+    let robustness = ui.text_of("[data-testid='robustness']").await;
+    assert!(robustness.contains('%'), "{robustness}");
+    ui.css("[data-testid='behavior-slices'] tr[data-slice='all']")
+        .await;
+    ui.css("[data-testid='behavior-slices'] tr[data-slice='short']")
+        .await;
+    ui.shot("10b-run-test").await;
 
     // Playground and export (of run 2; the newest, the ensemble, is listed first).
     ui.page("playground").await;

@@ -113,6 +113,27 @@ export type RunRecord = {
   cancel_requested: boolean;
 };
 /** One trial of a sweep (`hone sweep show`): its varied settings and score. */
+/** One failing example of a behavioral test: the text (and what a perturbation made of it). */
+export interface BehaviorFailure { text: string; changed?: string; expected: string; got: string }
+
+/** One behavioral test's result (`hone test`). */
+export interface BehaviorResult {
+  name: string;
+  kind: "mft" | "invariance" | "directional";
+  examples: number;
+  failures: number;
+  failure_rate: number;
+  failing: BehaviorFailure[];
+}
+
+/** A behavioral suite's results on a run's model, with accuracy per slice of its held-out examples. */
+export interface SuiteReport {
+  suite: string | null;
+  tests: BehaviorResult[];
+  robustness: number | null;
+  slices: { name: string; examples: number; accuracy: number | null }[];
+}
+
 export type SweepTrial = {
   run_id: number; status: string; settings: [string, any][];
   /** The metric that picked the run's best checkpoint, and that checkpoint's value. */
@@ -253,6 +274,9 @@ export const api = {
     invoke<import("./pages/conversations").ConversationPreview>("conversation_preview", { path, model }),
   predictAnswer: (runId: number, question: string, context: string) =>
     invoke<Predictions>("predict_answer", { runId, question, context }),
+  behaviorStarter: (runId: number) => invoke<string>("behavior_starter", { runId }),
+  behaviorRun: (runId: number, suite: string, slices: string[]) =>
+    invoke<SuiteReport>("behavior_run", { runId, suite, slices }),
   exportRun: (runId: number, dest: string, name: string, merge = false) => invoke<string>("export_run", { runId, dest, name, merge }),
   ensembleCreate: (runIds: number[], dest: string, name: string) =>
     invoke<[string, { task: string; members: { source: string }[]; mean: string }, EnsembleRecord]>("ensemble_create", { runIds, dest, name, mean: null }),

@@ -648,6 +648,14 @@ impl App {
         Ok((dir, max_length))
     }
 
+    /// The examples run `id` held out: its split's test part when it has one, else the
+    /// validation examples its configuration reads (the same files, dataset, split and seed).
+    pub fn held_out_examples(&self, id: i64) -> Result<Vec<Example>, AppError> {
+        let config = RunConfig::of_run(&self.store.run(id)?)?;
+        let (data, test) = self.read_data(&config.data, config.task, config.training.seed)?;
+        Ok(if test.is_empty() { data.valid } else { test })
+    }
+
     /// The examples `data` names for a run of `task`: training data, and a stored split's
     /// test part (empty for files and splits without one).
     pub fn read_data(

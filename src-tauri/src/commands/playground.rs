@@ -176,3 +176,53 @@ pub async fn export_run(
     })
     .await
 }
+
+/// A starter behavioral-test suite (TOML) for run `run_id`'s text classifier: its classes
+/// in the examples, invariance tests of every perturbation on its held-out texts.
+#[tauri::command]
+pub async fn behavior_starter(
+    state: State<'_, Arc<DesktopState>>,
+    run_id: i64,
+) -> CommandResult<String> {
+    let state = state.inner().clone();
+    super::blocking(move || {
+        let (dir, max_length) = state.app()?.run_model(run_id)?;
+        let model = state.predictor(&dir, max_length)?;
+        Ok(hone_app::behavior::Suite::starter(model.labels()))
+    })
+    .await
+}
+
+/// Runs the behavioral-test suite `suite` (TOML, as `hone test --suite` reads) on run
+/// `run_id`'s model with the run's held-out examples, and the accuracy of each slice
+/// (`NAME=REGEX`, one per entry) on them.
+#[tauri::command]
+pub async fn behavior_run(
+    state: State<'_, Arc<DesktopState>>,
+    run_id: i64,
+    suite: String,
+    slices: Vec<String>,
+) -> CommandResult<hone_app::behavior::SuiteReport> {
+    let state = state.inner().clone();
+    super::blocking(move || {
+        let rules = slices
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.trim().parse::<hone_app::behavior::SliceRule>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(hone_app::AppError::Invalid)?;
+        let app = state.app()?;
+        let (dir, max_length) = app.run_model(run_id)?;
+        let examples = app.held_out_examples(run_id)?;
+        drop(app);
+        let model = state.predictor(&dir, max_length)?;
+        Ok(hone_app::behavior::run_on_examples(
+            &model,
+            &suite,
+            std::path::Path::new("the suite"),
+            &examples,
+            &rules,
+        )?)
+    })
+    .await
+}

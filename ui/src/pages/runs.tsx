@@ -11,6 +11,7 @@ import { ConfirmButton } from "../confirm";
 import { curveOf, isAnswerReport, isChoiceReport, isEntityReport, isTasksReport, phaseMarks, summary, taskLossCurves, validationSeries } from "../report";
 import { SampleHistory } from "./samples";
 import { sweepNames, SweepView } from "./sweeps";
+import { BehaviorTests } from "./behavior";
 
 /** The training loss: one curve per task for a multi-task run. */
 const lossSeries = (rows: { step: number; name: string; value: number }[]) => {
@@ -257,6 +258,8 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
               <td>{w.example_id != null && !w.options && <Relabel id={w.example_id} labels={labels} current={w.label} suggested={w.predicted} onError={setError} />}</td></tr>)}</tbody></table>
         </>
       )}
+      {d.run.status === "completed" && !d.run.config?.ensemble && (d.run.config?.task ?? "sequence-classification") === "sequence-classification"
+        && <BehaviorTests key={d.run.id} run={d.run} />}
       <h3>Configuration</h3>
       <pre class="config">{JSON.stringify(d.run.config, null, 2)}</pre>
     </article>

@@ -160,7 +160,8 @@ impl Suite {
         let last = labels.last().map_or("negative", String::as_str);
         let mut out = format!(
             "# Behavioral tests for `hone test --model DIR --suite THIS_FILE --data FILE`.\n\
-             # Tests without `texts` use the data file's texts (the first {DATA_TEXTS}).\n\
+             # Tests without `texts` use the data file's texts (the first {DATA_TEXTS}; in the\n\
+             # app, the run's held-out examples).\n\
              # Classes of this model: {}\n\nname = \"starter\"\nseed = 0\n",
             labels.join(", ")
         );
@@ -440,6 +441,37 @@ fn run_suite_with(
         robustness: (perturbed > 0).then(|| kept as f64 / perturbed as f64),
         slices: Vec::new(),
     })
+}
+
+/// Runs the suite `suite` (a suite file's text; `name` names it in errors) on `model` with a
+/// run's held-out `examples`: tests that list no texts take theirs, and `rules` score the
+/// accuracy of each slice against their labels (the app's Test tab).
+pub fn run_on_examples(
+    model: &FineTunedModel,
+    suite: &str,
+    name: &std::path::Path,
+    examples: &[hone_data::Example],
+    rules: &[SliceRule],
+) -> Result<SuiteReport, AppError> {
+    let suite = Suite::parse(suite, name)?;
+    let texts: Vec<String> = examples.iter().map(|e| e.text.clone()).collect();
+    let mut classifier = Classifier::new(model);
+    let mut report = run_suite_with(&mut classifier, &suite, &texts)?;
+    let labeled: Vec<&hone_data::Example> = examples.iter().filter(|e| e.label.is_some()).collect();
+    if !labeled.is_empty() {
+        let texts: Vec<String> = labeled.iter().map(|e| e.text.clone()).collect();
+        let gold: Vec<String> = labeled
+            .iter()
+            .map(|e| e.label.clone().unwrap_or_default())
+            .collect();
+        let predicted: Vec<String> = classifier
+            .classify(&texts)?
+            .into_iter()
+            .map(|(label, _)| label)
+            .collect();
+        report.slices = slice_accuracy(&texts, &gold, &predicted, rules, None)?;
+    }
+    Ok(report)
 }
 
 /// A labeled (or unlabeled) file for a suite: where its texts, labels and slice values are.

@@ -211,6 +211,7 @@ pub struct Embedding {
 }
 
 impl Embedding {
+    /// An input embedding table (`word`: the token embeddings, tied to some LM heads).
     pub fn required(
         b: &mut ParamBuilder,
         name: &str,
@@ -218,18 +219,11 @@ impl Embedding {
         dim: usize,
         word: bool,
     ) -> Result<Self, EngineError> {
-        Ok(Embedding {
-            table: b.required(
-                &format!("{name}.weight"),
-                &[rows, dim],
-                Init::Normal,
-                ParamPosition::EmbeddingTable { word },
-            )?,
-        })
+        Self::required_at(b, name, rows, dim, ParamPosition::EmbeddingTable { word })
     }
 
-    /// A table that is not an input embedding (DeBERTa's relative embeddings), trained with
-    /// the parameters at `position`.
+    /// A table trained with the parameters at `position` (DeBERTa's relative embeddings sit
+    /// with the first layer).
     pub fn required_at(
         b: &mut ParamBuilder,
         name: &str,

@@ -1309,7 +1309,16 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
 
     // A decoder LM: import the tiny Llama folder, fine-tune it on the conversations, chat.
     ui.page("models").await;
-    ui.button("Import a model folder…").await;
+    // Clicked again if a busy window did not take the click (once seen under load: no
+    // import, no error, ten minutes of waiting).
+    ui.click_until_started(
+        "#import-model",
+        &[
+            "#import-model[disabled]",
+            "[data-testid='known-models'] tr[data-model*='tiny-llama']",
+        ],
+    )
+    .await;
     ui.until_text("main", long, |t| t.contains("tiny-llama"))
         .await;
     ui.new_train_form().await;

@@ -86,6 +86,7 @@ export function ModelsPage(props: { nav: Nav }) {
   // null until the list has loaded: the empty state is for an empty list, not a slow one.
   const [known, setKnown] = useState<KnownModel[] | null>(null);
   const [busy, setBusy] = useState(false);
+  const [importing, setImporting] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [download, setDownload] = useState<{ repo: string; done: number; total: number; file: string } | null>(null);
   const [batch, setBatch] = useState(16);
@@ -137,7 +138,9 @@ export function ModelsPage(props: { nav: Nav }) {
     setError(null);
     const dir = await api.pick("model_folder");
     if (!dir) return;
+    setImporting(true);
     try { await api.modelImport(dir); await refresh(); } catch (e) { setError(errorText(e)); }
+    setImporting(false);
   };
   const remove = async (reference: string) => {
     if (!confirm(`Remove ${reference}?`)) return;
@@ -206,7 +209,7 @@ export function ModelsPage(props: { nav: Nav }) {
               <thead><tr><th>Model</th><th>Source</th><th>Type</th><th class="num">Size</th><th /></tr></thead>
               <tbody>
                 {known.map((m) => (
-                  <tr>
+                  <tr data-model={m.reference}>
                     <td title={m.path}>{modelName(m)}</td><td>{m.source}</td><td>{m.model_type ?? "–"}</td><td class="num">{bytes(m.size_bytes)}</td>
                     <td class="actions"><button onClick={() => props.nav("train", { model: m.reference })}>Train</button> <button class="ghost" onClick={() => remove(m.reference)}>Remove</button></td>
                   </tr>
@@ -214,7 +217,7 @@ export function ModelsPage(props: { nav: Nav }) {
               </tbody>
             </table>
           )}
-          <button onClick={importFolder}>Import a model folder…</button>
+          <button id="import-model" onClick={importFolder} disabled={importing}>{importing ? "Importing…" : "Import a model folder…"}</button>
         </div>
         <div class="col">
           {!page && <p class="muted">Pick a search result to see whether Hone can train it and whether it fits this machine.</p>}

@@ -230,6 +230,15 @@ impl<'m> Classifier<'m> {
         }
     }
 
+    /// The predicted class of each text (what slices are scored on).
+    fn labels(&mut self, texts: &[String]) -> Result<Vec<String>, AppError> {
+        Ok(self
+            .classify(texts)?
+            .into_iter()
+            .map(|(label, _)| label)
+            .collect())
+    }
+
     /// The label and probabilities of each text.
     fn classify(&mut self, texts: &[String]) -> Result<Vec<Classified>, AppError> {
         let mut new: Vec<String> = texts
@@ -464,11 +473,7 @@ pub fn run_on_examples(
             .iter()
             .map(|e| e.label.clone().unwrap_or_default())
             .collect();
-        let predicted: Vec<String> = classifier
-            .classify(&texts)?
-            .into_iter()
-            .map(|(label, _)| label)
-            .collect();
+        let predicted = classifier.labels(&texts)?;
         report.slices = slice_accuracy(&texts, &gold, &predicted, rules, None)?;
     }
     Ok(report)
@@ -547,11 +552,7 @@ pub fn run_file(
         let gold = rows.labels.as_ref().ok_or_else(|| {
             AppError::Invalid("slices are scored against labels: give --label-column".into())
         })?;
-        let predicted: Vec<String> = classifier
-            .classify(&rows.texts)?
-            .into_iter()
-            .map(|(label, _)| label)
-            .collect();
+        let predicted = classifier.labels(&rows.texts)?;
         let column = data.and_then(|d| d.slice_column.as_deref()).unwrap_or("");
         report.slices = slice_accuracy(
             &rows.texts,

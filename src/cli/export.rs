@@ -1,5 +1,6 @@
 //! `hone export`: a run's model copied to a folder, or with `--merge` its LoRA adapter merged
-//! into the base model's weights (a full model plain `transformers` loads).
+//! into the base model's weights (a full model plain `transformers` loads), or with `--onnx`
+//! written as an ONNX model (ONNX Runtime, Optimum, Transformers.js), int8 too with `--int8`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,8 +23,19 @@ pub struct ExportArgs {
     model: Option<PathBuf>,
     /// Merge the LoRA adapter into the base model's weights (W + scale·B·A): a full model
     /// folder that plain transformers loads, without PEFT.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "onnx")]
     merge: bool,
+    /// Write an ONNX model (`model.onnx`, opset 17, dynamic batch and sequence axes) with
+    /// the config and tokenizer, for ONNX Runtime, Optimum and Transformers.js.
+    #[arg(long)]
+    onnx: bool,
+    /// With --onnx: also write `model_quantized.onnx`, dynamically quantized to int8
+    /// (weights per output feature, activations at run time).
+    #[arg(long, requires = "onnx")]
+    int8: bool,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    json: bool,
     /// The folder to write; it must not exist yet.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -47,6 +59,9 @@ pub fn run(args: ExportArgs, db: &std::path::Path) -> anyhow::Result<ExitCode> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    if args.onnx {
+        return onnx(&args, db, &parent, &name);
+    }
     match (&args.model, args.run) {
         (Some(dir), _) => {
             if !args.merge {
@@ -76,4 +91,49 @@ pub fn run(args: ExportArgs, db: &std::path::Path) -> anyhow::Result<ExitCode> {
         (None, None) => bail!("name the model: --run ID or --model DIR"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `hone export --onnx`: the run's model or the folder written as ONNX.
+fn onnx(
+    args: &ExportArgs,
+    db: &std::path::Path,
+    parent: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<ExitCode> {
+    let (out, written) = match (&args.model, args.run) {
+        (Some(dir), _) => (
+            args.out.clone(),
+            hone_app::runs::export_onnx(dir, &args.out, args.int8)?,
+        ),
+        (None, Some(id)) => {
+            let mut app = hone_app::App::open(db)?;
+            app.export_run_onnx(id, parent, name, args.int8)?
+        }
+        (None, None) => bail!("name the model: --run ID or --model DIR"),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&written)?);
+    } else {
+        for model in &written {
+            eprintln!(
+                "{} ({}, {:.1} MB, {} nodes; inputs {}; outputs {})",
+                model.path.display(),
+                if model.int8 { "int8" } else { "float32" },
+                model.bytes as f64 / 1e6,
+                model.nodes,
+                model.inputs.join(", "),
+                model.outputs.join(", "),
+            );
+        }
+        eprintln!("ONNX model of {} in {}", model_name(args), out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn model_name(args: &ExportArgs) -> String {
+    match (&args.model, args.run) {
+        (Some(dir), _) => dir.display().to_string(),
+        (None, Some(id)) => format!("run {id}"),
+        (None, None) => String::new(),
+    }
 }

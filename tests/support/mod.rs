@@ -189,3 +189,56 @@ pub fn synthetic_conversations(path: &std::path::Path) {
     }
     std::fs::write(path, lines).unwrap();
 }
+
+/// Sentences in CoNLL form from templates: people, places and organisations a tiny model
+/// learns to tag in a few epochs.
+pub fn synthetic_conll(path: &std::path::Path) {
+    let first = ["Peter", "Anna", "John", "Maria", "David", "Laura"];
+    let last = ["Blackburn", "Smith", "Jones", "Brown"];
+    let cities = ["Brussels", "Paris", "London", "Berlin", "Madrid"];
+    let orgs = ["Reuters", "Siemens", "Google", "Nokia"];
+    let mut sentences = Vec::new();
+    for i in 0..240usize {
+        let (f, l, c, o) = (
+            first[i * 7 % 6],
+            last[i * 5 % 4],
+            cities[i * 3 % 5],
+            orgs[i * 11 % 4],
+        );
+        let words: Vec<(&str, &str)> = match i % 3 {
+            0 => vec![
+                (f, "B-PER"),
+                (l, "I-PER"),
+                ("visited", "O"),
+                (c, "B-LOC"),
+                ("on", "O"),
+                ("Monday", "O"),
+                (".", "O"),
+            ],
+            1 => vec![
+                (o, "B-ORG"),
+                ("said", "O"),
+                ("on", "O"),
+                ("Tuesday", "O"),
+                ("that", "O"),
+                (f, "B-PER"),
+                ("left", "O"),
+                (c, "B-LOC"),
+                (".", "O"),
+            ],
+            _ => vec![
+                ("In", "O"),
+                (c, "B-LOC"),
+                (",", "O"),
+                (o, "B-ORG"),
+                ("hired", "O"),
+                (f, "B-PER"),
+                (l, "I-PER"),
+                (".", "O"),
+            ],
+        };
+        let lines: Vec<String> = words.iter().map(|(w, t)| format!("{w} {t}")).collect();
+        sentences.push(lines.join("\n"));
+    }
+    std::fs::write(path, sentences.join("\n\n") + "\n").unwrap();
+}

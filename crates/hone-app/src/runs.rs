@@ -711,6 +711,23 @@ impl App {
         Ok(target)
     }
 
+    /// Writes run `id`'s model as ONNX into a new folder `name` inside `dest` (see
+    /// [`export_onnx`]), written whole or not at all; returns the folder and what it holds.
+    pub fn export_run_onnx(
+        &mut self,
+        id: i64,
+        dest: &Path,
+        name: &str,
+        int8: bool,
+    ) -> Result<(PathBuf, Vec<hone_engine::onnx::OnnxModel>), AppError> {
+        let (source, _) = self.run_model(id)?;
+        let target = new_folder(dest, name)?;
+        let written = export_onnx(&source, &target, int8)?;
+        self.store
+            .record_artifact(id, "onnx", &target.display().to_string(), None)?;
+        Ok((target, written))
+    }
+
     /// Combines finished runs into a new ensemble folder `name` inside `dest` (see
     /// [`crate::ensemble`]) and records it as a run scored beside its members
     /// ([`App::record_ensemble`]); returns the folder, its manifest and the record.
@@ -986,6 +1003,34 @@ fn new_folder(dest: &Path, name: &str) -> Result<PathBuf, AppError> {
         )));
     }
     Ok(target)
+}
+
+/// Exports the model folder `source` (a full model or a LoRA adapter) as ONNX into the new
+/// folder `out`, written whole or not at all: `model.onnx` (and `model_quantized.onnx`, int8,
+/// with `int8`), the config and tokenizer (`hone_engine::onnx::export_folder`). The models'
+/// paths are those inside `out`.
+pub fn export_onnx(
+    source: &Path,
+    out: &Path,
+    int8: bool,
+) -> Result<Vec<hone_engine::onnx::OnnxModel>, AppError> {
+    if out.exists() {
+        return Err(AppError::Invalid(format!(
+            "{} already exists; choose another name",
+            out.display()
+        )));
+    }
+    let mut written = Vec::new();
+    hone_engine::checkpoint::write_dir_atomic(out, |tmp| {
+        written = hone_engine::onnx::export_folder(source, tmp, int8)?;
+        Ok(())
+    })?;
+    for model in &mut written {
+        if let Some(file) = model.path.file_name() {
+            model.path = out.join(file);
+        }
+    }
+    Ok(written)
 }
 
 /// Merges the LoRA adapter folder `source` into its base model's weights and writes the

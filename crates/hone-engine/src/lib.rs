@@ -32,6 +32,7 @@ pub mod memory;
 pub mod metrics;
 pub mod models;
 pub mod multitask;
+pub mod onnx;
 pub mod ops;
 pub mod optim;
 pub mod packing;

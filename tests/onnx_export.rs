@@ -73,7 +73,7 @@ fn text_classifiers_export_to_onnx_for_every_family() {
         assert!(o.status.success(), "{family}: {}", stderr(&o));
         let onnx = dir.path().join(format!("{family}-onnx"));
         export(&model, &onnx);
-        for file in ["config.json", "tokenizer.json", "model.onnx"] {
+        for file in ["config.json", "tokenizer.json", "onnx/model.onnx"] {
             assert!(onnx.join(file).is_file(), "{family}: no {file}");
         }
         let p = run(hone()
@@ -201,8 +201,10 @@ fn a_run_exports_by_id_and_decoders_are_refused() {
         serde_json::json!(["input_ids", "attention_mask", "token_type_ids"])
     );
     assert_eq!(written[0]["outputs"], serde_json::json!(["logits"]));
-    assert!(onnx.join("model.onnx").is_file());
-    assert!(!onnx.join("model_quantized.onnx").exists());
+    assert!(onnx.join("onnx/model.onnx").is_file());
+    assert!(!onnx.join("onnx/model_quantized.onnx").exists());
+    let path = written[0]["path"].as_str().unwrap();
+    assert_eq!(Path::new(path), onnx.join("onnx/model.onnx"));
 
     let again = run(hone()
         .arg("--db")

@@ -25,11 +25,11 @@ pub struct ExportArgs {
     /// folder that plain transformers loads, without PEFT.
     #[arg(long, conflicts_with = "onnx")]
     merge: bool,
-    /// Write an ONNX model (`model.onnx`, opset 17, dynamic batch and sequence axes) with
+    /// Write an ONNX model (`onnx/model.onnx`, opset 17, dynamic batch and sequence axes) with
     /// the config and tokenizer, for ONNX Runtime, Optimum and Transformers.js.
     #[arg(long)]
     onnx: bool,
-    /// With --onnx: also write `model_quantized.onnx`, dynamically quantized to int8
+    /// With --onnx: also write `onnx/model_quantized.onnx`, dynamically quantized to int8
     /// (weights per output feature, activations at run time).
     #[arg(long, requires = "onnx")]
     int8: bool,

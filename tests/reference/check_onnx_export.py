@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks an ONNX folder written by `hone export --onnx`: every .onnx file passes ONNX's full
+"""Checks an ONNX folder written by `hone export --onnx`: every .onnx file (in onnx/) passes ONNX's full
 checker, ONNX Runtime runs it on a padded batch of texts of different lengths (dynamic batch
 and sequence axes), and its outputs equal, at every real token, those of
 
@@ -125,10 +125,11 @@ def main():
     args = ap.parse_args()
 
     failures = 0
-    files = sorted(f for f in os.listdir(args.onnx_dir) if f.endswith(".onnx"))
+    models = os.path.join(args.onnx_dir, "onnx")
+    files = sorted(f for f in os.listdir(models) if f.endswith(".onnx"))
     for f in files:
-        onnx.checker.check_model(os.path.join(args.onnx_dir, f), full_check=True)
-        model = onnx.load(os.path.join(args.onnx_dir, f))
+        onnx.checker.check_model(os.path.join(models, f), full_check=True)
+        model = onnx.load(os.path.join(models, f))
         opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
         print(f"checker ok: {f} (opset {opset}, inputs "
               f"{[i.name for i in model.graph.input]}, outputs {[o.name for o in model.graph.output]})")
@@ -145,7 +146,7 @@ def main():
     enc = encode(tokenizer, task, texts)
     print(f"task {task}; batch {tuple(enc['input_ids'].shape)} with padding")
 
-    ours = run_onnx(os.path.join(args.onnx_dir, "model.onnx"), enc)
+    ours = run_onnx(os.path.join(models, "model.onnx"), enc)
     reference = run_transformers(args.model_dir, task, enc)
     for name, want in reference.items():
         err = relative_error(ours[name], want, token_mask(task, enc, name))
@@ -161,7 +162,7 @@ def main():
             failures += 0 if ok else 1
             print(f"{'ok  ' if ok else 'FAIL'} onnxruntime vs hone rel.err {err:.2e}  {p['text'][:50]}")
 
-    quantized = os.path.join(args.onnx_dir, "model_quantized.onnx")
+    quantized = os.path.join(models, "model_quantized.onnx")
     if os.path.exists(quantized):
         q = run_onnx(quantized, enc)
         for name, want in ours.items():

@@ -1006,8 +1006,8 @@ fn new_folder(dest: &Path, name: &str) -> Result<PathBuf, AppError> {
 }
 
 /// Exports the model folder `source` (a full model or a LoRA adapter) as ONNX into the new
-/// folder `out`, written whole or not at all: `model.onnx` (and `model_quantized.onnx`, int8,
-/// with `int8`), the config and tokenizer (`hone_engine::onnx::export_folder`). The models'
+/// folder `out`, written whole or not at all: `onnx/model.onnx` (and
+/// `onnx/model_quantized.onnx`, int8, with `int8`), the config and tokenizer (`hone_engine::onnx::export_folder`). The models'
 /// paths are those inside `out`.
 pub fn export_onnx(
     source: &Path,
@@ -1027,7 +1027,7 @@ pub fn export_onnx(
     })?;
     for model in &mut written {
         if let Some(file) = model.path.file_name() {
-            model.path = out.join(file);
+            model.path = out.join(hone_engine::onnx::MODEL_FOLDER).join(file);
         }
     }
     Ok(written)

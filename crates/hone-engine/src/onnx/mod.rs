@@ -27,9 +27,12 @@ const IR_VERSION: i64 = 8;
 /// Protobuf's limit on one message; bigger models would need ONNX's external data.
 const PROTOBUF_LIMIT: usize = (1 << 31) - 1;
 
-/// The file names in an exported folder (Optimum's and Transformers.js' defaults).
+/// Where an exported folder keeps its models: Transformers.js reads `onnx/` (config and
+/// tokenizer at the top), and Optimum's `from_pretrained` finds `onnx/model.onnx` too.
+pub const MODEL_FOLDER: &str = "onnx";
+/// The float32 model's file in [`MODEL_FOLDER`] (Optimum's and Transformers.js' default).
 pub const MODEL_FILE: &str = "model.onnx";
-/// The int8 model's file.
+/// The int8 model's file (Optimum's `file_name=`, Transformers.js' `dtype: "q8"`).
 pub const QUANTIZED_FILE: &str = "model_quantized.onnx";
 
 /// What an export wrote.
@@ -225,8 +228,8 @@ pub fn write_model(model: &Model, path: &Path, weights: Weights) -> Result<OnnxM
 }
 
 /// Exports the fine-tuned model folder `dir` (a transformers folder or a LoRA adapter
-/// folder, merged first) into the existing empty folder `out`: `model.onnx`, with `int8`
-/// also `model_quantized.onnx`, and the config and tokenizer files.
+/// folder, merged first) into the existing empty folder `out`: `onnx/model.onnx`, with
+/// `int8` also `onnx/model_quantized.onnx`, and the config and tokenizer files.
 pub fn export_folder(dir: &Path, out: &Path, int8: bool) -> Result<Vec<OnnxModel>, EngineError> {
     if let Some(adapter) = crate::lora::AdapterFolder::open(dir)? {
         if !matches!(adapter.kind, crate::lora::AdapterKind::Lora(_)) {
@@ -266,13 +269,16 @@ pub fn export_folder(dir: &Path, out: &Path, int8: bool) -> Result<Vec<OnnxModel
             path: dir.to_path_buf(),
         });
     }
-    let mut written = vec![write_model(&model, &out.join(MODEL_FILE), Weights::Float)?];
+    let models = out.join(MODEL_FOLDER);
+    std::fs::create_dir_all(&models).map_err(|e| EngineError::io(&models, e))?;
+    let mut written = vec![write_model(
+        &model,
+        &models.join(MODEL_FILE),
+        Weights::Float,
+    )?];
     if int8 {
-        written.push(write_model(
-            &model,
-            &out.join(QUANTIZED_FILE),
-            Weights::Int8,
-        )?);
+        let quantized = models.join(QUANTIZED_FILE);
+        written.push(write_model(&model, &quantized, Weights::Int8)?);
     }
     let config = dir.join("config.json");
     let bytes = std::fs::read(&config).map_err(|e| EngineError::io(&config, e))?;

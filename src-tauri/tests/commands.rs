@@ -743,6 +743,24 @@ fn the_whole_workflow_through_the_commands() {
     let merged = PathBuf::from(merged.as_str().expect("path"));
     assert!(merged.join("config.json").is_file() && merged.join("model.safetensors").is_file());
     assert!(!merged.join("adapter_config.json").exists());
+    // ONNX: the run's model as onnx/model.onnx (and int8) beside the config and tokenizer.
+    let onnx = w.ok(
+        "export_run",
+        json!({"runId": id, "dest": exports, "name": "onnx", "onnx": true, "int8": true}),
+    );
+    let onnx = PathBuf::from(onnx.as_str().expect("path"));
+    for file in [
+        "onnx/model.onnx",
+        "onnx/model_quantized.onnx",
+        "config.json",
+        "tokenizer.json",
+    ] {
+        assert!(
+            onnx.join(file).is_file(),
+            "{file} missing in {}",
+            onnx.display()
+        );
+    }
     let full = w
         .call(
             "export_run",

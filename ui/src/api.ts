@@ -278,6 +278,8 @@ export const api = {
   behaviorRun: (runId: number, suite: string, slices: string[]) =>
     invoke<SuiteReport>("behavior_run", { runId, suite, slices }),
   exportRun: (runId: number, dest: string, name: string, merge = false) => invoke<string>("export_run", { runId, dest, name, merge }),
+  /** The run's model as ONNX (onnx/model.onnx, with int8 also onnx/model_quantized.onnx). */
+  exportRunOnnx: (runId: number, dest: string, name: string, int8: boolean) => invoke<string>("export_run", { runId, dest, name, onnx: true, int8 }),
   ensembleCreate: (runIds: number[], dest: string, name: string) =>
     invoke<[string, { task: string; members: { source: string }[]; mean: string }, EnsembleRecord]>("ensemble_create", { runIds, dest, name, mean: null }),
 };

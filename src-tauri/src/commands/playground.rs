@@ -155,7 +155,10 @@ pub async fn ensemble_create(
 
 /// Copies run `run_id`'s exported model (Hugging Face format, or a LoRA run's PEFT adapter,
 /// with its model card) into a new folder `name` inside the picked folder `dest`; with `merge`,
-/// writes a LoRA run's adapter merged into a full model instead. Returns the new folder.
+/// writes a LoRA run's adapter merged into a full model instead; with `onnx`, an ONNX folder
+/// (`onnx/model.onnx`, and with `int8` `onnx/model_quantized.onnx`, beside the config and
+/// tokenizer). Returns the new folder.
+#[allow(clippy::too_many_arguments)]
 #[tauri::command]
 pub async fn export_run(
     state: State<'_, Arc<DesktopState>>,
@@ -163,12 +166,17 @@ pub async fn export_run(
     dest: PathBuf,
     name: String,
     merge: Option<bool>,
+    onnx: Option<bool>,
+    int8: Option<bool>,
 ) -> CommandResult<PathBuf> {
     let dest = state.allowed(&dest)?;
     let state = state.inner().clone();
     super::blocking(move || {
         let mut app = state.app()?;
-        Ok(if merge.unwrap_or(false) {
+        Ok(if onnx.unwrap_or(false) {
+            app.export_run_onnx(run_id, &dest, &name, int8.unwrap_or(false))?
+                .0
+        } else if merge.unwrap_or(false) {
             app.export_run_merged(run_id, &dest, &name)?
         } else {
             app.export_run_model(run_id, &dest, &name)?

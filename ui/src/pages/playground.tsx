@@ -182,6 +182,8 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
   const [text, setText] = useState("");
   const [predictions, setPredictions] = useState<Predictions | null>(null);
   const [exportName, setExportName] = useState("");
+  const [onnxInt8, setOnnxInt8] = useState(true);
+  const [exportingOnnx, setExportingOnnx] = useState(false);
   const [exported, setExported] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -225,6 +227,15 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
     if (!dest) return;
     try { setExported(await api.exportRun(run, dest, merge ? `${exportName}-merged` : exportName, merge)); } catch (e) { setError(errorText(e)); }
   };
+  const doExportOnnx = async () => {
+    if (run == null) return;
+    setError(null);
+    const dest = await api.pick("export_folder");
+    if (!dest) return;
+    setExportingOnnx(true);
+    try { setExported(await api.exportRunOnnx(run, dest, `${exportName}-onnx`, onnxInt8)); } catch (e) { setError(errorText(e)); }
+    setExportingOnnx(false);
+  };
 
   return (
     <section>
@@ -267,6 +278,13 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
             <button id="export" onClick={() => doExport(false)}>{isLora || isPrefix ? "Export adapter (PEFT) to…" : "Export to…"}</button>
             {isLora && <button id="export-merged" onClick={() => doExport(true)}>Export merged model to…</button>}
           </div>
+          {!isLanguage && !isPrefix && <>
+            <p class="muted small" data-testid="export-onnx-help">ONNX: the model with its head as one graph (opset 17, dynamic batch and length) in <code>onnx/model.onnx</code>, with the config and tokenizer beside it; ONNX Runtime, Optimum (<code>ORTModelFor…</code>) and Transformers.js load the folder. int8 adds <code>onnx/model_quantized.onnx</code>: about a quarter of the size, labels nearly always the same.{isLora ? " The LoRA adapter is merged into the weights first." : ""}</p>
+            <div class="row">
+              <label><input type="checkbox" id="export-onnx-int8" checked={onnxInt8} onChange={(e) => setOnnxInt8((e.target as HTMLInputElement).checked)} /> also int8</label>
+              <button id="export-onnx" disabled={exportingOnnx} onClick={doExportOnnx}>{exportingOnnx ? "Exporting ONNX…" : "Export ONNX to…"}</button>
+            </div>
+          </>}
           {exported && <p class="ok" data-testid="exported">Exported to {exported}</p>}
         </>
       )}

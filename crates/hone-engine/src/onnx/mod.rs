@@ -47,12 +47,9 @@ pub struct OnnxModel {
     pub int8: bool,
 }
 
-/// The ONNX model of `model` (inference: no dropout) as protobuf bytes, with the names of
-/// its inputs and outputs.
-pub fn model_bytes(
-    model: &Model,
-    weights: Weights,
-) -> Result<(Vec<u8>, Vec<String>, Vec<String>, usize), EngineError> {
+/// The ONNX model of `model` (inference: no dropout) as protobuf bytes, and what it is (its
+/// `path` empty).
+pub fn model_bytes(model: &Model, weights: Weights) -> Result<(Vec<u8>, OnnxModel), EngineError> {
     let spec = model.spec();
     if spec.family.is_decoder() {
         return Err(decoder_refused(spec));
@@ -208,22 +205,26 @@ pub fn model_bytes(
             len >> 20
         )));
     }
-    let names = names.iter().map(|n| n.to_string()).collect();
-    Ok((model_proto.encode_to_vec(), names, output_names, nodes))
+    let bytes = model_proto.encode_to_vec();
+    let summary = OnnxModel {
+        path: PathBuf::new(),
+        task,
+        inputs: names.iter().map(|n| n.to_string()).collect(),
+        outputs: output_names,
+        nodes,
+        bytes: bytes.len() as u64,
+        int8: weights == Weights::Int8,
+    };
+    Ok((bytes, summary))
 }
 
 /// Writes `model` as ONNX to `path`.
 pub fn write_model(model: &Model, path: &Path, weights: Weights) -> Result<OnnxModel, EngineError> {
-    let (bytes, inputs, outputs, nodes) = model_bytes(model, weights)?;
+    let (bytes, summary) = model_bytes(model, weights)?;
     crate::checkpoint::write_atomic(path, &bytes)?;
     Ok(OnnxModel {
         path: path.to_path_buf(),
-        task: model.task(),
-        inputs,
-        outputs,
-        nodes,
-        bytes: bytes.len() as u64,
-        int8: weights == Weights::Int8,
+        ..summary
     })
 }
 

@@ -1,6 +1,7 @@
 //! `hone export`: a run's model copied to a folder, or with `--merge` its LoRA adapter merged
 //! into the base model's weights (a full model plain `transformers` loads), or with `--onnx`
-//! written as an ONNX model (ONNX Runtime, Optimum, Transformers.js), int8 too with `--int8`.
+//! written as an ONNX model (ONNX Runtime, Optimum, Transformers.js), int8 too with `--int8`,
+//! or with `--gguf` a decoder written as one GGUF file (llama.cpp).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,10 @@ pub struct ExportArgs {
     /// (weights per output feature, activations at run time).
     #[arg(long, requires = "onnx")]
     int8: bool,
+    /// Write a decoder as one GGUF file (llama.cpp, Ollama, LM Studio; transformers loads it
+    /// too): f16 or q8_0 matrices. --out is then the file (e.g. model-q8_0.gguf).
+    #[arg(long, value_name = "TYPE", conflicts_with_all = ["onnx", "merge"])]
+    gguf: Option<hone_app::types::GgufType>,
     /// Print what was written as JSON.
     #[arg(long)]
     json: bool,
@@ -61,6 +66,9 @@ pub fn run(args: ExportArgs, db: &std::path::Path) -> anyhow::Result<ExitCode> {
     };
     if args.onnx {
         return onnx(&args, db, &parent, &name);
+    }
+    if let Some(weights) = args.gguf {
+        return gguf(&args, db, weights);
     }
     match (&args.model, args.run) {
         (Some(dir), _) => {
@@ -136,4 +144,31 @@ fn model_name(args: &ExportArgs) -> String {
         (None, Some(id)) => format!("run {id}"),
         (None, None) => String::new(),
     }
+}
+
+/// `hone export --gguf`: the run's decoder or the folder written as one GGUF file.
+fn gguf(
+    args: &ExportArgs,
+    db: &std::path::Path,
+    weights: hone_app::types::GgufType,
+) -> anyhow::Result<ExitCode> {
+    let written = match (&args.model, args.run) {
+        (Some(dir), _) => hone_app::runs::export_gguf(dir, &args.out, weights)?,
+        (None, Some(id)) => hone_app::App::open(db)?.export_run_gguf(id, &args.out, weights)?,
+        (None, None) => bail!("name the model: --run ID or --model DIR"),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&written)?);
+    } else {
+        eprintln!(
+            "GGUF ({}, {}, {} tensors, {:.1} MB) of {} at {}",
+            written.architecture,
+            written.weights.name(),
+            written.tensors,
+            written.bytes as f64 / 1e6,
+            model_name(args),
+            written.path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -55,6 +55,7 @@ pub mod types {
     pub use hone_engine::curriculum::CurriculumOrder;
     pub use hone_engine::events::{CheckpointKind, RunStatus as TrainStatus};
     pub use hone_engine::generate::{Generation, GenerationSettings, StopReason};
+    pub use hone_engine::gguf::{GgufFile, GgufType};
     pub use hone_engine::lr_find::{LrFindPoint, LrFindResult, LrFindSettings};
     pub use hone_engine::memory::FitSettings;
     pub use hone_engine::metrics::Metric;

@@ -728,6 +728,20 @@ impl App {
         Ok((target, written))
     }
 
+    /// Writes run `id`'s decoder as the GGUF file `out` (see [`export_gguf`]) and records it.
+    pub fn export_run_gguf(
+        &mut self,
+        id: i64,
+        out: &Path,
+        weights: hone_engine::gguf::GgufType,
+    ) -> Result<hone_engine::gguf::GgufFile, AppError> {
+        let (source, _) = self.run_model(id)?;
+        let written = export_gguf(&source, out, weights)?;
+        self.store
+            .record_artifact(id, "gguf", &out.display().to_string(), None)?;
+        Ok(written)
+    }
+
     /// Combines finished runs into a new ensemble folder `name` inside `dest` (see
     /// [`crate::ensemble`]) and records it as a run scored beside its members
     /// ([`App::record_ensemble`]); returns the folder, its manifest and the record.
@@ -1031,6 +1045,22 @@ pub fn export_onnx(
         }
     }
     Ok(written)
+}
+
+/// Exports the decoder folder `source` (a full model or a LoRA adapter, merged first) as the
+/// GGUF file `out` (llama.cpp's format; `hone_engine::gguf`); an existing file is kept.
+pub fn export_gguf(
+    source: &Path,
+    out: &Path,
+    weights: hone_engine::gguf::GgufType,
+) -> Result<hone_engine::gguf::GgufFile, AppError> {
+    if out.exists() {
+        return Err(AppError::Invalid(format!(
+            "{} already exists; choose another file",
+            out.display()
+        )));
+    }
+    Ok(hone_engine::gguf::export_file(source, out, weights)?)
 }
 
 /// Merges the LoRA adapter folder `source` into its base model's weights and writes the

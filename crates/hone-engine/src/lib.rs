@@ -23,6 +23,7 @@ pub mod events;
 pub mod ewc;
 pub mod export;
 pub mod generate;
+pub mod gguf;
 pub mod graph;
 pub mod inference;
 pub mod job;

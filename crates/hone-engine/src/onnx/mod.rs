@@ -240,7 +240,7 @@ pub fn export_folder(dir: &Path, out: &Path, int8: bool) -> Result<Vec<OnnxModel
                     .into(),
             ));
         }
-        let merged = tempfile_dir(out)?;
+        let merged = scratch_dir(out)?;
         let result = crate::export::merge_adapter(dir, &merged)
             .and_then(|()| export_folder(&merged, out, int8));
         let _ = std::fs::remove_dir_all(&merged);
@@ -304,7 +304,7 @@ fn decoder_refused(spec: &crate::models::ModelSpec) -> EngineError {
 }
 
 /// A scratch folder beside `out` (same file system), not yet created.
-fn tempfile_dir(out: &Path) -> Result<PathBuf, EngineError> {
+pub(crate) fn scratch_dir(out: &Path) -> Result<PathBuf, EngineError> {
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().to_string())

@@ -280,6 +280,8 @@ export const api = {
   exportRun: (runId: number, dest: string, name: string, merge = false) => invoke<string>("export_run", { runId, dest, name, merge }),
   /** The run's model as ONNX (onnx/model.onnx, with int8 also onnx/model_quantized.onnx). */
   exportRunOnnx: (runId: number, dest: string, name: string, int8: boolean) => invoke<string>("export_run", { runId, dest, name, onnx: true, int8 }),
+  /** A decoder run as one GGUF file `name` in `dest` (llama.cpp; f16 or q8_0 matrices). */
+  exportRunGguf: (runId: number, dest: string, name: string, gguf: "f16" | "q8_0") => invoke<string>("export_run", { runId, dest, name, gguf }),
   ensembleCreate: (runIds: number[], dest: string, name: string) =>
     invoke<[string, { task: string; members: { source: string }[]; mean: string }, EnsembleRecord]>("ensemble_create", { runIds, dest, name, mean: null }),
 };

@@ -157,7 +157,8 @@ pub async fn ensemble_create(
 /// with its model card) into a new folder `name` inside the picked folder `dest`; with `merge`,
 /// writes a LoRA run's adapter merged into a full model instead; with `onnx`, an ONNX folder
 /// (`onnx/model.onnx`, and with `int8` `onnx/model_quantized.onnx`, beside the config and
-/// tokenizer). Returns the new folder.
+/// tokenizer); with `gguf` (`f16` or `q8_0`), a decoder as the GGUF file `name` (llama.cpp).
+/// Returns the new folder or file.
 #[allow(clippy::too_many_arguments)]
 #[tauri::command]
 pub async fn export_run(
@@ -168,12 +169,22 @@ pub async fn export_run(
     merge: Option<bool>,
     onnx: Option<bool>,
     int8: Option<bool>,
+    gguf: Option<hone_app::types::GgufType>,
 ) -> CommandResult<PathBuf> {
     let dest = state.allowed(&dest)?;
     let state = state.inner().clone();
     super::blocking(move || {
         let mut app = state.app()?;
-        Ok(if onnx.unwrap_or(false) {
+        if name.trim().is_empty() || name.contains(['/', '\\']) {
+            return Err(hone_app::AppError::Invalid(
+                "the export needs a name without slashes".into(),
+            )
+            .into());
+        }
+        Ok(if let Some(weights) = gguf {
+            app.export_run_gguf(run_id, &dest.join(&name), weights)?
+                .path
+        } else if onnx.unwrap_or(false) {
             app.export_run_onnx(run_id, &dest, &name, int8.unwrap_or(false))?
                 .0
         } else if merge.unwrap_or(false) {

@@ -184,6 +184,7 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
   const [exportName, setExportName] = useState("");
   const [onnxInt8, setOnnxInt8] = useState(true);
   const [exportingOnnx, setExportingOnnx] = useState(false);
+  const [ggufType, setGgufType] = useState<"f16" | "q8_0">("q8_0");
   const [exported, setExported] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -226,6 +227,15 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
     const dest = await api.pick("export_folder");
     if (!dest) return;
     try { setExported(await api.exportRun(run, dest, merge ? `${exportName}-merged` : exportName, merge)); } catch (e) { setError(errorText(e)); }
+  };
+  const doExportGguf = async () => {
+    if (run == null) return;
+    setError(null);
+    const dest = await api.pick("export_folder");
+    if (!dest) return;
+    setExportingOnnx(true);
+    try { setExported(await api.exportRunGguf(run, dest, `${exportName}-${ggufType}.gguf`, ggufType)); } catch (e) { setError(errorText(e)); }
+    setExportingOnnx(false);
   };
   const doExportOnnx = async () => {
     if (run == null) return;
@@ -278,6 +288,16 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
             <button id="export" onClick={() => doExport(false)}>{isLora || isPrefix ? "Export adapter (PEFT) to…" : "Export to…"}</button>
             {isLora && <button id="export-merged" onClick={() => doExport(true)}>Export merged model to…</button>}
           </div>
+          {isLanguage && !isPrefix && <>
+            <p class="muted small" data-testid="export-gguf-help">GGUF: one file for llama.cpp, Ollama and LM Studio (transformers loads it too) with the tokenizer and chat template inside; q8_0 is about half of f16's size.{isLora ? " The LoRA adapter is merged into the weights first." : ""}</p>
+            <div class="row">
+              <label>Weights <select id="export-gguf-type" value={ggufType} onChange={(e) => setGgufType((e.target as HTMLSelectElement).value as "f16" | "q8_0")}>
+                <option value="q8_0">q8_0 (8-bit)</option>
+                <option value="f16">f16</option>
+              </select></label>
+              <button id="export-gguf" disabled={exportingOnnx} onClick={doExportGguf}>{exportingOnnx ? "Exporting GGUF…" : "Export GGUF to…"}</button>
+            </div>
+          </>}
           {!isLanguage && !isPrefix && <>
             <p class="muted small" data-testid="export-onnx-help">ONNX: the model with its head as one graph (opset 17, dynamic batch and length) in <code>onnx/model.onnx</code>, with the config and tokenizer beside it; ONNX Runtime, Optimum (<code>ORTModelFor…</code>) and Transformers.js load the folder. int8 adds <code>onnx/model_quantized.onnx</code>: about a quarter of the size, labels nearly always the same.{isLora ? " The LoRA adapter is merged into the weights first." : ""}</p>
             <div class="row">

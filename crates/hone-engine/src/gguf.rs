@@ -1,6 +1,7 @@
 //! GGUF export of decoders (llama.cpp's file format, version 3): a Llama-layout model
 //! (Llama, Mistral, SmolLM: architecture `llama`; Qwen2: `qwen2`) with its hyperparameters,
-//! its byte-level BPE tokenizer and chat template as metadata, and its tensors under
+//! its byte-level BPE tokenizer (and llama.cpp's name for its pre-tokenizer) and chat
+//! template as metadata, and its tensors under
 //! llama.cpp's names, as `convert_hf_to_gguf.py` writes them: the query and key rows of a
 //! `llama` model interleaved for llama.cpp's rotary layout, vectors in f32, matrices in f16
 //! or q8_0 (blocks of 32 values sharing one f16 scale).
@@ -225,7 +226,7 @@ fn tokenizer_metadata(
     meta: &mut Metadata,
     dir: &Path,
     vocab_size: usize,
-    pre: &str,
+    pre: Option<&'static str>,
 ) -> Result<(), EngineError> {
     let path = dir.join("tokenizer.json");
     let bad = |message: String| EngineError::BadModelConfig {
@@ -291,11 +292,36 @@ fn tokenizer_metadata(
         })
         .collect();
     meta.string("tokenizer.ggml.model", "gpt2");
+    let pre = pre.unwrap_or_else(|| pre_tokenizer_name(&json["pre_tokenizer"]));
     meta.string("tokenizer.ggml.pre", pre);
     meta.strings("tokenizer.ggml.tokens", &names);
     meta.i32s("tokenizer.ggml.token_type", &kinds);
     meta.strings("tokenizer.ggml.merges", &merges);
     Ok(())
+}
+
+/// llama.cpp's name for a byte-level pre-tokenizer (`tokenizer.ggml.pre`, which its
+/// converter finds by hashing the tokenizer's output): SmolLM's digits one by one before the
+/// byte-level split is `smollm`, a lone byte-level split `gpt-2`, anything else `default`.
+fn pre_tokenizer_name(pre: &Value) -> &'static str {
+    let steps: Vec<&Value> = match pre["type"].as_str() {
+        Some("Sequence") => pre["pretokenizers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .collect(),
+        Some(_) => vec![pre],
+        None => Vec::new(),
+    };
+    let kinds: Vec<&str> = steps.iter().filter_map(|s| s["type"].as_str()).collect();
+    let individual_digits = steps
+        .iter()
+        .any(|s| s["type"] == "Digits" && s["individual_digits"] == Value::Bool(true));
+    match kinds.as_slice() {
+        ["Digits", "ByteLevel"] if individual_digits => "smollm",
+        ["ByteLevel"] => "gpt-2",
+        _ => "default",
+    }
 }
 
 /// The chat template: `chat_template.jinja`, else `tokenizer_config.json`'s.
@@ -386,7 +412,7 @@ pub fn file_bytes(
         }
     }
     let tokenizer_dir = crate::lora::tokenizer_folder(dir)?;
-    let pre = if arch == "qwen2" { "qwen2" } else { "default" };
+    let pre = (arch == "qwen2").then_some("qwen2");
     tokenizer_metadata(&mut meta, &tokenizer_dir, e.vocab_size, pre)?;
     if let Some(bos) = dec.bos_token_id {
         meta.u32("tokenizer.ggml.bos_token_id", bos);

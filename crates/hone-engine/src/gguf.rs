@@ -555,3 +555,45 @@ pub fn export_file(dir: &Path, out: &Path, weights: GgufType) -> Result<GgufFile
         weights,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pre_tokenizers_get_llama_cpp_names() {
+        let smollm = json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": true},
+            {"type": "ByteLevel", "add_prefix_space": false}]});
+        assert_eq!(pre_tokenizer_name(&smollm), "smollm");
+        assert_eq!(pre_tokenizer_name(&json!({"type": "ByteLevel"})), "gpt-2");
+        let split = json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Split"}, {"type": "ByteLevel"}]});
+        assert_eq!(pre_tokenizer_name(&split), "default");
+    }
+
+    #[test]
+    fn q8_0_blocks_hold_a_scale_and_32_rounded_values() {
+        let values: Vec<f32> = (0..32).map(|i| i as f32 - 16.0).collect();
+        let bytes = q8_0_bytes(&values);
+        assert_eq!(bytes.len(), 34);
+        let d = half::f16::from_le_bytes([bytes[0], bytes[1]]).to_f32();
+        assert!((d - 16.0 / 127.0).abs() < 1e-4, "{d}");
+        assert_eq!(bytes[2] as i8, -127);
+        for (i, v) in values.iter().enumerate() {
+            let back = f32::from(bytes[2 + i] as i8) * d;
+            assert!((back - v).abs() <= d / 2.0 + 1e-3, "{i}: {back} vs {v}");
+        }
+    }
+
+    #[test]
+    fn query_rows_interleave_per_head_as_llama_cpp_permutes() {
+        // Two heads of 4 rows, one column: each head's [a b c d] becomes [a c b d].
+        let rows: Vec<f32> = (0..8).map(|i| i as f32).collect();
+        assert_eq!(
+            interleave_heads(&rows, 8, 1, 2),
+            vec![0.0, 2.0, 1.0, 3.0, 4.0, 6.0, 5.0, 7.0]
+        );
+    }
+}

@@ -524,3 +524,32 @@ fn prefix_shape(model: &Model) -> Result<crate::prefix::PrefixShape, EngineError
         head_dim: d.head_dim,
     })
 }
+
+/// For an export that needs a full model: a LoRA adapter folder `dir` is merged into its base
+/// model in a scratch folder beside `out` (same file system), handed to `export` and removed
+/// after; `Ok(None)` for a folder that is no adapter; other adapters (no merged form) are
+/// refused with `refusal`.
+pub(crate) fn through_merged_adapter<T>(
+    dir: &Path,
+    out: &Path,
+    refusal: &str,
+    export: impl FnOnce(&Path) -> Result<T, EngineError>,
+) -> Result<Option<T>, EngineError> {
+    let Some(adapter) = crate::lora::AdapterFolder::open(dir)? else {
+        return Ok(None);
+    };
+    if !matches!(adapter.kind, crate::lora::AdapterKind::Lora(_)) {
+        return Err(EngineError::InvalidConfig(refusal.into()));
+    }
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "export".into());
+    let merged = out.with_file_name(format!(".{name}.merged-{}", std::process::id()));
+    if merged.exists() {
+        std::fs::remove_dir_all(&merged).map_err(|e| EngineError::io(&merged, e))?;
+    }
+    let result = merge_adapter(dir, &merged).and_then(|()| export(&merged));
+    let _ = std::fs::remove_dir_all(&merged);
+    result.map(Some)
+}

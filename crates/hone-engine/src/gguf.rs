@@ -516,19 +516,15 @@ fn tensor_order(hub: &str) -> (usize, usize, String) {
 /// Exports the decoder folder `dir` (a full model, or a LoRA adapter merged first) as the
 /// GGUF file `out`, written whole or not at all.
 pub fn export_file(dir: &Path, out: &Path, weights: GgufType) -> Result<GgufFile, EngineError> {
-    if let Some(adapter) = crate::lora::AdapterFolder::open(dir)? {
-        if !matches!(adapter.kind, crate::lora::AdapterKind::Lora(_)) {
-            return Err(EngineError::InvalidConfig(
-                "GGUF export takes a full model or a LoRA adapter (merged on export); a prefix \
-                 has no merged form"
-                    .into(),
-            ));
-        }
-        let merged = crate::onnx::scratch_dir(out)?;
-        let result = crate::export::merge_adapter(dir, &merged)
-            .and_then(|()| export_file(&merged, out, weights));
-        let _ = std::fs::remove_dir_all(&merged);
-        return result;
+    let merged = crate::export::through_merged_adapter(
+        dir,
+        out,
+        "GGUF export takes a full model or a LoRA adapter (merged on export); a prefix \
+                 has no merged form",
+        |merged| export_file(merged, out, weights),
+    )?;
+    if let Some(done) = merged {
+        return Ok(done);
     }
     let spec = ModelSpec::from_dir(dir)?;
     if !spec.family.is_decoder() {

@@ -232,19 +232,15 @@ pub fn write_model(model: &Model, path: &Path, weights: Weights) -> Result<OnnxM
 /// folder, merged first) into the existing empty folder `out`: `onnx/model.onnx`, with
 /// `int8` also `onnx/model_quantized.onnx`, and the config and tokenizer files.
 pub fn export_folder(dir: &Path, out: &Path, int8: bool) -> Result<Vec<OnnxModel>, EngineError> {
-    if let Some(adapter) = crate::lora::AdapterFolder::open(dir)? {
-        if !matches!(adapter.kind, crate::lora::AdapterKind::Lora(_)) {
-            return Err(EngineError::InvalidConfig(
-                "ONNX export takes a full model or a LoRA adapter (merged on export); \
-                 bottleneck adapters and prefixes are not exported to ONNX"
-                    .into(),
-            ));
-        }
-        let merged = scratch_dir(out)?;
-        let result = crate::export::merge_adapter(dir, &merged)
-            .and_then(|()| export_folder(&merged, out, int8));
-        let _ = std::fs::remove_dir_all(&merged);
-        return result;
+    let merged = crate::export::through_merged_adapter(
+        dir,
+        out,
+        "ONNX export takes a full model or a LoRA adapter (merged on export); \
+                 bottleneck adapters and prefixes are not exported to ONNX",
+        |merged| export_folder(merged, out, int8),
+    )?;
+    if let Some(done) = merged {
+        return Ok(done);
     }
     let spec = crate::models::ModelSpec::from_dir(dir)?;
     if spec.family.is_decoder() {
@@ -301,17 +297,4 @@ fn decoder_refused(spec: &crate::models::ModelSpec) -> EngineError {
          not written yet: use the transformers folder (or its PEFT adapter)",
         spec.family.name()
     ))
-}
-
-/// A scratch folder beside `out` (same file system), not yet created.
-pub(crate) fn scratch_dir(out: &Path) -> Result<PathBuf, EngineError> {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "onnx".into());
-    let dir = out.with_file_name(format!(".{name}.merged-{}", std::process::id()));
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
-    }
-    Ok(dir)
 }

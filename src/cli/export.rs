@@ -68,7 +68,7 @@ pub fn run(args: ExportArgs, db: &std::path::Path) -> anyhow::Result<ExitCode> {
         return onnx(&args, db, &parent, &name);
     }
     if let Some(weights) = args.gguf {
-        return gguf(&args, db, weights);
+        return gguf(&args, db, &parent, &name, weights);
     }
     match (&args.model, args.run) {
         (Some(dir), _) => {
@@ -150,11 +150,13 @@ fn model_name(args: &ExportArgs) -> String {
 fn gguf(
     args: &ExportArgs,
     db: &std::path::Path,
+    parent: &std::path::Path,
+    name: &str,
     weights: hone_app::types::GgufType,
 ) -> anyhow::Result<ExitCode> {
     let written = match (&args.model, args.run) {
         (Some(dir), _) => hone_app::runs::export_gguf(dir, &args.out, weights)?,
-        (None, Some(id)) => hone_app::App::open(db)?.export_run_gguf(id, &args.out, weights)?,
+        (None, Some(id)) => hone_app::App::open(db)?.export_run_gguf(id, parent, name, weights)?,
         (None, None) => bail!("name the model: --run ID or --model DIR"),
     };
     if args.json {

@@ -728,15 +728,18 @@ impl App {
         Ok((target, written))
     }
 
-    /// Writes run `id`'s decoder as the GGUF file `out` (see [`export_gguf`]) and records it.
+    /// Writes run `id`'s decoder as the GGUF file `name` inside `dest` (see [`export_gguf`])
+    /// and records it.
     pub fn export_run_gguf(
         &mut self,
         id: i64,
-        out: &Path,
+        dest: &Path,
+        name: &str,
         weights: hone_engine::gguf::GgufType,
     ) -> Result<hone_engine::gguf::GgufFile, AppError> {
         let (source, _) = self.run_model(id)?;
-        let written = export_gguf(&source, out, weights)?;
+        let out = new_folder(dest, name)?;
+        let written = export_gguf(&source, &out, weights)?;
         self.store
             .record_artifact(id, "gguf", &out.display().to_string(), None)?;
         Ok(written)
@@ -1002,6 +1005,8 @@ fn predictions_json(
 }
 
 /// `dest/name` for a new folder: one name without slashes, not there yet.
+/// `dest/name` for a new export (a folder, or a file), checked: a name without slashes, not
+/// taken yet.
 fn new_folder(dest: &Path, name: &str) -> Result<PathBuf, AppError> {
     let name = name.trim();
     if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {

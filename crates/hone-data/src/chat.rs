@@ -176,6 +176,11 @@ fn token_text(config: &Value, key: &str) -> String {
 }
 
 impl ChatTemplate {
+    /// The template's Jinja source.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
     /// The template of a model folder, or `None` when the model has none.
     pub fn from_model_dir(dir: &Path) -> Result<Option<Self>, DataError> {
         let (source, config) = template_of(dir)?;

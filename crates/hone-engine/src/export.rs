@@ -473,18 +473,29 @@ fn copy_tokenizer(
     tokenizer: &TextTokenizer,
     out: &Path,
 ) -> Result<(), EngineError> {
+    let has_json = copy_tokenizer_files(model.spec(), sources, out)?;
+    if !has_json {
+        tokenizer.save_json(out)?;
+    }
+    Ok(())
+}
+
+/// Copies the family's tokenizer files from the first of `sources` that has each into `out`;
+/// true when `tokenizer.json` was among them.
+pub(crate) fn copy_tokenizer_files(
+    spec: &crate::models::ModelSpec,
+    sources: &[&Path],
+    out: &Path,
+) -> Result<bool, EngineError> {
     let mut has_json = false;
-    for name in model.spec().descriptor().tokenizer_files {
+    for name in spec.descriptor().tokenizer_files {
         if let Some(from) = sources.iter().map(|s| s.join(name)).find(|f| f.is_file()) {
             let bytes = std::fs::read(&from).map_err(|e| EngineError::io(&from, e))?;
             write_atomic(&out.join(name), &bytes)?;
             has_json |= *name == "tokenizer.json";
         }
     }
-    if !has_json {
-        tokenizer.save_json(out)?;
-    }
-    Ok(())
+    Ok(has_json)
 }
 
 fn write_model(

@@ -324,16 +324,6 @@ fn pre_tokenizer_name(pre: &Value) -> &'static str {
     }
 }
 
-/// The chat template: `chat_template.jinja`, else `tokenizer_config.json`'s.
-fn chat_template(dir: &Path) -> Option<String> {
-    if let Ok(t) = std::fs::read_to_string(dir.join("chat_template.jinja")) {
-        return Some(t);
-    }
-    let text = std::fs::read_to_string(dir.join("tokenizer_config.json")).ok()?;
-    let json: Value = serde_json::from_str(&text).ok()?;
-    json["chat_template"].as_str().map(str::to_string)
-}
-
 /// The GGUF file of the decoder `model` (loaded from `dir`, whose tokenizer it carries).
 pub fn file_bytes(
     model: &Model,
@@ -422,8 +412,8 @@ pub fn file_bytes(
     }
     meta.u32("tokenizer.ggml.padding_token_id", e.pad_token_id);
     meta.bool("tokenizer.ggml.add_bos_token", false);
-    if let Some(template) = chat_template(&tokenizer_dir) {
-        meta.string("tokenizer.chat_template", &template);
+    if let Some(template) = hone_data::ChatTemplate::from_model_dir(&tokenizer_dir)? {
+        meta.string("tokenizer.chat_template", template.source());
     }
 
     let values: HashMap<String, Tensor> = model.hub_values();
@@ -463,9 +453,8 @@ pub fn file_bytes(
             data: bytes,
         });
     }
-    if e.decoder.as_ref().is_some_and(|d| d.tie_word_embeddings) {
-        // llama.cpp reads a tied head from token_embd; nothing more to write.
-    }
+    // A tied head is the embedding table (no `lm_head` parameter): llama.cpp reads it from
+    // token_embd.
 
     let mut out = Vec::new();
     out.extend(b"GGUF");

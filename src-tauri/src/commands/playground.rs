@@ -175,15 +175,8 @@ pub async fn export_run(
     let state = state.inner().clone();
     super::blocking(move || {
         let mut app = state.app()?;
-        if name.trim().is_empty() || name.contains(['/', '\\']) {
-            return Err(hone_app::AppError::Invalid(
-                "the export needs a name without slashes".into(),
-            )
-            .into());
-        }
         Ok(if let Some(weights) = gguf {
-            app.export_run_gguf(run_id, &dest.join(&name), weights)?
-                .path
+            app.export_run_gguf(run_id, &dest, &name, weights)?.path
         } else if onnx.unwrap_or(false) {
             app.export_run_onnx(run_id, &dest, &name, int8.unwrap_or(false))?
                 .0

@@ -317,6 +317,35 @@ impl OnnxGraph {
         Ok((name, scale))
     }
 
+    /// `x` quantized to uint8 at run time (values, scale, zero point), once per tensor: the
+    /// query, key and value projections of a layer share their input's.
+    fn quantized(&mut self, x: &str) -> (String, String, String) {
+        let key = format!("{x}#uint8");
+        let q = match self.stored.get(&key) {
+            Some(q) => q.clone(),
+            None => {
+                let q = self.fresh("x_uint8");
+                let (qs, qz) = (format!("{q}_scale"), format!("{q}_zero"));
+                self.op_into("DynamicQuantizeLinear", &[x], &[&q, &qs, &qz], vec![]);
+                self.stored.insert(key, q.clone());
+                q
+            }
+        };
+        (q.clone(), format!("{q}_scale"), format!("{q}_zero"))
+    }
+
+    /// The int8 weights' zero point (symmetric: 0), one initializer for every layer.
+    fn weight_zero(&mut self) -> String {
+        if let Some(z) = self.stored.get("#weight_zero") {
+            return z.clone();
+        }
+        let zero = "weight_zero_point".to_string();
+        self.initializers
+            .push(tensor(&zero, &[], data_type::INT8, vec![0]));
+        self.stored.insert("#weight_zero".into(), zero.clone());
+        zero
+    }
+
     /// The sequence length, as a one-element int64 tensor and as a scalar.
     fn sequence_length(&mut self) -> (String, String) {
         if let (Some(v), Some(s)) = (self.cached.get("seq_1d"), self.cached.get("seq")) {
@@ -588,12 +617,8 @@ impl Graph for OnnxGraph {
             }
             Weights::Int8 => {
                 let (w, scales) = self.weight_int8(weight)?;
-                let q = self.fresh("x_int8");
-                let (qs, qz) = (format!("{q}_scale"), format!("{q}_zero"));
-                self.op_into("DynamicQuantizeLinear", &[&x.0], &[&q, &qs, &qz], vec![]);
-                let zero = self.fresh("weight_zero");
-                self.initializers
-                    .push(tensor(&zero, &[], data_type::INT8, vec![0]));
+                let (q, qs, qz) = self.quantized(&x.0);
+                let zero = self.weight_zero();
                 let product = self.op("MatMulInteger", &[&q, &w, &qz, &zero], vec![]);
                 let product = self.op("Cast", &[&product], vec![attr_int("to", 1)]);
                 let scale = self.op("Mul", &[&qs, &scales], vec![]);

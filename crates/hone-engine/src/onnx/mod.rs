@@ -280,13 +280,7 @@ pub fn export_folder(dir: &Path, out: &Path, int8: bool) -> Result<Vec<OnnxModel
     let config = dir.join("config.json");
     let bytes = std::fs::read(&config).map_err(|e| EngineError::io(&config, e))?;
     crate::checkpoint::write_atomic(&out.join("config.json"), &bytes)?;
-    for name in spec.descriptor().tokenizer_files {
-        let from = dir.join(name);
-        if from.is_file() {
-            let bytes = std::fs::read(&from).map_err(|e| EngineError::io(&from, e))?;
-            crate::checkpoint::write_atomic(&out.join(name), &bytes)?;
-        }
-    }
+    crate::export::copy_tokenizer_files(&spec, &[dir], out)?;
     Ok(written)
 }
 

@@ -3,7 +3,7 @@
 # (its seed-42 model, trained first when missing), exported with `hone export --onnx --int8`,
 # then scored on the 2,000 held-out rows: accuracy, speed and size of the float32 and int8
 # ONNX models in ONNX Runtime, beside PyTorch + transformers on the same batches and Hone's own
-# `hone eval` (bench/onnx_int8.py). A benchmark, run by hand (~3 minutes on 2 cores).
+# `hone predict` in float32 and with --int8 (bench/onnx_int8.py, then this script). A benchmark, run by hand (~3 minutes on 2 cores).
 # Usage: [HONE_BIN=…] bench/onnx_int8.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,14 +20,38 @@ rm -rf "$out/minilm-sst2"
 mkdir -p "$out"
 "$HONE_BIN" export --onnx --int8 --model "$model" --out "$out/minilm-sst2"
 "$python" bench/onnx_int8.py "$out/minilm-sst2" "$model" "$sst2/test.tsv" --json "$out/onnx.json"
-start=$(date +%s.%N)
-RAYON_NUM_THREADS=2 "$HONE_BIN" eval --model "$model" --data "$sst2/test.tsv" --text-column sentence \
-  --label-column label --max-length 64 --batch-size 32 --json > "$out/hone-eval.json"
-end=$(date +%s.%N)
-"$python" - "$out/hone-eval.json" "$start" "$end" <<'PY'
+# Hone's own predictor, float32 and --int8 (linear layers int8, activations per token), on the
+# same texts and threads: whole commands, model loading included.
+cut -f1 "$sst2/test.tsv" | tail -n +2 > "$out/texts.txt"
+cut -f2 "$sst2/test.tsv" | tail -n +2 > "$out/labels.txt"
+for mode in float32 int8; do
+  flag=()
+  [ "$mode" = int8 ] && flag=(--int8)
+  start=$(date +%s.%N)
+  RAYON_NUM_THREADS=2 "$HONE_BIN" predict --model "$model" --max-length 64 --batch-size 32 --json \
+    "${flag[@]}" - < "$out/texts.txt" > "$out/hone-$mode.json"
+  end=$(date +%s.%N)
+  echo "$start $end" > "$out/hone-$mode.time"
+done
+"$python" - "$out" <<'PY'
 import json, sys
-report = json.load(open(sys.argv[1]))
-seconds = float(sys.argv[3]) - float(sys.argv[2])
-print(f"\nhone eval (float32, whole command incl. loading): accuracy {report['accuracy']:.4f}, "
-      f"{2000 / seconds:.1f} samples/s")
+out = sys.argv[1]
+truth = [int(l) for l in open(f"{out}/labels.txt")]
+rows = {}
+for mode in ("float32", "int8"):
+    preds = json.load(open(f"{out}/hone-{mode}.json"))
+    start, end = map(float, open(f"{out}/hone-{mode}.time").read().split())
+    ids = [p["label_id"] for p in preds]
+    acc = sum(int(p["label"]) == t for p, t in zip(preds, truth)) / len(truth)
+    rows[mode] = (ids, acc, len(truth) / (end - start))
+same = sum(a == b for a, b in zip(rows["float32"][0], rows["int8"][0])) / len(truth)
+print("\nHone's own predictor (hone predict, whole command incl. loading, 2 threads):")
+print("| | accuracy | samples/s | int8 vs float32 |")
+print("|---|---|---|---|")
+for mode, (_, acc, speed) in rows.items():
+    ratio = speed / rows["float32"][2]
+    print(f"| {mode} | {acc:.4f} | {speed:.1f} | {ratio:.2f}× |")
+print(f"int8 gives float32's label on {same:.2%} of the rows")
+json.dump({m: {"accuracy": a, "samples_per_s": s} for m, (_, a, s) in rows.items()} | {"same_labels": same},
+          open(f"{out}/hone-int8.json", "w"), indent=1)
 PY

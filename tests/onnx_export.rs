@@ -228,3 +228,92 @@ fn a_run_exports_by_id_and_decoders_are_refused() {
     assert!(stderr(&d).contains("is a decoder"), "{}", stderr(&d));
     assert!(!decoder.exists(), "a refused export leaves no folder");
 }
+
+/// The logits of `hone predict --json` (one row per text).
+fn predicted_logits(model: &Path, extra: &[&str]) -> Vec<Vec<f64>> {
+    let p = run(hone()
+        .arg("predict")
+        .arg("--model")
+        .arg(model)
+        .arg("--json")
+        .args(extra)
+        .args(TEXTS));
+    assert!(p.status.success(), "{}", stderr(&p));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&p)).unwrap();
+    rows.iter()
+        .map(|r| {
+            r["logits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+/// Hone's own int8 predictor (`--int8`: linear layers quantized per output feature, per token
+/// at run time) stays near float32 on a classifier, on every text and in `hone eval`, and
+/// runs a token classifier; a text-generating model is refused with what to use instead.
+#[test]
+fn hones_own_int8_predictor_stays_near_float32() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("bert");
+    let o = train_tiny("bert", "sst2_sample.tsv", &model, &["--epochs", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let float = predicted_logits(&model, &[]);
+    let int8 = predicted_logits(&model, &["--int8"]);
+    let largest = float.iter().flatten().fold(0f64, |m, v| m.max(v.abs()));
+    let mut differs = false;
+    for (f, q) in float.iter().zip(&int8) {
+        for (a, b) in f.iter().zip(q) {
+            assert!((a - b).abs() <= 0.05 * largest.max(1.0), "{f:?} vs {q:?}");
+            differs |= a != b;
+        }
+    }
+    assert!(
+        differs,
+        "--int8 changed nothing: the int8 kernels did not run"
+    );
+
+    let evaluate = |extra: &[&str]| {
+        let e = run(hone()
+            .args(["eval", "--json", "--model"])
+            .arg(&model)
+            .arg("--data")
+            .arg(fixture("data/sst2_sample.tsv"))
+            .args(["--text-column", "sentence", "--label-column", "label"])
+            .args(extra));
+        assert!(e.status.success(), "{}", stderr(&e));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&e)).unwrap();
+        report["accuracy"].as_f64().unwrap()
+    };
+    let (f, q) = (evaluate(&[]), evaluate(&["--int8"]));
+    assert!((f - q).abs() <= 0.1, "accuracy {f} in f32, {q} in int8");
+
+    let conll = dir.path().join("ner.conll");
+    synthetic_conll(&conll);
+    let tagger = dir.path().join("ner");
+    let o = run(hone()
+        .args(["train", "--task", "token-classification", "--model"])
+        .arg(fixture("tiny-bert"))
+        .arg("--train")
+        .arg(&conll)
+        .args(["--epochs", "1", "--batch-size", "8"])
+        .arg("--out")
+        .arg(&tagger));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p = run(hone()
+        .args(["predict", "--int8", "--json", "--model"])
+        .arg(&tagger)
+        .arg("John lives in Berlin"));
+    assert!(p.status.success(), "{}", stderr(&p));
+    assert!(stdout(&p).contains("tokens"), "{}", stdout(&p));
+
+    let p = run(hone()
+        .args(["generate", "--int8", "--model"])
+        .arg(fixture("tiny-llama"))
+        .arg("Hello"));
+    assert!(!p.status.success());
+    assert!(stderr(&p).contains("GGUF q8_0"), "{}", stderr(&p));
+}

@@ -14,7 +14,8 @@ use hone_app::App;
 use crate::error::{CommandError, CommandResult};
 
 /// A loaded model, with the folder and length it was loaded for.
-type KeptPredictor = (PathBuf, Option<usize>, Arc<FineTunedModel>);
+/// The playground's model: its folder, length, whether it runs in int8, and the model.
+type KeptPredictor = (PathBuf, Option<usize>, bool, Arc<FineTunedModel>);
 
 /// The cancel switch of a one-at-a-time task (scoring the labeling queue, the LR range
 /// test): starting one stops the one before.
@@ -253,18 +254,29 @@ impl DesktopState {
         dir: &Path,
         max_length: Option<usize>,
     ) -> CommandResult<Arc<FineTunedModel>> {
+        self.predictor_in(dir, max_length, false)
+    }
+
+    /// [`DesktopState::predictor`], its linear layers in int8 when `int8` (the Playground's
+    /// "int8" box).
+    pub fn predictor_in(
+        &self,
+        dir: &Path,
+        max_length: Option<usize>,
+        int8: bool,
+    ) -> CommandResult<Arc<FineTunedModel>> {
         let mut kept = lock(&self.predictor);
-        if let Some((kept_dir, kept_length, predictor)) = kept.as_ref() {
-            if kept_dir == dir && *kept_length == max_length {
+        if let Some((kept_dir, kept_length, kept_int8, predictor)) = kept.as_ref() {
+            if kept_dir == dir && *kept_length == max_length && *kept_int8 == int8 {
                 return Ok(predictor.clone());
             }
         }
-        let predictor = Arc::new(FineTunedModel::load(
-            dir,
-            hone_app::types::DeviceSpec::Cpu,
-            max_length,
-        )?);
-        *kept = Some((dir.to_path_buf(), max_length, predictor.clone()));
+        let mut model = FineTunedModel::load(dir, hone_app::types::DeviceSpec::Cpu, max_length)?;
+        if int8 {
+            model.use_int8()?;
+        }
+        let predictor = Arc::new(model);
+        *kept = Some((dir.to_path_buf(), max_length, int8, predictor.clone()));
         Ok(predictor)
     }
 

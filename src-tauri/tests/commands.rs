@@ -557,6 +557,29 @@ fn the_whole_workflow_through_the_commands() {
         "{predictions}"
     );
     assert_eq!(predictions["predictions"].as_array().map(Vec::len), Some(2));
+    // The Playground's int8 box: the same classes' probabilities, a little different.
+    let int8 = w.ok(
+        "predict",
+        json!({"runId": id, "texts": ["a gorgeous film", "", "a dull mess"], "int8": true}),
+    );
+    let probabilities = |p: &serde_json::Value| -> Vec<f64> {
+        p["predictions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|row| row["probabilities"].as_array().cloned().unwrap_or_default())
+            .filter_map(|v| v.as_f64())
+            .collect()
+    };
+    let (float, quantized) = (probabilities(&predictions), probabilities(&int8));
+    assert_eq!(float.len(), quantized.len(), "{int8}");
+    assert!(
+        float
+            .iter()
+            .zip(&quantized)
+            .all(|(a, b)| (a - b).abs() < 0.05),
+        "{predictions} vs {int8}"
+    );
     // Behavioral tests (the run page's Test section): the starter suite for the model's
     // classes, run on the run's held-out examples with a slice; bad slices and suites are
     // refused with what to write.

@@ -259,9 +259,10 @@ export const api = {
     channel.onmessage = onMessage;
     return invoke<number>("labeling_next_round", { runId, dataset, onEvent: channel });
   },
-  predict: (runId: number, texts: string[]) => invoke<Predictions>("predict", { runId, texts }),
-  predictChoices: (runId: number, question: string, context: string | null, options: string[]) =>
-    invoke<Predictions>("predict_choices", { runId, question, context, options }),
+  /** `int8`: the model's linear layers in int8 (the scores change a little). */
+  predict: (runId: number, texts: string[], int8 = false) => invoke<Predictions>("predict", { runId, texts, int8 }),
+  predictChoices: (runId: number, question: string, context: string | null, options: string[], int8 = false) =>
+    invoke<Predictions>("predict_choices", { runId, question, context, options, int8 }),
   /** Run `runId`'s language model answers the conversation; the answer streams to `onText`. */
   chat: (runId: number, messages: ChatTurn[], settings: Partial<GenerationSettings>, onText: (text: string) => void) => {
     const channel = new Channel<{ type: "text"; text: string }>();
@@ -272,8 +273,8 @@ export const api = {
   chatStop: () => invoke<boolean>("chat_stop"),
   conversationPreview: (path: string, model: string | null) =>
     invoke<import("./pages/conversations").ConversationPreview>("conversation_preview", { path, model }),
-  predictAnswer: (runId: number, question: string, context: string) =>
-    invoke<Predictions>("predict_answer", { runId, question, context }),
+  predictAnswer: (runId: number, question: string, context: string, int8 = false) =>
+    invoke<Predictions>("predict_answer", { runId, question, context, int8 }),
   behaviorStarter: (runId: number) => invoke<string>("behavior_starter", { runId }),
   behaviorRun: (runId: number, suite: string, slices: string[]) =>
     invoke<SuiteReport>("behavior_run", { runId, suite, slices }),

@@ -105,6 +105,30 @@ impl FineTunedModel {
         })
     }
 
+    /// Runs the model's linear layers with dynamic int8 quantization from now on (on the
+    /// CPU: weights int8 per output feature, activations per token; `hone predict --int8`).
+    /// Text generation is not covered.
+    pub fn use_int8(&mut self) -> Result<(), AppError> {
+        match self {
+            FineTunedModel::Classes(p) => p.use_int8()?,
+            FineTunedModel::Tokens(p) => p.use_int8()?,
+            FineTunedModel::Choices(p) => p.use_int8()?,
+            FineTunedModel::Answers(p) => p.use_int8()?,
+            FineTunedModel::Ensemble(e) => {
+                for member in &mut e.members {
+                    member.use_int8()?;
+                }
+            }
+            FineTunedModel::Language(_) => {
+                return Err(AppError::Invalid(
+                    "int8 inference covers classifiers, taggers, multiple choice and question                      answering; a language model generates in f32 (export it as GGUF q8_0 for                      an 8-bit model)"
+                        .into(),
+                ))
+            }
+        }
+        Ok(())
+    }
+
     /// The task of the model's head.
     pub fn task(&self) -> Task {
         match self {

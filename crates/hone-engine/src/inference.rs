@@ -324,6 +324,18 @@ impl Finetuned {
     pub fn tokenizer(&self) -> &TextTokenizer {
         &self.tokenizer
     }
+
+    /// Runs the model's linear layers in int8 from now on ([`Model::use_int8`]); the model
+    /// must be on the CPU in f32, where the int8 kernels are.
+    pub fn use_int8(&mut self) -> Result<(), EngineError> {
+        if !crate::graph::host::supports(self.model.params()) {
+            return Err(EngineError::InvalidConfig(
+                "int8 inference runs on the CPU with an f32 model; load it on the CPU".into(),
+            ));
+        }
+        self.model.use_int8();
+        Ok(())
+    }
 }
 
 /// The predictors share the loaded folder's accessors.
@@ -333,6 +345,11 @@ macro_rules! derefs_to_finetuned {
             type Target = Finetuned;
             fn deref(&self) -> &Finetuned {
                 &self.loaded
+            }
+        }
+        impl std::ops::DerefMut for $predictor {
+            fn deref_mut(&mut self) -> &mut Finetuned {
+                &mut self.loaded
             }
         }
     )*};

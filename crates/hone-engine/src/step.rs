@@ -256,7 +256,8 @@ fn host_forward(
         train.then_some(&state.grads),
         rng,
         state.pool.clone(),
-    );
+    )
+    .with_int8(model.int8_weights());
     Ok(host_logits(&model.forward(&mut g)?, tokens))
 }
 

@@ -14,17 +14,19 @@ use crate::error::CommandResult;
 use crate::state::DesktopState;
 
 /// Runs `texts` through run `run_id`'s model: classes with probabilities for a text
-/// classifier, entities and tagged tokens for a token classifier.
+/// classifier, entities and tagged tokens for a token classifier. `int8`: the linear layers
+/// in int8 (the scores change a little).
 #[tauri::command]
 pub async fn predict(
     state: State<'_, Arc<DesktopState>>,
     run_id: i64,
     texts: Vec<String>,
+    int8: Option<bool>,
 ) -> CommandResult<Predictions> {
     let state = state.inner().clone();
     super::blocking(move || {
         let (dir, max_length) = state.app()?.run_model(run_id)?;
-        let model = state.predictor(&dir, max_length)?;
+        let model = state.predictor_in(&dir, max_length, int8.unwrap_or(false))?;
         let texts: Vec<String> = texts.into_iter().filter(|t| !t.trim().is_empty()).collect();
         Ok(model.predict(&texts, None, 32)?)
     })
@@ -39,11 +41,12 @@ pub async fn predict_choices(
     question: String,
     context: Option<String>,
     options: Vec<String>,
+    int8: Option<bool>,
 ) -> CommandResult<Predictions> {
     let state = state.inner().clone();
     super::blocking(move || {
         let (dir, max_length) = state.app()?.run_model(run_id)?;
-        let model = state.predictor(&dir, max_length)?;
+        let model = state.predictor_in(&dir, max_length, int8.unwrap_or(false))?;
         let question = hone_app::types::Example {
             text: question,
             text_pair: context.filter(|c| !c.trim().is_empty()),
@@ -66,13 +69,14 @@ pub async fn predict_answer(
     run_id: i64,
     question: String,
     context: String,
+    int8: Option<bool>,
 ) -> CommandResult<Predictions> {
     let state = state.inner().clone();
     super::blocking(move || {
         let app = state.app()?;
         let (dir, max_length) = app.run_model(run_id)?;
         let settings = app.run_answer_settings(run_id)?;
-        let model = state.predictor(&dir, max_length)?;
+        let model = state.predictor_in(&dir, max_length, int8.unwrap_or(false))?;
         Ok(model.predict_answers(&[(question, context)], settings, 1)?)
     })
     .await

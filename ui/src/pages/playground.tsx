@@ -207,15 +207,17 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
   }, []);
   useEffect(() => { if (run != null) setExportName(`hone-run-${run}`); setPredictions(null); setExported(null); }, [run]);
 
+  // Predict with the linear layers in int8 (Hone's own dynamic quantization).
+  const [int8, setInt8] = useState(false);
   const predict = async () => {
     if (run == null) return;
     setBusy(true); setError(null);
     try {
       setPredictions(isAnswer
-        ? await api.predictAnswer(run, question, text)
+        ? await api.predictAnswer(run, question, text, int8)
         : isChoice
-        ? await api.predictChoices(run, question, passage.trim() || null, text.split("\n").filter((o) => o.trim()))
-        : await api.predict(run, text.split("\n")));
+        ? await api.predictChoices(run, question, passage.trim() || null, text.split("\n").filter((o) => o.trim()), int8)
+        : await api.predict(run, text.split("\n"), int8));
     } catch (e) { setError(errorText(e)); }
     setBusy(false);
   };
@@ -268,6 +270,9 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
             onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
             onKeyDown={(e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); predict(); } }} />
           <button id="play-predict" class="primary" onClick={predict} disabled={busy || !text.trim() || ((isChoice || isAnswer) && !question.trim())}>{isAnswer ? "Find the answer" : isChoice ? "Rank options" : "Predict"}</button>
+          <label class="small" title="Runs the model's linear layers in 8-bit integers (weights per output feature, each token's activations as it runs), as an int8 deployment would: the scores change a little. The model on disk is unchanged.">
+            <input type="checkbox" id="play-int8" checked={int8} onChange={(e) => setInt8((e.target as HTMLInputElement).checked)} /> int8 (as a quantized model predicts)
+          </label>
           <div data-testid="predictions">
             {predictions?.task === "token-classification" && predictions.predictions.map((p) => <TokenPredictionCard p={p} />)}
             {predictions?.task === "sequence-classification" && predictions.predictions.map((p) => <ClassPredictionCard p={p} />)}

@@ -6,6 +6,7 @@ pub mod attention;
 pub mod decoder;
 pub mod gemm;
 pub mod grads;
+pub mod int8;
 pub mod kernels;
 pub mod lm_loss;
 pub mod math;

@@ -15,6 +15,7 @@ use crate::cpu::attention::{self, AttentionSaved, AttentionShape, RelativeTerms}
 use crate::cpu::decoder::{gated, gated_backward, rms_norm, rms_norm_backward, RotaryTable};
 use crate::cpu::gemm::{linear, linear_backward};
 use crate::cpu::grads::HostGrads;
+use crate::cpu::int8::Int8Weights;
 use crate::cpu::kernels::{
     activation, activation_backward, cross_entropy, layer_norm, layer_norm_backward, DropMask,
     NormStats,
@@ -335,6 +336,8 @@ pub struct HostGraph<'a> {
     cache: Option<&'a mut attention::KvCache>,
     /// DeBERTa's relative row of every distance in this batch (every layer uses the same).
     relative_rows: Option<(RelativeBuckets, Arc<[usize]>)>,
+    /// Evaluation in int8: the linear layers' quantized weights (`crate::cpu::int8`).
+    int8: Option<&'a Int8Weights>,
 }
 
 impl<'a> HostGraph<'a> {
@@ -365,7 +368,15 @@ impl<'a> HostGraph<'a> {
             rotary: None,
             cache: None,
             relative_rows: None,
+            int8: None,
         }
+    }
+
+    /// An evaluation pass whose linear layers run in int8 with `weights`' quantized copies
+    /// (a training pass ignores them).
+    pub fn with_int8(mut self, weights: Option<&'a Int8Weights>) -> Self {
+        self.int8 = weights.filter(|_| !self.train);
+        self
     }
 
     /// An evaluation pass of one sequence that continues the tokens in `cache`: each
@@ -623,6 +634,13 @@ impl Graph for HostGraph<'_> {
         }
         let rows = x.rows();
         let mut out = self.pool.take(rows * out_f);
+        if let Some(quantized) = self
+            .int8
+            .and_then(|table| table.get(w, &self.weights[w], out_f, in_f))
+        {
+            quantized.forward(&mut out, &x.data, rows, b.map(|b| &self.weights[b]));
+            return Ok(self.untracked(out, out_f));
+        }
         linear(
             &mut out,
             &x.data,

@@ -51,6 +51,8 @@ pub struct Model {
     /// A multi-task model's head: what its head parameters' names start with (empty
     /// otherwise).
     head_prefix: String,
+    /// Evaluation passes on the CPU run the linear layers in int8 (`Model::use_int8`).
+    int8: Option<Arc<crate::cpu::int8::Int8Weights>>,
 }
 
 /// One head of a model: its task, classes and the prefix of its parameters' names (empty for
@@ -327,6 +329,7 @@ impl Model {
                         .collect(),
                     device: device.clone(),
                     head_prefix: h.prefix.clone(),
+                    int8: None,
                 }
             })
             .collect())
@@ -495,5 +498,19 @@ impl Model {
     /// The device the parameters live on.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Makes evaluation passes on the CPU graph run every linear layer with dynamic int8
+    /// quantization (`crate::cpu::int8`: weights int8 per output feature, quantized on first
+    /// use; activations per token). Training passes and the autograd graph stay f32.
+    pub fn use_int8(&mut self) {
+        self.int8 = Some(Arc::new(crate::cpu::int8::Int8Weights::new(
+            self.params.all().len(),
+        )));
+    }
+
+    /// The int8 weights of [`Model::use_int8`], if it was called.
+    pub fn int8_weights(&self) -> Option<&crate::cpu::int8::Int8Weights> {
+        self.int8.as_deref()
     }
 }

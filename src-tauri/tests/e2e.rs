@@ -880,6 +880,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     // The Test tab: the starter suite for the run's classes fills the editor; it runs on the
     // run's held-out examples with a slice, and shows each test's failure rate, the
     // robustness score and the slice's accuracy beside everything's.
+    ui.click("#run-tab-test").await;
     ui.value_until("#behavior-suite", long, |suite| {
         suite.contains("kind = \"invariance\"")
     })

@@ -53,6 +53,7 @@ const SHORTCUTS: [string, [string, string][]][] = [
   ["Anywhere", [["Ctrl+1 … Ctrl+7", "Switch page (Start … Playground)"], ["?", "Show or hide this list"], ["Esc", "Close this list"]]],
   ["Labeling", [["1 … 9", "Give the example that class"], ["Enter or →", "Next example"], ["←", "Previous example"], ["A or Space", "Accept the model's suggestion"], ["Ctrl+Z", "Undo the last label"]]],
   ["Entities (NER)", [["← →", "Move over the tokens"], ["Shift+← →", "Extend the selection"], ["1 … 9", "Tag the selection"], ["0, Backspace", "Clear its tag"], ["Enter", "Save and go to the next sentence"], ["Page Up / Down", "Previous / next sentence, unsaved"], ["Ctrl+Z", "Undo the last save"]]],
+  ["Run page", [["← → (on a tab)", "Results, Test, Configuration"], ["Ctrl+Enter (in Test)", "Run the tests"]]],
   ["Playground", [["Ctrl+Enter", "Predict"]]],
   ["Lists", [["Tab, Enter", "Reach a row and open it"]]],
 ];

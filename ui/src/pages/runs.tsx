@@ -160,9 +160,39 @@ function RunNotes(props: { run: RunRecord; onSaved: () => void }) {
   );
 }
 
+type RunTab = "results" | "test" | "config";
+const TAB_NAMES: Record<RunTab, string> = { results: "Results", test: "Test", config: "Configuration" };
+
+/** The run page's tabs (arrow keys, Home and End move between them, as WAI-ARIA's tabs do). */
+function RunTabs(props: { tab: RunTab; tabs: RunTab[]; onTab: (t: RunTab) => void }) {
+  const move = (e: KeyboardEvent) => {
+    const i = props.tabs.indexOf(props.tab);
+    const to = e.key === "ArrowRight" ? (i + 1) % props.tabs.length
+      : e.key === "ArrowLeft" ? (i + props.tabs.length - 1) % props.tabs.length
+      : e.key === "Home" ? 0 : e.key === "End" ? props.tabs.length - 1 : -1;
+    if (to < 0) return;
+    e.preventDefault();
+    props.onTab(props.tabs[to]);
+    (document.getElementById(`run-tab-${props.tabs[to]}`) as HTMLElement | null)?.focus();
+  };
+  return (
+    <div class="tabs" role="tablist" aria-label="Run" onKeyDown={move}>
+      {props.tabs.map((t) => (
+        <button role="tab" id={`run-tab-${t}`} aria-selected={t === props.tab} aria-controls={`run-panel-${t}`}
+          tabIndex={t === props.tab ? 0 : -1} class={t === props.tab ? "tab active" : "tab"} onClick={() => props.onTab(t)}>
+          {TAB_NAMES[t]}
+        </button>
+      ))}
+    </div>
+  );
+}
+
 function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted: () => void }) {
   const [d, setD] = useState<RunDetail | null>(null);
   const [error, setError] = useState<string | null>(null);
+  // Another run opens on its results.
+  const [tab, setTab] = useState<RunTab>("results");
+  useEffect(() => setTab("results"), [props.id]);
   // One request at a time: a long run's curves are a large answer, and a slow one must not
   // pile up behind the next poll. A load asked for meanwhile (another run opened, a note saved)
   // runs once the answer is in; an answer for a run no longer shown is dropped.
@@ -211,6 +241,11 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
   const resume = async () => {
     try { await resumeRun(d.run.id); props.onChanged(); props.nav("train"); } catch (e) { setError(errorText(e)); }
   };
+  // Behavioral tests need a finished text classifier (not an ensemble).
+  const testable = d.run.status === "completed" && !d.run.config?.ensemble
+    && (d.run.config?.task ?? "sequence-classification") === "sequence-classification";
+  const tabs: RunTab[] = testable ? ["results", "test", "config"] : ["results", "config"];
+  const shownTab = tabs.includes(tab) ? tab : "results";
   return (
     <article class="card" data-testid="run-page" data-run={d.run.id}>
       <h2>Run {d.run.id}{d.run.name ? ` · ${d.run.name}` : ""} <span class={`run-status ${d.run.status}`}>{d.run.status}</span></h2>
@@ -242,6 +277,8 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
           onConfirm={async () => { await api.runDelete(d.run.id); props.onDeleted(); }} />
       </div>
       <RunNotes key={d.run.id} run={d.run} onSaved={() => { load(); props.onChanged(); }} />
+      <RunTabs tab={shownTab} tabs={tabs} onTab={setTab} />
+      {shownTab === "results" && <div role="tabpanel" id="run-panel-results" aria-labelledby="run-tab-results">
       <div class="grid2">
         <Chart title="Training loss" series={lossSeries(d.metrics)} marks={phaseMarks(d.metrics)} />
         <Chart title="Validation" series={validationSeries(new Set(d.metrics.map((m) => m.name))).map(([name, label]) => curveOf(d.metrics, name, label))} />
@@ -258,10 +295,13 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
               <td>{w.example_id != null && !w.options && <Relabel id={w.example_id} labels={labels} current={w.label} suggested={w.predicted} onError={setError} />}</td></tr>)}</tbody></table>
         </>
       )}
-      {d.run.status === "completed" && !d.run.config?.ensemble && (d.run.config?.task ?? "sequence-classification") === "sequence-classification"
-        && <BehaviorTests key={d.run.id} run={d.run} />}
-      <h3>Configuration</h3>
-      <pre class="config">{JSON.stringify(d.run.config, null, 2)}</pre>
+      </div>}
+      {shownTab === "test" && <div role="tabpanel" id="run-panel-test" aria-labelledby="run-tab-test">
+        <BehaviorTests key={d.run.id} run={d.run} />
+      </div>}
+      {shownTab === "config" && <div role="tabpanel" id="run-panel-config" aria-labelledby="run-tab-config">
+        <pre class="config">{JSON.stringify(d.run.config, null, 2)}</pre>
+      </div>}
     </article>
   );
 }

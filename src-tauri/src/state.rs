@@ -13,7 +13,6 @@ use hone_app::App;
 
 use crate::error::{CommandError, CommandResult};
 
-/// A loaded model, with the folder and length it was loaded for.
 /// The playground's model: its folder, length, whether it runs in int8, and the model.
 type KeptPredictor = (PathBuf, Option<usize>, bool, Arc<FineTunedModel>);
 

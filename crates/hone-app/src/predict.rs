@@ -121,7 +121,9 @@ impl FineTunedModel {
             }
             FineTunedModel::Language(_) => {
                 return Err(AppError::Invalid(
-                    "int8 inference covers classifiers, taggers, multiple choice and question                      answering; a language model generates in f32 (export it as GGUF q8_0 for                      an 8-bit model)"
+                    "int8 inference covers classifiers, taggers, multiple choice and question \
+                     answering; a language model generates in f32 (export it as GGUF q8_0 for \
+                     an 8-bit model)"
                         .into(),
                 ))
             }

@@ -166,6 +166,7 @@ const TAB_NAMES: Record<RunTab, string> = { results: "Results", test: "Test", co
 /** The run page's tabs (arrow keys, Home and End move between them, as WAI-ARIA's tabs do). */
 function RunTabs(props: { tab: RunTab; tabs: RunTab[]; onTab: (t: RunTab) => void }) {
   const move = (e: KeyboardEvent) => {
+    if (e.ctrlKey || e.altKey || e.metaKey || e.shiftKey) return;
     const i = props.tabs.indexOf(props.tab);
     const to = e.key === "ArrowRight" ? (i + 1) % props.tabs.length
       : e.key === "ArrowLeft" ? (i + props.tabs.length - 1) % props.tabs.length
@@ -278,7 +279,9 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
       </div>
       <RunNotes key={d.run.id} run={d.run} onSaved={() => { load(); props.onChanged(); }} />
       <RunTabs tab={shownTab} tabs={tabs} onTab={setTab} />
-      {shownTab === "results" && <div role="tabpanel" id="run-panel-results" aria-labelledby="run-tab-results">
+      {/* Every panel stays mounted (hidden when not shown): a test run keeps its report and a
+          tab's aria-controls always finds its panel. */}
+      <div role="tabpanel" id="run-panel-results" aria-labelledby="run-tab-results" tabIndex={0} hidden={shownTab !== "results"}>
       <div class="grid2">
         <Chart title="Training loss" series={lossSeries(d.metrics)} marks={phaseMarks(d.metrics)} />
         <Chart title="Validation" series={validationSeries(new Set(d.metrics.map((m) => m.name))).map(([name, label]) => curveOf(d.metrics, name, label))} />
@@ -295,13 +298,13 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
               <td>{w.example_id != null && !w.options && <Relabel id={w.example_id} labels={labels} current={w.label} suggested={w.predicted} onError={setError} />}</td></tr>)}</tbody></table>
         </>
       )}
-      </div>}
-      {shownTab === "test" && <div role="tabpanel" id="run-panel-test" aria-labelledby="run-tab-test">
+      </div>
+      {testable && <div role="tabpanel" id="run-panel-test" aria-labelledby="run-tab-test" tabIndex={0} hidden={shownTab !== "test"}>
         <BehaviorTests key={d.run.id} run={d.run} />
       </div>}
-      {shownTab === "config" && <div role="tabpanel" id="run-panel-config" aria-labelledby="run-tab-config">
+      <div role="tabpanel" id="run-panel-config" aria-labelledby="run-tab-config" tabIndex={0} hidden={shownTab !== "config"}>
         <pre class="config">{JSON.stringify(d.run.config, null, 2)}</pre>
-      </div>}
+      </div>
     </article>
   );
 }

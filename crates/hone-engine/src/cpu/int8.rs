@@ -162,15 +162,18 @@ impl QuantizedLinear {
 /// returns the scale (`max|x| / levels`; 0 for an all-zero row, whose integers are all zero;
 /// NaN when the row is not finite).
 fn quantize_row<T>(row: &[f32], levels: f32, store: impl Fn(i32) -> T, q: &mut [T]) -> f32 {
+    // `f32::max` skips NaN, so a NaN is looked for on its own: it must reach the output, as
+    // it would in f32.
     let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-    if max == 0.0 || !max.is_finite() {
+    if max == 0.0 || !max.is_finite() || row.iter().any(|v| v.is_nan()) {
         q.iter_mut().for_each(|q| *q = store(0));
-        return if max.is_finite() { 0.0 } else { f32::NAN };
+        return if max == 0.0 { 0.0 } else { f32::NAN };
     }
     let inv = levels / max;
     for (q, &v) in q.iter_mut().zip(row) {
-        // Half away from zero, as `round` (which does not vectorise); within ±levels.
-        let r = v * inv;
+        // Half away from zero, as `round` (which does not vectorise); clamped, since `inv`
+        // overflows to infinity for a row of subnormal values.
+        let r = (v * inv).clamp(-levels, levels);
         *q = store((r + 0.5f32.copysign(r)) as i32);
     }
     max / levels
@@ -353,6 +356,39 @@ mod tests {
             Kernel::detect().dots(&x0, &x1, w4),
             dots_portable(&x0, &x1, w4)
         );
+    }
+
+    #[test]
+    fn the_largest_products_do_not_saturate_and_nan_spreads() {
+        // Every input at the 7-bit extreme against weights at ±127: the pairs vpmaddubsw adds
+        // are at their largest (2·127·127 with the offset), and the sums stay exact.
+        let in_f = 64;
+        // Row 0 of the weights is all +127 and the first half of the inputs all +63 (stored
+        // 127): those pairs sum to 2·127·127.
+        let x: Vec<f32> = (0..in_f)
+            .map(|i| {
+                if i < in_f / 2 || i % 3 != 0 {
+                    1.0
+                } else {
+                    -1.0
+                }
+            })
+            .collect();
+        let w: Vec<f32> = (0..2 * in_f)
+            .map(|i| if i < in_f || i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        let q = QuantizedLinear::quantize(&w, 2, in_f);
+        let mut y = [0f32; 2];
+        q.forward(&mut y, &x, 1, None);
+        let want = reference(&x, &w, &[0.0, 0.0], 1, in_f, 2);
+        for (got, want) in y.iter().zip(&want) {
+            assert!((got - want).abs() < 1e-4, "{y:?} vs {want:?}");
+        }
+        // A NaN input makes its row NaN, as in f32, instead of a plausible score.
+        let mut bad = x.clone();
+        bad[5] = f32::NAN;
+        q.forward(&mut y, &bad, 1, None);
+        assert!(y.iter().all(|v| v.is_nan()), "{y:?}");
     }
 
     #[test]

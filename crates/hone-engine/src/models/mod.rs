@@ -502,7 +502,9 @@ impl Model {
 
     /// Makes evaluation passes on the CPU graph run every linear layer with dynamic int8
     /// quantization (`crate::cpu::int8`: weights int8 per output feature, quantized on first
-    /// use; activations per token). Training passes and the autograd graph stay f32.
+    /// use; activations per token). Training passes and the autograd graph stay f32. The
+    /// int8 copies are made once: for a model whose weights no longer change (a loaded
+    /// fine-tuned folder); call again after changing them.
     pub fn use_int8(&mut self) {
         self.int8 = Some(Arc::new(crate::cpu::int8::Int8Weights::new(
             self.params.all().len(),

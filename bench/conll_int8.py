@@ -22,7 +22,7 @@ import torch  # noqa: E402
 from transformers import AutoModelForTokenClassification, AutoTokenizer  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conll_reference import entities, read_conll  # noqa: E402
+from conll_reference import count_entities, read_conll  # noqa: E402
 
 
 def main():
@@ -55,16 +55,8 @@ def main():
             start = time.perf_counter()
             best = predict(enc).argmax(-1)
             seconds += time.perf_counter() - start
-            for i, (words, tags) in enumerate(batch):
-                pred, prev = ["O"] * len(words), None
-                for j, w in enumerate(enc.word_ids(i)):
-                    if w is not None and w != prev:
-                        pred[w] = labels[best[i, j]]
-                    prev = w
-                g, p = entities(tags), entities(pred)
-                correct += len(g & p)
-                predicted += len(p)
-                gold += len(g)
+            c, p, g = count_entities(batch, enc, best, labels)
+            correct, predicted, gold = correct + c, predicted + p, gold + g
         precision = correct / predicted if predicted else 0.0
         recall = correct / gold if gold else 0.0
         score = 2 * precision * recall / (precision + recall) if precision + recall else 0.0

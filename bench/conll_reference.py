@@ -59,6 +59,24 @@ def entities(tags):
     return set(out)
 
 
+def count_entities(batch, enc, best, labels):
+    """Entities right, predicted and gold in a batch: each word takes its first sub-token's
+    tag (`best`: the argmax per token), as run_ner and Hone do; returns (correct, predicted,
+    gold)."""
+    correct = predicted = gold = 0
+    for i, (words, tags) in enumerate(batch):
+        pred, prev = ["O"] * len(words), None
+        for j, w in enumerate(enc.word_ids(i)):
+            if w is not None and w != prev:
+                pred[w] = labels[best[i, j]]
+            prev = w
+        g, p = entities(tags), entities(pred)
+        correct += len(g & p)
+        predicted += len(p)
+        gold += len(g)
+    return correct, predicted, gold
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -127,16 +145,8 @@ def main():
             batch = test[b:b + 64]
             enc, _ = encode(batch)
             best = model(**enc).logits.argmax(-1)
-            for i, (words, tags) in enumerate(batch):
-                pred, prev = ["O"] * len(words), None
-                for j, w in enumerate(enc.word_ids(i)):
-                    if w is not None and w != prev:
-                        pred[w] = labels[best[i, j]]
-                    prev = w
-                g, p = entities(tags), entities(pred)
-                correct += len(g & p)
-                predicted += len(p)
-                gold += len(g)
+            c, p, g = count_entities(batch, enc, best, labels)
+            correct, predicted, gold = correct + c, predicted + p, gold + g
     precision = correct / predicted if predicted else 0.0
     recall = correct / gold if gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0

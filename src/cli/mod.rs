@@ -18,6 +18,7 @@ mod runs;
 mod simulate;
 mod suggest;
 mod sweep;
+mod target;
 mod train;
 
 use std::path::PathBuf;
@@ -72,6 +73,16 @@ enum Command {
     /// Hyperparameter sweeps: one run per combination of settings, ranked.
     #[command(subcommand)]
     Sweep(sweep::SweepCommand),
+    /// Compute targets: Slurm clusters (here or over SSH) that runs and sweeps are submitted
+    /// to with --target.
+    #[command(subcommand)]
+    Target(target::TargetCommand),
+    /// Train the run staged in a folder (what a compute target's nodes run).
+    #[command(hide = true)]
+    RemoteExec {
+        /// The run's folder on the cluster.
+        dir: PathBuf,
+    },
     /// Search, inspect and download models from the Hugging Face Hub.
     #[command(subcommand)]
     Hub(hub::HubCommand),
@@ -286,6 +297,8 @@ pub fn run() -> ExitCode {
         Command::Data(cmd) => data::run(cmd, &db),
         Command::Runs(cmd) => runs::run(cmd, &db),
         Command::Sweep(cmd) => sweep::run(cmd, &db),
+        Command::Target(cmd) => target::run(cmd, &db),
+        Command::RemoteExec { dir } => target::remote_exec(&dir),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Test(args) => behavior::run(*args),

@@ -59,8 +59,22 @@ pub enum RunsCommand {
     /// Set a run's notes (an empty text clears them; `-` reads them from standard input).
     Note { id: i64, text: String },
     /// Ask a running run to stop after its current step, whichever process trains it (the
-    /// window, or `hone train` in another terminal); it stops as Ctrl-C does: resumable.
+    /// window, or `hone train` in another terminal; on a compute target, through its
+    /// scheduler); it stops as Ctrl-C does: resumable.
     Cancel { id: i64 },
+    /// Bring runs on compute targets up to date: their curves so far, and the outcome of
+    /// those whose jobs ended.
+    Sync {
+        /// Keep syncing until none of them is queued or running.
+        #[arg(long)]
+        wait: bool,
+        /// Seconds between syncs with --wait.
+        #[arg(long, value_name = "S", default_value_t = 5.0)]
+        interval: f64,
+        /// One JSON object per run and sync.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The best evaluation of a run, whichever the task (its `get` reads F1 and accuracy as
@@ -352,7 +366,13 @@ ensemble members, on the validation examples they all held out:"
             keep_checkpoints,
         } => {
             // Opening the database marks a run whose process died as interrupted.
-            drop(App::open(db)?);
+            let mut app = App::open(db)?;
+            if app.store().run(id)?.remote.is_some() {
+                let job = app.resubmit_run(id)?;
+                println!("submitted run {id} again as Slurm job {job}: it continues from its last checkpoint (`hone runs sync --wait` follows it)");
+                return Ok(ExitCode::SUCCESS);
+            }
+            drop(app);
             let job = spawn(db.to_path_buf(), id, true)?;
             follow(job, db, json, keep_checkpoints)
         }
@@ -390,6 +410,11 @@ ensemble members, on the validation examples they all held out:"
             );
             Ok(ExitCode::SUCCESS)
         }
+        RunsCommand::Sync {
+            wait,
+            interval,
+            json,
+        } => super::target::sync(db, wait, interval, json),
         RunsCommand::Cancel { id } => {
             let mut app = App::open(db)?;
             app.request_cancel(id)?;

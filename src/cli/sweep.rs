@@ -92,6 +92,26 @@ fn create(args: SweepArgs, db: &Path) -> anyhow::Result<ExitCode> {
     }
     drop(app);
     let json = args.train.json();
+    if let Some(target) = args.train.target() {
+        if args.median_stop {
+            anyhow::bail!(
+                "--median-stop compares trials as they finish one after another; on a compute \
+                 target they run at once: leave it out"
+            );
+        }
+        // Every trial is created first, then all go as one job array.
+        let mut app = App::open(db)?;
+        let mut ids = Vec::with_capacity(configs.len());
+        for (trial, config) in trials.iter().zip(&configs) {
+            let what = sweep::describe(trial);
+            let id = app.create_run(config, Some(format!("{} · {what}", args.sweep)))?;
+            app.set_run_tags(id, std::slice::from_ref(&tag))?;
+            ids.push(id);
+        }
+        drop(app);
+        super::target::submit(db, &ids, target, &args.sweep, json)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     // Each finished trial's validation curve, for the median rule.
     let mut curves: Vec<Vec<(u64, f64)>> = Vec::new();
     for (i, (trial, config)) in trials.iter().zip(&configs).enumerate() {

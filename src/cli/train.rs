@@ -84,6 +84,10 @@ pub struct TrainArgs {
     /// Keep the checkpoints folder inside --out after a successful run.
     #[arg(long)]
     keep_checkpoints: bool,
+    /// Submit the run to compute target NAME (`hone target add`) instead of training here;
+    /// `hone runs sync --wait` follows it.
+    #[arg(long, value_name = "NAME", help_heading = "Compute target")]
+    target: Option<String>,
 
     /// A named set of options applied before the flags: quick, careful or kaggle-mc (the
     /// multiple-choice recipe: head first, frozen embeddings, cosine layer-wise decay, its
@@ -800,6 +804,11 @@ impl TrainArgs {
     pub(crate) fn json(&self) -> bool {
         self.json
     }
+
+    /// The compute target asked for, if any.
+    pub(crate) fn target(&self) -> Option<&str> {
+        self.target.as_deref()
+    }
 }
 
 pub fn run(args: TrainArgs, db: &Path) -> anyhow::Result<ExitCode> {
@@ -807,6 +816,17 @@ pub fn run(args: TrainArgs, db: &Path) -> anyhow::Result<ExitCode> {
     let mut app = App::open(db)?;
     let run_id = app.create_run(&config, args.name.clone())?;
     drop(app);
+    if let Some(target) = &args.target {
+        if config.out.is_some() {
+            anyhow::bail!(
+                "a run on a compute target exports into its run folder; leave out --out and copy \
+                 it afterwards (hone export --run ID --out DIR)"
+            );
+        }
+        let name = args.name.clone().unwrap_or_else(|| format!("run{run_id}"));
+        super::target::submit(db, &[run_id], target, &name, args.json)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let job = spawn(db.to_path_buf(), run_id, false)?;
     follow(job, db, args.json, args.keep_checkpoints)
 }

@@ -32,6 +32,7 @@ pub mod predict;
 pub mod preview;
 pub mod process;
 pub mod references;
+pub mod remote;
 pub mod run_config;
 pub mod run_notes;
 pub mod runs;

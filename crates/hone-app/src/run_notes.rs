@@ -108,6 +108,16 @@ impl App {
     /// Asks run `id` to stop after its current step, whichever process trains it (the process
     /// reads the request after each step and stops as a cancel does: resumable).
     pub fn request_cancel(&mut self, id: i64) -> Result<(), AppError> {
+        // A run on a compute target is stopped through its scheduler.
+        let run = self.store.run(id)?;
+        if run.remote.is_some()
+            && matches!(
+                run.status,
+                hone_store::RunStatus::Queued | hone_store::RunStatus::Running
+            )
+        {
+            return self.cancel_remote_run(id);
+        }
         if self.store.request_cancel(id)? {
             return Ok(());
         }

@@ -188,7 +188,11 @@ pub(crate) fn engine_task(task: Task) -> EngineTask {
 }
 
 /// Writes one event to the database.
-fn record(store: &mut Store, id: i64, event: &TrainEvent) -> Result<(), hone_store::StoreError> {
+pub(crate) fn record(
+    store: &mut Store,
+    id: i64,
+    event: &TrainEvent,
+) -> Result<(), hone_store::StoreError> {
     match event {
         TrainEvent::Started { total_steps, .. } => {
             let (pid, started) = process::current();
@@ -340,6 +344,12 @@ impl App {
         cancel: &AtomicBool,
     ) -> Result<RunOutcome, AppError> {
         let run = self.store.run(id)?;
+        if let Some(placement) = crate::remote::RemoteRun::of(&run)? {
+            return Err(AppError::Invalid(format!(
+                "run {id} runs on compute target '{}' (Slurm job {}); resuming it submits it there again",
+                placement.target, placement.job
+            )));
+        }
         match (resume, run.status) {
             (false, RunStatus::Queued) => {}
             // A queued run whose process died before it started can be "resumed" from step 0.

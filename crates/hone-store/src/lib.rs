@@ -9,7 +9,9 @@ mod datasets;
 mod error;
 mod models;
 mod runs;
+mod snapshot;
 mod splits;
+mod targets;
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +28,7 @@ pub use runs::{
     ArtifactRecord, EvaluationRecord, MetricRow, NewRun, RunRecord, RunStatus, SampleRecord,
 };
 pub use splits::{Part, SplitInfo};
+pub use targets::TargetRecord;
 
 /// Result type of the store.
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -35,6 +38,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/001_initial.sql")),
         M::up(include_str!("../migrations/002_run_notes.sql")),
         M::up(include_str!("../migrations/003_samples.sql")),
+        M::up(include_str!("../migrations/004_compute_targets.sql")),
     ])
 }
 

@@ -88,6 +88,10 @@ pub struct RunRecord {
     /// Another process asked the run to stop (it stops after its current step).
     #[serde(default)]
     pub cancel_requested: bool,
+    /// Where a run handed to a compute target went (see `hone_app::remote`); `None` for runs
+    /// executed by a process on this machine.
+    #[serde(default)]
+    pub remote: Option<serde_json::Value>,
 }
 
 /// One metric value at one step.
@@ -131,7 +135,7 @@ pub struct ArtifactRecord {
 
 const RUN_COLUMNS: &str = "id, name, status, config_json, dataset_id, split_id, model_fingerprint,
     dataset_fingerprint, hardware_json, run_dir, error, pid, step, total_steps, final_metrics_json,
-    created_at, started_at, finished_at, tags_json, notes, cancel_requested";
+    created_at, started_at, finished_at, tags_json, notes, cancel_requested, remote_json";
 
 fn json(text: Option<String>) -> rusqlite::Result<Option<serde_json::Value>> {
     text.map(|t| {
@@ -168,6 +172,7 @@ fn run_from_row(r: &Row) -> rusqlite::Result<(RunRecord, String)> {
                 .unwrap_or_default(),
             notes: r.get(19)?,
             cancel_requested: r.get::<_, i64>(20)? != 0,
+            remote: json(r.get(21)?)?,
         },
         r.get(2)?,
     ))
@@ -549,7 +554,10 @@ impl Store {
     ) -> Result<Vec<i64>> {
         let running: Vec<(i64, Option<i64>, Option<i64>)> = self
             .conn
-            .prepare("SELECT id, pid, pid_started FROM runs WHERE status = 'running'")?
+            // A run on a compute target has no process here: its scheduler says whether it runs.
+            .prepare(
+                "SELECT id, pid, pid_started FROM runs WHERE status = 'running' AND remote_json IS NULL",
+            )?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
         let mut out = Vec::new();

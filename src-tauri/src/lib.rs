@@ -52,6 +52,9 @@ pub fn with_commands<R: Runtime>(builder: Builder<R>, state: DesktopState) -> Bu
             runs::run_delete,
             runs::run_annotate,
             runs::run_request_stop,
+            targets::targets_list,
+            targets::train_submit,
+            targets::run_resubmit,
             train::training_options,
             train::training_presets,
             train::train_start,
@@ -170,7 +173,9 @@ pub fn run() {
         std::thread::sleep(Duration::from_secs(5));
         hone_app::machine::measure_cpu_speed();
     });
-    let state = DesktopState::new(hone_app::paths::default_db());
+    let db = hone_app::paths::default_db();
+    commands::targets::keep_remote_runs_synced(db.clone());
+    let state = DesktopState::new(db);
     let builder = with_commands(
         tauri::Builder::default().plugin(tauri_plugin_dialog::init()),
         state,

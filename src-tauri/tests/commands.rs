@@ -484,6 +484,28 @@ fn the_whole_workflow_through_the_commands() {
         assert_eq!(refused["kind"], kind, "{refused}");
     }
     assert!(!outside.exists());
+    // Compute targets: none configured; submitting to one that does not exist says so and
+    // leaves no run waiting for ever.
+    assert_eq!(w.ok("targets_list", json!({})), json!([]));
+    let runs_before = w.ok("runs_list", json!({})).as_array().map(Vec::len);
+    let refused = w
+        .call(
+            "train_submit",
+            json!({"config": {"model": "hone-test/tiny-bert", "data": {"dataset": "sst2"}},
+                "name": null, "target": "nowhere"}),
+        )
+        .expect_err("no such target");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no compute target named 'nowhere'"),
+        "{refused}"
+    );
+    assert_eq!(
+        w.ok("runs_list", json!({})).as_array().map(Vec::len),
+        runs_before
+    );
     let unknown = w
         .call(
             "model_check",

@@ -111,7 +111,13 @@ export type RunRecord = {
   tags: string[]; notes: string | null;
   /** Asked to stop from another process or window; it stops after its current step. */
   cancel_requested: boolean;
+  /** Where a run handed to a compute target went (`hone target`); null for runs on this machine. */
+  remote?: RemotePlacement | null;
 };
+/** A run on a compute target: the target, its Slurm job element, its folder there. */
+export type RemotePlacement = { target: string; job: string; dir: string; events_read: number; submissions: number };
+/** A compute target (`hone target add`): a Slurm cluster here or over SSH. */
+export type Target = { name: string; settings: { scheduler: string; ssh: string | null; dir: string; partition: string | null; gres: string | null } };
 /** One trial of a sweep (`hone sweep show`): its varied settings and score. */
 /** One failing example of a behavioral test: the text (and what a perturbation made of it). */
 export interface BehaviorFailure { text: string; changed?: string; expected: string; got: string }
@@ -240,6 +246,12 @@ export const api = {
     return invoke<number>("train_resume", { runId, onEvent: channel });
   },
   trainCancel: (runId: number) => invoke<boolean>("train_cancel", { runId }),
+  /** The compute targets runs can be submitted to. */
+  targetsList: () => invoke<Target[]>("targets_list"),
+  /** Creates a run and submits it to compute target `target`; its id. */
+  trainSubmit: (config: any, name: string | null, target: string) => invoke<number>("train_submit", { config, name, target }),
+  /** Submits a stopped run on a compute target again (it continues from its last checkpoint). */
+  runResubmit: (id: number) => invoke<string>("run_resubmit", { id }),
   /** The learning-rate range test on a run configuration; steps stream to `onMessage`. */
   lrFind: (config: any, onMessage: (m: LrFindMessage) => void) => {
     const channel = new Channel<LrFindMessage>();

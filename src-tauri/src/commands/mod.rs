@@ -6,6 +6,7 @@ pub mod labeling;
 pub mod models;
 pub mod playground;
 pub mod runs;
+pub mod targets;
 pub mod train;
 
 /// Runs blocking work (SQLite, files, HTTP) off the window's thread.

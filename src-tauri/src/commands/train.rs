@@ -138,7 +138,10 @@ pub async fn train_start(
 /// A run configuration from the window, held to the files the user may reach: a model Hone
 /// knows, data files only inside picked paths, and no `out` folder (a window run exports
 /// into its run folder; Export copies it elsewhere).
-fn window_config(state: &DesktopState, mut config: RunConfig) -> CommandResult<RunConfig> {
+pub(crate) fn window_config(
+    state: &DesktopState,
+    mut config: RunConfig,
+) -> CommandResult<RunConfig> {
     if config.out.is_some() {
         return Err(CommandError::new(
             "invalid",

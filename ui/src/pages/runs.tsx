@@ -239,8 +239,13 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
     .map((p: any) => ({ ...p, confidence: Math.max(...(p.probabilities ?? [0])) }))
     .sort((a: any, b: any) => b.confidence - a.confidence)
     .slice(0, 10);
+  const remote = d.run.remote ?? null;
   const resume = async () => {
-    try { await resumeRun(d.run.id); props.onChanged(); props.nav("train"); } catch (e) { setError(errorText(e)); }
+    try {
+      // A run on a compute target is submitted there again; its page follows it.
+      if (remote) { await api.runResubmit(d.run.id); load(); props.onChanged(); return; }
+      await resumeRun(d.run.id); props.onChanged(); props.nav("train");
+    } catch (e) { setError(errorText(e)); }
   };
   // Behavioral tests need a finished text classifier (not an ensemble).
   const testable = d.run.status === "completed" && !d.run.config?.ensemble
@@ -251,6 +256,13 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
     <article class="card" data-testid="run-page" data-run={d.run.id}>
       <h2>Run {d.run.id}{d.run.name ? ` · ${d.run.name}` : ""} <span class={`run-status ${d.run.status}`}>{d.run.status}</span></h2>
       {d.run.error && <div class="error">{d.run.error}</div>}
+      {remote && (
+        <p class="muted small" data-testid="remote-placement">
+          On compute target <strong>{remote.target}</strong> · Slurm job {remote.job}
+          {remote.submissions > 1 ? ` (submitted ${remote.submissions} times)` : ""} · folder there: <code>{remote.dir}</code>
+          {(d.run.status === "queued" || d.run.status === "running") && " — its curves arrive every few seconds while the window is open"}
+        </p>
+      )}
       {d.run.final_metrics?.test && (
         <p class="ok" data-testid="test-score">
           Test: {summary(d.run.final_metrics.test)} <span class="muted small">— the run's score, on {d.run.final_metrics.test_examples} examples of the split's test part that neither training nor choosing the checkpoint saw. Validation below picked the checkpoint.</span>
@@ -261,16 +273,21 @@ function RunPage(props: { id: number; nav: Nav; onChanged: () => void; onDeleted
           <button id="cancel-run" onClick={async () => { await api.trainCancel(d.run.id); load(); props.onChanged(); }}
             title="Stop after the current step; the run keeps its best checkpoint and can be resumed">Cancel</button>
         )}
+        {remote && d.run.status === "queued" && (
+          <button id="stop-run" title="Cancel the Slurm job (scancel)"
+            onClick={async () => { try { await api.runRequestStop(d.run.id); load(); } catch (e) { setError(errorText(e)); } }}>Cancel job</button>
+        )}
         {!d.live && d.run.status === "running" && (
           d.run.cancel_requested
             ? <span class="muted small" data-testid="stop-asked">training in another process; asked to stop after its current step</span>
             : <>
-                <span class="muted small">training in another process (the command line)</span>
+                <span class="muted small">{remote ? `training on ${remote.target}` : "training in another process (the command line)"}</span>
                 <button id="stop-run" title="The run stops after its current step, keeps its checkpoints and can be resumed"
                   onClick={async () => { try { await api.runRequestStop(d.run.id); load(); } catch (e) { setError(errorText(e)); } }}>Stop it</button>
               </>
         )}
-        {["interrupted", "cancelled", "failed"].includes(d.run.status) && <button id="resume-run" onClick={resume}>Resume</button>}
+        {["interrupted", "cancelled", "failed"].includes(d.run.status) && <button id="resume-run" onClick={resume}
+          title={remote ? `Submit it to ${remote.target} again; it continues from its last checkpoint` : "Continue from its last checkpoint"}>{remote ? "Resume on " + remote.target : "Resume"}</button>}
         {d.run.status === "completed" && <button onClick={() => props.nav("playground", d.run.id)}>Playground & export</button>}
         <ConfirmButton id="delete-run" label="Delete run" confirm="Delete"
           question={`Delete run ${d.run.id} with its curves, checkpoints and the model in its folder?`}

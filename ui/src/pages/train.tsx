@@ -5,7 +5,7 @@ import { ConversationSource } from "./conversations";
 import { ChoiceSource, type ChoiceData } from "./choices";
 import { SampleAnswers } from "./samples";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, bytes, DatasetInfo, duration, errorText, KnownModel, ModelCheck, Preset, RunDetail, RunMessage, RunRecord, TrainEvent, TrainingOption } from "../api";
+import { api, bytes, DatasetInfo, duration, errorText, KnownModel, ModelCheck, Preset, RunDetail, RunMessage, RunRecord, Target, TrainEvent, TrainingOption } from "../api";
 import { Chart, Mark, Series } from "../chart";
 import { LrFinder } from "./lr_find";
 import type { Nav } from "../main";
@@ -342,6 +342,10 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const defaults = options ? defaultsOf(options) : {};
   const [training, setTraining] = useState<Training>({});
   const [name, setName] = useState("");
+  // Where the run trains: here (""), or a compute target added with `hone target add`.
+  const [targets, setTargets] = useState<Target[]>([]);
+  const [target, setTarget] = useState("");
+  useEffect(() => { api.targetsList().then(setTargets).catch(() => setTargets([])); }, []);
   // Finished runs: a teacher to distill from, or a previous task to hold on to (EWC).
   const [finished, setFinished] = useState<RunRecord[]>([]);
   const [teacher, setTeacher] = useState("");
@@ -480,6 +484,12 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
     const config = runConfig();
     if (!config) return;
     try {
+      if (target) {
+        const id = await api.trainSubmit(config, name || null, target);
+        setName("");
+        props.nav("runs", id);
+        return;
+      }
       const id = await api.trainStart(config, name || null, onRunMessage);
       setName("");
       setLive((l) => (l && l.runId === id ? l : freshLive(id)));
@@ -601,7 +611,16 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       <LrFinder config={runConfig} disabled={!options || !model || (choice ? !choiceData : !dataset) || Object.keys(problems).length > 0}
         onUse={(lr) => { setTraining((t) => ({ ...t, lr })); setPreset(null); setFormVersion((v) => v + 1); }} />
       <div class="row start-bar">
-        <button id="start" class="primary" onClick={start} disabled={!options || !model || (choice ? !choiceData : !dataset) || Object.keys(problems).length > 0}>Start training</button>
+        {targets.length > 0 && (
+          <label title="Where the run trains: this machine, or a Slurm cluster added with `hone target add` (its curves arrive every few seconds)">
+            Run on{" "}
+            <select id="run-target" value={target} onChange={(e) => setTarget((e.target as HTMLSelectElement).value)}>
+              <option value="">this machine</option>
+              {targets.map((t) => <option value={t.name}>{t.name} (Slurm{t.settings.ssh ? ` via ${t.settings.ssh}` : ""})</option>)}
+            </select>
+          </label>
+        )}
+        <button id="start" class="primary" onClick={start} disabled={!options || !model || (choice ? !choiceData : !dataset) || Object.keys(problems).length > 0}>{target ? `Submit to ${target}` : "Start training"}</button>
         {Object.keys(problems).length > 0 && (
           <span class="field-error" data-testid="start-blocked">
             Fix {Object.keys(problems).map((k) => fields.find((f) => f.key === k)?.label ?? k).join(", ")} first.

@@ -197,6 +197,13 @@ fn sweeps_and_runs_on_a_real_slurm_land_in_the_database_and_resume_exactly() {
     ));
     let listed = stdout(&ok(hone_at(&db, &conf, &["target", "list", "--json"])));
     assert!(listed.contains(&jobs_dir), "{listed}");
+    // The nodes run the command line, settled when the target is added (the desktop app's
+    // binary, which also adds targets' runs, is not it).
+    let targets: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(
+        targets[0]["settings"]["hone"].as_str().map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_BIN_EXE_hone")))
+    );
 
     // The reference: the run the cancelled and killed ones must end equal to, trained here.
     let reference = tmp.path().join("reference");

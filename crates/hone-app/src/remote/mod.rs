@@ -82,17 +82,24 @@ impl TargetSettings {
         Shell::new(self.ssh.as_deref())
     }
 
-    /// The `hone` the nodes run.
+    /// The `hone` the nodes run: the one configured; over SSH, `hone` on the nodes' PATH; on
+    /// this machine, the `hone` command line beside this executable (the desktop app's
+    /// binary is not it), else `hone` on PATH.
     pub fn hone_on_nodes(&self) -> Result<String, AppError> {
         if let Some(h) = &self.hone {
             return Ok(h.clone());
         }
-        match self.shell() {
-            Shell::Ssh(_) => Ok("hone".into()),
-            Shell::Here => std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .map_err(|e| AppError::Invalid(format!("cannot tell where hone is: {e}"))),
+        if let Shell::Ssh(_) = self.shell() {
+            return Ok("hone".into());
         }
+        let exe = std::env::current_exe()
+            .map_err(|e| AppError::Invalid(format!("cannot tell where hone is: {e}")))?;
+        let beside = exe.with_file_name(format!("hone{}", std::env::consts::EXE_SUFFIX));
+        Ok(if beside.is_file() {
+            beside.display().to_string()
+        } else {
+            "hone".into()
+        })
     }
 
     fn check(&self) -> Result<(), AppError> {
@@ -160,6 +167,11 @@ impl App {
             )));
         }
         settings.check()?;
+        // Which hone the nodes run is settled now, by the process that adds the target.
+        let settings = &TargetSettings {
+            hone: Some(settings.hone_on_nodes()?),
+            ..settings.clone()
+        };
         let shell = settings.shell();
         shell.run("sinfo", &["--version"]).map_err(|e| {
             AppError::Invalid(format!(

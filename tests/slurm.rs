@@ -50,6 +50,38 @@ impl Drop for Cluster {
     }
 }
 
+/// An SSH server on 127.0.0.1 standing in for the cluster's login node, stopped at the end.
+struct Login {
+    dir: PathBuf,
+    config: String,
+}
+
+impl Login {
+    fn start(dir: &Path, slurm_conf: &str) -> Login {
+        let o = Command::new(root().join("scripts/sshd-local"))
+            .args([
+                "start",
+                &dir.display().to_string(),
+                &format!("SLURM_CONF={slurm_conf}"),
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "sshd-local start: {}", stderr(&o));
+        Login {
+            dir: dir.to_path_buf(),
+            config: stdout(&o).trim().to_string(),
+        }
+    }
+}
+
+impl Drop for Login {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("scripts/sshd-local"))
+            .args(["stop", &self.dir.display().to_string()])
+            .status();
+    }
+}
+
 /// `hone --db DB args…` with the cluster's configuration and two threads per run.
 fn hone_at(db: &Path, conf: &str, args: &[&str]) -> Output {
     run(hone()
@@ -398,6 +430,66 @@ fn sweeps_and_runs_on_a_real_slurm_land_in_the_database_and_resume_exactly() {
         );
     }
     drop(store);
+
+    // The same cluster through its "login node" over SSH: the model goes there with scp (once
+    // per model), the data and run.json through ssh, the events and the outcome come back the
+    // same way, and the run ends with the reference's weights.
+    let login = Login::start(&tmp.path().join("sshd"), &conf);
+    let remote_jobs = tmp.path().join("remote-jobs").display().to_string();
+    ok(hone_at(
+        &db,
+        &conf,
+        &[
+            "target",
+            "add",
+            "login",
+            "--ssh",
+            "hone-login",
+            "--ssh-config",
+            &login.config,
+            "--dir",
+            &remote_jobs,
+            "--hone",
+            env!("CARGO_BIN_EXE_hone"),
+        ],
+    ));
+    let mut args: Vec<String> = vec!["train".into()];
+    args.extend(train_flags(LONG_EPOCHS));
+    args.extend(file_flags());
+    args.extend(["--target", "login"].map(String::from));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_, over_ssh) = submitted(&ok(hone_at(&db, &conf, &refs)));
+    // Seen running over SSH (curves read with tail over ssh) before it ends.
+    wait_for_steps(&db, &conf, over_ssh[0], 10);
+    ok(hone_at(
+        &db,
+        &conf,
+        &["runs", "sync", "--wait", "--interval", "0.5"],
+    ));
+    let store = Store::open(&db).unwrap();
+    let run = store.run(over_ssh[0]).unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    let staged_models: Vec<_> = std::fs::read_dir(Path::new(&remote_jobs).join("models"))
+        .unwrap()
+        .collect();
+    assert_eq!(
+        staged_models.len(),
+        1,
+        "the model was copied to the cluster once"
+    );
+    assert!(
+        model_of(&db, over_ssh[0]) == reference_weights,
+        "the run over SSH ends with other weights than the same run here"
+    );
+    let exported = store.artifacts(over_ssh[0]).unwrap();
+    let export = exported.iter().find(|a| a.kind == "export").unwrap();
+    assert!(
+        !export.path.starts_with(&remote_jobs),
+        "the exported model was copied back here, not left on the cluster: {}",
+        export.path
+    );
+    drop(store);
+    drop(login);
 
     // A target with runs on it cannot be removed while they run; with none, it can.
     ok(hone_at(&db, &conf, &["target", "remove", "local"]));

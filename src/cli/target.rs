@@ -39,6 +39,9 @@ pub struct AddArgs {
     /// Slurm runs on this machine.
     #[arg(long, value_name = "HOST")]
     ssh: Option<String>,
+    /// An ssh configuration file to read instead of ~/.ssh/config (ssh -F).
+    #[arg(long, value_name = "FILE", requires = "ssh")]
+    ssh_config: Option<String>,
     /// The hone executable on the nodes [default: this one on this machine, hone over SSH].
     #[arg(long, value_name = "PATH")]
     hone: Option<String>,
@@ -64,6 +67,7 @@ pub fn run(cmd: TargetCommand, db: &Path) -> anyhow::Result<ExitCode> {
         TargetCommand::Add(a) => {
             let settings = TargetSettings {
                 ssh: a.ssh,
+                ssh_config: a.ssh_config,
                 hone: a.hone,
                 partition: a.partition,
                 gres: a.gres,
@@ -130,6 +134,10 @@ pub fn submit(db: &Path, ids: &[i64], target: &str, name: &str, json: bool) -> a
 pub fn sync(db: &Path, wait: bool, interval: f64, json: bool) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     let mut last: std::collections::HashMap<i64, (RunStatus, String)> = Default::default();
+    // Syncs in a row in which every run failed to sync (a target out of reach): --wait gives
+    // up after this many rather than waiting for ever.
+    const GIVE_UP_AFTER: usize = 12;
+    let mut failing = 0;
     loop {
         let mut app = App::open(db)?;
         let changes = app.sync_remote_runs()?;
@@ -157,6 +165,17 @@ pub fn sync(db: &Path, wait: bool, interval: f64, json: bool) -> anyhow::Result<
         let active = changes
             .iter()
             .any(|c| matches!(c.status, RunStatus::Queued | RunStatus::Running));
+        failing = if !changes.is_empty() && changes.iter().all(|c| c.error.is_some()) {
+            failing + 1
+        } else {
+            0
+        };
+        if wait && failing >= GIVE_UP_AFTER {
+            anyhow::bail!(
+                "no run on a compute target could be synced in the last {GIVE_UP_AFTER} tries \
+                 (the errors are above); fix the cause and run `hone runs sync --wait` again"
+            );
+        }
         if !wait || !active {
             if !json && changes.is_empty() {
                 eprintln!("no runs on compute targets are queued or running");

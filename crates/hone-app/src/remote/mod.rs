@@ -35,6 +35,9 @@ pub struct TargetSettings {
     /// `user@host` (or a `Host` of `~/.ssh/config`) of the login node; none: this machine.
     #[serde(default)]
     pub ssh: Option<String>,
+    /// An ssh configuration file to read instead of `~/.ssh/config` (`ssh -F`).
+    #[serde(default)]
+    pub ssh_config: Option<String>,
     /// A folder on the cluster that its nodes share: runs are staged there.
     pub dir: String,
     /// The `hone` executable on the nodes; default: this one on this machine, `hone` over SSH.
@@ -67,6 +70,7 @@ impl TargetSettings {
         TargetSettings {
             scheduler: slurm(),
             ssh: None,
+            ssh_config: None,
             dir: dir.to_string(),
             hone: None,
             partition: None,
@@ -79,7 +83,7 @@ impl TargetSettings {
 
     /// Where its commands run.
     pub fn shell(&self) -> Shell {
-        Shell::new(self.ssh.as_deref())
+        Shell::new(self.ssh.as_deref(), self.ssh_config.as_deref())
     }
 
     /// The `hone` the nodes run: the one configured; over SSH, `hone` on the nodes' PATH; on
@@ -89,7 +93,7 @@ impl TargetSettings {
         if let Some(h) = &self.hone {
             return Ok(h.clone());
         }
-        if let Shell::Ssh(_) = self.shell() {
+        if let Shell::Ssh { .. } = self.shell() {
             return Ok("hone".into());
         }
         let exe = std::env::current_exe()

@@ -12,8 +12,12 @@ use crate::AppError;
 pub enum Shell {
     /// This machine (a cluster whose login node is this host).
     Here,
-    /// A host reached over SSH (`user@host` or a `Host` of `~/.ssh/config`).
-    Ssh(String),
+    /// A host reached over SSH (`user@host` or a `Host` of `~/.ssh/config`), with another
+    /// configuration file than `~/.ssh/config` when `config` is set (`ssh -F`).
+    Ssh {
+        host: String,
+        config: Option<String>,
+    },
 }
 
 /// `text` quoted for a POSIX shell.
@@ -49,12 +53,26 @@ pub fn copy_dir(from: &Path, to: &Path) -> Result<(), AppError> {
 }
 
 impl Shell {
-    /// The shell of a target reached with `ssh` (none: this machine).
-    pub fn new(ssh: Option<&str>) -> Self {
+    /// The shell of a target reached with `ssh` (none: this machine), read with ssh
+    /// configuration file `config` when one is given.
+    pub fn new(ssh: Option<&str>, config: Option<&str>) -> Self {
         match ssh.map(str::trim).filter(|h| !h.is_empty()) {
-            Some(host) => Shell::Ssh(host.to_string()),
+            Some(host) => Shell::Ssh {
+                host: host.to_string(),
+                config: config.map(str::to_string),
+            },
             None => Shell::Here,
         }
+    }
+
+    /// `ssh`/`scp`'s own options: batch mode (never a password prompt) and the configuration
+    /// file.
+    fn ssh_options(config: &Option<String>) -> Vec<String> {
+        let mut options = vec!["-o".to_string(), "BatchMode=yes".to_string()];
+        if let Some(file) = config {
+            options.extend(["-F".to_string(), file.clone()]);
+        }
+        options
     }
 
     fn command(&self, program: &str, args: &[&str]) -> Command {
@@ -64,14 +82,14 @@ impl Shell {
                 c.args(args);
                 c
             }
-            Shell::Ssh(host) => {
+            Shell::Ssh { host, config } => {
                 let line = std::iter::once(program)
                     .chain(args.iter().copied())
                     .map(quote)
                     .collect::<Vec<_>>()
                     .join(" ");
                 let mut c = Command::new("ssh");
-                c.args(["-o", "BatchMode=yes", host, "--", &line]);
+                c.args(Self::ssh_options(config)).args([host, "--", &line]);
                 c
             }
         }
@@ -81,13 +99,19 @@ impl Shell {
     pub fn describe(&self) -> String {
         match self {
             Shell::Here => "this machine".into(),
-            Shell::Ssh(host) => host.clone(),
+            Shell::Ssh { host, .. } => host.clone(),
         }
     }
 
     /// Runs `program args` there; its standard output when it succeeds, an error with its
     /// standard error when it does not (or cannot start).
     pub fn run(&self, program: &str, args: &[&str]) -> Result<String, AppError> {
+        Ok(String::from_utf8_lossy(&self.run_bytes(program, args)?).to_string())
+    }
+
+    /// [`Shell::run`], with standard output as bytes (files such as a database come back
+    /// whole, not as text).
+    pub fn run_bytes(&self, program: &str, args: &[&str]) -> Result<Vec<u8>, AppError> {
         let output = self
             .command(program, args)
             .stdin(Stdio::null())
@@ -98,7 +122,7 @@ impl Shell {
                     self.describe(),
                     match self {
                         Shell::Here => " (is it installed and on PATH?)",
-                        Shell::Ssh(_) => " (is ssh installed?)",
+                        Shell::Ssh { .. } => " (is ssh installed?)",
                     }
                 ))
             })?;
@@ -111,7 +135,7 @@ impl Shell {
                 err.trim()
             )));
         }
-        Ok(String::from_utf8_lossy(&output.stdout).to_string())
+        Ok(output.stdout)
     }
 
     /// The bytes of file `path` from byte `offset` on; none when it does not exist (yet).
@@ -128,13 +152,13 @@ impl Shell {
                 file.read_to_end(&mut bytes).map_err(io_error(path))?;
                 Ok(bytes)
             }
-            Shell::Ssh(_) => {
+            Shell::Ssh { .. } => {
                 let script = format!(
                     "test -f {p} && tail -c +{from} {p} || true",
                     p = quote(path),
                     from = offset + 1
                 );
-                Ok(self.run("sh", &["-c", &script])?.into_bytes())
+                self.run_bytes("sh", &["-c", &script])
             }
         }
     }
@@ -148,7 +172,7 @@ impl Shell {
                 }
                 std::fs::write(path, bytes).map_err(io_error(path))
             }
-            Shell::Ssh(_) => {
+            Shell::Ssh { .. } => {
                 let dir = Path::new(path)
                     .parent()
                     .map(|d| d.display().to_string())
@@ -181,16 +205,17 @@ impl Shell {
     pub fn exists(&self, path: &str) -> Result<bool, AppError> {
         match self {
             Shell::Here => Ok(Path::new(path).exists()),
-            Shell::Ssh(_) => {
+            Shell::Ssh { .. } => {
                 let script = format!("test -e {} && echo yes || echo no", quote(path));
                 Ok(self.run("sh", &["-c", &script])?.trim() == "yes")
             }
         }
     }
 
-    fn scp(&self, from: &str, to: &str) -> Result<(), AppError> {
+    fn scp(&self, config: &Option<String>, from: &str, to: &str) -> Result<(), AppError> {
         let output = Command::new("scp")
-            .args(["-o", "BatchMode=yes", "-q", "-r", from, to])
+            .args(Self::ssh_options(config))
+            .args(["-q", "-r", from, to])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| AppError::Invalid(format!("cannot run scp: {e}")))?;
@@ -207,14 +232,12 @@ impl Shell {
     pub fn put_dir(&self, from: &Path, to: &str) -> Result<(), AppError> {
         match self {
             Shell::Here => copy_dir(from, Path::new(to)),
-            Shell::Ssh(host) => {
+            // scp speaks SFTP (OpenSSH 9): remote paths are not read by a shell, so unquoted.
+            Shell::Ssh { host, config } => {
                 if let Some(parent) = Path::new(to).parent() {
                     self.run("mkdir", &["-p", &parent.display().to_string()])?;
                 }
-                self.scp(
-                    &from.display().to_string(),
-                    &format!("{host}:{}", quote(to)),
-                )
+                self.scp(config, &from.display().to_string(), &format!("{host}:{to}"))
             }
         }
     }
@@ -223,14 +246,11 @@ impl Shell {
     pub fn get_dir(&self, from: &str, to: &Path) -> Result<(), AppError> {
         match self {
             Shell::Here => copy_dir(Path::new(from), to),
-            Shell::Ssh(host) => {
+            Shell::Ssh { host, config } => {
                 if let Some(parent) = to.parent() {
                     std::fs::create_dir_all(parent).map_err(io_error(parent))?;
                 }
-                self.scp(
-                    &format!("{host}:{}", quote(from)),
-                    &to.display().to_string(),
-                )
+                self.scp(config, &format!("{host}:{from}"), &to.display().to_string())
             }
         }
     }

@@ -64,7 +64,7 @@ impl App {
                 path: config.model.clone(),
                 source: e,
             })?,
-            Shell::Ssh(_) => {
+            Shell::Ssh { .. } => {
                 // One copy per model on the cluster, named by its contents.
                 let fp = fingerprint::model(&config.model)?;
                 let there = format!("{}/models/{fp}", settings.dir.trim_end_matches('/'));

@@ -148,7 +148,7 @@ impl App {
             );
             self.store
                 .finish_run(id, RunStatus::Interrupted, Some(&why), None)?;
-            if let (Some(path), Shell::Ssh(_)) = (&copy, shell) {
+            if let (Some(path), Shell::Ssh { .. }) = (&copy, shell) {
                 let _ = std::fs::remove_file(path);
             }
             return Ok(RunStatus::Interrupted);
@@ -193,7 +193,7 @@ impl App {
             node_run.final_metrics.as_ref(),
         )?;
         drop(node_store);
-        if let (Some(path), Shell::Ssh(_)) = (&copy, shell) {
+        if let (Some(path), Shell::Ssh { .. }) = (&copy, shell) {
             let _ = std::fs::remove_file(path);
         }
         Ok(node_run.status)
@@ -206,7 +206,7 @@ fn node_database(shell: &Shell, dir: &str, local_dir: &Path) -> Result<Option<Pa
     let path = format!("{dir}/{DB_FILE}");
     match shell {
         Shell::Here => Ok(Path::new(&path).exists().then(|| PathBuf::from(&path))),
-        Shell::Ssh(_) => {
+        Shell::Ssh { .. } => {
             let db = shell.read_from(&path, 0)?;
             if db.is_empty() {
                 return Ok(None);

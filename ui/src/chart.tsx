@@ -10,6 +10,9 @@ export type Series = { label: string; x: number[]; y: number[] };
 /** A vertical line across a chart at `x` (a step where something changed), labelled. */
 export type Mark = { x: number; label: string };
 
+/** The shortest time between two redraws of a chart with new data. */
+const REDRAW_MS = 1000;
+
 const COLORS = ["#2f6fde", "#e0622b", "#2aa876", "#b0429e", "#c9a227", "#5b6abf"];
 
 /** Aligns several series on the union of their x values (uPlot's data layout). */
@@ -92,10 +95,24 @@ export function Chart(props: { title: string; series: Series[]; height?: number;
     return () => { observer.disconnect(); plot.current?.destroy(); plot.current = null; };
   }, [shape, props.title, props.log, props.logX, props.yLabel, props.xLabel, document.documentElement.dataset.theme]);
 
+  // New data redraws at most once a second (the last data always gets drawn): a live run's
+  // curves gain nothing from more, and each redraw reduces and repaints every series.
+  const latest = useRef(props.series);
+  latest.current = props.series;
+  const lastDraw = useRef(0);
+  const pending = useRef<ReturnType<typeof setTimeout> | null>(null);
   useEffect(() => {
-    const el = host.current!;
-    plot.current?.setData(align(props.series, Math.max(300, el.clientWidth || 500)));
+    const draw = () => {
+      pending.current = null;
+      lastDraw.current = performance.now();
+      const el = host.current;
+      if (el) plot.current?.setData(align(latest.current, Math.max(300, el.clientWidth || 500)));
+    };
+    const wait = REDRAW_MS - (performance.now() - lastDraw.current);
+    if (wait <= 0) draw();
+    else if (pending.current === null) pending.current = setTimeout(draw, wait);
   }, [props.series, props.marks]);
+  useEffect(() => () => { if (pending.current !== null) clearTimeout(pending.current); }, []);
 
   const points = props.series.reduce((n, s) => n + s.x.length, 0);
   // The first step drawn: a resumed run's chart starts where the run did, not at its checkpoint.

@@ -1,5 +1,5 @@
 //! Training: start, resume and cancel runs; their events stream to the window over an
-//! `ipc::Channel` in batches (at most ten messages a second however fast the steps are).
+//! `ipc::Channel` in batches (at most four messages a second however fast the steps are).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use crate::error::{CommandError, CommandResult};
 use crate::state::DesktopState;
 
 /// How often batched events are sent.
-const FLUSH_EVERY: Duration = Duration::from_millis(100);
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
 /// A message of a run's stream.
 #[derive(Clone, Serialize)]

@@ -148,7 +148,8 @@ function emptySeries(label: string): Series { return { label, x: [], y: [] }; }
 // from Runs) shows the same live view.
 let liveRun: Live | null = null;
 const listeners = new Set<(l: Live | null) => void>();
-// Events apply at once; the page redraws at most every 100 ms, however fast they come.
+// Events apply at once; the page redraws at most every 500 ms, however fast they come (its
+// charts at most once a second).
 let redraw: ReturnType<typeof setTimeout> | null = null;
 function setLive(update: (l: Live | null) => Live | null) {
   liveRun = update(liveRun);
@@ -156,7 +157,7 @@ function setLive(update: (l: Live | null) => Live | null) {
   redraw = setTimeout(() => {
     redraw = null;
     listeners.forEach((f) => f(liveRun));
-  }, 100);
+  }, 500);
 }
 function useLive(): Live | null {
   const [l, setL] = useState(liveRun);

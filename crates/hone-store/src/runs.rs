@@ -569,7 +569,7 @@ impl Store {
             if gone {
                 let changed = self.conn.execute(
                     "UPDATE runs SET status = 'interrupted', pid = NULL, cancel_requested = 0,
-                         error = 'the process running it stopped before it finished; resume it with `hone runs resume`'
+                         error = 'the process running it stopped before it finished; resume it to continue from its last checkpoint'
                      WHERE id = ?1 AND status = 'running'",
                     [id],
                 )?;

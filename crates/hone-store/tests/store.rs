@@ -318,7 +318,10 @@ fn a_run_moves_through_its_life_and_keeps_its_records() {
     assert_eq!(interrupted, [run]);
     let r = store.run(run).unwrap();
     assert_eq!((r.status, r.step), (RunStatus::Interrupted, 2));
-    assert!(r.error.unwrap().contains("resume"));
+    let error = r.error.unwrap();
+    assert!(error.contains("resume"));
+    // Shown in the window beside its Resume button too: no command-line wording.
+    assert!(!error.contains("hone "), "{error}");
     assert!(
         !store.cancel_requested(run).unwrap(),
         "an ended run's request is gone"

@@ -130,7 +130,7 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert!(path.is_file());
         assert_eq!(store.integrity_check().unwrap(), "ok");
-        assert_eq!(store.schema_version().unwrap(), 3);
+        assert_eq!(store.schema_version().unwrap(), 4);
         let mode: String = store
             .conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))

@@ -143,6 +143,6 @@ mod tests {
         assert_eq!(fk, 1);
         drop(store);
         // Reopening applies nothing twice.
-        assert_eq!(Store::open(&path).unwrap().schema_version().unwrap(), 3);
+        assert_eq!(Store::open(&path).unwrap().schema_version().unwrap(), 4);
     }
 }

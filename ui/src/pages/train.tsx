@@ -474,8 +474,11 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const runLabel = (r: RunRecord) => `run ${r.id}${r.name ? ` · ${r.name}` : ""}`;
   const task = fileTask === "choice" ? "multiple-choice" : fileTask === "answer" ? "question-answering" : fileTask === "chat" ? "causal-lm" : datasetTask === "token" ? "token-classification" : "sequence-classification";
   // A causal LM's sample prompts and packing show only for a causal-LM run.
-  const causalOnly = (key: string) => key.startsWith("sample_") || key === "packing";
-  const shownFields = fields.filter((f) => appliesTo(f.key, String(training.peft ?? "full")) && (!causalOnly(f.key) || task === "causal-lm"));
+  const causalOnly = (key: string) => key.startsWith("sample_") || key === "packing" || key === "chat_template" || key === "loss_on";
+  // Extractive QA's windows and answer length show only for question answering.
+  const answersOnly = (key: string) => key === "doc_stride" || key === "max_answer_length";
+  const shownFields = fields.filter((f) => appliesTo(f.key, String(training.peft ?? "full"))
+    && (!causalOnly(f.key) || task === "causal-lm") && (!answersOnly(f.key) || task === "question-answering"));
   const runTask = (r: RunRecord) => r.config?.task ?? "sequence-classification";
   // Distillation covers classification and multiple choice, with a teacher of the same task.
   const teachers = task === "sequence-classification" || task === "multiple-choice" ? finished.filter((r) => runTask(r) === task) : [];

@@ -491,6 +491,37 @@ fn sweeps_and_runs_on_a_real_slurm_land_in_the_database_and_resume_exactly() {
     drop(store);
     drop(login);
 
+    // A job that cannot start the run (the nodes' hone is missing) fails it with the job's
+    // output, instead of leaving it interrupted or waiting.
+    ok(hone_at(
+        &db,
+        &conf,
+        &[
+            "target",
+            "add",
+            "broken",
+            "--dir",
+            &jobs_dir,
+            "--hone",
+            "/nonexistent/hone",
+        ],
+    ));
+    let mut args: Vec<String> = vec!["train".into()];
+    args.extend(train_flags("2"));
+    args.extend(file_flags());
+    args.extend(["--target", "broken"].map(String::from));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_, broken) = submitted(&ok(hone_at(&db, &conf, &refs)));
+    let synced = hone_at(&db, &conf, &["runs", "sync", "--wait", "--interval", "0.5"]);
+    assert!(!synced.status.success(), "a failed run fails the sync");
+    let run = Store::open(&db).unwrap().run(broken[0]).unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.unwrap_or_default();
+    assert!(
+        error.contains("before the run started") && error.contains("/nonexistent/hone"),
+        "{error}"
+    );
+
     // A target with runs on it cannot be removed while they run; with none, it can.
     ok(hone_at(&db, &conf, &["target", "remove", "local"]));
     drop(cluster);

@@ -145,6 +145,10 @@ pub struct RemoteRun {
     /// How many times it was submitted (resumes submit it again).
     #[serde(default = "one")]
     pub submissions: u32,
+    /// `events_read` when it was last submitted: a job that ends with none read since never
+    /// started the run.
+    #[serde(default)]
+    pub events_at_submission: u64,
 }
 
 fn one() -> u32 {
@@ -276,6 +280,7 @@ impl App {
                 dir: dir.clone(),
                 events_read: 0,
                 submissions: 1,
+                events_at_submission: 0,
             };
             self.set_remote(id, &placement)?;
         }
@@ -317,6 +322,7 @@ impl App {
         )?;
         placement.job = format!("{job}_0");
         placement.submissions += 1;
+        placement.events_at_submission = placement.events_read;
         self.set_remote(id, &placement)?;
         self.store.requeue_run(id)?;
         Ok(job)

@@ -140,6 +140,21 @@ impl App {
                 RunStatus::Completed | RunStatus::Cancelled | RunStatus::Failed
             )
         });
+        // Nothing written since this submission: the job never started the run (a wrong
+        // `hone` on the nodes, a bad sbatch option …); resuming as such would fail again.
+        if placement.events_read == placement.events_at_submission {
+            let why = format!(
+                "its Slurm job {} ended ({how}) before the run started there{}; fix the target's settings, then resume the run",
+                placement.job,
+                log.map(|l| format!(" — the job's last output: {l}")).unwrap_or_default()
+            );
+            self.store
+                .finish_run(id, RunStatus::Failed, Some(&why), None)?;
+            if let (Some(path), Shell::Ssh { .. }) = (&copy, shell) {
+                let _ = std::fs::remove_file(path);
+            }
+            return Ok(RunStatus::Failed);
+        }
         let Some((node_store, node_run)) = node.filter(|_| finished) else {
             let why = format!(
                 "its Slurm job {} ended ({how}) before the run finished{}; resume it to submit it again from its last checkpoint",

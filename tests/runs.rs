@@ -769,3 +769,71 @@ fn a_sweep_stops_a_trial_worse_than_the_median_of_the_earlier_ones() {
         "the worst loss ranks last"
     );
 }
+
+/// A sweep here with --parallel 2: three trials, two at a time in one process — the runs'
+/// training times overlap, every trial completes and is ranked as in a sweep run in sequence;
+/// --parallel with --median-stop is refused.
+#[test]
+fn a_sweep_runs_trials_side_by_side_with_parallel() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hone.db");
+    let (model, data) = (fixture("tiny-bert"), fixture("data/sst2_sample.tsv"));
+    let base = [
+        "sweep",
+        "create",
+        "--model",
+        model.to_str().unwrap(),
+        "--train",
+        data.to_str().unwrap(),
+        "--epochs",
+        "40",
+        "--batch-size",
+        "8",
+        "--max-length",
+        "32",
+        "--grid",
+        "seed=1,2,3",
+        "--parallel",
+        "2",
+    ];
+    let o = run(hone()
+        .arg("--db")
+        .arg(&db)
+        .args(base)
+        .args(["--sweep", "side"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("trial 3 of 3 started"),
+        "{}",
+        stderr(&o)
+    );
+    let shown = json(&hone_db(&db, &["sweep", "show", "side", "--json"]));
+    let trials = shown["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 3);
+    assert!(trials.iter().all(|t| t["status"] == "completed"), "{shown}");
+    // Two of them trained at the same time.
+    let runs = json(&hone_db(&db, &["runs", "list", "--json"]));
+    let spans: Vec<(String, String)> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["started_at"].as_str().unwrap().to_string(),
+                r["finished_at"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let overlap = spans
+        .iter()
+        .enumerate()
+        .any(|(i, a)| spans.iter().skip(i + 1).any(|b| a.0 < b.1 && b.0 < a.1));
+    assert!(overlap, "no two trials ran at once: {spans:?}");
+    let o = run(hone()
+        .arg("--db")
+        .arg(&db)
+        .args(base)
+        .args(["--sweep", "other", "--median-stop"]));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--median-stop"), "{}", stderr(&o));
+}

@@ -58,6 +58,10 @@ pub struct SweepArgs {
     /// resumable, with a note saying why).
     #[arg(long, help_heading = "Sweep")]
     median_stop: bool,
+    /// Run N trials at a time on this machine (they share its cores: worth it when one run
+    /// leaves cores idle or waits on data; with --target, Slurm decides).
+    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Sweep")]
+    parallel: usize,
 }
 
 pub fn run(cmd: SweepCommand, db: &Path) -> anyhow::Result<ExitCode> {
@@ -92,6 +96,15 @@ fn create(args: SweepArgs, db: &Path) -> anyhow::Result<ExitCode> {
     }
     drop(app);
     let json = args.train.json();
+    if args.parallel > 1 && args.train.target().is_none() {
+        if args.median_stop {
+            anyhow::bail!(
+                "--median-stop compares trials as they finish one after another; leave out \
+                 --parallel or --median-stop"
+            );
+        }
+        return run_parallel(&args, db, &trials, &configs, &tag, json);
+    }
     if let Some(target) = args.train.target() {
         if args.median_stop {
             anyhow::bail!(
@@ -192,6 +205,105 @@ fn create(args: SweepArgs, db: &Path) -> anyhow::Result<ExitCode> {
         show(&args.sweep, false, db)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the trials `args.parallel` at a time in this process, each an ordinary run; a line per
+/// trial as it starts and ends. Every trial runs even when one fails; the exit status says
+/// whether all completed. Ctrl-C stops the running trials after their current step
+/// (resumable) and starts no more.
+fn run_parallel(
+    args: &SweepArgs,
+    db: &Path,
+    trials: &[sweep::Trial],
+    configs: &[hone_app::RunConfig],
+    tag: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc::TryRecvError;
+    let mut app = App::open(db)?;
+    let mut queue = std::collections::VecDeque::new();
+    for (i, (trial, config)) in trials.iter().zip(configs).enumerate() {
+        let what = sweep::describe(trial);
+        let id = app.create_run(config, Some(format!("{} · {what}", args.sweep)))?;
+        app.set_run_tags(id, &[tag.to_string()])?;
+        queue.push_back((i + 1, id, what));
+    }
+    drop(app);
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    super::install_ctrl_c(
+        stop.clone(),
+        (!json).then_some("stopping the running trials after their current step"),
+    )?;
+    let total = trials.len();
+    let say = |line: serde_json::Value, text: String| {
+        if json {
+            println!("{line}");
+        } else {
+            eprintln!("{text}");
+        }
+    };
+    let mut running: Vec<(usize, hone_app::JobHandle)> = Vec::new();
+    let mut all_completed = true;
+    while !queue.is_empty() || !running.is_empty() {
+        while running.len() < args.parallel && !stop.load(Ordering::SeqCst) {
+            let Some((n, id, what)) = queue.pop_front() else {
+                break;
+            };
+            say(
+                serde_json::json!({"event": "trial", "sweep": args.sweep, "trial": n,
+                    "trials": total, "run_id": id, "settings": what}),
+                format!(
+                    "sweep {}: trial {n} of {total} started (run {id}): {what}",
+                    args.sweep
+                ),
+            );
+            running.push((n, spawn(db.to_path_buf(), id, false)?));
+        }
+        if stop.load(Ordering::SeqCst) {
+            queue.clear();
+            running.iter().for_each(|(_, job)| job.cancel());
+        }
+        let mut i = 0;
+        while i < running.len() {
+            let ended = loop {
+                match running[i].1.events().try_recv() {
+                    Ok(_) => continue,
+                    Err(TryRecvError::Empty) => break false,
+                    Err(TryRecvError::Disconnected) => break true,
+                }
+            };
+            if !ended {
+                i += 1;
+                continue;
+            }
+            let (n, job) = running.swap_remove(i);
+            let id = job.run_id;
+            let (status, error) = match job.join() {
+                Ok(outcome) => (outcome.status.as_str().to_string(), None),
+                Err(e) => ("failed".to_string(), Some(e.to_string())),
+            };
+            all_completed &= status == "completed";
+            say(
+                serde_json::json!({"event": "trial_ended", "sweep": args.sweep, "trial": n,
+                    "run_id": id, "status": status, "error": error}),
+                format!(
+                    "sweep {}: trial {n} of {total} {status} (run {id}){}",
+                    args.sweep,
+                    error.map(|e| format!(": {e}")).unwrap_or_default()
+                ),
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if !json {
+        show(&args.sweep, false, db)?;
+    }
+    Ok(if all_completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn show(name: &str, json: bool, db: &Path) -> anyhow::Result<ExitCode> {

@@ -146,6 +146,22 @@ fn file_flags() -> Vec<String> {
     .collect()
 }
 
+/// `head…`, the shared training flags with `epochs`, the data file's flags (when `files`),
+/// then `tail…`: one `hone` command line.
+fn training_command(head: &[&str], epochs: &str, files: bool, tail: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = head.iter().map(|s| s.to_string()).collect();
+    args.extend(train_flags(epochs));
+    if files {
+        args.extend(file_flags());
+    }
+    args.extend(tail.iter().map(|s| s.to_string()));
+    args
+}
+
+fn as_args(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// The run ids of a `submitted` line.
 fn submitted(o: &Output) -> (String, Vec<i64>) {
     let line = stdout(o)
@@ -239,25 +255,20 @@ fn sweeps_and_runs_on_a_real_slurm_land_in_the_database_and_resume_exactly() {
 
     // The reference: the run the cancelled and killed ones must end equal to, trained here.
     let reference = tmp.path().join("reference");
-    let mut args: Vec<String> = vec!["train".into()];
-    args.extend(train_flags(LONG_EPOCHS));
-    args.extend(file_flags());
-    args.extend(["--out".to_string(), reference.display().to_string()]);
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = reference.display().to_string();
+    let args = training_command(&["train"], LONG_EPOCHS, true, &["--out", &out]);
+    let refs = as_args(&args);
     ok(hone_at(&tmp.path().join("local.db"), &conf, &refs));
     let reference_weights = std::fs::read(reference.join("model.safetensors")).unwrap();
 
     // A sweep of three as one job array.
-    let mut args: Vec<String> = vec![
-        "sweep".into(),
-        "create".into(),
-        "--sweep".into(),
-        "seeds".into(),
-    ];
-    args.extend(train_flags("2"));
-    args.extend(file_flags());
-    args.extend(["--grid", "seed=1,2,3", "--target", "local"].map(String::from));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = training_command(
+        &["sweep", "create", "--sweep", "seeds"],
+        "2",
+        true,
+        &["--grid", "seed=1,2,3", "--target", "local"],
+    );
+    let refs = as_args(&args);
     let sweep = ok(hone_at(&db, &conf, &refs));
     let (sweep_job, trials) = submitted(&sweep);
     assert_eq!(trials.len(), 3);
@@ -278,10 +289,13 @@ fn sweeps_and_runs_on_a_real_slurm_land_in_the_database_and_resume_exactly() {
             "label",
         ],
     ));
-    let mut args: Vec<String> = vec!["train".into()];
-    args.extend(train_flags("2"));
-    args.extend(["--dataset", "sst2", "--target", "local"].map(String::from));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = training_command(
+        &["train"],
+        "2",
+        false,
+        &["--dataset", "sst2", "--target", "local"],
+    );
+    let refs = as_args(&args);
     let (_, stored) = submitted(&ok(hone_at(&db, &conf, &refs)));
 
     let synced = ok(hone_at(
@@ -351,11 +365,8 @@ fn sweeps_and_runs_on_a_real_slurm_land_in_the_database_and_resume_exactly() {
     // Cancelled through Hone (scancel: SIGTERM, the run saves where it is), then killed with
     // SIGKILL as a node failure would: each resumed on the cluster ends with the reference's
     // weights.
-    let mut args: Vec<String> = vec!["train".into()];
-    args.extend(train_flags(LONG_EPOCHS));
-    args.extend(file_flags());
-    args.extend(["--target", "local"].map(String::from));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = training_command(&["train"], LONG_EPOCHS, true, &["--target", "local"]);
+    let refs = as_args(&args);
     let (_, cancelled) = submitted(&ok(hone_at(&db, &conf, &refs)));
     let (_, killed) = submitted(&ok(hone_at(&db, &conf, &refs)));
     let (cancelled, killed) = (cancelled[0], killed[0]);
@@ -453,11 +464,8 @@ fn sweeps_and_runs_on_a_real_slurm_land_in_the_database_and_resume_exactly() {
             env!("CARGO_BIN_EXE_hone"),
         ],
     ));
-    let mut args: Vec<String> = vec!["train".into()];
-    args.extend(train_flags(LONG_EPOCHS));
-    args.extend(file_flags());
-    args.extend(["--target", "login"].map(String::from));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = training_command(&["train"], LONG_EPOCHS, true, &["--target", "login"]);
+    let refs = as_args(&args);
     let (_, over_ssh) = submitted(&ok(hone_at(&db, &conf, &refs)));
     // Seen running over SSH (curves read with tail over ssh) before it ends.
     wait_for_steps(&db, &conf, over_ssh[0], 10);
@@ -506,11 +514,8 @@ fn sweeps_and_runs_on_a_real_slurm_land_in_the_database_and_resume_exactly() {
             "/nonexistent/hone",
         ],
     ));
-    let mut args: Vec<String> = vec!["train".into()];
-    args.extend(train_flags("2"));
-    args.extend(file_flags());
-    args.extend(["--target", "broken"].map(String::from));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = training_command(&["train"], "2", true, &["--target", "broken"]);
+    let refs = as_args(&args);
     let (_, broken) = submitted(&ok(hone_at(&db, &conf, &refs)));
     let synced = hone_at(&db, &conf, &["runs", "sync", "--wait", "--interval", "0.5"]);
     assert!(!synced.status.success(), "a failed run fails the sync");

@@ -459,9 +459,15 @@ impl Store {
 
     /// All runs, newest first.
     pub fn runs(&self) -> Result<Vec<RunRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC"))?;
+        self.runs_where("1")
+    }
+
+    /// The runs matching SQL condition `filter` (a constant of this crate, never user text),
+    /// newest first.
+    pub(crate) fn runs_where(&self, filter: &str) -> Result<Vec<RunRecord>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE {filter} ORDER BY id DESC"
+        ))?;
         let rows = stmt.query_map([], run_from_row)?;
         let mut out = Vec::new();
         for row in rows {

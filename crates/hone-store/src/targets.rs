@@ -109,18 +109,9 @@ impl Store {
         Ok(())
     }
 
-    /// Runs handed to a compute target that have not finished (queued or running there).
+    /// Runs handed to a compute target that have not finished (queued or running there): one
+    /// indexed query, cheap enough for the window's periodic sync.
     pub fn active_remote_runs(&self) -> Result<Vec<RunRecord>> {
-        Ok(self
-            .runs()?
-            .into_iter()
-            .filter(|r| {
-                r.remote.is_some()
-                    && matches!(
-                        r.status,
-                        crate::RunStatus::Queued | crate::RunStatus::Running
-                    )
-            })
-            .collect())
+        self.runs_where("remote_json IS NOT NULL AND status IN ('queued', 'running')")
     }
 }

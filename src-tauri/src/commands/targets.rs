@@ -60,17 +60,27 @@ const SYNC_EVERY: Duration = Duration::from_secs(3);
 /// Syncs runs on compute targets every few seconds for as long as the window is open: their
 /// curves fill in as their jobs write them, and their outcome arrives when the jobs end.
 pub fn keep_remote_runs_synced(db: PathBuf) {
-    std::thread::spawn(move || loop {
-        std::thread::sleep(SYNC_EVERY);
-        if let Ok(mut app) = App::open(&db) {
-            if let Ok(changes) = app.sync_remote_runs() {
-                for c in changes.iter().filter(|c| c.error.is_some()) {
-                    eprintln!(
-                        "warning: run {}: {}",
-                        c.run_id,
-                        c.error.as_deref().unwrap_or("")
-                    );
+    std::thread::spawn(move || {
+        // One connection for the window's life (opened again only after an error), not one
+        // per tick.
+        let mut app: Option<App> = None;
+        loop {
+            std::thread::sleep(SYNC_EVERY);
+            if app.is_none() {
+                app = App::open(&db).ok();
+            }
+            let Some(open) = app.as_mut() else { continue };
+            match open.sync_remote_runs() {
+                Ok(changes) => {
+                    for c in changes.iter().filter(|c| c.error.is_some()) {
+                        eprintln!(
+                            "warning: run {}: {}",
+                            c.run_id,
+                            c.error.as_deref().unwrap_or("")
+                        );
+                    }
                 }
+                Err(_) => app = None,
             }
         }
     });

@@ -155,6 +155,14 @@ fn one() -> u32 {
     1
 }
 
+/// Milliseconds since the epoch: names a submission's folders and batch script uniquely.
+fn stamp() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default()
+}
+
 impl RemoteRun {
     /// The placement kept with run `run`, if it was handed to a target.
     pub fn of(run: &hone_store::RunRecord) -> Result<Option<RemoteRun>, AppError> {
@@ -252,10 +260,7 @@ impl App {
     ) -> Result<String, AppError> {
         let target = self.target(target)?;
         let shell = target.settings.shell();
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or_default();
+        let stamp = stamp();
         let mut trials = Vec::with_capacity(ids.len());
         for &id in ids {
             let run = self.store.run(id)?;
@@ -309,10 +314,7 @@ impl App {
         }
         let target = self.target(&placement.target)?;
         let shell = target.settings.shell();
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or_default();
+        let stamp = stamp();
         let job = self.submit_job(
             &target,
             &shell,

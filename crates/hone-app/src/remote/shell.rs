@@ -37,19 +37,11 @@ fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> AppError
     move |source| AppError::Io { path, source }
 }
 
-/// Copies folder `from` into `to` (created), files and subfolders.
-pub fn copy_dir(from: &Path, to: &Path) -> Result<(), AppError> {
+/// Copies model folder `from` into `to` (created) with the project's model-folder copy
+/// (`runs::copy_files`: its files, and an ensemble's member folders).
+fn copy_model_folder(from: &Path, to: &Path) -> Result<(), AppError> {
     std::fs::create_dir_all(to).map_err(io_error(to))?;
-    for entry in std::fs::read_dir(from).map_err(io_error(from))? {
-        let entry = entry.map_err(io_error(from))?;
-        let target = to.join(entry.file_name());
-        if entry.file_type().map_err(io_error(entry.path()))?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target).map_err(io_error(&target))?;
-        }
-    }
-    Ok(())
+    crate::runs::copy_files(from, to).map_err(AppError::from)
 }
 
 impl Shell {
@@ -228,10 +220,10 @@ impl Shell {
         Ok(())
     }
 
-    /// Copies local folder `from` to `to` there (which must not exist yet).
+    /// Copies local model folder `from` to `to` there (which must not exist yet).
     pub fn put_dir(&self, from: &Path, to: &str) -> Result<(), AppError> {
         match self {
-            Shell::Here => copy_dir(from, Path::new(to)),
+            Shell::Here => copy_model_folder(from, Path::new(to)),
             // scp speaks SFTP (OpenSSH 9): remote paths are not read by a shell, so unquoted.
             Shell::Ssh { host, config } => {
                 if let Some(parent) = Path::new(to).parent() {
@@ -242,10 +234,10 @@ impl Shell {
         }
     }
 
-    /// Copies folder `from` there to local `to` (which must not exist yet).
+    /// Copies model folder `from` there to local `to` (which must not exist yet).
     pub fn get_dir(&self, from: &str, to: &Path) -> Result<(), AppError> {
         match self {
-            Shell::Here => copy_dir(Path::new(from), to),
+            Shell::Here => copy_model_folder(Path::new(from), to),
             Shell::Ssh { host, config } => {
                 if let Some(parent) = to.parent() {
                     std::fs::create_dir_all(parent).map_err(io_error(parent))?;

@@ -85,20 +85,33 @@ impl App {
                 let dataset = run.dataset_id.ok_or_else(|| {
                     AppError::Invalid(format!("run {} names a dataset it does not hold", run.id))
                 })?;
-                let runs_dir = self.runs_dir();
-                std::fs::create_dir_all(&runs_dir).map_err(|e| AppError::Io {
-                    path: runs_dir.clone(),
-                    source: e,
-                })?;
-                let snapshot = runs_dir.join(format!("snapshot-run{}.db", run.id));
-                let _ = std::fs::remove_file(&snapshot);
-                self.store.snapshot_dataset(dataset, &snapshot)?;
-                let bytes = std::fs::read(&snapshot).map_err(|e| AppError::Io {
-                    path: snapshot.clone(),
-                    source: e,
-                });
-                let _ = std::fs::remove_file(&snapshot);
-                shell.write(&format!("{dir}/{DB_FILE}"), &bytes?)?;
+                let there = format!("{dir}/{DB_FILE}");
+                match shell {
+                    // On this machine the snapshot is written in place, once.
+                    Shell::Here => {
+                        std::fs::create_dir_all(dir).map_err(|e| AppError::Io {
+                            path: dir.into(),
+                            source: e,
+                        })?;
+                        self.store.snapshot_dataset(dataset, Path::new(&there))?;
+                    }
+                    Shell::Ssh { .. } => {
+                        let runs_dir = self.runs_dir();
+                        std::fs::create_dir_all(&runs_dir).map_err(|e| AppError::Io {
+                            path: runs_dir.clone(),
+                            source: e,
+                        })?;
+                        let snapshot = runs_dir.join(format!("snapshot-run{}.db", run.id));
+                        let _ = std::fs::remove_file(&snapshot);
+                        self.store.snapshot_dataset(dataset, &snapshot)?;
+                        let bytes = std::fs::read(&snapshot).map_err(|e| AppError::Io {
+                            path: snapshot.clone(),
+                            source: e,
+                        });
+                        let _ = std::fs::remove_file(&snapshot);
+                        shell.write(&there, &bytes?)?;
+                    }
+                }
             }
         }
         config.out = None;

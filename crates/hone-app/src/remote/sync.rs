@@ -123,6 +123,21 @@ impl App {
         how: &str,
         target_dir: &str,
     ) -> Result<RunStatus, AppError> {
+        let output = job_log(shell, target_dir, &placement.job)
+            .map(|l| format!(" — the job's last output: {l}"))
+            .unwrap_or_default();
+        // Nothing written since this submission: the job never started the run (a wrong
+        // `hone` on the nodes, a bad sbatch option …); resuming as such would fail again.
+        // Its database is not fetched: it holds nothing new.
+        if placement.events_read == placement.events_at_submission {
+            let why = format!(
+                "its Slurm job {} ended ({how}) before the run started there{output}; fix the target's settings, then resume the run",
+                placement.job
+            );
+            self.store
+                .finish_run(id, RunStatus::Failed, Some(&why), None)?;
+            return Ok(RunStatus::Failed);
+        }
         let local_run = self.store.run(id)?;
         let copy = node_database(shell, &placement.dir, &PathBuf::from(&local_run.run_dir))?;
         let node = match &copy {
@@ -133,39 +148,20 @@ impl App {
             }
             None => None,
         };
-        let log = job_log(shell, target_dir, &placement.job);
         let finished = node.as_ref().is_some_and(|(_, r)| {
             matches!(
                 r.status,
                 RunStatus::Completed | RunStatus::Cancelled | RunStatus::Failed
             )
         });
-        // Nothing written since this submission: the job never started the run (a wrong
-        // `hone` on the nodes, a bad sbatch option …); resuming as such would fail again.
-        if placement.events_read == placement.events_at_submission {
-            let why = format!(
-                "its Slurm job {} ended ({how}) before the run started there{}; fix the target's settings, then resume the run",
-                placement.job,
-                log.map(|l| format!(" — the job's last output: {l}")).unwrap_or_default()
-            );
-            self.store
-                .finish_run(id, RunStatus::Failed, Some(&why), None)?;
-            if let (Some(path), Shell::Ssh { .. }) = (&copy, shell) {
-                let _ = std::fs::remove_file(path);
-            }
-            return Ok(RunStatus::Failed);
-        }
         let Some((node_store, node_run)) = node.filter(|_| finished) else {
             let why = format!(
-                "its Slurm job {} ended ({how}) before the run finished{}; resume it to submit it again from its last checkpoint",
-                placement.job,
-                log.map(|l| format!(" — the job's last output: {l}")).unwrap_or_default()
+                "its Slurm job {} ended ({how}) before the run finished{output}; resume it to submit it again from its last checkpoint",
+                placement.job
             );
             self.store
                 .finish_run(id, RunStatus::Interrupted, Some(&why), None)?;
-            if let (Some(path), Shell::Ssh { .. }) = (&copy, shell) {
-                let _ = std::fs::remove_file(path);
-            }
+            remove_copy(&copy, shell);
             return Ok(RunStatus::Interrupted);
         };
         for e in node_store.evaluations(node_run.id)? {
@@ -196,10 +192,8 @@ impl App {
                 .record_artifact(id, "export", &local.display().to_string(), export.step)?;
         }
         let error = node_run.error.clone().or_else(|| {
-            (node_run.status == RunStatus::Failed).then(|| {
-                log.clone()
-                    .unwrap_or_else(|| "the run failed on the cluster".into())
-            })
+            (node_run.status == RunStatus::Failed)
+                .then(|| format!("the run failed on the cluster{output}"))
         });
         self.store.finish_run(
             id,
@@ -208,9 +202,7 @@ impl App {
             node_run.final_metrics.as_ref(),
         )?;
         drop(node_store);
-        if let (Some(path), Shell::Ssh { .. }) = (&copy, shell) {
-            let _ = std::fs::remove_file(path);
-        }
+        remove_copy(&copy, shell);
         Ok(node_run.status)
     }
 }
@@ -247,6 +239,14 @@ fn node_database(shell: &Shell, dir: &str, local_dir: &Path) -> Result<Option<Pa
             }
             Ok(Some(copy))
         }
+    }
+}
+
+/// Removes the copy [`node_database`] made over SSH (on this machine it is the run's own).
+fn remove_copy(copy: &Option<PathBuf>, shell: &Shell) {
+    if let (Some(path), Shell::Ssh { .. }) = (copy, shell) {
+        let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(path.with_extension("db-wal"));
     }
 }
 

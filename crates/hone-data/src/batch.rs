@@ -20,6 +20,9 @@ pub struct Batch {
     /// Knowledge distillation: the teacher's scores, one row per label (classes, or a
     /// question's options); empty without a teacher.
     pub soft_targets: Vec<f32>,
+    /// An encoder–decoder batch: the encoder's input, one row per row of this (the
+    /// decoder's) batch; `None` for other models.
+    pub source: Option<Box<Batch>>,
 }
 
 impl Batch {
@@ -35,6 +38,7 @@ impl Batch {
             seq_len: n,
             padded_options: Vec::new(),
             soft_targets: Vec::new(),
+            source: None,
         }
     }
 
@@ -97,6 +101,7 @@ impl Batcher {
             seq_len,
             padded_options: Vec::new(),
             soft_targets: Vec::new(),
+            source: None,
         }
     }
 }

@@ -142,6 +142,7 @@ pub fn batch_from_json(path: &Path) -> Result<Batch, EngineError> {
         seq_len,
         padded_options: Vec::new(),
         soft_targets: Vec::new(),
+        source: None,
     })
 }
 

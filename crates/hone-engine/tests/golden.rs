@@ -154,6 +154,7 @@ fn token_classification_logits_loss_and_every_gradient_match_transformers_on_bot
             seq_len: s,
             padded_options: Vec::new(),
             soft_targets: Vec::new(),
+            source: None,
         };
         // The reference's logits of real tokens, in packed order.
         let all = want["logits"]

@@ -3,6 +3,7 @@
 //! sequences; gradient buffers kept across steps; an in-place AdamW (`crate::optim`).
 
 pub mod attention;
+pub mod biased;
 pub mod decoder;
 pub mod gemm;
 pub mod grads;

@@ -5,7 +5,9 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::{Disentangled, Graph, Heads, RelativeBuckets, TokenIds, Tokens};
+use super::{
+    BiasedAttention, Disentangled, Graph, Heads, RelativeBuckets, Stream, TokenIds, Tokens,
+};
 use crate::cpu::kernels::DropMask;
 use crate::models::nn::{LayerNorm, RmsNorm, Rotary};
 use crate::ops::{self, Activation};
@@ -14,14 +16,9 @@ use crate::prefix::PrefixAt;
 use crate::rng::HoneRng;
 use crate::EngineError;
 
-/// A forward pass through candle over one packed batch.
-pub struct AutogradGraph<'a> {
-    tokens: &'a Tokens,
-    device: Device,
-    dtype: DType,
-    train: bool,
-    rng: &'a mut HoneRng,
-    /// Word, position and segment ids on the device, uploaded once per batch.
+/// One token stream's ids and padded layout on the device, made once per batch.
+struct Layout {
+    /// Word, position and segment ids.
     ids: [Tensor; 3],
     /// For every (sequence, slot) of the padded layout, its token; padding slots point at
     /// token 0 (their keys are masked and their queries dropped, so any row will do).
@@ -31,6 +28,65 @@ pub struct AutogradGraph<'a> {
     /// `[sequences, 1, 1, longest]`: 0 for tokens, the lowest value for padding.
     mask_bias: Tensor,
     first_index: Tensor,
+}
+
+impl Layout {
+    fn new(tokens: &Tokens, device: &Device, dtype: DType) -> Result<Self, EngineError> {
+        let (b, s, t) = (tokens.sequences(), tokens.max_len(), tokens.len());
+        let mut pad = vec![0u32; b * s];
+        let mut unpad = Vec::with_capacity(t);
+        let mut bias = vec![f32::MIN; b * s];
+        for (row, span) in tokens.spans().iter().enumerate() {
+            for j in 0..span.len {
+                pad[row * s + j] = (span.start + j) as u32;
+                unpad.push((row * s + j) as u32);
+                bias[row * s + j] = 0.0;
+            }
+        }
+        let first: Vec<u32> = tokens.spans().iter().map(|s| s.start as u32).collect();
+        let upload = |which: TokenIds| Tensor::from_slice(tokens.ids(which), t, device);
+        Ok(Layout {
+            ids: [
+                upload(TokenIds::Words)?,
+                upload(TokenIds::Positions)?,
+                upload(TokenIds::Types)?,
+            ],
+            pad_index: Tensor::from_vec(pad, b * s, device)?,
+            unpad_index: Tensor::from_vec(unpad, t, device)?,
+            mask_bias: Tensor::from_vec(bias, (b, 1, 1, s), device)?.to_dtype(dtype)?,
+            first_index: Tensor::from_vec(first, b, device)?,
+        })
+    }
+
+    /// `x` (`[tokens × n·d]`) as `[sequences, n, longest, d]`.
+    fn padded(
+        &self,
+        x: &Tensor,
+        tokens: &Tokens,
+        n: usize,
+        d: usize,
+    ) -> Result<Tensor, EngineError> {
+        Ok(x.index_select(&self.pad_index, 0)?
+            .reshape((tokens.sequences(), tokens.max_len(), n, d))?
+            .transpose(1, 2)?
+            .contiguous()?)
+    }
+}
+
+/// A forward pass through candle over one packed batch.
+pub struct AutogradGraph<'a> {
+    /// The batch.
+    root: &'a Tokens,
+    /// The tokens of the stream the ops run over now.
+    tokens: &'a Tokens,
+    stream: Stream,
+    device: Device,
+    dtype: DType,
+    train: bool,
+    rng: &'a mut HoneRng,
+    /// The batch's own tokens' layout, and its source's (encoder–decoder batches).
+    main: Layout,
+    source: Option<Layout>,
     /// `[longest, prefix + longest]` for the prefix rows it was made for: 0 where a query may
     /// look (the prefix, and keys up to itself), the lowest value after (causal attention),
     /// made on first use.
@@ -52,38 +108,33 @@ impl<'a> AutogradGraph<'a> {
         train: bool,
         rng: &'a mut HoneRng,
     ) -> Result<Self, EngineError> {
-        let (b, s, t) = (tokens.sequences(), tokens.max_len(), tokens.len());
-        let mut pad = vec![0u32; b * s];
-        let mut unpad = Vec::with_capacity(t);
-        let mut bias = vec![f32::MIN; b * s];
-        for (row, span) in tokens.spans().iter().enumerate() {
-            for j in 0..span.len {
-                pad[row * s + j] = (span.start + j) as u32;
-                unpad.push((row * s + j) as u32);
-                bias[row * s + j] = 0.0;
-            }
-        }
-        let first: Vec<u32> = tokens.spans().iter().map(|s| s.start as u32).collect();
-        let upload = |which: TokenIds| Tensor::from_slice(tokens.ids(which), t, device);
         Ok(AutogradGraph {
+            root: tokens,
             tokens,
+            stream: Stream::Main,
             device: device.clone(),
             dtype,
             train,
             rng,
-            ids: [
-                upload(TokenIds::Words)?,
-                upload(TokenIds::Positions)?,
-                upload(TokenIds::Types)?,
-            ],
-            pad_index: Tensor::from_vec(pad, b * s, device)?,
-            unpad_index: Tensor::from_vec(unpad, t, device)?,
-            mask_bias: Tensor::from_vec(bias, (b, 1, 1, s), device)?.to_dtype(dtype)?,
-            first_index: Tensor::from_vec(first, b, device)?,
+            main: Layout::new(tokens, device, dtype)?,
+            source: tokens
+                .source()
+                .map(|s| Layout::new(s, device, dtype))
+                .transpose()?,
             causal_bias: None,
             rotary: None,
             position_index: None,
         })
+    }
+
+    /// The layout of `stream`.
+    fn layout(&self, stream: Stream) -> Result<&Layout, EngineError> {
+        match stream {
+            Stream::Main => Ok(&self.main),
+            Stream::Source => self.source.as_ref().ok_or_else(|| {
+                EngineError::InvalidConfig("this batch has no source tokens".into())
+            }),
+        }
     }
 
     fn param(&self, p: &Param) -> Tensor {
@@ -195,12 +246,9 @@ impl<'a> AutogradGraph<'a> {
         let heads = shape.query;
         let (b, s) = (self.tokens.sequences(), self.tokens.max_len());
         let m = prefix.as_ref().map_or(Ok(0), |(pk, _)| pk.dim(0))?;
-        let padded = |x: &Tensor, n: usize| -> Result<Tensor, EngineError> {
-            Ok(x.index_select(&self.pad_index, 0)?
-                .reshape((b, s, n, d))?
-                .transpose(1, 2)?
-                .contiguous()?)
-        };
+        let layout = self.layout(self.stream)?;
+        let (mask_bias, unpad_index) = (layout.mask_bias.clone(), layout.unpad_index.clone());
+        let padded = |x: &Tensor, n: usize| layout.padded(x, self.tokens, n, d);
         // Each sequence's keys (values) after the prefix rows, then, for grouped queries, each
         // key/value head repeated for its query heads (transformers' repeat_kv); the
         // broadcasts' backward sums their gradients.
@@ -230,10 +278,10 @@ impl<'a> AutogradGraph<'a> {
             Some(pos) => ((raw + self.position_scores(&qp, &kp, pos)?)? * pos.scale(d))?,
         };
         let mask_bias = if m == 0 {
-            self.mask_bias.clone()
+            mask_bias
         } else {
             let seen = Tensor::zeros((b, 1, 1, m), self.dtype, &self.device)?;
-            Tensor::cat(&[seen, self.mask_bias.clone()], 3)?
+            Tensor::cat(&[seen, mask_bias], 3)?
         };
         let mut scores = scores.broadcast_add(&mask_bias)?;
         if shape.causal {
@@ -287,7 +335,7 @@ impl<'a> AutogradGraph<'a> {
             .matmul(&vp)?
             .transpose(1, 2)?
             .reshape((b * s, hidden))?;
-        let out = context.index_select(&self.unpad_index, 0)?;
+        let out = context.index_select(&unpad_index, 0)?;
         debug_assert_eq!(out.dims(), &[t, hidden]);
         Ok(out)
     }
@@ -307,7 +355,7 @@ impl Graph for AutogradGraph<'_> {
     fn embed(&mut self, lookups: &[(&Param, TokenIds)]) -> Result<Tensor, EngineError> {
         let mut sum: Option<Tensor> = None;
         for (param, which) in lookups {
-            let ids = &self.ids[*which as usize];
+            let ids = &self.layout(self.stream)?.ids[*which as usize];
             let rows = self.param(param).index_select(ids, 0)?;
             sum = Some(match sum {
                 Some(s) => (s + rows)?,
@@ -445,7 +493,113 @@ impl Graph for AutogradGraph<'_> {
     }
 
     fn first_tokens(&mut self, x: &Tensor) -> Result<Tensor, EngineError> {
-        Ok(x.index_select(&self.first_index, 0)?)
+        Ok(x.index_select(&self.layout(self.stream)?.first_index, 0)?)
+    }
+
+    fn stream(&self) -> Stream {
+        self.stream
+    }
+
+    fn select_stream(&mut self, stream: Stream) -> Result<(), EngineError> {
+        if stream != self.stream {
+            self.layout(stream)?;
+            self.tokens = self.root.stream(stream)?;
+            self.stream = stream;
+            // Made for the other stream's positions and lengths.
+            self.causal_bias = None;
+            self.rotary = None;
+            self.position_index = None;
+        }
+        Ok(())
+    }
+
+    fn biased_attention(
+        &mut self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        a: BiasedAttention<'_, Tensor>,
+    ) -> Result<Tensor, EngineError> {
+        let (t, hidden) = q.dims2()?;
+        let heads = a.heads;
+        if heads == 0 || !hidden.is_multiple_of(heads) || k.dim(1)? != hidden || v.dim(1)? != hidden
+        {
+            return Err(EngineError::InvalidConfig(format!(
+                "{heads} heads over queries of {hidden} features and keys of {}",
+                k.dim(1)?
+            )));
+        }
+        if a.cross && self.stream != Stream::Main {
+            return Err(EngineError::InvalidConfig(
+                "cross-attention runs from the decoder's stream to the source".into(),
+            ));
+        }
+        let d = hidden / heads;
+        let kv_stream = if a.cross { Stream::Source } else { self.stream };
+        let kv_tokens = self.root.stream(kv_stream)?;
+        let (b, sq, sk) = (
+            self.tokens.sequences(),
+            self.tokens.max_len(),
+            kv_tokens.max_len(),
+        );
+        let (lq, lk) = (self.layout(self.stream)?, self.layout(kv_stream)?);
+        let qp = lq.padded(q, self.tokens, heads, d)?;
+        let kp = lk.padded(k, kv_tokens, heads, d)?;
+        let vp = lk.padded(v, kv_tokens, heads, d)?;
+        let (unpad_index, key_mask) = (lq.unpad_index.clone(), lk.mask_bias.clone());
+        let mut scores = qp.matmul(&kp.t()?)?;
+        if let Some(bias) = &a.bias {
+            let index: Vec<u32> = (0..sq * sk)
+                .map(|ij| bias.buckets.bucket((ij % sk) as i64 - (ij / sk) as i64) as u32)
+                .collect();
+            let index = Tensor::from_vec(index, sq * sk, &self.device)?;
+            let values = bias
+                .table
+                .index_select(&index, 0)?
+                .reshape((sq, sk, heads))?
+                .permute((2, 0, 1))?
+                .unsqueeze(0)?;
+            scores = scores.broadcast_add(&values)?;
+        }
+        scores = scores.broadcast_add(&key_mask)?;
+        if a.causal {
+            let mask: Vec<f32> = (0..sq * sk)
+                .map(|ij| if ij % sk > ij / sk { f32::MIN } else { 0.0 })
+                .collect();
+            let mask = Tensor::from_vec(mask, (sq, sk), &self.device)?.to_dtype(self.dtype)?;
+            scores = scores.broadcast_add(&mask)?.maximum(f32::MIN as f64)?;
+        }
+        let probs = ops::softmax_last_dim(&scores)?;
+        let p = if self.train { a.p } else { 0.0 };
+        // The mask in the host graph's layout (per sequence and head, its own queries × keys
+        // block), placed into the padded blocks.
+        let spans: Vec<_> = self.tokens.spans().iter().zip(kv_tokens.spans()).collect();
+        let blocks: usize = spans.iter().map(|(q, k)| q.len * k.len).sum::<usize>() * heads;
+        let mask = DropMask::draw(self.rng, blocks, p);
+        let probs = if mask.is_identity() {
+            probs
+        } else {
+            let mut keep = vec![0u8; b * heads * sq * sk];
+            let mut offset = 0;
+            for (row, (qs, ks)) in spans.iter().enumerate() {
+                for h in 0..heads {
+                    let base = (row * heads + h) * sq * sk;
+                    for i in 0..qs.len {
+                        keep[base + i * sk..][..ks.len]
+                            .copy_from_slice(&mask.keep()[offset + i * ks.len..][..ks.len]);
+                    }
+                    offset += qs.len * ks.len;
+                }
+            }
+            probs.mul(&self.mask_tensor(keep, mask.scale(), &[b, heads, sq, sk])?)?
+        };
+        let context = probs
+            .matmul(&vp)?
+            .transpose(1, 2)?
+            .reshape((b * sq, hidden))?;
+        let out = context.index_select(&unpad_index, 0)?;
+        debug_assert_eq!(out.dims(), &[t, hidden]);
+        Ok(out)
     }
 }
 

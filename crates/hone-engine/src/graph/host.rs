@@ -10,8 +10,12 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{Storage, StorageRef};
 
-use super::{Disentangled, Graph, Heads, RelativeBuckets, Span, TokenIds, Tokens};
+use super::{
+    BiasBuckets, BiasedAttention, Disentangled, Graph, Heads, RelativeBuckets, Span, Stream,
+    TokenIds, Tokens,
+};
 use crate::cpu::attention::{self, AttentionSaved, AttentionShape, RelativeTerms};
+use crate::cpu::biased::{self, BiasTerms, BiasedSaved, BiasedShape};
 use crate::cpu::decoder::{gated, gated_backward, rms_norm, rms_norm_backward, RotaryTable};
 use crate::cpu::gemm::{linear, linear_backward};
 use crate::cpu::grads::HostGrads;
@@ -288,6 +292,35 @@ enum Op {
         data: [Arc<Buf>; 2],
         act: Activation,
     },
+    /// T5's attention (`crate::cpu::biased`); the keys and values are the source stream's
+    /// when `cross`.
+    BiasedAttention {
+        inputs: [(usize, bool); 3],
+        data: [Arc<Buf>; 3],
+        shape: BiasedShape,
+        saved: BiasedSaved,
+        cross: bool,
+        bias: Option<SavedBias>,
+    },
+}
+
+/// What a biased attention call keeps of its position bias for the backward pass.
+struct SavedBias {
+    /// The table's value and whether it takes a gradient.
+    id: usize,
+    grad: bool,
+    table: Arc<Buf>,
+    /// The bucket of every distance.
+    buckets: Arc<[usize]>,
+}
+
+impl SavedBias {
+    fn terms(&self) -> BiasTerms<'_> {
+        BiasTerms {
+            table: &self.table,
+            buckets: &self.buckets,
+        }
+    }
 }
 
 /// What a disentangled attention call keeps of its position terms for the backward pass.
@@ -314,12 +347,21 @@ impl SavedPositions {
 struct Node {
     out: usize,
     cols: usize,
+    /// The token stream the op ran over.
+    stream: Stream,
     op: Op,
 }
 
 /// A forward pass on the CPU over one packed batch.
 pub struct HostGraph<'a> {
+    /// The batch.
+    root: &'a Tokens,
+    /// The tokens of the stream the ops run over now.
     tokens: &'a Tokens,
+    stream: Stream,
+    /// T5's bucket of every distance for the buckets and longest sequence they were made for
+    /// (every layer uses the same).
+    bias_buckets: Option<(BiasBuckets, usize, Arc<[usize]>)>,
     weights: &'a Weights<'a>,
     params: &'a ParamStore,
     /// Which parameters are trained (have a gradient buffer) right now.
@@ -355,7 +397,10 @@ impl<'a> HostGraph<'a> {
             .map(|i| grads.is_some_and(|g| g.is_active(i)))
             .collect();
         HostGraph {
+            root: tokens,
             tokens,
+            stream: Stream::Main,
+            bias_buckets: None,
             weights,
             params,
             trained,
@@ -400,7 +445,12 @@ impl<'a> HostGraph<'a> {
         let id = self.next_id;
         self.next_id += 1;
         let op = op();
-        self.tape.push(Node { out: id, cols, op });
+        self.tape.push(Node {
+            out: id,
+            cols,
+            stream: self.stream,
+            op,
+        });
         HostValue {
             id,
             data: Arc::new(data),
@@ -572,7 +622,7 @@ impl<'a> HostGraph<'a> {
             nodes: self.tape,
             values: self.next_id,
             pool: self.pool,
-            tokens: self.tokens,
+            tokens: self.root,
         }
     }
 }
@@ -959,6 +1009,130 @@ impl Graph for HostGraph<'_> {
         }
         Ok(self.value(out, h, x.grad, || Op::FirstTokens { x: x.id }))
     }
+
+    fn stream(&self) -> Stream {
+        self.stream
+    }
+
+    fn select_stream(&mut self, stream: Stream) -> Result<(), EngineError> {
+        if stream != self.stream {
+            self.tokens = self.root.stream(stream)?;
+            self.stream = stream;
+            // Made for the other stream's positions and lengths.
+            self.rotary = None;
+            self.relative_rows = None;
+        }
+        Ok(())
+    }
+
+    fn biased_attention(
+        &mut self,
+        q: &HostValue,
+        k: &HostValue,
+        v: &HostValue,
+        a: BiasedAttention<'_, HostValue>,
+    ) -> Result<HostValue, EngineError> {
+        if self.cache.is_some() {
+            return Err(EngineError::InvalidConfig(
+                "T5's attention does not continue a key/value cache".into(),
+            ));
+        }
+        let hidden = q.cols;
+        if a.heads == 0 || !hidden.is_multiple_of(a.heads) || k.cols != hidden || v.cols != hidden {
+            return Err(EngineError::InvalidConfig(format!(
+                "{} heads over queries of {hidden}, keys of {} and values of {} features",
+                a.heads, k.cols, v.cols
+            )));
+        }
+        if a.cross && self.stream != Stream::Main {
+            return Err(EngineError::InvalidConfig(
+                "cross-attention runs from the decoder's stream to the source".into(),
+            ));
+        }
+        let kv_tokens = if a.cross {
+            self.root.stream(Stream::Source)?
+        } else {
+            self.tokens
+        };
+        if k.rows() != kv_tokens.len() || v.rows() != kv_tokens.len() {
+            return Err(EngineError::InvalidConfig(format!(
+                "attention keys of {} rows over {} tokens",
+                k.rows(),
+                kv_tokens.len()
+            )));
+        }
+        let shape = BiasedShape {
+            heads: a.heads,
+            head_dim: hidden / a.heads,
+            causal: a.causal,
+        };
+        let bias = match &a.bias {
+            None => None,
+            Some(b) => {
+                if b.table.cols != a.heads || b.table.rows() != b.buckets.buckets {
+                    return Err(EngineError::InvalidConfig(format!(
+                        "a position bias of {} × {} for {} buckets and {} heads",
+                        b.table.rows(),
+                        b.table.cols,
+                        b.buckets.buckets,
+                        a.heads
+                    )));
+                }
+                let longest = self.tokens.max_len().max(kv_tokens.max_len());
+                let rows = match &self.bias_buckets {
+                    Some((made_for, n, rows)) if *made_for == b.buckets && *n == longest => {
+                        rows.clone()
+                    }
+                    _ => {
+                        let rows: Arc<[usize]> = b.buckets.all(longest).into();
+                        self.bias_buckets = Some((b.buckets, longest, rows.clone()));
+                        rows
+                    }
+                };
+                Some(SavedBias {
+                    id: b.table.id,
+                    grad: b.table.grad,
+                    table: b.table.data.clone(),
+                    buckets: rows,
+                })
+            }
+        };
+        let p = if self.train { a.p } else { 0.0 };
+        let (q_spans, kv_spans) = (self.tokens.spans(), kv_tokens.spans());
+        let mut saved = BiasedSaved::with_buffer(
+            self.pool
+                .take_vec(biased::probabilities(q_spans, kv_spans, a.heads)),
+        );
+        let mut out = self.pool.take(q.data.len());
+        let terms = bias.as_ref().map(SavedBias::terms);
+        biased::forward(
+            &mut out,
+            &q.data,
+            &k.data,
+            &v.data,
+            q_spans,
+            kv_spans,
+            shape,
+            terms.as_ref(),
+            p,
+            self.rng,
+            &mut saved,
+        );
+        let bias_grad = bias.as_ref().is_some_and(|b| b.grad);
+        let grad = (q.grad || k.grad || v.grad || bias_grad) && self.record;
+        if !grad {
+            self.pool.give_vec(saved.into_buffer());
+            return Ok(self.untracked(out, hidden));
+        }
+        Ok(self.value(out, hidden, grad, || Op::BiasedAttention {
+            inputs: [(q.id, q.grad), (k.id, k.grad), (v.id, v.grad)],
+            data: [q.data.clone(), k.data.clone(), v.data.clone()],
+            shape,
+            saved,
+            cross: a.cross,
+            bias,
+        }))
+    }
 }
 
 /// A language model's output layer (`weight`, no bias) and its cross-entropy against
@@ -1132,12 +1306,13 @@ impl Tape<'_> {
         let mut slots: Vec<Option<Buf>> = (0..self.values).map(|_| None).collect();
         slots[out.id] = Some(d_out);
         let pool = self.pool;
-        let tokens = self.tokens;
+        let root = self.tokens;
         for node in self.nodes.into_iter().rev() {
             let Some(mut dy) = slots[node.out].take() else {
                 continue;
             };
             let cols = node.cols;
+            let tokens = root.stream(node.stream)?;
             match node.op {
                 Op::Embed { lookups } => {
                     for (i, which) in lookups {
@@ -1363,6 +1538,50 @@ impl Tape<'_> {
                     }
                     if up.1 {
                         accumulate(&mut slots, up.0, d_up);
+                    }
+                }
+                Op::BiasedAttention {
+                    inputs,
+                    data,
+                    shape,
+                    saved,
+                    cross,
+                    bias,
+                } => {
+                    let kv_tokens = if cross {
+                        root.stream(Stream::Source)?
+                    } else {
+                        tokens
+                    };
+                    let (n, kv) = (dy.len(), data[1].len());
+                    let (mut dq, mut dk, mut dv) = (pool.take(n), pool.take(kv), pool.take(kv));
+                    let mut dbias = bias
+                        .as_ref()
+                        .filter(|b| b.grad)
+                        .map(|b| pool.zeros(b.table.len()));
+                    let terms = bias.as_ref().map(SavedBias::terms);
+                    biased::backward(
+                        &mut dq,
+                        &mut dk,
+                        &mut dv,
+                        &dy,
+                        &data[0],
+                        &data[1],
+                        &data[2],
+                        tokens.spans(),
+                        kv_tokens.spans(),
+                        shape,
+                        terms.as_ref().zip(dbias.as_deref_mut()),
+                        &saved,
+                    );
+                    pool.give_vec(saved.into_buffer());
+                    for ((id, needs), d) in inputs.into_iter().zip([dq, dk, dv]) {
+                        if needs {
+                            accumulate(&mut slots, id, d);
+                        }
+                    }
+                    if let (Some(b), Some(d)) = (bias, dbias) {
+                        accumulate(&mut slots, b.id, d);
                     }
                 }
                 Op::FirstTokens { x } => {

@@ -16,7 +16,9 @@ pub mod autograd;
 pub mod host;
 pub mod tokens;
 
-pub use tokens::{IdLimits, LabelsPer, Span, TokenIds, Tokens, IGNORE_LABEL, PADDED_OPTION_SCORE};
+pub use tokens::{
+    IdLimits, LabelsPer, Span, Stream, TokenIds, Tokens, IGNORE_LABEL, PADDED_OPTION_SCORE,
+};
 
 use crate::models::nn::{LayerNorm, Linear, RmsNorm, Rotary};
 use crate::ops::Activation;
@@ -131,6 +133,74 @@ impl<V> Disentangled<'_, V> {
             + usize::from(self.position_queries.is_some());
         1.0 / ((head_dim * terms) as f64).sqrt()
     }
+}
+
+/// How T5 maps a key's distance from its query (`key − query`) to a bucket of its learned
+/// position bias (`T5Attention._relative_position_bucket`): exact buckets for small
+/// distances, log-spaced ones up to `max_distance`; a bidirectional (encoder) bias gives
+/// each side half the buckets, a causal (decoder) one only looks back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BiasBuckets {
+    /// `relative_attention_num_buckets`.
+    pub buckets: usize,
+    /// `relative_attention_max_distance`.
+    pub max_distance: usize,
+    /// Encoder self-attention (true) or decoder self-attention (false).
+    pub bidirectional: bool,
+}
+
+impl BiasBuckets {
+    /// The bucket of a key `relative = key − query` tokens from its query.
+    pub fn bucket(&self, relative: i64) -> usize {
+        let mut buckets = self.buckets as i64;
+        let mut out = 0;
+        let distance = if self.bidirectional {
+            buckets /= 2;
+            if relative > 0 {
+                out += buckets;
+            }
+            relative.abs()
+        } else {
+            (-relative).max(0)
+        };
+        let exact = buckets / 2;
+        if distance < exact {
+            return (out + distance) as usize;
+        }
+        // In f32, as PyTorch computes it, truncated toward zero.
+        let log = ((distance as f32 / exact as f32).ln()
+            / (self.max_distance as f32 / exact as f32).ln()
+            * (buckets - exact) as f32) as i64;
+        (out + (exact + log).min(buckets - 1)) as usize
+    }
+
+    /// The bucket of every distance within sequences of up to `longest` tokens: entry
+    /// `key − query + longest − 1`.
+    pub fn all(&self, longest: usize) -> Vec<usize> {
+        let n = longest as i64;
+        (-(n - 1)..n).map(|d| self.bucket(d)).collect()
+    }
+}
+
+/// A learned position bias on attention scores (T5): `table` is `[buckets × heads]`, each
+/// score adds its head's column at the bucket of its distance.
+pub struct PositionBias<'a, V> {
+    pub table: &'a V,
+    pub buckets: BiasBuckets,
+}
+
+/// The settings of [`Graph::biased_attention`].
+pub struct BiasedAttention<'a, V> {
+    /// Multi-head attention with this many heads (queries, keys and values alike).
+    pub heads: usize,
+    /// Each query looks at itself and earlier keys only (self-attention of a decoder).
+    pub causal: bool,
+    /// Dropout on the probabilities.
+    pub p: f64,
+    /// Cross-attention: the keys and values are the [`Stream::Source`] stream's tokens
+    /// (sequence `i` of the queries attends to source sequence `i`), not the queries' own.
+    pub cross: bool,
+    pub bias: Option<PositionBias<'a, V>>,
 }
 
 /// The ops a model is written in. Values are `[tokens × features]` (or `[sequences ×
@@ -272,4 +342,23 @@ pub trait Graph {
 
     /// The first token's row of every sequence (`[CLS]` / `<s>`): `[sequences × features]`.
     fn first_tokens(&mut self, x: &Self::Value) -> Result<Self::Value, EngineError>;
+
+    /// The token stream the ops run over now ([`Graph::tokens`] is its tokens).
+    fn stream(&self) -> Stream;
+
+    /// Runs the next ops over `stream`'s tokens (an encoder–decoder model runs its encoder
+    /// over [`Stream::Source`], its decoder over [`Stream::Main`]).
+    fn select_stream(&mut self, stream: Stream) -> Result<(), EngineError>;
+
+    /// T5's attention: `softmax(q·kᵀ + bias)·v` per sequence and head — the scores are not
+    /// scaled (T5 folds `1/√d` into its initialisation) —, the bias a learned
+    /// [`PositionBias`] when given, dropout `p` on the probabilities. Self-attention over the
+    /// current stream (causal when asked), or cross-attention from it to the source stream.
+    fn biased_attention(
+        &mut self,
+        q: &Self::Value,
+        k: &Self::Value,
+        v: &Self::Value,
+        attention: BiasedAttention<'_, Self::Value>,
+    ) -> Result<Self::Value, EngineError>;
 }

@@ -54,6 +54,19 @@ pub struct Tokens {
     /// Per sequence, true when it pads a question with fewer options (no part in its
     /// softmax); empty when none does.
     padded: Vec<bool>,
+    /// An encoder–decoder batch: the encoder's input, one sequence per sequence of these
+    /// (the decoder's) tokens; `None` for other models.
+    source: Option<Box<Tokens>>,
+}
+
+/// Which of a batch's token streams an op runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stream {
+    /// The batch's own tokens: the decoder's, in an encoder–decoder model.
+    #[default]
+    Main,
+    /// An encoder–decoder batch's encoder input ([`Tokens::source`]).
+    Source,
 }
 
 impl Tokens {
@@ -115,6 +128,7 @@ impl Tokens {
             labels: None,
             per,
             padded: Vec::new(),
+            source: None,
         };
         let mut token_labels = Vec::new();
         for row in 0..b {
@@ -182,6 +196,36 @@ impl Tokens {
             (false, false) => Some(batch.labels.clone()),
         };
         Ok(tokens)
+    }
+
+    /// Gives these (decoder) tokens their encoder input, one source sequence per sequence.
+    pub fn with_source(mut self, source: Tokens) -> Result<Self, EngineError> {
+        if source.sequences() != self.sequences() {
+            return Err(EngineError::InvalidConfig(format!(
+                "{} source sequences for {} target sequences",
+                source.sequences(),
+                self.sequences()
+            )));
+        }
+        self.source = Some(Box::new(source));
+        Ok(self)
+    }
+
+    /// An encoder–decoder batch's encoder input.
+    pub fn source(&self) -> Option<&Tokens> {
+        self.source.as_deref()
+    }
+
+    /// The tokens of `stream`: these, or their source (an error when there is none).
+    pub fn stream(&self, stream: Stream) -> Result<&Tokens, EngineError> {
+        match stream {
+            Stream::Main => Ok(self),
+            Stream::Source => self.source().ok_or_else(|| {
+                EngineError::InvalidConfig(
+                    "this batch has no source tokens (an encoder–decoder model's input)".into(),
+                )
+            }),
+        }
     }
 
     /// Number of real tokens.
@@ -311,6 +355,7 @@ mod tests {
             seq_len: n / 2,
             padded_options: Vec::new(),
             soft_targets: Vec::new(),
+            source: None,
         }
     }
 

@@ -12,7 +12,9 @@ use candle_core::DType;
 use super::proto::{
     attribute_type, data_type, AttributeProto, NodeProto, TensorProto, ValueInfoProto,
 };
-use crate::graph::{Disentangled, Graph, Heads, RelativeBuckets, TokenIds, Tokens};
+use crate::graph::{
+    BiasedAttention, Disentangled, Graph, Heads, RelativeBuckets, Stream, TokenIds, Tokens,
+};
 use crate::models::nn::{LayerNorm, RmsNorm, Rotary};
 use crate::models::Positions;
 use crate::ops::Activation;
@@ -794,6 +796,36 @@ impl Graph for OnnxGraph {
             vec![attr_int("axis", 1)],
         )))
     }
+
+    fn stream(&self) -> Stream {
+        Stream::Main
+    }
+
+    fn select_stream(&mut self, stream: Stream) -> Result<(), EngineError> {
+        match stream {
+            Stream::Main => Ok(()),
+            Stream::Source => Err(no_encoder_decoder()),
+        }
+    }
+
+    fn biased_attention(
+        &mut self,
+        _q: &Named,
+        _k: &Named,
+        _v: &Named,
+        _attention: BiasedAttention<'_, Named>,
+    ) -> Result<Named, EngineError> {
+        Err(no_encoder_decoder())
+    }
+}
+
+/// What an encoder–decoder (T5) export to ONNX says: not built yet.
+fn no_encoder_decoder() -> EngineError {
+    EngineError::InvalidConfig(
+        "ONNX export of encoder–decoder models (T5) is not built yet; export the Hugging Face \
+         folder and convert it with Optimum (`optimum-cli export onnx`)"
+            .into(),
+    )
 }
 
 impl OnnxGraph {

@@ -374,8 +374,11 @@ fn parse_also(text: &str, quiet: bool) -> anyhow::Result<AlsoTask> {
             "--also '{text}': a multiple-choice task needs its option columns; describe it in an \
              [[also]] table of a --config file"
         ),
-        Task::CausalLm => {
-            bail!("--also '{text}': a causal LM is trained on its own, not as one task of several")
+        Task::CausalLm | Task::Text2Text => {
+            bail!(
+                "--also '{text}': a language model is trained on its own, not as one task of \
+                 several"
+            )
         }
         Task::TokenClassification => {
             // JSON lines with tokens/tags arrays, else CoNLL (eng.train has no extension).

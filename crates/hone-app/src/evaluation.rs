@@ -83,6 +83,11 @@ pub fn evaluate_file(
             let read = hone_data::read_conversations(file.path)?;
             (read.examples, read.warnings)
         }
+        Task::Text2Text => {
+            return Err(AppError::Invalid(
+                "scoring a text-to-text model on a file (ROUGE) is not built yet".into(),
+            ))
+        }
         Task::QuestionAnswering => {
             let read = hone_data::read_qa_examples(file.path)?;
             return evaluate_answers(model, &read.examples, file.answers, batch_size).map(
@@ -121,6 +126,9 @@ pub fn evaluate_examples(
                 notes: Vec::new(),
             })
         }
+        FineTunedModel::TextToText(_) => Err(AppError::Invalid(
+            "scoring a text-to-text model on a file (ROUGE) is not built yet".into(),
+        )),
         FineTunedModel::Answers(_) => evaluate_answers(
             model,
             examples,

@@ -29,6 +29,8 @@ pub enum FineTunedModel {
     Ensemble(Box<crate::ensemble::Ensemble>),
     /// `*ForCausalLM`: text generated (`hone generate`, the Playground's chat).
     Language(Box<hone_engine::sft::LanguageModel>),
+    /// `*ForConditionalGeneration` (T5): a target generated from each source text.
+    TextToText(Box<hone_engine::seq2seq::TextToText>),
 }
 
 /// What a model says about some texts, by task.
@@ -89,6 +91,11 @@ impl FineTunedModel {
                 hone_engine::sft::LanguageModel::load(dir, device, max_length)?,
             )));
         }
+        if spec.family.descriptor().tasks.contains(&Task::Text2Text) {
+            return Ok(FineTunedModel::TextToText(Box::new(
+                hone_engine::seq2seq::TextToText::load(dir, device, max_length)?,
+            )));
+        }
         Ok(match spec.task() {
             Some(Task::TokenClassification) => {
                 FineTunedModel::Tokens(TokenPredictor::load(dir, device, max_length)?)
@@ -99,7 +106,7 @@ impl FineTunedModel {
             Some(Task::QuestionAnswering) => {
                 FineTunedModel::Answers(AnswerPredictor::load(dir, device, max_length)?)
             }
-            Some(Task::SequenceClassification | Task::CausalLm) | None => {
+            Some(Task::SequenceClassification | Task::CausalLm | Task::Text2Text) | None => {
                 FineTunedModel::Classes(Predictor::load(dir, device, max_length)?)
             }
         })
@@ -119,11 +126,11 @@ impl FineTunedModel {
                     member.use_int8()?;
                 }
             }
-            FineTunedModel::Language(_) => {
+            FineTunedModel::Language(_) | FineTunedModel::TextToText(_) => {
                 return Err(AppError::Invalid(
                     "int8 inference covers classifiers, taggers, multiple choice and question \
-                     answering; a language model generates in f32 (export it as GGUF q8_0 for \
-                     an 8-bit model)"
+                     answering; a language model generates in f32 (export a decoder as GGUF \
+                     q8_0 for an 8-bit model)"
                         .into(),
                 ))
             }
@@ -140,6 +147,7 @@ impl FineTunedModel {
             FineTunedModel::Answers(_) => Task::QuestionAnswering,
             FineTunedModel::Ensemble(e) => e.manifest.task,
             FineTunedModel::Language(_) => Task::CausalLm,
+            FineTunedModel::TextToText(_) => Task::Text2Text,
         }
     }
 
@@ -151,7 +159,7 @@ impl FineTunedModel {
             FineTunedModel::Choices(p) => p.labels(),
             FineTunedModel::Answers(p) => p.labels(),
             FineTunedModel::Ensemble(e) => &e.manifest.labels,
-            FineTunedModel::Language(_) => &[],
+            FineTunedModel::Language(_) | FineTunedModel::TextToText(_) => &[],
         }
     }
 
@@ -191,7 +199,7 @@ impl FineTunedModel {
             FineTunedModel::Answers(_) => Err(AppError::Invalid(
                 "this model finds answers in a passage: give a question and its context".into(),
             )),
-            FineTunedModel::Language(_) => Err(AppError::Invalid(
+            FineTunedModel::Language(_) | FineTunedModel::TextToText(_) => Err(AppError::Invalid(
                 "this model writes text: generate with it (hone generate, or the Playground's chat)"
                     .into(),
             )),
@@ -236,6 +244,14 @@ impl FineTunedModel {
                 "generation needs a causal LM (Llama, Qwen2, Mistral, SmolLM); this model is for {}",
                 other.task().display_name()
             ))),
+        }
+    }
+
+    /// The text-to-text model, for generation from sources.
+    pub fn text_to_text(&self) -> Option<&hone_engine::seq2seq::TextToText> {
+        match self {
+            FineTunedModel::TextToText(m) => Some(m),
+            _ => None,
         }
     }
 

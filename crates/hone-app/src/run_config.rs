@@ -362,6 +362,7 @@ pub fn load_files(files: &FileData, task: Task, seed: u64) -> Result<TrainingDat
         Task::MultipleChoice => return load_choice_files(files, seed),
         Task::QuestionAnswering => return load_answer_files(files, seed),
         Task::CausalLm => return load_conversation_files(files, seed),
+        Task::Text2Text => return load_text2text_files(files, seed),
         Task::SequenceClassification => {}
     }
     if !files.choice_columns.is_empty() || files.context_column.is_some() {
@@ -473,6 +474,28 @@ fn load_conversation_files(files: &FileData, seed: u64) -> Result<TrainingData, 
         Ok(file.examples)
     })?;
     Ok(hone_engine::sft::conversation_data(
+        train,
+        valid,
+        files.valid_fraction,
+        seed,
+        notices,
+    ))
+}
+
+/// A text-to-text run's files: the source in the text column, the target in the label
+/// column.
+fn load_text2text_files(files: &FileData, seed: u64) -> Result<TrainingData, AppError> {
+    let columns = files.columns();
+    let FilesRead {
+        train,
+        valid,
+        notices,
+    } = read_both(files, &mut |path, notices| {
+        let file = read_examples(path, files.format, &columns)?;
+        notices.extend(file.warnings);
+        Ok(file.examples)
+    })?;
+    Ok(hone_engine::seq2seq::text2text_data(
         train,
         valid,
         files.valid_fraction,

@@ -163,7 +163,10 @@ pub(crate) fn stored_data(
         EngineTask::TokenClassification => {
             tagged_data(train, valid, data.valid_fraction, seed, Vec::new())
         }
-        EngineTask::MultipleChoice | EngineTask::QuestionAnswering | EngineTask::CausalLm => {
+        EngineTask::MultipleChoice
+        | EngineTask::QuestionAnswering
+        | EngineTask::CausalLm
+        | EngineTask::Text2Text => {
             return Err(AppError::Invalid(format!(
                 "dataset '{name}' holds {}; {} trains from files (--train)",
                 task.display_name(),

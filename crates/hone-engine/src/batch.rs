@@ -42,6 +42,9 @@ pub struct EncodedSet {
     /// Knowledge distillation: per example, the teacher's scores (classes, or options); empty
     /// without a teacher.
     pub teacher: Vec<Vec<f32>>,
+    /// Text-to-text: per example, the encoder's input (the examples are then the decoder's
+    /// inputs: the start token and the target shifted right); empty for other tasks.
+    pub sources: Vec<EncodedExample>,
 }
 
 impl EncodedSet {
@@ -85,6 +88,10 @@ impl EncodedSet {
             indices.iter().map(|&i| self.labels[i]).collect()
         };
         let mut batch = batcher.batch(&examples, &labels);
+        if !self.sources.is_empty() {
+            let sources: Vec<&EncodedExample> = indices.iter().map(|&i| &self.sources[i]).collect();
+            batch.source = Some(Box::new(batcher.batch(&sources, &[])));
+        }
         if !self.padded.is_empty() {
             let g = self.group();
             batch.padded_options = indices

@@ -269,6 +269,11 @@ pub struct TrainingConfig {
     pub sample_prompts: String,
     /// Causal LM: the longest sample answer, in tokens.
     pub sample_tokens: usize,
+    /// Text-to-text: written before every source text (T5's task prefix, e.g. "summarize: ").
+    pub source_prefix: String,
+    /// Text-to-text: the longest target, in tokens (the end token included); longer ones are
+    /// cut.
+    pub max_target_length: usize,
     /// Where training runs: cpu, auto, cuda[:N] or metal[:N] (GPUs need a build with them).
     #[schemars(with = "String")]
     pub device: DeviceSpec,
@@ -451,6 +456,8 @@ impl Default for TrainingConfig {
             loss_on: hone_data::LossOn::Assistant,
             sample_prompts: String::new(),
             sample_tokens: 48,
+            source_prefix: String::new(),
+            max_target_length: 128,
             ewc_samples: 200,
             device: DeviceSpec::Cpu,
         }
@@ -547,7 +554,7 @@ impl TrainingConfig {
         let task_default: &[&str] = match task {
             crate::models::Task::QuestionAnswering => &["qa_outputs"],
             // A language model's head is the (frozen) output layer.
-            crate::models::Task::CausalLm => &[],
+            crate::models::Task::CausalLm | crate::models::Task::Text2Text => &[],
             _ => &["classifier", "score"],
         };
         task_default

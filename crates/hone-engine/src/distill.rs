@@ -195,7 +195,7 @@ pub fn teacher_logits(
     }
     let max_length = cfg.max_length.min(spec.max_sequence_length());
     let tokenizer = TextTokenizer::from_model_dir(teacher_dir, max_length)?;
-    let set = crate::job::encode(&tokenizer, labels, examples, task, cfg, None)?;
+    let set = crate::job::encode(&tokenizer, labels, examples, task, cfg, None, None)?;
     let teacher = Model::load(teacher_dir, task, classes, None, device, 0)?;
     let mut stepper = Stepper::new(&teacher, true);
     let rows = logits_with(&teacher, &set, cfg.batch_size.max(8), &mut stepper)?;

@@ -90,6 +90,7 @@ fn model_card(
         Task::MultipleChoice => ("multiple-choice", "multiple-choice scorer"),
         Task::QuestionAnswering => ("question-answering", "answer-span scorer"),
         Task::CausalLm => ("text-generation", "causal language model"),
+        Task::Text2Text => ("text2text-generation", "text-to-text model"),
     };
     let mut s = String::new();
     let library = if adapter.is_some() && model.spec().lora.is_some() {
@@ -194,6 +195,7 @@ fn model_card(
         Task::MultipleChoice => "from transformers import AutoModelForMultipleChoice, AutoTokenizer\ntokenizer = AutoTokenizer.from_pretrained(\"PATH_TO_THIS_FOLDER\")\nmodel = AutoModelForMultipleChoice.from_pretrained(\"PATH_TO_THIS_FOLDER\")\nquestion, options = \"your question\", [\"option A\", \"option B\"]\nenc = tokenizer([question] * len(options), options, return_tensors=\"pt\", padding=True)\nscores = model(**{k: v.unsqueeze(0) for k, v in enc.items()}).logits[0]\nprint(scores.softmax(-1))",
         Task::QuestionAnswering => "answerer = pipeline(\"question-answering\", model=\"PATH_TO_THIS_FOLDER\")\nprint(answerer(question=\"your question\", context=\"the passage that holds the answer\"))",
         Task::CausalLm => "generator = pipeline(\"text-generation\", model=\"PATH_TO_THIS_FOLDER\")\nprint(generator([{\"role\": \"user\", \"content\": \"your question\"}], max_new_tokens=128))",
+        Task::Text2Text => "generator = pipeline(\"text2text-generation\", model=\"PATH_TO_THIS_FOLDER\")\nprint(generator(\"summarize: your text\", max_new_tokens=64))",
     };
     match adapter {
         Some(base) => {

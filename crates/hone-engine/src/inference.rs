@@ -184,7 +184,7 @@ pub fn evaluate_with(
             let (report, _) = crate::answers::answer_report(set, &logits)?;
             return Ok((Report::Answers(report), None));
         }
-        Task::CausalLm => {
+        Task::CausalLm | Task::Text2Text => {
             let report = evaluate_language(model, set, batch_size, stepper)?;
             return Ok((Report::Language(report), None));
         }

@@ -263,8 +263,13 @@ pub fn encode_choices(
     })
 }
 
+/// An encoder–decoder's first decoder token (`None` for other models).
+fn decoder_start(spec: &crate::models::ModelSpec) -> Option<u32> {
+    spec.encoder.t5.as_ref().map(|t| t.decoder_start_token_id)
+}
+
 /// Encodes examples for `task` with the run's options (`chat`: how a causal LM's
-/// conversations are rendered).
+/// conversations are rendered; `decoder_start`: an encoder–decoder's first decoder token).
 pub fn encode(
     tokenizer: &TextTokenizer,
     labels: &LabelSet,
@@ -272,8 +277,19 @@ pub fn encode(
     task: Task,
     cfg: &TrainingConfig,
     chat: Option<&crate::sft::Conversations>,
+    decoder_start: Option<u32>,
 ) -> Result<EncodedSet, EngineError> {
     match task {
+        Task::Text2Text => {
+            return crate::seq2seq::encode(
+                tokenizer,
+                examples,
+                &cfg.source_prefix,
+                cfg.max_target_length,
+                decoder_start.unwrap_or(0),
+                true,
+            )
+        }
         Task::CausalLm => {
             let chat = chat.ok_or_else(|| {
                 EngineError::InvalidConfig("a causal LM run needs its chat settings".into())
@@ -462,7 +478,15 @@ pub fn previous_task_penalty(
     let spec = ModelSpec::from_dir(&previous.model)?;
     let max_length = cfg.max_length.min(spec.max_sequence_length());
     let tokenizer = TextTokenizer::from_model_dir(&previous.model, max_length)?;
-    let set = encode(&tokenizer, &data.labels, &data.train, data.task, cfg, None)?;
+    let set = encode(
+        &tokenizer,
+        &data.labels,
+        &data.train,
+        data.task,
+        cfg,
+        None,
+        decoder_start(&spec),
+    )?;
     let model = Model::load(
         &previous.model,
         data.task,
@@ -643,8 +667,25 @@ pub fn prepare(
         }
         _ => None,
     };
-    let train = encode(&tokenizer, labels, &data.train, task, &cfg, chat.as_ref())?;
-    let valid = encode(&tokenizer, labels, &data.valid, task, &cfg, chat.as_ref())?;
+    let start = decoder_start(&spec);
+    let train = encode(
+        &tokenizer,
+        labels,
+        &data.train,
+        task,
+        &cfg,
+        chat.as_ref(),
+        start,
+    )?;
+    let valid = encode(
+        &tokenizer,
+        labels,
+        &data.valid,
+        task,
+        &cfg,
+        chat.as_ref(),
+        start,
+    )?;
     if chat.is_none() && !cfg.sample_prompt_list().is_empty() {
         sink(TrainEvent::Notice {
             message: "sample prompts are answered by causal-LM runs only: none this run".into(),
@@ -710,8 +751,24 @@ pub fn prepare(
         also.push(PreparedTask {
             name: t.name.clone(),
             model,
-            train: encode(&tokenizer, &d.labels, &d.train, d.task, &cfg, chat.as_ref())?,
-            valid: encode(&tokenizer, &d.labels, &d.valid, d.task, &cfg, chat.as_ref())?,
+            train: encode(
+                &tokenizer,
+                &d.labels,
+                &d.train,
+                d.task,
+                &cfg,
+                chat.as_ref(),
+                start,
+            )?,
+            valid: encode(
+                &tokenizer,
+                &d.labels,
+                &d.valid,
+                d.task,
+                &cfg,
+                chat.as_ref(),
+                start,
+            )?,
             labels: d.labels.names().to_vec(),
         });
     }

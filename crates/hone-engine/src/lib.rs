@@ -43,6 +43,7 @@ pub mod presets;
 pub mod recipes;
 pub mod rng;
 pub mod schedule;
+pub mod seq2seq;
 pub mod sft;
 pub mod speed;
 pub mod step;

@@ -178,6 +178,7 @@ pub fn peft_task_type(task: Task) -> Option<&'static str> {
         Task::TokenClassification => Some("TOKEN_CLS"),
         Task::QuestionAnswering => Some("QUESTION_ANS"),
         Task::CausalLm => Some("CAUSAL_LM"),
+        Task::Text2Text => Some("SEQ_2_SEQ_LM"),
         Task::MultipleChoice => None,
     }
 }
@@ -189,6 +190,7 @@ pub fn task_of_peft_type(task_type: &str) -> Option<Task> {
         "TOKEN_CLS" => Some(Task::TokenClassification),
         "QUESTION_ANS" => Some(Task::QuestionAnswering),
         "CAUSAL_LM" => Some(Task::CausalLm),
+        "SEQ_2_SEQ_LM" => Some(Task::Text2Text),
         _ => None,
     }
 }

@@ -171,6 +171,15 @@ impl WeightSource {
         })
     }
 
+    /// True when the folder has a tensor of this name.
+    pub fn contains(&self, name: &str) -> bool {
+        self.names.contains_key(name)
+            || self
+                .adapter
+                .as_ref()
+                .is_some_and(|(_, names)| names.contains_key(name))
+    }
+
     /// The folder the weights come from.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -208,6 +217,8 @@ impl WeightSource {
 pub enum Init {
     /// Normal(0, `initializer_range`).
     Normal,
+    /// Normal(0, this standard deviation): a family whose layers each have their own (T5).
+    NormalStd(f64),
     Zeros,
     Ones,
 }
@@ -410,6 +421,9 @@ impl<'a> ParamBuilder<'a> {
                 shape,
                 &self.device,
             )?,
+            Init::NormalStd(std) => {
+                Tensor::from_vec(self.rng.normal(n, std as f32), shape, &self.device)?
+            }
             Init::Zeros => Tensor::zeros(shape, self.dtype, &self.device)?,
             Init::Ones => Tensor::ones(shape, self.dtype, &self.device)?,
         };
@@ -476,6 +490,12 @@ impl<'a> ParamBuilder<'a> {
             }
         };
         self.add(&named, value, ParamPosition::Head)
+    }
+
+    /// True when the checkpoint being read has a tensor of this name (false for a model
+    /// built from its config alone).
+    pub fn has_tensor(&self, name: &str) -> bool {
+        self.source.is_some_and(|s| s.contains(name))
     }
 
     /// Names the head parameters built from now on with `prefix` in front.

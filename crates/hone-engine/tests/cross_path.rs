@@ -11,7 +11,7 @@ use hone_engine::models::{Model, Task};
 use hone_engine::rng::HoneRng;
 use hone_engine::step::gradients;
 
-const FAMILIES: [&str; 7] = [
+const FAMILIES: [&str; 9] = [
     "bert",
     "distilbert",
     "roberta",
@@ -19,6 +19,8 @@ const FAMILIES: [&str; 7] = [
     "deberta-v2",
     "llama",
     "qwen2",
+    "t5",
+    "t5-v1_1",
 ];
 const ENCODERS: [&str; 5] = ["bert", "distilbert", "roberta", "deberta", "deberta-v2"];
 const TOLERANCE: f64 = 1e-4;
@@ -36,6 +38,11 @@ fn both_graphs_give_the_same_loss_and_gradients_for_every_family_and_head() {
             let batch = match task {
                 Task::SequenceClassification => batch,
                 Task::TokenClassification | Task::CausalLm => per_token_labels(batch, 3),
+                // The decoder's targets, and a source of other lengths for the encoder.
+                Task::Text2Text => hone_data::Batch {
+                    source: Some(Box::new(random_batch(6, 9, pad, 2))),
+                    ..per_token_labels(batch, 3)
+                },
                 // Two questions of three options each: one answer per question.
                 Task::MultipleChoice => hone_data::Batch {
                     labels: vec![2, 0],
@@ -65,7 +72,7 @@ fn both_graphs_give_the_same_loss_and_gradients_for_every_family_and_head() {
                 Task::MultipleChoice => 2 * 3,
                 // A start and an end row per sequence, as long as the longest.
                 Task::QuestionAnswering => 2 * 6 * host.logits.classes,
-                Task::CausalLm => batch.real_tokens() * vocab,
+                Task::CausalLm | Task::Text2Text => batch.real_tokens() * vocab,
             };
             assert_eq!(host.logits.values.len(), values, "{case}");
             let to_tensor =

@@ -202,6 +202,7 @@ fn task_words(task: Task) -> &'static str {
         Task::MultipleChoice => "multiple choice",
         Task::QuestionAnswering => "question answering",
         Task::CausalLm => "text generation",
+        Task::Text2Text => "text-to-text generation",
     }
 }
 
@@ -231,7 +232,8 @@ fn score_chunk(
         FineTunedModel::Choices(_)
         | FineTunedModel::Ensemble(_)
         | FineTunedModel::Answers(_)
-        | FineTunedModel::Language(_) => Err(AppError::Invalid(format!(
+        | FineTunedModel::Language(_)
+        | FineTunedModel::TextToText(_) => Err(AppError::Invalid(format!(
             "the labeling assistant works with classifiers and taggers; this model is for {}",
             model.task().display_name()
         ))),

@@ -171,6 +171,8 @@ pub fn head(
         )?,
         // `BertForQuestionAnswering` has no dropout before `qa_outputs`.
         Task::QuestionAnswering => Head::span_scorer(b, h, cfg.dropout.answer)?,
-        Task::CausalLm => return Err(super::heads::unsupported(&DESCRIPTOR, task)),
+        Task::CausalLm | Task::Text2Text => {
+            return Err(super::heads::unsupported(&DESCRIPTOR, task))
+        }
     })
 }

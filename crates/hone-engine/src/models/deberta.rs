@@ -210,6 +210,7 @@ impl DebertaConfig {
                 pooler_activation: activation(c.pooler_hidden_act.as_deref())?,
                 pooler_dropout: c.pooler_dropout.unwrap_or(0.0),
             }),
+            t5: None,
         })
     }
 
@@ -465,6 +466,8 @@ pub fn head(
         // `DebertaV2ForTokenClassification` drops with the hidden dropout.
         Task::TokenClassification => Head::token_classifier(b, h, num_labels, cfg.dropout.hidden)?,
         Task::QuestionAnswering => Head::span_scorer(b, h, cfg.dropout.answer)?,
-        Task::CausalLm => return Err(super::heads::unsupported(&DESCRIPTOR, task)),
+        Task::CausalLm | Task::Text2Text => {
+            return Err(super::heads::unsupported(&DESCRIPTOR, task))
+        }
     })
 }

@@ -81,6 +81,7 @@ impl DistilBertConfig {
             sinusoidal_positions: c.sinusoidal_pos_embds.unwrap_or(false),
             decoder: None,
             deberta: None,
+            t5: None,
         })
     }
 }
@@ -192,6 +193,8 @@ pub fn head(
         )?,
         // `DistilBertForQuestionAnswering`: dropout `qa_dropout`, then `qa_outputs`.
         Task::QuestionAnswering => Head::span_scorer(b, h, cfg.dropout.answer)?,
-        Task::CausalLm => return Err(super::heads::unsupported(&DESCRIPTOR, task)),
+        Task::CausalLm | Task::Text2Text => {
+            return Err(super::heads::unsupported(&DESCRIPTOR, task))
+        }
     })
 }

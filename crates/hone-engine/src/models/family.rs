@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::heads::Task;
 use super::spec::{Dropouts, EncoderConfig};
-use super::{bert, deberta, distilbert, llama, roberta};
+use super::{bert, deberta, distilbert, llama, roberta, t5};
 use crate::ops::Activation;
 use crate::EngineError;
 
@@ -27,15 +27,18 @@ pub enum Family {
     Deberta,
     /// Llama-layout decoders (SmolLM2, Mistral, Qwen2).
     Llama,
+    /// T5-layout encoder–decoders (T5, Flan-T5, mT5).
+    T5,
 }
 
 /// Every family's descriptor, in the order lists show them.
-pub const FAMILIES: [&FamilyDescriptor; 5] = [
+pub const FAMILIES: [&FamilyDescriptor; 6] = [
     &bert::DESCRIPTOR,
     &distilbert::DESCRIPTOR,
     &roberta::DESCRIPTOR,
     &deberta::DESCRIPTOR,
     &llama::DESCRIPTOR,
+    &t5::DESCRIPTOR,
 ];
 
 /// How a family numbers positions.
@@ -125,6 +128,7 @@ impl Family {
             Family::Roberta => &roberta::DESCRIPTOR,
             Family::Deberta => &deberta::DESCRIPTOR,
             Family::Llama => &llama::DESCRIPTOR,
+            Family::T5 => &t5::DESCRIPTOR,
         }
     }
 
@@ -221,6 +225,7 @@ impl BertLayoutConfig {
             sinusoidal_positions: false,
             decoder: None,
             deberta: None,
+            t5: None,
         })
     }
 }

@@ -28,16 +28,20 @@ pub enum Task {
     /// Causal language modelling (supervised fine-tuning of a decoder): each token's next
     /// token, over the vocabulary.
     CausalLm,
+    /// Text-to-text generation with an encoder–decoder (summarization, translation, any
+    /// task as text): each target token from the source and the target tokens before it.
+    Text2Text,
 }
 
 impl Task {
     /// Every task, in the order the UI lists them.
-    pub const ALL: [Task; 5] = [
+    pub const ALL: [Task; 6] = [
         Task::SequenceClassification,
         Task::TokenClassification,
         Task::MultipleChoice,
         Task::QuestionAnswering,
         Task::CausalLm,
+        Task::Text2Text,
     ];
 
     /// The tasks of encoders (a head on the encoder's hidden states).
@@ -56,6 +60,7 @@ impl Task {
             Task::MultipleChoice => "multiple-choice",
             Task::QuestionAnswering => "question-answering",
             Task::CausalLm => "causal-lm",
+            Task::Text2Text => "text2text",
         }
     }
 
@@ -67,6 +72,7 @@ impl Task {
             Task::MultipleChoice => "multiple choice",
             Task::QuestionAnswering => "extractive question answering",
             Task::CausalLm => "causal language modelling (instruction tuning)",
+            Task::Text2Text => "text-to-text generation (summarization, translation)",
         }
     }
 
@@ -78,6 +84,7 @@ impl Task {
             Task::MultipleChoice => "ForMultipleChoice",
             Task::QuestionAnswering => "ForQuestionAnswering",
             Task::CausalLm => "ForCausalLM",
+            Task::Text2Text => "ForConditionalGeneration",
         }
     }
 
@@ -85,7 +92,7 @@ impl Task {
     pub fn labels_per(self, choices: usize) -> LabelsPer {
         match self {
             Task::SequenceClassification => LabelsPer::Sequence,
-            Task::TokenClassification | Task::CausalLm => LabelsPer::Token,
+            Task::TokenClassification | Task::CausalLm | Task::Text2Text => LabelsPer::Token,
             Task::MultipleChoice => LabelsPer::Group(choices),
             Task::QuestionAnswering => LabelsPer::Span,
         }
@@ -141,9 +148,13 @@ pub enum LabelsPer {
 
 /// A task head over the backbone's hidden states `[tokens × hidden]`.
 pub enum Head {
-    /// A decoder's language-model head: every token → its scores over the vocabulary
-    /// (`lm_head`, or the word embeddings when they are tied).
-    LanguageModel { weight: crate::params::Param },
+    /// A language-model head (a decoder's, or an encoder–decoder's on its decoder): every
+    /// token → its scores over the vocabulary (`lm_head`, or the word embeddings when they
+    /// are tied).
+    LanguageModel {
+        weight: crate::params::Param,
+        task: Task,
+    },
     /// A sequence head on the first token: dense + activation → dropout → classifier. BERT's
     /// (the pooler, tanh) and DistilBERT's (pre_classifier, ReLU); with one output per
     /// sequence it is every family's multiple-choice head (`*ForMultipleChoice`).
@@ -228,7 +239,7 @@ impl Head {
             Head::Tokens { task, .. } => *task,
             Head::Pooled { task, .. } => *task,
             Head::ClassificationHead { task, .. } => *task,
-            Head::LanguageModel { .. } => Task::CausalLm,
+            Head::LanguageModel { task, .. } => *task,
         }
     }
 
@@ -237,7 +248,7 @@ impl Head {
     /// for the question-answering head.
     pub fn forward<G: Graph>(&self, g: &mut G, hidden: G::Value) -> Result<G::Value, EngineError> {
         match self {
-            Head::LanguageModel { weight } => g.dense(&hidden, weight, None),
+            Head::LanguageModel { weight, .. } => g.dense(&hidden, weight, None),
             Head::Pooled {
                 dense,
                 activation,

@@ -223,6 +223,7 @@ fn read_config(raw: &Value) -> Result<EncoderConfig, serde_json::Error> {
         },
         sinusoidal_positions: false,
         deberta: None,
+        t5: None,
         decoder: Some(DecoderConfig {
             kv_heads,
             head_dim,
@@ -468,7 +469,10 @@ pub fn head(
             Init::Normal,
         )?
     };
-    Ok(Head::LanguageModel { weight })
+    Ok(Head::LanguageModel {
+        weight,
+        task: Task::CausalLm,
+    })
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod llama;
 pub mod nn;
 pub mod roberta;
 pub mod spec;
+pub mod t5;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ pub use family::{
 pub use heads::{Head, Task};
 pub use spec::{Adapters, Dropouts, EncoderConfig, ModelSpec};
 
-use crate::graph::{Graph, IdLimits, Tokens};
+use crate::graph::{Graph, IdLimits, LabelsPer, Tokens};
 use crate::params::{Param, ParamPosition, ParamStore};
 use crate::weights::{ParamBuilder, WeightSource};
 use crate::EngineError;
@@ -37,6 +38,7 @@ enum Backbone {
     DistilBert(distilbert::DistilBertEncoder),
     Deberta(deberta::DebertaEncoder),
     Llama(llama::LlamaDecoder),
+    T5(t5::T5Model),
 }
 
 /// A transformer encoder with a task head.
@@ -256,12 +258,13 @@ impl Model {
             Family::Roberta => Backbone::Bert(bert::BertEncoder::build(&mut b, "roberta", &cfg)?),
             Family::Deberta => Backbone::Deberta(deberta::DebertaEncoder::build(&mut b, &cfg)?),
             Family::Llama => Backbone::Llama(llama::LlamaDecoder::build(&mut b, &cfg)?),
+            Family::T5 => Backbone::T5(t5::T5Model::build(&mut b, &cfg)?),
         });
         let mut built = Vec::with_capacity(heads.len());
         for h in heads {
             // A language model's classes are its vocabulary.
             let num_labels = match h.task {
-                Task::CausalLm => cfg.vocab_size,
+                Task::CausalLm | Task::Text2Text => cfg.vocab_size,
                 _ => h.checked_labels()?,
             };
             b.set_head_prefix(&h.prefix);
@@ -269,13 +272,14 @@ impl Model {
                 (Family::Llama, Backbone::Llama(decoder)) => {
                     llama::head(&mut b, &cfg, h.task, decoder)?
                 }
+                (Family::T5, Backbone::T5(model)) => t5::head(&mut b, &cfg, h.task, model)?,
                 (Family::Bert, _) => bert::head(&mut b, &cfg, h.task, num_labels)?,
                 (Family::DistilBert, _) => distilbert::head(&mut b, &cfg, h.task, num_labels)?,
                 (Family::Roberta, _) => roberta::head(&mut b, &cfg, h.task, num_labels)?,
                 (Family::Deberta, _) => deberta::head(&mut b, &cfg, h.task, num_labels)?,
-                (Family::Llama, _) => {
+                (Family::Llama | Family::T5, _) => {
                     return Err(EngineError::InvalidConfig(
-                        "a decoder head needs a decoder".into(),
+                        "a language-model head needs its family's backbone".into(),
                     ))
                 }
             };
@@ -361,6 +365,7 @@ impl Model {
             Backbone::DistilBert(m) => m.forward(g),
             Backbone::Deberta(m) => m.forward(g),
             Backbone::Llama(m) => m.forward(g),
+            Backbone::T5(m) => m.forward(g),
         }
     }
 
@@ -368,7 +373,7 @@ impl Model {
     /// computes it together with the loss, a chunk of tokens at a time; `None` for other heads.
     pub fn output_layer(&self) -> Option<&Param> {
         match &self.head {
-            Head::LanguageModel { weight } => Some(weight),
+            Head::LanguageModel { weight, .. } => Some(weight),
             _ => None,
         }
     }
@@ -396,7 +401,27 @@ impl Model {
             &zeros
         };
         let per = self.task().labels_per(self.num_labels);
-        Tokens::pack(batch, &self.position_ids(batch), types, per, limits)
+        let tokens = Tokens::pack(batch, &self.position_ids(batch), types, per, limits)?;
+        match (&batch.source, self.family()) {
+            (Some(source), Family::T5) => {
+                let source = Tokens::pack(
+                    source,
+                    &self.position_ids(source),
+                    &vec![0; source.batch_size * source.seq_len],
+                    LabelsPer::Sequence,
+                    limits,
+                )?;
+                tokens.with_source(source)
+            }
+            (None, Family::T5) => Err(EngineError::InvalidConfig(
+                "an encoder–decoder batch needs its source texts".into(),
+            )),
+            (Some(_), _) => Err(EngineError::InvalidConfig(format!(
+                "{} models take no source texts",
+                self.family().name()
+            ))),
+            (None, _) => Ok(tokens),
+        }
     }
 
     /// The dtype of the parameters.

@@ -45,6 +45,28 @@ impl Linear {
         position: ParamPosition,
         with_bias: bool,
     ) -> Result<Self, EngineError> {
+        Self::projection_init(
+            b,
+            name,
+            in_features,
+            out_features,
+            position,
+            with_bias,
+            Init::Normal,
+        )
+    }
+
+    /// [`Linear::projection`] with its weight initialised by `init` in a model built from its
+    /// config alone.
+    pub fn projection_init(
+        b: &mut ParamBuilder,
+        name: &str,
+        in_features: usize,
+        out_features: usize,
+        position: ParamPosition,
+        with_bias: bool,
+        init: Init,
+    ) -> Result<Self, EngineError> {
         let bias = with_bias
             .then(|| {
                 b.required(
@@ -59,7 +81,7 @@ impl Linear {
             weight: b.required(
                 &format!("{name}.weight"),
                 &[out_features, in_features],
-                Init::Normal,
+                init,
                 position,
             )?,
             bias,
@@ -231,13 +253,20 @@ impl Embedding {
         dim: usize,
         position: ParamPosition,
     ) -> Result<Self, EngineError> {
+        Self::required_init(b, name, rows, dim, position, Init::Normal)
+    }
+
+    /// [`Embedding::required_at`] initialised by `init` in a model built from its config.
+    pub fn required_init(
+        b: &mut ParamBuilder,
+        name: &str,
+        rows: usize,
+        dim: usize,
+        position: ParamPosition,
+        init: Init,
+    ) -> Result<Self, EngineError> {
         Ok(Embedding {
-            table: b.required(
-                &format!("{name}.weight"),
-                &[rows, dim],
-                Init::Normal,
-                position,
-            )?,
+            table: b.required(&format!("{name}.weight"), &[rows, dim], init, position)?,
         })
     }
 

@@ -69,7 +69,9 @@ pub fn head(
             cfg.dropout.hidden,
         )?,
         Task::QuestionAnswering => Head::span_scorer(b, h, cfg.dropout.answer)?,
-        Task::CausalLm => return Err(super::heads::unsupported(&DESCRIPTOR, task)),
+        Task::CausalLm | Task::Text2Text => {
+            return Err(super::heads::unsupported(&DESCRIPTOR, task))
+        }
     })
 }
 

@@ -49,6 +49,9 @@ pub struct EncoderConfig {
     /// DeBERTa's own settings (relative attention, embedding projection, pooler).
     #[serde(default)]
     pub deberta: Option<super::deberta::DebertaConfig>,
+    /// An encoder–decoder's own settings (T5: both stacks, position buckets, gating).
+    #[serde(default)]
+    pub t5: Option<super::t5::T5Config>,
 }
 
 /// A parsed model config.json.

@@ -162,7 +162,7 @@ pub fn model_bytes(model: &Model, weights: Weights) -> Result<(Vec<u8>, OnnxMode
                 vec!["logits".to_string()],
             )
         }
-        Task::CausalLm => {
+        Task::CausalLm | Task::Text2Text => {
             return Err(EngineError::InvalidConfig(
                 "ONNX export covers encoders' heads, not language models".into(),
             ))

@@ -163,6 +163,19 @@ pub fn tiny_spec(family: &str) -> hone_engine::models::ModelSpec {
             "num_attention_heads": 4, "num_key_value_heads": 1, "intermediate_size": 24,
             "max_position_embeddings": 32, "tie_word_embeddings": true
         }),
+        // Encoder–decoders with dropout on: T5 v1.0 (ReLU, scaled output to the shared
+        // embeddings) and the v1.1 layout (gated GELU, a deeper decoder).
+        "t5" => serde_json::json!({
+            "model_type": "t5", "vocab_size": 50, "d_model": 16, "d_kv": 4, "d_ff": 24,
+            "num_layers": 2, "num_heads": 4, "relative_attention_num_buckets": 8,
+            "relative_attention_max_distance": 16, "dropout_rate": 0.1
+        }),
+        "t5-v1_1" => serde_json::json!({
+            "model_type": "t5", "vocab_size": 50, "d_model": 16, "d_kv": 4, "d_ff": 24,
+            "num_layers": 2, "num_decoder_layers": 3, "num_heads": 4,
+            "relative_attention_num_buckets": 8, "relative_attention_max_distance": 16,
+            "dropout_rate": 0.1, "feed_forward_proj": "gated-gelu", "tie_word_embeddings": false
+        }),
         other => panic!("no tiny spec for {other}"),
     };
     hone_engine::models::ModelSpec::from_json(json, std::path::Path::new("config.json")).unwrap()
@@ -222,21 +235,34 @@ pub fn per_token_labels(mut batch: hone_data::Batch, classes: u32) -> hone_data:
 /// The fixed padded batch of a family's golden file (inputs and one label per sequence).
 pub fn golden_batch(family: &str) -> hone_data::Batch {
     let t = golden_tensors(family);
-    let ids = &t["input.input_ids"];
+    // An encoder–decoder's golden batch: `input.*` is the source, `decoder.*` the target.
+    if t.contains_key("decoder.input_ids") {
+        let mut batch = padded_batch(&t, "decoder", as_u32(&t["labels"]));
+        batch.source = Some(Box::new(padded_batch(&t, "input", Vec::new())));
+        return batch;
+    }
+    padded_batch(&t, "input", as_u32(&t["labels"]))
+}
+
+/// The padded batch of a golden file's `{prefix}.input_ids` / `.attention_mask` (and
+/// `.token_type_ids` when there).
+fn padded_batch(t: &HashMap<String, Tensor>, prefix: &str, labels: Vec<u32>) -> hone_data::Batch {
+    let ids = &t[&format!("{prefix}.input_ids")];
     let (b, s) = ids.dims2().unwrap();
     let types = t
-        .get("input.token_type_ids")
+        .get(&format!("{prefix}.token_type_ids"))
         .map(as_u32)
         .unwrap_or_else(|| vec![0; b * s]);
     hone_data::Batch {
         input_ids: as_u32(ids),
         token_type_ids: types,
-        attention_mask: as_u32(&t["input.attention_mask"]),
-        labels: as_u32(&t["labels"]),
+        attention_mask: as_u32(&t[&format!("{prefix}.attention_mask")]),
+        labels,
         batch_size: b,
         seq_len: s,
         padded_options: Vec::new(),
         soft_targets: Vec::new(),
+        source: None,
     }
 }
 

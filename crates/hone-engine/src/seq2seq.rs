@@ -1,0 +1,201 @@
+//! Text-to-text with an encoder–decoder (T5): examples encoded as the encoder's source and
+//! the decoder's teacher-forced target, and generation from a source.
+
+use hone_data::{Batch, EncodedExample, Example, TextTokenizer};
+
+use crate::batch::EncodedSet;
+use crate::graph::IGNORE_LABEL;
+use crate::job::TrainingData;
+use crate::models::Model;
+use crate::step::Stepper;
+use crate::EngineError;
+
+/// Encodes text-to-text examples: the source (`text`, after `prefix`) for the encoder, cut to
+/// the tokenizer's maximum length; the target (`label`: the target column) as labels, cut to `max_target`
+/// tokens with its end token kept, and as the decoder's input shifted right behind `start`
+/// (transformers' `_shift_right`). A target is required when `labeled`.
+pub fn encode(
+    tokenizer: &TextTokenizer,
+    examples: &[Example],
+    prefix: &str,
+    max_target: usize,
+    start: u32,
+    labeled: bool,
+) -> Result<EncodedSet, EngineError> {
+    let sources: Vec<(String, Option<String>)> = examples
+        .iter()
+        .map(|e| (format!("{prefix}{}", e.text), None))
+        .collect();
+    let sources = tokenizer.encode(&sources)?;
+    let mut set = EncodedSet {
+        sources,
+        ..Default::default()
+    };
+    for e in examples {
+        let target = match (&e.label, labeled) {
+            (Some(t), _) => t.as_str(),
+            (None, false) => "",
+            (None, true) => {
+                return Err(EngineError::InvalidConfig(format!(
+                    "the example at line {} has no target text",
+                    e.line
+                )))
+            }
+        };
+        let mut ids = tokenizer.encode_plain(target, true)?.input_ids;
+        if ids.len() > max_target.max(1) {
+            let end = ids.last().copied().unwrap_or(start);
+            ids.truncate(max_target.max(1) - 1);
+            ids.push(end);
+        }
+        let mut input = Vec::with_capacity(ids.len());
+        input.push(start);
+        input.extend_from_slice(&ids[..ids.len().saturating_sub(1)]);
+        let n = input.len();
+        set.examples.push(EncodedExample {
+            input_ids: input,
+            type_ids: vec![0; n],
+            truncated: false,
+        });
+        set.token_labels
+            .push(if labeled { ids } else { vec![IGNORE_LABEL; n] });
+    }
+    Ok(set)
+}
+
+/// A text-to-text run's data: the examples read (source as `text`, target as `label`), the
+/// validation ones given or `valid_fraction` of the training ones held out at random.
+pub fn text2text_data(
+    train: Vec<Example>,
+    valid: Option<Vec<Example>>,
+    valid_fraction: f64,
+    seed: u64,
+    notices: Vec<String>,
+) -> TrainingData {
+    let (train, valid) = crate::job::given_or_held_out(train, valid, valid_fraction, seed);
+    TrainingData {
+        task: crate::models::Task::Text2Text,
+        labels: hone_data::LabelSet::from_names(Vec::new()),
+        train,
+        valid,
+        notices,
+    }
+}
+
+/// How [`generate`] decodes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decoding {
+    /// The most tokens generated (the end token included).
+    pub max_new_tokens: usize,
+}
+
+/// Generates a target for one encoded source greedily: the decoder starts from the model's
+/// start token and takes the most likely token until an end token or `max_new_tokens`. Each
+/// step runs the decoder over every token so far (no key/value cache yet). Returns the
+/// generated ids, the end token included when one was reached.
+pub fn generate(
+    model: &Model,
+    stepper: &mut Stepper,
+    source: &[u32],
+    decoding: Decoding,
+) -> Result<Vec<u32>, EngineError> {
+    let t5 = model.spec().encoder.t5.as_ref().ok_or_else(|| {
+        EngineError::InvalidConfig(format!(
+            "{} models do not generate from a source; use an encoder–decoder (T5)",
+            model.family().name()
+        ))
+    })?;
+    if source.is_empty() {
+        return Err(EngineError::InvalidConfig(
+            "the source has no tokens".into(),
+        ));
+    }
+    let mut out: Vec<u32> = Vec::new();
+    while out.len() < decoding.max_new_tokens {
+        let mut ids = vec![t5.decoder_start_token_id];
+        ids.extend_from_slice(&out);
+        let mut batch = Batch::one_sequence(ids);
+        batch.source = Some(Box::new(Batch::one_sequence(source.to_vec())));
+        let logits = stepper.logits(model, &batch)?;
+        let last = logits
+            .rows()
+            .last()
+            .ok_or_else(|| EngineError::InvalidConfig("no logits".into()))?;
+        let next = argmax(last);
+        out.push(next);
+        if t5.eos_token_ids.contains(&next) {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// A text-to-text model loaded from a folder, with its tokenizer: to generate and evaluate.
+pub struct TextToText {
+    model: Model,
+    tokenizer: TextTokenizer,
+}
+
+/// One generated target.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Generated {
+    /// The target's text, special tokens left out.
+    pub text: String,
+    /// The source's tokens (the end token included).
+    pub source_ids: Vec<u32>,
+    /// The generated tokens, the end token included when one was reached.
+    pub token_ids: Vec<u32>,
+}
+
+impl TextToText {
+    /// Loads a `*ForConditionalGeneration` folder (or a base T5); `max_length` (default: the
+    /// model's `n_positions`) bounds the sources.
+    pub fn load(
+        dir: &std::path::Path,
+        device: &candle_core::Device,
+        max_length: Option<usize>,
+    ) -> Result<Self, EngineError> {
+        let model = Model::load(dir, crate::models::Task::Text2Text, 0, None, device, 0)?;
+        let longest = max_length.unwrap_or(model.spec().encoder.max_position_embeddings);
+        let tokenizer = TextTokenizer::from_model_dir(dir, longest)?;
+        Ok(TextToText { model, tokenizer })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Generates a target for each text (as written: a task prefix is part of it).
+    pub fn generate(
+        &self,
+        texts: &[String],
+        decoding: Decoding,
+    ) -> Result<Vec<Generated>, EngineError> {
+        let mut stepper = Stepper::new(&self.model, true);
+        let pairs: Vec<(&str, Option<&str>)> = texts.iter().map(|t| (t.as_str(), None)).collect();
+        let sources = self.tokenizer.encode(&pairs)?;
+        sources
+            .into_iter()
+            .map(|source| {
+                let token_ids = generate(&self.model, &mut stepper, &source.input_ids, decoding)?;
+                Ok(Generated {
+                    text: self.tokenizer.decode(&token_ids)?,
+                    source_ids: source.input_ids,
+                    token_ids,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The first index of the largest score.
+fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in row.iter().enumerate() {
+        if x > row[best] {
+            best = i;
+        }
+    }
+    best as u32
+}

@@ -833,3 +833,86 @@ fn causal_lm_exports_generate_as_in_transformers() {
         }
     }
 }
+
+/// Text-to-text (T5 v1.0 with a task prefix, and the v1.1 layout: its own `lm_head`, a
+/// decoder deeper than the encoder): trained and exported by Hone, the folder loads in
+/// transformers, whose greedy `generate` writes the tokens `hone generate` wrote
+/// (tests/reference/check_t5_export.py); `hone eval` scores it with ROUGE.
+#[test]
+fn text_to_text_exports_generate_as_in_transformers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("first-words.jsonl");
+    let lines: String = SENTENCES
+        .iter()
+        .cycle()
+        .take(64)
+        .map(|s| {
+            let first: Vec<&str> = s.split_whitespace().take(3).collect();
+            format!(
+                "{}\n",
+                serde_json::json!({"document": s, "summary": first.join(" ")})
+            )
+        })
+        .collect();
+    std::fs::write(&data, lines).unwrap();
+    for (family, prefix) in [("t5", "first words: "), ("t5-v1_1", "")] {
+        let out = dir.path().join(family);
+        let o = run(hone()
+            .args(["train", "--task", "text2text", "--model"])
+            .arg(support::fixture(&format!("tiny-{family}")))
+            .arg("--train")
+            .arg(&data)
+            .args([
+                "--source-column",
+                "document",
+                "--target-column",
+                "summary",
+                "--source-prefix",
+                prefix,
+                "--epochs",
+                "4",
+                "--batch-size",
+                "8",
+                "--lr",
+                "3e-3",
+                "--out",
+            ])
+            .arg(&out));
+        assert!(o.status.success(), "{family}: {}", stderr(&o));
+        let g = run(hone()
+            .args(["generate", "--json", "--max-new-tokens", "10", "--model"])
+            .arg(&out)
+            .args(&SENTENCES[..4]));
+        assert!(g.status.success(), "{family}: {}", stderr(&g));
+        let scratch = tempfile::tempdir().unwrap();
+        let generations = scratch.path().join("generations.jsonl");
+        std::fs::write(&generations, stdout(&g)).unwrap();
+        let check = run(std::process::Command::new(reference_python())
+            .arg(support::root().join("tests/reference/check_t5_export.py"))
+            .arg(&out)
+            .arg(&generations));
+        assert!(
+            check.status.success(),
+            "{family}: {}\n{}",
+            stdout(&check),
+            stderr(&check)
+        );
+        let e = run(hone()
+            .args(["eval", "--json", "--model"])
+            .arg(&out)
+            .arg("--data")
+            .arg(&data)
+            .args(["--source-column", "document", "--target-column", "summary"]));
+        assert!(e.status.success(), "{family}: {}", stderr(&e));
+        let report: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+        for key in ["rouge1", "rouge2", "rougeL", "rougeLsum", "exact_match"] {
+            let v = report[key].as_f64().unwrap_or(-1.0);
+            assert!((0.0..=1.0).contains(&v), "{family}: {key} in {report}");
+        }
+        assert!(
+            report["gen_len"].as_f64().unwrap_or(0.0) >= 1.0,
+            "{family}: {report}"
+        );
+        assert_eq!(report["examples"], 64, "{family}: {report}");
+    }
+}

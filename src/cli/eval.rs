@@ -27,14 +27,14 @@ pub struct EvalArgs {
     /// File format when the extension does not tell.
     #[arg(long)]
     format: Option<FileFormat>,
-    /// Text classifiers: the column with the text.
-    #[arg(long, value_name = "C")]
+    /// Text classifiers: the column with the text; text-to-text: the source.
+    #[arg(long, value_name = "C", alias = "source-column")]
     text_column: Option<String>,
     #[arg(long, value_name = "C2")]
     text_pair_column: Option<String>,
     /// Text classifiers: the column with the label; multiple choice: the answer (a letter,
-    /// a 0-based index or the option's text).
-    #[arg(long, value_name = "L", alias = "answer-column")]
+    /// a 0-based index or the option's text); text-to-text: the target.
+    #[arg(long, value_name = "L", aliases = ["answer-column", "target-column"])]
     label_column: Option<String>,
     #[command(flatten)]
     choice: super::ChoiceArgs,
@@ -72,6 +72,18 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 args.label_column
                     .clone()
                     .context("say which column holds the label: --label-column")?,
+            ),
+        }),
+        Task::Text2Text => Some(ColumnSpec {
+            text: args
+                .text_column
+                .clone()
+                .context("say which column holds the source: --source-column")?,
+            text_pair: None,
+            label: Some(
+                args.label_column
+                    .clone()
+                    .context("say which column holds the target: --target-column")?,
             ),
         }),
         _ => None,
@@ -136,6 +148,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     match report {
         Report::Classification(r) => print!("{}", report_table(model.labels(), r)),
         Report::Entities(r) => print!("{}", entity_table(r)),
+        Report::Generation(r) => print!("{}", super::render::generation_samples(r)),
         Report::Choices(_) | Report::Answers(_) | Report::Tasks(_) | Report::Language(_) => {}
     }
     Ok(ExitCode::SUCCESS)

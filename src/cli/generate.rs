@@ -1,6 +1,7 @@
 //! `hone generate`: text from a causal LM (a fine-tuned run's folder, a base decoder or a
 //! LoRA adapter folder on one), streamed as it is written; `--chat` puts each prompt through
-//! the model's chat template as a user turn.
+//! the model's chat template as a user turn. A text-to-text model (T5) writes a target for
+//! each prompt, greedily.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -65,6 +66,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         None => args.model_dir(),
     };
     let model = args.model.load_from(&folder)?;
+    let prompts = read_prompts(&args.prompts)?;
+    if let Some(t2t) = model.text_to_text() {
+        return generate_targets(t2t, &args, &prompts);
+    }
     let lm = model.language_model()?;
     if args.chat && !lm.has_chat_template() {
         eprintln!("note: the model has no chat template; prompts are written in the Alpaca prompt");
@@ -78,20 +83,6 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         stop: args.stop.clone(),
         seed: args.seed,
     };
-    let prompts: Vec<String> = if args.prompts == ["-"] {
-        std::io::stdin()
-            .lock()
-            .lines()
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .filter(|l| !l.trim().is_empty())
-            .collect()
-    } else {
-        args.prompts.clone()
-    };
-    if prompts.is_empty() {
-        bail!("no prompt to answer");
-    }
     let mut stdout = std::io::stdout();
     for (i, prompt) in prompts.iter().enumerate() {
         let mut messages = Vec::new();
@@ -129,6 +120,65 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             if i + 1 < prompts.len() {
                 println!();
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The prompts given, or one per line of standard input for `-`.
+fn read_prompts(given: &[String]) -> anyhow::Result<Vec<String>> {
+    let prompts: Vec<String> = if given == ["-"] {
+        std::io::stdin()
+            .lock()
+            .lines()
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    } else {
+        given.to_vec()
+    };
+    if prompts.is_empty() {
+        bail!("no prompt to answer");
+    }
+    Ok(prompts)
+}
+
+/// A text-to-text model's targets, one per source, written greedily.
+fn generate_targets(
+    model: &hone_app::types::TextToText,
+    args: &GenerateArgs,
+    sources: &[String],
+) -> anyhow::Result<ExitCode> {
+    if args.chat || args.temperature > 0.0 || !args.stop.is_empty() {
+        bail!(
+            "a text-to-text model (T5) generates greedily from its source here: --chat, \
+             --temperature and --stop are for causal LMs"
+        );
+    }
+    let decoding = hone_app::types::Decoding {
+        max_new_tokens: args.max_new_tokens,
+    };
+    for (source, started) in sources.iter().map(|s| (s, std::time::Instant::now())) {
+        let generated = model
+            .generate(std::slice::from_ref(source), decoding)?
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("nothing was generated"))?;
+        let seconds = started.elapsed().as_secs_f64();
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "source": source,
+                    "generated": generated.text,
+                    "source_ids": generated.source_ids,
+                    "token_ids": generated.token_ids,
+                    "new_tokens": generated.token_ids.len(),
+                    "tokens_per_second": generated.token_ids.len() as f64 / seconds.max(1e-9),
+                })
+            );
+        } else {
+            println!("{}", generated.text);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -98,17 +98,18 @@ pub struct ColumnArgs {
     /// lines.
     #[arg(long)]
     format: Option<hone_app::types::FileFormat>,
-    /// Column holding the text. Without it, the text, pair and label columns of a CSV, TSV or
-    /// JSON file are guessed from their names (text, sentence, premise, … / sentence2,
-    /// hypothesis, … / label, class, …).
-    #[arg(long, value_name = "C")]
+    /// Column holding the text (text-to-text: the source). Without it, the text, pair and
+    /// label columns of a CSV, TSV or JSON file are guessed from their names (text, sentence,
+    /// premise, … / sentence2, hypothesis, … / label, class, …).
+    #[arg(long, value_name = "C", alias = "source-column")]
     text_column: Option<String>,
     /// Column holding the second text of sentence pairs.
     #[arg(long, value_name = "C2")]
     text_pair_column: Option<String>,
     /// Column holding the label (rows where it is empty are imported unlabeled); for
-    /// multiple choice the answer: a letter (A, B, …), a 0-based index or the option's text.
-    #[arg(long, value_name = "L", alias = "answer-column")]
+    /// multiple choice the answer: a letter (A, B, …), a 0-based index or the option's text;
+    /// for text-to-text the target text (--target-column).
+    #[arg(long, value_name = "L", aliases = ["answer-column", "target-column"])]
     label_column: Option<String>,
 }
 

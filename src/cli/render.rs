@@ -74,7 +74,24 @@ pub fn report_line(r: &Report) -> String {
             "loss {:.4} · perplexity {:.3} · next-token accuracy {:.4} · {} tokens",
             r.loss, r.perplexity, r.token_accuracy, r.tokens
         ),
+        Report::Generation(r) => format!(
+            "loss {:.4} · ROUGE-1 {:.4} · ROUGE-2 {:.4} · ROUGE-L {:.4} · ROUGE-Lsum {:.4} · \
+             exact match {:.4} · {:.1} tokens generated",
+            r.loss, r.rouge1, r.rouge2, r.rouge_l, r.rouge_lsum, r.exact_match, r.gen_len
+        ),
     }
+}
+
+/// A text-to-text report's best and worst generations next to their references.
+pub fn generation_samples(r: &hone_app::types::GenerationReport) -> String {
+    let mut s = String::new();
+    for sample in &r.samples {
+        s.push_str(&format!(
+            "ROUGE-L {:.3}\n  source:    {}\n  reference: {}\n  generated: {}\n",
+            sample.rouge_l, sample.source, sample.reference, sample.generated
+        ));
+    }
+    s
 }
 
 /// The per-type table of an entity report and its worst sentences, gold vs predicted.

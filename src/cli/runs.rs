@@ -287,7 +287,8 @@ ensemble members, on the validation examples they all held out:"
                             Report::Choices(_)
                             | Report::Answers(_)
                             | Report::Tasks(_)
-                            | Report::Language(_) => {}
+                            | Report::Language(_)
+                            | Report::Generation(_) => {}
                         }
                     }
                     Err(e) => eprintln!("note: the stored evaluation cannot be read ({e})"),

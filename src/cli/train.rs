@@ -28,9 +28,11 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR|ORG/NAME")]
     model: Option<PathBuf>,
     /// What to train: sequence-classification (a class per text), token-classification
-    /// (a tag per word: named entities), multiple-choice (the right option of a question) or
+    /// (a tag per word: named entities), multiple-choice (the right option of a question),
     /// question-answering (the answer's span in a passage: SQuAD JSON or JSON lines with
-    /// question, context and answers) [default: sequence-classification].
+    /// question, context and answers), causal-lm (a decoder on conversations) or text2text
+    /// (an encoder–decoder, T5: a target text from a source text, --source-column and
+    /// --target-column) [default: sequence-classification].
     #[arg(long, value_name = "TASK")]
     task: Option<Task>,
     /// Training data (CSV, TSV or JSONL; CoNLL or JSONL tokens/tags for token
@@ -322,6 +324,13 @@ pub struct TrainArgs {
     /// Alpaca prompt), none (the Alpaca prompt) or a Jinja template file [default: auto].
     #[arg(long, value_name = "auto|none|FILE", help_heading = "Causal LM")]
     chat_template: Option<String>,
+    /// Text-to-text: written before every source text (T5's task prefix, e.g.
+    /// "summarize: ").
+    #[arg(long, value_name = "TEXT", help_heading = "Text to text")]
+    source_prefix: Option<String>,
+    /// Text-to-text: the longest target in tokens, its end token included [default: 128].
+    #[arg(long, value_name = "N", help_heading = "Text to text")]
+    max_target_length: Option<usize>,
     /// Causal LM: learn the assistant's tokens only, or every token [default: assistant].
     #[arg(long, value_name = "assistant|all", help_heading = "Causal LM")]
     loss_on: Option<hone_app::types::LossOn>,
@@ -779,6 +788,8 @@ impl TrainArgs {
         set(&mut t.adapter_placement, self.adapter_placement);
         set(&mut t.adapter_activation, self.adapter_activation.clone());
         set(&mut t.chat_template, self.chat_template.clone());
+        set(&mut t.source_prefix, self.source_prefix.clone());
+        set(&mut t.max_target_length, self.max_target_length);
         set(&mut t.loss_on, self.loss_on);
         set(&mut t.sample_tokens, self.sample_tokens);
         t.packing |= self.packing;

@@ -48,6 +48,9 @@ pub struct Evaluation {
     pub notes: Vec<String>,
 }
 
+/// The longest target a text-to-text model writes when it is scored.
+const TARGET_TOKENS: usize = 128;
+
 /// Scores `model` on `file` with `batch_size` inputs per forward pass.
 pub fn evaluate_file(
     model: &FineTunedModel,
@@ -84,9 +87,11 @@ pub fn evaluate_file(
             (read.examples, read.warnings)
         }
         Task::Text2Text => {
-            return Err(AppError::Invalid(
-                "scoring a text-to-text model on a file (ROUGE) is not built yet".into(),
-            ))
+            let columns = file.columns.clone().ok_or_else(|| {
+                AppError::Invalid("name the source and target columns of the file".into())
+            })?;
+            let read = read_examples(file.path, file.format, &columns)?;
+            (read.examples, read.warnings)
         }
         Task::QuestionAnswering => {
             let read = hone_data::read_qa_examples(file.path)?;
@@ -126,9 +131,19 @@ pub fn evaluate_examples(
                 notes: Vec::new(),
             })
         }
-        FineTunedModel::TextToText(_) => Err(AppError::Invalid(
-            "scoring a text-to-text model on a file (ROUGE) is not built yet".into(),
-        )),
+        FineTunedModel::TextToText(m) => {
+            let decoding = hone_engine::seq2seq::Decoding {
+                max_new_tokens: TARGET_TOKENS,
+            };
+            let report = m.evaluate(examples, false, batch_size, decoding)?;
+            Ok(Evaluation {
+                counted: format!("{} examples generated", report.examples),
+                report: hone_engine::Report::Generation(report),
+                truncated: 0,
+                truncation_note: String::new(),
+                notes: Vec::new(),
+            })
+        }
         FineTunedModel::Answers(_) => evaluate_answers(
             model,
             examples,

@@ -59,10 +59,11 @@ pub mod types {
     pub use hone_engine::gguf::{GgufFile, GgufType};
     pub use hone_engine::lr_find::{LrFindPoint, LrFindResult, LrFindSettings};
     pub use hone_engine::memory::FitSettings;
-    pub use hone_engine::metrics::Metric;
+    pub use hone_engine::metrics::{GenerationReport, Metric};
     pub use hone_engine::optim::OptimizerKind;
     pub use hone_engine::presets::{preset, presets, LrScaling, Preset};
     pub use hone_engine::schedule::{CyclicMode, Schedule};
+    pub use hone_engine::seq2seq::{Decoding, Generated, TextToText};
     pub use hone_engine::{
         ClassificationReport, DeviceSpec, EngineError, EntityReport, Report, Task, TrainEvent,
         TrainingConfig,

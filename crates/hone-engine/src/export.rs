@@ -38,7 +38,7 @@ pub fn head_config(model: &Model, labels: &[String]) -> Value {
         .enumerate()
         .map(|(i, l)| (l.clone(), json!(i)))
         .collect();
-    if let (Some(obj), Task::CausalLm) = (config.as_object_mut(), model.task()) {
+    if let (Some(obj), true) = (config.as_object_mut(), model.task().is_language_model()) {
         // A language model's classes are its vocabulary: no label names, no dropout keys
         // beyond the config's own.
         obj.insert(
@@ -116,6 +116,11 @@ fn model_card(
             "# {} fine-tuned with Hone\n\nA {architecture} {what}, instruction-tuned on its chat template.\n\n",
             card.base_model,
         ));
+    } else if model.task() == Task::Text2Text {
+        s.push_str(&format!(
+            "# {} fine-tuned with Hone\n\nA {architecture} {what}: it writes a target text from a source text.\n\n",
+            card.base_model,
+        ));
     } else if model.task() == Task::QuestionAnswering {
         s.push_str(&format!(
             "# {} fine-tuned with Hone\n\nA {architecture} {what}: for each token of a passage, the score of the answer starting and of it ending there.\n\n",
@@ -186,6 +191,12 @@ fn model_card(
                 r.loss, r.perplexity, r.token_accuracy, r.tokens
             ));
         }
+        Some(Report::Generation(r)) => {
+            s.push_str(&format!(
+                "## Validation (best checkpoint{step}; greedy generations, rouge_score F-measures)\n\n| metric | value |\n|---|---|\n| loss | {:.4} |\n| ROUGE-1 | {:.4} |\n| ROUGE-2 | {:.4} |\n| ROUGE-L | {:.4} |\n| ROUGE-Lsum | {:.4} |\n| exact match | {:.4} |\n| examples | {} |\n\n",
+                r.loss, r.rouge1, r.rouge2, r.rouge_l, r.rouge_lsum, r.exact_match, r.examples
+            ));
+        }
         // Each head of a multi-task run is exported with its own task's report.
         Some(Report::Tasks(_)) | None => {}
     }
@@ -195,7 +206,7 @@ fn model_card(
         Task::MultipleChoice => "from transformers import AutoModelForMultipleChoice, AutoTokenizer\ntokenizer = AutoTokenizer.from_pretrained(\"PATH_TO_THIS_FOLDER\")\nmodel = AutoModelForMultipleChoice.from_pretrained(\"PATH_TO_THIS_FOLDER\")\nquestion, options = \"your question\", [\"option A\", \"option B\"]\nenc = tokenizer([question] * len(options), options, return_tensors=\"pt\", padding=True)\nscores = model(**{k: v.unsqueeze(0) for k, v in enc.items()}).logits[0]\nprint(scores.softmax(-1))",
         Task::QuestionAnswering => "answerer = pipeline(\"question-answering\", model=\"PATH_TO_THIS_FOLDER\")\nprint(answerer(question=\"your question\", context=\"the passage that holds the answer\"))",
         Task::CausalLm => "generator = pipeline(\"text-generation\", model=\"PATH_TO_THIS_FOLDER\")\nprint(generator([{\"role\": \"user\", \"content\": \"your question\"}], max_new_tokens=128))",
-        Task::Text2Text => "generator = pipeline(\"text2text-generation\", model=\"PATH_TO_THIS_FOLDER\")\nprint(generator(\"summarize: your text\", max_new_tokens=64))",
+        Task::Text2Text => "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\ntokenizer = AutoTokenizer.from_pretrained(\"PATH_TO_THIS_FOLDER\")\nmodel = AutoModelForSeq2SeqLM.from_pretrained(\"PATH_TO_THIS_FOLDER\")\nprefix = getattr(model.config, \"prefix\", None) or \"\"\nids = tokenizer(prefix + \"your text\", return_tensors=\"pt\").input_ids\nprint(tokenizer.decode(model.generate(ids, max_new_tokens=64)[0], skip_special_tokens=True))",
     };
     match adapter {
         Some(base) => {
@@ -315,7 +326,7 @@ pub fn merge_adapter(dir: &Path, out: &Path) -> Result<(), EngineError> {
     let task = spec.task().unwrap_or_default();
     let labels = match (task, spec.labels.clone()) {
         // A language model's classes are its vocabulary.
-        (Task::CausalLm, _) => Vec::new(),
+        (Task::CausalLm | Task::Text2Text, _) => Vec::new(),
         (_, Some(labels)) => labels,
         (_, None) => {
             return Err(EngineError::NoClassificationHead {
@@ -425,7 +436,7 @@ pub fn export_adapter(
 
 fn check_labels(model: &Model, labels: &[String]) -> Result<(), EngineError> {
     // A language model's classes are its vocabulary, which has no label names.
-    if model.task() == Task::CausalLm {
+    if model.task().is_language_model() {
         return Ok(());
     }
     if labels.len() != model.num_labels() {

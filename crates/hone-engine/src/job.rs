@@ -587,6 +587,13 @@ pub fn prepare(
     cfg.validate()?;
     let mut spec = ModelSpec::from_dir(model_dir)?;
     adapt(&mut spec, data.task, cfg, sink)?;
+    if data.task == Task::Text2Text && !cfg.source_prefix.is_empty() {
+        // The exported config's `prefix`: transformers' text2text pipeline writes it before
+        // every input, and so does Hone's (`seq2seq::TextToText`).
+        if let Some(obj) = spec.raw.as_object_mut() {
+            obj.insert("prefix".into(), cfg.source_prefix.clone().into());
+        }
+    }
     let device = cfg.device.open()?;
     for message in &data.notices {
         sink(TrainEvent::Notice {

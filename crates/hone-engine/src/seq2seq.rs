@@ -6,6 +6,7 @@ use hone_data::{Batch, EncodedExample, Example, TextTokenizer};
 use crate::batch::EncodedSet;
 use crate::graph::IGNORE_LABEL;
 use crate::job::TrainingData;
+use crate::metrics::GenerationReport;
 use crate::models::Model;
 use crate::step::Stepper;
 use crate::EngineError;
@@ -134,6 +135,8 @@ pub fn generate(
 pub struct TextToText {
     model: Model,
     tokenizer: TextTokenizer,
+    /// Written before every source (the config's `prefix`, as transformers' pipeline does).
+    prefix: String,
 }
 
 /// One generated target.
@@ -158,7 +161,20 @@ impl TextToText {
         let model = Model::load(dir, crate::models::Task::Text2Text, 0, None, device, 0)?;
         let longest = max_length.unwrap_or(model.spec().encoder.max_position_embeddings);
         let tokenizer = TextTokenizer::from_model_dir(dir, longest)?;
-        Ok(TextToText { model, tokenizer })
+        let prefix = model.spec().raw["prefix"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        Ok(TextToText {
+            model,
+            tokenizer,
+            prefix,
+        })
+    }
+
+    /// What is written before every source (the config's `prefix`; empty for none).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The model.
@@ -166,14 +182,60 @@ impl TextToText {
         &self.model
     }
 
-    /// Generates a target for each text (as written: a task prefix is part of it).
+    /// Scores the model on labeled examples (source `text`, target `label`; the model's
+    /// prefix before each source): the teacher-forced loss, and greedy generations against
+    /// the targets (ROUGE, with the Porter stemmer when `stem`; exact match; length).
+    pub fn evaluate(
+        &self,
+        examples: &[Example],
+        stem: bool,
+        batch_size: usize,
+        decoding: Decoding,
+    ) -> Result<GenerationReport, EngineError> {
+        let start = self
+            .model
+            .spec()
+            .encoder
+            .t5
+            .as_ref()
+            .map_or(0, |t| t.decoder_start_token_id);
+        let set = encode(
+            &self.tokenizer,
+            examples,
+            &self.prefix,
+            decoding.max_new_tokens.max(1),
+            start,
+            true,
+        )?;
+        let mut stepper = Stepper::new(&self.model, true);
+        let loss =
+            crate::inference::evaluate_language(&self.model, &set, batch_size, &mut stepper)?.loss;
+        let mut generations = Vec::with_capacity(examples.len());
+        for (e, source) in examples.iter().zip(&set.sources) {
+            let ids = generate(&self.model, &mut stepper, &source.input_ids, decoding)?;
+            generations.push((
+                e.text.clone(),
+                e.label.clone().unwrap_or_default(),
+                self.tokenizer.decode(&ids)?,
+                ids.len(),
+            ));
+        }
+        Ok(GenerationReport::new(&generations, loss, stem, 3))
+    }
+
+    /// Generates a target for each text (after the model's prefix).
     pub fn generate(
         &self,
         texts: &[String],
         decoding: Decoding,
     ) -> Result<Vec<Generated>, EngineError> {
         let mut stepper = Stepper::new(&self.model, true);
-        let pairs: Vec<(&str, Option<&str>)> = texts.iter().map(|t| (t.as_str(), None)).collect();
+        let prefixed: Vec<String> = texts
+            .iter()
+            .map(|t| format!("{}{t}", self.prefix))
+            .collect();
+        let pairs: Vec<(&str, Option<&str>)> =
+            prefixed.iter().map(|t| (t.as_str(), None)).collect();
         let sources = self.tokenizer.encode(&pairs)?;
         sources
             .into_iter()

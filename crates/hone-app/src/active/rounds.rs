@@ -76,9 +76,10 @@ impl App {
                 let report: Report = serde_json::from_value(report.clone()).ok()?;
                 let metric = match report {
                     Report::Entities(_) => Metric::MacroF1,
-                    Report::Classification(_) | Report::Choices(_) | Report::Language(_) => {
-                        Metric::Accuracy
-                    }
+                    Report::Classification(_)
+                    | Report::Choices(_)
+                    | Report::Language(_)
+                    | Report::Generation(_) => Metric::Accuracy,
                     Report::Answers(_) | Report::Tasks(_) => Metric::MacroF1,
                 };
                 Some(CurvePoint {

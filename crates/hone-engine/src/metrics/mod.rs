@@ -7,6 +7,8 @@ pub mod answers;
 pub mod choices;
 pub mod entities;
 pub mod language;
+pub mod porter;
+pub mod rouge;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +16,7 @@ pub use answers::AnswerReport;
 pub use choices::ChoiceReport;
 pub use entities::{EntityReport, EntityScores, TaggingError};
 pub use language::LanguageReport;
+pub use rouge::GenerationReport;
 
 /// An evaluation, whichever the task. Serialised as the inner report (untagged), so reports
 /// stored before token classification existed read back as classification reports.
@@ -22,6 +25,8 @@ pub use language::LanguageReport;
 pub enum Report {
     /// A multi-task run: each task's own report (first: it is the only one with `tasks`).
     Tasks(TaskReports),
+    /// Text-to-text generation (before the others: only it has `rouge1`).
+    Generation(GenerationReport),
     /// Causal LM (before the others: only it has `perplexity`).
     Language(LanguageReport),
     Entities(EntityReport),
@@ -54,6 +59,12 @@ impl Report {
                 Metric::Loss => r.loss,
                 Metric::ExactMatch | Metric::Accuracy => r.exact_match,
                 _ => r.f1,
+            },
+            // Every score but the loss and exact match reads as ROUGE-L.
+            Report::Generation(r) => match metric {
+                Metric::Loss => r.loss,
+                Metric::ExactMatch | Metric::Accuracy => r.exact_match,
+                _ => r.rouge_l,
             },
             Report::Entities(r) => match metric {
                 Metric::Loss => r.loss,
@@ -118,6 +129,15 @@ impl Report {
                 ("loss", r.loss),
                 ("perplexity", r.perplexity),
                 ("token_accuracy", r.token_accuracy),
+            ],
+            Report::Generation(r) => vec![
+                ("loss", r.loss),
+                ("rouge1", r.rouge1),
+                ("rouge2", r.rouge2),
+                ("rougeL", r.rouge_l),
+                ("rougeLsum", r.rouge_lsum),
+                ("exact_match", r.exact_match),
+                ("gen_len", r.gen_len),
             ],
         })
     }
@@ -194,8 +214,11 @@ impl Metric {
     /// no classes, so every score but accuracy (read as next-token accuracy) is its loss.
     pub fn for_task(self, task: crate::models::Task) -> Metric {
         match (task, self) {
-            (crate::models::Task::CausalLm, Metric::Loss | Metric::Accuracy) => self,
-            (crate::models::Task::CausalLm, _) => Metric::Loss,
+            (
+                crate::models::Task::CausalLm | crate::models::Task::Text2Text,
+                Metric::Loss | Metric::Accuracy,
+            ) => self,
+            (crate::models::Task::CausalLm | crate::models::Task::Text2Text, _) => Metric::Loss,
             _ => self,
         }
     }

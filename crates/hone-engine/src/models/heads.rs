@@ -88,6 +88,12 @@ impl Task {
         }
     }
 
+    /// True for language-model heads (a decoder's, an encoder–decoder's): their classes are
+    /// the vocabulary, with no label names.
+    pub fn is_language_model(self) -> bool {
+        matches!(self, Task::CausalLm | Task::Text2Text)
+    }
+
     /// What one row of labels stands for in a batch of this task.
     pub fn labels_per(self, choices: usize) -> LabelsPer {
         match self {

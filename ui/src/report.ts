@@ -2,8 +2,11 @@ import type { Series } from "./chart";
 // Evaluation reports of any task, read generically: a classification report (accuracy,
 // macro F1, per class, confusion matrix), an entity report (entity F1, precision, recall,
 // token accuracy, per entity type, worst sentences), a multiple-choice report (accuracy,
-// MAP@3), a question-answering report (exact match, F1) or a language model's report
-// (perplexity, next-token accuracy).
+// MAP@3), a question-answering report (exact match, F1), a language model's report
+// (perplexity, next-token accuracy) or a text-to-text report (ROUGE, exact match).
+
+/** True for a text-to-text report (ROUGE of greedy generations, exact match, length). */
+export const isGenerationReport = (r: any): boolean => r != null && typeof r.rouge1 === "number";
 
 /** True for a multi-task report: one report per task, `{tasks: [{name, task, report}]}`. */
 export const isTasksReport = (r: any): boolean => r != null && Array.isArray(r.tasks);
@@ -15,7 +18,7 @@ export const isEntityReport = (r: any): boolean => r != null && typeof r.entity_
 export const isChoiceReport = (r: any): boolean => r != null && typeof r.map_at_3 === "number";
 
 /** True for a question-answering report (SQuAD exact match and F1). */
-export const isAnswerReport = (r: any): boolean => r != null && typeof r.exact_match === "number";
+export const isAnswerReport = (r: any): boolean => r != null && typeof r.exact_match === "number" && !isGenerationReport(r);
 
 /** True for a causal language model's report (loss, perplexity, next-token accuracy). */
 export const isLanguageReport = (r: any): boolean => r != null && typeof r.perplexity === "number";
@@ -23,6 +26,7 @@ export const isLanguageReport = (r: any): boolean => r != null && typeof r.perpl
 /** The headline numbers of a report, as [label, value, is a share]. */
 export function headline(r: any): [string, number, boolean][] {
   if (!r) return [];
+  if (isGenerationReport(r)) return [["ROUGE-1", r.rouge1, false], ["ROUGE-2", r.rouge2, false], ["ROUGE-L", r.rougeL, false], ["exact match", r.exact_match, true], ["loss", r.loss, false]];
   if (isAnswerReport(r)) return [["exact match", r.exact_match, true], ["F1", r.f1, false], ["loss", r.loss, false]];
   if (isEntityReport(r)) {
     return [["entity F1", r.entity_f1, false], ["precision", r.precision, false], ["recall", r.recall, false], ["token accuracy", r.token_accuracy, true], ["loss", r.loss, false]];
@@ -43,11 +47,11 @@ export function summary(r: any): string {
 
 /** How a report field reads in a chart's legend ("map_at_3" → "MAP@3"). */
 export const metricLabel = (key: string): string =>
-  ({ exact_match: "exact match", f1: "F1", map_at_3: "MAP@3", macro_f1: "macro F1", entity_f1: "entity F1", token_accuracy: "token accuracy" } as Record<string, string>)[key] ?? key.replace(/_/g, " ");
+  ({ exact_match: "exact match", f1: "F1", map_at_3: "MAP@3", macro_f1: "macro F1", entity_f1: "entity F1", token_accuracy: "token accuracy", rouge1: "ROUGE-1", rouge2: "ROUGE-2", rougeL: "ROUGE-L", rougeLsum: "ROUGE-Lsum" } as Record<string, string>)[key] ?? key.replace(/_/g, " ");
 
 /** The report fields charted during training, by task. */
 export const chartedKeys = (r: any): string[] =>
-  isEntityReport(r) ? ["entity_f1", "token_accuracy"] : isLanguageReport(r) ? ["token_accuracy", "perplexity"] : isAnswerReport(r) ? ["exact_match", "f1"] : isChoiceReport(r) ? ["accuracy", "map_at_3"] : ["accuracy", "macro_f1"];
+  isGenerationReport(r) ? ["rouge1", "rouge2", "rougeL"] : isEntityReport(r) ? ["entity_f1", "token_accuracy"] : isLanguageReport(r) ? ["token_accuracy", "perplexity"] : isAnswerReport(r) ? ["exact_match", "f1"] : isChoiceReport(r) ? ["accuracy", "map_at_3"] : ["accuracy", "macro_f1"];
 
 /** The values charted during training as [key, legend, value]: a report's charted fields, or
  * for a multi-task report each task's headline score ("sst2/accuracy", "sst2 accuracy"). */

@@ -274,6 +274,11 @@ pub struct TrainingConfig {
     /// Text-to-text: the longest target, in tokens (the end token included); longer ones are
     /// cut.
     pub max_target_length: usize,
+    /// Text-to-text: validation examples the model writes a target for at each validation,
+    /// scored with ROUGE (generation is slow: the first N); 0 scores the loss only.
+    pub generate_examples: usize,
+    /// Text-to-text: ROUGE with the Porter stemmer (rouge_score's use_stemmer).
+    pub rouge_stemmer: bool,
     /// Where training runs: cpu, auto, cuda[:N] or metal[:N] (GPUs need a build with them).
     #[schemars(with = "String")]
     pub device: DeviceSpec,
@@ -458,6 +463,8 @@ impl Default for TrainingConfig {
             sample_tokens: 48,
             source_prefix: String::new(),
             max_target_length: 128,
+            generate_examples: 64,
+            rouge_stemmer: false,
             ewc_samples: 200,
             device: DeviceSpec::Cpu,
         }

@@ -573,6 +573,8 @@ pub struct Prepared {
     pub also: Vec<PreparedTask>,
     /// A causal-LM run's fixed prompts, answered at each evaluation.
     pub samples: Option<crate::sft::SamplePrompts>,
+    /// A text-to-text run's generations at each evaluation.
+    pub generations: Option<crate::seq2seq::ValidationGenerations>,
 }
 
 /// Checks the options, encodes `data` with the model's tokenizer and builds the model, telling
@@ -725,6 +727,16 @@ pub fn prepare(
         }
         _ => None,
     };
+    let generations = match task {
+        Task::Text2Text => crate::seq2seq::ValidationGenerations::new(
+            &tokenizer,
+            &data.valid,
+            cfg.generate_examples,
+            cfg.max_target_length,
+            cfg.rouge_stemmer,
+        ),
+        _ => None,
+    };
     if cfg.init == ModelInit::Random {
         sink(TrainEvent::Notice {
             message: "training from scratch: the weights start at random from config.json \
@@ -790,6 +802,7 @@ pub fn prepare(
         cfg,
         also,
         samples,
+        generations,
     })
 }
 
@@ -933,6 +946,7 @@ pub fn fine_tune_data(
         cfg,
         also,
         samples,
+        generations,
     } = prepare(paths.model, &data, paths.multitask, cfg, sink)?;
     let cfg = &cfg;
     let labels = &data.labels;
@@ -1069,6 +1083,7 @@ pub fn fine_tune_data(
         also: &also_sets,
         name: main_name,
         samples: samples.as_ref(),
+        generations: generations.as_ref(),
     };
     let summary = trainer.run(sink, cancel)?;
 

@@ -134,6 +134,9 @@ pub fn parameter_count(config: &EncoderConfig, num_labels: usize) -> ParameterCo
     if let Some(decoder) = dims.decoder {
         return decoder_parameter_count(dims, decoder);
     }
+    if let Some(t5) = &config.t5 {
+        return t5_parameter_count(config, t5);
+    }
     let h = config.hidden_size as u64;
     let i = config.intermediate_size as u64;
     let labels = num_labels as u64;
@@ -198,6 +201,37 @@ fn decoder_parameter_count(d: Dims, decoder: DecoderDims) -> ParameterCount {
         embedding_tables: embedding,
         fixed: 0,
         largest_tensor: embedding.max(h * i),
+    }
+}
+
+/// Counts the parameters of a T5-layout encoder–decoder: the shared embeddings, each stack's
+/// layers (the decoder's with cross-attention), position biases and final norms, and an
+/// `lm_head` of its own for the v1.1 layout (no output scaling; transformers 5 writes
+/// `tie_word_embeddings: true` for both, so the scaling is what tells them apart).
+fn t5_parameter_count(config: &EncoderConfig, t5: &crate::models::t5::T5Config) -> ParameterCount {
+    let h = config.hidden_size as u64;
+    let inner = (config.num_heads * t5.head_dim) as u64;
+    let f = config.intermediate_size as u64;
+    let feed_forward = if t5.gated { 3 } else { 2 } * h * f;
+    let encoder_layer = 4 * h * inner + feed_forward + 2 * h;
+    let decoder_layer = 8 * h * inner + feed_forward + 3 * h;
+    let embedding = config.vocab_size as u64 * h;
+    let biases = 2 * (t5.buckets * config.num_heads) as u64;
+    let head = if t5.scale_decoder_outputs {
+        0
+    } else {
+        embedding
+    };
+    ParameterCount {
+        total: embedding
+            + t5.encoder_layers as u64 * encoder_layer
+            + t5.decoder_layers as u64 * decoder_layer
+            + biases
+            + 2 * h
+            + head,
+        embedding_tables: embedding,
+        fixed: 0,
+        largest_tensor: embedding.max(h * f),
     }
 }
 
@@ -387,6 +421,18 @@ pub(crate) fn smollm2() -> ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn t5_parameter_counts_match_transformers() {
+        // transformers' own count of the tiny fixtures (tests/reference/make_t5_fixtures.py).
+        for (name, want) in [("tiny-t5", 46_912), ("tiny-t5-v1_1", 75_552)] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/fixtures")
+                .join(name);
+            let spec = ModelSpec::from_dir(&dir).unwrap();
+            assert_eq!(parameter_count(&spec.encoder, 0).total, want, "{name}");
+        }
+    }
 
     #[test]
     fn decoder_parameter_counts_match_the_saved_models() {

@@ -83,6 +83,65 @@ pub fn text2text_data(
     }
 }
 
+/// What a text-to-text run generates at each validation: the first validation examples'
+/// targets, written greedily and scored with ROUGE against their references.
+pub struct ValidationGenerations {
+    tokenizer: TextTokenizer,
+    /// (source as written, reference) of the examples generated, the first of the set.
+    texts: Vec<(String, String)>,
+    max_new_tokens: usize,
+    stem: bool,
+}
+
+impl ValidationGenerations {
+    /// The first `count` of `examples` (the validation set, in its encoded order); `None`
+    /// when there are none to generate.
+    pub fn new(
+        tokenizer: &TextTokenizer,
+        examples: &[Example],
+        count: usize,
+        max_new_tokens: usize,
+        stem: bool,
+    ) -> Option<Self> {
+        let texts: Vec<(String, String)> = examples
+            .iter()
+            .take(count)
+            .map(|e| (e.text.clone(), e.label.clone().unwrap_or_default()))
+            .collect();
+        (!texts.is_empty()).then(|| ValidationGenerations {
+            tokenizer: tokenizer.clone(),
+            texts,
+            max_new_tokens,
+            stem,
+        })
+    }
+
+    /// The report of a validation: `loss` (the teacher-forced loss over the whole set) and
+    /// the ROUGE of the generated examples (`set`: the encoded validation set).
+    pub fn report(
+        &self,
+        model: &Model,
+        set: &EncodedSet,
+        stepper: &mut Stepper,
+        loss: f64,
+    ) -> Result<GenerationReport, EngineError> {
+        let decoding = Decoding {
+            max_new_tokens: self.max_new_tokens,
+        };
+        let mut generations = Vec::with_capacity(self.texts.len());
+        for ((source, reference), encoded) in self.texts.iter().zip(&set.sources) {
+            let ids = generate(model, stepper, &encoded.input_ids, decoding)?;
+            generations.push((
+                source.clone(),
+                reference.clone(),
+                self.tokenizer.decode(&ids)?,
+                ids.len(),
+            ));
+        }
+        Ok(GenerationReport::new(&generations, loss, self.stem, 3))
+    }
+}
+
 /// How [`generate`] decodes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Decoding {
@@ -221,6 +280,50 @@ impl TextToText {
             ));
         }
         Ok(GenerationReport::new(&generations, loss, stem, 3))
+    }
+
+    /// One source's target as a [`crate::generate::Generation`] (a chat's answer in the
+    /// Playground): the source's tokens as its prompt, the end token left out.
+    pub fn answer(
+        &self,
+        source: &str,
+        max_new_tokens: usize,
+    ) -> Result<crate::generate::Generation, EngineError> {
+        use crate::generate::{Generation, StopReason};
+        let started = std::time::Instant::now();
+        let g = self
+            .generate(&[source.to_string()], Decoding { max_new_tokens })?
+            .pop()
+            .ok_or_else(|| EngineError::InvalidConfig("nothing was generated".into()))?;
+        let ends = self
+            .model
+            .spec()
+            .encoder
+            .t5
+            .as_ref()
+            .map(|t| &t.eos_token_ids);
+        let ended = g
+            .token_ids
+            .last()
+            .is_some_and(|t| ends.is_some_and(|e| e.contains(t)));
+        let mut tokens = g.token_ids;
+        if ended {
+            tokens.pop();
+        }
+        let seconds = started.elapsed().as_secs_f64().max(1e-9);
+        Ok(Generation {
+            text: g.text,
+            prompt_tokens: g.source_ids.len(),
+            prompt: g.source_ids,
+            new_tokens: tokens.len(),
+            tokens_per_second: tokens.len() as f64 / seconds,
+            tokens,
+            stop: if ended {
+                StopReason::EndToken
+            } else {
+                StopReason::Length
+            },
+        })
     }
 
     /// Generates a target for each text (after the model's prefix).

@@ -118,6 +118,8 @@ pub struct Trainer<'a> {
     pub name: &'a str,
     /// A causal-LM run's fixed prompts, answered after each evaluation.
     pub samples: Option<&'a crate::sft::SamplePrompts>,
+    /// A text-to-text run's generations at each validation (ROUGE in its report).
+    pub generations: Option<&'a crate::seq2seq::ValidationGenerations>,
 }
 
 struct Progress {
@@ -418,7 +420,15 @@ impl Trainer<'_> {
         progress.last_eval_step = Some(step);
         // On the training step's own buffers, batch for batch: evaluation adds no memory.
         let (report, logits) = if tasks.len() == 1 {
-            evaluate_with(self.model, self.valid, self.labels, cfg.batch_size, stepper)?
+            let (report, logits) =
+                evaluate_with(self.model, self.valid, self.labels, cfg.batch_size, stepper)?;
+            match (report, self.generations) {
+                (Report::Language(r), Some(g)) => (
+                    Report::Generation(g.report(self.model, self.valid, stepper, r.loss)?),
+                    logits,
+                ),
+                (report, _) => (report, logits),
+            }
         } else {
             let mut reports = Vec::with_capacity(scored.len());
             for t in scored {

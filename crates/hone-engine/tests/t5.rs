@@ -146,6 +146,7 @@ fn a_tiny_t5_trained_from_scratch_learns_to_copy() {
         also: &[],
         name: "",
         samples: None,
+        generations: None,
     };
     trainer
         .run(&mut |_| {}, &AtomicBool::new(false))

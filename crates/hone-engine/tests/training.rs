@@ -79,6 +79,7 @@ fn train(
         also: &[],
         name: "",
         samples: None,
+        generations: None,
     };
     let result = trainer.run(&mut |e| events.push(e), cancel);
     (result, events)
@@ -496,6 +497,7 @@ fn a_resumed_run_counts_its_earlier_training_time_but_not_the_pause() {
             also: &[],
             name: "",
             samples: None,
+            generations: None,
         };
         let summary = trainer
             .run(
@@ -796,6 +798,7 @@ fn a_length_curriculum_starts_short_and_ends_shuffled() {
         also: &[],
         name: "",
         samples: None,
+        generations: None,
     };
     let mean_length =
         |ids: &[usize]| ids.iter().map(|&i| lengths[i] as f64).sum::<f64>() / ids.len() as f64;
@@ -876,6 +879,7 @@ fn ewc_holds_the_weights_the_previous_task_needed() {
             also: &[],
             name: "",
             samples: None,
+            generations: None,
         };
         trainer.run(&mut |_| {}, &AtomicBool::new(false)).unwrap();
         // What the previous task needed moved this much (the penalty without its λ).
@@ -1008,6 +1012,7 @@ fn multi_task_heads_share_the_encoder_and_train_only_on_their_own_steps() {
         also: &also,
         name: "sentiment",
         samples: None,
+        generations: None,
     };
     let summary = trainer
         .run(&mut |e| events.push(e), &AtomicBool::new(false))
@@ -1086,6 +1091,7 @@ fn a_multi_task_run_resumes_exactly() {
             also: &also,
             name: "a",
             samples: None,
+            generations: None,
         }
         .run(
             &mut |e| {
@@ -1167,6 +1173,7 @@ fn a_lora_run_checkpoints_only_what_trains_and_resumes_exactly() {
             also: &[],
             name: "",
             samples: None,
+            generations: None,
         }
         .run(
             &mut |e| {

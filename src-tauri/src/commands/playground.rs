@@ -109,8 +109,22 @@ pub async fn chat(
         let (state, cancel) = worker;
         let (dir, max_length) = state.app()?.run_model(run_id)?;
         let model = state.predictor(&dir, max_length)?;
-        let language = model.language_model()?;
         let settings = settings.unwrap_or_default();
+        if let Some(t2t) = model.text_to_text() {
+            // A text-to-text model answers the last user message as its source, greedily.
+            let source = messages
+                .iter()
+                .rev()
+                .find(|m| m.role == "user")
+                .map(|m| m.content.clone())
+                .unwrap_or_default();
+            let generation = t2t.answer(&source, settings.max_new_tokens)?;
+            let _ = on_event.send(ChatEvent::Text {
+                text: generation.text.clone(),
+            });
+            return Ok(generation);
+        }
+        let language = model.language_model()?;
         Ok(
             language.generate(&messages, chat.unwrap_or(true), &settings, &mut |text| {
                 let _ = on_event.send(ChatEvent::Text {

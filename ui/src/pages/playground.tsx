@@ -195,8 +195,8 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
   const isChoice = chosen?.config?.task === "multiple-choice";
   // Question-answering runs take a question and the passage that holds its answer.
   const isAnswer = chosen?.config?.task === "question-answering";
-  // Language model runs get a chat.
-  const isLanguage = chosen?.config?.task === "causal-lm";
+  // Language model runs get a chat (a text-to-text model answers each message as its source).
+  const isLanguage = chosen?.config?.task === "causal-lm" || chosen?.config?.task === "text2text";
 
   useEffect(() => {
     api.runsList().then((all) => {

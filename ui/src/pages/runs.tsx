@@ -8,7 +8,7 @@ import { smoothValues } from "../smooth.js";
 import type { Nav } from "../main";
 import { resumeRun } from "./train";
 import { ConfirmButton } from "../confirm";
-import { curveOf, isAnswerReport, isChoiceReport, isEntityReport, isTasksReport, phaseMarks, summary, taskLossCurves, validationSeries } from "../report";
+import { curveOf, isAnswerReport, isChoiceReport, isEntityReport, isGenerationReport, isTasksReport, phaseMarks, summary, taskLossCurves, validationSeries } from "../report";
 import { SampleHistory } from "./samples";
 import { sweepNames, SweepView } from "./sweeps";
 import { BehaviorTests } from "./behavior";
@@ -104,7 +104,16 @@ function ReportView(props: { report: any; step?: number; best: boolean; predicti
         <h3 data-testid="choice-report">{props.best ? "Best validation" : "Latest validation"} (step {props.step}): {summary(report)} <span class="muted small">on {report.examples} questions of {report.choices} options</span></h3>
       )}
       {report && isAnswerReport(report) && <AnswerReportView report={report} step={props.step} best={props.best} predictions={props.predictions} />}
-      {report && !isEntityReport(report) && !isChoiceReport(report) && !isAnswerReport(report) && (
+      {report && isGenerationReport(report) && (
+        <>
+          <h3 data-testid="generation-report">{props.best ? "Best validation" : "Latest validation"} (step {props.step}): {summary(report)} <span class="muted small">on {report.examples} generated targets{report.stemmed ? ", stemmed" : ""}</span></h3>
+          <table class="list" data-testid="generation-samples">
+            <thead><tr><th>Source</th><th>Reference</th><th>Generated</th><th class="num">ROUGE-L</th></tr></thead>
+            <tbody>{(report.samples ?? []).map((x: any) => <tr><td class="small">{x.source}</td><td>{x.reference}</td><td>{x.generated}</td><td class="num">{x.rougeL.toFixed(3)}</td></tr>)}</tbody>
+          </table>
+        </>
+      )}
+      {report && !isEntityReport(report) && !isChoiceReport(report) && !isAnswerReport(report) && !isGenerationReport(report) && (
         <>
           <h3>{props.best ? "Best validation" : "Latest validation"} (step {props.step}): {summary(report)}</h3>
           <div class="columns">

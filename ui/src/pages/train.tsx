@@ -11,6 +11,10 @@ import { LrFinder } from "./lr_find";
 import type { Nav } from "../main";
 import { FitTable, modelName, params } from "./models";
 import { chartedValues, curveOf, metricLabel, phaseMark, phaseMarks, summary, taskLossCurves, validationSeries } from "../report";
+import { Text2TextSource } from "./text2text";
+
+/** The tasks trained from a file rather than a stored dataset, by the Task select's value. */
+const FILE_TASKS = { choice: "multiple-choice", answer: "question-answering", chat: "causal-lm", t2t: "text2text" } as const;
 
 type Training = Record<string, any>;
 
@@ -334,7 +338,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const [split, setSplit] = useState<string>("");
   // Multiple choice trains from a file of questions instead of a stored dataset.
   // …and question answering from a SQuAD file.
-  const [fileTask, setFileTask] = useState<"" | "choice" | "answer" | "chat">("");
+  const [fileTask, setFileTask] = useState<"" | "choice" | "answer" | "chat" | "t2t">("");
   const choice = fileTask !== "";
   const [choiceData, setChoiceData] = useState<{ data: ChoiceData; questions: number } | null>(null);
   // The options, their defaults and help, from the run configuration type.
@@ -468,17 +472,20 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
     }
     const alsoTasks = others.map((a) => ({ task: datasetTaskOf(datasets.find((d) => d.name === a)), data: { dataset: a } }));
     return choice && choiceData
-      ? { task: fileTask === "answer" ? "question-answering" : fileTask === "chat" ? "causal-lm" : "multiple-choice", model, data: choiceData.data, training, ...refs }
+      ? { task: FILE_TASKS[fileTask as keyof typeof FILE_TASKS], model, data: choiceData.data, training, ...refs }
       : { model, data: { dataset, ...(split ? { split } : {}) }, training, ...refs, ...(alsoTasks.length > 0 ? { also: alsoTasks } : {}) };
   };
   const runLabel = (r: RunRecord) => `run ${r.id}${r.name ? ` · ${r.name}` : ""}`;
-  const task = fileTask === "choice" ? "multiple-choice" : fileTask === "answer" ? "question-answering" : fileTask === "chat" ? "causal-lm" : datasetTask === "token" ? "token-classification" : "sequence-classification";
+  const task = fileTask ? FILE_TASKS[fileTask] : datasetTask === "token" ? "token-classification" : "sequence-classification";
   // A causal LM's sample prompts and packing show only for a causal-LM run.
   const causalOnly = (key: string) => key.startsWith("sample_") || key === "packing" || key === "chat_template" || key === "loss_on";
   // Extractive QA's windows and answer length show only for question answering.
   const answersOnly = (key: string) => key === "doc_stride" || key === "max_answer_length";
+  // A text-to-text run's prefix, target length and validation generations show only for it.
+  const text2textOnly = (key: string) => key === "source_prefix" || key === "max_target_length" || key === "generate_examples" || key === "rouge_stemmer";
   const shownFields = fields.filter((f) => appliesTo(f.key, String(training.peft ?? "full"))
-    && (!causalOnly(f.key) || task === "causal-lm") && (!answersOnly(f.key) || task === "question-answering"));
+    && (!causalOnly(f.key) || task === "causal-lm") && (!answersOnly(f.key) || task === "question-answering")
+    && (!text2textOnly(f.key) || task === "text2text"));
   const runTask = (r: RunRecord) => r.config?.task ?? "sequence-classification";
   // Distillation covers classification and multiple choice, with a teacher of the same task.
   const teachers = task === "sequence-classification" || task === "multiple-choice" ? finished.filter((r) => runTask(r) === task) : [];
@@ -520,12 +527,13 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       )}
       <div class="row">
         <label title="Classification follows the dataset (tagged sentences train a token classifier); multiple choice and question answering train from a file of questions">Task <select id="train-task" data-task={fileTask || datasetTask} value={fileTask || datasetTask}
-          onChange={(e) => { const v = (e.target as HTMLSelectElement).value; setFileTask(v === "choice" || v === "answer" || v === "chat" ? v : ""); setChoiceData(null); }}>
+          onChange={(e) => { const v = (e.target as HTMLSelectElement).value; setFileTask(v in FILE_TASKS ? v as keyof typeof FILE_TASKS : ""); setChoiceData(null); }}>
           <option value="text" disabled={datasetTask !== "text"}>Text classification</option>
           <option value="token" disabled={datasetTask !== "token"}>Token classification (named entities)</option>
           <option value="choice">Multiple choice (questions from a file)</option>
           <option value="answer">Question answering (SQuAD file)</option>
           <option value="chat">Causal LM: chat / instruction tuning (a decoder such as SmolLM2 or Qwen2)</option>
+          <option value="t2t">Text to text: summaries, translation (an encoder–decoder such as T5 or Flan-T5)</option>
         </select></label>
         <label>Model <select id="train-model" value={model} onChange={(e) => setModel((e.target as HTMLSelectElement).value)}>
           {models.map((m) => <option value={m.reference} title={m.path}>{modelName(m)}</option>)}
@@ -541,6 +549,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       </div>
       {fileTask === "choice" && <ChoiceSource model={model} maxLength={Number(training.max_length) || 128} onChange={setChoiceData} />}
       {fileTask === "chat" && <ConversationSource model={model} onChange={setChoiceData} />}
+      {fileTask === "t2t" && <Text2TextSource prefix={String(training.source_prefix ?? "")} onChange={setChoiceData} />}
       {fileTask === "answer" && <AnswerSource model={model} maxLength={Number(training.max_length) || 128} stride={Number(training.doc_stride) || 32} onChange={setChoiceData} />}
       <div class="row">
         {presets.map((p) => (

@@ -30,6 +30,7 @@ pub enum Task {
     CausalLm,
     /// Text-to-text generation with an encoder–decoder (summarization, translation, any
     /// task as text): each target token from the source and the target tokens before it.
+    #[serde(rename = "text2text")]
     Text2Text,
 }
 
@@ -292,6 +293,20 @@ impl Head {
                 let x = g.dropout(hidden, *dropout)?;
                 g.linear(&x, classifier)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_is_written_in_run_files_as_on_the_command_line() {
+        for task in Task::ALL {
+            let written = serde_json::to_value(task).expect("a task serialises");
+            assert_eq!(written, serde_json::json!(task.name()));
+            assert_eq!(task.name().parse::<Task>(), Ok(task));
         }
     }
 }

@@ -48,6 +48,16 @@ pub struct GenerateArgs {
     /// Seed of the sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Text-to-text (T5): beam search over N beams (1: greedy), as transformers' generate.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    num_beams: usize,
+    /// Beam search: a finished target scores log-probability / length^P (P > 0 favours
+    /// longer targets).
+    #[arg(long, default_value_t = 1.0, value_name = "P")]
+    length_penalty: f64,
+    /// Beam search: stop as soon as --num-beams targets are finished.
+    #[arg(long)]
+    early_stopping: bool,
     /// Print one JSON object per prompt (text, tokens, why it stopped, speed) instead of
     /// streaming the text.
     #[arg(long)]
@@ -152,12 +162,18 @@ fn generate_targets(
 ) -> anyhow::Result<ExitCode> {
     if args.chat || args.temperature > 0.0 || !args.stop.is_empty() {
         bail!(
-            "a text-to-text model (T5) generates greedily from its source here: --chat, \
+            "a text-to-text model (T5) generates greedily or by beam search here: --chat, \
              --temperature and --stop are for causal LMs"
         );
     }
+    if args.num_beams == 0 {
+        bail!("--num-beams must be at least 1");
+    }
     let decoding = hone_app::types::Decoding {
-        max_new_tokens: args.max_new_tokens,
+        num_beams: args.num_beams,
+        length_penalty: args.length_penalty,
+        early_stopping: args.early_stopping,
+        ..hone_app::types::Decoding::greedy(args.max_new_tokens)
     };
     for (source, started) in sources.iter().map(|s| (s, std::time::Instant::now())) {
         let generated = model

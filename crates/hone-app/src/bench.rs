@@ -49,7 +49,8 @@ pub struct BenchRequest<'a> {
     pub lora_rank: Option<usize>,
 }
 
-/// Times `request.steps` training steps and forward passes of a 2-class text classifier.
+/// Times `request.steps` training steps and forward passes of a 2-class text classifier (a
+/// text-to-text model: of its language-model head on targets).
 pub fn run_bench(request: &BenchRequest) -> Result<BenchReport, AppError> {
     if request.steps == 0 {
         return Err(AppError::Invalid("time at least one step".into()));
@@ -68,16 +69,47 @@ pub fn run_bench(request: &BenchRequest) -> Result<BenchReport, AppError> {
         cfg.lora_r = r;
         cfg.lora_alpha = 2.0 * r as f64;
     }
-    let model = Model::load_for_run(
-        request.model,
-        Task::SequenceClassification,
-        2,
-        &cfg,
-        &device,
-        0,
-    )?;
+    // A text-to-text model (T5) is timed as one: sources in, targets teacher-forced.
+    let family = hone_engine::models::ModelSpec::from_dir(request.model)?.family;
+    let text2text = family.descriptor().tasks.contains(&Task::Text2Text);
+    let (task, classes) = match text2text {
+        true => (Task::Text2Text, 0),
+        false => (Task::SequenceClassification, 2),
+    };
+    let model = Model::load_for_run(request.model, task, classes, &cfg, &device, 0)?;
     let batch = match request.batch_file {
         Some(path) => batch_from_json(path)?,
+        None if text2text => {
+            // Each sentence's first quarter as its target.
+            let tokenizer = TextTokenizer::from_model_dir(request.model, request.max_length)?;
+            let examples: Vec<hone_data::Example> = (0..request.batch_size)
+                .map(|i| {
+                    let text = SENTENCES[i % SENTENCES.len()];
+                    let words: Vec<&str> = text.split_whitespace().collect();
+                    hone_data::Example {
+                        text: text.to_string(),
+                        label: Some(words[..words.len().div_ceil(4)].join(" ")),
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            let start = model
+                .spec()
+                .encoder
+                .t5
+                .as_ref()
+                .map_or(0, |t| t.decoder_start_token_id);
+            let set = hone_engine::seq2seq::encode(
+                &tokenizer,
+                &examples,
+                "",
+                request.max_length,
+                start,
+                true,
+            )?;
+            let all: Vec<usize> = (0..set.len()).collect();
+            set.batch(&Batcher::new(model.spec().encoder.pad_token_id), &all)
+        }
         None => {
             let tokenizer = TextTokenizer::from_model_dir(request.model, request.max_length)?;
             let texts: Vec<(&str, Option<&str>)> = (0..request.batch_size)

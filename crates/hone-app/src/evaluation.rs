@@ -132,9 +132,7 @@ pub fn evaluate_examples(
             })
         }
         FineTunedModel::TextToText(m) => {
-            let decoding = hone_engine::seq2seq::Decoding {
-                max_new_tokens: TARGET_TOKENS,
-            };
+            let decoding = hone_engine::seq2seq::Decoding::greedy(TARGET_TOKENS);
             let report = m.evaluate(examples, false, batch_size, decoding)?;
             Ok(Evaluation {
                 counted: format!("{} examples generated", report.examples),

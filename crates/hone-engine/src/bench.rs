@@ -107,37 +107,79 @@ struct BatchFile {
     #[serde(default)]
     token_type_ids: Option<Vec<Vec<u32>>>,
     attention_mask: Vec<Vec<u32>>,
-    labels: Vec<u32>,
+    /// One per sequence; per decoder slot (-100 for none) in a text-to-text batch.
+    labels: Vec<i64>,
+    /// A text-to-text batch's decoder inputs (`input_ids` are then the encoder's).
+    #[serde(default)]
+    decoder_input_ids: Option<Vec<Vec<u32>>>,
+    #[serde(default)]
+    decoder_attention_mask: Option<Vec<Vec<u32>>>,
 }
 
-/// Reads a fixed batch written by `torch_baseline.py --dump-batch` (JSON lists of lists).
+/// Reads a fixed batch written by `torch_baseline.py --dump-batch` (JSON lists of lists), or
+/// a text-to-text batch (`bench/t5_step.py`: the source as `input_ids`, the decoder's inputs
+/// and per-slot labels).
 pub fn batch_from_json(path: &Path) -> Result<Batch, EngineError> {
     let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
     let file: BatchFile = serde_json::from_str(&text)
         .map_err(|e| EngineError::InvalidConfig(format!("{}: {e}", path.display())))?;
-    let batch_size = file.input_ids.len();
-    let seq_len = file.input_ids.first().map(Vec::len).unwrap_or(0);
-    let rows_ok =
-        |rows: &Vec<Vec<u32>>| rows.len() == batch_size && rows.iter().all(|r| r.len() == seq_len);
-    if batch_size == 0
-        || !rows_ok(&file.input_ids)
-        || !rows_ok(&file.attention_mask)
-        || file.token_type_ids.as_ref().is_some_and(|t| !rows_ok(t))
-        || file.labels.len() != batch_size
-    {
-        return Err(EngineError::InvalidConfig(format!(
-            "{}: input_ids, attention_mask, token_type_ids and labels must describe one rectangular batch",
+    let bad = || {
+        EngineError::InvalidConfig(format!(
+            "{}: input_ids, attention_mask, token_type_ids, labels (and decoder_input_ids, \
+             decoder_attention_mask) must describe one rectangular batch",
             path.display()
-        )));
+        ))
+    };
+    let label = |y: i64| -> Result<u32, EngineError> {
+        match y {
+            -100 => Ok(crate::graph::IGNORE_LABEL),
+            y => u32::try_from(y).map_err(|_| bad()),
+        }
+    };
+    let labels: Vec<u32> = file
+        .labels
+        .iter()
+        .map(|&y| label(y))
+        .collect::<Result<_, _>>()?;
+    let source = padded(
+        &file.input_ids,
+        &file.attention_mask,
+        file.token_type_ids.as_ref(),
+    )
+    .ok_or_else(bad)?;
+    match (&file.decoder_input_ids, &file.decoder_attention_mask) {
+        (Some(ids), Some(mask)) => {
+            let mut target = padded(ids, mask, None).ok_or_else(bad)?;
+            if labels.len() != target.batch_size * target.seq_len
+                || target.batch_size != source.batch_size
+            {
+                return Err(bad());
+            }
+            target.labels = labels;
+            target.source = Some(Box::new(source));
+            Ok(target)
+        }
+        (None, None) if labels.len() == source.batch_size => Ok(Batch { labels, ..source }),
+        _ => Err(bad()),
     }
-    Ok(Batch {
-        input_ids: file.input_ids.concat(),
-        token_type_ids: file
-            .token_type_ids
+}
+
+/// A rectangular batch of rows (unlabeled), `None` when the rows are ragged or empty.
+fn padded(ids: &[Vec<u32>], mask: &[Vec<u32>], types: Option<&Vec<Vec<u32>>>) -> Option<Batch> {
+    let batch_size = ids.len();
+    let seq_len = ids.first().map(Vec::len)?;
+    let rows_ok =
+        |rows: &[Vec<u32>]| rows.len() == batch_size && rows.iter().all(|r| r.len() == seq_len);
+    if batch_size == 0 || !rows_ok(ids) || !rows_ok(mask) || types.is_some_and(|t| !rows_ok(t)) {
+        return None;
+    }
+    Some(Batch {
+        input_ids: ids.concat(),
+        token_type_ids: types
             .map(|t| t.concat())
             .unwrap_or_else(|| vec![0; batch_size * seq_len]),
-        attention_mask: file.attention_mask.concat(),
-        labels: file.labels,
+        attention_mask: mask.concat(),
+        labels: Vec::new(),
         batch_size,
         seq_len,
         padded_options: Vec::new(),

@@ -125,9 +125,7 @@ impl ValidationGenerations {
         stepper: &mut Stepper,
         loss: f64,
     ) -> Result<GenerationReport, EngineError> {
-        let decoding = Decoding {
-            max_new_tokens: self.max_new_tokens,
-        };
+        let decoding = Decoding::greedy(self.max_new_tokens);
         let mut generations = Vec::with_capacity(self.texts.len());
         for ((source, reference), encoded) in self.texts.iter().zip(&set.sources) {
             let ids = generate(model, stepper, &encoded.input_ids, decoding)?;
@@ -147,12 +145,30 @@ impl ValidationGenerations {
 pub struct Decoding {
     /// The most tokens generated (the end token included).
     pub max_new_tokens: usize,
+    /// Beam search over this many beams (1: greedy).
+    pub num_beams: usize,
+    /// A finished beam's score is its log-probability over `length ^ length_penalty`.
+    pub length_penalty: f64,
+    /// Beam search stops as soon as `num_beams` targets are finished.
+    pub early_stopping: bool,
 }
 
-/// Generates a target for one encoded source greedily: the decoder starts from the model's
-/// start token and takes the most likely token until an end token or `max_new_tokens`. Each
-/// step runs the decoder over every token so far (no key/value cache yet). Returns the
-/// generated ids, the end token included when one was reached.
+impl Decoding {
+    /// Greedy decoding of up to `max_new_tokens` tokens.
+    pub fn greedy(max_new_tokens: usize) -> Self {
+        Decoding {
+            max_new_tokens,
+            num_beams: 1,
+            length_penalty: 1.0,
+            early_stopping: false,
+        }
+    }
+}
+
+/// Generates a target for one encoded source: greedily (the most likely token until an end
+/// token or `max_new_tokens`), or by beam search ([`beam_search`]). Each step runs the decoder
+/// over every token so far (no key/value cache yet). Returns the generated ids, the end token
+/// included when one was reached.
 pub fn generate(
     model: &Model,
     stepper: &mut Stepper,
@@ -169,6 +185,9 @@ pub fn generate(
         return Err(EngineError::InvalidConfig(
             "the source has no tokens".into(),
         ));
+    }
+    if decoding.num_beams > 1 {
+        return beam_search(model, stepper, source, decoding);
     }
     let mut out: Vec<u32> = Vec::new();
     while out.len() < decoding.max_new_tokens {
@@ -188,6 +207,173 @@ pub fn generate(
         }
     }
     Ok(out)
+}
+
+/// The score transformers puts on what may not be chosen.
+const NEVER: f32 = -1.0e9;
+
+/// One hypothesis of beam search: its tokens (the start token first) and score.
+#[derive(Clone)]
+struct Hypothesis {
+    tokens: Vec<u32>,
+    score: f32,
+    finished: bool,
+}
+
+/// The indices of the `k` largest of `scores`, largest first (the first on ties).
+fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    order.truncate(k);
+    order
+}
+
+/// Beam search as transformers' `generate(num_beams=…)` does it (its `_beam_search`, in f32):
+/// each step keeps the `2 × beams` best continuations of the running beams, those ending in an
+/// end token (or at the length limit) among the first `beams` become finished hypotheses
+/// scored by log-probability / `length^length_penalty`, the best unfinished continue; it
+/// stops when no running beam can beat the worst finished one, when `early_stopping` and
+/// `beams` are finished, or at `max_new_tokens`. Returns the best finished hypothesis.
+fn beam_search(
+    model: &Model,
+    stepper: &mut Stepper,
+    source: &[u32],
+    d: Decoding,
+) -> Result<Vec<u32>, EngineError> {
+    let t5 =
+        model.spec().encoder.t5.as_ref().ok_or_else(|| {
+            EngineError::InvalidConfig("beam search is for encoder–decoders".into())
+        })?;
+    let beams = d.num_beams;
+    let keep = 2.max(1 + t5.eos_token_ids.len()) * beams;
+    let max_length = 1 + d.max_new_tokens;
+    let lp = d.length_penalty as f32;
+    let mut running: Vec<Hypothesis> = (0..beams)
+        .map(|i| Hypothesis {
+            tokens: vec![t5.decoder_start_token_id],
+            score: if i == 0 { 0.0 } else { NEVER },
+            finished: false,
+        })
+        .collect();
+    let mut done: Vec<Hypothesis> = vec![
+        Hypothesis {
+            tokens: Vec::new(),
+            score: NEVER,
+            finished: false,
+        };
+        beams
+    ];
+    let mut can_improve = true;
+    let mut cur_len = 1usize;
+    while cur_len < max_length {
+        // Every running beam's next-token log-probabilities, one batch of `beams` rows.
+        let n = cur_len;
+        let mut ids = Vec::with_capacity(beams * n);
+        for h in &running {
+            ids.extend_from_slice(&h.tokens);
+        }
+        let one = |ids: Vec<u32>, rows: usize, len: usize| Batch {
+            input_ids: ids,
+            token_type_ids: vec![0; rows * len],
+            attention_mask: vec![1; rows * len],
+            labels: Vec::new(),
+            batch_size: rows,
+            seq_len: len,
+            padded_options: Vec::new(),
+            soft_targets: Vec::new(),
+            source: None,
+        };
+        let mut batch = one(ids, beams, n);
+        batch.source = Some(Box::new(one(source.repeat(beams), beams, source.len())));
+        let logits = stepper.logits(model, &batch)?;
+        let rows: Vec<&[f32]> = logits.rows().collect();
+        let vocab = rows.first().map_or(0, |r| r.len());
+        let mut accumulated = Vec::with_capacity(beams * vocab);
+        for (b, h) in running.iter().enumerate() {
+            let row = rows
+                .get((b + 1) * n - 1)
+                .ok_or_else(|| EngineError::InvalidConfig("no logits".into()))?;
+            let max = row.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
+            let log_sum = row.iter().map(|&x| (x - max).exp()).sum::<f32>().ln() + max;
+            accumulated.extend(row.iter().map(|&x| x - log_sum + h.score));
+        }
+        let candidates: Vec<(Hypothesis, bool)> = top_k(&accumulated, keep)
+            .into_iter()
+            .map(|i| {
+                let (beam, token) = (i / vocab, (i % vocab) as u32);
+                let mut tokens = running[beam].tokens.clone();
+                tokens.push(token);
+                let hits = t5.eos_token_ids.contains(&token) || cur_len + 1 >= max_length;
+                let score = accumulated[i];
+                (
+                    Hypothesis {
+                        tokens,
+                        score,
+                        finished: false,
+                    },
+                    hits,
+                )
+            })
+            .collect();
+        // The best continuations that go on.
+        let going: Vec<f32> = candidates
+            .iter()
+            .map(|(h, hits)| h.score + if *hits { NEVER } else { 0.0 })
+            .collect();
+        running = top_k(&going, beams)
+            .into_iter()
+            .map(|i| Hypothesis {
+                score: going[i],
+                ..candidates[i].0.clone()
+            })
+            .collect();
+        // The finished ones among the first `beams`, merged with those before.
+        let full = d.early_stopping && done.iter().all(|h| h.finished);
+        let length = ((cur_len + 1 - 1) as f32).powf(lp);
+        let mut merged = done.clone();
+        for (c, (h, hits)) in candidates.iter().enumerate() {
+            let just_finished = *hits && c < beams;
+            let mut score = h.score / length;
+            if full {
+                score += NEVER;
+            }
+            if !can_improve {
+                score += NEVER;
+            }
+            if !just_finished {
+                score += NEVER;
+            }
+            merged.push(Hypothesis {
+                tokens: h.tokens.clone(),
+                score,
+                finished: just_finished,
+            });
+        }
+        let scores: Vec<f32> = merged.iter().map(|h| h.score).collect();
+        done = top_k(&scores, beams)
+            .into_iter()
+            .map(|i| merged[i].clone())
+            .collect();
+        cur_len += 1;
+        // Can a running beam still beat the worst finished one?
+        let best_running = running[0].score / ((cur_len - 1) as f32).powf(lp);
+        let worst_done = done.iter().map(|h| h.score).fold(f32::INFINITY, f32::min);
+        can_improve = can_improve
+            && done
+                .iter()
+                .any(|h| best_running > if h.finished { worst_done } else { NEVER });
+        let open = !(d.early_stopping && done.iter().all(|h| h.finished));
+        let continues = !candidates.iter().all(|(_, hits)| *hits);
+        if !(can_improve && open && continues) {
+            break;
+        }
+    }
+    let best = done
+        .into_iter()
+        .next()
+        .filter(|h| !h.tokens.is_empty())
+        .ok_or_else(|| EngineError::InvalidConfig("beam search finished no target".into()))?;
+    Ok(best.tokens[1..].to_vec())
 }
 
 /// A text-to-text model loaded from a folder, with its tokenizer: to generate and evaluate.
@@ -292,7 +478,7 @@ impl TextToText {
         use crate::generate::{Generation, StopReason};
         let started = std::time::Instant::now();
         let g = self
-            .generate(&[source.to_string()], Decoding { max_new_tokens })?
+            .generate(&[source.to_string()], Decoding::greedy(max_new_tokens))?
             .pop()
             .ok_or_else(|| EngineError::InvalidConfig("nothing was generated".into()))?;
         let ends = self

@@ -72,7 +72,7 @@ fn greedy_generation_equals_transformers_on_both_graphs() {
                     &model,
                     &mut stepper,
                     &ids(&example["input_ids"]),
-                    Decoding { max_new_tokens: 8 },
+                    Decoding::greedy(8),
                 )
                 .unwrap();
                 assert_eq!(
@@ -82,6 +82,41 @@ fn greedy_generation_equals_transformers_on_both_graphs() {
                     example["text"]
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn beam_search_equals_transformers() {
+    let path = fixtures().join("golden/t5-generate.json");
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    };
+    for family in FAMILIES {
+        let model = load(&tiny_model(family));
+        let mut stepper = Stepper::new(&model, true);
+        // transformers' generate(num_beams=3, length_penalty=1.0, early_stopping=True).
+        let decoding = Decoding {
+            num_beams: 3,
+            length_penalty: 1.0,
+            early_stopping: true,
+            ..Decoding::greedy(8)
+        };
+        for example in golden[family]["examples"].as_array().unwrap() {
+            let got =
+                generate(&model, &mut stepper, &ids(&example["input_ids"]), decoding).unwrap();
+            assert_eq!(
+                got,
+                ids(&example["beam3"]),
+                "{family} from {}",
+                example["text"]
+            );
         }
     }
 }
@@ -155,13 +190,7 @@ fn a_tiny_t5_trained_from_scratch_learns_to_copy() {
     let exact = (0..valid.len())
         .filter(|&i| {
             let source = &valid.sources[i].input_ids;
-            let got = generate(
-                &model,
-                &mut stepper,
-                source,
-                Decoding { max_new_tokens: 10 },
-            )
-            .unwrap();
+            let got = generate(&model, &mut stepper, source, Decoding::greedy(10)).unwrap();
             got == valid.token_labels[i]
         })
         .count();

@@ -17,12 +17,21 @@ steps=${STEPS:-10}
 threads=${THREADS:-2}
 ratios=()
 for round in $(seq 1 "$rounds"); do
-  torch_json=$("$python" bench/t5_step.py "$out/model" "$out/batch.json" --batch "${BATCH:-8}" \
+  "$python" bench/t5_step.py "$out/model" "$out/batch.json" --batch "${BATCH:-8}" \
     --source "${SOURCE:-128}" --target "${TARGET:-32}" --steps "$steps" --threads "$threads" \
-    --shape "${SHAPE:-small}" 2>/dev/null | tail -1)
-  hone_json=$(RAYON_NUM_THREADS=$threads "$hone" bench --model "$out/model" \
-    --batch-file "$out/batch.json" --steps "$steps" --json)
-  ratio=$("$python" -c 'import json,sys; t=json.loads(sys.argv[1]); h=json.loads(sys.argv[2]); print(f"{t[\"median_s\"]/h[\"train_step\"][\"median_s\"]:.3f} (PyTorch {t[\"median_s\"]*1000:.0f} ms, Hone {h[\"train_step\"][\"median_s\"]*1000:.0f} ms, batch {t[\"batch\"]} x source {t[\"source\"]} x target {t[\"target\"]})")' "$torch_json" "$hone_json")
+    --shape "${SHAPE:-small}" 2>/dev/null | tail -1 > "$out/torch-$round.json"
+  RAYON_NUM_THREADS=$threads "$hone" bench --model "$out/model" \
+    --batch-file "$out/batch.json" --steps "$steps" --json > "$out/hone-$round.json"
+  ratio=$("$python" - "$out/torch-$round.json" "$out/hone-$round.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+h = json.load(open(sys.argv[2]))
+hs = h["train_step"]["median_s"]
+print(f"{t['median_s'] / hs:.3f} (PyTorch {t['median_s'] * 1000:.0f} ms, Hone {hs * 1000:.0f} ms, "
+      f"batch {t['batch']} x source {t['source']} x target {t['target']}, "
+      f"losses {t['loss']:.3f} / {h['loss_first_last'][0]:.3f})")
+PY
+)
   echo "round $round: PyTorch/Hone $ratio"
   ratios+=("${ratio%% *}")
 done

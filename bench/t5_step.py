@@ -30,7 +30,7 @@ SHAPES = {
 def samsum(path, n):
     with open(path, encoding="utf-8") as f:
         rows = [json.loads(line) for _, line in zip(range(n), f)]
-    return [r["dialogue"] for r in rows], [r["summary"] for r in rows]
+    return [r["context"] for r in rows], [r["response"] for r in rows]
 
 
 def main():

@@ -51,18 +51,24 @@ fn t5_logits_loss_and_every_gradient_match_transformers_on_both_graphs() {
     }
 }
 
+/// transformers' generations from the fixtures (tests/reference/make_t5_fixtures.py).
+fn generations() -> serde_json::Value {
+    let path = fixtures().join("golden/t5-generate.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A JSON list of token ids.
+fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
 #[test]
 fn greedy_generation_equals_transformers_on_both_graphs() {
-    let path = fixtures().join("golden/t5-generate.json");
-    let golden: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let ids = |v: &serde_json::Value| -> Vec<u32> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as u32)
-            .collect()
-    };
+    let golden = generations();
     for family in FAMILIES {
         let model = load(&tiny_model(family));
         for fast in [true, false] {
@@ -88,16 +94,7 @@ fn greedy_generation_equals_transformers_on_both_graphs() {
 
 #[test]
 fn beam_search_equals_transformers() {
-    let path = fixtures().join("golden/t5-generate.json");
-    let golden: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let ids = |v: &serde_json::Value| -> Vec<u32> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as u32)
-            .collect()
-    };
+    let golden = generations();
     for family in FAMILIES {
         let model = load(&tiny_model(family));
         let mut stepper = Stepper::new(&model, true);

@@ -7,8 +7,8 @@ import { usePreview } from "../preview";
 import type { ChoiceData } from "./choices";
 
 /** Column names that usually hold a source and a target. */
-const SOURCE_NAMES = ["source", "document", "dialogue", "article", "text", "input", "question", "src"];
-const TARGET_NAMES = ["target", "summary", "highlights", "output", "answer", "label", "tgt"];
+const SOURCE_NAMES = ["source", "document", "dialogue", "context", "article", "text", "input", "question", "src"];
+const TARGET_NAMES = ["target", "summary", "response", "highlights", "output", "answer", "label", "tgt"];
 
 function guess(columns: string[], names: string[], not?: string): string {
   const lower = columns.map((c) => c.toLowerCase());
@@ -51,7 +51,7 @@ export function Text2TextSource(props: { prefix: string; onChange: (d: { data: C
         <button id="text2text-file" onClick={choose}>{path ? "Another file…" : "Choose a file of source and target texts…"}</button>
         {path && <span class="small muted" title={path}>{path.split(/[\\/]/).pop()}</span>}
         {busy && <span class="small muted">reading…</span>}
-        <span class="small muted">CSV, TSV, JSON or JSON lines with a source and a target column (SAMSum: dialogue, summary)</span>
+        <span class="small muted">CSV, TSV, JSON or JSON lines with a source and a target column (SAMSum: context, response)</span>
       </div>
       {error && <div class="error" role="alert">{error}</div>}
       {preview && (

@@ -96,6 +96,18 @@ fn recompute_probs(
     }
 }
 
+/// The backward of a softmax over rows of `cols` values: `ds ← scale · p ∘ (ds − rowsum(ds ∘ p))`
+/// in place, `p` the probabilities (`ds` the gradient of the probabilities on entry, of the
+/// scores before `scale` on exit).
+pub(crate) fn softmax_rows_backward(ds: &mut [f32], p: &[f32], cols: usize, scale: f32) {
+    for (drow, prow) in ds.chunks_exact_mut(cols).zip(p.chunks_exact(cols)) {
+        let dot = math::dot(drow, prow);
+        for (d, &p) in drow.iter_mut().zip(prow) {
+            *d = p * (*d - dot) * scale;
+        }
+    }
+}
+
 /// Shape of an attention call.
 #[derive(Debug, Clone, Copy)]
 pub struct AttentionShape {
@@ -730,12 +742,7 @@ pub fn backward(
                 let raw = ds.clone();
                 mask.apply_block(&mut ds, &raw, offset);
             }
-            for (drow, prow) in ds.chunks_exact_mut(n).zip(p.chunks_exact(n)) {
-                let dot = math::dot(drow, prow);
-                for (d, &p) in drow.iter_mut().zip(prow) {
-                    *d = p * (*d - dot) * scale;
-                }
-            }
+            softmax_rows_backward(&mut ds, p, n, scale);
             // SAFETY: as above.
             unsafe {
                 matmul_into_raw(

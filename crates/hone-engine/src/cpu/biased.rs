@@ -335,12 +335,7 @@ pub fn backward(
                 .enumerate()
                 .for_each(|(i, d)| *d *= mask.factor(task.offset + i));
         }
-        for (drow, prow) in ds.chunks_exact_mut(m).zip(p.chunks_exact(m)) {
-            let dot = math::dot(drow, prow);
-            for (d, &p) in drow.iter_mut().zip(prow) {
-                *d = p * (*d - dot);
-            }
-        }
+        super::attention::softmax_rows_backward(&mut ds, p, m, 1.0);
         // SAFETY: as above.
         unsafe {
             matmul_into_raw(

@@ -160,24 +160,32 @@ fn generate_targets(
     args: &GenerateArgs,
     sources: &[String],
 ) -> anyhow::Result<ExitCode> {
-    if args.chat || args.temperature > 0.0 || !args.stop.is_empty() {
-        bail!(
-            "a text-to-text model (T5) generates greedily or by beam search here: --chat, \
-             --temperature and --stop are for causal LMs"
-        );
+    if args.chat || !args.stop.is_empty() {
+        bail!("a text-to-text model (T5) writes a target from each source: --chat and --stop are for causal LMs");
     }
     if args.num_beams == 0 {
         bail!("--num-beams must be at least 1");
     }
+    // Sampling, top-k/top-p or a repetition penalty choose tokens as a causal LM does.
+    let chooses = args.temperature > 0.0 || args.repetition_penalty != 1.0;
     let decoding = hone_app::types::Decoding {
         num_beams: args.num_beams,
         length_penalty: args.length_penalty,
         early_stopping: args.early_stopping,
+        sampling: chooses.then(|| GenerationSettings {
+            max_new_tokens: args.max_new_tokens,
+            temperature: args.temperature,
+            top_k: args.top_k,
+            top_p: args.top_p,
+            repetition_penalty: args.repetition_penalty,
+            stop: Vec::new(),
+            seed: args.seed,
+        }),
         ..hone_app::types::Decoding::greedy(args.max_new_tokens)
     };
     for (source, started) in sources.iter().map(|s| (s, std::time::Instant::now())) {
         let generated = model
-            .generate(std::slice::from_ref(source), decoding)?
+            .generate(std::slice::from_ref(source), &decoding)?
             .pop()
             .ok_or_else(|| anyhow::anyhow!("nothing was generated"))?;
         let seconds = started.elapsed().as_secs_f64();

@@ -237,8 +237,14 @@ fn partial_suffix(text: &str, stop: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// The next token from one row of logits.
-fn choose(logits: &[f32], seen: &[u32], s: &GenerationSettings, rng: &mut HoneRng) -> u32 {
+/// The next token from one row of logits: the repetition penalty on `seen`, then the most
+/// probable (temperature 0) or a sample from the top-k / top-p nucleus.
+pub(crate) fn choose(
+    logits: &[f32],
+    seen: &[u32],
+    s: &GenerationSettings,
+    rng: &mut HoneRng,
+) -> u32 {
     let mut scores: Vec<f32> = logits.to_vec();
     if s.repetition_penalty != 1.0 {
         let p = s.repetition_penalty as f32;

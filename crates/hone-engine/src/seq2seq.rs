@@ -128,7 +128,7 @@ impl ValidationGenerations {
         let decoding = Decoding::greedy(self.max_new_tokens);
         let mut generations = Vec::with_capacity(self.texts.len());
         for ((source, reference), encoded) in self.texts.iter().zip(&set.sources) {
-            let ids = generate(model, stepper, &encoded.input_ids, decoding)?;
+            let ids = generate(model, stepper, &encoded.input_ids, &decoding)?;
             generations.push((
                 source.clone(),
                 reference.clone(),
@@ -141,7 +141,7 @@ impl ValidationGenerations {
 }
 
 /// How [`generate`] decodes.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decoding {
     /// The most tokens generated (the end token included).
     pub max_new_tokens: usize,
@@ -151,6 +151,10 @@ pub struct Decoding {
     pub length_penalty: f64,
     /// Beam search stops as soon as `num_beams` targets are finished.
     pub early_stopping: bool,
+    /// One beam: choose each token as a causal LM's generation does (temperature, top-k,
+    /// top-p, repetition penalty, seed; its `max_new_tokens` and `stop` are not read);
+    /// `None` takes the most probable.
+    pub sampling: Option<crate::generate::GenerationSettings>,
 }
 
 impl Decoding {
@@ -161,6 +165,7 @@ impl Decoding {
             num_beams: 1,
             length_penalty: 1.0,
             early_stopping: false,
+            sampling: None,
         }
     }
 }
@@ -173,7 +178,7 @@ pub fn generate(
     model: &Model,
     stepper: &mut Stepper,
     source: &[u32],
-    decoding: Decoding,
+    decoding: &Decoding,
 ) -> Result<Vec<u32>, EngineError> {
     let t5 = model.spec().encoder.t5.as_ref().ok_or_else(|| {
         EngineError::InvalidConfig(format!(
@@ -187,8 +192,17 @@ pub fn generate(
         ));
     }
     if decoding.num_beams > 1 {
+        if decoding.sampling.is_some() {
+            return Err(EngineError::InvalidConfig(
+                "beam search does not sample: choose beams or sampling".into(),
+            ));
+        }
         return beam_search(model, stepper, source, decoding);
     }
+    if let Some(s) = &decoding.sampling {
+        s.validate()?;
+    }
+    let mut rng = crate::rng::HoneRng::new(decoding.sampling.as_ref().map_or(0, |s| s.seed), 0);
     let mut out: Vec<u32> = Vec::new();
     while out.len() < decoding.max_new_tokens {
         let mut ids = vec![t5.decoder_start_token_id];
@@ -200,7 +214,10 @@ pub fn generate(
             .rows()
             .last()
             .ok_or_else(|| EngineError::InvalidConfig("no logits".into()))?;
-        let next = argmax(last);
+        let next = match &decoding.sampling {
+            Some(s) => crate::generate::choose(last, &out, s, &mut rng),
+            None => argmax(last),
+        };
         out.push(next);
         if t5.eos_token_ids.contains(&next) {
             break;
@@ -238,7 +255,7 @@ fn beam_search(
     model: &Model,
     stepper: &mut Stepper,
     source: &[u32],
-    d: Decoding,
+    d: &Decoding,
 ) -> Result<Vec<u32>, EngineError> {
     let t5 =
         model.spec().encoder.t5.as_ref().ok_or_else(|| {
@@ -457,7 +474,7 @@ impl TextToText {
             crate::inference::evaluate_language(&self.model, &set, batch_size, &mut stepper)?.loss;
         let mut generations = Vec::with_capacity(examples.len());
         for (e, source) in examples.iter().zip(&set.sources) {
-            let ids = generate(&self.model, &mut stepper, &source.input_ids, decoding)?;
+            let ids = generate(&self.model, &mut stepper, &source.input_ids, &decoding)?;
             generations.push((
                 e.text.clone(),
                 e.label.clone().unwrap_or_default(),
@@ -473,12 +490,16 @@ impl TextToText {
     pub fn answer(
         &self,
         source: &str,
-        max_new_tokens: usize,
+        settings: &crate::generate::GenerationSettings,
     ) -> Result<crate::generate::Generation, EngineError> {
         use crate::generate::{Generation, StopReason};
         let started = std::time::Instant::now();
+        let decoding = Decoding {
+            sampling: Some(settings.clone()),
+            ..Decoding::greedy(settings.max_new_tokens)
+        };
         let g = self
-            .generate(&[source.to_string()], Decoding::greedy(max_new_tokens))?
+            .generate(&[source.to_string()], &decoding)?
             .pop()
             .ok_or_else(|| EngineError::InvalidConfig("nothing was generated".into()))?;
         let ends = self
@@ -516,7 +537,7 @@ impl TextToText {
     pub fn generate(
         &self,
         texts: &[String],
-        decoding: Decoding,
+        decoding: &Decoding,
     ) -> Result<Vec<Generated>, EngineError> {
         let mut stepper = Stepper::new(&self.model, true);
         let prefixed: Vec<String> = texts

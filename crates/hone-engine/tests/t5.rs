@@ -78,7 +78,7 @@ fn greedy_generation_equals_transformers_on_both_graphs() {
                     &model,
                     &mut stepper,
                     &ids(&example["input_ids"]),
-                    Decoding::greedy(8),
+                    &Decoding::greedy(8),
                 )
                 .unwrap();
                 assert_eq!(
@@ -107,7 +107,7 @@ fn beam_search_equals_transformers() {
         };
         for example in golden[family]["examples"].as_array().unwrap() {
             let got =
-                generate(&model, &mut stepper, &ids(&example["input_ids"]), decoding).unwrap();
+                generate(&model, &mut stepper, &ids(&example["input_ids"]), &decoding).unwrap();
             assert_eq!(
                 got,
                 ids(&example["beam3"]),
@@ -116,6 +116,38 @@ fn beam_search_equals_transformers() {
             );
         }
     }
+}
+
+#[test]
+fn sampling_is_seeded_and_top_k_of_one_is_greedy() {
+    let golden = generations();
+    let model = load(&tiny_model("t5-v1_1"));
+    let mut stepper = Stepper::new(&model, true);
+    let source = ids(&golden["t5-v1_1"]["examples"][1]["input_ids"]);
+    let sampled = |top_k: usize, seed: u64, stepper: &mut Stepper| {
+        let settings = hone_engine::generate::GenerationSettings {
+            temperature: 1.5,
+            top_k,
+            seed,
+            ..Default::default()
+        };
+        let decoding = Decoding {
+            sampling: Some(settings),
+            ..Decoding::greedy(8)
+        };
+        generate(&model, stepper, &source, &decoding).unwrap()
+    };
+    assert_eq!(
+        sampled(1, 3, &mut stepper),
+        ids(&golden["t5-v1_1"]["examples"][1]["greedy"])
+    );
+    let (a, b) = (sampled(0, 3, &mut stepper), sampled(0, 3, &mut stepper));
+    assert_eq!(a, b, "the same seed samples the same target");
+    let others: Vec<Vec<u32>> = (4..9).map(|seed| sampled(0, seed, &mut stepper)).collect();
+    assert!(
+        others.iter().any(|o| *o != a),
+        "other seeds sample other targets"
+    );
 }
 
 /// A copy task over tokens 3..VOCAB: the source is a random sequence and its end token, the
@@ -187,7 +219,7 @@ fn a_tiny_t5_trained_from_scratch_learns_to_copy() {
     let exact = (0..valid.len())
         .filter(|&i| {
             let source = &valid.sources[i].input_ids;
-            let got = generate(&model, &mut stepper, source, Decoding::greedy(10)).unwrap();
+            let got = generate(&model, &mut stepper, source, &Decoding::greedy(10)).unwrap();
             got == valid.token_labels[i]
         })
         .count();

@@ -118,7 +118,7 @@ pub async fn chat(
                 .find(|m| m.role == "user")
                 .map(|m| m.content.clone())
                 .unwrap_or_default();
-            let generation = t2t.answer(&source, settings.max_new_tokens)?;
+            let generation = t2t.answer(&source, &settings)?;
             let _ = on_event.send(ChatEvent::Text {
                 text: generation.text.clone(),
             });

@@ -4,6 +4,8 @@
 use hone_data::{Batch, EncodedExample, Example, TextTokenizer};
 
 use crate::batch::EncodedSet;
+use crate::cpu::biased::DecoderCache;
+use crate::graph::host::{HostGraph, Pool, WeightGuards};
 use crate::graph::IGNORE_LABEL;
 use crate::job::TrainingData;
 use crate::metrics::GenerationReport;
@@ -203,7 +205,46 @@ pub fn generate(
         s.validate()?;
     }
     let mut rng = crate::rng::HoneRng::new(decoding.sampling.as_ref().map_or(0, |s| s.seed), 0);
+    let mut choose = |row: &[f32], seen: &[u32]| match &decoding.sampling {
+        Some(s) => crate::generate::choose(row, seen, s, &mut rng),
+        None => argmax(row),
+    };
     let mut out: Vec<u32> = Vec::new();
+    if stepper.is_fast() {
+        // On the CPU: the encoder once, then one decoder token per pass over the cache.
+        let guards = WeightGuards::lock(model.params());
+        let weights = guards.weights()?;
+        let pool = Pool::default();
+        let mut cache = DecoderCache::default();
+        let mut next = vec![t5.decoder_start_token_id];
+        while out.len() < decoding.max_new_tokens {
+            let mut batch = Batch::one_sequence(next.clone());
+            batch.source = Some(Box::new(Batch::one_sequence(source.to_vec())));
+            let tokens = model.tokens(&batch)?;
+            let mut pass_rng = crate::rng::HoneRng::new(0, 0);
+            let mut g = HostGraph::new(
+                &tokens,
+                model.params(),
+                &weights,
+                None,
+                &mut pass_rng,
+                pool.clone(),
+            )
+            .with_decoder_cache(&mut cache);
+            let logits = model.forward(&mut g)?;
+            drop(g);
+            cache.end_pass(next.len());
+            let vocab = logits.cols();
+            let data = logits.data();
+            let token = choose(&data[data.len() - vocab..], &out);
+            out.push(token);
+            if t5.eos_token_ids.contains(&token) {
+                break;
+            }
+            next = vec![token];
+        }
+        return Ok(out);
+    }
     while out.len() < decoding.max_new_tokens {
         let mut ids = vec![t5.decoder_start_token_id];
         ids.extend_from_slice(&out);
@@ -214,10 +255,7 @@ pub fn generate(
             .rows()
             .last()
             .ok_or_else(|| EngineError::InvalidConfig("no logits".into()))?;
-        let next = match &decoding.sampling {
-            Some(s) => crate::generate::choose(last, &out, s, &mut rng),
-            None => argmax(last),
-        };
+        let next = choose(last, &out);
         out.push(next);
         if t5.eos_token_ids.contains(&next) {
             break;

@@ -374,6 +374,92 @@ pub fn backward(
     }
 }
 
+/// The keys and values of a T5 decoder's attention calls so far, for generation: one slot
+/// per call of a pass, in call order (layer by layer, self-attention then cross-attention).
+/// Self-attention slots grow by each pass's tokens; cross-attention slots hold the source's
+/// keys and values from the first pass on.
+#[derive(Default)]
+pub struct DecoderCache {
+    slots: Vec<(Vec<f32>, Vec<f32>)>,
+    next: usize,
+    /// Target tokens of the passes so far.
+    past: usize,
+}
+
+impl DecoderCache {
+    /// A pass starts at the first call.
+    pub fn start_pass(&mut self) {
+        self.next = 0;
+    }
+
+    /// A pass of `tokens` target tokens is over.
+    pub fn end_pass(&mut self, tokens: usize) {
+        self.past += tokens;
+    }
+
+    /// True once a pass has filled the cache (the next passes skip the encoder).
+    pub fn is_filled(&self) -> bool {
+        self.past > 0
+    }
+
+    /// `ctx` of one sequence's query rows `q` (positions `past…` of the target), as
+    /// [`forward`] computes them without dropout: self-attention adds `k`, `v` to the cached
+    /// rows and attends to all of them (causally), cross-attention stores the source's `k`, `v`
+    /// on the first pass and reads them after (the ones given then are not read).
+    #[allow(clippy::too_many_arguments)]
+    pub fn attend(
+        &mut self,
+        ctx: &mut [f32],
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        shape: BiasedShape,
+        cross: bool,
+        bias: Option<(&[f32], crate::graph::BiasBuckets)>,
+    ) {
+        let slot = self.next;
+        self.next += 1;
+        if self.slots.len() <= slot {
+            self.slots.push((Vec::new(), Vec::new()));
+        }
+        let (keys, values) = &mut self.slots[slot];
+        if !cross || keys.is_empty() {
+            keys.extend_from_slice(k);
+            values.extend_from_slice(v);
+        }
+        let (hidden, d) = (shape.hidden(), shape.head_dim);
+        let (keys, values) = (&keys[..], &values[..]);
+        let m = keys.len() / hidden;
+        let past = self.past;
+        ctx.par_chunks_mut(d).enumerate().for_each(|(at, out)| {
+            let (i, head) = (at / shape.heads, at % shape.heads);
+            let position = past + i;
+            let seen = if shape.causal {
+                (position + 1).min(m)
+            } else {
+                m
+            };
+            let query = &q[i * hidden + head * d..][..d];
+            let mut scores: Vec<f32> = (0..seen)
+                .map(|j| {
+                    let dot = math::dot(query, &keys[j * hidden + head * d..][..d]);
+                    dot + bias.map_or(0.0, |(table, b)| {
+                        table[b.bucket(j as i64 - position as i64) * shape.heads + head]
+                    })
+                })
+                .collect();
+            let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            scores.iter_mut().for_each(|s| *s = math::exp(*s - max));
+            let inv = 1.0 / math::sum(&scores);
+            out.fill(0.0);
+            for (j, &p) in scores.iter().enumerate() {
+                let row = &values[j * hidden + head * d..][..d];
+                out.iter_mut().zip(row).for_each(|(o, v)| *o += p * inv * v);
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

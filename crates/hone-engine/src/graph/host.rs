@@ -380,6 +380,8 @@ pub struct HostGraph<'a> {
     relative_rows: Option<(RelativeBuckets, Arc<[usize]>)>,
     /// Evaluation in int8: the linear layers' quantized weights (`crate::cpu::int8`).
     int8: Option<&'a Int8Weights>,
+    /// T5 generation: the decoder's keys and values of the passes before this one.
+    decoder_cache: Option<&'a mut biased::DecoderCache>,
 }
 
 impl<'a> HostGraph<'a> {
@@ -414,7 +416,16 @@ impl<'a> HostGraph<'a> {
             cache: None,
             relative_rows: None,
             int8: None,
+            decoder_cache: None,
         }
+    }
+
+    /// An evaluation pass of one target sequence that continues T5's decoder `cache`: the
+    /// encoder runs on the first pass only, each biased attention reads and extends the cache.
+    pub fn with_decoder_cache(mut self, cache: &'a mut biased::DecoderCache) -> Self {
+        cache.start_pass();
+        self.decoder_cache = Some(cache);
+        self
     }
 
     /// An evaluation pass whose linear layers run in int8 with `weights`' quantized copies
@@ -639,7 +650,7 @@ impl Graph for HostGraph<'_> {
     }
 
     fn continues_cache(&self) -> bool {
-        self.cache.is_some()
+        self.cache.is_some() || self.decoder_cache.as_ref().is_some_and(|c| c.is_filled())
     }
 
     fn embed(&mut self, lookups: &[(&Param, TokenIds)]) -> Result<HostValue, EngineError> {
@@ -1034,10 +1045,28 @@ impl Graph for HostGraph<'_> {
     ) -> Result<HostValue, EngineError> {
         if self.cache.is_some() {
             return Err(EngineError::InvalidConfig(
-                "T5's attention does not continue a key/value cache".into(),
+                "T5's attention does not continue a decoder's key/value cache".into(),
             ));
         }
         let hidden = q.cols;
+        if let Some(cache) = self.decoder_cache.as_deref_mut() {
+            if self.stream == Stream::Main {
+                if self.tokens.sequences() != 1 || a.heads == 0 || !hidden.is_multiple_of(a.heads) {
+                    return Err(EngineError::InvalidConfig(
+                        "a cached decoder pass takes one sequence".into(),
+                    ));
+                }
+                let shape = BiasedShape {
+                    heads: a.heads,
+                    head_dim: hidden / a.heads,
+                    causal: a.causal,
+                };
+                let mut out = self.pool.take(q.data.len());
+                let bias = a.bias.as_ref().map(|b| (&b.table.data[..], b.buckets));
+                cache.attend(&mut out, &q.data, &k.data, &v.data, shape, a.cross, bias);
+                return Ok(self.untracked(out, hidden));
+            }
+        }
         if a.heads == 0 || !hidden.is_multiple_of(a.heads) || k.cols != hidden || v.cols != hidden {
             return Err(EngineError::InvalidConfig(format!(
                 "{} heads over queries of {hidden}, keys of {} and values of {} features",

@@ -259,6 +259,15 @@ struct Stack {
     norm: RmsNorm,
 }
 
+/// What a stack's cross-attention reads: nothing (the encoder), the encoder's output, or a
+/// generation cache's keys and values of it.
+#[derive(Clone, Copy)]
+enum Source<'a, V> {
+    Encoder,
+    Encoded(&'a V),
+    Cached,
+}
+
 /// The shared embeddings, the encoder and the decoder of a T5-layout model.
 pub struct T5Model {
     shared: Embedding,
@@ -402,11 +411,21 @@ impl T5Model {
 
     /// The decoder's hidden states `[target tokens × hidden]` (scaled for the head when the
     /// model says so), the encoder run over the batch's source first.
+    /// A generation pass that continues a decoder cache skips the encoder: the cache holds
+    /// what the decoder's cross-attention reads of it.
     pub fn forward<G: Graph>(&self, g: &mut G) -> Result<G::Value, EngineError> {
-        g.select_stream(Stream::Source)?;
-        let encoded = self.run_stack(g, &self.encoder, None)?;
+        let encoded = if g.continues_cache() {
+            None
+        } else {
+            g.select_stream(Stream::Source)?;
+            Some(self.run_stack(g, &self.encoder, Source::Encoder)?)
+        };
         g.select_stream(Stream::Main)?;
-        let out = self.run_stack(g, &self.decoder, Some(&encoded))?;
+        let cross = match &encoded {
+            Some(e) => Source::Encoded(e),
+            None => Source::Cached,
+        };
+        let out = self.run_stack(g, &self.decoder, cross)?;
         drop(encoded);
         match self.output_scale {
             // out · s, as out + (s − 1)·out.
@@ -421,7 +440,7 @@ impl T5Model {
         &self,
         g: &mut G,
         stack: &Stack,
-        encoded: Option<&G::Value>,
+        source: Source<'_, G::Value>,
     ) -> Result<G::Value, EngineError> {
         let p = self.dropout;
         let x = g.embed(&[(self.shared.param(), TokenIds::Words)])?;
@@ -436,9 +455,18 @@ impl T5Model {
             let a = self.attend(g, &h, &h, &block.self_attention, Some(bias), false)?;
             drop(h);
             x = g.dropout_add(a, p, &x)?;
-            if let (Some((norm, cross)), Some(encoded)) = (&block.cross, encoded) {
+            if let Some((norm, cross)) = &block.cross {
                 let h = g.rms_norm(&x, norm)?;
-                let a = self.attend(g, &h, encoded, cross, None, true)?;
+                let a = match source {
+                    Source::Encoded(encoded) => self.attend(g, &h, encoded, cross, None, true)?,
+                    // The cache has the source's keys and values: these are not read.
+                    Source::Cached => self.attend(g, &h, &h, cross, None, true)?,
+                    Source::Encoder => {
+                        return Err(EngineError::InvalidConfig(
+                            "the encoder has no cross-attention".into(),
+                        ))
+                    }
+                };
                 drop(h);
                 x = g.dropout_add(a, p, &x)?;
             }

@@ -58,6 +58,9 @@ pub struct GenerateArgs {
     /// Beam search: stop as soon as --num-beams targets are finished.
     #[arg(long)]
     early_stopping: bool,
+    /// Text-to-text (T5): never repeat an n-gram of N tokens in a target (0: allowed).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    no_repeat_ngram_size: usize,
     /// Print one JSON object per prompt (text, tokens, why it stopped, speed) instead of
     /// streaming the text.
     #[arg(long)]
@@ -172,6 +175,7 @@ fn generate_targets(
         num_beams: args.num_beams,
         length_penalty: args.length_penalty,
         early_stopping: args.early_stopping,
+        no_repeat_ngram_size: args.no_repeat_ngram_size,
         sampling: chooses.then(|| GenerationSettings {
             max_new_tokens: args.max_new_tokens,
             temperature: args.temperature,

@@ -153,6 +153,9 @@ pub struct Decoding {
     pub length_penalty: f64,
     /// Beam search stops as soon as `num_beams` targets are finished.
     pub early_stopping: bool,
+    /// No n-gram of this many tokens appears twice in a target (0: no such rule), as
+    /// transformers' `no_repeat_ngram_size`.
+    pub no_repeat_ngram_size: usize,
     /// One beam: choose each token as a causal LM's generation does (temperature, top-k,
     /// top-p, repetition penalty, seed; its `max_new_tokens` and `stop` are not read);
     /// `None` takes the most probable.
@@ -167,9 +170,39 @@ impl Decoding {
             num_beams: 1,
             length_penalty: 1.0,
             early_stopping: false,
+            no_repeat_ngram_size: 0,
             sampling: None,
         }
     }
+}
+
+/// The tokens that would repeat an n-gram of `n` tokens after `seq` (the decoder's tokens so
+/// far, its start token first): those that followed its last `n − 1` tokens before
+/// (transformers' `NoRepeatNGramLogitsProcessor`).
+fn banned_tokens(seq: &[u32], n: usize) -> Vec<u32> {
+    if n == 0 || seq.len() + 1 < n {
+        return Vec::new();
+    }
+    let prefix = &seq[seq.len() + 1 - n..];
+    seq.windows(n)
+        .filter(|w| w[..n - 1] == *prefix)
+        .map(|w| w[n - 1])
+        .collect()
+}
+
+/// `row` with the banned tokens' scores at −∞.
+fn without_banned<'a>(row: &'a [f32], seq: &[u32], n: usize) -> std::borrow::Cow<'a, [f32]> {
+    let banned = banned_tokens(seq, n);
+    if banned.is_empty() {
+        return row.into();
+    }
+    let mut out = row.to_vec();
+    for t in banned {
+        if let Some(x) = out.get_mut(t as usize) {
+            *x = f32::NEG_INFINITY;
+        }
+    }
+    out.into()
 }
 
 /// Generates a target for one encoded source: greedily (the most likely token until an end
@@ -205,9 +238,15 @@ pub fn generate(
         s.validate()?;
     }
     let mut rng = crate::rng::HoneRng::new(decoding.sampling.as_ref().map_or(0, |s| s.seed), 0);
-    let mut choose = |row: &[f32], seen: &[u32]| match &decoding.sampling {
-        Some(s) => crate::generate::choose(row, seen, s, &mut rng),
-        None => argmax(row),
+    let start = t5.decoder_start_token_id;
+    let mut choose = |row: &[f32], seen: &[u32]| {
+        let mut seq = vec![start];
+        seq.extend_from_slice(seen);
+        let row = without_banned(row, &seq, decoding.no_repeat_ngram_size);
+        match &decoding.sampling {
+            Some(s) => crate::generate::choose(&row, seen, s, &mut rng),
+            None => argmax(&row),
+        }
     };
     let mut out: Vec<u32> = Vec::new();
     if stepper.is_fast() {
@@ -350,7 +389,9 @@ fn beam_search(
                 .ok_or_else(|| EngineError::InvalidConfig("no logits".into()))?;
             let max = row.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
             let log_sum = row.iter().map(|&x| (x - max).exp()).sum::<f32>().ln() + max;
-            accumulated.extend(row.iter().map(|&x| x - log_sum + h.score));
+            let log_probs: Vec<f32> = row.iter().map(|&x| x - log_sum).collect();
+            let log_probs = without_banned(&log_probs, &h.tokens, d.no_repeat_ngram_size);
+            accumulated.extend(log_probs.iter().map(|&x| x + h.score));
         }
         let candidates: Vec<(Hypothesis, bool)> = top_k(&accumulated, keep)
             .into_iter()

@@ -119,6 +119,38 @@ fn beam_search_equals_transformers() {
 }
 
 #[test]
+fn no_repeat_ngrams_equal_transformers_greedy_and_beam() {
+    // tests/reference/make_t5_norepeat_fixture.py: no_repeat_ngram_size 2, 12 new tokens.
+    let path = fixtures().join("golden/t5-norepeat.json");
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for family in FAMILIES {
+        let model = load(&tiny_model(family));
+        for fast in [true, false] {
+            let mut stepper = Stepper::new(&model, fast);
+            for example in golden[family].as_array().unwrap() {
+                for (key, beams) in [("greedy", 1), ("beam3", 3)] {
+                    let decoding = Decoding {
+                        num_beams: beams,
+                        early_stopping: beams > 1,
+                        no_repeat_ngram_size: 2,
+                        ..Decoding::greedy(12)
+                    };
+                    let got =
+                        generate(&model, &mut stepper, &ids(&example["input_ids"]), &decoding)
+                            .unwrap();
+                    assert_eq!(
+                        got,
+                        ids(&example[key]),
+                        "{family} {key} (CPU graph: {fast})"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn sampling_is_seeded_and_top_k_of_one_is_greedy() {
     let golden = generations();
     let model = load(&tiny_model("t5-v1_1"));

@@ -127,19 +127,43 @@ impl ValidationGenerations {
         stepper: &mut Stepper,
         loss: f64,
     ) -> Result<GenerationReport, EngineError> {
-        let decoding = Decoding::greedy(self.max_new_tokens);
-        let mut generations = Vec::with_capacity(self.texts.len());
-        for ((source, reference), encoded) in self.texts.iter().zip(&set.sources) {
-            let ids = generate(model, stepper, &encoded.input_ids, &decoding)?;
-            generations.push((
-                source.clone(),
-                reference.clone(),
-                self.tokenizer.decode(&ids)?,
-                ids.len(),
-            ));
-        }
-        Ok(GenerationReport::new(&generations, loss, self.stem, 3))
+        generation_report(
+            model,
+            stepper,
+            &self.tokenizer,
+            &self.texts,
+            &set.sources,
+            &Decoding::greedy(self.max_new_tokens),
+            loss,
+            self.stem,
+        )
     }
+}
+
+/// The targets `decoding` writes from the encoded `sources`, decoded and scored with ROUGE
+/// against `texts` (each source as written, its reference), with the teacher-forced `loss`.
+#[allow(clippy::too_many_arguments)]
+fn generation_report(
+    model: &Model,
+    stepper: &mut Stepper,
+    tokenizer: &TextTokenizer,
+    texts: &[(String, String)],
+    sources: &[EncodedExample],
+    decoding: &Decoding,
+    loss: f64,
+    stem: bool,
+) -> Result<GenerationReport, EngineError> {
+    let mut generations = Vec::with_capacity(texts.len());
+    for ((source, reference), encoded) in texts.iter().zip(sources) {
+        let ids = generate(model, stepper, &encoded.input_ids, decoding)?;
+        generations.push((
+            source.clone(),
+            reference.clone(),
+            tokenizer.decode(&ids)?,
+            ids.len(),
+        ));
+    }
+    Ok(GenerationReport::new(&generations, loss, stem, 3))
 }
 
 /// How [`generate`] decodes.
@@ -551,17 +575,20 @@ impl TextToText {
         let mut stepper = Stepper::new(&self.model, true);
         let loss =
             crate::inference::evaluate_language(&self.model, &set, batch_size, &mut stepper)?.loss;
-        let mut generations = Vec::with_capacity(examples.len());
-        for (e, source) in examples.iter().zip(&set.sources) {
-            let ids = generate(&self.model, &mut stepper, &source.input_ids, &decoding)?;
-            generations.push((
-                e.text.clone(),
-                e.label.clone().unwrap_or_default(),
-                self.tokenizer.decode(&ids)?,
-                ids.len(),
-            ));
-        }
-        Ok(GenerationReport::new(&generations, loss, stem, 3))
+        let texts: Vec<(String, String)> = examples
+            .iter()
+            .map(|e| (e.text.clone(), e.label.clone().unwrap_or_default()))
+            .collect();
+        generation_report(
+            &self.model,
+            &mut stepper,
+            &self.tokenizer,
+            &texts,
+            &set.sources,
+            &decoding,
+            loss,
+            stem,
+        )
     }
 
     /// One source's target as a [`crate::generate::Generation`] (a chat's answer in the

@@ -163,6 +163,12 @@ fn check(spans: &[Span], shape: AttentionShape, queries: &[usize], keys: &[usize
             && keys.iter().all(|&len| len == tokens * shape.kv_hidden()),
         "attention buffers must be tokens × hidden (queries) and tokens × kv hidden (keys)"
     );
+    check_spans(spans, tokens);
+}
+
+/// Checks that `spans` are non-empty, in order, not overlapping and inside `tokens` rows:
+/// what the parallel attention tasks' disjoint writes rely on.
+pub(crate) fn check_spans(spans: &[Span], tokens: usize) {
     let mut end = 0;
     for s in spans {
         assert!(

@@ -150,15 +150,7 @@ fn check(
             lens.iter().all(|&n| n == tokens * h),
             "attention buffers must be tokens × heads·head size"
         );
-        let mut end = 0;
-        for s in spans {
-            assert!(
-                s.len > 0 && s.start >= end,
-                "spans must be non-empty and in order"
-            );
-            end = s.start + s.len;
-        }
-        assert!(end <= tokens, "a span goes past the last token");
+        super::attention::check_spans(spans, tokens);
     }
     if shape.causal {
         assert!(

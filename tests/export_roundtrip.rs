@@ -862,6 +862,11 @@ fn text_to_text_exports_generate_as_in_transformers() {
             .arg(support::fixture(&format!("tiny-{family}")))
             .arg("--train")
             .arg(&data)
+            // v1.1 trains with label smoothing (transformers' label_smoothing_factor).
+            .args(match family {
+                "t5" => &[][..],
+                _ => &["--label-smoothing", "0.1"][..],
+            })
             .args([
                 "--source-column",
                 "document",
@@ -879,6 +884,10 @@ fn text_to_text_exports_generate_as_in_transformers() {
             ])
             .arg(&out));
         assert!(o.status.success(), "{family}: {}", stderr(&o));
+        if family != "t5" {
+            let card = std::fs::read_to_string(out.join("README.md")).unwrap();
+            assert!(card.contains("label_smoothing = 0.1"), "{card}");
+        }
         let g = run(hone()
             .args(["generate", "--json", "--max-new-tokens", "10", "--model"])
             .arg(&out)

@@ -188,6 +188,10 @@ pub struct TrainArgs {
     /// Override every dropout probability of the model.
     #[arg(long, help_heading = "Training")]
     dropout: Option<f64>,
+    /// Label smoothing ε: targets 1 − ε on the label, ε spread over every class (0.1 is
+    /// usual; not for multiple choice or question answering) [default: 0].
+    #[arg(long, value_name = "EPS", help_heading = "Training")]
+    label_smoothing: Option<f64>,
     /// Compute device: auto, cpu, cuda, cuda:N or metal [default: cpu].
     #[arg(long, help_heading = "Training")]
     device: Option<DeviceSpec>,
@@ -744,6 +748,7 @@ impl TrainArgs {
         if self.dropout.is_some() {
             t.dropout = self.dropout;
         }
+        set(&mut t.label_smoothing, self.label_smoothing);
         set(&mut t.device, self.device);
         t.freeze_embeddings |= self.freeze_embeddings;
         set(&mut t.freeze_layers, self.freeze_layers);

@@ -179,6 +179,11 @@ pub struct TrainingConfig {
     pub unfreeze_every_epochs: Option<u32>,
     /// Override every dropout probability of the model config.
     pub dropout: Option<f64>,
+    /// Label smoothing ε: each label's target is 1 − ε, and ε is spread evenly over every
+    /// class (transformers' label_smoothing_factor); 0 is off, 0.1 is usual. Classification,
+    /// token classification, text-to-text and causal LM; the validation loss stays the plain
+    /// cross-entropy.
+    pub label_smoothing: f64,
     /// Token classification: put each word's tag on every sub-token (B- turned into I- after
     /// the first) instead of the first sub-token only.
     pub label_all_subtokens: bool,
@@ -429,6 +434,7 @@ impl Default for TrainingConfig {
             unfreeze_every_steps: None,
             unfreeze_every_epochs: None,
             dropout: None,
+            label_smoothing: 0.0,
             label_all_subtokens: false,
             doc_stride: 32,
             max_answer_length: 30,
@@ -673,6 +679,12 @@ impl TrainingConfig {
         }
         if self.lr_cycles == 0 {
             return bad("LR cycles must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return bad(format!(
+                "label smoothing must be in [0, 1), got {}",
+                self.label_smoothing
+            ));
         }
         if !(0.0..=1.0).contains(&self.distill_alpha) {
             return bad(format!(

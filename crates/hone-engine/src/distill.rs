@@ -144,7 +144,7 @@ pub fn distilled_loss_sum(
         .sum();
     let cross = (targets * log_student)?.sum_all()?;
     let kl = ((cross.neg()? + plogp)? * (distill.temperature * distill.temperature))?;
-    let hard = crate::graph::autograd::cross_entropy_sum(&picked, &pick(labels, &kept))?;
+    let hard = crate::graph::autograd::cross_entropy_sum(&picked, &pick(labels, &kept), 0.0)?;
     Ok(((kl * distill.alpha)? + (hard * (1.0 - distill.alpha))?)?)
 }
 

@@ -136,7 +136,7 @@ mod tests {
         let h = layer_norm(x.as_tensor(), g.as_tensor(), b.as_tensor(), 1e-5)?;
         let h = Activation::Gelu.apply(&h)?;
         let logits = linear(&softmax_last_dim(&h)?, w.as_tensor(), None)?;
-        let grads = crate::graph::autograd::cross_entropy_sum(&logits, &[1, 0])
+        let grads = crate::graph::autograd::cross_entropy_sum(&logits, &[1, 0], 0.0)
             .expect("labels fit")
             .backward()?;
         for v in [&x, &g, &b, &w] {
@@ -152,9 +152,9 @@ mod tests {
         let logits = Tensor::zeros((4, 5), DType::F32, &Device::Cpu).expect("zeros");
         let ignore = crate::graph::IGNORE_LABEL;
         let labels = [0, ignore, 2, 4];
-        let sum = crate::graph::autograd::cross_entropy_sum(&logits, &labels).expect("loss");
+        let sum = crate::graph::autograd::cross_entropy_sum(&logits, &labels, 0.0).expect("loss");
         let loss = sum.to_scalar::<f32>().expect("scalar");
         assert!((loss - 3.0 * 5f32.ln()).abs() < 1e-5);
-        assert!(crate::graph::autograd::cross_entropy_sum(&logits, &[0, 1, 2, 5]).is_err());
+        assert!(crate::graph::autograd::cross_entropy_sum(&logits, &[0, 1, 2, 5], 0.0).is_err());
     }
 }

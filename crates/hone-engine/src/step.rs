@@ -89,6 +89,16 @@ pub struct Stepper {
     distill: Option<Distill>,
     /// Hold the weights a previous task needed (elastic weight consolidation).
     ewc: Option<Arc<Ewc>>,
+    /// Label smoothing's ε (0: plain cross-entropy).
+    smoothing: f64,
+}
+
+/// How a step's summed loss is taken: `scale` (1 / the labeled rows: the mean) and label
+/// smoothing's ε.
+#[derive(Debug, Clone, Copy)]
+struct LossSettings {
+    scale: f64,
+    smoothing: f64,
 }
 
 /// A micro-batch's teacher scores and how to learn from them, when distilling.
@@ -108,6 +118,7 @@ impl Stepper {
             host: (fast && host::supports(model.params())).then(HostState::default),
             distill: None,
             ewc: None,
+            smoothing: 0.0,
         }
     }
 
@@ -115,6 +126,14 @@ impl Stepper {
     /// scores train on labels alone).
     pub fn with_distillation(mut self, distill: Option<Distill>) -> Self {
         self.distill = distill;
+        self
+    }
+
+    /// Learns from label-smoothed targets: `1 − ε` on each label and `ε / classes` spread
+    /// over every class (transformers' `label_smoothing_factor`); batches with teacher
+    /// scores learn the distillation loss instead.
+    pub fn with_label_smoothing(mut self, smoothing: f64) -> Self {
+        self.smoothing = smoothing;
         self
     }
 
@@ -170,7 +189,10 @@ impl Stepper {
                     state,
                     &packed,
                     &soft,
-                    scale,
+                    LossSettings {
+                        scale,
+                        smoothing: self.smoothing,
+                    },
                     &mut rng,
                     step,
                     &mut timing,
@@ -187,8 +209,12 @@ impl Stepper {
                 norm
             }
             None => {
+                let settings = LossSettings {
+                    scale,
+                    smoothing: self.smoothing,
+                };
                 let mut grads =
-                    autograd_step(model, &packed, &soft, scale, &mut rng, step, &mut timing)?;
+                    autograd_step(model, &packed, &soft, settings, &mut rng, step, &mut timing)?;
                 if let Some(ewc) = &self.ewc {
                     let penalty = ewc.add_to_tensors(model.params(), &mut grads)?;
                     timing.loss_sum += penalty / scale;
@@ -268,7 +294,7 @@ fn host_step(
     state: &mut HostState,
     packed: &[Tokens],
     soft: &[Soft],
-    scale: f64,
+    settings: LossSettings,
     rng: &mut HoneRng,
     step: u64,
     timing: &mut Timing,
@@ -303,7 +329,8 @@ fn host_step(
                     model.params(),
                     &weights,
                     labels,
-                    scale,
+                    settings.scale,
+                    settings.smoothing,
                     &state.pool,
                     &mut state.grads,
                     &mut state.lm_scratch,
@@ -316,8 +343,15 @@ fn host_step(
                 if let Some(kept) = &mut timing.logits {
                     kept.push(host_logits(&logits, tokens));
                 }
-                let (loss, d_logits) =
-                    cross_entropy_grad(&logits, tokens, labels, soft, scale, &state.pool)?;
+                let (loss, d_logits) = cross_entropy_grad(
+                    &logits,
+                    tokens,
+                    labels,
+                    soft,
+                    settings.scale,
+                    settings.smoothing,
+                    &state.pool,
+                )?;
                 (logits, tape, loss, d_logits)
             }
         };
@@ -339,7 +373,7 @@ fn autograd_step(
     model: &Model,
     packed: &[Tokens],
     soft: &[Soft],
-    scale: f64,
+    settings: LossSettings,
     rng: &mut HoneRng,
     step: u64,
     timing: &mut Timing,
@@ -348,6 +382,7 @@ fn autograd_step(
     for (i, tokens) in packed.iter().enumerate() {
         let t0 = Instant::now();
         let labels = labeled(tokens)?;
+        host::check_smoothing(tokens, settings.smoothing)?;
         let soft = soft.get(i).copied().flatten();
         let mut g = AutogradGraph::new(tokens, model.device(), model.dtype(), true, rng)?;
         let logits = grouped(model.forward(&mut g)?, tokens)?;
@@ -356,7 +391,7 @@ fn autograd_step(
         }
         let loss = match soft {
             Some((teacher, distill)) => distilled_loss_sum(&logits, labels, teacher, distill)?,
-            None => cross_entropy_sum(&logits, labels)?,
+            None => cross_entropy_sum(&logits, labels, settings.smoothing)?,
         };
         let value = loss.to_scalar::<f32>()? as f64;
         if !value.is_finite() {
@@ -364,7 +399,7 @@ fn autograd_step(
         }
         timing.loss_sum += value;
         let t1 = Instant::now();
-        let backward = (loss * scale)?.backward()?;
+        let backward = (loss * settings.scale)?.backward()?;
         grads.accumulate(&backward, model.params().trainable())?;
         timing.forward_s += (t1 - t0).as_secs_f64();
         timing.backward_s += t1.elapsed().as_secs_f64();
@@ -472,7 +507,18 @@ pub fn gradients(
     model: &Model,
     batch: &Batch,
     fast: bool,
+    rng: HoneRng,
+) -> Result<BatchGradients, EngineError> {
+    smoothed_gradients(model, batch, fast, rng, 0.0)
+}
+
+/// [`gradients`] of the label-smoothed loss (ε = `smoothing`).
+pub fn smoothed_gradients(
+    model: &Model,
+    batch: &Batch,
+    fast: bool,
     mut rng: HoneRng,
+    smoothing: f64,
 ) -> Result<BatchGradients, EngineError> {
     let tokens = model.tokens(batch)?;
     let rows = tokens.labeled_rows();
@@ -480,6 +526,7 @@ pub fn gradients(
         return Err(EngineError::InvalidConfig("the batch has no labels".into()));
     }
     let scale = 1.0 / rows as f64;
+    let settings = LossSettings { scale, smoothing };
     let packed = std::slice::from_ref(&tokens);
     let mut timing = Timing {
         logits: Some(Vec::new()),
@@ -496,7 +543,16 @@ pub fn gradients(
             if fused {
                 timing.logits = None;
             }
-            host_step(model, state, packed, &[], scale, &mut rng, 1, &mut timing)?;
+            host_step(
+                model,
+                state,
+                packed,
+                &[],
+                settings,
+                &mut rng,
+                1,
+                &mut timing,
+            )?;
             if fused {
                 let logits = host_forward(model, state, &tokens, true, &mut start.clone())?;
                 timing.logits = Some(vec![logits]);
@@ -509,7 +565,7 @@ pub fn gradients(
             }
         }
         None => {
-            let summed = autograd_step(model, packed, &[], scale, &mut rng, 1, &mut timing)?;
+            let summed = autograd_step(model, packed, &[], settings, &mut rng, 1, &mut timing)?;
             for p in model.params().trainable() {
                 if let Some(g) = summed.get(p.name()) {
                     grads.insert(p.name().to_string(), g.clone());

@@ -19,7 +19,7 @@ use crate::events::{CheckpointKind, RunStatus, TrainEvent};
 use crate::ewc::Ewc;
 use crate::inference::evaluate_with;
 use crate::metrics::Report;
-use crate::models::Model;
+use crate::models::{Model, Task};
 use crate::multitask::{combined, epoch_chunks, union_params, TaskChunk, TaskSet};
 use crate::optim::Optimizer;
 use crate::params::ParamStore;
@@ -209,8 +209,11 @@ impl Trainer<'_> {
         freeze_all(&models, cfg, depth);
         let first_step = progress.step;
         let distilling = !self.train.teacher.is_empty() && cfg.distill_alpha > 0.0;
+        let run_tasks: Vec<Task> = models.iter().map(|m| m.task()).collect();
+        check_label_smoothing(cfg.label_smoothing, &run_tasks, distilling)?;
         let mut stepper = Stepper::new(model, true)
             .with_distillation(distilling.then(|| Distill::from_config(cfg)))
+            .with_label_smoothing(cfg.label_smoothing)
             .with_penalty(self.ewc.clone());
         let mut status = RunStatus::Completed;
 
@@ -524,6 +527,37 @@ fn freeze_all(models: &[&Model], cfg: &TrainingConfig, depth: Option<usize>) {
     }
 }
 
+/// Refuses label smoothing where it has no meaning here, before the first step: with a
+/// teacher (distillation replaces the labels' loss) or for a task whose rows of classes are
+/// padded (multiple choice, answer spans).
+fn check_label_smoothing(
+    smoothing: f64,
+    tasks: &[Task],
+    distilling: bool,
+) -> Result<(), EngineError> {
+    if smoothing == 0.0 {
+        return Ok(());
+    }
+    if distilling {
+        return Err(EngineError::InvalidConfig(
+            "label smoothing and distillation both soften the targets: set one of them \
+             (label smoothing to 0, or no teacher)"
+                .into(),
+        ));
+    }
+    if let Some(task) = tasks
+        .iter()
+        .find(|t| matches!(t, Task::MultipleChoice | Task::QuestionAnswering))
+    {
+        return Err(EngineError::InvalidConfig(format!(
+            "label smoothing covers classification, token classification, text-to-text and \
+             causal LM, not {}: set it to 0",
+            task.display_name()
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -551,5 +585,22 @@ mod tests {
         assert_eq!(depth, want);
         let plain = TrainPlan::new(&TrainingConfig::default(), 40, 6);
         assert_eq!(plain.trainable_depth(0), None);
+    }
+
+    #[test]
+    fn label_smoothing_is_refused_with_a_teacher_and_for_padded_classes() {
+        let ok = [Task::Text2Text, Task::SequenceClassification];
+        assert!(check_label_smoothing(0.1, &ok, false).is_ok());
+        assert!(check_label_smoothing(0.0, &[Task::MultipleChoice], true).is_ok());
+        let teacher = check_label_smoothing(0.1, &ok, true)
+            .unwrap_err()
+            .to_string();
+        assert!(teacher.contains("distillation"), "{teacher}");
+        for task in [Task::MultipleChoice, Task::QuestionAnswering] {
+            let err = check_label_smoothing(0.1, &[task], false)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(task.display_name()), "{err}");
+        }
     }
 }

@@ -340,3 +340,73 @@ fn a_prefix_takes_the_same_gradient_on_both_graphs_with_dropout() {
         assert!(err < TOLERANCE, "{family} prefix gradient: {err:.2e}");
     }
 }
+
+/// Label smoothing takes the same loss and gradients on both graphs for every task it covers
+/// (the CPU graph's class rows and fused output layer, autograd's log-softmax), changes the
+/// loss, and is refused where rows of classes are padded (multiple choice, answer spans).
+#[test]
+fn label_smoothing_gives_the_same_loss_and_gradients_on_both_graphs() {
+    let smoothed = hone_engine::step::smoothed_gradients;
+    for (family, task) in [
+        ("bert", Task::SequenceClassification),
+        ("roberta", Task::TokenClassification),
+        ("llama", Task::CausalLm),
+    ] {
+        let spec = tiny_spec(family);
+        let pad = spec.encoder.pad_token_id;
+        let model = Model::random(spec, task, 3, &Device::Cpu, 7).unwrap();
+        let batch = random_batch(6, 12, pad, 1);
+        let batch = match task {
+            Task::SequenceClassification => batch,
+            _ => per_token_labels(batch, 3),
+        };
+        let case = format!("{family} {}", task.name());
+        let host = smoothed(&model, &batch, true, HoneRng::new(1, 1), 0.2).unwrap();
+        let auto = smoothed(&model, &batch, false, HoneRng::new(1, 1), 0.2).unwrap();
+        let plain = gradients(&model, &batch, true, HoneRng::new(1, 1)).unwrap();
+        // Near-uniform random logits keep the loss close; the targets' gradient moves.
+        let moved = model
+            .params()
+            .all()
+            .iter()
+            .map(|p| {
+                let (s, p) = (&host.grads[p.name()], &plain.grads[p.name()]);
+                common::max_abs(&(s - p).unwrap()) / common::max_abs(p).max(1e-12)
+            })
+            .fold(0f64, f64::max);
+        assert!(
+            moved > 0.05,
+            "{case}: smoothing changed nothing ({moved:.2e})"
+        );
+        assert!(
+            (host.loss - auto.loss).abs() < TOLERANCE * auto.loss.abs(),
+            "{case} loss {} vs {}",
+            host.loss,
+            auto.loss
+        );
+        let largest = auto
+            .grads
+            .values()
+            .map(common::max_abs)
+            .fold(0f64, f64::max);
+        for p in model.params().all() {
+            let (h, a) = (&host.grads[p.name()], &auto.grads[p.name()]);
+            let err = common::relative_error_with_floor(h, a, largest * 1e-3);
+            assert!(err < TOLERANCE, "{case} {}: {err:.2e}", p.name());
+        }
+    }
+    let spec = tiny_spec("bert");
+    let pad = spec.encoder.pad_token_id;
+    let model = Model::random(spec, Task::MultipleChoice, 3, &Device::Cpu, 7).unwrap();
+    let batch = hone_data::Batch {
+        labels: vec![2, 0],
+        ..random_batch(6, 12, pad, 1)
+    };
+    for fast in [true, false] {
+        let err = smoothed(&model, &batch, fast, HoneRng::new(1, 1), 0.1)
+            .err()
+            .expect("multiple choice refuses label smoothing")
+            .to_string();
+        assert!(err.contains("label smoothing"), "{err}");
+    }
+}

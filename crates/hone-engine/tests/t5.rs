@@ -51,6 +51,23 @@ fn t5_logits_loss_and_every_gradient_match_transformers_on_both_graphs() {
     }
 }
 
+#[test]
+fn label_smoothed_loss_and_gradients_match_transformers_label_smoother_on_both_graphs() {
+    // tests/reference/make_t5_smoothing_fixture.py: the Trainer's LabelSmoother, ε 0.1.
+    let want = golden_tensors("t5-v1_1-smoothed");
+    let epsilon = want["epsilon"].to_vec1::<f32>().unwrap()[0] as f64;
+    let plain = golden_tensors("t5-v1_1")["loss"].to_vec1::<f32>().unwrap()[0];
+    assert_ne!(want["loss"].to_vec1::<f32>().unwrap()[0], plain);
+    let model = load(&tiny_model("t5-v1_1"));
+    let names: Vec<String> = model
+        .params()
+        .all()
+        .iter()
+        .map(|p| p.name().to_string())
+        .collect();
+    common::assert_both_graphs_match_smoothed(&model, "t5-v1_1-smoothed", &want, &names, epsilon);
+}
+
 /// transformers' generations from the fixtures (tests/reference/make_t5_fixtures.py).
 fn generations() -> serde_json::Value {
     let path = fixtures().join("golden/t5-generate.json");

@@ -71,6 +71,7 @@ const EXTRAS: Record<string, Extra> = {
   unfreeze_every_steps: { advanced: true, label: "Unfreeze a layer every (steps)", min: 1 },
   unfreeze_every_epochs: { label: "Unfreeze a layer every (epochs)", min: 1 },
   dropout: { label: "Dropout", below: 1 },
+  label_smoothing: { advanced: true, label: "Label smoothing", min: 0, below: 1 },
   label_all_subtokens: { advanced: true, label: "Tag every sub-token" },
   optimizer: { label: "Optimizer" },
   beta1: { advanced: true, label: "Adam β1", below: 1 },
@@ -483,9 +484,11 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const answersOnly = (key: string) => key === "doc_stride" || key === "max_answer_length";
   // A text-to-text run's prefix, target length and validation generations show only for it.
   const text2textOnly = (key: string) => key === "source_prefix" || key === "max_target_length" || key === "generate_examples" || key === "rouge_stemmer";
+  // Label smoothing needs rows of real classes: not multiple choice, not answer spans.
+  const smoothingApplies = task !== "multiple-choice" && task !== "question-answering";
   const shownFields = fields.filter((f) => appliesTo(f.key, String(training.peft ?? "full"))
     && (!causalOnly(f.key) || task === "causal-lm") && (!answersOnly(f.key) || task === "question-answering")
-    && (!text2textOnly(f.key) || task === "text2text"));
+    && (!text2textOnly(f.key) || task === "text2text") && (f.key !== "label_smoothing" || smoothingApplies));
   const runTask = (r: RunRecord) => r.config?.task ?? "sequence-classification";
   // Distillation covers classification and multiple choice, with a teacher of the same task.
   const teachers = task === "sequence-classification" || task === "multiple-choice" ? finished.filter((r) => runTask(r) === task) : [];

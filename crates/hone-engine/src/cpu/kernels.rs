@@ -327,17 +327,21 @@ impl DropMask {
 }
 
 /// Cross-entropy of `logits` `[rows × classes]` against `labels` (one per row; rows labeled
-/// [`crate::graph::IGNORE_LABEL`] take no loss): returns the summed loss and writes
-/// `dlogits = (softmax − onehot) · scale` (zero on ignored rows). `scale` is 1 / the number
-/// of labeled rows for a mean.
+/// [`crate::graph::IGNORE_LABEL`] take no loss), with label smoothing `smoothing` (ε: the
+/// target is `1 − ε` on the label plus `ε / classes` everywhere, as transformers'
+/// `LabelSmoother` and torch's `label_smoothing`; 0 is plain cross-entropy): returns the
+/// summed loss and writes `dlogits = (softmax − target) · scale` (zero on ignored rows).
+/// `scale` is 1 / the number of labeled rows for a mean.
 pub fn cross_entropy(
     logits: &[f32],
     labels: &[u32],
     classes: usize,
     scale: f64,
+    smoothing: f64,
     dlogits: &mut [f32],
 ) -> f64 {
     let mut loss = 0f64;
+    let spread = smoothing / classes.max(1) as f64;
     for ((row, d), &y) in logits
         .chunks_exact(classes)
         .zip(dlogits.chunks_exact_mut(classes))
@@ -350,13 +354,30 @@ pub fn cross_entropy(
         let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
         let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
         let log_sum = sum.ln() + max;
-        loss += log_sum - row[y as usize] as f64;
+        loss += smoothed_nll(row, y as usize, log_sum, smoothing);
         for (j, (o, &v)) in d.iter_mut().zip(row).enumerate() {
             let p = (v as f64 - log_sum).exp();
-            *o = ((p - if j == y as usize { 1.0 } else { 0.0 }) * scale) as f32;
+            let target = spread
+                + if j == y as usize {
+                    1.0 - smoothing
+                } else {
+                    0.0
+                };
+            *o = ((p - target) * scale) as f32;
         }
     }
     loss
+}
+
+/// `−Σ target · log softmax(row)` for the smoothed target of [`cross_entropy`], given the
+/// row's log-sum-exp: `log_sum − (1 − ε)·row[label] − ε·mean(row)`.
+pub fn smoothed_nll(row: &[f32], label: usize, log_sum: f64, smoothing: f64) -> f64 {
+    let nll = log_sum - row[label] as f64;
+    if smoothing == 0.0 {
+        return nll;
+    }
+    let mean = row.iter().map(|&v| v as f64).sum::<f64>() / row.len() as f64;
+    (1.0 - smoothing) * nll + smoothing * (log_sum - mean)
 }
 
 #[cfg(test)]
@@ -457,20 +478,39 @@ mod tests {
         let logits = rand_vec(12, 9);
         // The second row is ignored: no loss, no gradient; the mean is over the other two.
         let labels = [2u32, crate::graph::IGNORE_LABEL, 3];
-        let mut d = vec![0f32; 12];
-        let loss = cross_entropy(&logits, &labels, 4, 0.5, &mut d) * 0.5;
-        let mut scratch = vec![0f32; 12];
-        assert!(loss > 0.0);
-        assert!(d[4..8].iter().all(|&v| v == 0.0));
-        for i in 0..12 {
-            let want = fd(
-                |l| cross_entropy(l, &labels, 4, 0.5, &mut scratch.clone()) * 0.5,
-                &logits,
-                i,
-            );
-            assert!((d[i] as f64 - want).abs() < 1e-3, "{i}");
+        for smoothing in [0.0, 0.1] {
+            let mut d = vec![0f32; 12];
+            let loss = cross_entropy(&logits, &labels, 4, 0.5, smoothing, &mut d) * 0.5;
+            assert!(loss > 0.0);
+            assert!(d[4..8].iter().all(|&v| v == 0.0));
+            for i in 0..12 {
+                let want = fd(
+                    |l| cross_entropy(l, &labels, 4, 0.5, smoothing, &mut [0f32; 12]) * 0.5,
+                    &logits,
+                    i,
+                );
+                assert!((d[i] as f64 - want).abs() < 1e-3, "ε {smoothing}: {i}");
+            }
         }
-        scratch.clear();
+    }
+
+    #[test]
+    fn label_smoothing_is_the_smoothed_targets_cross_entropy() {
+        let row = [0.5f32, -1.0, 2.0, 0.25, 1.5];
+        let log_sum = row.iter().map(|&v| (v as f64).exp()).sum::<f64>().ln();
+        let eps = 0.2;
+        let want: f64 = row
+            .iter()
+            .enumerate()
+            .map(|(j, &v)| {
+                let target = eps / 5.0 + if j == 2 { 1.0 - eps } else { 0.0 };
+                -target * (v as f64 - log_sum)
+            })
+            .sum();
+        let mut d = [0f32; 5];
+        let got = cross_entropy(&row, &[2], 5, 1.0, eps, &mut d);
+        assert!((got - want).abs() < 1e-12, "{got} {want}");
+        assert!(d.iter().map(|&g| g as f64).sum::<f64>().abs() < 1e-6);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use super::gemm::{linear, linear_backward};
+use super::kernels::smoothed_nll;
 use crate::graph::IGNORE_LABEL;
 
 /// Logits per chunk are kept under this many bytes.
@@ -23,7 +24,8 @@ pub struct LmScratch {
 /// The output layer `weight` (`[vocab × hidden]`, no bias) over the rows of `hidden` whose
 /// label is not [`IGNORE_LABEL`], with the cross-entropy against those labels. Returns the
 /// summed loss; writes `d_hidden` (every row: zero where not learned) and adds to `d_weight`
-/// (when the layer trains) the gradients of `scale ×` that sum.
+/// (when the layer trains) the gradients of `scale ×` that sum. `smoothing` is label
+/// smoothing's ε ([`super::kernels::cross_entropy`]).
 #[allow(clippy::too_many_arguments)]
 pub fn lm_head_loss(
     hidden: &[f32],
@@ -32,6 +34,7 @@ pub fn lm_head_loss(
     vocab: usize,
     labels: &[u32],
     scale: f64,
+    smoothing: f64,
     d_hidden: &mut [f32],
     mut d_weight: Option<&mut [f32]>,
     scratch: &mut LmScratch,
@@ -66,7 +69,7 @@ pub fn lm_head_loss(
         loss += logits
             .par_chunks_mut(vocab)
             .zip(block.par_iter())
-            .map(|(row, &r)| softmax_cross_entropy(row, labels[r] as usize, scale))
+            .map(|(row, &r)| softmax_cross_entropy(row, labels[r] as usize, scale, smoothing))
             .sum::<f64>();
         linear_backward(
             logits,
@@ -86,17 +89,19 @@ pub fn lm_head_loss(
     loss
 }
 
-/// The loss of one row of logits against `label`; the row becomes its gradient × `scale`.
-fn softmax_cross_entropy(row: &mut [f32], label: usize, scale: f64) -> f64 {
+/// The loss of one row of logits against `label` (label-smoothed by `smoothing`); the row
+/// becomes its gradient × `scale`.
+fn softmax_cross_entropy(row: &mut [f32], label: usize, scale: f64, smoothing: f64) -> f64 {
     let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
     let sum: f64 = row.iter().map(|&v| (v - max).exp() as f64).sum();
     let log_sum = sum.ln() + max as f64;
-    let loss = log_sum - row[label] as f64;
+    let loss = smoothed_nll(row, label, log_sum, smoothing);
     let (shift, s) = (log_sum as f32, scale as f32);
+    let spread = (smoothing / row.len() as f64 * scale) as f32;
     for v in row.iter_mut() {
-        *v = (*v - shift).exp() * s;
+        *v = (*v - shift).exp() * s - spread;
     }
-    row[label] -= s;
+    row[label] -= ((1.0 - smoothing) * scale) as f32;
     loss
 }
 
@@ -113,12 +118,13 @@ mod tests {
         v: usize,
         labels: &[u32],
         scale: f64,
+        smoothing: f64,
     ) -> Vec<f64> {
         let rows = labels.len();
         let mut logits = vec![0f32; rows * v];
         linear(&mut logits, hidden, rows, w, None, h, v);
         let mut d = vec![0f32; rows * v];
-        let loss = cross_entropy(&logits, labels, v, scale, &mut d);
+        let loss = cross_entropy(&logits, labels, v, scale, smoothing, &mut d);
         let mut dx = vec![0f32; rows * h];
         let mut dw = vec![0f32; v * h];
         linear_backward(
@@ -164,32 +170,38 @@ mod tests {
             })
             .collect();
         let scale = 1.0 / 2_000.0;
-        let want = whole(&hidden, h, &w, v, &labels, scale);
-        let mut dx = vec![1f32; rows * h];
-        let mut dw = vec![0f32; v * h];
-        let mut scratch = LmScratch::default();
-        let loss = lm_head_loss(
-            &hidden,
-            h,
-            &w,
-            v,
-            &labels,
-            scale,
-            &mut dx,
-            Some(&mut dw),
-            &mut scratch,
-        );
-        assert!(
-            (loss - want[0]).abs() < 1e-6 * want[0],
-            "{loss} {}",
-            want[0]
-        );
-        for (i, (got, want)) in dx.iter().chain(&dw).zip(&want[1..]).enumerate() {
-            assert!((*got as f64 - want).abs() < 1e-6, "{i}: {got} {want}");
+        for smoothing in [0.0, 0.1] {
+            let want = whole(&hidden, h, &w, v, &labels, scale, smoothing);
+            let mut dx = vec![1f32; rows * h];
+            let mut dw = vec![0f32; v * h];
+            let mut scratch = LmScratch::default();
+            let loss = lm_head_loss(
+                &hidden,
+                h,
+                &w,
+                v,
+                &labels,
+                scale,
+                smoothing,
+                &mut dx,
+                Some(&mut dw),
+                &mut scratch,
+            );
+            assert!(
+                (loss - want[0]).abs() < 1e-6 * want[0],
+                "ε {smoothing}: {loss} {}",
+                want[0]
+            );
+            for (i, (got, want)) in dx.iter().chain(&dw).zip(&want[1..]).enumerate() {
+                assert!(
+                    (*got as f64 - want).abs() < 1e-6,
+                    "ε {smoothing}, {i}: {got} {want}"
+                );
+            }
+            assert!(
+                dx[..h].iter().all(|&g| g == 0.0),
+                "an ignored row has no gradient"
+            );
         }
-        assert!(
-            dx[..h].iter().all(|&g| g == 0.0),
-            "an ignored row has no gradient"
-        );
     }
 }

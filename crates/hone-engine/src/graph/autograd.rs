@@ -604,8 +604,13 @@ impl Graph for AutogradGraph<'_> {
 }
 
 /// Cross-entropy of `logits` `[rows × classes]` against `labels` (one per row,
-/// [`super::IGNORE_LABEL`] for no loss), summed over the labeled rows.
-pub fn cross_entropy_sum(logits: &Tensor, labels: &[u32]) -> Result<Tensor, EngineError> {
+/// [`super::IGNORE_LABEL`] for no loss), summed over the labeled rows, with label smoothing
+/// `smoothing` (ε; 0 for none: [`crate::cpu::kernels::cross_entropy`]).
+pub fn cross_entropy_sum(
+    logits: &Tensor,
+    labels: &[u32],
+    smoothing: f64,
+) -> Result<Tensor, EngineError> {
     let (rows, classes) = logits.dims2()?;
     if labels.len() != rows {
         return Err(EngineError::InvalidConfig(format!(
@@ -632,5 +637,10 @@ pub fn cross_entropy_sum(logits: &Tensor, labels: &[u32]) -> Result<Tensor, Engi
     let picked = logits.index_select(&Tensor::from_vec(kept, n, dev)?, 0)?;
     let log_probs = ops::log_softmax_last_dim(&picked.to_dtype(DType::F32)?)?;
     let target = log_probs.gather(&Tensor::from_vec(ids, (n, 1), dev)?, 1)?;
-    Ok(target.sum_all()?.neg()?)
+    let nll = target.sum_all()?.neg()?;
+    if smoothing == 0.0 {
+        return Ok(nll);
+    }
+    let spread = (log_probs.sum_all()?.neg()? / classes as f64)?;
+    Ok(((nll * (1.0 - smoothing))? + (spread * smoothing)?)?)
 }

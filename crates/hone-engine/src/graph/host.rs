@@ -1167,8 +1167,8 @@ impl Graph for HostGraph<'_> {
 /// A language model's output layer (`weight`, no bias) and its cross-entropy against
 /// `labels` (one per row of `hidden`) in one chunked pass ([`lm_head_loss`]): the summed loss,
 /// and `∂(loss · scale)/∂hidden`; the layer's weight gradient is added to `grads` when it
-/// trains (a tied embedding, in full fine-tuning). `scratch` holds the chunk buffers across
-/// steps.
+/// trains (a tied embedding, in full fine-tuning). `smoothing` is label smoothing's ε.
+/// `scratch` holds the chunk buffers across steps.
 #[allow(clippy::too_many_arguments)]
 pub fn language_model_loss_grad(
     hidden: &HostValue,
@@ -1177,6 +1177,7 @@ pub fn language_model_loss_grad(
     weights: &Weights,
     labels: &[u32],
     scale: f64,
+    smoothing: f64,
     pool: &Pool,
     grads: &mut HostGrads,
     scratch: &mut LmScratch,
@@ -1213,11 +1214,30 @@ pub fn language_model_loss_grad(
         vocab,
         labels,
         scale,
+        smoothing,
         &mut d_hidden,
         grads.get_mut(w),
         scratch,
     );
     Ok((loss, d_hidden))
+}
+
+/// Refuses label smoothing where a row of classes is not all real classes (multiple
+/// choice's padded options, answer spans' padded slots).
+pub(crate) fn check_smoothing(tokens: &Tokens, smoothing: f64) -> Result<(), EngineError> {
+    use super::tokens::LabelsPer;
+    if smoothing != 0.0
+        && (tokens.labels_per() == LabelsPer::Span
+            || tokens.group() > 1
+            || !tokens.padded_options().is_empty())
+    {
+        return Err(EngineError::InvalidConfig(
+            "label smoothing covers classification, token classification and language \
+             models, not multiple choice or answer spans"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Cross-entropy of `logits` against `labels` (one per row, [`super::IGNORE_LABEL`] for no
@@ -1226,13 +1246,15 @@ pub fn language_model_loss_grad(
 /// classes, without the options that only pad the question. For answer spans each sequence's
 /// start scores and its end scores are a row of classes over its tokens. With `soft` (a
 /// teacher's scores, one row per label, and the distillation settings) the loss is the
-/// distillation loss ([`crate::distill`]).
+/// distillation loss ([`crate::distill`]); else `smoothing` is label smoothing's ε (rows
+/// whose classes are all real: not multiple choice, not answer spans).
 pub fn cross_entropy_grad(
     logits: &HostValue,
     tokens: &Tokens,
     labels: &[u32],
     soft: Option<(&[f32], crate::distill::Distill)>,
     scale: f64,
+    smoothing: f64,
     pool: &Pool,
 ) -> Result<(f64, Buf), EngineError> {
     use super::tokens::LabelsPer;
@@ -1241,6 +1263,7 @@ pub fn cross_entropy_grad(
             "distillation covers text classification and multiple choice".into(),
         ));
     }
+    check_smoothing(tokens, smoothing)?;
     if tokens.labels_per() == super::tokens::LabelsPer::Span {
         let rows = tokens.span_rows(&logits.data);
         let width = tokens.max_len();
@@ -1252,7 +1275,7 @@ pub fn cross_entropy_grad(
             )));
         }
         let mut d_rows = vec![0f32; rows.len()];
-        let loss = cross_entropy(&rows, labels, width, scale, &mut d_rows);
+        let loss = cross_entropy(&rows, labels, width, scale, 0.0, &mut d_rows);
         let mut d = pool.take(logits.data.len());
         tokens.span_rows_backward(&d_rows, &mut d);
         return Ok((loss, d));
@@ -1298,7 +1321,7 @@ pub fn cross_entropy_grad(
                 scores, labels, teacher, classes, scale, distill, &mut d,
             )
         }
-        None => cross_entropy(scores, labels, classes, scale, &mut d),
+        None => cross_entropy(scores, labels, classes, scale, smoothing, &mut d),
     };
     Ok((loss, d))
 }

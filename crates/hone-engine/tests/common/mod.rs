@@ -328,15 +328,27 @@ pub fn assert_both_graphs_match(
     want: &HashMap<String, Tensor>,
     trained: &[String],
 ) {
+    assert_both_graphs_match_smoothed(model, family, want, trained, 0.0);
+}
+
+/// [`assert_both_graphs_match`] for the loss with label smoothing ε = `smoothing`.
+pub fn assert_both_graphs_match_smoothed(
+    model: &hone_engine::models::Model,
+    family: &str,
+    want: &HashMap<String, Tensor>,
+    trained: &[String],
+    smoothing: f64,
+) {
     const TOLERANCE: f64 = 1e-4;
     let floor = gradient_floor(want);
     for fast in [true, false] {
         let path = if fast { "CPU graph" } else { "autograd" };
-        let got = hone_engine::step::gradients(
+        let got = hone_engine::step::smoothed_gradients(
             model,
             &golden_batch(family),
             fast,
             hone_engine::rng::HoneRng::new(0, 0),
+            smoothing,
         )
         .unwrap();
         let logits =

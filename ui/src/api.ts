@@ -9,6 +9,8 @@ export type GenerationSettings = {
   max_new_tokens: number; temperature: number; top_k: number; top_p: number;
   repetition_penalty: number; stop: string[]; seed: number;
 };
+/** How a text-to-text answer searches (`hone_engine::seq2seq::Search`). */
+export type Search = { num_beams: number; length_penalty: number; early_stopping: boolean; no_repeat_ngram_size: number };
 /** A finished answer. */
 export type Generation = {
   text: string; tokens: number[]; prompt: number[]; prompt_tokens: number; new_tokens: number;
@@ -276,10 +278,11 @@ export const api = {
   predictChoices: (runId: number, question: string, context: string | null, options: string[], int8 = false) =>
     invoke<Predictions>("predict_choices", { runId, question, context, options, int8 }),
   /** Run `runId`'s language model answers the conversation; the answer streams to `onText`. */
-  chat: (runId: number, messages: ChatTurn[], settings: Partial<GenerationSettings>, onText: (text: string) => void) => {
+  /** `search`: a text-to-text run's beams (`hone_engine::seq2seq::Search`). */
+  chat: (runId: number, messages: ChatTurn[], settings: Partial<GenerationSettings>, onText: (text: string) => void, search?: Search) => {
     const channel = new Channel<{ type: "text"; text: string }>();
     channel.onmessage = (m) => onText(m.text);
-    return invoke<Generation>("chat", { runId, messages, chat: true, settings, onEvent: channel });
+    return invoke<Generation>("chat", { runId, messages, chat: true, settings, search: search ?? null, onEvent: channel });
   },
   /** Stops the answer being written (what it has stays). */
   chatStop: () => invoke<boolean>("chat_stop"),

@@ -63,7 +63,7 @@ pub mod types {
     pub use hone_engine::optim::OptimizerKind;
     pub use hone_engine::presets::{preset, presets, LrScaling, Preset};
     pub use hone_engine::schedule::{CyclicMode, Schedule};
-    pub use hone_engine::seq2seq::{Decoding, Generated, TextToText};
+    pub use hone_engine::seq2seq::{Decoding, Generated, Search, TextToText};
     pub use hone_engine::{
         ClassificationReport, DeviceSpec, EngineError, EntityReport, Report, Task, TrainEvent,
         TrainingConfig,

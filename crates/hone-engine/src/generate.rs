@@ -138,9 +138,7 @@ pub fn generate(
     };
     let mut rng = HoneRng::new(settings.seed, 0x9e4e);
     let mut seen: Vec<u32> = prompt.to_vec();
-    let mut generated: Vec<u32> = Vec::new();
-    let mut emitted = 0usize;
-    let mut text = String::new();
+    let mut stream = TextStream::new(tokenizer, &settings.stop);
     let mut next_input: Vec<u32> = prompt.to_vec();
     let mut started = None;
     let stop = loop {
@@ -170,49 +168,16 @@ pub fn generate(
         if end_tokens.contains(&token) {
             break StopReason::EndToken;
         }
-        generated.push(token);
         seen.push(token);
-        let decoded = tokenizer.decode(&generated)?;
-        // A byte-level token may end inside a character: wait for the rest.
-        if !decoded.ends_with('\u{FFFD}') {
-            text = decoded;
+        if let Some(stop) = stream.push(token, on_text)? {
+            break stop;
         }
-        if let Some(at) = settings
-            .stop
-            .iter()
-            .filter(|s| !s.is_empty())
-            .filter_map(|s| text.find(s.as_str()))
-            .min()
-        {
-            text.truncate(at);
-            if at > emitted && !on_text(&text[emitted..]) {
-                break StopReason::Cancelled;
-            }
-            emitted = text.len().max(emitted);
-            break StopReason::StopString;
-        }
-        // Hold back what could be the start of a stop string.
-        let hold = settings
-            .stop
-            .iter()
-            .map(|s| partial_suffix(&text, s))
-            .max()
-            .unwrap_or(0);
-        let ready = text.len() - hold;
-        if ready > emitted && text.is_char_boundary(ready) {
-            if !on_text(&text[emitted..ready]) {
-                break StopReason::Cancelled;
-            }
-            emitted = ready;
-        }
-        if generated.len() >= settings.max_new_tokens {
+        if stream.tokens().len() >= settings.max_new_tokens {
             break StopReason::Length;
         }
         next_input = vec![token];
     };
-    if text.len() > emitted && stop != StopReason::Cancelled && stop != StopReason::StopString {
-        on_text(&text[emitted..]);
-    }
+    let (text, generated) = stream.finish(stop, on_text);
     let elapsed = started.map_or(0.0, |t| t.elapsed().as_secs_f64());
     Ok(Generation {
         text,
@@ -227,6 +192,100 @@ pub fn generate(
             0.0
         },
     })
+}
+
+/// Turns generated tokens into the pieces of text a stream sends as they are decided: a
+/// token's text once it is whole (a byte-level token may end inside a character), held back
+/// while it could be the start of a stop string, cut at the first stop string.
+pub(crate) struct TextStream<'a> {
+    tokenizer: &'a TextTokenizer,
+    stop: &'a [String],
+    tokens: Vec<u32>,
+    text: String,
+    emitted: usize,
+}
+
+impl<'a> TextStream<'a> {
+    /// A stream of text decoded with `tokenizer`, ending at the first of `stop`.
+    pub(crate) fn new(tokenizer: &'a TextTokenizer, stop: &'a [String]) -> Self {
+        TextStream {
+            tokenizer,
+            stop,
+            tokens: Vec::new(),
+            text: String::new(),
+            emitted: 0,
+        }
+    }
+
+    /// The tokens pushed so far.
+    pub(crate) fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Adds a generated token and sends `on_text` what is ready; the reason to stop when the
+    /// generation ends here (a stop string, or `on_text` returned false).
+    pub(crate) fn push(
+        &mut self,
+        token: u32,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Option<StopReason>, EngineError> {
+        self.tokens.push(token);
+        let decoded = self.tokenizer.decode(&self.tokens)?;
+        // A byte-level token may end inside a character: wait for the rest.
+        if !decoded.ends_with('\u{FFFD}') {
+            self.text = decoded;
+        }
+        let text = &mut self.text;
+        if let Some(at) = self
+            .stop
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| text.find(s.as_str()))
+            .min()
+        {
+            text.truncate(at);
+            if at > self.emitted
+                && text.is_char_boundary(self.emitted)
+                && !on_text(&text[self.emitted..])
+            {
+                return Ok(Some(StopReason::Cancelled));
+            }
+            self.emitted = text.len().max(self.emitted);
+            return Ok(Some(StopReason::StopString));
+        }
+        // Hold back what could be the start of a stop string.
+        let hold = self
+            .stop
+            .iter()
+            .map(|s| partial_suffix(text, s))
+            .max()
+            .unwrap_or(0);
+        let ready = text.len() - hold;
+        if ready > self.emitted
+            && text.is_char_boundary(ready)
+            && text.is_char_boundary(self.emitted)
+        {
+            if !on_text(&text[self.emitted..ready]) {
+                return Ok(Some(StopReason::Cancelled));
+            }
+            self.emitted = ready;
+        }
+        Ok(None)
+    }
+
+    /// Ends the stream that stopped for `stop`: sends the rest of the text (unless it was
+    /// cancelled or cut at a stop string); returns the whole text and the tokens.
+    pub(crate) fn finish(
+        self,
+        stop: StopReason,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> (String, Vec<u32>) {
+        let rest = self.text.len() > self.emitted && self.text.is_char_boundary(self.emitted);
+        if rest && stop != StopReason::Cancelled && stop != StopReason::StopString {
+            on_text(&self.text[self.emitted..]);
+        }
+        (self.text, self.tokens)
+    }
 }
 
 /// The length of the longest end of `text` that begins `stop` (0 when none does).

@@ -200,6 +200,69 @@ impl Decoding {
     }
 }
 
+/// How a Playground answer searches (with [`crate::generate::GenerationSettings`] for the
+/// rest): one beam samples or takes the most likely token as those settings say; more
+/// beams search as transformers' `generate` does.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Search {
+    /// Beams (1: no beam search).
+    pub num_beams: usize,
+    /// A finished beam's score is its log-probability over `length ^ length_penalty`.
+    pub length_penalty: f64,
+    /// Stop as soon as `num_beams` targets are finished.
+    pub early_stopping: bool,
+    /// No n-gram of this many tokens appears twice (0: no such rule).
+    pub no_repeat_ngram_size: usize,
+}
+
+impl Default for Search {
+    fn default() -> Self {
+        Search {
+            num_beams: 1,
+            length_penalty: 1.0,
+            early_stopping: false,
+            no_repeat_ngram_size: 0,
+        }
+    }
+}
+
+/// The most beams a search may keep (each is a row of every decoder pass).
+pub const MAX_BEAMS: usize = 16;
+
+impl Search {
+    /// Checks the numbers.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        if !(1..=MAX_BEAMS).contains(&self.num_beams) {
+            return Err(EngineError::InvalidConfig(format!(
+                "beams must be 1 to {MAX_BEAMS}, got {}",
+                self.num_beams
+            )));
+        }
+        if !self.length_penalty.is_finite() {
+            return Err(EngineError::InvalidConfig(
+                "the length penalty must be a number".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Decoding {
+    /// The decoding of a Playground answer: `search`'s beams, or one beam choosing tokens
+    /// as `settings` say.
+    pub fn answering(settings: &crate::generate::GenerationSettings, search: &Search) -> Self {
+        Decoding {
+            num_beams: search.num_beams,
+            length_penalty: search.length_penalty,
+            early_stopping: search.early_stopping,
+            no_repeat_ngram_size: search.no_repeat_ngram_size,
+            sampling: (search.num_beams == 1).then(|| settings.clone()),
+            ..Decoding::greedy(settings.max_new_tokens)
+        }
+    }
+}
+
 /// The tokens that would repeat an n-gram of `n` tokens after `seq` (the decoder's tokens so
 /// far, its start token first): those that followed its last `n − 1` tokens before
 /// (transformers' `NoRepeatNGramLogitsProcessor`).
@@ -230,14 +293,29 @@ fn without_banned<'a>(row: &'a [f32], seq: &[u32], n: usize) -> std::borrow::Cow
 }
 
 /// Generates a target for one encoded source: greedily (the most likely token until an end
-/// token or `max_new_tokens`), or by beam search ([`beam_search`]). Each step runs the decoder
-/// over every token so far (no key/value cache yet). Returns the generated ids, the end token
-/// included when one was reached.
+/// token or `max_new_tokens`), sampled, or by beam search ([`beam_search`]). On the CPU graph
+/// greedy and sampled decoding run the encoder once and keep the decoder's keys and values;
+/// beam search and autograd re-run the decoder over every token so far. Returns the
+/// generated ids, the end token included when one was reached.
 pub fn generate(
     model: &Model,
     stepper: &mut Stepper,
     source: &[u32],
     decoding: &Decoding,
+) -> Result<Vec<u32>, EngineError> {
+    generate_with(model, stepper, source, decoding, &mut |_| true)
+}
+
+/// [`generate`], calling `on_step` after each decoding step with the leading target so far
+/// (greedy or sampled: the target itself; beam search: the best running beam, which may
+/// change); when it returns false generation stops and returns what it has (beam search:
+/// the best finished target, else the best running one).
+pub fn generate_with(
+    model: &Model,
+    stepper: &mut Stepper,
+    source: &[u32],
+    decoding: &Decoding,
+    on_step: &mut dyn FnMut(&[u32]) -> bool,
 ) -> Result<Vec<u32>, EngineError> {
     let t5 = model.spec().encoder.t5.as_ref().ok_or_else(|| {
         EngineError::InvalidConfig(format!(
@@ -256,7 +334,7 @@ pub fn generate(
                 "beam search does not sample: choose beams or sampling".into(),
             ));
         }
-        return beam_search(model, stepper, source, decoding);
+        return beam_search(model, stepper, source, decoding, on_step);
     }
     if let Some(s) = &decoding.sampling {
         s.validate()?;
@@ -301,7 +379,7 @@ pub fn generate(
             let data = logits.data();
             let token = choose(&data[data.len() - vocab..], &out);
             out.push(token);
-            if t5.eos_token_ids.contains(&token) {
+            if t5.eos_token_ids.contains(&token) || !on_step(&out) {
                 break;
             }
             next = vec![token];
@@ -320,7 +398,7 @@ pub fn generate(
             .ok_or_else(|| EngineError::InvalidConfig("no logits".into()))?;
         let next = choose(last, &out);
         out.push(next);
-        if t5.eos_token_ids.contains(&next) {
+        if t5.eos_token_ids.contains(&next) || !on_step(&out) {
             break;
         }
     }
@@ -357,6 +435,7 @@ fn beam_search(
     stepper: &mut Stepper,
     source: &[u32],
     d: &Decoding,
+    on_step: &mut dyn FnMut(&[u32]) -> bool,
 ) -> Result<Vec<u32>, EngineError> {
     let t5 =
         model.spec().encoder.t5.as_ref().ok_or_else(|| {
@@ -487,6 +566,13 @@ fn beam_search(
         if !(can_improve && open && continues) {
             break;
         }
+        if !on_step(&running[0].tokens[1..]) {
+            // Stopped by the caller: the best finished target, else the best running one.
+            if !done.first().is_some_and(|h| h.finished) {
+                return Ok(running[0].tokens[1..].to_vec());
+            }
+            break;
+        }
     }
     let best = done
         .into_iter()
@@ -591,51 +677,103 @@ impl TextToText {
         )
     }
 
-    /// One source's target as a [`crate::generate::Generation`] (a chat's answer in the
-    /// Playground): the source's tokens as its prompt, the end token left out.
+    /// One source's target (after the model's prefix) as a [`crate::generate::Generation`]:
+    /// a chat's answer in the Playground. One beam streams its text to `on_text` as it is
+    /// decided (held back and cut at the settings' stop texts); beam search sends it when
+    /// the search ends (the leading beam changes as it goes). `go_on` is asked after every
+    /// step: false stops with what there is.
     pub fn answer(
         &self,
         source: &str,
         settings: &crate::generate::GenerationSettings,
+        search: &Search,
+        on_text: &mut dyn FnMut(&str),
+        go_on: &dyn Fn() -> bool,
     ) -> Result<crate::generate::Generation, EngineError> {
-        use crate::generate::{Generation, StopReason};
+        use crate::generate::{Generation, StopReason, TextStream};
+        settings.validate()?;
+        search.validate()?;
         let started = std::time::Instant::now();
-        let decoding = Decoding {
-            sampling: Some(settings.clone()),
-            ..Decoding::greedy(settings.max_new_tokens)
-        };
-        let g = self
-            .generate(&[source.to_string()], &decoding)?
+        let decoding = Decoding::answering(settings, search);
+        let prefixed = format!("{}{source}", self.prefix);
+        let source_ids = self
+            .tokenizer
+            .encode(&[(prefixed.as_str(), None)])?
             .pop()
-            .ok_or_else(|| EngineError::InvalidConfig("nothing was generated".into()))?;
-        let ends = self
+            .map(|e| e.input_ids)
+            .ok_or_else(|| EngineError::InvalidConfig("the source has no tokens".into()))?;
+        let ends: &[u32] = self
             .model
             .spec()
             .encoder
             .t5
             .as_ref()
-            .map(|t| &t.eos_token_ids);
-        let ended = g
-            .token_ids
-            .last()
-            .is_some_and(|t| ends.is_some_and(|e| e.contains(t)));
-        let mut tokens = g.token_ids;
-        if ended {
-            tokens.pop();
+            .map_or(&[], |t| t.eos_token_ids.as_slice());
+        let mut stepper = Stepper::new(&self.model, true);
+        let mut stream = TextStream::new(&self.tokenizer, &settings.stop);
+        let mut send = |text: &str| {
+            on_text(text);
+            go_on()
+        };
+        let mut stopped = None;
+        let mut failed = None;
+        let target = if decoding.num_beams == 1 {
+            generate_with(
+                &self.model,
+                &mut stepper,
+                &source_ids,
+                &decoding,
+                &mut |target| match target.last() {
+                    Some(t) if !ends.contains(t) => match stream.push(*t, &mut send) {
+                        Ok(None) => true,
+                        Ok(Some(reason)) => {
+                            stopped = Some(reason);
+                            false
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            false
+                        }
+                    },
+                    _ => true,
+                },
+            )?
+        } else {
+            let target = generate_with(
+                &self.model,
+                &mut stepper,
+                &source_ids,
+                &decoding,
+                &mut |_| go_on(),
+            )?;
+            if !go_on() {
+                stopped = Some(StopReason::Cancelled);
+            }
+            for &t in target.iter().filter(|t| !ends.contains(t)) {
+                if let Some(reason) = stream.push(t, &mut send)? {
+                    stopped = stopped.or(Some(reason));
+                    break;
+                }
+            }
+            target
+        };
+        if let Some(e) = failed {
+            return Err(e);
         }
+        let stop = stopped.unwrap_or(match target.last() {
+            Some(t) if ends.contains(t) => StopReason::EndToken,
+            _ => StopReason::Length,
+        });
+        let (text, tokens) = stream.finish(stop, &mut send);
         let seconds = started.elapsed().as_secs_f64().max(1e-9);
         Ok(Generation {
-            text: g.text,
-            prompt_tokens: g.source_ids.len(),
-            prompt: g.source_ids,
+            text,
+            prompt_tokens: source_ids.len(),
+            prompt: source_ids,
             new_tokens: tokens.len(),
             tokens_per_second: tokens.len() as f64 / seconds,
             tokens,
-            stop: if ended {
-                StopReason::EndToken
-            } else {
-                StopReason::Length
-            },
+            stop,
         })
     }
 

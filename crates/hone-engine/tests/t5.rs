@@ -14,7 +14,7 @@ use hone_data::EncodedExample;
 use hone_engine::batch::EncodedSet;
 use hone_engine::config::TrainingConfig;
 use hone_engine::models::{Model, ModelSpec, Task};
-use hone_engine::seq2seq::{generate, Decoding};
+use hone_engine::seq2seq::{generate, Decoding, Search, TextToText};
 use hone_engine::step::Stepper;
 use hone_engine::trainer::Trainer;
 
@@ -107,6 +107,121 @@ fn greedy_generation_equals_transformers_on_both_graphs() {
             }
         }
     }
+}
+
+#[test]
+fn a_playground_answer_streams_what_generate_writes_and_stops_when_asked() {
+    use hone_engine::generate::{GenerationSettings, StopReason};
+    use std::cell::Cell;
+    let golden = generations();
+    let t2t = TextToText::load(&tiny_model("t5"), &Device::Cpu, None).unwrap();
+    let example = &golden["t5"]["examples"][0];
+    let text = example["text"].as_str().unwrap().to_string();
+    let settings = GenerationSettings {
+        max_new_tokens: 8,
+        ..Default::default()
+    };
+    let whole = t2t
+        .generate(std::slice::from_ref(&text), &Decoding::greedy(8))
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(whole.token_ids, ids(&example["greedy"]));
+    let mut pieces = Vec::new();
+    let answer = t2t
+        .answer(
+            &text,
+            &settings,
+            &Search::default(),
+            &mut |p| pieces.push(p.to_string()),
+            &|| true,
+        )
+        .unwrap();
+    assert!(pieces.len() > 2, "streamed token by token: {pieces:?}");
+    assert_eq!(pieces.concat(), answer.text);
+    assert_eq!(answer.text, whole.text);
+    assert_eq!(answer.stop, StopReason::Length);
+    assert_eq!(answer.tokens, whole.token_ids);
+    assert_eq!(answer.prompt, ids(&example["input_ids"]));
+
+    // Stopped after the second piece: what was sent stays, nothing more is written.
+    let sent = Cell::new(0);
+    let mut kept = Vec::new();
+    let stopped = t2t
+        .answer(
+            &text,
+            &settings,
+            &Search::default(),
+            &mut |p| {
+                kept.push(p.to_string());
+                sent.set(sent.get() + 1);
+            },
+            &|| sent.get() < 2,
+        )
+        .unwrap();
+    assert_eq!(stopped.stop, StopReason::Cancelled);
+    assert_eq!(kept.concat(), pieces[..2].concat());
+    assert!(stopped.tokens.len() < answer.tokens.len());
+
+    // A stop text ends the answer before it; the text before it is sent whole.
+    let cut = answer
+        .text
+        .char_indices()
+        .nth(answer.text.len() / 2)
+        .unwrap()
+        .0;
+    let stop = answer.text[cut..].chars().take(3).collect::<String>();
+    let at = answer.text.find(&stop).unwrap();
+    let mut streamed = String::new();
+    let ended = t2t
+        .answer(
+            &text,
+            &GenerationSettings {
+                stop: vec![stop.clone()],
+                ..settings.clone()
+            },
+            &Search::default(),
+            &mut |p| streamed.push_str(p),
+            &|| true,
+        )
+        .unwrap();
+    assert_eq!(
+        ended.stop,
+        StopReason::StopString,
+        "{stop:?} in {:?}",
+        answer.text
+    );
+    assert_eq!(ended.text, answer.text[..at]);
+    assert_eq!(streamed, ended.text);
+
+    // Beam search: transformers' beams, the text sent when the search ends.
+    let mut beamed = Vec::new();
+    let search = Search {
+        num_beams: 3,
+        early_stopping: true,
+        ..Search::default()
+    };
+    let beam = t2t
+        .answer(
+            &text,
+            &settings,
+            &search,
+            &mut |p| beamed.push(p.to_string()),
+            &|| true,
+        )
+        .unwrap();
+    let mut want = ids(&example["beam3"]);
+    want.retain(|&t| t != 1);
+    assert_eq!(beam.tokens, want);
+    assert_eq!(beamed.concat(), beam.text);
+    let bad = Search {
+        num_beams: 0,
+        ..Search::default()
+    };
+    let err = t2t
+        .answer(&text, &settings, &bad, &mut |_| {}, &|| true)
+        .unwrap_err();
+    assert!(err.to_string().contains("beams"), "{err}");
 }
 
 #[test]

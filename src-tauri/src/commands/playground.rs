@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use hone_app::predict::Predictions;
-use hone_app::types::{ChatMessage, Generation, GenerationSettings};
+use hone_app::types::{ChatMessage, Generation, GenerationSettings, Search};
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
@@ -92,14 +92,18 @@ pub enum ChatEvent {
 /// Answers the conversation `messages` with run `run_id`'s language model (through its chat
 /// template, or as plain text to continue when `chat` is false), streaming the answer over
 /// `on_event`; the whole generation (its tokens, speed and why it stopped) comes back at the
-/// end. A new chat, or `chat_stop`, stops the one before.
+/// end. A text-to-text model answers the last user message as its source, with `search`'s
+/// beams when asked (its text comes when the search ends). A new chat, or `chat_stop`,
+/// stops the one before.
 #[tauri::command]
+#[allow(clippy::too_many_arguments)]
 pub async fn chat(
     state: State<'_, Arc<DesktopState>>,
     run_id: i64,
     messages: Vec<ChatMessage>,
     chat: Option<bool>,
     settings: Option<GenerationSettings>,
+    search: Option<Search>,
     on_event: Channel<ChatEvent>,
 ) -> CommandResult<Generation> {
     let state = state.inner().clone();
@@ -110,27 +114,27 @@ pub async fn chat(
         let (dir, max_length) = state.app()?.run_model(run_id)?;
         let model = state.predictor(&dir, max_length)?;
         let settings = settings.unwrap_or_default();
+        let go_on = || !cancel.load(std::sync::atomic::Ordering::SeqCst);
+        let mut send = |text: &str| {
+            let _ = on_event.send(ChatEvent::Text {
+                text: text.to_string(),
+            });
+        };
         if let Some(t2t) = model.text_to_text() {
-            // A text-to-text model answers the last user message as its source, greedily.
             let source = messages
                 .iter()
                 .rev()
                 .find(|m| m.role == "user")
                 .map(|m| m.content.clone())
                 .unwrap_or_default();
-            let generation = t2t.answer(&source, &settings)?;
-            let _ = on_event.send(ChatEvent::Text {
-                text: generation.text.clone(),
-            });
-            return Ok(generation);
+            let search = search.unwrap_or_default();
+            return Ok(t2t.answer(&source, &settings, &search, &mut send, &go_on)?);
         }
         let language = model.language_model()?;
         Ok(
             language.generate(&messages, chat.unwrap_or(true), &settings, &mut |text| {
-                let _ = on_event.send(ChatEvent::Text {
-                    text: text.to_string(),
-                });
-                !cancel.load(std::sync::atomic::Ordering::SeqCst)
+                send(text);
+                go_on()
             })?,
         )
     })

@@ -106,13 +106,18 @@ const STOP_TEXT: Record<Generation["stop"], string> = {
 };
 
 /** A chat with a language model run: the answer streams in as it is written; Enter sends,
- * Shift+Enter starts a new line, Escape stops the answer (what it has stays). */
-function Chat(props: { run: number }) {
+ * Shift+Enter starts a new line, Escape stops the answer (what it has stays). A text-to-text
+ * run answers each message as its source, and can search beams (its text comes when the
+ * search ends). */
+function Chat(props: { run: number; textToText: boolean }) {
   const [turns, setTurns] = useState<ChatTurn[]>([]);
   const [draft, setDraft] = useState("");
   const [system, setSystem] = useState("");
   const [temperature, setTemperature] = useState(0.7);
   const [maxNew, setMaxNew] = useState(256);
+  const [beams, setBeams] = useState(1);
+  const [noRepeat, setNoRepeat] = useState(0);
+  const [lengthPenalty, setLengthPenalty] = useState(1);
   const [writing, setWriting] = useState(false);
   const [last, setLast] = useState<Generation | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -127,9 +132,10 @@ function Chat(props: { run: number }) {
     const messages: ChatTurn[] = system.trim() ? [{ role: "system", content: system.trim() }, ...history] : history;
     let answer = "";
     try {
+      const search = props.textToText ? { num_beams: beams, length_penalty: lengthPenalty, early_stopping: beams > 1, no_repeat_ngram_size: noRepeat } : undefined;
       const done = await api.chat(props.run, messages, {
         temperature, max_new_tokens: maxNew, top_p: temperature > 0 ? 0.9 : 1,
-      }, (piece) => { answer += piece; setTurns([...history, { role: "assistant", content: answer }]); });
+      }, (piece) => { answer += piece; setTurns([...history, { role: "assistant", content: answer }]); }, search);
       setTurns([...history, { role: "assistant", content: done.text }]);
       setLast(done);
     } catch (e) {
@@ -144,11 +150,13 @@ function Chat(props: { run: number }) {
     <div class="chat-box">
       {error && <div class="error" role="alert">{error}</div>}
       <div class="chat" data-testid="chat" aria-live="polite">
-        {turns.length === 0 && <p class="muted small">Ask the model something; it answers through its chat template, as it was trained.</p>}
+        {turns.length === 0 && <p class="muted small">{props.textToText
+          ? "Write a source text; the model writes its target (the run's task prefix goes before it, as in training)."
+          : "Ask the model something; it answers through its chat template, as it was trained."}</p>}
         {turns.map((t, i) => (
           <div class={`turn ${t.role}`} data-role={t.role}>
             <b>{t.role === "user" ? "You" : "Model"}</b>
-            <p>{t.content || (writing && i === turns.length - 1 ? "…" : "")}</p>
+            <p>{t.content || (writing && i === turns.length - 1 ? (props.textToText && beams > 1 ? `searching ${beams} beams…` : "…") : "")}</p>
           </div>
         ))}
       </div>
@@ -166,9 +174,19 @@ function Chat(props: { run: number }) {
       </div>
       <details>
         <summary>Settings</summary>
-        <label>System prompt <textarea id="chat-system" rows={2} placeholder="Empty: the template's own (if it has one)" value={system} onInput={(e) => setSystem((e.target as HTMLTextAreaElement).value)} /></label>
-        <label title="0 always takes the most likely token">Temperature <input id="chat-temperature" type="number" min={0} max={2} step={0.1} value={temperature}
+        {!props.textToText && <label>System prompt <textarea id="chat-system" rows={2} placeholder="Empty: the template's own (if it has one)" value={system} onInput={(e) => setSystem((e.target as HTMLTextAreaElement).value)} /></label>}
+        <label title={beams > 1 ? "Beam search does not sample" : "0 always takes the most likely token"}>Temperature <input id="chat-temperature" type="number" min={0} max={2} step={0.1} value={temperature}
+          disabled={props.textToText && beams > 1}
           onInput={(e) => setTemperature(Math.max(0, Number((e.target as HTMLInputElement).value) || 0))} /></label>
+        {props.textToText && <>
+          <label title="More beams find likelier targets, slower; the answer appears when the search ends">Beams <input id="chat-beams" type="number" min={1} max={16} value={beams}
+            onInput={(e) => setBeams(Math.min(16, Math.max(1, Math.round(Number((e.target as HTMLInputElement).value) || 1))))} /></label>
+          <label title="Above 1 favours longer targets in beam search, below 1 shorter">Length penalty <input id="chat-length-penalty" type="number" step={0.1} value={lengthPenalty}
+            disabled={beams === 1}
+            onInput={(e) => setLengthPenalty(Number((e.target as HTMLInputElement).value) || 0)} /></label>
+          <label title="No run of this many tokens appears twice (0: no rule)">No repeated n-grams <input id="chat-no-repeat" type="number" min={0} max={10} value={noRepeat}
+            onInput={(e) => setNoRepeat(Math.max(0, Math.round(Number((e.target as HTMLInputElement).value) || 0)))} /></label>
+        </>}
         <label>Longest answer (tokens) <input id="chat-max-tokens" type="number" min={1} max={4096} value={maxNew}
           onInput={(e) => setMaxNew(Math.max(1, Math.round(Number((e.target as HTMLInputElement).value) || 1)))} /></label>
       </details>
@@ -260,7 +278,7 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
           <label>Run <select id="play-run" value={run ?? ""} onChange={(e) => setRun(Number((e.target as HTMLSelectElement).value))}>
             {runs.map((r) => <option value={r.id}>run {r.id}{r.name ? ` · ${r.name}` : ""}</option>)}
           </select></label>
-          {isLanguage && run != null && <Chat run={run} />}
+          {isLanguage && run != null && <Chat run={run} textToText={chosen?.config?.task === "text2text"} />}
           {!isLanguage && <>
           {(isChoice || isAnswer) && <>
             <input id="play-question" placeholder="The question" value={question} onInput={(e) => setQuestion((e.target as HTMLInputElement).value)} />

@@ -502,6 +502,27 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         std::fs::copy(&file, llama.join(file.file_name().expect("name"))).expect("copy");
     }
     let llama = llama.canonicalize().expect("path");
+    // Source and target texts for an encoder–decoder (the sum of two numbers, in words) and
+    // the model they train: the tiny T5 fixture, imported as a folder.
+    let pairs = tmp.path().join("sums.jsonl");
+    let mut lines = String::new();
+    for i in 0..48usize {
+        let (a, b) = (i % 5, (i / 5) % 4);
+        let record = serde_json::json!({
+            "source": format!("add {} and {}", numbers[a], numbers[b]),
+            "target": numbers[a + b],
+        });
+        lines.push_str(&record.to_string());
+        lines.push('\n');
+    }
+    std::fs::write(&pairs, lines).expect("write");
+    let t5 = tmp.path().join("tiny-t5");
+    std::fs::create_dir(&t5).expect("folder");
+    for file in std::fs::read_dir(root().join("tests/fixtures/tiny-t5")).expect("fixture") {
+        let file = file.expect("entry").path();
+        std::fs::copy(&file, t5.join(file.file_name().expect("name"))).expect("copy");
+    }
+    let t5 = t5.canonicalize().expect("path");
 
     let hub = TestHub::start(vec![
         Repo::from_dir(
@@ -534,6 +555,8 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         answer("data_file", &squad),
         answer("model_folder", &llama),
         answer("data_file", &chats),
+        answer("model_folder", &t5),
+        answer("data_file", &pairs),
     ])
     .expect("paths");
     let driver = Command::new("tauri-driver")
@@ -1383,6 +1406,68 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         reply.len() > "Model".len(),
         "an answer was written: {reply} ({stats})"
     );
+
+    // An encoder–decoder: import the tiny T5 folder, train it text to text (validation
+    // scored with ROUGE), answer in the Playground token by token, then with beam search.
+    ui.page("models").await;
+    ui.click_until_started(
+        "#import-model",
+        &[
+            "#import-model[disabled]",
+            "[data-testid='known-models'] tr[data-model*='tiny-t5']",
+        ],
+    )
+    .await;
+    ui.until_text("main", long, |t| t.contains("tiny-t5")).await;
+    ui.new_train_form().await;
+    ui.select("#train-task", "t2t").await;
+    ui.select("#train-model", &t5.display().to_string()).await;
+    ui.click("#text2text-file").await;
+    ui.until_text("[data-testid='text2text-count']", long, |t| {
+        t.contains("48 examples")
+    })
+    .await;
+    ui.set_field("epochs", "3").await;
+    ui.set_field("batch_size", "8").await;
+    ui.set_field("lr", "0.003").await;
+    ui.set_field("max_target_length", "8").await;
+    ui.shot("28-text2text-form").await;
+    let rouge = ui.train_to_the_end("ROUGE-L").await;
+    assert!(rouge.contains("ROUGE-1"), "{rouge}");
+    let t5_run = ui
+        .css("[data-testid='live']")
+        .await
+        .attr("data-run")
+        .await
+        .expect("attribute")
+        .expect("the live view names its run");
+    ui.page("playground").await;
+    ui.select("#play-run", &t5_run).await;
+    ui.css("[data-testid='chat']").await;
+    for beams in [1, 3] {
+        if beams > 1 {
+            ui.click("#chat-clear").await;
+            ui.gone("[data-testid='chat-stats']").await;
+            ui.click(".chat-box details summary").await;
+            ui.type_into("#chat-beams", &beams.to_string()).await;
+        }
+        ui.type_into("#chat-input", "add two and one").await;
+        ui.click("#chat-send").await;
+        let stats = ui
+            .until_text("[data-testid='chat-stats']", long, |t| {
+                t.contains("tokens/s")
+            })
+            .await;
+        let reply = ui
+            .text_of("[data-testid='chat'] [data-role='assistant']")
+            .await;
+        ui.shot(&format!("29-text2text-chat-{beams}-beams")).await;
+        // Greedy writes a token at least; beams may well choose the end token at once.
+        assert!(
+            reply.len() > "Model".len() && (beams > 1 || !reply.contains("(an empty answer)")),
+            "{beams} beams: an answer was written: {reply} ({stats})"
+        );
+    }
 
     // A decoder on the Hub: its page weighs full fine-tuning against LoRA. Last, so that the
     // Models page the steps above come back to shows the model they left open.

@@ -156,11 +156,13 @@ function Chat(props: { run: number; textToText: boolean }) {
         {turns.map((t, i) => (
           <div class={`turn ${t.role}`} data-role={t.role}>
             <b>{t.role === "user" ? "You" : "Model"}</b>
-            <p>{t.content || (writing && i === turns.length - 1 ? (props.textToText && beams > 1 ? `searching ${beams} beams…` : "…") : "")}</p>
+            <p>{t.content || (writing && i === turns.length - 1
+              ? (props.textToText && beams > 1 ? `searching ${beams} beams…` : "…")
+              : t.role === "assistant" ? <span class="muted" data-testid="empty-answer">(an empty answer)</span> : "")}</p>
           </div>
         ))}
       </div>
-      {last && <p class="muted small" data-testid="chat-stats">{last.new_tokens} tokens after a {last.prompt_tokens}-token prompt · {last.tokens_per_second.toFixed(1)} tokens/s · {STOP_TEXT[last.stop]}</p>}
+      {last && <p class="muted small" data-testid="chat-stats">{last.new_tokens} token{last.new_tokens === 1 ? "" : "s"} after a {last.prompt_tokens}-token {props.textToText ? "source" : "prompt"} · {last.tokens_per_second.toFixed(1)} tokens/s · {STOP_TEXT[last.stop]}</p>}
       <textarea id="chat-input" rows={3} placeholder="Message (Enter sends, Shift+Enter for a new line, Escape stops the answer)" value={draft}
         onInput={(e) => setDraft((e.target as HTMLTextAreaElement).value)}
         onKeyDown={(e) => {
@@ -175,20 +177,22 @@ function Chat(props: { run: number; textToText: boolean }) {
       <details>
         <summary>Settings</summary>
         {!props.textToText && <label>System prompt <textarea id="chat-system" rows={2} placeholder="Empty: the template's own (if it has one)" value={system} onInput={(e) => setSystem((e.target as HTMLTextAreaElement).value)} /></label>}
-        <label title={beams > 1 ? "Beam search does not sample" : "0 always takes the most likely token"}>Temperature <input id="chat-temperature" type="number" min={0} max={2} step={0.1} value={temperature}
-          disabled={props.textToText && beams > 1}
-          onInput={(e) => setTemperature(Math.max(0, Number((e.target as HTMLInputElement).value) || 0))} /></label>
-        {props.textToText && <>
-          <label title="More beams find likelier targets, slower; the answer appears when the search ends">Beams <input id="chat-beams" type="number" min={1} max={16} value={beams}
-            onInput={(e) => setBeams(Math.min(16, Math.max(1, Math.round(Number((e.target as HTMLInputElement).value) || 1))))} /></label>
-          <label title="Above 1 favours longer targets in beam search, below 1 shorter">Length penalty <input id="chat-length-penalty" type="number" step={0.1} value={lengthPenalty}
-            disabled={beams === 1}
-            onInput={(e) => setLengthPenalty(Number((e.target as HTMLInputElement).value) || 0)} /></label>
-          <label title="No run of this many tokens appears twice (0: no rule)">No repeated n-grams <input id="chat-no-repeat" type="number" min={0} max={10} value={noRepeat}
-            onInput={(e) => setNoRepeat(Math.max(0, Math.round(Number((e.target as HTMLInputElement).value) || 0)))} /></label>
-        </>}
-        <label>Longest answer (tokens) <input id="chat-max-tokens" type="number" min={1} max={4096} value={maxNew}
-          onInput={(e) => setMaxNew(Math.max(1, Math.round(Number((e.target as HTMLInputElement).value) || 1)))} /></label>
+        <div class="row">
+          <label title={beams > 1 ? "Beam search does not sample" : "0 always takes the most likely token"}>Temperature <input id="chat-temperature" type="number" min={0} max={2} step={0.1} value={temperature}
+            disabled={props.textToText && beams > 1}
+            onInput={(e) => setTemperature(Math.max(0, Number((e.target as HTMLInputElement).value) || 0))} /></label>
+          {props.textToText && <>
+            <label title="More beams find likelier targets, slower; the answer appears when the search ends">Beams <input id="chat-beams" type="number" min={1} max={16} value={beams}
+              onInput={(e) => setBeams(Math.min(16, Math.max(1, Math.round(Number((e.target as HTMLInputElement).value) || 1))))} /></label>
+            <label title="Above 1 favours longer targets in beam search, below 1 shorter">Length penalty <input id="chat-length-penalty" type="number" step={0.1} value={lengthPenalty}
+              disabled={beams === 1}
+              onInput={(e) => setLengthPenalty(Number((e.target as HTMLInputElement).value) || 0)} /></label>
+            <label title="No run of this many tokens appears twice (0: no rule)">No repeated n-grams <input id="chat-no-repeat" type="number" min={0} max={10} value={noRepeat}
+              onInput={(e) => setNoRepeat(Math.max(0, Math.round(Number((e.target as HTMLInputElement).value) || 0)))} /></label>
+          </>}
+          <label>Longest answer (tokens) <input id="chat-max-tokens" type="number" min={1} max={4096} value={maxNew}
+            onInput={(e) => setMaxNew(Math.max(1, Math.round(Number((e.target as HTMLInputElement).value) || 1)))} /></label>
+        </div>
       </details>
     </div>
   );
@@ -215,6 +219,7 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
   const isAnswer = chosen?.config?.task === "question-answering";
   // Language model runs get a chat (a text-to-text model answers each message as its source).
   const isLanguage = chosen?.config?.task === "causal-lm" || chosen?.config?.task === "text2text";
+  const isTextToText = chosen?.config?.task === "text2text";
 
   useEffect(() => {
     api.runsList().then((all) => {
@@ -278,7 +283,7 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
           <label>Run <select id="play-run" value={run ?? ""} onChange={(e) => setRun(Number((e.target as HTMLSelectElement).value))}>
             {runs.map((r) => <option value={r.id}>run {r.id}{r.name ? ` · ${r.name}` : ""}</option>)}
           </select></label>
-          {isLanguage && run != null && <Chat run={run} textToText={chosen?.config?.task === "text2text"} />}
+          {isLanguage && run != null && <Chat run={run} textToText={isTextToText} />}
           {!isLanguage && <>
           {(isChoice || isAnswer) && <>
             <input id="play-question" placeholder="The question" value={question} onInput={(e) => setQuestion((e.target as HTMLInputElement).value)} />
@@ -303,6 +308,8 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
             ? <p class="muted small" data-testid="export-lora">A LoRA run: export the adapter in PEFT's format (adapter_config.json, adapter_model.safetensors, the labels in head_config.json, the tokenizer and a model card; PeftModel.from_pretrained loads it on the base model), or the adapter merged into the base model's weights: a full folder plain transformers loads.</p>
             : isPrefix
             ? <p class="muted small" data-testid="export-prefix">A prefix-tuning run: export the prefix in PEFT's format (adapter_config.json with PREFIX_TUNING, adapter_model.safetensors, the tokenizer and a model card; PeftModel.from_pretrained loads it on the base model). A prefix is extra keys and values in every attention layer, not a change of weights: it has no merged form.</p>
+            : isTextToText
+            ? <p class="muted small" data-testid="export-text2text">A Hugging Face folder: config.json (with the task prefix), generation_config.json, model.safetensors, the tokenizer and a model card. transformers' T5ForConditionalGeneration loads it; its greedy generate writes what the Playground writes. (ONNX and GGUF do not take T5 yet.)</p>
             : isLanguage
             ? <p class="muted small">A Hugging Face folder: config.json, model.safetensors, the tokenizer with its chat template and a model card. transformers' text-generation pipeline loads it as is.</p>
             : <p class="muted small">A Hugging Face folder: config.json with the labels, model.safetensors, the tokenizer and a model card. transformers loads it as is.</p>}
@@ -311,7 +318,7 @@ export function PlaygroundPage(props: { run: number | null; nav: Nav }) {
             <button id="export" onClick={() => doExport(false)}>{isLora || isPrefix ? "Export adapter (PEFT) to…" : "Export to…"}</button>
             {isLora && <button id="export-merged" onClick={() => doExport(true)}>Export merged model to…</button>}
           </div>
-          {isLanguage && !isPrefix && <>
+          {isLanguage && !isTextToText && !isPrefix && <>
             <p class="muted small" data-testid="export-gguf-help">GGUF: one file for llama.cpp, Ollama and LM Studio (transformers loads it too) with the tokenizer and chat template inside; q8_0 is about half of f16's size.{isLora ? " The LoRA adapter is merged into the weights first." : ""}</p>
             <div class="row">
               <label>Weights <select id="export-gguf-type" value={ggufType} onChange={(e) => setGgufType((e.target as HTMLSelectElement).value as "f16" | "q8_0")}>

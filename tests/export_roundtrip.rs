@@ -862,10 +862,16 @@ fn text_to_text_exports_generate_as_in_transformers() {
             .arg(support::fixture(&format!("tiny-{family}")))
             .arg("--train")
             .arg(&data)
-            // v1.1 trains with label smoothing (transformers' label_smoothing_factor).
+            // v1.1 trains with label smoothing (transformers' label_smoothing_factor) and
+            // keeps the checkpoint with the best validation ROUGE-L.
             .args(match family {
                 "t5" => &[][..],
-                _ => &["--label-smoothing", "0.1"][..],
+                _ => &[
+                    "--label-smoothing",
+                    "0.1",
+                    "--early-stopping-metric",
+                    "rouge_l",
+                ][..],
             })
             .args([
                 "--source-column",
@@ -887,6 +893,10 @@ fn text_to_text_exports_generate_as_in_transformers() {
         if family != "t5" {
             let card = std::fs::read_to_string(out.join("README.md")).unwrap();
             assert!(card.contains("label_smoothing = 0.1"), "{card}");
+            assert!(
+                card.contains("early_stopping_metric = \"rouge_l\""),
+                "{card}"
+            );
         }
         let g = run(hone()
             .args(["generate", "--json", "--max-new-tokens", "10", "--model"])

@@ -179,7 +179,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", help_heading = "Training")]
     early_stopping_patience: Option<u32>,
     /// Metric choosing the best checkpoint: loss, accuracy, macro_f1, macro_precision,
-    /// macro_recall or map_at_3 (multiple choice) [default: macro_f1].
+    /// macro_recall, map_at_3 (multiple choice), exact_match (question answering,
+    /// text-to-text) or rouge_l (text-to-text) [default: macro_f1; language models: loss].
     #[arg(long, help_heading = "Training")]
     early_stopping_metric: Option<Metric>,
     /// Smallest change of the metric that counts as improvement [default: 0].

@@ -156,7 +156,8 @@ pub struct TrainingConfig {
     pub resumable: bool,
     /// Stop after this many evaluations without improvement; `None` never stops early.
     pub early_stopping_patience: Option<u32>,
-    /// The metric that picks the best checkpoint and drives early stopping.
+    /// The metric that picks the best checkpoint and drives early stopping (language models
+    /// take the loss or accuracy; text-to-text also ROUGE-L and exact match).
     pub early_stopping_metric: Metric,
     /// Smallest change of the metric that counts as an improvement.
     pub early_stopping_min_delta: f64,

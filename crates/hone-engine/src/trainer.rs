@@ -211,6 +211,15 @@ impl Trainer<'_> {
         let distilling = !self.train.teacher.is_empty() && cfg.distill_alpha > 0.0;
         let run_tasks: Vec<Task> = models.iter().map(|m| m.task()).collect();
         check_label_smoothing(cfg.label_smoothing, &run_tasks, distilling)?;
+        if cfg.early_stopping_metric.for_task(model.task()) == crate::metrics::Metric::RougeL
+            && cfg.generate_examples == 0
+        {
+            return Err(EngineError::InvalidConfig(
+                "the best checkpoint by ROUGE-L needs validation generations: set \
+                 generate_examples above 0, or pick another metric"
+                    .into(),
+            ));
+        }
         let mut stepper = Stepper::new(model, true)
             .with_distillation(distilling.then(|| Distill::from_config(cfg)))
             .with_label_smoothing(cfg.label_smoothing)

@@ -72,8 +72,8 @@ impl Report {
                 Metric::MacroF1 => r.entity_f1,
                 Metric::MacroPrecision => r.precision,
                 Metric::MacroRecall => r.recall,
-                Metric::MapAt3 => r.token_accuracy,
-                Metric::ExactMatch => r.token_accuracy,
+                Metric::MapAt3 | Metric::ExactMatch => r.token_accuracy,
+                Metric::RougeL => r.entity_f1,
             },
         }
     }
@@ -173,8 +173,12 @@ pub enum Metric {
     /// Multiple choice: mean average precision at 3.
     #[serde(rename = "map_at_3")]
     MapAt3,
-    /// Question answering: SQuAD exact match (F1 is `macro_f1`'s place for the task).
+    /// Question answering: SQuAD exact match (F1 is `macro_f1`'s place for the task);
+    /// text-to-text: the generated targets' exact match.
     ExactMatch,
+    /// Text-to-text: ROUGE-L of the validation generations (needs `generate_examples`).
+    #[serde(rename = "rouge_l")]
+    RougeL,
 }
 
 impl std::str::FromStr for Metric {
@@ -188,8 +192,9 @@ impl std::str::FromStr for Metric {
             "macro_recall" | "recall" => Ok(Metric::MacroRecall),
             "map_at_3" | "map@3" | "map3" => Ok(Metric::MapAt3),
             "exact_match" | "em" => Ok(Metric::ExactMatch),
+            "rouge_l" | "rougel" => Ok(Metric::RougeL),
             other => Err(format!(
-                "unknown metric '{other}': use loss, accuracy, macro_f1, macro_precision, macro_recall, map_at_3 or exact_match"
+                "unknown metric '{other}': use loss, accuracy, macro_f1, macro_precision, macro_recall, map_at_3, exact_match or rouge_l"
             )),
         }
     }
@@ -205,20 +210,23 @@ impl std::fmt::Display for Metric {
             Metric::MacroRecall => "macro_recall",
             Metric::MapAt3 => "map_at_3",
             Metric::ExactMatch => "exact_match",
+            Metric::RougeL => "rouge_l",
         })
     }
 }
 
 impl Metric {
     /// The metric a run of `task` is judged by when this one is chosen: a language model has
-    /// no classes, so every score but accuracy (read as next-token accuracy) is its loss.
+    /// no classes, so every score but accuracy (read as next-token accuracy) is its loss; a
+    /// text-to-text run also takes ROUGE-L and exact match; ROUGE-L of a task that generates
+    /// nothing is the default, macro F1.
     pub fn for_task(self, task: crate::models::Task) -> Metric {
+        use crate::models::Task;
         match (task, self) {
-            (
-                crate::models::Task::CausalLm | crate::models::Task::Text2Text,
-                Metric::Loss | Metric::Accuracy,
-            ) => self,
-            (crate::models::Task::CausalLm | crate::models::Task::Text2Text, _) => Metric::Loss,
+            (Task::CausalLm | Task::Text2Text, Metric::Loss | Metric::Accuracy) => self,
+            (Task::Text2Text, Metric::RougeL | Metric::ExactMatch) => self,
+            (Task::CausalLm | Task::Text2Text, _) => Metric::Loss,
+            (_, Metric::RougeL) => Metric::MacroF1,
             _ => self,
         }
     }
@@ -338,6 +346,7 @@ impl ClassificationReport {
             Metric::MacroPrecision => self.macro_precision,
             Metric::MacroRecall => self.macro_recall,
             Metric::MapAt3 | Metric::ExactMatch => self.accuracy,
+            Metric::RougeL => self.macro_f1,
         }
     }
 }
@@ -352,6 +361,19 @@ mod tests {
         assert_eq!(Metric::MacroF1.for_task(Task::CausalLm), Metric::Loss);
         assert_eq!(Metric::MapAt3.for_task(Task::CausalLm), Metric::Loss);
         assert_eq!(Metric::Accuracy.for_task(Task::CausalLm), Metric::Accuracy);
+        assert_eq!(Metric::RougeL.for_task(Task::Text2Text), Metric::RougeL);
+        assert_eq!(
+            Metric::ExactMatch.for_task(Task::Text2Text),
+            Metric::ExactMatch
+        );
+        assert_eq!(Metric::MacroF1.for_task(Task::Text2Text), Metric::Loss);
+        assert_eq!(Metric::RougeL.for_task(Task::CausalLm), Metric::Loss);
+        assert_eq!(
+            Metric::RougeL.for_task(Task::SequenceClassification),
+            Metric::MacroF1
+        );
+        assert_eq!("rougeL".parse::<Metric>(), Ok(Metric::RougeL));
+        assert_eq!(Metric::RougeL.to_string(), "rouge_l");
         assert_eq!(
             Metric::MacroF1.for_task(Task::SequenceClassification),
             Metric::MacroF1

@@ -20,6 +20,18 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// A copy of the fixture folder `name` inside `dir` (a model the app imports as a folder),
+/// as an absolute path.
+fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
+    let copy = dir.join(name);
+    std::fs::create_dir(&copy).expect("folder");
+    for file in std::fs::read_dir(root().join("tests/fixtures").join(name)).expect("fixture") {
+        let file = file.expect("entry").path();
+        std::fs::copy(&file, copy.join(file.file_name().expect("name"))).expect("copy");
+    }
+    copy.canonicalize().expect("path")
+}
+
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -495,13 +507,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         lines.push('\n');
     }
     std::fs::write(&chats, lines).expect("write");
-    let llama = tmp.path().join("tiny-llama");
-    std::fs::create_dir(&llama).expect("folder");
-    for file in std::fs::read_dir(root().join("tests/fixtures/tiny-llama")).expect("fixture") {
-        let file = file.expect("entry").path();
-        std::fs::copy(&file, llama.join(file.file_name().expect("name"))).expect("copy");
-    }
-    let llama = llama.canonicalize().expect("path");
+    let llama = copy_fixture("tiny-llama", tmp.path());
     // Source and target texts for an encoder–decoder (the sum of two numbers, in words) and
     // the model they train: the tiny T5 fixture, imported as a folder.
     let pairs = tmp.path().join("sums.jsonl");
@@ -516,13 +522,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         lines.push('\n');
     }
     std::fs::write(&pairs, lines).expect("write");
-    let t5 = tmp.path().join("tiny-t5");
-    std::fs::create_dir(&t5).expect("folder");
-    for file in std::fs::read_dir(root().join("tests/fixtures/tiny-t5")).expect("fixture") {
-        let file = file.expect("entry").path();
-        std::fs::copy(&file, t5.join(file.file_name().expect("name"))).expect("copy");
-    }
-    let t5 = t5.canonicalize().expect("path");
+    let t5 = copy_fixture("tiny-t5", tmp.path());
 
     let hub = TestHub::start(vec![
         Repo::from_dir(

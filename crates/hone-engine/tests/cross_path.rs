@@ -93,11 +93,7 @@ fn both_graphs_give_the_same_loss_and_gradients_for_every_family_and_head() {
                 model.params().all().len(),
                 "{case}: the CPU graph missed a parameter"
             );
-            let largest = auto
-                .grads
-                .values()
-                .map(common::max_abs)
-                .fold(0f64, f64::max);
+            let largest = largest_gradient(&auto);
             for p in model.params().all() {
                 let (h, a) = (&host.grads[p.name()], &auto.grads[p.name()]);
                 // DeBERTa's key projections (`key_proj`, `pos_key_proj`) add the same
@@ -273,11 +269,7 @@ fn adapters_take_the_same_gradients_on_both_graphs_with_dropout() {
             assert!(trained.len() > 4, "{case}: {trained:?}");
             assert_eq!(host.grads.len(), trained.len(), "{case}");
             assert_eq!(auto.grads.len(), trained.len(), "{case}");
-            let largest = auto
-                .grads
-                .values()
-                .map(common::max_abs)
-                .fold(0f64, f64::max);
+            let largest = largest_gradient(&auto);
             for name in &trained {
                 let (h, a) = (&host.grads[name], &auto.grads[name]);
                 let err = common::relative_error_with_floor(h, a, largest * 1e-3);
@@ -384,11 +376,7 @@ fn label_smoothing_gives_the_same_loss_and_gradients_on_both_graphs() {
             host.loss,
             auto.loss
         );
-        let largest = auto
-            .grads
-            .values()
-            .map(common::max_abs)
-            .fold(0f64, f64::max);
+        let largest = largest_gradient(&auto);
         for p in model.params().all() {
             let (h, a) = (&host.grads[p.name()], &auto.grads[p.name()]);
             let err = common::relative_error_with_floor(h, a, largest * 1e-3);
@@ -409,4 +397,12 @@ fn label_smoothing_gives_the_same_loss_and_gradients_on_both_graphs() {
             .to_string();
         assert!(err.contains("label smoothing"), "{err}");
     }
+}
+
+/// The largest gradient value of a pass: the scale gradient errors are measured against.
+fn largest_gradient(pass: &hone_engine::step::BatchGradients) -> f64 {
+    pass.grads
+        .values()
+        .map(common::max_abs)
+        .fold(0f64, f64::max)
 }

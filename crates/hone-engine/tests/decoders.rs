@@ -28,12 +28,7 @@ fn decoder_logits_loss_and_every_gradient_match_transformers_on_both_graphs() {
             "{family}: {:?}",
             model.newly_initialized()
         );
-        let names: Vec<String> = model
-            .params()
-            .all()
-            .iter()
-            .map(|p| p.name().to_string())
-            .collect();
+        let names = common::param_names(&model);
         let reference = want.keys().filter(|k| k.starts_with("grad.")).count();
         assert_eq!(names.len(), reference, "{family}: parameter count");
         common::assert_both_graphs_match(&model, family, &want, &names);

@@ -86,12 +86,7 @@ fn logits_loss_and_every_gradient_match_transformers_on_both_graphs() {
         // Every parameter trains; the reference has a gradient for each (attention key biases'
         // are exactly zero: softmax ignores a constant shift, so there Hone's f32 noise is
         // compared against 1e-3 × the model's largest gradient).
-        let names: Vec<String> = model
-            .params()
-            .all()
-            .iter()
-            .map(|p| p.name().to_string())
-            .collect();
+        let names = common::param_names(&model);
         let reference_count = want.keys().filter(|k| k.starts_with("grad.")).count();
         assert_eq!(names.len(), reference_count, "{family}: parameter count");
         common::assert_both_graphs_match(&model, family, &want, &names);

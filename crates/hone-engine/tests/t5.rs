@@ -35,12 +35,7 @@ fn t5_logits_loss_and_every_gradient_match_transformers_on_both_graphs() {
             "{family}: {:?}",
             model.newly_initialized()
         );
-        let names: Vec<String> = model
-            .params()
-            .all()
-            .iter()
-            .map(|p| p.name().to_string())
-            .collect();
+        let names = common::param_names(&model);
         let reference = want.keys().filter(|k| k.starts_with("grad.")).count();
         assert_eq!(
             names.len(),
@@ -59,12 +54,7 @@ fn label_smoothed_loss_and_gradients_match_transformers_label_smoother_on_both_g
     let plain = golden_tensors("t5-v1_1")["loss"].to_vec1::<f32>().unwrap()[0];
     assert_ne!(want["loss"].to_vec1::<f32>().unwrap()[0], plain);
     let model = load(&tiny_model("t5-v1_1"));
-    let names: Vec<String> = model
-        .params()
-        .all()
-        .iter()
-        .map(|p| p.name().to_string())
-        .collect();
+    let names = common::param_names(&model);
     common::assert_both_graphs_match_smoothed(&model, "t5-v1_1-smoothed", &want, &names, epsilon);
 }
 

@@ -376,3 +376,13 @@ pub fn assert_both_graphs_match_smoothed(
         }
     }
 }
+
+/// The Hub names of every parameter of `model`.
+pub fn param_names(model: &hone_engine::models::Model) -> Vec<String> {
+    model
+        .params()
+        .all()
+        .iter()
+        .map(|p| p.name().to_string())
+        .collect()
+}

@@ -247,25 +247,58 @@ impl KvCache {
             ));
         }
         let scale = 1.0 / (d as f32).sqrt();
-        let (keys, values) = (&keys[..], &values[..]);
+        let cached = Cached {
+            keys,
+            values,
+            width: kv_hidden,
+        };
         ctx.par_chunks_mut(d).enumerate().for_each(|(slot, out)| {
             let (i, head) = (slot / shape.heads, slot % shape.heads);
-            let kv = head / shape.group();
             let query = &q[i * hidden + head * d..][..d];
-            let seen = past + i + 1;
-            let mut scores: Vec<f32> = (0..seen)
-                .map(|j| math::dot(query, &keys[j * kv_hidden + kv * d..][..d]) * scale)
-                .collect();
-            let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-            scores.iter_mut().for_each(|s| *s = math::exp(*s - max));
-            let inv = 1.0 / math::sum(&scores);
-            out.fill(0.0);
-            for (j, &p) in scores.iter().enumerate() {
-                let row = &values[j * kv_hidden + kv * d..][..d];
-                out.iter_mut().zip(row).for_each(|(o, v)| *o += p * inv * v);
-            }
+            let kv = head / shape.group();
+            cached.attend(out, query, kv * d, past + i + 1, |_, dot| dot * scale);
         });
         Ok(())
+    }
+}
+
+/// The keys and values a decoding pass attends to (`[rows × width]` each, one head's
+/// `head_dim` columns at a time).
+pub(crate) struct Cached<'a> {
+    pub keys: &'a [f32],
+    pub values: &'a [f32],
+    pub width: usize,
+}
+
+impl Cached<'_> {
+    /// `out` = one query's attention over the first `seen` rows, in the columns from
+    /// `column` on (its head's): softmax of `score(row, query · key)` over the rows, times
+    /// their values.
+    pub(crate) fn attend(
+        &self,
+        out: &mut [f32],
+        query: &[f32],
+        column: usize,
+        seen: usize,
+        score: impl Fn(usize, f32) -> f32,
+    ) {
+        let d = query.len();
+        let mut scores: Vec<f32> = (0..seen)
+            .map(|j| {
+                score(
+                    j,
+                    math::dot(query, &self.keys[j * self.width + column..][..d]),
+                )
+            })
+            .collect();
+        let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        scores.iter_mut().for_each(|s| *s = math::exp(*s - max));
+        let inv = 1.0 / math::sum(&scores);
+        out.fill(0.0);
+        for (j, &p) in scores.iter().enumerate() {
+            let row = &self.values[j * self.width + column..][..d];
+            out.iter_mut().zip(row).for_each(|(o, v)| *o += p * inv * v);
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 use rayon::prelude::*;
 
+use super::attention::Cached;
 use super::gemm::{matmul_into_raw, MatRef};
 use super::kernels::DropMask;
 use super::math;
@@ -420,7 +421,11 @@ impl DecoderCache {
             values.extend_from_slice(v);
         }
         let (hidden, d) = (shape.hidden(), shape.head_dim);
-        let (keys, values) = (&keys[..], &values[..]);
+        let cached = Cached {
+            keys,
+            values,
+            width: hidden,
+        };
         let m = keys.len() / hidden;
         let past = self.past;
         ctx.par_chunks_mut(d).enumerate().for_each(|(at, out)| {
@@ -432,22 +437,11 @@ impl DecoderCache {
                 m
             };
             let query = &q[i * hidden + head * d..][..d];
-            let mut scores: Vec<f32> = (0..seen)
-                .map(|j| {
-                    let dot = math::dot(query, &keys[j * hidden + head * d..][..d]);
-                    dot + bias.map_or(0.0, |(table, b)| {
-                        table[b.bucket(j as i64 - position as i64) * shape.heads + head]
-                    })
+            cached.attend(out, query, head * d, seen, |j, dot| {
+                dot + bias.map_or(0.0, |(table, b)| {
+                    table[b.bucket(j as i64 - position as i64) * shape.heads + head]
                 })
-                .collect();
-            let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-            scores.iter_mut().for_each(|s| *s = math::exp(*s - max));
-            let inv = 1.0 / math::sum(&scores);
-            out.fill(0.0);
-            for (j, &p) in scores.iter().enumerate() {
-                let row = &values[j * hidden + head * d..][..d];
-                out.iter_mut().zip(row).for_each(|(o, v)| *o += p * inv * v);
-            }
+            });
         });
     }
 }

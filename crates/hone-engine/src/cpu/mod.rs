@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod biased;
 pub mod decoder;
+pub mod first_token;
 pub mod gemm;
 pub mod grads;
 pub mod int8;

@@ -496,6 +496,53 @@ impl Graph for AutogradGraph<'_> {
         Ok(x.index_select(&self.layout(self.stream)?.first_index, 0)?)
     }
 
+    fn first_token_attention(
+        &mut self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        heads: usize,
+        p: f64,
+    ) -> Result<Tensor, EngineError> {
+        let (b, s) = (self.tokens.sequences(), self.tokens.max_len());
+        let (rows, hidden) = q.dims2()?;
+        if heads == 0 || !hidden.is_multiple_of(heads) || rows != b {
+            return Err(EngineError::InvalidConfig(format!(
+                "first-token attention of {heads} heads: {rows} queries of {hidden} features \
+                 for {b} sequences"
+            )));
+        }
+        let d = hidden / heads;
+        let layout = self.layout(self.stream)?;
+        let (kp, vp) = (
+            layout.padded(k, self.tokens, heads, d)?,
+            layout.padded(v, self.tokens, heads, d)?,
+        );
+        let mask_bias = layout.mask_bias.clone();
+        let qp = q.reshape((b, 1, heads, d))?.transpose(1, 2)?.contiguous()?;
+        let scores = (qp.matmul(&kp.t()?)? * (1.0 / (d as f64).sqrt()))?;
+        let probs = ops::softmax_last_dim(&scores.broadcast_add(&mask_bias)?)?;
+        let p = if self.train { p } else { 0.0 };
+        // The host graph's mask (sequence by sequence, head by head, a row of the sequence's
+        // length) placed into the padded rows, so both graphs drop the same probabilities.
+        let mask = DropMask::draw(self.rng, self.tokens.len() * heads, p);
+        let probs = if mask.is_identity() {
+            probs
+        } else {
+            let mut keep = vec![0u8; b * heads * s];
+            let mut offset = 0;
+            for (row, span) in self.tokens.spans().iter().enumerate() {
+                for h in 0..heads {
+                    keep[(row * heads + h) * s..][..span.len]
+                        .copy_from_slice(&mask.keep()[offset..][..span.len]);
+                    offset += span.len;
+                }
+            }
+            probs.mul(&self.mask_tensor(keep, mask.scale(), &[b, heads, 1, s])?)?
+        };
+        Ok(probs.matmul(&vp)?.transpose(1, 2)?.reshape((b, hidden))?)
+    }
+
     fn stream(&self) -> Stream {
         self.stream
     }

@@ -269,6 +269,12 @@ enum Op {
     FirstTokens {
         x: usize,
     },
+    FirstTokenAttention {
+        inputs: [(usize, bool); 3],
+        data: [Arc<Buf>; 3],
+        heads: usize,
+        saved: crate::cpu::first_token::FirstTokenSaved,
+    },
     AddScaled {
         x: Option<usize>,
         y: Option<usize>,
@@ -1021,6 +1027,54 @@ impl Graph for HostGraph<'_> {
         Ok(self.value(out, h, x.grad, || Op::FirstTokens { x: x.id }))
     }
 
+    fn first_token_attention(
+        &mut self,
+        q: &HostValue,
+        k: &HostValue,
+        v: &HostValue,
+        heads: usize,
+        p: f64,
+    ) -> Result<HostValue, EngineError> {
+        let spans = self.tokens.spans();
+        let hidden = q.cols;
+        if heads == 0
+            || !hidden.is_multiple_of(heads)
+            || q.rows() != spans.len()
+            || k.cols != hidden
+            || v.cols != hidden
+            || k.rows() != self.tokens.len()
+            || v.rows() != self.tokens.len()
+        {
+            return Err(EngineError::InvalidConfig(format!(
+                "first-token attention of {heads} heads: {} queries of {hidden} features for \
+                 {} sequences, keys {} × {}, values {} × {}",
+                q.rows(),
+                spans.len(),
+                k.rows(),
+                k.cols,
+                v.rows(),
+                v.cols
+            )));
+        }
+        let p = if self.train { p } else { 0.0 };
+        let total = self.tokens.len() * heads;
+        let mask = DropMask::draw(self.rng, total, p);
+        let mut out = self.pool.take(q.data.len());
+        let saved = crate::cpu::first_token::forward(
+            &mut out, &q.data, &k.data, &v.data, spans, heads, mask,
+        );
+        let grad = (q.grad || k.grad || v.grad) && self.record;
+        if !grad {
+            return Ok(self.untracked(out, hidden));
+        }
+        Ok(self.value(out, hidden, grad, || Op::FirstTokenAttention {
+            inputs: [(q.id, q.grad), (k.id, k.grad), (v.id, v.grad)],
+            data: [q.data.clone(), k.data.clone(), v.data.clone()],
+            heads,
+            saved,
+        }))
+    }
+
     fn stream(&self) -> Stream {
         self.stream
     }
@@ -1634,6 +1688,35 @@ impl Tape<'_> {
                     }
                     if let (Some(b), Some(d)) = (bias, dbias) {
                         accumulate(&mut slots, b.id, d);
+                    }
+                }
+                Op::FirstTokenAttention {
+                    inputs,
+                    data,
+                    heads,
+                    saved,
+                } => {
+                    let (mut dq, mut dk, mut dv) = (
+                        pool.take(data[0].len()),
+                        pool.take(data[1].len()),
+                        pool.take(data[2].len()),
+                    );
+                    crate::cpu::first_token::backward(
+                        &mut dq,
+                        &mut dk,
+                        &mut dv,
+                        &dy,
+                        &data[0],
+                        &data[1],
+                        &data[2],
+                        tokens.spans(),
+                        heads,
+                        &saved,
+                    );
+                    for ((id, needs), d) in inputs.into_iter().zip([dq, dk, dv]) {
+                        if needs {
+                            accumulate(&mut slots, id, d);
+                        }
                     }
                 }
                 Op::FirstTokens { x } => {

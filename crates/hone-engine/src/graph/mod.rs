@@ -343,6 +343,26 @@ pub trait Graph {
     /// The first token's row of every sequence (`[CLS]` / `<s>`): `[sequences × features]`.
     fn first_tokens(&mut self, x: &Self::Value) -> Result<Self::Value, EngineError>;
 
+    /// Whether a sequence classifier may run its last layer for the first tokens alone
+    /// ([`Graph::first_token_attention`]: the head reads nothing else). An exported graph
+    /// (ONNX) runs every token.
+    fn prunes_to_first_tokens(&self) -> bool {
+        true
+    }
+
+    /// Attention of each sequence's first token only: `q` `[sequences × hidden]` (the first
+    /// tokens' queries), `k`, `v` every token's; per sequence and head
+    /// `softmax(q·kᵀ/√d)·v` over the sequence's tokens, dropout `p` on the probabilities.
+    /// Returns `[sequences × hidden]`: what full attention gives at the first tokens.
+    fn first_token_attention(
+        &mut self,
+        q: &Self::Value,
+        k: &Self::Value,
+        v: &Self::Value,
+        heads: usize,
+        p: f64,
+    ) -> Result<Self::Value, EngineError>;
+
     /// The token stream the ops run over now ([`Graph::tokens`] is its tokens).
     fn stream(&self) -> Stream;
 

@@ -3,7 +3,7 @@
 
 use super::family::{BertLayoutConfig, DropoutKeys, Family, FamilyDescriptor, Positions};
 use super::heads::{Head, Task};
-use super::layer::{EncoderLayer, LayerNames};
+use super::layer::{run_layers, EncoderLayer, LayerNames};
 use super::nn::{Embedding, LayerNorm, Linear};
 use super::spec::EncoderConfig;
 use crate::graph::{Graph, TokenIds};
@@ -127,6 +127,16 @@ impl BertEncoder {
 
     /// Hidden states `[tokens × hidden]` of the last layer.
     pub fn forward<G: Graph>(&self, g: &mut G) -> Result<G::Value, EngineError> {
+        Ok(self.forward_pruned(g, false)?.0)
+    }
+
+    /// [`Self::forward`]; with `first_only` the last layer may run for the first tokens
+    /// alone ([`run_layers`]): the output, and whether it is `[sequences × hidden]`.
+    pub fn forward_pruned<G: Graph>(
+        &self,
+        g: &mut G,
+        first_only: bool,
+    ) -> Result<(G::Value, bool), EngineError> {
         // Configs with one segment type read row 0 for every token (the model's type ids
         // are all zero then).
         let x = g.embed(&[
@@ -135,11 +145,8 @@ impl BertEncoder {
             (self.token_type.param(), TokenIds::Types),
         ])?;
         let x = g.layer_norm(&x, &self.norm)?;
-        let mut x = g.dropout(x, self.dropout)?;
-        for layer in &self.layers {
-            x = layer.forward(g, &x, None)?;
-        }
-        Ok(x)
+        let x = g.dropout(x, self.dropout)?;
+        run_layers(g, &self.layers, x, first_only)
     }
 }
 

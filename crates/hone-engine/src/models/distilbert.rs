@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::bert::WORDPIECE_TOKENIZER_FILES;
 use super::family::{activation, DropoutKeys, Family, FamilyDescriptor, Positions};
 use super::heads::{Head, Task};
-use super::layer::{EncoderLayer, LayerNames};
+use super::layer::{run_layers, EncoderLayer, LayerNames};
 use super::nn::{Embedding, LayerNorm, Linear};
 use super::spec::{Dropouts, EncoderConfig};
 use crate::graph::{Graph, TokenIds};
@@ -153,16 +153,23 @@ impl DistilBertEncoder {
 
     /// Hidden states `[tokens × hidden]` of the last layer.
     pub fn forward<G: Graph>(&self, g: &mut G) -> Result<G::Value, EngineError> {
+        Ok(self.forward_pruned(g, false)?.0)
+    }
+
+    /// [`Self::forward`]; with `first_only` the last layer may run for the first tokens
+    /// alone ([`run_layers`]): the output, and whether it is `[sequences × hidden]`.
+    pub fn forward_pruned<G: Graph>(
+        &self,
+        g: &mut G,
+        first_only: bool,
+    ) -> Result<(G::Value, bool), EngineError> {
         let x = g.embed(&[
             (self.word.param(), TokenIds::Words),
             (self.position.param(), TokenIds::Positions),
         ])?;
         let x = g.layer_norm(&x, &self.norm)?;
-        let mut x = g.dropout(x, self.dropout)?;
-        for layer in &self.layers {
-            x = layer.forward(g, &x, None)?;
-        }
-        Ok(x)
+        let x = g.dropout(x, self.dropout)?;
+        run_layers(g, &self.layers, x, first_only)
     }
 }
 

@@ -240,6 +240,12 @@ impl Head {
         })
     }
 
+    /// True when the head reads only each sequence's first token (`[CLS]` / `<s>`): the
+    /// backbone's last layer need not run for the others.
+    pub fn reads_first_tokens(&self) -> bool {
+        matches!(self, Head::Pooled { .. } | Head::ClassificationHead { .. })
+    }
+
     /// The task the head serves.
     pub fn task(&self) -> Task {
         match self {
@@ -253,7 +259,15 @@ impl Head {
     /// Logits: `[sequences × labels]` for sequence heads, `[tokens × labels]` for token heads,
     /// `[sequences × 1]` for the multiple-choice head (one score per option), `[tokens × 2]`
     /// for the question-answering head.
-    pub fn forward<G: Graph>(&self, g: &mut G, hidden: G::Value) -> Result<G::Value, EngineError> {
+    ///
+    /// `first_only`: `hidden` holds each sequence's first token alone (the backbone ran its
+    /// last layer for them: [`Head::reads_first_tokens`]).
+    pub fn forward<G: Graph>(
+        &self,
+        g: &mut G,
+        hidden: G::Value,
+        first_only: bool,
+    ) -> Result<G::Value, EngineError> {
         match self {
             Head::LanguageModel { weight, .. } => g.dense(&hidden, weight, None),
             Head::Pooled {
@@ -263,8 +277,11 @@ impl Head {
                 dropout,
                 ..
             } => {
-                let cls = g.first_tokens(&hidden)?;
-                drop(hidden);
+                let cls = if first_only {
+                    hidden
+                } else {
+                    g.first_tokens(&hidden)?
+                };
                 let pooled = g.linear(&cls, dense)?;
                 let pooled = g.activation(&pooled, *activation)?;
                 let pooled = g.dropout(pooled, *dropout)?;
@@ -277,8 +294,11 @@ impl Head {
                 dropouts,
                 ..
             } => {
-                let cls = g.first_tokens(&hidden)?;
-                drop(hidden);
+                let cls = if first_only {
+                    hidden
+                } else {
+                    g.first_tokens(&hidden)?
+                };
                 let x = g.dropout(cls, dropouts[0])?;
                 let x = g.linear(&x, dense)?;
                 let x = g.activation(&x, *activation)?;

@@ -145,6 +145,39 @@ impl EncoderLayer {
             }
         };
         drop((q, k, v));
+        self.after_attention(g, context, x)
+    }
+
+    /// [`EncoderLayer::forward`] for the first token of each sequence only (a sequence
+    /// classifier's last layer: its head reads nothing else): every token's keys and values,
+    /// the first tokens' queries, attention, feed-forward and norms → `[sequences ×
+    /// hidden]`. Layers with DeBERTa's positions run every token (`None`).
+    pub fn forward_first_tokens<G: Graph>(
+        &self,
+        g: &mut G,
+        x: &G::Value,
+    ) -> Result<Option<G::Value>, EngineError> {
+        if self.positions.is_some() {
+            return Ok(None);
+        }
+        let k = g.linear(x, &self.key)?;
+        let v = g.linear(x, &self.value)?;
+        let first = g.first_tokens(x)?;
+        let q = g.linear(&first, &self.query)?;
+        let context =
+            g.first_token_attention(&q, &k, &v, self.num_heads, self.attention_dropout)?;
+        drop((q, k, v));
+        self.after_attention(g, context, &first).map(Some)
+    }
+
+    /// The attention output projection, residual and norm, then the feed-forward, residual
+    /// and norm, over the rows of `x` (the layer's input) that `context` attended for.
+    fn after_attention<G: Graph>(
+        &self,
+        g: &mut G,
+        context: G::Value,
+        x: &G::Value,
+    ) -> Result<G::Value, EngineError> {
         let attended = g.linear(&context, &self.attention_output)?;
         drop(context);
         let p = if self.attention_output_dropout {
@@ -168,6 +201,29 @@ impl EncoderLayer {
         )?;
         g.layer_norm(&out, &self.output_norm)
     }
+}
+
+/// Runs `layers` over `x`. With `first_only` the last layer runs for each sequence's first
+/// token alone when it can ([`EncoderLayer::forward_first_tokens`]). Returns the output and
+/// whether it holds the first tokens only (`[sequences × hidden]`) rather than every token.
+pub fn run_layers<G: Graph>(
+    g: &mut G,
+    layers: &[EncoderLayer],
+    mut x: G::Value,
+    first_only: bool,
+) -> Result<(G::Value, bool), EngineError> {
+    let Some((last, before)) = layers.split_last() else {
+        return Ok((x, false));
+    };
+    for layer in before {
+        x = layer.forward(g, &x, None)?;
+    }
+    if first_only {
+        if let Some(first) = last.forward_first_tokens(g, &x)? {
+            return Ok((first, true));
+        }
+    }
+    Ok((last.forward(g, &x, None)?, false))
 }
 
 /// `dropout(x, p) + skip`, with a bottleneck adapter on the dropped `x` when there is one.

@@ -353,9 +353,16 @@ impl Model {
     }
 
     /// Logits of the graph's batch: `[sequences × labels]` or `[tokens × labels]` by task.
+    /// A head that reads the first tokens alone has the encoder's last layer run for them
+    /// only (BERT-layout encoders; not DeBERTa's, nor an ONNX export).
     pub fn forward<G: Graph>(&self, g: &mut G) -> Result<G::Value, EngineError> {
-        let hidden = self.forward_hidden(g)?;
-        self.head.forward(g, hidden)
+        let first_only = self.head.reads_first_tokens() && g.prunes_to_first_tokens();
+        let (hidden, pruned) = match self.backbone.as_ref() {
+            Backbone::Bert(m) => m.forward_pruned(g, first_only)?,
+            Backbone::DistilBert(m) => m.forward_pruned(g, first_only)?,
+            _ => (self.forward_hidden(g)?, false),
+        };
+        self.head.forward(g, hidden, pruned)
     }
 
     /// The backbone's last hidden states, `[tokens × hidden]` (the head's input).

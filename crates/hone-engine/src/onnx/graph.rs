@@ -808,6 +808,23 @@ impl Graph for OnnxGraph {
         }
     }
 
+    fn prunes_to_first_tokens(&self) -> bool {
+        false
+    }
+
+    fn first_token_attention(
+        &mut self,
+        _q: &Named,
+        _k: &Named,
+        _v: &Named,
+        _heads: usize,
+        _p: f64,
+    ) -> Result<Named, EngineError> {
+        Err(EngineError::InvalidConfig(
+            "the ONNX graph runs every token of the last layer (no first-token attention)".into(),
+        ))
+    }
+
     fn biased_attention(
         &mut self,
         _q: &Named,

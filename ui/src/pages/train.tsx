@@ -484,6 +484,8 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const answersOnly = (key: string) => key === "doc_stride" || key === "max_answer_length";
   // A text-to-text run's prefix, target length and validation generations show only for it.
   const text2textOnly = (key: string) => key === "source_prefix" || key === "max_target_length" || key === "generate_examples" || key === "rouge_stemmer";
+  // The encoder recipes (head-only warm start, layer-wise decay) are not for generating models.
+  const languageTask = task === "causal-lm" || task === "text2text";
   // Label smoothing needs rows of real classes: not multiple choice, not answer spans.
   const smoothingApplies = task !== "multiple-choice" && task !== "question-answering";
   const shownFields = fields.filter((f) => appliesTo(f.key, String(training.peft ?? "full"))
@@ -555,7 +557,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
       {fileTask === "t2t" && <Text2TextSource prefix={String(training.source_prefix ?? "")} onChange={setChoiceData} />}
       {fileTask === "answer" && <AnswerSource model={model} maxLength={Number(training.max_length) || 128} stride={Number(training.doc_stride) || 32} onChange={setChoiceData} />}
       <div class="row">
-        {presets.map((p) => (
+        {presets.filter((p) => p.key !== "kaggle-mc" || !languageTask).map((p) => (
           <button data-preset={p.key} title={p.help} aria-pressed={preset === p.key} class={preset === p.key ? "active" : ""} onClick={() => applyPreset(p)}>{p.label}</button>
         ))}
         <button class="ghost" aria-pressed={preset === "defaults"} onClick={() => resetTo({ ...defaults }, "defaults")}>Defaults</button>

@@ -355,34 +355,22 @@ pub fn generate_with(
         // On the CPU: the encoder once, then one decoder token per pass over the cache.
         let guards = WeightGuards::lock(model.params());
         let weights = guards.weights()?;
-        let pool = Pool::default();
+        let decoder = CachedDecoder {
+            model,
+            weights: &weights,
+            pool: Pool::default(),
+            source,
+        };
         let mut cache = DecoderCache::default();
-        let mut next = vec![t5.decoder_start_token_id];
+        let mut next = t5.decoder_start_token_id;
         while out.len() < decoding.max_new_tokens {
-            let mut batch = Batch::one_sequence(next.clone());
-            batch.source = Some(Box::new(Batch::one_sequence(source.to_vec())));
-            let tokens = model.tokens(&batch)?;
-            let mut pass_rng = crate::rng::HoneRng::new(0, 0);
-            let mut g = HostGraph::new(
-                &tokens,
-                model.params(),
-                &weights,
-                None,
-                &mut pass_rng,
-                pool.clone(),
-            )
-            .with_decoder_cache(&mut cache);
-            let logits = model.forward(&mut g)?;
-            drop(g);
-            cache.end_pass(next.len());
-            let vocab = logits.cols();
-            let data = logits.data();
-            let token = choose(&data[data.len() - vocab..], &out);
+            let scores = decoder.pass(&mut cache, next)?;
+            let token = choose(&scores, &out);
             out.push(token);
             if t5.eos_token_ids.contains(&token) || !on_step(&out) {
                 break;
             }
-            next = vec![token];
+            next = token;
         }
         return Ok(out);
     }
@@ -403,6 +391,62 @@ pub fn generate_with(
         }
     }
     Ok(out)
+}
+
+/// The caches of the beams that go on, in order, from those of their parent beams: a parent
+/// continued once hands its cache on, one continued more often is copied.
+fn hand_on(
+    mut caches: Vec<DecoderCache>,
+    parents: impl Iterator<Item = usize> + Clone,
+) -> Vec<DecoderCache> {
+    let mut uses = vec![0usize; caches.len()];
+    for p in parents.clone() {
+        uses[p] += 1;
+    }
+    parents
+        .map(|p| {
+            uses[p] -= 1;
+            if uses[p] == 0 {
+                std::mem::take(&mut caches[p])
+            } else {
+                caches[p].clone()
+            }
+        })
+        .collect()
+}
+
+/// A T5 decoder on the CPU graph generating through a [`DecoderCache`]: one token a pass, the
+/// encoder run on a cache's first pass only.
+struct CachedDecoder<'a> {
+    model: &'a Model,
+    weights: &'a crate::graph::host::Weights<'a>,
+    pool: Pool,
+    source: &'a [u32],
+}
+
+impl CachedDecoder<'_> {
+    /// The next token's scores after `token`, given the target before it in `cache`.
+    fn pass(&self, cache: &mut DecoderCache, token: u32) -> Result<Vec<f32>, EngineError> {
+        let mut batch = Batch::one_sequence(vec![token]);
+        batch.source = Some(Box::new(Batch::one_sequence(self.source.to_vec())));
+        let tokens = self.model.tokens(&batch)?;
+        let mut pass_rng = crate::rng::HoneRng::new(0, 0);
+        let mut g = HostGraph::new(
+            &tokens,
+            self.model.params(),
+            self.weights,
+            None,
+            &mut pass_rng,
+            self.pool.clone(),
+        )
+        .with_decoder_cache(cache);
+        let logits = self.model.forward(&mut g)?;
+        drop(g);
+        cache.end_pass(1);
+        let vocab = logits.cols();
+        let data = logits.data();
+        Ok(data[data.len() - vocab..].to_vec())
+    }
 }
 
 /// The score transformers puts on what may not be chosen.
@@ -460,43 +504,79 @@ fn beam_search(
         };
         beams
     ];
+    // On the CPU graph each running beam keeps its own decoder cache, handed on to the
+    // beams that continue it.
+    let guards = stepper
+        .is_fast()
+        .then(|| WeightGuards::lock(model.params()));
+    let weights = guards.as_ref().map(|g| g.weights()).transpose()?;
+    let decoder = weights.as_ref().map(|weights| CachedDecoder {
+        model,
+        weights,
+        pool: Pool::default(),
+        source,
+    });
+    let mut caches = vec![DecoderCache::default()];
     let mut can_improve = true;
     let mut cur_len = 1usize;
     while cur_len < max_length {
-        // Every running beam's next-token log-probabilities, one batch of `beams` rows.
-        let n = cur_len;
-        let mut ids = Vec::with_capacity(beams * n);
-        for h in &running {
-            ids.extend_from_slice(&h.tokens);
-        }
-        let one = |ids: Vec<u32>, rows: usize, len: usize| Batch {
-            input_ids: ids,
-            token_type_ids: vec![0; rows * len],
-            attention_mask: vec![1; rows * len],
-            labels: Vec::new(),
-            batch_size: rows,
-            seq_len: len,
-            padded_options: Vec::new(),
-            soft_targets: Vec::new(),
-            source: None,
+        // Every running beam's next-token scores: through each beam's cache on the CPU
+        // graph, else one batch of `beams` rows re-run over every token so far.
+        let rows: Vec<Vec<f32>> = match &decoder {
+            Some(dec) if cur_len == 1 => {
+                // Every beam is the start token alone: one pass, its cache copied.
+                let row = dec.pass(&mut caches[0], t5.decoder_start_token_id)?;
+                let first = caches[0].clone();
+                caches.resize(beams, first);
+                vec![row; beams]
+            }
+            Some(dec) => running
+                .iter()
+                .zip(caches.iter_mut())
+                .map(|(h, cache)| dec.pass(cache, h.tokens[h.tokens.len() - 1]))
+                .collect::<Result<_, _>>()?,
+            None => {
+                let n = cur_len;
+                let mut ids = Vec::with_capacity(beams * n);
+                for h in &running {
+                    ids.extend_from_slice(&h.tokens);
+                }
+                let one = |ids: Vec<u32>, rows: usize, len: usize| Batch {
+                    input_ids: ids,
+                    token_type_ids: vec![0; rows * len],
+                    attention_mask: vec![1; rows * len],
+                    labels: Vec::new(),
+                    batch_size: rows,
+                    seq_len: len,
+                    padded_options: Vec::new(),
+                    soft_targets: Vec::new(),
+                    source: None,
+                };
+                let mut batch = one(ids, beams, n);
+                batch.source = Some(Box::new(one(source.repeat(beams), beams, source.len())));
+                let logits = stepper.logits(model, &batch)?;
+                let all: Vec<&[f32]> = logits.rows().collect();
+                (0..beams)
+                    .map(|b| {
+                        all.get((b + 1) * n - 1)
+                            .map(|r| r.to_vec())
+                            .ok_or_else(|| EngineError::InvalidConfig("no logits".into()))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
         };
-        let mut batch = one(ids, beams, n);
-        batch.source = Some(Box::new(one(source.repeat(beams), beams, source.len())));
-        let logits = stepper.logits(model, &batch)?;
-        let rows: Vec<&[f32]> = logits.rows().collect();
         let vocab = rows.first().map_or(0, |r| r.len());
         let mut accumulated = Vec::with_capacity(beams * vocab);
-        for (b, h) in running.iter().enumerate() {
-            let row = rows
-                .get((b + 1) * n - 1)
-                .ok_or_else(|| EngineError::InvalidConfig("no logits".into()))?;
+        for (row, h) in rows.iter().zip(&running) {
             let max = row.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
             let log_sum = row.iter().map(|&x| (x - max).exp()).sum::<f32>().ln() + max;
             let log_probs: Vec<f32> = row.iter().map(|&x| x - log_sum).collect();
             let log_probs = without_banned(&log_probs, &h.tokens, d.no_repeat_ngram_size);
             accumulated.extend(log_probs.iter().map(|&x| x + h.score));
         }
-        let candidates: Vec<(Hypothesis, bool)> = top_k(&accumulated, keep)
+        let picked = top_k(&accumulated, keep);
+        let parents: Vec<usize> = picked.iter().map(|&i| i / vocab).collect();
+        let candidates: Vec<(Hypothesis, bool)> = picked
             .into_iter()
             .map(|i| {
                 let (beam, token) = (i / vocab, (i % vocab) as u32);
@@ -519,7 +599,14 @@ fn beam_search(
             .iter()
             .map(|(h, hits)| h.score + if *hits { NEVER } else { 0.0 })
             .collect();
-        running = top_k(&going, beams)
+        let chosen = top_k(&going, beams);
+        if decoder.is_some() {
+            caches = hand_on(
+                std::mem::take(&mut caches),
+                chosen.iter().map(|&i| parents[i]),
+            );
+        }
+        running = chosen
             .into_iter()
             .map(|i| Hypothesis {
                 score: going[i],

@@ -371,7 +371,7 @@ pub fn backward(
 /// per call of a pass, in call order (layer by layer, self-attention then cross-attention).
 /// Self-attention slots grow by each pass's tokens; cross-attention slots hold the source's
 /// keys and values from the first pass on.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct DecoderCache {
     slots: Vec<(Vec<f32>, Vec<f32>)>,
     next: usize,

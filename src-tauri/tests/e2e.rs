@@ -287,6 +287,16 @@ impl Ui {
             .await
     }
 
+    /// The run the Train page's live view shows.
+    async fn live_run(&self) -> String {
+        self.css("[data-testid='live']")
+            .await
+            .attr("data-run")
+            .await
+            .expect("attribute")
+            .expect("the live view names its run")
+    }
+
     /// Opens the Train page's form for a new run: a finished run's live view comes first, so
     /// New run is pressed until the form is there (a redraw of that view can take a click).
     async fn new_train_form(&self) {
@@ -1381,13 +1391,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
         })
         .await;
     assert!(samples.contains("Sample answers"), "{samples}");
-    let chat_run = ui
-        .css("[data-testid='live']")
-        .await
-        .attr("data-run")
-        .await
-        .expect("attribute")
-        .expect("the live view names its run");
+    let chat_run = ui.live_run().await;
     ui.page("playground").await;
     ui.select("#play-run", &chat_run).await;
     ui.css("[data-testid='chat']").await;
@@ -1434,13 +1438,7 @@ async fn a_user_goes_from_nothing_to_an_exported_model() {
     ui.shot("28-text2text-form").await;
     let rouge = ui.train_to_the_end("ROUGE-L").await;
     assert!(rouge.contains("ROUGE-1"), "{rouge}");
-    let t5_run = ui
-        .css("[data-testid='live']")
-        .await
-        .attr("data-run")
-        .await
-        .expect("attribute")
-        .expect("the live view names its run");
+    let t5_run = ui.live_run().await;
     ui.page("playground").await;
     ui.select("#play-run", &t5_run).await;
     ui.css("[data-testid='chat']").await;

@@ -151,14 +151,10 @@ impl DistilBertEncoder {
         })
     }
 
-    /// Hidden states `[tokens × hidden]` of the last layer.
-    pub fn forward<G: Graph>(&self, g: &mut G) -> Result<G::Value, EngineError> {
-        Ok(self.forward_pruned(g, false)?.0)
-    }
-
-    /// [`Self::forward`]; with `first_only` the last layer may run for the first tokens
-    /// alone ([`run_layers`]): the output, and whether it is `[sequences × hidden]`.
-    pub fn forward_pruned<G: Graph>(
+    /// Hidden states `[tokens × hidden]` of the last layer; with `first_only` the last layer
+    /// may run for the first tokens alone ([`run_layers`]): the output, and whether it is
+    /// `[sequences × hidden]`.
+    pub fn forward<G: Graph>(
         &self,
         g: &mut G,
         first_only: bool,

@@ -358,8 +358,8 @@ impl Model {
     pub fn forward<G: Graph>(&self, g: &mut G) -> Result<G::Value, EngineError> {
         let first_only = self.head.reads_first_tokens() && g.prunes_to_first_tokens();
         let (hidden, pruned) = match self.backbone.as_ref() {
-            Backbone::Bert(m) => m.forward_pruned(g, first_only)?,
-            Backbone::DistilBert(m) => m.forward_pruned(g, first_only)?,
+            Backbone::Bert(m) => m.forward(g, first_only)?,
+            Backbone::DistilBert(m) => m.forward(g, first_only)?,
             _ => (self.forward_hidden(g)?, false),
         };
         self.head.forward(g, hidden, pruned)
@@ -368,8 +368,8 @@ impl Model {
     /// The backbone's last hidden states, `[tokens × hidden]` (the head's input).
     pub fn forward_hidden<G: Graph>(&self, g: &mut G) -> Result<G::Value, EngineError> {
         match self.backbone.as_ref() {
-            Backbone::Bert(m) => m.forward(g),
-            Backbone::DistilBert(m) => m.forward(g),
+            Backbone::Bert(m) => Ok(m.forward(g, false)?.0),
+            Backbone::DistilBert(m) => Ok(m.forward(g, false)?.0),
             Backbone::Deberta(m) => m.forward(g),
             Backbone::Llama(m) => m.forward(g),
             Backbone::T5(m) => m.forward(g),

@@ -782,12 +782,9 @@ impl TextToText {
         search.validate()?;
         let started = std::time::Instant::now();
         let decoding = Decoding::answering(settings, search);
-        let prefixed = format!("{}{source}", self.prefix);
         let source_ids = self
-            .tokenizer
-            .encode(&[(prefixed.as_str(), None)])?
+            .sources(&[source.to_string()])?
             .pop()
-            .map(|e| e.input_ids)
             .ok_or_else(|| EngineError::InvalidConfig("the source has no tokens".into()))?;
         let ends: &[u32] = self
             .model
@@ -871,24 +868,33 @@ impl TextToText {
         decoding: &Decoding,
     ) -> Result<Vec<Generated>, EngineError> {
         let mut stepper = Stepper::new(&self.model, true);
+        self.sources(texts)?
+            .into_iter()
+            .map(|source_ids| {
+                let token_ids = generate(&self.model, &mut stepper, &source_ids, decoding)?;
+                Ok(Generated {
+                    text: self.tokenizer.decode(&token_ids)?,
+                    source_ids,
+                    token_ids,
+                })
+            })
+            .collect()
+    }
+
+    /// Each text's source tokens, the model's prefix before it.
+    fn sources(&self, texts: &[String]) -> Result<Vec<Vec<u32>>, EngineError> {
         let prefixed: Vec<String> = texts
             .iter()
             .map(|t| format!("{}{t}", self.prefix))
             .collect();
         let pairs: Vec<(&str, Option<&str>)> =
             prefixed.iter().map(|t| (t.as_str(), None)).collect();
-        let sources = self.tokenizer.encode(&pairs)?;
-        sources
+        Ok(self
+            .tokenizer
+            .encode(&pairs)?
             .into_iter()
-            .map(|source| {
-                let token_ids = generate(&self.model, &mut stepper, &source.input_ids, decoding)?;
-                Ok(Generated {
-                    text: self.tokenizer.decode(&token_ids)?,
-                    source_ids: source.input_ids,
-                    token_ids,
-                })
-            })
-            .collect()
+            .map(|e| e.input_ids)
+            .collect())
     }
 }
 

@@ -173,6 +173,10 @@ impl Stepper {
             ));
         }
         let scale = 1.0 / rows as f64;
+        let settings = LossSettings {
+            scale,
+            smoothing: self.smoothing,
+        };
         let mut timing = Timing::default();
         let soft: Vec<Soft> = batches
             .iter()
@@ -189,10 +193,7 @@ impl Stepper {
                     state,
                     &packed,
                     &soft,
-                    LossSettings {
-                        scale,
-                        smoothing: self.smoothing,
-                    },
+                    settings,
                     &mut rng,
                     step,
                     &mut timing,
@@ -209,10 +210,6 @@ impl Stepper {
                 norm
             }
             None => {
-                let settings = LossSettings {
-                    scale,
-                    smoothing: self.smoothing,
-                };
                 let mut grads =
                     autograd_step(model, &packed, &soft, settings, &mut rng, step, &mut timing)?;
                 if let Some(ewc) = &self.ewc {

@@ -1388,6 +1388,20 @@ pub struct Tape<'a> {
     tokens: &'a Tokens,
 }
 
+/// Adds each of an op's input gradients into its input's slot, for the inputs that need one
+/// (`(id, needs)` each).
+fn accumulate_inputs<const N: usize>(
+    slots: &mut [Option<Buf>],
+    inputs: [(usize, bool); N],
+    grads: [Buf; N],
+) {
+    for ((id, needs), d) in inputs.into_iter().zip(grads) {
+        if needs {
+            accumulate(slots, id, d);
+        }
+    }
+}
+
 /// Adds `src` into the gradient slot of value `id`.
 fn accumulate(slots: &mut [Option<Buf>], id: usize, src: Buf) {
     match &mut slots[id] {
@@ -1529,11 +1543,7 @@ impl Tape<'_> {
                         relative,
                     );
                     pool.give_vec(saved.into_buffer());
-                    for ((id, needs), d) in inputs.into_iter().zip([dq, dk, dv]) {
-                        if needs {
-                            accumulate(&mut slots, id, d);
-                        }
-                    }
+                    accumulate_inputs(&mut slots, inputs, [dq, dk, dv]);
                     if let (Some(p), Some(d)) = (positions, dpositions) {
                         for (table, d) in p.tables.into_iter().zip(d) {
                             if let (Some((id, true, _)), Some(d)) = (table, d) {
@@ -1681,11 +1691,7 @@ impl Tape<'_> {
                         &saved,
                     );
                     pool.give_vec(saved.into_buffer());
-                    for ((id, needs), d) in inputs.into_iter().zip([dq, dk, dv]) {
-                        if needs {
-                            accumulate(&mut slots, id, d);
-                        }
-                    }
+                    accumulate_inputs(&mut slots, inputs, [dq, dk, dv]);
                     if let (Some(b), Some(d)) = (bias, dbias) {
                         accumulate(&mut slots, b.id, d);
                     }
@@ -1713,11 +1719,7 @@ impl Tape<'_> {
                         heads,
                         &saved,
                     );
-                    for ((id, needs), d) in inputs.into_iter().zip([dq, dk, dv]) {
-                        if needs {
-                            accumulate(&mut slots, id, d);
-                        }
-                    }
+                    accumulate_inputs(&mut slots, inputs, [dq, dk, dv]);
                 }
                 Op::FirstTokens { x } => {
                     let mut dx = pool.zeros(tokens.len() * cols);

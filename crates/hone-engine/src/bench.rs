@@ -202,7 +202,7 @@ pub fn run_bench(
     apply_freezing(model, cfg, None);
     let mut optimizer = optimizer(model, cfg);
     let batches = std::slice::from_ref(batch);
-    let mut stepper = Stepper::new(model, fast);
+    let mut stepper = Stepper::new(model, fast).with_precision(cfg.precision);
     let (mut totals, mut forward, mut backward, mut opt, mut losses) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for step in 0..settings.warmup + settings.steps {
@@ -225,11 +225,15 @@ pub fn run_bench(
             losses.push(done.loss);
         }
     }
-    let path = if stepper.is_fast() { "cpu" } else { "autograd" };
+    let path = match (stepper.is_fast(), cfg.precision.is_mixed()) {
+        (true, _) => "cpu".to_string(),
+        (false, false) => "autograd".to_string(),
+        (false, true) => format!("autograd {}", cfg.precision),
+    };
     // The training buffers go before the forward-only ones come, as in a real run, so the peak
     // memory is the training step's.
     drop(stepper);
-    let mut stepper = Stepper::new(model, fast);
+    let mut stepper = Stepper::new(model, fast).with_precision(cfg.precision);
     let mut forward_only = Vec::new();
     for i in 0..settings.warmup + settings.steps {
         let t0 = Instant::now();
@@ -261,7 +265,7 @@ pub fn run_bench(
         threads: candle_core::utils::get_num_threads(),
         params: model.params().count() as u64,
         dropout: d.hidden > 0.0 || d.attention > 0.0,
-        path: path.to_string(),
+        path: path.clone(),
         train_phase_median_s: PhaseTimes {
             forward_loss: Timing::of(&forward).median_s,
             backward: Timing::of(&backward).median_s,

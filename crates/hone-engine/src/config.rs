@@ -285,6 +285,14 @@ pub struct TrainingConfig {
     pub generate_examples: usize,
     /// Text-to-text: ROUGE with the Porter stemmer (rouge_score's use_stemmer).
     pub rouge_stemmer: bool,
+    /// The dtype of matrix products: fp32, bf16 (mixed precision: f32 weights, optimizer
+    /// state, norms, softmax and loss; for GPUs with bfloat16, compute capability 8.0+) or
+    /// fp16 (with dynamic loss scaling, for older GPUs). On the CPU, mixed precision runs the
+    /// slower autograd graph.
+    pub precision: crate::precision::Precision,
+    /// fp16's initial loss scale (PyTorch GradScaler's init_scale): halved on every step
+    /// whose gradients overflow (the step is skipped), doubled after 2,000 steps without.
+    pub loss_scale: f64,
     /// Where training runs: cpu, auto, cuda[:N] or metal[:N] (GPUs need a build with them).
     #[schemars(with = "String")]
     pub device: DeviceSpec,
@@ -473,6 +481,8 @@ impl Default for TrainingConfig {
             generate_examples: 64,
             rouge_stemmer: false,
             ewc_samples: 200,
+            precision: crate::precision::Precision::Fp32,
+            loss_scale: crate::precision::LossScaler::INITIAL,
             device: DeviceSpec::Cpu,
         }
     }
@@ -697,6 +707,12 @@ impl TrainingConfig {
             return bad(format!(
                 "distillation temperature must be positive, got {}",
                 self.distill_temperature
+            ));
+        }
+        if !(self.loss_scale.is_finite() && self.loss_scale >= 1.0) {
+            return bad(format!(
+                "the fp16 loss scale must be at least 1, got {}",
+                self.loss_scale
             ));
         }
         if self.curriculum_epochs == 0 {

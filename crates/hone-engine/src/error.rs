@@ -64,14 +64,110 @@ pub enum EngineError {
     Candle(#[from] candle_core::Error),
     #[error("cannot write {path}: {message}")]
     Export { path: PathBuf, message: String },
+    #[error("{device} ran out of memory on a batch of {batch_size} × {length} tokens; {hint}")]
+    OutOfMemory {
+        device: String,
+        batch_size: usize,
+        length: usize,
+        hint: String,
+    },
 }
 
 impl EngineError {
+    /// True for a GPU's out-of-memory error (CUDA's `CUDA_ERROR_OUT_OF_MEMORY`, Metal's
+    /// failed allocations).
+    pub fn is_out_of_memory(&self) -> bool {
+        match self {
+            EngineError::OutOfMemory { .. } => true,
+            EngineError::Candle(e) => {
+                let text = e.to_string();
+                text.contains("OUT_OF_MEMORY")
+                    || text.to_ascii_lowercase().contains("out of memory")
+            }
+            _ => false,
+        }
+    }
+
+    /// This error as [`EngineError::OutOfMemory`] when it is one, saying what would fit: a
+    /// batch of `sequences` sequences of up to `length` tokens on `device`.
+    pub fn on_batch(self, device: &str, sequences: usize, length: usize) -> Self {
+        if !self.is_out_of_memory() || matches!(self, EngineError::OutOfMemory { .. }) {
+            return self;
+        }
+        let half = (sequences / 2).max(1);
+        let hint = if sequences > 1 {
+            format!(
+                "try batch size {half} with gradient accumulation 2 (the same effective batch), \
+                 a maximum length of {} tokens, or --precision bf16; `hone hub info` and the \
+                 Train form's fit check estimate what fits. The run can be resumed from its last \
+                 checkpoint.",
+                (length / 2).max(1)
+            )
+        } else {
+            format!(
+                "one sequence of {length} tokens does not fit: lower the maximum length, train \
+                 LoRA adapters, or use --precision bf16"
+            )
+        };
+        EngineError::OutOfMemory {
+            device: device.to_string(),
+            batch_size: sequences,
+            length,
+            hint,
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         EngineError::Io {
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What cudarc's driver error prints when `cuMemAlloc` fails.
+    #[derive(Debug)]
+    struct DriverOom;
+    impl std::fmt::Display for DriverOom {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")")
+        }
+    }
+    impl std::error::Error for DriverOom {}
+
+    #[test]
+    fn a_cuda_out_of_memory_error_says_what_batch_to_try() {
+        let oom = EngineError::Candle(candle_core::Error::Cuda(Box::new(DriverOom)));
+        assert!(oom.is_out_of_memory());
+        let err = oom.on_batch("cuda:0", 64, 512);
+        assert!(matches!(
+            err,
+            EngineError::OutOfMemory {
+                batch_size: 64,
+                length: 512,
+                ..
+            }
+        ));
+        let text = err.to_string();
+        assert!(
+            text.contains("cuda:0 ran out of memory on a batch of 64 × 512"),
+            "{text}"
+        );
+        assert!(
+            text.contains("batch size 32 with gradient accumulation 2"),
+            "{text}"
+        );
+        let one = EngineError::Candle(candle_core::Error::Cuda(Box::new(DriverOom)))
+            .on_batch("cuda:1", 1, 4096)
+            .to_string();
+        assert!(one.contains("lower the maximum length"), "{one}");
+        // Other errors pass through unchanged.
+        let other = EngineError::InvalidConfig("x".into()).on_batch("cuda:0", 8, 8);
+        assert!(matches!(other, EngineError::InvalidConfig(_)));
     }
 }

@@ -642,6 +642,11 @@ pub fn prepare(
         TextTokenizer::from_model_dir(&crate::lora::tokenizer_folder(model_dir)?, max_length)?;
     let task = data.task;
     let mut cfg = cfg.clone();
+    let (precision, notice) = crate::precision::resolve(cfg.precision, &device);
+    if let Some(message) = notice {
+        sink(TrainEvent::Notice { message });
+    }
+    cfg.precision = precision;
     let any_answers = std::iter::once(task)
         .chain(others.iter().map(|t| t.data.task))
         .any(|t| t == Task::QuestionAnswering);

@@ -38,6 +38,7 @@ pub mod ops;
 pub mod optim;
 pub mod packing;
 pub mod params;
+pub mod precision;
 pub mod prefix;
 pub mod presets;
 pub mod recipes;

@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use candle_core::{Tensor, Var};
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::params::Param;
@@ -100,11 +100,11 @@ pub struct ParamGroup {
 }
 
 /// The rule's state of one parameter: on the host for the CPU path, as device tensors
-/// otherwise.
+/// otherwise (kept as the update made them: no copy into variables).
 enum State {
     Empty,
     Host(Vec<Vec<f32>>),
-    Device(Vec<Var>),
+    Device(Vec<Tensor>),
 }
 
 struct Slot {
@@ -123,7 +123,7 @@ impl Slot {
             State::Host(h) => h,
             State::Device(vars) => vars
                 .iter()
-                .map(|v| v.as_tensor().flatten_all()?.to_vec1::<f32>())
+                .map(|v| v.flatten_all()?.to_vec1::<f32>())
                 .collect::<Result<_, _>>()?,
         };
         self.state = State::Host(host);
@@ -138,7 +138,7 @@ impl Slot {
         let var = self.param.var();
         Ok(match &self.state {
             State::Empty => None,
-            State::Device(vars) => Some(vars.iter().map(|v| v.as_detached_tensor()).collect()),
+            State::Device(vars) => Some(vars.clone()),
             State::Host(h) => Some(
                 h.iter()
                     .map(|b| Tensor::from_slice(b, var.shape(), var.device()))
@@ -228,16 +228,21 @@ impl Gradients {
         self.grads.is_empty()
     }
 
-    /// The global L2 norm of all gradients.
+    /// The global L2 norm of all gradients (read back once: on a GPU each read waits for
+    /// the queued work).
     pub fn global_norm(&self) -> Result<f64, EngineError> {
-        let mut total = 0f64;
-        for g in self.grads.values() {
-            total += g
-                .sqr()?
-                .sum_all()?
-                .to_dtype(candle_core::DType::F64)?
-                .to_scalar::<f64>()?;
+        let squares = self
+            .grads
+            .values()
+            .map(|g| g.to_dtype(candle_core::DType::F32)?.sqr()?.sum_all())
+            .collect::<Result<Vec<_>, _>>()?;
+        if squares.is_empty() {
+            return Ok(0.0);
         }
+        let total = Tensor::stack(&squares, 0)?
+            .to_dtype(candle_core::DType::F64)?
+            .sum_all()?
+            .to_scalar::<f64>()?;
         Ok(total.sqrt())
     }
 
@@ -371,12 +376,7 @@ impl Optimizer {
                 }
             };
             var.set(&p)?;
-            slot.state = State::Device(
-                state
-                    .iter()
-                    .map(Var::from_tensor)
-                    .collect::<Result<_, _>>()?,
-            );
+            slot.state = State::Device(state);
         }
         Ok(())
     }
@@ -468,7 +468,7 @@ impl Optimizer {
                 State::Host(h) => h.iter().map(|b| Cow::Borrowed(b.as_slice())).collect(),
                 State::Device(vars) => vars
                     .iter()
-                    .map(|v| Ok(Cow::Owned(v.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
+                    .map(|v| Ok(Cow::Owned(v.flatten_all()?.to_vec1::<f32>()?)))
                     .collect::<Result<_, EngineError>>()?,
             };
             for (buffer, data) in names.iter().zip(buffers) {
@@ -499,7 +499,7 @@ impl Optimizer {
             .enumerate()
             .map(|(i, s)| (s.param.name().to_string(), i))
             .collect();
-        let mut saved: Vec<Vec<Option<Var>>> = vec![vec![None; names.len()]; self.slots.len()];
+        let mut saved: Vec<Vec<Option<Tensor>>> = vec![vec![None; names.len()]; self.slots.len()];
         crate::checkpoint::for_each_tensor(path, |name, tensor| {
             let found = name.split_once('.').and_then(|(buffer, param)| {
                 let b = names.iter().position(|n| *n == buffer)?;
@@ -507,13 +507,13 @@ impl Optimizer {
             });
             if let Some((b, i)) = found {
                 let device = self.slots[i].param.var().device().clone();
-                saved[i][b] = Some(Var::from_tensor(&tensor.to_device(&device)?)?);
+                saved[i][b] = Some(tensor.to_device(&device)?);
             }
             Ok(())
         })?;
         for (slot, buffers) in self.slots.iter_mut().zip(saved) {
             slot.step = steps.get(slot.param.name()).copied().unwrap_or(0);
-            let complete: Option<Vec<Var>> = buffers.into_iter().collect();
+            let complete: Option<Vec<Tensor>> = buffers.into_iter().collect();
             slot.state = match complete {
                 Some(vars) if !vars.is_empty() => State::Device(vars),
                 _ => State::Empty,

@@ -24,6 +24,7 @@ use crate::graph::tokens::LabelsPer;
 use crate::graph::Tokens;
 use crate::models::Model;
 use crate::optim::{Gradients, Optimizer};
+use crate::precision::{LossScaler, Precision};
 use crate::rng::HoneRng;
 use crate::EngineError;
 
@@ -40,6 +41,9 @@ pub struct StepOutcome {
     pub forward_s: f64,
     pub backward_s: f64,
     pub optimizer_s: f64,
+    /// fp16's loss scale skipped this step: its gradients overflowed (the weights did not
+    /// change; the scale was halved).
+    pub skipped_overflow: bool,
 }
 
 /// Checks a step's gradient norm and returns the factor clipping multiplies the gradients by
@@ -91,6 +95,10 @@ pub struct Stepper {
     ewc: Option<Arc<Ewc>>,
     /// Label smoothing's ε (0: plain cross-entropy).
     smoothing: f64,
+    /// The dtype of the autograd graph's matrix products (mixed precision).
+    precision: Precision,
+    /// fp16's dynamic loss scale.
+    scaler: Option<LossScaler>,
 }
 
 /// How a step's summed loss is taken: `scale` (1 / the labeled rows: the mean) and label
@@ -119,7 +127,34 @@ impl Stepper {
             distill: None,
             ewc: None,
             smoothing: 0.0,
+            precision: Precision::Fp32,
+            scaler: None,
         }
+    }
+
+    /// Runs the matrix products in `precision` (mixed precision runs on candle's autograd
+    /// graph; fp16 scales the loss dynamically). Pass what [`crate::precision::resolve`] gave.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        if precision.is_mixed() {
+            self.host = None;
+        }
+        self.scaler = (precision == Precision::Fp16).then(LossScaler::new);
+        self
+    }
+
+    /// Starts fp16's dynamic loss scale at `scale` instead of [`LossScaler::INITIAL`]
+    /// (nothing to do in other precisions).
+    pub fn with_initial_loss_scale(mut self, scale: f64) -> Self {
+        if self.scaler.is_some() {
+            self.scaler = Some(LossScaler::starting_at(scale));
+        }
+        self
+    }
+
+    /// fp16's loss scale now, `None` in other precisions.
+    pub fn loss_scale(&self) -> Option<f64> {
+        self.scaler.as_ref().map(LossScaler::scale)
     }
 
     /// Trains on the batches' teacher scores as well as their labels (batches without teacher
@@ -150,9 +185,31 @@ impl Stepper {
 
     /// One optimizer step over `batches` (accumulated as one step of all their labeled rows)
     /// with learning rate `lr`; dropout masks come from `rng`. `step` (1-based) is used in
-    /// error messages.
+    /// error messages. A GPU's out-of-memory error says what batch to try.
     #[allow(clippy::too_many_arguments)]
     pub fn step(
+        &mut self,
+        model: &Model,
+        optimizer: &mut Optimizer,
+        batches: &[Batch],
+        clip_norm: Option<f64>,
+        lr: f64,
+        rng: HoneRng,
+        step: u64,
+    ) -> Result<StepOutcome, EngineError> {
+        let done = self
+            .step_inner(model, optimizer, batches, clip_norm, lr, rng, step)
+            .and_then(|done| {
+                // A GPU's work is queued: its errors (out of memory too) surface here, and the
+                // step's time is its own.
+                model.device().synchronize()?;
+                Ok(done)
+            });
+        done.map_err(|e| on_batches(e, model, batches))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step_inner(
         &mut self,
         model: &Model,
         optimizer: &mut Optimizer,
@@ -178,6 +235,7 @@ impl Stepper {
             smoothing: self.smoothing,
         };
         let mut timing = Timing::default();
+        let mut skipped_overflow = false;
         let soft: Vec<Soft> = batches
             .iter()
             .map(|b| {
@@ -210,8 +268,40 @@ impl Stepper {
                 norm
             }
             None => {
-                let mut grads =
-                    autograd_step(model, &packed, &soft, settings, &mut rng, step, &mut timing)?;
+                let loss_scale = self.loss_scale().unwrap_or(1.0);
+                let scaled = LossSettings {
+                    scale: scale * loss_scale,
+                    ..settings
+                };
+                let autocast = self.precision.autocast();
+                let mut grads = autograd_step(
+                    model,
+                    &packed,
+                    &soft,
+                    scaled,
+                    autocast,
+                    &mut rng,
+                    step,
+                    &mut timing,
+                )?;
+                if let Some(scaler) = &mut self.scaler {
+                    if !scaler.update(grads.global_norm()?, step)? {
+                        skipped_overflow = true;
+                    }
+                    grads.scale(1.0 / loss_scale)?;
+                }
+                if skipped_overflow {
+                    return Ok(StepOutcome {
+                        loss: timing.loss_sum * scale,
+                        grad_norm: f64::INFINITY,
+                        examples: packed.iter().map(Tokens::examples).sum(),
+                        tokens: packed.iter().map(Tokens::len).sum(),
+                        forward_s: timing.forward_s,
+                        backward_s: timing.backward_s,
+                        optimizer_s: 0.0,
+                        skipped_overflow,
+                    });
+                }
                 if let Some(ewc) = &self.ewc {
                     let penalty = ewc.add_to_tensors(model.params(), &mut grads)?;
                     timing.loss_sum += penalty / scale;
@@ -232,23 +322,41 @@ impl Stepper {
             forward_s: timing.forward_s,
             backward_s: timing.backward_s,
             optimizer_s: timing.optimizer_s,
+            skipped_overflow,
         })
     }
 
     /// Logits of `batch` in evaluation mode (no dropout, no gradients), on the stepper's
     /// own buffers.
     pub fn logits(&mut self, model: &Model, batch: &Batch) -> Result<Logits, EngineError> {
+        self.logits_inner(model, batch)
+            .map_err(|e| on_batches(e, model, std::slice::from_ref(batch)))
+    }
+
+    fn logits_inner(&mut self, model: &Model, batch: &Batch) -> Result<Logits, EngineError> {
         let tokens = model.tokens(batch)?;
         let mut rng = HoneRng::new(0, 0);
         match &self.host {
             Some(state) => host_forward(model, state, &tokens, false, &mut rng),
             None => {
                 let mut g =
-                    AutogradGraph::new(&tokens, model.device(), model.dtype(), false, &mut rng)?;
+                    AutogradGraph::new(&tokens, model.device(), model.dtype(), false, &mut rng)?
+                        .with_autocast(self.precision.autocast());
                 tensor_logits(&grouped(model.forward(&mut g)?, &tokens)?)
             }
         }
     }
+}
+
+/// `err` as a clear out-of-memory error for these batches when it is one.
+fn on_batches(err: EngineError, model: &Model, batches: &[Batch]) -> EngineError {
+    let sequences = batches.iter().map(|b| b.batch_size).max().unwrap_or(0);
+    let length = batches.iter().map(|b| b.seq_len).max().unwrap_or(0);
+    err.on_batch(
+        &crate::device::device_name(model.device()),
+        sequences,
+        length,
+    )
 }
 
 #[derive(Default)]
@@ -364,13 +472,15 @@ fn host_step(
     Ok(state.grads.squared_norm().sqrt())
 }
 
-/// Forward and backward of every micro-batch through candle's autograd; returns the summed
-/// gradients.
+/// Forward and backward of every micro-batch through candle's autograd, its matrix products
+/// in `autocast` when given; returns the summed gradients.
+#[allow(clippy::too_many_arguments)]
 fn autograd_step(
     model: &Model,
     packed: &[Tokens],
     soft: &[Soft],
     settings: LossSettings,
+    autocast: Option<candle_core::DType>,
     rng: &mut HoneRng,
     step: u64,
     timing: &mut Timing,
@@ -381,7 +491,8 @@ fn autograd_step(
         let labels = labeled(tokens)?;
         host::check_smoothing(tokens, settings.smoothing)?;
         let soft = soft.get(i).copied().flatten();
-        let mut g = AutogradGraph::new(tokens, model.device(), model.dtype(), true, rng)?;
+        let mut g = AutogradGraph::new(tokens, model.device(), model.dtype(), true, rng)?
+            .with_autocast(autocast);
         let logits = grouped(model.forward(&mut g)?, tokens)?;
         if let Some(kept) = &mut timing.logits {
             kept.push(tensor_logits(&logits)?);
@@ -514,8 +625,34 @@ pub fn smoothed_gradients(
     model: &Model,
     batch: &Batch,
     fast: bool,
+    rng: HoneRng,
+    smoothing: f64,
+) -> Result<BatchGradients, EngineError> {
+    gradients_in(model, batch, fast, rng, smoothing, Precision::Fp32)
+}
+
+/// [`gradients`] with the matrix products in `precision` (a mixed precision runs candle's
+/// autograd graph; fp16 scales the loss by a fixed [`CHECK_LOSS_SCALE`] and the gradients
+/// back, as training scales it dynamically, or small gradients would underflow).
+pub fn mixed_precision_gradients(
+    model: &Model,
+    batch: &Batch,
+    precision: Precision,
+    rng: HoneRng,
+) -> Result<BatchGradients, EngineError> {
+    gradients_in(model, batch, false, rng, 0.0, precision)
+}
+
+/// fp16's loss scale in [`mixed_precision_gradients`].
+pub const CHECK_LOSS_SCALE: f64 = 1024.0;
+
+fn gradients_in(
+    model: &Model,
+    batch: &Batch,
+    fast: bool,
     mut rng: HoneRng,
     smoothing: f64,
+    precision: Precision,
 ) -> Result<BatchGradients, EngineError> {
     let tokens = model.tokens(batch)?;
     let rows = tokens.labeled_rows();
@@ -523,14 +660,23 @@ pub fn smoothed_gradients(
         return Err(EngineError::InvalidConfig("the batch has no labels".into()));
     }
     let scale = 1.0 / rows as f64;
-    let settings = LossSettings { scale, smoothing };
+    let loss_scale = match precision {
+        Precision::Fp16 => CHECK_LOSS_SCALE,
+        _ => 1.0,
+    };
+    let settings = LossSettings {
+        scale: scale * loss_scale,
+        smoothing,
+    };
     let packed = std::slice::from_ref(&tokens);
     let mut timing = Timing {
         logits: Some(Vec::new()),
         ..Timing::default()
     };
     let mut grads = HashMap::new();
-    let mut stepper = Stepper::new(model, fast);
+    let mut stepper = Stepper::new(model, fast).with_precision(precision);
+    // Gradients as they are: no loss scale.
+    stepper.scaler = None;
     match &mut stepper.host {
         Some(state) => {
             // A language model's output layer goes with its loss (as in training): its logits
@@ -562,10 +708,19 @@ pub fn smoothed_gradients(
             }
         }
         None => {
-            let summed = autograd_step(model, packed, &[], settings, &mut rng, 1, &mut timing)?;
+            let summed = autograd_step(
+                model,
+                packed,
+                &[],
+                settings,
+                stepper.precision.autocast(),
+                &mut rng,
+                1,
+                &mut timing,
+            )?;
             for p in model.params().trainable() {
                 if let Some(g) = summed.get(p.name()) {
-                    grads.insert(p.name().to_string(), g.clone());
+                    grads.insert(p.name().to_string(), (g / loss_scale)?);
                 }
             }
         }

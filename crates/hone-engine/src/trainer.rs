@@ -223,7 +223,9 @@ impl Trainer<'_> {
         let mut stepper = Stepper::new(model, true)
             .with_distillation(distilling.then(|| Distill::from_config(cfg)))
             .with_label_smoothing(cfg.label_smoothing)
-            .with_penalty(self.ewc.clone());
+            .with_penalty(self.ewc.clone())
+            .with_precision(cfg.precision)
+            .with_initial_loss_scale(cfg.loss_scale);
         let mut status = RunStatus::Completed;
 
         'epochs: for epoch in start_epoch..cfg.epochs {
@@ -282,6 +284,16 @@ impl Trainer<'_> {
                     rng,
                     step + 1,
                 )?;
+                if done.skipped_overflow {
+                    sink(TrainEvent::Notice {
+                        message: format!(
+                            "step {}: the fp16 gradients overflowed, so the step was skipped \
+                             (the weights are unchanged) and the loss scale halved to {}",
+                            step + 1,
+                            stepper.loss_scale().unwrap_or(1.0)
+                        ),
+                    });
+                }
                 progress.step += 1;
                 let step_s = step_start.elapsed().as_secs_f64().max(1e-9);
                 // The ETA from this session's pace; the elapsed time over all sessions.

@@ -979,3 +979,56 @@ fn squad_and_map_scores_match_the_reference_implementations() {
         assert!((map_at_k(&ranks, k) - expected).abs() < 1e-12, "MAP@{k}");
     }
 }
+
+/// Mixed precision: a bf16 step (matrix products in bfloat16, everything else f32) against
+/// PyTorch's AMP step under `torch.autocast(bfloat16)` (tests/reference/
+/// make_mixed_precision_fixture.py), within bf16's rounding; bf16 moves PyTorch's own logits
+/// by 3e-3 and its gradients by 1e-2 from the f32 step, so the check also asks that Hone's
+/// bf16 step is no f32 step. An fp16 step (11 bits of mantissa) stays within 1e-2 of f32.
+#[test]
+fn bf16_and_fp16_steps_match_pytorch_autocast_within_their_rounding() {
+    use hone_engine::precision::Precision;
+    let model = load("bert");
+    let batch = golden_batch("bert");
+    let want = common::golden_tensors("bert-bf16");
+    let (fp32, _) = golden("bert");
+    let floor = gradient_floor(&want);
+    let step = |precision| {
+        hone_engine::step::mixed_precision_gradients(&model, &batch, precision, HoneRng::new(0, 0))
+            .unwrap()
+    };
+    let logits = |got: &hone_engine::step::BatchGradients| {
+        candle_core::Tensor::from_vec(
+            got.logits.values.clone(),
+            want["logits"].dims(),
+            &Device::Cpu,
+        )
+        .unwrap()
+    };
+    let bf16 = step(Precision::Bf16);
+    let err = relative_error(&logits(&bf16), &want["logits"]);
+    assert!(err < 1e-2, "bf16 logits against autocast: {err:.2e}");
+    let moved = relative_error(&logits(&bf16), &fp32["logits"]);
+    assert!(moved > 1e-5, "the bf16 step ran in f32: {moved:.2e}");
+    let want_loss = want["loss"].to_vec1::<f32>().unwrap()[0] as f64;
+    assert!(
+        (bf16.loss - want_loss).abs() / want_loss < 1e-2,
+        "{} vs {want_loss}",
+        bf16.loss
+    );
+    assert_eq!(bf16.grads.len(), 41, "every parameter trains");
+    for (name, g) in &bf16.grads {
+        let err = relative_error_with_floor(g, &want[&format!("grad.{name}")], floor);
+        assert!(err < 5e-2, "bf16 grad {name} against autocast: {err:.2e}");
+    }
+    let fp16 = step(Precision::Fp16);
+    let err = relative_error(&logits(&fp16), &fp32["logits"]);
+    assert!(
+        err < 1e-2 && err > 1e-6,
+        "fp16 logits against f32: {err:.2e}"
+    );
+    for (name, g) in &fp16.grads {
+        let err = relative_error_with_floor(g, &fp32[&format!("grad.{name}")], floor);
+        assert!(err < 1e-2, "fp16 grad {name} against f32: {err:.2e}");
+    }
+}

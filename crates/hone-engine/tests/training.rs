@@ -1228,3 +1228,87 @@ fn a_lora_run_checkpoints_only_what_trains_and_resumes_exactly() {
         assert_eq!(bits(value), bits(&b[name]), "{name}");
     }
 }
+
+/// fp16 with dynamic loss scaling: started at 2^24 (the tiny model's gradients fit fp16 at
+/// PyTorch's 65,536), the first steps' gradients overflow, so those steps are skipped (the
+/// weights stay bit-identical) and each says so in the events with the halved scale; the
+/// scale comes down and the run trains on.
+#[test]
+fn fp16_skips_overflowing_steps_says_so_and_trains_on() {
+    use hone_engine::precision::Precision;
+    let dir = tiny_model("bert");
+    let data = sst2_fixture(&dir, 32);
+    let model = Model::load(&dir, Task::SequenceClassification, 2, None, &Device::Cpu, 0).unwrap();
+    let before: Vec<(String, Vec<u32>)> = snapshot(model.params())
+        .into_iter()
+        .map(|(name, t)| (name, bits(&t)))
+        .collect();
+    let now = |name: &str| bits(&model.params().get(name).unwrap().value());
+    const START: f64 = 16_777_216.0;
+    let mut stepper = hone_engine::step::Stepper::new(&model, true)
+        .with_precision(Precision::Fp16)
+        .with_initial_loss_scale(START);
+    assert!(
+        !stepper.is_fast(),
+        "mixed precision runs the autograd graph"
+    );
+    let cfg = small_config();
+    let mut optimizer = hone_engine::recipes::optimizer(&model, &cfg);
+    let batcher = hone_data::Batcher::new(model.spec().encoder.pad_token_id);
+    let all: Vec<usize> = (0..8).collect();
+    let batch = data.train.batch(&batcher, &all);
+    let mut skipped = 0;
+    for step in 1..=30u64 {
+        let scale = stepper.loss_scale().unwrap();
+        let done = stepper
+            .step(
+                &model,
+                &mut optimizer,
+                std::slice::from_ref(&batch),
+                None,
+                1e-3,
+                HoneRng::new(0, step),
+                step,
+            )
+            .unwrap();
+        if !done.skipped_overflow {
+            break;
+        }
+        skipped += 1;
+        assert_eq!(stepper.loss_scale(), Some(scale / 2.0));
+        for (name, bits_before) in &before {
+            assert_eq!(&now(name), bits_before, "{name} moved on a skipped step");
+        }
+    }
+    assert!(skipped > 0, "no step overflowed at 2^24");
+    assert!(stepper.loss_scale().unwrap() < START);
+    assert!(
+        before.iter().any(|(name, b)| &now(name) != b),
+        "nothing trained"
+    );
+
+    let model = Model::load(&dir, Task::SequenceClassification, 2, None, &Device::Cpu, 0).unwrap();
+    let cfg = TrainingConfig {
+        precision: Precision::Fp16,
+        loss_scale: START,
+        ..small_config()
+    };
+    let (result, events) = train(&model, &cfg, &data, &AtomicBool::new(false));
+    assert_eq!(result.unwrap().status, RunStatus::Completed);
+    let notices: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Notice { message } if message.contains("overflowed") => {
+                Some(message.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(!notices.is_empty() && notices.len() < 10, "{notices:?}");
+    assert!(
+        notices[0].starts_with("step 1: the fp16 gradients overflowed"),
+        "{}",
+        notices[0]
+    );
+    assert!(notices[0].contains("halved to 8388608"), "{}", notices[0]);
+}

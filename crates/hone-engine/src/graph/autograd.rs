@@ -21,10 +21,12 @@ struct Layout {
     /// Word, position and segment ids.
     ids: [Tensor; 3],
     /// For every (sequence, slot) of the padded layout, its token; padding slots point at
-    /// token 0 (their keys are masked and their queries dropped, so any row will do).
-    pad_index: Tensor,
-    /// For every token, its slot in the padded layout.
-    unpad_index: Tensor,
+    /// token 0 (their keys are masked and their queries dropped, so any row will do). `None`
+    /// when every sequence fills the layout (the tokens are the layout: no gather, whose
+    /// backward, candle's `index_add`, runs one GPU thread per feature over every token).
+    pad_index: Option<Tensor>,
+    /// For every token, its slot in the padded layout (`None` as `pad_index`).
+    unpad_index: Option<Tensor>,
     /// `[sequences, 1, 1, longest]`: 0 for tokens, the lowest value for padding.
     mask_bias: Tensor,
     first_index: Tensor,
@@ -45,14 +47,24 @@ impl Layout {
         }
         let first: Vec<u32> = tokens.spans().iter().map(|s| s.start as u32).collect();
         let upload = |which: TokenIds| Tensor::from_slice(tokens.ids(which), t, device);
+        // Every slot a token, in order: the padded layout is the packed one.
+        let dense = t == b * s
+            && unpad
+                .iter()
+                .enumerate()
+                .all(|(i, &slot)| slot as usize == i);
         Ok(Layout {
             ids: [
                 upload(TokenIds::Words)?,
                 upload(TokenIds::Positions)?,
                 upload(TokenIds::Types)?,
             ],
-            pad_index: Tensor::from_vec(pad, b * s, device)?,
-            unpad_index: Tensor::from_vec(unpad, t, device)?,
+            pad_index: (!dense)
+                .then(|| Tensor::from_vec(pad, b * s, device))
+                .transpose()?,
+            unpad_index: (!dense)
+                .then(|| Tensor::from_vec(unpad, t, device))
+                .transpose()?,
             mask_bias: Tensor::from_vec(bias, (b, 1, 1, s), device)?.to_dtype(dtype)?,
             first_index: Tensor::from_vec(first, b, device)?,
         })
@@ -66,10 +78,21 @@ impl Layout {
         n: usize,
         d: usize,
     ) -> Result<Tensor, EngineError> {
-        Ok(x.index_select(&self.pad_index, 0)?
-            .reshape((tokens.sequences(), tokens.max_len(), n, d))?
+        let x = match &self.pad_index {
+            Some(index) => x.index_select(index, 0)?,
+            None => x.clone(),
+        };
+        Ok(x.reshape((tokens.sequences(), tokens.max_len(), n, d))?
             .transpose(1, 2)?
             .contiguous()?)
+    }
+
+    /// The rows of the padded layout (`[sequences · longest × features]`) back as the tokens'.
+    fn unpadded(&self, x: &Tensor) -> Result<Tensor, EngineError> {
+        Ok(match &self.unpad_index {
+            Some(index) => x.index_select(index, 0)?,
+            None => x.clone(),
+        })
     }
 }
 
@@ -96,6 +119,11 @@ pub struct AutogradGraph<'a> {
     /// DeBERTa's gathers of each (query, key) distance's row for the buckets they were made
     /// for: `[c2p, p2c]` indices into `[longest × 2·span]` scores, made on first use.
     position_index: Option<(RelativeBuckets, [Tensor; 2])>,
+    /// The dtype matrix products run in (mixed precision), `None`: the graph's own.
+    autocast: Option<DType>,
+    /// Dropout masks are drawn on the device (a GPU: drawing them on the host and uploading
+    /// them would take longer than the step), not from `rng` as the host graph draws them.
+    device_masks: bool,
 }
 
 impl<'a> AutogradGraph<'a> {
@@ -108,6 +136,11 @@ impl<'a> AutogradGraph<'a> {
         train: bool,
         rng: &'a mut HoneRng,
     ) -> Result<Self, EngineError> {
+        let device_masks = !device.is_cpu();
+        if device_masks && train {
+            // Each step's masks follow from its seed, as the host graph's do.
+            device.set_seed(rng.next_u64())?;
+        }
         Ok(AutogradGraph {
             root: tokens,
             tokens,
@@ -124,6 +157,37 @@ impl<'a> AutogradGraph<'a> {
             causal_bias: None,
             rotary: None,
             position_index: None,
+            autocast: None,
+            device_masks,
+        })
+    }
+
+    /// A dropout mask of `shape` drawn on the device: factors 0 (probability `p`) or
+    /// `1 / (1 − p)`.
+    fn device_mask(&self, shape: &[usize], p: f64) -> Result<Tensor, EngineError> {
+        let keep = Tensor::rand(0f32, 1f32, shape, &self.device)?
+            .ge(p)?
+            .to_dtype(self.dtype)?;
+        Ok((keep * (1.0 / (1.0 - p)))?)
+    }
+
+    /// Runs every matrix product (dense layers, attention) in `dtype` when given, its operands
+    /// cast down and its result back to the graph's dtype (see [`crate::precision`]).
+    pub fn with_autocast(mut self, dtype: Option<DType>) -> Self {
+        self.autocast = dtype.filter(|&d| d != self.dtype);
+        self
+    }
+
+    /// `a · b` (batched, `b` broadcast over `a`'s leading dimensions when `broadcast`), in
+    /// the autocast dtype when one is set.
+    fn product(&self, a: &Tensor, b: &Tensor, broadcast: bool) -> Result<Tensor, EngineError> {
+        let mm = |a: &Tensor, b: &Tensor| match broadcast {
+            true => a.broadcast_matmul(b),
+            false => a.matmul(b),
+        };
+        Ok(match self.autocast {
+            Some(low) => mm(&a.to_dtype(low)?, &b.to_dtype(low)?)?.to_dtype(self.dtype)?,
+            None => mm(a, b)?,
         })
     }
 
@@ -214,7 +278,7 @@ impl<'a> AutogradGraph<'a> {
                 .unsqueeze(0)?;
             let content = if of_queries { qp } else { kp };
             // Every token against every row, then the row of each (query, key) distance.
-            let all = content.broadcast_matmul(&table.t()?)?;
+            let all = self.product(content, &table.t()?, true)?;
             let picked = all
                 .reshape((b, heads, s * w))?
                 .index_select(index, 2)?
@@ -247,7 +311,7 @@ impl<'a> AutogradGraph<'a> {
         let (b, s) = (self.tokens.sequences(), self.tokens.max_len());
         let m = prefix.as_ref().map_or(Ok(0), |(pk, _)| pk.dim(0))?;
         let layout = self.layout(self.stream)?;
-        let (mask_bias, unpad_index) = (layout.mask_bias.clone(), layout.unpad_index.clone());
+        let mask_bias = layout.mask_bias.clone();
         let padded = |x: &Tensor, n: usize| layout.padded(x, self.tokens, n, d);
         // Each sequence's keys (values) after the prefix rows, then, for grouped queries, each
         // key/value head repeated for its query heads (transformers' repeat_kv); the
@@ -272,7 +336,7 @@ impl<'a> AutogradGraph<'a> {
         };
         let (pk, pv) = prefix.as_ref().map(|(k, v)| (k, v)).unzip();
         let (qp, kp, vp) = (padded(q, heads)?, keys(k, pk)?, keys(v, pv)?);
-        let raw = qp.matmul(&kp.t()?)?;
+        let raw = self.product(&qp, &kp.t()?, false)?;
         let scores = match positions {
             None => (raw * (1.0 / (d as f64).sqrt()))?,
             Some(pos) => ((raw + self.position_scores(&qp, &kp, pos)?)? * pos.scale(d))?,
@@ -301,6 +365,14 @@ impl<'a> AutogradGraph<'a> {
         }
         let probs = ops::softmax_last_dim(&scores)?;
         let p = if self.train { p } else { 0.0 };
+        if self.device_masks && p > 0.0 {
+            let probs = probs.mul(&self.device_mask(&[b, heads, s, m + s], p)?)?;
+            let context = self
+                .product(&probs, &vp, false)?
+                .transpose(1, 2)?
+                .reshape((b * s, hidden))?;
+            return self.layout(self.stream)?.unpadded(&context);
+        }
         // The mask in the host graph's layout (per sequence and head, its own block of
         // `(prefix + len)²` with the prefix's query rows first), placed into the padded
         // blocks, so both graphs drop the same probabilities.
@@ -331,11 +403,11 @@ impl<'a> AutogradGraph<'a> {
             }
             probs.mul(&self.mask_tensor(keep, mask.scale(), &[b, heads, s, w])?)?
         };
-        let context = probs
-            .matmul(&vp)?
+        let context = self
+            .product(&probs, &vp, false)?
             .transpose(1, 2)?
             .reshape((b * s, hidden))?;
-        let out = context.index_select(&unpad_index, 0)?;
+        let out = self.layout(self.stream)?.unpadded(&context)?;
         debug_assert_eq!(out.dims(), &[t, hidden]);
         Ok(out)
     }
@@ -373,7 +445,18 @@ impl Graph for AutogradGraph<'_> {
     ) -> Result<Tensor, EngineError> {
         let w = self.param(weight);
         let b = bias.map(|b| self.param(b));
-        Ok(ops::linear(x, &w, b.as_ref())?)
+        match self.autocast {
+            // The product in the low dtype, the bias added in the graph's.
+            Some(low) => {
+                let y = ops::linear(&x.to_dtype(low)?, &w.to_dtype(low)?, None)?
+                    .to_dtype(self.dtype)?;
+                Ok(match b {
+                    Some(b) => y.broadcast_add(&b)?,
+                    None => y,
+                })
+            }
+            None => Ok(ops::linear(x, &w, b.as_ref())?),
+        }
     }
 
     fn add_scaled(&mut self, x: Tensor, y: &Tensor, scale: f64) -> Result<Tensor, EngineError> {
@@ -391,6 +474,10 @@ impl Graph for AutogradGraph<'_> {
 
     fn dropout(&mut self, x: Tensor, p: f64) -> Result<Tensor, EngineError> {
         let p = if self.train { p } else { 0.0 };
+        if self.device_masks && p > 0.0 {
+            let mask = self.device_mask(x.dims(), p)?;
+            return Ok(x.mul(&mask)?);
+        }
         let n = x.elem_count();
         let mask = DropMask::draw(self.rng, n, p);
         if mask.is_identity() {
@@ -520,13 +607,18 @@ impl Graph for AutogradGraph<'_> {
         );
         let mask_bias = layout.mask_bias.clone();
         let qp = q.reshape((b, 1, heads, d))?.transpose(1, 2)?.contiguous()?;
-        let scores = (qp.matmul(&kp.t()?)? * (1.0 / (d as f64).sqrt()))?;
+        let scores = (self.product(&qp, &kp.t()?, false)? * (1.0 / (d as f64).sqrt()))?;
         let probs = ops::softmax_last_dim(&scores.broadcast_add(&mask_bias)?)?;
         let p = if self.train { p } else { 0.0 };
         // The host graph's mask (sequence by sequence, head by head, a row of the sequence's
         // length) placed into the padded rows, so both graphs drop the same probabilities.
-        let mask = DropMask::draw(self.rng, self.tokens.len() * heads, p);
-        let probs = if mask.is_identity() {
+        let mask = match self.device_masks {
+            true => DropMask::default(),
+            false => DropMask::draw(self.rng, self.tokens.len() * heads, p),
+        };
+        let probs = if self.device_masks && p > 0.0 {
+            probs.mul(&self.device_mask(&[b, heads, 1, s], p)?)?
+        } else if mask.is_identity() {
             probs
         } else {
             let mut keep = vec![0u8; b * heads * s];
@@ -540,7 +632,10 @@ impl Graph for AutogradGraph<'_> {
             }
             probs.mul(&self.mask_tensor(keep, mask.scale(), &[b, heads, 1, s])?)?
         };
-        Ok(probs.matmul(&vp)?.transpose(1, 2)?.reshape((b, hidden))?)
+        Ok(self
+            .product(&probs, &vp, false)?
+            .transpose(1, 2)?
+            .reshape((b, hidden))?)
     }
 
     fn stream(&self) -> Stream {
@@ -593,8 +688,8 @@ impl Graph for AutogradGraph<'_> {
         let qp = lq.padded(q, self.tokens, heads, d)?;
         let kp = lk.padded(k, kv_tokens, heads, d)?;
         let vp = lk.padded(v, kv_tokens, heads, d)?;
-        let (unpad_index, key_mask) = (lq.unpad_index.clone(), lk.mask_bias.clone());
-        let mut scores = qp.matmul(&kp.t()?)?;
+        let key_mask = lk.mask_bias.clone();
+        let mut scores = self.product(&qp, &kp.t()?, false)?;
         if let Some(bias) = &a.bias {
             let index: Vec<u32> = (0..sq * sk)
                 .map(|ij| bias.buckets.bucket((ij % sk) as i64 - (ij / sk) as i64) as u32)
@@ -622,8 +717,13 @@ impl Graph for AutogradGraph<'_> {
         // block), placed into the padded blocks.
         let spans: Vec<_> = self.tokens.spans().iter().zip(kv_tokens.spans()).collect();
         let blocks: usize = spans.iter().map(|(q, k)| q.len * k.len).sum::<usize>() * heads;
-        let mask = DropMask::draw(self.rng, blocks, p);
-        let probs = if mask.is_identity() {
+        let mask = match self.device_masks {
+            true => DropMask::default(),
+            false => DropMask::draw(self.rng, blocks, p),
+        };
+        let probs = if self.device_masks && p > 0.0 {
+            probs.mul(&self.device_mask(&[b, heads, sq, sk], p)?)?
+        } else if mask.is_identity() {
             probs
         } else {
             let mut keep = vec![0u8; b * heads * sq * sk];
@@ -640,11 +740,11 @@ impl Graph for AutogradGraph<'_> {
             }
             probs.mul(&self.mask_tensor(keep, mask.scale(), &[b, heads, sq, sk])?)?
         };
-        let context = probs
-            .matmul(&vp)?
+        let context = self
+            .product(&probs, &vp, false)?
             .transpose(1, 2)?
             .reshape((b * sq, hidden))?;
-        let out = context.index_select(&unpad_index, 0)?;
+        let out = self.layout(self.stream)?.unpadded(&context)?;
         debug_assert_eq!(out.dims(), &[t, hidden]);
         Ok(out)
     }

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Args;
-use hone_app::bench::{run_bench, BenchRequest};
-use hone_app::types::DeviceSpec;
+use hone_app::bench::{check_device, run_bench, BenchRequest, DeviceCheckRequest};
+use hone_app::types::{DeviceSpec, Precision};
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -48,6 +48,10 @@ pub struct BenchArgs {
     lora_r: Option<usize>,
     #[arg(long, default_value = "cpu")]
     device: DeviceSpec,
+    /// Matrix products in fp32, bf16 or fp16 (mixed precision runs candle's autograd graph;
+    /// fp16 scales the loss dynamically).
+    #[arg(long, default_value = "fp32")]
+    precision: Precision,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -59,11 +63,72 @@ pub enum BenchSuite {
     /// Simulate the labeling loop with an oracle: uncertainty sampling against random,
     /// several seeds, accuracy at the reported label counts.
     ActiveLearning(Box<super::simulate::SimulateArgs>),
+    /// Compare one training step (loss, logits, every gradient; dropout off) on a device and
+    /// precision against the CPU graph in fp32. Exits 1 when an error exceeds the tolerance.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Model folder (config.json, weights; a tokenizer unless --batch-file is given).
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    #[arg(long, default_value = "auto")]
+    device: DeviceSpec,
+    #[arg(long, default_value = "fp32")]
+    precision: Precision,
+    /// A fixed batch (as `hone bench --batch-file`).
+    #[arg(long, value_name = "FILE")]
+    batch_file: Option<PathBuf>,
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 64)]
+    max_length: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let report = check_device(&DeviceCheckRequest {
+        model: &args.model,
+        device: &args.device,
+        precision: args.precision,
+        batch_file: args.batch_file.as_deref(),
+        batch_size: args.batch_size,
+        max_length: args.max_length,
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} {} against {}: loss {:.6} vs {:.6} (fp32 {:.6}), logits {:.1e}, worst of {} gradients {:.1e} ({}), tolerance {:.0e}: {}",
+            report.device,
+            report.precision,
+            report.reference,
+            report.loss_device,
+            report.loss_cpu,
+            report.loss_fp32,
+            report.logits_error,
+            report.gradients,
+            report.worst_gradient_error,
+            report.worst_gradient,
+            report.tolerance,
+            if report.passed { "ok" } else { "FAILED" }
+        );
+    }
+    Ok(if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    if let Some(BenchSuite::ActiveLearning(args)) = args.suite {
-        return super::simulate::run(*args);
+    match args.suite {
+        Some(BenchSuite::ActiveLearning(args)) => return super::simulate::run(*args),
+        Some(BenchSuite::Check(args)) => return check(args),
+        None => {}
     }
     let Some(model) = args.model else {
         bail!("--model DIR is required");
@@ -83,6 +148,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         freeze_embeddings: args.freeze_embeddings,
         host_path: !args.autograd,
         device: &args.device,
+        precision: args.precision,
         lora_rank: args.lora_r,
     })?;
     if args.json {
@@ -136,6 +202,47 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "loss         : first timed step {:.4}, last {:.4}",
             report.loss_first_last[0], report.loss_first_last[1]
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hone devices`: the CPU and every GPU this build can use, with their memory.
+pub fn devices(json: bool) -> anyhow::Result<ExitCode> {
+    let machine = hone_app::machine::machine_memory();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&machine)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    println!(
+        "cpu      {} threads, {:.1} GiB RAM ({:.1} GiB free)",
+        hone_app::machine::training_threads(),
+        gib(machine.ram_total),
+        gib(machine.ram_available)
+    );
+    match &machine.gpu_backend {
+        None => println!(
+            "         no GPU: this build has no CUDA or Metal (`cargo build --release --features cuda`)"
+        ),
+        Some(backend) if machine.gpus.is_empty() => {
+            let probe = if backend == "cuda" {
+                " (nvidia-smi found none)"
+            } else {
+                ""
+            };
+            println!("         {backend} build, no GPU listed{probe}");
+        }
+        Some(backend) => {
+            for gpu in &machine.gpus {
+                println!(
+                    "{backend}:{}   {}, {:.1} GiB ({:.1} GiB free)",
+                    gpu.index,
+                    gpu.name,
+                    gib(gpu.total),
+                    gib(gpu.free)
+                );
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

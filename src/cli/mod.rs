@@ -61,6 +61,12 @@ enum Command {
     Export(export::ExportArgs),
     /// Time training steps and forward passes on a fixed batch.
     Bench(bench::BenchArgs),
+    /// The devices this build can train on: the CPU, and each GPU with its memory.
+    Devices {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Combine finished runs into an ensemble that predicts and evaluates as one model.
     #[command(subcommand)]
     Ensemble(ensemble::EnsembleCommand),
@@ -306,6 +312,7 @@ pub fn run() -> ExitCode {
         Command::Generate(args) => generate::run(*args),
         Command::Export(args) => export::run(args, &db),
         Command::Bench(args) => bench::run(args),
+        Command::Devices { json } => bench::devices(json),
         Command::Ensemble(cmd) => ensemble::run(cmd, &db),
         Command::Hub(cmd) => hub::run(cmd),
         Command::Models(cmd) => models::run(cmd, &db),

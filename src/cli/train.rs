@@ -11,7 +11,7 @@ use hone_app::types::RunStatus;
 use hone_app::types::Schedule;
 use hone_app::types::TrainEvent;
 use hone_app::types::{CurriculumOrder, CyclicMode, ModelInit, OptimizerKind};
-use hone_app::types::{DeviceSpec, Task};
+use hone_app::types::{DeviceSpec, Precision, Task};
 use hone_app::{spawn, App, JobHandle};
 use hone_app::{AlsoTask, DataConfig, FileData, PreviousTaskConfig, RunConfig, StoredData};
 
@@ -196,6 +196,13 @@ pub struct TrainArgs {
     /// Compute device: auto, cpu, cuda, cuda:N or metal [default: cpu].
     #[arg(long, help_heading = "Training")]
     device: Option<DeviceSpec>,
+    /// Matrix products in fp32, bf16 or fp16 (mixed precision: f32 weights and optimizer
+    /// state; fp16 scales the loss dynamically; for GPUs) [default: fp32].
+    #[arg(long, help_heading = "Training")]
+    precision: Option<Precision>,
+    /// fp16's initial loss scale, halved on each overflowing (skipped) step [default: 65536].
+    #[arg(long, value_name = "S", help_heading = "Training")]
+    loss_scale: Option<f64>,
 
     /// Question answering: passage tokens a window shares with the one before when a
     /// passage is longer than --max-length [default: 32].
@@ -751,6 +758,8 @@ impl TrainArgs {
         }
         set(&mut t.label_smoothing, self.label_smoothing);
         set(&mut t.device, self.device);
+        set(&mut t.precision, self.precision);
+        set(&mut t.loss_scale, self.loss_scale);
         t.freeze_embeddings |= self.freeze_embeddings;
         set(&mut t.freeze_layers, self.freeze_layers);
         if self.layer_lr_decay.is_some() {

@@ -7,7 +7,9 @@ use hone_data::{Batcher, TextTokenizer};
 use hone_engine::bench::{batch_from_json, BenchReport, BenchSettings};
 use hone_engine::config::FineTuneMethod;
 use hone_engine::models::{Model, Task};
-use hone_engine::{DeviceSpec, TrainingConfig};
+use hone_engine::precision::Precision;
+use hone_engine::{DeviceSpec, EngineError, TrainingConfig};
+use serde::Serialize;
 
 use crate::AppError;
 
@@ -45,6 +47,9 @@ pub struct BenchRequest<'a> {
     /// Hone's CPU path (`false`: candle's autograd, for comparison).
     pub host_path: bool,
     pub device: &'a DeviceSpec,
+    /// The dtype of the matrix products (as the device supports it: see
+    /// `hone_engine::precision::resolve`).
+    pub precision: hone_engine::precision::Precision,
     /// LoRA at this rank on the family's usual targets (alpha 2 × rank, the base frozen).
     pub lora_rank: Option<usize>,
 }
@@ -62,6 +67,7 @@ pub fn run_bench(request: &BenchRequest) -> Result<BenchReport, AppError> {
         clip_norm: None,
         freeze_embeddings: request.freeze_embeddings,
         dropout: (!request.dropout).then_some(0.0),
+        precision: hone_engine::precision::resolve(request.precision, &device).0,
         ..Default::default()
     };
     if let Some(r) = request.lora_rank {
@@ -69,20 +75,198 @@ pub fn run_bench(request: &BenchRequest) -> Result<BenchReport, AppError> {
         cfg.lora_r = r;
         cfg.lora_alpha = 2.0 * r as f64;
     }
-    // A text-to-text model (T5) is timed as one: sources in, targets teacher-forced.
-    let family = hone_engine::models::ModelSpec::from_dir(request.model)?.family;
-    let text2text = family.descriptor().tasks.contains(&Task::Text2Text);
-    let (task, classes) = match text2text {
+    let (task, classes) = bench_task(request.model)?;
+    let model = Model::load_for_run(request.model, task, classes, &cfg, &device, 0)?;
+    let batch = bench_batch(
+        &model,
+        request.model,
+        request.batch_file,
+        request.batch_size,
+        request.max_length,
+    )?;
+    Ok(hone_engine::bench::run_bench(
+        &model,
+        &batch,
+        &cfg,
+        BenchSettings {
+            warmup: request.warmup,
+            steps: request.steps,
+            lr: request.lr,
+        },
+        request.host_path,
+    )?)
+}
+
+/// The task a benchmark trains: a text-to-text model (T5) as one (sources in, targets
+/// teacher-forced), any other as a 2-class text classifier.
+fn bench_task(dir: &Path) -> Result<(Task, usize), AppError> {
+    let family = hone_engine::models::ModelSpec::from_dir(dir)?.family;
+    Ok(match family.descriptor().tasks.contains(&Task::Text2Text) {
         true => (Task::Text2Text, 0),
         false => (Task::SequenceClassification, 2),
+    })
+}
+
+/// What `hone bench check` compares: one training step's loss, logits and gradients on a
+/// device (candle's autograd graph, in a precision) against the CPU: the CPU graph in f32, or
+/// for a mixed precision candle's autograd graph on the CPU in the same precision (bf16's
+/// rounding alone moves gradients whose terms cancel by far more than the device's own error).
+#[derive(Debug, Clone)]
+pub struct DeviceCheckRequest<'a> {
+    pub model: &'a Path,
+    pub device: &'a DeviceSpec,
+    pub precision: Precision,
+    /// A fixed batch (as `hone bench --batch-file`), else synthetic sentences.
+    pub batch_file: Option<&'a Path>,
+    pub batch_size: usize,
+    pub max_length: usize,
+}
+
+/// How far a device's training step is from the CPU graph's (relative errors: the largest
+/// difference over the largest reference value of each tensor; gradients against a floor of
+/// 1e-3 × the largest gradient where the reference's are near zero).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceCheck {
+    pub device: String,
+    /// The precision that ran (after any fallback).
+    pub precision: Precision,
+    /// What the device was compared with.
+    pub reference: String,
+    /// The CPU graph's f32 loss (for a mixed precision: how far its rounding moved the loss).
+    pub loss_fp32: f64,
+    pub tolerance: f64,
+    pub loss_cpu: f64,
+    pub loss_device: f64,
+    pub logits_error: f64,
+    /// Parameters whose gradients were compared.
+    pub gradients: usize,
+    pub worst_gradient: String,
+    pub worst_gradient_error: f64,
+    pub passed: bool,
+}
+
+impl DeviceCheck {
+    /// The largest error allowed in `precision`: f32 reductions in another order, or a few
+    /// units in the last place of the low dtype (bf16 keeps 8 bits of mantissa, fp16 11):
+    /// cuBLAS and the CPU round some products' results the other way, and twelve layers
+    /// carry that on (an H200 against this CPU: ≤ 4e-2 in bf16, ≤ 6e-3 in fp16).
+    pub fn tolerance(precision: Precision) -> f64 {
+        match precision {
+            Precision::Fp32 => 1e-3,
+            Precision::Bf16 => 5e-2,
+            Precision::Fp16 => 1e-2,
+        }
+    }
+}
+
+/// Runs one dropout-free training step's forward and backward of the same model and batch on
+/// the CPU graph (f32) and on `request.device` in `request.precision`, and compares them.
+pub fn check_device(request: &DeviceCheckRequest) -> Result<DeviceCheck, AppError> {
+    use hone_engine::candle_core::{DType, Device, Tensor};
+    let device = request.device.open()?;
+    let (precision, _) = hone_engine::precision::resolve(request.precision, &device);
+    let cfg = TrainingConfig {
+        dropout: Some(0.0),
+        ..Default::default()
     };
-    let model = Model::load_for_run(request.model, task, classes, &cfg, &device, 0)?;
-    let batch = match request.batch_file {
+    let (task, classes) = bench_task(request.model)?;
+    let reference = Model::load_for_run(request.model, task, classes, &cfg, &Device::Cpu, 0)?;
+    let tested = Model::load_for_run(request.model, task, classes, &cfg, &device, 0)?;
+    // The same weights on both, the new head's too.
+    for (from, to) in reference.params().all().iter().zip(tested.params().all()) {
+        let copy = |from: &Tensor| -> Result<(), EngineError> {
+            Ok(to.var().set(&from.to_device(&device)?)?)
+        };
+        copy(from.var().as_tensor())?;
+    }
+    let batch = bench_batch(
+        &reference,
+        request.model,
+        request.batch_file,
+        request.batch_size,
+        request.max_length,
+    )?;
+    let rng = || hone_engine::rng::HoneRng::new(0, 0);
+    let fp32 = hone_engine::step::gradients(&reference, &batch, true, rng())?;
+    let loss_fp32 = fp32.loss;
+    let (want, reference_name) = match precision.is_mixed() {
+        true => (
+            hone_engine::step::mixed_precision_gradients(&reference, &batch, precision, rng())?,
+            format!("the CPU's autograd graph in {precision}"),
+        ),
+        false => (fp32, "the CPU graph in fp32".to_string()),
+    };
+    let got = hone_engine::step::mixed_precision_gradients(&tested, &batch, precision, rng())?;
+    let largest = |t: &Tensor| -> Result<f64, EngineError> {
+        Ok(t.abs()?
+            .max_all()?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?)
+    };
+    let error = |got: &Tensor, want: &Tensor, floor: f64| -> Result<f64, EngineError> {
+        let got = got.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
+        let diff = largest(&(got - want)?)?;
+        Ok(diff / largest(want)?.max(floor).max(f64::MIN_POSITIVE))
+    };
+    let to_tensor = |l: &hone_engine::step::Logits| -> Result<Tensor, EngineError> {
+        Ok(Tensor::from_slice(&l.values, l.values.len(), &Device::Cpu)?)
+    };
+    let logits_error = error(&to_tensor(&got.logits)?, &to_tensor(&want.logits)?, 0.0)?;
+    let mut floor = 0f64;
+    for g in want.grads.values() {
+        floor = floor.max(largest(g)? * 1e-3);
+    }
+    let (mut worst_gradient, mut worst_gradient_error) = (String::new(), 0f64);
+    for (name, w) in &want.grads {
+        let g = got.grads.get(name).ok_or_else(|| {
+            AppError::Invalid(format!(
+                "{name} got a gradient on the CPU but none on {}",
+                request.device
+            ))
+        })?;
+        let e = error(g, w, floor)?;
+        if e > worst_gradient_error || worst_gradient.is_empty() {
+            (worst_gradient, worst_gradient_error) = (name.clone(), e);
+        }
+    }
+    let tolerance = DeviceCheck::tolerance(precision);
+    let loss_error = (got.loss - want.loss).abs() / want.loss.abs().max(f64::MIN_POSITIVE);
+    Ok(DeviceCheck {
+        device: hone_engine::device::device_name(&device),
+        precision,
+        reference: reference_name,
+        loss_fp32,
+        tolerance,
+        loss_cpu: want.loss,
+        loss_device: got.loss,
+        logits_error,
+        gradients: want.grads.len(),
+        passed: got.grads.len() == want.grads.len()
+            && [loss_error, logits_error, worst_gradient_error]
+                .iter()
+                .all(|e| *e < tolerance),
+        worst_gradient,
+        worst_gradient_error,
+    })
+}
+
+/// The fixed batch of a benchmark or device check: read from `batch_file`, else
+/// `batch_size` synthetic sentences padded to `max_length` (for a text-to-text model, each
+/// sentence's first quarter as its target).
+fn bench_batch(
+    model: &Model,
+    dir: &Path,
+    batch_file: Option<&Path>,
+    batch_size: usize,
+    max_length: usize,
+) -> Result<hone_data::Batch, AppError> {
+    let text2text = model.task() == Task::Text2Text;
+    Ok(match batch_file {
         Some(path) => batch_from_json(path)?,
         None if text2text => {
             // Each sentence's first quarter as its target.
-            let tokenizer = TextTokenizer::from_model_dir(request.model, request.max_length)?;
-            let examples: Vec<hone_data::Example> = (0..request.batch_size)
+            let tokenizer = TextTokenizer::from_model_dir(dir, max_length)?;
+            let examples: Vec<hone_data::Example> = (0..batch_size)
                 .map(|i| {
                     let text = SENTENCES[i % SENTENCES.len()];
                     let words: Vec<&str> = text.split_whitespace().collect();
@@ -99,38 +283,21 @@ pub fn run_bench(request: &BenchRequest) -> Result<BenchReport, AppError> {
                 .t5
                 .as_ref()
                 .map_or(0, |t| t.decoder_start_token_id);
-            let set = hone_engine::seq2seq::encode(
-                &tokenizer,
-                &examples,
-                "",
-                request.max_length,
-                start,
-                true,
-            )?;
+            let set =
+                hone_engine::seq2seq::encode(&tokenizer, &examples, "", max_length, start, true)?;
             let all: Vec<usize> = (0..set.len()).collect();
             set.batch(&Batcher::new(model.spec().encoder.pad_token_id), &all)
         }
         None => {
-            let tokenizer = TextTokenizer::from_model_dir(request.model, request.max_length)?;
-            let texts: Vec<(&str, Option<&str>)> = (0..request.batch_size)
+            let tokenizer = TextTokenizer::from_model_dir(dir, max_length)?;
+            let texts: Vec<(&str, Option<&str>)> = (0..batch_size)
                 .map(|i| (SENTENCES[i % SENTENCES.len()], None))
                 .collect();
             let encoded = tokenizer.encode(&texts)?;
-            let labels: Vec<u32> = (0..request.batch_size as u32).map(|i| i % 2).collect();
+            let labels: Vec<u32> = (0..batch_size as u32).map(|i| i % 2).collect();
             Batcher::new(model.spec().encoder.pad_token_id)
-                .padding_to(request.max_length)
+                .padding_to(max_length)
                 .batch(&encoded.iter().collect::<Vec<_>>(), &labels)
         }
-    };
-    Ok(hone_engine::bench::run_bench(
-        &model,
-        &batch,
-        &cfg,
-        BenchSettings {
-            warmup: request.warmup,
-            steps: request.steps,
-            lr: request.lr,
-        },
-        request.host_path,
-    )?)
+    })
 }

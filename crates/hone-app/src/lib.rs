@@ -61,6 +61,7 @@ pub mod types {
     pub use hone_engine::memory::FitSettings;
     pub use hone_engine::metrics::{GenerationReport, Metric};
     pub use hone_engine::optim::OptimizerKind;
+    pub use hone_engine::precision::Precision;
     pub use hone_engine::presets::{preset, presets, LrScaling, Preset};
     pub use hone_engine::schedule::{CyclicMode, Schedule};
     pub use hone_engine::seq2seq::{Decoding, Generated, Search, TextToText};

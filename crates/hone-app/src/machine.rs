@@ -9,13 +9,23 @@ pub struct MachineMemory {
     pub ram_total: u64,
     /// What can be allocated now without swapping (Linux's MemAvailable).
     pub ram_available: u64,
-    /// The first GPU, when a GPU backend is compiled in and one answers.
+    /// The GPU runs are judged against (the first), when a GPU backend is compiled in and one
+    /// answers.
     pub gpu: Option<GpuMemory>,
+    /// Every GPU that answers, in `cuda:N` order (empty without a GPU backend).
+    #[serde(default)]
+    pub gpus: Vec<GpuMemory>,
+    /// The GPU backend this build has ("cuda", "metal"), `None` for a CPU-only build.
+    #[serde(default)]
+    pub gpu_backend: Option<String>,
 }
 
 /// One GPU's memory, in bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GpuMemory {
+    /// Its number N in `--device cuda:N`.
+    #[serde(default)]
+    pub index: usize,
     pub name: String,
     pub total: u64,
     pub free: u64,
@@ -36,44 +46,53 @@ pub fn measure_cpu_speed() -> f64 {
 pub fn machine_memory() -> MachineMemory {
     let mut system = sysinfo::System::new();
     system.refresh_memory();
+    let cuda = hone_engine::candle_core::utils::cuda_is_available();
+    let gpus = if cuda { nvidia_gpus() } else { Vec::new() };
     MachineMemory {
         ram_total: system.total_memory(),
         ram_available: system.available_memory(),
-        gpu: if hone_engine::candle_core::utils::cuda_is_available() {
-            nvidia_gpu()
+        gpu: gpus.first().cloned(),
+        gpus,
+        gpu_backend: if cuda {
+            Some("cuda".into())
+        } else if hone_engine::candle_core::utils::metal_is_available() {
+            Some("metal".into())
         } else {
             None
         },
     }
 }
 
-/// The first GPU from `nvidia-smi`, if the tool is installed and sees one.
-fn nvidia_gpu() -> Option<GpuMemory> {
+/// The GPUs `nvidia-smi` sees (none if the tool is missing or fails).
+fn nvidia_gpus() -> Vec<GpuMemory> {
     let out = std::process::Command::new("nvidia-smi")
         .args([
-            "--query-gpu=name,memory.total,memory.free",
+            "--query-gpu=index,name,memory.total,memory.free",
             "--format=csv,noheader,nounits",
         ])
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
+        .output();
+    match out {
+        Ok(out) if out.status.success() => parse_nvidia_smi(&String::from_utf8_lossy(&out.stdout)),
+        _ => Vec::new(),
     }
-    parse_nvidia_smi(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// Parses `name, total MiB, free MiB` (the first line).
-fn parse_nvidia_smi(text: &str) -> Option<GpuMemory> {
-    let line = text.lines().next()?;
-    let mut parts = line.split(',').map(str::trim);
-    let name = parts.next()?.to_string();
-    let total: u64 = parts.next()?.parse().ok()?;
-    let free: u64 = parts.next()?.parse().ok()?;
-    Some(GpuMemory {
-        name,
-        total: total << 20,
-        free: free << 20,
-    })
+/// Parses `index, name, total MiB, free MiB` lines (lines that do not parse are skipped).
+fn parse_nvidia_smi(text: &str) -> Vec<GpuMemory> {
+    let parse = |line: &str| -> Option<GpuMemory> {
+        let mut parts = line.split(',').map(str::trim);
+        let index: usize = parts.next()?.parse().ok()?;
+        let name = parts.next()?.to_string();
+        let total: u64 = parts.next()?.parse().ok()?;
+        let free: u64 = parts.next()?.parse().ok()?;
+        Some(GpuMemory {
+            index,
+            name,
+            total: total << 20,
+            free: free << 20,
+        })
+    };
+    text.lines().filter_map(parse).collect()
 }
 
 #[cfg(test)]
@@ -84,10 +103,18 @@ mod tests {
     fn reads_this_machine_and_parses_nvidia_smi() {
         let m = machine_memory();
         assert!(m.ram_total > 0 && m.ram_available <= m.ram_total);
-        let gpu = parse_nvidia_smi("NVIDIA H100 80GB HBM3, 81559, 80987\n").expect("parses");
-        assert_eq!(gpu.name, "NVIDIA H100 80GB HBM3");
-        assert_eq!(gpu.total, 81559 << 20);
-        assert_eq!(gpu.free, 80987 << 20);
-        assert_eq!(parse_nvidia_smi("No devices were found"), None);
+        let gpus = parse_nvidia_smi(
+            "0, NVIDIA H100 80GB HBM3, 81559, 80987\n1, NVIDIA H100 80GB HBM3, 81559, 1024\n",
+        );
+        assert_eq!(gpus.len(), 2);
+        assert_eq!(gpus[0].name, "NVIDIA H100 80GB HBM3");
+        assert_eq!(gpus[0].total, 81559 << 20);
+        assert_eq!(gpus[0].free, 80987 << 20);
+        assert_eq!((gpus[1].index, gpus[1].free), (1, 1024 << 20));
+        assert!(parse_nvidia_smi("No devices were found").is_empty());
+        // Without a GPU backend no GPU is listed.
+        if m.gpu_backend.is_none() {
+            assert!(m.gpus.is_empty() && m.gpu.is_none());
+        }
     }
 }

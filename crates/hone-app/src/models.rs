@@ -658,6 +658,8 @@ mod tests {
             ram_total: ram,
             ram_available: ram / 2,
             gpu: None,
+            gpus: Vec::new(),
+            gpu_backend: None,
         }
     }
 
@@ -736,10 +738,13 @@ mod tests {
             ram_total: ram,
             ram_available: ram,
             gpu: Some(GpuMemory {
+                index: 0,
                 name: "NVIDIA H200".into(),
                 total: 140 << 30,
                 free: 139 << 30,
             }),
+            gpus: Vec::new(),
+            gpu_backend: Some("cuda".into()),
         };
         let roomy = fit_report(&spec, FitSettings::default(), &gpu(64 << 30));
         assert_eq!(roomy.compared_with, "NVIDIA H200");

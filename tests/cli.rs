@@ -779,3 +779,70 @@ fn lora_continues_a_peft_adapter_and_refuses_what_cannot_work() {
         &["adapt pretrained weights"],
     );
 }
+
+/// `hone bench check` compares one training step on a device and precision with the CPU
+/// (here the CPU's autograd graph against its fast graph, and bf16/fp16 against the autograd
+/// graph in the same precision), `hone devices` lists what this build can train on, and a
+/// mixed-precision run on the CPU trains and says that it runs the slower autograd graph.
+#[test]
+fn bench_check_devices_and_a_mixed_precision_run() {
+    for precision in ["fp32", "bf16", "fp16"] {
+        let o = run(hone().args([
+            "bench",
+            "check",
+            "--model",
+            &tiny("bert"),
+            "--device",
+            "cpu",
+            "--precision",
+            precision,
+            "--batch-size",
+            "4",
+            "--max-length",
+            "16",
+            "--json",
+        ]));
+        assert!(o.status.success(), "{precision}: {}", stderr(&o));
+        let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(r["precision"], precision);
+        assert_eq!(r["passed"], true, "{r}");
+        assert!(r["gradients"].as_u64().unwrap() > 30, "{r}");
+        let (loss, fp32) = (
+            r["loss_device"].as_f64().unwrap(),
+            r["loss_fp32"].as_f64().unwrap(),
+        );
+        assert!((loss - fp32).abs() < 1e-2 * fp32, "{r}");
+        let reference = r["reference"].as_str().unwrap();
+        match precision {
+            "fp32" => assert_eq!(reference, "the CPU graph in fp32"),
+            _ => assert!(reference.contains("autograd graph in"), "{reference}"),
+        }
+    }
+    let o = run(hone().arg("devices"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("cpu ") && out.contains("threads"), "{out}");
+    assert!(out.contains("GiB RAM"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let o = train_tiny(
+        "bert",
+        "sst2_sample.tsv",
+        &dir.path().join("m"),
+        &["--max-length", "16", "--precision", "bf16"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("bf16 on the CPU runs candle's autograd graph"),
+        "{err}"
+    );
+    assert!(err.contains("model exported to"), "{err}");
+    let o = run(hone().args(["train", "--model", &tiny("bert"), "--precision", "fp8"]));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("unknown precision 'fp8': use fp32, bf16 or fp16"),
+        "{}",
+        stderr(&o)
+    );
+}

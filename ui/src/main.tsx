@@ -160,7 +160,11 @@ function App() {
             <span>Hone {info.version}</span>
             <span title={info.db}>database {info.db}</span>
             <span>RAM {bytes(info.machine.ram_available)} free of {bytes(info.machine.ram_total)}</span>
-            {info.machine.gpu && <span>GPU {info.machine.gpu.name}</span>}
+            {(info.machine.gpus ?? []).map((g: any) => (
+              <span key={g.index} title={`train on it with --device ${info.machine.gpu_backend}:${g.index} (the Train form's device option)`} data-testid="gpu">
+                {info.machine.gpu_backend}:{g.index} {g.name} · {bytes(g.free)} free of {bytes(g.total)}
+              </span>
+            ))}
             <span>{info.threads} CPU threads</span>
           </>
         ) : (

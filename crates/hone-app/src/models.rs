@@ -245,11 +245,24 @@ pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemo
         Some(gpu) => (gpu.name.clone(), gpu.free, gpu.total),
         None => ("RAM".to_string(), machine.ram_available, machine.ram_total),
     };
+    // What stays on the host is the CPU estimate's; on a GPU the run's own memory is the
+    // autograd graph's (fp32 unless the settings say otherwise).
+    let host_settings = FitSettings {
+        autograd: None,
+        ..settings
+    };
+    let settings = FitSettings {
+        autograd: machine
+            .gpu
+            .as_ref()
+            .map(|_| settings.autograd.unwrap_or_default()),
+        ..settings
+    };
     let matmul_gflops = machine.gpu.is_none().then(cpu_matmul_gflops);
     let host = machine.gpu.as_ref().map(|_| {
         // The weights read on the host before they move, the program and data, and what a
         // resumable checkpoint copies to the host to write it: every weight and both moments.
-        let e = estimate(spec, settings);
+        let e = estimate(spec, host_settings);
         let needed = 2 * e.weights + e.optimizer + e.runtime + e.checkpoint;
         HostFit {
             needed,

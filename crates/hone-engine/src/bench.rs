@@ -256,6 +256,7 @@ pub fn run_bench(
             // The CPU path skips padding: the batch's real tokens per sequence.
             typical_length: Some((real / batch.batch_size.max(1)).max(1)),
             lora_rank: model.spec().lora.as_ref().map(|l| l.r),
+            autograd: None,
         };
         crate::speed::estimate_speed(model.spec(), settings, rate).samples_per_second
     });

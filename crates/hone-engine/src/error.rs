@@ -98,15 +98,14 @@ impl EngineError {
         let hint = if sequences > 1 {
             format!(
                 "try batch size {half} with gradient accumulation 2 (the same effective batch), \
-                 a maximum length of {} tokens, or --precision bf16; `hone hub info` and the \
-                 Train form's fit check estimate what fits. The run can be resumed from its last \
-                 checkpoint.",
+                 a maximum length of {} tokens, or LoRA; `hone hub info` and the Train form's \
+                 fit check estimate what fits",
                 (length / 2).max(1)
             )
         } else {
             format!(
-                "one sequence of {length} tokens does not fit: lower the maximum length, train \
-                 LoRA adapters, or use --precision bf16"
+                "one sequence of {length} tokens does not fit: lower the maximum length or train \
+                 LoRA adapters"
             )
         };
         EngineError::OutOfMemory {

@@ -5,7 +5,9 @@
 //! The activation terms follow what the CPU training path stores per layer (see `cpu::model`);
 //! the runtime term was fitted to the peak resident memory of real `hone train` runs of
 //! MiniLM-L6 (batch × length 16 × 64 and 32 × 128, full and frozen embeddings);
-//! `bench/memory_estimate.sh` re-measures them and `bench/README.md` keeps the figures.
+//! `bench/memory_estimate.sh` re-measures them and `bench/README.md` keeps the figures. A run
+//! on a GPU (candle's autograd graph) keeps far more: its terms were fitted to an H200's peaks
+//! (`bench/gpu-check.sh`; see [`autograd_activations`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +22,9 @@ const RUNTIME_BASE: u64 = 66 * MIB;
 /// Per token of a batch: buffers the model terms below do not count (loss, masks, logits,
 /// allocator slack; fitted).
 const RUNTIME_PER_TOKEN: u64 = 14 * 1024;
+/// On a GPU: the CUDA context and cuBLAS's workspace (what `nvidia-smi` shows in use before
+/// the first tensor, measured on an H200).
+const GPU_RUNTIME: u64 = 600 * MIB;
 
 /// Parameter counts of a classifier built on a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,6 +254,9 @@ pub struct FitSettings {
     /// LoRA at this rank on the query and value projections (the head trained in full, the
     /// rest frozen) instead of full fine-tuning.
     pub lora_rank: Option<usize>,
+    /// Set when the run trains on a GPU (candle's autograd graph), in this precision: the
+    /// estimate is then of the GPU's memory.
+    pub autograd: Option<crate::precision::Precision>,
 }
 
 /// The rank the fit check assumes for its LoRA line (the Train page's default).
@@ -287,6 +295,7 @@ impl Default for FitSettings {
             num_labels: 2,
             typical_length: None,
             lora_rank: None,
+            autograd: None,
         }
     }
 }
@@ -329,8 +338,12 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
     let per_token_lora = settings
         .lora_rank
         .map_or(0, |r| 2 * (F32 * h + h + F32 * r as u64));
-    let activations = match dims.decoder {
-        None => {
+    let activations = match (settings.autograd, dims.decoder) {
+        (Some(precision), _) => {
+            let lora = layers * tokens * per_token_lora;
+            autograd_activations(&dims, batch, length, precision) + lora
+        }
+        (None, None) => {
             // Per layer and token: eight h-wide and two i-wide f32 tensors (inputs of the four
             // projections, Q/K/V, context, the two normalised outputs, the feed-forward input
             // and activation), two byte dropout masks and the normalisation statistics.
@@ -349,7 +362,7 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
             let scratch = F32 * tokens * (6 * h + i);
             saved + embeddings + scratch
         }
-        Some(_) => {
+        (None, Some(_)) => {
             // Per layer and token: the two residual inputs and two normalised outputs, the
             // rotated queries and keys, the values, the context, and the gate, up and gated
             // products; no dropout (decoders train without it).
@@ -378,7 +391,10 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
     let weights = F32 * (count.total + adapters);
     let gradients = F32 * trainable;
     let optimizer = 2 * F32 * trainable;
-    let runtime = RUNTIME_BASE + RUNTIME_PER_TOKEN * tokens;
+    let runtime = match settings.autograd {
+        Some(_) => GPU_RUNTIME,
+        None => RUNTIME_BASE + RUNTIME_PER_TOKEN * tokens,
+    };
     let checkpoint = F32 * count.largest_tensor;
     MemoryEstimate {
         settings,
@@ -391,6 +407,28 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
         runtime,
         checkpoint,
         total: weights + gradients + optimizer + activations + runtime + checkpoint,
+    }
+}
+
+/// What candle's autograd graph keeps for the backward pass: every intermediate of the
+/// composed ops (no fused kernels), per layer and token about nine h-wide and twelve i-wide
+/// f32 tensors, and per layer thirteen f32 tensors of the padded attention scores; mixed
+/// precision keeps the low-dtype copies of the products' operands too (+15%). Fitted to the
+/// peak GPU memory of `hone bench` on an H200 (MiniLM-L6 and BERT-base at 16 × 64 and
+/// 32 × 128, fp32 and bf16: within 10%).
+fn autograd_activations(
+    dims: &Dims,
+    batch: u64,
+    length: u64,
+    precision: crate::precision::Precision,
+) -> u64 {
+    let (h, i) = (dims.hidden, dims.intermediate);
+    let per_token_layer = F32 * (9 * h + 12 * i);
+    let scores = 13 * F32 * batch * dims.heads * length * length;
+    let kept = dims.layers * (batch * length * per_token_layer + scores);
+    match precision.is_mixed() {
+        true => kept + kept * 3 / 20,
+        false => kept,
     }
 }
 
@@ -421,6 +459,51 @@ pub(crate) fn smollm2() -> ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `hone bench` on an H200 (bench/gpu-check.sh, 2026-12-04): the most GPU memory in use
+    /// (`nvidia-smi`, MiB, CUDA context included) for random models of these configs.
+    #[test]
+    fn the_gpu_estimate_matches_an_h200s_peaks() {
+        use crate::precision::Precision::{Bf16, Fp32};
+        let bert_base = ModelSpec::from_json(
+            serde_json::json!({
+                "model_type": "bert", "vocab_size": 30522, "hidden_size": 768,
+                "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
+                "max_position_embeddings": 512, "type_vocab_size": 2
+            }),
+            std::path::Path::new("config.json"),
+        )
+        .unwrap();
+        for (name, spec, batch, length, precision, mib) in [
+            ("bert-base", &bert_base, 32, 128, Fp32, 14_193u64),
+            ("bert-base", &bert_base, 32, 128, Bf16, 15_983),
+            ("bert-base", &bert_base, 16, 64, Fp32, 4_529),
+            ("minilm", &minilm(), 32, 128, Fp32, 4_817),
+            ("minilm", &minilm(), 16, 64, Fp32, 1_841),
+        ] {
+            let settings = FitSettings {
+                batch_size: batch,
+                max_length: length,
+                autograd: Some(precision),
+                ..FitSettings::default()
+            };
+            let ratio = estimate(spec, settings).total as f64 / (mib * MIB) as f64;
+            assert!(
+                (0.9..1.15).contains(&ratio),
+                "{name} {batch}x{length} {precision}: estimate / measured = {ratio:.2}"
+            );
+        }
+        // Far above what the CPU graph keeps.
+        let cpu = estimate(&bert_base, FitSettings::default());
+        let gpu = estimate(
+            &bert_base,
+            FitSettings {
+                autograd: Some(Fp32),
+                ..FitSettings::default()
+            },
+        );
+        assert!(gpu.activations > 3 * cpu.activations);
+    }
 
     #[test]
     fn t5_parameter_counts_match_transformers() {

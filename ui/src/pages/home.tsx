@@ -13,7 +13,6 @@ export function HomePage(props: { info: any; nav: Nav }) {
     <section>
       <h1>Fine-tune a model on your own data</h1>
       <p class="muted">Four steps, all on this machine. Nothing leaves it except model downloads from the Hugging Face Hub.</p>
-      {i && <MachineLine machine={i.machine} threads={i.threads} />}
       {i && i.recovered.length > 0 && (
         <div class="notice">
           {i.recovered.length} run(s) stopped before they finished (their process ended). They can continue where they left off.{" "}
@@ -30,21 +29,3 @@ export function HomePage(props: { info: any; nav: Nav }) {
   );
 }
 
-const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(bytes >= 10 * 2 ** 30 ? 0 : 1);
-
-/** What this machine trains on: the CPU and RAM, and each GPU (cuda:N) with its memory. */
-function MachineLine(props: { machine: any; threads: number }) {
-  const m = props.machine;
-  const gpus: any[] = m.gpus ?? [];
-  const backend: string | null = m.gpu_backend ?? null;
-  return (
-    <p class="muted" data-testid="machine">
-      This machine: {props.threads} CPU threads, {gib(m.ram_total)} GB RAM ({gib(m.ram_available)} GB free)
-      {gpus.map((g) => (
-        <span key={g.index}>{` · ${backend}:${g.index} ${g.name}, ${gib(g.total)} GB (${gib(g.free)} GB free)`}</span>
-      ))}
-      {!backend && " · no GPU in this build (cargo build --release --features cuda trains on NVIDIA GPUs)"}
-      {backend && gpus.length === 0 && ` · ${backend} build, no GPU found`}
-    </p>
-  );
-}

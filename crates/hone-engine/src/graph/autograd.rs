@@ -5,6 +5,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use super::gather::InvertibleRows;
 use super::{
     BiasedAttention, Disentangled, Graph, Heads, RelativeBuckets, Stream, TokenIds, Tokens,
 };
@@ -27,6 +28,9 @@ struct Layout {
     pad_index: Option<Tensor>,
     /// For every token, its slot in the padded layout (`None` as `pad_index`).
     unpad_index: Option<Tensor>,
+    /// `[sequences · longest × 1]`: 1 for the slots that hold a token, 0 for padding (`None`
+    /// as `pad_index`).
+    real_slots: Option<Tensor>,
     /// `[sequences, 1, 1, longest]`: 0 for tokens, the lowest value for padding.
     mask_bias: Tensor,
     first_index: Tensor,
@@ -65,6 +69,12 @@ impl Layout {
             unpad_index: (!dense)
                 .then(|| Tensor::from_vec(unpad, t, device))
                 .transpose()?,
+            real_slots: (!dense)
+                .then(|| {
+                    let real: Vec<f32> = bias.iter().map(|&b| f32::from(b == 0.0)).collect();
+                    Tensor::from_vec(real, (b * s, 1), device)?.to_dtype(dtype)
+                })
+                .transpose()?,
             mask_bias: Tensor::from_vec(bias, (b, 1, 1, s), device)?.to_dtype(dtype)?,
             first_index: Tensor::from_vec(first, b, device)?,
         })
@@ -78,9 +88,11 @@ impl Layout {
         n: usize,
         d: usize,
     ) -> Result<Tensor, EngineError> {
-        let x = match &self.pad_index {
-            Some(index) => x.index_select(index, 0)?,
-            None => x.clone(),
+        let x = match (&self.pad_index, &self.unpad_index) {
+            // The padding slots' gradients are zero (masked keys, dropped queries), so the
+            // gradient goes back through the inverse map.
+            (Some(pad), Some(unpad)) => InvertibleRows::new(unpad.clone(), None).apply(x, pad)?,
+            _ => x.clone(),
         };
         Ok(x.reshape((tokens.sequences(), tokens.max_len(), n, d))?
             .transpose(1, 2)?
@@ -89,9 +101,12 @@ impl Layout {
 
     /// The rows of the padded layout (`[sequences · longest × features]`) back as the tokens'.
     fn unpadded(&self, x: &Tensor) -> Result<Tensor, EngineError> {
-        Ok(match &self.unpad_index {
-            Some(index) => x.index_select(index, 0)?,
-            None => x.clone(),
+        Ok(match (&self.unpad_index, &self.pad_index) {
+            // Only the token slots are read: the padding slots get no gradient.
+            (Some(unpad), Some(pad)) => {
+                InvertibleRows::new(pad.clone(), self.real_slots.clone()).apply(x, unpad)?
+            }
+            _ => x.clone(),
         })
     }
 }

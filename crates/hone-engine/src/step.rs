@@ -285,33 +285,24 @@ impl Stepper {
                     &mut timing,
                 )?;
                 if let Some(scaler) = &mut self.scaler {
-                    if !scaler.update(grads.global_norm()?, step)? {
-                        skipped_overflow = true;
-                    }
-                    grads.scale(1.0 / loss_scale)?;
+                    skipped_overflow = !scaler.update(grads.global_norm()?, step)?;
                 }
                 if skipped_overflow {
-                    return Ok(StepOutcome {
-                        loss: timing.loss_sum * scale,
-                        grad_norm: f64::INFINITY,
-                        examples: packed.iter().map(Tokens::examples).sum(),
-                        tokens: packed.iter().map(Tokens::len).sum(),
-                        forward_s: timing.forward_s,
-                        backward_s: timing.backward_s,
-                        optimizer_s: 0.0,
-                        skipped_overflow,
-                    });
+                    // The weights stay as they are; the scale was halved.
+                    f64::INFINITY
+                } else {
+                    grads.scale(1.0 / loss_scale)?;
+                    if let Some(ewc) = &self.ewc {
+                        let penalty = ewc.add_to_tensors(model.params(), &mut grads)?;
+                        timing.loss_sum += penalty / scale;
+                    }
+                    let t = Instant::now();
+                    let norm = grads.global_norm()?;
+                    grads.scale(clip_factor(norm, clip_norm, step)?)?;
+                    optimizer.step(&grads, lr)?;
+                    timing.optimizer_s = t.elapsed().as_secs_f64();
+                    norm
                 }
-                if let Some(ewc) = &self.ewc {
-                    let penalty = ewc.add_to_tensors(model.params(), &mut grads)?;
-                    timing.loss_sum += penalty / scale;
-                }
-                let t = Instant::now();
-                let norm = grads.global_norm()?;
-                grads.scale(clip_factor(norm, clip_norm, step)?)?;
-                optimizer.step(&grads, lr)?;
-                timing.optimizer_s = t.elapsed().as_secs_f64();
-                norm
             }
         };
         Ok(StepOutcome {

@@ -41,8 +41,9 @@ pub struct StepOutcome {
     pub forward_s: f64,
     pub backward_s: f64,
     pub optimizer_s: f64,
-    /// fp16's loss scale skipped this step: its gradients overflowed (the weights did not
-    /// change; the scale was halved).
+    /// fp16's loss scale skipped this step: its gradients (or its forward pass) overflowed
+    /// (the weights did not change; the scale was halved). The loss and gradient norm are
+    /// then not finite.
     pub skipped_overflow: bool,
 }
 
@@ -274,7 +275,7 @@ impl Stepper {
                     ..settings
                 };
                 let autocast = self.precision.autocast();
-                let mut grads = autograd_step(
+                let grads = autograd_step(
                     model,
                     &packed,
                     &soft,
@@ -283,25 +284,48 @@ impl Stepper {
                     &mut rng,
                     step,
                     &mut timing,
-                )?;
-                if let Some(scaler) = &mut self.scaler {
-                    skipped_overflow = !scaler.update(grads.global_norm()?, step)?;
-                }
-                if skipped_overflow {
-                    // The weights stay as they are; the scale was halved.
-                    f64::INFINITY
-                } else {
-                    grads.scale(1.0 / loss_scale)?;
-                    if let Some(ewc) = &self.ewc {
-                        let penalty = ewc.add_to_tensors(model.params(), &mut grads)?;
-                        timing.loss_sum += penalty / scale;
+                );
+                let mut grads = match grads {
+                    // An fp16 product overflowed in the forward pass: skipped as an overflowing
+                    // backward pass is (GradScaler's way), until the scale falls below 1.
+                    Err(EngineError::NonFiniteLoss { .. }) if self.scaler.is_some() => {
+                        timing.loss_sum = f64::NAN;
+                        None
                     }
-                    let t = Instant::now();
-                    let norm = grads.global_norm()?;
-                    grads.scale(clip_factor(norm, clip_norm, step)?)?;
-                    optimizer.step(&grads, lr)?;
-                    timing.optimizer_s = t.elapsed().as_secs_f64();
-                    norm
+                    other => Some(other?),
+                };
+                // fp16: the scaled gradients' norm decides whether the step goes on; without
+                // an EWC penalty it is the step's norm too, once unscaled (one read-back).
+                let mut scaled_norm = None;
+                if let Some(scaler) = &mut self.scaler {
+                    let norm = match &grads {
+                        Some(g) => g.global_norm()?,
+                        None => f64::INFINITY,
+                    };
+                    skipped_overflow = !scaler.update(norm, step)?;
+                    scaled_norm = Some(norm);
+                }
+                match grads.as_mut().filter(|_| !skipped_overflow) {
+                    // The weights stay as they are; the scale was halved.
+                    None => f64::INFINITY,
+                    Some(grads) => {
+                        grads.scale(1.0 / loss_scale)?;
+                        let mut norm = scaled_norm.map(|n| n / loss_scale);
+                        if let Some(ewc) = &self.ewc {
+                            let penalty = ewc.add_to_tensors(model.params(), grads)?;
+                            timing.loss_sum += penalty / scale;
+                            norm = None;
+                        }
+                        let t = Instant::now();
+                        let norm = match norm {
+                            Some(n) => n,
+                            None => grads.global_norm()?,
+                        };
+                        grads.scale(clip_factor(norm, clip_norm, step)?)?;
+                        optimizer.step(&grads, lr)?;
+                        timing.optimizer_s = t.elapsed().as_secs_f64();
+                        norm
+                    }
                 }
             }
         };

@@ -287,8 +287,9 @@ impl Trainer<'_> {
                 if done.skipped_overflow {
                     sink(TrainEvent::Notice {
                         message: format!(
-                            "step {}: the fp16 gradients overflowed, so the step was skipped \
-                             (the weights are unchanged) and the loss scale halved to {}",
+                            "step {}: fp16 overflowed (in the gradients or the forward pass), so \
+                             the step was skipped (the weights are unchanged) and the loss scale \
+                             halved to {}",
                             step + 1,
                             stepper.loss_scale().unwrap_or(1.0)
                         ),
@@ -298,21 +299,24 @@ impl Trainer<'_> {
                 let step_s = step_start.elapsed().as_secs_f64().max(1e-9);
                 // The ETA from this session's pace; the elapsed time over all sessions.
                 let elapsed = started.elapsed().as_secs_f64();
-                sink(TrainEvent::Step {
-                    step: progress.step,
-                    total_steps: plan.total_steps,
-                    epoch: epoch as f64
-                        + ((chunk_index + 1) as f64 / plan.steps_per_epoch as f64).min(1.0),
-                    loss: done.loss,
-                    lr,
-                    grad_norm: done.grad_norm,
-                    samples_per_s: done.examples as f64 / step_s,
-                    tokens_per_s: done.tokens as f64 / step_s,
-                    elapsed_s: progress.elapsed_s(),
-                    eta_s: elapsed / (progress.step - first_step).max(1) as f64
-                        * plan.total_steps.saturating_sub(progress.step) as f64,
-                    task: (tasks.len() > 1).then(|| task.name.to_string()),
-                });
+                // A skipped fp16 step has no finite loss or norm to chart: its notice says it.
+                if !done.skipped_overflow {
+                    sink(TrainEvent::Step {
+                        step: progress.step,
+                        total_steps: plan.total_steps,
+                        epoch: epoch as f64
+                            + ((chunk_index + 1) as f64 / plan.steps_per_epoch as f64).min(1.0),
+                        loss: done.loss,
+                        lr,
+                        grad_norm: done.grad_norm,
+                        samples_per_s: done.examples as f64 / step_s,
+                        tokens_per_s: done.tokens as f64 / step_s,
+                        elapsed_s: progress.elapsed_s(),
+                        eta_s: elapsed / (progress.step - first_step).max(1) as f64
+                            * plan.total_steps.saturating_sub(progress.step) as f64,
+                        task: (tasks.len() > 1).then(|| task.name.to_string()),
+                    });
+                }
                 if cfg
                     .eval_every
                     .is_some_and(|n| progress.step.is_multiple_of(n))

@@ -1306,9 +1306,19 @@ fn fp16_skips_overflowing_steps_says_so_and_trains_on() {
         .collect();
     assert!(!notices.is_empty() && notices.len() < 10, "{notices:?}");
     assert!(
-        notices[0].starts_with("step 1: the fp16 gradients overflowed"),
+        notices[0].starts_with("step 1: fp16 overflowed"),
         "{}",
         notices[0]
     );
     assert!(notices[0].contains("halved to 8388608"), "{}", notices[0]);
+    // A skipped step has no Step event (no finite loss or norm to chart).
+    let steps = events
+        .iter()
+        .filter(|e| matches!(e, TrainEvent::Step { .. }))
+        .count();
+    assert_eq!(
+        steps + notices.len(),
+        10,
+        "every step is either charted or said skipped"
+    );
 }

@@ -322,7 +322,7 @@ impl Stepper {
                             None => grads.global_norm()?,
                         };
                         grads.scale(clip_factor(norm, clip_norm, step)?)?;
-                        optimizer.step(&grads, lr)?;
+                        optimizer.step(grads, lr)?;
                         timing.optimizer_s = t.elapsed().as_secs_f64();
                         norm
                     }

@@ -88,6 +88,8 @@ const EXTRAS: Record<string, Extra> = {
   ewc_samples: { advanced: true, label: "EWC examples", min: 1 },
   task_temperature: { advanced: true, label: "Task sampling temperature", min: 0.01 },
   device: { label: "Device", kind: "select", options: ["cpu", "auto", "cuda", "metal"] },
+  precision: { label: "Precision" },
+  loss_scale: { advanced: true, label: "fp16 loss scale", min: 1 },
   peft: { label: "What trains" },
   lora_r: { label: "LoRA rank", min: 1 },
   lora_alpha: { label: "LoRA alpha", min: 0 },

@@ -63,6 +63,9 @@ pub struct FitArgs {
     /// The rank of the LoRA line [default: 8].
     #[arg(long, value_name = "R")]
     lora_r: Option<usize>,
+    /// The run's precision, when judged against a GPU (bf16 and fp16 keep more there).
+    #[arg(long, default_value = "fp32")]
+    precision: hone_app::types::Precision,
 }
 
 impl FitArgs {
@@ -73,6 +76,8 @@ impl FitArgs {
             max_length: self.max_length,
             typical_length: self.typical_length,
             lora_rank: self.lora_r,
+            // Applies only where a GPU is judged (`hone_app::models::fit_report`).
+            autograd: Some(self.precision),
             ..FitSettings::default()
         }
     }

@@ -784,6 +784,18 @@ mod tests {
                 .host
                 .is_none()
         );
+        // On the GPU the autograd graph's activations count, bf16's more than fp32's; the
+        // RAM's judgement and a CPU machine's ignore the precision.
+        let bf16 = FitSettings {
+            autograd: Some(hone_engine::precision::Precision::Bf16),
+            ..FitSettings::default()
+        };
+        let on_gpu = fit_report(&spec, bf16, &gpu(64 << 30));
+        assert!(on_gpu.full.estimate.activations > e.activations);
+        assert_eq!(on_gpu.host.expect("judged").needed, host.needed);
+        let cpu_plain = fit_report(&spec, FitSettings::default(), &machine(16 << 30));
+        let cpu_bf16 = fit_report(&spec, bf16, &machine(16 << 30));
+        assert_eq!(cpu_bf16.full.estimate.total, cpu_plain.full.estimate.total);
     }
 
     #[test]

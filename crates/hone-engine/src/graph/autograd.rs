@@ -177,6 +177,15 @@ impl<'a> AutogradGraph<'a> {
         })
     }
 
+    /// `n` keep flags drawn from the step's stream as the host graph draws them; none (the
+    /// identity) where masks come from the device instead ([`AutogradGraph::device_mask`]).
+    fn host_mask(&mut self, n: usize, p: f64) -> DropMask {
+        match self.device_masks {
+            true => DropMask::default(),
+            false => DropMask::draw(self.rng, n, p),
+        }
+    }
+
     /// A dropout mask of `shape` drawn on the device: factors 0 (probability `p`) or
     /// `1 / (1 − p)`.
     fn device_mask(&self, shape: &[usize], p: f64) -> Result<Tensor, EngineError> {
@@ -380,43 +389,39 @@ impl<'a> AutogradGraph<'a> {
         }
         let probs = ops::softmax_last_dim(&scores)?;
         let p = if self.train { p } else { 0.0 };
-        if self.device_masks && p > 0.0 {
-            let probs = probs.mul(&self.device_mask(&[b, heads, s, m + s], p)?)?;
-            let context = self
-                .product(&probs, &vp, false)?
-                .transpose(1, 2)?
-                .reshape((b * s, hidden))?;
-            return self.layout(self.stream)?.unpadded(&context);
-        }
-        // The mask in the host graph's layout (per sequence and head, its own block of
-        // `(prefix + len)²` with the prefix's query rows first), placed into the padded
-        // blocks, so both graphs drop the same probabilities.
-        let blocks: usize = self
-            .tokens
-            .spans()
-            .iter()
-            .map(|sp| (m + sp.len) * (m + sp.len))
-            .sum::<usize>()
-            * heads;
-        let mask = DropMask::draw(self.rng, blocks, p);
-        let probs = if mask.is_identity() {
-            probs
+        let probs = if self.device_masks && p > 0.0 {
+            probs.mul(&self.device_mask(&[b, heads, s, m + s], p)?)?
         } else {
-            let w = m + s;
-            let mut keep = vec![0u8; b * heads * s * w];
-            let mut offset = 0;
-            for (row, span) in self.tokens.spans().iter().enumerate() {
-                let n = m + span.len;
-                for h in 0..heads {
-                    let base = (row * heads + h) * s * w;
-                    for i in 0..span.len {
-                        keep[base + i * w..][..n]
-                            .copy_from_slice(&mask.keep()[offset + (m + i) * n..][..n]);
+            // The mask in the host graph's layout (per sequence and head, its own block of
+            // `(prefix + len)²` with the prefix's query rows first), placed into the padded
+            // blocks, so both graphs drop the same probabilities.
+            let blocks: usize = self
+                .tokens
+                .spans()
+                .iter()
+                .map(|sp| (m + sp.len) * (m + sp.len))
+                .sum::<usize>()
+                * heads;
+            let mask = self.host_mask(blocks, p);
+            if mask.is_identity() {
+                probs
+            } else {
+                let w = m + s;
+                let mut keep = vec![0u8; b * heads * s * w];
+                let mut offset = 0;
+                for (row, span) in self.tokens.spans().iter().enumerate() {
+                    let n = m + span.len;
+                    for h in 0..heads {
+                        let base = (row * heads + h) * s * w;
+                        for i in 0..span.len {
+                            keep[base + i * w..][..n]
+                                .copy_from_slice(&mask.keep()[offset + (m + i) * n..][..n]);
+                        }
+                        offset += n * n;
                     }
-                    offset += n * n;
                 }
+                probs.mul(&self.mask_tensor(keep, mask.scale(), &[b, heads, s, w])?)?
             }
-            probs.mul(&self.mask_tensor(keep, mask.scale(), &[b, heads, s, w])?)?
         };
         let context = self
             .product(&probs, &vp, false)?
@@ -627,10 +632,7 @@ impl Graph for AutogradGraph<'_> {
         let p = if self.train { p } else { 0.0 };
         // The host graph's mask (sequence by sequence, head by head, a row of the sequence's
         // length) placed into the padded rows, so both graphs drop the same probabilities.
-        let mask = match self.device_masks {
-            true => DropMask::default(),
-            false => DropMask::draw(self.rng, self.tokens.len() * heads, p),
-        };
+        let mask = self.host_mask(self.tokens.len() * heads, p);
         let probs = if self.device_masks && p > 0.0 {
             probs.mul(&self.device_mask(&[b, heads, 1, s], p)?)?
         } else if mask.is_identity() {
@@ -732,10 +734,7 @@ impl Graph for AutogradGraph<'_> {
         // block), placed into the padded blocks.
         let spans: Vec<_> = self.tokens.spans().iter().zip(kv_tokens.spans()).collect();
         let blocks: usize = spans.iter().map(|(q, k)| q.len * k.len).sum::<usize>() * heads;
-        let mask = match self.device_masks {
-            true => DropMask::default(),
-            false => DropMask::draw(self.rng, blocks, p),
-        };
+        let mask = self.host_mask(blocks, p);
         let probs = if self.device_masks && p > 0.0 {
             probs.mul(&self.device_mask(&[b, heads, sq, sk], p)?)?
         } else if mask.is_identity() {

@@ -9,9 +9,6 @@ pub struct MachineMemory {
     pub ram_total: u64,
     /// What can be allocated now without swapping (Linux's MemAvailable).
     pub ram_available: u64,
-    /// The GPU runs are judged against (the first), when a GPU backend is compiled in and one
-    /// answers.
-    pub gpu: Option<GpuMemory>,
     /// Every GPU that answers, in `cuda:N` order (empty without a GPU backend).
     #[serde(default)]
     pub gpus: Vec<GpuMemory>,
@@ -29,6 +26,13 @@ pub struct GpuMemory {
     pub name: String,
     pub total: u64,
     pub free: u64,
+}
+
+impl MachineMemory {
+    /// The GPU the fit check judges runs against: the first (`cuda:0`), if any.
+    pub fn judged_gpu(&self) -> Option<&GpuMemory> {
+        self.gpus.first()
+    }
 }
 
 /// Threads the CPU training path uses.
@@ -51,7 +55,6 @@ pub fn machine_memory() -> MachineMemory {
     MachineMemory {
         ram_total: system.total_memory(),
         ram_available: system.available_memory(),
-        gpu: gpus.first().cloned(),
         gpus,
         gpu_backend: if cuda {
             Some("cuda".into())
@@ -114,7 +117,7 @@ mod tests {
         assert!(parse_nvidia_smi("No devices were found").is_empty());
         // Without a GPU backend no GPU is listed.
         if m.gpu_backend.is_none() {
-            assert!(m.gpus.is_empty() && m.gpu.is_none());
+            assert!(m.gpus.is_empty() && m.judged_gpu().is_none());
         }
     }
 }

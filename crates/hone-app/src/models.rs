@@ -241,7 +241,7 @@ pub fn check_model(
 /// Estimates full and frozen-embedding fine-tuning and judges both against the GPU (when one
 /// is compiled in and present) or the RAM.
 pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemory) -> FitReport {
-    let (compared_with, available, total) = match &machine.gpu {
+    let (compared_with, available, total) = match machine.judged_gpu() {
         Some(gpu) => (gpu.name.clone(), gpu.free, gpu.total),
         None => ("RAM".to_string(), machine.ram_available, machine.ram_total),
     };
@@ -253,13 +253,12 @@ pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemo
     };
     let settings = FitSettings {
         autograd: machine
-            .gpu
-            .as_ref()
+            .judged_gpu()
             .map(|_| settings.autograd.unwrap_or_default()),
         ..settings
     };
-    let matmul_gflops = machine.gpu.is_none().then(cpu_matmul_gflops);
-    let host = machine.gpu.as_ref().map(|_| {
+    let matmul_gflops = machine.judged_gpu().is_none().then(cpu_matmul_gflops);
+    let host = machine.judged_gpu().map(|_| {
         // The weights read on the host before they move, the program and data, and what a
         // resumable checkpoint copies to the host to write it: every weight and both moments.
         let e = estimate(spec, host_settings);
@@ -670,7 +669,6 @@ mod tests {
         MachineMemory {
             ram_total: ram,
             ram_available: ram / 2,
-            gpu: None,
             gpus: Vec::new(),
             gpu_backend: None,
         }
@@ -750,13 +748,12 @@ mod tests {
         let gpu = |ram: u64| MachineMemory {
             ram_total: ram,
             ram_available: ram,
-            gpu: Some(GpuMemory {
+            gpus: vec![GpuMemory {
                 index: 0,
                 name: "NVIDIA H200".into(),
                 total: 140 << 30,
                 free: 139 << 30,
-            }),
-            gpus: Vec::new(),
+            }],
             gpu_backend: Some("cuda".into()),
         };
         let roomy = fit_report(&spec, FitSettings::default(), &gpu(64 << 30));

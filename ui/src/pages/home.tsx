@@ -28,4 +28,3 @@ export function HomePage(props: { info: any; nav: Nav }) {
     </section>
   );
 }
-

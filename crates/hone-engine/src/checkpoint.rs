@@ -32,6 +32,10 @@ pub struct TrainerState {
     /// only (not the time it lay stopped).
     #[serde(default)]
     pub elapsed_s: f64,
+    /// fp16's dynamic loss scale when the checkpoint was written (absent in other precisions
+    /// and in checkpoints from before it was saved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scaler: Option<crate::precision::LossScaler>,
 }
 
 /// A `last` checkpoint found: everything a run needs to continue exactly where it stopped. The

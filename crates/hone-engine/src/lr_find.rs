@@ -121,7 +121,11 @@ pub fn lr_find(
     }
     apply_freezing(model, cfg, None);
     let mut optimizer = optimizer(model, cfg);
-    let mut stepper = Stepper::new(model, true);
+    // In the run's precision (resolved for the device by the caller): a rate found in f32
+    // need not suit a bf16 or fp16 run.
+    let mut stepper = Stepper::new(model, true)
+        .with_precision(cfg.precision)
+        .with_initial_loss_scale(cfg.loss_scale);
     let batcher = Batcher::new(model.spec().encoder.pad_token_id);
     let per_step = cfg.batch_size * cfg.grad_accum as usize;
     let mut chunks = (0u64..).flat_map(|epoch| {
@@ -160,6 +164,11 @@ pub fn lr_find(
             }
             Err(e) => return Err(e),
         };
+        if done.skipped_overflow {
+            // fp16 overflowed at this loss scale, not at this rate: the scale was halved and
+            // the sweep goes on (a scale that cannot come down further is an error above).
+            continue;
+        }
         if !done.loss.is_finite() {
             diverged = true;
             break;

@@ -128,8 +128,9 @@ fn supports(device: &Device, dtype: DType) -> bool {
 /// fp16's dynamic loss scale (PyTorch's `GradScaler` defaults): the loss is multiplied by the
 /// scale before the backward pass and the gradients divided by it after; a step whose
 /// gradients overflowed is skipped and the scale halved, and after `GROWTH_INTERVAL` steps in
-/// a row without overflow it doubles.
-#[derive(Debug, Clone, PartialEq)]
+/// a row without overflow it doubles. Saved with a resumable checkpoint, so a resumed run
+/// goes on at the scale it had reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LossScaler {
     scale: f64,
     good_steps: u32,

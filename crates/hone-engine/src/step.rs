@@ -153,6 +153,19 @@ impl Stepper {
         self
     }
 
+    /// Goes on from a saved scaler (a resumed fp16 run's), where this stepper scales the loss.
+    pub fn with_loss_scaler(mut self, saved: Option<LossScaler>) -> Self {
+        if let (Some(saved), true) = (saved, self.scaler.is_some()) {
+            self.scaler = Some(saved);
+        }
+        self
+    }
+
+    /// fp16's dynamic loss scale as it stands (for a checkpoint), `None` in other precisions.
+    pub fn loss_scaler(&self) -> Option<&LossScaler> {
+        self.scaler.as_ref()
+    }
+
     /// fp16's loss scale now, `None` in other precisions.
     pub fn loss_scale(&self) -> Option<f64> {
         self.scaler.as_ref().map(LossScaler::scale)

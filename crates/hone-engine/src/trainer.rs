@@ -23,6 +23,7 @@ use crate::models::{Model, Task};
 use crate::multitask::{combined, epoch_chunks, union_params, TaskChunk, TaskSet};
 use crate::optim::Optimizer;
 use crate::params::ParamStore;
+use crate::precision::LossScaler;
 use crate::recipes::{apply_freezing, describe_depth, optimizer_for};
 use crate::rng::HoneRng;
 use crate::schedule::{warmup_steps, LrSchedule};
@@ -133,6 +134,8 @@ struct Progress {
     elapsed_before: f64,
     /// When this process started training.
     started: Instant,
+    /// fp16's dynamic loss scale after the last step (saved with the resumable checkpoint).
+    loss_scaler: Option<LossScaler>,
 }
 
 impl Progress {
@@ -180,6 +183,7 @@ impl Trainer<'_> {
             best_logits: None,
             elapsed_before: 0.0,
             started,
+            loss_scaler: None,
         };
         let (mut start_epoch, mut skip_chunks) = (0, 0);
         if let Some(point) = &self.resume {
@@ -197,6 +201,7 @@ impl Trainer<'_> {
                 best_logits: None,
                 elapsed_before: s.elapsed_s,
                 started,
+                loss_scaler: s.loss_scaler.clone(),
             };
             start_epoch = s.epoch;
             skip_chunks = s.examples_in_epoch as usize / per_step;
@@ -225,7 +230,8 @@ impl Trainer<'_> {
             .with_label_smoothing(cfg.label_smoothing)
             .with_penalty(self.ewc.clone())
             .with_precision(cfg.precision)
-            .with_initial_loss_scale(cfg.loss_scale);
+            .with_initial_loss_scale(cfg.loss_scale)
+            .with_loss_scaler(progress.loss_scaler.clone());
         let mut status = RunStatus::Completed;
 
         'epochs: for epoch in start_epoch..cfg.epochs {
@@ -296,6 +302,7 @@ impl Trainer<'_> {
                     });
                 }
                 progress.step += 1;
+                progress.loss_scaler = stepper.loss_scaler().cloned();
                 let step_s = step_start.elapsed().as_secs_f64().max(1e-9);
                 // The ETA from this session's pace; the elapsed time over all sessions.
                 let elapsed = started.elapsed().as_secs_f64();
@@ -534,6 +541,7 @@ impl Trainer<'_> {
             last_eval_step: progress.last_eval_step,
             optimizer_steps: optimizer.steps(),
             elapsed_s: progress.elapsed_s(),
+            loss_scaler: progress.loss_scaler.clone(),
         };
         save_last(&dir, params, optimizer, &state)?;
         sink(TrainEvent::CheckpointSaved {

@@ -710,6 +710,44 @@ fn the_lr_range_test_sweeps_up_until_the_loss_blows_up() {
     );
 }
 
+/// The range test steps in the run's precision: its first loss (before any update) under
+/// bf16 is the bf16 forward pass's, close to f32's but not equal to it.
+#[test]
+fn the_lr_range_test_runs_in_the_runs_precision() {
+    use hone_engine::lr_find::{lr_find, LrFindSettings};
+    use hone_engine::precision::Precision;
+    let dir = tiny_model("bert");
+    let data = sst2_fixture(&dir, 32);
+    let settings = LrFindSettings {
+        start_lr: 1e-5,
+        end_lr: 1e-4,
+        steps: 5,
+        ..Default::default()
+    };
+    let first_loss = |precision| {
+        let model =
+            Model::load(&dir, Task::SequenceClassification, 2, None, &Device::Cpu, 0).unwrap();
+        let cfg = TrainingConfig {
+            precision,
+            dropout: Some(0.0),
+            ..small_config()
+        };
+        let result = lr_find(
+            &model,
+            &cfg,
+            &data.train,
+            &settings,
+            &mut |_| {},
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        result.points[0].loss
+    };
+    let (fp32, bf16) = (first_loss(Precision::Fp32), first_loss(Precision::Bf16));
+    assert_ne!(fp32, bf16, "the bf16 sweep ran in f32");
+    assert!((fp32 - bf16).abs() < 2e-2 * fp32.abs(), "{fp32} vs {bf16}");
+}
+
 /// The mean KL divergence from `teacher`'s probabilities to `student`'s over a set.
 fn mean_kl(teacher: &[Vec<f32>], student: &[Vec<f32>]) -> f64 {
     let softmax = |row: &[f32]| -> Vec<f64> {
@@ -1321,4 +1359,105 @@ fn fp16_skips_overflowing_steps_says_so_and_trains_on() {
         10,
         "every step is either charted or said skipped"
     );
+}
+
+/// fp16's loss scale is saved with the resumable checkpoint: a run stopped after its scale
+/// came down resumes at that scale (not at `loss_scale` again, which would skip the first
+/// steps anew) and ends with the same weights, bit for bit, as the run that was not stopped.
+#[test]
+fn an_fp16_run_resumes_at_the_loss_scale_it_had_reached() {
+    use hone_engine::precision::Precision;
+    const START: f64 = 16_777_216.0;
+    let dir = tiny_model("bert");
+    let data = sst2_fixture(&dir, 32);
+    let cfg = TrainingConfig {
+        precision: Precision::Fp16,
+        loss_scale: START,
+        ..small_config()
+    };
+    let model =
+        || Model::load(&dir, Task::SequenceClassification, 2, None, &Device::Cpu, 0).unwrap();
+    let train = |m: &Model, work: &Path, resume, cancel_at: Option<u64>| {
+        let cancel = AtomicBool::new(false);
+        let mut events = Vec::new();
+        let summary = Trainer {
+            model: m,
+            cfg: &cfg,
+            train: &data.train,
+            valid: &data.valid,
+            labels: &data.labels,
+            work_dir: work,
+            resume,
+            ewc: None,
+            also: &[],
+            name: "",
+            samples: None,
+            generations: None,
+        }
+        .run(
+            &mut |e| {
+                if let (TrainEvent::Step { step, .. }, Some(at)) = (&e, cancel_at) {
+                    if *step >= at {
+                        cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+                events.push(e)
+            },
+            &cancel,
+        )
+        .unwrap();
+        (summary, events)
+    };
+    let overflows = |events: &[TrainEvent]| {
+        events
+            .iter()
+            .filter(
+                |e| matches!(e, TrainEvent::Notice { message } if message.contains("overflowed")),
+            )
+            .count()
+    };
+
+    let whole = model();
+    let work = tempfile::tempdir().unwrap();
+    let (summary, events) = train(&whole, work.path(), None, None);
+    let skipped = overflows(&events);
+    assert!(skipped > 0, "no step overflowed at 2^24");
+    let first_charted = events
+        .iter()
+        .find_map(|e| match e {
+            TrainEvent::Step { step, .. } => Some(*step),
+            _ => None,
+        })
+        .expect("steps after the overflows");
+    assert!(first_charted < summary.steps, "no step left to resume");
+
+    let stopped = model();
+    let work = tempfile::tempdir().unwrap();
+    let (first, first_events) = train(&stopped, work.path(), None, Some(first_charted));
+    assert_eq!(first.status, RunStatus::Cancelled);
+    let point = hone_engine::checkpoint::load_last(work.path())
+        .unwrap()
+        .expect("a resumable checkpoint");
+    let saved_scale = point
+        .state
+        .loss_scaler
+        .as_ref()
+        .expect("an fp16 checkpoint keeps its loss scale")
+        .scale();
+    assert_eq!(
+        saved_scale,
+        START / 2f64.powi(overflows(&first_events) as i32)
+    );
+    let resumed = model();
+    let (second, second_events) = train(&resumed, work.path(), Some(point), None);
+    assert_eq!(second.status, RunStatus::Completed);
+    assert_eq!(
+        overflows(&first_events) + overflows(&second_events),
+        skipped,
+        "the resumed run skipped steps the whole run did not"
+    );
+    let (a, b) = (snapshot(whole.params()), snapshot(resumed.params()));
+    for (name, value) in &a {
+        assert_eq!(bits(value), bits(&b[name]), "{name}");
+    }
 }

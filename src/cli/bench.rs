@@ -27,6 +27,10 @@ pub struct BenchArgs {
     /// Untimed steps first.
     #[arg(long, default_value_t = 3)]
     warmup: usize,
+    /// Timed forward passes [default: --steps] (bench/gpu-check.sh's kernel profile keeps
+    /// them fixed while the training steps vary).
+    #[arg(long, value_name = "N")]
+    forward_steps: Option<usize>,
     /// A fixed batch from `torch_baseline.py --dump-batch` (overrides --batch-size/--max-length).
     #[arg(long, value_name = "FILE")]
     batch_file: Option<PathBuf>,
@@ -142,6 +146,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         max_length: args.max_length,
         steps: args.steps,
         warmup: args.warmup,
+        forward_steps: args.forward_steps,
         batch_file: args.batch_file.as_deref(),
         lr: args.lr,
         dropout: !args.no_dropout,

@@ -63,7 +63,8 @@ pub struct FitArgs {
     /// The rank of the LoRA line [default: 8].
     #[arg(long, value_name = "R")]
     lora_r: Option<usize>,
-    /// The run's precision, when judged against a GPU (bf16 and fp16 keep more there).
+    /// The run's precision: on a GPU, and on the CPU in bf16/fp16, the run takes candle's
+    /// autograd graph, which keeps more.
     #[arg(long, default_value = "fp32")]
     precision: hone_app::types::Precision,
 }
@@ -76,7 +77,7 @@ impl FitArgs {
             max_length: self.max_length,
             typical_length: self.typical_length,
             lora_rank: self.lora_r,
-            // Applies only where a GPU is judged (`hone_app::models::fit_report`).
+            // Where the run takes the autograd graph (`hone_app::models::fit_report`).
             autograd: Some(self.precision),
             ..FitSettings::default()
         }

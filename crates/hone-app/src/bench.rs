@@ -52,6 +52,8 @@ pub struct BenchRequest<'a> {
     pub precision: hone_engine::precision::Precision,
     /// LoRA at this rank on the family's usual targets (alpha 2 × rank, the base frozen).
     pub lora_rank: Option<usize>,
+    /// Timed forward passes, when not `steps`.
+    pub forward_steps: Option<usize>,
 }
 
 /// Times `request.steps` training steps and forward passes of a 2-class text classifier (a
@@ -91,6 +93,7 @@ pub fn run_bench(request: &BenchRequest) -> Result<BenchReport, AppError> {
         BenchSettings {
             warmup: request.warmup,
             steps: request.steps,
+            forward_steps: request.forward_steps,
             lr: request.lr,
         },
         request.host_path,

@@ -246,15 +246,20 @@ pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemo
         None => ("RAM".to_string(), machine.ram_available, machine.ram_total),
     };
     // What stays on the host is the CPU estimate's; on a GPU the run's own memory is the
-    // autograd graph's (fp32 unless the settings say otherwise).
+    // autograd graph's (fp32 unless the settings say otherwise). On the CPU, mixed precision
+    // takes the autograd graph too (the CPU's own graph is f32 only).
     let host_settings = FitSettings {
         autograd: None,
+        gpu: false,
         ..settings
     };
+    let on_gpu = machine.judged_gpu().is_some();
     let settings = FitSettings {
-        autograd: machine
-            .judged_gpu()
-            .map(|_| settings.autograd.unwrap_or_default()),
+        autograd: match on_gpu {
+            true => Some(settings.autograd.unwrap_or_default()),
+            false => settings.autograd.filter(|p| p.is_mixed()),
+        },
+        gpu: on_gpu,
         ..settings
     };
     let matmul_gflops = machine.judged_gpu().is_none().then(cpu_matmul_gflops);
@@ -782,7 +787,8 @@ mod tests {
                 .is_none()
         );
         // On the GPU the autograd graph's activations count, bf16's more than fp32's; the
-        // RAM's judgement and a CPU machine's ignore the precision.
+        // RAM's judgement ignores the precision. On a CPU machine bf16 runs the autograd graph
+        // too: more activations than the CPU's f32 graph, the CPU's runtime.
         let bf16 = FitSettings {
             autograd: Some(hone_engine::precision::Precision::Bf16),
             ..FitSettings::default()
@@ -792,7 +798,23 @@ mod tests {
         assert_eq!(on_gpu.host.expect("judged").needed, host.needed);
         let cpu_plain = fit_report(&spec, FitSettings::default(), &machine(16 << 30));
         let cpu_bf16 = fit_report(&spec, bf16, &machine(16 << 30));
-        assert_eq!(cpu_bf16.full.estimate.total, cpu_plain.full.estimate.total);
+        assert!(cpu_bf16.full.estimate.activations > cpu_plain.full.estimate.activations);
+        assert_eq!(
+            cpu_bf16.full.estimate.runtime,
+            cpu_plain.full.estimate.runtime
+        );
+        assert!(cpu_bf16.full.estimate.runtime < on_gpu.full.estimate.runtime);
+        let cpu_fp32 = FitSettings {
+            autograd: Some(hone_engine::precision::Precision::Fp32),
+            ..FitSettings::default()
+        };
+        assert_eq!(
+            fit_report(&spec, cpu_fp32, &machine(16 << 30))
+                .full
+                .estimate,
+            cpu_plain.full.estimate,
+            "fp32 on the CPU is the CPU's own graph"
+        );
     }
 
     #[test]

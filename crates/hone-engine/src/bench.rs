@@ -88,8 +88,11 @@ pub struct BenchReport {
 pub struct BenchSettings {
     /// Untimed steps (and forward passes) first.
     pub warmup: usize,
-    /// Timed training steps and timed forward passes.
+    /// Timed training steps (and timed forward passes, unless `forward_steps` says otherwise).
     pub steps: usize,
+    /// Timed forward passes when not `steps` (at least one): a kernel profile keeps them
+    /// equal between a short and a long run, so that they cancel out.
+    pub forward_steps: Option<usize>,
     pub lr: f64,
 }
 
@@ -235,7 +238,8 @@ pub fn run_bench(
     drop(stepper);
     let mut stepper = Stepper::new(model, fast).with_precision(cfg.precision);
     let mut forward_only = Vec::new();
-    for i in 0..settings.warmup + settings.steps {
+    let forward_steps = settings.forward_steps.unwrap_or(settings.steps).max(1);
+    for i in 0..settings.warmup + forward_steps {
         let t0 = Instant::now();
         batch_logits(model, &mut stepper, batch)?;
         if i >= settings.warmup {
@@ -257,6 +261,7 @@ pub fn run_bench(
             typical_length: Some((real / batch.batch_size.max(1)).max(1)),
             lora_rank: model.spec().lora.as_ref().map(|l| l.r),
             autograd: None,
+            gpu: false,
         };
         crate::speed::estimate_speed(model.spec(), settings, rate).samples_per_second
     });

@@ -254,9 +254,12 @@ pub struct FitSettings {
     /// LoRA at this rank on the query and value projections (the head trained in full, the
     /// rest frozen) instead of full fine-tuning.
     pub lora_rank: Option<usize>,
-    /// Set when the run trains on a GPU (candle's autograd graph), in this precision: the
-    /// estimate is then of the GPU's memory.
+    /// Set when the run takes candle's autograd graph, in this precision: on a GPU always, on
+    /// the CPU in mixed precision (the CPU's own graph is f32 only).
     pub autograd: Option<crate::precision::Precision>,
+    /// The run trains on a GPU: the estimate is of the GPU's memory (its runtime is the CUDA
+    /// context's, not the CPU's per-token buffers).
+    pub gpu: bool,
 }
 
 /// The rank the fit check assumes for its LoRA line (the Train page's default).
@@ -296,6 +299,7 @@ impl Default for FitSettings {
             typical_length: None,
             lora_rank: None,
             autograd: None,
+            gpu: false,
         }
     }
 }
@@ -391,9 +395,10 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
     let weights = F32 * (count.total + adapters);
     let gradients = F32 * trainable;
     let optimizer = 2 * F32 * trainable;
-    let runtime = match settings.autograd {
-        Some(_) => GPU_RUNTIME,
-        None => RUNTIME_BASE + RUNTIME_PER_TOKEN * tokens,
+    let runtime = if settings.gpu {
+        GPU_RUNTIME
+    } else {
+        RUNTIME_BASE + RUNTIME_PER_TOKEN * tokens
     };
     let checkpoint = F32 * count.largest_tensor;
     MemoryEstimate {
@@ -485,6 +490,7 @@ mod tests {
                 batch_size: batch,
                 max_length: length,
                 autograd: Some(precision),
+                gpu: true,
                 ..FitSettings::default()
             };
             let ratio = estimate(spec, settings).total as f64 / (mib * MIB) as f64;
@@ -499,6 +505,7 @@ mod tests {
             &bert_base,
             FitSettings {
                 autograd: Some(Fp32),
+                gpu: true,
                 ..FitSettings::default()
             },
         );

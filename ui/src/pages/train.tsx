@@ -5,6 +5,7 @@ import { ConversationSource } from "./conversations";
 import { ChoiceSource, type ChoiceData } from "./choices";
 import { SampleAnswers } from "./samples";
 import { useEffect, useRef, useState } from "preact/hooks";
+import { deviceChoices } from "../devices.js";
 import { api, bytes, DatasetInfo, duration, errorText, KnownModel, ModelCheck, Preset, RunDetail, RunMessage, RunRecord, Target, TrainEvent, TrainingOption } from "../api";
 import { Chart, Mark, Series } from "../chart";
 import { LrFinder } from "./lr_find";
@@ -354,6 +355,9 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
   const [targets, setTargets] = useState<Target[]>([]);
   const [target, setTarget] = useState("");
   useEffect(() => { api.targetsList().then(setTargets).catch(() => setTargets([])); }, []);
+  // This machine's GPUs, each a Device choice of its own (cuda:0, cuda:1 …).
+  const [machine, setMachine] = useState<any>(null);
+  useEffect(() => { api.appInfo().then((i) => setMachine(i.machine)).catch(() => setMachine(null)); }, []);
   // Finished runs: a teacher to distill from, or a previous task to hold on to (EWC).
   const [finished, setFinished] = useState<RunRecord[]>([]);
   const [teacher, setTeacher] = useState("");
@@ -434,7 +438,11 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
     const input = f.kind === "bool" ? (
       <input type="checkbox" checked={!!v} onChange={(e) => set(f.key, (e.target as HTMLInputElement).checked)} />
     ) : f.kind === "select" ? (
-      <select value={v} onChange={(e) => set(f.key, (e.target as HTMLSelectElement).value)}>{f.options!.map((o) => <option value={o}>{o}</option>)}</select>
+      <select value={v} onChange={(e) => set(f.key, (e.target as HTMLSelectElement).value)}>
+        {f.key === "device"
+          ? deviceChoices(f.options!, machine, v).map((c) => <option value={c.value}>{c.label}</option>)
+          : f.options!.map((o) => <option value={o}>{o}</option>)}
+      </select>
     ) : f.key === "sample_prompts" ? (
       <textarea rows={3} value={v ?? ""} placeholder="one prompt per line: answered at each validation"
         onChange={(e) => set(f.key, (e.target as HTMLTextAreaElement).value)} />

@@ -5,6 +5,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use super::fused;
 use super::gather::InvertibleRows;
 use super::{
     BiasedAttention, Disentangled, Graph, Heads, RelativeBuckets, Stream, TokenIds, Tokens,
@@ -387,7 +388,7 @@ impl<'a> AutogradGraph<'a> {
                 scores = scores.broadcast_add(bias)?.maximum(f32::MIN as f64)?;
             }
         }
-        let probs = ops::softmax_last_dim(&scores)?;
+        let probs = fused::softmax_last_dim(&scores)?;
         let p = if self.train { p } else { 0.0 };
         let probs = if self.device_masks && p > 0.0 {
             probs.mul(&self.device_mask(&[b, heads, s, m + s], p)?)?
@@ -485,7 +486,7 @@ impl Graph for AutogradGraph<'_> {
 
     fn layer_norm(&mut self, x: &Tensor, norm: &LayerNorm) -> Result<Tensor, EngineError> {
         let (g, b) = (self.param(norm.weight()), self.param(norm.bias()));
-        Ok(ops::layer_norm(x, &g, &b, norm.eps())?)
+        Ok(fused::layer_norm(x, &g, &b, norm.eps())?)
     }
 
     fn activation(&mut self, x: &Tensor, act: Activation) -> Result<Tensor, EngineError> {
@@ -555,7 +556,7 @@ impl Graph for AutogradGraph<'_> {
 
     fn rms_norm(&mut self, x: &Tensor, norm: &RmsNorm) -> Result<Tensor, EngineError> {
         let g = self.param(norm.weight());
-        Ok(ops::rms_norm(x, &g, norm.eps())?)
+        Ok(fused::rms_norm(x, &g, norm.eps())?)
     }
 
     fn rotary(&mut self, x: Tensor, heads: usize, rope: &Rotary) -> Result<Tensor, EngineError> {
@@ -628,7 +629,7 @@ impl Graph for AutogradGraph<'_> {
         let mask_bias = layout.mask_bias.clone();
         let qp = q.reshape((b, 1, heads, d))?.transpose(1, 2)?.contiguous()?;
         let scores = (self.product(&qp, &kp.t()?, false)? * (1.0 / (d as f64).sqrt()))?;
-        let probs = ops::softmax_last_dim(&scores.broadcast_add(&mask_bias)?)?;
+        let probs = fused::softmax_last_dim(&scores.broadcast_add(&mask_bias)?)?;
         let p = if self.train { p } else { 0.0 };
         // The host graph's mask (sequence by sequence, head by head, a row of the sequence's
         // length) placed into the padded rows, so both graphs drop the same probabilities.
@@ -728,7 +729,7 @@ impl Graph for AutogradGraph<'_> {
             let mask = Tensor::from_vec(mask, (sq, sk), &self.device)?.to_dtype(self.dtype)?;
             scores = scores.broadcast_add(&mask)?.maximum(f32::MIN as f64)?;
         }
-        let probs = ops::softmax_last_dim(&scores)?;
+        let probs = fused::softmax_last_dim(&scores)?;
         let p = if self.train { a.p } else { 0.0 };
         // The mask in the host graph's layout (per sequence and head, its own queries × keys
         // block), placed into the padded blocks.

@@ -1,0 +1,438 @@
+//! Softmax, layer norm and RMS norm as one op each on the autograd graph, with their backward.
+//!
+//! Composed from candle's primitives (`crate::ops`), a layer norm is nine kernels forward, each
+//! result kept for the backward pass, and about thirty backward; a softmax five and a dozen.
+//! Here the forward pass is one kernel (on a GPU, candle-kernels' own `softmax`, `layernorm`
+//! and `rmsnorm`, the kernels `candle-nn` launches; on the CPU a loop over rows) and keeps
+//! nothing but its input and result, and the backward pass is a short composition of tensor
+//! ops. candle's own fused versions record no backward (see FACTS), which is why these exist.
+//!
+//! f32 only (the graph's norms and softmax stay f32 under mixed precision); other dtypes and
+//! non-contiguous inputs take the composed ops.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Shape, Tensor, D};
+use rayon::prelude::*;
+
+use crate::ops;
+
+/// Softmax over the last dimension.
+pub fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
+    if x.dtype() != DType::F32 {
+        return ops::softmax_last_dim(x);
+    }
+    x.contiguous()?.apply_op1(Softmax)
+}
+
+/// Layer normalisation over the last dimension (biased variance, as PyTorch).
+pub fn layer_norm(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> candle_core::Result<Tensor> {
+    if [x.dtype(), gamma.dtype(), beta.dtype()] != [DType::F32; 3] {
+        return ops::layer_norm(x, gamma, beta, eps);
+    }
+    x.contiguous()?.apply_op3(
+        &gamma.contiguous()?,
+        &beta.contiguous()?,
+        Norm {
+            eps: eps as f32,
+            centred: true,
+        },
+    )
+}
+
+/// RMS normalisation over the last dimension: `x / √(mean(x²) + eps) · gamma`.
+pub fn rms_norm(x: &Tensor, gamma: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    if [x.dtype(), gamma.dtype()] != [DType::F32; 2] {
+        return ops::rms_norm(x, gamma, eps);
+    }
+    // The op takes a bias slot; RMS norm has none: the gain fills it, never read (and given
+    // no gradient through it).
+    let gamma = gamma.contiguous()?;
+    x.contiguous()?.apply_op3(
+        &gamma,
+        &gamma,
+        Norm {
+            eps: eps as f32,
+            centred: false,
+        },
+    )
+}
+
+/// The row length and the contiguous f32 values of a CPU input.
+fn rows_of<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(values) = storage else {
+        candle_core::bail!("{op}: f32 only, got {:?}", storage.dtype())
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&values[start..end]),
+        None => candle_core::bail!("{op}: the input must be contiguous"),
+    }
+}
+
+fn last_dim(layout: &Layout) -> usize {
+    layout.dims().last().copied().unwrap_or(1).max(1)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Softmax;
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "hone-softmax-last-dim"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let src = rows_of(storage, layout, self.name())?;
+        let n = last_dim(layout);
+        let mut dst = vec![0f32; src.len()];
+        dst.par_chunks_mut(n)
+            .zip(src.par_chunks(n))
+            .for_each(|(out, row)| {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for (o, &v) in out.iter_mut().zip(row) {
+                    *o = (v - max).exp();
+                    sum += *o;
+                }
+                let inv = 1.0 / sum;
+                out.iter_mut().for_each(|o| *o *= inv);
+            });
+        Ok((CpuStorage::F32(dst), layout.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        storage: &candle_core::CudaStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        cuda::softmax(storage, layout)
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        // dx = y ⊙ (g − Σ g ⊙ y) over each row.
+        let gy = (grad * y)?;
+        let sum = gy.sum_keepdim(D::Minus1)?;
+        Ok(Some((gy - y.broadcast_mul(&sum)?)?))
+    }
+}
+
+/// Layer norm (`centred`) or RMS norm over the last dimension, with a gain and (layer norm) a
+/// bias.
+#[derive(Debug, Clone, Copy)]
+struct Norm {
+    eps: f32,
+    centred: bool,
+}
+
+impl CustomOp3 for Norm {
+    fn name(&self) -> &'static str {
+        if self.centred {
+            "hone-layer-norm"
+        } else {
+            "hone-rms-norm"
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        gamma: &CpuStorage,
+        gl: &Layout,
+        beta: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let src = rows_of(x, xl, self.name())?;
+        let gamma = rows_of(gamma, gl, self.name())?;
+        let beta = rows_of(beta, bl, self.name())?;
+        let n = last_dim(xl);
+        if gamma.len() != n || beta.len() != n {
+            candle_core::bail!("{}: gain and bias must have {n} values", self.name());
+        }
+        let (eps, centred) = (self.eps, self.centred);
+        let mut dst = vec![0f32; src.len()];
+        dst.par_chunks_mut(n)
+            .zip(src.par_chunks(n))
+            .for_each(|(out, row)| {
+                let mean = if centred {
+                    row.iter().sum::<f32>() / n as f32
+                } else {
+                    0.0
+                };
+                let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+                let inv = 1.0 / (var + eps).sqrt();
+                for (i, (o, &v)) in out.iter_mut().zip(row).enumerate() {
+                    let shift = if centred { beta[i] } else { 0.0 };
+                    *o = (v - mean) * inv * gamma[i] + shift;
+                }
+            });
+        Ok((CpuStorage::F32(dst), xl.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        xl: &Layout,
+        gamma: &candle_core::CudaStorage,
+        gl: &Layout,
+        beta: &candle_core::CudaStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        cuda::norm(*self, x, xl, gamma, gl, beta, bl)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // With x̂ = (x − μ)·r, r = 1/√(var + ε) (μ = 0 and var = mean(x²) for RMS norm):
+        //   dγ = Σ_rows g ⊙ x̂,  dβ = Σ_rows g,
+        //   dx = r · (g⊙γ − mean(g⊙γ) − x̂ · mean(g⊙γ ⊙ x̂))   (no mean(g⊙γ) term for RMS).
+        // The statistics are recomputed from x: the forward pass keeps nothing else.
+        let n = x.dim(D::Minus1)?;
+        let rows = x.elem_count() / n.max(1);
+        let x2 = x.reshape((rows, n))?;
+        let g2 = grad.reshape((rows, n))?;
+        let centred = if self.centred {
+            x2.broadcast_sub(&x2.mean_keepdim(1)?)?
+        } else {
+            x2
+        };
+        let r = ((centred.sqr()?.mean_keepdim(1)? + self.eps as f64)?.sqrt()?).recip()?;
+        let xhat = centred.broadcast_mul(&r)?;
+        let dgamma = (&g2 * &xhat)?.sum(0)?;
+        let dxhat = g2.broadcast_mul(gamma)?;
+        let along = (&dxhat * &xhat)?.mean_keepdim(1)?;
+        let mut inner = (dxhat.clone() - xhat.broadcast_mul(&along)?)?;
+        if self.centred {
+            inner = inner.broadcast_sub(&dxhat.mean_keepdim(1)?)?;
+        }
+        let dx = inner.broadcast_mul(&r)?.reshape(x.shape())?;
+        let dbeta = self.centred.then(|| g2.sum(0)).transpose()?;
+        Ok((Some(dx), Some(dgamma.reshape(gamma.shape())?), dbeta))
+    }
+}
+
+/// The forward kernels on an NVIDIA GPU: candle-kernels' `softmax_f32`, `layernorm_f32` and
+/// `rmsnorm_f32`, launched as candle-nn 0.11 launches them.
+#[cfg(feature = "cuda")]
+mod cuda {
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+    use candle_core::cuda_backend::{kernels, CudaStorage, CudaStorageSlice, WrapErr};
+    use candle_core::{Layout, Shape};
+
+    use super::Norm;
+
+    fn f32_slice<'a>(
+        storage: &'a CudaStorage,
+        layout: &Layout,
+        op: &str,
+    ) -> candle_core::Result<candle_core::cuda_backend::cudarc::driver::CudaView<'a, f32>> {
+        let CudaStorageSlice::F32(slice) = &storage.slice else {
+            candle_core::bail!("{op}: f32 only, got {:?}", storage.dtype())
+        };
+        match layout.contiguous_offsets() {
+            Some((start, end)) => Ok(slice.slice(start..end)),
+            None => candle_core::bail!("{op}: the input must be contiguous"),
+        }
+    }
+
+    fn rows_and_cols(layout: &Layout) -> (usize, usize) {
+        let n = super::last_dim(layout);
+        (layout.shape().elem_count() / n, n)
+    }
+
+    pub(super) fn softmax(
+        storage: &CudaStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        let dev = storage.device();
+        let src = f32_slice(storage, layout, "softmax")?;
+        let (rows, cols) = rows_and_cols(layout);
+        let cfg = LaunchConfig {
+            grid_dim: (rows as u32, 1, 1),
+            block_dim: (1, 32, 1),
+            shared_mem_bytes: 0,
+        };
+        let func = dev.get_or_load_func("softmax_f32", &kernels::REDUCE)?;
+        // SAFETY: every element is written by the kernel.
+        let dst = unsafe { dev.alloc::<f32>(rows * cols)? };
+        let mut builder = func.builder();
+        builder.arg(&src);
+        builder.arg(&dst);
+        candle_core::builder_arg!(builder, cols as i32);
+        // SAFETY: the kernel's signature is (src, dst, ncols).
+        unsafe { builder.launch(cfg) }.w()?;
+        let out = CudaStorage {
+            slice: CudaStorageSlice::F32(dst),
+            device: dev.clone(),
+        };
+        Ok((out, layout.shape().clone()))
+    }
+
+    pub(super) fn norm(
+        op: Norm,
+        x: &CudaStorage,
+        xl: &Layout,
+        gamma: &CudaStorage,
+        gl: &Layout,
+        beta: &CudaStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        let dev = x.device();
+        let src = f32_slice(x, xl, "norm")?;
+        let gamma = f32_slice(gamma, gl, "norm")?;
+        let (rows, cols) = rows_and_cols(xl);
+        let block = if cols < 1024 { 32 } else { 1024 };
+        let cfg = LaunchConfig {
+            grid_dim: (rows as u32, 1, 1),
+            block_dim: (block, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: every element is written by the kernel.
+        let dst = unsafe { dev.alloc::<f32>(rows * cols)? };
+        if op.centred {
+            let beta = f32_slice(beta, bl, "norm")?;
+            let func = dev.get_or_load_func("layernorm_f32", &kernels::REDUCE)?;
+            let mut builder = func.builder();
+            builder.arg(&src);
+            builder.arg(&dst);
+            builder.arg(&gamma);
+            builder.arg(&beta);
+            candle_core::builder_arg!(builder, cols as i32, block as i32, op.eps);
+            // SAFETY: the kernel's signature is (src, dst, alpha, beta, ncols, block, eps).
+            unsafe { builder.launch(cfg) }.w()?;
+        } else {
+            let func = dev.get_or_load_func("rmsnorm_f32", &kernels::REDUCE)?;
+            let mut builder = func.builder();
+            builder.arg(&src);
+            builder.arg(&dst);
+            builder.arg(&gamma);
+            candle_core::builder_arg!(builder, cols as i32, block as i32, op.eps);
+            // SAFETY: the kernel's signature is (src, dst, alpha, ncols, block, eps).
+            unsafe { builder.launch(cfg) }.w()?;
+        }
+        let out = CudaStorage {
+            slice: CudaStorageSlice::F32(dst),
+            device: dev.clone(),
+        };
+        Ok((out, xl.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// Each fused op against its composition in `crate::ops`: the values and every gradient
+    /// (the input's and the gain's and bias's) under a loss that weights each output.
+    #[test]
+    fn the_fused_ops_equal_their_compositions_forward_and_backward() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let (rows, n) = (6, 37);
+        let values = |seed: u32, len: usize, shift: f32| -> Vec<f32> {
+            (0..len)
+                .map(|i| {
+                    let h = (i as u32)
+                        .wrapping_mul(2_654_435_761)
+                        .wrapping_add(seed * 97);
+                    (h % 1000) as f32 / 250.0 - 2.0 + shift
+                })
+                .collect()
+        };
+        let x = Var::from_vec(values(1, rows * n, 0.7), (2, rows / 2, n), &dev)?;
+        let gamma = Var::from_vec(values(2, n, 1.0), n, &dev)?;
+        let beta = Var::from_vec(values(3, n, 0.0), n, &dev)?;
+        let weights = Tensor::from_vec(values(4, rows * n, 0.1), (2, rows / 2, n), &dev)?;
+        let close = |a: &Tensor, b: &Tensor, what: &str| -> candle_core::Result<()> {
+            let (a, b) = (
+                a.flatten_all()?.to_vec1::<f32>()?,
+                b.flatten_all()?.to_vec1::<f32>()?,
+            );
+            let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+                assert!((p - q).abs() <= 2e-5 * scale, "{what}[{i}]: {p} vs {q}");
+            }
+            Ok(())
+        };
+        type Op<'a> = Box<dyn Fn(&Tensor) -> candle_core::Result<Tensor> + 'a>;
+        let cases: Vec<(&str, Op, Op, bool)> = vec![
+            (
+                "softmax",
+                Box::new(softmax_last_dim),
+                Box::new(ops::softmax_last_dim),
+                false,
+            ),
+            (
+                "layer norm",
+                Box::new(|x| layer_norm(x, gamma.as_tensor(), beta.as_tensor(), 1e-12)),
+                Box::new(|x| ops::layer_norm(x, gamma.as_tensor(), beta.as_tensor(), 1e-12)),
+                true,
+            ),
+            (
+                "rms norm",
+                Box::new(|x| rms_norm(x, gamma.as_tensor(), 1e-6)),
+                Box::new(|x| ops::rms_norm(x, gamma.as_tensor(), 1e-6)),
+                true,
+            ),
+        ];
+        for (name, fused, composed, has_gain) in cases {
+            let (a, b) = (fused(x.as_tensor())?, composed(x.as_tensor())?);
+            close(&a, &b, &format!("{name} values"))?;
+            let ga = (a * &weights)?.sum_all()?.backward()?;
+            let gb = (b * &weights)?.sum_all()?.backward()?;
+            close(
+                ga.get(&x).expect("dx"),
+                gb.get(&x).expect("dx"),
+                &format!("{name} dx"),
+            )?;
+            if has_gain {
+                close(
+                    ga.get(&gamma).expect("dgamma"),
+                    gb.get(&gamma).expect("dgamma"),
+                    &format!("{name} dgamma"),
+                )?;
+            }
+            if name == "layer norm" {
+                close(
+                    ga.get(&beta).expect("dbeta"),
+                    gb.get(&beta).expect("dbeta"),
+                    "layer norm dbeta",
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Other dtypes take the composed ops (mixed precision keeps these in f32, but nothing
+    /// breaks if a caller does not).
+    #[test]
+    fn other_dtypes_fall_back_to_the_compositions() -> candle_core::Result<()> {
+        let x = Tensor::new(&[[1f32, 2.0, 3.0]], &Device::Cpu)?.to_dtype(DType::BF16)?;
+        let s = softmax_last_dim(&x)?;
+        assert_eq!(s.dtype(), DType::BF16);
+        let total: f32 = s.to_dtype(DType::F32)?.sum_all()?.to_scalar()?;
+        assert!((total - 1.0).abs() < 1e-2);
+        Ok(())
+    }
+}

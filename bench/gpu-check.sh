@@ -11,11 +11,13 @@
 #   4. speed: `hone bench --device cuda` in fp32 and bf16 against PyTorch eager and SDPA
 #      (bench/gpu_step.py step) on the same batches, in the same run;
 #   5. whole runs (`hone train --device cuda:0`) of the tiny BERT fixture in bf16 and fp16;
-#   6. out of memory: a batch far too large must end in a clear error, not a crash or a hang.
+#   6. out of memory: a batch far too large must end in a clear error, not a crash or a hang;
+#   7. kernels: where a step's GPU time goes, kernel by kernel, for Hone and PyTorch alike
+#      (the CUPTI profiler .gpu/libkprof.so; bench/kernel_profile.py reads its tables).
 #
 # Usage: bench/gpu-check.sh [OUT_DIR]   (HONE_GZ: the gzipped binary, default .gpu/hone.gz;
-#   STAGES: which of "check speed profile quick train oom compile" to run, default "check speed
-#   train oom")
+#   STAGES: which of "check speed profile quick kernels train oom compile" to run, default
+#   "check speed kernels train oom")
 # Every stage runs under a timeout and the script goes on after a failure; the summary is in
 # OUT_DIR/gpu-check.log and the JSON reports beside it.
 set -uo pipefail
@@ -24,7 +26,7 @@ out=${1:-${OUT:-bench/out/gpu}}
 mkdir -p "$out"
 log="$out/gpu-check.log"
 exec > >(tee -a "$log") 2>&1
-stages=${STAGES:-check speed train oom}
+stages=${STAGES:-check speed kernels train oom}
 work=$(mktemp -d)
 py=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
@@ -153,6 +155,51 @@ if has quick; then
   hone_bench "minilm-b32x128-fp32" --model "$work/minilm" --batch-file "$work/b32x128.json"
   torch_step "bert-base-b32x128-fp32-eager" --model "$work/bert-base" --batch-file "$work/b32x128.json" --precision fp32 --attn eager
   torch_step "bert-base-b32x128-bf16-sdpa" --model "$work/bert-base" --batch-file "$work/b32x128.json" --precision bf16 --attn sdpa
+fi
+
+if has kernels; then
+  # Each kernel's GPU time per training step: the same step run SHORT and LONG times under the
+  # CUPTI profiler (forward passes fixed at one), the two tables subtracted. BERT-base on the
+  # dense 32 × 128 batch (Hone fp32 and bf16 against PyTorch eager fp32 and SDPA bf16) and on
+  # the padded 16 × 64 one (the gathers of the padding layout).
+  kprof=$PWD/.gpu/libkprof.so
+  if [[ ! -f "$kprof" ]]; then
+    echo "no .gpu/libkprof.so: bench/gpu-binary.sh builds it"
+  else
+    short=5 long=25
+    kprof_run() { # kprof_run NAME STEPS COMMAND...: one profiled run
+      local name=$1 n=$2
+      shift 2
+      KPROF_OUT="$out/kprof-$name-$n.csv" CUDA_INJECTION64_PATH=$kprof \
+        run 300 "kernels $name $n steps" "$@" --steps "$n" >"$out/kprof-$name-$n.out"
+    }
+    # step_ms FILE KEY: a JSON report's median step in ms (empty when unreadable)
+    step_ms() { "$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]*1e3)' "$1" "$2" 2>/dev/null || true; }
+    for combo in "bert-base b32x128 fp32" "bert-base b32x128 bf16" "bert-base b16x64 fp32"; do
+      read -r m b p <<<"$combo"
+      name="hone-$m-$b-$p"
+      for n in $short $long; do
+        kprof_run "$name" "$n" "$hone" bench --device cuda:0 --warmup 3 --forward-steps 1 --json \
+          --model "$work/$m" --batch-file "$work/$b.json" --precision "$p"
+      done
+      ms=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["train_step"]["median_s"]*1e3)' \
+        "$out/kprof-$name-$long.out" 2>/dev/null || true)
+      "$py" bench/kernel_profile.py "$out/kprof-$name-$short.csv" $short "$out/kprof-$name-$long.csv" $long \
+        ${ms:+--step-ms "$ms"} --title "$name" --json "$out/kernels-$name.json"
+    done
+    for combo in "bert-base b32x128 fp32 eager" "bert-base b32x128 bf16 sdpa"; do
+      read -r m b p a <<<"$combo"
+      name="torch-$m-$b-$p-$a"
+      for n in $short $long; do
+        kprof_run "$name" "$n" "$py" bench/gpu_step.py step --device cuda --warmup 3 --forward-steps 1 \
+          --model "$work/$m" --batch-file "$work/$b.json" --precision "$p" --attn "$a" \
+          --json "$out/kprof-$name-$n.json"
+      done
+      ms=$(step_ms "$out/kprof-$name-$long.json" train_step_median_s)
+      "$py" bench/kernel_profile.py "$out/kprof-$name-$short.csv" $short "$out/kprof-$name-$long.csv" $long \
+        ${ms:+--step-ms "$ms"} --title "$name" --json "$out/kernels-$name.json"
+    done
+  fi
 fi
 
 if has compile; then

@@ -163,7 +163,7 @@ def step(args):
         with torch.no_grad(), autocast(torch, dev, amp):
             for _ in range(args.warmup):
                 fwd()
-            ftimes = [fwd() for _ in range(args.steps)]
+            ftimes = [fwd() for _ in range(args.forward_steps or args.steps)]
     except Exception as e:  # noqa: BLE001
         if not args.compile:
             raise
@@ -245,6 +245,8 @@ def main():
             p.add_argument("--tf32", action="store_true", help="torch.set_float32_matmul_precision('high')")
             p.add_argument("--steps", type=int, default=20)
             p.add_argument("--warmup", type=int, default=5)
+            p.add_argument("--forward-steps", type=int, default=None,
+                           help="timed forward passes (default: --steps); a kernel profile keeps them fixed")
             p.add_argument("--json", default=None)
         else:
             p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")

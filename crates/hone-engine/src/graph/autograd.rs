@@ -5,8 +5,8 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::fused;
 use super::gather::InvertibleRows;
+use super::{constant, fused};
 use super::{
     BiasedAttention, Disentangled, Graph, Heads, RelativeBuckets, Stream, TokenIds, Tokens,
 };
@@ -372,7 +372,7 @@ impl<'a> AutogradGraph<'a> {
             let seen = Tensor::zeros((b, 1, 1, m), self.dtype, &self.device)?;
             Tensor::cat(&[seen, mask_bias], 3)?
         };
-        let mut scores = scores.broadcast_add(&mask_bias)?;
+        let mut scores = constant::add_constant(&scores, &mask_bias)?;
         if shape.causal {
             if self.causal_bias.as_ref().is_none_or(|(rows, _)| *rows != m) {
                 // Query i sees the prefix and keys up to itself.
@@ -385,13 +385,13 @@ impl<'a> AutogradGraph<'a> {
             }
             if let Some((_, bias)) = &self.causal_bias {
                 // Keys past the query (and padding) stay at the lowest value, not −∞.
-                scores = scores.broadcast_add(bias)?.maximum(f32::MIN as f64)?;
+                scores = constant::add_constant(&scores, bias)?.maximum(f32::MIN as f64)?;
             }
         }
         let probs = fused::softmax_last_dim(&scores)?;
         let p = if self.train { p } else { 0.0 };
         let probs = if self.device_masks && p > 0.0 {
-            probs.mul(&self.device_mask(&[b, heads, s, m + s], p)?)?
+            constant::mul_constant(&probs, &self.device_mask(&[b, heads, s, m + s], p)?)?
         } else {
             // The mask in the host graph's layout (per sequence and head, its own block of
             // `(prefix + len)²` with the prefix's query rows first), placed into the padded
@@ -421,7 +421,10 @@ impl<'a> AutogradGraph<'a> {
                         offset += n * n;
                     }
                 }
-                probs.mul(&self.mask_tensor(keep, mask.scale(), &[b, heads, s, w])?)?
+                constant::mul_constant(
+                    &probs,
+                    &self.mask_tensor(keep, mask.scale(), &[b, heads, s, w])?,
+                )?
             }
         };
         let context = self
@@ -497,7 +500,7 @@ impl Graph for AutogradGraph<'_> {
         let p = if self.train { p } else { 0.0 };
         if self.device_masks && p > 0.0 {
             let mask = self.device_mask(x.dims(), p)?;
-            return Ok(x.mul(&mask)?);
+            return Ok(constant::mul_constant(&x, &mask)?);
         }
         let n = x.elem_count();
         let mask = DropMask::draw(self.rng, n, p);
@@ -505,7 +508,7 @@ impl Graph for AutogradGraph<'_> {
             return Ok(x);
         }
         let m = self.mask_tensor(mask.keep().to_vec(), mask.scale(), x.dims())?;
-        Ok(x.mul(&m)?)
+        Ok(constant::mul_constant(&x, &m)?)
     }
 
     fn dropout_add(&mut self, x: Tensor, p: f64, residual: &Tensor) -> Result<Tensor, EngineError> {
@@ -629,13 +632,13 @@ impl Graph for AutogradGraph<'_> {
         let mask_bias = layout.mask_bias.clone();
         let qp = q.reshape((b, 1, heads, d))?.transpose(1, 2)?.contiguous()?;
         let scores = (self.product(&qp, &kp.t()?, false)? * (1.0 / (d as f64).sqrt()))?;
-        let probs = fused::softmax_last_dim(&scores.broadcast_add(&mask_bias)?)?;
+        let probs = fused::softmax_last_dim(&constant::add_constant(&scores, &mask_bias)?)?;
         let p = if self.train { p } else { 0.0 };
         // The host graph's mask (sequence by sequence, head by head, a row of the sequence's
         // length) placed into the padded rows, so both graphs drop the same probabilities.
         let mask = self.host_mask(self.tokens.len() * heads, p);
         let probs = if self.device_masks && p > 0.0 {
-            probs.mul(&self.device_mask(&[b, heads, 1, s], p)?)?
+            constant::mul_constant(&probs, &self.device_mask(&[b, heads, 1, s], p)?)?
         } else if mask.is_identity() {
             probs
         } else {
@@ -648,7 +651,10 @@ impl Graph for AutogradGraph<'_> {
                     offset += span.len;
                 }
             }
-            probs.mul(&self.mask_tensor(keep, mask.scale(), &[b, heads, 1, s])?)?
+            constant::mul_constant(
+                &probs,
+                &self.mask_tensor(keep, mask.scale(), &[b, heads, 1, s])?,
+            )?
         };
         Ok(self
             .product(&probs, &vp, false)?
@@ -721,13 +727,13 @@ impl Graph for AutogradGraph<'_> {
                 .unsqueeze(0)?;
             scores = scores.broadcast_add(&values)?;
         }
-        scores = scores.broadcast_add(&key_mask)?;
+        scores = constant::add_constant(&scores, &key_mask)?;
         if a.causal {
             let mask: Vec<f32> = (0..sq * sk)
                 .map(|ij| if ij % sk > ij / sk { f32::MIN } else { 0.0 })
                 .collect();
             let mask = Tensor::from_vec(mask, (sq, sk), &self.device)?.to_dtype(self.dtype)?;
-            scores = scores.broadcast_add(&mask)?.maximum(f32::MIN as f64)?;
+            scores = constant::add_constant(&scores, &mask)?.maximum(f32::MIN as f64)?;
         }
         let probs = fused::softmax_last_dim(&scores)?;
         let p = if self.train { a.p } else { 0.0 };
@@ -737,7 +743,7 @@ impl Graph for AutogradGraph<'_> {
         let blocks: usize = spans.iter().map(|(q, k)| q.len * k.len).sum::<usize>() * heads;
         let mask = self.host_mask(blocks, p);
         let probs = if self.device_masks && p > 0.0 {
-            probs.mul(&self.device_mask(&[b, heads, sq, sk], p)?)?
+            constant::mul_constant(&probs, &self.device_mask(&[b, heads, sq, sk], p)?)?
         } else if mask.is_identity() {
             probs
         } else {
@@ -753,7 +759,10 @@ impl Graph for AutogradGraph<'_> {
                     offset += qs.len * ks.len;
                 }
             }
-            probs.mul(&self.mask_tensor(keep, mask.scale(), &[b, heads, sq, sk])?)?
+            constant::mul_constant(
+                &probs,
+                &self.mask_tensor(keep, mask.scale(), &[b, heads, sq, sk])?,
+            )?
         };
         let context = self
             .product(&probs, &vp, false)?

@@ -13,6 +13,7 @@
 //! same seed they compute the same function, mask for mask (`tests/cross_path.rs`).
 
 pub mod autograd;
+pub mod constant;
 pub mod fused;
 pub mod gather;
 pub mod host;

@@ -85,6 +85,54 @@ fn train(
     (result, events)
 }
 
+/// A single-task trainer of `model` on `data` with its work folder at `work`.
+fn trainer_in<'a>(
+    model: &'a Model,
+    cfg: &'a TrainingConfig,
+    data: &'a Fixture,
+    work: &'a Path,
+    resume: Option<hone_engine::checkpoint::ResumePoint>,
+) -> Trainer<'a> {
+    Trainer {
+        model,
+        cfg,
+        train: &data.train,
+        valid: &data.valid,
+        labels: &data.labels,
+        work_dir: work,
+        resume,
+        ewc: None,
+        also: &[],
+        name: "",
+        samples: None,
+        generations: None,
+    }
+}
+
+/// Runs `trainer`, stopped as Ctrl-C would stop it once a step event reaches `cancel_at`:
+/// its summary and every event.
+fn run_until(
+    trainer: &Trainer,
+    cancel_at: Option<u64>,
+) -> (hone_engine::trainer::TrainSummary, Vec<TrainEvent>) {
+    let cancel = AtomicBool::new(false);
+    let mut events = Vec::new();
+    let summary = trainer
+        .run(
+            &mut |e| {
+                if let (TrainEvent::Step { step, .. }, Some(at)) = (&e, cancel_at) {
+                    if *step >= at {
+                        cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+                events.push(e)
+            },
+            &cancel,
+        )
+        .unwrap();
+    (summary, events)
+}
+
 fn small_config() -> TrainingConfig {
     TrainingConfig {
         epochs: 2,
@@ -483,36 +531,10 @@ fn a_resumed_run_counts_its_earlier_training_time_but_not_the_pause() {
     };
     let work = tempfile::tempdir().unwrap();
     let run = |resume, cancel_at: Option<u64>| {
-        let cancel = AtomicBool::new(false);
-        let mut events = Vec::new();
-        let trainer = Trainer {
-            model: &model,
-            cfg: &cfg,
-            train: &data.train,
-            valid: &data.valid,
-            labels: &data.labels,
-            work_dir: work.path(),
-            resume,
-            ewc: None,
-            also: &[],
-            name: "",
-            samples: None,
-            generations: None,
-        };
-        let summary = trainer
-            .run(
-                &mut |e| {
-                    if let (TrainEvent::Step { step, .. }, Some(at)) = (&e, cancel_at) {
-                        if *step >= at {
-                            cancel.store(true, std::sync::atomic::Ordering::SeqCst);
-                        }
-                    }
-                    events.push(e)
-                },
-                &cancel,
-            )
-            .unwrap();
-        (summary, events)
+        run_until(
+            &trainer_in(&model, &cfg, &data, work.path(), resume),
+            cancel_at,
+        )
     };
     let (first, _) = run(None, Some(3));
     assert_eq!(first.status, RunStatus::Cancelled);
@@ -1116,8 +1138,7 @@ fn a_multi_task_run_resumes_exactly() {
             valid: &flipped_valid,
             labels: &data.labels,
         }];
-        let cancel = AtomicBool::new(false);
-        Trainer {
+        let trainer = Trainer {
             model: &models[0],
             cfg: &cfg,
             train: &data.train,
@@ -1130,18 +1151,8 @@ fn a_multi_task_run_resumes_exactly() {
             name: "a",
             samples: None,
             generations: None,
-        }
-        .run(
-            &mut |e| {
-                if let (TrainEvent::Step { step, .. }, Some(at)) = (&e, cancel_at) {
-                    if *step >= at {
-                        cancel.store(true, std::sync::atomic::Ordering::SeqCst);
-                    }
-                }
-            },
-            &cancel,
-        )
-        .unwrap()
+        };
+        run_until(&trainer, cancel_at).0
     };
     let whole = heads(5);
     let work = tempfile::tempdir().unwrap();
@@ -1198,32 +1209,7 @@ fn a_lora_run_checkpoints_only_what_trains_and_resumes_exactly() {
         .unwrap()
     };
     let train = |m: &Model, work: &Path, resume, cancel_at: Option<u64>| {
-        let cancel = AtomicBool::new(false);
-        Trainer {
-            model: m,
-            cfg: &cfg,
-            train: &data.train,
-            valid: &data.valid,
-            labels: &data.labels,
-            work_dir: work,
-            resume,
-            ewc: None,
-            also: &[],
-            name: "",
-            samples: None,
-            generations: None,
-        }
-        .run(
-            &mut |e| {
-                if let (TrainEvent::Step { step, .. }, Some(at)) = (&e, cancel_at) {
-                    if *step >= at {
-                        cancel.store(true, std::sync::atomic::Ordering::SeqCst);
-                    }
-                }
-            },
-            &cancel,
-        )
-        .unwrap()
+        run_until(&trainer_in(m, &cfg, &data, work, resume), cancel_at).0
     };
     let whole = model(5);
     let base = snapshot(whole.params());
@@ -1378,35 +1364,7 @@ fn an_fp16_run_resumes_at_the_loss_scale_it_had_reached() {
     let model =
         || Model::load(&dir, Task::SequenceClassification, 2, None, &Device::Cpu, 0).unwrap();
     let train = |m: &Model, work: &Path, resume, cancel_at: Option<u64>| {
-        let cancel = AtomicBool::new(false);
-        let mut events = Vec::new();
-        let summary = Trainer {
-            model: m,
-            cfg: &cfg,
-            train: &data.train,
-            valid: &data.valid,
-            labels: &data.labels,
-            work_dir: work,
-            resume,
-            ewc: None,
-            also: &[],
-            name: "",
-            samples: None,
-            generations: None,
-        }
-        .run(
-            &mut |e| {
-                if let (TrainEvent::Step { step, .. }, Some(at)) = (&e, cancel_at) {
-                    if *step >= at {
-                        cancel.store(true, std::sync::atomic::Ordering::SeqCst);
-                    }
-                }
-                events.push(e)
-            },
-            &cancel,
-        )
-        .unwrap();
-        (summary, events)
+        run_until(&trainer_in(m, &cfg, &data, work, resume), cancel_at)
     };
     let overflows = |events: &[TrainEvent]| {
         events

@@ -804,6 +804,17 @@ mod tests {
             cpu_plain.full.estimate.runtime
         );
         assert!(cpu_bf16.full.estimate.runtime < on_gpu.full.estimate.runtime);
+        let speed = |r: &FitReport| {
+            r.full
+                .speed
+                .as_ref()
+                .map(|s| s.samples_per_second)
+                .expect("a CPU machine gets a speed estimate")
+        };
+        assert!(
+            speed(&cpu_bf16) < speed(&cpu_plain),
+            "mixed precision is slower on the CPU"
+        );
         let cpu_fp32 = FitSettings {
             autograd: Some(hone_engine::precision::Precision::Fp32),
             ..FitSettings::default()

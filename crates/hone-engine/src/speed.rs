@@ -34,6 +34,10 @@ const SECONDS_PER_TRAINED_PARAMETER: f64 = 1.0e-9;
 /// for the forward product and both backward ones whatever the batch (fitted; what makes short
 /// batches slower than their FLOPs say).
 const SECONDS_PER_LAYER_PARAMETER: f64 = 3.36e-9;
+/// How much longer a bf16 or fp16 step takes on the CPU, where mixed precision runs candle's
+/// autograd graph instead of Hone's CPU graph (MiniLM-L6, dense 16 × 128, `hone bench
+/// --precision`: bf16 3.2–4.2×, fp16 ~4.9× the fp32 step; fitted at 4).
+const MIXED_PRECISION_ON_CPU: f64 = 4.0;
 
 /// Floating-point work of one training step (forward and backward).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -149,6 +153,11 @@ pub fn estimate_speed(
         + work.trainable_parameters as f64 * SECONDS_PER_TRAINED_PARAMETER
         + work.layer_parameters as f64 * SECONDS_PER_LAYER_PARAMETER
         + STEP_OVERHEAD_SECONDS;
+    let mixed_on_cpu = !settings.gpu && settings.autograd.is_some_and(|p| p.is_mixed());
+    let step_seconds = match mixed_on_cpu {
+        true => step_seconds * MIXED_PRECISION_ON_CPU,
+        false => step_seconds,
+    };
     SpeedEstimate {
         work,
         matmul_gflops,
@@ -236,6 +245,28 @@ mod tests {
         assert!(slow.samples_per_second < fast.samples_per_second / 4.0);
         assert_eq!(fast.seconds_for(160, 2), 20.0 * fast.step_seconds);
         assert!(fast.seconds_for(161, 1) > fast.seconds_for(160, 1));
+    }
+
+    #[test]
+    fn mixed_precision_on_the_cpu_is_estimated_slower() {
+        use crate::precision::Precision;
+        let fp32 = FitSettings::default();
+        let bf16 = FitSettings {
+            autograd: Some(Precision::Bf16),
+            ..fp32
+        };
+        let plain = estimate_speed(&minilm(), fp32, 200.0);
+        let mixed = estimate_speed(&minilm(), bf16, 200.0);
+        assert!((mixed.step_seconds / plain.step_seconds - MIXED_PRECISION_ON_CPU).abs() < 1e-9);
+        // fp32 named explicitly is the CPU graph's speed.
+        let named = FitSettings {
+            autograd: Some(Precision::Fp32),
+            ..fp32
+        };
+        assert_eq!(
+            estimate_speed(&minilm(), named, 200.0).step_seconds,
+            plain.step_seconds
+        );
     }
 
     #[test]

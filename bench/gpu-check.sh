@@ -173,8 +173,11 @@ if has kernels; then
       KPROF_OUT="$out/kprof-$name-$n.csv" CUDA_INJECTION64_PATH=$kprof \
         run 300 "kernels $name $n steps" "$@" --steps "$n" >"$out/kprof-$name-$n.out"
     }
-    # step_ms FILE KEY: a JSON report's median step in ms (empty when unreadable)
-    step_ms() { "$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]*1e3)' "$1" "$2" 2>/dev/null || true; }
+    # step_ms FILE KEY.PATH: a JSON report's median step in ms (empty when unreadable)
+    step_ms() {
+      "$py" -c 'import functools,json,sys; r=json.load(open(sys.argv[1])); print(1e3*functools.reduce(lambda d,k: d[k], sys.argv[2].split("."), r))' \
+        "$1" "$2" 2>/dev/null || true
+    }
     for combo in "bert-base b32x128 fp32" "bert-base b32x128 bf16" "bert-base b16x64 fp32"; do
       read -r m b p <<<"$combo"
       name="hone-$m-$b-$p"
@@ -182,8 +185,7 @@ if has kernels; then
         kprof_run "$name" "$n" "$hone" bench --device cuda:0 --warmup 3 --forward-steps 1 --json \
           --model "$work/$m" --batch-file "$work/$b.json" --precision "$p"
       done
-      ms=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["train_step"]["median_s"]*1e3)' \
-        "$out/kprof-$name-$long.out" 2>/dev/null || true)
+      ms=$(step_ms "$out/kprof-$name-$long.out" train_step.median_s)
       "$py" bench/kernel_profile.py "$out/kprof-$name-$short.csv" $short "$out/kprof-$name-$long.csv" $long \
         ${ms:+--step-ms "$ms"} --title "$name" --json "$out/kernels-$name.json"
     done

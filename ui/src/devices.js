@@ -12,15 +12,16 @@
  * @param {{ gpus?: Gpu[], gpu_backend?: string | null } | null | undefined} machine `app_info`'s machine
  * @param {string | undefined} current the value the form holds (kept even when no GPU names it,
  *   e.g. a preset's or a pasted configuration's `cuda:3`)
+ * @param {(n: number) => string} size how a memory size reads (the app's `bytes`)
  * @returns {DeviceChoice[]}
  */
-export function deviceChoices(generic, machine, current) {
+export function deviceChoices(generic, machine, current, size) {
   /** @type {DeviceChoice[]} */
   const choices = generic.map((value) => ({ value, label: genericLabel(value) }));
   const backend = machine?.gpu_backend;
   for (const gpu of (backend && machine?.gpus) || []) {
     const value = `${backend}:${gpu.index}`;
-    choices.push({ value, label: `${value} · ${gpu.name} (${gib(gpu.free)} free of ${gib(gpu.total)})` });
+    choices.push({ value, label: `${value} · ${gpu.name} (${size(gpu.free)} free of ${size(gpu.total)})` });
   }
   if (current && !choices.some((c) => c.value === current)) {
     choices.push({ value: current, label: `${current} (not found on this machine)` });
@@ -36,9 +37,4 @@ function genericLabel(value) {
     case "metal": return "metal (Apple GPU)";
     default: return value;
   }
-}
-
-/** @param {number} bytes */
-function gib(bytes) {
-  return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
 }

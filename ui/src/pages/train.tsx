@@ -440,7 +440,7 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
     ) : f.kind === "select" ? (
       <select value={v} onChange={(e) => set(f.key, (e.target as HTMLSelectElement).value)}>
         {f.key === "device"
-          ? deviceChoices(f.options!, machine, v).map((c) => <option value={c.value}>{c.label}</option>)
+          ? deviceChoices(f.options!, machine, v, bytes).map((c) => <option value={c.value}>{c.label}</option>)
           : f.options!.map((o) => <option value={o}>{o}</option>)}
       </select>
     ) : f.key === "sample_prompts" ? (

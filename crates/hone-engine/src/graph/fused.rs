@@ -3,12 +3,13 @@
 //! Composed from candle's primitives (`crate::ops`), a layer norm is nine kernels forward, each
 //! result kept for the backward pass, and about thirty backward; a softmax five and a dozen.
 //! Here the forward pass is one kernel (on a GPU, candle-kernels' own `softmax`, `layernorm`
-//! and `rmsnorm`, the kernels `candle-nn` launches; on the CPU a loop over rows) and keeps
+//! and `rmsnorm`, the kernels `candle-nn` launches; on the CPU the CPU graph's own
+//! `cpu::kernels::layer_norm` and `cpu::decoder::rms_norm`, and a loop over rows) and keeps
 //! nothing but its input and result, and the backward pass is a short composition of tensor
 //! ops. candle's own fused versions record no backward (see FACTS), which is why these exist.
 //!
-//! f32 only (the graph's norms and softmax stay f32 under mixed precision); other dtypes and
-//! non-contiguous inputs take the composed ops.
+//! f32 only (the graph's norms and softmax stay f32 under mixed precision; other dtypes take
+//! the composed ops); inputs are made contiguous first.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Shape, Tensor, D};
@@ -162,23 +163,16 @@ impl CustomOp3 for Norm {
         if gamma.len() != n || beta.len() != n {
             candle_core::bail!("{}: gain and bias must have {n} values", self.name());
         }
-        let (eps, centred) = (self.eps, self.centred);
+        // The CPU graph's own kernels (their row statistics are not kept: the backward
+        // recomputes them on any device).
         let mut dst = vec![0f32; src.len()];
-        dst.par_chunks_mut(n)
-            .zip(src.par_chunks(n))
-            .for_each(|(out, row)| {
-                let mean = if centred {
-                    row.iter().sum::<f32>() / n as f32
-                } else {
-                    0.0
-                };
-                let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
-                let inv = 1.0 / (var + eps).sqrt();
-                for (i, (o, &v)) in out.iter_mut().zip(row).enumerate() {
-                    let shift = if centred { beta[i] } else { 0.0 };
-                    *o = (v - mean) * inv * gamma[i] + shift;
-                }
-            });
+        if self.centred {
+            let mut stats = crate::cpu::kernels::NormStats::default();
+            crate::cpu::kernels::layer_norm(&mut dst, src, gamma, beta, self.eps, n, &mut stats);
+        } else {
+            let mut rstd = Vec::new();
+            crate::cpu::decoder::rms_norm(&mut dst, src, gamma, self.eps, n, &mut rstd);
+        }
         Ok((CpuStorage::F32(dst), xl.shape().clone()))
     }
 

@@ -56,6 +56,11 @@ pub struct BenchArgs {
     /// fp16 scales the loss dynamically).
     #[arg(long, default_value = "fp32")]
     precision: Precision,
+    /// Count the backend operations of one more training step and forward pass: each is a
+    /// kernel launch on a GPU, so this shows on the CPU what a step launches there (with
+    /// --autograd).
+    #[arg(long)]
+    census: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -155,6 +160,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         device: &args.device,
         precision: args.precision,
         lora_rank: args.lora_r,
+        census: args.census,
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -207,8 +213,51 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "loss         : first timed step {:.4}, last {:.4}",
             report.loss_first_last[0], report.loss_first_last[1]
         );
+        if let Some(census) = &report.census {
+            print_census(census);
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The census as a table: each phase's launches and bytes, then its most launched operations.
+fn print_census(census: &hone_app::bench::OpCensus) {
+    const SHOWN: usize = 8;
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    println!(
+        "operations   : {} launches a training step (one kernel each on a GPU)",
+        census.step_launches()
+    );
+    for phase in &census.phases {
+        println!(
+            "  {:<10} : {:>6} launches, {:>9.1} MiB",
+            phase.phase,
+            phase.launches,
+            mib(phase.bytes)
+        );
+        let ops: Vec<_> = census
+            .ops
+            .iter()
+            .filter(|o| o.phase == phase.phase)
+            .collect();
+        for op in ops.iter().take(SHOWN) {
+            println!(
+                "      {:<22} {:>6} launches, {:>9.1} MiB",
+                op.op,
+                op.launches,
+                mib(op.bytes)
+            );
+        }
+        if ops.len() > SHOWN {
+            let rest = &ops[SHOWN..];
+            println!(
+                "      {:<22} {:>6} launches, {:>9.1} MiB",
+                format!("({} more kinds)", rest.len()),
+                rest.iter().map(|o| o.launches).sum::<u64>(),
+                mib(rest.iter().map(|o| o.bytes).sum())
+            );
+        }
+    }
 }
 
 /// `hone devices`: the CPU and every GPU this build can use, with their memory.

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use hone_data::{Batcher, TextTokenizer};
+pub use hone_engine::bench::OpCensus;
 use hone_engine::bench::{batch_from_json, BenchReport, BenchSettings};
 use hone_engine::config::FineTuneMethod;
 use hone_engine::models::{Model, Task};
@@ -54,6 +55,9 @@ pub struct BenchRequest<'a> {
     pub lora_rank: Option<usize>,
     /// Timed forward passes, when not `steps`.
     pub forward_steps: Option<usize>,
+    /// Count the backend operations (GPU kernel launches) of one more step and forward pass;
+    /// candle's autograd graph only (`host_path` false).
+    pub census: bool,
 }
 
 /// Times `request.steps` training steps and forward passes of a 2-class text classifier (a
@@ -63,6 +67,13 @@ pub fn run_bench(request: &BenchRequest) -> Result<BenchReport, AppError> {
         return Err(AppError::Invalid("time at least one step".into()));
     }
     let device = request.device.open()?;
+    if request.census && request.host_path && !request.precision.is_mixed() {
+        return Err(AppError::Invalid(
+            "the census counts candle's operations, which only the autograd graph runs: \
+             add --autograd (or a mixed precision)"
+                .into(),
+        ));
+    }
     let mut cfg = TrainingConfig {
         lr: request.lr,
         weight_decay: 0.01,
@@ -95,6 +106,7 @@ pub fn run_bench(request: &BenchRequest) -> Result<BenchReport, AppError> {
             steps: request.steps,
             forward_steps: request.forward_steps,
             lr: request.lr,
+            census: request.census,
         },
         request.host_path,
     )?)

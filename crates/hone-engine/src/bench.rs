@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use candle_core::census;
 use hone_data::Batch;
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +82,9 @@ pub struct BenchReport {
     /// What the speed estimate (`crate::speed`, used by the fit check before a download) says
     /// for this shape with every slot a real token, on the CPU path; compare with a dense batch.
     pub estimated_dense_samples_per_s: Option<f64>,
+    /// The operations of one training step and one forward pass, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub census: Option<OpCensus>,
 }
 
 /// How many steps to run.
@@ -94,6 +98,70 @@ pub struct BenchSettings {
     /// equal between a short and a long run, so that they cancel out.
     pub forward_steps: Option<usize>,
     pub lr: f64,
+    /// Count the backend operations of one more training step and forward pass
+    /// ([`OpCensus`]).
+    pub census: bool,
+}
+
+/// The backend operations of one training step (phases `forward`, `backward`, `optimizer`)
+/// and one evaluation pass (`evaluation`), counted by candle's census (vendored): each is one
+/// kernel launch on a GPU, so this tells on the CPU what a step would launch there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpCensus {
+    /// Totals per phase, in step order.
+    pub phases: Vec<CensusRow>,
+    /// Each operation kind per phase, the most launched first.
+    pub ops: Vec<CensusRow>,
+}
+
+/// Launches and bytes of a phase (`op` empty) or of one operation kind in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CensusRow {
+    pub phase: String,
+    pub op: String,
+    pub launches: u64,
+    /// Bytes the operations' inputs and outputs span.
+    pub bytes: u64,
+}
+
+impl OpCensus {
+    const PHASES: [&'static str; 4] = ["forward", "backward", "optimizer", "evaluation"];
+
+    fn of(rows: Vec<census::Row>) -> Self {
+        let row = |r: &census::Row| CensusRow {
+            phase: r.phase.to_string(),
+            op: r.op.to_string(),
+            launches: r.count.launches,
+            bytes: r.count.bytes,
+        };
+        let mut ops: Vec<CensusRow> = rows.iter().map(row).collect();
+        let order = |phase: &str| Self::PHASES.iter().position(|p| *p == phase);
+        ops.sort_by(|a, b| {
+            (order(&a.phase), b.launches, &a.op).cmp(&(order(&b.phase), a.launches, &b.op))
+        });
+        let phases = Self::PHASES
+            .iter()
+            .map(|phase| {
+                let of_phase = ops.iter().filter(|r| r.phase == *phase);
+                CensusRow {
+                    phase: phase.to_string(),
+                    op: String::new(),
+                    launches: of_phase.clone().map(|r| r.launches).sum(),
+                    bytes: of_phase.map(|r| r.bytes).sum(),
+                }
+            })
+            .collect();
+        OpCensus { phases, ops }
+    }
+
+    /// The training step's launches (forward, backward and optimizer).
+    pub fn step_launches(&self) -> u64 {
+        self.phases
+            .iter()
+            .filter(|p| p.phase != "evaluation")
+            .map(|p| p.launches)
+            .sum()
+    }
 }
 
 /// Peak resident set size of this process in MiB (`VmHWM`), where the OS reports it.
@@ -228,6 +296,22 @@ pub fn run_bench(
             losses.push(done.loss);
         }
     }
+    let mut counted = Vec::new();
+    if settings.census {
+        let step = (settings.warmup + settings.steps) as u64;
+        census::start("forward");
+        let done = stepper.step(
+            model,
+            &mut optimizer,
+            batches,
+            cfg.clip_norm,
+            settings.lr,
+            HoneRng::new(cfg.seed, step),
+            step + 1,
+        );
+        counted = census::stop();
+        done?;
+    }
     let path = match (stepper.is_fast(), cfg.precision.is_mixed()) {
         (true, _) => "cpu".to_string(),
         (false, false) => "autograd".to_string(),
@@ -245,6 +329,12 @@ pub fn run_bench(
         if i >= settings.warmup {
             forward_only.push(t0.elapsed().as_secs_f64());
         }
+    }
+    if settings.census {
+        census::start("evaluation");
+        let done = batch_logits(model, &mut stepper, batch);
+        counted.extend(census::stop());
+        done?;
     }
     let train_step = Timing::of(&totals);
     let forward_only = Timing::of(&forward_only);
@@ -289,6 +379,7 @@ pub fn run_bench(
         ],
         real_token_share: real as f64 / slots as f64,
         estimated_dense_samples_per_s: estimated,
+        census: settings.census.then(|| OpCensus::of(counted)),
     })
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::Device;
+use candle_core::{census, Device};
 use hone_data::Batch;
 
 use crate::cpu::lm_loss::LmScratch;
@@ -298,6 +298,7 @@ impl Stepper {
                     step,
                     &mut timing,
                 );
+                census::phase("optimizer");
                 let mut grads = match grads {
                     // An fp16 product overflowed in the forward pass: skipped as an overflowing
                     // backward pass is (GradScaler's way), until the scale falls below 1.
@@ -516,6 +517,7 @@ fn autograd_step(
     let mut grads = Gradients::default();
     for (i, tokens) in packed.iter().enumerate() {
         let t0 = Instant::now();
+        census::phase("forward");
         let labels = labeled(tokens)?;
         host::check_smoothing(tokens, settings.smoothing)?;
         let soft = soft.get(i).copied().flatten();
@@ -535,6 +537,7 @@ fn autograd_step(
         }
         timing.loss_sum += value;
         let t1 = Instant::now();
+        census::phase("backward");
         let backward = (loss * settings.scale)?.backward()?;
         grads.accumulate(&backward, model.params().trainable())?;
         timing.forward_s += (t1 - t0).as_secs_f64();

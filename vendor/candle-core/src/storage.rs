@@ -2,6 +2,7 @@ use crate::backend::BackendStorage;
 use crate::custom_op::{all_distinct, InplaceOpN, Src};
 use crate::op::{self, CmpOp, ReduceOp};
 use crate::scalar::Scalar;
+use crate::census;
 use crate::{CpuStorage, CudaStorage, DType, Device, Error, Layout, MetalStorage, Result, Shape};
 use crate::{CustomOp1, CustomOp2, CustomOp3};
 use parking_lot::{RwLockReadGuard, RwLockWriteGuard};
@@ -80,6 +81,7 @@ impl Storage {
     }
 
     pub(crate) fn const_set(&mut self, v: Scalar, l: &Layout) -> Result<()> {
+        census::record("const_set", span(l, self.dtype()));
         match self {
             Storage::Cpu(storage) => storage.const_set(v, l),
             Storage::Cuda(storage) => storage.const_set(v, l),
@@ -88,6 +90,7 @@ impl Storage {
     }
 
     pub(crate) fn affine(&self, layout: &Layout, mul: f64, add: f64) -> Result<Self> {
+        census::record("affine", 2 * span(layout, self.dtype()));
         match self {
             Storage::Cpu(storage) => {
                 let storage = storage.affine(layout, mul, add)?;
@@ -105,6 +108,7 @@ impl Storage {
     }
 
     pub(crate) fn powf(&self, layout: &Layout, alpha: f64) -> Result<Self> {
+        census::record("powf", 2 * span(layout, self.dtype()));
         match self {
             Storage::Cpu(storage) => {
                 let storage = storage.powf(layout, alpha)?;
@@ -122,6 +126,7 @@ impl Storage {
     }
 
     pub(crate) fn elu(&self, layout: &Layout, alpha: f64) -> Result<Self> {
+        census::record("elu", 2 * span(layout, self.dtype()));
         match self {
             Storage::Cpu(storage) => {
                 let storage = storage.elu(layout, alpha)?;
@@ -145,6 +150,7 @@ impl Storage {
         lhs_layout: &Layout,
         rhs_layout: &Layout,
     ) -> Result<Self> {
+        census::record("cmp", span(lhs_layout, self.dtype()) + span(rhs_layout, rhs.dtype()) + lhs_layout.shape().elem_count());
         self.same_device(rhs, "cmp")?;
         self.same_dtype(rhs, "cmp")?;
         match (self, rhs) {
@@ -174,6 +180,7 @@ impl Storage {
     }
 
     pub(crate) fn reduce_op(&self, op: ReduceOp, layout: &Layout, s: &[usize]) -> Result<Self> {
+        census::record(op.name(), span(layout, self.dtype()) + span(layout, self.dtype()) / s.iter().map(|&d| layout.dims()[d].max(1)).product::<usize>());
         match self {
             Storage::Cpu(storage) => {
                 let storage = storage.reduce_op(op, layout, s)?;
@@ -191,6 +198,7 @@ impl Storage {
     }
 
     pub(crate) fn to_dtype(&self, layout: &Layout, dtype: DType) -> Result<Self> {
+        census::record("to_dtype", span(layout, self.dtype()) + span(layout, dtype));
         match self {
             Storage::Cpu(storage) => {
                 let storage = storage.to_dtype(layout, dtype)?;
@@ -208,6 +216,12 @@ impl Storage {
     }
 
     pub(crate) fn apply_op1(&self, l: &Layout, c: &dyn CustomOp1) -> Result<(Self, Shape)> {
+        let out = self.apply_op1_dispatch(l, c)?;
+        census::record(c.name(), span(l, self.dtype()) + out.1.elem_count() * out.0.dtype().size_in_bytes());
+        Ok(out)
+    }
+
+    fn apply_op1_dispatch(&self, l: &Layout, c: &dyn CustomOp1) -> Result<(Self, Shape)> {
         match self {
             Self::Cpu(storage) => {
                 let (storage, shape) = c.cpu_fwd(storage, l)?;
@@ -225,6 +239,18 @@ impl Storage {
     }
 
     pub(crate) fn apply_op2(
+        &self,
+        l1: &Layout,
+        t2: &Self,
+        l2: &Layout,
+        c: &dyn CustomOp2,
+    ) -> Result<(Self, Shape)> {
+        let out = self.apply_op2_dispatch(l1, t2, l2, c)?;
+        census::record(c.name(), span(l1, self.dtype()) + span(l2, t2.dtype()) + out.1.elem_count() * out.0.dtype().size_in_bytes());
+        Ok(out)
+    }
+
+    fn apply_op2_dispatch(
         &self,
         l1: &Layout,
         t2: &Self,
@@ -250,6 +276,20 @@ impl Storage {
     }
 
     pub(crate) fn apply_op3(
+        &self,
+        l1: &Layout,
+        t2: &Self,
+        l2: &Layout,
+        t3: &Self,
+        l3: &Layout,
+        c: &dyn CustomOp3,
+    ) -> Result<(Self, Shape)> {
+        let out = self.apply_op3_dispatch(l1, t2, l2, t3, l3, c)?;
+        census::record(c.name(), span(l1, self.dtype()) + span(l2, t2.dtype()) + span(l3, t3.dtype()) + out.1.elem_count() * out.0.dtype().size_in_bytes());
+        Ok(out)
+    }
+
+    fn apply_op3_dispatch(
         &self,
         l1: &Layout,
         t2: &Self,
@@ -288,6 +328,7 @@ impl Storage {
         srcs: [(Src<'_, Storage>, &Layout); N],
         c: &C,
     ) -> Result<()> {
+        census::record(c.name(), span(dst_l, self.dtype()) + srcs.iter().map(|(_, l)| span(l, self.dtype())).sum::<usize>());
         // Aliased sources are `self`. Only distinct needs checking.
         for (s, _) in srcs.iter() {
             if let Src::Distinct(s) = s {
@@ -324,6 +365,7 @@ impl Storage {
     }
 
     pub(crate) fn unary_impl<B: op::UnaryOpT>(&self, layout: &Layout) -> Result<Self> {
+        census::record(B::NAME, 2 * span(layout, self.dtype()));
         match self {
             Storage::Cpu(storage) => {
                 let storage = storage.unary_impl::<B>(layout)?;
@@ -346,6 +388,7 @@ impl Storage {
         lhs_layout: &Layout,
         rhs_layout: &Layout,
     ) -> Result<Self> {
+        census::record(B::NAME, 2 * span(lhs_layout, self.dtype()) + span(rhs_layout, rhs.dtype()));
         self.same_device(rhs, B::NAME)?;
         self.same_dtype(rhs, B::NAME)?;
         match (self, rhs) {
@@ -612,6 +655,7 @@ impl Storage {
         f: &Self,
         layout_f: &Layout,
     ) -> Result<Self> {
+        census::record("where", span(layout, self.dtype()) + span(layout_t, t.dtype()) + span(layout_f, f.dtype()) + span(layout_t, t.dtype()));
         self.same_device(t, "where")?;
         self.same_device(f, "where")?;
         t.same_dtype(f, "where")?;
@@ -644,6 +688,7 @@ impl Storage {
         indexes_l: &Layout,
         d: usize,
     ) -> Result<Self> {
+        census::record("gather", span(indexes_l, indexes.dtype()) + 2 * indexes_l.shape().elem_count() * self.dtype().size_in_bytes());
         self.same_device(indexes, "index-add")?;
         match (self, indexes) {
             (Self::Cpu(s), Self::Cpu(indexes)) => {
@@ -671,6 +716,7 @@ impl Storage {
         source_l: &Layout,
         d: usize,
     ) -> Result<()> {
+        census::record("scatter_set", span(indexes_l, indexes.dtype()) + 2 * span(source_l, source.dtype()));
         self.same_device(indexes, "scatter-set")?;
         self.same_device(source, "scatter-set")?;
         match (self, indexes, source) {
@@ -697,6 +743,7 @@ impl Storage {
         source_l: &Layout,
         d: usize,
     ) -> Result<()> {
+        census::record("scatter_add", span(indexes_l, indexes.dtype()) + 3 * span(source_l, source.dtype()));
         self.same_device(indexes, "scatter-add")?;
         self.same_device(source, "scatter-add")?;
         match (self, indexes, source) {
@@ -723,6 +770,7 @@ impl Storage {
         source_l: &Layout,
         d: usize,
     ) -> Result<Self> {
+        census::record("index_add", 2 * span(l, self.dtype()) + span(indexes_l, indexes.dtype()) + 3 * span(source_l, source.dtype()));
         self.same_device(indexes, "index-add")?;
         self.same_device(source, "index-add")?;
         match (self, indexes, source) {
@@ -749,6 +797,7 @@ impl Storage {
         rhs_l: &Layout,
         d: usize,
     ) -> Result<Self> {
+        census::record("index_select", span(rhs_l, rhs.dtype()) + 2 * span(lhs_l, self.dtype()) / lhs_l.dims()[d].max(1) * rhs_l.shape().elem_count());
         self.same_device(rhs, "index-select")?;
         match (self, rhs) {
             (Self::Cpu(lhs), Self::Cpu(rhs)) => {
@@ -779,6 +828,7 @@ impl Storage {
         lhs_layout: &Layout,
         rhs_layout: &Layout,
     ) -> Result<Self> {
+        census::record("matmul", { let (b, m, n, k) = bmnk; b * (m * k + k * n + m * n) * self.dtype().size_in_bytes() });
         self.same_device(rhs, "matmul")?;
         self.same_dtype(rhs, "matmul")?;
         match (self, rhs) {
@@ -810,6 +860,7 @@ impl Storage {
         dst_offset: usize,
         src_l: &Layout,
     ) -> Result<()> {
+        census::record("copy", 2 * span(src_l, self.dtype()));
         match (self, dst) {
             (Self::Cpu(src), Self::Cpu(dst)) => src.copy_strided_src(dst, dst_offset, src_l),
             (Self::Cuda(src), Self::Cuda(dst)) => Ok(src.copy_strided_src(dst, dst_offset, src_l)?),
@@ -836,6 +887,7 @@ impl Storage {
         src_o: usize,
         dst_o: usize,
     ) -> Result<()> {
+        census::record("copy2d", 2 * d1 * d2 * self.dtype().size_in_bytes());
         match (self, dst) {
             (Self::Cpu(src), Self::Cpu(dst)) => src.copy2d(dst, d1, d2, src_s, dst_s, src_o, dst_o),
             (Self::Cuda(src), Self::Cuda(dst)) => {
@@ -852,4 +904,9 @@ impl Storage {
             .bt()),
         }
     }
+}
+
+/// Bytes a tensor of `l`'s shape in `dtype` spans (for the census).
+fn span(l: &Layout, dtype: DType) -> usize {
+    l.shape().elem_count() * dtype.size_in_bytes()
 }

@@ -40,6 +40,8 @@ pub mod packing;
 pub mod params;
 pub mod precision;
 pub mod prefix;
+#[cfg(feature = "cuda")]
+mod ptx;
 pub mod presets;
 pub mod recipes;
 pub mod rng;

@@ -323,9 +323,13 @@ impl Stepper {
                     // The weights stay as they are; the scale was halved.
                     None => f64::INFINITY,
                     Some(grads) => {
-                        grads.scale(1.0 / loss_scale)?;
-                        let mut norm = scaled_norm.map(|n| n / loss_scale);
+                        // The loss scale is undone inside the update, with the clipping,
+                        // unless EWC's penalty needs the true gradients first.
+                        let mut unscale = 1.0 / loss_scale;
+                        let mut norm = scaled_norm.map(|n| n * unscale);
                         if let Some(ewc) = &self.ewc {
+                            grads.scale(unscale)?;
+                            unscale = 1.0;
                             let penalty = ewc.add_to_tensors(model.params(), grads)?;
                             timing.loss_sum += penalty / scale;
                             norm = None;
@@ -333,10 +337,10 @@ impl Stepper {
                         let t = Instant::now();
                         let norm = match norm {
                             Some(n) => n,
-                            None => grads.global_norm()?,
+                            None => grads.global_norm()? * unscale,
                         };
-                        grads.scale(clip_factor(norm, clip_norm, step)?)?;
-                        optimizer.step(grads, lr)?;
+                        let factor = unscale * clip_factor(norm, clip_norm, step)?;
+                        optimizer.step(grads, lr, factor)?;
                         timing.optimizer_s = t.elapsed().as_secs_f64();
                         norm
                     }

@@ -599,7 +599,7 @@ fn three_adamw_steps_with_warmup_clipping_and_no_decay_groups_match_torch() {
                 (lr - want_lr).abs() < 1e-15,
                 "{family} step {step}: lr {lr} vs {want_lr}"
             );
-            opt.step(&grads, lr).unwrap();
+            opt.step(&grads, lr, 1.0).unwrap();
         }
         assert_changes_match(family, &model, &initial, &want);
     }
@@ -889,7 +889,7 @@ fn sgd_and_lamb_steps_match_torch() {
                     };
                     grads.insert("weight", shaped(flat(&g["weight"]), &[4, 3]));
                     grads.insert("bias", shaped(flat(&g["bias"]), &[3]));
-                    opt.step(&grads, lr).unwrap();
+                    opt.step(&grads, lr, 1.0).unwrap();
                 }
             }
             for (param, key) in [(&weight, "weight"), (&bias, "bias")] {

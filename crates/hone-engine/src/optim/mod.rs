@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use crate::params::Param;
 use crate::EngineError;
 
+mod in_place;
+
 /// Which update rule trains the parameters.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
@@ -309,11 +311,13 @@ impl Optimizer {
             .map(|s| s.group)
     }
 
-    /// One update with base learning rate `lr` from tensor gradients (any device).
+    /// One update with base learning rate `lr` from tensor gradients (any device), each
+    /// gradient multiplied by `grad_scale` first (clipping, an fp16 loss scale undone).
     /// Parameters without a gradient (frozen, or outside the current phase) are left
     /// untouched, their step count and state included: a parameter unfrozen later starts
-    /// from zero state.
-    pub fn step(&mut self, grads: &Gradients, lr: f64) -> Result<(), EngineError> {
+    /// from zero state. AdamW updates f32 parameters in place (three kernels a parameter on a
+    /// GPU: see `in_place`); the other rules, and other dtypes, compose the update.
+    pub fn step(&mut self, grads: &Gradients, lr: f64, grad_scale: f64) -> Result<(), EngineError> {
         let rule = self.rule;
         for slot in &mut self.slots {
             let Some(g) = grads.get(slot.param.name()) else {
@@ -325,6 +329,26 @@ impl Optimizer {
             let var = slot.param.var().clone();
             let p = var.as_detached_tensor();
             let previous = slot.device()?;
+            if let Rule::AdamW { beta1, beta2, eps } = rule {
+                let g = g.contiguous()?;
+                let (m, v) = match previous.as_deref() {
+                    Some([m, v]) => (m.clone(), v.clone()),
+                    _ => (p.zeros_like()?, p.zeros_like()?),
+                };
+                if in_place::supports([&p, &g, &m, &v]) {
+                    let update = AdamUpdate::new(beta1, beta2, eps, lr, wd, slot.step);
+                    in_place::adamw(&p, &g, &m, &v, update, grad_scale as f32)?;
+                    slot.state = State::Device(vec![m, v]);
+                    continue;
+                }
+            }
+            let scaled;
+            let g = if grad_scale == 1.0 {
+                g
+            } else {
+                scaled = (g * grad_scale)?;
+                &scaled
+            };
             let (p, state) = match rule {
                 Rule::AdamW { beta1, beta2, eps } => {
                     let (m, v) = adam_moments(previous, g, beta1, beta2)?;
@@ -401,16 +425,9 @@ impl Optimizer {
             let lr = lr * slot.group.lr_scale;
             let wd = slot.group.weight_decay;
             let update = match rule {
-                Rule::AdamW { beta1, beta2, eps } => HostRule::AdamW(AdamUpdate {
-                    decay: (1.0 - lr * wd) as f32,
-                    beta1: beta1 as f32,
-                    beta2: beta2 as f32,
-                    one_minus_beta1: (1.0 - beta1) as f32,
-                    one_minus_beta2: (1.0 - beta2) as f32,
-                    eps: eps as f32,
-                    step_size: (lr / (1.0 - beta1.powi(t))) as f32,
-                    bias2_sqrt: (1.0 - beta2.powi(t)).sqrt() as f32,
-                }),
+                Rule::AdamW { beta1, beta2, eps } => {
+                    HostRule::AdamW(AdamUpdate::new(beta1, beta2, eps, lr, wd, slot.step))
+                }
                 Rule::Lamb { beta1, beta2, eps } => HostRule::Lamb(LambUpdate {
                     beta1: beta1 as f32,
                     beta2: beta2 as f32,
@@ -574,6 +591,23 @@ struct AdamUpdate {
     step_size: f32,
     /// `√(1 − β₂ᵗ)`
     bias2_sqrt: f32,
+}
+
+impl AdamUpdate {
+    /// The constants of step `t` (from 1) at learning rate `lr` and weight decay `wd`.
+    fn new(beta1: f64, beta2: f64, eps: f64, lr: f64, wd: f64, t: u64) -> Self {
+        let t = t as i32;
+        AdamUpdate {
+            decay: (1.0 - lr * wd) as f32,
+            beta1: beta1 as f32,
+            beta2: beta2 as f32,
+            one_minus_beta1: (1.0 - beta1) as f32,
+            one_minus_beta2: (1.0 - beta2) as f32,
+            eps: eps as f32,
+            step_size: (lr / (1.0 - beta1.powi(t))) as f32,
+            bias2_sqrt: (1.0 - beta2.powi(t)).sqrt() as f32,
+        }
+    }
 }
 
 /// The per-parameter constants of one LAMB update.
@@ -756,7 +790,7 @@ mod tests {
         grads
             .grads
             .insert("w".into(), Tensor::new(&[0.5f32, 0.25], &Device::Cpu)?);
-        opt.step(&grads, 0.01)?;
+        opt.step(&grads, 0.01, 1.0)?;
         // First step: m̂ = g, v̂ = g², so the update is lr·g/(|g| + ε) = lr·sign(g).
         let got = p.value().to_vec1::<f32>()?;
         let want = [1.0 * (1.0 - 0.001) - 0.01, -2.0 * (1.0 - 0.001) - 0.01];

@@ -1,0 +1,351 @@
+//! AdamW's update of a tensor parameter in place: three operations (the first moment, the
+//! second, the weights), one kernel each on a GPU (`kernels/adamw.cu`), where the update
+//! composed from candle's tensor ops launched about seventeen and wrote a new tensor for each.
+//! The arithmetic is the CPU path's ([`super::adamw_host`]), in the same order, so on the CPU
+//! both give the same bits.
+//!
+//! f32 and contiguous tensors on the CPU or an NVIDIA GPU; [`supports`] says when, and the
+//! optimizer composes the update from tensor ops otherwise.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Tensor};
+use rayon::prelude::*;
+
+use super::{AdamUpdate, CHUNK};
+
+/// Whether `p`, `g`, `m` and `v` can take the in-place update.
+pub(super) fn supports(tensors: [&Tensor; 4]) -> bool {
+    let device = tensors[0].device();
+    (device.is_cpu() || device.is_cuda())
+        && tensors
+            .iter()
+            .all(|t| t.dtype() == DType::F32 && t.is_contiguous() && t.dims() == tensors[0].dims())
+}
+
+/// One AdamW update of `p` from the gradient `g` (times `grad_scale`), its moments `m` and
+/// `v` updated in place too.
+pub(super) fn adamw(
+    p: &Tensor,
+    g: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    u: AdamUpdate,
+    grad_scale: f32,
+) -> candle_core::Result<()> {
+    m.inplace_op2(
+        g,
+        &Moment {
+            beta: u.beta1,
+            weight: u.one_minus_beta1,
+            scale: grad_scale,
+            square: false,
+        },
+    )?;
+    v.inplace_op2(
+        g,
+        &Moment {
+            beta: u.beta2,
+            weight: u.one_minus_beta2,
+            scale: grad_scale,
+            square: true,
+        },
+    )?;
+    p.inplace_op3(m, v, &Apply(u))
+}
+
+/// `moment ← beta·moment + weight·x` (or `weight·x·x`), `x` the gradient times `scale`.
+struct Moment {
+    beta: f32,
+    weight: f32,
+    scale: f32,
+    square: bool,
+}
+
+impl Moment {
+    fn at(&self, moment: f32, grad: f32) -> f32 {
+        let g = grad * self.scale;
+        let term = if self.square {
+            self.weight * g * g
+        } else {
+            self.weight * g
+        };
+        self.beta * moment + term
+    }
+}
+
+/// `p ← p·decay − step_size·m / (√v / √(1−β₂ᵗ) + ε)`.
+struct Apply(AdamUpdate);
+
+impl Apply {
+    fn at(&self, p: f32, m: f32, v: f32) -> f32 {
+        let u = &self.0;
+        let denom = v.sqrt() / u.bias2_sqrt + u.eps;
+        p * u.decay - u.step_size * m / denom
+    }
+}
+
+/// The contiguous f32 values `layout` spans in `storage`.
+fn values<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op}: f32 only, got {:?}", storage.dtype())
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{op}: the tensor must be contiguous"),
+    }
+}
+
+fn values_mut<'a>(
+    storage: &'a mut CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a mut [f32]> {
+    let dtype = storage.dtype();
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op}: f32 only, got {dtype:?}")
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&mut data[start..end]),
+        None => candle_core::bail!("{op}: the tensor must be contiguous"),
+    }
+}
+
+fn same_len(op: &str, lens: &[usize]) -> candle_core::Result<()> {
+    if lens.windows(2).any(|w| w[0] != w[1]) {
+        candle_core::bail!("{op}: the tensors differ in size ({lens:?})");
+    }
+    Ok(())
+}
+
+impl InplaceOp2 for Moment {
+    fn name(&self) -> &'static str {
+        "hone-adam-moment"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        grad: &CpuStorage,
+        grad_l: &Layout,
+    ) -> candle_core::Result<()> {
+        let moment = values_mut(dst, dst_l, self.name())?;
+        let grad = values(grad, grad_l, self.name())?;
+        same_len(self.name(), &[moment.len(), grad.len()])?;
+        moment
+            .par_chunks_mut(CHUNK)
+            .zip(grad.par_chunks(CHUNK))
+            .for_each(|(m, g)| m.iter_mut().zip(g).for_each(|(m, &g)| *m = self.at(*m, g)));
+        Ok(())
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        dst: &mut candle_core::CudaStorage,
+        dst_l: &Layout,
+        grad: &candle_core::CudaStorage,
+        grad_l: &Layout,
+    ) -> candle_core::Result<()> {
+        cuda::moment(self, dst, dst_l, grad, grad_l)
+    }
+}
+
+impl InplaceOp3 for Apply {
+    fn name(&self) -> &'static str {
+        "hone-adamw-apply"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        m: &CpuStorage,
+        m_l: &Layout,
+        v: &CpuStorage,
+        v_l: &Layout,
+    ) -> candle_core::Result<()> {
+        let p = values_mut(dst, dst_l, self.name())?;
+        let (m, v) = (values(m, m_l, self.name())?, values(v, v_l, self.name())?);
+        same_len(self.name(), &[p.len(), m.len(), v.len()])?;
+        p.par_chunks_mut(CHUNK)
+            .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
+            .for_each(|(p, (m, v))| {
+                for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+                    *p = self.at(*p, m, v);
+                }
+            });
+        Ok(())
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        dst: &mut candle_core::CudaStorage,
+        dst_l: &Layout,
+        m: &candle_core::CudaStorage,
+        m_l: &Layout,
+        v: &candle_core::CudaStorage,
+        v_l: &Layout,
+    ) -> candle_core::Result<()> {
+        cuda::apply(self, dst, dst_l, (m, m_l), (v, v_l))
+    }
+}
+
+/// The kernels of `kernels/adamw.cu`, compiled to PTX by the build script.
+#[cfg(feature = "cuda")]
+mod cuda {
+    use candle_core::cuda_backend::cudarc::driver::{
+        CudaSlice, CudaView, LaunchConfig, PushKernelArg,
+    };
+    use candle_core::cuda_backend::{CudaStorage, CudaStorageSlice, WrapErr};
+    use candle_core::Layout;
+
+    use super::{same_len, Apply, Moment};
+
+    fn span(layout: &Layout, op: &str) -> candle_core::Result<(usize, usize)> {
+        layout
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg(format!("{op}: the tensor must be contiguous")))
+    }
+
+    fn view<'a>(
+        storage: &'a CudaStorage,
+        layout: &Layout,
+        op: &str,
+    ) -> candle_core::Result<CudaView<'a, f32>> {
+        let CudaStorageSlice::F32(slice) = &storage.slice else {
+            candle_core::bail!("{op}: f32 only")
+        };
+        let (start, end) = span(layout, op)?;
+        Ok(slice.slice(start..end))
+    }
+
+    fn slice_mut<'a>(
+        storage: &'a mut CudaStorage,
+        op: &str,
+    ) -> candle_core::Result<&'a mut CudaSlice<f32>> {
+        match &mut storage.slice {
+            CudaStorageSlice::F32(slice) => Ok(slice),
+            _ => candle_core::bail!("{op}: f32 only"),
+        }
+    }
+
+    pub(super) fn moment(
+        op: &Moment,
+        dst: &mut CudaStorage,
+        dst_l: &Layout,
+        grad: &CudaStorage,
+        grad_l: &Layout,
+    ) -> candle_core::Result<()> {
+        let name = "hone-adam-moment";
+        let dev = dst.device.clone();
+        let grad = view(grad, grad_l, name)?;
+        let (start, end) = span(dst_l, name)?;
+        same_len(name, &[end - start, grad.len()])?;
+        let n = end - start;
+        let func =
+            dev.get_or_load_custom_func("hone_moment_f32", "hone_adamw", crate::ptx::ADAMW)?;
+        let mut moment = slice_mut(dst, name)?.slice_mut(start..end);
+        let mut builder = func.builder();
+        builder.arg(&n);
+        builder.arg(&mut moment);
+        builder.arg(&grad);
+        let square = op.square as i32;
+        candle_core::builder_arg!(builder, op.beta, op.weight, op.scale, square);
+        // SAFETY: the kernel's signature is (n, moment, grad, beta, weight, scale, square), and
+        // both views hold n values.
+        unsafe { builder.launch(LaunchConfig::for_num_elems(n as u32)) }.w()?;
+        Ok(())
+    }
+
+    pub(super) fn apply(
+        op: &Apply,
+        dst: &mut CudaStorage,
+        dst_l: &Layout,
+        (m, m_l): (&CudaStorage, &Layout),
+        (v, v_l): (&CudaStorage, &Layout),
+    ) -> candle_core::Result<()> {
+        let name = "hone-adamw-apply";
+        let dev = dst.device.clone();
+        let (m, v) = (view(m, m_l, name)?, view(v, v_l, name)?);
+        let (start, end) = span(dst_l, name)?;
+        same_len(name, &[end - start, m.len(), v.len()])?;
+        let n = end - start;
+        let func =
+            dev.get_or_load_custom_func("hone_adamw_apply_f32", "hone_adamw", crate::ptx::ADAMW)?;
+        let mut param = slice_mut(dst, name)?.slice_mut(start..end);
+        let u = &op.0;
+        let mut builder = func.builder();
+        builder.arg(&n);
+        builder.arg(&mut param);
+        builder.arg(&m);
+        builder.arg(&v);
+        candle_core::builder_arg!(builder, u.decay, u.step_size, u.bias2_sqrt, u.eps);
+        // SAFETY: the kernel's signature is (n, param, m, v, decay, step_size, bias2_sqrt,
+        // eps), and the three views hold n values.
+        unsafe { builder.launch(LaunchConfig::for_num_elems(n as u32)) }.w()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn update(t: i32) -> AdamUpdate {
+        let (beta1, beta2, lr, wd) = (0.9f64, 0.999f64, 1e-3f64, 0.01f64);
+        AdamUpdate {
+            decay: (1.0 - lr * wd) as f32,
+            beta1: beta1 as f32,
+            beta2: beta2 as f32,
+            one_minus_beta1: (1.0 - beta1) as f32,
+            one_minus_beta2: (1.0 - beta2) as f32,
+            eps: 1e-8,
+            step_size: (lr / (1.0 - beta1.powi(t))) as f32,
+            bias2_sqrt: (1.0 - beta2.powi(t)).sqrt() as f32,
+        }
+    }
+
+    #[test]
+    fn the_in_place_update_gives_the_host_updates_bits() -> candle_core::Result<()> {
+        let n = 70_007; // more than two parallel chunks, not a multiple of one, 7 rows
+        let values = |k: f32| (0..n).map(|i| ((i as f32) * k).sin()).collect::<Vec<f32>>();
+        let (p0, m0, v0) = (values(0.37), values(0.11), values(0.05));
+        let v0: Vec<f32> = v0.iter().map(|x| x * x).collect();
+        let g = values(0.73);
+        let (mut p, mut m, mut v) = (p0.clone(), m0.clone(), v0.clone());
+        let scale = 0.5;
+        for t in 1..=3 {
+            super::super::adamw_host(&mut p, &g, &mut m, &mut v, update(t), scale);
+        }
+        let dev = Device::Cpu;
+        let tensor = |x: &[f32]| Tensor::from_slice(x, (7, n / 7), &dev);
+        let (pt, mt, vt, gt) = (tensor(&p0)?, tensor(&m0)?, tensor(&v0)?, tensor(&g)?);
+        assert!(supports([&pt, &gt, &mt, &vt]));
+        for t in 1..=3 {
+            adamw(&pt, &gt, &mt, &vt, update(t), scale)?;
+        }
+        assert_eq!(pt.flatten_all()?.to_vec1::<f32>()?, p);
+        assert_eq!(mt.flatten_all()?.to_vec1::<f32>()?, m);
+        assert_eq!(vt.flatten_all()?.to_vec1::<f32>()?, v);
+        Ok(())
+    }
+
+    #[test]
+    fn strided_or_other_dtypes_take_the_composed_update() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::zeros((4, 6), DType::F32, &dev)?;
+        let strided = x.t()?;
+        let half = x.to_dtype(DType::BF16)?;
+        assert!(!supports([&strided, &strided, &strided, &strided]));
+        assert!(!supports([&half, &half, &half, &half]));
+        assert!(!supports([&x, &x, &x, &x.narrow(1, 0, 3)?]));
+        Ok(())
+    }
+}

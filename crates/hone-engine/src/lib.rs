@@ -40,9 +40,9 @@ pub mod packing;
 pub mod params;
 pub mod precision;
 pub mod prefix;
+pub mod presets;
 #[cfg(feature = "cuda")]
 mod ptx;
-pub mod presets;
 pub mod recipes;
 pub mod rng;
 pub mod schedule;

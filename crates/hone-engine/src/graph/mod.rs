@@ -16,6 +16,7 @@ pub mod autograd;
 pub mod constant;
 pub mod fused;
 pub mod gather;
+pub mod gelu;
 pub mod host;
 pub mod tokens;
 

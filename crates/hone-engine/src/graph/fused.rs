@@ -1,18 +1,21 @@
-//! Softmax, layer norm and RMS norm as one op each on the autograd graph, with their backward.
+//! Softmax, layer norm and RMS norm as one op each on the autograd graph, with their backward
+//! one op too.
 //!
 //! Composed from candle's primitives (`crate::ops`), a layer norm is nine kernels forward, each
 //! result kept for the backward pass, and about thirty backward; a softmax five and a dozen.
 //! Here the forward pass is one kernel (on a GPU, candle-kernels' own `softmax`, `layernorm`
 //! and `rmsnorm`, the kernels `candle-nn` launches; on the CPU the CPU graph's own
 //! `cpu::kernels::layer_norm` and `cpu::decoder::rms_norm`, and a loop over rows) and keeps
-//! nothing but its input and result, and the backward pass is a short composition of tensor
-//! ops. candle's own fused versions record no backward (see FACTS), which is why these exist.
+//! nothing but its input and result. The backward pass is one op too (`kernels/rows.cu` on a
+//! GPU, a block per row; on the CPU the CPU graph's norm backward kernels and a loop over
+//! rows), plus the gain's and bias's column sums for a norm. candle's own fused versions
+//! record no backward (see FACTS), which is why these exist.
 //!
 //! f32 only (the graph's norms and softmax stay f32 under mixed precision; other dtypes take
 //! the composed ops); inputs are made contiguous first.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
 use crate::ops;
@@ -123,10 +126,58 @@ impl CustomOp1 for Softmax {
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        // dx = y ⊙ (g − Σ g ⊙ y) over each row.
-        let gy = (grad * y)?;
-        let sum = gy.sum_keepdim(D::Minus1)?;
-        Ok(Some((gy - y.broadcast_mul(&sum)?)?))
+        Ok(Some(y.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxGrad)?))
+    }
+}
+
+/// Softmax's backward from its result `y` (first) and the gradient (second):
+/// `dx = y ⊙ (g − Σ g ⊙ y)` over each row, one kernel.
+#[derive(Debug, Clone, Copy)]
+struct SoftmaxGrad;
+
+impl CustomOp2 for SoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "hone-softmax-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        y: &CpuStorage,
+        yl: &Layout,
+        g: &CpuStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (y, g) = (rows_of(y, yl, self.name())?, rows_of(g, gl, self.name())?);
+        if y.len() != g.len() {
+            candle_core::bail!(
+                "{}: {} values against {} gradients",
+                self.name(),
+                y.len(),
+                g.len()
+            );
+        }
+        let n = last_dim(yl);
+        let mut dx = vec![0f32; y.len()];
+        dx.par_chunks_mut(n)
+            .zip(y.par_chunks(n).zip(g.par_chunks(n)))
+            .for_each(|(dx, (y, g))| {
+                let along: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
+                for ((d, y), g) in dx.iter_mut().zip(y).zip(g) {
+                    *d = y * (g - along);
+                }
+            });
+        Ok((CpuStorage::F32(dx), yl.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        y: &candle_core::CudaStorage,
+        yl: &Layout,
+        g: &candle_core::CudaStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        cuda::softmax_grad(y, yl, g, gl)
     }
 }
 
@@ -197,31 +248,90 @@ impl CustomOp3 for Norm {
         _y: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        // With x̂ = (x − μ)·r, r = 1/√(var + ε) (μ = 0 and var = mean(x²) for RMS norm):
-        //   dγ = Σ_rows g ⊙ x̂,  dβ = Σ_rows g,
-        //   dx = r · (g⊙γ − mean(g⊙γ) − x̂ · mean(g⊙γ ⊙ x̂))   (no mean(g⊙γ) term for RMS).
-        // The statistics are recomputed from x: the forward pass keeps nothing else.
+        // One pass gives dx and g ⊙ x̂ ([`NormGrad`]); dγ = Σ_rows g ⊙ x̂, dβ = Σ_rows g.
         let n = x.dim(D::Minus1)?;
         let rows = x.elem_count() / n.max(1);
-        let x2 = x.reshape((rows, n))?;
-        let g2 = grad.reshape((rows, n))?;
-        let centred = if self.centred {
-            x2.broadcast_sub(&x2.mean_keepdim(1)?)?
-        } else {
-            x2
-        };
-        let r = ((centred.sqr()?.mean_keepdim(1)? + self.eps as f64)?.sqrt()?).recip()?;
-        let xhat = centred.broadcast_mul(&r)?;
-        let dgamma = (&g2 * &xhat)?.sum(0)?;
-        let dxhat = g2.broadcast_mul(gamma)?;
-        let along = (&dxhat * &xhat)?.mean_keepdim(1)?;
-        let mut inner = (dxhat.clone() - xhat.broadcast_mul(&along)?)?;
-        if self.centred {
-            inner = inner.broadcast_sub(&dxhat.mean_keepdim(1)?)?;
+        let grad = grad.contiguous()?;
+        let both = x.apply_op3_no_bwd(gamma, &grad, &NormGrad(*self))?;
+        let dx = both.get(0)?.reshape(x.shape())?;
+        let dgamma = both.get(1)?.sum(0)?.reshape(gamma.shape())?;
+        let dbeta = self
+            .centred
+            .then(|| grad.reshape((rows, n))?.sum(0))
+            .transpose()?;
+        Ok((Some(dx), Some(dgamma), dbeta))
+    }
+}
+
+/// A norm's backward from its input `x`, gain `γ` and the gradient `g`, the row statistics
+/// recomputed: `[2, rows, n]`, first `dx`, then `g ⊙ x̂` (whose column sums are `dγ`). With
+/// x̂ = (x − μ)·r, r = 1/√(var + ε) (μ = 0 and var = mean(x²) for RMS norm):
+/// `dx = r · (g⊙γ − mean(g⊙γ) − x̂ · mean(g⊙γ ⊙ x̂))` (no `mean(g⊙γ)` term for RMS).
+#[derive(Debug, Clone, Copy)]
+struct NormGrad(Norm);
+
+impl CustomOp3 for NormGrad {
+    fn name(&self) -> &'static str {
+        "hone-norm-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        gamma: &CpuStorage,
+        gl: &Layout,
+        g: &CpuStorage,
+        gradl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        use crate::cpu::{decoder, kernels};
+        let Norm { eps, centred } = self.0;
+        let x = rows_of(x, xl, self.name())?;
+        let gamma = rows_of(gamma, gl, self.name())?;
+        let g = rows_of(g, gradl, self.name())?;
+        let n = last_dim(xl);
+        if gamma.len() != n || g.len() != x.len() {
+            candle_core::bail!(
+                "{}: the gain, input and gradient differ in size",
+                self.name()
+            );
         }
-        let dx = inner.broadcast_mul(&r)?.reshape(x.shape())?;
-        let dbeta = self.centred.then(|| g2.sum(0)).transpose()?;
-        Ok((Some(dx), Some(dgamma.reshape(gamma.shape())?), dbeta))
+        // The CPU graph's kernels: its forward for the row statistics, its backward for dx.
+        let mut both = vec![0f32; 2 * x.len()];
+        let (dx, gxhat) = both.split_at_mut(x.len());
+        let mut stats = kernels::NormStats::default();
+        if centred {
+            kernels::layer_norm(gxhat, x, gamma, gamma, eps, n, &mut stats);
+            kernels::layer_norm_backward(dx, g, x, gamma, &stats, n, None, None);
+        } else {
+            decoder::rms_norm(gxhat, x, gamma, eps, n, &mut stats.rstd);
+            decoder::rms_norm_backward(dx, g, x, gamma, &stats.rstd, n, None);
+            stats.mean = vec![0.0; stats.rstd.len()];
+        }
+        gxhat
+            .par_chunks_mut(n)
+            .zip(x.par_chunks(n).zip(g.par_chunks(n)))
+            .zip(stats.mean.par_iter().zip(&stats.rstd))
+            .for_each(|((out, (x, g)), (&mean, &rstd))| {
+                for ((o, x), g) in out.iter_mut().zip(x).zip(g) {
+                    *o = g * ((x - mean) * rstd);
+                }
+            });
+        let rows = x.len() / n;
+        Ok((CpuStorage::F32(both), Shape::from((2, rows, n))))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        xl: &Layout,
+        gamma: &candle_core::CudaStorage,
+        gl: &Layout,
+        g: &candle_core::CudaStorage,
+        gradl: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        cuda::norm_grad(self.0, x, xl, gamma, gl, g, gradl)
     }
 }
 
@@ -330,6 +440,93 @@ mod cuda {
             device: dev.clone(),
         };
         Ok((out, xl.shape().clone()))
+    }
+
+    /// A block of 32–1024 threads (a multiple of 32) for rows of `cols` values.
+    fn row_block(cols: usize) -> u32 {
+        (cols.div_ceil(32) * 32).clamp(32, 256) as u32
+    }
+
+    pub(super) fn softmax_grad(
+        y: &CudaStorage,
+        yl: &Layout,
+        g: &CudaStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        let dev = y.device();
+        let (ys, gs) = (
+            f32_slice(y, yl, "softmax-grad")?,
+            f32_slice(g, gl, "softmax-grad")?,
+        );
+        let (rows, cols) = rows_and_cols(yl);
+        if gs.len() != rows * cols {
+            candle_core::bail!("softmax-grad: the result and gradient differ in size");
+        }
+        let func =
+            dev.get_or_load_custom_func("hone_softmax_grad_f32", "hone_rows", crate::ptx::ROWS)?;
+        // SAFETY: every element is written by the kernel.
+        let dx = unsafe { dev.alloc::<f32>(rows * cols)? };
+        let cfg = LaunchConfig {
+            grid_dim: (rows as u32, 1, 1),
+            block_dim: (row_block(cols), 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut builder = func.builder();
+        builder.arg(&ys);
+        builder.arg(&gs);
+        builder.arg(&dx);
+        candle_core::builder_arg!(builder, rows as i32, cols as i32);
+        // SAFETY: the kernel's signature is (y, grad, dx, rows, cols); each buffer holds
+        // rows × cols values.
+        unsafe { builder.launch(cfg) }.w()?;
+        let out = CudaStorage {
+            slice: CudaStorageSlice::F32(dx),
+            device: dev.clone(),
+        };
+        Ok((out, yl.shape().clone()))
+    }
+
+    pub(super) fn norm_grad(
+        op: Norm,
+        x: &CudaStorage,
+        xl: &Layout,
+        gamma: &CudaStorage,
+        gl: &Layout,
+        g: &CudaStorage,
+        gradl: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        let dev = x.device();
+        let xs = f32_slice(x, xl, "norm-grad")?;
+        let gamma = f32_slice(gamma, gl, "norm-grad")?;
+        let gs = f32_slice(g, gradl, "norm-grad")?;
+        let (rows, cols) = rows_and_cols(xl);
+        if gamma.len() != cols || gs.len() != rows * cols {
+            candle_core::bail!("norm-grad: the gain, input and gradient differ in size");
+        }
+        let func =
+            dev.get_or_load_custom_func("hone_norm_grad_f32", "hone_rows", crate::ptx::ROWS)?;
+        // SAFETY: every element (dx, then g ⊙ x̂) is written by the kernel.
+        let both = unsafe { dev.alloc::<f32>(2 * rows * cols)? };
+        let cfg = LaunchConfig {
+            grid_dim: (rows as u32, 1, 1),
+            block_dim: (row_block(cols), 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut builder = func.builder();
+        builder.arg(&xs);
+        builder.arg(&gamma);
+        builder.arg(&gs);
+        builder.arg(&both);
+        let centred = op.centred as i32;
+        candle_core::builder_arg!(builder, rows as i32, cols as i32, op.eps, centred);
+        // SAFETY: the kernel's signature is (x, gamma, grad, out, rows, cols, eps, centred);
+        // x and grad hold rows × cols values, gamma cols, out twice rows × cols.
+        unsafe { builder.launch(cfg) }.w()?;
+        let out = CudaStorage {
+            slice: CudaStorageSlice::F32(both),
+            device: dev.clone(),
+        };
+        Ok((out, Shape::from((2, rows, cols))))
     }
 }
 

@@ -1,0 +1,75 @@
+// Backward passes over rows on the autograd graph (crates/hone-engine/src/graph/fused.rs):
+// one block per row, the row's sums reduced across the block. Every pointer is to contiguous
+// f32 rows of `cols` values; blockDim.x is a multiple of 32 (at most 1024).
+
+#include <stddef.h>
+
+// The sum of `v` over the block; every thread gets it. `shared` holds 32 floats.
+__device__ float hone_block_sum(float v, float *shared) {
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffff, v, offset);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();  // a previous call's readers are done with `shared`
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  const int warps = (blockDim.x + 31) >> 5;
+  v = lane < warps ? shared[lane] : 0.0f;
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffff, v, offset);
+  return v;
+}
+
+// Layer norm's (centred = 1) or RMS norm's (centred = 0) backward, the row statistics
+// recomputed from x. With x̂ = (x − μ)·r, r = 1/√(var + ε) (μ = 0, var = mean(x²) for RMS):
+//   dx = r·(g·γ − mean(g·γ) − x̂·mean(g·γ·x̂))   (no mean(g·γ) for RMS)
+// out[0 .. rows·cols] = dx, out[rows·cols .. 2·rows·cols] = g·x̂ (summed over rows for dγ).
+extern "C" __global__ void hone_norm_grad_f32(const float *x, const float *gamma, const float *grad,
+                                              float *out, const int rows, const int cols,
+                                              const float eps, const int centred) {
+  __shared__ float shared[32];
+  const int row = blockIdx.x;
+  if (row >= rows) return;
+  const size_t base = (size_t)row * cols;
+  const float *xr = x + base;
+  const float *gr = grad + base;
+  float *dx = out + base;
+  float *gxhat = out + (size_t)rows * cols + base;
+  const float inv_n = 1.0f / (float)cols;
+  float mean = 0.0f;
+  if (centred) {
+    float s = 0.0f;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) s += xr[i];
+    mean = hone_block_sum(s, shared) * inv_n;
+  }
+  float sq = 0.0f;
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+    const float c = xr[i] - mean;
+    sq += c * c;
+  }
+  const float r = 1.0f / sqrtf(hone_block_sum(sq, shared) * inv_n + eps);
+  float s1 = 0.0f, s2 = 0.0f;
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+    const float d = gr[i] * gamma[i];
+    s1 += d;
+    s2 += d * (xr[i] - mean) * r;
+  }
+  const float mean_d = centred ? hone_block_sum(s1, shared) * inv_n : 0.0f;
+  const float mean_dx = hone_block_sum(s2, shared) * inv_n;
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+    const float xhat = (xr[i] - mean) * r;
+    dx[i] = r * (gr[i] * gamma[i] - mean_d - xhat * mean_dx);
+    gxhat[i] = gr[i] * xhat;
+  }
+}
+
+// Softmax's backward from its result y: dx = y·(g − Σ g·y) over each row.
+extern "C" __global__ void hone_softmax_grad_f32(const float *y, const float *grad, float *dx,
+                                                 const int rows, const int cols) {
+  __shared__ float shared[32];
+  const int row = blockIdx.x;
+  if (row >= rows) return;
+  const size_t base = (size_t)row * cols;
+  float s = 0.0f;
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) s += grad[base + i] * y[base + i];
+  const float along = hone_block_sum(s, shared);
+  for (int i = threadIdx.x; i < cols; i += blockDim.x)
+    dx[base + i] = y[base + i] * (grad[base + i] - along);
+}

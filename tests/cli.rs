@@ -780,6 +780,60 @@ fn lora_continues_a_peft_adapter_and_refuses_what_cannot_work() {
     );
 }
 
+/// `hone bench --census` counts a step's backend operations (a GPU's kernel launches) per
+/// phase: AdamW's in-place update is three a parameter, dropout draws its masks in its kernel
+/// as on a GPU, and the census needs the autograd graph.
+#[test]
+fn bench_census_counts_a_steps_operations() {
+    let args = [
+        "bench",
+        "--model",
+        &tiny("bert"),
+        "--batch-size",
+        "4",
+        "--max-length",
+        "16",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--census",
+    ];
+    let o = run(hone().args(args).args(["--autograd", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let census = &r["census"];
+    let launches = |phase: &str, op: &str| -> u64 {
+        census["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["phase"] == phase && o["op"] == op)
+            .map(|o| o["launches"].as_u64().unwrap())
+            .sum()
+    };
+    for phase in census["phases"].as_array().unwrap() {
+        assert!(phase["launches"].as_u64().unwrap() > 0, "{phase}");
+        assert!(phase["bytes"].as_u64().unwrap() > 0, "{phase}");
+    }
+    let updated = launches("optimizer", "hone-adamw-apply");
+    assert!(updated > 30, "{census}");
+    assert_eq!(launches("optimizer", "hone-adam-moment"), 2 * updated);
+    assert!(launches("forward", "matmul") > 0 && launches("backward", "matmul") > 0);
+    assert!(launches("forward", "hone-dropout") > 0, "{census}");
+    assert_eq!(launches("evaluation", "hone-dropout"), 0);
+    let o = run(hone().args(args).arg("--autograd"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("launches a training step"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(hone().args(args));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--autograd"), "{}", stderr(&o));
+}
+
 /// `hone bench check` compares one training step on a device and precision with the CPU
 /// (here the CPU's autograd graph against its fast graph, and bf16/fp16 against the autograd
 /// graph in the same precision), `hone devices` lists what this build can train on, and a
@@ -807,6 +861,8 @@ fn bench_check_devices_and_a_mixed_precision_run() {
         assert_eq!(r["precision"], precision);
         assert_eq!(r["passed"], true, "{r}");
         assert!(r["gradients"].as_u64().unwrap() > 30, "{r}");
+        assert_eq!(r["update_error"], 0.0, "{r}");
+        assert_eq!(r["dropout_mismatches"], 0, "{r}");
         let (loss, fp32) = (
             r["loss_device"].as_f64().unwrap(),
             r["loss_fp32"].as_f64().unwrap(),

@@ -157,6 +157,12 @@ pub struct DeviceCheck {
     pub gradients: usize,
     pub worst_gradient: String,
     pub worst_gradient_error: f64,
+    /// The weights after two AdamW updates from the CPU's gradients, on the device against
+    /// the CPU: the largest difference over the largest change (the update kernels).
+    pub update_error: f64,
+    /// Values a dropout with the same seed dropped differently on the device and the CPU (of
+    /// 65,536; its mask is drawn inside the kernel, the same integer hash on both).
+    pub dropout_mismatches: usize,
     pub passed: bool,
 }
 
@@ -244,6 +250,8 @@ pub fn check_device(request: &DeviceCheckRequest) -> Result<DeviceCheck, AppErro
             (worst_gradient, worst_gradient_error) = (name.clone(), e);
         }
     }
+    let update_error = update_error(&reference, &tested, &cfg, &want.grads)?;
+    let dropout_mismatches = dropout_mismatches(&device)?;
     let tolerance = DeviceCheck::tolerance(precision);
     let loss_error = (got.loss - want.loss).abs() / want.loss.abs().max(f64::MIN_POSITIVE);
     Ok(DeviceCheck {
@@ -257,12 +265,99 @@ pub fn check_device(request: &DeviceCheckRequest) -> Result<DeviceCheck, AppErro
         logits_error,
         gradients: want.grads.len(),
         passed: got.grads.len() == want.grads.len()
-            && [loss_error, logits_error, worst_gradient_error]
+            && dropout_mismatches == 0
+            && [loss_error, logits_error, worst_gradient_error, update_error]
                 .iter()
                 .all(|e| *e < tolerance),
         worst_gradient,
         worst_gradient_error,
+        update_error,
+        dropout_mismatches,
     })
+}
+
+/// How many of 65,536 values a dropout (p = 0.1, one seed) keeps on `device` but drops on
+/// the CPU, or the other way round.
+fn dropout_mismatches(device: &hone_engine::candle_core::Device) -> Result<usize, EngineError> {
+    use hone_engine::candle_core::{Device, Tensor};
+    use hone_engine::graph::dropout::dropout;
+    let x = Tensor::ones(
+        (256, 256),
+        hone_engine::candle_core::DType::F32,
+        &Device::Cpu,
+    )?;
+    let kept = |t: Tensor| -> Result<Vec<bool>, EngineError> {
+        Ok(t.to_device(&Device::Cpu)?
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .iter()
+            .map(|v| *v != 0.0)
+            .collect())
+    };
+    let on_cpu = kept(dropout(&x, 0x5EED, 0.1)?)?;
+    let on_device = kept(dropout(&x.to_device(device)?, 0x5EED, 0.1)?)?;
+    Ok(on_cpu
+        .iter()
+        .zip(&on_device)
+        .filter(|(a, b)| a != b)
+        .count())
+}
+
+/// Two AdamW updates of `reference` (on the CPU) and `tested` (on its device) from the same
+/// gradients `grads` (the CPU's), a clip factor on them: the largest difference of any
+/// updated weight over the largest change the CPU's updates made to it.
+fn update_error(
+    reference: &Model,
+    tested: &Model,
+    cfg: &TrainingConfig,
+    grads: &std::collections::HashMap<String, hone_engine::candle_core::Tensor>,
+) -> Result<f64, EngineError> {
+    use hone_engine::candle_core::{DType, Device, Tensor};
+    use hone_engine::optim::Gradients;
+    let device = tested.device();
+    let (mut on_cpu, mut on_device) = (Gradients::default(), Gradients::default());
+    for (name, g) in grads {
+        let g = g.to_dtype(DType::F32)?;
+        on_device.insert(name, g.to_device(device)?);
+        on_cpu.insert(name, g);
+    }
+    let before: Vec<Tensor> = reference
+        .params()
+        .all()
+        .iter()
+        .map(|p| p.var().as_tensor().copy())
+        .collect::<Result<_, _>>()?;
+    let (mut cpu_optimizer, mut device_optimizer) = (
+        hone_engine::recipes::optimizer(reference, cfg),
+        hone_engine::recipes::optimizer(tested, cfg),
+    );
+    for _ in 0..2 {
+        cpu_optimizer.step(&on_cpu, 1e-3, 0.5)?;
+        device_optimizer.step(&on_device, 1e-3, 0.5)?;
+    }
+    let largest = |t: &Tensor| -> Result<f64, EngineError> {
+        Ok(t.abs()?
+            .max_all()?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?)
+    };
+    let mut worst = 0f64;
+    for ((want, got), before) in reference
+        .params()
+        .all()
+        .iter()
+        .zip(tested.params().all())
+        .zip(&before)
+    {
+        if !grads.contains_key(want.name()) {
+            continue;
+        }
+        let want = want.var().as_tensor();
+        let got = got.var().as_tensor().to_device(&Device::Cpu)?;
+        let change = largest(&(want - before)?)?;
+        worst = worst.max(largest(&(got - want)?)? / change.max(f64::MIN_POSITIVE));
+    }
+    Ok(worst)
 }
 
 /// The fixed batch of a benchmark or device check: read from `batch_file`, else

@@ -6,7 +6,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::gather::InvertibleRows;
-use super::{constant, fused, gelu};
+use super::{constant, dropout, fused, gelu};
 use super::{
     BiasedAttention, Disentangled, Graph, Heads, RelativeBuckets, Stream, TokenIds, Tokens,
 };
@@ -137,8 +137,9 @@ pub struct AutogradGraph<'a> {
     position_index: Option<(RelativeBuckets, [Tensor; 2])>,
     /// The dtype matrix products run in (mixed precision), `None`: the graph's own.
     autocast: Option<DType>,
-    /// Dropout masks are drawn on the device (a GPU: drawing them on the host and uploading
-    /// them would take longer than the step), not from `rng` as the host graph draws them.
+    /// Dropout masks are drawn on the device, inside the dropout kernel from a seed per site
+    /// (a GPU: drawing them on the host and uploading them would take longer than the step),
+    /// not from `rng` as the host graph draws them.
     device_masks: bool,
 }
 
@@ -152,11 +153,9 @@ impl<'a> AutogradGraph<'a> {
         train: bool,
         rng: &'a mut HoneRng,
     ) -> Result<Self, EngineError> {
-        let device_masks = !device.is_cpu();
-        if device_masks && train {
-            // Each step's masks follow from its seed, as the host graph's do.
-            device.set_seed(rng.next_u64())?;
-        }
+        // While a census counts a step's operations (`hone bench --census`), the CPU draws its
+        // masks as a GPU does, so that the count is a GPU's.
+        let device_masks = !device.is_cpu() || candle_core::census::is_on();
         Ok(AutogradGraph {
             root: tokens,
             tokens,
@@ -179,7 +178,7 @@ impl<'a> AutogradGraph<'a> {
     }
 
     /// `n` keep flags drawn from the step's stream as the host graph draws them; none (the
-    /// identity) where masks come from the device instead ([`AutogradGraph::device_mask`]).
+    /// identity) where masks come from the device instead ([`AutogradGraph::device_dropout`]).
     fn host_mask(&mut self, n: usize, p: f64) -> DropMask {
         match self.device_masks {
             true => DropMask::default(),
@@ -187,13 +186,10 @@ impl<'a> AutogradGraph<'a> {
         }
     }
 
-    /// A dropout mask of `shape` drawn on the device: factors 0 (probability `p`) or
-    /// `1 / (1 − p)`.
-    fn device_mask(&self, shape: &[usize], p: f64) -> Result<Tensor, EngineError> {
-        let keep = Tensor::rand(0f32, 1f32, shape, &self.device)?
-            .ge(p)?
-            .to_dtype(self.dtype)?;
-        Ok((keep * (1.0 / (1.0 - p)))?)
+    /// `x` through dropout with its mask drawn on the device, from the step's stream
+    /// ([`dropout::dropout`]).
+    fn device_dropout(&mut self, x: &Tensor, p: f64) -> Result<Tensor, EngineError> {
+        Ok(dropout::dropout(x, self.rng.next_u64(), p)?)
     }
 
     /// Runs every matrix product (dense layers, attention) in `dtype` when given, its operands
@@ -391,7 +387,7 @@ impl<'a> AutogradGraph<'a> {
         let probs = fused::softmax_last_dim(&scores)?;
         let p = if self.train { p } else { 0.0 };
         let probs = if self.device_masks && p > 0.0 {
-            constant::mul_constant(&probs, &self.device_mask(&[b, heads, s, m + s], p)?)?
+            self.device_dropout(&probs, p)?
         } else {
             // The mask in the host graph's layout (per sequence and head, its own block of
             // `(prefix + len)²` with the prefix's query rows first), placed into the padded
@@ -504,8 +500,7 @@ impl Graph for AutogradGraph<'_> {
     fn dropout(&mut self, x: Tensor, p: f64) -> Result<Tensor, EngineError> {
         let p = if self.train { p } else { 0.0 };
         if self.device_masks && p > 0.0 {
-            let mask = self.device_mask(x.dims(), p)?;
-            return Ok(constant::mul_constant(&x, &mask)?);
+            return self.device_dropout(&x, p);
         }
         let n = x.elem_count();
         let mask = DropMask::draw(self.rng, n, p);
@@ -643,7 +638,7 @@ impl Graph for AutogradGraph<'_> {
         // length) placed into the padded rows, so both graphs drop the same probabilities.
         let mask = self.host_mask(self.tokens.len() * heads, p);
         let probs = if self.device_masks && p > 0.0 {
-            constant::mul_constant(&probs, &self.device_mask(&[b, heads, 1, s], p)?)?
+            self.device_dropout(&probs, p)?
         } else if mask.is_identity() {
             probs
         } else {
@@ -748,7 +743,7 @@ impl Graph for AutogradGraph<'_> {
         let blocks: usize = spans.iter().map(|(q, k)| q.len * k.len).sum::<usize>() * heads;
         let mask = self.host_mask(blocks, p);
         let probs = if self.device_masks && p > 0.0 {
-            constant::mul_constant(&probs, &self.device_mask(&[b, heads, sq, sk], p)?)?
+            self.device_dropout(&probs, p)?
         } else if mask.is_identity() {
             probs
         } else {

@@ -14,6 +14,7 @@
 
 pub mod autograd;
 pub mod constant;
+pub mod dropout;
 pub mod fused;
 pub mod gather;
 pub mod gelu;

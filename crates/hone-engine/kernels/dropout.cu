@@ -1,0 +1,25 @@
+// Dropout on the autograd graph with its mask drawn inside the kernel
+// (crates/hone-engine/src/graph/dropout.rs): element i is kept when a hash of (seed, i) is
+// at least p, and scaled by 1/(1 − p). The backward pass is the same kernel on the gradient
+// (the same seed draws the same mask), so no mask is stored. The hash is SplitMix64's
+// finaliser, the same integer arithmetic as the CPU's, so both devices drop the same values.
+
+#include <stddef.h>
+#include <stdint.h>
+
+__device__ __forceinline__ float hone_uniform(uint64_t seed, uint64_t i) {
+  uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z = z ^ (z >> 31);
+  return (float)(z >> 40) * (1.0f / 16777216.0f);  // 24 bits: [0, 1)
+}
+
+extern "C" __global__ void hone_dropout_f32(const size_t n, const float *x, float *y,
+                                            const uint64_t seed, const float p,
+                                            const float scale) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+       i += (size_t)blockDim.x * gridDim.x) {
+    y[i] = hone_uniform(seed, i) >= p ? x[i] * scale : 0.0f;
+  }
+}

@@ -1,6 +1,7 @@
-// Backward passes over rows on the autograd graph (crates/hone-engine/src/graph/fused.rs):
-// one block per row, the row's sums reduced across the block. Every pointer is to contiguous
-// f32 rows of `cols` values; blockDim.x is a multiple of 32 (at most 1024).
+// Reductions across a block: the backward passes of softmax and the norms on the autograd
+// graph (crates/hone-engine/src/graph/fused.rs; one block per row, every pointer to contiguous
+// f32 rows of `cols` values) and a tensor's sum of squares (the optimizer's gradient norm,
+// src/optim/in_place.rs). blockDim.x is a multiple of 32, at most 1024.
 
 #include <stddef.h>
 
@@ -72,4 +73,14 @@ extern "C" __global__ void hone_softmax_grad_f32(const float *y, const float *gr
   const float along = hone_block_sum(s, shared);
   for (int i = threadIdx.x; i < cols; i += blockDim.x)
     dx[base + i] = y[base + i] * (grad[base + i] - along);
+}
+
+// One tensor's sum of squares into *total (the optimizer's gradient norm): one block,
+// launched once per tensor into its slot of a buffer read back once.
+extern "C" __global__ void hone_sum_of_squares_f32(const size_t n, const float *x, float *total) {
+  __shared__ float shared[32];
+  float s = 0.0f;
+  for (size_t i = threadIdx.x; i < n; i += blockDim.x) s += x[i] * x[i];
+  s = hone_block_sum(s, shared);
+  if (threadIdx.x == 0) *total = s;
 }

@@ -53,6 +53,69 @@ pub(super) fn adamw(
     p.inplace_op3(m, v, &Apply(u))
 }
 
+/// Each tensor's sum of squares (one operation a tensor, one kernel on a GPU, into one
+/// buffer read back once), when all are f32 on the CPU or an NVIDIA GPU; `None` otherwise.
+pub(super) fn sums_of_squares(tensors: &[&Tensor]) -> candle_core::Result<Option<Vec<f32>>> {
+    let Some(first) = tensors.first() else {
+        return Ok(Some(Vec::new()));
+    };
+    let device = first.device();
+    if !(device.is_cpu() || device.is_cuda())
+        || tensors
+            .iter()
+            .any(|t| t.dtype() != DType::F32 || !t.device().same_device(device))
+    {
+        return Ok(None);
+    }
+    let totals = Tensor::zeros(tensors.len(), DType::F32, device)?;
+    for (slot, t) in tensors.iter().enumerate() {
+        totals.inplace_op2(&t.contiguous()?, &SumOfSquares { slot })?;
+    }
+    Ok(Some(totals.to_vec1::<f32>()?))
+}
+
+/// `totals[slot] ← Σ x²` over a tensor.
+struct SumOfSquares {
+    slot: usize,
+}
+
+impl InplaceOp2 for SumOfSquares {
+    fn name(&self) -> &'static str {
+        "hone-sum-of-squares"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        x: &CpuStorage,
+        x_l: &Layout,
+    ) -> candle_core::Result<()> {
+        let totals = values_mut(dst, dst_l, self.name())?;
+        let x = values(x, x_l, self.name())?;
+        let sum: f64 = x
+            .par_chunks(CHUNK)
+            .map(|c| c.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>())
+            .sum();
+        match totals.get_mut(self.slot) {
+            Some(t) => *t = sum as f32,
+            None => candle_core::bail!("{}: no slot {}", self.name(), self.slot),
+        }
+        Ok(())
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        dst: &mut candle_core::CudaStorage,
+        dst_l: &Layout,
+        x: &candle_core::CudaStorage,
+        x_l: &Layout,
+    ) -> candle_core::Result<()> {
+        cuda::sum_of_squares(self.slot, dst, dst_l, x, x_l)
+    }
+}
+
 /// `moment ← beta·moment + weight·x` (or `weight·x·x`), `x` the gradient times `scale`.
 struct Moment {
     beta: f32,
@@ -263,6 +326,38 @@ mod cuda {
         Ok(())
     }
 
+    pub(super) fn sum_of_squares(
+        slot: usize,
+        dst: &mut CudaStorage,
+        dst_l: &Layout,
+        x: &CudaStorage,
+        x_l: &Layout,
+    ) -> candle_core::Result<()> {
+        let name = "hone-sum-of-squares";
+        let dev = dst.device.clone();
+        let x = view(x, x_l, name)?;
+        let (start, end) = span(dst_l, name)?;
+        if slot >= end - start {
+            candle_core::bail!("{name}: no slot {slot}");
+        }
+        let n = x.len();
+        let func =
+            dev.get_or_load_custom_func("hone_sum_of_squares_f32", "hone_rows", crate::ptx::ROWS)?;
+        let mut total = slice_mut(dst, name)?.slice_mut(start + slot..start + slot + 1);
+        let cfg = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (1024, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut builder = func.builder();
+        builder.arg(&n);
+        builder.arg(&x);
+        builder.arg(&mut total);
+        // SAFETY: the kernel's signature is (n, x, total): x holds n values, total one.
+        unsafe { builder.launch(cfg) }.w()?;
+        Ok(())
+    }
+
     pub(super) fn apply(
         op: &Apply,
         dst: &mut CudaStorage,
@@ -334,6 +429,19 @@ mod tests {
         assert_eq!(pt.flatten_all()?.to_vec1::<f32>()?, p);
         assert_eq!(mt.flatten_all()?.to_vec1::<f32>()?, m);
         assert_eq!(vt.flatten_all()?.to_vec1::<f32>()?, v);
+        Ok(())
+    }
+
+    #[test]
+    fn sums_of_squares_one_per_tensor() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let a = Tensor::new(&[[3f32, 4.0], [1.0, 2.0]], &dev)?;
+        let b = Tensor::new(&[0.5f32, -0.5], &dev)?;
+        let strided = a.t()?;
+        let totals = sums_of_squares(&[&a, &b, &strided])?.expect("f32 on the CPU");
+        assert_eq!(totals, vec![30.0, 0.5, 30.0]);
+        let half = b.to_dtype(DType::BF16)?;
+        assert!(sums_of_squares(&[&a, &half])?.is_none());
         Ok(())
     }
 

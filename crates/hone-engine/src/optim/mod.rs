@@ -233,6 +233,10 @@ impl Gradients {
     /// The global L2 norm of all gradients (read back once: on a GPU each read waits for
     /// the queued work).
     pub fn global_norm(&self) -> Result<f64, EngineError> {
+        let grads: Vec<&Tensor> = self.grads.values().collect();
+        if let Some(totals) = in_place::sums_of_squares(&grads)? {
+            return Ok(totals.iter().map(|&t| t as f64).sum::<f64>().sqrt());
+        }
         let squares = self
             .grads
             .values()

@@ -276,17 +276,20 @@ pub fn run_bench(
     let mut stepper = Stepper::new(model, fast).with_precision(cfg.precision);
     let (mut totals, mut forward, mut backward, mut opt, mut losses) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for step in 0..settings.warmup + settings.steps {
-        let t0 = Instant::now();
-        let done = stepper.step(
+    let mut take_step = |stepper: &mut Stepper, step: u64| {
+        stepper.step(
             model,
             &mut optimizer,
             batches,
             cfg.clip_norm,
             settings.lr,
-            HoneRng::new(cfg.seed, step as u64),
-            step as u64 + 1,
-        )?;
+            HoneRng::new(cfg.seed, step),
+            step + 1,
+        )
+    };
+    for step in 0..settings.warmup + settings.steps {
+        let t0 = Instant::now();
+        let done = take_step(&mut stepper, step as u64)?;
         let total = t0.elapsed().as_secs_f64();
         if step >= settings.warmup {
             totals.push(total);
@@ -300,15 +303,7 @@ pub fn run_bench(
     if settings.census {
         let step = (settings.warmup + settings.steps) as u64;
         census::start("forward");
-        let done = stepper.step(
-            model,
-            &mut optimizer,
-            batches,
-            cfg.clip_norm,
-            settings.lr,
-            HoneRng::new(cfg.seed, step),
-            step + 1,
-        );
+        let done = take_step(&mut stepper, step);
         counted = census::stop();
         done?;
     }

@@ -27,6 +27,7 @@ pub mod gguf;
 pub mod graph;
 pub mod inference;
 pub mod job;
+mod kernel_io;
 pub mod lora;
 pub mod lr_find;
 pub mod memory;

@@ -10,9 +10,10 @@
 //! compares them). The CPU graphs draw their masks from the step's stream instead
 //! (`cpu::kernels::DropMask`), so that the two CPU graphs drop the same values.
 
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
+
+use crate::kernel_io;
 
 /// `x` with each value dropped (probability `p`) or scaled by `1/(1 − p)`, the mask drawn
 /// from `seed`.
@@ -54,9 +55,6 @@ struct Dropout {
     scale: f32,
 }
 
-/// Elements per parallel task.
-const CHUNK: usize = 16_384;
-
 impl CustomOp1 for Dropout {
     fn name(&self) -> &'static str {
         "hone-dropout"
@@ -67,19 +65,13 @@ impl CustomOp1 for Dropout {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("hone-dropout: f32 only, got {:?}", storage.dtype())
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("hone-dropout: the input must be contiguous")
-        };
-        let x = &data[start..end];
+        let x = kernel_io::cpu(storage, layout, self.name())?;
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
+        y.par_chunks_mut(kernel_io::CHUNK)
+            .zip(x.par_chunks(kernel_io::CHUNK))
             .enumerate()
             .for_each(|(chunk, (y, x))| {
-                let first = (chunk * CHUNK) as u64;
+                let first = (chunk * kernel_io::CHUNK) as u64;
                 for (i, (y, &x)) in y.iter_mut().zip(x).enumerate() {
                     if uniform(self.seed, first + i as u64) >= self.p {
                         *y = x * self.scale;
@@ -95,28 +87,30 @@ impl CustomOp1 for Dropout {
         storage: &candle_core::CudaStorage,
         layout: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+        use candle_core::backend::BackendStorage;
+        use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
         use candle_core::cuda_backend::{CudaStorage, CudaStorageSlice, WrapErr};
-        let CudaStorageSlice::F32(slice) = &storage.slice else {
-            candle_core::bail!("hone-dropout: f32 only, got {:?}", storage.dtype())
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("hone-dropout: the input must be contiguous")
-        };
+        use kernel_io::cuda::{elementwise, view};
         let dev = storage.device().clone();
-        let x = slice.slice(start..end);
-        let n = end - start;
-        let func =
-            dev.get_or_load_custom_func("hone_dropout_f32", "hone_dropout", crate::ptx::DROPOUT)?;
+        let x = view(storage, layout, self.name())?;
+        let n = x.len();
         // SAFETY: every element is written by the kernel.
         let y = unsafe { dev.alloc::<f32>(n)? };
-        let mut builder = func.builder();
-        builder.arg(&n);
-        builder.arg(&x);
-        builder.arg(&y);
-        candle_core::builder_arg!(builder, self.seed, self.p, self.scale);
-        // SAFETY: the kernel's signature is (n, x, y, seed, p, scale); x and y hold n values.
-        unsafe { builder.launch(LaunchConfig::for_num_elems(n as u32)) }.w()?;
+        if let Some(cfg) = elementwise(n) {
+            let func = dev.get_or_load_custom_func(
+                "hone_dropout_f32",
+                "hone_dropout",
+                crate::ptx::DROPOUT,
+            )?;
+            let mut builder = func.builder();
+            builder.arg(&n);
+            builder.arg(&x);
+            builder.arg(&y);
+            candle_core::builder_arg!(builder, self.seed, self.p, self.scale);
+            // SAFETY: the kernel's signature is (n, x, y, seed, p, scale); x and y hold n
+            // values.
+            unsafe { builder.launch(cfg) }.w()?;
+        }
         let out = CudaStorage {
             slice: CudaStorageSlice::F32(y),
             device: dev,

@@ -14,10 +14,10 @@
 //! f32 only (the graph's norms and softmax stay f32 under mixed precision; other dtypes take
 //! the composed ops); inputs are made contiguous first.
 
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use crate::kernel_io;
 use crate::ops;
 
 /// Softmax over the last dimension.
@@ -66,21 +66,6 @@ pub fn rms_norm(x: &Tensor, gamma: &Tensor, eps: f64) -> candle_core::Result<Ten
     )
 }
 
-/// The row length and the contiguous f32 values of a CPU input.
-fn rows_of<'a>(
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    op: &str,
-) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(values) = storage else {
-        candle_core::bail!("{op}: f32 only, got {:?}", storage.dtype())
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&values[start..end]),
-        None => candle_core::bail!("{op}: the input must be contiguous"),
-    }
-}
-
 fn last_dim(layout: &Layout) -> usize {
     layout.dims().last().copied().unwrap_or(1).max(1)
 }
@@ -98,7 +83,7 @@ impl CustomOp1 for Softmax {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let src = rows_of(storage, layout, self.name())?;
+        let src = kernel_io::cpu(storage, layout, self.name())?;
         let n = last_dim(layout);
         let mut dst = vec![0f32; src.len()];
         dst.par_chunks_mut(n)
@@ -147,15 +132,11 @@ impl CustomOp2 for SoftmaxGrad {
         g: &CpuStorage,
         gl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (y, g) = (rows_of(y, yl, self.name())?, rows_of(g, gl, self.name())?);
-        if y.len() != g.len() {
-            candle_core::bail!(
-                "{}: {} values against {} gradients",
-                self.name(),
-                y.len(),
-                g.len()
-            );
-        }
+        let (y, g) = (
+            kernel_io::cpu(y, yl, self.name())?,
+            kernel_io::cpu(g, gl, self.name())?,
+        );
+        kernel_io::same_len(self.name(), &[y.len(), g.len()])?;
         let n = last_dim(yl);
         let mut dx = vec![0f32; y.len()];
         dx.par_chunks_mut(n)
@@ -207,9 +188,9 @@ impl CustomOp3 for Norm {
         beta: &CpuStorage,
         bl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let src = rows_of(x, xl, self.name())?;
-        let gamma = rows_of(gamma, gl, self.name())?;
-        let beta = rows_of(beta, bl, self.name())?;
+        let src = kernel_io::cpu(x, xl, self.name())?;
+        let gamma = kernel_io::cpu(gamma, gl, self.name())?;
+        let beta = kernel_io::cpu(beta, bl, self.name())?;
         let n = last_dim(xl);
         if gamma.len() != n || beta.len() != n {
             candle_core::bail!("{}: gain and bias must have {n} values", self.name());
@@ -286,9 +267,9 @@ impl CustomOp3 for NormGrad {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         use crate::cpu::{decoder, kernels};
         let Norm { eps, centred } = self.0;
-        let x = rows_of(x, xl, self.name())?;
-        let gamma = rows_of(gamma, gl, self.name())?;
-        let g = rows_of(g, gradl, self.name())?;
+        let x = kernel_io::cpu(x, xl, self.name())?;
+        let gamma = kernel_io::cpu(gamma, gl, self.name())?;
+        let g = kernel_io::cpu(g, gradl, self.name())?;
         let n = last_dim(xl);
         if gamma.len() != n || g.len() != x.len() {
             candle_core::bail!(
@@ -345,20 +326,7 @@ mod cuda {
     use candle_core::{Layout, Shape};
 
     use super::Norm;
-
-    fn f32_slice<'a>(
-        storage: &'a CudaStorage,
-        layout: &Layout,
-        op: &str,
-    ) -> candle_core::Result<candle_core::cuda_backend::cudarc::driver::CudaView<'a, f32>> {
-        let CudaStorageSlice::F32(slice) = &storage.slice else {
-            candle_core::bail!("{op}: f32 only, got {:?}", storage.dtype())
-        };
-        match layout.contiguous_offsets() {
-            Some((start, end)) => Ok(slice.slice(start..end)),
-            None => candle_core::bail!("{op}: the input must be contiguous"),
-        }
-    }
+    use crate::kernel_io::cuda::view;
 
     fn rows_and_cols(layout: &Layout) -> (usize, usize) {
         let n = super::last_dim(layout);
@@ -370,7 +338,7 @@ mod cuda {
         layout: &Layout,
     ) -> candle_core::Result<(CudaStorage, Shape)> {
         let dev = storage.device();
-        let src = f32_slice(storage, layout, "softmax")?;
+        let src = view(storage, layout, "softmax")?;
         let (rows, cols) = rows_and_cols(layout);
         let cfg = LaunchConfig {
             grid_dim: (rows as u32, 1, 1),
@@ -403,8 +371,8 @@ mod cuda {
         bl: &Layout,
     ) -> candle_core::Result<(CudaStorage, Shape)> {
         let dev = x.device();
-        let src = f32_slice(x, xl, "norm")?;
-        let gamma = f32_slice(gamma, gl, "norm")?;
+        let src = view(x, xl, "norm")?;
+        let gamma = view(gamma, gl, "norm")?;
         let (rows, cols) = rows_and_cols(xl);
         let block = if cols < 1024 { 32 } else { 1024 };
         let cfg = LaunchConfig {
@@ -415,7 +383,7 @@ mod cuda {
         // SAFETY: every element is written by the kernel.
         let dst = unsafe { dev.alloc::<f32>(rows * cols)? };
         if op.centred {
-            let beta = f32_slice(beta, bl, "norm")?;
+            let beta = view(beta, bl, "norm")?;
             let func = dev.get_or_load_func("layernorm_f32", &kernels::REDUCE)?;
             let mut builder = func.builder();
             builder.arg(&src);
@@ -454,10 +422,7 @@ mod cuda {
         gl: &Layout,
     ) -> candle_core::Result<(CudaStorage, Shape)> {
         let dev = y.device();
-        let (ys, gs) = (
-            f32_slice(y, yl, "softmax-grad")?,
-            f32_slice(g, gl, "softmax-grad")?,
-        );
+        let (ys, gs) = (view(y, yl, "softmax-grad")?, view(g, gl, "softmax-grad")?);
         let (rows, cols) = rows_and_cols(yl);
         if gs.len() != rows * cols {
             candle_core::bail!("softmax-grad: the result and gradient differ in size");
@@ -496,9 +461,9 @@ mod cuda {
         gradl: &Layout,
     ) -> candle_core::Result<(CudaStorage, Shape)> {
         let dev = x.device();
-        let xs = f32_slice(x, xl, "norm-grad")?;
-        let gamma = f32_slice(gamma, gl, "norm-grad")?;
-        let gs = f32_slice(g, gradl, "norm-grad")?;
+        let xs = view(x, xl, "norm-grad")?;
+        let gamma = view(gamma, gl, "norm-grad")?;
+        let gs = view(g, gradl, "norm-grad")?;
         let (rows, cols) = rows_and_cols(xl);
         if gamma.len() != cols || gs.len() != rows * cols {
             candle_core::bail!("norm-grad: the gain, input and gradient differ in size");

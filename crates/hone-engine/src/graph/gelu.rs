@@ -13,6 +13,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor
 use rayon::prelude::*;
 
 use crate::cpu::math;
+use crate::kernel_io;
 
 /// GELU of `x`, exact or (`tanh`) the tanh approximation.
 pub fn gelu(x: &Tensor, tanh: bool) -> candle_core::Result<Tensor> {
@@ -75,20 +76,6 @@ struct GeluGrad {
     tanh: bool,
 }
 
-/// The contiguous f32 values `layout` spans in `storage`.
-fn values<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("hone-gelu-grad: f32 only, got {:?}", storage.dtype())
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("hone-gelu-grad: the tensors must be contiguous"),
-    }
-}
-
-/// Elements per parallel task.
-const CHUNK: usize = 16_384;
-
 impl CustomOp2 for GeluGrad {
     fn name(&self) -> &'static str {
         "hone-gelu-grad"
@@ -101,22 +88,22 @@ impl CustomOp2 for GeluGrad {
         g: &CpuStorage,
         gl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, g) = (values(x, xl)?, values(g, gl)?);
-        if x.len() != g.len() {
-            candle_core::bail!(
-                "hone-gelu-grad: {} values against {} gradients",
-                x.len(),
-                g.len()
-            );
-        }
+        let (x, g) = (
+            kernel_io::cpu(x, xl, self.name())?,
+            kernel_io::cpu(g, gl, self.name())?,
+        );
+        kernel_io::same_len(self.name(), &[x.len(), g.len()])?;
         let derivative = if self.tanh {
             math::gelu_tanh_grad
         } else {
             math::gelu_grad
         };
         let mut dx = vec![0f32; x.len()];
-        dx.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
+        dx.par_chunks_mut(kernel_io::CHUNK)
+            .zip(
+                x.par_chunks(kernel_io::CHUNK)
+                    .zip(g.par_chunks(kernel_io::CHUNK)),
+            )
             .for_each(|(dx, (x, g))| {
                 for ((d, &x), &g) in dx.iter_mut().zip(x).zip(g) {
                     *d = g * derivative(x);
@@ -141,22 +128,11 @@ impl CustomOp2 for GeluGrad {
 #[cfg(feature = "cuda")]
 mod cuda {
     use candle_core::backend::BackendStorage;
-    use candle_core::cuda_backend::cudarc::driver::{CudaView, LaunchConfig, PushKernelArg};
+    use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
     use candle_core::cuda_backend::{CudaStorage, CudaStorageSlice, WrapErr};
     use candle_core::{Layout, Shape};
 
-    fn view<'a>(
-        storage: &'a CudaStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<CudaView<'a, f32>> {
-        let CudaStorageSlice::F32(slice) = &storage.slice else {
-            candle_core::bail!("hone-gelu-grad: f32 only, got {:?}", storage.dtype())
-        };
-        match layout.contiguous_offsets() {
-            Some((start, end)) => Ok(slice.slice(start..end)),
-            None => candle_core::bail!("hone-gelu-grad: the tensors must be contiguous"),
-        }
-    }
+    use crate::kernel_io::{cuda::elementwise, cuda::view, same_len};
 
     pub(super) fn gelu_grad(
         tanh: bool,
@@ -165,29 +141,30 @@ mod cuda {
         g: &CudaStorage,
         gl: &Layout,
     ) -> candle_core::Result<(CudaStorage, Shape)> {
+        let name = "hone-gelu-grad";
         let dev = x.device().clone();
-        let (xs, gs) = (view(x, xl)?, view(g, gl)?);
+        let (xs, gs) = (view(x, xl, name)?, view(g, gl, name)?);
         let n = xs.len();
-        if gs.len() != n {
-            candle_core::bail!("hone-gelu-grad: {n} values against {} gradients", gs.len());
-        }
-        let func = dev.get_or_load_custom_func(
-            "hone_gelu_grad_f32",
-            "hone_activations",
-            crate::ptx::ACTIVATIONS,
-        )?;
+        same_len(name, &[n, gs.len()])?;
         // SAFETY: every element is written by the kernel.
         let dx = unsafe { dev.alloc::<f32>(n)? };
-        let mut builder = func.builder();
-        builder.arg(&n);
-        builder.arg(&xs);
-        builder.arg(&gs);
-        builder.arg(&dx);
-        let tanh = tanh as i32;
-        candle_core::builder_arg!(builder, tanh);
-        // SAFETY: the kernel's signature is (n, x, grad, dx, tanh_approx); each buffer holds n
-        // values.
-        unsafe { builder.launch(LaunchConfig::for_num_elems(n as u32)) }.w()?;
+        if let Some(cfg) = elementwise(n) {
+            let func = dev.get_or_load_custom_func(
+                "hone_gelu_grad_f32",
+                "hone_activations",
+                crate::ptx::ACTIVATIONS,
+            )?;
+            let mut builder = func.builder();
+            builder.arg(&n);
+            builder.arg(&xs);
+            builder.arg(&gs);
+            builder.arg(&dx);
+            let tanh = tanh as i32;
+            candle_core::builder_arg!(builder, tanh);
+            // SAFETY: the kernel's signature is (n, x, grad, dx, tanh_approx); each buffer
+            // holds n values.
+            unsafe { builder.launch(cfg) }.w()?;
+        }
         let out = CudaStorage {
             slice: CudaStorageSlice::F32(dx),
             device: dev,

@@ -7,11 +7,11 @@
 //! f32 and contiguous tensors on the CPU or an NVIDIA GPU; [`supports`] says when, and the
 //! optimizer composes the update from tensor ops otherwise.
 
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Tensor};
 use rayon::prelude::*;
 
 use super::{AdamUpdate, CHUNK};
+use crate::kernel_io;
 
 /// Whether `p`, `g`, `m` and `v` can take the in-place update.
 pub(super) fn supports(tensors: [&Tensor; 4]) -> bool {
@@ -91,8 +91,8 @@ impl InplaceOp2 for SumOfSquares {
         x: &CpuStorage,
         x_l: &Layout,
     ) -> candle_core::Result<()> {
-        let totals = values_mut(dst, dst_l, self.name())?;
-        let x = values(x, x_l, self.name())?;
+        let totals = kernel_io::cpu_mut(dst, dst_l, self.name())?;
+        let x = kernel_io::cpu(x, x_l, self.name())?;
         let sum: f64 = x
             .par_chunks(CHUNK)
             .map(|c| c.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>())
@@ -147,43 +147,6 @@ impl Apply {
     }
 }
 
-/// The contiguous f32 values `layout` spans in `storage`.
-fn values<'a>(
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    op: &str,
-) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("{op}: f32 only, got {:?}", storage.dtype())
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("{op}: the tensor must be contiguous"),
-    }
-}
-
-fn values_mut<'a>(
-    storage: &'a mut CpuStorage,
-    layout: &Layout,
-    op: &str,
-) -> candle_core::Result<&'a mut [f32]> {
-    let dtype = storage.dtype();
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("{op}: f32 only, got {dtype:?}")
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&mut data[start..end]),
-        None => candle_core::bail!("{op}: the tensor must be contiguous"),
-    }
-}
-
-fn same_len(op: &str, lens: &[usize]) -> candle_core::Result<()> {
-    if lens.windows(2).any(|w| w[0] != w[1]) {
-        candle_core::bail!("{op}: the tensors differ in size ({lens:?})");
-    }
-    Ok(())
-}
-
 impl InplaceOp2 for Moment {
     fn name(&self) -> &'static str {
         "hone-adam-moment"
@@ -196,9 +159,9 @@ impl InplaceOp2 for Moment {
         grad: &CpuStorage,
         grad_l: &Layout,
     ) -> candle_core::Result<()> {
-        let moment = values_mut(dst, dst_l, self.name())?;
-        let grad = values(grad, grad_l, self.name())?;
-        same_len(self.name(), &[moment.len(), grad.len()])?;
+        let moment = kernel_io::cpu_mut(dst, dst_l, self.name())?;
+        let grad = kernel_io::cpu(grad, grad_l, self.name())?;
+        kernel_io::same_len(self.name(), &[moment.len(), grad.len()])?;
         moment
             .par_chunks_mut(CHUNK)
             .zip(grad.par_chunks(CHUNK))
@@ -232,9 +195,12 @@ impl InplaceOp3 for Apply {
         v: &CpuStorage,
         v_l: &Layout,
     ) -> candle_core::Result<()> {
-        let p = values_mut(dst, dst_l, self.name())?;
-        let (m, v) = (values(m, m_l, self.name())?, values(v, v_l, self.name())?);
-        same_len(self.name(), &[p.len(), m.len(), v.len()])?;
+        let p = kernel_io::cpu_mut(dst, dst_l, self.name())?;
+        let (m, v) = (
+            kernel_io::cpu(m, m_l, self.name())?,
+            kernel_io::cpu(v, v_l, self.name())?,
+        );
+        kernel_io::same_len(self.name(), &[p.len(), m.len(), v.len()])?;
         p.par_chunks_mut(CHUNK)
             .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
             .for_each(|(p, (m, v))| {
@@ -259,72 +225,16 @@ impl InplaceOp3 for Apply {
     }
 }
 
-/// The kernels of `kernels/adamw.cu`, compiled to PTX by the build script.
+/// The kernels of `kernels/adamw.cu` and `kernels/rows.cu`, compiled to PTX by the build
+/// script.
 #[cfg(feature = "cuda")]
 mod cuda {
-    use candle_core::cuda_backend::cudarc::driver::{
-        CudaSlice, CudaView, LaunchConfig, PushKernelArg,
-    };
-    use candle_core::cuda_backend::{CudaStorage, CudaStorageSlice, WrapErr};
+    use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+    use candle_core::cuda_backend::{CudaStorage, WrapErr};
     use candle_core::Layout;
 
-    use super::{same_len, Apply, Moment};
-
-    fn span(layout: &Layout, op: &str) -> candle_core::Result<(usize, usize)> {
-        layout
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg(format!("{op}: the tensor must be contiguous")))
-    }
-
-    fn view<'a>(
-        storage: &'a CudaStorage,
-        layout: &Layout,
-        op: &str,
-    ) -> candle_core::Result<CudaView<'a, f32>> {
-        let CudaStorageSlice::F32(slice) = &storage.slice else {
-            candle_core::bail!("{op}: f32 only")
-        };
-        let (start, end) = span(layout, op)?;
-        Ok(slice.slice(start..end))
-    }
-
-    fn slice_mut<'a>(
-        storage: &'a mut CudaStorage,
-        op: &str,
-    ) -> candle_core::Result<&'a mut CudaSlice<f32>> {
-        match &mut storage.slice {
-            CudaStorageSlice::F32(slice) => Ok(slice),
-            _ => candle_core::bail!("{op}: f32 only"),
-        }
-    }
-
-    pub(super) fn moment(
-        op: &Moment,
-        dst: &mut CudaStorage,
-        dst_l: &Layout,
-        grad: &CudaStorage,
-        grad_l: &Layout,
-    ) -> candle_core::Result<()> {
-        let name = "hone-adam-moment";
-        let dev = dst.device.clone();
-        let grad = view(grad, grad_l, name)?;
-        let (start, end) = span(dst_l, name)?;
-        same_len(name, &[end - start, grad.len()])?;
-        let n = end - start;
-        let func =
-            dev.get_or_load_custom_func("hone_moment_f32", "hone_adamw", crate::ptx::ADAMW)?;
-        let mut moment = slice_mut(dst, name)?.slice_mut(start..end);
-        let mut builder = func.builder();
-        builder.arg(&n);
-        builder.arg(&mut moment);
-        builder.arg(&grad);
-        let square = op.square as i32;
-        candle_core::builder_arg!(builder, op.beta, op.weight, op.scale, square);
-        // SAFETY: the kernel's signature is (n, moment, grad, beta, weight, scale, square), and
-        // both views hold n values.
-        unsafe { builder.launch(LaunchConfig::for_num_elems(n as u32)) }.w()?;
-        Ok(())
-    }
+    use super::{Apply, Moment};
+    use crate::kernel_io::{cuda::elementwise, cuda::view, cuda::view_mut, same_len};
 
     pub(super) fn sum_of_squares(
         slot: usize,
@@ -336,14 +246,14 @@ mod cuda {
         let name = "hone-sum-of-squares";
         let dev = dst.device.clone();
         let x = view(x, x_l, name)?;
-        let (start, end) = span(dst_l, name)?;
-        if slot >= end - start {
+        let mut totals = view_mut(dst, dst_l, name)?;
+        if slot >= totals.len() {
             candle_core::bail!("{name}: no slot {slot}");
         }
+        let mut total = totals.slice_mut(slot..slot + 1);
         let n = x.len();
         let func =
             dev.get_or_load_custom_func("hone_sum_of_squares_f32", "hone_rows", crate::ptx::ROWS)?;
-        let mut total = slice_mut(dst, name)?.slice_mut(start + slot..start + slot + 1);
         let cfg = LaunchConfig {
             grid_dim: (1, 1, 1),
             block_dim: (1024, 1, 1),
@@ -358,6 +268,36 @@ mod cuda {
         Ok(())
     }
 
+    pub(super) fn moment(
+        op: &Moment,
+        dst: &mut CudaStorage,
+        dst_l: &Layout,
+        grad: &CudaStorage,
+        grad_l: &Layout,
+    ) -> candle_core::Result<()> {
+        let name = "hone-adam-moment";
+        let dev = dst.device.clone();
+        let grad = view(grad, grad_l, name)?;
+        let mut moment = view_mut(dst, dst_l, name)?;
+        let n = moment.len();
+        same_len(name, &[n, grad.len()])?;
+        let Some(cfg) = elementwise(n) else {
+            return Ok(());
+        };
+        let func =
+            dev.get_or_load_custom_func("hone_moment_f32", "hone_adamw", crate::ptx::ADAMW)?;
+        let mut builder = func.builder();
+        builder.arg(&n);
+        builder.arg(&mut moment);
+        builder.arg(&grad);
+        let square = op.square as i32;
+        candle_core::builder_arg!(builder, op.beta, op.weight, op.scale, square);
+        // SAFETY: the kernel's signature is (n, moment, grad, beta, weight, scale, square), and
+        // both views hold n values.
+        unsafe { builder.launch(cfg) }.w()?;
+        Ok(())
+    }
+
     pub(super) fn apply(
         op: &Apply,
         dst: &mut CudaStorage,
@@ -368,12 +308,14 @@ mod cuda {
         let name = "hone-adamw-apply";
         let dev = dst.device.clone();
         let (m, v) = (view(m, m_l, name)?, view(v, v_l, name)?);
-        let (start, end) = span(dst_l, name)?;
-        same_len(name, &[end - start, m.len(), v.len()])?;
-        let n = end - start;
+        let mut param = view_mut(dst, dst_l, name)?;
+        let n = param.len();
+        same_len(name, &[n, m.len(), v.len()])?;
+        let Some(cfg) = elementwise(n) else {
+            return Ok(());
+        };
         let func =
             dev.get_or_load_custom_func("hone_adamw_apply_f32", "hone_adamw", crate::ptx::ADAMW)?;
-        let mut param = slice_mut(dst, name)?.slice_mut(start..end);
         let u = &op.0;
         let mut builder = func.builder();
         builder.arg(&n);
@@ -383,7 +325,7 @@ mod cuda {
         candle_core::builder_arg!(builder, u.decay, u.step_size, u.bias2_sqrt, u.eps);
         // SAFETY: the kernel's signature is (n, param, m, v, decay, step_size, bias2_sqrt,
         // eps), and the three views hold n values.
-        unsafe { builder.launch(LaunchConfig::for_num_elems(n as u32)) }.w()?;
+        unsafe { builder.launch(cfg) }.w()?;
         Ok(())
     }
 }
@@ -393,18 +335,8 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    fn update(t: i32) -> AdamUpdate {
-        let (beta1, beta2, lr, wd) = (0.9f64, 0.999f64, 1e-3f64, 0.01f64);
-        AdamUpdate {
-            decay: (1.0 - lr * wd) as f32,
-            beta1: beta1 as f32,
-            beta2: beta2 as f32,
-            one_minus_beta1: (1.0 - beta1) as f32,
-            one_minus_beta2: (1.0 - beta2) as f32,
-            eps: 1e-8,
-            step_size: (lr / (1.0 - beta1.powi(t))) as f32,
-            bias2_sqrt: (1.0 - beta2.powi(t)).sqrt() as f32,
-        }
+    fn update(t: u64) -> AdamUpdate {
+        AdamUpdate::new(0.9, 0.999, 1e-8, 1e-3, 0.01, t)
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! GELU (exact, and the tanh approximation) on the autograd graph with a one-kernel backward.
 //!
 //! candle's `gelu_erf` records a backward of thirteen elementwise ops over the activation
-//! (a BERT-base step's feed-forward layers: ~15 GB of memory traffic of its ~40 GB backward,
+//! (a BERT-base step's feed-forward layers: ~12 GiB of memory traffic of its 41 GiB backward,
 //! counted with `hone bench --census`); here the forward pass is candle's own kernel and the
 //! backward one pass, `dx = g · GELU'(x)`, with the CPU graph's derivatives
 //! (`cpu::math::gelu_grad`, `gelu_tanh_grad`) on the CPU and `kernels/activations.cu` on a GPU.

@@ -812,9 +812,18 @@ fn bench_census_counts_a_steps_operations() {
             .map(|o| o["launches"].as_u64().unwrap())
             .sum()
     };
-    for phase in census["phases"].as_array().unwrap() {
-        assert!(phase["launches"].as_u64().unwrap() > 0, "{phase}");
-        assert!(phase["bytes"].as_u64().unwrap() > 0, "{phase}");
+    for phase in ["forward", "backward", "optimizer", "evaluation"] {
+        let rows: Vec<_> = census["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["phase"] == phase)
+            .collect();
+        assert!(!rows.is_empty(), "{phase}: {census}");
+        assert!(
+            rows.iter().all(|o| o["bytes"].as_u64().is_some()),
+            "{census}"
+        );
     }
     let updated = launches("optimizer", "hone-adamw-apply");
     assert!(updated > 30, "{census}");

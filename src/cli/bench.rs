@@ -230,7 +230,7 @@ fn print_census(census: &hone_app::bench::OpCensus) {
         "operations   : {} launches a training step (one kernel each on a GPU)",
         census.step_launches()
     );
-    for phase in &census.phases {
+    for phase in &census.phases() {
         println!(
             "  {:<10} : {:>6} launches, {:>9.1} MiB",
             phase.phase,

@@ -218,16 +218,10 @@ pub fn check_device(request: &DeviceCheckRequest) -> Result<DeviceCheck, AppErro
         false => (fp32, "the CPU graph in fp32".to_string()),
     };
     let got = hone_engine::step::mixed_precision_gradients(&tested, &batch, precision, rng())?;
-    let largest = |t: &Tensor| -> Result<f64, EngineError> {
-        Ok(t.abs()?
-            .max_all()?
-            .to_dtype(DType::F64)?
-            .to_scalar::<f64>()?)
-    };
     let error = |got: &Tensor, want: &Tensor, floor: f64| -> Result<f64, EngineError> {
         let got = got.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
-        let diff = largest(&(got - want)?)?;
-        Ok(diff / largest(want)?.max(floor).max(f64::MIN_POSITIVE))
+        let diff = largest_magnitude(&(got - want)?)?;
+        Ok(diff / largest_magnitude(want)?.max(floor).max(f64::MIN_POSITIVE))
     };
     let to_tensor = |l: &hone_engine::step::Logits| -> Result<Tensor, EngineError> {
         Ok(Tensor::from_slice(&l.values, l.values.len(), &Device::Cpu)?)
@@ -235,7 +229,7 @@ pub fn check_device(request: &DeviceCheckRequest) -> Result<DeviceCheck, AppErro
     let logits_error = error(&to_tensor(&got.logits)?, &to_tensor(&want.logits)?, 0.0)?;
     let mut floor = 0f64;
     for g in want.grads.values() {
-        floor = floor.max(largest(g)? * 1e-3);
+        floor = floor.max(largest_magnitude(g)? * 1e-3);
     }
     let (mut worst_gradient, mut worst_gradient_error) = (String::new(), 0f64);
     for (name, w) in &want.grads {
@@ -276,6 +270,14 @@ pub fn check_device(request: &DeviceCheckRequest) -> Result<DeviceCheck, AppErro
     })
 }
 
+/// The largest absolute value of `t`.
+fn largest_magnitude(t: &hone_engine::candle_core::Tensor) -> Result<f64, EngineError> {
+    Ok(t.abs()?
+        .max_all()?
+        .to_dtype(hone_engine::candle_core::DType::F64)?
+        .to_scalar::<f64>()?)
+}
+
 /// How many of 65,536 values a dropout (p = 0.1, one seed) keeps on `device` but drops on
 /// the CPU, or the other way round.
 fn dropout_mismatches(device: &hone_engine::candle_core::Device) -> Result<usize, EngineError> {
@@ -312,7 +314,7 @@ fn update_error(
     cfg: &TrainingConfig,
     grads: &std::collections::HashMap<String, hone_engine::candle_core::Tensor>,
 ) -> Result<f64, EngineError> {
-    use hone_engine::candle_core::{DType, Device, Tensor};
+    use hone_engine::candle_core::{DType, Device};
     use hone_engine::optim::Gradients;
     let device = tested.device();
     let (mut on_cpu, mut on_device) = (Gradients::default(), Gradients::default());
@@ -321,12 +323,15 @@ fn update_error(
         on_device.insert(name, g.to_device(device)?);
         on_cpu.insert(name, g);
     }
-    let before: Vec<Tensor> = reference
+    // The updated parameters: (reference, tested, the reference's weights before).
+    let updated = reference
         .params()
         .all()
         .iter()
-        .map(|p| p.var().as_tensor().copy())
-        .collect::<Result<_, _>>()?;
+        .zip(tested.params().all())
+        .filter(|(p, _)| grads.contains_key(p.name()))
+        .map(|(want, got)| Ok((want, got, want.var().as_tensor().copy()?)))
+        .collect::<Result<Vec<_>, EngineError>>()?;
     let (mut cpu_optimizer, mut device_optimizer) = (
         hone_engine::recipes::optimizer(reference, cfg),
         hone_engine::recipes::optimizer(tested, cfg),
@@ -335,27 +340,12 @@ fn update_error(
         cpu_optimizer.step(&on_cpu, 1e-3, 0.5)?;
         device_optimizer.step(&on_device, 1e-3, 0.5)?;
     }
-    let largest = |t: &Tensor| -> Result<f64, EngineError> {
-        Ok(t.abs()?
-            .max_all()?
-            .to_dtype(DType::F64)?
-            .to_scalar::<f64>()?)
-    };
     let mut worst = 0f64;
-    for ((want, got), before) in reference
-        .params()
-        .all()
-        .iter()
-        .zip(tested.params().all())
-        .zip(&before)
-    {
-        if !grads.contains_key(want.name()) {
-            continue;
-        }
+    for (want, got, before) in &updated {
         let want = want.var().as_tensor();
         let got = got.var().as_tensor().to_device(&Device::Cpu)?;
-        let change = largest(&(want - before)?)?;
-        worst = worst.max(largest(&(got - want)?)? / change.max(f64::MIN_POSITIVE));
+        let change = largest_magnitude(&(want - before)?)?;
+        worst = worst.max(largest_magnitude(&(got - want)?)? / change.max(f64::MIN_POSITIVE));
     }
     Ok(worst)
 }

@@ -108,9 +108,7 @@ pub struct BenchSettings {
 /// kernel launch on a GPU, so this tells on the CPU what a step would launch there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpCensus {
-    /// Totals per phase, in step order.
-    pub phases: Vec<CensusRow>,
-    /// Each operation kind per phase, the most launched first.
+    /// Each operation kind per phase, in step order, the most launched first.
     pub ops: Vec<CensusRow>,
 }
 
@@ -139,10 +137,15 @@ impl OpCensus {
         ops.sort_by(|a, b| {
             (order(&a.phase), b.launches, &a.op).cmp(&(order(&b.phase), a.launches, &b.op))
         });
-        let phases = Self::PHASES
+        OpCensus { ops }
+    }
+
+    /// Each phase's totals (`op` empty), in step order.
+    pub fn phases(&self) -> Vec<CensusRow> {
+        Self::PHASES
             .iter()
             .map(|phase| {
-                let of_phase = ops.iter().filter(|r| r.phase == *phase);
+                let of_phase = self.ops.iter().filter(|r| r.phase == *phase);
                 CensusRow {
                     phase: phase.to_string(),
                     op: String::new(),
@@ -150,16 +153,15 @@ impl OpCensus {
                     bytes: of_phase.map(|r| r.bytes).sum(),
                 }
             })
-            .collect();
-        OpCensus { phases, ops }
+            .collect()
     }
 
     /// The training step's launches (forward, backward and optimizer).
     pub fn step_launches(&self) -> u64 {
-        self.phases
+        self.ops
             .iter()
-            .filter(|p| p.phase != "evaluation")
-            .map(|p| p.launches)
+            .filter(|r| r.phase != "evaluation")
+            .map(|r| r.launches)
             .sum()
     }
 }

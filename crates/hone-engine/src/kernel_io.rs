@@ -53,8 +53,10 @@ pub(crate) fn same_len(op: &str, lens: &[usize]) -> candle_core::Result<()> {
 /// The same on an NVIDIA GPU.
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda {
-    use candle_core::cuda_backend::cudarc::driver::{CudaView, CudaViewMut, LaunchConfig};
-    use candle_core::cuda_backend::{CudaStorage, CudaStorageSlice};
+    use candle_core::cuda_backend::cudarc::driver::{
+        CudaSlice, CudaView, CudaViewMut, LaunchConfig,
+    };
+    use candle_core::cuda_backend::{CudaDevice, CudaStorage, CudaStorageSlice};
     use candle_core::Layout;
 
     /// A view of the f32 values `layout` spans in `storage`.
@@ -81,6 +83,14 @@ pub(crate) mod cuda {
         };
         let (start, end) = super::span(layout, op)?;
         Ok(slice.slice_mut(start..end))
+    }
+
+    /// A new f32 buffer on `device` as candle's storage (a kernel's output).
+    pub(crate) fn storage(values: CudaSlice<f32>, device: &CudaDevice) -> CudaStorage {
+        CudaStorage {
+            slice: CudaStorageSlice::F32(values),
+            device: device.clone(),
+        }
     }
 
     /// A grid of 1,024-thread blocks over `n` values (a grid-stride loop covers any rest);

@@ -337,7 +337,8 @@ impl Stepper {
                         let t = Instant::now();
                         let norm = match norm {
                             Some(n) => n,
-                            None => grads.global_norm()? * unscale,
+                            // Unscaled already: EWC's path, or no loss scale.
+                            None => grads.global_norm()?,
                         };
                         let factor = unscale * clip_factor(norm, clip_norm, step)?;
                         optimizer.step(grads, lr, factor)?;

@@ -1139,18 +1139,9 @@ fn a_multi_task_run_resumes_exactly() {
             labels: &data.labels,
         }];
         let trainer = Trainer {
-            model: &models[0],
-            cfg: &cfg,
-            train: &data.train,
-            valid: &data.valid,
-            labels: &data.labels,
-            work_dir: work,
-            resume,
-            ewc: None,
             also: &also,
             name: "a",
-            samples: None,
-            generations: None,
+            ..trainer_in(&models[0], &cfg, &data, work, resume)
         };
         run_until(&trainer, cancel_at).0
     };

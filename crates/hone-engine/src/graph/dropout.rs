@@ -89,7 +89,7 @@ impl CustomOp1 for Dropout {
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
         use candle_core::backend::BackendStorage;
         use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
-        use candle_core::cuda_backend::{CudaStorage, CudaStorageSlice, WrapErr};
+        use candle_core::cuda_backend::WrapErr;
         use kernel_io::cuda::{elementwise, view};
         let dev = storage.device().clone();
         let x = view(storage, layout, self.name())?;
@@ -111,10 +111,7 @@ impl CustomOp1 for Dropout {
             // values.
             unsafe { builder.launch(cfg) }.w()?;
         }
-        let out = CudaStorage {
-            slice: CudaStorageSlice::F32(y),
-            device: dev,
-        };
+        let out = crate::kernel_io::cuda::storage(y, &dev);
         Ok((out, layout.shape().clone()))
     }
 

@@ -322,7 +322,7 @@ impl CustomOp3 for NormGrad {
 mod cuda {
     use candle_core::backend::BackendStorage;
     use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
-    use candle_core::cuda_backend::{kernels, CudaStorage, CudaStorageSlice, WrapErr};
+    use candle_core::cuda_backend::{kernels, CudaStorage, WrapErr};
     use candle_core::{Layout, Shape};
 
     use super::Norm;
@@ -354,10 +354,7 @@ mod cuda {
         candle_core::builder_arg!(builder, cols as i32);
         // SAFETY: the kernel's signature is (src, dst, ncols).
         unsafe { builder.launch(cfg) }.w()?;
-        let out = CudaStorage {
-            slice: CudaStorageSlice::F32(dst),
-            device: dev.clone(),
-        };
+        let out = crate::kernel_io::cuda::storage(dst, dev);
         Ok((out, layout.shape().clone()))
     }
 
@@ -403,10 +400,7 @@ mod cuda {
             // SAFETY: the kernel's signature is (src, dst, alpha, ncols, block, eps).
             unsafe { builder.launch(cfg) }.w()?;
         }
-        let out = CudaStorage {
-            slice: CudaStorageSlice::F32(dst),
-            device: dev.clone(),
-        };
+        let out = crate::kernel_io::cuda::storage(dst, dev);
         Ok((out, xl.shape().clone()))
     }
 
@@ -444,10 +438,7 @@ mod cuda {
         // SAFETY: the kernel's signature is (y, grad, dx, rows, cols); each buffer holds
         // rows × cols values.
         unsafe { builder.launch(cfg) }.w()?;
-        let out = CudaStorage {
-            slice: CudaStorageSlice::F32(dx),
-            device: dev.clone(),
-        };
+        let out = crate::kernel_io::cuda::storage(dx, dev);
         Ok((out, yl.shape().clone()))
     }
 
@@ -487,10 +478,7 @@ mod cuda {
         // SAFETY: the kernel's signature is (x, gamma, grad, out, rows, cols, eps, centred);
         // x and grad hold rows × cols values, gamma cols, out twice rows × cols.
         unsafe { builder.launch(cfg) }.w()?;
-        let out = CudaStorage {
-            slice: CudaStorageSlice::F32(both),
-            device: dev.clone(),
-        };
+        let out = crate::kernel_io::cuda::storage(both, dev);
         Ok((out, Shape::from((2, rows, cols))))
     }
 }

@@ -129,7 +129,7 @@ impl CustomOp2 for GeluGrad {
 mod cuda {
     use candle_core::backend::BackendStorage;
     use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
-    use candle_core::cuda_backend::{CudaStorage, CudaStorageSlice, WrapErr};
+    use candle_core::cuda_backend::{CudaStorage, WrapErr};
     use candle_core::{Layout, Shape};
 
     use crate::kernel_io::{cuda::elementwise, cuda::view, same_len};
@@ -165,10 +165,7 @@ mod cuda {
             // holds n values.
             unsafe { builder.launch(cfg) }.w()?;
         }
-        let out = CudaStorage {
-            slice: CudaStorageSlice::F32(dx),
-            device: dev,
-        };
+        let out = crate::kernel_io::cuda::storage(dx, &dev);
         Ok((out, xl.shape().clone()))
     }
 }

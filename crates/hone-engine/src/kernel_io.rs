@@ -1,9 +1,13 @@
-//! The contiguous f32 values Hone's custom ops read and write: a CPU storage's slice, or a
-//! view of a GPU buffer, with a clear error for another dtype or a strided layout; and the
-//! launch shape of an elementwise kernel.
+//! The contiguous values Hone's custom ops read and write: a CPU storage's slice, or a view
+//! of a GPU buffer, with a clear error for another dtype or a strided layout; and the launch
+//! shape of an elementwise kernel. Ops that also run in a mixed-precision dtype (bf16, f16)
+//! read those as f32 on the CPU ([`cpu_as_f32`], [`cpu_storage`]) and launch the dtype's
+//! kernel on a GPU ([`cuda::typed_view`], [`cuda::kernel_suffix`]).
+
+use std::borrow::Cow;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, Layout};
+use candle_core::{CpuStorage, DType, Layout};
 
 /// Elements per parallel task of an elementwise op on the CPU.
 pub(crate) const CHUNK: usize = 16_384;
@@ -35,6 +39,53 @@ pub(crate) fn cpu_mut<'a>(
     Ok(&mut data[start..end])
 }
 
+/// The values `layout` spans in `storage` as f32: borrowed when they are f32, converted from
+/// bf16 or f16.
+pub(crate) fn cpu_as_f32<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<Cow<'a, [f32]>> {
+    let (start, end) = span(layout, op)?;
+    Ok(match storage {
+        CpuStorage::F32(data) => Cow::Borrowed(&data[start..end]),
+        CpuStorage::BF16(data) => Cow::Owned(data[start..end].iter().map(|v| v.to_f32()).collect()),
+        CpuStorage::F16(data) => Cow::Owned(data[start..end].iter().map(|v| v.to_f32()).collect()),
+        other => candle_core::bail!("{op}: f32, bf16 or f16 only, got {:?}", other.dtype()),
+    })
+}
+
+/// `values` as a CPU storage of `dtype` (f32, bf16 or f16), each rounded to it.
+pub(crate) fn cpu_storage(
+    values: Vec<f32>,
+    dtype: DType,
+    op: &str,
+) -> candle_core::Result<CpuStorage> {
+    Ok(match dtype {
+        DType::F32 => CpuStorage::F32(values),
+        DType::BF16 => CpuStorage::BF16(values.into_iter().map(half::bf16::from_f32).collect()),
+        DType::F16 => CpuStorage::F16(values.into_iter().map(half::f16::from_f32).collect()),
+        other => candle_core::bail!("{op}: f32, bf16 or f16 only, got {other:?}"),
+    })
+}
+
+/// `$run::<T>($args)` with `T` the Rust type of `$dtype` (f32, bf16 or f16); an error naming
+/// `$op` for another dtype. For the GPU launches of ops that run in mixed precision.
+#[macro_export]
+macro_rules! by_dtype {
+    ($dtype:expr, $op:expr, $($run:ident)::+ ( $($arg:expr),* $(,)? )) => {
+        match $dtype {
+            candle_core::DType::F32 => $($run)::+::<f32>($($arg),*),
+            candle_core::DType::BF16 => $($run)::+::<half::bf16>($($arg),*),
+            candle_core::DType::F16 => $($run)::+::<half::f16>($($arg),*),
+            other => Err(candle_core::Error::Msg(format!(
+                "{}: f32, bf16 or f16 only, got {other:?}",
+                $op
+            ))),
+        }
+    };
+}
+
 /// Where a contiguous layout's values start and end.
 fn span(layout: &Layout, op: &str) -> candle_core::Result<(usize, usize)> {
     layout
@@ -53,10 +104,8 @@ pub(crate) fn same_len(op: &str, lens: &[usize]) -> candle_core::Result<()> {
 /// The same on an NVIDIA GPU.
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda {
-    use candle_core::cuda_backend::cudarc::driver::{
-        CudaSlice, CudaView, CudaViewMut, LaunchConfig,
-    };
-    use candle_core::cuda_backend::{CudaDevice, CudaStorage, CudaStorageSlice};
+    use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, LaunchConfig};
+    use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorage, CudaStorageSlice};
     use candle_core::Layout;
 
     /// A view of the f32 values `layout` spans in `storage`.
@@ -65,24 +114,17 @@ pub(crate) mod cuda {
         layout: &Layout,
         op: &str,
     ) -> candle_core::Result<CudaView<'a, f32>> {
-        let CudaStorageSlice::F32(slice) = &storage.slice else {
-            candle_core::bail!("{op}: f32 only")
-        };
-        let (start, end) = super::span(layout, op)?;
-        Ok(slice.slice(start..end))
+        typed_view::<f32>(storage, layout, op)
     }
 
-    /// A view of the f32 values `layout` spans in `storage`, to write.
-    pub(crate) fn view_mut<'a>(
-        storage: &'a mut CudaStorage,
+    /// A view of the `T` values `layout` spans in `storage` (an error for another dtype).
+    pub(crate) fn typed_view<'a, T: CudaDType>(
+        storage: &'a CudaStorage,
         layout: &Layout,
         op: &str,
-    ) -> candle_core::Result<CudaViewMut<'a, f32>> {
-        let CudaStorageSlice::F32(slice) = &mut storage.slice else {
-            candle_core::bail!("{op}: f32 only")
-        };
+    ) -> candle_core::Result<CudaView<'a, T>> {
         let (start, end) = super::span(layout, op)?;
-        Ok(slice.slice_mut(start..end))
+        Ok(storage.as_cuda_slice::<T>()?.slice(start..end))
     }
 
     /// A new f32 buffer on `device` as candle's storage (a kernel's output).
@@ -91,6 +133,20 @@ pub(crate) mod cuda {
             slice: CudaStorageSlice::F32(values),
             device: device.clone(),
         }
+    }
+
+    /// The suffix of a kernel's name for `dtype` (`hone_dropout_bf16`): Hone's kernels that run
+    /// in mixed precision come in f32, bf16 and f16.
+    pub(crate) fn kernel_suffix(
+        dtype: candle_core::DType,
+        op: &str,
+    ) -> candle_core::Result<&'static str> {
+        Ok(match dtype {
+            candle_core::DType::F32 => "f32",
+            candle_core::DType::BF16 => "bf16",
+            candle_core::DType::F16 => "f16",
+            other => candle_core::bail!("{op}: f32, bf16 or f16 only, got {other:?}"),
+        })
     }
 
     /// A grid of 1,024-thread blocks over `n` values (a grid-stride loop covers any rest);

@@ -2,10 +2,12 @@
 //! when a device cannot run it, and fp16's dynamic loss scaling.
 //!
 //! The weights, the optimizer state and every reduction (layer norm, softmax, the loss) stay
-//! f32; under `bf16` or `fp16` the autograd graph casts both operands of each matrix product
-//! (dense layers and attention) to the low dtype and its result back to f32, as PyTorch's
-//! autocast does for `linear` and `matmul`. The gradients reach the f32 weights through the
-//! casts.
+//! f32; under `bf16` or `fp16` the autograd graph casts the operands of each matrix product
+//! (dense layers and attention) to the low dtype, as PyTorch's autocast does for `linear` and
+//! `matmul`, and keeps the product's output in it through the bias (added in f32, rounded
+//! once), the activation and dropout, up to the op that needs f32: a residual sum, a norm,
+//! softmax, the loss (`graph::autograd`). The gradients reach the f32 weights through the
+//! casts; a bias's gradient is summed in f32 (`graph::bias`).
 
 use std::fmt;
 use std::str::FromStr;

@@ -376,7 +376,9 @@ impl Stepper {
                 let mut g =
                     AutogradGraph::new(&tokens, model.device(), model.dtype(), false, &mut rng)?
                         .with_autocast(self.precision.autocast());
-                tensor_logits(&grouped(model.forward(&mut g)?, &tokens)?)
+                let out = model.forward(&mut g)?;
+                let logits = g.output(out)?;
+                tensor_logits(&grouped(logits, &tokens)?)
             }
         }
     }
@@ -528,7 +530,8 @@ fn autograd_step(
         let soft = soft.get(i).copied().flatten();
         let mut g = AutogradGraph::new(tokens, model.device(), model.dtype(), true, rng)?
             .with_autocast(autocast);
-        let logits = grouped(model.forward(&mut g)?, tokens)?;
+        let out = model.forward(&mut g)?;
+        let logits = grouped(g.output(out)?, tokens)?;
         if let Some(kept) = &mut timing.logits {
             kept.push(tensor_logits(&logits)?);
         }

@@ -6,7 +6,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::gather::InvertibleRows;
-use super::{constant, dropout, fused, gelu};
+use super::{bias, constant, dropout, fused, gelu};
 use super::{
     BiasedAttention, Disentangled, Graph, Heads, RelativeBuckets, Stream, TokenIds, Tokens,
 };
@@ -137,6 +137,9 @@ pub struct AutogradGraph<'a> {
     position_index: Option<(RelativeBuckets, [Tensor; 2])>,
     /// The dtype matrix products run in (mixed precision), `None`: the graph's own.
     autocast: Option<DType>,
+    /// The last input a dense layer cast to the autocast dtype, by the id of the tensor it
+    /// was cast from: the queries, keys and values of a layer read the same input.
+    last_cast: Option<(candle_core::TensorId, Tensor)>,
     /// Dropout masks are drawn on the device, inside the dropout kernel from a seed per site
     /// (a GPU: drawing them on the host and uploading them would take longer than the step),
     /// not from `rng` as the host graph draws them.
@@ -173,6 +176,7 @@ impl<'a> AutogradGraph<'a> {
             rotary: None,
             position_index: None,
             autocast: None,
+            last_cast: None,
             device_masks,
         })
     }
@@ -192,24 +196,75 @@ impl<'a> AutogradGraph<'a> {
         Ok(dropout::dropout(x, self.rng.next_u64(), p)?)
     }
 
-    /// Runs every matrix product (dense layers, attention) in `dtype` when given, its operands
-    /// cast down and its result back to the graph's dtype (see [`crate::precision`]).
+    /// Runs every matrix product (dense layers, attention) in `dtype` when given (see
+    /// [`crate::precision`]): its operands are cast down, and its result stays in `dtype`
+    /// through what follows it elementwise (the bias, the activation, dropout) until an op
+    /// that needs the graph's dtype (a residual sum, a norm, softmax, the loss), as PyTorch's
+    /// autocast keeps it. Values may so be in either dtype; the ops cast what they need.
     pub fn with_autocast(mut self, dtype: Option<DType>) -> Self {
         self.autocast = dtype.filter(|&d| d != self.dtype);
         self
     }
 
-    /// `a · b` (batched, `b` broadcast over `a`'s leading dimensions when `broadcast`), in
-    /// the autocast dtype when one is set.
-    fn product(&self, a: &Tensor, b: &Tensor, broadcast: bool) -> Result<Tensor, EngineError> {
-        let mm = |a: &Tensor, b: &Tensor| match broadcast {
-            true => a.broadcast_matmul(b),
-            false => a.matmul(b),
-        };
-        Ok(match self.autocast {
-            Some(low) => mm(&a.to_dtype(low)?, &b.to_dtype(low)?)?.to_dtype(self.dtype)?,
-            None => mm(a, b)?,
+    /// A value of the model's forward pass in the graph's dtype (its logits, for the loss and
+    /// the metrics).
+    pub fn output(&self, x: Tensor) -> Result<Tensor, EngineError> {
+        self.full(&x)
+    }
+
+    /// `x` in the graph's dtype (a cast when mixed precision left it in the low one).
+    fn full(&self, x: &Tensor) -> Result<Tensor, EngineError> {
+        Ok(match x.dtype() == self.dtype {
+            true => x.clone(),
+            false => x.to_dtype(self.dtype)?,
         })
+    }
+
+    /// `x` in the dtype of the matrix products.
+    fn low(&self, x: &Tensor) -> Result<Tensor, EngineError> {
+        Ok(match self.autocast {
+            Some(low) if x.dtype() != low => x.to_dtype(low)?,
+            _ => x.clone(),
+        })
+    }
+
+    /// [`AutogradGraph::low`] of a dense layer's input, cast once for the layers that read
+    /// the same input in a row.
+    fn low_input(&mut self, x: &Tensor) -> Result<Tensor, EngineError> {
+        match &self.last_cast {
+            Some((id, cast)) if *id == x.id() => Ok(cast.clone()),
+            _ => {
+                let cast = self.low(x)?;
+                if cast.id() != x.id() {
+                    self.last_cast = Some((x.id(), cast.clone()));
+                }
+                Ok(cast)
+            }
+        }
+    }
+
+    /// `a` and `b` in one dtype: the graph's when they differ.
+    fn alike(&self, a: Tensor, b: &Tensor) -> Result<(Tensor, Tensor), EngineError> {
+        Ok(match a.dtype() == b.dtype() {
+            true => (a, b.clone()),
+            false => (self.full(&a)?, self.full(b)?),
+        })
+    }
+
+    /// `a · b` (batched, `b` broadcast over `a`'s leading dimensions when `broadcast`), in
+    /// the autocast dtype when one is set (the result too).
+    fn product(&self, a: &Tensor, b: &Tensor, broadcast: bool) -> Result<Tensor, EngineError> {
+        let (a, b) = (self.low(a)?, self.low(b)?);
+        Ok(match broadcast {
+            true => a.broadcast_matmul(&b)?,
+            false => a.matmul(&b)?,
+        })
+    }
+
+    /// [`AutogradGraph::product`] in the graph's dtype (attention's scores, which softmax
+    /// reads).
+    fn full_product(&self, a: &Tensor, b: &Tensor, broadcast: bool) -> Result<Tensor, EngineError> {
+        self.full(&self.product(a, b, broadcast)?)
     }
 
     /// The layout of `stream`.
@@ -230,14 +285,16 @@ impl<'a> AutogradGraph<'a> {
         }
     }
 
-    /// A drawn mask as a tensor of factors (0 or `1 / (1 − p)`), uploaded as its keep bytes.
+    /// A drawn mask as a tensor of factors (0 or `1 / (1 − p)`) in `dtype`, uploaded as its
+    /// keep bytes.
     fn mask_tensor(
         &self,
         keep: Vec<u8>,
         scale: f32,
         shape: &[usize],
+        dtype: DType,
     ) -> Result<Tensor, EngineError> {
-        let keep = Tensor::from_vec(keep, shape, &self.device)?.to_dtype(self.dtype)?;
+        let keep = Tensor::from_vec(keep, shape, &self.device)?.to_dtype(dtype)?;
         Ok((keep * scale as f64)?)
     }
 
@@ -299,7 +356,7 @@ impl<'a> AutogradGraph<'a> {
                 .unsqueeze(0)?;
             let content = if of_queries { qp } else { kp };
             // Every token against every row, then the row of each (query, key) distance.
-            let all = self.product(content, &table.t()?, true)?;
+            let all = self.full_product(content, &table.t()?, true)?;
             let picked = all
                 .reshape((b, heads, s * w))?
                 .index_select(index, 2)?
@@ -342,6 +399,7 @@ impl<'a> AutogradGraph<'a> {
             let mut x = padded(x, kv)?;
             if let Some(rows) = rows {
                 let rows = rows
+                    .to_dtype(x.dtype())?
                     .reshape((m, kv, d))?
                     .transpose(0, 1)?
                     .unsqueeze(0)?
@@ -357,7 +415,7 @@ impl<'a> AutogradGraph<'a> {
         };
         let (pk, pv) = prefix.as_ref().map(|(k, v)| (k, v)).unzip();
         let (qp, kp, vp) = (padded(q, heads)?, keys(k, pk)?, keys(v, pv)?);
-        let raw = self.product(&qp, &kp.t()?, false)?;
+        let raw = self.full_product(&qp, &kp.t()?, false)?;
         let scores = match positions {
             None => (raw * (1.0 / (d as f64).sqrt()))?,
             Some(pos) => ((raw + self.position_scores(&qp, &kp, pos)?)? * pos.scale(d))?,
@@ -419,7 +477,7 @@ impl<'a> AutogradGraph<'a> {
                 }
                 constant::mul_constant(
                     &probs,
-                    &self.mask_tensor(keep, mask.scale(), &[b, heads, s, w])?,
+                    &self.mask_tensor(keep, mask.scale(), &[b, heads, s, w], probs.dtype())?,
                 )?
             }
         };
@@ -466,12 +524,12 @@ impl Graph for AutogradGraph<'_> {
         let w = self.param(weight);
         let b = bias.map(|b| self.param(b));
         match self.autocast {
-            // The product in the low dtype, the bias added in the graph's.
+            // The product and its output in the low dtype, the f32 bias added in f32 and
+            // rounded once.
             Some(low) => {
-                let y = ops::linear(&x.to_dtype(low)?, &w.to_dtype(low)?, None)?
-                    .to_dtype(self.dtype)?;
+                let y = ops::linear(&self.low_input(x)?, &w.to_dtype(low)?, None)?;
                 Ok(match b {
-                    Some(b) => y.broadcast_add(&b)?,
+                    Some(b) => bias::add_bias(&y, &b)?,
                     None => y,
                 })
             }
@@ -480,12 +538,13 @@ impl Graph for AutogradGraph<'_> {
     }
 
     fn add_scaled(&mut self, x: Tensor, y: &Tensor, scale: f64) -> Result<Tensor, EngineError> {
+        let (x, y) = self.alike(x, y)?;
         Ok((x + (y * scale)?)?)
     }
 
     fn layer_norm(&mut self, x: &Tensor, norm: &LayerNorm) -> Result<Tensor, EngineError> {
         let (g, b) = (self.param(norm.weight()), self.param(norm.bias()));
-        Ok(fused::layer_norm(x, &g, &b, norm.eps())?)
+        Ok(fused::layer_norm(&self.full(x)?, &g, &b, norm.eps())?)
     }
 
     fn activation(&mut self, x: &Tensor, act: Activation) -> Result<Tensor, EngineError> {
@@ -507,12 +566,14 @@ impl Graph for AutogradGraph<'_> {
         if mask.is_identity() {
             return Ok(x);
         }
-        let m = self.mask_tensor(mask.keep().to_vec(), mask.scale(), x.dims())?;
+        let m = self.mask_tensor(mask.keep().to_vec(), mask.scale(), x.dims(), x.dtype())?;
         Ok(constant::mul_constant(&x, &m)?)
     }
 
     fn dropout_add(&mut self, x: Tensor, p: f64, residual: &Tensor) -> Result<Tensor, EngineError> {
-        Ok((self.dropout(x, p)? + residual)?)
+        let dropped = self.dropout(x, p)?;
+        let (x, residual) = self.alike(dropped, residual)?;
+        Ok((x + residual)?)
     }
 
     fn attention(
@@ -559,7 +620,7 @@ impl Graph for AutogradGraph<'_> {
 
     fn rms_norm(&mut self, x: &Tensor, norm: &RmsNorm) -> Result<Tensor, EngineError> {
         let g = self.param(norm.weight());
-        Ok(fused::rms_norm(x, &g, norm.eps())?)
+        Ok(fused::rms_norm(&self.full(x)?, &g, norm.eps())?)
     }
 
     fn rotary(&mut self, x: Tensor, heads: usize, rope: &Rotary) -> Result<Tensor, EngineError> {
@@ -570,15 +631,20 @@ impl Graph for AutogradGraph<'_> {
                 "rotary embeddings of {half} frequencies do not fit {heads} heads of {cols} features"
             )));
         }
-        if self.rotary.as_ref().is_none_or(|(r, _, _)| r != rope) {
+        if self
+            .rotary
+            .as_ref()
+            .is_none_or(|(r, cos, _)| r != rope || cos.dtype() != x.dtype())
+        {
             let table = crate::cpu::decoder::RotaryTable::new(
                 self.tokens.ids(TokenIds::Positions),
                 &rope.inv_freq,
                 rope.attention_scaling,
             );
             let (cos, sin) = table.cos_sin();
+            // In the dtype of the queries and keys (PyTorch casts its tables to theirs).
             let upload = |v: &[f32]| -> Result<Tensor, EngineError> {
-                Ok(Tensor::from_slice(v, (t, 1, half), &self.device)?.to_dtype(self.dtype)?)
+                Ok(Tensor::from_slice(v, (t, 1, half), &self.device)?.to_dtype(x.dtype())?)
             };
             self.rotary = Some((rope.clone(), upload(cos)?, upload(sin)?));
         }
@@ -600,7 +666,8 @@ impl Graph for AutogradGraph<'_> {
         up: &Tensor,
         act: Activation,
     ) -> Result<Tensor, EngineError> {
-        Ok(act.apply(gate)?.mul(up)?)
+        let (gate, up) = self.alike(gate.clone(), up)?;
+        Ok(act.apply(&gate)?.mul(&up)?)
     }
 
     fn first_tokens(&mut self, x: &Tensor) -> Result<Tensor, EngineError> {
@@ -631,7 +698,7 @@ impl Graph for AutogradGraph<'_> {
         );
         let mask_bias = layout.mask_bias.clone();
         let qp = q.reshape((b, 1, heads, d))?.transpose(1, 2)?.contiguous()?;
-        let scores = (self.product(&qp, &kp.t()?, false)? * (1.0 / (d as f64).sqrt()))?;
+        let scores = (self.full_product(&qp, &kp.t()?, false)? * (1.0 / (d as f64).sqrt()))?;
         let probs = fused::softmax_last_dim(&constant::add_constant(&scores, &mask_bias)?)?;
         let p = if self.train { p } else { 0.0 };
         // The host graph's mask (sequence by sequence, head by head, a row of the sequence's
@@ -653,7 +720,7 @@ impl Graph for AutogradGraph<'_> {
             }
             constant::mul_constant(
                 &probs,
-                &self.mask_tensor(keep, mask.scale(), &[b, heads, 1, s])?,
+                &self.mask_tensor(keep, mask.scale(), &[b, heads, 1, s], probs.dtype())?,
             )?
         };
         Ok(self
@@ -713,7 +780,7 @@ impl Graph for AutogradGraph<'_> {
         let kp = lk.padded(k, kv_tokens, heads, d)?;
         let vp = lk.padded(v, kv_tokens, heads, d)?;
         let key_mask = lk.mask_bias.clone();
-        let mut scores = self.product(&qp, &kp.t()?, false)?;
+        let mut scores = self.full_product(&qp, &kp.t()?, false)?;
         if let Some(bias) = &a.bias {
             let index: Vec<u32> = (0..sq * sk)
                 .map(|ij| bias.buckets.bucket((ij % sk) as i64 - (ij / sk) as i64) as u32)
@@ -761,7 +828,7 @@ impl Graph for AutogradGraph<'_> {
             }
             constant::mul_constant(
                 &probs,
-                &self.mask_tensor(keep, mask.scale(), &[b, heads, sq, sk])?,
+                &self.mask_tensor(keep, mask.scale(), &[b, heads, sq, sk], probs.dtype())?,
             )?
         };
         let context = self

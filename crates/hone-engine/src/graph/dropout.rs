@@ -10,6 +10,7 @@
 //! compares them). The CPU graphs draw their masks from the step's stream instead
 //! (`cpu::kernels::DropMask`), so that the two CPU graphs drop the same values.
 
+use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -30,7 +31,7 @@ pub fn dropout(x: &Tensor, seed: u64, p: f64) -> candle_core::Result<Tensor> {
         scale: (1.0 / (1.0 - p)) as f32,
     };
     match x.dtype() {
-        DType::F32 => x.contiguous()?.apply_op1(op),
+        DType::F32 | DType::BF16 | DType::F16 => x.contiguous()?.apply_op1(op),
         other => x
             .to_dtype(DType::F32)?
             .contiguous()?
@@ -65,7 +66,7 @@ impl CustomOp1 for Dropout {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = kernel_io::cpu(storage, layout, self.name())?;
+        let x = kernel_io::cpu_as_f32(storage, layout, self.name())?;
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(kernel_io::CHUNK)
             .zip(x.par_chunks(kernel_io::CHUNK))
@@ -78,7 +79,8 @@ impl CustomOp1 for Dropout {
                     }
                 }
             });
-        Ok((CpuStorage::F32(y), layout.shape().clone()))
+        let y = kernel_io::cpu_storage(y, storage.dtype(), self.name())?;
+        Ok((y, layout.shape().clone()))
     }
 
     #[cfg(feature = "cuda")]
@@ -87,36 +89,53 @@ impl CustomOp1 for Dropout {
         storage: &candle_core::CudaStorage,
         layout: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        use candle_core::backend::BackendStorage;
-        use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
-        use candle_core::cuda_backend::WrapErr;
-        use kernel_io::cuda::{elementwise, view};
-        let dev = storage.device().clone();
-        let x = view(storage, layout, self.name())?;
-        let n = x.len();
-        // SAFETY: every element is written by the kernel.
-        let y = unsafe { dev.alloc::<f32>(n)? };
-        if let Some(cfg) = elementwise(n) {
-            let func = dev.get_or_load_custom_func(
-                "hone_dropout_f32",
-                "hone_dropout",
-                crate::ptx::DROPOUT,
-            )?;
-            let mut builder = func.builder();
-            builder.arg(&n);
-            builder.arg(&x);
-            builder.arg(&y);
-            candle_core::builder_arg!(builder, self.seed, self.p, self.scale);
-            // SAFETY: the kernel's signature is (n, x, y, seed, p, scale); x and y hold n
-            // values.
-            unsafe { builder.launch(cfg) }.w()?;
-        }
-        let out = crate::kernel_io::cuda::storage(y, &dev);
-        Ok((out, layout.shape().clone()))
+        let y = crate::by_dtype!(
+            storage.dtype(),
+            self.name(),
+            cuda::dropout(self, storage, layout)
+        )?;
+        Ok((y, layout.shape().clone()))
     }
 
     fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         Ok(Some(grad.contiguous()?.apply_op1_no_bwd(self)?))
+    }
+}
+
+/// `hone_dropout_{f32,bf16,f16}` of `kernels/dropout.cu`, compiled to PTX by the build script.
+#[cfg(feature = "cuda")]
+mod cuda {
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, PushKernelArg};
+    use candle_core::cuda_backend::{CudaDType, CudaStorage, WrapErr};
+    use candle_core::Layout;
+
+    use crate::kernel_io::cuda::{elementwise, kernel_suffix, typed_view};
+
+    pub(super) fn dropout<T: CudaDType + DeviceRepr>(
+        op: &super::Dropout,
+        storage: &CudaStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<CudaStorage> {
+        let name = "hone-dropout";
+        let dev = storage.device().clone();
+        let x = typed_view::<T>(storage, layout, name)?;
+        let n = x.len();
+        // SAFETY: every element is written by the kernel.
+        let y = unsafe { dev.alloc::<T>(n)? };
+        if let Some(cfg) = elementwise(n) {
+            let kernel = format!("hone_dropout_{}", kernel_suffix(storage.dtype(), name)?);
+            let func = dev.get_or_load_custom_func(&kernel, "hone_dropout", crate::ptx::DROPOUT)?;
+            let mut builder = func.builder();
+            builder.arg(&n);
+            builder.arg(&x);
+            builder.arg(&y);
+            candle_core::builder_arg!(builder, op.seed, op.p, op.scale);
+            // SAFETY: the kernel's signature is (n, x, y, seed, p, scale); x and y hold n
+            // values of T.
+            unsafe { builder.launch(cfg) }.w()?;
+        }
+        Ok(CudaStorage::wrap_cuda_slice(y, dev))
     }
 }
 
@@ -169,6 +188,34 @@ mod tests {
             ys
         );
         assert!(dropout(x.as_tensor(), 1, 1.0).is_err());
+        Ok(())
+    }
+
+    /// bf16 and f16 values are dropped where f32 ones are, the kept ones scaled and rounded
+    /// once.
+    #[test]
+    fn low_precision_values_are_dropped_where_f32_ones_are() -> candle_core::Result<()> {
+        let xs: Vec<f32> = (0..5000).map(|i| 0.5 + (i % 13) as f32 / 3.0).collect();
+        let x = Tensor::from_slice(&xs, (50, 100), &Device::Cpu)?;
+        let want = dropout(&x, 7, 0.25)?;
+        for dtype in [DType::BF16, DType::F16] {
+            let low = x.to_dtype(dtype)?;
+            let got = dropout(&low, 7, 0.25)?;
+            assert_eq!(got.dtype(), dtype);
+            let expected = (low.to_dtype(DType::F32)? * (1.0 / 0.75))?
+                .to_dtype(dtype)?
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let got = got.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+            let want = want.flatten_all()?.to_vec1::<f32>()?;
+            for i in 0..xs.len() {
+                match want[i] == 0.0 {
+                    true => assert_eq!(got[i], 0.0, "{dtype:?} {i}"),
+                    false => assert_eq!(got[i], expected[i], "{dtype:?} {i}"),
+                }
+            }
+        }
         Ok(())
     }
 }

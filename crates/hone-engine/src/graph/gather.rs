@@ -82,7 +82,8 @@ impl CustomOp2 for InvertibleRows {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let back = grad.index_select(&self.inverse, 0)?;
         let back = match &self.keep {
-            Some(keep) => back.broadcast_mul(keep)?,
+            // In the gradient's dtype (mixed precision gathers low-precision values).
+            Some(keep) => back.broadcast_mul(&keep.to_dtype(back.dtype())?)?,
             None => back,
         };
         Ok((Some(back), None))

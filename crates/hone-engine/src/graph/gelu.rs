@@ -5,7 +5,8 @@
 //! counted with `hone bench --census`); here the forward pass is candle's own kernel and the
 //! backward one pass, `dx = g · GELU'(x)`, with the CPU graph's derivatives
 //! (`cpu::math::gelu_grad`, `gelu_tanh_grad`) on the CPU and `kernels/activations.cu` on a GPU.
-//! f32 only: other dtypes take candle's ops.
+//! f32, bf16 and f16 (mixed precision keeps a product's output in its dtype; the derivative
+//! is computed in f32, as PyTorch's kernel does); other dtypes take candle's ops.
 
 use candle_core::backend::BackendStorage;
 use candle_core::op::{Gelu as GeluTanhOp, GeluErf};
@@ -18,7 +19,7 @@ use crate::kernel_io;
 /// GELU of `x`, exact or (`tanh`) the tanh approximation.
 pub fn gelu(x: &Tensor, tanh: bool) -> candle_core::Result<Tensor> {
     match (x.dtype(), tanh) {
-        (DType::F32, _) => x.contiguous()?.apply_op1(Gelu { tanh }),
+        (DType::F32 | DType::BF16 | DType::F16, _) => x.contiguous()?.apply_op1(Gelu { tanh }),
         (_, true) => x.gelu(),
         (_, false) => x.gelu_erf(),
     }
@@ -88,9 +89,10 @@ impl CustomOp2 for GeluGrad {
         g: &CpuStorage,
         gl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dtype = x.dtype();
         let (x, g) = (
-            kernel_io::cpu(x, xl, self.name())?,
-            kernel_io::cpu(g, gl, self.name())?,
+            kernel_io::cpu_as_f32(x, xl, self.name())?,
+            kernel_io::cpu_as_f32(g, gl, self.name())?,
         );
         kernel_io::same_len(self.name(), &[x.len(), g.len()])?;
         let derivative = if self.tanh {
@@ -109,7 +111,8 @@ impl CustomOp2 for GeluGrad {
                     *d = g * derivative(x);
                 }
             });
-        Ok((CpuStorage::F32(dx), xl.shape().clone()))
+        let dx = kernel_io::cpu_storage(dx, dtype, self.name())?;
+        Ok((dx, xl.shape().clone()))
     }
 
     #[cfg(feature = "cuda")]
@@ -120,40 +123,45 @@ impl CustomOp2 for GeluGrad {
         g: &candle_core::CudaStorage,
         gl: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        cuda::gelu_grad(self.tanh, x, xl, g, gl)
+        let dx = crate::by_dtype!(
+            x.dtype(),
+            self.name(),
+            cuda::gelu_grad(self.tanh, x, xl, g, gl)
+        )?;
+        Ok((dx, xl.shape().clone()))
     }
 }
 
-/// `hone_gelu_grad_f32` of `kernels/activations.cu`, compiled to PTX by the build script.
+/// `hone_gelu_grad_{f32,bf16,f16}` of `kernels/activations.cu`, compiled to PTX by the build
+/// script.
 #[cfg(feature = "cuda")]
 mod cuda {
     use candle_core::backend::BackendStorage;
-    use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
-    use candle_core::cuda_backend::{CudaStorage, WrapErr};
-    use candle_core::{Layout, Shape};
+    use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, PushKernelArg};
+    use candle_core::cuda_backend::{CudaDType, CudaStorage, WrapErr};
+    use candle_core::Layout;
 
-    use crate::kernel_io::{cuda::elementwise, cuda::view, same_len};
+    use crate::kernel_io::cuda::{elementwise, kernel_suffix, typed_view};
+    use crate::kernel_io::same_len;
 
-    pub(super) fn gelu_grad(
+    pub(super) fn gelu_grad<T: CudaDType + DeviceRepr>(
         tanh: bool,
         x: &CudaStorage,
         xl: &Layout,
         g: &CudaStorage,
         gl: &Layout,
-    ) -> candle_core::Result<(CudaStorage, Shape)> {
+    ) -> candle_core::Result<CudaStorage> {
         let name = "hone-gelu-grad";
         let dev = x.device().clone();
-        let (xs, gs) = (view(x, xl, name)?, view(g, gl, name)?);
+        let (xs, gs) = (typed_view::<T>(x, xl, name)?, typed_view::<T>(g, gl, name)?);
         let n = xs.len();
         same_len(name, &[n, gs.len()])?;
         // SAFETY: every element is written by the kernel.
-        let dx = unsafe { dev.alloc::<f32>(n)? };
+        let dx = unsafe { dev.alloc::<T>(n)? };
         if let Some(cfg) = elementwise(n) {
-            let func = dev.get_or_load_custom_func(
-                "hone_gelu_grad_f32",
-                "hone_activations",
-                crate::ptx::ACTIVATIONS,
-            )?;
+            let kernel = format!("hone_gelu_grad_{}", kernel_suffix(x.dtype(), name)?);
+            let func =
+                dev.get_or_load_custom_func(&kernel, "hone_activations", crate::ptx::ACTIVATIONS)?;
             let mut builder = func.builder();
             builder.arg(&n);
             builder.arg(&xs);
@@ -162,11 +170,10 @@ mod cuda {
             let tanh = tanh as i32;
             candle_core::builder_arg!(builder, tanh);
             // SAFETY: the kernel's signature is (n, x, grad, dx, tanh_approx); each buffer
-            // holds n values.
+            // holds n values of T.
             unsafe { builder.launch(cfg) }.w()?;
         }
-        let out = crate::kernel_io::cuda::storage(dx, &dev);
-        Ok((out, xl.shape().clone()))
+        Ok(CudaStorage::wrap_cuda_slice(dx, dev))
     }
 }
 
@@ -218,6 +225,35 @@ mod tests {
                     xs[i]
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// In bf16 and f16 the derivative is the f32 one at the rounded input, times the rounded
+    /// gradient, rounded once.
+    #[test]
+    fn low_precision_gradients_are_the_f32_ones_rounded() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let xs: Vec<f32> = (0..512).map(|i| (i as f32 - 256.0) / 40.0).collect();
+        let gs: Vec<f32> = (0..512)
+            .map(|i| ((i * 5) % 11) as f32 / 7.0 - 0.6)
+            .collect();
+        for dtype in [DType::BF16, DType::F16] {
+            let x = Tensor::from_slice(&xs, 512, &dev)?.to_dtype(dtype)?;
+            let g = Tensor::from_slice(&gs, 512, &dev)?.to_dtype(dtype)?;
+            for tanh in [false, true] {
+                let ours = x.apply_op2_no_bwd(&g, &GeluGrad { tanh })?;
+                assert_eq!(ours.dtype(), dtype);
+                let (x32, g32) = (x.to_dtype(DType::F32)?, g.to_dtype(DType::F32)?);
+                let want = x32
+                    .apply_op2_no_bwd(&g32, &GeluGrad { tanh })?
+                    .to_dtype(dtype)?;
+                assert_eq!(
+                    ours.to_dtype(DType::F32)?.to_vec1::<f32>()?,
+                    want.to_dtype(DType::F32)?.to_vec1::<f32>()?
+                );
+            }
+            assert_eq!(gelu(&x, false)?.dtype(), dtype);
         }
         Ok(())
     }

@@ -13,6 +13,7 @@
 //! same seed they compute the same function, mask for mask (`tests/cross_path.rs`).
 
 pub mod autograd;
+pub mod bias;
 pub mod constant;
 pub mod dropout;
 pub mod fused;

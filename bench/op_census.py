@@ -8,7 +8,13 @@ weight decay 0.01, no clipping), after one untimed step; the optimizer with `for
 default on a GPU (each `_foreach_*` op is one multi-tensor launch per ~320 chunks of 64 Ki
 values there; on the CPU its per-tensor fallback is counted as the one op it is on a GPU).
 
-    op_census.py --model DIR --batch-file B.json [--attn eager|sdpa] [--no-dropout] [--json OUT]
+    op_census.py --model DIR --batch-file B.json [--attn eager|sdpa] [--no-dropout]
+                 [--precision fp32|bf16] [--json OUT]
+
+bf16 runs the forward pass and the loss under `torch.autocast` (CPU autocast: its casts are
+counted as the copies they are; CUDA's autocast also keeps layer norm and softmax in f32,
+which changes nothing for BERT, whose norms read f32 residual sums and whose eager
+attention's softmax reads f32 scores there).
 
 On the CPU dropout runs as a few ops where the GPU has one fused kernel (`native_dropout`), and
 a matrix product copies its operands first: the script counts each as the one kernel it is on a
@@ -21,7 +27,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_step import load  # noqa: E402
+from gpu_step import autocast, load  # noqa: E402
 
 # Ops that launch nothing: views, metadata, allocations.
 NO_KERNEL = {
@@ -80,16 +86,17 @@ def main():
     ap.add_argument("--batch-file", required=True)
     ap.add_argument("--attn", choices=["eager", "sdpa"], default="eager")
     ap.add_argument("--no-dropout", action="store_true")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    args.device, args.seed, args.precision, args.threads = "cpu", 0, "fp32", None
-    torch, model, inputs, labels, batch, _ = load(args, args.no_dropout)
+    args.device, args.seed, args.threads = "cpu", 0, None
+    torch, model, inputs, labels, batch, amp = load(args, args.no_dropout)
     from torch.profiler import profile, record_function, ProfilerActivity
     opt = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01, foreach=True)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def train_step():
-        with record_function("phase:forward"):
+        with record_function("phase:forward"), autocast(torch, "cpu", amp):
             loss = loss_fn(model(**inputs).logits.float(), labels)
         with record_function("phase:backward"):
             loss.backward()
@@ -101,7 +108,7 @@ def main():
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         train_step()
         model.eval()
-        with torch.no_grad(), record_function("phase:evaluation"):
+        with torch.no_grad(), record_function("phase:evaluation"), autocast(torch, "cpu", amp):
             model(**inputs)
     events = prof.events()
     ranges = [(e.time_range.start, e.time_range.end, e.name.split(":", 1)[1])
@@ -116,11 +123,11 @@ def main():
 
     counts = leaves(events, phase_of)
     phases = ["forward", "backward", "optimizer", "evaluation"]
-    out = {"attn": args.attn, "dropout": not args.no_dropout, "params": len(list(model.parameters())),
+    out = {"attn": args.attn, "precision": args.precision, "dropout": not args.no_dropout, "params": len(list(model.parameters())),
            "phases": {p: sum(n for (ph, _), n in counts.items() if ph == p) for p in phases},
            "ops": [{"phase": ph, "op": op, "launches": n} for (ph, op), n in counts.most_common()]}
     out["step"] = sum(out["phases"][p] for p in phases[:3])
-    print(f"torch ({args.attn}, dropout {'on' if out['dropout'] else 'off'}): {out['step']} operations "
+    print(f"torch ({args.attn}, {args.precision}, dropout {'on' if out['dropout'] else 'off'}): {out['step']} operations "
           f"a training step ({out['params']} parameter tensors)")
     for p in phases:
         print(f"  {p:<10} : {out['phases'][p]:>6}")

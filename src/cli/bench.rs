@@ -244,7 +244,7 @@ fn print_census(census: &hone_app::bench::OpCensus) {
             .collect();
         for op in ops.iter().take(SHOWN) {
             println!(
-                "      {:<22} {:>6} launches, {:>9.1} MiB",
+                "      {:<26} {:>6} launches, {:>9.1} MiB",
                 op.op,
                 op.launches,
                 mib(op.bytes)
@@ -253,7 +253,7 @@ fn print_census(census: &hone_app::bench::OpCensus) {
         if ops.len() > SHOWN {
             let rest = &ops[SHOWN..];
             println!(
-                "      {:<22} {:>6} launches, {:>9.1} MiB",
+                "      {:<26} {:>6} launches, {:>9.1} MiB",
                 format!("({} more kinds)", rest.len()),
                 rest.iter().map(|o| o.launches).sum::<u64>(),
                 mib(rest.iter().map(|o| o.bytes).sum())

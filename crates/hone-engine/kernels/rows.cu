@@ -1,22 +1,10 @@
 // Reductions across a block: the backward passes of softmax and the norms on the autograd
 // graph (crates/hone-engine/src/graph/fused.rs; one block per row, every pointer to contiguous
-// f32 rows of `cols` values) and a tensor's sum of squares (the optimizer's gradient norm,
-// src/optim/in_place.rs). blockDim.x is a multiple of 32, at most 1024.
+// f32 rows of `cols` values). blockDim.x is a multiple of 32, at most 1024.
 
 #include <stddef.h>
 
-// The sum of `v` over the block; every thread gets it. `shared` holds 32 floats.
-__device__ float hone_block_sum(float v, float *shared) {
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffff, v, offset);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  __syncthreads();  // a previous call's readers are done with `shared`
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  const int warps = (blockDim.x + 31) >> 5;
-  v = lane < warps ? shared[lane] : 0.0f;
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffff, v, offset);
-  return v;
-}
+#include "reduce.cuh"
 
 // Layer norm's (centred = 1) or RMS norm's (centred = 0) backward, the row statistics
 // recomputed from x. With x̂ = (x − μ)·r, r = 1/√(var + ε) (μ = 0, var = mean(x²) for RMS):
@@ -73,14 +61,4 @@ extern "C" __global__ void hone_softmax_grad_f32(const float *y, const float *gr
   const float along = hone_block_sum(s, shared);
   for (int i = threadIdx.x; i < cols; i += blockDim.x)
     dx[base + i] = y[base + i] * (grad[base + i] - along);
-}
-
-// One tensor's sum of squares into *total (the optimizer's gradient norm): one block,
-// launched once per tensor into its slot of a buffer read back once.
-extern "C" __global__ void hone_sum_of_squares_f32(const size_t n, const float *x, float *total) {
-  __shared__ float shared[32];
-  float s = 0.0f;
-  for (size_t i = threadIdx.x; i < n; i += blockDim.x) s += x[i] * x[i];
-  s = hone_block_sum(s, shared);
-  if (threadIdx.x == 0) *total = s;
 }

@@ -6,6 +6,7 @@
 //! GPU and how many bytes they would move, without a GPU. Off unless [`start`] was called: a
 //! disabled census costs one relaxed atomic load per operation.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -15,6 +16,11 @@ static STATE: Mutex<State> = Mutex::new(State {
     phase: "",
     counts: BTreeMap::new(),
 });
+
+thread_local! {
+    /// This thread's operations are not counted ([`as_one`] counts them as one).
+    static MUTED: Cell<bool> = const { Cell::new(false) };
+}
 
 struct State {
     phase: &'static str,
@@ -68,9 +74,32 @@ pub fn is_on() -> bool {
     ON.load(Ordering::Relaxed)
 }
 
+/// Runs `f`, counting the operations this thread runs in it as one run of `op` spanning
+/// `bytes`: work a GPU does in one launch that another device does in several operations.
+pub fn as_one<R>(op: &'static str, bytes: usize, f: impl FnOnce() -> R) -> R {
+    if !is_on() {
+        return f();
+    }
+    struct Unmute(bool);
+    impl Drop for Unmute {
+        fn drop(&mut self) {
+            MUTED.with(|m| m.set(self.0));
+        }
+    }
+    let was_muted = MUTED.with(|m| m.replace(true));
+    let out = {
+        let _unmute = Unmute(was_muted);
+        f()
+    };
+    if !was_muted {
+        record(op, bytes);
+    }
+    out
+}
+
 /// Counts one run of `op` spanning `bytes`.
 pub(crate) fn record(op: &'static str, bytes: usize) {
-    if !ON.load(Ordering::Relaxed) {
+    if !ON.load(Ordering::Relaxed) || MUTED.with(|m| m.get()) {
         return;
     }
     let mut state = lock();

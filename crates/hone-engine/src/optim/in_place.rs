@@ -1,8 +1,8 @@
-//! AdamW's update of a tensor parameter in place: three operations (the first moment, the
-//! second, the weights), one kernel each on a GPU (`kernels/adamw.cu`), where the update
-//! composed from candle's tensor ops launched about seventeen and wrote a new tensor for each.
-//! The arithmetic is the CPU path's ([`super::adamw_host`]), in the same order, so on the CPU
-//! both give the same bits.
+//! AdamW's update of a tensor parameter in place on the CPU: three operations (the first
+//! moment, the second, the weights), where the update composed from candle's tensor ops wrote
+//! a new tensor for each of about seventeen. The arithmetic is the CPU graph's
+//! ([`super::adamw_host`]), in the same order, so both give the same bits. On an NVIDIA GPU
+//! every parameter's update is one kernel instead (`super::multi_tensor`).
 //!
 //! f32 and contiguous tensors on the CPU or an NVIDIA GPU; [`supports`] says when, and the
 //! optimizer composes the update from tensor ops otherwise.
@@ -13,7 +13,8 @@ use rayon::prelude::*;
 use super::{AdamUpdate, CHUNK};
 use crate::kernel_io;
 
-/// Whether `p`, `g`, `m` and `v` can take the in-place update.
+/// Whether `p`, `g`, `m` and `v` can take the in-place update (here on the CPU, in
+/// `super::multi_tensor`'s one kernel on a GPU).
 pub(super) fn supports(tensors: [&Tensor; 4]) -> bool {
     let device = tensors[0].device();
     (device.is_cpu() || device.is_cuda())
@@ -53,14 +54,14 @@ pub(super) fn adamw(
     p.inplace_op3(m, v, &Apply(u))
 }
 
-/// Each tensor's sum of squares (one operation a tensor, one kernel on a GPU, into one
-/// buffer read back once), when all are f32 on the CPU or an NVIDIA GPU; `None` otherwise.
+/// Each tensor's sum of squares (one operation a tensor, into one buffer), when all are f32
+/// on the CPU; `None` otherwise.
 pub(super) fn sums_of_squares(tensors: &[&Tensor]) -> candle_core::Result<Option<Vec<f32>>> {
     let Some(first) = tensors.first() else {
         return Ok(Some(Vec::new()));
     };
     let device = first.device();
-    if !(device.is_cpu() || device.is_cuda())
+    if !device.is_cpu()
         || tensors
             .iter()
             .any(|t| t.dtype() != DType::F32 || !t.device().same_device(device))
@@ -102,17 +103,6 @@ impl InplaceOp2 for SumOfSquares {
             None => candle_core::bail!("{}: no slot {}", self.name(), self.slot),
         }
         Ok(())
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        dst: &mut candle_core::CudaStorage,
-        dst_l: &Layout,
-        x: &candle_core::CudaStorage,
-        x_l: &Layout,
-    ) -> candle_core::Result<()> {
-        cuda::sum_of_squares(self.slot, dst, dst_l, x, x_l)
     }
 }
 
@@ -168,17 +158,6 @@ impl InplaceOp2 for Moment {
             .for_each(|(m, g)| m.iter_mut().zip(g).for_each(|(m, &g)| *m = self.at(*m, g)));
         Ok(())
     }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        dst: &mut candle_core::CudaStorage,
-        dst_l: &Layout,
-        grad: &candle_core::CudaStorage,
-        grad_l: &Layout,
-    ) -> candle_core::Result<()> {
-        cuda::moment(self, dst, dst_l, grad, grad_l)
-    }
 }
 
 impl InplaceOp3 for Apply {
@@ -208,124 +187,6 @@ impl InplaceOp3 for Apply {
                     *p = self.at(*p, m, v);
                 }
             });
-        Ok(())
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        dst: &mut candle_core::CudaStorage,
-        dst_l: &Layout,
-        m: &candle_core::CudaStorage,
-        m_l: &Layout,
-        v: &candle_core::CudaStorage,
-        v_l: &Layout,
-    ) -> candle_core::Result<()> {
-        cuda::apply(self, dst, dst_l, (m, m_l), (v, v_l))
-    }
-}
-
-/// The kernels of `kernels/adamw.cu` and `kernels/rows.cu`, compiled to PTX by the build
-/// script.
-#[cfg(feature = "cuda")]
-mod cuda {
-    use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
-    use candle_core::cuda_backend::{CudaStorage, WrapErr};
-    use candle_core::Layout;
-
-    use super::{Apply, Moment};
-    use crate::kernel_io::{cuda::elementwise, cuda::view, cuda::view_mut, same_len};
-
-    pub(super) fn sum_of_squares(
-        slot: usize,
-        dst: &mut CudaStorage,
-        dst_l: &Layout,
-        x: &CudaStorage,
-        x_l: &Layout,
-    ) -> candle_core::Result<()> {
-        let name = "hone-sum-of-squares";
-        let dev = dst.device.clone();
-        let x = view(x, x_l, name)?;
-        let mut totals = view_mut(dst, dst_l, name)?;
-        if slot >= totals.len() {
-            candle_core::bail!("{name}: no slot {slot}");
-        }
-        let mut total = totals.slice_mut(slot..slot + 1);
-        let n = x.len();
-        let func =
-            dev.get_or_load_custom_func("hone_sum_of_squares_f32", "hone_rows", crate::ptx::ROWS)?;
-        let cfg = LaunchConfig {
-            grid_dim: (1, 1, 1),
-            block_dim: (1024, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let mut builder = func.builder();
-        builder.arg(&n);
-        builder.arg(&x);
-        builder.arg(&mut total);
-        // SAFETY: the kernel's signature is (n, x, total): x holds n values, total one.
-        unsafe { builder.launch(cfg) }.w()?;
-        Ok(())
-    }
-
-    pub(super) fn moment(
-        op: &Moment,
-        dst: &mut CudaStorage,
-        dst_l: &Layout,
-        grad: &CudaStorage,
-        grad_l: &Layout,
-    ) -> candle_core::Result<()> {
-        let name = "hone-adam-moment";
-        let dev = dst.device.clone();
-        let grad = view(grad, grad_l, name)?;
-        let mut moment = view_mut(dst, dst_l, name)?;
-        let n = moment.len();
-        same_len(name, &[n, grad.len()])?;
-        let Some(cfg) = elementwise(n) else {
-            return Ok(());
-        };
-        let func =
-            dev.get_or_load_custom_func("hone_moment_f32", "hone_adamw", crate::ptx::ADAMW)?;
-        let mut builder = func.builder();
-        builder.arg(&n);
-        builder.arg(&mut moment);
-        builder.arg(&grad);
-        let square = op.square as i32;
-        candle_core::builder_arg!(builder, op.beta, op.weight, op.scale, square);
-        // SAFETY: the kernel's signature is (n, moment, grad, beta, weight, scale, square), and
-        // both views hold n values.
-        unsafe { builder.launch(cfg) }.w()?;
-        Ok(())
-    }
-
-    pub(super) fn apply(
-        op: &Apply,
-        dst: &mut CudaStorage,
-        dst_l: &Layout,
-        (m, m_l): (&CudaStorage, &Layout),
-        (v, v_l): (&CudaStorage, &Layout),
-    ) -> candle_core::Result<()> {
-        let name = "hone-adamw-apply";
-        let dev = dst.device.clone();
-        let (m, v) = (view(m, m_l, name)?, view(v, v_l, name)?);
-        let mut param = view_mut(dst, dst_l, name)?;
-        let n = param.len();
-        same_len(name, &[n, m.len(), v.len()])?;
-        let Some(cfg) = elementwise(n) else {
-            return Ok(());
-        };
-        let func =
-            dev.get_or_load_custom_func("hone_adamw_apply_f32", "hone_adamw", crate::ptx::ADAMW)?;
-        let u = &op.0;
-        let mut builder = func.builder();
-        builder.arg(&n);
-        builder.arg(&mut param);
-        builder.arg(&m);
-        builder.arg(&v);
-        candle_core::builder_arg!(builder, u.decay, u.step_size, u.bias2_sqrt, u.eps);
-        // SAFETY: the kernel's signature is (n, param, m, v, decay, step_size, bias2_sqrt,
-        // eps), and the three views hold n values.
-        unsafe { builder.launch(cfg) }.w()?;
         Ok(())
     }
 }

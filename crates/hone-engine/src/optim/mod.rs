@@ -22,6 +22,7 @@ use crate::params::Param;
 use crate::EngineError;
 
 mod in_place;
+mod multi_tensor;
 
 /// Which update rule trains the parameters.
 #[derive(
@@ -234,7 +235,7 @@ impl Gradients {
     /// the queued work).
     pub fn global_norm(&self) -> Result<f64, EngineError> {
         let grads: Vec<&Tensor> = self.grads.values().collect();
-        if let Some(totals) = in_place::sums_of_squares(&grads)? {
+        if let Some(totals) = multi_tensor::sums_of_squares(&grads)? {
             return Ok(totals.iter().map(|&t| t as f64).sum::<f64>().sqrt());
         }
         let squares = self
@@ -319,10 +320,11 @@ impl Optimizer {
     /// gradient multiplied by `grad_scale` first (clipping, an fp16 loss scale undone).
     /// Parameters without a gradient (frozen, or outside the current phase) are left
     /// untouched, their step count and state included: a parameter unfrozen later starts
-    /// from zero state. AdamW updates f32 parameters in place (three kernels a parameter on a
-    /// GPU: see `in_place`); the other rules, and other dtypes, compose the update.
+    /// from zero state. AdamW updates f32 parameters in place, all of them in one kernel on a
+    /// GPU (`multi_tensor`); the other rules, and other dtypes, compose the update.
     pub fn step(&mut self, grads: &Gradients, lr: f64, grad_scale: f64) -> Result<(), EngineError> {
         let rule = self.rule;
+        let mut in_place_jobs = Vec::new();
         for slot in &mut self.slots {
             let Some(g) = grads.get(slot.param.name()) else {
                 continue;
@@ -340,8 +342,13 @@ impl Optimizer {
                     _ => (p.zeros_like()?, p.zeros_like()?),
                 };
                 if in_place::supports([&p, &g, &m, &v]) {
-                    let update = AdamUpdate::new(beta1, beta2, eps, lr, wd, slot.step);
-                    in_place::adamw(&p, &g, &m, &v, update, grad_scale as f32)?;
+                    in_place_jobs.push(multi_tensor::AdamJob {
+                        p,
+                        g,
+                        m: m.clone(),
+                        v: v.clone(),
+                        u: AdamUpdate::new(beta1, beta2, eps, lr, wd, slot.step),
+                    });
                     slot.state = State::Device(vec![m, v]);
                     continue;
                 }
@@ -406,6 +413,7 @@ impl Optimizer {
             var.set(&p)?;
             slot.state = State::Device(state);
         }
+        multi_tensor::adamw(&in_place_jobs, grad_scale as f32)?;
         Ok(())
     }
 

@@ -879,6 +879,7 @@ fn bench_check_devices_and_a_mixed_precision_run() {
         assert_eq!(r["passed"], true, "{r}");
         assert!(r["gradients"].as_u64().unwrap() > 30, "{r}");
         assert_eq!(r["update_error"], 0.0, "{r}");
+        assert_eq!(r["norm_error"], 0.0, "{r}");
         assert_eq!(r["dropout_mismatches"], 0, "{r}");
         let (loss, fp32) = (
             r["loss_device"].as_f64().unwrap(),

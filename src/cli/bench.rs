@@ -111,7 +111,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "{} {} against {}: loss {:.6} vs {:.6} (fp32 {:.6}), logits {:.1e}, worst of {} gradients {:.1e} ({}), AdamW updates {:.1e}, dropout masks differing {}, tolerance {:.0e}: {}",
+            "{} {} against {}: loss {:.6} vs {:.6} (fp32 {:.6}), logits {:.1e}, worst of {} gradients {:.1e} ({}), AdamW updates {:.1e}, gradient norm {:.1e}, dropout masks differing {}, tolerance {:.0e}: {}",
             report.device,
             report.precision,
             report.reference,
@@ -123,6 +123,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             report.worst_gradient_error,
             report.worst_gradient,
             report.update_error,
+            report.norm_error,
             report.dropout_mismatches,
             report.tolerance,
             if report.passed { "ok" } else { "FAILED" }

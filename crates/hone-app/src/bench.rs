@@ -160,8 +160,12 @@ pub struct DeviceCheck {
     /// The weights after two AdamW updates from the CPU's gradients, on the device against
     /// the CPU: the largest difference over the largest change (the update kernels).
     pub update_error: f64,
+    /// The global norm of the CPU's gradients computed on the device against the CPU (the
+    /// gradient-norm kernel): the relative difference.
+    pub norm_error: f64,
     /// Values a dropout with the same seed dropped differently on the device and the CPU (of
-    /// 65,536; its mask is drawn inside the kernel, the same integer hash on both).
+    /// 65,536, in the check's precision's dtype; its mask is drawn inside the kernel, the
+    /// same integer hash on both).
     pub dropout_mismatches: usize,
     pub passed: bool,
 }
@@ -244,8 +248,8 @@ pub fn check_device(request: &DeviceCheckRequest) -> Result<DeviceCheck, AppErro
             (worst_gradient, worst_gradient_error) = (name.clone(), e);
         }
     }
-    let update_error = update_error(&reference, &tested, &cfg, &want.grads)?;
-    let dropout_mismatches = dropout_mismatches(&device)?;
+    let (update_error, norm_error) = update_error(&reference, &tested, &cfg, &want.grads)?;
+    let dropout_mismatches = dropout_mismatches(&device, precision.autocast())?;
     let tolerance = DeviceCheck::tolerance(precision);
     let loss_error = (got.loss - want.loss).abs() / want.loss.abs().max(f64::MIN_POSITIVE);
     Ok(DeviceCheck {
@@ -260,12 +264,19 @@ pub fn check_device(request: &DeviceCheckRequest) -> Result<DeviceCheck, AppErro
         gradients: want.grads.len(),
         passed: got.grads.len() == want.grads.len()
             && dropout_mismatches == 0
-            && [loss_error, logits_error, worst_gradient_error, update_error]
-                .iter()
-                .all(|e| *e < tolerance),
+            && [
+                loss_error,
+                logits_error,
+                worst_gradient_error,
+                update_error,
+                norm_error,
+            ]
+            .iter()
+            .all(|e| *e < tolerance),
         worst_gradient,
         worst_gradient_error,
         update_error,
+        norm_error,
         dropout_mismatches,
     })
 }
@@ -279,17 +290,18 @@ fn largest_magnitude(t: &hone_engine::candle_core::Tensor) -> Result<f64, Engine
 }
 
 /// How many of 65,536 values a dropout (p = 0.1, one seed) keeps on `device` but drops on
-/// the CPU, or the other way round.
-fn dropout_mismatches(device: &hone_engine::candle_core::Device) -> Result<usize, EngineError> {
-    use hone_engine::candle_core::{Device, Tensor};
+/// the CPU, or the other way round, in `dtype` (mixed precision drops low-precision values;
+/// f32 when none).
+fn dropout_mismatches(
+    device: &hone_engine::candle_core::Device,
+    dtype: Option<hone_engine::candle_core::DType>,
+) -> Result<usize, EngineError> {
+    use hone_engine::candle_core::{DType, Device, Tensor};
     use hone_engine::graph::dropout::dropout;
-    let x = Tensor::ones(
-        (256, 256),
-        hone_engine::candle_core::DType::F32,
-        &Device::Cpu,
-    )?;
+    let x = Tensor::ones((256, 256), dtype.unwrap_or(DType::F32), &Device::Cpu)?;
     let kept = |t: Tensor| -> Result<Vec<bool>, EngineError> {
         Ok(t.to_device(&Device::Cpu)?
+            .to_dtype(DType::F32)?
             .flatten_all()?
             .to_vec1::<f32>()?
             .iter()
@@ -307,13 +319,14 @@ fn dropout_mismatches(device: &hone_engine::candle_core::Device) -> Result<usize
 
 /// Two AdamW updates of `reference` (on the CPU) and `tested` (on its device) from the same
 /// gradients `grads` (the CPU's), a clip factor on them: the largest difference of any
-/// updated weight over the largest change the CPU's updates made to it.
+/// updated weight over the largest change the CPU's updates made to it; and the relative
+/// difference of the gradients' global norm computed on each.
 fn update_error(
     reference: &Model,
     tested: &Model,
     cfg: &TrainingConfig,
     grads: &std::collections::HashMap<String, hone_engine::candle_core::Tensor>,
-) -> Result<f64, EngineError> {
+) -> Result<(f64, f64), EngineError> {
     use hone_engine::candle_core::{DType, Device};
     use hone_engine::optim::Gradients;
     let device = tested.device();
@@ -332,6 +345,8 @@ fn update_error(
         .filter(|(p, _)| grads.contains_key(p.name()))
         .map(|(want, got)| Ok((want, got, want.var().as_tensor().copy()?)))
         .collect::<Result<Vec<_>, EngineError>>()?;
+    let cpu_norm = on_cpu.global_norm()?;
+    let norm_error = (on_device.global_norm()? - cpu_norm).abs() / cpu_norm.max(f64::MIN_POSITIVE);
     let (mut cpu_optimizer, mut device_optimizer) = (
         hone_engine::recipes::optimizer(reference, cfg),
         hone_engine::recipes::optimizer(tested, cfg),
@@ -347,7 +362,7 @@ fn update_error(
         let change = largest_magnitude(&(want - before)?)?;
         worst = worst.max(largest_magnitude(&(got - want)?)? / change.max(f64::MIN_POSITIVE));
     }
-    Ok(worst)
+    Ok((worst, norm_error))
 }
 
 /// The fixed batch of a benchmark or device check: read from `batch_file`, else

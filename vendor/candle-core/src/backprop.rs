@@ -435,8 +435,18 @@ impl Tensor {
                         let lhs_grad = grad.matmul(&rhs.t()?)?;
                         grads.accumulate(lhs, &lhs_grad)?;
 
-                        let rhs_grad = lhs.t()?.matmul(&grad)?;
-                        grads.accumulate(rhs, &rhs_grad)?;
+                        if !rhs.is_contiguous() && rhs.t()?.is_contiguous() {
+                            // A transposed operand (a linear layer's `w.t()`, attention's
+                            // `kᵀ`): its gradient computed in the layout of the tensor it
+                            // transposes, `(gradᵀ·lhs)ᵀ`, and kept as that view, so that the
+                            // transpose's backward hands that tensor a contiguous gradient
+                            // (`lhsᵀ·grad` would need a copy there).
+                            let rhs_grad = grad.t()?.matmul(lhs)?.t()?;
+                            grads.accumulate_view(rhs, &rhs_grad)?;
+                        } else {
+                            let rhs_grad = lhs.t()?.matmul(&grad)?;
+                            grads.accumulate(rhs, &rhs_grad)?;
+                        }
                     }
                     Op::Cat(args, dim) => {
                         let mut start_idx = 0;
@@ -714,6 +724,21 @@ impl GradStore {
                     true => grad.clone(),
                     false => grad.contiguous()?,
                 });
+            }
+        }
+        Ok(())
+    }
+
+    /// [`GradStore::accumulate`] keeping a first contribution as it is, strided or not: for a
+    /// gradient whose only reader undoes its layout (a transpose's backward).
+    fn accumulate_view(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
+        match self.0.entry(tensor.id()) {
+            Entry::Occupied(mut entry) => {
+                let sum = entry.get().add(grad)?;
+                *entry.get_mut() = sum;
+            }
+            Entry::Vacant(entry) => {
+                entry.insert(grad.clone());
             }
         }
         Ok(())

@@ -285,11 +285,12 @@ fn adapters_take_the_same_gradients_on_both_graphs_with_dropout() {
 
 /// A prefix (prefix tuning) runs the same function on both graphs with attention dropout on:
 /// the dropout mask covers the prefix columns in the same layout, and the prefix's gradient
-/// (summed over the sequences sharing it) agrees, on decoders with grouped and single
-/// key/value heads.
+/// (summed over the sequences sharing it) agrees, on decoders with grouped, single and one
+/// key/value head per query head; in bf16 the step runs too (the prefix's keys reach the
+/// product in a layout it reads) and stays near f32's.
 #[test]
 fn a_prefix_takes_the_same_gradient_on_both_graphs_with_dropout() {
-    for family in ["llama", "qwen2"] {
+    for family in ["llama", "qwen2", "llama-mha"] {
         let mut spec = tiny_spec(family);
         spec.encoder.dropout.attention = 0.2;
         spec.prefix = Some(hone_engine::prefix::PrefixConfig {
@@ -330,6 +331,20 @@ fn a_prefix_takes_the_same_gradient_on_both_graphs_with_dropout() {
         );
         let err = common::relative_error(h, a);
         assert!(err < TOLERANCE, "{family} prefix gradient: {err:.2e}");
+        let bf16 = hone_engine::step::mixed_precision_gradients(
+            &model,
+            &batch,
+            hone_engine::precision::Precision::Bf16,
+            HoneRng::new(2, 1),
+        )
+        .unwrap();
+        assert!(
+            (bf16.loss - auto.loss).abs() < 2e-2 * auto.loss.abs(),
+            "{family} bf16 loss {} vs {}",
+            bf16.loss,
+            auto.loss
+        );
+        assert!(common::max_abs(&bf16.grads[name]) > 0.0, "{family} bf16");
     }
 }
 

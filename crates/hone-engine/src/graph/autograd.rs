@@ -404,7 +404,9 @@ impl<'a> AutogradGraph<'a> {
                     .transpose(0, 1)?
                     .unsqueeze(0)?
                     .broadcast_as((b, kv, m, d))?;
-                x = Tensor::cat(&[rows, x], 2)?;
+                // Contiguous: candle concatenates along an inner dimension through
+                // transposes, and a matrix product cannot read that layout.
+                x = Tensor::cat(&[rows, x], 2)?.contiguous()?;
             }
             if kv == heads {
                 return Ok(x);

@@ -158,6 +158,12 @@ pub fn tiny_spec(family: &str) -> hone_engine::models::ModelSpec {
             "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 24,
             "max_position_embeddings": 32, "attention_dropout": 0.1
         }),
+        // Every query head with its own key/value head.
+        "llama-mha" => serde_json::json!({
+            "model_type": "llama", "vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 4, "intermediate_size": 24,
+            "max_position_embeddings": 32, "attention_dropout": 0.1
+        }),
         "qwen2" => serde_json::json!({
             "model_type": "qwen2", "vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 2,
             "num_attention_heads": 4, "num_key_value_heads": 1, "intermediate_size": 24,

@@ -152,6 +152,13 @@ pub(crate) mod cuda {
     /// A grid of 1,024-thread blocks over `n` values (a grid-stride loop covers any rest);
     /// `None` for no values (a grid of none is an error).
     pub(crate) fn elementwise(n: usize) -> Option<LaunchConfig> {
-        (n > 0).then(|| LaunchConfig::for_num_elems(n as u32))
+        const THREADS: usize = 1024;
+        // Past the largest grid the blocks loop over the rest.
+        let blocks = n.div_ceil(THREADS).min(i32::MAX as usize) as u32;
+        (n > 0).then_some(LaunchConfig {
+            grid_dim: (blocks, 1, 1),
+            block_dim: (THREADS as u32, 1, 1),
+            shared_mem_bytes: 0,
+        })
     }
 }

@@ -568,8 +568,13 @@ impl Graph for AutogradGraph<'_> {
         if mask.is_identity() {
             return Ok(x);
         }
-        let m = self.mask_tensor(mask.keep().to_vec(), mask.scale(), x.dims(), x.dtype())?;
-        Ok(constant::mul_constant(&x, &m)?)
+        // The factors in f32 (1/(1 − p) has no exact bf16), the product rounded once.
+        let m = self.mask_tensor(mask.keep().to_vec(), mask.scale(), x.dims(), self.dtype)?;
+        let dropped = constant::mul_constant(&self.full(&x)?, &m)?;
+        Ok(match dropped.dtype() == x.dtype() {
+            true => dropped,
+            false => dropped.to_dtype(x.dtype())?,
+        })
     }
 
     fn dropout_add(&mut self, x: Tensor, p: f64, residual: &Tensor) -> Result<Tensor, EngineError> {

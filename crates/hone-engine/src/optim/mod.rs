@@ -234,13 +234,15 @@ impl Gradients {
     /// The global L2 norm of all gradients (read back once: on a GPU each read waits for
     /// the queued work).
     pub fn global_norm(&self) -> Result<f64, EngineError> {
-        let grads: Vec<&Tensor> = self.grads.values().collect();
+        // In name order: the same sum, bit for bit, whatever the map's order.
+        let mut named: Vec<(&String, &Tensor)> = self.grads.iter().collect();
+        named.sort_unstable_by_key(|(name, _)| *name);
+        let grads: Vec<&Tensor> = named.into_iter().map(|(_, g)| g).collect();
         if let Some(totals) = multi_tensor::sums_of_squares(&grads)? {
             return Ok(totals.iter().map(|&t| t as f64).sum::<f64>().sqrt());
         }
-        let squares = self
-            .grads
-            .values()
+        let squares = grads
+            .iter()
             .map(|g| g.to_dtype(candle_core::DType::F32)?.sqr()?.sum_all())
             .collect::<Result<Vec<_>, _>>()?;
         if squares.is_empty() {

@@ -57,7 +57,7 @@ pub(super) fn adamw(jobs: &[AdamJob], grad_scale: f32) -> candle_core::Result<()
     let values: usize = jobs.iter().map(|j| j.p.elem_count()).sum();
     candle_core::census::as_one("hone-adamw-multi", f32_bytes(7 * values), || {
         #[cfg(feature = "cuda")]
-        if let Some(dev) = cuda::one_device(jobs.iter().map(|j| &j.p)) {
+        if let Some(dev) = cuda::one_device(jobs.iter().flat_map(|j| [&j.p, &j.g, &j.m, &j.v])) {
             return cuda::adamw(&dev, jobs, grad_scale);
         }
         if jobs.iter().any(|j| !j.p.device().is_cpu()) {
@@ -100,7 +100,8 @@ mod cuda {
     /// Threads of a block of the multi-tensor kernels.
     const THREADS: u32 = 512;
 
-    /// The one NVIDIA GPU all `tensors` (contiguous f32) are on; `None` when they are not.
+    /// The one NVIDIA GPU all `tensors` (contiguous f32) are on; `None` when they are not
+    /// all there.
     pub(super) fn one_device<'a>(
         mut tensors: impl Iterator<Item = &'a Tensor>,
     ) -> Option<CudaDevice> {
@@ -175,6 +176,10 @@ mod cuda {
             candle_core::bail!("AdamW: a gradient or moment differs from its weights in size");
         }
         let (block_tensor, block_start) = blocks(&lens);
+        if block_tensor.is_empty() {
+            // Every tensor is empty: nothing to update (a grid of no blocks is an error).
+            return Ok(());
+        }
         let constants: Vec<f32> = jobs
             .iter()
             .flat_map(|j| [j.u.decay, j.u.step_size, j.u.bias2_sqrt])
@@ -225,6 +230,9 @@ mod cuda {
     ) -> candle_core::Result<Vec<f32>> {
         let lens: Vec<usize> = tensors.iter().map(|t| t.elem_count()).collect();
         let (block_tensor, block_start) = blocks(&lens);
+        if block_tensor.is_empty() {
+            return Ok(vec![0.0; tensors.len()]);
+        }
         let partials = with_addresses(dev, tensors, |addresses| {
             let mut table = addresses.to_vec();
             table.extend(lens.iter().map(|&n| n as u64));
@@ -233,7 +241,7 @@ mod cuda {
             let table = dev.clone_htod(&table)?;
             // SAFETY: every block writes its partial sum.
             let partials = unsafe { dev.alloc::<f32>(block_tensor.len())? };
-            if !block_tensor.is_empty() {
+            {
                 let func = dev.get_or_load_custom_func(
                     "hone_sums_of_squares_multi_f32",
                     "hone_multi_tensor",

@@ -212,20 +212,15 @@ impl<'a> AutogradGraph<'a> {
         self.full(&x)
     }
 
-    /// `x` in the graph's dtype (a cast when mixed precision left it in the low one).
+    /// `x` in the graph's dtype (a cast when mixed precision left it in the low one; candle's
+    /// `to_dtype` is the tensor itself in its own dtype).
     fn full(&self, x: &Tensor) -> Result<Tensor, EngineError> {
-        Ok(match x.dtype() == self.dtype {
-            true => x.clone(),
-            false => x.to_dtype(self.dtype)?,
-        })
+        Ok(x.to_dtype(self.dtype)?)
     }
 
     /// `x` in the dtype of the matrix products.
     fn low(&self, x: &Tensor) -> Result<Tensor, EngineError> {
-        Ok(match self.autocast {
-            Some(low) if x.dtype() != low => x.to_dtype(low)?,
-            _ => x.clone(),
-        })
+        Ok(x.to_dtype(self.autocast.unwrap_or(x.dtype()))?)
     }
 
     /// [`AutogradGraph::low`] of a dense layer's input, cast once for the layers that read
@@ -570,11 +565,7 @@ impl Graph for AutogradGraph<'_> {
         }
         // The factors in f32 (1/(1 − p) has no exact bf16), the product rounded once.
         let m = self.mask_tensor(mask.keep().to_vec(), mask.scale(), x.dims(), self.dtype)?;
-        let dropped = constant::mul_constant(&self.full(&x)?, &m)?;
-        Ok(match dropped.dtype() == x.dtype() {
-            true => dropped,
-            false => dropped.to_dtype(x.dtype())?,
-        })
+        Ok(constant::mul_constant(&self.full(&x)?, &m)?.to_dtype(x.dtype())?)
     }
 
     fn dropout_add(&mut self, x: Tensor, p: f64, residual: &Tensor) -> Result<Tensor, EngineError> {

@@ -13,9 +13,6 @@ use crate::kernel_io;
 
 /// `y + bias` over `y`'s last dimension: in `y`'s dtype, `bias` any float dtype.
 pub fn add_bias(y: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
-    if y.dtype() == bias.dtype() {
-        return y.broadcast_add(bias);
-    }
     match (y.dtype(), bias.dtype()) {
         (DType::BF16 | DType::F16, DType::F32) => {
             y.contiguous()?.apply_op2(&bias.contiguous()?, BiasAdd)
@@ -118,27 +115,10 @@ impl CustomOp1 for ColumnSums {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let cols = layout.dims().last().copied().unwrap_or(1);
         let x = kernel_io::cpu_as_f32(storage, layout, self.name())?;
-        let sums = match kernel_io::CHUNK.checked_div(cols) {
-            None => Vec::new(),
-            Some(rows_per_task) => x
-                .par_chunks(rows_per_task.max(1) * cols)
-                .map(|block| {
-                    let mut sums = vec![0f32; cols];
-                    for row in block.chunks(cols) {
-                        for (s, v) in sums.iter_mut().zip(row) {
-                            *s += v;
-                        }
-                    }
-                    sums
-                })
-                .reduce(
-                    || vec![0f32; cols],
-                    |mut a, b| {
-                        a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                        a
-                    },
-                ),
-        };
+        let mut sums = vec![0f32; cols];
+        if cols > 0 {
+            crate::cpu::kernels::add_column_sums(&mut sums, &x, cols);
+        }
         Ok((CpuStorage::F32(sums), Shape::from(cols)))
     }
 

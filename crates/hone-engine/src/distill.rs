@@ -121,8 +121,9 @@ pub fn distilled_loss_sum(
         return Ok(Tensor::zeros((), DType::F32, dev)?);
     }
     let n = kept.len();
-    let index = Tensor::from_vec(kept.clone(), n, dev)?;
-    let picked = logits.index_select(&index, 0)?.to_dtype(DType::F32)?;
+    let picked = crate::graph::lookup::HostIndex::new(&kept, dev)?
+        .select(logits, 0)?
+        .to_dtype(DType::F32)?;
     let targets: Vec<f32> = kept
         .iter()
         .flat_map(|&i| {

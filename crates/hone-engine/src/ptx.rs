@@ -1,7 +1,7 @@
 //! Hone's own CUDA kernels (`kernels/*.cu`) as PTX, compiled by the build script with nvcc:
 //! `MULTI_TENSOR` (AdamW and the gradient norm over every parameter), `ACTIVATIONS` (GELU's
 //! backward pass), `ROWS` (softmax's and the norms' backward passes), `DROPOUT` (dropout with
-//! its mask drawn in the kernel) and `BIAS` (a mixed-precision product's f32 bias and its
-//! gradient).
+//! its mask drawn in the kernel), `BIAS` (a mixed-precision product's f32 bias and its
+//! gradient) and `SCATTER` (the backward pass of a gather by ids the host knows).
 
 include!(concat!(env!("OUT_DIR"), "/ptx.rs"));

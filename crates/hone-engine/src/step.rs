@@ -616,10 +616,9 @@ fn span_rows(
         }
     }
     let dev = logits.device();
-    let index = Tensor::from_vec(index, b * width, dev)?;
     let shift = Tensor::from_vec(shift, (b * width, 1), dev)?.to_dtype(logits.dtype())?;
-    Ok(logits
-        .index_select(&index, 0)?
+    Ok(crate::graph::lookup::HostIndex::new(&index, dev)?
+        .select(logits, 0)?
         .broadcast_add(&shift)?
         .reshape((b, width, 2))?
         .transpose(1, 2)?

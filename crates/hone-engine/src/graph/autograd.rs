@@ -6,9 +6,11 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::gather::InvertibleRows;
+use super::lookup::HostIndex;
 use super::{bias, constant, dropout, fused, gelu};
 use super::{
-    BiasedAttention, Disentangled, Graph, Heads, RelativeBuckets, Stream, TokenIds, Tokens,
+    BiasBuckets, BiasedAttention, Disentangled, Graph, Heads, RelativeBuckets, Stream, TokenIds,
+    Tokens,
 };
 use crate::cpu::kernels::DropMask;
 use crate::models::nn::{LayerNorm, RmsNorm, Rotary};
@@ -20,8 +22,8 @@ use crate::EngineError;
 
 /// One token stream's ids and padded layout on the device, made once per batch.
 struct Layout {
-    /// Word, position and segment ids.
-    ids: [Tensor; 3],
+    /// Word, position and segment ids (their gradients scattered by plan, see [`HostIndex`]).
+    ids: [HostIndex; 3],
     /// For every (sequence, slot) of the padded layout, its token; padding slots point at
     /// token 0 (their keys are masked and their queries dropped, so any row will do). `None`
     /// when every sequence fills the layout (the tokens are the layout: no gather, whose
@@ -34,7 +36,8 @@ struct Layout {
     real_slots: Option<Tensor>,
     /// `[sequences, 1, 1, longest]`: 0 for tokens, the lowest value for padding.
     mask_bias: Tensor,
-    first_index: Tensor,
+    /// Each sequence's first token.
+    first_index: HostIndex,
 }
 
 impl Layout {
@@ -51,7 +54,7 @@ impl Layout {
             }
         }
         let first: Vec<u32> = tokens.spans().iter().map(|s| s.start as u32).collect();
-        let upload = |which: TokenIds| Tensor::from_slice(tokens.ids(which), t, device);
+        let upload = |which: TokenIds| HostIndex::new(tokens.ids(which), device);
         // Every slot a token, in order: the padded layout is the packed one.
         let dense = t == b * s
             && unpad
@@ -77,7 +80,7 @@ impl Layout {
                 })
                 .transpose()?,
             mask_bias: Tensor::from_vec(bias, (b, 1, 1, s), device)?.to_dtype(dtype)?,
-            first_index: Tensor::from_vec(first, b, device)?,
+            first_index: HostIndex::new(&first, device)?,
         })
     }
 
@@ -134,7 +137,10 @@ pub struct AutogradGraph<'a> {
     rotary: Option<(Rotary, Tensor, Tensor)>,
     /// DeBERTa's gathers of each (query, key) distance's row for the buckets they were made
     /// for: `[c2p, p2c]` indices into `[longest × 2·span]` scores, made on first use.
-    position_index: Option<(RelativeBuckets, [Tensor; 2])>,
+    position_index: Option<(RelativeBuckets, [HostIndex; 2])>,
+    /// T5's gathers of each (query, key) distance's bucket for the buckets and (queries,
+    /// keys) they were made for, made on first use (every layer reads the same).
+    bias_index: Vec<((BiasBuckets, usize, usize), HostIndex)>,
     /// The dtype matrix products run in (mixed precision), `None`: the graph's own.
     autocast: Option<DType>,
     /// The last input a dense layer cast to the autocast dtype, by the id of the tensor it
@@ -175,6 +181,7 @@ impl<'a> AutogradGraph<'a> {
             causal_bias: None,
             rotary: None,
             position_index: None,
+            bias_index: Vec::new(),
             autocast: None,
             last_cast: None,
             device_masks,
@@ -293,6 +300,26 @@ impl<'a> AutogradGraph<'a> {
         Ok((keep * scale as f64)?)
     }
 
+    /// The bucket of every (query, key) of `sq` queries and `sk` keys (`[sq·sk]`), the rows
+    /// of T5's `[buckets × heads]` bias table each score reads, made once per batch.
+    fn bias_index(
+        &mut self,
+        buckets: BiasBuckets,
+        sq: usize,
+        sk: usize,
+    ) -> Result<HostIndex, EngineError> {
+        let key = (buckets, sq, sk);
+        if let Some((_, index)) = self.bias_index.iter().find(|(k, _)| *k == key) {
+            return Ok(index.clone());
+        }
+        let index: Vec<u32> = (0..sq * sk)
+            .map(|ij| buckets.bucket((ij % sk) as i64 - (ij / sk) as i64) as u32)
+            .collect();
+        let index = HostIndex::new(&index, &self.device)?;
+        self.bias_index.push((key, index.clone()));
+        Ok(index)
+    }
+
     /// The `[c2p, p2c]` gathers of [`AutogradGraph::position_scores`] for sequences padded
     /// to `s` tokens: entry `i·s + j` of each is the flat `[s × 2·span]` score query `i`
     /// (c2p) or key `j` (p2c) reads, made once per batch.
@@ -300,7 +327,7 @@ impl<'a> AutogradGraph<'a> {
         &mut self,
         buckets: RelativeBuckets,
         s: usize,
-    ) -> Result<[Tensor; 2], EngineError> {
+    ) -> Result<[HostIndex; 2], EngineError> {
         if let Some((made_for, index)) = &self.position_index {
             if *made_for == buckets {
                 return Ok(index.clone());
@@ -316,7 +343,7 @@ impl<'a> AutogradGraph<'a> {
                     (at * w + rows[i + s - 1 - j]) as u32
                 })
                 .collect();
-            Tensor::from_vec(index, s * s, &self.device)
+            HostIndex::new(&index, &self.device)
         };
         let index = [make(true)?, make(false)?];
         self.position_index = Some((buckets, index.clone()));
@@ -352,9 +379,8 @@ impl<'a> AutogradGraph<'a> {
             let content = if of_queries { qp } else { kp };
             // Every token against every row, then the row of each (query, key) distance.
             let all = self.full_product(content, &table.t()?, true)?;
-            let picked = all
-                .reshape((b, heads, s * w))?
-                .index_select(index, 2)?
+            let picked = index
+                .select(&all.reshape((b, heads, s * w))?, 2)?
                 .reshape((b, heads, s, s))?;
             sum = Some(match sum {
                 Some(x) => (x + picked)?,
@@ -503,7 +529,7 @@ impl Graph for AutogradGraph<'_> {
         let mut sum: Option<Tensor> = None;
         for (param, which) in lookups {
             let ids = &self.layout(self.stream)?.ids[*which as usize];
-            let rows = self.param(param).index_select(ids, 0)?;
+            let rows = ids.select(&self.param(param), 0)?;
             sum = Some(match sum {
                 Some(s) => (s + rows)?,
                 None => rows,
@@ -669,7 +695,7 @@ impl Graph for AutogradGraph<'_> {
     }
 
     fn first_tokens(&mut self, x: &Tensor) -> Result<Tensor, EngineError> {
-        Ok(x.index_select(&self.layout(self.stream)?.first_index, 0)?)
+        Ok(self.layout(self.stream)?.first_index.select(x, 0)?)
     }
 
     fn first_token_attention(
@@ -780,13 +806,9 @@ impl Graph for AutogradGraph<'_> {
         let key_mask = lk.mask_bias.clone();
         let mut scores = self.full_product(&qp, &kp.t()?, false)?;
         if let Some(bias) = &a.bias {
-            let index: Vec<u32> = (0..sq * sk)
-                .map(|ij| bias.buckets.bucket((ij % sk) as i64 - (ij / sk) as i64) as u32)
-                .collect();
-            let index = Tensor::from_vec(index, sq * sk, &self.device)?;
-            let values = bias
-                .table
-                .index_select(&index, 0)?
+            let values = self
+                .bias_index(bias.buckets, sq, sk)?
+                .select(bias.table, 0)?
                 .reshape((sq, sk, heads))?
                 .permute((2, 0, 1))?
                 .unsqueeze(0)?;
@@ -870,7 +892,7 @@ pub fn cross_entropy_sum(
         return Ok(Tensor::zeros((), DType::F32, dev)?);
     }
     let n = kept.len();
-    let picked = logits.index_select(&Tensor::from_vec(kept, n, dev)?, 0)?;
+    let picked = HostIndex::new(&kept, dev)?.select(logits, 0)?;
     let log_probs = ops::log_softmax_last_dim(&picked.to_dtype(DType::F32)?)?;
     let target = log_probs.gather(&Tensor::from_vec(ids, (n, 1), dev)?, 1)?;
     let nll = target.sum_all()?.neg()?;

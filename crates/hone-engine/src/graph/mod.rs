@@ -20,6 +20,7 @@ pub mod fused;
 pub mod gather;
 pub mod gelu;
 pub mod host;
+pub mod lookup;
 pub mod tokens;
 
 pub use tokens::{

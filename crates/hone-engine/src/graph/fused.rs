@@ -235,10 +235,12 @@ impl CustomOp3 for Norm {
         let grad = grad.contiguous()?;
         let both = x.apply_op3_no_bwd(gamma, &grad, &NormGrad(*self))?;
         let dx = both.get(0)?.reshape(x.shape())?;
-        let dgamma = both.get(1)?.sum(0)?.reshape(gamma.shape())?;
+        // Hone's column sums: candle's sum over the rows reads a column per block, each
+        // thread a row apart on a GPU.
+        let dgamma = super::bias::column_sums(&both.get(1)?)?.reshape(gamma.shape())?;
         let dbeta = self
             .centred
-            .then(|| grad.reshape((rows, n))?.sum(0))
+            .then(|| super::bias::column_sums(&grad.reshape((rows, n))?))
             .transpose()?;
         Ok((Some(dx), Some(dgamma), dbeta))
     }

@@ -898,6 +898,26 @@ fn bench_check_devices_and_a_mixed_precision_run() {
     assert!(out.starts_with("cpu ") && out.contains("threads"), "{out}");
     assert!(out.contains("GiB RAM"), "{out}");
 
+    // The fit check judges the device it is told: the RAM for the CPU, and a GPU this build
+    // cannot reach does not fit, saying why.
+    let fit = |device: &str| {
+        let o = run(hone()
+            .args(["models", "check", &tiny("bert"), "--device"])
+            .arg(device));
+        assert!(o.status.success(), "{device}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let out = fit("cpu");
+    assert!(out.contains("tokens, against RAM ("), "{out}");
+    if !cfg!(feature = "cuda") {
+        let out = fit("cuda:3");
+        assert!(
+            out.contains("against cuda:3: this build of Hone has no CUDA support:"),
+            "{out}"
+        );
+        assert!(out.contains("does not fit"), "{out}");
+    }
+
     let dir = tempfile::tempdir().unwrap();
     let o = train_tiny(
         "bert",

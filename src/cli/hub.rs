@@ -67,6 +67,10 @@ pub struct FitArgs {
     /// autograd graph, which keeps more.
     #[arg(long, default_value = "fp32")]
     precision: hone_app::types::Precision,
+    /// The device whose memory is judged: cpu (the RAM), cuda:N, metal, or auto (the first
+    /// GPU when there is one, else the RAM).
+    #[arg(long, default_value = "auto")]
+    device: hone_app::types::DeviceSpec,
 }
 
 impl FitArgs {
@@ -79,6 +83,7 @@ impl FitArgs {
             lora_rank: self.lora_r,
             // Where the run takes the autograd graph (`hone_app::models::fit_report`).
             autograd: Some(self.precision),
+            device: Some(self.device),
             ..FitSettings::default()
         }
     }
@@ -315,13 +320,18 @@ fn opt(v: Option<u64>) -> String {
 /// The fit verdicts with their numbers.
 pub fn print_fit(fit: &FitReport) {
     let s = &fit.full.estimate.settings;
+    // No memory at all: the device is not on this machine, and compared_with says why.
+    let free = match fit.total {
+        0 => String::new(),
+        _ => format!(
+            " ({} free of {})",
+            human_bytes(fit.available),
+            human_bytes(fit.total)
+        ),
+    };
     println!(
-        "\nMemory at batch {} × {} tokens, against {} ({} free of {}):",
-        s.batch_size,
-        s.max_length,
-        fit.compared_with,
-        human_bytes(fit.available),
-        human_bytes(fit.total)
+        "\nMemory at batch {} × {} tokens, against {}{free}:",
+        s.batch_size, s.max_length, fit.compared_with,
     );
     if let Some(host) = &fit.host {
         println!(

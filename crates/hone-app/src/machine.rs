@@ -1,6 +1,7 @@
 //! The memory this machine has for training: RAM (total and available now) and, when Hone was
 //! built with CUDA, the GPU's memory as `nvidia-smi` reports it.
 
+use hone_engine::device::DeviceSpec;
 use serde::{Deserialize, Serialize};
 
 /// Memory of the machine, in bytes.
@@ -28,10 +29,42 @@ pub struct GpuMemory {
     pub free: u64,
 }
 
+/// The memory a run on a device is judged against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judged<'a> {
+    /// The RAM: the CPU's, and Apple GPUs' (their memory is the RAM).
+    Ram,
+    /// An NVIDIA GPU's.
+    Gpu(&'a GpuMemory),
+    /// The device names a GPU this machine (or this build) does not have: why.
+    Missing(String),
+}
+
 impl MachineMemory {
-    /// The GPU the fit check judges runs against: the first (`cuda:0`), if any.
-    pub fn judged_gpu(&self) -> Option<&GpuMemory> {
-        self.gpus.first()
+    /// What a run on `device` is judged against: `cpu` and `metal` the RAM, `cuda:N` GPU N,
+    /// `auto` the first GPU when there is one, else the RAM.
+    pub fn judged(&self, device: DeviceSpec) -> Judged<'_> {
+        match device {
+            DeviceSpec::Cpu | DeviceSpec::Metal(_) => Judged::Ram,
+            DeviceSpec::Auto => self.gpus.first().map_or(Judged::Ram, Judged::Gpu),
+            DeviceSpec::Cuda(n) => match self.gpus.iter().find(|g| g.index == n) {
+                Some(gpu) => Judged::Gpu(gpu),
+                None if self.gpu_backend.as_deref() != Some("cuda") => {
+                    Judged::Missing(format!("{device}: this build of Hone has no CUDA support"))
+                }
+                None if self.gpus.is_empty() => {
+                    Judged::Missing(format!("{device}: no NVIDIA GPU answers on this machine"))
+                }
+                None => Judged::Missing(format!(
+                    "{device}: not on this machine (it has {})",
+                    self.gpus
+                        .iter()
+                        .map(|g| format!("cuda:{}", g.index))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            },
+        }
     }
 }
 
@@ -117,7 +150,8 @@ mod tests {
         assert!(parse_nvidia_smi("No devices were found").is_empty());
         // Without a GPU backend no GPU is listed.
         if m.gpu_backend.is_none() {
-            assert!(m.gpus.is_empty() && m.judged_gpu().is_none());
+            assert!(m.gpus.is_empty());
+            assert_eq!(m.judged(DeviceSpec::Auto), Judged::Ram);
         }
     }
 }

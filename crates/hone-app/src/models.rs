@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use hone_engine::device::DeviceSpec;
 use hone_engine::memory::{estimate, FitSettings, MemoryEstimate};
 use hone_engine::models::{supported_model_types, Family, ModelSpec};
 use hone_engine::speed::{cpu_matmul_gflops, estimate_speed, SpeedEstimate};
@@ -13,7 +14,7 @@ use hone_store::{ModelRecord, NewModel};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::machine::{machine_memory, MachineMemory};
+use crate::machine::{machine_memory, Judged, MachineMemory};
 use crate::{App, AppError};
 
 /// Weight files Hone loads (any one of them).
@@ -238,32 +239,40 @@ pub fn check_model(
     }
 }
 
-/// Estimates full and frozen-embedding fine-tuning and judges both against the GPU (when one
-/// is compiled in and present) or the RAM.
+/// Estimates full and frozen-embedding fine-tuning and judges both against the memory of the
+/// device the settings name (`auto`: the first GPU when one is compiled in and present, else
+/// the RAM).
 pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemory) -> FitReport {
-    let (compared_with, available, total) = match machine.judged_gpu() {
-        Some(gpu) => (gpu.name.clone(), gpu.free, gpu.total),
-        None => ("RAM".to_string(), machine.ram_available, machine.ram_total),
+    let judged = machine.judged(settings.device.unwrap_or(DeviceSpec::Auto));
+    let (compared_with, available, total) = match &judged {
+        Judged::Gpu(gpu) => (gpu.name.clone(), gpu.free, gpu.total),
+        Judged::Ram => ("RAM".to_string(), machine.ram_available, machine.ram_total),
+        // Nothing to run on: every line does not fit, and says why.
+        Judged::Missing(why) => (why.clone(), 0, 0),
     };
     // What stays on the host is the CPU estimate's; on a GPU the run's own memory is the
     // autograd graph's (fp32 unless the settings say otherwise). On the CPU, mixed precision
-    // takes the autograd graph too (the CPU's own graph is f32 only).
+    // takes the autograd graph too (the CPU's own graph is f32 only), and so does an Apple GPU
+    // (its memory is the RAM).
     let host_settings = FitSettings {
         autograd: None,
         gpu: false,
         ..settings
     };
-    let on_gpu = machine.judged_gpu().is_some();
+    let on_gpu = !matches!(judged, Judged::Ram);
+    let metal = matches!(settings.device, Some(DeviceSpec::Metal(_)));
+    let gpu_runs_it = on_gpu || metal;
     let settings = FitSettings {
-        autograd: match on_gpu {
+        autograd: match gpu_runs_it {
             true => Some(settings.autograd.unwrap_or_default()),
             false => settings.autograd.filter(|p| p.is_mixed()),
         },
         gpu: on_gpu,
         ..settings
     };
-    let matmul_gflops = machine.judged_gpu().is_none().then(cpu_matmul_gflops);
-    let host = machine.judged_gpu().map(|_| {
+    // The speed estimate is the CPU's.
+    let matmul_gflops = (!gpu_runs_it).then(cpu_matmul_gflops);
+    let host = matches!(judged, Judged::Gpu(_)).then(|| {
         // The weights read on the host before they move, the program and data, and what a
         // resumable checkpoint copies to the host to write it: every weight and both moments.
         let e = estimate(spec, host_settings);
@@ -740,6 +749,90 @@ mod tests {
         assert_eq!(
             small.fit.expect("a fit report").full.verdict,
             Verdict::DoesNotFit
+        );
+    }
+
+    /// The fit check judges the device the run names: `cuda:1` the second GPU's memory, `cpu`
+    /// the RAM with the CPU's estimate even when a GPU is there, a GPU the machine lacks does
+    /// not fit and says why; without a device, the first GPU.
+    #[test]
+    fn the_fit_check_judges_the_device_the_run_names() {
+        use crate::machine::GpuMemory;
+        let config = json!({"model_type": "bert", "vocab_size": 30522, "hidden_size": 384,
+            "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536,
+            "max_position_embeddings": 512, "type_vocab_size": 2});
+        let spec = ModelSpec::from_json(config, Path::new("config.json")).unwrap();
+        let gpu = |index: usize, name: &str, free: u64, total: u64| GpuMemory {
+            index,
+            name: name.into(),
+            total,
+            free,
+        };
+        let two_gpus = MachineMemory {
+            ram_total: 64 << 30,
+            ram_available: 60 << 30,
+            gpus: vec![
+                gpu(0, "GPU zero", 70 << 30, 80 << 30),
+                gpu(1, "GPU one", 300 << 20, 1 << 30),
+            ],
+            gpu_backend: Some("cuda".into()),
+        };
+        let on = |device: Option<&str>, machine: &MachineMemory| {
+            let settings = FitSettings {
+                device: device.map(|d| d.parse().expect("a device")),
+                ..FitSettings::default()
+            };
+            fit_report(&spec, settings, machine)
+        };
+        let first = on(None, &two_gpus);
+        assert_eq!(first.compared_with, "GPU zero");
+        assert_eq!(first.full.verdict, Verdict::Fits);
+        let judged = |r: &FitReport| (r.compared_with.clone(), r.available, r.full.estimate.total);
+        assert_eq!(judged(&on(Some("auto"), &two_gpus)), judged(&first));
+        assert_eq!(judged(&on(Some("cuda"), &two_gpus)), judged(&first));
+
+        let second = on(Some("cuda:1"), &two_gpus);
+        assert_eq!(
+            (second.compared_with.as_str(), second.available),
+            ("GPU one", 300 << 20)
+        );
+        assert_eq!(second.full.verdict, Verdict::DoesNotFit);
+        assert!(second.host.is_some() && second.full.speed.is_none());
+
+        let cpu = on(Some("cpu"), &two_gpus);
+        assert_eq!(
+            (cpu.compared_with.as_str(), cpu.available),
+            ("RAM", 60 << 30)
+        );
+        assert!(cpu.host.is_none() && cpu.full.speed.is_some());
+        assert!(!cpu.full.estimate.settings.gpu);
+        assert!(
+            cpu.full.estimate.activations < first.full.estimate.activations,
+            "the CPU's own graph keeps less than candle's autograd graph"
+        );
+
+        let absent = on(Some("cuda:5"), &two_gpus);
+        assert_eq!(
+            absent.compared_with,
+            "cuda:5: not on this machine (it has cuda:0, cuda:1)"
+        );
+        for line in [&absent.full, &absent.frozen_embeddings, &absent.lora] {
+            assert_eq!(line.verdict, Verdict::DoesNotFit);
+        }
+        let cpu_build = on(Some("cuda:0"), &machine(16 << 30));
+        assert_eq!(
+            cpu_build.compared_with,
+            "cuda:0: this build of Hone has no CUDA support"
+        );
+        assert_eq!(cpu_build.full.verdict, Verdict::DoesNotFit);
+
+        // An Apple GPU shares the RAM and runs the autograd graph: no CPU speed estimate.
+        let metal = on(Some("metal"), &machine(16 << 30));
+        assert_eq!(metal.compared_with, "RAM");
+        assert!(metal.full.speed.is_none());
+        assert_eq!(
+            metal.full.estimate.settings.autograd,
+            Some(hone_engine::precision::Precision::Fp32)
         );
     }
 

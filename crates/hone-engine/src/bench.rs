@@ -349,6 +349,7 @@ pub fn run_bench(
             lora_rank: model.spec().lora.as_ref().map(|l| l.r),
             autograd: None,
             gpu: false,
+            device: Some(crate::device::DeviceSpec::Cpu),
         };
         crate::speed::estimate_speed(model.spec(), settings, rate).samples_per_second
     });

@@ -260,6 +260,9 @@ pub struct FitSettings {
     /// The run trains on a GPU: the estimate is of the GPU's memory (its runtime is the CUDA
     /// context's, not the CPU's per-token buffers).
     pub gpu: bool,
+    /// The device the run trains on, whose memory the app's fit check judges; `None` as
+    /// `auto` (the machine's first GPU when there is one).
+    pub device: Option<crate::device::DeviceSpec>,
 }
 
 /// The rank the fit check assumes for its LoRA line (the Train page's default).
@@ -300,6 +303,7 @@ impl Default for FitSettings {
             lora_rank: None,
             autograd: None,
             gpu: false,
+            device: None,
         }
     }
 }

@@ -47,7 +47,7 @@ export function FitTable(props: { fit: ModelPage["check"]["fit"]; plan?: { examp
   return (
     <div class="fit" data-testid="fit">
       <div class="muted small">
-        Memory at batch {s.batch_size} × {s.max_length} tokens, against {fit.compared_with} ({bytes(fit.available)} free of {bytes(fit.total)})
+        Memory at batch {s.batch_size} × {s.max_length} tokens, against {fit.compared_with}{fit.total > 0 && ` (${bytes(fit.available)} free of ${bytes(fit.total)})`}
         {fit.host && <span data-testid="fit-host"> · and {bytes(fit.host.needed)} of RAM ({bytes(fit.host.available)} free of {bytes(fit.host.total)}) to read the weights and hold the program and data: <span class={`verdict ${fit.host.verdict}`}>{fit.host.verdict.replace(/-/g, " ")}</span></span>}
       </div>
       <table>

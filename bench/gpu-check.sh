@@ -7,7 +7,8 @@
 #   2. random models of MiniLM-L6's and BERT-base's configs (bench/gpu_step.py make-model) and
 #      fixed batches (dense 32 × 128, and 16 × 64 with padding);
 #   3. the golden step on the GPU: `hone bench check` compares one training step (loss,
-#      logits, every gradient) on cuda:0 in fp32, bf16 and fp16 against the CPU graph in fp32;
+#      logits, every gradient) on cuda:0 in fp32, bf16 and fp16 against the CPU graph in fp32
+#      (and the repository's tiny DeBERTa, T5 and Llama models in fp32 and bf16);
 #   4. speed: `hone bench --device cuda` in fp32 and bf16 against PyTorch eager and SDPA
 #      (bench/gpu_step.py step) on the same batches, in the same run;
 #   5. whole runs (`hone train --device cuda:0`) of the tiny BERT fixture in bf16 and fp16;
@@ -77,6 +78,16 @@ if has check; then
       run 300 "check $m $p" "$hone" bench check --model "$work/$m" --device cuda:0 --precision "$p" \
         --batch-file "$work/b16x64.json" --json >"$out/check-$m-$p.json"
       cat "$out/check-$m-$p.json" | tr -d '\n ' | cut -c1-400
+      echo
+    done
+  done
+  # The other families' own paths (DeBERTa's position gathers, T5's bias buckets, a
+  # decoder's rotary attention) on the repository's tiny random models.
+  for m in deberta deberta-v2 t5 llama; do
+    for p in fp32 bf16; do
+      run 120 "check tiny-$m $p" "$hone" bench check --model "tests/fixtures/tiny-$m" --device cuda:0 \
+        --precision "$p" --batch-size 8 --max-length 32 --json >"$out/check-tiny-$m-$p.json"
+      cat "$out/check-tiny-$m-$p.json" | tr -d '\n ' | cut -c1-400
       echo
     done
   done

@@ -68,7 +68,7 @@ pub struct FitArgs {
     #[arg(long, default_value = "fp32")]
     precision: hone_app::types::Precision,
     /// The device whose memory is judged: cpu (the RAM), cuda:N, metal, or auto (the first
-    /// GPU when there is one, else the RAM).
+    /// GPU when there is one, else the RAM). A run's own default device is cpu.
     #[arg(long, default_value = "auto")]
     device: hone_app::types::DeviceSpec,
 }

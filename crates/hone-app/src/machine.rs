@@ -32,8 +32,10 @@ pub struct GpuMemory {
 /// The memory a run on a device is judged against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Judged<'a> {
-    /// The RAM: the CPU's, and Apple GPUs' (their memory is the RAM).
+    /// The RAM, for the CPU.
     Ram,
+    /// The RAM, for an Apple GPU (its memory is the RAM; it runs the autograd graph).
+    Unified,
     /// An NVIDIA GPU's.
     Gpu(&'a GpuMemory),
     /// The device names a GPU this machine (or this build) does not have: why.
@@ -41,20 +43,33 @@ pub enum Judged<'a> {
 }
 
 impl MachineMemory {
-    /// What a run on `device` is judged against: `cpu` and `metal` the RAM, `cuda:N` GPU N,
-    /// `auto` the first GPU when there is one, else the RAM.
+    /// What a run on `device` is judged against: `cpu` the RAM, `metal` the RAM an Apple GPU
+    /// shares, `cuda:N` GPU N, `auto` the first NVIDIA GPU when there is one, else an Apple
+    /// GPU's or the CPU's RAM.
+    ///
+    /// GPUs are numbered as `nvidia-smi` lists them (PCI bus order), which is CUDA's order
+    /// unless `CUDA_VISIBLE_DEVICES` or `CUDA_DEVICE_ORDER` say otherwise.
     pub fn judged(&self, device: DeviceSpec) -> Judged<'_> {
+        let metal = self.gpu_backend.as_deref() == Some("metal");
         match device {
-            DeviceSpec::Cpu | DeviceSpec::Metal(_) => Judged::Ram,
-            DeviceSpec::Auto => self.gpus.first().map_or(Judged::Ram, Judged::Gpu),
+            DeviceSpec::Cpu => Judged::Ram,
+            DeviceSpec::Metal(_) if metal => Judged::Unified,
+            DeviceSpec::Metal(_) => {
+                Judged::Missing(format!("{device}: this build of Hone has no Metal support"))
+            }
+            DeviceSpec::Auto => match self.gpus.first() {
+                Some(gpu) => Judged::Gpu(gpu),
+                None if metal => Judged::Unified,
+                None => Judged::Ram,
+            },
             DeviceSpec::Cuda(n) => match self.gpus.iter().find(|g| g.index == n) {
                 Some(gpu) => Judged::Gpu(gpu),
                 None if self.gpu_backend.as_deref() != Some("cuda") => {
                     Judged::Missing(format!("{device}: this build of Hone has no CUDA support"))
                 }
-                None if self.gpus.is_empty() => {
-                    Judged::Missing(format!("{device}: no NVIDIA GPU answers on this machine"))
-                }
+                None if self.gpus.is_empty() => Judged::Missing(format!(
+                    "{device}: nvidia-smi lists no NVIDIA GPU on this machine"
+                )),
                 None => Judged::Missing(format!(
                     "{device}: not on this machine (it has {})",
                     self.gpus

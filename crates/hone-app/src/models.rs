@@ -246,7 +246,9 @@ pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemo
     let judged = machine.judged(settings.device.unwrap_or(DeviceSpec::Auto));
     let (compared_with, available, total) = match &judged {
         Judged::Gpu(gpu) => (gpu.name.clone(), gpu.free, gpu.total),
-        Judged::Ram => ("RAM".to_string(), machine.ram_available, machine.ram_total),
+        Judged::Ram | Judged::Unified => {
+            ("RAM".to_string(), machine.ram_available, machine.ram_total)
+        }
         // Nothing to run on: every line does not fit, and says why.
         Judged::Missing(why) => (why.clone(), 0, 0),
     };
@@ -259,9 +261,8 @@ pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemo
         gpu: false,
         ..settings
     };
-    let on_gpu = !matches!(judged, Judged::Ram);
-    let metal = matches!(settings.device, Some(DeviceSpec::Metal(_)));
-    let gpu_runs_it = on_gpu || metal;
+    let on_gpu = matches!(judged, Judged::Gpu(_) | Judged::Missing(_));
+    let gpu_runs_it = on_gpu || judged == Judged::Unified;
     let settings = FitSettings {
         autograd: match gpu_runs_it {
             true => Some(settings.autograd.unwrap_or_default()),
@@ -826,8 +827,21 @@ mod tests {
         );
         assert_eq!(cpu_build.full.verdict, Verdict::DoesNotFit);
 
-        // An Apple GPU shares the RAM and runs the autograd graph: no CPU speed estimate.
-        let metal = on(Some("metal"), &machine(16 << 30));
+        // An Apple GPU shares the RAM and runs the autograd graph: no CPU speed estimate;
+        // `auto` takes it too. A build without Metal cannot.
+        let apple = MachineMemory {
+            gpu_backend: Some("metal".into()),
+            ..machine(16 << 30)
+        };
+        assert_eq!(
+            on(Some("metal"), &machine(16 << 30)).compared_with,
+            "metal:0: this build of Hone has no Metal support"
+        );
+        assert_eq!(
+            judged(&on(Some("auto"), &apple)),
+            judged(&on(Some("metal"), &apple))
+        );
+        let metal = on(Some("metal"), &apple);
         assert_eq!(metal.compared_with, "RAM");
         assert!(metal.full.speed.is_none());
         assert_eq!(

@@ -81,7 +81,7 @@ impl DeviceSpec {
             DeviceSpec::Auto => {
                 if candle_core::utils::cuda_is_available() {
                     if let Ok(d) = Device::new_cuda(0) {
-                        return Ok(d);
+                        return Ok(for_training(d));
                     }
                 }
                 if candle_core::utils::metal_is_available() {
@@ -98,10 +98,12 @@ impl DeviceSpec {
                         reason: "this build of Hone has no CUDA support; rebuild with `cargo build --release --features cuda` (needs the CUDA toolkit's nvcc) or train on the CPU".into(),
                     });
                 }
-                Device::new_cuda(n).map_err(|e| EngineError::DeviceUnavailable {
-                    device: self.to_string(),
-                    reason: format!("{e}; check `nvidia-smi` and the device number"),
-                })
+                Device::new_cuda(n)
+                    .map(for_training)
+                    .map_err(|e| EngineError::DeviceUnavailable {
+                        device: self.to_string(),
+                        reason: format!("{e}; check `nvidia-smi` and the device number"),
+                    })
             }
             DeviceSpec::Metal(n) => {
                 if !candle_core::utils::metal_is_available() {
@@ -117,6 +119,39 @@ impl DeviceSpec {
             }
         }
     }
+}
+
+/// A newly opened GPU set up for training's pattern of allocations (each step allocates and
+/// frees the same few gigabytes): on an NVIDIA GPU the memory pool keeps what is freed
+/// instead of handing it back to the driver at every synchronisation (its default release
+/// threshold is zero, so each step mapped its memory anew), and no CUDA events are made per
+/// allocation (candle runs a device's work on one stream, where cudarc never records them).
+/// Either setting failing leaves the default, which is only slower.
+fn for_training(device: Device) -> Device {
+    #[cfg(feature = "cuda")]
+    if let Device::Cuda(cuda) = &device {
+        use candle_core::cuda_backend::cudarc::driver::sys;
+        // SAFETY: candle issues a device's operations on the one stream it opened it with,
+        // in order, so no buffer is used on two streams that events would have to order
+        // (cudarc makes the events but records none on a single stream).
+        unsafe { cuda.disable_event_tracking() };
+        let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+        let mut keep_all = u64::MAX;
+        // SAFETY: the pool is the device's own; the attribute takes a pointer to a u64.
+        let _ = unsafe {
+            sys::cuDeviceGetDefaultMemPool(&mut pool, cuda.cuda_stream().context().cu_device())
+                .result()
+                .and_then(|()| {
+                    sys::cuMemPoolSetAttribute(
+                        pool,
+                        sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                        (&mut keep_all as *mut u64).cast(),
+                    )
+                    .result()
+                })
+        };
+    }
+    device
 }
 
 /// A short human name of an opened device ("cpu", "cuda:0", "metal:0").

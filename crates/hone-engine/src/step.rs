@@ -38,6 +38,9 @@ pub struct StepOutcome {
     pub examples: usize,
     /// Real (non-padding) tokens.
     pub tokens: usize,
+    /// Seconds of each phase on the host's clock. A GPU's work is queued: the forward's time
+    /// is its queuing, the backward's waits for both passes (the loss is read after the
+    /// backward is queued), and the optimizer's for the rest of the step.
     pub forward_s: f64,
     pub backward_s: f64,
     pub optimizer_s: f64,
@@ -539,14 +542,16 @@ fn autograd_step(
             Some((teacher, distill)) => distilled_loss_sum(&logits, labels, teacher, distill)?,
             None => cross_entropy_sum(&logits, labels, settings.smoothing)?,
         };
+        let t1 = Instant::now();
+        census::phase("backward");
+        let backward = (&loss * settings.scale)?.backward()?;
+        // Read once the backward pass is queued: on a GPU reading the loss waits for the
+        // forward pass, and the device would idle while the host built the backward's.
         let value = loss.to_scalar::<f32>()? as f64;
         if !value.is_finite() {
             return Err(EngineError::NonFiniteLoss { step, value });
         }
         timing.loss_sum += value;
-        let t1 = Instant::now();
-        census::phase("backward");
-        let backward = (loss * settings.scale)?.backward()?;
         grads.accumulate(&backward, model.params().trainable())?;
         timing.forward_s += (t1 - t0).as_secs_f64();
         timing.backward_s += t1.elapsed().as_secs_f64();

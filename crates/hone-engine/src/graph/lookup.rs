@@ -5,9 +5,11 @@
 //! steps each, for BERT-base's word embeddings at 32 × 128; 12 threads over 16,384 ids for a
 //! T5 relative-bias table). Here the host sorts the ids once and uploads, with them, the plan
 //! of their gradient: the rows of each id in chunks of at most [`CHUNK`], so a GPU sums
-//! every chunk in its own block and then each id's chunks in order (`kernels/scatter.cu`,
-//! two launches, no atomics: the same sum every run). The CPU adds each row in id order as
-//! candle's `index_add` does, so an f32 gradient is the same to the bit.
+//! every chunk in its own block, writing an id of one chunk straight to the gradient, and
+//! then adds the chunks of each id that has several, in order (`kernels/scatter.cu`, one or
+//! two launches, no atomics: the same sum every run; the f32 scratch is only for those ids).
+//! The CPU adds each row in id order as candle's `index_add` does (the same f32 sums as
+//! candle's, the same bits where nothing else adds to the table's gradient).
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, Device, Layout, Shape, Tensor};
@@ -20,18 +22,26 @@ pub const CHUNK: usize = 32;
 /// Ids on the device with the plan of their backward's scatter.
 #[derive(Debug, Clone)]
 pub struct HostIndex {
-    /// `[ids (n) | order (n) | chunk starts (chunks + 1) | first chunk of each distinct id
-    /// (distinct + 1) | distinct ids (distinct)]`, u32, one upload.
+    /// u32, one upload: `[ids (n) | order: the positions sorted by id (n) | each chunk's
+    /// first position in order (chunks + 1) | each chunk's id (chunks) | each chunk's scratch
+    /// row, NO_SLOT for an id of one chunk (chunks) | the first scratch row of each id of
+    /// several chunks (multi + 1) | those ids (multi)]`.
     plan: Tensor,
     sizes: Sizes,
 }
+
+/// A chunk that is its id's only one: its sum is the gradient's row, no scratch row.
+const NO_SLOT: u32 = u32::MAX;
 
 /// The lengths of a plan's parts, and its largest id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Sizes {
     ids: usize,
     chunks: usize,
-    distinct: usize,
+    /// Ids with more than one chunk.
+    multi: usize,
+    /// The chunks of those ids (scratch rows).
+    slots: usize,
     largest: Option<u32>,
 }
 
@@ -43,14 +53,20 @@ impl Sizes {
     fn chunk_starts(&self) -> usize {
         2 * self.ids
     }
-    fn first_chunks(&self) -> usize {
+    fn chunk_targets(&self) -> usize {
         self.chunk_starts() + self.chunks + 1
     }
-    fn targets(&self) -> usize {
-        self.first_chunks() + self.distinct + 1
+    fn chunk_slots(&self) -> usize {
+        self.chunk_targets() + self.chunks
+    }
+    fn multi_firsts(&self) -> usize {
+        self.chunk_slots() + self.chunks
+    }
+    fn multi_targets(&self) -> usize {
+        self.multi_firsts() + self.multi + 1
     }
     fn len(&self) -> usize {
-        self.targets() + self.distinct
+        self.multi_targets() + self.multi
     }
 }
 
@@ -102,32 +118,48 @@ impl HostIndex {
 fn plan(ids: &[u32]) -> (Vec<u32>, Sizes) {
     let mut order: Vec<u32> = (0..ids.len() as u32).collect();
     order.sort_by_key(|&i| ids[i as usize]);
-    let mut chunk_starts = Vec::new();
-    let mut first_chunks = Vec::new();
-    let mut targets = Vec::new();
+    let (mut chunk_starts, mut chunk_targets, mut chunk_slots) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let (mut multi_firsts, mut multi_targets) = (Vec::new(), Vec::new());
+    let mut slots = 0u32;
     let mut k = 0;
     while k < order.len() {
         let id = ids[order[k] as usize];
         let end = k + order[k..].partition_point(|&i| ids[i as usize] == id);
-        targets.push(id);
-        first_chunks.push(chunk_starts.len() as u32);
+        let chunks = (end - k).div_ceil(CHUNK);
         chunk_starts.extend((k..end).step_by(CHUNK).map(|s| s as u32));
+        chunk_targets.extend(std::iter::repeat_n(id, chunks));
+        if chunks == 1 {
+            chunk_slots.push(NO_SLOT);
+        } else {
+            multi_firsts.push(slots);
+            multi_targets.push(id);
+            chunk_slots.extend(slots..slots + chunks as u32);
+            slots += chunks as u32;
+        }
         k = end;
     }
     let sizes = Sizes {
         ids: ids.len(),
         chunks: chunk_starts.len(),
-        distinct: targets.len(),
-        largest: targets.last().copied(),
+        multi: multi_targets.len(),
+        slots: slots as usize,
+        largest: chunk_targets.last().copied(),
     };
     chunk_starts.push(ids.len() as u32);
-    first_chunks.push(sizes.chunks as u32);
+    multi_firsts.push(slots);
     let mut plan = Vec::with_capacity(sizes.len());
-    plan.extend_from_slice(ids);
-    plan.extend(order);
-    plan.extend(chunk_starts);
-    plan.extend(first_chunks);
-    plan.extend(targets);
+    for part in [
+        ids,
+        &order,
+        &chunk_starts,
+        &chunk_targets,
+        &chunk_slots,
+        &multi_firsts,
+        &multi_targets,
+    ] {
+        plan.extend_from_slice(part);
+    }
     debug_assert_eq!(plan.len(), sizes.len());
     (plan, sizes)
 }
@@ -201,7 +233,8 @@ impl CustomOp2 for Select {
         let dx = if grad.device().is_metal() {
             // Hone has no Metal kernel for the scatter: candle's.
             let ids = plan.narrow(0, 0, self.sizes.ids)?;
-            x.zeros_like()?.index_add(&ids, grad, self.dim)?
+            x.zeros_like()?
+                .index_add(&ids, &grad.contiguous()?, self.dim)?
         } else {
             grad.contiguous()?.apply_op2_no_bwd(
                 plan,
@@ -354,28 +387,37 @@ mod cuda {
         let base = pl.start_offset();
         let whole = plan.as_cuda_slice::<u32>()?;
         let part = |from: usize, len: usize| whole.slice(base + from..base + from + len);
-        let (order, starts, firsts, targets) = (
+        let suffix = kernel_suffix(grad.dtype(), name)?;
+        let func = |kernel: &str| {
+            dev.get_or_load_custom_func(
+                &format!("{kernel}_{suffix}"),
+                "hone_scatter",
+                crate::ptx::SCATTER,
+            )
+        };
+        // The ids of several chunks add their chunks' sums from here (one value for none: a
+        // kernel argument must point somewhere).
+        // SAFETY: each slot's row is written by the chunks' kernel before the ids' reads it.
+        let partial = unsafe { dev.alloc::<f32>(sizes.slots.max(1) * columns)? };
+        let (order, starts, targets, slots) = (
             part(sizes.order(), sizes.ids),
             part(sizes.chunk_starts(), sizes.chunks + 1),
-            part(sizes.first_chunks(), sizes.distinct + 1),
-            part(sizes.targets(), sizes.distinct),
+            part(sizes.chunk_targets(), sizes.chunks),
+            part(sizes.chunk_slots(), sizes.chunks),
         );
-        let suffix = kernel_suffix(grad.dtype(), name)?;
-        // SAFETY: every value is written by the chunks' kernel.
-        let partial = unsafe { dev.alloc::<f32>(sizes.chunks * columns)? };
-        let chunks = dev.get_or_load_custom_func(
-            &format!("hone_scatter_chunks_{suffix}"),
-            "hone_scatter",
-            crate::ptx::SCATTER,
-        )?;
+        let chunks = func("hone_scatter_chunks")?;
         let mut builder = chunks.builder();
         builder.arg(&sizes.ids);
         builder.arg(&columns);
         builder.arg(&inner);
+        builder.arg(&out_block);
         builder.arg(&g);
         builder.arg(&order);
         builder.arg(&starts);
+        builder.arg(&targets);
+        builder.arg(&slots);
         builder.arg(&partial);
+        builder.arg(&out);
         let cfg = LaunchConfig {
             // Past the largest grid's y the blocks loop over the rest of the columns.
             grid_dim: (
@@ -386,18 +428,20 @@ mod cuda {
             block_dim: (THREADS as u32, 1, 1),
             shared_mem_bytes: 0,
         };
-        // SAFETY: the kernel's signature is (n, columns, inner, grad, order, starts, partial);
-        // grad holds outer · n · inner values of T, order n ids below n, starts chunks + 1
-        // offsets into order, partial chunks · columns f32; one block per chunk.
+        // SAFETY: the kernel's signature is (n, columns, inner, out_block, grad, order, starts,
+        // targets, slots, partial, dx); grad holds outer · n · inner values of T, order n
+        // positions below n, starts chunks + 1 offsets into order, targets chunks ids below
+        // the output's rows (checked when selecting), slots chunks rows of partial (slots ·
+        // columns f32) or NO_SLOT, dx outer · out_block values of T; one block per chunk.
         unsafe { builder.launch(cfg) }.w()?;
 
-        let ids = dev.get_or_load_custom_func(
-            &format!("hone_scatter_ids_{suffix}"),
-            "hone_scatter",
-            crate::ptx::SCATTER,
-        )?;
-        let values = sizes.distinct * columns;
+        let values = sizes.multi * columns;
         if let Some(cfg) = elementwise(values) {
+            let (firsts, multi) = (
+                part(sizes.multi_firsts(), sizes.multi + 1),
+                part(sizes.multi_targets(), sizes.multi),
+            );
+            let ids = func("hone_scatter_ids")?;
             let mut builder = ids.builder();
             builder.arg(&values);
             builder.arg(&columns);
@@ -405,12 +449,11 @@ mod cuda {
             builder.arg(&out_block);
             builder.arg(&partial);
             builder.arg(&firsts);
-            builder.arg(&targets);
+            builder.arg(&multi);
             builder.arg(&out);
             // SAFETY: the kernel's signature is (values, columns, inner, out_block, partial,
-            // firsts, targets, out); firsts holds distinct + 1 offsets into partial's chunks,
-            // targets distinct ids below the output's rows (checked when selecting), out
-            // outer · out_block values of T.
+            // firsts, targets, dx); firsts holds multi + 1 offsets into partial's slots rows,
+            // targets multi ids below the output's rows, dx outer · out_block values of T.
             unsafe { builder.launch(cfg) }.w()?;
         }
         Ok(CudaStorage::wrap_cuda_slice(out, dev))
@@ -422,9 +465,11 @@ mod tests {
     use super::*;
     use candle_core::{DType, Var};
 
-    /// The plan of ids with repeats: sorted positions, chunks of at most CHUNK rows per id.
+    /// The plan of ids with repeats: sorted positions, chunks of at most CHUNK rows per id,
+    /// scratch rows only for the id of several chunks.
     #[test]
     fn the_plan_sorts_the_ids_and_chunks_each_ids_rows() {
+        let c = CHUNK as u32;
         let mut ids = vec![5u32; CHUNK + 3];
         ids.extend([2, 9, 2]);
         let (plan, sizes) = plan(&ids);
@@ -434,28 +479,36 @@ mod tests {
             Sizes {
                 ids: n,
                 chunks: 4,
-                distinct: 3,
+                multi: 1,
+                slots: 2,
                 largest: Some(9)
             }
         );
-        assert_eq!(&plan[..n], &ids[..]);
-        let order = &plan[n..2 * n];
-        assert_eq!(&order[..2], &[CHUNK as u32 + 3, CHUNK as u32 + 5]);
+        let mut parts = Vec::new();
+        let mut rest = &plan[..];
+        for len in [n, n, 5, 4, 4, 2, 1] {
+            let (part, tail) = rest.split_at(len);
+            parts.push(part);
+            rest = tail;
+        }
+        assert!(rest.is_empty());
+        assert_eq!(parts[0], &ids[..]);
+        let order = parts[1];
+        assert_eq!(&order[..2], &[c + 3, c + 5]);
+        assert_eq!(order[2..2 + CHUNK + 3], (0..c + 3).collect::<Vec<_>>()[..]);
+        assert_eq!(order[n - 1], c + 4);
+        assert_eq!(parts[2], &[0, 2, 2 + c, 2 + c + 3, n as u32]);
+        assert_eq!(parts[3], &[2, 5, 5, 9], "each chunk's id");
         assert_eq!(
-            order[2..2 + CHUNK + 3],
-            (0..CHUNK as u32 + 3).collect::<Vec<_>>()[..]
+            parts[4],
+            &[NO_SLOT, 0, 1, NO_SLOT],
+            "scratch rows of id 5's chunks"
         );
-        assert_eq!(order[n - 1], CHUNK as u32 + 4);
-        let starts = &plan[2 * n..2 * n + 5];
-        assert_eq!(
-            starts,
-            &[0, 2, 2 + CHUNK as u32, 2 + CHUNK as u32 + 3, n as u32]
-        );
-        assert_eq!(&plan[2 * n + 5..2 * n + 9], &[0, 1, 3, 4]);
-        assert_eq!(&plan[2 * n + 9..], &[2, 5, 9]);
+        assert_eq!(parts[5], &[0, 2]);
+        assert_eq!(parts[6], &[5]);
         let (empty, sizes) = super::plan(&[]);
         assert_eq!(empty, vec![0, 0]);
-        assert_eq!(sizes.largest, None);
+        assert_eq!((sizes.largest, sizes.slots), (None, 0));
     }
 
     /// Values and gradients against candle's `index_select` along each dimension, in f32 to

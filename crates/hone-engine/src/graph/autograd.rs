@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::gather::InvertibleRows;
 use super::lookup::HostIndex;
-use super::{bias, constant, dropout, fused, gelu};
+use super::{bias, constant, dropout, fused, gelu, scores};
 use super::{
     BiasBuckets, BiasedAttention, Disentangled, Graph, Heads, RelativeBuckets, Stream, TokenIds,
     Tokens,
@@ -129,10 +129,6 @@ pub struct AutogradGraph<'a> {
     /// The batch's own tokens' layout, and its source's (encoder–decoder batches).
     main: Layout,
     source: Option<Layout>,
-    /// `[longest, prefix + longest]` for the prefix rows it was made for: 0 where a query may
-    /// look (the prefix, and keys up to itself), the lowest value after (causal attention),
-    /// made on first use.
-    causal_bias: Option<(usize, Tensor)>,
     /// The rotary cos and sin `[tokens × d/2]` of this batch's positions, made on first use.
     rotary: Option<(Rotary, Tensor, Tensor)>,
     /// DeBERTa's gathers of each (query, key) distance's row for the buckets they were made
@@ -178,7 +174,6 @@ impl<'a> AutogradGraph<'a> {
                 .source()
                 .map(|s| Layout::new(s, device, dtype))
                 .transpose()?,
-            causal_bias: None,
             rotary: None,
             position_index: None,
             bias_index: Vec::new(),
@@ -267,6 +262,39 @@ impl<'a> AutogradGraph<'a> {
     /// reads).
     fn full_product(&self, a: &Tensor, b: &Tensor, broadcast: bool) -> Result<Tensor, EngineError> {
         self.full(&self.product(a, b, broadcast)?)
+    }
+
+    /// Attention's probabilities from raw scores (`[sequences, heads, queries, keys]`, in any
+    /// float dtype): `softmax(scores · scale + key_bias)`, the keys after query `i + prefix`
+    /// hidden when `causal` is `Some(prefix)`; one op each way in an f32 graph
+    /// ([`scores::probabilities`]), else the composed ops in the graph's dtype.
+    fn probabilities(
+        &self,
+        scores: &Tensor,
+        key_bias: &Tensor,
+        scale: f64,
+        causal: Option<usize>,
+    ) -> Result<Tensor, EngineError> {
+        if self.dtype == DType::F32 {
+            return Ok(scores::probabilities(scores, key_bias, scale, causal)?);
+        }
+        let (_, _, s, w) = scores.dims4()?;
+        let mut x = constant::add_constant(&(self.full(scores)? * scale)?, key_bias)?;
+        if let Some(prefix) = causal {
+            let mask: Vec<f32> = (0..s * w)
+                .map(|i| {
+                    if i % w > i / w + prefix {
+                        f32::MIN
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let mask = Tensor::from_vec(mask, (s, w), &self.device)?.to_dtype(self.dtype)?;
+            // Keys past the query (and padding) stay at the lowest value, not −∞.
+            x = constant::add_constant(&x, &mask)?.maximum(f32::MIN as f64)?;
+        }
+        Ok(fused::softmax_last_dim(&x)?)
     }
 
     /// The layout of `stream`.
@@ -438,10 +466,14 @@ impl<'a> AutogradGraph<'a> {
         };
         let (pk, pv) = prefix.as_ref().map(|(k, v)| (k, v)).unzip();
         let (qp, kp, vp) = (padded(q, heads)?, keys(k, pk)?, keys(v, pv)?);
-        let raw = self.full_product(&qp, &kp.t()?, false)?;
-        let scores = match positions {
-            None => (raw * (1.0 / (d as f64).sqrt()))?,
-            Some(pos) => ((raw + self.position_scores(&qp, &kp, pos)?)? * pos.scale(d))?,
+        // The scores in the products' dtype (DeBERTa's position terms are added in f32).
+        let (scores, scale) = match positions {
+            None => (self.product(&qp, &kp.t()?, false)?, 1.0 / (d as f64).sqrt()),
+            Some(pos) => (
+                (self.full_product(&qp, &kp.t()?, false)?
+                    + self.position_scores(&qp, &kp, pos)?)?,
+                pos.scale(d),
+            ),
         };
         let mask_bias = if m == 0 {
             mask_bias
@@ -449,23 +481,8 @@ impl<'a> AutogradGraph<'a> {
             let seen = Tensor::zeros((b, 1, 1, m), self.dtype, &self.device)?;
             Tensor::cat(&[seen, mask_bias], 3)?
         };
-        let mut scores = constant::add_constant(&scores, &mask_bias)?;
-        if shape.causal {
-            if self.causal_bias.as_ref().is_none_or(|(rows, _)| *rows != m) {
-                // Query i sees the prefix and keys up to itself.
-                let w = m + s;
-                let bias: Vec<f32> = (0..s * w)
-                    .map(|i| if i % w > i / w + m { f32::MIN } else { 0.0 })
-                    .collect();
-                let bias = Tensor::from_vec(bias, (s, w), &self.device)?.to_dtype(self.dtype)?;
-                self.causal_bias = Some((m, bias));
-            }
-            if let Some((_, bias)) = &self.causal_bias {
-                // Keys past the query (and padding) stay at the lowest value, not −∞.
-                scores = constant::add_constant(&scores, bias)?.maximum(f32::MIN as f64)?;
-            }
-        }
-        let probs = fused::softmax_last_dim(&scores)?;
+        // Query i sees the prefix and keys up to itself when causal.
+        let probs = self.probabilities(&scores, &mask_bias, scale, shape.causal.then_some(m))?;
         let p = if self.train { p } else { 0.0 };
         let probs = if self.device_masks && p > 0.0 {
             self.device_dropout(&probs, p)?
@@ -722,8 +739,8 @@ impl Graph for AutogradGraph<'_> {
         );
         let mask_bias = layout.mask_bias.clone();
         let qp = q.reshape((b, 1, heads, d))?.transpose(1, 2)?.contiguous()?;
-        let scores = (self.full_product(&qp, &kp.t()?, false)? * (1.0 / (d as f64).sqrt()))?;
-        let probs = fused::softmax_last_dim(&constant::add_constant(&scores, &mask_bias)?)?;
+        let scores = self.product(&qp, &kp.t()?, false)?;
+        let probs = self.probabilities(&scores, &mask_bias, 1.0 / (d as f64).sqrt(), None)?;
         let p = if self.train { p } else { 0.0 };
         // The host graph's mask (sequence by sequence, head by head, a row of the sequence's
         // length) placed into the padded rows, so both graphs drop the same probabilities.
@@ -763,7 +780,6 @@ impl Graph for AutogradGraph<'_> {
             self.tokens = self.root.stream(stream)?;
             self.stream = stream;
             // Made for the other stream's positions and lengths.
-            self.causal_bias = None;
             self.rotary = None;
             self.position_index = None;
         }
@@ -814,15 +830,8 @@ impl Graph for AutogradGraph<'_> {
                 .unsqueeze(0)?;
             scores = scores.broadcast_add(&values)?;
         }
-        scores = constant::add_constant(&scores, &key_mask)?;
-        if a.causal {
-            let mask: Vec<f32> = (0..sq * sk)
-                .map(|ij| if ij % sk > ij / sk { f32::MIN } else { 0.0 })
-                .collect();
-            let mask = Tensor::from_vec(mask, (sq, sk), &self.device)?.to_dtype(self.dtype)?;
-            scores = constant::add_constant(&scores, &mask)?.maximum(f32::MIN as f64)?;
-        }
-        let probs = fused::softmax_last_dim(&scores)?;
+        // T5 does not scale its scores; a decoder's query i sees keys up to itself.
+        let probs = self.probabilities(&scores, &key_mask, 1.0, a.causal.then_some(0))?;
         let p = if self.train { a.p } else { 0.0 };
         // The mask in the host graph's layout (per sequence and head, its own queries × keys
         // block), placed into the padded blocks.

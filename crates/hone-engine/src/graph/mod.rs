@@ -21,6 +21,7 @@ pub mod gather;
 pub mod gelu;
 pub mod host;
 pub mod lookup;
+pub mod scores;
 pub mod tokens;
 
 pub use tokens::{

@@ -1,0 +1,390 @@
+//! Attention's probabilities from its raw scores in one op each way: `softmax(scores · scale +
+//! key bias)` over each row, with keys after a query hidden when attention is causal. The
+//! scores come in the product's dtype (bf16 or f16 under mixed precision, read as f32), the
+//! probabilities are f32 (softmax is an f32 op under autocast); the backward pass gives the
+//! scores' gradient in their own dtype. Composed it was a cast, a scale, a mask add (and a
+//! causal add and a clamp) and softmax forward, each result kept for the backward pass, and
+//! softmax's backward, the scale's and the cast's back: on a GPU a BERT-base layer's
+//! `[32 × 12 × 128 × 128]` scores went through seven kernels forward and four backward.
+//!
+//! The CPU computes what the composed ops did, in their order (the same f32 values); a GPU
+//! runs `kernels/scores.cu`, a block per row.
+
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::kernel_io;
+
+/// `softmax(scores · scale + key_bias)` over the last dimension, in f32: `scores` is
+/// `[sequences, heads, queries, keys]` (f32, bf16 or f16), `key_bias` `[sequences, 1, 1, keys]`
+/// f32 (0 for a key, the lowest value for padding). With `causal = Some(prefix)` query `i`
+/// sees keys up to `i + prefix` only (the prefix rows come first). Every value is clamped at
+/// the lowest f32 (masked values stay finite, and a row with no key left is uniform).
+pub fn probabilities(
+    scores: &Tensor,
+    key_bias: &Tensor,
+    scale: f64,
+    causal: Option<usize>,
+) -> candle_core::Result<Tensor> {
+    let (b, _, _, keys) = scores.dims4()?;
+    if key_bias.dtype() != DType::F32 || key_bias.elem_count() != b * keys {
+        candle_core::bail!(
+            "hone-scores-softmax: a key bias of {:?} {:?} for scores of {:?}",
+            key_bias.dtype(),
+            key_bias.dims(),
+            scores.dims()
+        );
+    }
+    scores.contiguous()?.apply_op2(
+        &key_bias.contiguous()?,
+        ScoresSoftmax {
+            scale: scale as f32,
+            causal,
+        },
+    )
+}
+
+/// The rows of a `[sequences, heads, queries, keys]` layout: (rows, keys, queries, rows per
+/// sequence).
+fn rows(layout: &Layout) -> candle_core::Result<(usize, usize, usize, usize)> {
+    let (_, heads, queries, keys) = layout.shape().dims4()?;
+    let rows = layout.shape().elem_count().checked_div(keys).unwrap_or(0);
+    Ok((rows, keys, queries, heads * queries))
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ScoresSoftmax {
+    scale: f32,
+    causal: Option<usize>,
+}
+
+impl ScoresSoftmax {
+    /// Row `row`'s masked, scaled scores in f32, as the composed ops computed them.
+    fn masked(&self, row: usize, scores: &[f32], bias: &[f32], queries: usize, out: &mut [f32]) {
+        let i = row % queries;
+        for (j, ((o, &s), &m)) in out.iter_mut().zip(scores).zip(bias).enumerate() {
+            let hidden = self.causal.is_some_and(|prefix| j > i + prefix);
+            *o = if hidden {
+                f32::MIN
+            } else {
+                (s * self.scale + m).max(f32::MIN)
+            };
+        }
+    }
+}
+
+impl CustomOp2 for ScoresSoftmax {
+    fn name(&self) -> &'static str {
+        "hone-scores-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        scores: &CpuStorage,
+        sl: &Layout,
+        bias: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (_, keys, queries, per_sequence) = rows(sl)?;
+        let s = kernel_io::cpu_as_f32(scores, sl, self.name())?;
+        let bias = kernel_io::cpu(bias, bl, self.name())?;
+        let mut out = vec![0f32; s.len()];
+        if keys > 0 {
+            out.par_chunks_mut(keys)
+                .zip(s.par_chunks(keys))
+                .enumerate()
+                .for_each(|(row, (out, s))| {
+                    let bias = &bias[row / per_sequence * keys..][..keys];
+                    self.masked(row, s, bias, queries, out);
+                    let max = out.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0f32;
+                    for o in out.iter_mut() {
+                        *o = (*o - max).exp();
+                        sum += *o;
+                    }
+                    let inv = 1.0 / sum;
+                    out.iter_mut().for_each(|o| *o *= inv);
+                });
+        }
+        Ok((CpuStorage::F32(out), sl.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        scores: &candle_core::CudaStorage,
+        sl: &Layout,
+        bias: &candle_core::CudaStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use candle_core::backend::BackendStorage;
+        let out = crate::by_dtype!(
+            scores.dtype(),
+            self.name(),
+            cuda::softmax(*self, scores, sl, bias, bl)
+        )?;
+        Ok((out, sl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        scores: &Tensor,
+        _bias: &Tensor,
+        probs: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let ds = probs.apply_op2_no_bwd(
+            &grad.contiguous()?.to_dtype(DType::F32)?,
+            &ScoresSoftmaxGrad {
+                scale: self.scale,
+                dtype: scores.dtype(),
+            },
+        )?;
+        Ok((Some(ds), None))
+    }
+}
+
+/// The scores' gradient from the probabilities `y` (first) and their gradient (second):
+/// `(y ⊙ (g − Σ g ⊙ y)) · scale` over each row, in f32, stored in the scores' dtype.
+#[derive(Debug, Clone, Copy)]
+struct ScoresSoftmaxGrad {
+    scale: f32,
+    dtype: DType,
+}
+
+impl CustomOp2 for ScoresSoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "hone-scores-softmax-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        y: &CpuStorage,
+        yl: &Layout,
+        g: &CpuStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (y, g) = (
+            kernel_io::cpu(y, yl, self.name())?,
+            kernel_io::cpu(g, gl, self.name())?,
+        );
+        kernel_io::same_len(self.name(), &[y.len(), g.len()])?;
+        let keys = yl.dims().last().copied().unwrap_or(1).max(1);
+        let mut dx = vec![0f32; y.len()];
+        dx.par_chunks_mut(keys)
+            .zip(y.par_chunks(keys).zip(g.par_chunks(keys)))
+            .for_each(|(dx, (y, g))| {
+                let along: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
+                for ((d, y), g) in dx.iter_mut().zip(y).zip(g) {
+                    *d = y * (g - along) * self.scale;
+                }
+            });
+        Ok((
+            kernel_io::cpu_storage(dx, self.dtype, self.name())?,
+            yl.shape().clone(),
+        ))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        y: &candle_core::CudaStorage,
+        yl: &Layout,
+        g: &candle_core::CudaStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let out = crate::by_dtype!(
+            self.dtype,
+            self.name(),
+            cuda::softmax_grad(self.scale, y, yl, g, gl)
+        )?;
+        Ok((out, yl.shape().clone()))
+    }
+}
+
+/// `hone_scores_softmax_*` and `hone_scores_softmax_grad_*` of `kernels/scores.cu`, compiled
+/// to PTX by the build script.
+#[cfg(feature = "cuda")]
+mod cuda {
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
+    use candle_core::cuda_backend::{CudaDType, CudaStorage, WrapErr};
+    use candle_core::Layout;
+
+    use super::ScoresSoftmax;
+    use crate::kernel_io::cuda::{kernel_suffix, storage, typed_view, view};
+
+    /// A block of 32–256 threads (a multiple of 32) for a row of `keys` values.
+    fn row_block(keys: usize) -> u32 {
+        (keys.div_ceil(32) * 32).clamp(32, 256) as u32
+    }
+
+    fn launch_shape(rows: usize, keys: usize) -> LaunchConfig {
+        LaunchConfig {
+            grid_dim: (rows as u32, 1, 1),
+            block_dim: (row_block(keys), 1, 1),
+            shared_mem_bytes: 0,
+        }
+    }
+
+    pub(super) fn softmax<T: CudaDType + DeviceRepr>(
+        op: ScoresSoftmax,
+        scores: &CudaStorage,
+        sl: &Layout,
+        bias: &CudaStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<CudaStorage> {
+        let name = "hone-scores-softmax";
+        let dev = scores.device().clone();
+        let (s, b) = (typed_view::<T>(scores, sl, name)?, view(bias, bl, name)?);
+        let (rows, keys, queries, per_sequence) = super::rows(sl)?;
+        // SAFETY: every value is written by the kernel.
+        let out = unsafe { dev.alloc::<f32>(rows * keys)? };
+        if rows > 0 && keys > 0 {
+            let kernel = format!(
+                "hone_scores_softmax_{}",
+                kernel_suffix(scores.dtype(), name)?
+            );
+            let func = dev.get_or_load_custom_func(&kernel, "hone_scores", crate::ptx::SCORES)?;
+            let (causal, prefix) = match op.causal {
+                Some(prefix) => (1i32, prefix as i32),
+                None => (0, 0),
+            };
+            let mut builder = func.builder();
+            builder.arg(&s);
+            builder.arg(&b);
+            builder.arg(&out);
+            candle_core::builder_arg!(
+                builder,
+                rows as i32,
+                keys as i32,
+                queries as i32,
+                per_sequence as i32,
+                op.scale,
+                causal,
+                prefix
+            );
+            // SAFETY: the kernel's signature is (scores, bias, out, rows, keys, queries,
+            // rows_per_sequence, scale, causal, prefix); scores and out hold rows · keys values
+            // (T, f32), bias keys f32 per sequence (checked by `probabilities`).
+            unsafe { builder.launch(launch_shape(rows, keys)) }.w()?;
+        }
+        Ok(storage(out, &dev))
+    }
+
+    pub(super) fn softmax_grad<T: CudaDType + DeviceRepr + candle_core::WithDType>(
+        scale: f32,
+        y: &CudaStorage,
+        yl: &Layout,
+        g: &CudaStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<CudaStorage> {
+        let name = "hone-scores-softmax-grad";
+        let dev = y.device().clone();
+        let (ys, gs) = (view(y, yl, name)?, view(g, gl, name)?);
+        crate::kernel_io::same_len(name, &[ys.len(), gs.len()])?;
+        let keys = yl.dims().last().copied().unwrap_or(1).max(1);
+        let rows = ys.len() / keys;
+        // SAFETY: every value is written by the kernel.
+        let dx = unsafe { dev.alloc::<T>(rows * keys)? };
+        if rows > 0 {
+            let kernel = format!(
+                "hone_scores_softmax_grad_{}",
+                kernel_suffix(T::DTYPE, name)?
+            );
+            let func = dev.get_or_load_custom_func(&kernel, "hone_scores", crate::ptx::SCORES)?;
+            let mut builder = func.builder();
+            builder.arg(&ys);
+            builder.arg(&gs);
+            builder.arg(&dx);
+            candle_core::builder_arg!(builder, rows as i32, keys as i32, scale);
+            // SAFETY: the kernel's signature is (y, grad, dx, rows, keys, scale); y and grad
+            // hold rows · keys f32, dx as many T.
+            unsafe { builder.launch(launch_shape(rows, keys)) }.w()?;
+        }
+        Ok(CudaStorage::wrap_cuda_slice(dx, dev))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{constant, fused};
+    use candle_core::{Device, Var};
+
+    /// The composed ops the op replaces: scale, key bias, causal bias and clamp, softmax.
+    fn composed(
+        scores: &Tensor,
+        bias: &Tensor,
+        scale: f64,
+        causal: Option<usize>,
+    ) -> candle_core::Result<Tensor> {
+        let (_, _, s, w) = scores.dims4()?;
+        let mut x = constant::add_constant(&(scores.to_dtype(DType::F32)? * scale)?, bias)?;
+        if let Some(m) = causal {
+            let mask: Vec<f32> = (0..s * w)
+                .map(|i| if i % w > i / w + m { f32::MIN } else { 0.0 })
+                .collect();
+            let mask = Tensor::from_vec(mask, (s, w), scores.device())?;
+            x = constant::add_constant(&x, &mask)?.maximum(f32::MIN as f64)?;
+        }
+        fused::softmax_last_dim(&x)
+    }
+
+    /// Probabilities and the scores' gradient equal the composed ops' to the bit, with and
+    /// without causal masking and a prefix, in f32 and bf16 (its gradient rounded once).
+    #[test]
+    fn matches_the_composed_ops() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let (b, h, s, m) = (2, 3, 5, 2);
+        for causal in [None, Some(0), Some(m)] {
+            let w = s + causal.unwrap_or(0);
+            for dtype in [DType::F32, DType::BF16] {
+                let values: Vec<f32> = (0..b * h * s * w)
+                    .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.4)
+                    .collect();
+                let x = Var::from_tensor(
+                    &Tensor::from_vec(values, (b, h, s, w), &dev)?.to_dtype(dtype)?,
+                )?;
+                // The second sequence's last key is padding.
+                let mut bias = vec![0f32; b * w];
+                bias[2 * w - 1] = f32::MIN;
+                let bias = Tensor::from_vec(bias, (b, 1, 1, w), &dev)?;
+                let got = probabilities(x.as_tensor(), &bias, 0.125, causal)?;
+                let want = composed(x.as_tensor(), &bias, 0.125, causal)?;
+                assert_eq!(got.dtype(), DType::F32);
+                let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+                assert_eq!(flat(&got)?, flat(&want)?, "{causal:?} {dtype:?}");
+                if let Some(prefix) = causal {
+                    // Query 0 sees the prefix and itself only.
+                    let first_row = &flat(&got)?[..w];
+                    assert!(first_row[prefix + 1..].iter().all(|&p| p == 0.0));
+                }
+                let weights = Tensor::rand(-1f32, 1., got.shape(), &dev)?;
+                let dx = (got * &weights)?.sum_all()?.backward()?;
+                let reference = (want * &weights)?.sum_all()?.backward()?;
+                let (dx, reference) = (
+                    dx.get(&x).expect("dx"),
+                    reference.get(&x).expect("reference"),
+                );
+                assert_eq!(dx.dtype(), dtype);
+                assert_eq!(
+                    flat(&dx.to_dtype(DType::F32)?)?,
+                    flat(&reference.to_dtype(DType::F32)?)?,
+                    "{causal:?} {dtype:?}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// A key bias of the wrong size is an error, not a read past its end.
+    #[test]
+    fn a_key_bias_of_the_wrong_size_is_an_error() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let scores = Tensor::zeros((2, 1, 3, 4), DType::F32, &dev)?;
+        let bias = Tensor::zeros((1, 1, 1, 4), DType::F32, &dev)?;
+        assert!(probabilities(&scores, &bias, 1.0, None).is_err());
+        Ok(())
+    }
+}

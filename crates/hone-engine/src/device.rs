@@ -124,34 +124,71 @@ impl DeviceSpec {
 /// A newly opened GPU set up for training's pattern of allocations (each step allocates and
 /// frees the same few gigabytes): on an NVIDIA GPU the memory pool keeps what is freed
 /// instead of handing it back to the driver at every synchronisation (its default release
-/// threshold is zero, so each step mapped its memory anew), and no CUDA events are made per
-/// allocation (candle runs a device's work on one stream, where cudarc never records them).
-/// Either setting failing leaves the default, which is only slower.
+/// threshold is zero, so each step mapped its memory anew; [`release_cached`] hands it back
+/// between phases), and no CUDA events are made per allocation. Either setting failing
+/// leaves the default, which is only slower.
 fn for_training(device: Device) -> Device {
     #[cfg(feature = "cuda")]
     if let Device::Cuda(cuda) = &device {
         use candle_core::cuda_backend::cudarc::driver::sys;
-        // SAFETY: candle issues a device's operations on the one stream it opened it with,
-        // in order, so no buffer is used on two streams that events would have to order
-        // (cudarc makes the events but records none on a single stream).
-        unsafe { cuda.disable_event_tracking() };
-        let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
-        let mut keep_all = u64::MAX;
-        // SAFETY: the pool is the device's own; the attribute takes a pointer to a u64.
-        let _ = unsafe {
-            sys::cuDeviceGetDefaultMemPool(&mut pool, cuda.cuda_stream().context().cu_device())
-                .result()
-                .and_then(|()| {
-                    sys::cuMemPoolSetAttribute(
-                        pool,
-                        sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
-                        (&mut keep_all as *mut u64).cast(),
-                    )
-                    .result()
-                })
-        };
+        let context = cuda.cuda_stream().context().clone();
+        // cudarc records and waits on events only when a context has streams of its own;
+        // candle's device runs on the calling thread's default stream (it made none), so the
+        // events it would make per allocation are never used.
+        if !context.is_in_multi_stream_mode() {
+            // SAFETY: no stream of this context orders its work by events (above).
+            unsafe { cuda.disable_event_tracking() };
+        }
+        if let Some(pool) = memory_pool(cuda) {
+            let mut keep_all = u64::MAX;
+            // SAFETY: the pool is the device's own; the attribute takes a pointer to a u64.
+            let _ = unsafe {
+                sys::cuMemPoolSetAttribute(
+                    pool,
+                    sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                    (&mut keep_all as *mut u64).cast(),
+                )
+            };
+        }
     }
     device
+}
+
+/// Hands back to the driver the memory an NVIDIA GPU's pool keeps (see [`for_training`]) once
+/// its queued work is done: before an evaluation (its buffers and kernels are not the step's)
+/// and when a run ends, so that other allocations, this process's and others', find it.
+/// Nothing for other devices.
+pub fn release_cached(device: &Device) {
+    #[cfg(feature = "cuda")]
+    if let Device::Cuda(cuda) = device {
+        if device.synchronize().is_ok() {
+            if let Some(pool) = memory_pool(cuda) {
+                // SAFETY: the pool is the device's own; nothing it holds is in use after the
+                // synchronisation.
+                let _ = unsafe {
+                    candle_core::cuda_backend::cudarc::driver::sys::cuMemPoolTrimTo(pool, 0)
+                };
+            }
+        }
+    }
+    #[cfg(not(feature = "cuda"))]
+    let _ = device;
+}
+
+/// The default memory pool of a CUDA device (what cudarc's asynchronous allocations draw
+/// from), `None` if the driver gives none.
+#[cfg(feature = "cuda")]
+fn memory_pool(
+    cuda: &candle_core::CudaDevice,
+) -> Option<candle_core::cuda_backend::cudarc::driver::sys::CUmemoryPool> {
+    use candle_core::cuda_backend::cudarc::driver::sys;
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    // SAFETY: `pool` is written by the call for the device of a live context.
+    unsafe { sys::cuDeviceGetDefaultMemPool(&mut pool, cuda.cuda_stream().context().cu_device()) }
+        .result()
+        .ok()
+        .filter(|_| !pool.is_null())
+        .map(|()| pool)
 }
 
 /// A short human name of an opened device ("cpu", "cuda:0", "metal:0").

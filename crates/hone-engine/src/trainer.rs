@@ -145,6 +145,15 @@ impl Progress {
     }
 }
 
+/// Hands a GPU's cached memory back when dropped ([`crate::device::release_cached`]).
+struct ReleaseOnEnd<'a>(&'a candle_core::Device);
+
+impl Drop for ReleaseOnEnd<'_> {
+    fn drop(&mut self) {
+        crate::device::release_cached(self.0);
+    }
+}
+
 impl Trainer<'_> {
     /// Runs the loop. Checks `cancel` before every optimizer step.
     pub fn run(
@@ -154,6 +163,8 @@ impl Trainer<'_> {
     ) -> Result<TrainSummary, EngineError> {
         let cfg = self.cfg;
         let model = self.model;
+        // However the run ends, a GPU's pool hands back what it kept.
+        let _release = ReleaseOnEnd(model.device());
         let tasks = self.tasks();
         let models: Vec<&Model> = tasks.iter().map(|t| t.model).collect();
         let params = union_params(&models);
@@ -443,6 +454,9 @@ impl Trainer<'_> {
         stepper: &mut Stepper,
         sink: &mut dyn FnMut(TrainEvent),
     ) -> Result<bool, EngineError> {
+        // Evaluation's buffers and kernels are not the step's: the memory the steps kept is
+        // handed back first.
+        crate::device::release_cached(self.model.device());
         // A task without validation examples is not scored (the run said so when it started);
         // the others still pick the best checkpoint.
         let scored: Vec<&TaskSet> = tasks.iter().filter(|t| !t.valid.is_empty()).collect();

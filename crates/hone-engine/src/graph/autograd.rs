@@ -297,6 +297,28 @@ impl<'a> AutogradGraph<'a> {
         Ok(fused::softmax_last_dim(&x)?)
     }
 
+    /// [`AutogradGraph::probabilities`] through dropout drawn on the device (its seed from the
+    /// step's stream) when `p > 0`: one op each way in an f32 graph, its result in the scores'
+    /// dtype ([`scores::dropped`]), else softmax then [`dropout::dropout`].
+    fn dropped_probabilities(
+        &mut self,
+        scores: &Tensor,
+        key_bias: &Tensor,
+        scale: f64,
+        causal: Option<usize>,
+        p: f64,
+    ) -> Result<Tensor, EngineError> {
+        if self.dtype != DType::F32 {
+            let probs = self.probabilities(scores, key_bias, scale, causal)?;
+            return match p > 0.0 {
+                true => self.device_dropout(&probs, p),
+                false => Ok(probs),
+            };
+        }
+        let drop = (p > 0.0).then(|| (self.rng.next_u64(), p));
+        Ok(scores::dropped(scores, key_bias, scale, causal, drop)?)
+    }
+
     /// The layout of `stream`.
     fn layout(&self, stream: Stream) -> Result<&Layout, EngineError> {
         match stream {
@@ -482,11 +504,12 @@ impl<'a> AutogradGraph<'a> {
             Tensor::cat(&[seen, mask_bias], 3)?
         };
         // Query i sees the prefix and keys up to itself when causal.
-        let probs = self.probabilities(&scores, &mask_bias, scale, shape.causal.then_some(m))?;
+        let causal = shape.causal.then_some(m);
         let p = if self.train { p } else { 0.0 };
-        let probs = if self.device_masks && p > 0.0 {
-            self.device_dropout(&probs, p)?
+        let probs = if self.device_masks || p == 0.0 {
+            self.dropped_probabilities(&scores, &mask_bias, scale, causal, p)?
         } else {
+            let probs = self.probabilities(&scores, &mask_bias, scale, causal)?;
             // The mask in the host graph's layout (per sequence and head, its own block of
             // `(prefix + len)²` with the prefix's query rows first), placed into the padded
             // blocks, so both graphs drop the same probabilities.
@@ -740,16 +763,16 @@ impl Graph for AutogradGraph<'_> {
         let mask_bias = layout.mask_bias.clone();
         let qp = q.reshape((b, 1, heads, d))?.transpose(1, 2)?.contiguous()?;
         let scores = self.product(&qp, &kp.t()?, false)?;
-        let probs = self.probabilities(&scores, &mask_bias, 1.0 / (d as f64).sqrt(), None)?;
+        let scale = 1.0 / (d as f64).sqrt();
         let p = if self.train { p } else { 0.0 };
-        // The host graph's mask (sequence by sequence, head by head, a row of the sequence's
-        // length) placed into the padded rows, so both graphs drop the same probabilities.
-        let mask = self.host_mask(self.tokens.len() * heads, p);
-        let probs = if self.device_masks && p > 0.0 {
-            self.device_dropout(&probs, p)?
-        } else if mask.is_identity() {
-            probs
+        let probs = if self.device_masks || p == 0.0 {
+            self.dropped_probabilities(&scores, &mask_bias, scale, None, p)?
         } else {
+            let probs = self.probabilities(&scores, &mask_bias, scale, None)?;
+            // The host graph's mask (sequence by sequence, head by head, a row of the
+            // sequence's length) placed into the padded rows, so both graphs drop the same
+            // probabilities.
+            let mask = self.host_mask(self.tokens.len() * heads, p);
             let mut keep = vec![0u8; b * heads * s];
             let mut offset = 0;
             for (row, span) in self.tokens.spans().iter().enumerate() {
@@ -831,18 +854,17 @@ impl Graph for AutogradGraph<'_> {
             scores = scores.broadcast_add(&values)?;
         }
         // T5 does not scale its scores; a decoder's query i sees keys up to itself.
-        let probs = self.probabilities(&scores, &key_mask, 1.0, a.causal.then_some(0))?;
+        let causal = a.causal.then_some(0);
         let p = if self.train { a.p } else { 0.0 };
-        // The mask in the host graph's layout (per sequence and head, its own queries × keys
-        // block), placed into the padded blocks.
-        let spans: Vec<_> = self.tokens.spans().iter().zip(kv_tokens.spans()).collect();
-        let blocks: usize = spans.iter().map(|(q, k)| q.len * k.len).sum::<usize>() * heads;
-        let mask = self.host_mask(blocks, p);
-        let probs = if self.device_masks && p > 0.0 {
-            self.device_dropout(&probs, p)?
-        } else if mask.is_identity() {
-            probs
+        let probs = if self.device_masks || p == 0.0 {
+            self.dropped_probabilities(&scores, &key_mask, 1.0, causal, p)?
         } else {
+            let probs = self.probabilities(&scores, &key_mask, 1.0, causal)?;
+            // The mask in the host graph's layout (per sequence and head, its own queries ×
+            // keys block), placed into the padded blocks.
+            let spans: Vec<_> = self.tokens.spans().iter().zip(kv_tokens.spans()).collect();
+            let blocks: usize = spans.iter().map(|(q, k)| q.len * k.len).sum::<usize>() * heads;
+            let mask = self.host_mask(blocks, p);
             let mut keep = vec![0u8; b * heads * sq * sk];
             let mut offset = 0;
             for (row, (qs, ks)) in spans.iter().enumerate() {

@@ -40,8 +40,9 @@ pub fn dropout(x: &Tensor, seed: u64, p: f64) -> candle_core::Result<Tensor> {
     }
 }
 
-/// Uniform in [0, 1) from `(seed, i)`: SplitMix64's finaliser, its top 24 bits.
-fn uniform(seed: u64, i: u64) -> f32 {
+/// Uniform in [0, 1) from `(seed, i)`: SplitMix64's finaliser, its top 24 bits (element `i`
+/// is kept when it is at least `p`; `graph::scores` draws attention's masks with it too).
+pub(crate) fn uniform(seed: u64, i: u64) -> f32 {
     let mut z = seed.wrapping_add((i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

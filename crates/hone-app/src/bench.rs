@@ -167,6 +167,11 @@ pub struct DeviceCheck {
     /// 65,536, in the check's precision's dtype; its mask is drawn inside the kernel, the
     /// same integer hash on both).
     pub dropout_mismatches: usize,
+    /// Attention's probabilities op with its dropout (a causal batch with a prefix and
+    /// padding keys) on the device against the CPU, in the check's precision's dtype: the
+    /// largest difference of the probabilities and of the scores' gradient, each over the
+    /// CPU's largest value.
+    pub attention_error: f64,
     pub passed: bool,
 }
 
@@ -250,6 +255,7 @@ pub fn check_device(request: &DeviceCheckRequest) -> Result<DeviceCheck, AppErro
     }
     let (update_error, norm_error) = update_error(&reference, &tested, &cfg, &want.grads)?;
     let dropout_mismatches = dropout_mismatches(&device, precision.autocast())?;
+    let attention_error = attention_error(&device, precision.autocast())?;
     let tolerance = DeviceCheck::tolerance(precision);
     let loss_error = (got.loss - want.loss).abs() / want.loss.abs().max(f64::MIN_POSITIVE);
     Ok(DeviceCheck {
@@ -270,6 +276,7 @@ pub fn check_device(request: &DeviceCheckRequest) -> Result<DeviceCheck, AppErro
                 worst_gradient_error,
                 update_error,
                 norm_error,
+                attention_error,
             ]
             .iter()
             .all(|e| *e < tolerance),
@@ -278,6 +285,7 @@ pub fn check_device(request: &DeviceCheckRequest) -> Result<DeviceCheck, AppErro
         update_error,
         norm_error,
         dropout_mismatches,
+        attention_error,
     })
 }
 
@@ -315,6 +323,58 @@ fn dropout_mismatches(
         .zip(&on_device)
         .filter(|(a, b)| a != b)
         .count())
+}
+
+/// [`DeviceCheck::attention_error`]: `scores::dropped` (p = 0.1, one seed) forward and
+/// backward on `device` and on the CPU, in `dtype` (f32 when none).
+fn attention_error(
+    device: &hone_engine::candle_core::Device,
+    dtype: Option<hone_engine::candle_core::DType>,
+) -> Result<f64, EngineError> {
+    use hone_engine::candle_core::{DType, Device, Tensor, Var};
+    let dtype = dtype.unwrap_or(DType::F32);
+    // Two sequences, 3 heads, 40 queries after 3 prefix rows; the second's last 5 keys pad.
+    let (b, h, s, m) = (2, 3, 40, 3);
+    let w = s + m;
+    let n = b * h * s * w;
+    let values = |k: usize, scale: f32| -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * k) % 1000) as f32 * scale - 500.0 * scale)
+            .collect()
+    };
+    let scores =
+        Tensor::from_vec(values(7919, 0.01), (b, h, s, w), &Device::Cpu)?.to_dtype(dtype)?;
+    let weights =
+        Tensor::from_vec(values(31, 0.002), (b, h, s, w), &Device::Cpu)?.to_dtype(dtype)?;
+    let mut bias = vec![0f32; b * w];
+    bias[2 * w - 5..].fill(f32::MIN);
+    let bias = Tensor::from_vec(bias, (b, 1, 1, w), &Device::Cpu)?;
+    let run = |on: &Device| -> Result<(Tensor, Tensor), EngineError> {
+        let x = Var::from_tensor(&scores.to_device(on)?)?;
+        let probs = hone_engine::graph::scores::dropped(
+            x.as_tensor(),
+            &bias.to_device(on)?,
+            0.125,
+            Some(m),
+            Some((0x5EED, 0.1)),
+        )?;
+        let grads = (&probs * weights.to_device(on)?)?
+            .to_dtype(DType::F32)?
+            .sum_all()?
+            .backward()?;
+        let dx = grads
+            .get(x.as_tensor())
+            .ok_or_else(|| EngineError::InvalidConfig("the scores got no gradient".into()))?;
+        let host = |t: &Tensor| -> Result<Tensor, EngineError> {
+            Ok(t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?)
+        };
+        Ok((host(&probs)?, host(dx)?))
+    };
+    let ((p_cpu, d_cpu), (p_dev, d_dev)) = (run(&Device::Cpu)?, run(device)?);
+    let relative = |got: &Tensor, want: &Tensor| -> Result<f64, EngineError> {
+        Ok(largest_magnitude(&(got - want)?)? / largest_magnitude(want)?.max(f64::MIN_POSITIVE))
+    };
+    Ok(relative(&p_dev, &p_cpu)?.max(relative(&d_dev, &d_cpu)?))
 }
 
 /// Two AdamW updates of `reference` (on the CPU) and `tested` (on its device) from the same

@@ -1,6 +1,6 @@
-// Reductions across a block: the backward passes of softmax and the norms on the autograd
-// graph (crates/hone-engine/src/graph/fused.rs; one block per row, every pointer to contiguous
-// f32 rows of `cols` values). blockDim.x is a multiple of 32, at most 1024.
+// Reductions across a block: the backward passes of the norms on the autograd graph
+// (crates/hone-engine/src/graph/fused.rs; one block per row, every pointer to contiguous f32
+// rows of `cols` values). blockDim.x is a multiple of 32, at most 1024.
 
 #include <stddef.h>
 
@@ -47,18 +47,4 @@ extern "C" __global__ void hone_norm_grad_f32(const float *x, const float *gamma
     dx[i] = r * (gr[i] * gamma[i] - mean_d - xhat * mean_dx);
     gxhat[i] = gr[i] * xhat;
   }
-}
-
-// Softmax's backward from its result y: dx = y·(g − Σ g·y) over each row.
-extern "C" __global__ void hone_softmax_grad_f32(const float *y, const float *grad, float *dx,
-                                                 const int rows, const int cols) {
-  __shared__ float shared[32];
-  const int row = blockIdx.x;
-  if (row >= rows) return;
-  const size_t base = (size_t)row * cols;
-  float s = 0.0f;
-  for (int i = threadIdx.x; i < cols; i += blockDim.x) s += grad[base + i] * y[base + i];
-  const float along = hone_block_sum(s, shared);
-  for (int i = threadIdx.x; i < cols; i += blockDim.x)
-    dx[base + i] = y[base + i] * (grad[base + i] - along);
 }

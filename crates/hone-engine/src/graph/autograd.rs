@@ -294,7 +294,7 @@ impl<'a> AutogradGraph<'a> {
             // Keys past the query (and padding) stay at the lowest value, not −∞.
             x = constant::add_constant(&x, &mask)?.maximum(f32::MIN as f64)?;
         }
-        Ok(fused::softmax_last_dim(&x)?)
+        Ok(ops::softmax_last_dim(&x)?)
     }
 
     /// [`AutogradGraph::probabilities`] through dropout drawn on the device (its seed from the

@@ -1,32 +1,23 @@
-//! Softmax, layer norm and RMS norm as one op each on the autograd graph, with their backward
-//! one op too.
+//! Layer norm and RMS norm as one op each on the autograd graph, with their backward one op
+//! too (attention's softmax is `graph::scores`).
 //!
 //! Composed from candle's primitives (`crate::ops`), a layer norm is nine kernels forward, each
-//! result kept for the backward pass, and about thirty backward; a softmax five and a dozen.
-//! Here the forward pass is one kernel (on a GPU, candle-kernels' own `softmax`, `layernorm`
-//! and `rmsnorm`, the kernels `candle-nn` launches; on the CPU the CPU graph's own
-//! `cpu::kernels::layer_norm` and `cpu::decoder::rms_norm`, and a loop over rows) and keeps
-//! nothing but its input and result. The backward pass is one op too (`kernels/rows.cu` on a
-//! GPU, a block per row; on the CPU the CPU graph's norm backward kernels and a loop over
-//! rows), plus the gain's and bias's column sums for a norm. candle's own fused versions
+//! result kept for the backward pass, and about thirty backward. Here the forward pass is one
+//! kernel (on a GPU, candle-kernels' own `layernorm` and `rmsnorm`, the kernels `candle-nn`
+//! launches; on the CPU the CPU graph's own `cpu::kernels::layer_norm` and
+//! `cpu::decoder::rms_norm`) and keeps nothing but its input and result. The backward pass is
+//! one op too (`kernels/rows.cu` on a GPU, a block per row; on the CPU the CPU graph's norm
+//! backward kernels), plus the gain's and bias's column sums. candle's own fused versions
 //! record no backward (see FACTS), which is why these exist.
 //!
-//! f32 only (the graph's norms and softmax stay f32 under mixed precision; other dtypes take
-//! the composed ops); inputs are made contiguous first.
+//! f32 only (the graph's norms stay f32 under mixed precision; other dtypes take the composed
+//! ops); inputs are made contiguous first.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
 use crate::kernel_io;
 use crate::ops;
-
-/// Softmax over the last dimension.
-pub fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
-    if x.dtype() != DType::F32 {
-        return ops::softmax_last_dim(x);
-    }
-    x.contiguous()?.apply_op1(Softmax)
-}
 
 /// Layer normalisation over the last dimension (biased variance, as PyTorch).
 pub fn layer_norm(
@@ -68,98 +59,6 @@ pub fn rms_norm(x: &Tensor, gamma: &Tensor, eps: f64) -> candle_core::Result<Ten
 
 fn last_dim(layout: &Layout) -> usize {
     layout.dims().last().copied().unwrap_or(1).max(1)
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Softmax;
-
-impl CustomOp1 for Softmax {
-    fn name(&self) -> &'static str {
-        "hone-softmax-last-dim"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let src = kernel_io::cpu(storage, layout, self.name())?;
-        let n = last_dim(layout);
-        let mut dst = vec![0f32; src.len()];
-        dst.par_chunks_mut(n)
-            .zip(src.par_chunks(n))
-            .for_each(|(out, row)| {
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for (o, &v) in out.iter_mut().zip(row) {
-                    *o = (v - max).exp();
-                    sum += *o;
-                }
-                let inv = 1.0 / sum;
-                out.iter_mut().for_each(|o| *o *= inv);
-            });
-        Ok((CpuStorage::F32(dst), layout.shape().clone()))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        storage: &candle_core::CudaStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        cuda::softmax(storage, layout)
-    }
-
-    fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(y.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxGrad)?))
-    }
-}
-
-/// Softmax's backward from its result `y` (first) and the gradient (second):
-/// `dx = y ⊙ (g − Σ g ⊙ y)` over each row, one kernel.
-#[derive(Debug, Clone, Copy)]
-struct SoftmaxGrad;
-
-impl CustomOp2 for SoftmaxGrad {
-    fn name(&self) -> &'static str {
-        "hone-softmax-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        y: &CpuStorage,
-        yl: &Layout,
-        g: &CpuStorage,
-        gl: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (y, g) = (
-            kernel_io::cpu(y, yl, self.name())?,
-            kernel_io::cpu(g, gl, self.name())?,
-        );
-        kernel_io::same_len(self.name(), &[y.len(), g.len()])?;
-        let n = last_dim(yl);
-        let mut dx = vec![0f32; y.len()];
-        dx.par_chunks_mut(n)
-            .zip(y.par_chunks(n).zip(g.par_chunks(n)))
-            .for_each(|(dx, (y, g))| {
-                let along: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
-                for ((d, y), g) in dx.iter_mut().zip(y).zip(g) {
-                    *d = y * (g - along);
-                }
-            });
-        Ok((CpuStorage::F32(dx), yl.shape().clone()))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        y: &candle_core::CudaStorage,
-        yl: &Layout,
-        g: &candle_core::CudaStorage,
-        gl: &Layout,
-    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        cuda::softmax_grad(y, yl, g, gl)
-    }
 }
 
 /// Layer norm (`centred`) or RMS norm over the last dimension, with a gain and (layer norm) a
@@ -335,31 +234,6 @@ mod cuda {
         (layout.shape().elem_count() / n, n)
     }
 
-    pub(super) fn softmax(
-        storage: &CudaStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CudaStorage, Shape)> {
-        let dev = storage.device();
-        let src = view(storage, layout, "softmax")?;
-        let (rows, cols) = rows_and_cols(layout);
-        let cfg = LaunchConfig {
-            grid_dim: (rows as u32, 1, 1),
-            block_dim: (1, 32, 1),
-            shared_mem_bytes: 0,
-        };
-        let func = dev.get_or_load_func("softmax_f32", &kernels::REDUCE)?;
-        // SAFETY: every element is written by the kernel.
-        let dst = unsafe { dev.alloc::<f32>(rows * cols)? };
-        let mut builder = func.builder();
-        builder.arg(&src);
-        builder.arg(&dst);
-        candle_core::builder_arg!(builder, cols as i32);
-        // SAFETY: the kernel's signature is (src, dst, ncols).
-        unsafe { builder.launch(cfg) }.w()?;
-        let out = crate::kernel_io::cuda::storage(dst, dev);
-        Ok((out, layout.shape().clone()))
-    }
-
     pub(super) fn norm(
         op: Norm,
         x: &CudaStorage,
@@ -409,39 +283,6 @@ mod cuda {
     /// A block of 32–1024 threads (a multiple of 32) for rows of `cols` values.
     fn row_block(cols: usize) -> u32 {
         (cols.div_ceil(32) * 32).clamp(32, 256) as u32
-    }
-
-    pub(super) fn softmax_grad(
-        y: &CudaStorage,
-        yl: &Layout,
-        g: &CudaStorage,
-        gl: &Layout,
-    ) -> candle_core::Result<(CudaStorage, Shape)> {
-        let dev = y.device();
-        let (ys, gs) = (view(y, yl, "softmax-grad")?, view(g, gl, "softmax-grad")?);
-        let (rows, cols) = rows_and_cols(yl);
-        if gs.len() != rows * cols {
-            candle_core::bail!("softmax-grad: the result and gradient differ in size");
-        }
-        let func =
-            dev.get_or_load_custom_func("hone_softmax_grad_f32", "hone_rows", crate::ptx::ROWS)?;
-        // SAFETY: every element is written by the kernel.
-        let dx = unsafe { dev.alloc::<f32>(rows * cols)? };
-        let cfg = LaunchConfig {
-            grid_dim: (rows as u32, 1, 1),
-            block_dim: (row_block(cols), 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let mut builder = func.builder();
-        builder.arg(&ys);
-        builder.arg(&gs);
-        builder.arg(&dx);
-        candle_core::builder_arg!(builder, rows as i32, cols as i32);
-        // SAFETY: the kernel's signature is (y, grad, dx, rows, cols); each buffer holds
-        // rows × cols values.
-        unsafe { builder.launch(cfg) }.w()?;
-        let out = crate::kernel_io::cuda::storage(dx, dev);
-        Ok((out, yl.shape().clone()))
     }
 
     pub(super) fn norm_grad(
@@ -524,12 +365,6 @@ mod tests {
         type Op<'a> = Box<dyn Fn(&Tensor) -> candle_core::Result<Tensor> + 'a>;
         let cases: Vec<(&str, Op, Op, bool)> = vec![
             (
-                "softmax",
-                Box::new(softmax_last_dim),
-                Box::new(ops::softmax_last_dim),
-                false,
-            ),
-            (
                 "layer norm",
                 Box::new(|x| layer_norm(x, gamma.as_tensor(), beta.as_tensor(), 1e-12)),
                 Box::new(|x| ops::layer_norm(x, gamma.as_tensor(), beta.as_tensor(), 1e-12)),
@@ -574,11 +409,14 @@ mod tests {
     /// breaks if a caller does not).
     #[test]
     fn other_dtypes_fall_back_to_the_compositions() -> candle_core::Result<()> {
-        let x = Tensor::new(&[[1f32, 2.0, 3.0]], &Device::Cpu)?.to_dtype(DType::BF16)?;
-        let s = softmax_last_dim(&x)?;
-        assert_eq!(s.dtype(), DType::BF16);
-        let total: f32 = s.to_dtype(DType::F32)?.sum_all()?.to_scalar()?;
-        assert!((total - 1.0).abs() < 1e-2);
+        let dev = Device::Cpu;
+        let x = Tensor::new(&[[1f32, 2.0, 3.0]], &dev)?.to_dtype(DType::BF16)?;
+        let gamma = Tensor::ones(3, DType::BF16, &dev)?;
+        let beta = Tensor::zeros(3, DType::BF16, &dev)?;
+        let y = layer_norm(&x, &gamma, &beta, 1e-5)?;
+        assert_eq!(y.dtype(), DType::BF16);
+        let total: f32 = y.to_dtype(DType::F32)?.sum_all()?.to_scalar()?;
+        assert!(total.abs() < 1e-2, "a normalised row sums to 0: {total}");
         Ok(())
     }
 }

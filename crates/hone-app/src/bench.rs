@@ -325,16 +325,31 @@ fn dropout_mismatches(
         .count())
 }
 
-/// [`DeviceCheck::attention_error`]: `scores::dropped` (p = 0.1, one seed) forward and
-/// backward on `device` and on the CPU, in `dtype` (f32 when none).
+/// [`DeviceCheck::attention_error`]: `scores::dropped` forward and backward on `device` and
+/// on the CPU, in `dtype` (f32 when none): causal rows after a prefix through dropout, and
+/// rows longer than a block without it.
 fn attention_error(
     device: &hone_engine::candle_core::Device,
     dtype: Option<hone_engine::candle_core::DType>,
 ) -> Result<f64, EngineError> {
+    let dtype = dtype.unwrap_or(hone_engine::candle_core::DType::F32);
+    // Two sequences, 3 heads, 40 queries after 3 prefix rows (the second's last 5 keys pad),
+    // p = 0.1; then 300 keys (a block of 256 threads loops), no prefix, no dropout.
+    let causal = attention_case(device, dtype, (40, 3), Some(3), Some((0x5EED, 0.1)))?;
+    let long = attention_case(device, dtype, (300, 0), None, None)?;
+    Ok(causal.max(long))
+}
+
+/// One [`attention_error`] case: `(queries, prefix)`, the causal prefix and the dropout.
+fn attention_case(
+    device: &hone_engine::candle_core::Device,
+    dtype: hone_engine::candle_core::DType,
+    (s, m): (usize, usize),
+    causal: Option<usize>,
+    drop: Option<(u64, f64)>,
+) -> Result<f64, EngineError> {
     use hone_engine::candle_core::{DType, Device, Tensor, Var};
-    let dtype = dtype.unwrap_or(DType::F32);
-    // Two sequences, 3 heads, 40 queries after 3 prefix rows; the second's last 5 keys pad.
-    let (b, h, s, m) = (2, 3, 40, 3);
+    let (b, h) = (2, 3);
     let w = s + m;
     let n = b * h * s * w;
     let values = |k: usize, scale: f32| -> Vec<f32> {
@@ -355,8 +370,8 @@ fn attention_error(
             x.as_tensor(),
             &bias.to_device(on)?,
             0.125,
-            Some(m),
-            Some((0x5EED, 0.1)),
+            causal,
+            drop,
         )?;
         let grads = (&probs * weights.to_device(on)?)?
             .to_dtype(DType::F32)?

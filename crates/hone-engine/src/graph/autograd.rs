@@ -506,7 +506,7 @@ impl<'a> AutogradGraph<'a> {
         // Query i sees the prefix and keys up to itself when causal.
         let causal = shape.causal.then_some(m);
         let p = if self.train { p } else { 0.0 };
-        let probs = if self.device_masks || p == 0.0 {
+        let probs = if self.device_masks || p <= 0.0 {
             self.dropped_probabilities(&scores, &mask_bias, scale, causal, p)?
         } else {
             let probs = self.probabilities(&scores, &mask_bias, scale, causal)?;
@@ -765,7 +765,7 @@ impl Graph for AutogradGraph<'_> {
         let scores = self.product(&qp, &kp.t()?, false)?;
         let scale = 1.0 / (d as f64).sqrt();
         let p = if self.train { p } else { 0.0 };
-        let probs = if self.device_masks || p == 0.0 {
+        let probs = if self.device_masks || p <= 0.0 {
             self.dropped_probabilities(&scores, &mask_bias, scale, None, p)?
         } else {
             let probs = self.probabilities(&scores, &mask_bias, scale, None)?;
@@ -856,7 +856,7 @@ impl Graph for AutogradGraph<'_> {
         // T5 does not scale its scores; a decoder's query i sees keys up to itself.
         let causal = a.causal.then_some(0);
         let p = if self.train { a.p } else { 0.0 };
-        let probs = if self.device_masks || p == 0.0 {
+        let probs = if self.device_masks || p <= 0.0 {
             self.dropped_probabilities(&scores, &key_mask, 1.0, causal, p)?
         } else {
             let probs = self.probabilities(&scores, &key_mask, 1.0, causal)?;

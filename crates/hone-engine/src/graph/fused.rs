@@ -217,8 +217,8 @@ impl CustomOp3 for NormGrad {
     }
 }
 
-/// The forward kernels on an NVIDIA GPU: candle-kernels' `softmax_f32`, `layernorm_f32` and
-/// `rmsnorm_f32`, launched as candle-nn 0.11 launches them.
+/// The forward kernels on an NVIDIA GPU: candle-kernels' `layernorm_f32` and `rmsnorm_f32`,
+/// launched as candle-nn 0.11 launches them; the backward Hone's `kernels/rows.cu`.
 #[cfg(feature = "cuda")]
 mod cuda {
     use candle_core::backend::BackendStorage;

@@ -108,7 +108,8 @@ struct ScoresSoftmax {
 
 impl ScoresSoftmax {
     /// Row `row`'s probabilities in f32 from its scores and its sequence's key bias, as the
-    /// composed ops computed them (mask, scale, clamp, then softmax as `fused`'s).
+    /// composed ops computed them (scale, masks, clamp, then a softmax that multiplies by the
+    /// sum's inverse).
     fn row(&self, row: usize, scores: &[f32], bias: &[f32], queries: usize, out: &mut [f32]) {
         let i = row % queries;
         for (j, ((o, &s), &m)) in out.iter_mut().zip(scores).zip(bias).enumerate() {
@@ -414,8 +415,8 @@ impl CustomOp2 for ScoresSoftmaxGrad {
     }
 }
 
-/// `hone_scores_softmax_*` and `hone_scores_softmax_grad_*` of `kernels/scores.cu`, compiled
-/// to PTX by the build script.
+/// `hone_scores_softmax_*`, `hone_scores_softmax_grad_*`, `hone_scores_dropped_*` and
+/// `hone_scores_dropped_grad_*` of `kernels/scores.cu`, compiled to PTX by the build script.
 #[cfg(feature = "cuda")]
 mod cuda {
     use candle_core::backend::BackendStorage;

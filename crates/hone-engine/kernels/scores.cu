@@ -1,16 +1,13 @@
-// Attention's probabilities from its raw scores, and the scores' gradient
+// Attention's probabilities from its raw scores through dropout, and the scores' gradient
 // (crates/hone-engine/src/graph/scores.rs); one block per row of `keys` values, blockDim.x a
 // multiple of 32, at most 1024.
-//   hone_scores_softmax_<dtype>:      out = softmax(v) in f32, v[j] = scores[j] · scale +
-//                                     bias[j] (plus the lowest for a causal row's keys after
-//                                     query i + prefix), clamped at the lowest, NaN kept; bias
-//                                     is the row's sequence's keys (row / rows_per_sequence),
-//                                     i = row % queries
-//   hone_scores_softmax_grad_<dtype>: dx = (y · (g − Σ g · y)) · scale, y and g f32, dx stored
-//                                     in the scores' dtype
-//   hone_scores_dropped_<dtype>:      the probabilities through dropout (element i kept when
-//                                     hone_uniform(seed, i) >= p, scaled by drop_scale),
-//                                     stored in the scores' dtype
+//   hone_scores_dropped_<dtype>:      softmax(v) in f32, v[j] = scores[j] · scale + bias[j]
+//                                     (plus the lowest for a causal row's keys after query
+//                                     i + prefix), clamped at the lowest, NaN kept; bias is
+//                                     the row's sequence's keys (row / rows_per_sequence),
+//                                     i = row % queries; then dropout when `dropping` (element
+//                                     i kept when hone_uniform(seed, i) >= p, scaled by
+//                                     drop_scale), stored in the scores' dtype
 //   hone_scores_dropped_grad_<dtype>: its backward from the scores: y recomputed, d = g · mask,
 //                                     dx = (y · (d − Σ d · y)) · scale
 
@@ -31,45 +28,6 @@ __device__ __forceinline__ float hone_score(const T *scores, const float *bias, 
   // Clamped at the lowest value, NaN kept (it reaches the loss).
   return v < HONE_LOWEST ? HONE_LOWEST : v;
 }
-
-#define HONE_SCORES_SOFTMAX(T, SUFFIX)                                                         \
-  extern "C" __global__ void hone_scores_softmax_##SUFFIX(                                     \
-      const T *scores, const float *bias, float *out, const int rows, const int keys,          \
-      const int queries, const int rows_per_sequence, const float scale, const int causal,     \
-      const int prefix) {                                                                      \
-    __shared__ float shared[32];                                                               \
-    const int row = blockIdx.x;                                                                \
-    if (row >= rows) return;                                                                   \
-    const size_t base = (size_t)row * keys;                                                    \
-    const T *s = scores + base;                                                                \
-    const float *b = bias + (size_t)(row / rows_per_sequence) * keys;                          \
-    const int i = row % queries;                                                               \
-    float mx = HONE_LOWEST;                                                                    \
-    for (int j = threadIdx.x; j < keys; j += blockDim.x)                                       \
-      mx = fmaxf(mx, hone_score(s, b, j, i, scale, causal, prefix));                           \
-    mx = hone_block_max(mx, shared);                                                           \
-    float sum = 0.0f;                                                                          \
-    for (int j = threadIdx.x; j < keys; j += blockDim.x)                                       \
-      sum += expf(hone_score(s, b, j, i, scale, causal, prefix) - mx);                         \
-    const float inv = 1.0f / hone_block_sum(sum, shared);                                      \
-    for (int j = threadIdx.x; j < keys; j += blockDim.x)                                       \
-      out[base + j] = expf(hone_score(s, b, j, i, scale, causal, prefix) - mx) * inv;          \
-  }
-
-#define HONE_SCORES_SOFTMAX_GRAD(T, SUFFIX)                                                    \
-  extern "C" __global__ void hone_scores_softmax_grad_##SUFFIX(                                \
-      const float *y, const float *grad, T *dx, const int rows, const int keys,                \
-      const float scale) {                                                                     \
-    __shared__ float shared[32];                                                               \
-    const int row = blockIdx.x;                                                                \
-    if (row >= rows) return;                                                                   \
-    const size_t base = (size_t)row * keys;                                                    \
-    float s = 0.0f;                                                                            \
-    for (int j = threadIdx.x; j < keys; j += blockDim.x) s += grad[base + j] * y[base + j];    \
-    const float along = hone_block_sum(s, shared);                                             \
-    for (int j = threadIdx.x; j < keys; j += blockDim.x)                                       \
-      dx[base + j] = hone_store<T>(y[base + j] * (grad[base + j] - along) * scale);            \
-  }
 
 // A row's softmax statistics (its largest value and 1 / Σ exp(v − largest)) for every thread.
 template <typename T>
@@ -145,7 +103,5 @@ __device__ __forceinline__ float hone_drop(const float v, const int dropping,
     }                                                                                          \
   }
 
-HONE_FOR_DTYPES(HONE_SCORES_SOFTMAX)
 HONE_FOR_DTYPES(HONE_SCORES_DROPPED)
 HONE_FOR_DTYPES(HONE_SCORES_DROPPED_GRAD)
-HONE_FOR_DTYPES(HONE_SCORES_SOFTMAX_GRAD)

@@ -1,17 +1,12 @@
 //! Attention's probabilities from its raw scores in one op each way: `softmax(scores · scale +
-//! key bias)` over each row, with keys after a query hidden when attention is causal. The
-//! scores come in the product's dtype (bf16 or f16 under mixed precision, read as f32), the
-//! probabilities are f32 (softmax is an f32 op under autocast); the backward pass gives the
-//! scores' gradient in their own dtype. Composed it was a cast, a scale, a mask add (and a
-//! causal add and a clamp) and softmax forward, each result kept for the backward pass, and
-//! softmax's backward, the scale's and the cast's back: on a GPU a BERT-base layer's
-//! `[32 × 12 × 128 × 128]` scores went through seven kernels forward and four backward.
-//!
-//! Where dropout's mask is drawn by hash (a GPU's, [`crate::graph::dropout`]) or there is no
-//! dropout, [`dropped`] also drops and casts in the same op: its result is in the scores'
-//! dtype, what the product with the values reads, and nothing but the op's inputs is kept
-//! (the backward pass recomputes a row's probabilities from its scores, instead of keeping
-//! an f32 copy of them and of the dropped ones per layer).
+//! key bias)` over each row, with keys after a query hidden when attention is causal, through
+//! dropout when its mask is drawn by hash (a GPU's, [`crate::graph::dropout`]), stored in the
+//! scores' dtype (what the product with the values reads). The backward pass recomputes a
+//! row's probabilities from its scores and gives their gradient in the scores' dtype, so
+//! nothing but the op's inputs is kept. Composed it was a cast, a scale, a mask add (and a
+//! causal add and a clamp), softmax, dropout and a cast forward, each result kept for the
+//! backward pass, and as many kernels back: on a GPU a BERT-base layer's `[32 × 12 × 128 ×
+//! 128]` scores went through seven kernels forward and four backward, two f32 copies kept.
 //!
 //! The CPU computes what the composed ops did, in their order (a row softmax that multiplies
 //! by the sum's inverse); a GPU runs `kernels/scores.cu`, a block per row.
@@ -33,14 +28,9 @@ pub fn probabilities(
     scale: f64,
     causal: Option<usize>,
 ) -> candle_core::Result<Tensor> {
-    check_bias(scores, key_bias)?;
-    scores.contiguous()?.apply_op2(
-        &key_bias.contiguous()?,
-        ScoresSoftmax {
-            scale: scale as f32,
-            causal,
-        },
-    )
+    // [`dropped`] without dropout on the scores in f32: the probabilities come out in f32 (a
+    // host-drawn mask then scales them there), the cast's backward rounds the gradient.
+    dropped(&scores.to_dtype(DType::F32)?, key_bias, scale, causal, None)
 }
 
 /// [`probabilities`] in the scores' dtype, through dropout when `drop` is `Some((seed, p))`:
@@ -151,58 +141,6 @@ impl ScoresSoftmax {
                 });
         }
         Ok(out)
-    }
-}
-
-impl CustomOp2 for ScoresSoftmax {
-    fn name(&self) -> &'static str {
-        "hone-scores-softmax"
-    }
-
-    fn cpu_fwd(
-        &self,
-        scores: &CpuStorage,
-        sl: &Layout,
-        bias: &CpuStorage,
-        bl: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let s = kernel_io::cpu_as_f32(scores, sl, self.name())?;
-        let bias = kernel_io::cpu(bias, bl, self.name())?;
-        let out = self.cpu_rows(&s, bias, sl)?;
-        Ok((CpuStorage::F32(out), sl.shape().clone()))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        scores: &candle_core::CudaStorage,
-        sl: &Layout,
-        bias: &candle_core::CudaStorage,
-        bl: &Layout,
-    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        let out = crate::by_dtype!(
-            scores.dtype(),
-            self.name(),
-            cuda::softmax(*self, scores, sl, bias, bl)
-        )?;
-        Ok((out, sl.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        scores: &Tensor,
-        _bias: &Tensor,
-        probs: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let ds = probs.apply_op2_no_bwd(
-            &grad.contiguous()?.to_dtype(DType::F32)?,
-            &ScoresSoftmaxGrad {
-                scale: self.scale,
-                dtype: scores.dtype(),
-            },
-        )?;
-        Ok((Some(ds), None))
     }
 }
 
@@ -357,66 +295,8 @@ impl CustomOp3 for DroppedGrad {
     }
 }
 
-/// The scores' gradient from the probabilities `y` (first) and their gradient (second):
-/// `(y ⊙ (g − Σ g ⊙ y)) · scale` over each row, in f32, stored in the scores' dtype.
-#[derive(Debug, Clone, Copy)]
-struct ScoresSoftmaxGrad {
-    scale: f32,
-    dtype: DType,
-}
-
-impl CustomOp2 for ScoresSoftmaxGrad {
-    fn name(&self) -> &'static str {
-        "hone-scores-softmax-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        y: &CpuStorage,
-        yl: &Layout,
-        g: &CpuStorage,
-        gl: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (y, g) = (
-            kernel_io::cpu(y, yl, self.name())?,
-            kernel_io::cpu(g, gl, self.name())?,
-        );
-        kernel_io::same_len(self.name(), &[y.len(), g.len()])?;
-        let keys = yl.dims().last().copied().unwrap_or(1).max(1);
-        let mut dx = vec![0f32; y.len()];
-        dx.par_chunks_mut(keys)
-            .zip(y.par_chunks(keys).zip(g.par_chunks(keys)))
-            .for_each(|(dx, (y, g))| {
-                let along: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
-                for ((d, y), g) in dx.iter_mut().zip(y).zip(g) {
-                    *d = y * (g - along) * self.scale;
-                }
-            });
-        Ok((
-            kernel_io::cpu_storage(dx, self.dtype, self.name())?,
-            yl.shape().clone(),
-        ))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        y: &candle_core::CudaStorage,
-        yl: &Layout,
-        g: &candle_core::CudaStorage,
-        gl: &Layout,
-    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        let out = crate::by_dtype!(
-            self.dtype,
-            self.name(),
-            cuda::softmax_grad(self.scale, y, yl, g, gl)
-        )?;
-        Ok((out, yl.shape().clone()))
-    }
-}
-
-/// `hone_scores_softmax_*`, `hone_scores_softmax_grad_*`, `hone_scores_dropped_*` and
-/// `hone_scores_dropped_grad_*` of `kernels/scores.cu`, compiled to PTX by the build script.
+/// `hone_scores_dropped_*` and `hone_scores_dropped_grad_*` of `kernels/scores.cu`, compiled
+/// to PTX by the build script.
 #[cfg(feature = "cuda")]
 mod cuda {
     use candle_core::backend::BackendStorage;
@@ -424,8 +304,7 @@ mod cuda {
     use candle_core::cuda_backend::{CudaDType, CudaStorage, WrapErr};
     use candle_core::Layout;
 
-    use super::ScoresSoftmax;
-    use crate::kernel_io::cuda::{kernel_suffix, storage, typed_view, view};
+    use crate::kernel_io::cuda::{kernel_suffix, typed_view, view};
 
     /// A block of 32–256 threads (a multiple of 32) for a row of `keys` values.
     fn row_block(keys: usize) -> u32 {
@@ -438,51 +317,6 @@ mod cuda {
             block_dim: (row_block(keys), 1, 1),
             shared_mem_bytes: 0,
         }
-    }
-
-    pub(super) fn softmax<T: CudaDType + DeviceRepr>(
-        op: ScoresSoftmax,
-        scores: &CudaStorage,
-        sl: &Layout,
-        bias: &CudaStorage,
-        bl: &Layout,
-    ) -> candle_core::Result<CudaStorage> {
-        let name = "hone-scores-softmax";
-        let dev = scores.device().clone();
-        let (s, b) = (typed_view::<T>(scores, sl, name)?, view(bias, bl, name)?);
-        let (rows, keys, queries, per_sequence) = super::rows(sl)?;
-        // SAFETY: every value is written by the kernel.
-        let out = unsafe { dev.alloc::<f32>(rows * keys)? };
-        if rows > 0 && keys > 0 {
-            let kernel = format!(
-                "hone_scores_softmax_{}",
-                kernel_suffix(scores.dtype(), name)?
-            );
-            let func = dev.get_or_load_custom_func(&kernel, "hone_scores", crate::ptx::SCORES)?;
-            let (causal, prefix) = match op.causal {
-                Some(prefix) => (1i32, prefix as i32),
-                None => (0, 0),
-            };
-            let mut builder = func.builder();
-            builder.arg(&s);
-            builder.arg(&b);
-            builder.arg(&out);
-            candle_core::builder_arg!(
-                builder,
-                rows as i32,
-                keys as i32,
-                queries as i32,
-                per_sequence as i32,
-                op.scale,
-                causal,
-                prefix
-            );
-            // SAFETY: the kernel's signature is (scores, bias, out, rows, keys, queries,
-            // rows_per_sequence, scale, causal, prefix); scores and out hold rows · keys values
-            // (T, f32), bias keys f32 per sequence (checked by `probabilities`).
-            unsafe { builder.launch(launch_shape(rows, keys)) }.w()?;
-        }
-        Ok(storage(out, &dev))
     }
 
     /// [`super::Dropped`]'s forward, or its backward when `grad` is given (the scores'
@@ -551,39 +385,6 @@ mod cuda {
         // `dropped`).
         unsafe { builder.launch(launch_shape(rows, keys)) }.w()?;
         Ok(CudaStorage::wrap_cuda_slice(out, dev))
-    }
-
-    pub(super) fn softmax_grad<T: CudaDType + DeviceRepr + candle_core::WithDType>(
-        scale: f32,
-        y: &CudaStorage,
-        yl: &Layout,
-        g: &CudaStorage,
-        gl: &Layout,
-    ) -> candle_core::Result<CudaStorage> {
-        let name = "hone-scores-softmax-grad";
-        let dev = y.device().clone();
-        let (ys, gs) = (view(y, yl, name)?, view(g, gl, name)?);
-        crate::kernel_io::same_len(name, &[ys.len(), gs.len()])?;
-        let keys = yl.dims().last().copied().unwrap_or(1).max(1);
-        let rows = ys.len() / keys;
-        // SAFETY: every value is written by the kernel.
-        let dx = unsafe { dev.alloc::<T>(rows * keys)? };
-        if rows > 0 {
-            let kernel = format!(
-                "hone_scores_softmax_grad_{}",
-                kernel_suffix(T::DTYPE, name)?
-            );
-            let func = dev.get_or_load_custom_func(&kernel, "hone_scores", crate::ptx::SCORES)?;
-            let mut builder = func.builder();
-            builder.arg(&ys);
-            builder.arg(&gs);
-            builder.arg(&dx);
-            candle_core::builder_arg!(builder, rows as i32, keys as i32, scale);
-            // SAFETY: the kernel's signature is (y, grad, dx, rows, keys, scale); y and grad
-            // hold rows · keys f32, dx as many T.
-            unsafe { builder.launch(launch_shape(rows, keys)) }.w()?;
-        }
-        Ok(CudaStorage::wrap_cuda_slice(dx, dev))
     }
 }
 

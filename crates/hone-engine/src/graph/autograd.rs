@@ -22,8 +22,9 @@ use crate::EngineError;
 
 /// One token stream's ids and padded layout on the device, made once per batch.
 struct Layout {
-    /// Word, position and segment ids (their gradients scattered by plan, see [`HostIndex`]).
-    ids: [HostIndex; 3],
+    /// Word, position and segment ids (their gradients scattered by plan, see [`HostIndex`]),
+    /// planned and uploaded on first use (a family without segment ids never plans them).
+    ids: [std::cell::OnceCell<HostIndex>; 3],
     /// For every (sequence, slot) of the padded layout, its token; padding slots point at
     /// token 0 (their keys are masked and their queries dropped, so any row will do). `None`
     /// when every sequence fills the layout (the tokens are the layout: no gather, whose
@@ -54,7 +55,6 @@ impl Layout {
             }
         }
         let first: Vec<u32> = tokens.spans().iter().map(|s| s.start as u32).collect();
-        let upload = |which: TokenIds| HostIndex::new(tokens.ids(which), device);
         // Every slot a token, in order: the padded layout is the packed one.
         let dense = t == b * s
             && unpad
@@ -62,11 +62,7 @@ impl Layout {
                 .enumerate()
                 .all(|(i, &slot)| slot as usize == i);
         Ok(Layout {
-            ids: [
-                upload(TokenIds::Words)?,
-                upload(TokenIds::Positions)?,
-                upload(TokenIds::Types)?,
-            ],
+            ids: Default::default(),
             pad_index: (!dense)
                 .then(|| Tensor::from_vec(pad, b * s, device))
                 .transpose()?,
@@ -568,7 +564,14 @@ impl Graph for AutogradGraph<'_> {
     fn embed(&mut self, lookups: &[(&Param, TokenIds)]) -> Result<Tensor, EngineError> {
         let mut sum: Option<Tensor> = None;
         for (param, which) in lookups {
-            let ids = &self.layout(self.stream)?.ids[*which as usize];
+            let cell = &self.layout(self.stream)?.ids[*which as usize];
+            let ids = match cell.get() {
+                Some(ids) => ids,
+                None => {
+                    let planned = HostIndex::new(self.tokens.ids(*which), &self.device)?;
+                    cell.get_or_init(|| planned)
+                }
+            };
             let rows = ids.select(&self.param(param), 0)?;
             sum = Some(match sum {
                 Some(s) => (s + rows)?,

@@ -3,9 +3,9 @@
 for Hone's GPU path, usable offline (no Hub access) on a CUDA machine and, on tiny shapes, on CPU.
 
 Subcommands:
-  make-model --config {minilm,bert-base} --out DIR [--seed 0]
-      a random BertModel with the config of all-MiniLM-L6-v2 or bert-base-uncased, saved as
-      DIR/config.json + DIR/model.safetensors (float32).
+  make-model --config {minilm,bert-base} --out DIR [--seed 0] [--intermediate N]
+      a random BertModel with the config of all-MiniLM-L6-v2 or bert-base-uncased (the
+      feed-forward N wide if given), saved as DIR/config.json + DIR/model.safetensors (float32).
   dump-batch --out FILE --batch B --seq S [--vocab 30522] [--dense] [--seed 0]
       a fixed batch as JSON {input_ids, token_type_ids, attention_mask, labels} (the format
       `hone bench --batch-file` reads): [CLS] random ids [SEP], then padding (id 0, mask 0);
@@ -46,7 +46,10 @@ def make_model(args):
     import torch
     from transformers import BertConfig, BertModel
     torch.manual_seed(args.seed)
-    cfg = BertConfig(**COMMON, **CONFIGS[args.config])
+    sizes = dict(CONFIGS[args.config])
+    if args.intermediate:
+        sizes["intermediate_size"] = args.intermediate
+    cfg = BertConfig(**COMMON, **sizes)
     cfg.architectures = ["BertModel"]
     model = BertModel(cfg).float()
     model.save_pretrained(args.out, safe_serialization=True)
@@ -223,6 +226,7 @@ def main():
     p.add_argument("--config", choices=sorted(CONFIGS), required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--intermediate", type=int, default=None)
     p = sub.add_parser("dump-batch")
     p.add_argument("--out", required=True)
     p.add_argument("--batch", type=int, required=True)

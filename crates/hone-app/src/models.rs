@@ -893,23 +893,26 @@ mod tests {
                 .host
                 .is_none()
         );
-        // On the GPU the autograd graph's activations count, bf16's more than fp32's; the
-        // RAM's judgement ignores the precision. On a CPU machine bf16 runs the autograd graph
+        // On the GPU the autograd graph's activations count, bf16's about as many as fp32's
+        // (half-width products, and the weights' bf16 copies); the RAM's judgement ignores
+        // the precision. On a CPU machine bf16 runs the autograd graph
         // too: more activations than the CPU's f32 graph, the CPU's runtime.
         let bf16 = FitSettings {
             autograd: Some(hone_engine::precision::Precision::Bf16),
             ..FitSettings::default()
         };
         let on_gpu = fit_report(&spec, bf16, &gpu(64 << 30));
-        assert!(on_gpu.full.estimate.activations > e.activations);
+        let ratio = on_gpu.full.estimate.activations as f64 / e.activations as f64;
+        assert!(
+            (0.85..1.15).contains(&ratio),
+            "bf16 / fp32 activations: {ratio:.2}"
+        );
         assert_eq!(on_gpu.host.expect("judged").needed, host.needed);
         let cpu_plain = fit_report(&spec, FitSettings::default(), &machine(16 << 30));
         let cpu_bf16 = fit_report(&spec, bf16, &machine(16 << 30));
         assert!(cpu_bf16.full.estimate.activations > cpu_plain.full.estimate.activations);
-        assert_eq!(
-            cpu_bf16.full.estimate.runtime,
-            cpu_plain.full.estimate.runtime
-        );
+        // The CPU's runtime (its per-token buffers are in the autograd terms' fit).
+        assert!(cpu_bf16.full.estimate.runtime <= cpu_plain.full.estimate.runtime);
         assert!(cpu_bf16.full.estimate.runtime < on_gpu.full.estimate.runtime);
         let speed = |r: &FitReport| {
             r.full

@@ -157,22 +157,22 @@ fn for_training(device: Device) -> Device {
 /// Hands back to the driver the memory an NVIDIA GPU's pool keeps (see [`for_training`]) once
 /// its queued work is done: before an evaluation (its buffers and kernels are not the step's)
 /// and when a run ends, so that other allocations, this process's and others', find it.
-/// Nothing for other devices.
-pub fn release_cached(device: &Device) {
+/// Nothing for other devices. An error of the queued work (the synchronisation's) is returned
+/// and nothing is handed back; a pool that cannot be trimmed just keeps its memory.
+pub fn release_cached(device: &Device) -> candle_core::Result<()> {
     #[cfg(feature = "cuda")]
     if let Device::Cuda(cuda) = device {
-        if device.synchronize().is_ok() {
-            if let Some(pool) = memory_pool(cuda) {
-                // SAFETY: the pool is the device's own; nothing it holds is in use after the
-                // synchronisation.
-                let _ = unsafe {
-                    candle_core::cuda_backend::cudarc::driver::sys::cuMemPoolTrimTo(pool, 0)
-                };
-            }
+        device.synchronize()?;
+        if let Some(pool) = memory_pool(cuda) {
+            // SAFETY: the pool is the device's own; nothing it holds is in use after the
+            // synchronisation.
+            let _ =
+                unsafe { candle_core::cuda_backend::cudarc::driver::sys::cuMemPoolTrimTo(pool, 0) };
         }
     }
     #[cfg(not(feature = "cuda"))]
     let _ = device;
+    Ok(())
 }
 
 /// The default memory pool of a CUDA device (what cudarc's asynchronous allocations draw

@@ -150,7 +150,9 @@ struct ReleaseOnEnd<'a>(&'a candle_core::Device);
 
 impl Drop for ReleaseOnEnd<'_> {
     fn drop(&mut self) {
-        crate::device::release_cached(self.0);
+        // The run has ended (its result already made); a failure here has nowhere to go, and
+        // the driver reclaims the pool when the process ends.
+        let _ = crate::device::release_cached(self.0);
     }
 }
 
@@ -455,8 +457,8 @@ impl Trainer<'_> {
         sink: &mut dyn FnMut(TrainEvent),
     ) -> Result<bool, EngineError> {
         // Evaluation's buffers and kernels are not the step's: the memory the steps kept is
-        // handed back first.
-        crate::device::release_cached(self.model.device());
+        // handed back first (a failure of the last step's queued work surfaces here).
+        crate::device::release_cached(self.model.device())?;
         // A task without validation examples is not scored (the run said so when it started);
         // the others still pick the best checkpoint.
         let scored: Vec<&TaskSet> = tasks.iter().filter(|t| !t.valid.is_empty()).collect();

@@ -882,6 +882,7 @@ fn bench_check_devices_and_a_mixed_precision_run() {
         assert_eq!(r["norm_error"], 0.0, "{r}");
         assert_eq!(r["dropout_mismatches"], 0, "{r}");
         assert_eq!(r["attention_error"], 0.0, "{r}");
+        assert_eq!(r["cross_entropy_error"], 0.0, "{r}");
         let (loss, fp32) = (
             r["loss_device"].as_f64().unwrap(),
             r["loss_fp32"].as_f64().unwrap(),

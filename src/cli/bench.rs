@@ -111,7 +111,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "{} {} against {}: loss {:.6} vs {:.6} (fp32 {:.6}), logits {:.1e}, worst of {} gradients {:.1e} ({}), AdamW updates {:.1e}, gradient norm {:.1e}, dropout masks differing {}, attention probabilities {:.1e}, tolerance {:.0e}: {}",
+            "{} {} against {}: loss {:.6} vs {:.6} (fp32 {:.6}), logits {:.1e}, worst of {} gradients {:.1e} ({}), AdamW updates {:.1e}, gradient norm {:.1e}, dropout masks differing {}, attention probabilities {:.1e}, cross-entropy {:.1e}, tolerance {:.0e}: {}",
             report.device,
             report.precision,
             report.reference,
@@ -126,6 +126,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             report.norm_error,
             report.dropout_mismatches,
             report.attention_error,
+            report.cross_entropy_error,
             report.tolerance,
             if report.passed { "ok" } else { "FAILED" }
         );

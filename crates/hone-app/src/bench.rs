@@ -172,6 +172,11 @@ pub struct DeviceCheck {
     /// largest difference of the probabilities and of the scores' gradient, each over the
     /// CPU's largest value.
     pub attention_error: f64,
+    /// The loss op (`graph::cross_entropy`) on the device against the CPU, in the check's
+    /// precision's dtype: a few classes, 301 with label smoothing, a 50,000-word vocabulary;
+    /// the largest difference of the rows' losses and of the logits' gradient, each over the
+    /// CPU's largest value (infinite when a NaN logit's row is not NaN on the device).
+    pub cross_entropy_error: f64,
     pub passed: bool,
 }
 
@@ -256,6 +261,7 @@ pub fn check_device(request: &DeviceCheckRequest) -> Result<DeviceCheck, AppErro
     let (update_error, norm_error) = update_error(&reference, &tested, &cfg, &want.grads)?;
     let dropout_mismatches = dropout_mismatches(&device, precision.autocast())?;
     let attention_error = attention_error(&device, precision.autocast())?;
+    let cross_entropy_error = cross_entropy_error(&device, precision.autocast())?;
     let tolerance = DeviceCheck::tolerance(precision);
     let loss_error = (got.loss - want.loss).abs() / want.loss.abs().max(f64::MIN_POSITIVE);
     Ok(DeviceCheck {
@@ -277,6 +283,7 @@ pub fn check_device(request: &DeviceCheckRequest) -> Result<DeviceCheck, AppErro
                 update_error,
                 norm_error,
                 attention_error,
+                cross_entropy_error,
             ]
             .iter()
             .all(|e| *e < tolerance),
@@ -286,6 +293,7 @@ pub fn check_device(request: &DeviceCheckRequest) -> Result<DeviceCheck, AppErro
         norm_error,
         dropout_mismatches,
         attention_error,
+        cross_entropy_error,
     })
 }
 
@@ -390,6 +398,86 @@ fn attention_case(
         Ok(largest_magnitude(&(got - want)?)? / largest_magnitude(want)?.max(f64::MIN_POSITIVE))
     };
     Ok(relative(&p_dev, &p_cpu)?.max(relative(&d_dev, &d_cpu)?))
+}
+
+/// [`DeviceCheck::cross_entropy_error`]: `cross_entropy::row_losses` forward and backward on
+/// `device` and on the CPU, in `dtype` (f32 when none): `(rows, classes, smoothing)` of 6 × 5
+/// (a block of 32 threads), 4 × 301 with ε = 0.1 (several warps), 3 × 50,000 with ε = 0.1 (a
+/// vocabulary: each thread loops), labels at the first and last class; and a row with a NaN
+/// logit, whose loss and gradient must stay NaN.
+fn cross_entropy_error(
+    device: &hone_engine::candle_core::Device,
+    dtype: Option<hone_engine::candle_core::DType>,
+) -> Result<f64, EngineError> {
+    let dtype = dtype.unwrap_or(hone_engine::candle_core::DType::F32);
+    let mut worst = 0f64;
+    for (rows, classes, smoothing) in [(6, 5, 0.0), (4, 301, 0.1), (3, 50_000, 0.1)] {
+        worst = worst.max(cross_entropy_case(
+            device, dtype, rows, classes, smoothing, false,
+        )?);
+    }
+    Ok(worst.max(cross_entropy_case(device, dtype, 2, 301, 0.0, true)?))
+}
+
+/// One [`cross_entropy_error`] case; with `nan`, the first row holds a NaN logit and the
+/// error is infinite unless that row's loss and gradient are NaN on the device too (the other
+/// rows are compared).
+fn cross_entropy_case(
+    device: &hone_engine::candle_core::Device,
+    dtype: hone_engine::candle_core::DType,
+    rows: usize,
+    classes: usize,
+    smoothing: f64,
+    nan: bool,
+) -> Result<f64, EngineError> {
+    use hone_engine::candle_core::{DType, Device, Tensor, Var};
+    let n = rows * classes;
+    let mut values: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 * 0.01 - 5.0)
+        .collect();
+    if nan {
+        values[classes / 2] = f32::NAN;
+    }
+    let logits = Tensor::from_vec(values, (rows, classes), &Device::Cpu)?.to_dtype(dtype)?;
+    let labels: Vec<u32> = (0..rows)
+        .map(|r| if r % 2 == 0 { 0 } else { classes as u32 - 1 })
+        .collect();
+    let weights: Vec<f32> = (0..rows).map(|r| 1.0 + r as f32).collect();
+    let run = |on: &Device| -> Result<(Tensor, Tensor), EngineError> {
+        let x = Var::from_tensor(&logits.to_device(on)?)?;
+        let labels = Tensor::from_vec(labels.clone(), rows, on)?;
+        let losses =
+            hone_engine::graph::cross_entropy::row_losses(x.as_tensor(), &labels, smoothing)?;
+        let weights = Tensor::from_vec(weights.clone(), rows, on)?;
+        let grads = (&losses * weights)?.sum_all()?.backward()?;
+        let dx = grads
+            .get(x.as_tensor())
+            .ok_or_else(|| EngineError::InvalidConfig("the logits got no gradient".into()))?;
+        let host = |t: &Tensor| -> Result<Tensor, EngineError> {
+            Ok(t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?)
+        };
+        Ok((host(&losses)?, host(dx)?))
+    };
+    let ((l_cpu, d_cpu), (l_dev, d_dev)) = (run(&Device::Cpu)?, run(device)?);
+    let (l_cpu, d_cpu, l_dev, d_dev) = match nan {
+        false => (l_cpu, d_cpu, l_dev, d_dev),
+        true => {
+            let row_is_nan = |l: &Tensor, d: &Tensor| -> Result<bool, EngineError> {
+                let loss = l.get(0)?.to_scalar::<f32>()?;
+                let grad = d.get(0)?.to_vec1::<f32>()?;
+                Ok(loss.is_nan() && grad.iter().all(|g| g.is_nan()))
+            };
+            if !row_is_nan(&l_cpu, &d_cpu)? || !row_is_nan(&l_dev, &d_dev)? {
+                return Ok(f64::INFINITY);
+            }
+            let rest = |t: Tensor| t.narrow(0, 1, rows - 1);
+            (rest(l_cpu)?, rest(d_cpu)?, rest(l_dev)?, rest(d_dev)?)
+        }
+    };
+    let relative = |got: &Tensor, want: &Tensor| -> Result<f64, EngineError> {
+        Ok(largest_magnitude(&(got - want)?)? / largest_magnitude(want)?.max(f64::MIN_POSITIVE))
+    };
+    Ok(relative(&l_dev, &l_cpu)?.max(relative(&d_dev, &d_cpu)?))
 }
 
 /// Two AdamW updates of `reference` (on the CPU) and `tested` (on its device) from the same

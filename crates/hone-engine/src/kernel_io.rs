@@ -25,6 +25,19 @@ pub(crate) fn cpu<'a>(
     Ok(&data[start..end])
 }
 
+/// The u32 values (ids, labels, a plan) `layout` spans in `storage`.
+pub(crate) fn cpu_u32<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [u32]> {
+    let CpuStorage::U32(data) = storage else {
+        candle_core::bail!("{op}: u32 only, got {:?}", storage.dtype())
+    };
+    let (start, end) = span(layout, op)?;
+    Ok(&data[start..end])
+}
+
 /// The f32 values `layout` spans in `storage`, to write.
 pub(crate) fn cpu_mut<'a>(
     storage: &'a mut CpuStorage,

@@ -2,7 +2,8 @@
 //! `MULTI_TENSOR` (AdamW and the gradient norm over every parameter), `ACTIVATIONS` (GELU's
 //! backward pass), `ROWS` (the norms' backward passes), `DROPOUT` (dropout with
 //! its mask drawn in the kernel), `BIAS` (a mixed-precision product's f32 bias and its
-//! gradient), `SCATTER` (the backward pass of a gather by ids the host knows) and `SCORES`
-//! (attention's probabilities from its raw scores, through dropout, and their backward pass).
+//! gradient), `SCATTER` (the backward pass of a gather by ids the host knows), `SCORES`
+//! (attention's probabilities from its raw scores, through dropout, and their backward pass)
+//! and `CROSS_ENTROPY` (each row's loss from its logits, and their gradient).
 
 include!(concat!(env!("OUT_DIR"), "/ptx.rs"));

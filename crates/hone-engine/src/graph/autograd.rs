@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::gather::InvertibleRows;
 use super::lookup::HostIndex;
-use super::{bias, constant, dropout, fused, gelu, scores};
+use super::{bias, constant, cross_entropy, dropout, fused, gelu, scores};
 use super::{
     BiasBuckets, BiasedAttention, Disentangled, Graph, Heads, RelativeBuckets, Stream, TokenIds,
     Tokens,
@@ -926,13 +926,11 @@ pub fn cross_entropy_sum(
         return Ok(Tensor::zeros((), DType::F32, dev)?);
     }
     let n = kept.len();
-    let picked = HostIndex::new(&kept, dev)?.select(logits, 0)?;
-    let log_probs = ops::log_softmax_last_dim(&picked.to_dtype(DType::F32)?)?;
-    let target = log_probs.gather(&Tensor::from_vec(ids, (n, 1), dev)?, 1)?;
-    let nll = target.sum_all()?.neg()?;
-    if smoothing == 0.0 {
-        return Ok(nll);
-    }
-    let spread = (log_probs.sum_all()?.neg()? / classes as f64)?;
-    Ok(((nll * (1.0 - smoothing))? + (spread * smoothing)?)?)
+    // Every row scored (a classifier's batch): the logits as they are, no gathered copy.
+    let picked = match n == rows {
+        true => logits.clone(),
+        false => HostIndex::new(&kept, dev)?.select(logits, 0)?,
+    };
+    let ids = Tensor::from_vec(ids, n, dev)?;
+    Ok(cross_entropy::row_losses(&picked, &ids, smoothing)?.sum_all()?)
 }

@@ -15,6 +15,7 @@
 pub mod autograd;
 pub mod bias;
 pub mod constant;
+pub mod cross_entropy;
 pub mod dropout;
 pub mod fused;
 pub mod gather;

@@ -11,6 +11,10 @@
 # ratios lean high by 2 bytes a parameter). Prints both and the ratio; no pass or fail (the
 # figures are kept in memory.rs's test `the_autograd_estimate_matches_measured_peaks`).
 #
+# MODELS may also name `deberta` (a random DeBERTa-v3-xsmall, bench/deberta_model.py; at
+# 8 × 512 it needs ~20 GiB: SHAPES="64x32 4x256 32x128 4x512"). Decoders are measured by
+# `PRECISION=bf16 bench/decoder/memory_decoder.sh` (real `hone train` runs).
+#
 # Usage: [SHAPES="64x32 4x256 32x128 8x512"] [MODELS="minilm narrow bert-base"]
 #        [PRECISIONS="fp32 bf16"] [HONE_BIN=...] bench/autograd_memory.sh
 # BERT-base at 8 × 512 peaks near 12 GiB.
@@ -27,11 +31,12 @@ source bench/hone-bins.sh
 hone=$(bin_of new)
 
 for m in $models; do
+  [ -f "$out/$m/config.json" ] && continue
   case $m in
-    narrow) args=(--config minilm --intermediate 384) ;;
-    *) args=(--config "$m") ;;
-  esac
-  [ -f "$out/$m/config.json" ] || "$python" bench/gpu_step.py make-model "${args[@]}" --out "$out/$m" >/dev/null
+    narrow) "$python" bench/gpu_step.py make-model --config minilm --intermediate 384 --out "$out/$m" ;;
+    deberta) "$python" bench/deberta_model.py "$out/$m" ;;
+    *) "$python" bench/gpu_step.py make-model --config "$m" --out "$out/$m" ;;
+  esac >/dev/null 2>&1
 done
 for shape in 1x8 $shapes; do
   b=${shape%x*}

@@ -7,12 +7,17 @@
 # time's maximum RSS), the estimate, the error and the step time; fails when an estimate is
 # more than 25% off. Not a test.
 #
-# Usage: [MODELS="smollm2 qwen05b"] [SHAPES="4x512 8x128"] [STEPS=3] bench/decoder/memory_decoder.sh
+# PRECISION=bf16 trains in mixed precision, which on the CPU runs candle's autograd graph (the
+# GPU's): the estimate is then the autograd graph's (memory.rs::autograd_activations).
+#
+# Usage: [MODELS="smollm2 qwen05b"] [SHAPES="4x512 8x128"] [STEPS=3] [PRECISION=fp32]
+#        bench/decoder/memory_decoder.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 models=${MODELS:-smollm2 qwen05b}
 shapes=${SHAPES:-4x512 8x128}
 steps=${STEPS:-3}
+precision=${PRECISION:-fp32}
 out=bench/out/decoder-memory
 mkdir -p "$out"
 [ -x /usr/bin/time ] || { echo "memory_decoder: GNU time (/usr/bin/time) is needed: apt install time" >&2; exit 1; }
@@ -44,11 +49,13 @@ texts = [" ".join(paragraphs[i * 8:(i + 1) * 8]) for i in range(rows + 2)]
 json.dump([{"text": t} for t in texts[:rows]], open(out, "w"))
 json.dump([{"text": t} for t in texts[rows:]], open(valid, "w"))
 PY
-    estimate=$("$hone" models check "$model" --batch-size "$b" --max-length "$s" --lora-r 16 --json)
+    estimate=$("$hone" models check "$model" --batch-size "$b" --max-length "$s" --lora-r 16 \
+      --precision "$precision" --device cpu --json)
     rm -rf "$out/run" "$out"/bench.db*
     RAYON_NUM_THREADS=2 /usr/bin/time -f '%M' -o "$out/peak.kib" "$hone" --db "$out/bench.db" \
       train --task causal-lm --model "$model" --train "$out/long.json" --valid "$out/valid.json" \
       --epochs 1 --batch-size "$b" --max-length "$s" --peft lora --lora-r 16 --lora-alpha 32 \
+      --precision "$precision" \
       --out "$out/run" --json > "$out/train-$name-$shape.jsonl"
     rm -rf "$out/run" "$out"/bench.db* "$out/bench-runs"
     "$python" - "$out/peak.kib" "$estimate" "$name" "$shape" "$out/train-$name-$shape.jsonl" <<'PY'

@@ -354,7 +354,10 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
                 true => 2 * (count.total + adapters),
                 false => 0,
             };
-            autograd_activations(&dims, batch, length, precision) + lora + low_precision_weights
+            let relative_width = config.deberta.as_ref().map(|d| 2 * d.buckets.span as u64);
+            autograd_activations(&dims, batch, length, precision, relative_width)
+                + lora
+                + low_precision_weights
         }
         (None, None) => {
             // Per layer and token: eight h-wide and two i-wide f32 tensors (inputs of the four
@@ -439,19 +442,48 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
 /// kernels keep a row's temporaries where their CPU twins hold whole f32 copies, so a GPU
 /// should keep no more than this. Mixed precision also keeps each weight's low-precision copy
 /// (two bytes a parameter, added by the caller).
+///
+/// A decoder (bf16 on the CPU, `bench/autograd_memory.sh`'s decoder lines: SmolLM2-135M and a
+/// 10-layer random copy, LoRA, 8 × 128 to 2 × 512) keeps 10 more bytes per feed-forward element
+/// (gate, up and their product), 5 per score (no dropout: the scores and probabilities in bf16)
+/// and, once per token, 14 per vocabulary entry (the output layer's logits and their gradient);
+/// fp32 on a GPU is taken as twice that (not measured: the CPU trains fp32 on its own graph).
+///
+/// DeBERTa (`relative_width`: its 2 × span relative positions) adds, per layer, 24 bytes per
+/// token, head and relative position (each query's and key's products with every position's
+/// projection, c2p and p2c, and their gradients) and 8 per score (the two gathered position
+/// terms and their sum): fitted to a random DeBERTa-v3-xsmall's peaks, 64 × 32 to 4 × 512,
+/// within 0.87–1.13 of what it keeps (short sequences the lowest); whole estimates 0.95–1.15.
 fn autograd_activations(
     dims: &Dims,
     batch: u64,
     length: u64,
     precision: crate::precision::Precision,
+    relative_width: Option<u64>,
 ) -> u64 {
-    let (per_hidden, per_intermediate, per_score) = match precision.is_mixed() {
+    let mixed = precision.is_mixed();
+    let (per_hidden, mut per_intermediate, mut per_score) = match mixed {
         true => (96, 5, 19),
         false => (96, 10, 17),
     };
+    let tokens = batch * length;
+    // A decoder's output layer: its logits and their gradient (the loss is one op each way,
+    // `graph::cross_entropy`), once per token.
+    let mut output = 0;
+    if dims.decoder.is_some() {
+        // The gated feed-forward's gate, up and gated products; attention without dropout
+        // keeps only the scores and probabilities in the product's dtype.
+        let width = if mixed { 1 } else { 2 };
+        per_intermediate += 10 * width;
+        per_score = 5 * width;
+        output = 14 * width * tokens * dims.vocab;
+    }
     let per_token_layer = per_hidden * dims.hidden + per_intermediate * dims.intermediate;
-    let scores = per_score * batch * dims.heads * length * length;
-    dims.layers * (batch * length * per_token_layer + scores)
+    let score_count = batch * dims.heads * length * length;
+    let relative = relative_width.map_or(0, |width| {
+        24 * tokens * dims.heads * width + 8 * score_count
+    });
+    dims.layers * (tokens * per_token_layer + per_score * score_count + relative) + output
 }
 
 /// all-MiniLM-L6-v2's config.json as a spec (for the estimates' tests).
@@ -494,8 +526,9 @@ mod tests {
     }
 
     /// The peak RSS (MiB) of `hone bench --autograd --steps 1 --warmup 1` on the CPU at
-    /// 2cf230c (`bench/autograd_memory.sh`, 2026-12-05), dense batches: the run the estimate
-    /// describes (a mixed-precision run on the CPU; on a GPU the same graph).
+    /// 2cf230c (`bench/autograd_memory.sh`, 2026-12-05; DeBERTa with `MODELS=deberta`), dense
+    /// batches: the run the estimate describes (a mixed-precision run on the CPU; on a GPU the
+    /// same graph).
     #[test]
     fn the_autograd_estimate_matches_measured_peaks() {
         use crate::precision::Precision::{Bf16, Fp32};
@@ -526,6 +559,67 @@ mod tests {
             assert!(
                 (0.95..1.1).contains(&ratio),
                 "{name} {batch}x{length} {precision}: estimate / measured = {ratio:.3}"
+            );
+        }
+        // DeBERTa-v3-xsmall's shape (bench/deberta_model.py): its relative positions' terms,
+        // fitted more loosely (0.95–1.15; short sequences keep the most beside them).
+        let deberta = ModelSpec::from_json(
+            serde_json::json!({
+                "model_type": "deberta-v2", "vocab_size": 128100, "hidden_size": 384,
+                "num_hidden_layers": 12, "num_attention_heads": 6, "intermediate_size": 1536,
+                "max_position_embeddings": 512, "type_vocab_size": 0, "relative_attention": true,
+                "position_buckets": 256, "pos_att_type": ["p2c", "c2p"], "share_att_key": true,
+                "norm_rel_ebd": "layer_norm", "position_biased_input": false,
+                "max_relative_positions": -1
+            }),
+            std::path::Path::new("config.json"),
+        )
+        .expect("valid");
+        for (batch, length, precision, mib) in [
+            (64, 32, Fp32, 4_610u64),
+            (4, 256, Fp32, 2_960),
+            (32, 128, Fp32, 7_106),
+            (4, 512, Fp32, 5_782),
+            (32, 128, Bf16, 7_085),
+            (4, 512, Bf16, 5_983),
+        ] {
+            let settings = FitSettings {
+                batch_size: batch,
+                max_length: length,
+                autograd: Some(precision),
+                ..FitSettings::default()
+            };
+            let ratio = estimate(&deberta, settings).total as f64 / (mib * MIB) as f64;
+            assert!(
+                (0.9..1.2).contains(&ratio),
+                "deberta {batch}x{length} {precision}: estimate / measured = {ratio:.3}"
+            );
+        }
+        // Decoders (bench/decoder/memory_decoder.sh with PRECISION=bf16: `hone train` of
+        // SmolLM2-135M, and of a 10-layer random copy, LoRA rank 16 or full): a whole run
+        // holds more beside the model than `hone bench` (a 49,152-word tokenizer, the data,
+        // the loop: one sequence of 8 tokens peaks at 1,197 MiB, estimated 976), so LoRA's
+        // lines come out 0.95–0.98; full fine-tuning 1.12.
+        let mut smol10 = smollm2();
+        smol10.encoder.num_layers = 10;
+        for (name, spec, batch, length, lora, mib) in [
+            ("smollm2", smollm2(), 8, 128, Some(16), 4_517u64),
+            ("smollm2", smollm2(), 4, 256, Some(16), 4_664),
+            ("smollm2", smollm2(), 2, 512, Some(16), 5_045),
+            ("smollm2", smollm2(), 4, 256, None, 5_185),
+            ("smollm2, 10 layers", smol10, 4, 256, Some(16), 2_188),
+        ] {
+            let settings = FitSettings {
+                batch_size: batch,
+                max_length: length,
+                lora_rank: lora,
+                autograd: Some(Bf16),
+                ..FitSettings::default()
+            };
+            let ratio = estimate(&spec, settings).total as f64 / (mib * MIB) as f64;
+            assert!(
+                (0.93..1.15).contains(&ratio),
+                "{name} {batch}x{length} LoRA {lora:?}: estimate / measured = {ratio:.3}"
             );
         }
         // On a GPU: the CUDA context instead of the host's runtime, and still well above what

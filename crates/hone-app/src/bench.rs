@@ -305,6 +305,22 @@ fn largest_magnitude(t: &hone_engine::candle_core::Tensor) -> Result<f64, Engine
         .to_scalar::<f64>()?)
 }
 
+/// The largest difference of `got` from `want` over `want`'s largest value.
+fn relative_error(
+    got: &hone_engine::candle_core::Tensor,
+    want: &hone_engine::candle_core::Tensor,
+) -> Result<f64, EngineError> {
+    Ok(largest_magnitude(&(got - want)?)? / largest_magnitude(want)?.max(f64::MIN_POSITIVE))
+}
+
+/// `t` on the CPU in f32 (to compare a device's result with the CPU's).
+fn on_host_f32(
+    t: &hone_engine::candle_core::Tensor,
+) -> Result<hone_engine::candle_core::Tensor, EngineError> {
+    use hone_engine::candle_core::{DType, Device};
+    Ok(t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?)
+}
+
 /// How many of 65,536 values a dropout (p = 0.1, one seed) keeps on `device` but drops on
 /// the CPU, or the other way round, in `dtype` (mixed precision drops low-precision values;
 /// f32 when none).
@@ -388,16 +404,10 @@ fn attention_case(
         let dx = grads
             .get(x.as_tensor())
             .ok_or_else(|| EngineError::InvalidConfig("the scores got no gradient".into()))?;
-        let host = |t: &Tensor| -> Result<Tensor, EngineError> {
-            Ok(t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?)
-        };
-        Ok((host(&probs)?, host(dx)?))
+        Ok((on_host_f32(&probs)?, on_host_f32(dx)?))
     };
     let ((p_cpu, d_cpu), (p_dev, d_dev)) = (run(&Device::Cpu)?, run(device)?);
-    let relative = |got: &Tensor, want: &Tensor| -> Result<f64, EngineError> {
-        Ok(largest_magnitude(&(got - want)?)? / largest_magnitude(want)?.max(f64::MIN_POSITIVE))
-    };
-    Ok(relative(&p_dev, &p_cpu)?.max(relative(&d_dev, &d_cpu)?))
+    Ok(relative_error(&p_dev, &p_cpu)?.max(relative_error(&d_dev, &d_cpu)?))
 }
 
 /// [`DeviceCheck::cross_entropy_error`]: `cross_entropy::row_losses` forward and backward on
@@ -430,7 +440,7 @@ fn cross_entropy_case(
     smoothing: f64,
     nan: bool,
 ) -> Result<f64, EngineError> {
-    use hone_engine::candle_core::{DType, Device, Tensor, Var};
+    use hone_engine::candle_core::{Device, Tensor, Var};
     let n = rows * classes;
     let mut values: Vec<f32> = (0..n)
         .map(|i| ((i * 7919) % 1000) as f32 * 0.01 - 5.0)
@@ -453,10 +463,7 @@ fn cross_entropy_case(
         let dx = grads
             .get(x.as_tensor())
             .ok_or_else(|| EngineError::InvalidConfig("the logits got no gradient".into()))?;
-        let host = |t: &Tensor| -> Result<Tensor, EngineError> {
-            Ok(t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?)
-        };
-        Ok((host(&losses)?, host(dx)?))
+        Ok((on_host_f32(&losses)?, on_host_f32(dx)?))
     };
     let ((l_cpu, d_cpu), (l_dev, d_dev)) = (run(&Device::Cpu)?, run(device)?);
     let (l_cpu, d_cpu, l_dev, d_dev) = match nan {
@@ -474,10 +481,7 @@ fn cross_entropy_case(
             (rest(l_cpu)?, rest(d_cpu)?, rest(l_dev)?, rest(d_dev)?)
         }
     };
-    let relative = |got: &Tensor, want: &Tensor| -> Result<f64, EngineError> {
-        Ok(largest_magnitude(&(got - want)?)? / largest_magnitude(want)?.max(f64::MIN_POSITIVE))
-    };
-    Ok(relative(&l_dev, &l_cpu)?.max(relative(&d_dev, &d_cpu)?))
+    Ok(relative_error(&l_dev, &l_cpu)?.max(relative_error(&d_dev, &d_cpu)?))
 }
 
 /// Two AdamW updates of `reference` (on the CPU) and `tested` (on its device) from the same

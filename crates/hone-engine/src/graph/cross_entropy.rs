@@ -97,6 +97,21 @@ fn rows_classes(layout: &Layout) -> candle_core::Result<(usize, usize)> {
     layout.shape().dims2()
 }
 
+/// The logits as f32 and the labels as row indices, a label per row, each below the classes.
+fn cpu_inputs<'a>(
+    logits: &'a CpuStorage,
+    ll: &Layout,
+    labels: &CpuStorage,
+    yl: &Layout,
+    op: &str,
+) -> candle_core::Result<(std::borrow::Cow<'a, [f32]>, Vec<usize>)> {
+    let (rows, classes) = rows_classes(ll)?;
+    let x = kernel_io::cpu_as_f32(logits, ll, op)?;
+    let labels = label_rows(kernel_io::cpu_u32(labels, yl, op)?, classes, op)?;
+    kernel_io::same_len(op, &[rows, labels.len()])?;
+    Ok((x, labels))
+}
+
 impl CustomOp2 for CrossEntropy {
     fn name(&self) -> &'static str {
         "hone-cross-entropy"
@@ -110,12 +125,7 @@ impl CustomOp2 for CrossEntropy {
         yl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (rows, classes) = rows_classes(ll)?;
-        let x = kernel_io::cpu_as_f32(logits, ll, self.name())?;
-        let labels = label_rows(
-            kernel_io::cpu_u32(labels, yl, self.name())?,
-            classes,
-            self.name(),
-        )?;
+        let (x, labels) = cpu_inputs(logits, ll, labels, yl, self.name())?;
         let mut out = vec![0f32; rows];
         if classes > 0 {
             out.par_iter_mut()
@@ -175,14 +185,9 @@ impl CustomOp3 for CrossEntropyGrad {
         gl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (rows, classes) = rows_classes(ll)?;
-        let x = kernel_io::cpu_as_f32(logits, ll, self.name())?;
-        let labels = label_rows(
-            kernel_io::cpu_u32(labels, yl, self.name())?,
-            classes,
-            self.name(),
-        )?;
+        let (x, labels) = cpu_inputs(logits, ll, labels, yl, self.name())?;
         let g = kernel_io::cpu(grad, gl, self.name())?;
-        kernel_io::same_len(self.name(), &[rows, labels.len(), g.len()])?;
+        kernel_io::same_len(self.name(), &[rows, g.len()])?;
         let mut dx = vec![0f32; x.len()];
         if classes > 0 {
             dx.par_chunks_mut(classes)

@@ -351,9 +351,7 @@ pub fn cross_entropy(
             d.fill(0.0);
             continue;
         }
-        let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-        let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
-        let log_sum = sum.ln() + max;
+        let log_sum = log_sum_exp(row);
         loss += smoothed_nll(row, y as usize, log_sum, smoothing);
         for (j, (o, &v)) in d.iter_mut().zip(row).enumerate() {
             let p = (v as f64 - log_sum).exp();
@@ -367,6 +365,13 @@ pub fn cross_entropy(
         }
     }
     loss
+}
+
+/// `log Σ exp(row)`, in f64 from the row's largest value (NaN when the row holds one).
+pub fn log_sum_exp(row: &[f32]) -> f64 {
+    let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
+    sum.ln() + max
 }
 
 /// `−Σ target · log softmax(row)` for the smoothed target of [`cross_entropy`], given the

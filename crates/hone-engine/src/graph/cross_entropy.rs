@@ -7,13 +7,14 @@
 //! that size came back: a language model's logits are `[tokens × vocabulary]`, the largest
 //! tensors of its step (SmolLM2's 49,152 columns, Llama 3's 128,256).
 //!
-//! The CPU computes a row as `log_softmax` did (`x − max`, then the log of the sum of its
-//! exponentials); a GPU runs `kernels/cross_entropy.cu`, a block per row.
+//! The CPU computes a row with the CPU path's own kernels (`cpu::kernels::cross_entropy`,
+//! in f64); a GPU runs `kernels/cross_entropy.cu`, a block per row, in f32.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::cpu::kernels;
 use crate::kernel_io;
 
 /// Each row's cross-entropy (f32, `[rows]`) of `logits` (`[rows, classes]`, f32, bf16 or f16)
@@ -47,49 +48,12 @@ struct CrossEntropy {
     smoothing: f32,
 }
 
-/// A row's largest value and the log of the sum of `exp(x − largest)`.
-fn row_stats(x: &[f32]) -> (f32, f32) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = x.iter().map(|&v| (v - max).exp()).sum();
-    (max, sum.ln())
-}
-
-impl CrossEntropy {
-    /// Row `x`'s loss for label `y`.
-    fn row_loss(&self, x: &[f32], y: usize) -> f32 {
-        let (max, log_sum) = row_stats(x);
-        let picked = -((x[y] - max) - log_sum);
-        if self.smoothing == 0.0 {
-            return picked;
-        }
-        // −mean log p = −mean(x − max) + log Σ.
-        let shifted: f32 = x.iter().map(|&v| v - max).sum();
-        let spread = log_sum - shifted / x.len() as f32;
-        (1.0 - self.smoothing) * picked + self.smoothing * spread
+/// Fails unless every label is below the number of classes.
+fn check_labels(labels: &[u32], classes: usize, op: &str) -> candle_core::Result<()> {
+    match labels.iter().find(|&&y| y as usize >= classes) {
+        Some(y) => candle_core::bail!("{op}: label {y} is past the {classes} classes"),
+        None => Ok(()),
     }
-
-    /// Row `x`'s gradient for label `y` and the loss's gradient `g`, into `dx`.
-    fn row_grad(&self, x: &[f32], y: usize, g: f32, dx: &mut [f32]) {
-        let (max, log_sum) = row_stats(x);
-        let uniform = self.smoothing / x.len() as f32;
-        for (j, (d, &v)) in dx.iter_mut().zip(x).enumerate() {
-            let target = if j == y { 1.0 - self.smoothing } else { 0.0 };
-            *d = g * ((v - max - log_sum).exp() - target - uniform);
-        }
-    }
-}
-
-/// The labels as row indices, each checked against the number of classes.
-fn label_rows(labels: &[u32], classes: usize, op: &str) -> candle_core::Result<Vec<usize>> {
-    labels
-        .iter()
-        .map(|&y| match (y as usize) < classes {
-            true => Ok(y as usize),
-            false => Err(candle_core::Error::Msg(format!(
-                "{op}: label {y} is past the {classes} classes"
-            ))),
-        })
-        .collect()
 }
 
 /// `[rows, classes]` of a logits layout.
@@ -97,17 +61,18 @@ fn rows_classes(layout: &Layout) -> candle_core::Result<(usize, usize)> {
     layout.shape().dims2()
 }
 
-/// The logits as f32 and the labels as row indices, a label per row, each below the classes.
-fn cpu_inputs<'a>(
+/// The logits as f32 and the labels, a label per row, each below the classes.
+fn cpu_inputs<'a, 'b>(
     logits: &'a CpuStorage,
     ll: &Layout,
-    labels: &CpuStorage,
+    labels: &'b CpuStorage,
     yl: &Layout,
     op: &str,
-) -> candle_core::Result<(std::borrow::Cow<'a, [f32]>, Vec<usize>)> {
+) -> candle_core::Result<(std::borrow::Cow<'a, [f32]>, &'b [u32])> {
     let (rows, classes) = rows_classes(ll)?;
     let x = kernel_io::cpu_as_f32(logits, ll, op)?;
-    let labels = label_rows(kernel_io::cpu_u32(labels, yl, op)?, classes, op)?;
+    let labels = kernel_io::cpu_u32(labels, yl, op)?;
+    check_labels(labels, classes, op)?;
     kernel_io::same_len(op, &[rows, labels.len()])?;
     Ok((x, labels))
 }
@@ -130,7 +95,11 @@ impl CustomOp2 for CrossEntropy {
         if classes > 0 {
             out.par_iter_mut()
                 .zip(x.par_chunks(classes).zip(labels.par_iter()))
-                .for_each(|(o, (x, &y))| *o = self.row_loss(x, y));
+                .for_each(|(o, (x, &y))| {
+                    let log_sum = kernels::log_sum_exp(x);
+                    *o =
+                        kernels::smoothed_nll(x, y as usize, log_sum, self.smoothing as f64) as f32;
+                });
         }
         Ok((CpuStorage::F32(out), Shape::from(rows)))
     }
@@ -193,7 +162,10 @@ impl CustomOp3 for CrossEntropyGrad {
             dx.par_chunks_mut(classes)
                 .zip(x.par_chunks(classes))
                 .zip(labels.par_iter().zip(g.par_iter()))
-                .for_each(|((dx, x), (&y, &g))| self.0.row_grad(x, y, g, dx));
+                .for_each(|((dx, x), (&y, &g))| {
+                    let smoothing = self.0.smoothing as f64;
+                    kernels::cross_entropy(x, &[y], classes, g as f64, smoothing, dx);
+                });
         }
         Ok((
             kernel_io::cpu_storage(dx, logits.dtype(), self.name())?,

@@ -293,11 +293,10 @@ impl CustomOp2 for Scatter {
         let (outer, inner) = self.outer_inner(gl)?;
         let (n, rows) = (self.sizes.ids, self.rows);
         let g = kernel_io::cpu_as_f32(grad, gl, self.name())?;
-        let CpuStorage::U32(plan) = plan else {
-            candle_core::bail!("hone-scatter: a u32 plan, got {:?}", plan.dtype())
-        };
-        let start = pl.start_offset();
-        let ids = &plan[start..start + n];
+        let plan = kernel_io::cpu_u32(plan, pl, self.name())?;
+        let ids = plan.get(..n).ok_or_else(|| {
+            candle_core::Error::Msg(format!("{}: a plan shorter than its ids", self.name()))
+        })?;
         let mut out = vec![0f32; outer * rows * inner];
         // candle's index_add order: for each outer slice, the ids in turn.
         for o in 0..outer {

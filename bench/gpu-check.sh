@@ -8,7 +8,7 @@
 #      fixed batches (dense 32 × 128, and 16 × 64 with padding);
 #   3. the golden step on the GPU: `hone bench check` compares one training step (loss,
 #      logits, every gradient) on cuda:0 in fp32, bf16 and fp16 against the CPU graph in fp32
-#      (and the repository's tiny DeBERTa and T5 models in fp32 and bf16);
+#      (and the repository's tiny DeBERTa, T5, Llama and Qwen2 models in fp32 and bf16);
 #   4. speed: `hone bench --device cuda` in fp32 and bf16 against PyTorch eager and SDPA
 #      (bench/gpu_step.py step) on the same batches, in the same run;
 #   5. whole runs (`hone train --device cuda:0`) of the tiny BERT fixture in bf16 and fp16;
@@ -82,8 +82,9 @@ if has check; then
     done
   done
   # The other families' own paths (DeBERTa's position gathers, T5's bias buckets and causal
-  # decoder) on the repository's tiny random models (`bench check` trains no causal LM).
-  for m in deberta deberta-v2 t5; do
+  # decoder, a decoder LM's rotary grouped-query attention and language-model loss) on the
+  # repository's tiny random models.
+  for m in deberta deberta-v2 t5 llama qwen2; do
     for p in fp32 bf16; do
       run 120 "check tiny-$m $p" "$hone" bench check --model "tests/fixtures/tiny-$m" --device cuda:0 \
         --precision "$p" --batch-size 8 --max-length 32 --json >"$out/check-tiny-$m-$p.json"

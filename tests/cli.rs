@@ -518,6 +518,47 @@ fn bench_runs_on_a_tiny_model_with_and_without_a_batch_file() {
     );
 }
 
+/// A decoder is timed and checked as a language model: every sequence full, every token
+/// learned, on the CPU graph, candle's autograd graph with LoRA, and in `bench check`.
+#[test]
+fn bench_times_and_checks_a_language_model() {
+    for extra in [&[][..], &["--autograd", "--lora-r", "4"][..]] {
+        let o = run(hone()
+            .args(["bench", "--model", &tiny("llama")])
+            .args(["--batch-size", "2", "--max-length", "16", "--steps", "1"])
+            .args(["--warmup", "0", "--json"])
+            .args(extra));
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(report["seq"], 16);
+        assert_eq!(report["real_token_share"], 1.0, "{report}");
+        assert_eq!(
+            report["path"],
+            if extra.is_empty() { "cpu" } else { "autograd" }
+        );
+        let loss = report["loss_first_last"][0].as_f64().unwrap();
+        // A random model over its vocabulary: near ln(vocabulary).
+        assert!(loss > 1.0 && loss.is_finite(), "{report}");
+    }
+    let o = run(hone().args([
+        "bench",
+        "check",
+        "--model",
+        &tiny("qwen2"),
+        "--device",
+        "cpu",
+        "--batch-size",
+        "2",
+        "--max-length",
+        "16",
+        "--json",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(r["passed"], true, "{r}");
+    assert!(r["gradients"].as_u64().unwrap() > 20, "{r}");
+}
+
 #[test]
 fn train_guesses_the_columns_of_a_file_and_says_which() {
     let dir = tempfile::tempdir().unwrap();

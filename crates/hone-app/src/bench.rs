@@ -61,7 +61,7 @@ pub struct BenchRequest<'a> {
 }
 
 /// Times `request.steps` training steps and forward passes of a 2-class text classifier (a
-/// text-to-text model: of its language-model head on targets).
+/// text-to-text model: of its language-model head on targets; a decoder: as a language model).
 pub fn run_bench(request: &BenchRequest) -> Result<BenchReport, AppError> {
     if request.steps == 0 {
         return Err(AppError::Invalid("time at least one step".into()));
@@ -113,12 +113,19 @@ pub fn run_bench(request: &BenchRequest) -> Result<BenchReport, AppError> {
 }
 
 /// The task a benchmark trains: a text-to-text model (T5) as one (sources in, targets
-/// teacher-forced), any other as a 2-class text classifier.
+/// teacher-forced), a decoder as a language model (every token learned), any other as a
+/// 2-class text classifier.
 fn bench_task(dir: &Path) -> Result<(Task, usize), AppError> {
-    let family = hone_engine::models::ModelSpec::from_dir(dir)?.family;
-    Ok(match family.descriptor().tasks.contains(&Task::Text2Text) {
-        true => (Task::Text2Text, 0),
-        false => (Task::SequenceClassification, 2),
+    let tasks = hone_engine::models::ModelSpec::from_dir(dir)?
+        .family
+        .descriptor()
+        .tasks;
+    Ok(if tasks.contains(&Task::Text2Text) {
+        (Task::Text2Text, 0)
+    } else if tasks.contains(&Task::SequenceClassification) {
+        (Task::SequenceClassification, 2)
+    } else {
+        (Task::CausalLm, 0)
     })
 }
 
@@ -532,9 +539,53 @@ fn update_error(
     Ok((worst, norm_error))
 }
 
+/// A language model's synthetic batch: `batch_size` plain texts (each the sentences from a
+/// different one on, run together until `max_length` tokens are surely filled), every token
+/// learned.
+fn language_model_batch(
+    model: &Model,
+    dir: &Path,
+    batch_size: usize,
+    max_length: usize,
+) -> Result<hone_data::Batch, AppError> {
+    use hone_engine::sft::{Conversations, TemplateChoice};
+    let tokenizer = TextTokenizer::from_model_dir(dir, max_length)?;
+    let conversations = Conversations::for_model(
+        dir,
+        model.spec(),
+        &tokenizer,
+        &TemplateChoice::None,
+        hone_data::LossOn::All,
+    )?;
+    // A sentence is at least one token a word: this many words fill `max_length`.
+    let examples: Vec<hone_data::Example> = (0..batch_size)
+        .map(|i| {
+            let mut text = String::new();
+            for k in i.. {
+                if text.split_whitespace().count() >= max_length {
+                    break;
+                }
+                text.push_str(SENTENCES[k % SENTENCES.len()]);
+                text.push(' ');
+            }
+            hone_data::Example {
+                text: text.trim_end().to_string(),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let set = conversations.encode(&tokenizer, &examples)?;
+    let all: Vec<usize> = (0..set.len()).collect();
+    Ok(set.batch(
+        &Batcher::new(model.spec().encoder.pad_token_id).padding_to(max_length),
+        &all,
+    ))
+}
+
 /// The fixed batch of a benchmark or device check: read from `batch_file`, else
 /// `batch_size` synthetic sentences padded to `max_length` (for a text-to-text model, each
-/// sentence's first quarter as its target).
+/// sentence's first quarter as its target; for a language model, texts of every sentence run
+/// together, cut at `max_length`, so that every sequence is full).
 fn bench_batch(
     model: &Model,
     dir: &Path,
@@ -545,6 +596,9 @@ fn bench_batch(
     let text2text = model.task() == Task::Text2Text;
     Ok(match batch_file {
         Some(path) => batch_from_json(path)?,
+        None if model.task() == Task::CausalLm => {
+            language_model_batch(model, dir, batch_size, max_length)?
+        }
         None if text2text => {
             // Each sentence's first quarter as its target.
             let tokenizer = TextTokenizer::from_model_dir(dir, max_length)?;

@@ -1,7 +1,7 @@
 //! Methods for backpropagation of gradients.
 use crate::op::{BinaryOp, Op, ReduceOp, UnaryOp};
 use crate::{Error, Result, Tensor, TensorId};
-use std::collections::{hash_map::Entry, HashMap};
+use std::collections::{hash_map::Entry, HashMap, HashSet};
 
 // arg has been reduced to node via reduce_dims, expand it back to arg.
 // This has to handle keepdims.
@@ -166,6 +166,9 @@ impl Tensor {
         let sorted_nodes = self.sorted_nodes();
         let mut grads = GradStore::new();
         grads.insert(self, self.ones_like()?.contiguous()?);
+        // Hone's patch: only the tensors that lead to a variable take gradients (a frozen
+        // weight, a mask or a constant gets none: neither computed nor kept until the end).
+        grads.1 = Some(sorted_nodes.iter().map(|node| node.id()).collect());
         for node in sorted_nodes.iter() {
             if node.is_variable() {
                 continue;
@@ -191,16 +194,24 @@ impl Tensor {
                         grads.accumulate_neg(rhs, &grad)?;
                     }
                     Op::Binary(lhs, rhs, BinaryOp::Mul) => {
-                        let lhs_grad = grad.mul(rhs)?;
-                        grads.accumulate(lhs, &lhs_grad)?;
-                        let rhs_grad = grad.mul(lhs)?;
-                        grads.accumulate(rhs, &rhs_grad)?;
+                        if grads.tracks(lhs) {
+                            let lhs_grad = grad.mul(rhs)?;
+                            grads.accumulate(lhs, &lhs_grad)?;
+                        }
+                        if grads.tracks(rhs) {
+                            let rhs_grad = grad.mul(lhs)?;
+                            grads.accumulate(rhs, &rhs_grad)?;
+                        }
                     }
                     Op::Binary(lhs, rhs, BinaryOp::Div) => {
-                        let lhs_grad = grad.div(rhs)?;
-                        grads.accumulate(lhs, &lhs_grad)?;
-                        let rhs_grad = grad.mul(lhs)?.div(&rhs.sqr()?)?;
-                        grads.accumulate_neg(rhs, &rhs_grad)?;
+                        if grads.tracks(lhs) {
+                            let lhs_grad = grad.div(rhs)?;
+                            grads.accumulate(lhs, &lhs_grad)?;
+                        }
+                        if grads.tracks(rhs) {
+                            let rhs_grad = grad.mul(lhs)?.div(&rhs.sqr()?)?;
+                            grads.accumulate_neg(rhs, &rhs_grad)?;
+                        }
                     }
                     Op::Binary(lhs, rhs, BinaryOp::Minimum)
                     | Op::Binary(lhs, rhs, BinaryOp::Maximum) => {
@@ -432,10 +443,14 @@ impl Tensor {
                         // Skipping checks, the op went ok, we can skip
                         // the matmul size checks for now.
 
-                        let lhs_grad = grad.matmul(&rhs.t()?)?;
-                        grads.accumulate(lhs, &lhs_grad)?;
+                        if grads.tracks(lhs) {
+                            let lhs_grad = grad.matmul(&rhs.t()?)?;
+                            grads.accumulate(lhs, &lhs_grad)?;
+                        }
 
-                        if !rhs.is_contiguous() && rhs.t()?.is_contiguous() {
+                        if !grads.tracks(rhs) {
+                            // A frozen weight: no gradient (half of its product's backward).
+                        } else if !rhs.is_contiguous() && rhs.t()?.is_contiguous() {
                             // A transposed operand (a linear layer's `w.t()`, attention's
                             // `kᵀ`): its gradient computed in the layout of the tensor it
                             // transposes, `(gradᵀ·lhs)ᵀ`, and kept as that view, so that the
@@ -671,18 +686,25 @@ impl Tensor {
                 };
             }
         }
+        grads.1 = None;
         Ok(grads)
     }
 }
 
 /// A store for gradients, associating a tensor id to the corresponding gradient tensor, used for back propagation.
 #[derive(Default, Debug)]
-pub struct GradStore(HashMap<TensorId, Tensor>);
+pub struct GradStore(HashMap<TensorId, Tensor>, Option<HashSet<TensorId>>);
 
 impl GradStore {
     /// Create a new gradient store
     fn new() -> Self {
         Self::default()
+    }
+
+    /// True when `tensor` takes a gradient: while a backward pass runs, when it leads to a
+    /// variable (Hone's patch: see vendor/README.md); always otherwise.
+    fn tracks(&self, tensor: &Tensor) -> bool {
+        self.1.as_ref().is_none_or(|tracked| tracked.contains(&tensor.id()))
     }
 
     /// Get the gradient tensor corresponding to the given tensor id
@@ -713,6 +735,9 @@ impl GradStore {
     /// Adds `grad` to `tensor`'s gradient; the first contribution is stored as it is (no
     /// zero tensor and add, as `or_insert` made). Hone's patch: see vendor/README.md.
     fn accumulate(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
+        if !self.tracks(tensor) {
+            return Ok(());
+        }
         match self.0.entry(tensor.id()) {
             Entry::Occupied(mut entry) => {
                 let sum = entry.get().add(grad)?;
@@ -732,6 +757,9 @@ impl GradStore {
     /// [`GradStore::accumulate`] keeping a first contribution as it is, strided or not: for a
     /// gradient whose only reader undoes its layout (a transpose's backward).
     fn accumulate_view(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
+        if !self.tracks(tensor) {
+            return Ok(());
+        }
         match self.0.entry(tensor.id()) {
             Entry::Occupied(mut entry) => {
                 let sum = entry.get().add(grad)?;
@@ -746,6 +774,9 @@ impl GradStore {
 
     /// Subtracts `grad` from `tensor`'s gradient (the first contribution is `-grad`).
     fn accumulate_neg(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
+        if !self.tracks(tensor) {
+            return Ok(());
+        }
         match self.0.entry(tensor.id()) {
             Entry::Occupied(mut entry) => {
                 let sum = entry.get().sub(grad)?;

@@ -12,12 +12,13 @@
 #   4. speed: `hone bench --device cuda` in fp32 and bf16 against PyTorch eager and SDPA
 #      (bench/gpu_step.py step) on the same batches, in the same run;
 #   5. whole runs (`hone train --device cuda:0`) of the tiny BERT fixture in bf16 and fp16;
+#      (decoder) a random SmolLM2-135M's LoRA and full bf16 steps against PyTorch (+ PEFT);
 #   6. out of memory: a batch far too large must end in a clear error, not a crash or a hang;
 #   7. kernels: where a step's GPU time goes, kernel by kernel, for Hone and PyTorch alike
 #      (the CUPTI profiler .gpu/libkprof.so; bench/kernel_profile.py reads its tables).
 #
 # Usage: bench/gpu-check.sh [OUT_DIR]   (HONE_GZ: the gzipped binary, default .gpu/hone.gz;
-#   STAGES: which of "check speed profile quick kernels train oom compile" to run, default
+#   STAGES: which of "check speed profile quick kernels decoder train oom compile" to run, default
 #   "check speed kernels train oom")
 # Every stage runs under a timeout and the script goes on after a failure; the summary is in
 # OUT_DIR/gpu-check.log and the JSON reports beside it.
@@ -219,6 +220,23 @@ fi
 if has compile; then
   torch_step "bert-base-b32x128-bf16-compile" --model "$work/bert-base" --batch-file "$work/b32x128.json" \
     --precision bf16 --attn sdpa --compile
+fi
+
+if has decoder; then
+  # A decoder LM (a random SmolLM2-135M, bench/decoder/gpu_lm_step.py) on full 8 × 512
+  # sequences, bf16: LoRA rank 16 on the query and value projections (PyTorch's through PEFT,
+  # when it is installed) and full fine-tuning, Hone against PyTorch's SDPA step.
+  run 300 "make decoder" "$py" bench/decoder/gpu_lm_step.py make-model --out "$work/smollm2" \
+    --tokenizer tests/fixtures/tiny-llama
+  for method in lora16 full; do
+    lora=()
+    [ "$method" = lora16 ] && lora=(--lora-r 16)
+    hone_bench "decoder-$method-bf16-8x512" --model "$work/smollm2" --precision bf16 \
+      --batch-size 8 --max-length 512 "${lora[@]}"
+    run 300 "torch decoder $method" "$py" bench/decoder/gpu_lm_step.py step --model "$work/smollm2" \
+      --batch 8 --seq 512 --precision bf16 --attn sdpa --steps 20 --warmup 3 "${lora[@]}" \
+      --json "$out/torch-decoder-$method-bf16-8x512.json"
+  done
 fi
 
 if has train; then

@@ -167,7 +167,8 @@ impl Tensor {
         let mut grads = GradStore::new();
         grads.insert(self, self.ones_like()?.contiguous()?);
         // Hone's patch: only the tensors that lead to a variable take gradients (a frozen
-        // weight, a mask or a constant gets none: neither computed nor kept until the end).
+        // weight, a mask or a constant gets none kept, and from a product, multiplication or
+        // division none computed).
         grads.1 = Some(sorted_nodes.iter().map(|node| node.id()).collect());
         for node in sorted_nodes.iter() {
             if node.is_variable() {

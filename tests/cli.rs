@@ -518,6 +518,32 @@ fn bench_runs_on_a_tiny_model_with_and_without_a_batch_file() {
     );
 }
 
+/// The fit check of a text-to-text model counts its targets: a longer target length keeps
+/// more (the decoder's layers and the output layer run over it).
+#[test]
+fn the_fit_check_of_t5_takes_the_target_length() {
+    let activations = |target: &str| {
+        let o = run(hone()
+            .args(["models", "check", &tiny("t5"), "--device", "cpu"])
+            .args([
+                "--batch-size",
+                "8",
+                "--max-length",
+                "128",
+                "--max-target-length",
+                target,
+                "--json",
+            ]));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        r["fit"]["full"]["estimate"]["activations"]
+            .as_u64()
+            .unwrap()
+    };
+    let (short, long) = (activations("16"), activations("256"));
+    assert!(long > 2 * short, "{short} -> {long}");
+}
+
 /// A decoder is timed and checked as a language model: every sequence full, every token
 /// learned, on the CPU graph, candle's autograd graph with LoRA, and in `bench check`.
 #[test]

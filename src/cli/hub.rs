@@ -71,6 +71,10 @@ pub struct FitArgs {
     /// GPU when there is one, else the RAM). A run's own default device is cpu.
     #[arg(long, default_value = "auto")]
     device: hone_app::types::DeviceSpec,
+    /// A text-to-text model's target tokens per example (a run's --max-target-length)
+    /// [default: 128].
+    #[arg(long, value_name = "TOKENS")]
+    max_target_length: Option<usize>,
 }
 
 impl FitArgs {
@@ -84,6 +88,7 @@ impl FitArgs {
             // Where the run takes the autograd graph (`hone_app::models::fit_report`).
             autograd: Some(self.precision),
             device: Some(self.device),
+            target_length: self.max_target_length,
             ..FitSettings::default()
         }
     }

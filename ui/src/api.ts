@@ -27,7 +27,9 @@ export type FitSettings = { batch_size: number; max_length: number; freeze_embed
   /** The run's precision: on a GPU, and on the CPU in bf16/fp16, the run takes candle's autograd graph and the estimate is of it. */
   autograd?: string | null;
   /** The run's device (cpu, auto, cuda, cuda:N, metal): the fit check judges its memory; absent as auto. */
-  device?: string | null };
+  device?: string | null;
+  /** A text-to-text model's target tokens per example (the run's max_target_length); absent as 128. */
+  target_length?: number | null };
 /** A stored dataset's lengths in a model's tokens (a sample of up to 2,000 examples). */
 export type TokenLengths = { examples: number; mean: number; p95: number; longest: number; truncated: number; max_length: number };
 export type MemoryEstimate = {

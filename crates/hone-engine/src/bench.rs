@@ -341,7 +341,7 @@ pub fn run_bench(
     let estimated = matmul_gflops.filter(|_| path == "cpu").map(|rate| {
         let settings = FitSettings {
             batch_size: batch.batch_size,
-            max_length: batch.seq_len,
+            max_length: batch.source.as_ref().map_or(batch.seq_len, |s| s.seq_len),
             freeze_embeddings: cfg.freeze_embeddings,
             num_labels: model.num_labels(),
             // The CPU path skips padding: the batch's real tokens per sequence.
@@ -350,6 +350,8 @@ pub fn run_bench(
             autograd: None,
             gpu: false,
             device: Some(crate::device::DeviceSpec::Cpu),
+            // A text-to-text batch is its targets (the sources inside).
+            target_length: batch.source.as_ref().map(|_| batch.seq_len),
         };
         crate::speed::estimate_speed(model.spec(), settings, rate).samples_per_second
     });

@@ -264,7 +264,13 @@ pub struct FitSettings {
     /// The device the run trains on, whose memory the app's fit check judges; `None` as
     /// `auto` (the machine's first GPU when there is one).
     pub device: Option<crate::device::DeviceSpec>,
+    /// A text-to-text model's target tokens per example (the run's `max_target_length`, what
+    /// its decoder reads); `None` as [`DEFAULT_TARGET_LENGTH`]. Other models ignore it.
+    pub target_length: Option<usize>,
 }
+
+/// The target length a text-to-text run keeps by default (`max_target_length`).
+pub const DEFAULT_TARGET_LENGTH: usize = 128;
 
 /// The rank the fit check assumes for its LoRA line (the Train page's default).
 pub const DEFAULT_LORA_RANK: usize = 8;
@@ -305,6 +311,7 @@ impl Default for FitSettings {
             autograd: None,
             gpu: false,
             device: None,
+            target_length: None,
         }
     }
 }
@@ -348,6 +355,25 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
         .lora_rank
         .map_or(0, |r| 2 * (F32 * h + h + F32 * r as u64));
     let activations = match (settings.autograd, dims.decoder) {
+        _ if config.t5.is_some() => {
+            let target = settings
+                .target_length
+                .unwrap_or(DEFAULT_TARGET_LENGTH)
+                .max(1) as u64;
+            let t5 = config
+                .t5
+                .as_ref()
+                .map_or(T5Dims::default(), |t5| T5Dims::of(config, t5));
+            let lora = (t5.encoder_layers * tokens + 2 * t5.decoder_layers * batch * target)
+                * per_token_lora;
+            let low_precision_weights = match settings.autograd.is_some_and(|p| p.is_mixed()) {
+                true => 2 * (count.total + adapters),
+                false => 0,
+            };
+            t5_activations(&dims, &t5, batch, length, target, settings.autograd)
+                + lora
+                + low_precision_weights
+        }
         (Some(precision), _) => {
             let lora = layers * tokens * per_token_lora;
             let low_precision_weights = match precision.is_mixed() {
@@ -426,6 +452,73 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
         checkpoint,
         total: weights + gradients + optimizer + activations + runtime + checkpoint,
     }
+}
+
+/// What a T5 layout adds to [`Dims`] (whose `layers` are the encoder's).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct T5Dims {
+    pub encoder_layers: u64,
+    pub decoder_layers: u64,
+    /// Heads × head size.
+    pub inner: u64,
+    pub gated: bool,
+}
+
+impl T5Dims {
+    fn of(config: &EncoderConfig, t5: &crate::models::t5::T5Config) -> Self {
+        T5Dims {
+            encoder_layers: t5.encoder_layers as u64,
+            decoder_layers: t5.decoder_layers as u64,
+            inner: (config.num_heads * t5.head_dim) as u64,
+            gated: t5.gated,
+        }
+    }
+}
+
+/// What fine-tuning a T5-layout encoder–decoder keeps, on the CPU's graph (`autograd` `None`)
+/// or candle's autograd graph: per layer and source token (the encoder's layer, and each
+/// decoder layer's cross-attention keys and values), per layer and target token (the decoder's
+/// layer), per attention score (the encoder's, the decoder's own and its cross-attention's,
+/// each with its position bias) and per target token and vocabulary entry (the output layer's
+/// logits). Fitted by least squares (relative error) to `hone bench` peaks less each model's
+/// peak on one 8-token pair (bench/t5_memory.sh: random t5-small and a copy with 2 + 2
+/// layers, sources 64–512 tokens, targets 32–512, 2026-12-05): within 0.97–1.04 of what the
+/// autograd graph keeps, 0.86–1.24 on the CPU's graph (which keeps a tenth as much). A gated
+/// feed-forward (v1.1) is counted as one and a half times as wide (not measured).
+fn t5_activations(
+    dims: &Dims,
+    t5: &T5Dims,
+    batch: u64,
+    source: u64,
+    target: u64,
+    autograd: Option<crate::precision::Precision>,
+) -> u64 {
+    let (h, inner) = (dims.hidden, t5.inner);
+    let f = if t5.gated {
+        dims.intermediate * 3 / 2
+    } else {
+        dims.intermediate
+    };
+    // Bytes per encoder layer and source token, per decoder layer and source token (its
+    // cross-attention's keys and values), per decoder layer and target token, per score and
+    // per target token and vocabulary entry.
+    let (encoder, cross, decoder, per_score, per_entry) = match autograd {
+        None => (F32 * (8 * h + 2 * f) + 2 * h + 16, 41 * inner, 42 * h, 6, 6),
+        Some(p) if p.is_mixed() => {
+            let layer = 96 * h + 5 * f;
+            (layer, 59 * inner, layer + 47 * h, 29, 11)
+        }
+        Some(_) => {
+            let layer = 96 * h + 10 * f;
+            (layer, 51 * inner, layer + 30 * h, 22, 7)
+        }
+    };
+    let heads = batch * dims.heads;
+    let (sources, targets) = (batch * source, batch * target);
+    t5.encoder_layers * (sources * encoder + per_score * heads * source * source)
+        + t5.decoder_layers
+            * (sources * cross + targets * decoder + per_score * heads * target * (target + source))
+        + per_entry * targets * dims.vocab
 }
 
 /// What candle's autograd graph holds at its peak, the backward pass's: every intermediate of
@@ -697,6 +790,57 @@ mod tests {
         );
         assert_eq!(gpu.runtime, GPU_RUNTIME);
         assert!(gpu.activations > 2 * cpu.activations);
+    }
+
+    /// A random T5 of t5-small's shape with `layers` encoder and decoder layers each
+    /// (bench/t5_memory.sh makes it).
+    fn t5_small(layers: usize) -> ModelSpec {
+        let config = serde_json::json!({
+            "model_type": "t5", "vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048,
+            "num_layers": layers, "num_decoder_layers": layers, "num_heads": 8,
+            "feed_forward_proj": "relu", "decoder_start_token_id": 0, "pad_token_id": 0,
+            "eos_token_id": 1, "tie_word_embeddings": true, "scale_decoder_outputs": true
+        });
+        ModelSpec::from_json(config, std::path::Path::new("config.json")).expect("valid")
+    }
+
+    /// The peak RSS (MiB) of `hone bench --steps 1 --warmup 1` of random T5s on dense
+    /// text-to-text batches (bench/t5_memory.sh, 2026-12-05): batch × source × target, on
+    /// the CPU's graph (`None`) and candle's autograd graph in fp32 and bf16. Whole estimates
+    /// 0.94–1.09 of the peaks.
+    #[test]
+    fn the_t5_estimate_matches_measured_peaks() {
+        use crate::precision::Precision::{Bf16, Fp32};
+        for (layers, shape, graph, mib) in [
+            (6, (8, 128, 32), None, 1_488u64),
+            (6, (4, 512, 32), None, 1_906),
+            (6, (4, 128, 512), None, 2_155),
+            (2, (8, 64, 256), None, 1_213),
+            (6, (8, 128, 32), Some(Fp32), 2_062),
+            (6, (16, 64, 64), Some(Fp32), 2_650),
+            (6, (4, 512, 32), Some(Fp32), 3_430),
+            (6, (4, 128, 512), Some(Fp32), 4_223),
+            (2, (4, 512, 32), Some(Fp32), 1_470),
+            (6, (8, 128, 32), Some(Bf16), 2_270),
+            (6, (8, 64, 256), Some(Bf16), 4_132),
+            (6, (4, 128, 512), Some(Bf16), 4_973),
+            (2, (8, 64, 256), Some(Bf16), 2_150),
+        ] {
+            let (batch, source, target) = shape;
+            let settings = FitSettings {
+                batch_size: batch,
+                max_length: source,
+                target_length: Some(target),
+                autograd: graph,
+                ..FitSettings::default()
+            };
+            let ratio = estimate(&t5_small(layers), settings).total as f64 / (mib * MIB) as f64;
+            assert!(
+                (0.93..1.1).contains(&ratio),
+                "t5, {layers} layers, {batch}x{source}->{target} {graph:?}: estimate / measured \
+                 = {ratio:.3}"
+            );
+        }
     }
 
     #[test]

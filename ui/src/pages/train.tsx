@@ -407,9 +407,9 @@ export function TrainPage(props: { preset: any; nav: Nav }) {
     if (!model) return;
     const labels = datasets.find((d) => d.name === dataset)?.label_names.length ?? 2;
     const lora_rank = training.peft === "lora" ? Math.max(1, Number(training.lora_r) || 8) : null;
-    api.modelCheck(model, { batch_size: Number(training.batch_size), max_length: Number(training.max_length), num_labels: Math.max(2, labels), typical_length: typical, lora_rank, autograd: training.precision ?? "fp32", device: training.device ?? "cpu" })
+    api.modelCheck(model, { batch_size: Number(training.batch_size), max_length: Number(training.max_length), num_labels: Math.max(2, labels), typical_length: typical, lora_rank, autograd: training.precision ?? "fp32", device: training.device ?? "cpu", target_length: Number(training.max_target_length) || null })
       .then(setCheck).catch(() => setCheck(null));
-  }, [model, dataset, training.batch_size, training.max_length, typical, training.peft, training.lora_r, training.precision, training.device]);
+  }, [model, dataset, training.batch_size, training.max_length, typical, training.peft, training.lora_r, training.precision, training.device, training.max_target_length]);
   const ds = datasets.find((d) => d.name === dataset);
   const datasetTask = ds?.task === "token_classification" ? "token" : "text";
   // Training examples per epoch, roughly: the labeled rows less the held-out 10%, or about 80%

@@ -91,8 +91,16 @@ impl CustomOp2 for BiasAdd {
         _out: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let sums = grad.contiguous()?.apply_op1_no_bwd(&ColumnSums)?;
-        Ok((Some(grad.clone()), Some(sums.reshape(bias.shape())?)))
+        // No sums for a frozen bias (LoRA's): it leads to no variable.
+        let sums = bias
+            .track_op()
+            .then(|| {
+                grad.contiguous()?
+                    .apply_op1_no_bwd(&ColumnSums)?
+                    .reshape(bias.shape())
+            })
+            .transpose()?;
+        Ok((Some(grad.clone()), sums))
     }
 }
 

@@ -124,7 +124,7 @@ impl CustomOp3 for Norm {
         &self,
         x: &Tensor,
         gamma: &Tensor,
-        _beta: &Tensor,
+        beta: &Tensor,
         _y: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
@@ -135,13 +135,16 @@ impl CustomOp3 for Norm {
         let both = x.apply_op3_no_bwd(gamma, &grad, &NormGrad(*self))?;
         let dx = both.get(0)?.reshape(x.shape())?;
         // Hone's column sums: candle's sum over the rows reads a column per block, each
-        // thread a row apart on a GPU.
-        let dgamma = super::bias::column_sums(&both.get(1)?)?.reshape(gamma.shape())?;
-        let dbeta = self
-            .centred
+        // thread a row apart on a GPU. None for a frozen gain or bias (LoRA's), which leads
+        // to no variable: the backward pass would drop them.
+        let dgamma = gamma
+            .track_op()
+            .then(|| super::bias::column_sums(&both.get(1)?)?.reshape(gamma.shape()))
+            .transpose()?;
+        let dbeta = (self.centred && beta.track_op())
             .then(|| super::bias::column_sums(&grad.reshape((rows, n))?))
             .transpose()?;
-        Ok((Some(dx), Some(dgamma), dbeta))
+        Ok((Some(dx), dgamma, dbeta))
     }
 }
 

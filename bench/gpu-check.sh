@@ -232,9 +232,9 @@ if has decoder; then
     lora=()
     [ "$method" = lora16 ] && lora=(--lora-r 16)
     hone_bench "decoder-$method-bf16-8x512" --model "$work/smollm2" --precision bf16 \
-      --batch-size 8 --max-length 512 "${lora[@]}"
+      --batch-size 8 --max-length 512 ${lora[@]+"${lora[@]}"}
     run 300 "torch decoder $method" "$py" bench/decoder/gpu_lm_step.py step --model "$work/smollm2" \
-      --batch 8 --seq 512 --precision bf16 --attn sdpa --steps 20 --warmup 3 "${lora[@]}" \
+      --batch 8 --seq 512 --precision bf16 --attn sdpa --steps 20 --warmup 3 ${lora[@]+"${lora[@]}"} \
       --json "$out/torch-decoder-$method-bf16-8x512.json"
   done
 fi

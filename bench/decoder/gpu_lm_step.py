@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The PyTorch side of bench/gpu-check.sh's decoder stage: a random decoder of SmolLM2-135M's
 shape (no weights needed: a step's time does not depend on their values) and the median time of
-transformers' causal-LM training step on a batch of full sequences, LoRA (PEFT, when it is
+transformers' (4.56 or later) causal-LM training step on a batch of full sequences, LoRA (PEFT, when it is
 installed) or full fine-tuning, as `hone bench --model DIR --lora-r R --batch-size B
 --max-length S` times Hone's: forward with labels (every token learned) + backward + AdamW step
 + zero_grad; bf16 = torch.autocast around forward and loss with f32 master weights. Offline.
@@ -52,6 +52,8 @@ def step(args):
     import transformers
     from transformers import AutoModelForCausalLM
     transformers.utils.logging.disable_progress_bar()
+    if args.steps < 1:
+        sys.exit("--steps must be at least 1")
     dev = args.device
     cuda = dev == "cuda"
     if cuda and not torch.cuda.is_available():

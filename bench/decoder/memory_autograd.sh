@@ -52,13 +52,13 @@ for model in "$smol10" "$smollm2"; do
         args=(--lora-r 16)
         [ "$lora" = full ] && args=()
         measured=$("$hone" bench --autograd --model "$model" --batch-size "$b" --max-length "$s" \
-          --precision "$p" "${args[@]}" --steps 1 --warmup 1 --forward-steps 1 --json |
+          --precision "$p" ${args[@]+"${args[@]}"} --steps 1 --warmup 1 --forward-steps 1 --json |
           "$python" -c 'import json, sys; r = json.load(sys.stdin); print(round(r["peak_rss_mib"]), round(r["train_step"]["median_s"], 2))')
         line=full
         [ "$lora" = full ] || line=lora
         # (the check exits 1 here: no GPU to fit on)
         activations=$({ "$hone" models check "$model" --batch-size "$b" --max-length "$s" \
-          --precision "$p" "${args[@]}" --device cuda:0 --json || true; } |
+          --precision "$p" ${args[@]+"${args[@]}"} --device cuda:0 --json || true; } |
           "$python" -c "import json, sys; print(round(json.load(sys.stdin)['fit']['$line']['estimate']['activations'] / 2**20))")
         read -r peak step <<<"$measured"
         name=smollm2-135m

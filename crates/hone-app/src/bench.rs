@@ -120,13 +120,19 @@ fn bench_task(dir: &Path) -> Result<(Task, usize), AppError> {
         .family
         .descriptor()
         .tasks;
-    Ok(if tasks.contains(&Task::Text2Text) {
-        (Task::Text2Text, 0)
+    if tasks.contains(&Task::Text2Text) {
+        Ok((Task::Text2Text, 0))
     } else if tasks.contains(&Task::SequenceClassification) {
-        (Task::SequenceClassification, 2)
+        Ok((Task::SequenceClassification, 2))
+    } else if tasks.contains(&Task::CausalLm) {
+        Ok((Task::CausalLm, 0))
     } else {
-        (Task::CausalLm, 0)
-    })
+        Err(AppError::Invalid(format!(
+            "{} models train none of the tasks a benchmark times (text classification, \
+             text-to-text, language modelling)",
+            dir.display()
+        )))
+    }
 }
 
 /// What `hone bench check` compares: one training step's loss, logits and gradients on a
@@ -560,16 +566,17 @@ fn language_model_batch(
     // A sentence is at least one token a word: this many words fill `max_length`.
     let examples: Vec<hone_data::Example> = (0..batch_size)
         .map(|i| {
-            let mut text = String::new();
+            let (mut text, mut words) = (Vec::new(), 0);
             for k in i.. {
-                if text.split_whitespace().count() >= max_length {
+                if words >= max_length {
                     break;
                 }
-                text.push_str(SENTENCES[k % SENTENCES.len()]);
-                text.push(' ');
+                let sentence = SENTENCES[k % SENTENCES.len()];
+                words += sentence.split_whitespace().count();
+                text.push(sentence);
             }
             hone_data::Example {
-                text: text.trim_end().to_string(),
+                text: text.join(" "),
                 ..Default::default()
             }
         })

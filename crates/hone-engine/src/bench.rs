@@ -344,8 +344,13 @@ pub fn run_bench(
             max_length: batch.source.as_ref().map_or(batch.seq_len, |s| s.seq_len),
             freeze_embeddings: cfg.freeze_embeddings,
             num_labels: model.num_labels(),
-            // The CPU path skips padding: the batch's real tokens per sequence.
-            typical_length: Some((real / batch.batch_size.max(1)).max(1)),
+            // The CPU path skips padding: the batch's real tokens per sequence (the
+            // sources' for a text-to-text batch).
+            typical_length: Some({
+                let read = batch.source.as_deref().unwrap_or(batch);
+                let real = read.attention_mask.iter().filter(|&&m| m != 0).count();
+                (real / read.batch_size.max(1)).max(1)
+            }),
             lora_rank: model.spec().lora.as_ref().map(|l| l.r),
             autograd: None,
             gpu: false,

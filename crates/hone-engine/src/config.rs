@@ -477,7 +477,7 @@ impl Default for TrainingConfig {
             sample_prompts: String::new(),
             sample_tokens: 48,
             source_prefix: String::new(),
-            max_target_length: 128,
+            max_target_length: crate::memory::DEFAULT_TARGET_LENGTH,
             generate_examples: 64,
             rouge_stemmer: false,
             ewc_samples: 200,

@@ -354,27 +354,28 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
     let per_token_lora = settings
         .lora_rank
         .map_or(0, |r| 2 * (F32 * h + h + F32 * r as u64));
-    let activations = match (settings.autograd, dims.decoder) {
-        _ if config.t5.is_some() => {
+    let activations = match (settings.autograd, dims.decoder, &config.t5) {
+        (autograd, _, Some(t5)) => {
             let target = settings
                 .target_length
                 .unwrap_or(DEFAULT_TARGET_LENGTH)
                 .max(1) as u64;
-            let t5 = config
-                .t5
-                .as_ref()
-                .map_or(T5Dims::default(), |t5| T5Dims::of(config, t5));
-            let lora = (t5.encoder_layers * tokens + 2 * t5.decoder_layers * batch * target)
-                * per_token_lora;
-            let low_precision_weights = match settings.autograd.is_some_and(|p| p.is_mixed()) {
+            let t5 = T5Dims::of(config, t5);
+            // LoRA's q and v: the encoder's two over the source; in each decoder layer its own
+            // attention's two and cross-attention's q over the targets, cross-attention's v
+            // over the source (`per_token_lora` is two projections').
+            let sources_and_targets =
+                2 * t5.encoder_layers * tokens + t5.decoder_layers * (3 * batch * target + tokens);
+            let lora = sources_and_targets * per_token_lora / 2;
+            let low_precision_weights = match autograd.is_some_and(|p| p.is_mixed()) {
                 true => 2 * (count.total + adapters),
                 false => 0,
             };
-            t5_activations(&dims, &t5, batch, length, target, settings.autograd)
+            t5_activations(&dims, &t5, batch, length, target, autograd)
                 + lora
                 + low_precision_weights
         }
-        (Some(precision), _) => {
+        (Some(precision), _, None) => {
             let lora = layers * tokens * per_token_lora;
             let low_precision_weights = match precision.is_mixed() {
                 true => 2 * (count.total + adapters),
@@ -385,7 +386,7 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
                 + lora
                 + low_precision_weights
         }
-        (None, None) => {
+        (None, None, None) => {
             // Per layer and token: eight h-wide and two i-wide f32 tensors (inputs of the four
             // projections, Q/K/V, context, the two normalised outputs, the feed-forward input
             // and activation), two byte dropout masks and the normalisation statistics.
@@ -404,7 +405,7 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
             let scratch = F32 * tokens * (6 * h + i);
             saved + embeddings + scratch
         }
-        (None, Some(_)) => {
+        (None, Some(_), None) => {
             // Per layer and token: the two residual inputs and two normalised outputs, the
             // rotated queries and keys, the values, the context, and the gate, up and gated
             // products; no dropout (decoders train without it).
@@ -454,13 +455,16 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
     }
 }
 
-/// What a T5 layout adds to [`Dims`] (whose `layers` are the encoder's).
-#[derive(Debug, Clone, Copy, Default)]
+/// What a T5 layout adds to [`Dims`] (whose `layers` count both stacks).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct T5Dims {
+    /// Layers of the encoder, which reads the source.
     pub encoder_layers: u64,
+    /// Layers of the decoder, which reads the target and attends to the source.
     pub decoder_layers: u64,
-    /// Heads × head size.
+    /// Heads × head size: the width of each attention's queries, keys and values.
     pub inner: u64,
+    /// A gated feed-forward (v1.1: two input matrices and their product).
     pub gated: bool,
 }
 
@@ -483,8 +487,10 @@ impl T5Dims {
 /// logits). Fitted by least squares (relative error) to `hone bench` peaks less each model's
 /// peak on one 8-token pair (bench/t5_memory.sh: random t5-small and a copy with 2 + 2
 /// layers, sources 64–512 tokens, targets 32–512, 2026-12-05): within 0.97–1.04 of what the
-/// autograd graph keeps, 0.86–1.24 on the CPU's graph (which keeps a tenth as much). A gated
-/// feed-forward (v1.1) is counted as one and a half times as wide (not measured).
+/// autograd graph keeps, 0.86–1.24 on the CPU's graph (which keeps a tenth as much). Not
+/// measured: a gated feed-forward (v1.1), counted as one and a half times as wide; and models
+/// whose heads are wider than the model (t5-3b, t5-11b), whose attention tensors the terms
+/// per model width undercount (t5-small's are as wide).
 fn t5_activations(
     dims: &Dims,
     t5: &T5Dims,

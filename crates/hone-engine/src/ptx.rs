@@ -3,7 +3,8 @@
 //! backward pass), `ROWS` (the norms' backward passes), `DROPOUT` (dropout with
 //! its mask drawn in the kernel), `BIAS` (a mixed-precision product's f32 bias and its
 //! gradient), `SCATTER` (the backward pass of a gather by ids the host knows), `SCORES`
-//! (attention's probabilities from its raw scores, through dropout, and their backward pass)
-//! and `CROSS_ENTROPY` (each row's loss from its logits, and their gradient).
+//! (attention's probabilities from its raw scores, through dropout, and their backward pass),
+//! `CROSS_ENTROPY` (each row's loss from its logits, and their gradient) and `ROTARY` (rotary
+//! position embeddings, either way).
 
 include!(concat!(env!("OUT_DIR"), "/ptx.rs"));

@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::gather::InvertibleRows;
 use super::lookup::HostIndex;
-use super::{bias, constant, cross_entropy, dropout, fused, gelu, scores};
+use super::{bias, constant, cross_entropy, dropout, fused, gelu, rotary, scores};
 use super::{
     BiasBuckets, BiasedAttention, Disentangled, Graph, Heads, RelativeBuckets, Stream, TokenIds,
     Tokens,
@@ -718,13 +718,8 @@ impl Graph for AutogradGraph<'_> {
         let Some((_, cos, sin)) = &self.rotary else {
             return Err(EngineError::InvalidConfig("no rotary table".into()));
         };
-        // Per head: (x1, x2) → (x1·cos − x2·sin, x2·cos + x1·sin).
-        let x = x.reshape((t, heads, 2 * half))?;
-        let x1 = x.narrow(2, 0, half)?;
-        let x2 = x.narrow(2, half, half)?;
-        let a = (x1.broadcast_mul(cos)? - x2.broadcast_mul(sin)?)?;
-        let b = (x2.broadcast_mul(cos)? + x1.broadcast_mul(sin)?)?;
-        Ok(Tensor::cat(&[a, b], 2)?.reshape((t, cols))?)
+        // Per head: (x1, x2) → (x1·cos − x2·sin, x2·cos + x1·sin), one op each way.
+        Ok(rotary::rotary(&x, cos, sin, heads)?)
     }
 
     fn gated(

@@ -22,6 +22,7 @@ pub mod gather;
 pub mod gelu;
 pub mod host;
 pub mod lookup;
+pub mod rotary;
 pub mod scores;
 pub mod tokens;
 

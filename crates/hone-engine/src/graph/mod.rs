@@ -18,6 +18,7 @@ pub mod constant;
 pub mod cross_entropy;
 pub mod dropout;
 pub mod fused;
+pub mod gated;
 pub mod gather;
 pub mod gelu;
 pub mod host;

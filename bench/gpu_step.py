@@ -100,6 +100,23 @@ def load(args, no_dropout):
     return torch, model, inputs, labels, batch, amp
 
 
+def timed_steps(torch, cuda, train_step, warmup, steps):
+    """`warmup` untimed calls of `train_step` (which returns (seconds, loss tensor)), then
+    `steps` timed ones: (times, losses, peak GPU memory in MiB or None), the peak counted over
+    the timed steps only."""
+    for _ in range(warmup):
+        train_step()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    times, losses = [], []
+    for _ in range(steps):
+        t, loss = train_step()
+        times.append(t)
+        losses.append(loss)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+    return times, losses, peak
+
+
 def autocast(torch, device, amp):
     import contextlib
     return torch.autocast(device_type=device, dtype=amp) if amp is not None else contextlib.nullcontext()
@@ -152,16 +169,7 @@ def step(args):
         return time.perf_counter() - t0
 
     try:
-        for _ in range(args.warmup):
-            train_step()
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        times, losses = [], []
-        for _ in range(args.steps):
-            t, l = train_step()
-            times.append(t)
-            losses.append(l)
-        peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+        times, losses, peak = timed_steps(torch, cuda, train_step, args.warmup, args.steps)
         model.eval()
         with torch.no_grad(), autocast(torch, dev, amp):
             for _ in range(args.warmup):

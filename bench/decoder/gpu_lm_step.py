@@ -27,6 +27,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# The timing loop bench/gpu_step.py's classifier steps use too.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from gpu_step import timed_steps  # noqa: E402
+
 SMOLLM2 = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_attention_heads=9,
                num_key_value_heads=3, head_dim=64, max_position_embeddings=8192,
                rms_norm_eps=1e-5, rope_theta=100000.0, tie_word_embeddings=True,
@@ -99,16 +103,8 @@ def step(args):
         sync()
         return time.perf_counter() - t0, loss.detach()
 
-    for _ in range(args.warmup):
-        train_step()
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    times, losses = [], []
-    for _ in range(args.steps):
-        t, loss = train_step()
-        times.append(t)
-        losses.append(float(loss))
-    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+    times, losses, peak = timed_steps(torch, cuda, train_step, args.warmup, args.steps)
+    losses = [float(loss) for loss in losses]
     med = statistics.median(times)
     method = f"LoRA r{args.lora_r}" if args.lora_r else "full"
     res = {

@@ -354,6 +354,11 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
     let per_token_lora = settings
         .lora_rank
         .map_or(0, |r| 2 * (F32 * h + h + F32 * r as u64));
+    // Mixed precision keeps each weight's low-precision copy too (two bytes a parameter).
+    let low_precision_weights = match settings.autograd.is_some_and(|p| p.is_mixed()) {
+        true => 2 * (count.total + adapters),
+        false => 0,
+    };
     let activations = match (settings.autograd, dims.decoder, &config.t5) {
         (autograd, _, Some(t5)) => {
             let target = settings
@@ -367,20 +372,12 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
             let sources_and_targets =
                 2 * t5.encoder_layers * tokens + t5.decoder_layers * (3 * batch * target + tokens);
             let lora = sources_and_targets * per_token_lora / 2;
-            let low_precision_weights = match autograd.is_some_and(|p| p.is_mixed()) {
-                true => 2 * (count.total + adapters),
-                false => 0,
-            };
             t5_activations(&dims, &t5, batch, length, target, autograd)
                 + lora
                 + low_precision_weights
         }
         (Some(precision), _, None) => {
             let lora = layers * tokens * per_token_lora;
-            let low_precision_weights = match precision.is_mixed() {
-                true => 2 * (count.total + adapters),
-                false => 0,
-            };
             let relative_width = config.deberta.as_ref().map(|d| 2 * d.buckets.span as u64);
             autograd_activations(&dims, batch, length, precision, relative_width)
                 + lora

@@ -1,7 +1,7 @@
 //! Methods for backpropagation of gradients.
 use crate::op::{BinaryOp, Op, ReduceOp, UnaryOp};
 use crate::{Error, Result, Tensor, TensorId};
-use std::collections::{hash_map::Entry, HashMap, HashSet};
+use std::collections::{hash_map::Entry, HashMap};
 
 // arg has been reduced to node via reduce_dims, expand it back to arg.
 // This has to handle keepdims.
@@ -168,8 +168,8 @@ impl Tensor {
         grads.insert(self, self.ones_like()?.contiguous()?);
         // Hone's patch: only the tensors that lead to a variable take gradients (a frozen
         // weight, a mask or a constant gets none kept, and from a product, multiplication or
-        // division none computed).
-        grads.1 = Some(sorted_nodes.iter().map(|node| node.id()).collect());
+        // division none computed). A tensor leads to a variable when it is one or an op was
+        // recorded for it (candle records an op only over an input that does): `track_op`.
         for node in sorted_nodes.iter() {
             if node.is_variable() {
                 continue;
@@ -195,21 +195,21 @@ impl Tensor {
                         grads.accumulate_neg(rhs, &grad)?;
                     }
                     Op::Binary(lhs, rhs, BinaryOp::Mul) => {
-                        if grads.tracks(lhs) {
+                        if lhs.track_op() {
                             let lhs_grad = grad.mul(rhs)?;
                             grads.accumulate(lhs, &lhs_grad)?;
                         }
-                        if grads.tracks(rhs) {
+                        if rhs.track_op() {
                             let rhs_grad = grad.mul(lhs)?;
                             grads.accumulate(rhs, &rhs_grad)?;
                         }
                     }
                     Op::Binary(lhs, rhs, BinaryOp::Div) => {
-                        if grads.tracks(lhs) {
+                        if lhs.track_op() {
                             let lhs_grad = grad.div(rhs)?;
                             grads.accumulate(lhs, &lhs_grad)?;
                         }
-                        if grads.tracks(rhs) {
+                        if rhs.track_op() {
                             let rhs_grad = grad.mul(lhs)?.div(&rhs.sqr()?)?;
                             grads.accumulate_neg(rhs, &rhs_grad)?;
                         }
@@ -444,12 +444,12 @@ impl Tensor {
                         // Skipping checks, the op went ok, we can skip
                         // the matmul size checks for now.
 
-                        if grads.tracks(lhs) {
+                        if lhs.track_op() {
                             let lhs_grad = grad.matmul(&rhs.t()?)?;
                             grads.accumulate(lhs, &lhs_grad)?;
                         }
 
-                        if !grads.tracks(rhs) {
+                        if !rhs.track_op() {
                             // A frozen weight: no gradient (half of its product's backward).
                         } else if !rhs.is_contiguous() && rhs.t()?.is_contiguous() {
                             // A transposed operand (a linear layer's `w.t()`, attention's
@@ -687,25 +687,18 @@ impl Tensor {
                 };
             }
         }
-        grads.1 = None;
         Ok(grads)
     }
 }
 
 /// A store for gradients, associating a tensor id to the corresponding gradient tensor, used for back propagation.
 #[derive(Default, Debug)]
-pub struct GradStore(HashMap<TensorId, Tensor>, Option<HashSet<TensorId>>);
+pub struct GradStore(HashMap<TensorId, Tensor>);
 
 impl GradStore {
     /// Create a new gradient store
     fn new() -> Self {
         Self::default()
-    }
-
-    /// True when `tensor` takes a gradient: while a backward pass runs, when it leads to a
-    /// variable (Hone's patch: see vendor/README.md); always otherwise.
-    fn tracks(&self, tensor: &Tensor) -> bool {
-        self.1.as_ref().is_none_or(|tracked| tracked.contains(&tensor.id()))
     }
 
     /// Get the gradient tensor corresponding to the given tensor id
@@ -736,7 +729,7 @@ impl GradStore {
     /// Adds `grad` to `tensor`'s gradient; the first contribution is stored as it is (no
     /// zero tensor and add, as `or_insert` made). Hone's patch: see vendor/README.md.
     fn accumulate(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
-        if !self.tracks(tensor) {
+        if !tensor.track_op() {
             return Ok(());
         }
         match self.0.entry(tensor.id()) {
@@ -758,7 +751,7 @@ impl GradStore {
     /// [`GradStore::accumulate`] keeping a first contribution as it is, strided or not: for a
     /// gradient whose only reader undoes its layout (a transpose's backward).
     fn accumulate_view(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
-        if !self.tracks(tensor) {
+        if !tensor.track_op() {
             return Ok(());
         }
         match self.0.entry(tensor.id()) {
@@ -775,7 +768,7 @@ impl GradStore {
 
     /// Subtracts `grad` from `tensor`'s gradient (the first contribution is `-grad`).
     fn accumulate_neg(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
-        if !self.tracks(tensor) {
+        if !tensor.track_op() {
             return Ok(());
         }
         match self.0.entry(tensor.id()) {

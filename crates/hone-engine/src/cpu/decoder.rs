@@ -115,24 +115,33 @@ impl RotaryTable {
     /// Rotates every head of `x` (`[tokens × heads·d]`) in place; `inverse` turns the other
     /// way (the backward of a rotation is its transpose).
     pub fn apply(&self, x: &mut [f32], heads: usize, inverse: bool) {
-        let h = self.half;
-        let width = heads * 2 * h;
-        let sign = if inverse { -1.0 } else { 1.0 };
-        x.par_chunks_mut(width)
-            .zip(self.cos.par_chunks(h))
-            .zip(self.sin.par_chunks(h))
-            .for_each(|((row, cos), sin)| {
-                for head in row.chunks_exact_mut(2 * h) {
-                    let (a, b) = head.split_at_mut(h);
-                    for j in 0..h {
-                        let (x1, x2) = (a[j], b[j]);
-                        let (c, s) = (cos[j], sign * sin[j]);
-                        a[j] = x1 * c - x2 * s;
-                        b[j] = x2 * c + x1 * s;
-                    }
-                }
-            });
+        rotate(x, &self.cos, &self.sin, heads, self.half, inverse);
     }
+}
+
+/// Rotates every head of `x` (`[tokens × heads·2·half]`) in place by the angles whose cosines
+/// and sines are `cos` and `sin` (`[tokens × half]`); `inverse` turns the other way. Also the
+/// CPU side of the autograd graph's rotary op (`graph::rotary`).
+pub fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32], heads: usize, half: usize, inverse: bool) {
+    let (h, width) = (half, heads * 2 * half);
+    if width == 0 {
+        return;
+    }
+    let sign = if inverse { -1.0 } else { 1.0 };
+    x.par_chunks_mut(width)
+        .zip(cos.par_chunks(h))
+        .zip(sin.par_chunks(h))
+        .for_each(|((row, cos), sin)| {
+            for head in row.chunks_exact_mut(2 * h) {
+                let (a, b) = head.split_at_mut(h);
+                for j in 0..h {
+                    let (x1, x2) = (a[j], b[j]);
+                    let (c, s) = (cos[j], sign * sin[j]);
+                    a[j] = x1 * c - x2 * s;
+                    b[j] = x2 * c + x1 * s;
+                }
+            }
+        });
 }
 
 /// `out = act(gate) · up`, elementwise (the SwiGLU feed-forward's product).

@@ -8,11 +8,10 @@
 //! projection's), from the gate and up values alone. f32, bf16 and f16, computed in f32 and
 //! rounded once (`kernels/gated.cu` on a GPU); other dtypes and Apple GPUs take candle's ops.
 
+use crate::kernel_io;
+use crate::ops::Activation;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
-use rayon::prelude::*;
-
-use crate::kernel_io;
 
 /// `silu(gate) · up` (the two of one shape and dtype).
 pub fn silu_gated(gate: &Tensor, up: &Tensor) -> candle_core::Result<Tensor> {
@@ -24,10 +23,6 @@ pub fn silu_gated(gate: &Tensor, up: &Tensor) -> candle_core::Result<Tensor> {
         }
         _ => gate.silu()?.mul(up),
     }
-}
-
-fn sigmoid(v: f32) -> f32 {
-    1.0 / (1.0 + (-v).exp())
 }
 
 struct SiluGated;
@@ -48,17 +43,9 @@ impl CustomOp2 for SiluGated {
         let g = kernel_io::cpu_as_f32(gate, gl, self.name())?;
         let u = kernel_io::cpu_as_f32(up, ul, self.name())?;
         kernel_io::same_len(self.name(), &[g.len(), u.len()])?;
+        // The CPU graph's own kernel.
         let mut out = vec![0f32; g.len()];
-        out.par_chunks_mut(kernel_io::CHUNK)
-            .zip(
-                g.par_chunks(kernel_io::CHUNK)
-                    .zip(u.par_chunks(kernel_io::CHUNK)),
-            )
-            .for_each(|(out, (g, u))| {
-                for ((o, &g), &u) in out.iter_mut().zip(g).zip(u) {
-                    *o = g * sigmoid(g) * u;
-                }
-            });
+        crate::cpu::decoder::gated(&mut out, &g, &u, Activation::Silu);
         let out = kernel_io::cpu_storage(out, dtype, self.name())?;
         Ok((out, gl.shape().clone()))
     }
@@ -119,22 +106,10 @@ impl CustomOp3 for SiluGatedGrad {
         let d = kernel_io::cpu_as_f32(grad, dl, self.name())?;
         let n = g.len();
         kernel_io::same_len(self.name(), &[n, u.len(), d.len()])?;
+        // The CPU graph's own backward, both halves of one buffer.
         let mut both = vec![0f32; 2 * n];
         let (dg, du) = both.split_at_mut(n);
-        dg.par_chunks_mut(kernel_io::CHUNK)
-            .zip(du.par_chunks_mut(kernel_io::CHUNK))
-            .zip(g.par_chunks(kernel_io::CHUNK))
-            .zip(
-                u.par_chunks(kernel_io::CHUNK)
-                    .zip(d.par_chunks(kernel_io::CHUNK)),
-            )
-            .for_each(|(((dg, du), g), (u, d))| {
-                for i in 0..g.len() {
-                    let s = sigmoid(g[i]);
-                    dg[i] = d[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));
-                    du[i] = d[i] * g[i] * s;
-                }
-            });
+        crate::cpu::decoder::gated_backward(dg, du, &d, &g, &u, Activation::Silu);
         let both = kernel_io::cpu_storage(both, dtype, self.name())?;
         Ok((both, Shape::from((2, n))))
     }

@@ -11,7 +11,6 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
-use rayon::prelude::*;
 
 use crate::kernel_io;
 
@@ -22,7 +21,7 @@ pub fn rotary(x: &Tensor, cos: &Tensor, sin: &Tensor, heads: usize) -> candle_co
     let op = Rotary {
         heads,
         half,
-        sign: 1.0,
+        inverse: false,
     };
     match x.dtype() {
         DType::F32 | DType::BF16 | DType::F16 if !x.device().is_metal() => x
@@ -50,12 +49,12 @@ fn composed(
     Tensor::cat(&[a, b], 2)?.reshape((rows, cols))
 }
 
-/// The turn: `sign` 1 forward, −1 for the backward pass.
+/// The turn: forward, or (`inverse`, the backward pass) the other way.
 #[derive(Debug, Clone, Copy)]
 struct Rotary {
     heads: usize,
     half: usize,
-    sign: f32,
+    inverse: bool,
 }
 
 impl Rotary {
@@ -90,27 +89,13 @@ impl CustomOp3 for Rotary {
         sl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let dtype = x.dtype();
-        let x = kernel_io::cpu_as_f32(x, xl, self.name())?;
+        let mut out = kernel_io::cpu_as_f32(x, xl, self.name())?.into_owned();
         let cos = kernel_io::cpu_as_f32(cos, cl, self.name())?;
         let sin = kernel_io::cpu_as_f32(sin, sl, self.name())?;
         kernel_io::same_len(self.name(), &[cos.len(), sin.len()])?;
         self.rows(xl, cos.len())?;
-        let (half, width) = (self.half, self.heads * 2 * self.half);
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(width)
-            .zip(x.par_chunks(width))
-            .zip(cos.par_chunks(half).zip(sin.par_chunks(half)))
-            .for_each(|((out, x), (cos, sin))| {
-                for (out, x) in out.chunks_mut(2 * half).zip(x.chunks(2 * half)) {
-                    let (x1, x2) = x.split_at(half);
-                    let (o1, o2) = out.split_at_mut(half);
-                    for j in 0..half {
-                        let (c, s) = (cos[j], self.sign * sin[j]);
-                        o1[j] = x1[j] * c - x2[j] * s;
-                        o2[j] = x2[j] * c + x1[j] * s;
-                    }
-                }
-            });
+        // The CPU graph's own rotation, in place on a copy.
+        crate::cpu::decoder::rotate(&mut out, &cos, &sin, self.heads, self.half, self.inverse);
         let out = kernel_io::cpu_storage(out, dtype, self.name())?;
         Ok((out, xl.shape().clone()))
     }
@@ -142,7 +127,7 @@ impl CustomOp3 for Rotary {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let back = Rotary {
-            sign: -self.sign,
+            inverse: !self.inverse,
             ..*self
         };
         let dx = grad.contiguous()?.apply_op3_no_bwd(cos, sin, &back)?;
@@ -194,7 +179,7 @@ mod cuda {
             builder.arg(&cs);
             builder.arg(&ss);
             builder.arg(&out);
-            let sign = op.sign;
+            let sign: f32 = if op.inverse { -1.0 } else { 1.0 };
             candle_core::builder_arg!(builder, sign);
             // SAFETY: the kernel's signature is (pairs, heads, half, x, cos, sin, out, sign);
             // x and out hold 2 · pairs values of T, cos and sin pairs / heads.
@@ -270,7 +255,7 @@ mod tests {
                 Rotary {
                     heads: 2,
                     half: 4,
-                    sign: 1.0,
+                    inverse: false,
                 },
             )
             .expect_err("three rows of tables for four rows");

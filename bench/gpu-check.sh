@@ -8,7 +8,8 @@
 #      fixed batches (dense 32 × 128, and 16 × 64 with padding);
 #   3. the golden step on the GPU: `hone bench check` compares one training step (loss,
 #      logits, every gradient) on cuda:0 in fp32, bf16 and fp16 against the CPU graph in fp32
-#      (and the repository's tiny DeBERTa, T5, Llama and Qwen2 models in fp32 and bf16);
+#      (and the repository's tiny DeBERTa, T5, Llama and Qwen2 models in fp32 and bf16), and
+#      LoRA steps of MiniLM and the tiny Llama (`--lora-r 8`);
 #   4. speed: `hone bench --device cuda` in fp32 and bf16 against PyTorch eager and SDPA
 #      (bench/gpu_step.py step) on the same batches, in the same run;
 #   5. whole runs (`hone train --device cuda:0`) of the tiny BERT fixture in bf16 and fp16;
@@ -90,6 +91,21 @@ if has check; then
       run 120 "check tiny-$m $p" "$hone" bench check --model "tests/fixtures/tiny-$m" --device cuda:0 \
         --precision "$p" --batch-size 8 --max-length 32 --json >"$out/check-tiny-$m-$p.json"
       cat "$out/check-tiny-$m-$p.json" | tr -d '\n ' | cut -c1-400
+      echo
+    done
+  done
+  # LoRA: only the adapters and the head get gradients, and the frozen weights' skipped
+  # gradients change none of theirs (an encoder and a decoder).
+  # (The made MiniLM has no tokenizer: it reads the fixed batch.)
+  for m in minilm tiny-llama; do
+    case $m in
+      minilm) model=(--model "$work/minilm" --batch-file "$work/b16x64.json") ;;
+      *) model=(--model "tests/fixtures/$m" --batch-size 8 --max-length 32) ;;
+    esac
+    for p in fp32 bf16; do
+      run 300 "check $m LoRA $p" "$hone" bench check "${model[@]}" --device cuda:0 --precision "$p" \
+        --lora-r 8 --json >"$out/check-$m-lora-$p.json"
+      cat "$out/check-$m-lora-$p.json" | tr -d '\n ' | cut -c1-400
       echo
     done
   done

@@ -566,23 +566,42 @@ fn bench_times_and_checks_a_language_model() {
         // A random model over its vocabulary: near ln(vocabulary).
         assert!(loss > 1.0 && loss.is_finite(), "{report}");
     }
-    let o = run(hone().args([
-        "bench",
-        "check",
-        "--model",
-        &tiny("qwen2"),
-        "--device",
-        "cpu",
-        "--batch-size",
-        "2",
-        "--max-length",
-        "16",
-        "--json",
-    ]));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(r["passed"], true, "{r}");
-    assert!(r["gradients"].as_u64().unwrap() > 20, "{r}");
+    let check = |extra: &[&str]| {
+        let o = run(hone()
+            .args([
+                "bench",
+                "check",
+                "--model",
+                &tiny("qwen2"),
+                "--device",
+                "cpu",
+            ])
+            .args(["--batch-size", "2", "--max-length", "16", "--json"])
+            .args(extra));
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(r["passed"], true, "{r}");
+        r
+    };
+    let full = check(&[]);
+    assert!(full["gradients"].as_u64().unwrap() > 20, "{full}");
+    assert_eq!(full["lora_rank"], serde_json::Value::Null);
+    // With LoRA only the adapters get gradients (an A and a B per query and value
+    // projection of each layer), on the autograd graph as on the CPU graph, and the A
+    // matrices get non-zero ones (the check gives B values).
+    let lora = check(&["--lora-r", "4"]);
+    assert_eq!(lora["lora_rank"], 4);
+    let layers = std::fs::read_to_string(std::path::Path::new(&tiny("qwen2")).join("config.json"))
+        .ok()
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(&c).ok())
+        .and_then(|c| c["num_hidden_layers"].as_u64())
+        .expect("the tiny Qwen2's config has its layer count");
+    assert_eq!(lora["gradients"].as_u64(), Some(4 * layers), "{lora}");
+    assert_eq!(lora["zero_gradients"], 0, "{lora}");
+    assert!(
+        lora["worst_gradient_error"].as_f64().unwrap() < 1e-3,
+        "{lora}"
+    );
 }
 
 #[test]

@@ -93,6 +93,10 @@ pub struct CheckArgs {
     batch_size: usize,
     #[arg(long, default_value_t = 64)]
     max_length: usize,
+    /// Train LoRA adapters of this rank (alpha 2 × rank) instead of every weight: only the
+    /// adapters and the head get gradients, on the device as on the CPU.
+    #[arg(long, value_name = "R")]
+    lora_r: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -106,14 +110,19 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         batch_file: args.batch_file.as_deref(),
         batch_size: args.batch_size,
         max_length: args.max_length,
+        lora_rank: args.lora_r,
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "{} {} against {}: loss {:.6} vs {:.6} (fp32 {:.6}), logits {:.1e}, worst of {} gradients {:.1e} ({}), AdamW updates {:.1e}, gradient norm {:.1e}, dropout masks differing {}, attention probabilities {:.1e}, cross-entropy {:.1e}, tolerance {:.0e}: {}",
+            "{} {}{} against {}: loss {:.6} vs {:.6} (fp32 {:.6}), logits {:.1e}, worst of {} gradients {:.1e} ({}), AdamW updates {:.1e}, gradient norm {:.1e}, dropout masks differing {}, attention probabilities {:.1e}, cross-entropy {:.1e}, tolerance {:.0e}: {}",
             report.device,
             report.precision,
+            match report.lora_rank {
+                Some(r) => format!(" LoRA r={r}"),
+                None => String::new(),
+            },
             report.reference,
             report.loss_device,
             report.loss_cpu,

@@ -83,11 +83,7 @@ pub fn run_bench(request: &BenchRequest) -> Result<BenchReport, AppError> {
         precision: hone_engine::precision::resolve(request.precision, &device).0,
         ..Default::default()
     };
-    if let Some(r) = request.lora_rank {
-        cfg.peft = FineTuneMethod::Lora;
-        cfg.lora_r = r;
-        cfg.lora_alpha = 2.0 * r as f64;
-    }
+    with_lora(&mut cfg, request.lora_rank);
     let (task, classes) = bench_task(request.model)?;
     let model = Model::load_for_run(request.model, task, classes, &cfg, &device, 0)?;
     let batch = bench_batch(
@@ -110,6 +106,15 @@ pub fn run_bench(request: &BenchRequest) -> Result<BenchReport, AppError> {
         },
         request.host_path,
     )?)
+}
+
+/// LoRA at `rank` (alpha 2 × rank, the base frozen) in `cfg` when a rank is given.
+fn with_lora(cfg: &mut TrainingConfig, rank: Option<usize>) {
+    if let Some(r) = rank {
+        cfg.peft = FineTuneMethod::Lora;
+        cfg.lora_r = r;
+        cfg.lora_alpha = 2.0 * r as f64;
+    }
 }
 
 /// The task a benchmark trains: a text-to-text model (T5) as one (sources in, targets
@@ -148,6 +153,10 @@ pub struct DeviceCheckRequest<'a> {
     pub batch_file: Option<&'a Path>,
     pub batch_size: usize,
     pub max_length: usize,
+    /// LoRA at this rank on the family's usual targets (as [`BenchRequest::lora_rank`]): only
+    /// the adapters and the head are compared, and the device must give the frozen weights
+    /// no gradient.
+    pub lora_rank: Option<usize>,
 }
 
 /// How far a device's training step is from the CPU graph's (relative errors: the largest
@@ -166,8 +175,13 @@ pub struct DeviceCheck {
     pub loss_cpu: f64,
     pub loss_device: f64,
     pub logits_error: f64,
+    /// The LoRA rank of the step, when adapters were trained instead of every weight.
+    pub lora_rank: Option<usize>,
     /// Parameters whose gradients were compared.
     pub gradients: usize,
+    /// Of those, the ones whose CPU gradient is zero everywhere (a comparison that shows
+    /// nothing: a LoRA A whose B is still zero, a layer the loss does not reach).
+    pub zero_gradients: usize,
     pub worst_gradient: String,
     pub worst_gradient_error: f64,
     /// The weights after two AdamW updates from the CPU's gradients, on the device against
@@ -213,13 +227,19 @@ pub fn check_device(request: &DeviceCheckRequest) -> Result<DeviceCheck, AppErro
     use hone_engine::candle_core::{DType, Device, Tensor};
     let device = request.device.open()?;
     let (precision, _) = hone_engine::precision::resolve(request.precision, &device);
-    let cfg = TrainingConfig {
+    let mut cfg = TrainingConfig {
         dropout: Some(0.0),
         ..Default::default()
     };
+    with_lora(&mut cfg, request.lora_rank);
     let (task, classes) = bench_task(request.model)?;
     let reference = Model::load_for_run(request.model, task, classes, &cfg, &Device::Cpu, 0)?;
     let tested = Model::load_for_run(request.model, task, classes, &cfg, &device, 0)?;
+    for model in [&reference, &tested] {
+        hone_engine::recipes::apply_freezing(model, &cfg, None);
+    }
+    // A new adapter's B starts at zero, which would leave every A without a gradient.
+    give_lora_b_values(&reference)?;
     // The same weights on both, the new head's too.
     for (from, to) in reference.params().all().iter().zip(tested.params().all()) {
         let copy = |from: &Tensor| -> Result<(), EngineError> {
@@ -254,9 +274,11 @@ pub fn check_device(request: &DeviceCheckRequest) -> Result<DeviceCheck, AppErro
         Ok(Tensor::from_slice(&l.values, l.values.len(), &Device::Cpu)?)
     };
     let logits_error = error(&to_tensor(&got.logits)?, &to_tensor(&want.logits)?, 0.0)?;
-    let mut floor = 0f64;
+    let (mut floor, mut zero_gradients) = (0f64, 0);
     for g in want.grads.values() {
-        floor = floor.max(largest_magnitude(g)? * 1e-3);
+        let largest = largest_magnitude(g)?;
+        floor = floor.max(largest * 1e-3);
+        zero_gradients += usize::from(largest == 0.0);
     }
     let (mut worst_gradient, mut worst_gradient_error) = (String::new(), 0f64);
     for (name, w) in &want.grads {
@@ -286,7 +308,9 @@ pub fn check_device(request: &DeviceCheckRequest) -> Result<DeviceCheck, AppErro
         loss_cpu: want.loss,
         loss_device: got.loss,
         logits_error,
+        lora_rank: request.lora_rank,
         gradients: want.grads.len(),
+        zero_gradients,
         passed: got.grads.len() == want.grads.len()
             && dropout_mismatches == 0
             && [
@@ -308,6 +332,27 @@ pub fn check_device(request: &DeviceCheckRequest) -> Result<DeviceCheck, AppErro
         attention_error,
         cross_entropy_error,
     })
+}
+
+/// Sets every LoRA B of `model` to small fixed values that differ from element to element
+/// (`0.02 · sin(0.7 i + 1.3 n)` for element `i` of the `n`-th B), so that the step reaches the
+/// A matrices; the same on every machine.
+fn give_lora_b_values(model: &Model) -> Result<(), EngineError> {
+    use hone_engine::candle_core::Tensor;
+    let b_matrices = model
+        .params()
+        .all()
+        .iter()
+        .filter(|p| p.name().contains(".lora_B."));
+    for (n, p) in b_matrices.enumerate() {
+        let var = p.var();
+        let values: Vec<f32> = (0..var.elem_count())
+            .map(|i| 0.02 * (0.7 * i as f32 + 1.3 * n as f32).sin())
+            .collect();
+        let values = Tensor::from_vec(values, var.dims(), var.device())?.to_dtype(var.dtype())?;
+        var.set(&values)?;
+    }
+    Ok(())
 }
 
 /// The largest absolute value of `t`.

@@ -57,11 +57,25 @@ const BERT_LAYER: LayerNames = LayerNames {
     attention_output_dropout: true,
 };
 
-/// Word + position + token-type embeddings, LayerNorm and dropout, then the layers.
+/// Where an encoder with absolute positions keeps its tensors: BERT's and RoBERTa's
+/// `{prefix}.embeddings.*` and `{prefix}.encoder.layer.N.*`, DistilBERT's own names.
+pub struct EncoderNames<'a> {
+    /// The embeddings' prefix (`bert.embeddings`).
+    pub embeddings: &'a str,
+    /// The layers' prefix, before each layer's number (`bert.encoder.layer`).
+    pub layers: &'a str,
+    /// The tensors of a layer.
+    pub layer: &'a LayerNames,
+    /// Whether there is a token-type table (`{embeddings}.token_type_embeddings`).
+    pub token_types: bool,
+}
+
+/// Word + position (+ token-type) embeddings, LayerNorm and dropout, then the layers: BERT,
+/// RoBERTa and DistilBERT.
 pub struct BertEncoder {
     word: Embedding,
     position: Embedding,
-    token_type: Embedding,
+    token_type: Option<Embedding>,
     norm: LayerNorm,
     layers: Vec<EncoderLayer>,
     dropout: f64,
@@ -74,8 +88,22 @@ impl BertEncoder {
         prefix: &str,
         cfg: &EncoderConfig,
     ) -> Result<Self, EngineError> {
-        let h = cfg.hidden_size;
-        let emb = format!("{prefix}.embeddings");
+        let names = EncoderNames {
+            embeddings: &format!("{prefix}.embeddings"),
+            layers: &format!("{prefix}.encoder.layer"),
+            layer: &BERT_LAYER,
+            token_types: true,
+        };
+        Self::build_named(b, &names, cfg)
+    }
+
+    /// Builds the encoder whose tensors are where `names` says.
+    pub fn build_named(
+        b: &mut ParamBuilder,
+        names: &EncoderNames,
+        cfg: &EncoderConfig,
+    ) -> Result<Self, EngineError> {
+        let (h, emb) = (cfg.hidden_size, names.embeddings);
         let word = Embedding::required(
             b,
             &format!("{emb}.word_embeddings"),
@@ -90,13 +118,16 @@ impl BertEncoder {
             h,
             false,
         )?;
-        let token_type = Embedding::required(
-            b,
-            &format!("{emb}.token_type_embeddings"),
-            cfg.type_vocab_size.max(1),
-            h,
-            false,
-        )?;
+        let token_type = match names.token_types {
+            true => Some(Embedding::required(
+                b,
+                &format!("{emb}.token_type_embeddings"),
+                cfg.type_vocab_size.max(1),
+                h,
+                false,
+            )?),
+            false => None,
+        };
         let norm = LayerNorm::required(
             b,
             &format!("{emb}.LayerNorm"),
@@ -105,15 +136,7 @@ impl BertEncoder {
             ParamPosition::EmbeddingNorm,
         )?;
         let layers = (0..cfg.num_layers)
-            .map(|i| {
-                EncoderLayer::build(
-                    b,
-                    &format!("{prefix}.encoder.layer.{i}"),
-                    &BERT_LAYER,
-                    cfg,
-                    i,
-                )
-            })
+            .map(|i| EncoderLayer::build(b, &format!("{}.{i}", names.layers), names.layer, cfg, i))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(BertEncoder {
             word,
@@ -135,11 +158,14 @@ impl BertEncoder {
     ) -> Result<(G::Value, bool), EngineError> {
         // Configs with one segment type read row 0 for every token (the model's type ids
         // are all zero then).
-        let x = g.embed(&[
+        let mut tables = vec![
             (self.word.param(), TokenIds::Words),
             (self.position.param(), TokenIds::Positions),
-            (self.token_type.param(), TokenIds::Types),
-        ])?;
+        ];
+        if let Some(types) = &self.token_type {
+            tables.push((types.param(), TokenIds::Types));
+        }
+        let x = g.embed(&tables)?;
         let x = g.layer_norm(&x, &self.norm)?;
         let x = g.dropout(x, self.dropout)?;
         run_layers(g, &self.layers, x, first_only)

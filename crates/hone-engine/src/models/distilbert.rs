@@ -5,15 +5,13 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::bert::WORDPIECE_TOKENIZER_FILES;
+use super::bert::{EncoderNames, WORDPIECE_TOKENIZER_FILES};
 use super::family::{activation, DropoutKeys, Family, FamilyDescriptor, Positions};
 use super::heads::{Head, Task};
-use super::layer::{run_layers, EncoderLayer, LayerNames};
-use super::nn::{Embedding, LayerNorm, Linear};
+use super::layer::LayerNames;
+use super::nn::Linear;
 use super::spec::{Dropouts, EncoderConfig};
-use crate::graph::{Graph, TokenIds};
 use crate::ops::Activation;
-use crate::params::ParamPosition;
 use crate::weights::ParamBuilder;
 use crate::EngineError;
 
@@ -98,76 +96,14 @@ const DISTILBERT_LAYER: LayerNames = LayerNames {
     attention_output_dropout: false,
 };
 
-/// `distilbert.embeddings.*` and `distilbert.transformer.layer.N.*`.
-pub struct DistilBertEncoder {
-    word: Embedding,
-    position: Embedding,
-    norm: LayerNorm,
-    layers: Vec<EncoderLayer>,
-    dropout: f64,
-}
-
-impl DistilBertEncoder {
-    pub fn build(b: &mut ParamBuilder, cfg: &EncoderConfig) -> Result<Self, EngineError> {
-        let h = cfg.hidden_size;
-        let word = Embedding::required(
-            b,
-            "distilbert.embeddings.word_embeddings",
-            cfg.vocab_size,
-            h,
-            true,
-        )?;
-        let position = Embedding::required(
-            b,
-            "distilbert.embeddings.position_embeddings",
-            cfg.max_position_embeddings,
-            h,
-            false,
-        )?;
-        let norm = LayerNorm::required(
-            b,
-            "distilbert.embeddings.LayerNorm",
-            h,
-            cfg.layer_norm_eps,
-            ParamPosition::EmbeddingNorm,
-        )?;
-        let layers = (0..cfg.num_layers)
-            .map(|i| {
-                EncoderLayer::build(
-                    b,
-                    &format!("distilbert.transformer.layer.{i}"),
-                    &DISTILBERT_LAYER,
-                    cfg,
-                    i,
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(DistilBertEncoder {
-            word,
-            position,
-            norm,
-            layers,
-            dropout: cfg.dropout.hidden,
-        })
-    }
-
-    /// Hidden states `[tokens × hidden]` of the last layer; with `first_only` the last layer
-    /// may run for the first tokens alone ([`run_layers`]): the output, and whether it is
-    /// `[sequences × hidden]`.
-    pub fn forward<G: Graph>(
-        &self,
-        g: &mut G,
-        first_only: bool,
-    ) -> Result<(G::Value, bool), EngineError> {
-        let x = g.embed(&[
-            (self.word.param(), TokenIds::Words),
-            (self.position.param(), TokenIds::Positions),
-        ])?;
-        let x = g.layer_norm(&x, &self.norm)?;
-        let x = g.dropout(x, self.dropout)?;
-        run_layers(g, &self.layers, x, first_only)
-    }
-}
+/// Where DistilBERT keeps its tensors: `distilbert.embeddings.*` (no token types) and
+/// `distilbert.transformer.layer.N.*`.
+pub const ENCODER_NAMES: EncoderNames = EncoderNames {
+    embeddings: "distilbert.embeddings",
+    layers: "distilbert.transformer.layer",
+    layer: &DISTILBERT_LAYER,
+    token_types: false,
+};
 
 /// The head of `DistilBertFor{task}`.
 pub fn head(

@@ -33,9 +33,8 @@ use crate::weights::{ParamBuilder, WeightSource};
 use crate::EngineError;
 
 enum Backbone {
-    /// BERT and RoBERTa (under their own prefixes).
+    /// BERT, RoBERTa (under their own prefixes) and DistilBERT (under its own names).
     Bert(bert::BertEncoder),
-    DistilBert(distilbert::DistilBertEncoder),
     Deberta(deberta::DebertaEncoder),
     Llama(llama::LlamaDecoder),
     T5(t5::T5Model),
@@ -252,9 +251,11 @@ impl Model {
         b.set_prefix(spec.prefix.clone());
         let backbone = Arc::new(match spec.family {
             Family::Bert => Backbone::Bert(bert::BertEncoder::build(&mut b, "bert", &cfg)?),
-            Family::DistilBert => {
-                Backbone::DistilBert(distilbert::DistilBertEncoder::build(&mut b, &cfg)?)
-            }
+            Family::DistilBert => Backbone::Bert(bert::BertEncoder::build_named(
+                &mut b,
+                &distilbert::ENCODER_NAMES,
+                &cfg,
+            )?),
             Family::Roberta => Backbone::Bert(bert::BertEncoder::build(&mut b, "roberta", &cfg)?),
             Family::Deberta => Backbone::Deberta(deberta::DebertaEncoder::build(&mut b, &cfg)?),
             Family::Llama => Backbone::Llama(llama::LlamaDecoder::build(&mut b, &cfg)?),
@@ -359,7 +360,6 @@ impl Model {
         let first_only = self.head.reads_first_tokens() && g.prunes_to_first_tokens();
         let (hidden, pruned) = match self.backbone.as_ref() {
             Backbone::Bert(m) => m.forward(g, first_only)?,
-            Backbone::DistilBert(m) => m.forward(g, first_only)?,
             _ => (self.forward_hidden(g)?, false),
         };
         self.head.forward(g, hidden, pruned)
@@ -369,7 +369,6 @@ impl Model {
     pub fn forward_hidden<G: Graph>(&self, g: &mut G) -> Result<G::Value, EngineError> {
         match self.backbone.as_ref() {
             Backbone::Bert(m) => Ok(m.forward(g, false)?.0),
-            Backbone::DistilBert(m) => Ok(m.forward(g, false)?.0),
             Backbone::Deberta(m) => m.forward(g),
             Backbone::Llama(m) => m.forward(g),
             Backbone::T5(m) => m.forward(g),

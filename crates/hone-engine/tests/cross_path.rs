@@ -9,7 +9,7 @@ use candle_core::Device;
 use common::{per_token_labels, random_batch, tiny_spec};
 use hone_engine::models::{Model, Task};
 use hone_engine::rng::HoneRng;
-use hone_engine::step::gradients;
+use hone_engine::step::{gradients, BatchGradients};
 
 const FAMILIES: [&str; 9] = [
     "bert",
@@ -75,19 +75,7 @@ fn both_graphs_give_the_same_loss_and_gradients_for_every_family_and_head() {
                 Task::CausalLm | Task::Text2Text => batch.real_tokens() * vocab,
             };
             assert_eq!(host.logits.values.len(), values, "{case}");
-            let to_tensor =
-                |v: &[f32]| candle_core::Tensor::from_slice(v, v.len(), &Device::Cpu).unwrap();
-            let err = common::relative_error(
-                &to_tensor(&host.logits.values),
-                &to_tensor(&auto.logits.values),
-            );
-            assert!(err < TOLERANCE, "{case} logits: {err:.2e}");
-            assert!(
-                (host.loss - auto.loss).abs() < TOLERANCE * auto.loss.abs(),
-                "{case} loss {} vs {}",
-                host.loss,
-                auto.loss
-            );
+            assert_same_logits_and_loss(&case, &host, &auto);
             assert_eq!(
                 host.grads.len(),
                 model.params().all().len(),
@@ -248,19 +236,7 @@ fn adapters_take_the_same_gradients_on_both_graphs_with_dropout() {
             let batch = random_batch(6, 12, model.spec().encoder.pad_token_id, 1);
             let host = gradients(&model, &batch, true, HoneRng::new(1, 1)).unwrap();
             let auto = gradients(&model, &batch, false, HoneRng::new(1, 1)).unwrap();
-            let to_tensor =
-                |v: &[f32]| candle_core::Tensor::from_slice(v, v.len(), &Device::Cpu).unwrap();
-            let err = common::relative_error(
-                &to_tensor(&host.logits.values),
-                &to_tensor(&auto.logits.values),
-            );
-            assert!(err < TOLERANCE, "{case} logits: {err:.2e}");
-            assert!(
-                (host.loss - auto.loss).abs() < TOLERANCE * auto.loss.abs(),
-                "{case} loss {} vs {}",
-                host.loss,
-                auto.loss
-            );
+            assert_same_logits_and_loss(&case, &host, &auto);
             let trained: Vec<String> = model
                 .params()
                 .trainable()
@@ -308,19 +284,7 @@ fn a_prefix_takes_the_same_gradient_on_both_graphs_with_dropout() {
         let batch = per_token_labels(random_batch(5, 11, pad, 3), 3);
         let host = gradients(&model, &batch, true, HoneRng::new(2, 1)).unwrap();
         let auto = gradients(&model, &batch, false, HoneRng::new(2, 1)).unwrap();
-        let to_tensor =
-            |v: &[f32]| candle_core::Tensor::from_slice(v, v.len(), &Device::Cpu).unwrap();
-        let err = common::relative_error(
-            &to_tensor(&host.logits.values),
-            &to_tensor(&auto.logits.values),
-        );
-        assert!(err < TOLERANCE, "{family} logits: {err:.2e}");
-        assert!(
-            (host.loss - auto.loss).abs() < TOLERANCE * auto.loss.abs(),
-            "{family} loss {} vs {}",
-            host.loss,
-            auto.loss
-        );
+        assert_same_logits_and_loss(family, &host, &auto);
         let name = hone_engine::prefix::PREFIX_PARAM;
         assert_eq!(host.grads.len(), 1, "{family}: only the prefix trains");
         assert_eq!(auto.grads.len(), 1, "{family}: only the prefix trains");
@@ -415,9 +379,26 @@ fn label_smoothing_gives_the_same_loss_and_gradients_on_both_graphs() {
 }
 
 /// The largest gradient value of a pass: the scale gradient errors are measured against.
-fn largest_gradient(pass: &hone_engine::step::BatchGradients) -> f64 {
+fn largest_gradient(pass: &BatchGradients) -> f64 {
     pass.grads
         .values()
         .map(common::max_abs)
         .fold(0f64, f64::max)
+}
+
+/// Asserts that the CPU graph's step (`host`) gave the autograd graph's logits and loss
+/// within [`TOLERANCE`].
+fn assert_same_logits_and_loss(case: &str, host: &BatchGradients, auto: &BatchGradients) {
+    let to_tensor = |v: &[f32]| candle_core::Tensor::from_slice(v, v.len(), &Device::Cpu).unwrap();
+    let err = common::relative_error(
+        &to_tensor(&host.logits.values),
+        &to_tensor(&auto.logits.values),
+    );
+    assert!(err < TOLERANCE, "{case} logits: {err:.2e}");
+    assert!(
+        (host.loss - auto.loss).abs() < TOLERANCE * auto.loss.abs(),
+        "{case} loss {} vs {}",
+        host.loss,
+        auto.loss
+    );
 }

@@ -170,32 +170,12 @@ fn token_classification_logits_loss_and_every_gradient_match_transformers_on_bot
             let path = if fast { "CPU graph" } else { "autograd" };
             let got =
                 hone_engine::step::gradients(&model, &batch, fast, HoneRng::new(0, 0)).unwrap();
-            let logits = candle_core::Tensor::from_vec(got.logits.values, n, &Device::Cpu).unwrap();
+            let logits =
+                candle_core::Tensor::from_slice(&got.logits.values, n, &Device::Cpu).unwrap();
             let err = relative_error(&logits, &want_logits);
             assert!(err < TOLERANCE, "{family} {path} token logits: {err:.2e}");
-            let want_loss = want["loss"].to_vec1::<f32>().unwrap()[0] as f64;
-            assert!(
-                (got.loss - want_loss).abs() / want_loss < TOLERANCE,
-                "{family} {path} token loss {} vs {want_loss}",
-                got.loss
-            );
-            let reference_count = want.keys().filter(|k| k.starts_with("grad.")).count();
-            assert_eq!(
-                got.grads.len(),
-                reference_count,
-                "{family} {path}: parameters"
-            );
-            for p in model.params().all() {
-                let reference = want
-                    .get(&format!("grad.{}", p.name()))
-                    .unwrap_or_else(|| panic!("{family}: no reference gradient for {}", p.name()));
-                let err = relative_error_with_floor(&got.grads[p.name()], reference, floor);
-                assert!(
-                    err < TOLERANCE,
-                    "{family} {path} token grad {}: relative error {err:.2e}",
-                    p.name()
-                );
-            }
+            let case = format!("{family} {path} token");
+            assert_step_matches(&case, &model, &got, &want, floor, TOLERANCE, TOLERANCE);
         }
     }
 }
@@ -286,43 +266,63 @@ fn multiple_choice_logits_loss_and_every_gradient_match_transformers_on_both_gra
                 hone_engine::step::gradients(&model, &batch, fast, HoneRng::new(0, 0)).unwrap();
             assert_eq!(got.logits.classes, 4, "{family} {path}");
             let logits =
-                candle_core::Tensor::from_vec(got.logits.values, (3, 4), &Device::Cpu).unwrap();
+                candle_core::Tensor::from_slice(&got.logits.values, (3, 4), &Device::Cpu).unwrap();
             let err = relative_error(&logits, &want["logits"]);
             assert!(err < TOLERANCE, "{family} {path} choice logits: {err:.2e}");
-            let want_loss = want["loss"].to_vec1::<f32>().unwrap()[0] as f64;
-            assert!(
-                (got.loss - want_loss).abs() / want_loss < TOLERANCE,
-                "{family} {path} choice loss {} vs {want_loss}",
-                got.loss
+            let case = format!("{family} {path} choice");
+            assert_step_matches(
+                &case,
+                &model,
+                &got,
+                &want,
+                floor,
+                CHOICE_GRADIENT_TOLERANCE,
+                1e-2,
             );
-            let reference_count = want.keys().filter(|k| k.starts_with("grad.")).count();
-            assert_eq!(
-                got.grads.len(),
-                reference_count,
-                "{family} {path}: parameters"
-            );
-            for p in model.params().all() {
-                let reference = want
-                    .get(&format!("grad.{}", p.name()))
-                    .unwrap_or_else(|| panic!("{family}: no reference gradient for {}", p.name()));
-                if common::max_abs(reference) < 1e-12 {
-                    // A shift shared by every option (the scorer's bias, and here DistilBERT's
-                    // last biases): exactly zero, so Hone's is rounding noise.
-                    assert!(
-                        common::max_abs(&got.grads[p.name()]) < floor * 1e-2,
-                        "{family} {path} choice grad {} should be zero",
-                        p.name()
-                    );
-                    continue;
-                }
-                let err = relative_error_with_floor(&got.grads[p.name()], reference, floor);
-                assert!(
-                    err < CHOICE_GRADIENT_TOLERANCE,
-                    "{family} {path} choice grad {}: relative error {err:.2e}",
-                    p.name()
-                );
-            }
         }
+    }
+}
+
+/// Asserts that one step's loss, its number of gradients and every parameter's gradient are
+/// the reference's (`want`: `loss` and `grad.{name}`): each gradient within `tolerance`
+/// (relative, against `floor`); one that is zero in the reference (under 1e-12: a shift shared by
+/// every option of a multiple-choice scorer) must be under `floor × zero_tolerance`.
+fn assert_step_matches(
+    case: &str,
+    model: &Model,
+    got: &hone_engine::step::BatchGradients,
+    want: &std::collections::HashMap<String, candle_core::Tensor>,
+    floor: f64,
+    tolerance: f64,
+    zero_tolerance: f64,
+) {
+    let want_loss = want["loss"].to_vec1::<f32>().unwrap()[0] as f64;
+    assert!(
+        (got.loss - want_loss).abs() / want_loss < TOLERANCE,
+        "{case} loss {} vs {want_loss}",
+        got.loss
+    );
+    let reference_count = want.keys().filter(|k| k.starts_with("grad.")).count();
+    assert_eq!(got.grads.len(), reference_count, "{case}: parameters");
+    for p in model.params().all() {
+        let reference = want
+            .get(&format!("grad.{}", p.name()))
+            .unwrap_or_else(|| panic!("{case}: no reference gradient for {}", p.name()));
+        let got = &got.grads[p.name()];
+        if common::max_abs(reference) < 1e-12 {
+            assert!(
+                common::max_abs(got) < floor * zero_tolerance,
+                "{case} grad {} should be zero",
+                p.name()
+            );
+            continue;
+        }
+        let err = relative_error_with_floor(got, reference, floor);
+        assert!(
+            err < tolerance,
+            "{case} grad {}: relative error {err:.2e}",
+            p.name()
+        );
     }
 }
 
@@ -470,29 +470,8 @@ fn question_answering_logits_loss_and_every_gradient_match_transformers_on_both_
                 candle_core::Tensor::from_vec(pick(&got.logits.values), n, &Device::Cpu).unwrap();
             let err = relative_error(&logits, &want_logits);
             assert!(err < TOLERANCE, "{family} {path} span logits: {err:.2e}");
-            let want_loss = want["loss"].to_vec1::<f32>().unwrap()[0] as f64;
-            assert!(
-                (got.loss - want_loss).abs() / want_loss < TOLERANCE,
-                "{family} {path} span loss {} vs {want_loss}",
-                got.loss
-            );
-            let reference_count = want.keys().filter(|k| k.starts_with("grad.")).count();
-            assert_eq!(
-                got.grads.len(),
-                reference_count,
-                "{family} {path}: parameters"
-            );
-            for p in model.params().all() {
-                let reference = want
-                    .get(&format!("grad.{}", p.name()))
-                    .unwrap_or_else(|| panic!("{family}: no reference gradient for {}", p.name()));
-                let err = relative_error_with_floor(&got.grads[p.name()], reference, floor);
-                assert!(
-                    err < TOLERANCE,
-                    "{family} {path} span grad {}: relative error {err:.2e}",
-                    p.name()
-                );
-            }
+            let case = format!("{family} {path} span");
+            assert_step_matches(&case, &model, &got, &want, floor, TOLERANCE, TOLERANCE);
         }
         // The answers Hone reads from its scores are the question-answering pipeline's (run
         // by tests/reference/qa_pipeline.py): with answers of up to 30 tokens, and of up to 2,

@@ -984,6 +984,8 @@ fn bench_check_devices_and_a_mixed_precision_run() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.starts_with("cpu ") && out.contains("threads"), "{out}");
+    let bf16 = hone_app::types::Precision::Bf16.runs_on_cpu_graph();
+    assert_eq!(out.contains("bf16 products (AVX512-BF16)"), bf16, "{out}");
     assert!(out.contains("GiB RAM"), "{out}");
 
     // The fit check judges the device it is told: the RAM for the CPU, and a GPU this build
@@ -1006,20 +1008,24 @@ fn bench_check_devices_and_a_mixed_precision_run() {
         assert!(out.contains("does not fit"), "{out}");
     }
 
+    // fp16 runs candle's autograd graph on the CPU and says so; bf16 runs the CPU graph where
+    // the CPU has AVX512-BF16 (bf16 operands, f32 sums), saying nothing, else as fp16 does.
     let dir = tempfile::tempdir().unwrap();
-    let o = train_tiny(
-        "bert",
-        "sst2_sample.tsv",
-        &dir.path().join("m"),
-        &["--max-length", "16", "--precision", "bf16"],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let err = stderr(&o);
-    assert!(
-        err.contains("bf16 on the CPU runs candle's autograd graph"),
-        "{err}"
-    );
-    assert!(err.contains("model exported to"), "{err}");
+    let bf16_on_cpu_graph = hone_app::types::Precision::Bf16.runs_on_cpu_graph();
+    for precision in ["fp16", "bf16"] {
+        let o = train_tiny(
+            "bert",
+            "sst2_sample.tsv",
+            &dir.path().join(precision),
+            &["--max-length", "16", "--precision", precision],
+        );
+        assert!(o.status.success(), "{precision}: {}", stderr(&o));
+        let err = stderr(&o);
+        let notice = format!("{precision} on the CPU runs candle's autograd graph");
+        let expected = precision == "fp16" || !bf16_on_cpu_graph;
+        assert_eq!(err.contains(&notice), expected, "{precision}: {err}");
+        assert!(err.contains("model exported to"), "{precision}: {err}");
+    }
     let o = run(hone().args(["train", "--model", &tiny("bert"), "--precision", "fp8"]));
     assert!(!o.status.success());
     assert!(

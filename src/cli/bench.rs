@@ -282,8 +282,12 @@ pub fn devices(json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let bf16 = match Precision::Bf16.runs_on_cpu_graph() {
+        true => "bf16 products (AVX512-BF16)",
+        false => "fp32 products (no AVX512-BF16: --precision bf16 runs the slower autograd graph)",
+    };
     println!(
-        "cpu      {} threads, {:.1} GiB RAM ({:.1} GiB free)",
+        "cpu      {} threads, {:.1} GiB RAM ({:.1} GiB free), {bf16}",
         hone_app::machine::training_threads(),
         gib(machine.ram_total),
         gib(machine.ram_available)

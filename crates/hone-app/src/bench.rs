@@ -67,10 +67,10 @@ pub fn run_bench(request: &BenchRequest) -> Result<BenchReport, AppError> {
         return Err(AppError::Invalid("time at least one step".into()));
     }
     let device = request.device.open()?;
-    if request.census && request.host_path && !request.precision.is_mixed() {
+    if request.census && request.host_path && request.precision.runs_on_cpu_graph() {
         return Err(AppError::Invalid(
             "the census counts candle's operations, which only the autograd graph runs: \
-             add --autograd (or a mixed precision)"
+             add --autograd"
                 .into(),
         ));
     }

@@ -253,9 +253,9 @@ pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemo
         Judged::Missing(why) => (why.clone(), 0, 0),
     };
     // What stays on the host is the CPU estimate's; on a GPU the run's own memory is the
-    // autograd graph's (fp32 unless the settings say otherwise). On the CPU, mixed precision
-    // takes the autograd graph too (the CPU's own graph is f32 only), and so does an Apple GPU
-    // (its memory is the RAM).
+    // autograd graph's (fp32 unless the settings say otherwise). On the CPU, a mixed precision
+    // the CPU's own graph does not run (fp16; bf16 without AVX512-BF16) takes the autograd
+    // graph too, and so does an Apple GPU (its memory is the RAM).
     let host_settings = FitSettings {
         autograd: None,
         gpu: false,
@@ -266,7 +266,7 @@ pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemo
     let settings = FitSettings {
         autograd: match gpu_runs_it {
             true => Some(settings.autograd.unwrap_or_default()),
-            false => settings.autograd.filter(|p| p.is_mixed()),
+            false => settings.autograd.filter(|p| !p.runs_on_cpu_graph()),
         },
         gpu: on_gpu,
         ..settings

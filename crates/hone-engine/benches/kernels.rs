@@ -4,7 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use hone_engine::cpu::attention::{self, AttentionSaved, AttentionShape, Span};
-use hone_engine::cpu::gemm::{linear, linear_backward};
+use hone_engine::cpu::gemm::{linear, linear_backward, Products};
 use hone_engine::cpu::kernels::{
     activation, activation_backward, layer_norm, layer_norm_backward, NormStats,
 };
@@ -29,7 +29,19 @@ fn matmul(c: &mut Criterion) {
     g.throughput(Throughput::Elements(flop as u64));
     let mut y = vec![0f32; TOKENS * FFN];
     g.bench_function("forward 1024x384 -> 1536", |bch| {
-        bch.iter(|| linear(&mut y, &x, TOKENS, &w, Some(&b), HIDDEN, FFN))
+        bch.iter(|| {
+            linear(
+                &mut y,
+                &x,
+                TOKENS,
+                &w,
+                Some(&b),
+                HIDDEN,
+                FFN,
+                Products::F32,
+                None,
+            )
+        })
     });
     g.throughput(Throughput::Elements(2 * flop as u64));
     let (mut dx, mut dw, mut db) = (
@@ -49,6 +61,8 @@ fn matmul(c: &mut Criterion) {
                 Some((&mut dx, false)),
                 Some(&mut dw),
                 Some(&mut db),
+                Products::F32,
+                None,
             )
         })
     });

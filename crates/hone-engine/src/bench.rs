@@ -310,7 +310,8 @@ pub fn run_bench(
         done?;
     }
     let path = match (stepper.is_fast(), cfg.precision.is_mixed()) {
-        (true, _) => "cpu".to_string(),
+        (true, false) => "cpu".to_string(),
+        (true, true) => format!("cpu {}", cfg.precision),
         (false, false) => "autograd".to_string(),
         (false, true) => format!("autograd {}", cfg.precision),
     };

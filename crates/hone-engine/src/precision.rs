@@ -42,9 +42,20 @@ impl Precision {
         }
     }
 
-    /// True for the precisions that run only on candle's autograd graph.
+    /// True for the low precisions (bf16, fp16).
     pub fn is_mixed(self) -> bool {
         self != Precision::Fp32
+    }
+
+    /// True when a step in this precision can run on Hone's CPU graph: fp32, and bf16 on a
+    /// CPU with AVX512-BF16 (its dense products with bf16 operands and f32 sums); any other
+    /// runs candle's autograd graph.
+    pub fn runs_on_cpu_graph(self) -> bool {
+        match self {
+            Precision::Fp32 => true,
+            Precision::Bf16 => crate::cpu::gemm::Products::bf16().is_some(),
+            Precision::Fp16 => false,
+        }
     }
 }
 
@@ -75,11 +86,15 @@ impl fmt::Display for Precision {
 
 /// The precision a run gets on `device`, and a notice when it is not quite what was asked:
 /// bf16 on a GPU that cannot multiply bfloat16 matrices falls back to fp16, and mixed
-/// precision on the CPU says it runs the (slower) autograd graph.
+/// precision on the CPU, except bf16 where the CPU graph runs it, says it runs the (slower)
+/// autograd graph.
 pub fn resolve(requested: Precision, device: &Device) -> (Precision, Option<String>) {
     let Some(dtype) = requested.autocast() else {
         return (requested, None);
     };
+    if device.is_cpu() && requested.runs_on_cpu_graph() {
+        return (requested, None);
+    }
     if device.is_cpu() {
         return (
             requested,

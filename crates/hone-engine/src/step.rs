@@ -12,6 +12,8 @@ use std::time::Instant;
 use candle_core::{census, Device};
 use hone_data::Batch;
 
+use crate::cpu::bf16::PackedCache;
+use crate::cpu::gemm::Products;
 use crate::cpu::lm_loss::LmScratch;
 use crate::cpu::HostGrads;
 use crate::distill::{distilled_loss_sum, Distill};
@@ -88,6 +90,11 @@ struct HostState {
     grads: HostGrads,
     pool: Pool,
     lm_scratch: LmScratch,
+    /// The precision of the dense layers' products (bf16 under `--precision bf16` on a CPU
+    /// with AVX512-BF16).
+    products: Products,
+    /// The frozen weights' bf16 packings.
+    packed: Arc<PackedCache>,
 }
 
 /// Runs optimizer steps and evaluation passes for one model.
@@ -136,12 +143,19 @@ impl Stepper {
         }
     }
 
-    /// Runs the matrix products in `precision` (mixed precision runs on candle's autograd
-    /// graph; fp16 scales the loss dynamically). Pass what [`crate::precision::resolve`] gave.
+    /// Runs the matrix products in `precision`: bf16 on the CPU graph where the CPU has
+    /// AVX512-BF16 ([`Products::bf16`]), any other mixed precision on candle's autograd
+    /// graph; fp16 scales the loss dynamically. Pass what [`crate::precision::resolve`] gave.
     pub fn with_precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
-        if precision.is_mixed() {
-            self.host = None;
+        let host_products = match precision {
+            Precision::Fp32 => Some(Products::F32),
+            Precision::Bf16 => Products::bf16(),
+            Precision::Fp16 => None,
+        };
+        match (&mut self.host, host_products) {
+            (Some(state), Some(products)) => state.products = products,
+            _ => self.host = None,
         }
         self.scaler = (precision == Precision::Fp16).then(LossScaler::new);
         self
@@ -427,7 +441,8 @@ fn host_forward(
         rng,
         state.pool.clone(),
     )
-    .with_int8(model.int8_weights());
+    .with_int8(model.int8_weights())
+    .with_products(state.products, &state.packed);
     Ok(host_logits(&model.forward(&mut g)?, tokens))
 }
 
@@ -457,7 +472,8 @@ fn host_step(
             Some(&state.grads),
             rng,
             state.pool.clone(),
-        );
+        )
+        .with_products(state.products, &state.packed);
         // A language model's output layer goes with its loss, a chunk of learned tokens at a
         // time, unless the logits themselves are asked for.
         let fused = model
@@ -478,6 +494,8 @@ fn host_step(
                     &state.pool,
                     &mut state.grads,
                     &mut state.lm_scratch,
+                    state.products,
+                    &state.packed,
                 )?;
                 (hidden, tape, loss, d_hidden)
             }
@@ -684,6 +702,18 @@ pub fn mixed_precision_gradients(
     rng: HoneRng,
 ) -> Result<BatchGradients, EngineError> {
     gradients_in(model, batch, false, rng, 0.0, precision)
+}
+
+/// [`mixed_precision_gradients`] on the CPU graph where it runs `precision`
+/// ([`Precision::runs_on_cpu_graph`]: bf16 on a CPU with AVX512-BF16), else on the autograd
+/// graph.
+pub fn cpu_graph_gradients(
+    model: &Model,
+    batch: &Batch,
+    precision: Precision,
+    rng: HoneRng,
+) -> Result<BatchGradients, EngineError> {
+    gradients_in(model, batch, true, rng, 0.0, precision)
 }
 
 /// fp16's loss scale in [`mixed_precision_gradients`].

@@ -959,8 +959,9 @@ fn squad_and_map_scores_match_the_reference_implementations() {
     }
 }
 
-/// Mixed precision: a bf16 step (matrix products in bfloat16, everything else f32) against
-/// PyTorch's AMP step under `torch.autocast(bfloat16)` (tests/reference/
+/// Mixed precision: a bf16 step (matrix products in bfloat16, everything else f32; on the
+/// autograd graph, and on the CPU graph where the CPU has AVX512-BF16) against PyTorch's AMP
+/// step under `torch.autocast(bfloat16)` (tests/reference/
 /// make_mixed_precision_fixture.py), within bf16's rounding; bf16 moves PyTorch's own logits
 /// by 3e-3 and its gradients by 1e-2 from the f32 step, so the check also asks that Hone's
 /// bf16 step is no f32 step. An fp16 step (11 bits of mantissa) stays within 1e-2 of f32.
@@ -984,21 +985,40 @@ fn bf16_and_fp16_steps_match_pytorch_autocast_within_their_rounding() {
         )
         .unwrap()
     };
-    let bf16 = step(Precision::Bf16);
-    let err = relative_error(&logits(&bf16), &want["logits"]);
-    assert!(err < 1e-2, "bf16 logits against autocast: {err:.2e}");
-    let moved = relative_error(&logits(&bf16), &fp32["logits"]);
-    assert!(moved > 1e-5, "the bf16 step ran in f32: {moved:.2e}");
-    let want_loss = want["loss"].to_vec1::<f32>().unwrap()[0] as f64;
-    assert!(
-        (bf16.loss - want_loss).abs() / want_loss < 1e-2,
-        "{} vs {want_loss}",
-        bf16.loss
-    );
-    assert_eq!(bf16.grads.len(), 41, "every parameter trains");
-    for (name, g) in &bf16.grads {
-        let err = relative_error_with_floor(g, &want[&format!("grad.{name}")], floor);
-        assert!(err < 5e-2, "bf16 grad {name} against autocast: {err:.2e}");
+    // The autograd graph's bf16, and the CPU graph's (bf16 operands, f32 sums) where this
+    // CPU has AVX512-BF16.
+    let mut bf16_steps = vec![("autograd", step(Precision::Bf16))];
+    if Precision::Bf16.runs_on_cpu_graph() {
+        let host = hone_engine::step::cpu_graph_gradients(
+            &model,
+            &batch,
+            Precision::Bf16,
+            HoneRng::new(0, 0),
+        )
+        .unwrap();
+        bf16_steps.push(("CPU graph", host));
+    } else {
+        eprintln!("the CPU graph's bf16 is not checked: this CPU has no AVX512-BF16");
+    }
+    for (path, bf16) in &bf16_steps {
+        let err = relative_error(&logits(bf16), &want["logits"]);
+        assert!(err < 1e-2, "{path} bf16 logits against autocast: {err:.2e}");
+        let moved = relative_error(&logits(bf16), &fp32["logits"]);
+        assert!(moved > 1e-5, "the {path} bf16 step ran in f32: {moved:.2e}");
+        let want_loss = want["loss"].to_vec1::<f32>().unwrap()[0] as f64;
+        assert!(
+            (bf16.loss - want_loss).abs() / want_loss < 1e-2,
+            "{path}: {} vs {want_loss}",
+            bf16.loss
+        );
+        assert_eq!(bf16.grads.len(), 41, "{path}: every parameter trains");
+        for (name, g) in &bf16.grads {
+            let err = relative_error_with_floor(g, &want[&format!("grad.{name}")], floor);
+            assert!(
+                err < 5e-2,
+                "{path} bf16 grad {name} against autocast: {err:.2e}"
+            );
+        }
     }
     let fp16 = step(Precision::Fp16);
     let err = relative_error(&logits(&fp16), &fp32["logits"]);

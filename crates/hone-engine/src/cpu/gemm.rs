@@ -3,6 +3,8 @@
 
 use gemm::Parallelism;
 
+use super::bf16::PackedB;
+
 /// A read-only row-major matrix view: element (i, j) is `data[i * row_stride + j * col_stride]`.
 /// The constructors check that every element lies inside `data`, which is what makes the
 /// products below safe to call.
@@ -44,6 +46,16 @@ impl<'a> MatRef<'a> {
     /// Number of columns.
     pub fn cols(&self) -> usize {
         self.cols
+    }
+
+    /// Element `(i, j)`.
+    pub fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.row_stride + j * self.col_stride]
+    }
+
+    /// The data with the row and column strides.
+    pub fn parts(&self) -> (&'a [f32], usize, usize) {
+        (self.data, self.row_stride, self.col_stride)
     }
 
     /// The transpose (a view).
@@ -133,7 +145,43 @@ unsafe fn gemm_raw(
     );
 }
 
-/// `y[rows × out] = x[rows × in] · wᵀ + bias`, with `w` `[out × in]` as stored by `nn.Linear`.
+/// The operands' precision of the CPU path's dense products.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Products {
+    /// f32 operands (the `gemm` crate).
+    #[default]
+    F32,
+    /// Operands rounded to bfloat16, sums in f32 (`super::bf16`, on CPUs with AVX512-BF16;
+    /// f32 elsewhere).
+    Bf16,
+}
+
+impl Products {
+    /// [`Products::Bf16`] when this CPU runs bf16 products, else `None`.
+    pub fn bf16() -> Option<Self> {
+        super::bf16::available().then_some(Products::Bf16)
+    }
+
+    /// [`matmul`] with operands in this precision.
+    pub fn matmul(
+        self,
+        c: &mut [f32],
+        ldc: usize,
+        a: MatRef,
+        b: MatRef,
+        accumulate: bool,
+        threads: Threads,
+    ) {
+        if self == Products::Bf16 && super::bf16::available() {
+            return super::bf16::matmul(c, ldc, a, b, accumulate, threads);
+        }
+        matmul(c, ldc, a, b, accumulate, threads)
+    }
+}
+
+/// `y[rows × out] = x[rows × in] · wᵀ + bias`, with `w` `[out × in]` as stored by `nn.Linear`;
+/// in bf16 `products` from `packed` (`wᵀ` packed, [`PackedB`]) when given.
+#[allow(clippy::too_many_arguments)]
 pub fn linear(
     y: &mut [f32],
     x: &[f32],
@@ -142,6 +190,8 @@ pub fn linear(
     bias: Option<&[f32]>,
     in_f: usize,
     out_f: usize,
+    products: Products,
+    packed: Option<&PackedB>,
 ) {
     match bias {
         Some(b) => {
@@ -151,18 +201,17 @@ pub fn linear(
         }
         None => y[..rows * out_f].fill(0.0),
     }
-    matmul(
-        y,
-        out_f,
-        MatRef::new(x, rows, in_f),
-        MatRef::new(w, out_f, in_f).t(),
-        true,
-        Threads::All,
-    );
+    let (x, w) = (MatRef::new(x, rows, in_f), MatRef::new(w, out_f, in_f).t());
+    match packed {
+        Some(w) if products == Products::Bf16 && super::bf16::available() => {
+            super::bf16::matmul_packed(y, out_f, x, w, true, Threads::All)
+        }
+        _ => products.matmul(y, out_f, x, w, true, Threads::All),
+    }
 }
 
-/// Backward of [`linear`]: `dx (+)= dy · w` when `dx` is given, `dw += dyᵀ · x` and
-/// `db += Σ_rows dy` when given.
+/// Backward of [`linear`]: `dx (+)= dy · w` when `dx` is given (in bf16 `products` from
+/// `packed`, `w` packed, when given), `dw += dyᵀ · x` and `db += Σ_rows dy` when given.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_backward(
     dy: &[f32],
@@ -174,20 +223,21 @@ pub fn linear_backward(
     dx: Option<(&mut [f32], bool)>,
     dw: Option<&mut [f32]>,
     db: Option<&mut [f32]>,
+    products: Products,
+    packed: Option<&PackedB>,
 ) {
     let dy_m = MatRef::new(dy, rows, out_f);
     if let Some((dx, accumulate)) = dx {
-        matmul(
-            dx,
-            in_f,
-            dy_m,
-            MatRef::new(w, out_f, in_f),
-            accumulate,
-            Threads::All,
-        );
+        let w = MatRef::new(w, out_f, in_f);
+        match packed {
+            Some(w) if products == Products::Bf16 && super::bf16::available() => {
+                super::bf16::matmul_packed(dx, in_f, dy_m, w, accumulate, Threads::All)
+            }
+            _ => products.matmul(dx, in_f, dy_m, w, accumulate, Threads::All),
+        }
     }
     if let Some(dw) = dw {
-        matmul(
+        products.matmul(
             dw,
             in_f,
             dy_m.t(),
@@ -272,7 +322,17 @@ mod tests {
         let w: Vec<f32> = (0..outf * inf).map(|i| 1.0 - i as f32 * 0.2).collect();
         let b = [0.5f32, -0.5];
         let mut y = vec![0f32; rows * outf];
-        linear(&mut y, &x, rows, &w, Some(&b), inf, outf);
+        linear(
+            &mut y,
+            &x,
+            rows,
+            &w,
+            Some(&b),
+            inf,
+            outf,
+            Products::F32,
+            None,
+        );
         for r in 0..rows {
             for o in 0..outf {
                 let want: f32 = (0..inf)
@@ -298,6 +358,8 @@ mod tests {
             Some((&mut dx, false)),
             Some(&mut dw),
             Some(&mut db),
+            Products::F32,
+            None,
         );
         for r in 0..rows {
             for i in 0..inf {

@@ -5,7 +5,8 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{linear, linear_backward};
+use super::bf16::PackedB;
+use super::gemm::{linear, linear_backward, Products};
 use super::kernels::smoothed_nll;
 use crate::graph::IGNORE_LABEL;
 
@@ -21,11 +22,19 @@ pub struct LmScratch {
     pub d_rows: Vec<f32>,
 }
 
+/// A frozen output layer's packings for bf16 products: `wᵀ` (logits) and `w` (the rows'
+/// gradient).
+pub struct LmPacked {
+    pub forward: std::sync::Arc<PackedB>,
+    pub backward: std::sync::Arc<PackedB>,
+}
+
 /// The output layer `weight` (`[vocab × hidden]`, no bias) over the rows of `hidden` whose
 /// label is not [`IGNORE_LABEL`], with the cross-entropy against those labels. Returns the
 /// summed loss; writes `d_hidden` (every row: zero where not learned) and adds to `d_weight`
 /// (when the layer trains) the gradients of `scale ×` that sum. `smoothing` is label
-/// smoothing's ε ([`super::kernels::cross_entropy`]).
+/// smoothing's ε ([`super::kernels::cross_entropy`]). The products run in `products`, from
+/// `packed` when given (a frozen layer's packings, kept across steps).
 #[allow(clippy::too_many_arguments)]
 pub fn lm_head_loss(
     hidden: &[f32],
@@ -38,6 +47,8 @@ pub fn lm_head_loss(
     d_hidden: &mut [f32],
     mut d_weight: Option<&mut [f32]>,
     scratch: &mut LmScratch,
+    products: Products,
+    packed: Option<&LmPacked>,
 ) -> f64 {
     d_hidden.fill(0.0);
     let learned: Vec<usize> = (0..labels.len())
@@ -65,7 +76,17 @@ pub fn lm_head_loss(
             &mut logits[..n * vocab],
             &mut dx[..n * hidden_size],
         );
-        linear(logits, x, n, weight, None, hidden_size, vocab);
+        linear(
+            logits,
+            x,
+            n,
+            weight,
+            None,
+            hidden_size,
+            vocab,
+            products,
+            packed.map(|p| &*p.forward),
+        );
         loss += logits
             .par_chunks_mut(vocab)
             .zip(block.par_iter())
@@ -81,6 +102,8 @@ pub fn lm_head_loss(
             Some((dx, false)),
             d_weight.as_deref_mut(),
             None,
+            products,
+            packed.map(|p| &*p.backward),
         );
         for (src, &r) in dx.chunks_exact(hidden_size).zip(block) {
             d_hidden[r * hidden_size..(r + 1) * hidden_size].copy_from_slice(src);
@@ -122,7 +145,17 @@ mod tests {
     ) -> Vec<f64> {
         let rows = labels.len();
         let mut logits = vec![0f32; rows * v];
-        linear(&mut logits, hidden, rows, w, None, h, v);
+        linear(
+            &mut logits,
+            hidden,
+            rows,
+            w,
+            None,
+            h,
+            v,
+            Products::F32,
+            None,
+        );
         let mut d = vec![0f32; rows * v];
         let loss = cross_entropy(&logits, labels, v, scale, smoothing, &mut d);
         let mut dx = vec![0f32; rows * h];
@@ -136,6 +169,8 @@ mod tests {
             v,
             Some((&mut dx, false)),
             Some(&mut dw),
+            None,
+            Products::F32,
             None,
         );
         std::iter::once(loss)
@@ -186,6 +221,8 @@ mod tests {
                 &mut dx,
                 Some(&mut dw),
                 &mut scratch,
+                Products::F32,
+                None,
             );
             assert!(
                 (loss - want[0]).abs() < 1e-6 * want[0],

@@ -3,6 +3,7 @@
 //! sequences; gradient buffers kept across steps; an in-place AdamW (`crate::optim`).
 
 pub mod attention;
+pub mod bf16;
 pub mod biased;
 pub mod decoder;
 pub mod first_token;

@@ -15,16 +15,17 @@ use super::{
     TokenIds, Tokens,
 };
 use crate::cpu::attention::{self, AttentionSaved, AttentionShape, RelativeTerms};
+use crate::cpu::bf16::{PackedB, PackedCache};
 use crate::cpu::biased::{self, BiasTerms, BiasedSaved, BiasedShape};
 use crate::cpu::decoder::{gated, gated_backward, rms_norm, rms_norm_backward, RotaryTable};
-use crate::cpu::gemm::{linear, linear_backward};
+use crate::cpu::gemm::{linear, linear_backward, MatRef, Products};
 use crate::cpu::grads::HostGrads;
 use crate::cpu::int8::Int8Weights;
 use crate::cpu::kernels::{
     activation, activation_backward, cross_entropy, layer_norm, layer_norm_backward, DropMask,
     NormStats,
 };
-use crate::cpu::lm_loss::{lm_head_loss, LmScratch};
+use crate::cpu::lm_loss::{lm_head_loss, LmPacked, LmScratch};
 use crate::cpu::prefix::{add_prefix_grad, narrow, widen, widened_spans, PrefixRows};
 use crate::models::nn::{LayerNorm, RmsNorm, Rotary};
 use crate::ops::Activation;
@@ -204,6 +205,10 @@ struct Lin {
     b: Option<usize>,
     in_f: usize,
     out_f: usize,
+    /// The products' precision, for the backward pass's too.
+    products: Products,
+    /// The frozen weight's bf16 packing for the input's gradient.
+    packed: Option<Arc<PackedB>>,
 }
 
 /// One recorded op: what its backward needs.
@@ -388,6 +393,10 @@ pub struct HostGraph<'a> {
     int8: Option<&'a Int8Weights>,
     /// T5 generation: the decoder's keys and values of the passes before this one.
     decoder_cache: Option<&'a mut biased::DecoderCache>,
+    /// The precision of the dense layers' products.
+    products: Products,
+    /// The frozen weights' bf16 packings, kept across steps.
+    packed: Option<Arc<PackedCache>>,
 }
 
 impl<'a> HostGraph<'a> {
@@ -423,7 +432,42 @@ impl<'a> HostGraph<'a> {
             relative_rows: None,
             int8: None,
             decoder_cache: None,
+            products: Products::F32,
+            packed: None,
         }
+    }
+
+    /// Runs the dense layers' products (forward and backward) in `products`: bf16 operands
+    /// and f32 sums ([`Products::Bf16`]), as mixed precision does on a GPU; the weights that
+    /// are not trained keep their packings in `packed`.
+    pub fn with_products(mut self, products: Products, packed: &Arc<PackedCache>) -> Self {
+        self.products = products;
+        self.packed = (products == Products::Bf16).then(|| packed.clone());
+        self
+    }
+
+    /// Weight `w`'s bf16 packings (`wᵀ` for the forward product, `w` for the backward one
+    /// when `backward`) when it is frozen; a trained weight's are dropped (it changes), and
+    /// an evaluation pass packs a weight that is not frozen afresh.
+    fn frozen_packings(
+        &self,
+        w: usize,
+        out_f: usize,
+        in_f: usize,
+        backward: bool,
+    ) -> (Option<Arc<PackedB>>, Option<Arc<PackedB>>) {
+        let Some(cache) = &self.packed else {
+            return (None, None);
+        };
+        if self.trained[w] || !self.params.all()[w].is_frozen() {
+            cache.forget(w);
+            return (None, None);
+        }
+        let weight = &self.weights[w];
+        let forward = cache.frozen(w, true, || MatRef::new(weight, out_f, in_f).t());
+        let backward =
+            backward.then(|| cache.frozen(w, false, || MatRef::new(weight, out_f, in_f)));
+        (Some(forward), backward)
     }
 
     /// An evaluation pass of one target sequence that continues T5's decoder `cache`: the
@@ -708,6 +752,8 @@ impl Graph for HostGraph<'_> {
             quantized.forward(&mut out, &x.data, rows, b.map(|b| &self.weights[b]));
             return Ok(self.untracked(out, out_f));
         }
+        let products = self.products;
+        let (packed, packed_backward) = self.frozen_packings(w, out_f, in_f, x.grad);
         linear(
             &mut out,
             &x.data,
@@ -716,13 +762,22 @@ impl Graph for HostGraph<'_> {
             b.map(|b| &self.weights[b]),
             in_f,
             out_f,
+            products,
+            packed.as_deref(),
         );
         let grad = x.grad || self.trained[w] || b.is_some_and(|b| self.trained[b]);
         Ok(self.value(out, out_f, grad, || Op::Linear {
             x: x.id,
             x_data: x.data.clone(),
             x_grad: x.grad,
-            lin: Lin { w, b, in_f, out_f },
+            lin: Lin {
+                w,
+                b,
+                in_f,
+                out_f,
+                products,
+                packed: packed_backward,
+            },
         }))
     }
 
@@ -1235,6 +1290,8 @@ pub fn language_model_loss_grad(
     pool: &Pool,
     grads: &mut HostGrads,
     scratch: &mut LmScratch,
+    products: Products,
+    packed: &PackedCache,
 ) -> Result<(f64, Buf), EngineError> {
     let w = params.index_of(weight.name()).ok_or_else(|| {
         EngineError::InvalidConfig(format!(
@@ -1261,6 +1318,14 @@ pub fn language_model_loss_grad(
         )));
     }
     let mut d_hidden = pool.take(hidden.data.len());
+    let frozen = grads.get_mut(w).is_none() && params.all()[w].is_frozen();
+    if !frozen {
+        packed.forget(w);
+    }
+    let frozen = (products == Products::Bf16 && frozen).then(|| LmPacked {
+        forward: packed.frozen(w, true, || MatRef::new(&weights[w], vocab, h).t()),
+        backward: packed.frozen(w, false, || MatRef::new(&weights[w], vocab, h)),
+    });
     let loss = lm_head_loss(
         &hidden.data,
         h,
@@ -1272,6 +1337,8 @@ pub fn language_model_loss_grad(
         &mut d_hidden,
         grads.get_mut(w),
         scratch,
+        products,
+        frozen.as_ref(),
     );
     Ok((loss, d_hidden))
 }
@@ -1471,6 +1538,8 @@ impl Tape<'_> {
                         dx,
                         dw,
                         db,
+                        lin.products,
+                        lin.packed.as_deref(),
                     );
                     if let Some(f) = fresh {
                         slots[x] = Some(f);

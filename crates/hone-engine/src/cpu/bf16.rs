@@ -1,0 +1,468 @@
+//! Matrix products with bfloat16 operands and f32 sums, for CPUs with AVX512-BF16 (AMD Zen 4
+//! and later, Intel Cooper Lake and Sapphire Rapids and later): `vdpbf16ps` multiplies 32
+//! bf16 pairs and adds each pair's two products into one of 16 f32 lanes, twice the
+//! multiplications of an f32 FMA per instruction. The operands are rounded to bfloat16 (to
+//! nearest, ties to even, as PyTorch's autocast casts them) when they are packed; every sum
+//! stays f32. The `gemm` crate, which the f32 products use, has no bf16 kernel.
+//!
+//! Layout (the BLIS scheme): `a` is packed in panels of [`MR`] rows and `b` in panels of
+//! [`NR`] columns, each as consecutive pairs along the inner dimension (one `u32` holds two
+//! bf16). A micro-kernel keeps an `MR × NR` block of the result in 24 registers while it
+//! walks up to [`KC`] pairs; blocks of [`MC`] × [`NC`] results are the parallel tasks.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rayon::prelude::*;
+
+use super::gemm::{MatRef, Threads};
+
+/// Rows of the result a micro-kernel computes.
+const MR: usize = 12;
+/// Columns of the result a micro-kernel computes (two registers of 16 f32).
+const NR: usize = 32;
+/// Inner-dimension pairs a micro-kernel walks before it writes its block back (its `b`
+/// panel, `KC · NR · 4` bytes, stays in the first-level cache).
+const KC: usize = 192;
+/// Rows of a parallel task.
+const MC: usize = MR * 8;
+/// Columns of a parallel task.
+const NC: usize = NR * 8;
+
+/// True when this CPU runs the bf16 products (AVX512-F and AVX512-BF16).
+pub fn available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        return is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16");
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    })
+}
+
+/// `x` rounded to bfloat16 (to nearest, ties to even; NaN stays NaN), its bits. Branch-free,
+/// so that the packing loops vectorize.
+#[inline(always)]
+fn bf16_bits(x: f32) -> u32 {
+    let bits = x.to_bits();
+    let rounded = bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) >> 16;
+    let nan = (bits & 0x7FFF_FFFF) > 0x7F80_0000;
+    if nan {
+        (bits >> 16) | 0x40
+    } else {
+        rounded
+    }
+}
+
+/// Two values as one packed pair: `lo` in the low half.
+#[inline(always)]
+fn pair(lo: f32, hi: f32) -> u32 {
+    bf16_bits(lo) | (bf16_bits(hi) << 16)
+}
+
+/// The rows of `a` (`m × k`) in panels of `width` rows: element `(panel, p, r)` at
+/// `(panel · pairs + p) · width + r` holds `a[panel·width + r][2p]` and `[2p + 1]` (zero past
+/// the edges). `b`'s columns are `bᵀ`'s rows.
+fn pack(a: MatRef, width: usize) -> Vec<u32> {
+    let (m, k) = (a.rows(), a.cols());
+    let pairs = k.div_ceil(2);
+    let mut packed = vec![0u32; m.div_ceil(width) * pairs * width];
+    let (data, row_stride, col_stride) = a.parts();
+    packed
+        .par_chunks_mut(pairs * width)
+        .enumerate()
+        .for_each(|(panel, out)| {
+            let first = panel * width;
+            let rows = width.min(m - first);
+            if col_stride == 1 {
+                // A row's pairs lie side by side: a block of the panel's rows at a time, each
+                // row's pairs converted in a run and written across the block.
+                const RUN: usize = 64;
+                let mut converted = [0u32; RUN];
+                for p0 in (0..pairs).step_by(RUN) {
+                    let run = RUN.min(pairs - p0);
+                    for r in 0..rows {
+                        let row = &data[(first + r) * row_stride..][..k];
+                        let values = &row[2 * p0..k.min(2 * (p0 + run))];
+                        let (whole, last) = values.split_at(values.len() - values.len() % 2);
+                        for (d, two) in converted.iter_mut().zip(whole.chunks_exact(2)) {
+                            *d = pair(two[0], two[1]);
+                        }
+                        if let Some(&x) = last.first() {
+                            converted[run - 1] = pair(x, 0.0);
+                        }
+                        for (p, &v) in converted[..run].iter().enumerate() {
+                            out[(p0 + p) * width + r] = v;
+                        }
+                    }
+                }
+            } else if row_stride == 1 {
+                // A pair's two values lie in neighbouring rows of the storage, the panel's
+                // rows side by side in each.
+                for (p, dst) in out.chunks_exact_mut(width).enumerate() {
+                    let lo = &data[2 * p * col_stride + first..][..rows];
+                    let dst = &mut dst[..rows];
+                    if 2 * p + 1 < k {
+                        let hi = &data[(2 * p + 1) * col_stride + first..][..rows];
+                        for ((d, &x), &y) in dst.iter_mut().zip(lo).zip(hi) {
+                            *d = pair(x, y);
+                        }
+                    } else {
+                        for (d, &x) in dst.iter_mut().zip(lo) {
+                            *d = pair(x, 0.0);
+                        }
+                    }
+                }
+            } else {
+                for r in 0..rows {
+                    for p in 0..pairs {
+                        let hi = if 2 * p + 1 < k {
+                            a.at(first + r, 2 * p + 1)
+                        } else {
+                            0.0
+                        };
+                        out[p * width + r] = pair(a.at(first + r, 2 * p), hi);
+                    }
+                }
+            }
+        });
+    packed
+}
+
+/// A right-hand operand `b` (`k × n`) packed for [`matmul_packed`]: a weight's packing can be
+/// kept while the weight does not change ([`PackedCache`]).
+pub struct PackedB {
+    panels: Vec<u32>,
+    k: usize,
+    n: usize,
+}
+
+impl PackedB {
+    /// Packs `b` (rounded to bfloat16).
+    pub fn new(b: MatRef) -> Self {
+        PackedB {
+            panels: pack(b.t(), NR),
+            k: b.rows(),
+            n: b.cols(),
+        }
+    }
+}
+
+/// The packed forms of the weights that are not trained, kept across steps (a frozen weight
+/// does not change): by parameter index, as the forward product's `wᵀ` and as the backward
+/// product's `w`.
+#[derive(Default)]
+pub struct PackedCache {
+    packed: Mutex<HashMap<(usize, bool), Arc<PackedB>>>,
+}
+
+impl PackedCache {
+    /// The packing of parameter `index` as `b()` (`transposed`: the forward product's `wᵀ`),
+    /// packed on first use.
+    pub fn frozen<'a>(
+        &self,
+        index: usize,
+        transposed: bool,
+        b: impl FnOnce() -> MatRef<'a>,
+    ) -> Arc<PackedB> {
+        let mut packed = self.packed.lock().unwrap_or_else(|e| e.into_inner());
+        packed
+            .entry((index, transposed))
+            .or_insert_with(|| Arc::new(PackedB::new(b())))
+            .clone()
+    }
+
+    /// Drops parameter `index`'s packings (it trains now, so it will change).
+    pub fn forget(&self, index: usize) {
+        let mut packed = self.packed.lock().unwrap_or_else(|e| e.into_inner());
+        packed.remove(&(index, true));
+        packed.remove(&(index, false));
+    }
+}
+
+/// `c = a · b` (or `c += a · b` when `accumulate`) with the operands rounded to bfloat16 and
+/// the sums in f32; `c` dense `a.rows × b.cols` with rows `ldc` apart. Panics unless
+/// [`available`].
+pub fn matmul(c: &mut [f32], ldc: usize, a: MatRef, b: MatRef, accumulate: bool, threads: Threads) {
+    assert_eq!(a.cols(), b.rows(), "inner dimensions differ");
+    matmul_packed(c, ldc, a, &PackedB::new(b), accumulate, threads)
+}
+
+/// [`matmul`] with `b` already packed.
+pub fn matmul_packed(
+    c: &mut [f32],
+    ldc: usize,
+    a: MatRef,
+    b: &PackedB,
+    accumulate: bool,
+    threads: Threads,
+) {
+    assert!(available(), "this CPU has no AVX512-BF16");
+    assert_eq!(a.cols(), b.k, "inner dimensions differ");
+    let (m, n, k) = (a.rows(), b.n, b.k);
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(ldc >= n, "output rows overlap");
+    assert!(c.len() >= (m - 1) * ldc + n, "output too small");
+    let packed_a = pack(a, MR);
+    let packed_b = &b.panels;
+    let pairs = k.div_ceil(2);
+    let tasks: Vec<(usize, usize)> = (0..m.div_ceil(MC))
+        .flat_map(|i| (0..n.div_ceil(NC)).map(move |j| (i * MC, j * NC)))
+        .collect();
+    let out = SharedOut(c.as_mut_ptr());
+    let run = |&(row, col): &(usize, usize)| {
+        let task = Task {
+            rows: row..(row + MC).min(m),
+            cols: col..(col + NC).min(n),
+            pairs,
+        };
+        // SAFETY: `available()` holds; the tasks' blocks of `c` are disjoint and inside it
+        // (the asserts above); the panels are `pack`'s, `pairs` long.
+        unsafe { task.run(&out, ldc, &packed_a, packed_b, accumulate) };
+    };
+    match threads {
+        Threads::All if tasks.len() > 1 => tasks.par_iter().for_each(run),
+        _ => tasks.iter().for_each(run),
+    }
+}
+
+/// The result's pointer, shared by tasks that write disjoint blocks of it.
+struct SharedOut(*mut f32);
+// SAFETY: every task writes its own block of the result only.
+unsafe impl Sync for SharedOut {}
+
+/// One block of the result.
+struct Task {
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    pairs: usize,
+}
+
+impl Task {
+    /// # Safety
+    /// AVX512-BF16 is available; `out` points at a result with rows `ldc` apart that holds
+    /// this block; the panels are packed for `pairs` pairs.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn run(&self, out: &SharedOut, ldc: usize, a: &[u32], b: &[u32], accumulate: bool) {
+        for p0 in (0..self.pairs).step_by(KC) {
+            let kc = KC.min(self.pairs - p0);
+            let add = accumulate || p0 > 0;
+            for col in self.cols.clone().step_by(NR) {
+                let b_panel = &b[((col / NR) * self.pairs + p0) * NR..][..kc * NR];
+                for row in self.rows.clone().step_by(MR) {
+                    let a_panel = &a[((row / MR) * self.pairs + p0) * MR..][..kc * MR];
+                    let valid = (MR.min(self.rows.end - row), NR.min(self.cols.end - col));
+                    kernel(
+                        a_panel,
+                        b_panel,
+                        kc,
+                        out.0.add(row * ldc + col),
+                        ldc,
+                        valid,
+                        add,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Never called: [`available`] is false off x86-64.
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn run(&self, _: &SharedOut, _: usize, _: &[u32], _: &[u32], _: bool) {
+        unreachable!("bf16 products need AVX512-BF16")
+    }
+}
+
+/// `MR × NR` results over `kc` pairs: `c[r][j] (+)= Σ_p a[p][r] · b[p][j]` for the `valid`
+/// rows and columns.
+///
+/// # Safety
+/// AVX512-BF16 is available; `c` holds `valid.0` rows `ldc` apart of `valid.1` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn kernel(
+    a: &[u32],
+    b: &[u32],
+    kc: usize,
+    c: *mut f32,
+    ldc: usize,
+    valid: (usize, usize),
+    add: bool,
+) {
+    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    for p in 0..kc {
+        let bp = b.as_ptr().add(p * NR);
+        let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp as *const _));
+        let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(16) as *const _));
+        let ap = a.as_ptr().add(p * MR);
+        for (r, row) in acc.iter_mut().enumerate() {
+            let x: __m512bh = std::mem::transmute(_mm512_set1_epi32(*ap.add(r) as i32));
+            row[0] = _mm512_dpbf16_ps(row[0], x, b0);
+            row[1] = _mm512_dpbf16_ps(row[1], x, b1);
+        }
+    }
+    let masks = [
+        column_mask(valid.1.min(16)),
+        column_mask(valid.1.saturating_sub(16)),
+    ];
+    for (r, row) in acc.iter().enumerate().take(valid.0) {
+        for (half, (&v, &mask)) in row.iter().zip(&masks).enumerate() {
+            let dst = c.add(r * ldc + 16 * half);
+            let v = match add {
+                true => _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, dst)),
+                false => v,
+            };
+            _mm512_mask_storeu_ps(dst, mask, v);
+        }
+    }
+}
+
+/// The mask of the first `n` (≤ 16) lanes.
+#[cfg(target_arch = "x86_64")]
+fn column_mask(n: usize) -> __mmask16 {
+    ((1u32 << n) - 1) as __mmask16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::gemm::MatRef;
+    use crate::rng::HoneRng;
+
+    /// `a · b` in f64 from the operands rounded to bfloat16.
+    fn reference(a: MatRef, b: MatRef) -> Vec<f64> {
+        let round = |x: f32| half::bf16::from_f32(x).to_f32() as f64;
+        let mut c = vec![0f64; a.rows() * b.cols()];
+        for i in 0..a.rows() {
+            for j in 0..b.cols() {
+                c[i * b.cols() + j] = (0..a.cols())
+                    .map(|p| round(a.at(i, p)) * round(b.at(p, j)))
+                    .sum();
+            }
+        }
+        c
+    }
+
+    /// Edges in every dimension (rows and columns past a panel, an odd inner dimension,
+    /// several inner blocks), transposed views, and accumulation into a wider output.
+    #[test]
+    fn products_equal_the_rounded_operands_products_in_f64() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX512-BF16");
+            return;
+        }
+        for (m, n, k) in [
+            (1, 1, 1),
+            (13, 33, 7),
+            (96, 256, 384),
+            (101, 45, 2 * KC * 2 + 3),
+        ] {
+            for transposed in [false, true] {
+                for accumulate in [false, true] {
+                    let a_data = HoneRng::new(1, m as u64).normal(m * k, 1.0);
+                    let b_data = HoneRng::new(2, n as u64).normal(k * n, 1.0);
+                    let a = MatRef::new(&a_data, m, k);
+                    // b as a view of its transpose's storage, or dense.
+                    let b = match transposed {
+                        true => MatRef::new(&b_data, n, k).t(),
+                        false => MatRef::new(&b_data, k, n),
+                    };
+                    let ldc = n + 3;
+                    let start = HoneRng::new(3, 0).normal(m * ldc, 1.0);
+                    let mut c = start.clone();
+                    matmul(&mut c, ldc, a, b, accumulate, Threads::All);
+                    let want = reference(a, b);
+                    let scale = want.iter().fold(1f64, |s, v| s.max(v.abs()));
+                    for i in 0..m {
+                        for j in 0..ldc {
+                            let got = c[i * ldc + j] as f64;
+                            let before = start[i * ldc + j] as f64;
+                            let expected = match j < n {
+                                true => want[i * n + j] + if accumulate { before } else { 0.0 },
+                                false => before,
+                            };
+                            assert!(
+                                (got - expected).abs() < 1e-5 * scale * (k as f64).sqrt(),
+                                "{m}x{n}x{k} transposed {transposed} accumulate {accumulate} \
+                                 at ({i}, {j}): {got} vs {expected}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A frozen weight is packed once and reused; forgetting it (it trains now) packs it
+    /// afresh, from its values then.
+    #[test]
+    fn the_cache_packs_a_frozen_weight_once_until_it_is_forgotten() {
+        let cache = PackedCache::default();
+        let mut w = vec![1f32; 6];
+        let first = cache.frozen(3, true, || MatRef::new(&w, 2, 3).t());
+        let again = cache.frozen(3, true, || unreachable!("packed twice"));
+        assert!(Arc::ptr_eq(&first, &again));
+        let other = cache.frozen(3, false, || MatRef::new(&w, 2, 3));
+        assert!(!Arc::ptr_eq(&first, &other));
+        cache.forget(3);
+        w[0] = 2.0;
+        let fresh = cache.frozen(3, true, || MatRef::new(&w, 2, 3).t());
+        assert!(!Arc::ptr_eq(&first, &fresh));
+        assert_eq!(fresh.panels[0], pair(2.0, 1.0));
+    }
+
+    /// Throughput against the f32 products (`cargo test --release -p hone-engine bf16 --
+    /// --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn throughput() {
+        if !available() {
+            return;
+        }
+        for (m, n, k) in [
+            (2048, 384, 384),
+            (2048, 1536, 384),
+            (2048, 384, 1536),
+            (1024, 1536, 576),
+            (1024, 576, 1536),
+            (576, 1536, 1024),
+            (2048, 2048, 2048),
+        ] {
+            let a = HoneRng::new(1, 0).normal(m * k, 1.0);
+            let b = HoneRng::new(2, 0).normal(k * n, 1.0);
+            let mut c = vec![0f32; m * n];
+            let time = |f: &mut dyn FnMut()| {
+                f();
+                let t = std::time::Instant::now();
+                for _ in 0..5 {
+                    f();
+                }
+                t.elapsed().as_secs_f64() / 5.0
+            };
+            let (am, bm) = (MatRef::new(&a, m, k), MatRef::new(&b, n, k).t());
+            let t16 = time(&mut || matmul(&mut c, n, am, bm, false, Threads::All));
+            let t32 =
+                time(&mut || crate::cpu::gemm::matmul(&mut c, n, am, bm, false, Threads::All));
+            let flop = 2.0 * (m * n * k) as f64;
+            let tp = time(&mut || {
+                std::hint::black_box((pack(am, MR), pack(bm.t(), NR)));
+            });
+            println!(
+                "  packing {:.2} ms, bf16 all {:.2} ms, f32 {:.2} ms",
+                tp * 1e3,
+                t16 * 1e3,
+                t32 * 1e3
+            );
+            println!(
+                "{m}x{n}x{k}: bf16 {:.0} GFLOP/s, f32 {:.0} GFLOP/s",
+                flop / t16 / 1e9,
+                flop / t32 / 1e9
+            );
+        }
+    }
+}

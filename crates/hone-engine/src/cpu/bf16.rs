@@ -66,16 +66,32 @@ fn pair(lo: f32, hi: f32) -> u32 {
 /// `(panel · pairs + p) · width + r` holds `a[panel·width + r][2p]` and `[2p + 1]` (zero past
 /// the edges). `b`'s columns are `bᵀ`'s rows.
 fn pack(a: MatRef, width: usize) -> Vec<u32> {
+    let mut packed = Vec::new();
+    pack_into(a, width, &mut packed);
+    packed
+}
+
+/// [`pack`] into `packed`'s first elements (it grows when short; reusing it spares the
+/// fresh pages a new buffer faults in).
+fn pack_into(a: MatRef, width: usize, packed: &mut Vec<u32>) {
     let (m, k) = (a.rows(), a.cols());
     let pairs = k.div_ceil(2);
-    let mut packed = vec![0u32; m.div_ceil(width) * pairs * width];
+    let len = m.div_ceil(width) * pairs * width;
+    if packed.len() < len {
+        packed.resize(len, 0);
+    }
     let (data, row_stride, col_stride) = a.parts();
-    packed
+    packed[..len]
         .par_chunks_mut(pairs * width)
         .enumerate()
         .for_each(|(panel, out)| {
             let first = panel * width;
             let rows = width.min(m - first);
+            if rows < width {
+                for block in out.chunks_exact_mut(width) {
+                    block[rows..].fill(0);
+                }
+            }
             if col_stride == 1 {
                 // A row's pairs lie side by side: a block of the panel's rows at a time, each
                 // row's pairs converted in a run and written across the block.
@@ -128,7 +144,6 @@ fn pack(a: MatRef, width: usize) -> Vec<u32> {
                 }
             }
         });
-    packed
 }
 
 /// A right-hand operand `b` (`k × n`) packed for [`matmul_packed`]: a weight's packing can be
@@ -201,13 +216,37 @@ pub fn matmul_packed(
 ) {
     assert!(available(), "this CPU has no AVX512-BF16");
     assert_eq!(a.cols(), b.k, "inner dimensions differ");
-    let (m, n, k) = (a.rows(), b.n, b.k);
+    let (m, n) = (a.rows(), b.n);
     if m == 0 || n == 0 {
         return;
     }
     assert!(ldc >= n, "output rows overlap");
     assert!(c.len() >= (m - 1) * ldc + n, "output too small");
-    let packed_a = pack(a, MR);
+    PACKED_A.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut reused) => product(c, ldc, a, b, accumulate, threads, &mut reused),
+        // A product inside a product (work stolen while this thread waits): its own buffer.
+        Err(_) => product(c, ldc, a, b, accumulate, threads, &mut Vec::new()),
+    })
+}
+
+thread_local! {
+    /// The left operands' packings, reused from product to product.
+    static PACKED_A: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`matmul_packed`] with `packed_a` to pack `a` into.
+fn product(
+    c: &mut [f32],
+    ldc: usize,
+    a: MatRef,
+    b: &PackedB,
+    accumulate: bool,
+    threads: Threads,
+    packed_a: &mut Vec<u32>,
+) {
+    let (m, n, k) = (a.rows(), b.n, b.k);
+    pack_into(a, MR, packed_a);
+    let packed_a = &packed_a[..];
     let packed_b = &b.panels;
     let pairs = k.div_ceil(2);
     let tasks: Vec<(usize, usize)> = (0..m.div_ceil(MC))
@@ -222,7 +261,7 @@ pub fn matmul_packed(
         };
         // SAFETY: `available()` holds; the tasks' blocks of `c` are disjoint and inside it
         // (the asserts above); the panels are `pack`'s, `pairs` long.
-        unsafe { task.run(&out, ldc, &packed_a, packed_b, accumulate) };
+        unsafe { task.run(&out, ldc, packed_a, packed_b, accumulate) };
     };
     match threads {
         Threads::All if tasks.len() > 1 => tasks.par_iter().for_each(run),

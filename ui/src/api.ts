@@ -24,7 +24,7 @@ export function errorText(e: unknown): string {
 }
 
 export type FitSettings = { batch_size: number; max_length: number; freeze_embeddings?: boolean; num_labels?: number; typical_length?: number | null; lora_rank?: number | null;
-  /** The run's precision: on a GPU, and on the CPU in bf16/fp16, the run takes candle's autograd graph and the estimate is of it. */
+  /** The run's precision: on a GPU, and on the CPU in fp16 (bf16 without AVX512-BF16), the run takes candle's autograd graph and the estimate is of it. */
   autograd?: string | null;
   /** The run's device (cpu, auto, cuda, cuda:N, metal): the fit check judges its memory; absent as auto. */
   device?: string | null;

@@ -895,8 +895,9 @@ mod tests {
         );
         // On the GPU the autograd graph's activations count, bf16's about as many as fp32's
         // (half-width products, and the weights' bf16 copies); the RAM's judgement ignores
-        // the precision. On a CPU machine bf16 runs the autograd graph
-        // too: more activations than the CPU's f32 graph, the CPU's runtime.
+        // the precision. On a CPU machine fp16 (and bf16 without AVX512-BF16) runs the
+        // autograd graph too: more activations than the CPU's f32 graph, the CPU's runtime;
+        // bf16 with AVX512-BF16 runs the CPU graph itself.
         let bf16 = FitSettings {
             autograd: Some(hone_engine::precision::Precision::Bf16),
             ..FitSettings::default()
@@ -909,11 +910,20 @@ mod tests {
         );
         assert_eq!(on_gpu.host.expect("judged").needed, host.needed);
         let cpu_plain = fit_report(&spec, FitSettings::default(), &machine(16 << 30));
-        let cpu_bf16 = fit_report(&spec, bf16, &machine(16 << 30));
-        assert!(cpu_bf16.full.estimate.activations > cpu_plain.full.estimate.activations);
+        let on_cpu_graph = fit_report(&spec, bf16, &machine(16 << 30));
+        assert_eq!(
+            on_cpu_graph.full.estimate.activations == cpu_plain.full.estimate.activations,
+            hone_engine::precision::Precision::Bf16.runs_on_cpu_graph()
+        );
+        let fp16 = FitSettings {
+            autograd: Some(hone_engine::precision::Precision::Fp16),
+            ..FitSettings::default()
+        };
+        let cpu_fp16 = fit_report(&spec, fp16, &machine(16 << 30));
+        assert!(cpu_fp16.full.estimate.activations > cpu_plain.full.estimate.activations);
         // The CPU's runtime (its per-token buffers are in the autograd terms' fit).
-        assert!(cpu_bf16.full.estimate.runtime <= cpu_plain.full.estimate.runtime);
-        assert!(cpu_bf16.full.estimate.runtime < on_gpu.full.estimate.runtime);
+        assert!(cpu_fp16.full.estimate.runtime <= cpu_plain.full.estimate.runtime);
+        assert!(cpu_fp16.full.estimate.runtime < on_gpu.full.estimate.runtime);
         let speed = |r: &FitReport| {
             r.full
                 .speed
@@ -922,7 +932,7 @@ mod tests {
                 .expect("a CPU machine gets a speed estimate")
         };
         assert!(
-            speed(&cpu_bf16) < speed(&cpu_plain),
+            speed(&cpu_fp16) < speed(&cpu_plain),
             "mixed precision is slower on the CPU"
         );
         let cpu_fp32 = FitSettings {

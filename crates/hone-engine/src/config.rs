@@ -287,8 +287,9 @@ pub struct TrainingConfig {
     pub rouge_stemmer: bool,
     /// The dtype of matrix products: fp32, bf16 (mixed precision: f32 weights, optimizer
     /// state, norms, softmax and loss; for GPUs with bfloat16, compute capability 8.0+) or
-    /// fp16 (with dynamic loss scaling, for older GPUs). On the CPU, mixed precision runs the
-    /// slower autograd graph.
+    /// fp16 (with dynamic loss scaling, for older GPUs). On the CPU, bf16 runs Hone's CPU
+    /// graph where the CPU has AVX512-BF16; otherwise mixed precision runs the slower autograd
+    /// graph.
     pub precision: crate::precision::Precision,
     /// fp16's initial loss scale (PyTorch GradScaler's init_scale): halved on every step
     /// whose gradients overflow (the step is skipped), doubled after 2,000 steps without.

@@ -12,7 +12,9 @@
 # (Hone: the last step's elapsed time; transformers: its training loop), validation excluded.
 # With LORA_R=r both sides train LoRA adapters instead (query and value, rank r, alpha 2r,
 # dropout 0.1, the head in full; PEFT on the reference side) at LR (default 5e-4 with LoRA).
-# Usage: [SEEDS="42"] [LORA_R=8] [LR=…] [HONE_BIN=…] [HONE_OLD=…] bench/sst2_accuracy.sh [path/to/sst2/train.tsv]
+# With PRECISION=bf16 Hone trains in bf16 (its CPU graph's bf16 products where the CPU has
+# AVX512-BF16); the reference stays fp32.
+# Usage: [SEEDS="42"] [LORA_R=8] [LR=…] [PRECISION=bf16] [HONE_BIN=…] [HONE_OLD=…] bench/sst2_accuracy.sh [path/to/sst2/train.tsv]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sst2=${1:-../shared/datasets/sst2/train.tsv}
@@ -43,7 +45,7 @@ if [ -n "${LORA_R:-}" ]; then
   cp bench/out/sst2/{train,test,valid}.tsv "$out/"
 fi
 recipe=(--epochs 1 --batch-size 16 --max-length 64 --lr "$lr" --warmup-ratio 0.1
-        --weight-decay 0.01 --clip-norm 1.0 "${lora[@]}")
+        --weight-decay 0.01 --clip-norm 1.0 --precision "${PRECISION:-fp32}" "${lora[@]}")
 
 for seed in $seeds; do
   for side in "${sides[@]}"; do

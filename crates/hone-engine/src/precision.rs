@@ -222,15 +222,24 @@ mod tests {
         assert_eq!(json, "\"bf16\"");
     }
 
+    /// fp16 (and bf16 without AVX512-BF16) runs the autograd graph on the CPU and says so;
+    /// bf16 on a CPU with AVX512-BF16 runs the CPU graph, with nothing to say.
     #[test]
     fn the_cpu_runs_mixed_precision_on_the_autograd_graph_with_a_notice() {
         assert_eq!(
             resolve(Precision::Fp32, &Device::Cpu),
             (Precision::Fp32, None)
         );
+        let (p, notice) = resolve(Precision::Fp16, &Device::Cpu);
+        assert_eq!(p, Precision::Fp16);
+        assert!(notice.unwrap().contains("autograd"));
+        assert!(!Precision::Fp16.runs_on_cpu_graph());
         let (p, notice) = resolve(Precision::Bf16, &Device::Cpu);
         assert_eq!(p, Precision::Bf16);
-        assert!(notice.unwrap().contains("autograd"));
+        match Precision::Bf16.runs_on_cpu_graph() {
+            true => assert_eq!(notice, None),
+            false => assert!(notice.unwrap().contains("autograd")),
+        }
         assert!(supports(&Device::Cpu, DType::BF16));
         assert!(supports(&Device::Cpu, DType::F16));
     }

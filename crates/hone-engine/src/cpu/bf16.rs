@@ -222,6 +222,14 @@ pub fn matmul_packed(
     }
     assert!(ldc >= n, "output rows overlap");
     assert!(c.len() >= (m - 1) * ldc + n, "output too small");
+    if b.k == 0 {
+        if !accumulate {
+            for row in c.chunks_mut(ldc).take(m) {
+                row[..n].fill(0.0);
+            }
+        }
+        return;
+    }
     PACKED_A.with(|buffer| match buffer.try_borrow_mut() {
         Ok(mut reused) => product(c, ldc, a, b, accumulate, threads, &mut reused),
         // A product inside a product (work stolen while this thread waits): its own buffer.

@@ -52,8 +52,9 @@ pub struct BenchArgs {
     lora_r: Option<usize>,
     #[arg(long, default_value = "cpu")]
     device: DeviceSpec,
-    /// Matrix products in fp32, bf16 or fp16 (mixed precision runs candle's autograd graph;
-    /// fp16 scales the loss dynamically).
+    /// Matrix products in fp32, bf16 or fp16 (bf16 runs the CPU graph where the CPU has
+    /// AVX512-BF16, other mixed precision candle's autograd graph; fp16 scales the loss
+    /// dynamically).
     #[arg(long, default_value = "fp32")]
     precision: Precision,
     /// Count the backend operations of one more training step and forward pass: each is a

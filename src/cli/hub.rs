@@ -63,8 +63,9 @@ pub struct FitArgs {
     /// The rank of the LoRA line [default: 8].
     #[arg(long, value_name = "R")]
     lora_r: Option<usize>,
-    /// The run's precision: on a GPU, and on the CPU in bf16/fp16, the run takes candle's
-    /// autograd graph, which keeps more.
+    /// The run's precision: on a GPU, and on the CPU in fp16 (bf16 without AVX512-BF16), the
+    /// run takes candle's autograd graph, which keeps more; bf16 on the CPU graph keeps the
+    /// frozen weights' bf16 packings.
     #[arg(long, default_value = "fp32")]
     precision: hone_app::types::Precision,
     /// The device whose memory is judged: cpu (the RAM), cuda:N, metal, or auto (the first

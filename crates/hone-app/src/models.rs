@@ -263,11 +263,13 @@ pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemo
     };
     let on_gpu = matches!(judged, Judged::Gpu(_) | Judged::Missing(_));
     let gpu_runs_it = on_gpu || judged == Judged::Unified;
+    let bf16 = hone_engine::precision::Precision::Bf16;
     let settings = FitSettings {
         autograd: match gpu_runs_it {
             true => Some(settings.autograd.unwrap_or_default()),
             false => settings.autograd.filter(|p| !p.runs_on_cpu_graph()),
         },
+        bf16_products: !gpu_runs_it && settings.autograd == Some(bf16) && bf16.runs_on_cpu_graph(),
         gpu: on_gpu,
         ..settings
     };
@@ -915,6 +917,24 @@ mod tests {
             on_cpu_graph.full.estimate.activations == cpu_plain.full.estimate.activations,
             hone_engine::precision::Precision::Bf16.runs_on_cpu_graph()
         );
+        // There the frozen weights' bf16 packings count, four bytes a frozen parameter.
+        if hone_engine::precision::Precision::Bf16.runs_on_cpu_graph() {
+            let lora = FitSettings {
+                lora_rank: Some(8),
+                ..bf16
+            };
+            let packed = fit_report(&spec, lora, &machine(16 << 30)).lora.estimate;
+            let plain = estimate(
+                &spec,
+                FitSettings {
+                    lora_rank: Some(8),
+                    ..FitSettings::default()
+                },
+            );
+            assert!(packed.settings.bf16_products, "{:?}", packed.settings);
+            let frozen = packed.parameters - packed.trainable_parameters;
+            assert_eq!(packed.weights, plain.weights + 4 * frozen);
+        }
         let fp16 = FitSettings {
             autograd: Some(hone_engine::precision::Precision::Fp16),
             ..FitSettings::default()

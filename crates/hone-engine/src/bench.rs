@@ -354,6 +354,7 @@ pub fn run_bench(
             }),
             lora_rank: model.spec().lora.as_ref().map(|l| l.r),
             autograd: None,
+            bf16_products: false,
             gpu: false,
             device: Some(crate::device::DeviceSpec::Cpu),
             // A text-to-text batch is its targets (the sources inside).

@@ -6,9 +6,9 @@
 //! the runtime term was fitted to the peak resident memory of real `hone train` runs of
 //! MiniLM-L6 (batch × length 16 × 64 and 32 × 128, full and frozen embeddings);
 //! `bench/memory_estimate.sh` re-measures them and `bench/README.md` keeps the figures. A run
-//! on a GPU, or in mixed precision on the CPU (candle's autograd graph), keeps more: its terms
-//! were fitted to the autograd graph's peaks (`bench/autograd_memory.sh`; see
-//! [`autograd_activations`]).
+//! on a GPU, or in a mixed precision the CPU graph does not run (candle's autograd graph),
+//! keeps more: its terms were fitted to the autograd graph's peaks
+//! (`bench/autograd_memory.sh`; see [`autograd_activations`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -256,8 +256,12 @@ pub struct FitSettings {
     /// rest frozen) instead of full fine-tuning.
     pub lora_rank: Option<usize>,
     /// Set when the run takes candle's autograd graph, in this precision: on a GPU always, on
-    /// the CPU in mixed precision (the CPU's own graph is f32 only).
+    /// the CPU in a mixed precision the CPU's own graph does not run
+    /// ([`crate::precision::Precision::runs_on_cpu_graph`]).
     pub autograd: Option<crate::precision::Precision>,
+    /// The run takes the CPU graph with bf16 products (`--precision bf16` on a CPU with
+    /// AVX512-BF16): each frozen weight's two bf16 packings are kept as well.
+    pub bf16_products: bool,
     /// The run trains on a GPU: the estimate is of the GPU's memory (its runtime is the CUDA
     /// context's, not the CPU's per-token buffers).
     pub gpu: bool,
@@ -309,6 +313,7 @@ impl Default for FitSettings {
             typical_length: None,
             lora_rank: None,
             autograd: None,
+            bf16_products: false,
             gpu: false,
             device: None,
             target_length: None,
@@ -322,7 +327,7 @@ pub struct MemoryEstimate {
     pub settings: FitSettings,
     pub parameters: u64,
     pub trainable_parameters: u64,
-    /// f32 weights.
+    /// f32 weights (and their bf16 packings, with `bf16_products`).
     pub weights: u64,
     /// Gradients of the trained parameters.
     pub gradients: u64,
@@ -428,7 +433,13 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
         }
     };
 
-    let weights = F32 * (count.total + adapters);
+    // bf16 products on the CPU graph keep every frozen weight's two packings (`cpu::bf16`,
+    // two bytes an element each; the frozen embeddings counted too, an upper bound).
+    let packed = match settings.bf16_products && settings.autograd.is_none() && !settings.gpu {
+        true => 4 * (count.total + adapters).saturating_sub(trainable),
+        false => 0,
+    };
+    let weights = F32 * (count.total + adapters) + packed;
     let gradients = F32 * trainable;
     let optimizer = 2 * F32 * trainable;
     let runtime = match (settings.gpu, settings.autograd) {

@@ -15,6 +15,8 @@ use std::arch::x86_64::*;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use candle_core::TensorId;
+
 use rayon::prelude::*;
 
 use super::gemm::{MatRef, Threads};
@@ -77,6 +79,9 @@ fn pack_into(a: MatRef, width: usize, packed: &mut Vec<u32>) {
     let (m, k) = (a.rows(), a.cols());
     let pairs = k.div_ceil(2);
     let len = m.div_ceil(width) * pairs * width;
+    if len == 0 {
+        return;
+    }
     if packed.len() < len {
         packed.resize(len, 0);
     }
@@ -103,9 +108,7 @@ fn pack_into(a: MatRef, width: usize, packed: &mut Vec<u32>) {
                         let row = &data[(first + r) * row_stride..][..k];
                         let values = &row[2 * p0..k.min(2 * (p0 + run))];
                         let (whole, last) = values.split_at(values.len() - values.len() % 2);
-                        for (d, two) in converted.iter_mut().zip(whole.chunks_exact(2)) {
-                            *d = pair(two[0], two[1]);
-                        }
+                        convert_pairs(whole, &mut converted[..whole.len() / 2]);
                         if let Some(&x) = last.first() {
                             converted[run - 1] = pair(x, 0.0);
                         }
@@ -166,34 +169,74 @@ impl PackedB {
 }
 
 /// The packed forms of the weights that are not trained, kept across steps (a frozen weight
-/// does not change): by parameter index, as the forward product's `wᵀ` and as the backward
+/// does not change): by the weight's tensor (one stepper may serve several models, whose
+/// parameters' positions overlap), as the forward product's `wᵀ` and as the backward
 /// product's `w`.
 #[derive(Default)]
 pub struct PackedCache {
-    packed: Mutex<HashMap<(usize, bool), Arc<PackedB>>>,
+    packed: Mutex<HashMap<(TensorId, bool), Arc<PackedB>>>,
 }
 
 impl PackedCache {
-    /// The packing of parameter `index` as `b()` (`transposed`: the forward product's `wᵀ`),
-    /// packed on first use.
+    /// The packing of `weight` as `b()` (`transposed`: the forward product's `wᵀ`), packed on
+    /// first use (or again when `b()`'s shape is not the kept packing's).
     pub fn frozen<'a>(
         &self,
-        index: usize,
+        weight: TensorId,
         transposed: bool,
-        b: impl FnOnce() -> MatRef<'a>,
+        b: impl Fn() -> MatRef<'a>,
     ) -> Arc<PackedB> {
         let mut packed = self.packed.lock().unwrap_or_else(|e| e.into_inner());
-        packed
-            .entry((index, transposed))
-            .or_insert_with(|| Arc::new(PackedB::new(b())))
-            .clone()
+        let entry = packed
+            .entry((weight, transposed))
+            .or_insert_with(|| Arc::new(PackedB::new(b())));
+        let view = b();
+        if (entry.k, entry.n) != (view.rows(), view.cols()) {
+            *entry = Arc::new(PackedB::new(view));
+        }
+        entry.clone()
     }
 
-    /// Drops parameter `index`'s packings (it trains now, so it will change).
-    pub fn forget(&self, index: usize) {
+    /// Drops `weight`'s packings (it trains now, so it will change).
+    pub fn forget(&self, weight: TensorId) {
         let mut packed = self.packed.lock().unwrap_or_else(|e| e.into_inner());
-        packed.remove(&(index, true));
-        packed.remove(&(index, false));
+        packed.remove(&(weight, true));
+        packed.remove(&(weight, false));
+    }
+}
+
+/// `dst[i] = pair(src[2i], src[2i + 1])` (`src` twice as long as `dst`): 32 values an
+/// instruction where AVX512-BF16 runs.
+fn convert_pairs(src: &[f32], dst: &mut [u32]) {
+    assert_eq!(src.len(), 2 * dst.len(), "two values a pair");
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: AVX512-BF16 is available; the lengths are checked above.
+        return unsafe { convert_pairs_avx512(src, dst) };
+    }
+    for (d, two) in dst.iter_mut().zip(src.chunks_exact(2)) {
+        *d = pair(two[0], two[1]);
+    }
+}
+
+/// [`convert_pairs`] with `vcvtne2ps2bf16` (round to nearest even, as [`bf16_bits`]).
+///
+/// # Safety
+/// AVX512-BF16 is available and `src.len() == 2 · dst.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn convert_pairs_avx512(src: &[f32], dst: &mut [u32]) {
+    let n = dst.len();
+    let mut i = 0;
+    while i + 16 <= n {
+        let lo = _mm512_loadu_ps(src.as_ptr().add(2 * i));
+        let hi = _mm512_loadu_ps(src.as_ptr().add(2 * i + 16));
+        let packed: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+        _mm512_storeu_si512(dst.as_mut_ptr().add(i) as *mut _, packed);
+        i += 16;
+    }
+    for j in i..n {
+        dst[j] = pair(src[2 * j], src[2 * j + 1]);
     }
 }
 
@@ -359,6 +402,10 @@ unsafe fn kernel(
     ];
     for (r, row) in acc.iter().enumerate().take(valid.0) {
         for (half, (&v, &mask)) in row.iter().zip(&masks).enumerate() {
+            if mask == 0 {
+                // No column there: not even the pointer is formed.
+                continue;
+            }
             let dst = c.add(r * ldc + 16 * half);
             let v = match add {
                 true => _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, dst)),
@@ -450,15 +497,21 @@ mod tests {
     #[test]
     fn the_cache_packs_a_frozen_weight_once_until_it_is_forgotten() {
         let cache = PackedCache::default();
+        let id = candle_core::Tensor::zeros(1, candle_core::DType::F32, &candle_core::Device::Cpu)
+            .unwrap()
+            .id();
         let mut w = vec![1f32; 6];
-        let first = cache.frozen(3, true, || MatRef::new(&w, 2, 3).t());
-        let again = cache.frozen(3, true, || unreachable!("packed twice"));
+        let first = cache.frozen(id, true, || MatRef::new(&w, 2, 3).t());
+        let again = cache.frozen(id, true, || MatRef::new(&w, 2, 3).t());
         assert!(Arc::ptr_eq(&first, &again));
-        let other = cache.frozen(3, false, || MatRef::new(&w, 2, 3));
+        let other = cache.frozen(id, false, || MatRef::new(&w, 2, 3));
         assert!(!Arc::ptr_eq(&first, &other));
-        cache.forget(3);
+        // Another shape under the same tensor is packed anew.
+        let reshaped = cache.frozen(id, true, || MatRef::new(&w, 3, 2).t());
+        assert_eq!((reshaped.k, reshaped.n), (2, 3));
+        cache.forget(id);
         w[0] = 2.0;
-        let fresh = cache.frozen(3, true, || MatRef::new(&w, 2, 3).t());
+        let fresh = cache.frozen(id, true, || MatRef::new(&w, 2, 3).t());
         assert!(!Arc::ptr_eq(&first, &fresh));
         assert_eq!(fresh.panels[0], pair(2.0, 1.0));
     }

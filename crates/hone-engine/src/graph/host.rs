@@ -459,14 +459,16 @@ impl<'a> HostGraph<'a> {
         let Some(cache) = &self.packed else {
             return (None, None);
         };
-        if self.trained[w] || !self.params.all()[w].is_frozen() {
-            cache.forget(w);
+        let param = &self.params.all()[w];
+        let id = param.var().id();
+        if self.trained[w] || !param.is_frozen() {
+            cache.forget(id);
             return (None, None);
         }
         let weight = &self.weights[w];
-        let forward = cache.frozen(w, true, || MatRef::new(weight, out_f, in_f).t());
+        let forward = cache.frozen(id, true, || MatRef::new(weight, out_f, in_f).t());
         let backward =
-            backward.then(|| cache.frozen(w, false, || MatRef::new(weight, out_f, in_f)));
+            backward.then(|| cache.frozen(id, false, || MatRef::new(weight, out_f, in_f)));
         (Some(forward), backward)
     }
 
@@ -1318,13 +1320,14 @@ pub fn language_model_loss_grad(
         )));
     }
     let mut d_hidden = pool.take(hidden.data.len());
+    let id = params.all()[w].var().id();
     let frozen = grads.get_mut(w).is_none() && params.all()[w].is_frozen();
     if !frozen {
-        packed.forget(w);
+        packed.forget(id);
     }
     let frozen = (products == Products::Bf16 && frozen).then(|| LmPacked {
-        forward: packed.frozen(w, true, || MatRef::new(&weights[w], vocab, h).t()),
-        backward: packed.frozen(w, false, || MatRef::new(&weights[w], vocab, h)),
+        forward: packed.frozen(id, true, || MatRef::new(&weights[w], vocab, h).t()),
+        backward: packed.frozen(id, false, || MatRef::new(&weights[w], vocab, h)),
     });
     let loss = lm_head_loss(
         &hidden.data,

@@ -53,7 +53,7 @@ impl Precision {
     pub fn runs_on_cpu_graph(self) -> bool {
         match self {
             Precision::Fp32 => true,
-            Precision::Bf16 => crate::cpu::gemm::Products::bf16().is_some(),
+            Precision::Bf16 => crate::cpu::bf16::available(),
             Precision::Fp16 => false,
         }
     }

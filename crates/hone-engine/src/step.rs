@@ -13,7 +13,6 @@ use candle_core::{census, Device};
 use hone_data::Batch;
 
 use crate::cpu::bf16::PackedCache;
-use crate::cpu::gemm::Products;
 use crate::cpu::lm_loss::LmScratch;
 use crate::cpu::HostGrads;
 use crate::distill::{distilled_loss_sum, Distill};
@@ -90,11 +89,9 @@ struct HostState {
     grads: HostGrads,
     pool: Pool,
     lm_scratch: LmScratch,
-    /// The precision of the dense layers' products (bf16 under `--precision bf16` on a CPU
-    /// with AVX512-BF16).
-    products: Products,
-    /// The frozen weights' bf16 packings.
-    packed: Arc<PackedCache>,
+    /// The dense layers' products in bf16 (`--precision bf16` on a CPU with AVX512-BF16),
+    /// the frozen weights' packings kept here; `None`: in f32.
+    bf16: Option<Arc<PackedCache>>,
 }
 
 /// Runs optimizer steps and evaluation passes for one model.
@@ -144,17 +141,15 @@ impl Stepper {
     }
 
     /// Runs the matrix products in `precision`: bf16 on the CPU graph where the CPU has
-    /// AVX512-BF16 ([`Products::bf16`]), any other mixed precision on candle's autograd
-    /// graph; fp16 scales the loss dynamically. Pass what [`crate::precision::resolve`] gave.
+    /// AVX512-BF16 ([`Precision::runs_on_cpu_graph`]), any other mixed precision on candle's
+    /// autograd graph; fp16 scales the loss dynamically. Pass what
+    /// [`crate::precision::resolve`] gave.
     pub fn with_precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
-        let host_products = match precision {
-            Precision::Fp32 => Some(Products::F32),
-            Precision::Bf16 => Products::bf16(),
-            Precision::Fp16 => None,
-        };
-        match (&mut self.host, host_products) {
-            (Some(state), Some(products)) => state.products = products,
+        match (&mut self.host, precision.runs_on_cpu_graph()) {
+            (Some(state), true) => {
+                state.bf16 = (precision == Precision::Bf16).then(Arc::default);
+            }
             _ => self.host = None,
         }
         self.scaler = (precision == Precision::Fp16).then(LossScaler::new);
@@ -442,7 +437,7 @@ fn host_forward(
         state.pool.clone(),
     )
     .with_int8(model.int8_weights())
-    .with_products(state.products, &state.packed);
+    .with_bf16(state.bf16.as_ref());
     Ok(host_logits(&model.forward(&mut g)?, tokens))
 }
 
@@ -473,7 +468,7 @@ fn host_step(
             rng,
             state.pool.clone(),
         )
-        .with_products(state.products, &state.packed);
+        .with_bf16(state.bf16.as_ref());
         // A language model's output layer goes with its loss, a chunk of learned tokens at a
         // time, unless the logits themselves are asked for.
         let fused = model
@@ -494,8 +489,7 @@ fn host_step(
                     &state.pool,
                     &mut state.grads,
                     &mut state.lm_scratch,
-                    state.products,
-                    &state.packed,
+                    state.bf16.as_deref(),
                 )?;
                 (hidden, tape, loss, d_hidden)
             }

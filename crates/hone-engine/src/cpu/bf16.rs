@@ -12,8 +12,10 @@
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::LocalKey;
 
 use candle_core::TensorId;
 
@@ -177,31 +179,40 @@ pub struct PackedCache {
     packed: Mutex<HashMap<(TensorId, bool), Arc<PackedB>>>,
 }
 
-impl PackedCache {
-    /// The packing of `weight` as `b()` (`transposed`: the forward product's `wᵀ`), packed on
-    /// first use (or again when `b()`'s shape is not the kept packing's).
-    pub fn frozen<'a>(
-        &self,
-        weight: TensorId,
-        transposed: bool,
-        b: impl Fn() -> MatRef<'a>,
-    ) -> Arc<PackedB> {
-        let mut packed = self.packed.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = packed
-            .entry((weight, transposed))
-            .or_insert_with(|| Arc::new(PackedB::new(b())));
-        let view = b();
-        if (entry.k, entry.n) != (view.rows(), view.cols()) {
-            *entry = Arc::new(PackedB::new(view));
-        }
-        entry.clone()
-    }
+/// A weight's packings for a step's products: `wᵀ` for the forward product, `w` for the
+/// input's gradient; `None` where the product packs the weight itself.
+#[derive(Default)]
+pub struct WeightPackings {
+    pub forward: Option<Arc<PackedB>>,
+    pub backward: Option<Arc<PackedB>>,
+}
 
-    /// Drops `weight`'s packings (it trains now, so it will change).
-    pub fn forget(&self, weight: TensorId) {
+impl PackedCache {
+    /// The packings of weight `id` (`w`, `[out × in]` as `nn.Linear` stores it) when it is
+    /// `frozen`: made on first use (again when the shape differs) and kept; the backward one
+    /// only when `backward`. A weight that is not frozen drops any it had (it changes) and
+    /// gets none.
+    pub fn weight(&self, id: TensorId, frozen: bool, w: MatRef, backward: bool) -> WeightPackings {
         let mut packed = self.packed.lock().unwrap_or_else(|e| e.into_inner());
-        packed.remove(&(weight, true));
-        packed.remove(&(weight, false));
+        if !frozen {
+            packed.remove(&(id, true));
+            packed.remove(&(id, false));
+            return WeightPackings::default();
+        }
+        let mut kept = |transposed: bool| {
+            let b = if transposed { w.t() } else { w };
+            let entry = packed
+                .entry((id, transposed))
+                .or_insert_with(|| Arc::new(PackedB::new(b)));
+            if (entry.k, entry.n) != (b.rows(), b.cols()) {
+                *entry = Arc::new(PackedB::new(b));
+            }
+            entry.clone()
+        };
+        WeightPackings {
+            forward: Some(kept(true)),
+            backward: backward.then(|| kept(false)),
+        }
     }
 }
 
@@ -245,7 +256,10 @@ unsafe fn convert_pairs_avx512(src: &[f32], dst: &mut [u32]) {
 /// [`available`].
 pub fn matmul(c: &mut [f32], ldc: usize, a: MatRef, b: MatRef, accumulate: bool, threads: Threads) {
     assert_eq!(a.cols(), b.rows(), "inner dimensions differ");
-    matmul_packed(c, ldc, a, &PackedB::new(b), accumulate, threads)
+    with_reused(&PACKED_B, |panels| {
+        pack_into(b.t(), NR, panels);
+        multiply(c, ldc, a, panels, (b.rows(), b.cols()), accumulate, threads)
+    })
 }
 
 /// [`matmul`] with `b` already packed.
@@ -257,15 +271,47 @@ pub fn matmul_packed(
     accumulate: bool,
     threads: Threads,
 ) {
+    multiply(c, ldc, a, &b.panels, (b.k, b.n), accumulate, threads)
+}
+
+thread_local! {
+    /// The operands' packings of one product after another, reused (fresh pages would
+    /// cost a fifth of a decoder's step).
+    static PACKED_A: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    static PACKED_B: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `f` over `buffer`'s vector, or a fresh one while it is in use (a product inside a product:
+/// work stolen while this thread waits).
+fn with_reused<R>(
+    buffer: &'static LocalKey<RefCell<Vec<u32>>>,
+    f: impl FnOnce(&mut Vec<u32>) -> R,
+) -> R {
+    buffer.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut reused) => f(&mut reused),
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
+/// `c (+)= a · b` with `b` (`k × n`) in `panels` as [`pack`] lays it out.
+fn multiply(
+    c: &mut [f32],
+    ldc: usize,
+    a: MatRef,
+    panels: &[u32],
+    (k, n): (usize, usize),
+    accumulate: bool,
+    threads: Threads,
+) {
     assert!(available(), "this CPU has no AVX512-BF16");
-    assert_eq!(a.cols(), b.k, "inner dimensions differ");
-    let (m, n) = (a.rows(), b.n);
+    assert_eq!(a.cols(), k, "inner dimensions differ");
+    let m = a.rows();
     if m == 0 || n == 0 {
         return;
     }
     assert!(ldc >= n, "output rows overlap");
     assert!(c.len() >= (m - 1) * ldc + n, "output too small");
-    if b.k == 0 {
+    if k == 0 {
         if !accumulate {
             for row in c.chunks_mut(ldc).take(m) {
                 row[..n].fill(0.0);
@@ -273,51 +319,33 @@ pub fn matmul_packed(
         }
         return;
     }
-    PACKED_A.with(|buffer| match buffer.try_borrow_mut() {
-        Ok(mut reused) => product(c, ldc, a, b, accumulate, threads, &mut reused),
-        // A product inside a product (work stolen while this thread waits): its own buffer.
-        Err(_) => product(c, ldc, a, b, accumulate, threads, &mut Vec::new()),
-    })
-}
-
-thread_local! {
-    /// The left operands' packings, reused from product to product.
-    static PACKED_A: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// [`matmul_packed`] with `packed_a` to pack `a` into.
-fn product(
-    c: &mut [f32],
-    ldc: usize,
-    a: MatRef,
-    b: &PackedB,
-    accumulate: bool,
-    threads: Threads,
-    packed_a: &mut Vec<u32>,
-) {
-    let (m, n, k) = (a.rows(), b.n, b.k);
-    pack_into(a, MR, packed_a);
-    let packed_a = &packed_a[..];
-    let packed_b = &b.panels;
     let pairs = k.div_ceil(2);
-    let tasks: Vec<(usize, usize)> = (0..m.div_ceil(MC))
-        .flat_map(|i| (0..n.div_ceil(NC)).map(move |j| (i * MC, j * NC)))
-        .collect();
-    let out = SharedOut(c.as_mut_ptr());
-    let run = |&(row, col): &(usize, usize)| {
-        let task = Task {
-            rows: row..(row + MC).min(m),
-            cols: col..(col + NC).min(n),
-            pairs,
+    assert!(
+        panels.len() >= n.div_ceil(NR) * pairs * NR,
+        "b's panels too short"
+    );
+    with_reused(&PACKED_A, |packed_a| {
+        pack_into(a, MR, packed_a);
+        let packed_a = &packed_a[..];
+        let tasks: Vec<(usize, usize)> = (0..m.div_ceil(MC))
+            .flat_map(|i| (0..n.div_ceil(NC)).map(move |j| (i * MC, j * NC)))
+            .collect();
+        let out = SharedOut(c.as_mut_ptr());
+        let run = |&(row, col): &(usize, usize)| {
+            let task = Task {
+                rows: row..(row + MC).min(m),
+                cols: col..(col + NC).min(n),
+                pairs,
+            };
+            // SAFETY: `available()` holds; the tasks' blocks of `c` are disjoint and inside
+            // it (the asserts above); the panels are `pack`'s, `pairs` long.
+            unsafe { task.run(&out, ldc, packed_a, panels, accumulate) };
         };
-        // SAFETY: `available()` holds; the tasks' blocks of `c` are disjoint and inside it
-        // (the asserts above); the panels are `pack`'s, `pairs` long.
-        unsafe { task.run(&out, ldc, packed_a, packed_b, accumulate) };
-    };
-    match threads {
-        Threads::All if tasks.len() > 1 => tasks.par_iter().for_each(run),
-        _ => tasks.iter().for_each(run),
-    }
+        match threads {
+            Threads::All if tasks.len() > 1 => tasks.par_iter().for_each(run),
+            _ => tasks.iter().for_each(run),
+        }
+    })
 }
 
 /// The result's pointer, shared by tasks that write disjoint blocks of it.
@@ -501,17 +529,22 @@ mod tests {
             .unwrap()
             .id();
         let mut w = vec![1f32; 6];
-        let first = cache.frozen(id, true, || MatRef::new(&w, 2, 3).t());
-        let again = cache.frozen(id, true, || MatRef::new(&w, 2, 3).t());
-        assert!(Arc::ptr_eq(&first, &again));
-        let other = cache.frozen(id, false, || MatRef::new(&w, 2, 3));
-        assert!(!Arc::ptr_eq(&first, &other));
+        let first = cache.weight(id, true, MatRef::new(&w, 2, 3), false);
+        assert!(first.backward.is_none());
+        let first = first.forward.expect("frozen");
+        let again = cache.weight(id, true, MatRef::new(&w, 2, 3), true);
+        assert!(Arc::ptr_eq(&first, again.forward.as_ref().expect("kept")));
+        let backward = again.backward.expect("asked for");
+        assert_eq!((backward.k, backward.n), (2, 3));
         // Another shape under the same tensor is packed anew.
-        let reshaped = cache.frozen(id, true, || MatRef::new(&w, 3, 2).t());
-        assert_eq!((reshaped.k, reshaped.n), (2, 3));
-        cache.forget(id);
+        let reshaped = cache.weight(id, true, MatRef::new(&w, 3, 2), false);
+        assert_eq!(reshaped.forward.map(|p| (p.k, p.n)), Some((2, 3)));
+        // Trained, it is dropped and gets none; frozen again, packed from its values then.
+        let trained = cache.weight(id, false, MatRef::new(&w, 2, 3), true);
+        assert!(trained.forward.is_none() && trained.backward.is_none());
         w[0] = 2.0;
-        let fresh = cache.frozen(id, true, || MatRef::new(&w, 2, 3).t());
+        let fresh = cache.weight(id, true, MatRef::new(&w, 2, 3), false);
+        let fresh = fresh.forward.expect("frozen");
         assert!(!Arc::ptr_eq(&first, &fresh));
         assert_eq!(fresh.panels[0], pair(2.0, 1.0));
     }

@@ -157,25 +157,26 @@ pub enum Products {
 }
 
 impl Products {
-    /// [`Products::Bf16`] when this CPU runs bf16 products, else `None`.
-    pub fn bf16() -> Option<Self> {
-        super::bf16::available().then_some(Products::Bf16)
-    }
-
-    /// [`matmul`] with operands in this precision.
+    /// [`matmul`] with operands in this precision; in bf16 `b` from `packed` (its packing)
+    /// when given.
+    #[allow(clippy::too_many_arguments)]
     pub fn matmul(
         self,
         c: &mut [f32],
         ldc: usize,
         a: MatRef,
         b: MatRef,
+        packed: Option<&PackedB>,
         accumulate: bool,
         threads: Threads,
     ) {
-        if self == Products::Bf16 && super::bf16::available() {
-            return super::bf16::matmul(c, ldc, a, b, accumulate, threads);
+        if self != Products::Bf16 || !super::bf16::available() {
+            return matmul(c, ldc, a, b, accumulate, threads);
         }
-        matmul(c, ldc, a, b, accumulate, threads)
+        match packed {
+            Some(b) => super::bf16::matmul_packed(c, ldc, a, b, accumulate, threads),
+            None => super::bf16::matmul(c, ldc, a, b, accumulate, threads),
+        }
     }
 }
 
@@ -202,12 +203,7 @@ pub fn linear(
         None => y[..rows * out_f].fill(0.0),
     }
     let (x, w) = (MatRef::new(x, rows, in_f), MatRef::new(w, out_f, in_f).t());
-    match packed {
-        Some(w) if products == Products::Bf16 && super::bf16::available() => {
-            super::bf16::matmul_packed(y, out_f, x, w, true, Threads::All)
-        }
-        _ => products.matmul(y, out_f, x, w, true, Threads::All),
-    }
+    products.matmul(y, out_f, x, w, packed, true, Threads::All);
 }
 
 /// Backward of [`linear`]: `dx (+)= dy · w` when `dx` is given (in bf16 `products` from
@@ -229,22 +225,11 @@ pub fn linear_backward(
     let dy_m = MatRef::new(dy, rows, out_f);
     if let Some((dx, accumulate)) = dx {
         let w = MatRef::new(w, out_f, in_f);
-        match packed {
-            Some(w) if products == Products::Bf16 && super::bf16::available() => {
-                super::bf16::matmul_packed(dx, in_f, dy_m, w, accumulate, Threads::All)
-            }
-            _ => products.matmul(dx, in_f, dy_m, w, accumulate, Threads::All),
-        }
+        products.matmul(dx, in_f, dy_m, w, packed, accumulate, Threads::All);
     }
     if let Some(dw) = dw {
-        products.matmul(
-            dw,
-            in_f,
-            dy_m.t(),
-            MatRef::new(x, rows, in_f),
-            true,
-            Threads::All,
-        );
+        let x = MatRef::new(x, rows, in_f);
+        products.matmul(dw, in_f, dy_m.t(), x, None, true, Threads::All);
     }
     if let Some(db) = db {
         super::kernels::add_column_sums(db, dy, out_f);

@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::bf16::PackedB;
+use super::bf16::WeightPackings;
 use super::gemm::{linear, linear_backward, Products};
 use super::kernels::smoothed_nll;
 use crate::graph::IGNORE_LABEL;
@@ -22,19 +22,12 @@ pub struct LmScratch {
     pub d_rows: Vec<f32>,
 }
 
-/// A frozen output layer's packings for bf16 products: `wᵀ` (logits) and `w` (the rows'
-/// gradient).
-pub struct LmPacked {
-    pub forward: std::sync::Arc<PackedB>,
-    pub backward: std::sync::Arc<PackedB>,
-}
-
 /// The output layer `weight` (`[vocab × hidden]`, no bias) over the rows of `hidden` whose
 /// label is not [`IGNORE_LABEL`], with the cross-entropy against those labels. Returns the
 /// summed loss; writes `d_hidden` (every row: zero where not learned) and adds to `d_weight`
 /// (when the layer trains) the gradients of `scale ×` that sum. `smoothing` is label
 /// smoothing's ε ([`super::kernels::cross_entropy`]). The products run in `products`, from
-/// `packed` when given (a frozen layer's packings, kept across steps).
+/// `packed` where it holds them (a frozen layer's packings, kept across steps).
 #[allow(clippy::too_many_arguments)]
 pub fn lm_head_loss(
     hidden: &[f32],
@@ -48,7 +41,7 @@ pub fn lm_head_loss(
     mut d_weight: Option<&mut [f32]>,
     scratch: &mut LmScratch,
     products: Products,
-    packed: Option<&LmPacked>,
+    packed: &WeightPackings,
 ) -> f64 {
     d_hidden.fill(0.0);
     let learned: Vec<usize> = (0..labels.len())
@@ -85,7 +78,7 @@ pub fn lm_head_loss(
             hidden_size,
             vocab,
             products,
-            packed.map(|p| &*p.forward),
+            packed.forward.as_deref(),
         );
         loss += logits
             .par_chunks_mut(vocab)
@@ -103,7 +96,7 @@ pub fn lm_head_loss(
             d_weight.as_deref_mut(),
             None,
             products,
-            packed.map(|p| &*p.backward),
+            packed.backward.as_deref(),
         );
         for (src, &r) in dx.chunks_exact(hidden_size).zip(block) {
             d_hidden[r * hidden_size..(r + 1) * hidden_size].copy_from_slice(src);
@@ -222,7 +215,7 @@ mod tests {
                 Some(&mut dw),
                 &mut scratch,
                 Products::F32,
-                None,
+                &WeightPackings::default(),
             );
             assert!(
                 (loss - want[0]).abs() < 1e-6 * want[0],

@@ -15,7 +15,7 @@ use super::{
     TokenIds, Tokens,
 };
 use crate::cpu::attention::{self, AttentionSaved, AttentionShape, RelativeTerms};
-use crate::cpu::bf16::{PackedB, PackedCache};
+use crate::cpu::bf16::{PackedB, PackedCache, WeightPackings};
 use crate::cpu::biased::{self, BiasTerms, BiasedSaved, BiasedShape};
 use crate::cpu::decoder::{gated, gated_backward, rms_norm, rms_norm_backward, RotaryTable};
 use crate::cpu::gemm::{linear, linear_backward, MatRef, Products};
@@ -25,7 +25,7 @@ use crate::cpu::kernels::{
     activation, activation_backward, cross_entropy, layer_norm, layer_norm_backward, DropMask,
     NormStats,
 };
-use crate::cpu::lm_loss::{lm_head_loss, LmPacked, LmScratch};
+use crate::cpu::lm_loss::{lm_head_loss, LmScratch};
 use crate::cpu::prefix::{add_prefix_grad, narrow, widen, widened_spans, PrefixRows};
 use crate::models::nn::{LayerNorm, RmsNorm, Rotary};
 use crate::ops::Activation;
@@ -393,10 +393,9 @@ pub struct HostGraph<'a> {
     int8: Option<&'a Int8Weights>,
     /// T5 generation: the decoder's keys and values of the passes before this one.
     decoder_cache: Option<&'a mut biased::DecoderCache>,
-    /// The precision of the dense layers' products.
-    products: Products,
-    /// The frozen weights' bf16 packings, kept across steps.
-    packed: Option<Arc<PackedCache>>,
+    /// The dense layers' products in bf16, the frozen weights' packings kept here across
+    /// steps; `None`: in f32.
+    bf16: Option<Arc<PackedCache>>,
 }
 
 impl<'a> HostGraph<'a> {
@@ -432,44 +431,37 @@ impl<'a> HostGraph<'a> {
             relative_rows: None,
             int8: None,
             decoder_cache: None,
-            products: Products::F32,
-            packed: None,
+            bf16: None,
         }
     }
 
-    /// Runs the dense layers' products (forward and backward) in `products`: bf16 operands
-    /// and f32 sums ([`Products::Bf16`]), as mixed precision does on a GPU; the weights that
-    /// are not trained keep their packings in `packed`.
-    pub fn with_products(mut self, products: Products, packed: &Arc<PackedCache>) -> Self {
-        self.products = products;
-        self.packed = (products == Products::Bf16).then(|| packed.clone());
+    /// Runs the dense layers' products (forward and backward) with bf16 operands and f32
+    /// sums, as mixed precision does on a GPU, when `bf16` holds the stepper's cache of the
+    /// frozen weights' packings ([`Products::Bf16`]).
+    pub fn with_bf16(mut self, bf16: Option<&Arc<PackedCache>>) -> Self {
+        self.bf16 = bf16.cloned();
         self
     }
 
-    /// Weight `w`'s bf16 packings (`wᵀ` for the forward product, `w` for the backward one
-    /// when `backward`) when it is frozen; a trained weight's are dropped (it changes), and
-    /// an evaluation pass packs a weight that is not frozen afresh.
-    fn frozen_packings(
-        &self,
-        w: usize,
-        out_f: usize,
-        in_f: usize,
-        backward: bool,
-    ) -> (Option<Arc<PackedB>>, Option<Arc<PackedB>>) {
-        let Some(cache) = &self.packed else {
-            return (None, None);
+    /// The precision of the dense layers' products.
+    fn products(&self) -> Products {
+        match self.bf16 {
+            Some(_) => Products::Bf16,
+            None => Products::F32,
+        }
+    }
+
+    /// Weight `w`'s kept bf16 packings ([`PackedCache::weight`]; the backward one when
+    /// `backward`): only a frozen weight has them, and an evaluation pass packs a weight
+    /// that is not frozen afresh.
+    fn packings(&self, w: usize, out_f: usize, in_f: usize, backward: bool) -> WeightPackings {
+        let Some(cache) = &self.bf16 else {
+            return WeightPackings::default();
         };
         let param = &self.params.all()[w];
-        let id = param.var().id();
-        if self.trained[w] || !param.is_frozen() {
-            cache.forget(id);
-            return (None, None);
-        }
-        let weight = &self.weights[w];
-        let forward = cache.frozen(id, true, || MatRef::new(weight, out_f, in_f).t());
-        let backward =
-            backward.then(|| cache.frozen(id, false, || MatRef::new(weight, out_f, in_f)));
-        (Some(forward), backward)
+        let frozen = !self.trained[w] && param.is_frozen();
+        let weight = MatRef::new(&self.weights[w], out_f, in_f);
+        cache.weight(param.var().id(), frozen, weight, backward)
     }
 
     /// An evaluation pass of one target sequence that continues T5's decoder `cache`: the
@@ -754,8 +746,8 @@ impl Graph for HostGraph<'_> {
             quantized.forward(&mut out, &x.data, rows, b.map(|b| &self.weights[b]));
             return Ok(self.untracked(out, out_f));
         }
-        let products = self.products;
-        let (packed, packed_backward) = self.frozen_packings(w, out_f, in_f, x.grad);
+        let products = self.products();
+        let packed = self.packings(w, out_f, in_f, x.grad);
         linear(
             &mut out,
             &x.data,
@@ -765,7 +757,7 @@ impl Graph for HostGraph<'_> {
             in_f,
             out_f,
             products,
-            packed.as_deref(),
+            packed.forward.as_deref(),
         );
         let grad = x.grad || self.trained[w] || b.is_some_and(|b| self.trained[b]);
         Ok(self.value(out, out_f, grad, || Op::Linear {
@@ -778,7 +770,7 @@ impl Graph for HostGraph<'_> {
                 in_f,
                 out_f,
                 products,
-                packed: packed_backward,
+                packed: packed.backward,
             },
         }))
     }
@@ -1292,8 +1284,7 @@ pub fn language_model_loss_grad(
     pool: &Pool,
     grads: &mut HostGrads,
     scratch: &mut LmScratch,
-    products: Products,
-    packed: &PackedCache,
+    bf16: Option<&PackedCache>,
 ) -> Result<(f64, Buf), EngineError> {
     let w = params.index_of(weight.name()).ok_or_else(|| {
         EngineError::InvalidConfig(format!(
@@ -1320,15 +1311,16 @@ pub fn language_model_loss_grad(
         )));
     }
     let mut d_hidden = pool.take(hidden.data.len());
-    let id = params.all()[w].var().id();
-    let frozen = grads.get_mut(w).is_none() && params.all()[w].is_frozen();
-    if !frozen {
-        packed.forget(id);
-    }
-    let frozen = (products == Products::Bf16 && frozen).then(|| LmPacked {
-        forward: packed.frozen(id, true, || MatRef::new(&weights[w], vocab, h).t()),
-        backward: packed.frozen(id, false, || MatRef::new(&weights[w], vocab, h)),
-    });
+    let (products, packed) = match bf16 {
+        Some(cache) => {
+            let param = &params.all()[w];
+            let frozen = grads.get_mut(w).is_none() && param.is_frozen();
+            let weight = MatRef::new(&weights[w], vocab, h);
+            let packed = cache.weight(param.var().id(), frozen, weight, true);
+            (Products::Bf16, packed)
+        }
+        None => (Products::F32, WeightPackings::default()),
+    };
     let loss = lm_head_loss(
         &hidden.data,
         h,
@@ -1341,7 +1333,7 @@ pub fn language_model_loss_grad(
         grads.get_mut(w),
         scratch,
         products,
-        frozen.as_ref(),
+        &packed,
     );
     Ok((loss, d_hidden))
 }

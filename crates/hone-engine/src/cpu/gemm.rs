@@ -58,6 +58,24 @@ impl<'a> MatRef<'a> {
         (self.data, self.row_stride, self.col_stride)
     }
 
+    /// Rows `rows` of the matrix (a view).
+    pub fn row_range(self, rows: std::ops::Range<usize>) -> Self {
+        assert!(
+            rows.start <= rows.end && rows.end <= self.rows,
+            "rows outside the matrix"
+        );
+        let data = if rows.is_empty() || self.cols == 0 {
+            &self.data[..0]
+        } else {
+            &self.data[rows.start * self.row_stride..]
+        };
+        MatRef {
+            data,
+            rows: rows.len(),
+            ..self
+        }
+    }
+
     /// The transpose (a view).
     pub fn t(self) -> Self {
         MatRef {

@@ -376,10 +376,15 @@ pub fn print_fit(fit: &FitReport) {
             .as_ref()
             .map_or(0.0, |s| s.samples_per_second);
         println!(
-            "Speed here (CPU, {} threads, matrix kernel {:.0} GFLOP/s), {lengths}: \
+            "Speed here (CPU, {} threads, {}matrix kernel {:.0} GFLOP/s), {lengths}: \
              about {:.1} samples/s full, {:.1} with frozen embeddings, {lora:.1} with LoRA \
              ({:.0} s per 1,000 examples){}",
             hone_app::machine::training_threads(),
+            if fit.full.estimate.settings.bf16_products {
+                "bf16 "
+            } else {
+                ""
+            },
             full.matmul_gflops,
             full.samples_per_second,
             frozen.samples_per_second,

@@ -88,10 +88,10 @@ pub fn training_threads() -> usize {
     hone_engine::candle_core::utils::get_num_threads()
 }
 
-/// Measures (once per process) the CPU's matrix-multiply speed the training-time estimates
-/// are scaled by; later calls return the kept figure.
-pub fn measure_cpu_speed() -> f64 {
-    hone_engine::speed::cpu_matmul_gflops()
+/// Measures (once per process) the CPU's matrix-multiply speeds (f32, and bf16 where the CPU
+/// has it) the training-time estimates are scaled by; later calls return the kept figures.
+pub fn measure_cpu_speed() -> hone_engine::speed::MatrixRates {
+    hone_engine::speed::cpu_matrix_rates()
 }
 
 /// Reads the machine's memory now.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use hone_engine::device::DeviceSpec;
 use hone_engine::memory::{estimate, FitSettings, MemoryEstimate};
 use hone_engine::models::{supported_model_types, Family, ModelSpec};
-use hone_engine::speed::{cpu_matmul_gflops, estimate_speed, SpeedEstimate};
+use hone_engine::speed::{cpu_matrix_rates, estimate_speed, SpeedEstimate};
 use hone_hub::download::plan_files;
 use hone_hub::{CachedModel, HubClient, ModelInfo, ModelSummary};
 use hone_store::{ModelRecord, NewModel};
@@ -274,7 +274,7 @@ pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemo
         ..settings
     };
     // The speed estimate is the CPU's.
-    let matmul_gflops = (!gpu_runs_it).then(cpu_matmul_gflops);
+    let rates = (!gpu_runs_it).then(cpu_matrix_rates);
     let host = matches!(judged, Judged::Gpu(_)).then(|| {
         // The weights read on the host before they move, the program and data, and what a
         // resumable checkpoint copies to the host to write it: every weight and both moments.
@@ -298,7 +298,7 @@ pub fn fit_report(spec: &ModelSpec, settings: FitSettings, machine: &MachineMemo
         FitLine {
             verdict: host.as_ref().map_or(verdict, |h| verdict.worse(h.verdict)),
             estimate,
-            speed: matmul_gflops.map(|rate| estimate_speed(spec, settings, rate)),
+            speed: rates.map(|rates| estimate_speed(spec, settings, rates)),
         }
     };
     FitReport {

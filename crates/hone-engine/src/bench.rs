@@ -82,6 +82,12 @@ pub struct BenchReport {
     /// What the speed estimate (`crate::speed`, used by the fit check before a download) says
     /// for this shape with every slot a real token, on the CPU path; compare with a dense batch.
     pub estimated_dense_samples_per_s: Option<f64>,
+    /// The matrix rates the estimate took (measured before the steps), on the CPU path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix_rates: Option<crate::speed::MatrixRates>,
+    /// The whole estimate (the step's work by kind), on the CPU path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_estimate: Option<crate::speed::SpeedEstimate>,
     /// The operations of one training step and one forward pass, when asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub census: Option<OpCensus>,
@@ -271,7 +277,7 @@ pub fn run_bench(
     fast: bool,
 ) -> Result<BenchReport, EngineError> {
     // Measured first, while nothing else runs.
-    let matmul_gflops = fast.then(crate::speed::cpu_matmul_gflops);
+    let rates = fast.then(crate::speed::cpu_matrix_rates);
     apply_freezing(model, cfg, None);
     let mut optimizer = optimizer(model, cfg);
     let batches = std::slice::from_ref(batch);
@@ -339,7 +345,8 @@ pub fn run_bench(
     let d = model.spec().encoder.dropout;
     let slots = (batch.batch_size * batch.seq_len).max(1);
     let real = batch.attention_mask.iter().filter(|&&m| m != 0).count();
-    let estimated = matmul_gflops.filter(|_| path == "cpu").map(|rate| {
+    let on_cpu_graph = path.starts_with("cpu");
+    let estimate = rates.filter(|_| on_cpu_graph).map(|rates| {
         let settings = FitSettings {
             batch_size: batch.batch_size,
             max_length: batch.source.as_ref().map_or(batch.seq_len, |s| s.seq_len),
@@ -354,13 +361,13 @@ pub fn run_bench(
             }),
             lora_rank: model.spec().lora.as_ref().map(|l| l.r),
             autograd: None,
-            bf16_products: false,
+            bf16_products: cfg.precision == crate::precision::Precision::Bf16,
             gpu: false,
             device: Some(crate::device::DeviceSpec::Cpu),
             // A text-to-text batch is its targets (the sources inside).
             target_length: batch.source.as_ref().map(|_| batch.seq_len),
         };
-        crate::speed::estimate_speed(model.spec(), settings, rate).samples_per_second
+        crate::speed::estimate_speed(model.spec(), settings, rates)
     });
     Ok(BenchReport {
         batch: batch.batch_size,
@@ -385,7 +392,9 @@ pub fn run_bench(
             losses.last().copied().unwrap_or(f64::NAN),
         ],
         real_token_share: real as f64 / slots as f64,
-        estimated_dense_samples_per_s: estimated,
+        estimated_dense_samples_per_s: estimate.map(|e| e.samples_per_second),
+        matrix_rates: rates,
+        speed_estimate: estimate,
         census: settings.census.then(|| OpCensus::of(counted)),
     })
 }

@@ -103,6 +103,15 @@ fn row_blocks(
     })
 }
 
+/// The share of a full `n × n` product's work attention under a causal mask does over a
+/// sequence of `n` tokens (the blocks of [`row_blocks`]).
+pub fn causal_work_share(n: usize) -> f64 {
+    let done: usize = row_blocks(n, true)
+        .map(|(rows, seen)| rows.len() * seen)
+        .sum();
+    done as f64 / (n * n).max(1) as f64
+}
+
 /// A task's raw scores `q·kᵀ` into its `n × n` block `p` (`q`: `n × d`, `k`: `n × d`): under
 /// a causal mask only the blocks of [`row_blocks`], the rest of each row left as it was.
 fn scores_into(p: &mut [f32], q: MatRef, k: MatRef, causal: bool) {

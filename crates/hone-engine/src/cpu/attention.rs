@@ -112,8 +112,9 @@ pub fn causal_work_share(n: usize) -> f64 {
     done as f64 / (n * n).max(1) as f64
 }
 
-/// A task's raw scores `q·kᵀ` into its `n × n` block `p` (`q`: `n × d`, `k`: `n × d`): under
-/// a causal mask only the blocks of [`row_blocks`], the rest of each row left as it was.
+/// `p = q·kᵀ` into a task's `n × n` block `p` (`q`, `k`: `n × d`; the raw scores, or the
+/// probabilities' gradient from the context's and the values): under a causal mask only the
+/// blocks of [`row_blocks`], the rest of each row left as it was.
 fn scores_into(p: &mut [f32], q: MatRef, k: MatRef, causal: bool) {
     let n = q.rows();
     assert!(p.len() >= n * n && k.rows() == n, "scores are n × n");
@@ -134,6 +135,51 @@ fn scores_into(p: &mut [f32], q: MatRef, k: MatRef, causal: bool) {
 /// Rows `rows` of an `n × n` block `x`, their first `seen` columns.
 fn part(x: &[f32], n: usize, rows: std::ops::Range<usize>, seen: usize) -> MatRef<'_> {
     MatRef::strided(&x[rows.start * n..], rows.len(), seen, n)
+}
+
+/// `out = x · y` for a task's `n × n` block `x` (probabilities, or the scores' gradient; zero
+/// above the blocks of [`row_blocks`] under a causal mask) and `y` (`n × d`): the context, or
+/// the queries' gradient. `out` is `n × d` with rows `ld` apart.
+///
+/// # Safety
+/// As [`matmul_into_raw`] for an `n × d` output at `out`.
+unsafe fn times(out: *mut f32, ld: usize, x: &[f32], y: MatRef, causal: bool) {
+    let n = y.rows();
+    for (rows, seen) in row_blocks(n, causal) {
+        matmul_into_raw(
+            out.add(rows.start * ld),
+            ld,
+            part(x, n, rows, seen),
+            y.row_range(0..seen),
+            false,
+        );
+    }
+}
+
+/// `out (+)= xᵀ · y` for a task's `n × n` block `x` (as in [`times`]) and `y` (`n × d`): the
+/// values' gradient, or the keys'. The last block sees every key, so taken first it writes
+/// (or, `accumulate`, adds to) all of `out`'s rows; the others add theirs.
+///
+/// # Safety
+/// As [`matmul_into_raw`] for an `n × d` output at `out`.
+unsafe fn transposed_times(
+    out: *mut f32,
+    ld: usize,
+    x: &[f32],
+    y: MatRef,
+    causal: bool,
+    accumulate: bool,
+) {
+    let n = y.rows();
+    for (i, (rows, seen)) in row_blocks(n, causal).rev().enumerate() {
+        matmul_into_raw(
+            out,
+            ld,
+            part(x, n, rows.clone(), seen).t(),
+            y.row_range(rows),
+            accumulate || i > 0,
+        );
+    }
 }
 
 /// The probabilities of one (sequence, head) task from its saved row log-sum-exps: the
@@ -690,21 +736,16 @@ pub fn forward(
                 .collect();
             &dropped
         };
-        let values = kv_block(v, span, head, shape);
-        for (rows, seen) in row_blocks(n, shape.causal) {
-            // SAFETY: rows span.start..+n, columns head·d..+d of `ctx` belong to this task
-            // only.
-            unsafe {
-                matmul_into_raw(
-                    out.ptr()
-                        .add((span.start + rows.start) * hidden + head * shape.head_dim),
-                    hidden,
-                    part(p_used, n, rows, seen),
-                    values.row_range(0..seen),
-                    false,
-                )
-            };
-        }
+        // SAFETY: rows span.start..+n, columns head·d..+d of `ctx` belong to this task only.
+        unsafe {
+            times(
+                out.ptr().add(span.start * hidden + head * shape.head_dim),
+                hidden,
+                p_used,
+                kv_block(v, span, head, shape),
+                shape.causal,
+            )
+        };
     });
 }
 
@@ -821,63 +862,37 @@ pub fn backward(
                     .collect::<Vec<_>>()
                     .into()
             };
-            // The last block sees every key, so taken first it writes all of dv's (and
-            // dk's) rows; the others add theirs.
-            for (i, (rows, seen)) in row_blocks(n, shape.causal).rev().enumerate() {
-                // SAFETY: each task writes only its own (rows, head columns) blocks of dq,
-                // dk and dv: its query heads' and their one key/value head's.
-                unsafe {
-                    matmul_into_raw(
-                        dv_p.ptr().add(at_kv),
-                        kv_hidden,
-                        part(&p_dropped, n, rows.clone(), seen).t(),
-                        dctx_b.row_range(rows),
-                        accumulate || i > 0,
-                    );
-                }
-            }
+            // SAFETY: each task writes only its own (rows, head columns) blocks of dq, dk
+            // and dv: its query heads' and their one key/value head's.
+            unsafe {
+                transposed_times(
+                    dv_p.ptr().add(at_kv),
+                    kv_hidden,
+                    &p_dropped,
+                    dctx_b,
+                    shape.causal,
+                    accumulate,
+                )
+            };
             // dP' = dctx · vᵀ (zero where no key is seen), then through dropout and softmax.
             let mut ds = vec![0f32; n * n];
-            for (rows, seen) in row_blocks(n, shape.causal) {
-                // SAFETY: `ds` is local.
-                unsafe {
-                    matmul_into_raw(
-                        ds.as_mut_ptr().add(rows.start * n),
-                        n,
-                        dctx_b.row_range(rows),
-                        values.row_range(0..seen).t(),
-                        false,
-                    )
-                };
-            }
+            scores_into(&mut ds, dctx_b, values, shape.causal);
             if !mask.is_identity() {
                 let raw = ds.clone();
                 mask.apply_block(&mut ds, &raw, offset);
             }
             softmax_rows_backward(&mut ds, p, n, scale);
-            for (rows, seen) in row_blocks(n, shape.causal) {
-                // SAFETY: as above.
-                unsafe {
-                    matmul_into_raw(
-                        dq_p.ptr().add(at_q + rows.start * hidden),
-                        hidden,
-                        part(&ds, n, rows, seen),
-                        keys.row_range(0..seen),
-                        false,
-                    );
-                }
-            }
-            for (i, (rows, seen)) in row_blocks(n, shape.causal).rev().enumerate() {
-                // SAFETY: as above.
-                unsafe {
-                    matmul_into_raw(
-                        dk_p.ptr().add(at_kv),
-                        kv_hidden,
-                        part(&ds, n, rows.clone(), seen).t(),
-                        queries.row_range(rows),
-                        accumulate || i > 0,
-                    );
-                }
+            // SAFETY: as above.
+            unsafe {
+                times(dq_p.ptr().add(at_q), hidden, &ds, keys, shape.causal);
+                transposed_times(
+                    dk_p.ptr().add(at_kv),
+                    kv_hidden,
+                    &ds,
+                    queries,
+                    shape.causal,
+                    accumulate,
+                );
             }
             if let Some(rel) = relative {
                 // SAFETY: as above (multi-head: the key block is this task's alone).

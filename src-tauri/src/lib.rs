@@ -167,8 +167,9 @@ pub fn run() {
         eprintln!("error: {why}");
         std::process::exit(1);
     }
-    // The speed estimates need this machine's matrix rate: measured once the window has
-    // settled (WebKit's start would slow the measurement), unless a fit check asks first.
+    // The speed estimates need this machine's matrix rates (f32, and bf16 where the CPU has
+    // it; ~0.3 s): measured once the window has settled (WebKit's start would slow the
+    // measurement), unless a fit check asks first.
     std::thread::spawn(|| {
         std::thread::sleep(Duration::from_secs(5));
         hone_app::machine::measure_cpu_speed();

@@ -297,6 +297,12 @@ impl FitSettings {
 }
 
 impl FitSettings {
+    /// The run multiplies its dense layers in bf16 on the CPU graph (what its memory and
+    /// speed estimates price: the frozen weights' kept packings, the bf16 rate).
+    pub fn runs_bf16_products(&self) -> bool {
+        self.bf16_products && self.autograd.is_none() && !self.gpu
+    }
+
     /// Tokens per sequence: `max_length`, capped at the model's maximum.
     pub fn length(&self, config: &EncoderConfig) -> usize {
         self.max_length.min(config.max_position_embeddings).max(1)
@@ -435,7 +441,7 @@ pub fn estimate(spec: &ModelSpec, settings: FitSettings) -> MemoryEstimate {
 
     // bf16 products on the CPU graph keep every frozen weight's two packings (`cpu::bf16`,
     // two bytes an element each; the frozen embeddings counted too, an upper bound).
-    let packed = match settings.bf16_products && settings.autograd.is_none() && !settings.gpu {
+    let packed = match settings.runs_bf16_products() {
         true => 4 * (count.total + adapters).saturating_sub(trainable),
         false => 0,
     };

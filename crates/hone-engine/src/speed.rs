@@ -177,9 +177,7 @@ pub fn estimate_speed(
     let f32_rate = rates.f32.max(0.1) * 1e9;
     // bf16 products: the dense layers at the bf16 rate; a frozen weight's packings are kept
     // across steps, so only the trained ones are packed each step.
-    let bf16_rate = rates
-        .bf16
-        .filter(|_| settings.bf16_products && settings.autograd.is_none() && !settings.gpu);
+    let bf16_rate = rates.bf16.filter(|_| settings.runs_bf16_products());
     let (dense_rate, packed_per_step) = match bf16_rate {
         Some(rate) => (
             rate.max(0.1) * 1e9 * BF16_DENSE_EFFICIENCY,
@@ -248,7 +246,8 @@ pub fn cpu_matrix_rates() -> MatrixRates {
 /// A product `c (+)= a · b` on the training thread pool.
 type Product = fn(&mut [f32], usize, MatRef, MatRef, bool, Threads);
 
-/// Times `m × k` by `k × n` products: the best of several, after one warm-up.
+/// Times `m × k` by `k × n` products: the fastest of those in [`TIMED`] (at least eight),
+/// after [`WARM_UP`] of them untimed.
 fn measure_matmul(m: usize, k: usize, n: usize, product: Product) -> f64 {
     let a: Vec<f32> = (0..m * k)
         .map(|x| ((x % 97) as f32 - 48.0) / 97.0)

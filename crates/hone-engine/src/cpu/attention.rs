@@ -146,13 +146,16 @@ fn part(x: &[f32], n: usize, rows: std::ops::Range<usize>, seen: usize) -> MatRe
 unsafe fn times(out: *mut f32, ld: usize, x: &[f32], y: MatRef, causal: bool) {
     let n = y.rows();
     for (rows, seen) in row_blocks(n, causal) {
-        matmul_into_raw(
-            out.add(rows.start * ld),
-            ld,
-            part(x, n, rows, seen),
-            y.row_range(0..seen),
-            false,
-        );
+        // SAFETY: rows `rows` of the caller's `n × d` output.
+        unsafe {
+            matmul_into_raw(
+                out.add(rows.start * ld),
+                ld,
+                part(x, n, rows, seen),
+                y.row_range(0..seen),
+                false,
+            )
+        };
     }
 }
 
@@ -172,13 +175,16 @@ unsafe fn transposed_times(
 ) {
     let n = y.rows();
     for (i, (rows, seen)) in row_blocks(n, causal).rev().enumerate() {
-        matmul_into_raw(
-            out,
-            ld,
-            part(x, n, rows.clone(), seen).t(),
-            y.row_range(rows),
-            accumulate || i > 0,
-        );
+        // SAFETY: the first `seen` rows of the caller's `n × d` output.
+        unsafe {
+            matmul_into_raw(
+                out,
+                ld,
+                part(x, n, rows.clone(), seen).t(),
+                y.row_range(rows),
+                accumulate || i > 0,
+            )
+        };
     }
 }
 
@@ -1243,6 +1249,62 @@ mod tests {
                         want_dv.fill(0.0);
                     }
                 }
+            }
+        }
+        // With dropout on the probabilities (the same masks every pass: the same seed), the
+        // blocked gradients match finite differences of the blocked forward pass, kept and
+        // recomputed probabilities alike.
+        let dropped = |q: &[f32], k: &[f32], v: &[f32], saved: &mut AttentionSaved| -> f64 {
+            let mut ctx = vec![0f32; t * hidden];
+            forward(
+                &mut ctx,
+                q,
+                k,
+                v,
+                &spans,
+                shape,
+                0.3,
+                &mut HoneRng::new(3, 3),
+                saved,
+                None,
+            );
+            ctx.iter().zip(&dctx).map(|(a, b)| (a * b) as f64).sum()
+        };
+        for mut saved in [AttentionSaved::default(), AttentionSaved::recomputed()] {
+            dropped(&q, &k, &v, &mut saved);
+            let (mut dq, mut dk, mut dv) = (
+                vec![0f32; t * hidden],
+                vec![0f32; t * kv_hidden],
+                vec![0f32; t * kv_hidden],
+            );
+            backward(
+                &mut dq, &mut dk, &mut dv, &dctx, &q, &k, &v, &spans, shape, &saved, None,
+            );
+            // Rows early and late in both sequences (the first and the last blocks).
+            let picks = [
+                (0, 5),
+                (0, 150 * hidden + 7),
+                (0, 330 * hidden + 3),
+                (1, 3),
+                (1, 190 * kv_hidden + 6),
+                (1, 205 * kv_hidden + 1),
+                (2, 11),
+                (2, 120 * kv_hidden + 2),
+                (2, 300 * kv_hidden + 5),
+            ];
+            for (which, i) in picks {
+                let grad = [&dq, &dk, &dv][which][i] as f64;
+                let mut inputs = [q.clone(), k.clone(), v.clone()];
+                let h = 1e-2f32;
+                inputs[which][i] += h;
+                let up = dropped(&inputs[0], &inputs[1], &inputs[2], &mut Default::default());
+                inputs[which][i] -= 2.0 * h;
+                let down = dropped(&inputs[0], &inputs[1], &inputs[2], &mut Default::default());
+                let want = (up - down) / (2.0 * h as f64);
+                assert!(
+                    (grad - want).abs() < 1e-2 * (1.0 + want.abs()),
+                    "input {which}[{i}]: {grad} vs {want}"
+                );
             }
         }
     }

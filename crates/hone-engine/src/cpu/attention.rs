@@ -934,6 +934,25 @@ pub fn backward(
 mod tests {
     use super::*;
 
+    /// [`forward`]'s context (no position terms), dropout `p` drawn from `seed`.
+    #[allow(clippy::too_many_arguments)]
+    fn context(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        spans: &[Span],
+        shape: AttentionShape,
+        p: f64,
+        seed: u64,
+        saved: &mut AttentionSaved,
+    ) -> Vec<f32> {
+        let mut ctx = vec![0f32; q.len()];
+        let mut rng = HoneRng::new(seed, seed);
+        forward(&mut ctx, q, k, v, spans, shape, p, &mut rng, saved, None);
+        ctx
+    }
+
+    /// `Σ context · w`, the context without dropout.
     fn loss(
         q: &[f32],
         k: &[f32],
@@ -942,18 +961,15 @@ mod tests {
         spans: &[Span],
         shape: AttentionShape,
     ) -> f64 {
-        let mut ctx = vec![0f32; q.len()];
-        forward(
-            &mut ctx,
+        let ctx = context(
             q,
             k,
             v,
             spans,
             shape,
             0.0,
-            &mut HoneRng::new(0, 0),
+            0,
             &mut AttentionSaved::default(),
-            None,
         );
         ctx.iter().zip(w).map(|(a, b)| (a * b) as f64).sum()
     }
@@ -1037,21 +1053,8 @@ mod tests {
             ..grouped
         };
         let run = |shape, k: &[f32], v: &[f32]| {
-            let mut ctx = vec![0f32; t * 12];
             let mut saved = AttentionSaved::default();
-            forward(
-                &mut ctx,
-                &q,
-                k,
-                v,
-                &spans,
-                shape,
-                0.0,
-                &mut HoneRng::new(0, 0),
-                &mut saved,
-                None,
-            );
-            (ctx, saved)
+            (context(&q, k, v, &spans, shape, 0.0, 0, &mut saved), saved)
         };
         let (ctx, saved) = run(grouped, &k, &v);
         let (want, _) = run(plain, &repeat(&k), &repeat(&v));
@@ -1060,22 +1063,7 @@ mod tests {
         }
         // Causal: a sequence's first token sees only itself.
         assert_eq!(&ctx[4 * 12..4 * 12 + 3], &v[4 * 6..4 * 6 + 3]);
-        let loss = |q: &[f32], k: &[f32], v: &[f32]| -> f64 {
-            let mut ctx = vec![0f32; t * 12];
-            forward(
-                &mut ctx,
-                q,
-                k,
-                v,
-                &spans,
-                grouped,
-                0.0,
-                &mut HoneRng::new(0, 0),
-                &mut AttentionSaved::default(),
-                None,
-            );
-            ctx.iter().zip(&w).map(|(a, b)| (a * b) as f64).sum()
-        };
+        let loss = |q: &[f32], k: &[f32], v: &[f32]| loss(q, k, v, &w, &spans, grouped);
         let (mut dq, mut dk, mut dv) = (vec![0f32; t * 12], vec![0f32; t * 6], vec![0f32; t * 6]);
         backward(
             &mut dq, &mut dk, &mut dv, &w, &q, &k, &v, &spans, grouped, &saved, None,
@@ -1186,19 +1174,7 @@ mod tests {
         let v = rng.normal(t * kv_hidden, 1.0);
         let dctx = rng.normal(t * hidden, 1.0);
         for mut saved in [AttentionSaved::default(), AttentionSaved::recomputed()] {
-            let mut ctx = vec![0f32; t * hidden];
-            forward(
-                &mut ctx,
-                &q,
-                &k,
-                &v,
-                &spans,
-                shape,
-                0.0,
-                &mut HoneRng::new(0, 0),
-                &mut saved,
-                None,
-            );
+            let ctx = context(&q, &k, &v, &spans, shape, 0.0, 0, &mut saved);
             let (mut dq, mut dk, mut dv) = (
                 vec![0f32; t * hidden],
                 vec![7f32; t * kv_hidden],
@@ -1255,19 +1231,7 @@ mod tests {
         // blocked gradients match finite differences of the blocked forward pass, kept and
         // recomputed probabilities alike.
         let dropped = |q: &[f32], k: &[f32], v: &[f32], saved: &mut AttentionSaved| -> f64 {
-            let mut ctx = vec![0f32; t * hidden];
-            forward(
-                &mut ctx,
-                q,
-                k,
-                v,
-                &spans,
-                shape,
-                0.3,
-                &mut HoneRng::new(3, 3),
-                saved,
-                None,
-            );
+            let ctx = context(q, k, v, &spans, shape, 0.3, 3, saved);
             ctx.iter().zip(&dctx).map(|(a, b)| (a * b) as f64).sum()
         };
         for mut saved in [AttentionSaved::default(), AttentionSaved::recomputed()] {
@@ -1359,20 +1323,8 @@ mod tests {
         let (q, k, v) = (rng.normal(8, 1.0), rng.normal(8, 1.0), rng.normal(8, 1.0));
         let w = rng.normal(8, 1.0);
         let run = |q: &[f32]| {
-            let mut ctx = vec![0f32; 8];
             let mut saved = AttentionSaved::default();
-            forward(
-                &mut ctx,
-                q,
-                &k,
-                &v,
-                &spans,
-                shape,
-                0.5,
-                &mut HoneRng::new(1, 1),
-                &mut saved,
-                None,
-            );
+            let ctx = context(q, &k, &v, &spans, shape, 0.5, 1, &mut saved);
             (
                 ctx.iter().zip(&w).map(|(a, b)| (a * b) as f64).sum::<f64>(),
                 saved,
@@ -1411,19 +1363,7 @@ mod tests {
             let v = rng.normal(t * 6, 1.0);
             let w = rng.normal(t * 12, 1.0);
             let run = |mut saved: AttentionSaved| {
-                let mut ctx = vec![0f32; t * 12];
-                forward(
-                    &mut ctx,
-                    &q,
-                    &k,
-                    &v,
-                    &spans,
-                    shape,
-                    dropout,
-                    &mut HoneRng::new(2, 2),
-                    &mut saved,
-                    None,
-                );
+                let ctx = context(&q, &k, &v, &spans, shape, dropout, 2, &mut saved);
                 let (mut dq, mut dk, mut dv) =
                     (vec![0f32; t * 12], vec![0f32; t * 6], vec![0f32; t * 6]);
                 backward(

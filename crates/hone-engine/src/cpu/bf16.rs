@@ -306,17 +306,7 @@ fn multiply(
     assert!(available(), "this CPU has no AVX512-BF16");
     assert_eq!(a.cols(), k, "inner dimensions differ");
     let m = a.rows();
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(ldc >= n, "output rows overlap");
-    assert!(c.len() >= (m - 1) * ldc + n, "output too small");
-    if k == 0 {
-        if !accumulate {
-            for row in c.chunks_mut(ldc).take(m) {
-                row[..n].fill(0.0);
-            }
-        }
+    if !super::gemm::product_to_run(c, ldc, (m, n, k), accumulate) {
         return;
     }
     let pairs = k.div_ceil(2);
@@ -338,7 +328,7 @@ fn multiply(
                 pairs,
             };
             // SAFETY: `available()` holds; the tasks' blocks of `c` are disjoint and inside
-            // it (the asserts above); the panels are `pack`'s, `pairs` long.
+            // it (`product_to_run`'s asserts); the panels are `pack`'s, `pairs` long.
             unsafe { task.run(&out, ldc, packed_a, panels, accumulate) };
         };
         match threads {

@@ -97,13 +97,17 @@ pub enum Threads {
     All,
 }
 
-/// `c = a · b` (or `c += a · b` when `accumulate`), `c` dense `a.rows × b.cols` with rows
-/// `ldc` apart.
-pub fn matmul(c: &mut [f32], ldc: usize, a: MatRef, b: MatRef, accumulate: bool, threads: Threads) {
-    assert_eq!(a.cols, b.rows, "inner dimensions differ");
-    let (m, n, k) = (a.rows, b.cols, a.cols);
+/// Checks that `c` holds an `m × n` product with rows `ldc` apart and settles the products
+/// with nothing to multiply (an empty result; an empty inner dimension `k`: zeros, or nothing
+/// added). True when a kernel has work left.
+pub(super) fn product_to_run(
+    c: &mut [f32],
+    ldc: usize,
+    (m, n, k): (usize, usize, usize),
+    accumulate: bool,
+) -> bool {
     if m == 0 || n == 0 {
-        return;
+        return false;
     }
     assert!(ldc >= n, "output rows overlap");
     assert!(c.len() >= (m - 1) * ldc + n, "output too small");
@@ -113,6 +117,16 @@ pub fn matmul(c: &mut [f32], ldc: usize, a: MatRef, b: MatRef, accumulate: bool,
                 row[..n].fill(0.0);
             }
         }
+        return false;
+    }
+    true
+}
+
+/// `c = a · b` (or `c += a · b` when `accumulate`), `c` dense `a.rows × b.cols` with rows
+/// `ldc` apart.
+pub fn matmul(c: &mut [f32], ldc: usize, a: MatRef, b: MatRef, accumulate: bool, threads: Threads) {
+    assert_eq!(a.cols, b.rows, "inner dimensions differ");
+    if !product_to_run(c, ldc, (a.rows, b.cols, a.cols), accumulate) {
         return;
     }
     let parallelism = match threads {
@@ -122,7 +136,7 @@ pub fn matmul(c: &mut [f32], ldc: usize, a: MatRef, b: MatRef, accumulate: bool,
             n => Parallelism::Rayon(n),
         },
     };
-    // SAFETY: the asserts above and the views' constructors keep every index the kernel
+    // SAFETY: `product_to_run`'s asserts and the views' constructors keep every index the kernel
     // computes from (m, n, k, strides) inside the slices; `c` is borrowed mutably and does
     // not alias `a` or `b`.
     unsafe { gemm_raw(c.as_mut_ptr(), ldc, a, b, accumulate, parallelism) }

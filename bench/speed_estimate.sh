@@ -39,9 +39,10 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 with open(sys.argv[3], "a") as keep:
     keep.write(json.dumps({"label": sys.argv[2], "report": r}) + "\n")
-m, e = r["samples_per_s"], r["estimated_dense_samples_per_s"]
-if e is None:
+m, estimate = r["samples_per_s"], r.get("speed_estimate")
+if estimate is None:
     sys.exit(f"no estimate: the bench ran on the {r['path']} path, not Hone's CPU graph")
+e = estimate["samples_per_second"]
 print(f"{sys.argv[2]:<28} {m:12.3f} {e:12.3f} {e / m - 1:+8.1%}")
 PY
 }

@@ -211,7 +211,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             report.tokens_per_s,
             100.0 * report.real_token_share
         );
-        if let Some(estimate) = report.estimated_dense_samples_per_s {
+        if let Some(estimate) = report.speed_estimate.map(|e| e.samples_per_second) {
             println!(
                 "estimate     : {estimate:.1} samples/s with every slot real (the fit check's figure)"
             );

@@ -79,13 +79,12 @@ pub struct BenchReport {
     pub loss_first_last: [f64; 2],
     /// Share of the batch's token slots that are real tokens (the CPU path skips the rest).
     pub real_token_share: f64,
-    /// What the speed estimate (`crate::speed`, used by the fit check before a download) says
-    /// for this shape with every slot a real token, on the CPU path; compare with a dense batch.
-    pub estimated_dense_samples_per_s: Option<f64>,
     /// The matrix rates the estimate took (measured before the steps), on the CPU path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matrix_rates: Option<crate::speed::MatrixRates>,
-    /// The whole estimate (the step's work by kind), on the CPU path.
+    /// What the speed estimate (`crate::speed`, used by the fit check before a download) says
+    /// for this shape with every slot a real token, and the step's work by kind, on the CPU
+    /// path; compare its samples/s with a dense batch's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed_estimate: Option<crate::speed::SpeedEstimate>,
     /// The operations of one training step and one forward pass, when asked for.
@@ -277,7 +276,14 @@ pub fn run_bench(
     fast: bool,
 ) -> Result<BenchReport, EngineError> {
     // Measured first, while nothing else runs.
-    let rates = fast.then(crate::speed::cpu_matrix_rates);
+    // The bf16 rate only where the run multiplies in bf16: its measurement's buffers would
+    // count in an fp32 run's peak memory.
+    let rates = fast.then(|| crate::speed::MatrixRates {
+        f32: crate::speed::cpu_matmul_gflops(),
+        bf16: (cfg.precision == crate::precision::Precision::Bf16)
+            .then(crate::speed::cpu_bf16_gflops)
+            .flatten(),
+    });
     apply_freezing(model, cfg, None);
     let mut optimizer = optimizer(model, cfg);
     let batches = std::slice::from_ref(batch);
@@ -392,7 +398,6 @@ pub fn run_bench(
             losses.last().copied().unwrap_or(f64::NAN),
         ],
         real_token_share: real as f64 / slots as f64,
-        estimated_dense_samples_per_s: estimate.map(|e| e.samples_per_second),
         matrix_rates: rates,
         speed_estimate: estimate,
         census: settings.census.then(|| OpCensus::of(counted)),
